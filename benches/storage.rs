@@ -1,0 +1,2 @@
+//! Storage benchmarks (placeholder until the criterion suite lands).
+fn main() {}

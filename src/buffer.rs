@@ -1,0 +1,71 @@
+//! The in-memory buffer of committed events not yet sealed into a segment.
+//!
+//! Rows are appended in sequence order by the single writer; readers see a prefix (the rows a
+//! snapshot may see) sorted by (customer, timestamp, sequence), computed once per prefix length
+//! and shared by every snapshot of that length.
+
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::model::Columns;
+
+/// The mutable buffer of one generation (replaced by an empty one at each seal).
+#[derive(Debug)]
+pub struct Buffer {
+    seq_base: u64,
+    rows: RwLock<Columns>,
+    sorted: Mutex<Option<(usize, Arc<Columns>)>>,
+}
+
+impl Buffer {
+    /// An empty buffer whose first row has sequence number `seq_base`.
+    pub fn new(seq_base: u64) -> Self {
+        Buffer {
+            seq_base,
+            rows: RwLock::new(Columns::default()),
+            sorted: Mutex::new(None),
+        }
+    }
+
+    /// Sequence number of row 0.
+    pub fn seq_base(&self) -> u64 {
+        self.seq_base
+    }
+
+    /// Rows held.
+    pub fn len(&self) -> usize {
+        self.rows.read().len()
+    }
+
+    /// True when no rows are held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends a batch (ingestion order).
+    pub fn push(&self, batch: &Columns) {
+        self.rows.write().extend_from(batch);
+    }
+
+    /// The first `len` rows sorted by (customer, timestamp, sequence).
+    pub fn sorted_prefix(&self, len: usize) -> Arc<Columns> {
+        let mut cache = self.sorted.lock();
+        if let Some((n, cols)) = &*cache
+            && *n == len
+        {
+            return cols.clone();
+        }
+        let rows = self.rows.read();
+        let len = len.min(rows.len());
+        let prefix = if len == rows.len() {
+            rows.gather(&rows.sort_order())
+        } else {
+            let p = rows.slice(0..len);
+            p.gather(&p.sort_order())
+        };
+        let out = Arc::new(prefix);
+        *cache = Some((len, out.clone()));
+        out
+    }
+}

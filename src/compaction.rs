@@ -1,0 +1,150 @@
+//! Merging sorted sources (segments and the sorted buffer) in (customer, timestamp, sequence)
+//! order, and compaction: rewriting adjacent segments as one.
+//!
+//! Sources are ranked by their sequence ranges (which are disjoint and ascending), so for equal
+//! (customer, timestamp) the lower-ranked source's rows come first: that is sequence order,
+//! without storing the sequence number per row.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+use crate::file::FileResult;
+use crate::limits;
+use crate::model::Columns;
+use crate::segment::{ColumnSet, Segment, SegmentWriter};
+
+/// A sorted input of a merge.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A sealed segment.
+    Segment(Arc<Segment>),
+    /// Sorted in-memory rows (the buffer's visible prefix).
+    Memory(Arc<Columns>),
+}
+
+struct Cursor {
+    src: Source,
+    set: ColumnSet,
+    next_block: usize,
+    cols: Columns,
+    pos: usize,
+    rank: usize,
+}
+
+impl Cursor {
+    /// Loads blocks until one has rows; false when the source is exhausted.
+    fn fill(&mut self) -> FileResult<bool> {
+        while self.pos >= self.cols.len() {
+            match &self.src {
+                Source::Segment(seg) => {
+                    if self.next_block >= seg.footer.blocks.len() {
+                        return Ok(false);
+                    }
+                    seg.read_block_into(self.next_block, self.set, &mut self.cols)?;
+                }
+                Source::Memory(cols) => {
+                    if self.next_block > 0 {
+                        return Ok(false);
+                    }
+                    self.cols = (**cols).clone();
+                }
+            }
+            self.next_block += 1;
+            self.pos = 0;
+        }
+        Ok(true)
+    }
+
+    fn key(&self) -> Key {
+        let ts = self.cols.ts.get(self.pos).copied().unwrap_or(0);
+        (self.cols.cid[self.pos], ts, self.rank)
+    }
+}
+
+/// Merge key of a cursor's current row: (customer, timestamp, source rank).
+type Key = (u32, i64, usize);
+
+/// A k-way merge over sources in rank order, yielding blocks of rows.
+pub struct Merge {
+    cursors: Vec<Cursor>,
+    heap: BinaryHeap<Reverse<(Key, usize)>>,
+    started: bool,
+}
+
+impl Merge {
+    /// A merge over `sources` (lowest sequence range first) decoding the columns in `set`
+    /// (timestamps are always decoded: they are part of the merge key).
+    pub fn new(sources: Vec<Source>, set: ColumnSet) -> Merge {
+        let set = ColumnSet { ts: true, ..set };
+        let cursors = sources
+            .into_iter()
+            .enumerate()
+            .map(|(rank, src)| Cursor {
+                src,
+                set,
+                next_block: 0,
+                cols: Columns::default(),
+                pos: 0,
+                rank,
+            })
+            .collect();
+        Merge {
+            cursors,
+            heap: BinaryHeap::new(),
+            started: false,
+        }
+    }
+
+    /// Fills `out` with up to `max_rows` next rows in order; false when the merge is done.
+    pub fn next_block(&mut self, out: &mut Columns, max_rows: usize) -> FileResult<bool> {
+        *out = Columns::default();
+        if !self.started {
+            self.started = true;
+            for (i, c) in self.cursors.iter_mut().enumerate() {
+                if c.fill()? {
+                    self.heap.push(Reverse((c.key(), i)));
+                }
+            }
+        }
+        while out.len() < max_rows {
+            let Some(Reverse((_, i))) = self.heap.pop() else {
+                break;
+            };
+            let bound = self.heap.peek().map(|Reverse((k, _))| *k);
+            let c = &mut self.cursors[i];
+            let start = c.pos;
+            let limit = (start + max_rows - out.len()).min(c.cols.len());
+            let mut end = start + 1;
+            while end < limit {
+                let key = (c.cols.cid[end], c.cols.ts[end], c.rank);
+                if bound.is_some_and(|b| key > b) {
+                    break;
+                }
+                end += 1;
+            }
+            if start == 0 && end == c.cols.len() && out.is_empty() {
+                *out = std::mem::take(&mut c.cols);
+            } else {
+                out.extend_from(&c.cols.slice(start..end));
+            }
+            c.pos = end;
+            if c.fill()? {
+                self.heap.push(Reverse((c.key(), i)));
+            }
+        }
+        Ok(!out.is_empty())
+    }
+}
+
+/// Merges `sources` into `writer` in blocks of `BLOCK_ROWS`; returns the rows written.
+pub fn merge_into(writer: &mut SegmentWriter, sources: Vec<Source>) -> FileResult<u64> {
+    let mut merge = Merge::new(sources, ColumnSet::ALL);
+    let mut block = Columns::default();
+    let mut rows = 0u64;
+    while merge.next_block(&mut block, limits::BLOCK_ROWS)? {
+        rows += block.len() as u64;
+        writer.push_block(&block)?;
+    }
+    Ok(rows)
+}

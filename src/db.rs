@@ -1,0 +1,891 @@
+//! The database API and the only orchestrator of writes: create/open, batches and commit,
+//! flush (seal), compaction, the stage map, stats, and snapshots for readers.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use roaring::RoaringBitmap;
+
+use crate::buffer::Buffer;
+use crate::compaction::{self, Merge, Source};
+use crate::dict::{self, Dicts};
+use crate::error::{DbError, Error, Result};
+use crate::file::{self, FileError, IoContext, WriterLock};
+use crate::index::Bitmaps;
+use crate::ingest::{self, StageMap};
+use crate::limits;
+use crate::manifest::{self, Manifest, SegmentEntry};
+use crate::model::{Columns, Event, PropType, Stage, StoredEvent, Value};
+use crate::segment::{self, ColumnSet, Segment, SegmentWriter};
+use crate::wal::{self, SyncCoordinator, WalFile};
+
+/// When `commit` returns, and what it promises (see docs/DURABILITY.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sync {
+    /// `commit` returns after an fsync covering the batch: once it returns, the batch survives
+    /// a crash or power loss. Concurrent commits share one fsync.
+    EveryCommit,
+    /// Group commit: a committer waits up to the interval for others to join, then one fsync
+    /// covers all of them. Same promise as `EveryCommit` when `commit` returns; higher
+    /// throughput, higher latency per commit.
+    Group(Duration),
+    /// `commit` returns after the write reaches the OS, without fsync (bulk loads). A crash of
+    /// the process loses nothing; a power loss may lose a suffix of the commits, never a
+    /// middle one, and never corrupts. `flush` and a clean close make everything durable.
+    Never,
+}
+
+/// Options for opening a database.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Durability of `commit`.
+    pub sync: Sync,
+    /// When the buffer holds this many events, `commit` seals it into a segment.
+    pub buffer_events_max: usize,
+    /// zstd level for segment blocks (1..=22).
+    pub zstd_level: i32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            sync: Sync::EveryCommit,
+            buffer_events_max: 1 << 20,
+            zstd_level: 3,
+        }
+    }
+}
+
+impl Options {
+    /// Sets the durability policy.
+    pub fn sync(mut self, sync: Sync) -> Self {
+        self.sync = sync;
+        self
+    }
+    /// Sets the buffer size that triggers an automatic flush.
+    pub fn buffer_events_max(mut self, n: usize) -> Self {
+        self.buffer_events_max = n.max(1);
+        self
+    }
+    /// Sets the zstd level.
+    pub fn zstd_level(mut self, level: i32) -> Self {
+        self.zstd_level = level.clamp(1, 22);
+        self
+    }
+}
+
+/// Storage statistics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stats {
+    /// Committed (visible) events.
+    pub events: u64,
+    /// Distinct customers.
+    pub customers: u64,
+    /// Live segments.
+    pub segments: usize,
+    /// Events held in the in-memory buffer (in the log, not yet sealed).
+    pub buffered_events: u64,
+    /// Bytes of all files in the database directory.
+    pub bytes_on_disk: u64,
+    /// Bytes of live segment files.
+    pub segment_bytes: u64,
+    /// Segment bytes per sealed event (0 when nothing is sealed).
+    pub bytes_per_event: f64,
+}
+
+struct Version {
+    segments: Vec<Arc<Segment>>,
+    buffer: Arc<Buffer>,
+}
+
+struct Writer {
+    wal: Option<WalFile>,
+    next_seq: u64,
+    manifest: Manifest,
+    buffer: Arc<Buffer>,
+    poisoned: Option<String>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    opts: Options,
+    read_only: bool,
+    _lock: Option<WriterLock>,
+    writer: Mutex<Writer>,
+    version: RwLock<Arc<Version>>,
+    dicts: RwLock<Dicts>,
+    stage_map: RwLock<StageMap>,
+    sync: SyncCoordinator,
+    visible_seq: AtomicU64,
+    compaction: Mutex<()>,
+}
+
+/// An embedded journeydb database. Cheap to clone; all clones share one database.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("dir", &self.inner.dir).finish()
+    }
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+impl Db {
+    /// Creates a new database in `path` (a directory that must not exist or be empty).
+    pub fn create(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
+        let dir = path.as_ref();
+        if dir.exists() {
+            let mut entries = std::fs::read_dir(dir).at(dir)?;
+            if entries.next().is_some() {
+                return Err(DbError::AlreadyExists(dir.to_path_buf()).into());
+            }
+        }
+        std::fs::create_dir_all(dir.join(wal::WAL_DIR)).at(dir)?;
+        std::fs::create_dir_all(dir.join(segment::SEG_DIR)).at(dir)?;
+        let dict_len = dict::create(dir)?;
+        file::sync_dir(dir)?;
+        let m = Manifest {
+            number: 1,
+            dict_len,
+            ..Manifest::default()
+        };
+        m.publish(dir)?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            file::sync_dir(parent)?;
+        }
+        Db::open(dir, opts)
+    }
+
+    /// Opens an existing database for reading and writing, recovering from any crash.
+    pub fn open(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
+        let dir = path.as_ref();
+        if !dir.join(manifest::CURRENT).exists() {
+            return Err(DbError::NotADatabase(dir.to_path_buf()).into());
+        }
+        let lock = WriterLock::acquire(dir)?;
+        Db::open_inner(dir, opts, Some(lock))
+    }
+
+    /// Opens a database read-only: no lock is taken, nothing on disk is changed, and the view
+    /// is the committed state at the time of opening. Works while another process writes.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Db> {
+        let dir = path.as_ref();
+        if !dir.join(manifest::CURRENT).exists() {
+            return Err(DbError::NotADatabase(dir.to_path_buf()).into());
+        }
+        let mut last = None;
+        // The writer may replace files between our reads; a vanished file means "retry".
+        for _ in 0..16 {
+            match Db::open_inner(dir, Options::default(), None) {
+                Err(Error::File(e)) if e.is_not_found() => last = Some(e),
+                other => return other,
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Err(last.map_or(Error::Db(DbError::ReadOnly), Error::File))
+    }
+
+    fn open_inner(dir: &Path, opts: Options, lock: Option<WriterLock>) -> Result<Db> {
+        let writable = lock.is_some();
+        let current = manifest::read_current(dir)?;
+        let m = Manifest::read(dir, current)?;
+        if writable {
+            // Leftovers of operations that crashed before their manifest was published.
+            for n in manifest::list(dir)? {
+                if n != current {
+                    file::remove_if_exists(&dir.join(manifest::manifest_name(n)))?;
+                }
+            }
+            file::remove_if_exists(&dir.join(format!("{}.tmp", manifest::CURRENT)))?;
+            for id in segment::list(dir)? {
+                if !m.segments.iter().any(|s| s.id == id) {
+                    file::remove_if_exists(&segment::seg_path(dir, id))?;
+                }
+            }
+            for n in wal::list(dir)? {
+                if n < m.wal_start {
+                    file::remove_if_exists(&wal::wal_path(dir, n))?;
+                }
+            }
+        }
+        let mut dicts = dict::load(dir, m.dict_len, m.dict_counts, writable)?;
+        let mut segments = Vec::with_capacity(m.segments.len());
+        for s in &m.segments {
+            let seg = Segment::open(dir, s.id, Some(s.file_len))?;
+            if seg.footer.rows != s.rows || seg.footer.seq_min != s.seq_min || seg.footer.seq_end != s.seq_end
+            {
+                return Err(
+                    FileError::corrupt(seg.path(), 0, "segment footer disagrees with the manifest").into(),
+                );
+            }
+            segments.push(Arc::new(seg));
+        }
+        let seq_base = m.next_seq;
+        let buffer = Arc::new(Buffer::new(seq_base));
+        let end = wal::replay(dir, m.wal_start, seq_base, writable, |rec| {
+            dicts.apply(&rec.delta)?;
+            let c = dicts.counts();
+            let bad = rec.rows.cid.iter().any(|&x| x >= c.customers)
+                || rec.rows.event.iter().any(|&x| x >= c.events)
+                || rec
+                    .rows
+                    .props
+                    .iter()
+                    .any(|p| p.id >= c.props || dicts.prop_types.get(p.id as usize) != Some(&p.ty));
+            if bad {
+                return Err("record refers to an unknown dictionary entry".into());
+            }
+            buffer.push(&rec.rows);
+            Ok(())
+        })?;
+        let wal_file = if writable {
+            let number = end.last_number.max(m.wal_start.saturating_sub(1)) + 1;
+            Some(WalFile::create(dir, number)?)
+        } else {
+            None
+        };
+        let gather = match opts.sync {
+            Sync::Group(d) => d,
+            _ => Duration::ZERO,
+        };
+        let sync = SyncCoordinator::new(end.next_seq, gather);
+        if let Some(w) = &wal_file {
+            sync.written(end.next_seq, w.sync_handle());
+        }
+        let stage_map: StageMap = m.stage_map.iter().cloned().collect();
+        let inner = Inner {
+            dir: dir.to_path_buf(),
+            opts,
+            read_only: !writable,
+            _lock: lock,
+            writer: Mutex::new(Writer {
+                wal: wal_file,
+                next_seq: end.next_seq,
+                manifest: m,
+                buffer: buffer.clone(),
+                poisoned: None,
+            }),
+            version: RwLock::new(Arc::new(Version { segments, buffer })),
+            dicts: RwLock::new(dicts),
+            stage_map: RwLock::new(stage_map),
+            sync,
+            visible_seq: AtomicU64::new(end.next_seq),
+            compaction: Mutex::new(()),
+        };
+        Ok(Db {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// A new batch; events appended to it are committed together, all or nothing.
+    pub fn batch(&self) -> Batch<'_> {
+        Batch {
+            db: self,
+            events: Vec::new(),
+        }
+    }
+
+    fn check_writable(&self, w: &Writer) -> Result<()> {
+        if self.inner.read_only {
+            return Err(DbError::ReadOnly.into());
+        }
+        if let Some(why) = &w.poisoned {
+            return Err(DbError::Poisoned(why.clone()).into());
+        }
+        Ok(())
+    }
+
+    fn poison(&self, w: &mut Writer, why: String) -> Error {
+        self.inner.sync.fail(why.clone());
+        w.poisoned.get_or_insert(why.clone());
+        DbError::Poisoned(why).into()
+    }
+
+    /// Commits `events` as one batch: validated completely first (on any invalid event
+    /// nothing is written), then logged, then made visible to readers. What returning means
+    /// depends on [`Sync`]. Returns the sequence number of the first event.
+    pub fn commit(&self, events: &[Event]) -> Result<u64> {
+        let inner = &*self.inner;
+        let mut w = inner.writer.lock();
+        self.check_writable(&w)?;
+        if events.is_empty() {
+            return Ok(w.next_seq);
+        }
+        let prepared = {
+            let dicts = inner.dicts.read();
+            let map = inner.stage_map.read();
+            ingest::prepare(&dicts, &map, events)?
+        };
+        let first_seq = w.next_seq;
+        let mut payload = Vec::with_capacity(events.len() * 16 + 64);
+        wal::encode(first_seq, &prepared.delta, &prepared.rows, &mut payload);
+        if payload.len() > limits::WAL_RECORD_BYTES_MAX {
+            return Err(DbError::BatchTooLarge(payload.len()).into());
+        }
+        let frame = wal::frame(&payload);
+        let Some(wal_file) = w.wal.as_mut() else {
+            return Err(DbError::ReadOnly.into());
+        };
+        if let Err(e) = wal_file.append(&frame) {
+            // The file may now end in a partial record: never append after it.
+            return Err(self.poison(&mut w, e.to_string()));
+        }
+        let handle = wal_file.sync_handle();
+        if let Err(why) = inner.dicts.write().apply(&prepared.delta) {
+            return Err(self.poison(&mut w, format!("internal error: {why}")));
+        }
+        w.buffer.push(&prepared.rows);
+        w.next_seq += prepared.rows.len() as u64;
+        let target = w.next_seq;
+        inner.sync.written(target, handle);
+        let full = w.buffer.len() >= inner.opts.buffer_events_max;
+        if inner.opts.sync == Sync::Never {
+            inner.visible_seq.fetch_max(target, Ordering::SeqCst);
+        }
+        drop(w);
+        if inner.opts.sync != Sync::Never {
+            match inner.sync.wait_durable(target) {
+                Ok(frontier) => {
+                    inner.visible_seq.fetch_max(frontier, Ordering::SeqCst);
+                }
+                Err(why) => {
+                    let mut w = inner.writer.lock();
+                    return Err(self.poison(&mut w, why));
+                }
+            }
+        }
+        if full {
+            self.flush()?;
+        }
+        Ok(first_seq)
+    }
+
+    /// Seals the buffer into a segment (durable, indexed), then drops the log it came from.
+    pub fn flush(&self) -> Result<()> {
+        let mut w = self.inner.writer.lock();
+        self.flush_locked(&mut w)
+    }
+
+    fn flush_locked(&self, w: &mut Writer) -> Result<()> {
+        let inner = &*self.inner;
+        self.check_writable(w)?;
+        let buffer = w.buffer.clone();
+        let n = buffer.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let dir = &inner.dir;
+        // 1. Everything logged becomes durable and visible.
+        let Some(old_wal) = w.wal.as_ref() else {
+            return Err(DbError::ReadOnly.into());
+        };
+        let (f, p) = old_wal.sync_handle();
+        let old_number = old_wal.number;
+        if let Err(e) = f.sync_data() {
+            return Err(self.poison(w, format!("fsync of {}: {e}", p.display())));
+        }
+        inner.sync.all_synced();
+        inner.visible_seq.fetch_max(w.next_seq, Ordering::SeqCst);
+        // 2. Later commits go to a new log file.
+        let new_wal = match WalFile::create(dir, old_number + 1) {
+            Ok(x) => x,
+            Err(e) => return Err(self.poison(w, e.to_string())),
+        };
+        inner.sync.written(w.next_seq, new_wal.sync_handle());
+        let new_number = new_wal.number;
+        w.wal = Some(new_wal);
+        // 3. Write the segment and the dictionary entries it needs.
+        let id = w.manifest.next_segment;
+        let rows = buffer.sorted_prefix(n);
+        let seq_min = buffer.seq_base();
+        let seq_end = seq_min + n as u64;
+        let path = segment::seg_path(dir, id);
+        let written = (|| -> Result<(u64, u64, dict::DictCounts)> {
+            let props = rows.props.iter().map(|p| (p.id, p.ty)).collect();
+            let mut sw = SegmentWriter::create(&path, props, inner.opts.zstd_level)?;
+            let mut start = 0;
+            while start < rows.len() {
+                let end = (start + limits::BLOCK_ROWS).min(rows.len());
+                sw.push_block(&rows.slice(start..end))?;
+                start = end;
+            }
+            let (_, len) = sw.finish(seq_min, seq_end)?;
+            file::sync_dir(&dir.join(segment::SEG_DIR))?;
+            let (delta, counts) = {
+                let d = inner.dicts.read();
+                (d.entries_since(w.manifest.dict_counts), d.counts())
+            };
+            let dict_len = dict::append(dir, w.manifest.dict_len, &delta)?;
+            Ok((len, dict_len, counts))
+        })();
+        let (file_len, dict_len, counts) = match written {
+            Ok(x) => x,
+            Err(e) => {
+                // Nothing was published: the log still holds every event. Best-effort cleanup.
+                let _ = file::remove_if_exists(&path);
+                return Err(e);
+            }
+        };
+        // 4. Publish.
+        let mut m = w.manifest.clone();
+        m.number += 1;
+        m.next_segment = id + 1;
+        m.wal_start = new_number;
+        m.next_seq = seq_end;
+        m.dict_len = dict_len;
+        m.dict_counts = counts;
+        m.segments.push(SegmentEntry {
+            id,
+            file_len,
+            rows: n as u64,
+            seq_min,
+            seq_end,
+        });
+        if let Err(e) = m.publish(dir) {
+            return Err(self.poison(w, e.to_string()));
+        }
+        let old_manifest = w.manifest.number;
+        w.manifest = m;
+        // 5. Install: readers switch to the new segment and an empty buffer.
+        let seg = match Segment::open(dir, id, Some(file_len)) {
+            Ok(s) => Arc::new(s),
+            Err(e) => return Err(self.poison(w, e.to_string())),
+        };
+        let new_buffer = Arc::new(Buffer::new(seq_end));
+        {
+            let mut v = inner.version.write();
+            let mut segments = v.segments.clone();
+            segments.push(seg);
+            *v = Arc::new(Version {
+                segments,
+                buffer: new_buffer.clone(),
+            });
+        }
+        w.buffer = new_buffer;
+        // 6. Drop what is no longer needed (a failure leaves garbage removed at next open).
+        for k in wal::list(dir).unwrap_or_default() {
+            if k < new_number {
+                let _ = file::remove_if_exists(&wal::wal_path(dir, k));
+            }
+        }
+        let _ = file::remove_if_exists(&dir.join(manifest::manifest_name(old_manifest)));
+        Ok(())
+    }
+
+    /// Merges all live segments into one, without blocking readers (and blocking writers only
+    /// while the new manifest is published). Returns the number of segments merged.
+    pub fn compact(&self) -> Result<usize> {
+        let inner = &*self.inner;
+        let _guard = inner.compaction.lock();
+        let (segs, id) = {
+            let mut w = inner.writer.lock();
+            self.check_writable(&w)?;
+            let segs = inner.version.read().segments.clone();
+            if segs.len() < 2 {
+                return Ok(0);
+            }
+            let id = w.manifest.next_segment;
+            w.manifest.next_segment += 1;
+            (segs, id)
+        };
+        let dir = &inner.dir;
+        let path = segment::seg_path(dir, id);
+        let seq_min = segs.first().map_or(0, |s| s.footer.seq_min);
+        let seq_end = segs.last().map_or(0, |s| s.footer.seq_end);
+        let merged = (|| -> Result<(u64, u64)> {
+            let mut props: Vec<(u32, PropType)> = segs.iter().flat_map(|s| s.footer.props.clone()).collect();
+            props.sort_unstable_by_key(|p| p.0);
+            props.dedup_by_key(|p| p.0);
+            let mut sw = SegmentWriter::create(&path, props, inner.opts.zstd_level)?;
+            let rows = compaction::merge_into(&mut sw, segs.iter().cloned().map(Source::Segment).collect())?;
+            let (_, len) = sw.finish(seq_min, seq_end)?;
+            file::sync_dir(&dir.join(segment::SEG_DIR))?;
+            Ok((rows, len))
+        })();
+        let (rows, file_len) = match merged {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = file::remove_if_exists(&path);
+                return Err(e);
+            }
+        };
+        let mut w = inner.writer.lock();
+        self.check_writable(&w)?;
+        let k = segs.len();
+        let same = w.manifest.segments.len() >= k
+            && w.manifest.segments.iter().zip(&segs).all(|(e, s)| e.id == s.id);
+        assert!(same, "compaction inputs must still be the oldest live segments");
+        let mut m = w.manifest.clone();
+        m.number += 1;
+        m.segments.splice(
+            0..k,
+            [SegmentEntry {
+                id,
+                file_len,
+                rows,
+                seq_min,
+                seq_end,
+            }],
+        );
+        if let Err(e) = m.publish(dir) {
+            return Err(self.poison(&mut w, e.to_string()));
+        }
+        let old_manifest = w.manifest.number;
+        w.manifest = m;
+        let seg = match Segment::open(dir, id, Some(file_len)) {
+            Ok(s) => Arc::new(s),
+            Err(e) => return Err(self.poison(&mut w, e.to_string())),
+        };
+        {
+            let mut v = inner.version.write();
+            let mut segments = vec![seg];
+            segments.extend(v.segments.iter().skip(k).cloned());
+            *v = Arc::new(Version {
+                segments,
+                buffer: v.buffer.clone(),
+            });
+        }
+        for s in &segs {
+            s.mark_obsolete();
+        }
+        let _ = file::remove_if_exists(&dir.join(manifest::manifest_name(old_manifest)));
+        Ok(k)
+    }
+
+    /// Maps `event` to `stage` for events committed from now on without an explicit stage
+    /// (`None` removes the mapping). An explicit stage on an event always wins. Durable when
+    /// this returns.
+    pub fn set_stage(&self, event: &str, stage: Option<Stage>) -> Result<()> {
+        let mut w = self.inner.writer.lock();
+        self.check_writable(&w)?;
+        if event.is_empty() || event.len() > limits::NAME_BYTES_MAX {
+            return Err(DbError::InvalidArgument(format!("event name of {} bytes", event.len())).into());
+        }
+        let mut map = self.inner.stage_map.read().clone();
+        match stage {
+            Some(s) => map.insert(event.to_owned(), s),
+            None => map.remove(event),
+        };
+        let mut m = w.manifest.clone();
+        m.number += 1;
+        let mut list: Vec<(String, Stage)> = map.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        list.sort();
+        m.stage_map = list;
+        if let Err(e) = m.publish(&self.inner.dir) {
+            return Err(self.poison(&mut w, e.to_string()));
+        }
+        let old = w.manifest.number;
+        w.manifest = m;
+        *self.inner.stage_map.write() = map;
+        let _ = file::remove_if_exists(&self.inner.dir.join(manifest::manifest_name(old)));
+        Ok(())
+    }
+
+    /// The stage map (event name → stage).
+    pub fn stage_map(&self) -> HashMap<String, Stage> {
+        self.inner.stage_map.read().clone()
+    }
+
+    /// A consistent read view: every event committed (and, under `Sync::EveryCommit` or
+    /// `Group`, made durable) before this call; nothing after.
+    pub fn snapshot(&self) -> Snapshot {
+        let version = self.inner.version.read().clone();
+        let visible = self.inner.visible_seq.load(Ordering::SeqCst);
+        let buf = &version.buffer;
+        let n = visible.saturating_sub(buf.seq_base()).min(buf.len() as u64) as usize;
+        let rows = buf.sorted_prefix(n);
+        Snapshot {
+            db: self.clone(),
+            version,
+            rows,
+            bitmaps: OnceLock::new(),
+        }
+    }
+
+    /// Storage statistics.
+    pub fn stats(&self) -> Stats {
+        let snap = self.snapshot();
+        let sealed: u64 = snap.version.segments.iter().map(|s| s.footer.rows).sum();
+        let segment_bytes: u64 = snap.version.segments.iter().map(|s| s.file_len()).sum();
+        Stats {
+            events: sealed + snap.rows.len() as u64,
+            customers: self.inner.dicts.read().customers.len() as u64,
+            segments: snap.version.segments.len(),
+            buffered_events: snap.rows.len() as u64,
+            bytes_on_disk: dir_size(&self.inner.dir),
+            segment_bytes,
+            bytes_per_event: if sealed == 0 {
+                0.0
+            } else {
+                segment_bytes as f64 / sealed as f64
+            },
+        }
+    }
+
+    /// Checks every checksum of every live file; returns the number of sealed events checked.
+    pub fn verify(&self) -> Result<u64> {
+        let snap = self.snapshot();
+        let mut rows = 0;
+        for s in &snap.version.segments {
+            rows += s.verify()?;
+        }
+        Ok(rows)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // A clean close makes `Sync::Never` commits durable too (best effort: errors here have
+        // no caller to go to, and a later open recovers the log as after a crash).
+        let w = self.writer.get_mut();
+        if w.poisoned.is_none()
+            && let Some(wal) = &w.wal
+        {
+            let _ = wal.sync_handle().0.sync_data();
+        }
+    }
+}
+
+/// Events to commit together, all or nothing.
+pub struct Batch<'a> {
+    db: &'a Db,
+    events: Vec<Event>,
+}
+
+impl Batch<'_> {
+    /// Adds an event.
+    pub fn append(&mut self, event: Event) -> &mut Self {
+        self.events.push(event);
+        self
+    }
+
+    /// Events in the batch.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Commits the batch (see [`Db::commit`]).
+    pub fn commit(self) -> Result<u64> {
+        self.db.commit(&self.events)
+    }
+}
+
+/// A consistent, immutable read view of the database.
+pub struct Snapshot {
+    db: Db,
+    version: Arc<Version>,
+    rows: Arc<Columns>,
+    bitmaps: OnceLock<Bitmaps>,
+}
+
+impl Snapshot {
+    /// Number of events visible.
+    pub fn len(&self) -> u64 {
+        self.version.segments.iter().map(|s| s.footer.rows).sum::<u64>() + self.rows.len() as u64
+    }
+
+    /// True when no event is visible.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The sources of this view in sequence order.
+    pub fn sources(&self) -> Vec<Source> {
+        let mut out: Vec<Source> = self
+            .version
+            .segments
+            .iter()
+            .cloned()
+            .map(Source::Segment)
+            .collect();
+        if !self.rows.is_empty() {
+            out.push(Source::Memory(self.rows.clone()));
+        }
+        out
+    }
+
+    /// Visits every event in (customer id, timestamp, sequence) order, a block at a time.
+    pub fn scan(&self, set: ColumnSet, mut f: impl FnMut(&Columns)) -> Result<()> {
+        let mut merge = Merge::new(self.sources(), set);
+        let mut block = Columns::default();
+        while merge.next_block(&mut block, limits::BLOCK_ROWS)? {
+            f(&block);
+        }
+        Ok(())
+    }
+
+    /// Every event, in (customer id, timestamp, sequence) order, with names resolved.
+    pub fn events(&self) -> Result<Vec<StoredEvent>> {
+        let mut out = Vec::new();
+        let mut failed = None;
+        self.scan(ColumnSet::ALL, |cols| {
+            if failed.is_none()
+                && let Err(e) = self.resolve_into(cols, &mut out)
+            {
+                failed = Some(e);
+            }
+        })?;
+        failed.map_or(Ok(out), Err)
+    }
+
+    /// The events of one customer in (timestamp, sequence) order; empty if unknown.
+    pub fn customer_events(&self, customer: &str) -> Result<Vec<StoredEvent>> {
+        let Some(cid) = self.customer_id(customer) else {
+            return Ok(Vec::new());
+        };
+        let mut sources: Vec<Source> = Vec::new();
+        for seg in &self.version.segments {
+            let mut rows = Columns::default();
+            for (i, b) in seg.footer.blocks.iter().enumerate() {
+                if b.cid_min <= cid && cid <= b.cid_max {
+                    let cols = seg.read_block(i, ColumnSet::ALL)?;
+                    let lo = cols.cid.partition_point(|&c| c < cid);
+                    let hi = cols.cid.partition_point(|&c| c <= cid);
+                    rows.extend_from(&cols.slice(lo..hi));
+                }
+            }
+            sources.push(Source::Memory(Arc::new(rows)));
+        }
+        let lo = self.rows.cid.partition_point(|&c| c < cid);
+        let hi = self.rows.cid.partition_point(|&c| c <= cid);
+        sources.push(Source::Memory(Arc::new(self.rows.slice(lo..hi))));
+        let mut merge = Merge::new(sources, ColumnSet::ALL);
+        let mut block = Columns::default();
+        let mut out = Vec::new();
+        while merge.next_block(&mut block, limits::BLOCK_ROWS)? {
+            self.resolve_into(&block, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn resolve_into(&self, cols: &Columns, out: &mut Vec<StoredEvent>) -> Result<()> {
+        let d = self.db.inner.dicts.read();
+        let missing = |what: &str, id: u64| {
+            Error::Db(DbError::Internal(format!(
+                "{what} id {id} is not in the dictionary"
+            )))
+        };
+        for i in 0..cols.len() {
+            let customer = d
+                .customers
+                .name(cols.cid[i])
+                .ok_or_else(|| missing("customer", u64::from(cols.cid[i])))?;
+            let name = d
+                .events
+                .name(cols.event[i])
+                .ok_or_else(|| missing("event", u64::from(cols.event[i])))?;
+            let mut props = Vec::new();
+            for p in &cols.props {
+                if !p.valid[i] {
+                    continue;
+                }
+                let pname = d
+                    .props
+                    .name(p.id)
+                    .ok_or_else(|| missing("property", u64::from(p.id)))?;
+                let x = p.vals[i];
+                let v = match p.ty {
+                    PropType::Str => Value::Str(
+                        d.strings
+                            .name(x as u32)
+                            .ok_or_else(|| missing("string", x))?
+                            .to_owned(),
+                    ),
+                    PropType::I64 => Value::I64(x as i64),
+                    PropType::F64 => Value::F64(f64::from_bits(x)),
+                    PropType::Bool => Value::Bool(x != 0),
+                };
+                props.push((pname.to_owned(), v));
+            }
+            props.sort_by(|a, b| a.0.cmp(&b.0));
+            out.push(StoredEvent {
+                customer: customer.to_owned(),
+                ts_us: cols.ts[i],
+                name: name.to_owned(),
+                stage: Stage::from_code(cols.stage[i]),
+                props,
+            });
+        }
+        Ok(())
+    }
+
+    /// The union of the bitmap indices of every segment and the buffer.
+    pub fn bitmaps(&self) -> &Bitmaps {
+        self.bitmaps.get_or_init(|| {
+            let mut b = Bitmaps::default();
+            for s in &self.version.segments {
+                b.union_with(&s.footer.bitmaps);
+            }
+            b.add(&self.rows);
+            b
+        })
+    }
+
+    /// Internal id of a customer.
+    pub fn customer_id(&self, customer: &str) -> Option<u32> {
+        self.db.inner.dicts.read().customers.get(customer)
+    }
+
+    /// External id of an internal customer id.
+    pub fn customer_name(&self, cid: u32) -> Option<String> {
+        self.db.inner.dicts.read().customers.name(cid).map(str::to_owned)
+    }
+
+    /// Internal id of an event name.
+    pub fn event_id(&self, name: &str) -> Option<u32> {
+        self.db.inner.dicts.read().events.get(name)
+    }
+
+    /// Customers with at least one event of `stage`.
+    pub fn customers_in_stage(&self, stage: Stage) -> RoaringBitmap {
+        self.bitmaps().stages[stage.code() as usize].clone()
+    }
+
+    /// Customers with at least one `event`.
+    pub fn customers_with_event(&self, event: &str) -> RoaringBitmap {
+        self.event_id(event)
+            .and_then(|id| self.bitmaps().events.get(&id).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Customers with at least one event on UTC day `day` (days since 1970-01-01).
+    pub fn customers_on_day(&self, day: i32) -> RoaringBitmap {
+        self.bitmaps().days.get(&day).cloned().unwrap_or_default()
+    }
+
+    /// Customers with at least one event of `stage` on UTC day `day`.
+    pub fn customers_in_stage_on_day(&self, stage: Stage, day: i32) -> RoaringBitmap {
+        self.bitmaps()
+            .stage_days
+            .get(&(stage.code(), day))
+            .cloned()
+            .unwrap_or_default()
+    }
+}

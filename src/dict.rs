@@ -1,0 +1,330 @@
+//! Persisted dictionaries: customer external id → dense `u32`, event names, property names
+//! (with their fixed type) and string property values.
+//!
+//! Ids are assigned densely in commit order. New entries travel inside the log record of the
+//! batch that created them ([`DictDelta`]) and are copied to the append-only `dict.log` when a
+//! segment is sealed; the manifest records how many bytes of `dict.log` are valid.
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::codec::{self, Frame, Reader};
+use crate::file::{self, FileError, FileResult, IoContext, Kind};
+use crate::limits;
+use crate::model::PropType;
+
+type Map = HashMap<Arc<str>, u32, foldhash::fast::RandomState>;
+
+/// The dictionaries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DictKind {
+    /// Customer external ids.
+    Customer = 0,
+    /// Event names.
+    Event = 1,
+    /// Property names (each with a type).
+    Prop = 2,
+    /// String property values.
+    Str = 3,
+}
+
+impl DictKind {
+    fn from_code(code: u8) -> Option<DictKind> {
+        match code {
+            0 => Some(DictKind::Customer),
+            1 => Some(DictKind::Event),
+            2 => Some(DictKind::Prop),
+            3 => Some(DictKind::Str),
+            _ => None,
+        }
+    }
+}
+
+/// A string ↔ dense id map.
+#[derive(Clone, Debug, Default)]
+pub struct Interner {
+    names: Vec<Arc<str>>,
+    map: Map,
+}
+
+impl Interner {
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+    /// The id of `name`.
+    #[inline]
+    pub fn get(&self, name: &str) -> Option<u32> {
+        self.map.get(name).copied()
+    }
+    /// The name of `id`.
+    pub fn name(&self, id: u32) -> Option<&str> {
+        self.names.get(id as usize).map(|s| &**s)
+    }
+    /// All names in id order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(|s| &**s)
+    }
+    fn push(&mut self, name: &str) -> u32 {
+        let id = self.names.len() as u32;
+        let name: Arc<str> = Arc::from(name);
+        self.names.push(name.clone());
+        self.map.insert(name, id);
+        id
+    }
+}
+
+/// One new dictionary entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DictEntry {
+    /// Which dictionary.
+    pub kind: DictKind,
+    /// Its id (dense: the dictionary's length when it was added).
+    pub id: u32,
+    /// The string.
+    pub name: String,
+    /// The property type (for [`DictKind::Prop`] only).
+    pub ty: Option<PropType>,
+}
+
+/// The entries a batch adds, in assignment order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DictDelta {
+    /// The entries.
+    pub entries: Vec<DictEntry>,
+}
+
+impl DictDelta {
+    /// Appends the encoding: count, then per entry kind u8, id, name, [type].
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        codec::put_varint(out, self.entries.len() as u64);
+        for e in &self.entries {
+            out.push(e.kind as u8);
+            codec::put_varint(out, u64::from(e.id));
+            codec::put_str(out, &e.name);
+            if let Some(ty) = e.ty {
+                out.push(ty.code());
+            }
+        }
+    }
+
+    /// Decodes what [`DictDelta::encode`] wrote.
+    pub fn decode(r: &mut Reader<'_>) -> Result<DictDelta, codec::DecodeError> {
+        let n = r.len_prefix(r.remaining())?;
+        let mut entries = Vec::with_capacity(n.min(1 << 16));
+        for _ in 0..n {
+            let kind = DictKind::from_code(r.u8()?).ok_or_else(|| r.err("unknown dictionary kind"))?;
+            let id = r.varint_u32()?;
+            let max = match kind {
+                DictKind::Customer => limits::CUSTOMER_ID_BYTES_MAX,
+                DictKind::Event | DictKind::Prop => limits::NAME_BYTES_MAX,
+                DictKind::Str => limits::STRING_VALUE_BYTES_MAX,
+            };
+            let name = r.str(max)?.to_owned();
+            let ty = if kind == DictKind::Prop {
+                Some(PropType::from_code(r.u8()?).ok_or_else(|| r.err("unknown property type"))?)
+            } else {
+                None
+            };
+            entries.push(DictEntry { kind, id, name, ty });
+        }
+        Ok(DictDelta { entries })
+    }
+}
+
+/// Entry counts per dictionary; recorded in the manifest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DictCounts {
+    /// Customers.
+    pub customers: u32,
+    /// Event names.
+    pub events: u32,
+    /// Property names.
+    pub props: u32,
+    /// String values.
+    pub strings: u32,
+}
+
+/// All dictionaries of a database.
+#[derive(Clone, Debug, Default)]
+pub struct Dicts {
+    /// Customer external ids.
+    pub customers: Interner,
+    /// Event names.
+    pub events: Interner,
+    /// Property names.
+    pub props: Interner,
+    /// Type of each property, by property id.
+    pub prop_types: Vec<PropType>,
+    /// String property values.
+    pub strings: Interner,
+}
+
+impl Dicts {
+    /// The interner of `kind`.
+    pub fn of(&self, kind: DictKind) -> &Interner {
+        match kind {
+            DictKind::Customer => &self.customers,
+            DictKind::Event => &self.events,
+            DictKind::Prop => &self.props,
+            DictKind::Str => &self.strings,
+        }
+    }
+
+    /// Current entry counts.
+    pub fn counts(&self) -> DictCounts {
+        DictCounts {
+            customers: self.customers.len() as u32,
+            events: self.events.len() as u32,
+            props: self.props.len() as u32,
+            strings: self.strings.len() as u32,
+        }
+    }
+
+    /// Applies new entries; each id must be the next one of its dictionary.
+    pub fn apply(&mut self, delta: &DictDelta) -> Result<(), String> {
+        for e in &delta.entries {
+            let interner = match e.kind {
+                DictKind::Customer => &mut self.customers,
+                DictKind::Event => &mut self.events,
+                DictKind::Prop => &mut self.props,
+                DictKind::Str => &mut self.strings,
+            };
+            if e.id as usize != interner.len() {
+                return Err(format!(
+                    "{:?} entry has id {} but the next id is {}",
+                    e.kind,
+                    e.id,
+                    interner.len()
+                ));
+            }
+            if interner.get(&e.name).is_some() {
+                return Err(format!("{:?} entry {:?} is already present", e.kind, e.name));
+            }
+            if interner.len() as u64 >= limits::DICT_ENTRIES_MAX {
+                return Err(format!("{:?} dictionary is full", e.kind));
+            }
+            interner.push(&e.name);
+            if e.kind == DictKind::Prop {
+                let ty = e.ty.ok_or("property entry without a type")?;
+                self.prop_types.push(ty);
+            }
+        }
+        Ok(())
+    }
+
+    /// The entries added after `since` (in id order per dictionary).
+    pub fn entries_since(&self, since: DictCounts) -> DictDelta {
+        let mut entries = Vec::new();
+        let kinds = [
+            (DictKind::Customer, since.customers),
+            (DictKind::Event, since.events),
+            (DictKind::Prop, since.props),
+            (DictKind::Str, since.strings),
+        ];
+        for (kind, from) in kinds {
+            let interner = self.of(kind);
+            for id in from as usize..interner.len() {
+                entries.push(DictEntry {
+                    kind,
+                    id: id as u32,
+                    name: interner.names[id].to_string(),
+                    ty: (kind == DictKind::Prop).then(|| self.prop_types[id]),
+                });
+            }
+        }
+        DictDelta { entries }
+    }
+}
+
+/// File name of the dictionary log.
+pub const DICT_FILE: &str = "dict.log";
+
+/// Loads `dict.log` up to `valid_len` bytes; the writer truncates anything beyond (left by a
+/// seal that crashed before its manifest was published).
+pub fn load(dir: &Path, valid_len: u64, expect: DictCounts, truncate: bool) -> FileResult<Dicts> {
+    let path = dir.join(DICT_FILE);
+    let bytes = file::read_all(&path)?;
+    file::check_header(&path, Kind::Dict, &bytes)?;
+    let valid = usize::try_from(valid_len).unwrap_or(usize::MAX);
+    if valid > bytes.len() {
+        return Err(FileError::corrupt(
+            &path,
+            bytes.len() as u64,
+            format!(
+                "file is {} bytes but the manifest says {valid_len} are valid",
+                bytes.len()
+            ),
+        ));
+    }
+    let mut dicts = Dicts::default();
+    let mut at = file::HEADER_LEN;
+    while at < valid {
+        match codec::read_frame(&bytes[..valid], at, limits::DICT_FRAME_BYTES_MAX) {
+            Frame::Good { payload, next } => {
+                let base = (at + codec::FRAME_HEADER) as u64;
+                let mut r = Reader::new(payload);
+                let delta = DictDelta::decode(&mut r).map_err(|e| FileError::decode(&path, base, e))?;
+                r.finish().map_err(|e| FileError::decode(&path, base, e))?;
+                dicts
+                    .apply(&delta)
+                    .map_err(|why| FileError::corrupt(&path, at as u64, why))?;
+                at = next;
+            }
+            Frame::Truncated | Frame::Bad { .. } => {
+                return Err(FileError::corrupt(&path, at as u64, "bad dictionary frame"));
+            }
+        }
+    }
+    if dicts.counts() != expect {
+        return Err(FileError::corrupt(
+            &path,
+            valid_len,
+            format!(
+                "entry counts {:?} disagree with the manifest {:?}",
+                dicts.counts(),
+                expect
+            ),
+        ));
+    }
+    if truncate && bytes.len() > valid {
+        let f = OpenOptions::new().write(true).open(&path).at(&path)?;
+        f.set_len(valid_len).at(&path)?;
+        f.sync_all().at(&path)?;
+    }
+    Ok(dicts)
+}
+
+/// Creates an empty `dict.log` (header only) and returns its length.
+pub fn create(dir: &Path) -> FileResult<u64> {
+    let path = dir.join(DICT_FILE);
+    file::write_new(&path, &file::header(Kind::Dict))?;
+    Ok(file::HEADER_LEN as u64)
+}
+
+/// Appends the entries of `delta` as one frame at `valid_len` and fsyncs; returns the new
+/// valid length (to be published by the manifest).
+pub fn append(dir: &Path, valid_len: u64, delta: &DictDelta) -> FileResult<u64> {
+    if delta.entries.is_empty() {
+        return Ok(valid_len);
+    }
+    let path = dir.join(DICT_FILE);
+    let mut payload = Vec::new();
+    delta.encode(&mut payload);
+    let mut frame = Vec::with_capacity(payload.len() + codec::FRAME_HEADER);
+    codec::put_frame(&mut frame, &payload);
+    let mut f = OpenOptions::new().write(true).open(&path).at(&path)?;
+    // Anything past the valid length is garbage from a crashed seal: overwrite it.
+    f.set_len(valid_len).at(&path)?;
+    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(valid_len)).at(&path)?;
+    f.write_all(&frame).at(&path)?;
+    f.sync_all().at(&path)?;
+    Ok(valid_len + frame.len() as u64)
+}

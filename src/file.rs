@@ -1,0 +1,251 @@
+//! The file layer: typed I/O and corruption errors that name the file and offset, magic
+//! numbers, directory fsync, atomic replace, and the single-writer lock file.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::codec::DecodeError;
+
+/// An error reading or writing a database file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileError {
+    /// The operating system refused an operation.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Bytes on disk are not what journeydb wrote: a checksum, magic, length or value is wrong.
+    #[error("corrupt file {path} at offset {offset}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset in the file where the problem was found.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Another process holds the writer lock.
+    #[error("database {path} is locked by another writer (open it read-only, or close the other writer)")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+}
+
+impl FileError {
+    /// Wraps an I/O error with its path.
+    pub fn io(path: &Path, source: io::Error) -> Self {
+        FileError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// A corruption error.
+    pub fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> Self {
+        FileError::Corrupt {
+            path: path.to_path_buf(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+
+    /// A decode error found in bytes that start at `base` in file `path`.
+    pub fn decode(path: &Path, base: u64, e: DecodeError) -> Self {
+        FileError::corrupt(path, base + e.offset as u64, e.what)
+    }
+
+    /// True when this is the OS saying the file does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, FileError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    }
+}
+
+/// Result alias for this layer.
+pub type FileResult<T> = Result<T, FileError>;
+
+/// Adds the path to an `io::Result`.
+pub trait IoContext<T> {
+    /// Maps the error into [`FileError::Io`] naming `path`.
+    fn at(self, path: &Path) -> FileResult<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: &Path) -> FileResult<T> {
+        self.map_err(|e| FileError::io(path, e))
+    }
+}
+
+/// Version of the on-disk format written by this build (see docs/FORMAT.md).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The kinds of file, each with its own magic number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Write-ahead log.
+    Wal,
+    /// Sealed segment.
+    Segment,
+    /// Manifest.
+    Manifest,
+    /// Dictionary log.
+    Dict,
+    /// CURRENT pointer.
+    Current,
+}
+
+/// Length of every magic number.
+pub const MAGIC_LEN: usize = 8;
+
+/// The PNG-style magic of a file kind: a high-bit byte (catches 7-bit transfers), `JD` and the
+/// kind letter, CR LF (catches newline conversion), 0x1A (stops `type` on DOS) and LF.
+pub fn magic(kind: Kind) -> [u8; MAGIC_LEN] {
+    let letter = match kind {
+        Kind::Wal => b'W',
+        Kind::Segment => b'S',
+        Kind::Manifest => b'M',
+        Kind::Dict => b'D',
+        Kind::Current => b'C',
+    };
+    [0x89, b'J', b'D', letter, b'\r', b'\n', 0x1a, b'\n']
+}
+
+/// Size of the common file header: magic (8) + format version u32 + reserved u32.
+pub const HEADER_LEN: usize = 16;
+
+/// The common header of a file kind.
+pub fn header(kind: Kind) -> [u8; HEADER_LEN] {
+    let mut out = [0u8; HEADER_LEN];
+    out[..MAGIC_LEN].copy_from_slice(&magic(kind));
+    out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out
+}
+
+/// Checks the common header at the start of `bytes`.
+pub fn check_header(path: &Path, kind: Kind, bytes: &[u8]) -> FileResult<()> {
+    let Some(head) = bytes.get(..HEADER_LEN) else {
+        return Err(FileError::corrupt(path, 0, "file shorter than its header"));
+    };
+    if head[..MAGIC_LEN] != magic(kind) {
+        return Err(FileError::corrupt(
+            path,
+            0,
+            format!("wrong magic number (not a journeydb {kind:?} file)"),
+        ));
+    }
+    let mut v = [0u8; 4];
+    v.copy_from_slice(&head[8..12]);
+    let version = u32::from_le_bytes(v);
+    if version != FORMAT_VERSION {
+        return Err(FileError::corrupt(
+            path,
+            8,
+            format!("format version {version}, this build reads {FORMAT_VERSION}"),
+        ));
+    }
+    Ok(())
+}
+
+/// fsyncs a directory so that entries created, renamed or removed in it are durable.
+pub fn sync_dir(dir: &Path) -> FileResult<()> {
+    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
+
+/// Writes `bytes` to `path` through a temporary file: write, fsync the file, rename over
+/// `path`, fsync the directory. After a crash `path` holds either the old or the new bytes.
+pub fn atomic_write(dir: &Path, name: &str, bytes: &[u8]) -> FileResult<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let dst = dir.join(name);
+    {
+        let mut f = File::create(&tmp).at(&tmp)?;
+        f.write_all(bytes).at(&tmp)?;
+        f.sync_all().at(&tmp)?;
+    }
+    fs::rename(&tmp, &dst).at(&dst)?;
+    sync_dir(dir)
+}
+
+/// Creates a new file that must not exist yet, writes `bytes`, fsyncs it.
+pub fn write_new(path: &Path, bytes: &[u8]) -> FileResult<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .at(path)?;
+    f.write_all(bytes).at(path)?;
+    f.sync_all().at(path)
+}
+
+/// Reads a whole file.
+pub fn read_all(path: &Path) -> FileResult<Vec<u8>> {
+    fs::read(path).at(path)
+}
+
+/// Removes a file, ignoring "not found".
+pub fn remove_if_exists(path: &Path) -> FileResult<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(FileError::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// The writer lock: an exclusive advisory lock on `LOCK`, held for the life of the writer.
+#[derive(Debug)]
+pub struct WriterLock {
+    _file: File,
+}
+
+impl WriterLock {
+    /// Takes the lock or fails with [`FileError::Locked`].
+    pub fn acquire(dir: &Path) -> FileResult<WriterLock> {
+        let path = dir.join("LOCK");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .at(&path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(WriterLock { _file: file }),
+            Err(fs::TryLockError::WouldBlock) => Err(FileError::Locked { path }),
+            Err(fs::TryLockError::Error(e)) => Err(FileError::io(&path, e)),
+        }
+    }
+}
+
+/// Parses a file name of the form `<prefix><16 hex digits><suffix>`.
+pub fn parse_numbered(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
+    let mid = name.strip_prefix(prefix)?.strip_suffix(suffix)?;
+    if mid.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(mid, 16).ok()
+}
+
+/// Formats a numbered file name (see [`parse_numbered`]).
+pub fn numbered(prefix: &str, n: u64, suffix: &str) -> String {
+    format!("{prefix}{n:016x}{suffix}")
+}
+
+/// Lists numbered files in `dir`, sorted by number.
+pub fn list_numbered(dir: &Path, prefix: &str, suffix: &str) -> FileResult<Vec<u64>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        if let Some(n) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| parse_numbered(s, prefix, suffix))
+        {
+            out.push(n);
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}

@@ -1,0 +1,151 @@
+//! Roaring-bitmap indices over internal customer ids: customers per stage, per event name,
+//! per UTC day, and per (stage, UTC day). Built when a segment is sealed, stored in its footer,
+//! and unioned across segments (and the buffer) at query time.
+
+use std::collections::BTreeMap;
+
+use roaring::RoaringBitmap;
+
+use crate::codec::{self, DecodeError, Reader};
+use crate::model::{Columns, day_of};
+
+/// The bitmaps of one segment (or of a union of segments).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Bitmaps {
+    /// Customers with an event of each stage code (index 0 = events without a stage).
+    pub stages: [RoaringBitmap; 6],
+    /// Customers with an event of each event-name id.
+    pub events: BTreeMap<u32, RoaringBitmap>,
+    /// Customers with any event on each UTC day.
+    pub days: BTreeMap<i32, RoaringBitmap>,
+    /// Customers with an event of each stage code on each UTC day.
+    pub stage_days: BTreeMap<(u8, i32), RoaringBitmap>,
+}
+
+impl Bitmaps {
+    /// Adds the rows of `cols` (in any order; sorted input is fastest).
+    pub fn add(&mut self, cols: &Columns) {
+        let n = cols.len();
+        let mut i = 0;
+        let mut evs: Vec<u32> = Vec::new();
+        let mut days: Vec<(u8, i32)> = Vec::new();
+        while i < n {
+            let cid = cols.cid[i];
+            let mut j = i;
+            evs.clear();
+            days.clear();
+            while j < n && cols.cid[j] == cid {
+                evs.push(cols.event[j]);
+                days.push((cols.stage[j].min(5), day_of(cols.ts[j])));
+                j += 1;
+            }
+            evs.sort_unstable();
+            evs.dedup();
+            days.sort_unstable();
+            days.dedup();
+            for &e in &evs {
+                self.events.entry(e).or_default().insert(cid);
+            }
+            let mut last_day = None;
+            let mut stage_seen = [false; 6];
+            for &(stage, day) in &days {
+                stage_seen[stage as usize] = true;
+                self.stage_days.entry((stage, day)).or_default().insert(cid);
+            }
+            let mut days_only: Vec<i32> = days.iter().map(|d| d.1).collect();
+            days_only.sort_unstable();
+            for d in days_only {
+                if last_day != Some(d) {
+                    self.days.entry(d).or_default().insert(cid);
+                    last_day = Some(d);
+                }
+            }
+            for (code, seen) in stage_seen.iter().enumerate() {
+                if *seen {
+                    self.stages[code].insert(cid);
+                }
+            }
+            i = j;
+        }
+    }
+
+    /// Unions `other` into `self`.
+    pub fn union_with(&mut self, other: &Bitmaps) {
+        for (a, b) in self.stages.iter_mut().zip(&other.stages) {
+            *a |= b;
+        }
+        for (k, b) in &other.events {
+            *self.events.entry(*k).or_default() |= b;
+        }
+        for (k, b) in &other.days {
+            *self.days.entry(*k).or_default() |= b;
+        }
+        for (k, b) in &other.stage_days {
+            *self.stage_days.entry(*k).or_default() |= b;
+        }
+    }
+
+    /// Appends the encoding (see docs/FORMAT.md §5.5): each bitmap in the portable roaring
+    /// format, prefixed by its byte length.
+    pub fn encode(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
+        fn put(out: &mut Vec<u8>, b: &RoaringBitmap) -> std::io::Result<()> {
+            codec::put_u32(out, b.serialized_size() as u32);
+            b.serialize_into(&mut *out)
+        }
+        for b in &self.stages {
+            put(out, b)?;
+        }
+        codec::put_u32(out, self.events.len() as u32);
+        for (k, b) in &self.events {
+            codec::put_u32(out, *k);
+            put(out, b)?;
+        }
+        codec::put_u32(out, self.days.len() as u32);
+        for (k, b) in &self.days {
+            codec::put_i32(out, *k);
+            put(out, b)?;
+        }
+        codec::put_u32(out, self.stage_days.len() as u32);
+        for ((s, d), b) in &self.stage_days {
+            out.push(*s);
+            codec::put_i32(out, *d);
+            put(out, b)?;
+        }
+        Ok(())
+    }
+
+    /// Decodes what [`Bitmaps::encode`] wrote.
+    pub fn decode(r: &mut Reader<'_>) -> Result<Bitmaps, DecodeError> {
+        fn get(r: &mut Reader<'_>) -> Result<RoaringBitmap, DecodeError> {
+            let len = r.u32()? as usize;
+            let at = r.pos();
+            let bytes = r.bytes(len)?;
+            RoaringBitmap::deserialize_from(bytes).map_err(|e| DecodeError::new(at, format!("bitmap: {e}")))
+        }
+        fn count(r: &mut Reader<'_>, min_entry: usize) -> Result<usize, DecodeError> {
+            let n = r.u32()? as usize;
+            if n > r.remaining() / min_entry {
+                return Err(r.err("bitmap count exceeds the data"));
+            }
+            Ok(n)
+        }
+        let mut out = Bitmaps::default();
+        for b in &mut out.stages {
+            *b = get(r)?;
+        }
+        for _ in 0..count(r, 8)? {
+            let k = r.u32()?;
+            out.events.insert(k, get(r)?);
+        }
+        for _ in 0..count(r, 8)? {
+            let k = r.i32()?;
+            out.days.insert(k, get(r)?);
+        }
+        for _ in 0..count(r, 9)? {
+            let s = r.u8()?;
+            let d = r.i32()?;
+            out.stage_days.insert((s, d), get(r)?);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,230 @@
+//! Validates and normalises a batch of user events into columnar rows with dictionary ids.
+//!
+//! A batch is checked completely before anything is written: if any event is invalid (bad
+//! customer id, a property whose type differs from its first write, …) the whole batch is
+//! rejected and no dictionary entry, log record or row is produced.
+
+use std::collections::HashMap;
+
+use crate::dict::{DictDelta, DictEntry, DictKind, Dicts};
+use crate::limits;
+use crate::model::{Columns, Event, PropType, Stage, Value};
+
+/// Why a batch was rejected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IngestError {
+    /// An event is malformed; `index` is its position in the batch.
+    #[error("event {index} of the batch: {reason}")]
+    Invalid {
+        /// Position in the batch.
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A property value has a different type than the property's first write.
+    #[error(
+        "event {index} of the batch: property `{prop}` has type {expected} (fixed by its first write) but the value is {given}"
+    )]
+    PropType {
+        /// Position in the batch.
+        index: usize,
+        /// Property name.
+        prop: String,
+        /// The property's type.
+        expected: PropType,
+        /// The given value's type.
+        given: PropType,
+    },
+    /// The batch holds more events than one log record may.
+    #[error("batch of {events} events exceeds the limit of {max}; commit in smaller batches")]
+    TooLarge {
+        /// Events in the batch.
+        events: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// Event name → stage, applied at write time to events that carry no explicit stage.
+pub type StageMap = HashMap<String, Stage>;
+
+/// A validated batch: the dictionary entries it creates and its rows (ingestion order).
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// New dictionary entries.
+    pub delta: DictDelta,
+    /// The rows.
+    pub rows: Columns,
+}
+
+struct Pending<'d> {
+    dicts: &'d Dicts,
+    delta: DictDelta,
+    new: [HashMap<String, u32>; 4],
+    new_prop_types: Vec<PropType>,
+}
+
+impl Pending<'_> {
+    fn id(&mut self, kind: DictKind, name: &str, ty: Option<PropType>) -> u32 {
+        if let Some(id) = self.dicts.of(kind).get(name) {
+            return id;
+        }
+        let base = self.dicts.of(kind).len() as u32;
+        let local = &mut self.new[kind as usize];
+        if let Some(&id) = local.get(name) {
+            return id;
+        }
+        let id = base + local.len() as u32;
+        local.insert(name.to_owned(), id);
+        if let Some(ty) = ty {
+            self.new_prop_types.push(ty);
+        }
+        self.delta.entries.push(DictEntry {
+            kind,
+            id,
+            name: name.to_owned(),
+            ty,
+        });
+        id
+    }
+
+    fn prop_type(&self, id: u32) -> Option<PropType> {
+        let base = self.dicts.prop_types.len();
+        match (id as usize).checked_sub(base) {
+            None => self.dicts.prop_types.get(id as usize).copied(),
+            Some(local) => self.new_prop_types.get(local).copied(),
+        }
+    }
+
+    fn full(&self, kind: DictKind) -> bool {
+        (self.dicts.of(kind).len() + self.new[kind as usize].len()) as u64 >= limits::DICT_ENTRIES_MAX
+    }
+}
+
+fn check_name(index: usize, what: &str, name: &str, max: usize) -> Result<(), IngestError> {
+    let reason = if name.is_empty() {
+        format!("{what} is empty")
+    } else if name.len() > max {
+        format!("{what} is {} bytes, the limit is {max}", name.len())
+    } else if name.chars().any(char::is_control) {
+        format!("{what} {name:?} contains a control character")
+    } else {
+        return Ok(());
+    };
+    Err(IngestError::Invalid { index, reason })
+}
+
+/// Validates `events` against the dictionaries and turns them into rows.
+pub fn prepare(dicts: &Dicts, stage_map: &StageMap, events: &[Event]) -> Result<Prepared, IngestError> {
+    if events.len() > limits::BATCH_EVENTS_MAX {
+        return Err(IngestError::TooLarge {
+            events: events.len(),
+            max: limits::BATCH_EVENTS_MAX,
+        });
+    }
+    let mut p = Pending {
+        dicts,
+        delta: DictDelta::default(),
+        new: Default::default(),
+        new_prop_types: Vec::new(),
+    };
+    let mut rows = Columns::default();
+    rows.cid.reserve(events.len());
+    rows.ts.reserve(events.len());
+    rows.event.reserve(events.len());
+    rows.stage.reserve(events.len());
+    let mut seen_props: Vec<u32> = Vec::new();
+    for (index, ev) in events.iter().enumerate() {
+        let invalid = |reason: String| IngestError::Invalid { index, reason };
+        if dicts.customers.get(&ev.customer).is_none() {
+            check_name(index, "customer id", &ev.customer, limits::CUSTOMER_ID_BYTES_MAX)?;
+            if p.full(DictKind::Customer) {
+                return Err(invalid("customer dictionary is full".into()));
+            }
+        }
+        if dicts.events.get(&ev.name).is_none() {
+            check_name(index, "event name", &ev.name, limits::NAME_BYTES_MAX)?;
+            if p.full(DictKind::Event) {
+                return Err(invalid("event dictionary is full".into()));
+            }
+        }
+        if ev.props.len() > limits::EVENT_PROPS_MAX {
+            return Err(invalid(format!(
+                "{} properties, the limit is {}",
+                ev.props.len(),
+                limits::EVENT_PROPS_MAX
+            )));
+        }
+        let cid = p.id(DictKind::Customer, &ev.customer, None);
+        let event = p.id(DictKind::Event, &ev.name, None);
+        let stage = ev.stage.or_else(|| stage_map.get(&ev.name).copied());
+        let row = rows.len();
+        seen_props.clear();
+        for (name, value) in &ev.props {
+            let Some(value) = value else { continue };
+            let given = value.prop_type();
+            let pid = match dicts.props.get(name) {
+                Some(pid) => pid,
+                None => {
+                    check_name(index, "property name", name, limits::NAME_BYTES_MAX)?;
+                    if p.dicts.props.len() + p.new[DictKind::Prop as usize].len() >= limits::PROPS_MAX
+                        && !p.new[DictKind::Prop as usize].contains_key(name.as_str())
+                    {
+                        return Err(invalid(format!(
+                            "property `{name}` would exceed the limit of {} properties",
+                            limits::PROPS_MAX
+                        )));
+                    }
+                    p.id(DictKind::Prop, name, Some(given))
+                }
+            };
+            if seen_props.contains(&pid) {
+                return Err(invalid(format!("property `{name}` given twice")));
+            }
+            seen_props.push(pid);
+            let expected = p.prop_type(pid).unwrap_or(given);
+            if expected != given {
+                return Err(IngestError::PropType {
+                    index,
+                    prop: name.clone(),
+                    expected,
+                    given,
+                });
+            }
+            let slot = match value {
+                Value::Str(s) => {
+                    if s.len() > limits::STRING_VALUE_BYTES_MAX {
+                        return Err(invalid(format!(
+                            "property `{name}`: string of {} bytes exceeds the limit of {}",
+                            s.len(),
+                            limits::STRING_VALUE_BYTES_MAX
+                        )));
+                    }
+                    if dicts.strings.get(s).is_none() && p.full(DictKind::Str) {
+                        return Err(invalid("string dictionary is full".into()));
+                    }
+                    u64::from(p.id(DictKind::Str, s, None))
+                }
+                Value::I64(v) => *v as u64,
+                Value::F64(v) => {
+                    if !v.is_finite() {
+                        return Err(invalid(format!("property `{name}`: {v} is not a finite number")));
+                    }
+                    v.to_bits()
+                }
+                Value::Bool(v) => u64::from(*v),
+            };
+            let col = rows.prop_mut(pid, given);
+            col.pad_to(row);
+            col.valid.push(true);
+            col.vals.push(slot);
+        }
+        rows.cid.push(cid);
+        rows.ts.push(ev.ts_us);
+        rows.event.push(event);
+        rows.stage.push(stage.map_or(0, Stage::code));
+    }
+    rows.pad_props();
+    Ok(Prepared { delta: p.delta, rows })
+}

@@ -1,0 +1,31 @@
+//! Every hard limit of journeydb as a named constant, with the reason it exists.
+//!
+//! Limits protect the process from hostile or corrupt input: every length read from a file or
+//! taken from a user is checked against one of these before any allocation or decompression.
+
+/// Longest customer external id in bytes (the data model: "up to 256 bytes").
+pub const CUSTOMER_ID_BYTES_MAX: usize = 256;
+/// Longest event name or property name in bytes; names are identifiers, not payloads.
+pub const NAME_BYTES_MAX: usize = 256;
+/// Longest string property value in bytes; larger values belong in another store.
+pub const STRING_VALUE_BYTES_MAX: usize = 64 * 1024;
+/// Most properties on one event.
+pub const EVENT_PROPS_MAX: usize = 256;
+/// Most distinct property names in one database (each is a column in every segment).
+pub const PROPS_MAX: usize = 4096;
+/// Most events in one committed batch (one log record); larger loads use several batches.
+pub const BATCH_EVENTS_MAX: usize = 4 * 1024 * 1024;
+/// Largest log record payload in bytes; bounds the allocation made while replaying the log.
+pub const WAL_RECORD_BYTES_MAX: usize = 1 << 30;
+/// Largest dictionary frame payload in bytes.
+pub const DICT_FRAME_BYTES_MAX: usize = 1 << 30;
+/// Largest manifest payload in bytes.
+pub const MANIFEST_BYTES_MAX: usize = 64 << 20;
+/// Rows per segment block: the unit of compression, checksumming and zone maps.
+pub const BLOCK_ROWS: usize = 64 * 1024;
+/// Largest decoded size of one column chunk of one block; bounds decompression.
+pub const CHUNK_RAW_BYTES_MAX: usize = BLOCK_ROWS * 16 + 64;
+/// Largest segment footer in bytes; checked before the footer is read.
+pub const FOOTER_BYTES_MAX: u64 = 1 << 32;
+/// Most distinct dictionary entries of one kind (ids are dense `u32`).
+pub const DICT_ENTRIES_MAX: u64 = u32::MAX as u64;

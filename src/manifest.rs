@@ -1,0 +1,206 @@
+//! The manifest names the live state: segments, the first log file not yet sealed, the valid
+//! length of the dictionary log, and the stage map. `MANIFEST-<n>` files are immutable; the
+//! tiny `CURRENT` file names the live one and is replaced atomically.
+//!
+//! Publish order (docs/FORMAT.md §7): write `MANIFEST-<n+1>`, fsync it, fsync the directory,
+//! write `CURRENT.tmp`, fsync it, rename it over `CURRENT`, fsync the directory.
+
+use std::path::Path;
+
+use crate::codec::{self, Frame, Reader};
+use crate::dict::DictCounts;
+use crate::file::{self, FileError, FileResult, Kind};
+use crate::limits;
+use crate::model::Stage;
+
+/// Name of the pointer file.
+pub const CURRENT: &str = "CURRENT";
+
+/// A live segment as the manifest records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentEntry {
+    /// Segment id (file `seg/<id>.seg`).
+    pub id: u64,
+    /// File length in bytes.
+    pub file_len: u64,
+    /// Rows.
+    pub rows: u64,
+    /// First sequence number covered.
+    pub seq_min: u64,
+    /// One past the last sequence number covered.
+    pub seq_end: u64,
+}
+
+/// The contents of one manifest.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Manifest {
+    /// This manifest's number.
+    pub number: u64,
+    /// Next segment id to allocate.
+    pub next_segment: u64,
+    /// First log file number whose records are not in a segment.
+    pub wal_start: u64,
+    /// First sequence number not in a segment.
+    pub next_seq: u64,
+    /// Valid bytes of `dict.log`.
+    pub dict_len: u64,
+    /// Dictionary entry counts at `dict_len`.
+    pub dict_counts: DictCounts,
+    /// Live segments in sequence order (their sequence ranges are disjoint and ascending).
+    pub segments: Vec<SegmentEntry>,
+    /// Event name → stage, applied to events written without a stage.
+    pub stage_map: Vec<(String, Stage)>,
+}
+
+/// File name of manifest `n`.
+pub fn manifest_name(n: u64) -> String {
+    file::numbered("MANIFEST-", n, "")
+}
+
+impl Manifest {
+    fn encode(&self) -> Vec<u8> {
+        let mut p = Vec::new();
+        for v in [
+            self.number,
+            self.next_segment,
+            self.wal_start,
+            self.next_seq,
+            self.dict_len,
+        ] {
+            codec::put_u64(&mut p, v);
+        }
+        let c = self.dict_counts;
+        for v in [c.customers, c.events, c.props, c.strings] {
+            codec::put_u32(&mut p, v);
+        }
+        codec::put_u32(&mut p, self.segments.len() as u32);
+        for s in &self.segments {
+            for v in [s.id, s.file_len, s.rows, s.seq_min, s.seq_end] {
+                codec::put_u64(&mut p, v);
+            }
+        }
+        codec::put_u32(&mut p, self.stage_map.len() as u32);
+        for (name, stage) in &self.stage_map {
+            codec::put_str(&mut p, name);
+            p.push(stage.code());
+        }
+        let mut out = file::header(Kind::Manifest).to_vec();
+        codec::put_frame(&mut out, &p);
+        out
+    }
+
+    fn decode(payload: &[u8]) -> Result<Manifest, codec::DecodeError> {
+        let mut r = Reader::new(payload);
+        let mut m = Manifest {
+            number: r.u64()?,
+            next_segment: r.u64()?,
+            wal_start: r.u64()?,
+            next_seq: r.u64()?,
+            dict_len: r.u64()?,
+            dict_counts: DictCounts {
+                customers: r.u32()?,
+                events: r.u32()?,
+                props: r.u32()?,
+                strings: r.u32()?,
+            },
+            ..Manifest::default()
+        };
+        let n = r.u32()? as usize;
+        if n > r.remaining() / 40 {
+            return Err(r.err("segment count exceeds the manifest"));
+        }
+        let mut seq = 0u64;
+        for _ in 0..n {
+            let s = SegmentEntry {
+                id: r.u64()?,
+                file_len: r.u64()?,
+                rows: r.u64()?,
+                seq_min: r.u64()?,
+                seq_end: r.u64()?,
+            };
+            if s.seq_min < seq || s.seq_end.checked_sub(s.seq_min) != Some(s.rows) || s.id >= m.next_segment {
+                return Err(r.err(format!("segment {} has an inconsistent entry", s.id)));
+            }
+            seq = s.seq_end;
+            m.segments.push(s);
+        }
+        if seq > m.next_seq {
+            return Err(r.err("segments extend past the manifest's next sequence number"));
+        }
+        let n = r.u32()? as usize;
+        if n > r.remaining() / 2 {
+            return Err(r.err("stage map count exceeds the manifest"));
+        }
+        for _ in 0..n {
+            let name = r.str(limits::NAME_BYTES_MAX)?.to_owned();
+            let stage = Stage::from_code(r.u8()?).ok_or_else(|| r.err("unknown stage code"))?;
+            m.stage_map.push((name, stage));
+        }
+        r.finish()?;
+        Ok(m)
+    }
+
+    /// Reads and validates `MANIFEST-<n>`.
+    pub fn read(dir: &Path, n: u64) -> FileResult<Manifest> {
+        let path = dir.join(manifest_name(n));
+        let bytes = file::read_all(&path)?;
+        let payload = framed_payload(&path, Kind::Manifest, &bytes, limits::MANIFEST_BYTES_MAX)?;
+        let m = Manifest::decode(payload)
+            .map_err(|e| FileError::decode(&path, (file::HEADER_LEN + codec::FRAME_HEADER) as u64, e))?;
+        if m.number != n {
+            return Err(FileError::corrupt(
+                &path,
+                file::HEADER_LEN as u64,
+                "manifest number disagrees with its file name",
+            ));
+        }
+        Ok(m)
+    }
+
+    /// Writes this manifest as `MANIFEST-<number>` and makes it current (see module docs).
+    pub fn publish(&self, dir: &Path) -> FileResult<()> {
+        let path = dir.join(manifest_name(self.number));
+        // A file of this number can only be an orphan of a publish that crashed before CURRENT
+        // moved; it was never live.
+        file::remove_if_exists(&path)?;
+        file::write_new(&path, &self.encode())?;
+        file::sync_dir(dir)?;
+        let mut cur = file::header(Kind::Current).to_vec();
+        let mut p = Vec::new();
+        codec::put_u64(&mut p, self.number);
+        codec::put_frame(&mut cur, &p);
+        file::atomic_write(dir, CURRENT, &cur)
+    }
+}
+
+fn framed_payload<'a>(path: &Path, kind: Kind, bytes: &'a [u8], max: usize) -> FileResult<&'a [u8]> {
+    file::check_header(path, kind, bytes)?;
+    match codec::read_frame(bytes, file::HEADER_LEN, max) {
+        Frame::Good { payload, next } if next == bytes.len() => Ok(payload),
+        Frame::Good { next, .. } => Err(FileError::corrupt(path, next as u64, "trailing bytes")),
+        Frame::Truncated => Err(FileError::corrupt(path, file::HEADER_LEN as u64, "truncated")),
+        Frame::Bad { .. } => Err(FileError::corrupt(
+            path,
+            file::HEADER_LEN as u64,
+            "checksum mismatch",
+        )),
+    }
+}
+
+/// Reads `CURRENT`: the number of the live manifest.
+pub fn read_current(dir: &Path) -> FileResult<u64> {
+    let path = dir.join(CURRENT);
+    let bytes = file::read_all(&path)?;
+    let payload = framed_payload(&path, Kind::Current, &bytes, 64)?;
+    let mut r = Reader::new(payload);
+    let n = r
+        .u64()
+        .and_then(|n| r.finish().map(|()| n))
+        .map_err(|e| FileError::decode(&path, (file::HEADER_LEN + codec::FRAME_HEADER) as u64, e))?;
+    Ok(n)
+}
+
+/// Lists the manifest numbers present.
+pub fn list(dir: &Path) -> FileResult<Vec<u64>> {
+    file::list_numbered(dir, "MANIFEST-", "")
+}

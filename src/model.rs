@@ -1,0 +1,415 @@
+//! Plain data, no I/O: events as users give them, lifecycle stages, typed property values, and
+//! the columnar row batch (`Columns`) that the buffer, segments and compaction all speak.
+
+use std::fmt;
+
+/// Microseconds since the Unix epoch, UTC.
+pub type TimestampUs = i64;
+
+/// Microseconds in one UTC day.
+pub const DAY_US: i64 = 86_400_000_000;
+
+/// The UTC day number (days since 1970-01-01) of a timestamp.
+pub fn day_of(ts_us: TimestampUs) -> i32 {
+    // Days since the epoch of any i64 microsecond value fit in i32 (±106 751 991 days).
+    ts_us.div_euclid(DAY_US) as i32
+}
+
+/// A lifecycle stage. The journey runs awareness → consideration → purchase → retention → advocacy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stage {
+    /// The customer learns the product exists.
+    Awareness = 1,
+    /// The customer evaluates it.
+    Consideration = 2,
+    /// The customer buys.
+    Purchase = 3,
+    /// The customer comes back.
+    Retention = 4,
+    /// The customer recommends it.
+    Advocacy = 5,
+}
+
+impl Stage {
+    /// All stages in journey order.
+    pub const ALL: [Stage; 5] = [
+        Stage::Awareness,
+        Stage::Consideration,
+        Stage::Purchase,
+        Stage::Retention,
+        Stage::Advocacy,
+    ];
+
+    /// The stored code (1..=5); 0 means "no stage".
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The stage for a stored code; `None` for 0 or an unknown code.
+    pub fn from_code(code: u8) -> Option<Stage> {
+        match code {
+            1 => Some(Stage::Awareness),
+            2 => Some(Stage::Consideration),
+            3 => Some(Stage::Purchase),
+            4 => Some(Stage::Retention),
+            5 => Some(Stage::Advocacy),
+            _ => None,
+        }
+    }
+
+    /// The lower-case name used in queries and files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Awareness => "awareness",
+            Stage::Consideration => "consideration",
+            Stage::Purchase => "purchase",
+            Stage::Retention => "retention",
+            Stage::Advocacy => "advocacy",
+        }
+    }
+
+    /// Parses a stage name, case-insensitively.
+    pub fn parse(text: &str) -> Option<Stage> {
+        Stage::ALL
+            .into_iter()
+            .find(|s| s.name().eq_ignore_ascii_case(text))
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The type of a property; fixed by the first value ever written for that property name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PropType {
+    /// UTF-8 string, dictionary-encoded.
+    Str = 1,
+    /// Signed 64-bit integer.
+    I64 = 2,
+    /// 64-bit float (finite values only).
+    F64 = 3,
+    /// Boolean.
+    Bool = 4,
+}
+
+impl PropType {
+    /// The stored code.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The type for a stored code.
+    pub fn from_code(code: u8) -> Option<PropType> {
+        match code {
+            1 => Some(PropType::Str),
+            2 => Some(PropType::I64),
+            3 => Some(PropType::F64),
+            4 => Some(PropType::Bool),
+            _ => None,
+        }
+    }
+
+    /// The name used in messages and schemas.
+    pub fn name(self) -> &'static str {
+        match self {
+            PropType::Str => "string",
+            PropType::I64 => "i64",
+            PropType::F64 => "f64",
+            PropType::Bool => "bool",
+        }
+    }
+}
+
+impl fmt::Display for PropType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A property value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// A string.
+    Str(String),
+    /// An integer.
+    I64(i64),
+    /// A float.
+    F64(f64),
+    /// A boolean.
+    Bool(bool),
+}
+
+impl Value {
+    /// The type of this value.
+    pub fn prop_type(&self) -> PropType {
+        match self {
+            Value::Str(_) => PropType::Str,
+            Value::I64(_) => PropType::I64,
+            Value::F64(_) => PropType::F64,
+            Value::Bool(_) => PropType::Bool,
+        }
+    }
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Str(v.to_owned())
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Str(v)
+    }
+}
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::I64(v)
+    }
+}
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::F64(v)
+    }
+}
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Bool(v)
+    }
+}
+
+/// One event as the user gives it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// External customer id (UTF-8, 1..=256 bytes).
+    pub customer: String,
+    /// Timestamp in microseconds since the Unix epoch, UTC.
+    pub ts_us: TimestampUs,
+    /// Event name, e.g. `visit`.
+    pub name: String,
+    /// Explicit stage; when `None` the database's stage map decides (see `Db::set_stage`).
+    pub stage: Option<Stage>,
+    /// Properties; a `None` value is an explicit null (the same as leaving the property out).
+    pub props: Vec<(String, Option<Value>)>,
+}
+
+impl Event {
+    /// A new event with no stage and no properties.
+    pub fn new(customer: impl Into<String>, ts_us: TimestampUs, name: impl Into<String>) -> Self {
+        Event {
+            customer: customer.into(),
+            ts_us,
+            name: name.into(),
+            stage: None,
+            props: Vec::new(),
+        }
+    }
+
+    /// Sets the explicit stage.
+    pub fn with_stage(mut self, stage: Stage) -> Self {
+        self.stage = Some(stage);
+        self
+    }
+
+    /// Adds a property.
+    pub fn with_prop(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.props.push((name.into(), Some(value.into())));
+        self
+    }
+}
+
+/// One stored event as read back: names resolved, nulls left out, properties sorted by name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEvent {
+    /// External customer id.
+    pub customer: String,
+    /// Timestamp in microseconds since the Unix epoch, UTC.
+    pub ts_us: TimestampUs,
+    /// Event name.
+    pub name: String,
+    /// The stage the event was stored with (explicit, or from the stage map at write time).
+    pub stage: Option<Stage>,
+    /// Non-null properties sorted by name.
+    pub props: Vec<(String, Value)>,
+}
+
+/// One property column of a [`Columns`] batch.
+///
+/// Every value is held in a `u64` slot: i64 as its two's complement bits, f64 as its IEEE bits,
+/// bool as 0/1, string as its id in the string-value dictionary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PropColumn {
+    /// Property id (dictionary).
+    pub id: u32,
+    /// Property type.
+    pub ty: PropType,
+    /// Validity per row (false = null).
+    pub valid: Vec<bool>,
+    /// Value slot per row (0 where null).
+    pub vals: Vec<u64>,
+}
+
+impl PropColumn {
+    /// An empty column.
+    pub fn new(id: u32, ty: PropType) -> Self {
+        PropColumn {
+            id,
+            ty,
+            valid: Vec::new(),
+            vals: Vec::new(),
+        }
+    }
+
+    /// Pads with nulls up to `len` rows.
+    pub fn pad_to(&mut self, len: usize) {
+        self.valid.resize(len, false);
+        self.vals.resize(len, 0);
+    }
+}
+
+/// A batch of rows in columnar form, with internal (dictionary) ids.
+///
+/// Used by the in-memory buffer, the segment writer and reader, and compaction.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Columns {
+    /// Internal customer id per row.
+    pub cid: Vec<u32>,
+    /// Timestamp per row (µs).
+    pub ts: Vec<i64>,
+    /// Event-name id per row.
+    pub event: Vec<u32>,
+    /// Stage code per row (0 = none).
+    pub stage: Vec<u8>,
+    /// Property columns, sorted by property id, each `len()` rows long.
+    pub props: Vec<PropColumn>,
+}
+
+impl Columns {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.cid.len()
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.cid.is_empty()
+    }
+
+    /// The column of property `id`, creating it (null-padded) if absent.
+    pub fn prop_mut(&mut self, id: u32, ty: PropType) -> &mut PropColumn {
+        let len = self.len();
+        let pos = match self.props.binary_search_by_key(&id, |p| p.id) {
+            Ok(pos) => pos,
+            Err(pos) => {
+                let mut col = PropColumn::new(id, ty);
+                col.pad_to(len);
+                self.props.insert(pos, col);
+                pos
+            }
+        };
+        &mut self.props[pos]
+    }
+
+    /// The column of property `id`, if present.
+    pub fn prop(&self, id: u32) -> Option<&PropColumn> {
+        self.props
+            .binary_search_by_key(&id, |p| p.id)
+            .ok()
+            .and_then(|pos| self.props.get(pos))
+    }
+
+    /// Pads every property column with nulls to the current row count.
+    pub fn pad_props(&mut self) {
+        let len = self.len();
+        for p in &mut self.props {
+            p.pad_to(len);
+        }
+    }
+
+    /// Appends row `i` of `other` (property columns are matched by id).
+    pub fn push_row_from(&mut self, other: &Columns, i: usize) {
+        self.cid.push(other.cid[i]);
+        self.ts.push(other.ts[i]);
+        self.event.push(other.event[i]);
+        self.stage.push(other.stage[i]);
+        for p in &other.props {
+            if p.valid[i] {
+                let len = self.len() - 1;
+                let col = self.prop_mut(p.id, p.ty);
+                col.pad_to(len);
+                col.valid.push(true);
+                col.vals.push(p.vals[i]);
+            }
+        }
+        self.pad_props();
+    }
+
+    /// Appends all rows of `other`.
+    pub fn extend_from(&mut self, other: &Columns) {
+        let base = self.len();
+        self.cid.extend_from_slice(&other.cid);
+        self.ts.extend_from_slice(&other.ts);
+        self.event.extend_from_slice(&other.event);
+        self.stage.extend_from_slice(&other.stage);
+        for p in &other.props {
+            let col = self.prop_mut(p.id, p.ty);
+            col.pad_to(base);
+            col.valid.extend_from_slice(&p.valid);
+            col.vals.extend_from_slice(&p.vals);
+        }
+        self.pad_props();
+    }
+
+    /// A new batch holding the rows at `order`, in that order.
+    pub fn gather(&self, order: &[u32]) -> Columns {
+        let pick32 = |v: &[u32]| order.iter().map(|&i| v[i as usize]).collect::<Vec<_>>();
+        Columns {
+            cid: pick32(&self.cid),
+            ts: order.iter().map(|&i| self.ts[i as usize]).collect(),
+            event: pick32(&self.event),
+            stage: order.iter().map(|&i| self.stage[i as usize]).collect(),
+            props: self
+                .props
+                .iter()
+                .map(|p| PropColumn {
+                    id: p.id,
+                    ty: p.ty,
+                    valid: order.iter().map(|&i| p.valid[i as usize]).collect(),
+                    vals: order.iter().map(|&i| p.vals[i as usize]).collect(),
+                })
+                .filter(|p| p.valid.iter().any(|&v| v))
+                .collect(),
+        }
+    }
+
+    /// The rows `range` as a new batch.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Columns {
+        Columns {
+            cid: self.cid[range.clone()].to_vec(),
+            ts: self.ts[range.clone()].to_vec(),
+            event: self.event[range.clone()].to_vec(),
+            stage: self.stage[range.clone()].to_vec(),
+            props: self
+                .props
+                .iter()
+                .map(|p| PropColumn {
+                    id: p.id,
+                    ty: p.ty,
+                    valid: p.valid[range.clone()].to_vec(),
+                    vals: p.vals[range.clone()].to_vec(),
+                })
+                .filter(|p| p.valid.iter().any(|&v| v))
+                .collect(),
+        }
+    }
+
+    /// The order that sorts rows by (customer, timestamp), keeping the current order among
+    /// equal keys (the current order is ingestion order, so ties keep sequence order).
+    pub fn sort_order(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.len() as u32).collect();
+        order.sort_by_key(|&i| (self.cid[i as usize], self.ts[i as usize]));
+        order
+    }
+}

@@ -1,0 +1,362 @@
+//! Column chunk encodings (the raw bytes before zstd). Every decoder checks the row count and
+//! every length against the data, so corrupt bytes give an error, never a panic.
+//!
+//! Tags (first byte of a raw chunk): 1 = run-length u32 (customer ids), 2 = delta i64
+//! (timestamps), 3/4/5 = fixed width u8/u16/u32, 6 = property column.
+
+use crate::codec::{self, DecodeError, Reader};
+use crate::model::{PropColumn, PropType};
+
+const TAG_RLE_U32: u8 = 1;
+const TAG_DELTA_I64: u8 = 2;
+const TAG_W8: u8 = 3;
+const TAG_W16: u8 = 4;
+const TAG_W32: u8 = 5;
+const TAG_PROP: u8 = 6;
+
+/// Run-length encodes a (mostly sorted) u32 column: `(zigzag value delta, run length)` pairs.
+pub fn put_rle_u32(out: &mut Vec<u8>, vals: &[u32]) {
+    out.push(TAG_RLE_U32);
+    let mut prev = 0i64;
+    let mut i = 0;
+    while i < vals.len() {
+        let v = vals[i];
+        let mut j = i + 1;
+        while j < vals.len() && vals[j] == v {
+            j += 1;
+        }
+        codec::put_varint(out, codec::zigzag(i64::from(v) - prev));
+        codec::put_varint(out, (j - i) as u64);
+        prev = i64::from(v);
+        i = j;
+    }
+}
+
+/// Greatest common divisor.
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// Delta-encodes an i64 column: first value, the gcd of all deltas, then zigzag(delta / gcd)
+/// varints. Timestamps given in whole milliseconds or seconds thus cost no bits for the zeros.
+pub fn put_delta_i64(out: &mut Vec<u8>, vals: &[i64]) {
+    out.push(TAG_DELTA_I64);
+    let first = vals.first().copied().unwrap_or(0);
+    codec::put_i64(out, first);
+    let mut g = 0u64;
+    for w in vals.windows(2) {
+        g = gcd(g, w[1].wrapping_sub(w[0]).unsigned_abs());
+        if g == 1 {
+            break;
+        }
+    }
+    let g = g.max(1);
+    codec::put_varint(out, g);
+    for w in vals.windows(2) {
+        let d = w[1].wrapping_sub(w[0]);
+        // Exact: g divides every delta (for i64::MIN deltas g is a power of two dividing it).
+        codec::put_varint(out, codec::zigzag(d.wrapping_div(g as i64)));
+    }
+}
+
+/// Fixed-width encoding of a u32 column, using the narrowest of 1, 2 or 4 bytes.
+pub fn put_width_u32(out: &mut Vec<u8>, vals: &[u32]) {
+    let max = vals.iter().copied().max().unwrap_or(0);
+    if max <= u32::from(u8::MAX) {
+        out.push(TAG_W8);
+        out.extend(vals.iter().map(|&v| v as u8));
+    } else if max <= u32::from(u16::MAX) {
+        out.push(TAG_W16);
+        for &v in vals {
+            out.extend_from_slice(&(v as u16).to_le_bytes());
+        }
+    } else {
+        out.push(TAG_W32);
+        for &v in vals {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+}
+
+/// Fixed-width encoding of a u8 column.
+pub fn put_u8s(out: &mut Vec<u8>, vals: &[u8]) {
+    out.push(TAG_W8);
+    out.extend_from_slice(vals);
+}
+
+fn tag(r: &mut Reader<'_>, want: &[u8]) -> Result<u8, DecodeError> {
+    let t = r.u8()?;
+    if !want.contains(&t) {
+        return Err(DecodeError::new(0, format!("unexpected encoding tag {t}")));
+    }
+    Ok(t)
+}
+
+/// Decodes [`put_rle_u32`] output of exactly `n` rows.
+pub fn get_rle_u32(r: &mut Reader<'_>, n: usize, out: &mut Vec<u32>) -> Result<(), DecodeError> {
+    tag(r, &[TAG_RLE_U32])?;
+    out.clear();
+    out.reserve(n);
+    let mut prev = 0i64;
+    while out.len() < n {
+        let v = prev + codec::unzigzag(r.varint()?);
+        let v32 = u32::try_from(v).map_err(|_| r.err(format!("value {v} out of u32 range")))?;
+        let run = r.varint()?;
+        if run == 0 || run > (n - out.len()) as u64 {
+            return Err(r.err(format!("run of {run} rows exceeds the block")));
+        }
+        out.resize(out.len() + run as usize, v32);
+        prev = v;
+    }
+    Ok(())
+}
+
+/// Decodes [`put_delta_i64`] output of exactly `n` rows.
+pub fn get_delta_i64(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
+    tag(r, &[TAG_DELTA_I64])?;
+    out.clear();
+    out.reserve(n);
+    let mut v = r.i64()?;
+    let g = r.varint()?;
+    if g == 0 || g > i64::MAX as u64 + 1 {
+        return Err(r.err("bad delta divisor"));
+    }
+    let g = g as i64;
+    if n > 0 {
+        out.push(v);
+    }
+    for _ in 1..n {
+        v = v.wrapping_add(codec::unzigzag(r.varint()?).wrapping_mul(g));
+        out.push(v);
+    }
+    Ok(())
+}
+
+/// Decodes [`put_width_u32`] output of exactly `n` rows.
+pub fn get_width_u32(r: &mut Reader<'_>, n: usize, out: &mut Vec<u32>) -> Result<(), DecodeError> {
+    let t = tag(r, &[TAG_W8, TAG_W16, TAG_W32])?;
+    out.clear();
+    match t {
+        TAG_W8 => out.extend(r.bytes(n)?.iter().map(|&b| u32::from(b))),
+        TAG_W16 => {
+            let b = r.bytes(n.checked_mul(2).ok_or_else(|| r.err("row count overflow"))?)?;
+            out.extend(
+                b.chunks_exact(2)
+                    .map(|c| u32::from(u16::from_le_bytes([c[0], c[1]]))),
+            );
+        }
+        _ => {
+            let b = r.bytes(n.checked_mul(4).ok_or_else(|| r.err("row count overflow"))?)?;
+            out.extend(
+                b.chunks_exact(4)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Decodes [`put_u8s`] output of exactly `n` rows.
+pub fn get_u8s(r: &mut Reader<'_>, n: usize, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    tag(r, &[TAG_W8])?;
+    out.clear();
+    out.extend_from_slice(r.bytes(n)?);
+    Ok(())
+}
+
+fn put_bits(out: &mut Vec<u8>, bits: impl ExactSizeIterator<Item = bool>) {
+    let mut byte = 0u8;
+    let mut k = 0;
+    for b in bits {
+        byte |= u8::from(b) << k;
+        k += 1;
+        if k == 8 {
+            out.push(byte);
+            byte = 0;
+            k = 0;
+        }
+    }
+    if k > 0 {
+        out.push(byte);
+    }
+}
+
+fn get_bits(r: &mut Reader<'_>, n: usize) -> Result<Vec<bool>, DecodeError> {
+    let b = r.bytes(n.div_ceil(8))?;
+    Ok((0..n).map(|i| b[i / 8] >> (i % 8) & 1 == 1).collect())
+}
+
+/// The smallest decimal scale k (0..=6) at which every value is an integer that round-trips.
+fn decimal_scale(vals: &[f64]) -> Option<u32> {
+    (0..=6u32).find(|&k| {
+        let m = 10f64.powi(k as i32);
+        vals.iter().all(|&v| {
+            let s = (v * m).round();
+            s.abs() < 9.0e15 && (s / m).to_bits() == v.to_bits() && (s as i64) as f64 == s
+        })
+    })
+}
+
+/// Encodes a property column: validity (0 = all valid, 1 = bitmap), then the valid values by
+/// type: strings as fixed-width ids, integers delta-encoded, floats as scaled decimals when
+/// exact (scale byte 0..=6) or raw IEEE bits (scale byte 255), booleans as bits.
+pub fn put_prop(out: &mut Vec<u8>, col: &PropColumn) {
+    out.push(TAG_PROP);
+    out.push(col.ty.code());
+    if col.valid.iter().all(|&v| v) {
+        out.push(0);
+    } else {
+        out.push(1);
+        put_bits(out, col.valid.iter().copied());
+    }
+    let vals: Vec<u64> = col
+        .valid
+        .iter()
+        .zip(&col.vals)
+        .filter(|(v, _)| **v)
+        .map(|(_, &x)| x)
+        .collect();
+    match col.ty {
+        PropType::Str => {
+            let ids: Vec<u32> = vals.iter().map(|&x| x as u32).collect();
+            put_width_u32(out, &ids);
+        }
+        PropType::I64 => {
+            let ints: Vec<i64> = vals.iter().map(|&x| x as i64).collect();
+            put_delta_i64(out, &ints);
+        }
+        PropType::F64 => {
+            let floats: Vec<f64> = vals.iter().map(|&x| f64::from_bits(x)).collect();
+            match decimal_scale(&floats) {
+                Some(k) => {
+                    out.push(k as u8);
+                    let m = 10f64.powi(k as i32);
+                    let ints: Vec<i64> = floats.iter().map(|&v| (v * m).round() as i64).collect();
+                    put_delta_i64(out, &ints);
+                }
+                None => {
+                    out.push(255);
+                    for x in vals {
+                        codec::put_u64(out, x);
+                    }
+                }
+            }
+        }
+        PropType::Bool => put_bits(out, vals.iter().map(|&x| x != 0)),
+    }
+}
+
+/// Decodes [`put_prop`] output of exactly `n` rows into a column with id `id`.
+pub fn get_prop(r: &mut Reader<'_>, n: usize, id: u32, ty: PropType) -> Result<PropColumn, DecodeError> {
+    tag(r, &[TAG_PROP])?;
+    if PropType::from_code(r.u8()?) != Some(ty) {
+        return Err(r.err("property type disagrees with the footer"));
+    }
+    let valid = match r.u8()? {
+        0 => vec![true; n],
+        1 => get_bits(r, n)?,
+        m => return Err(r.err(format!("validity mode {m}"))),
+    };
+    let count = valid.iter().filter(|&&v| v).count();
+    let vals: Vec<u64> = match ty {
+        PropType::Str => {
+            let mut ids = Vec::new();
+            get_width_u32(r, count, &mut ids)?;
+            ids.into_iter().map(u64::from).collect()
+        }
+        PropType::I64 => {
+            let mut ints = Vec::new();
+            get_delta_i64(r, count, &mut ints)?;
+            ints.into_iter().map(|v| v as u64).collect()
+        }
+        PropType::F64 => match r.u8()? {
+            k @ 0..=6 => {
+                let mut ints = Vec::new();
+                get_delta_i64(r, count, &mut ints)?;
+                let m = 10f64.powi(i32::from(k));
+                ints.into_iter().map(|v| (v as f64 / m).to_bits()).collect()
+            }
+            255 => (0..count).map(|_| r.u64()).collect::<Result<_, _>>()?,
+            k => return Err(r.err(format!("float scale {k}"))),
+        },
+        PropType::Bool => get_bits(r, count)?.into_iter().map(u64::from).collect(),
+    };
+    let mut col = PropColumn::new(id, ty);
+    col.valid = valid;
+    col.vals = Vec::with_capacity(n);
+    let mut it = vals.into_iter();
+    for &v in &col.valid {
+        col.vals.push(if v { it.next().unwrap_or(0) } else { 0 });
+    }
+    Ok(col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn rle_roundtrip(mut v in proptest::collection::vec(0u32..50, 0..300)) {
+            v.sort_unstable();
+            let mut out = Vec::new();
+            put_rle_u32(&mut out, &v);
+            let mut back = Vec::new();
+            get_rle_u32(&mut Reader::new(&out), v.len(), &mut back).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(back, v);
+        }
+
+        #[test]
+        fn delta_roundtrip(v in proptest::collection::vec(any::<i64>(), 0..100), scale in 1i64..1000) {
+            for vals in [v.clone(), v.iter().map(|x| (x / 1_000_000).wrapping_mul(scale)).collect()] {
+                let mut out = Vec::new();
+                put_delta_i64(&mut out, &vals);
+                let mut back = Vec::new();
+                get_delta_i64(&mut Reader::new(&out), vals.len(), &mut back).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(back, vals);
+            }
+        }
+
+        #[test]
+        fn width_roundtrip(v in proptest::collection::vec(any::<u32>(), 0..100), shift in 0u32..32) {
+            let vals: Vec<u32> = v.iter().map(|x| x >> shift).collect();
+            let mut out = Vec::new();
+            put_width_u32(&mut out, &vals);
+            let mut back = Vec::new();
+            get_width_u32(&mut Reader::new(&out), vals.len(), &mut back).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(back, vals);
+        }
+
+        #[test]
+        fn float_prop_roundtrip(v in proptest::collection::vec(proptest::option::of(prop_oneof![
+            any::<f64>().prop_filter("finite", |f| f.is_finite()),
+            (-100000i64..100000).prop_map(|c| c as f64 / 100.0),
+        ]), 0..100)) {
+            let mut col = PropColumn::new(3, PropType::F64);
+            for x in &v {
+                col.valid.push(x.is_some());
+                col.vals.push(x.map_or(0, f64::to_bits));
+            }
+            let mut out = Vec::new();
+            put_prop(&mut out, &col);
+            let back = get_prop(&mut Reader::new(&out), v.len(), 3, PropType::F64).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(back, col);
+        }
+
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64), n in 0usize..100) {
+            let mut o32 = Vec::new();
+            let mut o64 = Vec::new();
+            let _ = get_rle_u32(&mut Reader::new(&bytes), n, &mut o32);
+            let _ = get_delta_i64(&mut Reader::new(&bytes), n, &mut o64);
+            let _ = get_width_u32(&mut Reader::new(&bytes), n, &mut o32);
+            for ty in [PropType::Str, PropType::I64, PropType::F64, PropType::Bool] {
+                let _ = get_prop(&mut Reader::new(&bytes), n, 0, ty);
+            }
+        }
+    }
+}

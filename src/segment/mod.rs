@@ -1,0 +1,606 @@
+//! Immutable columnar segment files, sorted by (customer, timestamp, sequence).
+//!
+//! ```text
+//! SEGMENT := HEADER(16) CHUNK* FOOTER TRAILER(32)
+//! TRAILER := footer_offset u64 | footer_len u64 | footer_crc u32 | version u32 | magic[8]
+//! ```
+//! Each block of up to `BLOCK_ROWS` rows stores one zstd-compressed chunk per column with its
+//! own crc32. The footer holds segment metadata, the property directory, per-block zone maps
+//! and chunk directory, and the bitmap index. See docs/FORMAT.md §5.
+//!
+//! A segment is written once under its final name, fsynced, and never modified; only then is
+//! it published by a manifest. The reader maps it with memmap2 after checking the file length
+//! against the trailer and footer, so no access can fall outside the file (no SIGBUS).
+
+pub mod column;
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use memmap2::Mmap;
+
+use crate::codec::{self, DecodeError, Reader};
+use crate::file::{self, FileError, FileResult, IoContext, Kind};
+use crate::index::Bitmaps;
+use crate::limits;
+use crate::model::{Columns, PropType};
+
+/// Sub-directory holding segment files.
+pub const SEG_DIR: &str = "seg";
+
+/// Bytes of the trailer.
+pub const TRAILER_LEN: usize = 32;
+
+/// Number of fixed columns: customer, timestamp, event, stage.
+const FIXED_COLUMNS: usize = 4;
+
+/// Path of segment `id`.
+pub fn seg_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(SEG_DIR).join(file::numbered("", id, ".seg"))
+}
+
+/// Lists the segment ids present.
+pub fn list(dir: &Path) -> FileResult<Vec<u64>> {
+    file::list_numbered(&dir.join(SEG_DIR), "", ".seg")
+}
+
+/// Where one column chunk of one block lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkRef {
+    /// File offset.
+    pub offset: u64,
+    /// Stored (compressed) length.
+    pub stored_len: u32,
+    /// Raw (decompressed) length.
+    pub raw_len: u32,
+    /// crc32 of the stored bytes.
+    pub crc: u32,
+}
+
+/// A block's zone map and chunk directory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlockMeta {
+    /// Rows in the block.
+    pub rows: u32,
+    /// Smallest customer id.
+    pub cid_min: u32,
+    /// Largest customer id.
+    pub cid_max: u32,
+    /// Smallest timestamp.
+    pub ts_min: i64,
+    /// Largest timestamp.
+    pub ts_max: i64,
+    /// Chunks: customer, timestamp, event, stage, then one per property in footer order.
+    pub chunks: Vec<ChunkRef>,
+}
+
+/// The decoded footer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Footer {
+    /// Total rows.
+    pub rows: u64,
+    /// Sequence number of the first row (in ingestion order) covered by this segment.
+    pub seq_min: u64,
+    /// One past the last sequence number covered.
+    pub seq_end: u64,
+    /// Smallest timestamp.
+    pub ts_min: i64,
+    /// Largest timestamp.
+    pub ts_max: i64,
+    /// Properties present: (id, type), sorted by id.
+    pub props: Vec<(u32, PropType)>,
+    /// Blocks in order.
+    pub blocks: Vec<BlockMeta>,
+    /// Bitmap index.
+    pub bitmaps: Bitmaps,
+}
+
+/// Which columns a read decodes (the customer column is always decoded).
+#[derive(Clone, Copy, Debug)]
+pub struct ColumnSet {
+    /// Timestamps.
+    pub ts: bool,
+    /// Event ids.
+    pub event: bool,
+    /// Stage codes.
+    pub stage: bool,
+    /// Property columns.
+    pub props: bool,
+}
+
+impl ColumnSet {
+    /// Every column.
+    pub const ALL: ColumnSet = ColumnSet {
+        ts: true,
+        event: true,
+        stage: true,
+        props: true,
+    };
+}
+
+/// Writes a segment block by block.
+pub struct SegmentWriter {
+    path: PathBuf,
+    file: File,
+    offset: u64,
+    level: i32,
+    props: Vec<(u32, PropType)>,
+    blocks: Vec<BlockMeta>,
+    bitmaps: Bitmaps,
+    rows: u64,
+    ts_min: i64,
+    ts_max: i64,
+    raw: Vec<u8>,
+}
+
+impl SegmentWriter {
+    /// Creates the file (which must not exist); `props` lists every property that may appear.
+    pub fn create(path: &Path, props: Vec<(u32, PropType)>, level: i32) -> FileResult<SegmentWriter> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .at(path)?;
+        file.write_all(&file::header(Kind::Segment)).at(path)?;
+        Ok(SegmentWriter {
+            path: path.to_path_buf(),
+            file,
+            offset: file::HEADER_LEN as u64,
+            level,
+            props,
+            blocks: Vec::new(),
+            bitmaps: Bitmaps::default(),
+            rows: 0,
+            ts_min: i64::MAX,
+            ts_max: i64::MIN,
+            raw: Vec::new(),
+        })
+    }
+
+    fn chunk(&mut self) -> FileResult<ChunkRef> {
+        let stored = codec::compress(&self.raw, self.level).at(&self.path)?;
+        let r = ChunkRef {
+            offset: self.offset,
+            stored_len: stored.len() as u32,
+            raw_len: self.raw.len() as u32,
+            crc: codec::crc32(&stored),
+        };
+        self.file.write_all(&stored).at(&self.path)?;
+        self.offset += stored.len() as u64;
+        self.raw.clear();
+        Ok(r)
+    }
+
+    /// Appends one block (at most `BLOCK_ROWS` rows, sorted, continuing the sort order).
+    pub fn push_block(&mut self, cols: &Columns) -> FileResult<()> {
+        let n = cols.len();
+        if n == 0 {
+            return Ok(());
+        }
+        assert!(n <= limits::BLOCK_ROWS, "block of {n} rows");
+        let mut chunks = Vec::with_capacity(FIXED_COLUMNS + self.props.len());
+        column::put_rle_u32(&mut self.raw, &cols.cid);
+        chunks.push(self.chunk()?);
+        column::put_delta_i64(&mut self.raw, &cols.ts);
+        chunks.push(self.chunk()?);
+        column::put_width_u32(&mut self.raw, &cols.event);
+        chunks.push(self.chunk()?);
+        column::put_u8s(&mut self.raw, &cols.stage);
+        chunks.push(self.chunk()?);
+        let props = self.props.clone();
+        for (id, ty) in props {
+            match cols.prop(id) {
+                Some(col) => column::put_prop(&mut self.raw, col),
+                None => {
+                    let mut col = crate::model::PropColumn::new(id, ty);
+                    col.pad_to(n);
+                    column::put_prop(&mut self.raw, &col);
+                }
+            }
+            chunks.push(self.chunk()?);
+        }
+        let ts_min = cols.ts.iter().copied().min().unwrap_or(0);
+        let ts_max = cols.ts.iter().copied().max().unwrap_or(0);
+        self.ts_min = self.ts_min.min(ts_min);
+        self.ts_max = self.ts_max.max(ts_max);
+        self.blocks.push(BlockMeta {
+            rows: n as u32,
+            cid_min: cols.cid[0],
+            cid_max: cols.cid[n - 1],
+            ts_min,
+            ts_max,
+            chunks,
+        });
+        self.bitmaps.add(cols);
+        self.rows += n as u64;
+        Ok(())
+    }
+
+    /// Writes footer and trailer, fsyncs the file, and returns the footer and file length.
+    /// The caller fsyncs the directory before publishing the segment.
+    pub fn finish(mut self, seq_min: u64, seq_end: u64) -> FileResult<(Footer, u64)> {
+        let footer = Footer {
+            rows: self.rows,
+            seq_min,
+            seq_end,
+            ts_min: if self.rows == 0 { 0 } else { self.ts_min },
+            ts_max: if self.rows == 0 { 0 } else { self.ts_max },
+            props: self.props.clone(),
+            blocks: std::mem::take(&mut self.blocks),
+            bitmaps: std::mem::take(&mut self.bitmaps),
+        };
+        let mut out = Vec::new();
+        encode_footer(&footer, &mut out).at(&self.path)?;
+        let footer_offset = self.offset;
+        let crc = codec::crc32(&out);
+        let len = out.len() as u64;
+        codec::put_u64(&mut out, footer_offset);
+        codec::put_u64(&mut out, len);
+        codec::put_u32(&mut out, crc);
+        codec::put_u32(&mut out, file::FORMAT_VERSION);
+        out.extend_from_slice(&file::magic(Kind::Segment));
+        self.file.write_all(&out).at(&self.path)?;
+        self.file.sync_all().at(&self.path)?;
+        Ok((footer, footer_offset + out.len() as u64))
+    }
+}
+
+fn encode_footer(f: &Footer, out: &mut Vec<u8>) -> std::io::Result<()> {
+    codec::put_u64(out, f.rows);
+    codec::put_u64(out, f.seq_min);
+    codec::put_u64(out, f.seq_end);
+    codec::put_i64(out, f.ts_min);
+    codec::put_i64(out, f.ts_max);
+    codec::put_u32(out, f.props.len() as u32);
+    for (id, ty) in &f.props {
+        codec::put_u32(out, *id);
+        out.push(ty.code());
+    }
+    codec::put_u32(out, f.blocks.len() as u32);
+    for b in &f.blocks {
+        codec::put_u32(out, b.rows);
+        codec::put_u32(out, b.cid_min);
+        codec::put_u32(out, b.cid_max);
+        codec::put_i64(out, b.ts_min);
+        codec::put_i64(out, b.ts_max);
+        for c in &b.chunks {
+            codec::put_u64(out, c.offset);
+            codec::put_u32(out, c.stored_len);
+            codec::put_u32(out, c.raw_len);
+            codec::put_u32(out, c.crc);
+        }
+    }
+    f.bitmaps.encode(out)
+}
+
+fn decode_footer(bytes: &[u8], body_end: u64) -> Result<Footer, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let rows = r.u64()?;
+    let seq_min = r.u64()?;
+    let seq_end = r.u64()?;
+    if seq_end.checked_sub(seq_min) != Some(rows) {
+        return Err(r.err("sequence range disagrees with the row count"));
+    }
+    let ts_min = r.i64()?;
+    let ts_max = r.i64()?;
+    let nprops = r.u32()? as usize;
+    if nprops > limits::PROPS_MAX {
+        return Err(r.err("too many properties"));
+    }
+    let mut props = Vec::with_capacity(nprops);
+    for _ in 0..nprops {
+        let id = r.u32()?;
+        let ty = PropType::from_code(r.u8()?).ok_or_else(|| r.err("unknown property type"))?;
+        if props.last().is_some_and(|&(last, _)| last >= id) {
+            return Err(r.err("properties out of order"));
+        }
+        props.push((id, ty));
+    }
+    let nblocks = r.u32()? as usize;
+    let ncols = FIXED_COLUMNS + nprops;
+    let block_bytes = 28 + ncols * 20;
+    if nblocks > r.remaining() / block_bytes {
+        return Err(r.err("block count exceeds the footer"));
+    }
+    let mut blocks = Vec::with_capacity(nblocks);
+    let mut total = 0u64;
+    let mut prev_cid = 0u32;
+    for _ in 0..nblocks {
+        let at = r.pos();
+        let rows = r.u32()?;
+        let cid_min = r.u32()?;
+        let cid_max = r.u32()?;
+        let ts_min = r.i64()?;
+        let ts_max = r.i64()?;
+        if rows == 0
+            || rows as usize > limits::BLOCK_ROWS
+            || cid_min > cid_max
+            || ts_min > ts_max
+            || cid_min < prev_cid
+        {
+            return Err(DecodeError::new(at, "bad block zone map"));
+        }
+        prev_cid = cid_max;
+        total += u64::from(rows);
+        let mut chunks = Vec::with_capacity(ncols);
+        for _ in 0..ncols {
+            let at = r.pos();
+            let c = ChunkRef {
+                offset: r.u64()?,
+                stored_len: r.u32()?,
+                raw_len: r.u32()?,
+                crc: r.u32()?,
+            };
+            let end = c.offset.checked_add(u64::from(c.stored_len));
+            if c.offset < file::HEADER_LEN as u64 || end.is_none_or(|e| e > body_end) {
+                return Err(DecodeError::new(at, "chunk lies outside the data region"));
+            }
+            if c.raw_len as usize > limits::CHUNK_RAW_BYTES_MAX {
+                return Err(DecodeError::new(at, "chunk raw length exceeds the limit"));
+            }
+            chunks.push(c);
+        }
+        blocks.push(BlockMeta {
+            rows,
+            cid_min,
+            cid_max,
+            ts_min,
+            ts_max,
+            chunks,
+        });
+    }
+    if total != rows {
+        return Err(r.err("block rows do not add up to the segment rows"));
+    }
+    let bitmaps = Bitmaps::decode(&mut r)?;
+    r.finish()?;
+    Ok(Footer {
+        rows,
+        seq_min,
+        seq_end,
+        ts_min,
+        ts_max,
+        props,
+        blocks,
+        bitmaps,
+    })
+}
+
+/// An open, validated, memory-mapped segment.
+#[derive(Debug)]
+pub struct Segment {
+    /// Segment id.
+    pub id: u64,
+    path: PathBuf,
+    map: Mmap,
+    /// The decoded footer.
+    pub footer: Footer,
+    /// When set, the file is deleted once the last holder drops the segment.
+    obsolete: AtomicBool,
+}
+
+impl Segment {
+    /// Opens and validates segment `id`: header, trailer, lengths and footer checksum. Block
+    /// checksums are checked on every read. `expect_len` is the length the manifest recorded.
+    pub fn open(dir: &Path, id: u64, expect_len: Option<u64>) -> FileResult<Segment> {
+        let path = seg_path(dir, id);
+        let file = File::open(&path).at(&path)?;
+        let len = file.metadata().at(&path)?.len();
+        if let Some(want) = expect_len
+            && want != len
+        {
+            return Err(FileError::corrupt(
+                &path,
+                len.min(want),
+                format!("file is {len} bytes but the manifest recorded {want}"),
+            ));
+        }
+        if len < (file::HEADER_LEN + TRAILER_LEN) as u64 {
+            return Err(FileError::corrupt(
+                &path,
+                0,
+                format!("file of {len} bytes is too short to be a segment"),
+            ));
+        }
+        #[expect(
+            unsafe_code,
+            reason = "memory-mapping a sealed segment file; see docs/UNSAFE.md"
+        )]
+        // SAFETY: the file was written completely, fsynced and published by a manifest before
+        // any reader opens it, and journeydb never writes to, truncates or renames a published
+        // segment: it is only unlinked after the last `Segment` holding this map is dropped
+        // (unlinking keeps the pages of an existing map valid on Linux). We checked the length
+        // above and every access below is bounds-checked against `map.len()`, so no access
+        // reaches past the end of the file. Another process truncating the file would break
+        // this; the database directory is owned by journeydb (docs/FORMAT.md §11).
+        let map = unsafe { Mmap::map(&file) }.at(&path)?;
+        let bytes: &[u8] = &map;
+        if bytes.len() as u64 != len {
+            return Err(FileError::corrupt(
+                &path,
+                0,
+                "file changed size while being mapped",
+            ));
+        }
+        file::check_header(&path, Kind::Segment, bytes)?;
+        let tail_at = bytes.len() - TRAILER_LEN;
+        let mut t = Reader::new(&bytes[tail_at..]);
+        let d = |e: DecodeError| FileError::decode(&path, tail_at as u64, e);
+        let footer_offset = t.u64().map_err(d)?;
+        let footer_len = t.u64().map_err(d)?;
+        let footer_crc = t.u32().map_err(d)?;
+        let version = t.u32().map_err(d)?;
+        let magic = t.bytes(file::MAGIC_LEN).map_err(d)?;
+        if magic != file::magic(Kind::Segment) {
+            return Err(FileError::corrupt(
+                &path,
+                len - 8,
+                "wrong trailer magic (truncated or not a segment)",
+            ));
+        }
+        if version != file::FORMAT_VERSION {
+            return Err(FileError::corrupt(
+                &path,
+                len - 12,
+                format!("format version {version}"),
+            ));
+        }
+        if footer_len > limits::FOOTER_BYTES_MAX
+            || footer_offset < file::HEADER_LEN as u64
+            || footer_offset.checked_add(footer_len) != Some(tail_at as u64)
+        {
+            return Err(FileError::corrupt(
+                &path,
+                tail_at as u64,
+                format!(
+                    "footer at {footer_offset} of {footer_len} bytes does not end at the trailer ({tail_at})"
+                ),
+            ));
+        }
+        let fbytes = &bytes[footer_offset as usize..tail_at];
+        if codec::crc32(fbytes) != footer_crc {
+            return Err(FileError::corrupt(
+                &path,
+                footer_offset,
+                "footer checksum mismatch",
+            ));
+        }
+        let footer =
+            decode_footer(fbytes, footer_offset).map_err(|e| FileError::decode(&path, footer_offset, e))?;
+        Ok(Segment {
+            id,
+            path,
+            map,
+            footer,
+            obsolete: AtomicBool::new(false),
+        })
+    }
+
+    /// The file path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// File length in bytes.
+    pub fn file_len(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// Marks the file for deletion when the last holder drops it.
+    pub fn mark_obsolete(&self) {
+        self.obsolete.store(true, Ordering::SeqCst);
+    }
+
+    fn raw_chunk(&self, c: &ChunkRef) -> FileResult<Vec<u8>> {
+        // Offsets were validated against the data region when the footer was decoded.
+        let start = c.offset as usize;
+        let stored = self
+            .map
+            .get(start..start + c.stored_len as usize)
+            .ok_or_else(|| FileError::corrupt(&self.path, c.offset, "chunk outside the file"))?;
+        if codec::crc32(stored) != c.crc {
+            return Err(FileError::corrupt(
+                &self.path,
+                c.offset,
+                "block checksum mismatch",
+            ));
+        }
+        codec::decompress(stored, c.raw_len as usize, limits::CHUNK_RAW_BYTES_MAX)
+            .map_err(|e| FileError::decode(&self.path, c.offset, e))
+    }
+
+    /// Decodes block `i` (checking every chunk's crc32 first).
+    pub fn read_block(&self, i: usize, set: ColumnSet) -> FileResult<Columns> {
+        let mut out = Columns::default();
+        self.read_block_into(i, set, &mut out)?;
+        Ok(out)
+    }
+
+    /// Decodes block `i` into `out`, reusing its allocations.
+    pub fn read_block_into(&self, i: usize, set: ColumnSet, out: &mut Columns) -> FileResult<()> {
+        let b = self
+            .footer
+            .blocks
+            .get(i)
+            .ok_or_else(|| FileError::corrupt(&self.path, 0, format!("no block {i}")))?;
+        let n = b.rows as usize;
+        let chunk = |k: usize| -> FileResult<(Vec<u8>, u64)> {
+            let c = &b.chunks[k];
+            Ok((self.raw_chunk(c)?, c.offset))
+        };
+        let path = &self.path;
+        let finish = |r: Reader<'_>, off: u64| r.finish().map_err(|e| FileError::decode(path, off, e));
+        {
+            let (raw, off) = chunk(0)?;
+            let mut r = Reader::new(&raw);
+            column::get_rle_u32(&mut r, n, &mut out.cid).map_err(|e| FileError::decode(path, off, e))?;
+            finish(r, off)?;
+            if out.cid.first() != Some(&b.cid_min) || out.cid.last() != Some(&b.cid_max) {
+                return Err(FileError::corrupt(
+                    path,
+                    off,
+                    "customer column disagrees with the zone map",
+                ));
+            }
+        }
+        out.ts.clear();
+        if set.ts {
+            let (raw, off) = chunk(1)?;
+            let mut r = Reader::new(&raw);
+            column::get_delta_i64(&mut r, n, &mut out.ts).map_err(|e| FileError::decode(path, off, e))?;
+            finish(r, off)?;
+        }
+        out.event.clear();
+        if set.event {
+            let (raw, off) = chunk(2)?;
+            let mut r = Reader::new(&raw);
+            column::get_width_u32(&mut r, n, &mut out.event).map_err(|e| FileError::decode(path, off, e))?;
+            finish(r, off)?;
+        }
+        out.stage.clear();
+        if set.stage {
+            let (raw, off) = chunk(3)?;
+            let mut r = Reader::new(&raw);
+            column::get_u8s(&mut r, n, &mut out.stage).map_err(|e| FileError::decode(path, off, e))?;
+            finish(r, off)?;
+            if out.stage.iter().any(|&s| s > 5) {
+                return Err(FileError::corrupt(path, off, "stage code out of range"));
+            }
+        }
+        out.props.clear();
+        if set.props {
+            for (k, &(id, ty)) in self.footer.props.iter().enumerate() {
+                let (raw, off) = chunk(FIXED_COLUMNS + k)?;
+                let mut r = Reader::new(&raw);
+                let col = column::get_prop(&mut r, n, id, ty).map_err(|e| FileError::decode(path, off, e))?;
+                finish(r, off)?;
+                if col.valid.iter().any(|&v| v) {
+                    out.props.push(col);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes every block and checks every checksum (used by `verify`).
+    pub fn verify(&self) -> FileResult<u64> {
+        let mut out = Columns::default();
+        let mut rows = 0u64;
+        for i in 0..self.footer.blocks.len() {
+            self.read_block_into(i, ColumnSet::ALL, &mut out)?;
+            rows += out.len() as u64;
+        }
+        Ok(rows)
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        if self.obsolete.load(Ordering::SeqCst) {
+            // Best effort: a file left behind is removed as an orphan at the next open.
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}

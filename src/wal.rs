@@ -1,0 +1,403 @@
+//! The write-ahead log: one framed record per committed batch, group commit, and replay with
+//! the torn-tail rule.
+//!
+//! File `wal/<n>.log` = 16-byte header, then frames `len u32 | crc32 u32 | payload`. A payload
+//! is `kind u8 (1 = batch) | first_seq u64 | dictionary delta | rows`. A batch is one frame,
+//! so it is all-or-nothing. See docs/FORMAT.md §4.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::codec::{self, DecodeError, Frame, Reader};
+use crate::dict::DictDelta;
+use crate::file::{self, FileError, FileResult, IoContext, Kind};
+use crate::limits;
+use crate::model::{Columns, PropColumn, PropType};
+
+/// Record kind of a committed batch.
+const KIND_BATCH: u8 = 1;
+
+/// Sub-directory holding log files.
+pub const WAL_DIR: &str = "wal";
+
+/// Path of log file `n`.
+pub fn wal_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(WAL_DIR).join(file::numbered("", n, ".log"))
+}
+
+/// Lists the log file numbers present.
+pub fn list(dir: &Path) -> FileResult<Vec<u64>> {
+    file::list_numbered(&dir.join(WAL_DIR), "", ".log")
+}
+
+/// One committed batch as stored in the log.
+#[derive(Debug, Default, PartialEq)]
+pub struct Record {
+    /// Sequence number of the first row.
+    pub first_seq: u64,
+    /// Dictionary entries created by the batch.
+    pub delta: DictDelta,
+    /// The rows, in ingestion order.
+    pub rows: Columns,
+}
+
+/// Encodes a batch record payload.
+pub fn encode(first_seq: u64, delta: &DictDelta, rows: &Columns, out: &mut Vec<u8>) {
+    out.push(KIND_BATCH);
+    codec::put_u64(out, first_seq);
+    delta.encode(out);
+    let n = rows.len();
+    codec::put_varint(out, n as u64);
+    let mut prev = 0i64;
+    for i in 0..n {
+        codec::put_varint(out, u64::from(rows.cid[i]));
+        codec::put_varint(out, codec::zigzag(rows.ts[i].wrapping_sub(prev)));
+        prev = rows.ts[i];
+        codec::put_varint(out, u64::from(rows.event[i]));
+        out.push(rows.stage[i]);
+    }
+    codec::put_varint(out, rows.props.len() as u64);
+    for p in &rows.props {
+        codec::put_varint(out, u64::from(p.id));
+        out.push(p.ty.code());
+        for chunk in p.valid.chunks(8) {
+            let mut byte = 0u8;
+            for (bit, &v) in chunk.iter().enumerate() {
+                byte |= u8::from(v) << bit;
+            }
+            out.push(byte);
+        }
+        for (&v, &x) in p.valid.iter().zip(&p.vals) {
+            if v {
+                match p.ty {
+                    PropType::F64 => codec::put_u64(out, x),
+                    PropType::I64 => codec::put_varint(out, codec::zigzag(x as i64)),
+                    PropType::Str | PropType::Bool => codec::put_varint(out, x),
+                }
+            }
+        }
+    }
+}
+
+/// Decodes a batch record payload.
+pub fn decode(payload: &[u8]) -> Result<Record, DecodeError> {
+    let mut r = Reader::new(payload);
+    if r.u8()? != KIND_BATCH {
+        return Err(DecodeError::new(0, "unknown log record kind"));
+    }
+    let first_seq = r.u64()?;
+    let delta = DictDelta::decode(&mut r)?;
+    // Each row takes at least 4 bytes, which bounds the allocation.
+    let n = r.len_prefix(limits::BATCH_EVENTS_MAX)?;
+    if n > r.remaining() / 4 {
+        return Err(r.err("row count exceeds the record"));
+    }
+    let mut rows = Columns::default();
+    let mut prev = 0i64;
+    for _ in 0..n {
+        rows.cid.push(r.varint_u32()?);
+        prev = prev.wrapping_add(codec::unzigzag(r.varint()?));
+        rows.ts.push(prev);
+        rows.event.push(r.varint_u32()?);
+        let stage = r.u8()?;
+        if stage > 5 {
+            return Err(r.err(format!("stage code {stage}")));
+        }
+        rows.stage.push(stage);
+    }
+    let cols = r.len_prefix(limits::PROPS_MAX)?;
+    let mut last_id = None;
+    for _ in 0..cols {
+        let id = r.varint_u32()?;
+        if last_id.is_some_and(|l| l >= id) {
+            return Err(r.err("property columns out of order"));
+        }
+        last_id = Some(id);
+        let ty = PropType::from_code(r.u8()?).ok_or_else(|| r.err("unknown property type"))?;
+        let bits = r.bytes(n.div_ceil(8))?;
+        let mut col = PropColumn::new(id, ty);
+        for i in 0..n {
+            let v = bits[i / 8] >> (i % 8) & 1 == 1;
+            col.valid.push(v);
+            col.vals.push(if v {
+                match ty {
+                    PropType::F64 => r.u64()?,
+                    PropType::I64 => codec::unzigzag(r.varint()?) as u64,
+                    PropType::Str | PropType::Bool => r.varint()?,
+                }
+            } else {
+                0
+            });
+        }
+        rows.props.push(col);
+    }
+    r.finish()?;
+    Ok(Record {
+        first_seq,
+        delta,
+        rows,
+    })
+}
+
+/// An open log file being appended to.
+#[derive(Debug)]
+pub struct WalFile {
+    /// File number.
+    pub number: u64,
+    path: PathBuf,
+    file: Arc<File>,
+    len: u64,
+}
+
+impl WalFile {
+    /// Creates log file `number` (header written and fsynced, directory fsynced).
+    pub fn create(dir: &Path, number: u64) -> FileResult<WalFile> {
+        let path = wal_path(dir, number);
+        file::write_new(&path, &file::header(Kind::Wal))?;
+        file::sync_dir(&dir.join(WAL_DIR))?;
+        let file = OpenOptions::new().append(true).open(&path).at(&path)?;
+        Ok(WalFile {
+            number,
+            path,
+            file: Arc::new(file),
+            len: file::HEADER_LEN as u64,
+        })
+    }
+
+    /// Appends one framed record (not yet durable).
+    pub fn append(&mut self, frame: &[u8]) -> FileResult<()> {
+        (&*self.file).write_all(frame).at(&self.path)?;
+        self.len += frame.len() as u64;
+        Ok(())
+    }
+
+    /// A handle on which `sync_data` can run without holding the writer.
+    pub fn sync_handle(&self) -> (Arc<File>, PathBuf) {
+        (self.file.clone(), self.path.clone())
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True when only the header has been written.
+    pub fn is_empty(&self) -> bool {
+        self.len == file::HEADER_LEN as u64
+    }
+}
+
+/// Builds the frame for a record payload.
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + codec::FRAME_HEADER);
+    codec::put_frame(&mut out, payload);
+    out
+}
+
+#[derive(Debug)]
+struct SyncState {
+    /// Next sequence number after the last record written to the current file.
+    written_seq: u64,
+    /// Every record below this sequence number is durable.
+    synced_seq: u64,
+    /// A leader is running an fsync.
+    syncing: bool,
+    /// An fsync failed: the log can no longer promise durability.
+    failed: Option<String>,
+    handle: Option<(Arc<File>, PathBuf)>,
+}
+
+/// Group commit: committers wait until an fsync covers their record; concurrent committers
+/// share one fsync. Never retries a failed fsync (see docs/DURABILITY.md).
+#[derive(Debug)]
+pub struct SyncCoordinator {
+    state: Mutex<SyncState>,
+    done: Condvar,
+    gather: Duration,
+}
+
+impl SyncCoordinator {
+    /// A coordinator; `gather` is how long a sync leader waits for more commits to join.
+    pub fn new(next_seq: u64, gather: Duration) -> Self {
+        SyncCoordinator {
+            state: Mutex::new(SyncState {
+                written_seq: next_seq,
+                synced_seq: next_seq,
+                syncing: false,
+                failed: None,
+                handle: None,
+            }),
+            done: Condvar::new(),
+            gather,
+        }
+    }
+
+    /// Records that every row below `next_seq` is written to the file behind `handle`.
+    pub fn written(&self, next_seq: u64, handle: (Arc<File>, PathBuf)) {
+        let mut st = self.state.lock();
+        st.written_seq = next_seq;
+        st.handle = Some(handle);
+    }
+
+    /// Records that everything written is durable (after the writer synced it itself).
+    pub fn all_synced(&self) {
+        let mut st = self.state.lock();
+        st.synced_seq = st.written_seq;
+        self.done.notify_all();
+    }
+
+    /// The durable frontier.
+    pub fn synced_seq(&self) -> u64 {
+        self.state.lock().synced_seq
+    }
+
+    /// Records a failure seen by the writer; every later wait fails.
+    pub fn fail(&self, why: String) {
+        let mut st = self.state.lock();
+        st.failed.get_or_insert(why);
+        self.done.notify_all();
+    }
+
+    /// Blocks until every row below `seq` is durable; returns the durable frontier.
+    pub fn wait_durable(&self, seq: u64) -> Result<u64, String> {
+        let mut st = self.state.lock();
+        loop {
+            if st.synced_seq >= seq {
+                return Ok(st.synced_seq);
+            }
+            if let Some(why) = &st.failed {
+                return Err(why.clone());
+            }
+            if st.syncing {
+                self.done.wait(&mut st);
+                continue;
+            }
+            st.syncing = true;
+            drop(st);
+            if !self.gather.is_zero() {
+                std::thread::sleep(self.gather);
+            }
+            let mut st2 = self.state.lock();
+            let target = st2.written_seq;
+            let handle = st2.handle.clone();
+            drop(st2);
+            let result = match &handle {
+                Some((f, path)) => f
+                    .sync_data()
+                    .map_err(|e| format!("fsync of {}: {e}", path.display())),
+                None => Ok(()),
+            };
+            st2 = self.state.lock();
+            st2.syncing = false;
+            match result {
+                Ok(()) => st2.synced_seq = st2.synced_seq.max(target),
+                Err(why) => {
+                    st2.failed.get_or_insert(why);
+                }
+            }
+            self.done.notify_all();
+            st = st2;
+        }
+    }
+}
+
+/// What replay found.
+#[derive(Debug, Default)]
+pub struct ReplayEnd {
+    /// Next sequence number after the last replayed record.
+    pub next_seq: u64,
+    /// Highest log file number seen (0 if none).
+    pub last_number: u64,
+    /// Bytes cut off a torn tail (0 if none).
+    pub torn_bytes: u64,
+}
+
+/// Replays log files numbered `>= start` in order, calling `apply` for each record.
+///
+/// `next_seq` is the first sequence number not yet in a segment: records wholly below it are
+/// skipped, and records must follow each other without gaps. A frame that is cut short or has
+/// a bad checksum at the end of the last file is a torn tail: it is dropped (and, when
+/// `repair`, truncated away). Any other bad frame is corruption.
+pub fn replay(
+    dir: &Path,
+    start: u64,
+    mut next_seq: u64,
+    repair: bool,
+    mut apply: impl FnMut(Record) -> Result<(), String>,
+) -> FileResult<ReplayEnd> {
+    let numbers: Vec<u64> = list(dir)?.into_iter().filter(|&n| n >= start).collect();
+    let mut end = ReplayEnd {
+        next_seq,
+        last_number: 0,
+        torn_bytes: 0,
+    };
+    for (i, &n) in numbers.iter().enumerate() {
+        let last = i + 1 == numbers.len();
+        let path = wal_path(dir, n);
+        let bytes = file::read_all(&path)?;
+        end.last_number = n;
+        if bytes.len() < file::HEADER_LEN && last {
+            // A crash while creating the file: nothing in it was ever acknowledged.
+            end.torn_bytes += bytes.len() as u64;
+            if repair {
+                file::remove_if_exists(&path)?;
+            }
+            continue;
+        }
+        file::check_header(&path, Kind::Wal, &bytes)?;
+        let mut at = file::HEADER_LEN;
+        while at < bytes.len() {
+            let cut = match codec::read_frame(&bytes, at, limits::WAL_RECORD_BYTES_MAX) {
+                Frame::Good { payload, next } => {
+                    let base = (at + codec::FRAME_HEADER) as u64;
+                    let rec = decode(payload).map_err(|e| FileError::decode(&path, base, e))?;
+                    let rows = rec.rows.len() as u64;
+                    if rec.first_seq != next_seq {
+                        return Err(FileError::corrupt(
+                            &path,
+                            at as u64,
+                            format!(
+                                "record starts at sequence {} but {next_seq} was expected",
+                                rec.first_seq
+                            ),
+                        ));
+                    }
+                    next_seq += rows;
+                    apply(rec).map_err(|why| FileError::corrupt(&path, at as u64, why))?;
+                    at = next;
+                    continue;
+                }
+                Frame::Truncated => true,
+                Frame::Bad { next } => {
+                    // A bad frame followed by a good one is corruption, not a torn write.
+                    let followed = matches!(
+                        codec::read_frame(&bytes, next, limits::WAL_RECORD_BYTES_MAX),
+                        Frame::Good { .. }
+                    );
+                    !followed
+                }
+            };
+            if !(cut && last) {
+                return Err(FileError::corrupt(
+                    &path,
+                    at as u64,
+                    "bad log record (checksum or length)",
+                ));
+            }
+            end.torn_bytes += (bytes.len() - at) as u64;
+            if repair {
+                let f = OpenOptions::new().write(true).open(&path).at(&path)?;
+                f.set_len(at as u64).at(&path)?;
+                f.sync_all().at(&path)?;
+            }
+            break;
+        }
+    }
+    end.next_seq = next_seq;
+    Ok(end)
+}
