@@ -1,0 +1,233 @@
+//! Model test: random sequences of append / commit / flush / compact / set-stage /
+//! close-and-reopen against an in-memory oracle. After every step the full scan, every
+//! per-customer scan and every bitmap look-up must equal the oracle.
+
+mod common;
+
+use common::{Oracle, check};
+use journeydb::{Db, Event, Options, Stage, Sync, Value};
+use proptest::prelude::*;
+
+const HOUR_US: i64 = 3_600_000_000;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Commit(Vec<Event>),
+    Flush,
+    Compact,
+    Reopen,
+    SetStage(String, Option<Stage>),
+}
+
+fn stage() -> impl Strategy<Value = Option<Stage>> {
+    prop_oneof![
+        Just(None),
+        proptest::sample::select(Stage::ALL.to_vec()).prop_map(Some)
+    ]
+}
+
+fn value() -> impl Strategy<Value = (String, Option<Value>)> {
+    prop_oneof![
+        proptest::sample::select(vec!["web", "mobile", "store", "ünï"])
+            .prop_map(|s| ("channel".to_string(), Some(Value::Str(s.into())))),
+        (-1000i64..1000).prop_map(|c| ("amount".to_string(), Some(Value::F64(c as f64 / 100.0)))),
+        any::<i64>().prop_map(|n| ("n".to_string(), Some(Value::I64(n)))),
+        any::<bool>().prop_map(|b| ("flag".to_string(), Some(Value::Bool(b)))),
+        Just(("channel".to_string(), None)),
+        // A type that conflicts with `amount`'s first write (f64): such batches are rejected.
+        Just(("amount".to_string(), Some(Value::I64(1)))),
+    ]
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    (
+        0usize..8,
+        -30i64..80,
+        proptest::sample::select(vec!["visit", "view", "add_to_cart", "purchase", "review"]),
+        stage(),
+        proptest::collection::vec(value(), 0..3),
+    )
+        .prop_map(|(c, h, name, stage, mut props)| {
+            props.sort_by(|a, b| a.0.cmp(&b.0));
+            props.dedup_by(|a, b| a.0 == b.0);
+            Event {
+                customer: format!("cust-{c}"),
+                ts_us: h * HOUR_US,
+                name: name.to_string(),
+                stage,
+                props,
+            }
+        })
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => proptest::collection::vec(event(), 0..12).prop_map(Op::Commit),
+        2 => Just(Op::Flush),
+        1 => Just(Op::Compact),
+        1 => Just(Op::Reopen),
+        1 => (proptest::sample::select(vec!["visit", "purchase", "review"]), stage())
+            .prop_map(|(e, s)| Op::SetStage(e.to_string(), s)),
+    ]
+}
+
+fn run(ops: Vec<Op>, buffer_max: usize) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let path = dir.path().join("db");
+    let opts = Options::default().sync(Sync::Never).buffer_events_max(buffer_max);
+    let mut db = Db::create(&path, opts.clone()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let mut oracle = Oracle::default();
+    for op in ops {
+        match op {
+            Op::Commit(batch) => {
+                let ok = oracle.commit(&batch);
+                let res = db.commit(&batch);
+                prop_assert_eq!(res.is_ok(), ok, "commit result {:?}", res.err());
+            }
+            Op::Flush => db.flush().map_err(|e| TestCaseError::fail(e.to_string()))?,
+            Op::Compact => {
+                db.compact().map_err(|e| TestCaseError::fail(e.to_string()))?;
+            }
+            Op::Reopen => {
+                drop(db);
+                db = Db::open(&path, opts.clone()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            }
+            Op::SetStage(e, s) => {
+                db.set_stage(&e, s)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                match s {
+                    Some(s) => oracle.stage_map.insert(e, s),
+                    None => oracle.stage_map.remove(&e),
+                };
+            }
+        }
+        check(&db.snapshot(), &oracle).map_err(TestCaseError::fail)?;
+    }
+    // A read-only open of the final state sees the same data.
+    drop(db);
+    let ro = Db::open_read_only(&path).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    check(&ro.snapshot(), &oracle).map_err(TestCaseError::fail)?;
+    prop_assert!(ro.commit(&[Event::new("x", 0, "visit")]).is_err());
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)))]
+
+    #[test]
+    fn storage_matches_model(ops in proptest::collection::vec(op(), 1..25), buffer_max in prop_oneof![Just(5usize), Just(1 << 20)]) {
+        run(ops, buffer_max)?;
+    }
+}
+
+#[test]
+fn rejected_batch_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(dir.path().join("db"), Options::default()).unwrap();
+    db.commit(&[Event::new("a", 1, "visit").with_prop("amount", 1.5)])
+        .unwrap();
+    let err = db
+        .commit(&[
+            Event::new("new-customer", 2, "new-event").with_prop("newprop", "x"),
+            Event::new("a", 3, "visit").with_prop("amount", "oops"),
+        ])
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("amount") && msg.contains("f64") && msg.contains("string"),
+        "{msg}"
+    );
+    let snap = db.snapshot();
+    assert_eq!(snap.len(), 1);
+    assert_eq!(snap.customer_id("new-customer"), None);
+    assert_eq!(snap.event_id("new-event"), None);
+}
+
+#[test]
+fn invalid_events_are_rejected_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(dir.path().join("db"), Options::default()).unwrap();
+    let long = "x".repeat(257);
+    for (ev, needle) in [
+        (Event::new("", 1, "visit"), "customer id is empty"),
+        (Event::new(long.as_str(), 1, "visit"), "257 bytes"),
+        (Event::new("a", 1, ""), "event name is empty"),
+        (
+            Event::new("a", 1, "visit").with_prop("x", f64::NAN),
+            "not a finite number",
+        ),
+        (
+            Event::new("a", 1, "visit")
+                .with_prop("x", 1i64)
+                .with_prop("x", 2i64),
+            "given twice",
+        ),
+    ] {
+        let msg = db.commit(&[ev]).unwrap_err().to_string();
+        assert!(msg.contains(needle), "{msg} should contain {needle}");
+    }
+    assert_eq!(db.snapshot().len(), 0);
+}
+
+#[test]
+fn second_writer_is_refused_but_readers_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let db = Db::create(&path, Options::default()).unwrap();
+    db.commit(&[Event::new("a", 1, "visit")]).unwrap();
+    let err = Db::open(&path, Options::default()).unwrap_err().to_string();
+    assert!(err.contains("locked by another writer"), "{err}");
+    let ro = Db::open_read_only(&path).unwrap();
+    assert_eq!(ro.snapshot().len(), 1);
+    assert!(Db::create(&path, Options::default()).is_err());
+    assert!(Db::open(dir.path().join("missing"), Options::default()).is_err());
+}
+
+#[test]
+fn snapshot_is_isolated_from_later_commits_flushes_and_compactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(dir.path().join("db"), Options::default().sync(Sync::Never)).unwrap();
+    db.commit(&[Event::new("a", 1, "visit")]).unwrap();
+    db.flush().unwrap();
+    db.commit(&[Event::new("a", 2, "purchase")]).unwrap();
+    let snap = db.snapshot();
+    db.commit(&[Event::new("b", 3, "visit")]).unwrap();
+    db.flush().unwrap();
+    db.compact().unwrap();
+    assert_eq!(snap.events().unwrap().len(), 2);
+    assert_eq!(db.snapshot().events().unwrap().len(), 3);
+    // The compacted-away segment files are gone once the old snapshot is dropped.
+    drop(snap);
+    let segs = std::fs::read_dir(dir.path().join("db/seg")).unwrap().count();
+    assert_eq!(segs, 1);
+}
+
+#[test]
+fn group_commit_from_many_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(
+        dir.path().join("db"),
+        Options::default().sync(Sync::Group(std::time::Duration::from_micros(200))),
+    )
+    .unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let db = db.clone();
+            s.spawn(move || {
+                for i in 0..50 {
+                    db.commit(&[Event::new(format!("t{t}"), i, "visit")]).unwrap();
+                }
+            });
+        }
+    });
+    let snap = db.snapshot();
+    assert_eq!(snap.len(), 200);
+    for t in 0..4 {
+        let evs = snap.customer_events(&format!("t{t}")).unwrap();
+        assert_eq!(
+            evs.iter().map(|e| e.ts_us).collect::<Vec<_>>(),
+            (0..50).collect::<Vec<_>>()
+        );
+    }
+}
