@@ -148,6 +148,9 @@ pub fn check_header(path: &Path, kind: Kind, bytes: &[u8]) -> FileResult<()> {
             format!("format version {version}, this build reads {FORMAT_VERSION}"),
         ));
     }
+    if head[12..16] != [0, 0, 0, 0] {
+        return Err(FileError::corrupt(path, 12, "reserved header bytes are not zero"));
+    }
     Ok(())
 }
 
