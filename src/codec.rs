@@ -282,6 +282,43 @@ pub fn decompress(stored: &[u8], raw_len: usize, max: usize) -> Result<Vec<u8>, 
     Ok(out)
 }
 
+thread_local! {
+    static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Like [`decompress`], into a reused buffer and with a reused (per-thread) zstd context.
+pub fn decompress_into(
+    stored: &[u8],
+    raw_len: usize,
+    max: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), DecodeError> {
+    if raw_len > max {
+        return Err(DecodeError::new(0, format!("raw length {raw_len} exceeds {max}")));
+    }
+    out.clear();
+    out.reserve(raw_len);
+    let got = DCTX.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        match slot.as_mut() {
+            Some(d) => d.decompress_to_buffer(stored, out),
+            None => Err(std::io::Error::other("no zstd context")),
+        }
+    });
+    match got {
+        Ok(n) if n == raw_len => Ok(()),
+        Ok(n) => Err(DecodeError::new(
+            0,
+            format!("decompressed {n} bytes, expected {raw_len}"),
+        )),
+        Err(e) => Err(DecodeError::new(0, format!("zstd: {e}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

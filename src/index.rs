@@ -100,11 +100,7 @@ impl Bitmaps {
             codec::put_u32(out, *k);
             put(out, b)?;
         }
-        codec::put_u32(out, self.days.len() as u32);
-        for (k, b) in &self.days {
-            codec::put_i32(out, *k);
-            put(out, b)?;
-        }
+        // `days` is not stored: it is the union over stages of `stage_days`.
         codec::put_u32(out, self.stage_days.len() as u32);
         for ((s, d), b) in &self.stage_days {
             out.push(*s);
@@ -137,14 +133,15 @@ impl Bitmaps {
             let k = r.u32()?;
             out.events.insert(k, get(r)?);
         }
-        for _ in 0..count(r, 8)? {
-            let k = r.i32()?;
-            out.days.insert(k, get(r)?);
-        }
         for _ in 0..count(r, 9)? {
             let s = r.u8()?;
             let d = r.i32()?;
-            out.stage_days.insert((s, d), get(r)?);
+            if s > 5 {
+                return Err(r.err(format!("stage code {s}")));
+            }
+            let b = get(r)?;
+            *out.days.entry(d).or_default() |= &b;
+            out.stage_days.insert((s, d), b);
         }
         Ok(out)
     }

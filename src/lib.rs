@@ -27,6 +27,7 @@ pub mod buffer;
 pub mod codec;
 pub mod compaction;
 pub mod db;
+pub mod demo;
 pub mod dict;
 pub mod error;
 pub mod file;

@@ -29,3 +29,5 @@ pub const CHUNK_RAW_BYTES_MAX: usize = BLOCK_ROWS * 16 + 64;
 pub const FOOTER_BYTES_MAX: u64 = 1 << 32;
 /// Most distinct dictionary entries of one kind (ids are dense `u32`).
 pub const DICT_ENTRIES_MAX: u64 = u32::MAX as u64;
+/// Largest decompressed bitmap index of one segment.
+pub const INDEX_RAW_BYTES_MAX: usize = 1 << 30;

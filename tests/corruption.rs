@@ -7,6 +7,8 @@
 //! log file looks exactly like a torn write and is cut off, so the result may be a prefix of
 //! the commit order (docs/FORMAT.md §4 explains why the two cannot be told apart).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test/bench code: a failure should abort loudly
+
 mod common;
 
 use std::path::{Path, PathBuf};

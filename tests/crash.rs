@@ -4,6 +4,8 @@
 //! acknowledged batch is present exactly once and whole, and that nothing else appears except
 //! possibly the single batch that was in flight. Repeated at least 50 times per run.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test/bench code: a failure should abort loudly
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -2,6 +2,8 @@
 //! close-and-reopen against an in-memory oracle. After every step the full scan, every
 //! per-customer scan and every bitmap look-up must equal the oracle.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test/bench code: a failure should abort loudly
+
 mod common;
 
 use common::{Oracle, check};

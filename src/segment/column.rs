@@ -40,8 +40,10 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
     a
 }
 
-/// Delta-encodes an i64 column: first value, the gcd of all deltas, then zigzag(delta / gcd)
-/// varints. Timestamps given in whole milliseconds or seconds thus cost no bits for the zeros.
+/// Delta-encodes an i64 column: first value, the gcd of all deltas (timestamps in whole
+/// milliseconds or seconds thus cost no bits for the zeros), the byte width `w` of the largest
+/// zigzag(delta / gcd), then `w` byte planes: plane `b` holds byte `b` of every delta. Planes
+/// let zstd's entropy coder see that high bytes are mostly zero, and decode without branches.
 pub fn put_delta_i64(out: &mut Vec<u8>, vals: &[i64]) {
     out.push(TAG_DELTA_I64);
     let first = vals.first().copied().unwrap_or(0);
@@ -55,10 +57,16 @@ pub fn put_delta_i64(out: &mut Vec<u8>, vals: &[i64]) {
     }
     let g = g.max(1);
     codec::put_varint(out, g);
-    for w in vals.windows(2) {
-        let d = w[1].wrapping_sub(w[0]);
-        // Exact: g divides every delta (for i64::MIN deltas g is a power of two dividing it).
-        codec::put_varint(out, codec::zigzag(d.wrapping_div(g as i64)));
+    // Exact: g divides every delta (for i64::MIN deltas g is a power of two dividing it).
+    let deltas: Vec<u64> = vals
+        .windows(2)
+        .map(|w| codec::zigzag(w[1].wrapping_sub(w[0]).wrapping_div(g as i64)))
+        .collect();
+    let max = deltas.iter().copied().max().unwrap_or(0);
+    let width = (8 - max.leading_zeros() as usize / 8).max(1);
+    out.push(width as u8);
+    for b in 0..width {
+        out.extend(deltas.iter().map(|&d| (d >> (8 * b)) as u8));
     }
 }
 
@@ -118,19 +126,41 @@ pub fn get_rle_u32(r: &mut Reader<'_>, n: usize, out: &mut Vec<u32>) -> Result<(
 pub fn get_delta_i64(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
     tag(r, &[TAG_DELTA_I64])?;
     out.clear();
-    out.reserve(n);
-    let mut v = r.i64()?;
+    let first = r.i64()?;
     let g = r.varint()?;
     if g == 0 || g > i64::MAX as u64 + 1 {
         return Err(r.err("bad delta divisor"));
     }
     let g = g as i64;
-    if n > 0 {
-        out.push(v);
+    let width = r.u8()? as usize;
+    if !(1..=8).contains(&width) {
+        return Err(r.err(format!("delta width {width}")));
     }
-    for _ in 1..n {
-        v = v.wrapping_add(codec::unzigzag(r.varint()?).wrapping_mul(g));
-        out.push(v);
+    if n == 0 {
+        return Ok(());
+    }
+    let m = n - 1;
+    let planes = r.bytes(m.checked_mul(width).ok_or_else(|| r.err("row count overflow"))?)?;
+    // Assemble the zigzagged deltas in place (rows 1..n), then prefix-sum them.
+    out.resize(n, 0);
+    let deltas = &mut out[1..];
+    if let Some(plane0) = planes.get(..m) {
+        for (d, &byte) in deltas.iter_mut().zip(plane0) {
+            *d = i64::from(byte);
+        }
+    }
+    for b in 1..width {
+        if let Some(plane) = planes.get(b * m..(b + 1) * m) {
+            for (d, &byte) in deltas.iter_mut().zip(plane) {
+                *d |= i64::from(byte) << (8 * b);
+            }
+        }
+    }
+    let mut v = first;
+    out[0] = first;
+    for x in &mut out[1..] {
+        v = v.wrapping_add(codec::unzigzag(*x as u64).wrapping_mul(g));
+        *x = v;
     }
     Ok(())
 }
@@ -195,7 +225,7 @@ fn decimal_scale(vals: &[f64]) -> Option<u32> {
         let m = 10f64.powi(k as i32);
         vals.iter().all(|&v| {
             let s = (v * m).round();
-            s.abs() < 9.0e15 && (s / m).to_bits() == v.to_bits() && (s as i64) as f64 == s
+            s.abs() < 9.0e15 && ((s as i64) as f64 / m).to_bits() == v.to_bits()
         })
     })
 }

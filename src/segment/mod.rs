@@ -272,7 +272,13 @@ fn encode_footer(f: &Footer, out: &mut Vec<u8>) -> std::io::Result<()> {
             codec::put_u32(out, c.crc);
         }
     }
-    f.bitmaps.encode(out)
+    let mut raw = Vec::new();
+    f.bitmaps.encode(&mut raw)?;
+    let stored = codec::compress(&raw, 3)?;
+    codec::put_u32(out, raw.len() as u32);
+    codec::put_u32(out, stored.len() as u32);
+    out.extend_from_slice(&stored);
+    Ok(())
 }
 
 fn decode_footer(bytes: &[u8], body_end: u64) -> Result<Footer, DecodeError> {
@@ -354,8 +360,17 @@ fn decode_footer(bytes: &[u8], body_end: u64) -> Result<Footer, DecodeError> {
     if total != rows {
         return Err(r.err("block rows do not add up to the segment rows"));
     }
-    let bitmaps = Bitmaps::decode(&mut r)?;
+    let raw_len = r.u32()? as usize;
+    let stored_len = r.u32()? as usize;
+    let at = r.pos();
+    let stored = r.bytes(stored_len)?;
     r.finish()?;
+    let raw = codec::decompress(stored, raw_len, limits::INDEX_RAW_BYTES_MAX)
+        .map_err(|e| DecodeError::new(at, e.what))?;
+    let mut ir = Reader::new(&raw);
+    let bitmaps = Bitmaps::decode(&mut ir).map_err(|e| DecodeError::new(at, format!("bitmap index: {e}")))?;
+    ir.finish()
+        .map_err(|e| DecodeError::new(at, format!("bitmap index: {e}")))?;
     Ok(Footer {
         rows,
         seq_min,
@@ -366,6 +381,11 @@ fn decode_footer(bytes: &[u8], body_end: u64) -> Result<Footer, DecodeError> {
         blocks,
         bitmaps,
     })
+}
+
+thread_local! {
+    /// Decompression buffer reused across block reads on one thread.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// An open, validated, memory-mapped segment.
@@ -488,12 +508,24 @@ impl Segment {
         self.map.len() as u64
     }
 
+    /// Stored (compressed) bytes per column: customer, timestamp, event, stage, then one per
+    /// property in footer order.
+    pub fn column_bytes(&self) -> Vec<u64> {
+        let mut out = vec![0u64; FIXED_COLUMNS + self.footer.props.len()];
+        for b in &self.footer.blocks {
+            for (o, c) in out.iter_mut().zip(&b.chunks) {
+                *o += u64::from(c.stored_len);
+            }
+        }
+        out
+    }
+
     /// Marks the file for deletion when the last holder drops it.
     pub fn mark_obsolete(&self) {
         self.obsolete.store(true, Ordering::SeqCst);
     }
 
-    fn raw_chunk(&self, c: &ChunkRef) -> FileResult<Vec<u8>> {
+    fn raw_chunk(&self, c: &ChunkRef, out: &mut Vec<u8>) -> FileResult<()> {
         // Offsets were validated against the data region when the footer was decoded.
         let start = c.offset as usize;
         let stored = self
@@ -507,7 +539,7 @@ impl Segment {
                 "block checksum mismatch",
             ));
         }
-        codec::decompress(stored, c.raw_len as usize, limits::CHUNK_RAW_BYTES_MAX)
+        codec::decompress_into(stored, c.raw_len as usize, limits::CHUNK_RAW_BYTES_MAX, out)
             .map_err(|e| FileError::decode(&self.path, c.offset, e))
     }
 
@@ -525,46 +557,51 @@ impl Segment {
             .blocks
             .get(i)
             .ok_or_else(|| FileError::corrupt(&self.path, 0, format!("no block {i}")))?;
+        let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        let result = self.decode_block(b, set, out, &mut scratch);
+        SCRATCH.with(|s| *s.borrow_mut() = scratch);
+        result
+    }
+
+    fn decode_block(
+        &self,
+        b: &BlockMeta,
+        set: ColumnSet,
+        out: &mut Columns,
+        raw: &mut Vec<u8>,
+    ) -> FileResult<()> {
         let n = b.rows as usize;
-        let chunk = |k: usize| -> FileResult<(Vec<u8>, u64)> {
-            let c = &b.chunks[k];
-            Ok((self.raw_chunk(c)?, c.offset))
-        };
         let path = &self.path;
-        let finish = |r: Reader<'_>, off: u64| r.finish().map_err(|e| FileError::decode(path, off, e));
-        {
-            let (raw, off) = chunk(0)?;
-            let mut r = Reader::new(&raw);
-            column::get_rle_u32(&mut r, n, &mut out.cid).map_err(|e| FileError::decode(path, off, e))?;
-            finish(r, off)?;
-            if out.cid.first() != Some(&b.cid_min) || out.cid.last() != Some(&b.cid_max) {
-                return Err(FileError::corrupt(
-                    path,
-                    off,
-                    "customer column disagrees with the zone map",
-                ));
-            }
+        // Decompresses chunk `k` into `raw` (crc checked first) and runs `decode` over it,
+        // requiring that the decoder consumes every byte.
+        let mut column = |k: usize, decode: &mut dyn FnMut(&mut Reader<'_>) -> Result<(), DecodeError>| {
+            let c = &b.chunks[k];
+            self.raw_chunk(c, raw)?;
+            let mut r = Reader::new(raw);
+            decode(&mut r)
+                .and_then(|()| r.finish())
+                .map_err(|e| FileError::decode(path, c.offset, e))?;
+            Ok::<u64, FileError>(c.offset)
+        };
+        let off = column(0, &mut |r| column::get_rle_u32(r, n, &mut out.cid))?;
+        if out.cid.first() != Some(&b.cid_min) || out.cid.last() != Some(&b.cid_max) {
+            return Err(FileError::corrupt(
+                path,
+                off,
+                "customer column disagrees with the zone map",
+            ));
         }
         out.ts.clear();
         if set.ts {
-            let (raw, off) = chunk(1)?;
-            let mut r = Reader::new(&raw);
-            column::get_delta_i64(&mut r, n, &mut out.ts).map_err(|e| FileError::decode(path, off, e))?;
-            finish(r, off)?;
+            column(1, &mut |r| column::get_delta_i64(r, n, &mut out.ts))?;
         }
         out.event.clear();
         if set.event {
-            let (raw, off) = chunk(2)?;
-            let mut r = Reader::new(&raw);
-            column::get_width_u32(&mut r, n, &mut out.event).map_err(|e| FileError::decode(path, off, e))?;
-            finish(r, off)?;
+            column(2, &mut |r| column::get_width_u32(r, n, &mut out.event))?;
         }
         out.stage.clear();
         if set.stage {
-            let (raw, off) = chunk(3)?;
-            let mut r = Reader::new(&raw);
-            column::get_u8s(&mut r, n, &mut out.stage).map_err(|e| FileError::decode(path, off, e))?;
-            finish(r, off)?;
+            let off = column(3, &mut |r| column::get_u8s(r, n, &mut out.stage))?;
             if out.stage.iter().any(|&s| s > 5) {
                 return Err(FileError::corrupt(path, off, "stage code out of range"));
             }
@@ -572,11 +609,12 @@ impl Segment {
         out.props.clear();
         if set.props {
             for (k, &(id, ty)) in self.footer.props.iter().enumerate() {
-                let (raw, off) = chunk(FIXED_COLUMNS + k)?;
-                let mut r = Reader::new(&raw);
-                let col = column::get_prop(&mut r, n, id, ty).map_err(|e| FileError::decode(path, off, e))?;
-                finish(r, off)?;
-                if col.valid.iter().any(|&v| v) {
+                let mut col = None;
+                column(FIXED_COLUMNS + k, &mut |r| {
+                    col = Some(column::get_prop(r, n, id, ty)?);
+                    Ok(())
+                })?;
+                if let Some(col) = col.filter(|c| c.valid.iter().any(|&v| v)) {
                     out.props.push(col);
                 }
             }

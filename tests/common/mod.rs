@@ -1,5 +1,5 @@
 //! Shared test helpers: an in-memory oracle of the storage model and event generators.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
