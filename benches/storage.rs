@@ -48,9 +48,10 @@ fn append(c: &mut Criterion) {
     let mut g = c.benchmark_group("append_commit");
     g.throughput(Throughput::Elements(BATCH as u64));
     g.measurement_time(Duration::from_secs(6));
-    let policies: [(&str, Sync, usize); 4] = [
+    let policies: [(&str, Sync, usize); 5] = [
         ("never_1thread", Sync::Never, 1),
         ("every_commit_1thread", Sync::EveryCommit, 1),
+        ("every_commit_4threads", Sync::EveryCommit, 4),
         ("group_1ms_2threads", Sync::Group(Duration::from_millis(1)), 2),
         ("group_1ms_4threads", Sync::Group(Duration::from_millis(1)), 4),
     ];

@@ -255,6 +255,11 @@ impl Db {
             buffer.push(&rec.rows);
             Ok(())
         })?;
+        if writable {
+            for &n in &end.empty_files {
+                file::remove_if_exists(&wal::wal_path(dir, n))?;
+            }
+        }
         let wal_file = if writable {
             let number = end.last_number.max(m.wal_start.saturating_sub(1)) + 1;
             Some(WalFile::create(dir, number)?)

@@ -210,10 +210,14 @@ struct SyncState {
     /// An fsync failed: the log can no longer promise durability.
     failed: Option<String>,
     handle: Option<(Arc<File>, PathBuf)>,
+    /// When the last fsync started.
+    last_sync: Option<std::time::Instant>,
 }
 
-/// Group commit: committers wait until an fsync covers their record; concurrent committers
-/// share one fsync. Never retries a failed fsync (see docs/DURABILITY.md).
+/// Group commit: committers wait until an fsync covers their record; everyone waiting when an
+/// fsync starts shares it. With a non-zero `gather` interval, fsyncs start at most once per
+/// interval, so that under load more commits share each one. Never retries a failed fsync
+/// (see docs/DURABILITY.md).
 #[derive(Debug)]
 pub struct SyncCoordinator {
     state: Mutex<SyncState>,
@@ -231,6 +235,7 @@ impl SyncCoordinator {
                 syncing: false,
                 failed: None,
                 handle: None,
+                last_sync: None,
             }),
             done: Condvar::new(),
             gather,
@@ -278,11 +283,15 @@ impl SyncCoordinator {
                 continue;
             }
             st.syncing = true;
+            let wait = st.last_sync.map_or(std::time::Duration::ZERO, |t| {
+                self.gather.saturating_sub(t.elapsed())
+            });
             drop(st);
-            if !self.gather.is_zero() {
-                std::thread::sleep(self.gather);
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
             }
             let mut st2 = self.state.lock();
+            st2.last_sync = Some(std::time::Instant::now());
             let target = st2.written_seq;
             let handle = st2.handle.clone();
             drop(st2);
@@ -315,6 +324,8 @@ pub struct ReplayEnd {
     pub last_number: u64,
     /// Bytes cut off a torn tail (0 if none).
     pub torn_bytes: u64,
+    /// Log files that hold no record (safe to delete).
+    pub empty_files: Vec<u64>,
 }
 
 /// Replays log files numbered `>= start` in order, calling `apply` for each record.
@@ -335,6 +346,7 @@ pub fn replay(
         next_seq,
         last_number: 0,
         torn_bytes: 0,
+        empty_files: Vec::new(),
     };
     for (i, &n) in numbers.iter().enumerate() {
         let last = i + 1 == numbers.len();
@@ -350,6 +362,7 @@ pub fn replay(
             continue;
         }
         file::check_header(&path, Kind::Wal, &bytes)?;
+        let seq_at_start = next_seq;
         let mut at = file::HEADER_LEN;
         while at < bytes.len() {
             let cut = match codec::read_frame(&bytes, at, limits::WAL_RECORD_BYTES_MAX) {
@@ -396,6 +409,9 @@ pub fn replay(
                 f.sync_all().at(&path)?;
             }
             break;
+        }
+        if next_seq == seq_at_start {
+            end.empty_files.push(n);
         }
     }
     end.next_seq = next_seq;

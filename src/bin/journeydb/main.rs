@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use journeydb::{Db, Event, Options, Stage, Sync};
 
 fn usage() -> ExitCode {
-    eprintln!("usage: journeydb example DB   (create a database, append events, reopen, print stats)");
+    eprintln!("usage: journeydb example [DB]   (create a database, append events, reopen, print stats;");
+    eprintln!("                                 without DB, in a temporary directory removed afterwards)");
     eprintln!("       journeydb stats DB");
     ExitCode::from(2)
 }
@@ -65,6 +66,12 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["example", path] => example(path),
+        ["example"] => {
+            let dir = std::env::temp_dir().join(format!("journeydb-example-{}", std::process::id()));
+            let r = example(&dir.to_string_lossy());
+            let _ = std::fs::remove_dir_all(&dir);
+            r
+        }
         ["stats", path] => Db::open_read_only(path).map(|db| print_stats(&db)),
         _ => return usage(),
     };
