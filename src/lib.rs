@@ -20,24 +20,24 @@
 //! ```
 //!
 //! Module order is the data flow; a module uses only modules listed before it
-//! (docs/ARCHITECTURE.md): limits, model, codec, file, dict, ingest, wal, buffer, index,
-//! segment, manifest, compaction, db.
+//! (docs/ARCHITECTURE.md): limits, model, demo, codec, file, dict, ingest, wal, buffer,
+//! index, segment, manifest, compaction, error, db.
 
-pub mod buffer;
-pub mod codec;
-pub mod compaction;
-pub mod db;
-pub mod demo;
-pub mod dict;
-pub mod error;
-pub mod file;
-pub mod index;
-pub mod ingest;
 pub mod limits;
-pub mod manifest;
 pub mod model;
-pub mod segment;
+pub mod demo;
+pub mod codec;
+pub mod file;
+pub mod dict;
+pub mod ingest;
 pub mod wal;
+pub mod buffer;
+pub mod index;
+pub mod segment;
+pub mod manifest;
+pub mod compaction;
+pub mod error;
+pub mod db;
 
 pub use db::{Batch, Db, Options, Snapshot, Stats, Sync};
 pub use error::{DbError, Error, Result};
