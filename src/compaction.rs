@@ -25,6 +25,7 @@ pub enum Source {
 
 struct Cursor {
     src: Source,
+    cids: (u32, u32),
     set: ColumnSet,
     next_block: usize,
     cols: Columns,
@@ -38,7 +39,15 @@ impl Cursor {
         while self.pos >= self.cols.len() {
             match &self.src {
                 Source::Segment(seg) => {
-                    if self.next_block >= seg.footer.blocks.len() {
+                    let blocks = &seg.footer.blocks;
+                    // Zone maps: skip blocks wholly outside the customer range.
+                    while self.next_block < blocks.len()
+                        && (blocks[self.next_block].cid_max < self.cids.0
+                            || blocks[self.next_block].cid_min > self.cids.1)
+                    {
+                        self.next_block += 1;
+                    }
+                    if self.next_block >= blocks.len() || blocks[self.next_block].cid_min > self.cids.1 {
                         return Ok(false);
                     }
                     seg.read_block_into(self.next_block, self.set, &mut self.cols)?;
@@ -51,6 +60,12 @@ impl Cursor {
                 }
             }
             self.next_block += 1;
+            let (lo, hi) = self.cids;
+            let a = self.cols.cid.partition_point(|&c| c < lo);
+            let b = self.cols.cid.partition_point(|&c| c <= hi);
+            if a > 0 || b < self.cols.len() {
+                self.cols = self.cols.slice(a..b);
+            }
             self.pos = 0;
         }
         Ok(true)
@@ -82,6 +97,7 @@ impl Merge {
             .enumerate()
             .map(|(rank, src)| Cursor {
                 src,
+                cids: (0, u32::MAX),
                 set,
                 next_block: 0,
                 cols: Columns::default(),
@@ -94,6 +110,14 @@ impl Merge {
             heap: BinaryHeap::new(),
             started: false,
         }
+    }
+
+    /// Restricts the merge to customer ids in `lo..=hi` (blocks outside are never decoded).
+    pub fn with_customers(mut self, lo: u32, hi: u32) -> Merge {
+        for c in &mut self.cursors {
+            c.cids = (lo, hi);
+        }
+        self
     }
 
     /// Fills `out` with up to `max_rows` next rows in order; false when the merge is done.

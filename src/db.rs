@@ -117,7 +117,7 @@ struct Inner {
     _lock: Option<WriterLock>,
     writer: Mutex<Writer>,
     version: RwLock<Arc<Version>>,
-    dicts: RwLock<Dicts>,
+    dicts: RwLock<Arc<Dicts>>,
     stage_map: RwLock<StageMap>,
     sync: SyncCoordinator,
     visible_seq: AtomicU64,
@@ -288,7 +288,7 @@ impl Db {
                 poisoned: None,
             }),
             version: RwLock::new(Arc::new(Version { segments, buffer })),
-            dicts: RwLock::new(dicts),
+            dicts: RwLock::new(Arc::new(dicts)),
             stage_map: RwLock::new(stage_map),
             sync,
             visible_seq: AtomicU64::new(end.next_seq),
@@ -358,7 +358,9 @@ impl Db {
             return Err(self.poison(&mut w, e.to_string()));
         }
         let handle = wal_file.sync_handle();
-        if let Err(why) = inner.dicts.write().apply(&prepared.delta) {
+        if !prepared.delta.entries.is_empty()
+            && let Err(why) = Arc::make_mut(&mut *inner.dicts.write()).apply(&prepared.delta)
+        {
             return Err(self.poison(&mut w, format!("internal error: {why}")));
         }
         w.buffer.push(&prepared.rows);
@@ -851,6 +853,26 @@ impl Snapshot {
             b.add(&self.rows);
             b
         })
+    }
+
+    /// The dictionaries as of now (they only grow; ids in this snapshot all resolve).
+    pub fn dicts(&self) -> Arc<Dicts> {
+        self.db.inner.dicts.read().clone()
+    }
+
+    /// Smallest and largest timestamp visible (None when empty).
+    pub fn ts_range(&self) -> Option<(i64, i64)> {
+        let mut r: Option<(i64, i64)> = None;
+        let mut add = |lo: i64, hi: i64| {
+            r = Some(r.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+        };
+        for s in &self.version.segments {
+            add(s.footer.ts_min, s.footer.ts_max);
+        }
+        if let (Some(lo), Some(hi)) = (self.rows.ts.iter().min(), self.rows.ts.iter().max()) {
+            add(*lo, *hi);
+        }
+        r
     }
 
     /// Internal id of a customer.

@@ -38,7 +38,13 @@ pub mod manifest;
 pub mod compaction;
 pub mod error;
 pub mod db;
+pub mod query;
+pub mod plan;
+pub mod result;
+pub mod exec;
 
 pub use db::{Batch, Db, Options, Snapshot, Stats, Sync};
 pub use error::{DbError, Error, Result};
+pub use exec::{Query, QueryError, QueryOptions};
 pub use model::{Event, PropType, Stage, StoredEvent, Value};
+pub use result::{Cell, Table};

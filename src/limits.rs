@@ -31,3 +31,15 @@ pub const FOOTER_BYTES_MAX: u64 = 1 << 32;
 pub const DICT_ENTRIES_MAX: u64 = u32::MAX as u64;
 /// Largest decompressed bitmap index of one segment.
 pub const INDEX_RAW_BYTES_MAX: usize = 1 << 30;
+/// Longest query text in bytes.
+pub const QUERY_BYTES_MAX: usize = 64 * 1024;
+/// Deepest predicate nesting (the parser is recursive; this bounds its stack).
+pub const QUERY_DEPTH_MAX: usize = 64;
+/// Most steps in a funnel.
+pub const FUNNEL_STEPS_MAX: usize = 32;
+/// Most retention offsets.
+pub const RETENTION_PERIODS_MAX: u32 = 1000;
+/// Default cap on result rows (configurable per query).
+pub const RESULT_ROWS_MAX: usize = 1_000_000;
+/// Most time buckets in one query result.
+pub const BUCKETS_MAX: usize = 100_000;

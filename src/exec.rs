@@ -1,0 +1,1043 @@
+//! Query execution. Every statement runs as a per-customer operator over the merged, sorted
+//! sources of a snapshot: each worker thread scans one range of customer ids (zone maps skip
+//! other blocks) into a partial state; partials `merge` exactly and `finish` into a table, so
+//! the answer never depends on thread count, segment layout or flush timing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::compaction::{Merge, Source};
+use crate::dict::Dicts;
+use crate::model::{Columns, PropType, Stage};
+use crate::plan::{Buckets, CPred, Matcher, Resolver};
+use crate::query::ast::{Agg, Cohorting, FunnelMode, Statement};
+use crate::query::{ParseError, Span};
+use crate::result::{Cell, Table};
+use crate::segment::ColumnSet;
+use crate::{limits, model};
+
+/// Why a query failed after parsing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// The text is not a valid query, or names something unknown (span + message).
+    #[error("{0}")]
+    Parse(#[from] ParseError),
+    /// The query was cancelled.
+    #[error("query cancelled")]
+    Cancelled,
+    /// The result would exceed the row cap.
+    #[error("result exceeds {0} rows (raise the cap or narrow the query)")]
+    TooManyRows(usize),
+    /// Reading data failed.
+    #[error(transparent)]
+    File(#[from] crate::file::FileError),
+}
+
+/// Per-query options.
+#[derive(Clone, Debug)]
+pub struct QueryOptions {
+    /// Set to true from another thread to cancel.
+    pub cancel: Arc<AtomicBool>,
+    /// Largest result.
+    pub rows_max: usize,
+    /// Worker threads (0 = available parallelism).
+    pub threads: usize,
+}
+
+impl Default for QueryOptions {
+    fn default() -> Self {
+        QueryOptions {
+            cancel: Arc::new(AtomicBool::new(false)),
+            rows_max: limits::RESULT_ROWS_MAX,
+            threads: 0,
+        }
+    }
+}
+
+/// What a query needs from a snapshot.
+pub struct Input<'a> {
+    /// Sorted sources in sequence order.
+    pub sources: Vec<Source>,
+    /// Dictionaries.
+    pub dicts: &'a Dicts,
+    /// Number of customer ids (upper bound of internal ids).
+    pub customers: u32,
+    /// Smallest and largest timestamp present (None when empty).
+    pub ts_range: Option<(i64, i64)>,
+}
+
+/// Per-customer operator: a partial state per worker, merged exactly.
+trait Operator: Sync {
+    type Partial: Send + Default;
+    fn customer(&self, p: &mut Self::Partial, rows: &Columns, r: Range<usize>);
+    fn merge(&self, a: &mut Self::Partial, b: Self::Partial);
+}
+
+fn run<O: Operator>(
+    op: &O,
+    input: &Input<'_>,
+    set: ColumnSet,
+    opts: &QueryOptions,
+) -> Result<O::Partial, QueryError> {
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        opts.threads
+    };
+    let threads = threads.clamp(1, 64).min(input.customers.max(1) as usize);
+    let per = (input.customers as u64).div_ceil(threads as u64).max(1);
+    let results: Vec<Result<O::Partial, QueryError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads as u64)
+            .map(|t| {
+                let lo = (t * per).min(u64::from(u32::MAX)) as u32;
+                let hi = if t + 1 == threads as u64 {
+                    u32::MAX
+                } else {
+                    ((t + 1) * per - 1).min(u64::from(u32::MAX)) as u32
+                };
+                let sources = input.sources.clone();
+                let cancel = opts.cancel.clone();
+                s.spawn(move || scan_customers(op, sources, set, lo, hi, &cancel))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Err(QueryError::Cancelled)))
+            .collect()
+    });
+    let mut total = O::Partial::default();
+    for r in results {
+        op.merge(&mut total, r?);
+    }
+    Ok(total)
+}
+
+fn scan_customers<O: Operator>(
+    op: &O,
+    sources: Vec<Source>,
+    set: ColumnSet,
+    lo: u32,
+    hi: u32,
+    cancel: &AtomicBool,
+) -> Result<O::Partial, QueryError> {
+    let mut p = O::Partial::default();
+    let mut merge = Merge::new(sources, set).with_customers(lo, hi);
+    let mut block = Columns::default();
+    let mut carry = Columns::default();
+    while merge.next_block(&mut block, limits::BLOCK_ROWS)? {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(QueryError::Cancelled);
+        }
+        let n = block.len();
+        let mut i = 0;
+        while i < n {
+            let cid = block.cid[i];
+            let mut j = i + 1;
+            while j < n && block.cid[j] == cid {
+                j += 1;
+            }
+            if carry.cid.first().is_some_and(|&c| c != cid) {
+                op.customer(&mut p, &carry, 0..carry.len());
+                carry = Columns::default();
+            }
+            if j == n || !carry.is_empty() {
+                carry.extend_from(&block.slice(i..j));
+                if j < n {
+                    op.customer(&mut p, &carry, 0..carry.len());
+                    carry = Columns::default();
+                }
+            } else {
+                op.customer(&mut p, &block, i..j);
+            }
+            i = j;
+        }
+    }
+    if !carry.is_empty() {
+        op.customer(&mut p, &carry, 0..carry.len());
+    }
+    Ok(p)
+}
+
+fn passes(filter: &Option<CPred>, rows: &Columns, i: usize, dicts: &Dicts) -> bool {
+    filter
+        .as_ref()
+        .is_none_or(|f| f.eval(rows, i, dicts) == Some(true))
+}
+
+fn prop_label(rows: &Columns, prop: Option<(u32, PropType)>, i: usize, dicts: &Dicts) -> String {
+    let Some((id, ty)) = prop else {
+        return String::new();
+    };
+    let Some(c) = rows.prop(id) else {
+        return "(null)".into();
+    };
+    if !c.valid[i] {
+        return "(null)".into();
+    }
+    let x = c.vals[i];
+    match ty {
+        PropType::Str => dicts.strings.name(x as u32).unwrap_or("?").to_owned(),
+        PropType::I64 => (x as i64).to_string(),
+        PropType::F64 => f64::from_bits(x).to_string(),
+        PropType::Bool => (x != 0).to_string(),
+    }
+}
+
+/// Runs a parsed statement.
+pub fn execute(
+    stmt: &Statement,
+    text: &str,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+) -> Result<Table, QueryError> {
+    let table = match stmt {
+        Statement::Funnel(f) => funnel(f, text, input, opts)?,
+        Statement::Retention(r) => retention(r, text, input, opts)?,
+        Statement::Trend(t) => trend(t, text, input, opts)?,
+        Statement::Timeline(t) => timeline(t, text, input)?,
+    };
+    if table.rows.len() > opts.rows_max {
+        return Err(QueryError::TooManyRows(opts.rows_max));
+    }
+    Ok(table)
+}
+
+// ---------------------------------------------------------------------------------------------
+// FUNNEL
+
+struct FunnelOp<'a> {
+    steps: Vec<Matcher>,
+    within: i64,
+    mode: FunnelMode,
+    ties_strict: bool,
+    /// (matcher, from, to) with 1-based steps.
+    excludes: Vec<(Matcher, usize, usize)>,
+    range: Option<(i64, i64)>,
+    filter: Option<CPred>,
+    by: Option<(u32, PropType)>,
+    dicts: &'a Dicts,
+}
+
+/// Per group: customers per level (index = level), and times to convert per step.
+#[derive(Default)]
+struct FunnelPartial {
+    groups: BTreeMap<String, (Vec<u64>, Vec<Vec<i64>>)>,
+}
+
+/// Result of one customer: level reached and, per step, time to convert (µs).
+pub struct FunnelOutcome {
+    /// Furthest step reached (0 = none).
+    pub level: usize,
+    /// Time from step 1 to step k on the earliest-completing chain, for k = 1..=level.
+    pub times: Vec<Option<i64>>,
+}
+
+impl FunnelOp<'_> {
+    fn in_range(&self, ts: i64) -> bool {
+        self.range.is_none_or(|(lo, hi)| lo <= ts && ts < hi)
+    }
+
+    fn caps(&self) -> Vec<usize> {
+        let n = self.steps.len();
+        let mut caps: Vec<usize> = self.excludes.iter().map(|e| e.2 - 1).chain([n]).collect();
+        caps.sort_unstable();
+        caps.dedup();
+        caps
+    }
+
+    /// Evaluates one customer's (filtered) events, in (timestamp, sequence) order.
+    fn outcome(&self, rows: &Columns, idx: &[usize]) -> FunnelOutcome {
+        let n = self.steps.len();
+        let mut out = FunnelOutcome {
+            level: 0,
+            times: vec![None; n + 1],
+        };
+        match self.mode {
+            FunnelMode::Unordered => self.unordered(rows, idx, &mut out),
+            FunnelMode::Strict => self.strict(rows, idx, &mut out),
+            FunnelMode::Ordered => self.ordered(rows, idx, &mut out),
+        }
+        out
+    }
+
+    fn reach(out: &mut FunnelOutcome, k: usize, time: i64) {
+        if out.times[k].is_none() {
+            out.times[k] = Some(time);
+        }
+        out.level = out.level.max(k);
+    }
+
+    fn ordered(&self, rows: &Columns, idx: &[usize], out: &mut FunnelOutcome) {
+        let n = self.steps.len();
+        let caps = self.caps();
+        let nc = caps.len();
+        // settled[k][c]: latest start of a chain at level k (1-based) whose cap is caps[c];
+        // fresh: chains whose last event has the current timestamp (TIES STRICT only).
+        let mut settled = vec![vec![None::<i64>; nc]; n + 1];
+        let mut fresh = vec![vec![None::<i64>; nc]; n + 1];
+        let mut group_ts = None;
+        let mut cands: Vec<(usize, usize, i64)> = Vec::new();
+        for &i in idx {
+            let t = rows.ts[i];
+            if self.ties_strict && group_ts != Some(t) {
+                for k in 1..=n {
+                    for c in 0..nc {
+                        if let Some(s) = fresh[k][c].take() {
+                            settled[k][c] = Some(settled[k][c].map_or(s, |x: i64| x.max(s)));
+                        }
+                    }
+                }
+                group_ts = Some(t);
+            }
+            cands.clear();
+            for k in (2..=n).rev() {
+                if !self.steps[k - 1].matches(rows, i, self.dicts) {
+                    continue;
+                }
+                for c in 0..nc {
+                    if caps[c] < k {
+                        continue;
+                    }
+                    if let Some(s) = settled[k - 1][c]
+                        && t - s <= self.within
+                    {
+                        cands.push((k, c, s));
+                    }
+                }
+            }
+            if self.in_range(t) && self.steps[0].matches(rows, i, self.dicts) {
+                cands.push((1, nc - 1, t));
+            }
+            // Exclusions hit by this event poison chains it lies strictly inside.
+            for (m, from, to) in &self.excludes {
+                if !m.matches(rows, i, self.dicts) {
+                    continue;
+                }
+                let cap = caps.iter().position(|&c| c == to - 1).unwrap_or(0);
+                for layer in [&mut settled, &mut fresh] {
+                    for level in layer.iter_mut().take(*to).skip(*from) {
+                        for c in (cap + 1)..nc {
+                            if let Some(s) = level[c].take() {
+                                level[cap] = Some(level[cap].map_or(s, |x: i64| x.max(s)));
+                            }
+                        }
+                    }
+                }
+                for cand in &mut cands {
+                    if *from < cand.0 && cand.0 < *to && cand.1 > cap {
+                        cand.1 = cap;
+                    }
+                }
+            }
+            let target = if self.ties_strict {
+                &mut fresh
+            } else {
+                &mut settled
+            };
+            for &(k, c, s) in &cands {
+                target[k][c] = Some(target[k][c].map_or(s, |x: i64| x.max(s)));
+            }
+            // Time to convert: the first event completing step k, from the latest start.
+            let mut best: Vec<Option<i64>> = vec![None; n + 1];
+            for &(k, _, s) in &cands {
+                best[k] = Some(best[k].map_or(s, |x: i64| x.max(s)));
+            }
+            for (k, s) in best.iter().enumerate() {
+                if let Some(s) = s {
+                    Self::reach(out, k, t - s);
+                }
+            }
+        }
+    }
+
+    fn strict(&self, rows: &Columns, idx: &[usize], out: &mut FunnelOutcome) {
+        let n = self.steps.len();
+        let mut cur = vec![None::<i64>; n + 1];
+        let mut next = vec![None::<i64>; n + 1];
+        let mut prev_ts = None;
+        for &i in idx {
+            let t = rows.ts[i];
+            for x in next.iter_mut() {
+                *x = None;
+            }
+            let tie_ok = !self.ties_strict || prev_ts.is_none_or(|p| p < t);
+            for k in 2..=n {
+                if let Some(s) = cur[k - 1]
+                    && tie_ok
+                    && t - s <= self.within
+                    && self.steps[k - 1].matches(rows, i, self.dicts)
+                {
+                    next[k] = Some(s);
+                    Self::reach(out, k, t - s);
+                }
+            }
+            if self.in_range(t) && self.steps[0].matches(rows, i, self.dicts) {
+                next[1] = Some(t);
+                Self::reach(out, 1, 0);
+            }
+            std::mem::swap(&mut cur, &mut next);
+            prev_ts = Some(t);
+        }
+    }
+
+    fn unordered(&self, rows: &Columns, idx: &[usize], out: &mut FunnelOutcome) {
+        let n = self.steps.len();
+        let masks: Vec<u64> = idx
+            .iter()
+            .map(|&i| {
+                let mut m = 0u64;
+                for (k, s) in self.steps.iter().enumerate() {
+                    if s.matches(rows, i, self.dicts) {
+                        m |= 1 << k;
+                    }
+                }
+                m
+            })
+            .collect();
+        for a in 0..idx.len() {
+            let ta = rows.ts[idx[a]];
+            if masks[a] == 0 || !self.in_range(ta) {
+                continue;
+            }
+            // Maximum matching of steps to distinct events in [ta, ta + window], event a first
+            // (Kuhn's algorithm keeps matched events matched, so a stays in the matching).
+            let mut owner: Vec<Option<usize>> = vec![None; n];
+            let mut size = 0;
+            let window: Vec<usize> = (a..idx.len())
+                .take_while(|&b| rows.ts[idx[b]] - ta <= self.within)
+                .filter(|&b| masks[b] != 0)
+                .collect();
+            for &b in &window {
+                let mut seen = vec![false; n];
+                if augment(b, &masks, &mut owner, &mut seen) {
+                    size += 1;
+                }
+                if size == n {
+                    break;
+                }
+            }
+            for k in 1..=size {
+                out.times[k].get_or_insert(0);
+            }
+            out.level = out.level.max(size);
+        }
+        for t in out.times.iter_mut() {
+            *t = None;
+        }
+    }
+}
+
+fn augment(e: usize, masks: &[u64], owner: &mut [Option<usize>], seen: &mut [bool]) -> bool {
+    for k in 0..owner.len() {
+        if masks[e] >> k & 1 == 1 && !seen[k] {
+            seen[k] = true;
+            if owner[k].is_none_or(|o| augment(o, masks, owner, seen)) {
+                owner[k] = Some(e);
+                return true;
+            }
+        }
+    }
+    false
+}
+
+impl Operator for FunnelOp<'_> {
+    type Partial = FunnelPartial;
+
+    fn customer(&self, p: &mut FunnelPartial, rows: &Columns, r: Range<usize>) {
+        let idx: Vec<usize> = r.filter(|&i| passes(&self.filter, rows, i, self.dicts)).collect();
+        let Some(first) = idx
+            .iter()
+            .find(|&&i| self.in_range(rows.ts[i]) && self.steps[0].matches(rows, i, self.dicts))
+        else {
+            return;
+        };
+        let group = prop_label(rows, self.by, *first, self.dicts);
+        let o = self.outcome(rows, &idx);
+        let n = self.steps.len();
+        let entry = p
+            .groups
+            .entry(group)
+            .or_insert_with(|| (vec![0; n + 1], vec![Vec::new(); n + 1]));
+        for k in 1..=o.level {
+            entry.0[k] += 1;
+            if let Some(t) = o.times[k] {
+                entry.1[k].push(t);
+            }
+        }
+    }
+
+    fn merge(&self, a: &mut FunnelPartial, b: FunnelPartial) {
+        for (g, (counts, times)) in b.groups {
+            let n = counts.len();
+            let e = a
+                .groups
+                .entry(g)
+                .or_insert_with(|| (vec![0; n], vec![Vec::new(); n]));
+            for (x, y) in e.0.iter_mut().zip(counts) {
+                *x += y;
+            }
+            for (x, y) in e.1.iter_mut().zip(times) {
+                x.extend(y);
+            }
+        }
+    }
+}
+
+fn median_mean(v: &mut [i64]) -> (Cell, Cell) {
+    if v.is_empty() {
+        return (Cell::Null, Cell::Null);
+    }
+    v.sort_unstable();
+    let n = v.len();
+    let med = if n % 2 == 1 {
+        v[n / 2] as f64
+    } else {
+        (v[n / 2 - 1] as f64 + v[n / 2] as f64) / 2.0
+    };
+    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
+    (Cell::Float(med / 1e6), Cell::Float(mean / 1e6))
+}
+
+fn funnel(
+    f: &crate::query::ast::Funnel,
+    text: &str,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+) -> Result<Table, QueryError> {
+    let res = Resolver::new(input.dicts, text, f.common.tz.as_ref())?;
+    if f.mode == FunnelMode::Unordered
+        && let Some(x) = f.excludes.first()
+    {
+        return Err(ParseError::new(x.span, "EXCLUDE is not supported with MODE UNORDERED").into());
+    }
+    let op = FunnelOp {
+        steps: f.steps.iter().map(|s| res.step(s)).collect::<Result<_, _>>()?,
+        within: f.within_us,
+        mode: f.mode,
+        ties_strict: f.ties_strict,
+        excludes: f
+            .excludes
+            .iter()
+            .map(|x| Ok((res.step(&x.step)?, x.from, x.to)))
+            .collect::<Result<_, ParseError>>()?,
+        range: res.range(&f.common.range)?,
+        filter: f.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
+        by: f
+            .by
+            .as_ref()
+            .map(|(name, span)| res.prop(name, *span))
+            .transpose()?,
+        dicts: input.dicts,
+    };
+    let mut p = run(&op, input, ColumnSet::ALL, opts)?;
+    let mut cols = vec![
+        "step",
+        "event",
+        "customers",
+        "conversion_from_previous",
+        "conversion_from_first",
+        "median_time_to_convert_s",
+        "mean_time_to_convert_s",
+    ];
+    if f.by.is_some() {
+        cols.insert(0, "group");
+    }
+    let mut t = Table::new(&cols);
+    let n = op.steps.len();
+    if p.groups.is_empty() && f.by.is_none() {
+        p.groups
+            .insert(String::new(), (vec![0; n + 1], vec![Vec::new(); n + 1]));
+    }
+    for (g, (counts, times)) in &mut p.groups {
+        for k in 1..=n {
+            let c = counts[k];
+            let rate = |d: u64| {
+                if d == 0 {
+                    Cell::Null
+                } else {
+                    Cell::Rate(c as f64 / d as f64)
+                }
+            };
+            let (med, mean) = if k == 1 {
+                (Cell::Null, Cell::Null)
+            } else {
+                median_mean(&mut times[k])
+            };
+            let mut row = vec![
+                Cell::Int(k as i64),
+                Cell::Str(op.steps[k - 1].label.clone()),
+                Cell::Int(c as i64),
+                if k == 1 { Cell::Null } else { rate(counts[k - 1]) },
+                rate(counts[1]),
+                med,
+                mean,
+            ];
+            if f.by.is_some() {
+                row.insert(0, Cell::Str(g.clone()));
+            }
+            t.rows.push(row);
+        }
+    }
+    Ok(t)
+}
+
+// ---------------------------------------------------------------------------------------------
+// RETENTION
+
+struct RetentionOp<'a> {
+    start: Matcher,
+    ret: Matcher,
+    buckets: Buckets,
+    periods: usize,
+    cohorting: Cohorting,
+    on_or_after: bool,
+    range: Option<(i64, i64)>,
+    filter: Option<CPred>,
+    dicts: &'a Dicts,
+}
+
+/// (cohort bucket) -> (cohort size, customers per offset).
+type RetentionPartial = BTreeMap<usize, (u64, Vec<u64>)>;
+
+impl Operator for RetentionOp<'_> {
+    type Partial = RetentionPartial;
+
+    fn customer(&self, p: &mut RetentionPartial, rows: &Columns, r: Range<usize>) {
+        let mut cohorts: Vec<usize> = Vec::new();
+        let mut returns: Vec<usize> = Vec::new();
+        let mut first_seen = false;
+        for i in r {
+            if !passes(&self.filter, rows, i, self.dicts) {
+                continue;
+            }
+            let t = rows.ts[i];
+            if self.start.matches(rows, i, self.dicts) {
+                let in_range = self.range.is_none_or(|(lo, hi)| lo <= t && t < hi);
+                match self.cohorting {
+                    Cohorting::FirstTime => {
+                        if !first_seen {
+                            first_seen = true;
+                            if in_range && let Some(b) = self.buckets.index(t) {
+                                cohorts.push(b);
+                            }
+                        }
+                    }
+                    Cohorting::Recurring => {
+                        if in_range && let Some(b) = self.buckets.index(t) {
+                            cohorts.push(b);
+                        }
+                    }
+                }
+            }
+            if self.ret.matches(rows, i, self.dicts)
+                && let Some(b) = self.buckets.index(t)
+            {
+                returns.push(b);
+            }
+        }
+        cohorts.sort_unstable();
+        cohorts.dedup();
+        returns.sort_unstable();
+        returns.dedup();
+        for c in cohorts {
+            let e = p.entry(c).or_insert_with(|| (0, vec![0; self.periods + 1]));
+            e.0 += 1;
+            for k in 0..=self.periods {
+                let hit = if self.on_or_after {
+                    returns.last().is_some_and(|&last| last >= c + k)
+                } else {
+                    returns.binary_search(&(c + k)).is_ok()
+                };
+                if hit {
+                    e.1[k] += 1;
+                }
+            }
+        }
+    }
+
+    fn merge(&self, a: &mut RetentionPartial, b: RetentionPartial) {
+        for (c, (size, counts)) in b {
+            let e = a.entry(c).or_insert_with(|| (0, vec![0; counts.len()]));
+            e.0 += size;
+            for (x, y) in e.1.iter_mut().zip(counts) {
+                *x += y;
+            }
+        }
+    }
+}
+
+fn data_range(input: &Input<'_>, range: Option<(i64, i64)>) -> (i64, i64) {
+    match (range, input.ts_range) {
+        (Some(r), _) => r,
+        (None, Some((lo, hi))) => (lo, hi + 1),
+        (None, None) => (0, 1),
+    }
+}
+
+fn retention(
+    r: &crate::query::ast::Retention,
+    text: &str,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+) -> Result<Table, QueryError> {
+    let res = Resolver::new(input.dicts, text, r.common.tz.as_ref())?;
+    let range = res.range(&r.common.range)?;
+    // Buckets cover all history (first-time cohorts look at all of it) plus the offsets.
+    let (lo, hi) = match (input.ts_range, range) {
+        (Some((a, b)), Some((x, y))) => (a.min(x), (b + 1).max(y)),
+        (Some((a, b)), None) => (a, b + 1),
+        (None, Some(r)) => r,
+        (None, None) => (0, 1),
+    };
+    let buckets = Buckets::new(lo, hi, r.periods as usize, r.period, &res.tz, limits::BUCKETS_MAX)
+        .map_err(|m| ParseError::new(Span::default(), m))?;
+    let op = RetentionOp {
+        start: res.step(&r.start)?,
+        ret: res.step(&r.ret)?,
+        periods: r.periods as usize,
+        cohorting: r.cohorting,
+        on_or_after: r.on_or_after,
+        range,
+        filter: r.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
+        dicts: input.dicts,
+        buckets,
+    };
+    let p = run(&op, input, ColumnSet::ALL, opts)?;
+    let latest = input.ts_range.map_or(i64::MIN, |x| x.1);
+    let complete = |b: usize| op.buckets.starts.get(b + 1).is_some_and(|&end| end <= latest);
+    let mut t = Table::new(&["cohort", "period", "cohort_size", "customers", "rate", "complete"]);
+    let mut mean: Vec<(u64, u64)> = vec![(0, 0); op.periods + 1];
+    for (c, (size, counts)) in &p {
+        for (k, &n) in counts.iter().enumerate() {
+            let done = complete(c + k);
+            if done {
+                mean[k].0 += size;
+                mean[k].1 += n;
+            }
+            t.rows.push(vec![
+                Cell::Str(op.buckets.label(*c)),
+                Cell::Int(k as i64),
+                Cell::Int(*size as i64),
+                Cell::Int(n as i64),
+                Cell::Rate(n as f64 / *size as f64),
+                Cell::Bool(done),
+            ]);
+        }
+    }
+    for (k, (size, n)) in mean.iter().enumerate() {
+        t.rows.push(vec![
+            Cell::Str("mean".into()),
+            Cell::Int(k as i64),
+            Cell::Int(*size as i64),
+            Cell::Int(*n as i64),
+            if *size == 0 {
+                Cell::Null
+            } else {
+                Cell::Rate(*n as f64 / *size as f64)
+            },
+            Cell::Bool(true),
+        ]);
+    }
+    Ok(t)
+}
+
+// ---------------------------------------------------------------------------------------------
+// TREND
+
+struct TrendOp<'a> {
+    agg: Agg,
+    step: Option<Matcher>,
+    filter: Option<CPred>,
+    buckets: Buckets,
+    /// Buckets before this index only feed wau/mau look-back.
+    first: usize,
+    value: Option<(u32, PropType)>,
+    by: Option<(u32, PropType)>,
+    dicts: &'a Dicts,
+}
+
+#[derive(Default, Clone)]
+struct AggState {
+    events: u64,
+    customers: u64,
+    sum: f64,
+    n: u64,
+    min: Option<f64>,
+    max: Option<f64>,
+    values: Vec<f64>,
+}
+
+type TrendPartial = HashMap<(String, usize), AggState>;
+
+impl TrendOp<'_> {
+    fn value(&self, rows: &Columns, i: usize) -> Option<f64> {
+        let (id, ty) = self.value?;
+        let c = rows.prop(id)?;
+        if !c.valid[i] {
+            return None;
+        }
+        Some(match ty {
+            PropType::I64 => c.vals[i] as i64 as f64,
+            PropType::F64 => f64::from_bits(c.vals[i]),
+            _ => return None,
+        })
+    }
+}
+
+impl Operator for TrendOp<'_> {
+    type Partial = TrendPartial;
+
+    fn customer(&self, p: &mut TrendPartial, rows: &Columns, r: Range<usize>) {
+        let mut seen: Vec<(String, usize)> = Vec::new();
+        for i in r {
+            if !passes(&self.filter, rows, i, self.dicts)
+                || !self.step.as_ref().is_none_or(|s| s.matches(rows, i, self.dicts))
+            {
+                continue;
+            }
+            let Some(b) = self.buckets.index(rows.ts[i]) else {
+                continue;
+            };
+            let g = prop_label(rows, self.by, i, self.dicts);
+            match self.agg {
+                Agg::Wau | Agg::Mau => {
+                    let days = if self.agg == Agg::Wau { 7 } else { 30 };
+                    for d in b..(b + days).min(self.buckets.len()) {
+                        if d >= self.first {
+                            seen.push((g.clone(), d));
+                        }
+                    }
+                }
+                Agg::Uniq => {
+                    if b >= self.first {
+                        seen.push((g, b));
+                    }
+                }
+                _ => {
+                    if b < self.first {
+                        continue;
+                    }
+                    let e = p.entry((g, b)).or_default();
+                    e.events += 1;
+                    if let Some(v) = self.value(rows, i) {
+                        e.sum += v;
+                        e.n += 1;
+                        e.min = Some(e.min.map_or(v, |m| m.min(v)));
+                        e.max = Some(e.max.map_or(v, |m| m.max(v)));
+                        if matches!(self.agg, Agg::Pct(..)) {
+                            e.values.push(v);
+                        }
+                    }
+                }
+            }
+        }
+        seen.sort_unstable();
+        seen.dedup();
+        for key in seen {
+            p.entry(key).or_default().customers += 1;
+        }
+    }
+
+    fn merge(&self, a: &mut TrendPartial, b: TrendPartial) {
+        for (k, s) in b {
+            let e = a.entry(k).or_default();
+            e.events += s.events;
+            e.customers += s.customers;
+            e.sum += s.sum;
+            e.n += s.n;
+            e.min = match (e.min, s.min) {
+                (Some(x), Some(y)) => Some(x.min(y)),
+                (x, y) => x.or(y),
+            };
+            e.max = match (e.max, s.max) {
+                (Some(x), Some(y)) => Some(x.max(y)),
+                (x, y) => x.or(y),
+            };
+            e.values.extend(s.values);
+        }
+    }
+}
+
+fn trend(
+    tr: &crate::query::ast::Trend,
+    text: &str,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+) -> Result<Table, QueryError> {
+    let res = Resolver::new(input.dicts, text, tr.common.tz.as_ref())?;
+    let range = res.range(&tr.common.range)?;
+    let (lo, hi) = data_range(input, range);
+    let lookback = match tr.agg {
+        Agg::Wau => 6,
+        Agg::Mau => 29,
+        _ => 0,
+    };
+    let first_bucket = Buckets::new(lo, lo + 1, 0, tr.period, &res.tz, 2)
+        .map_err(|m| ParseError::new(Span::default(), m))?;
+    let start = first_bucket.starts[0]
+        - lookback as i64 * model::DAY_US
+        - if lookback > 0 { model::DAY_US } else { 0 };
+    let mut buckets = Buckets::new(
+        start.min(lo),
+        hi,
+        0,
+        tr.period,
+        &res.tz,
+        limits::BUCKETS_MAX + lookback + 1,
+    )
+    .map_err(|m| ParseError::new(Span::default(), m))?;
+    let first = buckets.index(lo).unwrap_or(0);
+    // Drop buckets after the range (a range end on a bucket boundary ends there).
+    while buckets.starts.len() > first + 2 && buckets.starts[buckets.starts.len() - 2] >= hi {
+        buckets.starts.pop();
+    }
+    let value = match &tr.agg {
+        Agg::Sum(p, s) | Agg::Avg(p, s) | Agg::Min(p, s) | Agg::Max(p, s) | Agg::Pct(_, p, s) => {
+            let (id, ty) = res.prop(p, *s)?;
+            if !matches!(ty, PropType::I64 | PropType::F64) {
+                return Err(
+                    ParseError::new(*s, format!("`{p}` is {ty}; this aggregate needs a number")).into(),
+                );
+            }
+            Some((id, ty))
+        }
+        _ => None,
+    };
+    let op = TrendOp {
+        agg: tr.agg.clone(),
+        step: tr.step.as_ref().map(|s| res.step(s)).transpose()?,
+        filter: tr.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
+        first,
+        value,
+        by: tr.by.as_ref().map(|(n, s, _)| res.prop(n, *s)).transpose()?,
+        dicts: input.dicts,
+        buckets,
+    };
+    let p = run(&op, input, ColumnSet::ALL, opts)?;
+    // Groups, ranked by matching events (then name) for TOP n.
+    let mut totals: BTreeMap<String, u64> = BTreeMap::new();
+    for ((g, _), s) in &p {
+        *totals.entry(g.clone()).or_default() += s.events + s.customers;
+    }
+    let mut groups: Vec<(String, u64)> = totals.into_iter().collect();
+    groups.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    if let Some((_, _, Some(top))) = &tr.by {
+        groups.truncate(*top as usize);
+    }
+    let mut names: Vec<String> = groups.into_iter().map(|g| g.0).collect();
+    names.sort();
+    if tr.by.is_none() {
+        names = vec![String::new()];
+    }
+    let mut cols = vec!["bucket", "value"];
+    if tr.by.is_some() {
+        cols.insert(1, "group");
+    }
+    let mut t = Table::new(&cols);
+    let empty = AggState::default();
+    for b in op.first..op.buckets.len() {
+        for g in &names {
+            let s = p.get(&(g.clone(), b)).unwrap_or(&empty);
+            let v = match &tr.agg {
+                Agg::Count => Cell::Int(s.events as i64),
+                Agg::Uniq | Agg::Wau | Agg::Mau => Cell::Int(s.customers as i64),
+                Agg::Sum(..) => Cell::Float(s.sum),
+                Agg::Avg(..) => {
+                    if s.n == 0 {
+                        Cell::Null
+                    } else {
+                        Cell::Float(s.sum / s.n as f64)
+                    }
+                }
+                Agg::Min(..) => s.min.map_or(Cell::Null, Cell::Float),
+                Agg::Max(..) => s.max.map_or(Cell::Null, Cell::Float),
+                Agg::Pct(q, ..) => {
+                    let mut v = s.values.clone();
+                    if v.is_empty() {
+                        Cell::Null
+                    } else {
+                        v.sort_by(f64::total_cmp);
+                        let rank = ((f64::from(*q) / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
+                        Cell::Float(v[rank.min(v.len()) - 1])
+                    }
+                }
+            };
+            let mut row = vec![Cell::Str(op.buckets.label(b)), v];
+            if tr.by.is_some() {
+                row.insert(1, Cell::Str(g.clone()));
+            }
+            t.rows.push(row);
+        }
+    }
+    Ok(t)
+}
+
+// ---------------------------------------------------------------------------------------------
+// TIMELINE
+
+fn timeline(tl: &crate::query::ast::Timeline, text: &str, input: &Input<'_>) -> Result<Table, QueryError> {
+    let res = Resolver::new(input.dicts, text, tl.common.tz.as_ref())?;
+    let range = res.range(&tl.common.range)?;
+    let filter = tl.common.filter.as_ref().map(|p| res.pred(p)).transpose()?;
+    let mut t = Table::new(&["ts", "event", "stage", "properties"]);
+    let Some(cid) = input.dicts.customers.get(&tl.customer.0) else {
+        return Ok(t);
+    };
+    let mut merge = Merge::new(input.sources.clone(), ColumnSet::ALL).with_customers(cid, cid);
+    let mut block = Columns::default();
+    while merge.next_block(&mut block, limits::BLOCK_ROWS)? {
+        for i in 0..block.len() {
+            let ts = block.ts[i];
+            if range.is_some_and(|(lo, hi)| ts < lo || ts >= hi) || !passes(&filter, &block, i, input.dicts) {
+                continue;
+            }
+            let mut props: Vec<String> = Vec::new();
+            for c in &block.props {
+                if c.valid[i] {
+                    let name = input.dicts.props.name(c.id).unwrap_or("?");
+                    props.push(format!(
+                        "{name}={}",
+                        prop_label(&block, Some((c.id, c.ty)), i, input.dicts)
+                    ));
+                }
+            }
+            props.sort();
+            t.rows.push(vec![
+                Cell::Time(ts),
+                Cell::Str(input.dicts.events.name(block.event[i]).unwrap_or("?").to_owned()),
+                Stage::from_code(block.stage[i]).map_or(Cell::Null, |s| Cell::Str(s.name().to_owned())),
+                Cell::Str(props.join(", ")),
+            ]);
+        }
+    }
+    Ok(t)
+}
+
+/// Running queries on a snapshot: `snapshot.query("FUNNEL visit -> purchase WITHIN 7d")`.
+pub trait Query {
+    /// Parses, plans and runs `text` with default options.
+    fn query(&self, text: &str) -> Result<Table, QueryError>;
+    /// Parses, plans and runs `text`.
+    fn query_with(&self, text: &str, opts: &QueryOptions) -> Result<Table, QueryError>;
+}
+
+impl Query for crate::db::Snapshot {
+    fn query(&self, text: &str) -> Result<Table, QueryError> {
+        self.query_with(text, &QueryOptions::default())
+    }
+
+    fn query_with(&self, text: &str, opts: &QueryOptions) -> Result<Table, QueryError> {
+        let stmt = crate::query::parse(text)?;
+        let dicts = self.dicts();
+        let input = Input {
+            sources: self.sources(),
+            dicts: &dicts,
+            customers: dicts.customers.len() as u32,
+            ts_range: self.ts_range(),
+        };
+        execute(&stmt, text, &input, opts)
+    }
+}

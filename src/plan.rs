@@ -1,0 +1,545 @@
+//! Planning: resolves a parsed statement against a snapshot's dictionaries (unknown names get a
+//! "did you mean" hint), compiles predicates over property columns, resolves times in the query's
+//! time zone and builds calendar buckets (DST-correct, weeks start on Monday).
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ZonedDateTime as Zoned};
+
+use crate::dict::Dicts;
+use crate::model::{Columns, PropType, Stage};
+use crate::query::ast::{self, Literal, Period, Pred, Step, StepKind, TimeLit};
+use crate::query::parser::suggest;
+use crate::query::{ParseError, Span};
+
+/// A compiled predicate. Evaluation is three-valued: a comparison with a null (missing)
+/// property is unknown, and an event is selected only when the predicate is true.
+#[derive(Clone, Debug)]
+pub enum CPred {
+    /// Compare a property with a constant slot value.
+    Cmp {
+        /// Property id.
+        prop: u32,
+        /// Property type.
+        ty: PropType,
+        /// Operator.
+        op: &'static str,
+        /// Constant (string: dictionary id, or `None` if the string is in no event).
+        value: Const,
+    },
+    /// Membership.
+    In {
+        /// Property id.
+        prop: u32,
+        /// Property type.
+        ty: PropType,
+        /// Constants.
+        values: Vec<Const>,
+        /// NOT IN.
+        negated: bool,
+    },
+    /// IS [NOT] NULL.
+    IsNull {
+        /// Property id (`None`: a property never written, always null).
+        prop: Option<u32>,
+        /// IS NOT NULL.
+        negated: bool,
+    },
+    /// AND.
+    And(Box<CPred>, Box<CPred>),
+    /// OR.
+    Or(Box<CPred>, Box<CPred>),
+    /// NOT.
+    Not(Box<CPred>),
+}
+
+/// A constant resolved against a property's type.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Const {
+    /// A string (its dictionary id, if any event has it) and its text.
+    Str(Option<u32>, String),
+    /// A number (i64 and f64 properties compare numerically).
+    Num(f64),
+    /// An exact integer (for i64 properties).
+    Int(i64),
+    /// A boolean.
+    Bool(bool),
+}
+
+fn cmp_ord(op: &str, o: std::cmp::Ordering) -> bool {
+    use std::cmp::Ordering::*;
+    match op {
+        "=" => o == Equal,
+        "!=" => o != Equal,
+        "<" => o == Less,
+        "<=" => o != Greater,
+        ">" => o == Greater,
+        _ => o != Less,
+    }
+}
+
+impl CPred {
+    /// Evaluates on row `i` of `cols`; `None` means unknown (null involved).
+    pub fn eval(&self, cols: &Columns, i: usize, dicts: &Dicts) -> Option<bool> {
+        match self {
+            CPred::Cmp { prop, ty, op, value } => {
+                let x = slot(cols, *prop, i)?;
+                Some(compare(*ty, x, op, value, dicts))
+            }
+            CPred::In {
+                prop,
+                ty,
+                values,
+                negated,
+            } => {
+                let x = slot(cols, *prop, i)?;
+                let hit = values.iter().any(|v| compare(*ty, x, "=", v, dicts));
+                Some(hit != *negated)
+            }
+            CPred::IsNull { prop, negated } => {
+                let null = prop.is_none_or(|p| slot(cols, p, i).is_none());
+                Some(null != *negated)
+            }
+            CPred::And(a, b) => match (a.eval(cols, i, dicts), b.eval(cols, i, dicts)) {
+                (Some(false), _) | (_, Some(false)) => Some(false),
+                (Some(true), Some(true)) => Some(true),
+                _ => None,
+            },
+            CPred::Or(a, b) => match (a.eval(cols, i, dicts), b.eval(cols, i, dicts)) {
+                (Some(true), _) | (_, Some(true)) => Some(true),
+                (Some(false), Some(false)) => Some(false),
+                _ => None,
+            },
+            CPred::Not(a) => a.eval(cols, i, dicts).map(|v| !v),
+        }
+    }
+}
+
+fn slot(cols: &Columns, prop: u32, i: usize) -> Option<u64> {
+    let c = cols.prop(prop)?;
+    if *c.valid.get(i)? {
+        c.vals.get(i).copied()
+    } else {
+        None
+    }
+}
+
+fn compare(ty: PropType, x: u64, op: &str, v: &Const, dicts: &Dicts) -> bool {
+    match (ty, v) {
+        (PropType::Str, Const::Str(id, text)) => match op {
+            "=" => *id == Some(x as u32),
+            "!=" => *id != Some(x as u32),
+            _ => dicts
+                .strings
+                .name(x as u32)
+                .is_some_and(|s| cmp_ord(op, s.cmp(text.as_str()))),
+        },
+        (PropType::I64, Const::Int(c)) => cmp_ord(op, (x as i64).cmp(c)),
+        (PropType::I64, Const::Num(c)) => (x as i64 as f64).partial_cmp(c).is_some_and(|o| cmp_ord(op, o)),
+        (PropType::F64, Const::Num(c)) => f64::from_bits(x).partial_cmp(c).is_some_and(|o| cmp_ord(op, o)),
+        (PropType::F64, Const::Int(c)) => f64::from_bits(x)
+            .partial_cmp(&(*c as f64))
+            .is_some_and(|o| cmp_ord(op, o)),
+        (PropType::Bool, Const::Bool(b)) => cmp_ord(op, (x != 0).cmp(b)),
+        _ => false,
+    }
+}
+
+/// A compiled step.
+#[derive(Clone, Debug)]
+pub struct Matcher {
+    /// Event ids matched (`None`: any event).
+    pub events: Option<Vec<u32>>,
+    /// Stage code matched.
+    pub stage: Option<u8>,
+    /// Property predicate.
+    pub filter: Option<CPred>,
+    /// The step's text (for result labels).
+    pub label: String,
+}
+
+impl Matcher {
+    /// Whether row `i` matches.
+    #[inline]
+    pub fn matches(&self, cols: &Columns, i: usize, dicts: &Dicts) -> bool {
+        if let Some(evs) = &self.events
+            && !evs.contains(&cols.event[i])
+        {
+            return false;
+        }
+        if let Some(s) = self.stage
+            && cols.stage[i] != s
+        {
+            return false;
+        }
+        match &self.filter {
+            Some(p) => p.eval(cols, i, dicts) == Some(true),
+            None => true,
+        }
+    }
+}
+
+/// Resolves names and literals for one snapshot.
+pub struct Resolver<'d> {
+    /// The dictionaries.
+    pub dicts: &'d Dicts,
+    /// The query's time zone.
+    pub tz: TimeZone,
+    /// Query text, for step labels.
+    pub text: &'d str,
+}
+
+impl<'d> Resolver<'d> {
+    /// A resolver; `tz` defaults to UTC.
+    pub fn new(dicts: &'d Dicts, text: &'d str, tz: Option<&(String, Span)>) -> Result<Self, ParseError> {
+        let tz = match tz {
+            None => TimeZone::UTC,
+            Some((name, span)) => TimeZone::get(name).map_err(|_| {
+                ParseError::new(*span, format!("unknown time zone '{name}'"))
+                    .with_help("use an IANA name such as 'UTC', 'Europe/Berlin' or 'America/New_York'")
+            })?,
+        };
+        Ok(Resolver { dicts, tz, text })
+    }
+
+    fn unknown(&self, what: &str, name: &str, span: Span, candidates: Vec<&str>) -> ParseError {
+        let e = ParseError::new(span, format!("unknown {what} `{name}`"));
+        match suggest(name, &candidates) {
+            Some(s) => e.with_help(format!("did you mean `{s}`?")),
+            None => e,
+        }
+    }
+
+    /// A property's id and type.
+    pub fn prop(&self, name: &str, span: Span) -> Result<(u32, PropType), ParseError> {
+        match self.dicts.props.get(name) {
+            Some(id) => Ok((
+                id,
+                self.dicts
+                    .prop_types
+                    .get(id as usize)
+                    .copied()
+                    .unwrap_or(PropType::Str),
+            )),
+            None => Err(self.unknown("property", name, span, self.dicts.props.names().collect())),
+        }
+    }
+
+    fn constant(&self, ty: PropType, lit: &Literal, span: Span, prop: &str) -> Result<Const, ParseError> {
+        let c = match (ty, lit) {
+            (PropType::Str, Literal::Str(s)) => Const::Str(self.dicts.strings.get(s), s.clone()),
+            (PropType::I64, Literal::Int(n)) => Const::Int(*n),
+            (PropType::I64 | PropType::F64, Literal::Float(f)) => Const::Num(*f),
+            (PropType::F64, Literal::Int(n)) => Const::Num(*n as f64),
+            (PropType::Bool, Literal::Bool(b)) => Const::Bool(*b),
+            _ => {
+                return Err(ParseError::new(
+                    span,
+                    format!("property `{prop}` is {ty} but the value is not"),
+                ));
+            }
+        };
+        Ok(c)
+    }
+
+    /// Compiles a predicate.
+    pub fn pred(&self, p: &Pred) -> Result<CPred, ParseError> {
+        Ok(match p {
+            Pred::Cmp { prop, op, value } => {
+                let (id, ty) = self.prop(&prop.0, prop.1)?;
+                if ty == PropType::Bool && !matches!(*op, "=" | "!=") {
+                    return Err(ParseError::new(
+                        prop.1,
+                        format!("`{}` is bool: use = or !=", prop.0),
+                    ));
+                }
+                CPred::Cmp {
+                    prop: id,
+                    ty,
+                    op,
+                    value: self.constant(ty, &value.0, value.1, &prop.0)?,
+                }
+            }
+            Pred::In {
+                prop,
+                values,
+                negated,
+            } => {
+                let (id, ty) = self.prop(&prop.0, prop.1)?;
+                let values = values
+                    .iter()
+                    .map(|(v, s)| self.constant(ty, v, *s, &prop.0))
+                    .collect::<Result<_, _>>()?;
+                CPred::In {
+                    prop: id,
+                    ty,
+                    values,
+                    negated: *negated,
+                }
+            }
+            Pred::IsNull { prop, negated } => {
+                let id = self.prop(&prop.0, prop.1)?.0;
+                CPred::IsNull {
+                    prop: Some(id),
+                    negated: *negated,
+                }
+            }
+            Pred::And(a, b) => CPred::And(Box::new(self.pred(a)?), Box::new(self.pred(b)?)),
+            Pred::Or(a, b) => CPred::Or(Box::new(self.pred(a)?), Box::new(self.pred(b)?)),
+            Pred::Not(a) => CPred::Not(Box::new(self.pred(a)?)),
+        })
+    }
+
+    /// Compiles a step.
+    pub fn step(&self, s: &Step) -> Result<Matcher, ParseError> {
+        let (events, stage) = match &s.kind {
+            StepKind::Any => (None, None),
+            StepKind::Stage(st) => (None, Some(st.code())),
+            StepKind::Events(names) => {
+                let mut ids = Vec::new();
+                for (name, span) in names {
+                    match self.dicts.events.get(name) {
+                        Some(id) => ids.push(id),
+                        None => {
+                            return Err(self.unknown(
+                                "event",
+                                name,
+                                *span,
+                                self.dicts.events.names().collect(),
+                            ));
+                        }
+                    }
+                }
+                (Some(ids), None)
+            }
+        };
+        let filter = s.filter.as_ref().map(|p| self.pred(p)).transpose()?;
+        let label = self
+            .text
+            .get(s.span.start..s.span.end)
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        Ok(Matcher {
+            events,
+            stage,
+            filter,
+            label,
+        })
+    }
+
+    /// A time literal as µs since the epoch (dates are midnight in the query's zone).
+    pub fn time(&self, t: &TimeLit) -> Result<i64, ParseError> {
+        match t {
+            TimeLit::UnixMs(ms, span) => ms
+                .checked_mul(1000)
+                .ok_or_else(|| ParseError::new(*span, "time out of range")),
+            TimeLit::Text(s, span) => {
+                let bad = || {
+                    ParseError::new(*span, format!("cannot read '{s}' as a time")).with_help(
+                        "use '2026-02-01', '2026-02-01T12:00:00', '2026-02-01T12:00:00Z' or '...+01:00'",
+                    )
+                };
+                if let Ok(ts) = s.parse::<Timestamp>() {
+                    return Ok(ts.as_microsecond());
+                }
+                if let Ok(dt) = s.parse::<jiff::civil::DateTime>() {
+                    return dt
+                        .to_zoned_datetime(self.tz.clone())
+                        .map(|z| z.timestamp().as_microsecond())
+                        .map_err(|_| bad());
+                }
+                if let Ok(d) = s.parse::<Date>() {
+                    return d
+                        .to_zoned_datetime(self.tz.clone())
+                        .map(|z| z.timestamp().as_microsecond())
+                        .map_err(|_| bad());
+                }
+                Err(bad())
+            }
+        }
+    }
+
+    /// The half-open range of a `FROM .. TO`.
+    pub fn range(&self, r: &Option<(TimeLit, TimeLit)>) -> Result<Option<(i64, i64)>, ParseError> {
+        let Some((a, b)) = r else { return Ok(None) };
+        let (lo, hi) = (self.time(a)?, self.time(b)?);
+        if lo >= hi {
+            let span = match b {
+                TimeLit::Text(_, s) | TimeLit::UnixMs(_, s) => *s,
+            };
+            return Err(ParseError::new(span, "TO must be later than FROM"));
+        }
+        Ok(Some((lo, hi)))
+    }
+}
+
+/// Calendar buckets covering a time range in a time zone.
+#[derive(Clone, Debug)]
+pub struct Buckets {
+    /// Bucket start instants (µs), ascending; bucket `i` is `[starts[i], starts[i + 1])`.
+    /// The last entry is the end of the last bucket.
+    pub starts: Vec<i64>,
+    /// Period.
+    pub period: Period,
+    /// Zone.
+    pub tz: TimeZone,
+}
+
+fn ts_of(z: &Zoned) -> i64 {
+    z.timestamp().as_microsecond()
+}
+
+/// The start of the bucket containing `ts` (µs).
+fn bucket_start(ts: i64, period: Period, tz: &TimeZone) -> Option<Zoned> {
+    let z = Timestamp::from_microsecond(ts)
+        .ok()?
+        .to_zoned_datetime(tz.clone());
+    match period {
+        Period::Hour => {
+            let dt = z.datetime();
+            let h = dt.date().at(dt.hour(), 0, 0, 0);
+            let hz = h.to_zoned_datetime(tz.clone()).ok()?;
+            // At a fold the earlier instant is chosen; keep the start at or before `ts`.
+            if ts_of(&hz) > ts {
+                Some(
+                    Timestamp::from_microsecond(ts - ts.rem_euclid(3_600_000_000))
+                        .ok()?
+                        .to_zoned_datetime(tz.clone()),
+                )
+            } else {
+                Some(hz)
+            }
+        }
+        Period::Day => z.start_of_day().ok(),
+        Period::Week => {
+            let d = z.date();
+            let back = i64::from(d.weekday().to_monday_zero_offset());
+            let monday = d.checked_sub(jiff::Span::new().days(back)).ok()?;
+            monday.to_zoned_datetime(tz.clone()).ok()?.start_of_day().ok()
+        }
+        Period::Month => z
+            .date()
+            .first_of_month()
+            .to_zoned_datetime(tz.clone())
+            .ok()?
+            .start_of_day()
+            .ok(),
+    }
+}
+
+fn next_start(z: &Zoned, period: Period, tz: &TimeZone) -> Option<Zoned> {
+    match period {
+        Period::Hour => {
+            let t = ts_of(z) + 3_600_000_000;
+            bucket_start(t, Period::Hour, tz)
+        }
+        Period::Day => z
+            .date()
+            .tomorrow()
+            .ok()?
+            .to_zoned_datetime(tz.clone())
+            .ok()?
+            .start_of_day()
+            .ok(),
+        Period::Week => z
+            .date()
+            .checked_add(jiff::Span::new().days(7))
+            .ok()?
+            .to_zoned_datetime(tz.clone())
+            .ok()?
+            .start_of_day()
+            .ok(),
+        Period::Month => z
+            .date()
+            .first_of_month()
+            .checked_add(jiff::Span::new().months(1))
+            .ok()?
+            .to_zoned_datetime(tz.clone())
+            .ok()?
+            .start_of_day()
+            .ok(),
+    }
+}
+
+impl Buckets {
+    /// Buckets from the one containing `lo` through the one containing `hi - 1`, plus `extra`
+    /// more; at most `max` buckets (an error message otherwise).
+    pub fn new(
+        lo: i64,
+        hi: i64,
+        extra: usize,
+        period: Period,
+        tz: &TimeZone,
+        max: usize,
+    ) -> Result<Buckets, String> {
+        let mut z = bucket_start(lo, period, tz).ok_or("time out of range")?;
+        let mut starts = vec![ts_of(&z)];
+        let mut after = 0usize;
+        loop {
+            z = next_start(&z, period, tz).ok_or("time out of range")?;
+            let t = ts_of(&z);
+            starts.push(t);
+            if t >= hi {
+                if after == extra {
+                    break;
+                }
+                after += 1;
+            }
+            if starts.len() > max + 1 {
+                return Err(format!(
+                    "the query covers more than {max} buckets; narrow FROM .. TO or use a longer PERIOD"
+                ));
+            }
+        }
+        Ok(Buckets {
+            starts,
+            period,
+            tz: tz.clone(),
+        })
+    }
+
+    /// Number of buckets.
+    pub fn len(&self) -> usize {
+        self.starts.len() - 1
+    }
+
+    /// True when there are no buckets.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bucket containing `ts`.
+    #[inline]
+    pub fn index(&self, ts: i64) -> Option<usize> {
+        let p = self.starts.partition_point(|&s| s <= ts);
+        if p == 0 || p >= self.starts.len() {
+            None
+        } else {
+            Some(p - 1)
+        }
+    }
+
+    /// The label of bucket `i`: a local date (day/week/month) or local date-time (hour).
+    pub fn label(&self, i: usize) -> String {
+        let Some(&t) = self.starts.get(i) else {
+            return String::new();
+        };
+        let Ok(ts) = Timestamp::from_microsecond(t) else {
+            return String::new();
+        };
+        let z = ts.to_zoned_datetime(self.tz.clone());
+        match self.period {
+            Period::Hour => z.strftime("%Y-%m-%dT%H:%M%:z").to_string(),
+            _ => z.date().to_string(),
+        }
+    }
+}
+
+/// Resolves a stage name in error messages.
+pub fn stage_name(code: u8) -> &'static str {
+    Stage::from_code(code).map_or("none", Stage::name)
+}
+
+/// Re-export for executors.
+pub use ast::FunnelMode;

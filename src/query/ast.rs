@@ -1,0 +1,240 @@
+//! The abstract syntax tree. Names are unresolved strings; times are unresolved literals (the
+//! planner resolves them in the query's time zone).
+
+use super::Span;
+use crate::model::Stage;
+
+/// A literal value in a predicate.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Literal {
+    /// 'text'
+    Str(String),
+    /// 42
+    Int(i64),
+    /// 4.2
+    Float(f64),
+    /// true / false
+    Bool(bool),
+}
+
+/// A predicate over an event's properties.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Pred {
+    /// `prop op literal`
+    Cmp {
+        /// Property name and its span.
+        prop: (String, Span),
+        /// One of = != < <= > >=.
+        op: &'static str,
+        /// The constant and its span.
+        value: (Literal, Span),
+    },
+    /// `prop [NOT] IN (literal, ...)`
+    In {
+        /// Property name and its span.
+        prop: (String, Span),
+        /// Constants.
+        values: Vec<(Literal, Span)>,
+        /// NOT IN.
+        negated: bool,
+    },
+    /// `prop IS [NOT] NULL`
+    IsNull {
+        /// Property name and its span.
+        prop: (String, Span),
+        /// IS NOT NULL.
+        negated: bool,
+    },
+    /// AND
+    And(Box<Pred>, Box<Pred>),
+    /// OR
+    Or(Box<Pred>, Box<Pred>),
+    /// NOT
+    Not(Box<Pred>),
+}
+
+/// What a step matches before its optional predicate.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepKind {
+    /// One or more event names (`visit OR purchase`), each with its span.
+    Events(Vec<(String, Span)>),
+    /// `STAGE purchase`
+    Stage(Stage),
+    /// `ANY`
+    Any,
+}
+
+/// A step: a set of events.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    /// Which events.
+    pub kind: StepKind,
+    /// Optional `WHERE`.
+    pub filter: Option<Pred>,
+    /// Span of the step text.
+    pub span: Span,
+}
+
+/// A time literal: an ISO 8601 date/datetime string or integer unix milliseconds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TimeLit {
+    /// '2026-02-01' or '2026-02-01T12:00:00Z'
+    Text(String, Span),
+    /// 1769904000000
+    UnixMs(i64, Span),
+}
+
+/// Clauses common to statements.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Common {
+    /// `FROM t1 TO t2` (half-open).
+    pub range: Option<(TimeLit, TimeLit)>,
+    /// `WHERE` applying to all events.
+    pub filter: Option<Pred>,
+    /// `TZ 'Europe/Berlin'`.
+    pub tz: Option<(String, Span)>,
+}
+
+/// Calendar period of buckets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Period {
+    /// Hour.
+    Hour,
+    /// Day.
+    Day,
+    /// ISO week (Monday start).
+    Week,
+    /// Calendar month.
+    Month,
+}
+
+/// Funnel ordering mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FunnelMode {
+    /// Steps in order, other events allowed in between.
+    Ordered,
+    /// Steps in order, no other event in between.
+    Strict,
+    /// Steps in any order within the window.
+    Unordered,
+}
+
+/// An exclusion: a chain with a matching event strictly between steps `from` and `to` is invalid.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exclude {
+    /// Excluded events.
+    pub step: Step,
+    /// First step (1-based).
+    pub from: usize,
+    /// Last step (1-based).
+    pub to: usize,
+    /// Span of the clause.
+    pub span: Span,
+}
+
+/// `FUNNEL ...`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Funnel {
+    /// The steps.
+    pub steps: Vec<Step>,
+    /// Window in microseconds.
+    pub within_us: i64,
+    /// Mode.
+    pub mode: FunnelMode,
+    /// TIES STRICT (timestamps strictly increasing along a chain).
+    pub ties_strict: bool,
+    /// Exclusions.
+    pub excludes: Vec<Exclude>,
+    /// Common clauses.
+    pub common: Common,
+    /// Breakdown property.
+    pub by: Option<(String, Span)>,
+}
+
+/// Retention cohorting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cohorting {
+    /// Cohort of the first-ever matching event.
+    FirstTime,
+    /// Every bucket with a matching event.
+    Recurring,
+}
+
+/// `RETENTION ...`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Retention {
+    /// Cohort-defining step.
+    pub start: Step,
+    /// Returning step.
+    pub ret: Step,
+    /// Bucket period (day, week or month).
+    pub period: Period,
+    /// Number of offsets after 0.
+    pub periods: u32,
+    /// Cohorting.
+    pub cohorting: Cohorting,
+    /// ON_OR_AFTER.
+    pub on_or_after: bool,
+    /// Common clauses.
+    pub common: Common,
+}
+
+/// A trend aggregate.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Agg {
+    /// Events.
+    Count,
+    /// Distinct customers.
+    Uniq,
+    /// Sum of a property.
+    Sum(String, Span),
+    /// Mean of a property.
+    Avg(String, Span),
+    /// Minimum of a property.
+    Min(String, Span),
+    /// Maximum of a property.
+    Max(String, Span),
+    /// Exact percentile (1..=99) of a property.
+    Pct(u8, String, Span),
+    /// Distinct customers in the 7 days ending with the bucket's day.
+    Wau,
+    /// Distinct customers in the 30 days ending with the bucket's day.
+    Mau,
+}
+
+/// `TREND ...`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trend {
+    /// Aggregate.
+    pub agg: Agg,
+    /// Events counted (`OF step`; default ANY).
+    pub step: Option<Step>,
+    /// Bucket period.
+    pub period: Period,
+    /// Common clauses.
+    pub common: Common,
+    /// Breakdown property and optional TOP n.
+    pub by: Option<(String, Span, Option<u32>)>,
+}
+
+/// `TIMELINE 'customer' ...`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Timeline {
+    /// External customer id.
+    pub customer: (String, Span),
+    /// Common clauses.
+    pub common: Common,
+}
+
+/// A statement.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Statement {
+    /// FUNNEL
+    Funnel(Funnel),
+    /// RETENTION
+    Retention(Retention),
+    /// TREND
+    Trend(Trend),
+    /// TIMELINE
+    Timeline(Timeline),
+}

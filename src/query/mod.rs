@@ -1,0 +1,91 @@
+//! The query language: lexer, abstract syntax tree, recursive-descent parser, and parse errors
+//! that carry a span and render with a caret under the offending token. Depends on `model` only.
+//! The grammar and exact semantics are in docs/QUERY.md.
+
+pub mod ast;
+pub mod lexer;
+pub mod parser;
+
+use std::fmt;
+
+pub use parser::parse;
+
+/// A byte range in the query text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Span {
+    /// First byte.
+    pub start: usize,
+    /// One past the last byte.
+    pub end: usize,
+}
+
+/// An error located in the query text.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub struct ParseError {
+    /// Where.
+    pub span: Span,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it, when known.
+    pub help: Option<String>,
+}
+
+impl ParseError {
+    /// A new error.
+    pub fn new(span: Span, message: impl Into<String>) -> Self {
+        ParseError {
+            span,
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    /// Adds a hint.
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Renders the error against the query text: line, column, the line, and a caret under the
+    /// span (control characters in the echoed line are shown escaped).
+    pub fn render(&self, text: &str) -> String {
+        let start = self.span.start.min(text.len());
+        let line_start = text[..start].rfind('\n').map_or(0, |p| p + 1);
+        let line_end = text[start..].find('\n').map_or(text.len(), |p| start + p);
+        let line_no = text[..start].matches('\n').count() + 1;
+        let line = &text[line_start..line_end];
+        let col = text[line_start..start].chars().count() + 1;
+        let width = text[start..self.span.end.clamp(start, line_end)]
+            .chars()
+            .count()
+            .max(1);
+        let shown: String = line
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let mut out = format!(
+            "error: {}\n --> line {line_no}, column {col}\n  | {shown}\n  | ",
+            self.message
+        );
+        out.push_str(&" ".repeat(col - 1));
+        out.push_str(&"^".repeat(width));
+        if let Some(help) = &self.help {
+            out.push_str(&format!("\n  = help: {help}"));
+        }
+        out
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (at bytes {}..{})",
+            self.message, self.span.start, self.span.end
+        )?;
+        if let Some(h) = &self.help {
+            write!(f, "; help: {h}")?;
+        }
+        Ok(())
+    }
+}
