@@ -355,8 +355,11 @@ impl FunnelOp<'_> {
 
     fn strict(&self, rows: &Columns, idx: &[usize], out: &mut FunnelOutcome) {
         let n = self.steps.len();
-        let mut cur = vec![None::<i64>; n + 1];
-        let mut next = vec![None::<i64>; n + 1];
+        // cur[k] = (start, cap) of the chain at level k ending at the previous event (chains
+        // are consecutive events, so there is at most one); `cap` is the highest level it may
+        // still reach given the excluded events among its own steps.
+        let mut cur = vec![None::<(i64, usize)>; n + 1];
+        let mut next = vec![None::<(i64, usize)>; n + 1];
         let mut prev_ts = None;
         for &i in idx {
             let t = rows.ts[i];
@@ -365,17 +368,24 @@ impl FunnelOp<'_> {
             }
             let tie_ok = !self.ties_strict || prev_ts.is_none_or(|p| p < t);
             for k in 2..=n {
-                if let Some(s) = cur[k - 1]
+                if let Some((s, cap)) = cur[k - 1]
+                    && k <= cap
                     && tie_ok
                     && t - s <= self.within
                     && self.steps[k - 1].matches(rows, i, self.dicts)
                 {
-                    next[k] = Some(s);
+                    let mut cap = cap;
+                    for (m, from, to) in &self.excludes {
+                        if *from < k && k < *to && m.matches(rows, i, self.dicts) {
+                            cap = cap.min(to - 1);
+                        }
+                    }
+                    next[k] = Some((s, cap));
                     Self::reach(out, k, t - s);
                 }
             }
             if self.in_range(t) && self.steps[0].matches(rows, i, self.dicts) {
-                next[1] = Some(t);
+                next[1] = Some((t, n));
                 Self::reach(out, 1, 0);
             }
             std::mem::swap(&mut cur, &mut next);
@@ -754,6 +764,8 @@ struct TrendOp<'a> {
     buckets: Buckets,
     /// Buckets before this index only feed wau/mau look-back.
     first: usize,
+    /// Events counted (wau/mau also look back before it).
+    range: (i64, i64),
     value: Option<(u32, PropType)>,
     by: Option<(u32, PropType)>,
     dicts: &'a Dicts,
@@ -798,9 +810,14 @@ impl Operator for TrendOp<'_> {
             {
                 continue;
             }
-            let Some(b) = self.buckets.index(rows.ts[i]) else {
+            let ts = rows.ts[i];
+            let Some(b) = self.buckets.index(ts) else {
                 continue;
             };
+            let in_range = self.range.0 <= ts && ts < self.range.1;
+            if !in_range && !matches!(self.agg, Agg::Wau | Agg::Mau) {
+                continue;
+            }
             let g = prop_label(rows, self.by, i, self.dicts);
             match self.agg {
                 Agg::Wau | Agg::Mau => {
@@ -911,6 +928,7 @@ fn trend(
         step: tr.step.as_ref().map(|s| res.step(s)).transpose()?,
         filter: tr.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
         first,
+        range: (lo, hi),
         value,
         by: tr.by.as_ref().map(|(n, s, _)| res.prop(n, *s)).transpose()?,
         dicts: input.dicts,
