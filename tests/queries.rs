@@ -328,8 +328,8 @@ fn reference(q: &Q, evs: &[Ev]) -> Table {
                 }
                 if *mode == "UNORDERED" {
                     let level = unordered_level(&ev, steps, *within, c);
-                    for k in 1..=level {
-                        counts[k] += 1;
+                    for count in counts.iter_mut().take(level + 1).skip(1) {
+                        *count += 1;
                     }
                     continue;
                 }
@@ -730,16 +730,19 @@ fn query() -> impl Strategy<Value = Q> {
     ]
 }
 
+/// (customer, quarter-hour, name, stage, channel, amount in quarters)
+type RawEvent = (
+    usize,
+    i64,
+    &'static str,
+    Option<Stage>,
+    Option<&'static str>,
+    Option<i64>,
+);
+
 #[derive(Clone, Debug)]
 struct Data {
-    events: Vec<(
-        usize,
-        i64,
-        &'static str,
-        Option<Stage>,
-        Option<&'static str>,
-        Option<i64>,
-    )>,
+    events: Vec<RawEvent>,
     flush_every: usize,
 }
 
