@@ -814,8 +814,9 @@ impl Operator for TrendOp<'_> {
             let Some(b) = self.buckets.index(ts) else {
                 continue;
             };
-            let in_range = self.range.0 <= ts && ts < self.range.1;
-            if !in_range && !matches!(self.agg, Agg::Wau | Agg::Mau) {
+            // wau/mau look back before FROM; nothing counts from TO on.
+            let look_back = matches!(self.agg, Agg::Wau | Agg::Mau) && ts < self.range.0;
+            if ts >= self.range.1 || (ts < self.range.0 && !look_back) {
                 continue;
             }
             let g = prop_label(rows, self.by, i, self.dicts);

@@ -563,7 +563,7 @@ fn reference(q: &Q, evs: &[Ev]) -> Table {
                             Cell::Int(
                                 sel.iter()
                                     .filter(|e| {
-                                        group(e) == *g && {
+                                        group(e) == *g && e.ts < hi && {
                                             let ld = local_bucket(e.ts, "day", &tz).date();
                                             ld >= from && ld <= d
                                         }
