@@ -1,0 +1,260 @@
+//! Named regression cases for each definitional edge of docs/QUERY.md, and error reporting.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use journeydb::{Cell, Db, Event, Options, Query, QueryError, QueryOptions, Stage, Sync};
+
+const M: i64 = 60_000_000;
+const H: i64 = 60 * M;
+const D: i64 = 24 * H;
+/// 2026-02-02T00:00Z, a Monday.
+const T: i64 = 1_769_990_400_000_000;
+
+fn db(events: &[Event]) -> (tempfile::TempDir, Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(dir.path().join("db"), Options::default().sync(Sync::Never)).unwrap();
+    db.commit(&[
+        Event::new("names", T - 400 * D, "visit"),
+        Event::new("names", T - 400 * D, "add_to_cart"),
+        Event::new("names", T - 400 * D, "purchase").with_prop("amount", 0.0),
+        Event::new("names", T - 400 * D, "other"),
+    ])
+    .unwrap();
+    db.commit(events).unwrap();
+    (dir, db)
+}
+
+/// Customers per step of a funnel (excluding the helper customer "names", which has all events
+/// at one instant 400 days earlier: it only reaches a step in ALLOW mode, counted below).
+fn counts(db: &Db, q: &str) -> Vec<i64> {
+    let t = db.snapshot().query(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+    t.rows.iter().map(|r| match r[2] { Cell::Int(n) => n, _ => panic!() }).collect()
+}
+
+fn funnel3(db: &Db, extra: &str) -> Vec<i64> {
+    counts(db, &format!("FUNNEL visit -> add_to_cart -> purchase WITHIN 7d {extra} FROM '2026-01-01' TO '2027-01-01'"))
+}
+
+#[test]
+fn window_boundary_is_inclusive() {
+    let (_d, db) = db(&[
+        Event::new("a", T, "visit"),
+        Event::new("a", T + 7 * D, "purchase"),
+        Event::new("b", T, "visit"),
+        Event::new("b", T + 7 * D + 1, "purchase"),
+    ]);
+    assert_eq!(counts(&db, "FUNNEL visit -> purchase WITHIN 7d FROM '2026-01-01' TO '2027-01-01'"), vec![2, 1]);
+}
+
+#[test]
+fn ties_allow_chains_equal_timestamps_strict_does_not() {
+    let (_d, db) = db(&[
+        Event::new("a", T, "visit"),
+        Event::new("a", T, "add_to_cart"),
+        Event::new("a", T + M, "purchase"),
+    ]);
+    assert_eq!(funnel3(&db, "TIES ALLOW"), vec![1, 1, 1]);
+    assert_eq!(funnel3(&db, "TIES STRICT"), vec![1, 0, 0]);
+}
+
+#[test]
+fn ties_follow_ingestion_order() {
+    // Same timestamp, add_to_cart ingested before visit: in event order the cart comes first.
+    let (_d, db) = db(&[Event::new("a", T, "add_to_cart"), Event::new("a", T, "visit")]);
+    assert_eq!(counts(&db, "FUNNEL visit -> add_to_cart WITHIN 1d TIES ALLOW FROM '2026-01-01' TO '2027-01-01'"), vec![1, 0]);
+}
+
+#[test]
+fn one_event_fills_at_most_one_step() {
+    let (_d, db) = db(&[Event::new("a", T, "visit")]);
+    assert_eq!(counts(&db, "FUNNEL visit -> visit WITHIN 1d FROM '2026-01-01' TO '2027-01-01'"), vec![1, 0]);
+    assert_eq!(counts(&db, "FUNNEL visit -> visit WITHIN 1d MODE UNORDERED FROM '2026-01-01' TO '2027-01-01'"), vec![1, 0]);
+}
+
+#[test]
+fn exclusion_placement() {
+    let (_d, db) = db(&[
+        // a: other strictly between visit and purchase -> excluded at step 3.
+        Event::new("a", T, "visit"),
+        Event::new("a", T + M, "add_to_cart"),
+        Event::new("a", T + 2 * M, "other"),
+        Event::new("a", T + 3 * M, "purchase"),
+        // b: other before the visit -> not between.
+        Event::new("b", T, "other"),
+        Event::new("b", T + M, "visit"),
+        Event::new("b", T + 2 * M, "add_to_cart"),
+        Event::new("b", T + 3 * M, "purchase"),
+    ]);
+    assert_eq!(funnel3(&db, "EXCLUDE other"), vec![2, 2, 1]);
+    // Only between steps 1 and 2: a's other is after the cart, so a completes.
+    assert_eq!(funnel3(&db, "EXCLUDE other BETWEEN 1 AND 2"), vec![2, 2, 2]);
+    assert_eq!(funnel3(&db, "EXCLUDE other BETWEEN 2 AND 3"), vec![2, 2, 1]);
+}
+
+#[test]
+fn a_later_chain_rescues_an_excluded_one() {
+    let (_d, db) = db(&[
+        Event::new("a", T, "visit"),
+        Event::new("a", T + M, "other"),
+        Event::new("a", T + 2 * M, "visit"),
+        Event::new("a", T + 3 * M, "purchase"),
+    ]);
+    assert_eq!(counts(&db, "FUNNEL visit -> purchase WITHIN 1d EXCLUDE other FROM '2026-01-01' TO '2027-01-01'"), vec![1, 1]);
+}
+
+#[test]
+fn strict_mode_forbids_events_in_between() {
+    let (_d, db) = db(&[
+        Event::new("a", T, "visit"),
+        Event::new("a", T + M, "other"),
+        Event::new("a", T + 2 * M, "add_to_cart"),
+        Event::new("b", T, "visit"),
+        Event::new("b", T + M, "add_to_cart"),
+    ]);
+    assert_eq!(counts(&db, "FUNNEL visit -> add_to_cart WITHIN 1d MODE STRICT FROM '2026-01-01' TO '2027-01-01'"), vec![2, 1]);
+}
+
+#[test]
+fn first_step_must_be_in_range_later_steps_may_run_past() {
+    let (_d, db) = db(&[
+        Event::new("a", T - D, "visit"),
+        Event::new("a", T + H, "purchase"),
+        Event::new("b", T + H, "visit"),
+        Event::new("b", T + 3 * D, "purchase"),
+    ]);
+    assert_eq!(counts(&db, "FUNNEL visit -> purchase WITHIN 7d FROM '2026-02-02' TO '2026-02-03'"), vec![1, 1]);
+}
+
+#[test]
+fn time_to_convert_uses_earliest_completing_chain() {
+    let (_d, db) = db(&[
+        Event::new("a", T, "visit"),
+        Event::new("a", T + 10 * M, "visit"),
+        Event::new("a", T + 30 * M, "purchase"),
+        Event::new("a", T + 90 * M, "purchase"),
+    ]);
+    let t = db.snapshot().query("FUNNEL visit -> purchase WITHIN 1d FROM '2026-01-01' TO '2027-01-01'").unwrap();
+    // Earliest purchase (T+30m), latest visit before it (T+10m): 20 minutes.
+    assert_eq!(t.rows[1][5], Cell::Float(1200.0));
+}
+
+#[test]
+fn first_time_cohort_outside_the_range_is_not_counted() {
+    let (_d, db) = db(&[
+        Event::new("old", T - 14 * D, "visit"),
+        Event::new("old", T + D, "visit"),
+        Event::new("new", T + D, "visit"),
+    ]);
+    let t = db.snapshot().query("RETENTION visit RETURN visit PERIOD week PERIODS 1 FIRST_TIME FROM '2026-02-02' TO '2026-02-09'").unwrap();
+    let cohort_rows: Vec<_> = t.rows.iter().filter(|r| r[0] != Cell::Str("mean".into())).collect();
+    assert_eq!(cohort_rows.len(), 2, "{}", t.to_text());
+    assert_eq!(cohort_rows[0][0], Cell::Str("2026-02-02".into()));
+    assert_eq!(cohort_rows[0][2], Cell::Int(1), "only `new` is in the cohort");
+}
+
+#[test]
+fn dst_week_boundaries() {
+    // 2026-03-29 01:00Z is the EU change; Monday 2026-03-30 00:00 Berlin = 2026-03-29 22:00Z.
+    let sunday_late = 1_774_821_600_000_000 - 30 * M; // 2026-03-29T21:30Z = 23:30 Berlin (Sunday)
+    let monday_early = 1_774_821_600_000_000 + 30 * M; // 2026-03-29T22:30Z = 00:30 Berlin (Monday)
+    let (_d, db) = db(&[Event::new("a", sunday_late, "visit"), Event::new("b", monday_early, "visit")]);
+    let t = db.snapshot().query("TREND count OF visit PERIOD week FROM '2026-03-23' TO '2026-04-06' TZ 'Europe/Berlin'").unwrap();
+    assert_eq!(t.to_text(), "bucket | value\n2026-03-23 | 1\n2026-03-30 | 1\n");
+    let t = db.snapshot().query("TREND count OF visit PERIOD week FROM '2026-03-23' TO '2026-04-06'").unwrap();
+    assert_eq!(t.to_text(), "bucket | value\n2026-03-23 | 2\n2026-03-30 | 0\n", "in UTC both are Sunday");
+    let t = db.snapshot().query("TREND count PERIOD day FROM '2026-03-29' TO '2026-03-30' TZ 'Europe/Berlin'").unwrap();
+    assert_eq!(t.rows.len(), 1, "a 23-hour day is one bucket");
+}
+
+#[test]
+fn empty_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(dir.path().join("db"), Options::default()).unwrap();
+    let snap = db.snapshot();
+    let err = snap.query("FUNNEL visit -> purchase WITHIN 7d").unwrap_err();
+    assert!(err.to_string().contains("unknown event `visit`"), "{err}");
+    assert_eq!(snap.query("TREND count PERIOD day").unwrap().rows.len(), 1);
+    assert!(snap.query("TIMELINE 'x'").unwrap().rows.is_empty());
+}
+
+#[test]
+fn customer_with_a_single_event() {
+    let (_d, db) = db(&[Event::new("a", T, "visit").with_stage(Stage::Awareness)]);
+    assert_eq!(funnel3(&db, ""), vec![1, 0, 0]);
+    let t = db.snapshot().query("TIMELINE 'a'").unwrap();
+    assert_eq!(t.to_text(), "ts | event | stage | properties\n2026-02-02T00:00:00Z | visit | awareness | \n");
+    let t = db.snapshot().query("RETENTION visit RETURN visit PERIOD day PERIODS 1 FROM '2026-02-01' TO '2026-02-10'").unwrap();
+    assert_eq!(t.rows[0][2], Cell::Int(1));
+    assert_eq!(t.rows[1][3], Cell::Int(0));
+}
+
+#[test]
+fn canonical_queries_parse_verbatim() {
+    for q in [
+        "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d TIES STRICT",
+        "RETENTION visit RETURN visit OR purchase PERIOD week PERIODS 8 FIRST_TIME",
+        "TREND uniq PERIOD day BY channel",
+        "TREND sum(amount) OF STAGE retention PERIOD day",
+        "TIMELINE '4242' FROM '2026-02-01' TO '2026-03-03'",
+        "funnel visit -> purchase within 2w mode unordered;",
+    ] {
+        journeydb::query::parse(q).unwrap_or_else(|e| panic!("{q}: {}", e.render(q)));
+    }
+}
+
+fn render(db: &Db, q: &str) -> String {
+    match db.snapshot().query(q) {
+        Err(QueryError::Parse(e)) => e.render(q),
+        other => panic!("{q}: expected a parse error, got {other:?}"),
+    }
+}
+
+#[test]
+fn errors_point_at_the_bad_token_with_hints() {
+    let (_d, db) = db(&[Event::new("a", T, "visit")]);
+    assert_eq!(
+        render(&db, "FUNNEL visit -> add_to_crt WITHIN 7d"),
+        "error: unknown event `add_to_crt`\n --> line 1, column 17\n  | FUNNEL visit -> add_to_crt WITHIN 7d\n  |                 ^^^^^^^^^^\n  = help: did you mean `add_to_cart`?"
+    );
+    assert!(render(&db, "FUNEL visit").contains("did you mean FUNNEL?"));
+    assert!(render(&db, "FUNNEL visit -> purchase").contains("expected `->` or WITHIN"));
+    assert!(render(&db, "FUNNEL visit -> purchase WITHIN 7x").contains("unknown duration unit `x`"));
+    assert!(render(&db, "TREND count PERIOD fortnight").contains("expected a period"));
+    assert!(render(&db, "TREND sum(amount PERIOD day").contains("expected `)`"));
+    assert!(render(&db, "TREND sum(channel) PERIOD day").contains("unknown property `channel`"));
+    assert!(render(&db, "TREND count PERIOD day TZ 'Mars/Olympus'").contains("unknown time zone"));
+    assert!(render(&db, "TREND count PERIOD day FROM '2026-13-45' TO '2026-02-01'").contains("cannot read"));
+    assert!(render(&db, "TREND count PERIOD day WHERE amount = 'x'").contains("is f64"));
+    assert!(render(&db, "TIMELINE 'a' FROM 'x").contains("unterminated string"));
+    let multi = "FUNNEL visit\n  -> purchase\n  WITHIN 7d MODE sideways";
+    assert!(render(&db, multi).contains("line 3, column 18"), "{}", render(&db, multi));
+}
+
+#[test]
+fn hostile_queries_are_errors_not_crashes() {
+    let (_d, db) = db(&[Event::new("a", T, "visit")]);
+    let deep = format!("TREND count PERIOD day WHERE {}amount = 1{}", "(".repeat(5000), ")".repeat(5000));
+    assert!(db.snapshot().query(&deep).unwrap_err().to_string().contains("nested deeper"));
+    let nots = format!("TREND count PERIOD day WHERE {}amount = 1", "NOT ".repeat(5000));
+    assert!(db.snapshot().query(&nots).is_err());
+    let huge = "x".repeat(100_000);
+    assert!(db.snapshot().query(&huge).unwrap_err().to_string().contains("exceeds the limit"));
+    assert!(db.snapshot().query("TREND count PERIOD hour FROM 0 TO 9000000000000").unwrap_err().to_string().contains("buckets"));
+    assert!(db.snapshot().query("FUNNEL visit WITHIN 99999999999999999999d").is_err());
+}
+
+#[test]
+fn cancellation_and_row_cap() {
+    let (_d, db) = db(&[Event::new("a", T, "visit")]);
+    let cancel = Arc::new(AtomicBool::new(true));
+    let opts = QueryOptions { cancel, ..Default::default() };
+    assert!(matches!(db.snapshot().query_with("TREND count PERIOD day", &opts), Err(QueryError::Cancelled)));
+    let opts = QueryOptions { rows_max: 3, ..Default::default() };
+    assert!(matches!(
+        db.snapshot().query_with("TREND count PERIOD day FROM '2026-01-01' TO '2026-02-01'", &opts),
+        Err(QueryError::TooManyRows(3))
+    ));
+}
