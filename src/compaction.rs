@@ -26,6 +26,7 @@ pub enum Source {
 struct Cursor {
     src: Source,
     cids: (u32, u32),
+    only: Option<Arc<roaring::RoaringBitmap>>,
     set: ColumnSet,
     next_block: usize,
     cols: Columns,
@@ -98,6 +99,7 @@ impl Merge {
             .map(|(rank, src)| Cursor {
                 src,
                 cids: (0, u32::MAX),
+                only: None,
                 set,
                 next_block: 0,
                 cols: Columns::default(),
@@ -116,6 +118,15 @@ impl Merge {
     pub fn with_customers(mut self, lo: u32, hi: u32) -> Merge {
         for c in &mut self.cursors {
             c.cids = (lo, hi);
+        }
+        self
+    }
+
+    /// Skips blocks that hold none of `only`'s customers (rows of other customers in the
+    /// blocks read are still returned; callers skip them).
+    pub fn with_filter(mut self, only: Option<Arc<roaring::RoaringBitmap>>) -> Merge {
+        for c in &mut self.cursors {
+            c.only = only.clone();
         }
         self
     }

@@ -67,6 +67,8 @@ pub struct Input<'a> {
     pub customers: u32,
     /// Smallest and largest timestamp present (None when empty).
     pub ts_range: Option<(i64, i64)>,
+    /// The union of the sources' bitmap indices.
+    pub bitmaps: &'a crate::index::Bitmaps,
 }
 
 /// Per-customer operator: a partial state per worker, merged exactly.
@@ -82,6 +84,49 @@ fn run<O: Operator>(
     set: ColumnSet,
     opts: &QueryOptions,
 ) -> Result<O::Partial, QueryError> {
+    run_filtered(op, input, set, opts, None)
+}
+
+/// Customers that can have an event matching `m` (a superset: bitmaps ignore property filters),
+/// optionally on UTC days overlapping `range`. `None` means "no pruning possible".
+fn candidates(
+    m: &Matcher,
+    b: &crate::index::Bitmaps,
+    range: Option<(i64, i64)>,
+) -> Option<roaring::RoaringBitmap> {
+    let mut set = match (&m.events, m.stage) {
+        (Some(ids), _) => {
+            let mut u = roaring::RoaringBitmap::new();
+            for id in ids {
+                if let Some(x) = b.events.get(id) {
+                    u |= x;
+                }
+            }
+            u
+        }
+        (None, Some(stage)) => b.stages.get(stage as usize)?.clone(),
+        (None, None) => return None,
+    };
+    if let Some((lo, hi)) = range {
+        let (d0, d1) = (model::day_of(lo), model::day_of(hi - 1));
+        let mut days = roaring::RoaringBitmap::new();
+        for (_, x) in b.days.range(d0..=d1) {
+            days |= x;
+        }
+        set &= days;
+    }
+    Some(set)
+}
+
+/// Runs `op` over every customer (only those in `only`, when given) on all worker threads.
+fn run_filtered<O: Operator>(
+    op: &O,
+    input: &Input<'_>,
+    set: ColumnSet,
+    opts: &QueryOptions,
+    only: Option<roaring::RoaringBitmap>,
+) -> Result<O::Partial, QueryError> {
+    let only = only.map(Arc::new);
     let threads = if opts.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
@@ -100,7 +145,8 @@ fn run<O: Operator>(
                 };
                 let sources = input.sources.clone();
                 let cancel = opts.cancel.clone();
-                s.spawn(move || scan_customers(op, sources, set, lo, hi, &cancel))
+                let only = only.clone();
+                s.spawn(move || scan_customers(op, sources, set, lo, hi, only, &cancel))
             })
             .collect();
         handles
@@ -121,10 +167,14 @@ fn scan_customers<O: Operator>(
     set: ColumnSet,
     lo: u32,
     hi: u32,
+    only: Option<Arc<roaring::RoaringBitmap>>,
     cancel: &AtomicBool,
 ) -> Result<O::Partial, QueryError> {
     let mut p = O::Partial::default();
-    let mut merge = Merge::new(sources, set).with_customers(lo, hi);
+    let wanted = |c: u32| only.as_ref().is_none_or(|o| o.contains(c));
+    let mut merge = Merge::new(sources, set)
+        .with_customers(lo, hi)
+        .with_filter(only.clone());
     let mut block = Columns::default();
     let mut carry = Columns::default();
     while merge.next_block(&mut block, limits::BLOCK_ROWS)? {
@@ -142,6 +192,10 @@ fn scan_customers<O: Operator>(
             if carry.cid.first().is_some_and(|&c| c != cid) {
                 op.customer(&mut p, &carry, 0..carry.len());
                 carry = Columns::default();
+            }
+            if !wanted(cid) {
+                i = j;
+                continue;
             }
             if j == n || !carry.is_empty() {
                 carry.extend_from(&block.slice(i..j));
@@ -715,7 +769,8 @@ fn retention(
         dicts: input.dicts,
         buckets,
     };
-    let p = run(&op, input, ColumnSet::ALL, opts)?;
+    let only = candidates(&op.start, input.bitmaps, None);
+    let p = run_filtered(&op, input, ColumnSet::ALL, opts, only)?;
     let latest = input.ts_range.map_or(i64::MIN, |x| x.1);
     let complete = |b: usize| op.buckets.starts.get(b + 1).is_some_and(|&end| end <= latest);
     let mut t = Table::new(&["cohort", "period", "cohort_size", "customers", "rate", "complete"]);
@@ -1056,6 +1111,7 @@ impl Query for crate::db::Snapshot {
             dicts: &dicts,
             customers: dicts.customers.len() as u32,
             ts_range: self.ts_range(),
+            bitmaps: self.bitmaps(),
         };
         execute(&stmt, text, &input, opts)
     }

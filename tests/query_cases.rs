@@ -31,11 +31,22 @@ fn db(events: &[Event]) -> (tempfile::TempDir, Db) {
 /// at one instant 400 days earlier: it only reaches a step in ALLOW mode, counted below).
 fn counts(db: &Db, q: &str) -> Vec<i64> {
     let t = db.snapshot().query(q).unwrap_or_else(|e| panic!("{q}: {e}"));
-    t.rows.iter().map(|r| match r[2] { Cell::Int(n) => n, _ => panic!() }).collect()
+    t.rows
+        .iter()
+        .map(|r| match r[2] {
+            Cell::Int(n) => n,
+            _ => panic!(),
+        })
+        .collect()
 }
 
 fn funnel3(db: &Db, extra: &str) -> Vec<i64> {
-    counts(db, &format!("FUNNEL visit -> add_to_cart -> purchase WITHIN 7d {extra} FROM '2026-01-01' TO '2027-01-01'"))
+    counts(
+        db,
+        &format!(
+            "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d {extra} FROM '2026-01-01' TO '2027-01-01'"
+        ),
+    )
 }
 
 #[test]
@@ -46,7 +57,13 @@ fn window_boundary_is_inclusive() {
         Event::new("b", T, "visit"),
         Event::new("b", T + 7 * D + 1, "purchase"),
     ]);
-    assert_eq!(counts(&db, "FUNNEL visit -> purchase WITHIN 7d FROM '2026-01-01' TO '2027-01-01'"), vec![2, 1]);
+    assert_eq!(
+        counts(
+            &db,
+            "FUNNEL visit -> purchase WITHIN 7d FROM '2026-01-01' TO '2027-01-01'"
+        ),
+        vec![2, 1]
+    );
 }
 
 #[test]
@@ -64,14 +81,32 @@ fn ties_allow_chains_equal_timestamps_strict_does_not() {
 fn ties_follow_ingestion_order() {
     // Same timestamp, add_to_cart ingested before visit: in event order the cart comes first.
     let (_d, db) = db(&[Event::new("a", T, "add_to_cart"), Event::new("a", T, "visit")]);
-    assert_eq!(counts(&db, "FUNNEL visit -> add_to_cart WITHIN 1d TIES ALLOW FROM '2026-01-01' TO '2027-01-01'"), vec![1, 0]);
+    assert_eq!(
+        counts(
+            &db,
+            "FUNNEL visit -> add_to_cart WITHIN 1d TIES ALLOW FROM '2026-01-01' TO '2027-01-01'"
+        ),
+        vec![1, 0]
+    );
 }
 
 #[test]
 fn one_event_fills_at_most_one_step() {
     let (_d, db) = db(&[Event::new("a", T, "visit")]);
-    assert_eq!(counts(&db, "FUNNEL visit -> visit WITHIN 1d FROM '2026-01-01' TO '2027-01-01'"), vec![1, 0]);
-    assert_eq!(counts(&db, "FUNNEL visit -> visit WITHIN 1d MODE UNORDERED FROM '2026-01-01' TO '2027-01-01'"), vec![1, 0]);
+    assert_eq!(
+        counts(
+            &db,
+            "FUNNEL visit -> visit WITHIN 1d FROM '2026-01-01' TO '2027-01-01'"
+        ),
+        vec![1, 0]
+    );
+    assert_eq!(
+        counts(
+            &db,
+            "FUNNEL visit -> visit WITHIN 1d MODE UNORDERED FROM '2026-01-01' TO '2027-01-01'"
+        ),
+        vec![1, 0]
+    );
 }
 
 #[test]
@@ -102,7 +137,13 @@ fn a_later_chain_rescues_an_excluded_one() {
         Event::new("a", T + 2 * M, "visit"),
         Event::new("a", T + 3 * M, "purchase"),
     ]);
-    assert_eq!(counts(&db, "FUNNEL visit -> purchase WITHIN 1d EXCLUDE other FROM '2026-01-01' TO '2027-01-01'"), vec![1, 1]);
+    assert_eq!(
+        counts(
+            &db,
+            "FUNNEL visit -> purchase WITHIN 1d EXCLUDE other FROM '2026-01-01' TO '2027-01-01'"
+        ),
+        vec![1, 1]
+    );
 }
 
 #[test]
@@ -114,7 +155,13 @@ fn strict_mode_forbids_events_in_between() {
         Event::new("b", T, "visit"),
         Event::new("b", T + M, "add_to_cart"),
     ]);
-    assert_eq!(counts(&db, "FUNNEL visit -> add_to_cart WITHIN 1d MODE STRICT FROM '2026-01-01' TO '2027-01-01'"), vec![2, 1]);
+    assert_eq!(
+        counts(
+            &db,
+            "FUNNEL visit -> add_to_cart WITHIN 1d MODE STRICT FROM '2026-01-01' TO '2027-01-01'"
+        ),
+        vec![2, 1]
+    );
 }
 
 #[test]
@@ -125,7 +172,13 @@ fn first_step_must_be_in_range_later_steps_may_run_past() {
         Event::new("b", T + H, "visit"),
         Event::new("b", T + 3 * D, "purchase"),
     ]);
-    assert_eq!(counts(&db, "FUNNEL visit -> purchase WITHIN 7d FROM '2026-02-02' TO '2026-02-03'"), vec![1, 1]);
+    assert_eq!(
+        counts(
+            &db,
+            "FUNNEL visit -> purchase WITHIN 7d FROM '2026-02-02' TO '2026-02-03'"
+        ),
+        vec![1, 1]
+    );
 }
 
 #[test]
@@ -136,7 +189,10 @@ fn time_to_convert_uses_earliest_completing_chain() {
         Event::new("a", T + 30 * M, "purchase"),
         Event::new("a", T + 90 * M, "purchase"),
     ]);
-    let t = db.snapshot().query("FUNNEL visit -> purchase WITHIN 1d FROM '2026-01-01' TO '2027-01-01'").unwrap();
+    let t = db
+        .snapshot()
+        .query("FUNNEL visit -> purchase WITHIN 1d FROM '2026-01-01' TO '2027-01-01'")
+        .unwrap();
     // Earliest purchase (T+30m), latest visit before it (T+10m): 20 minutes.
     assert_eq!(t.rows[1][5], Cell::Float(1200.0));
 }
@@ -148,8 +204,17 @@ fn first_time_cohort_outside_the_range_is_not_counted() {
         Event::new("old", T + D, "visit"),
         Event::new("new", T + D, "visit"),
     ]);
-    let t = db.snapshot().query("RETENTION visit RETURN visit PERIOD week PERIODS 1 FIRST_TIME FROM '2026-02-02' TO '2026-02-09'").unwrap();
-    let cohort_rows: Vec<_> = t.rows.iter().filter(|r| r[0] != Cell::Str("mean".into())).collect();
+    let t = db
+        .snapshot()
+        .query(
+            "RETENTION visit RETURN visit PERIOD week PERIODS 1 FIRST_TIME FROM '2026-02-02' TO '2026-02-09'",
+        )
+        .unwrap();
+    let cohort_rows: Vec<_> = t
+        .rows
+        .iter()
+        .filter(|r| r[0] != Cell::Str("mean".into()))
+        .collect();
     assert_eq!(cohort_rows.len(), 2, "{}", t.to_text());
     assert_eq!(cohort_rows[0][0], Cell::Str("2026-02-02".into()));
     assert_eq!(cohort_rows[0][2], Cell::Int(1), "only `new` is in the cohort");
@@ -160,12 +225,28 @@ fn dst_week_boundaries() {
     // 2026-03-29 01:00Z is the EU change; Monday 2026-03-30 00:00 Berlin = 2026-03-29 22:00Z.
     let sunday_late = 1_774_821_600_000_000 - 30 * M; // 2026-03-29T21:30Z = 23:30 Berlin (Sunday)
     let monday_early = 1_774_821_600_000_000 + 30 * M; // 2026-03-29T22:30Z = 00:30 Berlin (Monday)
-    let (_d, db) = db(&[Event::new("a", sunday_late, "visit"), Event::new("b", monday_early, "visit")]);
-    let t = db.snapshot().query("TREND count OF visit PERIOD week FROM '2026-03-23' TO '2026-04-06' TZ 'Europe/Berlin'").unwrap();
+    let (_d, db) = db(&[
+        Event::new("a", sunday_late, "visit"),
+        Event::new("b", monday_early, "visit"),
+    ]);
+    let t = db
+        .snapshot()
+        .query("TREND count OF visit PERIOD week FROM '2026-03-23' TO '2026-04-06' TZ 'Europe/Berlin'")
+        .unwrap();
     assert_eq!(t.to_text(), "bucket | value\n2026-03-23 | 1\n2026-03-30 | 1\n");
-    let t = db.snapshot().query("TREND count OF visit PERIOD week FROM '2026-03-23' TO '2026-04-06'").unwrap();
-    assert_eq!(t.to_text(), "bucket | value\n2026-03-23 | 2\n2026-03-30 | 0\n", "in UTC both are Sunday");
-    let t = db.snapshot().query("TREND count PERIOD day FROM '2026-03-29' TO '2026-03-30' TZ 'Europe/Berlin'").unwrap();
+    let t = db
+        .snapshot()
+        .query("TREND count OF visit PERIOD week FROM '2026-03-23' TO '2026-04-06'")
+        .unwrap();
+    assert_eq!(
+        t.to_text(),
+        "bucket | value\n2026-03-23 | 2\n2026-03-30 | 0\n",
+        "in UTC both are Sunday"
+    );
+    let t = db
+        .snapshot()
+        .query("TREND count PERIOD day FROM '2026-03-29' TO '2026-03-30' TZ 'Europe/Berlin'")
+        .unwrap();
     assert_eq!(t.rows.len(), 1, "a 23-hour day is one bucket");
 }
 
@@ -185,8 +266,14 @@ fn customer_with_a_single_event() {
     let (_d, db) = db(&[Event::new("a", T, "visit").with_stage(Stage::Awareness)]);
     assert_eq!(funnel3(&db, ""), vec![1, 0, 0]);
     let t = db.snapshot().query("TIMELINE 'a'").unwrap();
-    assert_eq!(t.to_text(), "ts | event | stage | properties\n2026-02-02T00:00:00Z | visit | awareness | \n");
-    let t = db.snapshot().query("RETENTION visit RETURN visit PERIOD day PERIODS 1 FROM '2026-02-01' TO '2026-02-10'").unwrap();
+    assert_eq!(
+        t.to_text(),
+        "ts | event | stage | properties\n2026-02-02T00:00:00Z | visit | awareness | \n"
+    );
+    let t = db
+        .snapshot()
+        .query("RETENTION visit RETURN visit PERIOD day PERIODS 1 FROM '2026-02-01' TO '2026-02-10'")
+        .unwrap();
     assert_eq!(t.rows[0][2], Cell::Int(1));
     assert_eq!(t.rows[1][3], Cell::Int(0));
 }
@@ -230,31 +317,71 @@ fn errors_point_at_the_bad_token_with_hints() {
     assert!(render(&db, "TREND count PERIOD day WHERE amount = 'x'").contains("is f64"));
     assert!(render(&db, "TIMELINE 'a' FROM 'x").contains("unterminated string"));
     let multi = "FUNNEL visit\n  -> purchase\n  WITHIN 7d MODE sideways";
-    assert!(render(&db, multi).contains("line 3, column 18"), "{}", render(&db, multi));
+    assert!(
+        render(&db, multi).contains("line 3, column 18"),
+        "{}",
+        render(&db, multi)
+    );
 }
 
 #[test]
 fn hostile_queries_are_errors_not_crashes() {
     let (_d, db) = db(&[Event::new("a", T, "visit")]);
-    let deep = format!("TREND count PERIOD day WHERE {}amount = 1{}", "(".repeat(5000), ")".repeat(5000));
-    assert!(db.snapshot().query(&deep).unwrap_err().to_string().contains("nested deeper"));
+    let deep = format!(
+        "TREND count PERIOD day WHERE {}amount = 1{}",
+        "(".repeat(5000),
+        ")".repeat(5000)
+    );
+    assert!(
+        db.snapshot()
+            .query(&deep)
+            .unwrap_err()
+            .to_string()
+            .contains("nested deeper")
+    );
     let nots = format!("TREND count PERIOD day WHERE {}amount = 1", "NOT ".repeat(5000));
     assert!(db.snapshot().query(&nots).is_err());
     let huge = "x".repeat(100_000);
-    assert!(db.snapshot().query(&huge).unwrap_err().to_string().contains("exceeds the limit"));
-    assert!(db.snapshot().query("TREND count PERIOD hour FROM 0 TO 9000000000000").unwrap_err().to_string().contains("buckets"));
-    assert!(db.snapshot().query("FUNNEL visit WITHIN 99999999999999999999d").is_err());
+    assert!(
+        db.snapshot()
+            .query(&huge)
+            .unwrap_err()
+            .to_string()
+            .contains("exceeds the limit")
+    );
+    assert!(
+        db.snapshot()
+            .query("TREND count PERIOD hour FROM 0 TO 9000000000000")
+            .unwrap_err()
+            .to_string()
+            .contains("buckets")
+    );
+    assert!(
+        db.snapshot()
+            .query("FUNNEL visit WITHIN 99999999999999999999d")
+            .is_err()
+    );
 }
 
 #[test]
 fn cancellation_and_row_cap() {
     let (_d, db) = db(&[Event::new("a", T, "visit")]);
     let cancel = Arc::new(AtomicBool::new(true));
-    let opts = QueryOptions { cancel, ..Default::default() };
-    assert!(matches!(db.snapshot().query_with("TREND count PERIOD day", &opts), Err(QueryError::Cancelled)));
-    let opts = QueryOptions { rows_max: 3, ..Default::default() };
+    let opts = QueryOptions {
+        cancel,
+        ..Default::default()
+    };
     assert!(matches!(
-        db.snapshot().query_with("TREND count PERIOD day FROM '2026-01-01' TO '2026-02-01'", &opts),
+        db.snapshot().query_with("TREND count PERIOD day", &opts),
+        Err(QueryError::Cancelled)
+    ));
+    let opts = QueryOptions {
+        rows_max: 3,
+        ..Default::default()
+    };
+    assert!(matches!(
+        db.snapshot()
+            .query_with("TREND count PERIOD day FROM '2026-01-01' TO '2026-02-01'", &opts),
         Err(QueryError::TooManyRows(3))
     ));
 }
