@@ -1,0 +1,69 @@
+//! Query benchmarks: each canonical statement on the demo dataset (10M events by default; set
+//! `JOURNEYDB_BENCH_EVENTS`). `cargo bench --bench query`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // bench code
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use journeydb::{Db, Options, Query, QueryOptions, Sync, demo};
+
+fn queries(c: &mut Criterion) {
+    let n: u64 = std::env::var("JOURNEYDB_BENCH_EVENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(
+        dir.path().join("db"),
+        Options::default().sync(Sync::Never).buffer_events_max(4 << 20),
+    )
+    .unwrap();
+    for (name, stage) in demo::EVENTS {
+        db.set_stage(name, Some(stage)).unwrap();
+    }
+    let rows = demo::generate(n, 0, 42);
+    for chunk in rows.chunks(50_000) {
+        db.commit(&chunk.iter().map(demo::Row::to_event).collect::<Vec<_>>())
+            .unwrap();
+    }
+    db.flush().unwrap();
+    db.compact().unwrap();
+    let snap = db.snapshot();
+    let customer = rows[rows.len() / 2].customer.to_string();
+    let events = snap.len();
+    eprintln!("dataset: {events} events, {} customers", db.stats().customers);
+    let mut g = c.benchmark_group("query");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(events));
+    let timeline = format!("TIMELINE '{customer}' FROM '2026-02-01' TO '2026-03-03'");
+    let qs: Vec<(&str, String)> = vec![
+        (
+            "Q1_funnel",
+            "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d TIES STRICT".into(),
+        ),
+        (
+            "Q2_retention",
+            "RETENTION visit RETURN visit OR purchase PERIOD week PERIODS 8 FIRST_TIME".into(),
+        ),
+        ("Q3_uniq_by_channel", "TREND uniq PERIOD day BY channel".into()),
+        (
+            "Q4_revenue",
+            "TREND sum(amount) OF STAGE retention PERIOD day".into(),
+        ),
+        ("Q5_timeline", timeline),
+    ];
+    for (name, q) in &qs {
+        for threads in [1usize, 2] {
+            let opts = QueryOptions {
+                threads,
+                ..Default::default()
+            };
+            g.bench_function(BenchmarkId::new(*name, format!("{threads}t")), |b| {
+                b.iter(|| snap.query_with(q, &opts).unwrap());
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, queries);
+criterion_main!(benches);
