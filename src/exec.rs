@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::compaction::{Merge, Source};
 use crate::dict::Dicts;
 use crate::model::{Columns, PropType, Stage};
-use crate::plan::{Buckets, CPred, Matcher, Resolver};
-use crate::query::ast::{Agg, Cohorting, FunnelMode, Statement};
+use crate::plan::{Buckets, CPred, Matcher, Resolver, slot};
+use crate::query::ast::{Agg, Cohorting, FunnelMode, Period, Statement};
 use crate::query::{ParseError, Span};
 use crate::result::{Cell, Table};
 use crate::segment::ColumnSet;
@@ -215,10 +215,30 @@ fn scan_customers<O: Operator>(
     Ok(p)
 }
 
+/// The columns a query must decode: properties only when a predicate, breakdown or value uses them.
+fn columns(props: bool) -> ColumnSet {
+    ColumnSet {
+        ts: true,
+        event: true,
+        stage: true,
+        props,
+    }
+}
+
 fn passes(filter: &Option<CPred>, rows: &Columns, i: usize, dicts: &Dicts) -> bool {
     filter
         .as_ref()
         .is_none_or(|f| f.eval(rows, i, dicts) == Some(true))
+}
+
+fn slot_label(slot: Option<u64>, ty: PropType, dicts: &Dicts) -> String {
+    let Some(x) = slot else { return "(null)".into() };
+    match ty {
+        PropType::Str => dicts.strings.name(x as u32).unwrap_or("?").to_owned(),
+        PropType::I64 => (x as i64).to_string(),
+        PropType::F64 => f64::from_bits(x).to_string(),
+        PropType::Bool => (x != 0).to_string(),
+    }
 }
 
 fn prop_label(rows: &Columns, prop: Option<(u32, PropType)>, i: usize, dicts: &Dicts) -> String {
@@ -394,15 +414,11 @@ impl FunnelOp<'_> {
             for &(k, c, s) in &cands {
                 target[k][c] = Some(target[k][c].map_or(s, |x: i64| x.max(s)));
             }
-            // Time to convert: the first event completing step k, from the latest start.
-            let mut best: Vec<Option<i64>> = vec![None; n + 1];
+            // Time to convert: the first event completing step k, from the latest start (the
+            // candidates of one step are adjacent in `cands`).
             for &(k, _, s) in &cands {
-                best[k] = Some(best[k].map_or(s, |x: i64| x.max(s)));
-            }
-            for (k, s) in best.iter().enumerate() {
-                if let Some(s) = s {
-                    Self::reach(out, k, t - s);
-                }
+                let best = cands.iter().filter(|c| c.0 == k).map(|c| c.2).max().unwrap_or(s);
+                Self::reach(out, k, t - best);
             }
         }
     }
@@ -770,7 +786,8 @@ fn retention(
         buckets,
     };
     let only = candidates(&op.start, input.bitmaps, None);
-    let p = run_filtered(&op, input, ColumnSet::ALL, opts, only)?;
+    let props = op.filter.is_some() || op.start.uses_props() || op.ret.uses_props();
+    let p = run_filtered(&op, input, columns(props), opts, only)?;
     let latest = input.ts_range.map_or(i64::MIN, |x| x.1);
     let complete = |b: usize| op.buckets.starts.get(b + 1).is_some_and(|&end| end <= latest);
     let mut t = Table::new(&["cohort", "period", "cohort_size", "customers", "rate", "complete"]);
@@ -837,7 +854,8 @@ struct AggState {
     values: Vec<f64>,
 }
 
-type TrendPartial = HashMap<(String, usize), AggState>;
+/// Keyed by (group value slot, bucket); `None` is the null group (or no BY).
+type TrendPartial = HashMap<(Option<u64>, usize), AggState>;
 
 impl TrendOp<'_> {
     fn value(&self, rows: &Columns, i: usize) -> Option<f64> {
@@ -858,7 +876,7 @@ impl Operator for TrendOp<'_> {
     type Partial = TrendPartial;
 
     fn customer(&self, p: &mut TrendPartial, rows: &Columns, r: Range<usize>) {
-        let mut seen: Vec<(String, usize)> = Vec::new();
+        let mut seen: Vec<(Option<u64>, usize)> = Vec::new();
         for i in r {
             if !passes(&self.filter, rows, i, self.dicts)
                 || !self.step.as_ref().is_none_or(|s| s.matches(rows, i, self.dicts))
@@ -874,13 +892,13 @@ impl Operator for TrendOp<'_> {
             if ts >= self.range.1 || (ts < self.range.0 && !look_back) {
                 continue;
             }
-            let g = prop_label(rows, self.by, i, self.dicts);
+            let g = self.by.and_then(|(id, _)| slot(rows, id, i));
             match self.agg {
                 Agg::Wau | Agg::Mau => {
                     let days = if self.agg == Agg::Wau { 7 } else { 30 };
                     for d in b..(b + days).min(self.buckets.len()) {
                         if d >= self.first {
-                            seen.push((g.clone(), d));
+                            seen.push((g, d));
                         }
                     }
                 }
@@ -990,22 +1008,34 @@ fn trend(
         dicts: input.dicts,
         buckets,
     };
-    let p = run(&op, input, ColumnSet::ALL, opts)?;
+    let props = op.filter.is_some()
+        || op.by.is_some()
+        || op.value.is_some()
+        || op.step.as_ref().is_some_and(Matcher::uses_props);
+    let p = match uniq_from_bitmaps(&op, input, (lo, hi)) {
+        Some(p) => p,
+        None => run(&op, input, columns(props), opts)?,
+    };
     // Groups, ranked by matching events (then name) for TOP n.
-    let mut totals: BTreeMap<String, u64> = BTreeMap::new();
+    let by_ty = op.by.map_or(PropType::Str, |b| b.1);
+    let mut totals: HashMap<Option<u64>, u64> = HashMap::new();
     for ((g, _), s) in &p {
-        *totals.entry(g.clone()).or_default() += s.events + s.customers;
+        *totals.entry(*g).or_default() += s.events + s.customers;
     }
-    let mut groups: Vec<(String, u64)> = totals.into_iter().collect();
-    groups.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut groups: Vec<(String, Option<u64>, u64)> = totals
+        .into_iter()
+        .map(|(g, n)| (slot_label(g, by_ty, input.dicts), g, n))
+        .collect();
+    groups.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
     if let Some((_, _, Some(top))) = &tr.by {
         groups.truncate(*top as usize);
     }
-    let mut names: Vec<String> = groups.into_iter().map(|g| g.0).collect();
-    names.sort();
-    if tr.by.is_none() {
-        names = vec![String::new()];
-    }
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    let names: Vec<(String, Option<u64>)> = if tr.by.is_none() {
+        vec![(String::new(), None)]
+    } else {
+        groups.into_iter().map(|g| (g.0, g.1)).collect()
+    };
     let mut cols = vec!["bucket", "value"];
     if tr.by.is_some() {
         cols.insert(1, "group");
@@ -1013,8 +1043,8 @@ fn trend(
     let mut t = Table::new(&cols);
     let empty = AggState::default();
     for b in op.first..op.buckets.len() {
-        for g in &names {
-            let s = p.get(&(g.clone(), b)).unwrap_or(&empty);
+        for (g, key) in &names {
+            let s = p.get(&(*key, b)).unwrap_or(&empty);
             let v = match &tr.agg {
                 Agg::Count => Cell::Int(s.events as i64),
                 Agg::Uniq | Agg::Wau | Agg::Mau => Cell::Int(s.customers as i64),
@@ -1047,6 +1077,60 @@ fn trend(
         }
     }
     Ok(t)
+}
+
+/// `uniq` as bitmap union cardinalities, when that is exact: UTC calendar buckets (whole UTC
+/// days), step ANY or `STAGE s` without predicates, no WHERE or BY, and every bucket either wholly
+/// inside the range or holding no event outside it.
+fn uniq_from_bitmaps(op: &TrendOp<'_>, input: &Input<'_>, (lo, hi): (i64, i64)) -> Option<TrendPartial> {
+    let utc = op.buckets.tz == jiff::tz::TimeZone::UTC;
+    if op.agg != Agg::Uniq
+        || op.filter.is_some()
+        || op.by.is_some()
+        || !utc
+        || op.buckets.period == Period::Hour
+    {
+        return None;
+    }
+    let stage = match &op.step {
+        None => None,
+        Some(m) if m.filter.is_none() && m.events.is_none() => m.stage,
+        Some(_) => return None,
+    };
+    // Range ends must fall on day boundaries, or beyond the data.
+    let (dmin, dmax) = input.ts_range?;
+    let aligned = |t: i64| t.rem_euclid(model::DAY_US) == 0;
+    if !(aligned(lo) || lo <= dmin) || !(aligned(hi) || hi > dmax) {
+        return None;
+    }
+    let b = input.bitmaps;
+    let mut out = TrendPartial::new();
+    for k in op.first..op.buckets.len() {
+        let (s, e) = (op.buckets.starts[k].max(lo), op.buckets.starts[k + 1].min(hi));
+        if s >= e {
+            continue;
+        }
+        let mut u = roaring::RoaringBitmap::new();
+        for day in model::day_of(s)..=model::day_of(e - 1) {
+            let x = match stage {
+                None => b.days.get(&day),
+                Some(st) => b.stage_days.get(&(st, day)),
+            };
+            if let Some(x) = x {
+                u |= x;
+            }
+        }
+        if !u.is_empty() {
+            out.insert(
+                (None, k),
+                AggState {
+                    customers: u.len(),
+                    ..AggState::default()
+                },
+            );
+        }
+    }
+    Some(out)
 }
 
 // ---------------------------------------------------------------------------------------------

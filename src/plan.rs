@@ -115,7 +115,8 @@ impl CPred {
     }
 }
 
-fn slot(cols: &Columns, prop: u32, i: usize) -> Option<u64> {
+/// The value slot of property `prop` at row `i` (`None` when null or absent).
+pub fn slot(cols: &Columns, prop: u32, i: usize) -> Option<u64> {
     let c = cols.prop(prop)?;
     if *c.valid.get(i)? {
         c.vals.get(i).copied()
@@ -159,6 +160,11 @@ pub struct Matcher {
 }
 
 impl Matcher {
+    /// True when matching needs property columns.
+    pub fn uses_props(&self) -> bool {
+        self.filter.is_some()
+    }
+
     /// Whether row `i` matches.
     #[inline]
     pub fn matches(&self, cols: &Columns, i: usize, dicts: &Dicts) -> bool {

@@ -66,7 +66,10 @@ impl Common {
         if let Some(c) = self.where_ch {
             s += &format!(" WHERE ch = '{c}'");
         }
-        s += &format!(" TZ '{}'", self.tz);
+        // UTC is the default: leaving it out also exercises the bitmap paths that need it.
+        if self.tz != "UTC" {
+            s += &format!(" TZ '{}'", self.tz);
+        }
         s
     }
     fn pass(&self, e: &Ev) -> bool {
@@ -103,11 +106,16 @@ enum Q {
         by: bool,
         c: Common,
     },
+    Timeline {
+        cust: usize,
+        c: Common,
+    },
 }
 
 impl Q {
     fn text(&self) -> String {
         match self {
+            Q::Timeline { cust, c } => format!("TIMELINE 'c{cust}'{}", c.text()),
             Q::Funnel {
                 steps,
                 within,
@@ -310,6 +318,7 @@ fn reference(q: &Q, evs: &[Ev]) -> Table {
     let custs = by_customer(evs);
     let ts_range = evs.iter().map(|e| e.ts).min().zip(evs.iter().map(|e| e.ts).max());
     match q {
+        Q::Timeline { cust, c } => timeline_ref(*cust, c, evs),
         Q::Funnel {
             steps,
             within,
@@ -613,6 +622,31 @@ fn reference(q: &Q, evs: &[Ev]) -> Table {
     }
 }
 
+fn timeline_ref(cust: usize, c: &Common, evs: &[Ev]) -> Table {
+    let mut t = Table::new(&["ts", "event", "stage", "properties"]);
+    let mut mine: Vec<&Ev> = evs
+        .iter()
+        .filter(|e| e.cust == format!("c{cust}") && c.in_range(e.ts) && c.pass(e))
+        .collect();
+    mine.sort_by_key(|e| (e.ts, e.seq));
+    for e in mine {
+        let mut props = Vec::new();
+        if let Some(a) = e.amt {
+            props.push(format!("amt={a}"));
+        }
+        if let Some(ch) = &e.ch {
+            props.push(format!("ch={ch}"));
+        }
+        t.rows.push(vec![
+            Cell::Time(e.ts),
+            Cell::Str(e.name.clone()),
+            e.stage.map_or(Cell::Null, |s| Cell::Str(s.name().into())),
+            Cell::Str(props.join(", ")),
+        ]);
+    }
+    t
+}
+
 fn same(a: &Table, b: &Table) -> Result<(), String> {
     if a.columns != b.columns || a.rows.len() != b.rows.len() {
         return Err(format!(
@@ -727,6 +761,7 @@ fn query() -> impl Strategy<Value = Q> {
                 by,
                 c
             }),
+        (0usize..4, common()).prop_map(|(cust, c)| Q::Timeline { cust, c }),
     ]
 }
 

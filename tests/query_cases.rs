@@ -385,3 +385,43 @@ fn cancellation_and_row_cap() {
         Err(QueryError::TooManyRows(3))
     ));
 }
+
+#[test]
+fn uniq_from_bitmaps_equals_the_scan() {
+    let mut evs = Vec::new();
+    for c in 0..20i64 {
+        for k in 0..(c % 5 + 1) {
+            let mut e = Event::new(
+                format!("c{c}"),
+                T + c * 7 * H + k * 11 * H,
+                if k % 2 == 0 { "visit" } else { "purchase" },
+            );
+            if k % 3 == 0 {
+                e = e.with_stage(Stage::Purchase);
+            }
+            evs.push(e.with_prop("amount", 1.0));
+        }
+    }
+    let (_d, db) = db(&evs);
+    db.flush().unwrap();
+    let snap = db.snapshot();
+    // The second form forces a scan (a WHERE disables the bitmap path); answers must agree.
+    let always = "WHERE amount IS NULL OR amount IS NOT NULL";
+    for (q, scan) in [
+        ("TREND uniq PERIOD day", format!("TREND uniq PERIOD day {always}")),
+        (
+            "TREND uniq OF STAGE purchase PERIOD week",
+            format!("TREND uniq OF STAGE purchase PERIOD week {always}"),
+        ),
+        (
+            "TREND uniq PERIOD month FROM '2026-02-03' TO '2026-02-07'",
+            format!("TREND uniq PERIOD month FROM '2026-02-03' TO '2026-02-07' {always}"),
+        ),
+    ] {
+        assert_eq!(snap.query(q).unwrap(), snap.query(&scan).unwrap(), "{q}");
+    }
+    let t = snap
+        .query("TREND uniq PERIOD day FROM '2026-02-02' TO '2026-02-04'")
+        .unwrap();
+    assert_eq!(t.to_text(), "bucket | value\n2026-02-02 | 4\n2026-02-03 | 5\n");
+}
