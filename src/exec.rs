@@ -293,12 +293,27 @@ struct FunnelOp<'a> {
     filter: Option<CPred>,
     by: Option<(u32, PropType)>,
     dicts: &'a Dicts,
+    /// Distinct "highest reachable step" values a chain can have (exclusion caps), ascending;
+    /// the last is the number of steps.
+    caps: Vec<usize>,
 }
 
 /// Per group: customers per level (index = level), and times to convert per step.
 #[derive(Default)]
 struct FunnelPartial {
-    groups: BTreeMap<String, (Vec<u64>, Vec<Vec<i64>>)>,
+    /// Per breakdown value slot (`None`: null, or no BY).
+    groups: HashMap<Option<u64>, (Vec<u64>, Vec<Vec<i64>>)>,
+    /// Reused per-customer buffers (not part of the answer).
+    scratch: Scratch,
+}
+
+/// Buffers reused across customers by one worker.
+#[derive(Default)]
+struct Scratch {
+    idx: Vec<usize>,
+    settled: Vec<Option<i64>>,
+    fresh: Vec<Option<i64>>,
+    cands: Vec<(usize, usize, i64)>,
 }
 
 /// Result of one customer: level reached and, per step, time to convert (µs).
@@ -314,16 +329,15 @@ impl FunnelOp<'_> {
         self.range.is_none_or(|(lo, hi)| lo <= ts && ts < hi)
     }
 
-    fn caps(&self) -> Vec<usize> {
-        let n = self.steps.len();
-        let mut caps: Vec<usize> = self.excludes.iter().map(|e| e.2 - 1).chain([n]).collect();
+    fn caps(steps: usize, excludes: &[(Matcher, usize, usize)]) -> Vec<usize> {
+        let mut caps: Vec<usize> = excludes.iter().map(|e| e.2 - 1).chain([steps]).collect();
         caps.sort_unstable();
         caps.dedup();
         caps
     }
 
     /// Evaluates one customer's (filtered) events, in (timestamp, sequence) order.
-    fn outcome(&self, rows: &Columns, idx: &[usize]) -> FunnelOutcome {
+    fn outcome(&self, rows: &Columns, idx: &[usize], scratch: &mut Scratch) -> FunnelOutcome {
         let n = self.steps.len();
         let mut out = FunnelOutcome {
             level: 0,
@@ -332,7 +346,7 @@ impl FunnelOp<'_> {
         match self.mode {
             FunnelMode::Unordered => self.unordered(rows, idx, &mut out),
             FunnelMode::Strict => self.strict(rows, idx, &mut out),
-            FunnelMode::Ordered => self.ordered(rows, idx, &mut out),
+            FunnelMode::Ordered => self.ordered(rows, idx, &mut out, scratch),
         }
         out
     }
@@ -344,24 +358,30 @@ impl FunnelOp<'_> {
         out.level = out.level.max(k);
     }
 
-    fn ordered(&self, rows: &Columns, idx: &[usize], out: &mut FunnelOutcome) {
+    fn ordered(&self, rows: &Columns, idx: &[usize], out: &mut FunnelOutcome, scratch: &mut Scratch) {
         let n = self.steps.len();
-        let caps = self.caps();
+        let caps = &self.caps;
         let nc = caps.len();
-        // settled[k][c]: latest start of a chain at level k (1-based) whose cap is caps[c];
-        // fresh: chains whose last event has the current timestamp (TIES STRICT only).
-        let mut settled = vec![vec![None::<i64>; nc]; n + 1];
-        let mut fresh = vec![vec![None::<i64>; nc]; n + 1];
+        // settled[k * nc + c]: latest start of a chain at level k (1-based) whose cap is
+        // caps[c]; fresh: chains whose last event has the current timestamp (TIES STRICT only).
+        let Scratch {
+            settled,
+            fresh,
+            cands,
+            ..
+        } = scratch;
+        settled.clear();
+        settled.resize((n + 1) * nc, None);
+        fresh.clear();
+        fresh.resize((n + 1) * nc, None);
         let mut group_ts = None;
-        let mut cands: Vec<(usize, usize, i64)> = Vec::new();
+        let max_into = |slot: &mut Option<i64>, s: i64| *slot = Some(slot.map_or(s, |x| x.max(s)));
         for &i in idx {
             let t = rows.ts[i];
             if self.ties_strict && group_ts != Some(t) {
-                for k in 1..=n {
-                    for c in 0..nc {
-                        if let Some(s) = fresh[k][c].take() {
-                            settled[k][c] = Some(settled[k][c].map_or(s, |x: i64| x.max(s)));
-                        }
+                for (f, st) in fresh.iter_mut().zip(settled.iter_mut()) {
+                    if let Some(s) = f.take() {
+                        max_into(st, s);
                     }
                 }
                 group_ts = Some(t);
@@ -371,11 +391,11 @@ impl FunnelOp<'_> {
                 if !self.steps[k - 1].matches(rows, i, self.dicts) {
                     continue;
                 }
-                for c in 0..nc {
-                    if caps[c] < k {
+                for (c, &cap) in caps.iter().enumerate() {
+                    if cap < k {
                         continue;
                     }
-                    if let Some(s) = settled[k - 1][c]
+                    if let Some(s) = settled[(k - 1) * nc + c]
                         && t - s <= self.within
                     {
                         cands.push((k, c, s));
@@ -391,32 +411,31 @@ impl FunnelOp<'_> {
                     continue;
                 }
                 let cap = caps.iter().position(|&c| c == to - 1).unwrap_or(0);
-                for layer in [&mut settled, &mut fresh] {
-                    for level in layer.iter_mut().take(*to).skip(*from) {
+                for layer in [&mut *settled, &mut *fresh] {
+                    for k in *from..*to {
                         for c in (cap + 1)..nc {
-                            if let Some(s) = level[c].take() {
-                                level[cap] = Some(level[cap].map_or(s, |x: i64| x.max(s)));
+                            if let Some(s) = layer[k * nc + c].take() {
+                                max_into(&mut layer[k * nc + cap], s);
                             }
                         }
                     }
                 }
-                for cand in &mut cands {
+                for cand in cands.iter_mut() {
                     if *from < cand.0 && cand.0 < *to && cand.1 > cap {
                         cand.1 = cap;
                     }
                 }
             }
             let target = if self.ties_strict {
-                &mut fresh
+                &mut *fresh
             } else {
-                &mut settled
+                &mut *settled
             };
-            for &(k, c, s) in &cands {
-                target[k][c] = Some(target[k][c].map_or(s, |x: i64| x.max(s)));
+            for &(k, c, s) in cands.iter() {
+                max_into(&mut target[k * nc + c], s);
             }
-            // Time to convert: the first event completing step k, from the latest start (the
-            // candidates of one step are adjacent in `cands`).
-            for &(k, _, s) in &cands {
+            // Time to convert: the first event completing step k, from the latest start.
+            for &(k, _, s) in cands.iter() {
                 let best = cands.iter().filter(|c| c.0 == k).map(|c| c.2).max().unwrap_or(s);
                 Self::reach(out, k, t - best);
             }
@@ -527,15 +546,20 @@ impl Operator for FunnelOp<'_> {
     type Partial = FunnelPartial;
 
     fn customer(&self, p: &mut FunnelPartial, rows: &Columns, r: Range<usize>) {
-        let idx: Vec<usize> = r.filter(|&i| passes(&self.filter, rows, i, self.dicts)).collect();
-        let Some(first) = idx
+        let mut idx = std::mem::take(&mut p.scratch.idx);
+        idx.clear();
+        idx.extend(r.filter(|&i| passes(&self.filter, rows, i, self.dicts)));
+        let first = idx
             .iter()
-            .find(|&&i| self.in_range(rows.ts[i]) && self.steps[0].matches(rows, i, self.dicts))
-        else {
+            .copied()
+            .find(|&i| self.in_range(rows.ts[i]) && self.steps[0].matches(rows, i, self.dicts));
+        let Some(first) = first else {
+            p.scratch.idx = idx;
             return;
         };
-        let group = prop_label(rows, self.by, *first, self.dicts);
-        let o = self.outcome(rows, &idx);
+        let group = self.by.and_then(|(id, _)| slot(rows, id, first));
+        let o = self.outcome(rows, &idx, &mut p.scratch);
+        p.scratch.idx = idx;
         let n = self.steps.len();
         let entry = p
             .groups
@@ -593,16 +617,18 @@ fn funnel(
     {
         return Err(ParseError::new(x.span, "EXCLUDE is not supported with MODE UNORDERED").into());
     }
+    let excludes: Vec<(Matcher, usize, usize)> = f
+        .excludes
+        .iter()
+        .map(|x| Ok((res.step(&x.step)?, x.from, x.to)))
+        .collect::<Result<_, ParseError>>()?;
     let op = FunnelOp {
+        caps: FunnelOp::caps(f.steps.len(), &excludes),
+        excludes,
         steps: f.steps.iter().map(|s| res.step(s)).collect::<Result<_, _>>()?,
         within: f.within_us,
         mode: f.mode,
         ties_strict: f.ties_strict,
-        excludes: f
-            .excludes
-            .iter()
-            .map(|x| Ok((res.step(&x.step)?, x.from, x.to)))
-            .collect::<Result<_, ParseError>>()?,
         range: res.range(&f.common.range)?,
         filter: f.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
         by: f
@@ -612,7 +638,12 @@ fn funnel(
             .transpose()?,
         dicts: input.dicts,
     };
-    let mut p = run(&op, input, ColumnSet::ALL, opts)?;
+    let only = candidates(&op.steps[0], input.bitmaps, op.range);
+    let props = op.filter.is_some()
+        || op.by.is_some()
+        || op.steps.iter().any(Matcher::uses_props)
+        || op.excludes.iter().any(|x| x.0.uses_props());
+    let mut p = run_filtered(&op, input, columns(props), opts, only)?;
     let mut cols = vec![
         "step",
         "event",
@@ -628,10 +659,16 @@ fn funnel(
     let mut t = Table::new(&cols);
     let n = op.steps.len();
     if p.groups.is_empty() && f.by.is_none() {
-        p.groups
-            .insert(String::new(), (vec![0; n + 1], vec![Vec::new(); n + 1]));
+        p.groups.insert(None, (vec![0; n + 1], vec![Vec::new(); n + 1]));
     }
-    for (g, (counts, times)) in &mut p.groups {
+    let by_ty = op.by.map_or(PropType::Str, |b| b.1);
+    let mut groups: Vec<(String, (Vec<u64>, Vec<Vec<i64>>))> = p
+        .groups
+        .into_iter()
+        .map(|(g, v)| (slot_label(g, by_ty, input.dicts), v))
+        .collect();
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    for (g, (counts, times)) in &mut groups {
         for k in 1..=n {
             let c = counts[k];
             let rate = |d: u64| {
