@@ -299,10 +299,13 @@ struct FunnelOp<'a> {
 }
 
 /// Per group: customers per level (index = level), and times to convert per step.
+/// Customers per level (index = level) and times to convert per step, of one group.
+type FunnelCounts = (Vec<u64>, Vec<Vec<i64>>);
+
 #[derive(Default)]
 struct FunnelPartial {
     /// Per breakdown value slot (`None`: null, or no BY).
-    groups: HashMap<Option<u64>, (Vec<u64>, Vec<Vec<i64>>)>,
+    groups: HashMap<Option<u64>, FunnelCounts>,
     /// Reused per-customer buffers (not part of the answer).
     scratch: Scratch,
 }
@@ -662,7 +665,7 @@ fn funnel(
         p.groups.insert(None, (vec![0; n + 1], vec![Vec::new(); n + 1]));
     }
     let by_ty = op.by.map_or(PropType::Str, |b| b.1);
-    let mut groups: Vec<(String, (Vec<u64>, Vec<Vec<i64>>))> = p
+    let mut groups: Vec<(String, FunnelCounts)> = p
         .groups
         .into_iter()
         .map(|(g, v)| (slot_label(g, by_ty, input.dicts), v))
