@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use journeydb::{Db, Event, Options, Stage, Sync};
+use journeydb::{Db, Event, Options, Query, Stage, Sync};
 
 fn usage() -> ExitCode {
     eprintln!("usage: journeydb example [DB]   (create a database, append events, reopen, print stats;");
@@ -49,6 +49,17 @@ fn example(path: &str) -> journeydb::Result<()> {
     let snap = db.snapshot();
     println!("purchasers: {}", snap.customers_in_stage(Stage::Purchase).len());
     println!("customer-4: {:?}", snap.customer_events("customer-4")?);
+    for q in [
+        "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d TIES STRICT",
+        "TREND uniq OF STAGE purchase PERIOD week",
+    ] {
+        println!("\n> {q}");
+        match snap.query(q) {
+            Ok(t) => print!("{}", t.to_text()),
+            Err(journeydb::QueryError::Parse(e)) => println!("{}", e.render(q)),
+            Err(e) => println!("error: {e}"),
+        }
+    }
     Ok(())
 }
 
