@@ -329,6 +329,20 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Regression (found by proptest): -0.0 passed the decimal-scale check but decoded as +0.0.
+    #[test]
+    fn negative_zero_keeps_its_sign() {
+        let mut col = PropColumn::new(1, PropType::F64);
+        for v in [-0.0f64, 0.0, -1.25] {
+            col.valid.push(true);
+            col.vals.push(v.to_bits());
+        }
+        let mut out = Vec::new();
+        put_prop(&mut out, &col);
+        let back = get_prop(&mut Reader::new(&out), 3, 1, PropType::F64).ok();
+        assert_eq!(back, Some(col));
+    }
+
     proptest! {
         #[test]
         fn rle_roundtrip(mut v in proptest::collection::vec(0u32..50, 0..300)) {
