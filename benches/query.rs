@@ -50,6 +50,16 @@ fn queries(c: &mut Criterion) {
             "TREND sum(amount) OF STAGE retention PERIOD day".into(),
         ),
         ("Q5_timeline", timeline),
+        (
+            "Q6_lifecycle_week",
+            "LIFECYCLE OF visit OR purchase PERIOD week".into(),
+        ),
+        ("Q7_stickiness_day", "STICKINESS OF visit PERIOD day".into()),
+        ("stages_week_bitmaps", "STAGES PERIOD week".into()),
+        (
+            "stages_week_scan_tz",
+            "STAGES PERIOD week TZ 'Europe/Berlin'".into(),
+        ),
     ];
     for (name, q) in &qs {
         for threads in [1usize, 2] {

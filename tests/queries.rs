@@ -110,12 +110,44 @@ enum Q {
         cust: usize,
         c: Common,
     },
+    Lifecycle {
+        step: StepQ,
+        period: &'static str,
+        c: Common,
+    },
+    Stickiness {
+        step: StepQ,
+        period: &'static str,
+        min: u32,
+        cumulative: bool,
+        c: Common,
+    },
+    Stages {
+        period: &'static str,
+        c: Common,
+    },
 }
 
 impl Q {
     fn text(&self) -> String {
         match self {
             Q::Timeline { cust, c } => format!("TIMELINE 'c{cust}'{}", c.text()),
+            Q::Lifecycle { step, period, c } => {
+                format!("LIFECYCLE OF {} PERIOD {period}{}", step.text(), c.text())
+            }
+            Q::Stickiness {
+                step,
+                period,
+                min,
+                cumulative,
+                c,
+            } => format!(
+                "STICKINESS OF {} PERIOD {period} MIN {min}{}{}",
+                step.text(),
+                if *cumulative { " CUMULATIVE" } else { "" },
+                c.text()
+            ),
+            Q::Stages { period, c } => format!("STAGES PERIOD {period}{}", c.text()),
             Q::Funnel {
                 steps,
                 within,
@@ -319,6 +351,7 @@ fn reference(q: &Q, evs: &[Ev]) -> Table {
     let ts_range = evs.iter().map(|e| e.ts).min().zip(evs.iter().map(|e| e.ts).max());
     match q {
         Q::Timeline { cust, c } => timeline_ref(*cust, c, evs),
+        Q::Lifecycle { .. } | Q::Stickiness { .. } | Q::Stages { .. } => journey_ref(q, evs),
         Q::Funnel {
             steps,
             within,
@@ -622,6 +655,137 @@ fn reference(q: &Q, evs: &[Ev]) -> Table {
     }
 }
 
+/// All buckets from the one holding `lo` through the one holding `hi - 1`.
+fn bucket_seq(lo: i64, hi: i64, period: &str, tz: &TimeZone) -> Vec<jiff::civil::DateTime> {
+    let mut out = vec![local_bucket(lo, period, tz)];
+    let last = local_bucket(hi - 1, period, tz);
+    while *out.last().unwrap() < last {
+        let nb = next_in(*out.last().unwrap(), period, tz);
+        out.push(nb);
+    }
+    out
+}
+
+fn journey_ref(q: &Q, evs: &[Ev]) -> Table {
+    let dmin = evs.iter().map(|e| e.ts).min().unwrap();
+    let dmax = evs.iter().map(|e| e.ts).max().unwrap();
+    let custs = by_customer(evs);
+    match q {
+        Q::Lifecycle { step, period, c } => {
+            let tz = TimeZone::get(c.tz).unwrap();
+            let (lo, hi) = c.range.unwrap_or((dmin, dmax + 1));
+            let all = bucket_seq(dmin.min(lo), (dmax + 1).max(hi), period, &tz);
+            let pos = |b: &jiff::civil::DateTime| all.iter().position(|x| x == b).unwrap();
+            let rep = pos(&local_bucket(lo, period, &tz))..=pos(&local_bucket(hi - 1, period, &tz));
+            let mut t = Table::new(&["bucket", "new", "returning", "resurrecting", "dormant"]);
+            let actives: Vec<BTreeSet<usize>> = custs
+                .values()
+                .map(|ev| {
+                    ev.iter()
+                        .filter(|e| c.pass(e) && step.matches(e))
+                        .map(|e| pos(&local_bucket(e.ts, period, &tz)))
+                        .collect()
+                })
+                .collect();
+            for b in rep {
+                let mut n = [0i64; 4];
+                for a in &actives {
+                    let Some(&f) = a.iter().next() else { continue };
+                    let prev = b > 0 && a.contains(&(b - 1));
+                    if a.contains(&b) {
+                        if b == f {
+                            n[0] += 1;
+                        } else if prev {
+                            n[1] += 1;
+                        } else {
+                            n[2] += 1;
+                        }
+                    } else if prev {
+                        n[3] -= 1;
+                    }
+                }
+                t.rows.push(vec![
+                    Cell::Str(label(all[b], period, &tz)),
+                    Cell::Int(n[0]),
+                    Cell::Int(n[1]),
+                    Cell::Int(n[2]),
+                    Cell::Int(n[3]),
+                ]);
+            }
+            t
+        }
+        Q::Stickiness {
+            step,
+            period,
+            min,
+            cumulative,
+            c,
+        } => {
+            let tz = TimeZone::get(c.tz).unwrap();
+            let (lo, hi) = c.range.unwrap_or((dmin, dmax + 1));
+            let n = bucket_seq(lo, hi, period, &tz).len();
+            let mut exact = vec![0i64; n + 1];
+            for ev in custs.values() {
+                let mut per: BTreeMap<jiff::civil::DateTime, u32> = BTreeMap::new();
+                for e in ev
+                    .iter()
+                    .filter(|e| e.ts >= lo && e.ts < hi && c.pass(e) && step.matches(e))
+                {
+                    *per.entry(local_bucket(e.ts, period, &tz)).or_default() += 1;
+                }
+                let d = per.values().filter(|&&k| k >= *min).count();
+                if d > 0 {
+                    exact[d] += 1;
+                }
+            }
+            let mut t = Table::new(&["buckets", "customers"]);
+            for d in 1..=n {
+                let v = if *cumulative {
+                    exact[d..].iter().sum()
+                } else {
+                    exact[d]
+                };
+                t.rows.push(vec![Cell::Int(d as i64), Cell::Int(v)]);
+            }
+            t
+        }
+        Q::Stages { period, c } => {
+            let tz = TimeZone::get(c.tz).unwrap();
+            let (lo, hi) = c.range.unwrap_or((dmin, dmax + 1));
+            let all = bucket_seq(dmin.min(lo), (dmax + 1).max(hi), period, &tz);
+            let pos = |b: &jiff::civil::DateTime| all.iter().position(|x| x == b).unwrap();
+            let rep = pos(&local_bucket(lo, period, &tz))..=pos(&local_bucket(hi - 1, period, &tz));
+            let mut t = Table::new(&["bucket", "stage", "active", "furthest"]);
+            for b in rep {
+                for stage in Stage::ALL {
+                    let mut active = 0;
+                    let mut furthest = 0;
+                    for ev in custs.values() {
+                        let staged: Vec<(usize, Stage)> = ev
+                            .iter()
+                            .filter_map(|e| e.stage.map(|s| (pos(&local_bucket(e.ts, period, &tz)), s)))
+                            .collect();
+                        if staged.iter().any(|&(eb, s)| eb == b && s == stage) {
+                            active += 1;
+                        }
+                        if staged.iter().filter(|&&(eb, _)| eb <= b).map(|&(_, s)| s).max() == Some(stage) {
+                            furthest += 1;
+                        }
+                    }
+                    t.rows.push(vec![
+                        Cell::Str(label(all[b], period, &tz)),
+                        Cell::Str(stage.name().into()),
+                        Cell::Int(active),
+                        Cell::Int(furthest),
+                    ]);
+                }
+            }
+            t
+        }
+        _ => unreachable!(),
+    }
+}
+
 fn timeline_ref(cust: usize, c: &Common, evs: &[Ev]) -> Table {
     let mut t = Table::new(&["ts", "event", "stage", "properties"]);
     let mut mine: Vec<&Ev> = evs
@@ -762,6 +926,32 @@ fn query() -> impl Strategy<Value = Q> {
                 c
             }),
         (0usize..4, common()).prop_map(|(cust, c)| Q::Timeline { cust, c }),
+        (
+            step_q(),
+            proptest::sample::select(vec!["hour", "day", "week", "month"]),
+            common()
+        )
+            .prop_map(|(step, period, c)| Q::Lifecycle { step, period, c }),
+        (
+            step_q(),
+            proptest::sample::select(vec!["day", "week"]),
+            1u32..3,
+            any::<bool>(),
+            common()
+        )
+            .prop_map(|(step, period, min, cumulative, c)| Q::Stickiness {
+                step,
+                period,
+                min,
+                cumulative,
+                c
+            }),
+        (proptest::sample::select(vec!["day", "week", "month"]), common()).prop_map(|(period, c)| {
+            Q::Stages {
+                period,
+                c: Common { where_ch: None, ..c },
+            }
+        }),
     ]
 }
 
@@ -788,7 +978,11 @@ fn data() -> impl Strategy<Value = Data> {
                 0usize..4,
                 0i64..400,
                 proptest::sample::select(vec!["a", "b", "c"]),
-                proptest::option::of(Just(Stage::Purchase)),
+                proptest::option::of(proptest::sample::select(vec![
+                    Stage::Awareness,
+                    Stage::Purchase,
+                    Stage::Advocacy,
+                ])),
                 proptest::option::of(proptest::sample::select(vec!["x", "y"])),
                 proptest::option::of(0i64..1000),
             ),
@@ -865,6 +1059,40 @@ proptest! {
             // Thread count never changes the answer.
             let one = snap.query_with(&text, &journeydb::QueryOptions { threads: 1, ..Default::default() }).unwrap();
             prop_assert_eq!(&one, &got);
+        }
+    }
+}
+
+fn ints(t: &Table, col: usize) -> Vec<i64> {
+    t.rows
+        .iter()
+        .map(|r| match r[col] {
+            Cell::Int(n) => n,
+            _ => panic!("not an int"),
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)))]
+
+    /// active(b) = new + returning + resurrecting, and active(b-1) = returning(b) + |dormant(b)|,
+    /// with active(b) read from `TREND uniq` of the same step and period.
+    #[test]
+    fn lifecycle_invariants(d in data(), step in step_q(), period in proptest::sample::select(vec!["day", "week", "month"]), tz in proptest::sample::select(vec!["UTC", "Europe/Berlin"])) {
+        let (_dir, db, _) = load(&d);
+        let snap = db.snapshot();
+        let l = snap.query(&format!("LIFECYCLE OF {} PERIOD {period} TZ '{tz}'", step.text())).unwrap();
+        let u = snap.query(&format!("TREND uniq OF {} PERIOD {period} TZ '{tz}'", step.text())).unwrap();
+        prop_assert_eq!(l.rows.len(), u.rows.len());
+        let (new, ret, res, dormant, active) = (ints(&l, 1), ints(&l, 2), ints(&l, 3), ints(&l, 4), ints(&u, 1));
+        for b in 0..active.len() {
+            prop_assert_eq!(active[b], new[b] + ret[b] + res[b], "bucket {}", b);
+            prop_assert!(dormant[b] <= 0);
+            if b > 0 {
+                prop_assert_eq!(active[b - 1], ret[b] - dormant[b], "bucket {}", b);
+            }
         }
     }
 }

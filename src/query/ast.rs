@@ -226,9 +226,50 @@ pub struct Timeline {
     pub common: Common,
 }
 
+/// `LIFECYCLE OF s PERIOD p ...`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lifecycle {
+    /// Activity step.
+    pub step: Step,
+    /// Bucket period.
+    pub period: Period,
+    /// Common clauses.
+    pub common: Common,
+}
+
+/// `STICKINESS OF s PERIOD day|week ...`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stickiness {
+    /// Activity step.
+    pub step: Step,
+    /// Bucket period (day or week).
+    pub period: Period,
+    /// Events needed in a bucket to count as active in it.
+    pub min: u32,
+    /// Count customers active in at least d buckets (instead of exactly d).
+    pub cumulative: bool,
+    /// Common clauses.
+    pub common: Common,
+}
+
+/// `STAGES PERIOD p ...`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stages {
+    /// Bucket period.
+    pub period: Period,
+    /// Common clauses (FROM..TO and TZ).
+    pub common: Common,
+}
+
 /// A statement.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Statement {
+    /// LIFECYCLE
+    Lifecycle(Lifecycle),
+    /// STICKINESS
+    Stickiness(Stickiness),
+    /// STAGES
+    Stages(Stages),
     /// FUNNEL
     Funnel(Funnel),
     /// RETENTION

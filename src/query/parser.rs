@@ -164,17 +164,38 @@ impl Parser<'_> {
         if self.eat_kw("TIMELINE") {
             return self.timeline().map(Statement::Timeline);
         }
+        if self.eat_kw("LIFECYCLE") {
+            return self.lifecycle().map(Statement::Lifecycle);
+        }
+        if self.eat_kw("STICKINESS") {
+            return self.stickiness().map(Statement::Stickiness);
+        }
+        if self.eat_kw("STAGES") {
+            return self.stages().map(Statement::Stages);
+        }
         let mut e = ParseError::new(
             t.span,
             format!("expected a statement, found {}", describe(&t.tok)),
         );
         if let Tok::Ident(s) = &t.tok
-            && let Some(best) =
-                crate::query::parser::suggest(s, &["FUNNEL", "RETENTION", "TREND", "TIMELINE"])
+            && let Some(best) = crate::query::parser::suggest(
+                s,
+                &[
+                    "FUNNEL",
+                    "RETENTION",
+                    "TREND",
+                    "TIMELINE",
+                    "LIFECYCLE",
+                    "STICKINESS",
+                    "STAGES",
+                ],
+            )
         {
             e = e.with_help(format!("did you mean {best}?"));
         } else {
-            e = e.with_help("statements are FUNNEL, RETENTION, TREND and TIMELINE");
+            e = e.with_help(
+                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS and STAGES",
+            );
         }
         Err(e)
     }
@@ -735,6 +756,71 @@ impl Parser<'_> {
             }
         }
         Ok(tr)
+    }
+
+    fn lifecycle(&mut self) -> Result<Lifecycle, ParseError> {
+        self.expect_kw("OF", "(LIFECYCLE OF step PERIOD week)")?;
+        let step = self.step()?;
+        self.expect_kw("PERIOD", "(LIFECYCLE OF step PERIOD week)")?;
+        let period = self.period()?;
+        let mut l = Lifecycle {
+            step,
+            period,
+            common: Common::default(),
+        };
+        while self.common(&mut l.common)? {}
+        Ok(l)
+    }
+
+    fn stickiness(&mut self) -> Result<Stickiness, ParseError> {
+        self.expect_kw("OF", "(STICKINESS OF step PERIOD day)")?;
+        let step = self.step()?;
+        self.expect_kw("PERIOD", "(STICKINESS OF step PERIOD day)")?;
+        let pt = self.peek();
+        let period = self.period()?;
+        if !matches!(period, Period::Day | Period::Week) {
+            return Err(ParseError::new(pt.span, "stickiness periods are day or week"));
+        }
+        let mut st = Stickiness {
+            step,
+            period,
+            min: 1,
+            cumulative: false,
+            common: Common::default(),
+        };
+        loop {
+            let t = self.peek();
+            if self.eat_kw("MIN") {
+                let (n, span) = self.int("a minimum number of events")?;
+                if !(1..=i64::from(u32::MAX)).contains(&n) {
+                    return Err(ParseError::new(span, "MIN needs a positive number"));
+                }
+                st.min = n as u32;
+            } else if self.eat_kw("CUMULATIVE") {
+                if st.cumulative {
+                    return Err(ParseError::new(t.span, "CUMULATIVE given twice"));
+                }
+                st.cumulative = true;
+            } else if !self.common(&mut st.common)? {
+                break;
+            }
+        }
+        Ok(st)
+    }
+
+    fn stages(&mut self) -> Result<Stages, ParseError> {
+        self.expect_kw("PERIOD", "(STAGES PERIOD week)")?;
+        let period = self.period()?;
+        let mut st = Stages {
+            period,
+            common: Common::default(),
+        };
+        while self.common(&mut st.common)? {}
+        if let Some(f) = &st.common.filter {
+            let _ = f;
+            return Err(self.err_here("STAGES takes no WHERE (it is computed from the stage bitmaps)"));
+        }
+        Ok(st)
     }
 
     fn timeline(&mut self) -> Result<Timeline, ParseError> {

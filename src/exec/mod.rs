@@ -8,6 +8,8 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+mod lifecycle;
+
 use crate::compaction::{Merge, Source};
 use crate::dict::Dicts;
 use crate::model::{Columns, PropType, Stage};
@@ -272,6 +274,9 @@ pub fn execute(
         Statement::Retention(r) => retention(r, text, input, opts)?,
         Statement::Trend(t) => trend(t, text, input, opts)?,
         Statement::Timeline(t) => timeline(t, text, input)?,
+        Statement::Lifecycle(l) => lifecycle::lifecycle(l, text, input, opts)?,
+        Statement::Stickiness(st) => lifecycle::stickiness(st, text, input, opts)?,
+        Statement::Stages(st) => lifecycle::stages(st, text, input, opts)?,
     };
     if table.rows.len() > opts.rows_max {
         return Err(QueryError::TooManyRows(opts.rows_max));

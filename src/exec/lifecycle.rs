@@ -1,0 +1,356 @@
+//! LIFECYCLE, STICKINESS and STAGES: where customers stand and how they move, per bucket.
+//!
+//! LIFECYCLE and STAGES are bucket-level: `FROM..TO` chooses the buckets reported, and activity
+//! in a bucket counts every event in it. STICKINESS counts events inside `FROM..TO` only.
+
+use std::ops::Range;
+
+use roaring::RoaringBitmap;
+
+use super::{Input, Operator, QueryError, QueryOptions, columns, passes, run};
+use crate::dict::Dicts;
+use crate::limits;
+use crate::model::{self, Columns, Stage};
+use crate::plan::{Buckets, CPred, Matcher, Resolver};
+use crate::query::ast::{Lifecycle, Period, Stages, Stickiness};
+use crate::query::{ParseError, Span};
+use crate::result::{Cell, Table};
+
+/// Buckets covering all history and the range, and the reported index range.
+fn history_buckets(
+    input: &Input<'_>,
+    range: Option<(i64, i64)>,
+    period: Period,
+    tz: &jiff::tz::TimeZone,
+) -> Result<(Buckets, Range<usize>), QueryError> {
+    let (lo, hi) = super::data_range(input, range);
+    let start = input.ts_range.map_or(lo, |(a, _)| a.min(lo));
+    let end = input.ts_range.map_or(hi, |(_, b)| (b + 1).max(hi));
+    let buckets = Buckets::new(start, end, 0, period, tz, limits::BUCKETS_MAX)
+        .map_err(|m| ParseError::new(Span::default(), m))?;
+    let first = buckets.index(lo).unwrap_or(0);
+    let last = buckets.index(hi - 1).map_or(buckets.len(), |i| i + 1);
+    Ok((buckets, first..last))
+}
+
+// ------------------------------------------------------------------------------- LIFECYCLE
+
+struct LifecycleOp<'a> {
+    step: Matcher,
+    filter: Option<CPred>,
+    buckets: Buckets,
+    report: Range<usize>,
+    dicts: &'a Dicts,
+}
+
+/// Per bucket: [new, returning, resurrecting, dormant].
+type Counts4 = Vec<[i64; 4]>;
+
+impl Operator for LifecycleOp<'_> {
+    type Partial = Counts4;
+
+    fn customer(&self, p: &mut Counts4, rows: &Columns, r: Range<usize>) {
+        if p.is_empty() {
+            p.resize(self.buckets.len() + 1, [0; 4]);
+        }
+        let mut active: Vec<usize> = r
+            .filter(|&i| passes(&self.filter, rows, i, self.dicts) && self.step.matches(rows, i, self.dicts))
+            .filter_map(|i| self.buckets.index(rows.ts[i]))
+            .collect();
+        active.sort_unstable();
+        active.dedup();
+        let Some(&first) = active.first() else { return };
+        for (j, &b) in active.iter().enumerate() {
+            if self.report.contains(&b) {
+                let class = if b == first {
+                    0
+                } else if j > 0 && active[j - 1] + 1 == b {
+                    1
+                } else {
+                    2
+                };
+                p[b][class] += 1;
+            }
+            let next_active = active.get(j + 1) == Some(&(b + 1));
+            if !next_active && self.report.contains(&(b + 1)) {
+                p[b + 1][3] -= 1;
+            }
+        }
+    }
+
+    fn merge(&self, a: &mut Counts4, b: Counts4) {
+        if a.is_empty() {
+            *a = b;
+            return;
+        }
+        for (x, y) in a.iter_mut().zip(b) {
+            for k in 0..4 {
+                x[k] += y[k];
+            }
+        }
+    }
+}
+
+pub(super) fn lifecycle(
+    l: &Lifecycle,
+    text: &str,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+) -> Result<Table, QueryError> {
+    let res = Resolver::new(input.dicts, text, l.common.tz.as_ref())?;
+    let range = res.range(&l.common.range)?;
+    let (buckets, report) = history_buckets(input, range, l.period, &res.tz)?;
+    let op = LifecycleOp {
+        step: res.step(&l.step)?,
+        filter: l.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
+        buckets,
+        report,
+        dicts: input.dicts,
+    };
+    let props = op.filter.is_some() || op.step.uses_props();
+    let p = run(&op, input, columns(props), opts)?;
+    let mut t = Table::new(&["bucket", "new", "returning", "resurrecting", "dormant"]);
+    for b in op.report.clone() {
+        let c = p.get(b).copied().unwrap_or([0; 4]);
+        t.rows.push(vec![
+            Cell::Str(op.buckets.label(b)),
+            Cell::Int(c[0]),
+            Cell::Int(c[1]),
+            Cell::Int(c[2]),
+            Cell::Int(c[3]),
+        ]);
+    }
+    Ok(t)
+}
+
+// ------------------------------------------------------------------------------ STICKINESS
+
+struct StickinessOp<'a> {
+    step: Matcher,
+    filter: Option<CPred>,
+    buckets: Buckets,
+    range: (i64, i64),
+    min: u32,
+    dicts: &'a Dicts,
+}
+
+impl Operator for StickinessOp<'_> {
+    /// customers[d] = customers active in exactly d buckets.
+    type Partial = Vec<i64>;
+
+    fn customer(&self, p: &mut Vec<i64>, rows: &Columns, r: Range<usize>) {
+        if p.is_empty() {
+            p.resize(self.buckets.len() + 1, 0);
+        }
+        let mut hits: Vec<usize> = r
+            .filter(|&i| {
+                let ts = rows.ts[i];
+                self.range.0 <= ts
+                    && ts < self.range.1
+                    && passes(&self.filter, rows, i, self.dicts)
+                    && self.step.matches(rows, i, self.dicts)
+            })
+            .filter_map(|i| self.buckets.index(rows.ts[i]))
+            .collect();
+        hits.sort_unstable();
+        let mut active = 0usize;
+        let mut i = 0;
+        while i < hits.len() {
+            let mut j = i;
+            while j < hits.len() && hits[j] == hits[i] {
+                j += 1;
+            }
+            if (j - i) as u64 >= u64::from(self.min) {
+                active += 1;
+            }
+            i = j;
+        }
+        if active > 0 {
+            p[active] += 1;
+        }
+    }
+
+    fn merge(&self, a: &mut Vec<i64>, b: Vec<i64>) {
+        if a.is_empty() {
+            *a = b;
+            return;
+        }
+        for (x, y) in a.iter_mut().zip(b) {
+            *x += y;
+        }
+    }
+}
+
+pub(super) fn stickiness(
+    st: &Stickiness,
+    text: &str,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+) -> Result<Table, QueryError> {
+    let res = Resolver::new(input.dicts, text, st.common.tz.as_ref())?;
+    let range = super::data_range(input, res.range(&st.common.range)?);
+    let buckets = Buckets::new(range.0, range.1, 0, st.period, &res.tz, limits::BUCKETS_MAX)
+        .map_err(|m| ParseError::new(Span::default(), m))?;
+    let op = StickinessOp {
+        step: res.step(&st.step)?,
+        filter: st.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
+        buckets,
+        range,
+        min: st.min,
+        dicts: input.dicts,
+    };
+    let props = op.filter.is_some() || op.step.uses_props();
+    let p = run(&op, input, columns(props), opts)?;
+    let n = op.buckets.len();
+    let mut t = Table::new(&["buckets", "customers"]);
+    let exact = |d: usize| p.get(d).copied().unwrap_or(0);
+    for d in 1..=n {
+        let v = if st.cumulative {
+            (d..=n).map(exact).sum()
+        } else {
+            exact(d)
+        };
+        t.rows.push(vec![Cell::Int(d as i64), Cell::Int(v)]);
+    }
+    Ok(t)
+}
+
+// ---------------------------------------------------------------------------------- STAGES
+
+struct StagesOp {
+    buckets: Buckets,
+    report: Range<usize>,
+}
+
+/// Per bucket and stage code: [active, change in "furthest stage so far"].
+type StagePartial = Vec<[[i64; 2]; 6]>;
+
+impl Operator for StagesOp {
+    type Partial = StagePartial;
+
+    fn customer(&self, p: &mut StagePartial, rows: &Columns, r: Range<usize>) {
+        if p.is_empty() {
+            p.resize(self.buckets.len() + 1, [[0; 2]; 6]);
+        }
+        let mut seen: Vec<(usize, u8)> = Vec::new();
+        let mut furthest = 0u8;
+        for i in r {
+            let s = rows.stage[i];
+            if s == 0 {
+                continue;
+            }
+            let Some(b) = self.buckets.index(rows.ts[i]) else {
+                continue;
+            };
+            seen.push((b, s));
+            if s > furthest {
+                // The furthest stage changes at bucket b (difference encoding, summed later).
+                p[b][furthest as usize][1] -= 1;
+                p[b][s as usize][1] += 1;
+                furthest = s;
+            }
+        }
+        seen.sort_unstable();
+        seen.dedup();
+        for (b, s) in seen {
+            if self.report.contains(&b) {
+                p[b][s as usize][0] += 1;
+            }
+        }
+    }
+
+    fn merge(&self, a: &mut StagePartial, b: StagePartial) {
+        if a.is_empty() {
+            *a = b;
+            return;
+        }
+        for (x, y) in a.iter_mut().zip(b) {
+            for s in 0..6 {
+                x[s][0] += y[s][0];
+                x[s][1] += y[s][1];
+            }
+        }
+    }
+}
+
+/// STAGES from the (stage, UTC day) bitmaps alone: exact for UTC calendars.
+fn stages_from_bitmaps(input: &Input<'_>, buckets: &Buckets, report: &Range<usize>) -> StagePartial {
+    let b = input.bitmaps;
+    let mut p: StagePartial = vec![[[0; 2]; 6]; buckets.len() + 1];
+    let mut reached: [RoaringBitmap; 6] = Default::default();
+    let mut prev_counts = [0i64; 6];
+    let first_day = model::day_of(buckets.starts[0]);
+    // Everything before the first bucket counts towards "furthest so far".
+    for ((s, day), x) in &b.stage_days {
+        if *day < first_day && *s > 0 {
+            reached[*s as usize] |= x;
+        }
+    }
+    for (k, row) in p.iter_mut().enumerate().take(buckets.len()) {
+        let (d0, d1) = (
+            model::day_of(buckets.starts[k]),
+            model::day_of(buckets.starts[k + 1] - 1),
+        );
+        for s in 1..6u8 {
+            let mut active = RoaringBitmap::new();
+            for day in d0..=d1 {
+                if let Some(x) = b.stage_days.get(&(s, day)) {
+                    active |= x;
+                }
+            }
+            if report.contains(&k) {
+                row[s as usize][0] = active.len() as i64;
+            }
+            reached[s as usize] |= &active;
+        }
+        // furthest == s  <=>  reached s and no higher stage.
+        let mut higher = RoaringBitmap::new();
+        for s in (1..6usize).rev() {
+            let n = reached[s].difference_len(&higher) as i64;
+            row[s][1] = n - prev_counts[s];
+            prev_counts[s] = n;
+            higher |= &reached[s];
+        }
+    }
+    p
+}
+
+pub(super) fn stages(
+    st: &Stages,
+    text: &str,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+) -> Result<Table, QueryError> {
+    let res = Resolver::new(input.dicts, text, st.common.tz.as_ref())?;
+    let range = res.range(&st.common.range)?;
+    let (buckets, report) = history_buckets(input, range, st.period, &res.tz)?;
+    let utc_days = res.tz == jiff::tz::TimeZone::UTC && st.period != Period::Hour;
+    let op = StagesOp { buckets, report };
+    let p = if utc_days {
+        stages_from_bitmaps(input, &op.buckets, &op.report)
+    } else {
+        let mut p = run(&op, input, columns(false), opts)?;
+        p.resize(op.buckets.len() + 1, [[0; 2]; 6]);
+        p
+    };
+    let mut t = Table::new(&["bucket", "stage", "active", "furthest"]);
+    let mut furthest = [0i64; 6];
+    for (k, row) in p.iter().enumerate().take(op.buckets.len()) {
+        for s in 0..6 {
+            furthest[s] += row[s][1];
+        }
+        if !op.report.contains(&k) {
+            continue;
+        }
+        for stage in Stage::ALL {
+            let s = stage.code() as usize;
+            t.rows.push(vec![
+                Cell::Str(op.buckets.label(k)),
+                Cell::Str(stage.name().to_owned()),
+                Cell::Int(row[s][0]),
+                Cell::Int(furthest[s]),
+            ]);
+        }
+    }
+    Ok(t)
+}
