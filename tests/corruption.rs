@@ -217,52 +217,40 @@ fn byte_flips_and_truncations_never_give_wrong_answers() {
         let rel = f.strip_prefix(&base).unwrap().to_path_buf();
         let bytes = std::fs::read(f).unwrap();
         let is_last_log = last_wal.as_ref() == Some(f);
+        // Copies the base database, replaces this file with `damaged`, opens and reads it.
+        let mut try_image = |damaged: &[u8], writable: bool, what: String| {
+            case += 1;
+            let image = tmp.path().join(format!("img{case}"));
+            copy_dir(&base, &image);
+            std::fs::write(image.join(&rel), damaged).unwrap();
+            let result = read_all(&image, writable);
+            let verdict = judge(&what, &image, &image.join(&rel), is_last_log, &expect, result);
+            *tally.entry(verdict).or_default() += 1;
+            std::fs::remove_dir_all(&image).unwrap();
+        };
         for pos in positions(bytes.len(), 160, &mut seed) {
             for writable in [false, true] {
-                case += 1;
-                let image = tmp.path().join(format!("img{case}"));
-                copy_dir(&base, &image);
                 let mut damaged = bytes.clone();
                 seed ^= seed << 13;
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
                 damaged[pos] ^= (seed % 255 + 1) as u8;
-                std::fs::write(image.join(&rel), &damaged).unwrap();
-                let what = format!(
-                    "flip {} byte {pos} ({})",
-                    rel.display(),
-                    if writable { "rw" } else { "ro" }
+                let mode = if writable { "rw" } else { "ro" };
+                try_image(
+                    &damaged,
+                    writable,
+                    format!("flip {} byte {pos} ({mode})", rel.display()),
                 );
-                let verdict = judge(
-                    &what,
-                    &image,
-                    &image.join(&rel),
-                    is_last_log,
-                    &expect,
-                    read_all(&image, writable),
-                );
-                *tally.entry(verdict).or_default() += 1;
                 flips += 1;
-                std::fs::remove_dir_all(&image).unwrap();
             }
         }
         for cut in positions(bytes.len(), 40, &mut seed) {
-            case += 1;
-            let image = tmp.path().join(format!("img{case}"));
-            copy_dir(&base, &image);
-            std::fs::write(image.join(&rel), &bytes[..cut]).unwrap();
-            let what = format!("truncate {} to {cut}", rel.display());
-            let verdict = judge(
-                &what,
-                &image,
-                &image.join(&rel),
-                is_last_log,
-                &expect,
-                read_all(&image, true),
+            try_image(
+                &bytes[..cut],
+                true,
+                format!("truncate {} to {cut}", rel.display()),
             );
-            *tally.entry(verdict).or_default() += 1;
             truncations += 1;
-            std::fs::remove_dir_all(&image).unwrap();
         }
     }
     eprintln!(
