@@ -328,24 +328,6 @@ impl Columns {
         }
     }
 
-    /// Appends row `i` of `other` (property columns are matched by id).
-    pub fn push_row_from(&mut self, other: &Columns, i: usize) {
-        self.cid.push(other.cid[i]);
-        self.ts.push(other.ts[i]);
-        self.event.push(other.event[i]);
-        self.stage.push(other.stage[i]);
-        for p in &other.props {
-            if p.valid[i] {
-                let len = self.len() - 1;
-                let col = self.prop_mut(p.id, p.ty);
-                col.pad_to(len);
-                col.valid.push(true);
-                col.vals.push(p.vals[i]);
-            }
-        }
-        self.pad_props();
-    }
-
     /// Appends all rows of `other`.
     pub fn extend_from(&mut self, other: &Columns) {
         let base = self.len();

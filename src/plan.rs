@@ -7,8 +7,8 @@ use jiff::tz::TimeZone;
 use jiff::{Timestamp, ZonedDateTime as Zoned};
 
 use crate::dict::Dicts;
-use crate::model::{Columns, PropType, Stage};
-use crate::query::ast::{self, Literal, Period, Pred, Step, StepKind, TimeLit};
+use crate::model::{Columns, PropType};
+use crate::query::ast::{Literal, Period, Pred, Step, StepKind, TimeLit};
 use crate::query::parser::suggest;
 use crate::query::{ParseError, Span};
 
@@ -541,11 +541,3 @@ impl Buckets {
         }
     }
 }
-
-/// Resolves a stage name in error messages.
-pub fn stage_name(code: u8) -> &'static str {
-    Stage::from_code(code).map_or("none", Stage::name)
-}
-
-/// Re-export for executors.
-pub use ast::FunnelMode;
