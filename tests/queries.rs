@@ -126,6 +126,10 @@ enum Q {
         period: &'static str,
         c: Common,
     },
+    Transitions {
+        within_h: Option<i64>,
+        range: Option<(i64, i64)>,
+    },
 }
 
 impl Q {
@@ -148,6 +152,15 @@ impl Q {
                 c.text()
             ),
             Q::Stages { period, c } => format!("STAGES PERIOD {period}{}", c.text()),
+            Q::Transitions { within_h, range } => format!(
+                "TRANSITIONS{}{}",
+                range.map_or(String::new(), |(a, b)| format!(
+                    " FROM {} TO {}",
+                    a / 1000,
+                    b / 1000
+                )),
+                within_h.map_or(String::new(), |h| format!(" WITHIN {h}h"))
+            ),
             Q::Funnel {
                 steps,
                 within,
@@ -352,6 +365,7 @@ fn reference(q: &Q, evs: &[Ev]) -> Table {
     match q {
         Q::Timeline { cust, c } => timeline_ref(*cust, c, evs),
         Q::Lifecycle { .. } | Q::Stickiness { .. } | Q::Stages { .. } => journey_ref(q, evs),
+        Q::Transitions { within_h, range } => transitions_ref(*within_h, *range, evs),
         Q::Funnel {
             steps,
             within,
@@ -786,6 +800,68 @@ fn journey_ref(q: &Q, evs: &[Ev]) -> Table {
     }
 }
 
+fn transitions_ref(within_h: Option<i64>, range: Option<(i64, i64)>, evs: &[Ev]) -> Table {
+    let code = |s: Option<Stage>| s.map_or(0u8, |s| s as u8);
+    let name = |c: u8| {
+        if c == 0 {
+            "(none)".to_string()
+        } else {
+            Stage::ALL[c as usize - 1].name().to_string()
+        }
+    };
+    let (lo, hi) = range.unwrap_or((i64::MIN, i64::MAX));
+    let mut moves: BTreeMap<(u8, u8), Vec<i64>> = BTreeMap::new();
+    let mut stayed = [0i64; 6];
+    for ev in by_customer(evs).values() {
+        let ev: Vec<&Ev> = ev.iter().filter(|e| e.ts < hi && e.stage.is_some()).collect();
+        for (j, e) in ev.iter().enumerate() {
+            let prev = ev[..j].iter().map(|x| code(x.stage)).max().unwrap_or(0);
+            if code(e.stage) <= prev {
+                continue;
+            }
+            // When the previous furthest stage was first reached.
+            let since = ev[..j]
+                .iter()
+                .find(|x| code(x.stage) == prev)
+                .map_or(e.ts, |x| x.ts);
+            let waited = e.ts - since;
+            if e.ts >= lo && (prev == 0 || within_h.is_none_or(|h| waited <= h * H)) {
+                moves.entry((prev, code(e.stage))).or_default().push(waited);
+            }
+        }
+        if let Some(m) = ev.iter().map(|x| code(x.stage)).max() {
+            stayed[m as usize] += 1;
+        }
+    }
+    let mut t = Table::new(&["from_stage", "to_stage", "customers", "median_time_s"]);
+    for ((from, to), mut v) in moves {
+        v.sort();
+        let n = v.len();
+        let med = if from == 0 {
+            Cell::Null
+        } else if n % 2 == 1 {
+            Cell::Float(v[n / 2] as f64 / 1e6)
+        } else {
+            Cell::Float((v[n / 2 - 1] + v[n / 2]) as f64 / 2.0 / 1e6)
+        };
+        t.rows.push(vec![
+            Cell::Str(name(from)),
+            Cell::Str(name(to)),
+            Cell::Int(n as i64),
+            med,
+        ]);
+    }
+    for s in 1..6u8 {
+        t.rows.push(vec![
+            Cell::Str(name(s)),
+            Cell::Str("(stayed)".into()),
+            Cell::Int(stayed[s as usize]),
+            Cell::Null,
+        ]);
+    }
+    t
+}
+
 fn timeline_ref(cust: usize, c: &Common, evs: &[Ev]) -> Table {
     let mut t = Table::new(&["ts", "event", "stage", "properties"]);
     let mut mine: Vec<&Ev> = evs
@@ -951,6 +1027,10 @@ fn query() -> impl Strategy<Value = Q> {
                 period,
                 c: Common { where_ch: None, ..c },
             }
+        }),
+        (proptest::option::of(1i64..30), common()).prop_map(|(within_h, c)| Q::Transitions {
+            within_h,
+            range: c.range
         }),
     ]
 }

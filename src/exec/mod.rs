@@ -277,6 +277,7 @@ pub fn execute(
         Statement::Lifecycle(l) => lifecycle::lifecycle(l, text, input, opts)?,
         Statement::Stickiness(st) => lifecycle::stickiness(st, text, input, opts)?,
         Statement::Stages(st) => lifecycle::stages(st, text, input, opts)?,
+        Statement::Transitions(tr) => lifecycle::transitions(tr, text, input, opts)?,
     };
     if table.rows.len() > opts.rows_max {
         return Err(QueryError::TooManyRows(opts.rows_max));

@@ -261,9 +261,20 @@ pub struct Stages {
     pub common: Common,
 }
 
+/// `TRANSITIONS [FROM..TO] [WITHIN d]`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transitions {
+    /// Count only advances made within this long of reaching the previous stage (µs).
+    pub within_us: Option<i64>,
+    /// Common clauses (FROM..TO).
+    pub common: Common,
+}
+
 /// A statement.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Statement {
+    /// TRANSITIONS
+    Transitions(Transitions),
     /// LIFECYCLE
     Lifecycle(Lifecycle),
     /// STICKINESS

@@ -173,6 +173,9 @@ impl Parser<'_> {
         if self.eat_kw("STAGES") {
             return self.stages().map(Statement::Stages);
         }
+        if self.eat_kw("TRANSITIONS") {
+            return self.transitions().map(Statement::Transitions);
+        }
         let mut e = ParseError::new(
             t.span,
             format!("expected a statement, found {}", describe(&t.tok)),
@@ -194,7 +197,7 @@ impl Parser<'_> {
             e = e.with_help(format!("did you mean {best}?"));
         } else {
             e = e.with_help(
-                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS and STAGES",
+                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS, STAGES and TRANSITIONS",
             );
         }
         Err(e)
@@ -821,6 +824,34 @@ impl Parser<'_> {
             return Err(self.err_here("STAGES takes no WHERE (it is computed from the stage bitmaps)"));
         }
         Ok(st)
+    }
+
+    fn transitions(&mut self) -> Result<Transitions, ParseError> {
+        let mut tr = Transitions {
+            within_us: None,
+            common: Common::default(),
+        };
+        loop {
+            let t = self.peek();
+            if self.eat_kw("WITHIN") {
+                if tr.within_us.is_some() {
+                    return Err(ParseError::new(t.span, "WITHIN given twice"));
+                }
+                let d = self.next();
+                let Tok::Duration(us) = d.tok else {
+                    return Err(ParseError::new(
+                        d.span,
+                        format!("expected a duration like 7d, found {}", describe(&d.tok)),
+                    ));
+                };
+                tr.within_us = Some(us);
+            } else if self.is_kw("WHERE") || self.is_kw("TZ") {
+                return Err(self.err_here("TRANSITIONS takes FROM .. TO and WITHIN only"));
+            } else if !self.common(&mut tr.common)? {
+                break;
+            }
+        }
+        Ok(tr)
     }
 
     fn timeline(&mut self) -> Result<Timeline, ParseError> {
