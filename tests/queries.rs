@@ -1176,3 +1176,94 @@ proptest! {
         }
     }
 }
+
+/// Per customer, the brute-force funnel level (ordered and strict modes).
+fn funnel_levels(q: &Q, evs: &[Ev]) -> BTreeMap<String, usize> {
+    let Q::Funnel {
+        steps,
+        within,
+        mode,
+        ties_strict,
+        exclude,
+        c,
+    } = q
+    else {
+        unreachable!()
+    };
+    let mut out = BTreeMap::new();
+    for (cust, ev) in by_customer(evs) {
+        let ev: Vec<Ev> = ev.into_iter().filter(|e| c.pass(e)).collect();
+        if !ev.iter().any(|e| c.in_range(e.ts) && steps[0].matches(e)) {
+            continue;
+        }
+        let level = if *mode == "UNORDERED" {
+            unordered_level(&ev, steps, *within, c)
+        } else {
+            chains(&ev, steps, *within, *mode == "STRICT", *ties_strict, exclude, c)
+                .iter()
+                .map(Vec::len)
+                .max()
+                .unwrap_or(0)
+        };
+        out.insert(cust, level);
+    }
+    out
+}
+
+fn listed(t: &Table) -> (i64, BTreeSet<String>) {
+    let total = match t.rows[0][0] {
+        Cell::Int(n) => n,
+        _ => panic!(),
+    };
+    let ids = t
+        .rows
+        .iter()
+        .filter_map(|r| match &r[1] {
+            Cell::Str(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    (total, ids)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)))]
+
+    /// CUSTOMERS lists exactly the customers behind each number.
+    #[test]
+    fn customers_behind_the_numbers(d in data(), q in query(), k in 1usize..4, stage in proptest::sample::select(Stage::ALL.to_vec()), c in common()) {
+        let (_dir, db, evs) = load(&d);
+        let snap = db.snapshot();
+        if let Q::Funnel { steps, .. } = &q {
+            let k = k.min(steps.len());
+            let levels = funnel_levels(&q, &evs);
+            let t = snap.query(&format!("CUSTOMERS {} STEP {k}", q.text())).unwrap();
+            let want: BTreeSet<String> = levels.iter().filter(|(_, l)| **l >= k).map(|(c, _)| c.clone()).collect();
+            prop_assert_eq!(listed(&t), (want.len() as i64, want));
+            if k >= 2 {
+                let t = snap.query(&format!("CUSTOMERS {} STEP {k} DROPPED LIMIT 2", q.text())).unwrap();
+                let want: BTreeSet<String> = levels.iter().filter(|(_, l)| **l == k - 1).map(|(c, _)| c.clone()).collect();
+                let (total, ids) = listed(&t);
+                prop_assert_eq!(total, want.len() as i64);
+                prop_assert!(ids.len() <= 2 && ids.is_subset(&want));
+            }
+        }
+        if let Q::Retention { periods, .. } = &q {
+            // Every cell's listed customers number exactly its count.
+            let table = snap.query(&q.text()).unwrap();
+            for row in table.rows.iter().filter(|r| r[0] != Cell::Str("mean".into())) {
+                let (Cell::Str(cohort), Cell::Int(p), Cell::Int(n)) = (&row[0], &row[1], &row[3]) else { panic!() };
+                if *p as usize > *periods { continue; }
+                let text = q.text();
+                let (stmt, tz) = match text.find(" TZ ") { Some(i) => (&text[..i], &text[i..]), None => (text.as_str(), "") };
+                let t = snap.query(&format!("CUSTOMERS {stmt}{tz} CELL '{cohort}', {p}")).unwrap();
+                prop_assert_eq!(listed(&t).0, *n, "cell {} {}", cohort, p);
+            }
+        }
+        let range = c.range.map_or(String::new(), |(a, b)| format!(" FROM {} TO {}", a / 1000, b / 1000));
+        let t = snap.query(&format!("CUSTOMERS IN STAGE {stage}{range}")).unwrap();
+        let want: BTreeSet<String> = evs.iter().filter(|e| e.stage == Some(stage) && c.in_range(e.ts)).map(|e| e.cust.clone()).collect();
+        prop_assert_eq!(listed(&t), (want.len() as i64, want));
+    }
+}

@@ -270,8 +270,9 @@ pub fn execute(
     opts: &QueryOptions,
 ) -> Result<Table, QueryError> {
     let table = match stmt {
-        Statement::Funnel(f) => funnel(f, text, input, opts)?,
-        Statement::Retention(r) => retention(r, text, input, opts)?,
+        Statement::Funnel(f) => funnel(f, text, input, opts, None)?,
+        Statement::Retention(r) => retention(r, text, input, opts, None)?,
+        Statement::Customers(c) => customers(c, text, input, opts)?,
         Statement::Trend(t) => trend(t, text, input, opts)?,
         Statement::Timeline(t) => timeline(t, text, input)?,
         Statement::Lifecycle(l) => lifecycle::lifecycle(l, text, input, opts)?,
@@ -302,6 +303,8 @@ struct FunnelOp<'a> {
     /// Distinct "highest reachable step" values a chain can have (exclusion caps), ascending;
     /// the last is the number of steps.
     caps: Vec<usize>,
+    /// Collect the customers of each level (for CUSTOMERS).
+    collect: bool,
 }
 
 /// Per group: customers per level (index = level), and times to convert per step.
@@ -312,6 +315,8 @@ type FunnelCounts = (Vec<u64>, Vec<Vec<i64>>);
 struct FunnelPartial {
     /// Per breakdown value slot (`None`: null, or no BY).
     groups: HashMap<Option<u64>, FunnelCounts>,
+    /// With `collect`: customers by the level they reached (index = level).
+    levels: Vec<roaring::RoaringBitmap>,
     /// Reused per-customer buffers (not part of the answer).
     scratch: Scratch,
 }
@@ -570,6 +575,10 @@ impl Operator for FunnelOp<'_> {
         let o = self.outcome(rows, &idx, &mut p.scratch);
         p.scratch.idx = idx;
         let n = self.steps.len();
+        if self.collect {
+            p.levels.resize_with(n + 1, Default::default);
+            p.levels[o.level].insert(rows.cid[first]);
+        }
         let entry = p
             .groups
             .entry(group)
@@ -583,6 +592,12 @@ impl Operator for FunnelOp<'_> {
     }
 
     fn merge(&self, a: &mut FunnelPartial, b: FunnelPartial) {
+        if a.levels.len() < b.levels.len() {
+            a.levels.resize_with(b.levels.len(), Default::default);
+        }
+        for (x, y) in a.levels.iter_mut().zip(b.levels) {
+            *x |= y;
+        }
         for (g, (counts, times)) in b.groups {
             let n = counts.len();
             let e = a
@@ -614,11 +629,15 @@ fn median_mean(v: &mut [i64]) -> (Cell, Cell) {
     (Cell::Float(med / 1e6), Cell::Float(mean / 1e6))
 }
 
+/// What a CUSTOMERS drill-down wants from a funnel: step, DROPPED, LIMIT.
+type FunnelDrill = (usize, bool, Option<u64>);
+
 fn funnel(
     f: &crate::query::ast::Funnel,
     text: &str,
     input: &Input<'_>,
     opts: &QueryOptions,
+    drill: Option<FunnelDrill>,
 ) -> Result<Table, QueryError> {
     let res = Resolver::new(input.dicts, text, f.common.tz.as_ref())?;
     if f.mode == FunnelMode::Unordered
@@ -632,6 +651,7 @@ fn funnel(
         .map(|x| Ok((res.step(&x.step)?, x.from, x.to)))
         .collect::<Result<_, ParseError>>()?;
     let op = FunnelOp {
+        collect: drill.is_some(),
         caps: FunnelOp::caps(f.steps.len(), &excludes),
         excludes,
         steps: f.steps.iter().map(|s| res.step(s)).collect::<Result<_, _>>()?,
@@ -653,6 +673,17 @@ fn funnel(
         || op.steps.iter().any(Matcher::uses_props)
         || op.excludes.iter().any(|x| x.0.uses_props());
     let mut p = run_filtered(&op, input, columns(props), opts, only)?;
+    if let Some((k, dropped, limit)) = drill {
+        p.levels.resize_with(op.steps.len() + 1, Default::default);
+        let set = if dropped {
+            p.levels[k - 1].clone()
+        } else {
+            p.levels[k..]
+                .iter()
+                .fold(roaring::RoaringBitmap::new(), |acc, b| acc | b)
+        };
+        return Ok(customer_table(&set, input.dicts, limit));
+    }
     let mut cols = vec![
         "step",
         "event",
@@ -723,15 +754,19 @@ struct RetentionOp<'a> {
     range: Option<(i64, i64)>,
     filter: Option<CPred>,
     dicts: &'a Dicts,
+    /// Collect the customers of this (cohort bucket, offset) cell.
+    collect: Option<(usize, usize)>,
 }
 
-/// (cohort bucket) -> (cohort size, customers per offset).
-type RetentionPartial = BTreeMap<usize, (u64, Vec<u64>)>;
+/// (cohort bucket) -> (cohort size, customers per offset), and the customers of the cell being
+/// drilled into (if any).
+type RetentionPartial = (BTreeMap<usize, (u64, Vec<u64>)>, roaring::RoaringBitmap);
 
 impl Operator for RetentionOp<'_> {
     type Partial = RetentionPartial;
 
     fn customer(&self, p: &mut RetentionPartial, rows: &Columns, r: Range<usize>) {
+        let cid = rows.cid[r.start];
         let mut cohorts: Vec<usize> = Vec::new();
         let mut returns: Vec<usize> = Vec::new();
         let mut first_seen = false;
@@ -769,7 +804,7 @@ impl Operator for RetentionOp<'_> {
         returns.sort_unstable();
         returns.dedup();
         for c in cohorts {
-            let e = p.entry(c).or_insert_with(|| (0, vec![0; self.periods + 1]));
+            let e = p.0.entry(c).or_insert_with(|| (0, vec![0; self.periods + 1]));
             e.0 += 1;
             for k in 0..=self.periods {
                 let hit = if self.on_or_after {
@@ -779,14 +814,18 @@ impl Operator for RetentionOp<'_> {
                 };
                 if hit {
                     e.1[k] += 1;
+                    if self.collect == Some((c, k)) {
+                        p.1.insert(cid);
+                    }
                 }
             }
         }
     }
 
     fn merge(&self, a: &mut RetentionPartial, b: RetentionPartial) {
-        for (c, (size, counts)) in b {
-            let e = a.entry(c).or_insert_with(|| (0, vec![0; counts.len()]));
+        a.1 |= b.1;
+        for (c, (size, counts)) in b.0 {
+            let e = a.0.entry(c).or_insert_with(|| (0, vec![0; counts.len()]));
             e.0 += size;
             for (x, y) in e.1.iter_mut().zip(counts) {
                 *x += y;
@@ -803,11 +842,15 @@ fn data_range(input: &Input<'_>, range: Option<(i64, i64)>) -> (i64, i64) {
     }
 }
 
+/// What a CUSTOMERS drill-down wants from a retention query: cohort time, offset, LIMIT.
+type RetentionDrill<'q> = (&'q crate::query::ast::TimeLit, u32, Option<u64>);
+
 fn retention(
     r: &crate::query::ast::Retention,
     text: &str,
     input: &Input<'_>,
     opts: &QueryOptions,
+    drill: Option<RetentionDrill<'_>>,
 ) -> Result<Table, QueryError> {
     let res = Resolver::new(input.dicts, text, r.common.tz.as_ref())?;
     let range = res.range(&r.common.range)?;
@@ -829,11 +872,28 @@ fn retention(
         range,
         filter: r.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
         dicts: input.dicts,
+        collect: match drill {
+            Some((when, k, _)) => {
+                let ts = res.time(when)?;
+                let span = match when {
+                    crate::query::ast::TimeLit::Text(_, s) | crate::query::ast::TimeLit::UnixMs(_, s) => *s,
+                };
+                let b = buckets
+                    .index(ts)
+                    .ok_or_else(|| ParseError::new(span, "no cohort bucket holds this time"))?;
+                Some((b, k as usize))
+            }
+            None => None,
+        },
         buckets,
     };
     let only = candidates(&op.start, input.bitmaps, None);
     let props = op.filter.is_some() || op.start.uses_props() || op.ret.uses_props();
     let p = run_filtered(&op, input, columns(props), opts, only)?;
+    if let Some((_, _, limit)) = drill {
+        return Ok(customer_table(&p.1, input.dicts, limit));
+    }
+    let p = p.0;
     let latest = input.ts_range.map_or(i64::MIN, |x| x.1);
     let complete = |b: usize| op.buckets.starts.get(b + 1).is_some_and(|&end| end <= latest);
     let mut t = Table::new(&["cohort", "period", "cohort_size", "customers", "rate", "complete"]);
@@ -1177,6 +1237,100 @@ fn uniq_from_bitmaps(op: &TrendOp<'_>, input: &Input<'_>, (lo, hi): (i64, i64)) 
         }
     }
     Some(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// CUSTOMERS
+
+/// The customers of a set: columns `total` (the full count, on every row) and `customer`
+/// (external id), in internal-id order, at most `limit` rows; an empty set is one row (0, NULL).
+fn customer_table(set: &roaring::RoaringBitmap, dicts: &Dicts, limit: Option<u64>) -> Table {
+    let mut t = Table::new(&["total", "customer"]);
+    let total = set.len() as i64;
+    for cid in set.iter().take(limit.map_or(usize::MAX, |n| n as usize)) {
+        t.rows.push(vec![
+            Cell::Int(total),
+            Cell::Str(dicts.customers.name(cid).unwrap_or("?").to_owned()),
+        ]);
+    }
+    if t.rows.is_empty() {
+        t.rows.push(vec![Cell::Int(total), Cell::Null]);
+    }
+    t
+}
+
+/// Customers with an event of `stage` in the range.
+struct StageCustomersOp {
+    stage: u8,
+    range: Option<(i64, i64)>,
+}
+
+impl Operator for StageCustomersOp {
+    type Partial = roaring::RoaringBitmap;
+
+    fn customer(&self, p: &mut roaring::RoaringBitmap, rows: &Columns, r: Range<usize>) {
+        let cid = rows.cid[r.start];
+        let hit = r.into_iter().any(|i| {
+            rows.stage[i] == self.stage
+                && self
+                    .range
+                    .is_none_or(|(lo, hi)| lo <= rows.ts[i] && rows.ts[i] < hi)
+        });
+        if hit {
+            p.insert(cid);
+        }
+    }
+
+    fn merge(&self, a: &mut roaring::RoaringBitmap, b: roaring::RoaringBitmap) {
+        *a |= b;
+    }
+}
+
+fn customers(
+    c: &crate::query::ast::Customers,
+    text: &str,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+) -> Result<Table, QueryError> {
+    use crate::query::ast::Drill;
+    match &c.drill {
+        Drill::Funnel {
+            funnel: f,
+            step,
+            dropped,
+        } => funnel(f, text, input, opts, Some((*step, *dropped, c.limit))),
+        Drill::Retention {
+            retention: r,
+            cohort,
+            period,
+        } => retention(r, text, input, opts, Some((cohort, *period, c.limit))),
+        Drill::Stage { stage, common } => {
+            let res = Resolver::new(input.dicts, text, None)?;
+            let range = res.range(&common.range)?;
+            let code = stage.code();
+            let aligned = |t: i64| t.rem_euclid(model::DAY_US) == 0;
+            let set = match range {
+                // Straight from the bitmaps: the stage bitmap, or (stage, UTC day) bitmaps when
+                // the range is whole UTC days.
+                None => input.bitmaps.stages[code as usize].clone(),
+                Some((lo, hi)) if aligned(lo) && aligned(hi) => {
+                    let mut u = roaring::RoaringBitmap::new();
+                    for day in model::day_of(lo)..model::day_of(hi) {
+                        if let Some(x) = input.bitmaps.stage_days.get(&(code, day)) {
+                            u |= x;
+                        }
+                    }
+                    u
+                }
+                Some(_) => {
+                    let op = StageCustomersOp { stage: code, range };
+                    let only = Some(input.bitmaps.stages[code as usize].clone());
+                    run_filtered(&op, input, columns(false), opts, only)?
+                }
+            };
+            Ok(customer_table(&set, input.dicts, c.limit))
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

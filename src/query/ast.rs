@@ -270,9 +270,51 @@ pub struct Transitions {
     pub common: Common,
 }
 
+/// Which number a `CUSTOMERS` drill-down lists the customers of.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Drill {
+    /// `CUSTOMERS <funnel> STEP k [DROPPED]`: customers reaching step k (or reaching k−1 but
+    /// not k).
+    Funnel {
+        /// The funnel.
+        funnel: Box<Funnel>,
+        /// 1-based step.
+        step: usize,
+        /// DROPPED.
+        dropped: bool,
+    },
+    /// `CUSTOMERS <retention> CELL 'cohort', k`.
+    Retention {
+        /// The retention query.
+        retention: Box<Retention>,
+        /// Any time inside the cohort's bucket.
+        cohort: TimeLit,
+        /// Offset.
+        period: u32,
+    },
+    /// `CUSTOMERS IN STAGE x [FROM..TO]`.
+    Stage {
+        /// The stage.
+        stage: Stage,
+        /// FROM..TO.
+        common: Common,
+    },
+}
+
+/// `CUSTOMERS ... [LIMIT n]`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Customers {
+    /// What to drill into.
+    pub drill: Drill,
+    /// Most ids listed (the count is always the full count).
+    pub limit: Option<u64>,
+}
+
 /// A statement.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Statement {
+    /// CUSTOMERS
+    Customers(Customers),
     /// TRANSITIONS
     Transitions(Transitions),
     /// LIFECYCLE

@@ -176,6 +176,9 @@ impl Parser<'_> {
         if self.eat_kw("TRANSITIONS") {
             return self.transitions().map(Statement::Transitions);
         }
+        if self.eat_kw("CUSTOMERS") {
+            return self.customers().map(Statement::Customers);
+        }
         let mut e = ParseError::new(
             t.span,
             format!("expected a statement, found {}", describe(&t.tok)),
@@ -197,7 +200,7 @@ impl Parser<'_> {
             e = e.with_help(format!("did you mean {best}?"));
         } else {
             e = e.with_help(
-                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS, STAGES and TRANSITIONS",
+                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS and CUSTOMERS",
             );
         }
         Err(e)
@@ -852,6 +855,89 @@ impl Parser<'_> {
             }
         }
         Ok(tr)
+    }
+
+    fn customers(&mut self) -> Result<Customers, ParseError> {
+        let t = self.peek();
+        let drill = if self.eat_kw("FUNNEL") {
+            let funnel = self.funnel()?;
+            self.expect_kw("STEP", "(CUSTOMERS FUNNEL ... STEP k [DROPPED])")?;
+            let (k, span) = self.int("a step number")?;
+            if k < 1 || k as usize > funnel.steps.len() {
+                return Err(ParseError::new(
+                    span,
+                    format!("STEP must be 1..={}", funnel.steps.len()),
+                ));
+            }
+            let dropped = self.eat_kw("DROPPED");
+            if dropped && k == 1 {
+                return Err(ParseError::new(span, "DROPPED needs a step after the first"));
+            }
+            Drill::Funnel {
+                funnel: Box::new(funnel),
+                step: k as usize,
+                dropped,
+            }
+        } else if self.eat_kw("RETENTION") {
+            let retention = self.retention()?;
+            self.expect_kw("CELL", "(CUSTOMERS RETENTION ... CELL '2026-02-02', 1)")?;
+            let cohort = self.time()?;
+            let c = self.next();
+            if c.tok != Tok::Comma {
+                return Err(ParseError::new(c.span, "expected `,` and the period number"));
+            }
+            let (k, span) = self.int("a period number")?;
+            if k < 0 || k > i64::from(retention.periods) {
+                return Err(ParseError::new(
+                    span,
+                    format!("the period must be 0..={}", retention.periods),
+                ));
+            }
+            Drill::Retention {
+                retention: Box::new(retention),
+                cohort,
+                period: k as u32,
+            }
+        } else if self.eat_kw("IN") {
+            self.expect_kw("STAGE", "(CUSTOMERS IN STAGE purchase)")?;
+            let s = self.next();
+            let stage = match &s.tok {
+                Tok::Ident(x) | Tok::Str(x) => Stage::parse(x),
+                _ => None,
+            }
+            .ok_or_else(|| {
+                ParseError::new(s.span, format!("expected a stage, found {}", describe(&s.tok)))
+                    .with_help("stages are awareness, consideration, purchase, retention, advocacy")
+            })?;
+            let mut common = Common::default();
+            loop {
+                if self.is_kw("WHERE") || self.is_kw("TZ") {
+                    return Err(self.err_here("CUSTOMERS IN STAGE takes FROM .. TO only"));
+                }
+                if !self.common(&mut common)? {
+                    break;
+                }
+            }
+            Drill::Stage { stage, common }
+        } else {
+            return Err(ParseError::new(
+                t.span,
+                format!(
+                    "expected FUNNEL, RETENTION or IN STAGE after CUSTOMERS, found {}",
+                    describe(&t.tok)
+                ),
+            ));
+        };
+        let limit = if self.eat_kw("LIMIT") {
+            let (n, span) = self.int("a number of customers")?;
+            if n < 0 {
+                return Err(ParseError::new(span, "LIMIT must not be negative"));
+            }
+            Some(n as u64)
+        } else {
+            None
+        };
+        Ok(Customers { drill, limit })
     }
 
     fn timeline(&mut self) -> Result<Timeline, ParseError> {
