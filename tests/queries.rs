@@ -1235,9 +1235,16 @@ proptest! {
     fn customers_behind_the_numbers(d in data(), q in query(), k in 1usize..4, stage in proptest::sample::select(Stage::ALL.to_vec()), c in common()) {
         let (_dir, db, evs) = load(&d);
         let snap = db.snapshot();
-        if let Q::Funnel { steps, .. } = &q {
+        if let Q::Funnel { steps, mode, .. } = &q {
             let k = k.min(steps.len());
             let levels = funnel_levels(&q, &evs);
+            if *mode != "UNORDERED" {
+                for (cust, level) in levels.iter().take(3) {
+                    let t = snap.query(&format!("EXPLAIN {} FOR CUSTOMER '{cust}'", q.text())).unwrap();
+                    let reached = t.rows.iter().filter(|r| r[2] == Cell::Str("reached".into())).count();
+                    prop_assert_eq!(reached, *level, "EXPLAIN for {}", cust);
+                }
+            }
             let t = snap.query(&format!("CUSTOMERS {} STEP {k}", q.text())).unwrap();
             let want: BTreeSet<String> = levels.iter().filter(|(_, l)| **l >= k).map(|(c, _)| c.clone()).collect();
             prop_assert_eq!(listed(&t), (want.len() as i64, want));

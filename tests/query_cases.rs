@@ -425,3 +425,92 @@ fn uniq_from_bitmaps_equals_the_scan() {
         .unwrap();
     assert_eq!(t.to_text(), "bucket | value\n2026-02-02 | 4\n2026-02-03 | 5\n");
 }
+
+fn explain(db: &Db, q: &str) -> Vec<(String, String)> {
+    let t = db.snapshot().query(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+    t.rows
+        .iter()
+        .map(|r| (r[2].to_string(), r[5].to_string()))
+        .collect()
+}
+
+#[test]
+fn explain_shows_the_chain_and_each_reason() {
+    let (_d, db) = db(&[
+        // ok: converts.
+        Event::new("ok", T, "visit"),
+        Event::new("ok", T + M, "add_to_cart"),
+        Event::new("ok", T + 2 * M, "purchase"),
+        // late: purchase 8 days after the visit.
+        Event::new("late", T, "visit"),
+        Event::new("late", T + 8 * D, "purchase"),
+        // gap: another event between visit and purchase (STRICT mode).
+        Event::new("gap", T, "visit"),
+        Event::new("gap", T + M, "other"),
+        Event::new("gap", T + 2 * M, "purchase"),
+        // tie: purchase at the visit's timestamp (TIES STRICT).
+        Event::new("tie", T, "visit"),
+        Event::new("tie", T, "purchase"),
+        // before: purchase only before the visit.
+        Event::new("before", T, "purchase"),
+        Event::new("before", T + M, "visit"),
+    ]);
+    let f = "FUNNEL visit -> purchase WITHIN 7d";
+    let ok = explain(
+        &db,
+        "EXPLAIN FUNNEL visit -> add_to_cart -> purchase WITHIN 7d FOR CUSTOMER 'ok'",
+    );
+    assert!(ok.iter().all(|(s, _)| s == "reached"), "{ok:?}");
+    let t = db
+        .snapshot()
+        .query("EXPLAIN FUNNEL visit -> add_to_cart -> purchase WITHIN 7d FOR CUSTOMER 'ok'")
+        .unwrap();
+    assert_eq!(
+        t.rows[2][4],
+        Cell::Float(120.0),
+        "time from the start of the chain"
+    );
+
+    let r = explain(&db, &format!("EXPLAIN {f} FOR CUSTOMER 'late'"));
+    assert_eq!(r[1].0, "not reached");
+    assert!(
+        r[1].1.starts_with("window expired at 2026-02-09T00:00:00Z"),
+        "{r:?}"
+    );
+
+    let r = explain(&db, &format!("EXPLAIN {f} MODE STRICT FOR CUSTOMER 'gap'"));
+    assert!(r[1].1.starts_with("strict order broken by `other`"), "{r:?}");
+    assert_eq!(
+        explain(&db, &format!("EXPLAIN {f} FOR CUSTOMER 'gap'"))[1].0,
+        "reached"
+    );
+
+    let r = explain(&db, &format!("EXPLAIN {f} EXCLUDE other FOR CUSTOMER 'gap'"));
+    assert!(r[1].1.starts_with("excluded event `other`"), "{r:?}");
+
+    let r = explain(&db, &format!("EXPLAIN {f} TIES STRICT FOR CUSTOMER 'tie'"));
+    assert!(r[1].1.starts_with("tie policy: `purchase`"), "{r:?}");
+    assert_eq!(
+        explain(&db, &format!("EXPLAIN {f} FOR CUSTOMER 'tie'"))[1].0,
+        "reached"
+    );
+
+    let r = explain(&db, &format!("EXPLAIN {f} FOR CUSTOMER 'before'"));
+    assert!(r[1].1.contains("only before step 1"), "{r:?}");
+
+    let r = explain(&db, "EXPLAIN FUNNEL visit -> other WITHIN 7d FOR CUSTOMER 'ok'");
+    assert_eq!(r[1].1, "no event matches `other`");
+
+    let r = explain(
+        &db,
+        "EXPLAIN FUNNEL visit -> purchase WITHIN 7d FROM '2027-01-01' TO '2027-02-01' FOR CUSTOMER 'ok'",
+    );
+    assert!(r[0].1.starts_with("no `visit` event in FROM .. TO"), "{r:?}");
+    assert_eq!(r[1].1, "step 1 was not reached");
+
+    let err = db
+        .snapshot()
+        .query(&format!("EXPLAIN {f} FOR CUSTOMER 'nobody'"))
+        .unwrap_err();
+    assert!(err.to_string().contains("unknown customer 'nobody'"), "{err}");
+}

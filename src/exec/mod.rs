@@ -273,6 +273,7 @@ pub fn execute(
         Statement::Funnel(f) => funnel(f, text, input, opts, None)?,
         Statement::Retention(r) => retention(r, text, input, opts, None)?,
         Statement::Customers(c) => customers(c, text, input, opts)?,
+        Statement::Explain(e) => explain(e, text, input)?,
         Statement::Trend(t) => trend(t, text, input, opts)?,
         Statement::Timeline(t) => timeline(t, text, input)?,
         Statement::Lifecycle(l) => lifecycle::lifecycle(l, text, input, opts)?,
@@ -289,6 +290,7 @@ pub fn execute(
 // ---------------------------------------------------------------------------------------------
 // FUNNEL
 
+#[derive(Clone)]
 struct FunnelOp<'a> {
     steps: Vec<Matcher>,
     within: i64,
@@ -336,6 +338,8 @@ pub struct FunnelOutcome {
     pub level: usize,
     /// Time from step 1 to step k on the earliest-completing chain, for k = 1..=level.
     pub times: Vec<Option<i64>>,
+    /// The event (row index) that first completed step k.
+    pub at: Vec<Option<usize>>,
 }
 
 impl FunnelOp<'_> {
@@ -356,6 +360,7 @@ impl FunnelOp<'_> {
         let mut out = FunnelOutcome {
             level: 0,
             times: vec![None; n + 1],
+            at: vec![None; n + 1],
         };
         match self.mode {
             FunnelMode::Unordered => self.unordered(rows, idx, &mut out),
@@ -365,9 +370,10 @@ impl FunnelOp<'_> {
         out
     }
 
-    fn reach(out: &mut FunnelOutcome, k: usize, time: i64) {
+    fn reach(out: &mut FunnelOutcome, k: usize, time: i64, at: usize) {
         if out.times[k].is_none() {
             out.times[k] = Some(time);
+            out.at[k] = Some(at);
         }
         out.level = out.level.max(k);
     }
@@ -451,7 +457,7 @@ impl FunnelOp<'_> {
             // Time to convert: the first event completing step k, from the latest start.
             for &(k, _, s) in cands.iter() {
                 let best = cands.iter().filter(|c| c.0 == k).map(|c| c.2).max().unwrap_or(s);
-                Self::reach(out, k, t - best);
+                Self::reach(out, k, t - best, i);
             }
         }
     }
@@ -484,12 +490,12 @@ impl FunnelOp<'_> {
                         }
                     }
                     next[k] = Some((s, cap));
-                    Self::reach(out, k, t - s);
+                    Self::reach(out, k, t - s, i);
                 }
             }
             if self.in_range(t) && self.steps[0].matches(rows, i, self.dicts) {
                 next[1] = Some((t, n));
-                Self::reach(out, 1, 0);
+                Self::reach(out, 1, 0, i);
             }
             std::mem::swap(&mut cur, &mut next);
             prev_ts = Some(t);
@@ -645,13 +651,30 @@ fn funnel(
     {
         return Err(ParseError::new(x.span, "EXCLUDE is not supported with MODE UNORDERED").into());
     }
+    let op = FunnelOp {
+        collect: drill.is_some(),
+        ..funnel_op(f, &res, input)?
+    };
+    let only = candidates(&op.steps[0], input.bitmaps, op.range);
+    let props = op.filter.is_some()
+        || op.by.is_some()
+        || op.steps.iter().any(Matcher::uses_props)
+        || op.excludes.iter().any(|x| x.0.uses_props());
+    funnel_run(f, op, input, opts, drill, only, props)
+}
+
+fn funnel_op<'a>(
+    f: &crate::query::ast::Funnel,
+    res: &Resolver<'_>,
+    input: &Input<'a>,
+) -> Result<FunnelOp<'a>, QueryError> {
     let excludes: Vec<(Matcher, usize, usize)> = f
         .excludes
         .iter()
         .map(|x| Ok((res.step(&x.step)?, x.from, x.to)))
         .collect::<Result<_, ParseError>>()?;
-    let op = FunnelOp {
-        collect: drill.is_some(),
+    Ok(FunnelOp {
+        collect: false,
         caps: FunnelOp::caps(f.steps.len(), &excludes),
         excludes,
         steps: f.steps.iter().map(|s| res.step(s)).collect::<Result<_, _>>()?,
@@ -666,12 +689,18 @@ fn funnel(
             .map(|(name, span)| res.prop(name, *span))
             .transpose()?,
         dicts: input.dicts,
-    };
-    let only = candidates(&op.steps[0], input.bitmaps, op.range);
-    let props = op.filter.is_some()
-        || op.by.is_some()
-        || op.steps.iter().any(Matcher::uses_props)
-        || op.excludes.iter().any(|x| x.0.uses_props());
+    })
+}
+
+fn funnel_run(
+    f: &crate::query::ast::Funnel,
+    op: FunnelOp<'_>,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+    drill: Option<FunnelDrill>,
+    only: Option<roaring::RoaringBitmap>,
+    props: bool,
+) -> Result<Table, QueryError> {
     let mut p = run_filtered(&op, input, columns(props), opts, only)?;
     if let Some((k, dropped, limit)) = drill {
         p.levels.resize_with(op.steps.len() + 1, Default::default);
@@ -1331,6 +1360,180 @@ fn customers(
             Ok(customer_table(&set, input.dicts, c.limit))
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// EXPLAIN
+
+fn ts_text(us: i64) -> String {
+    Cell::Time(us).to_string()
+}
+
+/// Why `op` stops before step `m` (1-based) for this customer (events `idx` of `rows`).
+fn why_not(
+    op: &FunnelOp<'_>,
+    rows: &Columns,
+    idx: &[usize],
+    o: &FunnelOutcome,
+    m: usize,
+    dicts: &Dicts,
+) -> String {
+    let step = &op.steps[m - 1];
+    let name = |i: usize| dicts.events.name(rows.event[i]).unwrap_or("?").to_owned();
+    let matching: Vec<usize> = idx
+        .iter()
+        .copied()
+        .filter(|&i| step.matches(rows, i, dicts))
+        .collect();
+    if m == 1 {
+        return if matching.is_empty() {
+            format!("no event matches `{}`", step.label)
+        } else {
+            format!(
+                "no `{}` event in FROM .. TO (first one at {})",
+                step.label,
+                ts_text(rows.ts[matching[0]])
+            )
+        };
+    }
+    if matching.is_empty() {
+        return format!("no event matches `{}`", step.label);
+    }
+    let level = |variant: &FunnelOp<'_>| {
+        let mut scratch = Scratch::default();
+        variant.outcome(rows, idx, &mut scratch).level
+    };
+    let prev_at = o.at[m - 1].unwrap_or(0);
+    let start = rows.ts[prev_at] - o.times[m - 1].unwrap_or(0);
+    let next_after = matching
+        .iter()
+        .copied()
+        .find(|&i| (rows.ts[i], i) > (rows.ts[prev_at], prev_at));
+    if level(&FunnelOp {
+        within: i64::MAX,
+        ..op.clone()
+    }) >= m
+    {
+        let when = next_after.map_or(String::new(), |i| {
+            format!("; the next `{}` is at {}", step.label, ts_text(rows.ts[i]))
+        });
+        return format!(
+            "window expired at {} (chain started {}){when}",
+            ts_text(start.saturating_add(op.within)),
+            ts_text(start)
+        );
+    }
+    if op.mode == FunnelMode::Strict
+        && level(&FunnelOp {
+            mode: FunnelMode::Ordered,
+            ..op.clone()
+        }) >= m
+    {
+        let between = idx
+            .iter()
+            .copied()
+            .find(|&i| (rows.ts[i], i) > (rows.ts[prev_at], prev_at));
+        return match between {
+            Some(i) => format!("strict order broken by `{}` at {}", name(i), ts_text(rows.ts[i])),
+            None => "strict order broken".into(),
+        };
+    }
+    if !op.excludes.is_empty() {
+        let free = FunnelOp {
+            excludes: Vec::new(),
+            caps: vec![op.steps.len()],
+            ..op.clone()
+        };
+        if level(&free) >= m {
+            let hit = idx.iter().copied().find(|&i| {
+                (rows.ts[i], i) > (start, 0) && op.excludes.iter().any(|(x, _, _)| x.matches(rows, i, dicts))
+            });
+            return match hit {
+                Some(i) => format!(
+                    "excluded event `{}` at {} lies inside the chain",
+                    name(i),
+                    ts_text(rows.ts[i])
+                ),
+                None => "an excluded event lies inside the chain".into(),
+            };
+        }
+    }
+    if op.ties_strict
+        && level(&FunnelOp {
+            ties_strict: false,
+            ..op.clone()
+        }) >= m
+    {
+        let tie = matching.iter().copied().find(|&i| rows.ts[i] == rows.ts[prev_at]);
+        return match tie {
+            Some(i) => format!(
+                "tie policy: `{}` at {} has the same timestamp as step {} (TIES STRICT)",
+                step.label,
+                ts_text(rows.ts[i]),
+                m - 1
+            ),
+            None => "tie policy (TIES STRICT) forbids equal timestamps".into(),
+        };
+    }
+    match next_after {
+        None => format!("`{}` happens only before step {} was reached", step.label, m - 1),
+        Some(_) => format!("no chain reaches step {m} under these rules"),
+    }
+}
+
+fn explain(e: &crate::query::ast::Explain, text: &str, input: &Input<'_>) -> Result<Table, QueryError> {
+    let f = &e.funnel;
+    if f.mode == FunnelMode::Unordered {
+        return Err(ParseError::new(e.customer.1, "EXPLAIN supports ORDERED and STRICT funnels").into());
+    }
+    let res = Resolver::new(input.dicts, text, f.common.tz.as_ref())?;
+    let op = funnel_op(f, &res, input)?;
+    let Some(cid) = input.dicts.customers.get(&e.customer.0) else {
+        return Err(ParseError::new(e.customer.1, format!("unknown customer '{}'", e.customer.0)).into());
+    };
+    let mut rows = Columns::default();
+    let mut merge = Merge::new(input.sources.clone(), ColumnSet::ALL).with_customers(cid, cid);
+    let mut block = Columns::default();
+    while merge.next_block(&mut block, limits::BLOCK_ROWS)? {
+        rows.extend_from(&block);
+    }
+    let idx: Vec<usize> = (0..rows.len())
+        .filter(|&i| passes(&op.filter, &rows, i, input.dicts))
+        .collect();
+    let o = op.outcome(&rows, &idx, &mut Scratch::default());
+    let mut t = Table::new(&["step", "event", "status", "at", "time_from_start_s", "reason"]);
+    for (k, step) in op.steps.iter().enumerate().map(|(k, s)| (k + 1, s)) {
+        let row = if k <= o.level {
+            let at = o.at[k].unwrap_or(0);
+            vec![
+                Cell::Int(k as i64),
+                Cell::Str(step.label.clone()),
+                Cell::Str("reached".into()),
+                Cell::Time(rows.ts[at]),
+                o.times[k].map_or(Cell::Null, |x| Cell::Float(x as f64 / 1e6)),
+                Cell::Str(format!(
+                    "first completed by `{}`",
+                    input.dicts.events.name(rows.event[at]).unwrap_or("?")
+                )),
+            ]
+        } else {
+            let reason = if k == o.level + 1 {
+                why_not(&op, &rows, &idx, &o, k, input.dicts)
+            } else {
+                format!("step {} was not reached", k - 1)
+            };
+            vec![
+                Cell::Int(k as i64),
+                Cell::Str(step.label.clone()),
+                Cell::Str("not reached".into()),
+                Cell::Null,
+                Cell::Null,
+                Cell::Str(reason),
+            ]
+        };
+        t.rows.push(row);
+    }
+    Ok(t)
 }
 
 // ---------------------------------------------------------------------------------------------

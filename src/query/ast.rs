@@ -310,9 +310,20 @@ pub struct Customers {
     pub limit: Option<u64>,
 }
 
+/// `EXPLAIN <funnel> FOR CUSTOMER 'id'`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Explain {
+    /// The funnel.
+    pub funnel: Box<Funnel>,
+    /// External customer id and its span.
+    pub customer: (String, Span),
+}
+
 /// A statement.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Statement {
+    /// EXPLAIN
+    Explain(Explain),
     /// CUSTOMERS
     Customers(Customers),
     /// TRANSITIONS

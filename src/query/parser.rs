@@ -179,6 +179,24 @@ impl Parser<'_> {
         if self.eat_kw("CUSTOMERS") {
             return self.customers().map(Statement::Customers);
         }
+        if self.eat_kw("EXPLAIN") {
+            self.expect_kw("FUNNEL", "(EXPLAIN FUNNEL ... FOR CUSTOMER 'id')")?;
+            let funnel = Box::new(self.funnel()?);
+            self.expect_kw("FOR", "(EXPLAIN FUNNEL ... FOR CUSTOMER 'id')")?;
+            self.expect_kw("CUSTOMER", "(EXPLAIN FUNNEL ... FOR CUSTOMER 'id')")?;
+            let t = self.next();
+            let customer = match t.tok {
+                Tok::Str(s) | Tok::Ident(s) => (s, t.span),
+                Tok::Int(n) => (n.to_string(), t.span),
+                other => {
+                    return Err(ParseError::new(
+                        t.span,
+                        format!("expected a customer id in quotes, found {}", describe(&other)),
+                    ));
+                }
+            };
+            return Ok(Statement::Explain(Explain { funnel, customer }));
+        }
         let mut e = ParseError::new(
             t.span,
             format!("expected a statement, found {}", describe(&t.tok)),
@@ -200,7 +218,7 @@ impl Parser<'_> {
             e = e.with_help(format!("did you mean {best}?"));
         } else {
             e = e.with_help(
-                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS and CUSTOMERS",
+                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, CUSTOMERS and EXPLAIN",
             );
         }
         Err(e)
