@@ -1,0 +1,186 @@
+//! Rendering result tables: aligned text, CSV, JSON (one array of row objects, as duckdb's
+//! `.mode json`). Control characters in values are escaped so nothing printed can drive the
+//! terminal.
+
+use journeydb::{Cell, Table};
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns for people.
+    Table,
+    /// RFC 4180 CSV with a header row.
+    Csv,
+    /// One JSON array of row objects.
+    Json,
+}
+
+fn escape_control(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+fn text(c: &Cell) -> String {
+    match c {
+        Cell::Null => String::new(),
+        Cell::Rate(x) => format!("{:.2}%", x * 100.0),
+        Cell::Int(n) => group_thousands(*n),
+        other => escape_control(&other.to_string()),
+    }
+}
+
+fn group_thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+fn table(t: &Table) -> String {
+    let rows: Vec<Vec<String>> = t.rows.iter().map(|r| r.iter().map(text).collect()).collect();
+    let mut width: Vec<usize> = t.columns.iter().map(|c| c.chars().count()).collect();
+    for r in &rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let numeric: Vec<bool> = (0..t.columns.len())
+        .map(|i| {
+            t.rows.iter().all(|r| {
+                matches!(
+                    r.get(i),
+                    Some(Cell::Int(_) | Cell::Float(_) | Cell::Rate(_) | Cell::Null)
+                )
+            })
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        let parts: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let pad = width[i].saturating_sub(c.chars().count());
+                if numeric[i] {
+                    format!("{}{c}", " ".repeat(pad))
+                } else {
+                    format!("{c}{}", " ".repeat(pad))
+                }
+            })
+            .collect();
+        format!("│ {} │\n", parts.join(" │ "))
+    };
+    let rule = |l: &str, m: &str, r: &str| {
+        format!(
+            "{l}{}{r}\n",
+            width
+                .iter()
+                .map(|w| "─".repeat(w + 2))
+                .collect::<Vec<_>>()
+                .join(m)
+        )
+    };
+    let mut out = rule("┌", "┬", "┐");
+    out += &line(&t.columns);
+    out += &rule("├", "┼", "┤");
+    for r in &rows {
+        out += &line(r);
+    }
+    out += &rule("└", "┴", "┘");
+    out += &format!(
+        "{} row{}\n",
+        t.rows.len(),
+        if t.rows.len() == 1 { "" } else { "s" }
+    );
+    out
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+fn csv(t: &Table) -> String {
+    let mut out = t
+        .columns
+        .iter()
+        .map(|c| csv_field(c))
+        .collect::<Vec<_>>()
+        .join(",")
+        + "\n";
+    for r in &t.rows {
+        let cells: Vec<String> = r
+            .iter()
+            .map(|c| match c {
+                Cell::Null => String::new(),
+                other => csv_field(&other.to_string()),
+            })
+            .collect();
+        out += &(cells.join(",") + "\n");
+    }
+    out
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn json(t: &Table) -> String {
+    let rows: Vec<String> = t
+        .rows
+        .iter()
+        .map(|r| {
+            let fields: Vec<String> = t
+                .columns
+                .iter()
+                .zip(r)
+                .map(|(k, c)| {
+                    let v = match c {
+                        Cell::Null => "null".to_owned(),
+                        Cell::Int(n) => n.to_string(),
+                        Cell::Float(x) | Cell::Rate(x) if x.is_finite() => x.to_string(),
+                        Cell::Float(_) | Cell::Rate(_) => "null".to_owned(),
+                        Cell::Bool(b) => b.to_string(),
+                        Cell::Str(_) | Cell::Time(_) => json_str(&c.to_string()),
+                    };
+                    format!("{}: {v}", json_str(k))
+                })
+                .collect();
+            format!("{{{}}}", fields.join(", "))
+        })
+        .collect();
+    format!("[{}]\n", rows.join(",\n "))
+}
+
+/// Renders `t` in `format`.
+pub fn render(t: &Table, format: Format) -> String {
+    match format {
+        Format::Table => table(t),
+        Format::Csv => csv(t),
+        Format::Json => json(t),
+    }
+}
