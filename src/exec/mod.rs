@@ -1149,17 +1149,7 @@ fn trend(
         || op.step.as_ref().is_some_and(Matcher::uses_props);
     let p = match uniq_from_bitmaps(&op, input, (lo, hi)) {
         Some(p) => p,
-        None => {
-            // Only customers with a matching event can contribute (wau/mau look back, so no
-            // day restriction for them).
-            let days = if matches!(op.agg, Agg::Wau | Agg::Mau) {
-                None
-            } else {
-                Some((lo, hi))
-            };
-            let only = op.step.as_ref().and_then(|m| candidates(m, input.bitmaps, days));
-            run_filtered(&op, input, columns(props), opts, only)?
-        }
+        None => run(&op, input, columns(props), opts)?,
     };
     // Groups, ranked by matching events (then name) for TOP n.
     let by_ty = op.by.map_or(PropType::Str, |b| b.1);
