@@ -57,7 +57,14 @@ impl Cursor {
                     if self.next_block > 0 {
                         return Ok(false);
                     }
-                    self.cols = (**cols).clone();
+                    // Copy only this cursor's customer range out of the shared rows.
+                    let (lo, hi) = self.cids;
+                    let a = cols.cid.partition_point(|&c| c < lo);
+                    let b = cols.cid.partition_point(|&c| c <= hi);
+                    self.cols = cols.slice(a..b);
+                    self.next_block += 1;
+                    self.pos = 0;
+                    continue;
                 }
             }
             self.next_block += 1;

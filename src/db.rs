@@ -633,14 +633,19 @@ impl Db {
 
     /// Storage statistics.
     pub fn stats(&self) -> Stats {
-        let snap = self.snapshot();
-        let sealed: u64 = snap.version.segments.iter().map(|s| s.footer.rows).sum();
-        let segment_bytes: u64 = snap.version.segments.iter().map(|s| s.file_len()).sum();
+        // Counts only: no snapshot (which would sort the buffer).
+        let version = self.inner.version.read().clone();
+        let visible = self.inner.visible_seq.load(Ordering::SeqCst);
+        let buffered = visible
+            .saturating_sub(version.buffer.seq_base())
+            .min(version.buffer.len() as u64);
+        let sealed: u64 = version.segments.iter().map(|s| s.footer.rows).sum();
+        let segment_bytes: u64 = version.segments.iter().map(|s| s.file_len()).sum();
         Stats {
-            events: sealed + snap.rows.len() as u64,
+            events: sealed + buffered,
             customers: self.inner.dicts.read().customers.len() as u64,
-            segments: snap.version.segments.len(),
-            buffered_events: snap.rows.len() as u64,
+            segments: version.segments.len(),
+            buffered_events: buffered,
             bytes_on_disk: dir_size(&self.inner.dir),
             segment_bytes,
             bytes_per_event: if sealed == 0 {

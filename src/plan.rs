@@ -421,50 +421,27 @@ fn bucket_start(ts: i64, period: Period, tz: &TimeZone) -> Option<Zoned> {
         Period::Week => {
             let d = z.date();
             let back = i64::from(d.weekday().to_monday_zero_offset());
-            let monday = d.checked_sub(jiff::Span::new().days(back)).ok()?;
-            monday.to_zoned_datetime(tz.clone()).ok()?.start_of_day().ok()
+            day_start(d.checked_sub(jiff::Span::new().days(back)).ok()?, tz)
         }
-        Period::Month => z
-            .date()
-            .first_of_month()
-            .to_zoned_datetime(tz.clone())
-            .ok()?
-            .start_of_day()
-            .ok(),
+        Period::Month => day_start(z.date().first_of_month(), tz),
     }
 }
 
+/// The first instant of local date `d` in `tz` (a day may start after midnight at a DST gap).
+fn day_start(d: Date, tz: &TimeZone) -> Option<Zoned> {
+    d.to_zoned_datetime(tz.clone()).ok()?.start_of_day().ok()
+}
+
 fn next_start(z: &Zoned, period: Period, tz: &TimeZone) -> Option<Zoned> {
+    let d = z.date();
     match period {
-        Period::Hour => {
-            let t = ts_of(z) + 3_600_000_000;
-            bucket_start(t, Period::Hour, tz)
-        }
-        Period::Day => z
-            .date()
-            .tomorrow()
-            .ok()?
-            .to_zoned_datetime(tz.clone())
-            .ok()?
-            .start_of_day()
-            .ok(),
-        Period::Week => z
-            .date()
-            .checked_add(jiff::Span::new().days(7))
-            .ok()?
-            .to_zoned_datetime(tz.clone())
-            .ok()?
-            .start_of_day()
-            .ok(),
-        Period::Month => z
-            .date()
-            .first_of_month()
-            .checked_add(jiff::Span::new().months(1))
-            .ok()?
-            .to_zoned_datetime(tz.clone())
-            .ok()?
-            .start_of_day()
-            .ok(),
+        Period::Hour => bucket_start(ts_of(z) + 3_600_000_000, Period::Hour, tz),
+        Period::Day => day_start(d.tomorrow().ok()?, tz),
+        Period::Week => day_start(d.checked_add(jiff::Span::new().days(7)).ok()?, tz),
+        Period::Month => day_start(
+            d.first_of_month().checked_add(jiff::Span::new().months(1)).ok()?,
+            tz,
+        ),
     }
 }
 
