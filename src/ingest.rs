@@ -102,17 +102,22 @@ impl Pending<'_> {
     }
 }
 
-fn check_name(index: usize, what: &str, name: &str, max: usize) -> Result<(), IngestError> {
-    let reason = if name.is_empty() {
-        format!("{what} is empty")
+/// Checks a customer id, event name or property name: non-empty, at most `max` bytes, no control
+/// characters. The error is the reason, starting with `what`.
+pub fn check_name_text(what: &str, name: &str, max: usize) -> Result<(), String> {
+    if name.is_empty() {
+        Err(format!("{what} is empty"))
     } else if name.len() > max {
-        format!("{what} is {} bytes, the limit is {max}", name.len())
+        Err(format!("{what} is {} bytes, the limit is {max}", name.len()))
     } else if name.chars().any(char::is_control) {
-        format!("{what} {name:?} contains a control character")
+        Err(format!("{what} {name:?} contains a control character"))
     } else {
-        return Ok(());
-    };
-    Err(IngestError::Invalid { index, reason })
+        Ok(())
+    }
+}
+
+fn check_name(index: usize, what: &str, name: &str, max: usize) -> Result<(), IngestError> {
+    check_name_text(what, name, max).map_err(|reason| IngestError::Invalid { index, reason })
 }
 
 /// Validates `events` against the dictionaries and turns them into rows.

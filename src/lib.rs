@@ -20,8 +20,8 @@
 //! ```
 //!
 //! Module order is the data flow; a module uses only modules listed before it
-//! (docs/ARCHITECTURE.md): limits, model, demo, codec, file, dict, ingest, wal, buffer,
-//! index, segment, manifest, compaction, error, db.
+//! (docs/ARCHITECTURE.md): limits, model, demo, codec, file, dict, ingest, import, wal, buffer,
+//! index, segment, manifest, compaction, error, db, export,
 
 pub mod limits;
 pub mod model;
@@ -30,6 +30,7 @@ pub mod codec;
 pub mod file;
 pub mod dict;
 pub mod ingest;
+pub mod import;
 pub mod wal;
 pub mod buffer;
 pub mod index;
@@ -38,6 +39,7 @@ pub mod manifest;
 pub mod compaction;
 pub mod error;
 pub mod db;
+pub mod export;
 pub mod query;
 pub mod plan;
 pub mod result;

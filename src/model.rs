@@ -15,6 +15,30 @@ pub fn day_of(ts_us: TimestampUs) -> i32 {
     ts_us.div_euclid(DAY_US) as i32
 }
 
+/// Formats a timestamp as ISO 8601 UTC: `2026-01-05T10:00:00.000Z` (or 6 fraction digits).
+pub fn format_ts(us: i64) -> String {
+    let days = us.div_euclid(DAY_US);
+    let in_day = us.rem_euclid(DAY_US);
+    // H. Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let secs = in_day / 1_000_000;
+    let frac = in_day % 1_000_000;
+    let (h, mi, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if frac % 1000 == 0 {
+        format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z", frac / 1000)
+    } else {
+        format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{frac:06}Z")
+    }
+}
+
 /// A lifecycle stage. The journey runs awareness → consideration → purchase → retention → advocacy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Stage {

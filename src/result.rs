@@ -30,10 +30,7 @@ impl fmt::Display for Cell {
             Cell::Rate(x) => write!(f, "{:.4}", x),
             Cell::Str(s) => f.write_str(s),
             Cell::Bool(b) => write!(f, "{b}"),
-            Cell::Time(us) => match jiff::Timestamp::from_microsecond(*us) {
-                Ok(t) => write!(f, "{t}"),
-                Err(_) => write!(f, "{us}us"),
-            },
+            Cell::Time(us) => f.write_str(&crate::model::format_ts(*us)),
         }
     }
 }

@@ -268,7 +268,7 @@ fn customer_with_a_single_event() {
     let t = db.snapshot().query("TIMELINE 'a'").unwrap();
     assert_eq!(
         t.to_text(),
-        "ts | event | stage | properties\n2026-02-02T00:00:00Z | visit | awareness | \n"
+        "ts | event | stage | properties\n2026-02-02T00:00:00.000Z | visit | awareness | \n"
     );
     let t = db
         .snapshot()
@@ -474,7 +474,7 @@ fn explain_shows_the_chain_and_each_reason() {
     let r = explain(&db, &format!("EXPLAIN {f} FOR CUSTOMER 'late'"));
     assert_eq!(r[1].0, "not reached");
     assert!(
-        r[1].1.starts_with("window expired at 2026-02-09T00:00:00Z"),
+        r[1].1.starts_with("window expired at 2026-02-09T00:00:00.000Z"),
         "{r:?}"
     );
 

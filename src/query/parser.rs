@@ -7,7 +7,8 @@ use super::{ParseError, Span};
 use crate::limits;
 use crate::model::Stage;
 
-const KEYWORDS: &[&str] = &[
+/// Every reserved word of the query language (completion in the shell uses this list).
+pub const KEYWORDS: &[&str] = &[
     "FUNNEL",
     "RETENTION",
     "TREND",

@@ -1,15 +1,21 @@
-//! The `journeydb` command: demo data, one-shot queries and scripts, stats. The interactive shell
-//! (line editing, history, dot-commands, charts) is being built (issue 5).
+//! The `journeydb` command: the shell (interactive, `-c`, scripts on stdin), demo data, import
+//! and export, compaction, statistics and verification. docs/SHELL.md documents every command.
 
+mod chart;
 mod render;
+mod shell;
+mod transfer;
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use journeydb::{Db, Event, Options, Query, QueryError, Stage, Sync, demo};
+use journeydb::export::Range;
+use journeydb::import::{FileFormat, ImportOptions, TsUnit};
+use journeydb::{Db, Event, Options, Stage, Sync, demo};
 use render::Format;
+use shell::{Flow, Session};
 
 #[derive(Parser)]
 #[command(name = "journeydb", version, about = "An embedded customer-journey database")]
@@ -17,14 +23,48 @@ use render::Format;
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Database directory to query.
+    /// Database directory to open.
     db: Option<PathBuf>,
-    /// Run this statement and exit (otherwise statements are read from standard input).
+    /// Run these statements (and dot-commands) and exit.
     #[arg(short = 'c', long = "command")]
     query: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// Open read-only (no lock; works while another process writes).
+    #[arg(long)]
+    read_only: bool,
+    /// No charts under table results.
+    #[arg(long)]
+    no_chart: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum FileFormatArg {
+    Csv,
+    Ndjson,
+}
+
+impl From<FileFormatArg> for FileFormat {
+    fn from(f: FileFormatArg) -> FileFormat {
+        match f {
+            FileFormatArg::Csv => FileFormat::Csv,
+            FileFormatArg::Ndjson => FileFormat::Ndjson,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum TsUnitArg {
+    S,
+    Ms,
+    Us,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum StatsFormat {
+    Table,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -43,8 +83,73 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Import CSV or NDJSON files (optionally .gz or .zst) into a database (created if missing).
+    ///
+    /// Columns: customer, ts (ISO 8601, or integers in --ts-unit), event, optional stage; every
+    /// other column is a property. A bad row stops the import of its file with file:line:column
+    /// and reason, and nothing of that file is committed.
+    Import {
+        /// Database directory.
+        db: PathBuf,
+        /// Files to import, in order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// File format (default: from the file name).
+        #[arg(long, value_enum)]
+        format: Option<FileFormatArg>,
+        /// Unit of integer timestamps.
+        #[arg(long, value_enum, default_value_t = TsUnitArg::Ms)]
+        ts_unit: TsUnitArg,
+        /// Customer column (default: customer, customer_id, user_id or distinct_id).
+        #[arg(long)]
+        customer_col: Option<String>,
+        /// Timestamp column (default: ts, timestamp, time or event_time).
+        #[arg(long)]
+        ts_col: Option<String>,
+        /// Event column (default: event, event_name or name).
+        #[arg(long)]
+        event_col: Option<String>,
+        /// Stage column (default: stage; optional).
+        #[arg(long)]
+        stage_col: Option<String>,
+        /// Skip and report up to N bad rows per file instead of failing on the first.
+        #[arg(long, default_value_t = 0)]
+        skip_bad: usize,
+        /// Fix a property's type: NAME=string|int|float|bool (repeatable).
+        #[arg(long = "type", value_name = "NAME=TYPE")]
+        types: Vec<String>,
+    },
+    /// Export events as CSV or NDJSON (optionally .gz or .zst; `-` is standard output).
+    Export {
+        /// Database directory.
+        db: PathBuf,
+        /// Output file.
+        out: PathBuf,
+        /// File format (default: from the file name).
+        #[arg(long, value_enum)]
+        format: Option<FileFormatArg>,
+        /// Only events at or after this time (ISO 8601 or unix ms).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only events before this time (ISO 8601 or unix ms).
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Merge all segments into one.
+    Compact {
+        /// Database directory.
+        db: PathBuf,
+    },
     /// Print storage statistics.
     Stats {
+        /// Database directory.
+        db: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = StatsFormat::Table)]
+        format: StatsFormat,
+    },
+    /// Check every checksum, the manifest and the dictionaries; exit 1 on any problem.
+    Verify {
         /// Database directory.
         db: PathBuf,
     },
@@ -56,74 +161,42 @@ enum Command {
 }
 
 fn print_stats(db: &Db) {
+    print!("{}", shell::stats_text(db));
+}
+
+fn stats_json(db: &Db) -> String {
     let s = db.stats();
-    println!("events          {}", s.events);
-    println!("customers       {}", s.customers);
-    println!("segments        {}", s.segments);
-    println!("buffered events {}", s.buffered_events);
-    println!("bytes on disk   {}", s.bytes_on_disk);
-    println!("bytes/event     {:.2}", s.bytes_per_event);
+    format!(
+        "{{\"events\": {}, \"customers\": {}, \"segments\": {}, \"buffered_events\": {}, \"bytes_on_disk\": {}, \"bytes_per_event\": {:.4}}}\n",
+        s.events, s.customers, s.segments, s.buffered_events, s.bytes_on_disk, s.bytes_per_event
+    )
 }
 
-/// Runs one statement; prints the result or the rendered error. Returns false on error.
-fn run_one(db: &Db, q: &str, format: Format, rows_max: Option<usize>) -> bool {
-    match db.snapshot().query(q) {
-        Ok(mut t) => {
-            let total = t.rows.len();
-            if let Some(m) = rows_max {
-                t.rows.truncate(m);
-            }
-            print!("{}", render::render(&t, format));
-            if t.rows.len() < total {
-                println!("… {} more rows", total - t.rows.len());
-            }
-            true
+/// Opens `path` for the shell: read-write when the writer lock is free, else read-only.
+fn open_for_shell(path: &Path, read_only: bool) -> journeydb::Result<(Db, bool)> {
+    if read_only {
+        return Ok((Db::open_read_only(path)?, true));
+    }
+    match Db::open(path, Options::default()) {
+        Ok(db) => Ok((db, false)),
+        Err(journeydb::Error::File(journeydb::error::FileError::Locked { .. })) => {
+            eprintln!(
+                "note: another process is writing {}; opened read-only",
+                path.display()
+            );
+            Ok((Db::open_read_only(path)?, true))
         }
-        Err(QueryError::Parse(e)) => {
-            eprintln!("{}", e.render(q));
-            false
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            false
-        }
+        Err(e) => Err(e),
     }
 }
 
-/// Splits a script into statements at `;` outside quotes; `--` comments run to the line end.
-fn statements(script: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    let mut chars = script.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => {
-                quote = None;
-                cur.push(c);
-            }
-            (Some(_), c) => cur.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                cur.push(c);
-            }
-            (None, '-') if chars.peek() == Some(&'-') => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        cur.push('\n');
-                        break;
-                    }
-                }
-            }
-            (None, ';') => out.push(std::mem::take(&mut cur)),
-            (None, c) => cur.push(c),
-        }
+/// Opens a database for writing, creating it when the directory holds none.
+fn open_or_create(path: &Path) -> journeydb::Result<Db> {
+    if path.join("CURRENT").exists() {
+        Db::open(path, Options::default())
+    } else {
+        Db::create(path, Options::default())
     }
-    out.push(cur);
-    out.into_iter()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect()
 }
 
 fn demo_cmd(path: &Path, events: u64, customers: u64, seed: u64) -> journeydb::Result<()> {
@@ -162,31 +235,32 @@ fn demo_cmd(path: &Path, events: u64, customers: u64, seed: u64) -> journeydb::R
             None,
         ),
         (
-            "Who comes back, week after week?",
-            "RETENTION visit RETURN visit OR purchase PERIOD week PERIODS 4",
-            Some(10),
+            "Who comes back, week after week? (cohort by first visit)",
+            "RETENTION visit RETURN visit OR purchase PERIOD week PERIODS 6",
+            Some(8),
         ),
         (
-            "Weekly active customers per channel",
-            "TREND uniq PERIOD week BY channel",
-            Some(9),
+            "Daily active customers per channel",
+            "TREND uniq PERIOD day BY channel",
+            Some(6),
         ),
         (
-            "Where customers stand in the journey (from bitmaps)",
-            "STAGES PERIOD month",
-            None,
+            "How customers move through the lifecycle stages",
+            "TRANSITIONS",
+            Some(0),
         ),
     ];
+    let mut session = Session::new(db, false, Format::Table);
     for (title, q, rows) in tour {
-        println!("\n{title}\n> {q}");
-        run_one(&db, q, Format::Table, rows);
+        println!("\n== {title}\n> {q};\n");
+        session.rows_max = rows;
+        session.statement(q);
     }
+    println!("\nOpen the shell on it (statements end with `;`, .help lists the commands):");
+    println!("  cargo run --release -- {}", path.display());
+    println!("or run one statement:");
     println!(
-        "\nQuery it yourself, e.g.:\n  journeydb {} -c \"TRANSITIONS\"",
-        path.display()
-    );
-    println!(
-        "  journeydb {} -c \"EXPLAIN FUNNEL visit -> purchase WITHIN 7d FOR CUSTOMER '42'\"",
+        "  cargo run --release -- {} -c \"EXPLAIN FUNNEL visit -> purchase WITHIN 7d FOR CUSTOMER '42'\"",
         path.display()
     );
     Ok(())
@@ -227,78 +301,175 @@ fn example(path: &Path) -> journeydb::Result<()> {
     }
     let db = Db::open(path, Options::default())?;
     print_stats(&db);
+    let mut session = Session::new(db, false, Format::Table);
     for q in [
         "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d TIES STRICT",
         "TREND uniq OF STAGE purchase PERIOD week",
     ] {
         println!("\n> {q}");
-        run_one(&db, q, Format::Table, None);
+        session.statement(q);
     }
     Ok(())
 }
 
+fn exit(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            shell::report(&e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn shell_main(cli: Cli) -> ExitCode {
+    let Some(path) = cli.db else {
+        eprintln!("usage: journeydb DB [-c STATEMENTS] | journeydb demo | journeydb --help");
+        return ExitCode::from(2);
+    };
+    let (db, read_only) = match open_for_shell(&path, cli.read_only) {
+        Ok(x) => x,
+        Err(e) => {
+            shell::report(&e.to_string());
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut session = Session::new(db, read_only, cli.format);
+    if cli.no_chart {
+        session.chart = false;
+    }
+    let script = match cli.query {
+        Some(q) => q,
+        None if std::io::stdin().is_terminal() => return exit(session.interactive()),
+        None => {
+            let mut s = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut s) {
+                shell::report(&format!("reading standard input: {e}"));
+                return ExitCode::FAILURE;
+            }
+            s
+        }
+    };
+    // One-shot and piped runs print no charts unless the output is a terminal.
+    if !std::io::stdout().is_terminal() {
+        session.chart = false;
+    }
+    match session.script(&script) {
+        Ok(Flow::Continue | Flow::Quit) => ExitCode::SUCCESS,
+        Err(()) => ExitCode::FAILURE,
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Some(Command::Demo {
+    let Some(command) = cli.command else {
+        return shell_main(cli);
+    };
+    let mut stdout = std::io::stdout();
+    let result: Result<(), String> = match command {
+        Command::Demo {
             db,
             events,
             customers,
             seed,
-        }) => demo_cmd(
+        } => demo_cmd(
             &db.unwrap_or_else(|| PathBuf::from("demo.journeydb")),
             events,
             customers,
             seed,
-        ),
-        Some(Command::Stats { db }) => Db::open_read_only(&db).map(|db| print_stats(&db)),
-        Some(Command::Example { db: Some(path) }) => example(&path),
-        Some(Command::Example { db: None }) => {
+        )
+        .map_err(|e| e.to_string()),
+        Command::Import {
+            db,
+            files,
+            format,
+            ts_unit,
+            customer_col,
+            ts_col,
+            event_col,
+            stage_col,
+            skip_bad,
+            types,
+        } => (|| {
+            let overrides = types
+                .iter()
+                .map(|t| transfer::parse_type_override(t))
+                .collect::<Result<Vec<_>, _>>()?;
+            let opts = ImportOptions {
+                format: format.map(Into::into),
+                ts_unit: match ts_unit {
+                    TsUnitArg::S => TsUnit::S,
+                    TsUnitArg::Ms => TsUnit::Ms,
+                    TsUnitArg::Us => TsUnit::Us,
+                },
+                customer_col,
+                ts_col,
+                event_col,
+                stage_col,
+                skip_bad,
+                prop_types: Default::default(),
+            };
+            for f in &files {
+                if !f.is_file() {
+                    return Err(format!("{}: no such file", f.display()));
+                }
+            }
+            let db = open_or_create(&db).map_err(|e| e.to_string())?;
+            transfer::import(&db, &files, &opts, &overrides, &mut stdout).map(|_| ())
+        })(),
+        Command::Export {
+            db,
+            out,
+            format,
+            from,
+            to,
+        } => (|| {
+            let range = Range {
+                from: from.as_deref().map(transfer::parse_time).transpose()?,
+                to: to.as_deref().map(transfer::parse_time).transpose()?,
+            };
+            let db = Db::open_read_only(&db).map_err(|e| e.to_string())?;
+            let mut msg: Box<dyn std::io::Write> = if out.as_os_str() == "-" {
+                Box::new(std::io::sink())
+            } else {
+                Box::new(std::io::stderr())
+            };
+            transfer::export(&db, &out, format.map(Into::into), range, &mut msg).map(|_| ())
+        })(),
+        Command::Compact { db } => (|| {
+            let db = Db::open(&db, Options::default()).map_err(|e| e.to_string())?;
+            let before = db.stats();
+            let n = db.compact().map_err(|e| e.to_string())?;
+            let after = db.stats();
+            println!(
+                "compacted {n} segments: {} → {} segments, {} → {} bytes",
+                before.segments, after.segments, before.bytes_on_disk, after.bytes_on_disk
+            );
+            Ok(())
+        })(),
+        Command::Stats { db, format } => Db::open_read_only(&db)
+            .map(|db| match format {
+                StatsFormat::Table => print_stats(&db),
+                StatsFormat::Json => print!("{}", stats_json(&db)),
+            })
+            .map_err(|e| e.to_string()),
+        Command::Verify { db } => (|| {
+            let db = Db::open_read_only(&db).map_err(|e| format!("open failed: {e}"))?;
+            let n = db.verify().map_err(|e| format!("verify failed: {e}"))?;
+            let s = db.stats();
+            println!(
+                "ok: {} segments, {n} events; every block checksum, the manifest and the dictionaries verified",
+                s.segments
+            );
+            Ok(())
+        })(),
+        Command::Example { db: Some(path) } => example(&path).map_err(|e| e.to_string()),
+        Command::Example { db: None } => {
             let dir = std::env::temp_dir().join(format!("journeydb-example-{}", std::process::id()));
-            let r = example(&dir);
+            let r = example(&dir).map_err(|e| e.to_string());
             let _ = std::fs::remove_dir_all(&dir);
             r
         }
-        None => {
-            let Some(path) = cli.db else {
-                eprintln!("usage: journeydb DB [-c STATEMENT] | journeydb demo | journeydb --help");
-                return ExitCode::from(2);
-            };
-            let db = match Db::open_read_only(&path) {
-                Ok(db) => db,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let script = match cli.query {
-                Some(q) => q,
-                None if std::io::stdin().is_terminal() => {
-                    eprintln!(
-                        "The interactive shell is not built yet: use -c \"STATEMENT\" or pipe statements on stdin."
-                    );
-                    return ExitCode::from(2);
-                }
-                None => {
-                    let mut s = String::new();
-                    if let Err(e) = std::io::stdin().read_to_string(&mut s) {
-                        eprintln!("error: reading standard input: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                    s
-                }
-            };
-            let ok = statements(&script)
-                .iter()
-                .all(|q| run_one(&db, q, cli.format, None));
-            return if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE };
-        }
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    exit(result)
 }

@@ -13,9 +13,13 @@ pub enum Format {
     Csv,
     /// One JSON array of row objects.
     Json,
+    /// A GitHub-flavoured Markdown table.
+    Markdown,
 }
 
-fn escape_control(s: &str) -> String {
+/// `s` with control characters written as escapes (`\n`, `\u{1b}`), so that nothing printed can
+/// drive the terminal.
+pub fn escape_control(s: &str) -> String {
     s.chars()
         .flat_map(|c| {
             if c.is_control() {
@@ -36,7 +40,8 @@ fn text(c: &Cell) -> String {
     }
 }
 
-fn group_thousands(n: i64) -> String {
+/// `n` with thousands separators: `1,234,567`.
+pub fn group_thousands(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {
@@ -176,11 +181,32 @@ fn json(t: &Table) -> String {
     format!("[{}]\n", rows.join(",\n "))
 }
 
+fn markdown(t: &Table) -> String {
+    let cell = |s: String| s.replace('|', "\\|");
+    let mut out = format!(
+        "| {} |\n",
+        t.columns
+            .iter()
+            .map(|c| cell(c.clone()))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    out += &format!("|{}\n", "---|".repeat(t.columns.len()));
+    for r in &t.rows {
+        out += &format!(
+            "| {} |\n",
+            r.iter().map(|c| cell(text(c))).collect::<Vec<_>>().join(" | ")
+        );
+    }
+    out
+}
+
 /// Renders `t` in `format`.
 pub fn render(t: &Table, format: Format) -> String {
     match format {
         Format::Table => table(t),
         Format::Csv => csv(t),
         Format::Json => json(t),
+        Format::Markdown => markdown(t),
     }
 }

@@ -1,0 +1,431 @@
+//! Terminal charts for query results: funnel bars, a retention heat map, trend columns per
+//! series, lifecycle and stage stacks, stickiness bars, and a journey map of stage transitions.
+//! Colour only when asked (stdout is a TTY and `NO_COLOR` is unset); the plain form uses shade
+//! characters so that it still reads in a log file.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use journeydb::{Cell, Stage, Table};
+
+use crate::render::{escape_control, group_thousands};
+
+const EIGHTHS: [char; 8] = ['▏', '▎', '▍', '▌', '▋', '▊', '▉', '█'];
+const COLUMNS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+const BAR: usize = 40;
+
+/// Drawing options.
+#[derive(Clone, Copy, Debug)]
+pub struct Style {
+    /// Emit ANSI colours.
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+}
+
+/// A horizontal bar of `frac` (0..=1) of `width` cells, in eighths.
+fn bar(frac: f64, width: usize) -> String {
+    let eighths = (frac.clamp(0.0, 1.0) * (width * 8) as f64).round() as usize;
+    let mut s = "█".repeat(eighths / 8);
+    if !eighths.is_multiple_of(8) {
+        s.push(EIGHTHS[eighths % 8 - 1]);
+    }
+    s
+}
+
+/// A painted bar padded with spaces to `width` cells.
+fn padded_bar(frac: f64, width: usize, style: Style, code: &str) -> String {
+    let b = bar(frac, width);
+    let pad = width.saturating_sub(b.chars().count());
+    format!("{}{}", style.paint(code, &b), " ".repeat(pad))
+}
+
+fn col(t: &Table, name: &str) -> Option<usize> {
+    t.columns.iter().position(|c| c == name)
+}
+
+fn int(c: Option<&Cell>) -> i64 {
+    match c {
+        Some(Cell::Int(n)) => *n,
+        Some(Cell::Float(x)) => *x as i64,
+        _ => 0,
+    }
+}
+
+fn num(c: Option<&Cell>) -> f64 {
+    match c {
+        Some(Cell::Int(n)) => *n as f64,
+        Some(Cell::Float(x) | Cell::Rate(x)) => *x,
+        _ => 0.0,
+    }
+}
+
+fn label(c: Option<&Cell>) -> String {
+    c.map_or_else(String::new, |c| escape_control(&c.to_string()))
+}
+
+fn stage_color(name: &str) -> &'static str {
+    match Stage::parse(name) {
+        Some(Stage::Awareness) => "38;5;39",
+        Some(Stage::Consideration) => "38;5;214",
+        Some(Stage::Purchase) => "38;5;42",
+        Some(Stage::Retention) => "38;5;141",
+        Some(Stage::Advocacy) => "38;5;205",
+        None => "38;5;250",
+    }
+}
+
+/// Rows grouped by the value of column `g` (one group when there is no such column), in order
+/// of first appearance.
+fn groups(t: &Table, g: Option<usize>) -> Vec<(String, Vec<&Vec<Cell>>)> {
+    let mut out: Vec<(String, Vec<&Vec<Cell>>)> = Vec::new();
+    for r in &t.rows {
+        let key = g.map(|g| label(r.get(g))).unwrap_or_default();
+        match out.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, rows)) => rows.push(r),
+            None => out.push((key, vec![r])),
+        }
+    }
+    out
+}
+
+/// A chart for the result of `statement` (its first keyword decides), or `None` when the
+/// result has no chart form.
+pub fn chart(statement: &str, t: &Table, style: Style) -> Option<String> {
+    if t.rows.is_empty() {
+        return None;
+    }
+    let kind = statement
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    match kind.as_str() {
+        "FUNNEL" => funnel(t, style),
+        "RETENTION" => retention(t, style),
+        "TREND" => trend(t, style),
+        "LIFECYCLE" => lifecycle(t, style),
+        "STICKINESS" => stickiness(t, style),
+        "STAGES" => stages(t, style),
+        "TRANSITIONS" => transitions(t, style),
+        _ => None,
+    }
+}
+
+fn funnel(t: &Table, style: Style) -> Option<String> {
+    let (ev, cu, first, prev) = (
+        col(t, "event")?,
+        col(t, "customers")?,
+        col(t, "conversion_from_first")?,
+        col(t, "conversion_from_previous")?,
+    );
+    let step = col(t, "step")?;
+    let mut out = String::new();
+    for (g, rows) in groups(t, col(t, "group")) {
+        if !g.is_empty() {
+            let _ = writeln!(out, "{}", style.paint("1", &g));
+        }
+        let top = rows.first().map_or(0, |r| int(r.get(cu))).max(1);
+        let name_w = rows
+            .iter()
+            .map(|r| label(r.get(ev)).chars().count())
+            .max()
+            .unwrap_or(0);
+        for r in rows {
+            let n = int(r.get(cu));
+            let step_pct = match r.get(prev) {
+                Some(Cell::Rate(x)) => format!("  ({:.1}% of previous)", x * 100.0),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "{:>2} {:<name_w$} {} {:>12} {:>7.1}%{step_pct}",
+                int(r.get(step)),
+                label(r.get(ev)),
+                padded_bar(n as f64 / top as f64, BAR, style, "38;5;39"),
+                group_thousands(n),
+                num(r.get(first)) * 100.0,
+            );
+        }
+    }
+    Some(out)
+}
+
+/// Background colour for a retention rate: a ramp from dark to bright green.
+fn heat(rate: f64) -> &'static str {
+    const RAMP: [&str; 6] = [
+        "48;5;236;38;5;250",
+        "48;5;22;38;5;255",
+        "48;5;28;38;5;255",
+        "48;5;34;38;5;16",
+        "48;5;40;38;5;16",
+        "48;5;46;38;5;16",
+    ];
+    RAMP[((rate.clamp(0.0, 1.0) * 5.0).round() as usize).min(5)]
+}
+
+fn retention(t: &Table, style: Style) -> Option<String> {
+    let (co, pe, size, rate) = (
+        col(t, "cohort")?,
+        col(t, "period")?,
+        col(t, "cohort_size")?,
+        col(t, "rate")?,
+    );
+    let complete = col(t, "complete");
+    let periods = t.rows.iter().map(|r| int(r.get(pe))).max()?.max(0) as usize + 1;
+    let mut out = format!("{:<12} {:>9} ", "cohort", "size");
+    for p in 0..periods {
+        let _ = write!(out, "{:>6}", p);
+    }
+    out.push('\n');
+    for (cohort, rows) in groups(t, Some(co)) {
+        let n = rows.first().map_or(0, |r| int(r.get(size)));
+        let _ = write!(out, "{:<12} {:>9} ", cohort, group_thousands(n));
+        for r in rows {
+            let x = num(r.get(rate));
+            let done = complete.is_none_or(|c| !matches!(r.get(c), Some(Cell::Bool(false))));
+            let text = format!("{:>5.0}%", x * 100.0);
+            let cell = if !done {
+                style.paint("2", &format!("{:>6}", "…"))
+            } else if style.color {
+                style.paint(heat(x), &text)
+            } else {
+                // Plain: a shade glyph in front of the number.
+                let shade = [' ', '░', '▒', '▓', '█'][((x.clamp(0.0, 1.0) * 4.0).round() as usize).min(4)];
+                format!(" {shade}{:>3.0}%", x * 100.0)
+            };
+            out.push_str(&cell);
+        }
+        out.push('\n');
+    }
+    out.push_str("(… = period not complete yet)\n");
+    Some(out)
+}
+
+fn trend(t: &Table, style: Style) -> Option<String> {
+    let (bu, va) = (col(t, "bucket")?, col(t, "value")?);
+    const HEIGHT: usize = 6;
+    let mut out = String::new();
+    for (g, rows) in groups(t, col(t, "group")) {
+        // At most 100 columns: average neighbouring buckets when there are more.
+        let per = rows.len().div_ceil(100).max(1);
+        let vals: Vec<f64> = rows
+            .chunks(per)
+            .map(|c| c.iter().map(|r| num(r.get(va))).sum::<f64>() / c.len() as f64)
+            .collect();
+        let max = vals.iter().copied().fold(0.0_f64, f64::max);
+        let min = vals.iter().copied().fold(f64::INFINITY, f64::min).min(0.0);
+        let span = (max - min).max(f64::MIN_POSITIVE);
+        let title = if g.is_empty() {
+            String::new()
+        } else {
+            format!("{g}  ")
+        };
+        let _ = writeln!(out, "{}max {}", style.paint("1", &title), fmt_num(max));
+        for line in (0..HEIGHT).rev() {
+            let mut s = String::new();
+            for v in &vals {
+                let level = (v - min) / span * HEIGHT as f64 - line as f64;
+                s.push(if level >= 1.0 {
+                    '█'
+                } else if level > 0.0 {
+                    COLUMNS[((level * 8.0) as usize).min(7)]
+                } else {
+                    ' '
+                });
+            }
+            let _ = writeln!(out, "│{}", style.paint("38;5;39", s.trim_end()));
+        }
+        let first = label(rows.first().and_then(|r| r.get(bu)));
+        let last = label(rows.last().and_then(|r| r.get(bu)));
+        let gap = vals.len().saturating_sub(first.len() + last.len()).max(1);
+        let _ = writeln!(out, "└{}", "─".repeat(vals.len().max(1)));
+        let _ = writeln!(out, " {first}{}{last}", " ".repeat(gap));
+    }
+    Some(out)
+}
+
+fn fmt_num(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 9e15 {
+        group_thousands(x as i64)
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+fn lifecycle(t: &Table, style: Style) -> Option<String> {
+    let bu = col(t, "bucket")?;
+    let parts = [
+        ("new", "38;5;42", '█'),
+        ("returning", "38;5;39", '▓'),
+        ("resurrecting", "38;5;214", '▒'),
+    ];
+    let idx: Vec<usize> = parts.iter().map(|(n, _, _)| col(t, n)).collect::<Option<_>>()?;
+    let dormant = col(t, "dormant")?;
+    let pos_max = t
+        .rows
+        .iter()
+        .map(|r| idx.iter().map(|&i| int(r.get(i)).max(0)).sum::<i64>())
+        .max()
+        .unwrap_or(0);
+    let neg_max = t
+        .rows
+        .iter()
+        .map(|r| int(r.get(dormant)).abs())
+        .max()
+        .unwrap_or(0);
+    let total = (pos_max + neg_max).max(1) as f64;
+    let (neg_w, pos_w) = (
+        (neg_max as f64 / total * 50.0).round() as usize,
+        (pos_max as f64 / total * 50.0).round() as usize,
+    );
+    let cells = |n: i64, max: i64, w: usize| {
+        if max == 0 {
+            0
+        } else {
+            (n as f64 / max as f64 * w as f64).round() as usize
+        }
+    };
+    let mut out = format!(
+        "{:<12} {}dormant │ {} {} {}\n",
+        "",
+        " ".repeat(neg_w.saturating_sub(7)),
+        style.paint(parts[0].1, "█ new"),
+        style.paint(parts[1].1, "▓ returning"),
+        style.paint(parts[2].1, "▒ resurrecting"),
+    );
+    for r in &t.rows {
+        let d = cells(int(r.get(dormant)).abs(), neg_max, neg_w);
+        let mut right = String::new();
+        for ((_, code, ch), &i) in parts.iter().zip(&idx) {
+            let n = cells(int(r.get(i)).max(0), pos_max, pos_w);
+            right += &style.paint(code, &ch.to_string().repeat(n));
+        }
+        let _ = writeln!(
+            out,
+            "{:<12} {}{}│{}",
+            label(r.get(bu)),
+            " ".repeat(neg_w - d.min(neg_w)),
+            style.paint("38;5;203", &"░".repeat(d)),
+            right
+        );
+    }
+    Some(out)
+}
+
+fn stickiness(t: &Table, style: Style) -> Option<String> {
+    let (b, c) = (col(t, "buckets")?, col(t, "customers")?);
+    let max = t.rows.iter().map(|r| int(r.get(c))).max()?.max(1);
+    let total: i64 = t.rows.iter().map(|r| int(r.get(c))).sum::<i64>().max(1);
+    let mut out = String::from("active in N buckets\n");
+    for r in &t.rows {
+        let n = int(r.get(c));
+        let _ = writeln!(
+            out,
+            "{:>4} {} {:>10} {:>6.1}%",
+            int(r.get(b)),
+            padded_bar(n as f64 / max as f64, BAR, style, "38;5;39"),
+            group_thousands(n),
+            n as f64 / total as f64 * 100.0,
+        );
+    }
+    Some(out)
+}
+
+fn stages(t: &Table, style: Style) -> Option<String> {
+    let (bu, st, fu) = (col(t, "bucket")?, col(t, "stage")?, col(t, "furthest")?);
+    let mut by_bucket: BTreeMap<String, Vec<(String, i64)>> = BTreeMap::new();
+    for r in &t.rows {
+        by_bucket
+            .entry(label(r.get(bu)))
+            .or_default()
+            .push((label(r.get(st)), int(r.get(fu))));
+    }
+    let max = by_bucket
+        .values()
+        .map(|v| v.iter().map(|(_, n)| *n).sum::<i64>())
+        .max()?
+        .max(1);
+    let glyph = ['█', '▓', '▒', '░', '▚'];
+    let mut out = String::from("furthest stage reached: ");
+    for (i, s) in Stage::ALL.iter().enumerate() {
+        out += &style.paint(stage_color(s.name()), &format!("{} {}  ", glyph[i], s.name()));
+    }
+    out.push('\n');
+    for (b, parts) in &by_bucket {
+        let mut line = String::new();
+        for (name, n) in parts {
+            let i = Stage::parse(name).map_or(0, |s| s.code().saturating_sub(1) as usize);
+            let w = (*n as f64 / max as f64 * 50.0).round() as usize;
+            line += &style.paint(stage_color(name), &glyph[i.min(4)].to_string().repeat(w));
+        }
+        let total: i64 = parts.iter().map(|(_, n)| n).sum();
+        let _ = writeln!(out, "{b:<12} {line} {}", group_thousands(total));
+    }
+    Some(out)
+}
+
+/// The journey map: each stage in order, how many reached it, and where they went next.
+fn transitions(t: &Table, style: Style) -> Option<String> {
+    let (fr, to, cu) = (col(t, "from_stage")?, col(t, "to_stage")?, col(t, "customers")?);
+    let rows: Vec<(String, String, i64)> = t
+        .rows
+        .iter()
+        .map(|r| (label(r.get(fr)), label(r.get(to)), int(r.get(cu))))
+        .collect();
+    let mut out = String::new();
+    for s in Stage::ALL {
+        let name = s.name();
+        let reached: i64 = rows.iter().filter(|(_, t, _)| t == name).map(|r| r.2).sum();
+        let _ = writeln!(
+            out,
+            "{} {}  {} reached",
+            style.paint(stage_color(name), "●"),
+            style.paint(&format!("1;{}", stage_color(name)), name),
+            group_thousands(reached)
+        );
+        let mut outs: Vec<&(String, String, i64)> = rows.iter().filter(|(f, _, _)| f == name).collect();
+        outs.sort_by_key(|r| -r.2);
+        for (_, dest, n) in outs {
+            let frac = if reached > 0 {
+                *n as f64 / reached as f64
+            } else {
+                0.0
+            };
+            let arrow = if dest == "(stayed)" {
+                "stayed".to_owned()
+            } else {
+                format!("→ {dest}")
+            };
+            let _ = writeln!(
+                out,
+                "│   {} {:>10} {:>6.1}%  {arrow}",
+                padded_bar(frac, 30, style, stage_color(dest)),
+                group_thousands(*n),
+                frac * 100.0,
+            );
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_are_proportional() {
+        assert_eq!(bar(1.0, 4), "████");
+        assert_eq!(bar(0.5, 4), "██");
+        assert_eq!(bar(0.0, 4), "");
+        assert_eq!(bar(1.0 / 32.0, 4), "▏");
+    }
+}

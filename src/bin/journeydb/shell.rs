@@ -1,0 +1,668 @@
+//! The shell: statements and dot-commands, from a script, `-c`, or the interactive editor
+//! (rustyline: line editing, persistent history, multi-line statements ended by `;`,
+//! completion of keywords, event, property and stage names, dot-commands and file names).
+
+use std::borrow::Cow;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use journeydb::import::ImportOptions;
+use journeydb::query::parser::KEYWORDS;
+use journeydb::{Db, PropType, Query, QueryError, Stage};
+use rustyline::completion::{Completer, FilenameCompleter, Pair};
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::{Context, Helper};
+
+use crate::chart::{self, Style};
+use crate::render::{self, Format, escape_control, group_thousands};
+use crate::transfer;
+
+/// The dot-commands, with their one-line help.
+pub const DOT_COMMANDS: [(&str, &str); 17] = [
+    (".help", "show this help"),
+    (
+        ".events",
+        "event names with counts, customers and stages (also .tables)",
+    ),
+    (".tables", "same as .events"),
+    (".schema", "columns and properties with their types"),
+    (".stats", "storage statistics"),
+    (".mode MODE", "output mode: table, csv, json or markdown"),
+    (".chart on|off", "draw charts under table results"),
+    (".timer on|off", "print the run time of each statement"),
+    (
+        ".output [FILE]",
+        "send results to FILE (no argument: back to the screen)",
+    ),
+    (".read FILE", "run the statements and dot-commands in FILE"),
+    (
+        ".import FILE",
+        "import a CSV or NDJSON file (format from the name; .gz/.zst accepted)",
+    ),
+    (
+        ".export FILE",
+        "export every event to FILE (.csv or .ndjson, optionally .gz/.zst)",
+    ),
+    (
+        ".stagemap [EVENT STAGE|none]",
+        "show the event → stage map, or set one entry",
+    ),
+    (".compact", "merge all segments into one"),
+    (".verify", "check every checksum of the database"),
+    (".quit", "leave the shell (also .exit, Ctrl-D)"),
+    (".exit", "same as .quit"),
+];
+
+/// What to do after a dot-command.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep going.
+    Continue,
+    /// Leave the shell.
+    Quit,
+}
+
+/// One shell session on one database.
+pub struct Session {
+    db: Db,
+    read_only: bool,
+    /// Output mode.
+    pub format: Format,
+    /// Draw charts under tables.
+    pub chart: bool,
+    timer: bool,
+    output: Option<(PathBuf, std::fs::File)>,
+    /// Rows shown at most in table mode (the rest are counted).
+    pub rows_max: Option<usize>,
+}
+
+impl Session {
+    /// A session; `read_only` says how `db` was opened.
+    pub fn new(db: Db, read_only: bool, format: Format) -> Session {
+        Session {
+            db,
+            read_only,
+            format,
+            chart: format == Format::Table,
+            timer: false,
+            output: None,
+            rows_max: None,
+        }
+    }
+
+    fn color(&self) -> bool {
+        self.output.is_none()
+            && std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    }
+
+    /// Writes to the current output (the screen or the `.output` file).
+    fn emit(&mut self, text: &str) {
+        let r = match &mut self.output {
+            Some((_, f)) => f.write_all(text.as_bytes()),
+            None => {
+                let mut o = std::io::stdout().lock();
+                o.write_all(text.as_bytes()).and_then(|()| o.flush())
+            }
+        };
+        if let Err(e) = r {
+            eprintln!("error: writing output: {e}");
+        }
+    }
+
+    /// Runs one statement; prints the result (and chart) or the error. False on error.
+    pub fn statement(&mut self, q: &str) -> bool {
+        let t0 = Instant::now();
+        let result = self.db.snapshot().query(q);
+        let elapsed = t0.elapsed();
+        match result {
+            Ok(mut t) => {
+                let total = t.rows.len();
+                let mut text = String::new();
+                if self.format == Format::Table && self.chart {
+                    let style = Style { color: self.color() };
+                    if let Some(c) = chart::chart(q, &t, style) {
+                        text += &c;
+                        text.push('\n');
+                    }
+                }
+                if let Some(m) = self.rows_max.filter(|_| self.format == Format::Table) {
+                    t.rows.truncate(m);
+                }
+                // `rows_max == 0` under a chart: the chart alone.
+                if !(t.rows.is_empty() && total > 0 && !text.is_empty()) {
+                    text += &render::render(&t, self.format);
+                }
+                if t.rows.len() < total && !t.rows.is_empty() {
+                    text += &format!("… {} more rows\n", group_thousands((total - t.rows.len()) as i64));
+                }
+                if self.timer {
+                    text += &format!("Run Time: {:.3} s\n", elapsed.as_secs_f64());
+                }
+                self.emit(&text);
+                true
+            }
+            Err(QueryError::Parse(e)) => {
+                eprintln!("{}", e.render(q));
+                false
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                false
+            }
+        }
+    }
+
+    fn writable(&self) -> Result<(), String> {
+        if self.read_only {
+            Err("the database is open read-only (another process holds the writer lock)".into())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Runs one dot-command line.
+    pub fn dot(&mut self, line: &str) -> Result<Flow, String> {
+        let line = line.trim();
+        let (cmd, arg) = match line.split_once(char::is_whitespace) {
+            Some((c, a)) => (c, a.trim()),
+            None => (line, ""),
+        };
+        match cmd {
+            ".help" => {
+                let mut s = String::from(
+                    "Statements end with `;` (FUNNEL, RETENTION, TREND, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, TIMELINE, CUSTOMERS, EXPLAIN; see docs/QUERY.md).\n",
+                );
+                for (c, h) in DOT_COMMANDS {
+                    s += &format!("{c:<30} {h}\n");
+                }
+                self.emit(&s);
+            }
+            ".events" | ".tables" => self.events()?,
+            ".schema" => self.schema(),
+            ".stats" => {
+                let s = stats_text(&self.db);
+                self.emit(&s);
+            }
+            ".mode" => {
+                self.format = match arg {
+                    "table" | "box" => Format::Table,
+                    "csv" => Format::Csv,
+                    "json" => Format::Json,
+                    "markdown" | "md" => Format::Markdown,
+                    "" => {
+                        let s = format!("mode: {:?}\n", self.format).to_lowercase();
+                        self.emit(&s);
+                        return Ok(Flow::Continue);
+                    }
+                    other => return Err(format!("unknown mode {other:?} (table, csv, json, markdown)")),
+                };
+            }
+            ".chart" => self.chart = on_off(arg)?,
+            ".timer" => self.timer = on_off(arg)?,
+            ".output" => {
+                self.output = if arg.is_empty() {
+                    None
+                } else {
+                    let f = std::fs::File::create(arg).map_err(|e| format!("cannot write {arg}: {e}"))?;
+                    Some((PathBuf::from(arg), f))
+                };
+            }
+            ".read" => {
+                if arg.is_empty() {
+                    return Err(".read needs a file name".into());
+                }
+                let text = std::fs::read_to_string(arg).map_err(|e| format!("cannot read {arg}: {e}"))?;
+                return match self.script(&text) {
+                    Ok(flow) => Ok(flow),
+                    Err(()) => Err(format!("{arg}: stopped at the first error")),
+                };
+            }
+            ".import" => {
+                self.writable()?;
+                if arg.is_empty() {
+                    return Err(".import needs a file name".into());
+                }
+                let mut msg = Vec::new();
+                transfer::import(
+                    &self.db,
+                    &[PathBuf::from(arg)],
+                    &ImportOptions::default(),
+                    &[],
+                    &mut msg,
+                )?;
+                self.emit(&String::from_utf8_lossy(&msg));
+            }
+            ".export" => {
+                if arg.is_empty() {
+                    return Err(".export needs a file name".into());
+                }
+                let mut msg = Vec::new();
+                transfer::export(&self.db, Path::new(arg), None, Default::default(), &mut msg)?;
+                self.emit(&String::from_utf8_lossy(&msg));
+            }
+            ".stagemap" => self.stagemap(arg)?,
+            ".compact" => {
+                self.writable()?;
+                let t0 = Instant::now();
+                let n = self.db.compact().map_err(|e| e.to_string())?;
+                let s = format!("compacted {n} segments in {:.2} s\n", t0.elapsed().as_secs_f64());
+                self.emit(&s);
+            }
+            ".verify" => {
+                let n = self.db.verify().map_err(|e| format!("verify failed: {e}"))?;
+                let s = format!("ok: {n} events, every checksum verified\n");
+                self.emit(&s);
+            }
+            ".quit" | ".exit" | ".q" => return Ok(Flow::Quit),
+            other => {
+                return Err(format!("unknown command {other}; .help lists the commands"));
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn events(&mut self) -> Result<(), String> {
+        let snap = self.db.snapshot();
+        let dicts = snap.dicts();
+        let mut counts = vec![0u64; dicts.events.len()];
+        let set = journeydb::segment::ColumnSet {
+            ts: false,
+            event: true,
+            stage: false,
+            props: false,
+        };
+        snap.scan(set, |cols| {
+            for &e in &cols.event {
+                if let Some(c) = counts.get_mut(e as usize) {
+                    *c += 1;
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+        let map = self.db.stage_map();
+        let mut t = journeydb::Table::new(&["event", "events", "customers", "stage"]);
+        for (id, name) in dicts.events.names().enumerate() {
+            t.rows.push(vec![
+                journeydb::Cell::Str(name.to_owned()),
+                journeydb::Cell::Int(counts.get(id).copied().unwrap_or(0) as i64),
+                journeydb::Cell::Int(snap.customers_with_event(name).len() as i64),
+                map.get(name).map_or(journeydb::Cell::Null, |s| {
+                    journeydb::Cell::Str(s.name().to_owned())
+                }),
+            ]);
+        }
+        t.rows.sort_by_key(|r| match r.get(1) {
+            Some(journeydb::Cell::Int(n)) => -n,
+            _ => 0,
+        });
+        let s = render::render(&t, self.format);
+        self.emit(&s);
+        Ok(())
+    }
+
+    fn schema(&mut self) {
+        let dicts = self.db.snapshot().dicts();
+        let mut t = journeydb::Table::new(&["column", "type", "role"]);
+        for (c, ty, role) in [
+            ("customer", "string", "customer id"),
+            ("ts", "timestamp", "event time (µs, UTC)"),
+            ("event", "string", "event name"),
+            ("stage", "stage", "lifecycle stage (explicit or from .stagemap)"),
+        ] {
+            t.rows.push(vec![
+                journeydb::Cell::Str(c.into()),
+                journeydb::Cell::Str(ty.into()),
+                journeydb::Cell::Str(role.into()),
+            ]);
+        }
+        for (id, name) in dicts.props.names().enumerate() {
+            let ty = dicts.prop_types.get(id).map_or("?", |t: &PropType| t.name());
+            t.rows.push(vec![
+                journeydb::Cell::Str(name.to_owned()),
+                journeydb::Cell::Str(ty.to_owned()),
+                journeydb::Cell::Str("property".into()),
+            ]);
+        }
+        let s = render::render(&t, self.format);
+        self.emit(&s);
+    }
+
+    fn stagemap(&mut self, arg: &str) -> Result<(), String> {
+        if arg.is_empty() {
+            let mut map: Vec<(String, Stage)> = self.db.stage_map().into_iter().collect();
+            map.sort_by(|a, b| (a.1.code(), &a.0).cmp(&(b.1.code(), &b.0)));
+            let mut t = journeydb::Table::new(&["event", "stage"]);
+            for (e, s) in map {
+                t.rows.push(vec![
+                    journeydb::Cell::Str(e),
+                    journeydb::Cell::Str(s.name().to_owned()),
+                ]);
+            }
+            let s = render::render(&t, self.format);
+            self.emit(&s);
+            return Ok(());
+        }
+        self.writable()?;
+        let mut parts = arg.split_whitespace();
+        let (Some(event), Some(stage), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err("usage: .stagemap EVENT STAGE (or none)".into());
+        };
+        let stage = if stage.eq_ignore_ascii_case("none") {
+            None
+        } else {
+            Some(Stage::parse(stage).ok_or_else(|| {
+                format!(
+                    "unknown stage {stage:?} (expected {} or none)",
+                    Stage::ALL.map(Stage::name).join(", ")
+                )
+            })?)
+        };
+        self.db.set_stage(event, stage).map_err(|e| e.to_string())?;
+        let s = format!(
+            "{event} → {} (applies to events written from now on)\n",
+            stage.map_or("none", Stage::name)
+        );
+        self.emit(&s);
+        Ok(())
+    }
+
+    /// Runs a script: statements ended by `;` and dot-commands on their own lines. Stops at the
+    /// first error (`Err`), or at `.quit`.
+    pub fn script(&mut self, text: &str) -> Result<Flow, ()> {
+        let mut buf = String::new();
+        for line in text.lines() {
+            if buf.trim().is_empty() && line.trim_start().starts_with('.') {
+                buf.clear();
+                match self.dot(line) {
+                    Ok(Flow::Continue) => continue,
+                    Ok(Flow::Quit) => return Ok(Flow::Quit),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return Err(());
+                    }
+                }
+            }
+            buf.push_str(line);
+            buf.push('\n');
+            for q in take_statements(&mut buf) {
+                if !self.statement(&q) {
+                    return Err(());
+                }
+            }
+        }
+        let rest = buf.trim();
+        if !rest.is_empty() && !self.statement(rest) {
+            return Err(());
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// The interactive loop.
+    pub fn interactive(&mut self) -> Result<(), String> {
+        let config = rustyline::Config::builder()
+            .auto_add_history(false)
+            .max_history_size(10_000)
+            .map_err(|e| e.to_string())?
+            .completion_type(rustyline::CompletionType::List)
+            .build();
+        let mut rl: rustyline::Editor<ShellHelper, rustyline::history::FileHistory> =
+            rustyline::Editor::with_config(config).map_err(|e| e.to_string())?;
+        rl.set_helper(Some(ShellHelper::new(&self.db)));
+        let history = history_path();
+        if let Some(h) = &history {
+            let _ = rl.load_history(h);
+        }
+        println!(
+            "journeydb {} — {} ({}). Statements end with `;`. .help for help, .quit to leave.",
+            env!("CARGO_PKG_VERSION"),
+            self.db.path().display(),
+            if self.read_only { "read-only" } else { "read-write" }
+        );
+        loop {
+            match rl.readline("journeydb> ") {
+                Ok(input) => {
+                    if input.trim().is_empty() {
+                        continue;
+                    }
+                    let _ = rl.add_history_entry(input.as_str());
+                    if let Some(h) = &history {
+                        let _ = rl.append_history(h);
+                    }
+                    match self.script(&input) {
+                        Ok(Flow::Quit) => break,
+                        Ok(Flow::Continue) | Err(()) => {}
+                    }
+                    // New events or properties may have arrived (.import): refresh completion.
+                    rl.set_helper(Some(ShellHelper::new(&self.db)));
+                }
+                Err(rustyline::error::ReadlineError::Interrupted) => {
+                    println!("(Ctrl-C: input cleared; .quit or Ctrl-D to leave)");
+                }
+                Err(rustyline::error::ReadlineError::Eof) => break,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn on_off(arg: &str) -> Result<bool, String> {
+    match arg {
+        "on" | "ON" | "1" | "true" => Ok(true),
+        "off" | "OFF" | "0" | "false" => Ok(false),
+        other => Err(format!("expected on or off, got {other:?}")),
+    }
+}
+
+/// `$JOURNEYDB_HISTORY`, else `$XDG_STATE_HOME/journeydb/history`, else `~/.journeydb_history`.
+fn history_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("JOURNEYDB_HISTORY") {
+        return Some(PathBuf::from(p));
+    }
+    if let Some(state) = std::env::var_os("XDG_STATE_HOME") {
+        let dir = PathBuf::from(state).join("journeydb");
+        if std::fs::create_dir_all(&dir).is_ok() {
+            return Some(dir.join("history"));
+        }
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".journeydb_history"))
+}
+
+/// The stats as text.
+pub fn stats_text(db: &Db) -> String {
+    let s = db.stats();
+    format!(
+        "events          {}\ncustomers       {}\nsegments        {}\nbuffered events {}\nbytes on disk   {}\nbytes/event     {:.2}\n",
+        group_thousands(s.events as i64),
+        group_thousands(s.customers as i64),
+        s.segments,
+        group_thousands(s.buffered_events as i64),
+        group_thousands(s.bytes_on_disk as i64),
+        s.bytes_per_event
+    )
+}
+
+/// Moves every complete statement (ended by `;` outside quotes) out of `buf`; `--` comments are
+/// dropped. What remains in `buf` is the incomplete tail.
+pub fn take_statements(buf: &mut String) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut chars = buf.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => {
+                quote = None;
+                cur.push(c);
+            }
+            (Some(_), c) => cur.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                cur.push(c);
+            }
+            (None, '-') if chars.peek() == Some(&'-') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        cur.push('\n');
+                        break;
+                    }
+                }
+            }
+            (None, ';') => {
+                let s = std::mem::take(&mut cur);
+                if !s.trim().is_empty() {
+                    out.push(s.trim().to_owned());
+                }
+            }
+            (None, c) => cur.push(c),
+        }
+    }
+    *buf = if cur.trim().is_empty() { String::new() } else { cur };
+    out
+}
+
+/// rustyline helper: multi-line validation and completion.
+pub struct ShellHelper {
+    words: Vec<String>,
+    files: FilenameCompleter,
+}
+
+impl ShellHelper {
+    fn new(db: &Db) -> ShellHelper {
+        let snap = db.snapshot();
+        let dicts = snap.dicts();
+        let mut words: Vec<String> = KEYWORDS.iter().map(|k| (*k).to_owned()).collect();
+        words.extend(
+            [
+                "count", "uniq", "sum", "avg", "min", "max", "wau", "mau", "day", "week", "month", "hour",
+            ]
+            .map(String::from),
+        );
+        words.extend(Stage::ALL.map(|s| s.name().to_owned()));
+        words.extend(dicts.events.names().map(str::to_owned));
+        words.extend(dicts.props.names().map(str::to_owned));
+        words.sort();
+        words.dedup();
+        ShellHelper {
+            words,
+            files: FilenameCompleter::new(),
+        }
+    }
+}
+
+impl Completer for ShellHelper {
+    type Candidate = Pair;
+
+    fn complete(&self, line: &str, pos: usize, ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let before = &line[..pos];
+        let trimmed = before.trim_start();
+        if trimmed.starts_with('.') && !trimmed.contains(' ') {
+            let start = pos - trimmed.len();
+            let cands = DOT_COMMANDS
+                .iter()
+                .map(|(c, _)| c.split(' ').next().unwrap_or(c))
+                .filter(|c| c.starts_with(trimmed))
+                .map(|c| Pair {
+                    display: c.to_owned(),
+                    replacement: format!("{c} "),
+                })
+                .collect();
+            return Ok((start, cands));
+        }
+        if [".read ", ".import ", ".export ", ".output "]
+            .iter()
+            .any(|p| trimmed.starts_with(p))
+        {
+            return self.files.complete(line, pos, ctx);
+        }
+        let start = before
+            .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .map_or(0, |i| i + before[i..].chars().next().map_or(1, char::len_utf8));
+        let word = &before[start..];
+        if word.is_empty() {
+            return Ok((pos, Vec::new()));
+        }
+        let upper = word.chars().next().is_some_and(char::is_uppercase);
+        let cands = self
+            .words
+            .iter()
+            .filter(|w| w.to_lowercase().starts_with(&word.to_lowercase()))
+            .map(|w| {
+                // Keywords follow the case the user started typing in.
+                let keyword = KEYWORDS.contains(&w.as_str());
+                let text = match (keyword, upper) {
+                    (true, false) => w.to_lowercase(),
+                    _ => w.clone(),
+                };
+                Pair {
+                    display: text.clone(),
+                    replacement: text,
+                }
+            })
+            .collect();
+        Ok((start, cands))
+    }
+}
+
+impl Validator for ShellHelper {
+    fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
+        Ok(if is_complete(ctx.input()) {
+            ValidationResult::Valid(None)
+        } else {
+            ValidationResult::Incomplete
+        })
+    }
+}
+
+/// Complete input: empty, a dot-command, or statements each ended by `;`.
+pub fn is_complete(input: &str) -> bool {
+    let t = input.trim();
+    if t.is_empty() || t.starts_with('.') {
+        return true;
+    }
+    let mut buf = input.to_owned();
+    let stmts = take_statements(&mut buf);
+    !stmts.is_empty() && buf.trim().is_empty()
+}
+
+impl Hinter for ShellHelper {
+    type Hint = String;
+}
+
+impl Highlighter for ShellHelper {
+    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(&'s self, prompt: &'p str, _default: bool) -> Cow<'b, str> {
+        Cow::Borrowed(prompt)
+    }
+}
+
+impl Helper for ShellHelper {}
+
+/// Prints a dot-command error.
+pub fn report(e: &str) {
+    eprintln!("error: {}", escape_control(e));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_split_outside_quotes_and_comments() {
+        let mut b =
+            String::from("FUNNEL a -> b WITHIN 1d; -- c;\nTREND count WHERE x = ';' PERIOD day;\nTREND");
+        let s = take_statements(&mut b);
+        assert_eq!(
+            s,
+            vec!["FUNNEL a -> b WITHIN 1d", "TREND count WHERE x = ';' PERIOD day"]
+        );
+        assert_eq!(b.trim(), "TREND");
+        assert!(is_complete("TREND count\nPERIOD day;"));
+        assert!(!is_complete("TREND count\nPERIOD day"));
+        assert!(!is_complete("TREND count WHERE x = ';"));
+        assert!(is_complete(".help"));
+    }
+}

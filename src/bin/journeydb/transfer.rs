@@ -1,0 +1,201 @@
+//! `journeydb import` / `.import` and `journeydb export` / `.export`.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use journeydb::export::{self, Range};
+use journeydb::import::{self, FileFormat, ImportError, ImportOptions};
+use journeydb::{Db, PropType};
+
+/// Events per commit while importing (each commit is one log record and one fsync).
+const CHUNK: usize = 100_000;
+
+/// Imports `files` one after another. A file is read and checked completely before its first
+/// event is committed, so a bad row leaves nothing of that file in the database. Returns the
+/// events imported.
+pub fn import(
+    db: &Db,
+    files: &[PathBuf],
+    base: &ImportOptions,
+    overrides: &[(String, PropType)],
+    out: &mut dyn Write,
+) -> Result<u64, String> {
+    let mut total = 0;
+    for file in files {
+        let mut opts = base.clone();
+        let snap = db.snapshot();
+        let dicts = snap.dicts();
+        for (id, name) in dicts.props.names().enumerate() {
+            if let Some(ty) = dicts.prop_types.get(id) {
+                opts.prop_types.insert(name.to_owned(), *ty);
+            }
+        }
+        for (name, ty) in overrides {
+            match opts.prop_types.get(name) {
+                Some(have) if have != ty => {
+                    return Err(format!(
+                        "--type {name}={ty}: the database already has `{name}` as {have}"
+                    ));
+                }
+                _ => {
+                    opts.prop_types.insert(name.clone(), *ty);
+                }
+            }
+        }
+        drop(snap);
+        let t0 = Instant::now();
+        let len = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+        let bar = progress_bar(len);
+        let mut tick = |bytes: u64, rows: u64| {
+            if let Some(b) = &bar {
+                b.set_position(bytes);
+                let secs = t0.elapsed().as_secs_f64().max(1e-9);
+                b.set_message(format!("{rows} rows, {:.0} rows/s", rows as f64 / secs));
+            }
+        };
+        let read = import::read_file(file, &opts, &mut tick);
+        if let Some(b) = &bar {
+            b.finish_and_clear();
+        }
+        let read = read.map_err(|e| describe(&e))?;
+        for e in &read.skipped {
+            eprintln!("skipped: {e}");
+        }
+        let staged = read.staged;
+        let mut done = 0;
+        while done < staged.len() {
+            let end = (done + CHUNK).min(staged.len());
+            db.commit(&staged.events(done..end)).map_err(|e| {
+                format!(
+                    "{}: committing rows {}..{} failed: {e} ({done} of {} events of this file were committed)",
+                    file.display(),
+                    done + 1,
+                    end,
+                    staged.len()
+                )
+            })?;
+            done = end;
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        let _ = writeln!(
+            out,
+            "{}: imported {} events in {:.2} s ({:.0} events/s){}",
+            file.display(),
+            staged.len(),
+            secs,
+            staged.len() as f64 / secs.max(1e-9),
+            if read.skipped.is_empty() {
+                String::new()
+            } else {
+                format!("; skipped {} bad rows", read.skipped.len())
+            }
+        );
+        total += staged.len() as u64;
+    }
+    db.flush().map_err(|e| e.to_string())?;
+    Ok(total)
+}
+
+fn describe(e: &ImportError) -> String {
+    format!("{e}; nothing of this file was imported")
+}
+
+fn progress_bar(len: u64) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {msg}",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+/// Exports the database (or `range` of it) to `path` (`-` = standard output). The format comes
+/// from `format` or the file name; `.gz` / `.zst` names are compressed. The file appears only
+/// when complete (written under a temporary name, then renamed).
+pub fn export(
+    db: &Db,
+    path: &Path,
+    format: Option<FileFormat>,
+    range: Range,
+    out: &mut dyn Write,
+) -> Result<u64, String> {
+    let format = format.or_else(|| FileFormat::from_path(path)).ok_or_else(|| {
+        format!(
+            "{}: cannot tell the format from the file name; give --format csv|ndjson",
+            path.display()
+        )
+    })?;
+    let snap = db.snapshot();
+    let t0 = Instant::now();
+    if path.as_os_str() == "-" {
+        let stdout = std::io::stdout();
+        let mut lock = std::io::BufWriter::new(stdout.lock());
+        return match export::write(&snap, format, range, &mut lock) {
+            // `journeydb export DB - | head`: the reader left; that is not an error.
+            Err(export::ExportError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+            other => other.map_err(|e| e.to_string()),
+        };
+    }
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("export");
+    let tmp = path.with_file_name(format!(".{name}.partial"));
+    let fail = |what: &str, e: &dyn std::fmt::Display| format!("{}: {what}: {e}", path.display());
+    let file = std::fs::File::create(&tmp).map_err(|e| fail("cannot create the file", &e))?;
+    let buffered = std::io::BufWriter::with_capacity(1 << 20, file);
+    let lower = name.to_ascii_lowercase();
+    let result = if lower.ends_with(".gz") {
+        let mut w = flate2::write::GzEncoder::new(buffered, flate2::Compression::default());
+        export::write(&snap, format, range, &mut w)
+            .and_then(|n| w.finish().and_then(finish).map(|()| n).map_err(Into::into))
+    } else if lower.ends_with(".zst") || lower.ends_with(".zstd") {
+        match zstd::stream::write::Encoder::new(buffered, 3) {
+            Ok(mut w) => export::write(&snap, format, range, &mut w)
+                .and_then(|n| w.finish().and_then(finish).map(|()| n).map_err(Into::into)),
+            Err(e) => Err(e.into()),
+        }
+    } else {
+        let mut w = buffered;
+        export::write(&snap, format, range, &mut w).and_then(|n| finish(w).map(|()| n).map_err(Into::into))
+    };
+    let n = match result {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(fail("export failed", &e));
+        }
+    };
+    std::fs::rename(&tmp, path).map_err(|e| fail("cannot move the finished file into place", &e))?;
+    let secs = t0.elapsed().as_secs_f64();
+    let _ = writeln!(
+        out,
+        "{}: exported {n} events in {secs:.2} s ({:.0} events/s)",
+        path.display(),
+        n as f64 / secs.max(1e-9)
+    );
+    Ok(n)
+}
+
+/// Flushes a buffered file writer and syncs the file to disk.
+fn finish(w: std::io::BufWriter<std::fs::File>) -> std::io::Result<()> {
+    let f = w.into_inner().map_err(std::io::IntoInnerError::into_error)?;
+    f.sync_all()
+}
+
+/// Parses `NAME=TYPE` (for `--type`).
+pub fn parse_type_override(text: &str) -> Result<(String, PropType), String> {
+    let (name, ty) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=TYPE, got {text:?}"))?;
+    let ty = import::parse_prop_type(ty)
+        .ok_or_else(|| format!("unknown type {ty:?} (expected string, int, float or bool)"))?;
+    Ok((name.to_owned(), ty))
+}
+
+/// Parses a `--from` / `--to` time (ISO 8601, or unix milliseconds).
+pub fn parse_time(text: &str) -> Result<i64, String> {
+    import::parse_ts(text, import::TsUnit::Ms)
+}
