@@ -1,12 +1,20 @@
-//! Drives the built `journeydb` binary: demo, one-shot queries in every output format (numbers
-//! cross-checked against the library on the same database), scripts on stdin, and errors.
+//! Drives the built `journeydb` binary: demo (numbers checked against the reference evaluator on
+//! the generator's rows), one-shot queries in every output format, scripts on stdin, import and
+//! export round trips through the canonical form, every bad-input case (the error, and the
+//! database left unchanged), and the interactive shell through a pseudo-terminal.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+#![allow(dead_code)] // the shared reference evaluator has more than this file uses
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use journeydb::{Cell, Db, Query};
+use jiff::tz::TimeZone;
+use journeydb::{Cell, Db, Query, Stage, Table, demo};
+
+include!("reference/mod.rs");
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_journeydb"))
@@ -129,4 +137,451 @@ fn scripts_on_stdin_and_errors() {
     assert!(text(&out.stderr).contains("not a journeydb database"));
     // Bad arguments.
     assert_eq!(run(&["demo", "--events", "many"], None).status.code(), Some(2));
+}
+
+fn csv_rows(out: &Output) -> Vec<Vec<String>> {
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut r = csv::Reader::from_reader(out.stdout.as_slice());
+    r.records()
+        .map(|x| x.unwrap().iter().map(str::to_owned).collect())
+        .collect()
+}
+
+fn ints_of(t: &Table, col: &str) -> Vec<i64> {
+    let i = t.columns.iter().position(|c| c == col).unwrap();
+    t.rows
+        .iter()
+        .map(|r| match &r[i] {
+            Cell::Int(n) => *n,
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+/// The demo's numbers, printed by the binary, equal the reference evaluator's on the rows the
+/// generator produces (computed without the engine).
+#[test]
+fn demo_numbers_match_the_reference_evaluator() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.journeydb");
+    let db_s = db.to_str().unwrap();
+    let out = run(&["demo", db_s, "--events", "20000", "--seed", "11"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stages: BTreeMap<&str, Stage> = demo::EVENTS.into_iter().collect();
+    let evs: Vec<Ev> = demo::generate(20_000, 0, 11)
+        .iter()
+        .enumerate()
+        .map(|(seq, r)| {
+            let e = r.to_event();
+            Ev {
+                stage: stages.get(e.name.as_str()).copied(),
+                ch: Some(demo::CHANNELS[r.channel as usize].to_owned()),
+                amt: (r.amount_cents > 0).then(|| f64::from(r.amount_cents) / 100.0),
+                cust: e.customer,
+                ts: e.ts_us,
+                seq,
+                name: e.name,
+            }
+        })
+        .collect();
+    let c = Common {
+        range: None,
+        where_ch: None,
+        tz: "UTC",
+    };
+    let funnel = Q::Funnel {
+        steps: vec![
+            StepQ::Names(vec!["visit"]),
+            StepQ::Names(vec!["add_to_cart"]),
+            StepQ::Names(vec!["purchase"]),
+        ],
+        within: 7 * 24 * 3_600_000_000,
+        mode: "ORDERED",
+        ties_strict: true,
+        exclude: None,
+        c: c.clone(),
+    };
+    let want = ints_of(&reference(&funnel, &evs), "customers");
+    assert!(want[0] > 100 && want[2] > 0, "{want:?}");
+    let got: Vec<i64> = csv_rows(&run(
+        &[
+            db_s,
+            "--format",
+            "csv",
+            "-c",
+            "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d TIES STRICT",
+        ],
+        None,
+    ))
+    .iter()
+    .map(|r| r[2].parse().unwrap())
+    .collect();
+    assert_eq!(got, want);
+
+    let retention = Q::Retention {
+        start: StepQ::Names(vec!["visit"]),
+        ret: StepQ::Names(vec!["visit", "purchase"]),
+        period: "week",
+        periods: 8,
+        recurring: false,
+        on_or_after: false,
+        c,
+    };
+    let reference = reference(&retention, &evs);
+    let want: Vec<(i64, i64)> = ints_of(&reference, "cohort_size")
+        .into_iter()
+        .zip(ints_of(&reference, "customers"))
+        .collect();
+    let got: Vec<(i64, i64)> = csv_rows(&run(
+        &[
+            db_s,
+            "--format",
+            "csv",
+            "-c",
+            "RETENTION visit RETURN visit OR purchase PERIOD week PERIODS 8 FIRST_TIME",
+        ],
+        None,
+    ))
+    .iter()
+    .map(|r| (r[2].parse().unwrap(), r[3].parse().unwrap()))
+    .collect();
+    assert_eq!(got, want);
+}
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn export(db: &Path, format: &str) -> String {
+    let out = run(&["export", db.to_str().unwrap(), "-", "--format", format], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+fn import(db: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["import", db.to_str().unwrap()];
+    all.extend_from_slice(args);
+    run(&all, None)
+}
+
+/// Import → export gives the canonical form, byte for byte; importing the canonical form again
+/// gives it back (a fixpoint). Also through gzip and zstd.
+#[test]
+fn import_export_round_trips_through_the_canonical_form() {
+    let dir = tempfile::tempdir().unwrap();
+    for (src, format, canonical) in [
+        ("events.csv", "csv", "events.canonical.csv"),
+        ("events.ndjson", "ndjson", "events.canonical.ndjson"),
+    ] {
+        let want = std::fs::read_to_string(fixture(canonical)).unwrap();
+        let raw = std::fs::read(fixture(src)).unwrap();
+        let gz = dir.path().join(format!("{src}.gz"));
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(&raw).unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        let zst = dir.path().join(format!("{src}.zst"));
+        std::fs::write(&zst, zstd::encode_all(raw.as_slice(), 3).unwrap()).unwrap();
+        for (i, input) in [fixture(src), gz, zst, fixture(canonical)].iter().enumerate() {
+            let db = dir.path().join(format!("{format}-{i}.journeydb"));
+            let out = import(&db, &[input.to_str().unwrap()]);
+            assert!(out.status.success(), "{input:?}: {}", text(&out.stderr));
+            assert!(text(&out.stdout).contains("imported"), "{}", text(&out.stdout));
+            assert_eq!(export(&db, format), want, "{input:?}");
+        }
+    }
+    // Export to a compressed file, then import it back.
+    let db = dir.path().join("csv-0.journeydb");
+    let zst = dir.path().join("again.csv.zst");
+    let out = run(&["export", db.to_str().unwrap(), zst.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let db2 = dir.path().join("again.journeydb");
+    assert!(import(&db2, &[zst.to_str().unwrap()]).status.success());
+    assert_eq!(
+        export(&db2, "csv"),
+        std::fs::read_to_string(fixture("events.canonical.csv")).unwrap()
+    );
+    // A time range: [from, to).
+    let out = run(
+        &[
+            "export",
+            db.to_str().unwrap(),
+            "-",
+            "--format",
+            "csv",
+            "--from",
+            "2026-01-06",
+            "--to",
+            "2026-01-07T00:00:00Z",
+        ],
+        None,
+    );
+    let lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[1..].iter().all(|l| l.contains("2026-01-06T")), "{lines:?}");
+}
+
+/// Every bad input gives its documented error (file, line, column, reason) and leaves the
+/// database exactly as it was.
+#[test]
+fn bad_inputs_give_clear_errors_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db.journeydb");
+    assert!(
+        import(&db, &[fixture("events.csv").to_str().unwrap()])
+            .status
+            .success()
+    );
+    let before = export(&db, "ndjson");
+    let write = |name: &str, body: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let good_then =
+        |bad: &str| format!("customer,ts,event,amount\nx,2026-01-01T00:00:00Z,visit,1.5\n{bad}\n");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(
+        good_then("y,2026-01-02T00:00:00Z,visit,2.5")
+            .repeat(200)
+            .as_bytes(),
+    )
+    .unwrap();
+    let gz = gz.finish().unwrap();
+    let cases: Vec<(String, Vec<String>, String)> = vec![
+        (
+            "missing column".into(),
+            vec![write("nocol.csv", b"customer,ts,channel\nx,2026-01-01,web\n")],
+            "nocol.csv: no event column (looked for `event`, `event_name`, `name`); name it with --event-col".into(),
+        ),
+        (
+            "bad timestamp".into(),
+            vec![write("badts.csv", good_then("y,yesterday,visit,2").as_bytes())],
+            "badts.csv:3:2: column `ts`: \"yesterday\" is not a timestamp".into(),
+        ),
+        (
+            "wrong type (the database fixed amount as f64)".into(),
+            vec![write("badtype.csv", good_then("y,2026-01-02,visit,lots").as_bytes())],
+            "badtype.csv:3:4: column `amount`: expected f64 (the property's type), got string \"lots\"".into(),
+        ),
+        (
+            "wrong type (inferred from the file)".into(),
+            vec![write("badqty.csv", b"customer,ts,event,qty\nx,2026-01-01,visit,1\ny,2026-01-01,visit,two\n")],
+            "badqty.csv:3:4: column `qty`: expected i64 (inferred from line 2), got string \"two\"; give the type with --type qty=TYPE".into(),
+        ),
+        (
+            "wrong number of fields".into(),
+            vec![write("short.csv", good_then("y,2026-01-02").as_bytes())],
+            "short.csv:3:3: 2 fields, the header has 4".into(),
+        ),
+        (
+            "unknown stage".into(),
+            vec![write("stage.csv", b"customer,ts,event,stage\nx,2026-01-01,visit,nirvana\n")],
+            "stage.csv:2:4: column `stage`: unknown stage \"nirvana\"".into(),
+        ),
+        (
+            "bad JSON".into(),
+            vec![write("bad.ndjson", b"{\"customer\":\"x\",\"ts\":1,\"event\":\"v\"}\n{\"customer\": \"y\",\n")],
+            "bad.ndjson:2:".into(),
+        ),
+        (
+            "nested JSON".into(),
+            vec![write("nested.ndjson", b"{\"customer\":\"x\",\"ts\":1,\"event\":\"v\",\"p\":{\"a\":1}}\n")],
+            "nested.ndjson:1:4: column `p`: nested objects are not supported".into(),
+        ),
+        (
+            "truncated gzip".into(),
+            vec![write("cut.csv.gz", &gz[..gz.len() / 2])],
+            "cut.csv.gz: ".into(),
+        ),
+        (
+            "unknown format".into(),
+            vec![write("events.txt", b"customer,ts,event\n")],
+            "events.txt: cannot tell the format from the file name".into(),
+        ),
+        (
+            "missing file".into(),
+            vec![dir.path().join("nope.csv").to_str().unwrap().to_owned()],
+            "nope.csv: no such file".into(),
+        ),
+        (
+            "a good file then a bad one: the good one stays, nothing of the bad one".into(),
+            vec![
+                write("good.csv", b"customer,ts,event\nnewbie,2026-01-01,visit\n"),
+                write("bad2.csv", good_then("y,2026-13-01,visit,1").as_bytes()),
+            ],
+            "bad2.csv:3:2".into(),
+        ),
+    ];
+    for (what, files, want) in cases {
+        let mut args: Vec<&str> = files.iter().map(String::as_str).collect();
+        args.insert(0, "--ts-unit");
+        args.insert(1, "ms");
+        let out = import(&db, &args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert!(err.contains(&want), "{what}: expected {want:?} in:\n{err}");
+        assert!(!err.contains("panicked"), "{what}: {err}");
+        let now = export(&db, "ndjson");
+        if what.starts_with("a good file") {
+            assert!(now.contains("newbie") && !now.contains("\"y\""), "{what}: {now}");
+        } else {
+            assert_eq!(now, before, "{what}: the database changed");
+        }
+    }
+    // Unwritable output path and unknown export format.
+    let out = run(&["export", db.to_str().unwrap(), "/nonexistent-dir/x.csv"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("/nonexistent-dir/x.csv: cannot create the file"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(
+        &[
+            "export",
+            db.to_str().unwrap(),
+            dir.path().join("x.txt").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        text(&out.stderr).contains("cannot tell the format"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!dir.path().join("x.txt").exists());
+}
+
+/// `--skip-bad N` skips and reports up to N bad rows; one more fails the file as a whole.
+#[test]
+fn skip_bad_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("some-bad.csv");
+    std::fs::write(
+        &f,
+        "customer,ts,event\na,2026-01-01,visit\nb,never,visit\nc,2026-01-02,visit\nd,,visit\n",
+    )
+    .unwrap();
+    let db = dir.path().join("db");
+    let out = import(&db, &["--skip-bad", "1", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("more than 1 bad rows"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("some-bad.csv:5:2"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = import(&db, &["--skip-bad", "2", f.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("skipped: ") && err.contains("some-bad.csv:3:2"),
+        "{err}"
+    );
+    assert!(
+        text(&out.stdout).contains("imported 2 events") && text(&out.stdout).contains("skipped 2 bad rows")
+    );
+    let csv = export(&db, "csv");
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+}
+
+/// Column mapping, integer timestamps in seconds, and explicit property types.
+#[test]
+fn column_mapping_units_and_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("mapped.csv");
+    std::fs::write(
+        &f,
+        "who,when,what,zip\nu1,1767225600,signup,02134\nu1,1767225660,visit,10001\n",
+    )
+    .unwrap();
+    let db = dir.path().join("db");
+    let out = import(
+        &db,
+        &[
+            "--customer-col",
+            "who",
+            "--ts-col",
+            "when",
+            "--event-col",
+            "what",
+            "--ts-unit",
+            "s",
+            "--type",
+            "zip=string",
+            f.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        export(&db, "ndjson"),
+        "{\"customer\":\"u1\",\"ts\":\"2026-01-01T00:00:00.000Z\",\"event\":\"signup\",\"zip\":\"02134\"}\n\
+         {\"customer\":\"u1\",\"ts\":\"2026-01-01T00:01:00.000Z\",\"event\":\"visit\",\"zip\":\"10001\"}\n"
+    );
+    let out = run(&[db.to_str().unwrap(), "-c", ".schema", "--format", "csv"], None);
+    assert!(
+        text(&out.stdout).contains("zip,string,property"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// The interactive shell, for real, through a pseudo-terminal: a multi-line statement, the
+/// result table, history recall with the up arrow, tab completion, a dot-command, and the
+/// history file written on the way out.
+#[cfg(unix)]
+#[test]
+fn interactive_shell_through_a_pty() {
+    use expectrl::Expect;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pty.journeydb");
+    let out = run(&["demo", db.to_str().unwrap(), "--events", "5000"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let history = dir.path().join("history");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_journeydb"));
+    cmd.arg(&db)
+        .env("JOURNEYDB_HISTORY", &history)
+        .env("TERM", "xterm-256color")
+        .env("NO_COLOR", "1");
+    let mut p = expectrl::Session::spawn(cmd).unwrap();
+    p.set_expect_timeout(Some(std::time::Duration::from_secs(60)));
+    p.expect("journeydb> ").unwrap();
+    // A statement over two lines: Enter on the first line only continues the statement.
+    p.send("FUNNEL visit -> add_to_cart\r").unwrap();
+    p.send("-> purchase WITHIN 7d;\r").unwrap();
+    p.expect("│ step │").unwrap();
+    p.expect("3 rows").unwrap();
+    p.expect("journeydb> ").unwrap();
+    // Up arrow recalls the whole statement; Enter runs it again.
+    p.send("\x1b[A").unwrap();
+    p.send("\r").unwrap();
+    p.expect("│ step │").unwrap();
+    p.expect("3 rows").unwrap();
+    p.expect("journeydb> ").unwrap();
+    // Tab completes a keyword and an event name.
+    p.send("STICK\t OF rev\t PERIOD week;\r").unwrap();
+    p.expect("│ buckets │ customers │").unwrap();
+    p.expect("journeydb> ").unwrap();
+    p.send(".mode csv\r").unwrap();
+    p.expect("journeydb> ").unwrap();
+    p.send("TREND count PERIOD month;\r").unwrap();
+    p.expect("bucket,value").unwrap();
+    p.expect("journeydb> ").unwrap();
+    p.send("TREND nonsense;\r").unwrap();
+    p.expect("^").unwrap();
+    p.expect("journeydb> ").unwrap();
+    p.send(".quit\r").unwrap();
+    p.expect(expectrl::Eof).unwrap();
+    let h = std::fs::read_to_string(&history).unwrap();
+    assert!(
+        h.contains("add_to_cart") && h.contains("-> purchase WITHIN 7d;"),
+        "{h}"
+    );
+    assert!(h.contains("STICKINESS OF review PERIOD week;"), "{h}");
 }

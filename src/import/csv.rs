@@ -123,12 +123,13 @@ fn parse_row<'r>(
             continue;
         }
         let t = text(raw).map_err(|e| (i, e))?;
+        // The column's type reads the text; failing that, the inferred value makes admit() widen
+        // (integers to floats) or explain the mismatch.
         let v = match staged.prop_type(p) {
-            Some(ty) => parse_as(t, ty),
-            None => Ok(infer(t)),
-        }
-        .and_then(|v| staged.admit(p, v, line))
-        .map_err(|e| (i, e))?;
+            Some(ty) => parse_as(t, ty).unwrap_or_else(|_| infer(t)),
+            None => infer(t),
+        };
+        let v = staged.admit(p, v, line).map_err(|e| (i, e))?;
         props.push((p, v));
     }
     Ok(RowValues {

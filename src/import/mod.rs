@@ -250,6 +250,19 @@ pub(crate) enum Scalar<'a> {
     Bool(bool),
 }
 
+/// A value for an error message, typed and cut to a readable length.
+fn describe(v: Scalar<'_>) -> String {
+    match v {
+        Scalar::Str(s) if s.chars().count() > 40 => {
+            format!("string {:?}…", s.chars().take(40).collect::<String>())
+        }
+        Scalar::Str(s) => format!("string {s:?}"),
+        Scalar::I64(i) => format!("integer {i}"),
+        Scalar::F64(x) => format!("number {x}"),
+        Scalar::Bool(b) => format!("bool {b}"),
+    }
+}
+
 impl StagedProp {
     fn new(name: String, fixed: Option<PropType>) -> Self {
         StagedProp {
@@ -304,12 +317,12 @@ impl StagedProp {
                 Ok(v)
             }
             _ => Err(if self.fixed {
-                format!("expected {ty} (the property's type), got {}", given.name())
+                format!("expected {ty} (the property's type), got {}", describe(v))
             } else {
                 format!(
                     "expected {ty} (inferred from line {}), got {}; give the type with --type {}=TYPE",
                     self.inferred_at,
-                    given.name(),
+                    describe(v),
                     self.name
                 )
             }),

@@ -7,7 +7,34 @@ use super::{ParseError, Span};
 use crate::limits;
 use crate::model::Stage;
 
-/// Every reserved word of the query language (completion in the shell uses this list).
+/// The statement keywords.
+pub const STATEMENTS: [&str; 10] = [
+    "FUNNEL",
+    "RETENTION",
+    "TREND",
+    "TIMELINE",
+    "LIFECYCLE",
+    "STICKINESS",
+    "STAGES",
+    "TRANSITIONS",
+    "CUSTOMERS",
+    "EXPLAIN",
+];
+
+/// Words with a meaning only in their clause (not reserved; they may also name events).
+pub const CONTEXTUAL: [&str; 9] = [
+    "FOR",
+    "CUSTOMER",
+    "STEP",
+    "DROPPED",
+    "CELL",
+    "LIMIT",
+    "MIN",
+    "CUMULATIVE",
+    "IN",
+];
+
+/// Every reserved word of the query language.
 pub const KEYWORDS: &[&str] = &[
     "FUNNEL",
     "RETENTION",
@@ -203,18 +230,7 @@ impl Parser<'_> {
             format!("expected a statement, found {}", describe(&t.tok)),
         );
         if let Tok::Ident(s) = &t.tok
-            && let Some(best) = crate::query::parser::suggest(
-                s,
-                &[
-                    "FUNNEL",
-                    "RETENTION",
-                    "TREND",
-                    "TIMELINE",
-                    "LIFECYCLE",
-                    "STICKINESS",
-                    "STAGES",
-                ],
-            )
+            && let Some(best) = crate::query::parser::suggest(s, &STATEMENTS)
         {
             e = e.with_help(format!("did you mean {best}?"));
         } else {

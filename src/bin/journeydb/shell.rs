@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use journeydb::import::ImportOptions;
-use journeydb::query::parser::KEYWORDS;
+use journeydb::query::parser::{CONTEXTUAL, KEYWORDS, STATEMENTS};
 use journeydb::{Db, PropType, Query, QueryError, Stage};
 use rustyline::completion::{Completer, FilenameCompleter, Pair};
 use rustyline::highlight::Highlighter;
@@ -535,7 +535,12 @@ impl ShellHelper {
     fn new(db: &Db) -> ShellHelper {
         let snap = db.snapshot();
         let dicts = snap.dicts();
-        let mut words: Vec<String> = KEYWORDS.iter().map(|k| (*k).to_owned()).collect();
+        let mut words: Vec<String> = KEYWORDS
+            .iter()
+            .chain(&STATEMENTS)
+            .chain(&CONTEXTUAL)
+            .map(|k| (*k).to_owned())
+            .collect();
         words.extend(
             [
                 "count", "uniq", "sum", "avg", "min", "max", "wau", "mau", "day", "week", "month", "hour",
@@ -593,7 +598,11 @@ impl Completer for ShellHelper {
             .filter(|w| w.to_lowercase().starts_with(&word.to_lowercase()))
             .map(|w| {
                 // Keywords follow the case the user started typing in.
-                let keyword = KEYWORDS.contains(&w.as_str());
+                let keyword = KEYWORDS
+                    .iter()
+                    .chain(&STATEMENTS)
+                    .chain(&CONTEXTUAL)
+                    .any(|k| k == w);
                 let text = match (keyword, upper) {
                     (true, false) => w.to_lowercase(),
                     _ => w.clone(),
