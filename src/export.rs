@@ -79,10 +79,13 @@ pub fn write(
     snapshot: &Snapshot,
     format: FileFormat,
     range: Range,
-    out: &mut dyn Write,
+    out: &mut (dyn Write + Send),
 ) -> Result<u64, ExportError> {
     let d = snapshot.dicts();
     let props = props(&d)?;
+    if format == FileFormat::Parquet {
+        return write_parquet(snapshot, &d, &props, range, out);
+    }
     let mut sink = match format {
         FileFormat::Csv => {
             let mut w = csv::WriterBuilder::new()
@@ -93,7 +96,7 @@ pub fn write(
             w.write_record(&header).map_err(csv_io)?;
             Sink::Csv(Box::new(w))
         }
-        FileFormat::Ndjson => Sink::Json(out),
+        FileFormat::Ndjson | FileFormat::Parquet => Sink::Json(out),
     };
     let mut written = 0u64;
     let mut failed: Option<ExportError> = None;
@@ -179,8 +182,158 @@ pub fn write(
 }
 
 enum Sink<'w> {
-    Csv(Box<csv::Writer<&'w mut dyn Write>>),
-    Json(&'w mut dyn Write),
+    Csv(Box<csv::Writer<&'w mut (dyn Write + Send)>>),
+    Json(&'w mut (dyn Write + Send)),
+}
+
+/// Parquet: `customer` string, `ts` timestamp(µs, UTC), `event` string, `stage` string (null when
+/// none), then each property with its type (string, int64, double, boolean), zstd-compressed.
+#[cfg(feature = "parquet")]
+fn write_parquet(
+    snapshot: &Snapshot,
+    d: &Dicts,
+    props: &[Prop],
+    range: Range,
+    out: &mut (dyn Write + Send),
+) -> Result<u64, ExportError> {
+    use std::sync::Arc;
+
+    use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder};
+    use arrow_array::{ArrayRef, RecordBatch, TimestampMicrosecondArray};
+    use arrow_schema::{DataType, Field, Schema, TimeUnit};
+
+    let pq = |e: parquet::errors::ParquetError| ExportError::Io(std::io::Error::other(e));
+    let mut fields = vec![
+        Field::new("customer", DataType::Utf8, false),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("event", DataType::Utf8, false),
+        Field::new("stage", DataType::Utf8, true),
+    ];
+    for p in props {
+        let t = match p.ty {
+            PropType::Str => DataType::Utf8,
+            PropType::I64 => DataType::Int64,
+            PropType::F64 => DataType::Float64,
+            PropType::Bool => DataType::Boolean,
+        };
+        fields.push(Field::new(p.name.as_str(), t, true));
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let wprops = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::ZSTD(
+            parquet::basic::ZstdLevel::try_new(3).map_err(pq)?,
+        ))
+        .build();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(out, schema.clone(), Some(wprops)).map_err(pq)?;
+    let mut written = 0u64;
+    let mut failed: Option<ExportError> = None;
+    let mut block = |cols: &Columns| -> Result<(), ExportError> {
+        let rows: Vec<usize> = (0..cols.len())
+            .filter(|&i| {
+                let ts = cols.ts[i];
+                !(range.from.is_some_and(|f| ts < f) || range.to.is_some_and(|t| ts >= t))
+            })
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let dangling = |what: &str, id: u64| ExportError::Dangling(format!("{what} id {id}"));
+        let mut customer = StringBuilder::new();
+        let mut event = StringBuilder::new();
+        let mut stage = StringBuilder::new();
+        for &i in &rows {
+            customer.append_value(
+                d.customers
+                    .name(cols.cid[i])
+                    .ok_or_else(|| dangling("customer", u64::from(cols.cid[i])))?,
+            );
+            event.append_value(
+                d.events
+                    .name(cols.event[i])
+                    .ok_or_else(|| dangling("event", u64::from(cols.event[i])))?,
+            );
+            stage.append_option(Stage::from_code(cols.stage[i]).map(Stage::name));
+        }
+        let ts = TimestampMicrosecondArray::from(rows.iter().map(|&i| cols.ts[i]).collect::<Vec<_>>())
+            .with_timezone("UTC");
+        let mut arrays: Vec<ArrayRef> = vec![
+            Arc::new(customer.finish()),
+            Arc::new(ts),
+            Arc::new(event.finish()),
+            Arc::new(stage.finish()),
+        ];
+        for p in props {
+            let c = cols.props.iter().find(|c| c.id == p.id);
+            let slot = |i: usize| c.filter(|c| c.valid[i]).map(|c| c.vals[i]);
+            let array: ArrayRef = match p.ty {
+                PropType::Str => {
+                    let mut b = StringBuilder::new();
+                    for &i in &rows {
+                        match slot(i) {
+                            Some(s) => {
+                                b.append_value(d.strings.name(s as u32).ok_or_else(|| dangling("string", s))?)
+                            }
+                            None => b.append_null(),
+                        }
+                    }
+                    Arc::new(b.finish())
+                }
+                PropType::I64 => {
+                    let mut b = Int64Builder::new();
+                    rows.iter()
+                        .for_each(|&i| b.append_option(slot(i).map(|s| s as i64)));
+                    Arc::new(b.finish())
+                }
+                PropType::F64 => {
+                    let mut b = Float64Builder::new();
+                    rows.iter()
+                        .for_each(|&i| b.append_option(slot(i).map(f64::from_bits)));
+                    Arc::new(b.finish())
+                }
+                PropType::Bool => {
+                    let mut b = BooleanBuilder::new();
+                    rows.iter()
+                        .for_each(|&i| b.append_option(slot(i).map(|s| s != 0)));
+                    Arc::new(b.finish())
+                }
+            };
+            arrays.push(array);
+        }
+        let batch = RecordBatch::try_new(schema.clone(), arrays)
+            .map_err(|e| ExportError::Io(std::io::Error::other(e)))?;
+        writer.write(&batch).map_err(pq)?;
+        written += rows.len() as u64;
+        Ok(())
+    };
+    snapshot.scan(ColumnSet::ALL, |cols| {
+        if failed.is_none()
+            && let Err(e) = block(cols)
+        {
+            failed = Some(e);
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    writer.close().map_err(pq)?;
+    Ok(written)
+}
+
+#[cfg(not(feature = "parquet"))]
+fn write_parquet(
+    _snapshot: &Snapshot,
+    _d: &Dicts,
+    _props: &[Prop],
+    _range: Range,
+    _out: &mut (dyn Write + Send),
+) -> Result<u64, ExportError> {
+    Err(ExportError::Io(std::io::Error::other(
+        "this journeydb was built without Parquet support (cargo feature `parquet`)",
+    )))
 }
 
 fn csv_io(e: csv::Error) -> ExportError {

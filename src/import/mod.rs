@@ -11,6 +11,8 @@
 
 pub mod csv;
 pub mod ndjson;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -30,6 +32,8 @@ pub enum FileFormat {
     Csv,
     /// One JSON object per line.
     Ndjson,
+    /// Apache Parquet (needs the `parquet` cargo feature, on by default).
+    Parquet,
 }
 
 impl FileFormat {
@@ -45,6 +49,7 @@ impl FileFormat {
         match ext {
             "csv" => Some(FileFormat::Csv),
             "ndjson" | "jsonl" | "json" => Some(FileFormat::Ndjson),
+            "parquet" | "pq" => Some(FileFormat::Parquet),
             _ => None,
         }
     }
@@ -54,6 +59,7 @@ impl FileFormat {
         match text.to_ascii_lowercase().as_str() {
             "csv" => Some(FileFormat::Csv),
             "ndjson" | "jsonl" | "json" => Some(FileFormat::Ndjson),
+            "parquet" => Some(FileFormat::Parquet),
             _ => None,
         }
     }
@@ -64,6 +70,7 @@ impl fmt::Display for FileFormat {
         f.write_str(match self {
             FileFormat::Csv => "csv",
             FileFormat::Ndjson => "ndjson",
+            FileFormat::Parquet => "parquet",
         })
     }
 }
@@ -534,18 +541,46 @@ pub fn read_file(file: &Path, opts: &ImportOptions, progress: Progress<'_>) -> R
             return Err(ImportError::File {
                 file: file.to_owned(),
                 reason: "cannot tell the format from the file name (expected .csv, .ndjson, .jsonl, \
-                         optionally .gz or .zst); give --format"
+                         optionally .gz or .zst, or .parquet); give --format"
                     .into(),
             });
         }
     };
+    if format == FileFormat::Parquet {
+        return read_parquet(file, opts, progress);
+    }
     let count = Arc::new(AtomicU64::new(0));
     let input = open_input(file, count.clone())?;
     let mut tick = |rows: u64| progress(count.load(Ordering::Relaxed), rows);
-    match format {
-        FileFormat::Csv => csv::read(file, input, opts, &mut tick),
-        FileFormat::Ndjson => ndjson::read(file, input, opts, &mut tick),
+    if format == FileFormat::Csv {
+        csv::read(file, input, opts, &mut tick)
+    } else {
+        ndjson::read(file, input, opts, &mut tick)
     }
+}
+
+#[cfg(feature = "parquet")]
+fn read_parquet(file: &Path, opts: &ImportOptions, progress: Progress<'_>) -> Result<Imported, ImportError> {
+    let len = std::fs::metadata(file).map_or(0, |m| m.len());
+    let mut rows_seen = 0;
+    let out = parquet::read(file, opts, &mut |rows| {
+        rows_seen = rows;
+        progress(0, rows);
+    });
+    progress(len, rows_seen);
+    out
+}
+
+#[cfg(not(feature = "parquet"))]
+fn read_parquet(
+    file: &Path,
+    _opts: &ImportOptions,
+    _progress: Progress<'_>,
+) -> Result<Imported, ImportError> {
+    Err(ImportError::File {
+        file: file.to_owned(),
+        reason: "this journeydb was built without Parquet support (cargo feature `parquet`)".into(),
+    })
 }
 
 /// Parses a timestamp: an integer in `unit` since the Unix epoch, or ISO 8601 / RFC 3339

@@ -43,6 +43,7 @@ struct Cli {
 enum FileFormatArg {
     Csv,
     Ndjson,
+    Parquet,
 }
 
 impl From<FileFormatArg> for FileFormat {
@@ -50,6 +51,7 @@ impl From<FileFormatArg> for FileFormat {
         match f {
             FileFormatArg::Csv => FileFormat::Csv,
             FileFormatArg::Ndjson => FileFormat::Ndjson,
+            FileFormatArg::Parquet => FileFormat::Parquet,
         }
     }
 }
@@ -83,7 +85,7 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
-    /// Import CSV or NDJSON files (optionally .gz or .zst) into a database (created if missing).
+    /// Import CSV or NDJSON files (optionally .gz or .zst) or Parquet files into a database (created if missing).
     ///
     /// Columns: customer, ts (ISO 8601, or integers in --ts-unit), event, optional stage; every
     /// other column is a property. A bad row stops the import of its file with file:line:column
@@ -119,7 +121,7 @@ enum Command {
         #[arg(long = "type", value_name = "NAME=TYPE")]
         types: Vec<String>,
     },
-    /// Export events as CSV or NDJSON (optionally .gz or .zst; `-` is standard output).
+    /// Export events as CSV, NDJSON (optionally .gz or .zst) or Parquet; `-` is standard output.
     Export {
         /// Database directory.
         db: PathBuf,

@@ -63,6 +63,7 @@ pub fn import(
             eprintln!("skipped: {e}");
         }
         let staged = read.staged;
+        let read_secs = t0.elapsed().as_secs_f64();
         let mut done = 0;
         while done < staged.len() {
             let end = (done + CHUNK).min(staged.len());
@@ -80,11 +81,13 @@ pub fn import(
         let secs = t0.elapsed().as_secs_f64();
         let _ = writeln!(
             out,
-            "{}: imported {} events in {:.2} s ({:.0} events/s){}",
+            "{}: imported {} events in {:.2} s ({:.0} events/s; reading {:.2} s, committing {:.2} s){}",
             file.display(),
             staged.len(),
             secs,
             staged.len() as f64 / secs.max(1e-9),
+            read_secs,
+            secs - read_secs,
             if read.skipped.is_empty() {
                 String::new()
             } else {
@@ -126,15 +129,14 @@ pub fn export(
 ) -> Result<u64, String> {
     let format = format.or_else(|| FileFormat::from_path(path)).ok_or_else(|| {
         format!(
-            "{}: cannot tell the format from the file name; give --format csv|ndjson",
+            "{}: cannot tell the format from the file name; give --format csv|ndjson|parquet",
             path.display()
         )
     })?;
     let snap = db.snapshot();
     let t0 = Instant::now();
     if path.as_os_str() == "-" {
-        let stdout = std::io::stdout();
-        let mut lock = std::io::BufWriter::new(stdout.lock());
+        let mut lock = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
         return match export::write(&snap, format, range, &mut lock) {
             // `journeydb export DB - | head`: the reader left; that is not an error.
             Err(export::ExportError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
