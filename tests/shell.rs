@@ -609,3 +609,67 @@ fn interactive_shell_through_a_pty() {
     );
     assert!(h.contains("STICKINESS OF review PERIOD week;"), "{h}");
 }
+
+/// `stats --format json`, `compact`, `verify`, and dot-commands in a script.
+#[test]
+fn maintenance_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.journeydb");
+    let db_s = db.to_str().unwrap();
+    assert!(
+        import(&db, &[fixture("events.csv").to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert!(
+        import(&db, &[fixture("events.ndjson").to_str().unwrap()])
+            .status
+            .success()
+    );
+    let out = run(&["stats", db_s, "--format", "json"], None);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["events"], 12);
+    assert_eq!(json["segments"], 2);
+    let out = run(&["compact", db_s], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("2 → 1 segments"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run(&["verify", db_s], None);
+    assert!(
+        out.status.success() && text(&out.stdout).starts_with("ok: 1 segments, 12 events"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Dot-commands from a script; `.stagemap` changes what later writes get.
+    let script =
+        ".stagemap signup awareness\n.mode csv\n.stagemap\n.events\nTREND count PERIOD month;\n.bogus\n";
+    let out = run(&[db_s], Some(script));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("signup,awareness"), "{stdout}");
+    assert!(
+        stdout.contains("event,events,customers,stage\nvisit,4,3,\npurchase,4,3,\nreview,2,2,"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("bucket,value\n2026-01-01,12"), "{stdout}");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("unknown command .bogus"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A corrupted segment: verify names the file and fails.
+    let seg = std::fs::read_dir(db.join("seg"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "seg"))
+        .unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[40] ^= 0xff;
+    std::fs::write(&seg, bytes).unwrap();
+    let out = run(&["verify", db_s], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains(".seg"), "{}", text(&out.stderr));
+}

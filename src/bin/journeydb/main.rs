@@ -179,6 +179,13 @@ fn open_for_shell(path: &Path, read_only: bool) -> journeydb::Result<(Db, bool)>
     if read_only {
         return Ok((Db::open_read_only(path)?, true));
     }
+    if !path.exists() {
+        eprintln!(
+            "note: {} did not exist; created an empty database",
+            path.display()
+        );
+        return Ok((Db::create(path, Options::default())?, false));
+    }
     match Db::open(path, Options::default()) {
         Ok(db) => Ok((db, false)),
         Err(journeydb::Error::File(journeydb::error::FileError::Locked { .. })) => {
