@@ -175,11 +175,13 @@ fn stats_json(db: &Db) -> String {
 }
 
 /// Opens `path` for the shell: read-write when the writer lock is free, else read-only.
-fn open_for_shell(path: &Path, read_only: bool) -> journeydb::Result<(Db, bool)> {
+/// A missing database is created only for the interactive shell (`create`): a mistyped path in a
+/// one-shot query or script is an error, not an empty answer.
+fn open_for_shell(path: &Path, read_only: bool, create: bool) -> journeydb::Result<(Db, bool)> {
     if read_only {
         return Ok((Db::open_read_only(path)?, true));
     }
-    if !path.exists() {
+    if create && !path.exists() {
         eprintln!(
             "note: {} did not exist; created an empty database",
             path.display()
@@ -336,7 +338,8 @@ fn shell_main(cli: Cli) -> ExitCode {
         eprintln!("usage: journeydb DB [-c STATEMENTS] | journeydb demo | journeydb --help");
         return ExitCode::from(2);
     };
-    let (db, read_only) = match open_for_shell(&path, cli.read_only) {
+    let interactive = cli.query.is_none() && std::io::stdin().is_terminal();
+    let (db, read_only) = match open_for_shell(&path, cli.read_only, interactive) {
         Ok(x) => x,
         Err(e) => {
             shell::report(&e.to_string());
@@ -349,7 +352,7 @@ fn shell_main(cli: Cli) -> ExitCode {
     }
     let script = match cli.query {
         Some(q) => q,
-        None if std::io::stdin().is_terminal() => return exit(session.interactive()),
+        None if interactive => return exit(session.interactive()),
         None => {
             let mut s = String::new();
             if let Err(e) = std::io::stdin().read_to_string(&mut s) {
