@@ -36,6 +36,50 @@ pub struct Range {
     pub to: Option<i64>,
 }
 
+impl Range {
+    /// True when `ts` lies in the range.
+    pub fn contains(&self, ts: i64) -> bool {
+        self.from.is_none_or(|f| f <= ts) && self.to.is_none_or(|t| ts < t)
+    }
+}
+
+/// Visits each block's rows that lie in `range` as `f(block, row indices)`; stops at the first
+/// error.
+fn for_each_block(
+    snapshot: &Snapshot,
+    range: Range,
+    mut f: impl FnMut(&Columns, &[usize]) -> Result<(), ExportError>,
+) -> Result<(), ExportError> {
+    let mut failed = None;
+    let mut rows = Vec::new();
+    snapshot.scan(ColumnSet::ALL, |cols| {
+        if failed.is_some() {
+            return;
+        }
+        rows.clear();
+        rows.extend((0..cols.len()).filter(|&i| range.contains(cols.ts[i])));
+        if !rows.is_empty()
+            && let Err(e) = f(cols, &rows)
+        {
+            failed = Some(e);
+        }
+    })?;
+    failed.map_or(Ok(()), Err)
+}
+
+/// The customer and event names of row `i`.
+fn names_at<'d>(d: &'d Dicts, cols: &Columns, i: usize) -> Result<(&'d str, &'d str), ExportError> {
+    let customer = d
+        .customers
+        .name(cols.cid[i])
+        .ok_or_else(|| ExportError::Dangling(format!("customer id {}", cols.cid[i])))?;
+    let event = d
+        .events
+        .name(cols.event[i])
+        .ok_or_else(|| ExportError::Dangling(format!("event id {}", cols.event[i])))?;
+    Ok((customer, event))
+}
+
 /// One property of the output.
 struct Prop {
     id: u32,
@@ -99,28 +143,16 @@ pub fn write(
         FileFormat::Ndjson | FileFormat::Parquet => Sink::Json(out),
     };
     let mut written = 0u64;
-    let mut failed: Option<ExportError> = None;
     let mut line = Vec::with_capacity(256);
-    let mut block = |cols: &Columns| -> Result<(), ExportError> {
+    for_each_block(snapshot, range, |cols, rows| {
         let col_of: Vec<Option<&crate::model::PropColumn>> = props
             .iter()
             .map(|p| cols.props.iter().find(|c| c.id == p.id))
             .collect();
-        for i in 0..cols.len() {
-            let ts = cols.ts[i];
-            if range.from.is_some_and(|f| ts < f) || range.to.is_some_and(|t| ts >= t) {
-                continue;
-            }
-            let customer = d
-                .customers
-                .name(cols.cid[i])
-                .ok_or_else(|| ExportError::Dangling(format!("customer id {}", cols.cid[i])))?;
-            let event = d
-                .events
-                .name(cols.event[i])
-                .ok_or_else(|| ExportError::Dangling(format!("event id {}", cols.event[i])))?;
+        for &i in rows {
+            let (customer, event) = names_at(&d, cols, i)?;
             let stage = Stage::from_code(cols.stage[i]).map_or("", Stage::name);
-            let ts = format_ts(ts);
+            let ts = format_ts(cols.ts[i]);
             match &mut sink {
                 Sink::Csv(w) => {
                     let mut rec: Vec<String> =
@@ -163,17 +195,7 @@ pub fn write(
             written += 1;
         }
         Ok(())
-    };
-    snapshot.scan(ColumnSet::ALL, |cols| {
-        if failed.is_none()
-            && let Err(e) = block(cols)
-        {
-            failed = Some(e);
-        }
     })?;
-    if let Some(e) = failed {
-        return Err(e);
-    }
     match sink {
         Sink::Csv(mut w) => w.flush()?,
         Sink::Json(out) => out.flush()?,
@@ -230,32 +252,15 @@ fn write_parquet(
         .build();
     let mut writer = parquet::arrow::ArrowWriter::try_new(out, schema.clone(), Some(wprops)).map_err(pq)?;
     let mut written = 0u64;
-    let mut failed: Option<ExportError> = None;
-    let mut block = |cols: &Columns| -> Result<(), ExportError> {
-        let rows: Vec<usize> = (0..cols.len())
-            .filter(|&i| {
-                let ts = cols.ts[i];
-                !(range.from.is_some_and(|f| ts < f) || range.to.is_some_and(|t| ts >= t))
-            })
-            .collect();
-        if rows.is_empty() {
-            return Ok(());
-        }
+    for_each_block(snapshot, range, |cols, rows| {
         let dangling = |what: &str, id: u64| ExportError::Dangling(format!("{what} id {id}"));
         let mut customer = StringBuilder::new();
         let mut event = StringBuilder::new();
         let mut stage = StringBuilder::new();
-        for &i in &rows {
-            customer.append_value(
-                d.customers
-                    .name(cols.cid[i])
-                    .ok_or_else(|| dangling("customer", u64::from(cols.cid[i])))?,
-            );
-            event.append_value(
-                d.events
-                    .name(cols.event[i])
-                    .ok_or_else(|| dangling("event", u64::from(cols.event[i])))?,
-            );
+        for &i in rows {
+            let (c, e) = names_at(d, cols, i)?;
+            customer.append_value(c);
+            event.append_value(e);
             stage.append_option(Stage::from_code(cols.stage[i]).map(Stage::name));
         }
         let ts = TimestampMicrosecondArray::from(rows.iter().map(|&i| cols.ts[i]).collect::<Vec<_>>())
@@ -272,7 +277,7 @@ fn write_parquet(
             let array: ArrayRef = match p.ty {
                 PropType::Str => {
                     let mut b = StringBuilder::new();
-                    for &i in &rows {
+                    for &i in rows {
                         match slot(i) {
                             Some(s) => {
                                 b.append_value(d.strings.name(s as u32).ok_or_else(|| dangling("string", s))?)
@@ -308,17 +313,7 @@ fn write_parquet(
         writer.write(&batch).map_err(pq)?;
         written += rows.len() as u64;
         Ok(())
-    };
-    snapshot.scan(ColumnSet::ALL, |cols| {
-        if failed.is_none()
-            && let Err(e) = block(cols)
-        {
-            failed = Some(e);
-        }
     })?;
-    if let Some(e) = failed {
-        return Err(e);
-    }
     writer.close().map_err(pq)?;
     Ok(written)
 }

@@ -5,18 +5,15 @@ use std::io::BufRead;
 use std::path::Path;
 
 use super::{
-    ImportError, ImportOptions, Imported, Role, RowValues, Staged, bad_row, infer, parse_as, parse_ts,
+    ImportError, ImportOptions, Imported, Layout, RowValues, Staged, bad_row, infer, parse_as, parse_ts,
 };
 use crate::ingest::check_name_text;
 use crate::limits;
 use crate::model::Stage;
 
 /// Where each role's column is, and the staged property of every other column.
-struct Layout {
-    customer: usize,
-    ts: usize,
-    event: usize,
-    stage: Option<usize>,
+struct Columns {
+    core: Layout,
     /// (field index, staged property index).
     props: Vec<(usize, usize)>,
     names: Vec<String>,
@@ -27,7 +24,7 @@ fn layout(
     header: &csv::ByteRecord,
     opts: &ImportOptions,
     staged: &mut Staged,
-) -> Result<Layout, ImportError> {
+) -> Result<Columns, ImportError> {
     let bad = |reason: String| ImportError::File {
         file: file.to_owned(),
         reason,
@@ -42,32 +39,10 @@ fn layout(
         }
         names.push(name.to_owned());
     }
-    let find = |role: Role| {
-        let wanted = opts.names(role);
-        wanted
-            .iter()
-            .find_map(|w| names.iter().position(|n| n == w))
-            .ok_or(wanted)
-    };
-    let required = |role: Role, what: &str, flag: &str| {
-        find(role).map_err(|wanted| {
-            bad(format!(
-                "no {what} column (looked for {}); name it with {flag}",
-                wanted
-                    .iter()
-                    .map(|w| format!("`{w}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })
-    };
-    let customer = required(Role::Customer, "customer", "--customer-col")?;
-    let ts = required(Role::Ts, "timestamp", "--ts-col")?;
-    let event = required(Role::Event, "event", "--event-col")?;
-    let stage = find(Role::Stage).ok();
+    let core = Layout::locate(&names, opts).map_err(bad)?;
     let mut props = Vec::new();
     for (i, name) in names.iter().enumerate() {
-        if [Some(customer), Some(ts), Some(event), stage].contains(&Some(i)) {
+        if core.is_core(i) {
             continue;
         }
         let p = staged
@@ -75,14 +50,7 @@ fn layout(
             .map_err(|e| bad(format!("column {}: {e}", i + 1)))?;
         props.push((i, p));
     }
-    Ok(Layout {
-        customer,
-        ts,
-        event,
-        stage,
-        props,
-        names,
-    })
+    Ok(Columns { core, props, names })
 }
 
 fn text(field: &[u8]) -> Result<&str, String> {
@@ -92,12 +60,13 @@ fn text(field: &[u8]) -> Result<&str, String> {
 /// Parses one record into `row`; the error is (field index, reason).
 fn parse_row<'r>(
     rec: &'r csv::ByteRecord,
-    l: &Layout,
+    cols: &Columns,
     opts: &ImportOptions,
     staged: &mut Staged,
     line: u64,
 ) -> Result<RowValues<'r>, (usize, String)> {
     let field = |i: usize| rec.get(i).ok_or((i, "missing field".to_owned()));
+    let l = &cols.core;
     let customer = text(field(l.customer)?).map_err(|e| (l.customer, e))?;
     check_name_text("customer id", customer, limits::CUSTOMER_ID_BYTES_MAX).map_err(|e| (l.customer, e))?;
     let ts = text(field(l.ts)?)
@@ -116,8 +85,8 @@ fn parse_row<'r>(
             }
         }
     };
-    let mut props = Vec::with_capacity(l.props.len());
-    for &(i, p) in &l.props {
+    let mut props = Vec::with_capacity(cols.props.len());
+    for &(i, p) in &cols.props {
         let raw = field(i)?;
         if raw.is_empty() {
             continue;

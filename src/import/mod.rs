@@ -158,6 +158,49 @@ impl ImportOptions {
     }
 }
 
+/// Where the customer, timestamp, event and (optional) stage columns are.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Layout {
+    pub(crate) customer: usize,
+    pub(crate) ts: usize,
+    pub(crate) event: usize,
+    pub(crate) stage: Option<usize>,
+}
+
+impl Layout {
+    /// Finds the columns among `names` (in order); the error names what is missing and where it
+    /// was looked for.
+    pub(crate) fn locate<S: AsRef<str>>(names: &[S], opts: &ImportOptions) -> Result<Layout, String> {
+        let find = |role: Role| {
+            let wanted = opts.names(role);
+            wanted
+                .iter()
+                .find_map(|w| names.iter().position(|n| n.as_ref() == *w))
+                .ok_or(wanted)
+        };
+        let required = |role: Role, what: &str, flag: &str| {
+            find(role).map_err(|wanted| {
+                let list: Vec<String> = wanted.iter().map(|w| format!("`{w}`")).collect();
+                format!(
+                    "no {what} column (looked for {}); name it with {flag}",
+                    list.join(", ")
+                )
+            })
+        };
+        Ok(Layout {
+            customer: required(Role::Customer, "customer", "--customer-col")?,
+            ts: required(Role::Ts, "timestamp", "--ts-col")?,
+            event: required(Role::Event, "event", "--event-col")?,
+            stage: find(Role::Stage).ok(),
+        })
+    }
+
+    /// True for the customer, timestamp, event and stage columns (the rest are properties).
+    pub(crate) fn is_core(&self, i: usize) -> bool {
+        [Some(self.customer), Some(self.ts), Some(self.event), self.stage].contains(&Some(i))
+    }
+}
+
 /// Why a file could not be imported.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::csv::unknown_stage;
-use super::{ImportError, ImportOptions, Imported, Role, RowValues, Scalar, Staged, bad_row, parse_ts};
+use super::{ImportError, ImportOptions, Imported, Layout, RowValues, Scalar, Staged, bad_row, parse_ts};
 use crate::ingest::check_name_text;
 use crate::limits;
 use crate::model::Stage;
@@ -146,31 +146,9 @@ fn parse_row<'a>(
     line: u64,
 ) -> Result<RowValues<'a>, RowErr> {
     let entries = &obj.0;
-    let find = |role: Role| {
-        opts.names(role)
-            .iter()
-            .find_map(|w| entries.iter().position(|(k, _)| k == w))
-    };
-    let required = |role: Role, what: &str, flag: &str| {
-        find(role).ok_or_else(|| {
-            (
-                0,
-                String::new(),
-                format!(
-                    "no {what} key (looked for {}); name it with {flag}",
-                    opts.names(role)
-                        .iter()
-                        .map(|w| format!("`{w}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-        })
-    };
-    let ci = required(Role::Customer, "customer", "--customer-col")?;
-    let ti = required(Role::Ts, "timestamp", "--ts-col")?;
-    let ei = required(Role::Event, "event", "--event-col")?;
-    let si = find(Role::Stage);
+    let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_ref()).collect();
+    let core = Layout::locate(&keys, opts).map_err(|e| (0, String::new(), e))?;
+    let (ci, ti, ei, si) = (core.customer, core.ts, core.event, core.stage);
     let err = |i: usize, reason: String| (i + 1, entries[i].0.to_string(), reason);
     let customer: Cow<'a, str> = match &entries[ci].1 {
         J::Str(s) => Cow::Borrowed(s.as_ref()),
@@ -209,7 +187,7 @@ fn parse_row<'a>(
     };
     let mut props = Vec::with_capacity(entries.len().saturating_sub(3));
     for (i, (k, v)) in entries.iter().enumerate() {
-        if [Some(ci), Some(ti), Some(ei), si].contains(&Some(i)) {
+        if core.is_core(i) {
             continue;
         }
         let v = match v {

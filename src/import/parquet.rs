@@ -16,7 +16,7 @@ use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::csv::unknown_stage;
-use super::{ImportError, ImportOptions, Imported, Role, RowValues, Scalar, TsUnit, bad_row, parse_ts};
+use super::{ImportError, ImportOptions, Imported, Layout, RowValues, Scalar, TsUnit, bad_row, parse_ts};
 use crate::ingest::check_name_text;
 use crate::limits;
 use crate::model::{DAY_US, Stage};
@@ -122,29 +122,8 @@ pub(crate) fn read(
         ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| bad(format!("not a Parquet file: {e}")))?;
     let schema = builder.schema().clone();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-    let find = |role: Role| {
-        let wanted = opts.names(role);
-        wanted
-            .iter()
-            .find_map(|w| names.iter().position(|n| n == w))
-            .ok_or(wanted)
-    };
-    let required = |role: Role, what: &str, flag: &str| {
-        find(role).map_err(|wanted| {
-            bad(format!(
-                "no {what} column (looked for {}); name it with {flag}",
-                wanted
-                    .iter()
-                    .map(|w| format!("`{w}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })
-    };
-    let ci = required(Role::Customer, "customer", "--customer-col")?;
-    let ti = required(Role::Ts, "timestamp", "--ts-col")?;
-    let ei = required(Role::Event, "event", "--event-col")?;
-    let si = find(Role::Stage).ok();
+    let core = Layout::locate(&names, opts).map_err(bad)?;
+    let (ci, ti, ei, si) = (core.customer, core.ts, core.event, core.stage);
     let mut out = Imported::default();
     let mut props = Vec::new();
     for (i, field) in schema.fields().iter().enumerate() {
@@ -155,7 +134,7 @@ pub(crate) fn read(
                 field.data_type()
             )));
         }
-        if [Some(ci), Some(ti), Some(ei), si].contains(&Some(i)) {
+        if core.is_core(i) {
             continue;
         }
         let p = out
