@@ -346,6 +346,7 @@ fn shell_main(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    shell::install_ctrl_c();
     let mut session = Session::new(db, read_only, cli.format);
     if cli.no_chart {
         session.chart = false;

@@ -5,11 +5,13 @@
 use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use journeydb::import::ImportOptions;
 use journeydb::query::parser::{CONTEXTUAL, KEYWORDS, STATEMENTS};
-use journeydb::{Db, PropType, Query, QueryError, Stage};
+use journeydb::{Db, PropType, Query, QueryError, QueryOptions, Stage};
 use rustyline::completion::{Completer, FilenameCompleter, Pair};
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
@@ -77,6 +79,25 @@ pub struct Session {
     output: Option<(PathBuf, std::fs::File)>,
     /// Rows shown at most in table mode (the rest are counted).
     pub rows_max: Option<usize>,
+    /// Set by Ctrl-C while a statement runs (see [`install_ctrl_c`]).
+    cancel: Arc<AtomicBool>,
+}
+
+/// While a statement runs, Ctrl-C cancels it (the shell stays); otherwise Ctrl-C ends the
+/// process as usual (at the interactive prompt the line editor reads Ctrl-C as a key instead).
+static RUNNING: AtomicBool = AtomicBool::new(false);
+static CANCEL: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+
+/// Installs the Ctrl-C handler once per process.
+pub fn install_ctrl_c() {
+    let flag = CANCEL.get_or_init(|| Arc::new(AtomicBool::new(false))).clone();
+    let _ = ctrlc::set_handler(move || {
+        if RUNNING.load(Ordering::SeqCst) {
+            flag.store(true, Ordering::SeqCst);
+        } else {
+            std::process::exit(130);
+        }
+    });
 }
 
 impl Session {
@@ -90,6 +111,7 @@ impl Session {
             timer: false,
             output: None,
             rows_max: None,
+            cancel: CANCEL.get_or_init(|| Arc::new(AtomicBool::new(false))).clone(),
         }
     }
 
@@ -116,7 +138,14 @@ impl Session {
     /// Runs one statement; prints the result (and chart) or the error. False on error.
     pub fn statement(&mut self, q: &str) -> bool {
         let t0 = Instant::now();
-        let result = self.db.snapshot().query(q);
+        self.cancel.store(false, Ordering::SeqCst);
+        RUNNING.store(true, Ordering::SeqCst);
+        let opts = QueryOptions {
+            cancel: self.cancel.clone(),
+            ..QueryOptions::default()
+        };
+        let result = self.db.snapshot().query_with(q, &opts);
+        RUNNING.store(false, Ordering::SeqCst);
         let elapsed = t0.elapsed();
         match result {
             Ok(mut t) => {
@@ -147,6 +176,10 @@ impl Session {
             }
             Err(QueryError::Parse(e)) => {
                 eprintln!("{}", e.render(q));
+                false
+            }
+            Err(QueryError::Cancelled) => {
+                eprintln!("cancelled (Ctrl-C) after {:.3} s", elapsed.as_secs_f64());
                 false
             }
             Err(e) => {
