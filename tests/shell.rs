@@ -548,6 +548,27 @@ fn column_mapping_units_and_types() {
         "{\"customer\":\"u1\",\"ts\":\"2026-01-01T00:00:00.000Z\",\"event\":\"signup\",\"zip\":\"02134\"}\n\
          {\"customer\":\"u1\",\"ts\":\"2026-01-01T00:01:00.000Z\",\"event\":\"visit\",\"zip\":\"10001\"}\n"
     );
+    // A column named explicitly must exist, even the optional stage.
+    let out = import(
+        &db,
+        &[
+            "--customer-col",
+            "who",
+            "--ts-col",
+            "when",
+            "--event-col",
+            "what",
+            "--stage-col",
+            "phase",
+            f.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no stage column (looked for `phase`)"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = run(&[db.to_str().unwrap(), "-c", ".schema", "--format", "csv"], None);
     assert!(
         text(&out.stdout).contains("zip,string,property"),

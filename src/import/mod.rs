@@ -191,7 +191,12 @@ impl Layout {
             customer: required(Role::Customer, "customer", "--customer-col")?,
             ts: required(Role::Ts, "timestamp", "--ts-col")?,
             event: required(Role::Event, "event", "--event-col")?,
-            stage: find(Role::Stage).ok(),
+            // Optional, unless named explicitly.
+            stage: if opts.stage_col.is_some() {
+                Some(required(Role::Stage, "stage", "--stage-col")?)
+            } else {
+                find(Role::Stage).ok()
+            },
         })
     }
 
