@@ -681,6 +681,16 @@ fn maintenance_commands() {
         "{}",
         text(&out.stderr)
     );
+    // `.read` of a script that reads itself stops with an error instead of overflowing the stack.
+    let selfread = dir.path().join("self.jdb");
+    std::fs::write(&selfread, format!(".read {}\n", selfread.display())).unwrap();
+    let out = run(&[db_s, "-c", &format!(".read {}", selfread.display())], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(".read nested more than 16 deep"),
+        "{}",
+        text(&out.stderr)
+    );
     // A corrupted segment: verify names the file and fails.
     let seg = std::fs::read_dir(db.join("seg"))
         .unwrap()

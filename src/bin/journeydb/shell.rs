@@ -23,7 +23,7 @@ use crate::render::{self, Format, escape_control, group_thousands};
 use crate::transfer;
 
 /// The dot-commands, with their one-line help.
-pub const DOT_COMMANDS: [(&str, &str); 17] = [
+pub const DOT_COMMANDS: [(&str, &str); 18] = [
     (".help", "show this help"),
     (
         ".events",
@@ -35,6 +35,10 @@ pub const DOT_COMMANDS: [(&str, &str); 17] = [
     (".mode MODE", "output mode: table, csv, json or markdown"),
     (".chart on|off", "draw charts under table results"),
     (".timer on|off", "print the run time of each statement"),
+    (
+        ".maxrows N|all",
+        "table rows shown per result (interactive default 200; the rest are counted)",
+    ),
     (
         ".output [FILE]",
         "send results to FILE (no argument: back to the screen)",
@@ -81,7 +85,12 @@ pub struct Session {
     pub rows_max: Option<usize>,
     /// Set by Ctrl-C while a statement runs (see [`install_ctrl_c`]).
     cancel: Arc<AtomicBool>,
+    /// `.read` nesting, bounded so that a script reading itself ends with an error.
+    depth: usize,
 }
+
+/// How deeply `.read` may nest.
+const READ_DEPTH_MAX: usize = 16;
 
 /// While a statement runs, Ctrl-C cancels it (the shell stays); otherwise Ctrl-C ends the
 /// process as usual (at the interactive prompt the line editor reads Ctrl-C as a key instead).
@@ -112,6 +121,7 @@ impl Session {
             output: None,
             rows_max: None,
             cancel: CANCEL.get_or_init(|| Arc::new(AtomicBool::new(false))).clone(),
+            depth: 0,
         }
     }
 
@@ -235,6 +245,15 @@ impl Session {
                 };
             }
             ".chart" => self.chart = on_off(arg)?,
+            ".maxrows" => {
+                self.rows_max = match arg {
+                    "all" | "0" => None,
+                    n => Some(
+                        n.parse()
+                            .map_err(|_| format!("expected a number or all, got {n:?}"))?,
+                    ),
+                };
+            }
             ".timer" => self.timer = on_off(arg)?,
             ".output" => {
                 self.output = if arg.is_empty() {
@@ -248,8 +267,16 @@ impl Session {
                 if arg.is_empty() {
                     return Err(".read needs a file name".into());
                 }
+                if self.depth >= READ_DEPTH_MAX {
+                    return Err(format!(
+                        ".read nested more than {READ_DEPTH_MAX} deep (does {arg} read itself?)"
+                    ));
+                }
                 let text = std::fs::read_to_string(arg).map_err(|e| format!("cannot read {arg}: {e}"))?;
-                return match self.script(&text) {
+                self.depth += 1;
+                let result = self.script(&text);
+                self.depth -= 1;
+                return match result {
                     Ok(flow) => Ok(flow),
                     Err(()) => Err(format!("{arg}: stopped at the first error")),
                 };
@@ -436,6 +463,9 @@ impl Session {
 
     /// The interactive loop.
     pub fn interactive(&mut self) -> Result<(), String> {
+        if self.rows_max.is_none() {
+            self.rows_max = Some(200);
+        }
         let config = rustyline::Config::builder()
             .auto_add_history(false)
             .max_history_size(10_000)
