@@ -60,7 +60,7 @@ pub fn import(
         }
         let read = read.map_err(|e| describe(&e))?;
         for e in &read.skipped {
-            eprintln!("skipped: {e}");
+            eprintln!("skipped: {}", crate::render::escape_control(&e.to_string()));
         }
         let staged = read.staged;
         let read_secs = t0.elapsed().as_secs_f64();
