@@ -492,6 +492,10 @@ fn skip_bad_rows() {
     let out = import(&db, &["--skip-bad", "1", f.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
+        !db.exists(),
+        "a database created by a failed import is removed again"
+    );
+    assert!(
         text(&out.stderr).contains("more than 1 bad rows"),
         "{}",
         text(&out.stderr)

@@ -427,8 +427,15 @@ fn main() -> ExitCode {
                     return Err(format!("{}: no such file", f.display()));
                 }
             }
-            let db = open_or_create(&db).map_err(|e| e.to_string())?;
-            transfer::import(&db, &files, &opts, &overrides, &mut stdout).map(|_| ())
+            let created = !db.join("CURRENT").exists();
+            let handle = open_or_create(&db).map_err(|e| e.to_string())?;
+            let result = transfer::import(&handle, &files, &opts, &overrides, &mut stdout).map(|_| ());
+            // A database this command created and filled with nothing is removed again.
+            if created && result.is_err() && handle.stats().events == 0 {
+                drop(handle);
+                let _ = std::fs::remove_dir_all(&db);
+            }
+            result
         })(),
         Command::Export {
             db,
