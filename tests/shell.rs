@@ -664,7 +664,7 @@ fn maintenance_commands() {
     );
     let out = run(&["verify", db_s], None);
     assert!(
-        out.status.success() && text(&out.stdout).starts_with("ok: 1 segments, 12 events"),
+        out.status.success() && text(&out.stdout).starts_with("ok: 1 segments, 12 sealed events"),
         "{}",
         text(&out.stdout)
     );
