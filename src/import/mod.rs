@@ -53,16 +53,6 @@ impl FileFormat {
             _ => None,
         }
     }
-
-    /// Parses `csv` / `ndjson` (also `jsonl`, `json`).
-    pub fn parse(text: &str) -> Option<FileFormat> {
-        match text.to_ascii_lowercase().as_str() {
-            "csv" => Some(FileFormat::Csv),
-            "ndjson" | "jsonl" | "json" => Some(FileFormat::Ndjson),
-            "parquet" => Some(FileFormat::Parquet),
-            _ => None,
-        }
-    }
 }
 
 impl fmt::Display for FileFormat {
