@@ -1,0 +1,368 @@
+#!/usr/bin/env python3
+"""journeydb side by side with DuckDB, ClickHouse (chdb) and SQLite on the same data.
+
+For each size: generate the demo dataset (journeydb's generator, exported as Parquet and CSV),
+load it into every engine, run the canonical queries Q1..Q7 (one warm-up, then --reps timed runs,
+median reported), check that every engine returns the same normalised answer, and print one
+table. Exit status 1 when any answer differs. Run through ./run, which builds the journeydb
+runner and creates the virtual environment; see README.md next to this file.
+"""
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SQL = os.path.join(HERE, "sql")
+QUERIES = ["Q1", "Q2", "Q3", "Q4", "Q5", "Q6", "Q7"]
+ENGINES = ["journeydb", "duckdb", "chdb", "sqlite"]
+# Q5's interval: [2026-02-01, 2026-03-03) UTC, in unix ms.
+Q5_LO, Q5_HI = 1769904000000, 1772496000000
+# The engine whose answers are the reference: DuckDB runs SQL written from the definitions
+# (shared/canonical-queries.md); ClickHouse's windowFunnel is its own function and is known to
+# drop valid chains on tied timestamps, so it is checked, not trusted.
+REFERENCE = "duckdb"
+
+
+def sql(engine, name, **params):
+    with open(os.path.join(SQL, engine, name + ".sql")) as f:
+        text = f.read()
+    for k, v in params.items():
+        text = text.replace("{" + k + "}", str(v))
+    return text
+
+
+def statements(text):
+    """Splits a SQL file into statements (no ';' inside the files' strings or comments)."""
+    body = "\n".join(l for l in text.splitlines() if not l.strip().startswith("--"))
+    return [s.strip() for s in body.split(";") if s.strip()]
+
+
+def day_text(day):
+    return (datetime.date(1970, 1, 1) + datetime.timedelta(days=int(day))).isoformat()
+
+
+def money(x):
+    return 0.0 if x is None else round(float(x), 2)
+
+
+def iso_ms(text):
+    t = datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+    return int(round(t.timestamp() * 1000))
+
+
+# ---------------------------------------------------------------------------------------------
+# Normalisation: every answer becomes a sorted list of tuples. journeydb zero-fills buckets that
+# SQL group-bys leave out, so rows whose counts are all zero are dropped on every side.
+
+
+def norm_peer(q, rows):
+    out = []
+    for r in rows:
+        r = tuple(r)
+        if q == "Q1":
+            out.append((int(r[0]), int(r[1])))
+        elif q == "Q2":
+            out.append((day_text(r[0]), int(r[1]), int(r[2])))
+        elif q == "Q3":
+            out.append((day_text(r[0]), str(r[1]), int(r[2])))
+        elif q == "Q4":
+            out.append((day_text(r[0]), money(r[1])))
+        elif q == "Q5":
+            out.append((int(r[0]), r[1], r[2], r[3], None if r[4] is None else money(r[4])))
+        elif q == "Q6":
+            out.append((day_text(r[0]),) + tuple(int(x) for x in r[1:5]))
+        elif q == "Q7":
+            out.append((int(r[0]), int(r[1])))
+    return finish(q, out)
+
+
+def norm_journeydb(q, result):
+    cols, out = result["columns"], []
+    for r in result["rows"]:
+        row = dict(zip(cols, r))
+        if q == "Q1":
+            out.append((row["step"], row["customers"]))
+        elif q == "Q2":
+            if row["cohort"] != "mean":
+                out.append((row["cohort"], row["period"], row["customers"]))
+        elif q == "Q3":
+            out.append((row["bucket"], row["group"], row["value"]))
+        elif q == "Q4":
+            out.append((row["bucket"], money(row["value"])))
+        elif q == "Q5":
+            props = dict(p.split("=", 1) for p in row["properties"].split(", ") if p)
+            amount = props.get("amount")
+            out.append((iso_ms(row["ts"]), row["event"], row["stage"], props.get("channel"),
+                        None if amount is None else money(amount)))
+        elif q == "Q6":
+            out.append((row["bucket"], row["new"], row["returning"], row["resurrecting"], row["dormant"]))
+        elif q == "Q7":
+            out.append((row["buckets"], row["customers"]))
+    return finish(q, out)
+
+
+# The count columns of each answer (a row whose counts are all zero is dropped).
+COUNTS = {"Q2": slice(2, 3), "Q3": slice(2, 3), "Q4": slice(1, 2), "Q6": slice(1, 5), "Q7": slice(1, 2)}
+
+
+def finish(q, rows):
+    if q in COUNTS:
+        rows = [r for r in rows if any(x != 0 for x in r[COUNTS[q]])]
+    return sorted(rows, key=repr)
+
+
+def checksum(rows):
+    return hashlib.sha256(repr(rows).encode()).hexdigest()[:12]
+
+
+# ---------------------------------------------------------------------------------------------
+# Engines. Each returns {"load_s", "bytes", "queries": {Q: (median_ms, rows, reps)}}.
+
+
+def timed(run, reps, what):
+    """One warm-up, then `reps` timed runs; (median ms, rows of the last run)."""
+    try:
+        rows = run()
+    except Exception as e:  # name the engine and query, then stop
+        sys.exit(f"{what} failed: {e}")
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        rows = run()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times), rows
+
+
+def run_journeydb(runner, work, parquet, events, reps, customer):
+    db = os.path.join(work, "journeydb")
+    load = json.loads(subprocess.check_output([runner, "load", db, parquet]))
+    if load["events"] != events:
+        sys.exit(f"journeydb loaded {load['events']} events, expected {events}")
+    out = json.loads(subprocess.check_output([runner, "query", db, str(reps), str(customer)]))
+    queries = {}
+    for q in out["queries"]:
+        queries[q["id"]] = (q["median_ms"], norm_journeydb(q["id"], q), reps)
+    return {"load_s": load["seconds"], "bytes": load["bytes"], "queries": queries}
+
+
+def run_duckdb(work, parquet, events, reps, customer):
+    import duckdb
+
+    path = os.path.join(work, "duck.duckdb")
+    for p in (path, path + ".wal"):
+        if os.path.exists(p):
+            os.remove(p)
+    con = duckdb.connect(path)
+    t0 = time.perf_counter()
+    for s in statements(sql("duckdb", "load", parquet=parquet)):
+        con.execute(s)
+    load_s = time.perf_counter() - t0
+    n = con.execute("SELECT count(*) FROM events").fetchone()[0]
+    if n != events:
+        sys.exit(f"duckdb loaded {n} events, expected {events}")
+    size = sum(os.path.getsize(p) for p in (path, path + ".wal") if os.path.exists(p))
+    queries = {}
+    for q in QUERIES:
+        text = statements(sql("duckdb", q.lower(), customer=customer, lo=Q5_LO, hi=Q5_HI))[0]
+        ms, rows = timed(lambda: con.execute(text).fetchall(), reps, f"duckdb {q}")
+        queries[q] = (ms, norm_peer(q, rows), reps)
+    con.close()
+    return {"load_s": load_s, "bytes": size, "queries": queries}
+
+
+def run_chdb(work, parquet, events, reps, customer):
+    from chdb import session as chs
+
+    path = os.path.join(work, "chdb")
+    shutil.rmtree(path, ignore_errors=True)
+    sess = chs.Session(path)
+
+    def rows_of(text):
+        res = sess.query(text, "JSONCompact")
+        data = res.bytes() if hasattr(res, "bytes") else bytes(res)
+        return json.loads(data)["data"] if data.strip() else []
+
+    t0 = time.perf_counter()
+    for s in statements(sql("chdb", "load", parquet=parquet)):
+        sess.query(s)
+    load_s = time.perf_counter() - t0
+    n = int(rows_of("SELECT count() FROM events")[0][0])
+    if n != events:
+        sys.exit(f"chdb loaded {n} events, expected {events}")
+    size = int(rows_of("SELECT sum(bytes_on_disk) FROM system.parts WHERE table = 'events' AND active")[0][0])
+    queries = {}
+    for q in QUERIES:
+        text = statements(sql("chdb", q.lower(), customer=customer, lo=Q5_LO, hi=Q5_HI))[0]
+        ms, rows = timed(lambda: rows_of(text), reps, f"chdb {q}")
+        queries[q] = (ms, norm_peer(q, rows), reps)
+    sess.close()
+    return {"load_s": load_s, "bytes": size, "queries": queries}
+
+
+def run_sqlite(work, parquet, events, reps, customer):
+    import duckdb
+
+    path = os.path.join(work, "sqlite.db")
+    if os.path.exists(path):
+        os.remove(path)
+    con = sqlite3.connect(path)
+    t0 = time.perf_counter()
+    for s in statements(sql("sqlite", "load")):
+        con.execute(s)
+    # Rows come from the Parquet file through DuckDB (the reader, not the engine under test).
+    src = duckdb.connect()
+    cur = src.execute(
+        "SELECT CAST(customer AS BIGINT), epoch_ms(ts), event, stage, channel, amount "
+        f"FROM read_parquet('{parquet}')")
+    while True:
+        batch = cur.fetchmany(100_000)
+        if not batch:
+            break
+        con.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", batch)
+    con.commit()
+    for s in statements(sql("sqlite", "index")):
+        con.execute(s)
+    con.commit()
+    load_s = time.perf_counter() - t0
+    src.close()
+    n = con.execute("SELECT count(*) FROM events").fetchone()[0]
+    if n != events:
+        sys.exit(f"sqlite loaded {n} events, expected {events}")
+    size = os.path.getsize(path)
+    queries = {}
+    for q in QUERIES:
+        text = statements(sql("sqlite", q.lower(), customer=customer, lo=Q5_LO, hi=Q5_HI))[0]
+        ms, rows = timed(lambda: con.execute(text).fetchall(), reps, f"sqlite {q}")
+        queries[q] = (ms, norm_peer(q, rows), reps)
+    con.close()
+    return {"load_s": load_s, "bytes": size, "queries": queries}
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def fmt_ms(ms):
+    return f"{ms:,.2f}" if ms < 10 else f"{ms:,.0f}" if ms >= 100 else f"{ms:,.1f}"
+
+
+def report(size, events, results, reps):
+    print(f"\n### {events:,} events (demo generator, asked for {size:,})\n")
+    head = ["engine", "load s", "load events/s", "bytes/event"] + [f"{q} ms" for q in QUERIES]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for eng, r in results.items():
+        cells = [eng, f"{r['load_s']:.2f}", f"{events / r['load_s']:,.0f}", f"{r['bytes'] / events:.2f}"]
+        for q in QUERIES:
+            ms, _, n = r["queries"][q]
+            cells.append(fmt_ms(ms) + ("" if n == reps else f" †{n}"))
+        print("| " + " | ".join(cells) + " |")
+    if "journeydb" not in results:
+        return
+    jd = results["journeydb"]
+    print("\nRatio of each engine to journeydb (time / journeydb's time; > 1 means journeydb is faster;"
+          " bytes/event: engine / journeydb):\n")
+    head = ["engine", "load", "bytes/event"] + QUERIES
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for eng, r in results.items():
+        if eng == "journeydb":
+            continue
+        cells = [eng, f"{r['load_s'] / jd['load_s']:.2f}", f"{r['bytes'] / jd['bytes']:.2f}"]
+        for q in QUERIES:
+            cells.append(f"{r['queries'][q][0] / jd['queries'][q][0]:.2f}")
+        print("| " + " | ".join(cells) + " |")
+    best = {}
+    for q in QUERIES:
+        peers = [(r["queries"][q][0], e) for e, r in results.items() if e != "journeydb"]
+        if peers:
+            ms, eng = min(peers)
+            best[q] = (eng, ms / jd["queries"][q][0])
+    if best:
+        print("\nAgainst the fastest peer: " + ", ".join(
+            f"{q} {x:.2f}x ({e})" for q, (e, x) in best.items()))
+
+
+def check(results):
+    """Every engine's normalised answer must equal the reference engine's. Returns failures."""
+    ref = REFERENCE if REFERENCE in results else next(iter(results))
+    failures = 0
+    print(f"\nAnswer check (reference: {ref}, SQL written from the definitions):")
+    for q in QUERIES:
+        want = results[ref]["queries"][q][1]
+        line = [f"  {q}: {checksum(want)} ({len(want)} rows)"]
+        for eng, r in results.items():
+            got = r["queries"][q][1]
+            if got == want:
+                line.append(f"{eng} ok")
+            else:
+                failures += 1
+                line.append(f"{eng} DIFFERS ({checksum(got)}, {len(got)} rows)")
+                missing = [x for x in want if x not in got][:3]
+                extra = [x for x in got if x not in want][:3]
+                line.append(f"\n      {eng} lacks {missing} and has extra {extra}")
+        print(", ".join(line))
+    if "chdb" in results:
+        print("  (Q1 in chdb is windowFunnel(…, 'strict_increase'); it agrees here because the demo data's"
+              " timestamps are unique per customer — it drops valid chains on tied timestamps.)")
+    return failures
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="1000000,10000000", help="comma-separated event counts")
+    ap.add_argument("--big", action="store_true", help="also run 100,000,000 events")
+    ap.add_argument("--reps", type=int, default=5, help="timed runs per query (median reported)")
+    ap.add_argument("--engines", default=",".join(ENGINES))
+    ap.add_argument("--sqlite-full-max", type=int, default=2_000_000,
+                    help="above this many events SQLite runs each query once after a warm-up (†1)")
+    ap.add_argument("--work", default=os.path.join(HERE, "..", "..", "target", "compare"))
+    ap.add_argument("--runner", required=True, help="path of the built compare_runner")
+    args = ap.parse_args()
+
+    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
+    if args.big:
+        sizes.append(100_000_000)
+    engines = [e for e in args.engines.split(",") if e]
+    for e in engines:
+        if e not in ENGINES:
+            sys.exit(f"unknown engine {e}; known: {', '.join(ENGINES)}")
+    failures = 0
+    for size in sizes:
+        work = os.path.abspath(os.path.join(args.work, str(size)))
+        os.makedirs(work, exist_ok=True)
+        parquet = os.path.join(work, "events.parquet")
+        gen = json.loads(subprocess.check_output([args.runner, "gen", str(size), work]))
+        events = gen["events"]
+        customers = max(1, size // 25)
+        customer = 4242 if customers > 4242 else customers // 2
+        results = {}
+        for eng in engines:
+            reps = args.reps
+            if eng == "sqlite" and events > args.sqlite_full_max:
+                reps = 1
+            print(f"[{events:,} events] {eng} …", file=sys.stderr, flush=True)
+            if eng == "journeydb":
+                results[eng] = run_journeydb(args.runner, work, parquet, events, reps, customer)
+            else:
+                results[eng] = globals()["run_" + eng](work, parquet, events, reps, customer)
+        report(size, events, results, args.reps)
+        if any(n != args.reps for r in results.values() for (_, _, n) in r["queries"].values()):
+            print(f"\n†1: one timed run after one warm-up (SQLite above {args.sqlite_full_max:,} events).")
+        failures += check(results)
+    if failures:
+        print(f"\nFAIL: {failures} answers differ", file=sys.stderr)
+        sys.exit(1)
+    print("\nAll engines returned the same answers.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+//! journeydb's side of the peer comparison (`benches/compare/`): generates the dataset, loads it,
+//! and times the canonical queries in-process, printing JSON for `compare.py`.
+//!
+//! ```text
+//! compare_runner gen   EVENTS OUT_DIR          # demo data -> OUT_DIR/events.parquet, events.csv
+//! compare_runner load  DB FILE                 # import FILE into a new DB, flush, compact
+//! compare_runner query DB REPS CUSTOMER        # Q1..Q7: one warm-up, REPS timed runs each
+//! ```
+//!
+//! Every command prints one JSON object on stdout; errors go to stderr with exit status 1.
+
+#![allow(clippy::print_stdout)] // a measurement program: its output is the point
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use journeydb::export::{self, Range};
+use journeydb::import::{self, FileFormat, ImportOptions};
+use journeydb::{Cell, Db, Options, Query, QueryOptions, Sync, demo};
+use serde_json::{Value as J, json};
+
+/// Events per commit while loading (as `journeydb import` does).
+const CHUNK: usize = 100_000;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let out = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["gen", events, dir] => parse(events).and_then(|n| generate(n, Path::new(dir))),
+        ["load", db, file] => load(Path::new(db), Path::new(file)),
+        ["query", db, reps, customer] => {
+            parse(reps).and_then(|r| queries(Path::new(db), r as usize, customer))
+        }
+        _ => Err("usage: compare_runner gen EVENTS DIR | load DB FILE | query DB REPS CUSTOMER".into()),
+    };
+    match out {
+        Ok(v) => println!("{v}"),
+        Err(e) => {
+            eprintln!("compare_runner: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn parse(text: &str) -> Result<u64, String> {
+    text.parse().map_err(|_| format!("not a number: {text}"))
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// The demo dataset of about `events` events, exported as Parquet and CSV (the files every
+/// engine loads). The database used to write them is removed again.
+fn generate(events: u64, dir: &Path) -> Result<J, String> {
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let tmp = dir.join("gen.journeydb");
+    let _ = std::fs::remove_dir_all(&tmp);
+    let db = Db::create(&tmp, Options::default().sync(Sync::Never)).map_err(err)?;
+    for (name, stage) in demo::EVENTS {
+        db.set_stage(name, Some(stage)).map_err(err)?;
+    }
+    for chunk in demo::generate(events, 0, 42).chunks(CHUNK) {
+        db.commit(&chunk.iter().map(demo::Row::to_event).collect::<Vec<_>>())
+            .map_err(err)?;
+    }
+    db.flush().map_err(err)?;
+    let snap = db.snapshot();
+    let mut written = 0;
+    for (name, format) in [
+        ("events.parquet", FileFormat::Parquet),
+        ("events.csv", FileFormat::Csv),
+    ] {
+        let path = dir.join(name);
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).map_err(err)?);
+        written = export::write(&snap, format, Range::default(), &mut f).map_err(err)?;
+        std::io::Write::flush(&mut f).map_err(err)?;
+    }
+    drop(snap);
+    drop(db);
+    std::fs::remove_dir_all(&tmp).map_err(err)?;
+    Ok(json!({ "events": written }))
+}
+
+/// Total size of the files under `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack: Vec<PathBuf> = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+/// Loads `file` into a new database the way `journeydb import` + `journeydb compact` do: the
+/// whole file read and checked, committed in 100k-event commits (fsynced), flushed into a
+/// segment and compacted into one. The time covers all of it.
+fn load(db_dir: &Path, file: &Path) -> Result<J, String> {
+    let _ = std::fs::remove_dir_all(db_dir);
+    let t0 = Instant::now();
+    let db = Db::create(db_dir, Options::default()).map_err(err)?;
+    for (name, stage) in demo::EVENTS {
+        db.set_stage(name, Some(stage)).map_err(err)?;
+    }
+    let read = import::read_file(file, &ImportOptions::default(), &mut |_, _| {}).map_err(err)?;
+    let staged = read.staged;
+    let read_s = t0.elapsed().as_secs_f64();
+    let mut done = 0;
+    while done < staged.len() {
+        let end = (done + CHUNK).min(staged.len());
+        db.commit(&staged.events(done..end)).map_err(err)?;
+        done = end;
+    }
+    db.flush().map_err(err)?;
+    db.compact().map_err(err)?;
+    let secs = t0.elapsed().as_secs_f64();
+    drop(db);
+    Ok(json!({
+        "events": staged.len(),
+        "seconds": secs,
+        "read_seconds": read_s,
+        "bytes": dir_bytes(db_dir),
+    }))
+}
+
+/// The canonical queries in journeydb's spelling (docs/BENCHMARKS.md, "Side by side").
+fn statements(customer: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "Q1",
+            "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d TIES STRICT".into(),
+        ),
+        (
+            "Q2",
+            "RETENTION visit RETURN visit OR purchase PERIOD week PERIODS 8 FIRST_TIME".into(),
+        ),
+        ("Q3", "TREND uniq PERIOD day BY channel".into()),
+        ("Q4", "TREND sum(amount) OF STAGE retention PERIOD day".into()),
+        (
+            "Q5",
+            format!("TIMELINE '{customer}' FROM '2026-02-01' TO '2026-03-03'"),
+        ),
+        ("Q6", "LIFECYCLE OF visit OR purchase PERIOD week".into()),
+        ("Q7", "STICKINESS OF visit PERIOD day".into()),
+    ]
+}
+
+fn cell(c: &Cell) -> J {
+    match c {
+        Cell::Null => J::Null,
+        Cell::Int(n) => json!(n),
+        Cell::Float(x) | Cell::Rate(x) => json!(x),
+        Cell::Str(s) => json!(s),
+        Cell::Bool(b) => json!(b),
+        Cell::Time(us) => json!(journeydb::model::format_ts(*us)),
+    }
+}
+
+/// Runs each canonical query once to warm up, then `reps` times; reports every time, the
+/// median, and the result of the last run.
+fn queries(db_dir: &Path, reps: usize, customer: &str) -> Result<J, String> {
+    let db = Db::open_read_only(db_dir).map_err(err)?;
+    let snap = db.snapshot();
+    let opts = QueryOptions::default();
+    let mut out = Vec::new();
+    for (id, text) in statements(customer) {
+        let mut table = snap.query_with(&text, &opts).map_err(|e| format!("{id}: {e}"))?;
+        let mut times = Vec::new();
+        for _ in 0..reps.max(1) {
+            let t0 = Instant::now();
+            table = snap.query_with(&text, &opts).map_err(|e| format!("{id}: {e}"))?;
+            times.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        let mut sorted = times.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted[sorted.len() / 2];
+        out.push(json!({
+            "id": id,
+            "text": text,
+            "times_ms": times,
+            "median_ms": median,
+            "columns": table.columns,
+            "rows": table.rows.iter().map(|r| r.iter().map(cell).collect::<Vec<_>>()).collect::<Vec<_>>(),
+        }));
+    }
+    Ok(json!({ "queries": out }))
+}
