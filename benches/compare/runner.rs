@@ -169,7 +169,12 @@ fn queries(db_dir: &Path, reps: usize, customer: &str) -> Result<J, String> {
     let snap = db.snapshot();
     let opts = QueryOptions::default();
     let mut out = Vec::new();
+    // JOURNEYDB_COMPARE_ONLY=Q3 runs one query (for profiling).
+    let only = std::env::var("JOURNEYDB_COMPARE_ONLY").ok();
     for (id, text) in statements(customer) {
+        if only.as_deref().is_some_and(|o| o != id) {
+            continue;
+        }
         let mut table = snap.query_with(&text, &opts).map_err(|e| format!("{id}: {e}"))?;
         let mut times = Vec::new();
         for _ in 0..reps.max(1) {
