@@ -19,6 +19,9 @@ use crate::segment::{ColumnSet, Segment, SegmentWriter};
 pub enum Source {
     /// A sealed segment.
     Segment(Arc<Segment>),
+    /// A sealed segment whose rows of these customers are hidden (erased by `FORGET CUSTOMER`,
+    /// not yet compacted away).
+    Masked(Arc<Segment>, Arc<roaring::RoaringBitmap>),
     /// Sorted in-memory rows (the buffer's visible prefix).
     Memory(Arc<Columns>),
 }
@@ -39,7 +42,7 @@ impl Cursor {
     fn fill(&mut self) -> FileResult<bool> {
         while self.pos >= self.cols.len() {
             match &self.src {
-                Source::Segment(seg) => {
+                Source::Segment(seg) | Source::Masked(seg, _) => {
                     let blocks = &seg.footer.blocks;
                     // Zone maps: skip blocks wholly outside the customer range.
                     while self.next_block < blocks.len()
@@ -74,6 +77,9 @@ impl Cursor {
             if a > 0 || b < self.cols.len() {
                 self.cols = self.cols.slice(a..b);
             }
+            if let Source::Masked(_, hidden) = &self.src {
+                hide(&mut self.cols, hidden);
+            }
             self.pos = 0;
         }
         Ok(true)
@@ -83,6 +89,28 @@ impl Cursor {
         let ts = self.cols.ts.get(self.pos).copied().unwrap_or(0);
         (self.cols.cid[self.pos], ts, self.rank)
     }
+}
+
+/// Removes the rows of the customers in `hidden` (rows are in customer order, so each hidden
+/// customer is one run).
+fn hide(cols: &mut Columns, hidden: &roaring::RoaringBitmap) {
+    let (Some(&first), Some(&last)) = (cols.cid.first(), cols.cid.last()) else {
+        return;
+    };
+    if hidden.range_cardinality(first..=last) == 0 {
+        return;
+    }
+    let mut kept = Columns::default();
+    let mut i = 0;
+    while i < cols.len() {
+        let cid = cols.cid[i];
+        let j = i + cols.cid[i..].partition_point(|&c| c == cid);
+        if !hidden.contains(cid) {
+            kept.extend_from(&cols.slice(i..j));
+        }
+        i = j;
+    }
+    *cols = kept;
 }
 
 /// Merge key of a cursor's current row: (customer, timestamp, source rank).

@@ -18,7 +18,7 @@ use crate::file::{self, FileError, IoContext, WriterLock};
 use crate::index::Bitmaps;
 use crate::ingest::{self, StageMap};
 use crate::limits;
-use crate::manifest::{self, Manifest, SegmentEntry};
+use crate::manifest::{self, Erasure, Manifest, SegmentEntry};
 use crate::model::{Columns, Event, PropType, Stage, StoredEvent, Value};
 use crate::segment::{self, ColumnSet, Segment, SegmentWriter};
 use crate::wal::{self, SyncCoordinator, WalFile};
@@ -95,11 +95,49 @@ pub struct Stats {
     pub segment_bytes: u64,
     /// Segment bytes per sealed event (0 when nothing is sealed).
     pub bytes_per_event: f64,
+    /// Customers erased by `FORGET CUSTOMER` whose data the next compaction removes from disk.
+    pub pending_erasures: u64,
+    /// Events hidden by those erasures, still in segment files until that compaction.
+    pub pending_erased_events: u64,
 }
 
 struct Version {
     segments: Vec<Arc<Segment>>,
     buffer: Arc<Buffer>,
+    /// Pending erasures (as in the live manifest).
+    forgotten: Arc<Vec<Erasure>>,
+    /// Per segment: the customers whose rows in it are hidden by a pending erasure.
+    masks: Vec<Option<Arc<RoaringBitmap>>>,
+}
+
+impl Version {
+    fn new(segments: Vec<Arc<Segment>>, buffer: Arc<Buffer>, forgotten: Arc<Vec<Erasure>>) -> Version {
+        let masks = segments
+            .iter()
+            .map(|s| {
+                let hidden: RoaringBitmap = forgotten
+                    .iter()
+                    .filter(|e| s.footer.seq_end <= e.limit)
+                    .map(|e| e.cid)
+                    .collect();
+                (!hidden.is_empty()).then(|| Arc::new(hidden))
+            })
+            .collect();
+        Version {
+            segments,
+            buffer,
+            forgotten,
+            masks,
+        }
+    }
+
+    /// The segments as merge sources, erased customers masked.
+    fn sources(&self) -> impl Iterator<Item = Source> + '_ {
+        self.segments.iter().zip(&self.masks).map(|(s, m)| match m {
+            Some(m) => Source::Masked(s.clone(), m.clone()),
+            None => Source::Segment(s.clone()),
+        })
+    }
 }
 
 struct Writer {
@@ -275,6 +313,7 @@ impl Db {
             sync.written(end.next_seq, w.sync_handle());
         }
         let stage_map: StageMap = m.stage_map.iter().cloned().collect();
+        let forgotten = Arc::new(m.forgotten.clone());
         let inner = Inner {
             dir: dir.to_path_buf(),
             opts,
@@ -287,7 +326,7 @@ impl Db {
                 buffer: buffer.clone(),
                 poisoned: None,
             }),
-            version: RwLock::new(Arc::new(Version { segments, buffer })),
+            version: RwLock::new(Arc::new(Version::new(segments, buffer, forgotten))),
             dicts: RwLock::new(Arc::new(dicts)),
             stage_map: RwLock::new(stage_map),
             sync,
@@ -485,10 +524,7 @@ impl Db {
             let mut v = inner.version.write();
             let mut segments = v.segments.clone();
             segments.push(seg);
-            *v = Arc::new(Version {
-                segments,
-                buffer: new_buffer.clone(),
-            });
+            *v = Arc::new(Version::new(segments, new_buffer.clone(), v.forgotten.clone()));
         }
         w.buffer = new_buffer;
         // 6. Drop what is no longer needed (a failure leaves garbage removed at next open).
@@ -506,16 +542,18 @@ impl Db {
     pub fn compact(&self) -> Result<usize> {
         let inner = &*self.inner;
         let _guard = inner.compaction.lock();
-        let (segs, id) = {
+        let (segs, sources, erasures, id) = {
             let mut w = inner.writer.lock();
             self.check_writable(&w)?;
-            let segs = inner.version.read().segments.clone();
-            if segs.len() < 2 {
+            let v = inner.version.read().clone();
+            // One segment is rewritten only to carry out pending erasures.
+            if v.segments.is_empty() || (v.segments.len() < 2 && v.masks.iter().all(Option::is_none)) {
                 return Ok(0);
             }
             let id = w.manifest.next_segment;
             w.manifest.next_segment += 1;
-            (segs, id)
+            let sources: Vec<Source> = v.sources().collect();
+            (v.segments.clone(), sources, v.forgotten.clone(), id)
         };
         let dir = &inner.dir;
         let path = segment::seg_path(dir, id);
@@ -526,7 +564,7 @@ impl Db {
             props.sort_unstable_by_key(|p| p.0);
             props.dedup_by_key(|p| p.0);
             let mut sw = SegmentWriter::create(&path, props, inner.opts.zstd_level)?;
-            let rows = compaction::merge_into(&mut sw, segs.iter().cloned().map(Source::Segment).collect())?;
+            let rows = compaction::merge_into(&mut sw, sources)?;
             let (_, len) = sw.finish(seq_min, seq_end)?;
             file::sync_dir(&dir.join(segment::SEG_DIR))?;
             Ok((rows, len))
@@ -546,6 +584,9 @@ impl Db {
         assert!(same, "compaction inputs must still be the oldest live segments");
         let mut m = w.manifest.clone();
         m.number += 1;
+        // Erasures carried out by this merge: every segment they hid rows in was an input.
+        m.forgotten
+            .retain(|e| !(erasures.contains(e) && e.limit <= seq_end));
         m.segments.splice(
             0..k,
             [SegmentEntry {
@@ -569,16 +610,79 @@ impl Db {
             let mut v = inner.version.write();
             let mut segments = vec![seg];
             segments.extend(v.segments.iter().skip(k).cloned());
-            *v = Arc::new(Version {
+            *v = Arc::new(Version::new(
                 segments,
-                buffer: v.buffer.clone(),
-            });
+                v.buffer.clone(),
+                Arc::new(w.manifest.forgotten.clone()),
+            ));
         }
         for s in &segs {
             s.mark_obsolete();
         }
         let _ = file::remove_if_exists(&dir.join(manifest::manifest_name(old_manifest)));
         Ok(k)
+    }
+
+    /// Erases every event of `customer` committed so far (a GDPR erasure request). From the
+    /// moment this returns — durably, across crashes — no read of this database (queries,
+    /// exports, timelines, bitmaps, statistics) includes those events; the next
+    /// [`compact`](Db::compact) physically rewrites the segments that held them. Events
+    /// committed for the same id afterwards are new data and are kept. Returns the number of
+    /// events erased (0 for an unknown customer).
+    pub fn forget_customer(&self, customer: &str) -> Result<u64> {
+        let inner = &*self.inner;
+        let mut w = inner.writer.lock();
+        self.check_writable(&w)?;
+        let Some(cid) = inner.dicts.read().customers.get(customer) else {
+            return Ok(0);
+        };
+        // 1. Every event of the customer so far goes into a segment (and the log that held
+        // them is deleted), so the erasure only has to cover segments.
+        self.flush_locked(&mut w)?;
+        let limit = w.next_seq;
+        // 2. Count what becomes hidden.
+        let v = inner.version.read().clone();
+        let cid_only = ColumnSet {
+            ts: false,
+            event: false,
+            stage: false,
+            props: false,
+        };
+        let mut rows = 0u64;
+        for (seg, mask) in v.segments.iter().zip(&v.masks) {
+            if mask.as_ref().is_some_and(|m| m.contains(cid)) {
+                continue;
+            }
+            for (i, b) in seg.footer.blocks.iter().enumerate() {
+                if b.cid_min <= cid && cid <= b.cid_max {
+                    let cols = seg.read_block(i, cid_only)?;
+                    rows += cols.cid.iter().filter(|&&c| c == cid).count() as u64;
+                }
+            }
+        }
+        // 3. Publish the erasure (durable when the manifest is).
+        let mut m = w.manifest.clone();
+        m.number += 1;
+        match m.forgotten.binary_search_by_key(&cid, |e| e.cid) {
+            Ok(i) => {
+                m.forgotten[i].limit = limit;
+                m.forgotten[i].rows += rows;
+            }
+            Err(i) => m.forgotten.insert(i, Erasure { cid, limit, rows }),
+        }
+        if let Err(e) = m.publish(&inner.dir) {
+            return Err(self.poison(&mut w, e.to_string()));
+        }
+        let old = w.manifest.number;
+        let forgotten = Arc::new(m.forgotten.clone());
+        w.manifest = m;
+        // 4. Install: from here on every snapshot masks the customer.
+        {
+            let mut v = inner.version.write();
+            *v = Arc::new(Version::new(v.segments.clone(), v.buffer.clone(), forgotten));
+        }
+        let _ = file::remove_if_exists(&inner.dir.join(manifest::manifest_name(old)));
+        Ok(rows)
     }
 
     /// Maps `event` to `stage` for events committed from now on without an explicit stage
@@ -641,8 +745,9 @@ impl Db {
             .min(version.buffer.len() as u64);
         let sealed: u64 = version.segments.iter().map(|s| s.footer.rows).sum();
         let segment_bytes: u64 = version.segments.iter().map(|s| s.file_len()).sum();
+        let hidden: u64 = version.forgotten.iter().map(|e| e.rows).sum();
         Stats {
-            events: sealed + buffered,
+            events: (sealed + buffered).saturating_sub(hidden),
             customers: self.inner.dicts.read().customers.len() as u64,
             segments: version.segments.len(),
             buffered_events: buffered,
@@ -653,6 +758,8 @@ impl Db {
             } else {
                 segment_bytes as f64 / sealed as f64
             },
+            pending_erasures: version.forgotten.len() as u64,
+            pending_erased_events: hidden,
         }
     }
 
@@ -720,7 +827,9 @@ pub struct Snapshot {
 impl Snapshot {
     /// Number of events visible.
     pub fn len(&self) -> u64 {
-        self.version.segments.iter().map(|s| s.footer.rows).sum::<u64>() + self.rows.len() as u64
+        let hidden: u64 = self.version.forgotten.iter().map(|e| e.rows).sum();
+        (self.version.segments.iter().map(|s| s.footer.rows).sum::<u64>() + self.rows.len() as u64)
+            .saturating_sub(hidden)
     }
 
     /// True when no event is visible.
@@ -730,13 +839,7 @@ impl Snapshot {
 
     /// The sources of this view in sequence order.
     pub fn sources(&self) -> Vec<Source> {
-        let mut out: Vec<Source> = self
-            .version
-            .segments
-            .iter()
-            .cloned()
-            .map(Source::Segment)
-            .collect();
+        let mut out: Vec<Source> = self.version.sources().collect();
         if !self.rows.is_empty() {
             out.push(Source::Memory(self.rows.clone()));
         }
@@ -773,7 +876,10 @@ impl Snapshot {
             return Ok(Vec::new());
         };
         let mut sources: Vec<Source> = Vec::new();
-        for seg in &self.version.segments {
+        for (seg, mask) in self.version.segments.iter().zip(&self.version.masks) {
+            if mask.as_ref().is_some_and(|m| m.contains(cid)) {
+                continue;
+            }
             let mut rows = Columns::default();
             for (i, b) in seg.footer.blocks.iter().enumerate() {
                 if b.cid_min <= cid && cid <= b.cid_max {
@@ -852,8 +958,15 @@ impl Snapshot {
     pub fn bitmaps(&self) -> &Bitmaps {
         self.bitmaps.get_or_init(|| {
             let mut b = Bitmaps::default();
-            for s in &self.version.segments {
-                b.union_with(&s.footer.bitmaps);
+            for (s, mask) in self.version.segments.iter().zip(&self.version.masks) {
+                match mask {
+                    Some(m) => {
+                        let mut own = s.footer.bitmaps.clone();
+                        own.remove_customers(m);
+                        b.union_with(&own);
+                    }
+                    None => b.union_with(&s.footer.bitmaps),
+                }
             }
             b.add(&self.rows);
             b

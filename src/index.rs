@@ -69,6 +69,19 @@ impl Bitmaps {
         }
     }
 
+    /// Removes the customers in `gone` from every bitmap (an erasure not yet compacted away).
+    pub fn remove_customers(&mut self, gone: &RoaringBitmap) {
+        for a in &mut self.stages {
+            *a -= gone;
+        }
+        self.events.values_mut().for_each(|b| *b -= gone);
+        self.events.retain(|_, b| !b.is_empty());
+        self.days.values_mut().for_each(|b| *b -= gone);
+        self.days.retain(|_, b| !b.is_empty());
+        self.stage_days.values_mut().for_each(|b| *b -= gone);
+        self.stage_days.retain(|_, b| !b.is_empty());
+    }
+
     /// Unions `other` into `self`.
     pub fn union_with(&mut self, other: &Bitmaps) {
         for (a, b) in self.stages.iter_mut().zip(&other.stages) {

@@ -31,6 +31,19 @@ pub struct SegmentEntry {
     pub seq_end: u64,
 }
 
+/// A pending erasure: the customer's rows in every segment whose `seq_end ≤ limit` are hidden
+/// from every read until compaction has rewritten those segments without them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Erasure {
+    /// Internal customer id.
+    pub cid: u32,
+    /// Sequence number at the moment of the erasure (every earlier event of the customer is
+    /// erased; later ones are new data).
+    pub limit: u64,
+    /// Rows hidden (for statistics).
+    pub rows: u64,
+}
+
 /// The contents of one manifest.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Manifest {
@@ -50,6 +63,8 @@ pub struct Manifest {
     pub segments: Vec<SegmentEntry>,
     /// Event name → stage, applied to events written without a stage.
     pub stage_map: Vec<(String, Stage)>,
+    /// Pending erasures (`FORGET CUSTOMER`), customer ids strictly increasing.
+    pub forgotten: Vec<Erasure>,
 }
 
 /// File name of manifest `n`.
@@ -83,6 +98,12 @@ impl Manifest {
         for (name, stage) in &self.stage_map {
             codec::put_str(&mut p, name);
             p.push(stage.code());
+        }
+        codec::put_u32(&mut p, self.forgotten.len() as u32);
+        for e in &self.forgotten {
+            codec::put_u32(&mut p, e.cid);
+            codec::put_u64(&mut p, e.limit);
+            codec::put_u64(&mut p, e.rows);
         }
         let mut out = file::header(Kind::Manifest).to_vec();
         codec::put_frame(&mut out, &p);
@@ -118,7 +139,10 @@ impl Manifest {
                 seq_min: r.u64()?,
                 seq_end: r.u64()?,
             };
-            if s.seq_min < seq || s.seq_end.checked_sub(s.seq_min) != Some(s.rows) || s.id >= m.next_segment {
+            if s.seq_min < seq
+                || s.seq_end.checked_sub(s.seq_min).is_none_or(|span| s.rows > span)
+                || s.id >= m.next_segment
+            {
                 return Err(r.err(format!("segment {} has an inconsistent entry", s.id)));
             }
             seq = s.seq_end;
@@ -135,6 +159,27 @@ impl Manifest {
             let name = r.str(limits::NAME_BYTES_MAX)?.to_owned();
             let stage = Stage::from_code(r.u8()?).ok_or_else(|| r.err("unknown stage code"))?;
             m.stage_map.push((name, stage));
+        }
+        // Pending erasures (absent in manifests written before FORGET CUSTOMER existed).
+        if r.remaining() > 0 {
+            let n = r.u32()? as usize;
+            if n > r.remaining() / 20 {
+                return Err(r.err("erasure count exceeds the manifest"));
+            }
+            for _ in 0..n {
+                let cid = r.u32()?;
+                let limit = r.u64()?;
+                let rows = r.u64()?;
+                if m.forgotten.last().is_some_and(|e| e.cid >= cid)
+                    || limit > m.next_seq
+                    || cid >= m.dict_counts.customers
+                {
+                    return Err(r.err(format!(
+                        "erasure entry for customer id {cid} is out of order or range"
+                    )));
+                }
+                m.forgotten.push(Erasure { cid, limit, rows });
+            }
         }
         r.finish()?;
         Ok(m)

@@ -695,6 +695,27 @@ fn maintenance_commands() {
         "{}",
         text(&out.stderr)
     );
+    // FORGET CUSTOMER through the shell: hidden at once, pending until compaction.
+    let before = run(&[db_s, "-c", "TIMELINE 'alice'", "--format", "csv"], None);
+    let alice_events = text(&before.stdout).lines().count() - 1;
+    assert!(alice_events > 0);
+    let out = run(&[db_s, "-c", "FORGET CUSTOMER 'alice'", "--format", "csv"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("customer,events_erased\nalice,{alice_events}\n")
+    );
+    let out = run(&[db_s, "-c", "TIMELINE 'alice'", "--format", "csv"], None);
+    assert_eq!(text(&out.stdout), "ts,event,stage,properties\n");
+    let json: serde_json::Value =
+        serde_json::from_slice(&run(&["stats", db_s, "--format", "json"], None).stdout).unwrap();
+    assert_eq!(json["pending_erasures"], 1);
+    assert_eq!(json["events"], 12 - alice_events);
+    assert!(run(&["compact", db_s], None).status.success());
+    let json: serde_json::Value =
+        serde_json::from_slice(&run(&["stats", db_s, "--format", "json"], None).stdout).unwrap();
+    assert_eq!(json["pending_erasures"], 0);
+    assert_eq!(json["events"], 12 - alice_events);
     // A corrupted segment: verify names the file and fails.
     let seg = std::fs::read_dir(db.join("seg"))
         .unwrap()

@@ -36,6 +36,9 @@ pub enum QueryError {
     /// Reading data failed.
     #[error(transparent)]
     File(#[from] crate::file::FileError),
+    /// A statement that changes the database failed.
+    #[error(transparent)]
+    Storage(#[from] crate::error::Error),
 }
 
 /// Per-query options.
@@ -280,6 +283,14 @@ pub fn execute(
         Statement::Stickiness(st) => lifecycle::stickiness(st, text, input, opts)?,
         Statement::Stages(st) => lifecycle::stages(st, text, input, opts)?,
         Statement::Transitions(tr) => lifecycle::transitions(tr, text, input, opts)?,
+        Statement::Forget(f) => {
+            return Err(ParseError::new(
+                f.span,
+                "FORGET CUSTOMER changes the database; a snapshot is read-only",
+            )
+            .with_help("run it with Db::query (the shell does)")
+            .into());
+        }
     };
     if table.rows.len() > opts.rows_max {
         return Err(QueryError::TooManyRows(opts.rows_max));
@@ -1577,12 +1588,31 @@ fn timeline(tl: &crate::query::ast::Timeline, text: &str, input: &Input<'_>) -> 
     Ok(t)
 }
 
-/// Running queries on a snapshot: `snapshot.query("FUNNEL visit -> purchase WITHIN 7d")`.
+/// Running statements: `snapshot.query("FUNNEL visit -> purchase WITHIN 7d")`. On a [`Db`]
+/// (crate::db::Db), a query runs on a fresh snapshot, and `FORGET CUSTOMER 'id'` erases.
 pub trait Query {
     /// Parses, plans and runs `text` with default options.
     fn query(&self, text: &str) -> Result<Table, QueryError>;
     /// Parses, plans and runs `text`.
     fn query_with(&self, text: &str, opts: &QueryOptions) -> Result<Table, QueryError>;
+}
+
+impl Query for crate::db::Db {
+    fn query(&self, text: &str) -> Result<Table, QueryError> {
+        self.query_with(text, &QueryOptions::default())
+    }
+
+    fn query_with(&self, text: &str, opts: &QueryOptions) -> Result<Table, QueryError> {
+        let stmt = crate::query::parse(text)?;
+        let Statement::Forget(f) = &stmt else {
+            return self.snapshot().query_with(text, opts);
+        };
+        let erased = self.forget_customer(&f.customer.0)?;
+        let mut t = Table::new(&["customer", "events_erased"]);
+        t.rows
+            .push(vec![Cell::Str(f.customer.0.clone()), Cell::Int(erased as i64)]);
+        Ok(t)
+    }
 }
 
 impl Query for crate::db::Snapshot {

@@ -342,4 +342,15 @@ pub enum Statement {
     Trend(Trend),
     /// TIMELINE
     Timeline(Timeline),
+    /// FORGET CUSTOMER (changes the database)
+    Forget(Forget),
+}
+
+/// `FORGET CUSTOMER 'id'`: erase every event of a customer so far.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Forget {
+    /// External customer id.
+    pub customer: (String, Span),
+    /// Span of the `FORGET` keyword.
+    pub span: Span,
 }

@@ -8,7 +8,8 @@ use crate::limits;
 use crate::model::Stage;
 
 /// The statement keywords.
-pub const STATEMENTS: [&str; 10] = [
+pub const STATEMENTS: [&str; 11] = [
+    "FORGET",
     "FUNNEL",
     "RETENTION",
     "TREND",
@@ -36,6 +37,7 @@ pub const CONTEXTUAL: [&str; 9] = [
 
 /// Every reserved word of the query language.
 pub const KEYWORDS: &[&str] = &[
+    "FORGET",
     "FUNNEL",
     "RETENTION",
     "TREND",
@@ -207,6 +209,24 @@ impl Parser<'_> {
         if self.eat_kw("CUSTOMERS") {
             return self.customers().map(Statement::Customers);
         }
+        if self.eat_kw("FORGET") {
+            self.expect_kw("CUSTOMER", "(FORGET CUSTOMER 'id')")?;
+            let c = self.next();
+            let customer = match c.tok {
+                Tok::Str(s) | Tok::Ident(s) => (s, c.span),
+                Tok::Int(n) => (n.to_string(), c.span),
+                other => {
+                    return Err(ParseError::new(
+                        c.span,
+                        format!("expected a customer id in quotes, found {}", describe(&other)),
+                    ));
+                }
+            };
+            return Ok(Statement::Forget(Forget {
+                customer,
+                span: t.span,
+            }));
+        }
         if self.eat_kw("EXPLAIN") {
             self.expect_kw("FUNNEL", "(EXPLAIN FUNNEL ... FOR CUSTOMER 'id')")?;
             let funnel = Box::new(self.funnel()?);
@@ -235,7 +255,7 @@ impl Parser<'_> {
             e = e.with_help(format!("did you mean {best}?"));
         } else {
             e = e.with_help(
-                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, CUSTOMERS and EXPLAIN",
+                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, CUSTOMERS, EXPLAIN and FORGET CUSTOMER",
             );
         }
         Err(e)

@@ -170,8 +170,15 @@ fn print_stats(db: &Db) {
 fn stats_json(db: &Db) -> String {
     let s = db.stats();
     format!(
-        "{{\"events\": {}, \"customers\": {}, \"segments\": {}, \"buffered_events\": {}, \"bytes_on_disk\": {}, \"bytes_per_event\": {:.4}}}\n",
-        s.events, s.customers, s.segments, s.buffered_events, s.bytes_on_disk, s.bytes_per_event
+        "{{\"events\": {}, \"customers\": {}, \"segments\": {}, \"buffered_events\": {}, \"bytes_on_disk\": {}, \"bytes_per_event\": {:.4}, \"pending_erasures\": {}, \"pending_erased_events\": {}}}\n",
+        s.events,
+        s.customers,
+        s.segments,
+        s.buffered_events,
+        s.bytes_on_disk,
+        s.bytes_per_event,
+        s.pending_erasures,
+        s.pending_erased_events
     )
 }
 

@@ -154,7 +154,7 @@ impl Session {
             cancel: self.cancel.clone(),
             ..QueryOptions::default()
         };
-        let result = self.db.snapshot().query_with(q, &opts);
+        let result = self.db.query_with(q, &opts);
         RUNNING.store(false, Ordering::SeqCst);
         let elapsed = t0.elapsed();
         match result {
@@ -217,7 +217,7 @@ impl Session {
         match cmd {
             ".help" => {
                 let mut s = String::from(
-                    "Statements end with `;` (FUNNEL, RETENTION, TREND, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, TIMELINE, CUSTOMERS, EXPLAIN; see docs/QUERY.md).\n",
+                    "Statements end with `;` (FUNNEL, RETENTION, TREND, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, TIMELINE, CUSTOMERS, EXPLAIN, and FORGET CUSTOMER 'id' to erase a customer; see docs/QUERY.md).\n",
                 );
                 for (c, h) in DOT_COMMANDS {
                     s += &format!("{c:<30} {h}\n");
@@ -538,7 +538,7 @@ fn history_path() -> Option<PathBuf> {
 /// The stats as text.
 pub fn stats_text(db: &Db) -> String {
     let s = db.stats();
-    format!(
+    let mut out = format!(
         "events          {}\ncustomers       {}\nsegments        {}\nbuffered events {}\nbytes on disk   {}\nbytes/event     {:.2}\n",
         group_thousands(s.events as i64),
         group_thousands(s.customers as i64),
@@ -546,7 +546,15 @@ pub fn stats_text(db: &Db) -> String {
         group_thousands(s.buffered_events as i64),
         group_thousands(s.bytes_on_disk as i64),
         s.bytes_per_event
-    )
+    );
+    if s.pending_erasures > 0 {
+        out.push_str(&format!(
+            "erasures        {} customers ({} events) hidden, removed from disk by the next compaction\n",
+            group_thousands(s.pending_erasures as i64),
+            group_thousands(s.pending_erased_events as i64)
+        ));
+    }
+    out
 }
 
 /// Moves every complete statement (ended by `;` outside quotes) out of `buf`; `--` comments are
