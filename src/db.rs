@@ -763,12 +763,72 @@ impl Db {
         }
     }
 
-    /// Checks every checksum of every live file; returns the number of sealed events checked.
+    /// Checks every checksum of every live file, and that every id stored in a segment (customer,
+    /// event name, property and its type, string value; the bitmap index's customers and event
+    /// names) has its dictionary entry. Returns the number of sealed events checked. (Opening
+    /// already checked the manifest, the dictionary log and the log, whose rows' ids replay checks.)
     pub fn verify(&self) -> Result<u64> {
         let snap = self.snapshot();
+        let d = snap.dicts();
+        let (customers, events, props, strings) = (
+            d.customers.len() as u64,
+            d.events.len() as u64,
+            d.props.len() as u64,
+            d.strings.len() as u64,
+        );
+        let over = |what: &str, id: u64, n: u64| {
+            format!("{what} id {id} has no dictionary entry (the dictionary has {n})")
+        };
+        let check = |cols: &Columns| -> std::result::Result<(), String> {
+            if let Some(&c) = cols.cid.iter().max().filter(|&&c| u64::from(c) >= customers) {
+                return Err(over("customer", c.into(), customers));
+            }
+            if let Some(&e) = cols.event.iter().max().filter(|&&e| u64::from(e) >= events) {
+                return Err(over("event name", e.into(), events));
+            }
+            for p in &cols.props {
+                match d.prop_types.get(p.id as usize) {
+                    None => return Err(over("property", p.id.into(), props)),
+                    Some(&ty) if ty != p.ty => {
+                        return Err(format!(
+                            "property id {} is stored as {} but the dictionary says {ty}",
+                            p.id, p.ty
+                        ));
+                    }
+                    Some(_) => {}
+                }
+                if p.ty == PropType::Str
+                    && let Some(s) = p
+                        .vals
+                        .iter()
+                        .zip(&p.valid)
+                        .filter(|(_, v)| **v)
+                        .map(|(x, _)| *x)
+                        .max()
+                    && s >= strings
+                {
+                    return Err(over("string value", s, strings));
+                }
+            }
+            Ok(())
+        };
         let mut rows = 0;
         for s in &snap.version.segments {
-            rows += s.verify()?;
+            rows += s.verify_with(check)?;
+            let b = &s.footer.bitmaps;
+            let max_cid = b.stages.iter().filter_map(|x| x.max()).max();
+            let bad = max_cid
+                .filter(|&c| u64::from(c) >= customers)
+                .map(|c| over("customer (bitmap index)", c.into(), customers))
+                .or_else(|| {
+                    b.events
+                        .keys()
+                        .find(|&&e| u64::from(e) >= events)
+                        .map(|&e| over("event name (bitmap index)", e.into(), events))
+                });
+            if let Some(why) = bad {
+                return Err(FileError::corrupt(s.path(), s.footer_offset(), why).into());
+            }
         }
         Ok(rows)
     }

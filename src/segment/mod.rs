@@ -400,6 +400,8 @@ pub struct Segment {
     pub footer: Footer,
     /// When set, the file is deleted once the last holder drops the segment.
     obsolete: AtomicBool,
+    /// Where the footer starts.
+    footer_offset: u64,
 }
 
 impl Segment {
@@ -496,12 +498,18 @@ impl Segment {
             map,
             footer,
             obsolete: AtomicBool::new(false),
+            footer_offset,
         })
     }
 
     /// The file path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Offset of the footer (where the bitmap index is) in the file.
+    pub fn footer_offset(&self) -> u64 {
+        self.footer_offset
     }
 
     /// File length in bytes.
@@ -625,10 +633,18 @@ impl Segment {
 
     /// Decodes every block and checks every checksum (used by `verify`).
     pub fn verify(&self) -> FileResult<u64> {
+        self.verify_with(|_| Ok(()))
+    }
+
+    /// As [`verify`](Segment::verify), also running `check` on every decoded block; its error
+    /// becomes a corruption error at the block's first chunk.
+    pub fn verify_with(&self, mut check: impl FnMut(&Columns) -> Result<(), String>) -> FileResult<u64> {
         let mut out = Columns::default();
         let mut rows = 0u64;
-        for i in 0..self.footer.blocks.len() {
+        for (i, b) in self.footer.blocks.iter().enumerate() {
             self.read_block_into(i, ColumnSet::ALL, &mut out)?;
+            let at = b.chunks.first().map_or(0, |c| c.offset);
+            check(&out).map_err(|why| FileError::corrupt(&self.path, at, format!("block {i}: {why}")))?;
             rows += out.len() as u64;
         }
         Ok(rows)

@@ -486,7 +486,7 @@ fn main() -> ExitCode {
             let n = db.verify().map_err(|e| format!("verify failed: {e}"))?;
             let s = db.stats();
             println!(
-                "ok: {} segments, {n} sealed events; manifest, dictionary log, log and every segment block checksum verified",
+                "ok: {} segments, {n} sealed events; manifest, dictionary log, log, every segment block checksum and every dictionary reference verified",
                 s.segments
             );
             Ok(())
