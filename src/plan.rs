@@ -390,6 +390,9 @@ pub struct Buckets {
     pub period: Period,
     /// Zone.
     pub tz: TimeZone,
+    /// The common width when every bucket has the same length (UTC days and weeks, fixed-offset
+    /// zones): then [`index`](Buckets::index) divides instead of searching.
+    uniform: Option<i64>,
 }
 
 fn ts_of(z: &Zoned) -> i64 {
@@ -475,10 +478,13 @@ impl Buckets {
                 ));
             }
         }
+        let width = starts.get(1).zip(starts.first()).map(|(b, a)| b - a);
+        let uniform = width.filter(|&w| w > 0 && starts.windows(2).all(|p| p[1] - p[0] == w));
         Ok(Buckets {
             starts,
             period,
             tz: tz.clone(),
+            uniform,
         })
     }
 
@@ -495,6 +501,9 @@ impl Buckets {
     /// The bucket containing `ts`.
     #[inline]
     pub fn index(&self, ts: i64) -> Option<usize> {
+        if let (Some(w), Some(&first), Some(&end)) = (self.uniform, self.starts.first(), self.starts.last()) {
+            return (first <= ts && ts < end).then(|| ((ts - first) / w) as usize);
+        }
         let p = self.starts.partition_point(|&s| s <= ts);
         if p == 0 || p >= self.starts.len() {
             None

@@ -3,7 +3,11 @@
 //! other blocks) into a partial state; partials `merge` exactly and `finish` into a table, so
 //! the answer never depends on thread count, segment layout or flush timing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+/// Hash maps of per-worker partial states (foldhash: the keys are ids and bucket numbers, not
+/// attacker-chosen text, and SipHash showed up at 15 % of a TREND profile).
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -332,6 +336,8 @@ struct FunnelPartial {
     levels: Vec<roaring::RoaringBitmap>,
     /// Reused per-customer buffers (not part of the answer).
     scratch: Scratch,
+    /// Reused per-customer outcome.
+    outcome: FunnelOutcome,
 }
 
 /// Buffers reused across customers by one worker.
@@ -344,6 +350,7 @@ struct Scratch {
 }
 
 /// Result of one customer: level reached and, per step, time to convert (µs).
+#[derive(Default)]
 pub struct FunnelOutcome {
     /// Furthest step reached (0 = none).
     pub level: usize,
@@ -367,18 +374,24 @@ impl FunnelOp<'_> {
 
     /// Evaluates one customer's (filtered) events, in (timestamp, sequence) order.
     fn outcome(&self, rows: &Columns, idx: &[usize], scratch: &mut Scratch) -> FunnelOutcome {
-        let n = self.steps.len();
-        let mut out = FunnelOutcome {
-            level: 0,
-            times: vec![None; n + 1],
-            at: vec![None; n + 1],
-        };
-        match self.mode {
-            FunnelMode::Unordered => self.unordered(rows, idx, &mut out),
-            FunnelMode::Strict => self.strict(rows, idx, &mut out),
-            FunnelMode::Ordered => self.ordered(rows, idx, &mut out, scratch),
-        }
+        let mut out = FunnelOutcome::default();
+        self.outcome_into(rows, idx, scratch, &mut out);
         out
+    }
+
+    /// As [`outcome`](Self::outcome), reusing `out`'s allocations.
+    fn outcome_into(&self, rows: &Columns, idx: &[usize], scratch: &mut Scratch, out: &mut FunnelOutcome) {
+        let n = self.steps.len();
+        out.level = 0;
+        out.times.clear();
+        out.times.resize(n + 1, None);
+        out.at.clear();
+        out.at.resize(n + 1, None);
+        match self.mode {
+            FunnelMode::Unordered => self.unordered(rows, idx, out),
+            FunnelMode::Strict => self.strict(rows, idx, out),
+            FunnelMode::Ordered => self.ordered(rows, idx, out, scratch),
+        }
     }
 
     fn reach(out: &mut FunnelOutcome, k: usize, time: i64, at: usize) {
@@ -589,7 +602,8 @@ impl Operator for FunnelOp<'_> {
             return;
         };
         let group = self.by.and_then(|(id, _)| slot(rows, id, first));
-        let o = self.outcome(rows, &idx, &mut p.scratch);
+        let mut o = std::mem::take(&mut p.outcome);
+        self.outcome_into(rows, &idx, &mut p.scratch, &mut o);
         p.scratch.idx = idx;
         let n = self.steps.len();
         if self.collect {
@@ -606,6 +620,7 @@ impl Operator for FunnelOp<'_> {
                 entry.1[k].push(t);
             }
         }
+        p.outcome = o;
     }
 
     fn merge(&self, a: &mut FunnelPartial, b: FunnelPartial) {
@@ -1000,6 +1015,11 @@ struct AggState {
     values: Vec<f64>,
 }
 
+thread_local! {
+    /// Per-worker buffer of one customer's (group, bucket) pairs (reused across customers).
+    static SEEN: std::cell::RefCell<Vec<(Option<u64>, usize)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Keyed by (group value slot, bucket); `None` is the null group (or no BY).
 type TrendPartial = HashMap<(Option<u64>, usize), AggState>;
 
@@ -1022,7 +1042,8 @@ impl Operator for TrendOp<'_> {
     type Partial = TrendPartial;
 
     fn customer(&self, p: &mut TrendPartial, rows: &Columns, r: Range<usize>) {
-        let mut seen: Vec<(Option<u64>, usize)> = Vec::new();
+        let mut seen = SEEN.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        seen.clear();
         for i in r {
             if !passes(&self.filter, rows, i, self.dicts)
                 || !self.step.as_ref().is_none_or(|s| s.matches(rows, i, self.dicts))
@@ -1073,9 +1094,10 @@ impl Operator for TrendOp<'_> {
         }
         seen.sort_unstable();
         seen.dedup();
-        for key in seen {
+        for &key in &seen {
             p.entry(key).or_default().customers += 1;
         }
+        SEEN.with(|s| *s.borrow_mut() = seen);
     }
 
     fn merge(&self, a: &mut TrendPartial, b: TrendPartial) {
@@ -1164,7 +1186,7 @@ fn trend(
     };
     // Groups, ranked by matching events (then name) for TOP n.
     let by_ty = op.by.map_or(PropType::Str, |b| b.1);
-    let mut totals: HashMap<Option<u64>, u64> = HashMap::new();
+    let mut totals: HashMap<Option<u64>, u64> = HashMap::default();
     for ((g, _), s) in &p {
         *totals.entry(*g).or_default() += s.events + s.customers;
     }
@@ -1250,7 +1272,7 @@ fn uniq_from_bitmaps(op: &TrendOp<'_>, input: &Input<'_>, (lo, hi): (i64, i64)) 
         return None;
     }
     let b = input.bitmaps;
-    let mut out = TrendPartial::new();
+    let mut out = TrendPartial::default();
     for k in op.first..op.buckets.len() {
         let (s, e) = (op.buckets.starts[k].max(lo), op.buckets.starts[k + 1].min(hi));
         if s >= e {
