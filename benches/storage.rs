@@ -133,6 +133,7 @@ fn seal_and_scan(c: &mut Criterion) {
         event: true,
         stage: false,
         props: false,
+        prop_mask: 0,
     };
     g.bench_function(BenchmarkId::new("customer+ts+event", seg.footer.rows), |b| {
         let mut cols = Columns::default();

@@ -647,6 +647,7 @@ impl Db {
             event: false,
             stage: false,
             props: false,
+            prop_mask: 0,
         };
         let mut rows = 0u64;
         for (seg, mask) in v.segments.iter().zip(&v.masks) {

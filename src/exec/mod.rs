@@ -231,6 +231,19 @@ fn columns(props: bool) -> ColumnSet {
         event: true,
         stage: true,
         props,
+        prop_mask: u64::MAX,
+    }
+}
+
+/// Only the property columns `ids` (the query reads no other; ids ≥ 64 are always decoded).
+fn columns_of(ids: &[u32]) -> ColumnSet {
+    let mask = ids
+        .iter()
+        .filter(|&&id| id < 64)
+        .fold(0u64, |m, &id| m | (1u64 << id));
+    ColumnSet {
+        prop_mask: mask,
+        ..columns(!ids.is_empty())
     }
 }
 
@@ -1176,13 +1189,16 @@ fn trend(
         dicts: input.dicts,
         buckets,
     };
-    let props = op.filter.is_some()
-        || op.by.is_some()
-        || op.value.is_some()
-        || op.step.as_ref().is_some_and(Matcher::uses_props);
+    // Without a predicate, the only properties read are the value and the breakdown.
+    let set = if op.filter.is_some() || op.step.as_ref().is_some_and(Matcher::uses_props) {
+        columns(true)
+    } else {
+        let ids: Vec<u32> = op.value.iter().chain(op.by.iter()).map(|&(id, _)| id).collect();
+        columns_of(&ids)
+    };
     let p = match uniq_from_bitmaps(&op, input, (lo, hi)) {
         Some(p) => p,
-        None => run(&op, input, columns(props), opts)?,
+        None => run(&op, input, set, opts)?,
     };
     // Groups, ranked by matching events (then name) for TOP n.
     let by_ty = op.by.map_or(PropType::Str, |b| b.1);

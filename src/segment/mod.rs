@@ -108,6 +108,9 @@ pub struct ColumnSet {
     pub stage: bool,
     /// Property columns.
     pub props: bool,
+    /// With `props`: which property ids below 64 to decode (bit `id`); ids from 64 on are
+    /// always decoded. `u64::MAX` = all.
+    pub prop_mask: u64,
 }
 
 impl ColumnSet {
@@ -117,6 +120,7 @@ impl ColumnSet {
         event: true,
         stage: true,
         props: true,
+        prop_mask: u64::MAX,
     };
 }
 
@@ -618,6 +622,9 @@ impl Segment {
         out.props.clear();
         if set.props {
             for (k, &(id, ty)) in self.footer.props.iter().enumerate() {
+                if id < 64 && set.prop_mask & (1u64 << id) == 0 {
+                    continue;
+                }
                 let mut col = None;
                 column(FIXED_COLUMNS + k, &mut |r| {
                     col = Some(column::get_prop(r, n, id, ty)?);

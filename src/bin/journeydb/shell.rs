@@ -334,6 +334,7 @@ impl Session {
             event: true,
             stage: false,
             props: false,
+            prop_mask: 0,
         };
         snap.scan(set, |cols| {
             for &e in &cols.event {
