@@ -1045,8 +1045,39 @@ impl Snapshot {
         let mut add = |lo: i64, hi: i64| {
             r = Some(r.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
         };
-        for s in &self.version.segments {
-            add(s.footer.ts_min, s.footer.ts_max);
+        for (s, mask) in self.version.segments.iter().zip(&self.version.masks) {
+            if s.footer.rows == 0 {
+                continue; // every row was erased
+            }
+            let Some(mask) = mask else {
+                add(s.footer.ts_min, s.footer.ts_max);
+                continue;
+            };
+            // Erased rows must not widen the range: blocks holding an erased customer are read.
+            for (i, b) in s.footer.blocks.iter().enumerate() {
+                if mask.range_cardinality(b.cid_min..=b.cid_max) == 0 {
+                    add(b.ts_min, b.ts_max);
+                    continue;
+                }
+                let set = ColumnSet {
+                    ts: true,
+                    event: false,
+                    stage: false,
+                    props: false,
+                    prop_mask: 0,
+                };
+                match s.read_block(i, set) {
+                    Ok(cols) => {
+                        for (c, t) in cols.cid.iter().zip(&cols.ts) {
+                            if !mask.contains(*c) {
+                                add(*t, *t);
+                            }
+                        }
+                    }
+                    // The scan that follows reports the corruption; the zone map is a safe bound.
+                    Err(_) => add(b.ts_min, b.ts_max),
+                }
+            }
         }
         if let (Some(lo), Some(hi)) = (self.rows.ts.iter().min(), self.rows.ts.iter().max()) {
             add(*lo, *hi);
