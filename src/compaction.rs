@@ -100,15 +100,23 @@ fn hide(cols: &mut Columns, hidden: &roaring::RoaringBitmap) {
     if hidden.range_cardinality(first..=last) == 0 {
         return;
     }
+    // Copy the gaps between the hidden runs (one copy per hidden customer, not per row or run).
     let mut kept = Columns::default();
-    let mut i = 0;
-    while i < cols.len() {
-        let cid = cols.cid[i];
-        let j = i + cols.cid[i..].partition_point(|&c| c == cid);
-        if !hidden.contains(cid) {
-            kept.extend_from(&cols.slice(i..j));
+    let mut start = 0;
+    for cid in hidden
+        .iter()
+        .skip_while(|&c| c < first)
+        .take_while(|&c| c <= last)
+    {
+        let a = cols.cid.partition_point(|&c| c < cid);
+        let b = cols.cid.partition_point(|&c| c <= cid);
+        if a > start {
+            kept.extend_from(&cols.slice(start..a));
         }
-        i = j;
+        start = start.max(b);
+    }
+    if start < cols.len() {
+        kept.extend_from(&cols.slice(start..cols.len()));
     }
     *cols = kept;
 }
