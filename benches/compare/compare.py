@@ -142,6 +142,16 @@ def timed(run, reps, what):
     return statistics.median(times), rows
 
 
+def peer_queries(engine, fetch, reps, customer):
+    """Times Q1..Q7 from sql/<engine>/ with `fetch(text) -> rows`; {Q: (median ms, rows, reps)}."""
+    queries = {}
+    for q in QUERIES:
+        text = statements(sql(engine, q.lower(), customer=customer, lo=Q5_LO, hi=Q5_HI))[0]
+        ms, rows = timed(lambda: fetch(text), reps, f"{engine} {q}")
+        queries[q] = (ms, norm_peer(q, rows), reps)
+    return queries
+
+
 def run_journeydb(runner, work, parquet, events, reps, customer):
     db = os.path.join(work, "journeydb")
     load = json.loads(subprocess.check_output([runner, "load", db, parquet]))
@@ -170,11 +180,7 @@ def run_duckdb(work, parquet, events, reps, customer):
     if n != events:
         sys.exit(f"duckdb loaded {n} events, expected {events}")
     size = sum(os.path.getsize(p) for p in (path, path + ".wal") if os.path.exists(p))
-    queries = {}
-    for q in QUERIES:
-        text = statements(sql("duckdb", q.lower(), customer=customer, lo=Q5_LO, hi=Q5_HI))[0]
-        ms, rows = timed(lambda: con.execute(text).fetchall(), reps, f"duckdb {q}")
-        queries[q] = (ms, norm_peer(q, rows), reps)
+    queries = peer_queries("duckdb", lambda text: con.execute(text).fetchall(), reps, customer)
     con.close()
     return {"load_s": load_s, "bytes": size, "queries": queries}
 
@@ -199,11 +205,7 @@ def run_chdb(work, parquet, events, reps, customer):
     if n != events:
         sys.exit(f"chdb loaded {n} events, expected {events}")
     size = int(rows_of("SELECT sum(bytes_on_disk) FROM system.parts WHERE table = 'events' AND active")[0][0])
-    queries = {}
-    for q in QUERIES:
-        text = statements(sql("chdb", q.lower(), customer=customer, lo=Q5_LO, hi=Q5_HI))[0]
-        ms, rows = timed(lambda: rows_of(text), reps, f"chdb {q}")
-        queries[q] = (ms, norm_peer(q, rows), reps)
+    queries = peer_queries("chdb", rows_of, reps, customer)
     sess.close()
     return {"load_s": load_s, "bytes": size, "queries": queries}
 
@@ -238,11 +240,7 @@ def run_sqlite(work, parquet, events, reps, customer):
     if n != events:
         sys.exit(f"sqlite loaded {n} events, expected {events}")
     size = os.path.getsize(path)
-    queries = {}
-    for q in QUERIES:
-        text = statements(sql("sqlite", q.lower(), customer=customer, lo=Q5_LO, hi=Q5_HI))[0]
-        ms, rows = timed(lambda: con.execute(text).fetchall(), reps, f"sqlite {q}")
-        queries[q] = (ms, norm_peer(q, rows), reps)
+    queries = peer_queries("sqlite", lambda text: con.execute(text).fetchall(), reps, customer)
     con.close()
     return {"load_s": load_s, "bytes": size, "queries": queries}
 
