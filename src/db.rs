@@ -343,6 +343,12 @@ impl Db {
         &self.inner.dir
     }
 
+    /// Why this handle refuses writes, if an earlier I/O failure poisoned it (reads still work;
+    /// reopening the database recovers every acknowledged event). `None` when healthy.
+    pub fn write_error(&self) -> Option<String> {
+        self.inner.writer.lock().poisoned.clone()
+    }
+
     /// A new batch; events appended to it are committed together, all or nothing.
     pub fn batch(&self) -> Batch<'_> {
         Batch {
@@ -449,8 +455,8 @@ impl Db {
         };
         let (f, p) = old_wal.sync_handle();
         let old_number = old_wal.number;
-        if let Err(e) = f.sync_data() {
-            return Err(self.poison(w, format!("fsync of {}: {e}", p.display())));
+        if let Err(e) = file::sync(&f, &p, false) {
+            return Err(self.poison(w, e.to_string()));
         }
         inner.sync.all_synced();
         inner.visible_seq.fetch_max(w.next_seq, Ordering::SeqCst);
@@ -843,7 +849,8 @@ impl Drop for Inner {
         if w.poisoned.is_none()
             && let Some(wal) = &w.wal
         {
-            let _ = wal.sync_handle().0.sync_data();
+            let (f, p) = wal.sync_handle();
+            let _ = file::sync(&f, &p, false);
         }
     }
 }

@@ -6,8 +6,6 @@
 //! segment is sealed; the manifest records how many bytes of `dict.log` are valid.
 
 use std::collections::HashMap;
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -295,9 +293,9 @@ pub fn load(dir: &Path, valid_len: u64, expect: DictCounts, truncate: bool) -> F
         ));
     }
     if truncate && bytes.len() > valid {
-        let f = OpenOptions::new().write(true).open(&path).at(&path)?;
-        f.set_len(valid_len).at(&path)?;
-        f.sync_all().at(&path)?;
+        let f = file::open_write(&path, false)?;
+        file::set_len(&f, &path, valid_len)?;
+        file::sync(&f, &path, true)?;
     }
     Ok(dicts)
 }
@@ -320,11 +318,11 @@ pub fn append(dir: &Path, valid_len: u64, delta: &DictDelta) -> FileResult<u64> 
     delta.encode(&mut payload);
     let mut frame = Vec::with_capacity(payload.len() + codec::FRAME_HEADER);
     codec::put_frame(&mut frame, &payload);
-    let mut f = OpenOptions::new().write(true).open(&path).at(&path)?;
+    let mut f = file::open_write(&path, false)?;
     // Anything past the valid length is garbage from a crashed seal: overwrite it.
-    f.set_len(valid_len).at(&path)?;
+    file::set_len(&f, &path, valid_len)?;
     std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(valid_len)).at(&path)?;
-    f.write_all(&frame).at(&path)?;
-    f.sync_all().at(&path)?;
+    file::write(&f, &path, valid_len, &frame)?;
+    file::sync(&f, &path, true)?;
     Ok(valid_len + frame.len() as u64)
 }

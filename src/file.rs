@@ -154,9 +154,160 @@ pub fn check_header(path: &Path, kind: Kind, bytes: &[u8]) -> FileResult<()> {
     Ok(())
 }
 
+// ---------------------------------------------------------------------------------------------
+// Every operation journeydb performs on its files goes through the functions below, so that a
+// test can see each one (to build power-loss images) or make it fail (fault injection) through
+// the `failpoints` feature's hook. Without the feature the hook compiles to nothing.
+
+/// One file-system operation, as a fault-injection hook sees it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Op<'a> {
+    /// Create a new, empty file (it must not exist).
+    Create(&'a Path),
+    /// Write `data` at `offset` (always at or before the end of the file).
+    Write {
+        /// The file.
+        path: &'a Path,
+        /// Byte offset of the write.
+        offset: u64,
+        /// The bytes.
+        data: &'a [u8],
+    },
+    /// Truncate or extend to `len`.
+    SetLen {
+        /// The file.
+        path: &'a Path,
+        /// New length.
+        len: u64,
+    },
+    /// fsync (or fdatasync) a file.
+    Sync(&'a Path),
+    /// fsync a directory.
+    SyncDir(&'a Path),
+    /// Rename `from` over `to` (same directory).
+    Rename {
+        /// Old name.
+        from: &'a Path,
+        /// New name (replaced if it exists).
+        to: &'a Path,
+    },
+    /// Remove a file.
+    Remove(&'a Path),
+    /// Read a file (or open it for mapping).
+    Read(&'a Path),
+}
+
+/// What a hook decides for one operation.
+#[derive(Debug)]
+pub enum Inject {
+    /// Perform the operation.
+    Proceed,
+    /// Do not perform it; fail with this error.
+    Fail(io::Error),
+    /// For a write: write only this many bytes, then fail with an I/O error (a torn write).
+    /// For any other operation, the same as `Fail` with an I/O error.
+    Short(usize),
+}
+
+/// A fault-injection hook (feature `failpoints`): sees every file operation before it runs.
+pub trait Hook: Send + Sync {
+    /// Decides what happens to `op`.
+    fn on(&self, op: &Op<'_>) -> Inject;
+}
+
+#[cfg(feature = "failpoints")]
+static HOOK: parking_lot::RwLock<Option<std::sync::Arc<dyn Hook>>> = parking_lot::RwLock::new(None);
+
+/// Installs (or with `None` removes) the process-wide fault-injection hook. Test builds only:
+/// a hook sees every file operation of every database in the process.
+#[cfg(feature = "failpoints")]
+pub fn set_hook(hook: Option<std::sync::Arc<dyn Hook>>) {
+    *HOOK.write() = hook;
+}
+
+#[inline]
+fn inject(op: &Op<'_>) -> Inject {
+    #[cfg(feature = "failpoints")]
+    {
+        if let Some(h) = HOOK.read().as_ref() {
+            return h.on(op);
+        }
+    }
+    let _ = op;
+    Inject::Proceed
+}
+
+/// Runs the hook for a non-write operation: `Err` when the hook makes it fail.
+fn gate(op: &Op<'_>) -> io::Result<()> {
+    match inject(op) {
+        Inject::Proceed => Ok(()),
+        Inject::Fail(e) => Err(e),
+        Inject::Short(_) => Err(io::Error::other("injected fault")),
+    }
+}
+
+/// Creates a new file for writing; it must not exist yet.
+pub fn create_new(path: &Path) -> FileResult<File> {
+    gate(&Op::Create(path)).at(path)?;
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .at(path)
+}
+
+/// Opens an existing file for writing (in append mode when `append`).
+pub fn open_write(path: &Path, append: bool) -> FileResult<File> {
+    gate(&Op::Read(path)).at(path)?;
+    OpenOptions::new()
+        .write(!append)
+        .append(append)
+        .open(path)
+        .at(path)
+}
+
+/// Opens a file for reading (or mapping).
+pub fn open_read(path: &Path) -> FileResult<File> {
+    gate(&Op::Read(path)).at(path)?;
+    File::open(path).at(path)
+}
+
+/// Writes all of `data` to `f`, whose position (or, in append mode, length) is `offset`.
+pub fn write(f: &File, path: &Path, offset: u64, data: &[u8]) -> FileResult<()> {
+    let mut w = f;
+    match inject(&Op::Write { path, offset, data }) {
+        Inject::Proceed => w.write_all(data).at(path),
+        Inject::Fail(e) => Err(FileError::io(path, e)),
+        Inject::Short(n) => {
+            w.write_all(&data[..n.min(data.len())]).at(path)?;
+            Err(FileError::io(path, io::Error::other("injected short write")))
+        }
+    }
+}
+
+/// Truncates or extends `f` to `len` bytes.
+pub fn set_len(f: &File, path: &Path, len: u64) -> FileResult<()> {
+    gate(&Op::SetLen { path, len }).at(path)?;
+    f.set_len(len).at(path)
+}
+
+/// fsyncs `f` (data and metadata when `all`, else data and the size).
+pub fn sync(f: &File, path: &Path, all: bool) -> FileResult<()> {
+    gate(&Op::Sync(path)).at(path)?;
+    if all { f.sync_all() } else { f.sync_data() }.at(path)
+}
+
 /// fsyncs a directory so that entries created, renamed or removed in it are durable.
 pub fn sync_dir(dir: &Path) -> FileResult<()> {
+    gate(&Op::SyncDir(dir)).at(dir)?;
     File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
+
+/// Renames `from` over `to`.
+pub fn rename(from: &Path, to: &Path) -> FileResult<()> {
+    gate(&Op::Rename { from, to }).at(to)?;
+    fs::rename(from, to).at(to)
 }
 
 /// Writes `bytes` to `path` through a temporary file: write, fsync the file, rename over
@@ -164,33 +315,29 @@ pub fn sync_dir(dir: &Path) -> FileResult<()> {
 pub fn atomic_write(dir: &Path, name: &str, bytes: &[u8]) -> FileResult<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let dst = dir.join(name);
-    {
-        let mut f = File::create(&tmp).at(&tmp)?;
-        f.write_all(bytes).at(&tmp)?;
-        f.sync_all().at(&tmp)?;
-    }
-    fs::rename(&tmp, &dst).at(&dst)?;
+    // A leftover from a crashed attempt is garbage.
+    remove_if_exists(&tmp)?;
+    write_new(&tmp, bytes)?;
+    rename(&tmp, &dst)?;
     sync_dir(dir)
 }
 
 /// Creates a new file that must not exist yet, writes `bytes`, fsyncs it.
 pub fn write_new(path: &Path, bytes: &[u8]) -> FileResult<()> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .at(path)?;
-    f.write_all(bytes).at(path)?;
-    f.sync_all().at(path)
+    let f = create_new(path)?;
+    write(&f, path, 0, bytes)?;
+    sync(&f, path, true)
 }
 
 /// Reads a whole file.
 pub fn read_all(path: &Path) -> FileResult<Vec<u8>> {
+    gate(&Op::Read(path)).at(path)?;
     fs::read(path).at(path)
 }
 
 /// Removes a file, ignoring "not found".
 pub fn remove_if_exists(path: &Path) -> FileResult<()> {
+    gate(&Op::Remove(path)).at(path)?;
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(FileError::io(path, e)),
         _ => Ok(()),

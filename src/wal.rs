@@ -5,8 +5,7 @@
 //! is `kind u8 (1 = batch) | first_seq u64 | dictionary delta | rows`. A batch is one frame,
 //! so it is all-or-nothing. See docs/FORMAT.md §4.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +14,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::codec::{self, DecodeError, Frame, Reader};
 use crate::dict::DictDelta;
-use crate::file::{self, FileError, FileResult, IoContext, Kind};
+use crate::file::{self, FileError, FileResult, Kind};
 use crate::limits;
 use crate::model::{Columns, PropColumn, PropType};
 
@@ -160,7 +159,7 @@ impl WalFile {
         let path = wal_path(dir, number);
         file::write_new(&path, &file::header(Kind::Wal))?;
         file::sync_dir(&dir.join(WAL_DIR))?;
-        let file = OpenOptions::new().append(true).open(&path).at(&path)?;
+        let file = file::open_write(&path, true)?;
         Ok(WalFile {
             number,
             path,
@@ -171,7 +170,7 @@ impl WalFile {
 
     /// Appends one framed record (not yet durable).
     pub fn append(&mut self, frame: &[u8]) -> FileResult<()> {
-        (&*self.file).write_all(frame).at(&self.path)?;
+        file::write(&self.file, &self.path, self.len, frame)?;
         self.len += frame.len() as u64;
         Ok(())
     }
@@ -296,9 +295,7 @@ impl SyncCoordinator {
             let handle = st2.handle.clone();
             drop(st2);
             let result = match &handle {
-                Some((f, path)) => f
-                    .sync_data()
-                    .map_err(|e| format!("fsync of {}: {e}", path.display())),
+                Some((f, path)) => file::sync(f, path, false).map_err(|e| format!("fsync failed: {e}")),
                 None => Ok(()),
             };
             st2 = self.state.lock();
@@ -404,9 +401,9 @@ pub fn replay(
             }
             end.torn_bytes += (bytes.len() - at) as u64;
             if repair {
-                let f = OpenOptions::new().write(true).open(&path).at(&path)?;
-                f.set_len(at as u64).at(&path)?;
-                f.sync_all().at(&path)?;
+                let f = file::open_write(&path, false)?;
+                file::set_len(&f, &path, at as u64)?;
+                file::sync(&f, &path, true)?;
             }
             break;
         }

@@ -14,8 +14,7 @@
 
 pub mod column;
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -142,12 +141,8 @@ pub struct SegmentWriter {
 impl SegmentWriter {
     /// Creates the file (which must not exist); `props` lists every property that may appear.
     pub fn create(path: &Path, props: Vec<(u32, PropType)>, level: i32) -> FileResult<SegmentWriter> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .at(path)?;
-        file.write_all(&file::header(Kind::Segment)).at(path)?;
+        let file = file::create_new(path)?;
+        file::write(&file, path, 0, &file::header(Kind::Segment))?;
         Ok(SegmentWriter {
             path: path.to_path_buf(),
             file,
@@ -171,7 +166,7 @@ impl SegmentWriter {
             raw_len: self.raw.len() as u32,
             crc: codec::crc32(&stored),
         };
-        self.file.write_all(&stored).at(&self.path)?;
+        file::write(&self.file, &self.path, self.offset, &stored)?;
         self.offset += stored.len() as u64;
         self.raw.clear();
         Ok(r)
@@ -245,8 +240,8 @@ impl SegmentWriter {
         codec::put_u32(&mut out, crc);
         codec::put_u32(&mut out, file::FORMAT_VERSION);
         out.extend_from_slice(&file::magic(Kind::Segment));
-        self.file.write_all(&out).at(&self.path)?;
-        self.file.sync_all().at(&self.path)?;
+        file::write(&self.file, &self.path, self.offset, &out)?;
+        file::sync(&self.file, &self.path, true)?;
         Ok((footer, footer_offset + out.len() as u64))
     }
 }
@@ -413,7 +408,7 @@ impl Segment {
     /// checksums are checked on every read. `expect_len` is the length the manifest recorded.
     pub fn open(dir: &Path, id: u64, expect_len: Option<u64>) -> FileResult<Segment> {
         let path = seg_path(dir, id);
-        let file = File::open(&path).at(&path)?;
+        let file = file::open_read(&path)?;
         let len = file.metadata().at(&path)?.len();
         if let Some(want) = expect_len
             && want != len
@@ -662,7 +657,7 @@ impl Drop for Segment {
     fn drop(&mut self) {
         if self.obsolete.load(Ordering::SeqCst) {
             // Best effort: a file left behind is removed as an orphan at the next open.
-            let _ = std::fs::remove_file(&self.path);
+            let _ = file::remove_if_exists(&self.path);
         }
     }
 }

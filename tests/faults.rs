@@ -1,0 +1,837 @@
+//! Fault injection and power loss, through the file layer's `failpoints` hook
+//! (`journeydb::file::set_hook`), which sees every file operation journeydb performs.
+//!
+//! - **Power loss** (`power_loss_images`): a fixed workload (commits with automatic and explicit
+//!   flushes, erasures, compactions, a reopen) runs once while a recorder logs every operation.
+//!   A file-system model replays the log and, after every operation, builds crash images the
+//!   way a power cut could leave the disk: only what was fsynced (files) and directory entries
+//!   whose directory was fsynced; everything; a random prefix of the unsynced operations of
+//!   each file and directory with the last write torn; the unsynced writes zero-filled (size
+//!   persisted, data not); unsynced writes persisted in any order. Each image is written to a
+//!   real directory and opened; every acknowledged action must be there, nothing else but the
+//!   action in flight (all or nothing), no duplicates, no panics. `JOURNEYDB_POWERLOSS_IMAGES`
+//!   sets the number of images (10,000 by default; the soak in docs/DURABILITY.md uses
+//!   1,000,000).
+//! - **I/O faults** (`io_fault_sweep`): the same workload with the n-th operation failing (EIO),
+//!   the n-th write torn (part written, then EIO), or the disk full (ENOSPC) from the n-th write
+//!   on, for every n. Each failing action returns an error; the database stays usable or refuses
+//!   writes cleanly (reads still work); after space returns and after reopening, every
+//!   acknowledged action is there.
+//! - **Read faults while opening** (`read_fault_sweep`): every read of an open fails in turn; the
+//!   open returns an error and changes nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should abort loudly
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use journeydb::file::{self, Hook, Inject, Op};
+use journeydb::{Db, Event, Options, Stage, StoredEvent, Sync, Value};
+
+/// The hook is process-wide: tests in this binary take turns.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A scratch directory on tmpfs when there is one (fsync is then cheap).
+fn scratch() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir()
+        && let Ok(d) = tempfile::tempdir_in(shm)
+    {
+        return d;
+    }
+    tempfile::tempdir().unwrap()
+}
+
+// ------------------------------------------------------------------------------------------
+// The workload and its oracle.
+
+#[derive(Clone, Debug, PartialEq)]
+enum Action {
+    Commit(u32),
+    Flush,
+    Compact,
+    Forget(String),
+    Reopen,
+}
+
+const CUSTOMERS: u32 = 7;
+
+fn workload() -> Vec<Action> {
+    let mut out = Vec::new();
+    for b in 0..24 {
+        out.push(Action::Commit(b));
+        if b % 7 == 3 {
+            out.push(Action::Flush);
+        }
+        match b {
+            8 => out.push(Action::Forget("cust-2".into())),
+            11 => out.push(Action::Compact),
+            14 => out.push(Action::Reopen),
+            18 => {
+                out.push(Action::Forget("cust-4".into()));
+                out.push(Action::Compact);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn opts() -> Options {
+    Options::default().sync(Sync::EveryCommit).buffer_events_max(24)
+}
+
+/// Batch `b`: 2–4 events; every event carries a unique `id` and a unique string value.
+fn batch(b: u32) -> Vec<Event> {
+    let n = 2 + b % 3;
+    (0..n)
+        .map(|i| {
+            let id = i64::from(b * 100 + i);
+            let name = ["visit", "add_to_cart", "purchase"][((b + i) % 3) as usize];
+            let mut e = Event::new(
+                format!("cust-{}", (b * 3 + i) % CUSTOMERS),
+                1_767_225_600_000_000 + i64::from(b) * 3_600_000_000 + i64::from(i),
+                name,
+            )
+            .with_prop("id", id)
+            .with_prop("note", format!("note {b}/{i}"));
+            if name == "purchase" {
+                e = e
+                    .with_stage(Stage::Purchase)
+                    .with_prop("amount", f64::from(b) + 0.5);
+            }
+            e
+        })
+        .collect()
+}
+
+/// What a reader must see: event id -> (customer, ts, name, stage, props).
+type State = BTreeMap<i64, (String, i64, String, Option<Stage>, Vec<(String, Value)>)>;
+
+fn apply(state: &mut State, a: &Action) {
+    match a {
+        Action::Commit(b) => {
+            for e in batch(*b) {
+                let Some(Some(Value::I64(id))) = e.props.iter().find(|p| p.0 == "id").map(|p| p.1.clone())
+                else {
+                    unreachable!()
+                };
+                let mut props: Vec<(String, Value)> = e
+                    .props
+                    .iter()
+                    .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+                    .collect();
+                props.sort_by(|x, y| x.0.cmp(&y.0));
+                state.insert(id, (e.customer.clone(), e.ts_us, e.name.clone(), e.stage, props));
+            }
+        }
+        Action::Forget(c) => state.retain(|_, v| &v.0 != c),
+        Action::Flush | Action::Compact | Action::Reopen => {}
+    }
+}
+
+/// Every state the database may legitimately be in: the acknowledged actions applied in order,
+/// and each "maybe" action (failed or in flight) either applied or not.
+fn allowed(actions: &[(Action, bool)]) -> Vec<State> {
+    let mut states = vec![State::new()];
+    for (a, maybe) in actions {
+        if *maybe {
+            let mut with = states.clone();
+            with.iter_mut().for_each(|s| apply(s, a));
+            for s in with {
+                if !states.contains(&s) {
+                    states.push(s);
+                }
+            }
+            assert!(states.len() <= 64, "too many uncertain actions");
+        } else {
+            states.iter_mut().for_each(|s| apply(s, a));
+        }
+    }
+    states
+}
+
+/// Reads everything the database shows and checks it against the allowed states.
+fn check(db: &Db, allowed: &[State], what: &str) {
+    let snap = db.snapshot();
+    let events: Vec<StoredEvent> = snap
+        .events()
+        .unwrap_or_else(|e| panic!("{what}: read failed: {e}"));
+    let mut seen = State::new();
+    for e in &events {
+        let id = match e.props.iter().find(|p| p.0 == "id") {
+            Some((_, Value::I64(id))) => *id,
+            _ => panic!("{what}: an event without an id: {e:?}"),
+        };
+        let v = (
+            e.customer.clone(),
+            e.ts_us,
+            e.name.clone(),
+            e.stage,
+            e.props.clone(),
+        );
+        assert!(seen.insert(id, v).is_none(), "{what}: event {id} appears twice");
+    }
+    if !allowed.contains(&seen) {
+        let ids: BTreeSet<&i64> = seen.keys().collect();
+        let want: Vec<BTreeSet<&i64>> = allowed.iter().map(|s| s.keys().collect()).collect();
+        panic!("{what}: the database shows events {ids:?}; allowed: {want:?}");
+    }
+    assert_eq!(snap.len(), seen.len() as u64, "{what}: snapshot length");
+    // The bitmap index agrees with the rows.
+    let buyers: BTreeSet<String> = snap
+        .customers_in_stage(Stage::Purchase)
+        .iter()
+        .map(|c| snap.customer_name(c).unwrap())
+        .collect();
+    let want: BTreeSet<String> = seen
+        .values()
+        .filter(|v| v.3 == Some(Stage::Purchase))
+        .map(|v| v.0.clone())
+        .collect();
+    assert_eq!(buyers, want, "{what}: purchase-stage bitmap");
+}
+
+/// Runs the workload on `dir` (created beforehand). `mark` is called after every action with
+/// the action's index and whether it returned `Ok`. Returns each action with "maybe" set
+/// when it failed while the database was still healthy (its effect is then uncertain).
+fn run(dir: &Path, mut mark: impl FnMut(usize, bool)) -> (Option<Db>, Vec<(Action, bool)>) {
+    let mut db = Db::open(dir, opts()).ok();
+    let mut done = Vec::new();
+    for (i, a) in workload().into_iter().enumerate() {
+        let Some(d) = db.as_ref() else {
+            // The database could not be reopened: nothing more happens.
+            mark(i, false);
+            continue;
+        };
+        let healthy = d.write_error().is_none();
+        let r = match &a {
+            Action::Commit(b) => d.commit(&batch(*b)).map(|_| ()),
+            Action::Flush => d.flush(),
+            Action::Compact => d.compact().map(|_| ()),
+            Action::Forget(c) => d.forget_customer(c).map(|_| ()),
+            Action::Reopen => {
+                db = None;
+                match Db::open(dir, opts()) {
+                    Ok(x) => {
+                        db = Some(x);
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        mark(i, r.is_ok());
+        let effect = matches!(a, Action::Commit(_) | Action::Forget(_));
+        match r {
+            Ok(()) => done.push((a, false)),
+            Err(_) if !effect => done.push((a, false)),
+            // A failure on a database that already refused writes changed nothing.
+            Err(_) if !healthy => {}
+            Err(_) => done.push((a, true)),
+        }
+    }
+    (db, done)
+}
+
+// ------------------------------------------------------------------------------------------
+// Power loss: a model of what a disk holds after a power cut.
+
+#[derive(Clone, Debug)]
+enum FileOp {
+    Write(u64, Vec<u8>),
+    SetLen(u64),
+}
+
+#[derive(Clone, Debug, Default)]
+struct Inode {
+    data: Vec<u8>,
+    synced: Vec<u8>,
+    pending: Vec<FileOp>,
+}
+
+#[derive(Clone, Debug)]
+enum DirOp {
+    Link(String, usize),
+    Unlink(String),
+    Rename(String, String),
+}
+
+#[derive(Clone, Debug, Default)]
+struct Dir {
+    durable: BTreeMap<String, usize>,
+    current: BTreeMap<String, usize>,
+    pending: Vec<DirOp>,
+}
+
+#[derive(Clone, Debug)]
+enum Rec {
+    Create(PathBuf),
+    Write(PathBuf, u64, Vec<u8>),
+    SetLen(PathBuf, u64),
+    Sync(PathBuf),
+    SyncDir(PathBuf),
+    Rename(PathBuf, PathBuf),
+    Remove(PathBuf),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// Only fsynced data and directory entries.
+    Strict,
+    /// Everything written (a process crash).
+    All,
+    /// Random prefixes of each file's and directory's unsynced operations, last write torn.
+    Prefix,
+    /// Unsynced writes keep their size but read back as zeros.
+    ZeroFill,
+    /// Each unsynced operation persisted or not, independently (writeback in any order).
+    Scramble,
+}
+
+fn split(p: &Path) -> (PathBuf, String) {
+    let parent = p.parent().map(Path::to_path_buf).unwrap_or_default();
+    let name = p.file_name().unwrap().to_string_lossy().into_owned();
+    (parent, name)
+}
+
+fn apply_file_op(data: &mut Vec<u8>, op: &FileOp, zero: bool, torn: Option<usize>) {
+    match op {
+        FileOp::Write(off, bytes) => {
+            let off = *off as usize;
+            let n = torn.unwrap_or(bytes.len()).min(bytes.len());
+            if data.len() < off + n {
+                data.resize(off + n, 0);
+            }
+            if zero {
+                data[off..off + n].fill(0);
+            } else {
+                data[off..off + n].copy_from_slice(&bytes[..n]);
+            }
+        }
+        FileOp::SetLen(len) => data.resize(*len as usize, 0),
+    }
+}
+
+/// A small deterministic generator (splitmix64).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % (n as u64).max(1)) as usize
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct Sim {
+    inodes: Vec<Inode>,
+    dirs: BTreeMap<PathBuf, Dir>,
+}
+
+impl Sim {
+    /// The durable state of a directory tree as it is on disk now.
+    fn load(root: &Path) -> Sim {
+        let mut sim = Sim::default();
+        fn walk(sim: &mut Sim, root: &Path, rel: &Path) {
+            sim.dirs.entry(rel.to_path_buf()).or_default();
+            for e in std::fs::read_dir(root.join(rel)).unwrap() {
+                let e = e.unwrap();
+                let name = e.file_name().to_string_lossy().into_owned();
+                if e.file_type().unwrap().is_dir() {
+                    walk(sim, root, &rel.join(&name));
+                } else {
+                    let data = std::fs::read(e.path()).unwrap();
+                    sim.inodes.push(Inode {
+                        synced: data.clone(),
+                        data,
+                        pending: Vec::new(),
+                    });
+                    let ino = sim.inodes.len() - 1;
+                    let d = sim.dirs.get_mut(rel).unwrap();
+                    d.durable.insert(name.clone(), ino);
+                    d.current.insert(name, ino);
+                }
+            }
+        }
+        walk(&mut sim, root, Path::new(""));
+        sim
+    }
+
+    fn ino(&self, p: &Path) -> usize {
+        let (d, n) = split(p);
+        *self.dirs[&d]
+            .current
+            .get(&n)
+            .unwrap_or_else(|| panic!("model: no file {}", p.display()))
+    }
+
+    fn apply(&mut self, r: &Rec) {
+        match r {
+            Rec::Create(p) => {
+                let (d, n) = split(p);
+                self.inodes.push(Inode::default());
+                let ino = self.inodes.len() - 1;
+                let dir = self.dirs.get_mut(&d).unwrap();
+                assert!(
+                    dir.current.insert(n.clone(), ino).is_none(),
+                    "model: create over {}",
+                    p.display()
+                );
+                dir.pending.push(DirOp::Link(n, ino));
+            }
+            Rec::Write(p, off, bytes) => {
+                let i = self.ino(p);
+                let node = &mut self.inodes[i];
+                assert!(
+                    *off as usize <= node.data.len(),
+                    "model: write past the end of {}",
+                    p.display()
+                );
+                let op = FileOp::Write(*off, bytes.clone());
+                apply_file_op(&mut node.data, &op, false, None);
+                node.pending.push(op);
+            }
+            Rec::SetLen(p, len) => {
+                let i = self.ino(p);
+                let node = &mut self.inodes[i];
+                let op = FileOp::SetLen(*len);
+                apply_file_op(&mut node.data, &op, false, None);
+                node.pending.push(op);
+            }
+            Rec::Sync(p) => {
+                let i = self.ino(p);
+                let node = &mut self.inodes[i];
+                node.synced = node.data.clone();
+                node.pending.clear();
+            }
+            Rec::SyncDir(d) => {
+                let dir = self.dirs.get_mut(d).unwrap();
+                dir.durable = dir.current.clone();
+                dir.pending.clear();
+            }
+            Rec::Rename(from, to) => {
+                let (d, a) = split(from);
+                let (d2, b) = split(to);
+                assert_eq!(d, d2, "model: rename across directories");
+                let dir = self.dirs.get_mut(&d).unwrap();
+                let ino = dir.current.remove(&a).unwrap();
+                dir.current.insert(b.clone(), ino);
+                dir.pending.push(DirOp::Rename(a, b));
+            }
+            Rec::Remove(p) => {
+                let (d, n) = split(p);
+                let dir = self.dirs.get_mut(&d).unwrap();
+                if dir.current.remove(&n).is_some() {
+                    dir.pending.push(DirOp::Unlink(n));
+                }
+            }
+        }
+    }
+
+    /// Number of unsynced operations (a crash point with none has only one image).
+    fn unsynced(&self) -> usize {
+        self.inodes.iter().map(|i| i.pending.len()).sum::<usize>()
+            + self.dirs.values().map(|d| d.pending.len()).sum::<usize>()
+    }
+
+    /// Writes a crash image into `out` (which must not exist).
+    fn image(&self, mode: Mode, rng: &mut Rng, out: &Path) {
+        for (rel, dir) in &self.dirs {
+            std::fs::create_dir_all(out.join(rel)).unwrap();
+            let mut names = dir.durable.clone();
+            let keep = match mode {
+                Mode::Strict | Mode::ZeroFill => 0,
+                Mode::All => dir.pending.len(),
+                Mode::Prefix | Mode::Scramble => rng.below(dir.pending.len() + 1),
+            };
+            for op in &dir.pending[..keep] {
+                match op {
+                    DirOp::Link(n, i) => {
+                        names.insert(n.clone(), *i);
+                    }
+                    DirOp::Unlink(n) => {
+                        names.remove(n);
+                    }
+                    DirOp::Rename(a, b) => {
+                        if let Some(i) = names.remove(a) {
+                            names.insert(b.clone(), i);
+                        }
+                    }
+                }
+            }
+            for (name, &i) in &names {
+                let node = &self.inodes[i];
+                let mut data = node.synced.clone();
+                match mode {
+                    Mode::Strict => {}
+                    Mode::All => data = node.data.clone(),
+                    Mode::ZeroFill => node
+                        .pending
+                        .iter()
+                        .for_each(|op| apply_file_op(&mut data, op, true, None)),
+                    Mode::Prefix => {
+                        let k = rng.below(node.pending.len() + 1);
+                        for op in &node.pending[..k] {
+                            apply_file_op(&mut data, op, false, None);
+                        }
+                        if let Some(FileOp::Write(_, bytes)) = node.pending.get(k) {
+                            let torn = rng.below(bytes.len());
+                            apply_file_op(&mut data, &node.pending[k], false, Some(torn));
+                        }
+                    }
+                    Mode::Scramble => {
+                        for op in &node.pending {
+                            if rng.next() & 1 == 0 {
+                                apply_file_op(&mut data, op, false, None);
+                            }
+                        }
+                    }
+                }
+                std::fs::write(out.join(rel).join(name), data).unwrap();
+            }
+        }
+    }
+}
+
+/// Records every operation under `root`.
+struct Recorder {
+    root: PathBuf,
+    log: Mutex<Vec<Rec>>,
+}
+
+impl Recorder {
+    fn rel(&self, p: &Path) -> Option<PathBuf> {
+        p.strip_prefix(&self.root).ok().map(Path::to_path_buf)
+    }
+}
+
+impl Hook for Recorder {
+    fn on(&self, op: &Op<'_>) -> Inject {
+        let rec = match op {
+            Op::Create(p) => self.rel(p).map(Rec::Create),
+            Op::Write { path, offset, data } => self.rel(path).map(|p| Rec::Write(p, *offset, data.to_vec())),
+            Op::SetLen { path, len } => self.rel(path).map(|p| Rec::SetLen(p, *len)),
+            Op::Sync(p) => self.rel(p).map(Rec::Sync),
+            Op::SyncDir(p) => self.rel(p).map(Rec::SyncDir),
+            Op::Rename { from, to } => self.rel(from).zip(self.rel(to)).map(|(a, b)| Rec::Rename(a, b)),
+            Op::Remove(p) => self.rel(p).map(Rec::Remove),
+            _ => None,
+        };
+        if let Some(r) = rec {
+            self.log.lock().unwrap().push(r);
+        }
+        Inject::Proceed
+    }
+}
+
+fn images_wanted() -> usize {
+    std::env::var("JOURNEYDB_POWERLOSS_IMAGES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000)
+}
+
+#[test]
+fn power_loss_images() {
+    let _serial = serial();
+    let tmp = scratch();
+    let root = tmp.path().join("db");
+    drop(Db::create(&root, opts()).unwrap());
+    let base = Sim::load(&root);
+    let rec = Arc::new(Recorder {
+        root: root.clone(),
+        log: Mutex::new(Vec::new()),
+    });
+    file::set_hook(Some(rec.clone()));
+    // ops_done[i] = number of operations logged when action i returned.
+    let mut ops_done = Vec::new();
+    let (db, done) = run(&root, |_, ok| {
+        assert!(ok, "the workload must succeed without faults");
+        ops_done.push(rec.log.lock().unwrap().len());
+    });
+    drop(db);
+    file::set_hook(None);
+    let log = rec.log.lock().unwrap().clone();
+    let actions: Vec<Action> = done.into_iter().map(|(a, _)| a).collect();
+
+    // The model must end where the real directory ended.
+    let mut sim = base.clone();
+    log.iter().for_each(|r| sim.apply(r));
+    let end = tmp.path().join("end");
+    sim.image(Mode::All, &mut Rng(0), &end);
+    for (rel, dir) in &sim.dirs {
+        for (name, &i) in &dir.current {
+            let real = std::fs::read(root.join(rel).join(name)).unwrap();
+            assert_eq!(
+                real, sim.inodes[i].data,
+                "model disagrees with the disk on {name}"
+            );
+        }
+    }
+
+    // Crash points with unsynced operations get many images; the others have only one.
+    let want = images_wanted();
+    let mut probe = base.clone();
+    let mut busy = usize::from(probe.unsynced() > 0);
+    for r in &log {
+        probe.apply(r);
+        busy += usize::from(probe.unsynced() > 0);
+    }
+    let per_point = want.div_ceil(busy.max(1)).max(1);
+    let mut rng = Rng(0x5eed);
+    let mut sim = base;
+    let mut images = 0usize;
+    let img = tmp.path().join("img");
+    for k in 0..=log.len() {
+        if k > 0 {
+            sim.apply(&log[k - 1]);
+        }
+        // Actions acknowledged by now, and the one in flight.
+        let acked = ops_done.iter().take_while(|&&n| n <= k).count();
+        let mut uncertain: Vec<(Action, bool)> =
+            actions[..acked].iter().map(|a| (a.clone(), false)).collect();
+        if let Some(a) = actions.get(acked) {
+            uncertain.push((a.clone(), true));
+        }
+        let allowed = allowed(&uncertain);
+        let n = if sim.unsynced() == 0 { 1 } else { per_point };
+        for j in 0..n {
+            let mode = match j {
+                0 => Mode::Strict,
+                1 => Mode::All,
+                2 => Mode::ZeroFill,
+                j if j % 3 == 0 => Mode::Scramble,
+                _ => Mode::Prefix,
+            };
+            let _ = std::fs::remove_dir_all(&img);
+            sim.image(mode, &mut rng, &img);
+            let what = format!(
+                "crash after operation {k} of {} ({mode:?}, image {images})",
+                log.len()
+            );
+            let db = Db::open(&img, opts()).unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
+            check(&db, &allowed, &what);
+            if images.is_multiple_of(16) {
+                // Recovery leaves a writable database that keeps what it is given.
+                db.commit(&batch(1000))
+                    .unwrap_or_else(|e| panic!("{what}: commit after recovery: {e}"));
+                drop(db);
+                let db = Db::open(&img, opts()).unwrap_or_else(|e| panic!("{what}: second reopen: {e}"));
+                let kept = db
+                    .snapshot()
+                    .events()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e.props.iter().any(|p| p.0 == "id" && p.1 == Value::I64(100_000)));
+                assert!(kept, "{what}: the commit after recovery is gone");
+            }
+            images += 1;
+        }
+    }
+    eprintln!(
+        "power loss: {images} crash images over {} operations of {} actions; 0 lost, 0 duplicated",
+        log.len(),
+        actions.len()
+    );
+    assert!(images >= want, "{images} images, {want} wanted");
+}
+
+// ------------------------------------------------------------------------------------------
+// I/O faults.
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    /// The n-th mutating operation fails with EIO.
+    Fail,
+    /// The n-th write writes half its bytes, then fails.
+    Torn,
+    /// Every write, create or growing truncate from the n-th write on fails with ENOSPC.
+    DiskFull,
+}
+
+struct Injector {
+    fault: Fault,
+    at: usize,
+    seen: AtomicUsize,
+    full: AtomicBool,
+    hits: AtomicUsize,
+}
+
+fn mutating(op: &Op<'_>) -> bool {
+    !matches!(op, Op::Read(_))
+}
+
+impl Hook for Injector {
+    fn on(&self, op: &Op<'_>) -> Inject {
+        let eligible = match self.fault {
+            Fault::Fail => mutating(op),
+            Fault::Torn | Fault::DiskFull => matches!(op, Op::Write { .. }),
+        };
+        if eligible && self.seen.fetch_add(1, Ordering::SeqCst) == self.at {
+            self.hits.fetch_add(1, Ordering::SeqCst);
+            match self.fault {
+                Fault::Fail => return Inject::Fail(io::Error::other("injected EIO")),
+                Fault::Torn => {
+                    let Op::Write { data, .. } = op else {
+                        unreachable!()
+                    };
+                    return Inject::Short(data.len() / 2);
+                }
+                Fault::DiskFull => self.full.store(true, Ordering::SeqCst),
+            }
+        }
+        if self.full.load(Ordering::SeqCst) {
+            let grows = matches!(op, Op::Write { .. } | Op::Create(_) | Op::SetLen { .. });
+            if grows {
+                self.hits.fetch_add(1, Ordering::SeqCst);
+                return Inject::Fail(io::Error::from_raw_os_error(28));
+            }
+        }
+        Inject::Proceed
+    }
+}
+
+/// Counts the eligible operations of a fault-free run.
+fn count_ops(fault: Fault) -> usize {
+    let tmp = scratch();
+    let dir = tmp.path().join("db");
+    drop(Db::create(&dir, opts()).unwrap());
+    let inj = Arc::new(Injector {
+        fault,
+        at: usize::MAX,
+        seen: AtomicUsize::new(0),
+        full: AtomicBool::new(false),
+        hits: AtomicUsize::new(0),
+    });
+    file::set_hook(Some(inj.clone()));
+    let (db, _) = run(&dir, |_, ok| assert!(ok));
+    // Not the best-effort fsync of the log when the handle is dropped: no caller sees it.
+    let n = inj.seen.load(Ordering::SeqCst);
+    drop(db);
+    file::set_hook(None);
+    n
+}
+
+#[test]
+fn io_fault_sweep() {
+    let _serial = serial();
+    let mut runs = 0;
+    let mut failed_actions = 0;
+    for fault in [Fault::Fail, Fault::Torn, Fault::DiskFull] {
+        let total = count_ops(fault);
+        assert!(total > 50, "{fault:?}: only {total} operations");
+        for at in 0..total {
+            let what = format!("{fault:?} at operation {at} of {total}");
+            let tmp = scratch();
+            let dir = tmp.path().join("db");
+            drop(Db::create(&dir, opts()).unwrap());
+            let inj = Arc::new(Injector {
+                fault,
+                at,
+                seen: AtomicUsize::new(0),
+                full: AtomicBool::new(false),
+                hits: AtomicUsize::new(0),
+            });
+            file::set_hook(Some(inj.clone()));
+            let mut errors = 0;
+            let (db, done) = run(&dir, |_, ok| errors += usize::from(!ok));
+            // The fault reached journeydb, and surfaced as an error (never a panic, never silence).
+            assert!(
+                inj.hits.load(Ordering::SeqCst) > 0,
+                "{what}: the fault was not hit"
+            );
+            failed_actions += errors;
+            let allowed = allowed(&done);
+            if let Some(db) = &db {
+                // Reads keep working (poisoned or not) and show a legitimate state.
+                check(db, &allowed, &format!("{what}, live handle"));
+            }
+            // Space returns / the device recovers.
+            file::set_hook(None);
+            let mut allowed = allowed;
+            if let Some(db) = &db
+                && db.write_error().is_none()
+            {
+                // A healthy handle keeps working once the fault is gone.
+                db.commit(&batch(1000))
+                    .unwrap_or_else(|e| panic!("{what}: commit after the fault: {e}"));
+                db.flush()
+                    .unwrap_or_else(|e| panic!("{what}: flush after the fault: {e}"));
+                db.compact()
+                    .unwrap_or_else(|e| panic!("{what}: compact after the fault: {e}"));
+                allowed.iter_mut().for_each(|s| apply(s, &Action::Commit(1000)));
+                check(db, &allowed, &format!("{what}, after the fault"));
+            }
+            drop(db);
+            let db = Db::open(&dir, opts()).unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
+            check(&db, &allowed, &format!("{what}, reopened"));
+            db.commit(&batch(1001))
+                .unwrap_or_else(|e| panic!("{what}: commit after reopen: {e}"));
+            runs += 1;
+        }
+    }
+    eprintln!("I/O faults: {runs} runs, {failed_actions} failed actions; 0 lost, 0 duplicated");
+}
+
+#[test]
+fn read_fault_sweep() {
+    let _serial = serial();
+    let tmp = scratch();
+    let dir = tmp.path().join("db");
+    drop(Db::create(&dir, opts()).unwrap());
+    let (db, done) = run(&dir, |_, ok| assert!(ok));
+    // Leave a log tail to replay as well as segments.
+    let db = db.unwrap();
+    db.commit(&batch(500)).unwrap();
+    drop(db);
+    let mut done: Vec<(Action, bool)> = done;
+    done.push((Action::Commit(500), false));
+    let allowed = allowed(&done);
+    struct FailRead {
+        at: usize,
+        seen: AtomicUsize,
+    }
+    impl Hook for FailRead {
+        fn on(&self, op: &Op<'_>) -> Inject {
+            if matches!(op, Op::Read(_)) && self.seen.fetch_add(1, Ordering::SeqCst) == self.at {
+                return Inject::Fail(io::Error::other("injected read error"));
+            }
+            Inject::Proceed
+        }
+    }
+    let mut at = 0;
+    loop {
+        let hook = Arc::new(FailRead {
+            at,
+            seen: AtomicUsize::new(0),
+        });
+        file::set_hook(Some(hook.clone()));
+        let r = Db::open(&dir, opts());
+        file::set_hook(None);
+        if hook.seen.load(Ordering::SeqCst) <= at {
+            // Every read of an open has failed once.
+            assert!(at > 3, "only {at} reads");
+            break;
+        }
+        match r {
+            Err(e) => assert!(e.to_string().contains("injected read error"), "read {at}: {e}"),
+            Ok(db) => check(&db, &allowed, &format!("read {at} failed but the open succeeded")),
+        }
+        let db = Db::open(&dir, opts()).unwrap_or_else(|e| panic!("after read fault {at}: {e}"));
+        check(&db, &allowed, &format!("after read fault {at}"));
+        at += 1;
+    }
+}
