@@ -39,6 +39,8 @@ pub const QUERY_DEPTH_MAX: usize = 64;
 pub const FUNNEL_STEPS_MAX: usize = 32;
 /// Most retention offsets.
 pub const RETENTION_PERIODS_MAX: u32 = 1000;
+/// Default memory budget of one query's working state in bytes (configurable per query).
+pub const QUERY_MEMORY_DEFAULT: usize = 1 << 30;
 /// Default cap on result rows (configurable per query).
 pub const RESULT_ROWS_MAX: usize = 1_000_000;
 /// Most time buckets in one query result.

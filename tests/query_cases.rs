@@ -387,6 +387,76 @@ fn cancellation_and_row_cap() {
 }
 
 #[test]
+fn memory_budget_stops_a_query_whose_state_outgrows_it() {
+    // 3,000 customers, each with a distinct note and a purchase 1–3 days after a visit.
+    let mut evs = Vec::new();
+    for c in 0..3000i64 {
+        evs.push(Event::new(format!("c{c}"), T + c * 1000, "visit").with_prop("note", format!("n{c}")));
+        evs.push(
+            Event::new(format!("c{c}"), T + c * 1000 + (1 + c % 3) * 24 * H, "purchase")
+                .with_prop("amount", c as f64)
+                .with_prop("note", format!("n{c}")),
+        );
+    }
+    let (_d, db) = db(&evs);
+    let snap = db.snapshot();
+    let tight = QueryOptions {
+        memory_max: 8 << 10,
+        ..Default::default()
+    };
+    let roomy = QueryOptions {
+        memory_max: 64 << 20,
+        ..Default::default()
+    };
+    // A breakdown by a high-cardinality property: one aggregate per (note, day).
+    let by_note = "TREND count PERIOD week BY note";
+    match snap.query_with(by_note, &tight) {
+        Err(e @ QueryError::MemoryExceeded(_)) => assert!(e.to_string().contains("memory budget")),
+        other => panic!("expected MemoryExceeded, got {other:?}"),
+    }
+    // Time-to-convert samples grow with converting customers.
+    let funnel = "FUNNEL visit -> purchase WITHIN 7d";
+    assert!(matches!(
+        snap.query_with(funnel, &tight),
+        Err(QueryError::MemoryExceeded(_))
+    ));
+    // Percentile values grow with events.
+    let pct = "TREND p90(amount) PERIOD month";
+    assert!(matches!(
+        snap.query_with(pct, &tight),
+        Err(QueryError::MemoryExceeded(_))
+    ));
+    // Within a sufficient budget the answers are those of the default options, on any thread count.
+    for q in [by_note, funnel, pct] {
+        for threads in [1, 2, 3] {
+            let opts = QueryOptions {
+                threads,
+                ..roomy.clone()
+            };
+            assert_eq!(snap.query_with(q, &opts).unwrap(), snap.query(q).unwrap(), "{q}");
+        }
+    }
+    // Bounded states pass under the tight budget.
+    snap.query_with("TREND count PERIOD month", &tight).unwrap();
+}
+
+#[test]
+fn row_cap_applies_before_large_results_are_built() {
+    let evs: Vec<Event> = (0..50).map(|k| Event::new("one", T + k * H, "visit")).collect();
+    let (_d, db) = db(&evs);
+    let snap = db.snapshot();
+    let opts = QueryOptions {
+        rows_max: 10,
+        ..Default::default()
+    };
+    assert!(matches!(
+        snap.query_with("TIMELINE 'one'", &opts),
+        Err(QueryError::TooManyRows(10))
+    ));
+    assert_eq!(snap.query("TIMELINE 'one'").unwrap().rows.len(), 50);
+}
+
+#[test]
 fn uniq_from_bitmaps_equals_the_scan() {
     let mut evs = Vec::new();
     for c in 0..20i64 {

@@ -124,6 +124,26 @@ fn scripts_on_stdin_and_errors() {
     );
     assert!(out.stdout.is_empty());
 
+    // A memory budget too small for a breakdown by customer-level notes: a clear error.
+    let q = "TREND count PERIOD day BY channel;";
+    let out = run(&[db_s], Some(&format!(".memory 4KB\n{q}")));
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("memory budget of 4.0 KiB"), "{err}");
+    let out = run(&[db_s], Some(&format!(".memory 4KB\n.memory 1GB\n.memory\n{q}")));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("memory: 1024 MiB per query"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run(&[db_s], Some(".memory lots"));
+    assert!(
+        text(&out.stderr).contains("expected a size"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // The first failing statement of a script fails the run.
     let out = run(&[db_s], Some("TREND count PERIOD day; NOPE;"));
     assert_eq!(out.status.code(), Some(1));

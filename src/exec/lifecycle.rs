@@ -78,6 +78,10 @@ impl Operator for LifecycleOp<'_> {
         }
     }
 
+    fn footprint(&self, p: &Counts4) -> usize {
+        p.len() * 32
+    }
+
     fn merge(&self, a: &mut Counts4, b: Counts4) {
         if a.is_empty() {
             *a = b;
@@ -170,6 +174,10 @@ impl Operator for StickinessOp<'_> {
         }
     }
 
+    fn footprint(&self, p: &Vec<i64>) -> usize {
+        p.len() * 8
+    }
+
     fn merge(&self, a: &mut Vec<i64>, b: Vec<i64>) {
         if a.is_empty() {
             *a = b;
@@ -257,6 +265,10 @@ impl Operator for StagesOp {
                 p[b][s as usize][0] += 1;
             }
         }
+    }
+
+    fn footprint(&self, p: &StagePartial) -> usize {
+        p.len() * 96
     }
 
     fn merge(&self, a: &mut StagePartial, b: StagePartial) {
@@ -395,6 +407,10 @@ impl Operator for TransitionsOp {
         if furthest > 0 {
             p.stayed[furthest as usize] += 1;
         }
+    }
+
+    fn footprint(&self, p: &TransitionPartial) -> usize {
+        p.moves.values().map(|v| 64 + v.len() * 8).sum()
     }
 
     fn merge(&self, a: &mut TransitionPartial, b: TransitionPartial) {

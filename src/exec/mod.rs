@@ -37,12 +37,34 @@ pub enum QueryError {
     /// The result would exceed the row cap.
     #[error("result exceeds {0} rows (raise the cap or narrow the query)")]
     TooManyRows(usize),
+    /// The query's working state grew past its memory budget.
+    #[error(
+        "query needs more than its memory budget of {} (raise QueryOptions::memory_max, `.memory` in the shell, or narrow the query)",
+        human_bytes(*.0)
+    )]
+    MemoryExceeded(usize),
     /// Reading data failed.
     #[error(transparent)]
     File(#[from] crate::file::FileError),
     /// A statement that changes the database failed.
     #[error(transparent)]
     Storage(#[from] crate::error::Error),
+}
+
+/// `1536` → `1.5 KiB`.
+fn human_bytes(n: usize) -> String {
+    let units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut x = n as f64;
+    let mut u = 0;
+    while x >= 1024.0 && u + 1 < units.len() {
+        x /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} bytes")
+    } else {
+        format!("{x:.1} {}", units[u])
+    }
 }
 
 /// Per-query options.
@@ -52,6 +74,11 @@ pub struct QueryOptions {
     pub cancel: Arc<AtomicBool>,
     /// Largest result.
     pub rows_max: usize,
+    /// Budget in bytes for the query's working state (per-group aggregates, time-to-convert
+    /// samples, percentile values, one customer's rows held across blocks, result rows),
+    /// summed over all worker threads. Decoded blocks (at most one per source per worker) are
+    /// not counted. Exceeding it stops the query with [`QueryError::MemoryExceeded`].
+    pub memory_max: usize,
     /// Worker threads (0 = available parallelism).
     pub threads: usize,
 }
@@ -61,6 +88,7 @@ impl Default for QueryOptions {
         QueryOptions {
             cancel: Arc::new(AtomicBool::new(false)),
             rows_max: limits::RESULT_ROWS_MAX,
+            memory_max: limits::QUERY_MEMORY_DEFAULT,
             threads: 0,
         }
     }
@@ -85,6 +113,52 @@ trait Operator: Sync {
     type Partial: Send + Default;
     fn customer(&self, p: &mut Self::Partial, rows: &Columns, r: Range<usize>);
     fn merge(&self, a: &mut Self::Partial, b: Self::Partial);
+    /// Estimated heap bytes held by `p`, in O(1): what the memory budget charges.
+    fn footprint(&self, p: &Self::Partial) -> usize;
+}
+
+/// The memory budget of one query, shared by its workers. Each worker reports its state's
+/// footprint in steps of [`Budget::STEP`] bytes, so the budget is exact to within
+/// `STEP × workers`.
+struct Budget {
+    limit: usize,
+    used: std::sync::atomic::AtomicUsize,
+}
+
+impl Budget {
+    const STEP: usize = 256 << 10;
+
+    fn new(limit: usize) -> Budget {
+        Budget {
+            limit,
+            used: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Moves this worker's share from `*reported` to `now` (when it changed by a step or more),
+    /// failing when the total is over the limit.
+    fn report(&self, reported: &mut usize, now: usize) -> Result<(), QueryError> {
+        if now.abs_diff(*reported) < Self::STEP && now <= self.limit {
+            return Ok(());
+        }
+        let total = if now >= *reported {
+            self.used.fetch_add(now - *reported, Ordering::Relaxed) + (now - *reported)
+        } else {
+            self.used
+                .fetch_sub(*reported - now, Ordering::Relaxed)
+                .saturating_sub(*reported - now)
+        };
+        *reported = now;
+        if total > self.limit {
+            return Err(QueryError::MemoryExceeded(self.limit));
+        }
+        Ok(())
+    }
+}
+
+/// Heap bytes of rows held in `c` (the carry of one customer spanning blocks).
+fn rows_footprint(c: &Columns) -> usize {
+    c.len() * (17 + 9 * c.props.len())
 }
 
 fn run<O: Operator>(
@@ -143,6 +217,7 @@ fn run_filtered<O: Operator>(
     };
     let threads = threads.clamp(1, 64).min(input.customers.max(1) as usize);
     let per = (input.customers as u64).div_ceil(threads as u64).max(1);
+    let budget = Budget::new(opts.memory_max);
     let results: Vec<Result<O::Partial, QueryError>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads as u64)
             .map(|t| {
@@ -155,7 +230,8 @@ fn run_filtered<O: Operator>(
                 let sources = input.sources.clone();
                 let cancel = opts.cancel.clone();
                 let only = only.clone();
-                s.spawn(move || scan_customers(op, sources, set, lo, hi, only, &cancel))
+                let budget = &budget;
+                s.spawn(move || scan_customers(op, sources, set, (lo, hi), only, &cancel, budget))
             })
             .collect();
         handles
@@ -167,6 +243,10 @@ fn run_filtered<O: Operator>(
     for r in results {
         op.merge(&mut total, r?);
     }
+    // Merging copies at most what the workers held, which the budget already counted.
+    if op.footprint(&total) > opts.memory_max {
+        return Err(QueryError::MemoryExceeded(opts.memory_max));
+    }
     Ok(total)
 }
 
@@ -174,12 +254,13 @@ fn scan_customers<O: Operator>(
     op: &O,
     sources: Vec<Source>,
     set: ColumnSet,
-    lo: u32,
-    hi: u32,
+    (lo, hi): (u32, u32),
     only: Option<Arc<roaring::RoaringBitmap>>,
     cancel: &AtomicBool,
+    budget: &Budget,
 ) -> Result<O::Partial, QueryError> {
     let mut p = O::Partial::default();
+    let mut reported = 0usize;
     let wanted = |c: u32| only.as_ref().is_none_or(|o| o.contains(c));
     let mut merge = Merge::new(sources, set)
         .with_customers(lo, hi)
@@ -190,6 +271,7 @@ fn scan_customers<O: Operator>(
         if cancel.load(Ordering::Relaxed) {
             return Err(QueryError::Cancelled);
         }
+        budget.report(&mut reported, op.footprint(&p) + rows_footprint(&carry))?;
         let n = block.len();
         let mut i = 0;
         while i < n {
@@ -208,6 +290,8 @@ fn scan_customers<O: Operator>(
             }
             if j == n || !carry.is_empty() {
                 carry.extend_from(&block.slice(i..j));
+                // One customer's rows can span many blocks: they count against the budget.
+                budget.report(&mut reported, op.footprint(&p) + rows_footprint(&carry))?;
                 if j < n {
                     op.customer(&mut p, &carry, 0..carry.len());
                     carry = Columns::default();
@@ -215,12 +299,14 @@ fn scan_customers<O: Operator>(
             } else {
                 op.customer(&mut p, &block, i..j);
             }
+            budget.report(&mut reported, op.footprint(&p) + rows_footprint(&carry))?;
             i = j;
         }
     }
     if !carry.is_empty() {
         op.customer(&mut p, &carry, 0..carry.len());
     }
+    budget.report(&mut reported, op.footprint(&p))?;
     Ok(p)
 }
 
@@ -295,7 +381,7 @@ pub fn execute(
         Statement::Customers(c) => customers(c, text, input, opts)?,
         Statement::Explain(e) => explain(e, text, input)?,
         Statement::Trend(t) => trend(t, text, input, opts)?,
-        Statement::Timeline(t) => timeline(t, text, input)?,
+        Statement::Timeline(t) => timeline(t, text, input, opts)?,
         Statement::Lifecycle(l) => lifecycle::lifecycle(l, text, input, opts)?,
         Statement::Stickiness(st) => lifecycle::stickiness(st, text, input, opts)?,
         Statement::Stages(st) => lifecycle::stages(st, text, input, opts)?,
@@ -351,6 +437,8 @@ struct FunnelPartial {
     scratch: Scratch,
     /// Reused per-customer outcome.
     outcome: FunnelOutcome,
+    /// Heap bytes of `groups` and `levels` (for the memory budget).
+    bytes: usize,
 }
 
 /// Buffers reused across customers by one worker.
@@ -622,21 +710,30 @@ impl Operator for FunnelOp<'_> {
         if self.collect {
             p.levels.resize_with(n + 1, Default::default);
             p.levels[o.level].insert(rows.cid[first]);
+            // An array container holds 2 bytes per customer; a bitmap container less.
+            p.bytes += 2;
         }
-        let entry = p
-            .groups
-            .entry(group)
-            .or_insert_with(|| (vec![0; n + 1], vec![Vec::new(); n + 1]));
+        let bytes = &mut p.bytes;
+        let entry = p.groups.entry(group).or_insert_with(|| {
+            *bytes += funnel_group_bytes(n + 1);
+            (vec![0; n + 1], vec![Vec::new(); n + 1])
+        });
         for k in 1..=o.level {
             entry.0[k] += 1;
             if let Some(t) = o.times[k] {
                 entry.1[k].push(t);
+                p.bytes += 8;
             }
         }
         p.outcome = o;
     }
 
+    fn footprint(&self, p: &FunnelPartial) -> usize {
+        p.bytes
+    }
+
     fn merge(&self, a: &mut FunnelPartial, b: FunnelPartial) {
+        a.bytes += b.bytes;
         if a.levels.len() < b.levels.len() {
             a.levels.resize_with(b.levels.len(), Default::default);
         }
@@ -657,6 +754,11 @@ impl Operator for FunnelOp<'_> {
             }
         }
     }
+}
+
+/// Heap bytes of one funnel group with `levels` levels (counts, sample vectors, map entry).
+fn funnel_group_bytes(levels: usize) -> usize {
+    64 + levels * (8 + 24)
 }
 
 fn median_mean(v: &mut [i64]) -> (Cell, Cell) {
@@ -750,7 +852,7 @@ fn funnel_run(
                 .iter()
                 .fold(roaring::RoaringBitmap::new(), |acc, b| acc | b)
         };
-        return Ok(customer_table(&set, input.dicts, limit));
+        return Ok(customer_table(&set, input.dicts, limit, opts.rows_max));
     }
     let mut cols = vec![
         "step",
@@ -890,6 +992,11 @@ impl Operator for RetentionOp<'_> {
         }
     }
 
+    fn footprint(&self, p: &RetentionPartial) -> usize {
+        // The drill-down bitmap (one cell's customers) is bounded by customers / 8 bytes.
+        p.0.len() * (64 + 8 * (self.periods + 1))
+    }
+
     fn merge(&self, a: &mut RetentionPartial, b: RetentionPartial) {
         a.1 |= b.1;
         for (c, (size, counts)) in b.0 {
@@ -959,7 +1066,7 @@ fn retention(
     let props = op.filter.is_some() || op.start.uses_props() || op.ret.uses_props();
     let p = run_filtered(&op, input, columns(props), opts, only)?;
     if let Some((_, _, limit)) = drill {
-        return Ok(customer_table(&p.1, input.dicts, limit));
+        return Ok(customer_table(&p.1, input.dicts, limit, opts.rows_max));
     }
     let p = p.0;
     let latest = input.ts_range.map_or(i64::MIN, |x| x.1);
@@ -1034,7 +1141,25 @@ thread_local! {
 }
 
 /// Keyed by (group value slot, bucket); `None` is the null group (or no BY).
-type TrendPartial = HashMap<(Option<u64>, usize), AggState>;
+/// (group slot, bucket) -> aggregate, and how many percentile values the aggregates hold.
+#[derive(Default)]
+struct TrendPartial {
+    map: HashMap<(Option<u64>, usize), AggState>,
+    values: usize,
+}
+
+impl std::ops::Deref for TrendPartial {
+    type Target = HashMap<(Option<u64>, usize), AggState>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl std::ops::DerefMut for TrendPartial {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.map
+    }
+}
 
 impl TrendOp<'_> {
     fn value(&self, rows: &Columns, i: usize) -> Option<f64> {
@@ -1091,7 +1216,7 @@ impl Operator for TrendOp<'_> {
                     if b < self.first {
                         continue;
                     }
-                    let e = p.entry((g, b)).or_default();
+                    let e = p.map.entry((g, b)).or_default();
                     e.events += 1;
                     if let Some(v) = self.value(rows, i) {
                         e.sum += v;
@@ -1100,6 +1225,7 @@ impl Operator for TrendOp<'_> {
                         e.max = Some(e.max.map_or(v, |m| m.max(v)));
                         if matches!(self.agg, Agg::Pct(..)) {
                             e.values.push(v);
+                            p.values += 1;
                         }
                     }
                 }
@@ -1113,8 +1239,13 @@ impl Operator for TrendOp<'_> {
         SEEN.with(|s| *s.borrow_mut() = seen);
     }
 
+    fn footprint(&self, p: &TrendPartial) -> usize {
+        p.map.len() * (std::mem::size_of::<((Option<u64>, usize), AggState)>() + 8) + p.values * 8
+    }
+
     fn merge(&self, a: &mut TrendPartial, b: TrendPartial) {
-        for (k, s) in b {
+        a.values += b.values;
+        for (k, s) in b.map {
             let e = a.entry(k).or_default();
             e.events += s.events;
             e.customers += s.customers;
@@ -1203,7 +1334,7 @@ fn trend(
     // Groups, ranked by matching events (then name) for TOP n.
     let by_ty = op.by.map_or(PropType::Str, |b| b.1);
     let mut totals: HashMap<Option<u64>, u64> = HashMap::default();
-    for ((g, _), s) in &p {
+    for ((g, _), s) in &p.map {
         *totals.entry(*g).or_default() += s.events + s.customers;
     }
     let mut groups: Vec<(String, Option<u64>, u64)> = totals
@@ -1220,6 +1351,10 @@ fn trend(
     } else {
         groups.into_iter().map(|g| (g.0, g.1)).collect()
     };
+    // Refuse before building a table that is over the cap.
+    if (op.buckets.len() - op.first).saturating_mul(names.len()) > opts.rows_max {
+        return Err(QueryError::TooManyRows(opts.rows_max));
+    }
     let mut cols = vec!["bucket", "value"];
     if tr.by.is_some() {
         cols.insert(1, "group");
@@ -1322,10 +1457,15 @@ fn uniq_from_bitmaps(op: &TrendOp<'_>, input: &Input<'_>, (lo, hi): (i64, i64)) 
 
 /// The customers of a set: columns `total` (the full count, on every row) and `customer`
 /// (external id), in internal-id order, at most `limit` rows; an empty set is one row (0, NULL).
-fn customer_table(set: &roaring::RoaringBitmap, dicts: &Dicts, limit: Option<u64>) -> Table {
+/// The customers of `set` (at most `limit`, and never more than one row past the cap, which
+/// `execute` then refuses).
+fn customer_table(set: &roaring::RoaringBitmap, dicts: &Dicts, limit: Option<u64>, rows_max: usize) -> Table {
     let mut t = Table::new(&["total", "customer"]);
     let total = set.len() as i64;
-    for cid in set.iter().take(limit.map_or(usize::MAX, |n| n as usize)) {
+    let take = limit
+        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
+        .min(rows_max.saturating_add(1));
+    for cid in set.iter().take(take) {
         t.rows.push(vec![
             Cell::Int(total),
             Cell::Str(dicts.customers.name(cid).unwrap_or("?").to_owned()),
@@ -1357,6 +1497,11 @@ impl Operator for StageCustomersOp {
         if hit {
             p.insert(cid);
         }
+    }
+
+    fn footprint(&self, _: &roaring::RoaringBitmap) -> usize {
+        // At most customers / 8 bytes plus container headers: never more than the index holds.
+        0
     }
 
     fn merge(&self, a: &mut roaring::RoaringBitmap, b: roaring::RoaringBitmap) {
@@ -1406,7 +1551,7 @@ fn customers(
                     run_filtered(&op, input, columns(false), opts, only)?
                 }
             };
-            Ok(customer_table(&set, input.dicts, c.limit))
+            Ok(customer_table(&set, input.dicts, c.limit, opts.rows_max))
         }
     }
 }
@@ -1588,7 +1733,12 @@ fn explain(e: &crate::query::ast::Explain, text: &str, input: &Input<'_>) -> Res
 // ---------------------------------------------------------------------------------------------
 // TIMELINE
 
-fn timeline(tl: &crate::query::ast::Timeline, text: &str, input: &Input<'_>) -> Result<Table, QueryError> {
+fn timeline(
+    tl: &crate::query::ast::Timeline,
+    text: &str,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+) -> Result<Table, QueryError> {
     let res = Resolver::new(input.dicts, text, tl.common.tz.as_ref())?;
     let range = res.range(&tl.common.range)?;
     let filter = tl.common.filter.as_ref().map(|p| res.pred(p)).transpose()?;
@@ -1615,6 +1765,9 @@ fn timeline(tl: &crate::query::ast::Timeline, text: &str, input: &Input<'_>) -> 
                 }
             }
             props.sort();
+            if t.rows.len() == opts.rows_max {
+                return Err(QueryError::TooManyRows(opts.rows_max));
+            }
             t.rows.push(vec![
                 Cell::Time(ts),
                 Cell::Str(input.dicts.events.name(block.event[i]).unwrap_or("?").to_owned()),

@@ -23,7 +23,7 @@ use crate::render::{self, Format, escape_control, group_thousands};
 use crate::transfer;
 
 /// The dot-commands, with their one-line help.
-pub const DOT_COMMANDS: [(&str, &str); 18] = [
+pub const DOT_COMMANDS: [(&str, &str); 19] = [
     (".help", "show this help"),
     (
         ".events",
@@ -38,6 +38,10 @@ pub const DOT_COMMANDS: [(&str, &str); 18] = [
     (
         ".maxrows N|all",
         "table rows shown per result (interactive default 200; the rest are counted)",
+    ),
+    (
+        ".memory SIZE",
+        "memory budget of each query's working state, e.g. 256MB or 2GB (default 1GB)",
     ),
     (
         ".output [FILE]",
@@ -87,6 +91,29 @@ pub struct Session {
     cancel: Arc<AtomicBool>,
     /// `.read` nesting, bounded so that a script reading itself ends with an error.
     depth: usize,
+    /// Memory budget of each query (`.memory`).
+    memory_max: usize,
+}
+
+/// Parses a byte size: a number with an optional K, M, G or T suffix (powers of 1024; an
+/// optional trailing `B` or `iB`).
+fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim().to_ascii_uppercase();
+    let t = t.strip_suffix("IB").or_else(|| t.strip_suffix('B')).unwrap_or(&t);
+    let (digits, shift) = match t.chars().last() {
+        Some('K') => (&t[..t.len() - 1], 10),
+        Some('M') => (&t[..t.len() - 1], 20),
+        Some('G') => (&t[..t.len() - 1], 30),
+        Some('T') => (&t[..t.len() - 1], 40),
+        _ => (t, 0),
+    };
+    let n: usize = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a size such as 512MB or 2GB, got {s:?}"))?;
+    n.checked_mul(1usize << shift)
+        .filter(|&b| b > 0)
+        .ok_or_else(|| format!("size {s:?} is zero or too large"))
 }
 
 /// How deeply `.read` may nest.
@@ -122,6 +149,7 @@ impl Session {
             rows_max: None,
             cancel: CANCEL.get_or_init(|| Arc::new(AtomicBool::new(false))).clone(),
             depth: 0,
+            memory_max: QueryOptions::default().memory_max,
         }
     }
 
@@ -152,6 +180,7 @@ impl Session {
         RUNNING.store(true, Ordering::SeqCst);
         let opts = QueryOptions {
             cancel: self.cancel.clone(),
+            memory_max: self.memory_max,
             ..QueryOptions::default()
         };
         let result = self.db.query_with(q, &opts);
@@ -255,6 +284,14 @@ impl Session {
                 };
             }
             ".timer" => self.timer = on_off(arg)?,
+            ".memory" => {
+                if arg.is_empty() {
+                    let s = format!("memory: {} MiB per query\n", self.memory_max >> 20);
+                    self.emit(&s);
+                } else {
+                    self.memory_max = parse_size(arg)?;
+                }
+            }
             ".output" => {
                 self.output = if arg.is_empty() {
                     None
