@@ -262,8 +262,9 @@ impl Db {
                     file::remove_if_exists(&wal::wal_path(dir, n))?;
                 }
             }
+            dict::remove_other_generations(dir, m.dict_gen)?;
         }
-        let mut dicts = dict::load(dir, m.dict_len, m.dict_counts, writable)?;
+        let mut dicts = dict::load(dir, m.dict_gen, m.dict_len, m.dict_counts, writable)?;
         let mut segments = Vec::with_capacity(m.segments.len());
         for s in &m.segments {
             let seg = Segment::open(dir, s.id, Some(s.file_len))?;
@@ -489,7 +490,7 @@ impl Db {
                 let d = inner.dicts.read();
                 (d.entries_since(w.manifest.dict_counts), d.counts())
             };
-            let dict_len = dict::append(dir, w.manifest.dict_len, &delta)?;
+            let dict_len = dict::append(dir, w.manifest.dict_gen, w.manifest.dict_len, &delta)?;
             Ok((len, dict_len, counts))
         })();
         let (file_len, dict_len, counts) = match written {
@@ -565,12 +566,13 @@ impl Db {
         let path = segment::seg_path(dir, id);
         let seq_min = segs.first().map_or(0, |s| s.footer.seq_min);
         let seq_end = segs.last().map_or(0, |s| s.footer.seq_end);
+        let mut strings = RoaringBitmap::new();
         let merged = (|| -> Result<(u64, u64)> {
             let mut props: Vec<(u32, PropType)> = segs.iter().flat_map(|s| s.footer.props.clone()).collect();
             props.sort_unstable_by_key(|p| p.0);
             props.dedup_by_key(|p| p.0);
             let mut sw = SegmentWriter::create(&path, props, inner.opts.zstd_level)?;
-            let rows = compaction::merge_into(&mut sw, sources)?;
+            let rows = compaction::merge_into(&mut sw, sources, &mut strings)?;
             let (_, len) = sw.finish(seq_min, seq_end)?;
             file::sync_dir(&dir.join(segment::SEG_DIR))?;
             Ok((rows, len))
@@ -591,8 +593,27 @@ impl Db {
         let mut m = w.manifest.clone();
         m.number += 1;
         // Erasures carried out by this merge: every segment they hid rows in was an input.
+        let pending = m.forgotten.len();
         m.forgotten
             .retain(|e| !(erasures.contains(e) && e.limit <= seq_end));
+        // With erasures carried out, the dictionary is rewritten without the erased customers'
+        // ids and without the string values that no remaining row uses.
+        let scrubbed = if m.forgotten.len() < pending {
+            match self.scrub_dictionary(&w, k, strings) {
+                Ok((dicts, generation, len)) => {
+                    m.dict_gen = generation;
+                    m.dict_len = len;
+                    Some(dicts)
+                }
+                Err(e) => {
+                    let _ = file::remove_if_exists(&path);
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
+        let old_dict_gen = w.manifest.dict_gen;
         m.segments.splice(
             0..k,
             [SegmentEntry {
@@ -625,8 +646,52 @@ impl Db {
         for s in &segs {
             s.mark_obsolete();
         }
+        if let Some(d) = scrubbed {
+            *inner.dicts.write() = Arc::new(d);
+            let _ = file::remove_if_exists(&dict::dict_path(dir, old_dict_gen));
+        }
         let _ = file::remove_if_exists(&dir.join(manifest::manifest_name(old_manifest)));
         Ok(k)
+    }
+
+    /// Writes the next dictionary generation for a compaction that carries out erasures: the
+    /// entries in the file now (the live manifest's counts), with every string value that no
+    /// row uses any more vacated. `merged` holds the string ids of the merged segment; the
+    /// segments sealed while it was merged (after the first `k`) and the buffer are read here,
+    /// under the writer lock, so no commit can start using a value in between. Returns the new
+    /// dictionaries, the generation and its length.
+    fn scrub_dictionary(&self, w: &Writer, k: usize, mut used: RoaringBitmap) -> Result<(Dicts, u64, u64)> {
+        let inner = &*self.inner;
+        let dir = &inner.dir;
+        let v = inner.version.read().clone();
+        for seg in v.segments.iter().skip(k) {
+            for i in 0..seg.footer.blocks.len() {
+                compaction::string_refs(&seg.read_block(i, ColumnSet::ALL)?, &mut used);
+            }
+        }
+        compaction::string_refs(&w.buffer.sorted_prefix(w.buffer.len()), &mut used);
+        let upto = w.manifest.dict_counts;
+        let mut dicts = (**inner.dicts.read()).clone();
+        let vacate: Vec<dict::DictEntry> = (0..upto.strings)
+            .filter(|&id| !used.contains(id) && !dicts.strings.is_vacant(id))
+            .map(|id| dict::DictEntry::vacate(dict::DictKind::Str, id))
+            .collect();
+        dicts
+            .apply(&dict::DictDelta { entries: vacate })
+            .map_err(|why| DbError::Internal(format!("vacating unused string values: {why}")))?;
+        let generation = w.manifest.dict_gen + 1;
+        let path = dict::dict_path(dir, generation);
+        let written = dict::rewrite(dir, generation, &dicts, upto).and_then(|len| {
+            file::sync_dir(dir)?;
+            Ok(len)
+        });
+        match written {
+            Ok(len) => Ok((dicts, generation, len)),
+            Err(e) => {
+                let _ = file::remove_if_exists(&path);
+                Err(e.into())
+            }
+        }
     }
 
     /// Erases every event of `customer` committed so far (a GDPR erasure request). From the
@@ -667,9 +732,17 @@ impl Db {
                 }
             }
         }
-        // 3. Publish the erasure (durable when the manifest is).
+        // 3. Unbind the customer's id in the dictionary (it keeps its number; its text is gone
+        // from the dictionary file at the compaction that carries out the erasure), so that
+        // events committed for the same id from now on get a new customer number.
+        let unbind = dict::DictDelta {
+            entries: vec![dict::DictEntry::vacate(dict::DictKind::Customer, cid)],
+        };
+        let dict_len = dict::append(&inner.dir, w.manifest.dict_gen, w.manifest.dict_len, &unbind)?;
+        // 4. Publish the erasure (durable when the manifest is).
         let mut m = w.manifest.clone();
         m.number += 1;
+        m.dict_len = dict_len;
         match m.forgotten.binary_search_by_key(&cid, |e| e.cid) {
             Ok(i) => {
                 m.forgotten[i].limit = limit;
@@ -683,7 +756,10 @@ impl Db {
         let old = w.manifest.number;
         let forgotten = Arc::new(m.forgotten.clone());
         w.manifest = m;
-        // 4. Install: from here on every snapshot masks the customer.
+        if let Err(why) = Arc::make_mut(&mut *inner.dicts.write()).apply(&unbind) {
+            return Err(self.poison(&mut w, format!("internal error: {why}")));
+        }
+        // 5. Install: from here on every snapshot masks the customer.
         {
             let mut v = inner.version.write();
             *v = Arc::new(Version::new(v.segments.clone(), v.buffer.clone(), forgotten));
@@ -755,7 +831,7 @@ impl Db {
         let hidden: u64 = version.forgotten.iter().map(|e| e.rows).sum();
         Stats {
             events: (sealed + buffered).saturating_sub(hidden),
-            customers: self.inner.dicts.read().customers.len() as u64,
+            customers: self.inner.dicts.read().customers.live() as u64,
             segments: version.segments.len(),
             buffered_events: buffered,
             bytes_on_disk: dir_size(&self.inner.dir),

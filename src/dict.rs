@@ -2,8 +2,14 @@
 //! (with their fixed type) and string property values.
 //!
 //! Ids are assigned densely in commit order. New entries travel inside the log record of the
-//! batch that created them ([`DictDelta`]) and are copied to the append-only `dict.log` when a
-//! segment is sealed; the manifest records how many bytes of `dict.log` are valid.
+//! batch that created them ([`DictDelta`]) and are copied to the append-only dictionary file
+//! when a segment is sealed; the manifest names the file's generation and records how many of
+//! its bytes are valid.
+//!
+//! An entry can be *vacated* (`FORGET CUSTOMER` vacates the customer's external id; the
+//! compaction that carries out the erasure vacates string values no remaining row uses): its id
+//! stays taken, its text is forgotten, and the same text added later gets a new id. The
+//! compaction rewrites the dictionary into a new generation without the vacated texts.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -46,6 +52,8 @@ impl DictKind {
 pub struct Interner {
     names: Vec<Arc<str>>,
     map: Map,
+    /// Vacated ids (their `names` slot is empty).
+    vacant: roaring::RoaringBitmap,
 }
 
 impl Interner {
@@ -62,9 +70,20 @@ impl Interner {
     pub fn get(&self, name: &str) -> Option<u32> {
         self.map.get(name).copied()
     }
-    /// The name of `id`.
+    /// The name of `id` (`None` for an unknown or vacated id).
     pub fn name(&self, id: u32) -> Option<&str> {
+        if self.vacant.contains(id) {
+            return None;
+        }
         self.names.get(id as usize).map(|s| &**s)
+    }
+    /// Entries that are not vacated.
+    pub fn live(&self) -> usize {
+        self.names.len() - self.vacant.len() as usize
+    }
+    /// True when `id` was vacated.
+    pub fn is_vacant(&self, id: u32) -> bool {
+        self.vacant.contains(id)
     }
     /// All names in id order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -76,6 +95,13 @@ impl Interner {
         self.names.push(name.clone());
         self.map.insert(name, id);
         id
+    }
+    fn vacate(&mut self, id: u32) {
+        if let Some(slot) = self.names.get_mut(id as usize) {
+            self.map.remove(&**slot);
+            *slot = Arc::from("");
+            self.vacant.insert(id);
+        }
     }
 }
 
@@ -90,7 +116,26 @@ pub struct DictEntry {
     pub name: String,
     /// The property type (for [`DictKind::Prop`] only).
     pub ty: Option<PropType>,
+    /// The entry vacates `id` (customers and string values only; `name` is empty): an existing
+    /// id, or the next one (a rewritten dictionary keeps the slot of a vacated entry).
+    pub vacant: bool,
 }
+
+impl DictEntry {
+    /// An entry that vacates `id` of `kind`.
+    pub fn vacate(kind: DictKind, id: u32) -> DictEntry {
+        DictEntry {
+            kind,
+            id,
+            name: String::new(),
+            ty: None,
+            vacant: true,
+        }
+    }
+}
+
+/// Flag on the kind byte of an entry that vacates an id.
+const VACANT_FLAG: u8 = 0x80;
 
 /// The entries a batch adds, in assignment order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -100,10 +145,16 @@ pub struct DictDelta {
 }
 
 impl DictDelta {
-    /// Appends the encoding: count, then per entry kind u8, id, name, [type].
+    /// Appends the encoding: count, then per entry kind u8 (| 0x80 to vacate), id, and unless
+    /// vacating: name, [type].
     pub fn encode(&self, out: &mut Vec<u8>) {
         codec::put_varint(out, self.entries.len() as u64);
         for e in &self.entries {
+            if e.vacant {
+                out.push(e.kind as u8 | VACANT_FLAG);
+                codec::put_varint(out, u64::from(e.id));
+                continue;
+            }
             out.push(e.kind as u8);
             codec::put_varint(out, u64::from(e.id));
             codec::put_str(out, &e.name);
@@ -118,8 +169,18 @@ impl DictDelta {
         let n = r.len_prefix(r.remaining())?;
         let mut entries = Vec::with_capacity(n.min(1 << 16));
         for _ in 0..n {
-            let kind = DictKind::from_code(r.u8()?).ok_or_else(|| r.err("unknown dictionary kind"))?;
+            let code = r.u8()?;
+            let vacant = code & VACANT_FLAG != 0;
+            let kind =
+                DictKind::from_code(code & !VACANT_FLAG).ok_or_else(|| r.err("unknown dictionary kind"))?;
             let id = r.varint_u32()?;
+            if vacant {
+                if !matches!(kind, DictKind::Customer | DictKind::Str) {
+                    return Err(r.err("only customers and string values can be vacated"));
+                }
+                entries.push(DictEntry::vacate(kind, id));
+                continue;
+            }
             let max = match kind {
                 DictKind::Customer => limits::CUSTOMER_ID_BYTES_MAX,
                 DictKind::Event | DictKind::Prop => limits::NAME_BYTES_MAX,
@@ -131,7 +192,13 @@ impl DictDelta {
             } else {
                 None
             };
-            entries.push(DictEntry { kind, id, name, ty });
+            entries.push(DictEntry {
+                kind,
+                id,
+                name,
+                ty,
+                vacant: false,
+            });
         }
         Ok(DictDelta { entries })
     }
@@ -195,6 +262,24 @@ impl Dicts {
                 DictKind::Prop => &mut self.props,
                 DictKind::Str => &mut self.strings,
             };
+            if e.vacant {
+                if !matches!(e.kind, DictKind::Customer | DictKind::Str) {
+                    return Err(format!("{:?} entries cannot be vacated", e.kind));
+                }
+                if e.id as usize == interner.len() {
+                    // The slot of an entry vacated before the dictionary was rewritten.
+                    if interner.len() as u64 >= limits::DICT_ENTRIES_MAX {
+                        return Err(format!("{:?} dictionary is full", e.kind));
+                    }
+                    interner.names.push(Arc::from(""));
+                    interner.vacant.insert(e.id);
+                } else if e.id as usize > interner.len() || interner.vacant.contains(e.id) {
+                    return Err(format!("{:?} id {} cannot be vacated", e.kind, e.id));
+                } else {
+                    interner.vacate(e.id);
+                }
+                continue;
+            }
             if e.id as usize != interner.len() {
                 return Err(format!(
                     "{:?} entry has id {} but the next id is {}",
@@ -220,21 +305,31 @@ impl Dicts {
 
     /// The entries added after `since` (in id order per dictionary).
     pub fn entries_since(&self, since: DictCounts) -> DictDelta {
+        self.entries_between(since, self.counts())
+    }
+
+    /// The entries with ids in `[from, to)` per dictionary (vacated ones as vacating entries).
+    pub fn entries_between(&self, from: DictCounts, to: DictCounts) -> DictDelta {
         let mut entries = Vec::new();
         let kinds = [
-            (DictKind::Customer, since.customers),
-            (DictKind::Event, since.events),
-            (DictKind::Prop, since.props),
-            (DictKind::Str, since.strings),
+            (DictKind::Customer, from.customers, to.customers),
+            (DictKind::Event, from.events, to.events),
+            (DictKind::Prop, from.props, to.props),
+            (DictKind::Str, from.strings, to.strings),
         ];
-        for (kind, from) in kinds {
+        for (kind, lo, hi) in kinds {
             let interner = self.of(kind);
-            for id in from as usize..interner.len() {
+            for id in lo as usize..(hi as usize).min(interner.len()) {
+                if interner.vacant.contains(id as u32) {
+                    entries.push(DictEntry::vacate(kind, id as u32));
+                    continue;
+                }
                 entries.push(DictEntry {
                     kind,
                     id: id as u32,
                     name: interner.names[id].to_string(),
                     ty: (kind == DictKind::Prop).then(|| self.prop_types[id]),
+                    vacant: false,
                 });
             }
         }
@@ -242,13 +337,62 @@ impl Dicts {
     }
 }
 
-/// File name of the dictionary log.
+/// File name of the first dictionary generation.
 pub const DICT_FILE: &str = "dict.log";
 
-/// Loads `dict.log` up to `valid_len` bytes; the writer truncates anything beyond (left by a
-/// seal that crashed before its manifest was published).
-pub fn load(dir: &Path, valid_len: u64, expect: DictCounts, truncate: bool) -> FileResult<Dicts> {
-    let path = dir.join(DICT_FILE);
+/// Path of dictionary generation `generation`: `dict.log` for 0 (every database starts there),
+/// `dict-<16 hex digits>.log` for a rewritten one.
+pub fn dict_path(dir: &Path, generation: u64) -> std::path::PathBuf {
+    if generation == 0 {
+        dir.join(DICT_FILE)
+    } else {
+        dir.join(file::numbered("dict-", generation, ".log"))
+    }
+}
+
+/// Removes every dictionary file but generation `keep` (leftovers of a rewrite that crashed
+/// before or after its manifest was published).
+pub fn remove_other_generations(dir: &Path, keep: u64) -> FileResult<()> {
+    if keep != 0 {
+        file::remove_if_exists(&dict_path(dir, 0))?;
+    }
+    for n in file::list_numbered(dir, "dict-", ".log")? {
+        if n != keep {
+            file::remove_if_exists(&dict_path(dir, n))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes generation `generation` (a new file) holding the entries of `dicts` below `upto`,
+/// vacated texts left out, and fsyncs it; returns its length. The caller fsyncs the directory
+/// and publishes the generation in a manifest.
+pub fn rewrite(dir: &Path, generation: u64, dicts: &Dicts, upto: DictCounts) -> FileResult<u64> {
+    let path = dict_path(dir, generation);
+    let all = dicts.entries_between(DictCounts::default(), upto);
+    let mut out = file::header(Kind::Dict).to_vec();
+    for chunk in all.entries.chunks(1 << 16) {
+        let mut payload = Vec::new();
+        DictDelta {
+            entries: chunk.to_vec(),
+        }
+        .encode(&mut payload);
+        codec::put_frame(&mut out, &payload);
+    }
+    file::write_new(&path, &out)?;
+    Ok(out.len() as u64)
+}
+
+/// Loads dictionary generation `generation` up to `valid_len` bytes; the writer truncates
+/// anything beyond (left by a seal that crashed before its manifest was published).
+pub fn load(
+    dir: &Path,
+    generation: u64,
+    valid_len: u64,
+    expect: DictCounts,
+    truncate: bool,
+) -> FileResult<Dicts> {
+    let path = dict_path(dir, generation);
     let bytes = file::read_all(&path)?;
     file::check_header(&path, Kind::Dict, &bytes)?;
     let valid = usize::try_from(valid_len).unwrap_or(usize::MAX);
@@ -307,13 +451,13 @@ pub fn create(dir: &Path) -> FileResult<u64> {
     Ok(file::HEADER_LEN as u64)
 }
 
-/// Appends the entries of `delta` as one frame at `valid_len` and fsyncs; returns the new
-/// valid length (to be published by the manifest).
-pub fn append(dir: &Path, valid_len: u64, delta: &DictDelta) -> FileResult<u64> {
+/// Appends the entries of `delta` to generation `generation` as one frame at `valid_len` and
+/// fsyncs; returns the new valid length (to be published by the manifest).
+pub fn append(dir: &Path, generation: u64, valid_len: u64, delta: &DictDelta) -> FileResult<u64> {
     if delta.entries.is_empty() {
         return Ok(valid_len);
     }
-    let path = dir.join(DICT_FILE);
+    let path = dict_path(dir, generation);
     let mut payload = Vec::new();
     delta.encode(&mut payload);
     let mut frame = Vec::with_capacity(payload.len() + codec::FRAME_HEADER);

@@ -85,6 +85,7 @@ impl Pending<'_> {
             id,
             name: name.to_owned(),
             ty,
+            vacant: false,
         });
         id
     }

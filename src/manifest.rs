@@ -65,6 +65,8 @@ pub struct Manifest {
     pub stage_map: Vec<(String, Stage)>,
     /// Pending erasures (`FORGET CUSTOMER`), customer ids strictly increasing.
     pub forgotten: Vec<Erasure>,
+    /// Generation of the dictionary file (0: `dict.log`; see `dict::dict_path`).
+    pub dict_gen: u64,
 }
 
 /// File name of manifest `n`.
@@ -105,6 +107,7 @@ impl Manifest {
             codec::put_u64(&mut p, e.limit);
             codec::put_u64(&mut p, e.rows);
         }
+        codec::put_u64(&mut p, self.dict_gen);
         let mut out = file::header(Kind::Manifest).to_vec();
         codec::put_frame(&mut out, &p);
         out
@@ -180,6 +183,10 @@ impl Manifest {
                 }
                 m.forgotten.push(Erasure { cid, limit, rows });
             }
+        }
+        // The dictionary generation (absent before dictionaries were rewritten: 0).
+        if r.remaining() > 0 {
+            m.dict_gen = r.u64()?;
         }
         r.finish()?;
         Ok(m)
