@@ -391,7 +391,14 @@ impl Db {
         };
         let first_seq = w.next_seq;
         let mut payload = Vec::with_capacity(events.len() * 16 + 64);
-        wal::encode(first_seq, &prepared.delta, &prepared.rows, &mut payload);
+        let durable_seq = inner.sync.synced_seq().min(first_seq);
+        wal::encode(
+            first_seq,
+            durable_seq,
+            &prepared.delta,
+            &prepared.rows,
+            &mut payload,
+        );
         if payload.len() > limits::WAL_RECORD_BYTES_MAX {
             return Err(DbError::BatchTooLarge(payload.len()).into());
         }

@@ -2,7 +2,8 @@
 //! the torn-tail rule.
 //!
 //! File `wal/<n>.log` = 16-byte header, then frames `len u32 | crc32 u32 | payload`. A payload
-//! is `kind u8 (1 = batch) | first_seq u64 | dictionary delta | rows`. A batch is one frame,
+//! is `kind u8 (2 = batch) | first_seq u64 | durable_seq varint | dictionary delta | rows`
+//! (kind 1, without `durable_seq`, is still read). A batch is one frame,
 //! so it is all-or-nothing. See docs/FORMAT.md §4.
 
 use std::fs::File;
@@ -18,8 +19,10 @@ use crate::file::{self, FileError, FileResult, Kind};
 use crate::limits;
 use crate::model::{Columns, PropColumn, PropType};
 
+/// Record kind of a committed batch, as first written (no `durable_seq`; still read).
+const KIND_BATCH_V1: u8 = 1;
 /// Record kind of a committed batch.
-const KIND_BATCH: u8 = 1;
+const KIND_BATCH: u8 = 2;
 
 /// Sub-directory holding log files.
 pub const WAL_DIR: &str = "wal";
@@ -39,6 +42,10 @@ pub fn list(dir: &Path) -> FileResult<Vec<u64>> {
 pub struct Record {
     /// Sequence number of the first row.
     pub first_seq: u64,
+    /// When the record was written, every record below this sequence number was known to be
+    /// durable (fsynced). Replay uses it to tell a torn, never-acknowledged tail from damage to
+    /// acknowledged records.
+    pub durable_seq: u64,
     /// Dictionary entries created by the batch.
     pub delta: DictDelta,
     /// The rows, in ingestion order.
@@ -46,9 +53,10 @@ pub struct Record {
 }
 
 /// Encodes a batch record payload.
-pub fn encode(first_seq: u64, delta: &DictDelta, rows: &Columns, out: &mut Vec<u8>) {
+pub fn encode(first_seq: u64, durable_seq: u64, delta: &DictDelta, rows: &Columns, out: &mut Vec<u8>) {
     out.push(KIND_BATCH);
     codec::put_u64(out, first_seq);
+    codec::put_varint(out, durable_seq);
     delta.encode(out);
     let n = rows.len();
     codec::put_varint(out, n as u64);
@@ -86,10 +94,15 @@ pub fn encode(first_seq: u64, delta: &DictDelta, rows: &Columns, out: &mut Vec<u
 /// Decodes a batch record payload.
 pub fn decode(payload: &[u8]) -> Result<Record, DecodeError> {
     let mut r = Reader::new(payload);
-    if r.u8()? != KIND_BATCH {
+    let kind = r.u8()?;
+    if kind != KIND_BATCH && kind != KIND_BATCH_V1 {
         return Err(DecodeError::new(0, "unknown log record kind"));
     }
     let first_seq = r.u64()?;
+    let durable_seq = if kind == KIND_BATCH { r.varint()? } else { 0 };
+    if durable_seq > first_seq {
+        return Err(r.err("durable sequence number after the record's own"));
+    }
     let delta = DictDelta::decode(&mut r)?;
     // Each row takes at least 4 bytes, which bounds the allocation.
     let n = r.len_prefix(limits::BATCH_EVENTS_MAX)?;
@@ -138,6 +151,7 @@ pub fn decode(payload: &[u8]) -> Result<Record, DecodeError> {
     r.finish()?;
     Ok(Record {
         first_seq,
+        durable_seq,
         delta,
         rows,
     })
@@ -327,10 +341,13 @@ pub struct ReplayEnd {
 
 /// Replays log files numbered `>= start` in order, calling `apply` for each record.
 ///
-/// `next_seq` is the first sequence number not yet in a segment: records wholly below it are
-/// skipped, and records must follow each other without gaps. A frame that is cut short or has
-/// a bad checksum at the end of the last file is a torn tail: it is dropped (and, when
-/// `repair`, truncated away). Any other bad frame is corruption.
+/// `next_seq` is the first sequence number not yet in a segment, and records must follow each
+/// other without gaps. In the last file, a frame that is cut short or has a bad checksum starts
+/// a torn tail — records that were never acknowledged, because no fsync covering them had
+/// completed — and is dropped with everything after it (and, when `repair`, truncated away),
+/// unless a later intact record says that the damaged one was already durable when it was
+/// written (its `durable_seq`): then acknowledged data is damaged, which is corruption. Any
+/// bad frame in an earlier file is corruption too.
 pub fn replay(
     dir: &Path,
     start: u64,
@@ -350,8 +367,11 @@ pub fn replay(
         let path = wal_path(dir, n);
         let bytes = file::read_all(&path)?;
         end.last_number = n;
-        if bytes.len() < file::HEADER_LEN && last {
-            // A crash while creating the file: nothing in it was ever acknowledged.
+        let torn_creation = bytes.len() < file::HEADER_LEN
+            || (bytes.len() == file::HEADER_LEN && file::check_header(&path, Kind::Wal, &bytes).is_err());
+        if torn_creation && last {
+            // A crash while creating the file (its header is fsynced before any record is
+            // appended): nothing in it was ever acknowledged.
             end.torn_bytes += bytes.len() as u64;
             if repair {
                 file::remove_if_exists(&path)?;
@@ -384,12 +404,30 @@ pub fn replay(
                 }
                 Frame::Truncated => true,
                 Frame::Bad { next } => {
-                    // A bad frame followed by a good one is corruption, not a torn write.
-                    let followed = matches!(
-                        codec::read_frame(&bytes, next, limits::WAL_RECORD_BYTES_MAX),
-                        Frame::Good { .. }
-                    );
-                    !followed
+                    // Unsynced pages reach the disk in any order, so intact records may follow
+                    // a torn one; if any of them was written after the torn one was durable,
+                    // the damage is to acknowledged data.
+                    let mut k = next;
+                    let mut acknowledged = None;
+                    while let Frame::Good { payload, next } =
+                        codec::read_frame(&bytes, k, limits::WAL_RECORD_BYTES_MAX)
+                    {
+                        if decode(payload).is_ok_and(|r| r.durable_seq > next_seq) {
+                            acknowledged = Some(k);
+                            break;
+                        }
+                        k = next;
+                    }
+                    if let Some(k) = acknowledged {
+                        return Err(FileError::corrupt(
+                            &path,
+                            at as u64,
+                            format!(
+                                "bad log record (checksum or length), though the record at offset {k} shows it was durable"
+                            ),
+                        ));
+                    }
+                    true
                 }
             };
             if !(cut && last) {
