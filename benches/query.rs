@@ -75,5 +75,43 @@ fn queries(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, queries);
+/// One customer whose events all fall inside one funnel window: the worst case for sequence
+/// matching. Time per event must stay flat as the customer grows (linear evaluation);
+/// `JOURNEYDB_BENCH_EVENTS` scales the sizes down for the CI smoke run.
+fn funnel_worst_case(c: &mut Criterion) {
+    let scale: u64 = std::env::var("JOURNEYDB_BENCH_EVENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(1, |n: u64| if n < 1_000_000 { 10 } else { 1 });
+    let mut g = c.benchmark_group("funnel_one_customer");
+    g.sample_size(10);
+    for n in [10_000u64, 40_000, 160_000].map(|n| n / scale) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::create(dir.path().join("db"), Options::default().sync(Sync::Never)).unwrap();
+        let t0 = 1_772_668_800_000_000i64;
+        // Mostly visits (step 1 and 4 match), some carts, no purchase: no chain completes, so
+        // no early exit; every event is a candidate start.
+        let events: Vec<journeydb::Event> = (0..n as i64)
+            .map(|i| journeydb::Event::new("whale", t0 + i, if i % 5 == 0 { "add_to_cart" } else { "visit" }))
+            .collect();
+        for chunk in events.chunks(50_000) {
+            db.commit(chunk).unwrap();
+        }
+        // The name must exist for the query to plan; another customer's purchase.
+        db.commit(&[journeydb::Event::new("other", t0, "purchase")])
+            .unwrap();
+        db.flush().unwrap();
+        let snap = db.snapshot();
+        g.throughput(Throughput::Elements(n));
+        for mode in ["MODE ORDERED", "MODE STRICT", "MODE UNORDERED"] {
+            let q = format!("FUNNEL visit -> add_to_cart -> visit -> purchase WITHIN 7d {mode}");
+            g.bench_function(BenchmarkId::new(mode[5..].to_lowercase(), n), |b| {
+                b.iter(|| snap.query(&q).unwrap());
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, queries, funnel_worst_case);
 criterion_main!(benches);

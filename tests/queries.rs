@@ -244,6 +244,64 @@ proptest! {
     }
 }
 
+/// Dense windows: many events of two customers within one funnel window, and funnels whose
+/// steps repeat (so several events of the same kind must be matched to distinct steps).
+fn dense_unordered() -> impl Strategy<Value = (Data, Q)> {
+    let events = proptest::collection::vec(
+        (
+            0usize..2,
+            (0i64..12).prop_map(|k| k * 7),
+            proptest::sample::select(vec!["a", "b", "c"]),
+            Just(None),
+            Just(None),
+            Just(None),
+        ),
+        0..40,
+    );
+    let steps = proptest::collection::vec(
+        prop_oneof![
+            3 => proptest::sample::select(vec!["a", "b"]).prop_map(|n| StepQ::Names(vec![n])),
+            1 => Just(StepQ::Names(vec!["a", "b"])),
+            1 => Just(StepQ::Any),
+        ],
+        1..7,
+    );
+    (
+        events,
+        1usize..12,
+        steps,
+        prop_oneof![Just(2i64), Just(6), Just(24)],
+    )
+        .prop_map(|(events, flush_every, steps, w)| {
+            let q = Q::Funnel {
+                steps,
+                within: w * H,
+                mode: "UNORDERED",
+                ties_strict: false,
+                exclude: None,
+                c: Common {
+                    range: None,
+                    where_ch: None,
+                    tz: "UTC",
+                },
+            };
+            (Data { events, flush_every }, q)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)))]
+
+    #[test]
+    fn unordered_funnel_on_dense_windows_equals_reference((d, q) in dense_unordered()) {
+        let (_dir, db, evs) = load(&d);
+        let text = q.text();
+        let got = db.snapshot().query(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+        same(&got, &reference(&q, &evs)).map_err(|e| TestCaseError::fail(format!("{text}\n{e}")))?;
+    }
+}
+
 fn ints(t: &Table, col: usize) -> Vec<i64> {
     t.rows
         .iter()

@@ -641,32 +641,61 @@ impl FunnelOp<'_> {
                 m
             })
             .collect();
+        // The window [ta, ta + within] of start a slides forward with a: events [a, hi) are in
+        // it, kept as counts per distinct step mask, so each event enters and leaves once.
+        // A maximum matching depends only on those counts, each capped at n (at most n events
+        // can be matched), so its cost per start does not grow with the window.
+        let mut counts: Vec<(u64, usize)> = Vec::new();
+        let mut hi = 0;
+        let mut nodes: Vec<u64> = Vec::new();
+        let mut owner: Vec<Option<usize>> = vec![None; n];
+        let mut seen = vec![false; n];
         for a in 0..idx.len() {
             let ta = rows.ts[idx[a]];
-            if masks[a] == 0 || !self.in_range(ta) {
-                continue;
-            }
-            // Maximum matching of steps to distinct events in [ta, ta + window], event a first
-            // (Kuhn's algorithm keeps matched events matched, so a stays in the matching).
-            let mut owner: Vec<Option<usize>> = vec![None; n];
-            let mut size = 0;
-            let window: Vec<usize> = (a..idx.len())
-                .take_while(|&b| rows.ts[idx[b]] - ta <= self.within)
-                .filter(|&b| masks[b] != 0)
-                .collect();
-            for &b in &window {
-                let mut seen = vec![false; n];
-                if augment(b, &masks, &mut owner, &mut seen) {
-                    size += 1;
+            while hi < idx.len() && rows.ts[idx[hi]] - ta <= self.within {
+                if masks[hi] != 0 {
+                    match counts.iter_mut().find(|(m, _)| *m == masks[hi]) {
+                        Some((_, c)) => *c += 1,
+                        None => counts.push((masks[hi], 1)),
+                    }
                 }
+                hi += 1;
+            }
+            if masks[a] != 0 && self.in_range(ta) {
+                // Event a first: Kuhn's algorithm keeps matched events matched, so a stays in.
+                nodes.clear();
+                nodes.push(masks[a]);
+                for &(m, c) in &counts {
+                    let c = if m == masks[a] { c - 1 } else { c };
+                    nodes.extend(std::iter::repeat_n(m, c.min(n)));
+                }
+                owner.iter_mut().for_each(|o| *o = None);
+                let mut size = 0;
+                for b in 0..nodes.len() {
+                    seen.iter_mut().for_each(|s| *s = false);
+                    if augment(b, &nodes, &mut owner, &mut seen) {
+                        size += 1;
+                    }
+                    if size == n {
+                        break;
+                    }
+                }
+                for k in 1..=size {
+                    out.times[k].get_or_insert(0);
+                }
+                out.level = out.level.max(size);
                 if size == n {
                     break;
                 }
             }
-            for k in 1..=size {
-                out.times[k].get_or_insert(0);
+            if masks[a] != 0
+                && let Some(p) = counts.iter().position(|(m, _)| *m == masks[a])
+            {
+                counts[p].1 -= 1;
+                if counts[p].1 == 0 {
+                    counts.swap_remove(p);
+                }
             }
-            out.level = out.level.max(size);
         }
         for t in out.times.iter_mut() {
             *t = None;
