@@ -54,7 +54,16 @@ impl Cursor {
                     if self.next_block >= blocks.len() || blocks[self.next_block].cid_min > self.cids.1 {
                         return Ok(false);
                     }
-                    seg.read_block_into(self.next_block, self.set, &mut self.cols)?;
+                    if self.cids.0 == self.cids.1 && self.set.is_all() {
+                        // One customer: through the block cache, copying only their rows.
+                        let block = seg.read_block_shared(self.next_block)?;
+                        let c = self.cids.0;
+                        let a = block.cid.partition_point(|&x| x < c);
+                        let b = block.cid.partition_point(|&x| x <= c);
+                        self.cols = block.slice(a..b);
+                    } else {
+                        seg.read_block_into(self.next_block, self.set, &mut self.cols)?;
+                    }
                 }
                 Source::Memory(cols) => {
                     if self.next_block > 0 {

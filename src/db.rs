@@ -48,6 +48,9 @@ pub struct Options {
     pub buffer_events_max: usize,
     /// zstd level for segment blocks (1..=22).
     pub zstd_level: i32,
+    /// Bytes of decoded blocks kept for single-customer reads (timelines, `customer_events`);
+    /// 0 turns the cache off.
+    pub block_cache_bytes: usize,
 }
 
 impl Default for Options {
@@ -56,6 +59,7 @@ impl Default for Options {
             sync: Sync::EveryCommit,
             buffer_events_max: 1 << 20,
             zstd_level: 3,
+            block_cache_bytes: 64 << 20,
         }
     }
 }
@@ -74,6 +78,11 @@ impl Options {
     /// Sets the zstd level.
     pub fn zstd_level(mut self, level: i32) -> Self {
         self.zstd_level = level.clamp(1, 22);
+        self
+    }
+    /// Sets the size of the block cache for single-customer reads (0: off).
+    pub fn block_cache_bytes(mut self, bytes: usize) -> Self {
+        self.block_cache_bytes = bytes;
         self
     }
 }
@@ -160,6 +169,7 @@ struct Inner {
     sync: SyncCoordinator,
     visible_seq: AtomicU64,
     compaction: Mutex<()>,
+    cache: Arc<segment::BlockCache>,
 }
 
 /// An embedded journeydb database. Cheap to clone; all clones share one database.
@@ -265,9 +275,10 @@ impl Db {
             dict::remove_other_generations(dir, m.dict_gen)?;
         }
         let mut dicts = dict::load(dir, m.dict_gen, m.dict_len, m.dict_counts, writable)?;
+        let cache = segment::BlockCache::new(opts.block_cache_bytes);
         let mut segments = Vec::with_capacity(m.segments.len());
         for s in &m.segments {
-            let seg = Segment::open(dir, s.id, Some(s.file_len))?;
+            let seg = Segment::open(dir, s.id, Some(s.file_len))?.with_cache(cache.clone());
             if seg.footer.rows != s.rows || seg.footer.seq_min != s.seq_min || seg.footer.seq_end != s.seq_end
             {
                 return Err(
@@ -333,6 +344,7 @@ impl Db {
             sync,
             visible_seq: AtomicU64::new(end.next_seq),
             compaction: Mutex::new(()),
+            cache,
         };
         Ok(Db {
             inner: Arc::new(inner),
@@ -530,7 +542,7 @@ impl Db {
         w.manifest = m;
         // 5. Install: readers switch to the new segment and an empty buffer.
         let seg = match Segment::open(dir, id, Some(file_len)) {
-            Ok(s) => Arc::new(s),
+            Ok(s) => Arc::new(s.with_cache(inner.cache.clone())),
             Err(e) => return Err(self.poison(w, e.to_string())),
         };
         let new_buffer = Arc::new(Buffer::new(seq_end));
@@ -637,7 +649,7 @@ impl Db {
         let old_manifest = w.manifest.number;
         w.manifest = m;
         let seg = match Segment::open(dir, id, Some(file_len)) {
-            Ok(s) => Arc::new(s),
+            Ok(s) => Arc::new(s.with_cache(inner.cache.clone())),
             Err(e) => return Err(self.poison(&mut w, e.to_string())),
         };
         {
@@ -1034,7 +1046,7 @@ impl Snapshot {
             let mut rows = Columns::default();
             for (i, b) in seg.footer.blocks.iter().enumerate() {
                 if b.cid_min <= cid && cid <= b.cid_max {
-                    let cols = seg.read_block(i, ColumnSet::ALL)?;
+                    let cols = seg.read_block_shared(i)?;
                     let lo = cols.cid.partition_point(|&c| c < cid);
                     let hi = cols.cid.partition_point(|&c| c <= cid);
                     rows.extend_from(&cols.slice(lo..hi));

@@ -16,6 +16,7 @@ pub mod column;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use memmap2::Mmap;
@@ -121,6 +122,11 @@ impl ColumnSet {
         props: true,
         prop_mask: u64::MAX,
     };
+
+    /// True when every column is decoded.
+    pub fn is_all(&self) -> bool {
+        self.ts && self.event && self.stage && self.props && self.prop_mask == u64::MAX
+    }
 }
 
 /// Writes a segment block by block.
@@ -401,7 +407,95 @@ pub struct Segment {
     obsolete: AtomicBool,
     /// Where the footer starts.
     footer_offset: u64,
+    /// Unique among the segments opened by this process (the block cache's key).
+    uid: u64,
+    /// Decoded blocks shared by single-customer reads (set by the database).
+    cache: Option<Arc<BlockCache>>,
 }
+
+/// Decoded blocks (all columns) kept for single-customer reads — timelines and
+/// `Snapshot::customer_events` — so that looking up a recently read customer again, or a
+/// customer whose block was just read, costs a lookup instead of decompressing and decoding a
+/// whole block. Shared by the segments of one database and bounded in bytes; least recently
+/// used blocks are dropped first. Scans never go through it (they would only evict).
+#[derive(Debug)]
+pub struct BlockCache {
+    budget: usize,
+    state: parking_lot::Mutex<CacheState>,
+}
+
+#[derive(Debug, Default)]
+struct CacheState {
+    /// (segment uid, block) → (block, its bytes, last use).
+    entries: std::collections::HashMap<(u64, usize), (Arc<Columns>, usize, u64)>,
+    used: usize,
+    tick: u64,
+}
+
+impl BlockCache {
+    /// A cache holding at most `budget` bytes of decoded blocks (0 disables it).
+    pub fn new(budget: usize) -> Arc<BlockCache> {
+        Arc::new(BlockCache {
+            budget,
+            state: parking_lot::Mutex::new(CacheState::default()),
+        })
+    }
+
+    /// Bytes of decoded blocks held now.
+    pub fn used(&self) -> usize {
+        self.state.lock().used
+    }
+
+    fn get(&self, key: (u64, usize)) -> Option<Arc<Columns>> {
+        let mut st = self.state.lock();
+        st.tick += 1;
+        let tick = st.tick;
+        st.entries.get_mut(&key).map(|e| {
+            e.2 = tick;
+            e.0.clone()
+        })
+    }
+
+    fn insert(&self, key: (u64, usize), cols: Arc<Columns>) {
+        let bytes = cols.len() * (17 + 9 * cols.props.len());
+        if bytes > self.budget {
+            return;
+        }
+        let mut st = self.state.lock();
+        if let Some(old) = st.entries.remove(&key) {
+            st.used -= old.1;
+        }
+        while st.used + bytes > self.budget {
+            let Some((&victim, _)) = st.entries.iter().min_by_key(|(_, e)| e.2) else {
+                break;
+            };
+            if let Some(e) = st.entries.remove(&victim) {
+                st.used -= e.1;
+            }
+        }
+        st.tick += 1;
+        let tick = st.tick;
+        st.entries.insert(key, (cols, bytes, tick));
+        st.used += bytes;
+    }
+
+    /// Drops every block of segment `uid`.
+    fn forget_segment(&self, uid: u64) {
+        let mut st = self.state.lock();
+        let mut freed = 0;
+        st.entries.retain(|k, e| {
+            let keep = k.0 != uid;
+            if !keep {
+                freed += e.1;
+            }
+            keep
+        });
+        st.used -= freed;
+    }
+}
+
+/// Source of [`Segment::uid`].
+static NEXT_UID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Segment {
     /// Opens and validates segment `id`: header, trailer, lengths and footer checksum. Block
@@ -498,7 +592,29 @@ impl Segment {
             footer,
             obsolete: AtomicBool::new(false),
             footer_offset,
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
+            cache: None,
         })
+    }
+
+    /// Lets single-customer reads of this segment share `cache`.
+    pub fn with_cache(mut self, cache: Arc<BlockCache>) -> Segment {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Block `i` with every column, through the block cache when there is one (for reads of
+    /// one customer; scans use [`Segment::read_block_into`]).
+    pub fn read_block_shared(&self, i: usize) -> FileResult<Arc<Columns>> {
+        let Some(cache) = &self.cache else {
+            return self.read_block(i, ColumnSet::ALL).map(Arc::new);
+        };
+        if let Some(cols) = cache.get((self.uid, i)) {
+            return Ok(cols);
+        }
+        let cols = Arc::new(self.read_block(i, ColumnSet::ALL)?);
+        cache.insert((self.uid, i), cols.clone());
+        Ok(cols)
     }
 
     /// The file path.
@@ -531,6 +647,9 @@ impl Segment {
     /// Marks the file for deletion when the last holder drops it.
     pub fn mark_obsolete(&self) {
         self.obsolete.store(true, Ordering::SeqCst);
+        if let Some(c) = &self.cache {
+            c.forget_segment(self.uid);
+        }
     }
 
     fn raw_chunk(&self, c: &ChunkRef, out: &mut Vec<u8>) -> FileResult<()> {
@@ -659,5 +778,49 @@ impl Drop for Segment {
             // Best effort: a file left behind is removed as an orphan at the next open.
             let _ = file::remove_if_exists(&self.path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(rows: usize) -> Arc<Columns> {
+        let mut c = Columns::default();
+        for i in 0..rows {
+            c.cid.push(i as u32);
+            c.ts.push(i as i64);
+            c.event.push(0);
+            c.stage.push(0);
+        }
+        Arc::new(c)
+    }
+
+    #[test]
+    fn block_cache_stays_within_budget_and_evicts_least_recently_used() {
+        // Each block of 100 rows without properties is 1,700 bytes.
+        let cache = BlockCache::new(4_000);
+        cache.insert((1, 0), block(100));
+        cache.insert((1, 1), block(100));
+        assert_eq!(cache.used(), 3_400);
+        // Touch (1, 0): (1, 1) is now the least recently used and goes first.
+        assert!(cache.get((1, 0)).is_some());
+        cache.insert((2, 0), block(100));
+        assert!(cache.used() <= 4_000);
+        assert!(cache.get((1, 1)).is_none());
+        assert!(cache.get((1, 0)).is_some() && cache.get((2, 0)).is_some());
+        // A block larger than the whole budget is not kept; re-inserting a key replaces it.
+        cache.insert((3, 0), block(1_000));
+        assert!(cache.get((3, 0)).is_none());
+        cache.insert((2, 0), block(50));
+        assert_eq!(cache.used(), 1_700 + 850);
+        // An obsolete segment's blocks are dropped.
+        cache.forget_segment(1);
+        assert!(cache.get((1, 0)).is_none());
+        assert_eq!(cache.used(), 850);
+        // Budget 0: nothing is kept.
+        let off = BlockCache::new(0);
+        off.insert((1, 0), block(1));
+        assert_eq!(off.used(), 0);
     }
 }
