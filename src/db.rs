@@ -881,9 +881,20 @@ impl Db {
         let over = |what: &str, id: u64, n: u64| {
             format!("{what} id {id} has no dictionary entry (the dictionary has {n})")
         };
-        let check = |cols: &Columns| -> std::result::Result<(), String> {
+        // An erased customer's id is vacated in the dictionary; rows that still use it must be
+        // hidden by a pending erasure. Vacated string values are used by no stored row at all.
+        let check = |cols: &Columns, hidden: Option<&RoaringBitmap>| -> std::result::Result<(), String> {
             if let Some(&c) = cols.cid.iter().max().filter(|&&c| u64::from(c) >= customers) {
                 return Err(over("customer", c.into(), customers));
+            }
+            if let Some(&c) = cols
+                .cid
+                .iter()
+                .find(|&&c| d.customers.is_vacant(c) && !hidden.is_some_and(|h| h.contains(c)))
+            {
+                return Err(format!(
+                    "customer id {c} was erased but a visible row still uses it"
+                ));
             }
             if let Some(&e) = cols.event.iter().max().filter(|&&e| u64::from(e) >= events) {
                 return Err(over("event name", e.into(), events));
@@ -911,12 +922,24 @@ impl Db {
                 {
                     return Err(over("string value", s, strings));
                 }
+                if p.ty == PropType::Str
+                    && let Some(s) = p
+                        .vals
+                        .iter()
+                        .zip(&p.valid)
+                        .find(|&(&x, &v)| v && d.strings.is_vacant(x as u32))
+                        .map(|(x, _)| *x)
+                {
+                    return Err(format!(
+                        "string value id {s} was erased but a stored row still uses it"
+                    ));
+                }
             }
             Ok(())
         };
         let mut rows = 0;
-        for s in &snap.version.segments {
-            rows += s.verify_with(check)?;
+        for (s, mask) in snap.version.segments.iter().zip(&snap.version.masks) {
+            rows += s.verify_with(|cols| check(cols, mask.as_deref()))?;
             let b = &s.footer.bitmaps;
             let max_cid = b.stages.iter().filter_map(|x| x.max()).max();
             let bad = max_cid
