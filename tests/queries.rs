@@ -302,6 +302,46 @@ proptest! {
     }
 }
 
+/// The shapes of TREND that segment rollups answer (UTC, no filter, no breakdown, whole days).
+fn rollup_trend() -> impl Strategy<Value = Q> {
+    (
+        proptest::sample::select(vec!["count", "sum(amt)", "min(amt)", "max(amt)", "avg(amt)"]),
+        proptest::option::of(prop_oneof![
+            Just(StepQ::Stage(Stage::Purchase)),
+            Just(StepQ::Stage(Stage::Awareness)),
+        ]),
+        proptest::sample::select(vec!["day", "week", "month"]),
+        proptest::option::of((0i64..3, 1i64..4)),
+    )
+        .prop_map(|(agg, of, period, days)| Q::Trend {
+            agg,
+            of,
+            period,
+            by: false,
+            c: Common {
+                range: days.map(|(a, n)| (T0 + a * 24 * H, T0 + (a + n) * 24 * H)),
+                where_ch: None,
+                tz: "UTC",
+            },
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)))]
+
+    #[test]
+    fn trend_from_rollups_equals_reference(d in data(), qs in proptest::collection::vec(rollup_trend(), 1..4)) {
+        let (_dir, db, evs) = load(&d);
+        let snap = db.snapshot();
+        for q in qs {
+            let text = q.text();
+            let got = snap.query(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+            same(&got, &reference(&q, &evs)).map_err(|e| TestCaseError::fail(format!("{text}\n{e}")))?;
+        }
+    }
+}
+
 fn ints(t: &Table, col: usize) -> Vec<i64> {
     t.rows
         .iter()

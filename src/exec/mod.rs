@@ -1358,7 +1358,10 @@ fn trend(
     };
     let p = match uniq_from_bitmaps(&op, input, (lo, hi)) {
         Some(p) => p,
-        None => run(&op, input, set, opts)?,
+        None => match trend_from_rollups(&op, input, (lo, hi), set, opts)? {
+            Some(p) => p,
+            None => run(&op, input, set, opts)?,
+        },
     };
     // Groups, ranked by matching events (then name) for TOP n.
     let by_ty = op.by.map_or(PropType::Str, |b| b.1);
@@ -1430,6 +1433,88 @@ fn trend(
 /// `uniq` as bitmap union cardinalities, when that is exact: UTC calendar buckets (whole UTC
 /// days), step ANY or `STAGE s` without predicates, no WHERE or BY, and every bucket either wholly
 /// inside the range or holding no event outside it.
+/// `TREND count|sum|avg|min|max [OF STAGE s]` by UTC day, week or month without a filter or
+/// breakdown, from the segments' per (stage, day) rollups; rows not yet in a segment are
+/// scanned. `None` when the query or a segment does not qualify (then everything is scanned):
+/// the answer is the same either way (tests/queries.rs checks both against the reference).
+fn trend_from_rollups(
+    op: &TrendOp<'_>,
+    input: &Input<'_>,
+    (lo, hi): (i64, i64),
+    set: ColumnSet,
+    opts: &QueryOptions,
+) -> Result<Option<TrendPartial>, QueryError> {
+    let utc = op.buckets.tz == jiff::tz::TimeZone::UTC;
+    let agg_ok = matches!(
+        op.agg,
+        Agg::Count | Agg::Sum(..) | Agg::Avg(..) | Agg::Min(..) | Agg::Max(..)
+    );
+    if !agg_ok || op.filter.is_some() || op.by.is_some() || !utc || op.buckets.period == Period::Hour {
+        return Ok(None);
+    }
+    let stage = match &op.step {
+        None => None,
+        Some(m) if m.filter.is_none() && m.events.is_none() && m.stage.is_some() => m.stage,
+        Some(_) => return Ok(None),
+    };
+    // Range ends must fall on day boundaries, or beyond the data.
+    let Some((dmin, dmax)) = input.ts_range else {
+        return Ok(None);
+    };
+    let aligned = |t: i64| t.rem_euclid(model::DAY_US) == 0;
+    if !(aligned(lo) || lo <= dmin) || !(aligned(hi) || hi > dmax) {
+        return Ok(None);
+    }
+    let mut rollups = Vec::new();
+    let mut memory = Vec::new();
+    for s in &input.sources {
+        match s {
+            Source::Segment(seg) => match &seg.footer.rollups {
+                Some(r) => rollups.push(r),
+                None => return Ok(None),
+            },
+            // Rollups count the rows an erasure hides.
+            Source::Masked(..) => return Ok(None),
+            Source::Memory(_) => memory.push(s.clone()),
+        }
+    }
+    let mut out = TrendPartial::default();
+    let (d0, d1) = (model::day_of(lo), model::day_of(hi - 1));
+    for r in rollups {
+        for (&(st, day), cell) in &r.cells {
+            if day < d0 || day > d1 || stage.is_some_and(|s| s != st) {
+                continue;
+            }
+            let Some(k) = op.buckets.index(i64::from(day) * model::DAY_US) else {
+                continue;
+            };
+            if k < op.first {
+                continue;
+            }
+            let e = out.map.entry((None, k)).or_default();
+            e.events += cell.events;
+            if let Some(a) = op.value.and_then(|(id, _)| cell.props.get(&id)) {
+                e.sum += a.sum;
+                e.n += a.n;
+                e.min = Some(e.min.map_or(a.min, |m| m.min(a.min)));
+                e.max = Some(e.max.map_or(a.max, |m| m.max(a.max)));
+            }
+        }
+    }
+    if !memory.is_empty() {
+        let buffered = Input {
+            sources: memory,
+            dicts: input.dicts,
+            customers: input.customers,
+            ts_range: input.ts_range,
+            bitmaps: input.bitmaps,
+        };
+        let p = run(op, &buffered, set, opts)?;
+        op.merge(&mut out, p);
+    }
+    Ok(Some(out))
+}
+
 fn uniq_from_bitmaps(op: &TrendOp<'_>, input: &Input<'_>, (lo, hi): (i64, i64)) -> Option<TrendPartial> {
     let utc = op.buckets.tz == jiff::tz::TimeZone::UTC;
     if op.agg != Agg::Uniq

@@ -23,7 +23,7 @@ use memmap2::Mmap;
 
 use crate::codec::{self, DecodeError, Reader};
 use crate::file::{self, FileError, FileResult, IoContext, Kind};
-use crate::index::Bitmaps;
+use crate::index::{Bitmaps, Rollups};
 use crate::limits;
 use crate::model::{Columns, PropType};
 
@@ -95,6 +95,8 @@ pub struct Footer {
     pub blocks: Vec<BlockMeta>,
     /// Bitmap index.
     pub bitmaps: Bitmaps,
+    /// Per (stage, UTC day) aggregates (`None` in segments written before they existed).
+    pub rollups: Option<Rollups>,
 }
 
 /// Which columns a read decodes (the customer column is always decoded).
@@ -138,6 +140,7 @@ pub struct SegmentWriter {
     props: Vec<(u32, PropType)>,
     blocks: Vec<BlockMeta>,
     bitmaps: Bitmaps,
+    rollups: Rollups,
     rows: u64,
     ts_min: i64,
     ts_max: i64,
@@ -157,6 +160,7 @@ impl SegmentWriter {
             props,
             blocks: Vec::new(),
             bitmaps: Bitmaps::default(),
+            rollups: Rollups::default(),
             rows: 0,
             ts_min: i64::MAX,
             ts_max: i64::MIN,
@@ -219,6 +223,7 @@ impl SegmentWriter {
             chunks,
         });
         self.bitmaps.add(cols);
+        self.rollups.add(cols);
         self.rows += n as u64;
         Ok(())
     }
@@ -235,6 +240,7 @@ impl SegmentWriter {
             props: self.props.clone(),
             blocks: std::mem::take(&mut self.blocks),
             bitmaps: std::mem::take(&mut self.bitmaps),
+            rollups: Some(std::mem::take(&mut self.rollups)),
         };
         let mut out = Vec::new();
         encode_footer(&footer, &mut out).at(&self.path)?;
@@ -279,6 +285,9 @@ fn encode_footer(f: &Footer, out: &mut Vec<u8>) -> std::io::Result<()> {
     }
     let mut raw = Vec::new();
     f.bitmaps.encode(&mut raw)?;
+    if let Some(r) = &f.rollups {
+        r.encode(&mut raw);
+    }
     let stored = codec::compress(&raw, 3)?;
     codec::put_u32(out, raw.len() as u32);
     codec::put_u32(out, stored.len() as u32);
@@ -375,6 +384,11 @@ fn decode_footer(bytes: &[u8], body_end: u64) -> Result<Footer, DecodeError> {
         .map_err(|e| DecodeError::new(at, e.what))?;
     let mut ir = Reader::new(&raw);
     let bitmaps = Bitmaps::decode(&mut ir).map_err(|e| DecodeError::new(at, format!("bitmap index: {e}")))?;
+    let rollups = if ir.remaining() > 0 {
+        Some(Rollups::decode(&mut ir).map_err(|e| DecodeError::new(at, format!("rollups: {e}")))?)
+    } else {
+        None
+    };
     ir.finish()
         .map_err(|e| DecodeError::new(at, format!("bitmap index: {e}")))?;
     Ok(Footer {
@@ -386,6 +400,7 @@ fn decode_footer(bytes: &[u8], body_end: u64) -> Result<Footer, DecodeError> {
         props,
         blocks,
         bitmaps,
+        rollups,
     })
 }
 
