@@ -337,3 +337,140 @@ impl Rollups {
         Ok(out)
     }
 }
+
+/// Most distinct values a string property may have in one segment for [`ValueIndex`] to index
+/// it (a breakdown by a high-cardinality property is scanned instead).
+pub const VALUES_INDEXED_MAX: usize = 64;
+
+/// For each string property with at most [`VALUES_INDEXED_MAX`] distinct values in a segment:
+/// the customers with an event carrying each value — or lacking the property — on each UTC
+/// day. `TREND uniq PERIOD day|week|month BY p` (UTC, no filter) unions these instead of
+/// reading rows. Stored after the rollups (docs/FORMAT.md §5.3).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ValueIndex {
+    /// (property id, value slot or `None` for "no value", UTC day) → customers.
+    pub days: BTreeMap<(u32, Option<u64>, i32), RoaringBitmap>,
+    /// String properties with too many distinct values: not indexed.
+    pub overflow: std::collections::BTreeSet<u32>,
+    /// Distinct values seen per property while building.
+    seen: BTreeMap<u32, std::collections::BTreeSet<u64>>,
+}
+
+impl ValueIndex {
+    /// Adds the rows of `cols` (sorted by customer) for the string properties `props` (a
+    /// property without a column in `cols` has no value on any of its rows).
+    pub fn add(&mut self, cols: &Columns, props: &[u32]) {
+        let strs: Vec<(u32, Option<&crate::model::PropColumn>)> = props
+            .iter()
+            .filter(|id| !self.overflow.contains(id))
+            .map(|&id| (id, cols.prop(id)))
+            .collect();
+        if strs.is_empty() {
+            return;
+        }
+        let n = cols.len();
+        let mut keys: Vec<(u32, Option<u64>, i32)> = Vec::new();
+        let mut i = 0;
+        while i < n {
+            let cid = cols.cid[i];
+            let mut j = i;
+            keys.clear();
+            while j < n && cols.cid[j] == cid {
+                let day = day_of(cols.ts[j]);
+                for &(id, c) in &strs {
+                    let v = c.and_then(|c| c.valid[j].then_some(c.vals[j]));
+                    keys.push((id, v, day));
+                }
+                j += 1;
+            }
+            keys.sort_unstable();
+            keys.dedup();
+            for &k in &keys {
+                if self.overflow.contains(&k.0) {
+                    continue;
+                }
+                if let Some(v) = k.1 {
+                    let seen = self.seen.entry(k.0).or_default();
+                    seen.insert(v);
+                    if seen.len() > VALUES_INDEXED_MAX {
+                        self.overflow.insert(k.0);
+                        self.days.retain(|key, _| key.0 != k.0);
+                        continue;
+                    }
+                }
+                self.days.entry(k).or_default().insert(cid);
+            }
+            i = j;
+        }
+    }
+
+    /// Removes the customers in `gone` (an erasure not yet compacted away).
+    pub fn remove_customers(&mut self, gone: &RoaringBitmap) {
+        self.days.values_mut().for_each(|b| *b -= gone);
+        self.days.retain(|_, b| !b.is_empty());
+    }
+
+    /// Drops what was only needed while building.
+    pub fn sealed(mut self) -> ValueIndex {
+        self.seen.clear();
+        self
+    }
+
+    /// Appends the encoding: `n u32 | n × prop u32` (overflowed properties), then `count u32 |
+    /// count × (prop u32 | has_value u8 | [value varint] | day i32 | len u32 | roaring bytes)`.
+    pub fn encode(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
+        codec::put_u32(out, self.overflow.len() as u32);
+        for p in &self.overflow {
+            codec::put_u32(out, *p);
+        }
+        codec::put_u32(out, self.days.len() as u32);
+        for ((p, v, d), b) in &self.days {
+            codec::put_u32(out, *p);
+            match v {
+                Some(v) => {
+                    out.push(1);
+                    codec::put_varint(out, *v);
+                }
+                None => out.push(0),
+            }
+            codec::put_i32(out, *d);
+            codec::put_u32(out, b.serialized_size() as u32);
+            b.serialize_into(&mut *out)?;
+        }
+        Ok(())
+    }
+
+    /// Decodes what [`ValueIndex::encode`] wrote.
+    pub fn decode(r: &mut Reader<'_>) -> Result<ValueIndex, DecodeError> {
+        let mut out = ValueIndex::default();
+        let n = r.u32()? as usize;
+        if n > r.remaining() / 4 {
+            return Err(r.err("overflow count exceeds the data"));
+        }
+        for _ in 0..n {
+            out.overflow.insert(r.u32()?);
+        }
+        let n = r.u32()? as usize;
+        if n > r.remaining() / 13 {
+            return Err(r.err("value bitmap count exceeds the data"));
+        }
+        for _ in 0..n {
+            let p = r.u32()?;
+            let v = match r.u8()? {
+                0 => None,
+                1 => Some(r.varint()?),
+                _ => return Err(r.err("bad value flag")),
+            };
+            let d = r.i32()?;
+            let len = r.u32()? as usize;
+            let at = r.pos();
+            let bytes = r.bytes(len)?;
+            let b = RoaringBitmap::deserialize_from(bytes)
+                .map_err(|e| DecodeError::new(at, format!("bitmap: {e}")))?;
+            if out.overflow.contains(&p) || out.days.insert((p, v, d), b).is_some() {
+                return Err(r.err("bad value bitmap entry"));
+            }
+        }
+        Ok(out)
+    }
+}

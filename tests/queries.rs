@@ -302,10 +302,13 @@ proptest! {
     }
 }
 
-/// The shapes of TREND that segment rollups answer (UTC, no filter, no breakdown, whole days).
+/// The shapes of TREND that segment indices answer (UTC, no filter, whole days): rollups for
+/// count/sum/min/max/avg, value bitmaps for `uniq … BY ch`, stage bitmaps for `uniq`.
 fn rollup_trend() -> impl Strategy<Value = Q> {
     (
-        proptest::sample::select(vec!["count", "sum(amt)", "min(amt)", "max(amt)", "avg(amt)"]),
+        proptest::sample::select(vec![
+            "count", "sum(amt)", "min(amt)", "max(amt)", "avg(amt)", "uniq", "uniq BY",
+        ]),
         proptest::option::of(prop_oneof![
             Just(StepQ::Stage(Stage::Purchase)),
             Just(StepQ::Stage(Stage::Awareness)),
@@ -314,10 +317,10 @@ fn rollup_trend() -> impl Strategy<Value = Q> {
         proptest::option::of((0i64..3, 1i64..4)),
     )
         .prop_map(|(agg, of, period, days)| Q::Trend {
-            agg,
-            of,
+            agg: if agg == "uniq BY" { "uniq" } else { agg },
+            of: if agg == "uniq BY" { None } else { of },
             period,
-            by: false,
+            by: agg == "uniq BY",
             c: Common {
                 range: days.map(|(a, n)| (T0 + a * 24 * H, T0 + (a + n) * 24 * H)),
                 where_ch: None,

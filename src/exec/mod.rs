@@ -1356,7 +1356,11 @@ fn trend(
         let ids: Vec<u32> = op.value.iter().chain(op.by.iter()).map(|&(id, _)| id).collect();
         columns_of(&ids)
     };
-    let p = match uniq_from_bitmaps(&op, input, (lo, hi)) {
+    let from_index = match uniq_from_bitmaps(&op, input, (lo, hi)) {
+        Some(p) => Some(p),
+        None => uniq_by_from_value_index(&op, input, (lo, hi)),
+    };
+    let p = match from_index {
         Some(p) => p,
         None => match trend_from_rollups(&op, input, (lo, hi), set, opts)? {
             Some(p) => p,
@@ -1513,6 +1517,102 @@ fn trend_from_rollups(
         op.merge(&mut out, p);
     }
     Ok(Some(out))
+}
+
+/// `TREND uniq PERIOD day|week|month BY p` (UTC, no OF, no filter, p a string property) from
+/// the segments' per (value, day) customer bitmaps; rows not yet sealed are indexed on the fly.
+/// `None` when the query or a segment does not qualify (then everything is scanned).
+fn uniq_by_from_value_index(
+    op: &TrendOp<'_>,
+    input: &Input<'_>,
+    (lo, hi): (i64, i64),
+) -> Option<TrendPartial> {
+    let utc = op.buckets.tz == jiff::tz::TimeZone::UTC;
+    let (prop, ty) = op.by?;
+    if op.agg != Agg::Uniq
+        || op.filter.is_some()
+        || op.step.is_some()
+        || ty != PropType::Str
+        || !utc
+        || op.buckets.period == Period::Hour
+    {
+        return None;
+    }
+    let (dmin, dmax) = input.ts_range?;
+    let aligned = |t: i64| t.rem_euclid(model::DAY_US) == 0;
+    if !(aligned(lo) || lo <= dmin) || !(aligned(hi) || hi > dmax) {
+        return None;
+    }
+    let (d0, d1) = (model::day_of(lo), model::day_of(hi - 1));
+    // (group, bucket) → customers, unioned over sources.
+    let mut cells: BTreeMap<(Option<u64>, usize), roaring::RoaringBitmap> = BTreeMap::new();
+    let mut add =
+        |slot: Option<u64>, day: i32, b: &roaring::RoaringBitmap, hidden: Option<&roaring::RoaringBitmap>| {
+            if day < d0 || day > d1 {
+                return;
+            }
+            let Some(k) = op.buckets.index(i64::from(day) * model::DAY_US) else {
+                return;
+            };
+            if k < op.first {
+                return;
+            }
+            let cell = cells.entry((slot, k)).or_default();
+            match hidden {
+                Some(h) => *cell |= b - h,
+                None => *cell |= b,
+            }
+        };
+    for s in &input.sources {
+        let (seg, hidden) = match s {
+            Source::Segment(seg) => (seg, None),
+            Source::Masked(seg, m) => (seg, Some(&**m)),
+            Source::Memory(cols) => {
+                let mut v = crate::index::ValueIndex::default();
+                v.add(cols, &[prop]);
+                if v.overflow.contains(&prop) {
+                    return None;
+                }
+                for (&(p, slot, day), x) in &v.days {
+                    if p == prop {
+                        add(slot, day, x, None);
+                    }
+                }
+                continue;
+            }
+        };
+        let values = seg.footer.values.as_ref()?;
+        if values.overflow.contains(&prop) {
+            return None;
+        }
+        if seg.footer.props.iter().any(|&(id, _)| id == prop) {
+            for (&(p, slot, day), x) in values
+                .days
+                .range((prop, None, i32::MIN)..=(prop, Some(u64::MAX), i32::MAX))
+            {
+                debug_assert_eq!(p, prop);
+                add(slot, day, x, hidden);
+            }
+        } else {
+            for (&day, x) in &seg.footer.bitmaps.days {
+                add(None, day, x, hidden);
+            }
+        }
+    }
+    let mut out = TrendPartial::default();
+    for (key, b) in cells {
+        let n = b.len();
+        if n > 0 {
+            out.map.insert(
+                key,
+                AggState {
+                    customers: n,
+                    ..AggState::default()
+                },
+            );
+        }
+    }
+    Some(out)
 }
 
 fn uniq_from_bitmaps(op: &TrendOp<'_>, input: &Input<'_>, (lo, hi): (i64, i64)) -> Option<TrendPartial> {

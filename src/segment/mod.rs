@@ -23,7 +23,7 @@ use memmap2::Mmap;
 
 use crate::codec::{self, DecodeError, Reader};
 use crate::file::{self, FileError, FileResult, IoContext, Kind};
-use crate::index::{Bitmaps, Rollups};
+use crate::index::{Bitmaps, Rollups, ValueIndex};
 use crate::limits;
 use crate::model::{Columns, PropType};
 
@@ -97,6 +97,8 @@ pub struct Footer {
     pub bitmaps: Bitmaps,
     /// Per (stage, UTC day) aggregates (`None` in segments written before they existed).
     pub rollups: Option<Rollups>,
+    /// Customers per (string property value, UTC day) (`None` in older segments).
+    pub values: Option<ValueIndex>,
 }
 
 /// Which columns a read decodes (the customer column is always decoded).
@@ -141,6 +143,7 @@ pub struct SegmentWriter {
     blocks: Vec<BlockMeta>,
     bitmaps: Bitmaps,
     rollups: Rollups,
+    values: ValueIndex,
     rows: u64,
     ts_min: i64,
     ts_max: i64,
@@ -161,6 +164,7 @@ impl SegmentWriter {
             blocks: Vec::new(),
             bitmaps: Bitmaps::default(),
             rollups: Rollups::default(),
+            values: ValueIndex::default(),
             rows: 0,
             ts_min: i64::MAX,
             ts_max: i64::MIN,
@@ -224,6 +228,13 @@ impl SegmentWriter {
         });
         self.bitmaps.add(cols);
         self.rollups.add(cols);
+        let strs: Vec<u32> = self
+            .props
+            .iter()
+            .filter(|p| p.1 == PropType::Str)
+            .map(|p| p.0)
+            .collect();
+        self.values.add(cols, &strs);
         self.rows += n as u64;
         Ok(())
     }
@@ -241,6 +252,7 @@ impl SegmentWriter {
             blocks: std::mem::take(&mut self.blocks),
             bitmaps: std::mem::take(&mut self.bitmaps),
             rollups: Some(std::mem::take(&mut self.rollups)),
+            values: Some(std::mem::take(&mut self.values).sealed()),
         };
         let mut out = Vec::new();
         encode_footer(&footer, &mut out).at(&self.path)?;
@@ -287,6 +299,9 @@ fn encode_footer(f: &Footer, out: &mut Vec<u8>) -> std::io::Result<()> {
     f.bitmaps.encode(&mut raw)?;
     if let Some(r) = &f.rollups {
         r.encode(&mut raw);
+        if let Some(v) = &f.values {
+            v.encode(&mut raw)?;
+        }
     }
     let stored = codec::compress(&raw, 3)?;
     codec::put_u32(out, raw.len() as u32);
@@ -389,6 +404,11 @@ fn decode_footer(bytes: &[u8], body_end: u64) -> Result<Footer, DecodeError> {
     } else {
         None
     };
+    let values = if ir.remaining() > 0 {
+        Some(ValueIndex::decode(&mut ir).map_err(|e| DecodeError::new(at, format!("value index: {e}")))?)
+    } else {
+        None
+    };
     ir.finish()
         .map_err(|e| DecodeError::new(at, format!("bitmap index: {e}")))?;
     Ok(Footer {
@@ -401,6 +421,7 @@ fn decode_footer(bytes: &[u8], body_end: u64) -> Result<Footer, DecodeError> {
         blocks,
         bitmaps,
         rollups,
+        values,
     })
 }
 
