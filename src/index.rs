@@ -474,3 +474,70 @@ impl ValueIndex {
         Ok(out)
     }
 }
+
+/// Customers with an event of each event name on each UTC day: with the per (stage, day)
+/// bitmaps, what `RETENTION` of events or stages by UTC day, week or month needs, as bitmap
+/// algebra instead of a scan. Stored after the value index (docs/FORMAT.md §5.3).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EventDays {
+    /// (event id, UTC day) → customers.
+    pub days: BTreeMap<(u32, i32), RoaringBitmap>,
+}
+
+impl EventDays {
+    /// Adds the rows of `cols` (sorted by customer).
+    pub fn add(&mut self, cols: &Columns) {
+        let n = cols.len();
+        let mut keys: Vec<(u32, i32)> = Vec::new();
+        let mut i = 0;
+        while i < n {
+            let cid = cols.cid[i];
+            let mut j = i;
+            keys.clear();
+            while j < n && cols.cid[j] == cid {
+                keys.push((cols.event[j], day_of(cols.ts[j])));
+                j += 1;
+            }
+            keys.sort_unstable();
+            keys.dedup();
+            for &k in &keys {
+                self.days.entry(k).or_default().insert(cid);
+            }
+            i = j;
+        }
+    }
+
+    /// Appends the encoding: `count u32 | count × (event u32 | day i32 | len u32 | roaring bytes)`.
+    pub fn encode(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
+        codec::put_u32(out, self.days.len() as u32);
+        for ((e, d), b) in &self.days {
+            codec::put_u32(out, *e);
+            codec::put_i32(out, *d);
+            codec::put_u32(out, b.serialized_size() as u32);
+            b.serialize_into(&mut *out)?;
+        }
+        Ok(())
+    }
+
+    /// Decodes what [`EventDays::encode`] wrote.
+    pub fn decode(r: &mut Reader<'_>) -> Result<EventDays, DecodeError> {
+        let n = r.u32()? as usize;
+        if n > r.remaining() / 12 {
+            return Err(r.err("event-day bitmap count exceeds the data"));
+        }
+        let mut out = EventDays::default();
+        for _ in 0..n {
+            let e = r.u32()?;
+            let d = r.i32()?;
+            let len = r.u32()? as usize;
+            let at = r.pos();
+            let bytes = r.bytes(len)?;
+            let b = RoaringBitmap::deserialize_from(bytes)
+                .map_err(|e| DecodeError::new(at, format!("bitmap: {e}")))?;
+            if out.days.insert((e, d), b).is_some() {
+                return Err(r.err("duplicate event-day bitmap"));
+            }
+        }
+        Ok(out)
+    }
+}

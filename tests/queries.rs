@@ -329,9 +329,48 @@ fn rollup_trend() -> impl Strategy<Value = Q> {
         })
 }
 
+/// The shapes of RETENTION that the day bitmaps answer (UTC, no filter, whole days).
+fn bitmap_retention() -> impl Strategy<Value = Q> {
+    (
+        step_q(),
+        step_q(),
+        proptest::sample::select(vec!["day", "week", "month"]),
+        0usize..4,
+        any::<bool>(),
+        any::<bool>(),
+        proptest::option::of((0i64..3, 1i64..4)),
+    )
+        .prop_map(
+            |(start, ret, period, periods, recurring, on_or_after, days)| Q::Retention {
+                start,
+                ret,
+                period,
+                periods,
+                recurring,
+                on_or_after,
+                c: Common {
+                    range: days.map(|(a, n)| (T0 + a * 24 * H, T0 + (a + n) * 24 * H)),
+                    where_ch: None,
+                    tz: "UTC",
+                },
+            },
+        )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(
         std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)))]
+
+    #[test]
+    fn retention_from_bitmaps_equals_reference(d in data(), qs in proptest::collection::vec(bitmap_retention(), 1..4)) {
+        let (_dir, db, evs) = load(&d);
+        let snap = db.snapshot();
+        for q in qs {
+            let text = q.text();
+            let got = snap.query(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+            same(&got, &reference(&q, &evs)).map_err(|e| TestCaseError::fail(format!("{text}\n{e}")))?;
+        }
+    }
 
     #[test]
     fn trend_from_rollups_equals_reference(d in data(), qs in proptest::collection::vec(rollup_trend(), 1..4)) {

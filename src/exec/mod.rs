@@ -1038,6 +1038,131 @@ impl Operator for RetentionOp<'_> {
     }
 }
 
+/// The customers matching `m` (event names or a stage, no property predicate) on each UTC day,
+/// from one source's indices; `None` when they cannot say.
+fn matcher_days(
+    m: &Matcher,
+    bitmaps: &crate::index::Bitmaps,
+    events: &crate::index::EventDays,
+) -> Option<BTreeMap<i32, roaring::RoaringBitmap>> {
+    if m.filter.is_some() {
+        return None;
+    }
+    let mut out: BTreeMap<i32, roaring::RoaringBitmap> = BTreeMap::new();
+    match (&m.events, m.stage) {
+        (Some(ids), None) => {
+            for (&(e, d), b) in &events.days {
+                if ids.contains(&e) {
+                    *out.entry(d).or_default() |= b;
+                }
+            }
+        }
+        (None, Some(st)) => {
+            for (&(s, d), b) in &bitmaps.stage_days {
+                if s == st {
+                    *out.entry(d).or_default() |= b;
+                }
+            }
+        }
+        (None, None) => out = bitmaps.days.clone(),
+        (Some(_), Some(_)) => return None,
+    }
+    Some(out)
+}
+
+/// RETENTION of event names or stages, without a filter, in UTC buckets of a day or longer and
+/// a whole-day range, as bitmap algebra over the per (event, day) and (stage, day) indices:
+/// first-time cohorts are each day's starters minus everyone who started before. `None` when
+/// the query or a segment does not qualify (then it is scanned).
+fn retention_from_bitmaps(op: &RetentionOp<'_>, input: &Input<'_>) -> Option<RetentionPartial> {
+    use roaring::RoaringBitmap;
+    let utc = op.buckets.tz == jiff::tz::TimeZone::UTC;
+    if op.filter.is_some() || !utc || op.buckets.period == Period::Hour {
+        return None;
+    }
+    let aligned = |t: i64| t.rem_euclid(model::DAY_US) == 0;
+    if op.range.is_some_and(|(x, y)| !aligned(x) || !aligned(y)) {
+        return None;
+    }
+    // Starters and returners per day, unioned over sources.
+    let mut starts: BTreeMap<i32, RoaringBitmap> = BTreeMap::new();
+    let mut rets: BTreeMap<i32, RoaringBitmap> = BTreeMap::new();
+    for s in &input.sources {
+        let owned;
+        let (bitmaps, events, hidden) = match s {
+            Source::Segment(seg) => (&seg.footer.bitmaps, seg.footer.event_days.as_ref()?, None),
+            Source::Masked(seg, m) => (&seg.footer.bitmaps, seg.footer.event_days.as_ref()?, Some(&**m)),
+            Source::Memory(cols) => {
+                let mut b = crate::index::Bitmaps::default();
+                b.add(cols);
+                let mut e = crate::index::EventDays::default();
+                e.add(cols);
+                owned = (b, e);
+                (&owned.0, &owned.1, None)
+            }
+        };
+        for (m, into) in [(&op.start, &mut starts), (&op.ret, &mut rets)] {
+            for (d, b) in matcher_days(m, bitmaps, events)? {
+                let x = into.entry(d).or_default();
+                match hidden {
+                    Some(h) => *x |= b - h,
+                    None => *x |= b,
+                }
+            }
+        }
+    }
+    let bucket = |d: i32| op.buckets.index(i64::from(d) * model::DAY_US);
+    let in_range = |d: i32| {
+        op.range
+            .is_none_or(|(x, y)| x <= i64::from(d) * model::DAY_US && i64::from(d) * model::DAY_US < y)
+    };
+    // Cohorts.
+    let mut cohorts: BTreeMap<usize, RoaringBitmap> = BTreeMap::new();
+    let mut seen = RoaringBitmap::new();
+    for (&d, b) in &starts {
+        let members = match op.cohorting {
+            Cohorting::FirstTime => {
+                let first = b - &seen;
+                seen |= b;
+                first
+            }
+            Cohorting::Recurring => b.clone(),
+        };
+        if members.is_empty() || !in_range(d) {
+            continue;
+        }
+        *cohorts.entry(bucket(d)?).or_default() |= members;
+    }
+    // Returners per bucket, and (for ON_OR_AFTER) from each bucket on.
+    let n = op.buckets.len();
+    let mut per_bucket = vec![RoaringBitmap::new(); n];
+    for (&d, b) in &rets {
+        if let Some(k) = bucket(d) {
+            per_bucket[k] |= b;
+        }
+    }
+    if op.on_or_after {
+        for k in (0..n.saturating_sub(1)).rev() {
+            let later = per_bucket[k + 1].clone();
+            per_bucket[k] |= later;
+        }
+    }
+    let mut out: RetentionPartial = Default::default();
+    for (c, members) in cohorts {
+        let mut counts = vec![0u64; op.periods + 1];
+        for (k, slot) in counts.iter_mut().enumerate() {
+            if let Some(r) = per_bucket.get(c + k) {
+                *slot = members.intersection_len(r);
+                if op.collect == Some((c, k)) {
+                    out.1 = &members & r;
+                }
+            }
+        }
+        out.0.insert(c, (members.len(), counts));
+    }
+    Some(out)
+}
+
 fn data_range(input: &Input<'_>, range: Option<(i64, i64)>) -> (i64, i64) {
     match (range, input.ts_range) {
         (Some(r), _) => r,
@@ -1091,9 +1216,14 @@ fn retention(
         },
         buckets,
     };
-    let only = candidates(&op.start, input.bitmaps, None);
-    let props = op.filter.is_some() || op.start.uses_props() || op.ret.uses_props();
-    let p = run_filtered(&op, input, columns(props), opts, only)?;
+    let p = match retention_from_bitmaps(&op, input) {
+        Some(p) => p,
+        None => {
+            let only = candidates(&op.start, input.bitmaps, None);
+            let props = op.filter.is_some() || op.start.uses_props() || op.ret.uses_props();
+            run_filtered(&op, input, columns(props), opts, only)?
+        }
+    };
     if let Some((_, _, limit)) = drill {
         return Ok(customer_table(&p.1, input.dicts, limit, opts.rows_max));
     }

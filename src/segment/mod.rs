@@ -23,7 +23,7 @@ use memmap2::Mmap;
 
 use crate::codec::{self, DecodeError, Reader};
 use crate::file::{self, FileError, FileResult, IoContext, Kind};
-use crate::index::{Bitmaps, Rollups, ValueIndex};
+use crate::index::{Bitmaps, EventDays, Rollups, ValueIndex};
 use crate::limits;
 use crate::model::{Columns, PropType};
 
@@ -99,6 +99,8 @@ pub struct Footer {
     pub rollups: Option<Rollups>,
     /// Customers per (string property value, UTC day) (`None` in older segments).
     pub values: Option<ValueIndex>,
+    /// Customers per (event name, UTC day) (`None` in older segments).
+    pub event_days: Option<EventDays>,
 }
 
 /// Which columns a read decodes (the customer column is always decoded).
@@ -144,6 +146,7 @@ pub struct SegmentWriter {
     bitmaps: Bitmaps,
     rollups: Rollups,
     values: ValueIndex,
+    event_days: EventDays,
     rows: u64,
     ts_min: i64,
     ts_max: i64,
@@ -165,6 +168,7 @@ impl SegmentWriter {
             bitmaps: Bitmaps::default(),
             rollups: Rollups::default(),
             values: ValueIndex::default(),
+            event_days: EventDays::default(),
             rows: 0,
             ts_min: i64::MAX,
             ts_max: i64::MIN,
@@ -235,6 +239,7 @@ impl SegmentWriter {
             .map(|p| p.0)
             .collect();
         self.values.add(cols, &strs);
+        self.event_days.add(cols);
         self.rows += n as u64;
         Ok(())
     }
@@ -253,6 +258,7 @@ impl SegmentWriter {
             bitmaps: std::mem::take(&mut self.bitmaps),
             rollups: Some(std::mem::take(&mut self.rollups)),
             values: Some(std::mem::take(&mut self.values).sealed()),
+            event_days: Some(std::mem::take(&mut self.event_days)),
         };
         let mut out = Vec::new();
         encode_footer(&footer, &mut out).at(&self.path)?;
@@ -301,6 +307,9 @@ fn encode_footer(f: &Footer, out: &mut Vec<u8>) -> std::io::Result<()> {
         r.encode(&mut raw);
         if let Some(v) = &f.values {
             v.encode(&mut raw)?;
+            if let Some(e) = &f.event_days {
+                e.encode(&mut raw)?;
+            }
         }
     }
     let stored = codec::compress(&raw, 3)?;
@@ -409,6 +418,11 @@ fn decode_footer(bytes: &[u8], body_end: u64) -> Result<Footer, DecodeError> {
     } else {
         None
     };
+    let event_days = if ir.remaining() > 0 {
+        Some(EventDays::decode(&mut ir).map_err(|e| DecodeError::new(at, format!("event days: {e}")))?)
+    } else {
+        None
+    };
     ir.finish()
         .map_err(|e| DecodeError::new(at, format!("bitmap index: {e}")))?;
     Ok(Footer {
@@ -422,6 +436,7 @@ fn decode_footer(bytes: &[u8], body_end: u64) -> Result<Footer, DecodeError> {
         bitmaps,
         rollups,
         values,
+        event_days,
     })
 }
 
