@@ -825,12 +825,30 @@ fn funnel(
         collect: drill.is_some(),
         ..funnel_op(f, &res, input)?
     };
-    let only = candidates(&op.steps[0], input.bitmaps, op.range);
+    let mut only = candidates(&op.steps[0], input.bitmaps, op.range);
+    // Customers with a step-1 event in range but no step-2 event at all stop at level 1: the
+    // bitmaps count them exactly (step 1 without a property predicate, a whole-day range, no
+    // WHERE, BY or exclusions), and only the others are scanned.
+    let aligned = |t: i64| t.rem_euclid(model::DAY_US) == 0;
+    let prunable = !op.collect
+        && op.by.is_none()
+        && op.filter.is_none()
+        && op.excludes.is_empty()
+        && matches!(op.mode, FunnelMode::Ordered | FunnelMode::Strict)
+        && op.steps.len() >= 2
+        && op.steps[0].filter.is_none()
+        && op.range.is_none_or(|(x, y)| aligned(x) && aligned(y));
+    let mut stop_at_one = 0;
+    if prunable && let (Some(first), Some(second)) = (&only, candidates(&op.steps[1], input.bitmaps, None)) {
+        let scan = first & &second;
+        stop_at_one = first.len() - scan.len();
+        only = Some(scan);
+    }
     let props = op.filter.is_some()
         || op.by.is_some()
         || op.steps.iter().any(Matcher::uses_props)
         || op.excludes.iter().any(|x| x.0.uses_props());
-    funnel_run(f, op, input, opts, drill, only, props)
+    funnel_run(f, op, input, opts, drill, (only, stop_at_one), props)
 }
 
 fn funnel_op<'a>(
@@ -868,10 +886,18 @@ fn funnel_run(
     input: &Input<'_>,
     opts: &QueryOptions,
     drill: Option<FunnelDrill>,
-    only: Option<roaring::RoaringBitmap>,
+    (only, stop_at_one): (Option<roaring::RoaringBitmap>, u64),
     props: bool,
 ) -> Result<Table, QueryError> {
     let mut p = run_filtered(&op, input, columns(props), opts, only)?;
+    if stop_at_one > 0 {
+        let n = op.steps.len();
+        let e = p
+            .groups
+            .entry(None)
+            .or_insert_with(|| (vec![0; n + 1], vec![Vec::new(); n + 1]));
+        e.0[1] += stop_at_one;
+    }
     if let Some((k, dropped, limit)) = drill {
         p.levels.resize_with(op.steps.len() + 1, Default::default);
         let set = if dropped {
