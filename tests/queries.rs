@@ -357,9 +357,57 @@ fn bitmap_retention() -> impl Strategy<Value = Q> {
         )
 }
 
+/// LIFECYCLE and STICKINESS shapes that the day bitmaps answer (UTC, no filter, whole days).
+fn bitmap_activity() -> impl Strategy<Value = Q> {
+    let range = proptest::option::of((0i64..3, 1i64..4))
+        .prop_map(|d| d.map(|(a, n)| (T0 + a * 24 * H, T0 + (a + n) * 24 * H)));
+    let utc = |range| Common {
+        range,
+        where_ch: None,
+        tz: "UTC",
+    };
+    prop_oneof![
+        (
+            step_q(),
+            proptest::sample::select(vec!["day", "week", "month"]),
+            range.clone()
+        )
+            .prop_map(move |(step, period, r)| Q::Lifecycle {
+                step,
+                period,
+                c: utc(r)
+            }),
+        (
+            step_q(),
+            proptest::sample::select(vec!["day", "week"]),
+            1u32..3,
+            any::<bool>(),
+            range
+        )
+            .prop_map(move |(step, period, min, cumulative, r)| Q::Stickiness {
+                step,
+                period,
+                min,
+                cumulative,
+                c: utc(r)
+            }),
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(
         std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)))]
+
+    #[test]
+    fn lifecycle_and_stickiness_from_bitmaps_equal_reference(d in data(), qs in proptest::collection::vec(bitmap_activity(), 1..4)) {
+        let (_dir, db, evs) = load(&d);
+        let snap = db.snapshot();
+        for q in qs {
+            let text = q.text();
+            let got = snap.query(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+            same(&got, &reference(&q, &evs)).map_err(|e| TestCaseError::fail(format!("{text}\n{e}")))?;
+        }
+    }
 
     #[test]
     fn retention_from_bitmaps_equals_reference(d in data(), qs in proptest::collection::vec(bitmap_retention(), 1..4)) {

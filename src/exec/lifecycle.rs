@@ -95,6 +95,39 @@ impl Operator for LifecycleOp<'_> {
     }
 }
 
+/// LIFECYCLE of event names or stages without a filter, in UTC buckets of a day or longer, as
+/// bitmap algebra over the per-day indices: with A(b) the customers active in bucket b and S(b)
+/// those active before b, new = A(b) − S(b), returning = A(b) ∩ A(b−1), resurrecting =
+/// (A(b) − A(b−1)) ∩ S(b), dormant = −|A(b−1) − A(b)|. `None` when it does not qualify.
+fn lifecycle_from_bitmaps(op: &LifecycleOp<'_>, input: &Input<'_>) -> Option<Counts4> {
+    if op.filter.is_some() || op.buckets.tz != jiff::tz::TimeZone::UTC || op.buckets.period == Period::Hour {
+        return None;
+    }
+    let days = super::step_days(&op.step, input)?;
+    let n = op.buckets.len();
+    let mut active = vec![RoaringBitmap::new(); n];
+    for (d, b) in days {
+        active[op.buckets.index(i64::from(d) * model::DAY_US)?] |= b;
+    }
+    let mut out = vec![[0i64; 4]; n];
+    let mut seen = RoaringBitmap::new();
+    let empty = RoaringBitmap::new();
+    for b in 0..n {
+        let prev = if b > 0 { &active[b - 1] } else { &empty };
+        if op.report.contains(&b) {
+            let cur = &active[b];
+            out[b] = [
+                (cur - &seen).len() as i64,
+                cur.intersection_len(prev) as i64,
+                ((cur - prev) & &seen).len() as i64,
+                -((prev - cur).len() as i64),
+            ];
+        }
+        seen |= &active[b];
+    }
+    Some(out)
+}
+
 pub(super) fn lifecycle(
     l: &Lifecycle,
     text: &str,
@@ -112,7 +145,10 @@ pub(super) fn lifecycle(
         dicts: input.dicts,
     };
     let props = op.filter.is_some() || op.step.uses_props();
-    let p = run(&op, input, columns(props), opts)?;
+    let p = match lifecycle_from_bitmaps(&op, input) {
+        Some(p) => p,
+        None => run(&op, input, columns(props), opts)?,
+    };
     let mut t = Table::new(&["bucket", "new", "returning", "resurrecting", "dormant"]);
     for b in op.report.clone() {
         let c = p.get(b).copied().unwrap_or([0; 4]);
@@ -189,6 +225,46 @@ impl Operator for StickinessOp<'_> {
     }
 }
 
+/// STICKINESS (MIN 1) of event names or stages without a filter, in UTC days or weeks over
+/// whole days: each bucket's active customers from the per-day indices, counted per customer.
+fn stickiness_from_bitmaps(op: &StickinessOp<'_>, input: &Input<'_>) -> Option<Vec<i64>> {
+    if op.filter.is_some()
+        || op.min != 1
+        || op.buckets.tz != jiff::tz::TimeZone::UTC
+        || op.buckets.period == Period::Hour
+    {
+        return None;
+    }
+    let (lo, hi) = op.range;
+    let (dmin, dmax) = input.ts_range?;
+    let aligned = |t: i64| t.rem_euclid(model::DAY_US) == 0;
+    if !(aligned(lo) || lo <= dmin) || !(aligned(hi) || hi > dmax) {
+        return None;
+    }
+    let (d0, d1) = (model::day_of(lo), model::day_of(hi - 1));
+    let n = op.buckets.len();
+    let mut active = vec![RoaringBitmap::new(); n];
+    for (d, b) in super::step_days(&op.step, input)? {
+        if d < d0 || d > d1 {
+            continue;
+        }
+        active[op.buckets.index(i64::from(d) * model::DAY_US)?] |= b;
+    }
+    let mut per_customer = vec![0u32; input.customers as usize];
+    for b in &active {
+        for c in b {
+            *per_customer.get_mut(c as usize)? += 1;
+        }
+    }
+    let mut out = vec![0i64; n + 1];
+    for &k in &per_customer {
+        if k > 0 {
+            *out.get_mut(k as usize)? += 1;
+        }
+    }
+    Some(out)
+}
+
 pub(super) fn stickiness(
     st: &Stickiness,
     text: &str,
@@ -208,7 +284,10 @@ pub(super) fn stickiness(
         dicts: input.dicts,
     };
     let props = op.filter.is_some() || op.step.uses_props();
-    let p = run(&op, input, columns(props), opts)?;
+    let p = match stickiness_from_bitmaps(&op, input) {
+        Some(p) => p,
+        None => run(&op, input, columns(props), opts)?,
+    };
     let n = op.buckets.len();
     let mut t = Table::new(&["buckets", "customers"]);
     let exact = |d: usize| p.get(d).copied().unwrap_or(0);

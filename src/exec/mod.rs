@@ -1096,23 +1096,10 @@ fn matcher_days(
     Some(out)
 }
 
-/// RETENTION of event names or stages, without a filter, in UTC buckets of a day or longer and
-/// a whole-day range, as bitmap algebra over the per (event, day) and (stage, day) indices:
-/// first-time cohorts are each day's starters minus everyone who started before. `None` when
-/// the query or a segment does not qualify (then it is scanned).
-fn retention_from_bitmaps(op: &RetentionOp<'_>, input: &Input<'_>) -> Option<RetentionPartial> {
-    use roaring::RoaringBitmap;
-    let utc = op.buckets.tz == jiff::tz::TimeZone::UTC;
-    if op.filter.is_some() || !utc || op.buckets.period == Period::Hour {
-        return None;
-    }
-    let aligned = |t: i64| t.rem_euclid(model::DAY_US) == 0;
-    if op.range.is_some_and(|(x, y)| !aligned(x) || !aligned(y)) {
-        return None;
-    }
-    // Starters and returners per day, unioned over sources.
-    let mut starts: BTreeMap<i32, RoaringBitmap> = BTreeMap::new();
-    let mut rets: BTreeMap<i32, RoaringBitmap> = BTreeMap::new();
+/// The customers matching `m` on each UTC day over every source of `input` (erased customers
+/// removed, unsealed rows indexed on the fly); `None` when an index cannot say.
+fn step_days(m: &Matcher, input: &Input<'_>) -> Option<BTreeMap<i32, roaring::RoaringBitmap>> {
+    let mut out: BTreeMap<i32, roaring::RoaringBitmap> = BTreeMap::new();
     for s in &input.sources {
         let owned;
         let (bitmaps, events, hidden) = match s {
@@ -1127,16 +1114,34 @@ fn retention_from_bitmaps(op: &RetentionOp<'_>, input: &Input<'_>) -> Option<Ret
                 (&owned.0, &owned.1, None)
             }
         };
-        for (m, into) in [(&op.start, &mut starts), (&op.ret, &mut rets)] {
-            for (d, b) in matcher_days(m, bitmaps, events)? {
-                let x = into.entry(d).or_default();
-                match hidden {
-                    Some(h) => *x |= b - h,
-                    None => *x |= b,
-                }
+        for (d, b) in matcher_days(m, bitmaps, events)? {
+            let x = out.entry(d).or_default();
+            match hidden {
+                Some(h) => *x |= b - h,
+                None => *x |= b,
             }
         }
     }
+    Some(out)
+}
+
+/// RETENTION of event names or stages, without a filter, in UTC buckets of a day or longer and
+/// a whole-day range, as bitmap algebra over the per (event, day) and (stage, day) indices:
+/// first-time cohorts are each day's starters minus everyone who started before. `None` when
+/// the query or a segment does not qualify (then it is scanned).
+fn retention_from_bitmaps(op: &RetentionOp<'_>, input: &Input<'_>) -> Option<RetentionPartial> {
+    use roaring::RoaringBitmap;
+    let utc = op.buckets.tz == jiff::tz::TimeZone::UTC;
+    if op.filter.is_some() || !utc || op.buckets.period == Period::Hour {
+        return None;
+    }
+    let aligned = |t: i64| t.rem_euclid(model::DAY_US) == 0;
+    if op.range.is_some_and(|(x, y)| !aligned(x) || !aligned(y)) {
+        return None;
+    }
+    // Starters and returners per day.
+    let starts = step_days(&op.start, input)?;
+    let rets = step_days(&op.ret, input)?;
     let bucket = |d: i32| op.buckets.index(i64::from(d) * model::DAY_US);
     let in_range = |d: i32| {
         op.range
