@@ -9,6 +9,20 @@ use roaring::RoaringBitmap;
 use crate::codec::{self, DecodeError, Reader};
 use crate::model::{Columns, day_of};
 
+/// Appends `len u32 | roaring bytes` (the portable serialization).
+fn put(out: &mut Vec<u8>, b: &RoaringBitmap) -> std::io::Result<()> {
+    codec::put_u32(out, b.serialized_size() as u32);
+    b.serialize_into(&mut *out)
+}
+
+/// Reads what [`put`] wrote.
+fn get(r: &mut Reader<'_>) -> Result<RoaringBitmap, DecodeError> {
+    let len = r.u32()? as usize;
+    let at = r.pos();
+    let bytes = r.bytes(len)?;
+    RoaringBitmap::deserialize_from(bytes).map_err(|e| DecodeError::new(at, format!("bitmap: {e}")))
+}
+
 /// The bitmaps of one segment (or of a union of segments).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Bitmaps {
@@ -101,10 +115,6 @@ impl Bitmaps {
     /// Appends the encoding (see docs/FORMAT.md §5.5): each bitmap in the portable roaring
     /// format, prefixed by its byte length.
     pub fn encode(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
-        fn put(out: &mut Vec<u8>, b: &RoaringBitmap) -> std::io::Result<()> {
-            codec::put_u32(out, b.serialized_size() as u32);
-            b.serialize_into(&mut *out)
-        }
         for b in &self.stages {
             put(out, b)?;
         }
@@ -125,12 +135,6 @@ impl Bitmaps {
 
     /// Decodes what [`Bitmaps::encode`] wrote.
     pub fn decode(r: &mut Reader<'_>) -> Result<Bitmaps, DecodeError> {
-        fn get(r: &mut Reader<'_>) -> Result<RoaringBitmap, DecodeError> {
-            let len = r.u32()? as usize;
-            let at = r.pos();
-            let bytes = r.bytes(len)?;
-            RoaringBitmap::deserialize_from(bytes).map_err(|e| DecodeError::new(at, format!("bitmap: {e}")))
-        }
         fn count(r: &mut Reader<'_>, min_entry: usize) -> Result<usize, DecodeError> {
             let n = r.u32()? as usize;
             if n > r.remaining() / min_entry {
@@ -434,8 +438,7 @@ impl ValueIndex {
                 None => out.push(0),
             }
             codec::put_i32(out, *d);
-            codec::put_u32(out, b.serialized_size() as u32);
-            b.serialize_into(&mut *out)?;
+            put(out, b)?;
         }
         Ok(())
     }
@@ -462,11 +465,7 @@ impl ValueIndex {
                 _ => return Err(r.err("bad value flag")),
             };
             let d = r.i32()?;
-            let len = r.u32()? as usize;
-            let at = r.pos();
-            let bytes = r.bytes(len)?;
-            let b = RoaringBitmap::deserialize_from(bytes)
-                .map_err(|e| DecodeError::new(at, format!("bitmap: {e}")))?;
+            let b = get(r)?;
             if out.overflow.contains(&p) || out.days.insert((p, v, d), b).is_some() {
                 return Err(r.err("bad value bitmap entry"));
             }
@@ -513,8 +512,7 @@ impl EventDays {
         for ((e, d), b) in &self.days {
             codec::put_u32(out, *e);
             codec::put_i32(out, *d);
-            codec::put_u32(out, b.serialized_size() as u32);
-            b.serialize_into(&mut *out)?;
+            put(out, b)?;
         }
         Ok(())
     }
@@ -529,11 +527,7 @@ impl EventDays {
         for _ in 0..n {
             let e = r.u32()?;
             let d = r.i32()?;
-            let len = r.u32()? as usize;
-            let at = r.pos();
-            let bytes = r.bytes(len)?;
-            let b = RoaringBitmap::deserialize_from(bytes)
-                .map_err(|e| DecodeError::new(at, format!("bitmap: {e}")))?;
+            let b = get(r)?;
             if out.days.insert((e, d), b).is_some() {
                 return Err(r.err("duplicate event-day bitmap"));
             }

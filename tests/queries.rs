@@ -357,6 +357,20 @@ fn bitmap_retention() -> impl Strategy<Value = Q> {
         )
 }
 
+/// Every query of `qs` on the data of `d`: the engine's answer equals the reference's.
+fn engine_matches_reference(d: &Data, qs: Vec<Q>) -> Result<(), TestCaseError> {
+    let (_dir, db, evs) = load(d);
+    let snap = db.snapshot();
+    for q in qs {
+        let text = q.text();
+        let got = snap
+            .query(&text)
+            .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+        same(&got, &reference(&q, &evs)).map_err(|e| TestCaseError::fail(format!("{text}\n{e}")))?;
+    }
+    Ok(())
+}
+
 /// LIFECYCLE and STICKINESS shapes that the day bitmaps answer (UTC, no filter, whole days).
 fn bitmap_activity() -> impl Strategy<Value = Q> {
     let range = proptest::option::of((0i64..3, 1i64..4))
@@ -400,35 +414,17 @@ proptest! {
 
     #[test]
     fn lifecycle_and_stickiness_from_bitmaps_equal_reference(d in data(), qs in proptest::collection::vec(bitmap_activity(), 1..4)) {
-        let (_dir, db, evs) = load(&d);
-        let snap = db.snapshot();
-        for q in qs {
-            let text = q.text();
-            let got = snap.query(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
-            same(&got, &reference(&q, &evs)).map_err(|e| TestCaseError::fail(format!("{text}\n{e}")))?;
-        }
+        engine_matches_reference(&d, qs)?;
     }
 
     #[test]
     fn retention_from_bitmaps_equals_reference(d in data(), qs in proptest::collection::vec(bitmap_retention(), 1..4)) {
-        let (_dir, db, evs) = load(&d);
-        let snap = db.snapshot();
-        for q in qs {
-            let text = q.text();
-            let got = snap.query(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
-            same(&got, &reference(&q, &evs)).map_err(|e| TestCaseError::fail(format!("{text}\n{e}")))?;
-        }
+        engine_matches_reference(&d, qs)?;
     }
 
     #[test]
     fn trend_from_rollups_equals_reference(d in data(), qs in proptest::collection::vec(rollup_trend(), 1..4)) {
-        let (_dir, db, evs) = load(&d);
-        let snap = db.snapshot();
-        for q in qs {
-            let text = q.text();
-            let got = snap.query(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
-            same(&got, &reference(&q, &evs)).map_err(|e| TestCaseError::fail(format!("{text}\n{e}")))?;
-        }
+        engine_matches_reference(&d, qs)?;
     }
 }
 
