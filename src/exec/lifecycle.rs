@@ -236,9 +236,7 @@ fn stickiness_from_bitmaps(op: &StickinessOp<'_>, input: &Input<'_>) -> Option<V
         return None;
     }
     let (lo, hi) = op.range;
-    let (dmin, dmax) = input.ts_range?;
-    let aligned = |t: i64| t.rem_euclid(model::DAY_US) == 0;
-    if !(aligned(lo) || lo <= dmin) || !(aligned(hi) || hi > dmax) {
+    if !super::whole_days(input, (lo, hi)) {
         return None;
     }
     let (d0, d1) = (model::day_of(lo), model::day_of(hi - 1));

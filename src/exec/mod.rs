@@ -310,6 +310,20 @@ fn scan_customers<O: Operator>(
     Ok(p)
 }
 
+/// True when `(lo, hi)` selects whole UTC days of the data: each end on a day boundary or beyond
+/// the data (so that per-day indices answer exactly). False for an empty database.
+fn whole_days(input: &Input<'_>, (lo, hi): (i64, i64)) -> bool {
+    let Some((dmin, dmax)) = input.ts_range else {
+        return false;
+    };
+    (on_day_boundary(lo) || lo <= dmin) && (on_day_boundary(hi) || hi > dmax)
+}
+
+/// True when `t` starts a UTC day.
+fn on_day_boundary(t: i64) -> bool {
+    t.rem_euclid(model::DAY_US) == 0
+}
+
 /// The columns a query must decode: properties only when a predicate, breakdown or value uses them.
 fn columns(props: bool) -> ColumnSet {
     ColumnSet {
@@ -829,7 +843,6 @@ fn funnel(
     // Customers with a step-1 event in range but no step-2 event at all stop at level 1: the
     // bitmaps count them exactly (step 1 without a property predicate, a whole-day range, no
     // WHERE, BY or exclusions), and only the others are scanned.
-    let aligned = |t: i64| t.rem_euclid(model::DAY_US) == 0;
     let prunable = !op.collect
         && op.by.is_none()
         && op.filter.is_none()
@@ -837,7 +850,9 @@ fn funnel(
         && matches!(op.mode, FunnelMode::Ordered | FunnelMode::Strict)
         && op.steps.len() >= 2
         && op.steps[0].filter.is_none()
-        && op.range.is_none_or(|(x, y)| aligned(x) && aligned(y));
+        && op
+            .range
+            .is_none_or(|(x, y)| on_day_boundary(x) && on_day_boundary(y));
     let mut stop_at_one = 0;
     if prunable && let (Some(first), Some(second)) = (&only, candidates(&op.steps[1], input.bitmaps, None)) {
         let scan = first & &second;
@@ -1135,8 +1150,10 @@ fn retention_from_bitmaps(op: &RetentionOp<'_>, input: &Input<'_>) -> Option<Ret
     if op.filter.is_some() || !utc || op.buckets.period == Period::Hour {
         return None;
     }
-    let aligned = |t: i64| t.rem_euclid(model::DAY_US) == 0;
-    if op.range.is_some_and(|(x, y)| !aligned(x) || !aligned(y)) {
+    if op
+        .range
+        .is_some_and(|(x, y)| !on_day_boundary(x) || !on_day_boundary(y))
+    {
         return None;
     }
     // Starters and returners per day.
@@ -1622,12 +1639,7 @@ fn trend_from_rollups(
         Some(m) if m.filter.is_none() && m.events.is_none() && m.stage.is_some() => m.stage,
         Some(_) => return Ok(None),
     };
-    // Range ends must fall on day boundaries, or beyond the data.
-    let Some((dmin, dmax)) = input.ts_range else {
-        return Ok(None);
-    };
-    let aligned = |t: i64| t.rem_euclid(model::DAY_US) == 0;
-    if !(aligned(lo) || lo <= dmin) || !(aligned(hi) || hi > dmax) {
+    if !whole_days(input, (lo, hi)) {
         return Ok(None);
     }
     let mut rollups = Vec::new();
@@ -1699,9 +1711,7 @@ fn uniq_by_from_value_index(
     {
         return None;
     }
-    let (dmin, dmax) = input.ts_range?;
-    let aligned = |t: i64| t.rem_euclid(model::DAY_US) == 0;
-    if !(aligned(lo) || lo <= dmin) || !(aligned(hi) || hi > dmax) {
+    if !whole_days(input, (lo, hi)) {
         return None;
     }
     let (d0, d1) = (model::day_of(lo), model::day_of(hi - 1));
@@ -1791,10 +1801,7 @@ fn uniq_from_bitmaps(op: &TrendOp<'_>, input: &Input<'_>, (lo, hi): (i64, i64)) 
         Some(m) if m.filter.is_none() && m.events.is_none() => m.stage,
         Some(_) => return None,
     };
-    // Range ends must fall on day boundaries, or beyond the data.
-    let (dmin, dmax) = input.ts_range?;
-    let aligned = |t: i64| t.rem_euclid(model::DAY_US) == 0;
-    if !(aligned(lo) || lo <= dmin) || !(aligned(hi) || hi > dmax) {
+    if !whole_days(input, (lo, hi)) {
         return None;
     }
     let b = input.bitmaps;
@@ -1906,12 +1913,11 @@ fn customers(
             let res = Resolver::new(input.dicts, text, None)?;
             let range = res.range(&common.range)?;
             let code = stage.code();
-            let aligned = |t: i64| t.rem_euclid(model::DAY_US) == 0;
             let set = match range {
                 // Straight from the bitmaps: the stage bitmap, or (stage, UTC day) bitmaps when
                 // the range is whole UTC days.
                 None => input.bitmaps.stages[code as usize].clone(),
-                Some((lo, hi)) if aligned(lo) && aligned(hi) => {
+                Some((lo, hi)) if on_day_boundary(lo) && on_day_boundary(hi) => {
                     let mut u = roaring::RoaringBitmap::new();
                     for day in model::day_of(lo)..model::day_of(hi) {
                         if let Some(x) = input.bitmaps.stage_days.get(&(code, day)) {
