@@ -184,6 +184,17 @@ impl std::fmt::Debug for Db {
     }
 }
 
+/// Writes `rows` (sorted) as sealed segment `path` holding sequence numbers `seq`, fsyncs it
+/// and the segment directory; returns the file length. Nothing is published.
+fn write_segment(dir: &Path, path: &Path, rows: &Columns, seq: (u64, u64), level: i32) -> Result<u64> {
+    let props = rows.props.iter().map(|p| (p.id, p.ty)).collect();
+    let mut sw = SegmentWriter::create(path, props, level)?;
+    sw.push_rows(rows)?;
+    let (_, len) = sw.finish(seq.0, seq.1)?;
+    file::sync_dir(&dir.join(segment::SEG_DIR))?;
+    Ok(len)
+}
+
 fn dir_size(dir: &Path) -> u64 {
     let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
     rd.flatten()
@@ -495,16 +506,7 @@ impl Db {
         let seq_end = seq_min + n as u64;
         let path = segment::seg_path(dir, id);
         let written = (|| -> Result<(u64, u64, dict::DictCounts)> {
-            let props = rows.props.iter().map(|p| (p.id, p.ty)).collect();
-            let mut sw = SegmentWriter::create(&path, props, inner.opts.zstd_level)?;
-            let mut start = 0;
-            while start < rows.len() {
-                let end = (start + limits::BLOCK_ROWS).min(rows.len());
-                sw.push_block(&rows.slice(start..end))?;
-                start = end;
-            }
-            let (_, len) = sw.finish(seq_min, seq_end)?;
-            file::sync_dir(&dir.join(segment::SEG_DIR))?;
+            let len = write_segment(dir, &path, &rows, (seq_min, seq_end), inner.opts.zstd_level)?;
             let (delta, counts) = {
                 let d = inner.dicts.read();
                 (d.entries_since(w.manifest.dict_counts), d.counts())
@@ -561,6 +563,107 @@ impl Db {
         }
         let _ = file::remove_if_exists(&dir.join(manifest::manifest_name(old_manifest)));
         Ok(())
+    }
+
+    /// Imports the rows of a file read by [`crate::import::read_file`] as one unit, straight into
+    /// a new sealed segment: no log record, no buffer, no later compaction of many small segments.
+    /// When it returns, every row is durable and visible; if it fails or the process dies, none
+    /// is (the segment and dictionary entries are published by one manifest switch; docs/FORMAT.md
+    /// §8). Commits wait while it runs (it holds the writer). The buffer is sealed first, so that
+    /// segments stay in sequence order. Returns the first sequence number given to the rows.
+    pub fn import(&self, staged: &crate::import::Staged) -> Result<u64> {
+        let inner = &*self.inner;
+        let mut w = inner.writer.lock();
+        self.check_writable(&w)?;
+        if staged.is_empty() {
+            return Ok(w.next_seq);
+        }
+        if staged.len() > limits::IMPORT_ROWS_MAX {
+            return Err(DbError::InvalidArgument(format!(
+                "{} rows in one import, the limit is {}; import the file in parts",
+                staged.len(),
+                limits::IMPORT_ROWS_MAX
+            ))
+            .into());
+        }
+        self.flush_locked(&mut w)?;
+        let prepared = {
+            let dicts = inner.dicts.read();
+            if dicts.counts() != w.manifest.dict_counts {
+                let why = "internal error: dictionary entries not in the dictionary file after a seal";
+                return Err(self.poison(&mut w, why.into()));
+            }
+            let map = inner.stage_map.read();
+            staged.prepare(&dicts, &map)?
+        };
+        let n = prepared.rows.len();
+        let rows = prepared.rows.gather(&prepared.rows.sort_order());
+        drop(prepared.rows);
+        let dir = &inner.dir;
+        let id = w.manifest.next_segment;
+        let seq_min = w.next_seq;
+        let seq_end = seq_min + n as u64;
+        let path = segment::seg_path(dir, id);
+        let written = (|| -> Result<(u64, u64)> {
+            let len = write_segment(dir, &path, &rows, (seq_min, seq_end), inner.opts.zstd_level)?;
+            // The flush above wrote every earlier entry: the file ends at the manifest's length.
+            let dict_len = dict::append(dir, w.manifest.dict_gen, w.manifest.dict_len, &prepared.delta)?;
+            Ok((len, dict_len))
+        })();
+        let (file_len, dict_len) = match written {
+            Ok(x) => x,
+            Err(e) => {
+                // Nothing was published. Best-effort cleanup (an open removes leftovers too).
+                let _ = file::remove_if_exists(&path);
+                return Err(e);
+            }
+        };
+        let mut dicts = Dicts::clone(&inner.dicts.read());
+        if let Err(why) = dicts.apply(&prepared.delta) {
+            let _ = file::remove_if_exists(&path);
+            return Err(self.poison(&mut w, format!("internal error: {why}")));
+        }
+        let mut m = w.manifest.clone();
+        m.number += 1;
+        m.next_segment = id + 1;
+        m.next_seq = seq_end;
+        m.dict_len = dict_len;
+        m.dict_counts = dicts.counts();
+        m.segments.push(SegmentEntry {
+            id,
+            file_len,
+            rows: n as u64,
+            seq_min,
+            seq_end,
+        });
+        if let Err(e) = m.publish(dir) {
+            return Err(self.poison(&mut w, e.to_string()));
+        }
+        let old_manifest = w.manifest.number;
+        w.manifest = m;
+        let seg = match Segment::open(dir, id, Some(file_len)) {
+            Ok(s) => Arc::new(s.with_cache(inner.cache.clone())),
+            Err(e) => return Err(self.poison(&mut w, e.to_string())),
+        };
+        *inner.dicts.write() = Arc::new(dicts);
+        // The buffer is empty (sealed above) and starts after the imported rows.
+        let new_buffer = Arc::new(Buffer::new(seq_end));
+        {
+            let mut v = inner.version.write();
+            let mut segments = v.segments.clone();
+            segments.push(seg);
+            *v = Arc::new(Version::new(segments, new_buffer.clone(), v.forgotten.clone()));
+        }
+        w.buffer = new_buffer;
+        w.next_seq = seq_end;
+        if let Some(wal) = w.wal.as_ref() {
+            // The log holds nothing unsynced (the flush above synced it, or it is empty).
+            inner.sync.written(seq_end, wal.sync_handle());
+            inner.sync.all_synced();
+        }
+        inner.visible_seq.fetch_max(seq_end, Ordering::SeqCst);
+        let _ = file::remove_if_exists(&dir.join(manifest::manifest_name(old_manifest)));
+        Ok(seq_min)
     }
 
     /// Merges all live segments into one, without blocking readers (and blocking writers only

@@ -364,6 +364,29 @@ pub fn remove_other_generations(dir: &Path, keep: u64) -> FileResult<()> {
     Ok(())
 }
 
+/// Appends `entries` as frames of about 64 MiB at most (a bulk import or a rewrite can hold
+/// millions of entries), well under the [`limits::DICT_FRAME_BYTES_MAX`] a reader accepts.
+fn put_frames(out: &mut Vec<u8>, entries: &[DictEntry]) {
+    const FRAME_TARGET: usize = 64 << 20;
+    let mut payload = Vec::new();
+    let mut start = 0;
+    while start < entries.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < entries.len() && (end == start || bytes < FRAME_TARGET) {
+            bytes += entries[end].name.len() + 16;
+            end += 1;
+        }
+        payload.clear();
+        DictDelta {
+            entries: entries[start..end].to_vec(),
+        }
+        .encode(&mut payload);
+        codec::put_frame(out, &payload);
+        start = end;
+    }
+}
+
 /// Writes generation `generation` (a new file) holding the entries of `dicts` below `upto`,
 /// vacated texts left out, and fsyncs it; returns its length. The caller fsyncs the directory
 /// and publishes the generation in a manifest.
@@ -371,14 +394,7 @@ pub fn rewrite(dir: &Path, generation: u64, dicts: &Dicts, upto: DictCounts) -> 
     let path = dict_path(dir, generation);
     let all = dicts.entries_between(DictCounts::default(), upto);
     let mut out = file::header(Kind::Dict).to_vec();
-    for chunk in all.entries.chunks(1 << 16) {
-        let mut payload = Vec::new();
-        DictDelta {
-            entries: chunk.to_vec(),
-        }
-        .encode(&mut payload);
-        codec::put_frame(&mut out, &payload);
-    }
+    put_frames(&mut out, &all.entries);
     file::write_new(&path, &out)?;
     Ok(out.len() as u64)
 }
@@ -451,17 +467,15 @@ pub fn create(dir: &Path) -> FileResult<u64> {
     Ok(file::HEADER_LEN as u64)
 }
 
-/// Appends the entries of `delta` to generation `generation` as one frame at `valid_len` and
+/// Appends the entries of `delta` to generation `generation` as frames at `valid_len` and
 /// fsyncs; returns the new valid length (to be published by the manifest).
 pub fn append(dir: &Path, generation: u64, valid_len: u64, delta: &DictDelta) -> FileResult<u64> {
     if delta.entries.is_empty() {
         return Ok(valid_len);
     }
     let path = dict_path(dir, generation);
-    let mut payload = Vec::new();
-    delta.encode(&mut payload);
-    let mut frame = Vec::with_capacity(payload.len() + codec::FRAME_HEADER);
-    codec::put_frame(&mut frame, &payload);
+    let mut frame = Vec::new();
+    put_frames(&mut frame, &delta.entries);
     let mut f = file::open_write(&path, false)?;
     // Anything past the valid length is garbage from a crashed seal: overwrite it.
     file::set_len(&f, &path, valid_len)?;

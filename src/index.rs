@@ -10,6 +10,14 @@ use crate::codec::{self, DecodeError, Reader};
 use crate::model::{Columns, day_of};
 
 /// Appends `len u32 | roaring bytes` (the portable serialization).
+/// Adds `cid` to `b`: an append when it is above the maximum (rows arrive sorted by customer),
+/// a search otherwise.
+fn add_cid(b: &mut RoaringBitmap, cid: u32) {
+    if b.try_push(cid).is_err() {
+        b.insert(cid);
+    }
+}
+
 fn put(out: &mut Vec<u8>, b: &RoaringBitmap) -> std::io::Result<()> {
     codec::put_u32(out, b.serialized_size() as u32);
     b.serialize_into(&mut *out)
@@ -58,25 +66,25 @@ impl Bitmaps {
             days.sort_unstable();
             days.dedup();
             for &e in &evs {
-                self.events.entry(e).or_default().insert(cid);
+                add_cid(self.events.entry(e).or_default(), cid);
             }
             let mut last_day = None;
             let mut stage_seen = [false; 6];
             for &(stage, day) in &days {
                 stage_seen[stage as usize] = true;
-                self.stage_days.entry((stage, day)).or_default().insert(cid);
+                add_cid(self.stage_days.entry((stage, day)).or_default(), cid);
             }
             let mut days_only: Vec<i32> = days.iter().map(|d| d.1).collect();
             days_only.sort_unstable();
             for d in days_only {
                 if last_day != Some(d) {
-                    self.days.entry(d).or_default().insert(cid);
+                    add_cid(self.days.entry(d).or_default(), cid);
                     last_day = Some(d);
                 }
             }
             for (code, seen) in stage_seen.iter().enumerate() {
                 if *seen {
-                    self.stages[code].insert(cid);
+                    add_cid(&mut self.stages[code], cid);
                 }
             }
             i = j;
@@ -402,7 +410,7 @@ impl ValueIndex {
                         continue;
                     }
                 }
-                self.days.entry(k).or_default().insert(cid);
+                add_cid(self.days.entry(k).or_default(), cid);
             }
             i = j;
         }
@@ -500,7 +508,7 @@ impl EventDays {
             keys.sort_unstable();
             keys.dedup();
             for &k in &keys {
-                self.days.entry(k).or_default().insert(cid);
+                add_cid(self.days.entry(k).or_default(), cid);
             }
             i = j;
         }

@@ -58,15 +58,32 @@ pub struct Prepared {
     pub rows: Columns,
 }
 
-struct Pending<'d> {
+/// New dictionary entries being allocated for one batch (ids continue the dictionaries).
+pub(crate) struct Pending<'d> {
     dicts: &'d Dicts,
     delta: DictDelta,
     new: [HashMap<String, u32>; 4],
     new_prop_types: Vec<PropType>,
 }
 
-impl Pending<'_> {
-    fn id(&mut self, kind: DictKind, name: &str, ty: Option<PropType>) -> u32 {
+impl<'d> Pending<'d> {
+    /// No new entries yet.
+    pub(crate) fn new(dicts: &'d Dicts) -> Self {
+        Pending {
+            dicts,
+            delta: DictDelta::default(),
+            new: Default::default(),
+            new_prop_types: Vec::new(),
+        }
+    }
+
+    /// The entries allocated.
+    pub(crate) fn into_delta(self) -> DictDelta {
+        self.delta
+    }
+
+    /// The id of `name` in `kind`'s dictionary, allocated (with type `ty`, for properties) if new.
+    pub(crate) fn id(&mut self, kind: DictKind, name: &str, ty: Option<PropType>) -> u32 {
         if let Some(id) = self.dicts.of(kind).get(name) {
             return id;
         }
@@ -90,7 +107,8 @@ impl Pending<'_> {
         id
     }
 
-    fn prop_type(&self, id: u32) -> Option<PropType> {
+    /// The type of property `id` (existing or allocated by this batch).
+    pub(crate) fn prop_type(&self, id: u32) -> Option<PropType> {
         let base = self.dicts.prop_types.len();
         match (id as usize).checked_sub(base) {
             None => self.dicts.prop_types.get(id as usize).copied(),
@@ -98,7 +116,15 @@ impl Pending<'_> {
         }
     }
 
-    fn full(&self, kind: DictKind) -> bool {
+    /// True when property `name` is new and the property dictionary is at its limit.
+    pub(crate) fn props_full(&self, name: &str) -> bool {
+        self.dicts.props.get(name).is_none()
+            && self.dicts.props.len() + self.new[DictKind::Prop as usize].len() >= limits::PROPS_MAX
+            && !self.new[DictKind::Prop as usize].contains_key(name)
+    }
+
+    /// True when `kind`'s dictionary cannot take another entry.
+    pub(crate) fn full(&self, kind: DictKind) -> bool {
         (self.dicts.of(kind).len() + self.new[kind as usize].len()) as u64 >= limits::DICT_ENTRIES_MAX
     }
 }
@@ -129,12 +155,7 @@ pub fn prepare(dicts: &Dicts, stage_map: &StageMap, events: &[Event]) -> Result<
             max: limits::BATCH_EVENTS_MAX,
         });
     }
-    let mut p = Pending {
-        dicts,
-        delta: DictDelta::default(),
-        new: Default::default(),
-        new_prop_types: Vec::new(),
-    };
+    let mut p = Pending::new(dicts);
     let mut rows = Columns::default();
     rows.cid.reserve(events.len());
     rows.ts.reserve(events.len());
@@ -174,9 +195,7 @@ pub fn prepare(dicts: &Dicts, stage_map: &StageMap, events: &[Event]) -> Result<
                 Some(pid) => pid,
                 None => {
                     check_name(index, "property name", name, limits::NAME_BYTES_MAX)?;
-                    if p.dicts.props.len() + p.new[DictKind::Prop as usize].len() >= limits::PROPS_MAX
-                        && !p.new[DictKind::Prop as usize].contains_key(name.as_str())
-                    {
+                    if p.props_full(name) {
                         return Err(invalid(format!(
                             "property `{name}` would exceed the limit of {} properties",
                             limits::PROPS_MAX
@@ -232,5 +251,8 @@ pub fn prepare(dicts: &Dicts, stage_map: &StageMap, events: &[Event]) -> Result<
         rows.stage.push(stage.map_or(0, Stage::code));
     }
     rows.pad_props();
-    Ok(Prepared { delta: p.delta, rows })
+    Ok(Prepared {
+        delta: p.into_delta(),
+        rows,
+    })
 }

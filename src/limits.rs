@@ -15,6 +15,8 @@ pub const EVENT_PROPS_MAX: usize = 256;
 pub const PROPS_MAX: usize = 4096;
 /// Most events in one committed batch (one log record); larger loads use several batches.
 pub const BATCH_EVENTS_MAX: usize = 4 * 1024 * 1024;
+/// Most rows in one [`crate::Db::import`] (rows are addressed by `u32` while sorted).
+pub const IMPORT_ROWS_MAX: usize = u32::MAX as usize;
 /// Largest log record payload in bytes; bounds the allocation made while replaying the log.
 pub const WAL_RECORD_BYTES_MAX: usize = 1 << 30;
 /// Largest dictionary frame payload in bytes.

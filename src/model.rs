@@ -414,8 +414,15 @@ impl Columns {
     /// The order that sorts rows by (customer, timestamp), keeping the current order among
     /// equal keys (the current order is ingestion order, so ties keep sequence order).
     pub fn sort_order(&self) -> Vec<u32> {
-        let mut order: Vec<u32> = (0..self.len() as u32).collect();
-        order.sort_by_key(|&i| (self.cid[i as usize], self.ts[i as usize]));
-        order
+        // One 128-bit key per row: customer, timestamp (sign flipped so that it orders as
+        // unsigned), row index (unique, so an unstable sort keeps the current order of ties).
+        let mut keys: Vec<u128> = (0..self.len())
+            .map(|i| {
+                let ts = (self.ts[i] as u64) ^ (1 << 63);
+                (u128::from(self.cid[i]) << 96) | (u128::from(ts) << 32) | i as u128
+            })
+            .collect();
+        keys.sort_unstable();
+        keys.into_iter().map(|k| k as u32).collect()
     }
 }

@@ -28,6 +28,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+mod common;
+
 use journeydb::file::{self, Hook, Inject, Op};
 use journeydb::{Db, Event, Options, Stage, StoredEvent, Sync, Value};
 
@@ -55,6 +57,8 @@ fn scratch() -> tempfile::TempDir {
 #[derive(Clone, Debug, PartialEq)]
 enum Action {
     Commit(u32),
+    /// Batch `b` written by `Db::import` (a bulk import: a segment, no log record).
+    Import(u32),
     Flush,
     Compact,
     Forget(String),
@@ -71,9 +75,11 @@ fn workload() -> Vec<Action> {
             out.push(Action::Flush);
         }
         match b {
+            5 => out.push(Action::Import(30)),
             8 => out.push(Action::Forget("cust-2".into())),
             11 => out.push(Action::Compact),
             14 => out.push(Action::Reopen),
+            20 => out.push(Action::Import(31)),
             18 => {
                 out.push(Action::Forget("cust-4".into()));
                 out.push(Action::Compact);
@@ -120,12 +126,18 @@ fn batch(b: u32) -> Vec<Event> {
         .collect()
 }
 
+/// Batch `b` staged from an NDJSON file (reading a file does not go through the hooked file
+/// layer: only the database's own files do).
+fn staged(b: u32) -> journeydb::import::Staged {
+    common::stage(&batch(b))
+}
+
 /// What a reader must see: event id -> (customer, ts, name, stage, props).
 type State = BTreeMap<i64, (String, i64, String, Option<Stage>, Vec<(String, Value)>)>;
 
 fn apply(state: &mut State, a: &Action) {
     match a {
-        Action::Commit(b) => {
+        Action::Commit(b) | Action::Import(b) => {
             for e in batch(*b) {
                 let Some(Some(Value::I64(id))) = e.props.iter().find(|p| p.0 == "id").map(|p| p.1.clone())
                 else {
@@ -222,6 +234,7 @@ fn run(dir: &Path, mut mark: impl FnMut(usize, bool)) -> (Option<Db>, Vec<(Actio
         let healthy = d.write_error().is_none();
         let r = match &a {
             Action::Commit(b) => d.commit(&batch(*b)).map(|_| ()),
+            Action::Import(b) => d.import(&staged(*b)).map(|_| ()),
             Action::Flush => d.flush(),
             Action::Compact => d.compact().map(|_| ()),
             Action::Forget(c) => d.forget_customer(c).map(|_| ()),
@@ -237,7 +250,7 @@ fn run(dir: &Path, mut mark: impl FnMut(usize, bool)) -> (Option<Db>, Vec<(Actio
             }
         };
         mark(i, r.is_ok());
-        let effect = matches!(a, Action::Commit(_) | Action::Forget(_));
+        let effect = matches!(a, Action::Commit(_) | Action::Import(_) | Action::Forget(_));
         match r {
             Ok(()) => done.push((a, false)),
             Err(_) if !effect => done.push((a, false)),
@@ -659,7 +672,12 @@ fn power_loss(want: usize, never: bool) {
             // Durable: everything before the last completed flush, erasure or reopen.
             let durable = actions[..acked]
                 .iter()
-                .rposition(|a| matches!(a, Action::Flush | Action::Forget(_) | Action::Reopen))
+                .rposition(|a| {
+                    matches!(
+                        a,
+                        Action::Flush | Action::Import(_) | Action::Forget(_) | Action::Reopen
+                    )
+                })
                 .map_or(0, |i| i + 1);
             let mut states = Vec::new();
             for j in durable..=(acked + 1).min(actions.len()) {

@@ -99,8 +99,9 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 /// Loads `file` into a new database the way `journeydb import` + `journeydb compact` do: the
-/// whole file read and checked, committed in 100k-event commits (fsynced), flushed into a
-/// segment and compacted into one. The time covers all of it.
+/// whole file read and checked, then written by `Db::import` (sorted into one sealed segment,
+/// fsynced, published by one manifest switch); flush and compaction have nothing left to do.
+/// The time covers all of it.
 fn load(db_dir: &Path, file: &Path) -> Result<J, String> {
     let _ = std::fs::remove_dir_all(db_dir);
     let t0 = Instant::now();
@@ -111,12 +112,7 @@ fn load(db_dir: &Path, file: &Path) -> Result<J, String> {
     let read = import::read_file(file, &ImportOptions::default(), &mut |_, _| {}).map_err(err)?;
     let staged = read.staged;
     let read_s = t0.elapsed().as_secs_f64();
-    let mut done = 0;
-    while done < staged.len() {
-        let end = (done + CHUNK).min(staged.len());
-        db.commit(&staged.events(done..end)).map_err(err)?;
-        done = end;
-    }
+    db.import(&staged).map_err(err)?;
     db.flush().map_err(err)?;
     db.compact().map_err(err)?;
     let secs = t0.elapsed().as_secs_f64();

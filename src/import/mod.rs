@@ -21,9 +21,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::ingest::check_name_text;
+use crate::dict::{DictKind, Dicts};
+use crate::ingest::{IngestError, Pending, Prepared, StageMap, check_name_text};
 use crate::limits;
-use crate::model::{Event, PropType, Stage, TimestampUs, Value};
+use crate::model::{Columns, Event, PropColumn, PropType, Stage, TimestampUs, Value};
 
 /// A file format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -480,6 +481,106 @@ impl Staged {
                 p.push(n, Some(v));
             }
         }
+    }
+
+    /// The staged rows as database rows (file order) against `dicts`, with the dictionary
+    /// entries they need. Each distinct customer id, event name, property and string value is
+    /// looked up once, not once per row; the checks are those of [`crate::ingest::prepare`]
+    /// (dictionary limits, a property's type fixed by its first write). Error indexes are rows.
+    pub fn prepare(&self, dicts: &Dicts, stage_map: &StageMap) -> Result<Prepared, IngestError> {
+        let mut p = Pending::new(dicts);
+        // Only for error messages: the first row using staged id `k` of `ids`.
+        let first_row = |ids: &[u32], k: usize| ids.iter().position(|&x| x as usize == k).unwrap_or(0);
+        let full = |index: usize, what: &str| IngestError::Invalid {
+            index,
+            reason: format!("{what} dictionary is full"),
+        };
+        let mut cust = Vec::with_capacity(self.customers.names.len());
+        for (k, name) in self.customers.names.iter().enumerate() {
+            if dicts.customers.get(name).is_none() && p.full(DictKind::Customer) {
+                return Err(full(first_row(&self.cust, k), "customer"));
+            }
+            cust.push(p.id(DictKind::Customer, name, None));
+        }
+        let mut event = Vec::with_capacity(self.events.names.len());
+        let mut default_stage = Vec::with_capacity(self.events.names.len());
+        for (k, name) in self.events.names.iter().enumerate() {
+            if dicts.events.get(name).is_none() && p.full(DictKind::Event) {
+                return Err(full(first_row(&self.event, k), "event"));
+            }
+            event.push(p.id(DictKind::Event, name, None));
+            default_stage.push(stage_map.get(name.as_ref()).copied());
+        }
+        let n = self.len();
+        let mut rows = Columns {
+            cid: self.cust.iter().map(|&c| cust[c as usize]).collect(),
+            ts: self.ts.clone(),
+            event: self.event.iter().map(|&e| event[e as usize]).collect(),
+            stage: self
+                .stage
+                .iter()
+                .zip(&self.event)
+                .map(|(s, &e)| s.or(default_stage[e as usize]).map_or(0, Stage::code))
+                .collect(),
+            props: Vec::new(),
+        };
+        for prop in &self.props {
+            // A column that is null on every row stores nothing (as with `Db::commit`).
+            let (Some(ty), Some(first)) = (prop.ty, prop.valid.iter().position(|&v| v)) else {
+                continue;
+            };
+            if p.props_full(&prop.name) {
+                return Err(IngestError::Invalid {
+                    index: first,
+                    reason: format!(
+                        "property `{}` would exceed the limit of {} properties",
+                        prop.name,
+                        limits::PROPS_MAX
+                    ),
+                });
+            }
+            let id = p.id(DictKind::Prop, &prop.name, Some(ty));
+            let expected = p.prop_type(id).unwrap_or(ty);
+            if expected != ty {
+                return Err(IngestError::PropType {
+                    index: first,
+                    prop: prop.name.clone(),
+                    expected,
+                    given: ty,
+                });
+            }
+            let mut col = PropColumn {
+                id,
+                ty,
+                valid: prop.valid.clone(),
+                vals: prop.vals.clone(),
+            };
+            if ty == PropType::Str {
+                let mut ids = Vec::with_capacity(prop.strings.names.len());
+                for (k, value) in prop.strings.names.iter().enumerate() {
+                    if dicts.strings.get(value).is_none() && p.full(DictKind::Str) {
+                        let row = prop
+                            .vals
+                            .iter()
+                            .zip(&prop.valid)
+                            .position(|(&x, &v)| v && x as usize == k)
+                            .unwrap_or(first);
+                        return Err(full(row, "string"));
+                    }
+                    ids.push(p.id(DictKind::Str, value, None));
+                }
+                for (x, &v) in col.vals.iter_mut().zip(&col.valid) {
+                    *x = if v { u64::from(ids[*x as usize]) } else { 0 };
+                }
+            }
+            col.pad_to(n);
+            rows.props.push(col);
+        }
+        rows.props.sort_by_key(|c| c.id);
+        Ok(Prepared {
+            delta: p.into_delta(),
+            rows,
+        })
     }
 
     /// The events of rows `range` (clamped to the staged rows), properties in column order.

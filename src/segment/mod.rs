@@ -135,6 +135,26 @@ impl ColumnSet {
     }
 }
 
+/// The indices of a segment being written (docs/FORMAT.md §5.3).
+#[derive(Default)]
+struct Indexer {
+    bitmaps: Bitmaps,
+    rollups: Rollups,
+    values: ValueIndex,
+    event_days: EventDays,
+}
+
+impl Indexer {
+    /// Adds rows sorted by customer (continuing the order of earlier rows); `strs` are the
+    /// string properties of the segment.
+    fn add(&mut self, cols: &Columns, strs: &[u32]) {
+        self.bitmaps.add(cols);
+        self.rollups.add(cols);
+        self.values.add(cols, strs);
+        self.event_days.add(cols);
+    }
+}
+
 /// Writes a segment block by block.
 pub struct SegmentWriter {
     path: PathBuf,
@@ -143,10 +163,7 @@ pub struct SegmentWriter {
     level: i32,
     props: Vec<(u32, PropType)>,
     blocks: Vec<BlockMeta>,
-    bitmaps: Bitmaps,
-    rollups: Rollups,
-    values: ValueIndex,
-    event_days: EventDays,
+    index: Indexer,
     rows: u64,
     ts_min: i64,
     ts_max: i64,
@@ -165,10 +182,7 @@ impl SegmentWriter {
             level,
             props,
             blocks: Vec::new(),
-            bitmaps: Bitmaps::default(),
-            rollups: Rollups::default(),
-            values: ValueIndex::default(),
-            event_days: EventDays::default(),
+            index: Indexer::default(),
             rows: 0,
             ts_min: i64::MAX,
             ts_max: i64::MIN,
@@ -192,6 +206,56 @@ impl SegmentWriter {
 
     /// Appends one block (at most `BLOCK_ROWS` rows, sorted, continuing the sort order).
     pub fn push_block(&mut self, cols: &Columns) -> FileResult<()> {
+        self.write_block(cols)?;
+        let strs = self.string_props();
+        self.index.add(cols, &strs);
+        Ok(())
+    }
+
+    /// Appends all of `rows` (sorted, continuing the sort order) in blocks of `BLOCK_ROWS`,
+    /// building the indices on a second thread while this one encodes, compresses and writes.
+    pub fn push_rows(&mut self, rows: &Columns) -> FileResult<()> {
+        let mut index = std::mem::take(&mut self.index);
+        let strs = self.string_props();
+        // The customer bitmaps are about half of the work; rollups and value bitmaps share
+        // this thread with the blocks.
+        let (mut bitmaps, mut event_days) = (
+            std::mem::take(&mut index.bitmaps),
+            std::mem::take(&mut index.event_days),
+        );
+        let written = std::thread::scope(|s| {
+            let indexer = s.spawn(move || {
+                bitmaps.add(rows);
+                event_days.add(rows);
+                (bitmaps, event_days)
+            });
+            let mut written = Ok(());
+            let mut start = 0;
+            while start < rows.len() && written.is_ok() {
+                let end = (start + limits::BLOCK_ROWS).min(rows.len());
+                written = self.write_block(&rows.slice(start..end));
+                start = end;
+            }
+            index.rollups.add(rows);
+            index.values.add(rows, &strs);
+            (index.bitmaps, index.event_days) =
+                indexer.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            written
+        });
+        self.index = index;
+        written
+    }
+
+    fn string_props(&self) -> Vec<u32> {
+        self.props
+            .iter()
+            .filter(|p| p.1 == PropType::Str)
+            .map(|p| p.0)
+            .collect()
+    }
+
+    /// Encodes, compresses and writes one block (no indices).
+    fn write_block(&mut self, cols: &Columns) -> FileResult<()> {
         let n = cols.len();
         if n == 0 {
             return Ok(());
@@ -230,16 +294,6 @@ impl SegmentWriter {
             ts_max,
             chunks,
         });
-        self.bitmaps.add(cols);
-        self.rollups.add(cols);
-        let strs: Vec<u32> = self
-            .props
-            .iter()
-            .filter(|p| p.1 == PropType::Str)
-            .map(|p| p.0)
-            .collect();
-        self.values.add(cols, &strs);
-        self.event_days.add(cols);
         self.rows += n as u64;
         Ok(())
     }
@@ -255,10 +309,10 @@ impl SegmentWriter {
             ts_max: if self.rows == 0 { 0 } else { self.ts_max },
             props: self.props.clone(),
             blocks: std::mem::take(&mut self.blocks),
-            bitmaps: std::mem::take(&mut self.bitmaps),
-            rollups: Some(std::mem::take(&mut self.rollups)),
-            values: Some(std::mem::take(&mut self.values).sealed()),
-            event_days: Some(std::mem::take(&mut self.event_days)),
+            bitmaps: std::mem::take(&mut self.index.bitmaps),
+            rollups: Some(std::mem::take(&mut self.index.rollups)),
+            values: Some(std::mem::take(&mut self.index.values).sealed()),
+            event_days: Some(std::mem::take(&mut self.index.event_days)),
         };
         let mut out = Vec::new();
         encode_footer(&footer, &mut out).at(&self.path)?;

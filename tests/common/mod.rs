@@ -138,3 +138,40 @@ pub fn check(snap: &Snapshot, oracle: &Oracle) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `events` written to an NDJSON file (microsecond timestamps, every property a key, the stage
+/// when given) and read back by `journeydb::import::read_file`: what `Db::import` takes.
+pub fn stage(events: &[Event]) -> journeydb::import::Staged {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("batch.ndjson");
+    let mut text = String::new();
+    for e in events {
+        let mut obj = serde_json::json!({
+            "customer_id": e.customer,
+            "ts": e.ts_us,
+            "event": e.name,
+        });
+        for (k, v) in &e.props {
+            obj[k] = match v {
+                None => serde_json::Value::Null,
+                Some(Value::I64(x)) => serde_json::json!(x),
+                Some(Value::F64(x)) => serde_json::json!(x),
+                Some(Value::Str(x)) => serde_json::json!(x),
+                Some(Value::Bool(x)) => serde_json::json!(x),
+            };
+        }
+        if let Some(stage) = e.stage {
+            obj["stage"] = serde_json::json!(stage.name());
+        }
+        text.push_str(&obj.to_string());
+        text.push('\n');
+    }
+    std::fs::write(&path, text).unwrap();
+    let opts = journeydb::import::ImportOptions {
+        ts_unit: journeydb::import::TsUnit::Us,
+        ..Default::default()
+    };
+    let read = journeydb::import::read_file(&path, &opts, &mut |_, _| {}).unwrap();
+    assert!(read.skipped.is_empty());
+    read.staged
+}

@@ -8,12 +8,9 @@ use journeydb::export::{self, Range};
 use journeydb::import::{self, FileFormat, ImportError, ImportOptions};
 use journeydb::{Db, PropType};
 
-/// Events per commit while importing (each commit is one log record and one fsync).
-const CHUNK: usize = 100_000;
-
-/// Imports `files` one after another. A file is read and checked completely before its first
-/// event is committed, so a bad row leaves nothing of that file in the database. Returns the
-/// events imported.
+/// Imports `files` one after another. A file is read and checked completely, then written by
+/// [`Db::import`] as one unit (a sealed segment published atomically), so a bad row or a failed
+/// write leaves nothing of that file in the database. Returns the events imported.
 pub fn import(
     db: &Db,
     files: &[PathBuf],
@@ -64,24 +61,17 @@ pub fn import(
         }
         let staged = read.staged;
         let read_secs = t0.elapsed().as_secs_f64();
-        let mut done = 0;
-        while done < staged.len() {
-            let end = (done + CHUNK).min(staged.len());
-            db.commit(&staged.events(done..end)).map_err(|e| {
-                format!(
-                    "{}: committing rows {}..{} failed: {e} ({done} of {} events of this file were committed)",
-                    file.display(),
-                    done + 1,
-                    end,
-                    staged.len()
-                )
-            })?;
-            done = end;
-        }
+        db.import(&staged).map_err(|e| {
+            format!(
+                "{}: writing its {} events failed: {e}; nothing of this file was imported",
+                file.display(),
+                staged.len()
+            )
+        })?;
         let secs = t0.elapsed().as_secs_f64();
         let _ = writeln!(
             out,
-            "{}: imported {} events in {:.2} s ({:.0} events/s; reading {:.2} s, committing {:.2} s){}",
+            "{}: imported {} events in {:.2} s ({:.0} events/s; reading {:.2} s, writing {:.2} s){}",
             file.display(),
             staged.len(),
             secs,
