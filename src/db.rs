@@ -184,12 +184,19 @@ impl std::fmt::Debug for Db {
     }
 }
 
-/// Writes `rows` (sorted) as sealed segment `path` holding sequence numbers `seq`, fsyncs it
-/// and the segment directory; returns the file length. Nothing is published.
-fn write_segment(dir: &Path, path: &Path, rows: &Columns, seq: (u64, u64), level: i32) -> Result<u64> {
-    let props = rows.props.iter().map(|p| (p.id, p.ty)).collect();
+/// Writes `rows` (sorted, or in the given sorted order) as sealed segment `path` holding
+/// sequence numbers `seq`, fsyncs it and the segment directory; returns the file length.
+/// Nothing is published.
+fn write_segment(
+    dir: &Path,
+    path: &Path,
+    rows: (&Columns, Option<&[u32]>),
+    seq: (u64, u64),
+    level: i32,
+) -> Result<u64> {
+    let props = rows.0.props.iter().map(|p| (p.id, p.ty)).collect();
     let mut sw = SegmentWriter::create(path, props, level)?;
-    sw.push_rows(rows)?;
+    sw.push_rows(rows.0, rows.1)?;
     let (_, len) = sw.finish(seq.0, seq.1)?;
     file::sync_dir(&dir.join(segment::SEG_DIR))?;
     Ok(len)
@@ -506,7 +513,13 @@ impl Db {
         let seq_end = seq_min + n as u64;
         let path = segment::seg_path(dir, id);
         let written = (|| -> Result<(u64, u64, dict::DictCounts)> {
-            let len = write_segment(dir, &path, &rows, (seq_min, seq_end), inner.opts.zstd_level)?;
+            let len = write_segment(
+                dir,
+                &path,
+                (&rows, None),
+                (seq_min, seq_end),
+                inner.opts.zstd_level,
+            )?;
             let (delta, counts) = {
                 let d = inner.dicts.read();
                 (d.entries_since(w.manifest.dict_counts), d.counts())
@@ -571,7 +584,7 @@ impl Db {
     /// is (the segment and dictionary entries are published by one manifest switch; docs/FORMAT.md
     /// §8). Commits wait while it runs (it holds the writer). The buffer is sealed first, so that
     /// segments stay in sequence order. Returns the first sequence number given to the rows.
-    pub fn import(&self, staged: &crate::import::Staged) -> Result<u64> {
+    pub fn import(&self, staged: crate::import::Staged) -> Result<u64> {
         let inner = &*self.inner;
         let mut w = inner.writer.lock();
         self.check_writable(&w)?;
@@ -594,18 +607,23 @@ impl Db {
                 return Err(self.poison(&mut w, why.into()));
             }
             let map = inner.stage_map.read();
-            staged.prepare(&dicts, &map)?
+            staged.into_rows(&dicts, &map)?
         };
         let n = prepared.rows.len();
-        let rows = prepared.rows.gather(&prepared.rows.sort_order());
-        drop(prepared.rows);
+        let order = prepared.rows.sort_order();
         let dir = &inner.dir;
         let id = w.manifest.next_segment;
         let seq_min = w.next_seq;
         let seq_end = seq_min + n as u64;
         let path = segment::seg_path(dir, id);
         let written = (|| -> Result<(u64, u64)> {
-            let len = write_segment(dir, &path, &rows, (seq_min, seq_end), inner.opts.zstd_level)?;
+            let len = write_segment(
+                dir,
+                &path,
+                (&prepared.rows, Some(&order)),
+                (seq_min, seq_end),
+                inner.opts.zstd_level,
+            )?;
             // The flush above wrote every earlier entry: the file ends at the manifest's length.
             let dict_len = dict::append(dir, w.manifest.dict_gen, w.manifest.dict_len, &prepared.delta)?;
             Ok((len, dict_len))

@@ -234,7 +234,7 @@ fn run(dir: &Path, mut mark: impl FnMut(usize, bool)) -> (Option<Db>, Vec<(Actio
         let healthy = d.write_error().is_none();
         let r = match &a {
             Action::Commit(b) => d.commit(&batch(*b)).map(|_| ()),
-            Action::Import(b) => d.import(&staged(*b)).map(|_| ()),
+            Action::Import(b) => d.import(staged(*b)).map(|_| ()),
             Action::Flush => d.flush(),
             Action::Compact => d.compact().map(|_| ()),
             Action::Forget(c) => d.forget_customer(c).map(|_| ()),

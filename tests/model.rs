@@ -103,7 +103,7 @@ fn run(ops: Vec<Op>, buffer_max: usize) -> Result<(), TestCaseError> {
             }
             Op::Import(batch) => {
                 let ok = oracle.commit(&batch);
-                let res = db.import(&common::stage(&batch));
+                let res = db.import(common::stage(&batch));
                 prop_assert_eq!(res.is_ok(), ok, "import result {:?}", res.err());
             }
             Op::Flush => db.flush().map_err(|e| TestCaseError::fail(e.to_string()))?,

@@ -112,13 +112,14 @@ fn load(db_dir: &Path, file: &Path) -> Result<J, String> {
     let read = import::read_file(file, &ImportOptions::default(), &mut |_, _| {}).map_err(err)?;
     let staged = read.staged;
     let read_s = t0.elapsed().as_secs_f64();
-    db.import(&staged).map_err(err)?;
+    let events = staged.len();
+    db.import(staged).map_err(err)?;
     db.flush().map_err(err)?;
     db.compact().map_err(err)?;
     let secs = t0.elapsed().as_secs_f64();
     drop(db);
     Ok(json!({
-        "events": staged.len(),
+        "events": events,
         "seconds": secs,
         "read_seconds": read_s,
         "bytes": dir_bytes(db_dir),

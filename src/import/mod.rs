@@ -484,10 +484,11 @@ impl Staged {
     }
 
     /// The staged rows as database rows (file order) against `dicts`, with the dictionary
-    /// entries they need. Each distinct customer id, event name, property and string value is
-    /// looked up once, not once per row; the checks are those of [`crate::ingest::prepare`]
-    /// (dictionary limits, a property's type fixed by its first write). Error indexes are rows.
-    pub fn prepare(&self, dicts: &Dicts, stage_map: &StageMap) -> Result<Prepared, IngestError> {
+    /// entries they need; the columns are moved, not copied. Each distinct customer id, event
+    /// name, property and string value is looked up once, not once per row; the checks are those
+    /// of [`crate::ingest::prepare`] (dictionary limits, a property's type fixed by its first
+    /// write). Error indexes are rows.
+    pub fn into_rows(self, dicts: &Dicts, stage_map: &StageMap) -> Result<Prepared, IngestError> {
         let mut p = Pending::new(dicts);
         // Only for error messages: the first row using staged id `k` of `ids`.
         let first_row = |ids: &[u32], k: usize| ids.iter().position(|&x| x as usize == k).unwrap_or(0);
@@ -512,19 +513,8 @@ impl Staged {
             default_stage.push(stage_map.get(name.as_ref()).copied());
         }
         let n = self.len();
-        let mut rows = Columns {
-            cid: self.cust.iter().map(|&c| cust[c as usize]).collect(),
-            ts: self.ts.clone(),
-            event: self.event.iter().map(|&e| event[e as usize]).collect(),
-            stage: self
-                .stage
-                .iter()
-                .zip(&self.event)
-                .map(|(s, &e)| s.or(default_stage[e as usize]).map_or(0, Stage::code))
-                .collect(),
-            props: Vec::new(),
-        };
-        for prop in &self.props {
+        let mut props = Vec::with_capacity(self.props.len());
+        for prop in self.props {
             // A column that is null on every row stores nothing (as with `Db::commit`).
             let (Some(ty), Some(first)) = (prop.ty, prop.valid.iter().position(|&v| v)) else {
                 continue;
@@ -544,7 +534,7 @@ impl Staged {
             if expected != ty {
                 return Err(IngestError::PropType {
                     index: first,
-                    prop: prop.name.clone(),
+                    prop: prop.name,
                     expected,
                     given: ty,
                 });
@@ -552,17 +542,17 @@ impl Staged {
             let mut col = PropColumn {
                 id,
                 ty,
-                valid: prop.valid.clone(),
-                vals: prop.vals.clone(),
+                valid: prop.valid,
+                vals: prop.vals,
             };
             if ty == PropType::Str {
                 let mut ids = Vec::with_capacity(prop.strings.names.len());
                 for (k, value) in prop.strings.names.iter().enumerate() {
                     if dicts.strings.get(value).is_none() && p.full(DictKind::Str) {
-                        let row = prop
+                        let row = col
                             .vals
                             .iter()
-                            .zip(&prop.valid)
+                            .zip(&col.valid)
                             .position(|(&x, &v)| v && x as usize == k)
                             .unwrap_or(first);
                         return Err(full(row, "string"));
@@ -574,12 +564,27 @@ impl Staged {
                 }
             }
             col.pad_to(n);
-            rows.props.push(col);
+            props.push(col);
         }
-        rows.props.sort_by_key(|c| c.id);
+        props.sort_by_key(|c| c.id);
+        let stage = self
+            .stage
+            .iter()
+            .zip(&self.event)
+            .map(|(s, &e)| s.or(default_stage[e as usize]).map_or(0, Stage::code))
+            .collect();
+        let (mut cid, mut ev) = (self.cust, self.event);
+        cid.iter_mut().for_each(|c| *c = cust[*c as usize]);
+        ev.iter_mut().for_each(|e| *e = event[*e as usize]);
         Ok(Prepared {
             delta: p.into_delta(),
-            rows,
+            rows: Columns {
+                cid,
+                ts: self.ts,
+                event: ev,
+                stage,
+                props,
+            },
         })
     }
 

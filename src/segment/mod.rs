@@ -212,38 +212,44 @@ impl SegmentWriter {
         Ok(())
     }
 
-    /// Appends all of `rows` (sorted, continuing the sort order) in blocks of `BLOCK_ROWS`,
-    /// building the indices on a second thread while this one encodes, compresses and writes.
-    pub fn push_rows(&mut self, rows: &Columns) -> FileResult<()> {
-        let mut index = std::mem::take(&mut self.index);
+    /// Appends all of `rows` — sorted, or in the sorted order `order` — in blocks of
+    /// `BLOCK_ROWS` (continuing the sort order), building the customer bitmaps on a second
+    /// thread while this one gathers, encodes, compresses and writes the blocks.
+    pub fn push_rows(&mut self, rows: &Columns, order: Option<&[u32]>) -> FileResult<()> {
         let strs = self.string_props();
-        // The customer bitmaps are about half of the work; rollups and value bitmaps share
-        // this thread with the blocks.
         let (mut bitmaps, mut event_days) = (
-            std::mem::take(&mut index.bitmaps),
-            std::mem::take(&mut index.event_days),
+            std::mem::take(&mut self.index.bitmaps),
+            std::mem::take(&mut self.index.event_days),
         );
-        let written = std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<std::sync::Arc<Columns>>(2);
+        std::thread::scope(|s| {
             let indexer = s.spawn(move || {
-                bitmaps.add(rows);
-                event_days.add(rows);
+                for block in rx {
+                    bitmaps.add(&block);
+                    event_days.add(&block);
+                }
                 (bitmaps, event_days)
             });
             let mut written = Ok(());
             let mut start = 0;
             while start < rows.len() && written.is_ok() {
                 let end = (start + limits::BLOCK_ROWS).min(rows.len());
-                written = self.write_block(&rows.slice(start..end));
+                let block = std::sync::Arc::new(match order {
+                    Some(o) => rows.gather(&o[start..end]),
+                    None => rows.slice(start..end),
+                });
+                // The indexer only stops early by panicking, which the join below re-raises.
+                let _ = tx.send(block.clone());
+                written = self.write_block(&block);
+                self.index.rollups.add(&block);
+                self.index.values.add(&block, &strs);
                 start = end;
             }
-            index.rollups.add(rows);
-            index.values.add(rows, &strs);
-            (index.bitmaps, index.event_days) =
+            drop(tx);
+            (self.index.bitmaps, self.index.event_days) =
                 indexer.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
             written
-        });
-        self.index = index;
-        written
+        })
     }
 
     fn string_props(&self) -> Vec<u32> {

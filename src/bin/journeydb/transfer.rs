@@ -61,11 +61,11 @@ pub fn import(
         }
         let staged = read.staged;
         let read_secs = t0.elapsed().as_secs_f64();
-        db.import(&staged).map_err(|e| {
+        let events = staged.len();
+        db.import(staged).map_err(|e| {
             format!(
-                "{}: writing its {} events failed: {e}; nothing of this file was imported",
+                "{}: writing its {events} events failed: {e}; nothing of this file was imported",
                 file.display(),
-                staged.len()
             )
         })?;
         let secs = t0.elapsed().as_secs_f64();
@@ -73,9 +73,9 @@ pub fn import(
             out,
             "{}: imported {} events in {:.2} s ({:.0} events/s; reading {:.2} s, writing {:.2} s){}",
             file.display(),
-            staged.len(),
+            events,
             secs,
-            staged.len() as f64 / secs.max(1e-9),
+            events as f64 / secs.max(1e-9),
             read_secs,
             secs - read_secs,
             if read.skipped.is_empty() {
@@ -84,7 +84,7 @@ pub fn import(
                 format!("; skipped {} bad rows", read.skipped.len())
             }
         );
-        total += staged.len() as u64;
+        total += events as u64;
     }
     db.flush().map_err(|e| e.to_string())?;
     Ok(total)
