@@ -391,12 +391,16 @@ impl Columns {
     }
 
     /// The rows `range` as a new batch.
+    /// A column that was not decoded (empty) stays empty.
     pub fn slice(&self, range: std::ops::Range<usize>) -> Columns {
+        fn part<T: Copy>(v: &[T], r: &std::ops::Range<usize>) -> Vec<T> {
+            v.get(r.clone()).map_or_else(Vec::new, <[T]>::to_vec)
+        }
         Columns {
             cid: self.cid[range.clone()].to_vec(),
-            ts: self.ts[range.clone()].to_vec(),
-            event: self.event[range.clone()].to_vec(),
-            stage: self.stage[range.clone()].to_vec(),
+            ts: part(&self.ts, &range),
+            event: part(&self.event, &range),
+            stage: part(&self.stage, &range),
             props: self
                 .props
                 .iter()

@@ -435,6 +435,58 @@ struct FunnelOp<'a> {
     caps: Vec<usize>,
     /// Collect the customers of each level (for CUSTOMERS).
     collect: bool,
+    /// Step masks by event id and stage, when every step is an event/stage test (no property
+    /// predicate): the fast ordered kernel's matchers.
+    masks: Option<StepMasks>,
+}
+
+/// Which steps an event can match, by event id and by stage code: a row matches step k when
+/// bit k is set in both `event[id]` and `stage[code]` (exact for steps without a predicate).
+#[derive(Clone)]
+struct StepMasks {
+    event: Vec<u32>,
+    stage: [u32; 256],
+}
+
+impl StepMasks {
+    fn new(steps: &[Matcher], events: usize) -> Option<StepMasks> {
+        if steps.len() > 32 || steps.iter().any(Matcher::uses_props) {
+            return None;
+        }
+        let mut m = StepMasks {
+            event: vec![0; events],
+            stage: [0; 256],
+        };
+        for (k, step) in steps.iter().enumerate() {
+            let bit = 1u32 << k;
+            match &step.events {
+                None => m.event.iter_mut().for_each(|x| *x |= bit),
+                Some(ids) => {
+                    for &id in ids {
+                        if let Some(x) = m.event.get_mut(id as usize) {
+                            *x |= bit;
+                        }
+                    }
+                }
+            }
+            for (code, x) in m.stage.iter_mut().enumerate() {
+                if step.stage.is_none_or(|s| usize::from(s) == code) {
+                    *x |= bit;
+                }
+            }
+        }
+        Some(m)
+    }
+
+    #[inline]
+    fn of(&self, rows: &Columns, i: usize) -> u32 {
+        let e = self.event.get(rows.event[i] as usize).copied().unwrap_or(0);
+        // Without a stage step, every stage code has all bits: the stage column is not read.
+        if e == 0 || self.stage[0] == u32::MAX {
+            return e;
+        }
+        e & self.stage[usize::from(rows.stage.get(i).copied().unwrap_or(0))]
+    }
 }
 
 /// Per group: customers per level (index = level), and times to convert per step.
@@ -478,6 +530,16 @@ pub struct FunnelOutcome {
 impl FunnelOp<'_> {
     fn in_range(&self, ts: i64) -> bool {
         self.range.is_none_or(|(lo, hi)| lo <= ts && ts < hi)
+    }
+
+    /// True when [`ordered_fast`](Self::ordered_fast) evaluates this funnel.
+    fn fast(&self) -> bool {
+        self.masks.is_some()
+            && self.mode == FunnelMode::Ordered
+            && self.excludes.is_empty()
+            && self.filter.is_none()
+            && self.by.is_none()
+            && !self.collect
     }
 
     fn caps(steps: usize, excludes: &[(Matcher, usize, usize)]) -> Vec<usize> {
@@ -599,6 +661,80 @@ impl FunnelOp<'_> {
                 Self::reach(out, k, t - best, i);
             }
         }
+    }
+
+    /// The ordered funnel without exclusions, filter, breakdown or drill-down, on step masks:
+    /// the same chains as [`ordered`](Self::ordered) (one cap, so at most one candidate per
+    /// level), without its general bookkeeping. Adds the customer to `p`.
+    fn ordered_fast(&self, m: &StepMasks, p: &mut FunnelPartial, rows: &Columns, r: Range<usize>) {
+        const NONE: i64 = i64::MIN;
+        let n = self.steps.len();
+        // settled[k] / fresh[k]: latest start of a chain at level k (NONE = no chain).
+        let mut settled = [NONE; 33];
+        let mut fresh = [NONE; 33];
+        let mut times = [NONE; 33];
+        let mut level = 0;
+        let mut group_ts = NONE;
+        let mut first_seen = false;
+        for i in r {
+            let mask = m.of(rows, i);
+            if mask == 0 {
+                continue;
+            }
+            let t = rows.ts[i];
+            if self.ties_strict && group_ts != t {
+                for (s, f) in settled[1..=n].iter_mut().zip(&mut fresh[1..=n]) {
+                    *s = (*s).max(*f);
+                    *f = NONE;
+                }
+                group_ts = t;
+            }
+            // Candidates first (from chains before this event), then applied. cand[k]: the
+            // start of the chain this event extends to level k.
+            let mut cand = [NONE; 33];
+            for (k, (c, &s)) in cand[2..=n].iter_mut().zip(&settled[1..n]).enumerate() {
+                // Step k + 2 (bit k + 1) extends a chain at level k + 1.
+                if mask >> (k + 1) & 1 == 1 && s != NONE && t - s <= self.within {
+                    *c = s;
+                }
+            }
+            if mask & 1 == 1 && self.in_range(t) {
+                cand[1] = t;
+                first_seen = true;
+            }
+            let target = if self.ties_strict {
+                &mut fresh
+            } else {
+                &mut settled
+            };
+            let slots = target[1..=n].iter_mut().zip(&mut times[1..=n]);
+            for (k, ((x, time), &c)) in slots.zip(&cand[1..=n]).enumerate() {
+                if c != NONE {
+                    *x = (*x).max(c);
+                    if *time == NONE {
+                        *time = t - c;
+                    }
+                    level = level.max(k + 1);
+                }
+            }
+            if level == n {
+                break;
+            }
+        }
+        if !first_seen {
+            return;
+        }
+        let bytes = &mut p.bytes;
+        let entry = p.groups.entry(None).or_insert_with(|| {
+            *bytes += funnel_group_bytes(n + 1);
+            (vec![0; n + 1], vec![Vec::new(); n + 1])
+        });
+        let levels = entry.0[1..=level].iter_mut().zip(&mut entry.1[1..=level]);
+        for ((count, samples), &time) in levels.zip(&times[1..=level]) {
+            *count += 1;
+            samples.push(time);
+        }
+        p.bytes += 8 * level;
     }
 
     fn strict(&self, rows: &Columns, idx: &[usize], out: &mut FunnelOutcome) {
@@ -734,6 +870,11 @@ impl Operator for FunnelOp<'_> {
     type Partial = FunnelPartial;
 
     fn customer(&self, p: &mut FunnelPartial, rows: &Columns, r: Range<usize>) {
+        if let Some(m) = &self.masks
+            && self.fast()
+        {
+            return self.ordered_fast(m, p, rows, r);
+        }
         let mut idx = std::mem::take(&mut p.scratch.idx);
         idx.clear();
         idx.extend(r.filter(|&i| passes(&self.filter, rows, i, self.dicts)));
@@ -808,14 +949,17 @@ fn median_mean(v: &mut [i64]) -> (Cell, Cell) {
     if v.is_empty() {
         return (Cell::Null, Cell::Null);
     }
-    v.sort_unstable();
+    // Selection, not a sort: linear in the number of converting customers.
     let n = v.len();
+    let (below, mid, _) = v.select_nth_unstable(n / 2);
+    let mid = *mid;
     let med = if n % 2 == 1 {
-        v[n / 2] as f64
+        mid as f64
     } else {
-        (v[n / 2 - 1] as f64 + v[n / 2] as f64) / 2.0
+        (below.iter().copied().max().unwrap_or(mid) as f64 + mid as f64) / 2.0
     };
-    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
+    // Summed exactly, so the mean does not depend on the order workers delivered the times.
+    let mean = v.iter().map(|&x| i128::from(x)).sum::<i128>() as f64 / n as f64;
     (Cell::Float(med / 1e6), Cell::Float(mean / 1e6))
 }
 
@@ -863,7 +1007,20 @@ fn funnel(
         || op.by.is_some()
         || op.steps.iter().any(Matcher::uses_props)
         || op.excludes.iter().any(|x| x.0.uses_props());
-    funnel_run(f, op, input, opts, drill, (only, stop_at_one), props)
+    // The fast kernel reads the stage column only for a stage step.
+    let stage = !op.fast() || op.steps.iter().any(|s| s.stage.is_some());
+    funnel_run(
+        f,
+        op,
+        input,
+        opts,
+        drill,
+        (only, stop_at_one),
+        ColumnSet {
+            stage,
+            ..columns(props)
+        },
+    )
 }
 
 fn funnel_op<'a>(
@@ -892,6 +1049,11 @@ fn funnel_op<'a>(
             .map(|(name, span)| res.prop(name, *span))
             .transpose()?,
         dicts: input.dicts,
+        masks: None,
+    })
+    .map(|mut op| {
+        op.masks = StepMasks::new(&op.steps, input.dicts.events.len());
+        op
     })
 }
 
@@ -902,9 +1064,9 @@ fn funnel_run(
     opts: &QueryOptions,
     drill: Option<FunnelDrill>,
     (only, stop_at_one): (Option<roaring::RoaringBitmap>, u64),
-    props: bool,
+    set: ColumnSet,
 ) -> Result<Table, QueryError> {
-    let mut p = run_filtered(&op, input, columns(props), opts, only)?;
+    let mut p = run_filtered(&op, input, set, opts, only)?;
     if stop_at_one > 0 {
         let n = op.steps.len();
         let e = p
