@@ -123,7 +123,6 @@ pub(crate) fn read(
     let schema = builder.schema().clone();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     let core = Layout::locate(&names, opts).map_err(bad)?;
-    let (ci, ti, ei, si) = (core.customer, core.ts, core.event, core.stage);
     let mut out = Imported::default();
     let mut props = Vec::new();
     for (i, field) in schema.fields().iter().enumerate() {
@@ -147,8 +146,42 @@ pub(crate) fn read(
         .with_batch_size(64 * 1024)
         .build()
         .map_err(|e| bad(e.to_string()))?;
+    // The Parquet pages are decoded on a second thread while this one checks and stages rows.
+    let (tx, rx) = std::sync::mpsc::sync_channel(2);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for batch in reader {
+                let stop = batch.is_err();
+                if tx.send(batch).is_err() || stop {
+                    break;
+                }
+            }
+        });
+        // On an early return `rx` is dropped, so the decoder stops at its next send.
+        stage_batches(rx, file, opts, &names, core, &props, &mut out, tick)
+    })?;
+    Ok(out)
+}
+
+/// Checks and stages the rows of decoded batches (in file order).
+#[expect(clippy::too_many_arguments, reason = "the state of one read, passed once")]
+fn stage_batches(
+    rx: std::sync::mpsc::Receiver<Result<RecordBatch, arrow_schema::ArrowError>>,
+    file: &Path,
+    opts: &ImportOptions,
+    names: &[&str],
+    core: Layout,
+    props: &[(usize, usize)],
+    out: &mut Imported,
+    tick: &mut dyn FnMut(u64),
+) -> Result<(), ImportError> {
+    let bad = |reason: String| ImportError::File {
+        file: file.to_owned(),
+        reason,
+    };
+    let (ci, ti, ei, si) = (core.customer, core.ts, core.event, core.stage);
     let mut row = 0u64;
-    for batch in reader {
+    for batch in rx {
         let batch: RecordBatch = batch.map_err(|e| bad(format!("after row {row}: {e}")))?;
         for i in 0..batch.num_rows() {
             row += 1;
@@ -181,7 +214,7 @@ pub(crate) fn read(
                     },
                 };
                 let mut values = Vec::with_capacity(props.len());
-                for &(c, p) in &props {
+                for &(c, p) in props {
                     if let Some(v) = scalar(col(c), i).map_err(|e| (c, e))? {
                         values.push((p, out.staged.admit(p, v, line).map_err(|e| (c, e))?));
                     }
@@ -211,5 +244,5 @@ pub(crate) fn read(
         }
         tick(row);
     }
-    Ok(out)
+    Ok(())
 }
