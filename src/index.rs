@@ -9,7 +9,6 @@ use roaring::RoaringBitmap;
 use crate::codec::{self, DecodeError, Reader};
 use crate::model::{Columns, day_of};
 
-/// Appends `len u32 | roaring bytes` (the portable serialization).
 /// Adds `cid` to `b`: an append when it is above the maximum (rows arrive sorted by customer),
 /// a search otherwise.
 fn add_cid(b: &mut RoaringBitmap, cid: u32) {
@@ -18,6 +17,7 @@ fn add_cid(b: &mut RoaringBitmap, cid: u32) {
     }
 }
 
+/// Appends `len u32 | roaring bytes` (the portable serialization).
 fn put(out: &mut Vec<u8>, b: &RoaringBitmap) -> std::io::Result<()> {
     codec::put_u32(out, b.serialized_size() as u32);
     b.serialize_into(&mut *out)
@@ -88,6 +88,46 @@ impl Bitmaps {
                 }
             }
             i = j;
+        }
+    }
+
+    /// Adds only the per-(stage, day) bitmaps of `cols` (sorted by customer, continuing the order
+    /// of earlier rows); [`Bitmaps::derive`] fills in the others. A segment writer builds its
+    /// bitmaps this way: each is then a union of a few dozen per-day bitmaps instead of one
+    /// insertion per (customer, key), which is most of the cost of indexing.
+    pub fn add_stage_days(&mut self, cols: &Columns) {
+        let n = cols.len();
+        let mut i = 0;
+        let mut keys: Vec<(u8, i32)> = Vec::new();
+        while i < n {
+            let cid = cols.cid[i];
+            let mut j = i;
+            keys.clear();
+            while j < n && cols.cid[j] == cid {
+                keys.push((cols.stage[j].min(5), day_of(cols.ts[j])));
+                j += 1;
+            }
+            keys.sort_unstable();
+            keys.dedup();
+            for &k in &keys {
+                add_cid(self.stage_days.entry(k).or_default(), cid);
+            }
+            i = j;
+        }
+    }
+
+    /// Sets the per-stage and per-day bitmaps from `stage_days`, and the per-event bitmaps from
+    /// `event_days` (which must cover the same rows): the same sets [`Bitmaps::add`] builds.
+    pub fn derive(&mut self, event_days: &EventDays) {
+        self.stages = Default::default();
+        self.days.clear();
+        for (&(stage, day), b) in &self.stage_days {
+            self.stages[usize::from(stage.min(5))] |= b;
+            *self.days.entry(day).or_default() |= b;
+        }
+        self.events.clear();
+        for (&(event, _), b) in &event_days.days {
+            *self.events.entry(event).or_default() |= b;
         }
     }
 
@@ -541,5 +581,40 @@ impl EventDays {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Per-(stage, day) and per-(event, day) bitmaps, derived into the rest, equal the
+        /// bitmaps built row by row, whatever the block boundaries.
+        #[test]
+        fn derived_bitmaps_equal_direct(
+            mut rows in proptest::collection::vec((0u32..40, -3i64..6, 0u32..5, 0u8..6), 0..300),
+            cut in 0usize..300,
+        ) {
+            rows.sort_unstable();
+            let mut cols = Columns::default();
+            for &(cid, day, event, stage) in &rows {
+                cols.cid.push(cid);
+                cols.ts.push(day * crate::model::DAY_US + i64::from(event) * 1000);
+                cols.event.push(event);
+                cols.stage.push(stage);
+            }
+            let mut direct = Bitmaps::default();
+            direct.add(&cols);
+            let (mut derived, mut event_days) = (Bitmaps::default(), EventDays::default());
+            let cut = cut.min(cols.len());
+            for part in [cols.slice(0..cut), cols.slice(cut..cols.len())] {
+                derived.add_stage_days(&part);
+                event_days.add(&part);
+            }
+            derived.derive(&event_days);
+            prop_assert_eq!(derived, direct);
+        }
     }
 }

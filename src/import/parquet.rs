@@ -183,6 +183,8 @@ fn stage_batches(
     let mut row = 0u64;
     for batch in rx {
         let batch: RecordBatch = batch.map_err(|e| bad(format!("after row {row}: {e}")))?;
+        // One property buffer per batch, reused row after row (its values borrow the batch).
+        let mut spare = Vec::with_capacity(props.len());
         for i in 0..batch.num_rows() {
             row += 1;
             let line = row;
@@ -213,7 +215,8 @@ fn stage_batches(
                         Some(_) => return Err((s, "expected a stage name".into())),
                     },
                 };
-                let mut values = Vec::with_capacity(props.len());
+                let mut values = std::mem::take(&mut spare);
+                values.clear();
                 for &(c, p) in props {
                     if let Some(v) = scalar(col(c), i).map_err(|e| (c, e))? {
                         values.push((p, out.staged.admit(p, v, line).map_err(|e| (c, e))?));
@@ -228,7 +231,10 @@ fn stage_batches(
                 })
             })();
             match parsed {
-                Ok(r) => out.staged.push(&r),
+                Ok(r) => {
+                    out.staged.push(&r);
+                    spare = r.props;
+                }
                 Err((c, reason)) => bad_row(
                     opts,
                     &mut out.skipped,

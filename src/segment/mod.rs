@@ -148,7 +148,7 @@ impl Indexer {
     /// Adds rows sorted by customer (continuing the order of earlier rows); `strs` are the
     /// string properties of the segment.
     fn add(&mut self, cols: &Columns, strs: &[u32]) {
-        self.bitmaps.add(cols);
+        self.bitmaps.add_stage_days(cols);
         self.rollups.add(cols);
         self.values.add(cols, strs);
         self.event_days.add(cols);
@@ -213,22 +213,34 @@ impl SegmentWriter {
     }
 
     /// Appends all of `rows` — sorted, or in the sorted order `order` — in blocks of
-    /// `BLOCK_ROWS` (continuing the sort order), building the customer bitmaps on a second
-    /// thread while this one gathers, encodes, compresses and writes the blocks.
+    /// `BLOCK_ROWS` (continuing the sort order), building the indices on a second thread while
+    /// this one gathers, encodes, compresses and writes the blocks.
     pub fn push_rows(&mut self, rows: &Columns, order: Option<&[u32]>) -> FileResult<()> {
         let strs = self.string_props();
-        let (mut bitmaps, mut event_days) = (
-            std::mem::take(&mut self.index.bitmaps),
-            std::mem::take(&mut self.index.event_days),
-        );
-        let (tx, rx) = std::sync::mpsc::sync_channel::<std::sync::Arc<Columns>>(2);
+        // Two indexing threads, each with about half of the index work; the three threads
+        // share the cores (the writer's compression is the smallest part).
+        let Indexer {
+            mut bitmaps,
+            mut rollups,
+            mut values,
+            mut event_days,
+        } = std::mem::take(&mut self.index);
+        let (tx_a, rx_a) = std::sync::mpsc::sync_channel::<std::sync::Arc<Columns>>(2);
+        let (tx_b, rx_b) = std::sync::mpsc::sync_channel::<std::sync::Arc<Columns>>(2);
         std::thread::scope(|s| {
-            let indexer = s.spawn(move || {
-                for block in rx {
-                    bitmaps.add(&block);
-                    event_days.add(&block);
+            let a = s.spawn(move || {
+                for block in rx_a {
+                    bitmaps.add_stage_days(&block);
+                    values.add(&block, &strs);
                 }
-                (bitmaps, event_days)
+                (bitmaps, values)
+            });
+            let b = s.spawn(move || {
+                for block in rx_b {
+                    event_days.add(&block);
+                    rollups.add(&block);
+                }
+                (event_days, rollups)
             });
             let mut written = Ok(());
             let mut start = 0;
@@ -238,16 +250,21 @@ impl SegmentWriter {
                     Some(o) => rows.gather(&o[start..end]),
                     None => rows.slice(start..end),
                 });
-                // The indexer only stops early by panicking, which the join below re-raises.
-                let _ = tx.send(block.clone());
+                // An indexer only stops early by panicking, which the joins below re-raise.
+                let _ = tx_a.send(block.clone());
+                let _ = tx_b.send(block.clone());
                 written = self.write_block(&block);
-                self.index.rollups.add(&block);
-                self.index.values.add(&block, &strs);
                 start = end;
             }
-            drop(tx);
-            (self.index.bitmaps, self.index.event_days) =
-                indexer.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            drop((tx_a, tx_b));
+            let (bitmaps, values) = a.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            let (event_days, rollups) = b.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            self.index = Indexer {
+                bitmaps,
+                rollups,
+                values,
+                event_days,
+            };
             written
         })
     }
@@ -307,6 +324,7 @@ impl SegmentWriter {
     /// Writes footer and trailer, fsyncs the file, and returns the footer and file length.
     /// The caller fsyncs the directory before publishing the segment.
     pub fn finish(mut self, seq_min: u64, seq_end: u64) -> FileResult<(Footer, u64)> {
+        self.index.bitmaps.derive(&self.index.event_days);
         let footer = Footer {
             rows: self.rows,
             seq_min,
