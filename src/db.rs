@@ -184,6 +184,15 @@ impl std::fmt::Debug for Db {
     }
 }
 
+/// `r`, removing the unpublished file `path` when it is an error (best effort: an open removes
+/// such leftovers too).
+fn unpublished<T>(r: Result<T>, path: &Path) -> Result<T> {
+    if r.is_err() {
+        let _ = file::remove_if_exists(path);
+    }
+    r
+}
+
 /// Writes `rows` (sorted, or in the given sorted order) as sealed segment `path` holding
 /// sequence numbers `seq`, fsyncs it and the segment directory; returns the file length.
 /// Nothing is published.
@@ -472,6 +481,29 @@ impl Db {
         Ok(first_seq)
     }
 
+    /// Publishes manifest `m` (which names the new segment `id` of `file_len` bytes), makes it
+    /// the writer's, and opens the segment for readers. Returns the segment and the number of
+    /// the manifest it replaced (to be deleted). A failure poisons the handle: whether the
+    /// manifest is live is then unknown until the database is reopened.
+    fn publish_segment(
+        &self,
+        w: &mut Writer,
+        m: Manifest,
+        id: u64,
+        file_len: u64,
+    ) -> Result<(Arc<Segment>, u64)> {
+        let inner = &*self.inner;
+        if let Err(e) = m.publish(&inner.dir) {
+            return Err(self.poison(w, e.to_string()));
+        }
+        let old_manifest = w.manifest.number;
+        w.manifest = m;
+        match Segment::open(&inner.dir, id, Some(file_len)) {
+            Ok(s) => Ok((Arc::new(s.with_cache(inner.cache.clone())), old_manifest)),
+            Err(e) => Err(self.poison(w, e.to_string())),
+        }
+    }
+
     /// Seals the buffer into a segment (durable, indexed), then drops the log it came from.
     pub fn flush(&self) -> Result<()> {
         let mut w = self.inner.writer.lock();
@@ -527,14 +559,8 @@ impl Db {
             let dict_len = dict::append(dir, w.manifest.dict_gen, w.manifest.dict_len, &delta)?;
             Ok((len, dict_len, counts))
         })();
-        let (file_len, dict_len, counts) = match written {
-            Ok(x) => x,
-            Err(e) => {
-                // Nothing was published: the log still holds every event. Best-effort cleanup.
-                let _ = file::remove_if_exists(&path);
-                return Err(e);
-            }
-        };
+        // On failure nothing was published: the log still holds every event.
+        let (file_len, dict_len, counts) = unpublished(written, &path)?;
         // 4. Publish.
         let mut m = w.manifest.clone();
         m.number += 1;
@@ -550,16 +576,8 @@ impl Db {
             seq_min,
             seq_end,
         });
-        if let Err(e) = m.publish(dir) {
-            return Err(self.poison(w, e.to_string()));
-        }
-        let old_manifest = w.manifest.number;
-        w.manifest = m;
         // 5. Install: readers switch to the new segment and an empty buffer.
-        let seg = match Segment::open(dir, id, Some(file_len)) {
-            Ok(s) => Arc::new(s.with_cache(inner.cache.clone())),
-            Err(e) => return Err(self.poison(w, e.to_string())),
-        };
+        let (seg, old_manifest) = self.publish_segment(w, m, id, file_len)?;
         let new_buffer = Arc::new(Buffer::new(seq_end));
         {
             let mut v = inner.version.write();
@@ -628,14 +646,7 @@ impl Db {
             let dict_len = dict::append(dir, w.manifest.dict_gen, w.manifest.dict_len, &prepared.delta)?;
             Ok((len, dict_len))
         })();
-        let (file_len, dict_len) = match written {
-            Ok(x) => x,
-            Err(e) => {
-                // Nothing was published. Best-effort cleanup (an open removes leftovers too).
-                let _ = file::remove_if_exists(&path);
-                return Err(e);
-            }
-        };
+        let (file_len, dict_len) = unpublished(written, &path)?;
         let mut dicts = Dicts::clone(&inner.dicts.read());
         if let Err(why) = dicts.apply(&prepared.delta) {
             let _ = file::remove_if_exists(&path);
@@ -654,15 +665,7 @@ impl Db {
             seq_min,
             seq_end,
         });
-        if let Err(e) = m.publish(dir) {
-            return Err(self.poison(&mut w, e.to_string()));
-        }
-        let old_manifest = w.manifest.number;
-        w.manifest = m;
-        let seg = match Segment::open(dir, id, Some(file_len)) {
-            Ok(s) => Arc::new(s.with_cache(inner.cache.clone())),
-            Err(e) => return Err(self.poison(&mut w, e.to_string())),
-        };
+        let (seg, old_manifest) = self.publish_segment(&mut w, m, id, file_len)?;
         *inner.dicts.write() = Arc::new(dicts);
         // The buffer is empty (sealed above) and starts after the imported rows.
         let new_buffer = Arc::new(Buffer::new(seq_end));
@@ -717,13 +720,7 @@ impl Db {
             file::sync_dir(&dir.join(segment::SEG_DIR))?;
             Ok((rows, len))
         })();
-        let (rows, file_len) = match merged {
-            Ok(x) => x,
-            Err(e) => {
-                let _ = file::remove_if_exists(&path);
-                return Err(e);
-            }
-        };
+        let (rows, file_len) = unpublished(merged, &path)?;
         let mut w = inner.writer.lock();
         self.check_writable(&w)?;
         let k = segs.len();
@@ -764,15 +761,7 @@ impl Db {
                 seq_end,
             }],
         );
-        if let Err(e) = m.publish(dir) {
-            return Err(self.poison(&mut w, e.to_string()));
-        }
-        let old_manifest = w.manifest.number;
-        w.manifest = m;
-        let seg = match Segment::open(dir, id, Some(file_len)) {
-            Ok(s) => Arc::new(s.with_cache(inner.cache.clone())),
-            Err(e) => return Err(self.poison(&mut w, e.to_string())),
-        };
+        let (seg, old_manifest) = self.publish_segment(&mut w, m, id, file_len)?;
         {
             let mut v = inner.version.write();
             let mut segments = vec![seg];

@@ -17,6 +17,29 @@ fn add_cid(b: &mut RoaringBitmap, cid: u32) {
     }
 }
 
+/// Adds each customer of `cols` (rows sorted by customer) to the bitmap of every distinct key
+/// its rows have (`key(row)`), once per customer and key.
+fn add_keyed<K: Ord + Copy>(cols: &Columns, map: &mut BTreeMap<K, RoaringBitmap>, key: impl Fn(usize) -> K) {
+    let n = cols.len();
+    let mut keys: Vec<K> = Vec::new();
+    let mut i = 0;
+    while i < n {
+        let cid = cols.cid[i];
+        let mut j = i;
+        keys.clear();
+        while j < n && cols.cid[j] == cid {
+            keys.push(key(j));
+            j += 1;
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        for &k in &keys {
+            add_cid(map.entry(k).or_default(), cid);
+        }
+        i = j;
+    }
+}
+
 /// Appends `len u32 | roaring bytes` (the portable serialization).
 fn put(out: &mut Vec<u8>, b: &RoaringBitmap) -> std::io::Result<()> {
     codec::put_u32(out, b.serialized_size() as u32);
@@ -96,24 +119,9 @@ impl Bitmaps {
     /// bitmaps this way: each is then a union of a few dozen per-day bitmaps instead of one
     /// insertion per (customer, key), which is most of the cost of indexing.
     pub fn add_stage_days(&mut self, cols: &Columns) {
-        let n = cols.len();
-        let mut i = 0;
-        let mut keys: Vec<(u8, i32)> = Vec::new();
-        while i < n {
-            let cid = cols.cid[i];
-            let mut j = i;
-            keys.clear();
-            while j < n && cols.cid[j] == cid {
-                keys.push((cols.stage[j].min(5), day_of(cols.ts[j])));
-                j += 1;
-            }
-            keys.sort_unstable();
-            keys.dedup();
-            for &k in &keys {
-                add_cid(self.stage_days.entry(k).or_default(), cid);
-            }
-            i = j;
-        }
+        add_keyed(cols, &mut self.stage_days, |j| {
+            (cols.stage[j].min(5), day_of(cols.ts[j]))
+        });
     }
 
     /// Sets the per-stage and per-day bitmaps from `stage_days`, and the per-event bitmaps from
@@ -534,24 +542,7 @@ pub struct EventDays {
 impl EventDays {
     /// Adds the rows of `cols` (sorted by customer).
     pub fn add(&mut self, cols: &Columns) {
-        let n = cols.len();
-        let mut keys: Vec<(u32, i32)> = Vec::new();
-        let mut i = 0;
-        while i < n {
-            let cid = cols.cid[i];
-            let mut j = i;
-            keys.clear();
-            while j < n && cols.cid[j] == cid {
-                keys.push((cols.event[j], day_of(cols.ts[j])));
-                j += 1;
-            }
-            keys.sort_unstable();
-            keys.dedup();
-            for &k in &keys {
-                add_cid(self.days.entry(k).or_default(), cid);
-            }
-            i = j;
-        }
+        add_keyed(cols, &mut self.days, |j| (cols.event[j], day_of(cols.ts[j])));
     }
 
     /// Appends the encoding: `count u32 | count × (event u32 | day i32 | len u32 | roaring bytes)`.
