@@ -600,7 +600,7 @@ impl Db {
     /// a new sealed segment: no log record, no buffer, no later compaction of many small segments.
     /// When it returns, every row is durable and visible; if it fails or the process dies, none
     /// is (the segment and dictionary entries are published by one manifest switch; docs/FORMAT.md
-    /// §8). Commits wait while it runs (it holds the writer). The buffer is sealed first, so that
+    /// §9a). Commits wait while it runs (it holds the writer). The buffer is sealed first, so that
     /// segments stay in sequence order. Returns the first sequence number given to the rows.
     pub fn import(&self, staged: crate::import::Staged) -> Result<u64> {
         let inner = &*self.inner;
