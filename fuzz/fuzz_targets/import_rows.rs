@@ -1,6 +1,6 @@
 //! Any bytes as an import file: the first byte picks CSV or NDJSON (and the bad-row allowance),
 //! the rest is the file. Reading must give staged rows or a typed error naming file and line,
-//! never a panic; staged rows must turn into events.
+//! never a panic; staged rows must turn into database rows (what `Db::import` writes).
 #![no_main]
 
 use journeydb::import::{ImportOptions, read_file};
@@ -19,6 +19,8 @@ fuzz_target!(|data: &[u8]| {
         ..ImportOptions::default()
     };
     if let Ok(read) = read_file(&path, &opts, &mut |_, _| {}) {
-        std::hint::black_box(read.staged.events(0..read.staged.len()));
+        let dicts = journeydb::dict::Dicts::default();
+        let stages = journeydb::ingest::StageMap::default();
+        let _ = std::hint::black_box(read.staged.into_rows(&dicts, &stages));
     }
 });

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::dict::{DictKind, Dicts};
 use crate::ingest::{IngestError, Pending, Prepared, StageMap, check_name_text};
 use crate::limits;
-use crate::model::{Columns, Event, PropColumn, PropType, Stage, TimestampUs, Value};
+use crate::model::{Columns, PropColumn, PropType, Stage, TimestampUs};
 
 /// A file format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -266,10 +266,6 @@ impl Strings {
         self.ids.insert(s.into(), id);
         id
     }
-
-    fn name(&self, id: u32) -> &str {
-        self.names.get(id as usize).map_or("", |s| s)
-    }
 }
 
 /// One property column being staged.
@@ -388,22 +384,9 @@ impl StagedProp {
         self.valid.push(v.is_some());
         self.vals.push(slot);
     }
-
-    fn value(&self, row: usize) -> Option<Value> {
-        if !*self.valid.get(row)? {
-            return None;
-        }
-        let slot = *self.vals.get(row)?;
-        Some(match self.ty? {
-            PropType::Str => Value::Str(self.strings.name(slot as u32).to_owned()),
-            PropType::I64 => Value::I64(slot as i64),
-            PropType::F64 => Value::F64(f64::from_bits(slot)),
-            PropType::Bool => Value::Bool(slot != 0),
-        })
-    }
 }
 
-/// The rows of one file, in file order, ready to be committed.
+/// The rows of one file, in file order, ready for [`crate::Db::import`] (through [`Staged::into_rows`]).
 #[derive(Debug, Default)]
 pub struct Staged {
     customers: Strings,
@@ -586,27 +569,6 @@ impl Staged {
                 props,
             },
         })
-    }
-
-    /// The events of rows `range` (clamped to the staged rows), properties in column order.
-    pub fn events(&self, range: std::ops::Range<usize>) -> Vec<Event> {
-        let range = range.start.min(self.len())..range.end.min(self.len());
-        range
-            .map(|i| {
-                let mut e = Event::new(
-                    self.customers.name(self.cust[i]),
-                    self.ts[i],
-                    self.events.name(self.event[i]),
-                );
-                e.stage = self.stage[i];
-                for p in &self.props {
-                    if let Some(v) = p.value(i) {
-                        e.props.push((p.name.clone(), Some(v)));
-                    }
-                }
-                e
-            })
-            .collect()
     }
 }
 
