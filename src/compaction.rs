@@ -138,6 +138,8 @@ pub struct Merge {
     cursors: Vec<Cursor>,
     heap: BinaryHeap<Reverse<(Key, usize)>>,
     started: bool,
+    /// Return a source block as soon as it was moved out whole (see [`Merge::whole_blocks`]).
+    whole: bool,
 }
 
 impl Merge {
@@ -163,6 +165,7 @@ impl Merge {
             cursors,
             heap: BinaryHeap::new(),
             started: false,
+            whole: false,
         }
     }
 
@@ -183,9 +186,18 @@ impl Merge {
         self
     }
 
+    /// Lets [`next_block`](Self::next_block) return fewer than `max_rows` rows when it can hand
+    /// over a decoded source block whole instead of copying rows (readers that do not need full
+    /// blocks: queries).
+    pub fn whole_blocks(mut self) -> Merge {
+        self.whole = true;
+        self
+    }
+
     /// Fills `out` with up to `max_rows` next rows in order; false when the merge is done.
+    /// `out`'s allocations are reused.
     pub fn next_block(&mut self, out: &mut Columns, max_rows: usize) -> FileResult<bool> {
-        *out = Columns::default();
+        out.clear();
         if !self.started {
             self.started = true;
             for (i, c) in self.cursors.iter_mut().enumerate() {
@@ -202,7 +214,8 @@ impl Merge {
             let c = &mut self.cursors[i];
             let start = c.pos;
             let limit = (start + max_rows - out.len()).min(c.cols.len());
-            let mut end = start + 1;
+            // The only cursor left (one source, or the rest exhausted) runs to the limit.
+            let mut end = if bound.is_none() { limit } else { start + 1 };
             while end < limit {
                 let key = (c.cols.cid[end], c.cols.ts[end], c.rank);
                 if bound.is_some_and(|b| key > b) {
@@ -210,14 +223,20 @@ impl Merge {
                 }
                 end += 1;
             }
-            if start == 0 && end == c.cols.len() && out.is_empty() {
-                *out = std::mem::take(&mut c.cols);
+            let moved = start == 0 && end == c.cols.len() && out.is_empty();
+            if moved {
+                // The cursor decodes its next block into `out`'s old buffers.
+                std::mem::swap(out, &mut c.cols);
+                c.cols.clear();
             } else {
                 out.extend_from(&c.cols.slice(start..end));
             }
             c.pos = end;
             if c.fill()? {
                 self.heap.push(Reverse((c.key(), i)));
+            }
+            if moved && self.whole {
+                break;
             }
         }
         Ok(!out.is_empty())

@@ -353,6 +353,16 @@ impl Columns {
     }
 
     /// Appends all rows of `other`.
+    /// Removes every row, keeping the fixed columns' allocations (property columns are dropped).
+    pub fn clear(&mut self) {
+        self.cid.clear();
+        self.ts.clear();
+        self.event.clear();
+        self.stage.clear();
+        self.props.clear();
+    }
+
+    /// Appends the rows of `other`.
     pub fn extend_from(&mut self, other: &Columns) {
         let base = self.len();
         self.cid.extend_from_slice(&other.cid);

@@ -263,6 +263,7 @@ fn scan_customers<O: Operator>(
     let mut reported = 0usize;
     let wanted = |c: u32| only.as_ref().is_none_or(|o| o.contains(c));
     let mut merge = Merge::new(sources, set)
+        .whole_blocks()
         .with_customers(lo, hi)
         .with_filter(only.clone());
     let mut block = Columns::default();
@@ -669,9 +670,13 @@ impl FunnelOp<'_> {
     fn ordered_fast(&self, m: &StepMasks, p: &mut FunnelPartial, rows: &Columns, r: Range<usize>) {
         const NONE: i64 = i64::MIN;
         let n = self.steps.len();
-        // settled[k] / fresh[k]: latest start of a chain at level k (NONE = no chain).
+        let strict = self.ties_strict;
+        // settled[k] / fresh[k]: latest start of a chain at level k (NONE = no chain). With
+        // TIES STRICT a chain reached at timestamp t is `fresh` until the timestamp changes:
+        // events at t extend only `settled` chains, so no two steps share a timestamp.
         let mut settled = [NONE; 33];
         let mut fresh = [NONE; 33];
+        let mut dirty = false;
         let mut times = [NONE; 33];
         let mut level = 0;
         let mut group_ts = NONE;
@@ -682,40 +687,42 @@ impl FunnelOp<'_> {
                 continue;
             }
             let t = rows.ts[i];
-            if self.ties_strict && group_ts != t {
-                for (s, f) in settled[1..=n].iter_mut().zip(&mut fresh[1..=n]) {
-                    *s = (*s).max(*f);
-                    *f = NONE;
+            if strict && group_ts != t {
+                if dirty {
+                    for (s, f) in settled[1..=n].iter_mut().zip(&mut fresh[1..=n]) {
+                        *s = (*s).max(*f);
+                        *f = NONE;
+                    }
+                    dirty = false;
                 }
                 group_ts = t;
             }
-            // Candidates first (from chains before this event), then applied. cand[k]: the
-            // start of the chain this event extends to level k.
-            let mut cand = [NONE; 33];
-            for (k, (c, &s)) in cand[2..=n].iter_mut().zip(&settled[1..n]).enumerate() {
-                // Step k + 2 (bit k + 1) extends a chain at level k + 1.
-                if mask >> (k + 1) & 1 == 1 && s != NONE && t - s <= self.within {
-                    *c = s;
-                }
-            }
-            if mask & 1 == 1 && self.in_range(t) {
-                cand[1] = t;
-                first_seen = true;
-            }
-            let target = if self.ties_strict {
-                &mut fresh
-            } else {
-                &mut settled
-            };
-            let slots = target[1..=n].iter_mut().zip(&mut times[1..=n]);
-            for (k, ((x, time), &c)) in slots.zip(&cand[1..=n]).enumerate() {
-                if c != NONE {
-                    *x = (*x).max(c);
-                    if *time == NONE {
-                        *time = t - c;
+            // Steps this event matches, highest first: level k reads level k - 1 before this
+            // event writes it, so every extension starts from a chain before this event.
+            let mut bits = mask;
+            while bits != 0 {
+                let k = 32 - bits.leading_zeros() as usize; // step k (bit k - 1)
+                bits &= !(1u32 << (k - 1));
+                let c = if k == 1 {
+                    if !self.in_range(t) {
+                        continue;
                     }
-                    level = level.max(k + 1);
+                    first_seen = true;
+                    t
+                } else {
+                    let s = settled[k - 1];
+                    if s == NONE || t - s > self.within {
+                        continue;
+                    }
+                    s
+                };
+                let x = if strict { &mut fresh[k] } else { &mut settled[k] };
+                *x = (*x).max(c);
+                dirty = true;
+                if times[k] == NONE {
+                    times[k] = t - c;
                 }
+                level = level.max(k);
             }
             if level == n {
                 break;

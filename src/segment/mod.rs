@@ -33,6 +33,10 @@ pub const SEG_DIR: &str = "seg";
 /// Bytes of the trailer.
 pub const TRAILER_LEN: usize = 32;
 
+/// First byte of a zstd frame (magic 0xFD2FB528, little-endian); a chunk stored uncompressed
+/// starts with its column tag (1..=7) instead.
+const ZSTD_MAGIC_0: u8 = 0x28;
+
 /// Number of fixed columns: customer, timestamp, event, stage.
 const FIXED_COLUMNS: usize = 4;
 
@@ -191,11 +195,20 @@ impl SegmentWriter {
     }
 
     fn chunk(&mut self) -> FileResult<ChunkRef> {
-        let stored = codec::compress(&self.raw, self.level).at(&self.path)?;
+        let compressed = codec::compress(&self.raw, self.level).at(&self.path)?;
+        // Stored uncompressed when zstd saves less than an eighth: decoding then skips zstd
+        // (bit-packed timestamps are close to their entropy already). The raw chunk starts
+        // with its column tag, never with zstd's magic, so readers tell the two apart.
+        let raw_len = self.raw.len() as u32;
+        let stored = if compressed.len() * 8 > self.raw.len() * 7 {
+            std::mem::take(&mut self.raw)
+        } else {
+            compressed
+        };
         let r = ChunkRef {
             offset: self.offset,
             stored_len: stored.len() as u32,
-            raw_len: self.raw.len() as u32,
+            raw_len,
             crc: codec::crc32(&stored),
         };
         file::write(&self.file, &self.path, self.offset, &stored)?;
@@ -287,7 +300,7 @@ impl SegmentWriter {
         let mut chunks = Vec::with_capacity(FIXED_COLUMNS + self.props.len());
         column::put_rle_u32(&mut self.raw, &cols.cid);
         chunks.push(self.chunk()?);
-        column::put_delta_i64(&mut self.raw, &cols.ts);
+        column::put_delta_bits_i64(&mut self.raw, &cols.ts);
         chunks.push(self.chunk()?);
         column::put_width_u32(&mut self.raw, &cols.event);
         chunks.push(self.chunk()?);
@@ -781,7 +794,9 @@ impl Segment {
         }
     }
 
-    fn raw_chunk(&self, c: &ChunkRef, out: &mut Vec<u8>) -> FileResult<()> {
+    /// The raw bytes of chunk `c`: the mapped bytes when stored uncompressed, else
+    /// decompressed into `out`. The crc32 of the stored bytes is checked first.
+    fn raw_chunk<'s>(&'s self, c: &ChunkRef, out: &'s mut Vec<u8>) -> FileResult<&'s [u8]> {
         // Offsets were validated against the data region when the footer was decoded.
         let start = c.offset as usize;
         let stored = self
@@ -795,8 +810,20 @@ impl Segment {
                 "block checksum mismatch",
             ));
         }
+        if stored.first() != Some(&ZSTD_MAGIC_0) {
+            // Stored uncompressed (see `SegmentWriter::chunk`).
+            if c.stored_len != c.raw_len {
+                return Err(FileError::corrupt(
+                    &self.path,
+                    c.offset,
+                    "uncompressed chunk with a different raw length",
+                ));
+            }
+            return Ok(stored);
+        }
         codec::decompress_into(stored, c.raw_len as usize, limits::CHUNK_RAW_BYTES_MAX, out)
-            .map_err(|e| FileError::decode(&self.path, c.offset, e))
+            .map_err(|e| FileError::decode(&self.path, c.offset, e))?;
+        Ok(out)
     }
 
     /// Decodes block `i` (checking every chunk's crc32 first).
@@ -832,8 +859,8 @@ impl Segment {
         // requiring that the decoder consumes every byte.
         let mut column = |k: usize, decode: &mut dyn FnMut(&mut Reader<'_>) -> Result<(), DecodeError>| {
             let c = &b.chunks[k];
-            self.raw_chunk(c, raw)?;
-            let mut r = Reader::new(raw);
+            let bytes = self.raw_chunk(c, raw)?;
+            let mut r = Reader::new(bytes);
             decode(&mut r)
                 .and_then(|()| r.finish())
                 .map_err(|e| FileError::decode(path, c.offset, e))?;
@@ -849,7 +876,7 @@ impl Segment {
         }
         out.ts.clear();
         if set.ts {
-            column(1, &mut |r| column::get_delta_i64(r, n, &mut out.ts))?;
+            column(1, &mut |r| column::get_timestamps(r, n, &mut out.ts))?;
         }
         out.event.clear();
         if set.event {
