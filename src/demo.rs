@@ -95,6 +95,156 @@ impl Rng {
 /// Generates about `events` events over `customers` customers (0 = events / 25), sorted by
 /// timestamp (the order in which a live system would ingest them).
 pub fn generate(events: u64, customers: u64, seed: u64) -> Vec<Row> {
+    generate_metered(events, customers, seed, &mut ())
+}
+
+/// Which column a random choice of the generator shows up in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Column {
+    /// Timestamps.
+    Ts,
+    /// Event names.
+    Event,
+    /// The channel property.
+    Channel,
+    /// The amount property.
+    Amount,
+}
+
+/// Receives the information content of the generator's random choices as it makes them (see
+/// [`InfoMeter`]); `()` ignores it.
+pub trait Meter {
+    /// A choice with `bits` of entropy that the output shows in `col`.
+    fn bits(&mut self, col: Column, bits: f64);
+    /// The end of a session that produced `rows` (its first row starts it); `dropped` when an
+    /// event fell past the end of the data.
+    fn session_end(&mut self, rows: &[Row], dropped: bool);
+    /// The end of a customer of `sessions` sessions; `collided` when timestamps had to be moved
+    /// apart.
+    fn customer_end(&mut self, sessions: u64, collided: bool);
+}
+
+impl Meter for () {
+    fn bits(&mut self, _: Column, _: f64) {}
+    fn session_end(&mut self, _: &[Row], _: bool) {}
+    fn customer_end(&mut self, _: u64, _: bool) {}
+}
+
+/// A lower bound on the information in a generated dataset, in bits: what any lossless
+/// encoding of its (customer, timestamp, event, channel, amount) values needs on average.
+///
+/// It adds up the entropy of each random choice of [`generate`] that the output reveals, and
+/// leaves out what the output does not pin down: the sub-millisecond part of every drawn time
+/// (timestamps are cut to whole ms; `log2 2000` bits per time drawn: the µs remainder and a
+/// carry), the generation order of a customer's sessions (`log2 (k−1)!`), which session each
+/// later event of a session belongs to where sessions overlap in time (`log2 m` for an event
+/// inside the time spans of `m` sessions), every session with an event past the 90 days, and
+/// every customer whose timestamps collided. Activity weights, session counts and each customer's usual channel are not
+/// counted at all. Leaving choices out only lowers the sum, so it stays a lower bound.
+#[derive(Clone, Debug, Default)]
+pub struct InfoMeter {
+    /// Kept bits per column (Ts, Event, Channel, Amount).
+    pub kept: [f64; 4],
+    /// Bits subtracted for the unobservable order of sessions.
+    pub order: f64,
+    /// Bits subtracted for attributing events to overlapping sessions.
+    pub attribution: f64,
+    /// Sessions kept and left out.
+    pub sessions: (u64, u64),
+    /// Customers left out (collisions).
+    pub customers_left_out: u64,
+    pending: [f64; 4],
+    customer: [f64; 4],
+    spans: Vec<Session>,
+}
+
+/// One session as [`InfoMeter`] keeps it until its customer ends.
+#[derive(Clone, Debug)]
+struct Session {
+    /// First and last timestamp (µs).
+    span: (i64, i64),
+    bits: [f64; 4],
+    dropped: bool,
+    /// Times of its events after the first.
+    later: Vec<i64>,
+}
+
+impl InfoMeter {
+    /// Total kept bits, net of the session-order term.
+    pub fn total(&self) -> f64 {
+        self.kept.iter().sum::<f64>() - self.order - self.attribution
+    }
+}
+
+impl Meter for InfoMeter {
+    fn bits(&mut self, col: Column, bits: f64) {
+        self.pending[col as usize] += bits.max(0.0);
+    }
+
+    fn session_end(&mut self, rows: &[Row], dropped: bool) {
+        let bits = std::mem::take(&mut self.pending);
+        let lo = rows.first().map_or(0, |r| r.ts_us);
+        let hi = rows.iter().map(|r| r.ts_us).max().unwrap_or(lo);
+        let later = rows.iter().skip(1).map(|r| r.ts_us).collect();
+        self.spans.push(Session {
+            span: (lo, hi),
+            bits,
+            dropped,
+            later,
+        });
+    }
+
+    fn customer_end(&mut self, sessions: u64, collided: bool) {
+        // Bits recorded before the first session (the first session's start) belong to the
+        // customer as a whole.
+        let whole = std::mem::take(&mut self.pending);
+        let spans = std::mem::take(&mut self.spans);
+        if collided {
+            self.customers_left_out += 1;
+            self.sessions.1 += spans.len() as u64;
+            return;
+        }
+        // An event may belong to any session whose span holds its time: count them.
+        let mut starts: Vec<i64> = spans.iter().map(|s| s.span.0).collect();
+        let mut ends: Vec<i64> = spans.iter().map(|s| s.span.1).collect();
+        starts.sort_unstable();
+        ends.sort_unstable();
+        for Session {
+            bits, dropped, later, ..
+        } in &spans
+        {
+            if *dropped {
+                self.sessions.1 += 1;
+                continue;
+            }
+            self.sessions.0 += 1;
+            for (k, b) in self.customer.iter_mut().zip(bits) {
+                *k += b;
+            }
+            for &t in later {
+                let m = starts.partition_point(|&x| x <= t) - ends.partition_point(|&x| x < t);
+                self.attribution += (m.max(1) as f64).log2();
+            }
+        }
+        for (k, (c, w)) in self.kept.iter_mut().zip(self.customer.iter_mut().zip(whole)) {
+            *k += std::mem::take(c) + w;
+        }
+        self.order += (2..sessions).map(|k| (k as f64).log2()).sum::<f64>();
+    }
+}
+
+/// Entropy (bits) of a drawn time of `range_us` microseconds seen at millisecond resolution.
+fn time_bits(range_us: i64) -> f64 {
+    (range_us.max(1) as f64).log2() - 2000f64.log2()
+}
+
+/// Entropy (bits) of a discrete choice with probabilities `p`.
+fn choice_bits(p: &[f64]) -> f64 {
+    p.iter().filter(|&&x| x > 0.0).map(|&x| -x * x.log2()).sum()
+}
+
+/// [`generate`], telling `meter` about every random choice it makes.
+pub fn generate_metered<M: Meter>(events: u64, customers: u64, seed: u64, meter: &mut M) -> Vec<Row> {
     let customers = if customers == 0 {
         (events / 25).max(1)
     } else {
@@ -119,11 +269,13 @@ pub fn generate(events: u64, customers: u64, seed: u64) -> Vec<Row> {
         let channel = (rng.next_u64() % 3) as u8;
         mine.clear();
         let first = rng.range(0, DAYS * DAY * 2 / 3);
+        meter.bits(Column::Ts, time_bits(DAYS * DAY * 2 / 3));
         let mut purchased = false;
         for s in 0..sessions {
             let t0 = if s == 0 {
                 first
             } else {
+                meter.bits(Column::Ts, time_bits(DAYS * DAY - first));
                 rng.range(first, DAYS * DAY)
             };
             let ch = if rng.chance(0.8) {
@@ -131,6 +283,13 @@ pub fn generate(events: u64, customers: u64, seed: u64) -> Vec<Row> {
             } else {
                 (rng.next_u64() % 3) as u8
             };
+            // The channel seen: the customer's own with probability 0.8 + 0.2 / 3.
+            meter.bits(
+                Column::Channel,
+                choice_bits(&[0.8 + 0.2 / 3.0, 0.2 / 3.0, 0.2 / 3.0]),
+            );
+            let mut dropped = false;
+            let from = mine.len();
             let mut push = |t: i64, ev: u8, amount: u32| {
                 if t < DAYS * DAY {
                     mine.push(Row {
@@ -140,49 +299,84 @@ pub fn generate(events: u64, customers: u64, seed: u64) -> Vec<Row> {
                         channel: ch,
                         amount_cents: amount,
                     });
+                } else {
+                    dropped = true;
                 }
             };
+            if purchased {
+                meter.bits(Column::Event, choice_bits(&[0.35, 0.65]));
+            }
             if purchased && rng.chance(0.35) {
                 // A returning customer: repeat purchase, newsletter, support, review, referral.
+                meter.bits(
+                    Column::Event,
+                    choice_bits(&[2.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0]),
+                );
                 match rng.next_u64() % 6 {
-                    0 | 1 => push(t0, 4, rng.range(500, 30_000) as u32),
+                    0 | 1 => {
+                        meter.bits(Column::Amount, (29_500f64).log2());
+                        push(t0, 4, rng.range(500, 30_000) as u32)
+                    }
                     2 => push(t0, 5, 0),
                     3 => push(t0, 6, 0),
                     4 => push(t0, 7, 0),
                     _ => push(t0, 8, 0),
                 }
+                meter.session_end(&mine[from..], dropped);
                 continue;
             }
             push(t0, 0, 0);
             let mut t = t0;
-            if !rng.chance(0.7) {
-                continue;
+            'session: {
+                meter.bits(Column::Event, choice_bits(&[0.7, 0.3]));
+                if !rng.chance(0.7) {
+                    break 'session;
+                }
+                meter.bits(Column::Ts, time_bits(20 * MIN - 10 * 1000 * MS));
+                t += rng.range(10 * 1000 * MS, 20 * MIN);
+                push(t, 1, 0);
+                meter.bits(Column::Event, choice_bits(&[0.6, 0.4]));
+                if !rng.chance(0.6) {
+                    break 'session;
+                }
+                meter.bits(Column::Ts, time_bits(30 * MIN - 5 * 1000 * MS));
+                t += rng.range(5 * 1000 * MS, 30 * MIN);
+                push(t, 2, 0);
+                meter.bits(Column::Event, choice_bits(&[0.65, 0.35]));
+                if !rng.chance(0.65) {
+                    break 'session;
+                }
+                // Most buy within the hour, some days later, some beyond the 7-day window.
+                meter.bits(Column::Ts, choice_bits(&[0.6, 0.3, 0.1]));
+                t += match rng.next_u64() % 10 {
+                    0..=5 => {
+                        meter.bits(Column::Ts, time_bits(59 * MIN));
+                        rng.range(MIN, 60 * MIN)
+                    }
+                    6..=8 => {
+                        meter.bits(Column::Ts, time_bits(5 * DAY));
+                        rng.range(DAY, 6 * DAY)
+                    }
+                    _ => {
+                        meter.bits(Column::Ts, time_bits(6 * DAY));
+                        rng.range(8 * DAY, 14 * DAY)
+                    }
+                };
+                meter.bits(Column::Amount, (49_500f64).log2());
+                push(t, 3, rng.range(500, 50_000) as u32);
+                purchased = true;
             }
-            t += rng.range(10 * 1000 * MS, 20 * MIN);
-            push(t, 1, 0);
-            if !rng.chance(0.6) {
-                continue;
-            }
-            t += rng.range(5 * 1000 * MS, 30 * MIN);
-            push(t, 2, 0);
-            if !rng.chance(0.65) {
-                continue;
-            }
-            // Most buy within the hour, some days later, some beyond the 7-day window.
-            t += match rng.next_u64() % 10 {
-                0..=5 => rng.range(MIN, 60 * MIN),
-                6..=8 => rng.range(DAY, 6 * DAY),
-                _ => rng.range(8 * DAY, 14 * DAY),
-            };
-            push(t, 3, rng.range(500, 50_000) as u32);
-            purchased = true;
+            meter.session_end(&mine[from..], dropped);
         }
         mine.sort_by_key(|r| r.ts_us);
+        let mut collided = false;
         for i in 1..mine.len() {
             if mine[i].ts_us <= mine[i - 1].ts_us {
                 mine[i].ts_us = mine[i - 1].ts_us + MS;
+                collided = true;
             }
         }
+        meter.customer_end(sessions, collided);
         out.extend_from_slice(&mine);
     }
     out.sort_by_key(|r| (r.ts_us, r.customer));

@@ -447,6 +447,7 @@ struct FunnelOp<'a> {
 struct StepMasks {
     event: Vec<u32>,
     stage: [u32; 256],
+    stage_steps: bool,
 }
 
 impl StepMasks {
@@ -457,6 +458,7 @@ impl StepMasks {
         let mut m = StepMasks {
             event: vec![0; events],
             stage: [0; 256],
+            stage_steps: steps.iter().any(|s| s.stage.is_some()),
         };
         for (k, step) in steps.iter().enumerate() {
             let bit = 1u32 << k;
@@ -479,14 +481,10 @@ impl StepMasks {
         Some(m)
     }
 
-    #[inline]
-    fn of(&self, rows: &Columns, i: usize) -> u32 {
-        let e = self.event.get(rows.event[i] as usize).copied().unwrap_or(0);
-        // Without a stage step, every stage code has all bits: the stage column is not read.
-        if e == 0 || self.stage[0] == u32::MAX {
-            return e;
-        }
-        e & self.stage[usize::from(rows.stage.get(i).copied().unwrap_or(0))]
+    /// True when a step names a stage (else every stage code has all bits and the stage
+    /// column is not decoded).
+    fn reads_stage(&self) -> bool {
+        self.stage_steps
     }
 }
 
@@ -676,24 +674,29 @@ impl FunnelOp<'_> {
         // events at t extend only `settled` chains, so no two steps share a timestamp.
         let mut settled = [NONE; 33];
         let mut fresh = [NONE; 33];
-        let mut dirty = false;
+        let mut dirty = 0u64; // levels with a fresh chain
         let mut times = [NONE; 33];
         let mut level = 0;
         let mut group_ts = NONE;
         let mut first_seen = false;
-        for i in r {
-            let mask = m.of(rows, i);
+        let events = rows.event.get(r.clone()).unwrap_or(&[]);
+        let ts = rows.ts.get(r.clone()).unwrap_or(&[]);
+        let stages = rows.stage.get(r).unwrap_or(&[]);
+        let by_stage = m.reads_stage();
+        for (j, (&e, &t)) in events.iter().zip(ts).enumerate() {
+            let mut mask = m.event.get(e as usize).copied().unwrap_or(0);
+            if mask != 0 && by_stage {
+                mask &= m.stage[usize::from(stages.get(j).copied().unwrap_or(0))];
+            }
             if mask == 0 {
                 continue;
             }
-            let t = rows.ts[i];
             if strict && group_ts != t {
-                if dirty {
-                    for (s, f) in settled[1..=n].iter_mut().zip(&mut fresh[1..=n]) {
-                        *s = (*s).max(*f);
-                        *f = NONE;
-                    }
-                    dirty = false;
+                while dirty != 0 {
+                    let k = dirty.trailing_zeros() as usize;
+                    settled[k] = settled[k].max(fresh[k]);
+                    fresh[k] = NONE;
+                    dirty &= dirty - 1;
                 }
                 group_ts = t;
             }
@@ -718,7 +721,7 @@ impl FunnelOp<'_> {
                 };
                 let x = if strict { &mut fresh[k] } else { &mut settled[k] };
                 *x = (*x).max(c);
-                dirty = true;
+                dirty |= 1 << k;
                 if times[k] == NONE {
                     times[k] = t - c;
                 }
