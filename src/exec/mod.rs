@@ -209,12 +209,7 @@ fn run_filtered<O: Operator>(
     opts: &QueryOptions,
     only: Option<roaring::RoaringBitmap>,
 ) -> Result<O::Partial, QueryError> {
-    // A filter that holds every customer (everyone did the first step) filters nothing: drop
-    // it rather than look every customer up in it.
-    let all = |o: &roaring::RoaringBitmap| {
-        o.len() == u64::from(input.customers) && o.max().is_none_or(|m| m < input.customers)
-    };
-    let only = only.filter(|o| !all(o)).map(Arc::new);
+    let only = only.map(Arc::new);
     let threads = if opts.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
@@ -266,29 +261,7 @@ fn scan_customers<O: Operator>(
 ) -> Result<O::Partial, QueryError> {
     let mut p = O::Partial::default();
     let mut reported = 0usize;
-    // Customers arrive in ascending order, most of them wanted: a dense bitset of the filter's
-    // part of this worker's range (at most one bit per customer id) answers each with a bit test
-    // instead of a search in the bitmap.
-    let dense: Option<Vec<u64>> = only.as_ref().map(|o| {
-        let top = o.max().unwrap_or(lo).min(hi);
-        if top < lo {
-            return Vec::new();
-        }
-        let mut bits = vec![0u64; (top - lo) as usize / 64 + 1];
-        for c in o.range(lo..=top) {
-            let k = (c - lo) as usize;
-            if let Some(w) = bits.get_mut(k / 64) {
-                *w |= 1 << (k % 64);
-            }
-        }
-        bits
-    });
-    let wanted = |c: u32| {
-        dense.as_ref().is_none_or(|bits| {
-            let k = c.wrapping_sub(lo) as usize;
-            c >= lo && bits.get(k / 64).is_some_and(|w| w >> (k % 64) & 1 == 1)
-        })
-    };
+    let wanted = |c: u32| only.as_ref().is_none_or(|o| o.contains(c));
     let mut merge = Merge::new(sources, set)
         .whole_blocks()
         .with_customers(lo, hi)

@@ -134,12 +134,11 @@ fn packed_len(count: usize, w: usize) -> Option<usize> {
 
 /// Two-width bit-packed delta encoding of an i64 column (sorted timestamps): first value, the
 /// gcd `g` of all deltas, a narrow width `ws` and a wide width `wl`; when `ws < wl`, a selector
-/// bitmap (bit i set: delta i is wide); then the low `ws` bits of every delta, then the high
-/// `wl − ws` bits of each wide delta (deltas are zigzag(delta / g); streams LSB first), then 8
-/// zero bytes. Timestamps sorted by customer have two kinds of gap — within a session (seconds
-/// to minutes) and between sessions or customers (days) — so two widths come within a bit or
-/// two of zstd on byte planes while decoding several times faster: no entropy decoding, one
-/// load, shift and mask per value, and a patch per wide value.
+/// bitmap (bit i set: delta i is wide); then the narrow deltas packed at `ws` bits, the wide
+/// ones at `wl` bits (zigzag(delta / g), LSB first), then 8 zero bytes. Timestamps sorted by
+/// customer have two kinds of gap — within a session (seconds to minutes) and between sessions
+/// or customers (days) — so two widths come within a bit or two of zstd on byte planes while
+/// decoding several times faster (no entropy decoding: one load, shift and mask per value).
 pub fn put_delta_bits_i64(out: &mut Vec<u8>, vals: &[i64]) {
     out.push(TAG_DELTA_BITS);
     codec::put_i64(out, vals.first().copied().unwrap_or(0));
@@ -151,33 +150,59 @@ pub fn put_delta_bits_i64(out: &mut Vec<u8>, vals: &[i64]) {
     if ws < wl {
         put_bits(out, deltas.iter().map(|&d| bit_len(d) > ws));
     }
-    let low = if ws == 64 { u64::MAX } else { (1u64 << ws) - 1 };
-    put_packed(out, deltas.iter().map(|&d| d & low), ws);
-    put_packed(
-        out,
-        deltas.iter().filter(|&&d| bit_len(d) > ws).map(|&d| d >> ws),
-        wl - ws,
-    );
+    put_packed(out, deltas.iter().copied().filter(|&d| bit_len(d) <= ws), ws);
+    put_packed(out, deltas.iter().copied().filter(|&d| bit_len(d) > ws), wl);
     out.resize(out.len() + BITS_PAD, 0);
 }
 
-/// The `w`-bit value (w ≤ 64) at bit `pos` of `buf`. The fast path needs 8 bytes from
-/// `pos / 8` (the caller's padding guarantees them); wider values and the tail read
-/// byte by byte (bytes past the end read as zero).
-#[inline(always)]
-fn bits_at(buf: &[u8], pos: usize, w: usize, mask: u64) -> u64 {
-    let at = pos / 8;
-    if w <= 56
-        && let Some(b) = buf.get(at..at + 8)
-    {
-        let word = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-        return (word >> (pos % 8)) & mask;
+/// Unpacks `count` values of `w` bits (LSB first) from `buf` into `out` (cleared), then one
+/// extra 0 so that a branch-free reader may load one past the last value.
+fn unpack(buf: &[u8], count: usize, w: usize, out: &mut Vec<u64>) {
+    out.clear();
+    out.reserve(count + 1);
+    if w <= 56 {
+        let mask = (1u64 << w) - 1;
+        out.extend((0..count).map(|k| {
+            let pos = k * w;
+            let at = pos / 8;
+            // Every value starts at least 8 bytes before the end of `buf` (see the caller).
+            let word = match buf.get(at..at + 8) {
+                Some(b) => u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+                None => 0,
+            };
+            (word >> (pos % 8)) & mask
+        }));
+    } else {
+        out.extend((0..count).map(|k| {
+            let pos = k * w;
+            let at = pos / 8;
+            let mut b = [0u8; 16];
+            for (i, x) in b.iter_mut().enumerate() {
+                *x = buf.get(at + i).copied().unwrap_or(0);
+            }
+            let word = u128::from_le_bytes(b) >> (pos % 8);
+            (word & ((1u128 << w) - 1)) as u64
+        }));
     }
-    let mut b = [0u8; 16];
-    for (i, x) in b.iter_mut().enumerate() {
-        *x = buf.get(at + i).copied().unwrap_or(0);
+    out.push(0);
+}
+
+thread_local! {
+    /// Unpacked narrow and wide deltas, reused across blocks on one thread.
+    static UNPACKED: std::cell::RefCell<(Vec<u64>, Vec<u64>)> = const {
+        std::cell::RefCell::new((Vec::new(), Vec::new()))
+    };
+}
+
+/// Reads the start of a delta encoding with tag `want`: the first value and the divisor `g`.
+fn delta_header(r: &mut Reader<'_>, want: u8) -> Result<(i64, i64), DecodeError> {
+    tag(r, &[want])?;
+    let first = r.i64()?;
+    let g = r.varint()?;
+    if g == 0 || g > i64::MAX as u64 + 1 {
+        return Err(r.err("bad delta divisor"));
     }
-    ((u128::from_le_bytes(b) >> (pos % 8)) as u64) & mask
+    Ok((first, g as i64))
 }
 
 /// Decodes [`put_delta_bits_i64`] output of exactly `n` rows.
@@ -195,60 +220,39 @@ pub fn get_delta_bits_i64(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> R
         return Err(r.err("selector bits past the last row"));
     }
     let wide = sel.iter().map(|b| b.count_ones() as usize).sum::<usize>();
-    let hw = wl - ws;
-    let low_len = packed_len(m, ws).ok_or_else(|| r.err("row count overflow"))?;
-    let high_len = packed_len(wide, hw).ok_or_else(|| r.err("row count overflow"))?;
-    // Low bits, high bits and the padding, contiguous: every value starts at least 8 bytes
-    // before the end, so one 8-byte load reads any value of at most 56 bits.
-    let streams = r.bytes(low_len.saturating_add(high_len).saturating_add(BITS_PAD))?;
-    if streams[low_len + high_len..].iter().any(|&b| b != 0) {
+    let small_len = packed_len(m - wide, ws).ok_or_else(|| r.err("row count overflow"))?;
+    let large_len = packed_len(wide, wl).ok_or_else(|| r.err("row count overflow"))?;
+    // The narrow stream, the wide stream and the padding, contiguous: every value starts at
+    // least 8 bytes before the end, so one 8-byte load reads any value of at most 56 bits.
+    let streams = r.bytes(small_len.saturating_add(large_len).saturating_add(BITS_PAD))?;
+    if streams[small_len + large_len..].iter().any(|&b| b != 0) {
         return Err(r.err("non-zero padding"));
     }
     if n == 0 {
         return Ok(());
     }
-    out.resize(n, 0);
-    out[0] = first;
-    // 1. The low bits of every delta.
-    let mask = |w: usize| if w == 64 { u64::MAX } else { (1u64 << w) - 1 };
-    let (low_mask, high_mask) = (mask(ws), mask(hw));
-    let mut pos = 0;
-    for x in &mut out[1..] {
-        *x = bits_at(streams, pos, ws, low_mask) as i64;
-        pos += ws;
-    }
-    // 2. The high bits of the wide ones, found by the selector's set bits.
-    let high = &streams[low_len..];
-    let mut pos = 0;
-    for (k, &byte) in sel.iter().enumerate() {
-        let mut bits = byte;
-        while bits != 0 {
-            let i = 8 * k + bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            if let Some(x) = out.get_mut(1 + i) {
-                *x |= (bits_at(high, pos, hw, high_mask) << ws) as i64;
-            }
-            pos += hw;
+    UNPACKED.with(|cell| {
+        let (small, large) = &mut *cell.borrow_mut();
+        unpack(streams, m - wide, ws, small);
+        unpack(&streams[small_len..], wide, wl, large);
+        out.resize(n, 0);
+        out[0] = first;
+        let mut v = first;
+        let (mut j, mut k) = (0usize, 0usize);
+        // Branch-free merge by the selector: j ≤ wide and k ≤ m − wide at every row (the
+        // selector has exactly `wide` ones), and both vectors hold one extra element.
+        for (i, x) in out[1..].iter_mut().enumerate() {
+            let bit = sel.get(i / 8).map_or(0, |b| usize::from((b >> (i % 8)) & 1));
+            let l = large.get(j).copied().unwrap_or(0);
+            let s = small.get(k).copied().unwrap_or(0);
+            let d = if bit == 1 { l } else { s };
+            j = j.wrapping_add(bit);
+            k = k.wrapping_add(1 ^ bit);
+            v = v.wrapping_add(codec::unzigzag(d).wrapping_mul(g));
+            *x = v;
         }
-    }
-    // 3. Undo the zigzag and the divisor, and sum.
-    let mut v = first;
-    for x in &mut out[1..] {
-        v = v.wrapping_add(codec::unzigzag(*x as u64).wrapping_mul(g));
-        *x = v;
-    }
+    });
     Ok(())
-}
-
-/// Reads the start of a delta encoding with tag `want`: the first value and the divisor `g`.
-fn delta_header(r: &mut Reader<'_>, want: u8) -> Result<(i64, i64), DecodeError> {
-    tag(r, &[want])?;
-    let first = r.i64()?;
-    let g = r.varint()?;
-    if g == 0 || g > i64::MAX as u64 + 1 {
-        return Err(r.err("bad delta divisor"));
-    }
-    Ok((first, g as i64))
 }
 
 /// Fixed-width encoding of a u32 column, using the narrowest of 1, 2 or 4 bytes.
@@ -552,9 +556,8 @@ mod tests {
         // tag, first, g varint (gcd 4: one byte), ws, wl: 25 zigzags to 50 (6 bits), 2^28 to
         // 2^29 (30 bits).
         assert_eq!((out[10], out[11]), (6, 30));
-        // 1,000 selector bits, the low 6 bits of all 1,000 deltas, the high 24 bits of the 500
-        // wide ones, the padding.
-        assert_eq!(out.len(), 12 + 125 + 750 + 1500 + BITS_PAD);
+        // 1,000 selector bits, 500 narrow values of 6 bits, 500 wide of 30, the padding.
+        assert_eq!(out.len(), 12 + 125 + 375 + 1875 + BITS_PAD);
         let mut back = Vec::new();
         assert!(get_timestamps(&mut Reader::new(&out), vals.len(), &mut back).is_ok());
         assert_eq!(back, vals);
