@@ -352,7 +352,6 @@ impl Columns {
         }
     }
 
-    /// Appends all rows of `other`.
     /// Removes every row, keeping the fixed columns' allocations (property columns are dropped).
     pub fn clear(&mut self) {
         self.cid.clear();
