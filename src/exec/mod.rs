@@ -34,6 +34,10 @@ pub enum QueryError {
     /// The query was cancelled.
     #[error("query cancelled")]
     Cancelled,
+    /// A query worker stopped on a bug (a panic); the message is the panic's. No partial
+    /// answer is returned.
+    #[error("internal error in a query worker: {0} (a bug in journeydb: please report it)")]
+    Internal(String),
     /// The result would exceed the row cap.
     #[error("result exceeds {0} rows (raise the cap or narrow the query)")]
     TooManyRows(usize),
@@ -236,7 +240,10 @@ fn run_filtered<O: Operator>(
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or(Err(QueryError::Cancelled)))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|payload| Err(worker_panic(payload.as_ref())))
+            })
             .collect()
     });
     let mut total = O::Partial::default();
@@ -248,6 +255,16 @@ fn run_filtered<O: Operator>(
         return Err(QueryError::MemoryExceeded(opts.memory_max));
     }
     Ok(total)
+}
+
+/// The error for a worker that panicked: its panic message, when it has one.
+fn worker_panic(payload: &(dyn std::any::Any + Send)) -> QueryError {
+    let msg = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic without a message".to_owned());
+    QueryError::Internal(msg)
 }
 
 fn scan_customers<O: Operator>(
@@ -2375,5 +2392,67 @@ impl Query for crate::db::Snapshot {
             bitmaps: self.bitmaps(),
         };
         execute(&stmt, text, &input, opts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts rows, and panics on the customer `bad`.
+    struct PanicsOn {
+        bad: u32,
+    }
+
+    impl Operator for PanicsOn {
+        type Partial = u64;
+
+        fn customer(&self, p: &mut u64, rows: &Columns, r: Range<usize>) {
+            assert!(rows.cid[r.start] != self.bad, "customer {} is poison", self.bad);
+            *p += r.len() as u64;
+        }
+
+        fn merge(&self, a: &mut u64, b: u64) {
+            *a += b;
+        }
+
+        fn footprint(&self, _: &u64) -> usize {
+            0
+        }
+    }
+
+    #[test]
+    fn a_worker_panic_is_an_internal_error_not_a_cancellation() {
+        let rows = Columns {
+            cid: (0..40).map(|i| i / 4).collect(),
+            ts: (0..40).collect(),
+            event: vec![0; 40],
+            stage: vec![0; 40],
+            props: Vec::new(),
+        };
+        let dicts = Dicts::default();
+        let bitmaps = crate::index::Bitmaps::default();
+        let input = Input {
+            sources: vec![Source::Memory(Arc::new(rows))],
+            dicts: &dicts,
+            customers: 10,
+            ts_range: Some((0, 39)),
+            bitmaps: &bitmaps,
+        };
+        let opts = QueryOptions {
+            threads: 2,
+            ..QueryOptions::default()
+        };
+        let all = columns(false);
+        // Without the poison customer every row is counted, across both workers.
+        let fine = run(&PanicsOn { bad: 99 }, &input, all, &opts);
+        assert_eq!(fine.ok(), Some(40));
+        match run(&PanicsOn { bad: 7 }, &input, all, &opts) {
+            Err(QueryError::Internal(msg)) => assert!(msg.contains("customer 7 is poison"), "{msg}"),
+            Err(e) => panic!("expected an internal error, got {e}"),
+            Ok(n) => panic!("expected an internal error, got {n} rows"),
+        }
+        let e = QueryError::Internal("x".into()).to_string();
+        assert!(e.contains("internal error") && e.contains("please report"), "{e}");
     }
 }
