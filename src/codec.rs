@@ -99,6 +99,13 @@ impl<'a> Reader<'a> {
     /// An unsigned LEB128 varint (at most 10 bytes, no overflow).
     #[inline]
     pub fn varint(&mut self) -> Result<u64, DecodeError> {
+        // One-byte values (the common case in run lengths and small deltas).
+        if let Some(&b) = self.buf.get(self.pos)
+            && b < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(b));
+        }
         let mut out = 0u64;
         let mut shift = 0u32;
         loop {

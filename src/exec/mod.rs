@@ -257,6 +257,25 @@ fn run_filtered<O: Operator>(
     Ok(total)
 }
 
+/// The end of the run of equal values that starts at `i` in `cid` (sorted ascending, as every
+/// merged block is): a branch-free binary search in a window of 64 rows (a customer's run in a
+/// block is usually shorter), then whole windows while they hold only this customer.
+fn run_end(cid: &[u32], i: usize) -> usize {
+    const WINDOW: usize = 64;
+    let Some(&c) = cid.get(i) else {
+        return i;
+    };
+    let mut at = i;
+    loop {
+        let w = cid.get(at..(at + WINDOW).min(cid.len())).unwrap_or(&[]);
+        let k = w.partition_point(|&x| x <= c);
+        if k < w.len() || w.is_empty() {
+            return at + k;
+        }
+        at += k;
+    }
+}
+
 /// The error for a worker that panicked: its panic message, when it has one.
 fn worker_panic(payload: &(dyn std::any::Any + Send)) -> QueryError {
     let msg = payload
@@ -294,10 +313,7 @@ fn scan_customers<O: Operator>(
         let mut i = 0;
         while i < n {
             let cid = block.cid[i];
-            let mut j = i + 1;
-            while j < n && block.cid[j] == cid {
-                j += 1;
-            }
+            let j = run_end(&block.cid, i);
             if carry.cid.first().is_some_and(|&c| c != cid) {
                 op.customer(&mut p, &carry, 0..carry.len());
                 carry = Columns::default();
@@ -515,12 +531,35 @@ struct FunnelPartial {
     groups: HashMap<Option<u64>, FunnelCounts>,
     /// With `collect`: customers by the level they reached (index = level).
     levels: Vec<roaring::RoaringBitmap>,
+    /// The no-breakdown group of the fast kernel, kept out of `groups` so that a customer
+    /// costs no hash look-up; [`settle`](Self::settle) moves it in (merging does).
+    ungrouped: Option<FunnelCounts>,
     /// Reused per-customer buffers (not part of the answer).
     scratch: Scratch,
     /// Reused per-customer outcome.
     outcome: FunnelOutcome,
     /// Heap bytes of `groups` and `levels` (for the memory budget).
     bytes: usize,
+}
+
+impl FunnelPartial {
+    /// Moves `ungrouped` into `groups` (as the `None` group).
+    fn settle(&mut self) {
+        let Some((counts, times)) = self.ungrouped.take() else {
+            return;
+        };
+        let n = counts.len();
+        let e = self
+            .groups
+            .entry(None)
+            .or_insert_with(|| (vec![0; n], vec![Vec::new(); n]));
+        for (x, y) in e.0.iter_mut().zip(counts) {
+            *x += y;
+        }
+        for (x, y) in e.1.iter_mut().zip(times) {
+            x.extend(y);
+        }
+    }
 }
 
 /// Buffers reused across customers by one worker.
@@ -683,16 +722,33 @@ impl FunnelOp<'_> {
     /// the same chains as [`ordered`](Self::ordered) (one cap, so at most one candidate per
     /// level), without its general bookkeeping. Adds the customer to `p`.
     fn ordered_fast(&self, m: &StepMasks, p: &mut FunnelPartial, rows: &Columns, r: Range<usize>) {
+        // Per-customer state sized for the steps (a funnel of 2–3 steps keeps 3 × 4 words, not
+        // 3 × 33, to set up per customer).
+        match self.steps.len() {
+            0..=3 => self.ordered_fast_n::<4>(m, p, rows, r),
+            4..=7 => self.ordered_fast_n::<8>(m, p, rows, r),
+            _ => self.ordered_fast_n::<33>(m, p, rows, r),
+        }
+    }
+
+    /// [`ordered_fast`](Self::ordered_fast) with state arrays of `N` > steps levels.
+    fn ordered_fast_n<const N: usize>(
+        &self,
+        m: &StepMasks,
+        p: &mut FunnelPartial,
+        rows: &Columns,
+        r: Range<usize>,
+    ) {
         const NONE: i64 = i64::MIN;
         let n = self.steps.len();
         let strict = self.ties_strict;
         // settled[k] / fresh[k]: latest start of a chain at level k (NONE = no chain). With
         // TIES STRICT a chain reached at timestamp t is `fresh` until the timestamp changes:
         // events at t extend only `settled` chains, so no two steps share a timestamp.
-        let mut settled = [NONE; 33];
-        let mut fresh = [NONE; 33];
+        let mut settled = [NONE; N];
+        let mut fresh = [NONE; N];
         let mut dirty = 0u64; // levels with a fresh chain
-        let mut times = [NONE; 33];
+        let mut times = [NONE; N];
         let mut level = 0;
         let mut group_ts = NONE;
         let mut first_seen = false;
@@ -752,7 +808,7 @@ impl FunnelOp<'_> {
             return;
         }
         let bytes = &mut p.bytes;
-        let entry = p.groups.entry(None).or_insert_with(|| {
+        let entry = p.ungrouped.get_or_insert_with(|| {
             *bytes += funnel_group_bytes(n + 1);
             (vec![0; n + 1], vec![Vec::new(); n + 1])
         });
@@ -943,7 +999,9 @@ impl Operator for FunnelOp<'_> {
         p.bytes
     }
 
-    fn merge(&self, a: &mut FunnelPartial, b: FunnelPartial) {
+    fn merge(&self, a: &mut FunnelPartial, mut b: FunnelPartial) {
+        a.settle();
+        b.settle();
         a.bytes += b.bytes;
         if a.levels.len() < b.levels.len() {
             a.levels.resize_with(b.levels.len(), Default::default);
@@ -1094,6 +1152,7 @@ fn funnel_run(
     set: ColumnSet,
 ) -> Result<Table, QueryError> {
     let mut p = run_filtered(&op, input, set, opts, only)?;
+    p.settle();
     if stop_at_one > 0 {
         let n = op.steps.len();
         let e = p
@@ -2418,6 +2477,25 @@ mod tests {
 
         fn footprint(&self, _: &u64) -> usize {
             0
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn run_end_finds_the_end_of_each_run(runs in proptest::collection::vec(1usize..200, 0..40)) {
+            let cid: Vec<u32> = runs
+                .iter()
+                .enumerate()
+                .flat_map(|(c, &len)| std::iter::repeat_n(c as u32 * 3, len))
+                .collect();
+            let mut i = 0;
+            for &len in &runs {
+                proptest::prop_assert_eq!(run_end(&cid, i), i + len);
+                // From inside a run too.
+                proptest::prop_assert_eq!(run_end(&cid, i + len - 1), i + len);
+                i += len;
+            }
+            proptest::prop_assert_eq!(run_end(&cid, cid.len()), cid.len());
         }
     }
 

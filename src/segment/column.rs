@@ -160,9 +160,101 @@ pub fn put_delta_bits_i64(out: &mut Vec<u8>, vals: &[i64]) {
 fn unpack(buf: &[u8], count: usize, w: usize, out: &mut Vec<u64>) {
     out.clear();
     out.reserve(count + 1);
+    // A width known at compile time unpacks eight values per `w` bytes with constant shifts.
+    let done = match w {
+        1 => unpack_fixed::<1>(buf, count, out),
+        2 => unpack_fixed::<2>(buf, count, out),
+        3 => unpack_fixed::<3>(buf, count, out),
+        4 => unpack_fixed::<4>(buf, count, out),
+        5 => unpack_fixed::<5>(buf, count, out),
+        6 => unpack_fixed::<6>(buf, count, out),
+        7 => unpack_fixed::<7>(buf, count, out),
+        8 => unpack_fixed::<8>(buf, count, out),
+        9 => unpack_fixed::<9>(buf, count, out),
+        10 => unpack_fixed::<10>(buf, count, out),
+        11 => unpack_fixed::<11>(buf, count, out),
+        12 => unpack_fixed::<12>(buf, count, out),
+        13 => unpack_fixed::<13>(buf, count, out),
+        14 => unpack_fixed::<14>(buf, count, out),
+        15 => unpack_fixed::<15>(buf, count, out),
+        16 => unpack_fixed::<16>(buf, count, out),
+        17 => unpack_fixed::<17>(buf, count, out),
+        18 => unpack_fixed::<18>(buf, count, out),
+        19 => unpack_fixed::<19>(buf, count, out),
+        20 => unpack_fixed::<20>(buf, count, out),
+        21 => unpack_fixed::<21>(buf, count, out),
+        22 => unpack_fixed::<22>(buf, count, out),
+        23 => unpack_fixed::<23>(buf, count, out),
+        24 => unpack_fixed::<24>(buf, count, out),
+        25 => unpack_fixed::<25>(buf, count, out),
+        26 => unpack_fixed::<26>(buf, count, out),
+        27 => unpack_fixed::<27>(buf, count, out),
+        28 => unpack_fixed::<28>(buf, count, out),
+        29 => unpack_fixed::<29>(buf, count, out),
+        30 => unpack_fixed::<30>(buf, count, out),
+        31 => unpack_fixed::<31>(buf, count, out),
+        32 => unpack_fixed::<32>(buf, count, out),
+        33 => unpack_fixed::<33>(buf, count, out),
+        34 => unpack_fixed::<34>(buf, count, out),
+        35 => unpack_fixed::<35>(buf, count, out),
+        36 => unpack_fixed::<36>(buf, count, out),
+        37 => unpack_fixed::<37>(buf, count, out),
+        38 => unpack_fixed::<38>(buf, count, out),
+        39 => unpack_fixed::<39>(buf, count, out),
+        40 => unpack_fixed::<40>(buf, count, out),
+        41 => unpack_fixed::<41>(buf, count, out),
+        42 => unpack_fixed::<42>(buf, count, out),
+        43 => unpack_fixed::<43>(buf, count, out),
+        44 => unpack_fixed::<44>(buf, count, out),
+        45 => unpack_fixed::<45>(buf, count, out),
+        46 => unpack_fixed::<46>(buf, count, out),
+        47 => unpack_fixed::<47>(buf, count, out),
+        48 => unpack_fixed::<48>(buf, count, out),
+        49 => unpack_fixed::<49>(buf, count, out),
+        50 => unpack_fixed::<50>(buf, count, out),
+        51 => unpack_fixed::<51>(buf, count, out),
+        52 => unpack_fixed::<52>(buf, count, out),
+        53 => unpack_fixed::<53>(buf, count, out),
+        54 => unpack_fixed::<54>(buf, count, out),
+        55 => unpack_fixed::<55>(buf, count, out),
+        56 => unpack_fixed::<56>(buf, count, out),
+        _ => 0,
+    };
+    unpack_from(buf, done, count, w, out);
+    out.push(0);
+}
+
+/// Unpacks whole groups of eight `W`-bit values (a group is `W` bytes) while the group and
+/// the 8 bytes after it lie inside `buf`; returns how many values it unpacked.
+fn unpack_fixed<const W: usize>(buf: &[u8], count: usize, out: &mut Vec<u64>) -> usize {
+    let mask = (1u64 << W) - 1;
+    let mut done = 0;
+    while done + 8 <= count {
+        let at = done / 8 * W;
+        let Some(chunk) = buf.get(at..at + W + 8) else {
+            break;
+        };
+        let mut vals = [0u64; 8];
+        for (j, v) in vals.iter_mut().enumerate() {
+            let bit = j * W;
+            let b = bit / 8;
+            let word = match chunk.get(b..b + 8) {
+                Some(x) => u64::from_le_bytes([x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]]),
+                None => 0,
+            };
+            *v = (word >> (bit % 8)) & mask;
+        }
+        out.extend_from_slice(&vals);
+        done += 8;
+    }
+    done
+}
+
+/// Unpacks values `from..count` of `w` bits (LSB first) from `buf`, appending to `out`.
+fn unpack_from(buf: &[u8], from: usize, count: usize, w: usize, out: &mut Vec<u64>) {
     if w <= 56 {
         let mask = (1u64 << w) - 1;
-        out.extend((0..count).map(|k| {
+        out.extend((from..count).map(|k| {
             let pos = k * w;
             let at = pos / 8;
             // Every value starts at least 8 bytes before the end of `buf` (see the caller).
@@ -173,7 +265,7 @@ fn unpack(buf: &[u8], count: usize, w: usize, out: &mut Vec<u64>) {
             (word >> (pos % 8)) & mask
         }));
     } else {
-        out.extend((0..count).map(|k| {
+        out.extend((from..count).map(|k| {
             let pos = k * w;
             let at = pos / 8;
             let mut b = [0u8; 16];
@@ -184,7 +276,6 @@ fn unpack(buf: &[u8], count: usize, w: usize, out: &mut Vec<u64>) {
             (word & ((1u128 << w) - 1)) as u64
         }));
     }
-    out.push(0);
 }
 
 thread_local! {
@@ -235,21 +326,31 @@ pub fn get_delta_bits_i64(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> R
         let (small, large) = &mut *cell.borrow_mut();
         unpack(streams, m - wide, ws, small);
         unpack(&streams[small_len..], wide, wl, large);
+        let (small, large) = (small.as_slice(), large.as_slice());
         out.resize(n, 0);
         out[0] = first;
         let mut v = first;
         let (mut j, mut k) = (0usize, 0usize);
-        // Branch-free merge by the selector: j ≤ wide and k ≤ m − wide at every row (the
-        // selector has exactly `wide` ones), and both vectors hold one extra element.
-        for (i, x) in out[1..].iter_mut().enumerate() {
-            let bit = sel.get(i / 8).map_or(0, |b| usize::from((b >> (i % 8)) & 1));
+        // Branch-free merge by the selector, eight rows per selector byte: j ≤ wide and
+        // k ≤ m − wide at every row (the selector has exactly `wide` ones), and both vectors
+        // hold one extra element. Without a selector (one width) every delta is narrow.
+        let mut put = |x: &mut i64, bit: usize| {
             let l = large.get(j).copied().unwrap_or(0);
             let s = small.get(k).copied().unwrap_or(0);
             let d = if bit == 1 { l } else { s };
-            j = j.wrapping_add(bit);
-            k = k.wrapping_add(1 ^ bit);
+            j += bit;
+            k += 1 ^ bit;
             v = v.wrapping_add(codec::unzigzag(d).wrapping_mul(g));
             *x = v;
+        };
+        if sel.is_empty() {
+            out[1..].iter_mut().for_each(|x| put(x, 0));
+        } else {
+            for (rows, &byte) in out[1..].chunks_mut(8).zip(sel) {
+                for (b, x) in rows.iter_mut().enumerate() {
+                    put(x, usize::from((byte >> b) & 1));
+                }
+            }
         }
     });
     Ok(())
@@ -541,6 +642,27 @@ mod tests {
         let mut back = Vec::new();
         assert!(get_timestamps(&mut Reader::new(&out), vals.len(), &mut back).is_ok());
         assert_eq!(back, vals);
+    }
+
+    /// Every width, every count around a group of eight: the fixed-width unpackers (1–56
+    /// bits) and the generic one (57–64) read back what `put_packed` wrote.
+    #[test]
+    fn unpack_reads_every_width_and_count() {
+        for w in 0..=64usize {
+            for count in [0usize, 1, 7, 8, 9, 16, 23, 64, 65] {
+                let mask = if w == 64 { u64::MAX } else { (1u64 << w) - 1 };
+                let vals: Vec<u64> = (0..count as u64)
+                    .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17) & mask)
+                    .collect();
+                let mut buf = Vec::new();
+                put_packed(&mut buf, vals.iter().copied(), w);
+                buf.resize(buf.len() + BITS_PAD, 0);
+                let mut got = Vec::new();
+                unpack(&buf, count, w, &mut got);
+                assert_eq!(got.pop(), Some(0), "width {w}, count {count}: no trailing 0");
+                assert_eq!(got, vals, "width {w}, count {count}");
+            }
+        }
     }
 
     /// Two gap sizes take the narrow width plus a selector; one size takes no selector.
