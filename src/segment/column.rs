@@ -326,34 +326,146 @@ pub fn get_delta_bits_i64(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> R
         let (small, large) = &mut *cell.borrow_mut();
         unpack(streams, m - wide, ws, small);
         unpack(&streams[small_len..], wide, wl, large);
-        let (small, large) = (small.as_slice(), large.as_slice());
         out.resize(n, 0);
         out[0] = first;
-        let mut v = first;
-        let (mut j, mut k) = (0usize, 0usize);
-        // Branch-free merge by the selector, eight rows per selector byte: j ≤ wide and
-        // k ≤ m − wide at every row (the selector has exactly `wide` ones), and both vectors
-        // hold one extra element. Without a selector (one width) every delta is narrow.
-        let mut put = |x: &mut i64, bit: usize| {
-            let l = large.get(j).copied().unwrap_or(0);
-            let s = small.get(k).copied().unwrap_or(0);
-            let d = if bit == 1 { l } else { s };
-            j += bit;
-            k += 1 ^ bit;
-            v = v.wrapping_add(codec::unzigzag(d).wrapping_mul(g));
-            *x = v;
-        };
-        if sel.is_empty() {
-            out[1..].iter_mut().for_each(|x| put(x, 0));
-        } else {
-            for (rows, &byte) in out[1..].chunks_mut(8).zip(sel) {
-                for (b, x) in rows.iter_mut().enumerate() {
-                    put(x, usize::from((byte >> b) & 1));
-                }
-            }
-        }
+        merge_deltas(sel, small, large, first, g, &mut out[1..]);
     });
     Ok(())
+}
+
+/// Writes row `i + 1`'s timestamp to `out[i]`: merges the narrow deltas `small` and the wide
+/// ones `large` by the selector `sel` (bit i set: delta i is wide; empty: every delta is
+/// narrow), undoes the zigzag, scales by `g` and sums from `first` (wrapping, as encoded).
+/// Needs `small` and `large` to hold their deltas plus one extra element each, and `sel` to
+/// hold exactly `large.len() - 1` ones among its first `out.len()` bits.
+fn merge_deltas(sel: &[u8], small: &[u64], large: &[u64], first: i64, g: i64, out: &mut [i64]) {
+    #[cfg(target_arch = "x86_64")]
+    if !sel.is_empty()
+        && std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512dq")
+    {
+        // The vector path handles whole selector bytes and returns where it stopped.
+        let (rows, j, k, v) = simd::merge_deltas(sel, small, large, first, g, out);
+        return merge_deltas_scalar(&sel[rows / 8..], &small[k..], &large[j..], v, g, &mut out[rows..]);
+    }
+    merge_deltas_scalar(sel, small, large, first, g, out);
+}
+
+/// [`merge_deltas`], one row at a time.
+fn merge_deltas_scalar(sel: &[u8], small: &[u64], large: &[u64], first: i64, g: i64, out: &mut [i64]) {
+    let mut v = first;
+    let (mut j, mut k) = (0usize, 0usize);
+    // Branch-free: j ≤ wide and k ≤ m − wide at every row (the selector has exactly `wide`
+    // ones), so the indices never overflow; a read past the end (only at a discarded
+    // position) gives 0.
+    let mut put = |x: &mut i64, bit: usize| {
+        let l = large.get(j).copied().unwrap_or(0);
+        let s = small.get(k).copied().unwrap_or(0);
+        let d = if bit == 1 { l } else { s };
+        j = j.wrapping_add(bit);
+        k = k.wrapping_add(1 ^ bit);
+        v = v.wrapping_add(codec::unzigzag(d).wrapping_mul(g));
+        *x = v;
+    };
+    if sel.is_empty() {
+        out.iter_mut().for_each(|x| put(x, 0));
+    } else {
+        for (rows, &byte) in out.chunks_mut(8).zip(sel) {
+            for (b, x) in rows.iter_mut().enumerate() {
+                put(x, usize::from((byte >> b) & 1));
+            }
+        }
+    }
+}
+
+/// The AVX-512 form of the timestamp merge: eight rows per selector byte with two expand-loads
+/// (the narrow deltas to the clear bits, the wide ones to the set bits), the zigzag undone,
+/// the scale applied and the prefix sum taken in registers.
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use std::arch::x86_64::*;
+
+    /// Merges as many whole selector bytes as fit in `out`; returns (rows done, wide deltas
+    /// used, narrow deltas used, last timestamp) for the scalar path to go on from.
+    pub(super) fn merge_deltas(
+        sel: &[u8],
+        small: &[u64],
+        large: &[u64],
+        first: i64,
+        g: i64,
+        out: &mut [i64],
+    ) -> (usize, usize, usize, i64) {
+        let bytes = (out.len() / 8).min(sel.len());
+        let wide = sel[..bytes]
+            .iter()
+            .map(|b| b.count_ones() as usize)
+            .sum::<usize>();
+        if large.len() < wide || small.len() < bytes * 8 - wide {
+            return (0, 0, 0, first);
+        }
+        #[expect(
+            unsafe_code,
+            reason = "AVX-512 intrinsics: measured 2x faster timestamp decoding (docs/BENCHMARKS.md)"
+        )]
+        // SAFETY: the caller checked avx512f and avx512dq at run time. The loads and stores
+        // stay inside their slices: byte c of the selector expands popcount(c) wide deltas
+        // from large[j..] and 8 - popcount(c) narrow ones from small[k..], and over the first
+        // `bytes` selector bytes these total `wide` and `bytes * 8 - wide`, checked above
+        // against the slices' lengths (masked-off lanes are not read); each store writes
+        // out[c * 8..c * 8 + 8] with c < bytes ≤ out.len() / 8.
+        unsafe {
+            merge_avx512(&sel[..bytes], small, large, first, g, out)
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512dq")]
+    #[expect(unsafe_code, reason = "AVX-512 intrinsics; see merge_deltas")]
+    unsafe fn merge_avx512(
+        sel: &[u8],
+        small: &[u64],
+        large: &[u64],
+        first: i64,
+        g: i64,
+        out: &mut [i64],
+    ) -> (usize, usize, usize, i64) {
+        let zero = _mm512_setzero_si512();
+        let one = _mm512_set1_epi64(1);
+        let scale = _mm512_set1_epi64(g);
+        let last = _mm512_set1_epi64(7);
+        let mut carry = _mm512_set1_epi64(first);
+        let (mut j, mut k) = (0usize, 0usize);
+        for (c, &byte) in sel.iter().enumerate() {
+            // SAFETY: see `merge_deltas`: j + popcount(byte) ≤ large.len() and
+            // k + 8 - popcount(byte) ≤ small.len(); lanes outside the masks are not read.
+            let (l, s) = unsafe {
+                (
+                    _mm512_maskz_expandloadu_epi64(byte, large.as_ptr().add(j).cast::<i64>()),
+                    _mm512_maskz_expandloadu_epi64(!byte, small.as_ptr().add(k).cast::<i64>()),
+                )
+            };
+            let d = _mm512_or_si512(l, s);
+            // unzigzag: (d >> 1) ^ -(d & 1), then × g.
+            let z = _mm512_xor_si512(
+                _mm512_srli_epi64::<1>(d),
+                _mm512_sub_epi64(zero, _mm512_and_si512(d, one)),
+            );
+            let mut x = _mm512_mullo_epi64(z, scale);
+            // Prefix sum over the eight lanes: add the vector shifted up by 1, 2 and 4 lanes.
+            x = _mm512_add_epi64(x, _mm512_alignr_epi64::<7>(x, zero));
+            x = _mm512_add_epi64(x, _mm512_alignr_epi64::<6>(x, zero));
+            x = _mm512_add_epi64(x, _mm512_alignr_epi64::<4>(x, zero));
+            x = _mm512_add_epi64(x, carry);
+            // SAFETY: c < sel.len() ≤ out.len() / 8, so out[c * 8..c * 8 + 8] is in bounds.
+            unsafe { _mm512_storeu_epi64(out.as_mut_ptr().add(c * 8), x) };
+            carry = _mm512_permutexvar_epi64(last, x);
+            let w = byte.count_ones() as usize;
+            j += w;
+            k += 8 - w;
+        }
+        let rows = sel.len() * 8;
+        let v = if rows > 0 { out[rows - 1] } else { first };
+        (rows, j, k, v)
+    }
 }
 
 /// Fixed-width encoding of a u32 column, using the narrowest of 1, 2 or 4 bytes.
@@ -686,6 +798,31 @@ mod tests {
     }
 
     proptest! {
+        /// The vector merge (where the CPU has AVX-512) equals the one-row-at-a-time merge.
+        #[test]
+        fn merge_paths_agree(
+            bits in proptest::collection::vec(any::<bool>(), 0..300),
+            vals in proptest::collection::vec(any::<u64>(), 301),
+            first in any::<i64>(),
+            g in prop_oneof![Just(1i64), Just(1000), any::<i64>()],
+        ) {
+            let m = bits.len();
+            let mut sel = vec![0u8; m.div_ceil(8)];
+            for (i, _) in bits.iter().enumerate().filter(|b| *b.1) {
+                sel[i / 8] |= 1 << (i % 8);
+            }
+            let wide = bits.iter().filter(|&&b| b).count();
+            let mut large = vals[..wide].to_vec();
+            large.push(0);
+            let mut small = vals[wide..m].to_vec();
+            small.push(0);
+            let mut fast = vec![0i64; m];
+            merge_deltas(&sel, &small, &large, first, g, &mut fast);
+            let mut slow = vec![0i64; m];
+            merge_deltas_scalar(&sel, &small, &large, first, g, &mut slow);
+            prop_assert_eq!(fast, slow);
+        }
+
         #[test]
         fn rle_roundtrip(mut v in proptest::collection::vec(0u32..50, 0..300)) {
             v.sort_unstable();
