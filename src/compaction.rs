@@ -35,6 +35,11 @@ struct Cursor {
     cols: Columns,
     pos: usize,
     rank: usize,
+    /// Decode customer run ends with each block (see [`Merge::with_runs`]).
+    want_ends: bool,
+    /// The run ends of `cols`, when `ends_ok` (a whole block as decoded).
+    ends: Vec<u32>,
+    ends_ok: bool,
 }
 
 impl Cursor {
@@ -61,6 +66,10 @@ impl Cursor {
                         let a = block.cid.partition_point(|&x| x < c);
                         let b = block.cid.partition_point(|&x| x <= c);
                         self.cols = block.slice(a..b);
+                        self.ends_ok = false;
+                    } else if self.want_ends {
+                        seg.read_block_runs(self.next_block, self.set, &mut self.cols, &mut self.ends)?;
+                        self.ends_ok = true;
                     } else {
                         seg.read_block_into(self.next_block, self.set, &mut self.cols)?;
                     }
@@ -74,6 +83,7 @@ impl Cursor {
                     let a = cols.cid.partition_point(|&c| c < lo);
                     let b = cols.cid.partition_point(|&c| c <= hi);
                     self.cols = cols.slice(a..b);
+                    self.ends_ok = false;
                     self.next_block += 1;
                     self.pos = 0;
                     continue;
@@ -85,9 +95,11 @@ impl Cursor {
             let b = self.cols.cid.partition_point(|&c| c <= hi);
             if a > 0 || b < self.cols.len() {
                 self.cols = self.cols.slice(a..b);
+                self.ends_ok = false;
             }
             if let Source::Masked(_, hidden) = &self.src {
                 hide(&mut self.cols, hidden);
+                self.ends_ok = false;
             }
             self.pos = 0;
         }
@@ -140,6 +152,11 @@ pub struct Merge {
     started: bool,
     /// Return a source block as soon as it was moved out whole (see [`Merge::whole_blocks`]).
     whole: bool,
+    /// The run ends of the last block returned, when it was a decoded source block handed
+    /// over whole (taken from its cursor before the cursor decodes its next block).
+    moved_ends: Option<Vec<u32>>,
+    /// A spare buffer for the cursor whose ends were taken.
+    spare_ends: Vec<u32>,
 }
 
 impl Merge {
@@ -159,6 +176,9 @@ impl Merge {
                 cols: Columns::default(),
                 pos: 0,
                 rank,
+                want_ends: false,
+                ends: Vec::new(),
+                ends_ok: false,
             })
             .collect();
         Merge {
@@ -166,7 +186,46 @@ impl Merge {
             heap: BinaryHeap::new(),
             started: false,
             whole: false,
+            moved_ends: None,
+            spare_ends: Vec::new(),
         }
+    }
+
+    /// Has segment blocks decoded with their customer run ends, for
+    /// [`next_block_runs`](Self::next_block_runs).
+    pub fn with_runs(mut self) -> Merge {
+        for c in &mut self.cursors {
+            c.want_ends = true;
+        }
+        self
+    }
+
+    /// As [`next_block`](Self::next_block), and `ends` receives the end (exclusive row index)
+    /// of each customer's run of rows in `out`: from the run-length code when a decoded block
+    /// was handed over whole, else found by comparing neighbours.
+    pub fn next_block_runs(
+        &mut self,
+        out: &mut Columns,
+        max_rows: usize,
+        ends: &mut Vec<u32>,
+    ) -> FileResult<bool> {
+        let more = self.next_block(out, max_rows)?;
+        ends.clear();
+        match self.moved_ends.take() {
+            Some(mut got) => {
+                std::mem::swap(ends, &mut got);
+                self.spare_ends = got;
+            }
+            None => {
+                let cid = &out.cid;
+                for i in 1..=cid.len() {
+                    if i == cid.len() || cid[i] != cid[i - 1] {
+                        ends.push(i as u32);
+                    }
+                }
+            }
+        }
+        Ok(more)
     }
 
     /// Restricts the merge to customer ids in `lo..=hi` (blocks outside are never decoded).
@@ -198,6 +257,9 @@ impl Merge {
     /// `out`'s allocations are reused.
     pub fn next_block(&mut self, out: &mut Columns, max_rows: usize) -> FileResult<bool> {
         out.clear();
+        if let Some(v) = self.moved_ends.take() {
+            self.spare_ends = v;
+        }
         if !self.started {
             self.started = true;
             for (i, c) in self.cursors.iter_mut().enumerate() {
@@ -228,6 +290,11 @@ impl Merge {
                 // The cursor decodes its next block into `out`'s old buffers.
                 std::mem::swap(out, &mut c.cols);
                 c.cols.clear();
+                if c.ends_ok && self.whole {
+                    let spare = std::mem::take(&mut self.spare_ends);
+                    self.moved_ends = Some(std::mem::replace(&mut c.ends, spare));
+                    c.ends_ok = false;
+                }
             } else {
                 out.extend_from(&c.cols.slice(start..end));
             }

@@ -257,25 +257,6 @@ fn run_filtered<O: Operator>(
     Ok(total)
 }
 
-/// The end of the run of equal values that starts at `i` in `cid` (sorted ascending, as every
-/// merged block is): a branch-free binary search in a window of 64 rows (a customer's run in a
-/// block is usually shorter), then whole windows while they hold only this customer.
-fn run_end(cid: &[u32], i: usize) -> usize {
-    const WINDOW: usize = 64;
-    let Some(&c) = cid.get(i) else {
-        return i;
-    };
-    let mut at = i;
-    loop {
-        let w = cid.get(at..(at + WINDOW).min(cid.len())).unwrap_or(&[]);
-        let k = w.partition_point(|&x| x <= c);
-        if k < w.len() || w.is_empty() {
-            return at + k;
-        }
-        at += k;
-    }
-}
-
 /// The error for a worker that panicked: its panic message, when it has one.
 fn worker_panic(payload: &(dyn std::any::Any + Send)) -> QueryError {
     let msg = payload
@@ -300,20 +281,21 @@ fn scan_customers<O: Operator>(
     let wanted = |c: u32| only.as_ref().is_none_or(|o| o.contains(c));
     let mut merge = Merge::new(sources, set)
         .whole_blocks()
+        .with_runs()
         .with_customers(lo, hi)
         .with_filter(only.clone());
     let mut block = Columns::default();
     let mut carry = Columns::default();
-    while merge.next_block(&mut block, limits::BLOCK_ROWS)? {
+    let mut ends = Vec::new();
+    while merge.next_block_runs(&mut block, limits::BLOCK_ROWS, &mut ends)? {
         if cancel.load(Ordering::Relaxed) {
             return Err(QueryError::Cancelled);
         }
         budget.report(&mut reported, op.footprint(&p) + rows_footprint(&carry))?;
         let n = block.len();
         let mut i = 0;
-        while i < n {
-            let cid = block.cid[i];
-            let j = run_end(&block.cid, i);
+        for &end in &ends {
+            let (cid, j) = (block.cid[i], end as usize);
             if carry.cid.first().is_some_and(|&c| c != cid) {
                 op.customer(&mut p, &carry, 0..carry.len());
                 carry = Columns::default();
@@ -548,16 +530,35 @@ impl FunnelPartial {
         let Some((counts, times)) = self.ungrouped.take() else {
             return;
         };
-        let n = counts.len();
-        let e = self
-            .groups
-            .entry(None)
-            .or_insert_with(|| (vec![0; n], vec![Vec::new(); n]));
-        for (x, y) in e.0.iter_mut().zip(counts) {
-            *x += y;
+        add_counts(self.groups.entry(None), counts, times);
+    }
+}
+
+/// Adds one group's counts and time samples to `e` (moved in whole when `e` is new).
+fn add_counts(
+    e: std::collections::hash_map::Entry<'_, Option<u64>, FunnelCounts>,
+    counts: Vec<u64>,
+    times: Vec<Vec<i64>>,
+) {
+    use std::collections::hash_map::Entry;
+    match e {
+        Entry::Vacant(v) => {
+            v.insert((counts, times));
         }
-        for (x, y) in e.1.iter_mut().zip(times) {
-            x.extend(y);
+        Entry::Occupied(mut o) => {
+            let e = o.get_mut();
+            for (x, y) in e.0.iter_mut().zip(counts) {
+                *x += y;
+            }
+            for (x, y) in e.1.iter_mut().zip(times) {
+                if x.len() < y.len() {
+                    // Append the shorter vector to the longer one.
+                    let shorter = std::mem::replace(x, y);
+                    x.extend(shorter);
+                } else {
+                    x.extend(y);
+                }
+            }
         }
     }
 }
@@ -812,12 +813,14 @@ impl FunnelOp<'_> {
             *bytes += funnel_group_bytes(n + 1);
             (vec![0; n + 1], vec![Vec::new(); n + 1])
         });
-        let levels = entry.0[1..=level].iter_mut().zip(&mut entry.1[1..=level]);
-        for ((count, samples), &time) in levels.zip(&times[1..=level]) {
-            *count += 1;
-            samples.push(time);
+        entry.0[1..=level].iter_mut().for_each(|c| *c += 1);
+        // Step 1 has no time to convert (its row shows none): only steps 2.. keep samples.
+        if level >= 2 {
+            for (samples, &time) in entry.1[2..=level].iter_mut().zip(&times[2..=level]) {
+                samples.push(time);
+            }
+            p.bytes += 8 * (level - 1);
         }
-        p.bytes += 8 * level;
     }
 
     fn strict(&self, rows: &Columns, idx: &[usize], out: &mut FunnelOutcome) {
@@ -987,7 +990,10 @@ impl Operator for FunnelOp<'_> {
         });
         for k in 1..=o.level {
             entry.0[k] += 1;
-            if let Some(t) = o.times[k] {
+            // Step 1 has no time to convert (its row shows none).
+            if k >= 2
+                && let Some(t) = o.times[k]
+            {
                 entry.1[k].push(t);
                 p.bytes += 8;
             }
@@ -1010,17 +1016,7 @@ impl Operator for FunnelOp<'_> {
             *x |= y;
         }
         for (g, (counts, times)) in b.groups {
-            let n = counts.len();
-            let e = a
-                .groups
-                .entry(g)
-                .or_insert_with(|| (vec![0; n], vec![Vec::new(); n]));
-            for (x, y) in e.0.iter_mut().zip(counts) {
-                *x += y;
-            }
-            for (x, y) in e.1.iter_mut().zip(times) {
-                x.extend(y);
-            }
+            add_counts(a.groups.entry(g), counts, times);
         }
     }
 }
@@ -2477,25 +2473,6 @@ mod tests {
 
         fn footprint(&self, _: &u64) -> usize {
             0
-        }
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn run_end_finds_the_end_of_each_run(runs in proptest::collection::vec(1usize..200, 0..40)) {
-            let cid: Vec<u32> = runs
-                .iter()
-                .enumerate()
-                .flat_map(|(c, &len)| std::iter::repeat_n(c as u32 * 3, len))
-                .collect();
-            let mut i = 0;
-            for &len in &runs {
-                proptest::prop_assert_eq!(run_end(&cid, i), i + len);
-                // From inside a run too.
-                proptest::prop_assert_eq!(run_end(&cid, i + len - 1), i + len);
-                i += len;
-            }
-            proptest::prop_assert_eq!(run_end(&cid, cid.len()), cid.len());
         }
     }
 

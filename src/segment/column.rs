@@ -524,18 +524,42 @@ fn tag(r: &mut Reader<'_>, want: &[u8]) -> Result<u8, DecodeError> {
 
 /// Decodes [`put_rle_u32`] output of exactly `n` rows.
 pub fn get_rle_u32(r: &mut Reader<'_>, n: usize, out: &mut Vec<u32>) -> Result<(), DecodeError> {
+    get_rle_u32_runs(r, n, out, None)
+}
+
+/// As [`get_rle_u32`], and with `ends` the end (exclusive row index) of every run of equal
+/// values. Runs are as encoded: adjacent runs of one value (never written) stay separate.
+pub fn get_rle_u32_runs(
+    r: &mut Reader<'_>,
+    n: usize,
+    out: &mut Vec<u32>,
+    mut ends: Option<&mut Vec<u32>>,
+) -> Result<(), DecodeError> {
     tag(r, &[TAG_RLE_U32])?;
     out.clear();
     out.reserve(n);
+    if let Some(e) = ends.as_deref_mut() {
+        e.clear();
+    }
     let mut prev = 0i64;
     while out.len() < n {
-        let v = prev + codec::unzigzag(r.varint()?);
+        let d = codec::unzigzag(r.varint()?);
+        let v = prev.checked_add(d).ok_or_else(|| r.err("value out of range"))?;
         let v32 = u32::try_from(v).map_err(|_| r.err(format!("value {v} out of u32 range")))?;
+        // Blocks are sorted by customer: each run's id is above the previous run's (the
+        // writer merges equal neighbours), so a run is exactly one customer's rows.
+        if !out.is_empty() && v <= prev {
+            return Err(r.err(format!("run value {v} not above the previous {prev}")));
+        }
         let run = r.varint()?;
         if run == 0 || run > (n - out.len()) as u64 {
             return Err(r.err(format!("run of {run} rows exceeds the block")));
         }
         out.resize(out.len() + run as usize, v32);
+        if let Some(e) = ends.as_deref_mut() {
+            // n ≤ BLOCK_ROWS (the caller's limit), so a row index fits in u32.
+            e.push(out.len() as u32);
+        }
         prev = v;
     }
     Ok(())
@@ -831,6 +855,22 @@ mod tests {
         Ok(())
     }
 
+    /// Customer runs must ascend: a repeated or smaller id would split or reorder a
+    /// customer's rows, so it is corruption.
+    #[test]
+    fn customer_runs_must_ascend() {
+        let mut back = Vec::new();
+        // (zigzag delta, run) pairs: 5×2 then 5×1 (delta 0), and 5×2 then 4×1 (delta −1).
+        for bytes in [[TAG_RLE_U32, 10, 2, 0, 1], [TAG_RLE_U32, 10, 2, 1, 1]] {
+            let e = get_rle_u32(&mut Reader::new(&bytes), 3, &mut back).map(|()| back.clone());
+            assert!(e.is_err(), "{bytes:?} decoded as {e:?}");
+        }
+        get_rle_u32(&mut Reader::new(&[TAG_RLE_U32, 10, 2, 2, 1]), 3, &mut back)
+            .map_err(|e| e.to_string())
+            .ok();
+        assert_eq!(back, [5, 5, 6]);
+    }
+
     /// Every width, every count around a group of eight: the fixed-width unpackers (1–56
     /// bits) and the generic one (57–64) read back what `put_packed` wrote.
     #[test]
@@ -904,7 +944,11 @@ mod tests {
             let mut out = Vec::new();
             put_rle_u32(&mut out, &v);
             let mut back = Vec::new();
-            get_rle_u32(&mut Reader::new(&out), v.len(), &mut back).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut ends = Vec::new();
+            get_rle_u32_runs(&mut Reader::new(&out), v.len(), &mut back, Some(&mut ends)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            // One run per distinct value, ending where the value changes.
+            let want: Vec<u32> = (1..=v.len()).filter(|&i| i == v.len() || v[i] != v[i - 1]).map(|i| i as u32).collect();
+            prop_assert_eq!(ends, want);
             prop_assert_eq!(back, v);
         }
 

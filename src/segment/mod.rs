@@ -841,7 +841,27 @@ impl Segment {
             .get(i)
             .ok_or_else(|| FileError::corrupt(&self.path, 0, format!("no block {i}")))?;
         let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
-        let result = self.decode_block(b, set, out, &mut scratch);
+        let result = self.decode_block(b, set, out, &mut scratch, None);
+        SCRATCH.with(|s| *s.borrow_mut() = scratch);
+        result
+    }
+
+    /// As [`read_block_into`](Self::read_block_into), and `ends` receives the end (exclusive
+    /// row index) of each customer's run of rows, from the run-length code.
+    pub fn read_block_runs(
+        &self,
+        i: usize,
+        set: ColumnSet,
+        out: &mut Columns,
+        ends: &mut Vec<u32>,
+    ) -> FileResult<()> {
+        let b = self
+            .footer
+            .blocks
+            .get(i)
+            .ok_or_else(|| FileError::corrupt(&self.path, 0, format!("no block {i}")))?;
+        let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        let result = self.decode_block(b, set, out, &mut scratch, Some(ends));
         SCRATCH.with(|s| *s.borrow_mut() = scratch);
         result
     }
@@ -852,6 +872,7 @@ impl Segment {
         set: ColumnSet,
         out: &mut Columns,
         raw: &mut Vec<u8>,
+        ends: Option<&mut Vec<u32>>,
     ) -> FileResult<()> {
         let n = b.rows as usize;
         let path = &self.path;
@@ -866,7 +887,10 @@ impl Segment {
                 .map_err(|e| FileError::decode(path, c.offset, e))?;
             Ok::<u64, FileError>(c.offset)
         };
-        let off = column(0, &mut |r| column::get_rle_u32(r, n, &mut out.cid))?;
+        let mut ends = ends;
+        let off = column(0, &mut |r| {
+            column::get_rle_u32_runs(r, n, &mut out.cid, ends.as_deref_mut())
+        })?;
         if out.cid.first() != Some(&b.cid_min) || out.cid.last() != Some(&b.cid_max) {
             return Err(FileError::corrupt(
                 path,
