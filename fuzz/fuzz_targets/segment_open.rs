@@ -14,8 +14,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     if let Ok(seg) = Segment::open(dir.path(), 0, None) {
+        let (mut cols, mut ends) = (Default::default(), Vec::new());
         for i in 0..seg.footer.blocks.len() {
             let _ = seg.read_block(i, ColumnSet::ALL);
+            let _ = seg.read_block_runs(i, ColumnSet::ALL, &mut cols, &mut ends);
         }
     }
 });

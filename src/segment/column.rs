@@ -474,24 +474,7 @@ mod simd {
 pub fn put_width_u32(out: &mut Vec<u8>, vals: &[u32]) {
     let max = vals.iter().copied().max().unwrap_or(0);
     if max < 16 {
-        // 1, 2 or 4 bits per value, low bits first, never across a byte: zstd then sees half
-        // (or less) the bytes, which measured both smaller and twice as fast to decompress
-        // on event ids (docs/BENCHMARKS.md, fifth round).
-        let w = match max {
-            0..=1 => 1,
-            2..=3 => 2,
-            _ => 4,
-        };
-        out.push(TAG_SUB_BYTE);
-        out.push(w as u8);
-        for group in vals.chunks(8 / w) {
-            out.push(
-                group
-                    .iter()
-                    .enumerate()
-                    .fold(0u8, |b, (i, &v)| b | (v as u8) << (i * w)),
-            );
-        }
+        put_sub_byte(out, vals, max);
     } else if max <= u32::from(u8::MAX) {
         out.push(TAG_W8);
         out.extend(vals.iter().map(|&v| v as u8));
@@ -510,8 +493,68 @@ pub fn put_width_u32(out: &mut Vec<u8>, vals: &[u32]) {
 
 /// Fixed-width encoding of a u8 column.
 pub fn put_u8s(out: &mut Vec<u8>, vals: &[u8]) {
-    out.push(TAG_W8);
-    out.extend_from_slice(vals);
+    match vals.iter().copied().max().unwrap_or(0) {
+        max @ 0..16 => put_sub_byte(out, vals, u32::from(max)),
+        _ => {
+            out.push(TAG_W8);
+            out.extend_from_slice(vals);
+        }
+    }
+}
+
+/// Tag 8: values below 16 (`max` the largest) at 1, 2 or 4 bits, low bits first, never
+/// across a byte. zstd then sees half the bytes or fewer, which measured both smaller and
+/// twice as fast to decompress on event ids (docs/FORMAT.md §5.1).
+fn put_sub_byte<T: Copy + Into<u32>>(out: &mut Vec<u8>, vals: &[T], max: u32) {
+    let w = match max {
+        0..=1 => 1,
+        2..=3 => 2,
+        _ => 4,
+    };
+    out.push(TAG_SUB_BYTE);
+    out.push(w as u8);
+    for group in vals.chunks(8 / w) {
+        out.push(
+            group
+                .iter()
+                .enumerate()
+                .fold(0u8, |b, (i, &v)| b | (v.into() as u8) << (i * w)),
+        );
+    }
+}
+
+/// Decodes the body of a tag-8 column of exactly `n` rows (after the tag), appending the
+/// values to `out` through `from`.
+fn get_sub_byte<T>(
+    r: &mut Reader<'_>,
+    n: usize,
+    out: &mut Vec<T>,
+    from: impl Fn(u8) -> T,
+) -> Result<(), DecodeError> {
+    let w = usize::from(r.u8()?);
+    if ![1, 2, 4].contains(&w) {
+        return Err(r.err(format!("sub-byte width {w}")));
+    }
+    let per = 8 / w;
+    let bytes = r.bytes(n.div_ceil(per))?;
+    if !n.is_multiple_of(per) && bytes.last().is_some_and(|&b| b >> ((n % per) * w) != 0) {
+        return Err(r.err("sub-byte values past the last row"));
+    }
+    let mask = (1u8 << w) - 1;
+    out.reserve(n);
+    let start = out.len();
+    if w == 4 {
+        out.extend(bytes.iter().flat_map(|&b| [from(b & 0xf), from(b >> 4)]));
+    } else {
+        out.extend(
+            bytes
+                .iter()
+                .flat_map(|&b| (0..per).map(move |i| (b >> (i * w)) & mask))
+                .map(&from),
+        );
+    }
+    out.truncate(start + n);
+    Ok(())
 }
 
 fn tag(r: &mut Reader<'_>, want: &[u8]) -> Result<u8, DecodeError> {
@@ -617,33 +660,7 @@ pub fn get_width_u32(r: &mut Reader<'_>, n: usize, out: &mut Vec<u32>) -> Result
     let t = tag(r, &[TAG_W8, TAG_W16, TAG_W32, TAG_SUB_BYTE])?;
     out.clear();
     match t {
-        TAG_SUB_BYTE => {
-            let w = usize::from(r.u8()?);
-            if ![1, 2, 4].contains(&w) {
-                return Err(r.err(format!("sub-byte width {w}")));
-            }
-            let per = 8 / w;
-            let bytes = r.bytes(n.div_ceil(per))?;
-            if !n.is_multiple_of(per) && bytes.last().is_some_and(|&b| b >> ((n % per) * w) != 0) {
-                return Err(r.err("sub-byte values past the last row"));
-            }
-            let mask = (1u8 << w) - 1;
-            out.reserve(n);
-            if w == 4 {
-                out.extend(
-                    bytes
-                        .iter()
-                        .flat_map(|&b| [u32::from(b & 0xf), u32::from(b >> 4)]),
-                );
-            } else {
-                out.extend(
-                    bytes
-                        .iter()
-                        .flat_map(|&b| (0..per).map(move |i| u32::from((b >> (i * w)) & mask))),
-                );
-            }
-            out.truncate(n);
-        }
+        TAG_SUB_BYTE => get_sub_byte(r, n, out, u32::from)?,
         TAG_W8 => out.extend(r.bytes(n)?.iter().map(|&b| u32::from(b))),
         TAG_W16 => {
             let b = r.bytes(n.checked_mul(2).ok_or_else(|| r.err("row count overflow"))?)?;
@@ -665,8 +682,11 @@ pub fn get_width_u32(r: &mut Reader<'_>, n: usize, out: &mut Vec<u32>) -> Result
 
 /// Decodes [`put_u8s`] output of exactly `n` rows.
 pub fn get_u8s(r: &mut Reader<'_>, n: usize, out: &mut Vec<u8>) -> Result<(), DecodeError> {
-    tag(r, &[TAG_W8])?;
+    let t = tag(r, &[TAG_W8, TAG_SUB_BYTE])?;
     out.clear();
+    if t == TAG_SUB_BYTE {
+        return get_sub_byte(r, n, out, |b| b);
+    }
     out.extend_from_slice(r.bytes(n)?);
     Ok(())
 }
@@ -844,6 +864,15 @@ mod tests {
             assert_eq!(out.len(), 2 + vals.len().div_ceil(per), "{vals:?}");
             let mut back = Vec::new();
             get_width_u32(&mut Reader::new(&out), vals.len(), &mut back).map_err(|e| e.to_string())?;
+            assert_eq!(back, vals);
+        }
+        // Stage codes (u8) take the same packing below 16, bytes from 16 on.
+        for (vals, t) in [(vec![0u8, 5, 3, 1, 2], TAG_SUB_BYTE), (vec![0, 16, 200], TAG_W8)] {
+            let mut out = Vec::new();
+            put_u8s(&mut out, &vals);
+            assert_eq!(out[0], t);
+            let mut back = Vec::new();
+            get_u8s(&mut Reader::new(&out), vals.len(), &mut back).map_err(|e| e.to_string())?;
             assert_eq!(back, vals);
         }
         // Bits set past the last row are corruption, not data.
