@@ -835,15 +835,7 @@ impl Segment {
 
     /// Decodes block `i` into `out`, reusing its allocations.
     pub fn read_block_into(&self, i: usize, set: ColumnSet, out: &mut Columns) -> FileResult<()> {
-        let b = self
-            .footer
-            .blocks
-            .get(i)
-            .ok_or_else(|| FileError::corrupt(&self.path, 0, format!("no block {i}")))?;
-        let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
-        let result = self.decode_block(b, set, out, &mut scratch, None);
-        SCRATCH.with(|s| *s.borrow_mut() = scratch);
-        result
+        self.read_block_with(i, set, out, None)
     }
 
     /// As [`read_block_into`](Self::read_block_into), and `ends` receives the end (exclusive
@@ -855,13 +847,23 @@ impl Segment {
         out: &mut Columns,
         ends: &mut Vec<u32>,
     ) -> FileResult<()> {
+        self.read_block_with(i, set, out, Some(ends))
+    }
+
+    fn read_block_with(
+        &self,
+        i: usize,
+        set: ColumnSet,
+        out: &mut Columns,
+        ends: Option<&mut Vec<u32>>,
+    ) -> FileResult<()> {
         let b = self
             .footer
             .blocks
             .get(i)
             .ok_or_else(|| FileError::corrupt(&self.path, 0, format!("no block {i}")))?;
         let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
-        let result = self.decode_block(b, set, out, &mut scratch, Some(ends));
+        let result = self.decode_block(b, set, out, &mut scratch, ends);
         SCRATCH.with(|s| *s.borrow_mut() = scratch);
         result
     }
