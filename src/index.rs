@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use roaring::RoaringBitmap;
 
 use crate::codec::{self, DecodeError, Reader};
-use crate::model::{Columns, day_of};
+use crate::model::{Columns, DAY_US, day_of};
 
 /// Adds `cid` to `b`: an append when it is above the maximum (rows arrive sorted by customer),
 /// a search otherwise.
@@ -17,9 +17,101 @@ fn add_cid(b: &mut RoaringBitmap, cid: u32) {
     }
 }
 
+/// The UTC day of timestamps read in mostly ascending order: the division runs only when a
+/// timestamp leaves the day of the previous one (rows are sorted by time within a customer).
+struct DayCursor {
+    /// `[lo, hi)` in µs is day `day` (empty at first).
+    lo: i64,
+    hi: i64,
+    day: i32,
+}
+
+impl DayCursor {
+    fn new() -> DayCursor {
+        DayCursor { lo: 0, hi: 0, day: 0 }
+    }
+
+    /// The UTC day of `ts`.
+    fn of(&mut self, ts: i64) -> i32 {
+        if ts < self.lo || ts >= self.hi {
+            self.day = day_of(ts);
+            // ts ≥ day × DAY_US > i64::MIN, and the end saturates at the top day.
+            self.lo = i64::from(self.day) * DAY_US;
+            self.hi = self.lo.saturating_add(DAY_US);
+        }
+        self.day
+    }
+}
+
+/// Most key slots [`add_dense`] allocates for one block; blocks with more (keys spread over
+/// many event names or years of days) take the sorting path.
+const DENSE_SLOTS_MAX: usize = 1 << 16;
+
+/// The UTC days of `cols` as `(first day, number of days)`; `None` when empty.
+fn day_span(cols: &Columns) -> Option<(i32, usize)> {
+    let lo = cols.ts.iter().copied().min()?;
+    let hi = cols.ts.iter().copied().max()?;
+    let (d0, d1) = (day_of(lo), day_of(hi));
+    Some((d0, usize::try_from(i64::from(d1) - i64::from(d0) + 1).ok()?))
+}
+
+/// Adds each customer of `cols` (rows sorted by customer) to the bitmap of every distinct key
+/// its rows have, once per customer and key: `(major(row), day(row))` with `major < majors`.
+/// Keys are numbered densely when the block's span allows (one array look-up per row instead
+/// of a sort and a map search per customer and key), else sorted per customer.
+fn add_major_days<M: Ord + Copy + Into<u64> + TryFrom<u64>>(
+    cols: &Columns,
+    map: &mut BTreeMap<(M, i32), RoaringBitmap>,
+    majors: usize,
+    major: impl Fn(usize) -> M,
+) {
+    let dense = day_span(cols).and_then(|(d0, days)| {
+        let slots = majors.checked_mul(days).filter(|&s| s <= DENSE_SLOTS_MAX)?;
+        Some((d0, days, slots))
+    });
+    let Some((d0, days, slots)) = dense else {
+        let mut cursor = DayCursor::new();
+        return add_keyed(cols, map, |j| (major(j), cursor.of(cols.ts[j])));
+    };
+    // last[s]: the customer last added to slot s, plus one (0 = none yet).
+    let mut last = vec![0u64; slots];
+    let mut sets: Vec<RoaringBitmap> = vec![RoaringBitmap::new(); slots];
+    let mut cursor = DayCursor::new();
+    for (j, (&cid, &ts)) in cols.cid.iter().zip(&cols.ts).enumerate() {
+        // In range by construction: major < majors, d0 ≤ day < d0 + days.
+        let day = (i64::from(cursor.of(ts)) - i64::from(d0)) as usize;
+        let s = (major(j).into() as usize).wrapping_mul(days).wrapping_add(day);
+        if let (Some(l), Some(b)) = (last.get_mut(s), sets.get_mut(s))
+            && *l != u64::from(cid) + 1
+        {
+            *l = u64::from(cid) + 1;
+            add_cid(b, cid);
+        }
+    }
+    for (s, b) in sets.into_iter().enumerate() {
+        if b.is_empty() {
+            continue;
+        }
+        let Ok(m) = M::try_from((s / days) as u64) else {
+            continue;
+        };
+        let key = (m, d0 + (s % days) as i32);
+        match map.entry(key) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(b);
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => *o.get_mut() |= b,
+        }
+    }
+}
+
 /// Adds each customer of `cols` (rows sorted by customer) to the bitmap of every distinct key
 /// its rows have (`key(row)`), once per customer and key.
-fn add_keyed<K: Ord + Copy>(cols: &Columns, map: &mut BTreeMap<K, RoaringBitmap>, key: impl Fn(usize) -> K) {
+fn add_keyed<K: Ord + Copy>(
+    cols: &Columns,
+    map: &mut BTreeMap<K, RoaringBitmap>,
+    mut key: impl FnMut(usize) -> K,
+) {
     let n = cols.len();
     let mut keys: Vec<K> = Vec::new();
     let mut i = 0;
@@ -119,9 +211,7 @@ impl Bitmaps {
     /// bitmaps this way: each is then a union of a few dozen per-day bitmaps instead of one
     /// insertion per (customer, key), which is most of the cost of indexing.
     pub fn add_stage_days(&mut self, cols: &Columns) {
-        add_keyed(cols, &mut self.stage_days, |j| {
-            (cols.stage[j].min(5), day_of(cols.ts[j]))
-        });
+        add_major_days(cols, &mut self.stage_days, 6, |j| cols.stage[j].min(5));
     }
 
     /// Sets the per-stage and per-day bitmaps from `stage_days`, and the per-event bitmaps from
@@ -309,8 +399,9 @@ impl Rollups {
         // Rows come in (customer, time) order: runs of one (stage, day) are common, so they
         // are gathered in `cur` and merged into the map once per run.
         let mut cur: Option<((u8, i32), RollupCell)> = None;
+        let mut days = DayCursor::new();
         for i in 0..cols.len() {
-            let key = (cols.stage[i], day_of(cols.ts[i]));
+            let key = (cols.stage[i], days.of(cols.ts[i]));
             if cur.as_ref().is_some_and(|(k, _)| *k != key)
                 && let Some((k, cell)) = cur.take()
             {
@@ -542,7 +633,8 @@ pub struct EventDays {
 impl EventDays {
     /// Adds the rows of `cols` (sorted by customer).
     pub fn add(&mut self, cols: &Columns) {
-        add_keyed(cols, &mut self.days, |j| (cols.event[j], day_of(cols.ts[j])));
+        let events = cols.event.iter().copied().max().map_or(0, |e| e as usize + 1);
+        add_major_days(cols, &mut self.days, events, |j| cols.event[j]);
     }
 
     /// Appends the encoding: `count u32 | count × (event u32 | day i32 | len u32 | roaring bytes)`.
@@ -587,12 +679,15 @@ mod tests {
         fn derived_bitmaps_equal_direct(
             mut rows in proptest::collection::vec((0u32..40, -3i64..6, 0u32..5, 0u8..6), 0..300),
             cut in 0usize..300,
+            spread in prop_oneof![Just(1i64), Just(20_000i64)],
         ) {
+            // spread 20 000 puts the days of a block ~180 000 apart: too many key slots for
+            // the dense path, so both the dense and the sorting path are compared.
             rows.sort_unstable();
             let mut cols = Columns::default();
             for &(cid, day, event, stage) in &rows {
                 cols.cid.push(cid);
-                cols.ts.push(day * crate::model::DAY_US + i64::from(event) * 1000);
+                cols.ts.push(day * spread * DAY_US + i64::from(event) * 1000);
                 cols.event.push(event);
                 cols.stage.push(stage);
             }
