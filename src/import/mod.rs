@@ -454,10 +454,29 @@ impl Staged {
 
     /// Stores a checked row.
     pub(crate) fn push(&mut self, row: &RowValues<'_>) {
+        self.push_memo(row, None, None);
+    }
+
+    /// As [`push`](Self::push), with memos of the customer's and the event's staged ids (a
+    /// memo holding `None` receives the id; one holding an id saves the look-up).
+    pub(crate) fn push_memo(
+        &mut self,
+        row: &RowValues<'_>,
+        cust: Option<&mut Option<u32>>,
+        event: Option<&mut Option<u32>>,
+    ) {
         let n = self.ts.len();
-        self.cust.push(self.customers.intern(&row.customer));
+        let cust = match cust {
+            Some(m) => *m.get_or_insert_with(|| self.customers.intern(&row.customer)),
+            None => self.customers.intern(&row.customer),
+        };
+        self.cust.push(cust);
         self.ts.push(row.ts);
-        self.event.push(self.events.intern(row.event));
+        let event = match event {
+            Some(m) => *m.get_or_insert_with(|| self.events.intern(row.event)),
+            None => self.events.intern(row.event),
+        };
+        self.event.push(event);
         self.stage.push(row.stage);
         for &(i, v) in &row.props {
             if let Some(p) = self.props.get_mut(i) {

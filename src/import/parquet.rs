@@ -66,8 +66,88 @@ fn scalar(a: &dyn Array, i: usize) -> Result<Option<Scalar<'_>>, String> {
         }
         DataType::Float32 => Scalar::F64(f64::from(a.as_primitive::<Float32Type>().value(i))),
         DataType::Float64 => Scalar::F64(a.as_primitive::<Float64Type>().value(i)),
+        DataType::Dictionary(..) => match dict_strings(a) {
+            Some(d) => match d.value(i)? {
+                Some(s) => Scalar::Str(s),
+                None => return Ok(None),
+            },
+            None => return Err(format!("type {} is not supported", a.data_type())),
+        },
         t => return Err(format!("type {t} is not supported")),
     }))
+}
+
+/// A string column read as a dictionary (see [`dictionary_hint`]): per row a key into a small
+/// array of distinct values, so that each distinct value is checked and interned once.
+#[derive(Clone, Copy)]
+struct DictStrings<'a> {
+    keys: &'a arrow_array::PrimitiveArray<Int32Type>,
+    values: &'a arrow_array::StringArray,
+}
+
+impl<'a> DictStrings<'a> {
+    /// The key of row `i` (`None`: null); an error when it is outside the dictionary.
+    fn key(&self, i: usize) -> Result<Option<usize>, String> {
+        if self.keys.is_null(i) {
+            return Ok(None);
+        }
+        let k = self.keys.value(i);
+        match usize::try_from(k) {
+            Ok(k) if k < self.values.len() => Ok((!self.values.is_null(k)).then_some(k)),
+            _ => Err(format!("dictionary key {k} is outside the dictionary")),
+        }
+    }
+
+    /// The string at row `i` (`None`: null).
+    fn value(&self, i: usize) -> Result<Option<&'a str>, String> {
+        Ok(self.key(i)?.map(|k| self.values.value(k)))
+    }
+}
+
+/// `a` as dictionary-encoded strings, when it is one (Int32 keys, Utf8 values).
+fn dict_strings(a: &dyn Array) -> Option<DictStrings<'_>> {
+    let d = a.as_dictionary_opt::<Int32Type>()?;
+    Some(DictStrings {
+        keys: d.keys(),
+        values: d.values().as_string_opt::<i32>()?,
+    })
+}
+
+/// The file's schema with its Utf8 columns read as dictionaries (Int32 keys): arrow-rs then
+/// keeps Parquet's own dictionary pages instead of copying every row's string, and plain pages
+/// are dictionary-encoded as they are read.
+fn dictionary_hint(schema: &arrow_schema::Schema) -> arrow_schema::Schema {
+    let fields: Vec<arrow_schema::Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Dictionary(
+                Box::new(DataType::Int32),
+                Box::new(DataType::Utf8),
+            )),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    arrow_schema::Schema::new_with_metadata(fields, schema.metadata().clone())
+}
+
+/// Per batch, per dictionary value of a string column: whether it passed the column's check,
+/// and its staged id once interned (interning waits for a row that is stored, so that a value
+/// seen only on rows that are skipped as bad is not staged).
+#[derive(Default)]
+struct KeyMemo {
+    checked: Vec<bool>,
+    ids: Vec<Option<u32>>,
+}
+
+impl KeyMemo {
+    fn reset(&mut self, d: Option<DictStrings<'_>>) {
+        let n = d.map_or(0, |d| d.values.len());
+        self.checked.clear();
+        self.checked.resize(n, false);
+        self.ids.clear();
+        self.ids.resize(n, None);
+    }
 }
 
 /// The timestamp at row `i` in µs.
@@ -142,7 +222,14 @@ pub(crate) fn read(
             .map_err(|e| bad(format!("column {}: {e}", i + 1)))?;
         props.push((i, p));
     }
-    let reader = builder
+    // Strings read as dictionaries when arrow-rs accepts the hint for this file.
+    let hinted = std::fs::File::open(file).map_err(io).map(|f| {
+        let opts = parquet::arrow::arrow_reader::ArrowReaderOptions::new()
+            .with_schema(std::sync::Arc::new(dictionary_hint(&schema)));
+        ParquetRecordBatchReaderBuilder::try_new_with_options(f, opts).ok()
+    })?;
+    let reader = hinted
+        .unwrap_or(builder)
         .with_batch_size(64 * 1024)
         .build()
         .map_err(|e| bad(e.to_string()))?;
@@ -163,6 +250,33 @@ pub(crate) fn read(
     Ok(out)
 }
 
+/// A row checked and parsed, with the dictionary keys of its customer and event (when read
+/// from dictionaries).
+type Parsed<'a> = (RowValues<'a>, Option<usize>, Option<usize>);
+
+/// Row `i` of dictionary column `d` with its key, `check`ed once per batch and key (`memo`);
+/// `None` when the column is not a dictionary or the row is null (the caller's general path
+/// then reads and checks it).
+fn memo_str<'a>(
+    d: Option<DictStrings<'a>>,
+    memo: &mut KeyMemo,
+    i: usize,
+    check: impl Fn(&str) -> Result<(), String>,
+) -> Result<Option<(&'a str, usize)>, String> {
+    let Some(d) = d else { return Ok(None) };
+    let Some(k) = d.key(i)? else { return Ok(None) };
+    let s = d.values.value(k);
+    match memo.checked.get_mut(k) {
+        Some(done) if *done => {}
+        Some(done) => {
+            check(s)?;
+            *done = true;
+        }
+        None => check(s)?,
+    }
+    Ok(Some((s, k)))
+}
+
 /// Checks and stages the rows of decoded batches (in file order).
 #[expect(clippy::too_many_arguments, reason = "the state of one read, passed once")]
 fn stage_batches(
@@ -181,39 +295,84 @@ fn stage_batches(
     };
     let (ci, ti, ei, si) = (core.customer, core.ts, core.event, core.stage);
     let mut row = 0u64;
+    let (mut cust_memo, mut event_memo) = (KeyMemo::default(), KeyMemo::default());
+    // Per dictionary value of the stage column: its parsed stage, once parsed.
+    let mut stage_memo: Vec<Option<Option<Stage>>> = Vec::new();
     for batch in rx {
         let batch: RecordBatch = batch.map_err(|e| bad(format!("after row {row}: {e}")))?;
+        let col = |c: usize| batch.column(c).as_ref();
+        let (cust_dict, event_dict) = (dict_strings(col(ci)), dict_strings(col(ei)));
+        let stage_dict = si.and_then(|s| dict_strings(col(s)));
+        cust_memo.reset(cust_dict);
+        event_memo.reset(event_dict);
+        stage_memo.clear();
+        stage_memo.resize(stage_dict.map_or(0, |d| d.values.len()), None);
         // One property buffer per batch, reused row after row (its values borrow the batch).
         let mut spare = Vec::with_capacity(props.len());
         for i in 0..batch.num_rows() {
             row += 1;
             let line = row;
-            let parsed = (|| -> Result<RowValues<'_>, (usize, String)> {
-                let col = |c: usize| batch.column(c).as_ref();
-                let customer = match scalar(col(ci), i).map_err(|e| (ci, e))? {
-                    Some(Scalar::Str(s)) => std::borrow::Cow::Borrowed(s),
-                    Some(Scalar::I64(n)) => std::borrow::Cow::Owned(n.to_string()),
-                    None => return Err((ci, "customer id is null".into())),
-                    Some(_) => return Err((ci, "expected a string or an integer".into())),
+            // A string of a dictionary column is checked once per batch (memo), others per row.
+            let parsed = (|| -> Result<Parsed<'_>, (usize, String)> {
+                let cust_hit = memo_str(cust_dict, &mut cust_memo, i, |s| {
+                    check_name_text("customer id", s, limits::CUSTOMER_ID_BYTES_MAX)
+                })
+                .map_err(|e| (ci, e))?;
+                let customer = match cust_hit {
+                    Some((s, _)) => std::borrow::Cow::Borrowed(s),
+                    None => {
+                        let c = match scalar(col(ci), i).map_err(|e| (ci, e))? {
+                            Some(Scalar::Str(s)) => std::borrow::Cow::Borrowed(s),
+                            Some(Scalar::I64(n)) => std::borrow::Cow::Owned(n.to_string()),
+                            None => return Err((ci, "customer id is null".into())),
+                            Some(_) => return Err((ci, "expected a string or an integer".into())),
+                        };
+                        check_name_text("customer id", &c, limits::CUSTOMER_ID_BYTES_MAX)
+                            .map_err(|e| (ci, e))?;
+                        c
+                    }
                 };
-                check_name_text("customer id", &customer, limits::CUSTOMER_ID_BYTES_MAX)
-                    .map_err(|e| (ci, e))?;
                 let ts = ts_at(col(ti), i, opts.ts_unit).map_err(|e| (ti, e))?;
-                let event = match scalar(col(ei), i).map_err(|e| (ei, e))? {
-                    Some(Scalar::Str(s)) => s,
-                    _ => return Err((ei, "expected a non-null string".into())),
+                let event_hit = memo_str(event_dict, &mut event_memo, i, |s| {
+                    check_name_text("event name", s, limits::NAME_BYTES_MAX)
+                })
+                .map_err(|e| (ei, e))?;
+                let event = match event_hit {
+                    Some((s, _)) => s,
+                    None => {
+                        let e = match scalar(col(ei), i).map_err(|e| (ei, e))? {
+                            Some(Scalar::Str(s)) => s,
+                            _ => return Err((ei, "expected a non-null string".into())),
+                        };
+                        check_name_text("event name", e, limits::NAME_BYTES_MAX).map_err(|e| (ei, e))?;
+                        e
+                    }
                 };
-                check_name_text("event name", event, limits::NAME_BYTES_MAX).map_err(|e| (ei, e))?;
                 let stage = match si {
                     None => None,
-                    Some(s) => match scalar(col(s), i).map_err(|e| (s, e))? {
-                        None => None,
-                        Some(Scalar::Str(t)) if t.trim().is_empty() => None,
-                        Some(Scalar::Str(t)) => {
-                            Some(Stage::parse(t.trim()).ok_or_else(|| (s, unknown_stage(t)))?)
+                    Some(s) => {
+                        let key = match stage_dict {
+                            Some(d) => d.key(i).map_err(|e| (s, e))?,
+                            None => None,
+                        };
+                        match key.and_then(|k| stage_memo.get(k).copied().flatten()) {
+                            Some(known) => known,
+                            None => {
+                                let parsed = match scalar(col(s), i).map_err(|e| (s, e))? {
+                                    None => None,
+                                    Some(Scalar::Str(t)) if t.trim().is_empty() => None,
+                                    Some(Scalar::Str(t)) => {
+                                        Some(Stage::parse(t.trim()).ok_or_else(|| (s, unknown_stage(t)))?)
+                                    }
+                                    Some(_) => return Err((s, "expected a stage name".into())),
+                                };
+                                if let Some(m) = key.and_then(|k| stage_memo.get_mut(k)) {
+                                    *m = Some(parsed);
+                                }
+                                parsed
+                            }
                         }
-                        Some(_) => return Err((s, "expected a stage name".into())),
-                    },
+                    }
                 };
                 let mut values = std::mem::take(&mut spare);
                 values.clear();
@@ -222,17 +381,23 @@ fn stage_batches(
                         values.push((p, out.staged.admit(p, v, line).map_err(|e| (c, e))?));
                     }
                 }
-                Ok(RowValues {
-                    customer,
-                    ts,
-                    event,
-                    stage,
-                    props: values,
-                })
+                Ok((
+                    RowValues {
+                        customer,
+                        ts,
+                        event,
+                        stage,
+                        props: values,
+                    },
+                    cust_hit.map(|h| h.1),
+                    event_hit.map(|h| h.1),
+                ))
             })();
             match parsed {
-                Ok(r) => {
-                    out.staged.push(&r);
+                Ok((r, cust_key, event_key)) => {
+                    let cust = cust_key.and_then(|k| cust_memo.ids.get_mut(k));
+                    let event = event_key.and_then(|k| event_memo.ids.get_mut(k));
+                    out.staged.push_memo(&r, cust, event);
                     spare = r.props;
                 }
                 Err((c, reason)) => bad_row(
@@ -251,4 +416,131 @@ fn stage_batches(
         tick(row);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+
+    use super::*;
+    use crate::import::Staged;
+
+    const ROWS: usize = 70_000;
+
+    /// Writes the test rows: strings dictionary-encoded or plain; rows 11, 21, 31 and 66 001
+    /// (1-based) are bad, and customer "ghost" appears only on row 21.
+    fn write(path: &Path, dictionary: bool) -> Result<(), String> {
+        let cust: Vec<String> = (0..ROWS)
+            .map(|i| match i {
+                10 | 66_000 => "bad\u{1}id".to_owned(),
+                20 => "ghost".to_owned(),
+                _ => format!("c{}", i / 140),
+            })
+            .collect();
+        let ts: Vec<Option<i64>> = (0..ROWS)
+            .map(|i| (i != 20).then_some(1_767_225_600_000_000 + i as i64 * 1_000_000))
+            .collect();
+        let events = ["visit", "view_product", "add_to_cart", "purchase", "review"];
+        let event: Vec<&str> = (0..ROWS).map(|i| events[i * 7 % 5]).collect();
+        let stage: Vec<Option<&str>> = (0..ROWS)
+            .map(|i| match i {
+                30 => Some("nope"),
+                _ if i % 3 == 0 => None,
+                _ => Some(["awareness", " purchase ", "retention"][i % 3]),
+            })
+            .collect();
+        let channel: Vec<Option<&str>> = (0..ROWS)
+            .map(|i| (i % 4 != 0).then_some(["web", "mobile", "store"][i % 3]))
+            .collect();
+        let amount: Vec<Option<i64>> = (0..ROWS).map(|i| (i % 5 == 3).then_some(i as i64)).collect();
+        let cols: Vec<(&str, ArrayRef)> = vec![
+            ("customer", Arc::new(StringArray::from(cust))),
+            ("ts", Arc::new(TimestampMicrosecondArray::from(ts))),
+            ("event", Arc::new(StringArray::from(event))),
+            ("stage", Arc::new(StringArray::from(stage))),
+            ("channel", Arc::new(StringArray::from(channel))),
+            ("amount", Arc::new(Int64Array::from(amount))),
+        ];
+        let batch = RecordBatch::try_from_iter(cols).map_err(|e| e.to_string())?;
+        let props = WriterProperties::builder()
+            .set_dictionary_enabled(dictionary)
+            .set_max_row_group_row_count(Some(30_000))
+            .build();
+        let f = std::fs::File::create(path).map_err(|e| e.to_string())?;
+        let mut w = ArrowWriter::try_new(f, batch.schema(), Some(props)).map_err(|e| e.to_string())?;
+        w.write(&batch).map_err(|e| e.to_string())?;
+        w.close().map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// What was staged, in a form that compares (the interners' maps left out).
+    fn summary(s: &Staged) -> String {
+        let props: Vec<String> = s
+            .props
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {:?} {:?} {:?} {:?}",
+                    p.name, p.ty, p.valid, p.vals, p.strings.names
+                )
+            })
+            .collect();
+        format!(
+            "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{props:?}",
+            s.customers.names, s.events.names, s.cust, s.ts, s.event, s.stage
+        )
+    }
+
+    #[test]
+    fn dictionary_and_plain_strings_stage_the_same_rows_and_errors() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let opts = ImportOptions {
+            skip_bad: 10,
+            ..ImportOptions::default()
+        };
+        let mut seen = Vec::new();
+        for dictionary in [true, false] {
+            let path = dir.path().join(format!("dict-{dictionary}.parquet"));
+            write(&path, dictionary)?;
+            let got = read(&path, &opts, &mut |_| {}).map_err(|e| e.to_string())?;
+            let lines: Vec<u64> = got
+                .skipped
+                .iter()
+                .filter_map(|e| match e {
+                    ImportError::Row { line, .. } => Some(*line),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(lines, [11, 21, 31, 66_001], "dictionary {dictionary}");
+            assert_eq!(got.staged.len(), ROWS - 4);
+            // A value seen only on a skipped row is not staged.
+            assert!(!got.staged.customers.names.iter().any(|n| &**n == "ghost"));
+            let name = path.display().to_string();
+            let errors: Vec<String> = got
+                .skipped
+                .iter()
+                .map(|e| e.to_string().replace(&name, "FILE"))
+                .collect();
+            seen.push((summary(&got.staged), errors));
+            // Without an allowance the first bad row stops the import, named by line and column.
+            let err = read(&path, &ImportOptions::default(), &mut |_| {})
+                .err()
+                .map(|e| e.to_string());
+            let err = err.unwrap_or_default();
+            assert!(
+                err.contains(".parquet:11:1: column `customer`") && err.contains("control character"),
+                "{err}"
+            );
+        }
+        assert_eq!(seen[0].1, seen[1].1);
+        assert!(
+            seen[0].0 == seen[1].0,
+            "dictionary and plain files staged different rows"
+        );
+        Ok(())
+    }
 }
