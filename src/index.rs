@@ -389,15 +389,79 @@ pub struct Rollups {
 }
 
 impl Rollups {
-    /// Adds the rows of `cols`.
+    /// Adds the rows of `cols`: summed per (stage, day) of the block in dense slots when the
+    /// block's span allows, else run by run (rows come in customer and time order, so runs of
+    /// one key are common).
     pub fn add(&mut self, cols: &Columns) {
         let numeric: Vec<&crate::model::PropColumn> = cols
             .props
             .iter()
             .filter(|c| matches!(c.ty, crate::model::PropType::I64 | crate::model::PropType::F64))
             .collect();
-        // Rows come in (customer, time) order: runs of one (stage, day) are common, so they
-        // are gathered in `cur` and merged into the map once per run.
+        let stages = cols.stage.iter().copied().max().map_or(0, |s| usize::from(s) + 1);
+        let dense = day_span(cols).and_then(|(d0, days)| {
+            let slots = stages.checked_mul(days).filter(|&s| s <= DENSE_SLOTS_MAX)?;
+            Some((d0, days, slots))
+        });
+        let Some((d0, days, slots)) = dense else {
+            return self.add_runs(cols, &numeric);
+        };
+        let k = numeric.len();
+        let zero = NumAgg {
+            n: 0,
+            sum: 0.0,
+            min: 0.0,
+            max: 0.0,
+        };
+        let mut events = vec![0u64; slots];
+        let mut aggs = vec![zero; slots * k];
+        let mut cursor = DayCursor::new();
+        for (i, (&stage, &ts)) in cols.stage.iter().zip(&cols.ts).enumerate() {
+            // In range by construction: stage < stages, d0 ≤ day < d0 + days.
+            let day = (i64::from(cursor.of(ts)) - i64::from(d0)) as usize;
+            let s = usize::from(stage) * days + day;
+            if let Some(e) = events.get_mut(s) {
+                *e += 1;
+            }
+            for (c_at, c) in numeric.iter().enumerate() {
+                if c.valid.get(i) == Some(&true)
+                    && let (Some(&raw), Some(a)) = (c.vals.get(i), aggs.get_mut(s * k + c_at))
+                {
+                    a.add(match c.ty {
+                        crate::model::PropType::I64 => raw as i64 as f64,
+                        _ => f64::from_bits(raw),
+                    });
+                }
+            }
+        }
+        for (s, &count) in events.iter().enumerate() {
+            if count == 0 {
+                continue;
+            }
+            let Ok(stage) = u8::try_from(s / days) else {
+                continue;
+            };
+            let cell = RollupCell {
+                events: count,
+                props: numeric
+                    .iter()
+                    .zip(aggs.get(s * k..(s + 1) * k).unwrap_or(&[]))
+                    .filter(|(_, a)| a.n > 0)
+                    .map(|(c, a)| (c.id, *a))
+                    .collect(),
+            };
+            let key = (stage, d0 + (s % days) as i32);
+            match self.cells.entry(key) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(cell);
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => o.get_mut().merge(&cell),
+            }
+        }
+    }
+
+    /// [`add`](Self::add) run by run of equal (stage, day).
+    fn add_runs(&mut self, cols: &Columns, numeric: &[&crate::model::PropColumn]) {
         let mut cur: Option<((u8, i32), RollupCell)> = None;
         let mut days = DayCursor::new();
         for i in 0..cols.len() {
@@ -409,7 +473,7 @@ impl Rollups {
             }
             let cell = &mut cur.get_or_insert_with(|| (key, RollupCell::default())).1;
             cell.events += 1;
-            for c in &numeric {
+            for c in numeric {
                 if c.valid[i] {
                     let v = match c.ty {
                         crate::model::PropType::I64 => c.vals[i] as i64 as f64,
@@ -511,47 +575,61 @@ impl ValueIndex {
     /// Adds the rows of `cols` (sorted by customer) for the string properties `props` (a
     /// property without a column in `cols` has no value on any of its rows).
     pub fn add(&mut self, cols: &Columns, props: &[u32]) {
-        let strs: Vec<(u32, Option<&crate::model::PropColumn>)> = props
-            .iter()
-            .filter(|id| !self.overflow.contains(id))
-            .map(|&id| (id, cols.prop(id)))
-            .collect();
-        if strs.is_empty() {
-            return;
-        }
         let n = cols.len();
-        let mut keys: Vec<(u32, Option<u64>, i32)> = Vec::new();
-        let mut i = 0;
-        while i < n {
-            let cid = cols.cid[i];
-            let mut j = i;
-            keys.clear();
-            while j < n && cols.cid[j] == cid {
-                let day = day_of(cols.ts[j]);
-                for &(id, c) in &strs {
-                    let v = c.and_then(|c| c.valid[j].then_some(c.vals[j]));
-                    keys.push((id, v, day));
-                }
-                j += 1;
+        let mut slots: Vec<u32> = Vec::with_capacity(n);
+        let mut block: BTreeMap<(u32, i32), RoaringBitmap> = BTreeMap::new();
+        for &id in props {
+            if self.overflow.contains(&id) {
+                continue;
             }
-            keys.sort_unstable();
-            keys.dedup();
-            for &k in &keys {
-                if self.overflow.contains(&k.0) {
-                    continue;
-                }
-                if let Some(v) = k.1 {
-                    let seen = self.seen.entry(k.0).or_default();
-                    seen.insert(v);
-                    if seen.len() > VALUES_INDEXED_MAX {
-                        self.overflow.insert(k.0);
-                        self.days.retain(|key, _| key.0 != k.0);
-                        continue;
+            // Number this block's values of the property (0: no value, k: the k-th distinct
+            // value); more than the limit in one block overflows the property at once.
+            let col = cols.prop(id);
+            let mut distinct: Vec<u64> = Vec::new();
+            slots.clear();
+            for j in 0..n {
+                let v = col.and_then(|c| {
+                    c.valid
+                        .get(j)
+                        .copied()
+                        .unwrap_or(false)
+                        .then(|| c.vals.get(j).copied())
+                });
+                let slot = match v.flatten() {
+                    None => 0,
+                    Some(v) => match distinct.iter().position(|&x| x == v) {
+                        Some(k) => k + 1,
+                        None if distinct.len() > VALUES_INDEXED_MAX => break,
+                        None => {
+                            distinct.push(v);
+                            distinct.len()
+                        }
+                    },
+                };
+                slots.push(slot as u32);
+            }
+            let seen = self.seen.entry(id).or_default();
+            seen.extend(distinct.iter().copied());
+            if slots.len() < n || seen.len() > VALUES_INDEXED_MAX {
+                self.overflow.insert(id);
+                self.days.retain(|key, _| key.0 != id);
+                continue;
+            }
+            block.clear();
+            add_major_days(cols, &mut block, distinct.len() + 1, |j| {
+                slots.get(j).copied().unwrap_or(0)
+            });
+            for ((slot, day), b) in std::mem::take(&mut block) {
+                let value = slot
+                    .checked_sub(1)
+                    .and_then(|k| distinct.get(k as usize).copied());
+                match self.days.entry((id, value, day)) {
+                    std::collections::btree_map::Entry::Vacant(v) => {
+                        v.insert(b);
                     }
+                    std::collections::btree_map::Entry::Occupied(mut o) => *o.get_mut() |= b,
                 }
-                add_cid(self.days.entry(k).or_default(), cid);
             }
-            i = j;
         }
     }
 
@@ -671,6 +749,58 @@ impl EventDays {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        /// The value index built block by block equals a direct definition: a string property
+        /// with more than `VALUES_INDEXED_MAX` distinct values in the segment is overflowed
+        /// (no entries); otherwise, per (property, value or none, day), the customers with such
+        /// an event. Property 9 has no column (no value on any row).
+        #[test]
+        fn value_index_equals_its_definition(
+            mut rows in proptest::collection::vec((0u32..30, -3i64..6, proptest::option::of(0u64..80)), 0..400),
+            cuts in proptest::collection::vec(0usize..400, 0..4),
+            few in any::<bool>(),
+            spread in prop_oneof![Just(1i64), Just(20_000i64)],
+        ) {
+            rows.sort_unstable_by_key(|r| (r.0, r.1));
+            let mut cols = Columns::default();
+            let mut col = crate::model::PropColumn::new(7, crate::model::PropType::Str);
+            for &(cid, day, v) in &rows {
+                cols.cid.push(cid);
+                cols.ts.push(day * spread * DAY_US);
+                cols.event.push(0);
+                cols.stage.push(0);
+                let v = if few { v.map(|v| v % 5) } else { v };
+                col.valid.push(v.is_some());
+                col.vals.push(v.unwrap_or(0));
+            }
+            cols.props.push(col);
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(rows.len())).chain([0, rows.len()]).collect();
+            cuts.sort_unstable();
+            let mut got = ValueIndex::default();
+            for w in cuts.windows(2) {
+                got.add(&cols.slice(w[0]..w[1]), &[7, 9]);
+            }
+            let distinct: std::collections::BTreeSet<u64> = cols.props[0]
+                .valid
+                .iter()
+                .zip(&cols.props[0].vals)
+                .filter(|x| *x.0)
+                .map(|x| *x.1)
+                .collect();
+            let mut want: BTreeMap<(u32, Option<u64>, i32), RoaringBitmap> = BTreeMap::new();
+            for (j, &cid) in cols.cid.iter().enumerate() {
+                let day = day_of(cols.ts[j]);
+                if distinct.len() <= VALUES_INDEXED_MAX {
+                    let v = cols.props[0].valid[j].then_some(cols.props[0].vals[j]);
+                    want.entry((7, v, day)).or_default().insert(cid);
+                }
+                want.entry((9, None, day)).or_default().insert(cid);
+            }
+            prop_assert_eq!(got.overflow.contains(&7), distinct.len() > VALUES_INDEXED_MAX);
+            prop_assert_eq!(got.days, want);
+        }
+    }
 
     proptest! {
         /// Per-(stage, day) and per-(event, day) bitmaps, derived into the rest, equal the

@@ -71,17 +71,51 @@ pub fn put_delta_i64(out: &mut Vec<u8>, vals: &[i64]) {
 fn scaled_deltas(vals: &[i64]) -> (u64, Vec<u64>) {
     let mut g = 0u64;
     for w in vals.windows(2) {
-        g = gcd(g, w[1].wrapping_sub(w[0]).unsigned_abs());
-        if g == 1 {
-            break;
+        let d = w[1].wrapping_sub(w[0]).unsigned_abs();
+        // Most deltas are multiples of the gcd so far: one remainder, not Euclid's loop.
+        if g == 0 || d % g != 0 {
+            g = gcd(g, d);
+            if g == 1 {
+                break;
+            }
         }
     }
     let g = g.max(1);
+    let div = ExactDiv::new(g);
     let deltas = vals
         .windows(2)
-        .map(|w| codec::zigzag(w[1].wrapping_sub(w[0]).wrapping_div(g as i64)))
+        .map(|w| codec::zigzag(div.div(w[1].wrapping_sub(w[0]))))
         .collect();
     (g, deltas)
+}
+
+/// Division by a fixed `g ≥ 1` of values it divides exactly, without a divide instruction:
+/// with `g = 2^shift × odd`, `x / g = (x >> shift) × odd⁻¹ (mod 2^64)` (the inverse of an odd
+/// number modulo 2^64 exists; exactness makes the wrapped product the true quotient).
+#[derive(Clone, Copy)]
+struct ExactDiv {
+    shift: u32,
+    inverse: u64,
+}
+
+impl ExactDiv {
+    fn new(g: u64) -> ExactDiv {
+        let g = g.max(1);
+        let shift = g.trailing_zeros();
+        let odd = g >> shift;
+        // Newton's iteration doubles the correct low bits: 3 (odd × odd ≡ 1 mod 8) → 6 → … → 96.
+        let mut inverse = odd;
+        for _ in 0..5 {
+            inverse = inverse.wrapping_mul(2u64.wrapping_sub(odd.wrapping_mul(inverse)));
+        }
+        ExactDiv { shift, inverse }
+    }
+
+    /// `x / g`, for `x` a multiple of `g` (wrapping like `wrapping_div` for i64::MIN / -1
+    /// cannot occur: `g` is positive).
+    fn div(self, x: i64) -> i64 {
+        (x >> self.shift).wrapping_mul(self.inverse as i64)
+    }
 }
 
 /// The bits needed for `v` (0 for 0).
@@ -979,6 +1013,17 @@ mod tests {
             let want: Vec<u32> = (1..=v.len()).filter(|&i| i == v.len() || v[i] != v[i - 1]).map(|i| i as u32).collect();
             prop_assert_eq!(ends, want);
             prop_assert_eq!(back, v);
+        }
+
+        #[test]
+        fn exact_division_equals_dividing(q in any::<i64>(), g in 1u64..u64::MAX) {
+            // Any multiple of g in i64 range: q × g when it does not overflow.
+            if let Some(x) = q.checked_mul(g as i64).filter(|_| g <= i64::MAX as u64) {
+                prop_assert_eq!(ExactDiv::new(g).div(x), x / g as i64);
+            }
+            let small = (g % 1_000_001).max(1);
+            let x = (q % 1_000_000_000).wrapping_mul(small as i64);
+            prop_assert_eq!(ExactDiv::new(small).div(x), x / small as i64);
         }
 
         #[test]
