@@ -647,17 +647,12 @@ impl Db {
             Ok((len, dict_len))
         })();
         let (file_len, dict_len) = unpublished(written, &path)?;
-        let mut dicts = Dicts::clone(&inner.dicts.read());
-        if let Err(why) = dicts.apply(&prepared.delta) {
-            let _ = file::remove_if_exists(&path);
-            return Err(self.poison(&mut w, format!("internal error: {why}")));
-        }
         let mut m = w.manifest.clone();
         m.number += 1;
         m.next_segment = id + 1;
         m.next_seq = seq_end;
         m.dict_len = dict_len;
-        m.dict_counts = dicts.counts();
+        m.dict_counts = prepared.delta.counts_after(w.manifest.dict_counts);
         m.segments.push(SegmentEntry {
             id,
             file_len,
@@ -666,7 +661,23 @@ impl Db {
             seq_end,
         });
         let (seg, old_manifest) = self.publish_segment(&mut w, m, id, file_len)?;
-        *inner.dicts.write() = Arc::new(dicts);
+        {
+            // In place unless a snapshot shares the dictionaries (then on a copy): an import into
+            // a large database does not copy all of its dictionaries. The delta was prepared
+            // against these dictionaries under the writer lock, so applying it cannot fail; if
+            // it did, the published manifest and these dictionaries disagree: poisoned.
+            let mut d = inner.dicts.write();
+            let applied = Arc::make_mut(&mut *d).apply(&prepared.delta);
+            let counts = d.counts();
+            drop(d);
+            if let Err(why) = applied {
+                return Err(self.poison(&mut w, format!("internal error: {why}")));
+            }
+            if counts != w.manifest.dict_counts {
+                let why = "internal error: dictionary counts disagree with the manifest after an import";
+                return Err(self.poison(&mut w, why.into()));
+            }
+        }
         // The buffer is empty (sealed above) and starts after the imported rows.
         let new_buffer = Arc::new(Buffer::new(seq_end));
         {

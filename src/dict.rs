@@ -144,24 +144,45 @@ pub struct DictDelta {
     pub entries: Vec<DictEntry>,
 }
 
+/// [`DictDelta::encode`] of `entries`.
+fn encode_entries(entries: &[DictEntry], out: &mut Vec<u8>) {
+    codec::put_varint(out, entries.len() as u64);
+    for e in entries {
+        if e.vacant {
+            out.push(e.kind as u8 | VACANT_FLAG);
+            codec::put_varint(out, u64::from(e.id));
+            continue;
+        }
+        out.push(e.kind as u8);
+        codec::put_varint(out, u64::from(e.id));
+        codec::put_str(out, &e.name);
+        if let Some(ty) = e.ty {
+            out.push(ty.code());
+        }
+    }
+}
+
 impl DictDelta {
     /// Appends the encoding: count, then per entry kind u8 (| 0x80 to vacate), id, and unless
     /// vacating: name, [type].
     pub fn encode(&self, out: &mut Vec<u8>) {
-        codec::put_varint(out, self.entries.len() as u64);
+        encode_entries(&self.entries, out);
+    }
+
+    /// The counts of dictionaries at `base` once this delta is applied (each entry's id is the
+    /// next one of its dictionary, or vacates an existing one).
+    pub fn counts_after(&self, base: DictCounts) -> DictCounts {
+        let mut c = base;
         for e in &self.entries {
-            if e.vacant {
-                out.push(e.kind as u8 | VACANT_FLAG);
-                codec::put_varint(out, u64::from(e.id));
-                continue;
-            }
-            out.push(e.kind as u8);
-            codec::put_varint(out, u64::from(e.id));
-            codec::put_str(out, &e.name);
-            if let Some(ty) = e.ty {
-                out.push(ty.code());
-            }
+            let n = match e.kind {
+                DictKind::Customer => &mut c.customers,
+                DictKind::Event => &mut c.events,
+                DictKind::Prop => &mut c.props,
+                DictKind::Str => &mut c.strings,
+            };
+            *n = (*n).max(e.id.saturating_add(1));
         }
+        c
     }
 
     /// Decodes what [`DictDelta::encode`] wrote.
@@ -378,10 +399,7 @@ fn put_frames(out: &mut Vec<u8>, entries: &[DictEntry]) {
             end += 1;
         }
         payload.clear();
-        DictDelta {
-            entries: entries[start..end].to_vec(),
-        }
-        .encode(&mut payload);
+        encode_entries(&entries[start..end], &mut payload);
         codec::put_frame(out, &payload);
         start = end;
     }

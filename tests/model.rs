@@ -102,9 +102,14 @@ fn run(ops: Vec<Op>, buffer_max: usize) -> Result<(), TestCaseError> {
                 prop_assert_eq!(res.is_ok(), ok, "commit result {:?}", res.err());
             }
             Op::Import(batch) => {
+                // A snapshot taken before the import keeps seeing the state before it (the
+                // import adds its dictionary entries in place).
+                let (before, then) = (db.snapshot(), oracle.clone());
                 let ok = oracle.commit(&batch);
                 let res = db.import(common::stage(&batch));
                 prop_assert_eq!(res.is_ok(), ok, "import result {:?}", res.err());
+                check(&before, &then)
+                    .map_err(|e| TestCaseError::fail(format!("snapshot before an import: {e}")))?;
             }
             Op::Flush => db.flush().map_err(|e| TestCaseError::fail(e.to_string()))?,
             Op::Compact => {
