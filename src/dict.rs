@@ -264,6 +264,15 @@ impl Dicts {
         }
     }
 
+    fn of_mut(&mut self, kind: DictKind) -> &mut Interner {
+        match kind {
+            DictKind::Customer => &mut self.customers,
+            DictKind::Event => &mut self.events,
+            DictKind::Prop => &mut self.props,
+            DictKind::Str => &mut self.strings,
+        }
+    }
+
     /// Current entry counts.
     pub fn counts(&self) -> DictCounts {
         DictCounts {
@@ -276,13 +285,22 @@ impl Dicts {
 
     /// Applies new entries; each id must be the next one of its dictionary.
     pub fn apply(&mut self, delta: &DictDelta) -> Result<(), String> {
+        // Room for the new entries at once (an import can add hundreds of thousands of
+        // customers: growing the map step by step rehashes it again and again).
+        let mut adds = [0usize; 4];
+        for e in delta.entries.iter().filter(|e| !e.vacant) {
+            adds[e.kind as usize] += 1;
+        }
+        for (kind, n) in [DictKind::Customer, DictKind::Event, DictKind::Prop, DictKind::Str]
+            .into_iter()
+            .zip(adds)
+        {
+            let interner = self.of_mut(kind);
+            interner.names.reserve(n);
+            interner.map.reserve(n);
+        }
         for e in &delta.entries {
-            let interner = match e.kind {
-                DictKind::Customer => &mut self.customers,
-                DictKind::Event => &mut self.events,
-                DictKind::Prop => &mut self.props,
-                DictKind::Str => &mut self.strings,
-            };
+            let interner = self.of_mut(e.kind);
             if e.vacant {
                 if !matches!(e.kind, DictKind::Customer | DictKind::Str) {
                     return Err(format!("{:?} entries cannot be vacated", e.kind));

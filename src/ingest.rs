@@ -63,6 +63,8 @@ pub(crate) struct Pending<'d> {
     dicts: &'d Dicts,
     delta: DictDelta,
     new: [HashMap<String, u32>; 4],
+    /// New entries per dictionary kind.
+    added: [u32; 4],
     new_prop_types: Vec<PropType>,
 }
 
@@ -73,6 +75,7 @@ impl<'d> Pending<'d> {
             dicts,
             delta: DictDelta::default(),
             new: Default::default(),
+            added: [0; 4],
             new_prop_types: Vec::new(),
         }
     }
@@ -92,7 +95,8 @@ impl<'d> Pending<'d> {
         if let Some(&id) = local.get(name) {
             return id;
         }
-        let id = base + local.len() as u32;
+        let id = base + self.added[kind as usize];
+        self.added[kind as usize] += 1;
         local.insert(name.to_owned(), id);
         if let Some(ty) = ty {
             self.new_prop_types.push(ty);
@@ -102,6 +106,25 @@ impl<'d> Pending<'d> {
             id,
             name: name.to_owned(),
             ty,
+            vacant: false,
+        });
+        id
+    }
+
+    /// As [`id`](Self::id) for a customer or string value, when the caller asks for each name
+    /// once (names already distinct): no look-up among this batch's new names, and `name` is
+    /// moved into the entry. Asking again for a name allocated this way allocates it twice.
+    pub(crate) fn id_distinct(&mut self, kind: DictKind, name: String) -> u32 {
+        if let Some(id) = self.dicts.of(kind).get(&name) {
+            return id;
+        }
+        let id = self.dicts.of(kind).len() as u32 + self.added[kind as usize];
+        self.added[kind as usize] += 1;
+        self.delta.entries.push(DictEntry {
+            kind,
+            id,
+            name,
+            ty: None,
             vacant: false,
         });
         id
@@ -119,13 +142,13 @@ impl<'d> Pending<'d> {
     /// True when property `name` is new and the property dictionary is at its limit.
     pub(crate) fn props_full(&self, name: &str) -> bool {
         self.dicts.props.get(name).is_none()
-            && self.dicts.props.len() + self.new[DictKind::Prop as usize].len() >= limits::PROPS_MAX
+            && self.dicts.props.len() + self.added[DictKind::Prop as usize] as usize >= limits::PROPS_MAX
             && !self.new[DictKind::Prop as usize].contains_key(name)
     }
 
     /// True when `kind`'s dictionary cannot take another entry.
     pub(crate) fn full(&self, kind: DictKind) -> bool {
-        (self.dicts.of(kind).len() + self.new[kind as usize].len()) as u64 >= limits::DICT_ENTRIES_MAX
+        (self.dicts.of(kind).len() as u64 + u64::from(self.added[kind as usize])) >= limits::DICT_ENTRIES_MAX
     }
 }
 

@@ -490,7 +490,7 @@ impl Staged {
     /// name, property and string value is looked up once, not once per row; the checks are those
     /// of [`crate::ingest::prepare`] (dictionary limits, a property's type fixed by its first
     /// write). Error indexes are rows.
-    pub fn into_rows(self, dicts: &Dicts, stage_map: &StageMap) -> Result<Prepared, IngestError> {
+    pub fn into_rows(mut self, dicts: &Dicts, stage_map: &StageMap) -> Result<Prepared, IngestError> {
         let mut p = Pending::new(dicts);
         // Only for error messages: the first row using staged id `k` of `ids`.
         let first_row = |ids: &[u32], k: usize| ids.iter().position(|&x| x as usize == k).unwrap_or(0);
@@ -499,11 +499,12 @@ impl Staged {
             reason: format!("{what} dictionary is full"),
         };
         let mut cust = Vec::with_capacity(self.customers.names.len());
-        for (k, name) in self.customers.names.iter().enumerate() {
-            if dicts.customers.get(name).is_none() && p.full(DictKind::Customer) {
+        // Staged names are distinct (interned), so each is allocated without a second map.
+        for (k, name) in std::mem::take(&mut self.customers.names).into_iter().enumerate() {
+            if dicts.customers.get(&name).is_none() && p.full(DictKind::Customer) {
                 return Err(full(first_row(&self.cust, k), "customer"));
             }
-            cust.push(p.id(DictKind::Customer, name, None));
+            cust.push(p.id_distinct(DictKind::Customer, name.into_string()));
         }
         let mut event = Vec::with_capacity(self.events.names.len());
         let mut default_stage = Vec::with_capacity(self.events.names.len());
