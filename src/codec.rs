@@ -272,6 +272,22 @@ pub fn compress(raw: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
     zstd::bulk::compress(raw, level)
 }
 
+/// A zstd compression context kept across calls (creating one per chunk allocates and clears
+/// its tables every time).
+pub struct Compressor(zstd::bulk::Compressor<'static>);
+
+impl Compressor {
+    /// A context compressing at `level`.
+    pub fn new(level: i32) -> std::io::Result<Compressor> {
+        Ok(Compressor(zstd::bulk::Compressor::new(level)?))
+    }
+
+    /// As [`compress`]: one standard zstd frame.
+    pub fn compress(&mut self, raw: &[u8]) -> std::io::Result<Vec<u8>> {
+        self.0.compress(raw)
+    }
+}
+
 /// zstd-decompresses `stored`, which must expand to exactly `raw_len` bytes (`raw_len` is
 /// checked against `max` first, so a corrupt length cannot cause a huge allocation).
 pub fn decompress(stored: &[u8], raw_len: usize, max: usize) -> Result<Vec<u8>, DecodeError> {

@@ -147,19 +147,22 @@ fn narrow_width(deltas: &[u64]) -> (usize, usize) {
 
 /// Appends `vals` LSB-first, `w` bits each, to a bit stream of whole bytes.
 fn put_packed(out: &mut Vec<u8>, vals: impl Iterator<Item = u64>, w: usize) {
+    // Eight bytes at a time: k < 64 before a value is added and w ≤ 64, so k + w ≤ 128.
     let mut acc = 0u128;
     let mut k = 0usize;
     for v in vals {
         acc |= u128::from(v) << k;
         k += w;
-        while k >= 8 {
-            out.push(acc as u8);
-            acc >>= 8;
-            k -= 8;
+        if k >= 64 {
+            out.extend_from_slice(&(acc as u64).to_le_bytes());
+            acc >>= 64;
+            k -= 64;
         }
     }
-    if k > 0 {
+    while k > 0 {
         out.push(acc as u8);
+        acc >>= 8;
+        k = k.saturating_sub(8);
     }
 }
 

@@ -172,6 +172,8 @@ pub struct SegmentWriter {
     ts_min: i64,
     ts_max: i64,
     raw: Vec<u8>,
+    /// The compression context, made at the first chunk.
+    zstd: Option<codec::Compressor>,
 }
 
 impl SegmentWriter {
@@ -191,11 +193,18 @@ impl SegmentWriter {
             ts_min: i64::MAX,
             ts_max: i64::MIN,
             raw: Vec::new(),
+            zstd: None,
         })
     }
 
     fn chunk(&mut self) -> FileResult<ChunkRef> {
-        let compressed = codec::compress(&self.raw, self.level).at(&self.path)?;
+        let z = match &mut self.zstd {
+            Some(z) => z,
+            None => self
+                .zstd
+                .insert(codec::Compressor::new(self.level).at(&self.path)?),
+        };
+        let compressed = z.compress(&self.raw).at(&self.path)?;
         // Stored uncompressed when zstd saves less than an eighth: decoding then skips zstd
         // (bit-packed timestamps are close to their entropy already). The raw chunk starts
         // with its column tag, never with zstd's magic, so readers tell the two apart.
