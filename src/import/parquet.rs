@@ -19,7 +19,7 @@ use super::csv::unknown_stage;
 use super::{ImportError, ImportOptions, Imported, Layout, RowValues, Scalar, TsUnit, bad_row, parse_ts};
 use crate::ingest::check_name_text;
 use crate::limits;
-use crate::model::{DAY_US, Stage};
+use crate::model::{DAY_US, PropType, Stage};
 
 fn supported(t: &DataType) -> bool {
     matches!(
@@ -189,6 +189,17 @@ pub(crate) fn read(
     opts: &ImportOptions,
     tick: &mut dyn FnMut(u64),
 ) -> Result<Imported, ImportError> {
+    read_with(file, opts, tick, true)
+}
+
+/// [`read`], staging clean batches column by column when `by_columns` (else every row through
+/// the row path: the reference the tests compare the column path with).
+fn read_with(
+    file: &Path,
+    opts: &ImportOptions,
+    tick: &mut dyn FnMut(u64),
+    by_columns: bool,
+) -> Result<Imported, ImportError> {
     let io = |source| ImportError::Io {
         file: file.to_owned(),
         source,
@@ -245,9 +256,222 @@ pub(crate) fn read(
             }
         });
         // On an early return `rx` is dropped, so the decoder stops at its next send.
-        stage_batches(rx, file, opts, &names, core, &props, &mut out, tick)
+        let stage = Staging {
+            file,
+            opts,
+            names: &names,
+            core,
+            props: &props,
+            by_columns,
+        };
+        stage_batches(rx, &stage, &mut out, tick)
     })?;
     Ok(out)
+}
+
+/// Timestamps of a batch column in µs, when it is a Parquet timestamp without nulls whose
+/// values all convert (else `None`: the row path reads it and reports the bad rows).
+fn batch_ts(a: &dyn Array) -> Option<Vec<i64>> {
+    if a.null_count() > 0 {
+        return None;
+    }
+    let scale = |v: &[i64], f: i64| v.iter().map(|&x| x.checked_mul(f)).collect::<Option<Vec<i64>>>();
+    match a.data_type() {
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            Some(a.as_primitive::<TimestampMicrosecondType>().values().to_vec())
+        }
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            scale(a.as_primitive::<TimestampMillisecondType>().values(), 1_000)
+        }
+        DataType::Timestamp(TimeUnit::Second, _) => {
+            scale(a.as_primitive::<TimestampSecondType>().values(), 1_000_000)
+        }
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => Some(
+            a.as_primitive::<TimestampNanosecondType>()
+                .values()
+                .iter()
+                .map(|&x| x.div_euclid(1_000))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// The keys of a dictionary string column (`None` per null row) when every key is inside the
+/// dictionary, no dictionary value is null, and `ok` accepts every dictionary value.
+fn batch_keys(d: DictStrings<'_>, ok: impl Fn(&str) -> bool) -> Option<Vec<Option<u32>>> {
+    if d.values.null_count() > 0 || !d.values.iter().flatten().all(ok) {
+        return None;
+    }
+    let n = d.values.len();
+    (0..d.keys.len())
+        .map(|i| match d.keys.is_null(i) {
+            true => Some(None),
+            false => usize::try_from(d.keys.value(i))
+                .ok()
+                .filter(|&k| k < n)
+                .map(|k| Some(k as u32)),
+        })
+        .collect()
+}
+
+/// One property column of a batch, checked: per row the value slot before interning strings.
+enum BatchProp {
+    /// Dictionary keys of string values.
+    Str(Vec<Option<u32>>),
+    /// Values as stored (i64, f64 bits, bool as 0/1), `None` for nulls.
+    Raw(Vec<Option<u64>>),
+}
+
+/// Stages a whole batch column by column — no per-row type dispatch, each distinct string
+/// checked and interned once — when nothing in it needs the row path: no null or unconvertible
+/// required value, dictionary strings that all pass their checks, property values of the
+/// column's type. Returns false, having staged nothing, otherwise (the row path then stages
+/// the batch and reports its bad rows exactly).
+fn stage_columns(
+    batch: &RecordBatch,
+    core: Layout,
+    props: &[(usize, usize)],
+    out: &mut Imported,
+    first_line: u64,
+) -> bool {
+    let col = |c: usize| batch.column(c).as_ref();
+    let name_ok = |max: usize| move |s: &str| check_name_text("", s, max).is_ok();
+    let (Some(cust_d), Some(event_d)) = (dict_strings(col(core.customer)), dict_strings(col(core.event)))
+    else {
+        return false;
+    };
+    let Some(cust) = batch_keys(cust_d, name_ok(limits::CUSTOMER_ID_BYTES_MAX)) else {
+        return false;
+    };
+    let Some(event) = batch_keys(event_d, name_ok(limits::NAME_BYTES_MAX)) else {
+        return false;
+    };
+    if cust.iter().chain(&event).any(Option::is_none) {
+        return false;
+    }
+    let Some(ts) = batch_ts(col(core.ts)) else {
+        return false;
+    };
+    // Stage per dictionary value (blank: none), per row.
+    let stage: Vec<Option<Stage>> = match core.stage {
+        None => vec![None; batch.num_rows()],
+        Some(s) => {
+            let Some(d) = dict_strings(col(s)) else {
+                return false;
+            };
+            let parsed: Option<Vec<Option<Stage>>> = d
+                .values
+                .iter()
+                .map(|v| {
+                    let t = v.unwrap_or("").trim();
+                    if t.is_empty() {
+                        Some(None)
+                    } else {
+                        Stage::parse(t).map(Some)
+                    }
+                })
+                .collect();
+            let (Some(parsed), Some(keys)) = (parsed, batch_keys(d, |_| true)) else {
+                return false;
+            };
+            keys.iter()
+                .map(|k| k.and_then(|k| parsed.get(k as usize).copied().flatten()))
+                .collect()
+        }
+    };
+    // Properties: the column's type must be the staged one (or inferred here, from this batch).
+    let mut checked = Vec::with_capacity(props.len());
+    for &(c, p) in props {
+        let a = col(c);
+        let (given, values) = match a.data_type() {
+            DataType::Dictionary(..) => {
+                let Some(d) = dict_strings(a) else { return false };
+                let short = |s: &str| s.len() <= limits::STRING_VALUE_BYTES_MAX;
+                let Some(keys) = batch_keys(d, short) else {
+                    return false;
+                };
+                (PropType::Str, BatchProp::Str(keys))
+            }
+            DataType::Int64 => {
+                let x = a.as_primitive::<Int64Type>();
+                (
+                    PropType::I64,
+                    BatchProp::Raw(x.iter().map(|v| v.map(|v| v as u64)).collect()),
+                )
+            }
+            DataType::Float64 => {
+                let x = a.as_primitive::<Float64Type>();
+                if x.iter().flatten().any(|v| !v.is_finite()) {
+                    return false;
+                }
+                (
+                    PropType::F64,
+                    BatchProp::Raw(x.iter().map(|v| v.map(f64::to_bits)).collect()),
+                )
+            }
+            _ => return false,
+        };
+        match out.staged.prop_type(p) {
+            None => {}
+            Some(t) if t == given => {}
+            _ => return false,
+        }
+        checked.push((p, given, values));
+    }
+    // Everything checked: stage (strings interned in row order, as the row path does).
+    let staged = &mut out.staged;
+    let base = staged.len();
+    let mut cust_ids: Vec<Option<u32>> = vec![None; cust_d.values.len()];
+    let mut event_ids: Vec<Option<u32>> = vec![None; event_d.values.len()];
+    for (i, ((c, e), t)) in cust.iter().zip(&event).zip(&ts).enumerate() {
+        let (Some(c), Some(e)) = (*c, *e) else { continue };
+        let Some(cid) = cust_ids.get_mut(c as usize) else {
+            continue;
+        };
+        let cid = *cid.get_or_insert_with(|| staged.customers.intern(cust_d.values.value(c as usize)));
+        let Some(eid) = event_ids.get_mut(e as usize) else {
+            continue;
+        };
+        let eid = *eid.get_or_insert_with(|| staged.events.intern(event_d.values.value(e as usize)));
+        staged.cust.push(cid);
+        staged.ts.push(*t);
+        staged.event.push(eid);
+        staged.stage.push(stage.get(i).copied().flatten());
+    }
+    for ((c, _), (p, given, values)) in props.iter().zip(checked) {
+        let Some(prop) = staged.props.get_mut(p) else {
+            continue;
+        };
+        let present: Vec<Option<u64>> = match values {
+            BatchProp::Raw(v) => v,
+            BatchProp::Str(keys) => {
+                let Some(d) = dict_strings(col(*c)) else { continue };
+                let mut ids: Vec<Option<u64>> = vec![None; d.values.len()];
+                keys.iter()
+                    .map(|k| {
+                        let k = (*k)? as usize;
+                        let id = ids.get_mut(k)?;
+                        Some(*id.get_or_insert_with(|| u64::from(prop.strings.intern(d.values.value(k)))))
+                    })
+                    .collect()
+            }
+        };
+        // As the row path: padded up to a row with a value, nothing after the last one.
+        let Some(last) = present.iter().rposition(Option::is_some) else {
+            continue;
+        };
+        if prop.ty.is_none() {
+            prop.ty = Some(given);
+            let first = present.iter().position(Option::is_some).unwrap_or(0);
+            prop.inferred_at = first_line + first as u64;
+        }
+        prop.valid.resize(base, false);
+        prop.vals.resize(base, 0);
+        prop.valid.extend(present[..=last].iter().map(Option::is_some));
+        prop.vals.extend(present[..=last].iter().map(|v| v.unwrap_or(0)));
+    }
+    true
 }
 
 /// A row checked and parsed, with the dictionary keys of its customer and event (when read
@@ -277,18 +501,32 @@ fn memo_str<'a>(
     Ok(Some((s, k)))
 }
 
+/// What staging the batches of one file needs.
+#[derive(Clone, Copy)]
+struct Staging<'a> {
+    file: &'a Path,
+    opts: &'a ImportOptions,
+    names: &'a [&'a str],
+    core: Layout,
+    props: &'a [(usize, usize)],
+    by_columns: bool,
+}
+
 /// Checks and stages the rows of decoded batches (in file order).
-#[expect(clippy::too_many_arguments, reason = "the state of one read, passed once")]
 fn stage_batches(
     rx: std::sync::mpsc::Receiver<Result<RecordBatch, arrow_schema::ArrowError>>,
-    file: &Path,
-    opts: &ImportOptions,
-    names: &[&str],
-    core: Layout,
-    props: &[(usize, usize)],
+    st: &Staging<'_>,
     out: &mut Imported,
     tick: &mut dyn FnMut(u64),
 ) -> Result<(), ImportError> {
+    let Staging {
+        file,
+        opts,
+        names,
+        core,
+        props,
+        by_columns,
+    } = *st;
     let bad = |reason: String| ImportError::File {
         file: file.to_owned(),
         reason,
@@ -307,6 +545,11 @@ fn stage_batches(
         event_memo.reset(event_dict);
         stage_memo.clear();
         stage_memo.resize(stage_dict.map_or(0, |d| d.values.len()), None);
+        if by_columns && stage_columns(&batch, core, props, out, row + 1) {
+            row += batch.num_rows() as u64;
+            tick(row);
+            continue;
+        }
         // One property buffer per batch, reused row after row (its values borrow the batch).
         let mut spare = Vec::with_capacity(props.len());
         for i in 0..batch.num_rows() {
@@ -431,24 +674,24 @@ mod tests {
 
     const ROWS: usize = 70_000;
 
-    /// Writes the test rows: strings dictionary-encoded or plain; rows 11, 21, 31 and 66 001
-    /// (1-based) are bad, and customer "ghost" appears only on row 21.
-    fn write(path: &Path, dictionary: bool) -> Result<(), String> {
+    /// Writes the test rows: strings dictionary-encoded or plain; with `bad`, rows 11, 21, 31
+    /// and 66 001 (1-based) are bad, and customer "ghost" appears only on row 21.
+    fn write(path: &Path, dictionary: bool, bad: bool) -> Result<(), String> {
         let cust: Vec<String> = (0..ROWS)
             .map(|i| match i {
-                10 | 66_000 => "bad\u{1}id".to_owned(),
-                20 => "ghost".to_owned(),
+                10 | 66_000 if bad => "bad\u{1}id".to_owned(),
+                20 if bad => "ghost".to_owned(),
                 _ => format!("c{}", i / 140),
             })
             .collect();
         let ts: Vec<Option<i64>> = (0..ROWS)
-            .map(|i| (i != 20).then_some(1_767_225_600_000_000 + i as i64 * 1_000_000))
+            .map(|i| (i != 20 || !bad).then_some(1_767_225_600_000_000 + i as i64 * 1_000_000))
             .collect();
         let events = ["visit", "view_product", "add_to_cart", "purchase", "review"];
         let event: Vec<&str> = (0..ROWS).map(|i| events[i * 7 % 5]).collect();
         let stage: Vec<Option<&str>> = (0..ROWS)
             .map(|i| match i {
-                30 => Some("nope"),
+                30 if bad => Some("nope"),
                 _ if i % 3 == 0 => None,
                 _ => Some(["awareness", " purchase ", "retention"][i % 3]),
             })
@@ -484,8 +727,8 @@ mod tests {
             .iter()
             .map(|p| {
                 format!(
-                    "{} {:?} {:?} {:?} {:?}",
-                    p.name, p.ty, p.valid, p.vals, p.strings.names
+                    "{} {:?} {} {:?} {:?} {:?}",
+                    p.name, p.ty, p.inferred_at, p.valid, p.vals, p.strings.names
                 )
             })
             .collect();
@@ -505,7 +748,7 @@ mod tests {
         let mut seen = Vec::new();
         for dictionary in [true, false] {
             let path = dir.path().join(format!("dict-{dictionary}.parquet"));
-            write(&path, dictionary)?;
+            write(&path, dictionary, true)?;
             let got = read(&path, &opts, &mut |_| {}).map_err(|e| e.to_string())?;
             let lines: Vec<u64> = got
                 .skipped
@@ -541,6 +784,31 @@ mod tests {
             seen[0].0 == seen[1].0,
             "dictionary and plain files staged different rows"
         );
+        Ok(())
+    }
+
+    /// Clean batches are staged column by column: the same rows, strings in the same order,
+    /// the same property types (and where they were inferred) as the row path.
+    #[test]
+    fn column_path_stages_what_the_row_path_stages() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        for (dictionary, bad) in [(true, false), (false, false), (true, true)] {
+            let path = dir.path().join(format!("clean-{dictionary}-{bad}.parquet"));
+            write(&path, dictionary, bad)?;
+            let opts = ImportOptions {
+                skip_bad: 10,
+                ..ImportOptions::default()
+            };
+            let rows = read_with(&path, &opts, &mut |_| {}, false).map_err(|e| e.to_string())?;
+            let cols = read_with(&path, &opts, &mut |_| {}, true).map_err(|e| e.to_string())?;
+            assert_eq!(cols.staged.len(), if bad { ROWS - 4 } else { ROWS });
+            assert_eq!(cols.skipped.len(), rows.skipped.len());
+            let same = summary(&rows.staged) == summary(&cols.staged);
+            assert!(
+                same,
+                "dictionary {dictionary}, bad rows {bad}: the paths staged different rows"
+            );
+        }
         Ok(())
     }
 }
