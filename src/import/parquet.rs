@@ -802,6 +802,11 @@ mod tests {
             let rows = read_with(&path, &opts, &mut |_| {}, false).map_err(|e| e.to_string())?;
             let cols = read_with(&path, &opts, &mut |_| {}, true).map_err(|e| e.to_string())?;
             assert_eq!(cols.staged.len(), if bad { ROWS - 4 } else { ROWS });
+            // Rows stay in file order (time ascends with the row).
+            assert!(
+                cols.staged.ts.windows(2).all(|w| w[0] < w[1]),
+                "rows out of file order"
+            );
             assert_eq!(cols.skipped.len(), rows.skipped.len());
             let same = summary(&rows.staged) == summary(&cols.staged);
             assert!(
