@@ -662,8 +662,8 @@ impl Db {
         });
         let (seg, old_manifest) = self.publish_segment(&mut w, m, id, file_len)?;
         {
-            // In place unless a snapshot shares the dictionaries (then on a copy): an import into
-            // a large database does not copy all of its dictionaries. The delta was prepared
+            // In place unless a running query holds the dictionaries (then on a copy): an import
+            // into a large database does not copy all of its dictionaries. The delta was prepared
             // against these dictionaries under the writer lock, so applying it cannot fail; if
             // it did, the published manifest and these dictionaries disagree: poisoned.
             let mut d = inner.dicts.write();
