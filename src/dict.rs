@@ -164,7 +164,7 @@ fn encode_entries(entries: &[DictEntry], out: &mut Vec<u8>) {
 
 impl DictDelta {
     /// Appends the encoding: count, then per entry kind u8 (| 0x80 to vacate), id, and unless
-    /// vacating: name, [type].
+    /// vacating: name, `[type]`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         encode_entries(&self.entries, out);
     }

@@ -43,7 +43,7 @@ impl DayCursor {
     }
 }
 
-/// Most key slots [`add_dense`] allocates for one block; blocks with more (keys spread over
+/// Most key slots [`add_major_days`] allocates for one block; blocks with more (keys spread over
 /// many event names or years of days) take the sorting path.
 const DENSE_SLOTS_MAX: usize = 1 << 16;
 
@@ -95,13 +95,17 @@ fn add_major_days<M: Ord + Copy + Into<u64> + TryFrom<u64>>(
         let Ok(m) = M::try_from((s / days) as u64) else {
             continue;
         };
-        let key = (m, d0 + (s % days) as i32);
-        match map.entry(key) {
-            std::collections::btree_map::Entry::Vacant(v) => {
-                v.insert(b);
-            }
-            std::collections::btree_map::Entry::Occupied(mut o) => *o.get_mut() |= b,
+        union_into(map, (m, d0 + (s % days) as i32), b);
+    }
+}
+
+/// Adds the customers of `b` to the set of `key` in `map` (moved in when `key` is new).
+fn union_into<K: Ord>(map: &mut BTreeMap<K, RoaringBitmap>, key: K, b: RoaringBitmap) {
+    match map.entry(key) {
+        std::collections::btree_map::Entry::Vacant(v) => {
+            v.insert(b);
         }
+        std::collections::btree_map::Entry::Occupied(mut o) => *o.get_mut() |= b,
     }
 }
 
@@ -672,12 +676,7 @@ impl ValueIndex {
                 let value = slot
                     .checked_sub(1)
                     .and_then(|k| distinct.get(k as usize).copied());
-                match self.days.entry((id, value, day)) {
-                    std::collections::btree_map::Entry::Vacant(v) => {
-                        v.insert(b);
-                    }
-                    std::collections::btree_map::Entry::Occupied(mut o) => *o.get_mut() |= b,
-                }
+                union_into(&mut self.days, (id, value, day), b);
             }
         }
     }

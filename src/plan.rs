@@ -38,7 +38,7 @@ pub enum CPred {
         /// NOT IN.
         negated: bool,
     },
-    /// IS [NOT] NULL.
+    /// `IS [NOT] NULL`.
     IsNull {
         /// Property id (`None`: a property never written, always null).
         prop: Option<u32>,

@@ -2404,7 +2404,7 @@ fn timeline(
     Ok(t)
 }
 
-/// Running statements: `snapshot.query("FUNNEL visit -> purchase WITHIN 7d")`. On a [`Db`]
+/// Running statements: `snapshot.query("FUNNEL visit -> purchase WITHIN 7d")`. On a [`Db`](crate::db::Db)
 /// (crate::db::Db), a query runs on a fresh snapshot, and `FORGET CUSTOMER 'id'` erases.
 pub trait Query {
     /// Parses, plans and runs `text` with default options.
