@@ -426,7 +426,130 @@ impl Columns {
 
     /// The order that sorts rows by (customer, timestamp), keeping the current order among
     /// equal keys (the current order is ingestion order, so ties keep sequence order).
+    ///
+    /// When the customer ids span at most about twice as many values as there are rows (an
+    /// import: ids are dense), a counting sort by customer (linear, stable, on up to four
+    /// threads from a million rows on) that then sorts by timestamp only the customers whose
+    /// rows came out of time order; otherwise [`sort_order_by_keys`](Self::sort_order_by_keys).
     pub fn sort_order(&self) -> Vec<u32> {
+        let threads = if self.len() < 1 << 20 {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, |t| t.get().min(4))
+        };
+        self.sort_order_on(threads)
+    }
+
+    /// [`sort_order`](Self::sort_order) on `threads` threads (at least one).
+    fn sort_order_on(&self, threads: usize) -> Vec<u32> {
+        let threads = threads.max(1);
+        let n = self.len();
+        let (Some(&lo), Some(&hi)) = (self.cid.iter().min(), self.cid.iter().max()) else {
+            return Vec::new();
+        };
+        let span = (hi - lo) as usize + 1;
+        if span > n.saturating_mul(2).max(4096) {
+            return self.sort_order_by_keys();
+        }
+        // 1. Rows per customer, each thread counting a share of the rows.
+        let count = |part: &[u32]| {
+            let mut h = vec![0u32; span];
+            for &c in part {
+                h[(c - lo) as usize] += 1;
+            }
+            h
+        };
+        let mut counts = if threads == 1 {
+            vec![count(&self.cid)]
+        } else {
+            std::thread::scope(|s| {
+                let parts: Vec<_> = self
+                    .cid
+                    .chunks(n.div_ceil(threads))
+                    .map(|part| s.spawn(move || count(part)))
+                    .collect();
+                parts.into_iter().map(join).collect::<Vec<Vec<u32>>>()
+            })
+        };
+        let mut start = counts.pop().unwrap_or_default();
+        for h in &counts {
+            start.iter_mut().zip(h).for_each(|(a, b)| *a += b);
+        }
+        drop(counts);
+        // start[k]: the first slot of customer lo + k (start[span] = n).
+        let mut sum = 0u32;
+        for x in &mut start {
+            let count = *x;
+            *x = sum;
+            sum += count;
+        }
+        start.push(sum);
+        // 2. Each thread places the rows of a contiguous range of customers (about n / threads
+        //    rows) into its own part of the order.
+        let mut order = vec![0u32; n];
+        if threads == 1 {
+            self.place(lo, &start, &mut order);
+            return order;
+        }
+        let mut bounds = vec![0usize];
+        for t in 1..threads {
+            let target = (n * t / threads) as u32;
+            bounds.push(start.partition_point(|&x| x < target).clamp(bounds[t - 1], span));
+        }
+        bounds.push(span);
+        std::thread::scope(|s| {
+            let mut rest = &mut order[..];
+            let mut handles = Vec::new();
+            for w in bounds.windows(2) {
+                let (ka, kb) = (w[0], w[1]);
+                let base = start[ka] as usize;
+                let len = start[kb] as usize - base;
+                let (o, r) = std::mem::take(&mut rest).split_at_mut(len);
+                rest = r;
+                let start = &start[ka..=kb];
+                handles.push(s.spawn(move || self.place(lo + ka as u32, start, o)));
+            }
+            handles.into_iter().for_each(join);
+        });
+        order
+    }
+
+    /// Places the rows of customers `first ..` (slots `start[k] - start[0] .. start[k + 1] -
+    /// start[0]` of `order` for customer `first + k`) in row order, then sorts by timestamp
+    /// the rows of each customer whose timestamps came out of order (ties keep row order).
+    fn place(&self, first: u32, start: &[u32], order: &mut [u32]) {
+        let base = start[0];
+        // Per customer: the next slot, and the timestamp last placed there.
+        let mut cursor: Vec<(u32, bool, TimestampUs)> = start[..start.len() - 1]
+            .iter()
+            .map(|&x| (x - base, false, TimestampUs::MIN))
+            .collect();
+        let mut unordered = Vec::new();
+        for (i, (&c, &ts)) in self.cid.iter().zip(&self.ts).enumerate() {
+            let Some((slot, marked, last)) = cursor.get_mut(c.wrapping_sub(first) as usize) else {
+                continue;
+            };
+            order[*slot as usize] = i as u32;
+            *slot += 1;
+            if ts < *last && !*marked {
+                unordered.push(c - first);
+                *marked = true;
+            }
+            *last = ts;
+        }
+        let mut pairs = Vec::new();
+        for k in unordered {
+            let r = (start[k as usize] - base) as usize..(start[k as usize + 1] - base) as usize;
+            pairs.clear();
+            pairs.extend(order[r.clone()].iter().map(|&i| (self.ts[i as usize], i)));
+            // Row indexes are unique: sorting (timestamp, row) keeps ties in row order.
+            pairs.sort_unstable();
+            order[r].iter_mut().zip(&pairs).for_each(|(o, p)| *o = p.1);
+        }
+    }
+
+    /// [`sort_order`](Self::sort_order) by sorting one 128-bit key per row (any customer ids).
+    pub fn sort_order_by_keys(&self) -> Vec<u32> {
         // One 128-bit key per row: customer, timestamp (sign flipped so that it orders as
         // unsigned), row index (unique, so an unstable sort keeps the current order of ties).
         let mut keys: Vec<u128> = (0..self.len())
@@ -437,5 +560,58 @@ impl Columns {
             .collect();
         keys.sort_unstable();
         keys.into_iter().map(|k| k as u32).collect()
+    }
+}
+
+/// The result of a scoped thread; its panic, if it panicked, continues in the caller.
+fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn rows(cid: Vec<u32>, ts: Vec<i64>) -> Columns {
+        let n = cid.len().min(ts.len());
+        Columns {
+            cid: cid[..n].to_vec(),
+            ts: ts[..n].to_vec(),
+            event: vec![0; n],
+            stage: vec![0; n],
+            props: Vec::new(),
+        }
+    }
+
+    proptest! {
+        /// The counting sort orders exactly as the key sort (the definition): customer, then
+        /// timestamp, ties in row order; dense ids, sparse ids (the key sort itself), repeated
+        /// and out-of-order timestamps, extreme timestamps; one to four threads.
+        #[test]
+        fn sort_order_is_the_key_order(
+            base in prop_oneof![Just(0u32), Just(u32::MAX - 300), 0u32..1_000_000],
+            spread in prop_oneof![Just(1u32), Just(40u32), Just(300u32)],
+            pairs in prop::collection::vec((0u32..300, prop_oneof![
+                -3i64..3,
+                Just(i64::MIN),
+                Just(i64::MAX),
+                any::<i64>(),
+            ]), 0..400),
+            sparse in any::<bool>(),
+            threads in 1usize..5,
+        ) {
+            let (mut cid, ts): (Vec<u32>, Vec<i64>) = pairs
+                .into_iter()
+                .map(|(c, t)| (base.saturating_add(c % spread), t))
+                .unzip();
+            if sparse && !cid.is_empty() {
+                // A span far beyond twice the rows: the key sort's path.
+                cid[0] = if base > u32::MAX / 2 { 0 } else { u32::MAX };
+            }
+            let r = rows(cid, ts);
+            prop_assert_eq!(r.sort_order_on(threads), r.sort_order_by_keys());
+        }
     }
 }
