@@ -20,7 +20,7 @@ use crate::ingest::{self, StageMap};
 use crate::limits;
 use crate::manifest::{self, Erasure, Manifest, SegmentEntry};
 use crate::model::{Columns, Event, PropType, Stage, StoredEvent, Value};
-use crate::segment::{self, ColumnSet, Segment, SegmentWriter};
+use crate::segment::{self, ColumnSet, Footer, Segment, SegmentWriter};
 use crate::wal::{self, SyncCoordinator, WalFile};
 
 /// When `commit` returns, and what it promises (see docs/DURABILITY.md).
@@ -194,21 +194,21 @@ fn unpublished<T>(r: Result<T>, path: &Path) -> Result<T> {
 }
 
 /// Writes `rows` (sorted, or in the given sorted order) as sealed segment `path` holding
-/// sequence numbers `seq`, fsyncs it and the segment directory; returns the file length.
-/// Nothing is published.
+/// sequence numbers `seq`, fsyncs it and the segment directory; returns its footer and the
+/// file length. Nothing is published.
 fn write_segment(
     dir: &Path,
     path: &Path,
     rows: (&Columns, Option<&[u32]>),
     seq: (u64, u64),
     level: i32,
-) -> Result<u64> {
+) -> Result<(Footer, u64)> {
     let props = rows.0.props.iter().map(|p| (p.id, p.ty)).collect();
     let mut sw = SegmentWriter::create(path, props, level)?;
     sw.push_rows(rows.0, rows.1)?;
-    let (_, len) = sw.finish(seq.0, seq.1)?;
+    let written = sw.finish(seq.0, seq.1)?;
     file::sync_dir(&dir.join(segment::SEG_DIR))?;
-    Ok(len)
+    Ok(written)
 }
 
 fn dir_size(dir: &Path) -> u64 {
@@ -490,7 +490,7 @@ impl Db {
         w: &mut Writer,
         m: Manifest,
         id: u64,
-        file_len: u64,
+        (footer, file_len): (Footer, u64),
     ) -> Result<(Arc<Segment>, u64)> {
         let inner = &*self.inner;
         if let Err(e) = m.publish(&inner.dir) {
@@ -498,7 +498,7 @@ impl Db {
         }
         let old_manifest = w.manifest.number;
         w.manifest = m;
-        match Segment::open(&inner.dir, id, Some(file_len)) {
+        match Segment::open_written(&inner.dir, id, file_len, footer) {
             Ok(s) => Ok((Arc::new(s.with_cache(inner.cache.clone())), old_manifest)),
             Err(e) => Err(self.poison(w, e.to_string())),
         }
@@ -544,8 +544,8 @@ impl Db {
         let seq_min = buffer.seq_base();
         let seq_end = seq_min + n as u64;
         let path = segment::seg_path(dir, id);
-        let written = (|| -> Result<(u64, u64, dict::DictCounts)> {
-            let len = write_segment(
+        let written = (|| -> Result<((Footer, u64), u64, dict::DictCounts)> {
+            let seg = write_segment(
                 dir,
                 &path,
                 (&rows, None),
@@ -557,10 +557,11 @@ impl Db {
                 (d.entries_since(w.manifest.dict_counts), d.counts())
             };
             let dict_len = dict::append(dir, w.manifest.dict_gen, w.manifest.dict_len, &delta)?;
-            Ok((len, dict_len, counts))
+            Ok((seg, dict_len, counts))
         })();
         // On failure nothing was published: the log still holds every event.
-        let (file_len, dict_len, counts) = unpublished(written, &path)?;
+        let (seg, dict_len, counts) = unpublished(written, &path)?;
+        let file_len = seg.1;
         // 4. Publish.
         let mut m = w.manifest.clone();
         m.number += 1;
@@ -577,7 +578,7 @@ impl Db {
             seq_end,
         });
         // 5. Install: readers switch to the new segment and an empty buffer.
-        let (seg, old_manifest) = self.publish_segment(w, m, id, file_len)?;
+        let (seg, old_manifest) = self.publish_segment(w, m, id, seg)?;
         let new_buffer = Arc::new(Buffer::new(seq_end));
         {
             let mut v = inner.version.write();
@@ -634,8 +635,8 @@ impl Db {
         let seq_min = w.next_seq;
         let seq_end = seq_min + n as u64;
         let path = segment::seg_path(dir, id);
-        let written = (|| -> Result<(u64, u64)> {
-            let len = write_segment(
+        let written = (|| -> Result<((Footer, u64), u64)> {
+            let seg = write_segment(
                 dir,
                 &path,
                 (&prepared.rows, Some(&order)),
@@ -644,9 +645,10 @@ impl Db {
             )?;
             // The flush above wrote every earlier entry: the file ends at the manifest's length.
             let dict_len = dict::append(dir, w.manifest.dict_gen, w.manifest.dict_len, &prepared.delta)?;
-            Ok((len, dict_len))
+            Ok((seg, dict_len))
         })();
-        let (file_len, dict_len) = unpublished(written, &path)?;
+        let (seg, dict_len) = unpublished(written, &path)?;
+        let file_len = seg.1;
         let mut m = w.manifest.clone();
         m.number += 1;
         m.next_segment = id + 1;
@@ -660,7 +662,7 @@ impl Db {
             seq_min,
             seq_end,
         });
-        let (seg, old_manifest) = self.publish_segment(&mut w, m, id, file_len)?;
+        let (seg, old_manifest) = self.publish_segment(&mut w, m, id, seg)?;
         {
             // In place unless a running query holds the dictionaries (then on a copy): an import
             // into a large database does not copy all of its dictionaries. The delta was prepared
@@ -721,17 +723,18 @@ impl Db {
         let seq_min = segs.first().map_or(0, |s| s.footer.seq_min);
         let seq_end = segs.last().map_or(0, |s| s.footer.seq_end);
         let mut strings = RoaringBitmap::new();
-        let merged = (|| -> Result<(u64, u64)> {
+        let merged = (|| -> Result<(u64, (Footer, u64))> {
             let mut props: Vec<(u32, PropType)> = segs.iter().flat_map(|s| s.footer.props.clone()).collect();
             props.sort_unstable_by_key(|p| p.0);
             props.dedup_by_key(|p| p.0);
             let mut sw = SegmentWriter::create(&path, props, inner.opts.zstd_level)?;
             let rows = compaction::merge_into(&mut sw, sources, &mut strings)?;
-            let (_, len) = sw.finish(seq_min, seq_end)?;
+            let written = sw.finish(seq_min, seq_end)?;
             file::sync_dir(&dir.join(segment::SEG_DIR))?;
-            Ok((rows, len))
+            Ok((rows, written))
         })();
-        let (rows, file_len) = unpublished(merged, &path)?;
+        let (rows, written) = unpublished(merged, &path)?;
+        let file_len = written.1;
         let mut w = inner.writer.lock();
         self.check_writable(&w)?;
         let k = segs.len();
@@ -772,7 +775,7 @@ impl Db {
                 seq_end,
             }],
         );
-        let (seg, old_manifest) = self.publish_segment(&mut w, m, id, file_len)?;
+        let (seg, old_manifest) = self.publish_segment(&mut w, m, id, written)?;
         {
             let mut v = inner.version.write();
             let mut segments = vec![seg];

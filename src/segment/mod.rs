@@ -652,6 +652,20 @@ impl Segment {
     /// Opens and validates segment `id`: header, trailer, lengths and footer checksum. Block
     /// checksums are checked on every read. `expect_len` is the length the manifest recorded.
     pub fn open(dir: &Path, id: u64, expect_len: Option<u64>) -> FileResult<Segment> {
+        Self::open_with(dir, id, expect_len, None)
+    }
+
+    /// Opens segment `id` that this process has just written, with the footer
+    /// [`SegmentWriter::finish`] returned: the same checks as [`open`](Self::open) (length,
+    /// header, trailer, footer checksum) but the footer is not decoded again — decoding the
+    /// index is most of the time it takes to open a large segment. The footer must be the one
+    /// written to this file (the decoder's agreement with the encoder is what the segment and
+    /// database tests check).
+    pub fn open_written(dir: &Path, id: u64, len: u64, footer: Footer) -> FileResult<Segment> {
+        Self::open_with(dir, id, Some(len), Some(footer))
+    }
+
+    fn open_with(dir: &Path, id: u64, expect_len: Option<u64>, known: Option<Footer>) -> FileResult<Segment> {
         let path = seg_path(dir, id);
         let file = file::open_read(&path)?;
         let len = file.metadata().at(&path)?.len();
@@ -734,8 +748,11 @@ impl Segment {
                 "footer checksum mismatch",
             ));
         }
-        let footer =
-            decode_footer(fbytes, footer_offset).map_err(|e| FileError::decode(&path, footer_offset, e))?;
+        let footer = match known {
+            Some(f) => f,
+            None => decode_footer(fbytes, footer_offset)
+                .map_err(|e| FileError::decode(&path, footer_offset, e))?,
+        };
         Ok(Segment {
             id,
             path,
