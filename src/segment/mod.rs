@@ -361,7 +361,7 @@ impl SegmentWriter {
             event_days: Some(std::mem::take(&mut self.index.event_days)),
         };
         let mut out = Vec::new();
-        encode_footer(&footer, &mut out).at(&self.path)?;
+        encode_footer(&footer, &mut out, footer.rows >= INDEX_SPLIT_ROWS).at(&self.path)?;
         let footer_offset = self.offset;
         let crc = codec::crc32(&out);
         let len = out.len() as u64;
@@ -376,7 +376,12 @@ impl SegmentWriter {
     }
 }
 
-fn encode_footer(f: &Footer, out: &mut Vec<u8>) -> std::io::Result<()> {
+/// From this many rows on, a segment's index is encoded and compressed on two threads.
+const INDEX_SPLIT_ROWS: u64 = 1 << 18;
+
+/// Appends the footer; with `split`, the index is encoded and compressed in two parts on two
+/// threads.
+fn encode_footer(f: &Footer, out: &mut Vec<u8>, split: bool) -> std::io::Result<()> {
     codec::put_u64(out, f.rows);
     codec::put_u64(out, f.seq_min);
     codec::put_u64(out, f.seq_end);
@@ -401,19 +406,47 @@ fn encode_footer(f: &Footer, out: &mut Vec<u8>) -> std::io::Result<()> {
             codec::put_u32(out, c.crc);
         }
     }
-    let mut raw = Vec::new();
-    f.bitmaps.encode(&mut raw)?;
-    if let Some(r) = &f.rollups {
-        r.encode(&mut raw);
-        if let Some(v) = &f.values {
-            v.encode(&mut raw)?;
-            if let Some(e) = &f.event_days {
-                e.encode(&mut raw)?;
+    // The index: bitmaps, then (when present) rollups, value index, event-day bitmaps. Split,
+    // the event-day bitmaps and the rest are encoded and compressed on two threads and their
+    // zstd frames stored one after the other (§5.3: a standard zstd stream of one or more
+    // frames, read as one).
+    let head = |raw: &mut Vec<u8>| -> std::io::Result<()> {
+        f.bitmaps.encode(raw)?;
+        if let Some(r) = &f.rollups {
+            r.encode(raw);
+            if let Some(v) = &f.values {
+                v.encode(raw)?;
             }
         }
-    }
-    let stored = codec::compress(&raw, 3)?;
-    codec::put_u32(out, raw.len() as u32);
+        Ok(())
+    };
+    let tail = match (&f.rollups, &f.values, &f.event_days) {
+        (Some(_), Some(_), Some(e)) => Some(e),
+        _ => None,
+    };
+    let mut raw = Vec::new();
+    let (raw_len, stored) = match tail {
+        Some(e) if split => std::thread::scope(|s| {
+            let h = s.spawn(|| -> std::io::Result<(usize, Vec<u8>)> {
+                let mut raw = Vec::new();
+                e.encode(&mut raw)?;
+                Ok((raw.len(), codec::compress(&raw, 3)?))
+            });
+            let first = head(&mut raw).and_then(|()| codec::compress(&raw, 3));
+            let second = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            let (mut stored, (second_len, second)) = (first?, second?);
+            stored.extend_from_slice(&second);
+            Ok::<_, std::io::Error>((raw.len() + second_len, stored))
+        })?,
+        _ => {
+            head(&mut raw)?;
+            if let Some(e) = tail {
+                e.encode(&mut raw)?;
+            }
+            (raw.len(), codec::compress(&raw, 3)?)
+        }
+    };
+    codec::put_u32(out, raw_len as u32);
     codec::put_u32(out, stored.len() as u32);
     out.extend_from_slice(&stored);
     Ok(())
@@ -1002,6 +1035,38 @@ mod tests {
             c.stage.push(0);
         }
         Arc::new(c)
+    }
+
+    /// The index stored as two zstd frames (a large segment's) decodes to the same footer as the
+    /// one-frame form, and both to the footer written.
+    #[test]
+    fn split_index_decodes_as_one() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("x.seg");
+        let n = 5_000usize;
+        let mut rows = Columns::default();
+        for i in 0..n {
+            rows.cid.push((i / 7) as u32);
+            rows.ts.push((i as i64 % 7) * 40_000_000_000 + i as i64);
+            rows.event.push((i % 5) as u32);
+            rows.stage.push((i % 6) as u8);
+        }
+        rows.props.push(crate::model::PropColumn {
+            id: 0,
+            ty: PropType::Str,
+            valid: (0..n).map(|i| i % 3 != 0).collect(),
+            vals: (0..n).map(|i| (i % 11) as u64).collect(),
+        });
+        let mut w = SegmentWriter::create(&path, vec![(0, PropType::Str)], 3)?;
+        w.push_rows(&rows, None)?;
+        let (footer, len) = w.finish(0, n as u64)?;
+        let (mut one, mut two) = (Vec::new(), Vec::new());
+        encode_footer(&footer, &mut one, false)?;
+        encode_footer(&footer, &mut two, true)?;
+        assert_ne!(one, two, "the split form is two frames");
+        assert_eq!(decode_footer(&one, len)?, footer);
+        assert_eq!(decode_footer(&two, len)?, footer);
+        Ok(())
     }
 
     #[test]
