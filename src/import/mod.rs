@@ -386,6 +386,9 @@ impl StagedProp {
     }
 }
 
+/// The most rows [`Staged::reserve`] makes room for (a file's metadata may claim any count).
+const RESERVE_ROWS_MAX: usize = 1 << 24;
+
 /// The rows of one file, in file order, ready for [`crate::Db::import`] (through [`Staged::into_rows`]).
 #[derive(Debug, Default)]
 pub struct Staged {
@@ -482,6 +485,22 @@ impl Staged {
             if let Some(p) = self.props.get_mut(i) {
                 p.push(n, Some(v));
             }
+        }
+    }
+
+    /// Room for `rows` more rows in every column, as far as memory allows (a file's row count
+    /// known in advance: the columns then grow without being copied; room not used is never
+    /// touched). A hint only: at most [`RESERVE_ROWS_MAX`] rows, and failing to reserve is not
+    /// an error (the columns grow as they fill).
+    pub(crate) fn reserve(&mut self, rows: usize) {
+        let rows = rows.min(RESERVE_ROWS_MAX);
+        let _ = self.cust.try_reserve(rows);
+        let _ = self.ts.try_reserve(rows);
+        let _ = self.event.try_reserve(rows);
+        let _ = self.stage.try_reserve(rows);
+        for p in &mut self.props {
+            let _ = p.valid.try_reserve(rows);
+            let _ = p.vals.try_reserve(rows);
         }
     }
 
