@@ -55,15 +55,109 @@ fn day_span(cols: &Columns) -> Option<(i32, usize)> {
     Some((d0, usize::try_from(i64::from(d1) - i64::from(d0) + 1).ok()?))
 }
 
-/// Adds each customer of `cols` (rows sorted by customer) to the bitmap of every distinct key
-/// its rows have, once per customer and key: `(major(row), day(row))` with `major < majors`.
-/// Keys are numbered densely when the block's span allows (one array look-up per row instead
-/// of a sort and a map search per customer and key), else sorted per customer.
-fn add_major_days<M: Ord + Copy + Into<u64> + TryFrom<u64>>(
+/// Sets of customers per key, built from rows sorted by customer over any number of calls:
+/// customers arrive in ascending order, so each set only grows at its end (an append, never a
+/// merge), and each customer is added once per key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DaySets<K> {
+    /// Key → its position in `sets`.
+    slots: BTreeMap<K, usize>,
+    /// Each set, with the customer last added to it plus one (0: none yet).
+    sets: Vec<(RoaringBitmap, u64)>,
+}
+
+impl<K> Default for DaySets<K> {
+    fn default() -> Self {
+        DaySets {
+            slots: BTreeMap::new(),
+            sets: Vec::new(),
+        }
+    }
+}
+
+impl<K: Ord + Copy> DaySets<K> {
+    /// The position of `key`'s set (created empty if new).
+    fn slot(&mut self, key: K) -> usize {
+        let n = self.sets.len();
+        let at = *self.slots.entry(key).or_insert(n);
+        if at == n {
+            self.sets.push((RoaringBitmap::new(), 0));
+        }
+        at
+    }
+
+    /// Adds customer `cid` to the set at `slot` (once; an append when customers ascend).
+    fn add(&mut self, slot: usize, cid: u32) {
+        if let Some((b, last)) = self.sets.get_mut(slot)
+            && *last != u64::from(cid) + 1
+        {
+            *last = u64::from(cid) + 1;
+            add_cid(b, cid);
+        }
+    }
+
+    /// Drops the sets of the keys `drop` selects.
+    fn remove(&mut self, drop: impl Fn(&K) -> bool) {
+        let sets = &mut self.sets;
+        self.slots.retain(|k, &mut i| {
+            if drop(k) {
+                if let Some(s) = sets.get_mut(i) {
+                    *s = (RoaringBitmap::new(), 0);
+                }
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// The non-empty sets by key.
+    pub fn into_map(mut self) -> BTreeMap<K, RoaringBitmap> {
+        self.slots
+            .into_iter()
+            .filter_map(|(k, i)| {
+                let b = std::mem::take(&mut self.sets.get_mut(i)?.0);
+                (!b.is_empty()).then_some((k, b))
+            })
+            .collect()
+    }
+}
+
+/// Adds the customers of `cols` (rows sorted by customer, continuing the order of earlier
+/// rows) to the per-(stage, UTC day) sets of `sets` (stage codes above 5 count as 5).
+pub fn add_stage_days(sets: &mut DaySets<(u8, i32)>, cols: &Columns) {
+    add_major_days(
+        cols,
+        sets,
+        6,
+        |j| usize::from(cols.stage[j].min(5)),
+        |m, d| (m as u8, d),
+    );
+}
+
+/// Adds the customers of `cols` (rows sorted by customer, continuing the order of earlier
+/// rows) to the per-(event id, UTC day) sets of `sets`.
+pub fn add_event_days(sets: &mut DaySets<(u32, i32)>, cols: &Columns) {
+    let events = cols.event.iter().copied().max().map_or(0, |e| e as usize + 1);
+    add_major_days(
+        cols,
+        sets,
+        events,
+        |j| cols.event[j] as usize,
+        |m, d| (m as u32, d),
+    );
+}
+
+/// Adds each customer of `cols` (rows sorted by customer) to the set of every distinct key its
+/// rows have, once per customer and key: `key(major(row), day(row))` with `major < majors`.
+/// Key slots are numbered densely per block when its span allows (one array look-up per row,
+/// and one map search per key in the block), else keys are sorted per customer.
+fn add_major_days<K: Ord + Copy>(
     cols: &Columns,
-    map: &mut BTreeMap<(M, i32), RoaringBitmap>,
+    sets: &mut DaySets<K>,
     majors: usize,
-    major: impl Fn(usize) -> M,
+    major: impl Fn(usize) -> usize,
+    key: impl Fn(usize, i32) -> K,
 ) {
     let dense = day_span(cols).and_then(|(d0, days)| {
         let slots = majors.checked_mul(days).filter(|&s| s <= DENSE_SLOTS_MAX)?;
@@ -71,51 +165,27 @@ fn add_major_days<M: Ord + Copy + Into<u64> + TryFrom<u64>>(
     });
     let Some((d0, days, slots)) = dense else {
         let mut cursor = DayCursor::new();
-        return add_keyed(cols, map, |j| (major(j), cursor.of(cols.ts[j])));
+        return add_keyed(cols, sets, |j| key(major(j), cursor.of(cols.ts[j])));
     };
-    // last[s]: the customer last added to slot s, plus one (0 = none yet).
-    let mut last = vec![0u64; slots];
-    let mut sets: Vec<RoaringBitmap> = vec![RoaringBitmap::new(); slots];
+    // resolved[s]: the position in `sets` of block slot s's key (usize::MAX: not looked up yet).
+    let mut resolved = vec![usize::MAX; slots];
     let mut cursor = DayCursor::new();
     for (j, (&cid, &ts)) in cols.cid.iter().zip(&cols.ts).enumerate() {
         // In range by construction: major < majors, d0 ≤ day < d0 + days.
         let day = (i64::from(cursor.of(ts)) - i64::from(d0)) as usize;
-        let s = (major(j).into() as usize).wrapping_mul(days).wrapping_add(day);
-        if let (Some(l), Some(b)) = (last.get_mut(s), sets.get_mut(s))
-            && *l != u64::from(cid) + 1
-        {
-            *l = u64::from(cid) + 1;
-            add_cid(b, cid);
+        let m = major(j);
+        let s = m.wrapping_mul(days).wrapping_add(day);
+        let Some(r) = resolved.get_mut(s) else { continue };
+        if *r == usize::MAX {
+            *r = sets.slot(key(m, d0 + day as i32));
         }
-    }
-    for (s, b) in sets.into_iter().enumerate() {
-        if b.is_empty() {
-            continue;
-        }
-        let Ok(m) = M::try_from((s / days) as u64) else {
-            continue;
-        };
-        union_into(map, (m, d0 + (s % days) as i32), b);
+        sets.add(*r, cid);
     }
 }
 
-/// Adds the customers of `b` to the set of `key` in `map` (moved in when `key` is new).
-fn union_into<K: Ord>(map: &mut BTreeMap<K, RoaringBitmap>, key: K, b: RoaringBitmap) {
-    match map.entry(key) {
-        std::collections::btree_map::Entry::Vacant(v) => {
-            v.insert(b);
-        }
-        std::collections::btree_map::Entry::Occupied(mut o) => *o.get_mut() |= b,
-    }
-}
-
-/// Adds each customer of `cols` (rows sorted by customer) to the bitmap of every distinct key
-/// its rows have (`key(row)`), once per customer and key.
-fn add_keyed<K: Ord + Copy>(
-    cols: &Columns,
-    map: &mut BTreeMap<K, RoaringBitmap>,
-    mut key: impl FnMut(usize) -> K,
-) {
+/// Adds each customer of `cols` (rows sorted by customer) to the set of every distinct key its
+/// rows have (`key(row)`), once per customer and key.
+fn add_keyed<K: Ord + Copy>(cols: &Columns, sets: &mut DaySets<K>, mut key: impl FnMut(usize) -> K) {
     let n = cols.len();
     let mut keys: Vec<K> = Vec::new();
     let mut i = 0;
@@ -130,7 +200,8 @@ fn add_keyed<K: Ord + Copy>(
         keys.sort_unstable();
         keys.dedup();
         for &k in &keys {
-            add_cid(map.entry(k).or_default(), cid);
+            let slot = sets.slot(k);
+            sets.add(slot, cid);
         }
         i = j;
     }
@@ -257,14 +328,6 @@ impl Bitmaps {
             }
             i = j;
         }
-    }
-
-    /// Adds only the per-(stage, day) bitmaps of `cols` (sorted by customer, continuing the order
-    /// of earlier rows); [`Bitmaps::derive`] fills in the others. A segment writer builds its
-    /// bitmaps this way: each is then a union of a few dozen per-day bitmaps instead of one
-    /// insertion per (customer, key), which is most of the cost of indexing.
-    pub fn add_stage_days(&mut self, cols: &Columns) {
-        add_major_days(cols, &mut self.stage_days, 6, |j| cols.stage[j].min(5));
     }
 
     /// Sets the per-stage and per-day bitmaps from `stage_days`, and the per-event bitmaps from
@@ -620,17 +683,26 @@ pub struct ValueIndex {
     pub days: BTreeMap<(u32, Option<u64>, i32), RoaringBitmap>,
     /// String properties with too many distinct values: not indexed.
     pub overflow: std::collections::BTreeSet<u32>,
-    /// Distinct values seen per property while building.
-    seen: BTreeMap<u32, std::collections::BTreeSet<u64>>,
 }
 
-impl ValueIndex {
-    /// Adds the rows of `cols` (sorted by customer) for the string properties `props` (a
-    /// property without a column in `cols` has no value on any of its rows).
+/// Builds a [`ValueIndex`] from rows sorted by customer, block after block.
+#[derive(Clone, Debug, Default)]
+pub struct ValueIndexBuilder {
+    /// String properties with too many distinct values: not indexed.
+    overflow: std::collections::BTreeSet<u32>,
+    /// Distinct values seen per property.
+    seen: BTreeMap<u32, std::collections::BTreeSet<u64>>,
+    /// The sets being built.
+    building: DaySets<(u32, Option<u64>, i32)>,
+}
+
+impl ValueIndexBuilder {
+    /// Adds the rows of `cols` (sorted by customer, continuing the order of earlier rows) for
+    /// the string properties `props` (a property without a column in `cols` has no value on
+    /// any of its rows).
     pub fn add(&mut self, cols: &Columns, props: &[u32]) {
         let n = cols.len();
         let mut slots: Vec<u32> = Vec::with_capacity(n);
-        let mut block: BTreeMap<(u32, i32), RoaringBitmap> = BTreeMap::new();
         for &id in props {
             if self.overflow.contains(&id) {
                 continue;
@@ -665,32 +737,36 @@ impl ValueIndex {
             seen.extend(distinct.iter().copied());
             if slots.len() < n || seen.len() > VALUES_INDEXED_MAX {
                 self.overflow.insert(id);
-                self.days.retain(|key, _| key.0 != id);
+                self.building.remove(|key| key.0 == id);
                 continue;
             }
-            block.clear();
-            add_major_days(cols, &mut block, distinct.len() + 1, |j| {
-                slots.get(j).copied().unwrap_or(0)
-            });
-            for ((slot, day), b) in std::mem::take(&mut block) {
-                let value = slot
-                    .checked_sub(1)
-                    .and_then(|k| distinct.get(k as usize).copied());
-                union_into(&mut self.days, (id, value, day), b);
-            }
+            add_major_days(
+                cols,
+                &mut self.building,
+                distinct.len() + 1,
+                |j| slots.get(j).copied().unwrap_or(0) as usize,
+                |slot, day| {
+                    let value = slot.checked_sub(1).and_then(|k| distinct.get(k).copied());
+                    (id, value, day)
+                },
+            );
         }
     }
 
+    /// The index of the rows added.
+    pub fn finish(self) -> ValueIndex {
+        ValueIndex {
+            days: self.building.into_map(),
+            overflow: self.overflow,
+        }
+    }
+}
+
+impl ValueIndex {
     /// Removes the customers in `gone` (an erasure not yet compacted away).
     pub fn remove_customers(&mut self, gone: &RoaringBitmap) {
         self.days.values_mut().for_each(|b| *b -= gone);
         self.days.retain(|_, b| !b.is_empty());
-    }
-
-    /// Drops what was only needed while building.
-    pub fn sealed(mut self) -> ValueIndex {
-        self.seen.clear();
-        self
     }
 
     /// Appends the encoding: `n u32 | n × prop u32` (overflowed properties), then `count u32 |
@@ -757,10 +833,14 @@ pub struct EventDays {
 }
 
 impl EventDays {
-    /// Adds the rows of `cols` (sorted by customer).
+    /// Adds the rows of `cols` (sorted by customer; a segment writer builds [`DaySets`] over
+    /// all its blocks instead, with [`add_event_days`]).
     pub fn add(&mut self, cols: &Columns) {
-        let events = cols.event.iter().copied().max().map_or(0, |e| e as usize + 1);
-        add_major_days(cols, &mut self.days, events, |j| cols.event[j]);
+        let mut sets = DaySets::default();
+        add_event_days(&mut sets, cols);
+        for (key, b) in sets.into_map() {
+            *self.days.entry(key).or_default() |= b;
+        }
     }
 
     /// Appends the encoding: `count u32 | count × (event u32 | day i32 | len u32 | roaring bytes)`.
@@ -878,10 +958,11 @@ mod tests {
             cols.props.push(col);
             let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(rows.len())).chain([0, rows.len()]).collect();
             cuts.sort_unstable();
-            let mut got = ValueIndex::default();
+            let mut got = ValueIndexBuilder::default();
             for w in cuts.windows(2) {
                 got.add(&cols.slice(w[0]..w[1]), &[7, 9]);
             }
+            let got = got.finish();
             let distinct: std::collections::BTreeSet<u64> = cols.props[0]
                 .valid
                 .iter()
@@ -924,13 +1005,19 @@ mod tests {
             }
             let mut direct = Bitmaps::default();
             direct.add(&cols);
-            let (mut derived, mut event_days) = (Bitmaps::default(), EventDays::default());
+            let (mut stage_days, mut event_days) = (DaySets::default(), DaySets::default());
             let cut = cut.min(cols.len());
             for part in [cols.slice(0..cut), cols.slice(cut..cols.len())] {
-                derived.add_stage_days(&part);
-                event_days.add(&part);
+                add_stage_days(&mut stage_days, &part);
+                add_event_days(&mut event_days, &part);
             }
-            derived.derive(&event_days);
+            let mut derived = Bitmaps {
+                stage_days: stage_days.into_map(),
+                ..Bitmaps::default()
+            };
+            derived.derive(&EventDays {
+                days: event_days.into_map(),
+            });
             prop_assert_eq!(derived, direct);
         }
     }

@@ -1983,8 +1983,9 @@ fn uniq_by_from_value_index(
             Source::Segment(seg) => (seg, None),
             Source::Masked(seg, m) => (seg, Some(&**m)),
             Source::Memory(cols) => {
-                let mut v = crate::index::ValueIndex::default();
+                let mut v = crate::index::ValueIndexBuilder::default();
                 v.add(cols, &[prop]);
+                let v = v.finish();
                 if v.overflow.contains(&prop) {
                     return None;
                 }

@@ -23,7 +23,7 @@ use memmap2::Mmap;
 
 use crate::codec::{self, DecodeError, Reader};
 use crate::file::{self, FileError, FileResult, IoContext, Kind};
-use crate::index::{Bitmaps, EventDays, Rollups, ValueIndex};
+use crate::index::{self, Bitmaps, DaySets, EventDays, Rollups, ValueIndex, ValueIndexBuilder};
 use crate::limits;
 use crate::model::{Columns, PropType};
 
@@ -142,20 +142,22 @@ impl ColumnSet {
 /// The indices of a segment being written (docs/FORMAT.md §5.3).
 #[derive(Default)]
 struct Indexer {
-    bitmaps: Bitmaps,
+    /// Customers per (stage, UTC day): the other bitmaps are derived from these and
+    /// `event_days` when the segment is finished.
+    stage_days: DaySets<(u8, i32)>,
     rollups: Rollups,
-    values: ValueIndex,
-    event_days: EventDays,
+    values: ValueIndexBuilder,
+    event_days: DaySets<(u32, i32)>,
 }
 
 impl Indexer {
     /// Adds rows sorted by customer (continuing the order of earlier rows); `strs` are the
     /// string properties of the segment.
     fn add(&mut self, cols: &Columns, strs: &[u32]) {
-        self.bitmaps.add_stage_days(cols);
+        index::add_stage_days(&mut self.stage_days, cols);
         self.rollups.add(cols);
         self.values.add(cols, strs);
-        self.event_days.add(cols);
+        index::add_event_days(&mut self.event_days, cols);
     }
 }
 
@@ -242,7 +244,7 @@ impl SegmentWriter {
         // Two indexing threads, each with about half of the index work; the three threads
         // share the cores (the writer's compression is the smallest part).
         let Indexer {
-            mut bitmaps,
+            mut stage_days,
             mut rollups,
             mut values,
             mut event_days,
@@ -252,14 +254,14 @@ impl SegmentWriter {
         std::thread::scope(|s| {
             let a = s.spawn(move || {
                 for block in rx_a {
-                    bitmaps.add_stage_days(&block);
+                    index::add_stage_days(&mut stage_days, &block);
                     values.add(&block, &strs);
                 }
-                (bitmaps, values)
+                (stage_days, values)
             });
             let b = s.spawn(move || {
                 for block in rx_b {
-                    event_days.add(&block);
+                    index::add_event_days(&mut event_days, &block);
                     rollups.add(&block);
                 }
                 (event_days, rollups)
@@ -279,10 +281,10 @@ impl SegmentWriter {
                 start = end;
             }
             drop((tx_a, tx_b));
-            let (bitmaps, values) = a.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            let (stage_days, values) = a.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
             let (event_days, rollups) = b.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
             self.index = Indexer {
-                bitmaps,
+                stage_days,
                 rollups,
                 values,
                 event_days,
@@ -346,7 +348,14 @@ impl SegmentWriter {
     /// Writes footer and trailer, fsyncs the file, and returns the footer and file length.
     /// The caller fsyncs the directory before publishing the segment.
     pub fn finish(mut self, seq_min: u64, seq_end: u64) -> FileResult<(Footer, u64)> {
-        self.index.bitmaps.derive(&self.index.event_days);
+        let event_days = EventDays {
+            days: std::mem::take(&mut self.index.event_days).into_map(),
+        };
+        let mut bitmaps = Bitmaps {
+            stage_days: std::mem::take(&mut self.index.stage_days).into_map(),
+            ..Bitmaps::default()
+        };
+        bitmaps.derive(&event_days);
         let footer = Footer {
             rows: self.rows,
             seq_min,
@@ -355,10 +364,10 @@ impl SegmentWriter {
             ts_max: if self.rows == 0 { 0 } else { self.ts_max },
             props: self.props.clone(),
             blocks: std::mem::take(&mut self.blocks),
-            bitmaps: std::mem::take(&mut self.index.bitmaps),
+            bitmaps,
             rollups: Some(std::mem::take(&mut self.index.rollups)),
-            values: Some(std::mem::take(&mut self.index.values).sealed()),
-            event_days: Some(std::mem::take(&mut self.index.event_days)),
+            values: Some(std::mem::take(&mut self.index.values).finish()),
+            event_days: Some(event_days),
         };
         let mut out = Vec::new();
         encode_footer(&footer, &mut out, footer.rows >= INDEX_SPLIT_ROWS).at(&self.path)?;
