@@ -89,12 +89,17 @@ impl Interner {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.names.iter().map(|s| &**s)
     }
-    fn push(&mut self, name: &str) -> u32 {
+    /// Adds `name` with the next id when it is absent (one hash look-up); `None` when present.
+    fn push_new(&mut self, name: &str) -> Option<u32> {
         let id = self.names.len() as u32;
-        let name: Arc<str> = Arc::from(name);
-        self.names.push(name.clone());
-        self.map.insert(name, id);
-        id
+        match self.map.entry(Arc::from(name)) {
+            std::collections::hash_map::Entry::Occupied(_) => None,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                self.names.push(v.key().clone());
+                v.insert(id);
+                Some(id)
+            }
+        }
     }
     fn vacate(&mut self, id: u32) {
         if let Some(slot) = self.names.get_mut(id as usize) {
@@ -327,13 +332,12 @@ impl Dicts {
                     interner.len()
                 ));
             }
-            if interner.get(&e.name).is_some() {
-                return Err(format!("{:?} entry {:?} is already present", e.kind, e.name));
-            }
             if interner.len() as u64 >= limits::DICT_ENTRIES_MAX {
                 return Err(format!("{:?} dictionary is full", e.kind));
             }
-            interner.push(&e.name);
+            if interner.push_new(&e.name).is_none() {
+                return Err(format!("{:?} entry {:?} is already present", e.kind, e.name));
+            }
             if e.kind == DictKind::Prop {
                 let ty = e.ty.ok_or("property entry without a type")?;
                 self.prop_types.push(ty);
