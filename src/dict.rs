@@ -11,16 +11,13 @@
 //! stays taken, its text is forgotten, and the same text added later gets a new id. The
 //! compaction rewrites the dictionary into a new generation without the vacated texts.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::path::Path;
-use std::sync::Arc;
 
 use crate::codec::{self, Frame, Reader};
 use crate::file::{self, FileError, FileResult, IoContext, Kind};
 use crate::limits;
 use crate::model::PropType;
-
-type Map = HashMap<Arc<str>, u32, foldhash::fast::RandomState>;
 
 /// The dictionaries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -47,64 +44,106 @@ impl DictKind {
     }
 }
 
-/// A string ↔ dense id map.
+/// A string ↔ dense id map. The names are stored one after another in one string (no
+/// allocation per name: an import can add hundreds of thousands of customers at once) and
+/// found through a hash table of ids.
 #[derive(Clone, Debug, Default)]
 pub struct Interner {
-    names: Vec<Arc<str>>,
-    map: Map,
-    /// Vacated ids (their `names` slot is empty).
+    /// Every name, one after another (a vacated name's bytes stay until the dictionary is
+    /// rewritten).
+    text: String,
+    /// `ends[id]`: where name `id` ends in `text` (it starts where `id − 1` ends).
+    ends: Vec<usize>,
+    /// The ids of the names that are not vacated, by the hash of the name.
+    table: hashbrown::HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
+    /// Vacated ids (their name reads as empty).
     vacant: roaring::RoaringBitmap,
+}
+
+/// Name `id` of `text` delimited by `ends` (empty for an unknown id).
+fn name_at<'a>(text: &'a str, ends: &[usize], id: u32) -> &'a str {
+    let id = id as usize;
+    let (Some(&end), start) = (ends.get(id), id.checked_sub(1).and_then(|p| ends.get(p)).copied()) else {
+        return "";
+    };
+    text.get(start.unwrap_or(0)..end).unwrap_or("")
 }
 
 impl Interner {
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.ends.len()
     }
     /// True when empty.
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.ends.is_empty()
     }
     /// The id of `name`.
     #[inline]
     pub fn get(&self, name: &str) -> Option<u32> {
-        self.map.get(name).copied()
+        let h = self.hasher.hash_one(name);
+        self.table
+            .find(h, |&id| name_at(&self.text, &self.ends, id) == name)
+            .copied()
     }
     /// The name of `id` (`None` for an unknown or vacated id).
     pub fn name(&self, id: u32) -> Option<&str> {
-        if self.vacant.contains(id) {
+        if self.vacant.contains(id) || id as usize >= self.ends.len() {
             return None;
         }
-        self.names.get(id as usize).map(|s| &**s)
+        Some(name_at(&self.text, &self.ends, id))
     }
     /// Entries that are not vacated.
     pub fn live(&self) -> usize {
-        self.names.len() - self.vacant.len() as usize
+        self.ends.len() - self.vacant.len() as usize
     }
     /// True when `id` was vacated.
     pub fn is_vacant(&self, id: u32) -> bool {
         self.vacant.contains(id)
     }
-    /// All names in id order.
+    /// All names in id order (a vacated one as empty).
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.names.iter().map(|s| &**s)
+        (0..self.ends.len() as u32).map(|id| self.name(id).unwrap_or(""))
+    }
+    /// Room for `n` more names of `bytes` bytes in all.
+    fn reserve(&mut self, n: usize, bytes: usize) {
+        self.text.reserve(bytes);
+        self.ends.reserve(n);
+        let (text, ends, hasher) = (&self.text, &self.ends, &self.hasher);
+        self.table
+            .reserve(n, |&id| hasher.hash_one(name_at(text, ends, id)));
     }
     /// Adds `name` with the next id when it is absent (one hash look-up); `None` when present.
     fn push_new(&mut self, name: &str) -> Option<u32> {
-        let id = self.names.len() as u32;
-        match self.map.entry(Arc::from(name)) {
-            std::collections::hash_map::Entry::Occupied(_) => None,
-            std::collections::hash_map::Entry::Vacant(v) => {
-                self.names.push(v.key().clone());
+        let id = self.ends.len() as u32;
+        let h = self.hasher.hash_one(name);
+        let (text, ends, hasher) = (&self.text, &self.ends, &self.hasher);
+        match self.table.entry(
+            h,
+            |&x| name_at(text, ends, x) == name,
+            |&x| hasher.hash_one(name_at(text, ends, x)),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(_) => None,
+            hashbrown::hash_table::Entry::Vacant(v) => {
                 v.insert(id);
+                self.text.push_str(name);
+                self.ends.push(self.text.len());
                 Some(id)
             }
         }
     }
+    /// Takes the next id as an entry vacated before the dictionary was rewritten.
+    fn push_vacant(&mut self) {
+        self.vacant.insert(self.ends.len() as u32);
+        self.ends.push(self.text.len());
+    }
     fn vacate(&mut self, id: u32) {
-        if let Some(slot) = self.names.get_mut(id as usize) {
-            self.map.remove(&**slot);
-            *slot = Arc::from("");
+        if (id as usize) < self.ends.len() && !self.vacant.contains(id) {
+            let h = self.hasher.hash_one(name_at(&self.text, &self.ends, id));
+            if let Ok(e) = self.table.find_entry(h, |&x| x == id) {
+                e.remove();
+            }
             self.vacant.insert(id);
         }
     }
@@ -292,17 +331,16 @@ impl Dicts {
     pub fn apply(&mut self, delta: &DictDelta) -> Result<(), String> {
         // Room for the new entries at once (an import can add hundreds of thousands of
         // customers: growing the map step by step rehashes it again and again).
-        let mut adds = [0usize; 4];
+        let mut adds = [(0usize, 0usize); 4];
         for e in delta.entries.iter().filter(|e| !e.vacant) {
-            adds[e.kind as usize] += 1;
+            let a = &mut adds[e.kind as usize];
+            (a.0, a.1) = (a.0 + 1, a.1.saturating_add(e.name.len()));
         }
-        for (kind, n) in [DictKind::Customer, DictKind::Event, DictKind::Prop, DictKind::Str]
+        for (kind, (n, bytes)) in [DictKind::Customer, DictKind::Event, DictKind::Prop, DictKind::Str]
             .into_iter()
             .zip(adds)
         {
-            let interner = self.of_mut(kind);
-            interner.names.reserve(n);
-            interner.map.reserve(n);
+            self.of_mut(kind).reserve(n, bytes);
         }
         for e in &delta.entries {
             let interner = self.of_mut(e.kind);
@@ -315,8 +353,7 @@ impl Dicts {
                     if interner.len() as u64 >= limits::DICT_ENTRIES_MAX {
                         return Err(format!("{:?} dictionary is full", e.kind));
                     }
-                    interner.names.push(Arc::from(""));
-                    interner.vacant.insert(e.id);
+                    interner.push_vacant();
                 } else if e.id as usize > interner.len() || interner.vacant.contains(e.id) {
                     return Err(format!("{:?} id {} cannot be vacated", e.kind, e.id));
                 } else {
@@ -370,7 +407,7 @@ impl Dicts {
                 entries.push(DictEntry {
                     kind,
                     id: id as u32,
-                    name: interner.names[id].to_string(),
+                    name: name_at(&interner.text, &interner.ends, id as u32).to_owned(),
                     ty: (kind == DictKind::Prop).then(|| self.prop_types[id]),
                     vacant: false,
                 });
@@ -523,4 +560,79 @@ pub fn append(dir: &Path, generation: u64, valid_len: u64, delta: &DictDelta) ->
     file::write(&f, &path, valid_len, &frame)?;
     file::sync(&f, &path, true)?;
     Ok(valid_len + frame.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Add(String),
+        Vacate(u32),
+        AddVacant,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => "[a-c]{0,3}|é[a-z]{0,40}".prop_map(Op::Add),
+            2 => (0u32..60).prop_map(Op::Vacate),
+            1 => Just(Op::AddVacant),
+        ]
+    }
+
+    proptest! {
+        /// The interner (names in one string, ids in a hash table) against a vector of names:
+        /// adding, vacating, taking a vacant slot, then looking up by name and by id.
+        #[test]
+        fn interner_matches_a_list_of_names(ops in proptest::collection::vec(op(), 0..200), reserve in 0usize..50) {
+            let mut it = Interner::default();
+            it.reserve(reserve, reserve * 3);
+            // None: vacated.
+            let mut want: Vec<Option<String>> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Add(name) => {
+                        let present = want.iter().any(|w| w.as_deref() == Some(name.as_str()));
+                        let got = it.push_new(&name);
+                        prop_assert_eq!(got.is_none(), present);
+                        if !present {
+                            prop_assert_eq!(got, Some(want.len() as u32));
+                            want.push(Some(name));
+                        }
+                    }
+                    Op::Vacate(id) => {
+                        it.vacate(id);
+                        if let Some(w) = want.get_mut(id as usize) {
+                            *w = None;
+                        }
+                    }
+                    Op::AddVacant => {
+                        it.push_vacant();
+                        want.push(None);
+                    }
+                }
+                prop_assert_eq!(it.len(), want.len());
+                prop_assert_eq!(it.live(), want.iter().flatten().count());
+            }
+            for (id, w) in want.iter().enumerate() {
+                prop_assert_eq!(it.name(id as u32), w.as_deref());
+                prop_assert_eq!(it.is_vacant(id as u32), w.is_none());
+                if let Some(name) = w {
+                    prop_assert_eq!(it.get(name), Some(id as u32));
+                }
+            }
+            prop_assert_eq!(it.name(want.len() as u32), None);
+            let names: Vec<&str> = it.names().collect();
+            let expected: Vec<&str> = want.iter().map(|w| w.as_deref().unwrap_or("")).collect();
+            prop_assert_eq!(names, expected);
+            // A vacated name is free again (under a new id).
+            for name in ["a", "b", "ab", "zzz"] {
+                let live = want.iter().any(|w| w.as_deref() == Some(name));
+                prop_assert_eq!(it.get(name).is_some(), live);
+            }
+        }
+    }
 }
