@@ -57,13 +57,38 @@ fn day_span(cols: &Columns) -> Option<(i32, usize)> {
 
 /// Sets of customers per key, built from rows sorted by customer over any number of calls:
 /// customers arrive in ascending order, so each set only grows at its end (an append, never a
-/// merge), and each customer is added once per key.
-#[derive(Clone, Debug, PartialEq)]
+/// merge), and each customer is added once per key. Customers are buffered per set and
+/// appended to its bitmap [`PENDING_MAX`] at a time (one push into a roaring bitmap per
+/// customer and key, each to a different bitmap, was most of the cost of indexing).
+#[derive(Clone, Debug)]
 pub struct DaySets<K> {
     /// Key → its position in `sets`.
     slots: BTreeMap<K, usize>,
-    /// Each set, with the customer last added to it plus one (0: none yet).
-    sets: Vec<(RoaringBitmap, u64)>,
+    sets: Vec<DaySet>,
+}
+
+/// One set of [`DaySets`].
+#[derive(Clone, Debug, Default)]
+struct DaySet {
+    bitmap: RoaringBitmap,
+    /// Customers not yet in `bitmap` (ascending).
+    pending: Vec<u32>,
+    /// The customer last added plus one (0: none yet).
+    last: u64,
+}
+
+/// Customers a [`DaySet`] buffers before appending them to its bitmap.
+const PENDING_MAX: usize = 1024;
+
+impl DaySet {
+    fn flush(&mut self) {
+        // Appended in bulk when they ascend past the bitmap (always, for rows sorted by
+        // customer); inserted one by one otherwise.
+        if self.bitmap.append(self.pending.iter().copied()).is_err() {
+            self.bitmap.extend(self.pending.iter().copied());
+        }
+        self.pending.clear();
+    }
 }
 
 impl<K> Default for DaySets<K> {
@@ -81,18 +106,21 @@ impl<K: Ord + Copy> DaySets<K> {
         let n = self.sets.len();
         let at = *self.slots.entry(key).or_insert(n);
         if at == n {
-            self.sets.push((RoaringBitmap::new(), 0));
+            self.sets.push(DaySet::default());
         }
         at
     }
 
-    /// Adds customer `cid` to the set at `slot` (once; an append when customers ascend).
+    /// Adds customer `cid` to the set at `slot` (once).
     fn add(&mut self, slot: usize, cid: u32) {
-        if let Some((b, last)) = self.sets.get_mut(slot)
-            && *last != u64::from(cid) + 1
+        if let Some(set) = self.sets.get_mut(slot)
+            && set.last != u64::from(cid) + 1
         {
-            *last = u64::from(cid) + 1;
-            add_cid(b, cid);
+            set.last = u64::from(cid) + 1;
+            set.pending.push(cid);
+            if set.pending.len() >= PENDING_MAX {
+                set.flush();
+            }
         }
     }
 
@@ -102,7 +130,7 @@ impl<K: Ord + Copy> DaySets<K> {
         self.slots.retain(|k, &mut i| {
             if drop(k) {
                 if let Some(s) = sets.get_mut(i) {
-                    *s = (RoaringBitmap::new(), 0);
+                    *s = DaySet::default();
                 }
                 false
             } else {
@@ -116,7 +144,9 @@ impl<K: Ord + Copy> DaySets<K> {
         self.slots
             .into_iter()
             .filter_map(|(k, i)| {
-                let b = std::mem::take(&mut self.sets.get_mut(i)?.0);
+                let set = self.sets.get_mut(i)?;
+                set.flush();
+                let b = std::mem::take(&mut set.bitmap);
                 (!b.is_empty()).then_some((k, b))
             })
             .collect()
@@ -982,6 +1012,36 @@ mod tests {
             prop_assert_eq!(got.overflow.contains(&7), distinct.len() > VALUES_INDEXED_MAX);
             prop_assert_eq!(got.days, want);
         }
+    }
+
+    /// Sets of more customers than are buffered (flushed while adding), over several calls,
+    /// and calls whose customers do not ascend (inserted one by one): the sets are exact.
+    #[test]
+    fn day_sets_flush_and_take_unsorted_customers() {
+        let rows = |cids: std::ops::Range<u32>| {
+            let mut c = Columns::default();
+            for cid in cids {
+                for day in [0i64, 1 + i64::from(cid % 3 == 0)] {
+                    c.cid.push(cid);
+                    c.ts.push(day * DAY_US);
+                    c.event.push(cid % 2);
+                    c.stage.push(0);
+                }
+            }
+            c
+        };
+        let mut sets = DaySets::default();
+        for part in [0..1500, 1500..5000, 7000..7100, 6000..6500] {
+            add_event_days(&mut sets, &rows(part));
+        }
+        let mut want: BTreeMap<(u32, i32), RoaringBitmap> = BTreeMap::new();
+        for cid in (0..5000).chain(7000..7100).chain(6000..6500) {
+            for day in [0, 1 + i32::from(cid % 3 == 0)] {
+                want.entry((cid % 2, day)).or_default().insert(cid);
+            }
+        }
+        assert!(want.values().any(|b| b.len() > 2 * PENDING_MAX as u64));
+        assert_eq!(sets.into_map(), want);
     }
 
     proptest! {
