@@ -70,14 +70,17 @@ pub fn put_delta_i64(out: &mut Vec<u8>, vals: &[i64]) {
 /// delta `g` is a power of two dividing it).
 fn scaled_deltas(vals: &[i64]) -> (u64, Vec<u64>) {
     let mut g = 0u64;
+    let mut by = ExactDiv::new(1);
     for w in vals.windows(2) {
         let d = w[1].wrapping_sub(w[0]).unsigned_abs();
-        // Most deltas are multiples of the gcd so far: one remainder, not Euclid's loop.
-        if g == 0 || d % g != 0 {
+        // Most deltas are multiples of the gcd so far: a multiply tells, not Euclid's loop
+        // (nor a divide instruction).
+        if g == 0 || !by.divides(d) {
             g = gcd(g, d);
             if g == 1 {
                 break;
             }
+            by = ExactDiv::new(g);
         }
     }
     let g = g.max(1);
@@ -96,6 +99,9 @@ fn scaled_deltas(vals: &[i64]) -> (u64, Vec<u64>) {
 struct ExactDiv {
     shift: u32,
     inverse: u64,
+    /// `u64::MAX / odd`: `x` (with `shift` low zero bits) is a multiple of `g` exactly when
+    /// `(x >> shift) × odd⁻¹ mod 2^64` is at most this.
+    limit: u64,
 }
 
 impl ExactDiv {
@@ -108,7 +114,16 @@ impl ExactDiv {
         for _ in 0..5 {
             inverse = inverse.wrapping_mul(2u64.wrapping_sub(odd.wrapping_mul(inverse)));
         }
-        ExactDiv { shift, inverse }
+        ExactDiv {
+            shift,
+            inverse,
+            limit: u64::MAX / odd,
+        }
+    }
+
+    /// True when `g` divides `x`.
+    fn divides(self, x: u64) -> bool {
+        x & ((1u64 << self.shift) - 1) == 0 && (x >> self.shift).wrapping_mul(self.inverse) <= self.limit
     }
 
     /// `x / g`, for `x` a multiple of `g` (wrapping like `wrapping_div` for i64::MIN / -1
@@ -1019,7 +1034,7 @@ mod tests {
         }
 
         #[test]
-        fn exact_division_equals_dividing(q in any::<i64>(), g in 1u64..u64::MAX) {
+        fn exact_division_equals_dividing(q in any::<i64>(), g in 1u64..u64::MAX, tiny in 1u64..70) {
             // Any multiple of g in i64 range: q × g when it does not overflow.
             if let Some(x) = q.checked_mul(g as i64).filter(|_| g <= i64::MAX as u64) {
                 prop_assert_eq!(ExactDiv::new(g).div(x), x / g as i64);
@@ -1027,6 +1042,22 @@ mod tests {
             let small = (g % 1_000_001).max(1);
             let x = (q % 1_000_000_000).wrapping_mul(small as i64);
             prop_assert_eq!(ExactDiv::new(small).div(x), x / small as i64);
+            // Divisibility, of multiples and of anything.
+            let cases = [
+                (g, q as u64),
+                (small, q as u64),
+                (small, x.unsigned_abs()),
+                (g, q.unsigned_abs().wrapping_mul(g)),
+                (tiny, q as u64),
+                (tiny, (q as u64).wrapping_mul(tiny)),
+                (tiny << 20, q as u64),
+                // The largest multiples (the bound itself).
+                (tiny, u64::MAX / tiny * tiny),
+                (g, u64::MAX / g * g),
+            ];
+            for (d, x) in cases {
+                prop_assert_eq!(ExactDiv::new(d).divides(x), x % d == 0, "{} divides {}", d, x);
+            }
         }
 
         #[test]
