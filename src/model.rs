@@ -564,7 +564,7 @@ impl Columns {
 }
 
 /// The result of a scoped thread; its panic, if it panicked, continues in the caller.
-fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+pub(crate) fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
     h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 

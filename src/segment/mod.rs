@@ -25,7 +25,7 @@ use crate::codec::{self, DecodeError, Reader};
 use crate::file::{self, FileError, FileResult, IoContext, Kind};
 use crate::index::{self, Bitmaps, DaySets, EventDays, Rollups, ValueIndex, ValueIndexBuilder};
 use crate::limits;
-use crate::model::{Columns, PropType};
+use crate::model::{Columns, PropType, join};
 
 /// Sub-directory holding segment files.
 pub const SEG_DIR: &str = "seg";
@@ -281,8 +281,8 @@ impl SegmentWriter {
                 start = end;
             }
             drop((tx_a, tx_b));
-            let (stage_days, values) = a.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-            let (event_days, rollups) = b.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            let (stage_days, values) = join(a);
+            let (event_days, rollups) = join(b);
             self.index = Indexer {
                 stage_days,
                 rollups,
@@ -446,7 +446,7 @@ fn encode_footer(f: &Footer, out: &mut Vec<u8>, parallel: bool, split_bytes: usi
         Some(e) if parallel => std::thread::scope(|s| {
             let h = s.spawn(|| e.encode(&mut second));
             let first = head(&mut raw);
-            let second = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            let second = join(h);
             first.and(second)
         })?,
         _ => {
@@ -461,7 +461,7 @@ fn encode_footer(f: &Footer, out: &mut Vec<u8>, parallel: bool, split_bytes: usi
         std::thread::scope(|s| {
             let h = s.spawn(|| codec::compress(&second, 3));
             let first = codec::compress(&raw, 3);
-            let second = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            let second = join(h);
             let (mut stored, second) = (first?, second?);
             stored.extend_from_slice(&second);
             Ok::<_, std::io::Error>(stored)
