@@ -387,6 +387,7 @@ impl StagedProp {
 }
 
 /// The most rows [`Staged::reserve`] makes room for (a file's metadata may claim any count).
+#[cfg(feature = "parquet")]
 const RESERVE_ROWS_MAX: usize = 1 << 24;
 
 /// The rows of one file, in file order, ready for [`crate::Db::import`] (through [`Staged::into_rows`]).
@@ -492,6 +493,7 @@ impl Staged {
     /// known in advance: the columns then grow without being copied; room not used is never
     /// touched). A hint only: at most [`RESERVE_ROWS_MAX`] rows, and failing to reserve is not
     /// an error (the columns grow as they fill).
+    #[cfg(feature = "parquet")]
     pub(crate) fn reserve(&mut self, rows: usize) {
         let rows = rows.min(RESERVE_ROWS_MAX);
         let _ = self.cust.try_reserve(rows);
