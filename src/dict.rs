@@ -49,8 +49,7 @@ impl DictKind {
 /// found through a hash table of ids.
 #[derive(Clone, Debug, Default)]
 pub struct Interner {
-    /// Every name, one after another (a vacated name's bytes stay until the dictionary is
-    /// rewritten).
+    /// Every name, one after another (a vacated name's bytes are overwritten with zeros).
     text: String,
     /// `ends[id]`: where name `id` ends in `text` (it starts where `id − 1` ends).
     ends: Vec<usize>,
@@ -61,13 +60,19 @@ pub struct Interner {
     vacant: roaring::RoaringBitmap,
 }
 
+/// Where name `id` lies in the text delimited by `ends` (`None` for an unknown id).
+fn span(ends: &[usize], id: u32) -> Option<std::ops::Range<usize>> {
+    let id = id as usize;
+    let start = match id.checked_sub(1) {
+        Some(p) => *ends.get(p)?,
+        None => 0,
+    };
+    Some(start..*ends.get(id)?)
+}
+
 /// Name `id` of `text` delimited by `ends` (empty for an unknown id).
 fn name_at<'a>(text: &'a str, ends: &[usize], id: u32) -> &'a str {
-    let id = id as usize;
-    let (Some(&end), start) = (ends.get(id), id.checked_sub(1).and_then(|p| ends.get(p)).copied()) else {
-        return "";
-    };
-    text.get(start.unwrap_or(0)..end).unwrap_or("")
+    span(ends, id).and_then(|r| text.get(r)).unwrap_or("")
 }
 
 impl Interner {
@@ -143,6 +148,12 @@ impl Interner {
             let h = self.hasher.hash_one(name_at(&self.text, &self.ends, id));
             if let Ok(e) = self.table.find_entry(h, |&x| x == id) {
                 e.remove();
+            }
+            // The text is forgotten, not only unreachable: its bytes are overwritten (same
+            // length, so later names keep their places) until the dictionary is rewritten.
+            if let Some(r) = span(&self.ends, id).filter(|r| r.end <= self.text.len()) {
+                let zeros = "\0".repeat(r.len());
+                self.text.replace_range(r, &zeros);
             }
             self.vacant.insert(id);
         }
