@@ -3,8 +3,9 @@
 //!
 //! Tags (first byte of a raw chunk): 1 = run-length u32 (customer ids), 2 = delta i64 (integer
 //! properties; timestamps of older segments), 3/4/5 = fixed width u8/u16/u32, 6 = property
-//! column, 7 = two-width bit-packed deltas (timestamps), 8 = u32 values of 1, 2 or 4 bits packed
-//! into bytes (event ids, string values of few distinct values).
+//! column, 7 = two-width bit-packed deltas (timestamps of older segments), 8 = u32 values of 1,
+//! 2 or 4 bits packed into bytes (event ids, string values of few distinct values), 9 = tag 7
+//! restarted at every customer's first row (timestamps).
 
 use crate::codec::{self, DecodeError, Reader};
 use crate::model::{PropColumn, PropType};
@@ -17,6 +18,7 @@ const TAG_W32: u8 = 5;
 const TAG_PROP: u8 = 6;
 const TAG_DELTA_BITS: u8 = 7;
 const TAG_SUB_BYTE: u8 = 8;
+const TAG_DELTA_BITS_RUNS: u8 = 9;
 
 /// Zero bytes after the bit-packed streams of [`put_delta_bits_i64`], so that the decoder reads
 /// every value with one 8-byte load that stays inside the chunk.
@@ -69,10 +71,15 @@ pub fn put_delta_i64(out: &mut Vec<u8>, vals: &[i64]) {
 /// after the first (wrapping arithmetic; exact, since `g` divides every delta — for an i64::MIN
 /// delta `g` is a power of two dividing it).
 fn scaled_deltas(vals: &[i64]) -> (u64, Vec<u64>) {
+    scaled(vals.windows(2).map(|w| w[1].wrapping_sub(w[0])))
+}
+
+/// The gcd `g` of `diffs` (1 when there are none) and `zigzag(diff / g)` for each.
+fn scaled(diffs: impl Iterator<Item = i64> + Clone) -> (u64, Vec<u64>) {
     let mut g = 0u64;
     let mut by = ExactDiv::new(1);
-    for w in vals.windows(2) {
-        let d = w[1].wrapping_sub(w[0]).unsigned_abs();
+    for d in diffs.clone() {
+        let d = d.unsigned_abs();
         // Most deltas are multiples of the gcd so far: a multiply tells, not Euclid's loop
         // (nor a divide instruction).
         if g == 0 || !by.divides(d) {
@@ -85,10 +92,7 @@ fn scaled_deltas(vals: &[i64]) -> (u64, Vec<u64>) {
     }
     let g = g.max(1);
     let div = ExactDiv::new(g);
-    let deltas = vals
-        .windows(2)
-        .map(|w| codec::zigzag(div.div(w[1].wrapping_sub(w[0]))))
-        .collect();
+    let deltas = diffs.map(|d| codec::zigzag(div.div(d))).collect();
     (g, deltas)
 }
 
@@ -197,8 +201,30 @@ pub fn put_delta_bits_i64(out: &mut Vec<u8>, vals: &[i64]) {
     out.push(TAG_DELTA_BITS);
     codec::put_i64(out, vals.first().copied().unwrap_or(0));
     let (g, deltas) = scaled_deltas(vals);
+    put_two_widths(out, g, &deltas);
+}
+
+/// [`put_delta_bits_i64`] restarted at each customer's first row (tag 9): the delta of row
+/// `i ≥ 1` is `vals[i] − vals[i − 1]` when `cids[i] = cids[i − 1]`, else `vals[i] − vals[0]`.
+/// A reader can then decode one customer's rows without the rows before them (the funnel scan
+/// stops reading a customer once the funnel is complete). The difference to the first row is
+/// no wider than the jump from the previous customer's last row it replaces (both span the
+/// block's time range), so the size is the same.
+pub fn put_delta_bits_runs_i64(out: &mut Vec<u8>, vals: &[i64], cids: &[u32]) {
+    out.push(TAG_DELTA_BITS_RUNS);
+    let first = vals.first().copied().unwrap_or(0);
+    codec::put_i64(out, first);
+    let restart = |i: usize| cids.get(i) != cids.get(i - 1);
+    let diffs = (1..vals.len()).map(|i| vals[i].wrapping_sub(if restart(i) { first } else { vals[i - 1] }));
+    let (g, deltas) = scaled(diffs);
+    put_two_widths(out, g, &deltas);
+}
+
+/// The body of tags 7 and 9 after the first value: `g`, the widths, the selector, the streams
+/// and the padding.
+fn put_two_widths(out: &mut Vec<u8>, g: u64, deltas: &[u64]) {
     codec::put_varint(out, g);
-    let (ws, wl) = narrow_width(&deltas);
+    let (ws, wl) = narrow_width(deltas);
     out.push(ws as u8);
     out.push(wl as u8);
     if ws < wl {
@@ -350,41 +376,225 @@ fn delta_header(r: &mut Reader<'_>, want: u8) -> Result<(i64, i64), DecodeError>
     Ok((first, g as i64))
 }
 
+/// The parsed layout of a tag 7 or tag 9 chunk (see [`put_delta_bits_i64`]), lengths checked.
+struct TwoWidths<'a> {
+    first: i64,
+    g: i64,
+    ws: usize,
+    wl: usize,
+    /// The selector bytes (empty when `ws = wl`).
+    sel: &'a [u8],
+    /// Deltas that are wide.
+    wide: usize,
+    /// The narrow stream, then the wide one, then the padding.
+    streams: &'a [u8],
+    /// Bytes of the narrow stream.
+    small_len: usize,
+}
+
+impl<'a> TwoWidths<'a> {
+    /// Parses a chunk of tag `want` and `n` rows, checking every length against the data.
+    fn parse(r: &mut Reader<'a>, n: usize, want: u8) -> Result<TwoWidths<'a>, DecodeError> {
+        let (first, g) = delta_header(r, want)?;
+        let ws = r.u8()? as usize;
+        let wl = r.u8()? as usize;
+        if ws > wl || wl > 64 {
+            return Err(r.err(format!("delta widths {ws}/{wl}")));
+        }
+        let m = n.saturating_sub(1);
+        let sel = if ws < wl { r.bytes(m.div_ceil(8))? } else { &[][..] };
+        if !m.is_multiple_of(8) && sel.last().is_some_and(|&b| b >> (m % 8) != 0) {
+            return Err(r.err("selector bits past the last row"));
+        }
+        let wide = sel.iter().map(|b| b.count_ones() as usize).sum::<usize>();
+        let small_len = packed_len(m - wide, ws).ok_or_else(|| r.err("row count overflow"))?;
+        let large_len = packed_len(wide, wl).ok_or_else(|| r.err("row count overflow"))?;
+        // The narrow stream, the wide stream and the padding, contiguous: every value starts at
+        // least 8 bytes before the end, so one 8-byte load reads any value of at most 56 bits.
+        let streams = r.bytes(small_len.saturating_add(large_len).saturating_add(BITS_PAD))?;
+        if streams[small_len + large_len..].iter().any(|&b| b != 0) {
+            return Err(r.err("non-zero padding"));
+        }
+        Ok(TwoWidths {
+            first,
+            g,
+            ws,
+            wl,
+            sel,
+            wide,
+            streams,
+            small_len,
+        })
+    }
+
+    /// Decodes all `n` rows into `out` as plain deltas (tag 7's meaning).
+    fn decode(&self, n: usize, out: &mut Vec<i64>) {
+        out.clear();
+        if n == 0 {
+            return;
+        }
+        let m = n - 1;
+        UNPACKED.with(|cell| {
+            let (small, large) = &mut *cell.borrow_mut();
+            unpack(self.streams, m - self.wide, self.ws, small);
+            unpack(&self.streams[self.small_len..], self.wide, self.wl, large);
+            out.resize(n, 0);
+            out[0] = self.first;
+            merge_deltas(self.sel, small, large, self.first, self.g, &mut out[1..]);
+        });
+    }
+}
+
 /// Decodes [`put_delta_bits_i64`] output of exactly `n` rows.
 pub fn get_delta_bits_i64(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
-    let (first, g) = delta_header(r, TAG_DELTA_BITS)?;
-    out.clear();
-    let ws = r.u8()? as usize;
-    let wl = r.u8()? as usize;
-    if ws > wl || wl > 64 {
-        return Err(r.err(format!("delta widths {ws}/{wl}")));
-    }
-    let m = n.saturating_sub(1);
-    let sel = if ws < wl { r.bytes(m.div_ceil(8))? } else { &[][..] };
-    if !m.is_multiple_of(8) && sel.last().is_some_and(|&b| b >> (m % 8) != 0) {
-        return Err(r.err("selector bits past the last row"));
-    }
-    let wide = sel.iter().map(|b| b.count_ones() as usize).sum::<usize>();
-    let small_len = packed_len(m - wide, ws).ok_or_else(|| r.err("row count overflow"))?;
-    let large_len = packed_len(wide, wl).ok_or_else(|| r.err("row count overflow"))?;
-    // The narrow stream, the wide stream and the padding, contiguous: every value starts at
-    // least 8 bytes before the end, so one 8-byte load reads any value of at most 56 bits.
-    let streams = r.bytes(small_len.saturating_add(large_len).saturating_add(BITS_PAD))?;
-    if streams[small_len + large_len..].iter().any(|&b| b != 0) {
-        return Err(r.err("non-zero padding"));
-    }
-    if n == 0 {
-        return Ok(());
-    }
-    UNPACKED.with(|cell| {
-        let (small, large) = &mut *cell.borrow_mut();
-        unpack(streams, m - wide, ws, small);
-        unpack(&streams[small_len..], wide, wl, large);
-        out.resize(n, 0);
-        out[0] = first;
-        merge_deltas(sel, small, large, first, g, &mut out[1..]);
-    });
+    TwoWidths::parse(r, n, TAG_DELTA_BITS)?.decode(n, out);
     Ok(())
+}
+
+/// Decodes [`put_delta_bits_runs_i64`] output of exactly `n` rows whose customer runs end at
+/// `ends` (exclusive row indices, ascending, as [`get_rle_u32_runs`] gives them).
+pub fn get_delta_bits_runs_i64(
+    r: &mut Reader<'_>,
+    n: usize,
+    ends: &[u32],
+    out: &mut Vec<i64>,
+) -> Result<(), DecodeError> {
+    let two = TwoWidths::parse(r, n, TAG_DELTA_BITS_RUNS)?;
+    // Summed as plain deltas, row i of a run starting at a ≥ 1 holds
+    // first + Σ_{k ≤ i} d_k instead of first + Σ_{a ≤ k ≤ i} d_k: the run is off by its
+    // predecessor's plain sum minus `first`. Runs are corrected last to first, so that each
+    // offset is read before its row is corrected.
+    if n > 0 && ends.last() != Some(&(n as u32)) {
+        return Err(r.err("customer runs do not cover the block"));
+    }
+    two.decode(n, out);
+    let mut end = n;
+    for &start in ends.iter().rev().skip(1) {
+        let a = start as usize;
+        if a == 0 || a >= end {
+            return Err(r.err("customer runs out of order"));
+        }
+        let off = out[a - 1].wrapping_sub(two.first);
+        for v in &mut out[a..end] {
+            *v = v.wrapping_sub(off);
+        }
+        end = a;
+    }
+    Ok(())
+}
+
+/// One customer's timestamps from a tag 9 chunk, decoded as they are read, so that rows a
+/// reader never reaches are never decoded (see [`TsRuns::run`]).
+pub struct TsRuns<'a> {
+    two: TwoWidths<'a>,
+    /// The selector as 64-bit words (bit q: delta of row q + 1 is wide), one spare 0 word.
+    words: Vec<u64>,
+    /// Wide deltas before each word.
+    before: Vec<u32>,
+}
+
+impl<'a> TsRuns<'a> {
+    /// Parses a tag 9 chunk of `n` rows; `None` when it is another encoding (segments written
+    /// before tag 9) or its wide width exceeds 56 bits (not read lazily: callers decode the
+    /// column whole instead).
+    pub fn parse(bytes: &'a [u8], n: usize) -> Result<Option<TsRuns<'a>>, DecodeError> {
+        if bytes.first() != Some(&TAG_DELTA_BITS_RUNS) {
+            return Ok(None);
+        }
+        let mut r = Reader::new(bytes);
+        let two = TwoWidths::parse(&mut r, n, TAG_DELTA_BITS_RUNS)?;
+        r.finish()?;
+        if two.wl > 56 {
+            return Ok(None);
+        }
+        let mut words: Vec<u64> = two
+            .sel
+            .chunks(8)
+            .map(|c| {
+                let mut w = [0u8; 8];
+                w[..c.len()].copy_from_slice(c);
+                u64::from_le_bytes(w)
+            })
+            .collect();
+        words.push(0);
+        let mut before = Vec::with_capacity(words.len());
+        let mut sum = 0u32;
+        for w in &words {
+            before.push(sum);
+            sum += w.count_ones();
+        }
+        Ok(Some(TsRuns { two, words, before }))
+    }
+
+    /// The timestamps of rows `a`, `a + 1`, … of a block whose customer runs are restarts: row
+    /// `a` MUST start a customer's run (else the values are wrong, never out of bounds). The
+    /// iterator yields a value for every row to the end of the block; callers take the run.
+    pub fn run(&self, a: usize) -> TsRun<'_, 'a> {
+        // Delta q belongs to row q + 1; `wide` and `narrow` count the deltas before it.
+        let q = a.saturating_sub(1);
+        let word = self.words.get(q / 64).copied().unwrap_or(0);
+        let below = word & ((1u64 << (q % 64)) - 1);
+        let wide = self.before.get(q / 64).copied().unwrap_or(0) as usize + below.count_ones() as usize;
+        TsRun {
+            runs: self,
+            q,
+            wide,
+            narrow: q - wide,
+            // Row 0 has no delta: its value is `first` (start the sum one delta short).
+            pending: a == 0,
+            t: self.two.first,
+        }
+    }
+
+    /// Value `k` of `w` bits of `stream` (0 past its end).
+    #[inline]
+    fn value(stream: &[u8], k: usize, w: usize) -> u64 {
+        let pos = k * w;
+        let at = pos / 8;
+        let word = match stream.get(at..at + 8) {
+            Some(b) => u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            None => 0,
+        };
+        // w ≤ 56 and pos % 8 ≤ 7: the value lies inside the loaded word.
+        (word >> (pos % 8)) & ((1u64 << w) - 1)
+    }
+}
+
+/// The iterator of [`TsRuns::run`].
+pub struct TsRun<'r, 'a> {
+    runs: &'r TsRuns<'a>,
+    /// The next delta to add.
+    q: usize,
+    wide: usize,
+    narrow: usize,
+    /// True before row 0 is yielded (it adds no delta).
+    pending: bool,
+    t: i64,
+}
+
+impl Iterator for TsRun<'_, '_> {
+    type Item = i64;
+
+    #[inline]
+    fn next(&mut self) -> Option<i64> {
+        if self.pending {
+            self.pending = false;
+            return Some(self.t);
+        }
+        let two = &self.runs.two;
+        let q = self.q;
+        let bit = ((self.runs.words.get(q / 64).copied().unwrap_or(0) >> (q % 64)) & 1) as usize;
+        // Both streams are read and one value kept: wide deltas come at session starts, too
+        // irregularly for a branch.
+        let s = TsRuns::value(two.streams, self.narrow, two.ws);
+        let l = TsRuns::value(&two.streams[two.small_len..], self.wide, two.wl);
+        let d = if bit == 1 { l } else { s };
+        self.wide += bit;
+        self.narrow += 1 ^ bit;
+        self.q += 1;
+        self.t = self.t.wrapping_add(codec::unzigzag(d).wrapping_mul(two.g));
+        Some(self.t)
+    }
 }
 
 /// Writes row `i + 1`'s timestamp to `out[i]`: merges the narrow deltas `small` and the wide
@@ -697,13 +907,19 @@ pub fn get_delta_i64(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result
     Ok(())
 }
 
-/// Decodes a timestamp column of exactly `n` rows: [`put_delta_bits_i64`] output, or
-/// [`put_delta_i64`] output (segments written before the two-width encoding).
-pub fn get_timestamps(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
-    if r.clone().u8()? == TAG_DELTA_I64 {
-        get_delta_i64(r, n, out)
-    } else {
-        get_delta_bits_i64(r, n, out)
+/// Decodes a timestamp column of exactly `n` rows whose customer runs end at `ends`:
+/// [`put_delta_bits_runs_i64`] output, or that of [`put_delta_bits_i64`] or [`put_delta_i64`]
+/// (segments written before tag 9 or before the two-width encoding; `ends` unused).
+pub fn get_timestamps(
+    r: &mut Reader<'_>,
+    n: usize,
+    ends: &[u32],
+    out: &mut Vec<i64>,
+) -> Result<(), DecodeError> {
+    match r.clone().u8()? {
+        TAG_DELTA_I64 => get_delta_i64(r, n, out),
+        TAG_DELTA_BITS_RUNS => get_delta_bits_runs_i64(r, n, ends, out),
+        _ => get_delta_bits_i64(r, n, out),
     }
 }
 
@@ -896,7 +1112,7 @@ mod tests {
         let mut out = Vec::new();
         put_delta_i64(&mut out, &vals);
         let mut back = Vec::new();
-        assert!(get_timestamps(&mut Reader::new(&out), vals.len(), &mut back).is_ok());
+        assert!(get_timestamps(&mut Reader::new(&out), vals.len(), &[], &mut back).is_ok());
         assert_eq!(back, vals);
     }
 
@@ -989,7 +1205,7 @@ mod tests {
         // 1,000 selector bits, 500 narrow values of 6 bits, 500 wide of 30, the padding.
         assert_eq!(out.len(), 12 + 125 + 375 + 1875 + BITS_PAD);
         let mut back = Vec::new();
-        assert!(get_timestamps(&mut Reader::new(&out), vals.len(), &mut back).is_ok());
+        assert!(get_timestamps(&mut Reader::new(&out), vals.len(), &[], &mut back).is_ok());
         assert_eq!(back, vals);
     }
 
@@ -1091,9 +1307,60 @@ mod tests {
                 put_delta_bits_i64(&mut out, &vals);
                 let mut back = vec![7];
                 let mut r = Reader::new(&out);
-                get_timestamps(&mut r, vals.len(), &mut back).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                get_timestamps(&mut r, vals.len(), &[], &mut back).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 prop_assert!(r.finish().is_ok());
                 prop_assert_eq!(back, vals);
+            }
+        }
+
+        /// Tag 9 (timestamps restarted at each customer's first row) decodes whole to the
+        /// written values, and read lazily from any run's first row gives that run's values.
+        #[test]
+        fn delta_bits_runs_roundtrip_and_lazy(
+            rows in proptest::collection::vec((0u32..4, 0u32..3, 0i64..1_000_000_000), 0..400),
+            scale in prop_oneof![Just(1i64), Just(1000), 1i64..5000],
+            wild in any::<bool>(),
+        ) {
+            // Customers ascend (a step of 0 continues the run); time sorted within a customer
+            // with two kinds of gap, or arbitrary values (wide widths, wrapping differences).
+            let mut cid = 0u32;
+            let mut t = 1_700_000_000_000_000i64;
+            let (mut cids, mut vals) = (Vec::new(), Vec::new());
+            for (i, &(step, kind, g)) in rows.iter().enumerate() {
+                if step > 0 || i == 0 {
+                    cid += step;
+                    t = 1_700_000_000_000_000 + (g % 90_000) * 1_000_000 * scale / 1000;
+                }
+                t += match kind { 0 => g % 1000, 1 => g, _ => g / 7 } * scale;
+                cids.push(cid);
+                vals.push(if wild { g.wrapping_mul(0x9e37_79b9_7f4a_7c15u64 as i64) } else { t });
+            }
+            let mut out = Vec::new();
+            put_delta_bits_runs_i64(&mut out, &vals, &cids);
+            let mut ends = Vec::new();
+            let mut rle = Vec::new();
+            put_rle_u32(&mut rle, &cids);
+            let mut back_cids = Vec::new();
+            get_rle_u32_runs(&mut Reader::new(&rle), cids.len(), &mut back_cids, Some(&mut ends)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut back = vec![7];
+            let mut r = Reader::new(&out);
+            get_timestamps(&mut r, vals.len(), &ends, &mut back).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert!(r.finish().is_ok());
+            prop_assert_eq!(&back, &vals);
+            let lazy = TsRuns::parse(&out, vals.len()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            match lazy {
+                None => {
+                    let two = TwoWidths::parse(&mut Reader::new(&out), vals.len(), TAG_DELTA_BITS_RUNS).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    prop_assert!(two.wl > 56, "tag 9 of {} bits not read lazily", two.wl);
+                }
+                Some(lazy) => {
+                    let mut a = 0usize;
+                    for &end in &ends {
+                        let got: Vec<i64> = lazy.run(a).take(end as usize - a).collect();
+                        prop_assert_eq!(&got[..], &vals[a..end as usize], "run at row {}", a);
+                        a = end as usize;
+                    }
+                }
             }
         }
 
@@ -1129,7 +1396,15 @@ mod tests {
             let mut o64 = Vec::new();
             let _ = get_rle_u32(&mut Reader::new(&bytes), n, &mut o32);
             let _ = get_delta_i64(&mut Reader::new(&bytes), n, &mut o64);
-            let _ = get_timestamps(&mut Reader::new(&bytes), n, &mut o64);
+            let _ = get_timestamps(&mut Reader::new(&bytes), n, &[], &mut o64);
+            let half = [(n / 2) as u32, n as u32];
+            let _ = get_timestamps(&mut Reader::new(&bytes), n, &half, &mut o64);
+            let mut runs_tagged = bytes.clone();
+            runs_tagged.insert(0, TAG_DELTA_BITS_RUNS);
+            let _ = get_timestamps(&mut Reader::new(&runs_tagged), n, &half, &mut o64);
+            if let Ok(Some(lazy)) = TsRuns::parse(&runs_tagged, n) {
+                let _ = lazy.run(n / 2).take(n).count();
+            }
             let mut tagged = bytes.clone();
             tagged.insert(0, TAG_DELTA_BITS);
             let _ = get_delta_bits_i64(&mut Reader::new(&tagged), n, &mut o64);

@@ -311,7 +311,7 @@ impl SegmentWriter {
         let mut chunks = Vec::with_capacity(FIXED_COLUMNS + self.props.len());
         column::put_rle_u32(&mut self.raw, &cols.cid);
         chunks.push(self.chunk()?);
-        column::put_delta_bits_i64(&mut self.raw, &cols.ts);
+        column::put_delta_bits_runs_i64(&mut self.raw, &cols.ts, &cols.cid);
         chunks.push(self.chunk()?);
         column::put_width_u32(&mut self.raw, &cols.event);
         chunks.push(self.chunk()?);
@@ -972,9 +972,11 @@ impl Segment {
                 .map_err(|e| FileError::decode(path, c.offset, e))?;
             Ok::<u64, FileError>(c.offset)
         };
-        let mut ends = ends;
+        // Run ends are always decoded: timestamps restart at each customer's first row.
+        let mut own_ends = Vec::new();
+        let ends = ends.unwrap_or(&mut own_ends);
         let off = column(0, &mut |r| {
-            column::get_rle_u32_runs(r, n, &mut out.cid, ends.as_deref_mut())
+            column::get_rle_u32_runs(r, n, &mut out.cid, Some(&mut *ends))
         })?;
         if out.cid.first() != Some(&b.cid_min) || out.cid.last() != Some(&b.cid_max) {
             return Err(FileError::corrupt(
@@ -985,7 +987,7 @@ impl Segment {
         }
         out.ts.clear();
         if set.ts {
-            column(1, &mut |r| column::get_timestamps(r, n, &mut out.ts))?;
+            column(1, &mut |r| column::get_timestamps(r, n, ends, &mut out.ts))?;
         }
         out.event.clear();
         if set.event {
