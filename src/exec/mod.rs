@@ -21,7 +21,7 @@ use crate::plan::{Buckets, CPred, Matcher, Resolver, slot};
 use crate::query::ast::{Agg, Cohorting, FunnelMode, Period, Statement};
 use crate::query::{ParseError, Span};
 use crate::result::{Cell, Table};
-use crate::segment::ColumnSet;
+use crate::segment::{BlockTs, ColumnSet};
 use crate::{limits, model};
 
 /// Why a query failed after parsing.
@@ -116,6 +116,14 @@ pub struct Input<'a> {
 trait Operator: Sync {
     type Partial: Send + Default;
     fn customer(&self, p: &mut Self::Partial, rows: &Columns, r: Range<usize>);
+    /// True when [`customer_lazy`](Operator::customer_lazy) stands in for `customer`: the
+    /// operator reads only event ids and timestamps, and may stop before a customer's last row.
+    fn lazy(&self) -> bool {
+        false
+    }
+    /// As `customer`, on one customer's event ids and timestamps (`ts` yields at least as many
+    /// values as `events` has; each is decoded only when the operator reads it).
+    fn customer_lazy(&self, _p: &mut Self::Partial, _events: &[u32], _ts: impl Iterator<Item = i64>) {}
     fn merge(&self, a: &mut Self::Partial, b: Self::Partial);
     /// Estimated heap bytes held by `p`, in O(1): what the memory budget charges.
     fn footprint(&self, p: &Self::Partial) -> usize;
@@ -276,6 +284,11 @@ fn scan_customers<O: Operator>(
     cancel: &AtomicBool,
     budget: &Budget,
 ) -> Result<O::Partial, QueryError> {
+    if op.lazy()
+        && let [Source::Segment(seg)] = &sources[..]
+    {
+        return scan_lazy(op, seg, (lo, hi), only, cancel, budget);
+    }
     let mut p = O::Partial::default();
     let mut reported = 0usize;
     let wanted = |c: u32| only.as_ref().is_none_or(|o| o.contains(c));
@@ -318,6 +331,73 @@ fn scan_customers<O: Operator>(
             budget.report(&mut reported, op.footprint(&p) + rows_footprint(&carry))?;
             i = j;
         }
+    }
+    if !carry.is_empty() {
+        op.customer(&mut p, &carry, 0..carry.len());
+    }
+    budget.report(&mut reported, op.footprint(&p))?;
+    Ok(p)
+}
+
+/// [`scan_customers`] over one segment for an operator that reads lazily: customers come from
+/// the run-length code (ids not expanded per row) and their timestamps are decoded only as far
+/// as the operator reads them. A customer whose rows continue into the next block is gathered
+/// into rows and given to [`Operator::customer`].
+fn scan_lazy<O: Operator>(
+    op: &O,
+    seg: &crate::segment::Segment,
+    (lo, hi): (u32, u32),
+    only: Option<Arc<roaring::RoaringBitmap>>,
+    cancel: &AtomicBool,
+    budget: &Budget,
+) -> Result<O::Partial, QueryError> {
+    let mut p = O::Partial::default();
+    let mut reported = 0usize;
+    let wanted = |c: u32| only.as_ref().is_none_or(|o| o.contains(c));
+    let mut bufs = crate::segment::LazyBufs::default();
+    let mut carry = Columns::default();
+    let blocks = &seg.footer.blocks;
+    for (i, meta) in blocks.iter().enumerate() {
+        if meta.cid_max < lo || meta.cid_min > hi {
+            continue;
+        }
+        if cancel.load(Ordering::Relaxed) {
+            return Err(QueryError::Cancelled);
+        }
+        budget.report(&mut reported, op.footprint(&p) + rows_footprint(&carry))?;
+        let block = seg.read_block_runs_lazy(i, &mut bufs)?;
+        let n = block.events.len();
+        // Whether the block's last customer goes on in the next block.
+        let spills = blocks.get(i + 1).is_some_and(|next| next.cid_min == meta.cid_max);
+        let mut a = 0usize;
+        for (&cid, &end) in block.cids.iter().zip(block.ends) {
+            let (start, end) = (a, end as usize);
+            a = end;
+            if carry.cid.first().is_some_and(|&c| c != cid) {
+                op.customer(&mut p, &carry, 0..carry.len());
+                carry.clear();
+            }
+            if cid < lo || cid > hi || !wanted(cid) {
+                continue;
+            }
+            if (end == n && spills) || !carry.is_empty() {
+                carry.cid.resize(carry.cid.len() + (end - start), cid);
+                carry.event.extend_from_slice(&block.events[start..end]);
+                carry.ts.extend(block.ts.run(start).take(end - start));
+                // One customer's rows can span many blocks: they count against the budget.
+                budget.report(&mut reported, op.footprint(&p) + rows_footprint(&carry))?;
+            } else {
+                // One call per timestamp form, so that the kernel inlines the decoding.
+                let events = &block.events[start..end];
+                match &block.ts {
+                    BlockTs::Lazy(runs) => op.customer_lazy(&mut p, events, runs.run(start)),
+                    BlockTs::Decoded(ts) => {
+                        op.customer_lazy(&mut p, events, ts.get(start..).unwrap_or(&[]).iter().copied());
+                    }
+                }
+            }
+        }
+        budget.report(&mut reported, op.footprint(&p) + rows_footprint(&carry))?;
     }
     if !carry.is_empty() {
         op.customer(&mut p, &carry, 0..carry.len());
@@ -500,6 +580,26 @@ impl StepMasks {
     /// column is not decoded).
     fn reads_stage(&self) -> bool {
         self.stage_steps
+    }
+}
+
+/// One customer's rows for the funnel kernel: event id, timestamp and stage (0 when `stages`
+/// ends first), side by side — a `zip` whose `next` always inlines, so that timestamps decoded
+/// on demand are decoded inside the kernel's loop (the loop is the whole cost of a funnel).
+struct KernelRows<'a, T, S> {
+    events: std::slice::Iter<'a, u32>,
+    ts: T,
+    stages: S,
+}
+
+impl<T: Iterator<Item = i64>, S: Iterator<Item = u8>> Iterator for KernelRows<'_, T, S> {
+    type Item = (u32, i64, u8);
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<(u32, i64, u8)> {
+        let e = *self.events.next()?;
+        let t = self.ts.next()?;
+        Some((e, t, self.stages.next().unwrap_or(0)))
     }
 }
 
@@ -723,22 +823,40 @@ impl FunnelOp<'_> {
     /// the same chains as [`ordered`](Self::ordered) (one cap, so at most one candidate per
     /// level), without its general bookkeeping. Adds the customer to `p`.
     fn ordered_fast(&self, m: &StepMasks, p: &mut FunnelPartial, rows: &Columns, r: Range<usize>) {
-        // Per-customer state sized for the steps (a funnel of 2–3 steps keeps 3 × 4 words, not
-        // 3 × 33, to set up per customer).
-        match self.steps.len() {
-            0..=3 => self.ordered_fast_n::<4>(m, p, rows, r),
-            4..=7 => self.ordered_fast_n::<8>(m, p, rows, r),
-            _ => self.ordered_fast_n::<33>(m, p, rows, r),
+        let events = rows.event.get(r.clone()).unwrap_or(&[]).iter();
+        let ts = rows.ts.get(r.clone()).unwrap_or(&[]).iter().copied();
+        if m.reads_stage() {
+            let stages = rows.stage.get(r).unwrap_or(&[]).iter().copied();
+            self.ordered_fast_rows(m, p, KernelRows { events, ts, stages });
+        } else {
+            let stages = std::iter::empty();
+            self.ordered_fast_rows(m, p, KernelRows { events, ts, stages });
         }
     }
 
-    /// [`ordered_fast`](Self::ordered_fast) with state arrays of `N` > steps levels.
+    /// [`ordered_fast`](Self::ordered_fast) on one customer's rows, read only until the funnel
+    /// is complete.
+    fn ordered_fast_rows(
+        &self,
+        m: &StepMasks,
+        p: &mut FunnelPartial,
+        rows: impl Iterator<Item = (u32, i64, u8)>,
+    ) {
+        // Per-customer state sized for the steps (a funnel of 2–3 steps keeps 3 × 4 words, not
+        // 3 × 33, to set up per customer).
+        match self.steps.len() {
+            0..=3 => self.ordered_fast_n::<4>(m, p, rows),
+            4..=7 => self.ordered_fast_n::<8>(m, p, rows),
+            _ => self.ordered_fast_n::<33>(m, p, rows),
+        }
+    }
+
+    /// [`ordered_fast_rows`](Self::ordered_fast_rows) with state arrays of `N` > steps levels.
     fn ordered_fast_n<const N: usize>(
         &self,
         m: &StepMasks,
         p: &mut FunnelPartial,
-        rows: &Columns,
-        r: Range<usize>,
+        rows: impl Iterator<Item = (u32, i64, u8)>,
     ) {
         const NONE: i64 = i64::MIN;
         let n = self.steps.len();
@@ -753,14 +871,11 @@ impl FunnelOp<'_> {
         let mut level = 0;
         let mut group_ts = NONE;
         let mut first_seen = false;
-        let events = rows.event.get(r.clone()).unwrap_or(&[]);
-        let ts = rows.ts.get(r.clone()).unwrap_or(&[]);
-        let stages = rows.stage.get(r).unwrap_or(&[]);
         let by_stage = m.reads_stage();
-        for (j, (&e, &t)) in events.iter().zip(ts).enumerate() {
+        for (e, t, stage) in rows {
             let mut mask = m.event.get(e as usize).copied().unwrap_or(0);
             if mask != 0 && by_stage {
-                mask &= m.stage[usize::from(stages.get(j).copied().unwrap_or(0))];
+                mask &= m.stage[usize::from(stage)];
             }
             if mask == 0 {
                 continue;
@@ -999,6 +1114,17 @@ impl Operator for FunnelOp<'_> {
             }
         }
         p.outcome = o;
+    }
+
+    fn lazy(&self) -> bool {
+        self.fast() && self.masks.as_ref().is_some_and(|m| !m.reads_stage())
+    }
+
+    fn customer_lazy(&self, p: &mut FunnelPartial, events: &[u32], ts: impl Iterator<Item = i64>) {
+        if let Some(m) = &self.masks {
+            let (events, stages) = (events.iter(), std::iter::empty());
+            self.ordered_fast_rows(m, p, KernelRows { events, ts, stages });
+        }
     }
 
     fn footprint(&self, p: &FunnelPartial) -> usize {

@@ -535,64 +535,77 @@ impl<'a> TsRuns<'a> {
         let word = self.words.get(q / 64).copied().unwrap_or(0);
         let below = word & ((1u64 << (q % 64)) - 1);
         let wide = self.before.get(q / 64).copied().unwrap_or(0) as usize + below.count_ones() as usize;
+        let two = &self.two;
         TsRun {
-            runs: self,
+            words: &self.words,
+            small: two.streams,
+            large: two.streams.get(two.small_len..).unwrap_or(&[]),
+            ws: two.ws,
+            wl: two.wl,
+            small_mask: (1u64 << two.ws) - 1,
+            large_mask: (1u64 << two.wl) - 1,
+            g: two.g,
             q,
-            wide,
-            narrow: q - wide,
+            small_pos: (q - wide) * two.ws,
+            large_pos: wide * two.wl,
             // Row 0 has no delta: its value is `first` (start the sum one delta short).
             pending: a == 0,
-            t: self.two.first,
+            t: two.first,
         }
-    }
-
-    /// Value `k` of `w` bits of `stream` (0 past its end).
-    #[inline]
-    fn value(stream: &[u8], k: usize, w: usize) -> u64 {
-        let pos = k * w;
-        let at = pos / 8;
-        let word = match stream.get(at..at + 8) {
-            Some(b) => u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
-            None => 0,
-        };
-        // w ≤ 56 and pos % 8 ≤ 7: the value lies inside the loaded word.
-        (word >> (pos % 8)) & ((1u64 << w) - 1)
     }
 }
 
 /// The iterator of [`TsRuns::run`].
 pub struct TsRun<'r, 'a> {
-    runs: &'r TsRuns<'a>,
+    words: &'r [u64],
+    small: &'a [u8],
+    large: &'a [u8],
+    ws: usize,
+    wl: usize,
+    small_mask: u64,
+    large_mask: u64,
+    g: i64,
     /// The next delta to add.
     q: usize,
-    wide: usize,
-    narrow: usize,
+    /// Bit positions of the next narrow and wide values in their streams.
+    small_pos: usize,
+    large_pos: usize,
     /// True before row 0 is yielded (it adds no delta).
     pending: bool,
     t: i64,
 }
 
+/// The 64 bits of `stream` from byte `at` (0 past its end: the streams end in 8 zero bytes,
+/// so a value of at most 56 bits starting inside the stream is always loaded whole).
+#[inline(always)]
+fn load64(stream: &[u8], at: usize) -> u64 {
+    match stream.get(at..at + 8) {
+        Some(b) => u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+        None => 0,
+    }
+}
+
 impl Iterator for TsRun<'_, '_> {
     type Item = i64;
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<i64> {
         if self.pending {
             self.pending = false;
             return Some(self.t);
         }
-        let two = &self.runs.two;
         let q = self.q;
-        let bit = ((self.runs.words.get(q / 64).copied().unwrap_or(0) >> (q % 64)) & 1) as usize;
+        let bit = (self.words.get(q / 64).copied().unwrap_or(0) >> (q % 64)) & 1;
         // Both streams are read and one value kept: wide deltas come at session starts, too
         // irregularly for a branch.
-        let s = TsRuns::value(two.streams, self.narrow, two.ws);
-        let l = TsRuns::value(&two.streams[two.small_len..], self.wide, two.wl);
-        let d = if bit == 1 { l } else { s };
-        self.wide += bit;
-        self.narrow += 1 ^ bit;
+        let s = (load64(self.small, self.small_pos / 8) >> (self.small_pos % 8)) & self.small_mask;
+        let l = (load64(self.large, self.large_pos / 8) >> (self.large_pos % 8)) & self.large_mask;
+        let wide = bit as usize;
+        let d = if wide == 1 { l } else { s };
+        self.large_pos += self.wl & wide.wrapping_neg();
+        self.small_pos += self.ws & (wide ^ 1).wrapping_neg();
         self.q += 1;
-        self.t = self.t.wrapping_add(codec::unzigzag(d).wrapping_mul(two.g));
+        self.t = self.t.wrapping_add(codec::unzigzag(d).wrapping_mul(self.g));
         Some(self.t)
     }
 }
@@ -787,7 +800,7 @@ fn put_sub_byte<T: Copy + Into<u32>>(out: &mut Vec<u8>, vals: &[T], max: u32) {
 
 /// Decodes the body of a tag-8 column of exactly `n` rows (after the tag), appending the
 /// values to `out` through `from`.
-fn get_sub_byte<T>(
+fn get_sub_byte<T: Clone>(
     r: &mut Reader<'_>,
     n: usize,
     out: &mut Vec<T>,
@@ -803,17 +816,22 @@ fn get_sub_byte<T>(
         return Err(r.err("sub-byte values past the last row"));
     }
     let mask = (1u8 << w) - 1;
-    out.reserve(n);
     let start = out.len();
+    // Sized once and written in place (not extended through a flat map, which checks the
+    // capacity per value).
+    out.resize(start + bytes.len() * per, from(0));
+    let dst = &mut out[start..];
     if w == 4 {
-        out.extend(bytes.iter().flat_map(|&b| [from(b & 0xf), from(b >> 4)]));
+        for (pair, &b) in dst.chunks_exact_mut(2).zip(bytes) {
+            pair[0] = from(b & 0xf);
+            pair[1] = from(b >> 4);
+        }
     } else {
-        out.extend(
-            bytes
-                .iter()
-                .flat_map(|&b| (0..per).map(move |i| (b >> (i * w)) & mask))
-                .map(&from),
-        );
+        for (group, &b) in dst.chunks_exact_mut(per).zip(bytes) {
+            for (i, x) in group.iter_mut().enumerate() {
+                *x = from((b >> (i * w)) & mask);
+            }
+        }
     }
     out.truncate(start + n);
     Ok(())
@@ -832,6 +850,49 @@ pub fn get_rle_u32(r: &mut Reader<'_>, n: usize, out: &mut Vec<u32>) -> Result<(
     get_rle_u32_runs(r, n, out, None)
 }
 
+/// The runs of [`put_rle_u32`] output of exactly `n` rows, not expanded: each run's value in
+/// `vals` and its end (exclusive row index) in `ends`, with the checks of [`get_rle_u32_runs`].
+pub fn get_rle_runs(
+    r: &mut Reader<'_>,
+    n: usize,
+    vals: &mut Vec<u32>,
+    ends: &mut Vec<u32>,
+) -> Result<(), DecodeError> {
+    vals.clear();
+    ends.clear();
+    rle_runs(r, n, |v, end| {
+        vals.push(v);
+        ends.push(end as u32);
+    })
+}
+
+/// Reads the runs of [`put_rle_u32`] output of exactly `n` rows, calling `run(value, end)` for
+/// each (`end` exclusive); each value MUST be above the previous one.
+fn rle_runs(r: &mut Reader<'_>, n: usize, mut run: impl FnMut(u32, usize)) -> Result<(), DecodeError> {
+    tag(r, &[TAG_RLE_U32])?;
+    let mut prev = 0i64;
+    let mut filled = 0usize;
+    while filled < n {
+        let d = codec::unzigzag(r.varint()?);
+        let v = prev.checked_add(d).ok_or_else(|| r.err("value out of range"))?;
+        let v32 = u32::try_from(v).map_err(|_| r.err(format!("value {v} out of u32 range")))?;
+        // Blocks are sorted by customer: each run's id is above the previous run's (the
+        // writer merges equal neighbours), so a run is exactly one customer's rows.
+        if filled > 0 && v <= prev {
+            return Err(r.err(format!("run value {v} not above the previous {prev}")));
+        }
+        let len = r.varint()?;
+        if len == 0 || len > (n - filled) as u64 {
+            return Err(r.err(format!("run of {len} rows exceeds the block")));
+        }
+        // n ≤ BLOCK_ROWS (the caller's limit), so a row index fits in u32.
+        filled += len as usize;
+        run(v32, filled);
+        prev = v;
+    }
+    Ok(())
+}
+
 /// As [`get_rle_u32`], and with `ends` the end (exclusive row index) of every run of equal
 /// values. Runs are as encoded: adjacent runs of one value (never written) stay separate.
 pub fn get_rle_u32_runs(
@@ -840,34 +901,17 @@ pub fn get_rle_u32_runs(
     out: &mut Vec<u32>,
     mut ends: Option<&mut Vec<u32>>,
 ) -> Result<(), DecodeError> {
-    tag(r, &[TAG_RLE_U32])?;
     out.clear();
     out.reserve(n);
     if let Some(e) = ends.as_deref_mut() {
         e.clear();
     }
-    let mut prev = 0i64;
-    while out.len() < n {
-        let d = codec::unzigzag(r.varint()?);
-        let v = prev.checked_add(d).ok_or_else(|| r.err("value out of range"))?;
-        let v32 = u32::try_from(v).map_err(|_| r.err(format!("value {v} out of u32 range")))?;
-        // Blocks are sorted by customer: each run's id is above the previous run's (the
-        // writer merges equal neighbours), so a run is exactly one customer's rows.
-        if !out.is_empty() && v <= prev {
-            return Err(r.err(format!("run value {v} not above the previous {prev}")));
-        }
-        let run = r.varint()?;
-        if run == 0 || run > (n - out.len()) as u64 {
-            return Err(r.err(format!("run of {run} rows exceeds the block")));
-        }
-        out.resize(out.len() + run as usize, v32);
+    rle_runs(r, n, |v, end| {
+        out.resize(end, v);
         if let Some(e) = ends.as_deref_mut() {
-            // n ≤ BLOCK_ROWS (the caller's limit), so a row index fits in u32.
-            e.push(out.len() as u32);
+            e.push(end as u32);
         }
-        prev = v;
-    }
-    Ok(())
+    })
 }
 
 /// Decodes [`put_delta_i64`] output of exactly `n` rows.

@@ -176,6 +176,8 @@ pub struct SegmentWriter {
     raw: Vec<u8>,
     /// The compression context, made at the first chunk.
     zstd: Option<codec::Compressor>,
+    /// Timestamps in tag 7, as builds before tag 9 wrote them (tests of reading old segments).
+    tag7_ts: bool,
 }
 
 impl SegmentWriter {
@@ -196,6 +198,7 @@ impl SegmentWriter {
             ts_max: i64::MIN,
             raw: Vec::new(),
             zstd: None,
+            tag7_ts: false,
         })
     }
 
@@ -226,6 +229,13 @@ impl SegmentWriter {
         self.offset += stored.len() as u64;
         self.raw.clear();
         Ok(r)
+    }
+
+    /// Writes timestamps as builds before tag 9 did (tag 7), for tests of reading them.
+    #[cfg(test)]
+    fn with_tag7_timestamps(mut self) -> SegmentWriter {
+        self.tag7_ts = true;
+        self
     }
 
     /// Appends one block (at most `BLOCK_ROWS` rows, sorted, continuing the sort order).
@@ -311,7 +321,11 @@ impl SegmentWriter {
         let mut chunks = Vec::with_capacity(FIXED_COLUMNS + self.props.len());
         column::put_rle_u32(&mut self.raw, &cols.cid);
         chunks.push(self.chunk()?);
-        column::put_delta_bits_runs_i64(&mut self.raw, &cols.ts, &cols.cid);
+        if self.tag7_ts {
+            column::put_delta_bits_i64(&mut self.raw, &cols.ts);
+        } else {
+            column::put_delta_bits_runs_i64(&mut self.raw, &cols.ts, &cols.cid);
+        }
         chunks.push(self.chunk()?);
         column::put_width_u32(&mut self.raw, &cols.event);
         chunks.push(self.chunk()?);
@@ -595,6 +609,68 @@ fn decode_footer(bytes: &[u8], body_end: u64) -> Result<Footer, DecodeError> {
         values,
         event_days,
     })
+}
+
+/// Buffers of [`Segment::read_block_runs_lazy`], reused across blocks.
+#[derive(Default)]
+pub struct LazyBufs {
+    raw: Vec<u8>,
+    raw_ts: Vec<u8>,
+    cids: Vec<u32>,
+    ends: Vec<u32>,
+    events: Vec<u32>,
+    ts: Vec<i64>,
+}
+
+/// A block as [`Segment::read_block_runs_lazy`] reads it.
+pub struct LazyBlock<'s> {
+    /// The customer of each run (ascending).
+    pub cids: &'s [u32],
+    /// The end (exclusive row index) of each run.
+    pub ends: &'s [u32],
+    /// Event id per row.
+    pub events: &'s [u32],
+    /// The timestamps.
+    pub ts: BlockTs<'s>,
+}
+
+/// A block's timestamps: decoded on demand per customer, or (blocks written before tag 9)
+/// decoded whole.
+pub enum BlockTs<'s> {
+    /// Tag 9, read from each customer's first row.
+    Lazy(column::TsRuns<'s>),
+    /// Every row's timestamp.
+    Decoded(&'s [i64]),
+}
+
+impl BlockTs<'_> {
+    /// The timestamps from row `a` (the first row of a customer's run) to the block's end.
+    pub fn run(&self, a: usize) -> BlockTsRun<'_> {
+        match self {
+            BlockTs::Lazy(r) => BlockTsRun::Lazy(r.run(a)),
+            BlockTs::Decoded(v) => BlockTsRun::Decoded(v.get(a..).unwrap_or(&[]).iter()),
+        }
+    }
+}
+
+/// The iterator of [`BlockTs::run`].
+pub enum BlockTsRun<'r> {
+    /// Decoding as it goes.
+    Lazy(column::TsRun<'r, 'r>),
+    /// Over decoded values.
+    Decoded(std::slice::Iter<'r, i64>),
+}
+
+impl Iterator for BlockTsRun<'_> {
+    type Item = i64;
+
+    #[inline]
+    fn next(&mut self) -> Option<i64> {
+        match self {
+            BlockTsRun::Lazy(r) => r.next(),
+            BlockTsRun::Decoded(v) => v.next().copied(),
+        }
+    }
 }
 
 thread_local! {
@@ -1019,6 +1095,67 @@ impl Segment {
         Ok(())
     }
 
+    /// Block `i` for a scan that reads only event ids and timestamps, one customer at a time:
+    /// customer runs (not expanded per row), event ids, and timestamps decoded on demand from
+    /// each customer's first row (tag 9; a block written before tag 9 has its timestamps
+    /// decoded whole). Every chunk read has its crc32 checked first; `bufs` keeps the
+    /// allocations across blocks.
+    pub fn read_block_runs_lazy<'s>(&'s self, i: usize, bufs: &'s mut LazyBufs) -> FileResult<LazyBlock<'s>> {
+        let b = self
+            .footer
+            .blocks
+            .get(i)
+            .ok_or_else(|| FileError::corrupt(&self.path, 0, format!("no block {i}")))?;
+        let n = b.rows as usize;
+        let path = &self.path;
+        let LazyBufs {
+            raw,
+            raw_ts,
+            cids,
+            ends,
+            events,
+            ts,
+        } = bufs;
+        let c = &b.chunks[0];
+        let bytes = self.raw_chunk(c, raw)?;
+        let mut r = Reader::new(bytes);
+        column::get_rle_runs(&mut r, n, cids, ends)
+            .and_then(|()| r.finish())
+            .map_err(|e| FileError::decode(path, c.offset, e))?;
+        if cids.first() != Some(&b.cid_min) || cids.last() != Some(&b.cid_max) {
+            return Err(FileError::corrupt(
+                path,
+                c.offset,
+                "customer column disagrees with the zone map",
+            ));
+        }
+        let c = &b.chunks[2];
+        let bytes = self.raw_chunk(c, raw)?;
+        let mut r = Reader::new(bytes);
+        column::get_width_u32(&mut r, n, events)
+            .and_then(|()| r.finish())
+            .map_err(|e| FileError::decode(path, c.offset, e))?;
+        let c = &b.chunks[1];
+        let bytes = self.raw_chunk(c, raw_ts)?;
+        let lazy = column::TsRuns::parse(bytes, n).map_err(|e| FileError::decode(path, c.offset, e))?;
+        let ts = match lazy {
+            Some(runs) => BlockTs::Lazy(runs),
+            None => {
+                let mut r = Reader::new(bytes);
+                column::get_timestamps(&mut r, n, ends, ts)
+                    .and_then(|()| r.finish())
+                    .map_err(|e| FileError::decode(path, c.offset, e))?;
+                BlockTs::Decoded(ts)
+            }
+        };
+        Ok(LazyBlock {
+            cids,
+            ends,
+            events,
+            ts,
+        })
+    }
+
     /// Decodes every block and checks every checksum (used by `verify`).
     pub fn verify(&self) -> FileResult<u64> {
         self.verify_with(|_| Ok(()))
@@ -1061,6 +1198,69 @@ mod tests {
             c.stage.push(0);
         }
         Arc::new(c)
+    }
+
+    /// A lazy block read gives each customer's timestamps as the whole-block decoding does, for
+    /// segments with tag 9 timestamps (decoded per customer) and tag 7 ones (older segments,
+    /// decoded whole), over several blocks with customers that span them.
+    #[test]
+    fn lazy_block_reads_equal_whole_blocks() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let n = limits::BLOCK_ROWS * 2 + 4_321;
+        let mut rows = Columns::default();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let (mut cid, mut t) = (0u32, 0i64);
+        for i in 0..n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Runs of 1–60 rows, one of 70,000 (across a block boundary); sessions minutes
+            // apart, days between them.
+            if i == 0 || (i != 1000 && x.is_multiple_of(30)) || i == 71_000 {
+                cid += 1 + (x >> 40) as u32 % 3;
+                t = 1_769_990_400_000_000 + (x >> 20) as i64 % 90 * 86_400_000_000;
+            }
+            t += if x.is_multiple_of(9) {
+                86_400_000_000
+            } else {
+                (x >> 30) as i64 % 600_000_000
+            };
+            rows.cid.push(cid);
+            rows.ts.push(t);
+            rows.event.push((x % 13) as u32);
+            rows.stage.push(0);
+        }
+        std::fs::create_dir_all(dir.path().join(SEG_DIR))?;
+        for (id, tag7) in [(1u64, false), (2, true)] {
+            let name = if tag7 { "tag 7" } else { "tag 9" };
+            let path = seg_path(dir.path(), id);
+            let mut w = SegmentWriter::create(&path, Vec::new(), 3)?;
+            if tag7 {
+                w = w.with_tag7_timestamps();
+            }
+            w.push_rows(&rows, None)?;
+            let (footer, len) = w.finish(0, n as u64)?;
+            let seg = Segment::open_written(dir.path(), id, len, footer)?;
+            assert!(seg.footer.blocks.len() >= 3);
+            let mut bufs = LazyBufs::default();
+            let mut whole = Columns::default();
+            for i in 0..seg.footer.blocks.len() {
+                seg.read_block_into(i, ColumnSet::ALL, &mut whole)?;
+                let lazy = seg.read_block_runs_lazy(i, &mut bufs)?;
+                assert_eq!(matches!(lazy.ts, BlockTs::Lazy(_)), !tag7, "{name}");
+                assert_eq!(lazy.events, &whole.event[..]);
+                let mut a = 0;
+                for (&c, &end) in lazy.cids.iter().zip(lazy.ends) {
+                    let end = end as usize;
+                    assert!(whole.cid[a..end].iter().all(|&x| x == c));
+                    let ts: Vec<i64> = lazy.ts.run(a).take(end - a).collect();
+                    assert_eq!(ts, whole.ts[a..end], "{name} block {i} rows {a}..{end}");
+                    a = end;
+                }
+                assert_eq!(a, whole.len());
+            }
+        }
+        Ok(())
     }
 
     /// The index stored as two zstd frames (a large segment's) decodes to the same footer as the
