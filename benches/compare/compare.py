@@ -152,11 +152,20 @@ def peer_queries(engine, fetch, reps, customer):
     return queries
 
 
+def settle():
+    """Flushes dirty pages to disk before a timed phase: the generator writes ~1 GB of CSV and
+    every engine writes its files, and their writeback would otherwise run (and take CPU and
+    memory bandwidth) during the next engine's timings. Done the same way for every engine."""
+    os.sync()
+
+
 def run_journeydb(runner, work, parquet, events, reps, customer):
     db = os.path.join(work, "journeydb")
+    settle()
     load = json.loads(subprocess.check_output([runner, "load", db, parquet]))
     if load["events"] != events:
         sys.exit(f"journeydb loaded {load['events']} events, expected {events}")
+    settle()
     out = json.loads(subprocess.check_output([runner, "query", db, str(reps), str(customer)]))
     queries = {}
     for q in out["queries"]:
@@ -172,6 +181,7 @@ def run_duckdb(work, parquet, events, reps, customer):
         if os.path.exists(p):
             os.remove(p)
     con = duckdb.connect(path)
+    settle()
     t0 = time.perf_counter()
     for s in statements(sql("duckdb", "load", parquet=parquet)):
         con.execute(s)
@@ -180,6 +190,7 @@ def run_duckdb(work, parquet, events, reps, customer):
     if n != events:
         sys.exit(f"duckdb loaded {n} events, expected {events}")
     size = sum(os.path.getsize(p) for p in (path, path + ".wal") if os.path.exists(p))
+    settle()
     queries = peer_queries("duckdb", lambda text: con.execute(text).fetchall(), reps, customer)
     con.close()
     return {"load_s": load_s, "bytes": size, "queries": queries}
@@ -191,6 +202,7 @@ def run_chdb(work, parquet, events, reps, customer):
     path = os.path.join(work, "chdb")
     shutil.rmtree(path, ignore_errors=True)
     sess = chs.Session(path)
+    settle()
 
     def rows_of(text):
         res = sess.query(text, "JSONCompact")
@@ -205,6 +217,7 @@ def run_chdb(work, parquet, events, reps, customer):
     if n != events:
         sys.exit(f"chdb loaded {n} events, expected {events}")
     size = int(rows_of("SELECT sum(bytes_on_disk) FROM system.parts WHERE table = 'events' AND active")[0][0])
+    settle()
     queries = peer_queries("chdb", rows_of, reps, customer)
     sess.close()
     return {"load_s": load_s, "bytes": size, "queries": queries}
@@ -217,6 +230,7 @@ def run_sqlite(work, parquet, events, reps, customer):
     if os.path.exists(path):
         os.remove(path)
     con = sqlite3.connect(path)
+    settle()
     t0 = time.perf_counter()
     for s in statements(sql("sqlite", "load")):
         con.execute(s)
@@ -240,6 +254,7 @@ def run_sqlite(work, parquet, events, reps, customer):
     if n != events:
         sys.exit(f"sqlite loaded {n} events, expected {events}")
     size = os.path.getsize(path)
+    settle()
     queries = peer_queries("sqlite", lambda text: con.execute(text).fetchall(), reps, customer)
     con.close()
     return {"load_s": load_s, "bytes": size, "queries": queries}
