@@ -228,17 +228,11 @@ fn run_filtered<O: Operator>(
         opts.threads
     };
     let threads = threads.clamp(1, 64).min(input.customers.max(1) as usize);
-    let per = (input.customers as u64).div_ceil(threads as u64).max(1);
     let budget = Budget::new(opts.memory_max);
     let results: Vec<Result<O::Partial, QueryError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads as u64)
-            .map(|t| {
-                let lo = (t * per).min(u64::from(u32::MAX)) as u32;
-                let hi = if t + 1 == threads as u64 {
-                    u32::MAX
-                } else {
-                    ((t + 1) * per - 1).min(u64::from(u32::MAX)) as u32
-                };
+        let handles: Vec<_> = splits(&input.sources, input.customers, threads)
+            .into_iter()
+            .map(|(lo, hi)| {
                 let sources = input.sources.clone();
                 let cancel = opts.cancel.clone();
                 let only = only.clone();
@@ -263,6 +257,51 @@ fn run_filtered<O: Operator>(
         return Err(QueryError::MemoryExceeded(opts.memory_max));
     }
     Ok(total)
+}
+
+/// Customer ranges for `threads` workers (see [`split_rows`]), from the sources' zone maps.
+fn splits(sources: &[Source], customers: u32, threads: usize) -> Vec<(u32, u32)> {
+    let marks = sources
+        .iter()
+        .filter_map(|src| match src {
+            Source::Segment(seg) | Source::Masked(seg, _) => Some(&seg.footer.blocks),
+            Source::Memory(_) => None,
+        })
+        .flatten()
+        .map(|b| (b.cid_min, u64::from(b.rows)))
+        .collect();
+    split_rows(marks, customers, threads)
+}
+
+/// Up to `parts` customer ranges covering every id, with about equal rows each: `marks` gives
+/// the first customer and the rows of each block, and ranges start at blocks' first customers.
+/// Customers differ in activity (ids are given in order of first appearance, so early ones
+/// tend to have longer histories), so splitting the ids evenly can leave the workers with
+/// unequal work. Without marks (no sealed rows) the ids are split evenly.
+fn split_rows(mut marks: Vec<(u32, u64)>, customers: u32, parts: usize) -> Vec<(u32, u32)> {
+    let parts = parts.max(1) as u64;
+    let mut starts = vec![0u32];
+    if marks.is_empty() {
+        let per = u64::from(customers).div_ceil(parts).max(1);
+        starts.extend((1..parts).map(|t| (t * per).min(u64::from(u32::MAX)) as u32));
+    } else {
+        marks.sort_unstable();
+        let total: u64 = marks.iter().map(|m| m.1).sum();
+        let mut before = 0u64;
+        let mut t = 1u64;
+        for &(cid, rows) in &marks {
+            // A block starts a new range once the rows before it reach the next share.
+            while t < parts && before >= total * t / parts {
+                starts.push(cid);
+                t += 1;
+            }
+            before += rows;
+        }
+    }
+    starts.dedup();
+    let mut out: Vec<(u32, u32)> = starts.windows(2).map(|w| (w[0], w[1] - 1)).collect();
+    out.push((starts.last().copied().unwrap_or(0), u32::MAX));
+    out
 }
 
 /// The error for a worker that panicked: its panic message, when it has one.
@@ -2580,6 +2619,37 @@ impl Query for crate::db::Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Scan ranges cover every customer id once, in order, and give each worker about its
+        /// share of the rows (at most one block over).
+        #[test]
+        fn split_rows_covers_every_id_with_balanced_rows(
+            blocks in proptest::collection::vec((0u32..5_000, 1u64..70_000), 0..60),
+            customers in 0u32..10_000,
+            parts in 1usize..9,
+        ) {
+            let ranges = split_rows(blocks.clone(), customers, parts);
+            proptest::prop_assert!(!ranges.is_empty() && ranges.len() <= parts);
+            proptest::prop_assert_eq!(ranges[0].0, 0);
+            proptest::prop_assert_eq!(ranges[ranges.len() - 1].1, u32::MAX);
+            for w in ranges.windows(2) {
+                proptest::prop_assert!(w[0].0 <= w[0].1 && w[0].1 + 1 == w[1].0, "{:?}", ranges);
+            }
+            let total: u64 = blocks.iter().map(|b| b.1).sum();
+            let biggest = blocks.iter().map(|b| b.1).max().unwrap_or(0);
+            for &(lo, hi) in &ranges {
+                let rows: u64 = blocks.iter().filter(|b| (lo..=hi).contains(&b.0)).map(|b| b.1).sum();
+                proptest::prop_assert!(
+                    rows <= total / parts as u64 + biggest,
+                    "range {}..={} holds {} of {} rows in {} parts", lo, hi, rows, total, parts
+                );
+            }
+            if blocks.is_empty() && u64::from(customers) >= parts as u64 {
+                proptest::prop_assert_eq!(ranges.len(), parts);
+            }
+        }
+    }
 
     /// Counts rows, and panics on the customer `bad`.
     struct PanicsOn {
