@@ -586,8 +586,9 @@ fn explain_shows_the_chain_and_each_reason() {
 }
 
 /// A funnel over one segment of several blocks (decoded per customer, only until the funnel
-/// completes, with customers whose rows continue into the next block gathered first) answers
-/// as the merge of two segments does (every row decoded), on one thread and on several.
+/// completes, a customer's state kept across blocks, and a block wholly of a completed customer
+/// not read) answers as the merge of two segments does (every row decoded), on one thread and
+/// on several.
 #[test]
 fn funnel_over_blocks_equals_funnel_over_merged_segments() {
     let dir = tempfile::tempdir().unwrap();
@@ -602,9 +603,10 @@ fn funnel_over_blocks_equals_funnel_over_merged_segments() {
     };
     let mut events = Vec::new();
     for c in 0..3_000u64 {
-        // One customer with 70,000 events (more than a block); the others 1–60, so that
-        // block boundaries fall inside customers.
-        let rows = if c == 1_234 { 70_000 } else { 1 + rnd() % 60 };
+        // One customer with 150,000 events (two blocks and more: at least one block holds
+        // only them, and their funnel completes early); the others 1–60, so that block
+        // boundaries fall inside customers.
+        let rows = if c == 1_234 { 150_000 } else { 1 + rnd() % 60 };
         let mut t = T + (rnd() % 40) as i64 * D;
         for _ in 0..rows {
             t += match rnd() % 10 {

@@ -116,17 +116,23 @@ pub struct Input<'a> {
 trait Operator: Sync {
     type Partial: Send + Default;
     fn customer(&self, p: &mut Self::Partial, rows: &Columns, r: Range<usize>);
-    /// True when [`customer_lazy`](Operator::customer_lazy) stands in for `customer`: the
-    /// operator reads only event ids and timestamps, and may stop before a customer's last row.
-    fn lazy(&self) -> bool {
-        false
-    }
-    /// As `customer`, on one customer's event ids and timestamps (`ts` yields at least as many
-    /// values as `events` has; each is decoded only when the operator reads it).
-    fn customer_lazy(&self, _p: &mut Self::Partial, _events: &[u32], _ts: impl Iterator<Item = i64>) {}
     fn merge(&self, a: &mut Self::Partial, b: Self::Partial);
     /// Estimated heap bytes held by `p`, in O(1): what the memory budget charges.
     fn footprint(&self, p: &Self::Partial) -> usize;
+}
+
+/// An operator that can also read customers lazily (see [`scan_lazy`]): event ids and
+/// timestamps only, fed block by block, and no further once the customer's answer is final.
+trait LazyOperator: Operator {
+    /// One customer's state between blocks.
+    type State: Default;
+    /// True when this query can be answered lazily.
+    fn lazy(&self) -> bool;
+    /// Feeds the customer's next rows (`ts` yields at least as many values as `events` has;
+    /// each is decoded only when read); true once later rows cannot change its answer.
+    fn feed(&self, s: &mut Self::State, events: &[u32], ts: impl Iterator<Item = i64>) -> bool;
+    /// Adds the customer fed into `s` to `p`.
+    fn end(&self, p: &mut Self::Partial, s: &Self::State);
 }
 
 /// The memory budget of one query, shared by its workers. Each worker reports its state's
@@ -221,6 +227,30 @@ fn run_filtered<O: Operator>(
     opts: &QueryOptions,
     only: Option<roaring::RoaringBitmap>,
 ) -> Result<O::Partial, QueryError> {
+    run_scans(op, input, set, opts, only, scan_customers::<O>)
+}
+
+/// The signature of [`scan_customers`] and [`scan_maybe_lazy`]: one worker's scan of a
+/// customer range.
+type Scan<O> = fn(
+    &O,
+    Vec<Source>,
+    ColumnSet,
+    (u32, u32),
+    Option<Arc<roaring::RoaringBitmap>>,
+    &AtomicBool,
+    &Budget,
+) -> Result<<O as Operator>::Partial, QueryError>;
+
+/// [`run_filtered`] with each worker's range scanned by `scan`.
+fn run_scans<O: Operator>(
+    op: &O,
+    input: &Input<'_>,
+    set: ColumnSet,
+    opts: &QueryOptions,
+    only: Option<roaring::RoaringBitmap>,
+    scan: Scan<O>,
+) -> Result<O::Partial, QueryError> {
     let only = only.map(Arc::new);
     let threads = if opts.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -237,7 +267,7 @@ fn run_filtered<O: Operator>(
                 let cancel = opts.cancel.clone();
                 let only = only.clone();
                 let budget = &budget;
-                s.spawn(move || scan_customers(op, sources, set, (lo, hi), only, &cancel, budget))
+                s.spawn(move || scan(op, sources, set, (lo, hi), only, &cancel, budget))
             })
             .collect();
         handles
@@ -323,11 +353,6 @@ fn scan_customers<O: Operator>(
     cancel: &AtomicBool,
     budget: &Budget,
 ) -> Result<O::Partial, QueryError> {
-    if op.lazy()
-        && let [Source::Segment(seg)] = &sources[..]
-    {
-        return scan_lazy(op, seg, (lo, hi), only, cancel, budget);
-    }
     let mut p = O::Partial::default();
     let mut reported = 0usize;
     let wanted = |c: u32| only.as_ref().is_none_or(|o| o.contains(c));
@@ -378,11 +403,27 @@ fn scan_customers<O: Operator>(
     Ok(p)
 }
 
+/// [`scan_customers`], lazily when the operator can be and the data is one segment.
+fn scan_maybe_lazy<O: LazyOperator>(
+    op: &O,
+    sources: Vec<Source>,
+    set: ColumnSet,
+    range: (u32, u32),
+    only: Option<Arc<roaring::RoaringBitmap>>,
+    cancel: &AtomicBool,
+    budget: &Budget,
+) -> Result<O::Partial, QueryError> {
+    match &sources[..] {
+        [Source::Segment(seg)] if op.lazy() => scan_lazy(op, seg, range, only, cancel, budget),
+        _ => scan_customers(op, sources, set, range, only, cancel, budget),
+    }
+}
+
 /// [`scan_customers`] over one segment for an operator that reads lazily: customers come from
-/// the run-length code (ids not expanded per row) and their timestamps are decoded only as far
-/// as the operator reads them. A customer whose rows continue into the next block is gathered
-/// into rows and given to [`Operator::customer`].
-fn scan_lazy<O: Operator>(
+/// the run-length code (ids not expanded per row), their timestamps are decoded only as far as
+/// the operator reads them, and a customer whose rows go on in the next block keeps its state
+/// across blocks — once its answer is final, its later rows are not read at all.
+fn scan_lazy<O: LazyOperator>(
     op: &O,
     seg: &crate::segment::Segment,
     (lo, hi): (u32, u32),
@@ -394,7 +435,10 @@ fn scan_lazy<O: Operator>(
     let mut reported = 0usize;
     let wanted = |c: u32| only.as_ref().is_none_or(|o| o.contains(c));
     let mut bufs = crate::segment::LazyBufs::default();
-    let mut carry = Columns::default();
+    // The customer fed so far (its rows may go on in the next block), and whether its answer
+    // is final.
+    let mut open: Option<(u32, bool)> = None;
+    let mut state = O::State::default();
     let blocks = &seg.footer.blocks;
     for (i, meta) in blocks.iter().enumerate() {
         if meta.cid_max < lo || meta.cid_min > hi {
@@ -403,7 +447,14 @@ fn scan_lazy<O: Operator>(
         if cancel.load(Ordering::Relaxed) {
             return Err(QueryError::Cancelled);
         }
-        budget.report(&mut reported, op.footprint(&p) + rows_footprint(&carry))?;
+        budget.report(&mut reported, op.footprint(&p))?;
+        if let Some((cid, true)) = open
+            && meta.cid_min == cid
+            && meta.cid_max == cid
+        {
+            // A block wholly of a customer whose answer is final: not even decoded.
+            continue;
+        }
         let block = seg.read_block_runs_lazy(i, &mut bufs)?;
         let n = block.events.len();
         // Whether the block's last customer goes on in the next block.
@@ -412,34 +463,41 @@ fn scan_lazy<O: Operator>(
         for (&cid, &end) in block.cids.iter().zip(block.ends) {
             let (start, end) = (a, end as usize);
             a = end;
-            if carry.cid.first().is_some_and(|&c| c != cid) {
-                op.customer(&mut p, &carry, 0..carry.len());
-                carry.clear();
+            if let Some((prev, _)) = open
+                && prev != cid
+            {
+                op.end(&mut p, &state);
+                open = None;
             }
             if cid < lo || cid > hi || !wanted(cid) {
                 continue;
             }
-            if (end == n && spills) || !carry.is_empty() {
-                carry.cid.resize(carry.cid.len() + (end - start), cid);
-                carry.event.extend_from_slice(&block.events[start..end]);
-                carry.ts.extend(block.ts.run(start).take(end - start));
-                // One customer's rows can span many blocks: they count against the budget.
-                budget.report(&mut reported, op.footprint(&p) + rows_footprint(&carry))?;
-            } else {
-                // One call per timestamp form, so that the kernel inlines the decoding.
-                let events = &block.events[start..end];
-                match &block.ts {
-                    BlockTs::Lazy(runs) => op.customer_lazy(&mut p, events, runs.run(start)),
-                    BlockTs::Decoded(ts) => {
-                        op.customer_lazy(&mut p, events, ts.get(start..).unwrap_or(&[]).iter().copied());
-                    }
+            let done = match open {
+                Some((_, done)) => done,
+                None => {
+                    state = O::State::default();
+                    false
                 }
+            };
+            // One call per timestamp form, so that the kernel inlines the decoding.
+            let events = &block.events[start..end];
+            let done = done
+                || match &block.ts {
+                    BlockTs::Lazy(runs) => op.feed(&mut state, events, runs.run(start)),
+                    BlockTs::Decoded(ts) => {
+                        op.feed(&mut state, events, ts.get(start..).unwrap_or(&[]).iter().copied())
+                    }
+                };
+            if end == n && spills {
+                open = Some((cid, done));
+            } else {
+                op.end(&mut p, &state);
+                open = None;
             }
         }
-        budget.report(&mut reported, op.footprint(&p) + rows_footprint(&carry))?;
     }
-    if !carry.is_empty() {
-        op.customer(&mut p, &carry, 0..carry.len());
+    if open.is_some() {
+        op.end(&mut p, &state);
     }
     budget.report(&mut reported, op.footprint(&p))?;
     Ok(p)
@@ -639,6 +697,129 @@ impl<T: Iterator<Item = i64>, S: Iterator<Item = u8>> Iterator for KernelRows<'_
         let e = *self.events.next()?;
         let t = self.ts.next()?;
         Some((e, t, self.stages.next().unwrap_or(0)))
+    }
+}
+
+/// One customer's progress through an ordered funnel (the fast kernel): state arrays of `N` >
+/// steps levels, fed rows in (timestamp, sequence) order — in one call, or block by block for a
+/// customer whose rows span blocks — then finished into the partial.
+struct FunnelRun<const N: usize> {
+    /// settled[k] / fresh[k]: latest start of a chain at level k (NONE = no chain). With TIES
+    /// STRICT a chain reached at timestamp t is `fresh` until the timestamp changes: events at
+    /// t extend only `settled` chains, so no two steps share a timestamp.
+    settled: [i64; N],
+    fresh: [i64; N],
+    /// Levels with a fresh chain.
+    dirty: u64,
+    /// Time from the chain's start to each level's first reaching.
+    times: [i64; N],
+    level: usize,
+    group_ts: i64,
+    first_seen: bool,
+}
+
+/// "No chain" / "not yet" in [`FunnelRun`].
+const NONE: i64 = i64::MIN;
+
+impl<const N: usize> Default for FunnelRun<N> {
+    fn default() -> Self {
+        FunnelRun {
+            settled: [NONE; N],
+            fresh: [NONE; N],
+            dirty: 0,
+            times: [NONE; N],
+            level: 0,
+            group_ts: NONE,
+            first_seen: false,
+        }
+    }
+}
+
+impl<const N: usize> FunnelRun<N> {
+    /// Feeds the customer's next rows `(event, timestamp, stage)`; true once the funnel is
+    /// complete (later rows cannot change the customer's answer, and are not read).
+    #[inline(always)]
+    fn feed(&mut self, op: &FunnelOp<'_>, m: &StepMasks, rows: impl Iterator<Item = (u32, i64, u8)>) -> bool {
+        let n = op.steps.len();
+        if self.level == n {
+            return true;
+        }
+        let strict = op.ties_strict;
+        let by_stage = m.reads_stage();
+        for (e, t, stage) in rows {
+            let mut mask = m.event.get(e as usize).copied().unwrap_or(0);
+            if mask != 0 && by_stage {
+                mask &= m.stage[usize::from(stage)];
+            }
+            if mask == 0 {
+                continue;
+            }
+            if strict && self.group_ts != t {
+                while self.dirty != 0 {
+                    let k = self.dirty.trailing_zeros() as usize;
+                    self.settled[k] = self.settled[k].max(self.fresh[k]);
+                    self.fresh[k] = NONE;
+                    self.dirty &= self.dirty - 1;
+                }
+                self.group_ts = t;
+            }
+            // Steps this event matches, highest first: level k reads level k - 1 before this
+            // event writes it, so every extension starts from a chain before this event.
+            let mut bits = mask;
+            while bits != 0 {
+                let k = 32 - bits.leading_zeros() as usize; // step k (bit k - 1)
+                bits &= !(1u32 << (k - 1));
+                let c = if k == 1 {
+                    if !op.in_range(t) {
+                        continue;
+                    }
+                    self.first_seen = true;
+                    t
+                } else {
+                    let s = self.settled[k - 1];
+                    if s == NONE || t - s > op.within {
+                        continue;
+                    }
+                    s
+                };
+                let x = if strict {
+                    &mut self.fresh[k]
+                } else {
+                    &mut self.settled[k]
+                };
+                *x = (*x).max(c);
+                self.dirty |= 1 << k;
+                if self.times[k] == NONE {
+                    self.times[k] = t - c;
+                }
+                self.level = self.level.max(k);
+            }
+            if self.level == n {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Adds the customer (once it reached step 1) to `p`, for a funnel of `n` steps.
+    fn finish(&self, n: usize, p: &mut FunnelPartial) {
+        if !self.first_seen {
+            return;
+        }
+        let level = self.level;
+        let bytes = &mut p.bytes;
+        let entry = p.ungrouped.get_or_insert_with(|| {
+            *bytes += funnel_group_bytes(n + 1);
+            (vec![0; n + 1], vec![Vec::new(); n + 1])
+        });
+        entry.0[1..=level].iter_mut().for_each(|c| *c += 1);
+        // Step 1 has no time to convert (its row shows none): only steps 2.. keep samples.
+        if level >= 2 {
+            for (samples, &time) in entry.1[2..=level].iter_mut().zip(&self.times[2..=level]) {
+                samples.push(time);
+            }
+            p.bytes += 8 * (level - 1);
+        }
     }
 }
 
@@ -897,84 +1078,9 @@ impl FunnelOp<'_> {
         p: &mut FunnelPartial,
         rows: impl Iterator<Item = (u32, i64, u8)>,
     ) {
-        const NONE: i64 = i64::MIN;
-        let n = self.steps.len();
-        let strict = self.ties_strict;
-        // settled[k] / fresh[k]: latest start of a chain at level k (NONE = no chain). With
-        // TIES STRICT a chain reached at timestamp t is `fresh` until the timestamp changes:
-        // events at t extend only `settled` chains, so no two steps share a timestamp.
-        let mut settled = [NONE; N];
-        let mut fresh = [NONE; N];
-        let mut dirty = 0u64; // levels with a fresh chain
-        let mut times = [NONE; N];
-        let mut level = 0;
-        let mut group_ts = NONE;
-        let mut first_seen = false;
-        let by_stage = m.reads_stage();
-        for (e, t, stage) in rows {
-            let mut mask = m.event.get(e as usize).copied().unwrap_or(0);
-            if mask != 0 && by_stage {
-                mask &= m.stage[usize::from(stage)];
-            }
-            if mask == 0 {
-                continue;
-            }
-            if strict && group_ts != t {
-                while dirty != 0 {
-                    let k = dirty.trailing_zeros() as usize;
-                    settled[k] = settled[k].max(fresh[k]);
-                    fresh[k] = NONE;
-                    dirty &= dirty - 1;
-                }
-                group_ts = t;
-            }
-            // Steps this event matches, highest first: level k reads level k - 1 before this
-            // event writes it, so every extension starts from a chain before this event.
-            let mut bits = mask;
-            while bits != 0 {
-                let k = 32 - bits.leading_zeros() as usize; // step k (bit k - 1)
-                bits &= !(1u32 << (k - 1));
-                let c = if k == 1 {
-                    if !self.in_range(t) {
-                        continue;
-                    }
-                    first_seen = true;
-                    t
-                } else {
-                    let s = settled[k - 1];
-                    if s == NONE || t - s > self.within {
-                        continue;
-                    }
-                    s
-                };
-                let x = if strict { &mut fresh[k] } else { &mut settled[k] };
-                *x = (*x).max(c);
-                dirty |= 1 << k;
-                if times[k] == NONE {
-                    times[k] = t - c;
-                }
-                level = level.max(k);
-            }
-            if level == n {
-                break;
-            }
-        }
-        if !first_seen {
-            return;
-        }
-        let bytes = &mut p.bytes;
-        let entry = p.ungrouped.get_or_insert_with(|| {
-            *bytes += funnel_group_bytes(n + 1);
-            (vec![0; n + 1], vec![Vec::new(); n + 1])
-        });
-        entry.0[1..=level].iter_mut().for_each(|c| *c += 1);
-        // Step 1 has no time to convert (its row shows none): only steps 2.. keep samples.
-        if level >= 2 {
-            for (samples, &time) in entry.1[2..=level].iter_mut().zip(&times[2..=level]) {
-                samples.push(time);
-            }
-            p.bytes += 8 * (level - 1);
-        }
+        let mut run = FunnelRun::<N>::default();
+        run.feed(self, m, rows);
+        run.finish(self.steps.len(), p);
     }
 
     fn strict(&self, rows: &Columns, idx: &[usize], out: &mut FunnelOutcome) {
@@ -1155,17 +1261,6 @@ impl Operator for FunnelOp<'_> {
         p.outcome = o;
     }
 
-    fn lazy(&self) -> bool {
-        self.fast() && self.masks.as_ref().is_some_and(|m| !m.reads_stage())
-    }
-
-    fn customer_lazy(&self, p: &mut FunnelPartial, events: &[u32], ts: impl Iterator<Item = i64>) {
-        if let Some(m) = &self.masks {
-            let (events, stages) = (events.iter(), std::iter::empty());
-            self.ordered_fast_rows(m, p, KernelRows { events, ts, stages });
-        }
-    }
-
     fn footprint(&self, p: &FunnelPartial) -> usize {
         p.bytes
     }
@@ -1183,6 +1278,27 @@ impl Operator for FunnelOp<'_> {
         for (g, (counts, times)) in b.groups {
             add_counts(a.groups.entry(g), counts, times);
         }
+    }
+}
+
+/// Lazily: funnels of up to 7 steps on the fast kernel that read no stage.
+impl LazyOperator for FunnelOp<'_> {
+    type State = FunnelRun<8>;
+
+    fn lazy(&self) -> bool {
+        self.fast() && self.steps.len() < 8 && self.masks.as_ref().is_some_and(|m| !m.reads_stage())
+    }
+
+    fn feed(&self, s: &mut FunnelRun<8>, events: &[u32], ts: impl Iterator<Item = i64>) -> bool {
+        let Some(m) = &self.masks else {
+            return true;
+        };
+        let (events, stages) = (events.iter(), std::iter::empty());
+        s.feed(self, m, KernelRows { events, ts, stages })
+    }
+
+    fn end(&self, p: &mut FunnelPartial, s: &FunnelRun<8>) {
+        s.finish(self.steps.len(), p);
     }
 }
 
@@ -1312,7 +1428,7 @@ fn funnel_run(
     (only, stop_at_one): (Option<roaring::RoaringBitmap>, u64),
     set: ColumnSet,
 ) -> Result<Table, QueryError> {
-    let mut p = run_filtered(&op, input, set, opts, only)?;
+    let mut p = run_scans(&op, input, set, opts, only, scan_maybe_lazy::<FunnelOp<'_>>)?;
     p.settle();
     if stop_at_one > 0 {
         let n = op.steps.len();
