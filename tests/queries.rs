@@ -314,6 +314,74 @@ proptest! {
     }
 }
 
+/// Ordered funnels of event steps without WHERE or exclusions (what a one-segment scan answers
+/// lazily: per customer, only until the funnel completes), on many events of a few customers.
+fn lazy_ordered() -> impl Strategy<Value = (Data, Q)> {
+    let events = proptest::collection::vec(
+        (
+            0usize..4,
+            0i64..120,
+            // Five names or more: event ids reach 4, stored 4 bits each (read as nibbles).
+            proptest::sample::select(vec!["a", "b", "c", "d", "e", "f"]),
+            Just(None),
+            Just(None),
+            Just(None),
+        ),
+        0..120,
+    );
+    let steps = proptest::collection::vec(
+        prop_oneof![
+            3 => proptest::sample::select(vec!["a", "b", "c"]).prop_map(|n| StepQ::Names(vec![n])),
+            1 => Just(StepQ::Names(vec!["a", "b"])),
+            1 => Just(StepQ::Any),
+        ],
+        1..5,
+    );
+    (
+        events,
+        steps,
+        prop_oneof![Just(1i64), Just(6), Just(48)],
+        any::<bool>(),
+        proptest::option::of((0i64..60, 1i64..120)),
+    )
+        .prop_map(|(events, steps, w, ties, range)| {
+            let q = Q::Funnel {
+                steps,
+                within: w * H,
+                mode: "ORDERED",
+                ties_strict: ties,
+                exclude: None,
+                c: Common {
+                    range: range.map(|(a, len)| (T0 + a * H / 4, T0 + (a + len) * H / 4)),
+                    where_ch: None,
+                    tz: "UTC",
+                },
+            };
+            (
+                Data {
+                    events,
+                    flush_every: usize::MAX,
+                },
+                q,
+            )
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)))]
+
+    #[test]
+    fn ordered_funnel_on_one_segment_equals_reference((d, q) in lazy_ordered()) {
+        let (_dir, db, evs) = load(&d);
+        db.flush().unwrap();
+        db.compact().unwrap();
+        let text = q.text();
+        let got = db.snapshot().query(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+        same(&got, &reference(&q, &evs)).map_err(|e| TestCaseError::fail(format!("{text}\n{e}")))?;
+    }
+}
+
 /// The shapes of TREND that segment indices answer (UTC, no filter, whole days): rollups for
 /// count/sum/min/max/avg, value bitmaps for `uniq … BY ch`, stage bitmaps for `uniq`.
 fn rollup_trend() -> impl Strategy<Value = Q> {

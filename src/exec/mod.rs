@@ -21,7 +21,8 @@ use crate::plan::{Buckets, CPred, Matcher, Resolver, slot};
 use crate::query::ast::{Agg, Cohorting, FunnelMode, Period, Statement};
 use crate::query::{ParseError, Span};
 use crate::result::{Cell, Table};
-use crate::segment::{BlockTs, ColumnSet};
+use crate::segment::column::Nibbles;
+use crate::segment::{BlockEvents, BlockTs, ColumnSet};
 use crate::{limits, model};
 
 /// Why a query failed after parsing.
@@ -130,7 +131,12 @@ trait LazyOperator: Operator {
     fn lazy(&self) -> bool;
     /// Feeds the customer's next rows (`ts` yields at least as many values as `events` has;
     /// each is decoded only when read); true once later rows cannot change its answer.
-    fn feed(&self, s: &mut Self::State, events: &[u32], ts: impl Iterator<Item = i64>) -> bool;
+    fn feed(
+        &self,
+        s: &mut Self::State,
+        events: impl Iterator<Item = u32>,
+        ts: impl Iterator<Item = i64>,
+    ) -> bool;
     /// Adds the customer fed into `s` to `p`.
     fn end(&self, p: &mut Self::Partial, s: &Self::State);
 }
@@ -456,7 +462,7 @@ fn scan_lazy<O: LazyOperator>(
             continue;
         }
         let block = seg.read_block_runs_lazy(i, &mut bufs)?;
-        let n = block.events.len();
+        let n = block.rows;
         // Whether the block's last customer goes on in the next block.
         let spills = blocks.get(i + 1).is_some_and(|next| next.cid_min == meta.cid_max);
         let mut a = 0usize;
@@ -479,13 +485,18 @@ fn scan_lazy<O: LazyOperator>(
                     false
                 }
             };
-            // One call per timestamp form, so that the kernel inlines the decoding.
-            let events = &block.events[start..end];
+            // One call per form of the columns, so that the kernel inlines the decoding.
             let done = done
-                || match &block.ts {
-                    BlockTs::Lazy(runs) => op.feed(&mut state, events, runs.run(start)),
-                    BlockTs::Decoded(ts) => {
-                        op.feed(&mut state, events, ts.get(start..).unwrap_or(&[]).iter().copied())
+                || match (&block.events, &block.ts) {
+                    (BlockEvents::Nibbles(p), BlockTs::Lazy(runs)) => {
+                        op.feed(&mut state, Nibbles::new(p, start, end), runs.run(start))
+                    }
+                    (events, BlockTs::Lazy(runs)) => {
+                        op.feed(&mut state, events.ids(start, end), runs.run(start))
+                    }
+                    (events, BlockTs::Decoded(ts)) => {
+                        let ts = ts.get(start..).unwrap_or(&[]).iter().copied();
+                        op.feed(&mut state, events.ids(start, end), ts)
                     }
                 };
             if end == n && spills {
@@ -683,18 +694,20 @@ impl StepMasks {
 /// One customer's rows for the funnel kernel: event id, timestamp and stage (0 when `stages`
 /// ends first), side by side — a `zip` whose `next` always inlines, so that timestamps decoded
 /// on demand are decoded inside the kernel's loop (the loop is the whole cost of a funnel).
-struct KernelRows<'a, T, S> {
-    events: std::slice::Iter<'a, u32>,
+struct KernelRows<E, T, S> {
+    events: E,
     ts: T,
     stages: S,
 }
 
-impl<T: Iterator<Item = i64>, S: Iterator<Item = u8>> Iterator for KernelRows<'_, T, S> {
+impl<E: Iterator<Item = u32>, T: Iterator<Item = i64>, S: Iterator<Item = u8>> Iterator
+    for KernelRows<E, T, S>
+{
     type Item = (u32, i64, u8);
 
     #[inline(always)]
     fn next(&mut self) -> Option<(u32, i64, u8)> {
-        let e = *self.events.next()?;
+        let e = self.events.next()?;
         let t = self.ts.next()?;
         Some((e, t, self.stages.next().unwrap_or(0)))
     }
@@ -1043,7 +1056,7 @@ impl FunnelOp<'_> {
     /// the same chains as [`ordered`](Self::ordered) (one cap, so at most one candidate per
     /// level), without its general bookkeeping. Adds the customer to `p`.
     fn ordered_fast(&self, m: &StepMasks, p: &mut FunnelPartial, rows: &Columns, r: Range<usize>) {
-        let events = rows.event.get(r.clone()).unwrap_or(&[]).iter();
+        let events = rows.event.get(r.clone()).unwrap_or(&[]).iter().copied();
         let ts = rows.ts.get(r.clone()).unwrap_or(&[]).iter().copied();
         if m.reads_stage() {
             let stages = rows.stage.get(r).unwrap_or(&[]).iter().copied();
@@ -1289,11 +1302,16 @@ impl LazyOperator for FunnelOp<'_> {
         self.fast() && self.steps.len() < 8 && self.masks.as_ref().is_some_and(|m| !m.reads_stage())
     }
 
-    fn feed(&self, s: &mut FunnelRun<8>, events: &[u32], ts: impl Iterator<Item = i64>) -> bool {
+    fn feed(
+        &self,
+        s: &mut FunnelRun<8>,
+        events: impl Iterator<Item = u32>,
+        ts: impl Iterator<Item = i64>,
+    ) -> bool {
         let Some(m) = &self.masks else {
             return true;
         };
-        let (events, stages) = (events.iter(), std::iter::empty());
+        let stages = std::iter::empty();
         s.feed(self, m, KernelRows { events, ts, stages })
     }
 

@@ -967,6 +967,56 @@ pub fn get_timestamps(
     }
 }
 
+/// The packed bytes of a tag 8 chunk of `n` 4-bit values (event ids below 16), checked as
+/// [`get_width_u32`] checks them, for readers that take values straight from the nibbles
+/// ([`Nibbles`]); `None` for any other encoding.
+pub fn nibbles(bytes: &[u8], n: usize) -> Result<Option<&[u8]>, DecodeError> {
+    if bytes.first() != Some(&TAG_SUB_BYTE) || bytes.get(1) != Some(&4) {
+        return Ok(None);
+    }
+    let mut r = Reader::new(bytes);
+    r.bytes(2)?;
+    let packed = r.bytes(n.div_ceil(2))?;
+    r.finish()?;
+    if n % 2 == 1 && packed.last().is_some_and(|&b| b >> 4 != 0) {
+        return Err(r.err("sub-byte values past the last row"));
+    }
+    Ok(Some(packed))
+}
+
+/// Values `start..end` of a 4-bit packed column (see [`nibbles`]); 0 past its bytes.
+pub struct Nibbles<'a> {
+    packed: &'a [u8],
+    i: usize,
+    end: usize,
+}
+
+impl<'a> Nibbles<'a> {
+    /// Values `start..end` of `packed`.
+    pub fn new(packed: &'a [u8], start: usize, end: usize) -> Nibbles<'a> {
+        Nibbles {
+            packed,
+            i: start,
+            end,
+        }
+    }
+}
+
+impl Iterator for Nibbles<'_> {
+    type Item = u32;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<u32> {
+        if self.i >= self.end {
+            return None;
+        }
+        let b = self.packed.get(self.i / 2).copied().unwrap_or(0);
+        let v = (b >> ((self.i & 1) * 4)) & 0xf;
+        self.i += 1;
+        Some(u32::from(v))
+    }
+}
+
 /// Decodes [`put_width_u32`] output of exactly `n` rows.
 pub fn get_width_u32(r: &mut Reader<'_>, n: usize, out: &mut Vec<u32>) -> Result<(), DecodeError> {
     let t = tag(r, &[TAG_W8, TAG_W16, TAG_W32, TAG_SUB_BYTE])?;

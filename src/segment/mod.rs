@@ -615,6 +615,7 @@ fn decode_footer(bytes: &[u8], body_end: u64) -> Result<Footer, DecodeError> {
 #[derive(Default)]
 pub struct LazyBufs {
     raw: Vec<u8>,
+    raw_events: Vec<u8>,
     raw_ts: Vec<u8>,
     cids: Vec<u32>,
     ends: Vec<u32>,
@@ -624,14 +625,54 @@ pub struct LazyBufs {
 
 /// A block as [`Segment::read_block_runs_lazy`] reads it.
 pub struct LazyBlock<'s> {
+    /// Rows in the block.
+    pub rows: usize,
     /// The customer of each run (ascending).
     pub cids: &'s [u32],
     /// The end (exclusive row index) of each run.
     pub ends: &'s [u32],
     /// Event id per row.
-    pub events: &'s [u32],
+    pub events: BlockEvents<'s>,
     /// The timestamps.
     pub ts: BlockTs<'s>,
+}
+
+/// A block's event ids: 4-bit packed as stored (read per row), or decoded (other widths).
+pub enum BlockEvents<'s> {
+    /// Tag 8 at 4 bits: value `i` is nibble `i % 2` (low first) of byte `i / 2`.
+    Nibbles(&'s [u8]),
+    /// One id per row.
+    Ids(&'s [u32]),
+}
+
+impl BlockEvents<'_> {
+    /// The ids of rows `start..end`.
+    pub fn ids(&self, start: usize, end: usize) -> BlockEventIds<'_> {
+        match self {
+            BlockEvents::Nibbles(p) => BlockEventIds::Nibbles(column::Nibbles::new(p, start, end)),
+            BlockEvents::Ids(v) => BlockEventIds::Ids(v.get(start..end).unwrap_or(&[]).iter()),
+        }
+    }
+}
+
+/// The iterator of [`BlockEvents::ids`].
+pub enum BlockEventIds<'r> {
+    /// From the packed nibbles.
+    Nibbles(column::Nibbles<'r>),
+    /// Over decoded ids.
+    Ids(std::slice::Iter<'r, u32>),
+}
+
+impl Iterator for BlockEventIds<'_> {
+    type Item = u32;
+
+    #[inline]
+    fn next(&mut self) -> Option<u32> {
+        match self {
+            BlockEventIds::Nibbles(r) => r.next(),
+            BlockEventIds::Ids(v) => v.next().copied(),
+        }
+    }
 }
 
 /// A block's timestamps: decoded on demand per customer, or (blocks written before tag 9)
@@ -1110,6 +1151,7 @@ impl Segment {
         let path = &self.path;
         let LazyBufs {
             raw,
+            raw_events,
             raw_ts,
             cids,
             ends,
@@ -1130,11 +1172,17 @@ impl Segment {
             ));
         }
         let c = &b.chunks[2];
-        let bytes = self.raw_chunk(c, raw)?;
-        let mut r = Reader::new(bytes);
-        column::get_width_u32(&mut r, n, events)
-            .and_then(|()| r.finish())
-            .map_err(|e| FileError::decode(path, c.offset, e))?;
+        let bytes = self.raw_chunk(c, raw_events)?;
+        let events = match column::nibbles(bytes, n).map_err(|e| FileError::decode(path, c.offset, e))? {
+            Some(packed) => BlockEvents::Nibbles(packed),
+            None => {
+                let mut r = Reader::new(bytes);
+                column::get_width_u32(&mut r, n, events)
+                    .and_then(|()| r.finish())
+                    .map_err(|e| FileError::decode(path, c.offset, e))?;
+                BlockEvents::Ids(events)
+            }
+        };
         let c = &b.chunks[1];
         let bytes = self.raw_chunk(c, raw_ts)?;
         let lazy = column::TsRuns::parse(bytes, n).map_err(|e| FileError::decode(path, c.offset, e))?;
@@ -1149,6 +1197,7 @@ impl Segment {
             }
         };
         Ok(LazyBlock {
+            rows: n,
             cids,
             ends,
             events,
@@ -1248,7 +1297,11 @@ mod tests {
                 seg.read_block_into(i, ColumnSet::ALL, &mut whole)?;
                 let lazy = seg.read_block_runs_lazy(i, &mut bufs)?;
                 assert_eq!(matches!(lazy.ts, BlockTs::Lazy(_)), !tag7, "{name}");
-                assert_eq!(lazy.events, &whole.event[..]);
+                assert_eq!(lazy.events.ids(0, lazy.rows).collect::<Vec<u32>>(), whole.event);
+                assert!(
+                    matches!(lazy.events, BlockEvents::Nibbles(_)),
+                    "13 event ids take 4 bits"
+                );
                 let mut a = 0;
                 for (&c, &end) in lazy.cids.iter().zip(lazy.ends) {
                     let end = end as usize;
