@@ -15,7 +15,9 @@
 pub mod column;
 
 use std::fs::File;
+use std::iter::Copied;
 use std::path::{Path, PathBuf};
+use std::slice::Iter;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -647,30 +649,10 @@ pub enum BlockEvents<'s> {
 
 impl BlockEvents<'_> {
     /// The ids of rows `start..end`.
-    pub fn ids(&self, start: usize, end: usize) -> BlockEventIds<'_> {
+    pub fn ids(&self, start: usize, end: usize) -> Either<column::Nibbles<'_>, Copied<Iter<'_, u32>>> {
         match self {
-            BlockEvents::Nibbles(p) => BlockEventIds::Nibbles(column::Nibbles::new(p, start, end)),
-            BlockEvents::Ids(v) => BlockEventIds::Ids(v.get(start..end).unwrap_or(&[]).iter()),
-        }
-    }
-}
-
-/// The iterator of [`BlockEvents::ids`].
-pub enum BlockEventIds<'r> {
-    /// From the packed nibbles.
-    Nibbles(column::Nibbles<'r>),
-    /// Over decoded ids.
-    Ids(std::slice::Iter<'r, u32>),
-}
-
-impl Iterator for BlockEventIds<'_> {
-    type Item = u32;
-
-    #[inline]
-    fn next(&mut self) -> Option<u32> {
-        match self {
-            BlockEventIds::Nibbles(r) => r.next(),
-            BlockEventIds::Ids(v) => v.next().copied(),
+            BlockEvents::Nibbles(p) => Either::A(column::Nibbles::new(p, start, end)),
+            BlockEvents::Ids(v) => Either::B(v.get(start..end).unwrap_or(&[]).iter().copied()),
         }
     }
 }
@@ -686,30 +668,31 @@ pub enum BlockTs<'s> {
 
 impl BlockTs<'_> {
     /// The timestamps from row `a` (the first row of a customer's run) to the block's end.
-    pub fn run(&self, a: usize) -> BlockTsRun<'_> {
+    pub fn run(&self, a: usize) -> Either<column::TsRun<'_, '_>, Copied<Iter<'_, i64>>> {
         match self {
-            BlockTs::Lazy(r) => BlockTsRun::Lazy(r.run(a)),
-            BlockTs::Decoded(v) => BlockTsRun::Decoded(v.get(a..).unwrap_or(&[]).iter()),
+            BlockTs::Lazy(r) => Either::A(r.run(a)),
+            BlockTs::Decoded(v) => Either::B(v.get(a..).unwrap_or(&[]).iter().copied()),
         }
     }
 }
 
-/// The iterator of [`BlockTs::run`].
-pub enum BlockTsRun<'r> {
-    /// Decoding as it goes.
-    Lazy(column::TsRun<'r, 'r>),
-    /// Over decoded values.
-    Decoded(std::slice::Iter<'r, i64>),
+/// One of two iterators of one item type: the two forms of a column a lazy block read gives
+/// (scans that care match on the form instead, so that each form's loop is compiled alone).
+pub enum Either<A, B> {
+    /// The first form.
+    A(A),
+    /// The second form.
+    B(B),
 }
 
-impl Iterator for BlockTsRun<'_> {
-    type Item = i64;
+impl<T, A: Iterator<Item = T>, B: Iterator<Item = T>> Iterator for Either<A, B> {
+    type Item = T;
 
     #[inline]
-    fn next(&mut self) -> Option<i64> {
+    fn next(&mut self) -> Option<T> {
         match self {
-            BlockTsRun::Lazy(r) => r.next(),
-            BlockTsRun::Decoded(v) => v.next().copied(),
+            Either::A(a) => a.next(),
+            Either::B(b) => b.next(),
         }
     }
 }
