@@ -331,7 +331,7 @@ impl SegmentWriter {
         chunks.push(self.chunk()?);
         column::put_width_u32(&mut self.raw, &cols.event);
         chunks.push(self.chunk()?);
-        column::put_u8s(&mut self.raw, &cols.stage);
+        column::put_stages(&mut self.raw, &cols.stage, &cols.event);
         chunks.push(self.chunk()?);
         let props = self.props.clone();
         for (id, ty) in props {
@@ -1090,12 +1090,18 @@ impl Segment {
             column(1, &mut |r| column::get_timestamps(r, n, ends, &mut out.ts))?;
         }
         out.event.clear();
+        // Stage codes may be stored as a map by event id (tag 10): reading them reads the
+        // event ids too (into `out` only when asked for).
+        let mut events_only = Vec::new();
         if set.event {
             column(2, &mut |r| column::get_width_u32(r, n, &mut out.event))?;
+        } else if set.stage {
+            column(2, &mut |r| column::get_width_u32(r, n, &mut events_only))?;
         }
         out.stage.clear();
         if set.stage {
-            let off = column(3, &mut |r| column::get_u8s(r, n, &mut out.stage))?;
+            let events = if set.event { &out.event } else { &events_only };
+            let off = column(3, &mut |r| column::get_stages(r, n, Some(events), &mut out.stage))?;
             if out.stage.iter().any(|&s| s > 5) {
                 return Err(FileError::corrupt(path, off, "stage code out of range"));
             }
@@ -1234,7 +1240,8 @@ mod tests {
 
     /// A lazy block read gives each customer's timestamps as the whole-block decoding does, for
     /// segments with tag 9 timestamps (decoded per customer) and tag 7 ones (older segments,
-    /// decoded whole), over several blocks with customers that span them.
+    /// decoded whole), over several blocks with customers that span them; stage codes stored
+    /// as a map by event read back alone and with every column.
     #[test]
     fn lazy_block_reads_equal_whole_blocks() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
@@ -1260,7 +1267,8 @@ mod tests {
             rows.cid.push(cid);
             rows.ts.push(t);
             rows.event.push((x % 13) as u32);
-            rows.stage.push(0);
+            // Stages that follow the event: stored as a map by event id (tag 10).
+            rows.stage.push((x % 13 % 6) as u8);
         }
         std::fs::create_dir_all(dir.path().join(SEG_DIR))?;
         for (id, tag7) in [(1u64, false), (2, true)] {
@@ -1276,8 +1284,26 @@ mod tests {
             assert!(seg.footer.blocks.len() >= 3);
             let mut bufs = LazyBufs::default();
             let mut whole = Columns::default();
+            let mut whole_start = 0;
             for i in 0..seg.footer.blocks.len() {
                 seg.read_block_into(i, ColumnSet::ALL, &mut whole)?;
+                assert_eq!(
+                    whole.stage,
+                    rows.stage[whole_start..whole_start + whole.len()],
+                    "{name}"
+                );
+                let stages_only = ColumnSet {
+                    ts: false,
+                    event: false,
+                    stage: true,
+                    props: false,
+                    prop_mask: 0,
+                };
+                assert_eq!(
+                    seg.read_block(i, stages_only)?.stage,
+                    whole.stage,
+                    "{name}: stages alone"
+                );
                 let lazy = seg.read_block_runs_lazy(i, &mut bufs)?;
                 assert_eq!(matches!(lazy.ts, BlockTs::Lazy(_)), !tag7, "{name}");
                 assert_eq!(lazy.events.ids(0, lazy.rows).collect::<Vec<u32>>(), whole.event);
@@ -1294,6 +1320,7 @@ mod tests {
                     a = end;
                 }
                 assert_eq!(a, whole.len());
+                whole_start += whole.len();
             }
         }
         Ok(())
