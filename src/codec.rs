@@ -272,6 +272,20 @@ pub fn compress(raw: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
     zstd::bulk::compress(raw, level)
 }
 
+/// The first four bytes of every zstd frame.
+pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// Decompresses one zstd frame that records its content size (as [`compress`] writes it),
+/// which must be at most `max` bytes.
+pub fn decompress_frame(stored: &[u8], max: usize, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    let size = match zstd::zstd_safe::get_frame_content_size(stored) {
+        Ok(Some(n)) => usize::try_from(n).unwrap_or(usize::MAX),
+        Ok(None) => return Err(DecodeError::new(0, "zstd frame without its content size")),
+        Err(_) => return Err(DecodeError::new(0, "not a zstd frame")),
+    };
+    decompress_into(stored, size, max, out)
+}
+
 /// A zstd compression context kept across calls (creating one per chunk allocates and clears
 /// its tables every time).
 pub struct Compressor(zstd::bulk::Compressor<'static>);

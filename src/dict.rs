@@ -470,10 +470,21 @@ fn put_frames(out: &mut Vec<u8>, entries: &[DictEntry]) {
         }
         payload.clear();
         encode_entries(&entries[start..end], &mut payload);
-        codec::put_frame(out, &payload);
+        // Large payloads (an import's new customers) are stored zstd-compressed when that saves
+        // an eighth: 400 k customer ids took 4.27 MB raw. A DICT_DELTA never starts with the
+        // zstd magic (its second byte would be an invalid entry kind), so readers tell them apart.
+        let packed = (payload.len() >= COMPRESS_FROM)
+            .then(|| codec::compress(&payload, 3).ok())
+            .flatten()
+            .filter(|p| p.len() < payload.len() / 8 * 7);
+        codec::put_frame(out, packed.as_deref().unwrap_or(&payload));
         start = end;
     }
 }
+
+/// Frame payloads from this many bytes on are compressed when it pays (smaller ones, the
+/// entries of one flush, are written as they are).
+const COMPRESS_FROM: usize = 4 << 10;
 
 /// Writes generation `generation` (a new file) holding the entries of `dicts` below `upto`,
 /// vacated texts left out, and fsyncs it; returns its length. The caller fsyncs the directory
@@ -511,11 +522,19 @@ pub fn load(
         ));
     }
     let mut dicts = Dicts::default();
+    let mut unpacked = Vec::new();
     let mut at = file::HEADER_LEN;
     while at < valid {
         match codec::read_frame(&bytes[..valid], at, limits::DICT_FRAME_BYTES_MAX) {
             Frame::Good { payload, next } => {
                 let base = (at + codec::FRAME_HEADER) as u64;
+                let payload = if payload.starts_with(&codec::ZSTD_MAGIC) {
+                    codec::decompress_frame(payload, limits::DICT_FRAME_BYTES_MAX, &mut unpacked)
+                        .map_err(|e| FileError::decode(&path, base, e))?;
+                    &unpacked[..]
+                } else {
+                    payload
+                };
                 let mut r = Reader::new(payload);
                 let delta = DictDelta::decode(&mut r).map_err(|e| FileError::decode(&path, base, e))?;
                 r.finish().map_err(|e| FileError::decode(&path, base, e))?;
@@ -578,6 +597,73 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    fn customers(from: u32, n: u32) -> DictDelta {
+        DictDelta {
+            entries: (from..from + n)
+                .map(|id| DictEntry {
+                    kind: DictKind::Customer,
+                    id,
+                    name: format!("{}", id.wrapping_mul(2_654_435_761) % 1_000_000),
+                    ty: None,
+                    vacant: false,
+                })
+                .collect(),
+        }
+    }
+
+    /// An import's many new entries are stored as a compressed frame and a flush's few as they
+    /// are; both load back; damage inside a compressed frame is an error naming the file.
+    #[test]
+    fn large_frames_are_compressed_and_load_back() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let len = create(dir.path())?;
+        let (big, small) = (customers(0, 20_000), customers(20_000, 3));
+        let mid = append(dir.path(), 0, len, &big)?;
+        let end = append(dir.path(), 0, mid, &small)?;
+        let mut raw = Vec::new();
+        encode_entries(&big.entries, &mut raw);
+        let bytes = std::fs::read(dict_path(dir.path(), 0))?;
+        let first = &bytes[file::HEADER_LEN + codec::FRAME_HEADER..];
+        assert!(
+            first.starts_with(&codec::ZSTD_MAGIC),
+            "a large frame is compressed"
+        );
+        assert!(
+            mid - len < raw.len() as u64 * 3 / 4,
+            "{} of {} bytes",
+            mid - len,
+            raw.len()
+        );
+        let second = &bytes[mid as usize + codec::FRAME_HEADER..];
+        assert!(
+            !second.starts_with(&codec::ZSTD_MAGIC),
+            "a small frame is stored as it is"
+        );
+        let counts = DictCounts {
+            customers: 20_003,
+            ..DictCounts::default()
+        };
+        let dicts = load(dir.path(), 0, end, counts, false)?;
+        let mut want = Dicts::default();
+        want.apply(&big)?;
+        want.apply(&small)?;
+        for id in [0u32, 1, 19_999, 20_000, 20_002] {
+            assert_eq!(dicts.customers.name(id), want.customers.name(id), "id {id}");
+        }
+        assert_eq!(dicts.counts(), counts);
+        // A zstd frame that passes the frame checksum but does not decompress.
+        let mut payload = codec::ZSTD_MAGIC.to_vec();
+        payload.extend_from_slice(&[0xff; 40]);
+        let mut damaged = bytes[..file::HEADER_LEN].to_vec();
+        codec::put_frame(&mut damaged, &payload);
+        std::fs::write(dict_path(dir.path(), 0), &damaged)?;
+        let err = load(dir.path(), 0, damaged.len() as u64, counts, false)
+            .err()
+            .ok_or("a damaged compressed frame loaded")?;
+        assert!(err.to_string().contains("dict.log"), "{err}");
+        Ok(())
+    }
 
     #[derive(Clone, Debug)]
     enum Op {
