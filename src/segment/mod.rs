@@ -35,9 +35,9 @@ pub const SEG_DIR: &str = "seg";
 /// Bytes of the trailer.
 pub const TRAILER_LEN: usize = 32;
 
-/// First byte of a zstd frame (magic 0xFD2FB528, little-endian); a chunk stored uncompressed
-/// starts with its column tag (1..=7) instead.
-const ZSTD_MAGIC_0: u8 = 0x28;
+/// First byte of a zstd frame; a chunk stored uncompressed starts with its column tag (1..=10)
+/// instead.
+const ZSTD_MAGIC_0: u8 = codec::ZSTD_MAGIC[0];
 
 /// Number of fixed columns: customer, timestamp, event, stage.
 const FIXED_COLUMNS: usize = 4;
