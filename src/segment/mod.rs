@@ -666,17 +666,7 @@ pub enum BlockTs<'s> {
     Decoded(&'s [i64]),
 }
 
-impl BlockTs<'_> {
-    /// The timestamps from row `a` (the first row of a customer's run) to the block's end.
-    pub fn run(&self, a: usize) -> Either<column::TsRun<'_, '_>, Copied<Iter<'_, i64>>> {
-        match self {
-            BlockTs::Lazy(r) => Either::A(r.run(a)),
-            BlockTs::Decoded(v) => Either::B(v.get(a..).unwrap_or(&[]).iter().copied()),
-        }
-    }
-}
-
-/// One of two iterators of one item type: the two forms of a column a lazy block read gives
+/// One of two iterators of one item type: the two forms of event ids a lazy block read gives
 /// (scans that care match on the form instead, so that each form's loop is compiled alone).
 pub enum Either<A, B> {
     /// The first form.
@@ -1315,7 +1305,10 @@ mod tests {
                 for (&c, &end) in lazy.cids.iter().zip(lazy.ends) {
                     let end = end as usize;
                     assert!(whole.cid[a..end].iter().all(|&x| x == c));
-                    let ts: Vec<i64> = lazy.ts.run(a).take(end - a).collect();
+                    let ts: Vec<i64> = match &lazy.ts {
+                        BlockTs::Lazy(r) => r.run(a).take(end - a).collect(),
+                        BlockTs::Decoded(v) => v[a..end].to_vec(),
+                    };
                     assert_eq!(ts, whole.ts[a..end], "{name} block {i} rows {a}..{end}");
                     a = end;
                 }
