@@ -3,8 +3,8 @@
 
 For each size: generate the demo dataset (journeydb's generator, exported as Parquet and CSV),
 load it into every engine, run the canonical queries Q1..Q7 (one warm-up, then --reps timed runs,
-median reported), check that every engine returns the same normalised answer, and print one
-table. Exit status 1 when any answer differs. Run through ./run, which builds the journeydb
+median reported; the engines' runs interleaved), check that every engine returns the same
+normalised answer, and print one table. Exit status 1 when any answer differs. Run through ./run, which builds the journeydb
 runner and creates the virtual environment; see README.md next to this file.
 """
 
@@ -125,31 +125,10 @@ def checksum(rows):
 
 
 # ---------------------------------------------------------------------------------------------
-# Engines. Each returns {"load_s", "bytes", "queries": {Q: (median_ms, rows, reps)}}.
-
-
-def timed(run, reps, what):
-    """One warm-up, then `reps` timed runs; (median ms, rows of the last run)."""
-    try:
-        rows = run()
-    except Exception as e:  # name the engine and query, then stop
-        sys.exit(f"{what} failed: {e}")
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        rows = run()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times), rows
-
-
-def peer_queries(engine, fetch, reps, customer):
-    """Times Q1..Q7 from sql/<engine>/ with `fetch(text) -> rows`; {Q: (median ms, rows, reps)}."""
-    queries = {}
-    for q in QUERIES:
-        text = statements(sql(engine, q.lower(), customer=customer, lo=Q5_LO, hi=Q5_HI))[0]
-        ms, rows = timed(lambda: fetch(text), reps, f"{engine} {q}")
-        queries[q] = (ms, norm_peer(q, rows), reps)
-    return queries
+# Engines. Each `load_<engine>` loads the Parquet file and returns
+# ({"load_s", "bytes"}, run, close): `run(q)` runs query `q` once and returns (ms, normalised
+# rows), `close()` releases the engine. Queries are timed afterwards, interleaved across engines
+# (see `time_interleaved`).
 
 
 def settle():
@@ -159,21 +138,48 @@ def settle():
     os.sync()
 
 
-def run_journeydb(runner, work, parquet, events, reps, customer):
+def peer_runner(engine, fetch, customer):
+    """`run(q)` for a peer: the query's SQL from sql/<engine>/, timed around `fetch(text) -> rows`
+    (the time includes fetching the rows into Python)."""
+    texts = {q: statements(sql(engine, q.lower(), customer=customer, lo=Q5_LO, hi=Q5_HI))[0] for q in QUERIES}
+
+    def run(q):
+        t0 = time.perf_counter()
+        rows = fetch(texts[q])
+        return (time.perf_counter() - t0) * 1e3, norm_peer(q, rows)
+
+    return run
+
+
+def load_journeydb(work, parquet, events, customer, runner):
     db = os.path.join(work, "journeydb")
     settle()
     load = json.loads(subprocess.check_output([runner, "load", db, parquet]))
     if load["events"] != events:
         sys.exit(f"journeydb loaded {load['events']} events, expected {events}")
-    settle()
-    out = json.loads(subprocess.check_output([runner, "query", db, str(reps), str(customer)]))
-    queries = {}
-    for q in out["queries"]:
-        queries[q["id"]] = (q["median_ms"], norm_journeydb(q["id"], q), reps)
-    return {"load_s": load["seconds"], "bytes": load["bytes"], "queries": queries}
+    # A long-lived runner answers one query per line; its time is measured in-process, so the
+    # pipe is not counted (as process start-up is not counted for anyone).
+    proc = subprocess.Popen([runner, "serve", db, str(customer)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+
+    def run(q):
+        proc.stdin.write(q + "\n")
+        proc.stdin.flush()
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"compare_runner serve exited with status {proc.wait()}")
+        out = json.loads(line)
+        return out["ms"], norm_journeydb(q, out)
+
+    def close():
+        proc.stdin.close()
+        if proc.wait() != 0:
+            sys.exit(f"compare_runner serve failed with status {proc.returncode}")
+
+    return {"load_s": load["seconds"], "bytes": load["bytes"]}, run, close
 
 
-def run_duckdb(work, parquet, events, reps, customer):
+def load_duckdb(work, parquet, events, customer, runner):
     import duckdb
 
     path = os.path.join(work, "duck.duckdb")
@@ -190,13 +196,11 @@ def run_duckdb(work, parquet, events, reps, customer):
     if n != events:
         sys.exit(f"duckdb loaded {n} events, expected {events}")
     size = sum(os.path.getsize(p) for p in (path, path + ".wal") if os.path.exists(p))
-    settle()
-    queries = peer_queries("duckdb", lambda text: con.execute(text).fetchall(), reps, customer)
-    con.close()
-    return {"load_s": load_s, "bytes": size, "queries": queries}
+    run = peer_runner("duckdb", lambda text: con.execute(text).fetchall(), customer)
+    return {"load_s": load_s, "bytes": size}, run, con.close
 
 
-def run_chdb(work, parquet, events, reps, customer):
+def load_chdb(work, parquet, events, customer, runner):
     from chdb import session as chs
 
     path = os.path.join(work, "chdb")
@@ -217,13 +221,10 @@ def run_chdb(work, parquet, events, reps, customer):
     if n != events:
         sys.exit(f"chdb loaded {n} events, expected {events}")
     size = int(rows_of("SELECT sum(bytes_on_disk) FROM system.parts WHERE table = 'events' AND active")[0][0])
-    settle()
-    queries = peer_queries("chdb", rows_of, reps, customer)
-    sess.close()
-    return {"load_s": load_s, "bytes": size, "queries": queries}
+    return {"load_s": load_s, "bytes": size}, peer_runner("chdb", rows_of, customer), sess.close
 
 
-def run_sqlite(work, parquet, events, reps, customer):
+def load_sqlite(work, parquet, events, customer, runner):
     import duckdb
 
     path = os.path.join(work, "sqlite.db")
@@ -254,10 +255,34 @@ def run_sqlite(work, parquet, events, reps, customer):
     if n != events:
         sys.exit(f"sqlite loaded {n} events, expected {events}")
     size = os.path.getsize(path)
-    settle()
-    queries = peer_queries("sqlite", lambda text: con.execute(text).fetchall(), reps, customer)
-    con.close()
-    return {"load_s": load_s, "bytes": size, "queries": queries}
+    run = peer_runner("sqlite", lambda text: con.execute(text).fetchall(), customer)
+    return {"load_s": load_s, "bytes": size}, run, con.close
+
+
+def time_interleaved(runs, reps):
+    """Times every query of every engine: per query, one warm-up run of each engine, then rounds
+    in which each engine runs once (the engines' order rotating between rounds), until each has
+    its `reps[engine]` timed runs. Interleaving gives every engine the same moments of a shared,
+    noisy machine — timed one engine after another, a slow minute lands on one engine only.
+    Returns {engine: {Q: (median ms, rows of the last run, runs)}}."""
+    out = {e: {} for e in runs}
+    engines = list(runs)
+    for q in QUERIES:
+        times = {e: [] for e in engines}
+        rows = {}
+        for e in engines:
+            try:
+                rows[e] = runs[e](q)[1]
+            except Exception as x:  # name the engine and query, then stop
+                sys.exit(f"{e} {q} failed: {x}")
+        for r in range(max(reps.values())):
+            for e in engines[r % len(engines):] + engines[:r % len(engines)]:
+                if len(times[e]) < reps[e]:
+                    ms, rows[e] = runs[e](q)
+                    times[e].append(ms)
+        for e in engines:
+            out[e][q] = (statistics.median(times[e]), rows[e], reps[e])
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,16 +382,21 @@ def main():
         events = gen["events"]
         customers = max(1, size // 25)
         customer = 4242 if customers > 4242 else customers // 2
-        results = {}
+        results, runs, closers, reps = {}, {}, [], {}
         for eng in engines:
-            reps = args.reps
+            reps[eng] = args.reps
             if eng == "sqlite" and events > args.sqlite_full_max:
-                reps = 1
-            print(f"[{events:,} events] {eng} …", file=sys.stderr, flush=True)
-            if eng == "journeydb":
-                results[eng] = run_journeydb(args.runner, work, parquet, events, reps, customer)
-            else:
-                results[eng] = globals()["run_" + eng](work, parquet, events, reps, customer)
+                reps[eng] = 1
+            print(f"[{events:,} events] loading {eng} …", file=sys.stderr, flush=True)
+            results[eng], runs[eng], close = globals()["load_" + eng](work, parquet, events, customer,
+                                                                      args.runner)
+            closers.append(close)
+        print(f"[{events:,} events] queries, interleaved …", file=sys.stderr, flush=True)
+        settle()
+        for eng, queries in time_interleaved(runs, reps).items():
+            results[eng]["queries"] = queries
+        for close in closers:
+            close()
         report(size, events, results, args.reps)
         if any(n != args.reps for r in results.values() for (_, _, n) in r["queries"].values()):
             print(f"\n†1: one timed run after one warm-up (SQLite above {args.sqlite_full_max:,} events).")

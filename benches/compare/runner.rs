@@ -5,9 +5,13 @@
 //! compare_runner gen   EVENTS OUT_DIR          # demo data -> OUT_DIR/events.parquet, events.csv
 //! compare_runner load  DB FILE                 # import FILE into a new DB, flush, compact
 //! compare_runner query DB REPS CUSTOMER        # Q1..Q7: one warm-up, REPS timed runs each
+//! compare_runner serve DB CUSTOMER              # one timed run per query id read on stdin
 //! ```
 //!
-//! Every command prints one JSON object on stdout; errors go to stderr with exit status 1.
+//! `gen`, `load` and `query` print one JSON object on stdout; `serve` answers each line of stdin
+//! (a query id, `Q1`..`Q7`) with one line of JSON, so that `compare.py` can interleave
+//! journeydb's runs with the peers' (every engine then meets the same moments of this shared
+//! machine). Errors go to stderr with exit status 1.
 
 #![allow(clippy::print_stdout)] // a measurement program: its output is the point
 
@@ -30,9 +34,14 @@ fn main() {
         ["query", db, reps, customer] => {
             parse(reps).and_then(|r| queries(Path::new(db), r as usize, customer))
         }
-        _ => Err("usage: compare_runner gen EVENTS DIR | load DB FILE | query DB REPS CUSTOMER".into()),
+        ["serve", db, customer] => serve(Path::new(db), customer).map(|()| J::Null),
+        _ => Err(
+            "usage: compare_runner gen EVENTS DIR | load DB FILE | query DB REPS CUSTOMER | serve DB CUSTOMER"
+                .into(),
+        ),
     };
     match out {
+        Ok(J::Null) => {}
         Ok(v) => println!("{v}"),
         Err(e) => {
             eprintln!("compare_runner: {e}");
@@ -157,6 +166,37 @@ fn cell(c: &Cell) -> J {
         Cell::Bool(b) => json!(b),
         Cell::Time(us) => json!(journeydb::model::format_ts(*us)),
     }
+}
+
+/// Reads query ids (`Q1`..`Q7`) from stdin, one per line, and answers each with one JSON line:
+/// the id, the in-process time of one run (ms) and its result. Ends at the end of stdin.
+fn serve(db_dir: &Path, customer: &str) -> Result<(), String> {
+    use std::io::{BufRead, Write};
+    let db = Db::open_read_only(db_dir).map_err(err)?;
+    let snap = db.snapshot();
+    let opts = QueryOptions::default();
+    let texts = statements(customer);
+    let mut out = std::io::stdout().lock();
+    for line in std::io::stdin().lock().lines() {
+        let line = line.map_err(err)?;
+        let id = line.trim();
+        let Some((_, text)) = texts.iter().find(|(q, _)| *q == id) else {
+            return Err(format!("unknown query id {id:?}"));
+        };
+        let t0 = Instant::now();
+        let table = snap.query_with(text, &opts).map_err(|e| format!("{id}: {e}"))?;
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        let answer = json!({
+            "id": id,
+            "ms": ms,
+            "columns": table.columns,
+            "rows": table.rows.iter().map(|r| r.iter().map(cell).collect::<Vec<_>>()).collect::<Vec<_>>(),
+        });
+        writeln!(out, "{answer}")
+            .and_then(|()| out.flush())
+            .map_err(err)?;
+    }
+    Ok(())
 }
 
 /// Runs each canonical query once to warm up, then `reps` times; reports every time, the
