@@ -35,8 +35,9 @@ impl DayCursor {
     fn of(&mut self, ts: i64) -> i32 {
         if ts < self.lo || ts >= self.hi {
             self.day = day_of(ts);
-            // ts ≥ day × DAY_US > i64::MIN, and the end saturates at the top day.
-            self.lo = i64::from(self.day) * DAY_US;
+            // The bottom day starts before i64::MIN (floor division) and the top one ends
+            // after i64::MAX: both ends saturate.
+            self.lo = i64::from(self.day).saturating_mul(DAY_US);
             self.hi = self.lo.saturating_add(DAY_US);
         }
         self.day

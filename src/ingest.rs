@@ -187,6 +187,7 @@ pub fn prepare(dicts: &Dicts, stage_map: &StageMap, events: &[Event]) -> Result<
     let mut seen_props: Vec<u32> = Vec::new();
     for (index, ev) in events.iter().enumerate() {
         let invalid = |reason: String| IngestError::Invalid { index, reason };
+        crate::model::check_ts(ev.ts_us).map_err(invalid)?;
         if dicts.customers.get(&ev.customer).is_none() {
             check_name(index, "customer id", &ev.customer, limits::CUSTOMER_ID_BYTES_MAX)?;
             if p.full(DictKind::Customer) {

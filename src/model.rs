@@ -9,6 +9,24 @@ pub type TimestampUs = i64;
 /// Microseconds in one UTC day.
 pub const DAY_US: i64 = 86_400_000_000;
 
+/// The earliest timestamp an event may have: -9999-01-01T00:00:00Z (proleptic Gregorian).
+pub const TS_MIN: TimestampUs = -377_705_116_800_000_000;
+/// The latest timestamp an event may have: 9999-12-31T23:59:59.999999Z.
+pub const TS_MAX: TimestampUs = 253_402_300_799_999_999;
+
+/// `ts` when it lies in [`TS_MIN`]..=[`TS_MAX`] — the years ISO 8601 writes with four digits,
+/// and 24 times less than i64's range, so that time arithmetic (a day's end, a bucket's, a
+/// window's) never nears overflow — else why not.
+pub fn check_ts(ts: TimestampUs) -> Result<TimestampUs, String> {
+    if (TS_MIN..=TS_MAX).contains(&ts) {
+        Ok(ts)
+    } else {
+        Err(format!(
+            "timestamp {ts} µs is outside the supported range (years -9999 to 9999)"
+        ))
+    }
+}
+
 /// The UTC day number (days since 1970-01-01) of a timestamp.
 pub fn day_of(ts_us: TimestampUs) -> i32 {
     // Days since the epoch of any i64 microsecond value fit in i32 (±106 751 991 days).

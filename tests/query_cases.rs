@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use journeydb::model::{TS_MAX, TS_MIN};
 use journeydb::{Cell, Db, Event, Options, Query, QueryError, QueryOptions, Stage, Sync};
 
 const M: i64 = 60_000_000;
@@ -663,4 +664,110 @@ fn funnel_over_blocks_equals_funnel_over_merged_segments() {
     }
     // Not a vacuous comparison: the funnels count customers at every step.
     assert!(counts(&db, queries[0]).iter().all(|&n| n > 0));
+}
+
+/// Timestamps at the ends of the supported range (years -9999 and 9999): a chain starting at
+/// the earliest instant is a chain, and a gap of 20,000 years is outside any window. (The fast
+/// funnel kernel once took i64::MIN for "no chain" and subtracted timestamps unchecked.)
+#[test]
+fn funnel_at_the_ends_of_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(dir.path().join("db"), Options::default().sync(Sync::Never)).unwrap();
+    db.commit(&[
+        Event::new("a", TS_MIN, "visit"),
+        Event::new("a", TS_MIN + 1, "add_to_cart"),
+        Event::new("a", TS_MIN + 2, "purchase"),
+        Event::new("b", TS_MIN + 1, "visit"),
+        Event::new("b", TS_MAX - 1, "add_to_cart"),
+        Event::new("b", TS_MAX, "purchase"),
+    ])
+    .unwrap();
+    // Unordered: b's add_to_cart and purchase are two distinct steps within 7 days.
+    for (extra, want) in [
+        ("", [2, 1, 1]),
+        ("TIES STRICT", [2, 1, 1]),
+        ("MODE STRICT", [2, 1, 1]),
+        ("MODE UNORDERED", [2, 2, 1]),
+    ] {
+        for flush in [false, true] {
+            if flush {
+                db.flush().unwrap();
+            }
+            let q = format!("FUNNEL visit -> add_to_cart -> purchase WITHIN 7d {extra}");
+            assert_eq!(counts(&db, &q), want, "{q}, flushed: {flush}");
+        }
+    }
+}
+
+/// A timestamp outside the supported range is refused, naming the event; the range's ends
+/// are accepted.
+#[test]
+fn timestamps_outside_the_supported_range_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(dir.path().join("db"), Options::default().sync(Sync::Never)).unwrap();
+    for ts in [TS_MIN - 1, TS_MAX + 1, i64::MIN, i64::MAX] {
+        let e = db
+            .commit(&[Event::new("a", 0, "visit"), Event::new("a", ts, "visit")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("event 1 of the batch") && e.contains("supported range"),
+            "{ts}: {e}"
+        );
+    }
+    db.commit(&[Event::new("a", TS_MIN, "visit"), Event::new("a", TS_MAX, "visit")])
+        .unwrap();
+    assert_eq!(db.snapshot().query("TIMELINE 'a'").unwrap().rows.len(), 2);
+}
+
+/// Every query form over events at the ends of the supported range answers (or reports an
+/// error); none panics — day and bucket arithmetic stays inside i64.
+#[test]
+fn every_query_at_the_ends_of_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(dir.path().join("db"), Options::default().sync(Sync::Never)).unwrap();
+    db.set_stage("visit", Some(Stage::Awareness)).unwrap();
+    db.set_stage("purchase", Some(Stage::Purchase)).unwrap();
+    db.commit(&[
+        Event::new("a", TS_MIN, "visit").with_prop("channel", "web"),
+        Event::new("a", TS_MIN + 1, "purchase").with_prop("amount", 5.0),
+        Event::new("b", TS_MAX - 1, "visit"),
+        Event::new("b", TS_MAX, "purchase").with_prop("amount", 7.0),
+        Event::new("c", 0, "visit"),
+    ])
+    .unwrap();
+    let queries = [
+        "FUNNEL visit -> purchase WITHIN 7d",
+        "FUNNEL visit -> purchase WITHIN 7d MODE STRICT",
+        "FUNNEL visit -> purchase WITHIN 7d MODE UNORDERED",
+        "FUNNEL visit -> purchase WITHIN 7d BY channel",
+        "RETENTION visit RETURN visit OR purchase PERIOD week PERIODS 8",
+        "RETENTION visit RETURN purchase PERIOD day PERIODS 3 FIRST_TIME",
+        "TREND uniq PERIOD day",
+        "TREND count PERIOD month",
+        "TREND sum(amount) OF STAGE purchase PERIOD day",
+        "LIFECYCLE OF visit OR purchase PERIOD week",
+        "STICKINESS OF visit PERIOD day",
+        "TIMELINE 'a'",
+        "TIMELINE 'b'",
+        "CUSTOMERS IN STAGE purchase",
+    ];
+    for flush in [false, true] {
+        if flush {
+            db.flush().unwrap();
+        }
+        for q in queries {
+            // Bucketed forms may refuse (20,000 years of days exceed the bucket limit; calendar
+            // arithmetic may leave the calendar's range): an error, not a panic. The others
+            // answer.
+            let bucketed = ["RETENTION", "TREND", "LIFECYCLE", "STICKINESS"]
+                .iter()
+                .any(|k| q.starts_with(k));
+            match db.snapshot().query(q) {
+                Ok(t) => assert!(!t.columns.is_empty(), "{q}"),
+                Err(e) => assert!(bucketed, "{q}: {e}"),
+            }
+        }
+    }
+    assert_eq!(counts(&db, "FUNNEL visit -> purchase WITHIN 7d"), vec![3, 2]);
 }

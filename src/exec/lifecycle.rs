@@ -474,7 +474,8 @@ impl Operator for TransitionsOp {
                 continue;
             }
             let in_range = self.range.is_none_or(|(lo, _)| t >= lo);
-            let waited = if furthest == 0 { 0 } else { t - since };
+            // Saturating: a wait longer than i64 microseconds exceeds every WITHIN.
+            let waited = if furthest == 0 { 0 } else { t.saturating_sub(since) };
             if in_range && self.within.is_none_or(|w| waited <= w) {
                 p.moves.entry((furthest, s)).or_default().push(waited);
             }

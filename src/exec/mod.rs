@@ -717,21 +717,26 @@ impl<E: Iterator<Item = u32>, T: Iterator<Item = i64>, S: Iterator<Item = u8>> I
 /// steps levels, fed rows in (timestamp, sequence) order — in one call, or block by block for a
 /// customer whose rows span blocks — then finished into the partial.
 struct FunnelRun<const N: usize> {
-    /// settled[k] / fresh[k]: latest start of a chain at level k (NONE = no chain). With TIES
-    /// STRICT a chain reached at timestamp t is `fresh` until the timestamp changes: events at
-    /// t extend only `settled` chains, so no two steps share a timestamp.
+    /// settled[k] / fresh[k]: latest start of a chain at level k (i64::MIN, the identity of
+    /// `max`, when there is none; whether there is one is in `chains` and `dirty`, since every
+    /// i64 is a timestamp). With TIES STRICT a chain reached at timestamp t is `fresh` until
+    /// the timestamp changes: events at t extend only `settled` chains, so no two steps share
+    /// a timestamp.
     settled: [i64; N],
     fresh: [i64; N],
+    /// Levels with a settled chain.
+    chains: u64,
     /// Levels with a fresh chain.
     dirty: u64,
-    /// Time from the chain's start to each level's first reaching.
+    /// Time from the chain's start to each level's first reaching (set where `timed`).
     times: [i64; N],
+    timed: u64,
     level: usize,
     group_ts: i64,
     first_seen: bool,
 }
 
-/// "No chain" / "not yet" in [`FunnelRun`].
+/// The value of an empty slot in [`FunnelRun`] (not a marker: validity is kept in bits).
 const NONE: i64 = i64::MIN;
 
 impl<const N: usize> Default for FunnelRun<N> {
@@ -739,8 +744,10 @@ impl<const N: usize> Default for FunnelRun<N> {
         FunnelRun {
             settled: [NONE; N],
             fresh: [NONE; N],
+            chains: 0,
             dirty: 0,
-            times: [NONE; N],
+            times: [0; N],
+            timed: 0,
             level: 0,
             group_ts: NONE,
             first_seen: false,
@@ -772,6 +779,7 @@ impl<const N: usize> FunnelRun<N> {
                     let k = self.dirty.trailing_zeros() as usize;
                     self.settled[k] = self.settled[k].max(self.fresh[k]);
                     self.fresh[k] = NONE;
+                    self.chains |= 1 << k;
                     self.dirty &= self.dirty - 1;
                 }
                 self.group_ts = t;
@@ -790,20 +798,22 @@ impl<const N: usize> FunnelRun<N> {
                     t
                 } else {
                     let s = self.settled[k - 1];
-                    if s == NONE || t - s > op.within {
+                    if self.chains & (1 << (k - 1)) == 0 || !op.within(s, t) {
                         continue;
                     }
                     s
                 };
-                let x = if strict {
-                    &mut self.fresh[k]
+                if strict {
+                    self.fresh[k] = self.fresh[k].max(c);
+                    self.dirty |= 1 << k;
                 } else {
-                    &mut self.settled[k]
-                };
-                *x = (*x).max(c);
-                self.dirty |= 1 << k;
-                if self.times[k] == NONE {
+                    self.settled[k] = self.settled[k].max(c);
+                    self.chains |= 1 << k;
+                }
+                if self.timed & (1 << k) == 0 {
+                    // c ≤ t, and t - c ≤ WITHIN (or 0 at step 1): no overflow.
                     self.times[k] = t - c;
+                    self.timed |= 1 << k;
                 }
                 self.level = self.level.max(k);
             }
@@ -921,6 +931,13 @@ impl FunnelOp<'_> {
         self.range.is_none_or(|(lo, hi)| lo <= ts && ts < hi)
     }
 
+    /// True when `t` is at most WITHIN after `s` (`s` ≤ `t`: rows come in time order), exact
+    /// for any two i64 timestamps.
+    #[inline(always)]
+    fn within(&self, s: i64, t: i64) -> bool {
+        t.wrapping_sub(s) as u64 <= self.within as u64
+    }
+
     /// True when [`ordered_fast`](Self::ordered_fast) evaluates this funnel.
     fn fast(&self) -> bool {
         self.masks.is_some()
@@ -1006,7 +1023,7 @@ impl FunnelOp<'_> {
                         continue;
                     }
                     if let Some(s) = settled[(k - 1) * nc + c]
-                        && t - s <= self.within
+                        && self.within(s, t)
                     {
                         cands.push((k, c, s));
                     }
@@ -1114,7 +1131,7 @@ impl FunnelOp<'_> {
                 if let Some((s, cap)) = cur[k - 1]
                     && k <= cap
                     && tie_ok
-                    && t - s <= self.within
+                    && self.within(s, t)
                     && self.steps[k - 1].matches(rows, i, self.dicts)
                 {
                     let mut cap = cap;
@@ -1161,7 +1178,7 @@ impl FunnelOp<'_> {
         let mut seen = vec![false; n];
         for a in 0..idx.len() {
             let ta = rows.ts[idx[a]];
-            while hi < idx.len() && rows.ts[idx[hi]] - ta <= self.within {
+            while hi < idx.len() && self.within(ta, rows.ts[idx[hi]]) {
                 if masks[hi] != 0 {
                     match counts.iter_mut().find(|(m, _)| *m == masks[hi]) {
                         Some((_, c)) => *c += 1,

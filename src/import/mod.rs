@@ -734,6 +734,11 @@ fn read_parquet(
 /// (`2026-01-05T10:00:00Z`, `2026-01-05 10:00:00.123+01:00`, `2026-01-05`). A time without an
 /// offset is UTC. Digits beyond microseconds are truncated.
 pub fn parse_ts(text: &str, unit: TsUnit) -> Result<TimestampUs, String> {
+    parse_ts_any(text, unit).and_then(crate::model::check_ts)
+}
+
+/// [`parse_ts`] without the range check.
+fn parse_ts_any(text: &str, unit: TsUnit) -> Result<TimestampUs, String> {
     let s = text.trim();
     let b = s.as_bytes();
     if !b.is_empty()
@@ -958,6 +963,18 @@ mod tests {
             assert!(parse_ts(bad, TsUnit::Ms).is_err(), "{bad}");
         }
         assert!(parse_ts("99999999999999999", TsUnit::S).is_err());
+        // The supported range's ends (years -9999 and 9999), and one past each.
+        assert_eq!(
+            parse_ts("253402300799999999", TsUnit::Us),
+            Ok(crate::model::TS_MAX)
+        );
+        assert_eq!(parse_ts("-377705116800", TsUnit::S), Ok(crate::model::TS_MIN));
+        for bad in ["253402300800", "-377705116801", "9223372036854775807"] {
+            assert!(
+                parse_ts(bad, TsUnit::S).is_err_and(|e| e.contains("range")),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

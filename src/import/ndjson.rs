@@ -161,13 +161,15 @@ fn parse_row<'a>(
         J::Str(s) => parse_ts(s, opts.ts_unit).map_err(|e| err(ti, e))?,
         J::I64(n) => n
             .checked_mul(unit)
-            .ok_or_else(|| err(ti, format!("timestamp {n} is out of range")))?,
+            .ok_or_else(|| format!("timestamp {n} is out of range"))
+            .and_then(crate::model::check_ts)
+            .map_err(|e| err(ti, e))?,
         J::F64(x) => {
             let us = (x * unit as f64).round();
             if !us.is_finite() || us.abs() >= 9.2e18 {
                 return Err(err(ti, format!("timestamp {x} is out of range")));
             }
-            us as i64
+            crate::model::check_ts(us as i64).map_err(|e| err(ti, e))?
         }
         _ => return Err(err(ti, "expected a timestamp string or number".into())),
     };

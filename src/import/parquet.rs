@@ -152,6 +152,11 @@ impl KeyMemo {
 
 /// The timestamp at row `i` in µs.
 fn ts_at(a: &dyn Array, i: usize, unit: TsUnit) -> Result<i64, String> {
+    ts_at_any(a, i, unit).and_then(crate::model::check_ts)
+}
+
+/// [`ts_at`] without the range check.
+fn ts_at_any(a: &dyn Array, i: usize, unit: TsUnit) -> Result<i64, String> {
     if a.is_null(i) {
         return Err("timestamp is null".into());
     }
@@ -174,7 +179,7 @@ fn ts_at(a: &dyn Array, i: usize, unit: TsUnit) -> Result<i64, String> {
             .as_primitive::<TimestampNanosecondType>()
             .value(i)
             .div_euclid(1_000)),
-        DataType::Date32 => Ok(i64::from(a.as_primitive::<Date32Type>().value(i)) * DAY_US),
+        DataType::Date32 => range(i64::from(a.as_primitive::<Date32Type>().value(i)).checked_mul(DAY_US)),
         _ => match scalar(a, i)? {
             Some(Scalar::Str(s)) => parse_ts(s, unit),
             Some(Scalar::I64(n)) => range(n.checked_mul(unit.micros())),
@@ -283,6 +288,15 @@ fn batch_ts(a: &dyn Array) -> Option<Vec<i64>> {
     if a.null_count() > 0 {
         return None;
     }
+    let ts = batch_ts_any(a)?;
+    // A timestamp out of range: the row path reports its row.
+    ts.iter()
+        .all(|&t| crate::model::check_ts(t).is_ok())
+        .then_some(ts)
+}
+
+/// [`batch_ts`] without the null and range checks.
+fn batch_ts_any(a: &dyn Array) -> Option<Vec<i64>> {
     let scale = |v: &[i64], f: i64| v.iter().map(|&x| x.checked_mul(f)).collect::<Option<Vec<i64>>>();
     match a.data_type() {
         DataType::Timestamp(TimeUnit::Microsecond, _) => {
@@ -681,6 +695,32 @@ mod tests {
     use crate::import::Staged;
 
     const ROWS: usize = 70_000;
+
+    /// A Date32 timestamp is the day's midnight; a day outside years -9999..=9999 is an error
+    /// (also one whose midnight is beyond i64 microseconds), not a wrapped timestamp.
+    #[test]
+    fn date32_timestamps_and_their_range() {
+        let days = arrow_array::Date32Array::from(vec![
+            0,
+            -1,
+            20_454,
+            2_932_896,
+            -4_371_587,
+            2_932_897,
+            -4_371_588,
+            i32::MAX,
+            i32::MIN,
+        ]);
+        let at = |i| ts_at(&days, i, TsUnit::Us);
+        assert_eq!(at(0), Ok(0));
+        assert_eq!(at(1), Ok(-DAY_US));
+        assert_eq!(at(2), Ok(20_454 * DAY_US));
+        assert_eq!(at(3), Ok(2_932_896 * DAY_US)); // 9999-12-31
+        assert_eq!(at(4), Ok(crate::model::TS_MIN)); // -9999-01-01
+        for i in 5..9 {
+            assert!(at(i).is_err_and(|e| e.contains("range")), "{i}");
+        }
+    }
 
     /// Writes the test rows: strings dictionary-encoded or plain; with `bad`, rows 11, 21, 31
     /// and 66 001 (1-based) are bad, and customer "ghost" appears only on row 21.
