@@ -259,11 +259,13 @@ def load_sqlite(work, parquet, events, customer, runner):
     return {"load_s": load_s, "bytes": size}, run, con.close
 
 
-def time_interleaved(runs, reps):
+def time_queries(runs, reps, interleave=True):
     """Times every query of every engine: per query, one warm-up run of each engine, then rounds
     in which each engine runs once (the engines' order rotating between rounds), until each has
     its `reps[engine]` timed runs. Interleaving gives every engine the same moments of a shared,
-    noisy machine — timed one engine after another, a slow minute lands on one engine only.
+    noisy machine — timed one engine after another, a slow minute lands on one engine only — and
+    the same caches (each run follows another engine's). With `interleave=False` each engine
+    runs its timed runs of a query back to back (warm caches; the machine's moments differ).
     Returns {engine: {Q: (median ms, rows of the last run, runs)}}."""
     out = {e: {} for e in runs}
     engines = list(runs)
@@ -275,11 +277,15 @@ def time_interleaved(runs, reps):
                 rows[e] = runs[e](q)[1]
             except Exception as x:  # name the engine and query, then stop
                 sys.exit(f"{e} {q} failed: {x}")
-        for r in range(max(reps.values())):
-            for e in engines[r % len(engines):] + engines[:r % len(engines)]:
-                if len(times[e]) < reps[e]:
-                    ms, rows[e] = runs[e](q)
-                    times[e].append(ms)
+        if interleave:
+            order = [e for r in range(max(reps.values()))
+                     for e in engines[r % len(engines):] + engines[:r % len(engines)]]
+        else:
+            order = [e for e in engines for _ in range(reps[e])]
+        for e in order:
+            if len(times[e]) < reps[e]:
+                ms, rows[e] = runs[e](q)
+                times[e].append(ms)
         for e in engines:
             out[e][q] = (statistics.median(times[e]), rows[e], reps[e])
     return out
@@ -360,6 +366,8 @@ def main():
     ap.add_argument("--big", action="store_true", help="also run 100,000,000 events")
     ap.add_argument("--reps", type=int, default=5, help="timed runs per query (median reported)")
     ap.add_argument("--engines", default=",".join(ENGINES))
+    ap.add_argument("--sequential", action="store_true",
+                    help="time each engine's runs of a query back to back instead of interleaved")
     ap.add_argument("--sqlite-full-max", type=int, default=2_000_000,
                     help="above this many events SQLite runs each query once after a warm-up (†1)")
     ap.add_argument("--work", default=os.path.join(HERE, "..", "..", "target", "compare"))
@@ -391,9 +399,10 @@ def main():
             results[eng], runs[eng], close = globals()["load_" + eng](work, parquet, events, customer,
                                                                       args.runner)
             closers.append(close)
-        print(f"[{events:,} events] queries, interleaved …", file=sys.stderr, flush=True)
+        order = "one engine after another" if args.sequential else "interleaved"
+        print(f"[{events:,} events] queries, {order} …", file=sys.stderr, flush=True)
         settle()
-        for eng, queries in time_interleaved(runs, reps).items():
+        for eng, queries in time_queries(runs, reps, not args.sequential).items():
             results[eng]["queries"] = queries
         for close in closers:
             close()
