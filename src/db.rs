@@ -629,7 +629,8 @@ impl Db {
             staged.into_rows(&dicts, &map)?
         };
         let n = prepared.rows.len();
-        let order = prepared.rows.sort_order();
+        // Rows already in order (a file exported by customer) are written as they are.
+        let order = (!prepared.rows.is_sorted()).then(|| prepared.rows.sort_order());
         let dir = &inner.dir;
         let id = w.manifest.next_segment;
         let seq_min = w.next_seq;
@@ -639,7 +640,7 @@ impl Db {
             let seg = write_segment(
                 dir,
                 &path,
-                (&prepared.rows, Some(&order)),
+                (&prepared.rows, order.as_deref()),
                 (seq_min, seq_end),
                 inner.opts.zstd_level,
             )?;

@@ -442,6 +442,16 @@ impl Columns {
         }
     }
 
+    /// True when the rows are already in (customer, timestamp) order — then
+    /// [`sort_order`](Self::sort_order) is the identity (a file exported by customer, or the
+    /// rows of one customer's batch, need no sort and no gather).
+    pub fn is_sorted(&self) -> bool {
+        self.cid
+            .iter()
+            .zip(&self.ts)
+            .is_sorted_by(|a, b| (a.0, a.1) <= (b.0, b.1))
+    }
+
     /// The order that sorts rows by (customer, timestamp), keeping the current order among
     /// equal keys (the current order is ingestion order, so ties keep sequence order).
     ///
@@ -629,7 +639,12 @@ mod tests {
                 cid[0] = if base > u32::MAX / 2 { 0 } else { u32::MAX };
             }
             let r = rows(cid, ts);
-            prop_assert_eq!(r.sort_order_on(threads), r.sort_order_by_keys());
+            let order = r.sort_order_on(threads);
+            prop_assert_eq!(&order, &r.sort_order_by_keys());
+            // Sorted exactly when the order is the identity; sorted rows are sorted.
+            let identity = order.iter().enumerate().all(|(i, &o)| o as usize == i);
+            prop_assert_eq!(r.is_sorted(), identity);
+            prop_assert!(r.gather(&order).is_sorted());
         }
     }
 }
