@@ -916,16 +916,30 @@ impl Db {
     /// (`None` removes the mapping). An explicit stage on an event always wins. Durable when
     /// this returns.
     pub fn set_stage(&self, event: &str, stage: Option<Stage>) -> Result<()> {
+        self.set_stages(&[(event, stage)])
+    }
+
+    /// [`set_stage`](Self::set_stage) for several event names at once, in order (a later entry
+    /// for the same name wins): one manifest switch for all of them, so either every mapping
+    /// applies or, on an error, none does. Durable when this returns.
+    pub fn set_stages(&self, entries: &[(&str, Option<Stage>)]) -> Result<()> {
         let mut w = self.inner.writer.lock();
         self.check_writable(&w)?;
-        if event.is_empty() || event.len() > limits::NAME_BYTES_MAX {
-            return Err(DbError::InvalidArgument(format!("event name of {} bytes", event.len())).into());
+        for (event, _) in entries {
+            if event.is_empty() || event.len() > limits::NAME_BYTES_MAX {
+                return Err(DbError::InvalidArgument(format!("event name of {} bytes", event.len())).into());
+            }
+        }
+        if entries.is_empty() {
+            return Ok(());
         }
         let mut map = self.inner.stage_map.read().clone();
-        match stage {
-            Some(s) => map.insert(event.to_owned(), s),
-            None => map.remove(event),
-        };
+        for &(event, stage) in entries {
+            match stage {
+                Some(s) => map.insert(event.to_owned(), s),
+                None => map.remove(event),
+            };
+        }
         let mut m = w.manifest.clone();
         m.number += 1;
         let mut list: Vec<(String, Stage)> = map.iter().map(|(k, v)| (k.clone(), *v)).collect();

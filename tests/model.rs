@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::collections::HashMap;
+
 use common::{Oracle, check};
 use journeydb::{Db, Event, Options, Stage, Sync, Value};
 use proptest::prelude::*;
@@ -20,7 +22,8 @@ enum Op {
     Flush,
     Compact,
     Reopen,
-    SetStage(String, Option<Stage>),
+    /// One `set_stages` call (one entry: `set_stage`).
+    SetStages(Vec<(String, Option<Stage>)>),
 }
 
 fn stage() -> impl Strategy<Value = Option<Stage>> {
@@ -83,8 +86,12 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Flush),
         1 => Just(Op::Compact),
         1 => Just(Op::Reopen),
-        1 => (proptest::sample::select(vec!["visit", "purchase", "review"]), stage())
-            .prop_map(|(e, s)| Op::SetStage(e.to_string(), s)),
+        1 => proptest::collection::vec(
+            (proptest::sample::select(vec!["visit", "purchase", "review"]), stage())
+                .prop_map(|(e, s)| (e.to_string(), s)),
+            1..4
+        )
+        .prop_map(Op::SetStages),
     ]
 }
 
@@ -134,13 +141,20 @@ fn run(ops: Vec<Op>, buffer_max: usize) -> Result<(), TestCaseError> {
                 drop(db);
                 db = Db::open(&path, opts.clone()).map_err(|e| TestCaseError::fail(e.to_string()))?;
             }
-            Op::SetStage(e, s) => {
-                db.set_stage(&e, s)
-                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
-                match s {
-                    Some(s) => oracle.stage_map.insert(e, s),
-                    None => oracle.stage_map.remove(&e),
+            Op::SetStages(entries) => {
+                let res = match &entries[..] {
+                    [(e, s)] => db.set_stage(e, *s),
+                    _ => db.set_stages(&entries.iter().map(|(e, s)| (e.as_str(), *s)).collect::<Vec<_>>()),
                 };
+                res.map_err(|e| TestCaseError::fail(e.to_string()))?;
+                // In order: a later entry for the same name wins.
+                for (e, s) in entries {
+                    match s {
+                        Some(s) => oracle.stage_map.insert(e, s),
+                        None => oracle.stage_map.remove(&e),
+                    };
+                }
+                prop_assert_eq!(&db.stage_map(), &oracle.stage_map);
             }
         }
         check(&db.snapshot(), &oracle).map_err(TestCaseError::fail)?;
@@ -273,4 +287,38 @@ fn group_commit_from_many_threads() {
             (0..50).collect::<Vec<_>>()
         );
     }
+}
+
+/// `set_stages` applies its entries in order, all or none: a bad name anywhere in the batch
+/// changes nothing; the mappings survive a reopen.
+#[test]
+fn set_stages_is_all_or_nothing_and_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let db = Db::create(&path, Options::default()).unwrap();
+    db.set_stages(&[
+        ("visit", Some(Stage::Awareness)),
+        ("purchase", Some(Stage::Retention)),
+        ("purchase", Some(Stage::Purchase)),
+        ("review", Some(Stage::Advocacy)),
+        ("review", None),
+    ])
+    .unwrap();
+    let want: HashMap<String, Stage> = [
+        ("visit".to_owned(), Stage::Awareness),
+        ("purchase".to_owned(), Stage::Purchase),
+    ]
+    .into();
+    assert_eq!(db.stage_map(), want);
+    let long = "x".repeat(10_000);
+    for bad in ["", long.as_str()] {
+        let e = db
+            .set_stages(&[("cart", Some(Stage::Consideration)), (bad, Some(Stage::Purchase))])
+            .unwrap_err();
+        assert!(e.to_string().contains("event name"), "{e}");
+        assert_eq!(db.stage_map(), want);
+    }
+    db.set_stages(&[]).unwrap();
+    drop(db);
+    assert_eq!(Db::open(&path, Options::default()).unwrap().stage_map(), want);
 }

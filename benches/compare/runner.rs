@@ -65,9 +65,8 @@ fn generate(events: u64, dir: &Path) -> Result<J, String> {
     let tmp = dir.join("gen.journeydb");
     let _ = std::fs::remove_dir_all(&tmp);
     let db = Db::create(&tmp, Options::default().sync(Sync::Never)).map_err(err)?;
-    for (name, stage) in demo::EVENTS {
-        db.set_stage(name, Some(stage)).map_err(err)?;
-    }
+    db.set_stages(&demo::EVENTS.map(|(name, stage)| (name, Some(stage))))
+        .map_err(err)?;
     for chunk in demo::generate(events, 0, 42).chunks(CHUNK) {
         db.commit(&chunk.iter().map(demo::Row::to_event).collect::<Vec<_>>())
             .map_err(err)?;
@@ -115,9 +114,8 @@ fn load(db_dir: &Path, file: &Path) -> Result<J, String> {
     let _ = std::fs::remove_dir_all(db_dir);
     let t0 = Instant::now();
     let db = Db::create(db_dir, Options::default()).map_err(err)?;
-    for (name, stage) in demo::EVENTS {
-        db.set_stage(name, Some(stage)).map_err(err)?;
-    }
+    db.set_stages(&demo::EVENTS.map(|(name, stage)| (name, Some(stage))))
+        .map_err(err)?;
     let read = import::read_file(file, &ImportOptions::default(), &mut |_, _| {}).map_err(err)?;
     let staged = read.staged;
     let read_s = t0.elapsed().as_secs_f64();

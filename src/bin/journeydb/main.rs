@@ -229,9 +229,7 @@ fn demo_cmd(path: &Path, events: u64, customers: u64, seed: u64) -> journeydb::R
         );
         let t0 = std::time::Instant::now();
         let db = Db::create(path, Options::default().sync(Sync::Never))?;
-        for (name, stage) in demo::EVENTS {
-            db.set_stage(name, Some(stage))?;
-        }
+        db.set_stages(&demo::EVENTS.map(|(name, stage)| (name, Some(stage))))?;
         let rows = demo::generate(events, customers, seed);
         for chunk in rows.chunks(50_000) {
             db.commit(&chunk.iter().map(demo::Row::to_event).collect::<Vec<_>>())?;
