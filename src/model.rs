@@ -14,9 +14,9 @@ pub const TS_MIN: TimestampUs = -377_705_116_800_000_000;
 /// The latest timestamp an event may have: 9999-12-31T23:59:59.999999Z.
 pub const TS_MAX: TimestampUs = 253_402_300_799_999_999;
 
-/// `ts` when it lies in [`TS_MIN`]..=[`TS_MAX`] — the years ISO 8601 writes with four digits,
-/// and 24 times less than i64's range, so that time arithmetic (a day's end, a bucket's, a
-/// window's) never nears overflow — else why not.
+/// `ts` when it lies in [`TS_MIN`]..=[`TS_MAX`], else an error saying so. The range holds the
+/// years ISO 8601 writes with four digits and is 24 times narrower than i64's, so that time
+/// arithmetic (a day's end, a bucket's, a window's) never nears overflow.
 pub fn check_ts(ts: TimestampUs) -> Result<TimestampUs, String> {
     if (TS_MIN..=TS_MAX).contains(&ts) {
         Ok(ts)

@@ -696,6 +696,21 @@ mod tests {
 
     const ROWS: usize = 70_000;
 
+    /// The columnar path takes a batch's timestamps only when all are in range (else the row
+    /// path reports the row).
+    #[test]
+    fn batch_timestamps_out_of_range_go_to_the_row_path() {
+        let ok = TimestampMicrosecondArray::from(vec![0, crate::model::TS_MIN, crate::model::TS_MAX]);
+        assert_eq!(
+            batch_ts(&ok),
+            Some(vec![0, crate::model::TS_MIN, crate::model::TS_MAX])
+        );
+        let late = TimestampMicrosecondArray::from(vec![0, crate::model::TS_MAX + 1]);
+        assert_eq!(batch_ts(&late), None);
+        let early = arrow_array::TimestampSecondArray::from(vec![-377_705_116_801, 0]);
+        assert_eq!(batch_ts(&early), None);
+    }
+
     /// A Date32 timestamp is the day's midnight; a day outside years -9999..=9999 is an error
     /// (also one whose midnight is beyond i64 microseconds), not a wrapped timestamp.
     #[test]
