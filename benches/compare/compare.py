@@ -272,19 +272,19 @@ def time_queries(runs, reps, interleave=True):
     for q in QUERIES:
         times = {e: [] for e in engines}
         rows = {}
-        for e in engines:
+        # None: the engine's warm-up run (untimed).
+        if interleave:
+            order = [(e, None) for e in engines] + [
+                (e, r) for r in range(max(reps.values()))
+                for e in engines[r % len(engines):] + engines[:r % len(engines)] if r < reps[e]]
+        else:
+            order = [(e, r) for e in engines for r in [None] + list(range(reps[e]))]
+        for e, r in order:
             try:
-                rows[e] = runs[e](q)[1]
+                ms, rows[e] = runs[e](q)
             except Exception as x:  # name the engine and query, then stop
                 sys.exit(f"{e} {q} failed: {x}")
-        if interleave:
-            order = [e for r in range(max(reps.values()))
-                     for e in engines[r % len(engines):] + engines[:r % len(engines)]]
-        else:
-            order = [e for e in engines for _ in range(reps[e])]
-        for e in order:
-            if len(times[e]) < reps[e]:
-                ms, rows[e] = runs[e](q)
+            if r is not None:
                 times[e].append(ms)
         for e in engines:
             out[e][q] = (statistics.median(times[e]), rows[e], reps[e])
