@@ -166,6 +166,15 @@ fn cell(c: &Cell) -> J {
     }
 }
 
+/// A result table's rows as JSON arrays of cells.
+fn rows_json(table: &journeydb::Table) -> J {
+    table
+        .rows
+        .iter()
+        .map(|r| r.iter().map(cell).collect::<Vec<_>>())
+        .collect()
+}
+
 /// Reads query ids (`Q1`..`Q7`) from stdin, one per line, and answers each with one JSON line:
 /// the id, the in-process time of one run (ms) and its result. Ends at the end of stdin.
 fn serve(db_dir: &Path, customer: &str) -> Result<(), String> {
@@ -188,7 +197,7 @@ fn serve(db_dir: &Path, customer: &str) -> Result<(), String> {
             "id": id,
             "ms": ms,
             "columns": table.columns,
-            "rows": table.rows.iter().map(|r| r.iter().map(cell).collect::<Vec<_>>()).collect::<Vec<_>>(),
+            "rows": rows_json(&table),
         });
         writeln!(out, "{answer}")
             .and_then(|()| out.flush())
@@ -226,7 +235,7 @@ fn queries(db_dir: &Path, reps: usize, customer: &str) -> Result<J, String> {
             "times_ms": times,
             "median_ms": median,
             "columns": table.columns,
-            "rows": table.rows.iter().map(|r| r.iter().map(cell).collect::<Vec<_>>()).collect::<Vec<_>>(),
+            "rows": rows_json(&table),
         }));
     }
     Ok(json!({ "queries": out }))
