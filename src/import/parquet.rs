@@ -194,16 +194,21 @@ pub(crate) fn read(
     opts: &ImportOptions,
     tick: &mut dyn FnMut(u64),
 ) -> Result<Imported, ImportError> {
-    read_with(file, opts, tick, true)
+    read_with(file, opts, tick, true, BATCH_ROWS)
 }
 
+/// Rows per decoded batch.
+const BATCH_ROWS: usize = 64 * 1024;
+
 /// [`read`], staging clean batches column by column when `by_columns` (else every row through
-/// the row path: the reference the tests compare the column path with).
+/// the row path: the reference the tests compare the column path with), in batches of
+/// `batch_rows`.
 fn read_with(
     file: &Path,
     opts: &ImportOptions,
     tick: &mut dyn FnMut(u64),
     by_columns: bool,
+    batch_rows: usize,
 ) -> Result<Imported, ImportError> {
     let io = |source| ImportError::Io {
         file: file.to_owned(),
@@ -254,7 +259,7 @@ fn read_with(
     out.staged.reserve(usize::try_from(rows).unwrap_or(0));
     let reader = hinted
         .unwrap_or(builder)
-        .with_batch_size(64 * 1024)
+        .with_batch_size(batch_rows)
         .build()
         .map_err(|e| bad(e.to_string()))?;
     // The Parquet pages are decoded on a second thread while this one checks and stages rows.
@@ -319,10 +324,63 @@ fn batch_ts_any(a: &dyn Array) -> Option<Vec<i64>> {
     }
 }
 
+/// What staging learned about one dictionary of string values: whether every value passes its
+/// check, and the staged id of each value interned so far. arrow-rs hands a Parquet column
+/// chunk's dictionary page to every batch of the row group (16 batches of 65,536 rows share
+/// one of 45,000 customer ids in the 10M comparison file), so it is checked once, not per batch.
+#[derive(Default)]
+struct DictMemo {
+    /// The dictionary, held so that its buffers stay allocated (an address compared equal is
+    /// then the same dictionary, not a new one where a freed one was).
+    values: Option<arrow_array::StringArray>,
+    /// Whether every value is non-null and passes the check (once checked).
+    ok: Option<bool>,
+    /// Per value, its staged id once interned.
+    ids: Vec<Option<u32>>,
+}
+
+impl DictMemo {
+    /// Makes this the memo of `values`: kept when it already is, else emptied.
+    fn load(&mut self, values: &arrow_array::StringArray) {
+        let same = self.values.as_ref().is_some_and(|v| {
+            v.len() == values.len()
+                && std::ptr::eq(v.offsets().as_ptr(), values.offsets().as_ptr())
+                && std::ptr::eq(v.values().as_ptr(), values.values().as_ptr())
+        });
+        if !same {
+            self.values = Some(values.clone());
+            self.ok = None;
+            self.ids.clear();
+            self.ids.resize(values.len(), None);
+        }
+    }
+
+    /// True when no value of the dictionary is null and `ok` accepts each (checked once).
+    fn all_ok(&mut self, ok: impl Fn(&str) -> bool) -> bool {
+        let Some(v) = &self.values else { return false };
+        *self
+            .ok
+            .get_or_insert_with(|| v.null_count() == 0 && v.iter().flatten().all(ok))
+    }
+
+    /// The staged id of value `k`, interned by `intern` the first time.
+    fn id(&mut self, k: u32, intern: impl FnOnce(&str) -> u32) -> Option<u32> {
+        let (Some(v), Some(slot)) = (&self.values, self.ids.get_mut(k as usize)) else {
+            return None;
+        };
+        Some(*slot.get_or_insert_with(|| intern(v.value(k as usize))))
+    }
+}
+
 /// The keys of a dictionary string column (`None` per null row) when every key is inside the
-/// dictionary, no dictionary value is null, and `ok` accepts every dictionary value.
-fn batch_keys(d: DictStrings<'_>, ok: impl Fn(&str) -> bool) -> Option<Vec<Option<u32>>> {
-    if d.values.null_count() > 0 || !d.values.iter().flatten().all(ok) {
+/// dictionary and `memo` (loaded with this dictionary) finds every value `ok`.
+fn batch_keys(
+    d: DictStrings<'_>,
+    memo: &mut DictMemo,
+    ok: impl Fn(&str) -> bool,
+) -> Option<Vec<Option<u32>>> {
+    memo.load(d.values);
+    if !memo.all_ok(ok) {
         return None;
     }
     let n = d.values.len();
@@ -335,6 +393,16 @@ fn batch_keys(d: DictStrings<'_>, ok: impl Fn(&str) -> bool) -> Option<Vec<Optio
                 .map(|k| Some(k as u32)),
         })
         .collect()
+}
+
+/// The [`DictMemo`]s of one file's dictionary columns: customer, event, stage and each
+/// property (in `props` order).
+#[derive(Default)]
+struct DictMemos {
+    customer: DictMemo,
+    event: DictMemo,
+    stage: DictMemo,
+    props: Vec<DictMemo>,
 }
 
 /// One property column of a batch, checked: per row the value slot before interning strings.
@@ -356,6 +424,7 @@ fn stage_columns(
     props: &[(usize, usize)],
     out: &mut Imported,
     first_line: u64,
+    memos: &mut DictMemos,
 ) -> bool {
     let col = |c: usize| batch.column(c).as_ref();
     let name_ok = |max: usize| move |s: &str| check_name_text("", s, max).is_ok();
@@ -363,10 +432,14 @@ fn stage_columns(
     else {
         return false;
     };
-    let Some(cust) = batch_keys(cust_d, name_ok(limits::CUSTOMER_ID_BYTES_MAX)) else {
+    let Some(cust) = batch_keys(
+        cust_d,
+        &mut memos.customer,
+        name_ok(limits::CUSTOMER_ID_BYTES_MAX),
+    ) else {
         return false;
     };
-    let Some(event) = batch_keys(event_d, name_ok(limits::NAME_BYTES_MAX)) else {
+    let Some(event) = batch_keys(event_d, &mut memos.event, name_ok(limits::NAME_BYTES_MAX)) else {
         return false;
     };
     if cust.iter().chain(&event).any(Option::is_none) {
@@ -394,7 +467,7 @@ fn stage_columns(
                     }
                 })
                 .collect();
-            let (Some(parsed), Some(keys)) = (parsed, batch_keys(d, |_| true)) else {
+            let (Some(parsed), Some(keys)) = (parsed, batch_keys(d, &mut memos.stage, |_| true)) else {
                 return false;
             };
             keys.iter()
@@ -404,13 +477,14 @@ fn stage_columns(
     };
     // Properties: the column's type must be the staged one (or inferred here, from this batch).
     let mut checked = Vec::with_capacity(props.len());
-    for &(c, p) in props {
+    memos.props.resize_with(props.len(), DictMemo::default);
+    for (&(c, p), memo) in props.iter().zip(&mut memos.props) {
         let a = col(c);
         let (given, values) = match a.data_type() {
             DataType::Dictionary(..) => {
                 let Some(d) = dict_strings(a) else { return false };
                 let short = |s: &str| s.len() <= limits::STRING_VALUE_BYTES_MAX;
-                let Some(keys) = batch_keys(d, short) else {
+                let Some(keys) = batch_keys(d, memo, short) else {
                     return false;
                 };
                 (PropType::Str, BatchProp::Str(keys))
@@ -444,40 +518,29 @@ fn stage_columns(
     // Everything checked: stage (strings interned in row order, as the row path does).
     let staged = &mut out.staged;
     let base = staged.len();
-    let mut cust_ids: Vec<Option<u32>> = vec![None; cust_d.values.len()];
-    let mut event_ids: Vec<Option<u32>> = vec![None; event_d.values.len()];
     for (i, ((c, e), t)) in cust.iter().zip(&event).zip(&ts).enumerate() {
         let (Some(c), Some(e)) = (*c, *e) else { continue };
-        let Some(cid) = cust_ids.get_mut(c as usize) else {
+        let Some(cid) = memos.customer.id(c, |s| staged.customers.intern(s)) else {
             continue;
         };
-        let cid = *cid.get_or_insert_with(|| staged.customers.intern(cust_d.values.value(c as usize)));
-        let Some(eid) = event_ids.get_mut(e as usize) else {
+        let Some(eid) = memos.event.id(e, |s| staged.events.intern(s)) else {
             continue;
         };
-        let eid = *eid.get_or_insert_with(|| staged.events.intern(event_d.values.value(e as usize)));
         staged.cust.push(cid);
         staged.ts.push(*t);
         staged.event.push(eid);
         staged.stage.push(stage.get(i).copied().flatten());
     }
-    for ((c, _), (p, given, values)) in props.iter().zip(checked) {
+    for ((p, given, values), memo) in checked.into_iter().zip(&mut memos.props) {
         let Some(prop) = staged.props.get_mut(p) else {
             continue;
         };
         let present: Vec<Option<u64>> = match values {
             BatchProp::Raw(v) => v,
-            BatchProp::Str(keys) => {
-                let Some(d) = dict_strings(col(*c)) else { continue };
-                let mut ids: Vec<Option<u64>> = vec![None; d.values.len()];
-                keys.iter()
-                    .map(|k| {
-                        let k = (*k)? as usize;
-                        let id = ids.get_mut(k)?;
-                        Some(*id.get_or_insert_with(|| u64::from(prop.strings.intern(d.values.value(k)))))
-                    })
-                    .collect()
-            }
+            BatchProp::Str(keys) => keys
+                .iter()
+                .map(|k| memo.id((*k)?, |s| prop.strings.intern(s)).map(u64::from))
+                .collect(),
         };
         // As the row path: padded up to a row with a value, nothing after the last one.
         let Some(last) = present.iter().rposition(Option::is_some) else {
@@ -556,6 +619,7 @@ fn stage_batches(
     let (ci, ti, ei, si) = (core.customer, core.ts, core.event, core.stage);
     let mut row = 0u64;
     let (mut cust_memo, mut event_memo) = (KeyMemo::default(), KeyMemo::default());
+    let mut memos = DictMemos::default();
     // Per dictionary value of the stage column: its parsed stage, once parsed.
     let mut stage_memo: Vec<Option<Option<Stage>>> = Vec::new();
     for batch in rx {
@@ -567,7 +631,7 @@ fn stage_batches(
         event_memo.reset(event_dict);
         stage_memo.clear();
         stage_memo.resize(stage_dict.map_or(0, |d| d.values.len()), None);
-        if by_columns && stage_columns(&batch, core, props, out, row + 1) {
+        if by_columns && stage_columns(&batch, core, props, out, row + 1, &mut memos) {
             row += batch.num_rows() as u64;
             tick(row);
             continue;
@@ -737,9 +801,15 @@ mod tests {
         }
     }
 
-    /// Writes the test rows: strings dictionary-encoded or plain; with `bad`, rows 11, 21, 31
-    /// and 66 001 (1-based) are bad, and customer "ghost" appears only on row 21.
+    /// Writes the test rows in row groups of 30,000: strings dictionary-encoded or plain; with
+    /// `bad`, rows 11, 21, 31 and 66 001 (1-based) are bad, and customer "ghost" appears only on
+    /// row 21.
     fn write(path: &Path, dictionary: bool, bad: bool) -> Result<(), String> {
+        write_groups(path, dictionary, bad, 30_000)
+    }
+
+    /// [`write`] in row groups of `group_rows`.
+    fn write_groups(path: &Path, dictionary: bool, bad: bool, group_rows: usize) -> Result<(), String> {
         let cust: Vec<String> = (0..ROWS)
             .map(|i| match i {
                 10 | 66_000 if bad => "bad\u{1}id".to_owned(),
@@ -774,7 +844,7 @@ mod tests {
         let batch = RecordBatch::try_from_iter(cols).map_err(|e| e.to_string())?;
         let props = WriterProperties::builder()
             .set_dictionary_enabled(dictionary)
-            .set_max_row_group_row_count(Some(30_000))
+            .set_max_row_group_row_count(Some(group_rows))
             .build();
         let f = std::fs::File::create(path).map_err(|e| e.to_string())?;
         let mut w = ArrowWriter::try_new(f, batch.schema(), Some(props)).map_err(|e| e.to_string())?;
@@ -851,19 +921,31 @@ mod tests {
     }
 
     /// Clean batches are staged column by column: the same rows, strings in the same order,
-    /// the same property types (and where they were inferred) as the row path.
+    /// the same property types (and where they were inferred) as the row path. Batches smaller
+    /// than a row group share its dictionaries, which are checked once; a later row group's
+    /// dictionaries are checked again (with `bad`, the last of 20,000-row groups has a bad
+    /// customer id after two clean groups).
     #[test]
     fn column_path_stages_what_the_row_path_stages() -> Result<(), String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        for (dictionary, bad) in [(true, false), (false, false), (true, true)] {
-            let path = dir.path().join(format!("clean-{dictionary}-{bad}.parquet"));
-            write(&path, dictionary, bad)?;
+        let cases = [
+            (true, false, 30_000, BATCH_ROWS),
+            (false, false, 30_000, BATCH_ROWS),
+            (true, true, 30_000, BATCH_ROWS),
+            (true, false, 70_000, 5_000),
+            (true, true, 20_000, 5_000),
+        ];
+        for (dictionary, bad, group, batch) in cases {
+            let path = dir
+                .path()
+                .join(format!("clean-{dictionary}-{bad}-{group}.parquet"));
+            write_groups(&path, dictionary, bad, group)?;
             let opts = ImportOptions {
                 skip_bad: 10,
                 ..ImportOptions::default()
             };
-            let rows = read_with(&path, &opts, &mut |_| {}, false).map_err(|e| e.to_string())?;
-            let cols = read_with(&path, &opts, &mut |_| {}, true).map_err(|e| e.to_string())?;
+            let rows = read_with(&path, &opts, &mut |_| {}, false, batch).map_err(|e| e.to_string())?;
+            let cols = read_with(&path, &opts, &mut |_| {}, true, batch).map_err(|e| e.to_string())?;
             assert_eq!(cols.staged.len(), if bad { ROWS - 4 } else { ROWS });
             // Rows stay in file order (time ascends with the row).
             assert!(
@@ -874,7 +956,8 @@ mod tests {
             let same = summary(&rows.staged) == summary(&cols.staged);
             assert!(
                 same,
-                "dictionary {dictionary}, bad rows {bad}: the paths staged different rows"
+                "dictionary {dictionary}, bad rows {bad}, groups of {group}, batches of {batch}: \
+                 the paths staged different rows"
             );
         }
         Ok(())
