@@ -372,27 +372,41 @@ impl DictMemo {
     }
 }
 
-/// The keys of a dictionary string column (`None` per null row) when every key is inside the
-/// dictionary and `memo` (loaded with this dictionary) finds every value `ok`.
-fn batch_keys(
-    d: DictStrings<'_>,
-    memo: &mut DictMemo,
-    ok: impl Fn(&str) -> bool,
-) -> Option<Vec<Option<u32>>> {
+/// A dictionary column's keys, every non-null one checked to be inside its dictionary.
+#[derive(Clone, Copy)]
+struct Keys<'a>(&'a arrow_array::PrimitiveArray<Int32Type>);
+
+impl Keys<'_> {
+    /// Row `i`'s key (`None`: null).
+    #[inline]
+    fn get(&self, i: usize) -> Option<u32> {
+        if self.0.is_null(i) {
+            return None;
+        }
+        self.0.values().get(i).map(|&k| k as u32)
+    }
+
+    fn has_nulls(&self) -> bool {
+        self.0.null_count() > 0
+    }
+}
+
+/// The keys of a dictionary string column when every key is inside the dictionary and `memo`
+/// (loaded with this dictionary) finds every value `ok`.
+fn batch_keys<'a>(d: DictStrings<'a>, memo: &mut DictMemo, ok: impl Fn(&str) -> bool) -> Option<Keys<'a>> {
     memo.load(d.values);
     if !memo.all_ok(ok) {
         return None;
     }
-    let n = d.values.len();
-    (0..d.keys.len())
-        .map(|i| match d.keys.is_null(i) {
-            true => Some(None),
-            false => usize::try_from(d.keys.value(i))
-                .ok()
-                .filter(|&k| k < n)
-                .map(|k| Some(k as u32)),
-        })
-        .collect()
+    // A negative key converts to 2^31 or more, past any dictionary (at most i32::MAX values).
+    let n = u32::try_from(d.values.len()).unwrap_or(u32::MAX);
+    let keys = d.keys.values().iter();
+    let inside = match d.keys.nulls() {
+        // Without early exit, so that the test runs on vectors.
+        None => keys.fold(true, |all, &k| all & ((k as u32) < n)),
+        Some(valid) => keys.zip(valid.iter()).all(|(&k, v)| !v || (k as u32) < n),
+    };
+    inside.then_some(Keys(d.keys))
 }
 
 /// The [`DictMemo`]s of one file's dictionary columns: customer, event, stage and each
@@ -406,9 +420,9 @@ struct DictMemos {
 }
 
 /// One property column of a batch, checked: per row the value slot before interning strings.
-enum BatchProp {
+enum BatchProp<'a> {
     /// Dictionary keys of string values.
-    Str(Vec<Option<u32>>),
+    Str(Keys<'a>),
     /// Values as stored (i64, f64 bits, bool as 0/1), `None` for nulls.
     Raw(Vec<Option<u64>>),
 }
@@ -442,7 +456,7 @@ fn stage_columns(
     let Some(event) = batch_keys(event_d, &mut memos.event, name_ok(limits::NAME_BYTES_MAX)) else {
         return false;
     };
-    if cust.iter().chain(&event).any(Option::is_none) {
+    if cust.has_nulls() || event.has_nulls() {
         return false;
     }
     let Some(ts) = batch_ts(col(core.ts)) else {
@@ -470,8 +484,11 @@ fn stage_columns(
             let (Some(parsed), Some(keys)) = (parsed, batch_keys(d, &mut memos.stage, |_| true)) else {
                 return false;
             };
-            keys.iter()
-                .map(|k| k.and_then(|k| parsed.get(k as usize).copied().flatten()))
+            (0..batch.num_rows())
+                .map(|i| {
+                    keys.get(i)
+                        .and_then(|k| parsed.get(k as usize).copied().flatten())
+                })
                 .collect()
         }
     };
@@ -518,8 +535,10 @@ fn stage_columns(
     // Everything checked: stage (strings interned in row order, as the row path does).
     let staged = &mut out.staged;
     let base = staged.len();
-    for (i, ((c, e), t)) in cust.iter().zip(&event).zip(&ts).enumerate() {
-        let (Some(c), Some(e)) = (*c, *e) else { continue };
+    for (i, t) in ts.iter().enumerate() {
+        let (Some(c), Some(e)) = (cust.get(i), event.get(i)) else {
+            continue;
+        };
         let Some(cid) = memos.customer.id(c, |s| staged.customers.intern(s)) else {
             continue;
         };
@@ -537,9 +556,8 @@ fn stage_columns(
         };
         let present: Vec<Option<u64>> = match values {
             BatchProp::Raw(v) => v,
-            BatchProp::Str(keys) => keys
-                .iter()
-                .map(|k| memo.id((*k)?, |s| prop.strings.intern(s)).map(u64::from))
+            BatchProp::Str(keys) => (0..batch.num_rows())
+                .map(|i| memo.id(keys.get(i)?, |s| prop.strings.intern(s)).map(u64::from))
                 .collect(),
         };
         // As the row path: padded up to a row with a value, nothing after the last one.
