@@ -249,21 +249,37 @@ fn column_label(column: &str) -> String {
     }
 }
 
-/// Interned strings.
-#[derive(Debug, Default)]
+/// Interned strings: each name allocated once (the table holds ids, found by the name's hash;
+/// a map keyed by a second copy of each name cost an allocation and a free per name — 400,000
+/// of each for the 10M comparison file's customers).
+#[derive(Default)]
 pub(crate) struct Strings {
-    ids: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
+    ids: hashbrown::HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
     names: Vec<Box<str>>,
+}
+
+impl std::fmt::Debug for Strings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.names).finish()
+    }
 }
 
 impl Strings {
     pub(crate) fn intern(&mut self, s: &str) -> u32 {
-        if let Some(&id) = self.ids.get(s) {
+        let Strings { ids, hasher, names } = self;
+        let h = std::hash::BuildHasher::hash_one(&*hasher, s);
+        let found = ids.find(h, |&id| names.get(id as usize).is_some_and(|n| **n == *s));
+        if let Some(&id) = found {
             return id;
         }
-        let id = self.names.len() as u32;
-        self.names.push(s.into());
-        self.ids.insert(s.into(), id);
+        let id = names.len() as u32;
+        names.push(s.into());
+        ids.insert_unique(h, id, |&id| {
+            names
+                .get(id as usize)
+                .map_or(0, |n| std::hash::BuildHasher::hash_one(&*hasher, &**n))
+        });
         id
     }
 }
