@@ -262,12 +262,21 @@ fn read_with(
         .with_batch_size(batch_rows)
         .build()
         .map_err(|e| bad(e.to_string()))?;
-    // The Parquet pages are decoded on a second thread while this one checks and stages rows.
+    // The Parquet pages are decoded, and clean batches checked for the column path, on a
+    // second thread while this one stages rows.
     let (tx, rx) = std::sync::mpsc::sync_channel(2);
+    let check_props = &props;
     std::thread::scope(|s| {
         s.spawn(move || {
+            let mut memos = DictMemos::default();
             for batch in reader {
                 let stop = batch.is_err();
+                let batch = batch.map(|b| {
+                    let checked = by_columns
+                        .then(|| check_columns(&b, core, check_props, &mut memos))
+                        .flatten();
+                    (b, checked)
+                });
                 if tx.send(batch).is_err() || stop {
                     break;
                 }
@@ -280,7 +289,6 @@ fn read_with(
             names: &names,
             core,
             props: &props,
-            by_columns,
         };
         stage_batches(rx, &stage, &mut out, tick)
     })?;
@@ -419,57 +427,47 @@ struct DictMemos {
     props: Vec<DictMemo>,
 }
 
-/// One property column of a batch, checked: per row the value slot before interning strings.
-enum BatchProp<'a> {
-    /// Dictionary keys of string values.
-    Str(Keys<'a>),
-    /// Values as stored (i64, f64 bits, bool as 0/1), `None` for nulls.
-    Raw(Vec<Option<u64>>),
+/// What the column path checked of a batch (on the decoder thread, see [`check_columns`]):
+/// every dictionary key is inside its dictionary and every dictionary value passes its check;
+/// the timestamps in µs, the stage of each row, and each property column's type with its
+/// values (`None` for strings, whose keys are read from the batch).
+struct CheckedCols {
+    ts: Vec<i64>,
+    stage: Vec<Option<Stage>>,
+    props: Vec<(PropType, Option<Vec<Option<u64>>>)>,
 }
 
-/// Stages a whole batch column by column — no per-row type dispatch, each distinct string
-/// checked and interned once — when nothing in it needs the row path: no null or unconvertible
-/// required value, dictionary strings that all pass their checks, property values of the
-/// column's type. Returns false, having staged nothing, otherwise (the row path then stages
-/// the batch and reports its bad rows exactly).
-fn stage_columns(
+/// Checks a whole batch for the column path — no per-row type dispatch, each distinct string
+/// checked once per dictionary (`memos`) — when nothing in it needs the row path: no null or
+/// unconvertible required value, dictionary strings that all pass their checks, property
+/// values of a type the column path stages. `None` otherwise (the row path then stages the
+/// batch and reports its bad rows exactly).
+fn check_columns(
     batch: &RecordBatch,
     core: Layout,
     props: &[(usize, usize)],
-    out: &mut Imported,
-    first_line: u64,
     memos: &mut DictMemos,
-) -> bool {
+) -> Option<CheckedCols> {
     let col = |c: usize| batch.column(c).as_ref();
     let name_ok = |max: usize| move |s: &str| check_name_text("", s, max).is_ok();
-    let (Some(cust_d), Some(event_d)) = (dict_strings(col(core.customer)), dict_strings(col(core.event)))
-    else {
-        return false;
-    };
-    let Some(cust) = batch_keys(
+    let cust_d = dict_strings(col(core.customer))?;
+    let event_d = dict_strings(col(core.event))?;
+    let cust = batch_keys(
         cust_d,
         &mut memos.customer,
         name_ok(limits::CUSTOMER_ID_BYTES_MAX),
-    ) else {
-        return false;
-    };
-    let Some(event) = batch_keys(event_d, &mut memos.event, name_ok(limits::NAME_BYTES_MAX)) else {
-        return false;
-    };
+    )?;
+    let event = batch_keys(event_d, &mut memos.event, name_ok(limits::NAME_BYTES_MAX))?;
     if cust.has_nulls() || event.has_nulls() {
-        return false;
+        return None;
     }
-    let Some(ts) = batch_ts(col(core.ts)) else {
-        return false;
-    };
+    let ts = batch_ts(col(core.ts))?;
     // Stage per dictionary value (blank: none), per row.
     let stage: Vec<Option<Stage>> = match core.stage {
         None => vec![None; batch.num_rows()],
         Some(s) => {
-            let Some(d) = dict_strings(col(s)) else {
-                return false;
-            };
-            let parsed: Option<Vec<Option<Stage>>> = d
+            let d = dict_strings(col(s))?;
+            let parsed: Vec<Option<Stage>> = d
                 .values
                 .iter()
                 .map(|v| {
@@ -480,10 +478,8 @@ fn stage_columns(
                         Stage::parse(t).map(Some)
                     }
                 })
-                .collect();
-            let (Some(parsed), Some(keys)) = (parsed, batch_keys(d, &mut memos.stage, |_| true)) else {
-                return false;
-            };
+                .collect::<Option<_>>()?;
+            let keys = batch_keys(d, &mut memos.stage, |_| true)?;
             (0..batch.num_rows())
                 .map(|i| {
                     keys.get(i)
@@ -492,50 +488,77 @@ fn stage_columns(
                 .collect()
         }
     };
-    // Properties: the column's type must be the staged one (or inferred here, from this batch).
     let mut checked = Vec::with_capacity(props.len());
     memos.props.resize_with(props.len(), DictMemo::default);
-    for (&(c, p), memo) in props.iter().zip(&mut memos.props) {
+    for (&(c, _), memo) in props.iter().zip(&mut memos.props) {
         let a = col(c);
-        let (given, values) = match a.data_type() {
+        checked.push(match a.data_type() {
             DataType::Dictionary(..) => {
-                let Some(d) = dict_strings(a) else { return false };
                 let short = |s: &str| s.len() <= limits::STRING_VALUE_BYTES_MAX;
-                let Some(keys) = batch_keys(d, memo, short) else {
-                    return false;
-                };
-                (PropType::Str, BatchProp::Str(keys))
+                batch_keys(dict_strings(a)?, memo, short)?;
+                (PropType::Str, None)
             }
             DataType::Int64 => {
                 let x = a.as_primitive::<Int64Type>();
                 (
                     PropType::I64,
-                    BatchProp::Raw(x.iter().map(|v| v.map(|v| v as u64)).collect()),
+                    Some(x.iter().map(|v| v.map(|v| v as u64)).collect()),
                 )
             }
             DataType::Float64 => {
                 let x = a.as_primitive::<Float64Type>();
                 if x.iter().flatten().any(|v| !v.is_finite()) {
-                    return false;
+                    return None;
                 }
                 (
                     PropType::F64,
-                    BatchProp::Raw(x.iter().map(|v| v.map(f64::to_bits)).collect()),
+                    Some(x.iter().map(|v| v.map(f64::to_bits)).collect()),
                 )
             }
-            _ => return false,
-        };
-        match out.staged.prop_type(p) {
-            None => {}
-            Some(t) if t == given => {}
-            _ => return false,
-        }
-        checked.push((p, given, values));
+            _ => return None,
+        });
     }
-    // Everything checked: stage (strings interned in row order, as the row path does).
+    Some(CheckedCols {
+        ts,
+        stage,
+        props: checked,
+    })
+}
+
+/// Stages a batch that [`check_columns`] accepted, column by column, interning each distinct
+/// string once per dictionary (`memos`) in row order, as the row path does. Returns false,
+/// having staged nothing, when a property column's type is not the one staged so far (the row
+/// path then stages the batch and reports the rows).
+fn stage_columns(
+    batch: &RecordBatch,
+    checked: CheckedCols,
+    (core, props): (Layout, &[(usize, usize)]),
+    out: &mut Imported,
+    first_line: u64,
+    memos: &mut DictMemos,
+) -> bool {
+    let col = |c: usize| batch.column(c).as_ref();
+    // The column's type must be the staged one (or inferred here, from this batch).
+    if checked.props.len() != props.len()
+        || props
+            .iter()
+            .zip(&checked.props)
+            .any(|(&(_, p), (given, _))| out.staged.prop_type(p).is_some_and(|t| t != *given))
+    {
+        return false;
+    }
+    // Keys and dictionaries as checked on the decoder thread (a column that is not one would
+    // not have passed).
+    let (Some(cust_d), Some(event_d)) = (dict_strings(col(core.customer)), dict_strings(col(core.event)))
+    else {
+        return false;
+    };
+    memos.customer.load(cust_d.values);
+    memos.event.load(event_d.values);
+    let (cust, event) = (Keys(cust_d.keys), Keys(event_d.keys));
     let staged = &mut out.staged;
     let base = staged.len();
-    for (i, t) in ts.iter().enumerate() {
+    for (i, t) in checked.ts.iter().enumerate() {
         let (Some(c), Some(e)) = (cust.get(i), event.get(i)) else {
             continue;
         };
@@ -548,17 +571,23 @@ fn stage_columns(
         staged.cust.push(cid);
         staged.ts.push(*t);
         staged.event.push(eid);
-        staged.stage.push(stage.get(i).copied().flatten());
+        staged.stage.push(checked.stage.get(i).copied().flatten());
     }
-    for ((p, given, values), memo) in checked.into_iter().zip(&mut memos.props) {
+    memos.props.resize_with(props.len(), DictMemo::default);
+    for ((&(c, p), (given, values)), memo) in props.iter().zip(checked.props).zip(&mut memos.props) {
         let Some(prop) = staged.props.get_mut(p) else {
             continue;
         };
-        let present: Vec<Option<u64>> = match values {
-            BatchProp::Raw(v) => v,
-            BatchProp::Str(keys) => (0..batch.num_rows())
-                .map(|i| memo.id(keys.get(i)?, |s| prop.strings.intern(s)).map(u64::from))
-                .collect(),
+        let present: Vec<Option<u64>> = match (values, dict_strings(col(c))) {
+            (Some(v), _) => v,
+            (None, Some(d)) => {
+                memo.load(d.values);
+                let keys = Keys(d.keys);
+                (0..batch.num_rows())
+                    .map(|i| memo.id(keys.get(i)?, |s| prop.strings.intern(s)).map(u64::from))
+                    .collect()
+            }
+            (None, None) => continue,
         };
         // As the row path: padded up to a row with a value, nothing after the last one.
         let Some(last) = present.iter().rposition(Option::is_some) else {
@@ -612,12 +641,11 @@ struct Staging<'a> {
     names: &'a [&'a str],
     core: Layout,
     props: &'a [(usize, usize)],
-    by_columns: bool,
 }
 
 /// Checks and stages the rows of decoded batches (in file order).
 fn stage_batches(
-    rx: std::sync::mpsc::Receiver<Result<RecordBatch, arrow_schema::ArrowError>>,
+    rx: std::sync::mpsc::Receiver<Result<(RecordBatch, Option<CheckedCols>), arrow_schema::ArrowError>>,
     st: &Staging<'_>,
     out: &mut Imported,
     tick: &mut dyn FnMut(u64),
@@ -628,7 +656,6 @@ fn stage_batches(
         names,
         core,
         props,
-        by_columns,
     } = *st;
     let bad = |reason: String| ImportError::File {
         file: file.to_owned(),
@@ -641,7 +668,14 @@ fn stage_batches(
     // Per dictionary value of the stage column: its parsed stage, once parsed.
     let mut stage_memo: Vec<Option<Option<Stage>>> = Vec::new();
     for batch in rx {
-        let batch: RecordBatch = batch.map_err(|e| bad(format!("after row {row}: {e}")))?;
+        let (batch, checked) = batch.map_err(|e| bad(format!("after row {row}: {e}")))?;
+        if let Some(checked) = checked
+            && stage_columns(&batch, checked, (core, props), out, row + 1, &mut memos)
+        {
+            row += batch.num_rows() as u64;
+            tick(row);
+            continue;
+        }
         let col = |c: usize| batch.column(c).as_ref();
         let (cust_dict, event_dict) = (dict_strings(col(ci)), dict_strings(col(ei)));
         let stage_dict = si.and_then(|s| dict_strings(col(s)));
@@ -649,11 +683,6 @@ fn stage_batches(
         event_memo.reset(event_dict);
         stage_memo.clear();
         stage_memo.resize(stage_dict.map_or(0, |d| d.values.len()), None);
-        if by_columns && stage_columns(&batch, core, props, out, row + 1, &mut memos) {
-            row += batch.num_rows() as u64;
-            tick(row);
-            continue;
-        }
         // One property buffer per batch, reused row after row (its values borrow the batch).
         let mut spare = Vec::with_capacity(props.len());
         for i in 0..batch.num_rows() {
