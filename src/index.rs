@@ -179,6 +179,49 @@ pub fn add_event_days(sets: &mut DaySets<(u32, i32)>, cols: &Columns) {
     );
 }
 
+/// Adds the customers of `cols` (rows sorted by customer, continuing the order of earlier
+/// rows) to the per-(event id, stage code, UTC day) sets of `sets` (stage codes above 5 count
+/// as 5): one pass for what [`add_stage_days`] and [`add_event_days`] build in two, which
+/// [`split_event_stage_days`] turns into both.
+pub fn add_event_stage_days(sets: &mut DaySets<(u32, u8, i32)>, cols: &Columns) {
+    let events = cols.event.iter().copied().max().map_or(0, |e| e as usize + 1);
+    add_major_days(
+        cols,
+        sets,
+        events.saturating_mul(STAGE_CODES),
+        |j| cols.event[j] as usize * STAGE_CODES + usize::from(cols.stage[j].min(5)),
+        |m, d| ((m / STAGE_CODES) as u32, (m % STAGE_CODES) as u8, d),
+    );
+}
+
+/// Stage codes the per-stage sets tell apart (codes above 5 count as 5).
+const STAGE_CODES: usize = 6;
+
+/// Per-(stage code, day) and per-(event id, day) sets.
+pub type StageAndEventDays = (
+    BTreeMap<(u8, i32), RoaringBitmap>,
+    BTreeMap<(u32, i32), RoaringBitmap>,
+);
+
+/// The per-(stage, day) and per-(event, day) sets of per-(event, stage, day) `sets`: unions
+/// over events and over stages. An event whose rows all have one stage code (a stage that
+/// follows from the event, the usual case) has its sets moved, not copied, into the per-event
+/// sets.
+pub fn split_event_stage_days(sets: DaySets<(u32, u8, i32)>) -> StageAndEventDays {
+    let mut stage_days: BTreeMap<(u8, i32), RoaringBitmap> = BTreeMap::new();
+    let mut event_days: BTreeMap<(u32, i32), RoaringBitmap> = BTreeMap::new();
+    for ((e, s, d), b) in sets.into_map() {
+        *stage_days.entry((s, d)).or_default() |= &b;
+        match event_days.entry((e, d)) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(b);
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => *o.get_mut() |= b,
+        }
+    }
+    (stage_days, event_days)
+}
+
 /// Adds each customer of `cols` (rows sorted by customer) to the set of every distinct key its
 /// rows have, once per customer and key: `key(major(row), day(row))` with `major < majors`.
 /// Key slots are numbered densely per block when its span allows (one array look-up per row,
@@ -1046,8 +1089,9 @@ mod tests {
     }
 
     proptest! {
-        /// Per-(stage, day) and per-(event, day) bitmaps, derived into the rest, equal the
-        /// bitmaps built row by row, whatever the block boundaries.
+        /// Per-(stage, day) and per-(event, day) bitmaps, built apart or split from
+        /// per-(event, stage, day) ones, and derived into the rest, equal the bitmaps built
+        /// row by row, whatever the block boundaries.
         #[test]
         fn derived_bitmaps_equal_direct(
             mut rows in proptest::collection::vec((0u32..40, -3i64..6, 0u32..5, 0u8..6), 0..300),
@@ -1076,10 +1120,20 @@ mod tests {
                 stage_days: stage_days.into_map(),
                 ..Bitmaps::default()
             };
-            derived.derive(&EventDays {
+            let event_days = EventDays {
                 days: event_days.into_map(),
-            });
-            prop_assert_eq!(derived, direct);
+            };
+            derived.derive(&event_days);
+            prop_assert_eq!(&derived, &direct);
+            // One pass per (event, stage, day), split: the same per-(stage, day) and
+            // per-(event, day) sets.
+            let mut combined = DaySets::default();
+            for part in [cols.slice(0..cut), cols.slice(cut..cols.len())] {
+                add_event_stage_days(&mut combined, &part);
+            }
+            let (stage_days, days) = split_event_stage_days(combined);
+            prop_assert_eq!(&stage_days, &direct.stage_days);
+            prop_assert_eq!(&days, &event_days.days);
         }
     }
 }

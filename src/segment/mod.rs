@@ -144,22 +144,20 @@ impl ColumnSet {
 /// The indices of a segment being written (docs/FORMAT.md §5.3).
 #[derive(Default)]
 struct Indexer {
-    /// Customers per (stage, UTC day): the other bitmaps are derived from these and
-    /// `event_days` when the segment is finished.
-    stage_days: DaySets<(u8, i32)>,
+    /// Customers per (event, stage, UTC day): split into the per-(stage, day) and per-(event,
+    /// day) sets when the segment is finished, and the other bitmaps derived from those.
+    event_stage_days: DaySets<(u32, u8, i32)>,
     rollups: Rollups,
     values: ValueIndexBuilder,
-    event_days: DaySets<(u32, i32)>,
 }
 
 impl Indexer {
     /// Adds rows sorted by customer (continuing the order of earlier rows); `strs` are the
     /// string properties of the segment.
     fn add(&mut self, cols: &Columns, strs: &[u32]) {
-        index::add_stage_days(&mut self.stage_days, cols);
+        index::add_event_stage_days(&mut self.event_stage_days, cols);
         self.rollups.add(cols);
         self.values.add(cols, strs);
-        index::add_event_days(&mut self.event_days, cols);
     }
 }
 
@@ -256,27 +254,25 @@ impl SegmentWriter {
         // Two indexing threads, each with about half of the index work; the three threads
         // share the cores (the writer's compression is the smallest part).
         let Indexer {
-            mut stage_days,
+            mut event_stage_days,
             mut rollups,
             mut values,
-            mut event_days,
         } = std::mem::take(&mut self.index);
         let (tx_a, rx_a) = std::sync::mpsc::sync_channel::<std::sync::Arc<Columns>>(2);
         let (tx_b, rx_b) = std::sync::mpsc::sync_channel::<std::sync::Arc<Columns>>(2);
         std::thread::scope(|s| {
             let a = s.spawn(move || {
                 for block in rx_a {
-                    index::add_stage_days(&mut stage_days, &block);
                     values.add(&block, &strs);
                 }
-                (stage_days, values)
+                values
             });
             let b = s.spawn(move || {
                 for block in rx_b {
-                    index::add_event_days(&mut event_days, &block);
+                    index::add_event_stage_days(&mut event_stage_days, &block);
                     rollups.add(&block);
                 }
-                (event_days, rollups)
+                (event_stage_days, rollups)
             });
             let mut written = Ok(());
             let mut start = 0;
@@ -293,13 +289,12 @@ impl SegmentWriter {
                 start = end;
             }
             drop((tx_a, tx_b));
-            let (stage_days, values) = join(a);
-            let (event_days, rollups) = join(b);
+            let values = join(a);
+            let (event_stage_days, rollups) = join(b);
             self.index = Indexer {
-                stage_days,
+                event_stage_days,
                 rollups,
                 values,
-                event_days,
             };
             written
         })
@@ -364,11 +359,11 @@ impl SegmentWriter {
     /// Writes footer and trailer, fsyncs the file, and returns the footer and file length.
     /// The caller fsyncs the directory before publishing the segment.
     pub fn finish(mut self, seq_min: u64, seq_end: u64) -> FileResult<(Footer, u64)> {
-        let event_days = EventDays {
-            days: std::mem::take(&mut self.index.event_days).into_map(),
-        };
+        let (stage_days, days) =
+            index::split_event_stage_days(std::mem::take(&mut self.index.event_stage_days));
+        let event_days = EventDays { days };
         let mut bitmaps = Bitmaps {
-            stage_days: std::mem::take(&mut self.index.stage_days).into_map(),
+            stage_days,
             ..Bitmaps::default()
         };
         bitmaps.derive(&event_days);
