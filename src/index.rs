@@ -155,18 +155,6 @@ impl<K: Ord + Copy> DaySets<K> {
 }
 
 /// Adds the customers of `cols` (rows sorted by customer, continuing the order of earlier
-/// rows) to the per-(stage, UTC day) sets of `sets` (stage codes above 5 count as 5).
-pub fn add_stage_days(sets: &mut DaySets<(u8, i32)>, cols: &Columns) {
-    add_major_days(
-        cols,
-        sets,
-        6,
-        |j| usize::from(cols.stage[j].min(5)),
-        |m, d| (m as u8, d),
-    );
-}
-
-/// Adds the customers of `cols` (rows sorted by customer, continuing the order of earlier
 /// rows) to the per-(event id, UTC day) sets of `sets`.
 pub fn add_event_days(sets: &mut DaySets<(u32, i32)>, cols: &Columns) {
     let events = cols.event.iter().copied().max().map_or(0, |e| e as usize + 1);
@@ -181,8 +169,8 @@ pub fn add_event_days(sets: &mut DaySets<(u32, i32)>, cols: &Columns) {
 
 /// Adds the customers of `cols` (rows sorted by customer, continuing the order of earlier
 /// rows) to the per-(event id, stage code, UTC day) sets of `sets` (stage codes above 5 count
-/// as 5): one pass for what [`add_stage_days`] and [`add_event_days`] build in two, which
-/// [`split_event_stage_days`] turns into both.
+/// as 5): one pass, which [`split_event_stage_days`] turns into the per-(stage, day) sets and
+/// the per-(event, day) sets that [`add_event_days`] builds.
 pub fn add_event_stage_days(sets: &mut DaySets<(u32, u8, i32)>, cols: &Columns) {
     let events = cols.event.iter().copied().max().map_or(0, |e| e as usize + 1);
     add_major_days(
@@ -954,6 +942,18 @@ mod tests {
 
     fn bitmap(members: impl IntoIterator<Item = u32>) -> RoaringBitmap {
         members.into_iter().collect()
+    }
+
+    /// The per-(stage, UTC day) sets in a pass of their own, as segment writers built them
+    /// before [`add_event_stage_days`] (the reference the split is compared with).
+    fn add_stage_days(sets: &mut DaySets<(u8, i32)>, cols: &Columns) {
+        add_major_days(
+            cols,
+            sets,
+            STAGE_CODES,
+            |j| usize::from(cols.stage[j].min(5)),
+            |m, d| (m as u8, d),
+        );
     }
 
     #[test]

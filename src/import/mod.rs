@@ -267,8 +267,9 @@ impl std::fmt::Debug for Strings {
 
 impl Strings {
     pub(crate) fn intern(&mut self, s: &str) -> u32 {
+        use std::hash::BuildHasher;
         let Strings { ids, hasher, names } = self;
-        let h = std::hash::BuildHasher::hash_one(&*hasher, s);
+        let h = hasher.hash_one(s);
         let found = ids.find(h, |&id| names.get(id as usize).is_some_and(|n| **n == *s));
         if let Some(&id) = found {
             return id;
@@ -276,9 +277,7 @@ impl Strings {
         let id = names.len() as u32;
         names.push(s.into());
         ids.insert_unique(h, id, |&id| {
-            names
-                .get(id as usize)
-                .map_or(0, |n| std::hash::BuildHasher::hash_one(&*hasher, &**n))
+            names.get(id as usize).map_or(0, |n| hasher.hash_one(&**n))
         });
         id
     }
