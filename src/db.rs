@@ -636,18 +636,28 @@ impl Db {
         let seq_min = w.next_seq;
         let seq_end = seq_min + n as u64;
         let path = segment::seg_path(dir, id);
-        let written = (|| -> Result<((Footer, u64), u64)> {
+        let (dict_gen, dict_valid) = (w.manifest.dict_gen, w.manifest.dict_len);
+        // The dictionary entries are appended while the segment is written (both are synced
+        // before the manifest that publishes them; FORMAT §9a).
+        let written = std::thread::scope(|s| -> Result<((Footer, u64), u64)> {
+            // The flush above wrote every earlier entry: the file ends at the manifest's length.
+            let dict = s.spawn(|| dict::append(dir, dict_gen, dict_valid, &prepared.delta));
             let seg = write_segment(
                 dir,
                 &path,
                 (&prepared.rows, order.as_deref()),
                 (seq_min, seq_end),
                 inner.opts.zstd_level,
-            )?;
-            // The flush above wrote every earlier entry: the file ends at the manifest's length.
-            let dict_len = dict::append(dir, w.manifest.dict_gen, w.manifest.dict_len, &prepared.delta)?;
-            Ok((seg, dict_len))
-        })();
+            );
+            let dict_len = dict.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            Ok((seg?, dict_len?))
+        });
+        let crate::ingest::Prepared { delta, rows } = prepared;
+        // Freeing the rows (hundreds of MB for a large file) is off the writer's path when a
+        // thread can be had; otherwise it happens here.
+        let _ = std::thread::Builder::new()
+            .name("journeydb-free".into())
+            .spawn(move || drop((rows, order)));
         let (seg, dict_len) = unpublished(written, &path)?;
         let file_len = seg.1;
         let mut m = w.manifest.clone();
@@ -655,7 +665,7 @@ impl Db {
         m.next_segment = id + 1;
         m.next_seq = seq_end;
         m.dict_len = dict_len;
-        m.dict_counts = prepared.delta.counts_after(w.manifest.dict_counts);
+        m.dict_counts = delta.counts_after(w.manifest.dict_counts);
         m.segments.push(SegmentEntry {
             id,
             file_len,
@@ -670,7 +680,7 @@ impl Db {
             // against these dictionaries under the writer lock, so applying it cannot fail; if
             // it did, the published manifest and these dictionaries disagree: poisoned.
             let mut d = inner.dicts.write();
-            let applied = Arc::make_mut(&mut *d).apply(&prepared.delta);
+            let applied = Arc::make_mut(&mut *d).apply(&delta);
             let counts = d.counts();
             drop(d);
             if let Err(why) = applied {
