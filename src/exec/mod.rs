@@ -1484,35 +1484,35 @@ fn bracketed(parts: &[&[i64]], n: usize, sample: usize, margin: usize) -> Option
         return None;
     }
     kept.truncate(len);
-    let (under, mid, _) = kept.select_nth_unstable(r_hi - below);
+    // The other middle value (rank r_lo ≥ below, when there are two) is the largest kept one
+    // before rank r_hi.
+    Some(median_mean_cells(&mut kept, r_hi - below, r_lo == r_hi, sum, n))
+}
+
+/// The median and mean (in seconds) of `n` samples summing to `sum` (exactly), where the
+/// median's upper (or only, when `odd`) middle value has rank `k` among `v`, and the lower one,
+/// when there are two, is the largest value of `v` below rank `k`.
+fn median_mean_cells(v: &mut [i64], k: usize, odd: bool, sum: i128, n: usize) -> (Cell, Cell) {
+    let (under, mid, _) = v.select_nth_unstable(k);
     let mid = *mid;
-    let med = if r_lo == r_hi {
+    let med = if odd {
         mid as f64
     } else {
-        // The other middle value (rank r_lo ≥ below) is the largest kept one before `mid`.
         (under.iter().copied().max().unwrap_or(mid) as f64 + mid as f64) / 2.0
     };
-    // Summed exactly, as [`median_mean`] sums.
     let mean = sum as f64 / n as f64;
-    Some((Cell::Float(med / 1e6), Cell::Float(mean / 1e6)))
+    (Cell::Float(med / 1e6), Cell::Float(mean / 1e6))
 }
 
 fn median_mean(v: &mut [i64]) -> (Cell, Cell) {
     if v.is_empty() {
         return (Cell::Null, Cell::Null);
     }
-    // Selection, not a sort: linear in the number of converting customers.
+    // Selection, not a sort: linear in the number of converting customers. Summed exactly, so
+    // the mean does not depend on the order workers delivered the times.
     let n = v.len();
-    let (below, mid, _) = v.select_nth_unstable(n / 2);
-    let mid = *mid;
-    let med = if n % 2 == 1 {
-        mid as f64
-    } else {
-        (below.iter().copied().max().unwrap_or(mid) as f64 + mid as f64) / 2.0
-    };
-    // Summed exactly, so the mean does not depend on the order workers delivered the times.
-    let mean = v.iter().map(|&x| i128::from(x)).sum::<i128>() as f64 / n as f64;
-    (Cell::Float(med / 1e6), Cell::Float(mean / 1e6))
+    let sum = v.iter().map(|&x| i128::from(x)).sum::<i128>();
+    median_mean_cells(v, n / 2, n % 2 == 1, sum, n)
 }
 
 /// What a CUSTOMERS drill-down wants from a funnel: step, DROPPED, LIMIT.
