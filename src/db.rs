@@ -51,6 +51,12 @@ pub struct Options {
     /// Bytes of decoded blocks kept for single-customer reads (timelines, `customer_events`);
     /// 0 turns the cache off.
     pub block_cache_bytes: usize,
+    /// Bytes of decoded key columns (each sealed block's customer runs and event ids, about
+    /// 0.9 bytes per event) kept for scans, so that a funnel run again reads them from memory
+    /// instead of checking and decompressing them again. Blocks are kept in the order scans
+    /// first read them, until the budget is full, and stay while their segment lives. 0 turns
+    /// the cache off.
+    pub key_cache_bytes: usize,
 }
 
 impl Default for Options {
@@ -60,6 +66,7 @@ impl Default for Options {
             buffer_events_max: 1 << 20,
             zstd_level: 3,
             block_cache_bytes: 64 << 20,
+            key_cache_bytes: 128 << 20,
         }
     }
 }
@@ -85,6 +92,11 @@ impl Options {
         self.block_cache_bytes = bytes;
         self
     }
+    /// Sets the size of the key cache for scans (0: off).
+    pub fn key_cache_bytes(mut self, bytes: usize) -> Self {
+        self.key_cache_bytes = bytes;
+        self
+    }
 }
 
 /// Storage statistics.
@@ -108,6 +120,8 @@ pub struct Stats {
     pub pending_erasures: u64,
     /// Events hidden by those erasures, still in segment files until that compaction.
     pub pending_erased_events: u64,
+    /// Bytes held in memory by the block cache and the key cache (see [`Options`]).
+    pub cache_bytes: u64,
 }
 
 struct Version {
@@ -170,6 +184,7 @@ struct Inner {
     visible_seq: AtomicU64,
     compaction: Mutex<()>,
     cache: Arc<segment::BlockCache>,
+    key_cache: Arc<segment::KeyCache>,
 }
 
 /// An embedded journeydb database. Cheap to clone; all clones share one database.
@@ -303,9 +318,12 @@ impl Db {
         }
         let mut dicts = dict::load(dir, m.dict_gen, m.dict_len, m.dict_counts, writable)?;
         let cache = segment::BlockCache::new(opts.block_cache_bytes);
+        let key_cache = segment::KeyCache::new(opts.key_cache_bytes);
         let mut segments = Vec::with_capacity(m.segments.len());
         for s in &m.segments {
-            let seg = Segment::open(dir, s.id, Some(s.file_len))?.with_cache(cache.clone());
+            let seg = Segment::open(dir, s.id, Some(s.file_len))?
+                .with_cache(cache.clone())
+                .with_key_cache(key_cache.clone());
             if seg.footer.rows != s.rows || seg.footer.seq_min != s.seq_min || seg.footer.seq_end != s.seq_end
             {
                 return Err(
@@ -372,6 +390,7 @@ impl Db {
             visible_seq: AtomicU64::new(end.next_seq),
             compaction: Mutex::new(()),
             cache,
+            key_cache,
         };
         Ok(Db {
             inner: Arc::new(inner),
@@ -499,7 +518,13 @@ impl Db {
         let old_manifest = w.manifest.number;
         w.manifest = m;
         match Segment::open_written(&inner.dir, id, file_len, footer) {
-            Ok(s) => Ok((Arc::new(s.with_cache(inner.cache.clone())), old_manifest)),
+            Ok(s) => Ok((
+                Arc::new(
+                    s.with_cache(inner.cache.clone())
+                        .with_key_cache(inner.key_cache.clone()),
+                ),
+                old_manifest,
+            )),
             Err(e) => Err(self.poison(w, e.to_string())),
         }
     }
@@ -1011,6 +1036,7 @@ impl Db {
             },
             pending_erasures: version.forgotten.len() as u64,
             pending_erased_events: hidden,
+            cache_bytes: (self.inner.cache.used() + self.inner.key_cache.used()) as u64,
         }
     }
 

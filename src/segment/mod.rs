@@ -18,8 +18,8 @@ use std::fs::File;
 use std::iter::Copied;
 use std::path::{Path, PathBuf};
 use std::slice::Iter;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use memmap2::Mmap;
 
@@ -704,6 +704,10 @@ pub struct Segment {
     uid: u64,
     /// Decoded blocks shared by single-customer reads (set by the database).
     cache: Option<Arc<BlockCache>>,
+    /// The budget of `keys` (set by the database; without it nothing is kept).
+    key_cache: Option<Arc<KeyCache>>,
+    /// Each block's key columns, once a scan has read them and the budget had room.
+    keys: Vec<OnceLock<BlockKeys>>,
 }
 
 /// Decoded blocks (all columns) kept for single-customer reads — timelines and
@@ -784,6 +788,81 @@ impl BlockCache {
             keep
         });
         st.used -= freed;
+    }
+}
+
+/// The budget of the decoded key columns that segments keep for scans (see [`BlockKeys`]):
+/// shared by the segments of one database. A block is admitted while the budget has room and
+/// stays as long as its segment lives — no eviction, since a scan that cycles over more blocks
+/// than fit would evict every block before its next use (the blocks admitted first are served
+/// from memory on every scan instead). A segment returns its bytes when it is dropped.
+#[derive(Debug)]
+pub struct KeyCache {
+    budget: usize,
+    used: AtomicUsize,
+}
+
+impl KeyCache {
+    /// A budget of `budget` bytes (0 admits nothing).
+    pub fn new(budget: usize) -> Arc<KeyCache> {
+        Arc::new(KeyCache {
+            budget,
+            used: AtomicUsize::new(0),
+        })
+    }
+
+    /// Bytes of key columns held now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Takes `bytes` from the budget; false (nothing taken) when they do not fit.
+    fn reserve(&self, bytes: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                u.checked_add(bytes).filter(|&v| v <= self.budget)
+            })
+            .is_ok()
+    }
+
+    /// Gives `bytes` back.
+    fn release(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+/// One block's key columns, decoded: its customer runs and event ids, checked (crc32 of the
+/// stored chunks, the runs against the zone map) when they were read from the file. Kept in
+/// process memory, not in the map, so that later reads need no second check.
+#[derive(Debug)]
+struct BlockKeys {
+    cids: Vec<u32>,
+    ends: Vec<u32>,
+    events: KeyEvents,
+}
+
+/// The event ids of [`BlockKeys`], in the forms of [`BlockEvents`].
+#[derive(Debug)]
+enum KeyEvents {
+    Nibbles(Vec<u8>),
+    Ids(Vec<u32>),
+}
+
+impl BlockKeys {
+    /// Heap bytes held (what the budget counts).
+    fn bytes(&self) -> usize {
+        let events = match &self.events {
+            KeyEvents::Nibbles(p) => p.len(),
+            KeyEvents::Ids(v) => 4 * v.len(),
+        };
+        4 * (self.cids.len() + self.ends.len()) + events
+    }
+
+    fn events(&self) -> BlockEvents<'_> {
+        match &self.events {
+            KeyEvents::Nibbles(p) => BlockEvents::Nibbles(p),
+            KeyEvents::Ids(v) => BlockEvents::Ids(v),
+        }
     }
 }
 
@@ -899,17 +978,27 @@ impl Segment {
             id,
             path,
             map,
+            keys: std::iter::repeat_with(OnceLock::new)
+                .take(footer.blocks.len())
+                .collect(),
             footer,
             obsolete: AtomicBool::new(false),
             footer_offset,
             uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
             cache: None,
+            key_cache: None,
         })
     }
 
     /// Lets single-customer reads of this segment share `cache`.
     pub fn with_cache(mut self, cache: Arc<BlockCache>) -> Segment {
         self.cache = Some(cache);
+        self
+    }
+
+    /// Lets scans keep this segment's decoded key columns within `keys`' budget.
+    pub fn with_key_cache(mut self, keys: Arc<KeyCache>) -> Segment {
+        self.key_cache = Some(keys);
         self
     }
 
@@ -1116,11 +1205,7 @@ impl Segment {
     /// decoded whole). Every chunk read has its crc32 checked first; `bufs` keeps the
     /// allocations across blocks.
     pub fn read_block_runs_lazy<'s>(&'s self, i: usize, bufs: &'s mut LazyBufs) -> FileResult<LazyBlock<'s>> {
-        let b = self
-            .footer
-            .blocks
-            .get(i)
-            .ok_or_else(|| FileError::corrupt(&self.path, 0, format!("no block {i}")))?;
+        let b = self.block_meta(i)?;
         let n = b.rows as usize;
         let path = &self.path;
         let LazyBufs {
@@ -1132,29 +1217,13 @@ impl Segment {
             events,
             ts,
         } = bufs;
-        let c = &b.chunks[0];
-        let bytes = self.raw_chunk(c, raw)?;
-        let mut r = Reader::new(bytes);
-        column::get_rle_runs(&mut r, n, cids, ends)
-            .and_then(|()| r.finish())
-            .map_err(|e| FileError::decode(path, c.offset, e))?;
-        if cids.first() != Some(&b.cid_min) || cids.last() != Some(&b.cid_max) {
-            return Err(FileError::corrupt(
-                path,
-                c.offset,
-                "customer column disagrees with the zone map",
-            ));
-        }
-        let c = &b.chunks[2];
-        let bytes = self.raw_chunk(c, raw_events)?;
-        let events = match column::nibbles(bytes, n).map_err(|e| FileError::decode(path, c.offset, e))? {
-            Some(packed) => BlockEvents::Nibbles(packed),
+        let (cids, ends, events): (&[u32], &[u32], BlockEvents<'_>) = match self.kept_keys(i) {
+            Some(k) => (&k.cids, &k.ends, k.events()),
             None => {
-                let mut r = Reader::new(bytes);
-                column::get_width_u32(&mut r, n, events)
-                    .and_then(|()| r.finish())
-                    .map_err(|e| FileError::decode(path, c.offset, e))?;
-                BlockEvents::Ids(events)
+                self.read_runs(i, raw, cids, ends)?;
+                let events = self.read_events(i, raw_events, events)?;
+                self.keep_keys(i, cids, ends, &events);
+                (cids, ends, events)
             }
         };
         let c = &b.chunks[1];
@@ -1179,6 +1248,93 @@ impl Segment {
         })
     }
 
+    /// The zone map and chunk references of block `i`.
+    fn block_meta(&self, i: usize) -> FileResult<&BlockMeta> {
+        self.footer
+            .blocks
+            .get(i)
+            .ok_or_else(|| FileError::corrupt(&self.path, 0, format!("no block {i}")))
+    }
+
+    /// Block `i`'s key columns, when a scan has kept them.
+    fn kept_keys(&self, i: usize) -> Option<&BlockKeys> {
+        self.keys.get(i).and_then(OnceLock::get)
+    }
+
+    /// Keeps a copy of block `i`'s key columns, just read and checked, if the budget has room.
+    fn keep_keys(&self, i: usize, cids: &[u32], ends: &[u32], events: &BlockEvents<'_>) {
+        let (Some(budget), Some(cell)) = (&self.key_cache, self.keys.get(i)) else {
+            return;
+        };
+        let events_bytes = match events {
+            BlockEvents::Nibbles(p) => p.len(),
+            BlockEvents::Ids(v) => 4 * v.len(),
+        };
+        let bytes = 4 * (cids.len() + ends.len()) + events_bytes;
+        if cell.get().is_some() || !budget.reserve(bytes) {
+            return;
+        }
+        let keys = BlockKeys {
+            cids: cids.to_vec(),
+            ends: ends.to_vec(),
+            events: match events {
+                BlockEvents::Nibbles(p) => KeyEvents::Nibbles(p.to_vec()),
+                BlockEvents::Ids(v) => KeyEvents::Ids(v.to_vec()),
+            },
+        };
+        if cell.set(keys).is_err() {
+            // Another scan kept the same block first.
+            budget.release(bytes);
+        }
+    }
+
+    /// Decodes block `i`'s customer runs into `cids` and `ends`, checked against its zone map.
+    fn read_runs(
+        &self,
+        i: usize,
+        raw: &mut Vec<u8>,
+        cids: &mut Vec<u32>,
+        ends: &mut Vec<u32>,
+    ) -> FileResult<()> {
+        let b = self.block_meta(i)?;
+        let c = &b.chunks[0];
+        let bytes = self.raw_chunk(c, raw)?;
+        let mut r = Reader::new(bytes);
+        column::get_rle_runs(&mut r, b.rows as usize, cids, ends)
+            .and_then(|()| r.finish())
+            .map_err(|e| FileError::decode(&self.path, c.offset, e))?;
+        if cids.first() != Some(&b.cid_min) || cids.last() != Some(&b.cid_max) {
+            return Err(FileError::corrupt(
+                &self.path,
+                c.offset,
+                "customer column disagrees with the zone map",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Block `i`'s event ids: the packed form as stored (in `raw`), or decoded into `ids`.
+    fn read_events<'s>(
+        &'s self,
+        i: usize,
+        raw: &'s mut Vec<u8>,
+        ids: &'s mut Vec<u32>,
+    ) -> FileResult<BlockEvents<'s>> {
+        let b = self.block_meta(i)?;
+        let n = b.rows as usize;
+        let c = &b.chunks[2];
+        let bytes = self.raw_chunk(c, raw)?;
+        let err = |e| FileError::decode(&self.path, c.offset, e);
+        if let Some(packed) = column::nibbles(bytes, n).map_err(err)? {
+            return Ok(BlockEvents::Nibbles(packed));
+        }
+        let mut r = Reader::new(bytes);
+        column::get_width_u32(&mut r, n, ids)
+            .and_then(|()| r.finish())
+            .map_err(err)?;
+        Ok(BlockEvents::Ids(ids))
+    }
+
     /// Decodes every block and checks every checksum (used by `verify`).
     pub fn verify(&self) -> FileResult<u64> {
         self.verify_with(|_| Ok(()))
@@ -1201,6 +1357,15 @@ impl Segment {
 
 impl Drop for Segment {
     fn drop(&mut self) {
+        if let Some(budget) = &self.key_cache {
+            budget.release(
+                self.keys
+                    .iter()
+                    .filter_map(OnceLock::get)
+                    .map(BlockKeys::bytes)
+                    .sum(),
+            );
+        }
         if self.obsolete.load(Ordering::SeqCst) {
             // Best effort: a file left behind is removed as an orphan at the next open.
             let _ = file::remove_if_exists(&self.path);
@@ -1376,5 +1541,129 @@ mod tests {
         let off = BlockCache::new(0);
         off.insert((1, 0), block(1));
         assert_eq!(off.used(), 0);
+    }
+
+    /// One customer run of a lazy block read, owned: customer, run end, event ids, timestamps.
+    type Run = (u32, u32, Vec<u32>, Vec<i64>);
+
+    /// One lazy read of every block of `seg`.
+    fn lazy_runs(seg: &Segment) -> FileResult<Vec<Run>> {
+        let mut bufs = LazyBufs::default();
+        let mut out = Vec::new();
+        for i in 0..seg.footer.blocks.len() {
+            let b = seg.read_block_runs_lazy(i, &mut bufs)?;
+            let mut a = 0;
+            for (&c, &end) in b.cids.iter().zip(b.ends) {
+                let len = end as usize - a;
+                let ts: Vec<i64> = match &b.ts {
+                    BlockTs::Lazy(r) => r.run(a).take(len).collect(),
+                    BlockTs::Decoded(v) => v[a..end as usize].to_vec(),
+                };
+                out.push((c, end, b.events.ids(a, end as usize).collect(), ts));
+                a = end as usize;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Segments of `n` rows in runs of 1–40 per customer (so runs cross blocks), with event ids
+    /// below `events`: 16 or fewer are stored 4 bits each (kept packed), more width-coded
+    /// (kept decoded).
+    fn keyed_segment(dir: &Path, id: u64, n: usize, events: u32) -> FileResult<Segment> {
+        let mut rows = Columns::default();
+        let (mut cid, mut x) = (0u32, 0x9E37_79B9_7F4A_7C15u64);
+        for i in 0..n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if x.is_multiple_of(20) {
+                cid += 1;
+            }
+            rows.cid.push(cid);
+            rows.ts.push(1_769_990_400_000_000 + i as i64 * 1_000_000);
+            rows.event.push((x >> 20) as u32 % events);
+            rows.stage.push(0);
+        }
+        std::fs::create_dir_all(dir.join(SEG_DIR)).map_err(|e| FileError::io(dir, e))?;
+        let mut w = SegmentWriter::create(&seg_path(dir, id), Vec::new(), 3)?;
+        w.push_rows(&rows, None)?;
+        let (footer, len) = w.finish(0, n as u64)?;
+        Segment::open_written(dir, id, len, footer)
+    }
+
+    /// Scans read the same runs, events and timestamps with the key cache as without it — on the
+    /// read that keeps a block's keys and on the reads served from them — for both forms of
+    /// event ids; the cache holds at most its budget, admits no block that does not fit, and
+    /// gets every byte back when the segment is dropped.
+    #[test]
+    fn key_cache_reads_equal_uncached_reads_within_its_budget() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        for (id, events) in [(1u64, 13u32), (2, 40)] {
+            let plain = keyed_segment(dir.path(), id, 150_000, events)?;
+            assert!(plain.footer.blocks.len() >= 3);
+            let want = lazy_runs(&plain)?;
+            assert!(want.iter().any(|r| r.2.len() > 1));
+            let kept = |seg: &Segment| seg.keys.iter().filter(|k| k.get().is_some()).count();
+            assert_eq!(kept(&plain), 0, "no cache, nothing kept");
+            let whole = KeyCache::new(usize::MAX);
+            let seg = Segment::open(dir.path(), id, None)?.with_key_cache(whole.clone());
+            assert_eq!(lazy_runs(&seg)?, want, "events < {events}: read that keeps");
+            assert_eq!(kept(&seg), seg.footer.blocks.len());
+            let held = whole.used();
+            let per_event = if events <= 16 { 0.5 } else { 4.0 };
+            assert!(held as f64 >= per_event * 150_000.0, "{held} bytes");
+            assert_eq!(lazy_runs(&seg)?, want, "events < {events}: reads from the cache");
+            assert_eq!(whole.used(), held, "a block is kept once");
+            drop(seg);
+            assert_eq!(whole.used(), 0, "a dropped segment gives its bytes back");
+
+            // Room for about one block: some blocks kept, the others read from the file.
+            let budget = held / plain.footer.blocks.len() + held / 10;
+            let some = KeyCache::new(budget);
+            let seg = Segment::open(dir.path(), id, None)?.with_key_cache(some.clone());
+            for _ in 0..2 {
+                assert_eq!(lazy_runs(&seg)?, want, "events < {events}: partly kept");
+                assert!(some.used() <= budget && some.used() > 0);
+                assert!((1..seg.footer.blocks.len()).contains(&kept(&seg)));
+            }
+            let off = KeyCache::new(0);
+            let seg = Segment::open(dir.path(), id, None)?.with_key_cache(off.clone());
+            assert_eq!(lazy_runs(&seg)?, want);
+            assert_eq!((off.used(), kept(&seg)), (0, 0));
+        }
+        Ok(())
+    }
+
+    /// A corrupt event chunk fails the scan that reads it, naming the file and the chunk's
+    /// offset, with the cache as without it; nothing of the block is kept, so every read checks
+    /// it again.
+    #[test]
+    fn key_cache_keeps_no_corrupt_block() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let seg = keyed_segment(dir.path(), 1, 150_000, 13)?;
+        let chunk = seg.footer.blocks[1].chunks[2];
+        let path = seg.path().to_path_buf();
+        drop(seg);
+        let mut bytes = std::fs::read(&path)?;
+        bytes[chunk.offset as usize + chunk.stored_len as usize / 2] ^= 0x40;
+        std::fs::write(&path, &bytes)?;
+        let cache = KeyCache::new(usize::MAX);
+        let seg = Segment::open(dir.path(), 1, None)?.with_key_cache(cache.clone());
+        let mut bufs = LazyBufs::default();
+        seg.read_block_runs_lazy(0, &mut bufs)?;
+        let first = cache.used();
+        assert!(first > 0);
+        for _ in 0..2 {
+            match seg.read_block_runs_lazy(1, &mut bufs) {
+                Err(FileError::Corrupt { path: p, offset, .. }) => {
+                    assert_eq!((p, offset), (path.clone(), chunk.offset));
+                }
+                Err(e) => panic!("unexpected error {e}"),
+                Ok(_) => panic!("a corrupt chunk was read"),
+            }
+            assert_eq!(cache.used(), first, "the corrupt block is not kept");
+            assert!(seg.keys[1].get().is_none());
+        }
+        Ok(())
     }
 }

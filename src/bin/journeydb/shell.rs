@@ -585,6 +585,12 @@ pub fn stats_text(db: &Db) -> String {
         group_thousands(s.bytes_on_disk as i64),
         s.bytes_per_event
     );
+    if s.cache_bytes > 0 {
+        out.push_str(&format!(
+            "cached in memory {} bytes\n",
+            group_thousands(s.cache_bytes as i64)
+        ));
+    }
     if s.pending_erasures > 0 {
         out.push_str(&format!(
             "erasures        {} customers ({} events) hidden, removed from disk by the next compaction\n",
