@@ -439,7 +439,8 @@ fn scan_lazy<O: LazyOperator>(
 ) -> Result<O::Partial, QueryError> {
     let mut p = O::Partial::default();
     let mut reported = 0usize;
-    let wanted = |c: u32| only.as_ref().is_none_or(|o| o.contains(c));
+    let mut wanted = only.as_deref().map(|o| Members::new(o, lo, hi));
+    let mut wanted = |c: u32| wanted.as_mut().is_none_or(|m| m.contains(c));
     let mut bufs = crate::segment::LazyBufs::default();
     // The customer fed so far (its rows may go on in the next block), and whether its answer
     // is final.
@@ -512,6 +513,40 @@ fn scan_lazy<O: LazyOperator>(
     }
     budget.report(&mut reported, op.footprint(&p))?;
     Ok(p)
+}
+
+/// Membership in a bitmap for ids asked in ascending order (repeats allowed): a cursor over the
+/// members instead of a lookup per id. A scan asks once per customer it meets, and a roaring
+/// `contains` (a binary search over the containers, then one within) took ~8 % of a funnel's
+/// time; the cursor steps once per member of the scanned range.
+struct Members<'a> {
+    it: roaring::bitmap::Iter<'a>,
+    next: Option<u32>,
+}
+
+impl<'a> Members<'a> {
+    /// The members of `set` in `lo..=hi`.
+    fn new(set: &'a roaring::RoaringBitmap, lo: u32, hi: u32) -> Members<'a> {
+        let mut it = if lo <= hi {
+            set.range(lo..=hi)
+        } else {
+            set.range(lo..lo)
+        };
+        let next = it.next();
+        Members { it, next }
+    }
+
+    /// Whether `id` is a member; `id` MUST be ≥ every id asked before (else the answer may be
+    /// false for a member).
+    #[inline]
+    fn contains(&mut self, id: u32) -> bool {
+        while let Some(m) = self.next
+            && m < id
+        {
+            self.next = self.it.next();
+        }
+        self.next == Some(id)
+    }
 }
 
 /// True when `(lo, hi)` selects whole UTC days of the data: each end on a day boundary or beyond
@@ -2941,6 +2976,23 @@ mod tests {
     proptest::proptest! {
         /// Scan ranges cover every customer id once, in order, and give each worker about its
         /// share of the rows (at most one block over).
+        #[test]
+        fn members_answer_ascending_questions_as_contains(
+            members in proptest::collection::btree_set(0u32..2_000, 0..300),
+            asked in proptest::collection::vec(0u32..2_100, 0..400),
+            (lo, hi) in (0u32..2_100, 0u32..2_100),
+        ) {
+            let set: roaring::RoaringBitmap = members.iter().copied().collect();
+            let mut asked = asked;
+            // Ascending, with repeats (a customer asked again in the next block).
+            asked.sort_unstable();
+            let mut m = Members::new(&set, lo, hi);
+            for &id in &asked {
+                let want = (lo..=hi).contains(&id) && members.contains(&id);
+                proptest::prop_assert_eq!(m.contains(id), want, "id {}", id);
+            }
+        }
+
         #[test]
         fn split_rows_covers_every_id_with_balanced_rows(
             blocks in proptest::collection::vec((0u32..5_000, 1u64..70_000), 0..60),
