@@ -460,7 +460,16 @@ impl<'a> TwoWidths<'a> {
         if !m.is_multiple_of(8) && sel.last().is_some_and(|&b| b >> (m % 8) != 0) {
             return Err(r.err("selector bits past the last row"));
         }
-        let wide = sel.iter().map(|b| b.count_ones() as usize).sum::<usize>();
+        // Counted 8 bytes at a time: without a POPCNT instruction in the baseline target, each
+        // count is a multiply-and-shift sequence, as long for a byte as for a word.
+        let wide = sel
+            .chunks(8)
+            .map(|c| {
+                let mut w = [0u8; 8];
+                w[..c.len()].copy_from_slice(c);
+                u64::from_le_bytes(w).count_ones() as usize
+            })
+            .sum::<usize>();
         let small_len = packed_len(m - wide, ws).ok_or_else(|| r.err("row count overflow"))?;
         let large_len = packed_len(wide, wl).ok_or_else(|| r.err("row count overflow"))?;
         // The narrow stream, the wide stream and the padding, contiguous: every value starts at

@@ -587,7 +587,7 @@ pub fn stats_text(db: &Db) -> String {
     );
     if s.cache_bytes > 0 {
         out.push_str(&format!(
-            "cached in memory {} bytes\n",
+            "cached bytes    {}\n",
             group_thousands(s.cache_bytes as i64)
         ));
     }
