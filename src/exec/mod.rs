@@ -3080,6 +3080,19 @@ mod tests {
         }
     }
 
+    /// A bracket whose top is exactly one rank below the median misses (the median is not
+    /// among the kept values), and the whole selection answers.
+    #[test]
+    fn bracket_ending_one_rank_below_the_median_is_a_miss() {
+        // 11 values; a sample of every 2nd ([0, 2, 4, 6, 50, 51]) brackets [4, 6], which holds
+        // ranks 3–4 (0, 1 and 2 are below it): the median, rank 5, is the first rank above.
+        let v = [0i64, 1, 2, 60, 4, 61, 6, 62, 50, 63, 51];
+        assert_eq!(bracketed(&[&v], v.len(), 5, 0), None);
+        let want = median_mean(&mut v.to_vec());
+        assert_eq!(want.0, Cell::Float(50.0 / 1e6));
+        assert_eq!(median_mean_bracketed(&[&v], 5, 0), want);
+    }
+
     /// Brackets that end right at a median rank, below or above (sorted runs of consecutive
     /// values, split at every point of a range, with the narrowest margin): the bracket
     /// answers only when it holds both middle values, and the answer is exact either way.
