@@ -52,10 +52,10 @@ pub struct Options {
     /// 0 turns the cache off.
     pub block_cache_bytes: usize,
     /// Bytes of decoded key columns (each sealed block's customer runs and event ids, about
-    /// 0.9 bytes per event) kept for scans, so that a funnel run again reads them from memory
-    /// instead of checking and decompressing them again. Blocks are kept in the order scans
-    /// first read them, until the budget is full, and stay while their segment lives. 0 turns
-    /// the cache off.
+    /// 0.8 bytes per event) kept for the funnel's scan, so that a funnel run again reads them
+    /// from memory instead of checking and decompressing them again. Blocks are kept in the
+    /// order scans first read them, until the budget is full, and stay while their segment
+    /// lives. 0 turns the cache off.
     pub key_cache_bytes: usize,
 }
 

@@ -848,14 +848,19 @@ enum KeyEvents {
     Ids(Vec<u32>),
 }
 
+/// The bytes a block's key columns take in the key cache (what its budget counts).
+fn key_bytes(cids: &[u32], ends: &[u32], events: &BlockEvents<'_>) -> usize {
+    let events = match events {
+        BlockEvents::Nibbles(p) => p.len(),
+        BlockEvents::Ids(v) => 4 * v.len(),
+    };
+    4 * (cids.len() + ends.len()) + events
+}
+
 impl BlockKeys {
     /// Heap bytes held (what the budget counts).
     fn bytes(&self) -> usize {
-        let events = match &self.events {
-            KeyEvents::Nibbles(p) => p.len(),
-            KeyEvents::Ids(v) => 4 * v.len(),
-        };
-        4 * (self.cids.len() + self.ends.len()) + events
+        key_bytes(&self.cids, &self.ends, &self.events())
     }
 
     fn events(&self) -> BlockEvents<'_> {
@@ -1266,11 +1271,7 @@ impl Segment {
         let (Some(budget), Some(cell)) = (&self.key_cache, self.keys.get(i)) else {
             return;
         };
-        let events_bytes = match events {
-            BlockEvents::Nibbles(p) => p.len(),
-            BlockEvents::Ids(v) => 4 * v.len(),
-        };
-        let bytes = 4 * (cids.len() + ends.len()) + events_bytes;
+        let bytes = key_bytes(cids, ends, events);
         if cell.get().is_some() || !budget.reserve(bytes) {
             return;
         }
