@@ -688,6 +688,17 @@ fn maintenance_commands() {
         "{}",
         text(&out.stdout)
     );
+    // `.stats` shows what the caches hold: nothing in a fresh session, the segment's key
+    // columns once a funnel has scanned it.
+    let out = run(
+        &[db_s],
+        Some(".stats\nFUNNEL visit -> purchase WITHIN 7d;\n.stats\n"),
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (before, after) = stdout.split_once("visit").unwrap_or_default();
+    assert!(!before.contains("cached bytes"), "{stdout}");
+    assert!(after.contains("cached bytes"), "{stdout}");
     // Dot-commands from a script; `.stagemap` changes what later writes get.
     let script =
         ".stagemap signup awareness\n.mode csv\n.stagemap\n.events\nTREND count PERIOD month;\n.bogus\n";
