@@ -430,6 +430,15 @@ fn delta_header(r: &mut Reader<'_>, want: u8) -> Result<(i64, i64), DecodeError>
     Ok((first, g as i64))
 }
 
+/// `bytes` as little-endian 64-bit words, the last one zero-padded.
+fn le_words(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    bytes.chunks(8).map(|c| {
+        let mut w = [0u8; 8];
+        w[..c.len()].copy_from_slice(c);
+        u64::from_le_bytes(w)
+    })
+}
+
 /// The parsed layout of a tag 7 or tag 9 chunk (see [`put_delta_bits_i64`]), lengths checked.
 struct TwoWidths<'a> {
     first: i64,
@@ -462,14 +471,7 @@ impl<'a> TwoWidths<'a> {
         }
         // Counted 8 bytes at a time: without a POPCNT instruction in the baseline target, each
         // count is a multiply-and-shift sequence, as long for a byte as for a word.
-        let wide = sel
-            .chunks(8)
-            .map(|c| {
-                let mut w = [0u8; 8];
-                w[..c.len()].copy_from_slice(c);
-                u64::from_le_bytes(w).count_ones() as usize
-            })
-            .sum::<usize>();
+        let wide = le_words(sel).map(|w| w.count_ones() as usize).sum::<usize>();
         let small_len = packed_len(m - wide, ws).ok_or_else(|| r.err("row count overflow"))?;
         let large_len = packed_len(wide, wl).ok_or_else(|| r.err("row count overflow"))?;
         // The narrow stream, the wide stream and the padding, contiguous: every value starts at
@@ -570,15 +572,7 @@ impl<'a> TsRuns<'a> {
         if two.wl > 56 {
             return Ok(None);
         }
-        let mut words: Vec<u64> = two
-            .sel
-            .chunks(8)
-            .map(|c| {
-                let mut w = [0u8; 8];
-                w[..c.len()].copy_from_slice(c);
-                u64::from_le_bytes(w)
-            })
-            .collect();
+        let mut words: Vec<u64> = le_words(two.sel).collect();
         words.push(0);
         let mut before = Vec::with_capacity(words.len());
         let mut sum = 0u32;
