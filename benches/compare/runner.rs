@@ -23,6 +23,12 @@ use journeydb::import::{self, FileFormat, ImportOptions};
 use journeydb::{Cell, Db, Options, Query, QueryOptions, Sync, demo};
 use serde_json::{Value as J, json};
 
+/// The allocator of the `journeydb` shell (feature `mimalloc`, on by default), so that the
+/// runner measures what `journeydb import` does.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Events per commit while loading (as `journeydb import` does).
 const CHUNK: usize = 100_000;
 
@@ -116,11 +122,13 @@ fn load(db_dir: &Path, file: &Path) -> Result<J, String> {
     let db = Db::create(db_dir, Options::default()).map_err(err)?;
     db.set_stages(&demo::EVENTS.map(|(name, stage)| (name, Some(stage))))
         .map_err(err)?;
+    let create_s = t0.elapsed().as_secs_f64();
     let read = import::read_file(file, &ImportOptions::default(), &mut |_, _| {}).map_err(err)?;
     let staged = read.staged;
     let read_s = t0.elapsed().as_secs_f64();
     let events = staged.len();
     db.import(staged).map_err(err)?;
+    let import_s = t0.elapsed().as_secs_f64();
     db.flush().map_err(err)?;
     db.compact().map_err(err)?;
     let secs = t0.elapsed().as_secs_f64();
@@ -128,7 +136,9 @@ fn load(db_dir: &Path, file: &Path) -> Result<J, String> {
     Ok(json!({
         "events": events,
         "seconds": secs,
+        "create_seconds": create_s,
         "read_seconds": read_s,
+        "import_seconds": import_s,
         "bytes": dir_bytes(db_dir),
     }))
 }

@@ -17,6 +17,13 @@ use journeydb::{Db, Event, Options, Stage, Sync, demo};
 use render::Format;
 use shell::{Flow, Session};
 
+/// mimalloc rather than the system allocator (feature `mimalloc`, on by default): an import
+/// allocates and frees large column buffers, which glibc's malloc returns to the kernel and
+/// faults back in; docs/BENCHMARKS.md has the measurement.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "journeydb", version, about = "An embedded customer-journey database")]
 #[command(args_conflicts_with_subcommands = true)]
