@@ -183,6 +183,11 @@ pub enum Op<'a> {
     },
     /// fsync (or fdatasync) a file.
     Sync(&'a Path),
+    /// fdatasync a file that is still being written, from a background thread, so that its
+    /// final fsync has less left to write. Nothing relies on it for durability (the final
+    /// [`Op::Sync`] does), but a failure fails the write: after a failed fsync the kernel may
+    /// have dropped the dirty pages, which a later fsync would then not report.
+    SyncAhead(&'a Path),
     /// fsync a directory.
     SyncDir(&'a Path),
     /// Rename `from` over `to` (same directory).
@@ -296,6 +301,12 @@ pub fn set_len(f: &File, path: &Path, len: u64) -> FileResult<()> {
 pub fn sync(f: &File, path: &Path, all: bool) -> FileResult<()> {
     gate(&Op::Sync(path)).at(path)?;
     if all { f.sync_all() } else { f.sync_data() }.at(path)
+}
+
+/// [`Op::SyncAhead`]: fdatasyncs `f`, a file that another thread is still appending to.
+pub fn sync_ahead(f: &File, path: &Path) -> FileResult<()> {
+    gate(&Op::SyncAhead(path)).at(path)?;
+    f.sync_data().at(path)
 }
 
 /// fsyncs a directory so that entries created, renamed or removed in it are durable.

@@ -178,6 +178,88 @@ pub struct SegmentWriter {
     zstd: Option<codec::Compressor>,
     /// Timestamps in tag 7, as builds before tag 9 wrote them (tests of reading old segments).
     tag7_ts: bool,
+    /// Makes the written blocks durable in the background while later ones are encoded.
+    ahead: SyncAhead,
+}
+
+/// Bytes written between two requests to the background syncer while blocks are written.
+const SYNC_AHEAD_BYTES: u64 = 8 << 20;
+
+/// When the footer is about to be encoded, the blocks written since the last request are
+/// synced in the background if they are at least this many bytes; a smaller segment (a test,
+/// a small flush) is synced only by its final fsync, on the writer's thread.
+const SYNC_AHEAD_MIN_BYTES: u64 = 1 << 20;
+
+/// A background thread that fdatasyncs a segment file while it is written (FORMAT §5.5), so
+/// that the final fsync, which the manifest waits for, has only the last bytes left to write.
+/// Every sync's result is kept: [`SyncAhead::finish`] returns the first failure.
+struct SyncAhead {
+    /// Bytes between two requests while blocks are written.
+    every: u64,
+    /// The least unsynced bytes worth a request before the footer.
+    min: u64,
+    /// The file offset at the last request.
+    requested: u64,
+    /// Started at the first request.
+    thread: Option<(
+        std::sync::mpsc::Sender<()>,
+        std::thread::JoinHandle<FileResult<()>>,
+    )>,
+}
+
+impl SyncAhead {
+    fn new(every: u64, min: u64) -> SyncAhead {
+        SyncAhead {
+            every,
+            min,
+            requested: 0,
+            thread: None,
+        }
+    }
+
+    /// Asks for a sync of the file up to `offset` when at least `least` bytes were written
+    /// since the last request. Without a thread or a second handle on the file nothing is
+    /// done ahead: the final fsync covers it.
+    fn request(&mut self, file: &File, path: &Path, offset: u64, least: u64) {
+        if offset.saturating_sub(self.requested) < least {
+            return;
+        }
+        self.requested = offset;
+        if self.thread.is_none() {
+            let Ok(f) = file.try_clone() else { return };
+            let path = path.to_path_buf();
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let spawned = std::thread::Builder::new()
+                .name("journeydb-sync".into())
+                .spawn(move || {
+                    while rx.recv().is_ok() {
+                        // Requests that arrived during the last sync are answered by one more.
+                        while rx.try_recv().is_ok() {}
+                        file::sync_ahead(&f, &path)?;
+                    }
+                    Ok(())
+                });
+            match spawned {
+                Ok(h) => self.thread = Some((tx, h)),
+                Err(_) => return,
+            }
+        }
+        if let Some((tx, _)) = &self.thread {
+            // A send fails only when the thread has stopped on an error, which finish reports.
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits for the syncs asked for; the first failure, if any.
+    fn finish(&mut self) -> FileResult<()> {
+        match self.thread.take() {
+            Some((tx, h)) => {
+                drop(tx);
+                h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 impl SegmentWriter {
@@ -199,6 +281,7 @@ impl SegmentWriter {
             raw: Vec::new(),
             zstd: None,
             tag7_ts: false,
+            ahead: SyncAhead::new(SYNC_AHEAD_BYTES, SYNC_AHEAD_MIN_BYTES),
         })
     }
 
@@ -227,6 +310,8 @@ impl SegmentWriter {
         };
         file::write(&self.file, &self.path, self.offset, &stored)?;
         self.offset += stored.len() as u64;
+        self.ahead
+            .request(&self.file, &self.path, self.offset, self.ahead.every);
         self.raw.clear();
         Ok(r)
     }
@@ -359,6 +444,9 @@ impl SegmentWriter {
     /// Writes footer and trailer, fsyncs the file, and returns the footer and file length.
     /// The caller fsyncs the directory before publishing the segment.
     pub fn finish(mut self, seq_min: u64, seq_end: u64) -> FileResult<(Footer, u64)> {
+        // The blocks become durable while the footer is encoded.
+        self.ahead
+            .request(&self.file, &self.path, self.offset, self.ahead.min);
         let (stage_days, days) =
             index::split_event_stage_days(std::mem::take(&mut self.index.event_stage_days));
         let event_days = EventDays { days };
@@ -392,6 +480,9 @@ impl SegmentWriter {
         codec::put_u32(&mut out, file::FORMAT_VERSION);
         out.extend_from_slice(&file::magic(Kind::Segment));
         file::write(&self.file, &self.path, self.offset, &out)?;
+        // A failed sync ahead fails the segment even if the final fsync succeeds (the kernel
+        // may have dropped the pages that it could not write).
+        self.ahead.finish()?;
         file::sync(&self.file, &self.path, true)?;
         Ok((footer, footer_offset + out.len() as u64))
     }
