@@ -284,9 +284,29 @@ fn put(out: &mut Vec<u8>, b: &RoaringBitmap) -> std::io::Result<()> {
     if sparse {
         codec::put_u32(out, 0);
         let mut prev = 0u32;
-        for v in b {
-            codec::put_varint(out, u64::from(v - prev));
-            prev = v;
+        // Members taken 256 at a time (`next_many`: a copy out of each container) rather than
+        // one by one: at 10M events the one-by-one iterator was ~30 % of the index encoding.
+        // Their varints are written into a local buffer, then appended at once.
+        let (mut members, mut batch, mut bytes) = (b.iter(), [0u32; 256], [0u8; 256 * 5]);
+        loop {
+            let got = members.next_many(&mut batch);
+            if got.is_empty() {
+                break;
+            }
+            let mut n = 0;
+            for &v in got.iter() {
+                let mut gap = v - prev;
+                prev = v;
+                while gap >= 0x80 {
+                    bytes[n] = (gap as u8) | 0x80;
+                    gap >>= 7;
+                    n += 1;
+                }
+                bytes[n] = gap as u8;
+                n += 1;
+            }
+            out.extend_from_slice(&bytes[..n]);
+            // Past the roaring form's size the gap list is not used: stop encoding it.
             if out.len() - start - 4 >= roaring {
                 break;
             }
@@ -982,6 +1002,34 @@ mod tests {
         Ok(())
     }
 
+    /// Gaps at each varint length boundary (1 to 5 bytes), more than one batch of members.
+    #[test]
+    fn gap_lists_encode_each_varint_length() -> Result<(), String> {
+        let small = [1u32, 127, 128, 16_383, 16_384];
+        let gaps =
+            (0..300)
+                .map(|i| small[i % small.len()])
+                .chain([2_097_151, 2_097_152, 268_435_455, 268_435_456]);
+        let mut members = vec![0u32];
+        for gap in gaps {
+            members.push(members[members.len() - 1] + gap);
+        }
+        members.push(u32::MAX);
+        let b = bitmap(members.iter().copied());
+        let mut want = Vec::new();
+        let mut prev = 0;
+        for &v in &members {
+            codec::put_varint(&mut want, u64::from(v - prev));
+            prev = v;
+        }
+        let mut out = Vec::new();
+        put(&mut out, &b).map_err(|e| e.to_string())?;
+        assert_eq!(&out[..4], &(want.len() as u32 | GAP_LIST).to_le_bytes());
+        assert_eq!(&out[4..], &want[..]);
+        assert_eq!(get(&mut Reader::new(&out)).map_err(|e| e.to_string())?, b);
+        Ok(())
+    }
+
     proptest! {
         /// Any set reads back as written, whichever form `put` picks.
         #[test]
@@ -995,6 +1043,21 @@ mod tests {
             }
             let mut out = Vec::new();
             put(&mut out, &b).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            // The form is the smaller one, the gap list as a member-by-member encoder writes it.
+            let mut gaps = Vec::new();
+            let mut prev = 0;
+            for v in &b {
+                codec::put_varint(&mut gaps, u64::from(v - prev));
+                prev = v;
+            }
+            let roaring = b.serialized_size();
+            let sparse = b.max().is_some_and(|m| b.len() < u64::from(m) / 8 + 4096);
+            if sparse && gaps.len() < roaring {
+                prop_assert_eq!(&out[..4], &(gaps.len() as u32 | GAP_LIST).to_le_bytes());
+                prop_assert_eq!(&out[4..], &gaps[..]);
+            } else {
+                prop_assert_eq!(&out[..4], &(roaring as u32).to_le_bytes());
+            }
             let mut r = Reader::new(&out);
             prop_assert_eq!(get(&mut r).map_err(|e| TestCaseError::fail(e.to_string()))?, b);
             prop_assert_eq!(r.remaining(), 0);
