@@ -401,9 +401,10 @@ impl StagedProp {
     }
 }
 
-/// The most rows [`Staged::reserve`] makes room for (a file's metadata may claim any count).
+/// The most rows [`Staged::reserve`] makes room for (the caller bounds a file's claim by its
+/// size; room not used is address space, never touched).
 #[cfg(feature = "parquet")]
-const RESERVE_ROWS_MAX: usize = 1 << 24;
+const RESERVE_ROWS_MAX: usize = 1 << 30;
 
 /// The rows of one file, in file order, ready for [`crate::Db::import`] (through [`Staged::into_rows`]).
 #[derive(Debug, Default)]
