@@ -286,10 +286,24 @@ fn put(out: &mut Vec<u8>, b: &RoaringBitmap) -> std::io::Result<()> {
         let mut prev = 0u32;
         // Members taken 256 at a time (`next_many`: a copy out of each container) rather than
         // one by one: at 10M events the one-by-one iterator was ~30 % of the index encoding.
-        // Their varints are written into a local buffer, then appended at once.
+        // Their varints are written into a local buffer, then appended at once. But roaring
+        // 0.12's `next_many` overflows (`end - start + 1` in u16: a panic with overflow checks)
+        // on a run container that spans all 65,536 values, so a bitmap with run containers
+        // (made by `insert_range`, or read from a file) is walked one member at a time.
+        let runs = b.statistics().n_run_containers > 0;
         let (mut members, mut batch, mut bytes) = (b.iter(), [0u32; 256], [0u8; 256 * 5]);
         loop {
-            let got = members.next_many(&mut batch);
+            let got = if runs {
+                let mut k = 0;
+                // `zip` asks the slots first: no member is taken past the last slot.
+                for (slot, v) in batch.iter_mut().zip(members.by_ref()) {
+                    *slot = v;
+                    k += 1;
+                }
+                &batch[..k]
+            } else {
+                &*members.next_many(&mut batch)
+            };
             if got.is_empty() {
                 break;
             }
@@ -998,6 +1012,38 @@ mod tests {
             codec::put_u32(&mut bad, gaps.len() as u32 | GAP_LIST);
             bad.extend_from_slice(gaps);
             assert!(get(&mut Reader::new(&bad)).is_err(), "{gaps:?}");
+        }
+        Ok(())
+    }
+
+    /// Run containers, one of them spanning all 65,536 values of its key (roaring 0.12's
+    /// `next_many` overflowed on it — found by `bitmap_round_trip` in CI), encode as the
+    /// member-by-member reference does and read back.
+    #[test]
+    fn gap_lists_of_bitmaps_with_full_run_containers() -> Result<(), String> {
+        let mut cases = Vec::new();
+        let mut full = bitmap([7u32, 70_000, u32::MAX]);
+        full.insert_range(65_536..131_072);
+        cases.push(full);
+        let mut from_ci = bitmap([206_450_915u32, 3_079_203_956, 197_252_234]);
+        from_ci.insert_range(930_807_509..930_807_509 + 67_812);
+        cases.push(from_ci);
+        let mut short = bitmap([1u32, 1_000_000]);
+        short.insert_range(200..300);
+        cases.push(short);
+        for b in cases {
+            let mut out = Vec::new();
+            put(&mut out, &b).map_err(|e| e.to_string())?;
+            assert_eq!(get(&mut Reader::new(&out)).map_err(|e| e.to_string())?, b);
+            let mut gaps = Vec::new();
+            let mut prev = 0;
+            for v in &b {
+                codec::put_varint(&mut gaps, u64::from(v - prev));
+                prev = v;
+            }
+            if gaps.len() < b.serialized_size() {
+                assert_eq!(&out[4..], &gaps[..], "{} members", b.len());
+            }
         }
         Ok(())
     }
