@@ -217,10 +217,12 @@ impl SyncAhead {
         }
     }
 
-    /// Asks for a sync of the file up to `offset` when at least `least` bytes were written
-    /// since the last request. Without a thread or a second handle on the file nothing is
-    /// done ahead: the final fsync covers it.
-    fn request(&mut self, file: &File, path: &Path, offset: u64, least: u64) {
+    /// Asks for a sync of the file up to `offset` when enough bytes were written since the
+    /// last request: `every` while blocks are written, `min` when the footer is next
+    /// (`footer_next`). Without a thread or a second handle on the file nothing is done
+    /// ahead: the final fsync covers it.
+    fn request(&mut self, file: &File, path: &Path, offset: u64, footer_next: bool) {
+        let least = if footer_next { self.min } else { self.every };
         if offset.saturating_sub(self.requested) < least {
             return;
         }
@@ -310,8 +312,7 @@ impl SegmentWriter {
         };
         file::write(&self.file, &self.path, self.offset, &stored)?;
         self.offset += stored.len() as u64;
-        self.ahead
-            .request(&self.file, &self.path, self.offset, self.ahead.every);
+        self.ahead.request(&self.file, &self.path, self.offset, false);
         self.raw.clear();
         Ok(r)
     }
@@ -445,8 +446,7 @@ impl SegmentWriter {
     /// The caller fsyncs the directory before publishing the segment.
     pub fn finish(mut self, seq_min: u64, seq_end: u64) -> FileResult<(Footer, u64)> {
         // The blocks become durable while the footer is encoded.
-        self.ahead
-            .request(&self.file, &self.path, self.offset, self.ahead.min);
+        self.ahead.request(&self.file, &self.path, self.offset, true);
         let (stage_days, days) =
             index::split_event_stage_days(std::mem::take(&mut self.index.event_stage_days));
         let event_days = EventDays { days };
