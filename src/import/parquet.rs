@@ -231,6 +231,8 @@ fn read_with(
         reason,
     };
     let f = std::fs::File::open(file).map_err(io)?;
+    // The file's size bounds how many rows its metadata is believed to announce.
+    let file_bytes = f.metadata().map_or(0, |m| m.len());
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| bad(format!("not a Parquet file: {e}")))?;
     let schema = builder.schema().clone();
@@ -271,7 +273,6 @@ fn read_with(
         .iter()
         .map(|g| g.num_rows())
         .fold(0i64, i64::saturating_add);
-    let file_bytes = std::fs::metadata(file).map_or(0, |m| m.len());
     out.staged.reserve(believed_rows(rows, file_bytes));
     let reader = hinted
         .unwrap_or(builder)
@@ -823,8 +824,6 @@ mod tests {
 
     const ROWS: usize = 70_000;
 
-    /// The columnar path takes a batch's timestamps only when all are in range (else the row
-    /// path reports the row).
     /// A file's announced row count is believed up to 64 rows per byte of file.
     #[test]
     fn announced_rows_are_believed_up_to_a_bound_by_file_size() {
@@ -837,6 +836,8 @@ mod tests {
         );
     }
 
+    /// The columnar path takes a batch's timestamps only when all are in range (else the row
+    /// path reports the row).
     #[test]
     fn batch_timestamps_out_of_range_go_to_the_row_path() {
         let ok = TimestampMicrosecondArray::from(vec![0, crate::model::TS_MIN, crate::model::TS_MAX]);
