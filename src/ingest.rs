@@ -85,6 +85,12 @@ impl<'d> Pending<'d> {
         self.delta
     }
 
+    /// Room for `n` more new entries (an import of millions of new customers otherwise grows
+    /// the entry list by doubling, copying it each time).
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.delta.entries.reserve(n);
+    }
+
     /// The id of `name` in `kind`'s dictionary, allocated (with type `ty`, for properties) if new.
     pub(crate) fn id(&mut self, kind: DictKind, name: &str, ty: Option<PropType>) -> u32 {
         if let Some(id) = self.dicts.of(kind).get(name) {
