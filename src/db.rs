@@ -208,13 +208,13 @@ fn unpublished<T>(r: Result<T>, path: &Path) -> Result<T> {
     r
 }
 
-/// Writes `rows` (sorted, or in the given sorted order) as sealed segment `path` holding
-/// sequence numbers `seq`, fsyncs it and the segment directory; returns its footer and the
-/// file length. Nothing is published.
 /// What an import's dictionary thread returns: the dictionary file's new length, and the
 /// dictionaries with the import's entries when they were extended ahead of publishing.
 type DictsWritten = (u64, Option<Dicts>);
 
+/// Writes `rows` (sorted, or in the given sorted order) as sealed segment `path` holding
+/// sequence numbers `seq`, fsyncs it and the segment directory; returns its footer and the
+/// file length. Nothing is published.
 fn write_segment(
     dir: &Path,
     path: &Path,
