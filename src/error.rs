@@ -46,6 +46,9 @@ pub enum Error {
     /// The database refused the operation.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// Reading a file to import failed: nothing of it was imported.
+    #[error(transparent)]
+    Import(#[from] crate::import::ImportError),
 }
 
 /// Result alias.

@@ -62,7 +62,7 @@ pub struct Prepared {
 pub(crate) struct Pending<'d> {
     dicts: &'d Dicts,
     delta: DictDelta,
-    new: [HashMap<String, u32>; 4],
+    new: [HashMap<String, u32, foldhash::fast::RandomState>; 4],
     /// New entries per dictionary kind.
     added: [u32; 4],
     new_prop_types: Vec<PropType>,
@@ -93,37 +93,49 @@ impl<'d> Pending<'d> {
 
     /// The id of `name` in `kind`'s dictionary, allocated (with type `ty`, for properties) if new.
     pub(crate) fn id(&mut self, kind: DictKind, name: &str, ty: Option<PropType>) -> u32 {
-        if let Some(id) = self.dicts.of(kind).get(name) {
-            return id;
+        match self.known(kind, name) {
+            Some(id) => id,
+            None => self.add(kind, name.to_owned(), ty),
         }
-        let base = self.dicts.of(kind).len() as u32;
-        let local = &mut self.new[kind as usize];
-        if let Some(&id) = local.get(name) {
-            return id;
-        }
-        let id = base + self.added[kind as usize];
+    }
+
+    /// The id of `name` in `kind`'s dictionary or among this batch's new entries, if any.
+    pub(crate) fn known(&self, kind: DictKind, name: &str) -> Option<u32> {
+        self.dicts
+            .of(kind)
+            .get(name)
+            .or_else(|| self.new[kind as usize].get(name).copied())
+    }
+
+    /// Allocates `name` (which [`known`](Self::known) does not know) in `kind`'s dictionary, with
+    /// type `ty` for a property.
+    pub(crate) fn add(&mut self, kind: DictKind, name: String, ty: Option<PropType>) -> u32 {
+        let id = self.dicts.of(kind).len() as u32 + self.added[kind as usize];
         self.added[kind as usize] += 1;
-        local.insert(name.to_owned(), id);
+        self.new[kind as usize].insert(name.clone(), id);
         if let Some(ty) = ty {
             self.new_prop_types.push(ty);
         }
         self.delta.entries.push(DictEntry {
             kind,
             id,
-            name: name.to_owned(),
+            name,
             ty,
             vacant: false,
         });
         id
     }
 
-    /// As [`id`](Self::id) for a customer or string value, when the caller asks for each name
-    /// once (names already distinct): no look-up among this batch's new names, and `name` is
-    /// moved into the entry. Asking again for a name allocated this way allocates it twice.
-    pub(crate) fn id_distinct(&mut self, kind: DictKind, name: String) -> u32 {
-        if let Some(id) = self.dicts.of(kind).get(&name) {
-            return id;
-        }
+    /// The id of `name` in `kind`'s dictionary (not among this batch's new entries).
+    pub(crate) fn dicts_get(&self, kind: DictKind, name: &str) -> Option<u32> {
+        self.dicts.of(kind).get(name)
+    }
+
+    /// As [`add`](Self::add) for a customer or string value, when the caller asks for each name
+    /// once (names already distinct) and [`dicts_get`](Self::dicts_get) does not know it: not
+    /// entered among this batch's new names (no look-up finds it there), and `name` is moved
+    /// into the entry. Asking again for a name allocated this way allocates it twice.
+    pub(crate) fn add_distinct(&mut self, kind: DictKind, name: String) -> u32 {
         let id = self.dicts.of(kind).len() as u32 + self.added[kind as usize];
         self.added[kind as usize] += 1;
         self.delta.entries.push(DictEntry {
@@ -150,6 +162,12 @@ impl<'d> Pending<'d> {
         self.dicts.props.get(name).is_none()
             && self.dicts.props.len() + self.added[DictKind::Prop as usize] as usize >= limits::PROPS_MAX
             && !self.new[DictKind::Prop as usize].contains_key(name)
+    }
+
+    /// True when `name` is neither in `kind`'s dictionary nor allocated by this batch (an entry
+    /// would be added for it).
+    pub(crate) fn is_new(&self, kind: DictKind, name: &str) -> bool {
+        self.known(kind, name).is_none()
     }
 
     /// True when `kind`'s dictionary cannot take another entry.

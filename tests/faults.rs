@@ -59,6 +59,9 @@ enum Action {
     Commit(u32),
     /// Batch `b` written by `Db::import` (a bulk import: a segment, no log record).
     Import(u32),
+    /// File batch `b` ([`file_batch`]) streamed from a Parquet file by `Db::import_file`, in
+    /// parts of 2 rows (a segment, no log record).
+    ImportFile(u32),
     Flush,
     Compact,
     Forget(String),
@@ -79,6 +82,7 @@ fn workload() -> Vec<Action> {
             8 => out.push(Action::Forget("cust-2".into())),
             11 => out.push(Action::Compact),
             14 => out.push(Action::Reopen),
+            16 => out.push(Action::ImportFile(40)),
             20 => out.push(Action::Import(31)),
             18 => {
                 out.push(Action::Forget("cust-4".into()));
@@ -132,13 +136,49 @@ fn staged(b: u32) -> journeydb::import::Staged {
     common::stage(&batch(b))
 }
 
+/// File batch `b`: 3 new customers (in the order their ids will be given), 3 events each in
+/// time order, carrying ids, notes, stages and amounts as [`batch`]'s do.
+fn file_batch(b: u32) -> Vec<Event> {
+    (0..9)
+        .map(|i| {
+            let mut e = batch(b * 10 + i / 3).swap_remove(0);
+            e.customer = format!("file-{b}-{}", i / 3);
+            e.ts_us = 1_767_225_600_000_000 + i64::from(b) * 3_600_000_000 + i64::from(i);
+            // Every property on the first rows (one first seen in a later part would not stream).
+            e.props.retain(|p| p.0 != "id" && p.0 != "amount");
+            e.with_prop("id", i64::from(b * 100 + i))
+                .with_prop("amount", f64::from(i) + 0.25)
+        })
+        .collect()
+}
+
+/// Streams file batch `b` into `d` from a Parquet file (written outside the hooked file
+/// layer) in parts of 2 rows.
+fn import_file(d: &Db, b: u32) -> journeydb::Result<()> {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("batch.parquet");
+    common::events_parquet(&path, &file_batch(b));
+    let opts = journeydb::import::ImportOptions {
+        part_rows: Some(2),
+        ..Default::default()
+    };
+    let done = d.import_file(&path, &opts, &mut |_, _| {})?;
+    assert!(done.streamed, "file batch {b} did not stream");
+    Ok(())
+}
+
 /// What a reader must see: event id -> (customer, ts, name, stage, props).
 type State = BTreeMap<i64, (String, i64, String, Option<Stage>, Vec<(String, Value)>)>;
 
 fn apply(state: &mut State, a: &Action) {
     match a {
-        Action::Commit(b) | Action::Import(b) => {
-            for e in batch(*b) {
+        Action::Commit(_) | Action::Import(_) | Action::ImportFile(_) => {
+            let events = match a {
+                Action::ImportFile(b) => file_batch(*b),
+                Action::Commit(b) | Action::Import(b) => batch(*b),
+                _ => unreachable!(),
+            };
+            for e in events {
                 let Some(Some(Value::I64(id))) = e.props.iter().find(|p| p.0 == "id").map(|p| p.1.clone())
                 else {
                     unreachable!()
@@ -235,6 +275,7 @@ fn run(dir: &Path, mut mark: impl FnMut(usize, bool)) -> (Option<Db>, Vec<(Actio
         let r = match &a {
             Action::Commit(b) => d.commit(&batch(*b)).map(|_| ()),
             Action::Import(b) => d.import(staged(*b)).map(|_| ()),
+            Action::ImportFile(b) => import_file(d, *b),
             Action::Flush => d.flush(),
             Action::Compact => d.compact().map(|_| ()),
             Action::Forget(c) => d.forget_customer(c).map(|_| ()),
@@ -250,7 +291,10 @@ fn run(dir: &Path, mut mark: impl FnMut(usize, bool)) -> (Option<Db>, Vec<(Actio
             }
         };
         mark(i, r.is_ok());
-        let effect = matches!(a, Action::Commit(_) | Action::Import(_) | Action::Forget(_));
+        let effect = matches!(
+            a,
+            Action::Commit(_) | Action::Import(_) | Action::ImportFile(_) | Action::Forget(_)
+        );
         match r {
             Ok(()) => done.push((a, false)),
             Err(_) if !effect => done.push((a, false)),
@@ -675,7 +719,11 @@ fn power_loss(want: usize, never: bool) {
                 .rposition(|a| {
                     matches!(
                         a,
-                        Action::Flush | Action::Import(_) | Action::Forget(_) | Action::Reopen
+                        Action::Flush
+                            | Action::Import(_)
+                            | Action::ImportFile(_)
+                            | Action::Forget(_)
+                            | Action::Reopen
                     )
                 })
                 .map_or(0, |i| i + 1);

@@ -88,6 +88,10 @@ impl TsUnit {
     }
 }
 
+/// Rows per part when [`crate::Db::import_file`] streams a Parquet file (unless
+/// [`ImportOptions::part_rows`] says otherwise): two segment blocks.
+pub const PART_ROWS: usize = 2 * limits::BLOCK_ROWS;
+
 /// How to read a file.
 #[derive(Clone, Debug, Default)]
 pub struct ImportOptions {
@@ -109,6 +113,9 @@ pub struct ImportOptions {
     /// Property types fixed in advance: the database's existing properties and any overrides.
     /// Other properties get the type of their first value (see docs/SHELL.md).
     pub prop_types: HashMap<String, PropType>,
+    /// Rows per part when [`crate::Db::import_file`] streams a Parquet file into its segment
+    /// (`None`: [`PART_ROWS`]); `Some(0)` reads every file whole first.
+    pub part_rows: Option<usize>,
 }
 
 /// The role of a column.
@@ -534,13 +541,73 @@ impl Staged {
         }
     }
 
+    /// Moves the rows staged so far, with the names they use, into a part of their own, and
+    /// makes room for `room` rows in the emptied columns. The properties keep their names and
+    /// types (fixed or inferred so far), so that the next part stages them the same way; the
+    /// next part's staged ids start again at 0.
+    #[cfg(feature = "parquet")]
+    pub(crate) fn take_part(&mut self, room: usize) -> Staged {
+        use std::mem::take;
+        let props = self
+            .props
+            .iter_mut()
+            .map(|p| StagedProp {
+                name: p.name.clone(),
+                ty: p.ty,
+                fixed: p.fixed,
+                inferred_at: p.inferred_at,
+                valid: take(&mut p.valid),
+                vals: take(&mut p.vals),
+                strings: take(&mut p.strings),
+            })
+            .collect();
+        let part = Staged {
+            customers: take(&mut self.customers),
+            events: take(&mut self.events),
+            cust: take(&mut self.cust),
+            ts: take(&mut self.ts),
+            event: take(&mut self.event),
+            stage: take(&mut self.stage),
+            props,
+            prop_index: HashMap::new(),
+        };
+        self.reserve(room);
+        part
+    }
+
     /// The staged rows as database rows (file order) against `dicts`, with the dictionary
     /// entries they need; the columns are moved, not copied. Each distinct customer id, event
     /// name, property and string value is looked up once, not once per row; the checks are those
     /// of [`crate::ingest::prepare`] (dictionary limits, a property's type fixed by its first
     /// write). Error indexes are rows.
-    pub fn into_rows(mut self, dicts: &Dicts, stage_map: &StageMap) -> Result<Prepared, IngestError> {
+    pub fn into_rows(self, dicts: &Dicts, stage_map: &StageMap) -> Result<Prepared, IngestError> {
         let mut p = Pending::new(dicts);
+        let rows = self.rows_into(&mut p, stage_map, true)?;
+        Ok(Prepared {
+            delta: p.into_delta(),
+            rows,
+        })
+    }
+
+    /// The rows of one part of a file (see [`Staged::take_part`]) as database rows, with the
+    /// dictionary entries they need added to `p`, which holds those of the earlier parts: a
+    /// name staged again in a later part gets the id it got before.
+    pub(crate) fn part_into_rows(
+        self,
+        p: &mut Pending<'_>,
+        stage_map: &StageMap,
+    ) -> Result<Columns, IngestError> {
+        self.rows_into(p, stage_map, false)
+    }
+
+    /// [`into_rows`](Self::into_rows) with the entries added to `p`; `whole` says that these
+    /// are all the rows (each staged customer is then new to `p`).
+    fn rows_into(
+        mut self,
+        p: &mut Pending<'_>,
+        stage_map: &StageMap,
+        whole: bool,
+    ) -> Result<Columns, IngestError> {
         // Only for error messages: the first row using staged id `k` of `ids`.
         let first_row = |ids: &[u32], k: usize| ids.iter().position(|&x| x as usize == k).unwrap_or(0);
         let full = |index: usize, what: &str| IngestError::Invalid {
@@ -550,17 +617,31 @@ impl Staged {
         let mut cust = Vec::with_capacity(self.customers.names.len());
         // At most this many new entries (most of them customers, new to a fresh database).
         p.reserve(self.customers.names.len() + self.events.names.len());
-        // Staged names are distinct (interned), so each is allocated without a second map.
         for (k, name) in std::mem::take(&mut self.customers.names).into_iter().enumerate() {
-            if dicts.customers.get(&name).is_none() && p.full(DictKind::Customer) {
+            // Staged names are distinct (interned): when they are all the rows, each is
+            // allocated without a map of the new names (a part looks up the earlier parts').
+            let known = if whole {
+                p.dicts_get(DictKind::Customer, &name)
+            } else {
+                p.known(DictKind::Customer, &name)
+            };
+            if let Some(id) = known {
+                cust.push(id);
+                continue;
+            }
+            if p.full(DictKind::Customer) {
                 return Err(full(first_row(&self.cust, k), "customer"));
             }
-            cust.push(p.id_distinct(DictKind::Customer, name.into_string()));
+            cust.push(if whole {
+                p.add_distinct(DictKind::Customer, name.into_string())
+            } else {
+                p.add(DictKind::Customer, name.into_string(), None)
+            });
         }
         let mut event = Vec::with_capacity(self.events.names.len());
         let mut default_stage = Vec::with_capacity(self.events.names.len());
         for (k, name) in self.events.names.iter().enumerate() {
-            if dicts.events.get(name).is_none() && p.full(DictKind::Event) {
+            if p.is_new(DictKind::Event, name) && p.full(DictKind::Event) {
                 return Err(full(first_row(&self.event, k), "event"));
             }
             event.push(p.id(DictKind::Event, name, None));
@@ -602,7 +683,7 @@ impl Staged {
             if ty == PropType::Str {
                 let mut ids = Vec::with_capacity(prop.strings.names.len());
                 for (k, value) in prop.strings.names.iter().enumerate() {
-                    if dicts.strings.get(value).is_none() && p.full(DictKind::Str) {
+                    if p.is_new(DictKind::Str, value) && p.full(DictKind::Str) {
                         let row = col
                             .vals
                             .iter()
@@ -630,15 +711,12 @@ impl Staged {
         let (mut cid, mut ev) = (self.cust, self.event);
         cid.iter_mut().for_each(|c| *c = cust[*c as usize]);
         ev.iter_mut().for_each(|e| *e = event[*e as usize]);
-        Ok(Prepared {
-            delta: p.into_delta(),
-            rows: Columns {
-                cid,
-                ts: self.ts,
-                event: ev,
-                stage,
-                props,
-            },
+        Ok(Columns {
+            cid,
+            ts: self.ts,
+            event: ev,
+            stage,
+            props,
         })
     }
 }
@@ -734,6 +812,57 @@ pub fn read_file(file: &Path, opts: &ImportOptions, progress: Progress<'_>) -> R
     } else {
         ndjson::read(file, input, opts, &mut tick)
     }
+}
+
+/// True when [`crate::Db::import_file`] may stream `file` (see [`read_parts`]): a Parquet file,
+/// in a build with Parquet support.
+pub(crate) fn streams(file: &Path, opts: &ImportOptions) -> bool {
+    cfg!(feature = "parquet")
+        && opts.format.or_else(|| FileFormat::from_path(file)) == Some(FileFormat::Parquet)
+}
+
+/// Reads a Parquet file in parts of at least `rows` rows (cut where a decoded batch ends; the
+/// last part may be smaller), handing each part to `sink` as soon as it is staged; `sink`
+/// returns false to stop the read. Returns the bad rows skipped, and false when `sink`
+/// stopped the read. The rows of all the parts are those [`read_file`] stages, in the same
+/// order, and the same errors stop the read.
+#[cfg(feature = "parquet")]
+pub(crate) fn read_parts(
+    file: &Path,
+    opts: &ImportOptions,
+    progress: Progress<'_>,
+    rows: usize,
+    sink: &mut dyn FnMut(Staged) -> bool,
+) -> Result<(Vec<ImportError>, bool), ImportError> {
+    let len = std::fs::metadata(file).map_or(0, |m| m.len());
+    let mut rows_seen = 0;
+    let parts = parquet::Parts { rows, sink };
+    let out = parquet::read_parts(
+        file,
+        opts,
+        &mut |rows| {
+            rows_seen = rows;
+            progress(0, rows);
+        },
+        parts,
+    );
+    progress(len, rows_seen);
+    out
+}
+
+/// Without Parquet support nothing streams (see [`streams`]).
+#[cfg(not(feature = "parquet"))]
+pub(crate) fn read_parts(
+    file: &Path,
+    _opts: &ImportOptions,
+    _progress: Progress<'_>,
+    _rows: usize,
+    _sink: &mut dyn FnMut(Staged) -> bool,
+) -> Result<(Vec<ImportError>, bool), ImportError> {
+    Err(ImportError::File {
+        file: file.to_owned(),
+        reason: "this journeydb was built without Parquet support (cargo feature `parquet`)".into(),
+    })
 }
 
 #[cfg(feature = "parquet")]

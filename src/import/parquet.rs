@@ -16,7 +16,9 @@ use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::csv::unknown_stage;
-use super::{ImportError, ImportOptions, Imported, Layout, RowValues, Scalar, TsUnit, bad_row, parse_ts};
+use super::{
+    ImportError, ImportOptions, Imported, Layout, RowValues, Scalar, Staged, TsUnit, bad_row, parse_ts,
+};
 use crate::ingest::check_name_text;
 use crate::limits;
 use crate::model::{DAY_US, PropType, Stage};
@@ -194,7 +196,28 @@ pub(crate) fn read(
     opts: &ImportOptions,
     tick: &mut dyn FnMut(u64),
 ) -> Result<Imported, ImportError> {
-    read_with(file, opts, tick, true, BATCH_ROWS)
+    read_with(file, opts, tick, true, BATCH_ROWS, None).map(|(out, _)| out)
+}
+
+/// Where a read in parts hands its parts: each part once about `rows` rows are staged (cut
+/// at a batch boundary), and the last; the sink returns false to stop the read.
+pub(crate) struct Parts<'s> {
+    /// Rows per part (at least).
+    pub(crate) rows: usize,
+    /// Takes each part.
+    pub(crate) sink: &'s mut dyn FnMut(Staged) -> bool,
+}
+
+/// Reads a Parquet file in parts (see [`Parts`]), in batches of at most `parts.rows` rows;
+/// returns the bad rows skipped, and false when the sink stopped the read.
+pub(crate) fn read_parts(
+    file: &Path,
+    opts: &ImportOptions,
+    tick: &mut dyn FnMut(u64),
+    parts: Parts<'_>,
+) -> Result<(Vec<ImportError>, bool), ImportError> {
+    let batch_rows = BATCH_ROWS.min(parts.rows.max(1));
+    read_with(file, opts, tick, true, batch_rows, Some(parts)).map(|(out, done)| (out.skipped, done))
 }
 
 /// The most rows per byte of file that [`read_with`] makes room for in advance.
@@ -214,14 +237,16 @@ const BATCH_ROWS: usize = 64 * 1024;
 
 /// [`read`], staging clean batches column by column when `by_columns` (else every row through
 /// the row path: the reference the tests compare the column path with), in batches of
-/// `batch_rows`.
+/// `batch_rows`; with `parts`, the staged rows are handed on part by part (the rows returned
+/// are those after the last part: none). The flag is false when a sink stopped the read.
 fn read_with(
     file: &Path,
     opts: &ImportOptions,
     tick: &mut dyn FnMut(u64),
     by_columns: bool,
     batch_rows: usize,
-) -> Result<Imported, ImportError> {
+    parts: Option<Parts<'_>>,
+) -> Result<(Imported, bool), ImportError> {
     let io = |source| ImportError::Io {
         file: file.to_owned(),
         source,
@@ -273,7 +298,11 @@ fn read_with(
         .iter()
         .map(|g| g.num_rows())
         .fold(0i64, i64::saturating_add);
-    out.staged.reserve(believed_rows(rows, file_bytes));
+    let believed = believed_rows(rows, file_bytes);
+    // A part holds its rows and at most one batch more.
+    let part_room = parts.as_ref().map(|p| p.rows.saturating_add(batch_rows));
+    out.staged
+        .reserve(part_room.map_or(believed, |r| r.min(believed)));
     let reader = hinted
         .unwrap_or(builder)
         .with_batch_size(batch_rows)
@@ -307,9 +336,15 @@ fn read_with(
             core,
             props: &props,
         };
-        stage_batches(rx, &stage, &mut out, tick)
-    })?;
-    Ok(out)
+        stage_batches(
+            rx,
+            &stage,
+            &mut out,
+            tick,
+            parts.map(|p| (p, part_room.unwrap_or(0))),
+        )
+    })
+    .map(|done| (out, done))
 }
 
 /// Timestamps of a batch column in µs, when it is a Parquet timestamp without nulls whose
@@ -388,6 +423,12 @@ impl DictMemo {
             .get_or_insert_with(|| v.null_count() == 0 && v.iter().flatten().all(ok))
     }
 
+    /// Forgets the staged ids (the rows staged so far were handed on as a part, with their
+    /// names; the next part interns its own).
+    fn forget_ids(&mut self) {
+        self.ids.iter_mut().for_each(|id| *id = None);
+    }
+
     /// The staged id of value `k`, interned by `intern` the first time.
     fn id(&mut self, k: u32, intern: impl FnOnce(&str) -> u32) -> Option<u32> {
         let (Some(v), Some(slot)) = (&self.values, self.ids.get_mut(k as usize)) else {
@@ -442,6 +483,15 @@ struct DictMemos {
     event: DictMemo,
     stage: DictMemo,
     props: Vec<DictMemo>,
+}
+
+impl DictMemos {
+    fn forget_ids(&mut self) {
+        self.customer.forget_ids();
+        self.event.forget_ids();
+        self.stage.forget_ids();
+        self.props.iter_mut().for_each(DictMemo::forget_ids);
+    }
 }
 
 /// What the column path checked of a batch (on the decoder thread, see [`check_columns`]):
@@ -660,12 +710,63 @@ struct Staging<'a> {
     props: &'a [(usize, usize)],
 }
 
-/// Checks and stages the rows of decoded batches (in file order).
+/// Checks and stages the rows of decoded batches (in file order); with parts, hands the staged
+/// rows on part by part (with the room to make for the next part's rows). Returns false when
+/// a sink stopped the read.
 fn stage_batches(
     rx: std::sync::mpsc::Receiver<Result<(RecordBatch, Option<CheckedCols>), arrow_schema::ArrowError>>,
     st: &Staging<'_>,
     out: &mut Imported,
     tick: &mut dyn FnMut(u64),
+    mut parts: Option<(Parts<'_>, usize)>,
+) -> Result<bool, ImportError> {
+    let Staging {
+        file, core, props, ..
+    } = *st;
+    let bad = |reason: String| ImportError::File {
+        file: file.to_owned(),
+        reason,
+    };
+    let mut row = 0u64;
+    let mut memos = DictMemos::default();
+    for batch in rx {
+        let (batch, checked) = batch.map_err(|e| bad(format!("after row {row}: {e}")))?;
+        if let Some(checked) = checked
+            && stage_columns(&batch, checked, (core, props), out, row + 1, &mut memos)
+        {
+            row += batch.num_rows() as u64;
+            tick(row);
+        } else {
+            stage_rows(&batch, st, out, &mut row)?;
+            tick(row);
+        }
+        if let Some((p, room)) = &mut parts
+            && out.staged.len() >= p.rows
+        {
+            let part = out.staged.take_part(*room);
+            // Staged ids start again in the next part.
+            memos.forget_ids();
+            if !(p.sink)(part) {
+                return Ok(false);
+            }
+        }
+    }
+    if let Some((p, _)) = &mut parts
+        && !out.staged.is_empty()
+    {
+        let part = out.staged.take_part(0);
+        return Ok((p.sink)(part));
+    }
+    Ok(true)
+}
+
+/// Stages the rows of a batch one by one, reporting (or skipping) bad rows; `row` counts the
+/// rows of the file read so far.
+fn stage_rows(
+    batch: &RecordBatch,
+    st: &Staging<'_>,
+    out: &mut Imported,
+    row: &mut u64,
 ) -> Result<(), ImportError> {
     let Staging {
         file,
@@ -674,25 +775,11 @@ fn stage_batches(
         core,
         props,
     } = *st;
-    let bad = |reason: String| ImportError::File {
-        file: file.to_owned(),
-        reason,
-    };
     let (ci, ti, ei, si) = (core.customer, core.ts, core.event, core.stage);
-    let mut row = 0u64;
     let (mut cust_memo, mut event_memo) = (KeyMemo::default(), KeyMemo::default());
-    let mut memos = DictMemos::default();
     // Per dictionary value of the stage column: its parsed stage, once parsed.
     let mut stage_memo: Vec<Option<Option<Stage>>> = Vec::new();
-    for batch in rx {
-        let (batch, checked) = batch.map_err(|e| bad(format!("after row {row}: {e}")))?;
-        if let Some(checked) = checked
-            && stage_columns(&batch, checked, (core, props), out, row + 1, &mut memos)
-        {
-            row += batch.num_rows() as u64;
-            tick(row);
-            continue;
-        }
+    {
         let col = |c: usize| batch.column(c).as_ref();
         let (cust_dict, event_dict) = (dict_strings(col(ci)), dict_strings(col(ei)));
         let stage_dict = si.and_then(|s| dict_strings(col(s)));
@@ -703,8 +790,8 @@ fn stage_batches(
         // One property buffer per batch, reused row after row (its values borrow the batch).
         let mut spare = Vec::with_capacity(props.len());
         for i in 0..batch.num_rows() {
-            row += 1;
-            let line = row;
+            *row += 1;
+            let line = *row;
             // A string of a dictionary column is checked once per batch (memo), others per row.
             let parsed = (|| -> Result<Parsed<'_>, (usize, String)> {
                 let cust_hit = memo_str(cust_dict, &mut cust_memo, i, |s| {
@@ -806,7 +893,6 @@ fn stage_batches(
                 )?,
             }
         }
-        tick(row);
     }
     Ok(())
 }
@@ -1020,8 +1106,12 @@ mod tests {
                 skip_bad: 10,
                 ..ImportOptions::default()
             };
-            let rows = read_with(&path, &opts, &mut |_| {}, false, batch).map_err(|e| e.to_string())?;
-            let cols = read_with(&path, &opts, &mut |_| {}, true, batch).map_err(|e| e.to_string())?;
+            let rows = read_with(&path, &opts, &mut |_| {}, false, batch, None)
+                .map(|r| r.0)
+                .map_err(|e| e.to_string())?;
+            let cols = read_with(&path, &opts, &mut |_| {}, true, batch, None)
+                .map(|r| r.0)
+                .map_err(|e| e.to_string())?;
             assert_eq!(cols.staged.len(), if bad { ROWS - 4 } else { ROWS });
             // Rows stay in file order (time ascends with the row).
             assert!(

@@ -336,6 +336,21 @@ impl SegmentWriter {
     /// `BLOCK_ROWS` (continuing the sort order), building the indices on a second thread while
     /// this one gathers, encodes, compresses and writes the blocks.
     pub fn push_rows(&mut self, rows: &Columns, order: Option<&[u32]>) -> FileResult<()> {
+        let len = order.map_or(rows.len(), <[u32]>::len);
+        let blocks = (0..len).step_by(limits::BLOCK_ROWS).map(|start| {
+            let end = (start + limits::BLOCK_ROWS).min(len);
+            match order {
+                Some(o) => rows.gather(&o[start..end]),
+                None => rows.slice(start..end),
+            }
+        });
+        self.push_blocks(blocks)
+    }
+
+    /// Appends `blocks` (each at most `BLOCK_ROWS` rows, sorted, continuing the sort order),
+    /// building the indices on two more threads while this one takes each block from the
+    /// iterator, encodes, compresses and writes it.
+    pub fn push_blocks(&mut self, blocks: impl Iterator<Item = Columns>) -> FileResult<()> {
         let strs = self.string_props();
         // Two indexing threads, each with about half of the index work; the three threads
         // share the cores (the writer's compression is the smallest part).
@@ -361,18 +376,18 @@ impl SegmentWriter {
                 (event_stage_days, rollups)
             });
             let mut written = Ok(());
-            let mut start = 0;
-            while start < rows.len() && written.is_ok() {
-                let end = (start + limits::BLOCK_ROWS).min(rows.len());
-                let block = std::sync::Arc::new(match order {
-                    Some(o) => rows.gather(&o[start..end]),
-                    None => rows.slice(start..end),
-                });
+            for block in blocks {
+                if block.is_empty() {
+                    continue;
+                }
+                let block = std::sync::Arc::new(block);
                 // An indexer only stops early by panicking, which the joins below re-raise.
                 let _ = tx_a.send(block.clone());
                 let _ = tx_b.send(block.clone());
                 written = self.write_block(&block);
-                start = end;
+                if written.is_err() {
+                    break;
+                }
             }
             drop((tx_a, tx_b));
             let values = join(a);

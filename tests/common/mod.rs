@@ -175,3 +175,224 @@ pub fn stage(events: &[Event]) -> journeydb::import::Staged {
     assert!(read.skipped.is_empty());
     read.staged
 }
+
+/// One row of a Parquet test file ([`write_parquet`]); a `None` customer is a bad row.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub customer: Option<String>,
+    pub ts: i64,
+    pub event: &'static str,
+    pub amount: Option<f64>,
+    pub channel: Option<String>,
+    pub late: Option<i64>,
+}
+
+/// 2026-01-01 00:00 UTC in µs.
+pub const T0: i64 = 1_767_225_600_000_000;
+
+/// `n` rows in customer order (37 rows per customer, seconds apart), bad (null customer) at
+/// the indexes `bad`, and a few of each property.
+pub fn sorted_rows(n: u64, bad: &[u64]) -> Vec<Row> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..n)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            Row {
+                customer: (!bad.contains(&i)).then(|| format!("cust-{:06}", i / 37)),
+                ts: T0 + (i % 37) as i64 * 1_000_000 + (x % 999) as i64,
+                event: ["visit", "view", "add_to_cart", "purchase"][(x >> 40) as usize % 4],
+                amount: x.is_multiple_of(5).then(|| (x % 10_000) as f64 / 100.0),
+                channel: (!x.is_multiple_of(3))
+                    .then(|| ["web", "app", "mail"][(x >> 20) as usize % 3].to_owned()),
+                late: x.is_multiple_of(7).then_some((x % 100) as i64),
+            }
+        })
+        .collect()
+}
+
+/// Writes `rows` as a Parquet file (columns customer_id, ts, event, amount, channel, late)
+/// with row groups of `group` rows.
+#[cfg(feature = "parquet")]
+pub fn write_parquet(path: &std::path::Path, rows: &[Row], group: usize) {
+    use std::sync::Arc;
+
+    use arrow_array::{Float64Array, Int64Array, StringArray, TimestampMicrosecondArray};
+
+    write_columns(path, rows.len(), group, &|r: std::ops::Range<usize>| {
+        let rows = &rows[r];
+        vec![
+            (
+                "customer_id",
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.customer.clone()).collect::<Vec<_>>(),
+                )) as _,
+            ),
+            (
+                "ts",
+                Arc::new(TimestampMicrosecondArray::from(
+                    rows.iter().map(|r| r.ts).collect::<Vec<_>>(),
+                )) as _,
+            ),
+            (
+                "event",
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.event).collect::<Vec<_>>(),
+                )) as _,
+            ),
+            (
+                "amount",
+                Arc::new(Float64Array::from(
+                    rows.iter().map(|r| r.amount).collect::<Vec<_>>(),
+                )) as _,
+            ),
+            (
+                "channel",
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.channel.clone()).collect::<Vec<_>>(),
+                )) as _,
+            ),
+            (
+                "late",
+                Arc::new(Int64Array::from(rows.iter().map(|r| r.late).collect::<Vec<_>>())) as _,
+            ),
+        ]
+    });
+}
+
+/// Writes `events` as a Parquet file (customer_id, ts, event, stage, then each property, typed
+/// by its first value), in one row group.
+#[cfg(feature = "parquet")]
+pub fn events_parquet(path: &std::path::Path, events: &[Event]) {
+    use std::sync::Arc;
+
+    use arrow_array::{
+        ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
+    };
+
+    let mut names: Vec<String> = events
+        .iter()
+        .flat_map(|e| e.props.iter().map(|p| p.0.clone()))
+        .collect();
+    names.sort();
+    names.dedup();
+    let names: Vec<&'static str> = names.into_iter().map(|n| &*n.leak()).collect();
+    let value = |e: &Event, name: &str| e.props.iter().find(|p| p.0 == name).and_then(|p| p.1.clone());
+    write_columns(path, events.len(), events.len(), &|r: std::ops::Range<usize>| {
+        let events = &events[r];
+        let mut cols: Vec<(&'static str, ArrayRef)> = vec![
+            (
+                "customer_id",
+                Arc::new(StringArray::from(
+                    events.iter().map(|e| e.customer.clone()).collect::<Vec<_>>(),
+                )),
+            ),
+            (
+                "ts",
+                Arc::new(TimestampMicrosecondArray::from(
+                    events.iter().map(|e| e.ts_us).collect::<Vec<_>>(),
+                )),
+            ),
+            (
+                "event",
+                Arc::new(StringArray::from(
+                    events.iter().map(|e| e.name.clone()).collect::<Vec<_>>(),
+                )),
+            ),
+            (
+                "stage",
+                Arc::new(StringArray::from(
+                    events
+                        .iter()
+                        .map(|e| e.stage.map(|s| s.name()))
+                        .collect::<Vec<_>>(),
+                )),
+            ),
+        ];
+        for &name in &names {
+            let vals: Vec<Option<Value>> = events.iter().map(|e| value(e, name)).collect();
+            let col: ArrayRef = match vals.iter().flatten().next() {
+                Some(Value::I64(_)) => Arc::new(Int64Array::from(
+                    vals.iter()
+                        .map(|v| {
+                            if let Some(Value::I64(x)) = v {
+                                Some(*x)
+                            } else {
+                                None
+                            }
+                        })
+                        .collect::<Vec<_>>(),
+                )),
+                Some(Value::F64(_)) => Arc::new(Float64Array::from(
+                    vals.iter()
+                        .map(|v| {
+                            if let Some(Value::F64(x)) = v {
+                                Some(*x)
+                            } else {
+                                None
+                            }
+                        })
+                        .collect::<Vec<_>>(),
+                )),
+                Some(Value::Bool(_)) => Arc::new(BooleanArray::from(
+                    vals.iter()
+                        .map(|v| {
+                            if let Some(Value::Bool(x)) = v {
+                                Some(*x)
+                            } else {
+                                None
+                            }
+                        })
+                        .collect::<Vec<_>>(),
+                )),
+                _ => Arc::new(StringArray::from(
+                    vals.iter()
+                        .map(|v| {
+                            if let Some(Value::Str(x)) = v {
+                                Some(x.clone())
+                            } else {
+                                None
+                            }
+                        })
+                        .collect::<Vec<_>>(),
+                )),
+            };
+            cols.push((name, col));
+        }
+        cols
+    });
+}
+
+/// Writes a Parquet file of `n` rows in row groups of `group` rows, each made by `columns`
+/// from its range of rows.
+#[cfg(feature = "parquet")]
+fn write_columns(
+    path: &std::path::Path,
+    n: usize,
+    group: usize,
+    columns: &dyn Fn(std::ops::Range<usize>) -> Vec<(&'static str, arrow_array::ArrayRef)>,
+) {
+    let group = group.max(1);
+    let mut w = None;
+    // No rows: a file with the columns and no row.
+    for start in (0..n.max(1)).step_by(group) {
+        let cols = columns(start..(start + group).min(n));
+        // Every column nullable, so that each row group has the first one's schema.
+        let batch = arrow_array::RecordBatch::try_from_iter_with_nullable(
+            cols.into_iter().map(|(n, a)| (n, a, true)),
+        )
+        .unwrap();
+        let w = w.get_or_insert_with(|| {
+            let props = parquet::file::properties::WriterProperties::builder()
+                .set_max_row_group_row_count(Some(group))
+                .build();
+            let file = std::fs::File::create(path).unwrap();
+            parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).unwrap()
+        });
+        w.write(&batch).unwrap();
+    }
+    if let Some(w) = w {
+        w.close().unwrap();
+    }
+}

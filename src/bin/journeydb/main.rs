@@ -434,6 +434,7 @@ fn main() -> ExitCode {
                 stage_col,
                 skip_bad,
                 prop_types: Default::default(),
+                part_rows: None,
             };
             for f in &files {
                 if !f.is_file() {

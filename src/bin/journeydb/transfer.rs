@@ -8,9 +8,10 @@ use journeydb::export::{self, Range};
 use journeydb::import::{self, FileFormat, ImportError, ImportOptions};
 use journeydb::{Db, PropType};
 
-/// Imports `files` one after another. A file is read and checked completely, then written by
-/// [`Db::import`] as one unit (a sealed segment published atomically), so a bad row or a failed
-/// write leaves nothing of that file in the database. Returns the events imported.
+/// Imports `files` one after another, each by [`Db::import_file`] as one unit (a sealed segment
+/// published atomically; a Parquet file in customer order streamed into it part by part, any
+/// other file read and checked completely first), so a bad row or a failed write leaves
+/// nothing of that file in the database. Returns the events imported.
 pub fn import(
     db: &Db,
     files: &[PathBuf],
@@ -51,40 +52,41 @@ pub fn import(
                 b.set_message(format!("{rows} rows, {:.0} rows/s", rows as f64 / secs));
             }
         };
-        let read = import::read_file(file, &opts, &mut tick);
+        let done = db.import_file(file, &opts, &mut tick);
         if let Some(b) = &bar {
             b.finish_and_clear();
         }
-        let read = read.map_err(|e| describe(&e))?;
-        for e in &read.skipped {
+        let done = done.map_err(|e| match e {
+            journeydb::Error::Import(e) => describe(&e),
+            e => format!(
+                "{}: writing its events failed: {e}; nothing of this file was imported",
+                file.display()
+            ),
+        })?;
+        for e in &done.skipped {
             eprintln!("skipped: {}", crate::render::escape_control(&e.to_string()));
         }
-        let staged = read.staged;
-        let read_secs = t0.elapsed().as_secs_f64();
-        let events = staged.len();
-        db.import(staged).map_err(|e| {
-            format!(
-                "{}: writing its {events} events failed: {e}; nothing of this file was imported",
-                file.display(),
-            )
-        })?;
+        let events = done.events;
         let secs = t0.elapsed().as_secs_f64();
         let _ = writeln!(
             out,
-            "{}: imported {} events in {:.2} s ({:.0} events/s; reading {:.2} s, writing {:.2} s){}",
+            "{}: imported {} events in {:.2} s ({:.0} events/s; {}){}",
             file.display(),
             events,
             secs,
             events as f64 / secs.max(1e-9),
-            read_secs,
-            secs - read_secs,
-            if read.skipped.is_empty() {
+            if done.streamed {
+                "streamed in parts"
+            } else {
+                "read whole, then written"
+            },
+            if done.skipped.is_empty() {
                 String::new()
             } else {
-                format!("; skipped {} bad rows", read.skipped.len())
+                format!("; skipped {} bad rows", done.skipped.len())
             }
         );
-        total += events as u64;
+        total += events;
     }
     db.flush().map_err(|e| e.to_string())?;
     Ok(total)

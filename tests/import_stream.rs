@@ -1,0 +1,225 @@
+//! `Db::import_file` streams a Parquet file in customer order into its segment part by part;
+//! every other file is read whole first (`Db::import`). The two must leave the same database:
+//! checked against the whole-file import on random files (sorted or not, bad rows, properties
+//! that appear late, customers the database already holds), and byte for byte on a file of
+//! several segment blocks.
+
+#![cfg(feature = "parquet")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure should abort loudly
+
+use std::path::Path;
+
+use common::{Row, T0, write_parquet};
+use journeydb::export::{self, Range};
+use journeydb::import::{FileFormat, ImportOptions};
+use journeydb::{Db, Event, Options};
+use proptest::prelude::*;
+
+mod common;
+
+/// Every event of `db` as NDJSON text (customer order, then time).
+fn dump(db: &Db) -> String {
+    let mut out = Vec::new();
+    export::write(&db.snapshot(), FileFormat::Ndjson, Range::default(), &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+/// A database with the stage map set and `existing` committed.
+fn database(dir: &Path, existing: &[Event]) -> Db {
+    let db = Db::create(dir, Options::default()).unwrap();
+    db.set_stages(&[("visit", Some(journeydb::Stage::Awareness))])
+        .unwrap();
+    if !existing.is_empty() {
+        db.commit(existing).unwrap();
+    }
+    db
+}
+
+/// What an import did, comparable between the two paths.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    ok: Result<(u64, u64, usize), String>,
+    dump: String,
+    events: u64,
+}
+
+/// Imports `file` into a fresh database holding `existing`: streamed (with `part_rows` rows per
+/// part) when `part_rows` is not 0, else read whole first. Also returns whether it streamed.
+fn import(dir: &Path, file: &Path, existing: &[Event], part_rows: usize, skip_bad: usize) -> (Outcome, bool) {
+    let db = database(dir, existing);
+    let opts = ImportOptions {
+        skip_bad,
+        part_rows: Some(part_rows),
+        ..ImportOptions::default()
+    };
+    let r = db.import_file(file, &opts, &mut |_, _| {});
+    let streamed = r.as_ref().is_ok_and(|d| d.streamed);
+    let ok = r
+        .map(|d| (d.first_seq, d.events, d.skipped.len()))
+        .map_err(|e| e.to_string());
+    let outcome = |db: &Db| Outcome {
+        ok: ok.clone(),
+        dump: dump(db),
+        events: db.snapshot().len(),
+    };
+    let before = outcome(&db);
+    // No segment file beside the published ones (an open would remove it; this one must).
+    let segs = std::fs::read_dir(dir.join("seg")).unwrap().count();
+    assert_eq!(segs, db.stats().segments, "a segment file was left behind");
+    // What was published survives a reopen.
+    drop(db);
+    let db = Db::open(dir, Options::default()).unwrap();
+    assert_eq!(before, outcome(&db), "the import differs after reopening");
+    (before, streamed)
+}
+
+fn row_strategy(customers: usize) -> impl Strategy<Value = Row> {
+    (
+        prop::option::weighted(0.97, 0..customers),
+        0i64..50,
+        0usize..4,
+        prop::option::of(0u32..1000),
+        prop::option::of(0usize..3),
+        prop::option::of(-5i64..5),
+    )
+        .prop_map(|(c, t, e, a, ch, late)| Row {
+            customer: c.map(|c| format!("c{c:02}")),
+            ts: T0 + t * 60_000_000,
+            event: ["visit", "view", "add_to_cart", "purchase"][e],
+            amount: a.map(|a| f64::from(a) / 4.0),
+            channel: ch.map(|c| ["web", "app", "mail"][c].to_owned()),
+            late,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+        ..ProptestConfig::default()
+    })]
+
+    /// A streamed import leaves the database a whole-file import leaves (or fails as it
+    /// does), whatever the file; a file in customer order into a database without its
+    /// customers streams, and one out of order does not. Sorted by name here, or not at all:
+    /// "customer order" is the order of the ids the import gives new customers (first
+    /// appearance), so a file in any order of customers whose rows come together streams.
+    #[test]
+    fn streamed_import_equals_whole_import(
+        mut rows in prop::collection::vec(row_strategy(12), 0..300),
+        sorted in any::<bool>(),
+        late_from in 0usize..300,
+        existing in prop::collection::vec((0usize..16, 0i64..50), 0..4),
+        group in 1usize..60,
+        part_rows in 1usize..80,
+        skip_bad in 0usize..12,
+    ) {
+        if sorted {
+            rows.sort_by(|a, b| (&a.customer, a.ts).cmp(&(&b.customer, b.ts)));
+        }
+        // The `late` column holds nothing before row `late_from`.
+        for r in rows.iter_mut().take(late_from) {
+            r.late = None;
+        }
+        let existing: Vec<Event> = existing
+            .iter()
+            .map(|&(c, t)| Event::new(format!("c{c:02}"), T0 + t * 60_000_000, "visit"))
+            .collect();
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("rows.parquet");
+        write_parquet(&file, &rows, group);
+        let (streamed, did_stream) = import(&tmp.path().join("a"), &file, &existing, part_rows, skip_bad);
+        let (whole, whole_streamed) = import(&tmp.path().join("b"), &file, &existing, 0, skip_bad);
+        prop_assert!(!whole_streamed);
+        prop_assert_eq!(&streamed, &whole);
+        let good: Vec<&Row> = rows.iter().filter(|r| r.customer.is_some()).collect();
+        // In customer order as journeydb numbers new customers (by first appearance): each
+        // customer's rows together, in time order.
+        let mut seen = std::collections::HashSet::new();
+        let in_order = good.iter().enumerate().all(|(i, r)| match i.checked_sub(1).map(|j| good[j]) {
+            Some(prev) if prev.customer == r.customer => prev.ts <= r.ts,
+            _ => seen.insert(&r.customer),
+        });
+        let bad = rows.len() - good.len();
+        // Each column with a value has one in the first part (parts are cut at batches of at
+        // most `part_rows` rows, after at least `part_rows` rows).
+        let first_part_has_all = rows.len() <= part_rows
+            || [
+                rows.iter().take(part_rows).any(|r| r.amount.is_some()) || rows.iter().all(|r| r.amount.is_none()),
+                rows.iter().take(part_rows).any(|r| r.channel.is_some()) || rows.iter().all(|r| r.channel.is_none()),
+                rows.iter().take(part_rows).any(|r| r.late.is_some()) || rows.iter().all(|r| r.late.is_none()),
+            ]
+            .iter()
+            .all(|&x| x);
+        if in_order && existing.is_empty() && bad <= skip_bad && !good.is_empty() && first_part_has_all {
+            prop_assert!(did_stream, "a file in customer order did not stream");
+        }
+        if !in_order {
+            prop_assert!(!did_stream, "a file out of order streamed");
+        }
+    }
+}
+
+/// A file of several segment blocks, in customer order, with bad rows skipped and parts that
+/// do not divide a block: the streamed segment is byte for byte the segment of a whole-file
+/// import, and so is the dictionary file.
+#[test]
+fn streamed_segment_has_the_blocks_of_a_whole_import() {
+    let rows = common::sorted_rows(200_000, &[7, 50_028, 100_049, 150_070]);
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("rows.parquet");
+    write_parquet(&file, &rows, 30_000);
+    let (a, streamed) = import(&tmp.path().join("a"), &file, &[], 10_000, 10);
+    assert!(streamed, "the file did not stream");
+    let (b, _) = import(&tmp.path().join("b"), &file, &[], 0, 10);
+    assert_eq!(a.ok, b.ok);
+    assert_eq!(a.ok.as_ref().map(|o| (o.1, o.2)), Ok((200_000 - 4, 4)));
+    // The segment files and the dictionary file.
+    let files = |name: &str| {
+        let root = tmp.path().join(name);
+        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(root.join("seg"))
+            .unwrap()
+            .chain(std::fs::read_dir(&root).unwrap())
+            .flatten()
+            .filter(|e| e.path().is_file())
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.ends_with(".seg") || n.starts_with("dict")
+            })
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let (fa, fb) = (files("a"), files("b"));
+
+    assert_eq!(fa.len(), 2, "{:?}", fa.iter().map(|f| &f.0).collect::<Vec<_>>());
+    assert_eq!(
+        fa.iter().map(|f| (&f.0, f.1.len())).collect::<Vec<_>>(),
+        fb.iter().map(|f| (&f.0, f.1.len())).collect::<Vec<_>>()
+    );
+    assert!(fa == fb, "the streamed files differ from the whole import's");
+    assert_eq!(a.dump, b.dump);
+}
+
+/// A bad row beyond the allowance in a late part fails the import after earlier parts were
+/// written: the error names the file and the line, nothing is visible, before or after
+/// reopening, and no segment file is left behind.
+#[test]
+fn a_bad_row_in_a_late_part_leaves_nothing() {
+    let rows = common::sorted_rows(150_000, &[140_000]);
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("rows.parquet");
+    write_parquet(&file, &rows, 20_000);
+    let dir = tmp.path().join("db");
+    let existing = [Event::new("early", T0, "visit")];
+    let (outcome, streamed) = import(&dir, &file, &existing, 10_000, 0);
+    assert!(!streamed);
+    let err = outcome.ok.expect_err("the bad row must fail the import");
+    assert!(err.contains("rows.parquet:140001"), "{err}");
+    assert_eq!(outcome.events, 1);
+}
