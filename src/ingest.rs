@@ -58,11 +58,22 @@ pub struct Prepared {
     pub rows: Columns,
 }
 
+/// The table hash of a name whose 64-bit hash has `high` as its top 32 bits: those bits twice,
+/// so that both hashbrown's bucket (low bits) and its tag (top 7 bits) come from what is kept,
+/// and growing a table of names rebuilds it from the kept bits without reading a name.
+pub(crate) fn table_hash(high: u32) -> u64 {
+    u64::from(high) << 32 | u64::from(high)
+}
+
 /// New dictionary entries being allocated for one batch (ids continue the dictionaries).
 pub(crate) struct Pending<'d> {
     dicts: &'d Dicts,
     delta: DictDelta,
-    new: [HashMap<String, u32, foldhash::fast::RandomState>; 4],
+    /// Per dictionary kind, this batch's new names: each as (index in `delta.entries`, high 32
+    /// bits of the name's hash), found by that hash (the name itself is only in the entry: an
+    /// import of 4M new customers keeps one copy of each name, not two).
+    new: [hashbrown::HashTable<(u32, u32)>; 4],
+    hasher: foldhash::fast::RandomState,
     /// New entries per dictionary kind.
     added: [u32; 4],
     new_prop_types: Vec<PropType>,
@@ -75,6 +86,7 @@ impl<'d> Pending<'d> {
             dicts,
             delta: DictDelta::default(),
             new: Default::default(),
+            hasher: Default::default(),
             added: [0; 4],
             new_prop_types: Vec::new(),
         }
@@ -101,18 +113,47 @@ impl<'d> Pending<'d> {
 
     /// The id of `name` in `kind`'s dictionary or among this batch's new entries, if any.
     pub(crate) fn known(&self, kind: DictKind, name: &str) -> Option<u32> {
-        self.dicts
-            .of(kind)
-            .get(name)
-            .or_else(|| self.new[kind as usize].get(name).copied())
+        self.dicts.of(kind).get(name).or_else(|| self.new_id(kind, name))
+    }
+
+    /// The id of `name` among this batch's new entries of `kind`, if any.
+    fn new_id(&self, kind: DictKind, name: &str) -> Option<u32> {
+        let high = self.hash_high(name);
+        let entries = &self.delta.entries;
+        self.new[kind as usize]
+            .find(table_hash(high), |&(i, h)| {
+                h == high && entries.get(i as usize).is_some_and(|e| e.name == name)
+            })
+            .and_then(|&(i, _)| entries.get(i as usize))
+            .map(|e| e.id)
+    }
+
+    fn hash_high(&self, name: &str) -> u32 {
+        use std::hash::BuildHasher;
+        (self.hasher.hash_one(name) >> 32) as u32
     }
 
     /// Allocates `name` (which [`known`](Self::known) does not know) in `kind`'s dictionary, with
     /// type `ty` for a property.
     pub(crate) fn add(&mut self, kind: DictKind, name: String, ty: Option<PropType>) -> u32 {
+        let high = self.hash_high(&name);
+        let index = self.delta.entries.len() as u32;
+        self.new[kind as usize].insert_unique(table_hash(high), (index, high), |&(_, h)| table_hash(h));
+        self.add_distinct(kind, name, ty)
+    }
+
+    /// The id of `name` in `kind`'s dictionary (not among this batch's new entries).
+    pub(crate) fn dicts_get(&self, kind: DictKind, name: &str) -> Option<u32> {
+        self.dicts.of(kind).get(name)
+    }
+
+    /// As [`add`](Self::add), when the caller asks for each name once (names already distinct)
+    /// and [`dicts_get`](Self::dicts_get) does not know it: not entered among this batch's new
+    /// names (no look-up finds it there). Asking again for a name allocated this way allocates
+    /// it twice.
+    pub(crate) fn add_distinct(&mut self, kind: DictKind, name: String, ty: Option<PropType>) -> u32 {
         let id = self.dicts.of(kind).len() as u32 + self.added[kind as usize];
         self.added[kind as usize] += 1;
-        self.new[kind as usize].insert(name.clone(), id);
         if let Some(ty) = ty {
             self.new_prop_types.push(ty);
         }
@@ -121,28 +162,6 @@ impl<'d> Pending<'d> {
             id,
             name,
             ty,
-            vacant: false,
-        });
-        id
-    }
-
-    /// The id of `name` in `kind`'s dictionary (not among this batch's new entries).
-    pub(crate) fn dicts_get(&self, kind: DictKind, name: &str) -> Option<u32> {
-        self.dicts.of(kind).get(name)
-    }
-
-    /// As [`add`](Self::add) for a customer or string value, when the caller asks for each name
-    /// once (names already distinct) and [`dicts_get`](Self::dicts_get) does not know it: not
-    /// entered among this batch's new names (no look-up finds it there), and `name` is moved
-    /// into the entry. Asking again for a name allocated this way allocates it twice.
-    pub(crate) fn add_distinct(&mut self, kind: DictKind, name: String) -> u32 {
-        let id = self.dicts.of(kind).len() as u32 + self.added[kind as usize];
-        self.added[kind as usize] += 1;
-        self.delta.entries.push(DictEntry {
-            kind,
-            id,
-            name,
-            ty: None,
             vacant: false,
         });
         id
@@ -161,7 +180,7 @@ impl<'d> Pending<'d> {
     pub(crate) fn props_full(&self, name: &str) -> bool {
         self.dicts.props.get(name).is_none()
             && self.dicts.props.len() + self.added[DictKind::Prop as usize] as usize >= limits::PROPS_MAX
-            && !self.new[DictKind::Prop as usize].contains_key(name)
+            && self.new_id(DictKind::Prop, name).is_none()
     }
 
     /// True when `name` is neither in `kind`'s dictionary nor allocated by this batch (an entry

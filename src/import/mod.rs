@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::dict::{DictKind, Dicts};
-use crate::ingest::{IngestError, Pending, Prepared, StageMap, check_name_text};
+use crate::ingest::{IngestError, Pending, Prepared, StageMap, check_name_text, table_hash};
 use crate::limits;
 use crate::model::{Columns, PropColumn, PropType, Stage, TimestampUs};
 
@@ -275,12 +275,6 @@ impl std::fmt::Debug for Strings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(&self.names).finish()
     }
-}
-
-/// The table hash of a name whose 64-bit hash has `high` as its top 32 bits: those bits twice,
-/// so that both the bucket (low bits) and hashbrown's tag (top 7 bits) come from what is kept.
-fn table_hash(high: u32) -> u64 {
-    u64::from(high) << 32 | u64::from(high)
 }
 
 impl Strings {
@@ -633,7 +627,7 @@ impl Staged {
                 return Err(full(first_row(&self.cust, k), "customer"));
             }
             cust.push(if whole {
-                p.add_distinct(DictKind::Customer, name.into_string())
+                p.add_distinct(DictKind::Customer, name.into_string(), None)
             } else {
                 p.add(DictKind::Customer, name.into_string(), None)
             });
