@@ -312,51 +312,27 @@ pub fn events_parquet(path: &std::path::Path, events: &[Event]) {
         ];
         for &name in &names {
             let vals: Vec<Option<Value>> = events.iter().map(|e| value(e, name)).collect();
+            // The column's values of one type (others null).
+            fn typed<T>(vals: &[Option<Value>], pick: impl Fn(&Value) -> Option<T>) -> Vec<Option<T>> {
+                vals.iter().map(|v| v.as_ref().and_then(&pick)).collect()
+            }
             let col: ArrayRef = match vals.iter().flatten().next() {
-                Some(Value::I64(_)) => Arc::new(Int64Array::from(
-                    vals.iter()
-                        .map(|v| {
-                            if let Some(Value::I64(x)) = v {
-                                Some(*x)
-                            } else {
-                                None
-                            }
-                        })
-                        .collect::<Vec<_>>(),
-                )),
-                Some(Value::F64(_)) => Arc::new(Float64Array::from(
-                    vals.iter()
-                        .map(|v| {
-                            if let Some(Value::F64(x)) = v {
-                                Some(*x)
-                            } else {
-                                None
-                            }
-                        })
-                        .collect::<Vec<_>>(),
-                )),
-                Some(Value::Bool(_)) => Arc::new(BooleanArray::from(
-                    vals.iter()
-                        .map(|v| {
-                            if let Some(Value::Bool(x)) = v {
-                                Some(*x)
-                            } else {
-                                None
-                            }
-                        })
-                        .collect::<Vec<_>>(),
-                )),
-                _ => Arc::new(StringArray::from(
-                    vals.iter()
-                        .map(|v| {
-                            if let Some(Value::Str(x)) = v {
-                                Some(x.clone())
-                            } else {
-                                None
-                            }
-                        })
-                        .collect::<Vec<_>>(),
-                )),
+                Some(Value::I64(_)) => Arc::new(Int64Array::from(typed(&vals, |v| match v {
+                    Value::I64(x) => Some(*x),
+                    _ => None,
+                }))),
+                Some(Value::F64(_)) => Arc::new(Float64Array::from(typed(&vals, |v| match v {
+                    Value::F64(x) => Some(*x),
+                    _ => None,
+                }))),
+                Some(Value::Bool(_)) => Arc::new(BooleanArray::from(typed(&vals, |v| match v {
+                    Value::Bool(x) => Some(*x),
+                    _ => None,
+                }))),
+                _ => Arc::new(StringArray::from(typed(&vals, |v| match v {
+                    Value::Str(x) => Some(x.clone()),
+                    _ => None,
+                }))),
             };
             cols.push((name, col));
         }
