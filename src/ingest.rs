@@ -183,12 +183,6 @@ impl<'d> Pending<'d> {
             && self.new_id(DictKind::Prop, name).is_none()
     }
 
-    /// True when `name` is neither in `kind`'s dictionary nor allocated by this batch (an entry
-    /// would be added for it).
-    pub(crate) fn is_new(&self, kind: DictKind, name: &str) -> bool {
-        self.known(kind, name).is_none()
-    }
-
     /// True when `kind`'s dictionary cannot take another entry.
     pub(crate) fn full(&self, kind: DictKind) -> bool {
         (self.dicts.of(kind).len() as u64 + u64::from(self.added[kind as usize])) >= limits::DICT_ENTRIES_MAX

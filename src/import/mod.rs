@@ -635,10 +635,12 @@ impl Staged {
         let mut event = Vec::with_capacity(self.events.names.len());
         let mut default_stage = Vec::with_capacity(self.events.names.len());
         for (k, name) in self.events.names.iter().enumerate() {
-            if p.is_new(DictKind::Event, name) && p.full(DictKind::Event) {
-                return Err(full(first_row(&self.event, k), "event"));
-            }
-            event.push(p.id(DictKind::Event, name, None));
+            let id = match p.known(DictKind::Event, name) {
+                Some(id) => id,
+                None if p.full(DictKind::Event) => return Err(full(first_row(&self.event, k), "event")),
+                None => p.add(DictKind::Event, name.to_string(), None),
+            };
+            event.push(id);
             default_stage.push(stage_map.get(name.as_ref()).copied());
         }
         let n = self.len();
@@ -677,7 +679,11 @@ impl Staged {
             if ty == PropType::Str {
                 let mut ids = Vec::with_capacity(prop.strings.names.len());
                 for (k, value) in prop.strings.names.iter().enumerate() {
-                    if p.is_new(DictKind::Str, value) && p.full(DictKind::Str) {
+                    if let Some(id) = p.known(DictKind::Str, value) {
+                        ids.push(id);
+                        continue;
+                    }
+                    if p.full(DictKind::Str) {
                         let row = col
                             .vals
                             .iter()
@@ -686,7 +692,7 @@ impl Staged {
                             .unwrap_or(first);
                         return Err(full(row, "string"));
                     }
-                    ids.push(p.id(DictKind::Str, value, None));
+                    ids.push(p.add(DictKind::Str, value.to_string(), None));
                 }
                 for (x, &v) in col.vals.iter_mut().zip(&col.valid) {
                     *x = if v { u64::from(ids[*x as usize]) } else { 0 };
