@@ -600,6 +600,11 @@ impl Db {
             for &n in &end.empty_files {
                 file::remove_if_exists(&wal::wal_path(dir, n))?;
             }
+            // What was replayed may have reached only the page cache (a writer that died
+            // before its fsync): make it durable before the new log exists and before anything
+            // is acknowledged on top of it, so that a power cut cannot leave a gap under
+            // acknowledged records (the sync coordinator below starts from it as durable).
+            wal::sync_replayed(dir, &end.replayed_files)?;
         }
         let wal_file = if writable {
             let number = end.last_number.max(m.wal_start.saturating_sub(1)) + 1;

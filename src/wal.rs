@@ -337,17 +337,31 @@ pub struct ReplayEnd {
     pub torn_bytes: u64,
     /// Log files that hold no record (safe to delete).
     pub empty_files: Vec<u64>,
+    /// Log files that hold at least one replayed record. A writer makes them durable before it
+    /// acknowledges anything new: they may hold records that only reached the page cache
+    /// (a writer that crashed before its fsync), and a later acknowledged record must never
+    /// sit after a gap that a power cut could open.
+    pub replayed_files: Vec<u64>,
+}
+
+/// Where a log file stops being readable, taken as a torn write.
+#[derive(Debug)]
+struct Tear {
+    path: PathBuf,
+    offset: usize,
+    file_len: usize,
 }
 
 /// Replays log files numbered `>= start` in order, calling `apply` for each record.
 ///
 /// `next_seq` is the first sequence number not yet in a segment, and records must follow each
-/// other without gaps. In the last file, a frame that is cut short or has a bad checksum starts
-/// a torn tail — records that were never acknowledged, because no fsync covering them had
-/// completed — and is dropped with everything after it (and, when `repair`, truncated away),
-/// unless a later intact record says that the damaged one was already durable when it was
-/// written (its `durable_seq`): then acknowledged data is damaged, which is corruption. Any
-/// bad frame in an earlier file is corruption too.
+/// other without gaps. A frame that is cut short or has a bad checksum starts a torn tail —
+/// records that were never acknowledged, because no fsync covering them had completed — and
+/// is dropped with everything after it in its file (and, when `repair`, truncated away),
+/// unless the damage is provably not a torn write (see `judge_damage`): then acknowledged
+/// data is damaged, which is corruption. A torn tail may end a file that is not the last only
+/// when no later file holds an intact record (a writer that crashed, then a session that
+/// opened and closed without writing); otherwise it is corruption too.
 pub fn replay(
     dir: &Path,
     start: u64,
@@ -358,10 +372,9 @@ pub fn replay(
     let numbers: Vec<u64> = list(dir)?.into_iter().filter(|&n| n >= start).collect();
     let mut end = ReplayEnd {
         next_seq,
-        last_number: 0,
-        torn_bytes: 0,
-        empty_files: Vec::new(),
+        ..ReplayEnd::default()
     };
+    let mut tears: Vec<Tear> = Vec::new();
     for (i, &n) in numbers.iter().enumerate() {
         let last = i + 1 == numbers.len();
         let path = wal_path(dir, n);
@@ -380,75 +393,158 @@ pub fn replay(
         }
         file::check_header(&path, Kind::Wal, &bytes)?;
         let seq_at_start = next_seq;
-        let mut at = file::HEADER_LEN;
-        while at < bytes.len() {
-            let cut = match codec::read_frame(&bytes, at, limits::WAL_RECORD_BYTES_MAX) {
-                Frame::Good { payload, next } => {
-                    let base = (at + codec::FRAME_HEADER) as u64;
-                    let rec = decode(payload).map_err(|e| FileError::decode(&path, base, e))?;
-                    let rows = rec.rows.len() as u64;
-                    if rec.first_seq != next_seq {
-                        return Err(FileError::corrupt(
-                            &path,
-                            at as u64,
-                            format!(
-                                "record starts at sequence {} but {next_seq} was expected",
-                                rec.first_seq
-                            ),
-                        ));
-                    }
-                    next_seq += rows;
-                    apply(rec).map_err(|why| FileError::corrupt(&path, at as u64, why))?;
-                    at = next;
-                    continue;
-                }
-                Frame::Truncated => true,
-                Frame::Bad { next } => {
-                    // Unsynced pages reach the disk in any order, so intact records may follow
-                    // a torn one; if any of them was written after the torn one was durable,
-                    // the damage is to acknowledged data.
-                    let mut k = next;
-                    let mut acknowledged = None;
-                    while let Frame::Good { payload, next } =
-                        codec::read_frame(&bytes, k, limits::WAL_RECORD_BYTES_MAX)
-                    {
-                        if decode(payload).is_ok_and(|r| r.durable_seq > next_seq) {
-                            acknowledged = Some(k);
-                            break;
-                        }
-                        k = next;
-                    }
-                    if let Some(k) = acknowledged {
-                        return Err(FileError::corrupt(
-                            &path,
-                            at as u64,
-                            format!(
-                                "bad log record (checksum or length), though the record at offset {k} shows it was durable"
-                            ),
-                        ));
-                    }
-                    true
-                }
-            };
-            if !(cut && last) {
-                return Err(FileError::corrupt(
-                    &path,
-                    at as u64,
-                    "bad log record (checksum or length)",
-                ));
-            }
-            end.torn_bytes += (bytes.len() - at) as u64;
-            if repair {
-                let f = file::open_write(&path, false)?;
-                file::set_len(&f, &path, at as u64)?;
-                file::sync(&f, &path, true)?;
-            }
-            break;
+        if let Some(offset) = replay_file(&path, &bytes, &mut next_seq, tears.first(), &mut apply)? {
+            tears.push(Tear {
+                path,
+                offset,
+                file_len: bytes.len(),
+            });
         }
         if next_seq == seq_at_start {
             end.empty_files.push(n);
+        } else {
+            end.replayed_files.push(n);
+        }
+    }
+    for tear in &tears {
+        end.torn_bytes += (tear.file_len - tear.offset) as u64;
+        if repair {
+            let f = file::open_write(&tear.path, false)?;
+            file::set_len(&f, &tear.path, tear.offset as u64)?;
+            file::sync(&f, &tear.path, true)?;
         }
     }
     end.next_seq = next_seq;
     Ok(end)
+}
+
+/// Replays the records of one log file (header checked) until its end or a torn write;
+/// returns the offset of the torn write, if any. `earlier_tear` is a torn write in an earlier
+/// file: nothing intact may follow it.
+fn replay_file(
+    path: &Path,
+    bytes: &[u8],
+    next_seq: &mut u64,
+    earlier_tear: Option<&Tear>,
+    apply: &mut impl FnMut(Record) -> Result<(), String>,
+) -> FileResult<Option<usize>> {
+    let after_tear = |tear: &Tear, at: usize| {
+        FileError::corrupt(
+            &tear.path,
+            tear.offset as u64,
+            format!(
+                "bad log record (checksum or length), though a later log file ({} at offset {at}) holds intact records",
+                path.display()
+            ),
+        )
+    };
+    let mut at = file::HEADER_LEN;
+    while at < bytes.len() {
+        match codec::read_frame(bytes, at, limits::WAL_RECORD_BYTES_MAX) {
+            Frame::Good { payload, next } => {
+                if let Some(tear) = earlier_tear {
+                    return Err(after_tear(tear, at));
+                }
+                let base = (at + codec::FRAME_HEADER) as u64;
+                let rec = decode(payload).map_err(|e| FileError::decode(path, base, e))?;
+                if rec.first_seq != *next_seq {
+                    return Err(FileError::corrupt(
+                        path,
+                        at as u64,
+                        format!(
+                            "record starts at sequence {} but {next_seq} was expected",
+                            rec.first_seq
+                        ),
+                    ));
+                }
+                *next_seq += rec.rows.len() as u64;
+                apply(rec).map_err(|why| FileError::corrupt(path, at as u64, why))?;
+                at = next;
+            }
+            Frame::Truncated | Frame::Bad { .. } => {
+                let intact = judge_damage(path, bytes, at, *next_seq)?;
+                if let (Some(tear), Some(k)) = (earlier_tear, intact) {
+                    return Err(after_tear(tear, k));
+                }
+                return Ok(Some(at));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Decides whether the unreadable frame at `at` may be a torn write. Every byte after it is
+/// scanned for an intact record (a damaged length field points anywhere, so the next frame
+/// boundary is not trusted). Unsynced pages reach the disk in any order, so intact records
+/// may follow a torn one; the damage is to acknowledged data — a corruption error naming the
+/// file and offset — when a later intact record was written after the damaged one was durable
+/// (its `durable_seq`), or when the damaged frame's checksum matches its bytes up to the next
+/// intact record (only its length field changed: a torn write leaves the length it wrote, or
+/// zeros). Returns the offset of the first intact record after the damage, if any.
+fn judge_damage(path: &Path, bytes: &[u8], at: usize, next_seq: u64) -> FileResult<Option<usize>> {
+    let mut first_intact = None;
+    let mut k = at + 1;
+    while k + codec::FRAME_HEADER < bytes.len() {
+        if let Some((rec, next)) = intact_record_at(bytes, k, next_seq) {
+            first_intact.get_or_insert(k);
+            if rec.durable_seq > next_seq {
+                return Err(FileError::corrupt(
+                    path,
+                    at as u64,
+                    format!(
+                        "bad log record (checksum or length), though the record at offset {k} shows it was durable"
+                    ),
+                ));
+            }
+            k = next;
+        } else {
+            k += 1;
+        }
+    }
+    if let Some(k) = first_intact {
+        let mut header = Reader::new(&bytes[at..at + codec::FRAME_HEADER]);
+        if let (Ok(len), Ok(crc)) = (header.u32(), header.u32()) {
+            let implied = k - at - codec::FRAME_HEADER;
+            if len != 0 && len as usize != implied && crc == codec::crc32(&bytes[at + codec::FRAME_HEADER..k])
+            {
+                return Err(FileError::corrupt(
+                    path,
+                    at as u64,
+                    format!(
+                        "log record length field damaged: it says {len} bytes, but the checksum matches the {implied} bytes up to the intact record at offset {k}"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(first_intact)
+}
+
+/// The record framed at `k`, if an intact one starts there, and the offset after it. Its kind
+/// and first sequence number are checked before the checksum, so that scanning damaged bytes
+/// does not checksum long spans at nearly every offset.
+fn intact_record_at(bytes: &[u8], k: usize, next_seq: u64) -> Option<(Record, usize)> {
+    let head = bytes.get(k + codec::FRAME_HEADER..k + codec::FRAME_HEADER + 9)?;
+    if head[0] != KIND_BATCH && head[0] != KIND_BATCH_V1 {
+        return None;
+    }
+    let first_seq = u64::from_le_bytes(head[1..9].try_into().ok()?);
+    if first_seq < next_seq || first_seq - next_seq > bytes.len() as u64 {
+        return None;
+    }
+    match codec::read_frame(bytes, k, limits::WAL_RECORD_BYTES_MAX) {
+        Frame::Good { payload, next } => decode(payload).ok().map(|rec| (rec, next)),
+        _ => None,
+    }
+}
+
+/// Makes the replayed log files durable (fsync each, then the log directory), before a writer
+/// acknowledges anything new on top of them.
+pub fn sync_replayed(dir: &Path, numbers: &[u64]) -> FileResult<()> {
+    for &n in numbers {
+        let path = wal_path(dir, n);
+        let f = file::open_write(&path, false)?;
+        file::sync(&f, &path, false)?;
+    }
+    file::sync_dir(&dir.join(WAL_DIR))
 }

@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 mod common;
 
 use journeydb::file::{self, Hook, Inject, Op};
-use journeydb::{Db, Event, Options, Stage, StoredEvent, Sync, Value};
+use journeydb::{Db, Event, Options, Query, Stage, StoredEvent, Sync, Value};
 
 /// The hook is process-wide: tests in this binary take turns.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -218,6 +218,35 @@ fn allowed(actions: &[(Action, bool)]) -> Vec<State> {
     states
 }
 
+/// Under `Sync::Never`, after a power loss with the first `acked` actions acknowledged: any
+/// prefix of the actions that holds everything before the last completed flush, import,
+/// erasure or reopen (each fsyncs the log), up to the action in flight.
+fn allowed_never(actions: &[Action], acked: usize) -> Vec<State> {
+    let durable = actions[..acked]
+        .iter()
+        .rposition(|a| {
+            matches!(
+                a,
+                Action::Flush
+                    | Action::Import(_)
+                    | Action::ImportFile(_)
+                    | Action::Forget(_)
+                    | Action::Reopen
+            )
+        })
+        .map_or(0, |i| i + 1);
+    let mut states = Vec::new();
+    for j in durable..=(acked + 1).min(actions.len()) {
+        let prefix: Vec<(Action, bool)> = actions[..j].iter().map(|a| (a.clone(), false)).collect();
+        for s in allowed(&prefix) {
+            if !states.contains(&s) {
+                states.push(s);
+            }
+        }
+    }
+    states
+}
+
 /// Reads everything the database shows and checks it against the allowed states.
 fn check(db: &Db, allowed: &[State], what: &str) {
     let snap = db.snapshot();
@@ -357,7 +386,8 @@ enum Mode {
     Prefix,
     /// Unsynced writes keep their size but read back as zeros.
     ZeroFill,
-    /// Each unsynced operation persisted or not, independently (writeback in any order).
+    /// Each unsynced operation persisted or not, independently (writeback in any order):
+    /// 4 KiB pages of file writes, and directory entries as any subset.
     Scramble,
 }
 
@@ -517,12 +547,19 @@ impl Sim {
         for (rel, dir) in &self.dirs {
             std::fs::create_dir_all(out.join(rel)).unwrap();
             let mut names = dir.durable.clone();
-            let keep = match mode {
-                Mode::Strict | Mode::ZeroFill => 0,
-                Mode::All => dir.pending.len(),
-                Mode::Prefix | Mode::Scramble => rng.below(dir.pending.len() + 1),
+            // Which unsynced directory operations reached the disk: none, all, a prefix, or
+            // (Scramble) any subset — a file system that reorders its metadata writes.
+            let persisted: Vec<bool> = match mode {
+                Mode::Strict | Mode::ZeroFill => vec![false; dir.pending.len()],
+                Mode::All => vec![true; dir.pending.len()],
+                Mode::Prefix => {
+                    let keep = rng.below(dir.pending.len() + 1);
+                    (0..dir.pending.len()).map(|i| i < keep).collect()
+                }
+                Mode::Scramble => dir.pending.iter().map(|_| rng.next() & 1 == 0).collect(),
             };
-            for op in &dir.pending[..keep] {
+            let kept = dir.pending.iter().zip(&persisted).filter(|(_, p)| **p);
+            for (op, _) in kept {
                 match op {
                     DirOp::Link(n, i) => {
                         names.insert(n.clone(), *i);
@@ -713,31 +750,7 @@ fn power_loss(want: usize, never: bool) {
             uncertain.push((a.clone(), true));
         }
         let allowed = if never {
-            // Durable: everything before the last completed flush, erasure or reopen.
-            let durable = actions[..acked]
-                .iter()
-                .rposition(|a| {
-                    matches!(
-                        a,
-                        Action::Flush
-                            | Action::Import(_)
-                            | Action::ImportFile(_)
-                            | Action::Forget(_)
-                            | Action::Reopen
-                    )
-                })
-                .map_or(0, |i| i + 1);
-            let mut states = Vec::new();
-            for j in durable..=(acked + 1).min(actions.len()) {
-                let s = allowed(
-                    &actions[..j]
-                        .iter()
-                        .map(|a| (a.clone(), false))
-                        .collect::<Vec<_>>(),
-                );
-                states.extend(s);
-            }
-            states
+            allowed_never(&actions, acked)
         } else {
             allowed(&uncertain)
         };
@@ -782,6 +795,197 @@ fn power_loss(want: usize, never: bool) {
         actions.len()
     );
     assert!(images >= want, "{images} images, {want} wanted");
+}
+
+// ------------------------------------------------------------------------------------------
+// Power loss after a crash and a reopen: two sessions, the page cache shared between them.
+
+/// Records every operation like [`Recorder`] and, once `armed`, fails the first fsync of a log
+/// file: the commit in flight has written its record to the page cache, and the process is
+/// taken to die there (nothing after it runs against this directory).
+struct CrashBeforeLogSync {
+    rec: Recorder,
+    armed: AtomicBool,
+}
+
+impl Hook for CrashBeforeLogSync {
+    fn on(&self, op: &Op<'_>) -> Inject {
+        if let Op::Sync(p) = op
+            && self.armed.load(Ordering::SeqCst)
+            && p.parent().is_some_and(|d| d.ends_with("wal"))
+        {
+            self.armed.store(false, Ordering::SeqCst);
+            return Inject::Fail(io::Error::other("the process dies here"));
+        }
+        self.rec.on(op)
+    }
+}
+
+/// What the second session does after reopening.
+#[derive(Clone, Copy, Debug)]
+enum SecondSession {
+    /// Five acknowledged commits, then a clean close.
+    Commits,
+    /// A query, then a clean close (the shell's one-shot `-c`).
+    QueryOnly,
+    /// Commits, a flush (the log rotates), more commits.
+    CommitsAndFlush,
+}
+
+/// Issue 33 §1: writer 1 dies inside a commit after its log write and before its fsync
+/// (`Sync::Never`: after a commit), so its record is only in the page cache; writer 2 opens
+/// the same page cache, works and closes; then the power is cut at every operation of writer
+/// 2, with every crash-image mode. Every batch acknowledged by either writer must be there
+/// (the in-flight one all or nothing), and the database must open.
+#[test]
+fn power_loss_after_a_crash_and_reopen() {
+    let _serial = serial();
+    let mut images = 0;
+    for never in [false, true] {
+        SYNC_NEVER.store(never, Ordering::SeqCst);
+        for second in [
+            SecondSession::Commits,
+            SecondSession::QueryOnly,
+            SecondSession::CommitsAndFlush,
+        ] {
+            let r = std::panic::catch_unwind(|| crash_reopen_power_loss(second));
+            SYNC_NEVER.store(false, Ordering::SeqCst);
+            file::set_hook(None);
+            match r {
+                Ok(n) => images += n,
+                Err(e) => std::panic::resume_unwind(e),
+            }
+            SYNC_NEVER.store(never, Ordering::SeqCst);
+        }
+    }
+    SYNC_NEVER.store(false, Ordering::SeqCst);
+    eprintln!("power loss after a crash and a reopen: {images} crash images; 0 lost, 0 duplicated");
+}
+
+/// One variant of [`power_loss_after_a_crash_and_reopen`]; returns the number of images.
+fn crash_reopen_power_loss(second: SecondSession) -> usize {
+    let never = SYNC_NEVER.load(Ordering::SeqCst);
+    let tmp = scratch();
+    let first_dir = tmp.path().join("first");
+    drop(Db::create(&first_dir, opts()).unwrap());
+    let base = Sim::load(&first_dir);
+    // Session 1: commits with a flush among them, then the crash.
+    let hook = Arc::new(CrashBeforeLogSync {
+        rec: Recorder {
+            root: first_dir.clone(),
+            log: Mutex::new(Vec::new()),
+        },
+        armed: AtomicBool::new(false),
+    });
+    file::set_hook(Some(hook.clone()));
+    let db = Db::open(&first_dir, opts()).unwrap();
+    let mut actions = Vec::new();
+    for b in 0..6 {
+        db.commit(&batch(b)).unwrap();
+        actions.push(Action::Commit(b));
+        if b == 2 {
+            db.flush().unwrap();
+            actions.push(Action::Flush);
+        }
+    }
+    hook.armed.store(true, Ordering::SeqCst);
+    let crashed = db.commit(&batch(6));
+    assert_eq!(
+        crashed.is_err(),
+        !never,
+        "the crash hook must stop the commit's fsync"
+    );
+    actions.push(Action::Commit(6));
+    let in_flight = actions.len() - 1;
+    // The process dies: what it wrote stays in the page cache, nothing more reaches the
+    // directory the model follows.
+    let first_log = hook.rec.log.lock().unwrap().clone();
+    file::set_hook(None);
+    drop(db);
+    let mut sim = base;
+    first_log.iter().for_each(|r| sim.apply(r));
+
+    // Session 2 runs on the page cache as session 1 left it.
+    let root = tmp.path().join("db");
+    sim.image(Mode::All, &mut Rng(0), &root);
+    let rec = Arc::new(Recorder {
+        root: root.clone(),
+        log: Mutex::new(Vec::new()),
+    });
+    file::set_hook(Some(rec.clone()));
+    let mut ops_done = Vec::new();
+    let db = Db::open(&root, opts()).unwrap();
+    let first_actions = actions.len();
+    actions.push(Action::Reopen);
+    ops_done.push(rec.log.lock().unwrap().len());
+    let second_actions: Vec<Action> = match second {
+        SecondSession::Commits => (10..15).map(Action::Commit).collect(),
+        SecondSession::QueryOnly => vec![],
+        SecondSession::CommitsAndFlush => {
+            let mut v: Vec<Action> = (10..13).map(Action::Commit).collect();
+            v.push(Action::Flush);
+            v.extend((13..15).map(Action::Commit));
+            v
+        }
+    };
+    if matches!(second, SecondSession::QueryOnly) {
+        db.snapshot().query("TREND count PERIOD month").unwrap();
+    }
+    for a in second_actions {
+        match &a {
+            Action::Commit(b) => drop(db.commit(&batch(*b)).unwrap()),
+            Action::Flush => db.flush().unwrap(),
+            _ => unreachable!(),
+        }
+        actions.push(a);
+        ops_done.push(rec.log.lock().unwrap().len());
+    }
+    drop(db);
+    file::set_hook(None);
+    let log = rec.log.lock().unwrap().clone();
+
+    let mut rng = Rng(0xc0ffee ^ log.len() as u64);
+    let img = tmp.path().join("img");
+    let mut images = 0;
+    for k in 0..=log.len() {
+        if k > 0 {
+            sim.apply(&log[k - 1]);
+        }
+        let acked = first_actions + ops_done.iter().take_while(|&&n| n <= k).count();
+        let allowed = if never {
+            allowed_never(&actions, acked)
+        } else {
+            let mut uncertain: Vec<(Action, bool)> = actions[..acked]
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (a.clone(), i == in_flight))
+                .collect();
+            if let Some(a) = actions.get(acked) {
+                uncertain.push((a.clone(), true));
+            }
+            allowed(&uncertain)
+        };
+        let n = if sim.unsynced() == 0 { 1 } else { 24 };
+        for j in 0..n {
+            let mode = match j {
+                0 => Mode::Strict,
+                1 => Mode::All,
+                2 => Mode::ZeroFill,
+                j if j % 2 == 0 => Mode::Scramble,
+                _ => Mode::Prefix,
+            };
+            let _ = std::fs::remove_dir_all(&img);
+            sim.image(mode, &mut rng, &img);
+            let what = format!(
+                "{second:?}, never={never}: power cut after operation {k} of {} of the second session ({mode:?}, image {images})",
+                log.len()
+            );
+            let db = Db::open(&img, opts()).unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
+            check(&db, &allowed, &what);
+            images += 1;
+        }
+    }
+    images
 }
 
 // ------------------------------------------------------------------------------------------
