@@ -375,6 +375,7 @@ pub fn replay(
         ..ReplayEnd::default()
     };
     let mut tears: Vec<Tear> = Vec::new();
+    let mut previous: Option<(PathBuf, usize)> = None;
     for (i, &n) in numbers.iter().enumerate() {
         let last = i + 1 == numbers.len();
         let path = wal_path(dir, n);
@@ -393,9 +394,13 @@ pub fn replay(
         }
         file::check_header(&path, Kind::Wal, &bytes)?;
         let seq_at_start = next_seq;
-        if let Some(offset) = replay_file(&path, &bytes, &mut next_seq, tears.first(), &mut apply)? {
+        let context = FileContext {
+            earlier_tear: tears.first(),
+            previous: previous.as_ref().map(|(p, len)| (p.as_path(), *len)),
+        };
+        if let Some(offset) = replay_file(&path, &bytes, &mut next_seq, context, &mut apply)? {
             tears.push(Tear {
-                path,
+                path: path.clone(),
                 offset,
                 file_len: bytes.len(),
             });
@@ -405,6 +410,7 @@ pub fn replay(
         } else {
             end.replayed_files.push(n);
         }
+        previous = Some((path, bytes.len()));
     }
     for tear in &tears {
         end.torn_bytes += (tear.file_len - tear.offset) as u64;
@@ -418,14 +424,26 @@ pub fn replay(
     Ok(end)
 }
 
+/// What replaying one log file needs to know of the files before it.
+#[derive(Clone, Copy)]
+struct FileContext<'a> {
+    /// A torn write in an earlier file: nothing intact may follow it.
+    earlier_tear: Option<&'a Tear>,
+    /// The previous file and its length: where records are missing when this file starts
+    /// past the expected sequence number.
+    previous: Option<(&'a Path, usize)>,
+}
+
 /// Replays the records of one log file (header checked) until its end or a torn write;
-/// returns the offset of the torn write, if any. `earlier_tear` is a torn write in an earlier
-/// file: nothing intact may follow it.
+/// returns the offset of the torn write, if any.
 fn replay_file(
     path: &Path,
     bytes: &[u8],
     next_seq: &mut u64,
-    earlier_tear: Option<&Tear>,
+    FileContext {
+        earlier_tear,
+        previous,
+    }: FileContext<'_>,
     apply: &mut impl FnMut(Record) -> Result<(), String>,
 ) -> FileResult<Option<usize>> {
     let after_tear = |tear: &Tear, at: usize| {
@@ -447,6 +465,19 @@ fn replay_file(
                 }
                 let base = (at + codec::FRAME_HEADER) as u64;
                 let rec = decode(payload).map_err(|e| FileError::decode(path, base, e))?;
+                if let Some((prev, prev_len)) =
+                    previous.filter(|_| at == file::HEADER_LEN && rec.first_seq > *next_seq)
+                {
+                    return Err(FileError::corrupt(
+                        prev,
+                        prev_len as u64,
+                        format!(
+                            "log ends at sequence {next_seq} but the next log file ({}) starts at {}: records are missing from its end",
+                            path.display(),
+                            rec.first_seq
+                        ),
+                    ));
+                }
                 if rec.first_seq != *next_seq {
                     return Err(FileError::corrupt(
                         path,
