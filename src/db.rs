@@ -483,6 +483,10 @@ fn dir_size(dir: &Path) -> u64 {
         .sum()
 }
 
+/// How many times [`Db::open_read_only`] tries before it gives up on a writer that keeps
+/// publishing new manifests (with pauses growing to 50 ms: about 5 s in all).
+pub const READ_ONLY_OPEN_ATTEMPTS: u32 = 100;
+
 impl Db {
     /// Creates a new database in `path` (a directory that must not exist or be empty).
     pub fn create(path: impl AsRef<Path>, opts: Options) -> Result<Db> {
@@ -521,21 +525,39 @@ impl Db {
 
     /// Opens a database read-only: no lock is taken, nothing on disk is changed, and the view
     /// is the committed state at the time of opening. Works while another process writes.
+    ///
+    /// The writer may publish a new manifest and remove the files the old one named while this
+    /// open reads them (a vanished file, or a log that no longer continues the manifest it
+    /// read). The open therefore reads `CURRENT` before and after: a view is returned only if
+    /// the live manifest did not change meanwhile, and an error only if it did not change and
+    /// the same error came twice in a row; otherwise it retries, with a growing pause, at most
+    /// [`READ_ONLY_OPEN_ATTEMPTS`] times ([`DbError::Busy`] after that).
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Db> {
         let dir = path.as_ref();
         if !dir.join(manifest::CURRENT).exists() {
             return Err(DbError::NotADatabase(dir.to_path_buf()).into());
         }
-        let mut last = None;
-        // The writer may replace files between our reads; a vanished file means "retry".
-        for _ in 0..16 {
-            match Db::open_inner(dir, Options::default(), None) {
-                Err(Error::File(e)) if e.is_not_found() => last = Some(e),
-                other => return other,
+        let mut previous_error: Option<String> = None;
+        let mut pause = Duration::from_millis(1);
+        for _ in 0..READ_ONLY_OPEN_ATTEMPTS {
+            let before = manifest::read_current(dir)?;
+            let opened = Db::open_inner(dir, Options::default(), None);
+            let moved = manifest::read_current(dir)? != before;
+            match opened {
+                Ok(db) if !moved => return Ok(db),
+                Err(e) if !moved => {
+                    let text = e.to_string();
+                    if previous_error.as_deref() == Some(text.as_str()) {
+                        return Err(e);
+                    }
+                    previous_error = Some(text);
+                }
+                _ => previous_error = None,
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
         }
-        Err(last.map_or(Error::Db(DbError::ReadOnly), Error::File))
+        Err(DbError::Busy(READ_ONLY_OPEN_ATTEMPTS).into())
     }
 
     fn open_inner(dir: &Path, opts: Options, lock: Option<WriterLock>) -> Result<Db> {

@@ -28,6 +28,11 @@ pub enum DbError {
     /// An argument is out of range.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A read-only open found a new manifest published under it on every attempt.
+    #[error(
+        "the writer kept replacing the database's files during {0} attempts to open it read-only; try again"
+    )]
+    Busy(u32),
     /// A broken internal invariant: a bug in journeydb.
     #[error("internal error (a bug in journeydb, please report it): {0}")]
     Internal(String),
