@@ -60,7 +60,7 @@ fn read_only_opens_never_fail_against_a_busy_writer() {
                 let ceiling = (started.load(Ordering::SeqCst) + 1) * BATCH;
                 let n = db.snapshot().len();
                 assert!(
-                    n >= floor && n <= ceiling + BATCH && n % BATCH == 0,
+                    n >= floor && n <= ceiling + BATCH && n.is_multiple_of(BATCH),
                     "open {opens}: {n} events; acknowledged before the open {floor}, begun {ceiling}"
                 );
                 db.verify()
