@@ -213,6 +213,27 @@ fn unpublished<T>(r: Result<T>, path: &Path) -> Result<T> {
 type DictsWritten = (u64, Option<Dicts>);
 
 /// The error of an import of more rows than one import may hold.
+/// Checks rows read back from a file (they passed their checksums) with the rules `commit`
+/// applies: values in range and every string value id in a dictionary of `strings` entries.
+fn check_stored_rows(rows: &Columns, strings: u32) -> std::result::Result<(), String> {
+    crate::model::check_values(rows)?;
+    for p in rows.props.iter().filter(|p| p.ty == PropType::Str) {
+        let max = p
+            .vals
+            .iter()
+            .zip(&p.valid)
+            .filter(|(_, v)| **v)
+            .map(|(x, _)| *x)
+            .max();
+        if let Some(id) = max.filter(|&id| id >= u64::from(strings)) {
+            return Err(format!(
+                "string value id {id} has no dictionary entry (the dictionary has {strings})"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn too_many_rows(rows: usize) -> Error {
     DbError::InvalidArgument(format!(
         "{rows} rows in one import, the limit is {}; import the file in parts",
@@ -615,6 +636,7 @@ impl Db {
             if bad {
                 return Err("record refers to an unknown dictionary entry".into());
             }
+            check_stored_rows(&rec.rows, c.strings)?;
             buffer.push(&rec.rows);
             Ok(())
         })?;
@@ -1466,6 +1488,7 @@ impl Db {
             if let Some(&e) = cols.event.iter().max().filter(|&&e| u64::from(e) >= events) {
                 return Err(over("event name", e.into(), events));
             }
+            crate::model::check_values(cols)?;
             for p in &cols.props {
                 match d.prop_types.get(p.id as usize) {
                     None => return Err(over("property", p.id.into(), props)),

@@ -9,28 +9,69 @@ pub type TimestampUs = i64;
 /// Microseconds in one UTC day.
 pub const DAY_US: i64 = 86_400_000_000;
 
-/// The earliest timestamp an event may have: -9999-01-01T00:00:00Z (proleptic Gregorian).
-pub const TS_MIN: TimestampUs = -377_705_116_800_000_000;
-/// The latest timestamp an event may have: 9999-12-31T23:59:59.999999Z.
-pub const TS_MAX: TimestampUs = 253_402_300_799_999_999;
+/// The earliest timestamp an event may have: -9999-01-02T01:59:59Z (proleptic Gregorian), the
+/// earliest instant that has a local date and time in every time zone (jiff's
+/// `Timestamp::MIN`), so that every statement can bucket it in any zone.
+pub const TS_MIN: TimestampUs = -377_705_023_201_000_000;
+/// The latest timestamp an event may have: 9999-12-30T22:00:00.999999Z, the latest instant
+/// that has a local date and time in every time zone (jiff's `Timestamp::MAX`).
+pub const TS_MAX: TimestampUs = 253_402_207_200_999_999;
 
 /// `ts` when it lies in [`TS_MIN`]..=[`TS_MAX`], else an error saying so. The range holds the
-/// years ISO 8601 writes with four digits and is 24 times narrower than i64's, so that time
+/// years ISO 8601 writes with four digits (but the last day of year 9999 and the first of
+/// -9999, which some time zones cannot name) and is 24 times narrower than i64's, so that time
 /// arithmetic (a day's end, a bucket's, a window's) never nears overflow.
 pub fn check_ts(ts: TimestampUs) -> Result<TimestampUs, String> {
     if (TS_MIN..=TS_MAX).contains(&ts) {
         Ok(ts)
     } else {
         Err(format!(
-            "timestamp {ts} µs is outside the supported range (years -9999 to 9999)"
+            "timestamp {ts} µs is outside the supported range (-9999-01-02T01:59:59Z to 9999-12-30T22:00:00.999999Z)"
         ))
     }
+}
+
+/// Checks the values of stored rows with the rules `commit` applies to new events, where they
+/// need no dictionary: timestamps in range, stage codes, finite numbers, booleans 0 or 1.
+/// Replay and `verify` use it on rows that passed their checksums (a buggy older writer, a
+/// bit flip before the checksum was computed, a hostile file), so that no query meets a value
+/// that `commit` would have refused.
+pub fn check_values(rows: &Columns) -> Result<(), String> {
+    if let Some(&ts) = rows.ts.iter().find(|&&ts| !(TS_MIN..=TS_MAX).contains(&ts)) {
+        check_ts(ts)?;
+    }
+    if let Some(&stage) = rows.stage.iter().find(|&&s| s > 5) {
+        return Err(format!("stage code {stage}"));
+    }
+    for p in &rows.props {
+        let mut set = p.vals.iter().zip(&p.valid).filter(|(_, v)| **v).map(|(x, _)| *x);
+        let bad = match p.ty {
+            PropType::F64 => set
+                .find(|&x| !f64::from_bits(x).is_finite())
+                .map(|x| format!("{}", f64::from_bits(x))),
+            PropType::Bool => set.find(|&x| x > 1).map(|x| format!("boolean code {x}")),
+            PropType::I64 | PropType::Str => None,
+        };
+        if let Some(what) = bad {
+            return Err(format!(
+                "property id {}: {what} is not a valid {} value",
+                p.id, p.ty
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The UTC day number (days since 1970-01-01) of a timestamp.
 pub fn day_of(ts_us: TimestampUs) -> i32 {
     // Days since the epoch of any i64 microsecond value fit in i32 (±106 751 991 days).
     ts_us.div_euclid(DAY_US) as i32
+}
+
+/// The first supported instant of UTC day `day` (its midnight, or [`TS_MIN`] on the range's
+/// first day, which starts after midnight): the instant whose bucket holds the day's events.
+pub fn first_instant_of_day(day: i32) -> TimestampUs {
+    (i64::from(day) * DAY_US).max(TS_MIN)
 }
 
 /// Formats a timestamp as ISO 8601 UTC: `2026-01-05T10:00:00.000Z` (or 6 fraction digits).

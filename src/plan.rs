@@ -7,7 +7,7 @@ use jiff::tz::TimeZone;
 use jiff::{Timestamp, ZonedDateTime as Zoned};
 
 use crate::dict::Dicts;
-use crate::model::{Columns, PropType};
+use crate::model::{Columns, PropType, TS_MAX, TS_MIN};
 use crate::query::ast::{Literal, Period, Pred, Step, StepKind, TimeLit};
 use crate::query::parser::suggest;
 use crate::query::{ParseError, Span};
@@ -347,19 +347,20 @@ impl<'d> Resolver<'d> {
                     )
                 };
                 if let Ok(ts) = s.parse::<Timestamp>() {
-                    return Ok(ts.as_microsecond());
+                    return Ok(ts.as_microsecond().clamp(TS_MIN, TS_MAX + 1));
                 }
-                if let Ok(dt) = s.parse::<jiff::civil::DateTime>() {
-                    return dt
-                        .to_zoned_datetime(self.tz.clone())
-                        .map(|z| z.timestamp().as_microsecond())
-                        .map_err(|_| bad());
-                }
-                if let Ok(d) = s.parse::<Date>() {
-                    return d
-                        .to_zoned_datetime(self.tz.clone())
-                        .map(|z| z.timestamp().as_microsecond())
-                        .map_err(|_| bad());
+                let dt = s.parse::<jiff::civil::DateTime>().or_else(|_| {
+                    s.parse::<Date>()
+                        .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
+                });
+                if let Ok(dt) = dt {
+                    return Ok(match dt.to_zoned_datetime(self.tz.clone()) {
+                        Ok(z) => z.timestamp().as_microsecond().clamp(TS_MIN, TS_MAX + 1),
+                        // A local time past either end of the supported range (TO '9999-12-31'
+                        // in UTC): the range's end, or its start.
+                        Err(_) if dt.date().year() > 0 => TS_MAX + 1,
+                        Err(_) => TS_MIN,
+                    });
                 }
                 Err(bad())
             }
@@ -406,19 +407,16 @@ fn bucket_start(ts: i64, period: Period, tz: &TimeZone) -> Option<Zoned> {
         .to_zoned_datetime(tz.clone());
     match period {
         Period::Hour => {
+            // The instant at which the local clock last read HH:00:00: the local minutes and
+            // seconds are taken off the instant itself, not the local time converted back
+            // (which at a fall-back fold names the first of two 01:00s, an hour early for
+            // the second: the next bucket then started where this one did, for ever).
             let dt = z.datetime();
-            let h = dt.date().at(dt.hour(), 0, 0, 0);
-            let hz = h.to_zoned_datetime(tz.clone()).ok()?;
-            // At a fold the earlier instant is chosen; keep the start at or before `ts`.
-            if ts_of(&hz) > ts {
-                Some(
-                    Timestamp::from_microsecond(ts - ts.rem_euclid(3_600_000_000))
-                        .ok()?
-                        .to_zoned_datetime(tz.clone()),
-                )
-            } else {
-                Some(hz)
-            }
+            let into_hour = (i64::from(dt.minute()) * 60 + i64::from(dt.second())) * 1_000_000
+                + i64::from(dt.subsec_nanosecond()) / 1000;
+            Timestamp::from_microsecond(ts - into_hour)
+                .ok()
+                .map(|t| t.to_zoned_datetime(tz.clone()))
         }
         Period::Day => z.start_of_day().ok(),
         Period::Week => {
@@ -459,11 +457,25 @@ impl Buckets {
         tz: &TimeZone,
         max: usize,
     ) -> Result<Buckets, String> {
-        let mut z = bucket_start(lo, period, tz).ok_or("time out of range")?;
-        let mut starts = vec![ts_of(&z)];
+        // At the ends of the supported range a bucket may start before its first instant or
+        // end after its last (a month bucket of -9999-01 in UTC starts a day before TS_MIN;
+        // the day after 9999-12-30 has no start): the first bucket then starts at TS_MIN and
+        // the last ends at TS_MAX + 1, still holding every instant of its period that exists.
+        let lo = lo.clamp(TS_MIN, TS_MAX);
+        let mut z = match bucket_start(lo, period, tz) {
+            Some(z) => z,
+            None => Timestamp::from_microsecond(TS_MIN)
+                .map_err(|_| "time out of range")?
+                .to_zoned_datetime(tz.clone()),
+        };
+        let mut starts = vec![ts_of(&z).max(TS_MIN)];
         let mut after = 0usize;
         loop {
-            z = next_start(&z, period, tz).ok_or("time out of range")?;
+            let Some(next) = next_start(&z, period, tz).filter(|n| ts_of(n) <= TS_MAX) else {
+                starts.push(TS_MAX + 1);
+                break;
+            };
+            z = next;
             let t = ts_of(&z);
             starts.push(t);
             if t >= hi {

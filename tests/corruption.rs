@@ -499,3 +499,85 @@ fn a_torn_tail_before_an_empty_log_is_a_torn_tail() {
     }
     assert_eq!(std::fs::read(&log2).unwrap(), torn, "nothing was truncated");
 }
+
+/// Issue 33 §4: a correctly framed, checksum-valid log record holding a value `commit` refuses
+/// (a buggy older writer, a flip before the checksum was computed, a hostile file) is
+/// corruption naming the log and the record's offset — for every open and for `verify` — never
+/// a row that a query would trip over.
+#[test]
+fn checksum_valid_records_with_invalid_values_are_corruption() {
+    use journeydb::dict::DictDelta;
+    use journeydb::model::{Columns, PropColumn, PropType};
+    use journeydb::{Query, wal};
+
+    // Property ids as the first batch creates them: note (string) 0, amount (f64) 1, vip (bool) 2.
+    let first = vec![
+        Event::new("c", 1_000_000, "visit")
+            .with_prop("note", "x")
+            .with_prop("amount", 1.5)
+            .with_prop("vip", true),
+    ];
+    let prop = |id: u32, ty: PropType, val: u64| {
+        let mut p = PropColumn::new(id, ty);
+        p.valid.push(true);
+        p.vals.push(val);
+        p
+    };
+    let row = |ts: i64, stage: u8, props: Vec<PropColumn>| Columns {
+        cid: vec![0],
+        ts: vec![ts],
+        event: vec![0],
+        stage: vec![stage],
+        props,
+    };
+    let cases = [
+        ("a timestamp past the supported range", row(i64::MAX, 0, vec![])),
+        ("a timestamp before it", row(i64::MIN, 0, vec![])),
+        (
+            "a string id not in the dictionary",
+            row(5, 0, vec![prop(0, PropType::Str, 7)]),
+        ),
+        ("NaN", row(5, 0, vec![prop(1, PropType::F64, f64::NAN.to_bits())])),
+        (
+            "infinity",
+            row(5, 0, vec![prop(1, PropType::F64, f64::INFINITY.to_bits())]),
+        ),
+        ("a boolean code 7", row(5, 0, vec![prop(2, PropType::Bool, 7)])),
+    ];
+    for (what, rows) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("db");
+        let db = Db::create(&dir, Options::default()).unwrap();
+        db.commit(&first).unwrap();
+        drop(db);
+        let log = std::fs::read_dir(dir.join("wal"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| std::fs::metadata(p).unwrap().len() > 16)
+            .unwrap();
+        let mut bytes = std::fs::read(&log).unwrap();
+        let at = bytes.len() as u64;
+        let mut payload = Vec::new();
+        wal::encode(1, 1, &DictDelta::default(), &rows, &mut payload);
+        bytes.extend_from_slice(&wal::frame(&payload));
+        std::fs::write(&log, &bytes).unwrap();
+        for writable in [false, true] {
+            let r = if writable {
+                Db::open(&dir, Options::default()).and_then(|db| {
+                    db.snapshot().query("TREND count PERIOD day").unwrap();
+                    db.verify()
+                })
+            } else {
+                Db::open_read_only(&dir).and_then(|db| db.verify())
+            };
+            match r {
+                Err(Error::File(FileError::Corrupt { path, offset, reason })) => {
+                    assert_eq!(path, log, "{what}");
+                    assert_eq!(offset, at, "{what}: {reason}");
+                }
+                other => panic!("{what} (writable {writable}): {other:?}"),
+            }
+        }
+        assert_eq!(std::fs::read(&log).unwrap(), bytes, "{what}: nothing truncated");
+    }
+}

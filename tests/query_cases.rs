@@ -771,3 +771,145 @@ fn every_query_at_the_ends_of_time() {
     }
     assert_eq!(counts(&db, "FUNNEL visit -> purchase WITHIN 7d"), vec![3, 2]);
 }
+
+/// Issue 33 §5: every timestamp that `commit` accepts can be queried by every bucketed
+/// statement with every period and in zones on both sides of UTC, with the default range and
+/// with `FROM .. TO` literals past the range's end; the buckets hold every event exactly once.
+#[test]
+fn every_period_at_the_ends_of_time() {
+    for (end, ts) in [
+        ("late", (0..40).map(|k| TS_MAX - k * 23 * H).collect::<Vec<_>>()),
+        ("early", (0..40).map(|k| TS_MIN + k * 23 * H).collect::<Vec<_>>()),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::create(dir.path().join("db"), Options::default().sync(Sync::Never)).unwrap();
+        db.set_stage("visit", Some(Stage::Awareness)).unwrap();
+        let events: Vec<Event> = ts
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| Event::new(format!("c{}", i % 7), t, "visit"))
+            .collect();
+        db.commit(&events).unwrap();
+        let range = if end == "late" {
+            " FROM '9999-11-01' TO '9999-12-31'"
+        } else {
+            ""
+        };
+        for flush in [false, true] {
+            if flush {
+                db.flush().unwrap();
+            }
+            for period in ["hour", "day", "week", "month"] {
+                for tz in ["UTC", "Asia/Tokyo", "America/Los_Angeles"] {
+                    for r in ["", range] {
+                        let trend = format!("TREND count PERIOD {period}{r} TZ '{tz}'");
+                        let t = db
+                            .snapshot()
+                            .query(&trend)
+                            .unwrap_or_else(|e| panic!("{end}: {trend}: {e}"));
+                        let total: i64 = t
+                            .rows
+                            .iter()
+                            .map(|row| match row.last() {
+                                Some(Cell::Int(n)) => *n,
+                                other => panic!("{trend}: {other:?}"),
+                            })
+                            .sum();
+                        // TO '9999-12-31' is past the range's end in UTC and Los Angeles
+                        // (taken as the end); in Tokyo it is 9999-12-30T15:00Z, before the
+                        // last event (22:00Z, local 9999-12-31).
+                        let want = if tz == "Asia/Tokyo" && !r.is_empty() {
+                            39
+                        } else {
+                            40
+                        };
+                        assert_eq!(total, want, "{end}: {trend}: every event in one bucket");
+                        for q in [
+                            format!("TREND uniq PERIOD {period}{r} TZ '{tz}'"),
+                            format!("RETENTION visit RETURN visit PERIOD {period} PERIODS 3{r} TZ '{tz}'"),
+                            format!("LIFECYCLE OF visit PERIOD {period}{r} TZ '{tz}'"),
+                            format!("STAGES PERIOD {period}{r} TZ '{tz}'"),
+                        ] {
+                            match db.snapshot().query(&q) {
+                                Ok(_) => {}
+                                // A period the statement does not take at all.
+                                Err(e) if period == "hour" && e.to_string().contains("periods are") => {}
+                                Err(e) => panic!("{end}: {q}: {e}"),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Hourly buckets across daylight-saving changes: at a fall-back fold the hour 01:00 happens
+/// twice and both are buckets (it once looped: the second 01:00's start was taken as the
+/// first's); at a spring-forward gap the missing hour is no bucket; a zone whose clocks move by
+/// 30 minutes still gets one bucket per hour of events. Every event lands in exactly one.
+#[test]
+fn hourly_buckets_across_daylight_saving_changes() {
+    // 2026-11-01 01:00-07:00 (PDT) and 01:00-08:00 (PST) in Los Angeles; 2026-03-08 02:00
+    // does not exist there. Lord Howe Island moves between +10:30 and +11:00.
+    let events: Vec<Event> = (0..96)
+        .flat_map(|k| {
+            [
+                Event::new("fall", 1_793_520_000_000_000 + k * 20 * M, "visit"),
+                Event::new("spring", 1_772_928_000_000_000 + k * 20 * M, "visit"),
+                Event::new("howe", 1_775_300_400_000_000 + k * 20 * M, "visit"),
+            ]
+        })
+        .collect();
+    let (_dir, db) = db(&events);
+    for (tz, from, to, want_labels) in [
+        (
+            "America/Los_Angeles",
+            "2026-10-31T22:00:00",
+            "2026-11-01T04:00:00",
+            vec![
+                "2026-10-31T22:00-07:00",
+                "2026-10-31T23:00-07:00",
+                "2026-11-01T00:00-07:00",
+                "2026-11-01T01:00-07:00",
+                "2026-11-01T01:00-08:00",
+                "2026-11-01T02:00-08:00",
+                "2026-11-01T03:00-08:00",
+            ],
+        ),
+        (
+            "America/Los_Angeles",
+            "2026-03-08T00:00:00",
+            "2026-03-08T05:00:00",
+            vec![
+                "2026-03-08T00:00-08:00",
+                "2026-03-08T01:00-08:00",
+                "2026-03-08T03:00-07:00",
+                "2026-03-08T04:00-07:00",
+            ],
+        ),
+    ] {
+        let q = format!("TREND count PERIOD hour FROM '{from}' TO '{to}' TZ '{tz}'");
+        let t = db.snapshot().query(&q).unwrap_or_else(|e| panic!("{q}: {e}"));
+        let labels: Vec<String> = t.rows.iter().map(|r| r[0].to_string()).collect();
+        assert_eq!(labels, want_labels, "{q}");
+    }
+    for tz in [
+        "America/Los_Angeles",
+        "Australia/Lord_Howe",
+        "Asia/Kolkata",
+        "UTC",
+    ] {
+        let q = format!("TREND count PERIOD hour TZ '{tz}'");
+        let t = db.snapshot().query(&q).unwrap_or_else(|e| panic!("{q}: {e}"));
+        let total: i64 = t
+            .rows
+            .iter()
+            .map(|r| match r.last() {
+                Some(Cell::Int(n)) => *n,
+                other => panic!("{q}: {other:?}"),
+            })
+            .sum();
+        assert_eq!(total, events.len() as i64 + 4, "{q}: every event in one bucket");
+    }
+}

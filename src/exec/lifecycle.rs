@@ -107,7 +107,7 @@ fn lifecycle_from_bitmaps(op: &LifecycleOp<'_>, input: &Input<'_>) -> Option<Cou
     let n = op.buckets.len();
     let mut active = vec![RoaringBitmap::new(); n];
     for (d, b) in days {
-        active[op.buckets.index(i64::from(d) * model::DAY_US)?] |= b;
+        active[op.buckets.index(model::first_instant_of_day(d))?] |= b;
     }
     let mut out = vec![[0i64; 4]; n];
     let mut seen = RoaringBitmap::new();
@@ -246,7 +246,7 @@ fn stickiness_from_bitmaps(op: &StickinessOp<'_>, input: &Input<'_>) -> Option<V
         if d < d0 || d > d1 {
             continue;
         }
-        active[op.buckets.index(i64::from(d) * model::DAY_US)?] |= b;
+        active[op.buckets.index(model::first_instant_of_day(d))?] |= b;
     }
     let mut per_customer = vec![0u32; input.customers as usize];
     for b in &active {

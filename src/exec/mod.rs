@@ -1921,7 +1921,7 @@ fn retention_from_bitmaps(op: &RetentionOp<'_>, input: &Input<'_>) -> Option<Ret
     // Starters and returners per day.
     let starts = step_days(&op.start, input)?;
     let rets = step_days(&op.ret, input)?;
-    let bucket = |d: i32| op.buckets.index(i64::from(d) * model::DAY_US);
+    let bucket = |d: i32| op.buckets.index(model::first_instant_of_day(d));
     let in_range = |d: i32| {
         op.range
             .is_none_or(|(x, y)| x <= i64::from(d) * model::DAY_US && i64::from(d) * model::DAY_US < y)
@@ -1976,7 +1976,7 @@ fn retention_from_bitmaps(op: &RetentionOp<'_>, input: &Input<'_>) -> Option<Ret
 fn data_range(input: &Input<'_>, range: Option<(i64, i64)>) -> (i64, i64) {
     match (range, input.ts_range) {
         (Some(r), _) => r,
-        (None, Some((lo, hi))) => (lo, hi + 1),
+        (None, Some((lo, hi))) => (lo, hi.saturating_add(1)),
         (None, None) => (0, 1),
     }
 }
@@ -1995,8 +1995,8 @@ fn retention(
     let range = res.range(&r.common.range)?;
     // Buckets cover all history (first-time cohorts look at all of it) plus the offsets.
     let (lo, hi) = match (input.ts_range, range) {
-        (Some((a, b)), Some((x, y))) => (a.min(x), (b + 1).max(y)),
-        (Some((a, b)), None) => (a, b + 1),
+        (Some((a, b)), Some((x, y))) => (a.min(x), b.saturating_add(1).max(y)),
+        (Some((a, b)), None) => (a, b.saturating_add(1)),
         (None, Some(r)) => r,
         (None, None) => (0, 1),
     };
@@ -2424,7 +2424,7 @@ fn trend_from_rollups(
             if day < d0 || day > d1 || stage.is_some_and(|s| s != st) {
                 continue;
             }
-            let Some(k) = op.buckets.index(i64::from(day) * model::DAY_US) else {
+            let Some(k) = op.buckets.index(model::first_instant_of_day(day)) else {
                 continue;
             };
             if k < op.first {
@@ -2484,7 +2484,7 @@ fn uniq_by_from_value_index(
             if day < d0 || day > d1 {
                 return;
             }
-            let Some(k) = op.buckets.index(i64::from(day) * model::DAY_US) else {
+            let Some(k) = op.buckets.index(model::first_instant_of_day(day)) else {
                 return;
             };
             if k < op.first {

@@ -1156,13 +1156,19 @@ mod tests {
             assert!(parse_ts(bad, TsUnit::Ms).is_err(), "{bad}");
         }
         assert!(parse_ts("99999999999999999", TsUnit::S).is_err());
-        // The supported range's ends (years -9999 and 9999), and one past each.
+        // The supported range's ends (-9999-01-02T01:59:59Z, 9999-12-30T22:00:00.999999Z),
+        // and one past each.
         assert_eq!(
-            parse_ts("253402300799999999", TsUnit::Us),
+            parse_ts("253402207200999999", TsUnit::Us),
             Ok(crate::model::TS_MAX)
         );
-        assert_eq!(parse_ts("-377705116800", TsUnit::S), Ok(crate::model::TS_MIN));
-        for bad in ["253402300800", "-377705116801", "9223372036854775807"] {
+        assert_eq!(parse_ts("-377705023201", TsUnit::S), Ok(crate::model::TS_MIN));
+        for bad in [
+            "253402207201",
+            "-377705023202",
+            "253402300799",
+            "9223372036854775807",
+        ] {
             assert!(
                 parse_ts(bad, TsUnit::S).is_err_and(|e| e.contains("range")),
                 "{bad}"

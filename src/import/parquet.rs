@@ -933,11 +933,11 @@ mod tests {
         );
         let late = TimestampMicrosecondArray::from(vec![0, crate::model::TS_MAX + 1]);
         assert_eq!(batch_ts(&late), None);
-        let early = arrow_array::TimestampSecondArray::from(vec![-377_705_116_801, 0]);
+        let early = arrow_array::TimestampSecondArray::from(vec![-377_705_023_202, 0]);
         assert_eq!(batch_ts(&early), None);
     }
 
-    /// A Date32 timestamp is the day's midnight; a day outside years -9999..=9999 is an error
+    /// A Date32 timestamp is the day's midnight; a day outside the supported range is an error
     /// (also one whose midnight is beyond i64 microseconds), not a wrapped timestamp.
     #[test]
     fn date32_timestamps_and_their_range() {
@@ -945,10 +945,10 @@ mod tests {
             0,
             -1,
             20_454,
+            2_932_895,
+            -4_371_585,
             2_932_896,
-            -4_371_587,
-            2_932_897,
-            -4_371_588,
+            -4_371_586,
             i32::MAX,
             i32::MIN,
         ]);
@@ -956,8 +956,8 @@ mod tests {
         assert_eq!(at(0), Ok(0));
         assert_eq!(at(1), Ok(-DAY_US));
         assert_eq!(at(2), Ok(20_454 * DAY_US));
-        assert_eq!(at(3), Ok(2_932_896 * DAY_US)); // 9999-12-31
-        assert_eq!(at(4), Ok(crate::model::TS_MIN)); // -9999-01-01
+        assert_eq!(at(3), Ok(2_932_895 * DAY_US)); // 9999-12-30, the last whole day
+        assert_eq!(at(4), Ok(-4_371_585 * DAY_US)); // -9999-01-03, the first whole day
         for i in 5..9 {
             assert!(at(i).is_err_and(|e| e.contains("range")), "{i}");
         }

@@ -637,6 +637,8 @@ fn decode_footer(bytes: &[u8], body_end: u64) -> Result<Footer, DecodeError> {
             || rows as usize > limits::BLOCK_ROWS
             || cid_min > cid_max
             || ts_min > ts_max
+            || ts_min < crate::model::TS_MIN
+            || ts_max > crate::model::TS_MAX
             || cid_min < prev_cid
         {
             return Err(DecodeError::new(at, "bad block zone map"));
@@ -1455,6 +1457,14 @@ impl Segment {
         for (i, b) in self.footer.blocks.iter().enumerate() {
             self.read_block_into(i, ColumnSet::ALL, &mut out)?;
             let at = b.chunks.first().map_or(0, |c| c.offset);
+            let outside = out.ts.iter().find(|&&ts| ts < b.ts_min || ts > b.ts_max);
+            if let Some(ts) = outside {
+                let why = format!(
+                    "block {i}: timestamp {ts} outside its zone map {}..={}",
+                    b.ts_min, b.ts_max
+                );
+                return Err(FileError::corrupt(&self.path, at, why));
+            }
             check(&out).map_err(|why| FileError::corrupt(&self.path, at, format!("block {i}: {why}")))?;
             rows += out.len() as u64;
         }
