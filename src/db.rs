@@ -324,7 +324,7 @@ fn stream_parts(
     dicts: &Dicts,
     stage_map: &StageMap,
     path: &Path,
-    level: i32,
+    (level, db_id): (i32, u32),
 ) -> Result<Streamed> {
     let mut blocks = PartBlocks {
         rx,
@@ -346,7 +346,7 @@ fn stream_parts(
     }
     let props: Vec<(u32, PropType)> = blocks.part.props.iter().map(|c| (c.id, c.ty)).collect();
     blocks.props = Some(props.clone());
-    let mut writer = SegmentWriter::create(path, props, level)?;
+    let mut writer = SegmentWriter::create(path, props, level, db_id)?;
     writer.push_blocks(&mut blocks)?;
     let Some(stop) = blocks.stop else {
         let mut delta = blocks.p.into_delta();
@@ -483,10 +483,10 @@ fn write_segment(
     path: &Path,
     rows: (&Columns, Option<&[u32]>),
     seq: (u64, u64),
-    level: i32,
+    (level, db_id): (i32, u32),
 ) -> Result<(Footer, u64)> {
     let props = rows.0.props.iter().map(|p| (p.id, p.ty)).collect();
-    let mut sw = SegmentWriter::create(path, props, level)?;
+    let mut sw = SegmentWriter::create(path, props, level, db_id)?;
     sw.push_rows(rows.0, rows.1)?;
     let written = sw.finish(seq.0, seq.1)?;
     file::sync_dir(&dir.join(segment::SEG_DIR))?;
@@ -520,11 +520,13 @@ impl Db {
         }
         std::fs::create_dir_all(dir.join(wal::WAL_DIR)).at(dir)?;
         std::fs::create_dir_all(dir.join(segment::SEG_DIR)).at(dir)?;
-        let dict_len = dict::create(dir)?;
+        let db_id = file::new_db_id();
+        let dict_len = dict::create(dir, db_id)?;
         file::sync_dir(dir)?;
         let m = Manifest {
             number: 1,
             dict_len,
+            db_id,
             ..Manifest::default()
         };
         m.publish(dir)?;
@@ -583,8 +585,19 @@ impl Db {
 
     fn open_inner(dir: &Path, opts: Options, lock: Option<WriterLock>) -> Result<Db> {
         let writable = lock.is_some();
-        let current = manifest::read_current(dir)?;
+        let (current, current_db_id) = manifest::read_current_with_id(dir)?;
         let m = Manifest::read(dir, current)?;
+        if current_db_id != m.db_id {
+            return Err(FileError::corrupt(
+                &dir.join(manifest::CURRENT),
+                12,
+                format!(
+                    "CURRENT belongs to another database (id {current_db_id:08x}; its manifest says {:08x})",
+                    m.db_id
+                ),
+            )
+            .into());
+        }
         if writable {
             // Leftovers of operations that crashed before their manifest was published.
             for n in manifest::list(dir)? {
@@ -605,7 +618,7 @@ impl Db {
             }
             dict::remove_other_generations(dir, m.dict_gen)?;
         }
-        let mut dicts = dict::load(dir, m.dict_gen, m.dict_len, m.dict_counts, writable)?;
+        let mut dicts = dict::load(dir, (m.dict_gen, m.db_id), m.dict_len, m.dict_counts, writable)?;
         let cache = segment::BlockCache::new(opts.block_cache_bytes);
         let key_cache = segment::KeyCache::new(opts.key_cache_bytes);
         let mut segments = Vec::with_capacity(m.segments.len());
@@ -613,6 +626,13 @@ impl Db {
             let seg = Segment::open(dir, s.id, Some(s.file_len))?
                 .with_cache(cache.clone())
                 .with_key_cache(key_cache.clone());
+            if seg.db_id != m.db_id {
+                let why = format!(
+                    "segment belongs to another database (id {:08x}; this database is {:08x})",
+                    seg.db_id, m.db_id
+                );
+                return Err(FileError::corrupt(seg.path(), 12, why).into());
+            }
             if seg.footer.rows != s.rows || seg.footer.seq_min != s.seq_min || seg.footer.seq_end != s.seq_end
             {
                 return Err(
@@ -623,7 +643,7 @@ impl Db {
         }
         let seq_base = m.next_seq;
         let buffer = Arc::new(Buffer::new(seq_base));
-        let end = wal::replay(dir, m.wal_start, seq_base, writable, |rec| {
+        let end = wal::replay(dir, (m.wal_start, m.db_id), seq_base, writable, |rec| {
             dicts.apply(&rec.delta)?;
             let c = dicts.counts();
             let bad = rec.rows.cid.iter().any(|&x| x >= c.customers)
@@ -652,7 +672,7 @@ impl Db {
         }
         let wal_file = if writable {
             let number = end.last_number.max(m.wal_start.saturating_sub(1)) + 1;
-            Some(WalFile::create(dir, number)?)
+            Some(WalFile::create(dir, number, m.db_id)?)
         } else {
             None
         };
@@ -851,7 +871,7 @@ impl Db {
         inner.sync.all_synced();
         inner.visible_seq.fetch_max(w.next_seq, Ordering::SeqCst);
         // 2. Later commits go to a new log file.
-        let new_wal = match WalFile::create(dir, old_number + 1) {
+        let new_wal = match WalFile::create(dir, old_number + 1, w.manifest.db_id) {
             Ok(x) => x,
             Err(e) => return Err(self.poison(w, e.to_string())),
         };
@@ -870,7 +890,7 @@ impl Db {
                 &path,
                 (&rows, None),
                 (seq_min, seq_end),
-                inner.opts.zstd_level,
+                (inner.opts.zstd_level, w.manifest.db_id),
             )?;
             let (delta, counts) = {
                 let d = inner.dicts.read();
@@ -950,7 +970,7 @@ impl Db {
                 &path,
                 (&prepared.rows, order.as_deref()),
                 seq,
-                inner.opts.zstd_level,
+                (inner.opts.zstd_level, w.manifest.db_id),
             )
         });
         let crate::ingest::Prepared { delta, rows } = prepared;
@@ -1019,10 +1039,11 @@ impl Db {
         let id = w.manifest.next_segment;
         let seq_min = w.next_seq;
         let seg_path = segment::seg_path(dir, id);
+        let format = (inner.opts.zstd_level, w.manifest.db_id);
         // One part waits while the writer writes another, and the reader stages a third.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Option<crate::import::Staged>>(1);
         let (read, streamed) = std::thread::scope(|s| {
-            let writer = s.spawn(|| stream_parts(rx, &dicts, &stage_map, &seg_path, inner.opts.zstd_level));
+            let writer = s.spawn(|| stream_parts(rx, &dicts, &stage_map, &seg_path, format));
             let mut sink = |part| tx.send(Some(part)).is_ok();
             let read = crate::import::read_parts(path, opts, progress, part_rows, &mut sink);
             if matches!(read, Ok((_, true))) {
@@ -1155,7 +1176,7 @@ impl Db {
     pub fn compact(&self) -> Result<usize> {
         let inner = &*self.inner;
         let _guard = inner.compaction.lock();
-        let (segs, sources, erasures, id) = {
+        let (segs, sources, erasures, id, db_id) = {
             let mut w = inner.writer.lock();
             self.check_writable(&w)?;
             let v = inner.version.read().clone();
@@ -1166,7 +1187,13 @@ impl Db {
             let id = w.manifest.next_segment;
             w.manifest.next_segment += 1;
             let sources: Vec<Source> = v.sources().collect();
-            (v.segments.clone(), sources, v.forgotten.clone(), id)
+            (
+                v.segments.clone(),
+                sources,
+                v.forgotten.clone(),
+                id,
+                w.manifest.db_id,
+            )
         };
         let dir = &inner.dir;
         let path = segment::seg_path(dir, id);
@@ -1177,7 +1204,7 @@ impl Db {
             let mut props: Vec<(u32, PropType)> = segs.iter().flat_map(|s| s.footer.props.clone()).collect();
             props.sort_unstable_by_key(|p| p.0);
             props.dedup_by_key(|p| p.0);
-            let mut sw = SegmentWriter::create(&path, props, inner.opts.zstd_level)?;
+            let mut sw = SegmentWriter::create(&path, props, inner.opts.zstd_level, db_id)?;
             let rows = compaction::merge_into(&mut sw, sources, &mut strings)?;
             let written = sw.finish(seq_min, seq_end)?;
             file::sync_dir(&dir.join(segment::SEG_DIR))?;
@@ -1274,7 +1301,7 @@ impl Db {
             .map_err(|why| DbError::Internal(format!("vacating unused string values: {why}")))?;
         let generation = w.manifest.dict_gen + 1;
         let path = dict::dict_path(dir, generation);
-        let written = dict::rewrite(dir, generation, &dicts, upto).and_then(|len| {
+        let written = dict::rewrite(dir, generation, &dicts, upto, w.manifest.db_id).and_then(|len| {
             file::sync_dir(dir)?;
             Ok(len)
         });

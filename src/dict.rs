@@ -489,20 +489,21 @@ const COMPRESS_FROM: usize = 4 << 10;
 /// Writes generation `generation` (a new file) holding the entries of `dicts` below `upto`,
 /// vacated texts left out, and fsyncs it; returns its length. The caller fsyncs the directory
 /// and publishes the generation in a manifest.
-pub fn rewrite(dir: &Path, generation: u64, dicts: &Dicts, upto: DictCounts) -> FileResult<u64> {
+pub fn rewrite(dir: &Path, generation: u64, dicts: &Dicts, upto: DictCounts, db_id: u32) -> FileResult<u64> {
     let path = dict_path(dir, generation);
     let all = dicts.entries_between(DictCounts::default(), upto);
-    let mut out = file::header(Kind::Dict).to_vec();
+    let mut out = file::header(Kind::Dict, db_id).to_vec();
     put_frames(&mut out, &all.entries);
     file::write_new(&path, &out)?;
     Ok(out.len() as u64)
 }
 
-/// Loads dictionary generation `generation` up to `valid_len` bytes; the writer truncates
-/// anything beyond (left by a seal that crashed before its manifest was published).
+/// Loads dictionary generation `generation` of database `db_id` up to `valid_len` bytes; the
+/// writer truncates anything beyond (left by a seal that crashed before its manifest was
+/// published).
 pub fn load(
     dir: &Path,
-    generation: u64,
+    (generation, db_id): (u64, u32),
     valid_len: u64,
     expect: DictCounts,
     truncate: bool,
@@ -510,6 +511,7 @@ pub fn load(
     let path = dict_path(dir, generation);
     let bytes = file::read_all(&path)?;
     file::check_header(&path, Kind::Dict, &bytes)?;
+    file::check_db_id(&path, &bytes, db_id)?;
     let valid = usize::try_from(valid_len).unwrap_or(usize::MAX);
     if valid > bytes.len() {
         return Err(FileError::corrupt(
@@ -568,9 +570,9 @@ pub fn load(
 }
 
 /// Creates an empty `dict.log` (header only) and returns its length.
-pub fn create(dir: &Path) -> FileResult<u64> {
+pub fn create(dir: &Path, db_id: u32) -> FileResult<u64> {
     let path = dir.join(DICT_FILE);
-    file::write_new(&path, &file::header(Kind::Dict))?;
+    file::write_new(&path, &file::header(Kind::Dict, db_id))?;
     Ok(file::HEADER_LEN as u64)
 }
 
@@ -617,7 +619,7 @@ mod tests {
     #[test]
     fn large_frames_are_compressed_and_load_back() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
-        let len = create(dir.path())?;
+        let len = create(dir.path(), 0)?;
         let (big, small) = (customers(0, 20_000), customers(20_000, 3));
         let mid = append(dir.path(), 0, len, &big)?;
         let end = append(dir.path(), 0, mid, &small)?;
@@ -644,7 +646,7 @@ mod tests {
             customers: 20_003,
             ..DictCounts::default()
         };
-        let dicts = load(dir.path(), 0, end, counts, false)?;
+        let dicts = load(dir.path(), (0, 0), end, counts, false)?;
         let mut want = Dicts::default();
         want.apply(&big)?;
         want.apply(&small)?;
@@ -658,7 +660,7 @@ mod tests {
         let mut damaged = bytes[..file::HEADER_LEN].to_vec();
         codec::put_frame(&mut damaged, &payload);
         std::fs::write(dict_path(dir.path(), 0), &damaged)?;
-        let err = load(dir.path(), 0, damaged.len() as u64, counts, false)
+        let err = load(dir.path(), (0, 0), damaged.len() as u64, counts, false)
             .err()
             .ok_or("a damaged compressed frame loaded")?;
         assert!(err.to_string().contains("dict.log"), "{err}");

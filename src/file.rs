@@ -115,15 +115,54 @@ pub fn magic(kind: Kind) -> [u8; MAGIC_LEN] {
     [0x89, b'J', b'D', letter, b'\r', b'\n', 0x1a, b'\n']
 }
 
-/// Size of the common file header: magic (8) + format version u32 + reserved u32.
+/// Size of the common file header: magic (8) + format version u32 + database id u32.
 pub const HEADER_LEN: usize = 16;
 
-/// The common header of a file kind.
-pub fn header(kind: Kind) -> [u8; HEADER_LEN] {
+/// The common header of a file kind, in the database whose id is `db_id` (0 for databases
+/// created before ids existed; docs/FORMAT.md §2).
+pub fn header(kind: Kind, db_id: u32) -> [u8; HEADER_LEN] {
     let mut out = [0u8; HEADER_LEN];
     out[..MAGIC_LEN].copy_from_slice(&magic(kind));
     out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out[12..16].copy_from_slice(&db_id.to_le_bytes());
     out
+}
+
+/// The database id in a header that [`check_header`] accepted (0 if `bytes` is shorter).
+pub fn header_db_id(bytes: &[u8]) -> u32 {
+    bytes
+        .get(12..16)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u32::from_le_bytes)
+}
+
+/// Checks that a file whose header is `bytes` belongs to the database with id `db_id`: a file
+/// copied in from another database (same name, even the same length) is corruption, not data.
+pub fn check_db_id(path: &Path, bytes: &[u8], db_id: u32) -> FileResult<()> {
+    let found = header_db_id(bytes);
+    if found == db_id {
+        Ok(())
+    } else {
+        Err(FileError::corrupt(
+            path,
+            12,
+            format!("file belongs to another database (id {found:08x}; this database is {db_id:08x})"),
+        ))
+    }
+}
+
+/// A new database id: never 0 (the id of databases created before ids existed).
+pub fn new_db_id() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    let id = (h.finish() >> 32) as u32;
+    id.max(1)
 }
 
 /// Checks the common header at the start of `bytes`.
@@ -147,9 +186,6 @@ pub fn check_header(path: &Path, kind: Kind, bytes: &[u8]) -> FileResult<()> {
             8,
             format!("format version {version}, this build reads {FORMAT_VERSION}"),
         ));
-    }
-    if head[12..16] != [0, 0, 0, 0] {
-        return Err(FileError::corrupt(path, 12, "reserved header bytes are not zero"));
     }
     Ok(())
 }

@@ -185,7 +185,25 @@ impl<'d> Pending<'d> {
 
     /// True when `kind`'s dictionary cannot take another entry.
     pub(crate) fn full(&self, kind: DictKind) -> bool {
-        (self.dicts.of(kind).len() as u64 + u64::from(self.added[kind as usize])) >= limits::DICT_ENTRIES_MAX
+        let max = match kind {
+            DictKind::Event => limits::EVENT_NAMES_MAX,
+            _ => limits::DICT_ENTRIES_MAX,
+        };
+        (self.dicts.of(kind).len() as u64 + u64::from(self.added[kind as usize])) >= max
+    }
+}
+
+/// Why a new name of `kind` was refused by a full dictionary.
+pub(crate) fn full_reason(kind: DictKind) -> String {
+    match kind {
+        DictKind::Event => format!(
+            "a new event name would make more than {} distinct event names; event names are \
+             categories of actions: put identifiers, URLs and free text in properties",
+            limits::EVENT_NAMES_MAX
+        ),
+        DictKind::Customer => "customer dictionary is full".into(),
+        DictKind::Prop => "property dictionary is full".into(),
+        DictKind::Str => "string value dictionary is full".into(),
     }
 }
 
@@ -227,14 +245,14 @@ pub fn prepare(dicts: &Dicts, stage_map: &StageMap, events: &[Event]) -> Result<
         crate::model::check_ts(ev.ts_us).map_err(invalid)?;
         if dicts.customers.get(&ev.customer).is_none() {
             check_name(index, "customer id", &ev.customer, limits::CUSTOMER_ID_BYTES_MAX)?;
-            if p.full(DictKind::Customer) {
-                return Err(invalid("customer dictionary is full".into()));
+            if p.full(DictKind::Customer) && p.known(DictKind::Customer, &ev.customer).is_none() {
+                return Err(invalid(full_reason(DictKind::Customer)));
             }
         }
         if dicts.events.get(&ev.name).is_none() {
             check_name(index, "event name", &ev.name, limits::NAME_BYTES_MAX)?;
-            if p.full(DictKind::Event) {
-                return Err(invalid("event dictionary is full".into()));
+            if p.full(DictKind::Event) && p.known(DictKind::Event, &ev.name).is_none() {
+                return Err(invalid(full_reason(DictKind::Event)));
             }
         }
         if ev.props.len() > limits::EVENT_PROPS_MAX {
@@ -287,8 +305,11 @@ pub fn prepare(dicts: &Dicts, stage_map: &StageMap, events: &[Event]) -> Result<
                             limits::STRING_VALUE_BYTES_MAX
                         )));
                     }
-                    if dicts.strings.get(s).is_none() && p.full(DictKind::Str) {
-                        return Err(invalid("string dictionary is full".into()));
+                    if dicts.strings.get(s).is_none()
+                        && p.full(DictKind::Str)
+                        && p.known(DictKind::Str, s).is_none()
+                    {
+                        return Err(invalid(full_reason(DictKind::Str)));
                     }
                     u64::from(p.id(DictKind::Str, s, None))
                 }

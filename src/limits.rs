@@ -29,6 +29,12 @@ pub const BLOCK_ROWS: usize = 64 * 1024;
 pub const CHUNK_RAW_BYTES_MAX: usize = BLOCK_ROWS * 16 + 64;
 /// Largest segment footer in bytes; checked before the footer is read.
 pub const FOOTER_BYTES_MAX: u64 = 1 << 32;
+/// Most distinct event names in one database. Event names are categories of actions (tools
+/// advise hundreds, Amplitude allows 2,000 per project); every open holds each name with its
+/// per-segment bitmap (~600 bytes each: 10^6 names cost ~587 MB per open), so a name that is
+/// really an identifier, a URL or free text is refused with advice to make it a property.
+/// Databases that already hold more keep opening; new names are refused.
+pub const EVENT_NAMES_MAX: u64 = 100_000;
 /// Most distinct dictionary entries of one kind (ids are dense `u32`).
 pub const DICT_ENTRIES_MAX: u64 = u32::MAX as u64;
 /// Largest decompressed bitmap index of one segment.

@@ -67,6 +67,9 @@ pub struct Manifest {
     pub forgotten: Vec<Erasure>,
     /// Generation of the dictionary file (0: `dict.log`; see `dict::dict_path`).
     pub dict_gen: u64,
+    /// The database's id, in the header of every file it writes (0: created before ids
+    /// existed); a file with another id is refused (docs/FORMAT.md §2).
+    pub db_id: u32,
 }
 
 /// File name of manifest `n`.
@@ -108,7 +111,10 @@ impl Manifest {
             codec::put_u64(&mut p, e.rows);
         }
         codec::put_u64(&mut p, self.dict_gen);
-        let mut out = file::header(Kind::Manifest).to_vec();
+        if self.db_id != 0 {
+            codec::put_u32(&mut p, self.db_id);
+        }
+        let mut out = file::header(Kind::Manifest, self.db_id).to_vec();
         codec::put_frame(&mut out, &p);
         out
     }
@@ -188,6 +194,13 @@ impl Manifest {
         if r.remaining() > 0 {
             m.dict_gen = r.u64()?;
         }
+        // The database id (absent before ids existed: 0).
+        if r.remaining() > 0 {
+            m.db_id = r.u32()?;
+            if m.db_id == 0 {
+                return Err(r.err("database id 0 written explicitly"));
+            }
+        }
         r.finish()?;
         Ok(m)
     }
@@ -199,6 +212,7 @@ impl Manifest {
         let payload = framed_payload(&path, Kind::Manifest, &bytes, limits::MANIFEST_BYTES_MAX)?;
         let m = Manifest::decode(payload)
             .map_err(|e| FileError::decode(&path, (file::HEADER_LEN + codec::FRAME_HEADER) as u64, e))?;
+        file::check_db_id(&path, &bytes, m.db_id)?;
         if m.number != n {
             return Err(FileError::corrupt(
                 &path,
@@ -217,7 +231,7 @@ impl Manifest {
         file::remove_if_exists(&path)?;
         file::write_new(&path, &self.encode())?;
         file::sync_dir(dir)?;
-        let mut cur = file::header(Kind::Current).to_vec();
+        let mut cur = file::header(Kind::Current, self.db_id).to_vec();
         let mut p = Vec::new();
         codec::put_u64(&mut p, self.number);
         codec::put_frame(&mut cur, &p);
@@ -241,6 +255,11 @@ fn framed_payload<'a>(path: &Path, kind: Kind, bytes: &'a [u8], max: usize) -> F
 
 /// Reads `CURRENT`: the number of the live manifest.
 pub fn read_current(dir: &Path) -> FileResult<u64> {
+    read_current_with_id(dir).map(|(n, _)| n)
+}
+
+/// Reads `CURRENT`: the number of the live manifest and the database id in its header.
+pub fn read_current_with_id(dir: &Path) -> FileResult<(u64, u32)> {
     let path = dir.join(CURRENT);
     let bytes = file::read_all(&path)?;
     let payload = framed_payload(&path, Kind::Current, &bytes, 64)?;
@@ -249,7 +268,7 @@ pub fn read_current(dir: &Path) -> FileResult<u64> {
         .u64()
         .and_then(|n| r.finish().map(|()| n))
         .map_err(|e| FileError::decode(&path, (file::HEADER_LEN + codec::FRAME_HEADER) as u64, e))?;
-    Ok(n)
+    Ok((n, file::header_db_id(&bytes)))
 }
 
 /// Lists the manifest numbers present.

@@ -35,6 +35,9 @@ pub enum CPred {
         ty: PropType,
         /// Constants.
         values: Vec<Const>,
+        /// The value slots equal to some constant, when that set is exact and the list long
+        /// (a 9,000-literal list is then one hash look-up per row, not 9,000 comparisons).
+        slots: Option<std::collections::HashSet<u64>>,
         /// NOT IN.
         negated: bool,
     },
@@ -90,10 +93,14 @@ impl CPred {
                 prop,
                 ty,
                 values,
+                slots,
                 negated,
             } => {
                 let x = slot(cols, *prop, i)?;
-                let hit = values.iter().any(|v| compare(*ty, x, "=", v, dicts));
+                let hit = match slots {
+                    Some(set) => set.contains(&x),
+                    None => values.iter().any(|v| compare(*ty, x, "=", v, dicts)),
+                };
                 Some(hit != *negated)
             }
             CPred::IsNull { prop, negated } => {
@@ -123,6 +130,53 @@ pub fn slot(cols: &Columns, prop: u32, i: usize) -> Option<u64> {
     } else {
         None
     }
+}
+
+/// Lists longer than this are matched through a set of value slots.
+const IN_LIST_SET_MIN: usize = 8;
+
+/// Every value slot `x` for which `compare(ty, x, "=", v)` holds, when they can be listed
+/// exactly (`None`: an integer column against a float beyond 2^53, compared by rounding).
+fn equal_slots(ty: PropType, v: &Const) -> Option<Vec<u64>> {
+    let float = |c: f64| {
+        if c.is_nan() {
+            vec![]
+        } else if c == 0.0 {
+            vec![0.0f64.to_bits(), (-0.0f64).to_bits()]
+        } else {
+            vec![c.to_bits()]
+        }
+    };
+    Some(match (ty, v) {
+        (PropType::Str, Const::Str(id, _)) => id.iter().map(|&id| u64::from(id)).collect(),
+        (PropType::I64, Const::Int(c)) => vec![*c as u64],
+        (PropType::I64, Const::Num(c)) if c.is_nan() => vec![],
+        (PropType::I64, Const::Num(c)) if c.abs() < 9_007_199_254_740_992.0 => {
+            if c.fract() == 0.0 {
+                vec![*c as i64 as u64]
+            } else {
+                vec![]
+            }
+        }
+        (PropType::I64, Const::Num(_)) => return None,
+        (PropType::F64, Const::Num(c)) => float(*c),
+        (PropType::F64, Const::Int(c)) => float(*c as f64),
+        // Stored booleans are 0 or 1 (`model::check_values`).
+        (PropType::Bool, Const::Bool(b)) => vec![u64::from(*b)],
+        _ => vec![],
+    })
+}
+
+/// The slot set of an `IN` list, when it is long and exact.
+fn in_list_slots(ty: PropType, values: &[Const]) -> Option<std::collections::HashSet<u64>> {
+    if values.len() <= IN_LIST_SET_MIN {
+        return None;
+    }
+    let mut set = std::collections::HashSet::new();
+    for v in values {
+        set.extend(equal_slots(ty, v)?);
+    }
+    Some(set)
 }
 
 fn compare(ty: PropType, x: u64, op: &str, v: &Const, dicts: &Dicts) -> bool {
@@ -272,13 +326,14 @@ impl<'d> Resolver<'d> {
                 negated,
             } => {
                 let (id, ty) = self.prop(&prop.0, prop.1)?;
-                let values = values
+                let values: Vec<Const> = values
                     .iter()
                     .map(|(v, s)| self.constant(ty, v, *s, &prop.0))
                     .collect::<Result<_, _>>()?;
                 CPred::In {
                     prop: id,
                     ty,
+                    slots: in_list_slots(ty, &values),
                     values,
                     negated: *negated,
                 }
@@ -537,5 +592,83 @@ impl Buckets {
             Period::Hour => z.strftime("%Y-%m-%dT%H:%M%:z").to_string(),
             _ => z.date().to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The slot set of a long `IN` list selects exactly the slots that comparing with each
+    /// constant in turn selects: signed zeros, NaN, integers against float constants, strings
+    /// absent from the dictionary, booleans.
+    #[test]
+    fn in_list_slots_equal_the_comparisons() {
+        let dicts = Dicts::default();
+        let floats = [0.0, -0.0, 1.5, -2.0, 3.0, f64::NAN, 1e300, 7.0, 8.0, 9.0, 4.5e15];
+        let probes_f: Vec<u64> = floats
+            .iter()
+            .chain(&[2.0, 1.0, f64::INFINITY, 5e-324])
+            .map(|f| f.to_bits())
+            .collect();
+        let probes_i: Vec<u64> = [
+            0i64,
+            -2,
+            3,
+            7,
+            9,
+            10,
+            i64::MIN,
+            i64::MAX,
+            4_500_000_000_000_000,
+            -1,
+        ]
+        .iter()
+        .map(|&i| i as u64)
+        .collect();
+        let cases: Vec<(PropType, Vec<Const>, Vec<u64>)> = vec![
+            (
+                PropType::F64,
+                floats.iter().map(|&f| Const::Num(f)).collect(),
+                probes_f.clone(),
+            ),
+            (PropType::F64, (0..10).map(Const::Int).collect(), probes_f),
+            (
+                PropType::I64,
+                floats
+                    .iter()
+                    .filter(|f| f.abs() < 1e16 || f.is_nan())
+                    .map(|&f| Const::Num(f))
+                    .collect(),
+                probes_i.clone(),
+            ),
+            (PropType::I64, (-5..5).map(Const::Int).collect(), probes_i),
+            (
+                PropType::Str,
+                (0..10)
+                    .map(|i| Const::Str((i % 3 != 0).then_some(i), format!("s{i}")))
+                    .collect(),
+                (0..12).collect(),
+            ),
+            (
+                PropType::Bool,
+                [true, false, true, true, true, true, true, true, true]
+                    .iter()
+                    .map(|&b| Const::Bool(b))
+                    .collect(),
+                vec![0, 1],
+            ),
+        ];
+        for (ty, values, probes) in cases {
+            let set = in_list_slots(ty, &values).unwrap_or_else(|| panic!("{ty}: no set"));
+            for x in probes {
+                let linear = values.iter().any(|v| compare(ty, x, "=", v, &dicts));
+                assert_eq!(set.contains(&x), linear, "{ty}: slot {x:#x}");
+            }
+        }
+        // Short lists compare one by one; an integer column against floats past 2^53 too.
+        assert!(in_list_slots(PropType::I64, &[Const::Int(1)]).is_none());
+        let far: Vec<Const> = (0..10).map(|i| Const::Num(1e17 + f64::from(i))).collect();
+        assert!(in_list_slots(PropType::I64, &far).is_none());
     }
 }

@@ -168,10 +168,11 @@ pub struct WalFile {
 }
 
 impl WalFile {
-    /// Creates log file `number` (header written and fsynced, directory fsynced).
-    pub fn create(dir: &Path, number: u64) -> FileResult<WalFile> {
+    /// Creates log file `number` of database `db_id` (header written and fsynced, directory
+    /// fsynced).
+    pub fn create(dir: &Path, number: u64, db_id: u32) -> FileResult<WalFile> {
         let path = wal_path(dir, number);
-        file::write_new(&path, &file::header(Kind::Wal))?;
+        file::write_new(&path, &file::header(Kind::Wal, db_id))?;
         file::sync_dir(&dir.join(WAL_DIR))?;
         let file = file::open_write(&path, true)?;
         Ok(WalFile {
@@ -352,7 +353,8 @@ struct Tear {
     file_len: usize,
 }
 
-/// Replays log files numbered `>= start` in order, calling `apply` for each record.
+/// Replays the log files of database `db_id` numbered `>= start` in order, calling `apply` for
+/// each record.
 ///
 /// `next_seq` is the first sequence number not yet in a segment, and records must follow each
 /// other without gaps. A frame that is cut short or has a bad checksum starts a torn tail —
@@ -364,7 +366,7 @@ struct Tear {
 /// opened and closed without writing); otherwise it is corruption too.
 pub fn replay(
     dir: &Path,
-    start: u64,
+    (start, db_id): (u64, u32),
     mut next_seq: u64,
     repair: bool,
     mut apply: impl FnMut(Record) -> Result<(), String>,
@@ -393,6 +395,7 @@ pub fn replay(
             continue;
         }
         file::check_header(&path, Kind::Wal, &bytes)?;
+        file::check_db_id(&path, &bytes, db_id)?;
         let seq_at_start = next_seq;
         let context = FileContext {
             earlier_tear: tears.first(),

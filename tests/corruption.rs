@@ -338,7 +338,7 @@ fn verify_checks_dictionary_references() {
     let mut m = Manifest::read(&path, n).unwrap();
     let id = m.next_segment;
     let seg_path = segment::seg_path(&path, id);
-    let mut w = SegmentWriter::create(&seg_path, Vec::new(), 3).unwrap();
+    let mut w = SegmentWriter::create(&seg_path, Vec::new(), 3, m.db_id).unwrap();
     let cols = Columns {
         cid: vec![5],
         ts: vec![2],
@@ -478,9 +478,13 @@ fn a_torn_tail_before_an_empty_log_is_a_torn_tail() {
     let tmp2 = tempfile::tempdir().unwrap();
     let base2 = tmp2.path().join("base");
     let log2 = forty_batches(&base2);
+    let bytes2 = std::fs::read(&log2).unwrap();
+    assert_eq!(record_ranges(&bytes2), records, "the same history");
+    let mut torn = bytes2.clone();
+    torn[last.start + (last.end - last.start) / 2..].fill(0);
     let first = records[0].clone();
-    let mut later = bytes[..16].to_vec();
-    later.extend_from_slice(&bytes[first]);
+    let mut later = bytes2[..16].to_vec();
+    later.extend_from_slice(&bytes2[first]);
     std::fs::write(&log2, &torn).unwrap();
     std::fs::write(log2.with_file_name(format!("{:016x}.log", 0x10)), &later).unwrap();
     for writable in [false, true] {
@@ -580,4 +584,100 @@ fn checksum_valid_records_with_invalid_values_are_corruption() {
         }
         assert_eq!(std::fs::read(&log).unwrap(), bytes, "{what}: nothing truncated");
     }
+}
+
+/// Two databases with the same history: every file has the same name, and segments and logs
+/// the same length.
+fn twins(root: &Path) -> (PathBuf, PathBuf) {
+    let (a, b) = (root.join("a"), root.join("b"));
+    for dir in [&a, &b] {
+        let db = Db::create(dir, Options::default()).unwrap();
+        for batch in batches().iter().take(4) {
+            db.commit(batch).unwrap();
+        }
+        db.flush().unwrap();
+        db.commit(&batches()[5]).unwrap();
+    }
+    (a, b)
+}
+
+/// Issue 33: a file copied in from another database — a segment, a log file, the dictionary,
+/// even with the same name and length — is refused as corruption naming the file (every file
+/// carries its database's id), where it used to be read as this database's data.
+#[test]
+fn files_from_another_database_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = twins(tmp.path());
+    let rels: Vec<PathBuf> = files(&a)
+        .into_iter()
+        .map(|p| p.strip_prefix(&a).unwrap().to_path_buf())
+        .filter(|r| {
+            let name = r.to_string_lossy();
+            name.ends_with(".seg")
+                || (name.ends_with(".log") && std::fs::metadata(a.join(r)).unwrap().len() > 16)
+        })
+        .collect();
+    assert!(rels.len() >= 3, "{rels:?}");
+    for rel in rels {
+        let img = tmp.path().join("img");
+        let _ = std::fs::remove_dir_all(&img);
+        copy_dir(&a, &img);
+        let theirs = std::fs::read(b.join(&rel)).unwrap();
+        assert_eq!(
+            theirs.len() as u64,
+            std::fs::metadata(a.join(&rel)).unwrap().len(),
+            "{rel:?}"
+        );
+        std::fs::write(img.join(&rel), &theirs).unwrap();
+        for writable in [false, true] {
+            let r = if writable {
+                Db::open(&img, Options::default()).map(drop)
+            } else {
+                Db::open_read_only(&img).map(drop)
+            };
+            match r {
+                Err(Error::File(FileError::Corrupt { path, offset, reason })) => {
+                    assert_eq!(path, img.join(&rel));
+                    assert_eq!(offset, 12, "{reason}");
+                    assert!(reason.contains("another database"), "{reason}");
+                }
+                other => panic!("{rel:?} (writable {writable}): {other:?}"),
+            }
+        }
+    }
+}
+
+/// A database created before files carried ids (every header's id 0, the manifest without
+/// one) opens, takes commits, flushes and compacts, and its new files carry id 0 too.
+#[test]
+fn databases_without_an_id_keep_working() {
+    use journeydb::manifest::{self, Manifest};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("old");
+    let all = build(&dir);
+    // Make it look as an older version left it.
+    let n = manifest::read_current(&dir).unwrap();
+    let mut m = Manifest::read(&dir, n).unwrap();
+    assert_ne!(m.db_id, 0, "new databases get an id");
+    for f in files(&dir) {
+        let mut bytes = std::fs::read(&f).unwrap();
+        bytes[12..16].fill(0);
+        std::fs::write(&f, bytes).unwrap();
+    }
+    m.db_id = 0;
+    m.number += 1;
+    m.publish(&dir).unwrap();
+    let db = Db::open(&dir, Options::default()).unwrap();
+    let events = db.snapshot().events().unwrap();
+    assert_eq!(events.len(), all.iter().map(Vec::len).sum::<usize>());
+    db.commit(&all[0]).unwrap();
+    db.flush().unwrap();
+    db.compact().unwrap();
+    drop(db);
+    for f in files(&dir) {
+        let bytes = std::fs::read(&f).unwrap();
+        assert_eq!(bytes[12..16], [0, 0, 0, 0], "{}", f.display());
+    }
+    let db = Db::open_read_only(&dir).unwrap();
+    assert_eq!(db.verify().unwrap(), events.len() as u64 + all[0].len() as u64);
 }

@@ -16,7 +16,7 @@ fn log_written_from_the_spec_replays() {
     std::fs::create_dir_all(dir.path().join(wal::WAL_DIR)).unwrap();
     std::fs::copy(&seed, wal::wal_path(dir.path(), 1)).unwrap();
     let mut recs = Vec::new();
-    let end = wal::replay(dir.path(), 0, 0, false, |r| {
+    let end = wal::replay(dir.path(), (0, 0), 0, false, |r| {
         recs.push(r);
         Ok(())
     })

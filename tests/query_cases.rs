@@ -913,3 +913,60 @@ fn hourly_buckets_across_daylight_saving_changes() {
         assert_eq!(total, events.len() as i64 + 4, "{q}: every event in one bucket");
     }
 }
+
+/// Issue 33: distinct event names are limited (each costs memory on every open); the batch
+/// that would pass the limit is refused whole, naming the event and saying what to do, by
+/// `commit` and by a bulk import; known names keep working, and a name repeated within the
+/// batch that reaches the limit exactly is one name.
+#[test]
+fn distinct_event_names_are_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(dir.path().join("db"), Options::default().sync(Sync::Never)).unwrap();
+    let max = journeydb::limits::EVENT_NAMES_MAX as i64;
+    let mut events: Vec<Event> = (0..max - 1)
+        .map(|i| Event::new("a", i, format!("e{i}")))
+        .collect();
+    // The last name twice: the batch reaches the limit exactly.
+    events.push(Event::new("a", max, "last"));
+    events.push(Event::new("a", max + 1, "last"));
+    db.commit(&events).unwrap();
+    let e = db
+        .commit(&[Event::new("a", 0, "e5"), Event::new("a", 0, "one-too-many")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("event 1 of the batch") && e.contains("distinct event names") && e.contains("properties"),
+        "{e}"
+    );
+    let e = db
+        .import(common_stage(&[Event::new("b", 0, "one-too-many")]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("distinct event names"), "{e}");
+    db.commit(&[Event::new("b", 0, "e7"), Event::new("b", 1, "last")])
+        .unwrap();
+    assert_eq!(db.snapshot().len(), max as u64 + 3);
+}
+
+/// Stages events for `Db::import` through an NDJSON file.
+fn common_stage(events: &[Event]) -> journeydb::import::Staged {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("batch.ndjson");
+    let text: String = events
+        .iter()
+        .map(|e| {
+            format!(
+                "{{\"customer_id\":\"{}\",\"ts\":{},\"event\":\"{}\"}}\n",
+                e.customer, e.ts_us, e.name
+            )
+        })
+        .collect();
+    std::fs::write(&path, text).unwrap();
+    let opts = journeydb::import::ImportOptions {
+        ts_unit: journeydb::import::TsUnit::Us,
+        ..Default::default()
+    };
+    journeydb::import::read_file(&path, &opts, &mut |_, _| {})
+        .unwrap()
+        .staged
+}

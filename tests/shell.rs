@@ -760,3 +760,48 @@ fn maintenance_commands() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains(".seg"), "{}", text(&out.stderr));
 }
+
+/// A database on a read-only mount opens read-only with a note instead of failing on its lock
+/// file (issue 33). Needs a read-only bind mount (root); skipped, saying so, where mounting is
+/// not allowed.
+#[test]
+fn read_only_mount_falls_back_to_read_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let ro = tmp.path().join("ro");
+    std::fs::create_dir_all(&ro).unwrap();
+    let db = Db::create(src.join("db"), journeydb::Options::default()).unwrap();
+    db.commit(&[journeydb::Event::new("a", 1_767_225_600_000_000, "visit")])
+        .unwrap();
+    drop(db);
+    let mount = |args: &[&str]| {
+        Command::new("mount")
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let (s, r) = (src.to_str().unwrap(), ro.to_str().unwrap());
+    if !mount(&["--bind", s, r]) {
+        eprintln!("skipped: cannot bind-mount here");
+        return;
+    }
+    let remounted = mount(&["-o", "remount,ro,bind", r]);
+    let out = remounted.then(|| {
+        run(
+            &[ro.join("db").to_str().unwrap(), "-c", "TREND count PERIOD month"],
+            None,
+        )
+    });
+    let _ = Command::new("umount").arg(r).output();
+    let Some(out) = out else {
+        eprintln!("skipped: cannot remount read-only here");
+        return;
+    };
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("opened read-only"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("2026-01-01"), "{}", text(&out.stdout));
+}

@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     if std::fs::write(wal::wal_path(dir.path(), 1), data).is_err() {
         return;
     }
-    let _ = wal::replay(dir.path(), 0, 0, false, |rec| {
+    let _ = wal::replay(dir.path(), (0, 0), 0, false, |rec| {
         std::hint::black_box(rec.rows.len());
         Ok(())
     });

@@ -100,6 +100,9 @@ fn parse_row<'r>(
         };
         let v = staged.admit(p, v, line).map_err(|e| (i, e))?;
         props.push((p, v));
+        if props.len() > limits::EVENT_PROPS_MAX {
+            return Err((i, super::too_many_props()));
+        }
     }
     Ok(RowValues {
         customer: customer.into(),

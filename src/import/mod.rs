@@ -432,6 +432,14 @@ pub struct Staged {
     prop_index: HashMap<String, usize>,
 }
 
+/// The error for a row that sets more properties than one event may have.
+pub(crate) fn too_many_props() -> String {
+    format!(
+        "more than {} properties set on one row (the limit per event)",
+        limits::EVENT_PROPS_MAX
+    )
+}
+
 /// One row being parsed: the required fields and the properties, checked but not yet stored.
 #[derive(Debug, Default)]
 pub(crate) struct RowValues<'a> {
@@ -460,8 +468,13 @@ impl Staged {
             return Ok(i);
         }
         check_name_text("property name", name, limits::NAME_BYTES_MAX)?;
-        if self.props.len() >= limits::EVENT_PROPS_MAX {
-            return Err(format!("more than {} properties", limits::EVENT_PROPS_MAX));
+        // A file may have as many property columns as a database may have properties; each
+        // row may set at most EVENT_PROPS_MAX of them (a sparse file is fine).
+        if self.props.len() >= limits::PROPS_MAX {
+            return Err(format!(
+                "more than {} distinct properties (a database holds at most that many)",
+                limits::PROPS_MAX
+            ));
         }
         let i = self.props.len();
         self.props.push(StagedProp::new(
@@ -604,9 +617,9 @@ impl Staged {
     ) -> Result<Columns, IngestError> {
         // Only for error messages: the first row using staged id `k` of `ids`.
         let first_row = |ids: &[u32], k: usize| ids.iter().position(|&x| x as usize == k).unwrap_or(0);
-        let full = |index: usize, what: &str| IngestError::Invalid {
+        let full = |index: usize, kind: DictKind| IngestError::Invalid {
             index,
-            reason: format!("{what} dictionary is full"),
+            reason: crate::ingest::full_reason(kind),
         };
         let mut cust = Vec::with_capacity(self.customers.names.len());
         // At most this many new entries (most of them customers, new to a fresh database).
@@ -624,7 +637,7 @@ impl Staged {
                 continue;
             }
             if p.full(DictKind::Customer) {
-                return Err(full(first_row(&self.cust, k), "customer"));
+                return Err(full(first_row(&self.cust, k), DictKind::Customer));
             }
             cust.push(if whole {
                 p.add_distinct(DictKind::Customer, name.into_string(), None)
@@ -637,7 +650,9 @@ impl Staged {
         for (k, name) in self.events.names.iter().enumerate() {
             let id = match p.known(DictKind::Event, name) {
                 Some(id) => id,
-                None if p.full(DictKind::Event) => return Err(full(first_row(&self.event, k), "event")),
+                None if p.full(DictKind::Event) => {
+                    return Err(full(first_row(&self.event, k), DictKind::Event));
+                }
                 None => p.add(DictKind::Event, name.to_string(), None),
             };
             event.push(id);
@@ -690,7 +705,7 @@ impl Staged {
                             .zip(&col.valid)
                             .position(|(&x, &v)| v && x as usize == k)
                             .unwrap_or(first);
-                        return Err(full(row, "string"));
+                        return Err(full(row, DictKind::Str));
                     }
                     ids.push(p.add(DictKind::Str, value.to_string(), None));
                 }
@@ -1210,5 +1225,49 @@ mod tests {
             prop_assert_eq!(parse_ts(&text, TsUnit::Ms), Ok(us), "{}", text);
             prop_assert_eq!(text.parse::<jiff::Timestamp>().map(|t| t.as_microsecond()).unwrap_or(us), us);
         }
+    }
+}
+
+#[cfg(test)]
+mod sparse_tests {
+    use super::*;
+
+    /// A sparse file (issue 33): 300 property columns, each row setting three, imports; a row
+    /// setting more than 256 is refused at its line and the column where the 257th value is
+    /// (CSV and NDJSON alike).
+    #[test]
+    fn sparse_files_with_many_columns_import() {
+        let dir = tempfile::tempdir().unwrap();
+        let names: Vec<String> = (0..300).map(|i| format!("p{i}")).collect();
+        let mut csv = format!("customer_id,ts,event,{}\n", names.join(","));
+        let mut ndjson = String::new();
+        for row in 0..10usize {
+            let mut fields = vec![String::new(); 300];
+            let mut obj = serde_json::json!({"customer_id": "c", "ts": row, "event": "visit"});
+            for k in 0..3 {
+                let col = (row * 29 + k * 97) % 300;
+                fields[col] = (row * 10 + k).to_string();
+                obj[&names[col]] = serde_json::json!(row * 10 + k);
+            }
+            csv.push_str(&format!("c,{row},visit,{}\n", fields.join(",")));
+            ndjson.push_str(&format!("{obj}\n"));
+        }
+        let opts = ImportOptions::default();
+        for (name, text) in [("sparse.csv", &csv), ("sparse.ndjson", &ndjson)] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let read = read_file(&path, &opts, &mut |_, _| {}).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(read.staged.len(), 10, "{name}");
+        }
+        // One dense row: 300 values.
+        let dense: Vec<String> = (0..300).map(|i| i.to_string()).collect();
+        let path = dir.path().join("dense.csv");
+        std::fs::write(&path, format!("{csv}c,99,visit,{}\n", dense.join(","))).unwrap();
+        let e = read_file(&path, &opts, &mut |_, _| {}).unwrap_err().to_string();
+        // Line 12 (header, ten rows); the 257th value is field 3 + 256, column 260.
+        assert!(
+            e.contains(":12:") && e.contains("more than 256 properties"),
+            "{e}"
+        );
     }
 }

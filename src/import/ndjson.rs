@@ -203,6 +203,9 @@ fn parse_row<'a>(
         let p = staged.prop(k, opts).map_err(|e| err(i, e))?;
         let v = staged.admit(p, v, line).map_err(|e| err(i, e))?;
         props.push((p, v));
+        if props.len() > limits::EVENT_PROPS_MAX {
+            return Err(err(i, super::too_many_props()));
+        }
     }
     Ok(RowValues {
         customer,

@@ -265,10 +265,16 @@ impl SyncAhead {
 }
 
 impl SegmentWriter {
-    /// Creates the file (which must not exist); `props` lists every property that may appear.
-    pub fn create(path: &Path, props: Vec<(u32, PropType)>, level: i32) -> FileResult<SegmentWriter> {
+    /// Creates the file (which must not exist) of database `db_id`; `props` lists every
+    /// property that may appear.
+    pub fn create(
+        path: &Path,
+        props: Vec<(u32, PropType)>,
+        level: i32,
+        db_id: u32,
+    ) -> FileResult<SegmentWriter> {
         let file = file::create_new(path)?;
-        file::write(&file, path, 0, &file::header(Kind::Segment))?;
+        file::write(&file, path, 0, &file::header(Kind::Segment, db_id))?;
         Ok(SegmentWriter {
             path: path.to_path_buf(),
             file,
@@ -800,6 +806,8 @@ thread_local! {
 pub struct Segment {
     /// Segment id.
     pub id: u64,
+    /// The id of the database that wrote the file (its header).
+    pub db_id: u32,
     path: PathBuf,
     map: Mmap,
     /// The decoded footer.
@@ -1089,6 +1097,7 @@ impl Segment {
         };
         Ok(Segment {
             id,
+            db_id: file::header_db_id(bytes),
             path,
             map,
             keys: std::iter::repeat_with(OnceLock::new)
@@ -1541,7 +1550,7 @@ mod tests {
         for (id, tag7) in [(1u64, false), (2, true)] {
             let name = if tag7 { "tag 7" } else { "tag 9" };
             let path = seg_path(dir.path(), id);
-            let mut w = SegmentWriter::create(&path, Vec::new(), 3)?;
+            let mut w = SegmentWriter::create(&path, Vec::new(), 3, 0)?;
             if tag7 {
                 w = w.with_tag7_timestamps();
             }
@@ -1616,7 +1625,7 @@ mod tests {
             valid: (0..n).map(|i| i % 3 != 0).collect(),
             vals: (0..n).map(|i| (i % 11) as u64).collect(),
         });
-        let mut w = SegmentWriter::create(&path, vec![(0, PropType::Str)], 3)?;
+        let mut w = SegmentWriter::create(&path, vec![(0, PropType::Str)], 3, 0)?;
         w.push_rows(&rows, None)?;
         let (footer, len) = w.finish(0, n as u64)?;
         let (mut one, mut two) = (Vec::new(), Vec::new());
@@ -1702,7 +1711,7 @@ mod tests {
             rows.stage.push(0);
         }
         std::fs::create_dir_all(dir.join(SEG_DIR)).map_err(|e| FileError::io(dir, e))?;
-        let mut w = SegmentWriter::create(&seg_path(dir, id), Vec::new(), 3)?;
+        let mut w = SegmentWriter::create(&seg_path(dir, id), Vec::new(), 3, 0)?;
         w.push_rows(&rows, None)?;
         let (footer, len) = w.finish(0, n as u64)?;
         Segment::open_written(dir, id, len, footer)

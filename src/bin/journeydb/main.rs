@@ -212,6 +212,18 @@ fn open_for_shell(path: &Path, read_only: bool, create: bool) -> journeydb::Resu
             );
             Ok((Db::open_read_only(path)?, true))
         }
+        Err(journeydb::Error::File(journeydb::error::FileError::Io { source, .. }))
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            eprintln!(
+                "note: {} cannot be written here ({source}); opened read-only",
+                path.display()
+            );
+            Ok((Db::open_read_only(path)?, true))
+        }
         Err(e) => Err(e),
     }
 }
