@@ -1,0 +1,296 @@
+//! Files whose checksums are good but whose structure is wrong (issue 35): a buggy writer, a
+//! flip before the checksum was computed, or a hostile file. Each is refused with an error
+//! naming the file; none is read as data. Each test states the invariant it protects.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::path::{Path, PathBuf};
+
+use journeydb::dict::{self, DictDelta, DictEntry, DictKind, Dicts};
+use journeydb::error::FileError;
+use journeydb::manifest::{self, Erasure, Manifest};
+use journeydb::model::Columns;
+use journeydb::{Db, Error, Event, Options, wal};
+
+/// A database with two segments, an erasure and a dictionary; returns its live manifest.
+fn sample(dir: &Path) -> Manifest {
+    let db = Db::create(dir, Options::default()).unwrap();
+    for b in 0..2 {
+        let events: Vec<Event> = (0..4)
+            .map(|i| Event::new(format!("c{}", (b * 4 + i) % 3), b * 100 + i, "visit").with_prop("n", i))
+            .collect();
+        db.commit(&events).unwrap();
+        db.flush().unwrap();
+    }
+    db.forget_customer("c2").unwrap();
+    drop(db);
+    Manifest::read(dir, manifest::read_current(dir).unwrap()).unwrap()
+}
+
+/// Publishes `m` (checksums good whatever it says) and expects every open to refuse it,
+/// naming the manifest file, with `why` in the reason.
+fn refused(dir: &Path, m: &Manifest, why: &str) {
+    m.publish(dir).unwrap();
+    let path = dir.join(manifest::manifest_name(m.number));
+    for writable in [false, true] {
+        let r = if writable {
+            Db::open(dir, Options::default()).map(drop)
+        } else {
+            Db::open_read_only(dir).map(drop)
+        };
+        match r {
+            Err(Error::File(FileError::Corrupt { path: p, reason, .. })) => {
+                assert_eq!(p, path, "{why}: {reason}");
+                assert!(reason.contains(why), "expected {why:?}, got {reason:?}");
+            }
+            other => panic!("{why} (writable {writable}): {other:?}"),
+        }
+    }
+}
+
+/// A manifest's invariants (docs/FORMAT.md §7): segment sequence ranges disjoint and ascending,
+/// segment ids below `next_segment`, ranges within `next_seq`, erasures sorted with limits
+/// within `next_seq` and customers within the dictionary, the number equal to the file's.
+#[test]
+fn structurally_wrong_manifests_are_refused() {
+    type Breaks = fn(&mut Manifest);
+    let cases: [(&str, Breaks); 7] = [
+        ("inconsistent entry", |m| {
+            // Overlapping sequence ranges.
+            m.segments[1].seq_min = m.segments[0].seq_end - 1;
+        }),
+        ("inconsistent entry", |m| {
+            let id = m.next_segment;
+            m.segments[1].id = id;
+        }),
+        ("inconsistent entry", |m| {
+            m.segments[0].rows = m.segments[0].seq_end - m.segments[0].seq_min + 1
+        }),
+        ("past the manifest's next sequence", |m| {
+            m.next_seq = m.segments[1].seq_end - 1
+        }),
+        ("out of order or range", |m| {
+            let e = m.forgotten[0];
+            m.forgotten[0].limit = m.next_seq + 1;
+            assert_eq!(e.cid, m.forgotten[0].cid);
+        }),
+        ("out of order or range", |m| {
+            m.forgotten[0].cid = m.dict_counts.customers
+        }),
+        ("out of order or range", |m| {
+            let e = m.forgotten[0];
+            m.forgotten.push(Erasure { rows: 0, ..e });
+        }),
+    ];
+    for (why, breaks) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("db");
+        let mut m = sample(&dir);
+        assert_eq!(m.segments.len(), 2);
+        assert_eq!(m.forgotten.len(), 1);
+        breaks(&mut m);
+        m.number += 1;
+        refused(&dir, &m, why);
+    }
+    // A manifest whose number is not its file's: CURRENT names 7, the file says 6.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let mut m = sample(&dir);
+    m.number = 6;
+    m.publish(&dir).unwrap();
+    std::fs::rename(
+        dir.join(manifest::manifest_name(6)),
+        dir.join(manifest::manifest_name(7)),
+    )
+    .unwrap();
+    let mut cur = m.clone();
+    cur.number = 7;
+    // Point CURRENT at 7 by publishing a throwaway 7 and putting the mislabeled file back.
+    let mislabeled = std::fs::read(dir.join(manifest::manifest_name(7))).unwrap();
+    cur.publish(&dir).unwrap();
+    std::fs::write(dir.join(manifest::manifest_name(7)), mislabeled).unwrap();
+    match Db::open_read_only(&dir).map(drop) {
+        Err(Error::File(FileError::Corrupt { path, reason, .. })) => {
+            assert_eq!(path, dir.join(manifest::manifest_name(7)));
+            assert!(reason.contains("disagrees with its file name"), "{reason}");
+        }
+        other => panic!("mislabeled manifest: {other:?}"),
+    }
+}
+
+/// The dictionary log up to the manifest's valid length must hold exactly the manifest's entry
+/// counts; each check stands alone: (a) an extra, well-formed frame inside the valid length,
+/// (b) a damaged frame that holds no entries (so the counts would still match), (c) a frame
+/// vacating an id that is already vacant.
+#[test]
+fn dictionary_logs_must_match_the_manifest() {
+    let frame_of = |entries: Vec<DictEntry>| {
+        let mut payload = Vec::new();
+        DictDelta { entries }.encode(&mut payload);
+        wal::frame(&payload)
+    };
+    let entry = |kind, id, name: &str, vacant| DictEntry {
+        kind,
+        id,
+        name: name.into(),
+        ty: None,
+        vacant,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let m = sample(&dir);
+    let path = dict::dict_path(&dir, m.dict_gen);
+    let good = std::fs::read(&path).unwrap();
+    assert_eq!(good.len() as u64, m.dict_len);
+    let customers = m.dict_counts.customers;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "disagree with the manifest",
+            frame_of(vec![entry(DictKind::Customer, customers, "extra", false)]),
+        ),
+        ("bad dictionary frame", {
+            let mut f = frame_of(vec![]);
+            let last = f.len() - 1;
+            f[last] ^= 1;
+            f
+        }),
+        // c2 was vacated by the erasure; vacating it again is not an entry.
+        (
+            "cannot be vacated",
+            frame_of(vec![entry(DictKind::Customer, 2, "", true)]),
+        ),
+    ];
+    for (why, frame) in cases {
+        let mut m2 = m.clone();
+        let mut bytes = good.clone();
+        bytes.extend_from_slice(&frame);
+        m2.dict_len = bytes.len() as u64;
+        m2.number += 1;
+        std::fs::write(&path, &bytes).unwrap();
+        m2.publish(&dir).unwrap();
+        match Db::open_read_only(&dir).map(drop) {
+            Err(Error::File(FileError::Corrupt {
+                path: p,
+                offset,
+                reason,
+            })) => {
+                assert_eq!(p, path, "{why}");
+                assert!(reason.contains(why), "expected {why:?}: {reason}");
+                assert!(
+                    offset >= good.len() as u64 && offset <= bytes.len() as u64,
+                    "{why}: offset {offset}"
+                );
+            }
+            other => panic!("{why}: {other:?}"),
+        }
+        std::fs::write(&path, &good).unwrap();
+        let mut back = m.clone();
+        back.number = m2.number + 1;
+        back.publish(&dir).unwrap();
+        Db::open_read_only(&dir).unwrap();
+    }
+    // Vacating twice in one delta is refused by the dictionary itself.
+    let mut d = Dicts::default();
+    d.apply(&DictDelta {
+        entries: vec![entry(DictKind::Customer, 0, "a", false)],
+    })
+    .unwrap();
+    let twice = DictDelta {
+        entries: vec![
+            entry(DictKind::Customer, 0, "", true),
+            entry(DictKind::Customer, 0, "", true),
+        ],
+    };
+    assert!(d.apply(&twice).unwrap_err().contains("cannot be vacated"));
+}
+
+/// The log of `dir` that holds records, and its bytes.
+fn live_log(dir: &Path) -> (PathBuf, Vec<u8>) {
+    let path = std::fs::read_dir(dir.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| std::fs::metadata(p).unwrap().len() > 16)
+        .unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    (path, bytes)
+}
+
+/// One-row record payload for customer 0, event 0.
+fn record(first_seq: u64, durable_seq: u64) -> Vec<u8> {
+    let rows = Columns {
+        cid: vec![0],
+        ts: vec![first_seq as i64 * 1000],
+        event: vec![0],
+        stage: vec![0],
+        props: vec![],
+    };
+    let mut payload = Vec::new();
+    wal::encode(first_seq, durable_seq, &DictDelta::default(), &rows, &mut payload);
+    payload
+}
+
+/// The torn-tail rule looks past every record after a damaged one for proof that it was
+/// durable: a damaged record A, then B from the same fsync group (written before A was durable:
+/// no proof), then C written after A was durable, is corruption at A — the proof is the second
+/// record after the damage, not the first. Without C (or with C also from A's group) it is a
+/// torn tail and A, B and C are dropped.
+#[test]
+fn proof_of_durability_may_come_after_records_of_the_same_group() {
+    for (c_durable, corrupt) in [(2, true), (1, false)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("db");
+        let db = Db::create(&dir, Options::default()).unwrap();
+        db.commit(&[Event::new("c", 0, "visit")]).unwrap();
+        drop(db);
+        let (path, mut bytes) = live_log(&dir);
+        let a_at = bytes.len();
+        for (seq, durable) in [(1, 1), (2, 1), (3, c_durable)] {
+            bytes.extend_from_slice(&wal::frame(&record(seq, durable)));
+        }
+        bytes[a_at + 8 + 3] ^= 0x10; // A's payload
+        std::fs::write(&path, &bytes).unwrap();
+        let r = Db::open_read_only(&dir);
+        if corrupt {
+            match r.map(drop) {
+                Err(Error::File(FileError::Corrupt {
+                    path: p,
+                    offset,
+                    reason,
+                })) => {
+                    assert_eq!((p, offset), (path.clone(), a_at as u64));
+                    assert!(reason.contains("shows it was durable"), "{reason}");
+                }
+                other => panic!("{other:?}"),
+            }
+        } else {
+            assert_eq!(r.unwrap().snapshot().len(), 1, "the torn group is dropped whole");
+        }
+    }
+}
+
+/// A record whose `durable_seq` claims a record after its own was durable cannot have been
+/// written: corruption at its offset.
+#[test]
+fn a_durable_sequence_past_the_record_is_corruption() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let db = Db::create(&dir, Options::default()).unwrap();
+    db.commit(&[Event::new("c", 0, "visit")]).unwrap();
+    drop(db);
+    let (path, mut bytes) = live_log(&dir);
+    let at = bytes.len();
+    bytes.extend_from_slice(&wal::frame(&record(1, 2)));
+    std::fs::write(&path, &bytes).unwrap();
+    match Db::open_read_only(&dir).map(drop) {
+        Err(Error::File(FileError::Corrupt {
+            path: p,
+            offset,
+            reason,
+        })) => {
+            assert_eq!(p, path);
+            assert!(offset >= at as u64, "{offset}");
+            assert!(reason.contains("durable sequence number after"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
