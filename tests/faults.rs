@@ -832,23 +832,37 @@ enum SecondSession {
     CommitsAndFlush,
 }
 
+/// How the second session finds the disk.
+#[derive(Clone, Copy, Debug)]
+enum Start {
+    /// As the first writer's process left it: its unsynced writes in the page cache.
+    PageCache,
+    /// After a power cut that zero-filled the first writer's unsynced writes: the second
+    /// session's open repairs a torn tail (truncates and fsyncs it).
+    PowerCut,
+}
+
 /// Issue 33 §1: writer 1 dies inside a commit after its log write and before its fsync
 /// (`Sync::Never`: after a commit), so its record is only in the page cache; writer 2 opens
-/// the same page cache, works and closes; then the power is cut at every operation of writer
-/// 2, with every crash-image mode. Every batch acknowledged by either writer must be there
-/// (the in-flight one all or nothing), and the database must open.
+/// the same page cache (or the disk after a power cut, repairing the torn tail), works and
+/// closes; then the power is cut at every operation of writer 2, with every crash-image mode.
+/// Every batch acknowledged by either writer must be there (the in-flight one all or
+/// nothing), and the database must open.
 #[test]
 fn power_loss_after_a_crash_and_reopen() {
     let _serial = serial();
     let mut images = 0;
     for never in [false, true] {
         SYNC_NEVER.store(never, Ordering::SeqCst);
-        for second in [
+        let variants = [
             SecondSession::Commits,
             SecondSession::QueryOnly,
             SecondSession::CommitsAndFlush,
-        ] {
-            let r = std::panic::catch_unwind(|| crash_reopen_power_loss(second));
+        ]
+        .into_iter()
+        .flat_map(|second| [(second, Start::PageCache), (second, Start::PowerCut)]);
+        for (second, start) in variants {
+            let r = std::panic::catch_unwind(|| crash_reopen_power_loss(second, start));
             SYNC_NEVER.store(false, Ordering::SeqCst);
             file::set_hook(None);
             match r {
@@ -863,7 +877,7 @@ fn power_loss_after_a_crash_and_reopen() {
 }
 
 /// One variant of [`power_loss_after_a_crash_and_reopen`]; returns the number of images.
-fn crash_reopen_power_loss(second: SecondSession) -> usize {
+fn crash_reopen_power_loss(second: SecondSession, start: Start) -> usize {
     let never = SYNC_NEVER.load(Ordering::SeqCst);
     let tmp = scratch();
     let first_dir = tmp.path().join("first");
@@ -905,9 +919,22 @@ fn crash_reopen_power_loss(second: SecondSession) -> usize {
     let mut sim = base;
     first_log.iter().for_each(|r| sim.apply(r));
 
-    // Session 2 runs on the page cache as session 1 left it.
+    // Session 2 runs on the page cache as session 1 left it, or on what a power cut left.
     let root = tmp.path().join("db");
-    sim.image(Mode::All, &mut Rng(0), &root);
+    if let Start::PowerCut = start {
+        sim.image(Mode::ZeroFill, &mut Rng(0), &root);
+        sim = Sim::load(&root);
+        if never {
+            // Only what the flush made durable survived the cut.
+            let flushed = actions
+                .iter()
+                .rposition(|a| *a == Action::Flush)
+                .map_or(0, |i| i + 1);
+            actions.truncate(flushed);
+        }
+    } else {
+        sim.image(Mode::All, &mut Rng(0), &root);
+    }
     let rec = Arc::new(Recorder {
         root: root.clone(),
         log: Mutex::new(Vec::new()),
@@ -977,7 +1004,7 @@ fn crash_reopen_power_loss(second: SecondSession) -> usize {
             let _ = std::fs::remove_dir_all(&img);
             sim.image(mode, &mut rng, &img);
             let what = format!(
-                "{second:?}, never={never}: power cut after operation {k} of {} of the second session ({mode:?}, image {images})",
+                "{second:?} from {start:?}, never={never}: power cut after operation {k} of {} of the second session ({mode:?}, image {images})",
                 log.len()
             );
             let db = Db::open(&img, opts()).unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
@@ -1288,4 +1315,91 @@ fn failed_sync_ahead_fails_the_import() {
     drop(db);
     let db = Db::open(&dir, Options::default()).unwrap();
     assert_eq!(db.snapshot().len(), events.len() as u64);
+}
+
+/// Records like [`Recorder`]; once armed, holds the first fsync of a log file (already
+/// recorded: the model takes it as started) until another commit has written its record.
+struct HoldFirstLogSync {
+    rec: Recorder,
+    armed: AtomicBool,
+    /// (the fsync started, the other record was written)
+    state: Mutex<(bool, bool)>,
+    changed: std::sync::Condvar,
+}
+
+impl Hook for HoldFirstLogSync {
+    fn on(&self, op: &Op<'_>) -> Inject {
+        let inject = self.rec.on(op);
+        let in_wal = |p: &Path| p.parent().is_some_and(|d| d.ends_with("wal"));
+        match op {
+            Op::Sync(p) if in_wal(p) && self.armed.swap(false, Ordering::SeqCst) => {
+                let mut st = self.state.lock().unwrap();
+                st.0 = true;
+                self.changed.notify_all();
+                let deadline = std::time::Duration::from_secs(10);
+                let (st, timeout) = self.changed.wait_timeout_while(st, deadline, |s| !s.1).unwrap();
+                assert!(!timeout.timed_out() && st.1, "the second commit never wrote");
+            }
+            Op::Write { path, .. } if in_wal(path) => {
+                let mut st = self.state.lock().unwrap();
+                if st.0 && !st.1 {
+                    st.1 = true;
+                    self.changed.notify_all();
+                }
+            }
+            _ => {}
+        }
+        inject
+    }
+}
+
+/// Group commit (issue 35): an fsync covers only the records written before it started. A
+/// commit whose record is written while another commit's fsync runs must wait for an fsync of
+/// its own; then a power cut right after both commits return keeps both.
+#[test]
+fn a_record_written_during_an_fsync_waits_for_the_next_one() {
+    let _serial = serial();
+    let tmp = scratch();
+    let root = tmp.path().join("db");
+    drop(Db::create(&root, Options::default()).unwrap());
+    let base = Sim::load(&root);
+    let hook = Arc::new(HoldFirstLogSync {
+        rec: Recorder {
+            root: root.clone(),
+            log: Mutex::new(Vec::new()),
+        },
+        armed: AtomicBool::new(false),
+        state: Mutex::new((false, false)),
+        changed: std::sync::Condvar::new(),
+    });
+    file::set_hook(Some(hook.clone()));
+    let db = Arc::new(Db::open(&root, Options::default()).unwrap());
+    hook.armed.store(true, Ordering::SeqCst);
+    let first = {
+        let db = db.clone();
+        std::thread::spawn(move || db.commit(&batch(0)).map(drop))
+    };
+    let second = {
+        let (db, hook) = (db.clone(), hook.clone());
+        std::thread::spawn(move || {
+            let st = hook.state.lock().unwrap();
+            drop(hook.changed.wait_while(st, |s| !s.0).unwrap());
+            db.commit(&batch(1)).map(drop)
+        })
+    };
+    first.join().unwrap().unwrap();
+    second.join().unwrap().unwrap();
+    // Both acknowledged: cut the power now.
+    let log = hook.rec.log.lock().unwrap().clone();
+    file::set_hook(None);
+    let mut sim = base;
+    log.iter().for_each(|r| sim.apply(r));
+    let img = tmp.path().join("img");
+    sim.image(Mode::Strict, &mut Rng(0), &img);
+    let reopened = Db::open(&img, Options::default()).unwrap();
+    let mut state = State::new();
+    apply(&mut state, &Action::Commit(0));
+    apply(&mut state, &Action::Commit(1));
+    check(&reopened, &[state], "power cut after two overlapping commits");
+    drop(db);
 }
