@@ -562,8 +562,10 @@ fn intact_record_at(bytes: &[u8], k: usize, next_seq: u64) -> Option<(Record, us
     if head[0] != KIND_BATCH && head[0] != KIND_BATCH_V1 {
         return None;
     }
+    // A later record starts at or after the damaged one; 2^40 sequence numbers past it is more
+    // than any log holds, and leaves random bytes a 2^-24 chance of being checksummed.
     let first_seq = u64::from_le_bytes(head[1..9].try_into().ok()?);
-    if first_seq < next_seq || first_seq - next_seq > bytes.len() as u64 {
+    if first_seq < next_seq || first_seq - next_seq > 1 << 40 {
         return None;
     }
     match codec::read_frame(bytes, k, limits::WAL_RECORD_BYTES_MAX) {

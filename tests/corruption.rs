@@ -502,6 +502,32 @@ fn a_torn_tail_before_an_empty_log_is_a_torn_tail() {
         }
     }
     assert_eq!(std::fs::read(&log2).unwrap(), torn, "nothing was truncated");
+
+    // The later file's first record is damaged too, but an intact one follows it there.
+    let record = |first_seq: u64| {
+        let rows = journeydb::model::Columns {
+            cid: vec![0],
+            ts: vec![1],
+            event: vec![0],
+            stage: vec![0],
+            props: vec![],
+        };
+        let mut payload = Vec::new();
+        journeydb::wal::encode(first_seq, 0, &Default::default(), &rows, &mut payload);
+        journeydb::wal::frame(&payload)
+    };
+    let mut later = bytes2[..16].to_vec();
+    let mut damaged_first = record(39 * 5);
+    damaged_first[8 + 2] ^= 0x40;
+    later.extend_from_slice(&damaged_first);
+    later.extend_from_slice(&record(39 * 5 + 1));
+    std::fs::write(log2.with_file_name(format!("{:016x}.log", 0x10)), &later).unwrap();
+    match Db::open_read_only(&base2).map(drop) {
+        Err(Error::File(FileError::Corrupt { path, offset, .. })) => {
+            assert_eq!((path, offset), (log2.clone(), last.start as u64));
+        }
+        other => panic!("damaged then intact in the later file: {other:?}"),
+    }
 }
 
 /// Issue 33 §4: a correctly framed, checksum-valid log record holding a value `commit` refuses

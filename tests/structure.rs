@@ -294,3 +294,39 @@ fn a_durable_sequence_past_the_record_is_corruption() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A flipped bit in a record's length field is damage, not a torn write, even where no later
+/// record proves the damaged one durable (`Sync::Never` records all carry the durable frontier
+/// of their session's start): the frame's checksum matches its bytes up to the next intact
+/// record. Every single-bit flip of the length of a record in the middle is corruption at that
+/// record (the old rule dropped it and every record after it).
+#[test]
+fn a_flipped_length_is_corruption_without_proof_of_durability() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let db = Db::create(&dir, Options::default().sync(journeydb::Sync::Never)).unwrap();
+    for b in 0..10 {
+        db.commit(&[Event::new("c", b, "visit").with_prop("n", b)]).unwrap();
+    }
+    drop(db);
+    let (path, bytes) = live_log(&dir);
+    // The fourth record's frame.
+    let mut at = 16;
+    for _ in 0..3 {
+        at += 8 + u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    }
+    for bit in 0..32 {
+        let mut damaged = bytes.clone();
+        damaged[at + bit / 8] ^= 1 << (bit % 8);
+        std::fs::write(&path, &damaged).unwrap();
+        match Db::open_read_only(&dir).map(drop) {
+            Err(Error::File(FileError::Corrupt { path: p, offset, reason })) => {
+                assert_eq!((p, offset), (path.clone(), at as u64), "bit {bit}");
+                assert!(reason.contains("length field damaged"), "bit {bit}: {reason}");
+            }
+            other => panic!("bit {bit}: {other:?}"),
+        }
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(Db::open_read_only(&dir).unwrap().snapshot().len(), 10);
+}
