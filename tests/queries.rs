@@ -315,16 +315,81 @@ impl Snap {
             SnapTo::After(i) => ts[i.index(ts.len())] + 1000,
         };
         let (lo, hi) = (lo.min(hi), lo.max(hi));
-        let range = Some((lo, if hi > lo { hi } else { lo + 1000 }));
-        match q {
-            Q::Funnel { c, .. }
-            | Q::Retention { c, .. }
-            | Q::Trend { c, .. }
-            | Q::Timeline { c, .. }
-            | Q::Lifecycle { c, .. }
-            | Q::Stickiness { c, .. }
-            | Q::Stages { c, .. } => c.range = range,
-            Q::Transitions { range: r, .. } => *r = range,
+        set_range(q, Some((lo, if hi > lo { hi } else { lo + 1000 })));
+    }
+}
+
+/// Sets a query's `FROM .. TO`.
+fn set_range(q: &mut Q, range: Option<(i64, i64)>) {
+    match q {
+        Q::Funnel { c, .. }
+        | Q::Retention { c, .. }
+        | Q::Trend { c, .. }
+        | Q::Timeline { c, .. }
+        | Q::Lifecycle { c, .. }
+        | Q::Stickiness { c, .. }
+        | Q::Stages { c, .. } => c.range = range,
+        Q::Transitions { range: r, .. } => *r = range,
+    }
+}
+
+/// The query with UTC and no WHERE (the form that bitmap and roll-up shortcuts answer).
+fn plain(q: &Q) -> Q {
+    let mut q = q.clone();
+    match &mut q {
+        Q::Funnel { c, .. }
+        | Q::Retention { c, .. }
+        | Q::Trend { c, .. }
+        | Q::Timeline { c, .. }
+        | Q::Lifecycle { c, .. }
+        | Q::Stickiness { c, .. }
+        | Q::Stages { c, .. } => {
+            c.where_ch = None;
+            c.tz = "UTC";
+        }
+        Q::Transitions { .. } => {}
+    }
+    q
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)))]
+
+    /// Ranges that start or end exactly at events (FROM inclusive, TO exclusive), for every
+    /// event instant of the data: an event at TO is out, one at FROM is in, whichever path
+    /// (scan, bitmaps, roll-ups) answers; each query also in its UTC, WHERE-less form.
+    #[test]
+    fn range_boundaries_equal_reference(d in data(), qs in proptest::collection::vec(query(), 1..3)) {
+        let (_dir, db, evs) = load(&d);
+        db.flush().unwrap();
+        let snap = db.snapshot();
+        let instants: BTreeSet<i64> = evs.iter().skip(3).map(|e| e.ts).collect();
+        // Besides the random queries, the forms that roll-ups answer.
+        let rollup = |agg, period| Q::Trend {
+            agg,
+            of: None,
+            period,
+            by: false,
+            c: Common { range: None, where_ch: None, tz: "UTC" },
+        };
+        let fixed = [rollup("count", "day"), rollup("sum(amt)", "week")];
+        for q in qs.iter().flat_map(|q| [q.clone(), plain(q)]).chain(fixed) {
+            // The earliest instants and the latest (TO at the last event: roll-ups must not
+            // count it).
+            for &t in instants.iter().take(6).chain(instants.iter().rev().take(4)) {
+                // From the data's first instant (the seed events'): a range that roll-ups may
+                // answer when TO is past the last event.
+                let first = evs.iter().map(|e| e.ts).min().unwrap_or(t);
+                let from_first = (first < t).then_some((first, t));
+                for range in [(t - 40 * H, t), (t, t + 30 * H), (t, t + 1000)].into_iter().chain(from_first) {
+                    let mut q = q.clone();
+                    set_range(&mut q, Some(range));
+                    let text = q.text();
+                    let got = snap.query(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+                    same(&got, &reference(&q, &evs)).map_err(|e| TestCaseError::fail(format!("{text}\n{e}")))?;
+                }
+            }
         }
     }
 }

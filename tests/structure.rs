@@ -306,7 +306,8 @@ fn a_flipped_length_is_corruption_without_proof_of_durability() {
     let dir = tmp.path().join("db");
     let db = Db::create(&dir, Options::default().sync(journeydb::Sync::Never)).unwrap();
     for b in 0..10 {
-        db.commit(&[Event::new("c", b, "visit").with_prop("n", b)]).unwrap();
+        db.commit(&[Event::new("c", b, "visit").with_prop("n", b)])
+            .unwrap();
     }
     drop(db);
     let (path, bytes) = live_log(&dir);
@@ -320,7 +321,11 @@ fn a_flipped_length_is_corruption_without_proof_of_durability() {
         damaged[at + bit / 8] ^= 1 << (bit % 8);
         std::fs::write(&path, &damaged).unwrap();
         match Db::open_read_only(&dir).map(drop) {
-            Err(Error::File(FileError::Corrupt { path: p, offset, reason })) => {
+            Err(Error::File(FileError::Corrupt {
+                path: p,
+                offset,
+                reason,
+            })) => {
                 assert_eq!((p, offset), (path.clone(), at as u64), "bit {bit}");
                 assert!(reason.contains("length field damaged"), "bit {bit}: {reason}");
             }
