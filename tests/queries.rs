@@ -850,3 +850,46 @@ proptest! {
         }
     }
 }
+
+/// Named case: ON_OR_AFTER retention whose only return is in the last bucket of the data
+/// (PERIODS 0: the buckets end with the data), answered from the bitmaps (UTC, no WHERE,
+/// flushed) and by the scan (a WHERE that every event passes), both equal to the reference.
+#[test]
+fn on_or_after_counts_a_return_in_the_last_bucket() {
+    let d = Data {
+        events: vec![
+            // Quarter-hours that are multiples of 7 sit on the plain grid: days 0, 1 and 2.
+            (0, 0, "a", None, Some("x"), None),
+            (1, 98, "a", None, Some("x"), None),
+            (1, 196, "b", None, Some("x"), None),
+            (2, 98, "a", None, Some("x"), None),
+        ],
+        flush_every: 100,
+    };
+    let (_dir, db, evs) = load(&d);
+    db.flush().unwrap();
+    for (periods, where_ch) in [(0, None), (0, Some("x")), (1, None), (1, Some("x"))] {
+        let q = Q::Retention {
+            start: StepQ::Names(vec!["a"]),
+            ret: StepQ::Names(vec!["b"]),
+            period: "day",
+            periods,
+            recurring: false,
+            on_or_after: true,
+            c: Common {
+                range: None,
+                where_ch,
+                tz: "UTC",
+            },
+        };
+        let text = q.text();
+        let got = db.snapshot().query(&text).unwrap();
+        same(&got, &reference(&q, &evs)).unwrap_or_else(|e| panic!("{text}\n{e}"));
+        let returned = got
+            .rows
+            .iter()
+            .flatten()
+            .any(|c| matches!(c, Cell::Int(n) if *n > 0));
+        assert!(returned, "{text}: someone returned\n{}", got.to_text());
+    }
+}
