@@ -335,3 +335,45 @@ fn a_flipped_length_is_corruption_without_proof_of_durability() {
     std::fs::write(&path, &bytes).unwrap();
     assert_eq!(Db::open_read_only(&dir).unwrap().snapshot().len(), 10);
 }
+
+/// Counts in a manifest are checked against the bytes that follow before anything is read or
+/// allocated for them (a CRC-valid manifest claiming a billion segments must not allocate for
+/// them): segment, stage-map and erasure counts past what the payload can hold are refused with
+/// that reason.
+#[test]
+fn manifest_counts_past_the_payload_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let m = sample(&dir);
+    assert!(m.stage_map.is_empty());
+    let path = dir.join(manifest::manifest_name(m.number));
+    let good = std::fs::read(&path).unwrap();
+    // Header 16, frame header 8; payload: 5 u64, 4 u32, then the segment count.
+    let segments_at = 16 + 8 + 56;
+    let stages_at = segments_at + 4 + 40 * m.segments.len();
+    let erasures_at = stages_at + 4;
+    for (at, count, why) in [
+        // Past what the rest could hold, but not by much (a looser bound would let these
+        // through to fail later with another reason).
+        (segments_at, 50u32, "segment count exceeds"),
+        (stages_at, 50, "stage map count exceeds"),
+        (erasures_at, 5, "erasure count exceeds"),
+        (segments_at, u32::MAX, "segment count exceeds"),
+        (segments_at, 3, "inconsistent entry"),
+    ] {
+        let mut bytes = good.clone();
+        bytes[at..at + 4].copy_from_slice(&count.to_le_bytes());
+        let crc = crc32fast::hash(&bytes[24..]);
+        bytes[20..24].copy_from_slice(&crc.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        match Db::open_read_only(&dir).map(drop) {
+            Err(Error::File(FileError::Corrupt { path: p, reason, .. })) => {
+                assert_eq!(p, path, "{why}");
+                assert!(reason.contains(why), "expected {why:?}: {reason}");
+            }
+            other => panic!("{why}: {other:?}"),
+        }
+    }
+    std::fs::write(&path, &good).unwrap();
+    Db::open_read_only(&dir).unwrap();
+}
