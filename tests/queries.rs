@@ -792,7 +792,10 @@ proptest! {
 /// Funnels on data where nearly every timestamp is shared (a few instants, several events each),
 /// each run in every combination of MODE and TIES, with EXCLUDE between any two steps: the
 /// tie rules and the modes interact only on tied rows, which random data rarely has.
-fn tied_funnels() -> impl Strategy<Value = (Data, Vec<StepQ>, Option<(StepQ, usize, usize)>, i64)> {
+/// A funnel's steps, its EXCLUDE clause and its window, on data.
+type FunnelCase = (Data, Vec<StepQ>, Option<(StepQ, usize, usize)>, i64);
+
+fn tied_funnels() -> impl Strategy<Value = FunnelCase> {
     let events = proptest::collection::vec(
         (
             0usize..3,
