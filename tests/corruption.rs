@@ -504,18 +504,7 @@ fn a_torn_tail_before_an_empty_log_is_a_torn_tail() {
     assert_eq!(std::fs::read(&log2).unwrap(), torn, "nothing was truncated");
 
     // The later file's first record is damaged too, but an intact one follows it there.
-    let record = |first_seq: u64| {
-        let rows = journeydb::model::Columns {
-            cid: vec![0],
-            ts: vec![1],
-            event: vec![0],
-            stage: vec![0],
-            props: vec![],
-        };
-        let mut payload = Vec::new();
-        journeydb::wal::encode(first_seq, 0, &Default::default(), &rows, &mut payload);
-        journeydb::wal::frame(&payload)
-    };
+    let record = |first_seq: u64| journeydb::wal::frame(&common::log_record(first_seq, 0));
     let mut later = bytes2[..16].to_vec();
     let mut damaged_first = record(39 * 5);
     damaged_first[8 + 2] ^= 0x40;

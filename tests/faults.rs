@@ -391,6 +391,20 @@ enum Mode {
     Scramble,
 }
 
+impl Mode {
+    /// The mode of the `j`-th image of a crash point: the three fixed modes first, then every
+    /// `scramble_every`-th image scrambled and the others random prefixes.
+    fn of_image(j: usize, scramble_every: usize) -> Mode {
+        match j {
+            0 => Mode::Strict,
+            1 => Mode::All,
+            2 => Mode::ZeroFill,
+            j if j.is_multiple_of(scramble_every) => Mode::Scramble,
+            _ => Mode::Prefix,
+        }
+    }
+}
+
 fn split(p: &Path) -> (PathBuf, String) {
     let parent = p.parent().map(Path::to_path_buf).unwrap_or_default();
     let name = p.file_name().unwrap().to_string_lossy().into_owned();
@@ -756,13 +770,7 @@ fn power_loss(want: usize, never: bool) {
         };
         let n = if sim.unsynced() == 0 { 1 } else { per_point };
         for j in 0..n {
-            let mode = match j {
-                0 => Mode::Strict,
-                1 => Mode::All,
-                2 => Mode::ZeroFill,
-                j if j % 3 == 0 => Mode::Scramble,
-                _ => Mode::Prefix,
-            };
+            let mode = Mode::of_image(j, 3);
             let _ = std::fs::remove_dir_all(&img);
             sim.image(mode, &mut rng, &img);
             let what = format!(
@@ -994,13 +1002,7 @@ fn crash_reopen_power_loss(second: SecondSession, start: Start) -> usize {
         };
         let n = if sim.unsynced() == 0 { 1 } else { 24 };
         for j in 0..n {
-            let mode = match j {
-                0 => Mode::Strict,
-                1 => Mode::All,
-                2 => Mode::ZeroFill,
-                j if j % 2 == 0 => Mode::Scramble,
-                _ => Mode::Prefix,
-            };
+            let mode = Mode::of_image(j, 2);
             let _ = std::fs::remove_dir_all(&img);
             sim.image(mode, &mut rng, &img);
             let what = format!(

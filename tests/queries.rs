@@ -40,6 +40,17 @@ fn common() -> impl Strategy<Value = Common> {
         })
 }
 
+/// An EXCLUDE clause `x BETWEEN i AND j` for any `1 <= i < j <= n`, from random indices (none
+/// for a one-step funnel).
+type ExcludeDraw = Option<(StepQ, proptest::sample::Index, proptest::sample::Index)>;
+
+fn between(ex: ExcludeDraw, n: usize) -> Option<(StepQ, usize, usize)> {
+    ex.filter(|_| n >= 2).map(|(x, i, j)| {
+        let i = 1 + i.index(n - 1);
+        (x, i, i + 1 + j.index(n - i))
+    })
+}
+
 fn query() -> impl Strategy<Value = Q> {
     prop_oneof![
         (
@@ -56,15 +67,7 @@ fn query() -> impl Strategy<Value = Q> {
         )
             .prop_map(|(steps, w, mode, ties, ex, c)| {
                 let n = steps.len();
-                // EXCLUDE x BETWEEN i AND j for any 1 <= i < j <= n.
-                let exclude = if mode != "UNORDERED" && n >= 2 {
-                    ex.map(|(x, i, j)| {
-                        let i = 1 + i.index(n - 1);
-                        (x, i, i + 1 + j.index(n - i))
-                    })
-                } else {
-                    None
-                };
+                let exclude = if mode != "UNORDERED" { between(ex, n) } else { None };
                 Q::Funnel {
                     steps,
                     within: w * H,
@@ -820,10 +823,7 @@ fn tied_funnels() -> impl Strategy<Value = FunnelCase> {
     )
         .prop_map(|(events, flush_every, steps, ex, w)| {
             let n = steps.len();
-            let exclude = ex.filter(|_| n >= 2).map(|(x, i, j)| {
-                let i = 1 + i.index(n - 1);
-                (x, i, i + 1 + j.index(n - i))
-            });
+            let exclude = between(ex, n);
             (Data { events, flush_every }, steps, exclude, w * H)
         })
 }

@@ -6,10 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
 use journeydb::dict::{self, DictDelta, DictEntry, DictKind, Dicts};
 use journeydb::error::FileError;
 use journeydb::manifest::{self, Erasure, Manifest};
-use journeydb::model::Columns;
 use journeydb::{Db, Error, Event, Options, wal};
 
 /// A database with two segments, an erasure and a dictionary; returns its live manifest.
@@ -215,18 +216,12 @@ fn live_log(dir: &Path) -> (PathBuf, Vec<u8>) {
     (path, bytes)
 }
 
-/// One-row record payload for customer 0, event 0.
-fn record(first_seq: u64, durable_seq: u64) -> Vec<u8> {
-    let rows = Columns {
-        cid: vec![0],
-        ts: vec![first_seq as i64 * 1000],
-        event: vec![0],
-        stage: vec![0],
-        props: vec![],
-    };
-    let mut payload = Vec::new();
-    wal::encode(first_seq, durable_seq, &DictDelta::default(), &rows, &mut payload);
-    payload
+/// A database in `dir` holding one committed event (customer 0, event 0): its log and bytes.
+fn one_event(dir: &Path) -> (PathBuf, Vec<u8>) {
+    let db = Db::create(dir, Options::default()).unwrap();
+    db.commit(&[Event::new("c", 0, "visit")]).unwrap();
+    drop(db);
+    live_log(dir)
 }
 
 /// The torn-tail rule looks past every record after a damaged one for proof that it was
@@ -239,13 +234,10 @@ fn proof_of_durability_may_come_after_records_of_the_same_group() {
     for (c_durable, corrupt) in [(2, true), (1, false)] {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("db");
-        let db = Db::create(&dir, Options::default()).unwrap();
-        db.commit(&[Event::new("c", 0, "visit")]).unwrap();
-        drop(db);
-        let (path, mut bytes) = live_log(&dir);
+        let (path, mut bytes) = one_event(&dir);
         let a_at = bytes.len();
         for (seq, durable) in [(1, 1), (2, 1), (3, c_durable)] {
-            bytes.extend_from_slice(&wal::frame(&record(seq, durable)));
+            bytes.extend_from_slice(&wal::frame(&common::log_record(seq, durable)));
         }
         bytes[a_at + 8 + 3] ^= 0x10; // A's payload
         std::fs::write(&path, &bytes).unwrap();
@@ -274,12 +266,9 @@ fn proof_of_durability_may_come_after_records_of_the_same_group() {
 fn a_durable_sequence_past_the_record_is_corruption() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("db");
-    let db = Db::create(&dir, Options::default()).unwrap();
-    db.commit(&[Event::new("c", 0, "visit")]).unwrap();
-    drop(db);
-    let (path, mut bytes) = live_log(&dir);
+    let (path, mut bytes) = one_event(&dir);
     let at = bytes.len();
-    bytes.extend_from_slice(&wal::frame(&record(1, 2)));
+    bytes.extend_from_slice(&wal::frame(&common::log_record(1, 2)));
     std::fs::write(&path, &bytes).unwrap();
     match Db::open_read_only(&dir).map(drop) {
         Err(Error::File(FileError::Corrupt {

@@ -372,3 +372,18 @@ fn write_columns(
         w.close().unwrap();
     }
 }
+
+/// The payload of a one-row log record (customer 0, event 0, at `first_seq` ms) written
+/// straight from docs/FORMAT.md §4's encoder, for tests that build logs by hand.
+pub fn log_record(first_seq: u64, durable_seq: u64) -> Vec<u8> {
+    let rows = journeydb::model::Columns {
+        cid: vec![0],
+        ts: vec![first_seq as i64 * 1000],
+        event: vec![0],
+        stage: vec![0],
+        props: vec![],
+    };
+    let mut payload = Vec::new();
+    journeydb::wal::encode(first_seq, durable_seq, &Default::default(), &rows, &mut payload);
+    payload
+}
