@@ -366,3 +366,55 @@ fn manifest_counts_past_the_payload_are_refused() {
     std::fs::write(&path, &good).unwrap();
     Db::open_read_only(&dir).unwrap();
 }
+
+/// A manifest as the first format wrote it — without the optional erasure, dictionary
+/// generation and database id sections (docs/FORMAT.md §7), in a database whose headers carry
+/// id 0 — opens with those sections' defaults, and the database keeps working.
+#[test]
+fn a_manifest_without_its_optional_sections_opens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let db = Db::create(&dir, Options::default()).unwrap();
+    db.commit(&[Event::new("c", 0, "visit"), Event::new("d", 1, "buy")])
+        .unwrap();
+    db.flush().unwrap();
+    drop(db);
+    let m = Manifest::read(&dir, manifest::read_current(&dir).unwrap()).unwrap();
+    assert!(m.stage_map.is_empty() && m.forgotten.is_empty() && m.dict_gen == 0);
+    for e in walk(&dir) {
+        let mut bytes = std::fs::read(&e).unwrap();
+        if bytes.len() >= 16 && e.file_name().is_some_and(|n| n != "LOCK") {
+            bytes[12..16].fill(0);
+            std::fs::write(&e, bytes).unwrap();
+        }
+    }
+    // Header 16, frame header 8; the payload up to the end of the (empty) stage map.
+    let path = dir.join(manifest::manifest_name(m.number));
+    let bytes = std::fs::read(&path).unwrap();
+    let end = 16 + 8 + 56 + 4 + 40 * m.segments.len() + 4;
+    let payload = bytes[24..end].to_vec();
+    let mut old = bytes[..16].to_vec();
+    old.extend_from_slice(&wal::frame(&payload));
+    std::fs::write(&path, &old).unwrap();
+    let db = Db::open(&dir, Options::default()).unwrap();
+    assert_eq!(db.snapshot().len(), 2);
+    db.commit(&[Event::new("e", 2, "visit")]).unwrap();
+    db.flush().unwrap();
+    drop(db);
+    let db = Db::open_read_only(&dir).unwrap();
+    assert_eq!(db.verify().unwrap(), 3);
+}
+
+/// Every file below `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
