@@ -356,15 +356,77 @@ fn manifest_counts_past_the_payload_are_refused() {
         bytes[20..24].copy_from_slice(&crc.to_le_bytes());
         std::fs::write(&path, &bytes).unwrap();
         match Db::open_read_only(&dir).map(drop) {
-            Err(Error::File(FileError::Corrupt { path: p, reason, .. })) => {
+            Err(Error::File(FileError::Corrupt {
+                path: p,
+                offset,
+                reason,
+            })) => {
                 assert_eq!(p, path, "{why}");
                 assert!(reason.contains(why), "expected {why:?}: {reason}");
+                // The offset is in the file: at or just after the count (or in the entries).
+                assert!(
+                    offset >= at as u64 && offset <= bytes.len() as u64,
+                    "{why}: offset {offset}, count at {at}"
+                );
             }
             other => panic!("{why}: {other:?}"),
         }
     }
     std::fs::write(&path, &good).unwrap();
     Db::open_read_only(&dir).unwrap();
+}
+
+/// A manifest or `CURRENT` is exactly one frame: bytes after it are corruption (where the
+/// frame ends), and a `CURRENT` payload that is not exactly one number is corruption at the
+/// byte where it stops making sense.
+#[test]
+fn manifest_and_current_are_exactly_one_frame() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let m = sample(&dir);
+    let path = dir.join(manifest::manifest_name(m.number));
+    let good = std::fs::read(&path).unwrap();
+    let mut trailing = good.clone();
+    trailing.extend_from_slice(b"junk");
+    std::fs::write(&path, &trailing).unwrap();
+    match Db::open_read_only(&dir).map(drop) {
+        Err(Error::File(FileError::Corrupt {
+            path: p,
+            offset,
+            reason,
+        })) => {
+            assert_eq!((p, offset), (path.clone(), good.len() as u64));
+            assert!(reason.contains("trailing bytes"), "{reason}");
+        }
+        other => panic!("trailing bytes: {other:?}"),
+    }
+    std::fs::write(&path, &good).unwrap();
+    // CURRENT holding the manifest number and one byte more, checksum good.
+    let current = dir.join(manifest::CURRENT);
+    let bytes = std::fs::read(&current).unwrap();
+    let mut payload = bytes[24..32].to_vec();
+    payload.push(0);
+    let mut long = bytes[..16].to_vec();
+    long.extend_from_slice(&wal::frame(&payload));
+    std::fs::write(&current, &long).unwrap();
+    match Db::open_read_only(&dir).map(drop) {
+        Err(Error::File(FileError::Corrupt { path: p, offset, .. })) => {
+            assert_eq!((p, offset), (current.clone(), 16 + 8 + 8));
+        }
+        other => panic!("long CURRENT: {other:?}"),
+    }
+    std::fs::write(&current, &bytes).unwrap();
+    // A manifest whose payload ends early: the error is at the payload's end.
+    let mut short = good[..16].to_vec();
+    short.extend_from_slice(&wal::frame(&good[24..24 + 50]));
+    std::fs::write(&path, &short).unwrap();
+    match Db::open_read_only(&dir).map(drop) {
+        Err(Error::File(FileError::Corrupt { path: p, offset, .. })) => {
+            assert_eq!(p, path);
+            assert!((24..=24 + 50).contains(&offset), "offset {offset}");
+        }
+        other => panic!("short manifest: {other:?}"),
+    }
 }
 
 /// A manifest as the first format wrote it — without the optional erasure, dictionary
