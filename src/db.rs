@@ -212,7 +212,6 @@ fn unpublished<T>(r: Result<T>, path: &Path) -> Result<T> {
 /// dictionaries with the import's entries when they were extended ahead of publishing.
 type DictsWritten = (u64, Option<Dicts>);
 
-/// The error of an import of more rows than one import may hold.
 /// Checks rows read back from a file (they passed their checksums) with the rules `commit`
 /// applies: values in range and every string value id in a dictionary of `strings` entries.
 fn check_stored_rows(rows: &Columns, strings: u32) -> std::result::Result<(), String> {
@@ -234,6 +233,7 @@ fn check_stored_rows(rows: &Columns, strings: u32) -> std::result::Result<(), St
     Ok(())
 }
 
+/// The error of an import of more rows than one import may hold.
 fn too_many_rows(rows: usize) -> Error {
     DbError::InvalidArgument(format!(
         "{rows} rows in one import, the limit is {}; import the file in parts",
