@@ -480,3 +480,29 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Replay reports what it cut as torn: the bytes of a half-written last record, plus a last log
+/// file cut inside its header (a crash while creating it); a header-only file is no tear.
+#[test]
+fn replay_counts_the_torn_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let (path, mut bytes) = one_event(&dir);
+    let m = Manifest::read(&dir, manifest::read_current(&dir).unwrap()).unwrap();
+    let frame = wal::frame(&common::log_record(1, 1));
+    let torn = frame.len() / 2;
+    bytes.extend_from_slice(&frame[..torn]);
+    std::fs::write(&path, &bytes).unwrap();
+    let n = wal::list(&dir).unwrap().into_iter().max().unwrap();
+    let replay =
+        |dir: &Path| wal::replay(dir, (m.wal_start, m.db_id), m.next_seq, false, |_| Ok(())).unwrap();
+    // The open that wrote the event left an empty log after it: the tear is in an older file.
+    let end = replay(&dir);
+    assert_eq!((end.torn_bytes, end.next_seq), (torn as u64, 1));
+    // Add a last log file cut inside its header.
+    std::fs::write(wal::wal_path(&dir, n + 1), &bytes[..10]).unwrap();
+    assert_eq!(replay(&dir).torn_bytes, torn as u64 + 10);
+    // A header-only last file is not torn.
+    std::fs::write(wal::wal_path(&dir, n + 1), &bytes[..16]).unwrap();
+    assert_eq!(replay(&dir).torn_bytes, torn as u64);
+}
