@@ -28,6 +28,14 @@ fn sample(dir: &Path) -> Manifest {
     Manifest::read(dir, manifest::read_current(dir).unwrap()).unwrap()
 }
 
+/// Opens `dir` read-only, which must fail with a corruption error; its file, offset and reason.
+fn corruption(dir: &Path, what: &str) -> (PathBuf, u64, String) {
+    match Db::open_read_only(dir).map(drop) {
+        Err(Error::File(FileError::Corrupt { path, offset, reason })) => (path, offset, reason),
+        other => panic!("{what}: not corruption: {other:?}"),
+    }
+}
+
 /// Publishes `m` (checksums good whatever it says) and expects every open to refuse it,
 /// naming the manifest file, with `why` in the reason.
 fn refused(dir: &Path, m: &Manifest, why: &str) {
@@ -110,13 +118,9 @@ fn structurally_wrong_manifests_are_refused() {
     let mislabeled = std::fs::read(dir.join(manifest::manifest_name(7))).unwrap();
     cur.publish(&dir).unwrap();
     std::fs::write(dir.join(manifest::manifest_name(7)), mislabeled).unwrap();
-    match Db::open_read_only(&dir).map(drop) {
-        Err(Error::File(FileError::Corrupt { path, reason, .. })) => {
-            assert_eq!(path, dir.join(manifest::manifest_name(7)));
-            assert!(reason.contains("disagrees with its file name"), "{reason}");
-        }
-        other => panic!("mislabeled manifest: {other:?}"),
-    }
+    let (path, _, reason) = corruption(&dir, "mislabeled manifest");
+    assert_eq!(path, dir.join(manifest::manifest_name(7)));
+    assert!(reason.contains("disagrees with its file name"), "{reason}");
 }
 
 /// The dictionary log up to the manifest's valid length must hold exactly the manifest's entry
@@ -169,21 +173,14 @@ fn dictionary_logs_must_match_the_manifest() {
         m2.number += 1;
         std::fs::write(&path, &bytes).unwrap();
         m2.publish(&dir).unwrap();
-        match Db::open_read_only(&dir).map(drop) {
-            Err(Error::File(FileError::Corrupt {
-                path: p,
-                offset,
-                reason,
-            })) => {
-                assert_eq!(p, path, "{why}");
-                assert!(reason.contains(why), "expected {why:?}: {reason}");
-                assert!(
-                    offset >= good.len() as u64 && offset <= bytes.len() as u64,
-                    "{why}: offset {offset}"
-                );
-            }
-            other => panic!("{why}: {other:?}"),
-        }
+        let (p, offset, reason) = corruption(&dir, why);
+        assert_eq!(p, path, "{why}");
+        assert!(reason.contains(why), "expected {why:?}: {reason}");
+        assert!(
+            offset >= good.len() as u64 && offset <= bytes.len() as u64,
+            "{why}: offset {offset}"
+        );
+
         std::fs::write(&path, &good).unwrap();
         let mut back = m.clone();
         back.number = m2.number + 1;
@@ -270,18 +267,10 @@ fn a_durable_sequence_past_the_record_is_corruption() {
     let at = bytes.len();
     bytes.extend_from_slice(&wal::frame(&common::log_record(1, 2)));
     std::fs::write(&path, &bytes).unwrap();
-    match Db::open_read_only(&dir).map(drop) {
-        Err(Error::File(FileError::Corrupt {
-            path: p,
-            offset,
-            reason,
-        })) => {
-            assert_eq!(p, path);
-            assert!(offset >= at as u64, "{offset}");
-            assert!(reason.contains("durable sequence number after"), "{reason}");
-        }
-        other => panic!("{other:?}"),
-    }
+    let (p, offset, reason) = corruption(&dir, "durable sequence past the record");
+    assert_eq!(p, path);
+    assert!(offset >= at as u64, "{offset}");
+    assert!(reason.contains("durable sequence number after"), "{reason}");
 }
 
 /// A flipped bit in a record's length field is damage, not a torn write, even where no later
@@ -309,17 +298,9 @@ fn a_flipped_length_is_corruption_without_proof_of_durability() {
         let mut damaged = bytes.clone();
         damaged[at + bit / 8] ^= 1 << (bit % 8);
         std::fs::write(&path, &damaged).unwrap();
-        match Db::open_read_only(&dir).map(drop) {
-            Err(Error::File(FileError::Corrupt {
-                path: p,
-                offset,
-                reason,
-            })) => {
-                assert_eq!((p, offset), (path.clone(), at as u64), "bit {bit}");
-                assert!(reason.contains("length field damaged"), "bit {bit}: {reason}");
-            }
-            other => panic!("bit {bit}: {other:?}"),
-        }
+        let (p, offset, reason) = corruption(&dir, &format!("bit {bit}"));
+        assert_eq!((p, offset), (path.clone(), at as u64), "bit {bit}");
+        assert!(reason.contains("length field damaged"), "bit {bit}: {reason}");
     }
     std::fs::write(&path, &bytes).unwrap();
     assert_eq!(Db::open_read_only(&dir).unwrap().snapshot().len(), 10);
@@ -355,22 +336,14 @@ fn manifest_counts_past_the_payload_are_refused() {
         let crc = crc32fast::hash(&bytes[24..]);
         bytes[20..24].copy_from_slice(&crc.to_le_bytes());
         std::fs::write(&path, &bytes).unwrap();
-        match Db::open_read_only(&dir).map(drop) {
-            Err(Error::File(FileError::Corrupt {
-                path: p,
-                offset,
-                reason,
-            })) => {
-                assert_eq!(p, path, "{why}");
-                assert!(reason.contains(why), "expected {why:?}: {reason}");
-                // The offset is in the file: at or just after the count (or in the entries).
-                assert!(
-                    offset >= at as u64 && offset <= bytes.len() as u64,
-                    "{why}: offset {offset}, count at {at}"
-                );
-            }
-            other => panic!("{why}: {other:?}"),
-        }
+        let (p, offset, reason) = corruption(&dir, why);
+        assert_eq!(p, path, "{why}");
+        assert!(reason.contains(why), "expected {why:?}: {reason}");
+        // The offset is in the file: at or just after the count (or in the entries).
+        assert!(
+            offset >= at as u64 && offset <= bytes.len() as u64,
+            "{why}: offset {offset}, count at {at}"
+        );
     }
     std::fs::write(&path, &good).unwrap();
     Db::open_read_only(&dir).unwrap();
@@ -389,17 +362,10 @@ fn manifest_and_current_are_exactly_one_frame() {
     let mut trailing = good.clone();
     trailing.extend_from_slice(b"junk");
     std::fs::write(&path, &trailing).unwrap();
-    match Db::open_read_only(&dir).map(drop) {
-        Err(Error::File(FileError::Corrupt {
-            path: p,
-            offset,
-            reason,
-        })) => {
-            assert_eq!((p, offset), (path.clone(), good.len() as u64));
-            assert!(reason.contains("trailing bytes"), "{reason}");
-        }
-        other => panic!("trailing bytes: {other:?}"),
-    }
+    let (p, offset, reason) = corruption(&dir, "trailing bytes");
+    assert_eq!((p, offset), (path.clone(), good.len() as u64));
+    assert!(reason.contains("trailing bytes"), "{reason}");
+
     std::fs::write(&path, &good).unwrap();
     // CURRENT holding the manifest number and one byte more, checksum good.
     let current = dir.join(manifest::CURRENT);
@@ -409,24 +375,17 @@ fn manifest_and_current_are_exactly_one_frame() {
     let mut long = bytes[..16].to_vec();
     long.extend_from_slice(&wal::frame(&payload));
     std::fs::write(&current, &long).unwrap();
-    match Db::open_read_only(&dir).map(drop) {
-        Err(Error::File(FileError::Corrupt { path: p, offset, .. })) => {
-            assert_eq!((p, offset), (current.clone(), 16 + 8 + 8));
-        }
-        other => panic!("long CURRENT: {other:?}"),
-    }
+    let (p, offset, _) = corruption(&dir, "long CURRENT");
+    assert_eq!((p, offset), (current.clone(), 16 + 8 + 8));
+
     std::fs::write(&current, &bytes).unwrap();
     // A manifest whose payload ends early: the error is at the payload's end.
     let mut short = good[..16].to_vec();
     short.extend_from_slice(&wal::frame(&good[24..24 + 50]));
     std::fs::write(&path, &short).unwrap();
-    match Db::open_read_only(&dir).map(drop) {
-        Err(Error::File(FileError::Corrupt { path: p, offset, .. })) => {
-            assert_eq!(p, path);
-            assert!((24..=24 + 50).contains(&offset), "offset {offset}");
-        }
-        other => panic!("short manifest: {other:?}"),
-    }
+    let (p, offset, _) = corruption(&dir, "short manifest");
+    assert_eq!(p, path);
+    assert!((24..=24 + 50).contains(&offset), "offset {offset}");
 }
 
 /// A manifest as the first format wrote it — without the optional erasure, dictionary

@@ -1226,11 +1226,6 @@ mod tests {
             prop_assert_eq!(text.parse::<jiff::Timestamp>().map(|t| t.as_microsecond()).unwrap_or(us), us);
         }
     }
-}
-
-#[cfg(test)]
-mod sparse_tests {
-    use super::*;
 
     /// A sparse file (issue 33): 300 property columns, each row setting three, imports; a row
     /// setting more than 256 is refused at its line and the column where the 257th value is
