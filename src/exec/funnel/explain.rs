@@ -1,0 +1,186 @@
+//! EXPLAIN of a funnel: why one customer did or did not convert, step by step.
+
+use crate::compaction::Merge;
+use crate::dict::Dicts;
+use crate::exec::funnel::{FunnelOp, FunnelOutcome, Scratch, funnel_op};
+use crate::exec::labels::ts_text;
+use crate::exec::options::{Input, QueryError};
+use crate::exec::scan::passes;
+use crate::limits;
+use crate::model::Columns;
+use crate::plan::Resolver;
+use crate::query::ParseError;
+use crate::query::ast::FunnelMode;
+use crate::result::{Cell, Table};
+use crate::segment::ColumnSet;
+
+/// Why `op` stops before step `m` (1-based) for this customer (events `idx` of `rows`).
+pub(in crate::exec) fn why_not(
+    op: &FunnelOp<'_>,
+    rows: &Columns,
+    idx: &[usize],
+    o: &FunnelOutcome,
+    m: usize,
+    dicts: &Dicts,
+) -> String {
+    let step = &op.steps[m - 1];
+    let name = |i: usize| dicts.events.name(rows.event[i]).unwrap_or("?").to_owned();
+    let matching: Vec<usize> = idx
+        .iter()
+        .copied()
+        .filter(|&i| step.matches(rows, i, dicts))
+        .collect();
+    if m == 1 {
+        return if matching.is_empty() {
+            format!("no event matches `{}`", step.label)
+        } else {
+            format!(
+                "no `{}` event in FROM .. TO (first one at {})",
+                step.label,
+                ts_text(rows.ts[matching[0]])
+            )
+        };
+    }
+    if matching.is_empty() {
+        return format!("no event matches `{}`", step.label);
+    }
+    let level = |variant: &FunnelOp<'_>| {
+        let mut scratch = Scratch::default();
+        variant.outcome(rows, idx, &mut scratch).level
+    };
+    let prev_at = o.at[m - 1].unwrap_or(0);
+    let start = rows.ts[prev_at] - o.times[m - 1].unwrap_or(0);
+    let next_after = matching
+        .iter()
+        .copied()
+        .find(|&i| (rows.ts[i], i) > (rows.ts[prev_at], prev_at));
+    if level(&FunnelOp {
+        within: i64::MAX,
+        ..op.clone()
+    }) >= m
+    {
+        let when = next_after.map_or(String::new(), |i| {
+            format!("; the next `{}` is at {}", step.label, ts_text(rows.ts[i]))
+        });
+        return format!(
+            "window expired at {} (chain started {}){when}",
+            ts_text(start.saturating_add(op.within)),
+            ts_text(start)
+        );
+    }
+    if op.mode == FunnelMode::Strict
+        && level(&FunnelOp {
+            mode: FunnelMode::Ordered,
+            ..op.clone()
+        }) >= m
+    {
+        let between = idx
+            .iter()
+            .copied()
+            .find(|&i| (rows.ts[i], i) > (rows.ts[prev_at], prev_at));
+        return match between {
+            Some(i) => format!("strict order broken by `{}` at {}", name(i), ts_text(rows.ts[i])),
+            None => "strict order broken".into(),
+        };
+    }
+    if !op.excludes.is_empty() {
+        let free = FunnelOp {
+            excludes: Vec::new(),
+            caps: vec![op.steps.len()],
+            ..op.clone()
+        };
+        if level(&free) >= m {
+            let hit = idx.iter().copied().find(|&i| {
+                (rows.ts[i], i) > (start, 0) && op.excludes.iter().any(|(x, _, _)| x.matches(rows, i, dicts))
+            });
+            return match hit {
+                Some(i) => format!(
+                    "excluded event `{}` at {} lies inside the chain",
+                    name(i),
+                    ts_text(rows.ts[i])
+                ),
+                None => "an excluded event lies inside the chain".into(),
+            };
+        }
+    }
+    if op.ties_strict
+        && level(&FunnelOp {
+            ties_strict: false,
+            ..op.clone()
+        }) >= m
+    {
+        let tie = matching.iter().copied().find(|&i| rows.ts[i] == rows.ts[prev_at]);
+        return match tie {
+            Some(i) => format!(
+                "tie policy: `{}` at {} has the same timestamp as step {} (TIES STRICT)",
+                step.label,
+                ts_text(rows.ts[i]),
+                m - 1
+            ),
+            None => "tie policy (TIES STRICT) forbids equal timestamps".into(),
+        };
+    }
+    match next_after {
+        None => format!("`{}` happens only before step {} was reached", step.label, m - 1),
+        Some(_) => format!("no chain reaches step {m} under these rules"),
+    }
+}
+
+pub(in crate::exec) fn explain(
+    e: &crate::query::ast::Explain,
+    text: &str,
+    input: &Input<'_>,
+) -> Result<Table, QueryError> {
+    let f = &e.funnel;
+    if f.mode == FunnelMode::Unordered {
+        return Err(ParseError::new(e.customer.1, "EXPLAIN supports ORDERED and STRICT funnels").into());
+    }
+    let res = Resolver::new(input.dicts, text, f.common.tz.as_ref())?;
+    let op = funnel_op(f, &res, input)?;
+    let Some(cid) = input.dicts.customers.get(&e.customer.0) else {
+        return Err(ParseError::new(e.customer.1, format!("unknown customer '{}'", e.customer.0)).into());
+    };
+    let mut rows = Columns::default();
+    let mut merge = Merge::new(input.sources.clone(), ColumnSet::ALL).with_customers(cid, cid);
+    let mut block = Columns::default();
+    while merge.next_block(&mut block, limits::BLOCK_ROWS)? {
+        rows.extend_from(&block);
+    }
+    let idx: Vec<usize> = (0..rows.len())
+        .filter(|&i| passes(&op.filter, &rows, i, input.dicts))
+        .collect();
+    let o = op.outcome(&rows, &idx, &mut Scratch::default());
+    let mut t = Table::new(&["step", "event", "status", "at", "time_from_start_s", "reason"]);
+    for (k, step) in op.steps.iter().enumerate().map(|(k, s)| (k + 1, s)) {
+        let row = if k <= o.level {
+            let at = o.at[k].unwrap_or(0);
+            vec![
+                Cell::Int(k as i64),
+                Cell::Str(step.label.clone()),
+                Cell::Str("reached".into()),
+                Cell::Time(rows.ts[at]),
+                o.times[k].map_or(Cell::Null, |x| Cell::Float(x as f64 / 1e6)),
+                Cell::Str(format!(
+                    "first completed by `{}`",
+                    input.dicts.events.name(rows.event[at]).unwrap_or("?")
+                )),
+            ]
+        } else {
+            let reason = if k == o.level + 1 {
+                why_not(&op, &rows, &idx, &o, k, input.dicts)
+            } else {
+                format!("step {} was not reached", k - 1)
+            };
+            vec![
+                Cell::Int(k as i64),
+                Cell::Str(step.label.clone()),
+                Cell::Str("not reached".into()),
+                Cell::Null,
+                Cell::Null,
+                Cell::Str(reason),
+            ]
+        };
+        t.rows.push(row);
+    }
+    Ok(t)
+}

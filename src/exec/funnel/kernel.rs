@@ -1,0 +1,230 @@
+//! The funnel kernel: one customer's rows in, the deepest step reached (and when) out.
+
+use crate::exec::funnel::{FunnelOp, FunnelPartial, funnel_group_bytes};
+use crate::exec::median::Samples;
+use crate::plan::Matcher;
+
+/// Which steps an event can match, by event id and by stage code: a row matches step k when
+/// bit k is set in both `event[id]` and `stage[code]` (exact for steps without a predicate).
+#[derive(Clone)]
+pub(in crate::exec) struct StepMasks {
+    event: Vec<u32>,
+    stage: [u32; 256],
+    stage_steps: bool,
+}
+
+impl StepMasks {
+    pub(in crate::exec) fn new(steps: &[Matcher], events: usize) -> Option<StepMasks> {
+        if steps.len() > 32 || steps.iter().any(Matcher::uses_props) {
+            return None;
+        }
+        let mut m = StepMasks {
+            event: vec![0; events],
+            stage: [0; 256],
+            stage_steps: steps.iter().any(|s| s.stage.is_some()),
+        };
+        for (k, step) in steps.iter().enumerate() {
+            let bit = 1u32 << k;
+            match &step.events {
+                None => m.event.iter_mut().for_each(|x| *x |= bit),
+                Some(ids) => {
+                    for &id in ids {
+                        if let Some(x) = m.event.get_mut(id as usize) {
+                            *x |= bit;
+                        }
+                    }
+                }
+            }
+            for (code, x) in m.stage.iter_mut().enumerate() {
+                if step.stage.is_none_or(|s| usize::from(s) == code) {
+                    *x |= bit;
+                }
+            }
+        }
+        Some(m)
+    }
+
+    /// True when a step names a stage (else every stage code has all bits and the stage
+    /// column is not decoded).
+    pub(in crate::exec) fn reads_stage(&self) -> bool {
+        self.stage_steps
+    }
+}
+
+/// One customer's rows for the funnel kernel: event id, timestamp and stage (0 when `stages`
+/// ends first), side by side — a `zip` whose `next` always inlines, so that timestamps decoded
+/// on demand are decoded inside the kernel's loop (the loop is the whole cost of a funnel).
+pub(in crate::exec) struct KernelRows<E, T, S> {
+    pub(in crate::exec) events: E,
+    pub(in crate::exec) ts: T,
+    pub(in crate::exec) stages: S,
+}
+
+impl<E: Iterator<Item = u32>, T: Iterator<Item = i64>, S: Iterator<Item = u8>> Iterator
+    for KernelRows<E, T, S>
+{
+    type Item = (u32, i64, u8);
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<(u32, i64, u8)> {
+        let e = self.events.next()?;
+        let t = self.ts.next()?;
+        Some((e, t, self.stages.next().unwrap_or(0)))
+    }
+}
+
+/// One customer's progress through an ordered funnel (the fast kernel): state arrays of `N` >
+/// steps levels, fed rows in (timestamp, sequence) order — in one call, or block by block for a
+/// customer whose rows span blocks — then finished into the partial.
+pub(in crate::exec) struct FunnelRun<const N: usize> {
+    /// settled[k] / fresh[k]: latest start of a chain at level k (i64::MIN, the identity of
+    /// `max`, when there is none; whether there is one is in `chains` and `dirty`, since every
+    /// i64 is a timestamp). With TIES STRICT a chain reached at timestamp t is `fresh` until
+    /// the timestamp changes: events at t extend only `settled` chains, so no two steps share
+    /// a timestamp.
+    settled: [i64; N],
+    fresh: [i64; N],
+    /// Levels with a settled chain.
+    chains: u64,
+    /// Levels with a fresh chain.
+    dirty: u64,
+    /// Time from the chain's start to each level's first reaching (set where `timed`).
+    times: [i64; N],
+    timed: u64,
+    level: usize,
+    group_ts: i64,
+    first_seen: bool,
+}
+
+/// The value of an empty slot in [`FunnelRun`] (not a marker: validity is kept in bits).
+pub(in crate::exec) const NONE: i64 = i64::MIN;
+
+impl<const N: usize> Default for FunnelRun<N> {
+    fn default() -> Self {
+        FunnelRun {
+            settled: [NONE; N],
+            fresh: [NONE; N],
+            chains: 0,
+            dirty: 0,
+            times: [0; N],
+            timed: 0,
+            level: 0,
+            group_ts: NONE,
+            first_seen: false,
+        }
+    }
+}
+
+impl<const N: usize> FunnelRun<N> {
+    /// Feeds the customer's next rows `(event, timestamp, stage)`; true once the funnel is
+    /// complete (later rows cannot change the customer's answer, and are not read).
+    #[inline(always)]
+    pub(in crate::exec) fn feed(
+        &mut self,
+        op: &FunnelOp<'_>,
+        m: &StepMasks,
+        rows: impl Iterator<Item = (u32, i64, u8)>,
+    ) -> bool {
+        let n = op.steps.len();
+        if self.level == n {
+            return true;
+        }
+        let strict = op.ties_strict;
+        let by_stage = m.reads_stage();
+        for (e, t, stage) in rows {
+            let mut mask = m.event.get(e as usize).copied().unwrap_or(0);
+            if mask != 0 && by_stage {
+                mask &= m.stage[usize::from(stage)];
+            }
+            if mask == 0 {
+                continue;
+            }
+            if strict && self.group_ts != t {
+                while self.dirty != 0 {
+                    let k = self.dirty.trailing_zeros() as usize;
+                    self.settled[k] = self.settled[k].max(self.fresh[k]);
+                    self.fresh[k] = NONE;
+                    self.chains |= 1 << k;
+                    self.dirty &= self.dirty - 1;
+                }
+                self.group_ts = t;
+            }
+            // Steps this event matches, highest first: level k reads level k - 1 before this
+            // event writes it, so every extension starts from a chain before this event.
+            let mut bits = mask;
+            while bits != 0 {
+                let k = 32 - bits.leading_zeros() as usize; // step k (bit k - 1)
+                bits &= !(1u32 << (k - 1));
+                let c = if k == 1 {
+                    if !op.in_range(t) {
+                        continue;
+                    }
+                    self.first_seen = true;
+                    t
+                } else {
+                    let s = self.settled[k - 1];
+                    if self.chains & (1 << (k - 1)) == 0 || !op.within(s, t) {
+                        continue;
+                    }
+                    s
+                };
+                if strict {
+                    self.fresh[k] = self.fresh[k].max(c);
+                    self.dirty |= 1 << k;
+                } else {
+                    self.settled[k] = self.settled[k].max(c);
+                    self.chains |= 1 << k;
+                }
+                if self.timed & (1 << k) == 0 {
+                    // c ≤ t, and t - c ≤ WITHIN (or 0 at step 1): no overflow.
+                    self.times[k] = t - c;
+                    self.timed |= 1 << k;
+                }
+                self.level = self.level.max(k);
+            }
+            if self.level == n {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Adds the customer (once it reached step 1) to `p`, for a funnel of `n` steps.
+    pub(in crate::exec) fn finish(&self, n: usize, p: &mut FunnelPartial) {
+        if !self.first_seen {
+            return;
+        }
+        let level = self.level;
+        let bytes = &mut p.bytes;
+        let entry = p.ungrouped.get_or_insert_with(|| {
+            *bytes += funnel_group_bytes(n + 1);
+            (vec![0; n + 1], vec![Samples::default(); n + 1])
+        });
+        entry.0[1..=level].iter_mut().for_each(|c| *c += 1);
+        // Step 1 has no time to convert (its row shows none): only steps 2.. keep samples.
+        if level >= 2 {
+            for (samples, &time) in entry.1[2..=level].iter_mut().zip(&self.times[2..=level]) {
+                samples.push(time);
+            }
+            p.bytes += 8 * (level - 1);
+        }
+    }
+}
+
+pub(in crate::exec) fn augment(
+    e: usize,
+    masks: &[u64],
+    owner: &mut [Option<usize>],
+    seen: &mut [bool],
+) -> bool {
+    for k in 0..owner.len() {
+        if masks[e] >> k & 1 == 1 && !seen[k] {
+            seen[k] = true;
+            if owner[k].is_none_or(|o| augment(o, masks, owner, seen)) {
+                owner[k] = Some(e);
+                return true;
+            }
+        }
+    }
+    false
+}

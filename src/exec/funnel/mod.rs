@@ -1,0 +1,712 @@
+//! FUNNEL: how far customers get through ordered (or unordered) steps, and how fast.
+
+pub(in crate::exec) mod explain;
+mod kernel;
+
+use crate::dict::Dicts;
+use crate::exec::funnel::kernel::{FunnelRun, KernelRows, StepMasks, augment};
+use crate::exec::labels::{customer_table, slot_label};
+use crate::exec::median::{Samples, medians_means};
+use crate::exec::operator::{HashMap, LazyOperator, Operator};
+use crate::exec::options::{Input, QueryError, QueryOptions};
+use crate::exec::prefilter::candidates;
+use crate::exec::range::on_day_boundary;
+use crate::exec::scan::{columns, passes, run_scans, scan_maybe_lazy};
+use crate::model::{Columns, PropType};
+use crate::plan::{CPred, Matcher, Resolver, slot};
+use crate::query::ParseError;
+use crate::query::ast::FunnelMode;
+use crate::result::{Cell, Table};
+use crate::segment::ColumnSet;
+use std::ops::Range;
+
+#[derive(Clone)]
+pub(in crate::exec) struct FunnelOp<'a> {
+    steps: Vec<Matcher>,
+    within: i64,
+    mode: FunnelMode,
+    ties_strict: bool,
+    /// (matcher, from, to) with 1-based steps.
+    excludes: Vec<(Matcher, usize, usize)>,
+    range: Option<(i64, i64)>,
+    filter: Option<CPred>,
+    by: Option<(u32, PropType)>,
+    dicts: &'a Dicts,
+    /// Distinct "highest reachable step" values a chain can have (exclusion caps), ascending;
+    /// the last is the number of steps.
+    caps: Vec<usize>,
+    /// Collect the customers of each level (for CUSTOMERS).
+    collect: bool,
+    /// Step masks by event id and stage, when every step is an event/stage test (no property
+    /// predicate): the fast ordered kernel's matchers.
+    masks: Option<StepMasks>,
+}
+
+/// Customers per level (index = level) and times to convert per step, of one group.
+pub(in crate::exec) type FunnelCounts = (Vec<u64>, Vec<Samples>);
+
+#[derive(Default)]
+pub(in crate::exec) struct FunnelPartial {
+    /// Per breakdown value slot (`None`: null, or no BY).
+    groups: HashMap<Option<u64>, FunnelCounts>,
+    /// With `collect`: customers by the level they reached (index = level).
+    levels: Vec<roaring::RoaringBitmap>,
+    /// The no-breakdown group of the fast kernel, kept out of `groups` so that a customer
+    /// costs no hash look-up; [`settle`](Self::settle) moves it in (merging does).
+    ungrouped: Option<FunnelCounts>,
+    /// Reused per-customer buffers (not part of the answer).
+    scratch: Scratch,
+    /// Reused per-customer outcome.
+    outcome: FunnelOutcome,
+    /// Heap bytes of `groups` and `levels` (for the memory budget).
+    bytes: usize,
+}
+
+impl FunnelPartial {
+    /// Moves `ungrouped` into `groups` (as the `None` group).
+    fn settle(&mut self) {
+        let Some((counts, times)) = self.ungrouped.take() else {
+            return;
+        };
+        add_counts(self.groups.entry(None), counts, times);
+    }
+}
+
+/// Adds one group's counts and time samples to `e` (moved in whole when `e` is new).
+pub(in crate::exec) fn add_counts(
+    e: std::collections::hash_map::Entry<'_, Option<u64>, FunnelCounts>,
+    counts: Vec<u64>,
+    times: Vec<Samples>,
+) {
+    use std::collections::hash_map::Entry;
+    match e {
+        Entry::Vacant(v) => {
+            v.insert((counts, times));
+        }
+        Entry::Occupied(mut o) => {
+            let e = o.get_mut();
+            for (x, y) in e.0.iter_mut().zip(counts) {
+                *x += y;
+            }
+            for (x, y) in e.1.iter_mut().zip(times) {
+                x.append(y);
+            }
+        }
+    }
+}
+
+/// Buffers reused across customers by one worker.
+#[derive(Default)]
+pub(in crate::exec) struct Scratch {
+    idx: Vec<usize>,
+    settled: Vec<Option<i64>>,
+    fresh: Vec<Option<i64>>,
+    cands: Vec<(usize, usize, i64)>,
+}
+
+/// Result of one customer: level reached and, per step, time to convert (µs).
+#[derive(Default)]
+pub struct FunnelOutcome {
+    /// Furthest step reached (0 = none).
+    pub level: usize,
+    /// Time from step 1 to step k on the earliest-completing chain, for k = 1..=level.
+    pub times: Vec<Option<i64>>,
+    /// The event (row index) that first completed step k.
+    pub at: Vec<Option<usize>>,
+}
+
+impl FunnelOp<'_> {
+    fn in_range(&self, ts: i64) -> bool {
+        self.range.is_none_or(|(lo, hi)| lo <= ts && ts < hi)
+    }
+
+    /// True when `t` is at most WITHIN after `s` (`s` ≤ `t`: rows come in time order), exact
+    /// for any two i64 timestamps.
+    #[inline(always)]
+    fn within(&self, s: i64, t: i64) -> bool {
+        t.wrapping_sub(s) as u64 <= self.within as u64
+    }
+
+    /// True when [`ordered_fast`](Self::ordered_fast) evaluates this funnel.
+    fn fast(&self) -> bool {
+        self.masks.is_some()
+            && self.mode == FunnelMode::Ordered
+            && self.excludes.is_empty()
+            && self.filter.is_none()
+            && self.by.is_none()
+            && !self.collect
+    }
+
+    fn caps(steps: usize, excludes: &[(Matcher, usize, usize)]) -> Vec<usize> {
+        let mut caps: Vec<usize> = excludes.iter().map(|e| e.2 - 1).chain([steps]).collect();
+        caps.sort_unstable();
+        caps.dedup();
+        caps
+    }
+
+    /// Evaluates one customer's (filtered) events, in (timestamp, sequence) order.
+    fn outcome(&self, rows: &Columns, idx: &[usize], scratch: &mut Scratch) -> FunnelOutcome {
+        let mut out = FunnelOutcome::default();
+        self.outcome_into(rows, idx, scratch, &mut out);
+        out
+    }
+
+    /// As [`outcome`](Self::outcome), reusing `out`'s allocations.
+    fn outcome_into(&self, rows: &Columns, idx: &[usize], scratch: &mut Scratch, out: &mut FunnelOutcome) {
+        let n = self.steps.len();
+        out.level = 0;
+        out.times.clear();
+        out.times.resize(n + 1, None);
+        out.at.clear();
+        out.at.resize(n + 1, None);
+        match self.mode {
+            FunnelMode::Unordered => self.unordered(rows, idx, out),
+            FunnelMode::Strict => self.strict(rows, idx, out),
+            FunnelMode::Ordered => self.ordered(rows, idx, out, scratch),
+        }
+    }
+
+    fn reach(out: &mut FunnelOutcome, k: usize, time: i64, at: usize) {
+        if out.times[k].is_none() {
+            out.times[k] = Some(time);
+            out.at[k] = Some(at);
+        }
+        out.level = out.level.max(k);
+    }
+
+    fn ordered(&self, rows: &Columns, idx: &[usize], out: &mut FunnelOutcome, scratch: &mut Scratch) {
+        let n = self.steps.len();
+        let caps = &self.caps;
+        let nc = caps.len();
+        // settled[k * nc + c]: latest start of a chain at level k (1-based) whose cap is
+        // caps[c]; fresh: chains whose last event has the current timestamp (TIES STRICT only).
+        let Scratch {
+            settled,
+            fresh,
+            cands,
+            ..
+        } = scratch;
+        settled.clear();
+        settled.resize((n + 1) * nc, None);
+        fresh.clear();
+        fresh.resize((n + 1) * nc, None);
+        let mut group_ts = None;
+        let max_into = |slot: &mut Option<i64>, s: i64| *slot = Some(slot.map_or(s, |x| x.max(s)));
+        for &i in idx {
+            let t = rows.ts[i];
+            if self.ties_strict && group_ts != Some(t) {
+                for (f, st) in fresh.iter_mut().zip(settled.iter_mut()) {
+                    if let Some(s) = f.take() {
+                        max_into(st, s);
+                    }
+                }
+                group_ts = Some(t);
+            }
+            cands.clear();
+            for k in (2..=n).rev() {
+                if !self.steps[k - 1].matches(rows, i, self.dicts) {
+                    continue;
+                }
+                for (c, &cap) in caps.iter().enumerate() {
+                    if cap < k {
+                        continue;
+                    }
+                    if let Some(s) = settled[(k - 1) * nc + c]
+                        && self.within(s, t)
+                    {
+                        cands.push((k, c, s));
+                    }
+                }
+            }
+            if self.in_range(t) && self.steps[0].matches(rows, i, self.dicts) {
+                cands.push((1, nc - 1, t));
+            }
+            // Exclusions hit by this event poison chains it lies strictly inside.
+            for (m, from, to) in &self.excludes {
+                if !m.matches(rows, i, self.dicts) {
+                    continue;
+                }
+                let cap = caps.iter().position(|&c| c == to - 1).unwrap_or(0);
+                for layer in [&mut *settled, &mut *fresh] {
+                    for k in *from..*to {
+                        for c in (cap + 1)..nc {
+                            if let Some(s) = layer[k * nc + c].take() {
+                                max_into(&mut layer[k * nc + cap], s);
+                            }
+                        }
+                    }
+                }
+                for cand in cands.iter_mut() {
+                    if *from < cand.0 && cand.0 < *to && cand.1 > cap {
+                        cand.1 = cap;
+                    }
+                }
+            }
+            let target = if self.ties_strict {
+                &mut *fresh
+            } else {
+                &mut *settled
+            };
+            for &(k, c, s) in cands.iter() {
+                max_into(&mut target[k * nc + c], s);
+            }
+            // Time to convert: the first event completing step k, from the latest start.
+            for &(k, _, s) in cands.iter() {
+                let best = cands.iter().filter(|c| c.0 == k).map(|c| c.2).max().unwrap_or(s);
+                Self::reach(out, k, t - best, i);
+            }
+        }
+    }
+
+    /// The ordered funnel without exclusions, filter, breakdown or drill-down, on step masks:
+    /// the same chains as [`ordered`](Self::ordered) (one cap, so at most one candidate per
+    /// level), without its general bookkeeping. Adds the customer to `p`.
+    fn ordered_fast(&self, m: &StepMasks, p: &mut FunnelPartial, rows: &Columns, r: Range<usize>) {
+        let events = rows.event.get(r.clone()).unwrap_or(&[]).iter().copied();
+        let ts = rows.ts.get(r.clone()).unwrap_or(&[]).iter().copied();
+        if m.reads_stage() {
+            let stages = rows.stage.get(r).unwrap_or(&[]).iter().copied();
+            self.ordered_fast_rows(m, p, KernelRows { events, ts, stages });
+        } else {
+            let stages = std::iter::empty();
+            self.ordered_fast_rows(m, p, KernelRows { events, ts, stages });
+        }
+    }
+
+    /// [`ordered_fast`](Self::ordered_fast) on one customer's rows, read only until the funnel
+    /// is complete.
+    fn ordered_fast_rows(
+        &self,
+        m: &StepMasks,
+        p: &mut FunnelPartial,
+        rows: impl Iterator<Item = (u32, i64, u8)>,
+    ) {
+        // Per-customer state sized for the steps (a funnel of 2–3 steps keeps 3 × 4 words, not
+        // 3 × 33, to set up per customer).
+        match self.steps.len() {
+            0..=3 => self.ordered_fast_n::<4>(m, p, rows),
+            4..=7 => self.ordered_fast_n::<8>(m, p, rows),
+            _ => self.ordered_fast_n::<33>(m, p, rows),
+        }
+    }
+
+    /// [`ordered_fast_rows`](Self::ordered_fast_rows) with state arrays of `N` > steps levels.
+    fn ordered_fast_n<const N: usize>(
+        &self,
+        m: &StepMasks,
+        p: &mut FunnelPartial,
+        rows: impl Iterator<Item = (u32, i64, u8)>,
+    ) {
+        let mut run = FunnelRun::<N>::default();
+        run.feed(self, m, rows);
+        run.finish(self.steps.len(), p);
+    }
+
+    fn strict(&self, rows: &Columns, idx: &[usize], out: &mut FunnelOutcome) {
+        let n = self.steps.len();
+        // cur[k] = (start, cap) of the chain at level k ending at the previous event (chains
+        // are consecutive events, so there is at most one); `cap` is the highest level it may
+        // still reach given the excluded events among its own steps.
+        let mut cur = vec![None::<(i64, usize)>; n + 1];
+        let mut next = vec![None::<(i64, usize)>; n + 1];
+        let mut prev_ts = None;
+        for &i in idx {
+            let t = rows.ts[i];
+            for x in next.iter_mut() {
+                *x = None;
+            }
+            let tie_ok = !self.ties_strict || prev_ts.is_none_or(|p| p < t);
+            for k in 2..=n {
+                if let Some((s, cap)) = cur[k - 1]
+                    && k <= cap
+                    && tie_ok
+                    && self.within(s, t)
+                    && self.steps[k - 1].matches(rows, i, self.dicts)
+                {
+                    let mut cap = cap;
+                    for (m, from, to) in &self.excludes {
+                        if *from < k && k < *to && m.matches(rows, i, self.dicts) {
+                            cap = cap.min(to - 1);
+                        }
+                    }
+                    next[k] = Some((s, cap));
+                    Self::reach(out, k, t - s, i);
+                }
+            }
+            if self.in_range(t) && self.steps[0].matches(rows, i, self.dicts) {
+                next[1] = Some((t, n));
+                Self::reach(out, 1, 0, i);
+            }
+            std::mem::swap(&mut cur, &mut next);
+            prev_ts = Some(t);
+        }
+    }
+
+    fn unordered(&self, rows: &Columns, idx: &[usize], out: &mut FunnelOutcome) {
+        let n = self.steps.len();
+        let masks: Vec<u64> = idx
+            .iter()
+            .map(|&i| {
+                let mut m = 0u64;
+                for (k, s) in self.steps.iter().enumerate() {
+                    if s.matches(rows, i, self.dicts) {
+                        m |= 1 << k;
+                    }
+                }
+                m
+            })
+            .collect();
+        // The window [ta, ta + within] of start a slides forward with a: events [a, hi) are in
+        // it, kept as counts per distinct step mask, so each event enters and leaves once.
+        // A maximum matching depends only on those counts, each capped at n (at most n events
+        // can be matched), so its cost per start does not grow with the window.
+        let mut counts: Vec<(u64, usize)> = Vec::new();
+        let mut hi = 0;
+        let mut nodes: Vec<u64> = Vec::new();
+        let mut owner: Vec<Option<usize>> = vec![None; n];
+        let mut seen = vec![false; n];
+        for a in 0..idx.len() {
+            let ta = rows.ts[idx[a]];
+            while hi < idx.len() && self.within(ta, rows.ts[idx[hi]]) {
+                if masks[hi] != 0 {
+                    match counts.iter_mut().find(|(m, _)| *m == masks[hi]) {
+                        Some((_, c)) => *c += 1,
+                        None => counts.push((masks[hi], 1)),
+                    }
+                }
+                hi += 1;
+            }
+            if masks[a] != 0 && self.in_range(ta) {
+                // Event a first: Kuhn's algorithm keeps matched events matched, so a stays in.
+                nodes.clear();
+                nodes.push(masks[a]);
+                for &(m, c) in &counts {
+                    let c = if m == masks[a] { c - 1 } else { c };
+                    nodes.extend(std::iter::repeat_n(m, c.min(n)));
+                }
+                owner.iter_mut().for_each(|o| *o = None);
+                let mut size = 0;
+                for b in 0..nodes.len() {
+                    seen.iter_mut().for_each(|s| *s = false);
+                    if augment(b, &nodes, &mut owner, &mut seen) {
+                        size += 1;
+                    }
+                    if size == n {
+                        break;
+                    }
+                }
+                for k in 1..=size {
+                    out.times[k].get_or_insert(0);
+                }
+                out.level = out.level.max(size);
+                if size == n {
+                    break;
+                }
+            }
+            if masks[a] != 0
+                && let Some(p) = counts.iter().position(|(m, _)| *m == masks[a])
+            {
+                counts[p].1 -= 1;
+                if counts[p].1 == 0 {
+                    counts.swap_remove(p);
+                }
+            }
+        }
+        for t in out.times.iter_mut() {
+            *t = None;
+        }
+    }
+}
+
+impl Operator for FunnelOp<'_> {
+    type Partial = FunnelPartial;
+
+    fn customer(&self, p: &mut FunnelPartial, rows: &Columns, r: Range<usize>) {
+        if let Some(m) = &self.masks
+            && self.fast()
+        {
+            return self.ordered_fast(m, p, rows, r);
+        }
+        let mut idx = std::mem::take(&mut p.scratch.idx);
+        idx.clear();
+        idx.extend(r.filter(|&i| passes(&self.filter, rows, i, self.dicts)));
+        let first = idx
+            .iter()
+            .copied()
+            .find(|&i| self.in_range(rows.ts[i]) && self.steps[0].matches(rows, i, self.dicts));
+        let Some(first) = first else {
+            p.scratch.idx = idx;
+            return;
+        };
+        let group = self.by.and_then(|(id, _)| slot(rows, id, first));
+        let mut o = std::mem::take(&mut p.outcome);
+        self.outcome_into(rows, &idx, &mut p.scratch, &mut o);
+        p.scratch.idx = idx;
+        let n = self.steps.len();
+        if self.collect {
+            p.levels.resize_with(n + 1, Default::default);
+            p.levels[o.level].insert(rows.cid[first]);
+            // An array container holds 2 bytes per customer; a bitmap container less.
+            p.bytes += 2;
+        }
+        let bytes = &mut p.bytes;
+        let entry = p.groups.entry(group).or_insert_with(|| {
+            *bytes += funnel_group_bytes(n + 1);
+            (vec![0; n + 1], vec![Samples::default(); n + 1])
+        });
+        for k in 1..=o.level {
+            entry.0[k] += 1;
+            // Step 1 has no time to convert (its row shows none).
+            if k >= 2
+                && let Some(t) = o.times[k]
+            {
+                entry.1[k].push(t);
+                p.bytes += 8;
+            }
+        }
+        p.outcome = o;
+    }
+
+    fn footprint(&self, p: &FunnelPartial) -> usize {
+        p.bytes
+    }
+
+    fn merge(&self, a: &mut FunnelPartial, mut b: FunnelPartial) {
+        a.settle();
+        b.settle();
+        a.bytes += b.bytes;
+        if a.levels.len() < b.levels.len() {
+            a.levels.resize_with(b.levels.len(), Default::default);
+        }
+        for (x, y) in a.levels.iter_mut().zip(b.levels) {
+            *x |= y;
+        }
+        for (g, (counts, times)) in b.groups {
+            add_counts(a.groups.entry(g), counts, times);
+        }
+    }
+}
+
+/// Lazily: funnels of up to 7 steps on the fast kernel that read no stage.
+impl LazyOperator for FunnelOp<'_> {
+    type State = FunnelRun<8>;
+
+    fn lazy(&self) -> bool {
+        self.fast() && self.steps.len() < 8 && self.masks.as_ref().is_some_and(|m| !m.reads_stage())
+    }
+
+    fn feed(
+        &self,
+        s: &mut FunnelRun<8>,
+        events: impl Iterator<Item = u32>,
+        ts: impl Iterator<Item = i64>,
+    ) -> bool {
+        let Some(m) = &self.masks else {
+            return true;
+        };
+        let stages = std::iter::empty();
+        s.feed(self, m, KernelRows { events, ts, stages })
+    }
+
+    fn end(&self, p: &mut FunnelPartial, s: &FunnelRun<8>) {
+        s.finish(self.steps.len(), p);
+    }
+}
+
+/// Heap bytes of one funnel group with `levels` levels (counts, sample vectors, map entry).
+pub(in crate::exec) fn funnel_group_bytes(levels: usize) -> usize {
+    64 + levels * (8 + 24)
+}
+
+/// What a CUSTOMERS drill-down wants from a funnel: step, DROPPED, LIMIT.
+pub(in crate::exec) type FunnelDrill = (usize, bool, Option<u64>);
+
+pub(in crate::exec) fn funnel(
+    f: &crate::query::ast::Funnel,
+    text: &str,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+    drill: Option<FunnelDrill>,
+) -> Result<Table, QueryError> {
+    let res = Resolver::new(input.dicts, text, f.common.tz.as_ref())?;
+    if f.mode == FunnelMode::Unordered
+        && let Some(x) = f.excludes.first()
+    {
+        return Err(ParseError::new(x.span, "EXCLUDE is not supported with MODE UNORDERED").into());
+    }
+    let op = FunnelOp {
+        collect: drill.is_some(),
+        ..funnel_op(f, &res, input)?
+    };
+    let mut only = candidates(&op.steps[0], input.bitmaps, op.range);
+    // Customers with a step-1 event in range but no step-2 event at all stop at level 1: the
+    // bitmaps count them exactly (step 1 without a property predicate, a whole-day range, no
+    // WHERE, BY or exclusions), and only the others are scanned.
+    let prunable = !op.collect
+        && op.by.is_none()
+        && op.filter.is_none()
+        && op.excludes.is_empty()
+        && matches!(op.mode, FunnelMode::Ordered | FunnelMode::Strict)
+        && op.steps.len() >= 2
+        && op.steps[0].filter.is_none()
+        && op
+            .range
+            .is_none_or(|(x, y)| on_day_boundary(x) && on_day_boundary(y));
+    let mut stop_at_one = 0;
+    if prunable && let (Some(first), Some(second)) = (&only, candidates(&op.steps[1], input.bitmaps, None)) {
+        let scan = first & &second;
+        stop_at_one = first.len() - scan.len();
+        only = Some(scan);
+    }
+    let props = op.filter.is_some()
+        || op.by.is_some()
+        || op.steps.iter().any(Matcher::uses_props)
+        || op.excludes.iter().any(|x| x.0.uses_props());
+    // The fast kernel reads the stage column only for a stage step.
+    let stage = !op.fast() || op.steps.iter().any(|s| s.stage.is_some());
+    funnel_run(
+        f,
+        op,
+        input,
+        opts,
+        drill,
+        (only, stop_at_one),
+        ColumnSet {
+            stage,
+            ..columns(props)
+        },
+    )
+}
+
+pub(in crate::exec) fn funnel_op<'a>(
+    f: &crate::query::ast::Funnel,
+    res: &Resolver<'_>,
+    input: &Input<'a>,
+) -> Result<FunnelOp<'a>, QueryError> {
+    let excludes: Vec<(Matcher, usize, usize)> = f
+        .excludes
+        .iter()
+        .map(|x| Ok((res.step(&x.step)?, x.from, x.to)))
+        .collect::<Result<_, ParseError>>()?;
+    Ok(FunnelOp {
+        collect: false,
+        caps: FunnelOp::caps(f.steps.len(), &excludes),
+        excludes,
+        steps: f.steps.iter().map(|s| res.step(s)).collect::<Result<_, _>>()?,
+        within: f.within_us,
+        mode: f.mode,
+        ties_strict: f.ties_strict,
+        range: res.range(&f.common.range)?,
+        filter: f.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
+        by: f
+            .by
+            .as_ref()
+            .map(|(name, span)| res.prop(name, *span))
+            .transpose()?,
+        dicts: input.dicts,
+        masks: None,
+    })
+    .map(|mut op| {
+        op.masks = StepMasks::new(&op.steps, input.dicts.events.len());
+        op
+    })
+}
+
+pub(in crate::exec) fn funnel_run(
+    f: &crate::query::ast::Funnel,
+    op: FunnelOp<'_>,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+    drill: Option<FunnelDrill>,
+    (only, stop_at_one): (Option<roaring::RoaringBitmap>, u64),
+    set: ColumnSet,
+) -> Result<Table, QueryError> {
+    let mut p = run_scans(&op, input, set, opts, only, scan_maybe_lazy::<FunnelOp<'_>>)?;
+    p.settle();
+    if stop_at_one > 0 {
+        let n = op.steps.len();
+        let e = p
+            .groups
+            .entry(None)
+            .or_insert_with(|| (vec![0; n + 1], vec![Samples::default(); n + 1]));
+        e.0[1] += stop_at_one;
+    }
+    if let Some((k, dropped, limit)) = drill {
+        p.levels.resize_with(op.steps.len() + 1, Default::default);
+        let set = if dropped {
+            p.levels[k - 1].clone()
+        } else {
+            p.levels[k..]
+                .iter()
+                .fold(roaring::RoaringBitmap::new(), |acc, b| acc | b)
+        };
+        return Ok(customer_table(&set, input.dicts, limit, opts.rows_max));
+    }
+    let mut cols = vec![
+        "step",
+        "event",
+        "customers",
+        "conversion_from_previous",
+        "conversion_from_first",
+        "median_time_to_convert_s",
+        "mean_time_to_convert_s",
+    ];
+    if f.by.is_some() {
+        cols.insert(0, "group");
+    }
+    let mut t = Table::new(&cols);
+    let n = op.steps.len();
+    if p.groups.is_empty() && f.by.is_none() {
+        p.groups
+            .insert(None, (vec![0; n + 1], vec![Samples::default(); n + 1]));
+    }
+    let by_ty = op.by.map_or(PropType::Str, |b| b.1);
+    let mut groups: Vec<(String, FunnelCounts)> = p
+        .groups
+        .into_iter()
+        .map(|(g, v)| (slot_label(g, by_ty, input.dicts), v))
+        .collect();
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    // Medians and means of every (group, step ≥ 2), on the query's threads: selecting the
+    // median of a few hundred thousand samples per step is the serial tail of a funnel.
+    let mut stats = medians_means(
+        groups
+            .iter()
+            .flat_map(|(_, (_, times))| times.iter().skip(2))
+            .collect(),
+        opts.threads,
+    )?
+    // One per (group, step ≥ 2), in the order the rows are built.
+    .into_iter();
+    for (g, (counts, _)) in &groups {
+        for k in 1..=n {
+            let c = counts[k];
+            let rate = |d: u64| {
+                if d == 0 {
+                    Cell::Null
+                } else {
+                    Cell::Rate(c as f64 / d as f64)
+                }
+            };
+            let (med, mean) = if k == 1 {
+                (Cell::Null, Cell::Null)
+            } else {
+                stats.next().unwrap_or((Cell::Null, Cell::Null))
+            };
+            let mut row = vec![
+                Cell::Int(k as i64),
+                Cell::Str(op.steps[k - 1].label.clone()),
+                Cell::Int(c as i64),
+                if k == 1 { Cell::Null } else { rate(counts[k - 1]) },
+                rate(counts[1]),
+                med,
+                mean,
+            ];
+            if f.by.is_some() {
+                row.insert(0, Cell::Str(g.clone()));
+            }
+            t.rows.push(row);
+        }
+    }
+    Ok(t)
+}

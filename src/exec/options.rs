@@ -1,0 +1,99 @@
+//! What a query is given and how it can fail: the per-query options, the snapshot's
+//! input, and the error type.
+//!
+//! Uses only crate modules below the executor (dict, index, compaction, query, error).
+
+use crate::compaction::Source;
+use crate::dict::Dicts;
+use crate::limits;
+use crate::query::ParseError;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// Why a query failed after parsing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// The text is not a valid query, or names something unknown (span + message).
+    #[error("{0}")]
+    Parse(#[from] ParseError),
+    /// The query was cancelled.
+    #[error("query cancelled")]
+    Cancelled,
+    /// A query worker stopped on a bug (a panic); the message is the panic's. No partial
+    /// answer is returned.
+    #[error("internal error in a query worker: {0} (a bug in journeydb: please report it)")]
+    Internal(String),
+    /// The result would exceed the row cap.
+    #[error("result exceeds {0} rows (raise the cap or narrow the query)")]
+    TooManyRows(usize),
+    /// The query's working state grew past its memory budget.
+    #[error(
+        "query needs more than its memory budget of {} (raise QueryOptions::memory_max, `.memory` in the shell, or narrow the query)",
+        human_bytes(*.0)
+    )]
+    MemoryExceeded(usize),
+    /// Reading data failed.
+    #[error(transparent)]
+    File(#[from] crate::file::FileError),
+    /// A statement that changes the database failed.
+    #[error(transparent)]
+    Storage(#[from] crate::error::Error),
+}
+
+/// `1536` → `1.5 KiB`.
+pub fn human_bytes(n: usize) -> String {
+    let units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut x = n as f64;
+    let mut u = 0;
+    while x >= 1024.0 && u + 1 < units.len() {
+        x /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} bytes")
+    } else {
+        format!("{x:.1} {}", units[u])
+    }
+}
+
+/// Per-query options.
+#[derive(Clone, Debug)]
+pub struct QueryOptions {
+    /// Set to true from another thread to cancel.
+    pub cancel: Arc<AtomicBool>,
+    /// Largest result.
+    pub rows_max: usize,
+    /// Budget in bytes for the query's working state (per-group aggregates, time-to-convert
+    /// samples, percentile values, one customer's rows held across blocks, result rows),
+    /// summed over all worker threads. Decoded blocks (at most one per source per worker) are
+    /// not counted. Exceeding it stops the query with [`QueryError::MemoryExceeded`].
+    pub memory_max: usize,
+    /// Worker threads (0 = available parallelism).
+    pub threads: usize,
+}
+
+impl Default for QueryOptions {
+    fn default() -> Self {
+        QueryOptions {
+            cancel: Arc::new(AtomicBool::new(false)),
+            rows_max: limits::RESULT_ROWS_MAX,
+            memory_max: limits::QUERY_MEMORY_DEFAULT,
+            threads: 0,
+        }
+    }
+}
+
+/// What a query needs from a snapshot.
+pub struct Input<'a> {
+    /// Sorted sources in sequence order.
+    pub sources: Vec<Source>,
+    /// Dictionaries.
+    pub dicts: &'a Dicts,
+    /// Number of customer ids (upper bound of internal ids).
+    pub customers: u32,
+    /// Smallest and largest timestamp present (None when empty).
+    pub ts_range: Option<(i64, i64)>,
+    /// The union of the sources' bitmap indices.
+    pub bitmaps: &'a crate::index::Bitmaps,
+}

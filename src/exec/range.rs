@@ -1,0 +1,50 @@
+//! The time range a statement reads: the data's range, whole-day tests for index shortcuts,
+//! and buckets over all history.
+
+use super::options::QueryError;
+use crate::exec::options::Input;
+use crate::limits;
+use crate::model;
+use crate::plan::Buckets;
+use crate::query::ast::Period;
+use crate::query::{ParseError, Span};
+use std::ops::Range;
+
+/// True when `(lo, hi)` selects whole UTC days of the data: each end on a day boundary or beyond
+/// the data (so that per-day indices answer exactly). False for an empty database.
+pub(super) fn whole_days(input: &Input<'_>, (lo, hi): (i64, i64)) -> bool {
+    let Some((dmin, dmax)) = input.ts_range else {
+        return false;
+    };
+    (on_day_boundary(lo) || lo <= dmin) && (on_day_boundary(hi) || hi > dmax)
+}
+
+/// True when `t` starts a UTC day.
+pub(super) fn on_day_boundary(t: i64) -> bool {
+    t.rem_euclid(model::DAY_US) == 0
+}
+
+pub(super) fn data_range(input: &Input<'_>, range: Option<(i64, i64)>) -> (i64, i64) {
+    match (range, input.ts_range) {
+        (Some(r), _) => r,
+        (None, Some((lo, hi))) => (lo, hi.saturating_add(1)),
+        (None, None) => (0, 1),
+    }
+}
+
+/// Buckets covering all history and the range, and the reported index range.
+pub(super) fn history_buckets(
+    input: &Input<'_>,
+    range: Option<(i64, i64)>,
+    period: Period,
+    tz: &jiff::tz::TimeZone,
+) -> Result<(Buckets, Range<usize>), QueryError> {
+    let (lo, hi) = data_range(input, range);
+    let start = input.ts_range.map_or(lo, |(a, _)| a.min(lo));
+    let end = input.ts_range.map_or(hi, |(_, b)| (b + 1).max(hi));
+    let buckets = Buckets::new(start, end, 0, period, tz, limits::BUCKETS_MAX)
+        .map_err(|m| ParseError::new(Span::default(), m))?;
+    let first = buckets.index(lo).unwrap_or(0);
+    let last = buckets.index(hi - 1).map_or(buckets.len(), |i| i + 1);
+    Ok((buckets, first..last))
+}

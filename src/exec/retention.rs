@@ -1,0 +1,278 @@
+//! RETENTION: of the customers who started in a cohort, who came back in each later period.
+
+use crate::dict::Dicts;
+use crate::exec::labels::customer_table;
+use crate::exec::operator::Operator;
+use crate::exec::options::{Input, QueryError, QueryOptions};
+use crate::exec::prefilter::{candidates, step_days};
+use crate::exec::range::on_day_boundary;
+use crate::exec::scan::{columns, passes, run_filtered};
+use crate::model::Columns;
+use crate::plan::{Buckets, CPred, Matcher, Resolver};
+use crate::query::ast::{Cohorting, Period};
+use crate::query::{ParseError, Span};
+use crate::result::{Cell, Table};
+use crate::{limits, model};
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+pub(super) struct RetentionOp<'a> {
+    start: Matcher,
+    ret: Matcher,
+    buckets: Buckets,
+    periods: usize,
+    cohorting: Cohorting,
+    on_or_after: bool,
+    range: Option<(i64, i64)>,
+    filter: Option<CPred>,
+    dicts: &'a Dicts,
+    /// Collect the customers of this (cohort bucket, offset) cell.
+    collect: Option<(usize, usize)>,
+}
+
+/// (cohort bucket) -> (cohort size, customers per offset), and the customers of the cell being
+/// drilled into (if any).
+pub(super) type RetentionPartial = (BTreeMap<usize, (u64, Vec<u64>)>, roaring::RoaringBitmap);
+
+impl Operator for RetentionOp<'_> {
+    type Partial = RetentionPartial;
+
+    fn customer(&self, p: &mut RetentionPartial, rows: &Columns, r: Range<usize>) {
+        let cid = rows.cid[r.start];
+        let mut cohorts: Vec<usize> = Vec::new();
+        let mut returns: Vec<usize> = Vec::new();
+        let mut first_seen = false;
+        for i in r {
+            if !passes(&self.filter, rows, i, self.dicts) {
+                continue;
+            }
+            let t = rows.ts[i];
+            if self.start.matches(rows, i, self.dicts) {
+                let in_range = self.range.is_none_or(|(lo, hi)| lo <= t && t < hi);
+                match self.cohorting {
+                    Cohorting::FirstTime => {
+                        if !first_seen {
+                            first_seen = true;
+                            if in_range && let Some(b) = self.buckets.index(t) {
+                                cohorts.push(b);
+                            }
+                        }
+                    }
+                    Cohorting::Recurring => {
+                        if in_range && let Some(b) = self.buckets.index(t) {
+                            cohorts.push(b);
+                        }
+                    }
+                }
+            }
+            if self.ret.matches(rows, i, self.dicts)
+                && let Some(b) = self.buckets.index(t)
+            {
+                returns.push(b);
+            }
+        }
+        cohorts.sort_unstable();
+        cohorts.dedup();
+        returns.sort_unstable();
+        returns.dedup();
+        for c in cohorts {
+            let e = p.0.entry(c).or_insert_with(|| (0, vec![0; self.periods + 1]));
+            e.0 += 1;
+            for k in 0..=self.periods {
+                let hit = if self.on_or_after {
+                    returns.last().is_some_and(|&last| last >= c + k)
+                } else {
+                    returns.binary_search(&(c + k)).is_ok()
+                };
+                if hit {
+                    e.1[k] += 1;
+                    if self.collect == Some((c, k)) {
+                        p.1.insert(cid);
+                    }
+                }
+            }
+        }
+    }
+
+    fn footprint(&self, p: &RetentionPartial) -> usize {
+        // The drill-down bitmap (one cell's customers) is bounded by customers / 8 bytes.
+        p.0.len() * (64 + 8 * (self.periods + 1))
+    }
+
+    fn merge(&self, a: &mut RetentionPartial, b: RetentionPartial) {
+        a.1 |= b.1;
+        for (c, (size, counts)) in b.0 {
+            let e = a.0.entry(c).or_insert_with(|| (0, vec![0; counts.len()]));
+            e.0 += size;
+            for (x, y) in e.1.iter_mut().zip(counts) {
+                *x += y;
+            }
+        }
+    }
+}
+
+/// RETENTION of event names or stages, without a filter, in UTC buckets of a day or longer and
+/// a whole-day range, as bitmap algebra over the per (event, day) and (stage, day) indices:
+/// first-time cohorts are each day's starters minus everyone who started before. `None` when
+/// the query or a segment does not qualify (then it is scanned).
+pub(super) fn retention_from_bitmaps(op: &RetentionOp<'_>, input: &Input<'_>) -> Option<RetentionPartial> {
+    use roaring::RoaringBitmap;
+    let utc = op.buckets.tz == jiff::tz::TimeZone::UTC;
+    if op.filter.is_some() || !utc || op.buckets.period == Period::Hour {
+        return None;
+    }
+    if op
+        .range
+        .is_some_and(|(x, y)| !on_day_boundary(x) || !on_day_boundary(y))
+    {
+        return None;
+    }
+    // Starters and returners per day.
+    let starts = step_days(&op.start, input)?;
+    let rets = step_days(&op.ret, input)?;
+    let bucket = |d: i32| op.buckets.index(model::first_instant_of_day(d));
+    let in_range = |d: i32| {
+        op.range
+            .is_none_or(|(x, y)| x <= i64::from(d) * model::DAY_US && i64::from(d) * model::DAY_US < y)
+    };
+    // Cohorts.
+    let mut cohorts: BTreeMap<usize, RoaringBitmap> = BTreeMap::new();
+    let mut seen = RoaringBitmap::new();
+    for (&d, b) in &starts {
+        let members = match op.cohorting {
+            Cohorting::FirstTime => {
+                let first = b - &seen;
+                seen |= b;
+                first
+            }
+            Cohorting::Recurring => b.clone(),
+        };
+        if members.is_empty() || !in_range(d) {
+            continue;
+        }
+        *cohorts.entry(bucket(d)?).or_default() |= members;
+    }
+    // Returners per bucket, and (for ON_OR_AFTER) from each bucket on.
+    let n = op.buckets.len();
+    let mut per_bucket = vec![RoaringBitmap::new(); n];
+    for (&d, b) in &rets {
+        if let Some(k) = bucket(d) {
+            per_bucket[k] |= b;
+        }
+    }
+    if op.on_or_after {
+        for k in (0..n.saturating_sub(1)).rev() {
+            let later = per_bucket[k + 1].clone();
+            per_bucket[k] |= later;
+        }
+    }
+    let mut out: RetentionPartial = Default::default();
+    for (c, members) in cohorts {
+        let mut counts = vec![0u64; op.periods + 1];
+        for (k, slot) in counts.iter_mut().enumerate() {
+            if let Some(r) = per_bucket.get(c + k) {
+                *slot = members.intersection_len(r);
+                if op.collect == Some((c, k)) {
+                    out.1 = &members & r;
+                }
+            }
+        }
+        out.0.insert(c, (members.len(), counts));
+    }
+    Some(out)
+}
+
+/// What a CUSTOMERS drill-down wants from a retention query: cohort time, offset, LIMIT.
+pub(super) type RetentionDrill<'q> = (&'q crate::query::ast::TimeLit, u32, Option<u64>);
+
+pub(super) fn retention(
+    r: &crate::query::ast::Retention,
+    text: &str,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+    drill: Option<RetentionDrill<'_>>,
+) -> Result<Table, QueryError> {
+    let res = Resolver::new(input.dicts, text, r.common.tz.as_ref())?;
+    let range = res.range(&r.common.range)?;
+    // Buckets cover all history (first-time cohorts look at all of it) plus the offsets.
+    let (lo, hi) = match (input.ts_range, range) {
+        (Some((a, b)), Some((x, y))) => (a.min(x), b.saturating_add(1).max(y)),
+        (Some((a, b)), None) => (a, b.saturating_add(1)),
+        (None, Some(r)) => r,
+        (None, None) => (0, 1),
+    };
+    let buckets = Buckets::new(lo, hi, r.periods as usize, r.period, &res.tz, limits::BUCKETS_MAX)
+        .map_err(|m| ParseError::new(Span::default(), m))?;
+    let op = RetentionOp {
+        start: res.step(&r.start)?,
+        ret: res.step(&r.ret)?,
+        periods: r.periods as usize,
+        cohorting: r.cohorting,
+        on_or_after: r.on_or_after,
+        range,
+        filter: r.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
+        dicts: input.dicts,
+        collect: match drill {
+            Some((when, k, _)) => {
+                let ts = res.time(when)?;
+                let span = match when {
+                    crate::query::ast::TimeLit::Text(_, s) | crate::query::ast::TimeLit::UnixMs(_, s) => *s,
+                };
+                let b = buckets
+                    .index(ts)
+                    .ok_or_else(|| ParseError::new(span, "no cohort bucket holds this time"))?;
+                Some((b, k as usize))
+            }
+            None => None,
+        },
+        buckets,
+    };
+    let p = match retention_from_bitmaps(&op, input) {
+        Some(p) => p,
+        None => {
+            let only = candidates(&op.start, input.bitmaps, None);
+            let props = op.filter.is_some() || op.start.uses_props() || op.ret.uses_props();
+            run_filtered(&op, input, columns(props), opts, only)?
+        }
+    };
+    if let Some((_, _, limit)) = drill {
+        return Ok(customer_table(&p.1, input.dicts, limit, opts.rows_max));
+    }
+    let p = p.0;
+    let latest = input.ts_range.map_or(i64::MIN, |x| x.1);
+    let complete = |b: usize| op.buckets.starts.get(b + 1).is_some_and(|&end| end <= latest);
+    let mut t = Table::new(&["cohort", "period", "cohort_size", "customers", "rate", "complete"]);
+    let mut mean: Vec<(u64, u64)> = vec![(0, 0); op.periods + 1];
+    for (c, (size, counts)) in &p {
+        for (k, &n) in counts.iter().enumerate() {
+            let done = complete(c + k);
+            if done {
+                mean[k].0 += size;
+                mean[k].1 += n;
+            }
+            t.rows.push(vec![
+                Cell::Str(op.buckets.label(*c)),
+                Cell::Int(k as i64),
+                Cell::Int(*size as i64),
+                Cell::Int(n as i64),
+                Cell::Rate(n as f64 / *size as f64),
+                Cell::Bool(done),
+            ]);
+        }
+    }
+    for (k, (size, n)) in mean.iter().enumerate() {
+        t.rows.push(vec![
+            Cell::Str("mean".into()),
+            Cell::Int(k as i64),
+            Cell::Int(*size as i64),
+            Cell::Int(*n as i64),
+            if *size == 0 {
+                Cell::Null
+            } else {
+                Cell::Rate(*n as f64 / *size as f64)
+            },
+            Cell::Bool(true),
+        ]);
+    }
+    Ok(t)
+}

@@ -1,0 +1,150 @@
+//! STICKINESS: how many customers were active on exactly n days (or weeks, …) of the range.
+//! It counts events inside `FROM..TO` only.
+
+use super::operator::Operator;
+use super::options::{Input, QueryError, QueryOptions};
+use super::scan::{columns, passes, run};
+use crate::dict::Dicts;
+use crate::limits;
+use crate::model::{self, Columns};
+use crate::plan::{Buckets, CPred, Matcher, Resolver};
+use crate::query::ast::{Period, Stickiness};
+use crate::query::{ParseError, Span};
+use crate::result::{Cell, Table};
+use roaring::RoaringBitmap;
+use std::ops::Range;
+
+pub(super) struct StickinessOp<'a> {
+    step: Matcher,
+    filter: Option<CPred>,
+    buckets: Buckets,
+    range: (i64, i64),
+    min: u32,
+    dicts: &'a Dicts,
+}
+
+impl Operator for StickinessOp<'_> {
+    /// customers[d] = customers active in exactly d buckets.
+    type Partial = Vec<i64>;
+
+    fn customer(&self, p: &mut Vec<i64>, rows: &Columns, r: Range<usize>) {
+        if p.is_empty() {
+            p.resize(self.buckets.len() + 1, 0);
+        }
+        let mut hits: Vec<usize> = r
+            .filter(|&i| {
+                let ts = rows.ts[i];
+                self.range.0 <= ts
+                    && ts < self.range.1
+                    && passes(&self.filter, rows, i, self.dicts)
+                    && self.step.matches(rows, i, self.dicts)
+            })
+            .filter_map(|i| self.buckets.index(rows.ts[i]))
+            .collect();
+        hits.sort_unstable();
+        let mut active = 0usize;
+        let mut i = 0;
+        while i < hits.len() {
+            let mut j = i;
+            while j < hits.len() && hits[j] == hits[i] {
+                j += 1;
+            }
+            if (j - i) as u64 >= u64::from(self.min) {
+                active += 1;
+            }
+            i = j;
+        }
+        if active > 0 {
+            p[active] += 1;
+        }
+    }
+
+    fn footprint(&self, p: &Vec<i64>) -> usize {
+        p.len() * 8
+    }
+
+    fn merge(&self, a: &mut Vec<i64>, b: Vec<i64>) {
+        if a.is_empty() {
+            *a = b;
+            return;
+        }
+        for (x, y) in a.iter_mut().zip(b) {
+            *x += y;
+        }
+    }
+}
+
+/// STICKINESS (MIN 1) of event names or stages without a filter, in UTC days or weeks over
+/// whole days: each bucket's active customers from the per-day indices, counted per customer.
+pub(super) fn stickiness_from_bitmaps(op: &StickinessOp<'_>, input: &Input<'_>) -> Option<Vec<i64>> {
+    if op.filter.is_some()
+        || op.min != 1
+        || op.buckets.tz != jiff::tz::TimeZone::UTC
+        || op.buckets.period == Period::Hour
+    {
+        return None;
+    }
+    let (lo, hi) = op.range;
+    if !super::range::whole_days(input, (lo, hi)) {
+        return None;
+    }
+    let (d0, d1) = (model::day_of(lo), model::day_of(hi - 1));
+    let n = op.buckets.len();
+    let mut active = vec![RoaringBitmap::new(); n];
+    for (d, b) in super::prefilter::step_days(&op.step, input)? {
+        if d < d0 || d > d1 {
+            continue;
+        }
+        active[op.buckets.index(model::first_instant_of_day(d))?] |= b;
+    }
+    let mut per_customer = vec![0u32; input.customers as usize];
+    for b in &active {
+        for c in b {
+            *per_customer.get_mut(c as usize)? += 1;
+        }
+    }
+    let mut out = vec![0i64; n + 1];
+    for &k in &per_customer {
+        if k > 0 {
+            *out.get_mut(k as usize)? += 1;
+        }
+    }
+    Some(out)
+}
+
+pub(super) fn stickiness(
+    st: &Stickiness,
+    text: &str,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+) -> Result<Table, QueryError> {
+    let res = Resolver::new(input.dicts, text, st.common.tz.as_ref())?;
+    let range = super::range::data_range(input, res.range(&st.common.range)?);
+    let buckets = Buckets::new(range.0, range.1, 0, st.period, &res.tz, limits::BUCKETS_MAX)
+        .map_err(|m| ParseError::new(Span::default(), m))?;
+    let op = StickinessOp {
+        step: res.step(&st.step)?,
+        filter: st.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
+        buckets,
+        range,
+        min: st.min,
+        dicts: input.dicts,
+    };
+    let props = op.filter.is_some() || op.step.uses_props();
+    let p = match stickiness_from_bitmaps(&op, input) {
+        Some(p) => p,
+        None => run(&op, input, columns(props), opts)?,
+    };
+    let n = op.buckets.len();
+    let mut t = Table::new(&["buckets", "customers"]);
+    let exact = |d: usize| p.get(d).copied().unwrap_or(0);
+    for d in 1..=n {
+        let v = if st.cumulative {
+            (d..=n).map(exact).sum()
+        } else {
+            exact(d)
+        };
+        t.rows.push(vec![Cell::Int(d as i64), Cell::Int(v)]);
+    }
+    Ok(t)
+}

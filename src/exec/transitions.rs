@@ -1,0 +1,104 @@
+//! TRANSITIONS: how customers move from one lifecycle stage to another in the range.
+
+use super::operator::Operator;
+use super::options::{Input, QueryError, QueryOptions};
+use super::scan::{columns, run};
+use crate::model::{Columns, Stage};
+use crate::plan::Resolver;
+use crate::query::ast::Transitions;
+use crate::result::{Cell, Table};
+use std::ops::Range;
+
+pub(super) struct TransitionsOp {
+    range: Option<(i64, i64)>,
+    within: Option<i64>,
+}
+
+/// Times (µs) of each transition (from stage code, 0 = none; to stage code), and how many
+/// customers ended (as of TO) at each furthest stage.
+#[derive(Default)]
+pub(super) struct TransitionPartial {
+    moves: std::collections::BTreeMap<(u8, u8), Vec<i64>>,
+    stayed: [i64; 6],
+}
+
+impl Operator for TransitionsOp {
+    type Partial = TransitionPartial;
+
+    fn customer(&self, p: &mut TransitionPartial, rows: &Columns, r: Range<usize>) {
+        let mut furthest = 0u8;
+        let mut since = i64::MIN;
+        for i in r {
+            let (s, t) = (rows.stage[i], rows.ts[i]);
+            if self.range.is_some_and(|(_, hi)| t >= hi) {
+                break;
+            }
+            if s <= furthest {
+                continue;
+            }
+            let in_range = self.range.is_none_or(|(lo, _)| t >= lo);
+            // Saturating: a wait longer than i64 microseconds exceeds every WITHIN.
+            let waited = if furthest == 0 { 0 } else { t.saturating_sub(since) };
+            if in_range && self.within.is_none_or(|w| waited <= w) {
+                p.moves.entry((furthest, s)).or_default().push(waited);
+            }
+            furthest = s;
+            since = t;
+        }
+        if furthest > 0 {
+            p.stayed[furthest as usize] += 1;
+        }
+    }
+
+    fn footprint(&self, p: &TransitionPartial) -> usize {
+        p.moves.values().map(|v| 64 + v.len() * 8).sum()
+    }
+
+    fn merge(&self, a: &mut TransitionPartial, b: TransitionPartial) {
+        for (k, v) in b.moves {
+            a.moves.entry(k).or_default().extend(v);
+        }
+        for s in 0..6 {
+            a.stayed[s] += b.stayed[s];
+        }
+    }
+}
+
+pub(super) fn stage_label(code: u8) -> String {
+    Stage::from_code(code).map_or_else(|| "(none)".to_owned(), |s| s.name().to_owned())
+}
+
+pub(super) fn transitions(
+    tr: &Transitions,
+    text: &str,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+) -> Result<Table, QueryError> {
+    let res = Resolver::new(input.dicts, text, None)?;
+    let op = TransitionsOp {
+        range: res.range(&tr.common.range)?,
+        within: tr.within_us,
+    };
+    let mut p = run(&op, input, columns(false), opts)?;
+    let mut t = Table::new(&["from_stage", "to_stage", "customers", "median_time_s"]);
+    for ((from, to), times) in &mut p.moves {
+        let (median, _) = super::median::median_mean(times);
+        let median = if *from == 0 { Cell::Null } else { median };
+        t.rows.push(vec![
+            Cell::Str(stage_label(*from)),
+            Cell::Str(stage_label(*to)),
+            Cell::Int(times.len() as i64),
+            median,
+        ]);
+    }
+    for stage in Stage::ALL {
+        let n = p.stayed[stage.code() as usize];
+        t.rows.push(vec![
+            Cell::Str(stage.name().to_owned()),
+            Cell::Str("(stayed)".into()),
+            Cell::Int(n),
+            Cell::Null,
+        ]);
+    }
+    Ok(t)
+}

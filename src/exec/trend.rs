@@ -1,0 +1,540 @@
+//! TREND: an aggregate per time bucket (and breakdown), with its index and roll-up shortcuts.
+
+use crate::compaction::Source;
+use crate::dict::Dicts;
+use crate::exec::labels::slot_label;
+use crate::exec::operator::{HashMap, Operator};
+use crate::exec::options::{Input, QueryError, QueryOptions};
+use crate::exec::range::{data_range, whole_days};
+use crate::exec::scan::{columns, columns_of, passes, run};
+use crate::model::{Columns, PropType};
+use crate::plan::{Buckets, CPred, Matcher, Resolver, slot};
+use crate::query::ast::{Agg, Period};
+use crate::query::{ParseError, Span};
+use crate::result::{Cell, Table};
+use crate::segment::ColumnSet;
+use crate::{limits, model};
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+pub(super) struct TrendOp<'a> {
+    agg: Agg,
+    step: Option<Matcher>,
+    filter: Option<CPred>,
+    buckets: Buckets,
+    /// Buckets before this index only feed wau/mau look-back.
+    first: usize,
+    /// Events counted (wau/mau also look back before it).
+    range: (i64, i64),
+    value: Option<(u32, PropType)>,
+    by: Option<(u32, PropType)>,
+    dicts: &'a Dicts,
+}
+
+#[derive(Default, Clone)]
+pub(super) struct AggState {
+    events: u64,
+    customers: u64,
+    sum: f64,
+    n: u64,
+    min: Option<f64>,
+    max: Option<f64>,
+    values: Vec<f64>,
+}
+
+thread_local! {
+    /// Per-worker buffer of one customer's (group, bucket) pairs (reused across customers).
+    static SEEN: std::cell::RefCell<Vec<(Option<u64>, usize)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Keyed by (group value slot, bucket); `None` is the null group (or no BY).
+/// (group slot, bucket) -> aggregate, and how many percentile values the aggregates hold.
+#[derive(Default)]
+pub(super) struct TrendPartial {
+    map: HashMap<(Option<u64>, usize), AggState>,
+    values: usize,
+}
+
+impl std::ops::Deref for TrendPartial {
+    type Target = HashMap<(Option<u64>, usize), AggState>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl std::ops::DerefMut for TrendPartial {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.map
+    }
+}
+
+impl TrendOp<'_> {
+    fn value(&self, rows: &Columns, i: usize) -> Option<f64> {
+        let (id, ty) = self.value?;
+        let c = rows.prop(id)?;
+        if !c.valid[i] {
+            return None;
+        }
+        Some(match ty {
+            PropType::I64 => c.vals[i] as i64 as f64,
+            PropType::F64 => f64::from_bits(c.vals[i]),
+            _ => return None,
+        })
+    }
+}
+
+impl Operator for TrendOp<'_> {
+    type Partial = TrendPartial;
+
+    fn customer(&self, p: &mut TrendPartial, rows: &Columns, r: Range<usize>) {
+        let mut seen = SEEN.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        seen.clear();
+        for i in r {
+            if !passes(&self.filter, rows, i, self.dicts)
+                || !self.step.as_ref().is_none_or(|s| s.matches(rows, i, self.dicts))
+            {
+                continue;
+            }
+            let ts = rows.ts[i];
+            let Some(b) = self.buckets.index(ts) else {
+                continue;
+            };
+            // wau/mau look back before FROM; nothing counts from TO on.
+            let look_back = matches!(self.agg, Agg::Wau | Agg::Mau) && ts < self.range.0;
+            if ts >= self.range.1 || (ts < self.range.0 && !look_back) {
+                continue;
+            }
+            let g = self.by.and_then(|(id, _)| slot(rows, id, i));
+            match self.agg {
+                Agg::Wau | Agg::Mau => {
+                    let days = if self.agg == Agg::Wau { 7 } else { 30 };
+                    for d in b..(b + days).min(self.buckets.len()) {
+                        if d >= self.first {
+                            seen.push((g, d));
+                        }
+                    }
+                }
+                Agg::Uniq => {
+                    if b >= self.first {
+                        seen.push((g, b));
+                    }
+                }
+                _ => {
+                    if b < self.first {
+                        continue;
+                    }
+                    let e = p.map.entry((g, b)).or_default();
+                    e.events += 1;
+                    if let Some(v) = self.value(rows, i) {
+                        e.sum += v;
+                        e.n += 1;
+                        e.min = Some(e.min.map_or(v, |m| m.min(v)));
+                        e.max = Some(e.max.map_or(v, |m| m.max(v)));
+                        if matches!(self.agg, Agg::Pct(..)) {
+                            e.values.push(v);
+                            p.values += 1;
+                        }
+                    }
+                }
+            }
+        }
+        seen.sort_unstable();
+        seen.dedup();
+        for &key in &seen {
+            p.entry(key).or_default().customers += 1;
+        }
+        SEEN.with(|s| *s.borrow_mut() = seen);
+    }
+
+    fn footprint(&self, p: &TrendPartial) -> usize {
+        p.map.len() * (std::mem::size_of::<((Option<u64>, usize), AggState)>() + 8) + p.values * 8
+    }
+
+    fn merge(&self, a: &mut TrendPartial, b: TrendPartial) {
+        a.values += b.values;
+        for (k, s) in b.map {
+            let e = a.entry(k).or_default();
+            e.events += s.events;
+            e.customers += s.customers;
+            e.sum += s.sum;
+            e.n += s.n;
+            e.min = match (e.min, s.min) {
+                (Some(x), Some(y)) => Some(x.min(y)),
+                (x, y) => x.or(y),
+            };
+            e.max = match (e.max, s.max) {
+                (Some(x), Some(y)) => Some(x.max(y)),
+                (x, y) => x.or(y),
+            };
+            e.values.extend(s.values);
+        }
+    }
+}
+
+pub(super) fn trend(
+    tr: &crate::query::ast::Trend,
+    text: &str,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+) -> Result<Table, QueryError> {
+    let res = Resolver::new(input.dicts, text, tr.common.tz.as_ref())?;
+    let range = res.range(&tr.common.range)?;
+    let (lo, hi) = data_range(input, range);
+    let lookback = match tr.agg {
+        Agg::Wau => 6,
+        Agg::Mau => 29,
+        _ => 0,
+    };
+    let first_bucket = Buckets::new(lo, lo + 1, 0, tr.period, &res.tz, 2)
+        .map_err(|m| ParseError::new(Span::default(), m))?;
+    let start = first_bucket.starts[0]
+        - lookback as i64 * model::DAY_US
+        - if lookback > 0 { model::DAY_US } else { 0 };
+    let mut buckets = Buckets::new(
+        start.min(lo),
+        hi,
+        0,
+        tr.period,
+        &res.tz,
+        limits::BUCKETS_MAX + lookback + 1,
+    )
+    .map_err(|m| ParseError::new(Span::default(), m))?;
+    let first = buckets.index(lo).unwrap_or(0);
+    // Drop buckets after the range (a range end on a bucket boundary ends there).
+    while buckets.starts.len() > first + 2 && buckets.starts[buckets.starts.len() - 2] >= hi {
+        buckets.starts.pop();
+    }
+    let value = match &tr.agg {
+        Agg::Sum(p, s) | Agg::Avg(p, s) | Agg::Min(p, s) | Agg::Max(p, s) | Agg::Pct(_, p, s) => {
+            let (id, ty) = res.prop(p, *s)?;
+            if !matches!(ty, PropType::I64 | PropType::F64) {
+                return Err(
+                    ParseError::new(*s, format!("`{p}` is {ty}; this aggregate needs a number")).into(),
+                );
+            }
+            Some((id, ty))
+        }
+        _ => None,
+    };
+    let op = TrendOp {
+        agg: tr.agg.clone(),
+        step: tr.step.as_ref().map(|s| res.step(s)).transpose()?,
+        filter: tr.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
+        first,
+        range: (lo, hi),
+        value,
+        by: tr.by.as_ref().map(|(n, s, _)| res.prop(n, *s)).transpose()?,
+        dicts: input.dicts,
+        buckets,
+    };
+    // Without a predicate, the only properties read are the value and the breakdown.
+    let set = if op.filter.is_some() || op.step.as_ref().is_some_and(Matcher::uses_props) {
+        columns(true)
+    } else {
+        let ids: Vec<u32> = op.value.iter().chain(op.by.iter()).map(|&(id, _)| id).collect();
+        columns_of(&ids)
+    };
+    let from_index = match uniq_from_bitmaps(&op, input, (lo, hi)) {
+        Some(p) => Some(p),
+        None => uniq_by_from_value_index(&op, input, (lo, hi)),
+    };
+    let p = match from_index {
+        Some(p) => p,
+        None => match trend_from_rollups(&op, input, (lo, hi), set, opts)? {
+            Some(p) => p,
+            None => run(&op, input, set, opts)?,
+        },
+    };
+    // Groups, ranked by matching events (then name) for TOP n.
+    let by_ty = op.by.map_or(PropType::Str, |b| b.1);
+    let mut totals: HashMap<Option<u64>, u64> = HashMap::default();
+    for ((g, _), s) in &p.map {
+        *totals.entry(*g).or_default() += s.events + s.customers;
+    }
+    let mut groups: Vec<(String, Option<u64>, u64)> = totals
+        .into_iter()
+        .map(|(g, n)| (slot_label(g, by_ty, input.dicts), g, n))
+        .collect();
+    groups.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+    if let Some((_, _, Some(top))) = &tr.by {
+        groups.truncate(*top as usize);
+    }
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    let names: Vec<(String, Option<u64>)> = if tr.by.is_none() {
+        vec![(String::new(), None)]
+    } else {
+        groups.into_iter().map(|g| (g.0, g.1)).collect()
+    };
+    // Refuse before building a table that is over the cap.
+    if (op.buckets.len() - op.first).saturating_mul(names.len()) > opts.rows_max {
+        return Err(QueryError::TooManyRows(opts.rows_max));
+    }
+    let mut cols = vec!["bucket", "value"];
+    if tr.by.is_some() {
+        cols.insert(1, "group");
+    }
+    let mut t = Table::new(&cols);
+    let empty = AggState::default();
+    for b in op.first..op.buckets.len() {
+        for (g, key) in &names {
+            let s = p.get(&(*key, b)).unwrap_or(&empty);
+            let v = match &tr.agg {
+                Agg::Count => Cell::Int(s.events as i64),
+                Agg::Uniq | Agg::Wau | Agg::Mau => Cell::Int(s.customers as i64),
+                Agg::Sum(..) => Cell::Float(s.sum),
+                Agg::Avg(..) => {
+                    if s.n == 0 {
+                        Cell::Null
+                    } else {
+                        Cell::Float(s.sum / s.n as f64)
+                    }
+                }
+                Agg::Min(..) => s.min.map_or(Cell::Null, Cell::Float),
+                Agg::Max(..) => s.max.map_or(Cell::Null, Cell::Float),
+                Agg::Pct(q, ..) => {
+                    let mut v = s.values.clone();
+                    if v.is_empty() {
+                        Cell::Null
+                    } else {
+                        v.sort_by(f64::total_cmp);
+                        let rank = ((f64::from(*q) / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
+                        Cell::Float(v[rank.min(v.len()) - 1])
+                    }
+                }
+            };
+            let mut row = vec![Cell::Str(op.buckets.label(b)), v];
+            if tr.by.is_some() {
+                row.insert(1, Cell::Str(g.clone()));
+            }
+            t.rows.push(row);
+        }
+    }
+    Ok(t)
+}
+
+/// `uniq` as bitmap union cardinalities, when that is exact: UTC calendar buckets (whole UTC
+/// days), step ANY or `STAGE s` without predicates, no WHERE or BY, and every bucket either wholly
+/// inside the range or holding no event outside it.
+/// `TREND count|sum|avg|min|max [OF STAGE s]` by UTC day, week or month without a filter or
+/// breakdown, from the segments' per (stage, day) rollups; rows not yet in a segment are
+/// scanned. `None` when the query or a segment does not qualify (then everything is scanned):
+/// the answer is the same either way (tests/queries.rs checks both against the reference).
+pub(super) fn trend_from_rollups(
+    op: &TrendOp<'_>,
+    input: &Input<'_>,
+    (lo, hi): (i64, i64),
+    set: ColumnSet,
+    opts: &QueryOptions,
+) -> Result<Option<TrendPartial>, QueryError> {
+    let utc = op.buckets.tz == jiff::tz::TimeZone::UTC;
+    let agg_ok = matches!(
+        op.agg,
+        Agg::Count | Agg::Sum(..) | Agg::Avg(..) | Agg::Min(..) | Agg::Max(..)
+    );
+    if !agg_ok || op.filter.is_some() || op.by.is_some() || !utc || op.buckets.period == Period::Hour {
+        return Ok(None);
+    }
+    let stage = match &op.step {
+        None => None,
+        Some(m) if m.filter.is_none() && m.events.is_none() && m.stage.is_some() => m.stage,
+        Some(_) => return Ok(None),
+    };
+    if !whole_days(input, (lo, hi)) {
+        return Ok(None);
+    }
+    let mut rollups = Vec::new();
+    let mut memory = Vec::new();
+    for s in &input.sources {
+        match s {
+            Source::Segment(seg) => match &seg.footer.rollups {
+                Some(r) => rollups.push(r),
+                None => return Ok(None),
+            },
+            // Rollups count the rows an erasure hides.
+            Source::Masked(..) => return Ok(None),
+            Source::Memory(_) => memory.push(s.clone()),
+        }
+    }
+    let mut out = TrendPartial::default();
+    let (d0, d1) = (model::day_of(lo), model::day_of(hi - 1));
+    for r in rollups {
+        for (&(st, day), cell) in &r.cells {
+            if day < d0 || day > d1 || stage.is_some_and(|s| s != st) {
+                continue;
+            }
+            let Some(k) = op.buckets.index(model::first_instant_of_day(day)) else {
+                continue;
+            };
+            if k < op.first {
+                continue;
+            }
+            let e = out.map.entry((None, k)).or_default();
+            e.events += cell.events;
+            if let Some(a) = op.value.and_then(|(id, _)| cell.props.get(&id)) {
+                e.sum += a.sum;
+                e.n += a.n;
+                e.min = Some(e.min.map_or(a.min, |m| m.min(a.min)));
+                e.max = Some(e.max.map_or(a.max, |m| m.max(a.max)));
+            }
+        }
+    }
+    if !memory.is_empty() {
+        let buffered = Input {
+            sources: memory,
+            dicts: input.dicts,
+            customers: input.customers,
+            ts_range: input.ts_range,
+            bitmaps: input.bitmaps,
+        };
+        let p = run(op, &buffered, set, opts)?;
+        op.merge(&mut out, p);
+    }
+    Ok(Some(out))
+}
+
+/// `TREND uniq PERIOD day|week|month BY p` (UTC, no OF, no filter, p a string property) from
+/// the segments' per (value, day) customer bitmaps; rows not yet sealed are indexed on the fly.
+/// `None` when the query or a segment does not qualify (then everything is scanned).
+pub(super) fn uniq_by_from_value_index(
+    op: &TrendOp<'_>,
+    input: &Input<'_>,
+    (lo, hi): (i64, i64),
+) -> Option<TrendPartial> {
+    let utc = op.buckets.tz == jiff::tz::TimeZone::UTC;
+    let (prop, ty) = op.by?;
+    if op.agg != Agg::Uniq
+        || op.filter.is_some()
+        || op.step.is_some()
+        || ty != PropType::Str
+        || !utc
+        || op.buckets.period == Period::Hour
+    {
+        return None;
+    }
+    if !whole_days(input, (lo, hi)) {
+        return None;
+    }
+    let (d0, d1) = (model::day_of(lo), model::day_of(hi - 1));
+    // (group, bucket) → customers, unioned over sources.
+    let mut cells: BTreeMap<(Option<u64>, usize), roaring::RoaringBitmap> = BTreeMap::new();
+    let mut add =
+        |slot: Option<u64>, day: i32, b: &roaring::RoaringBitmap, hidden: Option<&roaring::RoaringBitmap>| {
+            if day < d0 || day > d1 {
+                return;
+            }
+            let Some(k) = op.buckets.index(model::first_instant_of_day(day)) else {
+                return;
+            };
+            if k < op.first {
+                return;
+            }
+            let cell = cells.entry((slot, k)).or_default();
+            match hidden {
+                Some(h) => *cell |= b - h,
+                None => *cell |= b,
+            }
+        };
+    for s in &input.sources {
+        let (seg, hidden) = match s {
+            Source::Segment(seg) => (seg, None),
+            Source::Masked(seg, m) => (seg, Some(&**m)),
+            Source::Memory(cols) => {
+                let mut v = crate::index::ValueIndexBuilder::default();
+                v.add(cols, &[prop]);
+                let v = v.finish();
+                if v.overflow.contains(&prop) {
+                    return None;
+                }
+                for (&(p, slot, day), x) in &v.days {
+                    if p == prop {
+                        add(slot, day, x, None);
+                    }
+                }
+                continue;
+            }
+        };
+        let values = seg.footer.values.as_ref()?;
+        if values.overflow.contains(&prop) {
+            return None;
+        }
+        if seg.footer.props.iter().any(|&(id, _)| id == prop) {
+            for (&(p, slot, day), x) in values
+                .days
+                .range((prop, None, i32::MIN)..=(prop, Some(u64::MAX), i32::MAX))
+            {
+                debug_assert_eq!(p, prop);
+                add(slot, day, x, hidden);
+            }
+        } else {
+            for (&day, x) in &seg.footer.bitmaps.days {
+                add(None, day, x, hidden);
+            }
+        }
+    }
+    let mut out = TrendPartial::default();
+    for (key, b) in cells {
+        let n = b.len();
+        if n > 0 {
+            out.map.insert(
+                key,
+                AggState {
+                    customers: n,
+                    ..AggState::default()
+                },
+            );
+        }
+    }
+    Some(out)
+}
+
+pub(super) fn uniq_from_bitmaps(
+    op: &TrendOp<'_>,
+    input: &Input<'_>,
+    (lo, hi): (i64, i64),
+) -> Option<TrendPartial> {
+    let utc = op.buckets.tz == jiff::tz::TimeZone::UTC;
+    if op.agg != Agg::Uniq
+        || op.filter.is_some()
+        || op.by.is_some()
+        || !utc
+        || op.buckets.period == Period::Hour
+    {
+        return None;
+    }
+    let stage = match &op.step {
+        None => None,
+        Some(m) if m.filter.is_none() && m.events.is_none() => m.stage,
+        Some(_) => return None,
+    };
+    if !whole_days(input, (lo, hi)) {
+        return None;
+    }
+    let b = input.bitmaps;
+    let mut out = TrendPartial::default();
+    for k in op.first..op.buckets.len() {
+        let (s, e) = (op.buckets.starts[k].max(lo), op.buckets.starts[k + 1].min(hi));
+        if s >= e {
+            continue;
+        }
+        let mut u = roaring::RoaringBitmap::new();
+        for day in model::day_of(s)..=model::day_of(e - 1) {
+            let x = match stage {
+                None => b.days.get(&day),
+                Some(st) => b.stage_days.get(&(st, day)),
+            };
+            if let Some(x) = x {
+                u |= x;
+            }
+        }
+        if !u.is_empty() {
+            out.insert(
+                (None, k),
+                AggState {
+                    customers: u.len(),
+                    ..AggState::default()
+                },
+            );
+        }
+    }
+    Some(out)
+}
