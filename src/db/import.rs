@@ -1,0 +1,500 @@
+//! Bulk import: a staged file becomes one sealed segment published atomically, read whole or
+//! streamed in parts.
+
+use super::{Db, Writer};
+use crate::buffer::Buffer;
+use crate::db::seal::{unpublished, write_segment};
+use crate::db::version::Version;
+use crate::dict::{self, Dicts};
+use crate::error::{DbError, Error, Result};
+use crate::file;
+use crate::ingest::StageMap;
+use crate::limits;
+use crate::manifest::{self, SegmentEntry};
+use crate::model::{Columns, PropType};
+use crate::segment::{self, Footer, SegmentWriter};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// What an import's dictionary thread returns: the dictionary file's new length, and the
+/// dictionaries with the import's entries when they were extended ahead of publishing.
+pub(super) type DictsWritten = (u64, Option<Dicts>);
+
+/// The error of an import of more rows than one import may hold.
+pub(super) fn too_many_rows(rows: usize) -> Error {
+    DbError::InvalidArgument(format!(
+        "{rows} rows in one import, the limit is {}; import the file in parts",
+        limits::IMPORT_ROWS_MAX
+    ))
+    .into()
+}
+
+/// Runs `segment` (which writes an import's segment) while a second thread appends the
+/// import's dictionary entries `delta` to the dictionary file `(generation, valid length)` —
+/// both are synced before the manifest that publishes them (FORMAT §9a) — and, when the entries
+/// are at least as many as `dicts` holds (a first import into a fresh database: 4M customers
+/// at 100M rows took ~0.7 s after the segment was written), extends a copy of the
+/// dictionaries with them; smaller additions are applied in place after publishing (no copy of
+/// large dictionaries).
+pub(super) fn write_import(
+    dir: &Path,
+    dicts: &Dicts,
+    delta: &crate::dict::DictDelta,
+    (generation, valid): (u64, u64),
+    segment: impl FnOnce() -> Result<(Footer, u64)>,
+) -> Result<((Footer, u64), DictsWritten)> {
+    let c = dicts.counts();
+    let held = [c.customers, c.events, c.props, c.strings]
+        .map(u64::from)
+        .iter()
+        .sum::<u64>();
+    let ahead = delta.entries.len() as u64 >= held;
+    std::thread::scope(|s| {
+        // The flush before the import wrote every earlier entry: the file ends at `valid`.
+        let dict = s.spawn(|| -> Result<DictsWritten> {
+            let len = dict::append(dir, generation, valid, delta)?;
+            // A failure here is left to the in-place path, which reports it.
+            let applied = ahead.then(|| {
+                let mut d = Dicts::clone(dicts);
+                d.apply(delta).map(|()| d).ok()
+            });
+            Ok((len, applied.flatten()))
+        });
+        let seg = segment();
+        let dict_len = crate::model::join(dict);
+        Ok((seg?, dict_len?))
+    })
+}
+
+/// What [`Db::import_file`] did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct FileImport {
+    /// The first sequence number given to the rows.
+    pub first_seq: u64,
+    /// Events imported.
+    pub events: u64,
+    /// The bad rows skipped (at most [`ImportOptions::skip_bad`](crate::import::ImportOptions::skip_bad)).
+    pub skipped: Vec<crate::import::ImportError>,
+    /// True when the file was streamed into its segment part by part; false when it was read
+    /// whole first.
+    pub streamed: bool,
+}
+
+/// What the writer of a streamed import ended with.
+pub(super) enum Streamed {
+    /// Every part written (`None`: the file held no rows).
+    Written(Option<Box<StreamedParts>>),
+    /// The file does not stream: read it whole.
+    Fallback,
+    /// The reader stopped on an error.
+    Abandoned,
+}
+
+/// A streamed import's segment with every row written, not yet finished.
+pub(super) struct StreamedParts {
+    writer: SegmentWriter,
+    rows: u64,
+    /// The dictionary entries of all the parts.
+    delta: crate::dict::DictDelta,
+}
+
+/// The writer of a streamed import: prepares each part received against `dicts` and writes
+/// its rows into the segment at `path` (created at the first part with the first part's
+/// properties) in whole blocks of [`limits::BLOCK_ROWS`] rows — a part's last rows wait for
+/// the next part — so that the segment holds the blocks a whole-file import writes. Falls
+/// back when rows come out of (customer, time) order (within a part or across two), when a
+/// part brings a property the segment does not have, or when a part's preparation fails (the
+/// whole-file import then reports it, or widens a column's type as it should).
+pub(super) fn stream_parts(
+    rx: std::sync::mpsc::Receiver<Option<crate::import::Staged>>,
+    dicts: &Dicts,
+    stage_map: &StageMap,
+    path: &Path,
+    (level, db_id): (i32, u32),
+) -> Result<Streamed> {
+    let mut blocks = PartBlocks {
+        rx,
+        p: crate::ingest::Pending::new(dicts),
+        stage_map,
+        props: None,
+        part: Columns::default(),
+        at: 0,
+        tail: Columns::default(),
+        last: None,
+        rows: 0,
+        stop: None,
+        done: false,
+    };
+    match blocks.next_part() {
+        Ok(true) => {}
+        Ok(false) => return Ok(Streamed::Written(None)),
+        Err(stop) => return Ok(stop),
+    }
+    let props: Vec<(u32, PropType)> = blocks.part.props.iter().map(|c| (c.id, c.ty)).collect();
+    blocks.props = Some(props.clone());
+    let mut writer = SegmentWriter::create(path, props, level, db_id)?;
+    writer.push_blocks(&mut blocks)?;
+    let Some(stop) = blocks.stop else {
+        let mut delta = blocks.p.into_delta();
+        // The new customers first, as a whole-file import orders them (each dictionary's ids
+        // stay in order): the dictionary file is then the same, and its frame compresses as
+        // well (a part's events and properties between two runs of customer ids cost zstd a
+        // third more bytes).
+        let (mut entries, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut delta.entries)
+            .into_iter()
+            .partition(|e| e.kind == crate::dict::DictKind::Customer);
+        entries.extend(rest);
+        delta.entries = entries;
+        return Ok(Streamed::Written(Some(Box::new(StreamedParts {
+            writer,
+            rows: blocks.rows,
+            delta,
+        }))));
+    };
+    Ok(stop)
+}
+
+/// The blocks of a streamed import's parts, in order (see [`stream_parts`]); ends early, with
+/// `stop` saying why, when the parts do not stream or the reader stopped.
+pub(super) struct PartBlocks<'a> {
+    rx: std::sync::mpsc::Receiver<Option<crate::import::Staged>>,
+    /// The dictionary entries of the parts so far.
+    p: crate::ingest::Pending<'a>,
+    stage_map: &'a StageMap,
+    /// The segment's properties (set after the first part).
+    props: Option<Vec<(u32, PropType)>>,
+    /// The part being cut into blocks, from row `at` on.
+    part: Columns,
+    at: usize,
+    /// The rows of a block begun by the last part.
+    tail: Columns,
+    /// The (customer, time) of the last row received.
+    last: Option<(u32, i64)>,
+    /// Rows received.
+    rows: u64,
+    /// Why the blocks ended early (`None`: they did not).
+    stop: Option<Streamed>,
+    /// No more parts: the end of the file was received, or `stop` was set.
+    done: bool,
+}
+
+impl PartBlocks<'_> {
+    /// Receives and prepares the next part: false at the end of the file; `Err` when the parts
+    /// do not stream or the reader stopped.
+    fn next_part(&mut self) -> Result<bool, Streamed> {
+        loop {
+            let part = match self.rx.recv() {
+                Ok(Some(part)) => part,
+                Ok(None) => return Ok(false),
+                Err(_) => return Err(Streamed::Abandoned),
+            };
+            let cols = part
+                .part_into_rows(&mut self.p, self.stage_map)
+                .map_err(|_| Streamed::Fallback)?;
+            let (Some(&cid), Some(&ts)) = (cols.cid.first(), cols.ts.first()) else {
+                continue;
+            };
+            if !cols.is_sorted() || self.last.is_some_and(|l| l > (cid, ts)) {
+                return Err(Streamed::Fallback);
+            }
+            if let Some(props) = &self.props
+                && cols.props.iter().any(|c| !props.contains(&(c.id, c.ty)))
+            {
+                return Err(Streamed::Fallback);
+            }
+            self.rows += cols.len() as u64;
+            if self.rows > limits::IMPORT_ROWS_MAX as u64 {
+                return Err(Streamed::Fallback);
+            }
+            self.last = cols.cid.last().copied().zip(cols.ts.last().copied());
+            self.part = cols;
+            self.at = 0;
+            return Ok(true);
+        }
+    }
+}
+
+impl Iterator for PartBlocks<'_> {
+    type Item = Columns;
+
+    fn next(&mut self) -> Option<Columns> {
+        loop {
+            let len = self.part.len();
+            if self.at < len {
+                let end = if self.tail.is_empty() {
+                    // A whole block, or the part's last rows to wait for the next part.
+                    self.at + limits::BLOCK_ROWS
+                } else {
+                    // The rest of the block begun by the last part.
+                    self.at + (limits::BLOCK_ROWS - self.tail.len())
+                };
+                if end <= len && self.tail.is_empty() {
+                    let block = self.part.slice(self.at..end);
+                    self.at = end;
+                    return Some(block);
+                }
+                let end = end.min(len);
+                self.tail.extend_from(&self.part.slice(self.at..end));
+                self.at = end;
+                if self.tail.len() == limits::BLOCK_ROWS {
+                    return Some(std::mem::take(&mut self.tail));
+                }
+                continue;
+            }
+            if self.done {
+                return None;
+            }
+            match self.next_part() {
+                Ok(true) => {}
+                Ok(false) => {
+                    // The end: the last block.
+                    self.done = true;
+                    return (!self.tail.is_empty()).then(|| std::mem::take(&mut self.tail));
+                }
+                Err(stop) => {
+                    self.done = true;
+                    self.stop = Some(stop);
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+impl Db {
+    /// Imports the rows of a file read by [`crate::import::read_file`] as one unit, straight into
+    /// a new sealed segment: no log record, no buffer, no later compaction of many small segments.
+    /// When it returns, every row is durable and visible; if it fails or the process dies, none
+    /// is (the segment and dictionary entries are published by one manifest switch; docs/FORMAT.md
+    /// §9a). Commits wait while it runs (it holds the writer). The buffer is sealed first, so that
+    /// segments stay in sequence order. Returns the first sequence number given to the rows.
+    pub fn import(&self, staged: crate::import::Staged) -> Result<u64> {
+        let inner = &*self.inner;
+        let mut w = inner.writer.lock();
+        self.check_writable(&w)?;
+        if staged.is_empty() {
+            return Ok(w.next_seq);
+        }
+        if staged.len() > limits::IMPORT_ROWS_MAX {
+            return Err(too_many_rows(staged.len()));
+        }
+        self.flush_locked(&mut w)?;
+        let dicts = self.import_dicts(&mut w)?;
+        let prepared = staged.into_rows(&dicts, &inner.stage_map.read())?;
+        let n = prepared.rows.len();
+        // Rows already in order (a file exported by customer) are written as they are.
+        let order = (!prepared.rows.is_sorted()).then(|| prepared.rows.sort_order());
+        let dir = &inner.dir;
+        let id = w.manifest.next_segment;
+        let seq = (w.next_seq, w.next_seq + n as u64);
+        let path = segment::seg_path(dir, id);
+        let dict_file = (w.manifest.dict_gen, w.manifest.dict_len);
+        let written = write_import(dir, &dicts, &prepared.delta, dict_file, || {
+            write_segment(
+                dir,
+                &path,
+                (&prepared.rows, order.as_deref()),
+                seq,
+                (inner.opts.zstd_level, w.manifest.db_id),
+            )
+        });
+        let crate::ingest::Prepared { delta, rows } = prepared;
+        // Freeing the rows (hundreds of MB for a large file) is off the writer's path when a
+        // thread can be had; otherwise it happens here.
+        let _ = std::thread::Builder::new()
+            .name("journeydb-free".into())
+            .spawn(move || drop((rows, order)));
+        // Released, so that the in-place path of `publish_import` does not copy the dictionaries.
+        drop(dicts);
+        let (seg, dicts_written) = unpublished(written, &path)?;
+        self.publish_import(&mut w, id, seq, seg, dicts_written, &delta)
+    }
+
+    /// Imports a file as [`Db::import`] does, one unit published atomically, reading it in the
+    /// same call. A Parquet file whose rows arrive in (customer, time) order — a file exported
+    /// by customer into a database that does not hold its customers yet — is streamed: read in
+    /// parts of [`ImportOptions::part_rows`](crate::import::ImportOptions::part_rows) rows, each
+    /// written into the new segment while the next is read, so that memory stays bounded by a
+    /// few parts and reading overlaps writing; commits wait while it runs (it holds the writer
+    /// from the first part on). Any other file — another format, rows out of order, a property
+    /// column whose first value comes after the first part, anything the rows' preparation
+    /// rejects — is read whole first and imported by [`Db::import`] (a Parquet file that turns
+    /// out not to stream after some parts is then read again, from the start). Either way the
+    /// database ends up with the same events, and the same errors are reported.
+    pub fn import_file(
+        &self,
+        path: &Path,
+        opts: &crate::import::ImportOptions,
+        progress: crate::import::Progress<'_>,
+    ) -> Result<FileImport> {
+        let part_rows = opts.part_rows.unwrap_or(crate::import::PART_ROWS);
+        if part_rows > 0 && crate::import::streams(path, opts) {
+            let mut w = self.inner.writer.lock();
+            self.check_writable(&w)?;
+            if let Some(done) = self.import_stream(&mut w, path, opts, progress, part_rows)? {
+                return Ok(done);
+            }
+        }
+        let read = crate::import::read_file(path, opts, progress)?;
+        let events = read.staged.len() as u64;
+        let first_seq = self.import(read.staged)?;
+        Ok(FileImport {
+            first_seq,
+            events,
+            skipped: read.skipped,
+            streamed: false,
+        })
+    }
+
+    /// The streamed import of [`Db::import_file`]: `None` when the file does not stream (nothing
+    /// was published, the partial segment is removed).
+    fn import_stream(
+        &self,
+        w: &mut Writer,
+        path: &Path,
+        opts: &crate::import::ImportOptions,
+        progress: crate::import::Progress<'_>,
+        part_rows: usize,
+    ) -> Result<Option<FileImport>> {
+        let inner = &*self.inner;
+        self.flush_locked(w)?;
+        let dicts = self.import_dicts(w)?;
+        let stage_map = inner.stage_map.read().clone();
+        let dir = &inner.dir;
+        let id = w.manifest.next_segment;
+        let seq_min = w.next_seq;
+        let seg_path = segment::seg_path(dir, id);
+        let format = (inner.opts.zstd_level, w.manifest.db_id);
+        // One part waits while the writer writes another, and the reader stages a third.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Option<crate::import::Staged>>(1);
+        let (read, streamed) = std::thread::scope(|s| {
+            let writer = s.spawn(|| stream_parts(rx, &dicts, &stage_map, &seg_path, format));
+            let mut sink = |part| tx.send(Some(part)).is_ok();
+            let read = crate::import::read_parts(path, opts, progress, part_rows, &mut sink);
+            if matches!(read, Ok((_, true))) {
+                // The end of the file; without it, the writer abandons the segment.
+                let _ = tx.send(None);
+            }
+            drop(tx);
+            (read, crate::model::join(writer))
+        });
+        let streamed = match (read, streamed) {
+            (Ok((skipped, true)), Ok(Streamed::Written(parts))) => Ok(Some((skipped, parts))),
+            (Err(e), _) => Err(Error::Import(e)),
+            (_, Err(e)) => Err(e),
+            (Ok(_), Ok(_)) => Ok(None),
+        };
+        let Some((skipped, parts)) = unpublished(streamed, &seg_path)? else {
+            let _ = file::remove_if_exists(&seg_path);
+            return Ok(None);
+        };
+        let (events, first_seq) = match parts {
+            None => (0, seq_min),
+            Some(parts) => {
+                let StreamedParts { writer, rows, delta } = *parts;
+                let seq = (seq_min, seq_min + rows);
+                let dict_file = (w.manifest.dict_gen, w.manifest.dict_len);
+                let written = write_import(dir, &dicts, &delta, dict_file, || {
+                    let written = writer.finish(seq.0, seq.1)?;
+                    file::sync_dir(&dir.join(segment::SEG_DIR))?;
+                    Ok(written)
+                });
+                drop(dicts);
+                let (seg, dicts_written) = unpublished(written, &seg_path)?;
+                (rows, self.publish_import(w, id, seq, seg, dicts_written, &delta)?)
+            }
+        };
+        Ok(Some(FileImport {
+            first_seq,
+            events,
+            skipped,
+            streamed: true,
+        }))
+    }
+
+    /// The dictionaries an import prepares its rows against (they cannot change while the
+    /// writer is held), checked to be those the dictionary file holds.
+    fn import_dicts(&self, w: &mut Writer) -> Result<Arc<Dicts>> {
+        let dicts = self.inner.dicts.read().clone();
+        if dicts.counts() != w.manifest.dict_counts {
+            let why = "internal error: dictionary entries not in the dictionary file after a seal";
+            return Err(self.poison(w, why.into()));
+        }
+        Ok(dicts)
+    }
+
+    /// Publishes import segment `id` holding sequence numbers `seq`, written (footer, file
+    /// length) with its dictionary entries `delta` (the dictionary file's new length, and the
+    /// dictionaries extended ahead when they were); returns the first sequence number.
+    fn publish_import(
+        &self,
+        w: &mut Writer,
+        id: u64,
+        (seq_min, seq_end): (u64, u64),
+        seg: (Footer, u64),
+        (dict_len, applied): DictsWritten,
+        delta: &crate::dict::DictDelta,
+    ) -> Result<u64> {
+        let inner = &*self.inner;
+        let dir = &inner.dir;
+        let file_len = seg.1;
+        let mut m = w.manifest.clone();
+        m.number += 1;
+        m.next_segment = id + 1;
+        m.next_seq = seq_end;
+        m.dict_len = dict_len;
+        m.dict_counts = delta.counts_after(w.manifest.dict_counts);
+        m.segments.push(SegmentEntry {
+            id,
+            file_len,
+            rows: seq_end - seq_min,
+            seq_min,
+            seq_end,
+        });
+        let (seg, old_manifest) = self.publish_segment(w, m, id, seg)?;
+        {
+            // Extended on the dictionary thread, or else applied here, in place unless a running
+            // query holds the dictionaries (then on a copy): an import into a large database
+            // does not copy all of its dictionaries. The delta was prepared against these
+            // dictionaries under the writer lock, so applying it cannot fail; if it did, the
+            // published manifest and these dictionaries disagree: poisoned.
+            let mut d = inner.dicts.write();
+            let applied = match applied {
+                Some(extended) => {
+                    *d = Arc::new(extended);
+                    Ok(())
+                }
+                None => Arc::make_mut(&mut *d).apply(delta),
+            };
+            let counts = d.counts();
+            drop(d);
+            if let Err(why) = applied {
+                return Err(self.poison(w, format!("internal error: {why}")));
+            }
+            if counts != w.manifest.dict_counts {
+                let why = "internal error: dictionary counts disagree with the manifest after an import";
+                return Err(self.poison(w, why.into()));
+            }
+        }
+        // The buffer is empty (sealed above) and starts after the imported rows.
+        let new_buffer = Arc::new(Buffer::new(seq_end));
+        {
+            let mut v = inner.version.write();
+            let mut segments = v.segments.clone();
+            segments.push(seg);
+            *v = Arc::new(Version::new(segments, new_buffer.clone(), v.forgotten.clone()));
+        }
+        w.buffer = new_buffer;
+        w.next_seq = seq_end;
+        if let Some(wal) = w.wal.as_ref() {
+            // The log holds nothing unsynced (the flush above synced it, or it is empty).
+            inner.sync.written(seq_end, wal.sync_handle());
+            inner.sync.all_synced();
+        }
+        inner.visible_seq.fetch_max(seq_end, Ordering::SeqCst);
+        let _ = file::remove_if_exists(&dir.join(manifest::manifest_name(old_manifest)));
+        Ok(seq_min)
+    }
+}

@@ -1,0 +1,420 @@
+//! Maintenance: compaction (which carries out erasures), erasure (FORGET), the stage map,
+//! statistics and verification.
+
+use super::{Db, Stats, Writer};
+use crate::compaction::{self, Source};
+use crate::db::seal::unpublished;
+use crate::db::version::Version;
+use crate::dict::{self, Dicts};
+use crate::error::{DbError, Result};
+use crate::file::{self, FileError};
+use crate::limits;
+use crate::manifest::{self, Erasure, SegmentEntry};
+use crate::model::{Columns, PropType, Stage};
+use crate::segment::{self, ColumnSet, Footer, SegmentWriter};
+use roaring::RoaringBitmap;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+pub(super) fn dir_size(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+impl Db {
+    /// Merges all live segments into one, without blocking readers (and blocking writers only
+    /// while the new manifest is published). Returns the number of segments merged.
+    pub fn compact(&self) -> Result<usize> {
+        let inner = &*self.inner;
+        let _guard = inner.compaction.lock();
+        let (segs, sources, erasures, id, db_id) = {
+            let mut w = inner.writer.lock();
+            self.check_writable(&w)?;
+            let v = inner.version.read().clone();
+            // One segment is rewritten only to carry out pending erasures.
+            if v.segments.is_empty() || (v.segments.len() < 2 && v.masks.iter().all(Option::is_none)) {
+                return Ok(0);
+            }
+            let id = w.manifest.next_segment;
+            w.manifest.next_segment += 1;
+            let sources: Vec<Source> = v.sources().collect();
+            (
+                v.segments.clone(),
+                sources,
+                v.forgotten.clone(),
+                id,
+                w.manifest.db_id,
+            )
+        };
+        let dir = &inner.dir;
+        let path = segment::seg_path(dir, id);
+        let seq_min = segs.first().map_or(0, |s| s.footer.seq_min);
+        let seq_end = segs.last().map_or(0, |s| s.footer.seq_end);
+        let mut strings = RoaringBitmap::new();
+        let merged = (|| -> Result<(u64, (Footer, u64))> {
+            let mut props: Vec<(u32, PropType)> = segs.iter().flat_map(|s| s.footer.props.clone()).collect();
+            props.sort_unstable_by_key(|p| p.0);
+            props.dedup_by_key(|p| p.0);
+            let mut sw = SegmentWriter::create(&path, props, inner.opts.zstd_level, db_id)?;
+            let rows = compaction::merge_into(&mut sw, sources, &mut strings)?;
+            let written = sw.finish(seq_min, seq_end)?;
+            file::sync_dir(&dir.join(segment::SEG_DIR))?;
+            Ok((rows, written))
+        })();
+        let (rows, written) = unpublished(merged, &path)?;
+        let file_len = written.1;
+        let mut w = inner.writer.lock();
+        self.check_writable(&w)?;
+        let k = segs.len();
+        let same = w.manifest.segments.len() >= k
+            && w.manifest.segments.iter().zip(&segs).all(|(e, s)| e.id == s.id);
+        assert!(same, "compaction inputs must still be the oldest live segments");
+        let mut m = w.manifest.clone();
+        m.number += 1;
+        // Erasures carried out by this merge: every segment they hid rows in was an input.
+        let pending = m.forgotten.len();
+        m.forgotten
+            .retain(|e| !(erasures.contains(e) && e.limit <= seq_end));
+        // With erasures carried out, the dictionary is rewritten without the erased customers'
+        // ids and without the string values that no remaining row uses.
+        let scrubbed = if m.forgotten.len() < pending {
+            match self.scrub_dictionary(&w, k, strings) {
+                Ok((dicts, generation, len)) => {
+                    m.dict_gen = generation;
+                    m.dict_len = len;
+                    Some(dicts)
+                }
+                Err(e) => {
+                    let _ = file::remove_if_exists(&path);
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
+        let old_dict_gen = w.manifest.dict_gen;
+        m.segments.splice(
+            0..k,
+            [SegmentEntry {
+                id,
+                file_len,
+                rows,
+                seq_min,
+                seq_end,
+            }],
+        );
+        let (seg, old_manifest) = self.publish_segment(&mut w, m, id, written)?;
+        {
+            let mut v = inner.version.write();
+            let mut segments = vec![seg];
+            segments.extend(v.segments.iter().skip(k).cloned());
+            *v = Arc::new(Version::new(
+                segments,
+                v.buffer.clone(),
+                Arc::new(w.manifest.forgotten.clone()),
+            ));
+        }
+        for s in &segs {
+            s.mark_obsolete();
+        }
+        if let Some(d) = scrubbed {
+            *inner.dicts.write() = Arc::new(d);
+            let _ = file::remove_if_exists(&dict::dict_path(dir, old_dict_gen));
+        }
+        let _ = file::remove_if_exists(&dir.join(manifest::manifest_name(old_manifest)));
+        Ok(k)
+    }
+
+    /// Writes the next dictionary generation for a compaction that carries out erasures: the
+    /// entries in the file now (the live manifest's counts), with every string value that no
+    /// row uses any more vacated. `merged` holds the string ids of the merged segment; the
+    /// segments sealed while it was merged (after the first `k`) and the buffer are read here,
+    /// under the writer lock, so no commit can start using a value in between. Returns the new
+    /// dictionaries, the generation and its length.
+    fn scrub_dictionary(&self, w: &Writer, k: usize, mut used: RoaringBitmap) -> Result<(Dicts, u64, u64)> {
+        let inner = &*self.inner;
+        let dir = &inner.dir;
+        let v = inner.version.read().clone();
+        for seg in v.segments.iter().skip(k) {
+            for i in 0..seg.footer.blocks.len() {
+                compaction::string_refs(&seg.read_block(i, ColumnSet::ALL)?, &mut used);
+            }
+        }
+        compaction::string_refs(&w.buffer.sorted_prefix(w.buffer.len()), &mut used);
+        let upto = w.manifest.dict_counts;
+        let mut dicts = (**inner.dicts.read()).clone();
+        let vacate: Vec<dict::DictEntry> = (0..upto.strings)
+            .filter(|&id| !used.contains(id) && !dicts.strings.is_vacant(id))
+            .map(|id| dict::DictEntry::vacate(dict::DictKind::Str, id))
+            .collect();
+        dicts
+            .apply(&dict::DictDelta { entries: vacate })
+            .map_err(|why| DbError::Internal(format!("vacating unused string values: {why}")))?;
+        let generation = w.manifest.dict_gen + 1;
+        let path = dict::dict_path(dir, generation);
+        let written = dict::rewrite(dir, generation, &dicts, upto, w.manifest.db_id).and_then(|len| {
+            file::sync_dir(dir)?;
+            Ok(len)
+        });
+        match written {
+            Ok(len) => Ok((dicts, generation, len)),
+            Err(e) => {
+                let _ = file::remove_if_exists(&path);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Erases every event of `customer` committed so far (a GDPR erasure request). From the
+    /// moment this returns — durably, across crashes — no read of this database (queries,
+    /// exports, timelines, bitmaps, statistics) includes those events; the next
+    /// [`compact`](Db::compact) physically rewrites the segments that held them. Events
+    /// committed for the same id afterwards are new data and are kept. Returns the number of
+    /// events erased (0 for an unknown customer).
+    pub fn forget_customer(&self, customer: &str) -> Result<u64> {
+        let inner = &*self.inner;
+        let mut w = inner.writer.lock();
+        self.check_writable(&w)?;
+        let Some(cid) = inner.dicts.read().customers.get(customer) else {
+            return Ok(0);
+        };
+        // 1. Every event of the customer so far goes into a segment (and the log that held
+        // them is deleted), so the erasure only has to cover segments.
+        self.flush_locked(&mut w)?;
+        let limit = w.next_seq;
+        // 2. Count what becomes hidden.
+        let v = inner.version.read().clone();
+        let cid_only = ColumnSet {
+            ts: false,
+            event: false,
+            stage: false,
+            props: false,
+            prop_mask: 0,
+        };
+        let mut rows = 0u64;
+        for (seg, mask) in v.segments.iter().zip(&v.masks) {
+            if mask.as_ref().is_some_and(|m| m.contains(cid)) {
+                continue;
+            }
+            for (i, b) in seg.footer.blocks.iter().enumerate() {
+                if b.cid_min <= cid && cid <= b.cid_max {
+                    let cols = seg.read_block(i, cid_only)?;
+                    rows += cols.cid.iter().filter(|&&c| c == cid).count() as u64;
+                }
+            }
+        }
+        // 3. Unbind the customer's id in the dictionary (it keeps its number; its text is gone
+        // from the dictionary file at the compaction that carries out the erasure), so that
+        // events committed for the same id from now on get a new customer number.
+        let unbind = dict::DictDelta {
+            entries: vec![dict::DictEntry::vacate(dict::DictKind::Customer, cid)],
+        };
+        let dict_len = dict::append(&inner.dir, w.manifest.dict_gen, w.manifest.dict_len, &unbind)?;
+        // 4. Publish the erasure (durable when the manifest is).
+        let mut m = w.manifest.clone();
+        m.number += 1;
+        m.dict_len = dict_len;
+        match m.forgotten.binary_search_by_key(&cid, |e| e.cid) {
+            Ok(i) => {
+                m.forgotten[i].limit = limit;
+                m.forgotten[i].rows += rows;
+            }
+            Err(i) => m.forgotten.insert(i, Erasure { cid, limit, rows }),
+        }
+        if let Err(e) = m.publish(&inner.dir) {
+            return Err(self.poison(&mut w, e.to_string()));
+        }
+        let old = w.manifest.number;
+        let forgotten = Arc::new(m.forgotten.clone());
+        w.manifest = m;
+        if let Err(why) = Arc::make_mut(&mut *inner.dicts.write()).apply(&unbind) {
+            return Err(self.poison(&mut w, format!("internal error: {why}")));
+        }
+        // 5. Install: from here on every snapshot masks the customer.
+        {
+            let mut v = inner.version.write();
+            *v = Arc::new(Version::new(v.segments.clone(), v.buffer.clone(), forgotten));
+        }
+        let _ = file::remove_if_exists(&inner.dir.join(manifest::manifest_name(old)));
+        Ok(rows)
+    }
+
+    /// Maps `event` to `stage` for events committed from now on without an explicit stage
+    /// (`None` removes the mapping). An explicit stage on an event always wins. Durable when
+    /// this returns.
+    pub fn set_stage(&self, event: &str, stage: Option<Stage>) -> Result<()> {
+        self.set_stages(&[(event, stage)])
+    }
+
+    /// [`set_stage`](Self::set_stage) for several event names at once, in order (a later entry
+    /// for the same name wins): one manifest switch for all of them, so either every mapping
+    /// applies or, on an error, none does. Durable when this returns.
+    pub fn set_stages(&self, entries: &[(&str, Option<Stage>)]) -> Result<()> {
+        let mut w = self.inner.writer.lock();
+        self.check_writable(&w)?;
+        for (event, _) in entries {
+            if event.is_empty() || event.len() > limits::NAME_BYTES_MAX {
+                return Err(DbError::InvalidArgument(format!("event name of {} bytes", event.len())).into());
+            }
+        }
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut map = self.inner.stage_map.read().clone();
+        for &(event, stage) in entries {
+            match stage {
+                Some(s) => map.insert(event.to_owned(), s),
+                None => map.remove(event),
+            };
+        }
+        let mut m = w.manifest.clone();
+        m.number += 1;
+        let mut list: Vec<(String, Stage)> = map.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        list.sort();
+        m.stage_map = list;
+        if let Err(e) = m.publish(&self.inner.dir) {
+            return Err(self.poison(&mut w, e.to_string()));
+        }
+        let old = w.manifest.number;
+        w.manifest = m;
+        *self.inner.stage_map.write() = map;
+        let _ = file::remove_if_exists(&self.inner.dir.join(manifest::manifest_name(old)));
+        Ok(())
+    }
+
+    /// The stage map (event name → stage).
+    pub fn stage_map(&self) -> HashMap<String, Stage> {
+        self.inner.stage_map.read().clone()
+    }
+
+    /// Storage statistics.
+    pub fn stats(&self) -> Stats {
+        // Counts only: no snapshot (which would sort the buffer).
+        let version = self.inner.version.read().clone();
+        let visible = self.inner.visible_seq.load(Ordering::SeqCst);
+        let buffered = visible
+            .saturating_sub(version.buffer.seq_base())
+            .min(version.buffer.len() as u64);
+        let sealed: u64 = version.segments.iter().map(|s| s.footer.rows).sum();
+        let segment_bytes: u64 = version.segments.iter().map(|s| s.file_len()).sum();
+        let hidden: u64 = version.forgotten.iter().map(|e| e.rows).sum();
+        Stats {
+            events: (sealed + buffered).saturating_sub(hidden),
+            customers: self.inner.dicts.read().customers.live() as u64,
+            segments: version.segments.len(),
+            buffered_events: buffered,
+            bytes_on_disk: dir_size(&self.inner.dir),
+            segment_bytes,
+            bytes_per_event: if sealed == 0 {
+                0.0
+            } else {
+                segment_bytes as f64 / sealed as f64
+            },
+            pending_erasures: version.forgotten.len() as u64,
+            pending_erased_events: hidden,
+            cache_bytes: (self.inner.cache.used() + self.inner.key_cache.used()) as u64,
+        }
+    }
+
+    /// Checks every checksum of every live file, and that every id stored in a segment (customer,
+    /// event name, property and its type, string value; the bitmap index's customers and event
+    /// names) has its dictionary entry. Returns the number of sealed events checked. (Opening
+    /// already checked the manifest, the dictionary log and the log, whose rows' ids replay checks.)
+    pub fn verify(&self) -> Result<u64> {
+        let snap = self.snapshot();
+        let d = snap.dicts();
+        let (customers, events, props, strings) = (
+            d.customers.len() as u64,
+            d.events.len() as u64,
+            d.props.len() as u64,
+            d.strings.len() as u64,
+        );
+        let over = |what: &str, id: u64, n: u64| {
+            format!("{what} id {id} has no dictionary entry (the dictionary has {n})")
+        };
+        // An erased customer's id is vacated in the dictionary; rows that still use it must be
+        // hidden by a pending erasure. Vacated string values are used by no stored row at all.
+        let check = |cols: &Columns, hidden: Option<&RoaringBitmap>| -> std::result::Result<(), String> {
+            if let Some(&c) = cols.cid.iter().max().filter(|&&c| u64::from(c) >= customers) {
+                return Err(over("customer", c.into(), customers));
+            }
+            if let Some(&c) = cols
+                .cid
+                .iter()
+                .find(|&&c| d.customers.is_vacant(c) && !hidden.is_some_and(|h| h.contains(c)))
+            {
+                return Err(format!(
+                    "customer id {c} was erased but a visible row still uses it"
+                ));
+            }
+            if let Some(&e) = cols.event.iter().max().filter(|&&e| u64::from(e) >= events) {
+                return Err(over("event name", e.into(), events));
+            }
+            crate::model::check_values(cols)?;
+            for p in &cols.props {
+                match d.prop_types.get(p.id as usize) {
+                    None => return Err(over("property", p.id.into(), props)),
+                    Some(&ty) if ty != p.ty => {
+                        return Err(format!(
+                            "property id {} is stored as {} but the dictionary says {ty}",
+                            p.id, p.ty
+                        ));
+                    }
+                    Some(_) => {}
+                }
+                if p.ty == PropType::Str
+                    && let Some(s) = p
+                        .vals
+                        .iter()
+                        .zip(&p.valid)
+                        .filter(|(_, v)| **v)
+                        .map(|(x, _)| *x)
+                        .max()
+                    && s >= strings
+                {
+                    return Err(over("string value", s, strings));
+                }
+                if p.ty == PropType::Str
+                    && let Some(s) = p
+                        .vals
+                        .iter()
+                        .zip(&p.valid)
+                        .find(|&(&x, &v)| v && d.strings.is_vacant(x as u32))
+                        .map(|(x, _)| *x)
+                {
+                    return Err(format!(
+                        "string value id {s} was erased but a stored row still uses it"
+                    ));
+                }
+            }
+            Ok(())
+        };
+        let mut rows = 0;
+        for (s, mask) in snap.version.segments.iter().zip(&snap.version.masks) {
+            rows += s.verify_with(|cols| check(cols, mask.as_deref()))?;
+            let b = &s.footer.bitmaps;
+            let max_cid = b.stages.iter().filter_map(|x| x.max()).max();
+            let bad = max_cid
+                .filter(|&c| u64::from(c) >= customers)
+                .map(|c| over("customer (bitmap index)", c.into(), customers))
+                .or_else(|| {
+                    b.events
+                        .keys()
+                        .find(|&&e| u64::from(e) >= events)
+                        .map(|&e| over("event name (bitmap index)", e.into(), events))
+                });
+            if let Some(why) = bad {
+                return Err(FileError::corrupt(s.path(), s.footer_offset(), why).into());
+            }
+        }
+        Ok(rows)
+    }
+}
