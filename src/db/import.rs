@@ -1,16 +1,16 @@
 //! Bulk import: a staged file becomes one sealed segment published atomically, read whole or
 //! streamed in parts.
 
+use super::version::{DictsEdit, NewSegment, SegmentsEdit, VersionEdit};
 use super::{Db, Writer};
 use crate::buffer::Buffer;
 use crate::db::seal::{unpublished, write_segment};
-use crate::db::version::Version;
 use crate::dict::{self, Dicts};
 use crate::error::{DbError, Error, Result};
 use crate::file;
 use crate::ingest::StageMap;
 use crate::limits;
-use crate::manifest::{self, SegmentEntry};
+use crate::manifest::SegmentEntry;
 use crate::model::{Columns, PropType};
 use crate::segment::{self, Footer, SegmentWriter};
 use std::path::Path;
@@ -437,56 +437,36 @@ impl Db {
         (dict_len, applied): DictsWritten,
         delta: &crate::dict::DictDelta,
     ) -> Result<u64> {
-        let inner = &*self.inner;
-        let dir = &inner.dir;
-        let file_len = seg.1;
-        let mut m = w.manifest.clone();
-        m.number += 1;
-        m.next_segment = id + 1;
-        m.next_seq = seq_end;
-        m.dict_len = dict_len;
-        m.dict_counts = delta.counts_after(w.manifest.dict_counts);
-        m.segments.push(SegmentEntry {
+        let (footer, file_len) = seg;
+        let entry = SegmentEntry {
             id,
             file_len,
             rows: seq_end - seq_min,
             seq_min,
             seq_end,
-        });
-        let (seg, old_manifest) = self.publish_segment(w, m, id, seg)?;
-        {
-            // Extended on the dictionary thread, or else applied here, in place unless a running
-            // query holds the dictionaries (then on a copy): an import into a large database
-            // does not copy all of its dictionaries. The delta was prepared against these
-            // dictionaries under the writer lock, so applying it cannot fail; if it did, the
-            // published manifest and these dictionaries disagree: poisoned.
-            let mut d = inner.dicts.write();
-            let applied = match applied {
-                Some(extended) => {
-                    *d = Arc::new(extended);
-                    Ok(())
-                }
-                None => Arc::make_mut(&mut *d).apply(delta),
-            };
-            let counts = d.counts();
-            drop(d);
-            if let Err(why) = applied {
-                return Err(self.poison(w, format!("internal error: {why}")));
-            }
-            if counts != w.manifest.dict_counts {
-                let why = "internal error: dictionary counts disagree with the manifest after an import";
-                return Err(self.poison(w, why.into()));
-            }
-        }
-        // The buffer is empty (sealed above) and starts after the imported rows.
-        let new_buffer = Arc::new(Buffer::new(seq_end));
-        {
-            let mut v = inner.version.write();
-            let mut segments = v.segments.clone();
-            segments.push(seg);
-            *v = Arc::new(Version::new(segments, new_buffer.clone(), v.forgotten.clone()));
-        }
-        w.buffer = new_buffer;
+        };
+        // Extended on the dictionary thread, or else applied in place unless a running query
+        // holds the dictionaries (then on a copy): an import into a large database does not
+        // copy all of its dictionaries. The delta was prepared against these dictionaries under
+        // the writer lock, so applying it cannot fail; if it did, `apply` poisons the handle.
+        let dicts = match applied {
+            Some(extended) => DictsEdit::Replace(Box::new(extended)),
+            None => DictsEdit::Apply(delta),
+        };
+        self.apply(
+            w,
+            VersionEdit {
+                segments: SegmentsEdit::Append(NewSegment { entry, footer }),
+                next_seq: Some(seq_end),
+                dict_file: Some((w.manifest.dict_gen, dict_len)),
+                dict_counts: Some(delta.counts_after(w.manifest.dict_counts)),
+                dicts,
+                // The buffer is empty (sealed above) and starts after the imported rows.
+                buffer: Some(Arc::new(Buffer::new(seq_end))),
+                ..VersionEdit::default()
+            },
+        )?;
+        let inner = &*self.inner;
         w.next_seq = seq_end;
         if let Some(wal) = w.wal.as_ref() {
             // The log holds nothing unsynced (the flush above synced it, or it is empty).
@@ -494,7 +474,6 @@ impl Db {
             inner.sync.all_synced();
         }
         inner.visible_seq.fetch_max(seq_end, Ordering::SeqCst);
-        let _ = file::remove_if_exists(&dir.join(manifest::manifest_name(old_manifest)));
         Ok(seq_min)
     }
 }

@@ -1,21 +1,20 @@
 //! Maintenance: compaction (which carries out erasures), erasure (FORGET), the stage map,
 //! statistics and verification.
 
+use super::version::{DictsEdit, NewSegment, SegmentsEdit, VersionEdit};
 use super::{Db, Stats, Writer};
 use crate::compaction::{self, Source};
 use crate::db::seal::unpublished;
-use crate::db::version::Version;
 use crate::dict::{self, Dicts};
 use crate::error::{DbError, Result};
 use crate::file::{self, FileError};
 use crate::limits;
-use crate::manifest::{self, Erasure, SegmentEntry};
+use crate::manifest::{Erasure, SegmentEntry};
 use crate::model::{Columns, PropType, Stage};
 use crate::segment::{self, ColumnSet, Footer, SegmentWriter};
 use roaring::RoaringBitmap;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 pub(super) fn dir_size(dir: &Path) -> u64 {
@@ -69,67 +68,41 @@ impl Db {
             file::sync_dir(&dir.join(segment::SEG_DIR))?;
             Ok((rows, written))
         })();
-        let (rows, written) = unpublished(merged, &path)?;
-        let file_len = written.1;
+        let (rows, (footer, file_len)) = unpublished(merged, &path)?;
         let mut w = inner.writer.lock();
         self.check_writable(&w)?;
         let k = segs.len();
         let same = w.manifest.segments.len() >= k
             && w.manifest.segments.iter().zip(&segs).all(|(e, s)| e.id == s.id);
         assert!(same, "compaction inputs must still be the oldest live segments");
-        let mut m = w.manifest.clone();
-        m.number += 1;
         // Erasures carried out by this merge: every segment they hid rows in was an input.
-        let pending = m.forgotten.len();
-        m.forgotten
-            .retain(|e| !(erasures.contains(e) && e.limit <= seq_end));
+        let mut forgotten = w.manifest.forgotten.clone();
+        forgotten.retain(|e| !(erasures.contains(e) && e.limit <= seq_end));
         // With erasures carried out, the dictionary is rewritten without the erased customers'
         // ids and without the string values that no remaining row uses.
-        let scrubbed = if m.forgotten.len() < pending {
+        let mut edit = VersionEdit::default();
+        if forgotten.len() < w.manifest.forgotten.len() {
             match self.scrub_dictionary(&w, k, strings) {
                 Ok((dicts, generation, len)) => {
-                    m.dict_gen = generation;
-                    m.dict_len = len;
-                    Some(dicts)
+                    edit.dict_file = Some((generation, len));
+                    edit.dicts = DictsEdit::Replace(Box::new(dicts));
                 }
                 Err(e) => {
                     let _ = file::remove_if_exists(&path);
                     return Err(e);
                 }
             }
-        } else {
-            None
+        }
+        let entry = SegmentEntry {
+            id,
+            file_len,
+            rows,
+            seq_min,
+            seq_end,
         };
-        let old_dict_gen = w.manifest.dict_gen;
-        m.segments.splice(
-            0..k,
-            [SegmentEntry {
-                id,
-                file_len,
-                rows,
-                seq_min,
-                seq_end,
-            }],
-        );
-        let (seg, old_manifest) = self.publish_segment(&mut w, m, id, written)?;
-        {
-            let mut v = inner.version.write();
-            let mut segments = vec![seg];
-            segments.extend(v.segments.iter().skip(k).cloned());
-            *v = Arc::new(Version::new(
-                segments,
-                v.buffer.clone(),
-                Arc::new(w.manifest.forgotten.clone()),
-            ));
-        }
-        for s in &segs {
-            s.mark_obsolete();
-        }
-        if let Some(d) = scrubbed {
-            *inner.dicts.write() = Arc::new(d);
-            let _ = file::remove_if_exists(&dict::dict_path(dir, old_dict_gen));
-        }
-        let _ = file::remove_if_exists(&dir.join(manifest::manifest_name(old_manifest)));
+        edit.segments = SegmentsEdit::ReplaceOldest(k, NewSegment { entry, footer });
+        edit.forgotten = Some(forgotten);
+        self.apply(&mut w, edit)?;
         Ok(k)
     }
 
@@ -218,32 +191,23 @@ impl Db {
             entries: vec![dict::DictEntry::vacate(dict::DictKind::Customer, cid)],
         };
         let dict_len = dict::append(&inner.dir, w.manifest.dict_gen, w.manifest.dict_len, &unbind)?;
-        // 4. Publish the erasure (durable when the manifest is).
-        let mut m = w.manifest.clone();
-        m.number += 1;
-        m.dict_len = dict_len;
-        match m.forgotten.binary_search_by_key(&cid, |e| e.cid) {
+        // 4. Publish the erasure (durable when the manifest is) and install it: from here on
+        // every snapshot masks the customer.
+        let mut forgotten = w.manifest.forgotten.clone();
+        match forgotten.binary_search_by_key(&cid, |e| e.cid) {
             Ok(i) => {
-                m.forgotten[i].limit = limit;
-                m.forgotten[i].rows += rows;
+                forgotten[i].limit = limit;
+                forgotten[i].rows += rows;
             }
-            Err(i) => m.forgotten.insert(i, Erasure { cid, limit, rows }),
+            Err(i) => forgotten.insert(i, Erasure { cid, limit, rows }),
         }
-        if let Err(e) = m.publish(&inner.dir) {
-            return Err(self.poison(&mut w, e.to_string()));
-        }
-        let old = w.manifest.number;
-        let forgotten = Arc::new(m.forgotten.clone());
-        w.manifest = m;
-        if let Err(why) = Arc::make_mut(&mut *inner.dicts.write()).apply(&unbind) {
-            return Err(self.poison(&mut w, format!("internal error: {why}")));
-        }
-        // 5. Install: from here on every snapshot masks the customer.
-        {
-            let mut v = inner.version.write();
-            *v = Arc::new(Version::new(v.segments.clone(), v.buffer.clone(), forgotten));
-        }
-        let _ = file::remove_if_exists(&inner.dir.join(manifest::manifest_name(old)));
+        let edit = VersionEdit {
+            dict_file: Some((w.manifest.dict_gen, dict_len)),
+            dicts: DictsEdit::Apply(&unbind),
+            forgotten: Some(forgotten),
+            ..VersionEdit::default()
+        };
+        self.apply(&mut w, edit)?;
         Ok(rows)
     }
 
@@ -275,18 +239,11 @@ impl Db {
                 None => map.remove(event),
             };
         }
-        let mut m = w.manifest.clone();
-        m.number += 1;
-        let mut list: Vec<(String, Stage)> = map.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        list.sort();
-        m.stage_map = list;
-        if let Err(e) = m.publish(&self.inner.dir) {
-            return Err(self.poison(&mut w, e.to_string()));
-        }
-        let old = w.manifest.number;
-        w.manifest = m;
-        *self.inner.stage_map.write() = map;
-        let _ = file::remove_if_exists(&self.inner.dir.join(manifest::manifest_name(old)));
+        let edit = VersionEdit {
+            stage_map: Some(map),
+            ..VersionEdit::default()
+        };
+        self.apply(&mut w, edit)?;
         Ok(())
     }
 

@@ -1,15 +1,15 @@
 //! Sealing: the buffer becomes a sealed segment (flush), and the writer of a segment from rows.
 
+use super::version::{NewSegment, SegmentsEdit, VersionEdit};
 use super::{Db, Writer};
 use crate::buffer::Buffer;
-use crate::db::version::Version;
 use crate::dict::{self};
 use crate::error::{DbError, Result};
 use crate::file::{self};
-use crate::manifest::{self, SegmentEntry};
+use crate::manifest::SegmentEntry;
 use crate::model::Columns;
 use crate::segment::{self, Footer, SegmentWriter};
-use crate::wal::{self, WalFile};
+use crate::wal::WalFile;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -99,39 +99,27 @@ impl Db {
         })();
         // On failure nothing was published: the log still holds every event.
         let (seg, dict_len, counts) = unpublished(written, &path)?;
-        let file_len = seg.1;
-        // 4. Publish.
-        let mut m = w.manifest.clone();
-        m.number += 1;
-        m.next_segment = id + 1;
-        m.wal_start = new_number;
-        m.next_seq = seq_end;
-        m.dict_len = dict_len;
-        m.dict_counts = counts;
-        m.segments.push(SegmentEntry {
+        let (footer, file_len) = seg;
+        // 4. Publish and install: readers switch to the new segment and an empty buffer, and the
+        // sealed log is deleted.
+        let entry = SegmentEntry {
             id,
             file_len,
             rows: n as u64,
             seq_min,
             seq_end,
-        });
-        // 5. Install: readers switch to the new segment and an empty buffer.
-        let (seg, old_manifest) = self.publish_segment(w, m, id, seg)?;
-        let new_buffer = Arc::new(Buffer::new(seq_end));
-        {
-            let mut v = inner.version.write();
-            let mut segments = v.segments.clone();
-            segments.push(seg);
-            *v = Arc::new(Version::new(segments, new_buffer.clone(), v.forgotten.clone()));
-        }
-        w.buffer = new_buffer;
-        // 6. Drop what is no longer needed (a failure leaves garbage removed at next open).
-        for k in wal::list(dir).unwrap_or_default() {
-            if k < new_number {
-                let _ = file::remove_if_exists(&wal::wal_path(dir, k));
-            }
-        }
-        let _ = file::remove_if_exists(&dir.join(manifest::manifest_name(old_manifest)));
-        Ok(())
+        };
+        self.apply(
+            w,
+            VersionEdit {
+                segments: SegmentsEdit::Append(NewSegment { entry, footer }),
+                wal_start: Some(new_number),
+                next_seq: Some(seq_end),
+                dict_file: Some((w.manifest.dict_gen, dict_len)),
+                dict_counts: Some(counts),
+                buffer: Some(Arc::new(Buffer::new(seq_end))),
+                ..VersionEdit::default()
+            },
+        )
     }
 }

@@ -4,9 +4,14 @@
 use super::{Db, Writer};
 use crate::buffer::Buffer;
 use crate::compaction::Source;
+use crate::dict::{self, DictCounts, DictDelta, Dicts};
 use crate::error::Result;
-use crate::manifest::{Erasure, Manifest};
+use crate::file;
+use crate::ingest::StageMap;
+use crate::manifest::{self, Erasure, Manifest, SegmentEntry};
+use crate::model::Stage;
 use crate::segment::{Footer, Segment};
+use crate::wal;
 use roaring::RoaringBitmap;
 use std::sync::Arc;
 
@@ -53,33 +58,215 @@ impl Version {
     }
 }
 
+/// A segment written and synced but not yet published: its manifest entry and its footer.
+pub(in crate::db) struct NewSegment {
+    pub(in crate::db) entry: SegmentEntry,
+    pub(in crate::db) footer: Footer,
+}
+
+/// How an edit changes the list of live segments.
+#[derive(Default)]
+pub(in crate::db) enum SegmentsEdit {
+    /// Unchanged.
+    #[default]
+    Keep,
+    /// A new newest segment (a flush or an import).
+    Append(NewSegment),
+    /// The oldest `n` segments merged into one (a compaction); they become obsolete.
+    ReplaceOldest(usize, NewSegment),
+}
+
+/// How an edit changes the in-memory dictionaries. The change is made after the manifest is
+/// published and before the new version is installed, so that no snapshot sees a row whose
+/// ids the dictionaries do not hold yet.
+#[derive(Default)]
+pub(in crate::db) enum DictsEdit<'a> {
+    /// Unchanged (a flush: commits already extended them).
+    #[default]
+    Keep,
+    /// Entries applied in place (or on a copy, when a running query holds the dictionaries).
+    Apply(&'a DictDelta),
+    /// Replaced whole (an import's dictionaries extended ahead; a compaction's scrubbed ones).
+    Replace(Box<Dicts>),
+}
+
+/// One change to the live version: everything a flush, an import, a compaction, an erasure or
+/// a stage-map change alters, described as data and carried out by [`Db::apply`] — the one
+/// place that publishes a manifest and installs what it names (lsm-tree's `Version` edits are
+/// the model). Fields left at their default keep the current value.
+#[derive(Default)]
+pub(in crate::db) struct VersionEdit<'a> {
+    pub(in crate::db) segments: SegmentsEdit,
+    /// The first log file still needed (older logs are deleted once installed).
+    pub(in crate::db) wal_start: Option<u64>,
+    /// The first sequence number not in a segment.
+    pub(in crate::db) next_seq: Option<u64>,
+    /// The dictionary file: (generation, valid length). A new generation deletes the old file.
+    pub(in crate::db) dict_file: Option<(u64, u64)>,
+    /// Dictionary entry counts at the file's length; when the dictionaries change too, they
+    /// must then hold exactly this many entries (else the handle is poisoned).
+    pub(in crate::db) dict_counts: Option<DictCounts>,
+    pub(in crate::db) dicts: DictsEdit<'a>,
+    /// Pending erasures, whole.
+    pub(in crate::db) forgotten: Option<Vec<Erasure>>,
+    /// The stage map, whole.
+    pub(in crate::db) stage_map: Option<StageMap>,
+    /// A new (empty) buffer for later commits, after a seal.
+    pub(in crate::db) buffer: Option<Arc<Buffer>>,
+}
+
+impl VersionEdit<'_> {
+    /// The manifest that follows `live` with this edit applied.
+    fn manifest_after(&self, live: &Manifest) -> Manifest {
+        let mut m = live.clone();
+        m.number += 1;
+        match &self.segments {
+            SegmentsEdit::Keep => {}
+            SegmentsEdit::Append(new) => m.segments.push(new.entry.clone()),
+            SegmentsEdit::ReplaceOldest(n, new) => {
+                m.segments.splice(0..*n, [new.entry.clone()]);
+            }
+        }
+        if let SegmentsEdit::Append(new) | SegmentsEdit::ReplaceOldest(_, new) = &self.segments {
+            m.next_segment = m.next_segment.max(new.entry.id + 1);
+        }
+        if let Some(n) = self.wal_start {
+            m.wal_start = n;
+        }
+        if let Some(n) = self.next_seq {
+            m.next_seq = n;
+        }
+        if let Some((generation, len)) = self.dict_file {
+            m.dict_gen = generation;
+            m.dict_len = len;
+        }
+        if let Some(counts) = self.dict_counts {
+            m.dict_counts = counts;
+        }
+        if let Some(forgotten) = &self.forgotten {
+            m.forgotten = forgotten.clone();
+        }
+        if let Some(map) = &self.stage_map {
+            let mut list: Vec<(String, Stage)> = map.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            list.sort();
+            m.stage_map = list;
+        }
+        m
+    }
+
+    /// Whether readers need a new [`Version`] (segments, buffer or erasures change).
+    fn changes_version(&self) -> bool {
+        !matches!(self.segments, SegmentsEdit::Keep) || self.buffer.is_some() || self.forgotten.is_some()
+    }
+}
+
 impl Db {
-    /// Publishes manifest `m` (which names the new segment `id` of `file_len` bytes), makes it
-    /// the writer's, and opens the segment for readers. Returns the segment and the number of
-    /// the manifest it replaced (to be deleted). A failure poisons the handle: whether the
-    /// manifest is live is then unknown until the database is reopened.
-    pub(in crate::db) fn publish_segment(
-        &self,
-        w: &mut Writer,
-        m: Manifest,
-        id: u64,
-        (footer, file_len): (Footer, u64),
-    ) -> Result<(Arc<Segment>, u64)> {
+    /// Carries out `edit`: publishes the next manifest (durable when this returns), opens the
+    /// new segment, changes the dictionaries, installs the new version for readers, and deletes
+    /// what the old manifest alone needed (logs, a dictionary generation, merged segments, the
+    /// old manifest; a failure there leaves garbage that the next open removes). Any failure
+    /// from publishing on poisons the handle: whether the new manifest is live is then unknown
+    /// until the database is reopened.
+    pub(in crate::db) fn apply(&self, w: &mut Writer, mut edit: VersionEdit<'_>) -> Result<()> {
         let inner = &*self.inner;
+        let m = edit.manifest_after(&w.manifest);
+        let new_version = edit.changes_version();
         if let Err(e) = m.publish(&inner.dir) {
             return Err(self.poison(w, e.to_string()));
         }
-        let old_manifest = w.manifest.number;
-        w.manifest = m;
-        match Segment::open_written(&inner.dir, id, file_len, footer) {
-            Ok(s) => Ok((
-                Arc::new(
-                    s.with_cache(inner.cache.clone())
-                        .with_key_cache(inner.key_cache.clone()),
-                ),
-                old_manifest,
-            )),
-            Err(e) => Err(self.poison(w, e.to_string())),
+        let old = std::mem::replace(&mut w.manifest, m);
+        let (merged, new) = match std::mem::take(&mut edit.segments) {
+            SegmentsEdit::Keep => (0, None),
+            SegmentsEdit::Append(new) => (0, Some(new)),
+            SegmentsEdit::ReplaceOldest(n, new) => (n, Some(new)),
+        };
+        let opened = match new.map(|new| self.open_new_segment(new)).transpose() {
+            Ok(opened) => opened,
+            Err(e) => return Err(self.poison(w, e.to_string())),
+        };
+        if let Err(why) = self.change_dicts(edit.dicts, edit.dict_counts) {
+            return Err(self.poison(w, why));
         }
+        let mut obsolete = Vec::new();
+        if new_version {
+            let mut v = inner.version.write();
+            obsolete = v.segments[..merged].to_vec();
+            let segments = opened.into_iter();
+            let segments = if merged > 0 {
+                segments.chain(v.segments[merged..].iter().cloned()).collect()
+            } else {
+                v.segments.iter().cloned().chain(segments).collect()
+            };
+            let buffer = edit.buffer.clone().unwrap_or_else(|| v.buffer.clone());
+            *v = Arc::new(Version::new(
+                segments,
+                buffer,
+                Arc::new(w.manifest.forgotten.clone()),
+            ));
+        }
+        if let Some(buffer) = edit.buffer {
+            w.buffer = buffer;
+        }
+        if let Some(map) = edit.stage_map {
+            *inner.stage_map.write() = map;
+        }
+        for seg in &obsolete {
+            seg.mark_obsolete();
+        }
+        self.remove_replaced(&old, &w.manifest);
+        Ok(())
+    }
+
+    /// Opens a published segment for readers, sharing the database's caches.
+    fn open_new_segment(&self, new: NewSegment) -> Result<Arc<Segment>> {
+        let inner = &*self.inner;
+        let seg = Segment::open_written(&inner.dir, new.entry.id, new.entry.file_len, new.footer)?;
+        Ok(Arc::new(
+            seg.with_cache(inner.cache.clone())
+                .with_key_cache(inner.key_cache.clone()),
+        ))
+    }
+
+    /// Makes the in-memory dictionaries' change of an edit; an error means they and the
+    /// published manifest disagree.
+    fn change_dicts(
+        &self,
+        change: DictsEdit<'_>,
+        counts: Option<DictCounts>,
+    ) -> std::result::Result<(), String> {
+        let mut dicts = self.inner.dicts.write();
+        match change {
+            DictsEdit::Keep => return Ok(()),
+            DictsEdit::Replace(new) => *dicts = Arc::new(*new),
+            DictsEdit::Apply(delta) => {
+                Arc::make_mut(&mut *dicts)
+                    .apply(delta)
+                    .map_err(|why| format!("internal error: {why}"))?;
+            }
+        }
+        match counts {
+            Some(counts) if dicts.counts() != counts => {
+                Err("internal error: dictionary counts disagree with the manifest".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Deletes the files `old` needed and `new` does not: logs before `new.wal_start` (when it
+    /// moved), the old dictionary generation, the old manifest. Merged segments are deleted
+    /// when their last reader drops them (`Segment::mark_obsolete`).
+    fn remove_replaced(&self, old: &Manifest, new: &Manifest) {
+        let dir = &self.inner.dir;
+        if new.wal_start > old.wal_start {
+            for k in wal::list(dir).unwrap_or_default() {
+                if k < new.wal_start {
+                    let _ = file::remove_if_exists(&wal::wal_path(dir, k));
+                }
+            }
+        }
+        if new.dict_gen != old.dict_gen {
+            let _ = file::remove_if_exists(&dict::dict_path(dir, old.dict_gen));
+        }
+        let _ = file::remove_if_exists(&dir.join(manifest::manifest_name(old.number)));
     }
 }
