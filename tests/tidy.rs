@@ -1,7 +1,8 @@
 //! Tidy: mechanical rules the compiler does not hold (TigerBeetle's `tidy.zig` idea).
 //! - Data flows one way: a module may use only modules declared before it in `src/lib.rs`
 //!   (`error` is the root and may name every layer).
-//! - No `unwrap()` / `expect(` in library code outside `#[cfg(test)]`.
+//! - No `unwrap()` / `expect(` in library code outside `#[cfg(test)]` items and test modules.
+//! - Rooms stay small: no file in `src/` over 1,000 lines, no function over 100.
 //! - Every relative link in README.md and docs/*.md points at a file that exists.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
@@ -48,9 +49,89 @@ fn module_files(m: &str) -> Vec<PathBuf> {
     out
 }
 
-/// Code before the first `#[cfg(test)]`.
-fn non_test(text: &str) -> &str {
-    text.split("#[cfg(test)]").next().unwrap_or("")
+/// The code of a file without its `#[cfg(test)]` items (a `mod tests;` line, a `mod tests {…}`
+/// block, a test-only function): each line kept or blanked, so line numbers stay true.
+fn non_test(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        out.push(line);
+        if line.trim() != "#[cfg(test)]" {
+            continue;
+        }
+        // Skip the item the attribute applies to: up to its `;`, or until its braces close.
+        let mut depth = 0i64;
+        let mut opened = false;
+        for item in lines.by_ref() {
+            out.push("");
+            let code = item.split("//").next().unwrap_or("");
+            depth += code.matches('{').count() as i64 - code.matches('}').count() as i64;
+            opened |= code.contains('{');
+            if (opened && depth <= 0) || (!opened && code.trim_end().ends_with(';')) {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Whether `f` is a test module's file (`tests.rs`, declared `#[cfg(test)] mod tests;`).
+fn is_test_module(f: &Path) -> bool {
+    f.file_name().is_some_and(|n| n == "tests.rs")
+}
+
+/// The crate modules a file names through `crate::`: `crate::a::…`, `crate::a;` and every
+/// first segment of a grouped `crate::{a, b::c, …}`.
+fn crate_modules_named(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for part in text.split("crate::").skip(1) {
+        if let Some(group) = part.strip_prefix('{') {
+            let mut depth = 0;
+            let mut item = String::new();
+            for ch in group.chars() {
+                match ch {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        out.push(first_segment(&item));
+                        item.clear();
+                        continue;
+                    }
+                    _ => {}
+                }
+                item.push(ch);
+            }
+            out.push(first_segment(&item));
+        } else {
+            out.push(first_segment(part));
+        }
+    }
+    out.retain(|m| !m.is_empty());
+    out
+}
+
+fn first_segment(path: &str) -> String {
+    path.trim()
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect()
+}
+
+#[test]
+fn grouped_imports_name_each_module() {
+    let names =
+        crate_modules_named("use crate::{db::Db, exec, query::{ast, parser}};\nlet x = crate::wal::list();");
+    assert_eq!(names, ["db", "exec", "query", "wal"]);
+}
+
+#[test]
+fn test_items_are_skipped_and_nothing_else() {
+    let text = "fn a() {}\n#[cfg(test)]\nmod tests;\n#[cfg(test)]\nfn b() {\n    x.unwrap();\n}\nfn c() { y.unwrap() }\n";
+    let kept = non_test(text);
+    assert_eq!(kept.len(), text.lines().count());
+    assert!(!kept[5].contains("unwrap"));
+    assert!(kept[7].contains("unwrap"));
 }
 
 #[test]
@@ -61,11 +142,9 @@ fn modules_use_only_earlier_modules() {
     for (i, m) in mods.iter().enumerate() {
         for f in module_files(m) {
             let text = std::fs::read_to_string(&f).unwrap();
+            let named = crate_modules_named(&text);
             for (j, other) in mods.iter().enumerate() {
-                let used = text.contains(&format!("crate::{other}::"))
-                    || text.contains(&format!("crate::{other}}}"))
-                    || text.contains(&format!("crate::{other};"))
-                    || text.contains(&format!("crate::{other},"));
+                let used = named.iter().any(|n| n == other);
                 if used && j > i && m != "error" {
                     problems.push(format!("{} uses `{other}`, which comes after `{m}`", f.display()));
                 }
@@ -81,11 +160,11 @@ fn no_unwrap_or_expect_in_library_code() {
     rs_files(&root().join("src"), &mut files);
     let mut problems = Vec::new();
     for f in files {
-        if f.components().any(|c| c.as_os_str() == "bin") {
+        if f.components().any(|c| c.as_os_str() == "bin") || is_test_module(&f) {
             continue;
         }
         let text = std::fs::read_to_string(&f).unwrap();
-        for (n, line) in non_test(&text).lines().enumerate() {
+        for (n, line) in non_test(&text).into_iter().enumerate() {
             let code = line.split("//").next().unwrap_or("");
             if code.contains(".unwrap()") || code.contains(".expect(") {
                 problems.push(format!("{}:{}: {}", f.display(), n + 1, line.trim()));
@@ -136,4 +215,129 @@ fn doc_links_point_at_files() {
         }
     }
     assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// Test modules in their own files are compiled only for tests.
+#[test]
+fn test_module_files_are_declared_test_only() {
+    let mut files = Vec::new();
+    rs_files(&root().join("src"), &mut files);
+    let mut problems = Vec::new();
+    for f in files.iter().filter(|f| is_test_module(f)) {
+        let dir = f.parent().unwrap();
+        let parent = [dir.join("mod.rs"), dir.with_extension("rs"), dir.join("lib.rs")]
+            .into_iter()
+            .find(|p| p.exists());
+        let declared = parent.is_some_and(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .contains("#[cfg(test)]\nmod tests;")
+        });
+        if !declared {
+            problems.push(format!(
+                "{} is not declared `#[cfg(test)] mod tests;`",
+                f.display()
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// Functions whose length predates the rule, each to be cut below it (issue 26); the list
+/// only shrinks.
+const LONG_FUNCTIONS_TO_CUT: &[&str] = &[
+    "why_not",
+    "trend",
+    "generate_metered",
+    "funnel",
+    "lex",
+    "write_parquet",
+    "prepare",
+    "rows_into",
+    "read_with",
+    "stage_rows",
+    "open_inner",
+    "open_with",
+    "decode_footer",
+    "dot",
+    "main",
+];
+
+/// The functions of a file as (name, first line, lines): from the `fn` line to the line that
+/// closes it at the same indentation.
+fn functions(text: &str) -> Vec<(String, usize, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let indent = line.len() - line.trim_start().len();
+        let code = line.trim_start();
+        let code = [
+            "pub ",
+            "pub(crate) ",
+            "pub(super) ",
+            "const ",
+            "async ",
+            "unsafe ",
+        ]
+        .iter()
+        .fold(code, |c, p| c.strip_prefix(p).unwrap_or(c));
+        let code = match code.strip_prefix("pub(in ") {
+            Some(rest) => rest.split_once(") ").map_or(rest, |(_, r)| r),
+            None => code,
+        };
+        let Some(rest) = code.strip_prefix("fn ") else {
+            continue;
+        };
+        if line.trim_end().ends_with(';') || line.trim_end().ends_with('}') {
+            continue;
+        }
+        let name = first_segment(rest);
+        let close = format!("{}}}", " ".repeat(indent));
+        if let Some(end) = lines[i + 1..].iter().position(|l| *l == close) {
+            out.push((name, i + 1, end + 2));
+        }
+    }
+    out
+}
+
+#[test]
+fn rooms_and_functions_stay_small() {
+    let mut files = Vec::new();
+    rs_files(&root().join("src"), &mut files);
+    let mut problems = Vec::new();
+    let mut still_long = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let lines = text.lines().count();
+        if lines > 1_000 {
+            problems.push(format!("{} has {lines} lines (at most 1,000)", f.display()));
+        }
+        for (name, line, len) in functions(&text) {
+            if len <= 100 {
+                continue;
+            }
+            if LONG_FUNCTIONS_TO_CUT.contains(&name.as_str()) {
+                still_long.push(name);
+            } else {
+                problems.push(format!(
+                    "{}:{line}: fn {name} has {len} lines (at most 100)",
+                    f.display()
+                ));
+            }
+        }
+    }
+    for name in LONG_FUNCTIONS_TO_CUT {
+        if !still_long.iter().any(|n| n == name) {
+            problems.push(format!(
+                "fn {name} is no longer over 100 lines: remove it from the list"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn function_lengths_count_from_fn_to_its_closing_brace() {
+    let text = "fn a() {\n    1\n}\nimpl X {\n    pub(in crate::x) fn b(\n        y: u8,\n    ) {\n        2\n    }\n    fn c() {}\n}\n";
+    assert_eq!(functions(text), [("a".to_owned(), 1, 3), ("b".to_owned(), 5, 5)]);
 }

@@ -9,7 +9,7 @@ use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::limits;
 use crate::model::Columns;
 use crate::plan::CPred;
-use crate::segment::column::Nibbles;
+use crate::segment::encoding::Nibbles;
 use crate::segment::{BlockEvents, BlockTs, ColumnSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

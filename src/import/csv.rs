@@ -1,6 +1,7 @@
 //! CSV files: a header row names the columns (RFC 4180 quoting; a UTF-8 byte-order mark is
 //! ignored). An empty field is a null.
 
+use super::values::unknown_stage;
 use std::io::BufRead;
 use std::path::Path;
 
@@ -111,14 +112,6 @@ fn parse_row<'r>(
         stage,
         props,
     })
-}
-
-/// The error for a stage name that is not one of the five.
-pub(crate) fn unknown_stage(t: &str) -> String {
-    format!(
-        "unknown stage {t:?} (expected one of {})",
-        Stage::ALL.map(Stage::name).join(", ")
-    )
 }
 
 /// Reads a CSV stream.

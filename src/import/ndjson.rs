@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::csv::unknown_stage;
+use super::values::unknown_stage;
 use super::{ImportError, ImportOptions, Imported, Layout, RowValues, Scalar, Staged, bad_row, parse_ts};
 use crate::ingest::check_name_text;
 use crate::limits;

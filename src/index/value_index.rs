@@ -1,0 +1,162 @@
+//! The value index: customers per (property, value) for properties of few distinct values.
+
+use crate::codec::{self, DecodeError, Reader};
+use crate::index::days::{DaySets, add_major_days};
+use crate::index::gap_list::{get, put};
+use crate::model::Columns;
+use roaring::RoaringBitmap;
+use std::collections::BTreeMap;
+
+/// Most distinct values a string property may have in one segment for [`ValueIndex`] to index
+/// it (a breakdown by a high-cardinality property is scanned instead).
+pub const VALUES_INDEXED_MAX: usize = 64;
+
+/// For each string property with at most [`VALUES_INDEXED_MAX`] distinct values in a segment:
+/// the customers with an event carrying each value — or lacking the property — on each UTC
+/// day. `TREND uniq PERIOD day|week|month BY p` (UTC, no filter) unions these instead of
+/// reading rows. Stored after the rollups (docs/FORMAT.md §5.3).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ValueIndex {
+    /// (property id, value slot or `None` for "no value", UTC day) → customers.
+    pub days: BTreeMap<(u32, Option<u64>, i32), RoaringBitmap>,
+    /// String properties with too many distinct values: not indexed.
+    pub overflow: std::collections::BTreeSet<u32>,
+}
+
+/// Builds a [`ValueIndex`] from rows sorted by customer, block after block.
+#[derive(Clone, Debug, Default)]
+pub struct ValueIndexBuilder {
+    /// String properties with too many distinct values: not indexed.
+    overflow: std::collections::BTreeSet<u32>,
+    /// Distinct values seen per property.
+    seen: BTreeMap<u32, std::collections::BTreeSet<u64>>,
+    /// The sets being built.
+    building: DaySets<(u32, Option<u64>, i32)>,
+}
+
+impl ValueIndexBuilder {
+    /// Adds the rows of `cols` (sorted by customer, continuing the order of earlier rows) for
+    /// the string properties `props` (a property without a column in `cols` has no value on
+    /// any of its rows).
+    pub fn add(&mut self, cols: &Columns, props: &[u32]) {
+        let n = cols.len();
+        let mut slots: Vec<u32> = Vec::with_capacity(n);
+        for &id in props {
+            if self.overflow.contains(&id) {
+                continue;
+            }
+            // Number this block's values of the property (0: no value, k: the k-th distinct
+            // value); more than the limit in one block overflows the property at once.
+            let col = cols.prop(id);
+            let mut distinct: Vec<u64> = Vec::new();
+            slots.clear();
+            for j in 0..n {
+                let v = col.and_then(|c| {
+                    c.valid
+                        .get(j)
+                        .copied()
+                        .unwrap_or(false)
+                        .then(|| c.vals.get(j).copied())
+                });
+                let slot = match v.flatten() {
+                    None => 0,
+                    Some(v) => match distinct.iter().position(|&x| x == v) {
+                        Some(k) => k + 1,
+                        None if distinct.len() > VALUES_INDEXED_MAX => break,
+                        None => {
+                            distinct.push(v);
+                            distinct.len()
+                        }
+                    },
+                };
+                slots.push(slot as u32);
+            }
+            let seen = self.seen.entry(id).or_default();
+            seen.extend(distinct.iter().copied());
+            if slots.len() < n || seen.len() > VALUES_INDEXED_MAX {
+                self.overflow.insert(id);
+                self.building.remove(|key| key.0 == id);
+                continue;
+            }
+            add_major_days(
+                cols,
+                &mut self.building,
+                distinct.len() + 1,
+                |j| slots.get(j).copied().unwrap_or(0) as usize,
+                |slot, day| {
+                    let value = slot.checked_sub(1).and_then(|k| distinct.get(k).copied());
+                    (id, value, day)
+                },
+            );
+        }
+    }
+
+    /// The index of the rows added.
+    pub fn finish(self) -> ValueIndex {
+        ValueIndex {
+            days: self.building.into_map(),
+            overflow: self.overflow,
+        }
+    }
+}
+
+impl ValueIndex {
+    /// Removes the customers in `gone` (an erasure not yet compacted away).
+    pub fn remove_customers(&mut self, gone: &RoaringBitmap) {
+        self.days.values_mut().for_each(|b| *b -= gone);
+        self.days.retain(|_, b| !b.is_empty());
+    }
+
+    /// Appends the encoding: `n u32 | n × prop u32` (overflowed properties), then `count u32 |
+    /// count × (prop u32 | has_value u8 | [value varint] | day i32 | len u32 | roaring bytes)`.
+    pub fn encode(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
+        codec::put_u32(out, self.overflow.len() as u32);
+        for p in &self.overflow {
+            codec::put_u32(out, *p);
+        }
+        codec::put_u32(out, self.days.len() as u32);
+        for ((p, v, d), b) in &self.days {
+            codec::put_u32(out, *p);
+            match v {
+                Some(v) => {
+                    out.push(1);
+                    codec::put_varint(out, *v);
+                }
+                None => out.push(0),
+            }
+            codec::put_i32(out, *d);
+            put(out, b)?;
+        }
+        Ok(())
+    }
+
+    /// Decodes what [`ValueIndex::encode`] wrote.
+    pub fn decode(r: &mut Reader<'_>) -> Result<ValueIndex, DecodeError> {
+        let mut out = ValueIndex::default();
+        let n = r.u32()? as usize;
+        if n > r.remaining() / 4 {
+            return Err(r.err("overflow count exceeds the data"));
+        }
+        for _ in 0..n {
+            out.overflow.insert(r.u32()?);
+        }
+        let n = r.u32()? as usize;
+        if n > r.remaining() / 13 {
+            return Err(r.err("value bitmap count exceeds the data"));
+        }
+        for _ in 0..n {
+            let p = r.u32()?;
+            let v = match r.u8()? {
+                0 => None,
+                1 => Some(r.varint()?),
+                _ => return Err(r.err("bad value flag")),
+            };
+            let d = r.i32()?;
+            let b = get(r)?;
+            if out.overflow.contains(&p) || out.days.insert((p, v, d), b).is_some() {
+                return Err(r.err("bad value bitmap entry"));
+            }
+        }
+        Ok(out)
+    }
+}

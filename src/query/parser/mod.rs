@@ -1,0 +1,292 @@
+//! Recursive-descent parser. Keywords are case-insensitive. A `WHERE` directly after a step
+//! belongs to that step; a statement's own `WHERE` comes after its required clauses.
+
+mod clauses;
+mod statements;
+
+use super::ast::*;
+use super::lexer::{Tok, Token, lex};
+use super::{ParseError, Span};
+use crate::limits;
+
+/// The statement keywords.
+pub const STATEMENTS: [&str; 11] = [
+    "FORGET",
+    "FUNNEL",
+    "RETENTION",
+    "TREND",
+    "TIMELINE",
+    "LIFECYCLE",
+    "STICKINESS",
+    "STAGES",
+    "TRANSITIONS",
+    "CUSTOMERS",
+    "EXPLAIN",
+];
+
+/// Words with a meaning only in their clause (not reserved; they may also name events).
+pub const CONTEXTUAL: [&str; 9] = [
+    "FOR",
+    "CUSTOMER",
+    "STEP",
+    "DROPPED",
+    "CELL",
+    "LIMIT",
+    "MIN",
+    "CUMULATIVE",
+    "IN",
+];
+
+/// Every reserved word of the query language.
+pub const KEYWORDS: &[&str] = &[
+    "FORGET",
+    "FUNNEL",
+    "RETENTION",
+    "TREND",
+    "TIMELINE",
+    "WITHIN",
+    "MODE",
+    "ORDERED",
+    "STRICT",
+    "UNORDERED",
+    "TIES",
+    "ALLOW",
+    "EXCLUDE",
+    "BETWEEN",
+    "AND",
+    "OR",
+    "NOT",
+    "FROM",
+    "TO",
+    "WHERE",
+    "BY",
+    "TZ",
+    "RETURN",
+    "PERIOD",
+    "PERIODS",
+    "FIRST_TIME",
+    "RECURRING",
+    "ON_OR_AFTER",
+    "OF",
+    "TOP",
+    "STAGE",
+    "ANY",
+    "IN",
+    "IS",
+    "NULL",
+];
+
+struct Parser<'a> {
+    toks: Vec<Token>,
+    pos: usize,
+    depth: usize,
+    _text: &'a str,
+}
+
+/// Parses one statement (an optional trailing `;` is allowed).
+pub fn parse(text: &str) -> Result<Statement, ParseError> {
+    if text.len() > limits::QUERY_BYTES_MAX {
+        return Err(ParseError::new(
+            Span {
+                start: limits::QUERY_BYTES_MAX,
+                end: text.len(),
+            },
+            format!(
+                "query of {} bytes exceeds the limit of {}",
+                text.len(),
+                limits::QUERY_BYTES_MAX
+            ),
+        ));
+    }
+    let text_trimmed = text.trim_end();
+    let body = text_trimmed.strip_suffix(';').unwrap_or(text_trimmed);
+    let mut p = Parser {
+        toks: lex(body)?,
+        pos: 0,
+        depth: 0,
+        _text: text,
+    };
+    let stmt = p.statement()?;
+    let t = p.peek();
+    if t.tok != Tok::Eof {
+        return Err(ParseError::new(
+            t.span,
+            format!("unexpected {} after the end of the statement", describe(&t.tok)),
+        ));
+    }
+    Ok(stmt)
+}
+
+fn describe(t: &Tok) -> String {
+    match t {
+        Tok::Ident(s) => format!("`{s}`"),
+        Tok::Str(s) => format!("string '{s}'"),
+        Tok::Int(n) => format!("number {n}"),
+        Tok::Float(n) => format!("number {n}"),
+        Tok::Duration(_) => "a duration".into(),
+        Tok::Arrow => "`->`".into(),
+        Tok::LParen => "`(`".into(),
+        Tok::RParen => "`)`".into(),
+        Tok::Comma => "`,`".into(),
+        Tok::Cmp(op) => format!("`{op}`"),
+        Tok::Minus => "`-`".into(),
+        Tok::Eof => "end of query".into(),
+    }
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Token {
+        self.toks
+            .get(self.pos)
+            .or_else(|| self.toks.last())
+            .cloned()
+            .unwrap_or(Token {
+                tok: Tok::Eof,
+                span: Span::default(),
+            })
+    }
+
+    fn next(&mut self) -> Token {
+        let t = self.peek();
+        if self.pos < self.toks.len() {
+            self.pos += 1;
+        }
+        t
+    }
+
+    fn is_kw(&self, kw: &str) -> bool {
+        matches!(&self.peek().tok, Tok::Ident(s) if s.eq_ignore_ascii_case(kw))
+    }
+
+    fn eat_kw(&mut self, kw: &str) -> bool {
+        if self.is_kw(kw) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect_kw(&mut self, kw: &str, what: &str) -> Result<Span, ParseError> {
+        let t = self.peek();
+        if self.eat_kw(kw) {
+            return Ok(t.span);
+        }
+        Err(ParseError::new(
+            t.span,
+            format!("expected {kw} {what}, found {}", describe(&t.tok)),
+        ))
+    }
+
+    fn err_here(&self, msg: impl Into<String>) -> ParseError {
+        ParseError::new(self.peek().span, msg)
+    }
+
+    fn statement(&mut self) -> Result<Statement, ParseError> {
+        let t = self.peek();
+        if self.eat_kw("FUNNEL") {
+            return self.funnel().map(Statement::Funnel);
+        }
+        if self.eat_kw("RETENTION") {
+            return self.retention().map(Statement::Retention);
+        }
+        if self.eat_kw("TREND") {
+            return self.trend().map(Statement::Trend);
+        }
+        if self.eat_kw("TIMELINE") {
+            return self.timeline().map(Statement::Timeline);
+        }
+        if self.eat_kw("LIFECYCLE") {
+            return self.lifecycle().map(Statement::Lifecycle);
+        }
+        if self.eat_kw("STICKINESS") {
+            return self.stickiness().map(Statement::Stickiness);
+        }
+        if self.eat_kw("STAGES") {
+            return self.stages().map(Statement::Stages);
+        }
+        if self.eat_kw("TRANSITIONS") {
+            return self.transitions().map(Statement::Transitions);
+        }
+        if self.eat_kw("CUSTOMERS") {
+            return self.customers().map(Statement::Customers);
+        }
+        if self.eat_kw("FORGET") {
+            self.expect_kw("CUSTOMER", "(FORGET CUSTOMER 'id')")?;
+            let c = self.next();
+            let customer = match c.tok {
+                Tok::Str(s) | Tok::Ident(s) => (s, c.span),
+                Tok::Int(n) => (n.to_string(), c.span),
+                other => {
+                    return Err(ParseError::new(
+                        c.span,
+                        format!("expected a customer id in quotes, found {}", describe(&other)),
+                    ));
+                }
+            };
+            return Ok(Statement::Forget(Forget {
+                customer,
+                span: t.span,
+            }));
+        }
+        if self.eat_kw("EXPLAIN") {
+            self.expect_kw("FUNNEL", "(EXPLAIN FUNNEL ... FOR CUSTOMER 'id')")?;
+            let funnel = Box::new(self.funnel()?);
+            self.expect_kw("FOR", "(EXPLAIN FUNNEL ... FOR CUSTOMER 'id')")?;
+            self.expect_kw("CUSTOMER", "(EXPLAIN FUNNEL ... FOR CUSTOMER 'id')")?;
+            let t = self.next();
+            let customer = match t.tok {
+                Tok::Str(s) | Tok::Ident(s) => (s, t.span),
+                Tok::Int(n) => (n.to_string(), t.span),
+                other => {
+                    return Err(ParseError::new(
+                        t.span,
+                        format!("expected a customer id in quotes, found {}", describe(&other)),
+                    ));
+                }
+            };
+            return Ok(Statement::Explain(Explain { funnel, customer }));
+        }
+        let mut e = ParseError::new(
+            t.span,
+            format!("expected a statement, found {}", describe(&t.tok)),
+        );
+        if let Tok::Ident(s) = &t.tok
+            && let Some(best) = crate::query::parser::suggest(s, &STATEMENTS)
+        {
+            e = e.with_help(format!("did you mean {best}?"));
+        } else {
+            e = e.with_help(
+                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, CUSTOMERS, EXPLAIN and FORGET CUSTOMER",
+            );
+        }
+        Err(e)
+    }
+}
+
+/// Edit distance (Levenshtein, case-insensitive).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.to_lowercase().chars().collect();
+    let b: Vec<char> = b.to_lowercase().chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The closest candidate within a small edit distance.
+pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let max = (word.chars().count() / 3).max(1);
+    candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .filter(|(d, _)| *d <= max)
+        .min()
+        .map(|(_, c)| c)
+}

@@ -1,0 +1,479 @@
+//! One parser per statement, each reading the statement's grammar of docs/QUERY.md after its
+//! keyword.
+
+use super::{Parser, describe, suggest};
+use crate::limits;
+use crate::model::Stage;
+use crate::query::ast::*;
+use crate::query::lexer::Tok;
+use crate::query::{ParseError, Span};
+
+impl Parser<'_> {
+    pub(super) fn funnel(&mut self) -> Result<Funnel, ParseError> {
+        let mut steps = vec![self.step()?];
+        while self.peek().tok == Tok::Arrow {
+            self.next();
+            steps.push(self.step()?);
+        }
+        if steps.len() > limits::FUNNEL_STEPS_MAX {
+            return Err(ParseError::new(
+                steps[limits::FUNNEL_STEPS_MAX].span,
+                format!("a funnel has at most {} steps", limits::FUNNEL_STEPS_MAX),
+            ));
+        }
+        let t = self.peek();
+        if !self.eat_kw("WITHIN") {
+            return Err(ParseError::new(
+                t.span,
+                format!("expected `->` or WITHIN, found {}", describe(&t.tok)),
+            )
+            .with_help("a funnel needs a window, e.g. FUNNEL visit -> purchase WITHIN 7d"));
+        }
+        let t = self.next();
+        let Tok::Duration(within_us) = t.tok else {
+            return Err(ParseError::new(
+                t.span,
+                format!("expected a duration like 7d, found {}", describe(&t.tok)),
+            ));
+        };
+        if within_us <= 0 {
+            return Err(ParseError::new(t.span, "the window must be positive"));
+        }
+        let mut f = Funnel {
+            steps,
+            within_us,
+            mode: FunnelMode::Ordered,
+            ties_strict: false,
+            excludes: Vec::new(),
+            common: Common::default(),
+            by: None,
+        };
+        let (mut seen_mode, mut seen_ties) = (false, false);
+        loop {
+            let t = self.peek();
+            if self.eat_kw("MODE") {
+                if seen_mode {
+                    return Err(ParseError::new(t.span, "MODE given twice"));
+                }
+                seen_mode = true;
+                let m = self.next();
+                f.mode = match &m.tok {
+                    Tok::Ident(s) if s.eq_ignore_ascii_case("ORDERED") => FunnelMode::Ordered,
+                    Tok::Ident(s) if s.eq_ignore_ascii_case("STRICT") => FunnelMode::Strict,
+                    Tok::Ident(s) if s.eq_ignore_ascii_case("UNORDERED") => FunnelMode::Unordered,
+                    other => {
+                        return Err(ParseError::new(
+                            m.span,
+                            format!("expected ORDERED, STRICT or UNORDERED, found {}", describe(other)),
+                        ));
+                    }
+                };
+            } else if self.eat_kw("TIES") {
+                if seen_ties {
+                    return Err(ParseError::new(t.span, "TIES given twice"));
+                }
+                seen_ties = true;
+                let m = self.next();
+                f.ties_strict = match &m.tok {
+                    Tok::Ident(s) if s.eq_ignore_ascii_case("ALLOW") => false,
+                    Tok::Ident(s) if s.eq_ignore_ascii_case("STRICT") => true,
+                    other => {
+                        return Err(ParseError::new(
+                            m.span,
+                            format!("expected ALLOW or STRICT, found {}", describe(other)),
+                        ));
+                    }
+                };
+            } else if self.eat_kw("EXCLUDE") {
+                let step = self.step()?;
+                let n = f.steps.len();
+                let (from, to) = if self.eat_kw("BETWEEN") {
+                    let (a, sa) = self.int("a step number")?;
+                    self.expect_kw("AND", "in BETWEEN i AND j")?;
+                    let (b, sb) = self.int("a step number")?;
+                    if a < 1 || b as usize > n || a >= b {
+                        return Err(ParseError::new(
+                            Span {
+                                start: sa.start,
+                                end: sb.end,
+                            },
+                            format!("BETWEEN needs 1 <= i < j <= {n} (the funnel's steps)"),
+                        ));
+                    }
+                    (a as usize, b as usize)
+                } else {
+                    (1, n)
+                };
+                let span = Span {
+                    start: t.span.start,
+                    end: self
+                        .toks
+                        .get(self.pos.saturating_sub(1))
+                        .map_or(t.span.end, |x| x.span.end),
+                };
+                f.excludes.push(Exclude { step, from, to, span });
+            } else if self.eat_kw("BY") {
+                if f.by.is_some() {
+                    return Err(ParseError::new(t.span, "BY given twice"));
+                }
+                f.by = Some(self.name("a property name")?);
+            } else if !self.common(&mut f.common)? {
+                break;
+            }
+        }
+        if f.steps.len() < 2 && f.mode != FunnelMode::Unordered {
+            // A one-step funnel is allowed: it counts customers with the event in range.
+        }
+        Ok(f)
+    }
+
+    pub(super) fn retention(&mut self) -> Result<Retention, ParseError> {
+        let start = self.step()?;
+        self.expect_kw("RETURN", "after the cohort step (RETENTION s RETURN r ...)")?;
+        let ret = self.step()?;
+        self.expect_kw("PERIOD", "(RETENTION s RETURN r PERIOD week PERIODS 8)")?;
+        let pt = self.peek();
+        let period = self.period()?;
+        if period == Period::Hour {
+            return Err(ParseError::new(
+                pt.span,
+                "retention periods are day, week or month",
+            ));
+        }
+        self.expect_kw("PERIODS", "after PERIOD ...")?;
+        let (n, span) = self.int("the number of periods")?;
+        if !(0..=limits::RETENTION_PERIODS_MAX as i64).contains(&n) {
+            return Err(ParseError::new(
+                span,
+                format!("PERIODS must be 0..={}", limits::RETENTION_PERIODS_MAX),
+            ));
+        }
+        let mut r = Retention {
+            start,
+            ret,
+            period,
+            periods: n as u32,
+            cohorting: Cohorting::FirstTime,
+            on_or_after: false,
+            common: Common::default(),
+        };
+        let mut seen_cohorting = false;
+        loop {
+            let t = self.peek();
+            if self.is_kw("FIRST_TIME") || self.is_kw("RECURRING") {
+                if seen_cohorting {
+                    return Err(ParseError::new(t.span, "FIRST_TIME / RECURRING given twice"));
+                }
+                seen_cohorting = true;
+                r.cohorting = if self.eat_kw("FIRST_TIME") {
+                    Cohorting::FirstTime
+                } else {
+                    self.next();
+                    Cohorting::Recurring
+                };
+            } else if self.eat_kw("ON_OR_AFTER") {
+                r.on_or_after = true;
+            } else if !self.common(&mut r.common)? {
+                break;
+            }
+        }
+        Ok(r)
+    }
+
+    pub(super) fn trend(&mut self) -> Result<Trend, ParseError> {
+        let t = self.next();
+        let Tok::Ident(word) = &t.tok else {
+            return Err(ParseError::new(
+                t.span,
+                format!("expected an aggregate, found {}", describe(&t.tok)),
+            ));
+        };
+        let lower = word.to_ascii_lowercase();
+        let agg = match lower.as_str() {
+            "count" => Agg::Count,
+            "uniq" => Agg::Uniq,
+            "wau" => Agg::Wau,
+            "mau" => Agg::Mau,
+            "sum" => {
+                let (p, s) = self.prop_arg()?;
+                Agg::Sum(p, s)
+            }
+            "avg" => {
+                let (p, s) = self.prop_arg()?;
+                Agg::Avg(p, s)
+            }
+            "min" => {
+                let (p, s) = self.prop_arg()?;
+                Agg::Min(p, s)
+            }
+            "max" => {
+                let (p, s) = self.prop_arg()?;
+                Agg::Max(p, s)
+            }
+            w if w.len() == 3
+                && w.starts_with('p')
+                && w[1..].bytes().all(|b| b.is_ascii_digit())
+                && &w[1..] != "00" =>
+            {
+                let q: u8 = w[1..]
+                    .parse()
+                    .map_err(|_| ParseError::new(t.span, "bad percentile"))?;
+                let (p, s) = self.prop_arg()?;
+                Agg::Pct(q, p, s)
+            }
+            _ => {
+                let mut e = ParseError::new(t.span, format!("unknown aggregate `{word}`"));
+                let all = [
+                    "count", "uniq", "sum", "avg", "min", "max", "p50", "p90", "p99", "wau", "mau",
+                ];
+                e = match suggest(&lower, &all) {
+                    Some(s) => e.with_help(format!("did you mean {s}?")),
+                    None => e.with_help(
+                        "aggregates: count, uniq, sum(p), avg(p), min(p), max(p), p50(p)..p99(p), wau, mau",
+                    ),
+                };
+                return Err(e);
+            }
+        };
+        let step = if self.eat_kw("OF") {
+            Some(self.step()?)
+        } else {
+            None
+        };
+        self.expect_kw("PERIOD", "(TREND agg [OF step] PERIOD day)")?;
+        let pt = self.peek();
+        let period = self.period()?;
+        if matches!(agg, Agg::Wau | Agg::Mau) && period != Period::Day {
+            return Err(ParseError::new(
+                pt.span,
+                "wau and mau are computed per day: use PERIOD day",
+            ));
+        }
+        let mut tr = Trend {
+            agg,
+            step,
+            period,
+            common: Common::default(),
+            by: None,
+        };
+        loop {
+            let t = self.peek();
+            if self.eat_kw("BY") {
+                if tr.by.is_some() {
+                    return Err(ParseError::new(t.span, "BY given twice"));
+                }
+                let (name, span) = self.name("a property name")?;
+                let top = if self.eat_kw("TOP") {
+                    let (n, s) = self.int("a number of groups")?;
+                    if n < 1 || n > i64::from(u32::MAX) {
+                        return Err(ParseError::new(s, "TOP needs a positive number"));
+                    }
+                    Some(n as u32)
+                } else {
+                    None
+                };
+                tr.by = Some((name, span, top));
+            } else if !self.common(&mut tr.common)? {
+                break;
+            }
+        }
+        Ok(tr)
+    }
+
+    pub(super) fn lifecycle(&mut self) -> Result<Lifecycle, ParseError> {
+        self.expect_kw("OF", "(LIFECYCLE OF step PERIOD week)")?;
+        let step = self.step()?;
+        self.expect_kw("PERIOD", "(LIFECYCLE OF step PERIOD week)")?;
+        let period = self.period()?;
+        let mut l = Lifecycle {
+            step,
+            period,
+            common: Common::default(),
+        };
+        while self.common(&mut l.common)? {}
+        Ok(l)
+    }
+
+    pub(super) fn stickiness(&mut self) -> Result<Stickiness, ParseError> {
+        self.expect_kw("OF", "(STICKINESS OF step PERIOD day)")?;
+        let step = self.step()?;
+        self.expect_kw("PERIOD", "(STICKINESS OF step PERIOD day)")?;
+        let pt = self.peek();
+        let period = self.period()?;
+        if !matches!(period, Period::Day | Period::Week) {
+            return Err(ParseError::new(pt.span, "stickiness periods are day or week"));
+        }
+        let mut st = Stickiness {
+            step,
+            period,
+            min: 1,
+            cumulative: false,
+            common: Common::default(),
+        };
+        loop {
+            let t = self.peek();
+            if self.eat_kw("MIN") {
+                let (n, span) = self.int("a minimum number of events")?;
+                if !(1..=i64::from(u32::MAX)).contains(&n) {
+                    return Err(ParseError::new(span, "MIN needs a positive number"));
+                }
+                st.min = n as u32;
+            } else if self.eat_kw("CUMULATIVE") {
+                if st.cumulative {
+                    return Err(ParseError::new(t.span, "CUMULATIVE given twice"));
+                }
+                st.cumulative = true;
+            } else if !self.common(&mut st.common)? {
+                break;
+            }
+        }
+        Ok(st)
+    }
+
+    pub(super) fn stages(&mut self) -> Result<Stages, ParseError> {
+        self.expect_kw("PERIOD", "(STAGES PERIOD week)")?;
+        let period = self.period()?;
+        let mut st = Stages {
+            period,
+            common: Common::default(),
+        };
+        while self.common(&mut st.common)? {}
+        if let Some(f) = &st.common.filter {
+            let _ = f;
+            return Err(self.err_here("STAGES takes no WHERE (it is computed from the stage bitmaps)"));
+        }
+        Ok(st)
+    }
+
+    pub(super) fn transitions(&mut self) -> Result<Transitions, ParseError> {
+        let mut tr = Transitions {
+            within_us: None,
+            common: Common::default(),
+        };
+        loop {
+            let t = self.peek();
+            if self.eat_kw("WITHIN") {
+                if tr.within_us.is_some() {
+                    return Err(ParseError::new(t.span, "WITHIN given twice"));
+                }
+                let d = self.next();
+                let Tok::Duration(us) = d.tok else {
+                    return Err(ParseError::new(
+                        d.span,
+                        format!("expected a duration like 7d, found {}", describe(&d.tok)),
+                    ));
+                };
+                tr.within_us = Some(us);
+            } else if self.is_kw("WHERE") || self.is_kw("TZ") {
+                return Err(self.err_here("TRANSITIONS takes FROM .. TO and WITHIN only"));
+            } else if !self.common(&mut tr.common)? {
+                break;
+            }
+        }
+        Ok(tr)
+    }
+
+    pub(super) fn customers(&mut self) -> Result<Customers, ParseError> {
+        let t = self.peek();
+        let drill = if self.eat_kw("FUNNEL") {
+            let funnel = self.funnel()?;
+            self.expect_kw("STEP", "(CUSTOMERS FUNNEL ... STEP k [DROPPED])")?;
+            let (k, span) = self.int("a step number")?;
+            if k < 1 || k as usize > funnel.steps.len() {
+                return Err(ParseError::new(
+                    span,
+                    format!("STEP must be 1..={}", funnel.steps.len()),
+                ));
+            }
+            let dropped = self.eat_kw("DROPPED");
+            if dropped && k == 1 {
+                return Err(ParseError::new(span, "DROPPED needs a step after the first"));
+            }
+            Drill::Funnel {
+                funnel: Box::new(funnel),
+                step: k as usize,
+                dropped,
+            }
+        } else if self.eat_kw("RETENTION") {
+            let retention = self.retention()?;
+            self.expect_kw("CELL", "(CUSTOMERS RETENTION ... CELL '2026-02-02', 1)")?;
+            let cohort = self.time()?;
+            let c = self.next();
+            if c.tok != Tok::Comma {
+                return Err(ParseError::new(c.span, "expected `,` and the period number"));
+            }
+            let (k, span) = self.int("a period number")?;
+            if k < 0 || k > i64::from(retention.periods) {
+                return Err(ParseError::new(
+                    span,
+                    format!("the period must be 0..={}", retention.periods),
+                ));
+            }
+            Drill::Retention {
+                retention: Box::new(retention),
+                cohort,
+                period: k as u32,
+            }
+        } else if self.eat_kw("IN") {
+            self.expect_kw("STAGE", "(CUSTOMERS IN STAGE purchase)")?;
+            let s = self.next();
+            let stage = match &s.tok {
+                Tok::Ident(x) | Tok::Str(x) => Stage::parse(x),
+                _ => None,
+            }
+            .ok_or_else(|| {
+                ParseError::new(s.span, format!("expected a stage, found {}", describe(&s.tok)))
+                    .with_help("stages are awareness, consideration, purchase, retention, advocacy")
+            })?;
+            let mut common = Common::default();
+            loop {
+                if self.is_kw("WHERE") || self.is_kw("TZ") {
+                    return Err(self.err_here("CUSTOMERS IN STAGE takes FROM .. TO only"));
+                }
+                if !self.common(&mut common)? {
+                    break;
+                }
+            }
+            Drill::Stage { stage, common }
+        } else {
+            return Err(ParseError::new(
+                t.span,
+                format!(
+                    "expected FUNNEL, RETENTION or IN STAGE after CUSTOMERS, found {}",
+                    describe(&t.tok)
+                ),
+            ));
+        };
+        let limit = if self.eat_kw("LIMIT") {
+            let (n, span) = self.int("a number of customers")?;
+            if n < 0 {
+                return Err(ParseError::new(span, "LIMIT must not be negative"));
+            }
+            Some(n as u64)
+        } else {
+            None
+        };
+        Ok(Customers { drill, limit })
+    }
+
+    pub(super) fn timeline(&mut self) -> Result<Timeline, ParseError> {
+        let t = self.next();
+        let customer = match t.tok {
+            Tok::Str(s) => (s, t.span),
+            Tok::Int(n) => (n.to_string(), t.span),
+            Tok::Ident(s) => (s, t.span),
+            other => {
+                return Err(ParseError::new(
+                    t.span,
+                    format!("expected a customer id in quotes, found {}", describe(&other)),
+                ));
+            }
+        };
+        let mut tl = Timeline {
+            customer,
+            common: Common::default(),
+        };
+        while self.common(&mut tl.common)? {}
+        Ok(tl)
+    }
+}

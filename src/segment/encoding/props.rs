@@ -1,0 +1,113 @@
+//! Property columns (tag 6): a validity bitmap, then the values in the encoding their type and
+//! spread choose.
+
+use super::{TAG_PROP, tag};
+use crate::codec::{self, DecodeError, Reader};
+use crate::model::{PropColumn, PropType};
+use crate::segment::encoding::bitpack::{get_bits, get_width_u32, put_bits, put_width_u32};
+use crate::segment::encoding::delta::{get_delta_i64, put_delta_i64};
+
+/// The smallest decimal scale k (0..=6) at which every value is an integer that round-trips.
+pub(in crate::segment) fn decimal_scale(vals: &[f64]) -> Option<u32> {
+    (0..=6u32).find(|&k| {
+        let m = 10f64.powi(k as i32);
+        vals.iter().all(|&v| {
+            let s = (v * m).round();
+            s.abs() < 9.0e15 && ((s as i64) as f64 / m).to_bits() == v.to_bits()
+        })
+    })
+}
+
+/// Encodes a property column: validity (0 = all valid, 1 = bitmap), then the valid values by
+/// type: strings as fixed-width ids, integers delta-encoded, floats as scaled decimals when
+/// exact (scale byte 0..=6) or raw IEEE bits (scale byte 255), booleans as bits.
+pub fn put_prop(out: &mut Vec<u8>, col: &PropColumn) {
+    out.push(TAG_PROP);
+    out.push(col.ty.code());
+    if col.valid.iter().all(|&v| v) {
+        out.push(0);
+    } else {
+        out.push(1);
+        put_bits(out, col.valid.iter().copied());
+    }
+    let vals: Vec<u64> = col
+        .valid
+        .iter()
+        .zip(&col.vals)
+        .filter(|(v, _)| **v)
+        .map(|(_, &x)| x)
+        .collect();
+    match col.ty {
+        PropType::Str => {
+            let ids: Vec<u32> = vals.iter().map(|&x| x as u32).collect();
+            put_width_u32(out, &ids);
+        }
+        PropType::I64 => {
+            let ints: Vec<i64> = vals.iter().map(|&x| x as i64).collect();
+            put_delta_i64(out, &ints);
+        }
+        PropType::F64 => {
+            let floats: Vec<f64> = vals.iter().map(|&x| f64::from_bits(x)).collect();
+            match decimal_scale(&floats) {
+                Some(k) => {
+                    out.push(k as u8);
+                    let m = 10f64.powi(k as i32);
+                    let ints: Vec<i64> = floats.iter().map(|&v| (v * m).round() as i64).collect();
+                    put_delta_i64(out, &ints);
+                }
+                None => {
+                    out.push(255);
+                    for x in vals {
+                        codec::put_u64(out, x);
+                    }
+                }
+            }
+        }
+        PropType::Bool => put_bits(out, vals.iter().map(|&x| x != 0)),
+    }
+}
+
+/// Decodes [`put_prop`] output of exactly `n` rows into a column with id `id`.
+pub fn get_prop(r: &mut Reader<'_>, n: usize, id: u32, ty: PropType) -> Result<PropColumn, DecodeError> {
+    tag(r, &[TAG_PROP])?;
+    if PropType::from_code(r.u8()?) != Some(ty) {
+        return Err(r.err("property type disagrees with the footer"));
+    }
+    let valid = match r.u8()? {
+        0 => vec![true; n],
+        1 => get_bits(r, n)?,
+        m => return Err(r.err(format!("validity mode {m}"))),
+    };
+    let count = valid.iter().filter(|&&v| v).count();
+    let vals: Vec<u64> = match ty {
+        PropType::Str => {
+            let mut ids = Vec::new();
+            get_width_u32(r, count, &mut ids)?;
+            ids.into_iter().map(u64::from).collect()
+        }
+        PropType::I64 => {
+            let mut ints = Vec::new();
+            get_delta_i64(r, count, &mut ints)?;
+            ints.into_iter().map(|v| v as u64).collect()
+        }
+        PropType::F64 => match r.u8()? {
+            k @ 0..=6 => {
+                let mut ints = Vec::new();
+                get_delta_i64(r, count, &mut ints)?;
+                let m = 10f64.powi(i32::from(k));
+                ints.into_iter().map(|v| (v as f64 / m).to_bits()).collect()
+            }
+            255 => (0..count).map(|_| r.u64()).collect::<Result<_, _>>()?,
+            k => return Err(r.err(format!("float scale {k}"))),
+        },
+        PropType::Bool => get_bits(r, count)?.into_iter().map(u64::from).collect(),
+    };
+    let mut col = PropColumn::new(id, ty);
+    col.valid = valid;
+    col.vals = Vec::with_capacity(n);
+    let mut it = vals.into_iter();
+    for &v in &col.valid {
+        col.vals.push(if v { it.next().unwrap_or(0) } else { 0 });
+    }
+    Ok(col)
+}

@@ -1,0 +1,255 @@
+//! The segment footer: segment metadata, the property directory, per-block zone maps and chunk
+//! directory, and the bitmap index (docs/FORMAT.md §5.2). One function encodes it, one decodes
+//! it, and the decoder checks every count and range against the file.
+
+use super::{BlockMeta, ChunkRef, FIXED_COLUMNS};
+use crate::codec::{self, DecodeError, Reader};
+use crate::file::{self};
+use crate::index::{Bitmaps, EventDays, Rollups, ValueIndex};
+use crate::limits;
+use crate::model::{PropType, join};
+
+/// The decoded footer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Footer {
+    /// Total rows.
+    pub rows: u64,
+    /// Sequence number of the first row (in ingestion order) covered by this segment.
+    pub seq_min: u64,
+    /// One past the last sequence number covered.
+    pub seq_end: u64,
+    /// Smallest timestamp.
+    pub ts_min: i64,
+    /// Largest timestamp.
+    pub ts_max: i64,
+    /// Properties present: (id, type), sorted by id.
+    pub props: Vec<(u32, PropType)>,
+    /// Blocks in order.
+    pub blocks: Vec<BlockMeta>,
+    /// Bitmap index.
+    pub bitmaps: Bitmaps,
+    /// Per (stage, UTC day) aggregates (`None` in segments written before they existed).
+    pub rollups: Option<Rollups>,
+    /// Customers per (string property value, UTC day) (`None` in older segments).
+    pub values: Option<ValueIndex>,
+    /// Customers per (event name, UTC day) (`None` in older segments).
+    pub event_days: Option<EventDays>,
+}
+
+/// From this many rows on, the two parts of a segment's index (the event-day bitmaps, and
+/// everything before them) are encoded on two threads.
+pub(super) const INDEX_PARALLEL_ROWS: u64 = 1 << 18;
+
+/// From this many bytes of index before the event-day bitmaps on, the two parts are also
+/// compressed apart, on two threads, as two zstd frames: so far beyond zstd's window at level
+/// 3 (2 MiB) that the event-day bitmaps could hardly refer back to the per-(stage, day) bitmaps
+/// they resemble anyway (10M events: 1.5 KB larger; at 1M events, under the window, two frames
+/// were 260 KB larger than one).
+pub(super) const INDEX_SPLIT_BYTES: usize = 8 << 20;
+
+/// Appends the footer; with `parallel`, the index's two parts are encoded on two threads, and
+/// compressed as two frames on two threads when the first is at least `split_bytes` long.
+pub(super) fn encode_footer(
+    f: &Footer,
+    out: &mut Vec<u8>,
+    parallel: bool,
+    split_bytes: usize,
+) -> std::io::Result<()> {
+    codec::put_u64(out, f.rows);
+    codec::put_u64(out, f.seq_min);
+    codec::put_u64(out, f.seq_end);
+    codec::put_i64(out, f.ts_min);
+    codec::put_i64(out, f.ts_max);
+    codec::put_u32(out, f.props.len() as u32);
+    for (id, ty) in &f.props {
+        codec::put_u32(out, *id);
+        out.push(ty.code());
+    }
+    codec::put_u32(out, f.blocks.len() as u32);
+    for b in &f.blocks {
+        codec::put_u32(out, b.rows);
+        codec::put_u32(out, b.cid_min);
+        codec::put_u32(out, b.cid_max);
+        codec::put_i64(out, b.ts_min);
+        codec::put_i64(out, b.ts_max);
+        for c in &b.chunks {
+            codec::put_u64(out, c.offset);
+            codec::put_u32(out, c.stored_len);
+            codec::put_u32(out, c.raw_len);
+            codec::put_u32(out, c.crc);
+        }
+    }
+    // The index: bitmaps, then (when present) rollups, value index, event-day bitmaps; split,
+    // the two parts' zstd frames are stored one after the other (§5.3: a standard zstd stream
+    // of one or more frames, read as one).
+    let head = |raw: &mut Vec<u8>| -> std::io::Result<()> {
+        f.bitmaps.encode(raw)?;
+        if let Some(r) = &f.rollups {
+            r.encode(raw);
+            if let Some(v) = &f.values {
+                v.encode(raw)?;
+            }
+        }
+        Ok(())
+    };
+    let tail = match (&f.rollups, &f.values, &f.event_days) {
+        (Some(_), Some(_), Some(e)) => Some(e),
+        _ => None,
+    };
+    let (mut raw, mut second) = (Vec::new(), Vec::new());
+    match tail {
+        Some(e) if parallel => std::thread::scope(|s| {
+            let h = s.spawn(|| e.encode(&mut second));
+            let first = head(&mut raw);
+            let second = join(h);
+            first.and(second)
+        })?,
+        _ => {
+            head(&mut raw)?;
+            if let Some(e) = tail {
+                e.encode(&mut second)?;
+            }
+        }
+    }
+    let raw_len = raw.len() + second.len();
+    let stored = if parallel && !second.is_empty() && raw.len() >= split_bytes {
+        std::thread::scope(|s| {
+            let h = s.spawn(|| codec::compress(&second, 3));
+            let first = codec::compress(&raw, 3);
+            let second = join(h);
+            let (mut stored, second) = (first?, second?);
+            stored.extend_from_slice(&second);
+            Ok::<_, std::io::Error>(stored)
+        })?
+    } else {
+        raw.extend_from_slice(&second);
+        codec::compress(&raw, 3)?
+    };
+    codec::put_u32(out, raw_len as u32);
+    codec::put_u32(out, stored.len() as u32);
+    out.extend_from_slice(&stored);
+    Ok(())
+}
+
+pub(super) fn decode_footer(bytes: &[u8], body_end: u64) -> Result<Footer, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let rows = r.u64()?;
+    let seq_min = r.u64()?;
+    let seq_end = r.u64()?;
+    // Fewer rows than the range covers once compaction has carried out an erasure.
+    if seq_end.checked_sub(seq_min).is_none_or(|span| rows > span) {
+        return Err(r.err("sequence range disagrees with the row count"));
+    }
+    let ts_min = r.i64()?;
+    let ts_max = r.i64()?;
+    let nprops = r.u32()? as usize;
+    if nprops > limits::PROPS_MAX {
+        return Err(r.err("too many properties"));
+    }
+    let mut props = Vec::with_capacity(nprops);
+    for _ in 0..nprops {
+        let id = r.u32()?;
+        let ty = PropType::from_code(r.u8()?).ok_or_else(|| r.err("unknown property type"))?;
+        if props.last().is_some_and(|&(last, _)| last >= id) {
+            return Err(r.err("properties out of order"));
+        }
+        props.push((id, ty));
+    }
+    let nblocks = r.u32()? as usize;
+    let ncols = FIXED_COLUMNS + nprops;
+    let block_bytes = 28 + ncols * 20;
+    if nblocks > r.remaining() / block_bytes {
+        return Err(r.err("block count exceeds the footer"));
+    }
+    let mut blocks = Vec::with_capacity(nblocks);
+    let mut total = 0u64;
+    let mut prev_cid = 0u32;
+    for _ in 0..nblocks {
+        let at = r.pos();
+        let rows = r.u32()?;
+        let cid_min = r.u32()?;
+        let cid_max = r.u32()?;
+        let ts_min = r.i64()?;
+        let ts_max = r.i64()?;
+        if rows == 0
+            || rows as usize > limits::BLOCK_ROWS
+            || cid_min > cid_max
+            || ts_min > ts_max
+            || ts_min < crate::model::TS_MIN
+            || ts_max > crate::model::TS_MAX
+            || cid_min < prev_cid
+        {
+            return Err(DecodeError::new(at, "bad block zone map"));
+        }
+        prev_cid = cid_max;
+        total += u64::from(rows);
+        let mut chunks = Vec::with_capacity(ncols);
+        for _ in 0..ncols {
+            let at = r.pos();
+            let c = ChunkRef {
+                offset: r.u64()?,
+                stored_len: r.u32()?,
+                raw_len: r.u32()?,
+                crc: r.u32()?,
+            };
+            let end = c.offset.checked_add(u64::from(c.stored_len));
+            if c.offset < file::HEADER_LEN as u64 || end.is_none_or(|e| e > body_end) {
+                return Err(DecodeError::new(at, "chunk lies outside the data region"));
+            }
+            if c.raw_len as usize > limits::CHUNK_RAW_BYTES_MAX {
+                return Err(DecodeError::new(at, "chunk raw length exceeds the limit"));
+            }
+            chunks.push(c);
+        }
+        blocks.push(BlockMeta {
+            rows,
+            cid_min,
+            cid_max,
+            ts_min,
+            ts_max,
+            chunks,
+        });
+    }
+    if total != rows {
+        return Err(r.err("block rows do not add up to the segment rows"));
+    }
+    let raw_len = r.u32()? as usize;
+    let stored_len = r.u32()? as usize;
+    let at = r.pos();
+    let stored = r.bytes(stored_len)?;
+    r.finish()?;
+    let raw = codec::decompress(stored, raw_len, limits::INDEX_RAW_BYTES_MAX)
+        .map_err(|e| DecodeError::new(at, e.what))?;
+    let mut ir = Reader::new(&raw);
+    let bitmaps = Bitmaps::decode(&mut ir).map_err(|e| DecodeError::new(at, format!("bitmap index: {e}")))?;
+    let rollups = if ir.remaining() > 0 {
+        Some(Rollups::decode(&mut ir).map_err(|e| DecodeError::new(at, format!("rollups: {e}")))?)
+    } else {
+        None
+    };
+    let values = if ir.remaining() > 0 {
+        Some(ValueIndex::decode(&mut ir).map_err(|e| DecodeError::new(at, format!("value index: {e}")))?)
+    } else {
+        None
+    };
+    let event_days = if ir.remaining() > 0 {
+        Some(EventDays::decode(&mut ir).map_err(|e| DecodeError::new(at, format!("event days: {e}")))?)
+    } else {
+        None
+    };
+    ir.finish()
+        .map_err(|e| DecodeError::new(at, format!("bitmap index: {e}")))?;
+    Ok(Footer {
+        rows,
+        seq_min,
+        seq_end,
+        ts_min,
+        ts_max,
+        props,
+        blocks,
+        bitmaps,
+        rollups,
+        values,
+        event_days,
+    })
+}
