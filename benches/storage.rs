@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use journeydb::demo;
-use journeydb::model::Columns;
-use journeydb::segment::ColumnSet;
+use journeydb::internals::model::Columns;
+use journeydb::internals::segment::ColumnSet;
 use journeydb::{Db, Event, Options, Sync};
 
 const BATCH: usize = 1_000;
@@ -123,7 +123,7 @@ fn seal_and_scan(c: &mut Criterion) {
     );
     let snap = db.snapshot();
     let sources = snap.sources();
-    let Some(journeydb::compaction::Source::Segment(seg)) = sources.first().cloned() else {
+    let Some(journeydb::internals::compaction::Source::Segment(seg)) = sources.first().cloned() else {
         panic!("expected one segment")
     };
     let mut g = c.benchmark_group("scan_decode");

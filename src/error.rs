@@ -54,6 +54,10 @@ pub enum Error {
     /// Reading a file to import failed: nothing of it was imported.
     #[error(transparent)]
     Import(#[from] crate::import::ImportError),
+    /// A query failed (parse error with its span, cancellation, a limit): so that an
+    /// application's `main` returning [`Result`] can `?` a query.
+    #[error(transparent)]
+    Query(#[from] crate::exec::QueryError),
 }
 
 /// Result alias.

@@ -5,7 +5,7 @@
 //! (customer, timestamp), and indexed with roaring bitmaps per stage, event name and day.
 //!
 //! ```no_run
-//! use journeydb::{Db, Event, Options, Stage};
+//! use journeydb::{Db, Event, Options, Query, Stage};
 //! # fn main() -> journeydb::Result<()> {
 //! let db = Db::create("shop.journeydb", Options::default())?;
 //! let mut batch = db.batch();
@@ -16,37 +16,27 @@
 //! batch.commit()?;
 //! let snap = db.snapshot();
 //! assert_eq!(snap.customer_events("alice")?.len(), 2);
+//! // Queries fail with `QueryError`, which `?` turns into `journeydb::Error` like every other.
+//! let funnel = db.query("FUNNEL visit -> purchase WITHIN 7d")?;
+//! assert_eq!(funnel.rows.len(), 2);
 //! # Ok(()) }
 //! ```
 //!
-//! Module order is the data flow; a module uses only modules listed before it
-//! (docs/ARCHITECTURE.md): limits, model, demo, codec, file, dict, ingest, import, wal, buffer,
-//! index, segment, manifest, compaction, error, db, export,
+//! The engine's modules are declared in `src/internals.rs`, in data-flow order
+//! (docs/ARCHITECTURE.md); the crate root re-exports what an application uses.
 
-pub mod limits;
-pub mod model;
-pub mod demo;
-pub mod codec;
-pub mod file;
-pub mod dict;
-pub mod ingest;
-pub mod import;
-pub mod wal;
-pub mod buffer;
-pub mod index;
-pub mod segment;
-pub mod manifest;
-pub mod compaction;
-pub mod error;
-pub mod db;
-pub mod export;
-pub mod query;
-pub mod plan;
-pub mod result;
-pub mod exec;
+#[doc(hidden)]
+pub mod internals;
+
+pub(crate) use internals::{
+    buffer, codec, compaction, db, dict, error, exec, file, index, ingest, limits, manifest, model, plan,
+    result, segment, wal,
+};
+pub use internals::{demo, export, import, query};
 
 pub use db::{Batch, Db, Options, Snapshot, Stats, Sync};
-pub use error::{DbError, Error, Result};
+pub use error::{DbError, Error, FileError, IngestError, Result};
 pub use exec::{Query, QueryError, QueryOptions};
+pub use import::{FileFormat, ImportError, ImportOptions, TsUnit};
 pub use model::{Event, PropType, Stage, StoredEvent, Value};
 pub use result::{Cell, Table};

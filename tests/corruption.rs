@@ -17,7 +17,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::Oracle;
-use journeydb::error::FileError;
+use journeydb::internals::error::FileError;
 use journeydb::{Db, Error, Event, Options, Stage, StoredEvent, Sync};
 
 fn batches() -> Vec<Vec<Event>> {
@@ -322,9 +322,9 @@ fn record_ranges(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
 /// lacks (written by hand and published in a manifest): `verify` reports it with file and offset.
 #[test]
 fn verify_checks_dictionary_references() {
-    use journeydb::manifest::{self, Manifest, SegmentEntry};
-    use journeydb::model::Columns;
-    use journeydb::segment::{self, SegmentWriter};
+    use journeydb::internals::manifest::{self, Manifest, SegmentEntry};
+    use journeydb::internals::model::Columns;
+    use journeydb::internals::segment::{self, SegmentWriter};
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
@@ -504,7 +504,7 @@ fn a_torn_tail_before_an_empty_log_is_a_torn_tail() {
     assert_eq!(std::fs::read(&log2).unwrap(), torn, "nothing was truncated");
 
     // The later file's first record is damaged too, but an intact one follows it there.
-    let record = |first_seq: u64| journeydb::wal::frame(&common::log_record(first_seq, 0));
+    let record = |first_seq: u64| journeydb::internals::wal::frame(&common::log_record(first_seq, 0));
     let mut later = bytes2[..16].to_vec();
     let mut damaged_first = record(39 * 5);
     damaged_first[8 + 2] ^= 0x40;
@@ -525,9 +525,10 @@ fn a_torn_tail_before_an_empty_log_is_a_torn_tail() {
 /// a row that a query would trip over.
 #[test]
 fn checksum_valid_records_with_invalid_values_are_corruption() {
-    use journeydb::dict::DictDelta;
-    use journeydb::model::{Columns, PropColumn, PropType};
-    use journeydb::{Query, wal};
+    use journeydb::Query;
+    use journeydb::internals::dict::DictDelta;
+    use journeydb::internals::model::{Columns, PropColumn, PropType};
+    use journeydb::internals::wal;
 
     // Property ids as the first batch creates them: note (string) 0, amount (f64) 1, vip (bool) 2.
     let first = vec![
@@ -666,7 +667,7 @@ fn files_from_another_database_are_refused() {
 /// one) opens, takes commits, flushes and compacts, and its new files carry id 0 too.
 #[test]
 fn databases_without_an_id_keep_working() {
-    use journeydb::manifest::{self, Manifest};
+    use journeydb::internals::manifest::{self, Manifest};
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("old");
     let all = build(&dir);

@@ -1,5 +1,5 @@
 //! Fault injection and power loss, through the file layer's `failpoints` hook
-//! (`journeydb::file::set_hook`), which sees every file operation journeydb performs.
+//! (`journeydb::internals::file::set_hook`), which sees every file operation journeydb performs.
 //!
 //! - **Power loss** (`power_loss_images`): a fixed workload (commits with automatic and explicit
 //!   flushes, erasures, compactions, a reopen) runs once while a recorder logs every operation.
@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 
 mod common;
 
-use journeydb::file::{self, Hook, Inject, Op};
+use journeydb::internals::file::{self, Hook, Inject, Op};
 use journeydb::{Db, Event, Options, Query, Stage, StoredEvent, Sync, Value};
 
 /// The hook is process-wide: tests in this binary take turns.

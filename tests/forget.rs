@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use journeydb::demo::Rng;
-use journeydb::segment::{ColumnSet, Segment};
+use journeydb::internals::segment::{ColumnSet, Segment};
 use journeydb::{Db, Event, Options, Query, Stage, Sync, Value};
 
 /// The oracle's copy of one event.
@@ -166,7 +166,7 @@ fn random_erasures_match_the_oracle() {
 /// database's masks): the customer ids present.
 fn raw_segment_customers(dir: &Path) -> BTreeSet<u32> {
     let mut out = BTreeSet::new();
-    for id in journeydb::segment::list(dir).unwrap() {
+    for id in journeydb::internals::segment::list(dir).unwrap() {
         let seg = Segment::open(dir, id, None).unwrap();
         for i in 0..seg.footer.blocks.len() {
             out.extend(seg.read_block(i, ColumnSet::ALL).unwrap().cid);

@@ -4,9 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use journeydb::dict::DictKind;
-use journeydb::model::PropType;
-use journeydb::wal;
+use journeydb::internals::dict::DictKind;
+use journeydb::internals::model::PropType;
+use journeydb::internals::wal;
 
 #[test]
 fn log_written_from_the_spec_replays() {

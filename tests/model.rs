@@ -98,12 +98,12 @@ fn op() -> impl Strategy<Value = Op> {
 /// Every live segment's footer — for a segment this process wrote, the writer's own footer,
 /// not decoded again — equals what opening the file decodes.
 fn footers_as_decoded(db: &Db, path: &std::path::Path) -> Result<(), TestCaseError> {
-    use journeydb::compaction::Source;
+    use journeydb::internals::compaction::Source;
     for s in db.snapshot().sources() {
         let (Source::Segment(seg) | Source::Masked(seg, _)) = s else {
             continue;
         };
-        let reopened = journeydb::segment::Segment::open(path, seg.id, None)
+        let reopened = journeydb::internals::segment::Segment::open(path, seg.id, None)
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(&reopened.footer, &seg.footer, "segment {}", seg.id);
     }

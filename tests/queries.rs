@@ -7,14 +7,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use jiff::tz::TimeZone;
 use journeydb::{Cell, Db, Event, Options, Query, Stage, Sync, Table};
 use proptest::prelude::*;
 
 /// 2026-03-05T00:00Z: the window covers the US (Mar 8) and EU (Mar 29) DST changes.
 const T0: i64 = 1_772_668_800_000_000;
 
-include!("reference/mod.rs");
+mod common;
+use common::reference::*;
 
 // ------------------------------------------------------------------ strategies
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use journeydb::model::{TS_MAX, TS_MIN};
+use journeydb::internals::model::{TS_MAX, TS_MIN};
 use journeydb::{Cell, Db, Event, Options, Query, QueryError, QueryOptions, Stage, Sync};
 
 const M: i64 = 60_000_000;
@@ -922,7 +922,7 @@ fn hourly_buckets_across_daylight_saving_changes() {
 fn distinct_event_names_are_limited() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::create(dir.path().join("db"), Options::default().sync(Sync::Never)).unwrap();
-    let max = journeydb::limits::EVENT_NAMES_MAX as i64;
+    let max = journeydb::internals::limits::EVENT_NAMES_MAX as i64;
     let mut events: Vec<Event> = (0..max - 1)
         .map(|i| Event::new("a", i, format!("e{i}")))
         .collect();

@@ -6,15 +6,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 #![allow(dead_code)] // the shared reference evaluator has more than this file uses
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use jiff::tz::TimeZone;
 use journeydb::{Cell, Db, Query, Stage, Table, demo};
 
-include!("reference/mod.rs");
+mod common;
+use common::reference::*;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_journeydb"))

@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 
 mod common;
 
-use journeydb::dict::{self, DictDelta, DictEntry, DictKind, Dicts};
-use journeydb::error::FileError;
-use journeydb::manifest::{self, Erasure, Manifest};
-use journeydb::{Db, Error, Event, Options, wal};
+use journeydb::internals::dict::{self, DictDelta, DictEntry, DictKind, Dicts};
+use journeydb::internals::error::FileError;
+use journeydb::internals::manifest::{self, Erasure, Manifest};
+use journeydb::internals::wal;
+use journeydb::{Db, Error, Event, Options};
 
 /// A database with two segments, an erasure and a dictionary; returns its live manifest.
 fn sample(dir: &Path) -> Manifest {

@@ -1,5 +1,5 @@
 //! Tidy: mechanical rules the compiler does not hold (TigerBeetle's `tidy.zig` idea).
-//! - Data flows one way: a module may use only modules declared before it in `src/lib.rs`
+//! - Data flows one way: a module may use only modules declared before it in `src/internals.rs`
 //!   (`error` is the root and may name every layer).
 //! - No `unwrap()` / `expect(` in library code outside `#[cfg(test)]` items and test modules.
 //! - Rooms stay small: no file in `src/` over 1,000 lines, no function over 100.
@@ -14,7 +14,7 @@ fn root() -> PathBuf {
 }
 
 fn modules() -> Vec<String> {
-    let lib = std::fs::read_to_string(root().join("src/lib.rs")).unwrap();
+    let lib = std::fs::read_to_string(root().join("src/internals.rs")).unwrap();
     lib.lines()
         .filter_map(|l| {
             l.trim()

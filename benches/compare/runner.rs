@@ -177,7 +177,7 @@ fn cell(c: &Cell) -> J {
         Cell::Float(x) | Cell::Rate(x) => json!(x),
         Cell::Str(s) => json!(s),
         Cell::Bool(b) => json!(b),
-        Cell::Time(us) => json!(journeydb::model::format_ts(*us)),
+        Cell::Time(us) => json!(journeydb::internals::model::format_ts(*us)),
     }
 }
 

@@ -19,8 +19,8 @@ fuzz_target!(|data: &[u8]| {
         ..ImportOptions::default()
     };
     if let Ok(read) = read_file(&path, &opts, &mut |_, _| {}) {
-        let dicts = journeydb::dict::Dicts::default();
-        let stages = journeydb::ingest::StageMap::default();
+        let dicts = journeydb::internals::dict::Dicts::default();
+        let stages = journeydb::internals::ingest::StageMap::default();
         let _ = std::hint::black_box(read.staged.into_rows(&dicts, &stages));
     }
 });

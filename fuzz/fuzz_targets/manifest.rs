@@ -2,7 +2,7 @@
 //! never a panic or an allocation sized by an unchecked length.
 #![no_main]
 
-use journeydb::manifest::{Manifest, manifest_name};
+use journeydb::internals::manifest::{Manifest, manifest_name};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,7 +2,7 @@
 //! error, never a panic or an out-of-bounds access.
 #![no_main]
 
-use journeydb::segment::{ColumnSet, Segment, seg_path};
+use journeydb::internals::segment::{ColumnSet, Segment, seg_path};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

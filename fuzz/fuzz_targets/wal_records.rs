@@ -6,7 +6,8 @@
 //! carry (timestamps at i64's ends, unknown ids, NaN).
 #![no_main]
 
-use journeydb::{Db, Event, Options, Query, wal};
+use journeydb::internals::wal;
+use journeydb::{Db, Event, Options, Query};
 use libfuzzer_sys::fuzz_target;
 
 const QUERIES: [&str; 8] = [

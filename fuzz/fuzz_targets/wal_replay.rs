@@ -2,7 +2,7 @@
 //! never allocate according to an unchecked length.
 #![no_main]
 
-use journeydb::wal;
+use journeydb::internals::wal;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -48,7 +48,7 @@ impl Db {
         self.flush_locked(&mut w)
     }
 
-    pub(in crate::db) fn flush_locked(&self, w: &mut Writer) -> Result<()> {
+    pub(in crate::internals::db) fn flush_locked(&self, w: &mut Writer) -> Result<()> {
         let inner = &*self.inner;
         self.check_writable(w)?;
         let buffer = w.buffer.clone();

@@ -34,7 +34,7 @@ impl Db {
 /// A consistent, immutable read view of the database.
 pub struct Snapshot {
     db: Db,
-    pub(in crate::db) version: Arc<Version>,
+    pub(in crate::internals::db) version: Arc<Version>,
     rows: Arc<Columns>,
     bitmaps: OnceLock<Bitmaps>,
 }

@@ -16,16 +16,16 @@ use roaring::RoaringBitmap;
 use std::sync::Arc;
 
 pub(super) struct Version {
-    pub(in crate::db) segments: Vec<Arc<Segment>>,
-    pub(in crate::db) buffer: Arc<Buffer>,
+    pub(in crate::internals::db) segments: Vec<Arc<Segment>>,
+    pub(in crate::internals::db) buffer: Arc<Buffer>,
     /// Pending erasures (as in the live manifest).
-    pub(in crate::db) forgotten: Arc<Vec<Erasure>>,
+    pub(in crate::internals::db) forgotten: Arc<Vec<Erasure>>,
     /// Per segment: the customers whose rows in it are hidden by a pending erasure.
-    pub(in crate::db) masks: Vec<Option<Arc<RoaringBitmap>>>,
+    pub(in crate::internals::db) masks: Vec<Option<Arc<RoaringBitmap>>>,
 }
 
 impl Version {
-    pub(in crate::db) fn new(
+    pub(in crate::internals::db) fn new(
         segments: Vec<Arc<Segment>>,
         buffer: Arc<Buffer>,
         forgotten: Arc<Vec<Erasure>>,
@@ -50,7 +50,7 @@ impl Version {
     }
 
     /// The segments as merge sources, erased customers masked.
-    pub(in crate::db) fn sources(&self) -> impl Iterator<Item = Source> + '_ {
+    pub(in crate::internals::db) fn sources(&self) -> impl Iterator<Item = Source> + '_ {
         self.segments.iter().zip(&self.masks).map(|(s, m)| match m {
             Some(m) => Source::Masked(s.clone(), m.clone()),
             None => Source::Segment(s.clone()),
@@ -59,14 +59,14 @@ impl Version {
 }
 
 /// A segment written and synced but not yet published: its manifest entry and its footer.
-pub(in crate::db) struct NewSegment {
-    pub(in crate::db) entry: SegmentEntry,
-    pub(in crate::db) footer: Footer,
+pub(in crate::internals::db) struct NewSegment {
+    pub(in crate::internals::db) entry: SegmentEntry,
+    pub(in crate::internals::db) footer: Footer,
 }
 
 /// How an edit changes the list of live segments.
 #[derive(Default)]
-pub(in crate::db) enum SegmentsEdit {
+pub(in crate::internals::db) enum SegmentsEdit {
     /// Unchanged.
     #[default]
     Keep,
@@ -80,7 +80,7 @@ pub(in crate::db) enum SegmentsEdit {
 /// published and before the new version is installed, so that no snapshot sees a row whose
 /// ids the dictionaries do not hold yet.
 #[derive(Default)]
-pub(in crate::db) enum DictsEdit<'a> {
+pub(in crate::internals::db) enum DictsEdit<'a> {
     /// Unchanged (a flush: commits already extended them).
     #[default]
     Keep,
@@ -95,24 +95,24 @@ pub(in crate::db) enum DictsEdit<'a> {
 /// place that publishes a manifest and installs what it names (lsm-tree's `Version` edits are
 /// the model). Fields left at their default keep the current value.
 #[derive(Default)]
-pub(in crate::db) struct VersionEdit<'a> {
-    pub(in crate::db) segments: SegmentsEdit,
+pub(in crate::internals::db) struct VersionEdit<'a> {
+    pub(in crate::internals::db) segments: SegmentsEdit,
     /// The first log file still needed (older logs are deleted once installed).
-    pub(in crate::db) wal_start: Option<u64>,
+    pub(in crate::internals::db) wal_start: Option<u64>,
     /// The first sequence number not in a segment.
-    pub(in crate::db) next_seq: Option<u64>,
+    pub(in crate::internals::db) next_seq: Option<u64>,
     /// The dictionary file: (generation, valid length). A new generation deletes the old file.
-    pub(in crate::db) dict_file: Option<(u64, u64)>,
+    pub(in crate::internals::db) dict_file: Option<(u64, u64)>,
     /// Dictionary entry counts at the file's length; when the dictionaries change too, they
     /// must then hold exactly this many entries (else the handle is poisoned).
-    pub(in crate::db) dict_counts: Option<DictCounts>,
-    pub(in crate::db) dicts: DictsEdit<'a>,
+    pub(in crate::internals::db) dict_counts: Option<DictCounts>,
+    pub(in crate::internals::db) dicts: DictsEdit<'a>,
     /// Pending erasures, whole.
-    pub(in crate::db) forgotten: Option<Vec<Erasure>>,
+    pub(in crate::internals::db) forgotten: Option<Vec<Erasure>>,
     /// The stage map, whole.
-    pub(in crate::db) stage_map: Option<StageMap>,
+    pub(in crate::internals::db) stage_map: Option<StageMap>,
     /// A new (empty) buffer for later commits, after a seal.
-    pub(in crate::db) buffer: Option<Arc<Buffer>>,
+    pub(in crate::internals::db) buffer: Option<Arc<Buffer>>,
 }
 
 impl VersionEdit<'_> {
@@ -167,7 +167,7 @@ impl Db {
     /// old manifest; a failure there leaves garbage that the next open removes). Any failure
     /// from publishing on poisons the handle: whether the new manifest is live is then unknown
     /// until the database is reopened.
-    pub(in crate::db) fn apply(&self, w: &mut Writer, mut edit: VersionEdit<'_>) -> Result<()> {
+    pub(in crate::internals::db) fn apply(&self, w: &mut Writer, mut edit: VersionEdit<'_>) -> Result<()> {
         let inner = &*self.inner;
         let m = edit.manifest_after(&w.manifest);
         let new_version = edit.changes_version();

@@ -14,12 +14,12 @@ pub(super) struct Samples {
 }
 
 impl Samples {
-    pub(in crate::exec) fn push(&mut self, t: i64) {
+    pub(in crate::internals::exec) fn push(&mut self, t: i64) {
         self.head.push(t);
     }
 
     /// Adds `other`'s samples (its vectors are moved in, not copied).
-    pub(in crate::exec) fn append(&mut self, other: Samples) {
+    pub(in crate::internals::exec) fn append(&mut self, other: Samples) {
         self.more.extend(
             std::iter::once(other.head)
                 .chain(other.more)

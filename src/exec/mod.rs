@@ -89,10 +89,12 @@ impl Query for crate::db::Db {
         self.query_with(text, &QueryOptions::default())
     }
 
+    /// Parses once; a statement that changes the database is carried out by the database,
+    /// any other runs on a fresh snapshot.
     fn query_with(&self, text: &str, opts: &QueryOptions) -> Result<Table, QueryError> {
         let stmt = crate::query::parse(text)?;
         let Statement::Forget(f) = &stmt else {
-            return self.snapshot().query_with(text, opts);
+            return run_on(&self.snapshot(), &stmt, text, opts);
         };
         let erased = self.forget_customer(&f.customer.0)?;
         let mut t = Table::new(&["customer", "events_erased"]);
@@ -108,15 +110,24 @@ impl Query for crate::db::Snapshot {
     }
 
     fn query_with(&self, text: &str, opts: &QueryOptions) -> Result<Table, QueryError> {
-        let stmt = crate::query::parse(text)?;
-        let dicts = self.dicts();
-        let input = Input {
-            sources: self.sources(),
-            dicts: &dicts,
-            customers: dicts.customers.len() as u32,
-            ts_range: self.ts_range(),
-            bitmaps: self.bitmaps(),
-        };
-        execute(&stmt, text, &input, opts)
+        run_on(self, &crate::query::parse(text)?, text, opts)
     }
+}
+
+/// Runs a parsed statement on a snapshot.
+fn run_on(
+    snapshot: &crate::db::Snapshot,
+    stmt: &Statement,
+    text: &str,
+    opts: &QueryOptions,
+) -> Result<Table, QueryError> {
+    let dicts = snapshot.dicts();
+    let input = Input {
+        sources: snapshot.sources(),
+        dicts: &dicts,
+        customers: dicts.customers.len() as u32,
+        ts_range: snapshot.ts_range(),
+        bitmaps: snapshot.bitmaps(),
+    };
+    execute(stmt, text, &input, opts)
 }

@@ -48,7 +48,7 @@ pub(super) struct Budget {
 impl Budget {
     const STEP: usize = 256 << 10;
 
-    pub(in crate::exec) fn new(limit: usize) -> Budget {
+    pub(in crate::internals::exec) fn new(limit: usize) -> Budget {
         Budget {
             limit,
             used: std::sync::atomic::AtomicUsize::new(0),
@@ -57,7 +57,11 @@ impl Budget {
 
     /// Moves this worker's share from `*reported` to `now` (when it changed by a step or more),
     /// failing when the total is over the limit.
-    pub(in crate::exec) fn report(&self, reported: &mut usize, now: usize) -> Result<(), QueryError> {
+    pub(in crate::internals::exec) fn report(
+        &self,
+        reported: &mut usize,
+        now: usize,
+    ) -> Result<(), QueryError> {
         if now.abs_diff(*reported) < Self::STEP && now <= self.limit {
             return Ok(());
         }

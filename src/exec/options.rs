@@ -38,7 +38,7 @@ pub enum QueryError {
     File(#[from] crate::file::FileError),
     /// A statement that changes the database failed.
     #[error(transparent)]
-    Storage(#[from] crate::error::Error),
+    Storage(Box<crate::error::Error>),
 }
 
 /// `1536` → `1.5 KiB`.
@@ -96,4 +96,10 @@ pub struct Input<'a> {
     pub ts_range: Option<(i64, i64)>,
     /// The union of the sources' bitmap indices.
     pub bitmaps: &'a crate::index::Bitmaps,
+}
+
+impl From<crate::error::Error> for QueryError {
+    fn from(e: crate::error::Error) -> Self {
+        QueryError::Storage(Box::new(e))
+    }
 }

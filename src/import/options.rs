@@ -60,7 +60,7 @@ pub enum TsUnit {
 }
 
 impl TsUnit {
-    pub(in crate::import) fn micros(self) -> i64 {
+    pub(in crate::internals::import) fn micros(self) -> i64 {
         match self {
             TsUnit::S => 1_000_000,
             TsUnit::Ms => 1_000,

@@ -20,7 +20,7 @@ pub(crate) struct Strings {
     /// (id, high 32 bits of the name's hash).
     ids: hashbrown::HashTable<(u32, u32)>,
     hasher: foldhash::fast::RandomState,
-    pub(in crate::import) names: Vec<Box<str>>,
+    pub(in crate::internals::import) names: Vec<Box<str>>,
 }
 
 impl std::fmt::Debug for Strings {
@@ -51,16 +51,16 @@ impl Strings {
 /// One property column being staged.
 #[derive(Debug)]
 pub(crate) struct StagedProp {
-    pub(in crate::import) name: String,
+    pub(in crate::internals::import) name: String,
     /// `None` until the first non-null value (unless fixed in advance).
-    pub(in crate::import) ty: Option<PropType>,
+    pub(in crate::internals::import) ty: Option<PropType>,
     /// The type came from [`ImportOptions::prop_types`] and may not widen.
     fixed: bool,
     /// Where the type was inferred (line), for error messages.
-    pub(in crate::import) inferred_at: u64,
-    pub(in crate::import) valid: Vec<bool>,
-    pub(in crate::import) vals: Vec<u64>,
-    pub(in crate::import) strings: Strings,
+    pub(in crate::internals::import) inferred_at: u64,
+    pub(in crate::internals::import) valid: Vec<bool>,
+    pub(in crate::internals::import) vals: Vec<u64>,
+    pub(in crate::internals::import) strings: Strings,
 }
 
 /// A value parsed from a file, before it is stored.
@@ -174,13 +174,13 @@ pub const RESERVE_ROWS_MAX: usize = 1 << 30;
 /// The rows of one file, in file order, ready for [`crate::Db::import`] (through [`Staged::into_rows`]).
 #[derive(Debug, Default)]
 pub struct Staged {
-    pub(in crate::import) customers: Strings,
-    pub(in crate::import) events: Strings,
-    pub(in crate::import) cust: Vec<u32>,
-    pub(in crate::import) ts: Vec<TimestampUs>,
-    pub(in crate::import) event: Vec<u32>,
-    pub(in crate::import) stage: Vec<Option<Stage>>,
-    pub(in crate::import) props: Vec<StagedProp>,
+    pub(in crate::internals::import) customers: Strings,
+    pub(in crate::internals::import) events: Strings,
+    pub(in crate::internals::import) cust: Vec<u32>,
+    pub(in crate::internals::import) ts: Vec<TimestampUs>,
+    pub(in crate::internals::import) event: Vec<u32>,
+    pub(in crate::internals::import) stage: Vec<Option<Stage>>,
+    pub(in crate::internals::import) props: Vec<StagedProp>,
     prop_index: HashMap<String, usize>,
 }
 

@@ -17,12 +17,12 @@ pub(super) struct DayCursor {
 }
 
 impl DayCursor {
-    pub(in crate::index) fn new() -> DayCursor {
+    pub(in crate::internals::index) fn new() -> DayCursor {
         DayCursor { lo: 0, hi: 0, day: 0 }
     }
 
     /// The UTC day of `ts`.
-    pub(in crate::index) fn of(&mut self, ts: i64) -> i32 {
+    pub(in crate::internals::index) fn of(&mut self, ts: i64) -> i32 {
         if ts < self.lo || ts >= self.hi {
             self.day = day_of(ts);
             // The bottom day starts before i64::MIN (floor division) and the top one ends
@@ -116,7 +116,7 @@ impl<K: Ord + Copy> DaySets<K> {
     }
 
     /// Drops the sets of the keys `drop` selects.
-    pub(in crate::index) fn remove(&mut self, drop: impl Fn(&K) -> bool) {
+    pub(in crate::internals::index) fn remove(&mut self, drop: impl Fn(&K) -> bool) {
         let sets = &mut self.sets;
         self.slots.retain(|k, &mut i| {
             if drop(k) {

@@ -39,7 +39,7 @@ impl BlockCache {
         self.state.lock().used
     }
 
-    pub(in crate::segment) fn get(&self, key: (u64, usize)) -> Option<Arc<Columns>> {
+    pub(in crate::internals::segment) fn get(&self, key: (u64, usize)) -> Option<Arc<Columns>> {
         let mut st = self.state.lock();
         st.tick += 1;
         let tick = st.tick;
@@ -49,7 +49,7 @@ impl BlockCache {
         })
     }
 
-    pub(in crate::segment) fn insert(&self, key: (u64, usize), cols: Arc<Columns>) {
+    pub(in crate::internals::segment) fn insert(&self, key: (u64, usize), cols: Arc<Columns>) {
         let bytes = cols.len() * (17 + 9 * cols.props.len());
         if bytes > self.budget {
             return;
@@ -73,7 +73,7 @@ impl BlockCache {
     }
 
     /// Drops every block of segment `uid`.
-    pub(in crate::segment) fn forget_segment(&self, uid: u64) {
+    pub(in crate::internals::segment) fn forget_segment(&self, uid: u64) {
         let mut st = self.state.lock();
         let mut freed = 0;
         st.entries.retain(|k, e| {
@@ -113,7 +113,7 @@ impl KeyCache {
     }
 
     /// Takes `bytes` from the budget; false (nothing taken) when they do not fit.
-    pub(in crate::segment) fn reserve(&self, bytes: usize) -> bool {
+    pub(in crate::internals::segment) fn reserve(&self, bytes: usize) -> bool {
         self.used
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
                 u.checked_add(bytes).filter(|&v| v <= self.budget)
@@ -122,7 +122,7 @@ impl KeyCache {
     }
 
     /// Gives `bytes` back.
-    pub(in crate::segment) fn release(&self, bytes: usize) {
+    pub(in crate::internals::segment) fn release(&self, bytes: usize) {
         self.used.fetch_sub(bytes, Ordering::Relaxed);
     }
 }
@@ -132,9 +132,9 @@ impl KeyCache {
 /// process memory, not in the map, so that later reads need no second check.
 #[derive(Debug)]
 pub(super) struct BlockKeys {
-    pub(in crate::segment) cids: Vec<u32>,
-    pub(in crate::segment) ends: Vec<u32>,
-    pub(in crate::segment) events: KeyEvents,
+    pub(in crate::internals::segment) cids: Vec<u32>,
+    pub(in crate::internals::segment) ends: Vec<u32>,
+    pub(in crate::internals::segment) events: KeyEvents,
 }
 
 /// The event ids of [`BlockKeys`], in the forms of [`BlockEvents`].
@@ -155,11 +155,11 @@ pub(super) fn key_bytes(cids: &[u32], ends: &[u32], events: &BlockEvents<'_>) ->
 
 impl BlockKeys {
     /// Heap bytes held (what the budget counts).
-    pub(in crate::segment) fn bytes(&self) -> usize {
+    pub(in crate::internals::segment) fn bytes(&self) -> usize {
         key_bytes(&self.cids, &self.ends, &self.events())
     }
 
-    pub(in crate::segment) fn events(&self) -> BlockEvents<'_> {
+    pub(in crate::internals::segment) fn events(&self) -> BlockEvents<'_> {
         match &self.events {
             KeyEvents::Nibbles(p) => BlockEvents::Nibbles(p),
             KeyEvents::Ids(v) => BlockEvents::Ids(v),

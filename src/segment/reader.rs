@@ -118,7 +118,7 @@ pub struct Segment {
     /// The budget of `keys` (set by the database; without it nothing is kept).
     key_cache: Option<Arc<KeyCache>>,
     /// Each block's key columns, once a scan has read them and the budget had room.
-    pub(in crate::segment) keys: Vec<OnceLock<BlockKeys>>,
+    pub(in crate::internals::segment) keys: Vec<OnceLock<BlockKeys>>,
 }
 
 /// Source of [`Segment::uid`].

@@ -196,7 +196,7 @@ impl SegmentWriter {
 
     /// Writes timestamps as builds before tag 9 did (tag 7), for tests of reading them.
     #[cfg(test)]
-    pub(in crate::segment) fn with_tag7_timestamps(mut self) -> SegmentWriter {
+    pub(in crate::internals::segment) fn with_tag7_timestamps(mut self) -> SegmentWriter {
         self.tag7_ts = true;
         self
     }

@@ -1,9 +1,11 @@
 //! Shared test helpers: an in-memory oracle of the storage model and event generators.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod reference;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use journeydb::model::day_of;
+use journeydb::internals::model::day_of;
 use journeydb::{Event, Snapshot, Stage, StoredEvent, Value};
 
 /// The oracle: every committed event with its sequence number, plus the stage map.
@@ -376,7 +378,7 @@ fn write_columns(
 /// The payload of a one-row log record (customer 0, event 0, at `first_seq` ms) written
 /// straight from docs/FORMAT.md §4's encoder, for tests that build logs by hand.
 pub fn log_record(first_seq: u64, durable_seq: u64) -> Vec<u8> {
-    let rows = journeydb::model::Columns {
+    let rows = journeydb::internals::model::Columns {
         cid: vec![0],
         ts: vec![first_seq as i64 * 1000],
         event: vec![0],
@@ -384,6 +386,6 @@ pub fn log_record(first_seq: u64, durable_seq: u64) -> Vec<u8> {
         props: vec![],
     };
     let mut payload = Vec::new();
-    journeydb::wal::encode(first_seq, durable_seq, &Default::default(), &rows, &mut payload);
+    journeydb::internals::wal::encode(first_seq, durable_seq, &Default::default(), &rows, &mut payload);
     payload
 }

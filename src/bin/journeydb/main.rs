@@ -205,14 +205,14 @@ fn open_for_shell(path: &Path, read_only: bool, create: bool) -> journeydb::Resu
     }
     match Db::open(path, Options::default()) {
         Ok(db) => Ok((db, false)),
-        Err(journeydb::Error::File(journeydb::error::FileError::Locked { .. })) => {
+        Err(journeydb::Error::File(journeydb::FileError::Locked { .. })) => {
             eprintln!(
                 "note: another process is writing {}; opened read-only",
                 path.display()
             );
             Ok((Db::open_read_only(path)?, true))
         }
-        Err(journeydb::Error::File(journeydb::error::FileError::Io { source, .. }))
+        Err(journeydb::Error::File(journeydb::FileError::Io { source, .. }))
             if matches!(
                 source.kind(),
                 std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied

@@ -366,7 +366,7 @@ impl Session {
         let snap = self.db.snapshot();
         let dicts = snap.dicts();
         let mut counts = vec![0u64; dicts.events.len()];
-        let set = journeydb::segment::ColumnSet {
+        let set = journeydb::internals::segment::ColumnSet {
             ts: false,
             event: true,
             stage: false,

@@ -15,7 +15,7 @@ use crate::result::{Cell, Table};
 use crate::segment::ColumnSet;
 
 /// Why `op` stops before step `m` (1-based) for this customer (events `idx` of `rows`).
-pub(in crate::exec) fn why_not(
+pub(in crate::internals::exec) fn why_not(
     op: &FunnelOp<'_>,
     rows: &Columns,
     idx: &[usize],
@@ -126,7 +126,7 @@ pub(in crate::exec) fn why_not(
     }
 }
 
-pub(in crate::exec) fn explain(
+pub(in crate::internals::exec) fn explain(
     e: &crate::query::ast::Explain,
     text: &str,
     input: &Input<'_>,

@@ -7,14 +7,14 @@ use crate::plan::Matcher;
 /// Which steps an event can match, by event id and by stage code: a row matches step k when
 /// bit k is set in both `event[id]` and `stage[code]` (exact for steps without a predicate).
 #[derive(Clone)]
-pub(in crate::exec) struct StepMasks {
+pub(in crate::internals::exec) struct StepMasks {
     event: Vec<u32>,
     stage: [u32; 256],
     stage_steps: bool,
 }
 
 impl StepMasks {
-    pub(in crate::exec) fn new(steps: &[Matcher], events: usize) -> Option<StepMasks> {
+    pub(in crate::internals::exec) fn new(steps: &[Matcher], events: usize) -> Option<StepMasks> {
         if steps.len() > 32 || steps.iter().any(Matcher::uses_props) {
             return None;
         }
@@ -46,7 +46,7 @@ impl StepMasks {
 
     /// True when a step names a stage (else every stage code has all bits and the stage
     /// column is not decoded).
-    pub(in crate::exec) fn reads_stage(&self) -> bool {
+    pub(in crate::internals::exec) fn reads_stage(&self) -> bool {
         self.stage_steps
     }
 }
@@ -54,10 +54,10 @@ impl StepMasks {
 /// One customer's rows for the funnel kernel: event id, timestamp and stage (0 when `stages`
 /// ends first), side by side — a `zip` whose `next` always inlines, so that timestamps decoded
 /// on demand are decoded inside the kernel's loop (the loop is the whole cost of a funnel).
-pub(in crate::exec) struct KernelRows<E, T, S> {
-    pub(in crate::exec) events: E,
-    pub(in crate::exec) ts: T,
-    pub(in crate::exec) stages: S,
+pub(in crate::internals::exec) struct KernelRows<E, T, S> {
+    pub(in crate::internals::exec) events: E,
+    pub(in crate::internals::exec) ts: T,
+    pub(in crate::internals::exec) stages: S,
 }
 
 impl<E: Iterator<Item = u32>, T: Iterator<Item = i64>, S: Iterator<Item = u8>> Iterator
@@ -76,7 +76,7 @@ impl<E: Iterator<Item = u32>, T: Iterator<Item = i64>, S: Iterator<Item = u8>> I
 /// One customer's progress through an ordered funnel (the fast kernel): state arrays of `N` >
 /// steps levels, fed rows in (timestamp, sequence) order — in one call, or block by block for a
 /// customer whose rows span blocks — then finished into the partial.
-pub(in crate::exec) struct FunnelRun<const N: usize> {
+pub(in crate::internals::exec) struct FunnelRun<const N: usize> {
     /// settled[k] / fresh[k]: latest start of a chain at level k (i64::MIN, the identity of
     /// `max`, when there is none; whether there is one is in `chains` and `dirty`, since every
     /// i64 is a timestamp). With TIES STRICT a chain reached at timestamp t is `fresh` until
@@ -97,7 +97,7 @@ pub(in crate::exec) struct FunnelRun<const N: usize> {
 }
 
 /// The value of an empty slot in [`FunnelRun`] (not a marker: validity is kept in bits).
-pub(in crate::exec) const NONE: i64 = i64::MIN;
+pub(in crate::internals::exec) const NONE: i64 = i64::MIN;
 
 impl<const N: usize> Default for FunnelRun<N> {
     fn default() -> Self {
@@ -119,7 +119,7 @@ impl<const N: usize> FunnelRun<N> {
     /// Feeds the customer's next rows `(event, timestamp, stage)`; true once the funnel is
     /// complete (later rows cannot change the customer's answer, and are not read).
     #[inline(always)]
-    pub(in crate::exec) fn feed(
+    pub(in crate::internals::exec) fn feed(
         &mut self,
         op: &FunnelOp<'_>,
         m: &StepMasks,
@@ -190,7 +190,7 @@ impl<const N: usize> FunnelRun<N> {
     }
 
     /// Adds the customer (once it reached step 1) to `p`, for a funnel of `n` steps.
-    pub(in crate::exec) fn finish(&self, n: usize, p: &mut FunnelPartial) {
+    pub(in crate::internals::exec) fn finish(&self, n: usize, p: &mut FunnelPartial) {
         if !self.first_seen {
             return;
         }
@@ -211,7 +211,7 @@ impl<const N: usize> FunnelRun<N> {
     }
 }
 
-pub(in crate::exec) fn augment(
+pub(in crate::internals::exec) fn augment(
     e: usize,
     masks: &[u64],
     owner: &mut [Option<usize>],

@@ -1,6 +1,6 @@
 //! FUNNEL: how far customers get through ordered (or unordered) steps, and how fast.
 
-pub(in crate::exec) mod explain;
+pub(in crate::internals::exec) mod explain;
 mod kernel;
 
 use crate::dict::Dicts;
@@ -21,7 +21,7 @@ use crate::segment::ColumnSet;
 use std::ops::Range;
 
 #[derive(Clone)]
-pub(in crate::exec) struct FunnelOp<'a> {
+pub(in crate::internals::exec) struct FunnelOp<'a> {
     steps: Vec<Matcher>,
     within: i64,
     mode: FunnelMode,
@@ -43,10 +43,10 @@ pub(in crate::exec) struct FunnelOp<'a> {
 }
 
 /// Customers per level (index = level) and times to convert per step, of one group.
-pub(in crate::exec) type FunnelCounts = (Vec<u64>, Vec<Samples>);
+pub(in crate::internals::exec) type FunnelCounts = (Vec<u64>, Vec<Samples>);
 
 #[derive(Default)]
-pub(in crate::exec) struct FunnelPartial {
+pub(in crate::internals::exec) struct FunnelPartial {
     /// Per breakdown value slot (`None`: null, or no BY).
     groups: HashMap<Option<u64>, FunnelCounts>,
     /// With `collect`: customers by the level they reached (index = level).
@@ -73,7 +73,7 @@ impl FunnelPartial {
 }
 
 /// Adds one group's counts and time samples to `e` (moved in whole when `e` is new).
-pub(in crate::exec) fn add_counts(
+pub(in crate::internals::exec) fn add_counts(
     e: std::collections::hash_map::Entry<'_, Option<u64>, FunnelCounts>,
     counts: Vec<u64>,
     times: Vec<Samples>,
@@ -97,7 +97,7 @@ pub(in crate::exec) fn add_counts(
 
 /// Buffers reused across customers by one worker.
 #[derive(Default)]
-pub(in crate::exec) struct Scratch {
+pub(in crate::internals::exec) struct Scratch {
     idx: Vec<usize>,
     settled: Vec<Option<i64>>,
     fresh: Vec<Option<i64>>,
@@ -514,14 +514,14 @@ impl LazyOperator for FunnelOp<'_> {
 }
 
 /// Heap bytes of one funnel group with `levels` levels (counts, sample vectors, map entry).
-pub(in crate::exec) fn funnel_group_bytes(levels: usize) -> usize {
+pub(in crate::internals::exec) fn funnel_group_bytes(levels: usize) -> usize {
     64 + levels * (8 + 24)
 }
 
 /// What a CUSTOMERS drill-down wants from a funnel: step, DROPPED, LIMIT.
-pub(in crate::exec) type FunnelDrill = (usize, bool, Option<u64>);
+pub(in crate::internals::exec) type FunnelDrill = (usize, bool, Option<u64>);
 
-pub(in crate::exec) fn funnel(
+pub(in crate::internals::exec) fn funnel(
     f: &crate::query::ast::Funnel,
     text: &str,
     input: &Input<'_>,
@@ -578,7 +578,7 @@ pub(in crate::exec) fn funnel(
     )
 }
 
-pub(in crate::exec) fn funnel_op<'a>(
+pub(in crate::internals::exec) fn funnel_op<'a>(
     f: &crate::query::ast::Funnel,
     res: &Resolver<'_>,
     input: &Input<'a>,
@@ -612,7 +612,7 @@ pub(in crate::exec) fn funnel_op<'a>(
     })
 }
 
-pub(in crate::exec) fn funnel_run(
+pub(in crate::internals::exec) fn funnel_run(
     f: &crate::query::ast::Funnel,
     op: FunnelOp<'_>,
     input: &Input<'_>,

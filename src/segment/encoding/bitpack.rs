@@ -9,7 +9,7 @@ use crate::segment::encoding::timestamps::merge_deltas;
 /// The narrow width `ws ≤ wl` (`wl` = the widest value's) that minimises the size of the
 /// two-width code: a selector bit per value when `ws < wl`, `ws` bits per value that fits,
 /// `wl` per value that does not. Returns `(ws, wl, values that fit in ws bits)`.
-pub(in crate::segment) fn narrow_width(deltas: &[u64]) -> (usize, usize, usize) {
+pub(in crate::internals::segment) fn narrow_width(deltas: &[u64]) -> (usize, usize, usize) {
     let mut hist = [0usize; 65];
     for &d in deltas {
         hist[bit_len(d)] += 1;
@@ -29,7 +29,7 @@ pub(in crate::segment) fn narrow_width(deltas: &[u64]) -> (usize, usize, usize) 
 }
 
 /// Writes values LSB-first into a byte slice sized for them, eight bytes at a time.
-pub(in crate::segment) struct BitSink<'a> {
+pub(in crate::internals::segment) struct BitSink<'a> {
     buf: &'a mut [u8],
     at: usize,
     acc: u128,
@@ -78,7 +78,7 @@ impl<'a> BitSink<'a> {
 }
 
 /// Bytes of a stream of `count` values of `w` bits.
-pub(in crate::segment) fn packed_len(count: usize, w: usize) -> Option<usize> {
+pub(in crate::internals::segment) fn packed_len(count: usize, w: usize) -> Option<usize> {
     Some(count.checked_mul(w)?.div_ceil(8))
 }
 
@@ -88,7 +88,7 @@ pub(in crate::segment) fn packed_len(count: usize, w: usize) -> Option<usize> {
 /// One pass writes the selector and both streams into their places (their sizes follow from
 /// the widths), where four passes — the selector, then each stream through a filter whose
 /// branch mispredicted at every session start — took a fifth of the writer's time.
-pub(in crate::segment) fn put_two_widths(out: &mut Vec<u8>, g: u64, deltas: &[u64]) {
+pub(in crate::internals::segment) fn put_two_widths(out: &mut Vec<u8>, g: u64, deltas: &[u64]) {
     codec::put_varint(out, g);
     let (ws, wl, narrow) = narrow_width(deltas);
     out.push(ws as u8);
@@ -119,7 +119,7 @@ pub(in crate::segment) fn put_two_widths(out: &mut Vec<u8>, g: u64, deltas: &[u6
 
 /// Unpacks `count` values of `w` bits (LSB first) from `buf` into `out` (cleared), then one
 /// extra 0 so that a branch-free reader may load one past the last value.
-pub(in crate::segment) fn unpack(buf: &[u8], count: usize, w: usize, out: &mut Vec<u64>) {
+pub(in crate::internals::segment) fn unpack(buf: &[u8], count: usize, w: usize, out: &mut Vec<u64>) {
     out.clear();
     out.reserve(count + 1);
     // A width known at compile time unpacks eight values per `w` bytes with constant shifts.
@@ -188,7 +188,7 @@ pub(in crate::segment) fn unpack(buf: &[u8], count: usize, w: usize, out: &mut V
 
 /// Unpacks whole groups of eight `W`-bit values (a group is `W` bytes) while the group and
 /// the 8 bytes after it lie inside `buf`; returns how many values it unpacked.
-pub(in crate::segment) fn unpack_fixed<const W: usize>(
+pub(in crate::internals::segment) fn unpack_fixed<const W: usize>(
     buf: &[u8],
     count: usize,
     out: &mut Vec<u64>,
@@ -217,7 +217,13 @@ pub(in crate::segment) fn unpack_fixed<const W: usize>(
 }
 
 /// Unpacks values `from..count` of `w` bits (LSB first) from `buf`, appending to `out`.
-pub(in crate::segment) fn unpack_from(buf: &[u8], from: usize, count: usize, w: usize, out: &mut Vec<u64>) {
+pub(in crate::internals::segment) fn unpack_from(
+    buf: &[u8],
+    from: usize,
+    count: usize,
+    w: usize,
+    out: &mut Vec<u64>,
+) {
     if w <= 56 {
         let mask = (1u64 << w) - 1;
         out.extend((from..count).map(|k| {
@@ -252,24 +258,24 @@ thread_local! {
 }
 
 /// The parsed layout of a tag 7 or tag 9 chunk (see [`put_delta_bits_i64`]), lengths checked.
-pub(in crate::segment) struct TwoWidths<'a> {
-    pub(in crate::segment) first: i64,
-    pub(in crate::segment) g: i64,
-    pub(in crate::segment) ws: usize,
-    pub(in crate::segment) wl: usize,
+pub(in crate::internals::segment) struct TwoWidths<'a> {
+    pub(in crate::internals::segment) first: i64,
+    pub(in crate::internals::segment) g: i64,
+    pub(in crate::internals::segment) ws: usize,
+    pub(in crate::internals::segment) wl: usize,
     /// The selector bytes (empty when `ws = wl`).
-    pub(in crate::segment) sel: &'a [u8],
+    pub(in crate::internals::segment) sel: &'a [u8],
     /// Deltas that are wide.
     wide: usize,
     /// The narrow stream, then the wide one, then the padding.
-    pub(in crate::segment) streams: &'a [u8],
+    pub(in crate::internals::segment) streams: &'a [u8],
     /// Bytes of the narrow stream.
-    pub(in crate::segment) small_len: usize,
+    pub(in crate::internals::segment) small_len: usize,
 }
 
 impl<'a> TwoWidths<'a> {
     /// Parses a chunk of tag `want` and `n` rows, checking every length against the data.
-    pub(in crate::segment) fn parse(
+    pub(in crate::internals::segment) fn parse(
         r: &mut Reader<'a>,
         n: usize,
         want: u8,
@@ -309,7 +315,7 @@ impl<'a> TwoWidths<'a> {
     }
 
     /// Decodes all `n` rows into `out` as plain deltas (tag 7's meaning).
-    pub(in crate::segment) fn decode(&self, n: usize, out: &mut Vec<i64>) {
+    pub(in crate::internals::segment) fn decode(&self, n: usize, out: &mut Vec<i64>) {
         out.clear();
         if n == 0 {
             return;
@@ -361,7 +367,11 @@ pub fn put_u8s(out: &mut Vec<u8>, vals: &[u8]) {
 /// Tag 8: values below 16 (`max` the largest) at 1, 2 or 4 bits, low bits first, never
 /// across a byte. zstd then sees half the bytes or fewer, which measured both smaller and
 /// twice as fast to decompress on event ids (docs/FORMAT.md §5.1).
-pub(in crate::segment) fn put_sub_byte<T: Copy + Into<u32>>(out: &mut Vec<u8>, vals: &[T], max: u32) {
+pub(in crate::internals::segment) fn put_sub_byte<T: Copy + Into<u32>>(
+    out: &mut Vec<u8>,
+    vals: &[T],
+    max: u32,
+) {
     let w = match max {
         0..=1 => 1,
         2..=3 => 2,
@@ -381,7 +391,7 @@ pub(in crate::segment) fn put_sub_byte<T: Copy + Into<u32>>(out: &mut Vec<u8>, v
 
 /// Decodes the body of a tag-8 column of exactly `n` rows (after the tag), appending the
 /// values to `out` through `from`.
-pub(in crate::segment) fn get_sub_byte<T: Clone>(
+pub(in crate::internals::segment) fn get_sub_byte<T: Clone>(
     r: &mut Reader<'_>,
     n: usize,
     out: &mut Vec<T>,
@@ -504,7 +514,7 @@ pub fn get_u8s(r: &mut Reader<'_>, n: usize, out: &mut Vec<u8>) -> Result<(), De
     Ok(())
 }
 
-pub(in crate::segment) fn put_bits(out: &mut Vec<u8>, bits: impl ExactSizeIterator<Item = bool>) {
+pub(in crate::internals::segment) fn put_bits(out: &mut Vec<u8>, bits: impl ExactSizeIterator<Item = bool>) {
     let mut byte = 0u8;
     let mut k = 0;
     for b in bits {
@@ -521,7 +531,10 @@ pub(in crate::segment) fn put_bits(out: &mut Vec<u8>, bits: impl ExactSizeIterat
     }
 }
 
-pub(in crate::segment) fn get_bits(r: &mut Reader<'_>, n: usize) -> Result<Vec<bool>, DecodeError> {
+pub(in crate::internals::segment) fn get_bits(
+    r: &mut Reader<'_>,
+    n: usize,
+) -> Result<Vec<bool>, DecodeError> {
     let b = r.bytes(n.div_ceil(8))?;
     Ok((0..n).map(|i| b[i / 8] >> (i % 8) & 1 == 1).collect())
 }

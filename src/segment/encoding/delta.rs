@@ -5,7 +5,7 @@ use super::{TAG_DELTA_I64, tag};
 use crate::codec::{self, DecodeError, Reader};
 
 /// Greatest common divisor.
-pub(in crate::segment) fn gcd(mut a: u64, mut b: u64) -> u64 {
+pub(in crate::internals::segment) fn gcd(mut a: u64, mut b: u64) -> u64 {
     while b != 0 {
         (a, b) = (b, a % b);
     }
@@ -32,12 +32,12 @@ pub fn put_delta_i64(out: &mut Vec<u8>, vals: &[i64]) {
 /// The gcd `g` of the deltas of `vals` (1 when there are none) and `zigzag(delta / g)` per row
 /// after the first (wrapping arithmetic; exact, since `g` divides every delta — for an i64::MIN
 /// delta `g` is a power of two dividing it).
-pub(in crate::segment) fn scaled_deltas(vals: &[i64]) -> (u64, Vec<u64>) {
+pub(in crate::internals::segment) fn scaled_deltas(vals: &[i64]) -> (u64, Vec<u64>) {
     scaled(vals.windows(2).map(|w| w[1].wrapping_sub(w[0])))
 }
 
 /// The gcd `g` of `diffs` (1 when there are none) and `zigzag(diff / g)` for each.
-pub(in crate::segment) fn scaled(diffs: impl Iterator<Item = i64> + Clone) -> (u64, Vec<u64>) {
+pub(in crate::internals::segment) fn scaled(diffs: impl Iterator<Item = i64> + Clone) -> (u64, Vec<u64>) {
     let mut g = 0u64;
     let mut by = ExactDiv::new(1);
     for d in diffs.clone() {
@@ -62,7 +62,7 @@ pub(in crate::segment) fn scaled(diffs: impl Iterator<Item = i64> + Clone) -> (u
 /// with `g = 2^shift × odd`, `x / g = (x >> shift) × odd⁻¹ (mod 2^64)` (the inverse of an odd
 /// number modulo 2^64 exists; exactness makes the wrapped product the true quotient).
 #[derive(Clone, Copy)]
-pub(in crate::segment) struct ExactDiv {
+pub(in crate::internals::segment) struct ExactDiv {
     shift: u32,
     inverse: u64,
     /// `u64::MAX / odd`: `x` (with `shift` low zero bits) is a multiple of `g` exactly when
@@ -71,7 +71,7 @@ pub(in crate::segment) struct ExactDiv {
 }
 
 impl ExactDiv {
-    pub(in crate::segment) fn new(g: u64) -> ExactDiv {
+    pub(in crate::internals::segment) fn new(g: u64) -> ExactDiv {
         let g = g.max(1);
         let shift = g.trailing_zeros();
         let odd = g >> shift;
@@ -88,19 +88,22 @@ impl ExactDiv {
     }
 
     /// True when `g` divides `x`.
-    pub(in crate::segment) fn divides(self, x: u64) -> bool {
+    pub(in crate::internals::segment) fn divides(self, x: u64) -> bool {
         x & ((1u64 << self.shift) - 1) == 0 && (x >> self.shift).wrapping_mul(self.inverse) <= self.limit
     }
 
     /// `x / g`, for `x` a multiple of `g` (wrapping like `wrapping_div` for i64::MIN / -1
     /// cannot occur: `g` is positive).
-    pub(in crate::segment) fn div(self, x: i64) -> i64 {
+    pub(in crate::internals::segment) fn div(self, x: i64) -> i64 {
         (x >> self.shift).wrapping_mul(self.inverse as i64)
     }
 }
 
 /// Reads the start of a delta encoding with tag `want`: the first value and the divisor `g`.
-pub(in crate::segment) fn delta_header(r: &mut Reader<'_>, want: u8) -> Result<(i64, i64), DecodeError> {
+pub(in crate::internals::segment) fn delta_header(
+    r: &mut Reader<'_>,
+    want: u8,
+) -> Result<(i64, i64), DecodeError> {
     tag(r, &[want])?;
     let first = r.i64()?;
     let g = r.varint()?;

@@ -8,7 +8,7 @@ use crate::segment::encoding::bitpack::{get_bits, get_width_u32, put_bits, put_w
 use crate::segment::encoding::delta::{get_delta_i64, put_delta_i64};
 
 /// The smallest decimal scale k (0..=6) at which every value is an integer that round-trips.
-pub(in crate::segment) fn decimal_scale(vals: &[f64]) -> Option<u32> {
+pub(in crate::internals::segment) fn decimal_scale(vals: &[f64]) -> Option<u32> {
     (0..=6u32).find(|&k| {
         let m = 10f64.powi(k as i32);
         vals.iter().all(|&v| {

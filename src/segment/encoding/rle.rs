@@ -45,7 +45,7 @@ pub fn get_rle_runs(
 
 /// Reads the runs of [`put_rle_u32`] output of exactly `n` rows, calling `run(value, end)` for
 /// each (`end` exclusive); each value MUST be above the previous one.
-pub(in crate::segment) fn rle_runs(
+pub(in crate::internals::segment) fn rle_runs(
     r: &mut Reader<'_>,
     n: usize,
     mut run: impl FnMut(u32, usize),

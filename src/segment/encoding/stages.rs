@@ -25,7 +25,7 @@ pub fn put_stages(out: &mut Vec<u8>, stages: &[u8], events: &[u32]) {
 }
 
 /// The (event id, stage) pairs of `stages` by `events`, when each event has one stage.
-pub(in crate::segment) fn stage_map(stages: &[u8], events: &[u32]) -> Option<Vec<(u32, u8)>> {
+pub(in crate::internals::segment) fn stage_map(stages: &[u8], events: &[u32]) -> Option<Vec<(u32, u8)>> {
     let max = events.iter().copied().max()?;
     if max >= BY_EVENT_IDS || events.len() != stages.len() {
         return None;

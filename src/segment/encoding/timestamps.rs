@@ -161,7 +161,7 @@ pub struct TsRun<'r, 'a> {
 /// The 64 bits of `stream` from byte `at` (0 past its end: the streams end in 8 zero bytes,
 /// so a value of at most 56 bits starting inside the stream is always loaded whole).
 #[inline(always)]
-pub(in crate::segment) fn load64(stream: &[u8], at: usize) -> u64 {
+pub(in crate::internals::segment) fn load64(stream: &[u8], at: usize) -> u64 {
     match stream.get(at..at + 8) {
         Some(b) => u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
         None => 0,
@@ -198,7 +198,7 @@ impl Iterator for TsRun<'_, '_> {
 /// narrow), undoes the zigzag, scales by `g` and sums from `first` (wrapping, as encoded).
 /// Needs `small` and `large` to hold their deltas plus one extra element each, and `sel` to
 /// hold exactly `large.len() - 1` ones among its first `out.len()` bits.
-pub(in crate::segment) fn merge_deltas(
+pub(in crate::internals::segment) fn merge_deltas(
     sel: &[u8],
     small: &[u64],
     large: &[u64],
@@ -219,7 +219,7 @@ pub(in crate::segment) fn merge_deltas(
 }
 
 /// [`merge_deltas`], one row at a time.
-pub(in crate::segment) fn merge_deltas_scalar(
+pub(in crate::internals::segment) fn merge_deltas_scalar(
     sel: &[u8],
     small: &[u64],
     large: &[u64],

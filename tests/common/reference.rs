@@ -1,37 +1,41 @@
-// The reference evaluator, written straight from docs/QUERY.md: brute force over all chains for
-// funnels, per-event calendar conversion with jiff for buckets. Shared by tests/queries.rs and
-// tests/shell.rs through `include!` (so it needs no visibility changes); it assumes the
-// including file imports `BTreeMap`, `BTreeSet`, `TimeZone`, `Cell`, `Stage` and `Table`.
+//! The reference evaluator, written straight from docs/QUERY.md: brute force over all chains for
+//! funnels, per-event calendar conversion with jiff for buckets. Used by tests/queries.rs and
+//! tests/shell.rs.
 
-const H: i64 = 3_600_000_000;
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::tz::TimeZone;
+use journeydb::{Cell, Stage, Table};
+
+pub const H: i64 = 3_600_000_000;
 
 #[derive(Clone, Debug)]
-struct Ev {
-    cust: String,
-    ts: i64,
-    seq: usize,
-    name: String,
-    stage: Option<Stage>,
-    ch: Option<String>,
-    amt: Option<f64>,
+pub struct Ev {
+    pub cust: String,
+    pub ts: i64,
+    pub seq: usize,
+    pub name: String,
+    pub stage: Option<Stage>,
+    pub ch: Option<String>,
+    pub amt: Option<f64>,
 }
 
 #[derive(Clone, Debug)]
-enum StepQ {
+pub enum StepQ {
     Names(Vec<&'static str>),
     Stage(Stage),
     Any,
 }
 
 impl StepQ {
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         match self {
             StepQ::Names(n) => n.join(" OR "),
             StepQ::Stage(s) => format!("STAGE {s}"),
             StepQ::Any => "ANY".into(),
         }
     }
-    fn matches(&self, e: &Ev) -> bool {
+    pub fn matches(&self, e: &Ev) -> bool {
         match self {
             StepQ::Names(n) => n.contains(&e.name.as_str()),
             StepQ::Stage(s) => e.stage == Some(*s),
@@ -41,14 +45,14 @@ impl StepQ {
 }
 
 #[derive(Clone, Debug)]
-struct Common {
-    range: Option<(i64, i64)>,
-    where_ch: Option<&'static str>,
-    tz: &'static str,
+pub struct Common {
+    pub range: Option<(i64, i64)>,
+    pub where_ch: Option<&'static str>,
+    pub tz: &'static str,
 }
 
 impl Common {
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         let mut s = String::new();
         if let Some((a, b)) = self.range {
             s += &format!(" FROM {} TO {}", a / 1000, b / 1000);
@@ -62,16 +66,16 @@ impl Common {
         }
         s
     }
-    fn pass(&self, e: &Ev) -> bool {
+    pub fn pass(&self, e: &Ev) -> bool {
         self.where_ch.is_none_or(|c| e.ch.as_deref() == Some(c))
     }
-    fn in_range(&self, ts: i64) -> bool {
+    pub fn in_range(&self, ts: i64) -> bool {
         self.range.is_none_or(|(a, b)| a <= ts && ts < b)
     }
 }
 
 #[derive(Clone, Debug)]
-enum Q {
+pub enum Q {
     Funnel {
         steps: Vec<StepQ>,
         within: i64,
@@ -123,7 +127,7 @@ enum Q {
 }
 
 impl Q {
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         match self {
             Q::Timeline { cust, c } => format!("TIMELINE 'c{cust}'{}", c.text()),
             Q::Lifecycle { step, period, c } => {
@@ -204,7 +208,7 @@ impl Q {
 
 // ------------------------------------------------------------------ reference evaluator
 
-fn by_customer(evs: &[Ev]) -> BTreeMap<String, Vec<Ev>> {
+pub fn by_customer(evs: &[Ev]) -> BTreeMap<String, Vec<Ev>> {
     let mut m: BTreeMap<String, Vec<Ev>> = BTreeMap::new();
     for e in evs {
         m.entry(e.cust.clone()).or_default().push(e.clone());
@@ -216,7 +220,7 @@ fn by_customer(evs: &[Ev]) -> BTreeMap<String, Vec<Ev>> {
 }
 
 /// All valid ordered chains (as index lists into `ev`), by brute force.
-fn chains(
+pub fn chains(
     ev: &[Ev],
     steps: &[StepQ],
     within: i64,
@@ -261,7 +265,7 @@ fn chains(
     out
 }
 
-fn unordered_level(ev: &[Ev], steps: &[StepQ], within: i64, c: &Common) -> usize {
+pub fn unordered_level(ev: &[Ev], steps: &[StepQ], within: i64, c: &Common) -> usize {
     // Every injective assignment of steps to events (or none), within one window whose earliest
     // event is in range.
     let n = steps.len();
@@ -302,7 +306,7 @@ fn unordered_level(ev: &[Ev], steps: &[StepQ], within: i64, c: &Common) -> usize
     best
 }
 
-fn local_bucket(ts: i64, period: &str, tz: &TimeZone) -> jiff::civil::DateTime {
+pub fn local_bucket(ts: i64, period: &str, tz: &TimeZone) -> jiff::civil::DateTime {
     let z = jiff::Timestamp::from_microsecond(ts)
         .unwrap()
         .to_zoned_datetime(tz.clone());
@@ -318,7 +322,7 @@ fn local_bucket(ts: i64, period: &str, tz: &TimeZone) -> jiff::civil::DateTime {
     }
 }
 
-fn next_bucket(b: jiff::civil::DateTime, period: &str) -> jiff::civil::DateTime {
+pub fn next_bucket(b: jiff::civil::DateTime, period: &str) -> jiff::civil::DateTime {
     let span = match period {
         // Local hours are stepped by the caller in absolute time (see `next_in`).
         "hour" => jiff::Span::new().hours(1),
@@ -331,7 +335,7 @@ fn next_bucket(b: jiff::civil::DateTime, period: &str) -> jiff::civil::DateTime 
 
 /// The next bucket, stepping hours in absolute time (a skipped local hour is no bucket; a
 /// repeated one is two).
-fn next_in(b: jiff::civil::DateTime, period: &str, tz: &TimeZone) -> jiff::civil::DateTime {
+pub fn next_in(b: jiff::civil::DateTime, period: &str, tz: &TimeZone) -> jiff::civil::DateTime {
     if period != "hour" {
         return next_bucket(b, period);
     }
@@ -340,7 +344,7 @@ fn next_in(b: jiff::civil::DateTime, period: &str, tz: &TimeZone) -> jiff::civil
     local_bucket(t, "hour", tz)
 }
 
-fn label(b: jiff::civil::DateTime, period: &str, tz: &TimeZone) -> String {
+pub fn label(b: jiff::civil::DateTime, period: &str, tz: &TimeZone) -> String {
     if period == "hour" {
         let z = b.to_zoned_datetime(tz.clone()).unwrap();
         z.strftime("%Y-%m-%dT%H:%M%:z").to_string()
@@ -349,7 +353,7 @@ fn label(b: jiff::civil::DateTime, period: &str, tz: &TimeZone) -> String {
     }
 }
 
-fn reference(q: &Q, evs: &[Ev]) -> Table {
+pub fn reference(q: &Q, evs: &[Ev]) -> Table {
     let custs = by_customer(evs);
     let ts_range = evs.iter().map(|e| e.ts).min().zip(evs.iter().map(|e| e.ts).max());
     match q {
@@ -660,7 +664,7 @@ fn reference(q: &Q, evs: &[Ev]) -> Table {
 }
 
 /// All buckets from the one holding `lo` through the one holding `hi - 1`.
-fn bucket_seq(lo: i64, hi: i64, period: &str, tz: &TimeZone) -> Vec<jiff::civil::DateTime> {
+pub fn bucket_seq(lo: i64, hi: i64, period: &str, tz: &TimeZone) -> Vec<jiff::civil::DateTime> {
     let mut out = vec![local_bucket(lo, period, tz)];
     let last = local_bucket(hi - 1, period, tz);
     while *out.last().unwrap() < last {
@@ -670,7 +674,7 @@ fn bucket_seq(lo: i64, hi: i64, period: &str, tz: &TimeZone) -> Vec<jiff::civil:
     out
 }
 
-fn journey_ref(q: &Q, evs: &[Ev]) -> Table {
+pub fn journey_ref(q: &Q, evs: &[Ev]) -> Table {
     let dmin = evs.iter().map(|e| e.ts).min().unwrap();
     let dmax = evs.iter().map(|e| e.ts).max().unwrap();
     let custs = by_customer(evs);
@@ -790,7 +794,7 @@ fn journey_ref(q: &Q, evs: &[Ev]) -> Table {
     }
 }
 
-fn transitions_ref(within_h: Option<i64>, range: Option<(i64, i64)>, evs: &[Ev]) -> Table {
+pub fn transitions_ref(within_h: Option<i64>, range: Option<(i64, i64)>, evs: &[Ev]) -> Table {
     let code = |s: Option<Stage>| s.map_or(0u8, |s| s as u8);
     let name = |c: u8| {
         if c == 0 {
@@ -852,7 +856,7 @@ fn transitions_ref(within_h: Option<i64>, range: Option<(i64, i64)>, evs: &[Ev])
     t
 }
 
-fn timeline_ref(cust: usize, c: &Common, evs: &[Ev]) -> Table {
+pub fn timeline_ref(cust: usize, c: &Common, evs: &[Ev]) -> Table {
     let mut t = Table::new(&["ts", "event", "stage", "properties"]);
     let mut mine: Vec<&Ev> = evs
         .iter()
@@ -877,7 +881,7 @@ fn timeline_ref(cust: usize, c: &Common, evs: &[Ev]) -> Table {
     t
 }
 
-fn same(a: &Table, b: &Table) -> Result<(), String> {
+pub fn same(a: &Table, b: &Table) -> Result<(), String> {
     if a.columns != b.columns || a.rows.len() != b.rows.len() {
         return Err(format!(
             "shape differs:\nengine:\n{}\nreference:\n{}",
