@@ -247,7 +247,6 @@ fn test_module_files_are_declared_test_only() {
 /// only shrinks.
 const LONG_FUNCTIONS_TO_CUT: &[&str] = &[
     "why_not",
-    "trend",
     "generate_metered",
     "funnel",
     "lex",

@@ -2,25 +2,68 @@
 
 use crate::exec::funnel::funnel;
 use crate::exec::labels::customer_table;
-use crate::exec::operator::Operator;
+use crate::exec::operator::{Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::exec::range::on_day_boundary;
 use crate::exec::retention::retention;
-use crate::exec::scan::{columns, run_filtered};
+use crate::exec::scan::{columns, evaluate};
 use crate::model;
 use crate::model::Columns;
 use crate::plan::Resolver;
 use crate::result::Table;
+use crate::segment::ColumnSet;
 use std::ops::Range;
 
 /// Customers with an event of `stage` in the range.
 pub(super) struct StageCustomersOp {
     stage: u8,
     range: Option<(i64, i64)>,
+    limit: Option<u64>,
+}
+
+impl StageCustomersOp {
+    /// Plans `CUSTOMERS IN STAGE s` on `input`.
+    fn plan(
+        stage: crate::model::Stage,
+        common: &crate::query::ast::Common,
+        limit: Option<u64>,
+        text: &str,
+        input: &Input<'_>,
+    ) -> Result<Self, QueryError> {
+        let res = Resolver::new(input.dicts, text, None)?;
+        Ok(StageCustomersOp {
+            stage: stage.code(),
+            range: res.range(&common.range)?,
+            limit,
+        })
+    }
 }
 
 impl Operator for StageCustomersOp {
     type Partial = roaring::RoaringBitmap;
+
+    fn columns(&self) -> ColumnSet {
+        columns(false)
+    }
+
+    /// Straight from the bitmaps: the stage bitmap, or (stage, UTC day) bitmaps when the range
+    /// is whole UTC days; otherwise the stage's customers are scanned.
+    fn prefilter(&self, input: &Input<'_>) -> Result<Prefilter<roaring::RoaringBitmap>, QueryError> {
+        let stage = input.bitmaps.stages[self.stage as usize].clone();
+        Ok(match self.range {
+            None => Prefilter::Answered(stage),
+            Some((lo, hi)) if on_day_boundary(lo) && on_day_boundary(hi) => {
+                let mut u = roaring::RoaringBitmap::new();
+                for day in model::day_of(lo)..model::day_of(hi) {
+                    if let Some(x) = input.bitmaps.stage_days.get(&(self.stage, day)) {
+                        u |= x;
+                    }
+                }
+                Prefilter::Answered(u)
+            }
+            Some(_) => Prefilter::only(Some(stage)),
+        })
+    }
 
     fn customer(&self, p: &mut roaring::RoaringBitmap, rows: &Columns, r: Range<usize>) {
         let cid = rows.cid[r.start];
@@ -43,8 +86,18 @@ impl Operator for StageCustomersOp {
     fn merge(&self, a: &mut roaring::RoaringBitmap, b: roaring::RoaringBitmap) {
         *a |= b;
     }
+
+    fn finish(
+        &self,
+        set: roaring::RoaringBitmap,
+        input: &Input<'_>,
+        opts: &QueryOptions,
+    ) -> Result<Table, QueryError> {
+        Ok(customer_table(&set, input.dicts, self.limit, opts.rows_max))
+    }
 }
 
+/// Runs a CUSTOMERS statement: a drill-down into a funnel step, a retention cell or a stage.
 pub(super) fn customers(
     c: &crate::query::ast::Customers,
     text: &str,
@@ -63,30 +116,10 @@ pub(super) fn customers(
             cohort,
             period,
         } => retention(r, text, input, opts, Some((cohort, *period, c.limit))),
-        Drill::Stage { stage, common } => {
-            let res = Resolver::new(input.dicts, text, None)?;
-            let range = res.range(&common.range)?;
-            let code = stage.code();
-            let set = match range {
-                // Straight from the bitmaps: the stage bitmap, or (stage, UTC day) bitmaps when
-                // the range is whole UTC days.
-                None => input.bitmaps.stages[code as usize].clone(),
-                Some((lo, hi)) if on_day_boundary(lo) && on_day_boundary(hi) => {
-                    let mut u = roaring::RoaringBitmap::new();
-                    for day in model::day_of(lo)..model::day_of(hi) {
-                        if let Some(x) = input.bitmaps.stage_days.get(&(code, day)) {
-                            u |= x;
-                        }
-                    }
-                    u
-                }
-                Some(_) => {
-                    let op = StageCustomersOp { stage: code, range };
-                    let only = Some(input.bitmaps.stages[code as usize].clone());
-                    run_filtered(&op, input, columns(false), opts, only)?
-                }
-            };
-            Ok(customer_table(&set, input.dicts, c.limit, opts.rows_max))
-        }
+        Drill::Stage { stage, common } => evaluate(
+            &StageCustomersOp::plan(*stage, common, c.limit, text, input)?,
+            input,
+            opts,
+        ),
     }
 }

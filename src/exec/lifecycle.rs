@@ -3,15 +3,16 @@
 //! Bucket-level: `FROM..TO` chooses the buckets reported, and activity in a bucket counts every
 //! event in it.
 
-use super::operator::Operator;
+use super::operator::{Operator, Prefilter};
 use super::options::{Input, QueryError, QueryOptions};
-use super::scan::{columns, passes, run};
+use super::scan::{columns, evaluate, passes};
 use crate::dict::Dicts;
 use crate::exec::range::history_buckets;
 use crate::model::{self, Columns};
 use crate::plan::{Buckets, CPred, Matcher, Resolver};
 use crate::query::ast::{Lifecycle, Period};
 use crate::result::{Cell, Table};
+use crate::segment::ColumnSet;
 use roaring::RoaringBitmap;
 use std::ops::Range;
 
@@ -23,11 +24,35 @@ struct LifecycleOp<'a> {
     dicts: &'a Dicts,
 }
 
+impl<'a> LifecycleOp<'a> {
+    /// Plans a LIFECYCLE statement on `input`.
+    fn plan(l: &Lifecycle, text: &str, input: &Input<'a>) -> Result<Self, QueryError> {
+        let res = Resolver::new(input.dicts, text, l.common.tz.as_ref())?;
+        let range = res.range(&l.common.range)?;
+        let (buckets, report) = history_buckets(input, range, l.period, &res.tz)?;
+        Ok(LifecycleOp {
+            step: res.step(&l.step)?,
+            filter: l.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
+            buckets,
+            report,
+            dicts: input.dicts,
+        })
+    }
+}
+
 /// Per bucket: [new, returning, resurrecting, dormant].
 type Counts4 = Vec<[i64; 4]>;
 
 impl Operator for LifecycleOp<'_> {
     type Partial = Counts4;
+
+    fn columns(&self) -> ColumnSet {
+        columns(self.filter.is_some() || self.step.uses_props())
+    }
+
+    fn prefilter(&self, input: &Input<'_>) -> Result<Prefilter<Counts4>, QueryError> {
+        Ok(lifecycle_from_bitmaps(self, input).map_or_else(Prefilter::everyone, Prefilter::Answered))
+    }
 
     fn customer(&self, p: &mut Counts4, rows: &Columns, r: Range<usize>) {
         if p.is_empty() {
@@ -73,6 +98,21 @@ impl Operator for LifecycleOp<'_> {
             }
         }
     }
+
+    fn finish(&self, p: Counts4, _: &Input<'_>, _: &QueryOptions) -> Result<Table, QueryError> {
+        let mut t = Table::new(&["bucket", "new", "returning", "resurrecting", "dormant"]);
+        for b in self.report.clone() {
+            let c = p.get(b).copied().unwrap_or([0; 4]);
+            t.rows.push(vec![
+                Cell::Str(self.buckets.label(b)),
+                Cell::Int(c[0]),
+                Cell::Int(c[1]),
+                Cell::Int(c[2]),
+                Cell::Int(c[3]),
+            ]);
+        }
+        Ok(t)
+    }
 }
 
 /// LIFECYCLE of event names or stages without a filter, in UTC buckets of a day or longer, as
@@ -108,37 +148,12 @@ fn lifecycle_from_bitmaps(op: &LifecycleOp<'_>, input: &Input<'_>) -> Option<Cou
     Some(out)
 }
 
+/// Runs a LIFECYCLE statement.
 pub(super) fn lifecycle(
     l: &Lifecycle,
     text: &str,
     input: &Input<'_>,
     opts: &QueryOptions,
 ) -> Result<Table, QueryError> {
-    let res = Resolver::new(input.dicts, text, l.common.tz.as_ref())?;
-    let range = res.range(&l.common.range)?;
-    let (buckets, report) = history_buckets(input, range, l.period, &res.tz)?;
-    let op = LifecycleOp {
-        step: res.step(&l.step)?,
-        filter: l.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
-        buckets,
-        report,
-        dicts: input.dicts,
-    };
-    let props = op.filter.is_some() || op.step.uses_props();
-    let p = match lifecycle_from_bitmaps(&op, input) {
-        Some(p) => p,
-        None => run(&op, input, columns(props), opts)?,
-    };
-    let mut t = Table::new(&["bucket", "new", "returning", "resurrecting", "dormant"]);
-    for b in op.report.clone() {
-        let c = p.get(b).copied().unwrap_or([0; 4]);
-        t.rows.push(vec![
-            Cell::Str(op.buckets.label(b)),
-            Cell::Int(c[0]),
-            Cell::Int(c[1]),
-            Cell::Int(c[2]),
-            Cell::Int(c[3]),
-        ]);
-    }
-    Ok(t)
+    evaluate(&LifecycleOp::plan(l, text, input)?, input, opts)
 }

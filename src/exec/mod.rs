@@ -53,7 +53,7 @@ pub fn execute(
         Statement::Funnel(f) => funnel(f, text, input, opts, None)?,
         Statement::Retention(r) => retention(r, text, input, opts, None)?,
         Statement::Customers(c) => customers(c, text, input, opts)?,
-        Statement::Explain(e) => explain(e, text, input)?,
+        Statement::Explain(e) => explain(e, text, input, opts)?,
         Statement::Trend(t) => trend(t, text, input, opts)?,
         Statement::Timeline(t) => timeline(t, text, input, opts)?,
         Statement::Lifecycle(l) => lifecycle::lifecycle(l, text, input, opts)?,

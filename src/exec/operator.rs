@@ -1,7 +1,10 @@
 //! The protocol every statement runs through, documented once here.
 
-use crate::exec::options::QueryError;
+use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::model::Columns;
+use crate::result::Table;
+use crate::segment::ColumnSet;
+use roaring::RoaringBitmap;
 use std::ops::Range;
 use std::sync::atomic::Ordering;
 
@@ -9,13 +12,83 @@ use std::sync::atomic::Ordering;
 /// attacker-chosen text, and SipHash showed up at 15 % of a TREND profile).
 pub(super) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
-/// Per-customer operator: a partial state per worker, merged exactly.
+/// What the bitmap indices (and roll-ups) answer before any row is read.
+pub(super) enum Prefilter<P> {
+    /// The indices answer the whole statement exactly: no row is read.
+    Answered(P),
+    /// Only the customers in `only` (every customer when `None`) can change the answer;
+    /// `counted` holds what the indices answered for the others, merged with the scan's state.
+    /// With `unsealed_only`, the indices answered for every sealed row, and only the rows not
+    /// yet in a segment are scanned.
+    Scan {
+        only: Option<RoaringBitmap>,
+        unsealed_only: bool,
+        counted: P,
+    },
+}
+
+impl<P: Default> Prefilter<P> {
+    /// Every customer is scanned; the indices answer nothing.
+    pub(super) fn everyone() -> Prefilter<P> {
+        Prefilter::Scan {
+            only: None,
+            unsealed_only: false,
+            counted: P::default(),
+        }
+    }
+
+    /// Only `only` is scanned (when known); nothing is answered by the indices alone.
+    pub(super) fn only(only: Option<RoaringBitmap>) -> Prefilter<P> {
+        Prefilter::Scan {
+            only,
+            unsealed_only: false,
+            counted: P::default(),
+        }
+    }
+}
+
+/// The protocol every statement runs through. A statement plans one operator from its parsed
+/// form and the snapshot (names resolved, buckets built), and the driver
+/// ([`evaluate`](super::scan::evaluate)) then runs:
+///
+/// 1. [`prefilter`](Operator::prefilter): the bitmap indices answer the whole statement, or
+///    narrow the customers to scan (and answer for the rest);
+/// 2. [`customer`](Operator::customer): each worker folds the rows of each customer of its
+///    range — in (customer, time, sequence) order, every decoded column of
+///    [`columns`](Operator::columns) — into its partial state;
+/// 3. [`merge`](Operator::merge): the workers' states (and the prefilter's) combine;
+/// 4. [`finish`](Operator::finish): the merged state becomes the result table.
+///
+/// What each must guarantee (DataFusion's `Accumulator` and tantivy's `Collector` are the
+/// models): `merge` is exact and order-free — merging the states of any split of the customers,
+/// in any order, gives the state of one pass over all of them, so the answer never depends on
+/// thread count, segment layout or flush timing; `footprint` is O(1) and counts what the state
+/// holds on the heap, which the per-query memory budget charges while workers run; `finish`
+/// sees the whole merged state once. A prefilter answer must equal what the scan would give.
 pub(super) trait Operator: Sync {
+    /// One worker's partial state.
     type Partial: Send + Default;
+
+    /// The columns `customer` reads (properties only when a predicate, breakdown or value
+    /// needs them).
+    fn columns(&self) -> ColumnSet;
+
+    /// What the indices answer before any row is read (by default: nothing; scan everyone).
+    fn prefilter(&self, _input: &Input<'_>) -> Result<Prefilter<Self::Partial>, QueryError> {
+        Ok(Prefilter::everyone())
+    }
+
+    /// Folds one customer's rows `rows[r]` into `p`.
     fn customer(&self, p: &mut Self::Partial, rows: &Columns, r: Range<usize>);
+
+    /// Adds `b` to `a`.
     fn merge(&self, a: &mut Self::Partial, b: Self::Partial);
+
     /// Estimated heap bytes held by `p`, in O(1): what the memory budget charges.
     fn footprint(&self, p: &Self::Partial) -> usize;
+
+    /// The result table of the merged state.
+    fn finish(&self, p: Self::Partial, input: &Input<'_>, opts: &QueryOptions) -> Result<Table, QueryError>;
 }
 
 /// An operator that can also read customers lazily (see [`scan_lazy`]): event ids and

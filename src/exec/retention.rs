@@ -2,16 +2,17 @@
 
 use crate::dict::Dicts;
 use crate::exec::labels::customer_table;
-use crate::exec::operator::Operator;
+use crate::exec::operator::{Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::exec::prefilter::{candidates, step_days};
 use crate::exec::range::on_day_boundary;
-use crate::exec::scan::{columns, passes, run_filtered};
+use crate::exec::scan::{columns, evaluate, passes};
 use crate::model::Columns;
 use crate::plan::{Buckets, CPred, Matcher, Resolver};
 use crate::query::ast::{Cohorting, Period};
 use crate::query::{ParseError, Span};
 use crate::result::{Cell, Table};
+use crate::segment::ColumnSet;
 use crate::{limits, model};
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -28,6 +29,57 @@ pub(super) struct RetentionOp<'a> {
     dicts: &'a Dicts,
     /// Collect the customers of this (cohort bucket, offset) cell.
     collect: Option<(usize, usize)>,
+    /// The most customers a drill-down lists.
+    limit: Option<u64>,
+}
+
+impl<'a> RetentionOp<'a> {
+    /// Plans a RETENTION statement on `input`; with `drill`, the customers of one cell.
+    fn plan(
+        r: &crate::query::ast::Retention,
+        text: &str,
+        input: &Input<'a>,
+        drill: Option<RetentionDrill<'_>>,
+    ) -> Result<Self, QueryError> {
+        let res = Resolver::new(input.dicts, text, r.common.tz.as_ref())?;
+        let range = res.range(&r.common.range)?;
+        // Buckets cover all history (first-time cohorts look at all of it) plus the offsets.
+        let (lo, hi) = match (input.ts_range, range) {
+            (Some((a, b)), Some((x, y))) => (a.min(x), b.saturating_add(1).max(y)),
+            (Some((a, b)), None) => (a, b.saturating_add(1)),
+            (None, Some(r)) => r,
+            (None, None) => (0, 1),
+        };
+        let buckets = Buckets::new(lo, hi, r.periods as usize, r.period, &res.tz, limits::BUCKETS_MAX)
+            .map_err(|m| ParseError::new(Span::default(), m))?;
+        Ok(RetentionOp {
+            start: res.step(&r.start)?,
+            ret: res.step(&r.ret)?,
+            periods: r.periods as usize,
+            cohorting: r.cohorting,
+            on_or_after: r.on_or_after,
+            range,
+            filter: r.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
+            dicts: input.dicts,
+            limit: drill.and_then(|d| d.2),
+            collect: match drill {
+                Some((when, k, _)) => {
+                    let ts = res.time(when)?;
+                    let span = match when {
+                        crate::query::ast::TimeLit::Text(_, s) | crate::query::ast::TimeLit::UnixMs(_, s) => {
+                            *s
+                        }
+                    };
+                    let b = buckets
+                        .index(ts)
+                        .ok_or_else(|| ParseError::new(span, "no cohort bucket holds this time"))?;
+                    Some((b, k as usize))
+                }
+                None => None,
+            },
+            buckets,
+        })
+    }
 }
 
 /// (cohort bucket) -> (cohort size, customers per offset), and the customers of the cell being
@@ -36,6 +88,17 @@ pub(super) type RetentionPartial = (BTreeMap<usize, (u64, Vec<u64>)>, roaring::R
 
 impl Operator for RetentionOp<'_> {
     type Partial = RetentionPartial;
+
+    fn columns(&self) -> ColumnSet {
+        columns(self.filter.is_some() || self.start.uses_props() || self.ret.uses_props())
+    }
+
+    fn prefilter(&self, input: &Input<'_>) -> Result<Prefilter<RetentionPartial>, QueryError> {
+        Ok(match retention_from_bitmaps(self, input) {
+            Some(p) => Prefilter::Answered(p),
+            None => Prefilter::only(candidates(&self.start, input.bitmaps, None)),
+        })
+    }
 
     fn customer(&self, p: &mut RetentionPartial, rows: &Columns, r: Range<usize>) {
         let cid = rows.cid[r.start];
@@ -108,6 +171,54 @@ impl Operator for RetentionOp<'_> {
                 *x += y;
             }
         }
+    }
+
+    fn finish(
+        &self,
+        p: RetentionPartial,
+        input: &Input<'_>,
+        opts: &QueryOptions,
+    ) -> Result<Table, QueryError> {
+        if self.collect.is_some() {
+            return Ok(customer_table(&p.1, input.dicts, self.limit, opts.rows_max));
+        }
+        let p = p.0;
+        let latest = input.ts_range.map_or(i64::MIN, |x| x.1);
+        let complete = |b: usize| self.buckets.starts.get(b + 1).is_some_and(|&end| end <= latest);
+        let mut t = Table::new(&["cohort", "period", "cohort_size", "customers", "rate", "complete"]);
+        let mut mean: Vec<(u64, u64)> = vec![(0, 0); self.periods + 1];
+        for (c, (size, counts)) in &p {
+            for (k, &n) in counts.iter().enumerate() {
+                let done = complete(c + k);
+                if done {
+                    mean[k].0 += size;
+                    mean[k].1 += n;
+                }
+                t.rows.push(vec![
+                    Cell::Str(self.buckets.label(*c)),
+                    Cell::Int(k as i64),
+                    Cell::Int(*size as i64),
+                    Cell::Int(n as i64),
+                    Cell::Rate(n as f64 / *size as f64),
+                    Cell::Bool(done),
+                ]);
+            }
+        }
+        for (k, (size, n)) in mean.iter().enumerate() {
+            t.rows.push(vec![
+                Cell::Str("mean".into()),
+                Cell::Int(k as i64),
+                Cell::Int(*size as i64),
+                Cell::Int(*n as i64),
+                if *size == 0 {
+                    Cell::Null
+                } else {
+                    Cell::Rate(*n as f64 / *size as f64)
+                },
+                Cell::Bool(true),
+            ]);
+        }
+        Ok(t)
     }
 }
 
@@ -185,6 +296,7 @@ pub(super) fn retention_from_bitmaps(op: &RetentionOp<'_>, input: &Input<'_>) ->
 /// What a CUSTOMERS drill-down wants from a retention query: cohort time, offset, LIMIT.
 pub(super) type RetentionDrill<'q> = (&'q crate::query::ast::TimeLit, u32, Option<u64>);
 
+/// Runs a RETENTION statement; with `drill`, lists the customers of one (cohort, period) cell.
 pub(super) fn retention(
     r: &crate::query::ast::Retention,
     text: &str,
@@ -192,87 +304,5 @@ pub(super) fn retention(
     opts: &QueryOptions,
     drill: Option<RetentionDrill<'_>>,
 ) -> Result<Table, QueryError> {
-    let res = Resolver::new(input.dicts, text, r.common.tz.as_ref())?;
-    let range = res.range(&r.common.range)?;
-    // Buckets cover all history (first-time cohorts look at all of it) plus the offsets.
-    let (lo, hi) = match (input.ts_range, range) {
-        (Some((a, b)), Some((x, y))) => (a.min(x), b.saturating_add(1).max(y)),
-        (Some((a, b)), None) => (a, b.saturating_add(1)),
-        (None, Some(r)) => r,
-        (None, None) => (0, 1),
-    };
-    let buckets = Buckets::new(lo, hi, r.periods as usize, r.period, &res.tz, limits::BUCKETS_MAX)
-        .map_err(|m| ParseError::new(Span::default(), m))?;
-    let op = RetentionOp {
-        start: res.step(&r.start)?,
-        ret: res.step(&r.ret)?,
-        periods: r.periods as usize,
-        cohorting: r.cohorting,
-        on_or_after: r.on_or_after,
-        range,
-        filter: r.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
-        dicts: input.dicts,
-        collect: match drill {
-            Some((when, k, _)) => {
-                let ts = res.time(when)?;
-                let span = match when {
-                    crate::query::ast::TimeLit::Text(_, s) | crate::query::ast::TimeLit::UnixMs(_, s) => *s,
-                };
-                let b = buckets
-                    .index(ts)
-                    .ok_or_else(|| ParseError::new(span, "no cohort bucket holds this time"))?;
-                Some((b, k as usize))
-            }
-            None => None,
-        },
-        buckets,
-    };
-    let p = match retention_from_bitmaps(&op, input) {
-        Some(p) => p,
-        None => {
-            let only = candidates(&op.start, input.bitmaps, None);
-            let props = op.filter.is_some() || op.start.uses_props() || op.ret.uses_props();
-            run_filtered(&op, input, columns(props), opts, only)?
-        }
-    };
-    if let Some((_, _, limit)) = drill {
-        return Ok(customer_table(&p.1, input.dicts, limit, opts.rows_max));
-    }
-    let p = p.0;
-    let latest = input.ts_range.map_or(i64::MIN, |x| x.1);
-    let complete = |b: usize| op.buckets.starts.get(b + 1).is_some_and(|&end| end <= latest);
-    let mut t = Table::new(&["cohort", "period", "cohort_size", "customers", "rate", "complete"]);
-    let mut mean: Vec<(u64, u64)> = vec![(0, 0); op.periods + 1];
-    for (c, (size, counts)) in &p {
-        for (k, &n) in counts.iter().enumerate() {
-            let done = complete(c + k);
-            if done {
-                mean[k].0 += size;
-                mean[k].1 += n;
-            }
-            t.rows.push(vec![
-                Cell::Str(op.buckets.label(*c)),
-                Cell::Int(k as i64),
-                Cell::Int(*size as i64),
-                Cell::Int(n as i64),
-                Cell::Rate(n as f64 / *size as f64),
-                Cell::Bool(done),
-            ]);
-        }
-    }
-    for (k, (size, n)) in mean.iter().enumerate() {
-        t.rows.push(vec![
-            Cell::Str("mean".into()),
-            Cell::Int(k as i64),
-            Cell::Int(*size as i64),
-            Cell::Int(*n as i64),
-            if *size == 0 {
-                Cell::Null
-            } else {
-                Cell::Rate(*n as f64 / *size as f64)
-            },
-            Cell::Bool(true),
-        ]);
-    }
-    Ok(t)
+    evaluate(&RetentionOp::plan(r, text, input, drill)?, input, opts)
 }

@@ -4,38 +4,74 @@
 
 use crate::compaction::{Merge, Source};
 use crate::dict::Dicts;
-use crate::exec::operator::{Budget, LazyOperator, Operator, rows_footprint};
+use crate::exec::operator::{Budget, LazyOperator, Operator, Prefilter, rows_footprint};
 use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::limits;
 use crate::model::Columns;
 use crate::plan::CPred;
-use crate::segment::encoding::Nibbles;
-use crate::segment::{BlockEvents, BlockTs, ColumnSet};
+use crate::result::Table;
+use crate::segment::{ColumnSet, RowsVisitor};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub(super) fn run<O: Operator>(
+/// Runs a planned statement through the protocol of [`Operator`]: prefilter, the parallel scan
+/// of the customers left (when any), merge, finish.
+pub(super) fn evaluate<O: Operator>(
     op: &O,
     input: &Input<'_>,
-    set: ColumnSet,
     opts: &QueryOptions,
-) -> Result<O::Partial, QueryError> {
-    run_filtered(op, input, set, opts, None)
+) -> Result<Table, QueryError> {
+    evaluate_with(op, input, opts, scan_customers::<O>)
 }
 
-/// Runs `op` over every customer (only those in `only`, when given) on all worker threads.
-pub(super) fn run_filtered<O: Operator>(
+/// [`evaluate`] for an operator that can read lazily ([`LazyOperator`]).
+pub(super) fn evaluate_lazy<O: LazyOperator>(
     op: &O,
     input: &Input<'_>,
-    set: ColumnSet,
     opts: &QueryOptions,
-    only: Option<roaring::RoaringBitmap>,
-) -> Result<O::Partial, QueryError> {
-    run_scans(op, input, set, opts, only, scan_customers::<O>)
+) -> Result<Table, QueryError> {
+    evaluate_with(op, input, opts, scan_maybe_lazy::<O>)
+}
+
+fn evaluate_with<O: Operator>(
+    op: &O,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+    scan: Scan<O>,
+) -> Result<Table, QueryError> {
+    let state = match op.prefilter(input)? {
+        Prefilter::Answered(state) => state,
+        Prefilter::Scan {
+            only,
+            unsealed_only,
+            counted,
+        } => {
+            let unsealed;
+            let input = if unsealed_only {
+                let sources: Vec<Source> = input
+                    .sources
+                    .iter()
+                    .filter(|s| matches!(s, Source::Memory(_)))
+                    .cloned()
+                    .collect();
+                if sources.is_empty() {
+                    return op.finish(counted, input, opts);
+                }
+                unsealed = Input { sources, ..*input };
+                &unsealed
+            } else {
+                input
+            };
+            let mut state = run_scans(op, input, op.columns(), opts, only, scan)?;
+            op.merge(&mut state, counted);
+            state
+        }
+    };
+    op.finish(state, input, opts)
 }
 
 /// The signature of [`scan_customers`] and [`scan_maybe_lazy`]: one worker's scan of a
-/// customer range.
+/// customer range (`evaluate` runs one per worker).
 pub(super) type Scan<O> = fn(
     &O,
     Vec<Source>,
@@ -46,7 +82,8 @@ pub(super) type Scan<O> = fn(
     &Budget,
 ) -> Result<<O as Operator>::Partial, QueryError>;
 
-/// [`run_filtered`] with each worker's range scanned by `scan`.
+/// Runs `op` over every customer (only those in `only`, when given) on all worker threads,
+/// each worker's range scanned by `scan`, and merges the workers' states.
 pub(super) fn run_scans<O: Operator>(
     op: &O,
     input: &Input<'_>,
@@ -284,20 +321,15 @@ pub(super) fn scan_lazy<O: LazyOperator>(
                     false
                 }
             };
-            // One call per form of the columns, so that the kernel inlines the decoding.
             let done = done
-                || match (&block.events, &block.ts) {
-                    (BlockEvents::Nibbles(p), BlockTs::Lazy(runs)) => {
-                        op.feed(&mut state, Nibbles::new(p, start, end), runs.run(start))
-                    }
-                    (events, BlockTs::Lazy(runs)) => {
-                        op.feed(&mut state, events.ids(start, end), runs.run(start))
-                    }
-                    (events, BlockTs::Decoded(ts)) => {
-                        let ts = ts.get(start..).unwrap_or(&[]).iter().copied();
-                        op.feed(&mut state, events.ids(start, end), ts)
-                    }
-                };
+                || block.visit_rows(
+                    start,
+                    end,
+                    Feed {
+                        op,
+                        state: &mut state,
+                    },
+                );
             if end == n && spills {
                 open = Some((cid, done));
             } else {
@@ -311,6 +343,22 @@ pub(super) fn scan_lazy<O: LazyOperator>(
     }
     budget.report(&mut reported, op.footprint(&p))?;
     Ok(p)
+}
+
+/// Feeds one customer's rows of a lazy block to a lazy operator.
+struct Feed<'o, O: LazyOperator> {
+    op: &'o O,
+    state: &'o mut O::State,
+}
+
+impl<O: LazyOperator> RowsVisitor for Feed<'_, O> {
+    /// True once later rows cannot change the customer's answer.
+    type Output = bool;
+
+    #[inline(always)]
+    fn visit(self, events: impl Iterator<Item = u32>, ts: impl Iterator<Item = i64>) -> bool {
+        self.op.feed(self.state, events, ts)
+    }
 }
 
 /// Membership in a bitmap for ids asked in ascending order (repeats allowed): a cursor over the
@@ -443,6 +491,16 @@ mod tests {
     impl Operator for PanicsOn {
         type Partial = u64;
 
+        fn columns(&self) -> ColumnSet {
+            columns(false)
+        }
+
+        fn finish(&self, rows: u64, _: &Input<'_>, _: &QueryOptions) -> Result<Table, QueryError> {
+            let mut t = Table::new(&["rows"]);
+            t.rows.push(vec![crate::result::Cell::Int(rows as i64)]);
+            Ok(t)
+        }
+
         fn customer(&self, p: &mut u64, rows: &Columns, r: Range<usize>) {
             assert!(rows.cid[r.start] != self.bad, "customer {} is poison", self.bad);
             *p += r.len() as u64;
@@ -479,14 +537,13 @@ mod tests {
             threads: 2,
             ..QueryOptions::default()
         };
-        let all = columns(false);
         // Without the poison customer every row is counted, across both workers.
-        let fine = run(&PanicsOn { bad: 99 }, &input, all, &opts);
-        assert_eq!(fine.ok(), Some(40));
-        match run(&PanicsOn { bad: 7 }, &input, all, &opts) {
+        let fine = evaluate(&PanicsOn { bad: 99 }, &input, &opts).map(|t| t.rows);
+        assert_eq!(fine.ok(), Some(vec![vec![crate::result::Cell::Int(40)]]));
+        match evaluate(&PanicsOn { bad: 7 }, &input, &opts) {
             Err(QueryError::Internal(msg)) => assert!(msg.contains("customer 7 is poison"), "{msg}"),
             Err(e) => panic!("expected an internal error, got {e}"),
-            Ok(n) => panic!("expected an internal error, got {n} rows"),
+            Ok(t) => panic!("expected an internal error, got {:?}", t.rows),
         }
         let e = QueryError::Internal("x".into()).to_string();
         assert!(e.contains("internal error") && e.contains("please report"), "{e}");

@@ -1,20 +1,38 @@
 //! STAGES: how many customers stand in each lifecycle stage at the end of each bucket, and how
 //! many entered it in the bucket. Bucket-level: `FROM..TO` chooses the buckets reported.
 
-use super::operator::Operator;
+use super::operator::{Operator, Prefilter};
 use super::options::{Input, QueryError, QueryOptions};
-use super::scan::{columns, run};
+use super::scan::{columns, evaluate};
 use crate::exec::range::history_buckets;
 use crate::model::{self, Columns, Stage};
 use crate::plan::{Buckets, Resolver};
 use crate::query::ast::{Period, Stages};
 use crate::result::{Cell, Table};
+use crate::segment::ColumnSet;
 use roaring::RoaringBitmap;
 use std::ops::Range;
 
 pub(super) struct StagesOp {
     buckets: Buckets,
     report: Range<usize>,
+    /// UTC days or longer: the per-(stage, day) bitmaps answer.
+    utc_days: bool,
+}
+
+impl StagesOp {
+    /// Plans a STAGES statement on `input`.
+    fn plan(st: &Stages, text: &str, input: &Input<'_>) -> Result<Self, QueryError> {
+        let res = Resolver::new(input.dicts, text, st.common.tz.as_ref())?;
+        let range = res.range(&st.common.range)?;
+        let (buckets, report) = history_buckets(input, range, st.period, &res.tz)?;
+        let utc_days = res.tz == jiff::tz::TimeZone::UTC && st.period != Period::Hour;
+        Ok(StagesOp {
+            buckets,
+            report,
+            utc_days,
+        })
+    }
 }
 
 /// Per bucket and stage code: [active, change in "furthest stage so far"].
@@ -22,6 +40,18 @@ pub(super) type StagePartial = Vec<[[i64; 2]; 6]>;
 
 impl Operator for StagesOp {
     type Partial = StagePartial;
+
+    fn columns(&self) -> ColumnSet {
+        columns(false)
+    }
+
+    fn prefilter(&self, input: &Input<'_>) -> Result<Prefilter<StagePartial>, QueryError> {
+        Ok(if self.utc_days {
+            Prefilter::Answered(stages_from_bitmaps(input, &self.buckets, &self.report))
+        } else {
+            Prefilter::everyone()
+        })
+    }
 
     fn customer(&self, p: &mut StagePartial, rows: &Columns, r: Range<usize>) {
         if p.is_empty() {
@@ -69,6 +99,30 @@ impl Operator for StagesOp {
                 x[s][1] += y[s][1];
             }
         }
+    }
+
+    fn finish(&self, mut p: StagePartial, _: &Input<'_>, _: &QueryOptions) -> Result<Table, QueryError> {
+        p.resize(self.buckets.len() + 1, [[0; 2]; 6]);
+        let mut t = Table::new(&["bucket", "stage", "active", "furthest"]);
+        let mut furthest = [0i64; 6];
+        for (k, row) in p.iter().enumerate().take(self.buckets.len()) {
+            for s in 0..6 {
+                furthest[s] += row[s][1];
+            }
+            if !self.report.contains(&k) {
+                continue;
+            }
+            for stage in Stage::ALL {
+                let s = stage.code() as usize;
+                t.rows.push(vec![
+                    Cell::Str(self.buckets.label(k)),
+                    Cell::Str(stage.name().to_owned()),
+                    Cell::Int(row[s][0]),
+                    Cell::Int(furthest[s]),
+                ]);
+            }
+        }
+        Ok(t)
     }
 }
 
@@ -118,42 +172,12 @@ pub(super) fn stages_from_bitmaps(
     p
 }
 
+/// Runs a STAGES statement.
 pub(super) fn stages(
     st: &Stages,
     text: &str,
     input: &Input<'_>,
     opts: &QueryOptions,
 ) -> Result<Table, QueryError> {
-    let res = Resolver::new(input.dicts, text, st.common.tz.as_ref())?;
-    let range = res.range(&st.common.range)?;
-    let (buckets, report) = history_buckets(input, range, st.period, &res.tz)?;
-    let utc_days = res.tz == jiff::tz::TimeZone::UTC && st.period != Period::Hour;
-    let op = StagesOp { buckets, report };
-    let p = if utc_days {
-        stages_from_bitmaps(input, &op.buckets, &op.report)
-    } else {
-        let mut p = run(&op, input, columns(false), opts)?;
-        p.resize(op.buckets.len() + 1, [[0; 2]; 6]);
-        p
-    };
-    let mut t = Table::new(&["bucket", "stage", "active", "furthest"]);
-    let mut furthest = [0i64; 6];
-    for (k, row) in p.iter().enumerate().take(op.buckets.len()) {
-        for s in 0..6 {
-            furthest[s] += row[s][1];
-        }
-        if !op.report.contains(&k) {
-            continue;
-        }
-        for stage in Stage::ALL {
-            let s = stage.code() as usize;
-            t.rows.push(vec![
-                Cell::Str(op.buckets.label(k)),
-                Cell::Str(stage.name().to_owned()),
-                Cell::Int(row[s][0]),
-                Cell::Int(furthest[s]),
-            ]);
-        }
-    }
-    Ok(t)
+    evaluate(&StagesOp::plan(st, text, input)?, input, opts)
 }

@@ -1,9 +1,9 @@
 //! STICKINESS: how many customers were active on exactly n days (or weeks, …) of the range.
 //! It counts events inside `FROM..TO` only.
 
-use super::operator::Operator;
+use super::operator::{Operator, Prefilter};
 use super::options::{Input, QueryError, QueryOptions};
-use super::scan::{columns, passes, run};
+use super::scan::{columns, evaluate, passes};
 use crate::dict::Dicts;
 use crate::limits;
 use crate::model::{self, Columns};
@@ -11,6 +11,7 @@ use crate::plan::{Buckets, CPred, Matcher, Resolver};
 use crate::query::ast::{Period, Stickiness};
 use crate::query::{ParseError, Span};
 use crate::result::{Cell, Table};
+use crate::segment::ColumnSet;
 use roaring::RoaringBitmap;
 use std::ops::Range;
 
@@ -20,12 +21,40 @@ pub(super) struct StickinessOp<'a> {
     buckets: Buckets,
     range: (i64, i64),
     min: u32,
+    cumulative: bool,
     dicts: &'a Dicts,
+}
+
+impl<'a> StickinessOp<'a> {
+    /// Plans a STICKINESS statement on `input`.
+    pub(super) fn plan(st: &Stickiness, text: &str, input: &Input<'a>) -> Result<Self, QueryError> {
+        let res = Resolver::new(input.dicts, text, st.common.tz.as_ref())?;
+        let range = super::range::data_range(input, res.range(&st.common.range)?);
+        let buckets = Buckets::new(range.0, range.1, 0, st.period, &res.tz, limits::BUCKETS_MAX)
+            .map_err(|m| ParseError::new(Span::default(), m))?;
+        Ok(StickinessOp {
+            step: res.step(&st.step)?,
+            filter: st.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
+            buckets,
+            range,
+            min: st.min,
+            cumulative: st.cumulative,
+            dicts: input.dicts,
+        })
+    }
 }
 
 impl Operator for StickinessOp<'_> {
     /// customers[d] = customers active in exactly d buckets.
     type Partial = Vec<i64>;
+
+    fn columns(&self) -> ColumnSet {
+        columns(self.filter.is_some() || self.step.uses_props())
+    }
+
+    fn prefilter(&self, input: &Input<'_>) -> Result<Prefilter<Vec<i64>>, QueryError> {
+        Ok(stickiness_from_bitmaps(self, input).map_or_else(Prefilter::everyone, Prefilter::Answered))
+    }
 
     fn customer(&self, p: &mut Vec<i64>, rows: &Columns, r: Range<usize>) {
         if p.is_empty() {
@@ -72,6 +101,21 @@ impl Operator for StickinessOp<'_> {
             *x += y;
         }
     }
+
+    fn finish(&self, p: Vec<i64>, _: &Input<'_>, _: &QueryOptions) -> Result<Table, QueryError> {
+        let n = self.buckets.len();
+        let mut t = Table::new(&["buckets", "customers"]);
+        let exact = |d: usize| p.get(d).copied().unwrap_or(0);
+        for d in 1..=n {
+            let v = if self.cumulative {
+                (d..=n).map(exact).sum()
+            } else {
+                exact(d)
+            };
+            t.rows.push(vec![Cell::Int(d as i64), Cell::Int(v)]);
+        }
+        Ok(t)
+    }
 }
 
 /// STICKINESS (MIN 1) of event names or stages without a filter, in UTC days or weeks over
@@ -112,39 +156,12 @@ pub(super) fn stickiness_from_bitmaps(op: &StickinessOp<'_>, input: &Input<'_>) 
     Some(out)
 }
 
+/// Runs a STICKINESS statement.
 pub(super) fn stickiness(
     st: &Stickiness,
     text: &str,
     input: &Input<'_>,
     opts: &QueryOptions,
 ) -> Result<Table, QueryError> {
-    let res = Resolver::new(input.dicts, text, st.common.tz.as_ref())?;
-    let range = super::range::data_range(input, res.range(&st.common.range)?);
-    let buckets = Buckets::new(range.0, range.1, 0, st.period, &res.tz, limits::BUCKETS_MAX)
-        .map_err(|m| ParseError::new(Span::default(), m))?;
-    let op = StickinessOp {
-        step: res.step(&st.step)?,
-        filter: st.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
-        buckets,
-        range,
-        min: st.min,
-        dicts: input.dicts,
-    };
-    let props = op.filter.is_some() || op.step.uses_props();
-    let p = match stickiness_from_bitmaps(&op, input) {
-        Some(p) => p,
-        None => run(&op, input, columns(props), opts)?,
-    };
-    let n = op.buckets.len();
-    let mut t = Table::new(&["buckets", "customers"]);
-    let exact = |d: usize| p.get(d).copied().unwrap_or(0);
-    for d in 1..=n {
-        let v = if st.cumulative {
-            (d..=n).map(exact).sum()
-        } else {
-            exact(d)
-        };
-        t.rows.push(vec![Cell::Int(d as i64), Cell::Int(v)]);
-    }
-    Ok(t)
+    evaluate(&StickinessOp::plan(st, text, input)?, input, opts)
 }

@@ -1,57 +1,131 @@
 //! TIMELINE: one customer's events in time order.
 
-use crate::compaction::Merge;
+use std::ops::Range;
+
+use roaring::RoaringBitmap;
+
+use crate::dict::Dicts;
 use crate::exec::labels::prop_label;
+use crate::exec::operator::{Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions};
-use crate::exec::scan::passes;
-use crate::limits;
+use crate::exec::scan::{evaluate, passes};
 use crate::model::{Columns, Stage};
-use crate::plan::Resolver;
+use crate::plan::{CPred, Resolver};
 use crate::result::{Cell, Table};
 use crate::segment::ColumnSet;
 
+struct TimelineOp<'a> {
+    /// The customer's id; `None` for a customer the database does not know (no rows).
+    customer: Option<u32>,
+    range: Option<(i64, i64)>,
+    filter: Option<CPred>,
+    rows_max: usize,
+    dicts: &'a Dicts,
+}
+
+/// The customer's rows as result rows, and whether there were more than the cap.
+#[derive(Default)]
+struct TimelineRows {
+    rows: Vec<Vec<Cell>>,
+    over: bool,
+}
+
+impl<'a> TimelineOp<'a> {
+    /// Plans a TIMELINE statement on `input`.
+    fn plan(
+        tl: &crate::query::ast::Timeline,
+        text: &str,
+        input: &Input<'a>,
+        opts: &QueryOptions,
+    ) -> Result<Self, QueryError> {
+        let res = Resolver::new(input.dicts, text, tl.common.tz.as_ref())?;
+        Ok(TimelineOp {
+            customer: input.dicts.customers.get(&tl.customer.0),
+            range: res.range(&tl.common.range)?,
+            filter: tl.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
+            rows_max: opts.rows_max,
+            dicts: input.dicts,
+        })
+    }
+
+    /// Row `i` of `rows` as a result row: time, event, stage, properties sorted by name.
+    fn row(&self, rows: &Columns, i: usize) -> Vec<Cell> {
+        let mut props: Vec<String> = Vec::new();
+        for c in &rows.props {
+            if c.valid[i] {
+                let name = self.dicts.props.name(c.id).unwrap_or("?");
+                props.push(format!(
+                    "{name}={}",
+                    prop_label(rows, Some((c.id, c.ty)), i, self.dicts)
+                ));
+            }
+        }
+        props.sort();
+        vec![
+            Cell::Time(rows.ts[i]),
+            Cell::Str(self.dicts.events.name(rows.event[i]).unwrap_or("?").to_owned()),
+            Stage::from_code(rows.stage[i]).map_or(Cell::Null, |s| Cell::Str(s.name().to_owned())),
+            Cell::Str(props.join(", ")),
+        ]
+    }
+}
+
+impl Operator for TimelineOp<'_> {
+    type Partial = TimelineRows;
+
+    fn columns(&self) -> ColumnSet {
+        ColumnSet::ALL
+    }
+
+    /// Only the one customer is read (none when the database does not know it).
+    fn prefilter(&self, _: &Input<'_>) -> Result<Prefilter<TimelineRows>, QueryError> {
+        Ok(match self.customer {
+            Some(cid) => Prefilter::only(Some(RoaringBitmap::from_iter([cid]))),
+            None => Prefilter::Answered(TimelineRows::default()),
+        })
+    }
+
+    fn customer(&self, p: &mut TimelineRows, rows: &Columns, r: Range<usize>) {
+        for i in r {
+            let ts = rows.ts[i];
+            if self.range.is_some_and(|(lo, hi)| ts < lo || ts >= hi)
+                || !passes(&self.filter, rows, i, self.dicts)
+            {
+                continue;
+            }
+            if p.rows.len() == self.rows_max {
+                p.over = true;
+                return;
+            }
+            p.rows.push(self.row(rows, i));
+        }
+    }
+
+    fn merge(&self, a: &mut TimelineRows, b: TimelineRows) {
+        a.over |= b.over;
+        a.rows.extend(b.rows);
+    }
+
+    fn footprint(&self, p: &TimelineRows) -> usize {
+        p.rows.len() * 4 * 48
+    }
+
+    fn finish(&self, p: TimelineRows, _: &Input<'_>, opts: &QueryOptions) -> Result<Table, QueryError> {
+        if p.over {
+            return Err(QueryError::TooManyRows(opts.rows_max));
+        }
+        let mut t = Table::new(&["ts", "event", "stage", "properties"]);
+        t.rows = p.rows;
+        Ok(t)
+    }
+}
+
+/// Runs a TIMELINE statement.
 pub(super) fn timeline(
     tl: &crate::query::ast::Timeline,
     text: &str,
     input: &Input<'_>,
     opts: &QueryOptions,
 ) -> Result<Table, QueryError> {
-    let res = Resolver::new(input.dicts, text, tl.common.tz.as_ref())?;
-    let range = res.range(&tl.common.range)?;
-    let filter = tl.common.filter.as_ref().map(|p| res.pred(p)).transpose()?;
-    let mut t = Table::new(&["ts", "event", "stage", "properties"]);
-    let Some(cid) = input.dicts.customers.get(&tl.customer.0) else {
-        return Ok(t);
-    };
-    let mut merge = Merge::new(input.sources.clone(), ColumnSet::ALL).with_customers(cid, cid);
-    let mut block = Columns::default();
-    while merge.next_block(&mut block, limits::BLOCK_ROWS)? {
-        for i in 0..block.len() {
-            let ts = block.ts[i];
-            if range.is_some_and(|(lo, hi)| ts < lo || ts >= hi) || !passes(&filter, &block, i, input.dicts) {
-                continue;
-            }
-            let mut props: Vec<String> = Vec::new();
-            for c in &block.props {
-                if c.valid[i] {
-                    let name = input.dicts.props.name(c.id).unwrap_or("?");
-                    props.push(format!(
-                        "{name}={}",
-                        prop_label(&block, Some((c.id, c.ty)), i, input.dicts)
-                    ));
-                }
-            }
-            props.sort();
-            if t.rows.len() == opts.rows_max {
-                return Err(QueryError::TooManyRows(opts.rows_max));
-            }
-            t.rows.push(vec![
-                Cell::Time(ts),
-                Cell::Str(input.dicts.events.name(block.event[i]).unwrap_or("?").to_owned()),
-                Stage::from_code(block.stage[i]).map_or(Cell::Null, |s| Cell::Str(s.name().to_owned())),
-                Cell::Str(props.join(", ")),
-            ]);
-        }
-    }
-    Ok(t)
+    evaluate(&TimelineOp::plan(tl, text, input, opts)?, input, opts)
 }

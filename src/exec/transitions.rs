@@ -2,16 +2,28 @@
 
 use super::operator::Operator;
 use super::options::{Input, QueryError, QueryOptions};
-use super::scan::{columns, run};
+use super::scan::{columns, evaluate};
 use crate::model::{Columns, Stage};
 use crate::plan::Resolver;
 use crate::query::ast::Transitions;
 use crate::result::{Cell, Table};
+use crate::segment::ColumnSet;
 use std::ops::Range;
 
 pub(super) struct TransitionsOp {
     range: Option<(i64, i64)>,
     within: Option<i64>,
+}
+
+impl TransitionsOp {
+    /// Plans a TRANSITIONS statement on `input`.
+    fn plan(tr: &Transitions, text: &str, input: &Input<'_>) -> Result<Self, QueryError> {
+        let res = Resolver::new(input.dicts, text, None)?;
+        Ok(TransitionsOp {
+            range: res.range(&tr.common.range)?,
+            within: tr.within_us,
+        })
+    }
 }
 
 /// Times (µs) of each transition (from stage code, 0 = none; to stage code), and how many
@@ -24,6 +36,10 @@ pub(super) struct TransitionPartial {
 
 impl Operator for TransitionsOp {
     type Partial = TransitionPartial;
+
+    fn columns(&self) -> ColumnSet {
+        columns(false)
+    }
 
     fn customer(&self, p: &mut TransitionPartial, rows: &Columns, r: Range<usize>) {
         let mut furthest = 0u8;
@@ -62,43 +78,42 @@ impl Operator for TransitionsOp {
             a.stayed[s] += b.stayed[s];
         }
     }
+
+    fn finish(&self, mut p: TransitionPartial, _: &Input<'_>, _: &QueryOptions) -> Result<Table, QueryError> {
+        let mut t = Table::new(&["from_stage", "to_stage", "customers", "median_time_s"]);
+        for ((from, to), times) in &mut p.moves {
+            let (median, _) = super::median::median_mean(times);
+            let median = if *from == 0 { Cell::Null } else { median };
+            t.rows.push(vec![
+                Cell::Str(stage_label(*from)),
+                Cell::Str(stage_label(*to)),
+                Cell::Int(times.len() as i64),
+                median,
+            ]);
+        }
+        for stage in Stage::ALL {
+            let n = p.stayed[stage.code() as usize];
+            t.rows.push(vec![
+                Cell::Str(stage.name().to_owned()),
+                Cell::Str("(stayed)".into()),
+                Cell::Int(n),
+                Cell::Null,
+            ]);
+        }
+        Ok(t)
+    }
 }
 
 pub(super) fn stage_label(code: u8) -> String {
     Stage::from_code(code).map_or_else(|| "(none)".to_owned(), |s| s.name().to_owned())
 }
 
+/// Runs a TRANSITIONS statement.
 pub(super) fn transitions(
     tr: &Transitions,
     text: &str,
     input: &Input<'_>,
     opts: &QueryOptions,
 ) -> Result<Table, QueryError> {
-    let res = Resolver::new(input.dicts, text, None)?;
-    let op = TransitionsOp {
-        range: res.range(&tr.common.range)?,
-        within: tr.within_us,
-    };
-    let mut p = run(&op, input, columns(false), opts)?;
-    let mut t = Table::new(&["from_stage", "to_stage", "customers", "median_time_s"]);
-    for ((from, to), times) in &mut p.moves {
-        let (median, _) = super::median::median_mean(times);
-        let median = if *from == 0 { Cell::Null } else { median };
-        t.rows.push(vec![
-            Cell::Str(stage_label(*from)),
-            Cell::Str(stage_label(*to)),
-            Cell::Int(times.len() as i64),
-            median,
-        ]);
-    }
-    for stage in Stage::ALL {
-        let n = p.stayed[stage.code() as usize];
-        t.rows.push(vec![
-            Cell::Str(stage.name().to_owned()),
-            Cell::Str("(stayed)".into()),
-            Cell::Int(n),
-            Cell::Null,
-        ]);
-    }
-    Ok(t)
+    evaluate(&TransitionsOp::plan(tr, text, input)?, input, opts)
 }

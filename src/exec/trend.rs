@@ -3,10 +3,10 @@
 use crate::compaction::Source;
 use crate::dict::Dicts;
 use crate::exec::labels::slot_label;
-use crate::exec::operator::{HashMap, Operator};
+use crate::exec::operator::{HashMap, Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::exec::range::{data_range, whole_days};
-use crate::exec::scan::{columns, columns_of, passes, run};
+use crate::exec::scan::{columns, columns_of, evaluate, passes};
 use crate::model::{Columns, PropType};
 use crate::plan::{Buckets, CPred, Matcher, Resolver, slot};
 use crate::query::ast::{Agg, Period};
@@ -28,7 +28,129 @@ pub(super) struct TrendOp<'a> {
     range: (i64, i64),
     value: Option<(u32, PropType)>,
     by: Option<(u32, PropType)>,
+    /// `BY p TOP n`: the n groups with the most matching events (then by name).
+    top: Option<u64>,
+    /// The columns decoded.
+    set: ColumnSet,
     dicts: &'a Dicts,
+}
+
+impl<'a> TrendOp<'a> {
+    /// Plans a TREND statement on `input`: buckets (with the look-back `wau`/`mau` need), the
+    /// aggregated property, and the columns to decode.
+    fn plan(tr: &crate::query::ast::Trend, text: &str, input: &Input<'a>) -> Result<Self, QueryError> {
+        let res = Resolver::new(input.dicts, text, tr.common.tz.as_ref())?;
+        let range = res.range(&tr.common.range)?;
+        let (lo, hi) = data_range(input, range);
+        let lookback = match tr.agg {
+            Agg::Wau => 6,
+            Agg::Mau => 29,
+            _ => 0,
+        };
+        let first_bucket = Buckets::new(lo, lo + 1, 0, tr.period, &res.tz, 2)
+            .map_err(|m| ParseError::new(Span::default(), m))?;
+        let start = first_bucket.starts[0]
+            - lookback as i64 * model::DAY_US
+            - if lookback > 0 { model::DAY_US } else { 0 };
+        let mut buckets = Buckets::new(
+            start.min(lo),
+            hi,
+            0,
+            tr.period,
+            &res.tz,
+            limits::BUCKETS_MAX + lookback + 1,
+        )
+        .map_err(|m| ParseError::new(Span::default(), m))?;
+        let first = buckets.index(lo).unwrap_or(0);
+        // Drop buckets after the range (a range end on a bucket boundary ends there).
+        while buckets.starts.len() > first + 2 && buckets.starts[buckets.starts.len() - 2] >= hi {
+            buckets.starts.pop();
+        }
+        let value = match &tr.agg {
+            Agg::Sum(p, s) | Agg::Avg(p, s) | Agg::Min(p, s) | Agg::Max(p, s) | Agg::Pct(_, p, s) => {
+                let (id, ty) = res.prop(p, *s)?;
+                if !matches!(ty, PropType::I64 | PropType::F64) {
+                    return Err(
+                        ParseError::new(*s, format!("`{p}` is {ty}; this aggregate needs a number")).into(),
+                    );
+                }
+                Some((id, ty))
+            }
+            _ => None,
+        };
+        let mut op = TrendOp {
+            agg: tr.agg.clone(),
+            step: tr.step.as_ref().map(|s| res.step(s)).transpose()?,
+            filter: tr.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
+            first,
+            range: (lo, hi),
+            value,
+            by: tr.by.as_ref().map(|(n, s, _)| res.prop(n, *s)).transpose()?,
+            top: tr.by.as_ref().and_then(|(_, _, top)| top.map(u64::from)),
+            set: columns(true),
+            dicts: input.dicts,
+            buckets,
+        };
+        // Without a predicate, the only properties read are the value and the breakdown.
+        op.set = if op.filter.is_some() || op.step.as_ref().is_some_and(Matcher::uses_props) {
+            columns(true)
+        } else {
+            let ids: Vec<u32> = op.value.iter().chain(op.by.iter()).map(|&(id, _)| id).collect();
+            columns_of(&ids)
+        };
+        Ok(op)
+    }
+
+    /// The groups reported, in name order: every group (or the `TOP n` with the most matching
+    /// events, then by name), or the one unnamed group without `BY`.
+    fn groups(&self, p: &TrendPartial, dicts: &Dicts) -> Vec<(String, Option<u64>)> {
+        if self.by.is_none() {
+            return vec![(String::new(), None)];
+        }
+        let by_ty = self.by.map_or(PropType::Str, |b| b.1);
+        let mut totals: HashMap<Option<u64>, u64> = HashMap::default();
+        for ((g, _), s) in &p.map {
+            *totals.entry(*g).or_default() += s.events + s.customers;
+        }
+        let mut groups: Vec<(String, Option<u64>, u64)> = totals
+            .into_iter()
+            .map(|(g, n)| (slot_label(g, by_ty, dicts), g, n))
+            .collect();
+        groups.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+        if let Some(top) = self.top {
+            groups.truncate(top as usize);
+        }
+        groups.sort_by(|a, b| a.0.cmp(&b.0));
+        groups.into_iter().map(|g| (g.0, g.1)).collect()
+    }
+
+    /// The aggregate of one (group, bucket) state.
+    fn aggregate(&self, s: &AggState) -> Cell {
+        match &self.agg {
+            Agg::Count => Cell::Int(s.events as i64),
+            Agg::Uniq | Agg::Wau | Agg::Mau => Cell::Int(s.customers as i64),
+            Agg::Sum(..) => Cell::Float(s.sum),
+            Agg::Avg(..) => {
+                if s.n == 0 {
+                    Cell::Null
+                } else {
+                    Cell::Float(s.sum / s.n as f64)
+                }
+            }
+            Agg::Min(..) => s.min.map_or(Cell::Null, Cell::Float),
+            Agg::Max(..) => s.max.map_or(Cell::Null, Cell::Float),
+            Agg::Pct(q, ..) => {
+                let mut v = s.values.clone();
+                if v.is_empty() {
+                    Cell::Null
+                } else {
+                    v.sort_by(f64::total_cmp);
+                    let rank = ((f64::from(*q) / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
+                    Cell::Float(v[rank.min(v.len()) - 1])
+                }
+            }
+        }
+    }
 }
 
 #[derive(Default, Clone)]
@@ -85,6 +207,29 @@ impl TrendOp<'_> {
 
 impl Operator for TrendOp<'_> {
     type Partial = TrendPartial;
+
+    fn columns(&self) -> ColumnSet {
+        self.set
+    }
+
+    /// Customer counts from the bitmaps or the value index, sums from the roll-ups (then only
+    /// the rows not yet sealed are scanned), when they answer exactly.
+    fn prefilter(&self, input: &Input<'_>) -> Result<Prefilter<TrendPartial>, QueryError> {
+        if let Some(p) = uniq_from_bitmaps(self, input, self.range) {
+            return Ok(Prefilter::Answered(p));
+        }
+        if let Some(p) = uniq_by_from_value_index(self, input, self.range) {
+            return Ok(Prefilter::Answered(p));
+        }
+        Ok(match trend_from_rollups(self, input, self.range) {
+            Some(sealed) => Prefilter::Scan {
+                only: None,
+                unsealed_only: true,
+                counted: sealed,
+            },
+            None => Prefilter::everyone(),
+        })
+    }
 
     fn customer(&self, p: &mut TrendPartial, rows: &Columns, r: Range<usize>) {
         let mut seen = SEEN.with(|s| std::mem::take(&mut *s.borrow_mut()));
@@ -169,190 +314,81 @@ impl Operator for TrendOp<'_> {
             e.values.extend(s.values);
         }
     }
+
+    fn finish(&self, p: TrendPartial, input: &Input<'_>, opts: &QueryOptions) -> Result<Table, QueryError> {
+        let names = self.groups(&p, input.dicts);
+        // Refuse before building a table that is over the cap.
+        if (self.buckets.len() - self.first).saturating_mul(names.len()) > opts.rows_max {
+            return Err(QueryError::TooManyRows(opts.rows_max));
+        }
+        let mut cols = vec!["bucket", "value"];
+        if self.by.is_some() {
+            cols.insert(1, "group");
+        }
+        let mut t = Table::new(&cols);
+        let empty = AggState::default();
+        for b in self.first..self.buckets.len() {
+            for (g, key) in &names {
+                let v = self.aggregate(p.get(&(*key, b)).unwrap_or(&empty));
+                let mut row = vec![Cell::Str(self.buckets.label(b)), v];
+                if self.by.is_some() {
+                    row.insert(1, Cell::Str(g.clone()));
+                }
+                t.rows.push(row);
+            }
+        }
+        Ok(t)
+    }
 }
 
+/// Runs a TREND statement.
 pub(super) fn trend(
     tr: &crate::query::ast::Trend,
     text: &str,
     input: &Input<'_>,
     opts: &QueryOptions,
 ) -> Result<Table, QueryError> {
-    let res = Resolver::new(input.dicts, text, tr.common.tz.as_ref())?;
-    let range = res.range(&tr.common.range)?;
-    let (lo, hi) = data_range(input, range);
-    let lookback = match tr.agg {
-        Agg::Wau => 6,
-        Agg::Mau => 29,
-        _ => 0,
-    };
-    let first_bucket = Buckets::new(lo, lo + 1, 0, tr.period, &res.tz, 2)
-        .map_err(|m| ParseError::new(Span::default(), m))?;
-    let start = first_bucket.starts[0]
-        - lookback as i64 * model::DAY_US
-        - if lookback > 0 { model::DAY_US } else { 0 };
-    let mut buckets = Buckets::new(
-        start.min(lo),
-        hi,
-        0,
-        tr.period,
-        &res.tz,
-        limits::BUCKETS_MAX + lookback + 1,
-    )
-    .map_err(|m| ParseError::new(Span::default(), m))?;
-    let first = buckets.index(lo).unwrap_or(0);
-    // Drop buckets after the range (a range end on a bucket boundary ends there).
-    while buckets.starts.len() > first + 2 && buckets.starts[buckets.starts.len() - 2] >= hi {
-        buckets.starts.pop();
-    }
-    let value = match &tr.agg {
-        Agg::Sum(p, s) | Agg::Avg(p, s) | Agg::Min(p, s) | Agg::Max(p, s) | Agg::Pct(_, p, s) => {
-            let (id, ty) = res.prop(p, *s)?;
-            if !matches!(ty, PropType::I64 | PropType::F64) {
-                return Err(
-                    ParseError::new(*s, format!("`{p}` is {ty}; this aggregate needs a number")).into(),
-                );
-            }
-            Some((id, ty))
-        }
-        _ => None,
-    };
-    let op = TrendOp {
-        agg: tr.agg.clone(),
-        step: tr.step.as_ref().map(|s| res.step(s)).transpose()?,
-        filter: tr.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
-        first,
-        range: (lo, hi),
-        value,
-        by: tr.by.as_ref().map(|(n, s, _)| res.prop(n, *s)).transpose()?,
-        dicts: input.dicts,
-        buckets,
-    };
-    // Without a predicate, the only properties read are the value and the breakdown.
-    let set = if op.filter.is_some() || op.step.as_ref().is_some_and(Matcher::uses_props) {
-        columns(true)
-    } else {
-        let ids: Vec<u32> = op.value.iter().chain(op.by.iter()).map(|&(id, _)| id).collect();
-        columns_of(&ids)
-    };
-    let from_index = match uniq_from_bitmaps(&op, input, (lo, hi)) {
-        Some(p) => Some(p),
-        None => uniq_by_from_value_index(&op, input, (lo, hi)),
-    };
-    let p = match from_index {
-        Some(p) => p,
-        None => match trend_from_rollups(&op, input, (lo, hi), set, opts)? {
-            Some(p) => p,
-            None => run(&op, input, set, opts)?,
-        },
-    };
-    // Groups, ranked by matching events (then name) for TOP n.
-    let by_ty = op.by.map_or(PropType::Str, |b| b.1);
-    let mut totals: HashMap<Option<u64>, u64> = HashMap::default();
-    for ((g, _), s) in &p.map {
-        *totals.entry(*g).or_default() += s.events + s.customers;
-    }
-    let mut groups: Vec<(String, Option<u64>, u64)> = totals
-        .into_iter()
-        .map(|(g, n)| (slot_label(g, by_ty, input.dicts), g, n))
-        .collect();
-    groups.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
-    if let Some((_, _, Some(top))) = &tr.by {
-        groups.truncate(*top as usize);
-    }
-    groups.sort_by(|a, b| a.0.cmp(&b.0));
-    let names: Vec<(String, Option<u64>)> = if tr.by.is_none() {
-        vec![(String::new(), None)]
-    } else {
-        groups.into_iter().map(|g| (g.0, g.1)).collect()
-    };
-    // Refuse before building a table that is over the cap.
-    if (op.buckets.len() - op.first).saturating_mul(names.len()) > opts.rows_max {
-        return Err(QueryError::TooManyRows(opts.rows_max));
-    }
-    let mut cols = vec!["bucket", "value"];
-    if tr.by.is_some() {
-        cols.insert(1, "group");
-    }
-    let mut t = Table::new(&cols);
-    let empty = AggState::default();
-    for b in op.first..op.buckets.len() {
-        for (g, key) in &names {
-            let s = p.get(&(*key, b)).unwrap_or(&empty);
-            let v = match &tr.agg {
-                Agg::Count => Cell::Int(s.events as i64),
-                Agg::Uniq | Agg::Wau | Agg::Mau => Cell::Int(s.customers as i64),
-                Agg::Sum(..) => Cell::Float(s.sum),
-                Agg::Avg(..) => {
-                    if s.n == 0 {
-                        Cell::Null
-                    } else {
-                        Cell::Float(s.sum / s.n as f64)
-                    }
-                }
-                Agg::Min(..) => s.min.map_or(Cell::Null, Cell::Float),
-                Agg::Max(..) => s.max.map_or(Cell::Null, Cell::Float),
-                Agg::Pct(q, ..) => {
-                    let mut v = s.values.clone();
-                    if v.is_empty() {
-                        Cell::Null
-                    } else {
-                        v.sort_by(f64::total_cmp);
-                        let rank = ((f64::from(*q) / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
-                        Cell::Float(v[rank.min(v.len()) - 1])
-                    }
-                }
-            };
-            let mut row = vec![Cell::Str(op.buckets.label(b)), v];
-            if tr.by.is_some() {
-                row.insert(1, Cell::Str(g.clone()));
-            }
-            t.rows.push(row);
-        }
-    }
-    Ok(t)
+    evaluate(&TrendOp::plan(tr, text, input)?, input, opts)
 }
 
 /// `uniq` as bitmap union cardinalities, when that is exact: UTC calendar buckets (whole UTC
 /// days), step ANY or `STAGE s` without predicates, no WHERE or BY, and every bucket either wholly
 /// inside the range or holding no event outside it.
 /// `TREND count|sum|avg|min|max [OF STAGE s]` by UTC day, week or month without a filter or
-/// breakdown, from the segments' per (stage, day) rollups; rows not yet in a segment are
-/// scanned. `None` when the query or a segment does not qualify (then everything is scanned):
+/// breakdown, from the segments' per (stage, day) rollups (rows not yet in a segment are then
+/// scanned). `None` when the query or a segment does not qualify (then everything is scanned):
 /// the answer is the same either way (tests/queries.rs checks both against the reference).
 pub(super) fn trend_from_rollups(
     op: &TrendOp<'_>,
     input: &Input<'_>,
     (lo, hi): (i64, i64),
-    set: ColumnSet,
-    opts: &QueryOptions,
-) -> Result<Option<TrendPartial>, QueryError> {
+) -> Option<TrendPartial> {
     let utc = op.buckets.tz == jiff::tz::TimeZone::UTC;
     let agg_ok = matches!(
         op.agg,
         Agg::Count | Agg::Sum(..) | Agg::Avg(..) | Agg::Min(..) | Agg::Max(..)
     );
     if !agg_ok || op.filter.is_some() || op.by.is_some() || !utc || op.buckets.period == Period::Hour {
-        return Ok(None);
+        return None;
     }
     let stage = match &op.step {
         None => None,
         Some(m) if m.filter.is_none() && m.events.is_none() && m.stage.is_some() => m.stage,
-        Some(_) => return Ok(None),
+        Some(_) => return None,
     };
     if !whole_days(input, (lo, hi)) {
-        return Ok(None);
+        return None;
     }
     let mut rollups = Vec::new();
-    let mut memory = Vec::new();
     for s in &input.sources {
         match s {
             Source::Segment(seg) => match &seg.footer.rollups {
                 Some(r) => rollups.push(r),
-                None => return Ok(None),
+                None => return None,
             },
             // Rollups count the rows an erasure hides.
-            Source::Masked(..) => return Ok(None),
-            Source::Memory(_) => memory.push(s.clone()),
+            Source::Masked(..) => return None,
+            Source::Memory(_) => {}
         }
     }
     let mut out = TrendPartial::default();
@@ -378,18 +414,7 @@ pub(super) fn trend_from_rollups(
             }
         }
     }
-    if !memory.is_empty() {
-        let buffered = Input {
-            sources: memory,
-            dicts: input.dicts,
-            customers: input.customers,
-            ts_range: input.ts_range,
-            bitmaps: input.bitmaps,
-        };
-        let p = run(op, &buffered, set, opts)?;
-        op.merge(&mut out, p);
-    }
-    Ok(Some(out))
+    Some(out)
 }
 
 /// `TREND uniq PERIOD day|week|month BY p` (UTC, no OF, no filter, p a string property) from

@@ -34,7 +34,7 @@ mod reader;
 
 pub use cache::{BlockCache, KeyCache};
 pub use footer::Footer;
-pub use reader::{BlockEvents, BlockTs, LazyBlock, LazyBufs, Segment};
+pub use reader::{BlockEvents, BlockTs, LazyBlock, LazyBufs, RowsVisitor, Segment};
 pub use writer::SegmentWriter;
 
 /// Sub-directory holding segment files.

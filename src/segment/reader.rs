@@ -43,6 +43,34 @@ pub struct LazyBlock<'s> {
     pub ts: BlockTs<'s>,
 }
 
+/// A reader of one customer's rows in a [`LazyBlock`]: event ids and timestamps as iterators
+/// that decode as they are read. [`LazyBlock::visit_rows`] calls it once, with iterators of the
+/// block's actual encodings, so that each form's loop is compiled (and inlined) alone and the
+/// reader never names an encoding.
+pub trait RowsVisitor {
+    /// What the visit returns.
+    type Output;
+    /// Reads the rows (`ts` yields at least as many values as `events`).
+    fn visit(self, events: impl Iterator<Item = u32>, ts: impl Iterator<Item = i64>) -> Self::Output;
+}
+
+impl LazyBlock<'_> {
+    /// Hands rows `start..end` (one customer's run) to `visitor`.
+    #[inline]
+    pub fn visit_rows<V: RowsVisitor>(&self, start: usize, end: usize, visitor: V) -> V::Output {
+        match (&self.events, &self.ts) {
+            (BlockEvents::Nibbles(p), BlockTs::Lazy(runs)) => {
+                visitor.visit(encoding::Nibbles::new(p, start, end), runs.run(start))
+            }
+            (events, BlockTs::Lazy(runs)) => visitor.visit(events.ids(start, end), runs.run(start)),
+            (events, BlockTs::Decoded(ts)) => visitor.visit(
+                events.ids(start, end),
+                ts.get(start..).unwrap_or(&[]).iter().copied(),
+            ),
+        }
+    }
+}
+
 /// A block's event ids: 4-bit packed as stored (read per row), or decoded (other widths).
 pub enum BlockEvents<'s> {
     /// Tag 8 at 4 bits: value `i` is nibble `i % 2` (low first) of byte `i / 2`.

@@ -1,12 +1,15 @@
 //! EXPLAIN of a funnel: why one customer did or did not convert, step by step.
 
-use crate::compaction::Merge;
+use std::ops::Range;
+
+use roaring::RoaringBitmap;
+
 use crate::dict::Dicts;
 use crate::exec::funnel::{FunnelOp, FunnelOutcome, Scratch, funnel_op};
 use crate::exec::labels::ts_text;
-use crate::exec::options::{Input, QueryError};
-use crate::exec::scan::passes;
-use crate::limits;
+use crate::exec::operator::{Operator, Prefilter, rows_footprint};
+use crate::exec::options::{Input, QueryError, QueryOptions};
+use crate::exec::scan::{evaluate, passes};
 use crate::model::Columns;
 use crate::plan::Resolver;
 use crate::query::ParseError;
@@ -126,61 +129,111 @@ pub(in crate::internals::exec) fn why_not(
     }
 }
 
-pub(in crate::internals::exec) fn explain(
-    e: &crate::query::ast::Explain,
-    text: &str,
-    input: &Input<'_>,
-) -> Result<Table, QueryError> {
-    let f = &e.funnel;
-    if f.mode == FunnelMode::Unordered {
-        return Err(ParseError::new(e.customer.1, "EXPLAIN supports ORDERED and STRICT funnels").into());
+/// EXPLAIN: the funnel's steps for one customer.
+struct ExplainOp<'a> {
+    funnel: FunnelOp<'a>,
+    customer: u32,
+}
+
+impl<'a> ExplainOp<'a> {
+    /// Plans `EXPLAIN FUNNEL … FOR CUSTOMER c` on `input`.
+    fn plan(e: &crate::query::ast::Explain, text: &str, input: &Input<'a>) -> Result<Self, QueryError> {
+        let f = &e.funnel;
+        if f.mode == FunnelMode::Unordered {
+            return Err(ParseError::new(e.customer.1, "EXPLAIN supports ORDERED and STRICT funnels").into());
+        }
+        let res = Resolver::new(input.dicts, text, f.common.tz.as_ref())?;
+        let funnel = funnel_op(f, &res, input)?;
+        let Some(customer) = input.dicts.customers.get(&e.customer.0) else {
+            return Err(ParseError::new(e.customer.1, format!("unknown customer '{}'", e.customer.0)).into());
+        };
+        Ok(ExplainOp { funnel, customer })
     }
-    let res = Resolver::new(input.dicts, text, f.common.tz.as_ref())?;
-    let op = funnel_op(f, &res, input)?;
-    let Some(cid) = input.dicts.customers.get(&e.customer.0) else {
-        return Err(ParseError::new(e.customer.1, format!("unknown customer '{}'", e.customer.0)).into());
-    };
-    let mut rows = Columns::default();
-    let mut merge = Merge::new(input.sources.clone(), ColumnSet::ALL).with_customers(cid, cid);
-    let mut block = Columns::default();
-    while merge.next_block(&mut block, limits::BLOCK_ROWS)? {
-        rows.extend_from(&block);
-    }
-    let idx: Vec<usize> = (0..rows.len())
-        .filter(|&i| passes(&op.filter, &rows, i, input.dicts))
-        .collect();
-    let o = op.outcome(&rows, &idx, &mut Scratch::default());
-    let mut t = Table::new(&["step", "event", "status", "at", "time_from_start_s", "reason"]);
-    for (k, step) in op.steps.iter().enumerate().map(|(k, s)| (k + 1, s)) {
-        let row = if k <= o.level {
+
+    /// The table row of step `k` (1-based) of the customer's `rows` (events `idx` pass WHERE).
+    fn step_row(
+        &self,
+        k: usize,
+        rows: &Columns,
+        idx: &[usize],
+        o: &FunnelOutcome,
+        dicts: &Dicts,
+    ) -> Vec<Cell> {
+        let label = Cell::Str(self.funnel.steps[k - 1].label.clone());
+        if k <= o.level {
             let at = o.at[k].unwrap_or(0);
-            vec![
+            return vec![
                 Cell::Int(k as i64),
-                Cell::Str(step.label.clone()),
+                label,
                 Cell::Str("reached".into()),
                 Cell::Time(rows.ts[at]),
                 o.times[k].map_or(Cell::Null, |x| Cell::Float(x as f64 / 1e6)),
                 Cell::Str(format!(
                     "first completed by `{}`",
-                    input.dicts.events.name(rows.event[at]).unwrap_or("?")
+                    dicts.events.name(rows.event[at]).unwrap_or("?")
                 )),
-            ]
+            ];
+        }
+        let reason = if k == o.level + 1 {
+            why_not(&self.funnel, rows, idx, o, k, dicts)
         } else {
-            let reason = if k == o.level + 1 {
-                why_not(&op, &rows, &idx, &o, k, input.dicts)
-            } else {
-                format!("step {} was not reached", k - 1)
-            };
-            vec![
-                Cell::Int(k as i64),
-                Cell::Str(step.label.clone()),
-                Cell::Str("not reached".into()),
-                Cell::Null,
-                Cell::Null,
-                Cell::Str(reason),
-            ]
+            format!("step {} was not reached", k - 1)
         };
-        t.rows.push(row);
+        vec![
+            Cell::Int(k as i64),
+            label,
+            Cell::Str("not reached".into()),
+            Cell::Null,
+            Cell::Null,
+            Cell::Str(reason),
+        ]
     }
-    Ok(t)
+}
+
+impl Operator for ExplainOp<'_> {
+    /// The customer's rows.
+    type Partial = Columns;
+
+    fn columns(&self) -> ColumnSet {
+        ColumnSet::ALL
+    }
+
+    /// Only the one customer is read.
+    fn prefilter(&self, _: &Input<'_>) -> Result<Prefilter<Columns>, QueryError> {
+        Ok(Prefilter::only(Some(RoaringBitmap::from_iter([self.customer]))))
+    }
+
+    fn customer(&self, p: &mut Columns, rows: &Columns, r: Range<usize>) {
+        p.extend_from(&rows.slice(r));
+    }
+
+    fn merge(&self, a: &mut Columns, b: Columns) {
+        a.extend_from(&b);
+    }
+
+    fn footprint(&self, p: &Columns) -> usize {
+        rows_footprint(p)
+    }
+
+    fn finish(&self, rows: Columns, input: &Input<'_>, _: &QueryOptions) -> Result<Table, QueryError> {
+        let idx: Vec<usize> = (0..rows.len())
+            .filter(|&i| passes(&self.funnel.filter, &rows, i, input.dicts))
+            .collect();
+        let outcome = self.funnel.outcome(&rows, &idx, &mut Scratch::default());
+        let mut t = Table::new(&["step", "event", "status", "at", "time_from_start_s", "reason"]);
+        for k in 1..=self.funnel.steps.len() {
+            t.rows.push(self.step_row(k, &rows, &idx, &outcome, input.dicts));
+        }
+        Ok(t)
+    }
+}
+
+/// Runs an EXPLAIN statement.
+pub(in crate::internals::exec) fn explain(
+    e: &crate::query::ast::Explain,
+    text: &str,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+) -> Result<Table, QueryError> {
+    evaluate(&ExplainOp::plan(e, text, input)?, input, opts)
 }

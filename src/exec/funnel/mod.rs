@@ -7,11 +7,11 @@ use crate::dict::Dicts;
 use crate::exec::funnel::kernel::{FunnelRun, KernelRows, StepMasks, augment};
 use crate::exec::labels::{customer_table, slot_label};
 use crate::exec::median::{Samples, medians_means};
-use crate::exec::operator::{HashMap, LazyOperator, Operator};
+use crate::exec::operator::{HashMap, LazyOperator, Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::exec::prefilter::candidates;
 use crate::exec::range::on_day_boundary;
-use crate::exec::scan::{columns, passes, run_scans, scan_maybe_lazy};
+use crate::exec::scan::{columns, evaluate_lazy, passes};
 use crate::model::{Columns, PropType};
 use crate::plan::{CPred, Matcher, Resolver, slot};
 use crate::query::ParseError;
@@ -37,6 +37,8 @@ pub(in crate::internals::exec) struct FunnelOp<'a> {
     caps: Vec<usize>,
     /// Collect the customers of each level (for CUSTOMERS).
     collect: bool,
+    /// `CUSTOMERS IN FUNNEL …`: which customers to list (`collect` is then set).
+    drill: Option<FunnelDrill>,
     /// Step masks by event id and stage, when every step is an event/stage test (no property
     /// predicate): the fast ordered kernel's matchers.
     masks: Option<StepMasks>,
@@ -116,6 +118,56 @@ pub struct FunnelOutcome {
 }
 
 impl FunnelOp<'_> {
+    /// The result rows: per group, per step, its customers, conversion rates and (from step 2)
+    /// the median and mean time to convert in `stats`, one per (group, step ≥ 2) in order.
+    fn table(&self, groups: &[(String, FunnelCounts)], stats: Vec<(Cell, Cell)>) -> Table {
+        let mut cols = vec![
+            "step",
+            "event",
+            "customers",
+            "conversion_from_previous",
+            "conversion_from_first",
+            "median_time_to_convert_s",
+            "mean_time_to_convert_s",
+        ];
+        if self.by.is_some() {
+            cols.insert(0, "group");
+        }
+        let mut t = Table::new(&cols);
+        let mut stats = stats.into_iter();
+        for (g, (counts, _)) in groups {
+            for k in 1..=self.steps.len() {
+                let c = counts[k];
+                let rate = |d: u64| {
+                    if d == 0 {
+                        Cell::Null
+                    } else {
+                        Cell::Rate(c as f64 / d as f64)
+                    }
+                };
+                let (med, mean) = if k == 1 {
+                    (Cell::Null, Cell::Null)
+                } else {
+                    stats.next().unwrap_or((Cell::Null, Cell::Null))
+                };
+                let mut row = vec![
+                    Cell::Int(k as i64),
+                    Cell::Str(self.steps[k - 1].label.clone()),
+                    Cell::Int(c as i64),
+                    if k == 1 { Cell::Null } else { rate(counts[k - 1]) },
+                    rate(counts[1]),
+                    med,
+                    mean,
+                ];
+                if self.by.is_some() {
+                    row.insert(0, Cell::Str(g.clone()));
+                }
+                t.rows.push(row);
+            }
+        }
+        t
+    }
+
     fn in_range(&self, ts: i64) -> bool {
         self.range.is_none_or(|(lo, hi)| lo <= ts && ts < hi)
     }
@@ -421,6 +473,55 @@ impl FunnelOp<'_> {
 impl Operator for FunnelOp<'_> {
     type Partial = FunnelPartial;
 
+    fn columns(&self) -> ColumnSet {
+        let props = self.filter.is_some()
+            || self.by.is_some()
+            || self.steps.iter().any(Matcher::uses_props)
+            || self.excludes.iter().any(|x| x.0.uses_props());
+        // The fast kernel reads the stage column only for a stage step.
+        let stage = !self.fast() || self.steps.iter().any(|s| s.stage.is_some());
+        ColumnSet {
+            stage,
+            ..columns(props)
+        }
+    }
+
+    /// Only customers with a step-1 event in range (per the bitmaps) are scanned. Those of them
+    /// with no step-2 event at all stop at level 1: the bitmaps count them exactly (step 1
+    /// without a property predicate, a whole-day range, no WHERE, BY or exclusions), and only
+    /// the others are scanned.
+    fn prefilter(&self, input: &Input<'_>) -> Result<Prefilter<FunnelPartial>, QueryError> {
+        let only = candidates(&self.steps[0], input.bitmaps, self.range);
+        let prunable = !self.collect
+            && self.by.is_none()
+            && self.filter.is_none()
+            && self.excludes.is_empty()
+            && matches!(self.mode, FunnelMode::Ordered | FunnelMode::Strict)
+            && self.steps.len() >= 2
+            && self.steps[0].filter.is_none()
+            && self
+                .range
+                .is_none_or(|(x, y)| on_day_boundary(x) && on_day_boundary(y));
+        if prunable
+            && let (Some(first), Some(second)) = (&only, candidates(&self.steps[1], input.bitmaps, None))
+        {
+            let scan = first & &second;
+            let n = self.steps.len();
+            let mut counts = vec![0; n + 1];
+            counts[1] = first.len() - scan.len();
+            let mut counted = FunnelPartial::default();
+            counted
+                .groups
+                .insert(None, (counts, vec![Samples::default(); n + 1]));
+            return Ok(Prefilter::Scan {
+                only: Some(scan),
+                unsealed_only: false,
+                counted,
+            });
+        }
+        Ok(Prefilter::only(only))
+    }
+
     fn customer(&self, p: &mut FunnelPartial, rows: &Columns, r: Range<usize>) {
         if let Some(m) = &self.masks
             && self.fast()
@@ -485,6 +586,48 @@ impl Operator for FunnelOp<'_> {
             add_counts(a.groups.entry(g), counts, times);
         }
     }
+
+    fn finish(
+        &self,
+        mut p: FunnelPartial,
+        input: &Input<'_>,
+        opts: &QueryOptions,
+    ) -> Result<Table, QueryError> {
+        p.settle();
+        let n = self.steps.len();
+        if let Some((k, dropped, limit)) = self.drill {
+            p.levels.resize_with(n + 1, Default::default);
+            let set = if dropped {
+                p.levels[k - 1].clone()
+            } else {
+                p.levels[k..]
+                    .iter()
+                    .fold(roaring::RoaringBitmap::new(), |acc, b| acc | b)
+            };
+            return Ok(customer_table(&set, input.dicts, limit, opts.rows_max));
+        }
+        if p.groups.is_empty() && self.by.is_none() {
+            p.groups
+                .insert(None, (vec![0; n + 1], vec![Samples::default(); n + 1]));
+        }
+        let by_ty = self.by.map_or(PropType::Str, |b| b.1);
+        let mut groups: Vec<(String, FunnelCounts)> = p
+            .groups
+            .into_iter()
+            .map(|(g, v)| (slot_label(g, by_ty, input.dicts), v))
+            .collect();
+        groups.sort_by(|a, b| a.0.cmp(&b.0));
+        // Medians and means of every (group, step ≥ 2), on the query's threads: selecting the
+        // median of a few hundred thousand samples per step is the serial tail of a funnel.
+        let stats = medians_means(
+            groups
+                .iter()
+                .flat_map(|(_, (_, times))| times.iter().skip(2))
+                .collect(),
+            opts.threads,
+        )?;
+        Ok(self.table(&groups, stats))
+    }
 }
 
 /// Lazily: funnels of up to 7 steps on the fast kernel that read no stage.
@@ -521,6 +664,8 @@ pub(in crate::internals::exec) fn funnel_group_bytes(levels: usize) -> usize {
 /// What a CUSTOMERS drill-down wants from a funnel: step, DROPPED, LIMIT.
 pub(in crate::internals::exec) type FunnelDrill = (usize, bool, Option<u64>);
 
+/// Runs a FUNNEL statement; with `drill`, lists the customers who reached (or dropped at) a
+/// step.
 pub(in crate::internals::exec) fn funnel(
     f: &crate::query::ast::Funnel,
     text: &str,
@@ -536,46 +681,10 @@ pub(in crate::internals::exec) fn funnel(
     }
     let op = FunnelOp {
         collect: drill.is_some(),
+        drill,
         ..funnel_op(f, &res, input)?
     };
-    let mut only = candidates(&op.steps[0], input.bitmaps, op.range);
-    // Customers with a step-1 event in range but no step-2 event at all stop at level 1: the
-    // bitmaps count them exactly (step 1 without a property predicate, a whole-day range, no
-    // WHERE, BY or exclusions), and only the others are scanned.
-    let prunable = !op.collect
-        && op.by.is_none()
-        && op.filter.is_none()
-        && op.excludes.is_empty()
-        && matches!(op.mode, FunnelMode::Ordered | FunnelMode::Strict)
-        && op.steps.len() >= 2
-        && op.steps[0].filter.is_none()
-        && op
-            .range
-            .is_none_or(|(x, y)| on_day_boundary(x) && on_day_boundary(y));
-    let mut stop_at_one = 0;
-    if prunable && let (Some(first), Some(second)) = (&only, candidates(&op.steps[1], input.bitmaps, None)) {
-        let scan = first & &second;
-        stop_at_one = first.len() - scan.len();
-        only = Some(scan);
-    }
-    let props = op.filter.is_some()
-        || op.by.is_some()
-        || op.steps.iter().any(Matcher::uses_props)
-        || op.excludes.iter().any(|x| x.0.uses_props());
-    // The fast kernel reads the stage column only for a stage step.
-    let stage = !op.fast() || op.steps.iter().any(|s| s.stage.is_some());
-    funnel_run(
-        f,
-        op,
-        input,
-        opts,
-        drill,
-        (only, stop_at_one),
-        ColumnSet {
-            stage,
-            ..columns(props)
-        },
-    )
+    evaluate_lazy(&op, input, opts)
 }
 
 pub(in crate::internals::exec) fn funnel_op<'a>(
@@ -604,109 +713,11 @@ pub(in crate::internals::exec) fn funnel_op<'a>(
             .map(|(name, span)| res.prop(name, *span))
             .transpose()?,
         dicts: input.dicts,
+        drill: None,
         masks: None,
     })
     .map(|mut op| {
         op.masks = StepMasks::new(&op.steps, input.dicts.events.len());
         op
     })
-}
-
-pub(in crate::internals::exec) fn funnel_run(
-    f: &crate::query::ast::Funnel,
-    op: FunnelOp<'_>,
-    input: &Input<'_>,
-    opts: &QueryOptions,
-    drill: Option<FunnelDrill>,
-    (only, stop_at_one): (Option<roaring::RoaringBitmap>, u64),
-    set: ColumnSet,
-) -> Result<Table, QueryError> {
-    let mut p = run_scans(&op, input, set, opts, only, scan_maybe_lazy::<FunnelOp<'_>>)?;
-    p.settle();
-    if stop_at_one > 0 {
-        let n = op.steps.len();
-        let e = p
-            .groups
-            .entry(None)
-            .or_insert_with(|| (vec![0; n + 1], vec![Samples::default(); n + 1]));
-        e.0[1] += stop_at_one;
-    }
-    if let Some((k, dropped, limit)) = drill {
-        p.levels.resize_with(op.steps.len() + 1, Default::default);
-        let set = if dropped {
-            p.levels[k - 1].clone()
-        } else {
-            p.levels[k..]
-                .iter()
-                .fold(roaring::RoaringBitmap::new(), |acc, b| acc | b)
-        };
-        return Ok(customer_table(&set, input.dicts, limit, opts.rows_max));
-    }
-    let mut cols = vec![
-        "step",
-        "event",
-        "customers",
-        "conversion_from_previous",
-        "conversion_from_first",
-        "median_time_to_convert_s",
-        "mean_time_to_convert_s",
-    ];
-    if f.by.is_some() {
-        cols.insert(0, "group");
-    }
-    let mut t = Table::new(&cols);
-    let n = op.steps.len();
-    if p.groups.is_empty() && f.by.is_none() {
-        p.groups
-            .insert(None, (vec![0; n + 1], vec![Samples::default(); n + 1]));
-    }
-    let by_ty = op.by.map_or(PropType::Str, |b| b.1);
-    let mut groups: Vec<(String, FunnelCounts)> = p
-        .groups
-        .into_iter()
-        .map(|(g, v)| (slot_label(g, by_ty, input.dicts), v))
-        .collect();
-    groups.sort_by(|a, b| a.0.cmp(&b.0));
-    // Medians and means of every (group, step ≥ 2), on the query's threads: selecting the
-    // median of a few hundred thousand samples per step is the serial tail of a funnel.
-    let mut stats = medians_means(
-        groups
-            .iter()
-            .flat_map(|(_, (_, times))| times.iter().skip(2))
-            .collect(),
-        opts.threads,
-    )?
-    // One per (group, step ≥ 2), in the order the rows are built.
-    .into_iter();
-    for (g, (counts, _)) in &groups {
-        for k in 1..=n {
-            let c = counts[k];
-            let rate = |d: u64| {
-                if d == 0 {
-                    Cell::Null
-                } else {
-                    Cell::Rate(c as f64 / d as f64)
-                }
-            };
-            let (med, mean) = if k == 1 {
-                (Cell::Null, Cell::Null)
-            } else {
-                stats.next().unwrap_or((Cell::Null, Cell::Null))
-            };
-            let mut row = vec![
-                Cell::Int(k as i64),
-                Cell::Str(op.steps[k - 1].label.clone()),
-                Cell::Int(c as i64),
-                if k == 1 { Cell::Null } else { rate(counts[k - 1]) },
-                rate(counts[1]),
-                med,
-                mean,
-            ];
-            if f.by.is_some() {
-                row.insert(0, Cell::Str(g.clone()));
-            }
-            t.rows.push(row);
-        }
-    }
-    Ok(t)
 }
