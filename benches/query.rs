@@ -1,5 +1,10 @@
 //! Query benchmarks: each canonical statement on the demo dataset (10M events by default; set
 //! `JOURNEYDB_BENCH_EVENTS`). `cargo bench --bench query`.
+//!
+//! Two data shapes (`JOURNEYDB_BENCH_SHAPE`): `demo` (default; committed by customer, then
+//! compacted into one segment) and `time` (the same events as real logs arrive: in time order,
+//! timestamps cut to whole seconds so that a customer's events tie, committed in batches and
+//! sealed into several segments, never compacted).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // bench code
 
@@ -11,27 +16,49 @@ fn queries(c: &mut Criterion) {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10_000_000);
+    let time_ordered = std::env::var("JOURNEYDB_BENCH_SHAPE").is_ok_and(|s| s == "time");
     let dir = tempfile::tempdir().unwrap();
+    let buffer = if time_ordered {
+        n.div_ceil(8).max(1) as usize
+    } else {
+        4 << 20
+    };
     let db = Db::create(
         dir.path().join("db"),
-        Options::default().sync(Sync::Never).buffer_events_max(4 << 20),
+        Options::default().sync(Sync::Never).buffer_events_max(buffer),
     )
     .unwrap();
     for (name, stage) in demo::EVENTS {
         db.set_stage(name, Some(stage)).unwrap();
     }
-    let rows = demo::generate(n, 0, 42);
+    let mut rows = demo::generate(n, 0, 42);
+    if time_ordered {
+        for r in &mut rows {
+            r.ts_us -= r.ts_us.rem_euclid(1_000_000);
+        }
+        rows.sort_by_key(|r| r.ts_us);
+    }
     for chunk in rows.chunks(50_000) {
         db.commit(&chunk.iter().map(demo::Row::to_event).collect::<Vec<_>>())
             .unwrap();
     }
     db.flush().unwrap();
-    db.compact().unwrap();
+    if !time_ordered {
+        db.compact().unwrap();
+    }
     let snap = db.snapshot();
     let customer = rows[rows.len() / 2].customer.to_string();
     let events = snap.len();
-    eprintln!("dataset: {events} events, {} customers", db.stats().customers);
-    let mut g = c.benchmark_group("query");
+    eprintln!(
+        "dataset: {events} events, {} customers, {} segments",
+        db.stats().customers,
+        db.stats().segments
+    );
+    let mut g = c.benchmark_group(if time_ordered {
+        "query_time_ordered"
+    } else {
+        "query"
+    });
     g.sample_size(10);
     g.throughput(Throughput::Elements(events));
     let timeline = format!("TIMELINE '{customer}' FROM '2026-02-01' TO '2026-03-03'");

@@ -92,33 +92,66 @@ pub(super) fn run_scans<O: Operator>(
     only: Option<roaring::RoaringBitmap>,
     scan: Scan<O>,
 ) -> Result<O::Partial, QueryError> {
+    // The customers that can matter: blocks outside `first..=last` are never decoded, and no
+    // more workers run than there are customers to scan.
+    let (first, last, wanted) = match &only {
+        Some(set) => match (set.min(), set.max()) {
+            (Some(first), Some(last)) => (first, last, set.len()),
+            _ => return Ok(O::Partial::default()),
+        },
+        None => (0, u32::MAX, u64::from(input.customers)),
+    };
     let only = only.map(Arc::new);
     let threads = if opts.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
         opts.threads
     };
-    let threads = threads.clamp(1, 64).min(input.customers.max(1) as usize);
+    let threads = threads.clamp(1, 64).min(wanted.max(1) as usize);
     let budget = Budget::new(opts.memory_max);
-    let results: Vec<Result<O::Partial, QueryError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = splits(&input.sources, input.customers, threads)
-            .into_iter()
-            .map(|(lo, hi)| {
-                let sources = input.sources.clone();
-                let cancel = opts.cancel.clone();
-                let only = only.clone();
-                let budget = &budget;
-                s.spawn(move || scan(op, sources, set, (lo, hi), only, &cancel, budget))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|payload| Err(worker_panic(payload.as_ref())))
-            })
-            .collect()
-    });
+    let ranges: Vec<(u32, u32)> = splits(&input.sources, input.customers, threads)
+        .into_iter()
+        .filter(|&(lo, hi)| lo <= last && hi >= first)
+        .map(|(lo, hi)| (lo.max(first), hi.min(last)))
+        .collect();
+    let results: Vec<Result<O::Partial, QueryError>> = if let [range] = ranges[..] {
+        // One worker: on this thread (a one-customer statement pays no thread start).
+        let work = || {
+            scan(
+                op,
+                input.sources.clone(),
+                set,
+                range,
+                only.clone(),
+                &opts.cancel,
+                &budget,
+            )
+        };
+        vec![
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+                .unwrap_or_else(|payload| Err(worker_panic(payload.as_ref()))),
+        ]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = ranges
+                .into_iter()
+                .map(|(lo, hi)| {
+                    let sources = input.sources.clone();
+                    let cancel = opts.cancel.clone();
+                    let only = only.clone();
+                    let budget = &budget;
+                    s.spawn(move || scan(op, sources, set, (lo, hi), only, &cancel, budget))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|payload| Err(worker_panic(payload.as_ref())))
+                })
+                .collect()
+        })
+    };
     let mut total = O::Partial::default();
     for r in results {
         op.merge(&mut total, r?);
@@ -533,17 +566,20 @@ mod tests {
             ts_range: Some((0, 39)),
             bitmaps: &bitmaps,
         };
-        let opts = QueryOptions {
-            threads: 2,
-            ..QueryOptions::default()
-        };
-        // Without the poison customer every row is counted, across both workers.
-        let fine = evaluate(&PanicsOn { bad: 99 }, &input, &opts).map(|t| t.rows);
-        assert_eq!(fine.ok(), Some(vec![vec![crate::result::Cell::Int(40)]]));
-        match evaluate(&PanicsOn { bad: 7 }, &input, &opts) {
-            Err(QueryError::Internal(msg)) => assert!(msg.contains("customer 7 is poison"), "{msg}"),
-            Err(e) => panic!("expected an internal error, got {e}"),
-            Ok(t) => panic!("expected an internal error, got {:?}", t.rows),
+        // One worker runs on the calling thread, two on their own.
+        for threads in [1, 2] {
+            let opts = QueryOptions {
+                threads,
+                ..QueryOptions::default()
+            };
+            // Without the poison customer every row is counted, across the workers.
+            let fine = evaluate(&PanicsOn { bad: 99 }, &input, &opts).map(|t| t.rows);
+            assert_eq!(fine.ok(), Some(vec![vec![crate::result::Cell::Int(40)]]));
+            match evaluate(&PanicsOn { bad: 7 }, &input, &opts) {
+                Err(QueryError::Internal(msg)) => assert!(msg.contains("customer 7 is poison"), "{msg}"),
+                Err(e) => panic!("expected an internal error, got {e}"),
+                Ok(t) => panic!("expected an internal error, got {:?}", t.rows),
+            }
         }
         let e = QueryError::Internal("x".into()).to_string();
         assert!(e.contains("internal error") && e.contains("please report"), "{e}");
