@@ -307,78 +307,101 @@ pub fn generate_metered<M: Meter>(events: u64, customers: u64, seed: u64, meter:
                 meter.bits(Column::Event, choice_bits(&[0.35, 0.65]));
             }
             if purchased && rng.chance(0.35) {
-                // A returning customer: repeat purchase, newsletter, support, review, referral.
-                meter.bits(
-                    Column::Event,
-                    choice_bits(&[2.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0]),
-                );
-                match rng.next_u64() % 6 {
-                    0 | 1 => {
-                        meter.bits(Column::Amount, (29_500f64).log2());
-                        push(t0, 4, rng.range(500, 30_000) as u32)
-                    }
-                    2 => push(t0, 5, 0),
-                    3 => push(t0, 6, 0),
-                    4 => push(t0, 7, 0),
-                    _ => push(t0, 8, 0),
-                }
+                returning_session(&mut rng, meter, t0, &mut push);
                 meter.session_end(&mine[from..], dropped);
                 continue;
             }
-            push(t0, 0, 0);
-            let mut t = t0;
-            'session: {
-                meter.bits(Column::Event, choice_bits(&[0.7, 0.3]));
-                if !rng.chance(0.7) {
-                    break 'session;
-                }
-                meter.bits(Column::Ts, time_bits(20 * MIN - 10 * 1000 * MS));
-                t += rng.range(10 * 1000 * MS, 20 * MIN);
-                push(t, 1, 0);
-                meter.bits(Column::Event, choice_bits(&[0.6, 0.4]));
-                if !rng.chance(0.6) {
-                    break 'session;
-                }
-                meter.bits(Column::Ts, time_bits(30 * MIN - 5 * 1000 * MS));
-                t += rng.range(5 * 1000 * MS, 30 * MIN);
-                push(t, 2, 0);
-                meter.bits(Column::Event, choice_bits(&[0.65, 0.35]));
-                if !rng.chance(0.65) {
-                    break 'session;
-                }
-                // Most buy within the hour, some days later, some beyond the 7-day window.
-                meter.bits(Column::Ts, choice_bits(&[0.6, 0.3, 0.1]));
-                t += match rng.next_u64() % 10 {
-                    0..=5 => {
-                        meter.bits(Column::Ts, time_bits(59 * MIN));
-                        rng.range(MIN, 60 * MIN)
-                    }
-                    6..=8 => {
-                        meter.bits(Column::Ts, time_bits(5 * DAY));
-                        rng.range(DAY, 6 * DAY)
-                    }
-                    _ => {
-                        meter.bits(Column::Ts, time_bits(6 * DAY));
-                        rng.range(8 * DAY, 14 * DAY)
-                    }
-                };
-                meter.bits(Column::Amount, (49_500f64).log2());
-                push(t, 3, rng.range(500, 50_000) as u32);
+            if funnel_session(&mut rng, meter, t0, &mut push) {
                 purchased = true;
             }
             meter.session_end(&mine[from..], dropped);
         }
-        mine.sort_by_key(|r| r.ts_us);
-        let mut collided = false;
-        for i in 1..mine.len() {
-            if mine[i].ts_us <= mine[i - 1].ts_us {
-                mine[i].ts_us = mine[i - 1].ts_us + MS;
-                collided = true;
-            }
-        }
+        let collided = separate_ties(&mut mine);
         meter.customer_end(sessions, collided);
         out.extend_from_slice(&mine);
     }
     out.sort_by_key(|r| (r.ts_us, r.customer));
     out
+}
+
+/// A returning customer's session at `t0`: a repeat purchase, a newsletter, a support ticket,
+/// a review or a referral.
+fn returning_session<M: Meter>(rng: &mut Rng, meter: &mut M, t0: i64, push: &mut impl FnMut(i64, u8, u32)) {
+    meter.bits(
+        Column::Event,
+        choice_bits(&[2.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0, 1.0 / 6.0]),
+    );
+    match rng.next_u64() % 6 {
+        0 | 1 => {
+            meter.bits(Column::Amount, (29_500f64).log2());
+            push(t0, 4, rng.range(500, 30_000) as u32)
+        }
+        2 => push(t0, 5, 0),
+        3 => push(t0, 6, 0),
+        4 => push(t0, 7, 0),
+        _ => push(t0, 8, 0),
+    }
+}
+
+/// A session down the funnel from a visit at `t0` (view, cart, purchase, with drop-off at each
+/// step); true when it ends in a purchase.
+fn funnel_session<M: Meter>(
+    rng: &mut Rng,
+    meter: &mut M,
+    t0: i64,
+    push: &mut impl FnMut(i64, u8, u32),
+) -> bool {
+    push(t0, 0, 0);
+    let mut t = t0;
+    meter.bits(Column::Event, choice_bits(&[0.7, 0.3]));
+    if !rng.chance(0.7) {
+        return false;
+    }
+    meter.bits(Column::Ts, time_bits(20 * MIN - 10 * 1000 * MS));
+    t += rng.range(10 * 1000 * MS, 20 * MIN);
+    push(t, 1, 0);
+    meter.bits(Column::Event, choice_bits(&[0.6, 0.4]));
+    if !rng.chance(0.6) {
+        return false;
+    }
+    meter.bits(Column::Ts, time_bits(30 * MIN - 5 * 1000 * MS));
+    t += rng.range(5 * 1000 * MS, 30 * MIN);
+    push(t, 2, 0);
+    meter.bits(Column::Event, choice_bits(&[0.65, 0.35]));
+    if !rng.chance(0.65) {
+        return false;
+    }
+    // Most buy within the hour, some days later, some beyond the 7-day window.
+    meter.bits(Column::Ts, choice_bits(&[0.6, 0.3, 0.1]));
+    t += match rng.next_u64() % 10 {
+        0..=5 => {
+            meter.bits(Column::Ts, time_bits(59 * MIN));
+            rng.range(MIN, 60 * MIN)
+        }
+        6..=8 => {
+            meter.bits(Column::Ts, time_bits(5 * DAY));
+            rng.range(DAY, 6 * DAY)
+        }
+        _ => {
+            meter.bits(Column::Ts, time_bits(6 * DAY));
+            rng.range(8 * DAY, 14 * DAY)
+        }
+    };
+    meter.bits(Column::Amount, (49_500f64).log2());
+    push(t, 3, rng.range(500, 50_000) as u32);
+    true
+}
+
+/// Sorts one customer's rows by time and moves each tie one millisecond after the row before
+/// (the demo's timestamps are unique per customer); true when any row moved.
+fn separate_ties(mine: &mut [Row]) -> bool {
+    mine.sort_by_key(|r| r.ts_us);
+    let mut collided = false;
+    for i in 1..mine.len() {
+        if mine[i].ts_us <= mine[i - 1].ts_us {
+            mine[i].ts_us = mine[i - 1].ts_us + MS;
+            collided = true;
+        }
+    }
+    collided
 }

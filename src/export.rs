@@ -220,7 +220,7 @@ fn write_parquet(
 ) -> Result<u64, ExportError> {
     use std::sync::Arc;
 
-    use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder};
+    use arrow_array::builder::StringBuilder;
     use arrow_array::{ArrayRef, RecordBatch, TimestampMicrosecondArray};
     use arrow_schema::{DataType, Field, Schema, TimeUnit};
 
@@ -253,7 +253,6 @@ fn write_parquet(
     let mut writer = parquet::arrow::ArrowWriter::try_new(out, schema.clone(), Some(wprops)).map_err(pq)?;
     let mut written = 0u64;
     for_each_block(snapshot, range, |cols, rows| {
-        let dangling = |what: &str, id: u64| ExportError::Dangling(format!("{what} id {id}"));
         let mut customer = StringBuilder::new();
         let mut event = StringBuilder::new();
         let mut stage = StringBuilder::new();
@@ -272,41 +271,7 @@ fn write_parquet(
             Arc::new(stage.finish()),
         ];
         for p in props {
-            let c = cols.props.iter().find(|c| c.id == p.id);
-            let slot = |i: usize| c.filter(|c| c.valid[i]).map(|c| c.vals[i]);
-            let array: ArrayRef = match p.ty {
-                PropType::Str => {
-                    let mut b = StringBuilder::new();
-                    for &i in rows {
-                        match slot(i) {
-                            Some(s) => {
-                                b.append_value(d.strings.name(s as u32).ok_or_else(|| dangling("string", s))?)
-                            }
-                            None => b.append_null(),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-                PropType::I64 => {
-                    let mut b = Int64Builder::new();
-                    rows.iter()
-                        .for_each(|&i| b.append_option(slot(i).map(|s| s as i64)));
-                    Arc::new(b.finish())
-                }
-                PropType::F64 => {
-                    let mut b = Float64Builder::new();
-                    rows.iter()
-                        .for_each(|&i| b.append_option(slot(i).map(f64::from_bits)));
-                    Arc::new(b.finish())
-                }
-                PropType::Bool => {
-                    let mut b = BooleanBuilder::new();
-                    rows.iter()
-                        .for_each(|&i| b.append_option(slot(i).map(|s| s != 0)));
-                    Arc::new(b.finish())
-                }
-            };
-            arrays.push(array);
+            arrays.push(parquet_column(d, p, cols, rows)?);
         }
         let batch = RecordBatch::try_new(schema.clone(), arrays)
             .map_err(|e| ExportError::Io(std::io::Error::other(e)))?;
@@ -316,6 +281,56 @@ fn write_parquet(
     })?;
     writer.close().map_err(pq)?;
     Ok(written)
+}
+
+/// Property `p` of rows `rows` of a block as an Arrow column (null where absent).
+#[cfg(feature = "parquet")]
+fn parquet_column(
+    d: &Dicts,
+    p: &Prop,
+    cols: &crate::model::Columns,
+    rows: &[usize],
+) -> Result<arrow_array::ArrayRef, ExportError> {
+    use std::sync::Arc;
+
+    use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder};
+
+    let c = cols.props.iter().find(|c| c.id == p.id);
+    let slot = |i: usize| c.filter(|c| c.valid[i]).map(|c| c.vals[i]);
+    Ok(match p.ty {
+        PropType::Str => {
+            let mut b = StringBuilder::new();
+            for &i in rows {
+                match slot(i) {
+                    Some(s) => b.append_value(
+                        d.strings
+                            .name(s as u32)
+                            .ok_or_else(|| ExportError::Dangling(format!("string id {s}")))?,
+                    ),
+                    None => b.append_null(),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        PropType::I64 => {
+            let mut b = Int64Builder::new();
+            rows.iter()
+                .for_each(|&i| b.append_option(slot(i).map(|s| s as i64)));
+            Arc::new(b.finish())
+        }
+        PropType::F64 => {
+            let mut b = Float64Builder::new();
+            rows.iter()
+                .for_each(|&i| b.append_option(slot(i).map(f64::from_bits)));
+            Arc::new(b.finish())
+        }
+        PropType::Bool => {
+            let mut b = BooleanBuilder::new();
+            rows.iter()
+                .for_each(|&i| b.append_option(slot(i).map(|s| s != 0)));
+            Arc::new(b.finish())
+        }
+    })
 }
 
 #[cfg(not(feature = "parquet"))]

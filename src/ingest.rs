@@ -265,68 +265,7 @@ pub fn prepare(dicts: &Dicts, stage_map: &StageMap, events: &[Event]) -> Result<
         let cid = p.id(DictKind::Customer, &ev.customer, None);
         let event = p.id(DictKind::Event, &ev.name, None);
         let stage = ev.stage.or_else(|| stage_map.get(&ev.name).copied());
-        let row = rows.len();
-        seen_props.clear();
-        for (name, value) in &ev.props {
-            let Some(value) = value else { continue };
-            let given = value.prop_type();
-            let pid = match dicts.props.get(name) {
-                Some(pid) => pid,
-                None => {
-                    check_name(index, "property name", name, limits::NAME_BYTES_MAX)?;
-                    if p.props_full(name) {
-                        return Err(invalid(format!(
-                            "property `{name}` would exceed the limit of {} properties",
-                            limits::PROPS_MAX
-                        )));
-                    }
-                    p.id(DictKind::Prop, name, Some(given))
-                }
-            };
-            if seen_props.contains(&pid) {
-                return Err(invalid(format!("property `{name}` given twice")));
-            }
-            seen_props.push(pid);
-            let expected = p.prop_type(pid).unwrap_or(given);
-            if expected != given {
-                return Err(IngestError::PropType {
-                    index,
-                    prop: name.clone(),
-                    expected,
-                    given,
-                });
-            }
-            let slot = match value {
-                Value::Str(s) => {
-                    if s.len() > limits::STRING_VALUE_BYTES_MAX {
-                        return Err(invalid(format!(
-                            "property `{name}`: string of {} bytes exceeds the limit of {}",
-                            s.len(),
-                            limits::STRING_VALUE_BYTES_MAX
-                        )));
-                    }
-                    if dicts.strings.get(s).is_none()
-                        && p.full(DictKind::Str)
-                        && p.known(DictKind::Str, s).is_none()
-                    {
-                        return Err(invalid(full_reason(DictKind::Str)));
-                    }
-                    u64::from(p.id(DictKind::Str, s, None))
-                }
-                Value::I64(v) => *v as u64,
-                Value::F64(v) => {
-                    if !v.is_finite() {
-                        return Err(invalid(format!("property `{name}`: {v} is not a finite number")));
-                    }
-                    v.to_bits()
-                }
-                Value::Bool(v) => u64::from(*v),
-            };
-            let col = rows.prop_mut(pid, given);
-            col.pad_to(row);
-            col.valid.push(true);
-            col.vals.push(slot);
-        }
+        add_props(&mut p, dicts, &mut rows, (index, ev), &mut seen_props)?;
         rows.cid.push(cid);
         rows.ts.push(ev.ts_us);
         rows.event.push(event);
@@ -337,4 +276,79 @@ pub fn prepare(dicts: &Dicts, stage_map: &StageMap, events: &[Event]) -> Result<
         delta: p.into_delta(),
         rows,
     })
+}
+
+/// Adds event `index`'s properties as row `rows.len()` (not pushed yet): names and string
+/// values interned in `p`, types checked against the dictionaries (or fixed by this event).
+fn add_props(
+    p: &mut Pending<'_>,
+    dicts: &Dicts,
+    rows: &mut Columns,
+    (index, ev): (usize, &Event),
+    seen_props: &mut Vec<u32>,
+) -> Result<(), IngestError> {
+    let invalid = |reason: String| IngestError::Invalid { index, reason };
+    let row = rows.len();
+    seen_props.clear();
+    for (name, value) in &ev.props {
+        let Some(value) = value else { continue };
+        let given = value.prop_type();
+        let pid = match dicts.props.get(name) {
+            Some(pid) => pid,
+            None => {
+                check_name(index, "property name", name, limits::NAME_BYTES_MAX)?;
+                if p.props_full(name) {
+                    return Err(invalid(format!(
+                        "property `{name}` would exceed the limit of {} properties",
+                        limits::PROPS_MAX
+                    )));
+                }
+                p.id(DictKind::Prop, name, Some(given))
+            }
+        };
+        if seen_props.contains(&pid) {
+            return Err(invalid(format!("property `{name}` given twice")));
+        }
+        seen_props.push(pid);
+        let expected = p.prop_type(pid).unwrap_or(given);
+        if expected != given {
+            return Err(IngestError::PropType {
+                index,
+                prop: name.clone(),
+                expected,
+                given,
+            });
+        }
+        let slot = match value {
+            Value::Str(s) => {
+                if s.len() > limits::STRING_VALUE_BYTES_MAX {
+                    return Err(invalid(format!(
+                        "property `{name}`: string of {} bytes exceeds the limit of {}",
+                        s.len(),
+                        limits::STRING_VALUE_BYTES_MAX
+                    )));
+                }
+                if dicts.strings.get(s).is_none()
+                    && p.full(DictKind::Str)
+                    && p.known(DictKind::Str, s).is_none()
+                {
+                    return Err(invalid(full_reason(DictKind::Str)));
+                }
+                u64::from(p.id(DictKind::Str, s, None))
+            }
+            Value::I64(v) => *v as u64,
+            Value::F64(v) => {
+                if !v.is_finite() {
+                    return Err(invalid(format!("property `{name}`: {v} is not a finite number")));
+                }
+                v.to_bits()
+            }
+            Value::Bool(v) => u64::from(*v),
+        };
+        let col = rows.prop_mut(pid, given);
+        col.pad_to(row);
+        col.valid.push(true);
+        col.vals.push(slot);
+    }
+    Ok(())
 }

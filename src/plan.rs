@@ -8,7 +8,7 @@ use jiff::{Timestamp, ZonedDateTime as Zoned};
 
 use crate::dict::Dicts;
 use crate::model::{Columns, PropType, TS_MAX, TS_MIN};
-use crate::query::ast::{Literal, Period, Pred, Step, StepKind, TimeLit};
+use crate::query::ast::{CmpOp, Literal, Period, Pred, Step, StepKind, TimeLit};
 use crate::query::parser::suggest;
 use crate::query::{ParseError, Span};
 
@@ -23,7 +23,7 @@ pub enum CPred {
         /// Property type.
         ty: PropType,
         /// Operator.
-        op: &'static str,
+        op: CmpOp,
         /// Constant (string: dictionary id, or `None` if the string is in no event).
         value: Const,
     },
@@ -69,25 +69,13 @@ pub enum Const {
     Bool(bool),
 }
 
-fn cmp_ord(op: &str, o: std::cmp::Ordering) -> bool {
-    use std::cmp::Ordering::*;
-    match op {
-        "=" => o == Equal,
-        "!=" => o != Equal,
-        "<" => o == Less,
-        "<=" => o != Greater,
-        ">" => o == Greater,
-        _ => o != Less,
-    }
-}
-
 impl CPred {
     /// Evaluates on row `i` of `cols`; `None` means unknown (null involved).
     pub fn eval(&self, cols: &Columns, i: usize, dicts: &Dicts) -> Option<bool> {
         match self {
             CPred::Cmp { prop, ty, op, value } => {
                 let x = slot(cols, *prop, i)?;
-                Some(compare(*ty, x, op, value, dicts))
+                Some(compare(*ty, x, *op, value, dicts))
             }
             CPred::In {
                 prop,
@@ -99,7 +87,7 @@ impl CPred {
                 let x = slot(cols, *prop, i)?;
                 let hit = match slots {
                     Some(set) => set.contains(&x),
-                    None => values.iter().any(|v| compare(*ty, x, "=", v, dicts)),
+                    None => values.iter().any(|v| compare(*ty, x, CmpOp::Eq, v, dicts)),
                 };
                 Some(hit != *negated)
             }
@@ -179,23 +167,23 @@ fn in_list_slots(ty: PropType, values: &[Const]) -> Option<std::collections::Has
     Some(set)
 }
 
-fn compare(ty: PropType, x: u64, op: &str, v: &Const, dicts: &Dicts) -> bool {
+fn compare(ty: PropType, x: u64, op: CmpOp, v: &Const, dicts: &Dicts) -> bool {
     match (ty, v) {
         (PropType::Str, Const::Str(id, text)) => match op {
-            "=" => *id == Some(x as u32),
-            "!=" => *id != Some(x as u32),
+            CmpOp::Eq => *id == Some(x as u32),
+            CmpOp::Ne => *id != Some(x as u32),
             _ => dicts
                 .strings
                 .name(x as u32)
-                .is_some_and(|s| cmp_ord(op, s.cmp(text.as_str()))),
+                .is_some_and(|s| op.holds(s.cmp(text.as_str()))),
         },
-        (PropType::I64, Const::Int(c)) => cmp_ord(op, (x as i64).cmp(c)),
-        (PropType::I64, Const::Num(c)) => (x as i64 as f64).partial_cmp(c).is_some_and(|o| cmp_ord(op, o)),
-        (PropType::F64, Const::Num(c)) => f64::from_bits(x).partial_cmp(c).is_some_and(|o| cmp_ord(op, o)),
+        (PropType::I64, Const::Int(c)) => op.holds((x as i64).cmp(c)),
+        (PropType::I64, Const::Num(c)) => (x as i64 as f64).partial_cmp(c).is_some_and(|o| op.holds(o)),
+        (PropType::F64, Const::Num(c)) => f64::from_bits(x).partial_cmp(c).is_some_and(|o| op.holds(o)),
         (PropType::F64, Const::Int(c)) => f64::from_bits(x)
             .partial_cmp(&(*c as f64))
-            .is_some_and(|o| cmp_ord(op, o)),
-        (PropType::Bool, Const::Bool(b)) => cmp_ord(op, (x != 0).cmp(b)),
+            .is_some_and(|o| op.holds(o)),
+        (PropType::Bool, Const::Bool(b)) => op.holds((x != 0).cmp(b)),
         _ => false,
     }
 }
@@ -307,7 +295,7 @@ impl<'d> Resolver<'d> {
         Ok(match p {
             Pred::Cmp { prop, op, value } => {
                 let (id, ty) = self.prop(&prop.0, prop.1)?;
-                if ty == PropType::Bool && !matches!(*op, "=" | "!=") {
+                if ty == PropType::Bool && !matches!(op, CmpOp::Eq | CmpOp::Ne) {
                     return Err(ParseError::new(
                         prop.1,
                         format!("`{}` is bool: use = or !=", prop.0),
@@ -316,7 +304,7 @@ impl<'d> Resolver<'d> {
                 CPred::Cmp {
                     prop: id,
                     ty,
-                    op,
+                    op: *op,
                     value: self.constant(ty, &value.0, value.1, &prop.0)?,
                 }
             }
@@ -662,7 +650,7 @@ mod tests {
         for (ty, values, probes) in cases {
             let set = in_list_slots(ty, &values).unwrap_or_else(|| panic!("{ty}: no set"));
             for x in probes {
-                let linear = values.iter().any(|v| compare(ty, x, "=", v, &dicts));
+                let linear = values.iter().any(|v| compare(ty, x, CmpOp::Eq, v, &dicts));
                 assert_eq!(set.contains(&x), linear, "{ty}: slot {x:#x}");
             }
         }

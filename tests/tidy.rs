@@ -243,25 +243,6 @@ fn test_module_files_are_declared_test_only() {
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
-/// Functions whose length predates the rule, each to be cut below it (issue 26); the list
-/// only shrinks.
-const LONG_FUNCTIONS_TO_CUT: &[&str] = &[
-    "why_not",
-    "generate_metered",
-    "funnel",
-    "lex",
-    "write_parquet",
-    "prepare",
-    "rows_into",
-    "read_with",
-    "stage_rows",
-    "open_inner",
-    "open_with",
-    "decode_footer",
-    "dot",
-    "main",
-];
-
 /// The functions of a file as (name, first line, lines): from the `fn` line to the line that
 /// closes it at the same indentation.
 fn functions(text: &str) -> Vec<(String, usize, usize)> {
@@ -304,7 +285,6 @@ fn rooms_and_functions_stay_small() {
     let mut files = Vec::new();
     rs_files(&root().join("src"), &mut files);
     let mut problems = Vec::new();
-    let mut still_long = Vec::new();
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();
         let lines = text.lines().count();
@@ -312,24 +292,12 @@ fn rooms_and_functions_stay_small() {
             problems.push(format!("{} has {lines} lines (at most 1,000)", f.display()));
         }
         for (name, line, len) in functions(&text) {
-            if len <= 100 {
-                continue;
-            }
-            if LONG_FUNCTIONS_TO_CUT.contains(&name.as_str()) {
-                still_long.push(name);
-            } else {
+            if len > 100 {
                 problems.push(format!(
                     "{}:{line}: fn {name} has {len} lines (at most 100)",
                     f.display()
                 ));
             }
-        }
-    }
-    for name in LONG_FUNCTIONS_TO_CUT {
-        if !still_long.iter().any(|n| n == name) {
-            problems.push(format!(
-                "fn {name} is no longer over 100 lines: remove it from the list"
-            ));
         }
     }
     assert!(problems.is_empty(), "{problems:#?}");

@@ -4,7 +4,7 @@
 use super::{Db, Inner, Options, Sync, Writer};
 use crate::buffer::Buffer;
 use crate::db::version::Version;
-use crate::dict::{self};
+use crate::dict::{self, Dicts};
 use crate::error::{DbError, Result};
 use crate::file::{self, FileError, IoContext, WriterLock};
 use crate::ingest::StageMap;
@@ -134,66 +134,16 @@ impl Db {
             .into());
         }
         if writable {
-            // Leftovers of operations that crashed before their manifest was published.
-            for n in manifest::list(dir)? {
-                if n != current {
-                    file::remove_if_exists(&dir.join(manifest::manifest_name(n)))?;
-                }
-            }
-            file::remove_if_exists(&dir.join(format!("{}.tmp", manifest::CURRENT)))?;
-            for id in segment::list(dir)? {
-                if !m.segments.iter().any(|s| s.id == id) {
-                    file::remove_if_exists(&segment::seg_path(dir, id))?;
-                }
-            }
-            for n in wal::list(dir)? {
-                if n < m.wal_start {
-                    file::remove_if_exists(&wal::wal_path(dir, n))?;
-                }
-            }
-            dict::remove_other_generations(dir, m.dict_gen)?;
+            remove_unpublished(dir, current, &m)?;
         }
         let mut dicts = dict::load(dir, (m.dict_gen, m.db_id), m.dict_len, m.dict_counts, writable)?;
         let cache = segment::BlockCache::new(opts.block_cache_bytes);
         let key_cache = segment::KeyCache::new(opts.key_cache_bytes);
-        let mut segments = Vec::with_capacity(m.segments.len());
-        for s in &m.segments {
-            let seg = Segment::open(dir, s.id, Some(s.file_len))?
-                .with_cache(cache.clone())
-                .with_key_cache(key_cache.clone());
-            if seg.db_id != m.db_id {
-                let why = format!(
-                    "segment belongs to another database (id {:08x}; this database is {:08x})",
-                    seg.db_id, m.db_id
-                );
-                return Err(FileError::corrupt(seg.path(), 12, why).into());
-            }
-            if seg.footer.rows != s.rows || seg.footer.seq_min != s.seq_min || seg.footer.seq_end != s.seq_end
-            {
-                return Err(
-                    FileError::corrupt(seg.path(), 0, "segment footer disagrees with the manifest").into(),
-                );
-            }
-            segments.push(Arc::new(seg));
-        }
+        let segments = open_segments(dir, &m, (&cache, &key_cache))?;
         let seq_base = m.next_seq;
         let buffer = Arc::new(Buffer::new(seq_base));
         let end = wal::replay(dir, (m.wal_start, m.db_id), seq_base, writable, |rec| {
-            dicts.apply(&rec.delta)?;
-            let c = dicts.counts();
-            let bad = rec.rows.cid.iter().any(|&x| x >= c.customers)
-                || rec.rows.event.iter().any(|&x| x >= c.events)
-                || rec
-                    .rows
-                    .props
-                    .iter()
-                    .any(|p| p.id >= c.props || dicts.prop_types.get(p.id as usize) != Some(&p.ty));
-            if bad {
-                return Err("record refers to an unknown dictionary entry".into());
-            }
-            check_stored_rows(&rec.rows, c.strings)?;
-            buffer.push(&rec.rows);
-            Ok(())
+            replay_record(&mut dicts, &buffer, rec)
         })?;
         if writable {
             for &n in &end.empty_files {
@@ -246,4 +196,76 @@ impl Db {
             inner: Arc::new(inner),
         })
     }
+}
+
+/// Removes the leftovers of operations that crashed before their manifest was published:
+/// other manifests, a half-written `CURRENT`, segments the manifest does not name, sealed logs,
+/// other dictionary generations.
+fn remove_unpublished(dir: &Path, current: u64, m: &Manifest) -> Result<()> {
+    for n in manifest::list(dir)? {
+        if n != current {
+            file::remove_if_exists(&dir.join(manifest::manifest_name(n)))?;
+        }
+    }
+    file::remove_if_exists(&dir.join(format!("{}.tmp", manifest::CURRENT)))?;
+    for id in segment::list(dir)? {
+        if !m.segments.iter().any(|s| s.id == id) {
+            file::remove_if_exists(&segment::seg_path(dir, id))?;
+        }
+    }
+    for n in wal::list(dir)? {
+        if n < m.wal_start {
+            file::remove_if_exists(&wal::wal_path(dir, n))?;
+        }
+    }
+    dict::remove_other_generations(dir, m.dict_gen)?;
+    Ok(())
+}
+
+/// Opens the manifest's segments, each checked against its entry and the database id.
+fn open_segments(
+    dir: &Path,
+    m: &Manifest,
+    (cache, key_cache): (&Arc<segment::BlockCache>, &Arc<segment::KeyCache>),
+) -> Result<Vec<Arc<Segment>>> {
+    let mut segments = Vec::with_capacity(m.segments.len());
+    for s in &m.segments {
+        let seg = Segment::open(dir, s.id, Some(s.file_len))?
+            .with_cache(cache.clone())
+            .with_key_cache(key_cache.clone());
+        if seg.db_id != m.db_id {
+            let why = format!(
+                "segment belongs to another database (id {:08x}; this database is {:08x})",
+                seg.db_id, m.db_id
+            );
+            return Err(FileError::corrupt(seg.path(), 12, why).into());
+        }
+        if seg.footer.rows != s.rows || seg.footer.seq_min != s.seq_min || seg.footer.seq_end != s.seq_end {
+            return Err(
+                FileError::corrupt(seg.path(), 0, "segment footer disagrees with the manifest").into(),
+            );
+        }
+        segments.push(Arc::new(seg));
+    }
+    Ok(segments)
+}
+
+/// Applies one replayed log record: its dictionary entries, then its rows (every id they use
+/// must then be in the dictionaries) into the buffer.
+fn replay_record(dicts: &mut Dicts, buffer: &Buffer, rec: wal::Record) -> std::result::Result<(), String> {
+    dicts.apply(&rec.delta)?;
+    let c = dicts.counts();
+    let bad = rec.rows.cid.iter().any(|&x| x >= c.customers)
+        || rec.rows.event.iter().any(|&x| x >= c.events)
+        || rec
+            .rows
+            .props
+            .iter()
+            .any(|p| p.id >= c.props || dicts.prop_types.get(p.id as usize) != Some(&p.ty));
+    if bad {
+        return Err("record refers to an unknown dictionary entry".into());
+    }
+    check_stored_rows(&rec.rows, c.strings)?;
+    buffer.push(&rec.rows);
+    Ok(())
 }

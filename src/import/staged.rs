@@ -413,60 +413,7 @@ impl Staged {
         let n = self.len();
         let mut props = Vec::with_capacity(self.props.len());
         for prop in self.props {
-            // A column that is null on every row stores nothing (as with `Db::commit`).
-            let (Some(ty), Some(first)) = (prop.ty, prop.valid.iter().position(|&v| v)) else {
-                continue;
-            };
-            if p.props_full(&prop.name) {
-                return Err(IngestError::Invalid {
-                    index: first,
-                    reason: format!(
-                        "property `{}` would exceed the limit of {} properties",
-                        prop.name,
-                        limits::PROPS_MAX
-                    ),
-                });
-            }
-            let id = p.id(DictKind::Prop, &prop.name, Some(ty));
-            let expected = p.prop_type(id).unwrap_or(ty);
-            if expected != ty {
-                return Err(IngestError::PropType {
-                    index: first,
-                    prop: prop.name,
-                    expected,
-                    given: ty,
-                });
-            }
-            let mut col = PropColumn {
-                id,
-                ty,
-                valid: prop.valid,
-                vals: prop.vals,
-            };
-            if ty == PropType::Str {
-                let mut ids = Vec::with_capacity(prop.strings.names.len());
-                for (k, value) in prop.strings.names.iter().enumerate() {
-                    if let Some(id) = p.known(DictKind::Str, value) {
-                        ids.push(id);
-                        continue;
-                    }
-                    if p.full(DictKind::Str) {
-                        let row = col
-                            .vals
-                            .iter()
-                            .zip(&col.valid)
-                            .position(|(&x, &v)| v && x as usize == k)
-                            .unwrap_or(first);
-                        return Err(full(row, DictKind::Str));
-                    }
-                    ids.push(p.add(DictKind::Str, value.to_string(), None));
-                }
-                for (x, &v) in col.vals.iter_mut().zip(&col.valid) {
-                    *x = if v { u64::from(ids[*x as usize]) } else { 0 };
-                }
-            }
-            col.pad_to(n);
-            props.push(col);
+            props.extend(prop.into_column(p, n)?);
         }
         props.sort_by_key(|c| c.id);
         let stage = self
@@ -485,5 +432,70 @@ impl Staged {
             stage,
             props,
         })
+    }
+}
+
+impl StagedProp {
+    /// The column as stored: its property id given (or checked) in `p`, string values
+    /// interned, padded to `n` rows; `None` for a column that is null on every row (it stores
+    /// nothing, as with `Db::commit`).
+    fn into_column(self, p: &mut Pending<'_>, n: usize) -> Result<Option<PropColumn>, IngestError> {
+        // A column that is null on every row stores nothing (as with `Db::commit`).
+        let (Some(ty), Some(first)) = (self.ty, self.valid.iter().position(|&v| v)) else {
+            return Ok(None);
+        };
+        if p.props_full(&self.name) {
+            return Err(IngestError::Invalid {
+                index: first,
+                reason: format!(
+                    "property `{}` would exceed the limit of {} properties",
+                    self.name,
+                    limits::PROPS_MAX
+                ),
+            });
+        }
+        let id = p.id(DictKind::Prop, &self.name, Some(ty));
+        let expected = p.prop_type(id).unwrap_or(ty);
+        if expected != ty {
+            return Err(IngestError::PropType {
+                index: first,
+                prop: self.name,
+                expected,
+                given: ty,
+            });
+        }
+        let mut col = PropColumn {
+            id,
+            ty,
+            valid: self.valid,
+            vals: self.vals,
+        };
+        if ty == PropType::Str {
+            let mut ids = Vec::with_capacity(self.strings.names.len());
+            for (k, value) in self.strings.names.iter().enumerate() {
+                if let Some(id) = p.known(DictKind::Str, value) {
+                    ids.push(id);
+                    continue;
+                }
+                if p.full(DictKind::Str) {
+                    let row = col
+                        .vals
+                        .iter()
+                        .zip(&col.valid)
+                        .position(|(&x, &v)| v && x as usize == k)
+                        .unwrap_or(first);
+                    return Err(IngestError::Invalid {
+                        index: row,
+                        reason: crate::ingest::full_reason(DictKind::Str),
+                    });
+                }
+                ids.push(p.add(DictKind::Str, value.to_string(), None));
+            }
+            for (x, &v) in col.vals.iter_mut().zip(&col.valid) {
+                *x = if v { u64::from(ids[*x as usize]) } else { 0 };
+            }
+        }
+        col.pad_to(n);
+        Ok(Some(col))
     }
 }

@@ -1,5 +1,6 @@
 //! Tokens of the query language, each with its byte span.
 
+use super::ast::CmpOp;
 use super::{ParseError, Span};
 
 /// A token kind.
@@ -24,7 +25,7 @@ pub enum Tok {
     /// `,`
     Comma,
     /// `=`, `!=`, `<`, `<=`, `>`, `>=`
-    Cmp(&'static str),
+    Cmp(CmpOp),
     /// `-` (a sign before a number)
     Minus,
     /// End of input.
@@ -59,153 +60,46 @@ pub fn lex(text: &str) -> Result<Vec<Token>, ParseError> {
     while i < bytes.len() {
         let c = bytes[i];
         let start = i;
-        let span = |end: usize| Span { start, end };
-        match c {
-            b' ' | b'\t' | b'\r' | b'\n' => i += 1,
+        let (tok, end) = match c {
+            b' ' | b'\t' | b'\r' | b'\n' => {
+                i += 1;
+                continue;
+            }
             b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
+                // A comment, to the end of the line.
+                i = text[i..].find('\n').map_or(text.len(), |n| i + n);
+                continue;
             }
-            b'-' if bytes.get(i + 1) == Some(&b'>') => {
-                i += 2;
-                out.push(Token {
-                    tok: Tok::Arrow,
-                    span: span(i),
-                });
-            }
-            b'-' => {
-                i += 1;
-                out.push(Token {
-                    tok: Tok::Minus,
-                    span: span(i),
-                });
-            }
-            b'(' | b')' | b',' => {
-                i += 1;
-                let tok = match c {
-                    b'(' => Tok::LParen,
-                    b')' => Tok::RParen,
-                    _ => Tok::Comma,
-                };
-                out.push(Token { tok, span: span(i) });
-            }
-            b'=' | b'!' | b'<' | b'>' => {
-                let two = bytes.get(i + 1) == Some(&b'=');
-                let op = match (c, two) {
-                    (b'=', _) => "=",
-                    (b'!', true) => "!=",
-                    (b'<', true) => "<=",
-                    (b'<', false) if bytes.get(i + 1) == Some(&b'>') => "!=",
-                    (b'<', false) => "<",
-                    (b'>', true) => ">=",
-                    (b'>', false) => ">",
-                    _ => {
-                        return Err(ParseError::new(
-                            span(i + 1),
-                            "unexpected `!` (did you mean `!=`?)",
-                        ));
-                    }
-                };
-                i += if op.len() == 2 || (c == b'<' && bytes.get(i + 1) == Some(&b'>')) {
-                    2
-                } else {
-                    1
-                };
-                out.push(Token {
-                    tok: Tok::Cmp(op),
-                    span: span(i),
-                });
-            }
-            b'\'' | b'"' => {
-                let quote = c;
-                i += 1;
-                let mut s = String::new();
-                loop {
-                    let Some(&b) = bytes.get(i) else {
-                        return Err(ParseError::new(span(i), "unterminated string"));
-                    };
-                    if b == quote {
-                        if bytes.get(i + 1) == Some(&quote) {
-                            s.push(quote as char);
-                            i += 2;
-                            continue;
-                        }
-                        i += 1;
-                        break;
-                    }
-                    let ch_len = text[i..].chars().next().map_or(1, char::len_utf8);
-                    s.push_str(&text[i..i + ch_len]);
-                    i += ch_len;
-                }
-                out.push(Token {
-                    tok: Tok::Str(s),
-                    span: span(i),
-                });
-            }
-            b'0'..=b'9' => {
-                while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'_') {
-                    i += 1;
-                }
-                let mut is_float = false;
-                if bytes.get(i) == Some(&b'.') && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
-                    is_float = true;
-                    i += 1;
-                    while i < bytes.len() && bytes[i].is_ascii_digit() {
-                        i += 1;
-                    }
-                }
-                let num: String = text[start..i].chars().filter(|&c| c != '_').collect();
-                let unit_start = i;
-                while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
-                    i += 1;
-                }
-                let unit = &text[unit_start..i];
-                let tok = if !unit.is_empty() {
-                    let Some(mult) = unit_us(unit) else {
-                        return Err(ParseError::new(
-                            Span {
-                                start: unit_start,
-                                end: i,
-                            },
-                            format!("unknown duration unit `{unit}`"),
-                        )
-                        .with_help("durations are like 30s, 30m, 12h, 7d, 2w"));
-                    };
-                    let n: i64 = num
-                        .parse()
-                        .map_err(|_| ParseError::new(span(i), "bad duration"))?;
-                    Tok::Duration(
-                        n.checked_mul(mult)
-                            .ok_or_else(|| ParseError::new(span(i), "duration too large"))?,
-                    )
-                } else if is_float {
-                    Tok::Float(num.parse().map_err(|_| ParseError::new(span(i), "bad number"))?)
-                } else {
-                    Tok::Int(
-                        num.parse()
-                            .map_err(|_| ParseError::new(span(i), "integer out of range"))?,
-                    )
-                };
-                out.push(Token { tok, span: span(i) });
-            }
+            b'-' if bytes.get(i + 1) == Some(&b'>') => (Tok::Arrow, i + 2),
+            b'-' => (Tok::Minus, i + 1),
+            b'(' => (Tok::LParen, i + 1),
+            b')' => (Tok::RParen, i + 1),
+            b',' => (Tok::Comma, i + 1),
+            b'=' | b'!' | b'<' | b'>' => comparison(bytes, i)?,
+            b'\'' | b'"' => string(text, i)?,
+            b'0'..=b'9' => number(text, i)?,
             c if c.is_ascii_alphabetic() || c == b'_' => {
-                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
-                    i += 1;
-                }
-                out.push(Token {
-                    tok: Tok::Ident(text[start..i].to_owned()),
-                    span: span(i),
-                });
+                let end = text[i..]
+                    .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+                    .map_or(text.len(), |n| i + n);
+                (Tok::Ident(text[i..end].to_owned()), end)
             }
             _ => {
                 let ch_len = text[i..].chars().next().map_or(1, char::len_utf8);
                 return Err(ParseError::new(
-                    span(i + ch_len),
+                    Span {
+                        start,
+                        end: i + ch_len,
+                    },
                     format!("unexpected character {:?}", &text[i..i + ch_len]),
                 ));
             }
-        }
+        };
+        out.push(Token {
+            tok,
+            span: Span { start, end },
+        });
+        i = end;
     }
     out.push(Token {
         tok: Tok::Eof,
@@ -215,4 +109,97 @@ pub fn lex(text: &str) -> Result<Vec<Token>, ParseError> {
         },
     });
     Ok(out)
+}
+
+/// The comparison operator at `i` (`=`, `!=`, `<>`, `<`, `<=`, `>`, `>=`) and where it ends.
+fn comparison(bytes: &[u8], i: usize) -> Result<(Tok, usize), ParseError> {
+    let next = bytes.get(i + 1).copied();
+    let (op, len) = match (bytes[i], next) {
+        (b'=', _) => (CmpOp::Eq, 1),
+        (b'!', Some(b'=')) => (CmpOp::Ne, 2),
+        (b'<', Some(b'=')) => (CmpOp::Le, 2),
+        (b'<', Some(b'>')) => (CmpOp::Ne, 2),
+        (b'<', _) => (CmpOp::Lt, 1),
+        (b'>', Some(b'=')) => (CmpOp::Ge, 2),
+        (b'>', _) => (CmpOp::Gt, 1),
+        _ => {
+            let span = Span { start: i, end: i + 1 };
+            return Err(ParseError::new(span, "unexpected `!` (did you mean `!=`?)"));
+        }
+    };
+    Ok((Tok::Cmp(op), i + len))
+}
+
+/// The quoted string starting at `i` (a doubled quote inside stands for one) and where it ends.
+fn string(text: &str, start: usize) -> Result<(Tok, usize), ParseError> {
+    let bytes = text.as_bytes();
+    let quote = bytes[start];
+    let mut i = start + 1;
+    let mut s = String::new();
+    loop {
+        let Some(&b) = bytes.get(i) else {
+            return Err(ParseError::new(Span { start, end: i }, "unterminated string"));
+        };
+        if b == quote {
+            if bytes.get(i + 1) == Some(&quote) {
+                s.push(quote as char);
+                i += 2;
+                continue;
+            }
+            return Ok((Tok::Str(s), i + 1));
+        }
+        let ch_len = text[i..].chars().next().map_or(1, char::len_utf8);
+        s.push_str(&text[i..i + ch_len]);
+        i += ch_len;
+    }
+}
+
+/// The number starting at `start` — an integer (`_` separators allowed), a decimal, or a
+/// duration (`30s`, `12h`, `7d`, `2w`: in µs) — and where it ends.
+fn number(text: &str, start: usize) -> Result<(Tok, usize), ParseError> {
+    let bytes = text.as_bytes();
+    let mut i = start;
+    while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'_') {
+        i += 1;
+    }
+    let mut is_float = false;
+    if bytes.get(i) == Some(&b'.') && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
+        is_float = true;
+        i += 1;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+    }
+    let num: String = text[start..i].chars().filter(|&c| c != '_').collect();
+    let unit_start = i;
+    while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+        i += 1;
+    }
+    let span = Span { start, end: i };
+    let unit = &text[unit_start..i];
+    let tok = if !unit.is_empty() {
+        let Some(mult) = unit_us(unit) else {
+            return Err(ParseError::new(
+                Span {
+                    start: unit_start,
+                    end: i,
+                },
+                format!("unknown duration unit `{unit}`"),
+            )
+            .with_help("durations are like 30s, 30m, 12h, 7d, 2w"));
+        };
+        let n: i64 = num.parse().map_err(|_| ParseError::new(span, "bad duration"))?;
+        Tok::Duration(
+            n.checked_mul(mult)
+                .ok_or_else(|| ParseError::new(span, "duration too large"))?,
+        )
+    } else if is_float {
+        Tok::Float(num.parse().map_err(|_| ParseError::new(span, "bad number"))?)
+    } else {
+        Tok::Int(
+            num.parse()
+                .map_err(|_| ParseError::new(span, "integer out of range"))?,
+        )
+    };
+    Ok((tok, i))
 }

@@ -142,6 +142,29 @@ pub(super) fn decode_footer(bytes: &[u8], body_end: u64) -> Result<Footer, Decod
     }
     let ts_min = r.i64()?;
     let ts_max = r.i64()?;
+    let props = decode_props(&mut r)?;
+    let blocks = decode_blocks(&mut r, FIXED_COLUMNS + props.len(), body_end)?;
+    if blocks.iter().map(|b| u64::from(b.rows)).sum::<u64>() != rows {
+        return Err(r.err("block rows do not add up to the segment rows"));
+    }
+    let (bitmaps, rollups, values, event_days) = decode_index(&mut r)?;
+    Ok(Footer {
+        rows,
+        seq_min,
+        seq_end,
+        ts_min,
+        ts_max,
+        props,
+        blocks,
+        bitmaps,
+        rollups,
+        values,
+        event_days,
+    })
+}
+
+/// The property directory: (id, type) in ascending id order.
+fn decode_props(r: &mut Reader<'_>) -> Result<Vec<(u32, PropType)>, DecodeError> {
     let nprops = r.u32()? as usize;
     if nprops > limits::PROPS_MAX {
         return Err(r.err("too many properties"));
@@ -155,14 +178,18 @@ pub(super) fn decode_footer(bytes: &[u8], body_end: u64) -> Result<Footer, Decod
         }
         props.push((id, ty));
     }
+    Ok(props)
+}
+
+/// The blocks' zone maps (customers ascending across blocks) and chunk directories (`ncols`
+/// chunks each, all inside the data region that ends at `body_end`).
+fn decode_blocks(r: &mut Reader<'_>, ncols: usize, body_end: u64) -> Result<Vec<BlockMeta>, DecodeError> {
     let nblocks = r.u32()? as usize;
-    let ncols = FIXED_COLUMNS + nprops;
     let block_bytes = 28 + ncols * 20;
     if nblocks > r.remaining() / block_bytes {
         return Err(r.err("block count exceeds the footer"));
     }
     let mut blocks = Vec::with_capacity(nblocks);
-    let mut total = 0u64;
     let mut prev_cid = 0u32;
     for _ in 0..nblocks {
         let at = r.pos();
@@ -182,25 +209,9 @@ pub(super) fn decode_footer(bytes: &[u8], body_end: u64) -> Result<Footer, Decod
             return Err(DecodeError::new(at, "bad block zone map"));
         }
         prev_cid = cid_max;
-        total += u64::from(rows);
-        let mut chunks = Vec::with_capacity(ncols);
-        for _ in 0..ncols {
-            let at = r.pos();
-            let c = ChunkRef {
-                offset: r.u64()?,
-                stored_len: r.u32()?,
-                raw_len: r.u32()?,
-                crc: r.u32()?,
-            };
-            let end = c.offset.checked_add(u64::from(c.stored_len));
-            if c.offset < file::HEADER_LEN as u64 || end.is_none_or(|e| e > body_end) {
-                return Err(DecodeError::new(at, "chunk lies outside the data region"));
-            }
-            if c.raw_len as usize > limits::CHUNK_RAW_BYTES_MAX {
-                return Err(DecodeError::new(at, "chunk raw length exceeds the limit"));
-            }
-            chunks.push(c);
-        }
+        let chunks = (0..ncols)
+            .map(|_| decode_chunk(r, body_end))
+            .collect::<Result<_, _>>()?;
         blocks.push(BlockMeta {
             rows,
             cid_min,
@@ -210,9 +221,34 @@ pub(super) fn decode_footer(bytes: &[u8], body_end: u64) -> Result<Footer, Decod
             chunks,
         });
     }
-    if total != rows {
-        return Err(r.err("block rows do not add up to the segment rows"));
+    Ok(blocks)
+}
+
+/// One chunk reference, inside the data region.
+fn decode_chunk(r: &mut Reader<'_>, body_end: u64) -> Result<ChunkRef, DecodeError> {
+    let at = r.pos();
+    let c = ChunkRef {
+        offset: r.u64()?,
+        stored_len: r.u32()?,
+        raw_len: r.u32()?,
+        crc: r.u32()?,
+    };
+    let end = c.offset.checked_add(u64::from(c.stored_len));
+    if c.offset < file::HEADER_LEN as u64 || end.is_none_or(|e| e > body_end) {
+        return Err(DecodeError::new(at, "chunk lies outside the data region"));
     }
+    if c.raw_len as usize > limits::CHUNK_RAW_BYTES_MAX {
+        return Err(DecodeError::new(at, "chunk raw length exceeds the limit"));
+    }
+    Ok(c)
+}
+
+/// The decoded index sections.
+type Index = (Bitmaps, Option<Rollups>, Option<ValueIndex>, Option<EventDays>);
+
+/// The compressed index (the last section): the bitmap index, then the optional roll-ups,
+/// value index and event-day sets that later writers add.
+fn decode_index(r: &mut Reader<'_>) -> Result<Index, DecodeError> {
     let raw_len = r.u32()? as usize;
     let stored_len = r.u32()? as usize;
     let at = r.pos();
@@ -221,35 +257,23 @@ pub(super) fn decode_footer(bytes: &[u8], body_end: u64) -> Result<Footer, Decod
     let raw = codec::decompress(stored, raw_len, limits::INDEX_RAW_BYTES_MAX)
         .map_err(|e| DecodeError::new(at, e.what))?;
     let mut ir = Reader::new(&raw);
-    let bitmaps = Bitmaps::decode(&mut ir).map_err(|e| DecodeError::new(at, format!("bitmap index: {e}")))?;
+    let section = |what: &'static str| move |e: DecodeError| DecodeError::new(at, format!("{what}: {e}"));
+    let bitmaps = Bitmaps::decode(&mut ir).map_err(section("bitmap index"))?;
     let rollups = if ir.remaining() > 0 {
-        Some(Rollups::decode(&mut ir).map_err(|e| DecodeError::new(at, format!("rollups: {e}")))?)
+        Some(Rollups::decode(&mut ir).map_err(section("rollups"))?)
     } else {
         None
     };
     let values = if ir.remaining() > 0 {
-        Some(ValueIndex::decode(&mut ir).map_err(|e| DecodeError::new(at, format!("value index: {e}")))?)
+        Some(ValueIndex::decode(&mut ir).map_err(section("value index"))?)
     } else {
         None
     };
     let event_days = if ir.remaining() > 0 {
-        Some(EventDays::decode(&mut ir).map_err(|e| DecodeError::new(at, format!("event days: {e}")))?)
+        Some(EventDays::decode(&mut ir).map_err(section("event days"))?)
     } else {
         None
     };
-    ir.finish()
-        .map_err(|e| DecodeError::new(at, format!("bitmap index: {e}")))?;
-    Ok(Footer {
-        rows,
-        seq_min,
-        seq_end,
-        ts_min,
-        ts_max,
-        props,
-        blocks,
-        bitmaps,
-        rollups,
-        values,
-        event_days,
-    })
+    ir.finish().map_err(section("bitmap index"))?;
+    Ok((bitmaps, rollups, values, event_days))
 }

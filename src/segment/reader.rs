@@ -210,48 +210,7 @@ impl Segment {
             ));
         }
         file::check_header(&path, Kind::Segment, bytes)?;
-        let tail_at = bytes.len() - TRAILER_LEN;
-        let mut t = Reader::new(&bytes[tail_at..]);
-        let d = |e: DecodeError| FileError::decode(&path, tail_at as u64, e);
-        let footer_offset = t.u64().map_err(d)?;
-        let footer_len = t.u64().map_err(d)?;
-        let footer_crc = t.u32().map_err(d)?;
-        let version = t.u32().map_err(d)?;
-        let magic = t.bytes(file::MAGIC_LEN).map_err(d)?;
-        if magic != file::magic(Kind::Segment) {
-            return Err(FileError::corrupt(
-                &path,
-                len - 8,
-                "wrong trailer magic (truncated or not a segment)",
-            ));
-        }
-        if version != file::FORMAT_VERSION {
-            return Err(FileError::corrupt(
-                &path,
-                len - 12,
-                format!("format version {version}"),
-            ));
-        }
-        if footer_len > limits::FOOTER_BYTES_MAX
-            || footer_offset < file::HEADER_LEN as u64
-            || footer_offset.checked_add(footer_len) != Some(tail_at as u64)
-        {
-            return Err(FileError::corrupt(
-                &path,
-                tail_at as u64,
-                format!(
-                    "footer at {footer_offset} of {footer_len} bytes does not end at the trailer ({tail_at})"
-                ),
-            ));
-        }
-        let fbytes = &bytes[footer_offset as usize..tail_at];
-        if codec::crc32(fbytes) != footer_crc {
-            return Err(FileError::corrupt(
-                &path,
-                footer_offset,
-                "footer checksum mismatch",
-            ));
-        }
+        let (footer_offset, fbytes) = footer_bytes(&path, bytes)?;
         let footer = match known {
             Some(f) => f,
             None => decode_footer(fbytes, footer_offset)
@@ -643,6 +602,56 @@ impl Segment {
         }
         Ok(rows)
     }
+}
+
+/// The footer of a mapped segment file (`bytes`, its header checked): the trailer read and
+/// checked (magic, format version, the footer's place and length, its checksum); returns the
+/// footer's offset and bytes.
+fn footer_bytes<'b>(path: &Path, bytes: &'b [u8]) -> FileResult<(u64, &'b [u8])> {
+    let len = bytes.len() as u64;
+    let tail_at = bytes.len() - TRAILER_LEN;
+    let mut t = Reader::new(&bytes[tail_at..]);
+    let d = |e: DecodeError| FileError::decode(path, tail_at as u64, e);
+    let footer_offset = t.u64().map_err(d)?;
+    let footer_len = t.u64().map_err(d)?;
+    let footer_crc = t.u32().map_err(d)?;
+    let version = t.u32().map_err(d)?;
+    let magic = t.bytes(file::MAGIC_LEN).map_err(d)?;
+    if magic != file::magic(Kind::Segment) {
+        return Err(FileError::corrupt(
+            path,
+            len - 8,
+            "wrong trailer magic (truncated or not a segment)",
+        ));
+    }
+    if version != file::FORMAT_VERSION {
+        return Err(FileError::corrupt(
+            path,
+            len - 12,
+            format!("format version {version}"),
+        ));
+    }
+    if footer_len > limits::FOOTER_BYTES_MAX
+        || footer_offset < file::HEADER_LEN as u64
+        || footer_offset.checked_add(footer_len) != Some(tail_at as u64)
+    {
+        return Err(FileError::corrupt(
+            path,
+            tail_at as u64,
+            format!(
+                "footer at {footer_offset} of {footer_len} bytes does not end at the trailer ({tail_at})"
+            ),
+        ));
+    }
+    let fbytes = &bytes[footer_offset as usize..tail_at];
+    if codec::crc32(fbytes) != footer_crc {
+        return Err(FileError::corrupt(
+            path,
+            footer_offset,
+            "footer checksum mismatch",
+        ));
+    }
+    Ok((footer_offset, fbytes))
 }
 
 impl Drop for Segment {

@@ -97,37 +97,7 @@ enum Command {
     /// Columns: customer, ts (ISO 8601, or integers in --ts-unit), event, optional stage; every
     /// other column is a property. A bad row stops the import of its file with file:line:column
     /// and reason, and nothing of that file is committed.
-    Import {
-        /// Database directory.
-        db: PathBuf,
-        /// Files to import, in order.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// File format (default: from the file name).
-        #[arg(long, value_enum)]
-        format: Option<FileFormatArg>,
-        /// Unit of integer timestamps.
-        #[arg(long, value_enum, default_value_t = TsUnitArg::Ms)]
-        ts_unit: TsUnitArg,
-        /// Customer column (default: customer, customer_id, user_id or distinct_id).
-        #[arg(long)]
-        customer_col: Option<String>,
-        /// Timestamp column (default: ts, timestamp, time or event_time).
-        #[arg(long)]
-        ts_col: Option<String>,
-        /// Event column (default: event, event_name or name).
-        #[arg(long)]
-        event_col: Option<String>,
-        /// Stage column (default: stage; optional).
-        #[arg(long)]
-        stage_col: Option<String>,
-        /// Skip and report up to N bad rows per file instead of failing on the first.
-        #[arg(long, default_value_t = 0)]
-        skip_bad: usize,
-        /// Fix a property's type: NAME=string|int|float|bool (repeatable).
-        #[arg(long = "type", value_name = "NAME=TYPE")]
-        types: Vec<String>,
-    },
+    Import(ImportArgs),
     /// Export events as CSV, NDJSON (optionally .gz or .zst) or Parquet; `-` is standard output.
     Export {
         /// Database directory.
@@ -398,6 +368,90 @@ fn shell_main(cli: Cli) -> ExitCode {
     }
 }
 
+/// The arguments of `journeydb import`.
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// Database directory.
+    db: PathBuf,
+    /// Files to import, in order.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// File format (default: from the file name).
+    #[arg(long, value_enum)]
+    format: Option<FileFormatArg>,
+    /// Unit of integer timestamps.
+    #[arg(long, value_enum, default_value_t = TsUnitArg::Ms)]
+    ts_unit: TsUnitArg,
+    /// Customer column (default: customer, customer_id, user_id or distinct_id).
+    #[arg(long)]
+    customer_col: Option<String>,
+    /// Timestamp column (default: ts, timestamp, time or event_time).
+    #[arg(long)]
+    ts_col: Option<String>,
+    /// Event column (default: event, event_name or name).
+    #[arg(long)]
+    event_col: Option<String>,
+    /// Stage column (default: stage; optional).
+    #[arg(long)]
+    stage_col: Option<String>,
+    /// Skip and report up to N bad rows per file instead of failing on the first.
+    #[arg(long, default_value_t = 0)]
+    skip_bad: usize,
+    /// Fix a property's type: NAME=string|int|float|bool (repeatable).
+    #[arg(long = "type", value_name = "NAME=TYPE")]
+    types: Vec<String>,
+}
+
+/// `journeydb import`: the files into the database (created when missing; removed again when
+/// this command created it and imported nothing).
+fn import_cmd(args: ImportArgs, stdout: &mut std::io::Stdout) -> Result<(), String> {
+    let ImportArgs {
+        db,
+        files,
+        format,
+        ts_unit,
+        customer_col,
+        ts_col,
+        event_col,
+        stage_col,
+        skip_bad,
+        types,
+    } = args;
+    let overrides = types
+        .iter()
+        .map(|t| transfer::parse_type_override(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let opts = ImportOptions {
+        format: format.map(Into::into),
+        ts_unit: match ts_unit {
+            TsUnitArg::S => TsUnit::S,
+            TsUnitArg::Ms => TsUnit::Ms,
+            TsUnitArg::Us => TsUnit::Us,
+        },
+        customer_col,
+        ts_col,
+        event_col,
+        stage_col,
+        skip_bad,
+        prop_types: Default::default(),
+        part_rows: None,
+    };
+    for f in &files {
+        if !f.is_file() {
+            return Err(format!("{}: no such file", f.display()));
+        }
+    }
+    let created = !db.join("CURRENT").exists();
+    let handle = open_or_create(&db).map_err(|e| e.to_string())?;
+    let result = transfer::import(&handle, &files, &opts, &overrides, stdout).map(|_| ());
+    // A database this command created and filled with nothing is removed again.
+    if created && result.is_err() && handle.stats().events == 0 {
+        drop(handle);
+        let _ = std::fs::remove_dir_all(&db);
+    }
+    result
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let Some(command) = cli.command else {
@@ -417,52 +471,7 @@ fn main() -> ExitCode {
             seed,
         )
         .map_err(|e| e.to_string()),
-        Command::Import {
-            db,
-            files,
-            format,
-            ts_unit,
-            customer_col,
-            ts_col,
-            event_col,
-            stage_col,
-            skip_bad,
-            types,
-        } => (|| {
-            let overrides = types
-                .iter()
-                .map(|t| transfer::parse_type_override(t))
-                .collect::<Result<Vec<_>, _>>()?;
-            let opts = ImportOptions {
-                format: format.map(Into::into),
-                ts_unit: match ts_unit {
-                    TsUnitArg::S => TsUnit::S,
-                    TsUnitArg::Ms => TsUnit::Ms,
-                    TsUnitArg::Us => TsUnit::Us,
-                },
-                customer_col,
-                ts_col,
-                event_col,
-                stage_col,
-                skip_bad,
-                prop_types: Default::default(),
-                part_rows: None,
-            };
-            for f in &files {
-                if !f.is_file() {
-                    return Err(format!("{}: no such file", f.display()));
-                }
-            }
-            let created = !db.join("CURRENT").exists();
-            let handle = open_or_create(&db).map_err(|e| e.to_string())?;
-            let result = transfer::import(&handle, &files, &opts, &overrides, &mut stdout).map(|_| ());
-            // A database this command created and filled with nothing is removed again.
-            if created && result.is_err() && handle.stats().events == 0 {
-                drop(handle);
-                let _ = std::fs::remove_dir_all(&db);
-            }
-            result
-        })(),
+        Command::Import(args) => import_cmd(args, &mut stdout),
         Command::Export {
             db,
             out,

@@ -244,35 +244,14 @@ impl Session {
             None => (line, ""),
         };
         match cmd {
-            ".help" => {
-                let mut s = String::from(
-                    "Statements end with `;` (FUNNEL, RETENTION, TREND, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, TIMELINE, CUSTOMERS, EXPLAIN, and FORGET CUSTOMER 'id' to erase a customer; see docs/QUERY.md).\n",
-                );
-                for (c, h) in DOT_COMMANDS {
-                    s += &format!("{c:<30} {h}\n");
-                }
-                self.emit(&s);
-            }
+            ".help" => self.help(),
             ".events" | ".tables" => self.events()?,
             ".schema" => self.schema(),
             ".stats" => {
                 let s = stats_text(&self.db);
                 self.emit(&s);
             }
-            ".mode" => {
-                self.format = match arg {
-                    "table" | "box" => Format::Table,
-                    "csv" => Format::Csv,
-                    "json" => Format::Json,
-                    "markdown" | "md" => Format::Markdown,
-                    "" => {
-                        let s = format!("mode: {:?}\n", self.format).to_lowercase();
-                        self.emit(&s);
-                        return Ok(Flow::Continue);
-                    }
-                    other => return Err(format!("unknown mode {other:?} (table, csv, json, markdown)")),
-                };
-            }
+            ".mode" => return self.mode(arg),
             ".chart" => self.chart = on_off(arg)?,
             ".maxrows" => {
                 self.rows_max = match arg {
@@ -300,47 +279,9 @@ impl Session {
                     Some((PathBuf::from(arg), f))
                 };
             }
-            ".read" => {
-                if arg.is_empty() {
-                    return Err(".read needs a file name".into());
-                }
-                if self.depth >= READ_DEPTH_MAX {
-                    return Err(format!(
-                        ".read nested more than {READ_DEPTH_MAX} deep (does {arg} read itself?)"
-                    ));
-                }
-                let text = std::fs::read_to_string(arg).map_err(|e| format!("cannot read {arg}: {e}"))?;
-                self.depth += 1;
-                let result = self.script(&text);
-                self.depth -= 1;
-                return match result {
-                    Ok(flow) => Ok(flow),
-                    Err(()) => Err(format!("{arg}: stopped at the first error")),
-                };
-            }
-            ".import" => {
-                self.writable()?;
-                if arg.is_empty() {
-                    return Err(".import needs a file name".into());
-                }
-                let mut msg = Vec::new();
-                transfer::import(
-                    &self.db,
-                    &[PathBuf::from(arg)],
-                    &ImportOptions::default(),
-                    &[],
-                    &mut msg,
-                )?;
-                self.emit(&String::from_utf8_lossy(&msg));
-            }
-            ".export" => {
-                if arg.is_empty() {
-                    return Err(".export needs a file name".into());
-                }
-                let mut msg = Vec::new();
-                transfer::export(&self.db, Path::new(arg), None, Default::default(), &mut msg)?;
-                self.emit(&String::from_utf8_lossy(&msg));
-            }
+            ".read" => return self.read(arg),
+            ".import" => self.import(arg)?,
+            ".export" => self.export(arg)?,
             ".stagemap" => self.stagemap(arg)?,
             ".compact" => {
                 self.writable()?;
@@ -360,6 +301,80 @@ impl Session {
             }
         }
         Ok(Flow::Continue)
+    }
+
+    /// `.help`: the statements and the dot-commands.
+    fn help(&mut self) {
+        let mut s = String::from(
+            "Statements end with `;` (FUNNEL, RETENTION, TREND, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, TIMELINE, CUSTOMERS, EXPLAIN, and FORGET CUSTOMER 'id' to erase a customer; see docs/QUERY.md).\n",
+        );
+        for (c, h) in DOT_COMMANDS {
+            s += &format!("{c:<30} {h}\n");
+        }
+        self.emit(&s);
+    }
+
+    /// `.mode [table|csv|json|markdown]`: sets (or, without an argument, shows) the output form.
+    fn mode(&mut self, arg: &str) -> Result<Flow, String> {
+        self.format = match arg {
+            "table" | "box" => Format::Table,
+            "csv" => Format::Csv,
+            "json" => Format::Json,
+            "markdown" | "md" => Format::Markdown,
+            "" => {
+                let s = format!("mode: {:?}\n", self.format).to_lowercase();
+                self.emit(&s);
+                return Ok(Flow::Continue);
+            }
+            other => return Err(format!("unknown mode {other:?} (table, csv, json, markdown)")),
+        };
+        Ok(Flow::Continue)
+    }
+
+    /// `.read FILE`: runs a script, stopping at its first error.
+    fn read(&mut self, arg: &str) -> Result<Flow, String> {
+        if arg.is_empty() {
+            return Err(".read needs a file name".into());
+        }
+        if self.depth >= READ_DEPTH_MAX {
+            return Err(format!(
+                ".read nested more than {READ_DEPTH_MAX} deep (does {arg} read itself?)"
+            ));
+        }
+        let text = std::fs::read_to_string(arg).map_err(|e| format!("cannot read {arg}: {e}"))?;
+        self.depth += 1;
+        let result = self.script(&text);
+        self.depth -= 1;
+        result.map_err(|()| format!("{arg}: stopped at the first error"))
+    }
+
+    /// `.import FILE`: imports a file as one sealed segment.
+    fn import(&mut self, arg: &str) -> Result<(), String> {
+        self.writable()?;
+        if arg.is_empty() {
+            return Err(".import needs a file name".into());
+        }
+        let mut msg = Vec::new();
+        transfer::import(
+            &self.db,
+            &[PathBuf::from(arg)],
+            &ImportOptions::default(),
+            &[],
+            &mut msg,
+        )?;
+        self.emit(&String::from_utf8_lossy(&msg));
+        Ok(())
+    }
+
+    /// `.export FILE`: writes the database to a file (format by extension).
+    fn export(&mut self, arg: &str) -> Result<(), String> {
+        if arg.is_empty() {
+            return Err(".export needs a file name".into());
+        }
+        let mut msg = Vec::new();
+        transfer::export(&self.db, Path::new(arg), None, Default::default(), &mut msg)?;
+        self.emit(&String::from_utf8_lossy(&msg));
+        Ok(())
     }
 
     fn events(&mut self) -> Result<(), String> {

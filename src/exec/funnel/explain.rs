@@ -47,21 +47,17 @@ pub(in crate::internals::exec) fn why_not(
     if matching.is_empty() {
         return format!("no event matches `{}`", step.label);
     }
-    let level = |variant: &FunnelOp<'_>| {
-        let mut scratch = Scratch::default();
-        variant.outcome(rows, idx, &mut scratch).level
-    };
     let prev_at = o.at[m - 1].unwrap_or(0);
     let start = rows.ts[prev_at] - o.times[m - 1].unwrap_or(0);
     let next_after = matching
         .iter()
         .copied()
         .find(|&i| (rows.ts[i], i) > (rows.ts[prev_at], prev_at));
-    if level(&FunnelOp {
+    let unbounded = FunnelOp {
         within: i64::MAX,
         ..op.clone()
-    }) >= m
-    {
+    };
+    if level(&unbounded, rows, idx) >= m {
         let when = next_after.map_or(String::new(), |i| {
             format!("; the next `{}` is at {}", step.label, ts_text(rows.ts[i]))
         });
@@ -71,12 +67,11 @@ pub(in crate::internals::exec) fn why_not(
             ts_text(start)
         );
     }
-    if op.mode == FunnelMode::Strict
-        && level(&FunnelOp {
-            mode: FunnelMode::Ordered,
-            ..op.clone()
-        }) >= m
-    {
+    let ordered = FunnelOp {
+        mode: FunnelMode::Ordered,
+        ..op.clone()
+    };
+    if op.mode == FunnelMode::Strict && level(&ordered, rows, idx) >= m {
         let between = idx
             .iter()
             .copied()
@@ -86,47 +81,84 @@ pub(in crate::internals::exec) fn why_not(
             None => "strict order broken".into(),
         };
     }
-    if !op.excludes.is_empty() {
-        let free = FunnelOp {
-            excludes: Vec::new(),
-            caps: vec![op.steps.len()],
-            ..op.clone()
-        };
-        if level(&free) >= m {
-            let hit = idx.iter().copied().find(|&i| {
-                (rows.ts[i], i) > (start, 0) && op.excludes.iter().any(|(x, _, _)| x.matches(rows, i, dicts))
-            });
-            return match hit {
-                Some(i) => format!(
-                    "excluded event `{}` at {} lies inside the chain",
-                    name(i),
-                    ts_text(rows.ts[i])
-                ),
-                None => "an excluded event lies inside the chain".into(),
-            };
-        }
+    if let Some(why) = excluded(op, rows, idx, m, start, dicts) {
+        return why;
     }
-    if op.ties_strict
-        && level(&FunnelOp {
-            ties_strict: false,
-            ..op.clone()
-        }) >= m
-    {
-        let tie = matching.iter().copied().find(|&i| rows.ts[i] == rows.ts[prev_at]);
-        return match tie {
-            Some(i) => format!(
-                "tie policy: `{}` at {} has the same timestamp as step {} (TIES STRICT)",
-                step.label,
-                ts_text(rows.ts[i]),
-                m - 1
-            ),
-            None => "tie policy (TIES STRICT) forbids equal timestamps".into(),
-        };
+    if let Some(why) = tied(op, rows, idx, (&matching, prev_at), m) {
+        return why;
     }
     match next_after {
         None => format!("`{}` happens only before step {} was reached", step.label, m - 1),
         Some(_) => format!("no chain reaches step {m} under these rules"),
     }
+}
+
+/// The customer's outcome level under `op`'s rules with `variant`'s changes.
+fn level(variant: &FunnelOp<'_>, rows: &Columns, idx: &[usize]) -> usize {
+    variant.outcome(rows, idx, &mut Scratch::default()).level
+}
+
+/// When only an exclusion keeps step `m` from being reached: the excluded event inside the
+/// chain that started at `start`.
+fn excluded(
+    op: &FunnelOp<'_>,
+    rows: &Columns,
+    idx: &[usize],
+    m: usize,
+    start: i64,
+    dicts: &Dicts,
+) -> Option<String> {
+    if op.excludes.is_empty() {
+        return None;
+    }
+    let free = FunnelOp {
+        excludes: Vec::new(),
+        caps: vec![op.steps.len()],
+        ..op.clone()
+    };
+    if level(&free, rows, idx) < m {
+        return None;
+    }
+    let hit = idx.iter().copied().find(|&i| {
+        (rows.ts[i], i) > (start, 0) && op.excludes.iter().any(|(x, _, _)| x.matches(rows, i, dicts))
+    });
+    Some(match hit {
+        Some(i) => format!(
+            "excluded event `{}` at {} lies inside the chain",
+            dicts.events.name(rows.event[i]).unwrap_or("?"),
+            ts_text(rows.ts[i])
+        ),
+        None => "an excluded event lies inside the chain".into(),
+    })
+}
+
+/// When only `TIES STRICT` keeps step `m` from being reached: the step's event (of
+/// `matching`) tied with step `m - 1`'s (at row `prev_at`).
+fn tied(
+    op: &FunnelOp<'_>,
+    rows: &Columns,
+    idx: &[usize],
+    (matching, prev_at): (&[usize], usize),
+    m: usize,
+) -> Option<String> {
+    let relaxed = FunnelOp {
+        ties_strict: false,
+        ..op.clone()
+    };
+    if !op.ties_strict || level(&relaxed, rows, idx) < m {
+        return None;
+    }
+    let step = &op.steps[m - 1];
+    let tie = matching.iter().copied().find(|&i| rows.ts[i] == rows.ts[prev_at]);
+    Some(match tie {
+        Some(i) => format!(
+            "tie policy: `{}` at {} has the same timestamp as step {} (TIES STRICT)",
+            step.label,
+            ts_text(rows.ts[i]),
+            m - 1
+        ),
+        None => "tie policy (TIES STRICT) forbids equal timestamps".into(),
+    })
 }
 
 /// EXPLAIN: the funnel's steps for one customer.

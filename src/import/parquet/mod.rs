@@ -264,24 +264,7 @@ fn read_with(
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     let core = Layout::locate(&names, opts).map_err(bad)?;
     let mut out = Imported::default();
-    let mut props = Vec::new();
-    for (i, field) in schema.fields().iter().enumerate() {
-        if !supported(field.data_type()) {
-            return Err(bad(format!(
-                "column `{}` has type {}, which journeydb cannot store (strings, integers, floats, booleans, timestamps)",
-                field.name(),
-                field.data_type()
-            )));
-        }
-        if core.is_core(i) {
-            continue;
-        }
-        let p = out
-            .staged
-            .prop(field.name(), opts)
-            .map_err(|e| bad(format!("column {}: {e}", i + 1)))?;
-        props.push((i, p));
-    }
+    let props = stage_props(&schema, core, &mut out.staged, opts).map_err(bad)?;
     // Strings read as dictionaries when arrow-rs accepts the hint for this file.
     let hinted = std::fs::File::open(file).map_err(io).map(|f| {
         let opts = parquet::arrow::arrow_reader::ArrowReaderOptions::new()
@@ -345,6 +328,34 @@ fn read_with(
         )
     })
     .map(|done| (out, done))
+}
+
+/// The staged property of every column that is not a core column, as (column, property)
+/// pairs; an error for a column of a type journeydb cannot store.
+fn stage_props(
+    schema: &arrow_schema::Schema,
+    core: Layout,
+    staged: &mut Staged,
+    opts: &ImportOptions,
+) -> Result<Vec<(usize, usize)>, String> {
+    let mut props = Vec::new();
+    for (i, field) in schema.fields().iter().enumerate() {
+        if !supported(field.data_type()) {
+            return Err(format!(
+                "column `{}` has type {}, which journeydb cannot store (strings, integers, floats, booleans, timestamps)",
+                field.name(),
+                field.data_type()
+            ));
+        }
+        if core.is_core(i) {
+            continue;
+        }
+        let p = staged
+            .prop(field.name(), opts)
+            .map_err(|e| format!("column {}: {e}", i + 1))?;
+        props.push((i, p));
+    }
+    Ok(props)
 }
 
 /// Timestamps of a batch column in µs, when it is a Parquet timestamp without nulls whose
@@ -760,6 +771,55 @@ fn stage_batches(
     Ok(true)
 }
 
+/// The customer id of row `i` of a column that is not a dictionary: a string, or an integer
+/// written in decimal.
+fn customer_at(a: &dyn Array, i: usize) -> Result<std::borrow::Cow<'_, str>, String> {
+    let c = match scalar(a, i)? {
+        Some(Scalar::Str(s)) => std::borrow::Cow::Borrowed(s),
+        Some(Scalar::I64(n)) => std::borrow::Cow::Owned(n.to_string()),
+        None => return Err("customer id is null".into()),
+        Some(_) => return Err("expected a string or an integer".into()),
+    };
+    check_name_text("customer id", &c, limits::CUSTOMER_ID_BYTES_MAX)?;
+    Ok(c)
+}
+
+/// The event name of row `i` of a column that is not a dictionary.
+fn event_at(a: &dyn Array, i: usize) -> Result<&str, String> {
+    let Some(Scalar::Str(e)) = scalar(a, i)? else {
+        return Err("expected a non-null string".into());
+    };
+    check_name_text("event name", e, limits::NAME_BYTES_MAX)?;
+    Ok(e)
+}
+
+/// The stage of row `i` (`None` when null or blank); a dictionary column's values are parsed
+/// once each (`memo`, per dictionary key).
+fn stage_at(
+    a: &dyn Array,
+    i: usize,
+    dict: Option<&DictStrings<'_>>,
+    memo: &mut [Option<Option<Stage>>],
+) -> Result<Option<Stage>, String> {
+    let key = match dict {
+        Some(d) => d.key(i)?,
+        None => None,
+    };
+    if let Some(known) = key.and_then(|k| memo.get(k).copied().flatten()) {
+        return Ok(known);
+    }
+    let parsed = match scalar(a, i)? {
+        None => None,
+        Some(Scalar::Str(t)) if t.trim().is_empty() => None,
+        Some(Scalar::Str(t)) => Some(Stage::parse(t.trim()).ok_or_else(|| unknown_stage(t))?),
+        Some(_) => return Err("expected a stage name".into()),
+    };
+    if let Some(m) = key.and_then(|k| memo.get_mut(k)) {
+        *m = Some(parsed);
+    }
+    Ok(parsed)
+}
+
 /// Stages the rows of a batch one by one, reporting (or skipping) bad rows; `row` counts the
 /// rows of the file read so far.
 fn stage_rows(
@@ -800,17 +860,7 @@ fn stage_rows(
                 .map_err(|e| (ci, e))?;
                 let customer = match cust_hit {
                     Some((s, _)) => std::borrow::Cow::Borrowed(s),
-                    None => {
-                        let c = match scalar(col(ci), i).map_err(|e| (ci, e))? {
-                            Some(Scalar::Str(s)) => std::borrow::Cow::Borrowed(s),
-                            Some(Scalar::I64(n)) => std::borrow::Cow::Owned(n.to_string()),
-                            None => return Err((ci, "customer id is null".into())),
-                            Some(_) => return Err((ci, "expected a string or an integer".into())),
-                        };
-                        check_name_text("customer id", &c, limits::CUSTOMER_ID_BYTES_MAX)
-                            .map_err(|e| (ci, e))?;
-                        c
-                    }
+                    None => customer_at(col(ci), i).map_err(|e| (ci, e))?,
                 };
                 let ts = ts_at(col(ti), i, opts.ts_unit).map_err(|e| (ti, e))?;
                 let event_hit = memo_str(event_dict, &mut event_memo, i, |s| {
@@ -819,39 +869,12 @@ fn stage_rows(
                 .map_err(|e| (ei, e))?;
                 let event = match event_hit {
                     Some((s, _)) => s,
-                    None => {
-                        let e = match scalar(col(ei), i).map_err(|e| (ei, e))? {
-                            Some(Scalar::Str(s)) => s,
-                            _ => return Err((ei, "expected a non-null string".into())),
-                        };
-                        check_name_text("event name", e, limits::NAME_BYTES_MAX).map_err(|e| (ei, e))?;
-                        e
-                    }
+                    None => event_at(col(ei), i).map_err(|e| (ei, e))?,
                 };
                 let stage = match si {
                     None => None,
                     Some(s) => {
-                        let key = match stage_dict {
-                            Some(d) => d.key(i).map_err(|e| (s, e))?,
-                            None => None,
-                        };
-                        match key.and_then(|k| stage_memo.get(k).copied().flatten()) {
-                            Some(known) => known,
-                            None => {
-                                let parsed = match scalar(col(s), i).map_err(|e| (s, e))? {
-                                    None => None,
-                                    Some(Scalar::Str(t)) if t.trim().is_empty() => None,
-                                    Some(Scalar::Str(t)) => {
-                                        Some(Stage::parse(t.trim()).ok_or_else(|| (s, unknown_stage(t)))?)
-                                    }
-                                    Some(_) => return Err((s, "expected a stage name".into())),
-                                };
-                                if let Some(m) = key.and_then(|k| stage_memo.get_mut(k)) {
-                                    *m = Some(parsed);
-                                }
-                                parsed
-                            }
-                        }
+                        stage_at(col(s), i, stage_dict.as_ref(), &mut stage_memo).map_err(|e| (s, e))?
                     }
                 };
                 let mut values = std::mem::take(&mut spare);

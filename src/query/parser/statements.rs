@@ -56,62 +56,16 @@ impl Parser<'_> {
                     return Err(ParseError::new(t.span, "MODE given twice"));
                 }
                 seen_mode = true;
-                let m = self.next();
-                f.mode = match &m.tok {
-                    Tok::Ident(s) if s.eq_ignore_ascii_case("ORDERED") => FunnelMode::Ordered,
-                    Tok::Ident(s) if s.eq_ignore_ascii_case("STRICT") => FunnelMode::Strict,
-                    Tok::Ident(s) if s.eq_ignore_ascii_case("UNORDERED") => FunnelMode::Unordered,
-                    other => {
-                        return Err(ParseError::new(
-                            m.span,
-                            format!("expected ORDERED, STRICT or UNORDERED, found {}", describe(other)),
-                        ));
-                    }
-                };
+                f.mode = self.funnel_mode()?;
             } else if self.eat_kw("TIES") {
                 if seen_ties {
                     return Err(ParseError::new(t.span, "TIES given twice"));
                 }
                 seen_ties = true;
-                let m = self.next();
-                f.ties_strict = match &m.tok {
-                    Tok::Ident(s) if s.eq_ignore_ascii_case("ALLOW") => false,
-                    Tok::Ident(s) if s.eq_ignore_ascii_case("STRICT") => true,
-                    other => {
-                        return Err(ParseError::new(
-                            m.span,
-                            format!("expected ALLOW or STRICT, found {}", describe(other)),
-                        ));
-                    }
-                };
+                f.ties_strict = self.ties_strict()?;
             } else if self.eat_kw("EXCLUDE") {
-                let step = self.step()?;
-                let n = f.steps.len();
-                let (from, to) = if self.eat_kw("BETWEEN") {
-                    let (a, sa) = self.int("a step number")?;
-                    self.expect_kw("AND", "in BETWEEN i AND j")?;
-                    let (b, sb) = self.int("a step number")?;
-                    if a < 1 || b as usize > n || a >= b {
-                        return Err(ParseError::new(
-                            Span {
-                                start: sa.start,
-                                end: sb.end,
-                            },
-                            format!("BETWEEN needs 1 <= i < j <= {n} (the funnel's steps)"),
-                        ));
-                    }
-                    (a as usize, b as usize)
-                } else {
-                    (1, n)
-                };
-                let span = Span {
-                    start: t.span.start,
-                    end: self
-                        .toks
-                        .get(self.pos.saturating_sub(1))
-                        .map_or(t.span.end, |x| x.span.end),
-                };
-                f.excludes.push(Exclude { step, from, to, span });
+                let exclude = self.exclude(t.span, f.steps.len())?;
+                f.excludes.push(exclude);
             } else if self.eat_kw("BY") {
                 if f.by.is_some() {
                     return Err(ParseError::new(t.span, "BY given twice"));
@@ -121,10 +75,68 @@ impl Parser<'_> {
                 break;
             }
         }
-        if f.steps.len() < 2 && f.mode != FunnelMode::Unordered {
-            // A one-step funnel is allowed: it counts customers with the event in range.
-        }
+        // A one-step funnel is allowed: it counts customers with the event in range.
         Ok(f)
+    }
+
+    /// The mode after `MODE`.
+    fn funnel_mode(&mut self) -> Result<FunnelMode, ParseError> {
+        let m = self.next();
+        Ok(match &m.tok {
+            Tok::Ident(s) if s.eq_ignore_ascii_case("ORDERED") => FunnelMode::Ordered,
+            Tok::Ident(s) if s.eq_ignore_ascii_case("STRICT") => FunnelMode::Strict,
+            Tok::Ident(s) if s.eq_ignore_ascii_case("UNORDERED") => FunnelMode::Unordered,
+            other => {
+                return Err(ParseError::new(
+                    m.span,
+                    format!("expected ORDERED, STRICT or UNORDERED, found {}", describe(other)),
+                ));
+            }
+        })
+    }
+
+    /// The tie policy after `TIES`: true for STRICT.
+    fn ties_strict(&mut self) -> Result<bool, ParseError> {
+        let m = self.next();
+        match &m.tok {
+            Tok::Ident(s) if s.eq_ignore_ascii_case("ALLOW") => Ok(false),
+            Tok::Ident(s) if s.eq_ignore_ascii_case("STRICT") => Ok(true),
+            other => Err(ParseError::new(
+                m.span,
+                format!("expected ALLOW or STRICT, found {}", describe(other)),
+            )),
+        }
+    }
+
+    /// `EXCLUDE step [BETWEEN i AND j]` after its keyword (at `keyword`) in a funnel of `n`
+    /// steps.
+    fn exclude(&mut self, keyword: Span, n: usize) -> Result<Exclude, ParseError> {
+        let step = self.step()?;
+        let (from, to) = if self.eat_kw("BETWEEN") {
+            let (a, sa) = self.int("a step number")?;
+            self.expect_kw("AND", "in BETWEEN i AND j")?;
+            let (b, sb) = self.int("a step number")?;
+            if a < 1 || b as usize > n || a >= b {
+                return Err(ParseError::new(
+                    Span {
+                        start: sa.start,
+                        end: sb.end,
+                    },
+                    format!("BETWEEN needs 1 <= i < j <= {n} (the funnel's steps)"),
+                ));
+            }
+            (a as usize, b as usize)
+        } else {
+            (1, n)
+        };
+        let span = Span {
+            start: keyword.start,
+            end: self
+                .toks
+                .get(self.pos.saturating_sub(1))
+                .map_or(keyword.end, |x| x.span.end),
+        };
+        Ok(Exclude { step, from, to, span })
     }
 
     pub(super) fn retention(&mut self) -> Result<Retention, ParseError> {
