@@ -123,7 +123,7 @@ fn seal_and_scan(c: &mut Criterion) {
     );
     let snap = db.snapshot();
     let sources = snap.sources();
-    let Some(journeydb::internals::compaction::Source::Segment(seg)) = sources.first().cloned() else {
+    let Some(journeydb::internals::merge::Source::Segment(seg)) = sources.first().cloned() else {
         panic!("expected one segment")
     };
     let mut g = c.benchmark_group("scan_decode");

@@ -29,6 +29,8 @@ pub mod index;
 pub mod segment;
 #[path = "manifest.rs"]
 pub mod manifest;
+#[path = "merge.rs"]
+pub mod merge;
 #[path = "compaction.rs"]
 pub mod compaction;
 #[path = "error.rs"]

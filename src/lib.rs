@@ -29,8 +29,8 @@
 pub mod internals;
 
 pub(crate) use internals::{
-    buffer, codec, compaction, db, dict, error, exec, file, index, ingest, limits, manifest, model, plan,
-    result, segment, wal,
+    buffer, codec, compaction, db, dict, error, exec, file, index, ingest, limits, manifest, merge, model,
+    plan, result, segment, wal,
 };
 pub use internals::{demo, export, import, query};
 

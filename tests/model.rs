@@ -98,7 +98,7 @@ fn op() -> impl Strategy<Value = Op> {
 /// Every live segment's footer — for a segment this process wrote, the writer's own footer,
 /// not decoded again — equals what opening the file decodes.
 fn footers_as_decoded(db: &Db, path: &std::path::Path) -> Result<(), TestCaseError> {
-    use journeydb::internals::compaction::Source;
+    use journeydb::internals::merge::Source;
     for s in db.snapshot().sources() {
         let (Source::Segment(seg) | Source::Masked(seg, _)) = s else {
             continue;

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test/bench code: a failure should abort loudly
 
-use journeydb::internals::compaction::Source;
+use journeydb::internals::merge::Source;
 use journeydb::{Db, Options, Sync, demo};
 
 fn main() -> journeydb::Result<()> {

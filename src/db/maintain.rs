@@ -3,13 +3,14 @@
 
 use super::version::{DictsEdit, NewSegment, SegmentsEdit, VersionEdit};
 use super::{Db, Stats, Writer};
-use crate::compaction::{self, Source};
+use crate::compaction;
 use crate::db::seal::unpublished;
 use crate::dict::{self, Dicts};
 use crate::error::{DbError, Result};
 use crate::file::{self, FileError};
 use crate::limits;
 use crate::manifest::{Erasure, SegmentEntry};
+use crate::merge::Source;
 use crate::model::{Columns, PropType, Stage};
 use crate::segment::{self, ColumnSet, Footer, SegmentWriter};
 use roaring::RoaringBitmap;

@@ -1,12 +1,12 @@
 //! Snapshots: a consistent read view of the database, and its reads.
 
 use super::Db;
-use crate::compaction::{Merge, Source};
 use crate::db::version::Version;
 use crate::dict::Dicts;
 use crate::error::{DbError, Error, Result};
 use crate::index::Bitmaps;
 use crate::limits;
+use crate::merge::{Merge, Source};
 use crate::model::{Columns, PropType, Stage, StoredEvent, Value};
 use crate::segment::ColumnSet;
 use roaring::RoaringBitmap;

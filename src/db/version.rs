@@ -3,12 +3,12 @@
 
 use super::{Db, Writer};
 use crate::buffer::Buffer;
-use crate::compaction::Source;
 use crate::dict::{self, DictCounts, DictDelta, Dicts};
 use crate::error::Result;
 use crate::file;
 use crate::ingest::StageMap;
 use crate::manifest::{self, Erasure, Manifest, SegmentEntry};
+use crate::merge::Source;
 use crate::model::Stage;
 use crate::segment::{Footer, Segment};
 use crate::wal;

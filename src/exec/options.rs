@@ -3,9 +3,9 @@
 //!
 //! Uses only crate modules below the executor (dict, index, compaction, query, error).
 
-use crate::compaction::Source;
 use crate::dict::Dicts;
 use crate::limits;
+use crate::merge::Source;
 use crate::query::ParseError;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

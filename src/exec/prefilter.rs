@@ -1,8 +1,8 @@
 //! Bitmap prefilters: the customers (and days) that can match a step, read from the indices
 //! before any row is decoded.
 
-use crate::compaction::Source;
 use crate::exec::options::Input;
+use crate::merge::Source;
 use crate::model;
 use crate::plan::Matcher;
 use std::collections::BTreeMap;

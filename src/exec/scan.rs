@@ -2,11 +2,11 @@
 //! each range on a worker (eagerly, or lazily for operators that can stop early), and merge the
 //! workers' partial states.
 
-use crate::compaction::{Merge, Source};
 use crate::dict::Dicts;
 use crate::exec::operator::{Budget, LazyOperator, Operator, Prefilter, rows_footprint};
 use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::limits;
+use crate::merge::{Merge, Source};
 use crate::model::Columns;
 use crate::plan::CPred;
 use crate::result::Table;

@@ -1,12 +1,12 @@
 //! TREND: an aggregate per time bucket (and breakdown), with its index and roll-up shortcuts.
 
-use crate::compaction::Source;
 use crate::dict::Dicts;
 use crate::exec::labels::slot_label;
 use crate::exec::operator::{HashMap, Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::exec::range::{data_range, whole_days};
 use crate::exec::scan::{columns, columns_of, evaluate, passes};
+use crate::merge::Source;
 use crate::model::{Columns, PropType};
 use crate::plan::{Buckets, CPred, Matcher, Resolver, slot};
 use crate::query::ast::{Agg, Period};
