@@ -36,6 +36,8 @@ pub use cache::{BlockCache, KeyCache};
 pub use footer::Footer;
 pub use reader::{BlockEvents, BlockTs, LazyBlock, LazyBufs, RowsVisitor, Segment};
 pub use writer::SegmentWriter;
+#[cfg(feature = "failpoints")]
+pub use writer::write_legacy_timestamps;
 
 /// Sub-directory holding segment files.
 pub const SEG_DIR: &str = "seg";

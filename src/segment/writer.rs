@@ -47,10 +47,35 @@ pub struct SegmentWriter {
     raw: Vec<u8>,
     /// The compression context, made at the first chunk.
     zstd: Option<codec::Compressor>,
-    /// Timestamps in tag 7, as builds before tag 9 wrote them (tests of reading old segments).
-    tag7_ts: bool,
+    /// The timestamp encoding: tag 9; tag 7 or tag 2 as builds before it wrote them (tests of
+    /// reading old segments).
+    ts_tag: u8,
     /// Makes the written blocks durable in the background while later ones are encoded.
     ahead: SyncAhead,
+}
+
+/// The timestamp tag every new segment of this process is written with, when a test asked for
+/// an old one ([`write_legacy_timestamps`]).
+#[cfg(feature = "failpoints")]
+static LEGACY_TIMESTAMPS: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Test builds only: from now on, this process writes segments' timestamps as builds before
+/// tag 9 did — `7` (two-width bit-packed deltas) or `2` (varint deltas) — or as today (`0`):
+/// how the compatibility fixture under `tests/fixtures/` was made.
+#[cfg(feature = "failpoints")]
+pub fn write_legacy_timestamps(tag: u8) {
+    LEGACY_TIMESTAMPS.store(tag, std::sync::atomic::Ordering::SeqCst);
+}
+
+fn legacy_timestamps() -> Option<u8> {
+    #[cfg(feature = "failpoints")]
+    {
+        let tag = LEGACY_TIMESTAMPS.load(std::sync::atomic::Ordering::SeqCst);
+        if matches!(tag, 2 | 7) {
+            return Some(tag);
+        }
+    }
+    None
 }
 
 /// Bytes written between two requests to the background syncer while blocks are written.
@@ -159,7 +184,7 @@ impl SegmentWriter {
             ts_max: i64::MIN,
             raw: Vec::new(),
             zstd: None,
-            tag7_ts: false,
+            ts_tag: legacy_timestamps().unwrap_or(9),
             ahead: SyncAhead::new(SYNC_AHEAD_BYTES, SYNC_AHEAD_MIN_BYTES),
         })
     }
@@ -197,7 +222,7 @@ impl SegmentWriter {
     /// Writes timestamps as builds before tag 9 did (tag 7), for tests of reading them.
     #[cfg(test)]
     pub(in crate::internals::segment) fn with_tag7_timestamps(mut self) -> SegmentWriter {
-        self.tag7_ts = true;
+        self.ts_tag = 7;
         self
     }
 
@@ -296,10 +321,10 @@ impl SegmentWriter {
         let mut chunks = Vec::with_capacity(FIXED_COLUMNS + self.props.len());
         encoding::put_rle_u32(&mut self.raw, &cols.cid);
         chunks.push(self.chunk()?);
-        if self.tag7_ts {
-            encoding::put_delta_bits_i64(&mut self.raw, &cols.ts);
-        } else {
-            encoding::put_delta_bits_runs_i64(&mut self.raw, &cols.ts, &cols.cid);
+        match self.ts_tag {
+            7 => encoding::put_delta_bits_i64(&mut self.raw, &cols.ts),
+            2 => encoding::put_delta_i64(&mut self.raw, &cols.ts),
+            _ => encoding::put_delta_bits_runs_i64(&mut self.raw, &cols.ts, &cols.cid),
         }
         chunks.push(self.chunk()?);
         encoding::put_width_u32(&mut self.raw, &cols.event);
