@@ -241,18 +241,18 @@ impl DictDelta {
     }
 
     /// Decodes what [`DictDelta::encode`] wrote.
-    pub fn decode(r: &mut Reader<'_>) -> Result<DictDelta, codec::DecodeError> {
-        let n = r.len_prefix(r.remaining())?;
+    pub fn decode(reader: &mut Reader<'_>) -> Result<DictDelta, codec::DecodeError> {
+        let n = reader.len_prefix(reader.remaining())?;
         let mut entries = Vec::with_capacity(n.min(1 << 16));
         for _ in 0..n {
-            let code = r.u8()?;
+            let code = reader.u8()?;
             let vacant = code & VACANT_FLAG != 0;
-            let kind =
-                DictKind::from_code(code & !VACANT_FLAG).ok_or_else(|| r.err("unknown dictionary kind"))?;
-            let id = r.varint_u32()?;
+            let kind = DictKind::from_code(code & !VACANT_FLAG)
+                .ok_or_else(|| reader.err("unknown dictionary kind"))?;
+            let id = reader.varint_u32()?;
             if vacant {
                 if !matches!(kind, DictKind::Customer | DictKind::Str) {
-                    return Err(r.err("only customers and string values can be vacated"));
+                    return Err(reader.err("only customers and string values can be vacated"));
                 }
                 entries.push(DictEntry::vacate(kind, id));
                 continue;
@@ -262,9 +262,9 @@ impl DictDelta {
                 DictKind::Event | DictKind::Prop => limits::NAME_BYTES_MAX,
                 DictKind::Str => limits::STRING_VALUE_BYTES_MAX,
             };
-            let name = r.str(max)?.to_owned();
+            let name = reader.str(max)?.to_owned();
             let ty = if kind == DictKind::Prop {
-                Some(PropType::from_code(r.u8()?).ok_or_else(|| r.err("unknown property type"))?)
+                Some(PropType::from_code(reader.u8()?).ok_or_else(|| reader.err("unknown property type"))?)
             } else {
                 None
             };

@@ -87,17 +87,21 @@ struct Prop {
     ty: PropType,
 }
 
-fn props(d: &Dicts) -> Result<Vec<Prop>, ExportError> {
-    (0..d.props.len() as u32)
+fn props(dicts: &Dicts) -> Result<Vec<Prop>, ExportError> {
+    (0..dicts.props.len() as u32)
         .map(|id| {
             Ok(Prop {
                 id,
-                name: d
+                name: dicts
                     .props
                     .name(id)
                     .ok_or_else(|| ExportError::Dangling(format!("property id {id}")))?
                     .to_owned(),
-                ty: d.prop_types.get(id as usize).copied().unwrap_or(PropType::Str),
+                ty: dicts
+                    .prop_types
+                    .get(id as usize)
+                    .copied()
+                    .unwrap_or(PropType::Str),
             })
         })
         .collect()
@@ -105,9 +109,9 @@ fn props(d: &Dicts) -> Result<Vec<Prop>, ExportError> {
 
 /// A property value as canonical text (CSV) — floats always with a `.` or exponent so that
 /// they read back as floats.
-fn value_text(d: &Dicts, ty: PropType, slot: u64) -> Result<String, ExportError> {
+fn value_text(dicts: &Dicts, ty: PropType, slot: u64) -> Result<String, ExportError> {
     Ok(match ty {
-        PropType::Str => d
+        PropType::Str => dicts
             .strings
             .name(slot as u32)
             .ok_or_else(|| ExportError::Dangling(format!("string id {slot}")))?
@@ -213,7 +217,7 @@ enum Sink<'w> {
 #[cfg(feature = "parquet")]
 fn write_parquet(
     snapshot: &Snapshot,
-    d: &Dicts,
+    dicts: &Dicts,
     props: &[Prop],
     range: Range,
     out: &mut (dyn Write + Send),
@@ -257,7 +261,7 @@ fn write_parquet(
         let mut event = StringBuilder::new();
         let mut stage = StringBuilder::new();
         for &i in rows {
-            let (c, e) = names_at(d, cols, i)?;
+            let (c, e) = names_at(dicts, cols, i)?;
             customer.append_value(c);
             event.append_value(e);
             stage.append_option(Stage::from_code(cols.stage[i]).map(Stage::name));
@@ -271,7 +275,7 @@ fn write_parquet(
             Arc::new(stage.finish()),
         ];
         for p in props {
-            arrays.push(parquet_column(d, p, cols, rows)?);
+            arrays.push(parquet_column(dicts, p, cols, rows)?);
         }
         let batch = RecordBatch::try_new(schema.clone(), arrays)
             .map_err(|e| ExportError::Io(std::io::Error::other(e)))?;
@@ -286,7 +290,7 @@ fn write_parquet(
 /// Property `p` of rows `rows` of a block as an Arrow column (null where absent).
 #[cfg(feature = "parquet")]
 fn parquet_column(
-    d: &Dicts,
+    dicts: &Dicts,
     p: &Prop,
     cols: &crate::model::Columns,
     rows: &[usize],
@@ -303,7 +307,8 @@ fn parquet_column(
             for &i in rows {
                 match slot(i) {
                     Some(s) => b.append_value(
-                        d.strings
+                        dicts
+                            .strings
                             .name(s as u32)
                             .ok_or_else(|| ExportError::Dangling(format!("string id {s}")))?,
                     ),

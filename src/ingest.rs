@@ -281,7 +281,7 @@ pub fn prepare(dicts: &Dicts, stage_map: &StageMap, events: &[Event]) -> Result<
 /// Adds event `index`'s properties as row `rows.len()` (not pushed yet): names and string
 /// values interned in `p`, types checked against the dictionaries (or fixed by this event).
 fn add_props(
-    p: &mut Pending<'_>,
+    pending: &mut Pending<'_>,
     dicts: &Dicts,
     rows: &mut Columns,
     (index, ev): (usize, &Event),
@@ -297,20 +297,20 @@ fn add_props(
             Some(pid) => pid,
             None => {
                 check_name(index, "property name", name, limits::NAME_BYTES_MAX)?;
-                if p.props_full(name) {
+                if pending.props_full(name) {
                     return Err(invalid(format!(
                         "property `{name}` would exceed the limit of {} properties",
                         limits::PROPS_MAX
                     )));
                 }
-                p.id(DictKind::Prop, name, Some(given))
+                pending.id(DictKind::Prop, name, Some(given))
             }
         };
         if seen_props.contains(&pid) {
             return Err(invalid(format!("property `{name}` given twice")));
         }
         seen_props.push(pid);
-        let expected = p.prop_type(pid).unwrap_or(given);
+        let expected = pending.prop_type(pid).unwrap_or(given);
         if expected != given {
             return Err(IngestError::PropType {
                 index,
@@ -329,12 +329,12 @@ fn add_props(
                     )));
                 }
                 if dicts.strings.get(s).is_none()
-                    && p.full(DictKind::Str)
-                    && p.known(DictKind::Str, s).is_none()
+                    && pending.full(DictKind::Str)
+                    && pending.known(DictKind::Str, s).is_none()
                 {
                     return Err(invalid(full_reason(DictKind::Str)));
                 }
-                u64::from(p.id(DictKind::Str, s, None))
+                u64::from(pending.id(DictKind::Str, s, None))
             }
             Value::I64(v) => *v as u64,
             Value::F64(v) => {

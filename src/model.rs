@@ -160,8 +160,8 @@ impl Stage {
 }
 
 impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.name())
     }
 }
 
@@ -207,8 +207,8 @@ impl PropType {
 }
 
 impl fmt::Display for PropType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.name())
     }
 }
 
@@ -461,8 +461,8 @@ impl Columns {
     /// The rows `range` as a new batch.
     /// A column that was not decoded (empty) stays empty.
     pub fn slice(&self, range: std::ops::Range<usize>) -> Columns {
-        fn part<T: Copy>(v: &[T], r: &std::ops::Range<usize>) -> Vec<T> {
-            v.get(r.clone()).map_or_else(Vec::new, <[T]>::to_vec)
+        fn part<T: Copy>(v: &[T], run: &std::ops::Range<usize>) -> Vec<T> {
+            v.get(run.clone()).map_or_else(Vec::new, <[T]>::to_vec)
         }
         Columns {
             cid: self.cid[range.clone()].to_vec(),

@@ -22,15 +22,15 @@ pub enum Cell {
 }
 
 impl fmt::Display for Cell {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Cell::Null => f.write_str("NULL"),
-            Cell::Int(n) => write!(f, "{n}"),
-            Cell::Float(x) => write!(f, "{}", (x * 1e6).round() / 1e6),
-            Cell::Rate(x) => write!(f, "{:.4}", x),
-            Cell::Str(s) => f.write_str(s),
-            Cell::Bool(b) => write!(f, "{b}"),
-            Cell::Time(us) => f.write_str(&crate::model::format_ts(*us)),
+            Cell::Null => formatter.write_str("NULL"),
+            Cell::Int(n) => write!(formatter, "{n}"),
+            Cell::Float(x) => write!(formatter, "{}", (x * 1e6).round() / 1e6),
+            Cell::Rate(x) => write!(formatter, "{:.4}", x),
+            Cell::Str(s) => formatter.write_str(s),
+            Cell::Bool(b) => write!(formatter, "{b}"),
+            Cell::Time(us) => formatter.write_str(&crate::model::format_ts(*us)),
         }
     }
 }

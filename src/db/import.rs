@@ -416,11 +416,11 @@ impl Db {
 
     /// The dictionaries an import prepares its rows against (they cannot change while the
     /// writer is held), checked to be those the dictionary file holds.
-    fn import_dicts(&self, w: &mut Writer) -> Result<Arc<Dicts>> {
+    fn import_dicts(&self, writer: &mut Writer) -> Result<Arc<Dicts>> {
         let dicts = self.inner.dicts.read().clone();
-        if dicts.counts() != w.manifest.dict_counts {
+        if dicts.counts() != writer.manifest.dict_counts {
             let why = "internal error: dictionary entries not in the dictionary file after a seal";
-            return Err(self.poison(w, why.into()));
+            return Err(self.poison(writer, why.into()));
         }
         Ok(dicts)
     }
@@ -430,7 +430,7 @@ impl Db {
     /// dictionaries extended ahead when they were); returns the first sequence number.
     fn publish_import(
         &self,
-        w: &mut Writer,
+        writer: &mut Writer,
         id: u64,
         (seq_min, seq_end): (u64, u64),
         seg: (Footer, u64),
@@ -454,12 +454,12 @@ impl Db {
             None => DictsEdit::Apply(delta),
         };
         self.apply(
-            w,
+            writer,
             VersionEdit {
                 segments: SegmentsEdit::Append(NewSegment { entry, footer }),
                 next_seq: Some(seq_end),
-                dict_file: Some((w.manifest.dict_gen, dict_len)),
-                dict_counts: Some(delta.counts_after(w.manifest.dict_counts)),
+                dict_file: Some((writer.manifest.dict_gen, dict_len)),
+                dict_counts: Some(delta.counts_after(writer.manifest.dict_counts)),
                 dicts,
                 // The buffer is empty (sealed above) and starts after the imported rows.
                 buffer: Some(Arc::new(Buffer::new(seq_end))),
@@ -467,8 +467,8 @@ impl Db {
             },
         )?;
         let inner = &*self.inner;
-        w.next_seq = seq_end;
-        if let Some(wal) = w.wal.as_ref() {
+        writer.next_seq = seq_end;
+        if let Some(wal) = writer.wal.as_ref() {
             // The log holds nothing unsynced (the flush above synced it, or it is empty).
             inner.sync.written(seq_end, wal.sync_handle());
             inner.sync.all_synced();

@@ -160,8 +160,11 @@ pub struct Db {
 }
 
 impl std::fmt::Debug for Db {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("dir", &self.inner.dir).finish()
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Db")
+            .field("dir", &self.inner.dir)
+            .finish()
     }
 }
 
@@ -187,9 +190,9 @@ impl Db {
         Ok(())
     }
 
-    fn poison(&self, w: &mut Writer, why: String) -> Error {
+    fn poison(&self, writer: &mut Writer, why: String) -> Error {
         self.inner.sync.fail(why.clone());
-        w.poisoned.get_or_insert(why.clone());
+        writer.poisoned.get_or_insert(why.clone());
         DbError::Poisoned(why).into()
     }
 }

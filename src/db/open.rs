@@ -225,18 +225,18 @@ fn remove_unpublished(dir: &Path, current: u64, m: &Manifest) -> Result<()> {
 /// Opens the manifest's segments, each checked against its entry and the database id.
 fn open_segments(
     dir: &Path,
-    m: &Manifest,
+    manifest: &Manifest,
     (cache, key_cache): (&Arc<segment::BlockCache>, &Arc<segment::KeyCache>),
 ) -> Result<Vec<Arc<Segment>>> {
-    let mut segments = Vec::with_capacity(m.segments.len());
-    for s in &m.segments {
+    let mut segments = Vec::with_capacity(manifest.segments.len());
+    for s in &manifest.segments {
         let seg = Segment::open(dir, s.id, Some(s.file_len))?
             .with_cache(cache.clone())
             .with_key_cache(key_cache.clone());
-        if seg.db_id != m.db_id {
+        if seg.db_id != manifest.db_id {
             let why = format!(
                 "segment belongs to another database (id {:08x}; this database is {:08x})",
-                seg.db_id, m.db_id
+                seg.db_id, manifest.db_id
             );
             return Err(FileError::corrupt(seg.path(), 12, why).into());
         }

@@ -48,36 +48,36 @@ impl Db {
         self.flush_locked(&mut w)
     }
 
-    pub(in crate::internals::db) fn flush_locked(&self, w: &mut Writer) -> Result<()> {
+    pub(in crate::internals::db) fn flush_locked(&self, writer: &mut Writer) -> Result<()> {
         let inner = &*self.inner;
-        self.check_writable(w)?;
-        let buffer = w.buffer.clone();
+        self.check_writable(writer)?;
+        let buffer = writer.buffer.clone();
         let n = buffer.len();
         if n == 0 {
             return Ok(());
         }
         let dir = &inner.dir;
         // 1. Everything logged becomes durable and visible.
-        let Some(old_wal) = w.wal.as_ref() else {
+        let Some(old_wal) = writer.wal.as_ref() else {
             return Err(DbError::ReadOnly.into());
         };
         let (f, p) = old_wal.sync_handle();
         let old_number = old_wal.number;
         if let Err(e) = file::sync(&f, &p, false) {
-            return Err(self.poison(w, e.to_string()));
+            return Err(self.poison(writer, e.to_string()));
         }
         inner.sync.all_synced();
-        inner.visible_seq.fetch_max(w.next_seq, Ordering::SeqCst);
+        inner.visible_seq.fetch_max(writer.next_seq, Ordering::SeqCst);
         // 2. Later commits go to a new log file.
-        let new_wal = match WalFile::create(dir, old_number + 1, w.manifest.db_id) {
+        let new_wal = match WalFile::create(dir, old_number + 1, writer.manifest.db_id) {
             Ok(x) => x,
-            Err(e) => return Err(self.poison(w, e.to_string())),
+            Err(e) => return Err(self.poison(writer, e.to_string())),
         };
-        inner.sync.written(w.next_seq, new_wal.sync_handle());
+        inner.sync.written(writer.next_seq, new_wal.sync_handle());
         let new_number = new_wal.number;
-        w.wal = Some(new_wal);
+        writer.wal = Some(new_wal);
         // 3. Write the segment and the dictionary entries it needs.
-        let id = w.manifest.next_segment;
+        let id = writer.manifest.next_segment;
         let rows = buffer.sorted_prefix(n);
         let seq_min = buffer.seq_base();
         let seq_end = seq_min + n as u64;
@@ -88,13 +88,13 @@ impl Db {
                 &path,
                 (&rows, None),
                 (seq_min, seq_end),
-                (inner.opts.zstd_level, w.manifest.db_id),
+                (inner.opts.zstd_level, writer.manifest.db_id),
             )?;
             let (delta, counts) = {
                 let d = inner.dicts.read();
-                (d.entries_since(w.manifest.dict_counts), d.counts())
+                (d.entries_since(writer.manifest.dict_counts), d.counts())
             };
-            let dict_len = dict::append(dir, w.manifest.dict_gen, w.manifest.dict_len, &delta)?;
+            let dict_len = dict::append(dir, writer.manifest.dict_gen, writer.manifest.dict_len, &delta)?;
             Ok((seg, dict_len, counts))
         })();
         // On failure nothing was published: the log still holds every event.
@@ -110,12 +110,12 @@ impl Db {
             seq_end,
         };
         self.apply(
-            w,
+            writer,
             VersionEdit {
                 segments: SegmentsEdit::Append(NewSegment { entry, footer }),
                 wal_start: Some(new_number),
                 next_seq: Some(seq_end),
-                dict_file: Some((w.manifest.dict_gen, dict_len)),
+                dict_file: Some((writer.manifest.dict_gen, dict_len)),
                 dict_counts: Some(counts),
                 buffer: Some(Arc::new(Buffer::new(seq_end))),
                 ..VersionEdit::default()

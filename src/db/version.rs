@@ -167,14 +167,18 @@ impl Db {
     /// old manifest; a failure there leaves garbage that the next open removes). Any failure
     /// from publishing on poisons the handle: whether the new manifest is live is then unknown
     /// until the database is reopened.
-    pub(in crate::internals::db) fn apply(&self, w: &mut Writer, mut edit: VersionEdit<'_>) -> Result<()> {
+    pub(in crate::internals::db) fn apply(
+        &self,
+        writer: &mut Writer,
+        mut edit: VersionEdit<'_>,
+    ) -> Result<()> {
         let inner = &*self.inner;
-        let m = edit.manifest_after(&w.manifest);
+        let m = edit.manifest_after(&writer.manifest);
         let new_version = edit.changes_version();
         if let Err(e) = m.publish(&inner.dir) {
-            return Err(self.poison(w, e.to_string()));
+            return Err(self.poison(writer, e.to_string()));
         }
-        let old = std::mem::replace(&mut w.manifest, m);
+        let old = std::mem::replace(&mut writer.manifest, m);
         let (merged, new) = match std::mem::take(&mut edit.segments) {
             SegmentsEdit::Keep => (0, None),
             SegmentsEdit::Append(new) => (0, Some(new)),
@@ -182,10 +186,10 @@ impl Db {
         };
         let opened = match new.map(|new| self.open_new_segment(new)).transpose() {
             Ok(opened) => opened,
-            Err(e) => return Err(self.poison(w, e.to_string())),
+            Err(e) => return Err(self.poison(writer, e.to_string())),
         };
         if let Err(why) = self.change_dicts(edit.dicts, edit.dict_counts) {
-            return Err(self.poison(w, why));
+            return Err(self.poison(writer, why));
         }
         let mut obsolete = Vec::new();
         if new_version {
@@ -201,11 +205,11 @@ impl Db {
             *v = Arc::new(Version::new(
                 segments,
                 buffer,
-                Arc::new(w.manifest.forgotten.clone()),
+                Arc::new(writer.manifest.forgotten.clone()),
             ));
         }
         if let Some(buffer) = edit.buffer {
-            w.buffer = buffer;
+            writer.buffer = buffer;
         }
         if let Some(map) = edit.stage_map {
             *inner.stage_map.write() = map;
@@ -213,7 +217,7 @@ impl Db {
         for seg in &obsolete {
             seg.mark_obsolete();
         }
-        self.remove_replaced(&old, &w.manifest);
+        self.remove_replaced(&old, &writer.manifest);
         Ok(())
     }
 

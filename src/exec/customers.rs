@@ -65,16 +65,16 @@ impl Operator for StageCustomersOp {
         })
     }
 
-    fn customer(&self, p: &mut roaring::RoaringBitmap, rows: &Columns, r: Range<usize>) {
-        let cid = rows.cid[r.start];
-        let hit = r.into_iter().any(|i| {
+    fn customer(&self, partial: &mut roaring::RoaringBitmap, rows: &Columns, run: Range<usize>) {
+        let cid = rows.cid[run.start];
+        let hit = run.into_iter().any(|i| {
             rows.stage[i] == self.stage
                 && self
                     .range
                     .is_none_or(|(lo, hi)| lo <= rows.ts[i] && rows.ts[i] < hi)
         });
         if hit {
-            p.insert(cid);
+            partial.insert(cid);
         }
     }
 
@@ -83,8 +83,8 @@ impl Operator for StageCustomersOp {
         0
     }
 
-    fn merge(&self, a: &mut roaring::RoaringBitmap, b: roaring::RoaringBitmap) {
-        *a |= b;
+    fn merge(&self, into: &mut roaring::RoaringBitmap, from: roaring::RoaringBitmap) {
+        *into |= from;
     }
 
     fn finish(

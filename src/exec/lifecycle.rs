@@ -54,11 +54,11 @@ impl Operator for LifecycleOp<'_> {
         Ok(lifecycle_from_bitmaps(self, input).map_or_else(Prefilter::everyone, Prefilter::Answered))
     }
 
-    fn customer(&self, p: &mut Counts4, rows: &Columns, r: Range<usize>) {
-        if p.is_empty() {
-            p.resize(self.buckets.len() + 1, [0; 4]);
+    fn customer(&self, partial: &mut Counts4, rows: &Columns, run: Range<usize>) {
+        if partial.is_empty() {
+            partial.resize(self.buckets.len() + 1, [0; 4]);
         }
-        let mut active: Vec<usize> = r
+        let mut active: Vec<usize> = run
             .filter(|&i| passes(&self.filter, rows, i, self.dicts) && self.step.matches(rows, i, self.dicts))
             .filter_map(|i| self.buckets.index(rows.ts[i]))
             .collect();
@@ -74,35 +74,35 @@ impl Operator for LifecycleOp<'_> {
                 } else {
                     2
                 };
-                p[b][class] += 1;
+                partial[b][class] += 1;
             }
             let next_active = active.get(j + 1) == Some(&(b + 1));
             if !next_active && self.report.contains(&(b + 1)) {
-                p[b + 1][3] -= 1;
+                partial[b + 1][3] -= 1;
             }
         }
     }
 
-    fn footprint(&self, p: &Counts4) -> usize {
-        p.len() * 32
+    fn footprint(&self, partial: &Counts4) -> usize {
+        partial.len() * 32
     }
 
-    fn merge(&self, a: &mut Counts4, b: Counts4) {
-        if a.is_empty() {
-            *a = b;
+    fn merge(&self, into: &mut Counts4, from: Counts4) {
+        if into.is_empty() {
+            *into = from;
             return;
         }
-        for (x, y) in a.iter_mut().zip(b) {
+        for (x, y) in into.iter_mut().zip(from) {
             for k in 0..4 {
                 x[k] += y[k];
             }
         }
     }
 
-    fn finish(&self, p: Counts4, _: &Input<'_>, _: &QueryOptions) -> Result<Table, QueryError> {
+    fn finish(&self, partial: Counts4, _: &Input<'_>, _: &QueryOptions) -> Result<Table, QueryError> {
         let mut t = Table::new(&["bucket", "new", "returning", "resurrecting", "dormant"]);
         for b in self.report.clone() {
-            let c = p.get(b).copied().unwrap_or([0; 4]);
+            let c = partial.get(b).copied().unwrap_or([0; 4]);
             t.rows.push(vec![
                 Cell::Str(self.buckets.label(b)),
                 Cell::Int(c[0]),

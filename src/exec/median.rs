@@ -87,8 +87,8 @@ pub(super) const BRACKET_FROM: usize = 1 << 13;
 
 /// [`median_mean`] of the samples in all parts of `s`, without gathering them into one vector
 /// (see [`median_mean_bracketed`]).
-pub(super) fn median_mean_of(s: &Samples) -> (Cell, Cell) {
-    let parts: Vec<&[i64]> = s.parts().filter(|p| !p.is_empty()).collect();
+pub(super) fn median_mean_of(samples: &Samples) -> (Cell, Cell) {
+    let parts: Vec<&[i64]> = samples.parts().filter(|p| !p.is_empty()).collect();
     median_mean_bracketed(&parts, 4096, 128)
 }
 

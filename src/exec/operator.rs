@@ -154,6 +154,6 @@ impl Budget {
 }
 
 /// Heap bytes of rows held in `c` (the carry of one customer spanning blocks).
-pub(super) fn rows_footprint(c: &Columns) -> usize {
-    c.len() * (17 + 9 * c.props.len())
+pub(super) fn rows_footprint(rows: &Columns) -> usize {
+    rows.len() * (17 + 9 * rows.props.len())
 }

@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 /// Customers that can have an event matching `m` (a superset: bitmaps ignore property filters),
 /// optionally on UTC days overlapping `range`. `None` means "no pruning possible".
 pub(super) fn candidates(
-    m: &Matcher,
+    matcher: &Matcher,
     b: &crate::index::Bitmaps,
     range: Option<(i64, i64)>,
 ) -> Option<roaring::RoaringBitmap> {
-    let mut set = match (&m.events, m.stage) {
+    let mut set = match (&matcher.events, matcher.stage) {
         (Some(ids), _) => {
             let mut u = roaring::RoaringBitmap::new();
             for id in ids {
@@ -41,15 +41,15 @@ pub(super) fn candidates(
 /// The customers matching `m` (event names or a stage, no property predicate) on each UTC day,
 /// from one source's indices; `None` when they cannot say.
 pub(super) fn matcher_days(
-    m: &Matcher,
+    matcher: &Matcher,
     bitmaps: &crate::index::Bitmaps,
     events: &crate::index::EventDays,
 ) -> Option<BTreeMap<i32, roaring::RoaringBitmap>> {
-    if m.filter.is_some() {
+    if matcher.filter.is_some() {
         return None;
     }
     let mut out: BTreeMap<i32, roaring::RoaringBitmap> = BTreeMap::new();
-    match (&m.events, m.stage) {
+    match (&matcher.events, matcher.stage) {
         (Some(ids), None) => {
             for (&(e, d), b) in &events.days {
                 if ids.contains(&e) {
@@ -72,13 +72,20 @@ pub(super) fn matcher_days(
 
 /// The customers matching `m` on each UTC day over every source of `input` (erased customers
 /// removed, unsealed rows indexed on the fly); `None` when an index cannot say.
-pub(super) fn step_days(m: &Matcher, input: &Input<'_>) -> Option<BTreeMap<i32, roaring::RoaringBitmap>> {
+pub(super) fn step_days(
+    matcher: &Matcher,
+    input: &Input<'_>,
+) -> Option<BTreeMap<i32, roaring::RoaringBitmap>> {
     let mut out: BTreeMap<i32, roaring::RoaringBitmap> = BTreeMap::new();
     for s in &input.sources {
         let owned;
         let (bitmaps, events, hidden) = match s {
             Source::Segment(seg) => (&seg.footer.bitmaps, seg.footer.event_days.as_ref()?, None),
-            Source::Masked(seg, m) => (&seg.footer.bitmaps, seg.footer.event_days.as_ref()?, Some(&**m)),
+            Source::Masked(seg, matcher) => (
+                &seg.footer.bitmaps,
+                seg.footer.event_days.as_ref()?,
+                Some(&**matcher),
+            ),
             Source::Memory(cols) => {
                 let mut b = crate::index::Bitmaps::default();
                 b.add(cols);
@@ -88,7 +95,7 @@ pub(super) fn step_days(m: &Matcher, input: &Input<'_>) -> Option<BTreeMap<i32, 
                 (&owned.0, &owned.1, None)
             }
         };
-        for (d, b) in matcher_days(m, bitmaps, events)? {
+        for (d, b) in matcher_days(matcher, bitmaps, events)? {
             let x = out.entry(d).or_default();
             match hidden {
                 Some(h) => *x |= b - h,

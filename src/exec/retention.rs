@@ -100,12 +100,12 @@ impl Operator for RetentionOp<'_> {
         })
     }
 
-    fn customer(&self, p: &mut RetentionPartial, rows: &Columns, r: Range<usize>) {
-        let cid = rows.cid[r.start];
+    fn customer(&self, partial: &mut RetentionPartial, rows: &Columns, run: Range<usize>) {
+        let cid = rows.cid[run.start];
         let mut cohorts: Vec<usize> = Vec::new();
         let mut returns: Vec<usize> = Vec::new();
         let mut first_seen = false;
-        for i in r {
+        for i in run {
             if !passes(&self.filter, rows, i, self.dicts) {
                 continue;
             }
@@ -139,7 +139,10 @@ impl Operator for RetentionOp<'_> {
         returns.sort_unstable();
         returns.dedup();
         for c in cohorts {
-            let e = p.0.entry(c).or_insert_with(|| (0, vec![0; self.periods + 1]));
+            let e = partial
+                .0
+                .entry(c)
+                .or_insert_with(|| (0, vec![0; self.periods + 1]));
             e.0 += 1;
             for k in 0..=self.periods {
                 let hit = if self.on_or_after {
@@ -150,22 +153,22 @@ impl Operator for RetentionOp<'_> {
                 if hit {
                     e.1[k] += 1;
                     if self.collect == Some((c, k)) {
-                        p.1.insert(cid);
+                        partial.1.insert(cid);
                     }
                 }
             }
         }
     }
 
-    fn footprint(&self, p: &RetentionPartial) -> usize {
+    fn footprint(&self, partial: &RetentionPartial) -> usize {
         // The drill-down bitmap (one cell's customers) is bounded by customers / 8 bytes.
-        p.0.len() * (64 + 8 * (self.periods + 1))
+        partial.0.len() * (64 + 8 * (self.periods + 1))
     }
 
-    fn merge(&self, a: &mut RetentionPartial, b: RetentionPartial) {
-        a.1 |= b.1;
-        for (c, (size, counts)) in b.0 {
-            let e = a.0.entry(c).or_insert_with(|| (0, vec![0; counts.len()]));
+    fn merge(&self, into: &mut RetentionPartial, from: RetentionPartial) {
+        into.1 |= from.1;
+        for (c, (size, counts)) in from.0 {
+            let e = into.0.entry(c).or_insert_with(|| (0, vec![0; counts.len()]));
             e.0 += size;
             for (x, y) in e.1.iter_mut().zip(counts) {
                 *x += y;
@@ -175,19 +178,19 @@ impl Operator for RetentionOp<'_> {
 
     fn finish(
         &self,
-        p: RetentionPartial,
+        partial: RetentionPartial,
         input: &Input<'_>,
         opts: &QueryOptions,
     ) -> Result<Table, QueryError> {
         if self.collect.is_some() {
-            return Ok(customer_table(&p.1, input.dicts, self.limit, opts.rows_max));
+            return Ok(customer_table(&partial.1, input.dicts, self.limit, opts.rows_max));
         }
-        let p = p.0;
+        let partial = partial.0;
         let latest = input.ts_range.map_or(i64::MIN, |x| x.1);
         let complete = |b: usize| self.buckets.starts.get(b + 1).is_some_and(|&end| end <= latest);
         let mut t = Table::new(&["cohort", "period", "cohort_size", "customers", "rate", "complete"]);
         let mut mean: Vec<(u64, u64)> = vec![(0, 0); self.periods + 1];
-        for (c, (size, counts)) in &p {
+        for (c, (size, counts)) in &partial {
             for (k, &n) in counts.iter().enumerate() {
                 let done = complete(c + k);
                 if done {

@@ -534,13 +534,13 @@ mod tests {
             Ok(t)
         }
 
-        fn customer(&self, p: &mut u64, rows: &Columns, r: Range<usize>) {
-            assert!(rows.cid[r.start] != self.bad, "customer {} is poison", self.bad);
-            *p += r.len() as u64;
+        fn customer(&self, partial: &mut u64, rows: &Columns, run: Range<usize>) {
+            assert!(rows.cid[run.start] != self.bad, "customer {} is poison", self.bad);
+            *partial += run.len() as u64;
         }
 
-        fn merge(&self, a: &mut u64, b: u64) {
-            *a += b;
+        fn merge(&self, into: &mut u64, from: u64) {
+            *into += from;
         }
 
         fn footprint(&self, _: &u64) -> usize {

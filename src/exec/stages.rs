@@ -53,13 +53,13 @@ impl Operator for StagesOp {
         })
     }
 
-    fn customer(&self, p: &mut StagePartial, rows: &Columns, r: Range<usize>) {
-        if p.is_empty() {
-            p.resize(self.buckets.len() + 1, [[0; 2]; 6]);
+    fn customer(&self, partial: &mut StagePartial, rows: &Columns, run: Range<usize>) {
+        if partial.is_empty() {
+            partial.resize(self.buckets.len() + 1, [[0; 2]; 6]);
         }
         let mut seen: Vec<(usize, u8)> = Vec::new();
         let mut furthest = 0u8;
-        for i in r {
+        for i in run {
             let s = rows.stage[i];
             if s == 0 {
                 continue;
@@ -70,8 +70,8 @@ impl Operator for StagesOp {
             seen.push((b, s));
             if s > furthest {
                 // The furthest stage changes at bucket b (difference encoding, summed later).
-                p[b][furthest as usize][1] -= 1;
-                p[b][s as usize][1] += 1;
+                partial[b][furthest as usize][1] -= 1;
+                partial[b][s as usize][1] += 1;
                 furthest = s;
             }
         }
@@ -79,21 +79,21 @@ impl Operator for StagesOp {
         seen.dedup();
         for (b, s) in seen {
             if self.report.contains(&b) {
-                p[b][s as usize][0] += 1;
+                partial[b][s as usize][0] += 1;
             }
         }
     }
 
-    fn footprint(&self, p: &StagePartial) -> usize {
-        p.len() * 96
+    fn footprint(&self, partial: &StagePartial) -> usize {
+        partial.len() * 96
     }
 
-    fn merge(&self, a: &mut StagePartial, b: StagePartial) {
-        if a.is_empty() {
-            *a = b;
+    fn merge(&self, into: &mut StagePartial, from: StagePartial) {
+        if into.is_empty() {
+            *into = from;
             return;
         }
-        for (x, y) in a.iter_mut().zip(b) {
+        for (x, y) in into.iter_mut().zip(from) {
             for s in 0..6 {
                 x[s][0] += y[s][0];
                 x[s][1] += y[s][1];
@@ -101,11 +101,16 @@ impl Operator for StagesOp {
         }
     }
 
-    fn finish(&self, mut p: StagePartial, _: &Input<'_>, _: &QueryOptions) -> Result<Table, QueryError> {
-        p.resize(self.buckets.len() + 1, [[0; 2]; 6]);
+    fn finish(
+        &self,
+        mut partial: StagePartial,
+        _: &Input<'_>,
+        _: &QueryOptions,
+    ) -> Result<Table, QueryError> {
+        partial.resize(self.buckets.len() + 1, [[0; 2]; 6]);
         let mut t = Table::new(&["bucket", "stage", "active", "furthest"]);
         let mut furthest = [0i64; 6];
-        for (k, row) in p.iter().enumerate().take(self.buckets.len()) {
+        for (k, row) in partial.iter().enumerate().take(self.buckets.len()) {
             for s in 0..6 {
                 furthest[s] += row[s][1];
             }

@@ -56,11 +56,11 @@ impl Operator for StickinessOp<'_> {
         Ok(stickiness_from_bitmaps(self, input).map_or_else(Prefilter::everyone, Prefilter::Answered))
     }
 
-    fn customer(&self, p: &mut Vec<i64>, rows: &Columns, r: Range<usize>) {
-        if p.is_empty() {
-            p.resize(self.buckets.len() + 1, 0);
+    fn customer(&self, partial: &mut Vec<i64>, rows: &Columns, run: Range<usize>) {
+        if partial.is_empty() {
+            partial.resize(self.buckets.len() + 1, 0);
         }
-        let mut hits: Vec<usize> = r
+        let mut hits: Vec<usize> = run
             .filter(|&i| {
                 let ts = rows.ts[i];
                 self.range.0 <= ts
@@ -84,28 +84,28 @@ impl Operator for StickinessOp<'_> {
             i = j;
         }
         if active > 0 {
-            p[active] += 1;
+            partial[active] += 1;
         }
     }
 
-    fn footprint(&self, p: &Vec<i64>) -> usize {
-        p.len() * 8
+    fn footprint(&self, partial: &Vec<i64>) -> usize {
+        partial.len() * 8
     }
 
-    fn merge(&self, a: &mut Vec<i64>, b: Vec<i64>) {
-        if a.is_empty() {
-            *a = b;
+    fn merge(&self, into: &mut Vec<i64>, from: Vec<i64>) {
+        if into.is_empty() {
+            *into = from;
             return;
         }
-        for (x, y) in a.iter_mut().zip(b) {
+        for (x, y) in into.iter_mut().zip(from) {
             *x += y;
         }
     }
 
-    fn finish(&self, p: Vec<i64>, _: &Input<'_>, _: &QueryOptions) -> Result<Table, QueryError> {
+    fn finish(&self, partial: Vec<i64>, _: &Input<'_>, _: &QueryOptions) -> Result<Table, QueryError> {
         let n = self.buckets.len();
         let mut t = Table::new(&["buckets", "customers"]);
-        let exact = |d: usize| p.get(d).copied().unwrap_or(0);
+        let exact = |d: usize| partial.get(d).copied().unwrap_or(0);
         for d in 1..=n {
             let v = if self.cumulative {
                 (d..=n).map(exact).sum()

@@ -85,37 +85,37 @@ impl Operator for TimelineOp<'_> {
         })
     }
 
-    fn customer(&self, p: &mut TimelineRows, rows: &Columns, r: Range<usize>) {
-        for i in r {
+    fn customer(&self, partial: &mut TimelineRows, rows: &Columns, run: Range<usize>) {
+        for i in run {
             let ts = rows.ts[i];
             if self.range.is_some_and(|(lo, hi)| ts < lo || ts >= hi)
                 || !passes(&self.filter, rows, i, self.dicts)
             {
                 continue;
             }
-            if p.rows.len() == self.rows_max {
-                p.over = true;
+            if partial.rows.len() == self.rows_max {
+                partial.over = true;
                 return;
             }
-            p.rows.push(self.row(rows, i));
+            partial.rows.push(self.row(rows, i));
         }
     }
 
-    fn merge(&self, a: &mut TimelineRows, b: TimelineRows) {
-        a.over |= b.over;
-        a.rows.extend(b.rows);
+    fn merge(&self, into: &mut TimelineRows, from: TimelineRows) {
+        into.over |= from.over;
+        into.rows.extend(from.rows);
     }
 
-    fn footprint(&self, p: &TimelineRows) -> usize {
-        p.rows.len() * 4 * 48
+    fn footprint(&self, partial: &TimelineRows) -> usize {
+        partial.rows.len() * 4 * 48
     }
 
-    fn finish(&self, p: TimelineRows, _: &Input<'_>, opts: &QueryOptions) -> Result<Table, QueryError> {
-        if p.over {
+    fn finish(&self, partial: TimelineRows, _: &Input<'_>, opts: &QueryOptions) -> Result<Table, QueryError> {
+        if partial.over {
             return Err(QueryError::TooManyRows(opts.rows_max));
         }
         let mut t = Table::new(&["ts", "event", "stage", "properties"]);
-        t.rows = p.rows;
+        t.rows = partial.rows;
         Ok(t)
     }
 }

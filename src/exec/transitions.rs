@@ -41,10 +41,10 @@ impl Operator for TransitionsOp {
         columns(false)
     }
 
-    fn customer(&self, p: &mut TransitionPartial, rows: &Columns, r: Range<usize>) {
+    fn customer(&self, partial: &mut TransitionPartial, rows: &Columns, run: Range<usize>) {
         let mut furthest = 0u8;
         let mut since = i64::MIN;
-        for i in r {
+        for i in run {
             let (s, t) = (rows.stage[i], rows.ts[i]);
             if self.range.is_some_and(|(_, hi)| t >= hi) {
                 break;
@@ -56,32 +56,37 @@ impl Operator for TransitionsOp {
             // Saturating: a wait longer than i64 microseconds exceeds every WITHIN.
             let waited = if furthest == 0 { 0 } else { t.saturating_sub(since) };
             if in_range && self.within.is_none_or(|w| waited <= w) {
-                p.moves.entry((furthest, s)).or_default().push(waited);
+                partial.moves.entry((furthest, s)).or_default().push(waited);
             }
             furthest = s;
             since = t;
         }
         if furthest > 0 {
-            p.stayed[furthest as usize] += 1;
+            partial.stayed[furthest as usize] += 1;
         }
     }
 
-    fn footprint(&self, p: &TransitionPartial) -> usize {
-        p.moves.values().map(|v| 64 + v.len() * 8).sum()
+    fn footprint(&self, partial: &TransitionPartial) -> usize {
+        partial.moves.values().map(|v| 64 + v.len() * 8).sum()
     }
 
-    fn merge(&self, a: &mut TransitionPartial, b: TransitionPartial) {
-        for (k, v) in b.moves {
-            a.moves.entry(k).or_default().extend(v);
+    fn merge(&self, into: &mut TransitionPartial, from: TransitionPartial) {
+        for (k, v) in from.moves {
+            into.moves.entry(k).or_default().extend(v);
         }
         for s in 0..6 {
-            a.stayed[s] += b.stayed[s];
+            into.stayed[s] += from.stayed[s];
         }
     }
 
-    fn finish(&self, mut p: TransitionPartial, _: &Input<'_>, _: &QueryOptions) -> Result<Table, QueryError> {
+    fn finish(
+        &self,
+        mut partial: TransitionPartial,
+        _: &Input<'_>,
+        _: &QueryOptions,
+    ) -> Result<Table, QueryError> {
         let mut t = Table::new(&["from_stage", "to_stage", "customers", "median_time_s"]);
-        for ((from, to), times) in &mut p.moves {
+        for ((from, to), times) in &mut partial.moves {
             let (median, _) = super::median::median_mean(times);
             let median = if *from == 0 { Cell::Null } else { median };
             t.rows.push(vec![
@@ -92,7 +97,7 @@ impl Operator for TransitionsOp {
             ]);
         }
         for stage in Stage::ALL {
-            let n = p.stayed[stage.code() as usize];
+            let n = partial.stayed[stage.code() as usize];
             t.rows.push(vec![
                 Cell::Str(stage.name().to_owned()),
                 Cell::Str("(stayed)".into()),

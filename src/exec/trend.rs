@@ -231,10 +231,10 @@ impl Operator for TrendOp<'_> {
         })
     }
 
-    fn customer(&self, p: &mut TrendPartial, rows: &Columns, r: Range<usize>) {
+    fn customer(&self, partial: &mut TrendPartial, rows: &Columns, run: Range<usize>) {
         let mut seen = SEEN.with(|s| std::mem::take(&mut *s.borrow_mut()));
         seen.clear();
-        for i in r {
+        for i in run {
             if !passes(&self.filter, rows, i, self.dicts)
                 || !self.step.as_ref().is_none_or(|s| s.matches(rows, i, self.dicts))
             {
@@ -268,7 +268,7 @@ impl Operator for TrendOp<'_> {
                     if b < self.first {
                         continue;
                     }
-                    let e = p.map.entry((g, b)).or_default();
+                    let e = partial.map.entry((g, b)).or_default();
                     e.events += 1;
                     if let Some(v) = self.value(rows, i) {
                         e.sum += v;
@@ -277,7 +277,7 @@ impl Operator for TrendOp<'_> {
                         e.max = Some(e.max.map_or(v, |m| m.max(v)));
                         if matches!(self.agg, Agg::Pct(..)) {
                             e.values.push(v);
-                            p.values += 1;
+                            partial.values += 1;
                         }
                     }
                 }
@@ -286,19 +286,19 @@ impl Operator for TrendOp<'_> {
         seen.sort_unstable();
         seen.dedup();
         for &key in &seen {
-            p.entry(key).or_default().customers += 1;
+            partial.entry(key).or_default().customers += 1;
         }
         SEEN.with(|s| *s.borrow_mut() = seen);
     }
 
-    fn footprint(&self, p: &TrendPartial) -> usize {
-        p.map.len() * (std::mem::size_of::<((Option<u64>, usize), AggState)>() + 8) + p.values * 8
+    fn footprint(&self, partial: &TrendPartial) -> usize {
+        partial.map.len() * (std::mem::size_of::<((Option<u64>, usize), AggState)>() + 8) + partial.values * 8
     }
 
-    fn merge(&self, a: &mut TrendPartial, b: TrendPartial) {
-        a.values += b.values;
-        for (k, s) in b.map {
-            let e = a.entry(k).or_default();
+    fn merge(&self, into: &mut TrendPartial, from: TrendPartial) {
+        into.values += from.values;
+        for (k, s) in from.map {
+            let e = into.entry(k).or_default();
             e.events += s.events;
             e.customers += s.customers;
             e.sum += s.sum;
@@ -315,8 +315,13 @@ impl Operator for TrendOp<'_> {
         }
     }
 
-    fn finish(&self, p: TrendPartial, input: &Input<'_>, opts: &QueryOptions) -> Result<Table, QueryError> {
-        let names = self.groups(&p, input.dicts);
+    fn finish(
+        &self,
+        partial: TrendPartial,
+        input: &Input<'_>,
+        opts: &QueryOptions,
+    ) -> Result<Table, QueryError> {
+        let names = self.groups(&partial, input.dicts);
         // Refuse before building a table that is over the cap.
         if (self.buckets.len() - self.first).saturating_mul(names.len()) > opts.rows_max {
             return Err(QueryError::TooManyRows(opts.rows_max));
@@ -329,7 +334,7 @@ impl Operator for TrendOp<'_> {
         let empty = AggState::default();
         for b in self.first..self.buckets.len() {
             for (g, key) in &names {
-                let v = self.aggregate(p.get(&(*key, b)).unwrap_or(&empty));
+                let v = self.aggregate(partial.get(&(*key, b)).unwrap_or(&empty));
                 let mut row = vec![Cell::Str(self.buckets.label(b)), v];
                 if self.by.is_some() {
                     row.insert(1, Cell::Str(g.clone()));

@@ -38,8 +38,8 @@ impl FileFormat {
 }
 
 impl fmt::Display for FileFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(match self {
             FileFormat::Csv => "csv",
             FileFormat::Ndjson => "ndjson",
             FileFormat::Parquet => "parquet",

@@ -24,8 +24,8 @@ pub(crate) struct Strings {
 }
 
 impl std::fmt::Debug for Strings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(&self.names).finish()
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_list().entries(&self.names).finish()
     }
 }
 
@@ -353,17 +353,17 @@ impl Staged {
     /// name staged again in a later part gets the id it got before.
     pub(crate) fn part_into_rows(
         self,
-        p: &mut Pending<'_>,
+        pending: &mut Pending<'_>,
         stage_map: &StageMap,
     ) -> Result<Columns, IngestError> {
-        self.rows_into(p, stage_map, false)
+        self.rows_into(pending, stage_map, false)
     }
 
     /// [`into_rows`](Self::into_rows) with the entries added to `p`; `whole` says that these
     /// are all the rows (each staged customer is then new to `p`).
     fn rows_into(
         mut self,
-        p: &mut Pending<'_>,
+        pending: &mut Pending<'_>,
         stage_map: &StageMap,
         whole: bool,
     ) -> Result<Columns, IngestError> {
@@ -375,37 +375,37 @@ impl Staged {
         };
         let mut cust = Vec::with_capacity(self.customers.names.len());
         // At most this many new entries (most of them customers, new to a fresh database).
-        p.reserve(self.customers.names.len() + self.events.names.len());
+        pending.reserve(self.customers.names.len() + self.events.names.len());
         for (k, name) in std::mem::take(&mut self.customers.names).into_iter().enumerate() {
             // Staged names are distinct (interned): when they are all the rows, each is
             // allocated without a map of the new names (a part looks up the earlier parts').
             let known = if whole {
-                p.dicts_get(DictKind::Customer, &name)
+                pending.dicts_get(DictKind::Customer, &name)
             } else {
-                p.known(DictKind::Customer, &name)
+                pending.known(DictKind::Customer, &name)
             };
             if let Some(id) = known {
                 cust.push(id);
                 continue;
             }
-            if p.full(DictKind::Customer) {
+            if pending.full(DictKind::Customer) {
                 return Err(full(first_row(&self.cust, k), DictKind::Customer));
             }
             cust.push(if whole {
-                p.add_distinct(DictKind::Customer, name.into_string(), None)
+                pending.add_distinct(DictKind::Customer, name.into_string(), None)
             } else {
-                p.add(DictKind::Customer, name.into_string(), None)
+                pending.add(DictKind::Customer, name.into_string(), None)
             });
         }
         let mut event = Vec::with_capacity(self.events.names.len());
         let mut default_stage = Vec::with_capacity(self.events.names.len());
         for (k, name) in self.events.names.iter().enumerate() {
-            let id = match p.known(DictKind::Event, name) {
+            let id = match pending.known(DictKind::Event, name) {
                 Some(id) => id,
-                None if p.full(DictKind::Event) => {
+                None if pending.full(DictKind::Event) => {
                     return Err(full(first_row(&self.event, k), DictKind::Event));
                 }
-                None => p.add(DictKind::Event, name.to_string(), None),
+                None => pending.add(DictKind::Event, name.to_string(), None),
             };
             event.push(id);
             default_stage.push(stage_map.get(name.as_ref()).copied());
@@ -413,7 +413,7 @@ impl Staged {
         let n = self.len();
         let mut props = Vec::with_capacity(self.props.len());
         for prop in self.props {
-            props.extend(prop.into_column(p, n)?);
+            props.extend(prop.into_column(pending, n)?);
         }
         props.sort_by_key(|c| c.id);
         let stage = self
@@ -439,12 +439,12 @@ impl StagedProp {
     /// The column as stored: its property id given (or checked) in `p`, string values
     /// interned, padded to `n` rows; `None` for a column that is null on every row (it stores
     /// nothing, as with `Db::commit`).
-    fn into_column(self, p: &mut Pending<'_>, n: usize) -> Result<Option<PropColumn>, IngestError> {
+    fn into_column(self, pending: &mut Pending<'_>, n: usize) -> Result<Option<PropColumn>, IngestError> {
         // A column that is null on every row stores nothing (as with `Db::commit`).
         let (Some(ty), Some(first)) = (self.ty, self.valid.iter().position(|&v| v)) else {
             return Ok(None);
         };
-        if p.props_full(&self.name) {
+        if pending.props_full(&self.name) {
             return Err(IngestError::Invalid {
                 index: first,
                 reason: format!(
@@ -454,8 +454,8 @@ impl StagedProp {
                 ),
             });
         }
-        let id = p.id(DictKind::Prop, &self.name, Some(ty));
-        let expected = p.prop_type(id).unwrap_or(ty);
+        let id = pending.id(DictKind::Prop, &self.name, Some(ty));
+        let expected = pending.prop_type(id).unwrap_or(ty);
         if expected != ty {
             return Err(IngestError::PropType {
                 index: first,
@@ -473,11 +473,11 @@ impl StagedProp {
         if ty == PropType::Str {
             let mut ids = Vec::with_capacity(self.strings.names.len());
             for (k, value) in self.strings.names.iter().enumerate() {
-                if let Some(id) = p.known(DictKind::Str, value) {
+                if let Some(id) = pending.known(DictKind::Str, value) {
                     ids.push(id);
                     continue;
                 }
-                if p.full(DictKind::Str) {
+                if pending.full(DictKind::Str) {
                     let row = col
                         .vals
                         .iter()
@@ -489,7 +489,7 @@ impl StagedProp {
                         reason: crate::ingest::full_reason(DictKind::Str),
                     });
                 }
-                ids.push(p.add(DictKind::Str, value.to_string(), None));
+                ids.push(pending.add(DictKind::Str, value.to_string(), None));
             }
             for (x, &v) in col.vals.iter_mut().zip(&col.valid) {
                 *x = if v { u64::from(ids[*x as usize]) } else { 0 };

@@ -295,18 +295,18 @@ impl EventDays {
     }
 
     /// Decodes what [`EventDays::encode`] wrote.
-    pub fn decode(r: &mut Reader<'_>) -> Result<EventDays, DecodeError> {
-        let n = r.u32()? as usize;
-        if n > r.remaining() / 12 {
-            return Err(r.err("event-day bitmap count exceeds the data"));
+    pub fn decode(reader: &mut Reader<'_>) -> Result<EventDays, DecodeError> {
+        let n = reader.u32()? as usize;
+        if n > reader.remaining() / 12 {
+            return Err(reader.err("event-day bitmap count exceeds the data"));
         }
         let mut out = EventDays::default();
         for _ in 0..n {
-            let e = r.u32()?;
-            let d = r.i32()?;
-            let b = get(r)?;
+            let e = reader.u32()?;
+            let d = reader.i32()?;
+            let b = get(reader)?;
             if out.days.insert((e, d), b).is_some() {
-                return Err(r.err("duplicate event-day bitmap"));
+                return Err(reader.err("duplicate event-day bitmap"));
             }
         }
         Ok(out)

@@ -71,11 +71,11 @@ pub(super) fn put(out: &mut Vec<u8>, b: &RoaringBitmap) -> std::io::Result<()> {
 }
 
 /// Reads what [`put`] wrote (either form).
-pub(super) fn get(r: &mut Reader<'_>) -> Result<RoaringBitmap, DecodeError> {
-    let word = r.u32()?;
+pub(super) fn get(reader: &mut Reader<'_>) -> Result<RoaringBitmap, DecodeError> {
+    let word = reader.u32()?;
     let len = (word & !GAP_LIST) as usize;
-    let at = r.pos();
-    let bytes = r.bytes(len)?;
+    let at = reader.pos();
+    let bytes = reader.bytes(len)?;
     if word & GAP_LIST == 0 {
         return RoaringBitmap::deserialize_from(bytes)
             .map_err(|e| DecodeError::new(at, format!("bitmap: {e}")));

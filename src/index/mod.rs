@@ -152,29 +152,29 @@ impl Bitmaps {
     }
 
     /// Decodes what [`Bitmaps::encode`] wrote.
-    pub fn decode(r: &mut Reader<'_>) -> Result<Bitmaps, DecodeError> {
-        fn count(r: &mut Reader<'_>, min_entry: usize) -> Result<usize, DecodeError> {
-            let n = r.u32()? as usize;
-            if n > r.remaining() / min_entry {
-                return Err(r.err("bitmap count exceeds the data"));
+    pub fn decode(reader: &mut Reader<'_>) -> Result<Bitmaps, DecodeError> {
+        fn count(reader: &mut Reader<'_>, min_entry: usize) -> Result<usize, DecodeError> {
+            let n = reader.u32()? as usize;
+            if n > reader.remaining() / min_entry {
+                return Err(reader.err("bitmap count exceeds the data"));
             }
             Ok(n)
         }
         let mut out = Bitmaps::default();
         for b in &mut out.stages {
-            *b = get(r)?;
+            *b = get(reader)?;
         }
-        for _ in 0..count(r, 8)? {
-            let k = r.u32()?;
-            out.events.insert(k, get(r)?);
+        for _ in 0..count(reader, 8)? {
+            let k = reader.u32()?;
+            out.events.insert(k, get(reader)?);
         }
-        for _ in 0..count(r, 9)? {
-            let s = r.u8()?;
-            let d = r.i32()?;
+        for _ in 0..count(reader, 9)? {
+            let s = reader.u8()?;
+            let d = reader.i32()?;
             if s > 5 {
-                return Err(r.err(format!("stage code {s}")));
+                return Err(reader.err(format!("stage code {s}")));
             }
-            let b = get(r)?;
+            let b = get(reader)?;
             *out.days.entry(d).or_default() |= &b;
             out.stage_days.insert((s, d), b);
         }

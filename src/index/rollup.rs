@@ -211,37 +211,37 @@ impl Rollups {
     }
 
     /// Decodes what [`Rollups::encode`] wrote.
-    pub fn decode(r: &mut Reader<'_>) -> Result<Rollups, DecodeError> {
-        let n = r.u32()? as usize;
-        if n > r.remaining() / 7 {
-            return Err(r.err("rollup count exceeds the data"));
+    pub fn decode(reader: &mut Reader<'_>) -> Result<Rollups, DecodeError> {
+        let n = reader.u32()? as usize;
+        if n > reader.remaining() / 7 {
+            return Err(reader.err("rollup count exceeds the data"));
         }
         let mut out = Rollups::default();
         for _ in 0..n {
-            let stage = r.u8()?;
+            let stage = reader.u8()?;
             if stage > 5 {
-                return Err(r.err(format!("stage code {stage}")));
+                return Err(reader.err(format!("stage code {stage}")));
             }
-            let day = r.i32()?;
+            let day = reader.i32()?;
             let mut cell = RollupCell {
-                events: r.varint()?,
+                events: reader.varint()?,
                 props: BTreeMap::new(),
             };
-            let np = r.len_prefix(crate::limits::PROPS_MAX)?;
+            let np = reader.len_prefix(crate::limits::PROPS_MAX)?;
             for _ in 0..np {
-                let id = r.varint_u32()?;
+                let id = reader.varint_u32()?;
                 let a = NumAgg {
-                    n: r.varint()?,
-                    sum: f64::from_bits(r.u64()?),
-                    min: f64::from_bits(r.u64()?),
-                    max: f64::from_bits(r.u64()?),
+                    n: reader.varint()?,
+                    sum: f64::from_bits(reader.u64()?),
+                    min: f64::from_bits(reader.u64()?),
+                    max: f64::from_bits(reader.u64()?),
                 };
                 if a.n == 0 || a.n > cell.events || cell.props.insert(id, a).is_some() {
-                    return Err(r.err("bad rollup property entry"));
+                    return Err(reader.err("bad rollup property entry"));
                 }
             }
             if cell.events == 0 || out.cells.insert((stage, day), cell).is_some() {
-                return Err(r.err("bad rollup cell"));
+                return Err(reader.err("bad rollup cell"));
             }
         }
         Ok(out)

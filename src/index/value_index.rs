@@ -131,30 +131,30 @@ impl ValueIndex {
     }
 
     /// Decodes what [`ValueIndex::encode`] wrote.
-    pub fn decode(r: &mut Reader<'_>) -> Result<ValueIndex, DecodeError> {
+    pub fn decode(reader: &mut Reader<'_>) -> Result<ValueIndex, DecodeError> {
         let mut out = ValueIndex::default();
-        let n = r.u32()? as usize;
-        if n > r.remaining() / 4 {
-            return Err(r.err("overflow count exceeds the data"));
+        let n = reader.u32()? as usize;
+        if n > reader.remaining() / 4 {
+            return Err(reader.err("overflow count exceeds the data"));
         }
         for _ in 0..n {
-            out.overflow.insert(r.u32()?);
+            out.overflow.insert(reader.u32()?);
         }
-        let n = r.u32()? as usize;
-        if n > r.remaining() / 13 {
-            return Err(r.err("value bitmap count exceeds the data"));
+        let n = reader.u32()? as usize;
+        if n > reader.remaining() / 13 {
+            return Err(reader.err("value bitmap count exceeds the data"));
         }
         for _ in 0..n {
-            let p = r.u32()?;
-            let v = match r.u8()? {
+            let p = reader.u32()?;
+            let v = match reader.u8()? {
                 0 => None,
-                1 => Some(r.varint()?),
-                _ => return Err(r.err("bad value flag")),
+                1 => Some(reader.varint()?),
+                _ => return Err(reader.err("bad value flag")),
             };
-            let d = r.i32()?;
-            let b = get(r)?;
+            let d = reader.i32()?;
+            let b = get(reader)?;
             if out.overflow.contains(&p) || out.days.insert((p, v, d), b).is_some() {
-                return Err(r.err("bad value bitmap entry"));
+                return Err(reader.err("bad value bitmap entry"));
             }
         }
         Ok(out)

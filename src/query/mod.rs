@@ -77,14 +77,14 @@ impl ParseError {
 }
 
 impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
-            f,
+            formatter,
             "{} (at bytes {}..{})",
             self.message, self.span.start, self.span.end
         )?;
         if let Some(h) = &self.help {
-            write!(f, "; help: {h}")?;
+            write!(formatter, "; help: {h}")?;
         }
         Ok(())
     }

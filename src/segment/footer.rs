@@ -164,17 +164,17 @@ pub(super) fn decode_footer(bytes: &[u8], body_end: u64) -> Result<Footer, Decod
 }
 
 /// The property directory: (id, type) in ascending id order.
-fn decode_props(r: &mut Reader<'_>) -> Result<Vec<(u32, PropType)>, DecodeError> {
-    let nprops = r.u32()? as usize;
+fn decode_props(reader: &mut Reader<'_>) -> Result<Vec<(u32, PropType)>, DecodeError> {
+    let nprops = reader.u32()? as usize;
     if nprops > limits::PROPS_MAX {
-        return Err(r.err("too many properties"));
+        return Err(reader.err("too many properties"));
     }
     let mut props = Vec::with_capacity(nprops);
     for _ in 0..nprops {
-        let id = r.u32()?;
-        let ty = PropType::from_code(r.u8()?).ok_or_else(|| r.err("unknown property type"))?;
+        let id = reader.u32()?;
+        let ty = PropType::from_code(reader.u8()?).ok_or_else(|| reader.err("unknown property type"))?;
         if props.last().is_some_and(|&(last, _)| last >= id) {
-            return Err(r.err("properties out of order"));
+            return Err(reader.err("properties out of order"));
         }
         props.push((id, ty));
     }
@@ -183,21 +183,25 @@ fn decode_props(r: &mut Reader<'_>) -> Result<Vec<(u32, PropType)>, DecodeError>
 
 /// The blocks' zone maps (customers ascending across blocks) and chunk directories (`ncols`
 /// chunks each, all inside the data region that ends at `body_end`).
-fn decode_blocks(r: &mut Reader<'_>, ncols: usize, body_end: u64) -> Result<Vec<BlockMeta>, DecodeError> {
-    let nblocks = r.u32()? as usize;
+fn decode_blocks(
+    reader: &mut Reader<'_>,
+    ncols: usize,
+    body_end: u64,
+) -> Result<Vec<BlockMeta>, DecodeError> {
+    let nblocks = reader.u32()? as usize;
     let block_bytes = 28 + ncols * 20;
-    if nblocks > r.remaining() / block_bytes {
-        return Err(r.err("block count exceeds the footer"));
+    if nblocks > reader.remaining() / block_bytes {
+        return Err(reader.err("block count exceeds the footer"));
     }
     let mut blocks = Vec::with_capacity(nblocks);
     let mut prev_cid = 0u32;
     for _ in 0..nblocks {
-        let at = r.pos();
-        let rows = r.u32()?;
-        let cid_min = r.u32()?;
-        let cid_max = r.u32()?;
-        let ts_min = r.i64()?;
-        let ts_max = r.i64()?;
+        let at = reader.pos();
+        let rows = reader.u32()?;
+        let cid_min = reader.u32()?;
+        let cid_max = reader.u32()?;
+        let ts_min = reader.i64()?;
+        let ts_max = reader.i64()?;
         if rows == 0
             || rows as usize > limits::BLOCK_ROWS
             || cid_min > cid_max
@@ -210,7 +214,7 @@ fn decode_blocks(r: &mut Reader<'_>, ncols: usize, body_end: u64) -> Result<Vec<
         }
         prev_cid = cid_max;
         let chunks = (0..ncols)
-            .map(|_| decode_chunk(r, body_end))
+            .map(|_| decode_chunk(reader, body_end))
             .collect::<Result<_, _>>()?;
         blocks.push(BlockMeta {
             rows,
@@ -225,13 +229,13 @@ fn decode_blocks(r: &mut Reader<'_>, ncols: usize, body_end: u64) -> Result<Vec<
 }
 
 /// One chunk reference, inside the data region.
-fn decode_chunk(r: &mut Reader<'_>, body_end: u64) -> Result<ChunkRef, DecodeError> {
-    let at = r.pos();
+fn decode_chunk(reader: &mut Reader<'_>, body_end: u64) -> Result<ChunkRef, DecodeError> {
+    let at = reader.pos();
     let c = ChunkRef {
-        offset: r.u64()?,
-        stored_len: r.u32()?,
-        raw_len: r.u32()?,
-        crc: r.u32()?,
+        offset: reader.u64()?,
+        stored_len: reader.u32()?,
+        raw_len: reader.u32()?,
+        crc: reader.u32()?,
     };
     let end = c.offset.checked_add(u64::from(c.stored_len));
     if c.offset < file::HEADER_LEN as u64 || end.is_none_or(|e| e > body_end) {
@@ -248,12 +252,12 @@ type Index = (Bitmaps, Option<Rollups>, Option<ValueIndex>, Option<EventDays>);
 
 /// The compressed index (the last section): the bitmap index, then the optional roll-ups,
 /// value index and event-day sets that later writers add.
-fn decode_index(r: &mut Reader<'_>) -> Result<Index, DecodeError> {
-    let raw_len = r.u32()? as usize;
-    let stored_len = r.u32()? as usize;
-    let at = r.pos();
-    let stored = r.bytes(stored_len)?;
-    r.finish()?;
+fn decode_index(reader: &mut Reader<'_>) -> Result<Index, DecodeError> {
+    let raw_len = reader.u32()? as usize;
+    let stored_len = reader.u32()? as usize;
+    let at = reader.pos();
+    let stored = reader.bytes(stored_len)?;
+    reader.finish()?;
     let raw = codec::decompress(stored, raw_len, limits::INDEX_RAW_BYTES_MAX)
         .map_err(|e| DecodeError::new(at, e.what))?;
     let mut ir = Reader::new(&raw);

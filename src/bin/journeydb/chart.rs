@@ -48,8 +48,8 @@ fn padded_bar(frac: f64, width: usize, style: Style, code: &str) -> String {
     format!("{}{}", style.paint(code, &b), " ".repeat(pad))
 }
 
-fn col(t: &Table, name: &str) -> Option<usize> {
-    t.columns.iter().position(|c| c == name)
+fn col(table: &Table, name: &str) -> Option<usize> {
+    table.columns.iter().position(|c| c == name)
 }
 
 fn int(c: Option<&Cell>) -> i64 {
@@ -85,9 +85,9 @@ fn stage_color(name: &str) -> &'static str {
 
 /// Rows grouped by the value of column `g` (one group when there is no such column), in order
 /// of first appearance.
-fn groups(t: &Table, g: Option<usize>) -> Vec<(String, Vec<&Vec<Cell>>)> {
+fn groups(table: &Table, g: Option<usize>) -> Vec<(String, Vec<&Vec<Cell>>)> {
     let mut out: Vec<(String, Vec<&Vec<Cell>>)> = Vec::new();
-    for r in &t.rows {
+    for r in &table.rows {
         let key = g.map(|g| label(r.get(g))).unwrap_or_default();
         match out.iter_mut().find(|(k, _)| *k == key) {
             Some((_, rows)) => rows.push(r),
@@ -99,8 +99,8 @@ fn groups(t: &Table, g: Option<usize>) -> Vec<(String, Vec<&Vec<Cell>>)> {
 
 /// A chart for the result of `statement` (its first keyword decides), or `None` when the
 /// result has no chart form.
-pub fn chart(statement: &str, t: &Table, style: Style) -> Option<String> {
-    if t.rows.is_empty() {
+pub fn chart(statement: &str, table: &Table, style: Style) -> Option<String> {
+    if table.rows.is_empty() {
         return None;
     }
     let kind = statement
@@ -109,27 +109,27 @@ pub fn chart(statement: &str, t: &Table, style: Style) -> Option<String> {
         .unwrap_or("")
         .to_ascii_uppercase();
     match kind.as_str() {
-        "FUNNEL" => funnel(t, style),
-        "RETENTION" => retention(t, style),
-        "TREND" => trend(t, style),
-        "LIFECYCLE" => lifecycle(t, style),
-        "STICKINESS" => stickiness(t, style),
-        "STAGES" => stages(t, style),
-        "TRANSITIONS" => transitions(t, style),
+        "FUNNEL" => funnel(table, style),
+        "RETENTION" => retention(table, style),
+        "TREND" => trend(table, style),
+        "LIFECYCLE" => lifecycle(table, style),
+        "STICKINESS" => stickiness(table, style),
+        "STAGES" => stages(table, style),
+        "TRANSITIONS" => transitions(table, style),
         _ => None,
     }
 }
 
-fn funnel(t: &Table, style: Style) -> Option<String> {
+fn funnel(table: &Table, style: Style) -> Option<String> {
     let (ev, cu, first, prev) = (
-        col(t, "event")?,
-        col(t, "customers")?,
-        col(t, "conversion_from_first")?,
-        col(t, "conversion_from_previous")?,
+        col(table, "event")?,
+        col(table, "customers")?,
+        col(table, "conversion_from_first")?,
+        col(table, "conversion_from_previous")?,
     );
-    let step = col(t, "step")?;
+    let step = col(table, "step")?;
     let mut out = String::new();
-    for (g, rows) in groups(t, col(t, "group")) {
+    for (g, rows) in groups(table, col(table, "group")) {
         if !g.is_empty() {
             let _ = writeln!(out, "{}", style.paint("1", &g));
         }
@@ -172,21 +172,21 @@ fn heat(rate: f64) -> &'static str {
     RAMP[((rate.clamp(0.0, 1.0) * 5.0).round() as usize).min(5)]
 }
 
-fn retention(t: &Table, style: Style) -> Option<String> {
+fn retention(table: &Table, style: Style) -> Option<String> {
     let (co, pe, size, rate) = (
-        col(t, "cohort")?,
-        col(t, "period")?,
-        col(t, "cohort_size")?,
-        col(t, "rate")?,
+        col(table, "cohort")?,
+        col(table, "period")?,
+        col(table, "cohort_size")?,
+        col(table, "rate")?,
     );
-    let complete = col(t, "complete");
-    let periods = t.rows.iter().map(|r| int(r.get(pe))).max()?.max(0) as usize + 1;
+    let complete = col(table, "complete");
+    let periods = table.rows.iter().map(|r| int(r.get(pe))).max()?.max(0) as usize + 1;
     let mut out = format!("{:<12} {:>9} ", "cohort", "size");
     for p in 0..periods {
         let _ = write!(out, "{:>6}", p);
     }
     out.push('\n');
-    for (cohort, rows) in groups(t, Some(co)) {
+    for (cohort, rows) in groups(table, Some(co)) {
         let n = rows.first().map_or(0, |r| int(r.get(size)));
         let _ = write!(out, "{:<12} {:>9} ", cohort, group_thousands(n));
         for r in rows {
@@ -210,11 +210,11 @@ fn retention(t: &Table, style: Style) -> Option<String> {
     Some(out)
 }
 
-fn trend(t: &Table, style: Style) -> Option<String> {
-    let (bu, va) = (col(t, "bucket")?, col(t, "value")?);
+fn trend(table: &Table, style: Style) -> Option<String> {
+    let (bu, va) = (col(table, "bucket")?, col(table, "value")?);
     const HEIGHT: usize = 6;
     let mut out = String::new();
-    for (g, rows) in groups(t, col(t, "group")) {
+    for (g, rows) in groups(table, col(table, "group")) {
         // At most 100 columns: average neighbouring buckets when there are more.
         let per = rows.len().div_ceil(100).max(1);
         let vals: Vec<f64> = rows
@@ -261,22 +261,25 @@ fn fmt_num(x: f64) -> String {
     }
 }
 
-fn lifecycle(t: &Table, style: Style) -> Option<String> {
-    let bu = col(t, "bucket")?;
+fn lifecycle(table: &Table, style: Style) -> Option<String> {
+    let bu = col(table, "bucket")?;
     let parts = [
         ("new", "38;5;42", '█'),
         ("returning", "38;5;39", '▓'),
         ("resurrecting", "38;5;214", '▒'),
     ];
-    let idx: Vec<usize> = parts.iter().map(|(n, _, _)| col(t, n)).collect::<Option<_>>()?;
-    let dormant = col(t, "dormant")?;
-    let pos_max = t
+    let idx: Vec<usize> = parts
+        .iter()
+        .map(|(n, _, _)| col(table, n))
+        .collect::<Option<_>>()?;
+    let dormant = col(table, "dormant")?;
+    let pos_max = table
         .rows
         .iter()
         .map(|r| idx.iter().map(|&i| int(r.get(i)).max(0)).sum::<i64>())
         .max()
         .unwrap_or(0);
-    let neg_max = t
+    let neg_max = table
         .rows
         .iter()
         .map(|r| int(r.get(dormant)).abs())
@@ -302,7 +305,7 @@ fn lifecycle(t: &Table, style: Style) -> Option<String> {
         style.paint(parts[1].1, "▓ returning"),
         style.paint(parts[2].1, "▒ resurrecting"),
     );
-    for r in &t.rows {
+    for r in &table.rows {
         let d = cells(int(r.get(dormant)).abs(), neg_max, neg_w);
         let mut right = String::new();
         for ((_, code, ch), &i) in parts.iter().zip(&idx) {
@@ -321,12 +324,12 @@ fn lifecycle(t: &Table, style: Style) -> Option<String> {
     Some(out)
 }
 
-fn stickiness(t: &Table, style: Style) -> Option<String> {
-    let (b, c) = (col(t, "buckets")?, col(t, "customers")?);
-    let max = t.rows.iter().map(|r| int(r.get(c))).max()?.max(1);
-    let total: i64 = t.rows.iter().map(|r| int(r.get(c))).sum::<i64>().max(1);
+fn stickiness(table: &Table, style: Style) -> Option<String> {
+    let (b, c) = (col(table, "buckets")?, col(table, "customers")?);
+    let max = table.rows.iter().map(|r| int(r.get(c))).max()?.max(1);
+    let total: i64 = table.rows.iter().map(|r| int(r.get(c))).sum::<i64>().max(1);
     let mut out = String::from("active in N buckets\n");
-    for r in &t.rows {
+    for r in &table.rows {
         let n = int(r.get(c));
         let _ = writeln!(
             out,
@@ -340,10 +343,14 @@ fn stickiness(t: &Table, style: Style) -> Option<String> {
     Some(out)
 }
 
-fn stages(t: &Table, style: Style) -> Option<String> {
-    let (bu, st, fu) = (col(t, "bucket")?, col(t, "stage")?, col(t, "furthest")?);
+fn stages(table: &Table, style: Style) -> Option<String> {
+    let (bu, st, fu) = (
+        col(table, "bucket")?,
+        col(table, "stage")?,
+        col(table, "furthest")?,
+    );
     let mut by_bucket: BTreeMap<String, Vec<(String, i64)>> = BTreeMap::new();
-    for r in &t.rows {
+    for r in &table.rows {
         by_bucket
             .entry(label(r.get(bu)))
             .or_default()
@@ -374,9 +381,13 @@ fn stages(t: &Table, style: Style) -> Option<String> {
 }
 
 /// The journey map: each stage in order, how many reached it, and where they went next.
-fn transitions(t: &Table, style: Style) -> Option<String> {
-    let (fr, to, cu) = (col(t, "from_stage")?, col(t, "to_stage")?, col(t, "customers")?);
-    let rows: Vec<(String, String, i64)> = t
+fn transitions(table: &Table, style: Style) -> Option<String> {
+    let (fr, to, cu) = (
+        col(table, "from_stage")?,
+        col(table, "to_stage")?,
+        col(table, "customers")?,
+    );
+    let rows: Vec<(String, String, i64)> = table
         .rows
         .iter()
         .map(|r| (label(r.get(fr)), label(r.get(to)), int(r.get(cu))))
@@ -384,7 +395,11 @@ fn transitions(t: &Table, style: Style) -> Option<String> {
     let mut out = String::new();
     for s in Stage::ALL {
         let name = s.name();
-        let reached: i64 = rows.iter().filter(|(_, t, _)| t == name).map(|r| r.2).sum();
+        let reached: i64 = rows
+            .iter()
+            .filter(|(_, table, _)| table == name)
+            .map(|r| r.2)
+            .sum();
         let _ = writeln!(
             out,
             "{} {}  {} reached",

@@ -119,15 +119,15 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn csv(t: &Table) -> String {
-    let mut out = t
+fn csv(table: &Table) -> String {
+    let mut out = table
         .columns
         .iter()
         .map(|c| csv_field(c))
         .collect::<Vec<_>>()
         .join(",")
         + "\n";
-    for r in &t.rows {
+    for r in &table.rows {
         let cells: Vec<String> = r
             .iter()
             .map(|c| match c {
@@ -154,12 +154,12 @@ fn json_str(s: &str) -> String {
     out
 }
 
-fn json(t: &Table) -> String {
-    let rows: Vec<String> = t
+fn json(table: &Table) -> String {
+    let rows: Vec<String> = table
         .rows
         .iter()
         .map(|r| {
-            let fields: Vec<String> = t
+            let fields: Vec<String> = table
                 .columns
                 .iter()
                 .zip(r)
@@ -181,18 +181,19 @@ fn json(t: &Table) -> String {
     format!("[{}]\n", rows.join(",\n "))
 }
 
-fn markdown(t: &Table) -> String {
+fn markdown(table: &Table) -> String {
     let cell = |s: String| s.replace('|', "\\|");
     let mut out = format!(
         "| {} |\n",
-        t.columns
+        table
+            .columns
             .iter()
             .map(|c| cell(c.clone()))
             .collect::<Vec<_>>()
             .join(" | ")
     );
-    out += &format!("|{}\n", "---|".repeat(t.columns.len()));
-    for r in &t.rows {
+    out += &format!("|{}\n", "---|".repeat(table.columns.len()));
+    for r in &table.rows {
         out += &format!(
             "| {} |\n",
             r.iter().map(|c| cell(text(c))).collect::<Vec<_>>().join(" | ")

@@ -235,16 +235,16 @@ impl Operator for ExplainOp<'_> {
         Ok(Prefilter::only(Some(RoaringBitmap::from_iter([self.customer]))))
     }
 
-    fn customer(&self, p: &mut Columns, rows: &Columns, r: Range<usize>) {
-        p.extend_from(&rows.slice(r));
+    fn customer(&self, partial: &mut Columns, rows: &Columns, run: Range<usize>) {
+        partial.extend_from(&rows.slice(run));
     }
 
-    fn merge(&self, a: &mut Columns, b: Columns) {
-        a.extend_from(&b);
+    fn merge(&self, into: &mut Columns, from: Columns) {
+        into.extend_from(&from);
     }
 
-    fn footprint(&self, p: &Columns) -> usize {
-        rows_footprint(p)
+    fn footprint(&self, partial: &Columns) -> usize {
+        rows_footprint(partial)
     }
 
     fn finish(&self, rows: Columns, input: &Input<'_>, _: &QueryOptions) -> Result<Table, QueryError> {

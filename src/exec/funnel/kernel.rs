@@ -190,13 +190,13 @@ impl<const N: usize> FunnelRun<N> {
     }
 
     /// Adds the customer (once it reached step 1) to `p`, for a funnel of `n` steps.
-    pub(in crate::internals::exec) fn finish(&self, n: usize, p: &mut FunnelPartial) {
+    pub(in crate::internals::exec) fn finish(&self, n: usize, partial: &mut FunnelPartial) {
         if !self.first_seen {
             return;
         }
         let level = self.level;
-        let bytes = &mut p.bytes;
-        let entry = p.ungrouped.get_or_insert_with(|| {
+        let bytes = &mut partial.bytes;
+        let entry = partial.ungrouped.get_or_insert_with(|| {
             *bytes += funnel_group_bytes(n + 1);
             (vec![0; n + 1], vec![Samples::default(); n + 1])
         });
@@ -206,7 +206,7 @@ impl<const N: usize> FunnelRun<N> {
             for (samples, &time) in entry.1[2..=level].iter_mut().zip(&self.times[2..=level]) {
                 samples.push(time);
             }
-            p.bytes += 8 * (level - 1);
+            partial.bytes += 8 * (level - 1);
         }
     }
 }

@@ -313,11 +313,11 @@ impl FunnelOp<'_> {
     /// The ordered funnel without exclusions, filter, breakdown or drill-down, on step masks:
     /// the same chains as [`ordered`](Self::ordered) (one cap, so at most one candidate per
     /// level), without its general bookkeeping. Adds the customer to `p`.
-    fn ordered_fast(&self, m: &StepMasks, p: &mut FunnelPartial, rows: &Columns, r: Range<usize>) {
-        let events = rows.event.get(r.clone()).unwrap_or(&[]).iter().copied();
-        let ts = rows.ts.get(r.clone()).unwrap_or(&[]).iter().copied();
+    fn ordered_fast(&self, m: &StepMasks, p: &mut FunnelPartial, rows: &Columns, run: Range<usize>) {
+        let events = rows.event.get(run.clone()).unwrap_or(&[]).iter().copied();
+        let ts = rows.ts.get(run.clone()).unwrap_or(&[]).iter().copied();
         if m.reads_stage() {
-            let stages = rows.stage.get(r).unwrap_or(&[]).iter().copied();
+            let stages = rows.stage.get(run).unwrap_or(&[]).iter().copied();
             self.ordered_fast_rows(m, p, KernelRows { events, ts, stages });
         } else {
             let stages = std::iter::empty();
@@ -522,36 +522,36 @@ impl Operator for FunnelOp<'_> {
         Ok(Prefilter::only(only))
     }
 
-    fn customer(&self, p: &mut FunnelPartial, rows: &Columns, r: Range<usize>) {
+    fn customer(&self, partial: &mut FunnelPartial, rows: &Columns, run: Range<usize>) {
         if let Some(m) = &self.masks
             && self.fast()
         {
-            return self.ordered_fast(m, p, rows, r);
+            return self.ordered_fast(m, partial, rows, run);
         }
-        let mut idx = std::mem::take(&mut p.scratch.idx);
+        let mut idx = std::mem::take(&mut partial.scratch.idx);
         idx.clear();
-        idx.extend(r.filter(|&i| passes(&self.filter, rows, i, self.dicts)));
+        idx.extend(run.filter(|&i| passes(&self.filter, rows, i, self.dicts)));
         let first = idx
             .iter()
             .copied()
             .find(|&i| self.in_range(rows.ts[i]) && self.steps[0].matches(rows, i, self.dicts));
         let Some(first) = first else {
-            p.scratch.idx = idx;
+            partial.scratch.idx = idx;
             return;
         };
         let group = self.by.and_then(|(id, _)| slot(rows, id, first));
-        let mut o = std::mem::take(&mut p.outcome);
-        self.outcome_into(rows, &idx, &mut p.scratch, &mut o);
-        p.scratch.idx = idx;
+        let mut o = std::mem::take(&mut partial.outcome);
+        self.outcome_into(rows, &idx, &mut partial.scratch, &mut o);
+        partial.scratch.idx = idx;
         let n = self.steps.len();
         if self.collect {
-            p.levels.resize_with(n + 1, Default::default);
-            p.levels[o.level].insert(rows.cid[first]);
+            partial.levels.resize_with(n + 1, Default::default);
+            partial.levels[o.level].insert(rows.cid[first]);
             // An array container holds 2 bytes per customer; a bitmap container less.
-            p.bytes += 2;
+            partial.bytes += 2;
         }
-        let bytes = &mut p.bytes;
-        let entry = p.groups.entry(group).or_insert_with(|| {
+        let bytes = &mut partial.bytes;
+        let entry = partial.groups.entry(group).or_insert_with(|| {
             *bytes += funnel_group_bytes(n + 1);
             (vec![0; n + 1], vec![Samples::default(); n + 1])
         });
@@ -562,56 +562,57 @@ impl Operator for FunnelOp<'_> {
                 && let Some(t) = o.times[k]
             {
                 entry.1[k].push(t);
-                p.bytes += 8;
+                partial.bytes += 8;
             }
         }
-        p.outcome = o;
+        partial.outcome = o;
     }
 
-    fn footprint(&self, p: &FunnelPartial) -> usize {
-        p.bytes
+    fn footprint(&self, partial: &FunnelPartial) -> usize {
+        partial.bytes
     }
 
-    fn merge(&self, a: &mut FunnelPartial, mut b: FunnelPartial) {
-        a.settle();
-        b.settle();
-        a.bytes += b.bytes;
-        if a.levels.len() < b.levels.len() {
-            a.levels.resize_with(b.levels.len(), Default::default);
+    fn merge(&self, into: &mut FunnelPartial, mut from: FunnelPartial) {
+        into.settle();
+        from.settle();
+        into.bytes += from.bytes;
+        if into.levels.len() < from.levels.len() {
+            into.levels.resize_with(from.levels.len(), Default::default);
         }
-        for (x, y) in a.levels.iter_mut().zip(b.levels) {
+        for (x, y) in into.levels.iter_mut().zip(from.levels) {
             *x |= y;
         }
-        for (g, (counts, times)) in b.groups {
-            add_counts(a.groups.entry(g), counts, times);
+        for (g, (counts, times)) in from.groups {
+            add_counts(into.groups.entry(g), counts, times);
         }
     }
 
     fn finish(
         &self,
-        mut p: FunnelPartial,
+        mut partial: FunnelPartial,
         input: &Input<'_>,
         opts: &QueryOptions,
     ) -> Result<Table, QueryError> {
-        p.settle();
+        partial.settle();
         let n = self.steps.len();
         if let Some((k, dropped, limit)) = self.drill {
-            p.levels.resize_with(n + 1, Default::default);
+            partial.levels.resize_with(n + 1, Default::default);
             let set = if dropped {
-                p.levels[k - 1].clone()
+                partial.levels[k - 1].clone()
             } else {
-                p.levels[k..]
+                partial.levels[k..]
                     .iter()
                     .fold(roaring::RoaringBitmap::new(), |acc, b| acc | b)
             };
             return Ok(customer_table(&set, input.dicts, limit, opts.rows_max));
         }
-        if p.groups.is_empty() && self.by.is_none() {
-            p.groups
+        if partial.groups.is_empty() && self.by.is_none() {
+            partial
+                .groups
                 .insert(None, (vec![0; n + 1], vec![Samples::default(); n + 1]));
         }
         let by_ty = self.by.map_or(PropType::Str, |b| b.1);
-        let mut groups: Vec<(String, FunnelCounts)> = p
+        let mut groups: Vec<(String, FunnelCounts)> = partial
             .groups
             .into_iter()
             .map(|(g, v)| (slot_label(g, by_ty, input.dicts), v))
@@ -640,7 +641,7 @@ impl LazyOperator for FunnelOp<'_> {
 
     fn feed(
         &self,
-        s: &mut FunnelRun<8>,
+        state: &mut FunnelRun<8>,
         events: impl Iterator<Item = u32>,
         ts: impl Iterator<Item = i64>,
     ) -> bool {
@@ -648,11 +649,11 @@ impl LazyOperator for FunnelOp<'_> {
             return true;
         };
         let stages = std::iter::empty();
-        s.feed(self, m, KernelRows { events, ts, stages })
+        state.feed(self, m, KernelRows { events, ts, stages })
     }
 
-    fn end(&self, p: &mut FunnelPartial, s: &FunnelRun<8>) {
-        s.finish(self.steps.len(), p);
+    fn end(&self, partial: &mut FunnelPartial, state: &FunnelRun<8>) {
+        state.finish(self.steps.len(), partial);
     }
 }
 

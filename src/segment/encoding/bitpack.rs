@@ -392,19 +392,19 @@ pub(in crate::internals::segment) fn put_sub_byte<T: Copy + Into<u32>>(
 /// Decodes the body of a tag-8 column of exactly `n` rows (after the tag), appending the
 /// values to `out` through `from`.
 pub(in crate::internals::segment) fn get_sub_byte<T: Clone>(
-    r: &mut Reader<'_>,
+    reader: &mut Reader<'_>,
     n: usize,
     out: &mut Vec<T>,
     from: impl Fn(u8) -> T,
 ) -> Result<(), DecodeError> {
-    let w = usize::from(r.u8()?);
+    let w = usize::from(reader.u8()?);
     if ![1, 2, 4].contains(&w) {
-        return Err(r.err(format!("sub-byte width {w}")));
+        return Err(reader.err(format!("sub-byte width {w}")));
     }
     let per = 8 / w;
-    let bytes = r.bytes(n.div_ceil(per))?;
+    let bytes = reader.bytes(n.div_ceil(per))?;
     if !n.is_multiple_of(per) && bytes.last().is_some_and(|&b| b >> ((n % per) * w) != 0) {
-        return Err(r.err("sub-byte values past the last row"));
+        return Err(reader.err("sub-byte values past the last row"));
     }
     let mask = (1u8 << w) - 1;
     let start = out.len();
@@ -479,21 +479,21 @@ impl Iterator for Nibbles<'_> {
 }
 
 /// Decodes [`put_width_u32`] output of exactly `n` rows.
-pub fn get_width_u32(r: &mut Reader<'_>, n: usize, out: &mut Vec<u32>) -> Result<(), DecodeError> {
-    let t = tag(r, &[TAG_W8, TAG_W16, TAG_W32, TAG_SUB_BYTE])?;
+pub fn get_width_u32(reader: &mut Reader<'_>, n: usize, out: &mut Vec<u32>) -> Result<(), DecodeError> {
+    let t = tag(reader, &[TAG_W8, TAG_W16, TAG_W32, TAG_SUB_BYTE])?;
     out.clear();
     match t {
-        TAG_SUB_BYTE => get_sub_byte(r, n, out, u32::from)?,
-        TAG_W8 => out.extend(r.bytes(n)?.iter().map(|&b| u32::from(b))),
+        TAG_SUB_BYTE => get_sub_byte(reader, n, out, u32::from)?,
+        TAG_W8 => out.extend(reader.bytes(n)?.iter().map(|&b| u32::from(b))),
         TAG_W16 => {
-            let b = r.bytes(n.checked_mul(2).ok_or_else(|| r.err("row count overflow"))?)?;
+            let b = reader.bytes(n.checked_mul(2).ok_or_else(|| reader.err("row count overflow"))?)?;
             out.extend(
                 b.chunks_exact(2)
                     .map(|c| u32::from(u16::from_le_bytes([c[0], c[1]]))),
             );
         }
         _ => {
-            let b = r.bytes(n.checked_mul(4).ok_or_else(|| r.err("row count overflow"))?)?;
+            let b = reader.bytes(n.checked_mul(4).ok_or_else(|| reader.err("row count overflow"))?)?;
             out.extend(
                 b.chunks_exact(4)
                     .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
@@ -504,13 +504,13 @@ pub fn get_width_u32(r: &mut Reader<'_>, n: usize, out: &mut Vec<u32>) -> Result
 }
 
 /// Decodes [`put_u8s`] output of exactly `n` rows.
-pub fn get_u8s(r: &mut Reader<'_>, n: usize, out: &mut Vec<u8>) -> Result<(), DecodeError> {
-    let t = tag(r, &[TAG_W8, TAG_SUB_BYTE])?;
+pub fn get_u8s(reader: &mut Reader<'_>, n: usize, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    let t = tag(reader, &[TAG_W8, TAG_SUB_BYTE])?;
     out.clear();
     if t == TAG_SUB_BYTE {
-        return get_sub_byte(r, n, out, |b| b);
+        return get_sub_byte(reader, n, out, |b| b);
     }
-    out.extend_from_slice(r.bytes(n)?);
+    out.extend_from_slice(reader.bytes(n)?);
     Ok(())
 }
 
@@ -532,9 +532,9 @@ pub(in crate::internals::segment) fn put_bits(out: &mut Vec<u8>, bits: impl Exac
 }
 
 pub(in crate::internals::segment) fn get_bits(
-    r: &mut Reader<'_>,
+    reader: &mut Reader<'_>,
     n: usize,
 ) -> Result<Vec<bool>, DecodeError> {
-    let b = r.bytes(n.div_ceil(8))?;
+    let b = reader.bytes(n.div_ceil(8))?;
     Ok((0..n).map(|i| b[i / 8] >> (i % 8) & 1 == 1).collect())
 }

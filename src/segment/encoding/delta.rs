@@ -101,31 +101,34 @@ impl ExactDiv {
 
 /// Reads the start of a delta encoding with tag `want`: the first value and the divisor `g`.
 pub(in crate::internals::segment) fn delta_header(
-    r: &mut Reader<'_>,
+    reader: &mut Reader<'_>,
     want: u8,
 ) -> Result<(i64, i64), DecodeError> {
-    tag(r, &[want])?;
-    let first = r.i64()?;
-    let g = r.varint()?;
+    tag(reader, &[want])?;
+    let first = reader.i64()?;
+    let g = reader.varint()?;
     if g == 0 || g > i64::MAX as u64 + 1 {
-        return Err(r.err("bad delta divisor"));
+        return Err(reader.err("bad delta divisor"));
     }
     Ok((first, g as i64))
 }
 
 /// Decodes [`put_delta_i64`] output of exactly `n` rows.
-pub fn get_delta_i64(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
-    let (first, g) = delta_header(r, TAG_DELTA_I64)?;
+pub fn get_delta_i64(reader: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
+    let (first, g) = delta_header(reader, TAG_DELTA_I64)?;
     out.clear();
-    let width = r.u8()? as usize;
+    let width = reader.u8()? as usize;
     if !(1..=8).contains(&width) {
-        return Err(r.err(format!("delta width {width}")));
+        return Err(reader.err(format!("delta width {width}")));
     }
     if n == 0 {
         return Ok(());
     }
     let m = n - 1;
-    let planes = r.bytes(m.checked_mul(width).ok_or_else(|| r.err("row count overflow"))?)?;
+    let planes = reader.bytes(
+        m.checked_mul(width)
+            .ok_or_else(|| reader.err("row count overflow"))?,
+    )?;
     // Assemble the zigzagged deltas in place (rows 1..n), then prefix-sum them.
     out.resize(n, 0);
     let deltas = &mut out[1..];

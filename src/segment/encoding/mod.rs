@@ -70,8 +70,8 @@ fn le_words(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
     })
 }
 
-fn tag(r: &mut Reader<'_>, want: &[u8]) -> Result<u8, DecodeError> {
-    let t = r.u8()?;
+fn tag(reader: &mut Reader<'_>, want: &[u8]) -> Result<u8, DecodeError> {
+    let t = reader.u8()?;
     if !want.contains(&t) {
         return Err(DecodeError::new(0, format!("unexpected encoding tag {t}")));
     }

@@ -68,39 +68,39 @@ pub fn put_prop(out: &mut Vec<u8>, col: &PropColumn) {
 }
 
 /// Decodes [`put_prop`] output of exactly `n` rows into a column with id `id`.
-pub fn get_prop(r: &mut Reader<'_>, n: usize, id: u32, ty: PropType) -> Result<PropColumn, DecodeError> {
-    tag(r, &[TAG_PROP])?;
-    if PropType::from_code(r.u8()?) != Some(ty) {
-        return Err(r.err("property type disagrees with the footer"));
+pub fn get_prop(reader: &mut Reader<'_>, n: usize, id: u32, ty: PropType) -> Result<PropColumn, DecodeError> {
+    tag(reader, &[TAG_PROP])?;
+    if PropType::from_code(reader.u8()?) != Some(ty) {
+        return Err(reader.err("property type disagrees with the footer"));
     }
-    let valid = match r.u8()? {
+    let valid = match reader.u8()? {
         0 => vec![true; n],
-        1 => get_bits(r, n)?,
-        m => return Err(r.err(format!("validity mode {m}"))),
+        1 => get_bits(reader, n)?,
+        m => return Err(reader.err(format!("validity mode {m}"))),
     };
     let count = valid.iter().filter(|&&v| v).count();
     let vals: Vec<u64> = match ty {
         PropType::Str => {
             let mut ids = Vec::new();
-            get_width_u32(r, count, &mut ids)?;
+            get_width_u32(reader, count, &mut ids)?;
             ids.into_iter().map(u64::from).collect()
         }
         PropType::I64 => {
             let mut ints = Vec::new();
-            get_delta_i64(r, count, &mut ints)?;
+            get_delta_i64(reader, count, &mut ints)?;
             ints.into_iter().map(|v| v as u64).collect()
         }
-        PropType::F64 => match r.u8()? {
+        PropType::F64 => match reader.u8()? {
             k @ 0..=6 => {
                 let mut ints = Vec::new();
-                get_delta_i64(r, count, &mut ints)?;
+                get_delta_i64(reader, count, &mut ints)?;
                 let m = 10f64.powi(i32::from(k));
                 ints.into_iter().map(|v| (v as f64 / m).to_bits()).collect()
             }
-            255 => (0..count).map(|_| r.u64()).collect::<Result<_, _>>()?,
-            k => return Err(r.err(format!("float scale {k}"))),
+            255 => (0..count).map(|_| reader.u64()).collect::<Result<_, _>>()?,
+            k => return Err(reader.err(format!("float scale {k}"))),
         },
-        PropType::Bool => get_bits(r, count)?.into_iter().map(u64::from).collect(),
+        PropType::Bool => get_bits(reader, count)?.into_iter().map(u64::from).collect(),
     };
     let mut col = PropColumn::new(id, ty);
     col.valid = valid;

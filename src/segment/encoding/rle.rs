@@ -23,21 +23,21 @@ pub fn put_rle_u32(out: &mut Vec<u8>, vals: &[u32]) {
 
 /// Decodes [`put_rle_u32`] output of exactly `n` rows (tests; readers keep the runs).
 #[cfg(test)]
-pub fn get_rle_u32(r: &mut Reader<'_>, n: usize, out: &mut Vec<u32>) -> Result<(), DecodeError> {
-    get_rle_u32_runs(r, n, out, None)
+pub fn get_rle_u32(reader: &mut Reader<'_>, n: usize, out: &mut Vec<u32>) -> Result<(), DecodeError> {
+    get_rle_u32_runs(reader, n, out, None)
 }
 
 /// The runs of [`put_rle_u32`] output of exactly `n` rows, not expanded: each run's value in
 /// `vals` and its end (exclusive row index) in `ends`, with the checks of [`get_rle_u32_runs`].
 pub fn get_rle_runs(
-    r: &mut Reader<'_>,
+    reader: &mut Reader<'_>,
     n: usize,
     vals: &mut Vec<u32>,
     ends: &mut Vec<u32>,
 ) -> Result<(), DecodeError> {
     vals.clear();
     ends.clear();
-    rle_runs(r, n, |v, end| {
+    rle_runs(reader, n, |v, end| {
         vals.push(v);
         ends.push(end as u32);
     })
@@ -46,25 +46,27 @@ pub fn get_rle_runs(
 /// Reads the runs of [`put_rle_u32`] output of exactly `n` rows, calling `run(value, end)` for
 /// each (`end` exclusive); each value MUST be above the previous one.
 pub(in crate::internals::segment) fn rle_runs(
-    r: &mut Reader<'_>,
+    reader: &mut Reader<'_>,
     n: usize,
     mut run: impl FnMut(u32, usize),
 ) -> Result<(), DecodeError> {
-    tag(r, &[TAG_RLE_U32])?;
+    tag(reader, &[TAG_RLE_U32])?;
     let mut prev = 0i64;
     let mut filled = 0usize;
     while filled < n {
-        let d = codec::unzigzag(r.varint()?);
-        let v = prev.checked_add(d).ok_or_else(|| r.err("value out of range"))?;
-        let v32 = u32::try_from(v).map_err(|_| r.err(format!("value {v} out of u32 range")))?;
+        let d = codec::unzigzag(reader.varint()?);
+        let v = prev
+            .checked_add(d)
+            .ok_or_else(|| reader.err("value out of range"))?;
+        let v32 = u32::try_from(v).map_err(|_| reader.err(format!("value {v} out of u32 range")))?;
         // Blocks are sorted by customer: each run's id is above the previous run's (the
         // writer merges equal neighbours), so a run is exactly one customer's rows.
         if filled > 0 && v <= prev {
-            return Err(r.err(format!("run value {v} not above the previous {prev}")));
+            return Err(reader.err(format!("run value {v} not above the previous {prev}")));
         }
-        let len = r.varint()?;
+        let len = reader.varint()?;
         if len == 0 || len > (n - filled) as u64 {
-            return Err(r.err(format!("run of {len} rows exceeds the block")));
+            return Err(reader.err(format!("run of {len} rows exceeds the block")));
         }
         // n ≤ BLOCK_ROWS (the caller's limit), so a row index fits in u32.
         filled += len as usize;
@@ -77,7 +79,7 @@ pub(in crate::internals::segment) fn rle_runs(
 /// As [`get_rle_u32`], and with `ends` the end (exclusive row index) of every run of equal
 /// values. Runs are as encoded: adjacent runs of one value (never written) stay separate.
 pub fn get_rle_u32_runs(
-    r: &mut Reader<'_>,
+    reader: &mut Reader<'_>,
     n: usize,
     out: &mut Vec<u32>,
     mut ends: Option<&mut Vec<u32>>,
@@ -87,7 +89,7 @@ pub fn get_rle_u32_runs(
     if let Some(e) = ends.as_deref_mut() {
         e.clear();
     }
-    rle_runs(r, n, |v, end| {
+    rle_runs(reader, n, |v, end| {
         out.resize(end, v);
         if let Some(e) = ends.as_deref_mut() {
             e.push(end as u32);

@@ -53,30 +53,30 @@ pub(in crate::internals::segment) fn stage_map(stages: &[u8], events: &[u32]) ->
 /// Decodes [`put_stages`] output of exactly `n` rows; tag 10 needs the block's event ids
 /// (`None`, or a length other than `n`, is an error for it).
 pub fn get_stages(
-    r: &mut Reader<'_>,
+    reader: &mut Reader<'_>,
     n: usize,
     events: Option<&[u32]>,
     out: &mut Vec<u8>,
 ) -> Result<(), DecodeError> {
-    if r.clone().u8()? != TAG_BY_EVENT {
-        return get_u8s(r, n, out);
+    if reader.clone().u8()? != TAG_BY_EVENT {
+        return get_u8s(reader, n, out);
     }
-    r.u8()?;
+    reader.u8()?;
     let events = events
         .filter(|e| e.len() == n)
-        .ok_or_else(|| r.err("stages by event without the block's event ids"))?;
-    let count = r.varint()?;
+        .ok_or_else(|| reader.err("stages by event without the block's event ids"))?;
+    let count = reader.varint()?;
     if count > u64::from(BY_EVENT_IDS) {
-        return Err(r.err(format!("{count} events in a stage map")));
+        return Err(reader.err(format!("{count} events in a stage map")));
     }
     let mut table: Vec<u16> = Vec::new();
     let mut prev: Option<u64> = None;
     for _ in 0..count {
-        let e = r.varint()?;
+        let e = reader.varint()?;
         if e >= u64::from(BY_EVENT_IDS) || prev.is_some_and(|p| e <= p) {
-            return Err(r.err(format!("event id {e} out of order in a stage map")));
+            return Err(reader.err(format!("event id {e} out of order in a stage map")));
         }
-        let s = r.u8()?;
+        let s = reader.u8()?;
         table.resize(e as usize, u16::MAX);
         table.push(u16::from(s));
         prev = Some(e);
@@ -86,7 +86,7 @@ pub fn get_stages(
     for &e in events {
         match table.get(e as usize) {
             Some(&s) if s != u16::MAX => out.push(s as u8),
-            _ => return Err(r.err(format!("event id {e} has no stage in the block's map"))),
+            _ => return Err(reader.err(format!("event id {e} has no stage in the block's map"))),
         }
     }
     Ok(())

@@ -37,33 +37,33 @@ pub fn put_delta_bits_runs_i64(out: &mut Vec<u8>, vals: &[i64], cids: &[u32]) {
 }
 
 /// Decodes [`put_delta_bits_i64`] output of exactly `n` rows.
-pub fn get_delta_bits_i64(r: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
-    TwoWidths::parse(r, n, TAG_DELTA_BITS)?.decode(n, out);
+pub fn get_delta_bits_i64(reader: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
+    TwoWidths::parse(reader, n, TAG_DELTA_BITS)?.decode(n, out);
     Ok(())
 }
 
 /// Decodes [`put_delta_bits_runs_i64`] output of exactly `n` rows whose customer runs end at
 /// `ends` (exclusive row indices, ascending, as [`get_rle_u32_runs`] gives them).
 pub fn get_delta_bits_runs_i64(
-    r: &mut Reader<'_>,
+    reader: &mut Reader<'_>,
     n: usize,
     ends: &[u32],
     out: &mut Vec<i64>,
 ) -> Result<(), DecodeError> {
-    let two = TwoWidths::parse(r, n, TAG_DELTA_BITS_RUNS)?;
+    let two = TwoWidths::parse(reader, n, TAG_DELTA_BITS_RUNS)?;
     // Summed as plain deltas, row i of a run starting at a ≥ 1 holds
     // first + Σ_{k ≤ i} d_k instead of first + Σ_{a ≤ k ≤ i} d_k: the run is off by its
     // predecessor's plain sum minus `first`. Runs are corrected last to first, so that each
     // offset is read before its row is corrected.
     if n > 0 && ends.last() != Some(&(n as u32)) {
-        return Err(r.err("customer runs do not cover the block"));
+        return Err(reader.err("customer runs do not cover the block"));
     }
     two.decode(n, out);
     let mut end = n;
     for &start in ends.iter().rev().skip(1) {
         let a = start as usize;
         if a == 0 || a >= end {
-            return Err(r.err("customer runs out of order"));
+            return Err(reader.err("customer runs out of order"));
         }
         let off = out[a - 1].wrapping_sub(two.first);
         for v in &mut out[a..end] {
@@ -346,14 +346,14 @@ mod simd {
 /// [`put_delta_bits_runs_i64`] output, or that of [`put_delta_bits_i64`] or [`put_delta_i64`]
 /// (segments written before tag 9 or before the two-width encoding; `ends` unused).
 pub fn get_timestamps(
-    r: &mut Reader<'_>,
+    reader: &mut Reader<'_>,
     n: usize,
     ends: &[u32],
     out: &mut Vec<i64>,
 ) -> Result<(), DecodeError> {
-    match r.clone().u8()? {
-        TAG_DELTA_I64 => get_delta_i64(r, n, out),
-        TAG_DELTA_BITS_RUNS => get_delta_bits_runs_i64(r, n, ends, out),
-        _ => get_delta_bits_i64(r, n, out),
+    match reader.clone().u8()? {
+        TAG_DELTA_I64 => get_delta_i64(reader, n, out),
+        TAG_DELTA_BITS_RUNS => get_delta_bits_runs_i64(reader, n, ends, out),
+        _ => get_delta_bits_i64(reader, n, out),
     }
 }
