@@ -3,6 +3,8 @@
 //! Rows are appended in sequence order by the single writer; readers see a prefix (the rows a
 //! snapshot may see) sorted by (customer, timestamp, sequence), computed once per prefix length
 //! and shared by every snapshot of that length.
+//!
+//! Uses: `model`.
 
 use std::sync::Arc;
 

@@ -1,5 +1,7 @@
 //! Bytes only: a bounds-checked little-endian reader, an appending writer, LEB128 varints,
 //! zigzag, CRC-32 framing and bounded zstd. Nothing here knows about files or events.
+//!
+//! Uses: no other module of the crate.
 
 use bytes::BufMut;
 

@@ -1,5 +1,7 @@
 //! Compaction: rewriting adjacent segments as one through the merge, and the string values
 //! the rows use (for the dictionary scrub that follows an erasure).
+//!
+//! Uses: `file`, `limits`, `merge`, `model`, `segment`.
 
 use crate::file::FileResult;
 use crate::limits;

@@ -5,6 +5,8 @@
 //! more than 7 days after the visit), repeat purchases over weeks, newsletter opens, support
 //! tickets, reviews and referrals; channels web/mobile/store; amounts on purchases; a 90-day span
 //! from 2026-01-01 UTC; millisecond timestamps, unique per customer. Same seed, same events.
+//!
+//! Uses: `model`.
 
 use crate::model::{Event, Stage};
 

@@ -10,6 +10,8 @@
 //! compaction that carries out the erasure vacates string values no remaining row uses): its id
 //! stays taken, its text is forgotten, and the same text added later gets a new id. The
 //! compaction rewrites the dictionary into a new generation without the vacated texts.
+//!
+//! Uses: `codec`, `file`, `limits`, `model`.
 
 use std::hash::BuildHasher;
 use std::path::Path;

@@ -1,4 +1,6 @@
 //! The top-level error: one variant per layer, each layer's error converted with `From`.
+//!
+//! Uses: `exec`, `file`, `import`, `ingest`.
 
 use std::path::PathBuf;
 

@@ -3,6 +3,8 @@
 //! order; timestamps as ISO 8601 UTC with milliseconds (microseconds when they are not whole
 //! milliseconds); nulls as empty CSV fields or left out of the JSON object. Importing an export
 //! and exporting again gives the same bytes (docs/SHELL.md, "Exporting").
+//!
+//! Uses: `dict`, `import`, `model`, `segment`.
 
 use std::io::Write;
 

@@ -1,5 +1,7 @@
 //! The file layer: typed I/O and corruption errors that name the file and offset, magic
 //! numbers, directory fsync, atomic replace, and the single-writer lock file.
+//!
+//! Uses: `codec`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

@@ -3,6 +3,8 @@
 //! A batch is checked completely before anything is written: if any event is invalid (bad
 //! customer id, a property whose type differs from its first write, …) the whole batch is
 //! rejected and no dictionary entry, log record or row is produced.
+//!
+//! Uses: `dict`, `limits`, `model`.
 
 use std::collections::HashMap;
 

@@ -2,6 +2,8 @@
 //!
 //! Limits protect the process from hostile or corrupt input: every length read from a file or
 //! taken from a user is checked against one of these before any allocation or decompression.
+//!
+//! Uses: no other module of the crate.
 
 /// Longest customer external id in bytes (the data model: "up to 256 bytes").
 pub const CUSTOMER_ID_BYTES_MAX: usize = 256;

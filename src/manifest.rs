@@ -4,6 +4,8 @@
 //!
 //! Publish order (docs/FORMAT.md §7): write `MANIFEST-<n+1>`, fsync it, fsync the directory,
 //! write `CURRENT.tmp`, fsync it, rename it over `CURRENT`, fsync the directory.
+//!
+//! Uses: `codec`, `dict`, `file`, `limits`, `model`.
 
 use std::path::Path;
 

@@ -4,6 +4,8 @@
 //! Sources are ranked by their sequence ranges (which are disjoint and ascending), so for equal
 //! (customer, timestamp) the lower-ranked source's rows come first: that is sequence order,
 //! without storing the sequence number per row.
+//!
+//! Uses: `file`, `model`, `segment`.
 
 use crate::file::FileResult;
 use crate::model::Columns;

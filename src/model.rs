@@ -1,5 +1,7 @@
 //! Plain data, no I/O: events as users give them, lifecycle stages, typed property values, and
 //! the columnar row batch (`Columns`) that the buffer, segments and compaction all speak.
+//!
+//! Uses: no other module of the crate.
 
 use std::fmt;
 

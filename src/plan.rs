@@ -1,6 +1,8 @@
 //! Planning: resolves a parsed statement against a snapshot's dictionaries (unknown names get a
 //! "did you mean" hint), compiles predicates over property columns, resolves times in the query's
 //! time zone and builds calendar buckets (DST-correct, weeks start on Monday).
+//!
+//! Uses: `dict`, `model`, `query`.
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;

@@ -1,4 +1,6 @@
 //! Typed result tables: named columns and rows of cells. No terminal code.
+//!
+//! Uses: `model`.
 
 use std::fmt;
 

@@ -5,6 +5,8 @@
 //! is `kind u8 (2 = batch) | first_seq u64 | durable_seq varint | dictionary delta | rows`
 //! (kind 1, without `durable_seq`, is still read). A batch is one frame,
 //! so it is all-or-nothing. See docs/FORMAT.md §4.
+//!
+//! Uses: `codec`, `dict`, `file`, `limits`, `model`.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -3,6 +3,8 @@
 //!   (`error` is the root and may name every layer).
 //! - No `unwrap()` / `expect(` in library code outside `#[cfg(test)]` items and test modules.
 //! - Rooms stay small: no file in `src/` over 1,000 lines, no function over 100.
+//! - Each room's first doc comment ends with what it uses (`//! Uses: …`), and that line names
+//!   exactly the crate modules the room's code names.
 //! - Every relative link in README.md and docs/*.md points at a file that exists.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
@@ -307,4 +309,73 @@ fn rooms_and_functions_stay_small() {
 fn function_lengths_count_from_fn_to_its_closing_brace() {
     let text = "fn a() {\n    1\n}\nimpl X {\n    pub(in crate::x) fn b(\n        y: u8,\n    ) {\n        2\n    }\n    fn c() {}\n}\n";
     assert_eq!(functions(text), [("a".to_owned(), 1, 3), ("b".to_owned(), 5, 5)]);
+}
+
+/// The crate modules a `//! Uses:` line lists (the backticked names before any `; rooms`).
+fn listed_uses(text: &str) -> Option<Vec<String>> {
+    let line = text
+        .lines()
+        .take_while(|l| l.starts_with("//!"))
+        .find(|l| l.starts_with("//! Uses:"))?;
+    let crate_part = line.split("; rooms").next().unwrap_or("");
+    let mut names: Vec<String> = crate_part
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect();
+    if line.contains("; rooms") || !line.contains("rooms ") {
+        names.sort();
+        return Some(names);
+    }
+    // "Uses: rooms `a`, `b`." lists no crate module.
+    Some(Vec::new())
+}
+
+#[test]
+fn each_room_says_what_it_uses() {
+    let mods = modules();
+    let mut files = Vec::new();
+    rs_files(&root().join("src"), &mut files);
+    let mut problems = Vec::new();
+    for f in &files {
+        let rel = f.strip_prefix(root().join("src")).unwrap();
+        let first = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .into_owned();
+        if first == "bin"
+            || is_test_module(f)
+            || rel == Path::new("lib.rs")
+            || rel == Path::new("internals.rs")
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(f).unwrap();
+        let own = first.trim_end_matches(".rs").to_owned();
+        let code: String = non_test(&text).join("\n");
+        let mut used: Vec<String> = crate_modules_named(&code)
+            .into_iter()
+            .filter(|m| mods.contains(m) && *m != own)
+            .collect();
+        used.sort();
+        used.dedup();
+        match listed_uses(&text) {
+            None => problems.push(format!(
+                "{}: no `//! Uses:` line in its first doc comment",
+                f.display()
+            )),
+            Some(listed) if listed != used => {
+                problems.push(format!(
+                    "{}: `Uses:` lists {listed:?}, the code names {used:?}",
+                    f.display()
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
 }

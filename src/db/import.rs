@@ -1,5 +1,7 @@
 //! Bulk import: a staged file becomes one sealed segment published atomically, read whole or
 //! streamed in parts.
+//!
+//! Uses: `buffer`, `dict`, `error`, `file`, `import`, `ingest`, `limits`, `manifest`, `model`, `segment`; rooms `seal`, `version`.
 
 use super::version::{DictsEdit, NewSegment, SegmentsEdit, VersionEdit};
 use super::{Db, Writer};

@@ -1,5 +1,7 @@
 //! Maintenance: compaction (which carries out erasures), erasure (FORGET), the stage map,
 //! statistics and verification.
+//!
+//! Uses: `compaction`, `dict`, `error`, `file`, `limits`, `manifest`, `merge`, `model`, `segment`; rooms `seal`, `version`.
 
 use super::version::{DictsEdit, NewSegment, SegmentsEdit, VersionEdit};
 use super::{Db, Stats, Writer};

@@ -1,5 +1,7 @@
 //! The database API and the only orchestrator of writes: create/open, batches and commit,
 //! flush (seal), compaction, the stage map, stats, and snapshots for readers.
+//!
+//! Uses: `buffer`, `dict`, `error`, `file`, `ingest`, `manifest`, `segment`, `wal`; rooms `version`.
 
 mod open;
 mod version;

@@ -1,5 +1,7 @@
 //! Creating and opening a database: recovery (manifest, dictionary, log replay), the writer
 //! lock, and read-only opens that race a writer.
+//!
+//! Uses: `buffer`, `dict`, `error`, `file`, `ingest`, `manifest`, `model`, `segment`, `wal`; rooms `version`.
 
 use super::{Db, Inner, Options, Sync, Writer};
 use crate::buffer::Buffer;

@@ -1,4 +1,6 @@
 //! Sealing: the buffer becomes a sealed segment (flush), and the writer of a segment from rows.
+//!
+//! Uses: `buffer`, `dict`, `error`, `file`, `manifest`, `model`, `segment`, `wal`; rooms `version`.
 
 use super::version::{NewSegment, SegmentsEdit, VersionEdit};
 use super::{Db, Writer};

@@ -1,4 +1,6 @@
 //! Snapshots: a consistent read view of the database, and its reads.
+//!
+//! Uses: `dict`, `error`, `index`, `limits`, `merge`, `model`, `segment`; rooms `version`.
 
 use super::Db;
 use crate::db::version::Version;

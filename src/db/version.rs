@@ -1,5 +1,7 @@
 //! The live version (segments, buffer, pending erasures) and the one way to change it: a
 //! `VersionEdit`, published and installed by `Db::apply`.
+//!
+//! Uses: `buffer`, `dict`, `error`, `file`, `ingest`, `manifest`, `merge`, `model`, `segment`, `wal`.
 
 use super::{Db, Writer};
 use crate::buffer::Buffer;

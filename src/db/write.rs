@@ -1,4 +1,6 @@
 //! The write path: batches, commit (validate, log, group commit, make visible).
+//!
+//! Uses: `error`, `ingest`, `limits`, `model`, `wal`.
 
 use super::{Db, Sync};
 use crate::error::{DbError, Result};

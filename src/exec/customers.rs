@@ -1,4 +1,6 @@
 //! CUSTOMERS: the list of customers in a stage, a funnel step or a retention cell.
+//!
+//! Uses: `model`, `plan`, `query`, `result`, `segment`; rooms `funnel`, `labels`, `operator`, `options`, `range`, `retention`, `scan`.
 
 use crate::exec::funnel::funnel;
 use crate::exec::labels::customer_table;

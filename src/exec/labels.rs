@@ -1,4 +1,6 @@
 //! How values, timestamps, stages and customer lists are written into result cells.
+//!
+//! Uses: `dict`, `model`, `result`.
 
 use crate::dict::Dicts;
 use crate::model::{Columns, PropType};

@@ -2,6 +2,8 @@
 //!
 //! Bucket-level: `FROM..TO` chooses the buckets reported, and activity in a bucket counts every
 //! event in it.
+//!
+//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `operator`, `options`, `prefilter`, `range`, `scan`.
 
 use super::operator::{Operator, Prefilter};
 use super::options::{Input, QueryError, QueryOptions};

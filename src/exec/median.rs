@@ -1,4 +1,6 @@
 //! Medians and means of time-to-convert samples, exact and in parallel.
+//!
+//! Uses: `result`; rooms `options`, `scan`.
 
 use crate::exec::options::QueryError;
 use crate::exec::scan::worker_panic;

@@ -12,6 +12,8 @@
 //! - one room per statement: `funnel` (with its kernel and EXPLAIN), `retention`, `trend`,
 //!   `customers`, `timeline`, `lifecycle`, `stickiness`, `stages`, `transitions`.
 //! - this file: dispatch of a parsed statement, and the [`Query`] trait.
+//!
+//! Uses: `db`, `query`, `result`.
 
 mod options;
 mod operator;

@@ -1,4 +1,6 @@
 //! The protocol every statement runs through, documented once here.
+//!
+//! Uses: `model`, `result`, `segment`; rooms `options`, `scan`.
 
 use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::model::Columns;

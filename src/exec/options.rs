@@ -2,6 +2,8 @@
 //! input, and the error type.
 //!
 //! Uses only crate modules below the executor (dict, index, compaction, query, error).
+//!
+//! Uses: `dict`, `error`, `file`, `index`, `limits`, `merge`, `query`.
 
 use crate::dict::Dicts;
 use crate::limits;

@@ -1,5 +1,7 @@
 //! Bitmap prefilters: the customers (and days) that can match a step, read from the indices
 //! before any row is decoded.
+//!
+//! Uses: `index`, `merge`, `model`, `plan`; rooms `options`.
 
 use crate::exec::options::Input;
 use crate::merge::Source;

@@ -1,5 +1,7 @@
 //! The time range a statement reads: the data's range, whole-day tests for index shortcuts,
 //! and buckets over all history.
+//!
+//! Uses: `limits`, `model`, `plan`, `query`; rooms `options`.
 
 use super::options::QueryError;
 use crate::exec::options::Input;

@@ -1,4 +1,6 @@
 //! RETENTION: of the customers who started in a cohort, who came back in each later period.
+//!
+//! Uses: `dict`, `limits`, `model`, `plan`, `query`, `result`, `segment`; rooms `labels`, `operator`, `options`, `prefilter`, `range`, `scan`.
 
 use crate::dict::Dicts;
 use crate::exec::labels::customer_table;

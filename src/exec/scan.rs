@@ -1,6 +1,8 @@
 //! The parallel customer-range scan: split the customer ids into ranges of about equal rows, scan
 //! each range on a worker (eagerly, or lazily for operators that can stop early), and merge the
 //! workers' partial states.
+//!
+//! Uses: `dict`, `limits`, `merge`, `model`, `plan`, `result`, `segment`; rooms `operator`, `options`.
 
 use crate::dict::Dicts;
 use crate::exec::operator::{Budget, LazyOperator, Operator, Prefilter, rows_footprint};

@@ -1,5 +1,7 @@
 //! STAGES: how many customers stand in each lifecycle stage at the end of each bucket, and how
 //! many entered it in the bucket. Bucket-level: `FROM..TO` chooses the buckets reported.
+//!
+//! Uses: `model`, `plan`, `query`, `result`, `segment`; rooms `operator`, `options`, `range`, `scan`.
 
 use super::operator::{Operator, Prefilter};
 use super::options::{Input, QueryError, QueryOptions};

@@ -1,5 +1,7 @@
 //! STICKINESS: how many customers were active on exactly n days (or weeks, …) of the range.
 //! It counts events inside `FROM..TO` only.
+//!
+//! Uses: `dict`, `limits`, `model`, `plan`, `query`, `result`, `segment`; rooms `operator`, `options`, `prefilter`, `range`, `scan`.
 
 use super::operator::{Operator, Prefilter};
 use super::options::{Input, QueryError, QueryOptions};

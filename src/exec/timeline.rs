@@ -1,4 +1,6 @@
 //! TIMELINE: one customer's events in time order.
+//!
+//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `labels`, `operator`, `options`, `scan`.
 
 use std::ops::Range;
 

@@ -1,4 +1,6 @@
 //! TRANSITIONS: how customers move from one lifecycle stage to another in the range.
+//!
+//! Uses: `model`, `plan`, `query`, `result`, `segment`; rooms `median`, `operator`, `options`, `scan`.
 
 use super::operator::Operator;
 use super::options::{Input, QueryError, QueryOptions};

@@ -1,4 +1,6 @@
 //! TREND: an aggregate per time bucket (and breakdown), with its index and roll-up shortcuts.
+//!
+//! Uses: `dict`, `index`, `limits`, `merge`, `model`, `plan`, `query`, `result`, `segment`; rooms `labels`, `operator`, `options`, `range`, `scan`.
 
 use crate::dict::Dicts;
 use crate::exec::labels::slot_label;

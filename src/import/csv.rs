@@ -1,5 +1,7 @@
 //! CSV files: a header row names the columns (RFC 4180 quoting; a UTF-8 byte-order mark is
 //! ignored). An empty field is a null.
+//!
+//! Uses: `ingest`, `limits`, `model`; rooms `values`.
 
 use super::values::unknown_stage;
 use std::io::BufRead;

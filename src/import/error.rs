@@ -1,4 +1,6 @@
 //! How an import fails: every error names the file, and for a row its line and column.
+//!
+//! Uses: rooms `options`.
 
 use crate::import::options::ImportOptions;
 use std::path::PathBuf;

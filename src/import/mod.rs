@@ -8,6 +8,8 @@
 //! Columns: the customer id, the timestamp and the event name are required; the stage is
 //! optional; every other column is a typed property. Exact rules (names looked for, timestamp
 //! forms, type inference, nulls) are in docs/SHELL.md ("Importing").
+//!
+//! Uses: no other module of the crate.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;

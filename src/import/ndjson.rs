@@ -1,6 +1,8 @@
 //! NDJSON files: one JSON object per line; blank lines are skipped. Values keep their JSON types
 //! (a string is never reinterpreted as a number); `null` is a null; nested arrays and objects are
 //! rejected.
+//!
+//! Uses: `ingest`, `limits`, `model`; rooms `values`.
 
 use std::borrow::Cow;
 use std::fmt;

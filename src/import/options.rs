@@ -1,5 +1,7 @@
 //! What an import is told: the file format, the timestamp unit, the column roles (given or found
 //! by name), and the other options.
+//!
+//! Uses: `limits`, `model`.
 
 use crate::limits;
 use crate::model::PropType;

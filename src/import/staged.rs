@@ -1,5 +1,7 @@
 //! Staged columns: a file's rows read and typed but not yet given to the database (strings
 //! interned, property types inferred), and their preparation into rows of internal ids.
+//!
+//! Uses: `dict`, `ingest`, `limits`, `model`; rooms `options`.
 
 use crate::dict::{DictKind, Dicts};
 use crate::import::options::ImportOptions;

@@ -1,5 +1,7 @@
 //! Parsing one field: timestamps (ISO 8601 and epoch numbers), property values and their
 //! inferred types, stage names. Shared by every format's reader.
+//!
+//! Uses: `model`; rooms `options`, `staged`.
 
 use crate::import::options::TsUnit;
 use crate::import::staged::Scalar;

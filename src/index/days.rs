@@ -1,5 +1,7 @@
 //! Customer sets per UTC day: built while rows are added (by stage, by event name, by both),
 //! split and stored when the segment is sealed.
+//!
+//! Uses: `codec`, `model`; rooms `gap_list`.
 
 use crate::codec::{self, DecodeError, Reader};
 use crate::index::gap_list::{get, put};

@@ -1,4 +1,6 @@
 //! How one bitmap is stored: roaring's portable form, or a gap list when that is smaller.
+//!
+//! Uses: `codec`.
 
 use crate::codec::{self, DecodeError, Reader};
 use roaring::RoaringBitmap;

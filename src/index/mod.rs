@@ -1,6 +1,8 @@
 //! Roaring-bitmap indices over internal customer ids: customers per stage, per event name,
 //! per UTC day, and per (stage, UTC day). Built when a segment is sealed, stored in its footer,
 //! and unioned across segments (and the buffer) at query time.
+//!
+//! Uses: `codec`, `model`.
 
 use gap_list::{get, put};
 

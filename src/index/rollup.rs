@@ -1,4 +1,6 @@
 //! Roll-ups: per (event, UTC day) counts and numeric aggregates, for TREND without a scan.
+//!
+//! Uses: `codec`, `limits`, `model`; rooms `days`.
 
 use crate::codec::{self, DecodeError, Reader};
 use crate::index::days::{DENSE_SLOTS_MAX, DayCursor, day_span};

@@ -1,4 +1,6 @@
 //! The value index: customers per (property, value) for properties of few distinct values.
+//!
+//! Uses: `codec`, `model`; rooms `days`, `gap_list`.
 
 use crate::codec::{self, DecodeError, Reader};
 use crate::index::days::{DaySets, add_major_days};

@@ -1,5 +1,7 @@
 //! The abstract syntax tree. Names are unresolved strings; times are unresolved literals (the
 //! planner resolves them in the query's time zone).
+//!
+//! Uses: `model`.
 
 use super::Span;
 use crate::model::Stage;

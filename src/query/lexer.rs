@@ -1,4 +1,6 @@
 //! Tokens of the query language, each with its byte span.
+//!
+//! Uses: rooms `ast`.
 
 use super::ast::CmpOp;
 use super::{ParseError, Span};

@@ -1,6 +1,8 @@
 //! The query language: lexer, abstract syntax tree, recursive-descent parser, and parse errors
 //! that carry a span and render with a caret under the offending token. Depends on `model` only.
 //! The grammar and exact semantics are in docs/QUERY.md.
+//!
+//! Uses: no other module of the crate.
 
 pub mod ast;
 pub mod lexer;

@@ -1,5 +1,7 @@
 //! Caches shared by a database's segments: decoded blocks, and the per-block customer keys
 //! that lazy scans keep.
+//!
+//! Uses: `model`; rooms `reader`.
 
 use crate::model::Columns;
 use crate::segment::reader::BlockEvents;

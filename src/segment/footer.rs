@@ -1,6 +1,8 @@
 //! The segment footer: segment metadata, the property directory, per-block zone maps and chunk
 //! directory, and the bitmap index (docs/FORMAT.md §5.2). One function encodes it, one decodes
 //! it, and the decoder checks every count and range against the file.
+//!
+//! Uses: `codec`, `file`, `index`, `limits`, `model`.
 
 use super::{BlockMeta, ChunkRef, FIXED_COLUMNS};
 use crate::codec::{self, DecodeError, Reader};

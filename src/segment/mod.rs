@@ -21,6 +21,8 @@
 //! - `writer`: writing blocks, indices and the footer of a new segment;
 //! - `reader`: opening, mapping, decoding blocks (whole or lazily) and verifying;
 //! - `cache`: the decoded-block and customer-key caches segments share.
+//!
+//! Uses: `codec`, `file`.
 
 use crate::codec;
 use crate::file::{self, FileResult};

@@ -1,6 +1,8 @@
 //! Reading a segment: open (trailer and footer checked against the file length, then mapped),
 //! blocks decoded whole or lazily (customer runs, events, timestamps decoded as read), and
 //! verification of every checksum.
+//!
+//! Uses: `codec`, `file`, `limits`, `model`; rooms `cache`, `encoding`, `footer`.
 
 use super::encoding;
 use super::{BlockMeta, ChunkRef, ColumnSet, FIXED_COLUMNS, TRAILER_LEN, ZSTD_MAGIC_0, seg_path};

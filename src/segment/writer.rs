@@ -1,5 +1,7 @@
 //! Writing a segment: blocks of columns encoded and compressed chunk by chunk, the indices
 //! built alongside, synced in the background while written, then the footer and trailer.
+//!
+//! Uses: `codec`, `file`, `index`, `limits`, `model`; rooms `encoding`, `footer`.
 
 use super::encoding;
 use super::{BlockMeta, ChunkRef, FIXED_COLUMNS};

@@ -1,4 +1,6 @@
 //! EXPLAIN of a funnel: why one customer did or did not convert, step by step.
+//!
+//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `funnel`, `labels`, `operator`, `options`, `scan`.
 
 use std::ops::Range;
 

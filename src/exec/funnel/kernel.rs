@@ -1,4 +1,6 @@
 //! The funnel kernel: one customer's rows in, the deepest step reached (and when) out.
+//!
+//! Uses: `plan`; rooms `funnel`, `median`.
 
 use crate::exec::funnel::{FunnelOp, FunnelPartial, funnel_group_bytes};
 use crate::exec::median::Samples;

@@ -1,4 +1,6 @@
 //! FUNNEL: how far customers get through ordered (or unordered) steps, and how fast.
+//!
+//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `funnel`, `labels`, `median`, `operator`, `options`, `prefilter`, `range`, `scan`.
 
 pub(in crate::internals::exec) mod explain;
 mod kernel;

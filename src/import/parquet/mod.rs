@@ -2,6 +2,8 @@
 //! name as for CSV; their Parquet types decide the property types (strings, integers, floats,
 //! booleans); timestamps may be Parquet timestamps (any unit), dates, integers in `--ts-unit`, or
 //! strings. The "line" of an error is the 1-based row number.
+//!
+//! Uses: `ingest`, `limits`, `model`; rooms `values`.
 
 use std::path::Path;
 

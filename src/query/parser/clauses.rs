@@ -1,5 +1,7 @@
 //! The parts statements share: names, steps, predicates, literals, times, the common clauses
 //! (WHERE, FROM/TO, TZ, BY) and periods.
+//!
+//! Uses: `limits`, `model`; rooms `ast`, `lexer`.
 
 use super::{KEYWORDS, Parser, describe};
 use crate::limits;

@@ -1,5 +1,7 @@
 //! Recursive-descent parser. Keywords are case-insensitive. A `WHERE` directly after a step
 //! belongs to that step; a statement's own `WHERE` comes after its required clauses.
+//!
+//! Uses: `limits`; rooms `ast`, `lexer`, `parser`.
 
 mod clauses;
 mod statements;

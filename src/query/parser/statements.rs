@@ -1,5 +1,7 @@
 //! One parser per statement, each reading the statement's grammar of docs/QUERY.md after its
 //! keyword.
+//!
+//! Uses: `limits`, `model`; rooms `ast`, `lexer`.
 
 use super::{Parser, describe, suggest};
 use crate::limits;

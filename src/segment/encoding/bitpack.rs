@@ -1,5 +1,7 @@
 //! Bit packing: fixed widths (tags 3/4/5), values of 1, 2 or 4 bits (tag 8), one-byte values
 //! (stage codes), and the two-width packing that the timestamp encodings build on.
+//!
+//! Uses: `codec`; rooms `encoding`.
 
 use super::{BITS_PAD, TAG_SUB_BYTE, TAG_W8, TAG_W16, TAG_W32, bit_len, le_words, tag};
 use crate::codec::{self, DecodeError, Reader};

@@ -1,5 +1,7 @@
 //! Delta i64 (tag 2): integer properties, as varint deltas divided by their greatest common
 //! divisor.
+//!
+//! Uses: `codec`.
 
 use super::{TAG_DELTA_I64, tag};
 use crate::codec::{self, DecodeError, Reader};

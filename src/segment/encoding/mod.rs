@@ -11,6 +11,8 @@
 //! Each room holds one encoding, its encoder beside its decoder (and a SIMD variant beside its
 //! scalar one): `rle`, `delta`, `bitpack`, `timestamps`, `stages`, `props`; this file holds
 //! the tag table and the helpers they share.
+//!
+//! Uses: `codec`.
 
 mod bitpack;
 mod delta;

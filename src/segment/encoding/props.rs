@@ -1,5 +1,7 @@
 //! Property columns (tag 6): a validity bitmap, then the values in the encoding their type and
 //! spread choose.
+//!
+//! Uses: `codec`, `model`; rooms `encoding`.
 
 use super::{TAG_PROP, tag};
 use crate::codec::{self, DecodeError, Reader};

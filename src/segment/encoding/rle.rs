@@ -1,4 +1,6 @@
 //! Run-length u32 (tag 1): customer ids, stored as (zigzag value delta, run length) pairs.
+//!
+//! Uses: `codec`.
 
 use super::{TAG_RLE_U32, tag};
 use crate::codec::{self, DecodeError, Reader};

@@ -1,5 +1,7 @@
 //! Stage codes (tag 10): a u8 value per event id when every event keeps one stage in the block,
 //! else one byte per row.
+//!
+//! Uses: `codec`; rooms `encoding`.
 
 use super::{BY_EVENT_IDS, TAG_BY_EVENT};
 use crate::codec::{self, DecodeError, Reader};

@@ -1,5 +1,7 @@
 //! Timestamps: two-width bit-packed deltas (tag 7), restarted at every customer's first row
 //! (tag 9), decoded eagerly or lazily run by run; the AVX-512 merge beside the scalar one.
+//!
+//! Uses: `codec`; rooms `encoding`.
 
 use super::{TAG_DELTA_BITS, TAG_DELTA_BITS_RUNS, TAG_DELTA_I64, le_words};
 use crate::codec::{self, DecodeError, Reader};
