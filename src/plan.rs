@@ -127,7 +127,7 @@ const IN_LIST_SET_MIN: usize = 8;
 
 /// Every value slot `x` for which `compare(ty, x, "=", v)` holds, when they can be listed
 /// exactly (`None`: an integer column against a float beyond 2^53, compared by rounding).
-fn equal_slots(ty: PropType, v: &Const) -> Option<Vec<u64>> {
+fn equal_slots(ty: PropType, constant: &Const) -> Option<Vec<u64>> {
     let float = |c: f64| {
         if c.is_nan() {
             vec![]
@@ -137,7 +137,7 @@ fn equal_slots(ty: PropType, v: &Const) -> Option<Vec<u64>> {
             vec![c.to_bits()]
         }
     };
-    Some(match (ty, v) {
+    Some(match (ty, constant) {
         (PropType::Str, Const::Str(id, _)) => id.iter().map(|&id| u64::from(id)).collect(),
         (PropType::I64, Const::Int(c)) => vec![*c as u64],
         (PropType::I64, Const::Num(c)) if c.is_nan() => vec![],
@@ -169,8 +169,8 @@ fn in_list_slots(ty: PropType, values: &[Const]) -> Option<std::collections::Has
     Some(set)
 }
 
-fn compare(ty: PropType, x: u64, op: CmpOp, v: &Const, dicts: &Dicts) -> bool {
-    match (ty, v) {
+fn compare(ty: PropType, x: u64, op: CmpOp, constant: &Const, dicts: &Dicts) -> bool {
+    match (ty, constant) {
         (PropType::Str, Const::Str(id, text)) => match op {
             CmpOp::Eq => *id == Some(x as u32),
             CmpOp::Ne => *id != Some(x as u32),
@@ -441,8 +441,8 @@ pub struct Buckets {
     uniform: Option<i64>,
 }
 
-fn ts_of(z: &Zoned) -> i64 {
-    z.timestamp().as_microsecond()
+fn ts_of(zoned: &Zoned) -> i64 {
+    zoned.timestamp().as_microsecond()
 }
 
 /// The start of the bucket containing `ts` (µs).
@@ -478,10 +478,10 @@ fn day_start(d: Date, tz: &TimeZone) -> Option<Zoned> {
     d.to_zoned_datetime(tz.clone()).ok()?.start_of_day().ok()
 }
 
-fn next_start(z: &Zoned, period: Period, tz: &TimeZone) -> Option<Zoned> {
-    let d = z.date();
+fn next_start(zoned: &Zoned, period: Period, tz: &TimeZone) -> Option<Zoned> {
+    let d = zoned.date();
     match period {
-        Period::Hour => bucket_start(ts_of(z) + 3_600_000_000, Period::Hour, tz),
+        Period::Hour => bucket_start(ts_of(zoned) + 3_600_000_000, Period::Hour, tz),
         Period::Day => day_start(d.tomorrow().ok()?, tz),
         Period::Week => day_start(d.checked_add(jiff::Span::new().days(7)).ok()?, tz),
         Period::Month => day_start(

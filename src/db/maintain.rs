@@ -115,7 +115,12 @@ impl Db {
     /// segments sealed while it was merged (after the first `k`) and the buffer are read here,
     /// under the writer lock, so no commit can start using a value in between. Returns the new
     /// dictionaries, the generation and its length.
-    fn scrub_dictionary(&self, w: &Writer, k: usize, mut used: RoaringBitmap) -> Result<(Dicts, u64, u64)> {
+    fn scrub_dictionary(
+        &self,
+        writer: &Writer,
+        k: usize,
+        mut used: RoaringBitmap,
+    ) -> Result<(Dicts, u64, u64)> {
         let inner = &*self.inner;
         let dir = &inner.dir;
         let v = inner.version.read().clone();
@@ -124,8 +129,8 @@ impl Db {
                 compaction::string_refs(&seg.read_block(i, ColumnSet::ALL)?, &mut used);
             }
         }
-        compaction::string_refs(&w.buffer.sorted_prefix(w.buffer.len()), &mut used);
-        let upto = w.manifest.dict_counts;
+        compaction::string_refs(&writer.buffer.sorted_prefix(writer.buffer.len()), &mut used);
+        let upto = writer.manifest.dict_counts;
         let mut dicts = (**inner.dicts.read()).clone();
         let vacate: Vec<dict::DictEntry> = (0..upto.strings)
             .filter(|&id| !used.contains(id) && !dicts.strings.is_vacant(id))
@@ -134,9 +139,9 @@ impl Db {
         dicts
             .apply(&dict::DictDelta { entries: vacate })
             .map_err(|why| DbError::Internal(format!("vacating unused string values: {why}")))?;
-        let generation = w.manifest.dict_gen + 1;
+        let generation = writer.manifest.dict_gen + 1;
         let path = dict::dict_path(dir, generation);
-        let written = dict::rewrite(dir, generation, &dicts, upto, w.manifest.db_id).and_then(|len| {
+        let written = dict::rewrite(dir, generation, &dicts, upto, writer.manifest.db_id).and_then(|len| {
             file::sync_dir(dir)?;
             Ok(len)
         });

@@ -182,11 +182,11 @@ impl Db {
         self.inner.writer.lock().poisoned.clone()
     }
 
-    fn check_writable(&self, w: &Writer) -> Result<()> {
+    fn check_writable(&self, writer: &Writer) -> Result<()> {
         if self.inner.read_only {
             return Err(DbError::ReadOnly.into());
         }
-        if let Some(why) = &w.poisoned {
+        if let Some(why) = &writer.poisoned {
             return Err(DbError::Poisoned(why.clone()).into());
         }
         Ok(())

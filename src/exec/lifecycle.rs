@@ -28,13 +28,18 @@ struct LifecycleOp<'a> {
 
 impl<'a> LifecycleOp<'a> {
     /// Plans a LIFECYCLE statement on `input`.
-    fn plan(l: &Lifecycle, text: &str, input: &Input<'a>) -> Result<Self, QueryError> {
-        let res = Resolver::new(input.dicts, text, l.common.tz.as_ref())?;
-        let range = res.range(&l.common.range)?;
-        let (buckets, report) = history_buckets(input, range, l.period, &res.tz)?;
+    fn plan(lifecycle: &Lifecycle, text: &str, input: &Input<'a>) -> Result<Self, QueryError> {
+        let res = Resolver::new(input.dicts, text, lifecycle.common.tz.as_ref())?;
+        let range = res.range(&lifecycle.common.range)?;
+        let (buckets, report) = history_buckets(input, range, lifecycle.period, &res.tz)?;
         Ok(LifecycleOp {
-            step: res.step(&l.step)?,
-            filter: l.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
+            step: res.step(&lifecycle.step)?,
+            filter: lifecycle
+                .common
+                .filter
+                .as_ref()
+                .map(|p| res.pred(p))
+                .transpose()?,
             buckets,
             report,
             dicts: input.dicts,

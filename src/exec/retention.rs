@@ -38,30 +38,42 @@ pub(super) struct RetentionOp<'a> {
 impl<'a> RetentionOp<'a> {
     /// Plans a RETENTION statement on `input`; with `drill`, the customers of one cell.
     fn plan(
-        r: &crate::query::ast::Retention,
+        retention: &crate::query::ast::Retention,
         text: &str,
         input: &Input<'a>,
         drill: Option<RetentionDrill<'_>>,
     ) -> Result<Self, QueryError> {
-        let res = Resolver::new(input.dicts, text, r.common.tz.as_ref())?;
-        let range = res.range(&r.common.range)?;
+        let res = Resolver::new(input.dicts, text, retention.common.tz.as_ref())?;
+        let range = res.range(&retention.common.range)?;
         // Buckets cover all history (first-time cohorts look at all of it) plus the offsets.
         let (lo, hi) = match (input.ts_range, range) {
             (Some((a, b)), Some((x, y))) => (a.min(x), b.saturating_add(1).max(y)),
             (Some((a, b)), None) => (a, b.saturating_add(1)),
-            (None, Some(r)) => r,
+            (None, Some(retention)) => retention,
             (None, None) => (0, 1),
         };
-        let buckets = Buckets::new(lo, hi, r.periods as usize, r.period, &res.tz, limits::BUCKETS_MAX)
-            .map_err(|m| ParseError::new(Span::default(), m))?;
+        let buckets = Buckets::new(
+            lo,
+            hi,
+            retention.periods as usize,
+            retention.period,
+            &res.tz,
+            limits::BUCKETS_MAX,
+        )
+        .map_err(|m| ParseError::new(Span::default(), m))?;
         Ok(RetentionOp {
-            start: res.step(&r.start)?,
-            ret: res.step(&r.ret)?,
-            periods: r.periods as usize,
-            cohorting: r.cohorting,
-            on_or_after: r.on_or_after,
+            start: res.step(&retention.start)?,
+            ret: res.step(&retention.ret)?,
+            periods: retention.periods as usize,
+            cohorting: retention.cohorting,
+            on_or_after: retention.on_or_after,
             range,
-            filter: r.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
+            filter: retention
+                .common
+                .filter
+                .as_ref()
+                .map(|p| res.pred(p))
+                .transpose()?,
             dicts: input.dicts,
             limit: drill.and_then(|d| d.2),
             collect: match drill {

@@ -104,10 +104,10 @@ pub(super) fn run_scans<O: Operator>(
         None => (0, u32::MAX, u64::from(input.customers)),
     };
     let only = only.map(Arc::new);
-    let threads = if opts.threads == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        opts.threads
+    let threads = match opts.threads {
+        _ if wanted <= 1 => 1,
+        0 => available_threads(),
+        n => n,
     };
     let threads = threads.clamp(1, 64).min(wanted.max(1) as usize);
     let budget = Budget::new(opts.memory_max);
@@ -163,6 +163,13 @@ pub(super) fn run_scans<O: Operator>(
         return Err(QueryError::MemoryExceeded(opts.memory_max));
     }
     Ok(total)
+}
+
+/// The machine's parallelism, asked once per process: asking reads the cgroup and affinity
+/// settings (microseconds, as long as a whole one-customer query).
+fn available_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Customer ranges for `threads` workers (see [`split_rows`]), from the sources' zone maps.

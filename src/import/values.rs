@@ -52,11 +52,11 @@ pub(crate) fn parse_ts_any(text: &str, unit: TsUnit) -> Result<TimestampUs, Stri
     }
 }
 
-pub(crate) fn digits(b: &[u8]) -> Option<i64> {
-    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+pub(crate) fn digits(bytes: &[u8]) -> Option<i64> {
+    if bytes.is_empty() || !bytes.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(b.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
+    Some(bytes.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
@@ -72,11 +72,15 @@ pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 
 /// The fixed-width forms `YYYY-MM-DD`, `YYYY-MM-DD[T ]HH:MM[:SS[.f…]][Z|±HH[:MM]]`; `None` means
 /// "not this form" (the caller falls back to the general parser).
-pub(crate) fn parse_iso_fast(b: &[u8]) -> Option<i64> {
-    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+pub(crate) fn parse_iso_fast(bytes: &[u8]) -> Option<i64> {
+    if bytes.len() < 10 || bytes[4] != b'-' || bytes[7] != b'-' {
         return None;
     }
-    let (y, m, d) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
+    let (y, m, d) = (
+        digits(&bytes[0..4])?,
+        digits(&bytes[5..7])?,
+        digits(&bytes[8..10])?,
+    );
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     let month_days = [
         31,
@@ -96,14 +100,14 @@ pub(crate) fn parse_iso_fast(b: &[u8]) -> Option<i64> {
         return None;
     }
     let mut us = days_from_civil(y, m, d) * crate::model::DAY_US;
-    if b.len() == 10 {
+    if bytes.len() == 10 {
         return Some(us);
     }
-    if !matches!(b[10], b'T' | b't' | b' ') || b.len() < 16 || b[13] != b':' {
+    if !matches!(bytes[10], b'T' | b't' | b' ') || bytes.len() < 16 || bytes[13] != b':' {
         return None;
     }
-    let (hh, mm) = (digits(&b[11..13])?, digits(&b[14..16])?);
-    let mut rest = &b[16..];
+    let (hh, mm) = (digits(&bytes[11..13])?, digits(&bytes[14..16])?);
+    let mut rest = &bytes[16..];
     let mut ss = 0;
     if let [b':', s1, s2, tail @ ..] = rest {
         ss = digits(&[*s1, *s2])?;

@@ -52,24 +52,24 @@ fn col(table: &Table, name: &str) -> Option<usize> {
     table.columns.iter().position(|c| c == name)
 }
 
-fn int(c: Option<&Cell>) -> i64 {
-    match c {
+fn int(cell: Option<&Cell>) -> i64 {
+    match cell {
         Some(Cell::Int(n)) => *n,
         Some(Cell::Float(x)) => *x as i64,
         _ => 0,
     }
 }
 
-fn num(c: Option<&Cell>) -> f64 {
-    match c {
+fn num(cell: Option<&Cell>) -> f64 {
+    match cell {
         Some(Cell::Int(n)) => *n as f64,
         Some(Cell::Float(x) | Cell::Rate(x)) => *x,
         _ => 0.0,
     }
 }
 
-fn label(c: Option<&Cell>) -> String {
-    c.map_or_else(String::new, |c| escape_control(&c.to_string()))
+fn label(cell: Option<&Cell>) -> String {
+    cell.map_or_else(String::new, |cell| escape_control(&cell.to_string()))
 }
 
 fn stage_color(name: &str) -> &'static str {

@@ -31,8 +31,8 @@ pub fn escape_control(s: &str) -> String {
         .collect()
 }
 
-fn text(c: &Cell) -> String {
-    match c {
+fn text(cell: &Cell) -> String {
+    match cell {
         Cell::Null => String::new(),
         Cell::Rate(x) => format!("{:.2}%", x * 100.0),
         Cell::Int(n) => group_thousands(*n),

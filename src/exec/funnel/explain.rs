@@ -7,7 +7,7 @@ use std::ops::Range;
 use roaring::RoaringBitmap;
 
 use crate::dict::Dicts;
-use crate::exec::funnel::{FunnelOp, FunnelOutcome, Scratch, funnel_op};
+use crate::exec::funnel::{FunnelOp, FunnelOutcome, Scratch};
 use crate::exec::labels::ts_text;
 use crate::exec::operator::{Operator, Prefilter, rows_footprint};
 use crate::exec::options::{Input, QueryError, QueryOptions};
@@ -24,7 +24,7 @@ pub(in crate::internals::exec) fn why_not(
     op: &FunnelOp<'_>,
     rows: &Columns,
     idx: &[usize],
-    o: &FunnelOutcome,
+    outcome: &FunnelOutcome,
     m: usize,
     dicts: &Dicts,
 ) -> String {
@@ -49,8 +49,8 @@ pub(in crate::internals::exec) fn why_not(
     if matching.is_empty() {
         return format!("no event matches `{}`", step.label);
     }
-    let prev_at = o.at[m - 1].unwrap_or(0);
-    let start = rows.ts[prev_at] - o.times[m - 1].unwrap_or(0);
+    let prev_at = outcome.at[m - 1].unwrap_or(0);
+    let start = rows.ts[prev_at] - outcome.times[m - 1].unwrap_or(0);
     let next_after = matching
         .iter()
         .copied()
@@ -171,15 +171,21 @@ struct ExplainOp<'a> {
 
 impl<'a> ExplainOp<'a> {
     /// Plans `EXPLAIN FUNNEL … FOR CUSTOMER c` on `input`.
-    fn plan(e: &crate::query::ast::Explain, text: &str, input: &Input<'a>) -> Result<Self, QueryError> {
-        let f = &e.funnel;
+    fn plan(explain: &crate::query::ast::Explain, text: &str, input: &Input<'a>) -> Result<Self, QueryError> {
+        let f = &explain.funnel;
         if f.mode == FunnelMode::Unordered {
-            return Err(ParseError::new(e.customer.1, "EXPLAIN supports ORDERED and STRICT funnels").into());
+            return Err(
+                ParseError::new(explain.customer.1, "EXPLAIN supports ORDERED and STRICT funnels").into(),
+            );
         }
         let res = Resolver::new(input.dicts, text, f.common.tz.as_ref())?;
-        let funnel = funnel_op(f, &res, input)?;
-        let Some(customer) = input.dicts.customers.get(&e.customer.0) else {
-            return Err(ParseError::new(e.customer.1, format!("unknown customer '{}'", e.customer.0)).into());
+        let funnel = FunnelOp::resolve(f, &res, input)?;
+        let Some(customer) = input.dicts.customers.get(&explain.customer.0) else {
+            return Err(ParseError::new(
+                explain.customer.1,
+                format!("unknown customer '{}'", explain.customer.0),
+            )
+            .into());
         };
         Ok(ExplainOp { funnel, customer })
     }
@@ -190,26 +196,26 @@ impl<'a> ExplainOp<'a> {
         k: usize,
         rows: &Columns,
         idx: &[usize],
-        o: &FunnelOutcome,
+        outcome: &FunnelOutcome,
         dicts: &Dicts,
     ) -> Vec<Cell> {
         let label = Cell::Str(self.funnel.steps[k - 1].label.clone());
-        if k <= o.level {
-            let at = o.at[k].unwrap_or(0);
+        if k <= outcome.level {
+            let at = outcome.at[k].unwrap_or(0);
             return vec![
                 Cell::Int(k as i64),
                 label,
                 Cell::Str("reached".into()),
                 Cell::Time(rows.ts[at]),
-                o.times[k].map_or(Cell::Null, |x| Cell::Float(x as f64 / 1e6)),
+                outcome.times[k].map_or(Cell::Null, |x| Cell::Float(x as f64 / 1e6)),
                 Cell::Str(format!(
                     "first completed by `{}`",
                     dicts.events.name(rows.event[at]).unwrap_or("?")
                 )),
             ];
         }
-        let reason = if k == o.level + 1 {
-            why_not(&self.funnel, rows, idx, o, k, dicts)
+        let reason = if k == outcome.level + 1 {
+            why_not(&self.funnel, rows, idx, outcome, k, dicts)
         } else {
             format!("step {} was not reached", k - 1)
         };

@@ -124,7 +124,7 @@ impl<const N: usize> FunnelRun<N> {
     pub(in crate::internals::exec) fn feed(
         &mut self,
         op: &FunnelOp<'_>,
-        m: &StepMasks,
+        masks: &StepMasks,
         rows: impl Iterator<Item = (u32, i64, u8)>,
     ) -> bool {
         let n = op.steps.len();
@@ -132,11 +132,11 @@ impl<const N: usize> FunnelRun<N> {
             return true;
         }
         let strict = op.ties_strict;
-        let by_stage = m.reads_stage();
+        let by_stage = masks.reads_stage();
         for (e, t, stage) in rows {
-            let mut mask = m.event.get(e as usize).copied().unwrap_or(0);
+            let mut mask = masks.event.get(e as usize).copied().unwrap_or(0);
             if mask != 0 && by_stage {
-                mask &= m.stage[usize::from(stage)];
+                mask &= masks.stage[usize::from(stage)];
             }
             if mask == 0 {
                 continue;

@@ -119,6 +119,48 @@ pub struct FunnelOutcome {
     pub at: Vec<Option<usize>>,
 }
 
+impl<'a> FunnelOp<'a> {
+    /// The operator of funnel `f`, its names resolved by `res` against `input`.
+    pub(in crate::internals::exec) fn resolve(
+        funnel: &crate::query::ast::Funnel,
+        res: &Resolver<'_>,
+        input: &Input<'a>,
+    ) -> Result<FunnelOp<'a>, QueryError> {
+        let excludes: Vec<(Matcher, usize, usize)> = funnel
+            .excludes
+            .iter()
+            .map(|x| Ok((res.step(&x.step)?, x.from, x.to)))
+            .collect::<Result<_, ParseError>>()?;
+        Ok(FunnelOp {
+            collect: false,
+            caps: FunnelOp::caps(funnel.steps.len(), &excludes),
+            excludes,
+            steps: funnel
+                .steps
+                .iter()
+                .map(|s| res.step(s))
+                .collect::<Result<_, _>>()?,
+            within: funnel.within_us,
+            mode: funnel.mode,
+            ties_strict: funnel.ties_strict,
+            range: res.range(&funnel.common.range)?,
+            filter: funnel.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
+            by: funnel
+                .by
+                .as_ref()
+                .map(|(name, span)| res.prop(name, *span))
+                .transpose()?,
+            dicts: input.dicts,
+            drill: None,
+            masks: None,
+        })
+        .map(|mut op| {
+            op.masks = StepMasks::new(&op.steps, input.dicts.events.len());
+            op
+        })
+    }
+}
+
 impl FunnelOp<'_> {
     /// The result rows: per group, per step, its customers, conversion rates and (from step 2)
     /// the median and mean time to convert in `stats`, one per (group, step ≥ 2) in order.
@@ -315,15 +357,21 @@ impl FunnelOp<'_> {
     /// The ordered funnel without exclusions, filter, breakdown or drill-down, on step masks:
     /// the same chains as [`ordered`](Self::ordered) (one cap, so at most one candidate per
     /// level), without its general bookkeeping. Adds the customer to `p`.
-    fn ordered_fast(&self, m: &StepMasks, p: &mut FunnelPartial, rows: &Columns, run: Range<usize>) {
+    fn ordered_fast(
+        &self,
+        masks: &StepMasks,
+        partial: &mut FunnelPartial,
+        rows: &Columns,
+        run: Range<usize>,
+    ) {
         let events = rows.event.get(run.clone()).unwrap_or(&[]).iter().copied();
         let ts = rows.ts.get(run.clone()).unwrap_or(&[]).iter().copied();
-        if m.reads_stage() {
+        if masks.reads_stage() {
             let stages = rows.stage.get(run).unwrap_or(&[]).iter().copied();
-            self.ordered_fast_rows(m, p, KernelRows { events, ts, stages });
+            self.ordered_fast_rows(masks, partial, KernelRows { events, ts, stages });
         } else {
             let stages = std::iter::empty();
-            self.ordered_fast_rows(m, p, KernelRows { events, ts, stages });
+            self.ordered_fast_rows(masks, partial, KernelRows { events, ts, stages });
         }
     }
 
@@ -331,29 +379,29 @@ impl FunnelOp<'_> {
     /// is complete.
     fn ordered_fast_rows(
         &self,
-        m: &StepMasks,
-        p: &mut FunnelPartial,
+        masks: &StepMasks,
+        partial: &mut FunnelPartial,
         rows: impl Iterator<Item = (u32, i64, u8)>,
     ) {
         // Per-customer state sized for the steps (a funnel of 2–3 steps keeps 3 × 4 words, not
         // 3 × 33, to set up per customer).
         match self.steps.len() {
-            0..=3 => self.ordered_fast_n::<4>(m, p, rows),
-            4..=7 => self.ordered_fast_n::<8>(m, p, rows),
-            _ => self.ordered_fast_n::<33>(m, p, rows),
+            0..=3 => self.ordered_fast_n::<4>(masks, partial, rows),
+            4..=7 => self.ordered_fast_n::<8>(masks, partial, rows),
+            _ => self.ordered_fast_n::<33>(masks, partial, rows),
         }
     }
 
     /// [`ordered_fast_rows`](Self::ordered_fast_rows) with state arrays of `N` > steps levels.
     fn ordered_fast_n<const N: usize>(
         &self,
-        m: &StepMasks,
-        p: &mut FunnelPartial,
+        masks: &StepMasks,
+        partial: &mut FunnelPartial,
         rows: impl Iterator<Item = (u32, i64, u8)>,
     ) {
         let mut run = FunnelRun::<N>::default();
-        run.feed(self, m, rows);
-        run.finish(self.steps.len(), p);
+        run.feed(self, masks, rows);
+        run.finish(self.steps.len(), partial);
     }
 
     fn strict(&self, rows: &Columns, idx: &[usize], out: &mut FunnelOutcome) {
@@ -685,42 +733,7 @@ pub(in crate::internals::exec) fn funnel(
     let op = FunnelOp {
         collect: drill.is_some(),
         drill,
-        ..funnel_op(f, &res, input)?
+        ..FunnelOp::resolve(f, &res, input)?
     };
     evaluate_lazy(&op, input, opts)
-}
-
-pub(in crate::internals::exec) fn funnel_op<'a>(
-    f: &crate::query::ast::Funnel,
-    res: &Resolver<'_>,
-    input: &Input<'a>,
-) -> Result<FunnelOp<'a>, QueryError> {
-    let excludes: Vec<(Matcher, usize, usize)> = f
-        .excludes
-        .iter()
-        .map(|x| Ok((res.step(&x.step)?, x.from, x.to)))
-        .collect::<Result<_, ParseError>>()?;
-    Ok(FunnelOp {
-        collect: false,
-        caps: FunnelOp::caps(f.steps.len(), &excludes),
-        excludes,
-        steps: f.steps.iter().map(|s| res.step(s)).collect::<Result<_, _>>()?,
-        within: f.within_us,
-        mode: f.mode,
-        ties_strict: f.ties_strict,
-        range: res.range(&f.common.range)?,
-        filter: f.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
-        by: f
-            .by
-            .as_ref()
-            .map(|(name, span)| res.prop(name, *span))
-            .transpose()?,
-        dicts: input.dicts,
-        drill: None,
-        masks: None,
-    })
-    .map(|mut op| {
-        op.masks = StepMasks::new(&op.steps, input.dicts.events.len());
-        op
-    })
 }

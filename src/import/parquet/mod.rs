@@ -48,34 +48,34 @@ fn supported(t: &DataType) -> bool {
 }
 
 /// The value at row `i`, or `None` for a null.
-fn scalar(a: &dyn Array, i: usize) -> Result<Option<Scalar<'_>>, String> {
-    if a.is_null(i) {
+fn scalar(array: &dyn Array, i: usize) -> Result<Option<Scalar<'_>>, String> {
+    if array.is_null(i) {
         return Ok(None);
     }
-    Ok(Some(match a.data_type() {
-        DataType::Utf8 => Scalar::Str(a.as_string::<i32>().value(i)),
-        DataType::LargeUtf8 => Scalar::Str(a.as_string::<i64>().value(i)),
-        DataType::Utf8View => Scalar::Str(a.as_string_view().value(i)),
-        DataType::Boolean => Scalar::Bool(a.as_boolean().value(i)),
-        DataType::Int8 => Scalar::I64(i64::from(a.as_primitive::<Int8Type>().value(i))),
-        DataType::Int16 => Scalar::I64(i64::from(a.as_primitive::<Int16Type>().value(i))),
-        DataType::Int32 => Scalar::I64(i64::from(a.as_primitive::<Int32Type>().value(i))),
-        DataType::Int64 => Scalar::I64(a.as_primitive::<Int64Type>().value(i)),
-        DataType::UInt8 => Scalar::I64(i64::from(a.as_primitive::<UInt8Type>().value(i))),
-        DataType::UInt16 => Scalar::I64(i64::from(a.as_primitive::<UInt16Type>().value(i))),
-        DataType::UInt32 => Scalar::I64(i64::from(a.as_primitive::<UInt32Type>().value(i))),
+    Ok(Some(match array.data_type() {
+        DataType::Utf8 => Scalar::Str(array.as_string::<i32>().value(i)),
+        DataType::LargeUtf8 => Scalar::Str(array.as_string::<i64>().value(i)),
+        DataType::Utf8View => Scalar::Str(array.as_string_view().value(i)),
+        DataType::Boolean => Scalar::Bool(array.as_boolean().value(i)),
+        DataType::Int8 => Scalar::I64(i64::from(array.as_primitive::<Int8Type>().value(i))),
+        DataType::Int16 => Scalar::I64(i64::from(array.as_primitive::<Int16Type>().value(i))),
+        DataType::Int32 => Scalar::I64(i64::from(array.as_primitive::<Int32Type>().value(i))),
+        DataType::Int64 => Scalar::I64(array.as_primitive::<Int64Type>().value(i)),
+        DataType::UInt8 => Scalar::I64(i64::from(array.as_primitive::<UInt8Type>().value(i))),
+        DataType::UInt16 => Scalar::I64(i64::from(array.as_primitive::<UInt16Type>().value(i))),
+        DataType::UInt32 => Scalar::I64(i64::from(array.as_primitive::<UInt32Type>().value(i))),
         DataType::UInt64 => {
-            let v = a.as_primitive::<UInt64Type>().value(i);
+            let v = array.as_primitive::<UInt64Type>().value(i);
             Scalar::I64(i64::try_from(v).map_err(|_| format!("{v} is larger than 2^63-1"))?)
         }
-        DataType::Float32 => Scalar::F64(f64::from(a.as_primitive::<Float32Type>().value(i))),
-        DataType::Float64 => Scalar::F64(a.as_primitive::<Float64Type>().value(i)),
-        DataType::Dictionary(..) => match dict_strings(a) {
+        DataType::Float32 => Scalar::F64(f64::from(array.as_primitive::<Float32Type>().value(i))),
+        DataType::Float64 => Scalar::F64(array.as_primitive::<Float64Type>().value(i)),
+        DataType::Dictionary(..) => match dict_strings(array) {
             Some(d) => match d.value(i)? {
                 Some(s) => Scalar::Str(s),
                 None => return Ok(None),
             },
-            None => return Err(format!("type {} is not supported", a.data_type())),
+            None => return Err(format!("type {} is not supported", array.data_type())),
         },
         t => return Err(format!("type {t} is not supported")),
     }))
@@ -109,8 +109,8 @@ impl<'a> DictStrings<'a> {
 }
 
 /// `a` as dictionary-encoded strings, when it is one (Int32 keys, Utf8 values).
-fn dict_strings(a: &dyn Array) -> Option<DictStrings<'_>> {
-    let d = a.as_dictionary_opt::<Int32Type>()?;
+fn dict_strings(array: &dyn Array) -> Option<DictStrings<'_>> {
+    let d = array.as_dictionary_opt::<Int32Type>()?;
     Some(DictStrings {
         keys: d.keys(),
         values: d.values().as_string_opt::<i32>()?,
@@ -155,39 +155,41 @@ impl KeyMemo {
 }
 
 /// The timestamp at row `i` in µs.
-fn ts_at(a: &dyn Array, i: usize, unit: TsUnit) -> Result<i64, String> {
-    ts_at_any(a, i, unit).and_then(crate::model::check_ts)
+fn ts_at(array: &dyn Array, i: usize, unit: TsUnit) -> Result<i64, String> {
+    ts_at_any(array, i, unit).and_then(crate::model::check_ts)
 }
 
 /// [`ts_at`] without the range check.
-fn ts_at_any(a: &dyn Array, i: usize, unit: TsUnit) -> Result<i64, String> {
-    if a.is_null(i) {
+fn ts_at_any(array: &dyn Array, i: usize, unit: TsUnit) -> Result<i64, String> {
+    if array.is_null(i) {
         return Err("timestamp is null".into());
     }
     let range = |v: Option<i64>| v.ok_or_else(|| "timestamp is out of range".to_owned());
-    match a.data_type() {
+    match array.data_type() {
         DataType::Timestamp(TimeUnit::Second, _) => range(
-            a.as_primitive::<TimestampSecondType>()
+            array
+                .as_primitive::<TimestampSecondType>()
                 .value(i)
                 .checked_mul(1_000_000),
         ),
         DataType::Timestamp(TimeUnit::Millisecond, _) => range(
-            a.as_primitive::<TimestampMillisecondType>()
+            array
+                .as_primitive::<TimestampMillisecondType>()
                 .value(i)
                 .checked_mul(1_000),
         ),
         DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            Ok(a.as_primitive::<TimestampMicrosecondType>().value(i))
+            Ok(array.as_primitive::<TimestampMicrosecondType>().value(i))
         }
-        DataType::Timestamp(TimeUnit::Nanosecond, _) => Ok(a
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => Ok(array
             .as_primitive::<TimestampNanosecondType>()
             .value(i)
             .div_euclid(1_000)),
-        DataType::Date32 => range(i64::from(a.as_primitive::<Date32Type>().value(i)).checked_mul(DAY_US)),
-        _ => match scalar(a, i)? {
+        DataType::Date32 => range(i64::from(array.as_primitive::<Date32Type>().value(i)).checked_mul(DAY_US)),
+        _ => match scalar(array, i)? {
             Some(Scalar::Str(s)) => parse_ts(s, unit),
             Some(Scalar::I64(n)) => range(n.checked_mul(unit.micros())),
-            _ => Err(format!("type {} cannot hold a timestamp", a.data_type())),
+            _ => Err(format!("type {} cannot hold a timestamp", array.data_type())),
         },
     }
 }
@@ -362,11 +364,11 @@ fn stage_props(
 
 /// Timestamps of a batch column in µs, when it is a Parquet timestamp without nulls whose
 /// values all convert (else `None`: the row path reads it and reports the bad rows).
-fn batch_ts(a: &dyn Array) -> Option<Vec<i64>> {
-    if a.null_count() > 0 {
+fn batch_ts(array: &dyn Array) -> Option<Vec<i64>> {
+    if array.null_count() > 0 {
         return None;
     }
-    let ts = batch_ts_any(a)?;
+    let ts = batch_ts_any(array)?;
     // A timestamp out of range: the row path reports its row.
     ts.iter()
         .all(|&t| crate::model::check_ts(t).is_ok())
@@ -374,20 +376,21 @@ fn batch_ts(a: &dyn Array) -> Option<Vec<i64>> {
 }
 
 /// [`batch_ts`] without the null and range checks.
-fn batch_ts_any(a: &dyn Array) -> Option<Vec<i64>> {
+fn batch_ts_any(array: &dyn Array) -> Option<Vec<i64>> {
     let scale = |v: &[i64], f: i64| v.iter().map(|&x| x.checked_mul(f)).collect::<Option<Vec<i64>>>();
-    match a.data_type() {
+    match array.data_type() {
         DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            Some(a.as_primitive::<TimestampMicrosecondType>().values().to_vec())
+            Some(array.as_primitive::<TimestampMicrosecondType>().values().to_vec())
         }
         DataType::Timestamp(TimeUnit::Millisecond, _) => {
-            scale(a.as_primitive::<TimestampMillisecondType>().values(), 1_000)
+            scale(array.as_primitive::<TimestampMillisecondType>().values(), 1_000)
         }
         DataType::Timestamp(TimeUnit::Second, _) => {
-            scale(a.as_primitive::<TimestampSecondType>().values(), 1_000_000)
+            scale(array.as_primitive::<TimestampSecondType>().values(), 1_000_000)
         }
         DataType::Timestamp(TimeUnit::Nanosecond, _) => Some(
-            a.as_primitive::<TimestampNanosecondType>()
+            array
+                .as_primitive::<TimestampNanosecondType>()
                 .values()
                 .iter()
                 .map(|&x| x.div_euclid(1_000))
@@ -775,8 +778,8 @@ fn stage_batches(
 
 /// The customer id of row `i` of a column that is not a dictionary: a string, or an integer
 /// written in decimal.
-fn customer_at(a: &dyn Array, i: usize) -> Result<std::borrow::Cow<'_, str>, String> {
-    let c = match scalar(a, i)? {
+fn customer_at(array: &dyn Array, i: usize) -> Result<std::borrow::Cow<'_, str>, String> {
+    let c = match scalar(array, i)? {
         Some(Scalar::Str(s)) => std::borrow::Cow::Borrowed(s),
         Some(Scalar::I64(n)) => std::borrow::Cow::Owned(n.to_string()),
         None => return Err("customer id is null".into()),
@@ -787,8 +790,8 @@ fn customer_at(a: &dyn Array, i: usize) -> Result<std::borrow::Cow<'_, str>, Str
 }
 
 /// The event name of row `i` of a column that is not a dictionary.
-fn event_at(a: &dyn Array, i: usize) -> Result<&str, String> {
-    let Some(Scalar::Str(e)) = scalar(a, i)? else {
+fn event_at(array: &dyn Array, i: usize) -> Result<&str, String> {
+    let Some(Scalar::Str(e)) = scalar(array, i)? else {
         return Err("expected a non-null string".into());
     };
     check_name_text("event name", e, limits::NAME_BYTES_MAX)?;
@@ -798,7 +801,7 @@ fn event_at(a: &dyn Array, i: usize) -> Result<&str, String> {
 /// The stage of row `i` (`None` when null or blank); a dictionary column's values are parsed
 /// once each (`memo`, per dictionary key).
 fn stage_at(
-    a: &dyn Array,
+    array: &dyn Array,
     i: usize,
     dict: Option<&DictStrings<'_>>,
     memo: &mut [Option<Option<Stage>>],
@@ -810,7 +813,7 @@ fn stage_at(
     if let Some(known) = key.and_then(|k| memo.get(k).copied().flatten()) {
         return Ok(known);
     }
-    let parsed = match scalar(a, i)? {
+    let parsed = match scalar(array, i)? {
         None => None,
         Some(Scalar::Str(t)) if t.trim().is_empty() => None,
         Some(Scalar::Str(t)) => Some(Stage::parse(t.trim()).ok_or_else(|| unknown_stage(t))?),
