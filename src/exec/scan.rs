@@ -111,11 +111,17 @@ pub(super) fn run_scans<O: Operator>(
     };
     let threads = threads.clamp(1, 64).min(wanted.max(1) as usize);
     let budget = Budget::new(opts.memory_max);
-    let ranges: Vec<(u32, u32)> = splits(&input.sources, input.customers, threads)
-        .into_iter()
-        .filter(|&(lo, hi)| lo <= last && hi >= first)
-        .map(|(lo, hi)| (lo.max(first), hi.min(last)))
-        .collect();
+    // One worker scans every id: no need to weigh the blocks.
+    let all = vec![(0, u32::MAX)];
+    let ranges: Vec<(u32, u32)> = if threads == 1 {
+        all
+    } else {
+        splits(&input.sources, input.customers, threads)
+    }
+    .into_iter()
+    .filter(|&(lo, hi)| lo <= last && hi >= first)
+    .map(|(lo, hi)| (lo.max(first), hi.min(last)))
+    .collect();
     let results: Vec<Result<O::Partial, QueryError>> = if let [range] = ranges[..] {
         // One worker: on this thread (a one-customer statement pays no thread start).
         let work = || {
@@ -265,7 +271,12 @@ pub(super) fn scan_customers<O: Operator>(
                 continue;
             }
             if j == n || !carry.is_empty() {
-                carry.extend_from(&block.slice(i..j));
+                if carry.is_empty() && i == 0 {
+                    // The whole block is this customer's (a one-customer read): moved, not copied.
+                    carry = std::mem::take(&mut block);
+                } else {
+                    carry.extend_from(&block.slice(i..j));
+                }
                 // One customer's rows can span many blocks: they count against the budget.
                 budget.report(&mut reported, op.footprint(&p) + rows_footprint(&carry))?;
                 if j < n {
