@@ -69,11 +69,12 @@ pub(in crate::internals::exec) fn why_not(
             ts_text(start)
         );
     }
-    let ordered = FunnelOp {
+    // A strict funnel that an ordered one completes: something came between the steps.
+    let ordered = || FunnelOp {
         mode: FunnelMode::Ordered,
         ..op.clone()
     };
-    if op.mode == FunnelMode::Strict && level(&ordered, rows, idx) >= m {
+    if op.mode == FunnelMode::Strict && level(&ordered(), rows, idx) >= m {
         let between = idx
             .iter()
             .copied()
@@ -143,11 +144,14 @@ fn tied(
     (matching, prev_at): (&[usize], usize),
     m: usize,
 ) -> Option<String> {
+    if !op.ties_strict {
+        return None;
+    }
     let relaxed = FunnelOp {
         ties_strict: false,
         ..op.clone()
     };
-    if !op.ties_strict || level(&relaxed, rows, idx) < m {
+    if level(&relaxed, rows, idx) < m {
         return None;
     }
     let step = &op.steps[m - 1];
