@@ -212,6 +212,15 @@ impl FunnelOp<'_> {
         t
     }
 
+    /// The steps whose in-range event lets a customer enter the funnel (and whose first such
+    /// event gives the BY group): step 1, or in unordered mode any step.
+    fn entry_steps(&self) -> &[Matcher] {
+        match self.mode {
+            FunnelMode::Unordered => &self.steps,
+            FunnelMode::Ordered | FunnelMode::Strict => &self.steps[..1],
+        }
+    }
+
     fn in_range(&self, ts: i64) -> bool {
         self.range.is_none_or(|(lo, hi)| lo <= ts && ts < hi)
     }
@@ -541,7 +550,12 @@ impl Operator for FunnelOp<'_> {
     /// without a property predicate, a whole-day range, no WHERE, BY or exclusions), and only
     /// the others are scanned.
     fn prefilter(&self, input: &Input<'_>) -> Result<Prefilter<FunnelPartial>, QueryError> {
-        let only = candidates(&self.steps[0], input.bitmaps, self.range);
+        let only = self
+            .entry_steps()
+            .iter()
+            .try_fold(roaring::RoaringBitmap::new(), |acc, step| {
+                candidates(step, input.bitmaps, self.range).map(|set| acc | set)
+            });
         let prunable = !self.collect
             && self.by.is_none()
             && self.filter.is_none()
@@ -581,10 +595,10 @@ impl Operator for FunnelOp<'_> {
         let mut idx = std::mem::take(&mut partial.scratch.idx);
         idx.clear();
         idx.extend(run.filter(|&i| passes(&self.filter, rows, i, self.dicts)));
-        let first = idx
-            .iter()
-            .copied()
-            .find(|&i| self.in_range(rows.ts[i]) && self.steps[0].matches(rows, i, self.dicts));
+        let entry = self.entry_steps();
+        let first = idx.iter().copied().find(|&i| {
+            self.in_range(rows.ts[i]) && entry.iter().any(|step| step.matches(rows, i, self.dicts))
+        });
         let Some(first) = first else {
             partial.scratch.idx = idx;
             return;
