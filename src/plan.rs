@@ -346,23 +346,16 @@ impl<'d> Resolver<'d> {
         let (events, stage) = match &s.kind {
             StepKind::Any => (None, None),
             StepKind::Stage(st) => (None, Some(st.code())),
-            StepKind::Events(names) => {
-                let mut ids = Vec::new();
-                for (name, span) in names {
-                    match self.dicts.events.get(name) {
-                        Some(id) => ids.push(id),
-                        None => {
-                            return Err(self.unknown(
-                                "event",
-                                name,
-                                *span,
-                                self.dicts.events.names().collect(),
-                            ));
-                        }
-                    }
-                }
-                (Some(ids), None)
-            }
+            // A name not stored yet matches nothing (see `unknown_events` for its warning).
+            StepKind::Events(names) => (
+                Some(
+                    names
+                        .iter()
+                        .filter_map(|(name, _)| self.dicts.events.get(name))
+                        .collect(),
+                ),
+                None,
+            ),
         };
         let filter = s.filter.as_ref().map(|p| self.pred(p)).transpose()?;
         let label = self
@@ -424,6 +417,35 @@ impl<'d> Resolver<'d> {
         }
         Ok(Some((lo, hi)))
     }
+}
+
+/// One warning per event name in `steps` that no stored event has: the step matches nothing
+/// (a dashboard is often set up before its events ship), and the warning keeps a misspelling
+/// visible, with the nearest stored name.
+pub fn unknown_events(steps: &[&Step], dicts: &Dicts, text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for step in steps {
+        let StepKind::Events(names) = &step.kind else {
+            continue;
+        };
+        for (name, span) in names {
+            if dicts.events.get(name).is_some() {
+                continue;
+            }
+            let column = text.get(..span.start).map_or(0, |before| before.chars().count()) + 1;
+            let mut warning = format!(
+                "unknown event `{name}` (column {column}): no such event is stored yet, so it matches nothing"
+            );
+            let names: Vec<&str> = dicts.events.names().collect();
+            if let Some(near) = suggest(name, &names) {
+                warning += &format!("; did you mean `{near}`?");
+            }
+            if !out.contains(&warning) {
+                out.push(warning);
+            }
+        }
+    }
+    out
 }
 
 /// Calendar buckets covering a time range in a time zone.

@@ -44,6 +44,9 @@ pub struct Table {
     pub columns: Vec<String>,
     /// Rows.
     pub rows: Vec<Vec<Cell>>,
+    /// What the answer's reader should know (an event name not stored yet, which matched
+    /// nothing); empty for most answers.
+    pub warnings: Vec<String>,
 }
 
 impl Table {
@@ -52,16 +55,21 @@ impl Table {
         Table {
             columns: columns.iter().map(|s| (*s).to_owned()).collect(),
             rows: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
-    /// Plain text: a header line, then one line per row, cells separated by " | ".
+    /// Plain text: a header line, then one line per row, cells separated by " | ", then one
+    /// `warning: …` line per warning.
     pub fn to_text(&self) -> String {
         let mut out = self.columns.join(" | ");
         out.push('\n');
         for r in &self.rows {
             out.push_str(&r.iter().map(ToString::to_string).collect::<Vec<_>>().join(" | "));
             out.push('\n');
+        }
+        for warning in &self.warnings {
+            out.push_str(&format!("warning: {warning}\n"));
         }
         out
     }

@@ -256,8 +256,18 @@ fn empty_database() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::create(dir.path().join("db"), Options::default()).unwrap();
     let snap = db.snapshot();
-    let err = snap.query("FUNNEL visit -> purchase WITHIN 7d").unwrap_err();
-    assert!(err.to_string().contains("unknown event `visit`"), "{err}");
+    // Issue 34: an event not stored yet counts zero, with a warning (not an error).
+    let t = snap.query("FUNNEL visit -> purchase WITHIN 7d").unwrap();
+    assert_eq!(
+        t.rows.iter().map(|r| r[2].clone()).collect::<Vec<_>>(),
+        [Cell::Int(0), Cell::Int(0)]
+    );
+    assert_eq!(t.warnings.len(), 2, "{:?}", t.warnings);
+    assert!(
+        t.warnings[0].starts_with("unknown event `visit` (column 8)"),
+        "{:?}",
+        t.warnings
+    );
     assert_eq!(snap.query("TREND count PERIOD day").unwrap().rows.len(), 1);
     assert!(snap.query("TIMELINE 'x'").unwrap().rows.is_empty());
 }
@@ -303,9 +313,24 @@ fn render(db: &Db, q: &str) -> String {
 #[test]
 fn errors_point_at_the_bad_token_with_hints() {
     let (_d, db) = db(&[Event::new("a", T, "visit")]);
+    // An event name not stored yet is a warning that keeps the hint (issue 34), not an error.
+    let t = db
+        .snapshot()
+        .query("FUNNEL visit -> add_to_crt WITHIN 7d")
+        .unwrap();
     assert_eq!(
-        render(&db, "FUNNEL visit -> add_to_crt WITHIN 7d"),
-        "error: unknown event `add_to_crt`\n --> line 1, column 17\n  | FUNNEL visit -> add_to_crt WITHIN 7d\n  |                 ^^^^^^^^^^\n  = help: did you mean `add_to_cart`?"
+        t.warnings,
+        [
+            "unknown event `add_to_crt` (column 17): no such event is stored yet, so it matches nothing; did you mean `add_to_cart`?"
+        ]
+    );
+    assert_eq!(t.rows[1][2], Cell::Int(0));
+    assert!(
+        db.snapshot()
+            .query("FUNNEL visit -> add_to_cart WITHIN 7d")
+            .unwrap()
+            .warnings
+            .is_empty()
     );
     assert!(render(&db, "FUNEL visit").contains("did you mean FUNNEL?"));
     assert!(render(&db, "FUNNEL visit -> purchase").contains("expected `->` or WITHIN"));

@@ -115,14 +115,40 @@ fn scripts_on_stdin_and_errors() {
     );
 
     // A bad statement: non-zero exit, a caret and a hint on stderr, nothing on stdout.
-    let out = run(&[db_s, "-c", "FUNNEL visit -> add_to_crt WITHIN 7d"], None);
+    let out = run(&[db_s, "-c", "TREND sum(amout) PERIOD day"], None);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
-        err.contains("^^^^^^^^^^") && err.contains("did you mean `add_to_cart`?"),
+        err.contains("^^^^^") && err.contains("did you mean `amount`?"),
         "{err}"
     );
     assert!(out.stdout.is_empty());
+
+    // An event not stored yet: the answer (zeros) on stdout, unchanged in form; the warning
+    // with its hint on stderr; success (issue 34).
+    let out = run(
+        &[
+            db_s,
+            "--format",
+            "json",
+            "-c",
+            "FUNNEL visit -> add_to_crt WITHIN 7d",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("warning: unknown event `add_to_crt` (column 17)")
+            && err.contains("did you mean `add_to_cart`?"),
+        "{err}"
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("[{\"step\": 1,")
+            && stdout.contains("\"event\": \"add_to_crt\", \"customers\": 0,"),
+        "{stdout}"
+    );
 
     // A memory budget too small for a breakdown by customer-level notes: a clear error.
     let q = "TREND count PERIOD day BY channel;";

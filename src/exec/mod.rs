@@ -13,7 +13,7 @@
 //!   `customers`, `timeline`, `lifecycle`, `stickiness`, `stages`, `transitions`.
 //! - this file: dispatch of a parsed statement, and the [`Query`] trait.
 //!
-//! Uses: `db`, `query`, `result`.
+//! Uses: `db`, `plan`, `query`, `result`.
 
 mod options;
 mod operator;
@@ -51,7 +51,7 @@ pub fn execute(
     input: &Input<'_>,
     opts: &QueryOptions,
 ) -> Result<Table, QueryError> {
-    let table = match stmt {
+    let mut table = match stmt {
         Statement::Funnel(f) => funnel(f, text, input, opts, None)?,
         Statement::Retention(r) => retention(r, text, input, opts, None)?,
         Statement::Customers(c) => customers(c, text, input, opts)?,
@@ -74,6 +74,7 @@ pub fn execute(
     if table.rows.len() > opts.rows_max {
         return Err(QueryError::TooManyRows(opts.rows_max));
     }
+    table.warnings = crate::plan::unknown_events(&stmt.steps(), input.dicts, text);
     Ok(table)
 }
 

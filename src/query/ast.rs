@@ -399,6 +399,37 @@ pub enum Statement {
     Forget(Forget),
 }
 
+impl Funnel {
+    /// The steps, then the excluded events.
+    fn all_steps(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().chain(self.excludes.iter().map(|x| &x.step))
+    }
+}
+
+impl Statement {
+    /// Every step the statement names (funnel steps and exclusions, retention's two, the
+    /// activity step), in text order within each clause.
+    pub fn steps(&self) -> Vec<&Step> {
+        match self {
+            Statement::Funnel(f) => f.all_steps().collect(),
+            Statement::Explain(e) => e.funnel.all_steps().collect(),
+            Statement::Retention(r) => vec![&r.start, &r.ret],
+            Statement::Customers(c) => match &c.drill {
+                Drill::Funnel { funnel, .. } => funnel.all_steps().collect(),
+                Drill::Retention { retention, .. } => vec![&retention.start, &retention.ret],
+                Drill::Stage { .. } => Vec::new(),
+            },
+            Statement::Trend(t) => t.step.iter().collect(),
+            Statement::Lifecycle(l) => vec![&l.step],
+            Statement::Stickiness(st) => vec![&st.step],
+            Statement::Timeline(_)
+            | Statement::Stages(_)
+            | Statement::Transitions(_)
+            | Statement::Forget(_) => Vec::new(),
+        }
+    }
+}
+
 /// `FORGET CUSTOMER 'id'`: erase every event of a customer so far.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Forget {

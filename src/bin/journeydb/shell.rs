@@ -211,6 +211,11 @@ impl Session {
                     text += &format!("Run Time: {:.3} s\n", elapsed.as_secs_f64());
                 }
                 self.emit(&text);
+                // On stderr, as sqlite3 and psql print warnings: the answer on stdout stays
+                // exactly the table (CSV and JSON consumers read it unchanged).
+                for warning in &t.warnings {
+                    eprintln!("warning: {warning}");
+                }
                 true
             }
             Err(QueryError::Parse(e)) => {
