@@ -20,8 +20,13 @@ fn db(events: &[Event]) -> (tempfile::TempDir, Db) {
 
 /// Customers per step (the `customers` column).
 fn counts(db: &Db, q: &str) -> Vec<i64> {
+    counts_at(db, q, "customers")
+}
+
+/// The integers of one column.
+fn counts_at(db: &Db, q: &str, column: &str) -> Vec<i64> {
     let t = db.snapshot().query(q).unwrap_or_else(|e| panic!("{q}: {e}"));
-    let col = t.columns.iter().position(|c| c == "customers").unwrap();
+    let col = t.columns.iter().position(|c| c == column).unwrap();
     t.rows
         .iter()
         .map(|r| match r[col] {
@@ -142,4 +147,93 @@ fn unordered_funnel_needs_no_step_one_event() {
         })
         .collect();
     assert_eq!(groups, [("ad".to_owned(), 1), ("mail".to_owned(), 1)]);
+}
+
+/// `test_retention_query_runner.py::test_day_interval` (PostHog's default retention is
+/// recurring): day cohorts of `$pageview` returning to `$pageview`, eleven days. Period 0 is the
+/// cohort (PostHog's and Amplitude's "Day 0"); PostHog's `alias1` is `person1` (one person).
+#[test]
+fn retention_day_interval() {
+    let day = |d: i64, hour: i64| 1_591_747_200_000_000 + d * 24 * H + hour * H; // 2020-06-10
+    let visits = [
+        ("person1", 0, 5),
+        ("person1", 1, 5),
+        ("person1", 2, 5),
+        ("person1", 5, 5),
+        ("person1", 5, 9),
+        ("person1", 6, 5),
+        ("person2", 1, 5),
+        ("person2", 2, 5),
+        ("person2", 3, 5),
+        ("person2", 6, 5),
+    ];
+    let (_dir, db) = db(&visits
+        .iter()
+        .map(|&(who, d, hour)| Event::new(who, day(d, hour), PAGEVIEW))
+        .collect::<Vec<_>>());
+    let q = format!(
+        "RETENTION {PAGEVIEW} RETURN {PAGEVIEW} PERIOD day PERIODS 10 RECURRING FROM '2020-06-10' TO '2020-06-21'"
+    );
+    let t = db.snapshot().query(&q).unwrap();
+    let mut rows: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+    for r in &t.rows {
+        if let (Cell::Str(cohort), &Cell::Int(n)) = (&r[0], &r[3])
+            && cohort != "mean"
+        {
+            rows.entry(cohort.clone()).or_default().push(n);
+        }
+    }
+    let padded = |cells: &[i64]| {
+        let mut v = cells.to_vec();
+        v.resize(11, 0);
+        v
+    };
+    // PostHog's rows for the days with a cohort (days 4 and 7..10 have none; journeydb omits
+    // empty cohorts).
+    let want = [
+        ("2020-06-10", padded(&[1, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0])),
+        ("2020-06-11", padded(&[2, 2, 1, 0, 1, 2, 0, 0, 0, 0])),
+        ("2020-06-12", padded(&[2, 1, 0, 1, 2, 0, 0, 0, 0])),
+        ("2020-06-13", padded(&[1, 0, 0, 1, 0, 0, 0, 0])),
+        ("2020-06-15", padded(&[1, 1, 0, 0, 0, 0])),
+        ("2020-06-16", padded(&[2, 0, 0, 0, 0])),
+    ];
+    let want: std::collections::BTreeMap<String, Vec<i64>> =
+        want.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    assert_eq!(rows, want, "{}", t.to_text());
+}
+
+/// Period 0 under both definitions, where they differ: signed up, came back later.
+#[test]
+fn retention_period_zero_is_the_cohort_unless_asked_otherwise() {
+    let (_dir, db) = db(&[
+        Event::new("a", T, SIGNUP),
+        Event::new("a", T + 25 * H, PAGEVIEW),
+        Event::new("b", T, SIGNUP),
+        Event::new("b", T + H, PAGEVIEW).with_prop("x", 1i64),
+    ]);
+    let q = format!("RETENTION {SIGNUP} RETURN {PAGEVIEW} PERIOD day PERIODS 1");
+    let customers = |q: &str| counts_at(&db, q, "customers");
+    // Cohort rows, then the mean rows (the mean of period 1 has no complete cell: 0).
+    assert_eq!(customers(&q), [2, 1, 2, 0]);
+    assert_eq!(customers(&format!("{q} PERIOD_ZERO_RETURNS")), [1, 1, 1, 0]);
+    // The drill-down into period 0 lists the cohort (or those who returned in it).
+    assert_eq!(
+        ids(&db, &format!("CUSTOMERS {q} CELL '2021-05-02', 0")),
+        ["a", "b"]
+    );
+    assert_eq!(
+        ids(
+            &db,
+            &format!("CUSTOMERS {q} PERIOD_ZERO_RETURNS CELL '2021-05-02', 0")
+        ),
+        ["b"]
+    );
+    // The same through the scan (a WHERE every event passes) as from the bitmaps.
+    db.flush().unwrap();
+    assert_eq!(customers(&format!("{q} WHERE x IS NULL OR x = 1")), [2, 1, 2, 0]);
+    assert_eq!(
+        customers(&format!("{q} PERIOD_ZERO_RETURNS WHERE x IS NULL OR x = 1")),
+        [1, 1, 1, 0]
+    );
 }

@@ -84,16 +84,18 @@ fn query() -> impl Strategy<Value = Q> {
             0usize..4,
             any::<bool>(),
             any::<bool>(),
+            any::<bool>(),
             common()
         )
             .prop_map(
-                |(start, ret, period, periods, recurring, on_or_after, c)| Q::Retention {
+                |(start, ret, period, periods, recurring, on_or_after, zero_returns, c)| Q::Retention {
                     start,
                     ret,
                     period,
                     periods,
                     recurring,
                     on_or_after,
+                    zero_returns,
                     c
                 }
             ),
@@ -573,16 +575,18 @@ fn bitmap_retention() -> impl Strategy<Value = Q> {
         0usize..4,
         any::<bool>(),
         any::<bool>(),
+        any::<bool>(),
         proptest::option::of((0i64..3, 1i64..4)),
     )
         .prop_map(
-            |(start, ret, period, periods, recurring, on_or_after, days)| Q::Retention {
+            |(start, ret, period, periods, recurring, on_or_after, zero_returns, days)| Q::Retention {
                 start,
                 ret,
                 period,
                 periods,
                 recurring,
                 on_or_after,
+                zero_returns,
                 c: Common {
                     range: days.map(|(a, n)| (T0 + a * 24 * H, T0 + (a + n) * 24 * H)),
                     where_ch: None,
@@ -882,6 +886,7 @@ fn on_or_after_counts_a_return_in_the_last_bucket() {
             periods,
             recurring: false,
             on_or_after: true,
+            zero_returns: true,
             c: Common {
                 range: None,
                 where_ch,

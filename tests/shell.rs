@@ -271,6 +271,7 @@ fn demo_numbers_match_the_reference_evaluator() {
         periods: 8,
         recurring: false,
         on_or_after: false,
+        zero_returns: false,
         c,
     };
     let reference = reference(&retention, &evs);

@@ -26,6 +26,8 @@ pub(super) struct RetentionOp<'a> {
     periods: usize,
     cohorting: Cohorting,
     on_or_after: bool,
+    /// Offset 0 counts returns in the cohort's bucket (PERIOD_ZERO_RETURNS), not the cohort.
+    zero_returns: bool,
     range: Option<(i64, i64)>,
     filter: Option<CPred>,
     dicts: &'a Dicts,
@@ -67,6 +69,7 @@ impl<'a> RetentionOp<'a> {
             periods: retention.periods as usize,
             cohorting: retention.cohorting,
             on_or_after: retention.on_or_after,
+            zero_returns: retention.zero_returns,
             range,
             filter: retention
                 .common
@@ -159,7 +162,9 @@ impl Operator for RetentionOp<'_> {
                 .or_insert_with(|| (0, vec![0; self.periods + 1]));
             e.0 += 1;
             for k in 0..=self.periods {
-                let hit = if self.on_or_after {
+                let hit = if k == 0 && !self.zero_returns {
+                    true
+                } else if self.on_or_after {
                     returns.last().is_some_and(|&last| last >= c + k)
                 } else {
                     returns.binary_search(&(c + k)).is_ok()
@@ -298,7 +303,12 @@ pub(super) fn retention_from_bitmaps(op: &RetentionOp<'_>, input: &Input<'_>) ->
     for (c, members) in cohorts {
         let mut counts = vec![0u64; op.periods + 1];
         for (k, slot) in counts.iter_mut().enumerate() {
-            if let Some(r) = per_bucket.get(c + k) {
+            if k == 0 && !op.zero_returns {
+                *slot = members.len();
+                if op.collect == Some((c, 0)) {
+                    out.1 = members.clone();
+                }
+            } else if let Some(r) = per_bucket.get(c + k) {
                 *slot = members.intersection_len(r);
                 if op.collect == Some((c, k)) {
                     out.1 = &members & r;

@@ -228,6 +228,9 @@ pub struct Retention {
     pub cohorting: Cohorting,
     /// ON_OR_AFTER.
     pub on_or_after: bool,
+    /// PERIOD_ZERO_RETURNS: offset 0 counts the members with a return event in the cohort's own
+    /// bucket (by default offset 0 is the whole cohort, as in PostHog and Amplitude).
+    pub zero_returns: bool,
     /// Common clauses.
     pub common: Common,
 }

@@ -91,6 +91,8 @@ pub enum Q {
         periods: usize,
         recurring: bool,
         on_or_after: bool,
+        /// PERIOD_ZERO_RETURNS (else offset 0 is the cohort).
+        zero_returns: bool,
         c: Common,
     },
     Trend {
@@ -181,13 +183,15 @@ impl Q {
                 periods,
                 recurring,
                 on_or_after,
+                zero_returns,
                 c,
             } => format!(
-                "RETENTION {} RETURN {} PERIOD {period} PERIODS {periods} {}{}{}",
+                "RETENTION {} RETURN {} PERIOD {period} PERIODS {periods} {}{}{}{}",
                 start.text(),
                 ret.text(),
                 if *recurring { "RECURRING" } else { "FIRST_TIME" },
                 if *on_or_after { " ON_OR_AFTER" } else { "" },
+                if *zero_returns { " PERIOD_ZERO_RETURNS" } else { "" },
                 c.text()
             ),
             Q::Trend {
@@ -457,6 +461,7 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
             periods,
             recurring,
             on_or_after,
+            zero_returns,
             c,
         } => {
             let tz = TimeZone::get(c.tz).unwrap();
@@ -483,7 +488,10 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
                     cell.0 += 1;
                     let mut b = co;
                     for k in 0..=*periods {
-                        let hit = if *on_or_after {
+                        // docs/QUERY.md: offset 0 is the cohort itself unless PERIOD_ZERO_RETURNS.
+                        let hit = if k == 0 && !*zero_returns {
+                            true
+                        } else if *on_or_after {
                             returns.range(b..).next().is_some()
                         } else {
                             returns.contains(&b)

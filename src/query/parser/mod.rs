@@ -27,7 +27,7 @@ pub const STATEMENTS: [&str; 11] = [
 ];
 
 /// Words with a meaning only in their clause (not reserved; they may also name events).
-pub const CONTEXTUAL: [&str; 9] = [
+pub const CONTEXTUAL: [&str; 10] = [
     "FOR",
     "CUSTOMER",
     "STEP",
@@ -37,6 +37,7 @@ pub const CONTEXTUAL: [&str; 9] = [
     "MIN",
     "CUMULATIVE",
     "IN",
+    "PERIOD_ZERO_RETURNS",
 ];
 
 /// Every reserved word of the query language.

@@ -169,6 +169,7 @@ impl Parser<'_> {
             periods: n as u32,
             cohorting: Cohorting::FirstTime,
             on_or_after: false,
+            zero_returns: false,
             common: Common::default(),
         };
         let mut seen_cohorting = false;
@@ -187,6 +188,8 @@ impl Parser<'_> {
                 };
             } else if self.eat_kw("ON_OR_AFTER") {
                 r.on_or_after = true;
+            } else if self.eat_kw("PERIOD_ZERO_RETURNS") {
+                r.zero_returns = true;
             } else if !self.common(&mut r.common)? {
                 break;
             }
