@@ -716,10 +716,9 @@ fn funnel_levels(q: &Q, evs: &[Ev]) -> BTreeMap<String, usize> {
     };
     let mut out = BTreeMap::new();
     for (cust, ev) in by_customer(evs) {
+        // A customer enters a funnel exactly when its level is ≥ 1 (docs/QUERY.md); level 0
+        // is no customer of any step.
         let ev: Vec<Ev> = ev.into_iter().filter(|e| c.pass(e)).collect();
-        if !ev.iter().any(|e| c.in_range(e.ts) && steps[0].matches(e)) {
-            continue;
-        }
         let level = if *mode == "UNORDERED" {
             unordered_level(&ev, steps, *within, c)
         } else {

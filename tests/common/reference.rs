@@ -377,15 +377,13 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
             let mut times: Vec<Vec<i64>> = vec![Vec::new(); n + 1];
             for ev in custs.values() {
                 let ev: Vec<Ev> = ev.iter().filter(|e| c.pass(e)).cloned().collect();
+                // A customer counts at the steps up to its level; level 0 counts nowhere (no
+                // step is required to enter an unordered funnel, docs/QUERY.md).
                 if *mode == "UNORDERED" {
-                    // docs/QUERY.md: any matched event may start the window; no step is required.
                     let level = unordered_level(&ev, steps, *within, c);
                     for count in counts.iter_mut().take(level + 1).skip(1) {
                         *count += 1;
                     }
-                    continue;
-                }
-                if !ev.iter().any(|e| c.in_range(e.ts) && steps[0].matches(e)) {
                     continue;
                 }
                 let all = chains(&ev, steps, *within, *mode == "STRICT", *ties_strict, exclude, c);
