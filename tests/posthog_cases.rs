@@ -237,3 +237,46 @@ fn retention_period_zero_is_the_cohort_unless_asked_otherwise() {
         [1, 1, 1, 0]
     );
 }
+
+/// `conversion_time_cases.py::test_funnel_step_conversion_times`: PostHog's per-step times are
+/// from the previous step (journeydb's `…_time_from_previous_s`); journeydb's
+/// `…_time_to_convert_s` are from step 1.
+#[test]
+fn funnel_step_conversion_times() {
+    let at = |day: i64, hour: i64| 1_577_836_800_000_000 + (day - 1) * 24 * H + hour * H; // 2020-01-01
+    let (_dir, db) = db(&[
+        Event::new("person1", at(1, 12), "sign_up").with_prop("x", 1i64),
+        Event::new("person1", at(1, 13), "play_movie"),
+        Event::new("person1", at(1, 15), "buy"),
+        Event::new("person2", at(2, 14), "sign_up"),
+        Event::new("person2", at(2, 16), "play_movie"),
+        Event::new("person3", at(2, 14), "sign_up"),
+        Event::new("person3", at(2, 16), "play_movie"),
+        Event::new("person3", at(2, 17), "buy"),
+    ]);
+    let q = "FUNNEL sign_up -> play_movie -> buy WITHIN 7d FROM '2020-01-01' TO '2020-01-09'";
+    let t = db.snapshot().query(q).unwrap();
+    let column = |name: &str| {
+        let col = t.columns.iter().position(|c| c == name).unwrap();
+        t.rows.iter().map(|r| r[col].clone()).collect::<Vec<_>>()
+    };
+    let seconds = |v: f64| Cell::Float(v);
+    assert_eq!(
+        column("mean_time_from_previous_s"),
+        [Cell::Null, seconds(6000.0), seconds(5400.0)]
+    );
+    assert_eq!(
+        column("median_time_from_previous_s"),
+        [Cell::Null, seconds(7200.0), seconds(5400.0)]
+    );
+    assert_eq!(
+        column("median_time_to_convert_s"),
+        [Cell::Null, seconds(7200.0), seconds(10800.0)]
+    );
+    // Through the general path (a WHERE every event passes) as through the fast kernel.
+    let general = db
+        .snapshot()
+        .query(&format!("{q} WHERE x IS NULL OR x = 1"))
+        .unwrap();
+    assert_eq!(general.rows, t.rows);
+}

@@ -78,7 +78,7 @@ fn demo_then_queries_in_every_format() {
     assert_eq!(
         lines.next(),
         Some(
-            "step,event,customers,conversion_from_previous,conversion_from_first,median_time_to_convert_s,mean_time_to_convert_s"
+            "step,event,customers,conversion_from_previous,conversion_from_first,median_time_to_convert_s,mean_time_to_convert_s,median_time_from_previous_s,mean_time_from_previous_s"
         )
     );
     let got: Vec<i64> = lines

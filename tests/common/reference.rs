@@ -375,6 +375,7 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
             let n = steps.len();
             let mut counts = vec![0i64; n + 1];
             let mut times: Vec<Vec<i64>> = vec![Vec::new(); n + 1];
+            let mut from_previous: Vec<Vec<i64>> = vec![Vec::new(); n + 1];
             for ev in custs.values() {
                 let ev: Vec<Ev> = ev.iter().filter(|e| c.pass(e)).cloned().collect();
                 // A customer counts at the steps up to its level; level 0 counts nowhere (no
@@ -404,6 +405,14 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
                             .max()
                             .unwrap();
                         times[k].push(ev[earliest].ts - start);
+                        // docs/QUERY.md: on those chains, the latest step-(k − 1) event.
+                        let previous = all
+                            .iter()
+                            .filter(|ch| ch.len() >= k && ch[k - 1] == earliest && ev[ch[0]].ts == start)
+                            .map(|ch| ev[ch[k - 2]].ts)
+                            .max()
+                            .unwrap();
+                        from_previous[k].push(ev[earliest].ts - previous);
                     }
                 }
             }
@@ -415,7 +424,26 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
                 "conversion_from_first",
                 "median_time_to_convert_s",
                 "mean_time_to_convert_s",
+                "median_time_from_previous_s",
+                "mean_time_from_previous_s",
             ]);
+            let median_mean = |samples: &[i64]| {
+                if samples.is_empty() {
+                    return (Cell::Null, Cell::Null);
+                }
+                let mut v = samples.to_vec();
+                v.sort();
+                let m = v.len();
+                let med = if m % 2 == 1 {
+                    v[m / 2] as f64
+                } else {
+                    (v[m / 2 - 1] + v[m / 2]) as f64 / 2.0
+                };
+                (
+                    Cell::Float(med / 1e6),
+                    Cell::Float(v.iter().sum::<i64>() as f64 / m as f64 / 1e6),
+                )
+            };
             for k in 1..=n {
                 let rate = |d: i64| {
                     if d == 0 {
@@ -424,22 +452,8 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
                         Cell::Rate(counts[k] as f64 / d as f64)
                     }
                 };
-                let (med, mean) = if k == 1 || times[k].is_empty() {
-                    (Cell::Null, Cell::Null)
-                } else {
-                    let mut v = times[k].clone();
-                    v.sort();
-                    let m = v.len();
-                    let med = if m % 2 == 1 {
-                        v[m / 2] as f64
-                    } else {
-                        (v[m / 2 - 1] + v[m / 2]) as f64 / 2.0
-                    };
-                    (
-                        Cell::Float(med / 1e6),
-                        Cell::Float(v.iter().sum::<i64>() as f64 / m as f64 / 1e6),
-                    )
-                };
+                let (med, mean) = median_mean(&times[k]);
+                let (med_previous, mean_previous) = median_mean(&from_previous[k]);
                 t.rows.push(vec![
                     Cell::Int(k as i64),
                     Cell::Str(steps[k - 1].text()),
@@ -448,6 +462,8 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
                     rate(counts[1]),
                     med,
                     mean,
+                    med_previous,
+                    mean_previous,
                 ]);
             }
             t

@@ -141,8 +141,14 @@ fn funnel(table: &Table, style: Style) -> Option<String> {
             .unwrap_or(0);
         for r in rows {
             let n = int(r.get(cu));
+            let since = col(table, "median_time_from_previous_s").and_then(|c| match r.get(c) {
+                Some(Cell::Float(x)) => Some(format!(", median {} after it", short_duration(*x))),
+                _ => None,
+            });
             let step_pct = match r.get(prev) {
-                Some(Cell::Rate(x)) => format!("  ({:.1}% of previous)", x * 100.0),
+                Some(Cell::Rate(x)) => {
+                    format!("  ({:.1}% of previous{})", x * 100.0, since.unwrap_or_default())
+                }
                 _ => String::new(),
             };
             let _ = writeln!(
@@ -157,6 +163,24 @@ fn funnel(table: &Table, style: Style) -> Option<String> {
         }
     }
     Some(out)
+}
+
+/// A duration in seconds as its two largest units: `45s`, `25m 10s`, `1d 2h`.
+fn short_duration(seconds: f64) -> String {
+    let total = seconds.round().max(0.0) as u64;
+    let units = [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)];
+    let mut parts = Vec::new();
+    let mut rest = total;
+    for (name, size) in units {
+        if rest >= size || (parts.is_empty() && size == 1) {
+            parts.push(format!("{}{name}", rest / size));
+            rest %= size;
+        }
+        if parts.len() == 2 || (!parts.is_empty() && rest == 0) {
+            break;
+        }
+    }
+    parts.join(" ")
 }
 
 /// Background colour for a retention rate: a ramp from dark to bright green.
@@ -442,5 +466,16 @@ mod tests {
         assert_eq!(bar(0.5, 4), "██");
         assert_eq!(bar(0.0, 4), "");
         assert_eq!(bar(1.0 / 32.0, 4), "▏");
+    }
+
+    #[test]
+    fn durations_show_their_two_largest_units() {
+        assert_eq!(short_duration(0.0), "0s");
+        assert_eq!(short_duration(45.4), "45s");
+        assert_eq!(short_duration(1510.0), "25m 10s");
+        assert_eq!(short_duration(3600.0), "1h");
+        assert_eq!(short_duration(3610.0), "1h 10s");
+        assert_eq!(short_duration(93_600.0), "1d 2h");
+        assert_eq!(short_duration(-3.0), "0s");
     }
 }

@@ -86,12 +86,19 @@ pub(in crate::internals::exec) struct FunnelRun<const N: usize> {
     /// a timestamp.
     settled: [i64; N],
     fresh: [i64; N],
+    /// settled_last[k] / fresh_last[k]: the timestamp of the last event of the latest chain at
+    /// level k among those starting at settled[k] / fresh[k] (chains of one start formed later
+    /// end later, so it is the newest one's).
+    settled_last: [i64; N],
+    fresh_last: [i64; N],
     /// Levels with a settled chain.
     chains: u64,
     /// Levels with a fresh chain.
     dirty: u64,
     /// Time from the chain's start to each level's first reaching (set where `timed`).
     times: [i64; N],
+    /// Time from the previous step's event to each level's first reaching (where `timed`).
+    from_previous: [i64; N],
     timed: u64,
     level: usize,
     group_ts: i64,
@@ -106,9 +113,12 @@ impl<const N: usize> Default for FunnelRun<N> {
         FunnelRun {
             settled: [NONE; N],
             fresh: [NONE; N],
+            settled_last: [NONE; N],
+            fresh_last: [NONE; N],
             chains: 0,
             dirty: 0,
             times: [0; N],
+            from_previous: [0; N],
             timed: 0,
             level: 0,
             group_ts: NONE,
@@ -144,7 +154,11 @@ impl<const N: usize> FunnelRun<N> {
             if strict && self.group_ts != t {
                 while self.dirty != 0 {
                     let k = self.dirty.trailing_zeros() as usize;
-                    self.settled[k] = self.settled[k].max(self.fresh[k]);
+                    // Fresh chains end at the last timestamp: later than any settled one.
+                    if self.fresh[k] >= self.settled[k] || self.chains & (1 << k) == 0 {
+                        self.settled[k] = self.fresh[k];
+                        self.settled_last[k] = self.fresh_last[k];
+                    }
                     self.fresh[k] = NONE;
                     self.chains |= 1 << k;
                     self.dirty &= self.dirty - 1;
@@ -157,29 +171,37 @@ impl<const N: usize> FunnelRun<N> {
             while bits != 0 {
                 let k = 32 - bits.leading_zeros() as usize; // step k (bit k - 1)
                 bits &= !(1u32 << (k - 1));
-                let c = if k == 1 {
+                // The chain's start, and its previous step's event time.
+                let (c, previous) = if k == 1 {
                     if !op.in_range(t) {
                         continue;
                     }
                     self.first_seen = true;
-                    t
+                    (t, t)
                 } else {
                     let s = self.settled[k - 1];
                     if self.chains & (1 << (k - 1)) == 0 || !op.within(s, t) {
                         continue;
                     }
-                    s
+                    (s, self.settled_last[k - 1])
                 };
                 if strict {
-                    self.fresh[k] = self.fresh[k].max(c);
+                    if self.dirty & (1 << k) == 0 || c >= self.fresh[k] {
+                        self.fresh[k] = c;
+                        self.fresh_last[k] = t;
+                    }
                     self.dirty |= 1 << k;
                 } else {
-                    self.settled[k] = self.settled[k].max(c);
+                    if self.chains & (1 << k) == 0 || c >= self.settled[k] {
+                        self.settled[k] = c;
+                        self.settled_last[k] = t;
+                    }
                     self.chains |= 1 << k;
                 }
                 if self.timed & (1 << k) == 0 {
-                    // c ≤ t, and t - c ≤ WITHIN (or 0 at step 1): no overflow.
+                    // c ≤ previous ≤ t, and t - c ≤ WITHIN (or 0 at step 1): no overflow.
                     self.times[k] = t - c;
+                    self.from_previous[k] = t - previous;
                     self.timed |= 1 << k;
                 }
                 self.level = self.level.max(k);
@@ -200,15 +222,22 @@ impl<const N: usize> FunnelRun<N> {
         let bytes = &mut partial.bytes;
         let entry = partial.ungrouped.get_or_insert_with(|| {
             *bytes += funnel_group_bytes(n + 1);
-            (vec![0; n + 1], vec![Samples::default(); n + 1])
+            (vec![0; n + 1], vec![Samples::default(); 2 * (n + 1)])
         });
         entry.0[1..=level].iter_mut().for_each(|c| *c += 1);
         // Step 1 has no time to convert (its row shows none): only steps 2.. keep samples.
         if level >= 2 {
-            for (samples, &time) in entry.1[2..=level].iter_mut().zip(&self.times[2..=level]) {
+            let (from_first, from_previous) = entry.1.split_at_mut(n + 1);
+            for (samples, &time) in from_first[2..=level].iter_mut().zip(&self.times[2..=level]) {
                 samples.push(time);
             }
-            partial.bytes += 8 * (level - 1);
+            let pairs = from_previous[2..=level]
+                .iter_mut()
+                .zip(&self.from_previous[2..=level]);
+            for (samples, &time) in pairs {
+                samples.push(time);
+            }
+            partial.bytes += 16 * (level - 1);
         }
     }
 }

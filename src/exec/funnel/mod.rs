@@ -46,7 +46,8 @@ pub(in crate::internals::exec) struct FunnelOp<'a> {
     masks: Option<StepMasks>,
 }
 
-/// Customers per level (index = level) and times to convert per step, of one group.
+/// Customers per level (index = level) and times to convert per step, of one group: from step 1
+/// at index k, from step k − 1 at index n + 1 + k (n steps).
 pub(in crate::internals::exec) type FunnelCounts = (Vec<u64>, Vec<Samples>);
 
 #[derive(Default)]
@@ -103,9 +104,9 @@ pub(in crate::internals::exec) fn add_counts(
 #[derive(Default)]
 pub(in crate::internals::exec) struct Scratch {
     idx: Vec<usize>,
-    settled: Vec<Option<i64>>,
-    fresh: Vec<Option<i64>>,
-    cands: Vec<(usize, usize, i64)>,
+    settled: Vec<Option<(i64, i64)>>,
+    fresh: Vec<Option<(i64, i64)>>,
+    cands: Vec<(usize, usize, (i64, i64))>,
 }
 
 /// Result of one customer: level reached and, per step, time to convert (µs).
@@ -115,6 +116,9 @@ pub struct FunnelOutcome {
     pub level: usize,
     /// Time from step 1 to step k on the earliest-completing chain, for k = 1..=level.
     pub times: Vec<Option<i64>>,
+    /// Time from step k − 1 to step k on that chain (its step-(k − 1) event the latest
+    /// possible), for k = 1..=level.
+    pub from_previous: Vec<Option<i64>>,
     /// The event (row index) that first completed step k.
     pub at: Vec<Option<usize>>,
 }
@@ -163,7 +167,8 @@ impl<'a> FunnelOp<'a> {
 
 impl FunnelOp<'_> {
     /// The result rows: per group, per step, its customers, conversion rates and (from step 2)
-    /// the median and mean time to convert in `stats`, one per (group, step ≥ 2) in order.
+    /// the median and mean time to convert in `stats`: per (group, step ≥ 2) in order, from
+    /// step 1 then from the previous step.
     fn table(&self, groups: &[(String, FunnelCounts)], stats: Vec<(Cell, Cell)>) -> Table {
         let mut cols = vec![
             "step",
@@ -173,6 +178,8 @@ impl FunnelOp<'_> {
             "conversion_from_first",
             "median_time_to_convert_s",
             "mean_time_to_convert_s",
+            "median_time_from_previous_s",
+            "mean_time_from_previous_s",
         ];
         if self.by.is_some() {
             cols.insert(0, "group");
@@ -189,10 +196,12 @@ impl FunnelOp<'_> {
                         Cell::Rate(c as f64 / d as f64)
                     }
                 };
-                let (med, mean) = if k == 1 {
-                    (Cell::Null, Cell::Null)
+                let none = (Cell::Null, Cell::Null);
+                let ((med, mean), (med_previous, mean_previous)) = if k == 1 {
+                    (none.clone(), none)
                 } else {
-                    stats.next().unwrap_or((Cell::Null, Cell::Null))
+                    let from_first = stats.next().unwrap_or(none.clone());
+                    (from_first, stats.next().unwrap_or(none))
                 };
                 let mut row = vec![
                     Cell::Int(k as i64),
@@ -202,6 +211,8 @@ impl FunnelOp<'_> {
                     rate(counts[1]),
                     med,
                     mean,
+                    med_previous,
+                    mean_previous,
                 ];
                 if self.by.is_some() {
                     row.insert(0, Cell::Str(g.clone()));
@@ -262,6 +273,8 @@ impl FunnelOp<'_> {
         out.level = 0;
         out.times.clear();
         out.times.resize(n + 1, None);
+        out.from_previous.clear();
+        out.from_previous.resize(n + 1, None);
         out.at.clear();
         out.at.resize(n + 1, None);
         match self.mode {
@@ -271,9 +284,12 @@ impl FunnelOp<'_> {
         }
     }
 
-    fn reach(out: &mut FunnelOutcome, k: usize, time: i64, at: usize) {
+    /// Records that the event at row `at`, time `t`, reaches step `k` on a chain starting at
+    /// `start` whose step-(k − 1) event is at `previous` (kept for the first such event only).
+    fn reach(out: &mut FunnelOutcome, k: usize, t: i64, (start, previous): (i64, i64), at: usize) {
         if out.times[k].is_none() {
-            out.times[k] = Some(time);
+            out.times[k] = Some(t - start);
+            out.from_previous[k] = Some(t - previous);
             out.at[k] = Some(at);
         }
         out.level = out.level.max(k);
@@ -283,8 +299,10 @@ impl FunnelOp<'_> {
         let n = self.steps.len();
         let caps = &self.caps;
         let nc = caps.len();
-        // settled[k * nc + c]: latest start of a chain at level k (1-based) whose cap is
-        // caps[c]; fresh: chains whose last event has the current timestamp (TIES STRICT only).
+        // settled[k * nc + c]: (latest start, then latest last event) of a chain at level k
+        // (1-based) whose cap is caps[c]; fresh: chains whose last event has the current
+        // timestamp (TIES STRICT only). The pair's order is the tuple order: the latest start
+        // wins, and among chains of one start the newest.
         let Scratch {
             settled,
             fresh,
@@ -296,7 +314,8 @@ impl FunnelOp<'_> {
         fresh.clear();
         fresh.resize((n + 1) * nc, None);
         let mut group_ts = None;
-        let max_into = |slot: &mut Option<i64>, s: i64| *slot = Some(slot.map_or(s, |x| x.max(s)));
+        let max_into =
+            |slot: &mut Option<(i64, i64)>, s: (i64, i64)| *slot = Some(slot.map_or(s, |x| x.max(s)));
         for &i in idx {
             let t = rows.ts[i];
             if self.ties_strict && group_ts != Some(t) {
@@ -316,15 +335,15 @@ impl FunnelOp<'_> {
                     if cap < k {
                         continue;
                     }
-                    if let Some(s) = settled[(k - 1) * nc + c]
+                    if let Some((s, last)) = settled[(k - 1) * nc + c]
                         && self.within(s, t)
                     {
-                        cands.push((k, c, s));
+                        cands.push((k, c, (s, last)));
                     }
                 }
             }
             if self.in_range(t) && self.steps[0].matches(rows, i, self.dicts) {
-                cands.push((1, nc - 1, t));
+                cands.push((1, nc - 1, (t, t)));
             }
             // Exclusions hit by this event poison chains it lies strictly inside.
             for (m, from, to) in &self.excludes {
@@ -352,13 +371,15 @@ impl FunnelOp<'_> {
             } else {
                 &mut *settled
             };
-            for &(k, c, s) in cands.iter() {
-                max_into(&mut target[k * nc + c], s);
+            // The new chains end at this event.
+            for &(k, c, (s, _)) in cands.iter() {
+                max_into(&mut target[k * nc + c], (s, t));
             }
-            // Time to convert: the first event completing step k, from the latest start.
+            // Time to convert: the first event completing step k, from the latest start (and
+            // that start's latest step-(k − 1) event).
             for &(k, _, s) in cands.iter() {
                 let best = cands.iter().filter(|c| c.0 == k).map(|c| c.2).max().unwrap_or(s);
-                Self::reach(out, k, t - best, i);
+                Self::reach(out, k, t, best, i);
             }
         }
     }
@@ -441,12 +462,13 @@ impl FunnelOp<'_> {
                         }
                     }
                     next[k] = Some((s, cap));
-                    Self::reach(out, k, t - s, i);
+                    // Consecutive events: the previous step's is the one just before.
+                    Self::reach(out, k, t, (s, prev_ts.unwrap_or(t)), i);
                 }
             }
             if self.in_range(t) && self.steps[0].matches(rows, i, self.dicts) {
                 next[1] = Some((t, n));
-                Self::reach(out, 1, 0, i);
+                Self::reach(out, 1, t, (t, t), i);
             }
             std::mem::swap(&mut cur, &mut next);
             prev_ts = Some(t);
@@ -523,9 +545,9 @@ impl FunnelOp<'_> {
                 }
             }
         }
-        for t in out.times.iter_mut() {
-            *t = None;
-        }
+        // Times are not defined in unordered mode.
+        out.times.iter_mut().for_each(|t| *t = None);
+        out.from_previous.iter_mut().for_each(|t| *t = None);
     }
 }
 
@@ -576,7 +598,7 @@ impl Operator for FunnelOp<'_> {
             let mut counted = FunnelPartial::default();
             counted
                 .groups
-                .insert(None, (counts, vec![Samples::default(); n + 1]));
+                .insert(None, (counts, vec![Samples::default(); 2 * (n + 1)]));
             return Ok(Prefilter::Scan {
                 only: Some(scan),
                 unsealed_only: false,
@@ -617,16 +639,17 @@ impl Operator for FunnelOp<'_> {
         let bytes = &mut partial.bytes;
         let entry = partial.groups.entry(group).or_insert_with(|| {
             *bytes += funnel_group_bytes(n + 1);
-            (vec![0; n + 1], vec![Samples::default(); n + 1])
+            (vec![0; n + 1], vec![Samples::default(); 2 * (n + 1)])
         });
         for k in 1..=o.level {
             entry.0[k] += 1;
             // Step 1 has no time to convert (its row shows none).
             if k >= 2
-                && let Some(t) = o.times[k]
+                && let (Some(t), Some(p)) = (o.times[k], o.from_previous[k])
             {
                 entry.1[k].push(t);
-                partial.bytes += 8;
+                entry.1[n + 1 + k].push(p);
+                partial.bytes += 16;
             }
         }
         partial.outcome = o;
@@ -673,7 +696,7 @@ impl Operator for FunnelOp<'_> {
         if partial.groups.is_empty() && self.by.is_none() {
             partial
                 .groups
-                .insert(None, (vec![0; n + 1], vec![Samples::default(); n + 1]));
+                .insert(None, (vec![0; n + 1], vec![Samples::default(); 2 * (n + 1)]));
         }
         let by_ty = self.by.map_or(PropType::Str, |b| b.1);
         let mut groups: Vec<(String, FunnelCounts)> = partial
@@ -684,13 +707,12 @@ impl Operator for FunnelOp<'_> {
         groups.sort_by(|a, b| a.0.cmp(&b.0));
         // Medians and means of every (group, step ≥ 2), on the query's threads: selecting the
         // median of a few hundred thousand samples per step is the serial tail of a funnel.
-        let stats = medians_means(
-            groups
-                .iter()
-                .flat_map(|(_, (_, times))| times.iter().skip(2))
-                .collect(),
-            opts.threads,
-        )?;
+        // Per group and step k ≥ 2: times from step 1, then from step k − 1.
+        let sets = groups
+            .iter()
+            .flat_map(|(_, (_, times))| (2..=n).flat_map(move |k| [&times[k], &times[n + 1 + k]]))
+            .collect();
+        let stats = medians_means(sets, opts.threads)?;
         Ok(self.table(&groups, stats))
     }
 }
@@ -721,9 +743,10 @@ impl LazyOperator for FunnelOp<'_> {
     }
 }
 
-/// Heap bytes of one funnel group with `levels` levels (counts, sample vectors, map entry).
+/// Heap bytes of one funnel group with `levels` levels (counts, two sample vectors per level,
+/// map entry).
 pub(in crate::internals::exec) fn funnel_group_bytes(levels: usize) -> usize {
-    64 + levels * (8 + 24)
+    64 + levels * (8 + 2 * 24)
 }
 
 /// What a CUSTOMERS drill-down wants from a funnel: step, DROPPED, LIMIT.
