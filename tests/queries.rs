@@ -63,9 +63,10 @@ fn query() -> impl Strategy<Value = Q> {
                 any::<proptest::sample::Index>(),
                 any::<proptest::sample::Index>()
             )),
+            any::<bool>(),
             common()
         )
-            .prop_map(|(steps, w, mode, ties, ex, c)| {
+            .prop_map(|(steps, w, mode, ties, ex, exclusion_chain, c)| {
                 let n = steps.len();
                 let exclude = if mode != "UNORDERED" { between(ex, n) } else { None };
                 Q::Funnel {
@@ -74,6 +75,7 @@ fn query() -> impl Strategy<Value = Q> {
                     mode,
                     ties_strict: ties,
                     exclude,
+                    exclusion_chain,
                     c,
                 }
             }),
@@ -434,6 +436,7 @@ fn dense_unordered() -> impl Strategy<Value = (Data, Q)> {
                 mode: "UNORDERED",
                 ties_strict: false,
                 exclude: None,
+                exclusion_chain: false,
                 c: Common {
                     range: None,
                     where_ch: None,
@@ -494,6 +497,7 @@ fn lazy_ordered() -> impl Strategy<Value = (Data, Q)> {
                 mode: "ORDERED",
                 ties_strict: ties,
                 exclude: None,
+                exclusion_chain: false,
                 c: Common {
                     range: range.map(|(a, len)| (T0 + a * H / 4, T0 + (a + len) * H / 4)),
                     where_ch: None,
@@ -710,6 +714,7 @@ fn funnel_levels(q: &Q, evs: &[Ev]) -> BTreeMap<String, usize> {
         ties_strict,
         exclude,
         c,
+        ..
     } = q
     else {
         unreachable!()
@@ -721,6 +726,8 @@ fn funnel_levels(q: &Q, evs: &[Ev]) -> BTreeMap<String, usize> {
         let ev: Vec<Ev> = ev.into_iter().filter(|e| c.pass(e)).collect();
         let level = if *mode == "UNORDERED" {
             unordered_level(&ev, steps, *within, c)
+        } else if !keeps_customer(q, &ev) {
+            0
         } else {
             chains(&ev, steps, *within, *mode == "STRICT", *ties_strict, exclude, c)
                 .iter()
@@ -843,13 +850,14 @@ proptest! {
         let (_dir, db, evs) = load(&d);
         let snap = db.snapshot();
         for mode in ["ORDERED", "STRICT", "UNORDERED"] {
-            for ties_strict in [false, true] {
+            for (ties_strict, exclusion_chain) in [(false, false), (true, false), (false, true), (true, true)] {
                 let q = Q::Funnel {
                     steps: steps.clone(),
                     within,
                     mode,
                     ties_strict,
                     exclude: if mode == "UNORDERED" { None } else { exclude.clone() },
+                    exclusion_chain,
                     c: Common { range: None, where_ch: None, tz: "UTC" },
                 };
                 let text = q.text();
@@ -933,6 +941,7 @@ fn time_to_convert_runs_from_the_latest_unpoisoned_start() {
             mode,
             ties_strict: false,
             exclude: Some((StepQ::Names(vec!["c"]), 1, 3)),
+            exclusion_chain: true,
             c: Common {
                 range: None,
                 where_ch: None,

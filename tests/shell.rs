@@ -245,6 +245,7 @@ fn demo_numbers_match_the_reference_evaluator() {
         mode: "ORDERED",
         ties_strict: true,
         exclude: None,
+        exclusion_chain: false,
         c: c.clone(),
     };
     let want = ints_of(&reference(&funnel, &evs), "customers");

@@ -198,6 +198,10 @@ pub struct Funnel {
     pub ties_strict: bool,
     /// Exclusions.
     pub excludes: Vec<Exclude>,
+    /// `EXCLUSION CHAIN`: an exclusion invalidates only the chains it lies inside (the
+    /// customer still counts at the steps before); by default (`EXCLUSION CUSTOMER`) a customer
+    /// whose every longest chain is hit leaves the funnel.
+    pub exclusion_chain: bool,
     /// Common clauses.
     pub common: Common,
     /// Breakdown property.

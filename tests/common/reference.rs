@@ -82,6 +82,8 @@ pub enum Q {
         mode: &'static str,
         ties_strict: bool,
         exclude: Option<(StepQ, usize, usize)>,
+        /// EXCLUSION CHAIN (else the default customer form).
+        exclusion_chain: bool,
         c: Common,
     },
     Retention {
@@ -163,6 +165,7 @@ impl Q {
                 mode,
                 ties_strict,
                 exclude,
+                exclusion_chain,
                 c,
             } => {
                 let mut s = format!(
@@ -173,6 +176,9 @@ impl Q {
                 );
                 if let Some((x, i, j)) = exclude {
                     s += &format!(" EXCLUDE {} BETWEEN {i} AND {j}", x.text());
+                    if *exclusion_chain {
+                        s += " EXCLUSION CHAIN";
+                    }
                 }
                 s + &c.text()
             }
@@ -267,6 +273,42 @@ pub fn chains(
         }
     }
     out
+}
+
+/// docs/QUERY.md, `EXCLUSION CUSTOMER` (the default): false when the funnel `q` removes the
+/// customer whose events (WHERE applied, in event order) are `ev` — every chain of the
+/// greatest length (exclusions ignored) is hit: an excluded event lies after its step-i event
+/// and before its step-j event, or (a chain shorter than j) inside its window.
+pub fn keeps_customer(q: &Q, ev: &[Ev]) -> bool {
+    let Q::Funnel {
+        steps,
+        within,
+        mode,
+        ties_strict,
+        exclude: Some((x, i, j)),
+        exclusion_chain: false,
+        c,
+    } = q
+    else {
+        return true;
+    };
+    if *mode == "UNORDERED" {
+        return true;
+    }
+    let free = chains(ev, steps, *within, *mode == "STRICT", *ties_strict, &None, c);
+    let longest = free.iter().map(Vec::len).max().unwrap_or(0);
+    let hit = |ch: &Vec<usize>| {
+        ch.len() >= *i
+            && (ch[i - 1] + 1..ev.len()).any(|m| {
+                x.matches(&ev[m])
+                    && if ch.len() >= *j {
+                        m < ch[j - 1]
+                    } else {
+                        ev[m].ts - ev[ch[0]].ts <= *within
+                    }
+            })
+    };
+    longest == 0 || free.iter().any(|ch| ch.len() == longest && !hit(ch))
 }
 
 pub fn unordered_level(ev: &[Ev], steps: &[StepQ], within: i64, c: &Common) -> usize {
@@ -371,6 +413,7 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
             ties_strict,
             exclude,
             c,
+            ..
         } => {
             let n = steps.len();
             let mut counts = vec![0i64; n + 1];
@@ -385,6 +428,9 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
                     for count in counts.iter_mut().take(level + 1).skip(1) {
                         *count += 1;
                     }
+                    continue;
+                }
+                if !keeps_customer(q, &ev) {
                     continue;
                 }
                 let all = chains(&ev, steps, *within, *mode == "STRICT", *ties_strict, exclude, c);

@@ -268,6 +268,23 @@ impl Operator for ExplainOp<'_> {
         for k in 1..=self.funnel.steps.len() {
             t.rows.push(self.step_row(k, &rows, &idx, &outcome, input.dicts));
         }
+        if !self.funnel.keeps(&rows, &idx) {
+            // Customer-level exclusion: the steps its chains reached do not count.
+            let clauses: Vec<String> = self
+                .funnel
+                .excludes
+                .iter()
+                .map(|(x, from, to)| format!("`{}` between steps {from} and {to}", x.label))
+                .collect();
+            let reason = format!(
+                "the customer leaves the funnel: every longest chain has an excluded event ({}) after its first step of the clause, before its last or inside its window (EXCLUSION CHAIN would count it)",
+                clauses.join(", ")
+            );
+            for row in t.rows.iter_mut().filter(|r| r[2] == Cell::Str("reached".into())) {
+                row[2] = Cell::Str("excluded".into());
+                row[5] = Cell::Str(reason.clone());
+            }
+        }
         Ok(t)
     }
 }

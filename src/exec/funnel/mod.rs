@@ -2,6 +2,7 @@
 //!
 //! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `funnel`, `labels`, `median`, `operator`, `options`, `prefilter`, `range`, `scan`.
 
+mod exclusion;
 pub(in crate::internals::exec) mod explain;
 mod kernel;
 
@@ -30,6 +31,9 @@ pub(in crate::internals::exec) struct FunnelOp<'a> {
     ties_strict: bool,
     /// (matcher, from, to) with 1-based steps.
     excludes: Vec<(Matcher, usize, usize)>,
+    /// `EXCLUSION CHAIN`: exclusions only invalidate chains (else a customer whose every
+    /// longest chain is hit leaves the funnel, [`exclusion::keeps_customer`]).
+    exclusion_chain: bool,
     range: Option<(i64, i64)>,
     filter: Option<CPred>,
     by: Option<(u32, PropType)>,
@@ -139,6 +143,7 @@ impl<'a> FunnelOp<'a> {
             collect: false,
             caps: FunnelOp::caps(funnel.steps.len(), &excludes),
             excludes,
+            exclusion_chain: funnel.exclusion_chain,
             steps: funnel
                 .steps
                 .iter()
@@ -229,6 +234,19 @@ impl FunnelOp<'_> {
         match self.mode {
             FunnelMode::Unordered => &self.steps,
             FunnelMode::Ordered | FunnelMode::Strict => &self.steps[..1],
+        }
+    }
+
+    /// False when customer-level exclusions (the default form) remove the customer whose
+    /// events (in event order, WHERE applied) are `idx`.
+    fn keeps(&self, rows: &Columns, idx: &[usize]) -> bool {
+        if self.excludes.is_empty() || self.exclusion_chain {
+            return true;
+        }
+        match self.mode {
+            FunnelMode::Ordered => exclusion::keeps_customer(self, rows, idx),
+            FunnelMode::Strict => exclusion::keeps_customer_strict(self, rows, idx),
+            FunnelMode::Unordered => true,
         }
     }
 
@@ -625,6 +643,11 @@ impl Operator for FunnelOp<'_> {
             partial.scratch.idx = idx;
             return;
         };
+        if !self.keeps(rows, &idx) {
+            // Customer-level exclusion: the customer counts at no step.
+            partial.scratch.idx = idx;
+            return;
+        }
         let group = self.by.and_then(|(id, _)| slot(rows, id, first));
         let mut o = std::mem::take(&mut partial.outcome);
         self.outcome_into(rows, &idx, &mut partial.scratch, &mut o);

@@ -27,7 +27,7 @@ pub const STATEMENTS: [&str; 11] = [
 ];
 
 /// Words with a meaning only in their clause (not reserved; they may also name events).
-pub const CONTEXTUAL: [&str; 10] = [
+pub const CONTEXTUAL: [&str; 12] = [
     "FOR",
     "CUSTOMER",
     "STEP",
@@ -38,6 +38,8 @@ pub const CONTEXTUAL: [&str; 10] = [
     "CUMULATIVE",
     "IN",
     "PERIOD_ZERO_RETURNS",
+    "EXCLUSION",
+    "CHAIN",
 ];
 
 /// Every reserved word of the query language.

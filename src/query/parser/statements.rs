@@ -47,10 +47,11 @@ impl Parser<'_> {
             mode: FunnelMode::Ordered,
             ties_strict: false,
             excludes: Vec::new(),
+            exclusion_chain: false,
             common: Common::default(),
             by: None,
         };
-        let (mut seen_mode, mut seen_ties) = (false, false);
+        let (mut seen_mode, mut seen_ties, mut seen_exclusion) = (false, false, false);
         loop {
             let t = self.peek();
             if self.eat_kw("MODE") {
@@ -68,6 +69,12 @@ impl Parser<'_> {
             } else if self.eat_kw("EXCLUDE") {
                 let exclude = self.exclude(t.span, f.steps.len())?;
                 f.excludes.push(exclude);
+            } else if self.eat_kw("EXCLUSION") {
+                if seen_exclusion {
+                    return Err(ParseError::new(t.span, "EXCLUSION given twice"));
+                }
+                seen_exclusion = true;
+                f.exclusion_chain = self.exclusion_chain()?;
             } else if self.eat_kw("BY") {
                 if f.by.is_some() {
                     return Err(ParseError::new(t.span, "BY given twice"));
@@ -95,6 +102,20 @@ impl Parser<'_> {
                 ));
             }
         })
+    }
+
+    /// The exclusion form after `EXCLUSION`: true for CHAIN.
+    fn exclusion_chain(&mut self) -> Result<bool, ParseError> {
+        let m = self.next();
+        match &m.tok {
+            Tok::Ident(s) if s.eq_ignore_ascii_case("CUSTOMER") => Ok(false),
+            Tok::Ident(s) if s.eq_ignore_ascii_case("CHAIN") => Ok(true),
+            other => Err(ParseError::new(
+                m.span,
+                format!("expected CUSTOMER or CHAIN, found {}", describe(other)),
+            )
+            .with_help("EXCLUSION CUSTOMER (default) removes the customer; EXCLUSION CHAIN only the chains")),
+        }
     }
 
     /// The tie policy after `TIES`: true for STRICT.

@@ -1,0 +1,246 @@
+//! Customer-level exclusions (`EXCLUSION CUSTOMER`, the default): whether a customer leaves the
+//! funnel because every one of its longest chains was hit by an excluded event.
+//!
+//! Uses: `model`; rooms `funnel`.
+
+use std::collections::VecDeque;
+
+use crate::exec::funnel::FunnelOp;
+use crate::model::Columns;
+
+/// A chain *is hit* by `EXCLUDE x BETWEEN i AND j` when an event matching x comes after its
+/// step-i event (in event order), before its step-j event when it has one, and otherwise while
+/// its window is open (`ts ≤ ts(e1) + WITHIN`); the chain's own events count. Returns true when
+/// the customer's events `idx` (in event order, WHERE applied) have a chain of the greatest
+/// length (exclusions ignored) that no clause hits — the customer then counts as the chain form
+/// counts it; false when it leaves the funnel. Ordered mode (docs/QUERY.md, FUNNEL).
+pub(super) fn keeps_customer(op: &FunnelOp<'_>, rows: &Columns, idx: &[usize]) -> bool {
+    let mut run = CleanRun::new(op.steps.len());
+    for &i in idx {
+        run.event(op, rows, i);
+    }
+    run.flush();
+    run.clean_at(run.level)
+}
+
+/// The state of [`keeps_customer`]'s one pass. Per level k: the latest start of any chain
+/// (exclusions ignored, to know the greatest length), and the unhit chains whose windows are
+/// still open — a hit clears a level's open chains at once (every open chain there has its
+/// step-i event before the hitting event), a window closes first for the earliest start, and a
+/// level keeps `closed_clean` once a chain closed unhit. Every chain starts at a step-1 event,
+/// so a level's open chains are ranges of indices into `starts` (ascending): extending level
+/// k − 1 to level k copies ranges, not chains, and only those above level k's watermark.
+struct CleanRun {
+    any: Vec<Option<i64>>,
+    /// TIES STRICT: chains reached at the current timestamp, usable once it advances.
+    any_fresh: Vec<Option<i64>>,
+    /// The starts (timestamps) of the in-range step-1 events, in event order.
+    starts: Vec<i64>,
+    /// Per level, the open unhit chains as half-open ranges of `starts` indices, ascending.
+    open: Vec<VecDeque<(usize, usize)>>,
+    /// TIES STRICT: unhit chains reached at the current timestamp (level, range).
+    pending: Vec<(usize, usize, usize)>,
+    closed_clean: Vec<bool>,
+    /// Level k − 1's chains with a start index below `merged[k]` are already at level k (or
+    /// closed); a hit on level k resets it to 0.
+    merged: Vec<usize>,
+    level: usize,
+    group_ts: Option<i64>,
+}
+
+impl CleanRun {
+    fn new(steps: usize) -> CleanRun {
+        CleanRun {
+            any: vec![None; steps + 1],
+            any_fresh: vec![None; steps + 1],
+            starts: Vec::new(),
+            open: vec![VecDeque::new(); steps + 1],
+            pending: Vec::new(),
+            closed_clean: vec![false; steps + 1],
+            merged: vec![0; steps + 1],
+            level: 0,
+            group_ts: None,
+        }
+    }
+
+    /// Whether an unhit chain of `level` steps exists (level 0: none is needed).
+    fn clean_at(&self, level: usize) -> bool {
+        level == 0 || self.closed_clean[level] || !self.open[level].is_empty()
+    }
+
+    /// Adds the start-index range `lo..hi` to level `k`'s open chains.
+    fn add(&mut self, k: usize, lo: usize, hi: usize) {
+        match self.open[k].back_mut() {
+            Some(last) if last.1 == lo => last.1 = hi,
+            _ => self.open[k].push_back((lo, hi)),
+        }
+    }
+
+    /// Makes the chains reached at the last timestamp usable (TIES STRICT).
+    fn flush(&mut self) {
+        for (k, slot) in self.any_fresh.iter_mut().enumerate() {
+            if let Some(s) = slot.take() {
+                self.any[k] = Some(self.any[k].map_or(s, |x| x.max(s)));
+            }
+        }
+        let pending = std::mem::take(&mut self.pending);
+        for &(k, lo, hi) in &pending {
+            self.add(k, lo, hi);
+        }
+        self.pending = pending;
+        self.pending.clear();
+    }
+
+    /// Drops the chains whose window closed before `t`: they stay unhit for good.
+    fn close(&mut self, op: &FunnelOp<'_>, t: i64) {
+        for (open, closed) in self.open.iter_mut().zip(self.closed_clean.iter_mut()) {
+            while let Some(front) = open.front_mut() {
+                while front.0 < front.1 && !op.within(self.starts[front.0], t) {
+                    front.0 += 1;
+                    *closed = true;
+                }
+                if front.0 < front.1 {
+                    break;
+                }
+                open.pop_front();
+            }
+        }
+    }
+
+    fn event(&mut self, op: &FunnelOp<'_>, rows: &Columns, i: usize) {
+        let t = rows.ts[i];
+        if op.ties_strict && self.group_ts != Some(t) {
+            self.flush();
+            self.group_ts = Some(t);
+        }
+        self.close(op, t);
+        let n = op.steps.len();
+        // New chains ending at this event, from the chains before it: (level, start) for any
+        // chain, (level, start-index range) for unhit ones.
+        let mut any_new: Vec<(usize, i64)> = Vec::new();
+        let mut clean_new: Vec<(usize, usize, usize)> = Vec::new();
+        for k in (1..=n).rev() {
+            if !op.steps[k - 1].matches(rows, i, op.dicts) {
+                continue;
+            }
+            if k == 1 {
+                if op.in_range(t) {
+                    any_new.push((1, t));
+                    self.starts.push(t);
+                    clean_new.push((1, self.starts.len() - 1, self.starts.len()));
+                }
+                continue;
+            }
+            if let Some(s) = self.any[k - 1]
+                && op.within(s, t)
+            {
+                any_new.push((k, s));
+            }
+            // Level k − 1's ranges above level k's watermark (at the back: ranges ascend).
+            let merged = self.merged[k];
+            let above = self.open[k - 1].iter().rev().take_while(|r| r.1 > merged).count();
+            let from = self.open[k - 1].len() - above;
+            for &(lo, hi) in self.open[k - 1].range(from..) {
+                clean_new.push((k, lo.max(merged), hi));
+                self.merged[k] = self.merged[k].max(hi);
+            }
+        }
+        // This event hits the chains before it at levels i..j of each clause it matches, and
+        // the new chains it ends strictly inside them.
+        for (excluded, from, to) in &op.excludes {
+            if !excluded.matches(rows, i, op.dicts) {
+                continue;
+            }
+            for k in *from..*to {
+                self.open[k].clear();
+                self.merged[k] = 0;
+            }
+            self.pending.retain(|&(k, _, _)| k < *from || k >= *to);
+            clean_new.retain(|&(k, _, _)| k <= *from || k >= *to);
+        }
+        for (k, s) in any_new {
+            let slot = if op.ties_strict {
+                &mut self.any_fresh[k]
+            } else {
+                &mut self.any[k]
+            };
+            *slot = Some(slot.map_or(s, |x| x.max(s)));
+            self.level = self.level.max(k);
+        }
+        for (k, lo, hi) in clean_new {
+            if op.ties_strict {
+                self.pending.push((k, lo, hi));
+            } else {
+                self.add(k, lo, hi);
+            }
+        }
+    }
+}
+
+/// [`keeps_customer`] in `MODE STRICT`: a chain is consecutive events, so it is fixed by its
+/// start; the customer stays when a chain of the greatest length is hit by no clause.
+pub(super) fn keeps_customer_strict(op: &FunnelOp<'_>, rows: &Columns, idx: &[usize]) -> bool {
+    // The longest chain from each start position.
+    let lengths: Vec<usize> = (0..idx.len()).map(|p| strict_length(op, rows, idx, p)).collect();
+    let longest = lengths.iter().copied().max().unwrap_or(0);
+    if longest == 0 {
+        return true;
+    }
+    // Per clause, the next position at or after p whose event the clause excludes.
+    let next_excluded: Vec<Vec<Option<usize>>> = op
+        .excludes
+        .iter()
+        .map(|(excluded, _, _)| {
+            let mut next = vec![None; idx.len() + 1];
+            for p in (0..idx.len()).rev() {
+                next[p] = if excluded.matches(rows, idx[p], op.dicts) {
+                    Some(p)
+                } else {
+                    next[p + 1]
+                };
+            }
+            next
+        })
+        .collect();
+    let hit = |start: usize| {
+        let s = rows.ts[idx[start]];
+        op.excludes
+            .iter()
+            .zip(&next_excluded)
+            .any(|(&(_, from, to), next)| {
+                if longest < from {
+                    return false;
+                }
+                // The first excluded event after the chain's step-`from` event.
+                let Some(q) = next[start + from] else {
+                    return false;
+                };
+                if longest >= to {
+                    q < start + to - 1
+                } else {
+                    op.within(s, rows.ts[idx[q]])
+                }
+            })
+    };
+    (0..idx.len()).any(|p| lengths[p] == longest && !hit(p))
+}
+
+/// The length of the consecutive chain starting at position `p` of `idx` (0 when its event
+/// does not start the funnel).
+fn strict_length(op: &FunnelOp<'_>, rows: &Columns, idx: &[usize], p: usize) -> usize {
+    let start = rows.ts[idx[p]];
+    if !op.in_range(start) || !op.steps[0].matches(rows, idx[p], op.dicts) {
+        return 0;
+    }
+    let mut length = 1;
+    while length < op.steps.len() && p + length < idx.len() {
+        let (previous, i) = (idx[p + length - 1], idx[p + length]);
+        let t = rows.ts[i];
+        let tie_ok = !op.ties_strict || rows.ts[previous] < t;
+        if !tie_ok || !op.within(start, t) || !op.steps[length].matches(rows, i, op.dicts) {
+            break;
+        }
+        length += 1;
+    }
+    length
+}
