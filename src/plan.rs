@@ -424,6 +424,7 @@ impl<'d> Resolver<'d> {
 /// visible, with the nearest stored name.
 pub fn unknown_events(steps: &[&Step], dicts: &Dicts, text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
+    let stored: Vec<&str> = dicts.events.names().collect();
     for step in steps {
         let StepKind::Events(names) = &step.kind else {
             continue;
@@ -432,12 +433,16 @@ pub fn unknown_events(steps: &[&Step], dicts: &Dicts, text: &str) -> Vec<String>
             if dicts.events.get(name).is_some() {
                 continue;
             }
-            let column = text.get(..span.start).map_or(0, |before| before.chars().count()) + 1;
+            let (line, column) = span.line_column(text);
+            let place = if line == 1 {
+                format!("column {column}")
+            } else {
+                format!("line {line}, column {column}")
+            };
             let mut warning = format!(
-                "unknown event `{name}` (column {column}): no such event is stored yet, so it matches nothing"
+                "unknown event `{name}` ({place}): no such event is stored yet, so it matches nothing"
             );
-            let names: Vec<&str> = dicts.events.names().collect();
-            if let Some(near) = suggest(name, &names) {
+            if let Some(near) = suggest(name, &stored) {
                 warning += &format!("; did you mean `{near}`?");
             }
             if !out.contains(&warning) {

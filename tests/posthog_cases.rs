@@ -332,6 +332,11 @@ fn exclusion_people() -> Vec<Event> {
             ],
         ),
     ];
+    journey_events(&journeys)
+}
+
+/// The events of `journeys`.
+fn journey_events(journeys: &[Journey]) -> Vec<Event> {
     journeys
         .iter()
         .flat_map(|(who, events)| {
@@ -423,14 +428,7 @@ fn advanced_funnel_multiple_exclusions_between_steps() {
             ],
         ),
     ];
-    let events: Vec<Event> = journeys
-        .iter()
-        .flat_map(|(who, events)| {
-            events
-                .iter()
-                .map(move |&(e, h, m)| Event::new(*who, may_first(h, m), e))
-        })
-        .collect();
+    let events = journey_events(&journeys);
     let (_dir, db) = db(&events);
     let funnel = format!("FUNNEL {SIGNUP} -> {PAGEVIEW} -> {INSIGHT} -> invite -> pageview2 WITHIN 14d");
     for clauses in [

@@ -21,6 +21,17 @@ pub struct Span {
     pub end: usize,
 }
 
+impl Span {
+    /// The 1-based line and column (in characters) of the span's start in `text`.
+    pub fn line_column(&self, text: &str) -> (usize, usize) {
+        let start = self.start.min(text.len());
+        let before = text.get(..start).unwrap_or("");
+        let line_start = before.rfind('\n').map_or(0, |p| p + 1);
+        let column = before.get(line_start..).map_or(0, |l| l.chars().count()) + 1;
+        (before.matches('\n').count() + 1, column)
+    }
+}
+
 /// An error located in the query text.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub struct ParseError {
@@ -54,9 +65,8 @@ impl ParseError {
         let start = self.span.start.min(text.len());
         let line_start = text[..start].rfind('\n').map_or(0, |p| p + 1);
         let line_end = text[start..].find('\n').map_or(text.len(), |p| start + p);
-        let line_no = text[..start].matches('\n').count() + 1;
+        let (line_no, col) = self.span.line_column(text);
         let line = &text[line_start..line_end];
-        let col = text[line_start..start].chars().count() + 1;
         let width = text[start..self.span.end.clamp(start, line_end)]
             .chars()
             .count()

@@ -83,11 +83,10 @@ impl CleanRun {
                 self.any[k] = Some(self.any[k].map_or(s, |x| x.max(s)));
             }
         }
-        let pending = std::mem::take(&mut self.pending);
-        for &(k, lo, hi) in &pending {
+        for at in 0..self.pending.len() {
+            let (k, lo, hi) = self.pending[at];
             self.add(k, lo, hi);
         }
-        self.pending = pending;
         self.pending.clear();
     }
 

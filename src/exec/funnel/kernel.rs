@@ -1,9 +1,8 @@
 //! The funnel kernel: one customer's rows in, the deepest step reached (and when) out.
 //!
-//! Uses: `plan`; rooms `funnel`, `median`.
+//! Uses: `plan`; rooms `funnel`.
 
-use crate::exec::funnel::{FunnelOp, FunnelPartial, funnel_group_bytes};
-use crate::exec::median::Samples;
+use crate::exec::funnel::{FunnelOp, FunnelPartial, empty_counts, from_previous_slot, funnel_group_bytes};
 use crate::plan::Matcher;
 
 /// Which steps an event can match, by event id and by stage code: a row matches step k when
@@ -222,12 +221,12 @@ impl<const N: usize> FunnelRun<N> {
         let bytes = &mut partial.bytes;
         let entry = partial.ungrouped.get_or_insert_with(|| {
             *bytes += funnel_group_bytes(n + 1);
-            (vec![0; n + 1], vec![Samples::default(); 2 * (n + 1)])
+            empty_counts(n)
         });
         entry.0[1..=level].iter_mut().for_each(|c| *c += 1);
         // Step 1 has no time to convert (its row shows none): only steps 2.. keep samples.
         if level >= 2 {
-            let (from_first, from_previous) = entry.1.split_at_mut(n + 1);
+            let (from_first, from_previous) = entry.1.split_at_mut(from_previous_slot(n, 0));
             for (samples, &time) in from_first[2..=level].iter_mut().zip(&self.times[2..=level]) {
                 samples.push(time);
             }

@@ -54,6 +54,16 @@ pub(in crate::internals::exec) struct FunnelOp<'a> {
 /// at index k, from step k − 1 at index n + 1 + k (n steps).
 pub(in crate::internals::exec) type FunnelCounts = (Vec<u64>, Vec<Samples>);
 
+/// The counts of a group no customer has reached yet, for a funnel of `n` steps.
+pub(in crate::internals::exec) fn empty_counts(n: usize) -> FunnelCounts {
+    (vec![0; n + 1], vec![Samples::default(); 2 * (n + 1)])
+}
+
+/// The index in [`FunnelCounts`]' samples of step `k`'s times from the previous step.
+pub(in crate::internals::exec) fn from_previous_slot(n: usize, k: usize) -> usize {
+    n + 1 + k
+}
+
 #[derive(Default)]
 pub(in crate::internals::exec) struct FunnelPartial {
     /// Per breakdown value slot (`None`: null, or no BY).
@@ -614,9 +624,7 @@ impl Operator for FunnelOp<'_> {
             let mut counts = vec![0; n + 1];
             counts[1] = first.len() - scan.len();
             let mut counted = FunnelPartial::default();
-            counted
-                .groups
-                .insert(None, (counts, vec![Samples::default(); 2 * (n + 1)]));
+            counted.groups.insert(None, (counts, empty_counts(n).1));
             return Ok(Prefilter::Scan {
                 only: Some(scan),
                 unsealed_only: false,
@@ -662,7 +670,7 @@ impl Operator for FunnelOp<'_> {
         let bytes = &mut partial.bytes;
         let entry = partial.groups.entry(group).or_insert_with(|| {
             *bytes += funnel_group_bytes(n + 1);
-            (vec![0; n + 1], vec![Samples::default(); 2 * (n + 1)])
+            empty_counts(n)
         });
         for k in 1..=o.level {
             entry.0[k] += 1;
@@ -671,7 +679,7 @@ impl Operator for FunnelOp<'_> {
                 && let (Some(t), Some(p)) = (o.times[k], o.from_previous[k])
             {
                 entry.1[k].push(t);
-                entry.1[n + 1 + k].push(p);
+                entry.1[from_previous_slot(n, k)].push(p);
                 partial.bytes += 16;
             }
         }
@@ -717,9 +725,7 @@ impl Operator for FunnelOp<'_> {
             return Ok(customer_table(&set, input.dicts, limit, opts.rows_max));
         }
         if partial.groups.is_empty() && self.by.is_none() {
-            partial
-                .groups
-                .insert(None, (vec![0; n + 1], vec![Samples::default(); 2 * (n + 1)]));
+            partial.groups.insert(None, empty_counts(n));
         }
         let by_ty = self.by.map_or(PropType::Str, |b| b.1);
         let mut groups: Vec<(String, FunnelCounts)> = partial
@@ -733,7 +739,9 @@ impl Operator for FunnelOp<'_> {
         // Per group and step k ≥ 2: times from step 1, then from step k − 1.
         let sets = groups
             .iter()
-            .flat_map(|(_, (_, times))| (2..=n).flat_map(move |k| [&times[k], &times[n + 1 + k]]))
+            .flat_map(|(_, (_, times))| {
+                (2..=n).flat_map(move |k| [&times[k], &times[from_previous_slot(n, k)]])
+            })
             .collect();
         let stats = medians_means(sets, opts.threads)?;
         Ok(self.table(&groups, stats))

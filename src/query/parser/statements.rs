@@ -104,31 +104,29 @@ impl Parser<'_> {
         })
     }
 
-    /// The exclusion form after `EXCLUSION`: true for CHAIN.
-    fn exclusion_chain(&mut self) -> Result<bool, ParseError> {
+    /// One of two words: false for `first`, true for `second`.
+    fn either(&mut self, first: &str, second: &str) -> Result<bool, ParseError> {
         let m = self.next();
         match &m.tok {
-            Tok::Ident(s) if s.eq_ignore_ascii_case("CUSTOMER") => Ok(false),
-            Tok::Ident(s) if s.eq_ignore_ascii_case("CHAIN") => Ok(true),
+            Tok::Ident(s) if s.eq_ignore_ascii_case(first) => Ok(false),
+            Tok::Ident(s) if s.eq_ignore_ascii_case(second) => Ok(true),
             other => Err(ParseError::new(
                 m.span,
-                format!("expected CUSTOMER or CHAIN, found {}", describe(other)),
-            )
-            .with_help("EXCLUSION CUSTOMER (default) removes the customer; EXCLUSION CHAIN only the chains")),
+                format!("expected {first} or {second}, found {}", describe(other)),
+            )),
         }
+    }
+
+    /// The exclusion form after `EXCLUSION`: true for CHAIN.
+    fn exclusion_chain(&mut self) -> Result<bool, ParseError> {
+        self.either("CUSTOMER", "CHAIN").map_err(|e| {
+            e.with_help("EXCLUSION CUSTOMER (default) removes the customer; EXCLUSION CHAIN only the chains")
+        })
     }
 
     /// The tie policy after `TIES`: true for STRICT.
     fn ties_strict(&mut self) -> Result<bool, ParseError> {
-        let m = self.next();
-        match &m.tok {
-            Tok::Ident(s) if s.eq_ignore_ascii_case("ALLOW") => Ok(false),
-            Tok::Ident(s) if s.eq_ignore_ascii_case("STRICT") => Ok(true),
-            other => Err(ParseError::new(
-                m.span,
-                format!("expected ALLOW or STRICT, found {}", describe(other)),
-            )),
-        }
+        self.either("ALLOW", "STRICT")
     }
 
     /// `EXCLUDE step [BETWEEN i AND j]` after its keyword (at `keyword`) in a funnel of `n`
