@@ -723,7 +723,8 @@ fn funnel_levels(q: &Q, evs: &[Ev]) -> BTreeMap<String, usize> {
     for (cust, ev) in by_customer(evs) {
         // A customer enters a funnel exactly when its level is ≥ 1 (docs/QUERY.md); level 0
         // is no customer of any step.
-        let ev: Vec<Ev> = ev.into_iter().filter(|e| c.pass(e)).collect();
+        let mut ev: Vec<Ev> = ev.into_iter().filter(|e| c.pass(e)).collect();
+        funnel_order(&mut ev, steps, exclude);
         let level = if *mode == "UNORDERED" {
             unordered_level(&ev, steps, *within, c)
         } else if !keeps_customer(q, &ev) {

@@ -20,6 +20,7 @@ mod operator;
 mod scan;
 mod prefilter;
 mod range;
+mod ties;
 mod labels;
 mod median;
 mod funnel;

@@ -109,7 +109,7 @@ pub(super) trait LazyOperator: Operator {
         ts: impl Iterator<Item = i64>,
     ) -> bool;
     /// Adds the customer fed into `s` to `p`.
-    fn end(&self, p: &mut Self::Partial, s: &Self::State);
+    fn end(&self, p: &mut Self::Partial, s: &mut Self::State);
 }
 
 /// The memory budget of one query, shared by its workers. Each worker reports its state's

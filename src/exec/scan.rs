@@ -361,7 +361,7 @@ pub(super) fn scan_lazy<O: LazyOperator>(
             if let Some((prev, _)) = open
                 && prev != cid
             {
-                op.end(&mut p, &state);
+                op.end(&mut p, &mut state);
                 open = None;
             }
             if cid < lo || cid > hi || !wanted(cid) {
@@ -386,13 +386,13 @@ pub(super) fn scan_lazy<O: LazyOperator>(
             if end == n && spills {
                 open = Some((cid, done));
             } else {
-                op.end(&mut p, &state);
+                op.end(&mut p, &mut state);
                 open = None;
             }
         }
     }
     if open.is_some() {
-        op.end(&mut p, &state);
+        op.end(&mut p, &mut state);
     }
     budget.report(&mut reported, op.footprint(&p))?;
     Ok(p)

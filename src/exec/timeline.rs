@@ -118,8 +118,30 @@ impl Operator for TimelineOp<'_> {
         }
         let mut t = Table::new(&["ts", "event", "stage", "properties"]);
         t.rows = partial.rows;
+        // Tied events by content (docs/QUERY.md, "Tied events"): the rows are in time order,
+        // and a stable sort on (time, event, stage, properties) only reorders ties.
+        t.rows.sort_by(|a, b| tie_order(a).cmp(&tie_order(b)));
         Ok(t)
     }
+}
+
+/// The sort key of a TIMELINE row: time, event name, stage in lifecycle order, properties.
+fn tie_order(row: &[Cell]) -> (i64, &str, Option<u8>, &str) {
+    fn text(cell: Option<&Cell>) -> &str {
+        match cell {
+            Some(Cell::Str(s)) => s.as_str(),
+            _ => "",
+        }
+    }
+    let ts = match row.first() {
+        Some(Cell::Time(ts)) => *ts,
+        _ => i64::MIN,
+    };
+    let stage = Stage::ALL
+        .iter()
+        .find(|s| s.name() == text(row.get(2)))
+        .map(|s| s.code());
+    (ts, text(row.get(1)), stage, text(row.get(3)))
 }
 
 /// Runs a TIMELINE statement.

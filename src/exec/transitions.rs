@@ -1,10 +1,11 @@
 //! TRANSITIONS: how customers move from one lifecycle stage to another in the range.
 //!
-//! Uses: `model`, `plan`, `query`, `result`, `segment`; rooms `median`, `operator`, `options`, `scan`.
+//! Uses: `model`, `plan`, `query`, `result`, `segment`; rooms `median`, `operator`, `options`, `scan`, `ties`.
 
 use super::operator::Operator;
 use super::options::{Input, QueryError, QueryOptions};
 use super::scan::{columns, evaluate};
+use super::ties::tie_groups;
 use crate::model::{Columns, Stage};
 use crate::plan::Resolver;
 use crate::query::ast::Transitions;
@@ -46,22 +47,29 @@ impl Operator for TransitionsOp {
     fn customer(&self, partial: &mut TransitionPartial, rows: &Columns, run: Range<usize>) {
         let mut furthest = 0u8;
         let mut since = i64::MIN;
-        for i in run {
-            let (s, t) = (rows.stage[i], rows.ts[i]);
+        for group in tie_groups(rows, run) {
+            let t = rows.ts[group.start];
             if self.range.is_some_and(|(_, hi)| t >= hi) {
                 break;
             }
-            if s <= furthest {
-                continue;
+            // Tied events advance in lifecycle order (docs/QUERY.md, "Tied events"): the set
+            // of stages at this instant, walked upwards from the furthest stage.
+            let stages = group.fold(0u32, |acc, i| {
+                acc | 1u32.checked_shl(u32::from(rows.stage[i])).unwrap_or(0)
+            });
+            let mut ahead = stages & !((2u32 << furthest) - 1);
+            while ahead != 0 {
+                let s = ahead.trailing_zeros() as u8;
+                ahead &= ahead - 1;
+                let in_range = self.range.is_none_or(|(lo, _)| t >= lo);
+                // Saturating: a wait longer than i64 microseconds exceeds every WITHIN.
+                let waited = if furthest == 0 { 0 } else { t.saturating_sub(since) };
+                if in_range && self.within.is_none_or(|w| waited <= w) {
+                    partial.moves.entry((furthest, s)).or_default().push(waited);
+                }
+                furthest = s;
+                since = t;
             }
-            let in_range = self.range.is_none_or(|(lo, _)| t >= lo);
-            // Saturating: a wait longer than i64 microseconds exceeds every WITHIN.
-            let waited = if furthest == 0 { 0 } else { t.saturating_sub(since) };
-            if in_range && self.within.is_none_or(|w| waited <= w) {
-                partial.moves.entry((furthest, s)).or_default().push(waited);
-            }
-            furthest = s;
-            since = t;
         }
         if furthest > 0 {
             partial.stayed[furthest as usize] += 1;

@@ -229,6 +229,21 @@ pub fn by_customer(evs: &[Ev]) -> BTreeMap<String, Vec<Ev>> {
     m
 }
 
+/// docs/QUERY.md, "Tied events": a funnel takes a customer's tied events (`ev`, in time order)
+/// by the first step each matches (events matching none last), then the set of steps it
+/// matches, whether it is excluded, and its name.
+pub fn funnel_order(ev: &mut [Ev], steps: &[StepQ], exclude: &Option<(StepQ, usize, usize)>) {
+    ev.sort_by_cached_key(|e| {
+        let mask = steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.matches(e))
+            .fold(0u64, |acc, (k, _)| acc | 1 << k);
+        let excluded = exclude.as_ref().is_some_and(|(x, _, _)| x.matches(e));
+        (e.ts, mask.trailing_zeros(), mask, excluded, e.name.clone())
+    });
+}
+
 /// All valid ordered chains (as index lists into `ev`), by brute force.
 pub fn chains(
     ev: &[Ev],
@@ -420,7 +435,8 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
             let mut times: Vec<Vec<i64>> = vec![Vec::new(); n + 1];
             let mut from_previous: Vec<Vec<i64>> = vec![Vec::new(); n + 1];
             for ev in custs.values() {
-                let ev: Vec<Ev> = ev.iter().filter(|e| c.pass(e)).cloned().collect();
+                let mut ev: Vec<Ev> = ev.iter().filter(|e| c.pass(e)).cloned().collect();
+                funnel_order(&mut ev, steps, exclude);
                 // A customer counts at the steps up to its level; level 0 counts nowhere (no
                 // step is required to enter an unordered funnel, docs/QUERY.md).
                 if *mode == "UNORDERED" {
@@ -876,7 +892,9 @@ pub fn transitions_ref(within_h: Option<i64>, range: Option<(i64, i64)>, evs: &[
     let mut moves: BTreeMap<(u8, u8), Vec<i64>> = BTreeMap::new();
     let mut stayed = [0i64; 6];
     for ev in by_customer(evs).values() {
-        let ev: Vec<&Ev> = ev.iter().filter(|e| e.ts < hi && e.stage.is_some()).collect();
+        let mut ev: Vec<&Ev> = ev.iter().filter(|e| e.ts < hi && e.stage.is_some()).collect();
+        // Tied events in lifecycle order (docs/QUERY.md, "Tied events").
+        ev.sort_by_key(|e| (e.ts, code(e.stage)));
         for (j, e) in ev.iter().enumerate() {
             let prev = ev[..j].iter().map(|x| code(x.stage)).max().unwrap_or(0);
             if code(e.stage) <= prev {
@@ -931,8 +949,7 @@ pub fn timeline_ref(cust: usize, c: &Common, evs: &[Ev]) -> Table {
         .iter()
         .filter(|e| e.cust == format!("c{cust}") && c.in_range(e.ts) && c.pass(e))
         .collect();
-    mine.sort_by_key(|e| (e.ts, e.seq));
-    for e in mine {
+    let properties = |e: &Ev| {
         let mut props = Vec::new();
         if let Some(a) = e.amt {
             props.push(format!("amt={a}"));
@@ -940,11 +957,16 @@ pub fn timeline_ref(cust: usize, c: &Common, evs: &[Ev]) -> Table {
         if let Some(ch) = &e.ch {
             props.push(format!("ch={ch}"));
         }
+        props.join(", ")
+    };
+    // Tied events by event name, stage (lifecycle order), properties (docs/QUERY.md).
+    mine.sort_by_cached_key(|e| (e.ts, e.name.clone(), e.stage.map(|s| s as u8), properties(e)));
+    for e in mine {
         t.rows.push(vec![
             Cell::Time(e.ts),
             Cell::Str(e.name.clone()),
             e.stage.map_or(Cell::Null, |s| Cell::Str(s.name().into())),
-            Cell::Str(props.join(", ")),
+            Cell::Str(properties(e)),
         ]);
     }
     t

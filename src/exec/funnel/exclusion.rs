@@ -135,8 +135,15 @@ impl CleanRun {
             {
                 any_new.push((k, s));
             }
-            // Level k − 1's ranges above level k's watermark (at the back: ranges ascend).
-            let merged = self.merged[k];
+            // Level k − 1's ranges above level k's watermark (at the back: ranges ascend) —
+            // or all of them when this event hits level k's chains from step k on (clause
+            // BETWEEN k AND …): those chains are cleared below, and the same starts ending
+            // here, with their step-k event not before the hit, are unhit.
+            let hits_here = op
+                .excludes
+                .iter()
+                .any(|(excluded, from, _)| *from == k && excluded.matches(rows, i, op.dicts));
+            let merged = if hits_here { 0 } else { self.merged[k] };
             let above = self.open[k - 1].iter().rev().take_while(|r| r.1 > merged).count();
             let from = self.open[k - 1].len() - above;
             for &(lo, hi) in self.open[k - 1].range(from..) {
@@ -156,6 +163,11 @@ impl CleanRun {
             }
             self.pending.retain(|&(k, _, _)| k < *from || k >= *to);
             clean_new.retain(|&(k, _, _)| k <= *from || k >= *to);
+        }
+        // A hit reset the watermarks of the levels it cleared: the chains ending here are
+        // at their level now.
+        for &(k, _, hi) in &clean_new {
+            self.merged[k] = self.merged[k].max(hi);
         }
         for (k, s) in any_new {
             let slot = if op.ties_strict {

@@ -11,7 +11,7 @@ use crate::exec::funnel::{FunnelOp, FunnelOutcome, Scratch};
 use crate::exec::labels::ts_text;
 use crate::exec::operator::{Operator, Prefilter, rows_footprint};
 use crate::exec::options::{Input, QueryError, QueryOptions};
-use crate::exec::scan::{evaluate, passes};
+use crate::exec::scan::evaluate;
 use crate::model::Columns;
 use crate::plan::Resolver;
 use crate::query::ParseError;
@@ -260,9 +260,8 @@ impl Operator for ExplainOp<'_> {
     }
 
     fn finish(&self, rows: Columns, input: &Input<'_>, _: &QueryOptions) -> Result<Table, QueryError> {
-        let idx: Vec<usize> = (0..rows.len())
-            .filter(|&i| passes(&self.funnel.filter, &rows, i, input.dicts))
-            .collect();
+        let mut idx = Vec::new();
+        self.funnel.events(&rows, 0..rows.len(), &mut idx);
         let outcome = self.funnel.outcome(&rows, &idx, &mut Scratch::default());
         let mut t = Table::new(&["step", "event", "status", "at", "time_from_start_s", "reason"]);
         for k in 1..=self.funnel.steps.len() {

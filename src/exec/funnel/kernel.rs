@@ -100,7 +100,14 @@ pub(in crate::internals::exec) struct FunnelRun<const N: usize> {
     from_previous: [i64; N],
     timed: u64,
     level: usize,
+    /// The timestamp of the rows seen last (TIES STRICT: of the fresh chains; TIES ALLOW: of
+    /// the held rows).
     group_ts: i64,
+    /// TIES ALLOW: the step mask of the first row at `group_ts`, not yet applied (0: none) —
+    /// a tie group is applied only once it is complete, in its canonical order.
+    held: u32,
+    /// TIES ALLOW: the masks of the other rows at `group_ts` (empty unless rows tie).
+    tied: Vec<u32>,
     first_seen: bool,
 }
 
@@ -121,6 +128,8 @@ impl<const N: usize> Default for FunnelRun<N> {
             timed: 0,
             level: 0,
             group_ts: NONE,
+            held: 0,
+            tied: Vec::new(),
             first_seen: false,
         }
     }
@@ -150,60 +159,22 @@ impl<const N: usize> FunnelRun<N> {
             if mask == 0 {
                 continue;
             }
-            if strict && self.group_ts != t {
-                while self.dirty != 0 {
-                    let k = self.dirty.trailing_zeros() as usize;
-                    // Fresh chains end at the last timestamp: later than any settled one.
-                    if self.fresh[k] >= self.settled[k] || self.chains & (1 << k) == 0 {
-                        self.settled[k] = self.fresh[k];
-                        self.settled_last[k] = self.fresh_last[k];
-                    }
-                    self.fresh[k] = NONE;
-                    self.chains |= 1 << k;
-                    self.dirty &= self.dirty - 1;
+            if strict {
+                if self.group_ts != t {
+                    self.settle();
+                    self.group_ts = t;
+                }
+                self.apply(op, mask, t);
+            } else if self.group_ts != t {
+                // A new timestamp completes the held group (TIES ALLOW): apply it now.
+                self.release(op);
+                if self.level == n {
+                    return true;
                 }
                 self.group_ts = t;
-            }
-            // Steps this event matches, highest first: level k reads level k - 1 before this
-            // event writes it, so every extension starts from a chain before this event.
-            let mut bits = mask;
-            while bits != 0 {
-                let k = 32 - bits.leading_zeros() as usize; // step k (bit k - 1)
-                bits &= !(1u32 << (k - 1));
-                // The chain's start, and its previous step's event time.
-                let (c, previous) = if k == 1 {
-                    if !op.in_range(t) {
-                        continue;
-                    }
-                    self.first_seen = true;
-                    (t, t)
-                } else {
-                    let s = self.settled[k - 1];
-                    if self.chains & (1 << (k - 1)) == 0 || !op.within(s, t) {
-                        continue;
-                    }
-                    (s, self.settled_last[k - 1])
-                };
-                if strict {
-                    if self.dirty & (1 << k) == 0 || c >= self.fresh[k] {
-                        self.fresh[k] = c;
-                        self.fresh_last[k] = t;
-                    }
-                    self.dirty |= 1 << k;
-                } else {
-                    if self.chains & (1 << k) == 0 || c >= self.settled[k] {
-                        self.settled[k] = c;
-                        self.settled_last[k] = t;
-                    }
-                    self.chains |= 1 << k;
-                }
-                if self.timed & (1 << k) == 0 {
-                    // c ≤ previous ≤ t, and t - c ≤ WITHIN (or 0 at step 1): no overflow.
-                    self.times[k] = t - c;
-                    self.from_previous[k] = t - previous;
-                    self.timed |= 1 << k;
-                }
-                self.level = self.level.max(k);
+                self.held = mask;
+            } else {
+                self.tied.push(mask);
             }
             if self.level == n {
                 return true;
@@ -212,8 +183,99 @@ impl<const N: usize> FunnelRun<N> {
         false
     }
 
-    /// Adds the customer (once it reached step 1) to `p`, for a funnel of `n` steps.
-    pub(in crate::internals::exec) fn finish(&self, n: usize, partial: &mut FunnelPartial) {
+    /// TIES STRICT: the chains reached at the previous timestamp become extendable.
+    #[inline(always)]
+    fn settle(&mut self) {
+        while self.dirty != 0 {
+            let k = self.dirty.trailing_zeros() as usize;
+            // Fresh chains end at the last timestamp: later than any settled one.
+            if self.fresh[k] >= self.settled[k] || self.chains & (1 << k) == 0 {
+                self.settled[k] = self.fresh[k];
+                self.settled_last[k] = self.fresh_last[k];
+            }
+            self.fresh[k] = NONE;
+            self.chains |= 1 << k;
+            self.dirty &= self.dirty - 1;
+        }
+    }
+
+    /// TIES ALLOW: applies the held rows of `group_ts` — tied rows in their canonical order
+    /// (docs/QUERY.md, "Tied events": by the first step each matches, then by its steps), so
+    /// that the order the rows were written in cannot change the answer.
+    #[inline(always)]
+    fn release(&mut self, op: &FunnelOp<'_>) {
+        if self.held == 0 {
+            return;
+        }
+        let t = self.group_ts;
+        if self.tied.is_empty() {
+            self.apply(op, self.held, t);
+        } else {
+            let mut group = std::mem::take(&mut self.tied);
+            group.push(self.held);
+            group.sort_unstable_by_key(|&mask| (mask.trailing_zeros(), mask));
+            for &mask in &group {
+                self.apply(op, mask, t);
+            }
+            group.clear();
+            self.tied = group;
+        }
+        self.held = 0;
+    }
+
+    /// Applies one row matching the steps of `mask` at time `t`.
+    #[inline(always)]
+    fn apply(&mut self, op: &FunnelOp<'_>, mask: u32, t: i64) {
+        let strict = op.ties_strict;
+        // Steps this event matches, highest first: level k reads level k - 1 before this
+        // event writes it, so every extension starts from a chain before this event.
+        let mut bits = mask;
+        while bits != 0 {
+            let k = 32 - bits.leading_zeros() as usize; // step k (bit k - 1)
+            bits &= !(1u32 << (k - 1));
+            // The chain's start, and its previous step's event time.
+            let (c, previous) = if k == 1 {
+                if !op.in_range(t) {
+                    continue;
+                }
+                self.first_seen = true;
+                (t, t)
+            } else {
+                let s = self.settled[k - 1];
+                if self.chains & (1 << (k - 1)) == 0 || !op.within(s, t) {
+                    continue;
+                }
+                (s, self.settled_last[k - 1])
+            };
+            if strict {
+                if self.dirty & (1 << k) == 0 || c >= self.fresh[k] {
+                    self.fresh[k] = c;
+                    self.fresh_last[k] = t;
+                }
+                self.dirty |= 1 << k;
+            } else {
+                if self.chains & (1 << k) == 0 || c >= self.settled[k] {
+                    self.settled[k] = c;
+                    self.settled_last[k] = t;
+                }
+                self.chains |= 1 << k;
+            }
+            if self.timed & (1 << k) == 0 {
+                // c ≤ previous ≤ t, and t - c ≤ WITHIN (or 0 at step 1): no overflow.
+                self.times[k] = t - c;
+                self.from_previous[k] = t - previous;
+                self.timed |= 1 << k;
+            }
+            self.level = self.level.max(k);
+        }
+    }
+
+    /// Adds the customer (once it reached step 1) to `partial`.
+    pub(in crate::internals::exec) fn finish(&mut self, op: &FunnelOp<'_>, partial: &mut FunnelPartial) {
+        let n = op.steps.len();
+        if !op.ties_strict {
+            self.release(op);
+        }
         if !self.first_seen {
             return;
         }

@@ -1,6 +1,6 @@
 //! FUNNEL: how far customers get through ordered (or unordered) steps, and how fast.
 //!
-//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `funnel`, `labels`, `median`, `operator`, `options`, `prefilter`, `range`, `scan`.
+//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `funnel`, `labels`, `median`, `operator`, `options`, `prefilter`, `range`, `scan`, `ties`.
 
 mod exclusion;
 pub(in crate::internals::exec) mod explain;
@@ -15,6 +15,7 @@ use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::exec::prefilter::candidates;
 use crate::exec::range::on_day_boundary;
 use crate::exec::scan::{columns, evaluate_lazy, passes};
+use crate::exec::ties::order_ties;
 use crate::model::{Columns, PropType};
 use crate::plan::{CPred, Matcher, Resolver, slot};
 use crate::query::ParseError;
@@ -247,6 +248,40 @@ impl FunnelOp<'_> {
         }
     }
 
+    /// The customer's events of `run` that pass WHERE, into `idx`, in event order: tied events
+    /// ordered by [`tie_key`](Self::tie_key).
+    fn events(&self, rows: &Columns, run: Range<usize>, idx: &mut Vec<usize>) {
+        idx.clear();
+        idx.extend(run.filter(|&i| passes(&self.filter, rows, i, self.dicts)));
+        order_ties(idx, rows, |i| self.tie_key(rows, i));
+    }
+
+    /// Where event `i` goes among the events of its timestamp (docs/QUERY.md, "Tied events"):
+    /// by the first step it matches (events matching none last), then the set of steps it
+    /// matches, the exclusions it matches, its BY value and its name. Events with equal keys
+    /// are interchangeable for every answer.
+    fn tie_key(&self, rows: &Columns, i: usize) -> (u32, u64, u64, String, String) {
+        let bits = |matchers: &mut dyn Iterator<Item = &Matcher>| {
+            matchers
+                .enumerate()
+                .filter(|(_, m)| m.matches(rows, i, self.dicts))
+                .fold(0u64, |acc, (k, _)| acc | 1 << k)
+        };
+        let steps = bits(&mut self.steps.iter());
+        let excluded = bits(&mut self.excludes.iter().map(|x| &x.0));
+        let group = self
+            .by
+            .map(|(id, ty)| slot_label(slot(rows, id, i), ty, self.dicts))
+            .unwrap_or_default();
+        let name = self
+            .dicts
+            .events
+            .name(rows.event[i])
+            .unwrap_or_default()
+            .to_owned();
+        (steps.trailing_zeros(), steps, excluded, group, name)
+    }
+
     /// False when customer-level exclusions (the default form) remove the customer whose
     /// events (in event order, WHERE applied) are `idx`.
     fn keeps(&self, rows: &Columns, idx: &[usize]) -> bool {
@@ -459,7 +494,7 @@ impl FunnelOp<'_> {
     ) {
         let mut run = FunnelRun::<N>::default();
         run.feed(self, masks, rows);
-        run.finish(self.steps.len(), partial);
+        run.finish(self, partial);
     }
 
     fn strict(&self, rows: &Columns, idx: &[usize], out: &mut FunnelOutcome) {
@@ -641,8 +676,7 @@ impl Operator for FunnelOp<'_> {
             return self.ordered_fast(m, partial, rows, run);
         }
         let mut idx = std::mem::take(&mut partial.scratch.idx);
-        idx.clear();
-        idx.extend(run.filter(|&i| passes(&self.filter, rows, i, self.dicts)));
+        self.events(rows, run, &mut idx);
         let entry = self.entry_steps();
         let first = idx.iter().copied().find(|&i| {
             self.in_range(rows.ts[i]) && entry.iter().any(|step| step.matches(rows, i, self.dicts))
@@ -769,8 +803,8 @@ impl LazyOperator for FunnelOp<'_> {
         state.feed(self, m, KernelRows { events, ts, stages })
     }
 
-    fn end(&self, partial: &mut FunnelPartial, state: &FunnelRun<8>) {
-        state.finish(self.steps.len(), partial);
+    fn end(&self, partial: &mut FunnelPartial, state: &mut FunnelRun<8>) {
+        state.finish(self, partial);
     }
 }
 
