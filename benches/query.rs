@@ -68,6 +68,11 @@ fn queries(c: &mut Criterion) {
             "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d TIES STRICT".into(),
         ),
         (
+            // The default tie rule (TIES ALLOW): tied rows are held until their timestamp ends.
+            "Q1_funnel_ties_allow",
+            "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d".into(),
+        ),
+        (
             "Q2_retention",
             "RETENTION visit RETURN visit OR purchase PERIOD week PERIODS 8 FIRST_TIME".into(),
         ),
