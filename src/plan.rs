@@ -1,6 +1,7 @@
 //! Planning: resolves a parsed statement against a snapshot's dictionaries (unknown names get a
 //! "did you mean" hint), compiles predicates over property columns, resolves times in the query's
-//! time zone and builds calendar buckets (DST-correct, weeks start on Monday).
+//! time zone and builds calendar buckets (DST-correct, weeks start on Monday unless `WEEK START
+//! sunday`).
 //!
 //! Uses: `dict`, `model`, `query`.
 
@@ -10,7 +11,7 @@ use jiff::{Timestamp, ZonedDateTime as Zoned};
 
 use crate::dict::Dicts;
 use crate::model::{Columns, PropType, TS_MAX, TS_MIN};
-use crate::query::ast::{CmpOp, Literal, Period, Pred, Step, StepKind, TimeLit};
+use crate::query::ast::{CmpOp, Literal, Period, Pred, Step, StepKind, TimeLit, WeekStart};
 use crate::query::parser::suggest;
 use crate::query::{ParseError, Span};
 
@@ -491,9 +492,12 @@ fn bucket_start(ts: i64, period: Period, tz: &TimeZone) -> Option<Zoned> {
                 .map(|t| t.to_zoned_datetime(tz.clone()))
         }
         Period::Day => z.start_of_day().ok(),
-        Period::Week => {
+        Period::Week(start) => {
             let d = z.date();
-            let back = i64::from(d.weekday().to_monday_zero_offset());
+            let back = i64::from(match start {
+                WeekStart::Monday => d.weekday().to_monday_zero_offset(),
+                WeekStart::Sunday => d.weekday().to_sunday_zero_offset(),
+            });
             day_start(d.checked_sub(jiff::Span::new().days(back)).ok()?, tz)
         }
         Period::Month => day_start(z.date().first_of_month(), tz),
@@ -510,7 +514,7 @@ fn next_start(zoned: &Zoned, period: Period, tz: &TimeZone) -> Option<Zoned> {
     match period {
         Period::Hour => bucket_start(ts_of(zoned) + 3_600_000_000, Period::Hour, tz),
         Period::Day => day_start(d.tomorrow().ok()?, tz),
-        Period::Week => day_start(d.checked_add(jiff::Span::new().days(7)).ok()?, tz),
+        Period::Week(_) => day_start(d.checked_add(jiff::Span::new().days(7)).ok()?, tz),
         Period::Month => day_start(
             d.first_of_month().checked_add(jiff::Span::new().months(1)).ok()?,
             tz,

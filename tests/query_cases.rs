@@ -1067,3 +1067,91 @@ fn tied_stages_are_two_advances() {
         );
     }
 }
+
+#[test]
+fn weeks_start_on_monday_or_on_sunday() {
+    // T is Monday 2026-02-02; a visit the day before (Sunday) and one on the Monday.
+    let (_d, db) = db(&[Event::new("a", T - D, "visit"), Event::new("a", T, "visit")]);
+    let weeks = |q: &str| -> Vec<(String, i64)> {
+        let t = db.snapshot().query(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+        t.rows
+            .iter()
+            .filter_map(|row| match (&row[0], &row[1]) {
+                (Cell::Str(week), Cell::Int(n)) if *n > 0 => Some((week.clone(), *n)),
+                _ => None,
+            })
+            .collect()
+    };
+    let range = "FROM '2026-01-25' TO '2026-02-08'";
+    assert_eq!(
+        weeks(&format!("TREND count OF visit PERIOD week {range}")),
+        [("2026-01-26".to_string(), 1), ("2026-02-02".to_string(), 1)]
+    );
+    for q in [
+        format!("TREND count OF visit PERIOD week {range} WEEK START sunday"),
+        format!("TREND count OF visit PERIOD week WEEK START sunday {range}"),
+        format!("TREND count OF visit PERIOD week TZ 'Asia/Tokyo' WEEK START sunday {range}"),
+    ] {
+        assert_eq!(weeks(&q), [("2026-02-01".to_string(), 2)], "{q}");
+    }
+    assert_eq!(
+        weeks(&format!(
+            "TREND count OF visit PERIOD week WEEK START monday {range}"
+        )),
+        weeks(&format!("TREND count OF visit PERIOD week {range}"))
+    );
+    assert!(
+        render(&db, "TREND count PERIOD day WEEK START sunday")
+            .contains("WEEK START applies to PERIOD week only")
+    );
+    assert!(
+        render(&db, "FUNNEL visit -> buy WITHIN 1d WEEK START sunday")
+            .contains("WEEK START applies to PERIOD week only")
+    );
+    assert!(render(&db, "TREND count PERIOD week WEEK START friday").contains("expected sunday or monday"));
+    assert!(
+        render(&db, "TREND count PERIOD week WEEK START sunday WEEK START sunday")
+            .contains("WEEK START given twice")
+    );
+    // `week` still names an event or a property elsewhere.
+    assert!(db.snapshot().query("FUNNEL week -> visit WITHIN 1d").is_ok());
+}
+
+#[test]
+fn retention_and_stickiness_by_hour() {
+    let (_d, db) = db(&[
+        Event::new("a", T, "signup"),
+        Event::new("a", T + H + M, "visit"),
+        Event::new("a", T + 3 * H, "visit"),
+        Event::new("b", T + 10 * M, "signup"),
+        Event::new("b", T + 20 * M, "visit"),
+    ]);
+    let snap = db.snapshot();
+    let t = snap
+        .query("RETENTION signup RETURN visit PERIOD hour PERIODS 3 FROM '2026-02-02' TO '2026-02-03'")
+        .unwrap();
+    // One cohort (hour 00:00, a and b): offset 1 = a (01:01), offset 3 = a (03:00).
+    let cohort: Vec<i64> = t
+        .rows
+        .iter()
+        .filter(|row| row[0] == Cell::Str("2026-02-02T00:00+00:00".into()))
+        .map(|row| match row[3] {
+            Cell::Int(n) => n,
+            _ => -1,
+        })
+        .collect();
+    assert_eq!(cohort, [2, 1, 0, 1]);
+    let t = snap
+        .query("STICKINESS OF visit PERIOD hour FROM '2026-02-02T00:00:00Z' TO '2026-02-02T04:00:00Z'")
+        .unwrap();
+    let by_hours: Vec<(i64, i64)> = t
+        .rows
+        .iter()
+        .map(|row| match (&row[0], &row[1]) {
+            (Cell::Int(hours), Cell::Int(n)) => (*hours, *n),
+            _ => (-1, -1),
+        })
+        .collect();
+    // a is active in two hours (01, 03), b in one (00).
+    assert_eq!(by_hours, [(1, 1), (2, 1), (3, 0), (4, 0)]);
+}

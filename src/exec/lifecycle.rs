@@ -31,7 +31,12 @@ impl<'a> LifecycleOp<'a> {
     fn plan(lifecycle: &Lifecycle, text: &str, input: &Input<'a>) -> Result<Self, QueryError> {
         let res = Resolver::new(input.dicts, text, lifecycle.common.tz.as_ref())?;
         let range = res.range(&lifecycle.common.range)?;
-        let (buckets, report) = history_buckets(input, range, lifecycle.period, &res.tz)?;
+        let (buckets, report) = history_buckets(
+            input,
+            range,
+            lifecycle.period.starting(&lifecycle.common),
+            &res.tz,
+        )?;
         Ok(LifecycleOp {
             step: res.step(&lifecycle.step)?,
             filter: lifecycle

@@ -58,7 +58,7 @@ impl<'a> RetentionOp<'a> {
             lo,
             hi,
             retention.periods as usize,
-            retention.period,
+            retention.period.starting(&retention.common),
             &res.tz,
             limits::BUCKETS_MAX,
         )

@@ -27,7 +27,7 @@ impl StagesOp {
     fn plan(st: &Stages, text: &str, input: &Input<'_>) -> Result<Self, QueryError> {
         let res = Resolver::new(input.dicts, text, st.common.tz.as_ref())?;
         let range = res.range(&st.common.range)?;
-        let (buckets, report) = history_buckets(input, range, st.period, &res.tz)?;
+        let (buckets, report) = history_buckets(input, range, st.period.starting(&st.common), &res.tz)?;
         let utc_days = res.tz == jiff::tz::TimeZone::UTC && st.period != Period::Hour;
         Ok(StagesOp {
             buckets,

@@ -32,8 +32,15 @@ impl<'a> StickinessOp<'a> {
     pub(super) fn plan(st: &Stickiness, text: &str, input: &Input<'a>) -> Result<Self, QueryError> {
         let res = Resolver::new(input.dicts, text, st.common.tz.as_ref())?;
         let range = super::range::data_range(input, res.range(&st.common.range)?);
-        let buckets = Buckets::new(range.0, range.1, 0, st.period, &res.tz, limits::BUCKETS_MAX)
-            .map_err(|m| ParseError::new(Span::default(), m))?;
+        let buckets = Buckets::new(
+            range.0,
+            range.1,
+            0,
+            st.period.starting(&st.common),
+            &res.tz,
+            limits::BUCKETS_MAX,
+        )
+        .map_err(|m| ParseError::new(Span::default(), m))?;
         Ok(StickinessOp {
             step: res.step(&st.step)?,
             filter: st.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,

@@ -49,7 +49,7 @@ impl<'a> TrendOp<'a> {
             Agg::Mau => 29,
             _ => 0,
         };
-        let first_bucket = Buckets::new(lo, lo + 1, 0, tr.period, &res.tz, 2)
+        let first_bucket = Buckets::new(lo, lo + 1, 0, tr.period.starting(&tr.common), &res.tz, 2)
             .map_err(|m| ParseError::new(Span::default(), m))?;
         let start = first_bucket.starts[0]
             - lookback as i64 * model::DAY_US
@@ -58,7 +58,7 @@ impl<'a> TrendOp<'a> {
             start.min(lo),
             hi,
             0,
-            tr.period,
+            tr.period.starting(&tr.common),
             &res.tz,
             limits::BUCKETS_MAX + lookback + 1,
         )

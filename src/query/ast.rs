@@ -146,6 +146,18 @@ pub struct Common {
     pub filter: Option<Pred>,
     /// `TZ 'Europe/Berlin'`.
     pub tz: Option<(String, Span)>,
+    /// `WEEK START sunday` (only after `PERIOD week`; weeks start on Monday without it).
+    pub week_start: Option<(WeekStart, Span)>,
+}
+
+/// The first day of a week bucket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WeekStart {
+    /// ISO weeks (the default).
+    #[default]
+    Monday,
+    /// Weeks from Sunday (`WEEK START sunday`, PostHog's default).
+    Sunday,
 }
 
 /// Calendar period of buckets.
@@ -155,10 +167,20 @@ pub enum Period {
     Hour,
     /// Day.
     Day,
-    /// ISO week (Monday start).
-    Week,
+    /// Week, from Monday (ISO) or Sunday.
+    Week(WeekStart),
     /// Calendar month.
     Month,
+}
+
+impl Period {
+    /// This period with the statement's `WEEK START` applied (a week only).
+    pub fn starting(self, common: &Common) -> Period {
+        match (self, &common.week_start) {
+            (Period::Week(_), Some((start, _))) => Period::Week(*start),
+            _ => self,
+        }
+    }
 }
 
 /// Funnel ordering mode.

@@ -131,7 +131,17 @@ pub enum Q {
 }
 
 impl Q {
+    /// The statement's text; the period `week_sunday` is `PERIOD week … WEEK START sunday`.
     pub fn text(&self) -> String {
+        let text = self.text_with_period_names();
+        if text.contains("PERIOD week_sunday") {
+            text.replace("PERIOD week_sunday", "PERIOD week") + " WEEK START sunday"
+        } else {
+            text
+        }
+    }
+
+    fn text_with_period_names(&self) -> String {
         match self {
             Q::Timeline { cust, c } => format!("TIMELINE 'c{cust}'{}", c.text()),
             Q::Lifecycle { step, period, c } => {
@@ -379,6 +389,11 @@ pub fn local_bucket(ts: i64, period: &str, tz: &TimeZone) -> jiff::civil::DateTi
             .checked_sub(jiff::Span::new().days(i64::from(d.weekday().to_monday_zero_offset())))
             .unwrap()
             .at(0, 0, 0, 0),
+        // docs/QUERY.md: `WEEK START sunday`.
+        "week_sunday" => d
+            .checked_sub(jiff::Span::new().days(i64::from(d.weekday().to_sunday_zero_offset())))
+            .unwrap()
+            .at(0, 0, 0, 0),
         _ => d.first_of_month().at(0, 0, 0, 0),
     }
 }
@@ -388,7 +403,7 @@ pub fn next_bucket(b: jiff::civil::DateTime, period: &str) -> jiff::civil::DateT
         // Local hours are stepped by the caller in absolute time (see `next_in`).
         "hour" => jiff::Span::new().hours(1),
         "day" => jiff::Span::new().days(1),
-        "week" => jiff::Span::new().weeks(1),
+        "week" | "week_sunday" => jiff::Span::new().weeks(1),
         _ => jiff::Span::new().months(1),
     };
     b.checked_add(span).unwrap()
@@ -575,7 +590,7 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
                         if hit {
                             cell.1[k] += 1;
                         }
-                        b = next_bucket(b, period);
+                        b = next_in(b, period, &tz);
                     }
                 }
             }
@@ -585,7 +600,7 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
             for (co, (size, counts)) in &cells {
                 let mut b = *co;
                 for (k, &n) in counts.iter().enumerate() {
-                    let end = next_bucket(b, period)
+                    let end = next_in(b, period, &tz)
                         .to_zoned_datetime(tz.clone())
                         .unwrap()
                         .timestamp()
@@ -603,7 +618,7 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
                         Cell::Rate(n as f64 / *size as f64),
                         Cell::Bool(done),
                     ]);
-                    b = next_bucket(b, period);
+                    b = next_in(b, period, &tz);
                 }
             }
             for (k, (size, n)) in mean.iter().enumerate() {

@@ -256,6 +256,42 @@ impl Parser<'_> {
             c.tz = Some((s, t.span));
             return Ok(true);
         }
+        if self.is_kw("WEEK")
+            && self
+                .peek_at(1)
+                .is_some_and(|t| matches!(&t.tok, Tok::Ident(s) if s.eq_ignore_ascii_case("START")))
+        {
+            if c.week_start.is_some() {
+                return Err(dup("WEEK START"));
+            }
+            self.pos += 2;
+            if !matches!(self.period, Some(Period::Week(_))) {
+                return Err(ParseError::new(
+                    Span {
+                        start: t.span.start,
+                        end: self.peek().span.start,
+                    },
+                    "WEEK START applies to PERIOD week only",
+                ));
+            }
+            let day = self.next();
+            let start = match &day.tok {
+                Tok::Ident(s) if s.eq_ignore_ascii_case("sunday") => WeekStart::Sunday,
+                Tok::Ident(s) if s.eq_ignore_ascii_case("monday") => WeekStart::Monday,
+                other => {
+                    return Err(ParseError::new(
+                        day.span,
+                        format!("expected sunday or monday, found {}", describe(other)),
+                    ));
+                }
+            };
+            let span = Span {
+                start: t.span.start,
+                end: day.span.end,
+            };
+            c.week_start = Some((start, span));
+            return Ok(true);
+        }
         Ok(false)
     }
 
@@ -265,12 +301,13 @@ impl Parser<'_> {
             Tok::Ident(s) => match s.to_ascii_lowercase().as_str() {
                 "hour" => Some(Period::Hour),
                 "day" => Some(Period::Day),
-                "week" => Some(Period::Week),
+                "week" => Some(Period::Week(WeekStart::Monday)),
                 "month" => Some(Period::Month),
                 _ => None,
             },
             _ => None,
         };
+        self.period = p;
         p.ok_or_else(|| {
             ParseError::new(
                 t.span,

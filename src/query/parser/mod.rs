@@ -27,7 +27,7 @@ pub const STATEMENTS: [&str; 11] = [
 ];
 
 /// Words with a meaning only in their clause (not reserved; they may also name events).
-pub const CONTEXTUAL: [&str; 12] = [
+pub const CONTEXTUAL: [&str; 14] = [
     "FOR",
     "CUSTOMER",
     "STEP",
@@ -40,6 +40,8 @@ pub const CONTEXTUAL: [&str; 12] = [
     "PERIOD_ZERO_RETURNS",
     "EXCLUSION",
     "CHAIN",
+    "WEEK",
+    "START",
 ];
 
 /// Every reserved word of the query language.
@@ -85,6 +87,8 @@ struct Parser<'a> {
     toks: Vec<Token>,
     pos: usize,
     depth: usize,
+    /// The statement's `PERIOD`, once read (`WEEK START` needs a week).
+    period: Option<Period>,
     _text: &'a str,
 }
 
@@ -109,6 +113,7 @@ pub fn parse(text: &str) -> Result<Statement, ParseError> {
         toks: lex(body)?,
         pos: 0,
         depth: 0,
+        period: None,
         _text: text,
     };
     let stmt = p.statement()?;
@@ -149,6 +154,11 @@ impl Parser<'_> {
                 tok: Tok::Eof,
                 span: Span::default(),
             })
+    }
+
+    /// The token `ahead` places after the next one (`None` past the end).
+    fn peek_at(&self, ahead: usize) -> Option<&Token> {
+        self.toks.get(self.pos + ahead)
     }
 
     fn next(&mut self) -> Token {

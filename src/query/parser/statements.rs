@@ -165,14 +165,7 @@ impl Parser<'_> {
         self.expect_kw("RETURN", "after the cohort step (RETENTION s RETURN r ...)")?;
         let ret = self.step()?;
         self.expect_kw("PERIOD", "(RETENTION s RETURN r PERIOD week PERIODS 8)")?;
-        let pt = self.peek();
         let period = self.period()?;
-        if period == Period::Hour {
-            return Err(ParseError::new(
-                pt.span,
-                "retention periods are day, week or month",
-            ));
-        }
         self.expect_kw("PERIODS", "after PERIOD ...")?;
         let (n, span) = self.int("the number of periods")?;
         if !(0..=limits::RETENTION_PERIODS_MAX as i64).contains(&n) {
@@ -334,11 +327,7 @@ impl Parser<'_> {
         self.expect_kw("OF", "(STICKINESS OF step PERIOD day)")?;
         let step = self.step()?;
         self.expect_kw("PERIOD", "(STICKINESS OF step PERIOD day)")?;
-        let pt = self.peek();
         let period = self.period()?;
-        if !matches!(period, Period::Day | Period::Week) {
-            return Err(ParseError::new(pt.span, "stickiness periods are day or week"));
-        }
         let mut st = Stickiness {
             step,
             period,
