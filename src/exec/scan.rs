@@ -370,7 +370,7 @@ pub(super) fn scan_lazy<O: LazyOperator>(
             let done = match open {
                 Some((_, done)) => done,
                 None => {
-                    state = O::State::default();
+                    op.restart(&mut state);
                     false
                 }
             };

@@ -136,6 +136,20 @@ impl<const N: usize> Default for FunnelRun<N> {
 }
 
 impl<const N: usize> FunnelRun<N> {
+    /// The state of a customer not yet fed, reusing this one: only the validity bits and
+    /// scalars are reset — every array slot is read only where its bit is set, so the arrays
+    /// (six times `N` words, the bulk of the state) need no clearing per customer.
+    pub(in crate::internals::exec) fn restart(&mut self) {
+        self.chains = 0;
+        self.dirty = 0;
+        self.timed = 0;
+        self.level = 0;
+        self.group_ts = NONE;
+        self.held = 0;
+        self.tied.clear();
+        self.first_seen = false;
+    }
+
     /// Feeds the customer's next rows `(event, timestamp, stage)`; true once the funnel is
     /// complete (later rows cannot change the customer's answer, and are not read).
     #[inline(always)]

@@ -806,6 +806,10 @@ impl LazyOperator for FunnelOp<'_> {
     fn end(&self, partial: &mut FunnelPartial, state: &mut FunnelRun<8>) {
         state.finish(self, partial);
     }
+
+    fn restart(&self, state: &mut FunnelRun<8>) {
+        state.restart();
+    }
 }
 
 /// Heap bytes of one funnel group with `levels` levels (counts, two sample vectors per level,
