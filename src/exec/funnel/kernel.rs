@@ -163,37 +163,58 @@ impl<const N: usize> FunnelRun<N> {
         if self.level == n {
             return true;
         }
-        let strict = op.ties_strict;
         let by_stage = masks.reads_stage();
-        for (e, t, stage) in rows {
-            let mut mask = masks.event.get(e as usize).copied().unwrap_or(0);
+        let step_mask = |e: u32, stage: u8| {
+            let mask = masks.event.get(e as usize).copied().unwrap_or(0);
             if mask != 0 && by_stage {
-                mask &= masks.stage[usize::from(stage)];
+                mask & masks.stage[usize::from(stage)]
+            } else {
+                mask
             }
-            if mask == 0 {
-                continue;
-            }
-            if strict {
+        };
+        if op.ties_strict {
+            for (e, t, stage) in rows {
+                let mask = step_mask(e, stage);
+                if mask == 0 {
+                    continue;
+                }
                 if self.group_ts != t {
                     self.settle();
                     self.group_ts = t;
                 }
                 self.apply(op, mask, t);
-            } else if self.group_ts != t {
-                // A new timestamp completes the held group (TIES ALLOW): apply it now.
-                self.release(op);
                 if self.level == n {
                     return true;
                 }
-                self.group_ts = t;
-                self.held = mask;
-            } else {
-                self.tied.push(mask);
             }
-            if self.level == n {
-                return true;
-            }
+            return false;
         }
+        // TIES ALLOW: the rows of one timestamp are held (in locals: the common case, a row
+        // alone at its timestamp, costs a compare and two moves) until the timestamp ends.
+        let (mut held, mut held_ts) = (self.held, self.group_ts);
+        for (e, t, stage) in rows {
+            let mask = step_mask(e, stage);
+            if mask == 0 {
+                continue;
+            }
+            if t == held_ts {
+                self.tied.push(mask);
+                continue;
+            }
+            if held != 0 {
+                if self.tied.is_empty() {
+                    self.apply(op, held, held_ts);
+                } else {
+                    self.apply_tied(op, held, held_ts);
+                }
+                if self.level == n {
+                    self.held = 0;
+                    return true;
+                }
+            }
+            (held, held_ts) = (mask, t);
+        }
+        (self.held, self.group_ts) = (held, held_ts);
         false
     }
 
@@ -213,28 +234,32 @@ impl<const N: usize> FunnelRun<N> {
         }
     }
 
-    /// TIES ALLOW: applies the held rows of `group_ts` — tied rows in their canonical order
-    /// (docs/QUERY.md, "Tied events": by the first step each matches, then by its steps), so
-    /// that the order the rows were written in cannot change the answer.
-    #[inline(always)]
+    /// TIES ALLOW: applies the held rows of `group_ts`, if any.
     fn release(&mut self, op: &FunnelOp<'_>) {
         if self.held == 0 {
             return;
         }
-        let t = self.group_ts;
         if self.tied.is_empty() {
-            self.apply(op, self.held, t);
+            self.apply(op, self.held, self.group_ts);
         } else {
-            let mut group = std::mem::take(&mut self.tied);
-            group.push(self.held);
-            group.sort_unstable_by_key(|&mask| (mask.trailing_zeros(), mask));
-            for &mask in &group {
-                self.apply(op, mask, t);
-            }
-            group.clear();
-            self.tied = group;
+            self.apply_tied(op, self.held, self.group_ts);
         }
         self.held = 0;
+    }
+
+    /// TIES ALLOW: applies the rows of one timestamp `t` — `first` and those in `tied` — in
+    /// their canonical order (docs/QUERY.md, "Tied events": by the first step each matches,
+    /// then by its steps), so that the order the rows were written in cannot change the answer.
+    #[inline(never)]
+    fn apply_tied(&mut self, op: &FunnelOp<'_>, first: u32, t: i64) {
+        let mut group = std::mem::take(&mut self.tied);
+        group.push(first);
+        group.sort_unstable_by_key(|&mask| (mask.trailing_zeros(), mask));
+        for &mask in &group {
+            self.apply(op, mask, t);
+        }
+        group.clear();
+        self.tied = group;
     }
 
     /// Applies one row matching the steps of `mask` at time `t`.
@@ -306,13 +331,14 @@ impl<const N: usize> FunnelRun<N> {
             for (samples, &time) in from_first[2..=level].iter_mut().zip(&self.times[2..=level]) {
                 samples.push(time);
             }
-            let pairs = from_previous[2..=level]
+            // Step 2's time from the previous step is its time from step 1 (read from there).
+            let pairs = from_previous[3.min(level + 1)..=level]
                 .iter_mut()
-                .zip(&self.from_previous[2..=level]);
+                .zip(&self.from_previous[3.min(level + 1)..=level]);
             for (samples, &time) in pairs {
                 samples.push(time);
             }
-            partial.bytes += 16 * (level - 1);
+            partial.bytes += 8 * (level - 1) + 8 * (level - 2);
         }
     }
 }

@@ -52,7 +52,8 @@ pub(in crate::internals::exec) struct FunnelOp<'a> {
 }
 
 /// Customers per level (index = level) and times to convert per step, of one group: from step 1
-/// at index k, from step k − 1 at index n + 1 + k (n steps).
+/// at index k, from step k − 1 at index n + 1 + k (n steps; empty at step 2, whose times from
+/// the previous step are those from step 1).
 pub(in crate::internals::exec) type FunnelCounts = (Vec<u64>, Vec<Samples>);
 
 /// The counts of a group no customer has reached yet, for a funnel of `n` steps.
@@ -217,7 +218,13 @@ impl FunnelOp<'_> {
                     (none.clone(), none)
                 } else {
                     let from_first = stats.next().unwrap_or(none.clone());
-                    (from_first, stats.next().unwrap_or(none))
+                    // At step 2 the previous step is step 1: the same times.
+                    let from_previous = if k == 2 {
+                        from_first.clone()
+                    } else {
+                        stats.next().unwrap_or(none)
+                    };
+                    (from_first, from_previous)
                 };
                 let mut row = vec![
                     Cell::Int(k as i64),
@@ -713,7 +720,11 @@ impl Operator for FunnelOp<'_> {
                 && let (Some(t), Some(p)) = (o.times[k], o.from_previous[k])
             {
                 entry.1[k].push(t);
-                entry.1[from_previous_slot(n, k)].push(p);
+                // At step 2 the time from the previous step is the time from step 1, which
+                // `finish` reads for both: only steps 3.. keep their own samples.
+                if k >= 3 {
+                    entry.1[from_previous_slot(n, k)].push(p);
+                }
                 partial.bytes += 16;
             }
         }
@@ -770,11 +781,13 @@ impl Operator for FunnelOp<'_> {
         groups.sort_by(|a, b| a.0.cmp(&b.0));
         // Medians and means of every (group, step ≥ 2), on the query's threads: selecting the
         // median of a few hundred thousand samples per step is the serial tail of a funnel.
-        // Per group and step k ≥ 2: times from step 1, then from step k − 1.
+        // Per group and step k ≥ 2: times from step 1, then (k ≥ 3) from step k − 1.
         let sets = groups
             .iter()
             .flat_map(|(_, (_, times))| {
-                (2..=n).flat_map(move |k| [&times[k], &times[from_previous_slot(n, k)]])
+                (2..=n).flat_map(move |k| {
+                    std::iter::once(&times[k]).chain((k > 2).then(|| &times[from_previous_slot(n, k)]))
+                })
             })
             .collect();
         let stats = medians_means(sets, opts.threads)?;
