@@ -189,30 +189,32 @@ impl<const N: usize> FunnelRun<N> {
             }
             return false;
         }
-        // TIES ALLOW: the rows of one timestamp are held (in locals: the common case, a row
-        // alone at its timestamp, costs a compare and two moves) until the timestamp ends.
+        // TIES ALLOW: the matching rows of one timestamp are held (in locals: the common case,
+        // a row alone at its timestamp, costs two compares and two moves) until a row of a
+        // later timestamp — matching or not — shows the group complete.
         let (mut held, mut held_ts) = (self.held, self.group_ts);
         for (e, t, stage) in rows {
-            let mask = step_mask(e, stage);
-            if mask == 0 {
-                continue;
-            }
-            if t == held_ts {
-                self.tied.push(mask);
-                continue;
-            }
-            if held != 0 {
+            if held != 0 && t != held_ts {
                 if self.tied.is_empty() {
                     self.apply(op, held, held_ts);
                 } else {
                     self.apply_tied(op, held, held_ts);
                 }
+                held = 0;
                 if self.level == n {
                     self.held = 0;
                     return true;
                 }
             }
-            (held, held_ts) = (mask, t);
+            let mask = step_mask(e, stage);
+            if mask == 0 {
+                continue;
+            }
+            if held != 0 {
+                self.tied.push(mask);
+            } else {
+                (held, held_ts) = (mask, t);
+            }
         }
         (self.held, self.group_ts) = (held, held_ts);
         false
