@@ -87,6 +87,14 @@ fn queries(c: &mut Criterion) {
             "LIFECYCLE OF visit OR purchase PERIOD week".into(),
         ),
         ("Q7_stickiness_day", "STICKINESS OF visit PERIOD day".into()),
+        (
+            "top_customers_revenue",
+            "TOP CUSTOMERS BY sum(amount) OF purchase LIMIT 10".into(),
+        ),
+        (
+            "top_customers_days",
+            "TOP CUSTOMERS BY days_active LIMIT 10".into(),
+        ),
         ("stages_week_bitmaps", "STAGES PERIOD week".into()),
         (
             "stages_week_scan_tz",

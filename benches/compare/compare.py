@@ -2,7 +2,7 @@
 """journeydb side by side with DuckDB, ClickHouse (chdb) and SQLite on the same data.
 
 For each size: generate the demo dataset (journeydb's generator, exported as Parquet and CSV),
-load it into every engine, run the canonical queries Q1..Q7 (one warm-up, then --reps timed runs,
+load it into every engine, run the canonical queries Q1..Q8 (one warm-up, then --reps timed runs,
 median reported; the engines' runs interleaved), check that every engine returns the same
 normalised answer, and print one table. Exit status 1 when any answer differs. Run through ./run, which builds the journeydb
 runner and creates the virtual environment; see README.md next to this file.
@@ -22,7 +22,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SQL = os.path.join(HERE, "sql")
-QUERIES = ["Q1", "Q2", "Q3", "Q4", "Q5", "Q6", "Q7"]
+QUERIES = ["Q1", "Q2", "Q3", "Q4", "Q5", "Q6", "Q7", "Q8"]
 ENGINES = ["journeydb", "duckdb", "chdb", "sqlite"]
 # Q5's interval: [2026-02-01, 2026-03-03) UTC, in unix ms.
 Q5_LO, Q5_HI = 1769904000000, 1772496000000
@@ -82,6 +82,8 @@ def norm_peer(q, rows):
             out.append((day_text(r[0]),) + tuple(int(x) for x in r[1:5]))
         elif q == "Q7":
             out.append((int(r[0]), int(r[1])))
+        elif q == "Q8":
+            out.append((int(r[0]), str(r[1]), money(r[2])))
     return finish(q, out)
 
 
@@ -107,6 +109,8 @@ def norm_journeydb(q, result):
             out.append((row["bucket"], row["new"], row["returning"], row["resurrecting"], row["dormant"]))
         elif q == "Q7":
             out.append((row["buckets"], row["customers"]))
+        elif q == "Q8":
+            out.append((row["rank"], row["customer"], money(row["value"])))
     return finish(q, out)
 
 

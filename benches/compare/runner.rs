@@ -4,12 +4,12 @@
 //! ```text
 //! compare_runner gen   EVENTS OUT_DIR          # demo data -> OUT_DIR/events.parquet, events.csv
 //! compare_runner load  DB FILE                 # import FILE into a new DB, flush, compact
-//! compare_runner query DB REPS CUSTOMER        # Q1..Q7: one warm-up, REPS timed runs each
+//! compare_runner query DB REPS CUSTOMER        # Q1..Q8: one warm-up, REPS timed runs each
 //! compare_runner serve DB CUSTOMER              # one timed run per query id read on stdin
 //! ```
 //!
 //! `gen`, `load` and `query` print one JSON object on stdout; `serve` answers each line of stdin
-//! (a query id, `Q1`..`Q7`) with one line of JSON, so that `compare.py` can interleave
+//! (a query id, `Q1`..`Q8`) with one line of JSON, so that `compare.py` can interleave
 //! journeydb's runs with the peers' (every engine then meets the same moments of this shared
 //! machine). Errors go to stderr with exit status 1.
 
@@ -167,6 +167,7 @@ fn statements(customer: &str) -> Vec<(&'static str, String)> {
         ),
         ("Q6", "LIFECYCLE OF visit OR purchase PERIOD week".into()),
         ("Q7", "STICKINESS OF visit PERIOD day".into()),
+        ("Q8", "TOP CUSTOMERS BY sum(amount) OF purchase LIMIT 10".into()),
     ]
 }
 
@@ -190,7 +191,7 @@ fn rows_json(table: &journeydb::Table) -> J {
         .collect()
 }
 
-/// Reads query ids (`Q1`..`Q7`) from stdin, one per line, and answers each with one JSON line:
+/// Reads query ids (`Q1`..`Q8`) from stdin, one per line, and answers each with one JSON line:
 /// the id, the in-process time of one run (ms) and its result. Ends at the end of stdin.
 fn serve(db_dir: &Path, customer: &str) -> Result<(), String> {
     use std::io::{BufRead, Write};

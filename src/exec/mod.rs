@@ -32,6 +32,7 @@ mod lifecycle;
 mod stickiness;
 mod stages;
 mod transitions;
+mod top;
 
 pub use options::{Input, QueryError, QueryOptions};
 
@@ -63,6 +64,7 @@ pub fn execute(
         Statement::Stickiness(st) => stickiness::stickiness(st, text, input, opts)?,
         Statement::Stages(st) => stages::stages(st, text, input, opts)?,
         Statement::Transitions(tr) => transitions::transitions(tr, text, input, opts)?,
+        Statement::Top(top) => top::top_customers(top, text, input, opts)?,
         Statement::Forget(f) => {
             return Err(ParseError::new(
                 f.span,

@@ -284,6 +284,42 @@ pub enum Agg {
     Mau,
 }
 
+/// What `TOP CUSTOMERS BY …` ranks customers by (docs/QUERY.md, TOP CUSTOMERS).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Measure {
+    /// Counted events.
+    Count,
+    /// Sum of a numeric property.
+    Sum(String, Span),
+    /// Mean of a numeric property.
+    Avg(String, Span),
+    /// Minimum of a numeric property.
+    Min(String, Span),
+    /// Maximum of a numeric property.
+    Max(String, Span),
+    /// Time of the earliest counted event.
+    FirstSeen,
+    /// Time of the latest counted event.
+    LastSeen,
+    /// Distinct local days with a counted event.
+    DaysActive,
+}
+
+/// `TOP CUSTOMERS BY measure ...`
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopCustomers {
+    /// The measure.
+    pub measure: Measure,
+    /// Events counted (`OF step`; default ANY).
+    pub step: Option<Step>,
+    /// `ASC`: smallest first (default: largest first).
+    pub ascending: bool,
+    /// `LIMIT n` (default 10).
+    pub limit: Option<u64>,
+    /// Common clauses.
+    pub common: Common,
+}
+
 /// `TREND ...`
 #[derive(Clone, Debug, PartialEq)]
 pub struct Trend {
@@ -424,6 +460,8 @@ pub enum Statement {
     Trend(Trend),
     /// TIMELINE
     Timeline(Timeline),
+    /// TOP CUSTOMERS
+    Top(TopCustomers),
     /// FORGET CUSTOMER (changes the database)
     Forget(Forget),
 }
@@ -449,6 +487,7 @@ impl Statement {
                 Drill::Stage { .. } => Vec::new(),
             },
             Statement::Trend(t) => t.step.iter().collect(),
+            Statement::Top(top) => top.step.iter().collect(),
             Statement::Lifecycle(l) => vec![&l.step],
             Statement::Stickiness(st) => vec![&st.step],
             Statement::Timeline(_)

@@ -116,6 +116,7 @@ pub fn chart(statement: &str, table: &Table, style: Style) -> Option<String> {
         "STICKINESS" => stickiness(table, style),
         "STAGES" => stages(table, style),
         "TRANSITIONS" => transitions(table, style),
+        "TOP" => top_customers(table, style),
         _ => None,
     }
 }
@@ -362,6 +363,46 @@ fn stickiness(table: &Table, style: Style) -> Option<String> {
             padded_bar(n as f64 / max as f64, BAR, style, "38;5;39"),
             group_thousands(n),
             n as f64 / total as f64 * 100.0,
+        );
+    }
+    Some(out)
+}
+
+/// TOP CUSTOMERS: one bar per customer, scaled to the largest magnitude (no bars for times).
+fn top_customers(table: &Table, style: Style) -> Option<String> {
+    let (rank, customer, value) = (col(table, "rank")?, col(table, "customer")?, col(table, "value")?);
+    if table
+        .rows
+        .iter()
+        .any(|r| matches!(r.get(value), Some(Cell::Time(_))))
+    {
+        return None;
+    }
+    let max = table
+        .rows
+        .iter()
+        .map(|r| num(r.get(value)).abs())
+        .fold(0.0, f64::max);
+    let width = table
+        .rows
+        .iter()
+        .map(|r| label(r.get(customer)).chars().count())
+        .max()?
+        .min(24);
+    let mut out = String::new();
+    for r in &table.rows {
+        let name: String = label(r.get(customer)).chars().take(width).collect();
+        let frac = if max > 0.0 {
+            num(r.get(value)).abs() / max
+        } else {
+            0.0
+        };
+        let _ = writeln!(
+            out,
+            "{:>3} {name:<width$} {} {}",
+            int(r.get(rank)),
+            padded_bar(frac, BAR, style, "38;5;42"),
+            label(r.get(value)),
         );
     }
     Some(out)

@@ -311,7 +311,7 @@ impl Session {
     /// `.help`: the statements and the dot-commands.
     fn help(&mut self) {
         let mut s = String::from(
-            "Statements end with `;` (FUNNEL, RETENTION, TREND, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, TIMELINE, CUSTOMERS, EXPLAIN, and FORGET CUSTOMER 'id' to erase a customer; see docs/QUERY.md).\n",
+            "Statements end with `;` (FUNNEL, RETENTION, TREND, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, TIMELINE, CUSTOMERS, TOP CUSTOMERS, EXPLAIN, and FORGET CUSTOMER 'id' to erase a customer; see docs/QUERY.md).\n",
         );
         for (c, h) in DOT_COMMANDS {
             s += &format!("{c:<30} {h}\n");

@@ -5,6 +5,7 @@
 
 mod clauses;
 mod statements;
+mod top;
 
 use super::ast::*;
 use super::lexer::{Tok, Token, lex};
@@ -12,7 +13,7 @@ use super::{ParseError, Span};
 use crate::limits;
 
 /// The statement keywords.
-pub const STATEMENTS: [&str; 11] = [
+pub const STATEMENTS: [&str; 12] = [
     "FORGET",
     "FUNNEL",
     "RETENTION",
@@ -24,10 +25,11 @@ pub const STATEMENTS: [&str; 11] = [
     "TRANSITIONS",
     "CUSTOMERS",
     "EXPLAIN",
+    "TOP",
 ];
 
 /// Words with a meaning only in their clause (not reserved; they may also name events).
-pub const CONTEXTUAL: [&str; 14] = [
+pub const CONTEXTUAL: [&str; 16] = [
     "FOR",
     "CUSTOMER",
     "STEP",
@@ -42,6 +44,8 @@ pub const CONTEXTUAL: [&str; 14] = [
     "CHAIN",
     "WEEK",
     "START",
+    "ASC",
+    "DESC",
 ];
 
 /// Every reserved word of the query language.
@@ -225,6 +229,10 @@ impl Parser<'_> {
         }
         if self.eat_kw("CUSTOMERS") {
             return self.customers().map(Statement::Customers);
+        }
+        if self.eat_kw("TOP") {
+            self.expect_kw("CUSTOMERS", "(TOP CUSTOMERS BY count LIMIT 10)")?;
+            return self.top_customers().map(Statement::Top);
         }
         if self.eat_kw("FORGET") {
             self.expect_kw("CUSTOMER", "(FORGET CUSTOMER 'id')")?;

@@ -1,0 +1,283 @@
+//! TOP CUSTOMERS: customers ranked by a measure of their events (count, a property's sum, mean,
+//! minimum or maximum, first or last time seen, days active), as SQL's `RANK()`.
+//!
+//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `operator`, `options`, `prefilter`, `scan`.
+
+use super::operator::{Operator, Prefilter};
+use super::options::{Input, QueryError, QueryOptions};
+use super::prefilter::candidates;
+use super::scan::{columns, evaluate, passes};
+use crate::dict::Dicts;
+use crate::model::{self, Columns, PropType};
+use crate::plan::{CPred, Matcher, Resolver};
+use crate::query::ParseError;
+use crate::query::ast::{Measure, TopCustomers};
+use crate::result::{Cell, Table};
+use crate::segment::ColumnSet;
+use jiff::tz::TimeZone;
+use std::cmp::Ordering;
+use std::ops::Range;
+
+/// The measure, its property resolved.
+#[derive(Clone, Copy)]
+enum MeasureOp {
+    Count,
+    Sum(u32, PropType),
+    Avg(u32, PropType),
+    Min(u32, PropType),
+    Max(u32, PropType),
+    FirstSeen,
+    LastSeen,
+    DaysActive,
+}
+
+/// A customer's measure: exact integers (counts, days, microseconds) or floats (property
+/// measures); one statement's values are all of one kind.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Value {
+    Int(i64),
+    Float(f64),
+}
+
+impl Value {
+    fn cmp(&self, other: &Value) -> Ordering {
+        match (self, other) {
+            (Value::Int(a), Value::Int(b)) => a.cmp(b),
+            (Value::Float(a), Value::Float(b)) => a.total_cmp(b),
+            (Value::Int(_), Value::Float(_)) => Ordering::Less,
+            (Value::Float(_), Value::Int(_)) => Ordering::Greater,
+        }
+    }
+}
+
+pub(super) struct TopOp<'a> {
+    measure: MeasureOp,
+    step: Option<Matcher>,
+    filter: Option<CPred>,
+    range: Option<(i64, i64)>,
+    /// The calendar of `days_active` (`None`: UTC, days by division).
+    tz: Option<TimeZone>,
+    ascending: bool,
+    limit: usize,
+    dicts: &'a Dicts,
+}
+
+/// One worker's candidates (value, customer id): at most about twice `limit`, pruned to the
+/// best `limit` as they grow; plus per-customer scratch space.
+#[derive(Default)]
+pub(super) struct TopPartial {
+    ranked: Vec<(Value, u32)>,
+    counted: Vec<usize>,
+    values: Vec<f64>,
+    days: Vec<i64>,
+}
+
+impl<'a> TopOp<'a> {
+    /// Plans a TOP CUSTOMERS statement on `input`.
+    fn plan(top: &TopCustomers, text: &str, input: &Input<'a>) -> Result<Self, QueryError> {
+        let res = Resolver::new(input.dicts, text, top.common.tz.as_ref())?;
+        let numeric = |name: &str, span| -> Result<(u32, PropType), QueryError> {
+            let (id, ty) = res.prop(name, span)?;
+            if !matches!(ty, PropType::I64 | PropType::F64) {
+                return Err(
+                    ParseError::new(span, format!("`{name}` is {ty}; this measure needs a number")).into(),
+                );
+            }
+            Ok((id, ty))
+        };
+        let measure = match &top.measure {
+            Measure::Count => MeasureOp::Count,
+            Measure::FirstSeen => MeasureOp::FirstSeen,
+            Measure::LastSeen => MeasureOp::LastSeen,
+            Measure::DaysActive => MeasureOp::DaysActive,
+            Measure::Sum(p, s) => numeric(p, *s).map(|(id, ty)| MeasureOp::Sum(id, ty))?,
+            Measure::Avg(p, s) => numeric(p, *s).map(|(id, ty)| MeasureOp::Avg(id, ty))?,
+            Measure::Min(p, s) => numeric(p, *s).map(|(id, ty)| MeasureOp::Min(id, ty))?,
+            Measure::Max(p, s) => numeric(p, *s).map(|(id, ty)| MeasureOp::Max(id, ty))?,
+        };
+        Ok(TopOp {
+            measure,
+            step: top.step.as_ref().map(|s| res.step(s)).transpose()?,
+            filter: top.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
+            range: res.range(&top.common.range)?,
+            tz: (res.tz != TimeZone::UTC).then(|| res.tz.clone()),
+            ascending: top.ascending,
+            limit: top.limit.map_or(10, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            dicts: input.dicts,
+        })
+    }
+
+    /// The ranking order: the better candidate first (value, then customer id ascending).
+    fn order(&self, a: &(Value, u32), b: &(Value, u32)) -> Ordering {
+        let by_value = if self.ascending {
+            a.0.cmp(&b.0)
+        } else {
+            b.0.cmp(&a.0)
+        };
+        by_value.then_with(|| {
+            let name = |cid: u32| self.dicts.customers.name(cid).unwrap_or_default();
+            name(a.1).cmp(name(b.1))
+        })
+    }
+
+    /// Keeps the best `limit` of `ranked` once it holds twice as many (amortised linear).
+    fn prune(&self, ranked: &mut Vec<(Value, u32)>, force: bool) {
+        if ranked.len() > self.limit && (force || ranked.len() >= self.limit.saturating_mul(2)) {
+            ranked.select_nth_unstable_by(self.limit - 1, |a, b| self.order(a, b));
+            ranked.truncate(self.limit);
+        }
+    }
+
+    /// The local day (days since the epoch) of `ts` in the statement's calendar.
+    fn day(&self, ts: i64) -> i64 {
+        let offset = match (&self.tz, jiff::Timestamp::from_microsecond(ts)) {
+            (Some(tz), Ok(at)) => i64::from(tz.to_offset(at).seconds()) * 1_000_000,
+            _ => 0,
+        };
+        ts.saturating_add(offset).div_euclid(model::DAY_US)
+    }
+
+    /// A numeric property's value at row `i` (`None`: absent).
+    fn number(rows: &Columns, (id, ty): (u32, PropType), i: usize) -> Option<f64> {
+        let value = crate::plan::slot(rows, id, i)?;
+        match ty {
+            PropType::I64 => Some(value as i64 as f64),
+            PropType::F64 => Some(f64::from_bits(value)),
+            PropType::Str | PropType::Bool => None,
+        }
+    }
+
+    /// The measure of one customer's counted events `counted` (`None`: not ranked).
+    fn measure(&self, rows: &Columns, counted: &[usize], partial: &mut TopPartial) -> Option<Value> {
+        let first = *counted.first()?;
+        let last = *counted.last()?;
+        let property = |m: MeasureOp| match m {
+            MeasureOp::Sum(id, ty)
+            | MeasureOp::Avg(id, ty)
+            | MeasureOp::Min(id, ty)
+            | MeasureOp::Max(id, ty) => Some((id, ty)),
+            _ => None,
+        };
+        if let Some(prop) = property(self.measure) {
+            let values = &mut partial.values;
+            values.clear();
+            values.extend(counted.iter().filter_map(|&i| Self::number(rows, prop, i)));
+            // Ascending order: the sum does not depend on the order rows were written in.
+            values.sort_unstable_by(f64::total_cmp);
+            let (&min, &max) = (values.first()?, values.last()?);
+            let sum: f64 = values.iter().sum();
+            return Some(Value::Float(match self.measure {
+                MeasureOp::Sum(..) => sum,
+                MeasureOp::Avg(..) => sum / values.len() as f64,
+                MeasureOp::Min(..) => min,
+                _ => max,
+            }));
+        }
+        Some(match self.measure {
+            MeasureOp::FirstSeen => Value::Int(rows.ts[first]),
+            MeasureOp::LastSeen => Value::Int(rows.ts[last]),
+            MeasureOp::DaysActive => {
+                let days = &mut partial.days;
+                days.clear();
+                days.extend(counted.iter().map(|&i| self.day(rows.ts[i])));
+                // Local days need not ascend with time (a zone may turn its clock back
+                // across midnight).
+                days.sort_unstable();
+                days.dedup();
+                Value::Int(days.len() as i64)
+            }
+            _ => Value::Int(counted.len() as i64),
+        })
+    }
+}
+
+impl Operator for TopOp<'_> {
+    type Partial = TopPartial;
+
+    fn columns(&self) -> ColumnSet {
+        let reads_property = !matches!(
+            self.measure,
+            MeasureOp::Count | MeasureOp::FirstSeen | MeasureOp::LastSeen | MeasureOp::DaysActive
+        );
+        columns(
+            reads_property || self.filter.is_some() || self.step.as_ref().is_some_and(Matcher::uses_props),
+        )
+    }
+
+    fn prefilter(&self, input: &Input<'_>) -> Result<Prefilter<TopPartial>, QueryError> {
+        // Only customers with an event of the step (in the range's days) can be ranked.
+        let only = self
+            .step
+            .as_ref()
+            .and_then(|step| candidates(step, input.bitmaps, self.range));
+        Ok(Prefilter::only(only))
+    }
+
+    fn customer(&self, partial: &mut TopPartial, rows: &Columns, run: Range<usize>) {
+        let Some(&cid) = rows.cid.get(run.start) else {
+            return;
+        };
+        let mut counted = std::mem::take(&mut partial.counted);
+        counted.clear();
+        counted.extend(run.filter(|&i| {
+            let ts = rows.ts[i];
+            self.range.is_none_or(|(lo, hi)| lo <= ts && ts < hi)
+                && passes(&self.filter, rows, i, self.dicts)
+                && self.step.as_ref().is_none_or(|s| s.matches(rows, i, self.dicts))
+        }));
+        if let Some(value) = self.measure(rows, &counted, partial) {
+            partial.ranked.push((value, cid));
+            let mut ranked = std::mem::take(&mut partial.ranked);
+            self.prune(&mut ranked, false);
+            partial.ranked = ranked;
+        }
+        partial.counted = counted;
+    }
+
+    fn footprint(&self, partial: &TopPartial) -> usize {
+        partial.ranked.capacity() * 24
+            + (partial.counted.capacity() + partial.values.capacity() + partial.days.capacity()) * 8
+    }
+
+    fn merge(&self, into: &mut TopPartial, from: TopPartial) {
+        into.ranked.extend(from.ranked);
+        let mut ranked = std::mem::take(&mut into.ranked);
+        self.prune(&mut ranked, false);
+        into.ranked = ranked;
+    }
+
+    fn finish(&self, partial: TopPartial, _: &Input<'_>, _: &QueryOptions) -> Result<Table, QueryError> {
+        let mut ranked = partial.ranked;
+        self.prune(&mut ranked, true);
+        ranked.sort_by(|a, b| self.order(a, b));
+        let mut t = Table::new(&["rank", "customer", "value"]);
+        let mut rank = 0;
+        for (position, &(value, cid)) in ranked.iter().enumerate() {
+            // RANK(): a tie keeps the rank of the first of its values.
+            if position == 0 || ranked[position - 1].0.cmp(&value) != Ordering::Equal {
+                rank = position + 1;
+            }
+            let value = match (self.measure, value) {
+                (MeasureOp::FirstSeen | MeasureOp::LastSeen, Value::Int(us)) => Cell::Time(us),
+                (_, Value::Int(n)) => Cell::Int(n),
+                (_, Value::Float(x)) => Cell::Float(x),
+            };
+            t.rows.push(vec![
+                Cell::Int(rank as i64),
+                Cell::Str(self.dicts.customers.name(cid).unwrap_or("?").to_owned()),
+                value,
+            ]);
+        }
+        Ok(t)
+    }
+}
+
+/// Runs a TOP CUSTOMERS statement.
+pub(super) fn top_customers(
+    top: &TopCustomers,
+    text: &str,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+) -> Result<Table, QueryError> {
+    evaluate(&TopOp::plan(top, text, input)?, input, opts)
+}
