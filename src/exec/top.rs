@@ -6,7 +6,7 @@
 use super::operator::{Operator, Prefilter};
 use super::options::{Input, QueryError, QueryOptions};
 use super::prefilter::candidates;
-use super::scan::{columns, evaluate, passes};
+use super::scan::{columns, columns_of, evaluate, passes};
 use crate::dict::Dicts;
 use crate::model::{self, Columns, PropType};
 use crate::plan::{CPred, Matcher, Resolver};
@@ -53,6 +53,9 @@ impl Value {
 pub(super) struct TopOp<'a> {
     measure: MeasureOp,
     step: Option<Matcher>,
+    /// The step as a table by event id, when it tests event names only (no stage, no
+    /// property): one look-up per row instead of the general matcher.
+    step_events: Option<Vec<bool>>,
     filter: Option<CPred>,
     range: Option<(i64, i64)>,
     /// The calendar of `days_active` (`None`: UTC, days by division).
@@ -95,9 +98,24 @@ impl<'a> TopOp<'a> {
             Measure::Min(p, s) => numeric(p, *s).map(|(id, ty)| MeasureOp::Min(id, ty))?,
             Measure::Max(p, s) => numeric(p, *s).map(|(id, ty)| MeasureOp::Max(id, ty))?,
         };
+        let step = top.step.as_ref().map(|s| res.step(s)).transpose()?;
+        let step_events = step.as_ref().and_then(|m| {
+            let ids = m.events.as_ref()?;
+            if m.stage.is_some() || m.uses_props() {
+                return None;
+            }
+            let mut table = vec![false; input.dicts.events.len()];
+            for &id in ids {
+                if let Some(slot) = table.get_mut(id as usize) {
+                    *slot = true;
+                }
+            }
+            Some(table)
+        });
         Ok(TopOp {
             measure,
-            step: top.step.as_ref().map(|s| res.step(s)).transpose()?,
+            step,
+            step_events,
             filter: top.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
             range: res.range(&top.common.range)?,
             tz: (res.tz != TimeZone::UTC).then(|| res.tz.clone()),
@@ -195,13 +213,18 @@ impl Operator for TopOp<'_> {
     type Partial = TopPartial;
 
     fn columns(&self) -> ColumnSet {
-        let reads_property = !matches!(
-            self.measure,
-            MeasureOp::Count | MeasureOp::FirstSeen | MeasureOp::LastSeen | MeasureOp::DaysActive
-        );
-        columns(
-            reads_property || self.filter.is_some() || self.step.as_ref().is_some_and(Matcher::uses_props),
-        )
+        if self.filter.is_some() || self.step.as_ref().is_some_and(Matcher::uses_props) {
+            return columns(true);
+        }
+        // Without a predicate the only property read is the measure's.
+        match self.measure {
+            MeasureOp::Sum(id, _) | MeasureOp::Avg(id, _) | MeasureOp::Min(id, _) | MeasureOp::Max(id, _) => {
+                columns_of(&[id])
+            }
+            MeasureOp::Count | MeasureOp::FirstSeen | MeasureOp::LastSeen | MeasureOp::DaysActive => {
+                columns(false)
+            }
+        }
     }
 
     fn prefilter(&self, input: &Input<'_>) -> Result<Prefilter<TopPartial>, QueryError> {
@@ -223,7 +246,10 @@ impl Operator for TopOp<'_> {
             let ts = rows.ts[i];
             self.range.is_none_or(|(lo, hi)| lo <= ts && ts < hi)
                 && passes(&self.filter, rows, i, self.dicts)
-                && self.step.as_ref().is_none_or(|s| s.matches(rows, i, self.dicts))
+                && match &self.step_events {
+                    Some(table) => table.get(rows.event[i] as usize).copied().unwrap_or(false),
+                    None => self.step.as_ref().is_none_or(|s| s.matches(rows, i, self.dicts)),
+                }
         }));
         if let Some(value) = self.measure(rows, &counted, partial) {
             partial.ranked.push((value, cid));
