@@ -110,11 +110,9 @@ pub(super) trait LazyOperator: Operator {
     ) -> bool;
     /// Adds the customer fed into `s` to `p`.
     fn end(&self, p: &mut Self::Partial, s: &mut Self::State);
-    /// Makes `s` the state of a customer not yet fed (`Default`, or cheaper: the scan calls it
-    /// once per customer).
-    fn restart(&self, s: &mut Self::State) {
-        *s = Self::State::default();
-    }
+    /// Makes `s` the state of a customer not yet fed (as `Default` would, and as cheaply as the
+    /// state allows: the scan calls it once per customer).
+    fn restart(&self, s: &mut Self::State);
 }
 
 /// The memory budget of one query, shared by its workers. Each worker reports its state's
