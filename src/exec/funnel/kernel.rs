@@ -108,7 +108,6 @@ pub(in crate::internals::exec) struct FunnelRun<const N: usize> {
     held: u32,
     /// TIES ALLOW: the masks of the other rows at `group_ts` (empty unless rows tie).
     tied: Vec<u32>,
-    first_seen: bool,
 }
 
 /// The value of an empty slot in [`FunnelRun`] (not a marker: validity is kept in bits).
@@ -130,7 +129,6 @@ impl<const N: usize> Default for FunnelRun<N> {
             group_ts: NONE,
             held: 0,
             tied: Vec::new(),
-            first_seen: false,
         }
     }
 }
@@ -147,7 +145,6 @@ impl<const N: usize> FunnelRun<N> {
         self.group_ts = NONE;
         self.held = 0;
         self.tied.clear();
-        self.first_seen = false;
     }
 
     /// Feeds the customer's next rows `(event, timestamp, stage)`; true once the funnel is
@@ -190,30 +187,31 @@ impl<const N: usize> FunnelRun<N> {
             return false;
         }
         // TIES ALLOW: the matching rows of one timestamp are held (in locals: the common case,
-        // a row alone at its timestamp, costs two compares and two moves) until a row of a
-        // later timestamp — matching or not — shows the group complete.
+        // a row alone at its timestamp, costs one compare and two moves) until a row of a
+        // later timestamp — matching or not — shows the group complete. `held_ts` follows
+        // every row, so `held` (0: nothing held) always belongs to the current timestamp.
         let (mut held, mut held_ts) = (self.held, self.group_ts);
         for (e, t, stage) in rows {
-            if held != 0 && t != held_ts {
-                if self.tied.is_empty() {
-                    self.apply(op, held, held_ts);
-                } else {
-                    self.apply_tied(op, held, held_ts);
-                }
-                held = 0;
-                if self.level == n {
-                    self.held = 0;
-                    return true;
-                }
-            }
             let mask = step_mask(e, stage);
-            if mask == 0 {
-                continue;
-            }
-            if held != 0 {
-                self.tied.push(mask);
-            } else {
+            if t != held_ts {
+                if held != 0 {
+                    if self.tied.is_empty() {
+                        self.apply(op, held, held_ts);
+                    } else {
+                        self.apply_tied(op, held, held_ts);
+                    }
+                    if self.level == n {
+                        self.held = 0;
+                        return true;
+                    }
+                }
                 (held, held_ts) = (mask, t);
+            } else if mask != 0 {
+                if held != 0 {
+                    self.tied.push(mask);
+                } else {
+                    held = mask;
+                }
             }
         }
         (self.held, self.group_ts) = (held, held_ts);
@@ -279,7 +277,6 @@ impl<const N: usize> FunnelRun<N> {
                 if !op.in_range(t) {
                     continue;
                 }
-                self.first_seen = true;
                 (t, t)
             } else {
                 let s = self.settled[k - 1];
@@ -317,7 +314,9 @@ impl<const N: usize> FunnelRun<N> {
         if !op.ties_strict {
             self.release(op);
         }
-        if !self.first_seen {
+        // Every level is reached from step 1 in range: level 0 means the customer never
+        // entered the funnel.
+        if self.level == 0 {
             return;
         }
         let level = self.level;
