@@ -46,6 +46,11 @@ fn queries(c: &mut Criterion) {
     if !time_ordered {
         db.compact().unwrap();
     }
+    // Cohorts (issue 27): `everyone` admits every customer (what a cohort filter costs on top
+    // of the statement), `repeat_buyers` a typical persona.
+    db.query("CREATE COHORT everyone AS DID ANY").unwrap();
+    db.query("CREATE COHORT repeat_buyers AS DID purchase AT LEAST 2 TIMES")
+        .unwrap();
     let snap = db.snapshot();
     let customer = rows[rows.len() / 2].customer.to_string();
     let events = snap.len();
@@ -97,6 +102,26 @@ fn queries(c: &mut Criterion) {
         ),
         ("stages_week_bitmaps", "STAGES PERIOD week".into()),
         (
+            "Q1_funnel_in_everyone",
+            "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d TIES STRICT WHERE CUSTOMER IN everyone".into(),
+        ),
+        (
+            "Q2_retention_in_everyone",
+            "RETENTION visit RETURN visit OR purchase PERIOD week PERIODS 8 FIRST_TIME WHERE CUSTOMER IN everyone".into(),
+        ),
+        (
+            "Q3_uniq_by_channel_in_everyone",
+            "TREND uniq PERIOD day BY channel WHERE CUSTOMER IN everyone".into(),
+        ),
+        (
+            "Q4_revenue_in_everyone",
+            "TREND sum(amount) OF STAGE retention PERIOD day WHERE CUSTOMER IN everyone".into(),
+        ),
+        (
+            "Q1_funnel_in_repeat_buyers",
+            "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d TIES STRICT WHERE CUSTOMER IN repeat_buyers".into(),
+        ),
+        (
             "stages_week_scan_tz",
             "STAGES PERIOD week TZ 'Europe/Berlin'".into(),
         ),
@@ -111,6 +136,21 @@ fn queries(c: &mut Criterion) {
                 b.iter(|| snap.query_with(q, &opts).unwrap());
             });
         }
+    }
+    // Creating (and dropping) a cohort: one evaluation and two durable manifest switches.
+    for (name, set) in [
+        ("cohort_create_did_twice", "DID purchase AT LEAST 2 TIMES"),
+        (
+            "cohort_create_first_where",
+            "FIRST visit WHERE channel = 'mobile'",
+        ),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                db.query(&format!("CREATE COHORT bench_tmp AS {set}")).unwrap();
+                db.query("DROP COHORT bench_tmp").unwrap();
+            });
+        });
     }
     g.finish();
 }

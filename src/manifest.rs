@@ -46,8 +46,20 @@ pub struct Erasure {
     pub rows: u64,
 }
 
+/// A saved cohort (`CREATE COHORT`): its name, its definition as written, and — for a
+/// `STATIC` cohort — its members (internal customer ids) frozen at creation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CohortEntry {
+    /// The name (unique, case-sensitive).
+    pub name: String,
+    /// The customer set as written after `AS`.
+    pub definition: String,
+    /// The members of a static cohort (`None`: dynamic, evaluated per snapshot).
+    pub members: Option<roaring::RoaringBitmap>,
+}
+
 /// The contents of one manifest.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Manifest {
     /// This manifest's number.
     pub number: u64,
@@ -72,6 +84,8 @@ pub struct Manifest {
     /// The database's id, in the header of every file it writes (0: created before ids
     /// existed); a file with another id is refused (docs/FORMAT.md §2).
     pub db_id: u32,
+    /// Saved cohorts, by name ascending (absent in manifests written before cohorts existed).
+    pub cohorts: Vec<CohortEntry>,
 }
 
 /// File name of manifest `n`.
@@ -113,8 +127,13 @@ impl Manifest {
             codec::put_u64(&mut p, e.rows);
         }
         codec::put_u64(&mut p, self.dict_gen);
-        if self.db_id != 0 {
+        // The id is written when set, and always before cohorts (an explicit 0 then means a
+        // database created before ids existed).
+        if self.db_id != 0 || !self.cohorts.is_empty() {
             codec::put_u32(&mut p, self.db_id);
+        }
+        if !self.cohorts.is_empty() {
+            encode_cohorts(&mut p, &self.cohorts);
         }
         let mut out = file::header(Kind::Manifest, self.db_id).to_vec();
         codec::put_frame(&mut out, &p);
@@ -199,9 +218,13 @@ impl Manifest {
         // The database id (absent before ids existed: 0).
         if r.remaining() > 0 {
             m.db_id = r.u32()?;
-            if m.db_id == 0 {
+            if m.db_id == 0 && r.remaining() == 0 {
                 return Err(r.err("database id 0 written explicitly"));
             }
+        }
+        // Saved cohorts (absent before cohorts existed).
+        if r.remaining() > 0 {
+            m.cohorts = decode_cohorts(&mut r, m.dict_counts.customers)?;
         }
         r.finish()?;
         Ok(m)
@@ -239,6 +262,69 @@ impl Manifest {
         codec::put_frame(&mut cur, &p);
         file::atomic_write(dir, CURRENT, &cur)
     }
+}
+
+/// Cohort kinds in the manifest.
+const COHORT_DYNAMIC: u8 = 0;
+const COHORT_STATIC: u8 = 1;
+
+fn encode_cohorts(p: &mut Vec<u8>, cohorts: &[CohortEntry]) {
+    codec::put_u32(p, cohorts.len() as u32);
+    for c in cohorts {
+        codec::put_str(p, &c.name);
+        codec::put_str(p, &c.definition);
+        match &c.members {
+            None => p.push(COHORT_DYNAMIC),
+            Some(members) => {
+                p.push(COHORT_STATIC);
+                let mut bytes = Vec::with_capacity(members.serialized_size());
+                // Writing to a Vec cannot fail.
+                let _ = members.serialize_into(&mut bytes);
+                codec::put_u32(p, bytes.len() as u32);
+                p.extend_from_slice(&bytes);
+            }
+        }
+    }
+}
+
+/// The cohorts section; every static member must be below `customers` (the dictionary's count).
+fn decode_cohorts(r: &mut Reader<'_>, customers: u32) -> Result<Vec<CohortEntry>, codec::DecodeError> {
+    let n = r.u32()? as usize;
+    // Each entry takes at least two string lengths and a kind byte.
+    if n > r.remaining() / 9 {
+        return Err(r.err("cohort count exceeds the manifest"));
+    }
+    let mut out: Vec<CohortEntry> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let name = r.str(limits::NAME_BYTES_MAX)?.to_owned();
+        if out.last().is_some_and(|c| c.name >= name) || name.is_empty() {
+            return Err(r.err(format!("cohort `{name}` is out of order or repeated")));
+        }
+        let definition = r.str(limits::QUERY_BYTES_MAX)?.to_owned();
+        let members = match r.u8()? {
+            COHORT_DYNAMIC => None,
+            COHORT_STATIC => {
+                let len = r.u32()? as usize;
+                let bytes = r.bytes(len)?;
+                let members = roaring::RoaringBitmap::deserialize_from(bytes)
+                    .map_err(|e| r.err(format!("cohort `{name}`: bad member bitmap ({e})")))?;
+                if members.serialized_size() != len {
+                    return Err(r.err(format!("cohort `{name}`: member bitmap of the wrong length")));
+                }
+                if members.max().is_some_and(|id| id >= customers) {
+                    return Err(r.err(format!("cohort `{name}` names a customer id past the dictionary")));
+                }
+                Some(members)
+            }
+            kind => return Err(r.err(format!("cohort `{name}`: unknown kind {kind}"))),
+        };
+        out.push(CohortEntry {
+            name,
+            definition,
+            members,
+        });
+    }
+    Ok(out)
 }
 
 fn framed_payload<'a>(path: &Path, kind: Kind, bytes: &'a [u8], max: usize) -> FileResult<&'a [u8]> {

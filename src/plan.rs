@@ -339,6 +339,13 @@ impl<'d> Resolver<'d> {
             Pred::And(a, b) => CPred::And(Box::new(self.pred(a)?), Box::new(self.pred(b)?)),
             Pred::Or(a, b) => CPred::Or(Box::new(self.pred(a)?), Box::new(self.pred(b)?)),
             Pred::Not(a) => CPred::Not(Box::new(self.pred(a)?)),
+            // The parser moves a statement's conjuncts out and refuses the rest.
+            Pred::InCohort(filter) => {
+                return Err(ParseError::new(
+                    filter.name.1,
+                    "CUSTOMER IN combines with the rest of WHERE by AND only",
+                ));
+            }
         })
     }
 

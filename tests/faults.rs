@@ -66,7 +66,14 @@ enum Action {
     Compact,
     Forget(String),
     Reopen,
+    /// `CREATE COHORT name [STATIC] AS DID visit AT LEAST 2 TIMES` (static when true).
+    CreateCohort(&'static str, bool),
+    /// `DROP COHORT name`.
+    DropCohort(&'static str),
 }
+
+/// The definition of every cohort the workload creates.
+const COHORT_SET: &str = "DID visit AT LEAST 2 TIMES";
 
 const CUSTOMERS: u32 = 7;
 
@@ -79,7 +86,12 @@ fn workload() -> Vec<Action> {
         }
         match b {
             5 => out.push(Action::Import(30)),
+            6 => {
+                out.push(Action::CreateCohort("loyal", true));
+                out.push(Action::CreateCohort("regulars", false));
+            }
             8 => out.push(Action::Forget("cust-2".into())),
+            13 => out.push(Action::DropCohort("regulars")),
             11 => out.push(Action::Compact),
             14 => out.push(Action::Reopen),
             16 => out.push(Action::ImportFile(40)),
@@ -167,8 +179,31 @@ fn import_file(d: &Db, b: u32) -> journeydb::Result<()> {
     Ok(())
 }
 
-/// What a reader must see: event id -> (customer, ts, name, stage, props).
-type State = BTreeMap<i64, (String, i64, String, Option<Stage>, Vec<(String, Value)>)>;
+/// One event as a reader sees it: (customer, ts, name, stage, props).
+type Row = (String, i64, String, Option<Stage>, Vec<(String, Value)>);
+
+/// What a reader must see: the events by id, and the saved cohorts (a static one with its
+/// members' external ids, a dynamic one with `None`).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct State {
+    events: BTreeMap<i64, Row>,
+    cohorts: BTreeMap<String, Option<BTreeSet<String>>>,
+}
+
+impl State {
+    /// The customers of [`COHORT_SET`] now.
+    fn repeat_visitors(&self) -> BTreeSet<String> {
+        let mut visits: BTreeMap<&str, usize> = BTreeMap::new();
+        for row in self.events.values().filter(|row| row.2 == "visit") {
+            *visits.entry(&row.0).or_default() += 1;
+        }
+        visits
+            .into_iter()
+            .filter(|(_, n)| *n >= 2)
+            .map(|(c, _)| c.to_owned())
+            .collect()
+    }
+}
 
 fn apply(state: &mut State, a: &Action) {
     match a {
@@ -189,10 +224,24 @@ fn apply(state: &mut State, a: &Action) {
                     .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
                     .collect();
                 props.sort_by(|x, y| x.0.cmp(&y.0));
-                state.insert(id, (e.customer.clone(), e.ts_us, e.name.clone(), e.stage, props));
+                state
+                    .events
+                    .insert(id, (e.customer.clone(), e.ts_us, e.name.clone(), e.stage, props));
             }
         }
-        Action::Forget(c) => state.retain(|_, v| &v.0 != c),
+        Action::Forget(c) => {
+            state.events.retain(|_, v| &v.0 != c);
+            for members in state.cohorts.values_mut().flatten() {
+                members.remove(c);
+            }
+        }
+        Action::CreateCohort(name, fixed) => {
+            let members = fixed.then(|| state.repeat_visitors());
+            state.cohorts.insert((*name).to_owned(), members);
+        }
+        Action::DropCohort(name) => {
+            state.cohorts.remove(*name);
+        }
         Action::Flush | Action::Compact | Action::Reopen => {}
     }
 }
@@ -200,7 +249,7 @@ fn apply(state: &mut State, a: &Action) {
 /// Every state the database may legitimately be in: the acknowledged actions applied in order,
 /// and each "maybe" action (failed or in flight) either applied or not.
 fn allowed(actions: &[(Action, bool)]) -> Vec<State> {
-    let mut states = vec![State::new()];
+    let mut states = vec![State::default()];
     for (a, maybe) in actions {
         if *maybe {
             let mut with = states.clone();
@@ -232,6 +281,8 @@ fn allowed_never(actions: &[Action], acked: usize) -> Vec<State> {
                     | Action::ImportFile(_)
                     | Action::Forget(_)
                     | Action::Reopen
+                    | Action::CreateCohort(..)
+                    | Action::DropCohort(_)
             )
         })
         .map_or(0, |i| i + 1);
@@ -253,7 +304,16 @@ fn check(db: &Db, allowed: &[State], what: &str) {
     let events: Vec<StoredEvent> = snap
         .events()
         .unwrap_or_else(|e| panic!("{what}: read failed: {e}"));
-    let mut seen = State::new();
+    let mut seen = State::default();
+    for cohort in snap.cohorts() {
+        assert_eq!(cohort.definition, COHORT_SET, "{what}: cohort {}", cohort.name);
+        let members = cohort.members.as_ref().map(|ids| {
+            ids.iter()
+                .map(|c| snap.customer_name(c).unwrap_or_else(|| format!("vacated id {c}")))
+                .collect()
+        });
+        seen.cohorts.insert(cohort.name.clone(), members);
+    }
     for e in &events {
         let id = match e.props.iter().find(|p| p.0 == "id") {
             Some((_, Value::I64(id))) => *id,
@@ -266,14 +326,21 @@ fn check(db: &Db, allowed: &[State], what: &str) {
             e.stage,
             e.props.clone(),
         );
-        assert!(seen.insert(id, v).is_none(), "{what}: event {id} appears twice");
+        assert!(
+            seen.events.insert(id, v).is_none(),
+            "{what}: event {id} appears twice"
+        );
     }
     if !allowed.contains(&seen) {
-        let ids: BTreeSet<&i64> = seen.keys().collect();
-        let want: Vec<BTreeSet<&i64>> = allowed.iter().map(|s| s.keys().collect()).collect();
-        panic!("{what}: the database shows events {ids:?}; allowed: {want:?}");
+        let ids: BTreeSet<&i64> = seen.events.keys().collect();
+        let want: Vec<BTreeSet<&i64>> = allowed.iter().map(|s| s.events.keys().collect()).collect();
+        panic!(
+            "{what}: the database shows events {ids:?} and cohorts {:?}; allowed: {want:?} with {:?}",
+            seen.cohorts,
+            allowed.iter().map(|s| &s.cohorts).collect::<Vec<_>>()
+        );
     }
-    assert_eq!(snap.len(), seen.len() as u64, "{what}: snapshot length");
+    assert_eq!(snap.len(), seen.events.len() as u64, "{what}: snapshot length");
     // The bitmap index agrees with the rows.
     let buyers: BTreeSet<String> = snap
         .customers_in_stage(Stage::Purchase)
@@ -281,6 +348,7 @@ fn check(db: &Db, allowed: &[State], what: &str) {
         .map(|c| snap.customer_name(c).unwrap())
         .collect();
     let want: BTreeSet<String> = seen
+        .events
         .values()
         .filter(|v| v.3 == Some(Stage::Purchase))
         .map(|v| v.0.clone())
@@ -308,6 +376,16 @@ fn run(dir: &Path, mut mark: impl FnMut(usize, bool)) -> (Option<Db>, Vec<(Actio
             Action::Flush => d.flush(),
             Action::Compact => d.compact().map(|_| ()),
             Action::Forget(c) => d.forget_customer(c).map(|_| ()),
+            Action::CreateCohort(name, fixed) => {
+                let kind = if *fixed { " STATIC" } else { "" };
+                d.query(&format!("CREATE COHORT {name}{kind} AS {COHORT_SET}"))
+                    .map(drop)
+                    .map_err(journeydb::Error::from)
+            }
+            Action::DropCohort(name) => d
+                .query(&format!("DROP COHORT {name}"))
+                .map(drop)
+                .map_err(journeydb::Error::from),
             Action::Reopen => {
                 db = None;
                 match Db::open(dir, opts()) {
@@ -322,7 +400,12 @@ fn run(dir: &Path, mut mark: impl FnMut(usize, bool)) -> (Option<Db>, Vec<(Actio
         mark(i, r.is_ok());
         let effect = matches!(
             a,
-            Action::Commit(_) | Action::Import(_) | Action::ImportFile(_) | Action::Forget(_)
+            Action::Commit(_)
+                | Action::Import(_)
+                | Action::ImportFile(_)
+                | Action::Forget(_)
+                | Action::CreateCohort(..)
+                | Action::DropCohort(_)
         );
         match r {
             Ok(()) => done.push((a, false)),
@@ -1399,7 +1482,7 @@ fn a_record_written_during_an_fsync_waits_for_the_next_one() {
     let img = tmp.path().join("img");
     sim.image(Mode::Strict, &mut Rng(0), &img);
     let reopened = Db::open(&img, Options::default()).unwrap();
-    let mut state = State::new();
+    let mut state = State::default();
     apply(&mut state, &Action::Commit(0));
     apply(&mut state, &Action::Commit(1));
     check(&reopened, &[state], "power cut after two overlapping commits");

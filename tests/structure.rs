@@ -37,6 +37,18 @@ fn corruption(dir: &Path, what: &str) -> (PathBuf, u64, String) {
     }
 }
 
+/// A saved cohort entry for the structure cases.
+fn cohort(
+    name: &str,
+    members: Option<roaring::RoaringBitmap>,
+) -> journeydb::internals::manifest::CohortEntry {
+    journeydb::internals::manifest::CohortEntry {
+        name: name.into(),
+        definition: "DID a".into(),
+        members,
+    }
+}
+
 /// Publishes `m` (checksums good whatever it says) and expects every open to refuse it,
 /// naming the manifest file, with `why` in the reason.
 fn refused(dir: &Path, m: &Manifest, why: &str) {
@@ -64,7 +76,17 @@ fn refused(dir: &Path, m: &Manifest, why: &str) {
 #[test]
 fn structurally_wrong_manifests_are_refused() {
     type Breaks = fn(&mut Manifest);
-    let cases: [(&str, Breaks); 7] = [
+    let cases: [(&str, Breaks); 10] = [
+        ("past the dictionary", |m| {
+            let members: roaring::RoaringBitmap = [0, m.dict_counts.customers].into_iter().collect();
+            m.cohorts = vec![cohort("late", Some(members))];
+        }),
+        ("out of order or repeated", |m| {
+            m.cohorts = vec![cohort("b", None), cohort("a", None)];
+        }),
+        ("out of order or repeated", |m| {
+            m.cohorts = vec![cohort("a", None), cohort("a", None)];
+        }),
         ("inconsistent entry", |m| {
             // Overlapping sequence ranges.
             m.segments[1].seq_min = m.segments[0].seq_end - 1;

@@ -209,10 +209,12 @@ impl Db {
             }
             Err(i) => forgotten.insert(i, Erasure { cid, limit, rows }),
         }
+        // Static cohorts lose the customer in the same manifest.
         let edit = VersionEdit {
             dict_file: Some((w.manifest.dict_gen, dict_len)),
             dicts: DictsEdit::Apply(&unbind),
             forgotten: Some(forgotten),
+            cohorts: super::cohorts::without_customer(&w.manifest.cohorts, cid),
             ..VersionEdit::default()
         };
         self.apply(&mut w, edit)?;

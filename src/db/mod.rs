@@ -10,6 +10,7 @@ mod seal;
 mod import;
 mod maintain;
 mod snapshot;
+mod cohorts;
 
 pub use open::READ_ONLY_OPEN_ATTEMPTS;
 pub use snapshot::Snapshot;
@@ -21,9 +22,10 @@ use crate::dict::Dicts;
 use crate::error::{DbError, Error, Result};
 use crate::file::{self, WriterLock};
 use crate::ingest::StageMap;
-use crate::manifest::Manifest;
+use crate::manifest::{CohortEntry, Manifest};
 use crate::segment::{self};
 use crate::wal::{SyncCoordinator, WalFile};
+use cohorts::CohortCache;
 use parking_lot::{Mutex, RwLock};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -148,6 +150,10 @@ struct Inner {
     version: RwLock<Arc<Version>>,
     dicts: RwLock<Arc<Dicts>>,
     stage_map: RwLock<StageMap>,
+    /// Saved cohorts (as in the live manifest), with a number that changes with them.
+    cohorts: RwLock<(u64, Arc<Vec<CohortEntry>>)>,
+    /// Members of dynamic cohorts evaluated on the newest snapshot (see [`CohortCache`]).
+    cohort_cache: Mutex<CohortCache>,
     sync: SyncCoordinator,
     visible_seq: AtomicU64,
     compaction: Mutex<()>,

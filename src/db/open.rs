@@ -3,7 +3,7 @@
 //!
 //! Uses: `buffer`, `dict`, `error`, `file`, `ingest`, `manifest`, `model`, `segment`, `wal`; rooms `version`.
 
-use super::{Db, Inner, Options, Sync, Writer};
+use super::{CohortCache, Db, Inner, Options, Sync, Writer};
 use crate::buffer::Buffer;
 use crate::db::version::Version;
 use crate::dict::{self, Dicts};
@@ -173,6 +173,7 @@ impl Db {
         }
         let stage_map: StageMap = m.stage_map.iter().cloned().collect();
         let forgotten = Arc::new(m.forgotten.clone());
+        let cohorts = Arc::new(m.cohorts.clone());
         let inner = Inner {
             dir: dir.to_path_buf(),
             opts,
@@ -188,6 +189,8 @@ impl Db {
             version: RwLock::new(Arc::new(Version::new(segments, buffer, forgotten))),
             dicts: RwLock::new(Arc::new(dicts)),
             stage_map: RwLock::new(stage_map),
+            cohorts: RwLock::new((0, cohorts)),
+            cohort_cache: Mutex::new(CohortCache::default()),
             sync,
             visible_seq: AtomicU64::new(end.next_seq),
             compaction: Mutex::new(()),

@@ -50,6 +50,23 @@ impl Db {
         self.flush_locked(&mut w)
     }
 
+    /// Makes everything logged so far durable and visible (one fsync of the live log);
+    /// returns the log's number.
+    pub(in crate::internals::db) fn sync_log_locked(&self, writer: &mut Writer) -> Result<u64> {
+        let inner = &*self.inner;
+        let Some(wal) = writer.wal.as_ref() else {
+            return Err(DbError::ReadOnly.into());
+        };
+        let (f, p) = wal.sync_handle();
+        let number = wal.number;
+        if let Err(e) = file::sync(&f, &p, false) {
+            return Err(self.poison(writer, e.to_string()));
+        }
+        inner.sync.all_synced();
+        inner.visible_seq.fetch_max(writer.next_seq, Ordering::SeqCst);
+        Ok(number)
+    }
+
     pub(in crate::internals::db) fn flush_locked(&self, writer: &mut Writer) -> Result<()> {
         let inner = &*self.inner;
         self.check_writable(writer)?;
@@ -60,16 +77,7 @@ impl Db {
         }
         let dir = &inner.dir;
         // 1. Everything logged becomes durable and visible.
-        let Some(old_wal) = writer.wal.as_ref() else {
-            return Err(DbError::ReadOnly.into());
-        };
-        let (f, p) = old_wal.sync_handle();
-        let old_number = old_wal.number;
-        if let Err(e) = file::sync(&f, &p, false) {
-            return Err(self.poison(writer, e.to_string()));
-        }
-        inner.sync.all_synced();
-        inner.visible_seq.fetch_max(writer.next_seq, Ordering::SeqCst);
+        let old_number = self.sync_log_locked(writer)?;
         // 2. Later commits go to a new log file.
         let new_wal = match WalFile::create(dir, old_number + 1, writer.manifest.db_id) {
             Ok(x) => x,

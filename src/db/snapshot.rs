@@ -1,13 +1,15 @@
 //! Snapshots: a consistent read view of the database, and its reads.
 //!
-//! Uses: `dict`, `error`, `index`, `limits`, `merge`, `model`, `segment`; rooms `version`.
+//! Uses: `dict`, `error`, `index`, `limits`, `manifest`, `merge`, `model`, `segment`; rooms `version`.
 
 use super::Db;
+use crate::db::cohorts::CacheKey;
 use crate::db::version::Version;
 use crate::dict::Dicts;
 use crate::error::{DbError, Error, Result};
 use crate::index::Bitmaps;
 use crate::limits;
+use crate::manifest::CohortEntry;
 use crate::merge::{Merge, Source};
 use crate::model::{Columns, PropType, Stage, StoredEvent, Value};
 use crate::segment::ColumnSet;
@@ -24,11 +26,18 @@ impl Db {
         let buf = &version.buffer;
         let n = visible.saturating_sub(buf.seq_base()).min(buf.len() as u64) as usize;
         let rows = buf.sorted_prefix(n);
+        let (catalog, cohorts) = self.inner.cohorts.read().clone();
         Snapshot {
             db: self.clone(),
+            cache_key: CacheKey {
+                version: version.generation,
+                rows: rows.len(),
+                catalog,
+            },
             version,
             rows,
             bitmaps: OnceLock::new(),
+            cohorts,
         }
     }
 }
@@ -39,9 +48,18 @@ pub struct Snapshot {
     pub(in crate::internals::db) version: Arc<Version>,
     rows: Arc<Columns>,
     bitmaps: OnceLock<Bitmaps>,
+    /// The saved cohorts as of this snapshot.
+    pub(in crate::internals::db) cohorts: Arc<Vec<CohortEntry>>,
+    /// What this snapshot's cohort members depend on (see `db::cohorts`).
+    pub(in crate::internals::db) cache_key: CacheKey,
 }
 
 impl Snapshot {
+    /// The database this snapshot reads.
+    pub(in crate::internals::db) fn db(&self) -> &Db {
+        &self.db
+    }
+
     /// Number of events visible.
     pub fn len(&self) -> u64 {
         let hidden: u64 = self.version.forgotten.iter().map(|e| e.rows).sum();

@@ -9,7 +9,7 @@ use crate::dict::{self, DictCounts, DictDelta, Dicts};
 use crate::error::Result;
 use crate::file;
 use crate::ingest::StageMap;
-use crate::manifest::{self, Erasure, Manifest, SegmentEntry};
+use crate::manifest::{self, CohortEntry, Erasure, Manifest, SegmentEntry};
 use crate::merge::Source;
 use crate::model::Stage;
 use crate::segment::{Footer, Segment};
@@ -24,7 +24,13 @@ pub(super) struct Version {
     pub(in crate::internals::db) forgotten: Arc<Vec<Erasure>>,
     /// Per segment: the customers whose rows in it are hidden by a pending erasure.
     pub(in crate::internals::db) masks: Vec<Option<Arc<RoaringBitmap>>>,
+    /// Unique per version made by this process (the cohort cache's key, with the number of
+    /// buffered rows a snapshot sees).
+    pub(in crate::internals::db) generation: u64,
 }
+
+/// Source of [`Version::generation`].
+static NEXT_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Version {
     pub(in crate::internals::db) fn new(
@@ -48,6 +54,7 @@ impl Version {
             buffer,
             forgotten,
             masks,
+            generation: NEXT_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -113,6 +120,8 @@ pub(in crate::internals::db) struct VersionEdit<'a> {
     pub(in crate::internals::db) forgotten: Option<Vec<Erasure>>,
     /// The stage map, whole.
     pub(in crate::internals::db) stage_map: Option<StageMap>,
+    /// The saved cohorts, whole (by name ascending).
+    pub(in crate::internals::db) cohorts: Option<Vec<CohortEntry>>,
     /// A new (empty) buffer for later commits, after a seal.
     pub(in crate::internals::db) buffer: Option<Arc<Buffer>>,
 }
@@ -152,6 +161,9 @@ impl VersionEdit<'_> {
             let mut list: Vec<(String, Stage)> = map.iter().map(|(k, v)| (k.clone(), *v)).collect();
             list.sort();
             m.stage_map = list;
+        }
+        if let Some(cohorts) = &self.cohorts {
+            m.cohorts = cohorts.clone();
         }
         m
     }
@@ -215,6 +227,10 @@ impl Db {
         }
         if let Some(map) = edit.stage_map {
             *inner.stage_map.write() = map;
+        }
+        if let Some(cohorts) = edit.cohorts {
+            let mut catalog = inner.cohorts.write();
+            *catalog = (catalog.0 + 1, Arc::new(cohorts));
         }
         for seg in &obsolete {
             seg.mark_obsolete();

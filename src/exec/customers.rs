@@ -123,5 +123,11 @@ pub(super) fn customers(
             input,
             opts,
         ),
+        // Answered by `run_on`, which has the snapshot's cohorts.
+        Drill::Cohort((name, span)) => Err(crate::query::ParseError::new(
+            *span,
+            format!("CUSTOMERS IN COHORT {name} needs the snapshot's cohorts"),
+        )
+        .into()),
     }
 }

@@ -33,6 +33,7 @@ mod stickiness;
 mod stages;
 mod transitions;
 mod top;
+mod cohort;
 
 pub use options::{Input, QueryError, QueryOptions};
 
@@ -65,20 +66,26 @@ pub fn execute(
         Statement::Stages(st) => stages::stages(st, text, input, opts)?,
         Statement::Transitions(tr) => transitions::transitions(tr, text, input, opts)?,
         Statement::Top(top) => top::top_customers(top, text, input, opts)?,
-        Statement::Forget(f) => {
-            return Err(ParseError::new(
-                f.span,
-                "FORGET CUSTOMER changes the database; a snapshot is read-only",
-            )
-            .with_help("run it with Db::query (the shell does)")
-            .into());
-        }
+        Statement::Forget(f) => return Err(read_only(f.span, "FORGET CUSTOMER")),
+        Statement::CreateCohort(c) => return Err(read_only(c.name.1, "CREATE COHORT")),
+        Statement::DropCohort((_, span)) => return Err(read_only(*span, "DROP COHORT")),
+        // Answered by `run_on`, which has the snapshot's cohorts.
+        Statement::Cohorts => Table::new(&["cohort", "kind", "customers", "definition"]),
     };
     if table.rows.len() > opts.rows_max {
         return Err(QueryError::TooManyRows(opts.rows_max));
     }
     table.warnings = crate::plan::unknown_events(&stmt.steps(), input.dicts, text);
     Ok(table)
+}
+
+fn read_only(span: crate::query::Span, what: &str) -> QueryError {
+    ParseError::new(
+        span,
+        format!("{what} changes the database; a snapshot is read-only"),
+    )
+    .with_help("run it with Db::query (the shell does)")
+    .into()
 }
 
 /// Running statements: `snapshot.query("FUNNEL visit -> purchase WITHIN 7d")`. On a [`Db`](crate::db::Db)
@@ -99,14 +106,18 @@ impl Query for crate::db::Db {
     /// any other runs on a fresh snapshot.
     fn query_with(&self, text: &str, opts: &QueryOptions) -> Result<Table, QueryError> {
         let stmt = crate::query::parse(text)?;
-        let Statement::Forget(f) = &stmt else {
-            return run_on(&self.snapshot(), &stmt, text, opts);
-        };
-        let erased = self.forget_customer(&f.customer.0)?;
-        let mut t = Table::new(&["customer", "events_erased"]);
-        t.rows
-            .push(vec![Cell::Str(f.customer.0.clone()), Cell::Int(erased as i64)]);
-        Ok(t)
+        match &stmt {
+            Statement::Forget(f) => {
+                let erased = self.forget_customer(&f.customer.0)?;
+                let mut t = Table::new(&["customer", "events_erased"]);
+                t.rows
+                    .push(vec![Cell::Str(f.customer.0.clone()), Cell::Int(erased as i64)]);
+                Ok(t)
+            }
+            Statement::CreateCohort(create) => cohort::create(self, create, text, opts),
+            Statement::DropCohort((name, span)) => cohort::drop(self, name, *span),
+            _ => run_on(&self.snapshot(), &stmt, text, opts),
+        }
     }
 }
 
@@ -120,7 +131,8 @@ impl Query for crate::db::Snapshot {
     }
 }
 
-/// Runs a parsed statement on a snapshot.
+/// Runs a parsed statement on a snapshot: its `CUSTOMER IN` filters (if any) restrict the input
+/// first.
 fn run_on(
     snapshot: &crate::db::Snapshot,
     stmt: &Statement,
@@ -128,12 +140,29 @@ fn run_on(
     opts: &QueryOptions,
 ) -> Result<Table, QueryError> {
     let dicts = snapshot.dicts();
+    let input = Input::of(snapshot, &dicts);
+    let mut cohorts = cohort::Cohorts::new(snapshot, &input, opts);
+    match stmt {
+        Statement::Cohorts => return cohort::list(&mut cohorts),
+        Statement::Customers(crate::query::ast::Customers {
+            drill: crate::query::ast::Drill::Cohort((name, span)),
+            limit,
+        }) => {
+            let members = cohorts.members(name, *span)?;
+            return Ok(labels::customer_table(&members, &dicts, *limit, opts.rows_max));
+        }
+        _ => {}
+    }
+    let filters = stmt.common().map_or(&[][..], |common| &common.cohorts[..]);
+    let Some(restricted) = cohorts.restrict(filters)? else {
+        return execute(stmt, text, &input, opts);
+    };
     let input = Input {
-        sources: snapshot.sources(),
+        sources: restricted.sources,
         dicts: &dicts,
-        customers: dicts.customers.len() as u32,
-        ts_range: snapshot.ts_range(),
-        bitmaps: snapshot.bitmaps(),
+        customers: input.customers,
+        ts_range: input.ts_range,
+        bitmaps: &restricted.bitmaps,
     };
     execute(stmt, text, &input, opts)
 }

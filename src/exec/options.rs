@@ -3,7 +3,7 @@
 //!
 //! Uses only crate modules below the executor (dict, index, compaction, query, error).
 //!
-//! Uses: `dict`, `error`, `file`, `index`, `limits`, `merge`, `query`.
+//! Uses: `db`, `dict`, `error`, `file`, `index`, `limits`, `merge`, `query`.
 
 use crate::dict::Dicts;
 use crate::limits;
@@ -98,6 +98,19 @@ pub struct Input<'a> {
     pub ts_range: Option<(i64, i64)>,
     /// The union of the sources' bitmap indices.
     pub bitmaps: &'a crate::index::Bitmaps,
+}
+
+impl<'a> Input<'a> {
+    /// Everything `snapshot` sees (`dicts`: its dictionaries).
+    pub fn of(snapshot: &'a crate::db::Snapshot, dicts: &'a Dicts) -> Input<'a> {
+        Input {
+            sources: snapshot.sources(),
+            dicts,
+            customers: dicts.customers.len() as u32,
+            ts_range: snapshot.ts_range(),
+            bitmaps: snapshot.bitmaps(),
+        }
+    }
 }
 
 impl From<crate::error::Error> for QueryError {

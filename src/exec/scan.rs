@@ -41,7 +41,27 @@ fn evaluate_with<O: Operator>(
     opts: &QueryOptions,
     scan: Scan<O>,
 ) -> Result<Table, QueryError> {
-    let state = match op.prefilter(input)? {
+    let state = gather_with(op, input, opts, scan)?;
+    op.finish(state, input, opts)
+}
+
+/// The protocol without its last step: prefilter, scan, merge — the merged state, for a caller
+/// that wants the state itself (a customer set) rather than a table.
+pub(super) fn gather<O: Operator>(
+    op: &O,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+) -> Result<O::Partial, QueryError> {
+    gather_with(op, input, opts, scan_customers::<O>)
+}
+
+fn gather_with<O: Operator>(
+    op: &O,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+    scan: Scan<O>,
+) -> Result<O::Partial, QueryError> {
+    Ok(match op.prefilter(input)? {
         Prefilter::Answered(state) => state,
         Prefilter::Scan {
             only,
@@ -57,7 +77,7 @@ fn evaluate_with<O: Operator>(
                     .cloned()
                     .collect();
                 if sources.is_empty() {
-                    return op.finish(counted, input, opts);
+                    return Ok(counted);
                 }
                 unsealed = Input { sources, ..*input };
                 &unsealed
@@ -68,8 +88,7 @@ fn evaluate_with<O: Operator>(
             op.merge(&mut state, counted);
             state
         }
-    };
-    op.finish(state, input, opts)
+    })
 }
 
 /// The signature of [`scan_customers`] and [`scan_maybe_lazy`]: one worker's scan of a
@@ -309,6 +328,20 @@ pub(super) fn scan_maybe_lazy<O: LazyOperator>(
 ) -> Result<O::Partial, QueryError> {
     match &sources[..] {
         [Source::Segment(seg)] if op.lazy() => scan_lazy(op, seg, range, only, cancel, budget),
+        // One segment with customers masked (a cohort filter, a pending erasure): the lazy
+        // scan over the customers left.
+        [Source::Masked(seg, hidden)] if op.lazy() => {
+            let mut left = match only {
+                Some(only) => (*only).clone(),
+                None => {
+                    let mut all = roaring::RoaringBitmap::new();
+                    all.insert_range(range.0..=range.1);
+                    all
+                }
+            };
+            left -= &**hidden;
+            scan_lazy(op, seg, range, Some(Arc::new(left)), cancel, budget)
+        }
         _ => scan_customers(op, sources, set, range, only, cancel, budget),
     }
 }

@@ -104,6 +104,9 @@ pub enum Pred {
     Or(Box<Pred>, Box<Pred>),
     /// NOT
     Not(Box<Pred>),
+    /// `CUSTOMER [NOT] IN cohort`: only as a conjunct of a statement's `WHERE`, where the
+    /// parser moves it to [`Common::cohorts`]; the planner refuses it anywhere else.
+    InCohort(CohortFilter),
 }
 
 /// What a step matches before its optional predicate.
@@ -148,6 +151,18 @@ pub struct Common {
     pub tz: Option<(String, Span)>,
     /// `WEEK START sunday` (only after `PERIOD week`; weeks start on Monday without it).
     pub week_start: Option<(WeekStart, Span)>,
+    /// `CUSTOMER [NOT] IN cohort` conjuncts of `WHERE`, taken out of `filter`: the statement
+    /// reads only the rows of the customers they admit (docs/QUERY.md, "Cohorts").
+    pub cohorts: Vec<CohortFilter>,
+}
+
+/// `CUSTOMER IN name` (or `CUSTOMER NOT IN name`) in a statement's `WHERE`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CohortFilter {
+    /// The cohort's name and its span.
+    pub name: (String, Span),
+    /// `NOT IN`.
+    pub negated: bool,
 }
 
 /// The first day of a week bucket.
@@ -415,8 +430,10 @@ pub enum Drill {
         /// The stage.
         stage: Stage,
         /// FROM..TO.
-        common: Common,
+        common: Box<Common>,
     },
+    /// `CUSTOMERS IN COHORT name`: the members of a saved cohort.
+    Cohort((String, Span)),
 }
 
 /// `CUSTOMERS ... [LIMIT n]`
@@ -464,6 +481,96 @@ pub enum Statement {
     Top(TopCustomers),
     /// FORGET CUSTOMER (changes the database)
     Forget(Forget),
+    /// CREATE COHORT (changes the database)
+    CreateCohort(CreateCohort),
+    /// DROP COHORT name (changes the database)
+    DropCohort((String, Span)),
+    /// COHORTS: the saved cohorts, their definitions and sizes.
+    Cohorts,
+}
+
+/// A set of customers, as `CREATE COHORT … AS` defines it (docs/QUERY.md, "Cohorts").
+#[derive(Clone, Debug, PartialEq)]
+pub enum CustomerSet {
+    /// `DID step [AT LEAST n TIMES] [WITHIN d OF FIRST SEEN] [FROM … TO …]`.
+    Did(Did),
+    /// `FIRST step WHERE pred` / `LAST step WHERE pred`: the customer's first (last) event
+    /// matching the step satisfies the predicate.
+    Edge {
+        /// `LAST` (else `FIRST`).
+        last: bool,
+        /// The events (the step without its `WHERE`).
+        step: Step,
+        /// The predicate the first (last) such event must satisfy.
+        pred: Pred,
+    },
+    /// `IN STAGE s`: the customer's furthest stage so far is s.
+    InStage(Stage, Span),
+    /// `IN name`: the members of another cohort.
+    InCohort(String, Span),
+    /// NOT
+    Not(Box<CustomerSet>),
+    /// AND
+    And(Box<CustomerSet>, Box<CustomerSet>),
+    /// OR
+    Or(Box<CustomerSet>, Box<CustomerSet>),
+}
+
+/// `DID step …`: customers with at least `at_least` events matching the step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Did {
+    /// The step (with its optional `WHERE`).
+    pub step: Step,
+    /// `AT LEAST n TIMES` (1 without it).
+    pub at_least: u64,
+    /// `WITHIN d OF FIRST SEEN`: only events before the customer's first event + d (µs).
+    pub within_first_seen_us: Option<i64>,
+    /// `FROM … TO …`: only events in this half-open range.
+    pub range: Option<(TimeLit, TimeLit)>,
+}
+
+/// `CREATE COHORT name [STATIC] AS set`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CreateCohort {
+    /// The name and its span.
+    pub name: (String, Span),
+    /// `STATIC`: members fixed at creation (else re-evaluated on every snapshot).
+    pub is_static: bool,
+    /// The definition.
+    pub set: CustomerSet,
+    /// The definition as written (what `COHORTS` lists and the manifest keeps).
+    pub definition: String,
+}
+
+impl CustomerSet {
+    /// The cohorts this set names (`IN name`), in text order.
+    pub fn cohorts(&self) -> Vec<(&str, Span)> {
+        match self {
+            CustomerSet::InCohort(name, span) => vec![(name.as_str(), *span)],
+            CustomerSet::Not(inner) => inner.cohorts(),
+            CustomerSet::And(a, b) | CustomerSet::Or(a, b) => {
+                let mut out = a.cohorts();
+                out.extend(b.cohorts());
+                out
+            }
+            CustomerSet::Did(_) | CustomerSet::Edge { .. } | CustomerSet::InStage(..) => Vec::new(),
+        }
+    }
+
+    /// Every step the set names, in text order.
+    pub fn steps(&self) -> Vec<&Step> {
+        match self {
+            CustomerSet::Did(did) => vec![&did.step],
+            CustomerSet::Edge { step, .. } => vec![step],
+            CustomerSet::Not(inner) => inner.steps(),
+            CustomerSet::And(a, b) | CustomerSet::Or(a, b) => {
+                let mut out = a.steps();
+                out.extend(b.steps());
+                out
+            }
+            CustomerSet::InStage(..) | CustomerSet::InCohort(..) => Vec::new(),
+        }
+    }
 }
 
 impl Funnel {
@@ -484,17 +591,46 @@ impl Statement {
             Statement::Customers(c) => match &c.drill {
                 Drill::Funnel { funnel, .. } => funnel.all_steps().collect(),
                 Drill::Retention { retention, .. } => vec![&retention.start, &retention.ret],
-                Drill::Stage { .. } => Vec::new(),
+                Drill::Stage { .. } | Drill::Cohort(_) => Vec::new(),
             },
             Statement::Trend(t) => t.step.iter().collect(),
             Statement::Top(top) => top.step.iter().collect(),
             Statement::Lifecycle(l) => vec![&l.step],
             Statement::Stickiness(st) => vec![&st.step],
+            Statement::CreateCohort(c) => c.set.steps(),
             Statement::Timeline(_)
             | Statement::Stages(_)
             | Statement::Transitions(_)
-            | Statement::Forget(_) => Vec::new(),
+            | Statement::Forget(_)
+            | Statement::DropCohort(_)
+            | Statement::Cohorts => Vec::new(),
         }
+    }
+
+    /// The statement's common clauses (`None` for statements without them).
+    pub fn common(&self) -> Option<&Common> {
+        Some(match self {
+            Statement::Funnel(f) => &f.common,
+            Statement::Explain(e) => &e.funnel.common,
+            Statement::Retention(r) => &r.common,
+            Statement::Customers(c) => match &c.drill {
+                Drill::Funnel { funnel, .. } => &funnel.common,
+                Drill::Retention { retention, .. } => &retention.common,
+                Drill::Stage { common, .. } => common,
+                Drill::Cohort(_) => return None,
+            },
+            Statement::Trend(t) => &t.common,
+            Statement::Top(top) => &top.common,
+            Statement::Lifecycle(l) => &l.common,
+            Statement::Stickiness(st) => &st.common,
+            Statement::Timeline(t) => &t.common,
+            Statement::Stages(st) => &st.common,
+            Statement::Transitions(tr) => &tr.common,
+            Statement::Forget(_)
+            | Statement::CreateCohort(_)
+            | Statement::DropCohort(_)
+            | Statement::Cohorts => return None,
+        })
     }
 }
 

@@ -10,7 +10,7 @@ pub mod parser;
 
 use std::fmt;
 
-pub use parser::parse;
+pub use parser::{parse, parse_set};
 
 /// A byte range in the query text.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

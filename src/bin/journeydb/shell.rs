@@ -23,7 +23,7 @@ use crate::render::{self, Format, escape_control, group_thousands};
 use crate::transfer;
 
 /// The dot-commands, with their one-line help.
-pub const DOT_COMMANDS: [(&str, &str); 19] = [
+pub const DOT_COMMANDS: [(&str, &str); 20] = [
     (".help", "show this help"),
     (
         ".events",
@@ -32,6 +32,10 @@ pub const DOT_COMMANDS: [(&str, &str); 19] = [
     (".tables", "same as .events"),
     (".schema", "columns and properties with their types"),
     (".stats", "storage statistics"),
+    (
+        ".cohorts",
+        "saved cohorts with their kind, size and definition (same as COHORTS)",
+    ),
     (".mode MODE", "output mode: table, csv, json or markdown"),
     (".chart on|off", "draw charts under table results"),
     (".timer on|off", "print the run time of each statement"),
@@ -251,6 +255,9 @@ impl Session {
         match cmd {
             ".help" => self.help(),
             ".events" | ".tables" => self.events()?,
+            ".cohorts" => {
+                self.statement("COHORTS");
+            }
             ".schema" => self.schema(),
             ".stats" => {
                 let s = stats_text(&self.db);
@@ -311,7 +318,7 @@ impl Session {
     /// `.help`: the statements and the dot-commands.
     fn help(&mut self) {
         let mut s = String::from(
-            "Statements end with `;` (FUNNEL, RETENTION, TREND, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, TIMELINE, CUSTOMERS, TOP CUSTOMERS, EXPLAIN, and FORGET CUSTOMER 'id' to erase a customer; see docs/QUERY.md).\n",
+            "Statements end with `;` (FUNNEL, RETENTION, TREND, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, TIMELINE, CUSTOMERS, TOP CUSTOMERS, EXPLAIN, CREATE COHORT name AS set, DROP COHORT, COHORTS, and FORGET CUSTOMER 'id' to erase a customer; see docs/QUERY.md).\n",
         );
         for (c, h) in DOT_COMMANDS {
             s += &format!("{c:<30} {h}\n");
@@ -685,6 +692,7 @@ impl ShellHelper {
         words.extend(Stage::ALL.map(|s| s.name().to_owned()));
         words.extend(dicts.events.names().map(str::to_owned));
         words.extend(dicts.props.names().map(str::to_owned));
+        words.extend(snap.cohorts().iter().map(|c| c.name.clone()));
         words.sort();
         words.dedup();
         ShellHelper {

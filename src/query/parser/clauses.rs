@@ -49,7 +49,8 @@ impl Parser<'_> {
             }
         } else {
             let mut names = vec![self.name("an event name")?];
-            while self.eat_kw("OR") {
+            while self.is_kw("OR") && !self.set_term_at(1) {
+                self.pos += 1;
                 names.push(self.name("an event name")?);
             }
             StepKind::Events(names)
@@ -60,6 +61,13 @@ impl Parser<'_> {
             .map_or(start, |t| t.span.end);
         let filter = if self.eat_kw("WHERE") {
             let p = self.pred()?;
+            if let Some(filter) = super::cohort::nested_cohort_filter(&p) {
+                return Err(ParseError::new(
+                    filter.name.1,
+                    "CUSTOMER IN belongs in the statement's WHERE, not a step's",
+                )
+                .with_help("put it after the statement's clauses: … WHERE CUSTOMER IN name"));
+            }
             end = self
                 .toks
                 .get(self.pos.saturating_sub(1))
@@ -84,7 +92,8 @@ impl Parser<'_> {
             )));
         }
         let mut left = self.pred_and()?;
-        while self.eat_kw("OR") {
+        while self.is_kw("OR") && !self.set_term_at(1) {
+            self.pos += 1;
             let right = self.pred_and()?;
             left = Pred::Or(Box::new(left), Box::new(right));
         }
@@ -94,7 +103,8 @@ impl Parser<'_> {
 
     fn pred_and(&mut self) -> Result<Pred, ParseError> {
         let mut left = self.pred_not()?;
-        while self.eat_kw("AND") {
+        while self.is_kw("AND") && !self.set_term_at(1) {
+            self.pos += 1;
             let right = self.pred_not()?;
             left = Pred::And(Box::new(left), Box::new(right));
         }
@@ -125,6 +135,9 @@ impl Parser<'_> {
                 ));
             }
             return Ok(p);
+        }
+        if self.at_cohort_filter() {
+            return self.cohort_filter().map(Pred::InCohort);
         }
         let prop = self.name("a property name")?;
         if self.eat_kw("IS") {
@@ -236,10 +249,10 @@ impl Parser<'_> {
             return Ok(true);
         }
         if self.eat_kw("WHERE") {
-            if c.filter.is_some() {
+            if c.filter.is_some() || !c.cohorts.is_empty() {
                 return Err(dup("WHERE"));
             }
-            c.filter = Some(self.pred()?);
+            c.filter = super::cohort::split_cohort_filters(self.pred()?, &mut c.cohorts)?;
             return Ok(true);
         }
         if self.eat_kw("TZ") {

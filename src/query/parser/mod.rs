@@ -4,6 +4,7 @@
 //! Uses: `limits`; rooms `ast`, `lexer`, `parser`.
 
 mod clauses;
+mod cohort;
 mod statements;
 mod top;
 
@@ -13,8 +14,11 @@ use super::{ParseError, Span};
 use crate::limits;
 
 /// The statement keywords.
-pub const STATEMENTS: [&str; 12] = [
+pub const STATEMENTS: [&str; 15] = [
     "FORGET",
+    "CREATE",
+    "DROP",
+    "COHORTS",
     "FUNNEL",
     "RETENTION",
     "TREND",
@@ -29,7 +33,18 @@ pub const STATEMENTS: [&str; 12] = [
 ];
 
 /// Words with a meaning only in their clause (not reserved; they may also name events).
-pub const CONTEXTUAL: [&str; 16] = [
+pub const CONTEXTUAL: [&str; 27] = [
+    "COHORT",
+    "AS",
+    "STATIC",
+    "DID",
+    "AT",
+    "LEAST",
+    "TIMES",
+    "FIRST",
+    "LAST",
+    "SEEN",
+    "STAGE",
     "FOR",
     "CUSTOMER",
     "STEP",
@@ -93,7 +108,10 @@ struct Parser<'a> {
     depth: usize,
     /// The statement's `PERIOD`, once read (`WEEK START` needs a week).
     period: Option<Period>,
-    _text: &'a str,
+    /// Inside a customer set (`CREATE COHORT … AS`): a predicate's or a step's `AND`/`OR`
+    /// stops before a set term.
+    in_set: bool,
+    text: &'a str,
 }
 
 /// Parses one statement (an optional trailing `;` is allowed).
@@ -118,7 +136,8 @@ pub fn parse(text: &str) -> Result<Statement, ParseError> {
         pos: 0,
         depth: 0,
         period: None,
-        _text: text,
+        in_set: false,
+        text,
     };
     let stmt = p.statement()?;
     let t = p.peek();
@@ -129,6 +148,30 @@ pub fn parse(text: &str) -> Result<Statement, ParseError> {
         ));
     }
     Ok(stmt)
+}
+
+/// Parses a customer set alone (a saved cohort's definition, as `CREATE COHORT … AS` wrote it).
+pub fn parse_set(text: &str) -> Result<CustomerSet, ParseError> {
+    let mut p = Parser {
+        toks: lex(text)?,
+        pos: 0,
+        depth: 0,
+        period: None,
+        in_set: true,
+        text,
+    };
+    let set = p.customer_set()?;
+    let t = p.peek();
+    if t.tok != Tok::Eof {
+        return Err(ParseError::new(
+            t.span,
+            format!(
+                "unexpected {} after the end of the customer set",
+                describe(&t.tok)
+            ),
+        ));
+    }
+    Ok(set)
 }
 
 fn describe(t: &Tok) -> String {
@@ -252,6 +295,15 @@ impl Parser<'_> {
                 span: t.span,
             }));
         }
+        if self.eat_kw("CREATE") {
+            return self.create_cohort().map(Statement::CreateCohort);
+        }
+        if self.eat_kw("DROP") {
+            return self.drop_cohort().map(Statement::DropCohort);
+        }
+        if self.eat_kw("COHORTS") {
+            return Ok(Statement::Cohorts);
+        }
         if self.eat_kw("EXPLAIN") {
             self.expect_kw("FUNNEL", "(EXPLAIN FUNNEL ... FOR CUSTOMER 'id')")?;
             let funnel = Box::new(self.funnel()?);
@@ -280,7 +332,7 @@ impl Parser<'_> {
             e = e.with_help(format!("did you mean {best}?"));
         } else {
             e = e.with_help(
-                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, CUSTOMERS, EXPLAIN and FORGET CUSTOMER",
+                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, CUSTOMERS, TOP CUSTOMERS, EXPLAIN, FORGET CUSTOMER, CREATE COHORT, DROP COHORT and COHORTS",
             );
         }
         Err(e)

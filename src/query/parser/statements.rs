@@ -389,8 +389,16 @@ impl Parser<'_> {
                     ));
                 };
                 tr.within_us = Some(us);
-            } else if self.is_kw("WHERE") || self.is_kw("TZ") {
-                return Err(self.err_here("TRANSITIONS takes FROM .. TO and WITHIN only"));
+            } else if self.is_kw("TZ") {
+                return Err(self.err_here("TRANSITIONS takes FROM .. TO, WITHIN and WHERE CUSTOMER IN only"));
+            } else if self.is_kw("WHERE") {
+                self.common(&mut tr.common)?;
+                if tr.common.filter.is_some() {
+                    return Err(ParseError::new(
+                        t.span,
+                        "TRANSITIONS takes FROM .. TO, WITHIN and WHERE CUSTOMER IN only",
+                    ));
+                }
             } else if !self.common(&mut tr.common)? {
                 break;
             }
@@ -439,32 +447,20 @@ impl Parser<'_> {
                 cohort,
                 period: k as u32,
             }
+        } else if self.is_kw("IN")
+            && self
+                .peek_at(1)
+                .is_some_and(|t| matches!(&t.tok, Tok::Ident(s) if s.eq_ignore_ascii_case("COHORT")))
+        {
+            self.pos += 2;
+            Drill::Cohort(self.name("a cohort name")?)
         } else if self.eat_kw("IN") {
-            self.expect_kw("STAGE", "(CUSTOMERS IN STAGE purchase)")?;
-            let s = self.next();
-            let stage = match &s.tok {
-                Tok::Ident(x) | Tok::Str(x) => Stage::parse(x),
-                _ => None,
-            }
-            .ok_or_else(|| {
-                ParseError::new(s.span, format!("expected a stage, found {}", describe(&s.tok)))
-                    .with_help("stages are awareness, consideration, purchase, retention, advocacy")
-            })?;
-            let mut common = Common::default();
-            loop {
-                if self.is_kw("WHERE") || self.is_kw("TZ") {
-                    return Err(self.err_here("CUSTOMERS IN STAGE takes FROM .. TO only"));
-                }
-                if !self.common(&mut common)? {
-                    break;
-                }
-            }
-            Drill::Stage { stage, common }
+            self.stage_drill()?
         } else {
             return Err(ParseError::new(
                 t.span,
                 format!(
-                    "expected FUNNEL, RETENTION or IN STAGE after CUSTOMERS, found {}",
+                    "expected FUNNEL, RETENTION, IN STAGE or IN COHORT after CUSTOMERS, found {}",
                     describe(&t.tok)
                 ),
             ));
@@ -500,5 +496,42 @@ impl Parser<'_> {
         };
         while self.common(&mut tl.common)? {}
         Ok(tl)
+    }
+
+    /// `IN STAGE s { FROM .. TO | WHERE CUSTOMER IN … }` of CUSTOMERS, after `IN`.
+    fn stage_drill(&mut self) -> Result<Drill, ParseError> {
+        self.expect_kw(
+            "STAGE",
+            "(CUSTOMERS IN STAGE purchase, or CUSTOMERS IN COHORT name)",
+        )?;
+        let s = self.next();
+        let stage = match &s.tok {
+            Tok::Ident(x) | Tok::Str(x) => Stage::parse(x),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            ParseError::new(s.span, format!("expected a stage, found {}", describe(&s.tok)))
+                .with_help("stages are awareness, consideration, purchase, retention, advocacy")
+        })?;
+        let mut common = Common::default();
+        loop {
+            let at = self.peek().span;
+            if self.is_kw("TZ") {
+                return Err(self.err_here("CUSTOMERS IN STAGE takes FROM .. TO and WHERE CUSTOMER IN only"));
+            }
+            if !self.common(&mut common)? {
+                break;
+            }
+            if common.filter.is_some() {
+                return Err(ParseError::new(
+                    at,
+                    "CUSTOMERS IN STAGE takes FROM .. TO and WHERE CUSTOMER IN only",
+                ));
+            }
+        }
+        Ok(Drill::Stage {
+            stage,
+            common: Box::new(common),
+        })
     }
 }

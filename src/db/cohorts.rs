@@ -1,0 +1,162 @@
+//! Saved cohorts in the database: the catalog (names, definitions, a static cohort's members),
+//! changed only through a `VersionEdit` like everything else the manifest holds, and the cache
+//! of dynamic cohorts' members evaluated on the newest snapshot.
+//!
+//! What a definition means is the query layer's business (`exec::cohort`); here a cohort is a
+//! name, a text and, when static, a bitmap of internal customer ids.
+//!
+//! Uses: `error`, `limits`, `manifest`; rooms `snapshot`, `version`.
+
+use super::Db;
+use crate::db::snapshot::Snapshot;
+use crate::db::version::VersionEdit;
+use crate::error::{DbError, Result};
+use crate::limits;
+use crate::manifest::CohortEntry;
+use roaring::RoaringBitmap;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What a dynamic cohort's members depend on: the version (segments, erasures), how many
+/// buffered rows the snapshot sees, and the catalog (a dropped and re-created name must not
+/// find the old members).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::internals::db) struct CacheKey {
+    pub(in crate::internals::db) version: u64,
+    pub(in crate::internals::db) rows: usize,
+    pub(in crate::internals::db) catalog: u64,
+}
+
+/// Members of dynamic cohorts for one [`CacheKey`]: a snapshot with another key clears it, so
+/// it holds the newest snapshot's sets only (and `Db::query`, which takes a fresh snapshot per
+/// statement, finds them again until the next commit).
+#[derive(Default)]
+pub(in crate::internals::db) struct CohortCache {
+    key: Option<CacheKey>,
+    sets: HashMap<String, Arc<RoaringBitmap>>,
+}
+
+impl Db {
+    /// The saved cohorts, by name.
+    pub fn cohorts(&self) -> Arc<Vec<CohortEntry>> {
+        self.inner.cohorts.read().1.clone()
+    }
+
+    /// Changes the saved cohorts: `change` receives the current list (by name) and returns the
+    /// new one, or refuses; it runs under the writer lock, so no other change interleaves.
+    /// Everything committed before is made durable first; the new list is published in one
+    /// manifest (durable when this returns).
+    pub fn change_cohorts(
+        &self,
+        change: impl FnOnce(&[CohortEntry]) -> Result<Vec<CohortEntry>>,
+    ) -> Result<()> {
+        let mut w = self.inner.writer.lock();
+        self.check_writable(&w)?;
+        let mut cohorts = change(&w.manifest.cohorts)?;
+        cohorts.sort_by(|a, b| a.name.cmp(&b.name));
+        if let Some(pair) = cohorts.windows(2).find(|pair| pair[0].name == pair[1].name) {
+            return Err(DbError::InvalidArgument(format!("cohort `{}` given twice", pair[0].name)).into());
+        }
+        let customers = self.inner.dicts.read().customers.len() as u32;
+        for c in &cohorts {
+            if c.name.is_empty() || c.name.len() > limits::NAME_BYTES_MAX {
+                return Err(
+                    DbError::InvalidArgument(format!("cohort name of {} bytes", c.name.len())).into(),
+                );
+            }
+            if c.definition.len() > limits::QUERY_BYTES_MAX {
+                return Err(DbError::InvalidArgument(format!(
+                    "cohort `{}`: definition of {} bytes",
+                    c.name,
+                    c.definition.len()
+                ))
+                .into());
+            }
+            if c.members
+                .as_ref()
+                .and_then(RoaringBitmap::max)
+                .is_some_and(|id| id >= customers)
+            {
+                return Err(DbError::InvalidArgument(format!(
+                    "cohort `{}` names a customer id the dictionary does not hold",
+                    c.name
+                ))
+                .into());
+            }
+        }
+        // A static cohort may hold customers committed since the last flush, whose dictionary
+        // entries no manifest covers yet: a flush publishes them first, so that the manifest
+        // never names an id its dictionary lacks.
+        let covered = w.manifest.dict_counts.customers;
+        if cohorts.iter().any(|c| {
+            c.members
+                .as_ref()
+                .and_then(RoaringBitmap::max)
+                .is_some_and(|id| id >= covered)
+        }) {
+            self.flush_locked(&mut w)?;
+        } else {
+            // Every commit before the change is durable before it: a power cut never keeps a
+            // cohort and loses the events it was made from (under `Sync::Never` too).
+            self.sync_log_locked(&mut w)?;
+        }
+        let edit = VersionEdit {
+            cohorts: Some(cohorts),
+            ..VersionEdit::default()
+        };
+        self.apply(&mut w, edit)
+    }
+}
+
+/// The saved cohorts without customer `cid` in any static one, when some static one held it
+/// (`FORGET CUSTOMER` publishes this with the erasure).
+pub(in crate::internals::db) fn without_customer(
+    cohorts: &[CohortEntry],
+    cid: u32,
+) -> Option<Vec<CohortEntry>> {
+    if !cohorts
+        .iter()
+        .any(|c| c.members.as_ref().is_some_and(|m| m.contains(cid)))
+    {
+        return None;
+    }
+    let mut out = cohorts.to_vec();
+    for c in &mut out {
+        if let Some(members) = &mut c.members {
+            members.remove(cid);
+        }
+    }
+    Some(out)
+}
+
+impl Snapshot {
+    /// The saved cohorts as of this snapshot, by name.
+    pub fn cohorts(&self) -> &[CohortEntry] {
+        &self.cohorts
+    }
+
+    /// The saved cohort `name`, if any.
+    pub fn cohort(&self, name: &str) -> Option<&CohortEntry> {
+        self.cohorts.iter().find(|c| c.name == name)
+    }
+
+    /// The members of dynamic cohort `name` evaluated earlier on a snapshot that sees exactly
+    /// what this one sees.
+    pub fn cached_cohort(&self, name: &str) -> Option<Arc<RoaringBitmap>> {
+        let cache = self.db().inner.cohort_cache.lock();
+        if cache.key != Some(self.cache_key) {
+            return None;
+        }
+        cache.sets.get(name).cloned()
+    }
+
+    /// Keeps the members of dynamic cohort `name` evaluated on this snapshot.
+    pub fn cache_cohort(&self, name: &str, members: Arc<RoaringBitmap>) {
+        let mut cache = self.db().inner.cohort_cache.lock();
+        if cache.key != Some(self.cache_key) {
+            cache.key = Some(self.cache_key);
+            cache.sets.clear();
+        }
+        cache.sets.insert(name.to_owned(), members);
+    }
+}
