@@ -255,6 +255,99 @@ proptest! {
     }
 }
 
+/// The statements `BY COHORT` applies to, `{by}` where the clause goes.
+const GROUPED: [&str; 6] = [
+    "FUNNEL a -> b -> c WITHIN 6h {by}",
+    "RETENTION a RETURN b PERIOD day PERIODS 3 {by}",
+    "TREND uniq PERIOD day {by}",
+    "TREND count OF a PERIOD hour FROM '2026-03-05' TO '2026-03-06' {by}",
+    "LIFECYCLE OF a OR b PERIOD day {by}",
+    "STICKINESS OF ANY PERIOD day {by}",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)))]
+
+    /// `BY COHORT a, b` holds, for each cohort, exactly the rows of `WHERE CUSTOMER IN` that
+    /// cohort (a customer in both counts in both), its name in the `group` column.
+    #[test]
+    fn by_cohort_equals_each_cohort_alone(
+        rows in rows(),
+        flush_every in 1usize..15,
+        set in set(),
+        filtered in any::<bool>(),
+    ) {
+        let evs = events(&rows);
+        let (_dir, db) = load(&evs, flush_every);
+        query(&db, &format!("CREATE COHORT base AS {}", base().text()))?;
+        query(&db, &format!("CREATE COHORT picked AS {}", set.text()))?;
+        // With a statement-level filter too: each group is then the intersection.
+        let own: Vec<&str> = if filtered { vec!["CUSTOMER NOT IN base"] } else { vec![] };
+        let own_where = if filtered { "WHERE CUSTOMER NOT IN base " } else { "" };
+        for statement in GROUPED {
+            let text = statement.replace("{by}", &format!("{own_where}BY COHORT picked, base"));
+            let grouped = query(&db, &text)?;
+            let at = usize::from(statement.starts_with("TREND"));
+            prop_assert_eq!(&grouped.columns[at], "group");
+            for name in ["picked", "base"] {
+                let mut filters = own.clone();
+                let member = format!("CUSTOMER IN {name}");
+                filters.push(&member);
+                let alone = query(&db, &statement.replace("{by}", &format!("WHERE {}", filters.join(" AND "))))?;
+                let mine: Vec<Vec<Cell>> = grouped
+                    .rows
+                    .iter()
+                    .filter(|r| r[at] == Cell::Str(name.into()))
+                    .map(|r| r.iter().enumerate().filter(|(i, _)| *i != at).map(|(_, c)| c.clone()).collect())
+                    .collect();
+                prop_assert_eq!(&mine, &alone.rows, "{} (group {})", text, name);
+            }
+        }
+    }
+}
+
+#[test]
+fn by_cohort_is_refused_where_it_has_no_meaning() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(dir.path().join("db"), Options::default()).unwrap();
+    db.commit(&[Event::new("u1", T0, "buy").with_prop("ch", "x")])
+        .unwrap();
+    db.query("CREATE COHORT buyers AS DID buy").unwrap();
+    for (text, why) in [
+        (
+            "STAGES PERIOD day BY COHORT buyers",
+            "BY COHORT applies to FUNNEL, RETENTION, TREND, LIFECYCLE and STICKINESS",
+        ),
+        (
+            "FUNNEL buy -> buy WITHIN 1d BY ch BY COHORT buyers",
+            "BY COHORT and a property BY cannot be combined (yet)",
+        ),
+        (
+            "CUSTOMERS FUNNEL buy -> buy WITHIN 1d BY COHORT buyers STEP 1",
+            "a drill-down lists one set: use WHERE CUSTOMER IN name",
+        ),
+        (
+            "TREND count PERIOD day BY COHORT buyers BY COHORT buyers",
+            "BY COHORT given twice",
+        ),
+        (
+            "TREND count PERIOD day BY COHORT nobody",
+            "unknown cohort `nobody`",
+        ),
+    ] {
+        match db.query(text) {
+            Err(journeydb::QueryError::Parse(e)) => assert_eq!(e.message, why, "{text}"),
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+    let t = db
+        .query("TREND count PERIOD day BY COHORT buyers, buyers")
+        .unwrap();
+    assert_eq!(t.columns, ["bucket", "group", "value"]);
+    assert_eq!(t.rows.len(), 2);
+}
+
 #[test]
 fn cohorts_survive_reopen_and_static_ones_stay_fixed() {
     let dir = tempfile::tempdir().unwrap();

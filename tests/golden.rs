@@ -8,7 +8,8 @@
 //!   a value is i64 if it looks like an integer, f64 if it has a `.`, bool for true/false,
 //!   otherwise a string); consecutive `event` lines form one batch;
 //! - `flush` seals the buffer into a segment;
-//! - `query` then the query text (one or more lines), `----`, then the expected output up to a
+//! - `query` then the query text (one or more lines; run with `Db::query`, so statements that
+//!   change the database, such as CREATE COHORT, work), `----`, then the expected output up to a
 //!   blank line: the result table as text, or the rendered error.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
@@ -83,7 +84,7 @@ fn run_file(path: &Path, rewrite: bool) -> Result<(), String> {
                 i += 1;
             }
             let q = q.join("\n");
-            let got = match db.snapshot().query(&q) {
+            let got = match db.query(&q) {
                 Ok(t) => t.to_text(),
                 Err(QueryError::Parse(e)) => e.render(&q) + "\n",
                 Err(e) => format!("error: {e}\n"),

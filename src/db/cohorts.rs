@@ -5,12 +5,13 @@
 //! What a definition means is the query layer's business (`exec::cohort`); here a cohort is a
 //! name, a text and, when static, a bitmap of internal customer ids.
 //!
-//! Uses: `error`, `limits`, `manifest`; rooms `snapshot`, `version`.
+//! Uses: `error`, `index`, `limits`, `manifest`; rooms `snapshot`, `version`.
 
 use super::Db;
 use crate::db::snapshot::Snapshot;
 use crate::db::version::VersionEdit;
 use crate::error::{DbError, Result};
+use crate::index::Bitmaps;
 use crate::limits;
 use crate::manifest::CohortEntry;
 use roaring::RoaringBitmap;
@@ -34,6 +35,9 @@ pub(in crate::internals::db) struct CacheKey {
 pub(in crate::internals::db) struct CohortCache {
     key: Option<CacheKey>,
     sets: HashMap<String, Arc<RoaringBitmap>>,
+    /// The bitmap indices restricted to the customers of one set of cohort filters (the
+    /// newest asked for: a statement after another with the same filters finds it).
+    bitmaps: Option<(String, Arc<Bitmaps>)>,
 }
 
 impl Db {
@@ -152,11 +156,39 @@ impl Snapshot {
 
     /// Keeps the members of dynamic cohort `name` evaluated on this snapshot.
     pub fn cache_cohort(&self, name: &str, members: Arc<RoaringBitmap>) {
+        self.with_cache(|cache| {
+            cache.sets.insert(name.to_owned(), members);
+        });
+    }
+
+    /// The bitmap indices restricted by the cohort filters `key`, kept by
+    /// [`cache_bitmaps`](Self::cache_bitmaps) on a snapshot that sees what this one sees.
+    pub fn cached_bitmaps(&self, key: &str) -> Option<Arc<Bitmaps>> {
+        let cache = self.db().inner.cohort_cache.lock();
+        if cache.key != Some(self.cache_key) {
+            return None;
+        }
+        cache
+            .bitmaps
+            .as_ref()
+            .filter(|(k, _)| k == key)
+            .map(|(_, b)| b.clone())
+    }
+
+    /// Keeps the bitmap indices restricted by the cohort filters `key`.
+    pub fn cache_bitmaps(&self, key: &str, bitmaps: Arc<Bitmaps>) {
+        self.with_cache(|cache| cache.bitmaps = Some((key.to_owned(), bitmaps)));
+    }
+
+    /// Runs `change` on the cache, emptied first when it held another snapshot's entries.
+    fn with_cache(&self, change: impl FnOnce(&mut CohortCache)) {
         let mut cache = self.db().inner.cohort_cache.lock();
         if cache.key != Some(self.cache_key) {
-            cache.key = Some(self.cache_key);
-            cache.sets.clear();
+            *cache = CohortCache {
+                key: Some(self.cache_key),
+                ..CohortCache::default()
+            };
         }
-        cache.sets.insert(name.to_owned(), members);
+        change(&mut cache);
     }
 }

@@ -10,7 +10,7 @@
 use crate::db::{Db, Snapshot};
 use crate::dict::Dicts;
 use crate::exec::operator::{Operator, Prefilter};
-use crate::exec::options::{Input, QueryError, QueryOptions};
+use crate::exec::options::{Input, QueryError, QueryOptions, Restriction};
 use crate::exec::scan::{columns, gather};
 use crate::manifest::CohortEntry;
 use crate::merge::Source;
@@ -68,6 +68,7 @@ struct SetOp<'d> {
 /// being resolved (to refuse a cycle in a definition).
 pub(super) struct Cohorts<'a> {
     pub(super) snapshot: &'a Snapshot,
+    /// The snapshot's whole input.
     pub(super) input: &'a Input<'a>,
     pub(super) opts: &'a QueryOptions,
     stack: Vec<String>,
@@ -182,8 +183,9 @@ impl<'a> Cohorts<'a> {
     }
 
     /// The input of a statement with `CUSTOMER [NOT] IN` filters: every source reads only the
-    /// admitted customers' rows (segments masked, buffered rows filtered), and the bitmaps hold
-    /// only them. `None` when there are no filters.
+    /// admitted customers' rows (segments masked, buffered rows filtered), the bitmaps hold
+    /// only them, and the scan reads the admitted customers of the snapshot's own sources.
+    /// `None` when there are no filters, or when they admit every customer with an event.
     pub(super) fn restrict(&mut self, filters: &[CohortFilter]) -> Result<Option<Restricted>, QueryError> {
         if filters.is_empty() {
             return Ok(None);
@@ -199,6 +201,15 @@ impl<'a> Cohorts<'a> {
                 admitted &= &*members;
             }
         }
+        let universe = self
+            .input
+            .bitmaps
+            .stages
+            .iter()
+            .fold(RoaringBitmap::new(), |all, s| all | s);
+        if universe.is_subset(&admitted) {
+            return Ok(None);
+        }
         let mut hidden = RoaringBitmap::new();
         hidden.insert_range(0..customers);
         hidden -= &admitted;
@@ -213,16 +224,38 @@ impl<'a> Cohorts<'a> {
                 Source::Memory(rows) => Source::Memory(Arc::new(rows_of(rows, &admitted))),
             })
             .collect();
-        let mut bitmaps = self.input.bitmaps.clone();
-        bitmaps.remove_customers(&hidden);
-        Ok(Some(Restricted { sources, bitmaps }))
+        // Restricting every bitmap of a large database takes milliseconds: kept per snapshot.
+        let key: String = filters
+            .iter()
+            .map(|f| format!("{}{}\u{0}", if f.negated { "!" } else { "" }, f.name.0))
+            .collect();
+        let bitmaps = match self.snapshot.cached_bitmaps(&key) {
+            Some(bitmaps) => bitmaps,
+            None => {
+                let mut bitmaps = self.input.bitmaps.clone();
+                bitmaps.remove_customers(&hidden);
+                let bitmaps = Arc::new(bitmaps);
+                self.snapshot.cache_bitmaps(&key, bitmaps.clone());
+                bitmaps
+            }
+        };
+        Ok(Some(Restricted {
+            sources,
+            bitmaps,
+            scan: Restriction {
+                admitted: Arc::new(admitted),
+                sources: self.input.sources.clone(),
+            },
+        }))
     }
 }
 
-/// What [`Cohorts::restrict`] gives: the sources and bitmaps of the restricted input.
+/// What [`Cohorts::restrict`] gives: the sources and bitmaps of the restricted input, and how
+/// its scan reads.
 pub(super) struct Restricted {
     pub(super) sources: Vec<Source>,
-    pub(super) bitmaps: crate::index::Bitmaps,
+    pub(super) bitmaps: Arc<crate::index::Bitmaps>,
+    pub(super) scan: Restriction,
 }
 
 /// The rows of `rows` whose customer is in `admitted` (rows stay in their order).

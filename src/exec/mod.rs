@@ -35,7 +35,7 @@ mod transitions;
 mod top;
 mod cohort;
 
-pub use options::{Input, QueryError, QueryOptions};
+pub use options::{Input, QueryError, QueryOptions, Restriction};
 
 use crate::query::ParseError;
 use crate::query::ast::Statement;
@@ -153,16 +153,82 @@ fn run_on(
         }
         _ => {}
     }
-    let filters = stmt.common().map_or(&[][..], |common| &common.cohorts[..]);
-    let Some(restricted) = cohorts.restrict(filters)? else {
+    let Some(common) = stmt.common() else {
         return execute(stmt, text, &input, opts);
+    };
+    if !common.by_cohorts.is_empty() {
+        return by_cohorts(stmt, common, text, &mut cohorts, opts);
+    }
+    restricted(stmt, text, &common.cohorts, &mut cohorts, opts)
+}
+
+/// Runs `stmt` on the customers `filters` admit (all, without filters).
+fn restricted(
+    stmt: &Statement,
+    text: &str,
+    filters: &[crate::query::ast::CohortFilter],
+    cohorts: &mut cohort::Cohorts<'_>,
+    opts: &QueryOptions,
+) -> Result<Table, QueryError> {
+    let input = cohorts.input;
+    let Some(restricted) = cohorts.restrict(filters)? else {
+        return execute(stmt, text, input, opts);
     };
     let input = Input {
         sources: restricted.sources,
-        dicts: &dicts,
+        dicts: input.dicts,
         customers: input.customers,
         ts_range: input.ts_range,
         bitmaps: &restricted.bitmaps,
+        restriction: Some(restricted.scan),
     };
     execute(stmt, text, &input, opts)
+}
+
+/// `BY COHORT a, b, …`: the statement on each cohort's members (and the statement's own
+/// `CUSTOMER IN` filters), one table per cohort joined with the cohort's name in a `group`
+/// column — first, as a funnel's `BY` puts it; second for TREND, whose rows then go by bucket
+/// and, within one, in the order the cohorts are named (as a property `BY` puts them).
+fn by_cohorts(
+    stmt: &Statement,
+    common: &crate::query::ast::Common,
+    text: &str,
+    cohorts: &mut cohort::Cohorts<'_>,
+    opts: &QueryOptions,
+) -> Result<Table, QueryError> {
+    let at = usize::from(matches!(stmt, Statement::Trend(_)));
+    let mut parts: Vec<Table> = Vec::with_capacity(common.by_cohorts.len());
+    for (name, span) in &common.by_cohorts {
+        let mut filters = common.cohorts.clone();
+        filters.push(crate::query::ast::CohortFilter {
+            name: (name.clone(), *span),
+            negated: false,
+        });
+        let mut part = restricted(stmt, text, &filters, cohorts, opts)?;
+        for row in &mut part.rows {
+            row.insert(at.min(row.len()), Cell::Str(name.clone()));
+        }
+        parts.push(part);
+    }
+    let Some(first) = parts.first() else {
+        return Ok(Table::new(&["group"]));
+    };
+    let mut columns: Vec<&str> = first.columns.iter().map(String::as_str).collect();
+    columns.insert(at.min(columns.len()), "group");
+    let mut table = Table::new(&columns);
+    table.warnings = first.warnings.clone();
+    let rows = parts[0].rows.len();
+    if at == 1 && parts.iter().all(|p| p.rows.len() == rows) {
+        // TREND: every cohort has the same buckets; row i of each, in the order named.
+        let mut iters: Vec<_> = parts.into_iter().map(|p| p.rows.into_iter()).collect();
+        for _ in 0..rows {
+            table.rows.extend(iters.iter_mut().filter_map(Iterator::next));
+        }
+    } else {
+        table.rows = parts.into_iter().flat_map(|p| p.rows).collect();
+    }
+    if table.rows.len() > opts.rows_max {
+        return Err(QueryError::TooManyRows(opts.rows_max));
+    }
+    Ok(table)
 }

@@ -98,6 +98,20 @@ pub struct Input<'a> {
     pub ts_range: Option<(i64, i64)>,
     /// The union of the sources' bitmap indices.
     pub bitmaps: &'a crate::index::Bitmaps,
+    /// Set for a statement restricted to some customers (`WHERE CUSTOMER IN`): `sources` and
+    /// `bitmaps` then show only their rows (what prefilters read), and the scan reads these.
+    pub restriction: Option<Restriction>,
+}
+
+/// How the scan of a restricted input reads (see [`Input::restriction`]): the snapshot's own
+/// sources, for the admitted customers only — the scan's customer filter skips the others
+/// without copying rows, and a one-segment input keeps its lazy scan.
+#[derive(Clone)]
+pub struct Restriction {
+    /// The customers admitted.
+    pub admitted: Arc<roaring::RoaringBitmap>,
+    /// The sources without the restriction's masks.
+    pub sources: Vec<Source>,
 }
 
 impl<'a> Input<'a> {
@@ -109,6 +123,7 @@ impl<'a> Input<'a> {
             customers: dicts.customers.len() as u32,
             ts_range: snapshot.ts_range(),
             bitmaps: snapshot.bitmaps(),
+            restriction: None,
         }
     }
 }

@@ -68,6 +68,25 @@ fn gather_with<O: Operator>(
             unsealed_only,
             counted,
         } => {
+            // A restricted input is planned on masked sources but scanned on its own, for the
+            // admitted customers only (see `Input::restriction`).
+            let plain;
+            let (input, only) = match &input.restriction {
+                Some(restriction) => {
+                    let admitted = &*restriction.admitted;
+                    let only = match only {
+                        Some(only) => only & admitted,
+                        None => admitted.clone(),
+                    };
+                    plain = Input {
+                        sources: restriction.sources.clone(),
+                        restriction: None,
+                        ..*input
+                    };
+                    (&plain, Some(only))
+                }
+                None => (input, only),
+            };
             let unsealed;
             let input = if unsealed_only {
                 let sources: Vec<Source> = input
@@ -79,7 +98,11 @@ fn gather_with<O: Operator>(
                 if sources.is_empty() {
                     return Ok(counted);
                 }
-                unsealed = Input { sources, ..*input };
+                unsealed = Input {
+                    sources,
+                    restriction: None,
+                    ..*input
+                };
                 &unsealed
             } else {
                 input
@@ -618,6 +641,7 @@ mod tests {
             customers: 10,
             ts_range: Some((0, 39)),
             bitmaps: &bitmaps,
+            restriction: None,
         };
         // One worker runs on the calling thread, two on their own.
         for threads in [1, 2] {

@@ -154,6 +154,9 @@ pub struct Common {
     /// `CUSTOMER [NOT] IN cohort` conjuncts of `WHERE`, taken out of `filter`: the statement
     /// reads only the rows of the customers they admit (docs/QUERY.md, "Cohorts").
     pub cohorts: Vec<CohortFilter>,
+    /// `BY COHORT a, b, …`: the statement once per cohort, side by side (a customer in two
+    /// cohorts counts in both), the cohort's name in the `group` column.
+    pub by_cohorts: Vec<(String, Span)>,
 }
 
 /// `CUSTOMER IN name` (or `CUSTOMER NOT IN name`) in a statement's `WHERE`.

@@ -110,15 +110,49 @@ pub fn chart(statement: &str, table: &Table, style: Style) -> Option<String> {
         .to_ascii_uppercase();
     match kind.as_str() {
         "FUNNEL" => funnel(table, style),
-        "RETENTION" => retention(table, style),
+        "RETENTION" => per_group(table, style, retention),
         "TREND" => trend(table, style),
-        "LIFECYCLE" => lifecycle(table, style),
-        "STICKINESS" => stickiness(table, style),
+        "LIFECYCLE" => per_group(table, style, lifecycle),
+        "STICKINESS" => per_group(table, style, stickiness),
         "STAGES" => stages(table, style),
         "TRANSITIONS" => transitions(table, style),
         "TOP" => top_customers(table, style),
         _ => None,
     }
+}
+
+/// `draw` once per value of a leading `group` column (`BY COHORT`), each under its group's
+/// name; `draw` alone when there is no such column.
+fn per_group(table: &Table, style: Style, draw: fn(&Table, Style) -> Option<String>) -> Option<String> {
+    let Some(g) = col(table, "group") else {
+        return draw(table, style);
+    };
+    let mut out = String::new();
+    for (name, rows) in groups(table, Some(g)) {
+        let mut part = Table::new(&[]);
+        part.columns = table
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != g)
+            .map(|(_, c)| c.clone())
+            .collect();
+        part.rows = rows
+            .into_iter()
+            .map(|r| {
+                r.iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != g)
+                    .map(|(_, c)| c.clone())
+                    .collect()
+            })
+            .collect();
+        if let Some(chart) = draw(&part, style) {
+            let _ = writeln!(out, "{}", style.paint("1", &name));
+            out.push_str(&chart);
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 fn funnel(table: &Table, style: Style) -> Option<String> {

@@ -255,6 +255,18 @@ impl Parser<'_> {
             c.filter = super::cohort::split_cohort_filters(self.pred()?, &mut c.cohorts)?;
             return Ok(true);
         }
+        if self.at_by_cohort() {
+            if !c.by_cohorts.is_empty() {
+                return Err(dup("BY COHORT"));
+            }
+            self.pos += 2;
+            c.by_cohorts.push(self.name("a cohort name")?);
+            while self.peek().tok == Tok::Comma {
+                self.pos += 1;
+                c.by_cohorts.push(self.name("a cohort name")?);
+            }
+            return Ok(true);
+        }
         if self.eat_kw("TZ") {
             if c.tz.is_some() {
                 return Err(dup("TZ"));

@@ -236,6 +236,14 @@ impl Parser<'_> {
         false
     }
 
+    /// `BY COHORT` at the parser's position.
+    pub(super) fn at_by_cohort(&self) -> bool {
+        self.is_kw("BY")
+            && self
+                .peek_at(1)
+                .is_some_and(|t| matches!(&t.tok, Tok::Ident(s) if s.eq_ignore_ascii_case("COHORT")))
+    }
+
     /// `CUSTOMER [NOT] IN name` at the parser's position (a name, not a parenthesised list,
     /// which is the property `customer`'s IN list).
     pub(super) fn at_cohort_filter(&self) -> bool {
@@ -305,5 +313,39 @@ pub(super) fn nested_cohort_filter(pred: &Pred) -> Option<&CohortFilter> {
         Pred::And(a, b) | Pred::Or(a, b) => nested_cohort_filter(a).or_else(|| nested_cohort_filter(b)),
         Pred::Not(a) => nested_cohort_filter(a),
         Pred::Cmp { .. } | Pred::In { .. } | Pred::IsNull { .. } => None,
+    }
+}
+
+/// Refuses `BY COHORT` where it has no meaning: statements other than FUNNEL, RETENTION, TREND,
+/// LIFECYCLE and STICKINESS, drill-downs (which list one set), and beside a property `BY`.
+pub(super) fn check_by_cohort(stmt: &Statement) -> Result<(), ParseError> {
+    let Some(common) = stmt.common() else {
+        return Ok(());
+    };
+    let Some((_, span)) = common.by_cohorts.first() else {
+        return Ok(());
+    };
+    let refuse = |why: &str| Err(ParseError::new(*span, why.to_owned()));
+    match stmt {
+        Statement::Funnel(f) if f.by.is_some() => {
+            refuse("BY COHORT and a property BY cannot be combined (yet)")
+        }
+        Statement::Trend(t) if t.by.is_some() => {
+            refuse("BY COHORT and a property BY cannot be combined (yet)")
+        }
+        Statement::Funnel(_)
+        | Statement::Retention(_)
+        | Statement::Trend(_)
+        | Statement::Lifecycle(_)
+        | Statement::Stickiness(_) => Ok(()),
+        Statement::Customers(_) | Statement::Explain(_) => Err(ParseError::new(
+            *span,
+            "a drill-down lists one set: use WHERE CUSTOMER IN name",
+        )
+        .with_help("BY COHORT is for FUNNEL, RETENTION, TREND, LIFECYCLE and STICKINESS")),
+        _ => Err(ParseError::new(
+            *span,
+            "BY COHORT applies to FUNNEL, RETENTION, TREND, LIFECYCLE and STICKINESS",
+        )),
     }
 }

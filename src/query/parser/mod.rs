@@ -140,6 +140,7 @@ pub fn parse(text: &str) -> Result<Statement, ParseError> {
         text,
     };
     let stmt = p.statement()?;
+    cohort::check_by_cohort(&stmt)?;
     let t = p.peek();
     if t.tok != Tok::Eof {
         return Err(ParseError::new(

@@ -75,7 +75,7 @@ impl Parser<'_> {
                 }
                 seen_exclusion = true;
                 f.exclusion_chain = self.exclusion_chain()?;
-            } else if self.eat_kw("BY") {
+            } else if !self.at_by_cohort() && self.eat_kw("BY") {
                 if f.by.is_some() {
                     return Err(ParseError::new(t.span, "BY given twice"));
                 }
@@ -287,7 +287,7 @@ impl Parser<'_> {
         };
         loop {
             let t = self.peek();
-            if self.eat_kw("BY") {
+            if !self.at_by_cohort() && self.eat_kw("BY") {
                 if tr.by.is_some() {
                     return Err(ParseError::new(t.span, "BY given twice"));
                 }
