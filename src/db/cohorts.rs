@@ -35,10 +35,13 @@ pub(in crate::internals::db) struct CacheKey {
 pub(in crate::internals::db) struct CohortCache {
     key: Option<CacheKey>,
     sets: HashMap<String, Arc<RoaringBitmap>>,
-    /// The bitmap indices restricted to the customers of one set of cohort filters (the
-    /// newest asked for: a statement after another with the same filters finds it).
-    bitmaps: Option<(String, Arc<Bitmaps>)>,
+    /// The bitmap indices restricted to the customers of a set of cohort filters, the newest
+    /// [`RESTRICTED_KEPT`] asked for (`BY COHORT a, b, c` asks for three).
+    bitmaps: Vec<(String, Arc<Bitmaps>)>,
 }
+
+/// How many restricted copies of the bitmap indices [`CohortCache`] keeps.
+const RESTRICTED_KEPT: usize = 8;
 
 impl Db {
     /// The saved cohorts, by name.
@@ -170,14 +173,20 @@ impl Snapshot {
         }
         cache
             .bitmaps
-            .as_ref()
-            .filter(|(k, _)| k == key)
+            .iter()
+            .find(|(k, _)| k == key)
             .map(|(_, b)| b.clone())
     }
 
     /// Keeps the bitmap indices restricted by the cohort filters `key`.
     pub fn cache_bitmaps(&self, key: &str, bitmaps: Arc<Bitmaps>) {
-        self.with_cache(|cache| cache.bitmaps = Some((key.to_owned(), bitmaps)));
+        self.with_cache(|cache| {
+            cache.bitmaps.retain(|(k, _)| k != key);
+            if cache.bitmaps.len() == RESTRICTED_KEPT {
+                cache.bitmaps.remove(0);
+            }
+            cache.bitmaps.push((key.to_owned(), bitmaps));
+        });
     }
 
     /// Runs `change` on the cache, emptied first when it held another snapshot's entries.
