@@ -480,3 +480,73 @@ fn set_terms_end_steps_and_predicates() {
     assert!(text.starts_with("Or(And(Did"), "{text}");
     assert!(text.contains("Events([(\"a\""), "{text}");
 }
+
+/// A dynamic cohort's members follow the data: evaluated (and cached) once, then a commit, a
+/// flush, an erasure and a redefinition under the same name each show at the next statement.
+#[test]
+fn dynamic_members_follow_every_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(dir.path().join("db"), Options::default()).unwrap();
+    let members = |db: &Db, name: &str| listed(&db.query(&format!("CUSTOMERS IN COHORT {name}")).unwrap());
+    let set = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| (*n).to_owned())
+            .collect::<BTreeSet<String>>()
+    };
+    let buy = |customer: &str, ts: i64| Event::new(customer, ts, "buy").with_stage(Stage::Purchase);
+    db.commit(&[buy("u1", T0), buy("u1", T0 + H)]).unwrap();
+    db.query("CREATE COHORT twice AS DID buy AT LEAST 2 TIMES")
+        .unwrap();
+    assert_eq!(members(&db, "twice"), set(&["u1"]));
+    // Answered from the (restricted) stage bitmap, before and after a commit.
+    let buyers = |db: &Db| {
+        listed(
+            &db.query("CUSTOMERS IN STAGE purchase WHERE CUSTOMER IN twice")
+                .unwrap(),
+        )
+    };
+    assert_eq!(buyers(&db), set(&["u1"]));
+    // The same snapshot's answer twice (from the cache), then a commit.
+    let snap = db.snapshot();
+    assert_eq!(
+        listed(&snap.query("CUSTOMERS IN COHORT twice").unwrap()),
+        set(&["u1"])
+    );
+    db.commit(&[buy("u2", T0), buy("u2", T0 + H)]).unwrap();
+    assert_eq!(members(&db, "twice"), set(&["u1", "u2"]));
+    assert_eq!(buyers(&db), set(&["u1", "u2"]));
+    // The older snapshot still answers as of its own data.
+    assert_eq!(
+        listed(&snap.query("CUSTOMERS IN COHORT twice").unwrap()),
+        set(&["u1"])
+    );
+    db.flush().unwrap();
+    assert_eq!(members(&db, "twice"), set(&["u1", "u2"]));
+    db.query("FORGET CUSTOMER 'u1'").unwrap();
+    assert_eq!(members(&db, "twice"), set(&["u2"]));
+    let restricted = db
+        .query("TREND count PERIOD day WHERE CUSTOMER IN twice")
+        .unwrap();
+    assert_eq!(restricted.rows[0][1], Cell::Int(2));
+    db.query("DROP COHORT twice").unwrap();
+    db.query("CREATE COHORT twice AS DID buy AT LEAST 3 TIMES")
+        .unwrap();
+    assert_eq!(members(&db, "twice"), set(&[]));
+    let restricted = db
+        .query("TREND count PERIOD day WHERE CUSTOMER IN twice")
+        .unwrap();
+    assert_eq!(restricted.rows[0][1], Cell::Int(0));
+    // A static cohort's members stay, but what the bitmaps say of them follows the data.
+    db.commit(&[Event::new("u3", T0, "visit")]).unwrap();
+    db.query("CREATE COHORT visitors STATIC AS DID visit").unwrap();
+    let staged = |db: &Db| {
+        listed(
+            &db.query("CUSTOMERS IN STAGE purchase WHERE CUSTOMER IN visitors")
+                .unwrap(),
+        )
+    };
+    assert_eq!(staged(&db), set(&[]));
+    db.commit(&[buy("u3", T0 + 2 * H)]).unwrap();
+    assert_eq!(staged(&db), set(&["u3"]));
+}
