@@ -38,5 +38,6 @@ pub use db::{Batch, Db, Options, Snapshot, Stats, Sync};
 pub use error::{DbError, Error, FileError, IngestError, Result};
 pub use exec::{Query, QueryError, QueryOptions};
 pub use import::{FileFormat, ImportError, ImportOptions, TsUnit};
+pub use manifest::CohortEntry;
 pub use model::{Event, PropType, Stage, StoredEvent, Value};
 pub use result::{Cell, Table};

@@ -218,9 +218,14 @@ proptest! {
         set in set(),
         negated in any::<bool>(),
         compact in any::<bool>(),
+        forget in any::<bool>(),
     ) {
         let evs = events(&rows);
         let (_dir, db) = load(&evs, flush_every);
+        // An erasure pending beside the restriction: its mask and the filter's combine.
+        if forget {
+            query(&db, "FORGET CUSTOMER 'c1'")?;
+        }
         // One segment: the lazy funnel scan reads the masked segment.
         if compact {
             db.flush().unwrap();
@@ -234,8 +239,9 @@ proptest! {
             (format!("({}) OR DID edge", set.text()), "CUSTOMER IN picked")
         };
         query(&db, &format!("CREATE COHORT picked AS {definition}"))?;
-        let chosen = members(&set, &evs);
-        let admitted: Vec<Ev> = evs
+        let kept: Vec<Ev> = evs.iter().filter(|e| !(forget && e.cust == "c1")).cloned().collect();
+        let chosen = members(&set, &kept);
+        let admitted: Vec<Ev> = kept
             .iter()
             .filter(|e| e.cust == "s0" || chosen.contains(&e.cust) != negated)
             .cloned()
@@ -408,6 +414,13 @@ fn cohort_errors_point_at_the_name() {
     let db = Db::create(dir.path().join("db"), Options::default()).unwrap();
     db.commit(&[Event::new("u1", T0, "buy").with_prop("ch", "x")])
         .unwrap();
+    match db.query("CUSTOMERS IN COHORT buyers") {
+        Err(journeydb::QueryError::Parse(e)) => assert_eq!(
+            e.help.as_deref(),
+            Some("no cohort is saved yet: CREATE COHORT name AS DID purchase")
+        ),
+        other => panic!("{other:?}"),
+    }
     db.query("CREATE COHORT buyers AS DID buy").unwrap();
     db.query("CREATE COHORT loyal AS IN buyers AND DID buy AT LEAST 3 TIMES")
         .unwrap();
@@ -418,6 +431,9 @@ fn cohort_errors_point_at_the_name() {
     let (at, message, help) = err("FUNNEL buy -> buy WITHIN 1d WHERE CUSTOMER IN buyerz");
     assert_eq!((at, message.as_str()), (46, "unknown cohort `buyerz`"));
     assert_eq!(help.as_deref(), Some("did you mean `buyers`?"));
+    // No close name: the help lists the saved ones.
+    let (_, _, help) = err("TREND count PERIOD day WHERE CUSTOMER IN vip");
+    assert_eq!(help.as_deref(), Some("saved cohorts: buyers, loyal"));
     let (_, message, help) = err("CREATE COHORT buyers AS DID buy");
     assert_eq!(message, "cohort `buyers` exists");
     assert!(help.is_some_and(|h| h.contains("DROP COHORT buyers")));
@@ -549,4 +565,58 @@ fn dynamic_members_follow_every_change() {
     assert_eq!(staged(&db), set(&[]));
     db.commit(&[buy("u3", T0 + 2 * H)]).unwrap();
     assert_eq!(staged(&db), set(&["u3"]));
+}
+
+/// `Db::change_cohorts` (what CREATE and DROP COHORT end in) checks what it saves: names of 1
+/// to 256 bytes, definitions up to the query limit, one entry per name, static members the
+/// dictionary holds; a refused change saves nothing.
+#[test]
+fn saved_cohorts_are_checked_when_changed() {
+    use journeydb::internals::limits::{NAME_BYTES_MAX, QUERY_BYTES_MAX};
+    use journeydb::{CohortEntry, DbError, Error};
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(dir.path().join("db"), Options::default()).unwrap();
+    db.commit(&[Event::new("u1", T0, "buy")]).unwrap();
+    let entry = |name: &str, definition: &str, members: Option<roaring::RoaringBitmap>| CohortEntry {
+        name: name.into(),
+        definition: definition.into(),
+        members,
+    };
+    let longest = "n".repeat(NAME_BYTES_MAX);
+    let full = "x".repeat(QUERY_BYTES_MAX);
+    db.change_cohorts(|_| Ok(vec![entry(&longest, &full, None)]))
+        .unwrap();
+    let saved = db.cohorts();
+    assert_eq!(
+        (saved.len(), saved[0].name.len(), saved[0].definition.len()),
+        (1, NAME_BYTES_MAX, QUERY_BYTES_MAX)
+    );
+    let too_long = "n".repeat(NAME_BYTES_MAX + 1);
+    let over = "x".repeat(QUERY_BYTES_MAX + 1);
+    let past: roaring::RoaringBitmap = [1].into_iter().collect();
+    let cases: Vec<(Vec<CohortEntry>, &str)> = vec![
+        (vec![entry("", "DID buy", None)], "cohort name of 0 bytes"),
+        (
+            vec![entry(&too_long, "DID buy", None)],
+            "cohort name of 257 bytes",
+        ),
+        (vec![entry("a", &over, None)], "definition of 65537 bytes"),
+        (
+            vec![entry("a", "DID buy", None), entry("a", "DID buy", None)],
+            "cohort `a` given twice",
+        ),
+        (
+            vec![entry("a", "DID buy", Some(past))],
+            "names a customer id the dictionary does not hold",
+        ),
+    ];
+    for (list, why) in cases {
+        match db.change_cohorts(|_| Ok(list)) {
+            Err(Error::Db(DbError::InvalidArgument(message))) => assert!(message.contains(why), "{message}"),
+            other => panic!("{why}: {other:?}"),
+        }
+        assert_eq!(db.cohorts(), saved, "{why}: a refused change saves nothing");
+    }
+    // Through the language: a quoted empty name is refused the same way.
+    assert!(db.query("CREATE COHORT '' AS DID buy").is_err());
 }

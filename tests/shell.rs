@@ -53,8 +53,15 @@ fn demo_then_queries_in_every_format() {
         "{stdout}"
     );
     assert!(stdout.contains("│ step │"), "{stdout}");
-    // Reusing the database does not regenerate it.
+    // The persona stop: two saved cohorts side by side.
+    assert!(
+        stdout.contains("BY COHORT mobile_first, repeat_buyers"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("repeat_buyers"), "{stdout}");
+    // Reusing the database does not regenerate it (nor save its cohorts again).
     let again = run(&["demo", db_s], None);
+    assert!(again.status.success(), "{}", text(&again.stderr));
     assert!(text(&again.stdout).contains("Reusing"));
 
     // The library computes the same numbers on the same database.
@@ -832,4 +839,46 @@ fn read_only_mount_falls_back_to_read_only() {
         text(&out.stderr)
     );
     assert!(text(&out.stdout).contains("2026-01-01"), "{}", text(&out.stdout));
+}
+
+/// `journeydb export DB FILE --cohort NAME` writes the members of a saved cohort (CSV or
+/// NDJSON), the same set `CUSTOMERS IN COHORT` lists; an unknown cohort is an error.
+#[test]
+fn export_writes_a_cohorts_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let csv = dir.path().join("events.csv");
+    std::fs::write(
+        &csv,
+        "customer,ts,event\nann,2026-02-02T10:00:00Z,buy\nann,2026-02-03T10:00:00Z,buy\n\"b,en\",2026-02-02T10:00:00Z,buy\n\"b,en\",2026-02-04T10:00:00Z,buy\ncal,2026-02-02T10:00:00Z,buy\n",
+    )
+    .unwrap();
+    let out = import(&db, &[csv.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let db_s = db.to_str().unwrap();
+    let out = run(
+        &[db_s, "-c", "CREATE COHORT twice AS DID buy AT LEAST 2 TIMES"],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(&["export", db_s, "-", "--cohort", "twice"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "customer\nann\n\"b,en\"\n");
+    let file = dir.path().join("twice.ndjson");
+    let out = run(
+        &["export", db_s, file.to_str().unwrap(), "--cohort", "twice"],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "{\"customer\":\"ann\"}\n{\"customer\":\"b,en\"}\n"
+    );
+    let out = run(&["export", db_s, "-", "--cohort", "twise"], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("unknown cohort `twise`"),
+        "{}",
+        text(&out.stderr)
+    );
 }

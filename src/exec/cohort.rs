@@ -2,7 +2,9 @@
 //! tree over per-customer tests, evaluated by one scan (or from the bitmaps alone) into a
 //! roaring bitmap of customers; saved cohorts resolved by name (static members as stored,
 //! dynamic ones evaluated once per snapshot and cached); and the input of a statement whose
-//! `WHERE` holds `CUSTOMER [NOT] IN name`: every source masked to the admitted customers.
+//! `WHERE` holds `CUSTOMER [NOT] IN name`: sources masked and bitmaps restricted to the admitted
+//! customers for its planning and prefilter, the snapshot's own sources for its scan (which
+//! reads the admitted customers only).
 //!
 //! Uses: `db`, `dict`, `error`, `index`, `manifest`, `merge`, `model`, `plan`, `query`, `result`, `segment`;
 //! rooms `labels`, `operator`, `options`, `prefilter`, `scan`.

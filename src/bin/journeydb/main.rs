@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use journeydb::export::Range;
 use journeydb::import::{FileFormat, ImportOptions, TsUnit};
-use journeydb::{Db, Event, Options, Stage, Sync, demo};
+use journeydb::{Db, Event, Options, Query, Stage, Sync, demo};
 use render::Format;
 use shell::{Flow, Session};
 
@@ -113,6 +113,10 @@ enum Command {
         /// Only events before this time (ISO 8601 or unix ms).
         #[arg(long)]
         to: Option<String>,
+        /// Export the members of this saved cohort (a `customer` column, CSV or NDJSON)
+        /// instead of events.
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        cohort: Option<String>,
     },
     /// Merge all segments into one.
     Compact {
@@ -234,6 +238,15 @@ fn demo_cmd(path: &Path, events: u64, customers: u64, seed: u64) -> journeydb::R
     };
     println!();
     print_stats(&db);
+    // Two personas for the tour's last stop (saved once: a reused database keeps them).
+    for (name, set) in [
+        ("mobile_first", "FIRST visit WHERE channel = 'mobile'"),
+        ("repeat_buyers", "DID purchase AT LEAST 2 TIMES"),
+    ] {
+        if !db.cohorts().iter().any(|c| c.name == name) {
+            db.query(&format!("CREATE COHORT {name} AS {set}"))?;
+        }
+    }
     let tour = [
         (
             "How many visitors add to cart and buy within a week?",
@@ -253,6 +266,11 @@ fn demo_cmd(path: &Path, events: u64, customers: u64, seed: u64) -> journeydb::R
         (
             "How customers move through the lifecycle stages",
             "TRANSITIONS",
+            Some(0),
+        ),
+        (
+            "Personas side by side: first visit on mobile vs repeat buyers (saved cohorts; COHORTS lists them)",
+            "RETENTION visit RETURN visit OR purchase PERIOD week PERIODS 6 BY COHORT mobile_first, repeat_buyers",
             Some(0),
         ),
     ];
@@ -478,6 +496,7 @@ fn main() -> ExitCode {
             format,
             from,
             to,
+            cohort,
         } => (|| {
             let range = Range {
                 from: from.as_deref().map(transfer::parse_time).transpose()?,
@@ -489,7 +508,11 @@ fn main() -> ExitCode {
             } else {
                 Box::new(std::io::stderr())
             };
-            transfer::export(&db, &out, format.map(Into::into), range, &mut msg).map(|_| ())
+            match cohort {
+                Some(name) => transfer::export_cohort(&db, &out, format.map(Into::into), &name, &mut msg),
+                None => transfer::export(&db, &out, format.map(Into::into), range, &mut msg),
+            }
+            .map(|_| ())
         })(),
         Command::Compact { db } => (|| {
             let db = Db::open(&db, Options::default()).map_err(|e| e.to_string())?;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use journeydb::export::{self, Range};
 use journeydb::import::{self, FileFormat, ImportError, ImportOptions};
-use journeydb::{Db, PropType};
+use journeydb::{Db, PropType, Query};
 
 /// Imports `files` one after another, each by [`Db::import_file`] as one unit (a sealed segment
 /// published atomically; a Parquet file in customer order streamed into it part by part, any
@@ -171,6 +171,88 @@ pub fn export(
         n as f64 / secs.max(1e-9)
     );
     Ok(n)
+}
+
+/// Exports the members of saved cohort `name` to `path` (`-` = standard output) as CSV (a
+/// `customer` header, one id per line) or NDJSON (`{"customer": "id"}` per line), so that a
+/// campaign tool can act on them. Written under a temporary name, then renamed.
+pub fn export_cohort(
+    db: &Db,
+    path: &Path,
+    format: Option<FileFormat>,
+    name: &str,
+    out: &mut dyn Write,
+) -> Result<u64, String> {
+    let format = format
+        .or_else(|| FileFormat::from_path(path))
+        .unwrap_or(FileFormat::Csv);
+    let opts = journeydb::QueryOptions {
+        rows_max: usize::MAX,
+        ..Default::default()
+    };
+    let text = format!("CUSTOMERS IN COHORT '{}'", name.replace('\'', "''"));
+    let table = db
+        .snapshot()
+        .query_with(&text, &opts)
+        .map_err(|e| format!("cohort {name}: {e}"))?;
+    let ids: Vec<&str> = table
+        .rows
+        .iter()
+        .filter_map(|row| match row.get(1) {
+            Some(journeydb::Cell::Str(id)) => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut body = String::new();
+    match format {
+        FileFormat::Csv => {
+            body.push_str("customer\n");
+            for id in &ids {
+                body.push_str(&csv_field(id));
+                body.push('\n');
+            }
+        }
+        FileFormat::Ndjson => {
+            for id in &ids {
+                body.push_str(&format!("{{\"customer\":{}}}\n", serde_json::Value::from(*id)));
+            }
+        }
+        _ => return Err(format!("{}: a cohort exports as CSV or NDJSON", path.display())),
+    }
+    if path.as_os_str() == "-" {
+        std::io::stdout()
+            .write_all(body.as_bytes())
+            .map_err(|e| e.to_string())?;
+        return Ok(ids.len() as u64);
+    }
+    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("cohort");
+    let tmp = path.with_file_name(format!(".{file_name}.partial"));
+    let fail = |what: &str, e: &dyn std::fmt::Display| format!("{}: {what}: {e}", path.display());
+    let written = std::fs::File::create(&tmp).and_then(|mut file| {
+        file.write_all(body.as_bytes())?;
+        file.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail("cannot write the file", &e));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| fail("cannot move the finished file into place", &e))?;
+    let _ = writeln!(
+        out,
+        "{}: exported {} customers of cohort {name}",
+        path.display(),
+        ids.len()
+    );
+    Ok(ids.len() as u64)
+}
+
+/// `field` as one RFC 4180 CSV field (quoted when it holds a comma, quote or line break).
+fn csv_field(field: &str) -> String {
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_owned()
+    }
 }
 
 /// Flushes a buffered file writer and syncs the file to disk.
