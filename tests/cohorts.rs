@@ -431,6 +431,15 @@ fn cohort_errors_point_at_the_name() {
     let (at, message, help) = err("FUNNEL buy -> buy WITHIN 1d WHERE CUSTOMER IN buyerz");
     assert_eq!((at, message.as_str()), (46, "unknown cohort `buyerz`"));
     assert_eq!(help.as_deref(), Some("did you mean `buyers`?"));
+    // An event name not stored yet matches nothing, with a warning (as in every statement).
+    let made = db.query("CREATE COHORT typo AS DID biy").unwrap();
+    assert_eq!(made.rows[0][2], Cell::Int(0));
+    assert!(
+        made.warnings.iter().any(|w| w.contains("unknown event `biy`")),
+        "{:?}",
+        made.warnings
+    );
+    db.query("DROP COHORT typo").unwrap();
     // No close name: the help lists the saved ones.
     let (_, _, help) = err("TREND count PERIOD day WHERE CUSTOMER IN vip");
     assert_eq!(help.as_deref(), Some("saved cohorts: buyers, loyal"));

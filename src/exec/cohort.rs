@@ -541,6 +541,7 @@ pub(super) fn create(
     })
     .map_err(query_error)?;
     let mut table = Table::new(&["cohort", "kind", "customers"]);
+    table.warnings = crate::plan::unknown_events(&create.set.steps(), &dicts, text);
     let kind = if create.is_static { "static" } else { "dynamic" };
     table.rows.push(vec![
         Cell::Str(name.clone()),
