@@ -629,3 +629,31 @@ fn saved_cohorts_are_checked_when_changed() {
     // Through the language: a quoted empty name is refused the same way.
     assert!(db.query("CREATE COHORT '' AS DID buy").is_err());
 }
+
+/// Evaluating a set is charged to the query's memory budget (the member bitmap grows with the
+/// customers found): a budget too small for it stops the query, it never grows unchecked.
+#[test]
+fn set_evaluation_is_charged_to_the_memory_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let db = Db::create(&path, Options::default().sync(Sync::Never)).unwrap();
+    let events: Vec<Event> = (0..60_000)
+        .map(|c| Event::new(format!("c{c}"), T0 + c, "buy").with_prop("amt", 1.0))
+        .collect();
+    db.commit(&events).unwrap();
+    db.flush().unwrap();
+    // A predicate: the set is scanned, not answered by the bitmaps.
+    db.query("CREATE COHORT paying AS DID buy WHERE amt > 0").unwrap();
+    drop(db);
+    let db = Db::open(&path, Options::default()).unwrap();
+    let small = QueryOptions {
+        memory_max: 16 << 10,
+        ..Default::default()
+    };
+    match db.query_with("CUSTOMERS IN COHORT paying LIMIT 1", &small) {
+        Err(journeydb::QueryError::MemoryExceeded(_)) => {}
+        other => panic!("expected the budget to stop the evaluation: {other:?}"),
+    }
+    let fine = db.query("CUSTOMERS IN COHORT paying LIMIT 1").unwrap();
+    assert_eq!(fine.rows[0][0], Cell::Int(60_000));
+}
