@@ -12,12 +12,15 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::model::Columns;
 
+/// A sorted prefix's length, its events and its profile writes.
+type SortedPrefix = (usize, Arc<Columns>, Arc<Columns>);
+
 /// The mutable buffer of one generation (replaced by an empty one at each seal).
 #[derive(Debug)]
 pub struct Buffer {
     seq_base: u64,
     rows: RwLock<Columns>,
-    sorted: Mutex<Option<(usize, Arc<Columns>)>>,
+    sorted: Mutex<Option<SortedPrefix>>,
 }
 
 impl Buffer {
@@ -50,13 +53,14 @@ impl Buffer {
         self.rows.write().extend_from(batch);
     }
 
-    /// The first `len` rows sorted by (customer, timestamp, sequence).
-    pub fn sorted_prefix(&self, len: usize) -> Arc<Columns> {
+    /// The first `len` rows sorted by (customer, timestamp, sequence), split into events and
+    /// customer-profile writes (`model::PROFILE_ROW`).
+    pub fn sorted_prefix(&self, len: usize) -> (Arc<Columns>, Arc<Columns>) {
         let mut cache = self.sorted.lock();
-        if let Some((n, cols)) = &*cache
+        if let Some((n, events, profiles)) = &*cache
             && *n == len
         {
-            return cols.clone();
+            return (events.clone(), profiles.clone());
         }
         let rows = self.rows.read();
         let len = len.min(rows.len());
@@ -66,8 +70,9 @@ impl Buffer {
             let p = rows.slice(0..len);
             p.gather(&p.sort_order())
         };
-        let out = Arc::new(prefix);
-        *cache = Some((len, out.clone()));
-        out
+        let (events, profiles) = prefix.split_profiles();
+        let (events, profiles) = (Arc::new(events), Arc::new(profiles));
+        *cache = Some((len, events.clone(), profiles.clone()));
+        (events, profiles)
     }
 }

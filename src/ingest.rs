@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use crate::dict::{DictDelta, DictEntry, DictKind, Dicts};
 use crate::limits;
-use crate::model::{Columns, Event, PropType, Stage, Value};
+use crate::model::{Columns, Event, PROFILE_PREFIX, PROFILE_ROW, ProfileUpdate, PropType, Stage, Value};
 
 /// Why a batch was rejected.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -37,6 +37,14 @@ pub enum IngestError {
         expected: PropType,
         /// The given value's type.
         given: PropType,
+    },
+    /// A profile write is malformed; `index` is its position among the batch's profile writes.
+    #[error("profile write {index} of the batch: {reason}")]
+    InvalidProfile {
+        /// Position among the batch's profile writes.
+        index: usize,
+        /// What is wrong.
+        reason: String,
     },
     /// The batch holds more events than one log record may.
     #[error("batch of {events} events exceeds the limit of {max}; commit in smaller batches")]
@@ -228,56 +236,135 @@ fn check_name(index: usize, what: &str, name: &str, max: usize) -> Result<(), In
 }
 
 /// Validates `events` against the dictionaries and turns them into rows.
-pub fn prepare(dicts: &Dicts, stage_map: &StageMap, events: &[Event]) -> Result<Prepared, IngestError> {
-    if events.len() > limits::BATCH_EVENTS_MAX {
+pub fn prepare(
+    dicts: &Dicts,
+    stage_map: &StageMap,
+    events: &[Event],
+    profiles: &[ProfileUpdate],
+) -> Result<Prepared, IngestError> {
+    let total = events.len() + profiles.len();
+    if total > limits::BATCH_EVENTS_MAX {
         return Err(IngestError::TooLarge {
-            events: events.len(),
+            events: total,
             max: limits::BATCH_EVENTS_MAX,
         });
     }
     let mut p = Pending::new(dicts);
     let mut rows = Columns::default();
-    rows.cid.reserve(events.len());
-    rows.ts.reserve(events.len());
-    rows.event.reserve(events.len());
-    rows.stage.reserve(events.len());
+    rows.cid.reserve(total);
+    rows.ts.reserve(total);
+    rows.event.reserve(total);
+    rows.stage.reserve(total);
     let mut seen_props: Vec<u32> = Vec::new();
     for (index, ev) in events.iter().enumerate() {
-        let invalid = |reason: String| IngestError::Invalid { index, reason };
-        crate::model::check_ts(ev.ts_us).map_err(invalid)?;
-        if dicts.customers.get(&ev.customer).is_none() {
-            check_name(index, "customer id", &ev.customer, limits::CUSTOMER_ID_BYTES_MAX)?;
-            if p.full(DictKind::Customer) && p.known(DictKind::Customer, &ev.customer).is_none() {
-                return Err(invalid(full_reason(DictKind::Customer)));
-            }
+        if let Some((name, _)) = ev.props.iter().find(|(name, _)| name.starts_with(PROFILE_PREFIX)) {
+            return Err(IngestError::Invalid {
+                index,
+                reason: format!(
+                    "property `{name}`: names starting with `{PROFILE_PREFIX}` are customer-profile \
+                     properties (write them with set_profile)"
+                ),
+            });
         }
-        if dicts.events.get(&ev.name).is_none() {
-            check_name(index, "event name", &ev.name, limits::NAME_BYTES_MAX)?;
-            if p.full(DictKind::Event) && p.known(DictKind::Event, &ev.name).is_none() {
-                return Err(invalid(full_reason(DictKind::Event)));
-            }
-        }
-        if ev.props.len() > limits::EVENT_PROPS_MAX {
-            return Err(invalid(format!(
-                "{} properties, the limit is {}",
-                ev.props.len(),
-                limits::EVENT_PROPS_MAX
-            )));
-        }
-        let cid = p.id(DictKind::Customer, &ev.customer, None);
-        let event = p.id(DictKind::Event, &ev.name, None);
-        let stage = ev.stage.or_else(|| stage_map.get(&ev.name).copied());
-        add_props(&mut p, dicts, &mut rows, (index, ev), &mut seen_props)?;
-        rows.cid.push(cid);
-        rows.ts.push(ev.ts_us);
-        rows.event.push(event);
-        rows.stage.push(stage.map_or(0, Stage::code));
+        add_row(
+            &mut p,
+            (dicts, stage_map),
+            &mut rows,
+            (index, ev, false),
+            &mut seen_props,
+        )?;
+    }
+    for (index, write) in profiles.iter().enumerate() {
+        // A profile write is stored as a row of its own kind; its properties carry the prefix.
+        let row = Event {
+            customer: write.customer.clone(),
+            ts_us: write.ts_us,
+            name: String::new(),
+            stage: None,
+            props: (write.props.iter())
+                .map(|(name, value)| (format!("{PROFILE_PREFIX}{name}"), value.clone()))
+                .collect(),
+        };
+        add_row(
+            &mut p,
+            (dicts, stage_map),
+            &mut rows,
+            (index, &row, true),
+            &mut seen_props,
+        )
+        .map_err(|e| profile_error(e, PROFILE_PREFIX.len()))?;
     }
     rows.pad_props();
     Ok(Prepared {
         delta: p.into_delta(),
         rows,
     })
+}
+
+/// An error of a profile write's row, said of the profile write (its property names as the user
+/// gave them, without the prefix of `prefix_len` bytes).
+fn profile_error(e: IngestError, prefix_len: usize) -> IngestError {
+    match e {
+        IngestError::Invalid { index, reason } => IngestError::InvalidProfile { index, reason },
+        IngestError::PropType {
+            index,
+            prop,
+            expected,
+            given,
+        } => IngestError::InvalidProfile {
+            index,
+            reason: format!(
+                "property `{}` has type {expected} (fixed by its first write) but the value is {given}",
+                prop.get(prefix_len..).unwrap_or(&prop)
+            ),
+        },
+        other => other,
+    }
+}
+
+/// Adds `ev` as the next row of `rows`: an event, or (`profile`) a profile write
+/// ([`PROFILE_ROW`], no stage; its name is not read).
+fn add_row(
+    p: &mut Pending<'_>,
+    (dicts, stage_map): (&Dicts, &StageMap),
+    rows: &mut Columns,
+    (index, ev, profile): (usize, &Event, bool),
+    seen_props: &mut Vec<u32>,
+) -> Result<(), IngestError> {
+    let invalid = |reason: String| IngestError::Invalid { index, reason };
+    crate::model::check_ts(ev.ts_us).map_err(invalid)?;
+    if dicts.customers.get(&ev.customer).is_none() {
+        check_name(index, "customer id", &ev.customer, limits::CUSTOMER_ID_BYTES_MAX)?;
+        if p.full(DictKind::Customer) && p.known(DictKind::Customer, &ev.customer).is_none() {
+            return Err(invalid(full_reason(DictKind::Customer)));
+        }
+    }
+    if !profile && dicts.events.get(&ev.name).is_none() {
+        check_name(index, "event name", &ev.name, limits::NAME_BYTES_MAX)?;
+        if p.full(DictKind::Event) && p.known(DictKind::Event, &ev.name).is_none() {
+            return Err(invalid(full_reason(DictKind::Event)));
+        }
+    }
+    if ev.props.len() > limits::EVENT_PROPS_MAX {
+        return Err(invalid(format!(
+            "{} properties, the limit is {}",
+            ev.props.len(),
+            limits::EVENT_PROPS_MAX
+        )));
+    }
+    let cid = p.id(DictKind::Customer, &ev.customer, None);
+    let (event, stage) = if profile {
+        (PROFILE_ROW, None)
+    } else {
+        let stage = ev.stage.or_else(|| stage_map.get(&ev.name).copied());
+        (p.id(DictKind::Event, &ev.name, None), stage)
+    };
+    add_props(p, dicts, rows, (index, ev), seen_props)?;
+    rows.cid.push(cid);
+    rows.ts.push(ev.ts_us);
+    rows.event.push(event);
+    rows.stage.push(stage.map_or(0, Stage::code));
+    Ok(())
 }
 
 /// Adds event `index`'s properties as row `rows.len()` (not pushed yet): names and string

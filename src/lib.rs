@@ -39,5 +39,5 @@ pub use error::{DbError, Error, FileError, IngestError, Result};
 pub use exec::{Query, QueryError, QueryOptions};
 pub use import::{FileFormat, ImportError, ImportOptions, TsUnit};
 pub use manifest::CohortEntry;
-pub use model::{Event, PropType, Stage, StoredEvent, Value};
+pub use model::{Event, ProfileUpdate, PropType, Stage, StoredEvent, Value};
 pub use result::{Cell, Table};

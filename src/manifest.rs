@@ -86,6 +86,8 @@ pub struct Manifest {
     pub db_id: u32,
     /// Saved cohorts, by name ascending (absent in manifests written before cohorts existed).
     pub cohorts: Vec<CohortEntry>,
+    /// Customer-profile segments in sequence order (absent before profiles existed).
+    pub profiles: Vec<SegmentEntry>,
 }
 
 /// File name of manifest `n`.
@@ -109,12 +111,7 @@ impl Manifest {
         for v in [c.customers, c.events, c.props, c.strings] {
             codec::put_u32(&mut p, v);
         }
-        codec::put_u32(&mut p, self.segments.len() as u32);
-        for s in &self.segments {
-            for v in [s.id, s.file_len, s.rows, s.seq_min, s.seq_end] {
-                codec::put_u64(&mut p, v);
-            }
-        }
+        encode_segments(&mut p, &self.segments);
         codec::put_u32(&mut p, self.stage_map.len() as u32);
         for (name, stage) in &self.stage_map {
             codec::put_str(&mut p, name);
@@ -129,11 +126,15 @@ impl Manifest {
         codec::put_u64(&mut p, self.dict_gen);
         // The id is written when set, and always before cohorts (an explicit 0 then means a
         // database created before ids existed).
-        if self.db_id != 0 || !self.cohorts.is_empty() {
+        if self.db_id != 0 || !self.cohorts.is_empty() || !self.profiles.is_empty() {
             codec::put_u32(&mut p, self.db_id);
         }
-        if !self.cohorts.is_empty() {
+        // Each optional section is written when it or a later one is present.
+        if !self.cohorts.is_empty() || !self.profiles.is_empty() {
             encode_cohorts(&mut p, &self.cohorts);
+        }
+        if !self.profiles.is_empty() {
+            encode_segments(&mut p, &self.profiles);
         }
         let mut out = file::header(Kind::Manifest, self.db_id).to_vec();
         codec::put_frame(&mut out, &p);
@@ -156,29 +157,8 @@ impl Manifest {
             },
             ..Manifest::default()
         };
-        let n = r.u32()? as usize;
-        if n > r.remaining() / 40 {
-            return Err(r.err("segment count exceeds the manifest"));
-        }
-        let mut seq = 0u64;
-        for _ in 0..n {
-            let s = SegmentEntry {
-                id: r.u64()?,
-                file_len: r.u64()?,
-                rows: r.u64()?,
-                seq_min: r.u64()?,
-                seq_end: r.u64()?,
-            };
-            if s.seq_min < seq
-                || s.seq_end.checked_sub(s.seq_min).is_none_or(|span| s.rows > span)
-                || s.id >= m.next_segment
-            {
-                return Err(r.err(format!("segment {} has an inconsistent entry", s.id)));
-            }
-            seq = s.seq_end;
-            m.segments.push(s);
-        }
-        if seq > m.next_seq {
+        m.segments = decode_segments(&mut r, m.next_segment)?;
+        if m.segments.last().is_some_and(|s| s.seq_end > m.next_seq) {
             return Err(r.err("segments extend past the manifest's next sequence number"));
         }
         let n = r.u32()? as usize;
@@ -226,6 +206,16 @@ impl Manifest {
         if r.remaining() > 0 {
             m.cohorts = decode_cohorts(&mut r, m.dict_counts.customers)?;
         }
+        // Customer-profile segments (absent before profiles existed).
+        if r.remaining() > 0 {
+            m.profiles = decode_segments(&mut r, m.next_segment)?;
+            if m.profiles.last().is_some_and(|s| s.seq_end > m.next_seq) {
+                return Err(r.err("profile segments extend past the manifest's next sequence number"));
+            }
+            if m.profiles.iter().any(|p| m.segments.iter().any(|s| s.id == p.id)) {
+                return Err(r.err("a segment is listed both for events and for profiles"));
+            }
+        }
         r.finish()?;
         Ok(m)
     }
@@ -267,6 +257,45 @@ impl Manifest {
 /// Cohort kinds in the manifest.
 const COHORT_DYNAMIC: u8 = 0;
 const COHORT_STATIC: u8 = 1;
+
+/// A list of segment entries (events' or profiles').
+fn encode_segments(p: &mut Vec<u8>, segments: &[SegmentEntry]) {
+    codec::put_u32(p, segments.len() as u32);
+    for s in segments {
+        for v in [s.id, s.file_len, s.rows, s.seq_min, s.seq_end] {
+            codec::put_u64(p, v);
+        }
+    }
+}
+
+/// A list of segment entries: sequence ranges disjoint and ascending, each holding at most as
+/// many rows as it spans, ids below `next_segment`.
+fn decode_segments(r: &mut Reader<'_>, next_segment: u64) -> Result<Vec<SegmentEntry>, codec::DecodeError> {
+    let n = r.u32()? as usize;
+    if n > r.remaining() / 40 {
+        return Err(r.err("segment count exceeds the manifest"));
+    }
+    let mut out: Vec<SegmentEntry> = Vec::with_capacity(n);
+    let mut seq = 0u64;
+    for _ in 0..n {
+        let s = SegmentEntry {
+            id: r.u64()?,
+            file_len: r.u64()?,
+            rows: r.u64()?,
+            seq_min: r.u64()?,
+            seq_end: r.u64()?,
+        };
+        if s.seq_min < seq
+            || s.seq_end.checked_sub(s.seq_min).is_none_or(|span| s.rows > span)
+            || s.id >= next_segment
+        {
+            return Err(r.err(format!("segment {} has an inconsistent entry", s.id)));
+        }
+        seq = s.seq_end;
+        out.push(s);
+    }
+    Ok(out)
+}
 
 fn encode_cohorts(p: &mut Vec<u8>, cohorts: &[CohortEntry]) {
     codec::put_u32(p, cohorts.len() as u32);

@@ -305,6 +305,44 @@ impl Event {
     }
 }
 
+/// The event id that marks a row as a customer-profile write (not an event) in the log and the
+/// buffer; no dictionary id reaches it (docs/FORMAT.md, "Profiles").
+pub const PROFILE_ROW: u32 = u32::MAX;
+
+/// Prefix of a profile property's name in the property dictionary and in queries:
+/// `Batch::set_profile(…, [("plan", …)])` writes property `customer.plan`.
+pub const PROFILE_PREFIX: &str = "customer.";
+
+/// A write of customer-profile properties (plan, country, …) as the user gives it: the values
+/// the customer has from `ts_us` on. Every write is kept with its time; queries read each
+/// property's latest value (docs/QUERY.md, "Customer profiles").
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProfileUpdate {
+    /// External customer id (created if new).
+    pub customer: String,
+    /// When the values took effect (µs since the Unix epoch, UTC).
+    pub ts_us: TimestampUs,
+    /// Property names without the `customer.` prefix; a `None` value is left out.
+    pub props: Vec<(String, Option<Value>)>,
+}
+
+impl ProfileUpdate {
+    /// A write with no properties yet.
+    pub fn new(customer: impl Into<String>, ts_us: TimestampUs) -> Self {
+        ProfileUpdate {
+            customer: customer.into(),
+            ts_us,
+            props: Vec::new(),
+        }
+    }
+
+    /// Adds a property.
+    pub fn with_prop(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.props.push((name.into(), Some(value.into())));
+        self
+    }
+}
+
 /// One stored event as read back: names resolved, nulls left out, properties sorted by name.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredEvent {
@@ -436,6 +474,17 @@ impl Columns {
             col.vals.extend_from_slice(&p.vals);
         }
         self.pad_props();
+    }
+
+    /// The rows split into events and profile writes ([`PROFILE_ROW`]), each in the order
+    /// they have here; no copy when there is no profile write.
+    pub fn split_profiles(self) -> (Columns, Columns) {
+        if !self.event.contains(&PROFILE_ROW) {
+            return (self, Columns::default());
+        }
+        let (profiles, events): (Vec<u32>, Vec<u32>) =
+            (0..self.len() as u32).partition(|&i| self.event[i as usize] == PROFILE_ROW);
+        (self.gather(&events), self.gather(&profiles))
     }
 
     /// A new batch holding the rows at `order`, in that order.

@@ -10,7 +10,7 @@ use jiff::tz::TimeZone;
 use jiff::{Timestamp, ZonedDateTime as Zoned};
 
 use crate::dict::Dicts;
-use crate::model::{Columns, PropType, TS_MAX, TS_MIN};
+use crate::model::{Columns, PROFILE_PREFIX, PropType, TS_MAX, TS_MIN};
 use crate::query::ast::{CmpOp, Literal, Period, Pred, Step, StepKind, TimeLit, WeekStart};
 use crate::query::parser::suggest;
 use crate::query::{ParseError, Span};
@@ -263,6 +263,26 @@ impl<'d> Resolver<'d> {
 
     /// A property's id and type.
     pub fn prop(&self, name: &str, span: Span) -> Result<(u32, PropType), ParseError> {
+        self.prop_of(name, span, false)
+    }
+
+    /// Resolves an event property (`profile` false) or a customer-profile property
+    /// (`customer.NAME`, `profile` true); the other kind is an error that says where it goes.
+    fn prop_of(&self, name: &str, span: Span, profile: bool) -> Result<(u32, PropType), ParseError> {
+        if name.starts_with(PROFILE_PREFIX) != profile {
+            return Err(if profile {
+                ParseError::new(
+                    span,
+                    format!("`{name}` is an event property, not a customer property"),
+                )
+            } else {
+                ParseError::new(
+                    span,
+                    format!("`{name}` is a customer-profile property: it has no value on an event"),
+                )
+                .with_help("test it in the statement's WHERE (WHERE customer.plan = 'pro') or in a cohort")
+            });
+        }
         match self.dicts.props.get(name) {
             Some(id) => Ok((
                 id,
@@ -272,7 +292,12 @@ impl<'d> Resolver<'d> {
                     .copied()
                     .unwrap_or(PropType::Str),
             )),
-            None => Err(self.unknown("property", name, span, self.dicts.props.names().collect())),
+            None => {
+                let same_kind =
+                    (self.dicts.props.names()).filter(|n| n.starts_with(PROFILE_PREFIX) == profile);
+                let what = if profile { "customer property" } else { "property" };
+                Err(self.unknown(what, name, span, same_kind.collect()))
+            }
         }
     }
 
@@ -295,9 +320,19 @@ impl<'d> Resolver<'d> {
 
     /// Compiles a predicate.
     pub fn pred(&self, p: &Pred) -> Result<CPred, ParseError> {
+        self.pred_of(p, false)
+    }
+
+    /// Compiles a predicate on customer-profile properties (evaluated on the rows of
+    /// `db::profiles::Profiles`).
+    pub fn profile_pred(&self, p: &Pred) -> Result<CPred, ParseError> {
+        self.pred_of(p, true)
+    }
+
+    fn pred_of(&self, p: &Pred, profile: bool) -> Result<CPred, ParseError> {
         Ok(match p {
             Pred::Cmp { prop, op, value } => {
-                let (id, ty) = self.prop(&prop.0, prop.1)?;
+                let (id, ty) = self.prop_of(&prop.0, prop.1, profile)?;
                 if ty == PropType::Bool && !matches!(op, CmpOp::Eq | CmpOp::Ne) {
                     return Err(ParseError::new(
                         prop.1,
@@ -316,7 +351,7 @@ impl<'d> Resolver<'d> {
                 values,
                 negated,
             } => {
-                let (id, ty) = self.prop(&prop.0, prop.1)?;
+                let (id, ty) = self.prop_of(&prop.0, prop.1, profile)?;
                 let values: Vec<Const> = values
                     .iter()
                     .map(|(v, s)| self.constant(ty, v, *s, &prop.0))
@@ -330,15 +365,21 @@ impl<'d> Resolver<'d> {
                 }
             }
             Pred::IsNull { prop, negated } => {
-                let id = self.prop(&prop.0, prop.1)?.0;
+                let id = self.prop_of(&prop.0, prop.1, profile)?.0;
                 CPred::IsNull {
                     prop: Some(id),
                     negated: *negated,
                 }
             }
-            Pred::And(a, b) => CPred::And(Box::new(self.pred(a)?), Box::new(self.pred(b)?)),
-            Pred::Or(a, b) => CPred::Or(Box::new(self.pred(a)?), Box::new(self.pred(b)?)),
-            Pred::Not(a) => CPred::Not(Box::new(self.pred(a)?)),
+            Pred::And(a, b) => CPred::And(
+                Box::new(self.pred_of(a, profile)?),
+                Box::new(self.pred_of(b, profile)?),
+            ),
+            Pred::Or(a, b) => CPred::Or(
+                Box::new(self.pred_of(a, profile)?),
+                Box::new(self.pred_of(b, profile)?),
+            ),
+            Pred::Not(a) => CPred::Not(Box::new(self.pred_of(a, profile)?)),
             // The parser moves a statement's conjuncts out and refuses the rest.
             Pred::InCohort(filter) => {
                 return Err(ParseError::new(

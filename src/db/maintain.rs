@@ -104,6 +104,16 @@ impl Db {
             seq_end,
         };
         edit.segments = SegmentsEdit::ReplaceOldest(k, NewSegment { entry, footer });
+        // The profile segments become one too (under the writer lock: a flush cannot add one
+        // in between).
+        w.manifest.next_segment = w.manifest.next_segment.max(id + 1);
+        edit.profiles = match self.rewrite_profiles(&w, None) {
+            Ok(profiles) => profiles,
+            Err(e) => {
+                let _ = file::remove_if_exists(&path);
+                return Err(e);
+            }
+        };
         edit.forgotten = Some(forgotten);
         self.apply(&mut w, edit)?;
         Ok(k)
@@ -129,7 +139,14 @@ impl Db {
                 compaction::string_refs(&seg.read_block(i, ColumnSet::ALL)?, &mut used);
             }
         }
-        compaction::string_refs(&writer.buffer.sorted_prefix(writer.buffer.len()), &mut used);
+        let (events, profiles) = writer.buffer.sorted_prefix(writer.buffer.len());
+        compaction::string_refs(&events, &mut used);
+        compaction::string_refs(&profiles, &mut used);
+        for seg in &v.profiles {
+            for i in 0..seg.footer.blocks.len() {
+                compaction::string_refs(&seg.read_block(i, ColumnSet::ALL)?, &mut used);
+            }
+        }
         let upto = writer.manifest.dict_counts;
         let mut dicts = (**inner.dicts.read()).clone();
         let vacate: Vec<dict::DictEntry> = (0..upto.strings)
@@ -170,7 +187,10 @@ impl Db {
         // 1. Every event of the customer so far goes into a segment (and the log that held
         // them is deleted), so the erasure only has to cover segments.
         self.flush_locked(&mut w)?;
-        let limit = w.next_seq;
+        // The end of the last event segment (not `next_seq`: a flush of profile writes alone
+        // seals no event segment, and a compaction carries an erasure out only when its limit
+        // is within the merged segments).
+        let limit = w.manifest.segments.last().map_or(0, |s| s.seq_end);
         // 2. Count what becomes hidden.
         let v = inner.version.read().clone();
         let cid_only = ColumnSet {
@@ -204,13 +224,16 @@ impl Db {
         let mut forgotten = w.manifest.forgotten.clone();
         match forgotten.binary_search_by_key(&cid, |e| e.cid) {
             Ok(i) => {
-                forgotten[i].limit = limit;
+                forgotten[i].limit = forgotten[i].limit.max(limit);
                 forgotten[i].rows += rows;
             }
             Err(i) => forgotten.insert(i, Erasure { cid, limit, rows }),
         }
-        // Static cohorts lose the customer in the same manifest.
+        // Static cohorts lose the customer in the same manifest, and the profile segments are
+        // rewritten without the customer's writes (they are small: no erasure is left pending).
+        let profiles = self.rewrite_profiles(&w, Some(cid))?;
         let edit = VersionEdit {
+            profiles,
             dict_file: Some((w.manifest.dict_gen, dict_len)),
             dicts: DictsEdit::Apply(&unbind),
             forgotten: Some(forgotten),
@@ -309,7 +332,11 @@ impl Db {
         };
         // An erased customer's id is vacated in the dictionary; rows that still use it must be
         // hidden by a pending erasure. Vacated string values are used by no stored row at all.
-        let check = |cols: &Columns, hidden: Option<&RoaringBitmap>| -> std::result::Result<(), String> {
+        // Profile segments store event id 0 (no event is meant): their event column is not checked.
+        let check = |cols: &Columns,
+                     hidden: Option<&RoaringBitmap>,
+                     profile: bool|
+         -> std::result::Result<(), String> {
             if let Some(&c) = cols.cid.iter().max().filter(|&&c| u64::from(c) >= customers) {
                 return Err(over("customer", c.into(), customers));
             }
@@ -322,7 +349,12 @@ impl Db {
                     "customer id {c} was erased but a visible row still uses it"
                 ));
             }
-            if let Some(&e) = cols.event.iter().max().filter(|&&e| u64::from(e) >= events) {
+            if let Some(&e) = cols
+                .event
+                .iter()
+                .max()
+                .filter(|&&e| !profile && u64::from(e) >= events)
+            {
                 return Err(over("event name", e.into(), events));
             }
             crate::model::check_values(cols)?;
@@ -366,7 +398,7 @@ impl Db {
         };
         let mut rows = 0;
         for (s, mask) in snap.version.segments.iter().zip(&snap.version.masks) {
-            rows += s.verify_with(|cols| check(cols, mask.as_deref()))?;
+            rows += s.verify_with(|cols| check(cols, mask.as_deref(), false))?;
             let b = &s.footer.bitmaps;
             let max_cid = b.stages.iter().filter_map(|x| x.max()).max();
             let bad = max_cid
@@ -382,6 +414,8 @@ impl Db {
                 return Err(FileError::corrupt(s.path(), s.footer_offset(), why).into());
             }
         }
+        (snap.version.profiles.iter())
+            .try_for_each(|s| s.verify_with(|cols| check(cols, None, true)).map(drop))?;
         Ok(rows)
     }
 }

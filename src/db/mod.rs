@@ -11,6 +11,7 @@ mod import;
 mod maintain;
 mod snapshot;
 mod cohorts;
+pub(crate) mod profiles;
 
 pub use open::READ_ONLY_OPEN_ATTEMPTS;
 pub use snapshot::Snapshot;

@@ -11,7 +11,7 @@ use crate::error::{DbError, Result};
 use crate::file::{self, FileError, IoContext, WriterLock};
 use crate::ingest::StageMap;
 use crate::manifest::{self, Manifest};
-use crate::model::{Columns, PropType};
+use crate::model::{Columns, PROFILE_ROW, PropType};
 use crate::segment::{self, Segment};
 use crate::wal::{self, SyncCoordinator, WalFile};
 use parking_lot::{Mutex, RwLock};
@@ -141,7 +141,8 @@ impl Db {
         let mut dicts = dict::load(dir, (m.dict_gen, m.db_id), m.dict_len, m.dict_counts, writable)?;
         let cache = segment::BlockCache::new(opts.block_cache_bytes);
         let key_cache = segment::KeyCache::new(opts.key_cache_bytes);
-        let segments = open_segments(dir, &m, (&cache, &key_cache))?;
+        let segments = open_segments(dir, &m, &m.segments, (&cache, &key_cache))?;
+        let profiles = open_segments(dir, &m, &m.profiles, (&cache, &key_cache))?;
         let seq_base = m.next_seq;
         let buffer = Arc::new(Buffer::new(seq_base));
         let end = wal::replay(dir, (m.wal_start, m.db_id), seq_base, writable, |rec| {
@@ -186,7 +187,7 @@ impl Db {
                 buffer: buffer.clone(),
                 poisoned: None,
             }),
-            version: RwLock::new(Arc::new(Version::new(segments, buffer, forgotten))),
+            version: RwLock::new(Arc::new(Version::new((segments, profiles), buffer, forgotten))),
             dicts: RwLock::new(Arc::new(dicts)),
             stage_map: RwLock::new(stage_map),
             cohorts: RwLock::new((0, cohorts)),
@@ -214,7 +215,7 @@ fn remove_unpublished(dir: &Path, current: u64, m: &Manifest) -> Result<()> {
     }
     file::remove_if_exists(&dir.join(format!("{}.tmp", manifest::CURRENT)))?;
     for id in segment::list(dir)? {
-        if !m.segments.iter().any(|s| s.id == id) {
+        if !m.segments.iter().chain(&m.profiles).any(|s| s.id == id) {
             file::remove_if_exists(&segment::seg_path(dir, id))?;
         }
     }
@@ -227,14 +228,16 @@ fn remove_unpublished(dir: &Path, current: u64, m: &Manifest) -> Result<()> {
     Ok(())
 }
 
-/// Opens the manifest's segments, each checked against its entry and the database id.
+/// Opens `entries` (the manifest's event or profile segments), each checked against its entry
+/// and the database id.
 fn open_segments(
     dir: &Path,
     manifest: &Manifest,
+    entries: &[manifest::SegmentEntry],
     (cache, key_cache): (&Arc<segment::BlockCache>, &Arc<segment::KeyCache>),
 ) -> Result<Vec<Arc<Segment>>> {
-    let mut segments = Vec::with_capacity(manifest.segments.len());
-    for s in &manifest.segments {
+    let mut segments = Vec::with_capacity(entries.len());
+    for s in entries {
         let seg = Segment::open(dir, s.id, Some(s.file_len))?
             .with_cache(cache.clone())
             .with_key_cache(key_cache.clone());
@@ -261,7 +264,8 @@ fn replay_record(dicts: &mut Dicts, buffer: &Buffer, rec: wal::Record) -> std::r
     dicts.apply(&rec.delta)?;
     let c = dicts.counts();
     let bad = rec.rows.cid.iter().any(|&x| x >= c.customers)
-        || rec.rows.event.iter().any(|&x| x >= c.events)
+        || (rec.rows.event.iter().zip(&rec.rows.stage))
+            .any(|(&x, &stage)| x >= c.events && (x != PROFILE_ROW || stage != 0))
         || rec
             .rows
             .props

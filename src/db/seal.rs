@@ -2,7 +2,7 @@
 //!
 //! Uses: `buffer`, `dict`, `error`, `file`, `manifest`, `model`, `segment`, `wal`; rooms `version`.
 
-use super::version::{NewSegment, SegmentsEdit, VersionEdit};
+use super::version::{NewSegment, ProfilesEdit, SegmentsEdit, VersionEdit};
 use super::{Db, Writer};
 use crate::buffer::Buffer;
 use crate::dict::{self};
@@ -43,7 +43,55 @@ pub(super) fn write_segment(
     Ok(written)
 }
 
+/// A segment sealed but not published, or none (no rows of its kind).
+type Sealed = Option<NewSegment>;
+
+/// Removes a sealed, unpublished segment (best effort, as [`unpublished`]).
+fn remove_sealed(dir: &Path, sealed: &Sealed) {
+    if let Some(new) = sealed {
+        let _ = file::remove_if_exists(&segment::seg_path(dir, new.entry.id));
+    }
+}
+
+/// Profile writes as a segment stores them: event id 0 and no stage (the segment's event and
+/// stage indexes are not read for profiles; `PROFILE_ROW` marks them only in the log and
+/// the buffer).
+fn as_stored_profiles(rows: &Columns) -> Columns {
+    let mut out = rows.clone();
+    out.event.fill(0);
+    out.stage.fill(0);
+    out
+}
+
 impl Db {
+    /// Writes `rows` (sorted) as the next segment, id taken from `next_id`, covering sequence
+    /// numbers `seq`; nothing when there are no rows. Nothing is published.
+    fn seal_rows(
+        &self,
+        rows: &Columns,
+        next_id: &mut u64,
+        (seq, level): ((u64, u64), (i32, u32)),
+    ) -> Result<Sealed> {
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let id = *next_id;
+        *next_id += 1;
+        let path = segment::seg_path(&self.inner.dir, id);
+        let (footer, file_len) = unpublished(
+            write_segment(&self.inner.dir, &path, (rows, None), seq, level),
+            &path,
+        )?;
+        let entry = SegmentEntry {
+            id,
+            file_len,
+            rows: rows.len() as u64,
+            seq_min: seq.0,
+            seq_end: seq.1,
+        };
+        Ok(Some(NewSegment { entry, footer }))
+    }
+
     /// Seals the buffer into a segment (durable, indexed), then drops the log it came from.
     pub fn flush(&self) -> Result<()> {
         let mut w = self.inner.writer.lock();
@@ -86,48 +134,40 @@ impl Db {
         inner.sync.written(writer.next_seq, new_wal.sync_handle());
         let new_number = new_wal.number;
         writer.wal = Some(new_wal);
-        // 3. Write the segment and the dictionary entries it needs.
-        let id = writer.manifest.next_segment;
-        let rows = buffer.sorted_prefix(n);
-        let seq_min = buffer.seq_base();
-        let seq_end = seq_min + n as u64;
-        let path = segment::seg_path(dir, id);
-        let written = (|| -> Result<((Footer, u64), u64, dict::DictCounts)> {
-            let seg = write_segment(
-                dir,
-                &path,
-                (&rows, None),
-                (seq_min, seq_end),
-                (inner.opts.zstd_level, writer.manifest.db_id),
-            )?;
+        // 3. Write the segments (events, profile writes) and the dictionary entries they need.
+        let (events, profiles) = buffer.sorted_prefix(n);
+        let seq = (buffer.seq_base(), buffer.seq_base() + n as u64);
+        let written = (|| -> Result<(Sealed, Sealed, u64, dict::DictCounts)> {
+            let level = (inner.opts.zstd_level, writer.manifest.db_id);
+            let mut next_id = writer.manifest.next_segment;
+            let events = self.seal_rows(&events, &mut next_id, (seq, level))?;
+            let profiles = self.seal_rows(&as_stored_profiles(&profiles), &mut next_id, (seq, level));
+            let profiles = profiles.inspect_err(|_| remove_sealed(dir, &events))?;
             let (delta, counts) = {
                 let d = inner.dicts.read();
                 (d.entries_since(writer.manifest.dict_counts), d.counts())
             };
-            let dict_len = dict::append(dir, writer.manifest.dict_gen, writer.manifest.dict_len, &delta)?;
-            Ok((seg, dict_len, counts))
+            let dict_len = dict::append(dir, writer.manifest.dict_gen, writer.manifest.dict_len, &delta)
+                .inspect_err(|_| {
+                    remove_sealed(dir, &events);
+                    remove_sealed(dir, &profiles);
+                })?;
+            Ok((events, profiles, dict_len, counts))
         })();
-        // On failure nothing was published: the log still holds every event.
-        let (seg, dict_len, counts) = unpublished(written, &path)?;
-        let (footer, file_len) = seg;
-        // 4. Publish and install: readers switch to the new segment and an empty buffer, and the
-        // sealed log is deleted.
-        let entry = SegmentEntry {
-            id,
-            file_len,
-            rows: n as u64,
-            seq_min,
-            seq_end,
-        };
+        // On failure nothing was published: the log still holds every row.
+        let (events, profiles, dict_len, counts) = written?;
+        // 4. Publish and install: readers switch to the new segments and an empty buffer, and
+        // the sealed log is deleted.
         self.apply(
             writer,
             VersionEdit {
-                segments: SegmentsEdit::Append(NewSegment { entry, footer }),
+                segments: events.map_or(SegmentsEdit::Keep, SegmentsEdit::Append),
+                profiles: profiles.map_or(ProfilesEdit::Keep, ProfilesEdit::Append),
                 wal_start: Some(new_number),
-                next_seq: Some(seq_end),
+                next_seq: Some(seq.1),
                 dict_file: Some((writer.manifest.dict_gen, dict_len)),
                 dict_counts: Some(counts),
-                buffer: Some(Arc::new(Buffer::new(seq_end))),
+                buffer: Some(Arc::new(Buffer::new(seq.1))),
                 ..VersionEdit::default()
             },
         )

@@ -25,17 +25,19 @@ impl Db {
         let visible = self.inner.visible_seq.load(Ordering::SeqCst);
         let buf = &version.buffer;
         let n = visible.saturating_sub(buf.seq_base()).min(buf.len() as u64) as usize;
-        let rows = buf.sorted_prefix(n);
+        let (rows, profile_rows) = buf.sorted_prefix(n);
         let (catalog, cohorts) = self.inner.cohorts.read().clone();
         Snapshot {
             db: self.clone(),
             cache_key: CacheKey {
                 version: version.generation,
-                rows: rows.len(),
+                rows: n,
                 catalog,
             },
             version,
             rows,
+            profile_rows,
+            profiles: OnceLock::new(),
             bitmaps: OnceLock::new(),
             cohorts,
         }
@@ -47,6 +49,10 @@ pub struct Snapshot {
     db: Db,
     pub(in crate::internals::db) version: Arc<Version>,
     rows: Arc<Columns>,
+    /// The buffer's customer-profile writes this snapshot sees, sorted like `rows`.
+    pub(in crate::internals::db) profile_rows: Arc<Columns>,
+    /// The customers' latest profile values (built on first use; `db::profiles`).
+    pub(in crate::internals::db) profiles: OnceLock<Arc<crate::db::profiles::Profiles>>,
     bitmaps: OnceLock<Bitmaps>,
     /// The saved cohorts as of this snapshot.
     pub(in crate::internals::db) cohorts: Arc<Vec<CohortEntry>>,

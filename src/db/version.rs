@@ -19,6 +19,8 @@ use std::sync::Arc;
 
 pub(super) struct Version {
     pub(in crate::internals::db) segments: Vec<Arc<Segment>>,
+    /// Customer-profile segments (docs/FORMAT.md, "Profiles"), in sequence order.
+    pub(in crate::internals::db) profiles: Vec<Arc<Segment>>,
     pub(in crate::internals::db) buffer: Arc<Buffer>,
     /// Pending erasures (as in the live manifest).
     pub(in crate::internals::db) forgotten: Arc<Vec<Erasure>>,
@@ -34,7 +36,7 @@ static NEXT_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::Atomic
 
 impl Version {
     pub(in crate::internals::db) fn new(
-        segments: Vec<Arc<Segment>>,
+        (segments, profiles): (Vec<Arc<Segment>>, Vec<Arc<Segment>>),
         buffer: Arc<Buffer>,
         forgotten: Arc<Vec<Erasure>>,
     ) -> Version {
@@ -51,6 +53,7 @@ impl Version {
             .collect();
         Version {
             segments,
+            profiles,
             buffer,
             forgotten,
             masks,
@@ -85,6 +88,18 @@ pub(in crate::internals::db) enum SegmentsEdit {
     ReplaceOldest(usize, NewSegment),
 }
 
+/// How an edit changes the list of customer-profile segments.
+#[derive(Default)]
+pub(in crate::internals::db) enum ProfilesEdit<S = NewSegment> {
+    /// Unchanged.
+    #[default]
+    Keep,
+    /// A new newest profile segment (a flush).
+    Append(S),
+    /// Every profile segment replaced by this one, or by none (a compaction, an erasure).
+    Replace(Option<S>),
+}
+
 /// How an edit changes the in-memory dictionaries. The change is made after the manifest is
 /// published and before the new version is installed, so that no snapshot sees a row whose
 /// ids the dictionaries do not hold yet.
@@ -106,6 +121,7 @@ pub(in crate::internals::db) enum DictsEdit<'a> {
 #[derive(Default)]
 pub(in crate::internals::db) struct VersionEdit<'a> {
     pub(in crate::internals::db) segments: SegmentsEdit,
+    pub(in crate::internals::db) profiles: ProfilesEdit,
     /// The first log file still needed (older logs are deleted once installed).
     pub(in crate::internals::db) wal_start: Option<u64>,
     /// The first sequence number not in a segment.
@@ -141,6 +157,14 @@ impl VersionEdit<'_> {
         if let SegmentsEdit::Append(new) | SegmentsEdit::ReplaceOldest(_, new) = &self.segments {
             m.next_segment = m.next_segment.max(new.entry.id + 1);
         }
+        match &self.profiles {
+            ProfilesEdit::Keep => {}
+            ProfilesEdit::Append(new) => m.profiles.push(new.entry.clone()),
+            ProfilesEdit::Replace(new) => m.profiles = new.iter().map(|n| n.entry.clone()).collect(),
+        }
+        if let ProfilesEdit::Append(new) | ProfilesEdit::Replace(Some(new)) = &self.profiles {
+            m.next_segment = m.next_segment.max(new.entry.id + 1);
+        }
         if let Some(n) = self.wal_start {
             m.wal_start = n;
         }
@@ -170,7 +194,10 @@ impl VersionEdit<'_> {
 
     /// Whether readers need a new [`Version`] (segments, buffer or erasures change).
     fn changes_version(&self) -> bool {
-        !matches!(self.segments, SegmentsEdit::Keep) || self.buffer.is_some() || self.forgotten.is_some()
+        !matches!(self.segments, SegmentsEdit::Keep)
+            || !matches!(self.profiles, ProfilesEdit::Keep)
+            || self.buffer.is_some()
+            || self.forgotten.is_some()
     }
 }
 
@@ -202,6 +229,10 @@ impl Db {
             Ok(opened) => opened,
             Err(e) => return Err(self.poison(writer, e.to_string())),
         };
+        let profiles = match self.open_profiles(std::mem::take(&mut edit.profiles)) {
+            Ok(profiles) => profiles,
+            Err(e) => return Err(self.poison(writer, e.to_string())),
+        };
         if let Err(why) = self.change_dicts(edit.dicts, edit.dict_counts) {
             return Err(self.poison(writer, why));
         }
@@ -216,8 +247,16 @@ impl Db {
                 v.segments.iter().cloned().chain(segments).collect()
             };
             let buffer = edit.buffer.clone().unwrap_or_else(|| v.buffer.clone());
+            let profiles = match profiles {
+                ProfilesEdit::Keep => v.profiles.clone(),
+                ProfilesEdit::Append(new) => v.profiles.iter().cloned().chain([new]).collect(),
+                ProfilesEdit::Replace(new) => {
+                    obsolete.extend(v.profiles.iter().cloned());
+                    new.into_iter().collect()
+                }
+            };
             *v = Arc::new(Version::new(
-                segments,
+                (segments, profiles),
                 buffer,
                 Arc::new(writer.manifest.forgotten.clone()),
             ));
@@ -237,6 +276,17 @@ impl Db {
         }
         self.remove_replaced(&old, &writer.manifest);
         Ok(())
+    }
+
+    /// Opens the new profile segment of an edit, if any.
+    fn open_profiles(&self, edit: ProfilesEdit) -> Result<ProfilesEdit<Arc<Segment>>> {
+        Ok(match edit {
+            ProfilesEdit::Keep => ProfilesEdit::Keep,
+            ProfilesEdit::Append(new) => ProfilesEdit::Append(self.open_new_segment(new)?),
+            ProfilesEdit::Replace(new) => {
+                ProfilesEdit::Replace(new.map(|new| self.open_new_segment(new)).transpose()?)
+            }
+        })
     }
 
     /// Opens a published segment for readers, sharing the database's caches.

@@ -6,7 +6,7 @@ use super::{Db, Sync};
 use crate::error::{DbError, Result};
 use crate::ingest::{self};
 use crate::limits;
-use crate::model::Event;
+use crate::model::{Event, ProfileUpdate};
 use crate::wal::{self};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -17,6 +17,7 @@ impl Db {
         Batch {
             db: self,
             events: Vec::new(),
+            profiles: Vec::new(),
         }
     }
 
@@ -24,16 +25,22 @@ impl Db {
     /// nothing is written), then logged, then made visible to readers. What returning means
     /// depends on [`Sync`]. Returns the sequence number of the first event.
     pub fn commit(&self, events: &[Event]) -> Result<u64> {
+        self.commit_with_profiles(events, &[])
+    }
+
+    /// Commits `events` and customer-profile writes as one batch (see [`Db::commit`]). The
+    /// profile writes take the sequence numbers after the events'.
+    pub fn commit_with_profiles(&self, events: &[Event], profiles: &[ProfileUpdate]) -> Result<u64> {
         let inner = &*self.inner;
         let mut w = inner.writer.lock();
         self.check_writable(&w)?;
-        if events.is_empty() {
+        if events.is_empty() && profiles.is_empty() {
             return Ok(w.next_seq);
         }
         let prepared = {
             let dicts = inner.dicts.read();
             let map = inner.stage_map.read();
-            ingest::prepare(&dicts, &map, events)?
+            ingest::prepare(&dicts, &map, events, profiles)?
         };
         let first_seq = w.next_seq;
         let mut payload = Vec::with_capacity(events.len() * 16 + 64);
@@ -89,10 +96,11 @@ impl Db {
     }
 }
 
-/// Events to commit together, all or nothing.
+/// Events and customer-profile writes to commit together, all or nothing.
 pub struct Batch<'a> {
     db: &'a Db,
     events: Vec<Event>,
+    profiles: Vec<ProfileUpdate>,
 }
 
 impl Batch<'_> {
@@ -102,18 +110,25 @@ impl Batch<'_> {
         self
     }
 
-    /// Events in the batch.
+    /// Sets properties of a customer's profile (`customer.NAME` in queries) from
+    /// `update.ts_us` on; durable and atomic with the batch's events.
+    pub fn set_profile(&mut self, update: ProfileUpdate) -> &mut Self {
+        self.profiles.push(update);
+        self
+    }
+
+    /// Events and profile writes in the batch.
     pub fn len(&self) -> usize {
-        self.events.len()
+        self.events.len() + self.profiles.len()
     }
 
     /// True when empty.
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
+        self.events.is_empty() && self.profiles.is_empty()
     }
 
     /// Commits the batch (see [`Db::commit`]).
     pub fn commit(self) -> Result<u64> {
-        self.db.commit(&self.events)
+        self.db.commit_with_profiles(&self.events, &self.profiles)
     }
 }

@@ -18,7 +18,7 @@ use crate::manifest::CohortEntry;
 use crate::merge::Source;
 use crate::model::Columns;
 use crate::plan::{CPred, Matcher, Resolver};
-use crate::query::ast::{CohortFilter, CreateCohort, CustomerSet};
+use crate::query::ast::{CohortFilter, CreateCohort, CustomerSet, Pred};
 use crate::query::{ParseError, Span};
 use crate::result::{Cell, Table};
 use crate::segment::ColumnSet;
@@ -174,6 +174,7 @@ impl<'a> Cohorts<'a> {
             }
             CustomerSet::InStage(stage, span) => leaf(op, Leaf::Stage(stage.code()), *span)?,
             CustomerSet::InCohort(name, span) => Node::Members(self.members(name, *span)?),
+            CustomerSet::Profile(pred) => Node::Members(Arc::new(self.profile_members(pred, res)?)),
             CustomerSet::Not(inner) => Node::Not(Box::new(self.plan(inner, res, op)?)),
             CustomerSet::And(a, b) => {
                 Node::And(Box::new(self.plan(a, res, op)?), Box::new(self.plan(b, res, op)?))
@@ -184,17 +185,51 @@ impl<'a> Cohorts<'a> {
         })
     }
 
+    /// The customers whose latest profile satisfies `pred` (on `customer.NAME` properties); a
+    /// customer without profile writes has every property null.
+    fn profile_members(&self, pred: &Pred, res: &Resolver<'_>) -> Result<RoaringBitmap, QueryError> {
+        let pred = res.profile_pred(pred)?;
+        let profiles = self.snapshot.profiles()?;
+        let rows = &profiles.rows;
+        let dicts = self.input.dicts;
+        let mut out: RoaringBitmap = (0..rows.len())
+            .filter(|&i| pred.eval(rows, i, dicts) == Some(true))
+            .map(|i| rows.cid[i])
+            .collect();
+        let nobody = Columns {
+            cid: vec![0],
+            ts: vec![0],
+            event: vec![0],
+            stage: vec![0],
+            props: Vec::new(),
+        };
+        if pred.eval(&nobody, 0, dicts) == Some(true) {
+            let mut without: RoaringBitmap = (0..self.input.customers).collect();
+            without -= rows.cid.iter().copied().collect::<RoaringBitmap>();
+            out |= without;
+        }
+        Ok(out)
+    }
+
     /// The input of a statement with `CUSTOMER [NOT] IN` filters: every source reads only the
     /// admitted customers' rows (segments masked, buffered rows filtered), the bitmaps hold
     /// only them, and the scan reads the admitted customers of the snapshot's own sources.
     /// `None` when there are no filters, or when they admit every customer with an event.
-    pub(super) fn restrict(&mut self, filters: &[CohortFilter]) -> Result<Option<Restricted>, QueryError> {
-        if filters.is_empty() {
+    pub(super) fn restrict(
+        &mut self,
+        filters: &[CohortFilter],
+        profile: Option<(&Pred, &str)>,
+    ) -> Result<Option<Restricted>, QueryError> {
+        if filters.is_empty() && profile.is_none() {
             return Ok(None);
         }
         let customers = self.input.customers;
         let mut admitted = RoaringBitmap::new();
         admitted.insert_range(0..customers);
+        if let Some((pred, text)) = profile {
+            let res = Resolver::new(self.input.dicts, text, None)?;
+            admitted &= self.profile_members(pred, &res)?;
+        }
         for filter in filters {
             let members = self.members(&filter.name.0, filter.name.1)?;
             if filter.negated {
@@ -227,10 +262,13 @@ impl<'a> Cohorts<'a> {
             })
             .collect();
         // Restricting every bitmap of a large database takes milliseconds: kept per snapshot.
-        let key: String = filters
+        let mut key: String = filters
             .iter()
             .map(|f| format!("{}{}\u{0}", if f.negated { "!" } else { "" }, f.name.0))
             .collect();
+        if let Some((pred, _)) = profile {
+            key.push_str(&format!("{pred:?}"));
+        }
         let bitmaps = match self.snapshot.cached_bitmaps(&key) {
             Some(bitmaps) => bitmaps,
             None => {

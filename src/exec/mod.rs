@@ -171,9 +171,12 @@ fn restricted(
     opts: &QueryOptions,
 ) -> Result<Table, QueryError> {
     let input = cohorts.input;
-    let Some(restricted) = cohorts.restrict(filters)? else {
-        return execute(stmt, text, input, opts);
+    let profile = stmt.common().and_then(|c| c.profile.as_ref()).map(|p| (p, text));
+    let Some(restricted) = cohorts.restrict(filters, profile)? else {
+        let table = execute(stmt, text, input, opts)?;
+        return timeline::with_profile(stmt, table, cohorts.snapshot, None);
     };
+    let admitted = restricted.scan.admitted.clone();
     let input = Input {
         sources: restricted.sources,
         dicts: input.dicts,
@@ -182,7 +185,8 @@ fn restricted(
         bitmaps: &restricted.bitmaps,
         restriction: Some(restricted.scan),
     };
-    execute(stmt, text, &input, opts)
+    let table = execute(stmt, text, &input, opts)?;
+    timeline::with_profile(stmt, table, cohorts.snapshot, Some(&admitted))
 }
 
 /// `BY COHORT a, b, …`: the statement on each cohort's members (and the statement's own

@@ -1,6 +1,6 @@
 //! TIMELINE: one customer's events in time order.
 //!
-//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `labels`, `operator`, `options`, `scan`.
+//! Uses: `db`, `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `labels`, `operator`, `options`, `scan`.
 
 use std::ops::Range;
 
@@ -123,6 +123,49 @@ impl Operator for TimelineOp<'_> {
         t.rows.sort_by(|a, b| tie_order(a).cmp(&tie_order(b)));
         Ok(t)
     }
+}
+
+/// A TIMELINE answer with the customer's profile above the events (when `stmt` is a TIMELINE
+/// of a customer with profile writes whom `admitted` admits): a first row with the latest
+/// profile write's time, no event and no stage, and the latest value of every `customer.NAME`
+/// property. Any other answer is returned as it is.
+pub(super) fn with_profile(
+    stmt: &crate::query::ast::Statement,
+    mut table: Table,
+    snapshot: &crate::db::Snapshot,
+    admitted: Option<&RoaringBitmap>,
+) -> Result<Table, QueryError> {
+    let crate::query::ast::Statement::Timeline(tl) = stmt else {
+        return Ok(table);
+    };
+    let Some(cid) = snapshot.customer_id(&tl.customer.0) else {
+        return Ok(table);
+    };
+    if admitted.is_some_and(|a| !a.contains(cid)) {
+        return Ok(table);
+    }
+    let profiles = snapshot.profiles()?;
+    let Some(row) = profiles.row_of(cid) else {
+        return Ok(table);
+    };
+    let dicts = snapshot.dicts();
+    let rows = &profiles.rows;
+    let mut props: Vec<String> = (rows.props.iter())
+        .filter(|c| c.valid[row])
+        .map(|c| {
+            let name = dicts.props.name(c.id).unwrap_or("?");
+            format!("{name}={}", prop_label(rows, Some((c.id, c.ty)), row, &dicts))
+        })
+        .collect();
+    props.sort();
+    let first = vec![
+        Cell::Time(rows.ts[row]),
+        Cell::Null,
+        Cell::Null,
+        Cell::Str(props.join(", ")),
+    ];
+    table.rows.insert(0, first);
+    Ok(table)
 }
 
 /// The sort key of a TIMELINE row: time, event name, stage in lifecycle order, properties.

@@ -154,6 +154,10 @@ pub struct Common {
     /// `CUSTOMER [NOT] IN cohort` conjuncts of `WHERE`, taken out of `filter`: the statement
     /// reads only the rows of the customers they admit (docs/QUERY.md, "Cohorts").
     pub cohorts: Vec<CohortFilter>,
+    /// The conjuncts of `WHERE` on customer-profile properties (`customer.NAME`), taken out of
+    /// `filter`: the statement reads only the rows of the customers whose latest profile
+    /// satisfies them (docs/QUERY.md, "Customer profiles").
+    pub profile: Option<Pred>,
     /// `BY COHORT a, b, …`: the statement once per cohort, side by side (a customer in two
     /// cohorts counts in both), the cohort's name in the `group` column.
     pub by_cohorts: Vec<(String, Span)>,
@@ -166,6 +170,22 @@ pub struct CohortFilter {
     pub name: (String, Span),
     /// `NOT IN`.
     pub negated: bool,
+}
+
+impl Pred {
+    /// Every property name the predicate reads, with its span.
+    pub fn props(&self) -> Vec<&(String, Span)> {
+        match self {
+            Pred::Cmp { prop, .. } | Pred::In { prop, .. } | Pred::IsNull { prop, .. } => vec![prop],
+            Pred::And(a, b) | Pred::Or(a, b) => {
+                let mut out = a.props();
+                out.extend(b.props());
+                out
+            }
+            Pred::Not(a) => a.props(),
+            Pred::InCohort(_) => Vec::new(),
+        }
+    }
 }
 
 /// The first day of a week bucket.
@@ -511,6 +531,8 @@ pub enum CustomerSet {
     InStage(Stage, Span),
     /// `IN name`: the members of another cohort.
     InCohort(String, Span),
+    /// `customer.NAME op value` (and `IN`, `IS NULL`): the customer's latest profile satisfies it.
+    Profile(Pred),
     /// NOT
     Not(Box<CustomerSet>),
     /// AND
@@ -556,7 +578,10 @@ impl CustomerSet {
                 out.extend(b.cohorts());
                 out
             }
-            CustomerSet::Did(_) | CustomerSet::Edge { .. } | CustomerSet::InStage(..) => Vec::new(),
+            CustomerSet::Did(_)
+            | CustomerSet::Edge { .. }
+            | CustomerSet::InStage(..)
+            | CustomerSet::Profile(_) => Vec::new(),
         }
     }
 
@@ -571,7 +596,7 @@ impl CustomerSet {
                 out.extend(b.steps());
                 out
             }
-            CustomerSet::InStage(..) | CustomerSet::InCohort(..) => Vec::new(),
+            CustomerSet::InStage(..) | CustomerSet::InCohort(..) | CustomerSet::Profile(_) => Vec::new(),
         }
     }
 }

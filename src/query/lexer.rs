@@ -1,6 +1,6 @@
 //! Tokens of the query language, each with its byte span.
 //!
-//! Uses: rooms `ast`.
+//! Uses: `model`; rooms `ast`.
 
 use super::ast::CmpOp;
 use super::{ParseError, Span};
@@ -81,10 +81,25 @@ pub fn lex(text: &str) -> Result<Vec<Token>, ParseError> {
             b'\'' | b'"' => string(text, i)?,
             b'0'..=b'9' => number(text, i)?,
             c if c.is_ascii_alphabetic() || c == b'_' => {
-                let end = text[i..]
-                    .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
-                    .map_or(text.len(), |n| i + n);
-                (Tok::Ident(text[i..end].to_owned()), end)
+                let word_end = |from: usize| {
+                    text[from..]
+                        .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+                        .map_or(text.len(), |n| from + n)
+                };
+                let end = word_end(i);
+                // `customer.NAME`: a customer-profile property, one identifier.
+                let dotted = text[i..end].eq_ignore_ascii_case("customer")
+                    && bytes.get(end) == Some(&b'.')
+                    && bytes
+                        .get(end + 1)
+                        .is_some_and(|&b| b.is_ascii_alphabetic() || b == b'_');
+                if dotted {
+                    let name_end = word_end(end + 1);
+                    let name = format!("{}{}", crate::model::PROFILE_PREFIX, &text[end + 1..name_end]);
+                    (Tok::Ident(name), name_end)
+                } else {
+                    (Tok::Ident(text[i..end].to_owned()), end)
+                }
             }
             _ => {
                 let ch_len = text[i..].chars().next().map_or(1, char::len_utf8);

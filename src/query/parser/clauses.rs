@@ -111,7 +111,7 @@ impl Parser<'_> {
         Ok(left)
     }
 
-    fn pred_not(&mut self) -> Result<Pred, ParseError> {
+    pub(super) fn pred_not(&mut self) -> Result<Pred, ParseError> {
         if self.eat_kw("NOT") {
             self.depth += 1;
             if self.depth > limits::QUERY_DEPTH_MAX {
@@ -249,10 +249,11 @@ impl Parser<'_> {
             return Ok(true);
         }
         if self.eat_kw("WHERE") {
-            if c.filter.is_some() || !c.cohorts.is_empty() {
+            if c.filter.is_some() || !c.cohorts.is_empty() || c.profile.is_some() {
                 return Err(dup("WHERE"));
             }
-            c.filter = super::cohort::split_cohort_filters(self.pred()?, &mut c.cohorts)?;
+            let pred = self.pred()?;
+            c.filter = super::cohort::split_cohort_filters(pred, &mut c.cohorts, &mut c.profile)?;
             return Ok(true);
         }
         if self.at_by_cohort() {

@@ -5,6 +5,7 @@
 
 use super::{Parser, describe};
 use crate::limits;
+use crate::model::PROFILE_PREFIX;
 use crate::query::ast::*;
 use crate::query::lexer::Tok;
 use crate::query::{ParseError, Span};
@@ -127,6 +128,9 @@ impl Parser<'_> {
             };
             return Ok(CustomerSet::Edge { last, step, pred });
         }
+        if matches!(&t.tok, Tok::Ident(name) if name.starts_with(PROFILE_PREFIX)) {
+            return self.pred_not().map(CustomerSet::Profile);
+        }
         if self.eat_kw("IN") {
             if self.eat_kw("STAGE") {
                 let t = self.next();
@@ -150,7 +154,7 @@ impl Parser<'_> {
             t.span,
             format!("expected a customer set, found {}", describe(&t.tok)),
         )
-        .with_help("sets are DID step, FIRST step WHERE …, LAST step WHERE …, IN STAGE s, IN cohort, combined with AND, OR, NOT and ( )"))
+        .with_help("sets are DID step, FIRST step WHERE …, LAST step WHERE …, IN STAGE s, IN cohort, customer.NAME = value, combined with AND, OR, NOT and ( )"))
     }
 
     /// `DID step [AT LEAST n TIMES] [WITHIN d OF FIRST SEEN] [FROM t TO t]`, after `DID`.
@@ -223,6 +227,7 @@ impl Parser<'_> {
             match &t.tok {
                 Tok::LParen => k += 1,
                 Tok::Ident(s) if s.eq_ignore_ascii_case("NOT") => k += 1,
+                Tok::Ident(s) if s.starts_with(PROFILE_PREFIX) => return true,
                 Tok::Ident(s) => {
                     let word = s.to_ascii_uppercase();
                     let next_is_name = self
@@ -279,6 +284,7 @@ impl Parser<'_> {
 pub(super) fn split_cohort_filters(
     pred: Pred,
     cohorts: &mut Vec<CohortFilter>,
+    profile: &mut Option<Pred>,
 ) -> Result<Option<Pred>, ParseError> {
     match pred {
         Pred::InCohort(filter) => {
@@ -286,8 +292,8 @@ pub(super) fn split_cohort_filters(
             Ok(None)
         }
         Pred::And(a, b) => {
-            let a = split_cohort_filters(*a, cohorts)?;
-            let b = split_cohort_filters(*b, cohorts)?;
+            let a = split_cohort_filters(*a, cohorts, profile)?;
+            let b = split_cohort_filters(*b, cohorts, profile)?;
             Ok(match (a, b) {
                 (Some(a), Some(b)) => Some(Pred::And(Box::new(a), Box::new(b))),
                 (one, None) | (None, one) => one,
@@ -301,7 +307,24 @@ pub(super) fn split_cohort_filters(
                 )
                 .with_help("define a cohort that combines them: CREATE COHORT ab AS IN a OR IN b"));
             }
-            Ok(Some(other))
+            let props = other.props();
+            let on_profile = |p: &(String, Span)| p.0.starts_with(PROFILE_PREFIX);
+            let customer = props.iter().find(|p| on_profile(p));
+            match (customer, props.iter().find(|p| !on_profile(p))) {
+                (None, _) => Ok(Some(other)),
+                (Some(_), None) => {
+                    *profile = Some(match profile.take() {
+                        Some(before) => Pred::And(Box::new(before), Box::new(other)),
+                        None => other,
+                    });
+                    Ok(None)
+                }
+                (Some(customer), Some(_)) => Err(ParseError::new(
+                    customer.1,
+                    "a customer property combines with event properties by AND only",
+                )
+                .with_help("a customer's profile holds one value per property; an event's properties are tested event by event")),
+            }
         }
     }
 }
