@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 mod common;
 
 use journeydb::internals::file::{self, Hook, Inject, Op};
-use journeydb::{Db, Event, Options, Query, Stage, StoredEvent, Sync, Value};
+use journeydb::{Db, Event, Options, ProfileUpdate, Query, Stage, StoredEvent, Sync, Value};
 
 /// The hook is process-wide: tests in this binary take turns.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -142,6 +142,27 @@ fn batch(b: u32) -> Vec<Event> {
         .collect()
 }
 
+/// The profile write that commit `b` carries beside its events: customer `b % CUSTOMERS`'s
+/// plan and seats (later batches write later times, so each write is the latest).
+fn profile_write(b: u32) -> ProfileUpdate {
+    ProfileUpdate::new(
+        format!("cust-{}", b % CUSTOMERS),
+        1_767_225_600_000_000 + i64::from(b) * 3_600_000_000,
+    )
+    .with_prop("plan", format!("plan {b}"))
+    .with_prop("seats", i64::from(b))
+}
+
+/// Commits batch `b` and its profile write as one batch.
+fn commit(d: &Db, b: u32) -> journeydb::Result<()> {
+    let mut batch_ = d.batch();
+    for e in batch(b) {
+        batch_.append(e);
+    }
+    batch_.set_profile(profile_write(b));
+    batch_.commit().map(drop)
+}
+
 /// Batch `b` staged from an NDJSON file (reading a file does not go through the hooked file
 /// layer: only the database's own files do).
 fn staged(b: u32) -> journeydb::import::Staged {
@@ -188,6 +209,8 @@ type Row = (String, i64, String, Option<Stage>, Vec<(String, Value)>);
 struct State {
     events: BTreeMap<i64, Row>,
     cohorts: BTreeMap<String, Option<BTreeSet<String>>>,
+    /// Each customer's latest profile (only customers with one).
+    profiles: BTreeMap<String, Vec<(String, Value)>>,
 }
 
 impl State {
@@ -228,9 +251,19 @@ fn apply(state: &mut State, a: &Action) {
                     .events
                     .insert(id, (e.customer.clone(), e.ts_us, e.name.clone(), e.stage, props));
             }
+            if let Action::Commit(b) = a {
+                let write = profile_write(*b);
+                let props = write
+                    .props
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| (k, v)))
+                    .collect();
+                state.profiles.insert(write.customer, props);
+            }
         }
         Action::Forget(c) => {
             state.events.retain(|_, v| &v.0 != c);
+            state.profiles.remove(c);
             for members in state.cohorts.values_mut().flatten() {
                 members.remove(c);
             }
@@ -331,13 +364,24 @@ fn check(db: &Db, allowed: &[State], what: &str) {
             "{what}: event {id} appears twice"
         );
     }
+    for c in 0..CUSTOMERS {
+        let customer = format!("cust-{c}");
+        let profile = snap
+            .customer_profile(&customer)
+            .unwrap_or_else(|e| panic!("{what}: profile read failed: {e}"));
+        if !profile.is_empty() {
+            seen.profiles.insert(customer, profile);
+        }
+    }
     if !allowed.contains(&seen) {
         let ids: BTreeSet<&i64> = seen.events.keys().collect();
         let want: Vec<BTreeSet<&i64>> = allowed.iter().map(|s| s.events.keys().collect()).collect();
         panic!(
-            "{what}: the database shows events {ids:?} and cohorts {:?}; allowed: {want:?} with {:?}",
+            "{what}: the database shows events {ids:?}, cohorts {:?} and profiles {:?}; allowed: {want:?} with {:?} and {:?}",
             seen.cohorts,
-            allowed.iter().map(|s| &s.cohorts).collect::<Vec<_>>()
+            seen.profiles,
+            allowed.iter().map(|s| &s.cohorts).collect::<Vec<_>>(),
+            allowed.iter().map(|s| &s.profiles).collect::<Vec<_>>()
         );
     }
     assert_eq!(snap.len(), seen.events.len() as u64, "{what}: snapshot length");
@@ -370,7 +414,7 @@ fn run(dir: &Path, mut mark: impl FnMut(usize, bool)) -> (Option<Db>, Vec<(Actio
         };
         let healthy = d.write_error().is_none();
         let r = match &a {
-            Action::Commit(b) => d.commit(&batch(*b)).map(|_| ()),
+            Action::Commit(b) => commit(d, *b),
             Action::Import(b) => d.import(staged(*b)).map(|_| ()),
             Action::ImportFile(b) => import_file(d, *b),
             Action::Flush => d.flush(),
@@ -864,8 +908,7 @@ fn power_loss(want: usize, never: bool) {
             check(&db, &allowed, &what);
             if images.is_multiple_of(16) {
                 // Recovery leaves a writable database that keeps what it is given.
-                db.commit(&batch(1000))
-                    .unwrap_or_else(|e| panic!("{what}: commit after recovery: {e}"));
+                commit(&db, 1000).unwrap_or_else(|e| panic!("{what}: commit after recovery: {e}"));
                 drop(db);
                 let db = Db::open(&img, opts()).unwrap_or_else(|e| panic!("{what}: second reopen: {e}"));
                 let kept = db
@@ -986,7 +1029,7 @@ fn crash_reopen_power_loss(second: SecondSession, start: Start) -> usize {
     let db = Db::open(&first_dir, opts()).unwrap();
     let mut actions = Vec::new();
     for b in 0..6 {
-        db.commit(&batch(b)).unwrap();
+        commit(&db, b).unwrap();
         actions.push(Action::Commit(b));
         if b == 2 {
             db.flush().unwrap();
@@ -994,7 +1037,7 @@ fn crash_reopen_power_loss(second: SecondSession, start: Start) -> usize {
         }
     }
     hook.armed.store(true, Ordering::SeqCst);
-    let crashed = db.commit(&batch(6));
+    let crashed = commit(&db, 6);
     assert_eq!(
         crashed.is_err(),
         !never,
@@ -1051,7 +1094,7 @@ fn crash_reopen_power_loss(second: SecondSession, start: Start) -> usize {
     }
     for a in second_actions {
         match &a {
-            Action::Commit(b) => drop(db.commit(&batch(*b)).unwrap()),
+            Action::Commit(b) => commit(&db, *b).unwrap(),
             Action::Flush => db.flush().unwrap(),
             _ => unreachable!(),
         }
@@ -1217,8 +1260,7 @@ fn io_fault_sweep() {
                 && db.write_error().is_none()
             {
                 // A healthy handle keeps working once the fault is gone.
-                db.commit(&batch(1000))
-                    .unwrap_or_else(|e| panic!("{what}: commit after the fault: {e}"));
+                commit(db, 1000).unwrap_or_else(|e| panic!("{what}: commit after the fault: {e}"));
                 db.flush()
                     .unwrap_or_else(|e| panic!("{what}: flush after the fault: {e}"));
                 db.compact()
@@ -1229,8 +1271,7 @@ fn io_fault_sweep() {
             drop(db);
             let db = Db::open(&dir, opts()).unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
             check(&db, &allowed, &format!("{what}, reopened"));
-            db.commit(&batch(1001))
-                .unwrap_or_else(|e| panic!("{what}: commit after reopen: {e}"));
+            commit(&db, 1001).unwrap_or_else(|e| panic!("{what}: commit after reopen: {e}"));
             runs += 1;
         }
     }
@@ -1246,7 +1287,7 @@ fn read_fault_sweep() {
     let (db, done) = run(&dir, |_, ok| assert!(ok));
     // Leave a log tail to replay as well as segments.
     let db = db.unwrap();
-    db.commit(&batch(500)).unwrap();
+    commit(&db, 500).unwrap();
     drop(db);
     let mut done: Vec<(Action, bool)> = done;
     done.push((Action::Commit(500), false));
@@ -1299,7 +1340,7 @@ fn damaged_record_followed_by_intact_ones() {
         let dir = tmp.path().join("db");
         let db = Db::create(&dir, Options::default().sync(sync)).unwrap();
         for b in 0..3 {
-            db.commit(&batch(b)).unwrap();
+            commit(&db, b).unwrap();
         }
         drop(db);
         let wal_dir = dir.join("wal");
@@ -1462,14 +1503,14 @@ fn a_record_written_during_an_fsync_waits_for_the_next_one() {
     hook.armed.store(true, Ordering::SeqCst);
     let first = {
         let db = db.clone();
-        std::thread::spawn(move || db.commit(&batch(0)).map(drop))
+        std::thread::spawn(move || commit(&db, 0).map(drop))
     };
     let second = {
         let (db, hook) = (db.clone(), hook.clone());
         std::thread::spawn(move || {
             let st = hook.state.lock().unwrap();
             drop(hook.changed.wait_while(st, |s| !s.0).unwrap());
-            db.commit(&batch(1)).map(drop)
+            commit(&db, 1).map(drop)
         })
     };
     first.join().unwrap().unwrap();

@@ -441,7 +441,11 @@ fn timeline_shows_the_profile_above_the_events() {
     let db = Db::create(dir.path().join("db"), Options::default()).unwrap();
     let mut batch = db.batch();
     batch.append(Event::new("ann", T0 + 60_000_000, "visit"));
-    batch.set_profile(ProfileUpdate::new("ann", T0).with_prop("plan", "free").with_prop("seats", 2i64));
+    batch.set_profile(
+        ProfileUpdate::new("ann", T0)
+            .with_prop("plan", "free")
+            .with_prop("seats", 2i64),
+    );
     batch.set_profile(ProfileUpdate::new("ann", T0 + 120_000_000).with_prop("plan", "pro"));
     batch.append(Event::new("bob", T0, "visit"));
     batch.commit().unwrap();
@@ -459,6 +463,17 @@ fn timeline_shows_the_profile_above_the_events() {
     assert_eq!(t.rows[1][1], Cell::Str("visit".into()));
     // No profile, no profile row; a customer the filter does not admit shows nothing.
     assert_eq!(db.query("TIMELINE 'bob'").unwrap().rows.len(), 1);
-    assert!(db.query("TIMELINE 'ann' WHERE customer.plan = 'free'").unwrap().rows.is_empty());
-    assert_eq!(db.query("TIMELINE 'ann' WHERE customer.plan = 'pro'").unwrap().rows.len(), 2);
+    assert!(
+        db.query("TIMELINE 'ann' WHERE customer.plan = 'free'")
+            .unwrap()
+            .rows
+            .is_empty()
+    );
+    assert_eq!(
+        db.query("TIMELINE 'ann' WHERE customer.plan = 'pro'")
+            .unwrap()
+            .rows
+            .len(),
+        2
+    );
 }
