@@ -266,6 +266,11 @@ impl<'d> Resolver<'d> {
         self.prop_of(name, span, false)
     }
 
+    /// Resolves a customer-profile property (`customer.NAME`).
+    pub fn profile_prop(&self, name: &str, span: Span) -> Result<(u32, PropType), ParseError> {
+        self.prop_of(name, span, true)
+    }
+
     /// Resolves an event property (`profile` false) or a customer-profile property
     /// (`customer.NAME`, `profile` true); the other kind is an error that says where it goes.
     fn prop_of(&self, name: &str, span: Span, profile: bool) -> Result<(u32, PropType), ParseError> {

@@ -477,3 +477,46 @@ fn timeline_shows_the_profile_above_the_events() {
         2
     );
 }
+
+/// The rows of `table` whose `group` column (at `at`) is `label`, without that column.
+fn group_rows(table: &journeydb::Table, at: usize, label: &str) -> Vec<Vec<Cell>> {
+    (table.rows.iter())
+        .filter(|r| r[at] == Cell::Str(label.into()))
+        .map(|r| {
+            let mut r = r.clone();
+            r.remove(at);
+            r
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)))]
+
+    /// `BY customer.plan`: each group's rows are the statement's rows with `WHERE customer.plan
+    /// = value` (`IS NULL` for the `(null)` group); a value without rows has no entries.
+    #[test]
+    fn by_customer_property_equals_each_value_alone(ops in ops(), flush_every in 1usize..12) {
+        let (_dir, db) = load_ops(&ops, flush_every, Some((Some("team"), None)), &|_| true);
+        let groups = [("free", "= 'free'"), ("pro", "= 'pro'"), ("team", "= 'team'"), ("(null)", "IS NULL")];
+        let funnel = db.query("FUNNEL a -> b WITHIN 6h BY customer.plan").unwrap();
+        let trend = db.query("TREND uniq PERIOD day FROM '2026-03-05' TO '2026-03-09' BY customer.plan").unwrap();
+        for (label, test) in groups {
+            let alone = db.query(&format!("FUNNEL a -> b WITHIN 6h WHERE customer.plan {test}")).unwrap();
+            let by = group_rows(&funnel, 0, label);
+            if by.is_empty() {
+                prop_assert_eq!(&alone.rows[0][2], &Cell::Int(0), "{}", label);
+            } else {
+                prop_assert_eq!(&by, &alone.rows, "{}", label);
+            }
+            let alone = db.query(&format!("TREND uniq PERIOD day FROM '2026-03-05' TO '2026-03-09' WHERE customer.plan {test}")).unwrap();
+            let by = group_rows(&trend, 1, label);
+            if by.is_empty() {
+                prop_assert!(alone.rows.iter().all(|r| r[1] == Cell::Int(0)), "{}", label);
+            } else {
+                prop_assert_eq!(&by, &alone.rows, "{}", label);
+            }
+        }
+    }
+}

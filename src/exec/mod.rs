@@ -16,6 +16,7 @@
 //! Uses: `db`, `plan`, `query`, `result`.
 
 mod options;
+mod group;
 mod operator;
 mod scan;
 mod prefilter;
@@ -184,6 +185,7 @@ fn restricted(
         ts_range: input.ts_range,
         bitmaps: &restricted.bitmaps,
         restriction: Some(restricted.scan),
+        snapshot: input.snapshot,
     };
     let table = execute(stmt, text, &input, opts)?;
     timeline::with_profile(stmt, table, cohorts.snapshot, Some(&admitted))

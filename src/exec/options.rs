@@ -101,6 +101,8 @@ pub struct Input<'a> {
     /// Set for a statement restricted to some customers (`WHERE CUSTOMER IN`): `sources` and
     /// `bitmaps` then show only their rows (what prefilters read), and the scan reads these.
     pub restriction: Option<Restriction>,
+    /// The snapshot read (its customer profiles: `BY customer.NAME`); `None` in unit tests.
+    pub snapshot: Option<&'a crate::db::Snapshot>,
 }
 
 /// How the scan of a restricted input reads (see [`Input::restriction`]): the snapshot's own
@@ -124,6 +126,7 @@ impl<'a> Input<'a> {
             ts_range: snapshot.ts_range(),
             bitmaps: snapshot.bitmaps(),
             restriction: None,
+            snapshot: Some(snapshot),
         }
     }
 }

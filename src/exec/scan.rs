@@ -642,6 +642,7 @@ mod tests {
             ts_range: Some((0, 39)),
             bitmaps: &bitmaps,
             restriction: None,
+            snapshot: None,
         };
         // One worker runs on the calling thread, two on their own.
         for threads in [1, 2] {

@@ -1,8 +1,9 @@
 //! TREND: an aggregate per time bucket (and breakdown), with its index and roll-up shortcuts.
 //!
-//! Uses: `dict`, `index`, `limits`, `merge`, `model`, `plan`, `query`, `result`, `segment`; rooms `labels`, `operator`, `options`, `range`, `scan`.
+//! Uses: `dict`, `index`, `limits`, `merge`, `model`, `plan`, `query`, `result`, `segment`; rooms `group`, `labels`, `operator`, `options`, `range`, `scan`.
 
 use crate::dict::Dicts;
+use crate::exec::group::GroupBy;
 use crate::exec::labels::slot_label;
 use crate::exec::operator::{HashMap, Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions};
@@ -10,7 +11,7 @@ use crate::exec::range::{data_range, whole_days};
 use crate::exec::scan::{columns, columns_of, evaluate, passes};
 use crate::merge::Source;
 use crate::model::{Columns, PropType};
-use crate::plan::{Buckets, CPred, Matcher, Resolver, slot};
+use crate::plan::{Buckets, CPred, Matcher, Resolver};
 use crate::query::ast::{Agg, Period};
 use crate::query::{ParseError, Span};
 use crate::result::{Cell, Table};
@@ -29,7 +30,7 @@ pub(super) struct TrendOp<'a> {
     /// Events counted (wau/mau also look back before it).
     range: (i64, i64),
     value: Option<(u32, PropType)>,
-    by: Option<(u32, PropType)>,
+    by: Option<GroupBy>,
     /// `BY p TOP n`: the n groups with the most matching events (then by name).
     top: Option<u64>,
     /// The columns decoded.
@@ -87,7 +88,9 @@ impl<'a> TrendOp<'a> {
             first,
             range: (lo, hi),
             value,
-            by: tr.by.as_ref().map(|(n, s, _)| res.prop(n, *s)).transpose()?,
+            by: (tr.by.as_ref())
+                .map(|(name, span, _)| GroupBy::resolve(&res, input, (name, *span)))
+                .transpose()?,
             top: tr.by.as_ref().and_then(|(_, _, top)| top.map(u64::from)),
             set: columns(true),
             dicts: input.dicts,
@@ -97,7 +100,8 @@ impl<'a> TrendOp<'a> {
         op.set = if op.filter.is_some() || op.step.as_ref().is_some_and(Matcher::uses_props) {
             columns(true)
         } else {
-            let ids: Vec<u32> = op.value.iter().chain(op.by.iter()).map(|&(id, _)| id).collect();
+            let by = op.by.as_ref().and_then(GroupBy::event_prop);
+            let ids: Vec<u32> = op.value.iter().chain(by.iter()).map(|&(id, _)| id).collect();
             columns_of(&ids)
         };
         Ok(op)
@@ -109,7 +113,7 @@ impl<'a> TrendOp<'a> {
         if self.by.is_none() {
             return vec![(String::new(), None)];
         }
-        let by_ty = self.by.map_or(PropType::Str, |b| b.1);
+        let by_ty = self.by.as_ref().map_or(PropType::Str, |b| b.ty);
         let mut totals: HashMap<Option<u64>, u64> = HashMap::default();
         for ((g, _), s) in &p.map {
             *totals.entry(*g).or_default() += s.events + s.customers;
@@ -251,7 +255,7 @@ impl Operator for TrendOp<'_> {
             if ts >= self.range.1 || (ts < self.range.0 && !look_back) {
                 continue;
             }
-            let g = self.by.and_then(|(id, _)| slot(rows, id, i));
+            let g = self.by.as_ref().and_then(|by| by.slot(rows, i));
             match self.agg {
                 Agg::Wau | Agg::Mau => {
                     let days = if self.agg == Agg::Wau { 7 } else { 30 };
@@ -433,7 +437,7 @@ pub(super) fn uniq_by_from_value_index(
     (lo, hi): (i64, i64),
 ) -> Option<TrendPartial> {
     let utc = op.buckets.tz == jiff::tz::TimeZone::UTC;
-    let (prop, ty) = op.by?;
+    let (prop, ty) = op.by.as_ref()?.event_prop()?;
     if op.agg != Agg::Uniq
         || op.filter.is_some()
         || op.step.is_some()

@@ -1,6 +1,6 @@
 //! FUNNEL: how far customers get through ordered (or unordered) steps, and how fast.
 //!
-//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `funnel`, `labels`, `median`, `operator`, `options`, `prefilter`, `range`, `scan`, `ties`.
+//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `funnel`, `group`, `labels`, `median`, `operator`, `options`, `prefilter`, `range`, `scan`, `ties`.
 
 mod exclusion;
 pub(in crate::internals::exec) mod explain;
@@ -8,6 +8,7 @@ mod kernel;
 
 use crate::dict::Dicts;
 use crate::exec::funnel::kernel::{FunnelRun, KernelRows, StepMasks, augment};
+use crate::exec::group::GroupBy;
 use crate::exec::labels::{customer_table, slot_label};
 use crate::exec::median::{Samples, medians_means};
 use crate::exec::operator::{HashMap, LazyOperator, Operator, Prefilter};
@@ -17,7 +18,7 @@ use crate::exec::range::on_day_boundary;
 use crate::exec::scan::{columns, evaluate_lazy, passes};
 use crate::exec::ties::order_ties;
 use crate::model::{Columns, PropType};
-use crate::plan::{CPred, Matcher, Resolver, slot};
+use crate::plan::{CPred, Matcher, Resolver};
 use crate::query::ParseError;
 use crate::query::ast::FunnelMode;
 use crate::result::{Cell, Table};
@@ -37,7 +38,7 @@ pub(in crate::internals::exec) struct FunnelOp<'a> {
     exclusion_chain: bool,
     range: Option<(i64, i64)>,
     filter: Option<CPred>,
-    by: Option<(u32, PropType)>,
+    by: Option<GroupBy>,
     dicts: &'a Dicts,
     /// Distinct "highest reachable step" values a chain can have (exclusion caps), ascending;
     /// the last is the number of steps.
@@ -166,10 +167,8 @@ impl<'a> FunnelOp<'a> {
             ties_strict: funnel.ties_strict,
             range: res.range(&funnel.common.range)?,
             filter: funnel.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
-            by: funnel
-                .by
-                .as_ref()
-                .map(|(name, span)| res.prop(name, *span))
+            by: (funnel.by.as_ref())
+                .map(|(name, span)| GroupBy::resolve(res, input, (name, *span)))
                 .transpose()?,
             dicts: input.dicts,
             drill: None,
@@ -278,7 +277,8 @@ impl FunnelOp<'_> {
         let excluded = bits(&mut self.excludes.iter().map(|x| &x.0));
         let group = self
             .by
-            .map(|(id, ty)| slot_label(slot(rows, id, i), ty, self.dicts))
+            .as_ref()
+            .map(|g| slot_label(g.slot(rows, i), g.ty, self.dicts))
             .unwrap_or_default();
         let name = self
             .dicts
@@ -626,7 +626,7 @@ impl Operator for FunnelOp<'_> {
 
     fn columns(&self) -> ColumnSet {
         let props = self.filter.is_some()
-            || self.by.is_some()
+            || self.by.as_ref().is_some_and(|g| g.event_prop().is_some())
             || self.steps.iter().any(Matcher::uses_props)
             || self.excludes.iter().any(|x| x.0.uses_props());
         // The fast kernel reads the stage column only for a stage step.
@@ -697,7 +697,7 @@ impl Operator for FunnelOp<'_> {
             partial.scratch.idx = idx;
             return;
         }
-        let group = self.by.and_then(|(id, _)| slot(rows, id, first));
+        let group = self.by.as_ref().and_then(|g| g.slot(rows, first));
         let mut o = std::mem::take(&mut partial.outcome);
         self.outcome_into(rows, &idx, &mut partial.scratch, &mut o);
         partial.scratch.idx = idx;
@@ -772,7 +772,7 @@ impl Operator for FunnelOp<'_> {
         if partial.groups.is_empty() && self.by.is_none() {
             partial.groups.insert(None, empty_counts(n));
         }
-        let by_ty = self.by.map_or(PropType::Str, |b| b.1);
+        let by_ty = self.by.as_ref().map_or(PropType::Str, |b| b.ty);
         let mut groups: Vec<(String, FunnelCounts)> = partial
             .groups
             .into_iter()
