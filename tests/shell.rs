@@ -882,3 +882,90 @@ fn export_writes_a_cohorts_members() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn profiles_import_query_and_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db_s = db.to_str().unwrap();
+    let events = dir.path().join("events.csv");
+    std::fs::write(
+        &events,
+        "customer,ts,event\nann,2026-02-02T10:00:00Z,buy\nbob,2026-02-02T11:00:00Z,buy\n",
+    )
+    .unwrap();
+    assert!(import(&db, &[events.to_str().unwrap()]).status.success());
+    // Times from a column; a new customer (cal) is created; an empty field sets nothing.
+    let profiles = dir.path().join("profiles.csv");
+    std::fs::write(
+        &profiles,
+        "user_id,time,plan,seats\nann,2026-01-01T00:00:00Z,free,1\nann,2026-03-01T00:00:00Z,pro,\ncal,2026-01-05T00:00:00Z,team,4\n",
+    )
+    .unwrap();
+    let out = import(&db, &["--profiles", profiles.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("3 profile writes of 2 customers")
+            && said.contains("times from column `time`")
+            && said.contains("customer.plan (string), customer.seats (i64)"),
+        "{said}"
+    );
+    let out = run(&[db_s, "-c", "TIMELINE 'ann'", "--format", "csv"], None);
+    assert!(
+        text(&out.stdout).contains("customer.plan=pro, customer.seats=1"),
+        "{}",
+        text(&out.stdout)
+    );
+    // A bad value names the file, line and column; nothing of the file is written.
+    let bad = dir.path().join("bad.ndjson");
+    std::fs::write(
+        &bad,
+        "{\"customer\":\"dan\",\"plan\":\"pro\"}\n{\"customer\":\"eve\",\"seats\":\"many\"}\n",
+    )
+    .unwrap();
+    let out = import(&db, &["--profiles", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("bad.ndjson:2:") && err.contains("column `seats`") && err.contains("i64"),
+        "{err}"
+    );
+    // With an allowance the bad row is skipped and reported, the good one written.
+    let out = import(&db, &["--profiles", "--skip-bad", "1", bad.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("skipped: ") && text(&out.stderr).contains("bad.ndjson:2:"));
+    assert!(
+        text(&out.stdout).contains("1 profile writes of 1 customers"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Cal has a profile but no event: sets are over customers with events until it has one.
+    let later = dir.path().join("later.csv");
+    std::fs::write(&later, "customer,ts,event\ncal,2026-02-05T10:00:00Z,visit\n").unwrap();
+    assert!(import(&db, &[later.to_str().unwrap()]).status.success());
+    let out = run(
+        &[
+            db_s,
+            "-c",
+            "CREATE COHORT paying AS customer.plan IN ('pro', 'team')",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The members with their profiles; the file imports back as profiles (no time column:
+    // the import's time, which the summary says).
+    let out = run(&["export", db_s, "-", "--cohort", "paying"], None);
+    assert_eq!(text(&out.stdout), "customer,plan,seats\nann,pro,1\ncal,team,4\n");
+    let back = dir.path().join("paying.csv");
+    std::fs::write(&back, text(&out.stdout)).unwrap();
+    let other = dir.path().join("other");
+    let out = import(&other, &["--profiles", back.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("no timestamp column: every write at"));
+    assert!(
+        text(&out.stdout).contains("2 profile writes of 2 customers"),
+        "{}",
+        text(&out.stdout)
+    );
+}

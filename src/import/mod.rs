@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 mod error;
 mod options;
+mod profiles;
 mod staged;
 pub(crate) mod values;
 
@@ -25,6 +26,7 @@ pub use error::ImportError;
 use error::bad_row;
 use options::Layout;
 pub use options::{FileFormat, ImportOptions, PART_ROWS, TsUnit};
+pub use profiles::{ProfileFile, read_profiles};
 pub use staged::Staged;
 use staged::{RowValues, Scalar, too_many_props};
 use values::{infer, parse_as};

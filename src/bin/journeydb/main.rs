@@ -418,6 +418,10 @@ struct ImportArgs {
     /// Fix a property's type: NAME=string|int|float|bool (repeatable).
     #[arg(long = "type", value_name = "NAME=TYPE")]
     types: Vec<String>,
+    /// The files hold customer profiles, not events: a customer column, an optional timestamp
+    /// column, and every other column a `customer.NAME` property.
+    #[arg(long)]
+    profiles: bool,
 }
 
 /// `journeydb import`: the files into the database (created when missing; removed again when
@@ -434,6 +438,7 @@ fn import_cmd(args: ImportArgs, stdout: &mut std::io::Stdout) -> Result<(), Stri
         stage_col,
         skip_bad,
         types,
+        profiles,
     } = args;
     let overrides = types
         .iter()
@@ -461,9 +466,13 @@ fn import_cmd(args: ImportArgs, stdout: &mut std::io::Stdout) -> Result<(), Stri
     }
     let created = !db.join("CURRENT").exists();
     let handle = open_or_create(&db).map_err(|e| e.to_string())?;
-    let result = transfer::import(&handle, &files, &opts, &overrides, stdout).map(|_| ());
+    let result = if profiles {
+        transfer::import_profiles(&handle, &files, &opts, &overrides, stdout).map(|_| ())
+    } else {
+        transfer::import(&handle, &files, &opts, &overrides, stdout).map(|_| ())
+    };
     // A database this command created and filled with nothing is removed again.
-    if created && result.is_err() && handle.stats().events == 0 {
+    if created && result.is_err() && handle.stats().customers == 0 {
         drop(handle);
         let _ = std::fs::remove_dir_all(&db);
     }

@@ -92,6 +92,94 @@ pub fn import(
     Ok(total)
 }
 
+/// Profile writes committed per batch by [`import_profiles`].
+const PROFILE_BATCH: usize = 200_000;
+
+/// Imports profile files (`--profiles`): each read and checked completely (types against the
+/// database's `customer.` properties), then committed — as one batch up to [`PROFILE_BATCH`]
+/// rows, else in batches of that many. A file without a timestamp column writes at the time of
+/// the import, which the summary says. Returns the writes imported.
+pub fn import_profiles(
+    db: &Db,
+    files: &[PathBuf],
+    base: &ImportOptions,
+    overrides: &[(String, PropType)],
+    out: &mut dyn Write,
+) -> Result<u64, String> {
+    let mut total = 0;
+    for file in files {
+        let mut opts = base.clone();
+        let dicts = db.snapshot().dicts();
+        for (id, name) in dicts.props.names().enumerate() {
+            if let (Some(name), Some(ty)) = (name.strip_prefix("customer."), dicts.prop_types.get(id)) {
+                opts.prop_types.insert(name.to_owned(), *ty);
+            }
+        }
+        for (name, ty) in overrides {
+            let name = name.strip_prefix("customer.").unwrap_or(name);
+            match opts.prop_types.insert(name.to_owned(), *ty) {
+                Some(have) if have != *ty => {
+                    return Err(format!(
+                        "--type {name}={ty}: the database already has `customer.{name}` as {have}"
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let now = jiff::Timestamp::now().as_microsecond();
+        let read = import::read_profiles(file, &opts, now).map_err(|e| describe(&e))?;
+        for e in &read.skipped {
+            eprintln!("skipped: {}", crate::render::escape_control(&e.to_string()));
+        }
+        let batches = read.writes.len().div_ceil(PROFILE_BATCH);
+        for (k, chunk) in read.writes.chunks(PROFILE_BATCH).enumerate() {
+            db.commit_with_profiles(&[], chunk).map_err(|e| {
+                let kept = if k == 0 {
+                    "nothing of this file was imported".to_owned()
+                } else {
+                    format!("its first {} rows were imported", k * PROFILE_BATCH)
+                };
+                format!("{}: writing its profiles failed: {e}; {kept}", file.display())
+            })?;
+        }
+        let customers: std::collections::HashSet<&str> =
+            read.writes.iter().map(|w| w.customer.as_str()).collect();
+        let props: Vec<String> = read
+            .props
+            .iter()
+            .map(|(name, ty)| format!("customer.{name} ({ty})"))
+            .collect();
+        let time = match &read.ts_column {
+            Some(column) => format!("times from column `{column}`"),
+            None => format!(
+                "no timestamp column: every write at {}",
+                journeydb::internals::model::format_ts(now)
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "{}: imported {} profile writes of {} customers{}; {}; properties: {}",
+            file.display(),
+            read.writes.len(),
+            customers.len(),
+            if batches > 1 {
+                format!(" in {batches} batches")
+            } else {
+                String::new()
+            },
+            time,
+            if props.is_empty() {
+                "none".to_owned()
+            } else {
+                props.join(", ")
+            },
+        );
+        total += read.writes.len() as u64;
+    }
+    db.flush().map_err(|e| e.to_string())?;
+    Ok(total)
+}
+
 fn describe(e: &ImportError) -> String {
     format!("{e}; nothing of this file was imported")
 }
@@ -191,8 +279,8 @@ pub fn export_cohort(
         ..Default::default()
     };
     let text = format!("CUSTOMERS IN COHORT '{}'", name.replace('\'', "''"));
-    let table = db
-        .snapshot()
+    let snapshot = db.snapshot();
+    let table = snapshot
         .query_with(&text, &opts)
         .map_err(|e| format!("cohort {name}: {e}"))?;
     let ids: Vec<&str> = table
@@ -203,22 +291,7 @@ pub fn export_cohort(
             _ => None,
         })
         .collect();
-    let mut body = String::new();
-    match format {
-        FileFormat::Csv => {
-            body.push_str("customer\n");
-            for id in &ids {
-                body.push_str(&csv_field(id));
-                body.push('\n');
-            }
-        }
-        FileFormat::Ndjson => {
-            for id in &ids {
-                body.push_str(&format!("{{\"customer\":{}}}\n", serde_json::Value::from(*id)));
-            }
-        }
-        _ => return Err(format!("{}: a cohort exports as CSV or NDJSON", path.display())),
-    }
+    let body = members_file(&snapshot, &ids, format).map_err(|e| format!("{}: {e}", path.display()))?;
     if path.as_os_str() == "-" {
         std::io::stdout()
             .write_all(body.as_bytes())
@@ -247,6 +320,64 @@ pub fn export_cohort(
 }
 
 /// `field` as one RFC 4180 CSV field (quoted when it holds a comma, quote or line break).
+/// The members `ids` and their latest profiles as a CSV file (a `customer` column, then one
+/// column per profile property, by name) or NDJSON (one object per member).
+fn members_file(snapshot: &journeydb::Snapshot, ids: &[&str], format: FileFormat) -> Result<String, String> {
+    let mut profiles = Vec::with_capacity(ids.len());
+    let mut names = std::collections::BTreeSet::new();
+    for id in ids {
+        let profile = snapshot.customer_profile(id).map_err(|e| e.to_string())?;
+        names.extend(profile.iter().map(|(name, _)| name.clone()));
+        profiles.push(profile);
+    }
+    let text = |value: &journeydb::Value| match value {
+        journeydb::Value::Str(s) => s.clone(),
+        journeydb::Value::I64(i) => i.to_string(),
+        journeydb::Value::F64(x) => x.to_string(),
+        journeydb::Value::Bool(b) => b.to_string(),
+    };
+    let mut body = String::new();
+    match format {
+        FileFormat::Csv => {
+            let header: Vec<String> = ["customer".to_owned()]
+                .into_iter()
+                .chain(names.iter().map(|n| csv_field(n)))
+                .collect();
+            body.push_str(&header.join(","));
+            body.push('\n');
+            for (id, profile) in ids.iter().zip(&profiles) {
+                body.push_str(&csv_field(id));
+                for name in &names {
+                    body.push(',');
+                    if let Some((_, value)) = profile.iter().find(|(n, _)| n == name) {
+                        body.push_str(&csv_field(&text(value)));
+                    }
+                }
+                body.push('\n');
+            }
+        }
+        FileFormat::Ndjson => {
+            for (id, profile) in ids.iter().zip(&profiles) {
+                let mut object = serde_json::Map::new();
+                object.insert("customer".into(), serde_json::Value::from(*id));
+                for (name, value) in profile {
+                    let json = match value {
+                        journeydb::Value::Str(s) => serde_json::Value::from(s.as_str()),
+                        journeydb::Value::I64(i) => serde_json::Value::from(*i),
+                        journeydb::Value::F64(x) => serde_json::Value::from(*x),
+                        journeydb::Value::Bool(b) => serde_json::Value::from(*b),
+                    };
+                    object.insert(name.clone(), json);
+                }
+                body.push_str(&serde_json::Value::Object(object).to_string());
+                body.push('\n');
+            }
+        }
+        _ => return Err("a cohort exports as CSV or NDJSON".into()),
+    }
+    Ok(body)
+}
+
 fn csv_field(field: &str) -> String {
     if field.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", field.replace('"', "\"\""))
