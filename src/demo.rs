@@ -8,7 +8,7 @@
 //!
 //! Uses: `model`.
 
-use crate::model::{Event, Stage};
+use crate::model::{Event, ProfileUpdate, Stage};
 
 /// 2026-01-01T00:00:00Z in microseconds.
 pub const START_US: i64 = 1_767_225_600_000_000;
@@ -61,6 +61,67 @@ impl Row {
         }
         e
     }
+}
+
+/// Countries of the demo's customer profiles, with their shares.
+pub const COUNTRIES: [(&str, f64); 7] = [
+    ("US", 0.35),
+    ("DE", 0.15),
+    ("GB", 0.15),
+    ("FR", 0.10),
+    ("BR", 0.10),
+    ("IN", 0.10),
+    ("JP", 0.05),
+];
+
+/// Plans of the demo's customer profiles.
+pub const PLANS: [&str; 3] = ["free", "plus", "pro"];
+
+/// The customer profiles of `rows` (deterministic per seed): every customer gets a `country`
+/// and a `plan` (free 70 %, plus 20 %, pro 10 %) at its first event; a customer who purchases
+/// is more likely to be on a paid plan, and one in five of the free customers who purchase
+/// upgrades to `plus` at its first purchase (a second write: the latest value is `plus`).
+pub fn profiles(rows: &[Row], seed: u64) -> Vec<ProfileUpdate> {
+    // (first event, first purchase) per customer.
+    let mut seen: std::collections::BTreeMap<u32, (i64, Option<i64>)> = Default::default();
+    for r in rows {
+        let e = seen.entry(r.customer).or_insert((r.ts_us, None));
+        e.0 = e.0.min(r.ts_us);
+        if EVENTS[r.event as usize % EVENTS.len()].0 == "purchase" {
+            e.1 = Some(e.1.map_or(r.ts_us, |t: i64| t.min(r.ts_us)));
+        }
+    }
+    let mut out = Vec::with_capacity(seen.len() + seen.len() / 10);
+    for (customer, (first, purchase)) in seen {
+        let mut rng = Rng::new(seed ^ u64::from(customer).wrapping_mul(0x2545_f491_4f6c_dd1d));
+        let mut draw = rng.f64();
+        let country = COUNTRIES
+            .iter()
+            .find(|(_, share)| {
+                draw -= share;
+                draw < 0.0
+            })
+            .map_or("US", |c| c.0);
+        let paid = if purchase.is_some() { 0.45 } else { 0.25 };
+        let plan = match rng.f64() {
+            x if x < paid * 0.65 => "plus",
+            x if x < paid => "pro",
+            _ => "free",
+        };
+        let id = customer.to_string();
+        out.push(
+            ProfileUpdate::new(id.clone(), first)
+                .with_prop("country", country)
+                .with_prop("plan", plan),
+        );
+        if let Some(at) = purchase
+            && plan == "free"
+            && rng.chance(0.2)
+        {
+            out.push(ProfileUpdate::new(id, at).with_prop("plan", "plus"));
+        }
+    }
+    out
 }
 
 /// A small, fast, deterministic PRNG (SplitMix64).

@@ -59,6 +59,12 @@ fn demo_then_queries_in_every_format() {
         "{stdout}"
     );
     assert!(stdout.contains("repeat_buyers"), "{stdout}");
+    // The profile stop: conversion by the customers' plan.
+    assert!(stdout.contains("BY customer.plan"), "{stdout}");
+    assert!(
+        stdout.contains("\nplus\n") || stdout.contains("│ plus"),
+        "{stdout}"
+    );
     // Reusing the database does not regenerate it (nor save its cohorts again).
     let again = run(&["demo", db_s], None);
     assert!(again.status.success(), "{}", text(&again.stderr));

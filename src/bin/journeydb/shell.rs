@@ -318,7 +318,7 @@ impl Session {
     /// `.help`: the statements and the dot-commands.
     fn help(&mut self) {
         let mut s = String::from(
-            "Statements end with `;` (FUNNEL, RETENTION, TREND, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, TIMELINE, CUSTOMERS, TOP CUSTOMERS, EXPLAIN, CREATE COHORT name AS set, DROP COHORT, COHORTS, and FORGET CUSTOMER 'id' to erase a customer; see docs/QUERY.md).\n",
+            "Statements end with `;` (FUNNEL, RETENTION, TREND, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, TIMELINE, CUSTOMERS, TOP CUSTOMERS, EXPLAIN, CREATE COHORT name AS set, DROP COHORT, COHORTS, and FORGET CUSTOMER 'id' to erase a customer; see docs/QUERY.md). Customer-profile properties read as customer.NAME in WHERE, BY and cohorts (import them with `journeydb import DB FILE --profiles`).\n",
         );
         for (c, h) in DOT_COMMANDS {
             s += &format!("{c:<30} {h}\n");
@@ -727,9 +727,7 @@ impl Completer for ShellHelper {
         {
             return self.files.complete(line, pos, ctx);
         }
-        let start = before
-            .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
-            .map_or(0, |i| i + before[i..].chars().next().map_or(1, char::len_utf8));
+        let start = word_start(before);
         let word = &before[start..];
         if word.is_empty() {
             return Ok((pos, Vec::new()));
@@ -771,6 +769,13 @@ impl Validator for ShellHelper {
 }
 
 /// Complete input: empty, a dot-command, or statements each ended by `;`.
+/// Where the word being completed starts in `before` (a `customer.NAME` property is one word).
+fn word_start(before: &str) -> usize {
+    before
+        .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+        .map_or(0, |i| i + before[i..].chars().next().map_or(1, char::len_utf8))
+}
+
 pub fn is_complete(input: &str) -> bool {
     let t = input.trim();
     if t.is_empty() || t.starts_with('.') {
@@ -812,6 +817,8 @@ mod tests {
             vec!["FUNNEL a -> b WITHIN 1d", "TREND count WHERE x = ';' PERIOD day"]
         );
         assert_eq!(b.trim(), "TREND");
+        assert_eq!(word_start("TREND uniq WHERE customer.pl"), 17);
+        assert_eq!(word_start("FUNNEL vis"), 7);
         assert!(is_complete("TREND count\nPERIOD day;"));
         assert!(!is_complete("TREND count\nPERIOD day"));
         assert!(!is_complete("TREND count WHERE x = ';"));
