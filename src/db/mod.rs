@@ -155,6 +155,8 @@ struct Inner {
     cohorts: RwLock<(u64, Arc<Vec<CohortEntry>>)>,
     /// Members of dynamic cohorts evaluated on the newest snapshot (see [`CohortCache`]).
     cohort_cache: Mutex<CohortCache>,
+    /// The latest profile values last built, and what they were built from (`db::profiles`).
+    profile_cache: Mutex<Option<(profiles::ProfilesKey, Arc<profiles::Profiles>)>>,
     sync: SyncCoordinator,
     visible_seq: AtomicU64,
     compaction: Mutex<()>,

@@ -192,6 +192,7 @@ impl Db {
             stage_map: RwLock::new(stage_map),
             cohorts: RwLock::new((0, cohorts)),
             cohort_cache: Mutex::new(CohortCache::default()),
+            profile_cache: Mutex::new(None),
             sync,
             visible_seq: AtomicU64::new(end.next_seq),
             compaction: Mutex::new(()),

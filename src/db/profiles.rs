@@ -58,11 +58,23 @@ impl Profiles {
     }
 }
 
+/// What a snapshot's profile table is built from: the version (its profile segments) and how
+/// many of the buffer's profile writes the snapshot sees (the buffer only grows within a
+/// version). Snapshots with the same key share one table.
+pub(super) type ProfilesKey = (u64, usize);
+
 impl Snapshot {
     /// The customers' latest profile values as of this snapshot.
     pub(crate) fn profiles(&self) -> Result<Arc<Profiles>> {
         if let Some(p) = self.profiles.get() {
             return Ok(p.clone());
+        }
+        let key = (self.version.generation, self.profile_rows.len());
+        let cached = self.db().inner.profile_cache.lock().clone();
+        if let Some((at, profiles)) = cached
+            && at == key
+        {
+            return Ok(self.profiles.get_or_init(|| profiles).clone());
         }
         let mut sources: Vec<Source> = self
             .version
@@ -82,6 +94,7 @@ impl Snapshot {
         }
         out.rows.pad_props();
         let out = Arc::new(out);
+        *self.db().inner.profile_cache.lock() = Some((key, out.clone()));
         Ok(self.profiles.get_or_init(|| out).clone())
     }
 

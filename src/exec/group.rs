@@ -4,7 +4,10 @@
 //!
 //! Uses: `model`, `plan`, `query`; rooms `options`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use roaring::RoaringBitmap;
 
 use crate::exec::options::{Input, QueryError};
 use crate::model::{Columns, PROFILE_PREFIX, PropType};
@@ -20,8 +23,17 @@ pub(super) struct GroupBy {
     /// Its type.
     pub(super) ty: PropType,
     /// For a customer property: each customer's latest value (by internal id; `None`: never
-    /// set). `None` for an event property.
-    customers: Option<Arc<Vec<Option<u64>>>>,
+    /// set), and the customers of each value. `None` for an event property.
+    customers: Option<Arc<CustomerGroups>>,
+}
+
+/// The groups of a customer property.
+#[derive(Debug)]
+struct CustomerGroups {
+    /// Each customer's value, by internal id.
+    values: Vec<Option<u64>>,
+    /// The customers of each value (value slots ascending).
+    members: Vec<(u64, RoaringBitmap)>,
 }
 
 impl GroupBy {
@@ -46,19 +58,25 @@ impl GroupBy {
         let profiles = snapshot.profiles()?;
         let rows = &profiles.rows;
         let mut values = vec![None; input.customers as usize];
+        let mut members: BTreeMap<u64, RoaringBitmap> = BTreeMap::new();
         if let Some(col) = rows.prop(prop) {
             for (i, &cid) in rows.cid.iter().enumerate() {
                 if let Some(value) = values.get_mut(cid as usize)
                     && col.valid[i]
                 {
                     *value = Some(col.vals[i]);
+                    members.entry(col.vals[i]).or_default().insert(cid);
                 }
             }
         }
+        let groups = CustomerGroups {
+            values,
+            members: members.into_iter().collect(),
+        };
         Ok(GroupBy {
             prop,
             ty,
-            customers: Some(Arc::new(values)),
+            customers: Some(Arc::new(groups)),
         })
     }
 
@@ -66,9 +84,15 @@ impl GroupBy {
     #[inline]
     pub(super) fn slot(&self, rows: &Columns, i: usize) -> Option<u64> {
         match &self.customers {
-            Some(values) => values.get(rows.cid[i] as usize).copied().flatten(),
+            Some(groups) => groups.values.get(rows.cid[i] as usize).copied().flatten(),
             None => slot(rows, self.prop, i),
         }
+    }
+
+    /// For a customer property, the customers of each value (value slots ascending; the
+    /// customers in none are the null group).
+    pub(super) fn customer_members(&self) -> Option<&[(u64, RoaringBitmap)]> {
+        self.customers.as_ref().map(|groups| groups.members.as_slice())
     }
 
     /// The event property grouped by, if it is one (what the scan must read, and what index

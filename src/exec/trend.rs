@@ -529,12 +529,12 @@ pub(super) fn uniq_from_bitmaps(
     (lo, hi): (i64, i64),
 ) -> Option<TrendPartial> {
     let utc = op.buckets.tz == jiff::tz::TimeZone::UTC;
-    if op.agg != Agg::Uniq
-        || op.filter.is_some()
-        || op.by.is_some()
-        || !utc
-        || op.buckets.period == Period::Hour
-    {
+    // A customer property's groups are customer sets: each bucket's customers split by them.
+    let groups = match &op.by {
+        None => None,
+        Some(by) => Some(by.customer_members()?),
+    };
+    if op.agg != Agg::Uniq || op.filter.is_some() || !utc || op.buckets.period == Period::Hour {
         return None;
     }
     let stage = match &op.step {
@@ -562,14 +562,20 @@ pub(super) fn uniq_from_bitmaps(
                 u |= x;
             }
         }
-        if !u.is_empty() {
-            out.insert(
-                (None, k),
-                AggState {
-                    customers: u.len(),
-                    ..AggState::default()
-                },
-            );
+        let count = |customers: u64| AggState {
+            customers,
+            ..AggState::default()
+        };
+        let mut grouped = 0;
+        for (slot, members) in groups.unwrap_or_default() {
+            let n = u.intersection_len(members);
+            if n > 0 {
+                out.insert((Some(*slot), k), count(n));
+                grouped += n;
+            }
+        }
+        if u.len() > grouped {
+            out.insert((None, k), count(u.len() - grouped));
         }
     }
     Some(out)
