@@ -1,6 +1,6 @@
 //! CUSTOMERS: the list of customers in a stage, a funnel step or a retention cell.
 //!
-//! Uses: `model`, `plan`, `query`, `result`, `segment`; rooms `funnel`, `labels`, `operator`, `options`, `range`, `retention`, `scan`.
+//! Uses: `model`, `plan`, `query`, `result`, `segment`; rooms `funnel`, `labels`, `operator`, `options`, `range`, `retention`, `rfm`, `scan`.
 
 use crate::exec::funnel::funnel;
 use crate::exec::labels::customer_table;
@@ -123,6 +123,10 @@ pub(super) fn customers(
             input,
             opts,
         ),
+        Drill::Rfm { rfm, segment } => {
+            let members = super::rfm::segment_members(rfm, &segment.0, text, input, opts)?;
+            Ok(customer_table(&members, input.dicts, c.limit, opts.rows_max))
+        }
         // Answered by `run_on`, which has the snapshot's cohorts.
         Drill::Cohort((name, span)) => Err(crate::query::ParseError::new(
             *span,

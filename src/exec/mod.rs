@@ -34,6 +34,7 @@ mod stickiness;
 mod stages;
 mod transitions;
 mod top;
+mod rfm;
 mod cohort;
 
 pub use options::{Input, QueryError, QueryOptions, Restriction};
@@ -67,6 +68,7 @@ pub fn execute(
         Statement::Stages(st) => stages::stages(st, text, input, opts)?,
         Statement::Transitions(tr) => transitions::transitions(tr, text, input, opts)?,
         Statement::Top(top) => top::top_customers(top, text, input, opts)?,
+        Statement::Rfm(r) => rfm::rfm(r, text, input, opts)?,
         Statement::Forget(f) => return Err(read_only(f.span, "FORGET CUSTOMER")),
         Statement::CreateCohort(c) => return Err(read_only(c.name.1, "CREATE COHORT")),
         Statement::DropCohort((_, span)) => return Err(read_only(*span, "DROP COHORT")),

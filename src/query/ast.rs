@@ -358,6 +358,32 @@ pub struct TopCustomers {
     pub common: Common,
 }
 
+/// The RFM segments, best first (docs/QUERY.md, RFM): each is a set of (R, F) score pairs.
+pub const RFM_SEGMENTS: [&str; 10] = [
+    "champions",
+    "loyal_customers",
+    "potential_loyalists",
+    "new_customers",
+    "promising",
+    "need_attention",
+    "about_to_sleep",
+    "cant_lose",
+    "at_risk",
+    "hibernating",
+];
+
+/// `RFM OF step VALUE prop …`: recency, frequency and monetary value per customer, scored 1–5
+/// and mapped to named segments (docs/QUERY.md, RFM).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rfm {
+    /// The events that count (purchases, typically).
+    pub step: Step,
+    /// The numeric property summed as the monetary value, and its span.
+    pub value: (String, Span),
+    /// Common clauses.
+    pub common: Common,
+}
+
 /// `TREND ...`
 #[derive(Clone, Debug, PartialEq)]
 pub struct Trend {
@@ -457,6 +483,13 @@ pub enum Drill {
     },
     /// `CUSTOMERS IN COHORT name`: the members of a saved cohort.
     Cohort((String, Span)),
+    /// `CUSTOMERS <rfm> SEGMENT name`: the customers of one RFM segment.
+    Rfm {
+        /// The RFM statement.
+        rfm: Box<Rfm>,
+        /// The segment's name and span.
+        segment: (String, Span),
+    },
 }
 
 /// `CUSTOMERS ... [LIMIT n]`
@@ -502,6 +535,8 @@ pub enum Statement {
     Timeline(Timeline),
     /// TOP CUSTOMERS
     Top(TopCustomers),
+    /// RFM
+    Rfm(Rfm),
     /// FORGET CUSTOMER (changes the database)
     Forget(Forget),
     /// CREATE COHORT (changes the database)
@@ -620,9 +655,11 @@ impl Statement {
                 Drill::Funnel { funnel, .. } => funnel.all_steps().collect(),
                 Drill::Retention { retention, .. } => vec![&retention.start, &retention.ret],
                 Drill::Stage { .. } | Drill::Cohort(_) => Vec::new(),
+                Drill::Rfm { rfm, .. } => vec![&rfm.step],
             },
             Statement::Trend(t) => t.step.iter().collect(),
             Statement::Top(top) => top.step.iter().collect(),
+            Statement::Rfm(rfm) => vec![&rfm.step],
             Statement::Lifecycle(l) => vec![&l.step],
             Statement::Stickiness(st) => vec![&st.step],
             Statement::CreateCohort(c) => c.set.steps(),
@@ -646,9 +683,11 @@ impl Statement {
                 Drill::Retention { retention, .. } => &retention.common,
                 Drill::Stage { common, .. } => common,
                 Drill::Cohort(_) => return None,
+                Drill::Rfm { rfm, .. } => &rfm.common,
             },
             Statement::Trend(t) => &t.common,
             Statement::Top(top) => &top.common,
+            Statement::Rfm(rfm) => &rfm.common,
             Statement::Lifecycle(l) => &l.common,
             Statement::Stickiness(st) => &st.common,
             Statement::Timeline(t) => &t.common,

@@ -14,7 +14,7 @@ use super::{ParseError, Span};
 use crate::limits;
 
 /// The statement keywords.
-pub const STATEMENTS: [&str; 15] = [
+pub const STATEMENTS: [&str; 16] = [
     "FORGET",
     "CREATE",
     "DROP",
@@ -30,11 +30,14 @@ pub const STATEMENTS: [&str; 15] = [
     "CUSTOMERS",
     "EXPLAIN",
     "TOP",
+    "RFM",
 ];
 
 /// Words with a meaning only in their clause (not reserved; they may also name events).
-pub const CONTEXTUAL: [&str; 27] = [
+pub const CONTEXTUAL: [&str; 29] = [
     "COHORT",
+    "VALUE",
+    "SEGMENT",
     "AS",
     "STATIC",
     "DID",
@@ -277,6 +280,9 @@ impl Parser<'_> {
         if self.eat_kw("TOP") {
             self.expect_kw("CUSTOMERS", "(TOP CUSTOMERS BY count LIMIT 10)")?;
             return self.top_customers().map(Statement::Top);
+        }
+        if self.eat_kw("RFM") {
+            return self.rfm().map(Statement::Rfm);
         }
         if self.eat_kw("FORGET") {
             self.expect_kw("CUSTOMER", "(FORGET CUSTOMER 'id')")?;

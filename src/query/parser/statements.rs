@@ -456,11 +456,30 @@ impl Parser<'_> {
             Drill::Cohort(self.name("a cohort name")?)
         } else if self.eat_kw("IN") {
             self.stage_drill()?
+        } else if self.eat_kw("RFM") {
+            let rfm = self.rfm()?;
+            self.expect_kw(
+                "SEGMENT",
+                "(CUSTOMERS RFM OF purchase VALUE amount SEGMENT champions)",
+            )?;
+            let segment = self.name("an RFM segment")?;
+            if !RFM_SEGMENTS.contains(&segment.0.as_str()) {
+                let mut e = ParseError::new(segment.1, format!("unknown RFM segment `{}`", segment.0));
+                e = match suggest(&segment.0, &RFM_SEGMENTS) {
+                    Some(s) => e.with_help(format!("did you mean `{s}`?")),
+                    None => e.with_help(format!("the segments are {}", RFM_SEGMENTS.join(", "))),
+                };
+                return Err(e);
+            }
+            Drill::Rfm {
+                rfm: Box::new(rfm),
+                segment,
+            }
         } else {
             return Err(ParseError::new(
                 t.span,
                 format!(
-                    "expected FUNNEL, RETENTION, IN STAGE or IN COHORT after CUSTOMERS, found {}",
+                    "expected FUNNEL, RETENTION, RFM, IN STAGE or IN COHORT after CUSTOMERS, found {}",
                     describe(&t.tok)
                 ),
             ));

@@ -1,5 +1,6 @@
-//! The parser of `TOP CUSTOMERS BY m [OF step] [ASC | DESC] [LIMIT n] common…` (docs/QUERY.md,
-//! TOP CUSTOMERS), after its two words.
+//! The parsers of the per-customer statements: `TOP CUSTOMERS BY m [OF step] [ASC | DESC]
+//! [LIMIT n] common…` (docs/QUERY.md, TOP CUSTOMERS) and `RFM OF step VALUE prop common…`
+//! (docs/QUERY.md, RFM), after their first words.
 //!
 //! Uses: rooms `ast`, `lexer`.
 
@@ -62,6 +63,18 @@ impl Parser<'_> {
             }
         }
         Ok(top)
+    }
+
+    /// `RFM OF step VALUE prop common…`, after `RFM`.
+    pub(super) fn rfm(&mut self) -> Result<Rfm, ParseError> {
+        const EXAMPLE: &str = "(RFM OF purchase VALUE amount)";
+        self.expect_kw("OF", EXAMPLE)?;
+        let step = self.step()?;
+        self.expect_kw("VALUE", EXAMPLE)?;
+        let value = self.name("a numeric property")?;
+        let mut common = Common::default();
+        while self.common(&mut common)? {}
+        Ok(Rfm { step, value, common })
     }
 
     /// `count`, `sum(p)`, `avg(p)`, `min(p)`, `max(p)`, `first_seen`, `last_seen`,
