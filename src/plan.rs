@@ -210,6 +210,22 @@ impl Matcher {
         self.filter.is_some()
     }
 
+    /// The step as a table by event id (`events` ids), when it tests event names only (no
+    /// stage, no property): one look-up per row instead of [`matches`](Self::matches).
+    pub fn name_table(&self, events: usize) -> Option<Vec<bool>> {
+        let ids = self.events.as_ref()?;
+        if self.stage.is_some() || self.uses_props() {
+            return None;
+        }
+        let mut table = vec![false; events];
+        for &id in ids {
+            if let Some(slot) = table.get_mut(id as usize) {
+                *slot = true;
+            }
+        }
+        Some(table)
+    }
+
     /// Whether row `i` matches.
     #[inline]
     pub fn matches(&self, cols: &Columns, i: usize, dicts: &Dicts) -> bool {

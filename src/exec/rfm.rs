@@ -41,6 +41,8 @@ struct Scored {
 
 pub(super) struct RfmOp<'a> {
     step: Matcher,
+    /// The step by event id, when it tests names only (see `Matcher::name_table`).
+    step_events: Option<Vec<bool>>,
     value: (u32, PropType),
     filter: Option<CPred>,
     range: Option<(i64, i64)>,
@@ -75,13 +77,23 @@ fn segment_of(r: u8, f: u8) -> usize {
         .unwrap_or(RFM_SEGMENTS.len() - 1)
 }
 
-/// The score of `value` among `sorted` (every customer's value, ascending): 1 + ⌊5 × (the
-/// customers with a strictly smaller value) / N⌋ — quintiles by rank, equal values equal
-/// scores, so the answer never depends on the order customers are read in.
-fn score<T: PartialOrd>(sorted: &[T], value: &T) -> u8 {
-    let below = sorted.partition_point(|x| x < value) as u64;
-    let n = sorted.len().max(1) as u64;
-    1 + (5 * below / n) as u8
+/// Every customer's score for one measure (`values[i]` is customer i's): 1 + ⌊5 × (the
+/// customers with a strictly smaller value) / N⌋ — quintiles by rank, equal values equal scores,
+/// so the answer never depends on the order customers are read in. One sort, then one walk.
+fn scores<T: Copy>(values: &[T], cmp: impl Fn(&T, &T) -> std::cmp::Ordering) -> Vec<u8> {
+    let n = values.len().max(1) as u64;
+    let mut order: Vec<u32> = (0..values.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| cmp(&values[a as usize], &values[b as usize]));
+    let mut out = vec![0u8; values.len()];
+    let mut below = 0;
+    for (position, &i) in order.iter().enumerate() {
+        // A new value: every customer before it is strictly below.
+        if position > 0 && cmp(&values[order[position - 1] as usize], &values[i as usize]).is_lt() {
+            below = position as u64;
+        }
+        out[i as usize] = 1 + (5 * below / n) as u8;
+    }
+    out
 }
 
 impl<'a> RfmOp<'a> {
@@ -93,8 +105,10 @@ impl<'a> RfmOp<'a> {
             let why = format!("`{name}` is {}; the monetary value needs a number", value.1);
             return Err(ParseError::new(span, why).into());
         }
+        let step = res.step(&rfm.step)?;
         Ok(RfmOp {
-            step: res.step(&rfm.step)?,
+            step_events: step.name_table(input.dicts.events.len()),
+            step,
             value,
             filter: rfm.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
             range: res.range(&rfm.common.range)?,
@@ -105,25 +119,20 @@ impl<'a> RfmOp<'a> {
     /// Every customer's scores and segment (customer ids ascending).
     fn scored(mut customers: Vec<Measures>) -> Vec<Scored> {
         customers.sort_unstable_by_key(|m| m.cid);
-        let mut lasts: Vec<i64> = customers.iter().map(|m| m.last).collect();
-        let mut frequencies: Vec<u64> = customers.iter().map(|m| m.frequency).collect();
-        let mut monetary: Vec<f64> = customers.iter().map(|m| m.monetary).collect();
-        lasts.sort_unstable();
-        frequencies.sort_unstable();
-        monetary.sort_unstable_by(f64::total_cmp);
-        (customers.into_iter())
-            .map(|measures| {
-                // A more recent last event is better: it has the more customers below it.
-                let r = score(&lasts, &measures.last);
-                let f = score(&frequencies, &measures.frequency);
-                let m = score(&monetary, &measures.monetary);
-                Scored {
-                    measures,
-                    r,
-                    f,
-                    m,
-                    segment: segment_of(r, f),
-                }
+        // A more recent last event is better: it has the more customers below it.
+        let lasts: Vec<i64> = customers.iter().map(|m| m.last).collect();
+        let frequencies: Vec<u64> = customers.iter().map(|m| m.frequency).collect();
+        let monetary: Vec<f64> = customers.iter().map(|m| m.monetary).collect();
+        let r = scores(&lasts, Ord::cmp);
+        let f = scores(&frequencies, Ord::cmp);
+        let m = scores(&monetary, f64::total_cmp);
+        (customers.into_iter().enumerate())
+            .map(|(i, measures)| Scored {
+                measures,
+                r: r[i],
+                f: f[i],
+                m: m[i],
+                segment: segment_of(r[i], f[i]),
             })
             .collect()
     }
@@ -153,8 +162,12 @@ impl Operator for RfmOp<'_> {
         let (mut last, mut frequency) = (0, 0u64);
         for i in run {
             let ts = rows.ts[i];
+            let step = match &self.step_events {
+                Some(table) => table.get(rows.event[i] as usize).copied().unwrap_or(false),
+                None => self.step.matches(rows, i, self.dicts),
+            };
             if self.range.is_some_and(|(lo, hi)| ts < lo || ts >= hi)
-                || !self.step.matches(rows, i, self.dicts)
+                || !step
                 || !passes(&self.filter, rows, i, self.dicts)
             {
                 continue;
@@ -176,7 +189,8 @@ impl Operator for RfmOp<'_> {
                 cid,
                 last,
                 frequency,
-                monetary: values.iter().sum(),
+                // `+ 0.0`: an empty sum is −0.0, which must equal a sum of zeros when scored.
+                monetary: values.iter().sum::<f64>() + 0.0,
             });
         }
         partial.values = values;

@@ -99,19 +99,7 @@ impl<'a> TopOp<'a> {
             Measure::Max(p, s) => numeric(p, *s).map(|(id, ty)| MeasureOp::Max(id, ty))?,
         };
         let step = top.step.as_ref().map(|s| res.step(s)).transpose()?;
-        let step_events = step.as_ref().and_then(|m| {
-            let ids = m.events.as_ref()?;
-            if m.stage.is_some() || m.uses_props() {
-                return None;
-            }
-            let mut table = vec![false; input.dicts.events.len()];
-            for &id in ids {
-                if let Some(slot) = table.get_mut(id as usize) {
-                    *slot = true;
-                }
-            }
-            Some(table)
-        });
+        let step_events = step.as_ref().and_then(|m| m.name_table(input.dicts.events.len()));
         Ok(TopOp {
             measure,
             step,
@@ -184,12 +172,14 @@ impl<'a> TopOp<'a> {
             values.sort_unstable_by(f64::total_cmp);
             let (&min, &max) = (values.first()?, values.last()?);
             let sum: f64 = values.iter().sum();
-            return Some(Value::Float(match self.measure {
+            let value = match self.measure {
                 MeasureOp::Sum(..) => sum,
                 MeasureOp::Avg(..) => sum / values.len() as f64,
                 MeasureOp::Min(..) => min,
                 _ => max,
-            }));
+            };
+            // `+ 0.0` makes −0.0 zero: the ranking (a total order) must tie it with 0.
+            return Some(Value::Float(value + 0.0));
         }
         Some(match self.measure {
             MeasureOp::FirstSeen => Value::Int(rows.ts[first]),
