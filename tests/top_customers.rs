@@ -234,3 +234,16 @@ fn bad_measures_are_errors_with_hints() {
     // No customer has the step: no rows, not an error.
     assert!(table(&db, "TOP CUSTOMERS BY count OF refund").is_empty());
 }
+
+#[test]
+fn negative_zero_ties_with_zero() {
+    // −0.0 and 0.0 are the same amount: one rank, listed by customer id.
+    let (_d, db) = db(&[
+        purchase("zed", T0, 0.0),
+        purchase("amy", T0, -0.0),
+        purchase("bea", T0, 1.0),
+    ]);
+    let rows = table(&db, "TOP CUSTOMERS BY sum(amount) OF purchase ASC");
+    let summary: Vec<(i64, &str)> = rows.iter().map(|(r, c, _)| (*r, c.as_str())).collect();
+    assert_eq!(summary, [(1, "amy"), (1, "zed"), (3, "bea")]);
+}
