@@ -42,6 +42,10 @@ fn queries(c: &mut Criterion) {
         db.commit(&chunk.iter().map(demo::Row::to_event).collect::<Vec<_>>())
             .unwrap();
     }
+    // Customer profiles (country, plan; some upgrade at their first purchase).
+    for chunk in demo::profiles(&rows, 42).chunks(50_000) {
+        db.commit_with_profiles(&[], chunk).unwrap();
+    }
     db.flush().unwrap();
     if !time_ordered {
         db.compact().unwrap();
@@ -132,6 +136,24 @@ fn queries(c: &mut Criterion) {
             "Q1_funnel_in_repeat_buyers",
             "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d TIES STRICT WHERE CUSTOMER IN repeat_buyers".into(),
         ),
+        // Customer profiles (issue 27 §1) beside the same statements on event properties.
+        (
+            "Q1_funnel_where_plan_pro",
+            "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d TIES STRICT WHERE customer.plan = 'pro'".into(),
+        ),
+        (
+            "Q1_funnel_by_channel",
+            "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d TIES STRICT BY channel".into(),
+        ),
+        (
+            "Q1_funnel_by_plan",
+            "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d TIES STRICT BY customer.plan".into(),
+        ),
+        (
+            "Q3_uniq_by_country",
+            "TREND uniq PERIOD day BY customer.country".into(),
+        ),
+        ("rfm_revenue", "RFM OF purchase VALUE amount".into()),
         (
             "Q1_funnel_by_3_cohorts",
             "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d TIES STRICT BY COHORT repeat_buyers, mobile_first, heavy".into(),

@@ -54,10 +54,20 @@ fn the_latest_write_of_each_property_wins_by_time_then_commit_order() {
             &[("country", s("FR")), ("seats", Value::I64(3))],
         )],
     );
+    write(
+        &db,
+        vec![update(
+            "ann",
+            11,
+            &[("trial", Value::Bool(true)), ("score", Value::F64(-2.5))],
+        )],
+    );
     let want = vec![
         ("country".to_owned(), s("FR")),
         ("plan".to_owned(), s("pro")),
+        ("score".to_owned(), Value::F64(-2.5)),
         ("seats".to_owned(), Value::I64(3)),
+        ("trial".to_owned(), Value::Bool(true)),
     ];
     assert_eq!(profile(&db, "ann"), want);
     assert!(profile(&db, "bob").is_empty());
@@ -142,6 +152,33 @@ fn forget_erases_the_profile_and_compaction_keeps_the_others() {
             file.display()
         );
     }
+}
+
+#[test]
+fn forget_erases_a_profile_from_a_single_profile_segment() {
+    // One profile segment holding the customer (nothing to merge): it is still rewritten.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let db = Db::create(&path, Options::default()).unwrap();
+    write(
+        &db,
+        vec![
+            update("ann", 0, &[("plan", s("Forgottenplan"))]),
+            update("bob", 0, &[("plan", s("team"))]),
+        ],
+    );
+    db.flush().unwrap();
+    db.forget_customer("ann").unwrap();
+    assert!(profile(&db, "ann").is_empty());
+    assert_eq!(profile(&db, "bob"), vec![("plan".to_owned(), s("team"))]);
+    drop(db);
+    let db = Db::open(&path, Options::default()).unwrap();
+    assert!(profile(&db, "ann").is_empty());
+    // Forgetting a customer without a profile keeps the profile segment as it is.
+    db.commit(&[Event::new("cal", T0, "visit")]).unwrap();
+    db.forget_customer("cal").unwrap();
+    assert_eq!(profile(&db, "bob"), vec![("plan".to_owned(), s("team"))]);
+    db.verify().unwrap();
 }
 
 fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -927,7 +927,7 @@ fn profiles_import_query_and_export() {
     let bad = dir.path().join("bad.ndjson");
     std::fs::write(
         &bad,
-        "{\"customer\":\"dan\",\"plan\":\"pro\"}\n{\"customer\":\"eve\",\"seats\":\"many\"}\n",
+        "{\"customer\":\"dan\",\"time\":\"2026-01-02T00:00:00Z\",\"plan\":\"pro\",\"vip\":true,\"score\":1.5,\"seats\":2,\"note\":null}\n{\"customer\":\"eve\",\"seats\":\"many\"}\n",
     )
     .unwrap();
     let out = import(&db, &["--profiles", bad.to_str().unwrap()]);
@@ -937,6 +937,24 @@ fn profiles_import_query_and_export() {
         err.contains("bad.ndjson:2:") && err.contains("column `seats`") && err.contains("i64"),
         "{err}"
     );
+    // A CSV error names its field: a bad value (line 3, field 3), a bad time, an empty id.
+    let bad_csv = dir.path().join("bad.csv");
+    for (body, want) in [
+        (
+            "customer,ts,seats\nann,2026-01-01T00:00:00Z,2\nbob,2026-01-01T00:00:00Z,lots\n",
+            "bad.csv:3:3: column `seats`",
+        ),
+        ("customer,ts,seats\nann,yesterday,2\n", "bad.csv:2:2: column `ts`"),
+        (
+            "customer,ts,seats\n,2026-01-01T00:00:00Z,2\n",
+            "bad.csv:2:1: column `customer`",
+        ),
+    ] {
+        std::fs::write(&bad_csv, body).unwrap();
+        let out = import(&db, &["--profiles", bad_csv.to_str().unwrap()]);
+        assert!(!out.status.success());
+        assert!(text(&out.stderr).contains(want), "{want}: {}", text(&out.stderr));
+    }
     // With an allowance the bad row is skipped and reported, the good one written.
     let out = import(&db, &["--profiles", "--skip-bad", "1", bad.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -945,6 +963,12 @@ fn profiles_import_query_and_export() {
         text(&out.stdout).contains("1 profile writes of 1 customers"),
         "{}",
         text(&out.stdout)
+    );
+    // The customer and time columns are not properties.
+    let out = run(&[db_s, "--format", "csv", "-c", "TIMELINE 'dan'"], None);
+    assert_eq!(
+        text(&out.stdout),
+        "ts,event,stage,properties\n2026-01-02T00:00:00.000Z,,,\"customer.plan=pro, customer.score=1.5, customer.seats=2, customer.vip=true\"\n"
     );
     // Cal has a profile but no event: sets are over customers with events until it has one.
     let later = dir.path().join("later.csv");
