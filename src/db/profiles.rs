@@ -16,6 +16,9 @@ use crate::manifest::SegmentEntry;
 use crate::merge::{Merge, Source};
 use crate::model::{Columns, PROFILE_PREFIX, PropType, Value};
 use crate::segment::{self, ColumnSet, Segment};
+use parking_lot::Mutex;
+use roaring::RoaringBitmap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// The latest profile values: one row per customer with a profile write (customer ids
@@ -26,9 +29,44 @@ use std::sync::Arc;
 pub struct Profiles {
     /// The rows.
     pub rows: Columns,
+    /// [`ValueGroups`] of the properties asked for so far (the table is shared by snapshots).
+    groups: Mutex<HashMap<u32, Arc<ValueGroups>>>,
+}
+
+/// One profile property's groups: each customer's value and each value's customers.
+#[derive(Debug, Default)]
+pub struct ValueGroups {
+    /// Each customer's value by internal id (`None`, or an id past the end: never set).
+    pub values: Vec<Option<u64>>,
+    /// The customers of each value, value slots ascending.
+    pub members: Vec<(u64, RoaringBitmap)>,
 }
 
 impl Profiles {
+    /// The groups of property `prop` (built once per table).
+    pub fn groups(&self, prop: u32) -> Arc<ValueGroups> {
+        if let Some(groups) = self.groups.lock().get(&prop) {
+            return groups.clone();
+        }
+        let rows = &self.rows;
+        let mut values = vec![None; rows.cid.last().map_or(0, |&c| c as usize + 1)];
+        let mut members: BTreeMap<u64, RoaringBitmap> = BTreeMap::new();
+        if let Some(col) = rows.prop(prop) {
+            for (i, &cid) in rows.cid.iter().enumerate() {
+                if col.valid[i] {
+                    values[cid as usize] = Some(col.vals[i]);
+                    members.entry(col.vals[i]).or_default().insert(cid);
+                }
+            }
+        }
+        let groups = Arc::new(ValueGroups {
+            values,
+            members: members.into_iter().collect(),
+        });
+        self.groups.lock().insert(prop, groups.clone());
+        groups
+    }
+
     /// Row of customer `cid`, if it has a profile.
     pub fn row_of(&self, cid: u32) -> Option<usize> {
         self.rows.cid.binary_search(&cid).ok()

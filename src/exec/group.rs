@@ -2,13 +2,13 @@
 //! customer-profile property `customer.NAME` (the customer's latest value: the same on every row
 //! of the customer; docs/QUERY.md, "Customer profiles").
 //!
-//! Uses: `model`, `plan`, `query`; rooms `options`.
+//! Uses: `db`, `model`, `plan`, `query`; rooms `options`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 
+use crate::db::profiles::ValueGroups;
 use crate::exec::options::{Input, QueryError};
 use crate::model::{Columns, PROFILE_PREFIX, PropType};
 use crate::plan::{Resolver, slot};
@@ -22,18 +22,9 @@ pub(super) struct GroupBy {
     pub(super) prop: u32,
     /// Its type.
     pub(super) ty: PropType,
-    /// For a customer property: each customer's latest value (by internal id; `None`: never
-    /// set), and the customers of each value. `None` for an event property.
-    customers: Option<Arc<CustomerGroups>>,
-}
-
-/// The groups of a customer property.
-#[derive(Debug)]
-struct CustomerGroups {
-    /// Each customer's value, by internal id.
-    values: Vec<Option<u64>>,
-    /// The customers of each value (value slots ascending).
-    members: Vec<(u64, RoaringBitmap)>,
+    /// For a customer property: each customer's latest value and each value's customers
+    /// (shared with the snapshot's profile table). `None` for an event property.
+    customers: Option<Arc<ValueGroups>>,
 }
 
 impl GroupBy {
@@ -55,29 +46,8 @@ impl GroupBy {
         let Some(snapshot) = input.snapshot else {
             return Err(ParseError::new(span, "customer properties need a snapshot").into());
         };
-        let profiles = snapshot.profiles()?;
-        let rows = &profiles.rows;
-        let mut values = vec![None; input.customers as usize];
-        let mut members: BTreeMap<u64, RoaringBitmap> = BTreeMap::new();
-        if let Some(col) = rows.prop(prop) {
-            for (i, &cid) in rows.cid.iter().enumerate() {
-                if let Some(value) = values.get_mut(cid as usize)
-                    && col.valid[i]
-                {
-                    *value = Some(col.vals[i]);
-                    members.entry(col.vals[i]).or_default().insert(cid);
-                }
-            }
-        }
-        let groups = CustomerGroups {
-            values,
-            members: members.into_iter().collect(),
-        };
-        Ok(GroupBy {
-            prop,
-            ty,
-            customers: Some(Arc::new(groups)),
-        })
+        let customers = Some(snapshot.profiles()?.groups(prop));
+        Ok(GroupBy { prop, ty, customers })
     }
 
     /// The group of row `i` of `rows` (`None`: the null group).
