@@ -539,6 +539,20 @@ proptest! {
         let (_dir, db) = load_ops(&ops, flush_every, Some((Some("team"), None)), &|_| true);
         let groups = [("free", "= 'free'"), ("pro", "= 'pro'"), ("team", "= 'team'"), ("(null)", "IS NULL")];
         let funnel = db.query("FUNNEL a -> b WITHIN 6h BY customer.plan").unwrap();
+        // BY of two properties: the rows of (channel, plan) are BY ch's rows among the plan's
+        // customers.
+        let pairs = db.query("TREND count PERIOD day FROM '2026-03-05' TO '2026-03-09' BY ch, customer.plan").unwrap();
+        prop_assert_eq!(&pairs.columns, &["bucket", "group", "group2", "value"]);
+        for (label, test) in groups {
+            let alone = db.query(&format!("TREND count PERIOD day FROM '2026-03-05' TO '2026-03-09' WHERE customer.plan {test} BY ch")).unwrap();
+            let by: Vec<Vec<Cell>> = pairs.rows.iter().filter(|r| r[2] == Cell::Str(label.into())).map(|r| vec![r[0].clone(), r[1].clone(), r[3].clone()]).collect();
+            let nonzero: Vec<Vec<Cell>> = alone.rows.iter().filter(|r| {
+                // A (channel, plan) pair with no event at all is not a group.
+                by.iter().any(|b| b[1] == r[1])
+            }).cloned().collect();
+            prop_assert_eq!(&by, &nonzero, "{}", label);
+            prop_assert!(alone.rows.iter().filter(|r| !by.iter().any(|b| b[1] == r[1])).all(|r| r[2] == Cell::Int(0)));
+        }
         let trend = db.query("TREND uniq PERIOD day FROM '2026-03-05' TO '2026-03-09' BY customer.plan").unwrap();
         // The bitmap shortcut (whole days, no predicate) equals the scan (every event has `ch`).
         let scanned = db.query("TREND uniq PERIOD day FROM '2026-03-05' TO '2026-03-09' WHERE ch IS NOT NULL BY customer.plan").unwrap();

@@ -4,7 +4,6 @@
 
 use crate::dict::Dicts;
 use crate::exec::group::GroupBy;
-use crate::exec::labels::slot_label;
 use crate::exec::operator::{HashMap, Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::exec::range::{data_range, whole_days};
@@ -88,9 +87,15 @@ impl<'a> TrendOp<'a> {
             first,
             range: (lo, hi),
             value,
-            by: (tr.by.as_ref())
-                .map(|(name, span, _)| GroupBy::resolve(&res, input, (name, *span)))
-                .transpose()?,
+            by: match (&tr.by, &tr.by2) {
+                (Some((name, span, _)), None) => Some(GroupBy::resolve(&res, input, (name, *span))?),
+                (Some((name, span, _)), Some((name2, span2))) => Some(GroupBy::resolve_pair(
+                    &res,
+                    input,
+                    ((name, *span), (name2, *span2)),
+                )?),
+                (None, _) => None,
+            },
             top: tr.by.as_ref().and_then(|(_, _, top)| top.map(u64::from)),
             set: columns(true),
             dicts: input.dicts,
@@ -100,8 +105,8 @@ impl<'a> TrendOp<'a> {
         op.set = if op.filter.is_some() || op.step.as_ref().is_some_and(Matcher::uses_props) {
             columns(true)
         } else {
-            let by = op.by.as_ref().and_then(GroupBy::event_prop);
-            let ids: Vec<u32> = op.value.iter().chain(by.iter()).map(|&(id, _)| id).collect();
+            let by = op.by.as_ref().map_or_else(Vec::new, GroupBy::event_props);
+            let ids: Vec<u32> = op.value.iter().map(|&(id, _)| id).chain(by).collect();
             columns_of(&ids)
         };
         Ok(op)
@@ -109,18 +114,17 @@ impl<'a> TrendOp<'a> {
 
     /// The groups reported, in name order: every group (or the `TOP n` with the most matching
     /// events, then by name), or the one unnamed group without `BY`.
-    fn groups(&self, p: &TrendPartial, dicts: &Dicts) -> Vec<(String, Option<u64>)> {
-        if self.by.is_none() {
-            return vec![(String::new(), None)];
-        }
-        let by_ty = self.by.as_ref().map_or(PropType::Str, |b| b.ty);
+    fn groups(&self, p: &TrendPartial, dicts: &Dicts) -> Vec<(Vec<String>, Option<u64>)> {
+        let Some(by) = &self.by else {
+            return vec![(Vec::new(), None)];
+        };
         let mut totals: HashMap<Option<u64>, u64> = HashMap::default();
         for ((g, _), s) in &p.map {
             *totals.entry(*g).or_default() += s.events + s.customers;
         }
-        let mut groups: Vec<(String, Option<u64>, u64)> = totals
+        let mut groups: Vec<(Vec<String>, Option<u64>, u64)> = totals
             .into_iter()
-            .map(|(g, n)| (slot_label(g, by_ty, dicts), g, n))
+            .map(|(g, n)| (by.labels(g, dicts), g, n))
             .collect();
         groups.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
         if let Some(top) = self.top {
@@ -332,19 +336,21 @@ impl Operator for TrendOp<'_> {
         if (self.buckets.len() - self.first).saturating_mul(names.len()) > opts.rows_max {
             return Err(QueryError::TooManyRows(opts.rows_max));
         }
-        let mut cols = vec!["bucket", "value"];
-        if self.by.is_some() {
-            cols.insert(1, "group");
+        let mut cols = vec!["bucket"];
+        match &self.by {
+            Some(by) if by.is_pair() => cols.extend(["group", "group2"]),
+            Some(_) => cols.push("group"),
+            None => {}
         }
+        cols.push("value");
         let mut t = Table::new(&cols);
         let empty = AggState::default();
         for b in self.first..self.buckets.len() {
-            for (g, key) in &names {
+            for (labels, key) in &names {
                 let v = self.aggregate(partial.get(&(*key, b)).unwrap_or(&empty));
-                let mut row = vec![Cell::Str(self.buckets.label(b)), v];
-                if self.by.is_some() {
-                    row.insert(1, Cell::Str(g.clone()));
-                }
+                let mut row = vec![Cell::Str(self.buckets.label(b))];
+                row.extend(labels.iter().map(|l| Cell::Str(l.clone())));
+                row.push(v);
                 t.rows.push(row);
             }
         }

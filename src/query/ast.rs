@@ -397,6 +397,8 @@ pub struct Trend {
     pub common: Common,
     /// Breakdown property and optional TOP n.
     pub by: Option<(String, Span, Option<u32>)>,
+    /// A second breakdown property (`BY p1, p2`).
+    pub by2: Option<(String, Span)>,
 }
 
 /// `TIMELINE 'customer' ...`

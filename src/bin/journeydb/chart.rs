@@ -87,8 +87,13 @@ fn stage_color(name: &str) -> &'static str {
 /// of first appearance.
 fn groups(table: &Table, g: Option<usize>) -> Vec<(String, Vec<&Vec<Cell>>)> {
     let mut out: Vec<(String, Vec<&Vec<Cell>>)> = Vec::new();
+    // `BY p1, p2`: a group is the pair.
+    let second = col(table, "group2");
     for r in &table.rows {
-        let key = g.map(|g| label(r.get(g))).unwrap_or_default();
+        let mut key = g.map(|g| label(r.get(g))).unwrap_or_default();
+        if let Some(g2) = second {
+            key = format!("{key} · {}", label(r.get(g2)));
+        }
         match out.iter_mut().find(|(k, _)| *k == key) {
             Some((_, rows)) => rows.push(r),
             None => out.push((key, vec![r])),

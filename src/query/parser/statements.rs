@@ -284,6 +284,7 @@ impl Parser<'_> {
             period,
             common: Common::default(),
             by: None,
+            by2: None,
         };
         loop {
             let t = self.peek();
@@ -291,22 +292,32 @@ impl Parser<'_> {
                 if tr.by.is_some() {
                     return Err(ParseError::new(t.span, "BY given twice"));
                 }
-                let (name, span) = self.name("a property name")?;
-                let top = if self.eat_kw("TOP") {
-                    let (n, s) = self.int("a number of groups")?;
-                    if n < 1 || n > i64::from(u32::MAX) {
-                        return Err(ParseError::new(s, "TOP needs a positive number"));
-                    }
-                    Some(n as u32)
-                } else {
-                    None
-                };
-                tr.by = Some((name, span, top));
+                self.trend_by(&mut tr)?;
             } else if !self.common(&mut tr.common)? {
                 break;
             }
         }
         Ok(tr)
+    }
+
+    /// TREND's `BY p [, p2] [TOP n]`, after `BY`.
+    fn trend_by(&mut self, tr: &mut Trend) -> Result<(), ParseError> {
+        let (name, span) = self.name("a property name")?;
+        if self.peek().tok == Tok::Comma {
+            self.next();
+            tr.by2 = Some(self.name("a second property name")?);
+        }
+        let top = if self.eat_kw("TOP") {
+            let (n, s) = self.int("a number of groups")?;
+            if n < 1 || n > i64::from(u32::MAX) {
+                return Err(ParseError::new(s, "TOP needs a positive number"));
+            }
+            Some(n as u32)
+        } else {
+            None
+        };
+        tr.by = Some((name, span, top));
+        Ok(())
     }
 
     pub(super) fn lifecycle(&mut self) -> Result<Lifecycle, ParseError> {
