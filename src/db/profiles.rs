@@ -6,16 +6,15 @@
 //! with the latest timestamp that sets it (ties: the later commit). A snapshot builds the
 //! table once, on first use.
 //!
-//! Uses: `error`, `limits`, `manifest`, `merge`, `model`, `segment`; rooms `seal`, `snapshot`, `version`.
+//! Uses: `error`, `limits`, `merge`, `model`, `segment`; rooms `seal`, `snapshot`, `version`.
 
-use super::version::{NewSegment, ProfilesEdit};
+use super::version::ProfilesEdit;
 use super::{Db, Snapshot, Writer};
 use crate::error::Result;
 use crate::limits;
-use crate::manifest::SegmentEntry;
 use crate::merge::{Merge, Source};
 use crate::model::{Columns, PROFILE_PREFIX, PropType, Value};
-use crate::segment::{self, ColumnSet, Segment};
+use crate::segment::{ColumnSet, Segment};
 use parking_lot::Mutex;
 use roaring::RoaringBitmap;
 use std::collections::{BTreeMap, HashMap};
@@ -210,18 +209,12 @@ impl Db {
             segments.first().map_or(0, |s| s.footer.seq_min),
             segments.last().map_or(0, |s| s.footer.seq_end),
         );
-        let id = writer.manifest.next_segment;
-        let path = segment::seg_path(&inner.dir, id);
         let level = (inner.opts.zstd_level, writer.manifest.db_id);
-        let written = super::seal::write_segment(&inner.dir, &path, (&rows, None), seq, level);
-        let (footer, file_len) = super::seal::unpublished(written, &path)?;
-        let entry = SegmentEntry {
-            id,
-            file_len,
-            rows: rows.len() as u64,
-            seq_min: seq.0,
-            seq_end: seq.1,
-        };
-        Ok(ProfilesEdit::Replace(Some(NewSegment { entry, footer })))
+        let mut next_id = writer.manifest.next_segment;
+        Ok(ProfilesEdit::Replace(self.seal_rows(
+            &rows,
+            &mut next_id,
+            (seq, level),
+        )?))
     }
 }

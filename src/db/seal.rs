@@ -66,7 +66,7 @@ fn as_stored_profiles(rows: &Columns) -> Columns {
 impl Db {
     /// Writes `rows` (sorted) as the next segment, id taken from `next_id`, covering sequence
     /// numbers `seq`; nothing when there are no rows. Nothing is published.
-    fn seal_rows(
+    pub(super) fn seal_rows(
         &self,
         rows: &Columns,
         next_id: &mut u64,
