@@ -262,8 +262,9 @@ proptest! {
 }
 
 /// The statements `BY COHORT` applies to, `{by}` where the clause goes.
-const GROUPED: [&str; 6] = [
+const GROUPED: [&str; 7] = [
     "FUNNEL a -> b -> c WITHIN 6h {by}",
+    "FUNNEL a -> b WITHIN 6h PERIOD day {by}",
     "RETENTION a RETURN b PERIOD day PERIODS 3 {by}",
     "TREND uniq PERIOD day {by}",
     "TREND count OF a PERIOD hour FROM '2026-03-05' TO '2026-03-06' {by}",
@@ -294,8 +295,12 @@ proptest! {
         for statement in GROUPED {
             let text = statement.replace("{by}", &format!("{own_where}BY COHORT picked, base"));
             let grouped = query(&db, &text)?;
-            let at = usize::from(statement.starts_with("TREND"));
+            let at = usize::from(statement.starts_with("TREND") || statement.starts_with("FUNNEL a -> b WITHIN 6h PERIOD"));
             prop_assert_eq!(&grouped.columns[at], "group");
+            if at == 1 {
+                // By bucket first: each bucket's rows of every cohort together.
+                prop_assert!(grouped.rows.windows(2).all(|w| w[0][0].to_string() <= w[1][0].to_string()), "{}", text);
+            }
             for name in ["picked", "base"] {
                 let mut filters = own.clone();
                 let member = format!("CUSTOMER IN {name}");

@@ -51,33 +51,45 @@ fn between(ex: ExcludeDraw, n: usize) -> Option<(StepQ, usize, usize)> {
     })
 }
 
+fn funnel_q() -> impl Strategy<Value = Q> {
+    (
+        proptest::collection::vec(step_q(), 1..4),
+        prop_oneof![Just(1i64), Just(24), Just(72)],
+        proptest::sample::select(vec!["ORDERED", "STRICT", "UNORDERED"]),
+        any::<bool>(),
+        proptest::option::of((
+            step_q(),
+            any::<proptest::sample::Index>(),
+            any::<proptest::sample::Index>(),
+        )),
+        any::<bool>(),
+        common(),
+    )
+        .prop_map(|(steps, w, mode, ties, ex, exclusion_chain, c)| {
+            let n = steps.len();
+            let exclude = if mode != "UNORDERED" { between(ex, n) } else { None };
+            Q::Funnel {
+                steps,
+                within: w * H,
+                mode,
+                ties_strict: ties,
+                exclude,
+                exclusion_chain,
+                c,
+            }
+        })
+}
+
 fn query() -> impl Strategy<Value = Q> {
     prop_oneof![
+        funnel_q(),
         (
-            proptest::collection::vec(step_q(), 1..4),
-            prop_oneof![Just(1i64), Just(24), Just(72)],
-            proptest::sample::select(vec!["ORDERED", "STRICT", "UNORDERED"]),
-            any::<bool>(),
-            proptest::option::of((
-                step_q(),
-                any::<proptest::sample::Index>(),
-                any::<proptest::sample::Index>()
-            )),
-            any::<bool>(),
-            common()
+            funnel_q(),
+            proptest::sample::select(vec!["hour", "day", "week", "week_sunday", "month"]),
         )
-            .prop_map(|(steps, w, mode, ties, ex, exclusion_chain, c)| {
-                let n = steps.len();
-                let exclude = if mode != "UNORDERED" { between(ex, n) } else { None };
-                Q::Funnel {
-                    steps,
-                    within: w * H,
-                    mode,
-                    ties_strict: ties,
-                    exclude,
-                    exclusion_chain,
-                    c,
-                }
+            .prop_map(|(funnel, period)| Q::FunnelPeriod {
+                funnel: Box::new(funnel),
+                period
             }),
         (
             step_q(),
@@ -341,6 +353,7 @@ fn set_range(q: &mut Q, range: Option<(i64, i64)>) {
         | Q::Stickiness { c, .. }
         | Q::Stages { c, .. } => c.range = range,
         Q::Transitions { range: r, .. } => *r = range,
+        Q::FunnelPeriod { funnel, .. } => set_range(funnel, range),
     }
 }
 
@@ -359,6 +372,7 @@ fn plain(q: &Q) -> Q {
             c.tz = "UTC";
         }
         Q::Transitions { .. } => {}
+        Q::FunnelPeriod { funnel, .. } => **funnel = plain(funnel),
     }
     q
 }

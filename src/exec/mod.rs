@@ -195,8 +195,9 @@ fn restricted(
 
 /// `BY COHORT a, b, …`: the statement on each cohort's members (and the statement's own
 /// `CUSTOMER IN` filters), one table per cohort joined with the cohort's name in a `group`
-/// column — first, as a funnel's `BY` puts it; second for TREND, whose rows then go by bucket
-/// and, within one, in the order the cohorts are named (as a property `BY` puts them).
+/// column — first, as a funnel's `BY` puts it; second for TREND and `FUNNEL … PERIOD`, whose
+/// rows then go by bucket and, within one, in the order the cohorts are named (as a property
+/// `BY` puts them).
 fn by_cohorts(
     stmt: &Statement,
     common: &crate::query::ast::Common,
@@ -204,7 +205,12 @@ fn by_cohorts(
     cohorts: &mut cohort::Cohorts<'_>,
     opts: &QueryOptions,
 ) -> Result<Table, QueryError> {
-    let at = usize::from(matches!(stmt, Statement::Trend(_)));
+    // Where the group column goes, and the rows of one bucket (0: not by bucket).
+    let (at, block) = match stmt {
+        Statement::Trend(_) => (1, 1),
+        Statement::Funnel(f) if f.period.is_some() => (1, f.steps.len()),
+        _ => (0, 0),
+    };
     let mut parts: Vec<Table> = Vec::with_capacity(common.by_cohorts.len());
     for (name, span) in &common.by_cohorts {
         let mut filters = common.cohorts.clone();
@@ -226,11 +232,14 @@ fn by_cohorts(
     let mut table = Table::new(&columns);
     table.warnings = first.warnings.clone();
     let rows = parts[0].rows.len();
-    if at == 1 && parts.iter().all(|p| p.rows.len() == rows) {
-        // TREND: every cohort has the same buckets; row i of each, in the order named.
+    if block > 0 && parts.iter().all(|p| p.rows.len() == rows) {
+        // By bucket: every cohort has the same buckets; bucket i's rows of each, in the order
+        // named.
         let mut iters: Vec<_> = parts.into_iter().map(|p| p.rows.into_iter()).collect();
-        for _ in 0..rows {
-            table.rows.extend(iters.iter_mut().filter_map(Iterator::next));
+        for _ in 0..rows.div_ceil(block) {
+            for part in iters.iter_mut() {
+                table.rows.extend(part.by_ref().take(block));
+            }
         }
     } else {
         table.rows = parts.into_iter().flat_map(|p| p.rows).collect();

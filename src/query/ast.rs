@@ -266,6 +266,9 @@ pub struct Funnel {
     pub common: Common,
     /// Breakdown property.
     pub by: Option<(String, Span)>,
+    /// `PERIOD p`: conversion over time, one funnel per bucket of the chains' step-1 events
+    /// (docs/QUERY.md, "FUNNEL … PERIOD").
+    pub period: Option<(Period, Span)>,
 }
 
 /// Retention cohorting.

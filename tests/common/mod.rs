@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod reference;
+pub mod funnel_period;
 pub mod cohort;
 pub mod top;
 

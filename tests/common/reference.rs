@@ -128,6 +128,11 @@ pub enum Q {
         within_h: Option<i64>,
         range: Option<(i64, i64)>,
     },
+    /// `FUNNEL … PERIOD p` (the funnel a `Q::Funnel`).
+    FunnelPeriod {
+        funnel: Box<Q>,
+        period: &'static str,
+    },
 }
 
 impl Q {
@@ -143,6 +148,9 @@ impl Q {
 
     fn text_with_period_names(&self) -> String {
         match self {
+            Q::FunnelPeriod { funnel, period } => {
+                format!("{} PERIOD {period}", funnel.text_with_period_names())
+            }
             Q::Timeline { cust, c } => format!("TIMELINE 'c{cust}'{}", c.text()),
             Q::Lifecycle { step, period, c } => {
                 format!("LIFECYCLE OF {} PERIOD {period}{}", step.text(), c.text())
@@ -433,6 +441,7 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
     let custs = by_customer(evs);
     let ts_range = evs.iter().map(|e| e.ts).min().zip(evs.iter().map(|e| e.ts).max());
     match q {
+        Q::FunnelPeriod { funnel, period } => super::funnel_period::reference(funnel, period, evs),
         Q::Timeline { cust, c } => timeline_ref(*cust, c, evs),
         Q::Lifecycle { .. } | Q::Stickiness { .. } | Q::Stages { .. } => journey_ref(q, evs),
         Q::Transitions { within_h, range } => transitions_ref(*within_h, *range, evs),

@@ -160,7 +160,40 @@ fn per_group(table: &Table, style: Style, draw: fn(&Table, Style) -> Option<Stri
     (!out.is_empty()).then_some(out)
 }
 
+/// `FUNNEL … PERIOD`: the conversion to the last step (% of the bucket's step-1 customers) as a
+/// line over the buckets, one per group.
+fn funnel_over_time(table: &Table, style: Style, bucket: usize) -> Option<String> {
+    let (step, first) = (col(table, "step")?, col(table, "conversion_from_first")?);
+    let last = table.rows.iter().map(|r| int(r.get(step))).max()?;
+    let group = col(table, "group");
+    let mut line = Table::new(if group.is_some() {
+        &["bucket", "group", "value"]
+    } else {
+        &["bucket", "value"]
+    });
+    for r in table.rows.iter().filter(|r| int(r.get(step)) == last) {
+        let mut row = vec![r.get(bucket).cloned().unwrap_or(Cell::Null)];
+        row.extend(group.map(|g| r.get(g).cloned().unwrap_or(Cell::Null)));
+        row.push(Cell::Float(num(r.get(first)) * 100.0));
+        line.rows.push(row);
+    }
+    let event = col(table, "event")?;
+    let name = table
+        .rows
+        .iter()
+        .find(|r| int(r.get(step)) == last)
+        .map(|r| label(r.get(event)));
+    let title = format!(
+        "% of each bucket's step-1 customers reaching step {last} ({})",
+        name.unwrap_or_default()
+    );
+    Some(format!("{}\n{}", style.paint("1", &title), trend(&line, style)?))
+}
+
 fn funnel(table: &Table, style: Style) -> Option<String> {
+    if let Some(bucket) = col(table, "bucket") {
+        return funnel_over_time(table, style, bucket);
+    }
     let (ev, cu, first, prev) = (
         col(table, "event")?,
         col(table, "customers")?,

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use crate::exec::funnel::FunnelOp;
+use crate::exec::funnel::{Entry, FunnelOp, in_entry};
 use crate::model::Columns;
 
 /// A chain *is hit* by `EXCLUDE x BETWEEN i AND j` when an event matching x comes after its
@@ -13,11 +13,12 @@ use crate::model::Columns;
 /// its window is open (`ts ≤ ts(e1) + WITHIN`); the chain's own events count. Returns true when
 /// the customer's events `idx` (in event order, WHERE applied) have a chain of the greatest
 /// length (exclusions ignored) that no clause hits — the customer then counts as the chain form
-/// counts it; false when it leaves the funnel. Ordered mode (docs/QUERY.md, FUNNEL).
-pub(super) fn keeps_customer(op: &FunnelOp<'_>, rows: &Columns, idx: &[usize]) -> bool {
+/// counts it; false when it leaves the funnel. Ordered mode (docs/QUERY.md, FUNNEL); chains
+/// start in `entry`.
+pub(super) fn keeps_customer(op: &FunnelOp<'_>, rows: &Columns, idx: &[usize], entry: Entry) -> bool {
     let mut run = CleanRun::new(op.steps.len());
     for &i in idx {
-        run.event(op, rows, i);
+        run.event(op, rows, i, entry);
     }
     run.flush();
     run.clean_at(run.level)
@@ -106,7 +107,7 @@ impl CleanRun {
         }
     }
 
-    fn event(&mut self, op: &FunnelOp<'_>, rows: &Columns, i: usize) {
+    fn event(&mut self, op: &FunnelOp<'_>, rows: &Columns, i: usize, entry: Entry) {
         let t = rows.ts[i];
         if op.ties_strict && self.group_ts != Some(t) {
             self.flush();
@@ -123,7 +124,7 @@ impl CleanRun {
                 continue;
             }
             if k == 1 {
-                if op.in_range(t) {
+                if in_entry(entry, t) {
                     any_new.push((1, t));
                     self.starts.push(t);
                     clean_new.push((1, self.starts.len() - 1, self.starts.len()));
@@ -189,10 +190,13 @@ impl CleanRun {
 }
 
 /// [`keeps_customer`] in `MODE STRICT`: a chain is consecutive events, so it is fixed by its
-/// start; the customer stays when a chain of the greatest length is hit by no clause.
-pub(super) fn keeps_customer_strict(op: &FunnelOp<'_>, rows: &Columns, idx: &[usize]) -> bool {
+/// start; the customer stays when a chain (starting in `entry`) of the greatest length is hit by
+/// no clause.
+pub(super) fn keeps_customer_strict(op: &FunnelOp<'_>, rows: &Columns, idx: &[usize], entry: Entry) -> bool {
     // The longest chain from each start position.
-    let lengths: Vec<usize> = (0..idx.len()).map(|p| strict_length(op, rows, idx, p)).collect();
+    let lengths: Vec<usize> = (0..idx.len())
+        .map(|p| strict_length(op, rows, idx, p, entry))
+        .collect();
     let longest = lengths.iter().copied().max().unwrap_or(0);
     if longest == 0 {
         return true;
@@ -237,10 +241,10 @@ pub(super) fn keeps_customer_strict(op: &FunnelOp<'_>, rows: &Columns, idx: &[us
 }
 
 /// The length of the consecutive chain starting at position `p` of `idx` (0 when its event
-/// does not start the funnel).
-fn strict_length(op: &FunnelOp<'_>, rows: &Columns, idx: &[usize], p: usize) -> usize {
+/// does not start the funnel in `entry`).
+fn strict_length(op: &FunnelOp<'_>, rows: &Columns, idx: &[usize], p: usize, entry: Entry) -> usize {
     let start = rows.ts[idx[p]];
-    if !op.in_range(start) || !op.steps[0].matches(rows, idx[p], op.dicts) {
+    if !in_entry(entry, start) || !op.steps[0].matches(rows, idx[p], op.dicts) {
         return 0;
     }
     let mut length = 1;

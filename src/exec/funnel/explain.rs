@@ -267,7 +267,7 @@ impl Operator for ExplainOp<'_> {
         for k in 1..=self.funnel.steps.len() {
             t.rows.push(self.step_row(k, &rows, &idx, &outcome, input.dicts));
         }
-        if !self.funnel.keeps(&rows, &idx) {
+        if !self.funnel.keeps(&rows, &idx, self.funnel.range) {
             // Customer-level exclusion: the steps its chains reached do not count.
             let clauses: Vec<String> = self
                 .funnel

@@ -1,6 +1,6 @@
 //! FUNNEL: how far customers get through ordered (or unordered) steps, and how fast.
 //!
-//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `funnel`, `group`, `labels`, `median`, `operator`, `options`, `prefilter`, `range`, `scan`, `ties`.
+//! Uses: `dict`, `limits`, `model`, `plan`, `query`, `result`, `segment`; rooms `funnel`, `group`, `labels`, `median`, `operator`, `options`, `prefilter`, `range`, `scan`, `ties`.
 
 mod exclusion;
 pub(in crate::internals::exec) mod explain;
@@ -14,11 +14,12 @@ use crate::exec::median::{Samples, medians_means};
 use crate::exec::operator::{HashMap, LazyOperator, Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::exec::prefilter::candidates;
-use crate::exec::range::on_day_boundary;
+use crate::exec::range::{data_range, on_day_boundary};
 use crate::exec::scan::{columns, evaluate_lazy, passes};
 use crate::exec::ties::order_ties;
+use crate::limits;
 use crate::model::{Columns, PropType};
-use crate::plan::{CPred, Matcher, Resolver};
+use crate::plan::{Buckets, CPred, Matcher, Resolver};
 use crate::query::ParseError;
 use crate::query::ast::FunnelMode;
 use crate::result::{Cell, Table};
@@ -50,7 +51,24 @@ pub(in crate::internals::exec) struct FunnelOp<'a> {
     /// Step masks by event id and stage, when every step is an event/stage test (no property
     /// predicate): the fast ordered kernel's matchers.
     masks: Option<StepMasks>,
+    /// `PERIOD p`: the buckets of the range (or of the data); a customer counts in each bucket
+    /// holding a step-1 event, at the level of the chains starting in it.
+    buckets: Option<Buckets>,
 }
+
+/// The instants a chain's step-1 event may lie in (half-open; `None`: any): the statement's
+/// `FROM … TO …`, or with `PERIOD` one bucket of it.
+pub(in crate::internals::exec) type Entry = Option<(i64, i64)>;
+
+/// True when `ts` lies in `entry`.
+#[inline]
+pub(in crate::internals::exec) fn in_entry(entry: Entry, ts: i64) -> bool {
+    entry.is_none_or(|(lo, hi)| lo <= ts && ts < hi)
+}
+
+/// A group of a funnel's counts: the bucket's index (0 without `PERIOD`) and the breakdown
+/// value's slot (`None`: null, or no BY).
+pub(in crate::internals::exec) type GroupKey = (usize, Option<u64>);
 
 /// Customers per level (index = level) and times to convert per step, of one group: from step 1
 /// at index k, from step k − 1 at index n + 1 + k (n steps; empty at step 2, whose times from
@@ -69,8 +87,8 @@ pub(in crate::internals::exec) fn from_previous_slot(n: usize, k: usize) -> usiz
 
 #[derive(Default)]
 pub(in crate::internals::exec) struct FunnelPartial {
-    /// Per breakdown value slot (`None`: null, or no BY).
-    groups: HashMap<Option<u64>, FunnelCounts>,
+    /// Per bucket and breakdown value slot.
+    groups: HashMap<GroupKey, FunnelCounts>,
     /// With `collect`: customers by the level they reached (index = level).
     levels: Vec<roaring::RoaringBitmap>,
     /// The no-breakdown group of the fast kernel, kept out of `groups` so that a customer
@@ -90,13 +108,13 @@ impl FunnelPartial {
         let Some((counts, times)) = self.ungrouped.take() else {
             return;
         };
-        add_counts(self.groups.entry(None), counts, times);
+        add_counts(self.groups.entry((0, None)), counts, times);
     }
 }
 
 /// Adds one group's counts and time samples to `e` (moved in whole when `e` is new).
 pub(in crate::internals::exec) fn add_counts(
-    e: std::collections::hash_map::Entry<'_, Option<u64>, FunnelCounts>,
+    e: std::collections::hash_map::Entry<'_, GroupKey, FunnelCounts>,
     counts: Vec<u64>,
     times: Vec<Samples>,
 ) {
@@ -173,6 +191,15 @@ impl<'a> FunnelOp<'a> {
             dicts: input.dicts,
             drill: None,
             masks: None,
+            buckets: funnel
+                .period
+                .map(|(period, span)| {
+                    let (lo, hi) = data_range(input, res.range(&funnel.common.range)?);
+                    let period = period.starting(&funnel.common);
+                    Buckets::new(lo, hi, 0, period, &res.tz, limits::BUCKETS_MAX)
+                        .map_err(|m| ParseError::new(span, m))
+                })
+                .transpose()?,
         })
         .map(|mut op| {
             op.masks = StepMasks::new(&op.steps, input.dicts.events.len());
@@ -182,10 +209,10 @@ impl<'a> FunnelOp<'a> {
 }
 
 impl FunnelOp<'_> {
-    /// The result rows: per group, per step, its customers, conversion rates and (from step 2)
-    /// the median and mean time to convert in `stats`: per (group, step ≥ 2) in order, from
-    /// step 1 then from the previous step.
-    fn table(&self, groups: &[(String, FunnelCounts)], stats: Vec<(Cell, Cell)>) -> Table {
+    /// The result rows: per (bucket, group), per step, its customers, conversion rates and
+    /// (from step 2) the median and mean time to convert in `stats`: per (bucket, group, step ≥
+    /// 2) in order, from step 1 then from the previous step.
+    fn table(&self, groups: &[(String, String, FunnelCounts)], stats: Vec<(Cell, Cell)>) -> Table {
         let mut cols = vec![
             "step",
             "event",
@@ -200,9 +227,12 @@ impl FunnelOp<'_> {
         if self.by.is_some() {
             cols.insert(0, "group");
         }
+        if self.buckets.is_some() {
+            cols.insert(0, "bucket");
+        }
         let mut t = Table::new(&cols);
         let mut stats = stats.into_iter();
-        for (g, (counts, _)) in groups {
+        for (bucket, g, (counts, _)) in groups {
             for k in 1..=self.steps.len() {
                 let c = counts[k];
                 let rate = |d: u64| {
@@ -238,6 +268,9 @@ impl FunnelOp<'_> {
                 ];
                 if self.by.is_some() {
                     row.insert(0, Cell::Str(g.clone()));
+                }
+                if self.buckets.is_some() {
+                    row.insert(0, Cell::Str(bucket.clone()));
                 }
                 t.rows.push(row);
             }
@@ -290,20 +323,20 @@ impl FunnelOp<'_> {
     }
 
     /// False when customer-level exclusions (the default form) remove the customer whose
-    /// events (in event order, WHERE applied) are `idx`.
-    fn keeps(&self, rows: &Columns, idx: &[usize]) -> bool {
+    /// events (in event order, WHERE applied) are `idx`, for chains starting in `entry`.
+    fn keeps(&self, rows: &Columns, idx: &[usize], entry: Entry) -> bool {
         if self.excludes.is_empty() || self.exclusion_chain {
             return true;
         }
         match self.mode {
-            FunnelMode::Ordered => exclusion::keeps_customer(self, rows, idx),
-            FunnelMode::Strict => exclusion::keeps_customer_strict(self, rows, idx),
+            FunnelMode::Ordered => exclusion::keeps_customer(self, rows, idx, entry),
+            FunnelMode::Strict => exclusion::keeps_customer_strict(self, rows, idx, entry),
             FunnelMode::Unordered => true,
         }
     }
 
     fn in_range(&self, ts: i64) -> bool {
-        self.range.is_none_or(|(lo, hi)| lo <= ts && ts < hi)
+        in_entry(self.range, ts)
     }
 
     /// True when `t` is at most WITHIN after `s` (`s` ≤ `t`: rows come in time order), exact
@@ -320,6 +353,7 @@ impl FunnelOp<'_> {
             && self.excludes.is_empty()
             && self.filter.is_none()
             && self.by.is_none()
+            && self.buckets.is_none()
             && !self.collect
     }
 
@@ -333,12 +367,20 @@ impl FunnelOp<'_> {
     /// Evaluates one customer's (filtered) events, in (timestamp, sequence) order.
     fn outcome(&self, rows: &Columns, idx: &[usize], scratch: &mut Scratch) -> FunnelOutcome {
         let mut out = FunnelOutcome::default();
-        self.outcome_into(rows, idx, scratch, &mut out);
+        self.outcome_into(rows, idx, self.range, scratch, &mut out);
         out
     }
 
-    /// As [`outcome`](Self::outcome), reusing `out`'s allocations.
-    fn outcome_into(&self, rows: &Columns, idx: &[usize], scratch: &mut Scratch, out: &mut FunnelOutcome) {
+    /// As [`outcome`](Self::outcome) for chains starting in `entry`, reusing `out`'s
+    /// allocations.
+    fn outcome_into(
+        &self,
+        rows: &Columns,
+        idx: &[usize],
+        entry: Entry,
+        scratch: &mut Scratch,
+        out: &mut FunnelOutcome,
+    ) {
         let n = self.steps.len();
         out.level = 0;
         out.times.clear();
@@ -348,9 +390,9 @@ impl FunnelOp<'_> {
         out.at.clear();
         out.at.resize(n + 1, None);
         match self.mode {
-            FunnelMode::Unordered => self.unordered(rows, idx, out),
-            FunnelMode::Strict => self.strict(rows, idx, out),
-            FunnelMode::Ordered => self.ordered(rows, idx, out, scratch),
+            FunnelMode::Unordered => self.unordered(rows, idx, entry, out),
+            FunnelMode::Strict => self.strict(rows, idx, entry, out),
+            FunnelMode::Ordered => self.ordered(rows, idx, entry, out, scratch),
         }
     }
 
@@ -365,7 +407,14 @@ impl FunnelOp<'_> {
         out.level = out.level.max(k);
     }
 
-    fn ordered(&self, rows: &Columns, idx: &[usize], out: &mut FunnelOutcome, scratch: &mut Scratch) {
+    fn ordered(
+        &self,
+        rows: &Columns,
+        idx: &[usize],
+        entry: Entry,
+        out: &mut FunnelOutcome,
+        scratch: &mut Scratch,
+    ) {
         let n = self.steps.len();
         let caps = &self.caps;
         let nc = caps.len();
@@ -412,7 +461,7 @@ impl FunnelOp<'_> {
                     }
                 }
             }
-            if self.in_range(t) && self.steps[0].matches(rows, i, self.dicts) {
+            if in_entry(entry, t) && self.steps[0].matches(rows, i, self.dicts) {
                 cands.push((1, nc - 1, (t, t)));
             }
             // Exclusions hit by this event poison chains it lies strictly inside.
@@ -504,7 +553,7 @@ impl FunnelOp<'_> {
         run.finish(self, partial);
     }
 
-    fn strict(&self, rows: &Columns, idx: &[usize], out: &mut FunnelOutcome) {
+    fn strict(&self, rows: &Columns, idx: &[usize], entry: Entry, out: &mut FunnelOutcome) {
         let n = self.steps.len();
         // cur[k] = (start, cap) of the chain at level k ending at the previous event (chains
         // are consecutive events, so there is at most one); `cap` is the highest level it may
@@ -536,7 +585,7 @@ impl FunnelOp<'_> {
                     Self::reach(out, k, t, (s, prev_ts.unwrap_or(t)), i);
                 }
             }
-            if self.in_range(t) && self.steps[0].matches(rows, i, self.dicts) {
+            if in_entry(entry, t) && self.steps[0].matches(rows, i, self.dicts) {
                 next[1] = Some((t, n));
                 Self::reach(out, 1, t, (t, t), i);
             }
@@ -545,7 +594,7 @@ impl FunnelOp<'_> {
         }
     }
 
-    fn unordered(&self, rows: &Columns, idx: &[usize], out: &mut FunnelOutcome) {
+    fn unordered(&self, rows: &Columns, idx: &[usize], entry: Entry, out: &mut FunnelOutcome) {
         let n = self.steps.len();
         let masks: Vec<u64> = idx
             .iter()
@@ -579,7 +628,7 @@ impl FunnelOp<'_> {
                 }
                 hi += 1;
             }
-            if masks[a] != 0 && self.in_range(ta) {
+            if masks[a] != 0 && in_entry(entry, ta) {
                 // Event a first: Kuhn's algorithm keeps matched events matched, so a stays in.
                 nodes.clear();
                 nodes.push(masks[a]);
@@ -621,6 +670,133 @@ impl FunnelOp<'_> {
     }
 }
 
+impl FunnelOp<'_> {
+    /// Adds the customer whose events (in event order, WHERE applied) are `idx` to `partial`,
+    /// counting the chains that start in `entry`, in bucket `bucket`.
+    fn count(
+        &self,
+        partial: &mut FunnelPartial,
+        rows: &Columns,
+        idx: &[usize],
+        (entry, bucket): (Entry, usize),
+    ) {
+        let steps = self.entry_steps();
+        let first = idx.iter().copied().find(|&i| {
+            in_entry(entry, rows.ts[i]) && steps.iter().any(|step| step.matches(rows, i, self.dicts))
+        });
+        let Some(first) = first else {
+            return;
+        };
+        if !self.keeps(rows, idx, entry) {
+            // Customer-level exclusion: the customer counts at no step.
+            return;
+        }
+        let group = self.by.as_ref().and_then(|g| g.slot(rows, first));
+        let mut o = std::mem::take(&mut partial.outcome);
+        self.outcome_into(rows, idx, entry, &mut partial.scratch, &mut o);
+        let n = self.steps.len();
+        if self.collect {
+            partial.levels.resize_with(n + 1, Default::default);
+            partial.levels[o.level].insert(rows.cid[first]);
+            // An array container holds 2 bytes per customer; a bitmap container less.
+            partial.bytes += 2;
+        }
+        let bytes = &mut partial.bytes;
+        let entry = partial.groups.entry((bucket, group)).or_insert_with(|| {
+            *bytes += funnel_group_bytes(n + 1);
+            empty_counts(n)
+        });
+        for k in 1..=o.level {
+            entry.0[k] += 1;
+            // Step 1 has no time to convert (its row shows none).
+            if k >= 2
+                && let (Some(t), Some(p)) = (o.times[k], o.from_previous[k])
+            {
+                entry.1[k].push(t);
+                // At step 2 the time from the previous step is the time from step 1, which
+                // `finish` reads for both: only steps 3.. keep their own samples.
+                if k >= 3 {
+                    entry.1[from_previous_slot(n, k)].push(p);
+                }
+                partial.bytes += 16;
+            }
+        }
+        partial.outcome = o;
+    }
+
+    /// The groups of `partial` in table order, labelled: by bucket (every bucket of the range,
+    /// with `PERIOD`), then by breakdown label; without BY a bucket with no customer has zero
+    /// counts, with BY every bucket lists the values seen in any.
+    fn ordered_groups(
+        &self,
+        mut partial: FunnelPartial,
+        dicts: &Dicts,
+        rows_max: usize,
+    ) -> Result<Vec<(String, String, FunnelCounts)>, QueryError> {
+        let n = self.steps.len();
+        let by_ty = self.by.as_ref().map_or(PropType::Str, |b| b.ty);
+        let mut values: Vec<(String, Option<u64>)> = if self.by.is_none() {
+            vec![(String::new(), None)]
+        } else {
+            let slots: std::collections::HashSet<Option<u64>> = partial.groups.keys().map(|k| k.1).collect();
+            slots
+                .into_iter()
+                .map(|g| (slot_label(g, by_ty, dicts), g))
+                .collect()
+        };
+        values.sort();
+        let buckets = self.buckets.as_ref().map_or(1, Buckets::len);
+        if buckets.saturating_mul(values.len()).saturating_mul(n) > rows_max {
+            return Err(QueryError::TooManyRows(rows_max));
+        }
+        let mut out = Vec::with_capacity(buckets * values.len());
+        for b in 0..buckets {
+            let bucket = self.buckets.as_ref().map(|x| x.label(b)).unwrap_or_default();
+            for (label, slot) in &values {
+                let counts = partial
+                    .groups
+                    .remove(&(b, *slot))
+                    .unwrap_or_else(|| empty_counts(n));
+                out.push((bucket.clone(), label.clone(), counts));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `PERIOD`: counts the customer once in each bucket holding one of its step-1 events in
+    /// range, as the funnel whose range is that bucket (docs/QUERY.md). A chain starting in a
+    /// bucket has no event before the bucket's start nor after its end plus WITHIN, so each
+    /// bucket reads only those of the customer's events.
+    fn count_per_bucket(
+        &self,
+        partial: &mut FunnelPartial,
+        rows: &Columns,
+        idx: &[usize],
+        buckets: &Buckets,
+    ) {
+        let steps = self.entry_steps();
+        let mut last = None;
+        for &i in idx {
+            let t = rows.ts[i];
+            if !self.in_range(t) || !steps.iter().any(|step| step.matches(rows, i, self.dicts)) {
+                continue;
+            }
+            let Some(b) = buckets.index(t).filter(|&b| last != Some(b)) else {
+                continue;
+            };
+            last = Some(b);
+            let (start, end) = (buckets.starts[b], buckets.starts[b + 1]);
+            let window = self
+                .range
+                .map_or((start, end), |(lo, hi)| (start.max(lo), end.min(hi)));
+            let reach = (window.1 - 1).saturating_add(self.within);
+            let from = idx.partition_point(|&j| rows.ts[j] < window.0);
+            let to = idx.partition_point(|&j| rows.ts[j] <= reach);
+            self.count(partial, rows, &idx[from..to], (Some(window), b));
+        }
+    }
+}
+
 impl Operator for FunnelOp<'_> {
     type Partial = FunnelPartial;
 
@@ -650,6 +826,7 @@ impl Operator for FunnelOp<'_> {
             });
         let prunable = !self.collect
             && self.by.is_none()
+            && self.buckets.is_none()
             && self.filter.is_none()
             && self.excludes.is_empty()
             && matches!(self.mode, FunnelMode::Ordered | FunnelMode::Strict)
@@ -666,7 +843,7 @@ impl Operator for FunnelOp<'_> {
             let mut counts = vec![0; n + 1];
             counts[1] = first.len() - scan.len();
             let mut counted = FunnelPartial::default();
-            counted.groups.insert(None, (counts, empty_counts(n).1));
+            counted.groups.insert((0, None), (counts, empty_counts(n).1));
             return Ok(Prefilter::Scan {
                 only: Some(scan),
                 unsealed_only: false,
@@ -684,51 +861,11 @@ impl Operator for FunnelOp<'_> {
         }
         let mut idx = std::mem::take(&mut partial.scratch.idx);
         self.events(rows, run, &mut idx);
-        let entry = self.entry_steps();
-        let first = idx.iter().copied().find(|&i| {
-            self.in_range(rows.ts[i]) && entry.iter().any(|step| step.matches(rows, i, self.dicts))
-        });
-        let Some(first) = first else {
-            partial.scratch.idx = idx;
-            return;
-        };
-        if !self.keeps(rows, &idx) {
-            // Customer-level exclusion: the customer counts at no step.
-            partial.scratch.idx = idx;
-            return;
+        match &self.buckets {
+            None => self.count(partial, rows, &idx, (self.range, 0)),
+            Some(buckets) => self.count_per_bucket(partial, rows, &idx, buckets),
         }
-        let group = self.by.as_ref().and_then(|g| g.slot(rows, first));
-        let mut o = std::mem::take(&mut partial.outcome);
-        self.outcome_into(rows, &idx, &mut partial.scratch, &mut o);
         partial.scratch.idx = idx;
-        let n = self.steps.len();
-        if self.collect {
-            partial.levels.resize_with(n + 1, Default::default);
-            partial.levels[o.level].insert(rows.cid[first]);
-            // An array container holds 2 bytes per customer; a bitmap container less.
-            partial.bytes += 2;
-        }
-        let bytes = &mut partial.bytes;
-        let entry = partial.groups.entry(group).or_insert_with(|| {
-            *bytes += funnel_group_bytes(n + 1);
-            empty_counts(n)
-        });
-        for k in 1..=o.level {
-            entry.0[k] += 1;
-            // Step 1 has no time to convert (its row shows none).
-            if k >= 2
-                && let (Some(t), Some(p)) = (o.times[k], o.from_previous[k])
-            {
-                entry.1[k].push(t);
-                // At step 2 the time from the previous step is the time from step 1, which
-                // `finish` reads for both: only steps 3.. keep their own samples.
-                if k >= 3 {
-                    entry.1[from_previous_slot(n, k)].push(p);
-                }
-                partial.bytes += 16;
-            }
-        }
-        partial.outcome = o;
     }
 
     fn footprint(&self, partial: &FunnelPartial) -> usize {
@@ -769,22 +906,13 @@ impl Operator for FunnelOp<'_> {
             };
             return Ok(customer_table(&set, input.dicts, limit, opts.rows_max));
         }
-        if partial.groups.is_empty() && self.by.is_none() {
-            partial.groups.insert(None, empty_counts(n));
-        }
-        let by_ty = self.by.as_ref().map_or(PropType::Str, |b| b.ty);
-        let mut groups: Vec<(String, FunnelCounts)> = partial
-            .groups
-            .into_iter()
-            .map(|(g, v)| (slot_label(g, by_ty, input.dicts), v))
-            .collect();
-        groups.sort_by(|a, b| a.0.cmp(&b.0));
+        let groups = self.ordered_groups(partial, input.dicts, opts.rows_max)?;
         // Medians and means of every (group, step ≥ 2), on the query's threads: selecting the
         // median of a few hundred thousand samples per step is the serial tail of a funnel.
         // Per group and step k ≥ 2: times from step 1, then (k ≥ 3) from step k − 1.
         let sets = groups
             .iter()
-            .flat_map(|(_, (_, times))| {
+            .flat_map(|(_, _, (_, times))| {
                 (2..=n).flat_map(move |k| {
                     std::iter::once(&times[k]).chain((k > 2).then(|| &times[from_previous_slot(n, k)]))
                 })

@@ -314,6 +314,7 @@ impl Parser<'_> {
         if self.eat_kw("EXPLAIN") {
             self.expect_kw("FUNNEL", "(EXPLAIN FUNNEL ... FOR CUSTOMER 'id')")?;
             let funnel = Box::new(self.funnel()?);
+            funnel.without_period("EXPLAIN")?;
             self.expect_kw("FOR", "(EXPLAIN FUNNEL ... FOR CUSTOMER 'id')")?;
             self.expect_kw("CUSTOMER", "(EXPLAIN FUNNEL ... FOR CUSTOMER 'id')")?;
             let t = self.next();

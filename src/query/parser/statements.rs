@@ -50,6 +50,7 @@ impl Parser<'_> {
             exclusion_chain: false,
             common: Common::default(),
             by: None,
+            period: None,
         };
         let (mut seen_mode, mut seen_ties, mut seen_exclusion) = (false, false, false);
         loop {
@@ -80,6 +81,12 @@ impl Parser<'_> {
                     return Err(ParseError::new(t.span, "BY given twice"));
                 }
                 f.by = Some(self.name("a property name")?);
+            } else if self.eat_kw("PERIOD") {
+                if f.period.is_some() {
+                    return Err(ParseError::new(t.span, "PERIOD given twice"));
+                }
+                let at = self.peek().span;
+                f.period = Some((self.period()?, at));
             } else if !self.common(&mut f.common)? {
                 break;
             }
@@ -421,6 +428,7 @@ impl Parser<'_> {
         let t = self.peek();
         let drill = if self.eat_kw("FUNNEL") {
             let funnel = self.funnel()?;
+            funnel.without_period("CUSTOMERS")?;
             self.expect_kw("STEP", "(CUSTOMERS FUNNEL ... STEP k [DROPPED])")?;
             let (k, span) = self.int("a step number")?;
             if k < 1 || k as usize > funnel.steps.len() {
@@ -563,5 +571,19 @@ impl Parser<'_> {
             stage,
             common: Box::new(common),
         })
+    }
+}
+
+impl Funnel {
+    /// Refuses `PERIOD` in a funnel of `form` (EXPLAIN, CUSTOMERS): one customer or one set of
+    /// customers belongs to one bucket's funnel, which `FROM … TO …` selects exactly.
+    pub(super) fn without_period(&self, form: &str) -> Result<(), ParseError> {
+        match &self.period {
+            None => Ok(()),
+            Some((_, span)) => Err(
+                ParseError::new(*span, format!("{form} of a funnel takes no PERIOD"))
+                    .with_help("one bucket's funnel is the funnel FROM the bucket's start TO its end"),
+            ),
+        }
     }
 }
