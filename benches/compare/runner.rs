@@ -6,6 +6,7 @@
 //! compare_runner load  DB FILE                 # import FILE into a new DB, flush, compact
 //! compare_runner query DB REPS CUSTOMER        # Q1..Q8: one warm-up, REPS timed runs each
 //! compare_runner serve DB CUSTOMER              # one timed run per query id read on stdin
+//! compare_runner canonical EVENTS SHAPE DIR    # issue 27's statements on one data shape
 //! ```
 //!
 //! `gen`, `load` and `query` print one JSON object on stdout; `serve` answers each line of stdin
@@ -41,8 +42,11 @@ fn main() {
             parse(reps).and_then(|r| queries(Path::new(db), r as usize, customer))
         }
         ["serve", db, customer] => serve(Path::new(db), customer).map(|()| J::Null),
+        ["canonical", events, shape, dir] => {
+            parse(events).and_then(|n| canonical(n, shape, Path::new(dir)))
+        }
         _ => Err(
-            "usage: compare_runner gen EVENTS DIR | load DB FILE | query DB REPS CUSTOMER | serve DB CUSTOMER"
+            "usage: compare_runner gen EVENTS DIR | load DB FILE | query DB REPS CUSTOMER | serve DB CUSTOMER | canonical EVENTS SHAPE DIR"
                 .into(),
         ),
     };
@@ -255,4 +259,109 @@ fn queries(db_dir: &Path, reps: usize, customer: &str) -> Result<J, String> {
         }));
     }
     Ok(json!({ "queries": out }))
+}
+
+/// Issue 27's canonical statements, verbatim, then the members of the two cohorts they create.
+const CANONICAL: [&str; 10] = [
+    "CREATE COHORT repeat_buyers AS DID purchase AT LEAST 2 TIMES",
+    "CREATE COHORT mobile_first AS FIRST visit WHERE channel = 'mobile'",
+    "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d BY COHORT mobile_first, repeat_buyers",
+    "RETENTION purchase RETURN purchase PERIOD month PERIODS 12 FIRST_TIME WHERE CUSTOMER IN repeat_buyers",
+    "TOP CUSTOMERS BY sum(amount) OF purchase LIMIT 10",
+    "TREND uniq PERIOD week BY channel, customer.country",
+    "FUNNEL visit -> purchase WITHIN 7d PERIOD week",
+    "RFM OF purchase VALUE amount",
+    "CUSTOMERS IN COHORT repeat_buyers LIMIT 100000000",
+    "CUSTOMERS IN COHORT mobile_first LIMIT 100000000",
+];
+
+/// The demo data (with profiles) in one of two shapes — `demo`: committed by customer and
+/// compacted into one segment; `time`: as real logs arrive, timestamps cut to ten minutes (many
+/// of a customer's events tie), committed in time order in batches, sealed into several segments
+/// and the last rows left unflushed — loaded into a database in `DIR`, written out for the peers
+/// (`events.parquet`, and every profile write in commit order as `profiles.csv`), and the
+/// canonical statements' answers as JSON (`benches/compare/canonical.py` checks them).
+fn canonical(events: u64, shape: &str, dir: &Path) -> Result<J, String> {
+    let time_ordered = match shape {
+        "demo" => false,
+        "time" => true,
+        other => return Err(format!("unknown shape {other:?} (demo or time)")),
+    };
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let path = dir.join("db.journeydb");
+    let _ = std::fs::remove_dir_all(&path);
+    let buffer = if time_ordered {
+        (events as usize / 5).max(1)
+    } else {
+        4 << 20
+    };
+    let db = Db::create(
+        &path,
+        Options::default().sync(Sync::Never).buffer_events_max(buffer),
+    )
+    .map_err(err)?;
+    db.set_stages(&demo::EVENTS.map(|(name, stage)| (name, Some(stage))))
+        .map_err(err)?;
+    let mut rows = demo::generate(events, 0, 42);
+    if time_ordered {
+        // Ten-minute resolution: about a fifth of the events tie with another of their
+        // customer's (whole seconds would give the demo data no ties at all).
+        for r in &mut rows {
+            r.ts_us -= r.ts_us.rem_euclid(600_000_000);
+        }
+        rows.sort_by_key(|r| r.ts_us);
+    }
+    for chunk in rows.chunks(10_000) {
+        db.commit(&chunk.iter().map(demo::Row::to_event).collect::<Vec<_>>())
+            .map_err(err)?;
+    }
+    let profiles = demo::profiles(&rows, 42);
+    for chunk in profiles.chunks(10_000) {
+        db.commit_with_profiles(&[], chunk).map_err(err)?;
+    }
+    if !time_ordered {
+        db.flush().map_err(err)?;
+        db.compact().map_err(err)?;
+    }
+    write_profiles(&profiles, &dir.join("profiles.csv"))?;
+    let snap = db.snapshot();
+    let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("events.parquet")).map_err(err)?);
+    let written = export::write(&snap, FileFormat::Parquet, Range::default(), &mut f).map_err(err)?;
+    std::io::Write::flush(&mut f).map_err(err)?;
+    drop(snap);
+    let mut answers = Vec::new();
+    for text in CANONICAL {
+        let table = db.query(text).map_err(|e| format!("{text}: {e}"))?;
+        answers.push(json!({ "text": text, "columns": table.columns, "rows": rows_json(&table) }));
+    }
+    Ok(json!({ "events": written, "segments": db.stats().segments, "answers": answers }))
+}
+
+/// Every profile write, in commit order: `seq, customer, ts_us, country, plan` (empty: not set).
+fn write_profiles(profiles: &[journeydb::ProfileUpdate], path: &Path) -> Result<(), String> {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).map_err(err)?);
+    writeln!(f, "seq,customer,ts_us,country,plan").map_err(err)?;
+    for (seq, p) in profiles.iter().enumerate() {
+        let value = |name: &str| {
+            p.props
+                .iter()
+                .find(|(k, _)| k == name)
+                .and_then(|(_, v)| v.as_ref())
+                .map_or(String::new(), |v| match v {
+                    journeydb::Value::Str(s) => s.clone(),
+                    other => format!("{other:?}"),
+                })
+        };
+        writeln!(
+            f,
+            "{seq},{},{},{},{}",
+            p.customer,
+            p.ts_us,
+            value("country"),
+            value("plan")
+        )
+        .map_err(err)?;
+    }
+    f.flush().map_err(err)
 }

@@ -1,0 +1,253 @@
+"""Issue 27's canonical statements checked against an independent evaluation in DuckDB.
+
+For each data shape (`demo`: the demo data by customer, one compacted segment; `time`: the same
+events as real logs arrive — timestamps cut to ten minutes so that many of a customer's events tie,
+committed in time order into several segments, the last ones unflushed), `compare_runner
+canonical` builds a journeydb database with customer profiles, runs the eight statements
+verbatim (plus the members of the two cohorts they create) and writes the events and every
+profile write out; this script loads those files into DuckDB, answers each statement in SQL
+written from docs/QUERY.md, and compares. Exit status 1 when any answer differs.
+
+    benches/compare/run --canonical --sizes 20000        # what CI runs
+    benches/compare/run --canonical --sizes 1000000
+
+What is compared (rows whose counts are all zero are dropped on both sides: journeydb lists
+empty buckets and cells, SQL group-bys leave them out): cohort sizes and members; the funnels'
+customers per step (per cohort; per week of entry); retention's cells (cohort, period, size,
+customers; not the `mean` rows); TOP's rank, customer, value; TREND's (week, channel, country,
+customers); RFM's customers, share, mean recency, frequency, monetary and mean scores per
+segment. Floats agree to 1e-9 relative.
+"""
+
+import argparse
+import datetime
+import json
+import math
+import os
+import subprocess
+import sys
+
+import duckdb
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WEEK = "(t // 86400000000 + 3) // 7"  # Monday-based weeks since 1969-12-29 (UTC)
+
+
+def week_label(w):
+    return (datetime.date(1970, 1, 1) + datetime.timedelta(days=int(w) * 7 - 3)).isoformat()
+
+
+def load(con, work):
+    con.execute(f"""
+        CREATE OR REPLACE TABLE events AS
+        SELECT customer, epoch_us(ts) AS t, event, stage, channel, amount
+        FROM read_parquet('{work}/events.parquet')""")
+    # Every profile write in commit order; a property's value is its latest write that set it
+    # (greatest ts, ties by commit order), docs/QUERY.md "Customer profiles".
+    con.execute(f"""
+        CREATE OR REPLACE TABLE writes AS
+        SELECT * FROM read_csv('{work}/profiles.csv', header = true,
+            columns = {{'seq': 'BIGINT', 'customer': 'VARCHAR', 'ts_us': 'BIGINT',
+                        'country': 'VARCHAR', 'plan': 'VARCHAR'}})""")
+    con.execute("""
+        CREATE OR REPLACE TABLE country AS
+        SELECT customer, country FROM writes WHERE country IS NOT NULL
+        QUALIFY row_number() OVER (PARTITION BY customer ORDER BY ts_us DESC, seq DESC) = 1""")
+    con.execute("""
+        CREATE OR REPLACE TABLE repeat_buyers AS
+        SELECT customer FROM events WHERE event = 'purchase' GROUP BY customer HAVING count(*) >= 2""")
+    # FIRST visit WHERE channel = 'mobile': any of the tied earliest visits is mobile.
+    con.execute("""
+        CREATE OR REPLACE TABLE mobile_first AS
+        WITH v AS (SELECT customer, t, channel FROM events WHERE event = 'visit'),
+        f AS (SELECT customer, min(t) AS t0 FROM v GROUP BY customer)
+        SELECT DISTINCT v.customer FROM v JOIN f ON v.customer = f.customer AND v.t = f.t0
+        WHERE v.channel = 'mobile'""")
+
+
+# Three-step ordered funnel, TIES ALLOW (tied events in step order: a step's event may share
+# its predecessor's timestamp), WITHIN 7d inclusive, over the events of `members`: for each
+# add_to_cart, lv = the latest visit at or before it; for each purchase, m = the latest lv among
+# add_to_carts at or before it within 7 days of their lv.
+FUNNEL3 = """
+WITH e AS (SELECT * FROM events WHERE customer IN (SELECT customer FROM {members})
+           AND event IN ('visit', 'add_to_cart', 'purchase')),
+f AS (
+  SELECT customer, t, event,
+         max(CASE WHEN event = 'visit' THEN t END) OVER (
+           PARTITION BY customer ORDER BY t RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS lv
+  FROM e
+), c AS (
+  SELECT customer, t, event, lv,
+         max(CASE WHEN event = 'add_to_cart' AND t - lv <= 604800000000 THEN lv END) OVER (
+           PARTITION BY customer ORDER BY t RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS m
+  FROM f
+), lvl AS (
+  SELECT customer,
+         max(CASE WHEN event = 'purchase' AND t - m <= 604800000000 THEN 3
+                  WHEN event = 'add_to_cart' AND t - lv <= 604800000000 THEN 2
+                  WHEN event = 'visit' THEN 1 ELSE 0 END) AS level
+  FROM c GROUP BY customer
+)
+SELECT s.step, count(*) FROM lvl JOIN (VALUES (1), (2), (3)) AS s(step) ON lvl.level >= s.step
+GROUP BY s.step"""
+
+# FUNNEL visit -> purchase WITHIN 7d PERIOD week: per week, the customers with a visit in it,
+# and those of them with a purchase at or after one of those visits, at most 7 days later.
+FUNNEL_WEEKS = f"""
+WITH e AS (SELECT customer, t, event FROM events WHERE event IN ('visit', 'purchase')),
+n AS (
+  SELECT customer, t, event,
+         min(CASE WHEN event = 'purchase' THEN t END) OVER (
+           PARTITION BY customer ORDER BY t RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) AS np
+  FROM e
+), per AS (
+  SELECT customer, {WEEK} AS w, bool_or(np - t <= 604800000000) AS converted
+  FROM n WHERE event = 'visit' GROUP BY customer, w
+)
+SELECT w, 1, count(*) FROM per GROUP BY w
+UNION ALL SELECT w, 2, count(*) FILTER (WHERE converted) FROM per GROUP BY w"""
+
+RETENTION = """
+WITH p AS (SELECT customer, year(make_timestamp(t)) * 12 + month(make_timestamp(t)) - 1 AS mo
+           FROM events WHERE event = 'purchase' AND customer IN (SELECT customer FROM repeat_buyers)),
+c AS (SELECT customer, min(mo) AS cm FROM p GROUP BY customer),
+size AS (SELECT cm, count(*) AS n FROM c GROUP BY cm),
+back AS (SELECT DISTINCT c.customer, c.cm, p.mo - c.cm AS k FROM p JOIN c USING (customer)
+         WHERE p.mo - c.cm BETWEEN 1 AND 12)
+SELECT cm, 0, n, n FROM size
+UNION ALL SELECT back.cm, k, size.n, count(*) FROM back JOIN size USING (cm) GROUP BY back.cm, k, size.n"""
+
+TOP = """
+WITH s AS (SELECT customer, list_sum(list_sort(list(amount))) AS v FROM events
+           WHERE event = 'purchase' AND amount IS NOT NULL GROUP BY customer)
+SELECT rank() OVER (ORDER BY v DESC), customer, v FROM s ORDER BY v DESC, customer LIMIT 10"""
+
+TREND = f"""
+SELECT {WEEK} AS w, coalesce(e.channel, '(null)'), coalesce(c.country, '(null)'),
+       count(DISTINCT e.customer)
+FROM events e LEFT JOIN country c USING (customer) GROUP BY ALL"""
+
+# RFM: scores 1 + floor(5 w / N), w = customers with a strictly worse measure; segments from the
+# (R, F) pair; recency in days to the latest event of the database.
+RFM = """
+WITH m AS (
+  SELECT customer, max(t) AS r0, count(*) AS f0,
+         coalesce(list_sum(list_sort(list(amount) FILTER (WHERE amount IS NOT NULL))), 0) AS m0
+  FROM events WHERE event = 'purchase' GROUP BY customer
+), n AS (SELECT count(*) AS n FROM m),
+s AS (
+  SELECT m.*, 1 + (5 * (rank() OVER (ORDER BY r0) - 1)) // n.n AS r,
+         1 + (5 * (rank() OVER (ORDER BY f0) - 1)) // n.n AS f,
+         1 + (5 * (rank() OVER (ORDER BY m0) - 1)) // n.n AS mm
+  FROM m, n
+), seg AS (
+  SELECT s.*, CASE
+    WHEN r = 5 AND f >= 4 THEN 'champions'
+    WHEN r IN (3, 4) AND f >= 4 THEN 'loyal_customers'
+    WHEN r >= 4 AND f IN (2, 3) THEN 'potential_loyalists'
+    WHEN r = 5 AND f = 1 THEN 'new_customers'
+    WHEN r = 4 AND f = 1 THEN 'promising'
+    WHEN r = 3 AND f = 3 THEN 'need_attention'
+    WHEN r = 3 AND f <= 2 THEN 'about_to_sleep'
+    WHEN r <= 2 AND f = 5 THEN 'cant_lose'
+    WHEN r <= 2 AND f IN (3, 4) THEN 'at_risk'
+    ELSE 'hibernating' END AS segment
+  FROM s
+)
+SELECT segment, count(*), count(*) / any_value(n.n),
+       avg(((SELECT max(t) FROM events) - r0) / 86400000000.0), avg(f0), avg(m0), avg(r), avg(f), avg(mm)
+FROM seg, n GROUP BY segment"""
+
+
+def num(x):
+    return None if x is None else float(x)
+
+
+def close(a, b):
+    if isinstance(a, float) or isinstance(b, float):
+        if a is None or b is None:
+            return a is b
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+    return a == b
+
+
+def same(got, want):
+    if len(got) != len(want):
+        return False
+    return all(len(g) == len(w) and all(close(x, y) for x, y in zip(g, w)) for g, w in zip(got, want))
+
+
+def rows_of(answer):
+    return [dict(zip(answer["columns"], r)) for r in answer["rows"]]
+
+
+def checks(con, answers):
+    """(name, journeydb rows, DuckDB rows), each normalised and sorted."""
+    a = {x["text"]: x for x in answers}
+    by_text = [x["text"] for x in answers]
+    q = lambda sql: con.execute(sql).fetchall()  # noqa: E731
+    out = []
+    for name in ("repeat_buyers", "mobile_first"):
+        size = rows_of(a[by_text[0 if name == "repeat_buyers" else 1]])[0]["customers"]
+        members = sorted(r["customer"] for r in rows_of(a[f"CUSTOMERS IN COHORT {name} LIMIT 100000000"]))
+        want = sorted(r[0] for r in q(f"SELECT customer FROM {name}"))
+        out.append((f"CREATE COHORT {name} (size)", [(size,)], [(len(want),)]))
+        out.append((f"CREATE COHORT {name} (members)", [(m,) for m in members], [(m,) for m in want]))
+    got = sorted((r["group"], r["step"], r["customers"]) for r in rows_of(answers[2]) if r["customers"])
+    want = sorted((g, int(s), int(n)) for g in ("mobile_first", "repeat_buyers")
+                  for s, n in q(FUNNEL3.format(members=g)) if n)
+    out.append((answers[2]["text"], got, want))
+    got = sorted((r["cohort"], r["period"], r["cohort_size"], r["customers"])
+                 for r in rows_of(answers[3]) if r["cohort"] != "mean" and r["customers"])
+    want = sorted((f"{cm // 12:04d}-{cm % 12 + 1:02d}-01", int(k), int(n), int(c)) for cm, k, n, c in q(RETENTION))
+    out.append((answers[3]["text"], got, want))
+    got = [(r["rank"], r["customer"], num(r["value"])) for r in rows_of(answers[4])]
+    want = [(int(r), c, num(v)) for r, c, v in q(TOP)]
+    out.append((answers[4]["text"], got, want))
+    got = sorted((r["bucket"], r["group"], r["group2"], r["value"]) for r in rows_of(answers[5]) if r["value"])
+    want = sorted((week_label(w), ch, co, int(n)) for w, ch, co, n in q(TREND))
+    out.append((answers[5]["text"], got, want))
+    got = sorted((r["bucket"], r["step"], r["customers"]) for r in rows_of(answers[6]) if r["customers"])
+    want = sorted((week_label(w), int(s), int(n)) for w, s, n in q(FUNNEL_WEEKS) if n)
+    out.append((answers[6]["text"], got, want))
+    got = sorted((r["segment"], r["customers"], num(r["share"]), num(r["recency_days"]), num(r["frequency"]),
+                  num(r["monetary"]), num(r["r"]), num(r["f"]), num(r["m"]))
+                 for r in rows_of(answers[7]) if r["customers"])
+    want = sorted((s, int(n), *(num(x) for x in rest)) for s, n, *rest in q(RFM))
+    out.append((answers[7]["text"], got, want))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="20000", help="comma-separated event counts")
+    ap.add_argument("--shapes", default="demo,time")
+    ap.add_argument("--work", default=os.path.join(HERE, "..", "..", "target", "canonical"))
+    ap.add_argument("--runner", required=True, help="path of the built compare_runner")
+    args = ap.parse_args()
+    failures = 0
+    print("| events | shape | statement | rows | answer |\n|---|---|---|---|---|")
+    for size in [int(s.replace("_", "")) for s in args.sizes.split(",") if s]:
+        for shape in [s for s in args.shapes.split(",") if s]:
+            work = os.path.abspath(os.path.join(args.work, f"{size}-{shape}"))
+            result = json.loads(subprocess.check_output([args.runner, "canonical", str(size), shape, work]))
+            con = duckdb.connect()
+            load(con, work)
+            for name, got, want in checks(con, result["answers"]):
+                ok = same(got, want)
+                failures += not ok
+                print(f"| {result['events']:,} | {shape} | `{name}` | {len(got)} | {'same' if ok else 'DIFFERS'} |")
+                if not ok:
+                    extra_got = [r for r in got if r not in want][:5]
+                    extra_want = [r for r in want if r not in got][:5]
+                    print(f"  journeydb only: {extra_got}\n  DuckDB only: {extra_want}", file=sys.stderr)
+            con.close()
+    if failures:
+        print(f"\nFAIL: {failures} answers differ", file=sys.stderr)
+        sys.exit(1)
+    print("\nEvery canonical statement equals DuckDB's answer.")
+
+
+if __name__ == "__main__":
+    main()
