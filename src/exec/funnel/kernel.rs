@@ -343,21 +343,3 @@ impl<const N: usize> FunnelRun<N> {
         }
     }
 }
-
-pub(in crate::internals::exec) fn augment(
-    e: usize,
-    masks: &[u64],
-    owner: &mut [Option<usize>],
-    seen: &mut [bool],
-) -> bool {
-    for k in 0..owner.len() {
-        if masks[e] >> k & 1 == 1 && !seen[k] {
-            seen[k] = true;
-            if owner[k].is_none_or(|o| augment(o, masks, owner, seen)) {
-                owner[k] = Some(e);
-                return true;
-            }
-        }
-    }
-    false
-}
