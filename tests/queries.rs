@@ -63,21 +63,28 @@ fn funnel_q() -> impl Strategy<Value = Q> {
             any::<proptest::sample::Index>(),
         )),
         any::<bool>(),
+        (
+            proptest::collection::vec(proptest::bool::weighted(0.2), 3),
+            proptest::bool::weighted(0.25),
+        ),
         common(),
     )
-        .prop_map(|(steps, w, mode, ties, ex, exclusion_chain, c)| {
-            let n = steps.len();
-            let exclude = if mode != "UNORDERED" { between(ex, n) } else { None };
-            Q::Funnel {
-                steps,
-                within: w * H,
-                mode,
-                ties_strict: ties,
-                exclude,
-                exclusion_chain,
-                c,
-            }
-        })
+        .prop_map(
+            |(steps, w, mode, ties, ex, exclusion_chain, (first, holding), c)| {
+                let n = steps.len();
+                let exclude = if mode != "UNORDERED" { between(ex, n) } else { None };
+                Q::Funnel {
+                    steps,
+                    within: w * H,
+                    mode,
+                    ties_strict: ties,
+                    exclude,
+                    exclusion_chain,
+                    fill: Fill { first, holding },
+                    c,
+                }
+            },
+        )
 }
 
 fn query() -> impl Strategy<Value = Q> {
@@ -455,6 +462,7 @@ fn dense_unordered() -> impl Strategy<Value = (Data, Q)> {
                 ties_strict: false,
                 exclude: None,
                 exclusion_chain: false,
+                fill: Fill::default(),
                 c: Common {
                     range: None,
                     where_ch: None,
@@ -516,6 +524,7 @@ fn lazy_ordered() -> impl Strategy<Value = (Data, Q)> {
                 ties_strict: ties,
                 exclude: None,
                 exclusion_chain: false,
+                fill: Fill::default(),
                 c: Common {
                     range: range.map(|(a, len)| (T0 + a * H / 4, T0 + (a + len) * H / 4)),
                     where_ch: None,
@@ -742,6 +751,7 @@ fn funnel_levels(q: &Q, evs: &[Ev]) -> BTreeMap<String, usize> {
         mode,
         ties_strict,
         exclude,
+        fill,
         c,
         ..
     } = q
@@ -753,17 +763,25 @@ fn funnel_levels(q: &Q, evs: &[Ev]) -> BTreeMap<String, usize> {
         // A customer enters a funnel exactly when its level is ≥ 1 (docs/QUERY.md); level 0
         // is no customer of any step.
         let mut ev: Vec<Ev> = ev.into_iter().filter(|e| c.pass(e)).collect();
-        funnel_order(&mut ev, steps, exclude);
+        funnel_order(&mut ev, steps, exclude, fill);
         let level = if *mode == "UNORDERED" {
-            unordered_level(&ev, steps, *within, c)
+            unordered_level(&ev, steps, *within, (c, fill))
         } else if !keeps_customer(q, &ev) {
             0
         } else {
-            chains(&ev, steps, *within, *mode == "STRICT", *ties_strict, exclude, c)
-                .iter()
-                .map(Vec::len)
-                .max()
-                .unwrap_or(0)
+            chains(
+                &ev,
+                steps,
+                *within,
+                *mode == "STRICT",
+                *ties_strict,
+                exclude,
+                (c, fill),
+            )
+            .iter()
+            .map(Vec::len)
+            .max()
+            .unwrap_or(0)
         };
         out.insert(cust, level);
     }
@@ -888,6 +906,7 @@ proptest! {
                     ties_strict,
                     exclude: if mode == "UNORDERED" { None } else { exclude.clone() },
                     exclusion_chain,
+                    fill: Fill::default(),
                     c: Common { range: None, where_ch: None, tz: "UTC" },
                 };
                 let text = q.text();
@@ -972,6 +991,7 @@ fn time_to_convert_runs_from_the_latest_unpoisoned_start() {
             ties_strict: false,
             exclude: Some((StepQ::Names(vec!["c"]), 1, 3)),
             exclusion_chain: true,
+            fill: Fill::default(),
             c: Common {
                 range: None,
                 where_ch: None,

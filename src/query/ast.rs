@@ -269,6 +269,10 @@ pub struct Funnel {
     /// `PERIOD p`: conversion over time, one funnel per bucket of the chains' step-1 events
     /// (docs/QUERY.md, "FUNNEL … PERIOD").
     pub period: Option<(Period, Span)>,
+    /// Per step, `FIRST step`: only the customer's first event matching the step can fill it.
+    pub first: Vec<bool>,
+    /// `HOLDING p`: every event of a chain has the step-1 event's value of p.
+    pub holding: Option<(String, Span)>,
 }
 
 /// Retention cohorting.

@@ -44,6 +44,31 @@ impl StepQ {
     }
 }
 
+/// What may fill a funnel step beyond matching it: `FIRST` steps (only the customer's first
+/// event matching the step, in event order over all its events) and `HOLDING ch` (every event of
+/// a chain has the first event's `ch`, a missing value being one value).
+#[derive(Clone, Debug, Default)]
+pub struct Fill {
+    pub first: Vec<bool>,
+    pub holding: bool,
+}
+
+impl Fill {
+    fn first_at(&self, k: usize) -> bool {
+        self.first.get(k).copied().unwrap_or(false)
+    }
+
+    /// True when `ev[j]` may fill step `k` (0-based) of a chain starting at `ev[start]`.
+    pub fn allows(&self, ev: &[Ev], steps: &[StepQ], k: usize, j: usize, start: usize) -> bool {
+        (!self.first_at(k) || ev.iter().position(|e| steps[k].matches(e)) == Some(j))
+            && (!self.holding || ev[j].ch == ev[start].ch)
+    }
+
+    pub fn text(&self, k: usize) -> &'static str {
+        if self.first_at(k) { "FIRST " } else { "" }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Common {
     pub range: Option<(i64, i64)>,
@@ -84,6 +109,8 @@ pub enum Q {
         exclude: Option<(StepQ, usize, usize)>,
         /// EXCLUSION CHAIN (else the default customer form).
         exclusion_chain: bool,
+        /// FIRST steps and HOLDING ch.
+        fill: Fill,
         c: Common,
     },
     Retention {
@@ -184,11 +211,15 @@ impl Q {
                 ties_strict,
                 exclude,
                 exclusion_chain,
+                fill,
                 c,
             } => {
                 let mut s = format!(
                     "FUNNEL {} WITHIN {}h MODE {mode} TIES {}",
-                    steps.iter().map(StepQ::text).collect::<Vec<_>>().join(" -> "),
+                    (steps.iter().enumerate())
+                        .map(|(k, step)| format!("{}{}", fill.text(k), step.text()))
+                        .collect::<Vec<_>>()
+                        .join(" -> "),
                     within / H,
                     if *ties_strict { "STRICT" } else { "ALLOW" }
                 );
@@ -197,6 +228,9 @@ impl Q {
                     if *exclusion_chain {
                         s += " EXCLUSION CHAIN";
                     }
+                }
+                if fill.holding {
+                    s += " HOLDING ch";
                 }
                 s + &c.text()
             }
@@ -250,7 +284,10 @@ pub fn by_customer(evs: &[Ev]) -> BTreeMap<String, Vec<Ev>> {
 /// docs/QUERY.md, "Tied events": a funnel takes a customer's tied events (`ev`, in time order)
 /// by the first step each matches (events matching none last), then the set of steps it
 /// matches, whether it is excluded, and its name.
-pub fn funnel_order(ev: &mut [Ev], steps: &[StepQ], exclude: &Option<(StepQ, usize, usize)>) {
+/// Event order for a funnel (docs/QUERY.md, "Event order"): by time, tied events by the first
+/// step they match, their steps, whether excluded, the HOLDING value (`(null)` when missing),
+/// then name.
+pub fn funnel_order(ev: &mut [Ev], steps: &[StepQ], exclude: &Option<(StepQ, usize, usize)>, fill: &Fill) {
     ev.sort_by_cached_key(|e| {
         let mask = steps
             .iter()
@@ -258,7 +295,12 @@ pub fn funnel_order(ev: &mut [Ev], steps: &[StepQ], exclude: &Option<(StepQ, usi
             .filter(|(_, s)| s.matches(e))
             .fold(0u64, |acc, (k, _)| acc | 1 << k);
         let excluded = exclude.as_ref().is_some_and(|(x, _, _)| x.matches(e));
-        (e.ts, mask.trailing_zeros(), mask, excluded, e.name.clone())
+        let held = if fill.holding {
+            e.ch.clone().unwrap_or_else(|| "(null)".into())
+        } else {
+            String::new()
+        };
+        (e.ts, mask.trailing_zeros(), mask, excluded, held, e.name.clone())
     });
 }
 
@@ -270,11 +312,11 @@ pub fn chains(
     strict_mode: bool,
     ties_strict: bool,
     exclude: &Option<(StepQ, usize, usize)>,
-    c: &Common,
+    (c, fill): (&Common, &Fill),
 ) -> Vec<Vec<usize>> {
     let mut out = Vec::new();
     let mut stack: Vec<Vec<usize>> = (0..ev.len())
-        .filter(|&i| steps[0].matches(&ev[i]) && c.in_range(ev[i].ts))
+        .filter(|&i| steps[0].matches(&ev[i]) && fill.allows(ev, steps, 0, i, i) && c.in_range(ev[i].ts))
         .map(|i| vec![i])
         .collect();
     while let Some(ch) = stack.pop() {
@@ -289,7 +331,11 @@ pub fn chains(
                 break;
             }
             let e = &ev[j];
-            if !steps[k].matches(e) || e.ts - ev[ch[0]].ts > within || (ties_strict && e.ts <= ev[last].ts) {
+            if !steps[k].matches(e)
+                || !fill.allows(ev, steps, k, j, ch[0])
+                || e.ts - ev[ch[0]].ts > within
+                || (ties_strict && e.ts <= ev[last].ts)
+            {
                 continue;
             }
             let mut next = ch.clone();
@@ -320,6 +366,7 @@ pub fn keeps_customer(q: &Q, ev: &[Ev]) -> bool {
         ties_strict,
         exclude: Some((x, i, j)),
         exclusion_chain: false,
+        fill,
         c,
     } = q
     else {
@@ -328,7 +375,15 @@ pub fn keeps_customer(q: &Q, ev: &[Ev]) -> bool {
     if *mode == "UNORDERED" {
         return true;
     }
-    let free = chains(ev, steps, *within, *mode == "STRICT", *ties_strict, &None, c);
+    let free = chains(
+        ev,
+        steps,
+        *within,
+        *mode == "STRICT",
+        *ties_strict,
+        &None,
+        (c, fill),
+    );
     let longest = free.iter().map(Vec::len).max().unwrap_or(0);
     let hit = |ch: &Vec<usize>| {
         ch.len() >= *i
@@ -344,7 +399,7 @@ pub fn keeps_customer(q: &Q, ev: &[Ev]) -> bool {
     longest == 0 || free.iter().any(|ch| ch.len() == longest && !hit(ch))
 }
 
-pub fn unordered_level(ev: &[Ev], steps: &[StepQ], within: i64, c: &Common) -> usize {
+pub fn unordered_level(ev: &[Ev], steps: &[StepQ], within: i64, (c, fill): (&Common, &Fill)) -> usize {
     // Every injective assignment of steps to events (or none), within one window whose earliest
     // event is in range.
     let n = steps.len();
@@ -356,12 +411,12 @@ pub fn unordered_level(ev: &[Ev], steps: &[StepQ], within: i64, c: &Common) -> u
         ev: &[Ev],
         steps: &[StepQ],
         within: i64,
-        c: &Common,
+        (c, fill): (&Common, &Fill),
         best: &mut usize,
     ) {
         if k == steps.len() {
             let used: Vec<usize> = assign.iter().flatten().copied().collect();
-            if used.is_empty() {
+            if used.is_empty() || (fill.holding && used.iter().any(|&i| ev[i].ch != ev[used[0]].ch)) {
                 return;
             }
             let lo = used.iter().map(|&i| ev[i].ts).min().unwrap();
@@ -372,16 +427,17 @@ pub fn unordered_level(ev: &[Ev], steps: &[StepQ], within: i64, c: &Common) -> u
             return;
         }
         assign[k] = None;
-        rec(k + 1, assign, ev, steps, within, c, best);
+        rec(k + 1, assign, ev, steps, within, (c, fill), best);
         for i in 0..ev.len() {
-            if steps[k].matches(&ev[i]) && !assign[..k].contains(&Some(i)) {
+            if steps[k].matches(&ev[i]) && fill.allows(ev, steps, k, i, i) && !assign[..k].contains(&Some(i))
+            {
                 assign[k] = Some(i);
-                rec(k + 1, assign, ev, steps, within, c, best);
+                rec(k + 1, assign, ev, steps, within, (c, fill), best);
             }
         }
         assign[k] = None;
     }
-    rec(0, &mut assign, ev, steps, within, c, &mut best);
+    rec(0, &mut assign, ev, steps, within, (c, fill), &mut best);
     best
 }
 
@@ -451,6 +507,7 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
             mode,
             ties_strict,
             exclude,
+            fill,
             c,
             ..
         } => {
@@ -460,11 +517,11 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
             let mut from_previous: Vec<Vec<i64>> = vec![Vec::new(); n + 1];
             for ev in custs.values() {
                 let mut ev: Vec<Ev> = ev.iter().filter(|e| c.pass(e)).cloned().collect();
-                funnel_order(&mut ev, steps, exclude);
+                funnel_order(&mut ev, steps, exclude, fill);
                 // A customer counts at the steps up to its level; level 0 counts nowhere (no
                 // step is required to enter an unordered funnel, docs/QUERY.md).
                 if *mode == "UNORDERED" {
-                    let level = unordered_level(&ev, steps, *within, c);
+                    let level = unordered_level(&ev, steps, *within, (c, fill));
                     for count in counts.iter_mut().take(level + 1).skip(1) {
                         *count += 1;
                     }
@@ -473,7 +530,15 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
                 if !keeps_customer(q, &ev) {
                     continue;
                 }
-                let all = chains(&ev, steps, *within, *mode == "STRICT", *ties_strict, exclude, c);
+                let all = chains(
+                    &ev,
+                    steps,
+                    *within,
+                    *mode == "STRICT",
+                    *ties_strict,
+                    exclude,
+                    (c, fill),
+                );
                 let level = all.iter().map(Vec::len).max().unwrap_or(0);
                 for k in 1..=level {
                     counts[k] += 1;
@@ -542,7 +607,7 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
                 let (med_previous, mean_previous) = median_mean(&from_previous[k]);
                 t.rows.push(vec![
                     Cell::Int(k as i64),
-                    Cell::Str(steps[k - 1].text()),
+                    Cell::Str(format!("{}{}", fill.text(k - 1), steps[k - 1].text())),
                     Cell::Int(counts[k]),
                     if k == 1 { Cell::Null } else { rate(counts[k - 1]) },
                     rate(counts[1]),

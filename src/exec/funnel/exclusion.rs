@@ -5,7 +5,8 @@
 
 use std::collections::VecDeque;
 
-use crate::exec::funnel::{Entry, FunnelOp, in_entry};
+use crate::exec::funnel::FunnelOp;
+use crate::exec::funnel::scope::{Scope, in_entry};
 use crate::model::Columns;
 
 /// A chain *is hit* by `EXCLUDE x BETWEEN i AND j` when an event matching x comes after its
@@ -13,15 +14,20 @@ use crate::model::Columns;
 /// its window is open (`ts ≤ ts(e1) + WITHIN`); the chain's own events count. Returns true when
 /// the customer's events `idx` (in event order, WHERE applied) have a chain of the greatest
 /// length (exclusions ignored) that no clause hits — the customer then counts as the chain form
-/// counts it; false when it leaves the funnel. Ordered mode (docs/QUERY.md, FUNNEL); chains
-/// start in `entry`.
-pub(super) fn keeps_customer(op: &FunnelOp<'_>, rows: &Columns, idx: &[usize], entry: Entry) -> bool {
+/// counts it; false when it leaves the funnel. Ordered mode (docs/QUERY.md, FUNNEL), in
+/// `scope`. Also returns that greatest length (0: no chain).
+pub(super) fn keeps_customer(
+    op: &FunnelOp<'_>,
+    rows: &Columns,
+    idx: &[usize],
+    scope: &Scope<'_>,
+) -> (usize, bool) {
     let mut run = CleanRun::new(op.steps.len());
     for &i in idx {
-        run.event(op, rows, i, entry);
+        run.event(op, rows, i, scope);
     }
     run.flush();
-    run.clean_at(run.level)
+    (run.level, run.clean_at(run.level))
 }
 
 /// The state of [`keeps_customer`]'s one pass. Per level k: the latest start of any chain
@@ -107,7 +113,7 @@ impl CleanRun {
         }
     }
 
-    fn event(&mut self, op: &FunnelOp<'_>, rows: &Columns, i: usize, entry: Entry) {
+    fn event(&mut self, op: &FunnelOp<'_>, rows: &Columns, i: usize, scope: &Scope<'_>) {
         let t = rows.ts[i];
         if op.ties_strict && self.group_ts != Some(t) {
             self.flush();
@@ -120,11 +126,11 @@ impl CleanRun {
         let mut any_new: Vec<(usize, i64)> = Vec::new();
         let mut clean_new: Vec<(usize, usize, usize)> = Vec::new();
         for k in (1..=n).rev() {
-            if !op.steps[k - 1].matches(rows, i, op.dicts) {
+            if !op.step_matches(k - 1, rows, i, scope) {
                 continue;
             }
             if k == 1 {
-                if in_entry(entry, t) {
+                if in_entry(scope.entry, t) {
                     any_new.push((1, t));
                     self.starts.push(t);
                     clean_new.push((1, self.starts.len() - 1, self.starts.len()));
@@ -190,16 +196,21 @@ impl CleanRun {
 }
 
 /// [`keeps_customer`] in `MODE STRICT`: a chain is consecutive events, so it is fixed by its
-/// start; the customer stays when a chain (starting in `entry`) of the greatest length is hit by
-/// no clause.
-pub(super) fn keeps_customer_strict(op: &FunnelOp<'_>, rows: &Columns, idx: &[usize], entry: Entry) -> bool {
+/// start; the customer stays when a chain (in `scope`) of the greatest length is hit by no
+/// clause. Also returns that greatest length (0: no chain).
+pub(super) fn keeps_customer_strict(
+    op: &FunnelOp<'_>,
+    rows: &Columns,
+    idx: &[usize],
+    scope: &Scope<'_>,
+) -> (usize, bool) {
     // The longest chain from each start position.
     let lengths: Vec<usize> = (0..idx.len())
-        .map(|p| strict_length(op, rows, idx, p, entry))
+        .map(|p| strict_length(op, rows, idx, p, scope))
         .collect();
     let longest = lengths.iter().copied().max().unwrap_or(0);
     if longest == 0 {
-        return true;
+        return (0, true);
     }
     // Per clause, the next position at or after p whose event the clause excludes.
     let next_excluded: Vec<Vec<Option<usize>>> = op
@@ -237,14 +248,14 @@ pub(super) fn keeps_customer_strict(op: &FunnelOp<'_>, rows: &Columns, idx: &[us
                 }
             })
     };
-    (0..idx.len()).any(|p| lengths[p] == longest && !hit(p))
+    (longest, (0..idx.len()).any(|p| lengths[p] == longest && !hit(p)))
 }
 
 /// The length of the consecutive chain starting at position `p` of `idx` (0 when its event
-/// does not start the funnel in `entry`).
-fn strict_length(op: &FunnelOp<'_>, rows: &Columns, idx: &[usize], p: usize, entry: Entry) -> usize {
+/// does not start the funnel in `scope`).
+fn strict_length(op: &FunnelOp<'_>, rows: &Columns, idx: &[usize], p: usize, scope: &Scope<'_>) -> usize {
     let start = rows.ts[idx[p]];
-    if !in_entry(entry, start) || !op.steps[0].matches(rows, idx[p], op.dicts) {
+    if !in_entry(scope.entry, start) || !op.step_matches(0, rows, idx[p], scope) {
         return 0;
     }
     let mut length = 1;
@@ -252,7 +263,7 @@ fn strict_length(op: &FunnelOp<'_>, rows: &Columns, idx: &[usize], p: usize, ent
         let (previous, i) = (idx[p + length - 1], idx[p + length]);
         let t = rows.ts[i];
         let tie_ok = !op.ties_strict || rows.ts[previous] < t;
-        if !tie_ok || !op.within(start, t) || !op.steps[length].matches(rows, i, op.dicts) {
+        if !tie_ok || !op.within(start, t) || !op.step_matches(length, rows, i, scope) {
             break;
         }
         length += 1;

@@ -7,6 +7,7 @@ use std::ops::Range;
 use roaring::RoaringBitmap;
 
 use crate::dict::Dicts;
+use crate::exec::funnel::scope::Scope;
 use crate::exec::funnel::{FunnelOp, FunnelOutcome, Scratch};
 use crate::exec::labels::ts_text;
 use crate::exec::operator::{Operator, Prefilter, rows_footprint};
@@ -38,6 +39,12 @@ pub(in crate::internals::exec) fn why_not(
     if m == 1 {
         return if matching.is_empty() {
             format!("no event matches `{}`", step.label)
+        } else if op.first[0] {
+            format!(
+                "the customer's first `{}` is at {}, outside FROM .. TO",
+                step.label,
+                ts_text(rows.ts[matching[0]])
+            )
         } else {
             format!(
                 "no `{}` event in FROM .. TO (first one at {})",
@@ -84,6 +91,9 @@ pub(in crate::internals::exec) fn why_not(
             None => "strict order broken".into(),
         };
     }
+    if let Some(why) = first_or_held(op, rows, idx, m) {
+        return why;
+    }
     if let Some(why) = excluded(op, rows, idx, m, start, dicts) {
         return why;
     }
@@ -99,6 +109,31 @@ pub(in crate::internals::exec) fn why_not(
 /// The customer's outcome level under `op`'s rules with `variant`'s changes.
 fn level(variant: &FunnelOp<'_>, rows: &Columns, idx: &[usize]) -> usize {
     variant.outcome(rows, idx, &mut Scratch::default()).level
+}
+
+/// When only FIRST steps or HOLDING keep step `m` from being reached: which.
+fn first_or_held(op: &FunnelOp<'_>, rows: &Columns, idx: &[usize], m: usize) -> Option<String> {
+    // The first FIRST step whose relaxing alone lets the customer reach step m.
+    for k in (0..m).filter(|&k| op.first[k]) {
+        let mut any = op.clone();
+        any.first[k] = false;
+        if level(&any, rows, idx) >= m {
+            let label = op.steps[k].label.trim_start_matches("FIRST ");
+            return Some(format!(
+                "only the customer's first `{label}` can fill step {} (FIRST), and no chain from it reaches step {m}",
+                k + 1
+            ));
+        }
+    }
+    let holding = op.holding.as_ref()?;
+    let free = FunnelOp {
+        holding: None,
+        ..op.clone()
+    };
+    (level(&free, rows, idx) >= m).then(|| {
+        let name = op.dicts.props.name(holding.prop).unwrap_or("?");
+        format!("no chain to step {m} keeps `{name}` the same on every step (HOLDING)")
+    })
 }
 
 /// When only an exclusion keeps step `m` from being reached: the excluded event inside the
@@ -267,7 +302,9 @@ impl Operator for ExplainOp<'_> {
         for k in 1..=self.funnel.steps.len() {
             t.rows.push(self.step_row(k, &rows, &idx, &outcome, input.dicts));
         }
-        if !self.funnel.keeps(&rows, &idx, self.funnel.range) {
+        let firsts = self.funnel.firsts(&rows, &idx);
+        let scope = Scope::new(self.funnel.range, &firsts);
+        if !self.funnel.kept(&rows, &idx, &scope) {
             // Customer-level exclusion: the steps its chains reached do not count.
             let clauses: Vec<String> = self
                 .funnel

@@ -6,9 +6,11 @@ mod exclusion;
 pub(in crate::internals::exec) mod explain;
 mod kernel;
 mod modes;
+mod scope;
 
 use crate::dict::Dicts;
 use crate::exec::funnel::kernel::{FunnelRun, KernelRows, StepMasks};
+use crate::exec::funnel::scope::{Scope, in_entry};
 use crate::exec::group::GroupBy;
 use crate::exec::labels::{customer_table, slot_label};
 use crate::exec::median::{Samples, medians_means};
@@ -55,16 +57,10 @@ pub(in crate::internals::exec) struct FunnelOp<'a> {
     /// `PERIOD p`: the buckets of the range (or of the data); a customer counts in each bucket
     /// holding a step-1 event, at the level of the chains starting in it.
     buckets: Option<Buckets>,
-}
-
-/// The instants a chain's step-1 event may lie in (half-open; `None`: any): the statement's
-/// `FROM … TO …`, or with `PERIOD` one bucket of it.
-pub(in crate::internals::exec) type Entry = Option<(i64, i64)>;
-
-/// True when `ts` lies in `entry`.
-#[inline]
-pub(in crate::internals::exec) fn in_entry(entry: Entry, ts: i64) -> bool {
-    entry.is_none_or(|(lo, hi)| lo <= ts && ts < hi)
+    /// Per step: `FIRST step` (only the customer's first matching event fills it).
+    first: Vec<bool>,
+    /// `HOLDING p`: the property every event of a chain shares with its step-1 event.
+    holding: Option<GroupBy>,
 }
 
 /// A group of a funnel's counts: the bucket's index (0 without `PERIOD`) and the breakdown
@@ -159,6 +155,19 @@ pub struct FunnelOutcome {
     pub at: Vec<Option<usize>>,
 }
 
+impl FunnelOutcome {
+    /// No step reached, for a funnel of `n` steps (allocations kept).
+    pub(in crate::internals::exec) fn reset(&mut self, n: usize) {
+        self.level = 0;
+        self.times.clear();
+        self.from_previous.clear();
+        self.at.clear();
+        self.times.resize(n + 1, None);
+        self.from_previous.resize(n + 1, None);
+        self.at.resize(n + 1, None);
+    }
+}
+
 impl<'a> FunnelOp<'a> {
     /// The operator of funnel `f`, its names resolved by `res` against `input`.
     pub(in crate::internals::exec) fn resolve(
@@ -192,6 +201,16 @@ impl<'a> FunnelOp<'a> {
             dicts: input.dicts,
             drill: None,
             masks: None,
+            first: funnel.first.clone(),
+            holding: (funnel.holding.as_ref())
+                .map(|(name, span)| {
+                    if name.starts_with(crate::model::PROFILE_PREFIX) {
+                        let why = format!("HOLDING keeps an event property; `{name}` is the customer's");
+                        return Err(QueryError::from(ParseError::new(*span, why)));
+                    }
+                    GroupBy::resolve(res, input, (name, *span))
+                })
+                .transpose()?,
             buckets: funnel
                 .period
                 .map(|(period, span)| {
@@ -204,6 +223,9 @@ impl<'a> FunnelOp<'a> {
         })
         .map(|mut op| {
             op.masks = StepMasks::new(&op.steps, input.dicts.events.len());
+            for (step, _) in op.steps.iter_mut().zip(&op.first).filter(|(_, first)| **first) {
+                step.label = format!("FIRST {}", step.label);
+            }
             op
         })
     }
@@ -309,11 +331,13 @@ impl FunnelOp<'_> {
         };
         let steps = bits(&mut self.steps.iter());
         let excluded = bits(&mut self.excludes.iter().map(|x| &x.0));
-        let group = self
-            .by
-            .as_ref()
+        // The BY value, then the HOLDING value (which decides the chains an event may join).
+        let group = [&self.by, &self.holding]
+            .into_iter()
+            .flatten()
             .map(|g| slot_label(g.slot(rows, i), g.ty, self.dicts))
-            .unwrap_or_default();
+            .collect::<Vec<_>>()
+            .join("\u{1f}");
         let name = self
             .dicts
             .events
@@ -321,19 +345,6 @@ impl FunnelOp<'_> {
             .unwrap_or_default()
             .to_owned();
         (steps.trailing_zeros(), steps, excluded, group, name)
-    }
-
-    /// False when customer-level exclusions (the default form) remove the customer whose
-    /// events (in event order, WHERE applied) are `idx`, for chains starting in `entry`.
-    fn keeps(&self, rows: &Columns, idx: &[usize], entry: Entry) -> bool {
-        if self.excludes.is_empty() || self.exclusion_chain {
-            return true;
-        }
-        match self.mode {
-            FunnelMode::Ordered => exclusion::keeps_customer(self, rows, idx, entry),
-            FunnelMode::Strict => exclusion::keeps_customer_strict(self, rows, idx, entry),
-            FunnelMode::Unordered => true,
-        }
     }
 
     fn in_range(&self, ts: i64) -> bool {
@@ -355,6 +366,8 @@ impl FunnelOp<'_> {
             && self.filter.is_none()
             && self.by.is_none()
             && self.buckets.is_none()
+            && self.holding.is_none()
+            && !self.first.contains(&true)
             && !self.collect
     }
 
@@ -418,28 +431,29 @@ impl FunnelOp<'_> {
 
 impl FunnelOp<'_> {
     /// Adds the customer whose events (in event order, WHERE applied) are `idx` to `partial`,
-    /// counting the chains that start in `entry`, in bucket `bucket`.
+    /// counting the chains in `scope`, in bucket `bucket`.
     fn count(
         &self,
         partial: &mut FunnelPartial,
         rows: &Columns,
         idx: &[usize],
-        (entry, bucket): (Entry, usize),
+        scope: &Scope<'_>,
+        bucket: usize,
     ) {
-        let steps = self.entry_steps();
+        let entering = self.entry_steps().len();
         let first = idx.iter().copied().find(|&i| {
-            in_entry(entry, rows.ts[i]) && steps.iter().any(|step| step.matches(rows, i, self.dicts))
+            in_entry(scope.entry, rows.ts[i]) && (0..entering).any(|k| self.step_matches(k, rows, i, scope))
         });
         let Some(first) = first else {
             return;
         };
-        if !self.keeps(rows, idx, entry) {
-            // Customer-level exclusion: the customer counts at no step.
-            return;
-        }
         let group = self.by.as_ref().and_then(|g| g.slot(rows, first));
         let mut o = std::mem::take(&mut partial.outcome);
-        self.outcome_into(rows, idx, entry, &mut partial.scratch, &mut o);
+        if !self.evaluate(rows, idx, scope, &mut partial.scratch, &mut o) {
+            // Customer-level exclusion: the customer counts at no step.
+            partial.outcome = o;
+            return;
+        }
         let n = self.steps.len();
         if self.collect {
             partial.levels.resize_with(n + 1, Default::default);
@@ -518,7 +532,7 @@ impl FunnelOp<'_> {
         partial: &mut FunnelPartial,
         rows: &Columns,
         idx: &[usize],
-        buckets: &Buckets,
+        (buckets, firsts): (&Buckets, &[Option<usize>]),
     ) {
         let steps = self.entry_steps();
         let mut last = None;
@@ -538,7 +552,8 @@ impl FunnelOp<'_> {
             let reach = (window.1 - 1).saturating_add(self.within);
             let from = idx.partition_point(|&j| rows.ts[j] < window.0);
             let to = idx.partition_point(|&j| rows.ts[j] <= reach);
-            self.count(partial, rows, &idx[from..to], (Some(window), b));
+            let scope = Scope::new(Some(window), firsts);
+            self.count(partial, rows, &idx[from..to], &scope, b);
         }
     }
 }
@@ -550,7 +565,8 @@ impl Operator for FunnelOp<'_> {
         let props = self.filter.is_some()
             || self.by.as_ref().is_some_and(|g| g.event_prop().is_some())
             || self.steps.iter().any(Matcher::uses_props)
-            || self.excludes.iter().any(|x| x.0.uses_props());
+            || self.excludes.iter().any(|x| x.0.uses_props())
+            || self.holding.is_some();
         // The fast kernel reads the stage column only for a stage step.
         let stage = !self.fast() || self.steps.iter().any(|s| s.stage.is_some());
         ColumnSet {
@@ -573,6 +589,7 @@ impl Operator for FunnelOp<'_> {
         let prunable = !self.collect
             && self.by.is_none()
             && self.buckets.is_none()
+            && !self.first.contains(&true)
             && self.filter.is_none()
             && self.excludes.is_empty()
             && matches!(self.mode, FunnelMode::Ordered | FunnelMode::Strict)
@@ -607,9 +624,13 @@ impl Operator for FunnelOp<'_> {
         }
         let mut idx = std::mem::take(&mut partial.scratch.idx);
         self.events(rows, run, &mut idx);
+        let firsts = self.firsts(rows, &idx);
         match &self.buckets {
-            None => self.count(partial, rows, &idx, (self.range, 0)),
-            Some(buckets) => self.count_per_bucket(partial, rows, &idx, buckets),
+            None => {
+                let scope = Scope::new(self.range, &firsts);
+                self.count(partial, rows, &idx, &scope, 0);
+            }
+            Some(buckets) => self.count_per_bucket(partial, rows, &idx, (buckets, &firsts)),
         }
         partial.scratch.idx = idx;
     }

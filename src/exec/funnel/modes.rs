@@ -3,40 +3,37 @@
 //!
 //! Uses: `model`, `query`; rooms `funnel`.
 
-use crate::exec::funnel::{Entry, FunnelOp, FunnelOutcome, Scratch, in_entry};
+use crate::exec::funnel::scope::{Scope, in_entry};
+use crate::exec::funnel::{FunnelOp, FunnelOutcome, Scratch};
 use crate::model::Columns;
 use crate::query::ast::FunnelMode;
 
 impl FunnelOp<'_> {
-    /// Evaluates one customer's (filtered) events, in (timestamp, sequence) order.
+    /// Evaluates one customer's (filtered) events, in (timestamp, sequence) order, from the
+    /// statement's range (FIRST steps and HOLDING applied; exclusions as chains).
     pub(super) fn outcome(&self, rows: &Columns, idx: &[usize], scratch: &mut Scratch) -> FunnelOutcome {
+        let firsts = self.firsts(rows, idx);
+        let scope = Scope::new(self.range, &firsts);
         let mut out = FunnelOutcome::default();
-        self.outcome_into(rows, idx, self.range, scratch, &mut out);
+        self.held_outcome(rows, idx, &scope, scratch, &mut out);
         out
     }
 
-    /// As [`outcome`](Self::outcome) for chains starting in `entry`, reusing `out`'s
+    /// As [`outcome`](Self::outcome) in `scope` (where chains start, FIRST rows, HOLDING), reusing `out`'s
     /// allocations.
     pub(super) fn outcome_into(
         &self,
         rows: &Columns,
         idx: &[usize],
-        entry: Entry,
+        scope: &Scope<'_>,
         scratch: &mut Scratch,
         out: &mut FunnelOutcome,
     ) {
-        let n = self.steps.len();
-        out.level = 0;
-        out.times.clear();
-        out.times.resize(n + 1, None);
-        out.from_previous.clear();
-        out.from_previous.resize(n + 1, None);
-        out.at.clear();
-        out.at.resize(n + 1, None);
+        out.reset(self.steps.len());
         match self.mode {
-            FunnelMode::Unordered => self.unordered(rows, idx, entry, out),
-            FunnelMode::Strict => self.strict(rows, idx, entry, out),
-            FunnelMode::Ordered => self.ordered(rows, idx, entry, out, scratch),
+            FunnelMode::Unordered => self.unordered(rows, idx, scope, out),
+            FunnelMode::Strict => self.strict(rows, idx, scope, out),
+            FunnelMode::Ordered => self.ordered(rows, idx, scope, out, scratch),
         }
     }
 
@@ -55,7 +52,7 @@ impl FunnelOp<'_> {
         &self,
         rows: &Columns,
         idx: &[usize],
-        entry: Entry,
+        scope: &Scope<'_>,
         out: &mut FunnelOutcome,
         scratch: &mut Scratch,
     ) {
@@ -91,7 +88,7 @@ impl FunnelOp<'_> {
             }
             cands.clear();
             for k in (2..=n).rev() {
-                if !self.steps[k - 1].matches(rows, i, self.dicts) {
+                if !self.step_matches(k - 1, rows, i, scope) {
                     continue;
                 }
                 for (c, &cap) in caps.iter().enumerate() {
@@ -105,7 +102,7 @@ impl FunnelOp<'_> {
                     }
                 }
             }
-            if in_entry(entry, t) && self.steps[0].matches(rows, i, self.dicts) {
+            if in_entry(scope.entry, t) && self.step_matches(0, rows, i, scope) {
                 cands.push((1, nc - 1, (t, t)));
             }
             // Exclusions hit by this event poison chains it lies strictly inside.
@@ -147,7 +144,7 @@ impl FunnelOp<'_> {
         }
     }
 
-    fn strict(&self, rows: &Columns, idx: &[usize], entry: Entry, out: &mut FunnelOutcome) {
+    fn strict(&self, rows: &Columns, idx: &[usize], scope: &Scope<'_>, out: &mut FunnelOutcome) {
         let n = self.steps.len();
         // cur[k] = (start, cap) of the chain at level k ending at the previous event (chains
         // are consecutive events, so there is at most one); `cap` is the highest level it may
@@ -166,7 +163,7 @@ impl FunnelOp<'_> {
                     && k <= cap
                     && tie_ok
                     && self.within(s, t)
-                    && self.steps[k - 1].matches(rows, i, self.dicts)
+                    && self.step_matches(k - 1, rows, i, scope)
                 {
                     let mut cap = cap;
                     for (m, from, to) in &self.excludes {
@@ -179,7 +176,7 @@ impl FunnelOp<'_> {
                     Self::reach(out, k, t, (s, prev_ts.unwrap_or(t)), i);
                 }
             }
-            if in_entry(entry, t) && self.steps[0].matches(rows, i, self.dicts) {
+            if in_entry(scope.entry, t) && self.step_matches(0, rows, i, scope) {
                 next[1] = Some((t, n));
                 Self::reach(out, 1, t, (t, t), i);
             }
@@ -188,18 +185,14 @@ impl FunnelOp<'_> {
         }
     }
 
-    fn unordered(&self, rows: &Columns, idx: &[usize], entry: Entry, out: &mut FunnelOutcome) {
+    fn unordered(&self, rows: &Columns, idx: &[usize], scope: &Scope<'_>, out: &mut FunnelOutcome) {
         let n = self.steps.len();
         let masks: Vec<u64> = idx
             .iter()
             .map(|&i| {
-                let mut m = 0u64;
-                for (k, s) in self.steps.iter().enumerate() {
-                    if s.matches(rows, i, self.dicts) {
-                        m |= 1 << k;
-                    }
-                }
-                m
+                (0..n)
+                    .filter(|&k| self.step_matches(k, rows, i, scope))
+                    .fold(0u64, |m, k| m | 1 << k)
             })
             .collect();
         // The window [ta, ta + within] of start a slides forward with a: events [a, hi) are in
@@ -222,7 +215,7 @@ impl FunnelOp<'_> {
                 }
                 hi += 1;
             }
-            if masks[a] != 0 && in_entry(entry, ta) {
+            if masks[a] != 0 && in_entry(scope.entry, ta) {
                 // Event a first: Kuhn's algorithm keeps matched events matched, so a stays in.
                 nodes.clear();
                 nodes.push(masks[a]);

@@ -12,9 +12,11 @@ use crate::query::{ParseError, Span};
 
 impl Parser<'_> {
     pub(super) fn funnel(&mut self) -> Result<Funnel, ParseError> {
+        let mut first = vec![self.first_time()];
         let mut steps = vec![self.step()?];
         while self.peek().tok == Tok::Arrow {
             self.next();
+            first.push(self.first_time());
             steps.push(self.step()?);
         }
         if steps.len() > limits::FUNNEL_STEPS_MAX {
@@ -51,6 +53,8 @@ impl Parser<'_> {
             common: Common::default(),
             by: None,
             period: None,
+            first,
+            holding: None,
         };
         let (mut seen_mode, mut seen_ties, mut seen_exclusion) = (false, false, false);
         loop {
@@ -81,6 +85,11 @@ impl Parser<'_> {
                     return Err(ParseError::new(t.span, "BY given twice"));
                 }
                 f.by = Some(self.name("a property name")?);
+            } else if self.eat_kw("HOLDING") {
+                if f.holding.is_some() {
+                    return Err(ParseError::new(t.span, "HOLDING given twice"));
+                }
+                f.holding = Some(self.name("a property name")?);
             } else if self.eat_kw("PERIOD") {
                 if f.period.is_some() {
                     return Err(ParseError::new(t.span, "PERIOD given twice"));
@@ -93,6 +102,20 @@ impl Parser<'_> {
         }
         // A one-step funnel is allowed: it counts customers with the event in range.
         Ok(f)
+    }
+
+    /// Eats `FIRST` before a funnel step (true): the modifier, when what follows starts a step
+    /// (`FIRST visit`, `FIRST 'a b'`, `FIRST STAGE purchase`); otherwise `FIRST` is an event's
+    /// name (`FIRST -> visit`, `FIRST OR visit`, `FIRST WITHIN 1d`).
+    fn first_time(&mut self) -> bool {
+        let step_follows = self.peek_at(1).is_some_and(|t| match &t.tok {
+            Tok::Str(_) => true,
+            Tok::Ident(s) => !["WITHIN", "OR", "WHERE"]
+                .iter()
+                .any(|k| s.eq_ignore_ascii_case(k)),
+            _ => false,
+        });
+        step_follows && self.eat_kw("FIRST")
     }
 
     /// The mode after `MODE`.
