@@ -66,11 +66,12 @@ fn funnel_q() -> impl Strategy<Value = Q> {
         (
             proptest::collection::vec(proptest::bool::weighted(0.2), 3),
             proptest::bool::weighted(0.25),
+            proptest::bool::weighted(0.25),
         ),
         common(),
     )
         .prop_map(
-            |(steps, w, mode, ties, ex, exclusion_chain, (first, holding), c)| {
+            |(steps, w, mode, ties, ex, exclusion_chain, (first, holding, percentiles), c)| {
                 let n = steps.len();
                 let exclude = if mode != "UNORDERED" { between(ex, n) } else { None };
                 Q::Funnel {
@@ -80,7 +81,11 @@ fn funnel_q() -> impl Strategy<Value = Q> {
                     ties_strict: ties,
                     exclude,
                     exclusion_chain,
-                    fill: Fill { first, holding },
+                    extras: Extras {
+                        first,
+                        holding,
+                        percentiles,
+                    },
                     c,
                 }
             },
@@ -462,7 +467,7 @@ fn dense_unordered() -> impl Strategy<Value = (Data, Q)> {
                 ties_strict: false,
                 exclude: None,
                 exclusion_chain: false,
-                fill: Fill::default(),
+                extras: Extras::default(),
                 c: Common {
                     range: None,
                     where_ch: None,
@@ -524,7 +529,7 @@ fn lazy_ordered() -> impl Strategy<Value = (Data, Q)> {
                 ties_strict: ties,
                 exclude: None,
                 exclusion_chain: false,
-                fill: Fill::default(),
+                extras: Extras::default(),
                 c: Common {
                     range: range.map(|(a, len)| (T0 + a * H / 4, T0 + (a + len) * H / 4)),
                     where_ch: None,
@@ -751,7 +756,7 @@ fn funnel_levels(q: &Q, evs: &[Ev]) -> BTreeMap<String, usize> {
         mode,
         ties_strict,
         exclude,
-        fill,
+        extras,
         c,
         ..
     } = q
@@ -763,9 +768,9 @@ fn funnel_levels(q: &Q, evs: &[Ev]) -> BTreeMap<String, usize> {
         // A customer enters a funnel exactly when its level is ≥ 1 (docs/QUERY.md); level 0
         // is no customer of any step.
         let mut ev: Vec<Ev> = ev.into_iter().filter(|e| c.pass(e)).collect();
-        funnel_order(&mut ev, steps, exclude, fill);
+        funnel_order(&mut ev, steps, exclude, extras);
         let level = if *mode == "UNORDERED" {
-            unordered_level(&ev, steps, *within, (c, fill))
+            unordered_level(&ev, steps, *within, (c, extras))
         } else if !keeps_customer(q, &ev) {
             0
         } else {
@@ -776,7 +781,7 @@ fn funnel_levels(q: &Q, evs: &[Ev]) -> BTreeMap<String, usize> {
                 *mode == "STRICT",
                 *ties_strict,
                 exclude,
-                (c, fill),
+                (c, extras),
             )
             .iter()
             .map(Vec::len)
@@ -906,7 +911,7 @@ proptest! {
                     ties_strict,
                     exclude: if mode == "UNORDERED" { None } else { exclude.clone() },
                     exclusion_chain,
-                    fill: Fill::default(),
+                    extras: Extras::default(),
                     c: Common { range: None, where_ch: None, tz: "UTC" },
                 };
                 let text = q.text();
@@ -991,7 +996,7 @@ fn time_to_convert_runs_from_the_latest_unpoisoned_start() {
             ties_strict: false,
             exclude: Some((StepQ::Names(vec!["c"]), 1, 3)),
             exclusion_chain: true,
-            fill: Fill::default(),
+            extras: Extras::default(),
             c: Common {
                 range: None,
                 where_ch: None,

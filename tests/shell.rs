@@ -259,7 +259,7 @@ fn demo_numbers_match_the_reference_evaluator() {
         ties_strict: true,
         exclude: None,
         exclusion_chain: false,
-        fill: Fill::default(),
+        extras: Extras::default(),
         c: c.clone(),
     };
     let want = ints_of(&reference(&funnel, &evs), "customers");

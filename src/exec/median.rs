@@ -175,6 +175,29 @@ pub(super) fn median_mean_cells(v: &mut [i64], k: usize, odd: bool, sum: i128, n
     (Cell::Float(med / 1e6), Cell::Float(mean / 1e6))
 }
 
+/// The continuous quantiles `qs` (each in [0, 1]) of the samples, in seconds, as DuckDB's
+/// `quantile_cont`: at position h = (n − 1)·q among the sorted values, the value of rank ⌊h⌋
+/// plus (h − ⌊h⌋) times the gap to the next one (so q = 0.5 is the median). NULL without
+/// samples. Gathers the samples and selects once per quantile.
+pub(super) fn quantiles_cont(samples: &Samples, qs: &[f64]) -> Vec<Cell> {
+    let mut v: Vec<i64> = samples.parts().flatten().copied().collect();
+    let n = v.len();
+    if n == 0 {
+        return vec![Cell::Null; qs.len()];
+    }
+    qs.iter()
+        .map(|&q| {
+            let h = (n - 1) as f64 * q.clamp(0.0, 1.0);
+            let rank = (h.floor() as usize).min(n - 1);
+            let (_, at, above) = v.select_nth_unstable(rank);
+            let low = *at;
+            let high = above.iter().copied().min().unwrap_or(low);
+            let value = low as f64 + (h - rank as f64) * (high as f64 - low as f64);
+            Cell::Float(value / 1e6)
+        })
+        .collect()
+}
+
 pub(super) fn median_mean(v: &mut [i64]) -> (Cell, Cell) {
     if v.is_empty() {
         return (Cell::Null, Cell::Null);

@@ -273,6 +273,8 @@ pub struct Funnel {
     pub first: Vec<bool>,
     /// `HOLDING p`: every event of a chain has the step-1 event's value of p.
     pub holding: Option<(String, Span)>,
+    /// `PERCENTILES`: the p25, p75 and p90 times to convert beside the median and mean.
+    pub percentiles: bool,
 }
 
 /// Retention cohorting.

@@ -44,16 +44,18 @@ impl StepQ {
     }
 }
 
-/// What may fill a funnel step beyond matching it: `FIRST` steps (only the customer's first
-/// event matching the step, in event order over all its events) and `HOLDING ch` (every event of
-/// a chain has the first event's `ch`, a missing value being one value).
+/// A funnel's optional forms: `FIRST` steps (only the customer's first event matching the step,
+/// in event order over all its events, may fill it), `HOLDING ch` (every event of a chain has
+/// the first event's `ch`, a missing value being one value) and `PERCENTILES` (p25, p75, p90 of
+/// the times to convert, continuous as the median).
 #[derive(Clone, Debug, Default)]
-pub struct Fill {
+pub struct Extras {
     pub first: Vec<bool>,
     pub holding: bool,
+    pub percentiles: bool,
 }
 
-impl Fill {
+impl Extras {
     fn first_at(&self, k: usize) -> bool {
         self.first.get(k).copied().unwrap_or(false)
     }
@@ -110,7 +112,7 @@ pub enum Q {
         /// EXCLUSION CHAIN (else the default customer form).
         exclusion_chain: bool,
         /// FIRST steps and HOLDING ch.
-        fill: Fill,
+        extras: Extras,
         c: Common,
     },
     Retention {
@@ -211,13 +213,13 @@ impl Q {
                 ties_strict,
                 exclude,
                 exclusion_chain,
-                fill,
+                extras,
                 c,
             } => {
                 let mut s = format!(
                     "FUNNEL {} WITHIN {}h MODE {mode} TIES {}",
                     (steps.iter().enumerate())
-                        .map(|(k, step)| format!("{}{}", fill.text(k), step.text()))
+                        .map(|(k, step)| format!("{}{}", extras.text(k), step.text()))
                         .collect::<Vec<_>>()
                         .join(" -> "),
                     within / H,
@@ -229,8 +231,11 @@ impl Q {
                         s += " EXCLUSION CHAIN";
                     }
                 }
-                if fill.holding {
+                if extras.holding {
                     s += " HOLDING ch";
+                }
+                if extras.percentiles {
+                    s += " PERCENTILES";
                 }
                 s + &c.text()
             }
@@ -287,7 +292,12 @@ pub fn by_customer(evs: &[Ev]) -> BTreeMap<String, Vec<Ev>> {
 /// Event order for a funnel (docs/QUERY.md, "Event order"): by time, tied events by the first
 /// step they match, their steps, whether excluded, the HOLDING value (`(null)` when missing),
 /// then name.
-pub fn funnel_order(ev: &mut [Ev], steps: &[StepQ], exclude: &Option<(StepQ, usize, usize)>, fill: &Fill) {
+pub fn funnel_order(
+    ev: &mut [Ev],
+    steps: &[StepQ],
+    exclude: &Option<(StepQ, usize, usize)>,
+    extras: &Extras,
+) {
     ev.sort_by_cached_key(|e| {
         let mask = steps
             .iter()
@@ -295,7 +305,7 @@ pub fn funnel_order(ev: &mut [Ev], steps: &[StepQ], exclude: &Option<(StepQ, usi
             .filter(|(_, s)| s.matches(e))
             .fold(0u64, |acc, (k, _)| acc | 1 << k);
         let excluded = exclude.as_ref().is_some_and(|(x, _, _)| x.matches(e));
-        let held = if fill.holding {
+        let held = if extras.holding {
             e.ch.clone().unwrap_or_else(|| "(null)".into())
         } else {
             String::new()
@@ -312,11 +322,11 @@ pub fn chains(
     strict_mode: bool,
     ties_strict: bool,
     exclude: &Option<(StepQ, usize, usize)>,
-    (c, fill): (&Common, &Fill),
+    (c, extras): (&Common, &Extras),
 ) -> Vec<Vec<usize>> {
     let mut out = Vec::new();
     let mut stack: Vec<Vec<usize>> = (0..ev.len())
-        .filter(|&i| steps[0].matches(&ev[i]) && fill.allows(ev, steps, 0, i, i) && c.in_range(ev[i].ts))
+        .filter(|&i| steps[0].matches(&ev[i]) && extras.allows(ev, steps, 0, i, i) && c.in_range(ev[i].ts))
         .map(|i| vec![i])
         .collect();
     while let Some(ch) = stack.pop() {
@@ -332,7 +342,7 @@ pub fn chains(
             }
             let e = &ev[j];
             if !steps[k].matches(e)
-                || !fill.allows(ev, steps, k, j, ch[0])
+                || !extras.allows(ev, steps, k, j, ch[0])
                 || e.ts - ev[ch[0]].ts > within
                 || (ties_strict && e.ts <= ev[last].ts)
             {
@@ -366,7 +376,7 @@ pub fn keeps_customer(q: &Q, ev: &[Ev]) -> bool {
         ties_strict,
         exclude: Some((x, i, j)),
         exclusion_chain: false,
-        fill,
+        extras,
         c,
     } = q
     else {
@@ -382,7 +392,7 @@ pub fn keeps_customer(q: &Q, ev: &[Ev]) -> bool {
         *mode == "STRICT",
         *ties_strict,
         &None,
-        (c, fill),
+        (c, extras),
     );
     let longest = free.iter().map(Vec::len).max().unwrap_or(0);
     let hit = |ch: &Vec<usize>| {
@@ -399,7 +409,7 @@ pub fn keeps_customer(q: &Q, ev: &[Ev]) -> bool {
     longest == 0 || free.iter().any(|ch| ch.len() == longest && !hit(ch))
 }
 
-pub fn unordered_level(ev: &[Ev], steps: &[StepQ], within: i64, (c, fill): (&Common, &Fill)) -> usize {
+pub fn unordered_level(ev: &[Ev], steps: &[StepQ], within: i64, (c, extras): (&Common, &Extras)) -> usize {
     // Every injective assignment of steps to events (or none), within one window whose earliest
     // event is in range.
     let n = steps.len();
@@ -411,12 +421,12 @@ pub fn unordered_level(ev: &[Ev], steps: &[StepQ], within: i64, (c, fill): (&Com
         ev: &[Ev],
         steps: &[StepQ],
         within: i64,
-        (c, fill): (&Common, &Fill),
+        (c, extras): (&Common, &Extras),
         best: &mut usize,
     ) {
         if k == steps.len() {
             let used: Vec<usize> = assign.iter().flatten().copied().collect();
-            if used.is_empty() || (fill.holding && used.iter().any(|&i| ev[i].ch != ev[used[0]].ch)) {
+            if used.is_empty() || (extras.holding && used.iter().any(|&i| ev[i].ch != ev[used[0]].ch)) {
                 return;
             }
             let lo = used.iter().map(|&i| ev[i].ts).min().unwrap();
@@ -427,17 +437,19 @@ pub fn unordered_level(ev: &[Ev], steps: &[StepQ], within: i64, (c, fill): (&Com
             return;
         }
         assign[k] = None;
-        rec(k + 1, assign, ev, steps, within, (c, fill), best);
+        rec(k + 1, assign, ev, steps, within, (c, extras), best);
         for i in 0..ev.len() {
-            if steps[k].matches(&ev[i]) && fill.allows(ev, steps, k, i, i) && !assign[..k].contains(&Some(i))
+            if steps[k].matches(&ev[i])
+                && extras.allows(ev, steps, k, i, i)
+                && !assign[..k].contains(&Some(i))
             {
                 assign[k] = Some(i);
-                rec(k + 1, assign, ev, steps, within, (c, fill), best);
+                rec(k + 1, assign, ev, steps, within, (c, extras), best);
             }
         }
         assign[k] = None;
     }
-    rec(0, &mut assign, ev, steps, within, (c, fill), &mut best);
+    rec(0, &mut assign, ev, steps, within, (c, extras), &mut best);
     best
 }
 
@@ -507,7 +519,7 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
             mode,
             ties_strict,
             exclude,
-            fill,
+            extras,
             c,
             ..
         } => {
@@ -517,11 +529,11 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
             let mut from_previous: Vec<Vec<i64>> = vec![Vec::new(); n + 1];
             for ev in custs.values() {
                 let mut ev: Vec<Ev> = ev.iter().filter(|e| c.pass(e)).cloned().collect();
-                funnel_order(&mut ev, steps, exclude, fill);
+                funnel_order(&mut ev, steps, exclude, extras);
                 // A customer counts at the steps up to its level; level 0 counts nowhere (no
                 // step is required to enter an unordered funnel, docs/QUERY.md).
                 if *mode == "UNORDERED" {
-                    let level = unordered_level(&ev, steps, *within, (c, fill));
+                    let level = unordered_level(&ev, steps, *within, (c, extras));
                     for count in counts.iter_mut().take(level + 1).skip(1) {
                         *count += 1;
                     }
@@ -537,7 +549,7 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
                     *mode == "STRICT",
                     *ties_strict,
                     exclude,
-                    (c, fill),
+                    (c, extras),
                 );
                 let level = all.iter().map(Vec::len).max().unwrap_or(0);
                 for k in 1..=level {
@@ -567,7 +579,7 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
                     }
                 }
             }
-            let mut t = Table::new(&[
+            let mut columns = vec![
                 "step",
                 "event",
                 "customers",
@@ -577,7 +589,30 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
                 "mean_time_to_convert_s",
                 "median_time_from_previous_s",
                 "mean_time_from_previous_s",
-            ]);
+            ];
+            if extras.percentiles {
+                columns.splice(
+                    7..7,
+                    [
+                        "p25_time_to_convert_s",
+                        "p75_time_to_convert_s",
+                        "p90_time_to_convert_s",
+                    ],
+                );
+            }
+            let mut t = Table::new(&columns);
+            // docs/QUERY.md, PERCENTILES: continuous, at position (m − 1)·q of the sorted times.
+            let quantile = |samples: &[i64], q: f64| {
+                if samples.is_empty() {
+                    return Cell::Null;
+                }
+                let mut v = samples.to_vec();
+                v.sort();
+                let h = (v.len() - 1) as f64 * q;
+                let lo = h.floor() as usize;
+                let hi = (lo + 1).min(v.len() - 1);
+                Cell::Float((v[lo] as f64 + (h - lo as f64) * (v[hi] as f64 - v[lo] as f64)) / 1e6)
+            };
             let median_mean = |samples: &[i64]| {
                 if samples.is_empty() {
                     return (Cell::Null, Cell::Null);
@@ -605,9 +640,9 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
                 };
                 let (med, mean) = median_mean(&times[k]);
                 let (med_previous, mean_previous) = median_mean(&from_previous[k]);
-                t.rows.push(vec![
+                let mut row = vec![
                     Cell::Int(k as i64),
-                    Cell::Str(format!("{}{}", fill.text(k - 1), steps[k - 1].text())),
+                    Cell::Str(format!("{}{}", extras.text(k - 1), steps[k - 1].text())),
                     Cell::Int(counts[k]),
                     if k == 1 { Cell::Null } else { rate(counts[k - 1]) },
                     rate(counts[1]),
@@ -615,7 +650,11 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
                     mean,
                     med_previous,
                     mean_previous,
-                ]);
+                ];
+                if extras.percentiles {
+                    row.splice(7..7, [0.25, 0.75, 0.9].map(|q| quantile(&times[k], q)));
+                }
+                t.rows.push(row);
             }
             t
         }

@@ -13,7 +13,7 @@ use crate::exec::funnel::kernel::{FunnelRun, KernelRows, StepMasks};
 use crate::exec::funnel::scope::{Scope, in_entry};
 use crate::exec::group::GroupBy;
 use crate::exec::labels::{customer_table, slot_label};
-use crate::exec::median::{Samples, medians_means};
+use crate::exec::median::{Samples, medians_means, quantiles_cont};
 use crate::exec::operator::{HashMap, LazyOperator, Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::exec::prefilter::candidates;
@@ -61,7 +61,12 @@ pub(in crate::internals::exec) struct FunnelOp<'a> {
     first: Vec<bool>,
     /// `HOLDING p`: the property every event of a chain shares with its step-1 event.
     holding: Option<GroupBy>,
+    /// `PERCENTILES`: the p25, p75 and p90 times to convert (from step 1) in the table.
+    percentiles: bool,
 }
+
+/// The quantiles of `PERCENTILES` (continuous, as the median).
+const PERCENTILES: [f64; 3] = [0.25, 0.75, 0.9];
 
 /// A group of a funnel's counts: the bucket's index (0 without `PERIOD`) and the breakdown
 /// value's slot (`None`: null, or no BY).
@@ -202,6 +207,7 @@ impl<'a> FunnelOp<'a> {
             drill: None,
             masks: None,
             first: funnel.first.clone(),
+            percentiles: funnel.percentiles,
             holding: (funnel.holding.as_ref())
                 .map(|(name, span)| {
                     if name.starts_with(crate::model::PROFILE_PREFIX) {
@@ -235,7 +241,13 @@ impl FunnelOp<'_> {
     /// The result rows: per (bucket, group), per step, its customers, conversion rates and
     /// (from step 2) the median and mean time to convert in `stats`: per (bucket, group, step ≥
     /// 2) in order, from step 1 then from the previous step.
-    fn table(&self, groups: &[(String, String, FunnelCounts)], stats: Vec<(Cell, Cell)>) -> Table {
+    /// With `PERCENTILES`, `quantiles` holds [`PERCENTILES`] per (bucket, group, step ≥ 2).
+    fn table(
+        &self,
+        groups: &[(String, String, FunnelCounts)],
+        stats: Vec<(Cell, Cell)>,
+        quantiles: Vec<Vec<Cell>>,
+    ) -> Table {
         let mut cols = vec![
             "step",
             "event",
@@ -247,6 +259,16 @@ impl FunnelOp<'_> {
             "median_time_from_previous_s",
             "mean_time_from_previous_s",
         ];
+        if self.percentiles {
+            cols.splice(
+                7..7,
+                [
+                    "p25_time_to_convert_s",
+                    "p75_time_to_convert_s",
+                    "p90_time_to_convert_s",
+                ],
+            );
+        }
         if self.by.is_some() {
             cols.insert(0, "group");
         }
@@ -255,6 +277,7 @@ impl FunnelOp<'_> {
         }
         let mut t = Table::new(&cols);
         let mut stats = stats.into_iter();
+        let mut quantiles = quantiles.into_iter();
         for (bucket, g, (counts, _)) in groups {
             for k in 1..=self.steps.len() {
                 let c = counts[k];
@@ -289,6 +312,17 @@ impl FunnelOp<'_> {
                     med_previous,
                     mean_previous,
                 ];
+                if self.percentiles {
+                    let cells = if k == 1 {
+                        Vec::new()
+                    } else {
+                        quantiles.next().unwrap_or_default()
+                    };
+                    row.splice(
+                        7..7,
+                        cells.into_iter().chain(std::iter::repeat(Cell::Null)).take(3),
+                    );
+                }
                 if self.by.is_some() {
                     row.insert(0, Cell::Str(g.clone()));
                 }
@@ -686,7 +720,15 @@ impl Operator for FunnelOp<'_> {
             })
             .collect();
         let stats = medians_means(sets, opts.threads)?;
-        Ok(self.table(&groups, stats))
+        // PERCENTILES: of the times from step 1, per (group, step ≥ 2).
+        let quantiles = if self.percentiles {
+            (groups.iter())
+                .flat_map(|(_, _, (_, times))| (2..=n).map(move |k| quantiles_cont(&times[k], &PERCENTILES)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(self.table(&groups, stats, quantiles))
     }
 }
 

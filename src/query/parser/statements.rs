@@ -55,6 +55,7 @@ impl Parser<'_> {
             period: None,
             first,
             holding: None,
+            percentiles: false,
         };
         let (mut seen_mode, mut seen_ties, mut seen_exclusion) = (false, false, false);
         loop {
@@ -85,6 +86,11 @@ impl Parser<'_> {
                     return Err(ParseError::new(t.span, "BY given twice"));
                 }
                 f.by = Some(self.name("a property name")?);
+            } else if self.eat_kw("PERCENTILES") {
+                if f.percentiles {
+                    return Err(ParseError::new(t.span, "PERCENTILES given twice"));
+                }
+                f.percentiles = true;
             } else if self.eat_kw("HOLDING") {
                 if f.holding.is_some() {
                     return Err(ParseError::new(t.span, "HOLDING given twice"));

@@ -1,5 +1,6 @@
-//! Named cases of first-time steps (`FIRST step`) and `HOLDING p` in funnels (docs/QUERY.md,
-//! "FUNNEL"). The random cases are in tests/queries.rs (`Fill` of `Q::Funnel`).
+//! Named cases of a funnel's optional forms (docs/QUERY.md, "FUNNEL"): first-time steps
+//! (`FIRST step`), `HOLDING p` and `PERCENTILES`. The random cases are in tests/queries.rs
+//! (`Extras` of `Q::Funnel`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -239,4 +240,50 @@ fn holding_errors() {
     );
     let e = err("FUNNEL visit -> purchase WITHIN 1d HOLDING customer.plan");
     assert!(e.contains("HOLDING keeps an event property"), "{e}");
+}
+
+/// PERCENTILES: p25, p75 and p90 of the times from step 1, continuous as the median (DuckDB
+/// `quantile_cont`): times of 1 h, 2 h, 3 h and 10 h give 1.75 h, 4.75 h and 7.9 h.
+#[test]
+fn percentiles_interpolate_between_ranks() {
+    let mut events = Vec::new();
+    for (k, hours) in [1, 2, 3, 10].into_iter().enumerate() {
+        let customer = format!("p{k}");
+        events.push(Event::new(customer.as_str(), T, "visit"));
+        events.push(Event::new(customer.as_str(), T + hours * H, "purchase"));
+    }
+    let (_d, db) = db(&events);
+    let t = query(&db, "FUNNEL visit -> purchase WITHIN 1d PERCENTILES");
+    let at = |name: &str| column(&t, name).into_iter().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        t.columns[5..10],
+        [
+            "median_time_to_convert_s",
+            "mean_time_to_convert_s",
+            "p25_time_to_convert_s",
+            "p75_time_to_convert_s",
+            "p90_time_to_convert_s"
+        ]
+    );
+    assert_eq!(at("p25_time_to_convert_s"), [Cell::Null, Cell::Float(6300.0)]);
+    assert_eq!(at("p75_time_to_convert_s"), [Cell::Null, Cell::Float(17100.0)]);
+    let p90 = at("p90_time_to_convert_s");
+    assert!(
+        matches!(p90[1], Cell::Float(x) if (x - 28440.0).abs() < 1e-6),
+        "{p90:?}"
+    );
+    assert_eq!(at("median_time_to_convert_s"), [Cell::Null, Cell::Float(9000.0)]);
+    // One sample: every percentile is it; none: NULL. Without PERCENTILES, no such column.
+    let (_d1, single) = self::db(&events[..2]);
+    let one = query(&single, "FUNNEL visit -> purchase WITHIN 1d PERCENTILES");
+    assert_eq!(column(&one, "p90_time_to_convert_s")[1], &Cell::Float(3600.0));
+    let none = query(&db, "FUNNEL visit -> purchase WITHIN 1s PERCENTILES");
+    assert_eq!(column(&none, "p25_time_to_convert_s")[1], &Cell::Null);
+    let plain = query(&db, "FUNNEL visit -> purchase WITHIN 1d");
+    assert!(!plain.columns.iter().any(|c| c.starts_with("p25")));
+    let e = db
+        .snapshot()
+        .query("FUNNEL visit -> purchase WITHIN 1d PERCENTILES PERCENTILES")
+        .unwrap_err();
+    assert!(e.to_string().contains("PERCENTILES given twice"), "{e}");
 }
