@@ -287,3 +287,45 @@ fn percentiles_interpolate_between_ranks() {
         .unwrap_err();
     assert!(e.to_string().contains("PERCENTILES given twice"), "{e}");
 }
+
+/// `BY p1, p2`: one group per pair of values on the customer's first step-1 event, two group
+/// columns; numbers are refused (a pair packs two strings or booleans).
+#[test]
+fn by_two_properties_groups_by_the_pair() {
+    let (_d, db) = db(&[
+        at("web", "a", T, "visit").with_prop("device", "phone"),
+        at("web", "a", T + H, "purchase"),
+        at("web", "b", T, "visit").with_prop("device", "desktop"),
+        at("mobile", "c", T, "visit").with_prop("device", "phone"),
+        at("mobile", "c", T + H, "purchase"),
+        at("mobile", "d", T, "visit"),
+        at("mobile", "d", T + D, "visit")
+            .with_prop("device", "phone")
+            .with_prop("n", 1),
+    ]);
+    let t = query(&db, "FUNNEL visit -> purchase WITHIN 1d BY channel, device");
+    assert_eq!(t.columns[..3], ["group", "group2", "step"]);
+    let got: Vec<String> = t
+        .rows
+        .iter()
+        .map(|r| format!("{} {} {} {}", r[0], r[1], r[2], r[4]))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "mobile (null) 1 1",
+            "mobile (null) 2 0",
+            "mobile phone 1 1",
+            "mobile phone 2 1",
+            "web desktop 1 1",
+            "web desktop 2 0",
+            "web phone 1 1",
+            "web phone 2 1",
+        ]
+    );
+    let e = db
+        .snapshot()
+        .query("FUNNEL visit -> purchase WITHIN 1d BY channel, n")
+        .unwrap_err();
+    assert!(e.to_string().contains("strings or booleans"), "{e}");
+}

@@ -557,6 +557,13 @@ proptest! {
         // The bitmap shortcut (whole days, no predicate) equals the scan (every event has `ch`).
         let scanned = db.query("TREND uniq PERIOD day FROM '2026-03-05' TO '2026-03-09' WHERE ch IS NOT NULL BY customer.plan").unwrap();
         prop_assert_eq!(&trend.rows, &scanned.rows);
+        // FUNNEL BY ch, customer.plan: each plan's rows are BY ch among the plan's customers.
+        let funnel_pairs = db.query("FUNNEL a -> b WITHIN 6h BY ch, customer.plan").unwrap();
+        prop_assert_eq!(&funnel_pairs.columns[..3], &["group", "group2", "step"]);
+        for (label, test) in groups {
+            let alone = db.query(&format!("FUNNEL a -> b WITHIN 6h WHERE customer.plan {test} BY ch")).unwrap();
+            prop_assert_eq!(&group_rows(&funnel_pairs, 1, label), &alone.rows, "{}", label);
+        }
         for (label, test) in groups {
             let alone = db.query(&format!("FUNNEL a -> b WITHIN 6h WHERE customer.plan {test}")).unwrap();
             let by = group_rows(&funnel, 0, label);

@@ -266,6 +266,8 @@ pub struct Funnel {
     pub common: Common,
     /// Breakdown property.
     pub by: Option<(String, Span)>,
+    /// `BY p1, p2`: the second breakdown property (a group is then the pair).
+    pub by2: Option<(String, Span)>,
     /// `PERIOD p`: conversion over time, one funnel per bucket of the chains' step-1 events
     /// (docs/QUERY.md, "FUNNEL … PERIOD").
     pub period: Option<(Period, Span)>,

@@ -165,15 +165,18 @@ fn per_group(table: &Table, style: Style, draw: fn(&Table, Style) -> Option<Stri
 fn funnel_over_time(table: &Table, style: Style, bucket: usize) -> Option<String> {
     let (step, first) = (col(table, "step")?, col(table, "conversion_from_first")?);
     let last = table.rows.iter().map(|r| int(r.get(step))).max()?;
-    let group = col(table, "group");
-    let mut line = Table::new(if group.is_some() {
-        &["bucket", "group", "value"]
-    } else {
-        &["bucket", "value"]
-    });
+    // The group columns (`BY p` or `BY p1, p2`) carried over: one line per group.
+    let labels: Vec<usize> = ["group", "group2"]
+        .iter()
+        .filter_map(|name| col(table, name))
+        .collect();
+    let mut columns = vec!["bucket"];
+    columns.extend(["group", "group2"].iter().take(labels.len()));
+    columns.push("value");
+    let mut line = Table::new(&columns);
     for r in table.rows.iter().filter(|r| int(r.get(step)) == last) {
         let mut row = vec![r.get(bucket).cloned().unwrap_or(Cell::Null)];
-        row.extend(group.map(|g| r.get(g).cloned().unwrap_or(Cell::Null)));
+        row.extend(labels.iter().map(|&g| r.get(g).cloned().unwrap_or(Cell::Null)));
         row.push(Cell::Float(num(r.get(first)) * 100.0));
         line.rows.push(row);
     }

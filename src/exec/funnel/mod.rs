@@ -12,7 +12,7 @@ use crate::dict::Dicts;
 use crate::exec::funnel::kernel::{FunnelRun, KernelRows, StepMasks};
 use crate::exec::funnel::scope::{Scope, in_entry};
 use crate::exec::group::GroupBy;
-use crate::exec::labels::{customer_table, slot_label};
+use crate::exec::labels::customer_table;
 use crate::exec::median::{Samples, medians_means, quantiles_cont};
 use crate::exec::operator::{HashMap, LazyOperator, Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions};
@@ -21,7 +21,7 @@ use crate::exec::range::{data_range, on_day_boundary};
 use crate::exec::scan::{columns, evaluate_lazy, passes};
 use crate::exec::ties::order_ties;
 use crate::limits;
-use crate::model::{Columns, PropType};
+use crate::model::Columns;
 use crate::plan::{Buckets, CPred, Matcher, Resolver};
 use crate::query::ParseError;
 use crate::query::ast::FunnelMode;
@@ -200,9 +200,15 @@ impl<'a> FunnelOp<'a> {
             ties_strict: funnel.ties_strict,
             range: res.range(&funnel.common.range)?,
             filter: funnel.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
-            by: (funnel.by.as_ref())
-                .map(|(name, span)| GroupBy::resolve(res, input, (name, *span)))
-                .transpose()?,
+            by: match (&funnel.by, &funnel.by2) {
+                (Some((name, span)), None) => Some(GroupBy::resolve(res, input, (name, *span))?),
+                (Some((name, span)), Some((name2, span2))) => Some(GroupBy::resolve_pair(
+                    res,
+                    input,
+                    ((name, *span), (name2, *span2)),
+                )?),
+                (None, _) => None,
+            },
             dicts: input.dicts,
             drill: None,
             masks: None,
@@ -244,7 +250,7 @@ impl FunnelOp<'_> {
     /// With `PERCENTILES`, `quantiles` holds [`PERCENTILES`] per (bucket, group, step ≥ 2).
     fn table(
         &self,
-        groups: &[(String, String, FunnelCounts)],
+        groups: &[(String, Vec<String>, FunnelCounts)],
         stats: Vec<(Cell, Cell)>,
         quantiles: Vec<Vec<Cell>>,
     ) -> Table {
@@ -269,8 +275,12 @@ impl FunnelOp<'_> {
                 ],
             );
         }
-        if self.by.is_some() {
-            cols.insert(0, "group");
+        match &self.by {
+            Some(by) if by.is_pair() => {
+                cols.splice(0..0, ["group", "group2"]);
+            }
+            Some(_) => cols.insert(0, "group"),
+            None => {}
         }
         if self.buckets.is_some() {
             cols.insert(0, "bucket");
@@ -323,9 +333,7 @@ impl FunnelOp<'_> {
                         cells.into_iter().chain(std::iter::repeat(Cell::Null)).take(3),
                     );
                 }
-                if self.by.is_some() {
-                    row.insert(0, Cell::Str(g.clone()));
-                }
+                row.splice(0..0, g.iter().map(|label| Cell::Str(label.clone())));
                 if self.buckets.is_some() {
                     row.insert(0, Cell::Str(bucket.clone()));
                 }
@@ -369,7 +377,7 @@ impl FunnelOp<'_> {
         let group = [&self.by, &self.holding]
             .into_iter()
             .flatten()
-            .map(|g| slot_label(g.slot(rows, i), g.ty, self.dicts))
+            .flat_map(|g| g.labels(g.slot(rows, i), self.dicts))
             .collect::<Vec<_>>()
             .join("\u{1f}");
         let name = self
@@ -526,17 +534,15 @@ impl FunnelOp<'_> {
         mut partial: FunnelPartial,
         dicts: &Dicts,
         rows_max: usize,
-    ) -> Result<Vec<(String, String, FunnelCounts)>, QueryError> {
+    ) -> Result<Vec<(String, Vec<String>, FunnelCounts)>, QueryError> {
         let n = self.steps.len();
-        let by_ty = self.by.as_ref().map_or(PropType::Str, |b| b.ty);
-        let mut values: Vec<(String, Option<u64>)> = if self.by.is_none() {
-            vec![(String::new(), None)]
-        } else {
-            let slots: std::collections::HashSet<Option<u64>> = partial.groups.keys().map(|k| k.1).collect();
-            slots
-                .into_iter()
-                .map(|g| (slot_label(g, by_ty, dicts), g))
-                .collect()
+        let mut values: Vec<(Vec<String>, Option<u64>)> = match &self.by {
+            None => vec![(Vec::new(), None)],
+            Some(by) => {
+                let slots: std::collections::HashSet<Option<u64>> =
+                    partial.groups.keys().map(|k| k.1).collect();
+                slots.into_iter().map(|g| (by.labels(g, dicts), g)).collect()
+            }
         };
         values.sort();
         let buckets = self.buckets.as_ref().map_or(1, Buckets::len);
@@ -597,7 +603,7 @@ impl Operator for FunnelOp<'_> {
 
     fn columns(&self) -> ColumnSet {
         let props = self.filter.is_some()
-            || self.by.as_ref().is_some_and(|g| g.event_prop().is_some())
+            || self.by.as_ref().is_some_and(|g| !g.event_props().is_empty())
             || self.steps.iter().any(Matcher::uses_props)
             || self.excludes.iter().any(|x| x.0.uses_props())
             || self.holding.is_some();

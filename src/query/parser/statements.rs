@@ -52,6 +52,7 @@ impl Parser<'_> {
             exclusion_chain: false,
             common: Common::default(),
             by: None,
+            by2: None,
             period: None,
             first,
             holding: None,
@@ -86,6 +87,10 @@ impl Parser<'_> {
                     return Err(ParseError::new(t.span, "BY given twice"));
                 }
                 f.by = Some(self.name("a property name")?);
+                if self.peek().tok == Tok::Comma {
+                    self.next();
+                    f.by2 = Some(self.name("a second property name")?);
+                }
             } else if self.eat_kw("PERCENTILES") {
                 if f.percentiles {
                     return Err(ParseError::new(t.span, "PERCENTILES given twice"));
