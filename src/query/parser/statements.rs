@@ -82,37 +82,48 @@ impl Parser<'_> {
                 }
                 seen_exclusion = true;
                 f.exclusion_chain = self.exclusion_chain()?;
-            } else if !self.at_by_cohort() && self.eat_kw("BY") {
-                if f.by.is_some() {
-                    return Err(ParseError::new(t.span, "BY given twice"));
-                }
-                f.by = Some(self.name("a property name")?);
-                if self.peek().tok == Tok::Comma {
-                    self.next();
-                    f.by2 = Some(self.name("a second property name")?);
-                }
-            } else if self.eat_kw("PERCENTILES") {
-                if f.percentiles {
-                    return Err(ParseError::new(t.span, "PERCENTILES given twice"));
-                }
-                f.percentiles = true;
-            } else if self.eat_kw("HOLDING") {
-                if f.holding.is_some() {
-                    return Err(ParseError::new(t.span, "HOLDING given twice"));
-                }
-                f.holding = Some(self.name("a property name")?);
-            } else if self.eat_kw("PERIOD") {
-                if f.period.is_some() {
-                    return Err(ParseError::new(t.span, "PERIOD given twice"));
-                }
-                let at = self.peek().span;
-                f.period = Some((self.period()?, at));
-            } else if !self.common(&mut f.common)? {
+            } else if !self.funnel_form(&mut f)? && !self.common(&mut f.common)? {
                 break;
             }
         }
         // A one-step funnel is allowed: it counts customers with the event in range.
         Ok(f)
+    }
+
+    /// A funnel's breakdown and form clauses (`BY p [, p2]`, `PERCENTILES`, `HOLDING p`,
+    /// `PERIOD p`) at the parser's position: true when one was read.
+    fn funnel_form(&mut self, f: &mut Funnel) -> Result<bool, ParseError> {
+        let t = self.peek();
+        let twice = |what: &str| Err(ParseError::new(t.span, format!("{what} given twice")));
+        if !self.at_by_cohort() && self.eat_kw("BY") {
+            if f.by.is_some() {
+                return twice("BY");
+            }
+            f.by = Some(self.name("a property name")?);
+            if self.peek().tok == Tok::Comma {
+                self.next();
+                f.by2 = Some(self.name("a second property name")?);
+            }
+        } else if self.eat_kw("PERCENTILES") {
+            if f.percentiles {
+                return twice("PERCENTILES");
+            }
+            f.percentiles = true;
+        } else if self.eat_kw("HOLDING") {
+            if f.holding.is_some() {
+                return twice("HOLDING");
+            }
+            f.holding = Some(self.name("a property name")?);
+        } else if self.eat_kw("PERIOD") {
+            if f.period.is_some() {
+                return twice("PERIOD");
+            }
+            let at = self.peek().span;
+            f.period = Some((self.period()?, at));
+        } else {
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// Eats `FIRST` before a funnel step (true): the modifier, when what follows starts a step
