@@ -63,6 +63,19 @@ fn leaf() -> impl Strategy<Value = SetQ> {
         proptest::sample::select(vec![Stage::Awareness, Stage::Purchase, Stage::Retention])
             .prop_map(SetQ::Stage),
         Just(SetQ::Cohort("base", Box::new(base()))),
+        (
+            proptest::sample::select(vec![("a", "b"), ("b", "c"), ("a", "a")]),
+            proptest::sample::select(vec![1i64, 6]),
+            1usize..3,
+            any::<bool>(),
+        )
+            .prop_map(|((first, second), hours, step, dropped)| SetQ::FunnelStep {
+                first,
+                second,
+                hours,
+                step,
+                dropped: dropped && step == 2,
+            }),
     ]
 }
 
@@ -661,4 +674,86 @@ fn set_evaluation_is_charged_to_the_memory_budget() {
     }
     let fine = db.query("CUSTOMERS IN COHORT paying LIMIT 1").unwrap();
     assert_eq!(fine.rows[0][0], Cell::Int(60_000));
+}
+
+/// A set may name what a statement lists — `CUSTOMERS …` (funnel step or drop-off, retention
+/// cell, stage, RFM segment) and `TOP CUSTOMERS …` — and has exactly those customers; what the
+/// term cannot mean is refused with a caret.
+#[test]
+fn listed_sets_are_the_statements_customers() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(dir.path().join("db"), Options::default()).unwrap();
+    let mut events = Vec::new();
+    for k in 0..30i64 {
+        let c = format!("u{k}");
+        events.push(Event::new(c.as_str(), T0 + k * H, "visit"));
+        for n in 0..(k % 4) {
+            events.push(
+                Event::new(c.as_str(), T0 + k * H + (n + 1) * 600_000_000, "buy")
+                    .with_prop("amount", (k * 10 + n) as f64),
+            );
+        }
+    }
+    db.commit(&events).unwrap();
+    let members = |text: &str| listed(&db.query(text).unwrap());
+    for (name, term, drill) in [
+        (
+            "dropped",
+            "CUSTOMERS FUNNEL visit -> buy WITHIN 1h STEP 2 DROPPED",
+            "CUSTOMERS FUNNEL visit -> buy WITHIN 1h STEP 2 DROPPED",
+        ),
+        (
+            "champions",
+            "CUSTOMERS RFM OF buy VALUE amount SEGMENT champions",
+            "CUSTOMERS RFM OF buy VALUE amount SEGMENT champions",
+        ),
+        (
+            "cell",
+            "CUSTOMERS RETENTION visit RETURN buy PERIOD day PERIODS 1 CELL '2026-03-05', 0",
+            "CUSTOMERS RETENTION visit RETURN buy PERIOD day PERIODS 1 CELL '2026-03-05', 0",
+        ),
+        (
+            "whales",
+            "TOP CUSTOMERS BY sum(amount) OF buy LIMIT 5",
+            "TOP CUSTOMERS BY sum(amount) OF buy LIMIT 5",
+        ),
+    ] {
+        db.query(&format!("CREATE COHORT {name} AS {term}")).unwrap();
+        let want: BTreeSet<String> = if name == "whales" {
+            let t = db.query(drill).unwrap();
+            t.rows.iter().map(|r| r[1].to_string()).collect()
+        } else {
+            members(&format!("{drill} LIMIT 1000"))
+        };
+        assert!(!want.is_empty(), "{name}");
+        assert_eq!(members(&format!("CUSTOMERS IN COHORT {name}")), want, "{name}");
+    }
+    // Combined with other terms; a later commit changes a dynamic one.
+    let union: BTreeSet<String> = members("CUSTOMERS IN COHORT dropped")
+        .union(&members("CUSTOMERS IN COHORT whales"))
+        .cloned()
+        .collect();
+    db.query("CREATE COHORT mixed AS CUSTOMERS FUNNEL visit -> buy WITHIN 1h STEP 2 DROPPED OR TOP CUSTOMERS BY sum(amount) OF buy LIMIT 5").unwrap();
+    assert_eq!(members("CUSTOMERS IN COHORT mixed"), union);
+    db.commit(&[Event::new("u0", T0 + 10 * 60_000_000, "buy")])
+        .unwrap();
+    assert!(!members("CUSTOMERS IN COHORT dropped").contains("u0"));
+    for (text, message) in [
+        (
+            "CREATE COHORT e1 AS CUSTOMERS FUNNEL visit -> buy WITHIN 1h STEP 2 LIMIT 3",
+            "LIMIT does not apply",
+        ),
+        ("CREATE COHORT e2 AS CUSTOMERS IN COHORT whales", "IN name"),
+        (
+            "CREATE COHORT e3 AS CUSTOMERS FUNNEL visit -> buy WITHIN 1h WHERE CUSTOMER IN whales STEP 2",
+            "takes no cohorts",
+        ),
+        (
+            "CREATE COHORT e4 AS TOP CUSTOMERS BY count WHERE customer.plan = 'x' LIMIT 3",
+            "takes no cohorts or customer properties",
+        ),
+    ] {
+        let e = db.query(text).unwrap_err().to_string();
+        assert!(e.contains(message), "{text}: {e}");
+    }
 }

@@ -7,7 +7,7 @@
 //! reads the admitted customers only).
 //!
 //! Uses: `db`, `dict`, `error`, `index`, `manifest`, `merge`, `model`, `plan`, `query`, `result`, `segment`;
-//! rooms `labels`, `operator`, `options`, `prefilter`, `scan`.
+//! rooms `customers`, `labels`, `operator`, `options`, `prefilter`, `scan`, `top`.
 
 use crate::db::{Db, Snapshot};
 use crate::dict::Dicts;
@@ -18,7 +18,7 @@ use crate::manifest::CohortEntry;
 use crate::merge::Source;
 use crate::model::Columns;
 use crate::plan::{CPred, Matcher, Resolver};
-use crate::query::ast::{CohortFilter, CreateCohort, CustomerSet, Pred};
+use crate::query::ast::{CohortFilter, CreateCohort, CustomerSet, Pred, Statement};
 use crate::query::{ParseError, Span};
 use crate::result::{Cell, Table};
 use crate::segment::ColumnSet;
@@ -175,6 +175,7 @@ impl<'a> Cohorts<'a> {
             CustomerSet::InStage(stage, span) => leaf(op, Leaf::Stage(stage.code()), *span)?,
             CustomerSet::InCohort(name, span) => Node::Members(self.members(name, *span)?),
             CustomerSet::Profile(pred) => Node::Members(Arc::new(self.profile_members(pred, res)?)),
+            CustomerSet::Listed(statement, _) => Node::Members(Arc::new(self.listed(statement, res.text)?)),
             CustomerSet::Not(inner) => Node::Not(Box::new(self.plan(inner, res, op)?)),
             CustomerSet::And(a, b) => {
                 Node::And(Box::new(self.plan(a, res, op)?), Box::new(self.plan(b, res, op)?))
@@ -183,6 +184,29 @@ impl<'a> Cohorts<'a> {
                 Node::Or(Box::new(self.plan(a, res, op)?), Box::new(self.plan(b, res, op)?))
             }
         })
+    }
+
+    /// The customers a `CUSTOMERS …` or `TOP CUSTOMERS …` statement lists (all of them: no
+    /// row cap), by the statement's own evaluation, so that a set and the drill-down it names
+    /// agree by construction.
+    fn listed(&self, statement: &Statement, text: &str) -> Result<RoaringBitmap, QueryError> {
+        let opts = QueryOptions {
+            rows_max: usize::MAX,
+            ..self.opts.clone()
+        };
+        let table = match statement {
+            Statement::Customers(c) => super::customers::customers(c, text, self.input, &opts)?,
+            Statement::Top(top) => super::top::top_customers(top, text, self.input, &opts)?,
+            _ => return Ok(RoaringBitmap::new()),
+        };
+        let at = table.columns.iter().position(|c| c == "customer");
+        let customers = &self.input.dicts.customers;
+        Ok((table.rows.iter())
+            .filter_map(|row| match at.and_then(|at| row.get(at)) {
+                Some(Cell::Str(id)) => customers.get(id),
+                _ => None,
+            })
+            .collect())
     }
 
     /// The customers whose latest profile satisfies `pred` (on `customer.NAME` properties); a

@@ -581,6 +581,9 @@ pub enum CustomerSet {
     InCohort(String, Span),
     /// `customer.NAME op value` (and `IN`, `IS NULL`): the customer's latest profile satisfies it.
     Profile(Pred),
+    /// A set a statement lists: `CUSTOMERS …` (a funnel step or drop-off, a retention cell, a
+    /// stage, an RFM segment) or `TOP CUSTOMERS …` (the customers ranked).
+    Listed(Box<Statement>, Span),
     /// NOT
     Not(Box<CustomerSet>),
     /// AND
@@ -629,7 +632,8 @@ impl CustomerSet {
             CustomerSet::Did(_)
             | CustomerSet::Edge { .. }
             | CustomerSet::InStage(..)
-            | CustomerSet::Profile(_) => Vec::new(),
+            | CustomerSet::Profile(_)
+            | CustomerSet::Listed(..) => Vec::new(),
         }
     }
 
@@ -645,6 +649,7 @@ impl CustomerSet {
                 out
             }
             CustomerSet::InStage(..) | CustomerSet::InCohort(..) | CustomerSet::Profile(_) => Vec::new(),
+            CustomerSet::Listed(statement, _) => statement.steps(),
         }
     }
 }

@@ -25,6 +25,15 @@ pub enum SetQ {
     Stage(Stage),
     /// `IN name` (a cohort saved before, with its own set)
     Cohort(&'static str, Box<SetQ>),
+    /// `CUSTOMERS FUNNEL first -> second WITHIN {hours}h STEP k [DROPPED]`: the customers the
+    /// drill-down lists (ordered mode, TIES ALLOW; the funnel reference's levels).
+    FunnelStep {
+        first: &'static str,
+        second: &'static str,
+        hours: i64,
+        step: usize,
+        dropped: bool,
+    },
     Not(Box<SetQ>),
     And(Box<SetQ>, Box<SetQ>),
     Or(Box<SetQ>, Box<SetQ>),
@@ -60,6 +69,16 @@ impl SetQ {
             }
             SetQ::Stage(stage) => format!("IN STAGE {}", stage.name()),
             SetQ::Cohort(name, _) => format!("IN {name}"),
+            SetQ::FunnelStep {
+                first,
+                second,
+                hours,
+                step,
+                dropped,
+            } => format!(
+                "CUSTOMERS FUNNEL {first} -> {second} WITHIN {hours}h STEP {step}{}",
+                if *dropped { " DROPPED" } else { "" }
+            ),
             SetQ::Not(inner) => format!("NOT ({})", inner.text()),
             SetQ::And(a, b) => format!("({}) AND ({})", a.text(), b.text()),
             SetQ::Or(a, b) => format!("({}) OR ({})", a.text(), b.text()),
@@ -102,6 +121,34 @@ impl SetQ {
                 events.iter().filter_map(|e| e.stage).max_by_key(|s| s.code()) == Some(*stage)
             }
             SetQ::Cohort(_, set) => set.holds(events),
+            SetQ::FunnelStep {
+                first,
+                second,
+                hours,
+                step,
+                dropped,
+            } => {
+                use super::reference::{Common, Extras, StepQ, chains, funnel_order};
+                let steps = [StepQ::Names(vec![*first]), StepQ::Names(vec![*second])];
+                let mut ev: Vec<Ev> = events.iter().map(|e| (*e).clone()).collect();
+                let (extras, common) = (
+                    Extras::default(),
+                    Common {
+                        range: None,
+                        where_ch: None,
+                        tz: "UTC",
+                    },
+                );
+                funnel_order(&mut ev, &steps, &None, &extras);
+                let within = hours * 3_600_000_000;
+                let all = chains(&ev, &steps, within, false, false, &None, (&common, &extras));
+                let level = all.iter().map(Vec::len).max().unwrap_or(0);
+                if *dropped {
+                    level + 1 == *step
+                } else {
+                    level >= *step
+                }
+            }
             SetQ::Not(inner) => !inner.holds(events),
             SetQ::And(a, b) => a.holds(events) && b.holds(events),
             SetQ::Or(a, b) => a.holds(events) || b.holds(events),

@@ -131,6 +131,9 @@ impl Parser<'_> {
         if matches!(&t.tok, Tok::Ident(name) if name.starts_with(PROFILE_PREFIX)) {
             return self.pred_not().map(CustomerSet::Profile);
         }
+        if self.is_kw("CUSTOMERS") || self.is_kw("TOP") {
+            return self.listed();
+        }
         if self.eat_kw("IN") {
             if self.eat_kw("STAGE") {
                 let t = self.next();
@@ -154,7 +157,51 @@ impl Parser<'_> {
             t.span,
             format!("expected a customer set, found {}", describe(&t.tok)),
         )
-        .with_help("sets are DID step, FIRST step WHERE …, LAST step WHERE …, IN STAGE s, IN cohort, customer.NAME = value, combined with AND, OR, NOT and ( )"))
+        .with_help("sets are DID step, FIRST step WHERE …, LAST step WHERE …, IN STAGE s, IN cohort, customer.NAME = value, CUSTOMERS … and TOP CUSTOMERS …, combined with AND, OR, NOT and ( )"))
+    }
+
+    /// `CUSTOMERS …` or `TOP CUSTOMERS …` as a set term: every customer the statement lists.
+    /// Its own `WHERE` may not name cohorts or customer properties, nor may it take `LIMIT`
+    /// (`CUSTOMERS`) or `BY COHORT`: a set combines those with AND.
+    fn listed(&mut self) -> Result<CustomerSet, ParseError> {
+        let start = self.peek().span.start;
+        let statement = if self.eat_kw("TOP") {
+            self.expect_kw("CUSTOMERS", "(TOP CUSTOMERS BY count LIMIT 10)")?;
+            Statement::Top(self.top_customers()?)
+        } else {
+            self.pos += 1;
+            Statement::Customers(self.customers()?)
+        };
+        let end = self
+            .toks
+            .get(self.pos.saturating_sub(1))
+            .map_or(start, |t| t.span.end);
+        let span = Span { start, end };
+        let refuse =
+            |what: &str, help: &str| Err(ParseError::new(span, what.to_owned()).with_help(help.to_owned()));
+        if let Statement::Customers(c) = &statement {
+            if matches!(c.drill, Drill::Cohort(_)) {
+                return refuse(
+                    "a customer set names a cohort's members as IN name",
+                    "e.g. IN repeat_buyers",
+                );
+            }
+            if c.limit.is_some() {
+                return refuse(
+                    "a customer set takes every customer listed: LIMIT does not apply",
+                    "leave LIMIT out",
+                );
+            }
+        }
+        if let Some(common) = statement.common()
+            && (!common.cohorts.is_empty() || common.profile.is_some() || !common.by_cohorts.is_empty())
+        {
+            return refuse(
+                "inside a customer set, a statement's WHERE takes no cohorts or customer properties",
+                "combine them with AND: CUSTOMERS FUNNEL … STEP 2 AND IN repeat_buyers",
+            );
+        }
+        Ok(CustomerSet::Listed(Box::new(statement), span))
     }
 
     /// `DID step [AT LEAST n TIMES] [WITHIN d OF FIRST SEEN] [FROM t TO t]`, after `DID`.
@@ -233,7 +280,10 @@ impl Parser<'_> {
                     let next_is_name = self
                         .peek_at(k + 1)
                         .is_some_and(|n| matches!(n.tok, Tok::Ident(_) | Tok::Str(_)));
-                    return matches!(word.as_str(), "DID" | "FIRST" | "LAST" | "IN") && next_is_name;
+                    return matches!(
+                        word.as_str(),
+                        "DID" | "FIRST" | "LAST" | "IN" | "CUSTOMERS" | "TOP"
+                    ) && next_is_name;
                 }
                 _ => return false,
             }
