@@ -154,6 +154,27 @@ fn queries(c: &mut Criterion) {
             "TREND uniq PERIOD day BY customer.country".into(),
         ),
         ("rfm_revenue", "RFM OF purchase VALUE amount".into()),
+        // The funnel forms of issue 27 §4, beside Q1 with TIES ALLOW (their default).
+        (
+            "Q1_funnel_period_week",
+            "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d PERIOD week".into(),
+        ),
+        (
+            "Q1_funnel_first_visit",
+            "FUNNEL FIRST visit -> add_to_cart -> purchase WITHIN 7d".into(),
+        ),
+        (
+            "Q1_funnel_holding_channel",
+            "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d HOLDING channel".into(),
+        ),
+        (
+            "Q1_funnel_percentiles",
+            "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d PERCENTILES".into(),
+        ),
+        (
+            "Q1_funnel_by_channel_plan",
+            "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d BY channel, customer.plan".into(),
+        ),
         (
             "Q1_funnel_by_3_cohorts",
             "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d TIES STRICT BY COHORT repeat_buyers, mobile_first, heavy".into(),

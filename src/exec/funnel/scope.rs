@@ -173,17 +173,28 @@ impl FunnelOp<'_> {
         let position = |row: Option<usize>| row.and_then(|r| idx.iter().position(|&x| x == r));
         let mut one = FunnelOutcome::default();
         out.reset(self.steps.len());
+        // Without STRICT adjacency or exclusions, an event of another value plays no part in a
+        // value's chains: each value's pass reads only its own events (one pass in all).
+        let own_events = self.mode != FunnelMode::Strict && self.excludes.is_empty();
+        let mut own: Vec<usize> = Vec::new();
         for value in values {
-            self.outcome_into(
-                rows,
-                idx,
-                &Scope {
-                    held: Some(value),
-                    ..*scope
-                },
-                scratch,
-                &mut one,
-            );
+            let held = Scope {
+                held: Some(value),
+                ..*scope
+            };
+            let events = if own_events {
+                let holding = self.holding.as_ref();
+                own.clear();
+                own.extend(
+                    idx.iter()
+                        .copied()
+                        .filter(|&i| holding.is_some_and(|h| h.slot(rows, i) == value)),
+                );
+                &own[..]
+            } else {
+                idx
+            };
+            self.outcome_into(rows, events, &held, scratch, &mut one);
             for k in 1..=one.level {
                 if out.at[k].is_none() || position(one.at[k]) < position(out.at[k]) {
                     out.times[k] = one.times[k];
