@@ -34,7 +34,7 @@ pub const STATEMENTS: [&str; 16] = [
 ];
 
 /// Words with a meaning only in their clause (not reserved; they may also name events).
-pub const CONTEXTUAL: [&str; 29] = [
+pub const CONTEXTUAL: [&str; 31] = [
     "COHORT",
     "VALUE",
     "SEGMENT",
@@ -64,6 +64,8 @@ pub const CONTEXTUAL: [&str; 29] = [
     "START",
     "ASC",
     "DESC",
+    "HOLDING",
+    "PERCENTILES",
 ];
 
 /// Every reserved word of the query language.
