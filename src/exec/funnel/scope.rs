@@ -139,6 +139,10 @@ impl FunnelOp<'_> {
         if self.holding.is_none() {
             return self.keeps(rows, idx, scope);
         }
+        if self.excludes.is_empty() || self.exclusion_chain || self.mode == FunnelMode::Unordered {
+            // No customer-level exclusion applies: the held values need not be found.
+            return true;
+        }
         let verdicts: Vec<(usize, bool)> = (self.held_values(rows, idx, scope).into_iter())
             .filter_map(|v| {
                 self.exclusion_verdict(
@@ -173,28 +177,12 @@ impl FunnelOp<'_> {
         let position = |row: Option<usize>| row.and_then(|r| idx.iter().position(|&x| x == r));
         let mut one = FunnelOutcome::default();
         out.reset(self.steps.len());
-        // Without STRICT adjacency or exclusions, an event of another value plays no part in a
-        // value's chains: each value's pass reads only its own events (one pass in all).
-        let own_events = self.mode != FunnelMode::Strict && self.excludes.is_empty();
-        let mut own: Vec<usize> = Vec::new();
         for value in values {
             let held = Scope {
                 held: Some(value),
                 ..*scope
             };
-            let events = if own_events {
-                let holding = self.holding.as_ref();
-                own.clear();
-                own.extend(
-                    idx.iter()
-                        .copied()
-                        .filter(|&i| holding.is_some_and(|h| h.slot(rows, i) == value)),
-                );
-                &own[..]
-            } else {
-                idx
-            };
-            self.outcome_into(rows, events, &held, scratch, &mut one);
+            self.outcome_into(rows, idx, &held, scratch, &mut one);
             for k in 1..=one.level {
                 if out.at[k].is_none() || position(one.at[k]) < position(out.at[k]) {
                     out.times[k] = one.times[k];
