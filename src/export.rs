@@ -363,8 +363,8 @@ fn json_io(e: serde_json::Error) -> ExportError {
 
 #[cfg(test)]
 mod tests {
-    use crate::import::{TsUnit, parse_ts};
     use crate::model::format_ts;
+    use crate::time::{TsUnit, parse_ts};
     use proptest::prelude::*;
 
     proptest! {

@@ -7,6 +7,8 @@
 pub mod limits;
 #[path = "model.rs"]
 pub mod model;
+#[path = "time.rs"]
+pub mod time;
 #[path = "demo.rs"]
 pub mod demo;
 #[path = "codec.rs"]

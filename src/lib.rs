@@ -32,12 +32,13 @@ pub(crate) use internals::{
     buffer, codec, compaction, db, dict, error, exec, file, index, ingest, limits, manifest, merge, model,
     plan, result, segment, wal,
 };
-pub use internals::{demo, export, import, query};
+pub use internals::{demo, export, import, query, time};
 
 pub use db::{Batch, Db, Options, Snapshot, Stats, Sync};
 pub use error::{DbError, Error, FileError, IngestError, Result};
 pub use exec::{Query, QueryError, QueryOptions};
-pub use import::{FileFormat, ImportError, ImportOptions, TsUnit};
+pub use import::{FileFormat, ImportError, ImportOptions};
 pub use manifest::CohortEntry;
 pub use model::{Event, ProfileUpdate, PropType, Stage, StoredEvent, Value};
 pub use result::{Cell, Table};
+pub use time::TsUnit;

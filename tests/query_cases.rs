@@ -1008,7 +1008,7 @@ fn common_stage(events: &[Event]) -> journeydb::import::Staged {
         .collect();
     std::fs::write(&path, text).unwrap();
     let opts = journeydb::import::ImportOptions {
-        ts_unit: journeydb::import::TsUnit::Us,
+        ts_unit: Some(journeydb::TsUnit::Us),
         ..Default::default()
     };
     journeydb::import::read_file(&path, &opts, &mut |_, _| {})

@@ -1,7 +1,7 @@
 //! Bulk import: a staged file becomes one sealed segment published atomically, read whole or
 //! streamed in parts.
 //!
-//! Uses: `buffer`, `dict`, `error`, `file`, `import`, `ingest`, `limits`, `manifest`, `model`, `segment`; rooms `seal`, `version`.
+//! Uses: `buffer`, `dict`, `error`, `file`, `import`, `ingest`, `limits`, `manifest`, `model`, `segment`, `time`; rooms `seal`, `version`.
 
 use super::version::{DictsEdit, NewSegment, SegmentsEdit, VersionEdit};
 use super::{Db, Writer};
@@ -82,6 +82,10 @@ pub struct FileImport {
     /// True when the file was streamed into its segment part by part; false when it was read
     /// whole first.
     pub streamed: bool,
+    /// The first and last timestamps imported, and how many look implausible.
+    pub timestamps: crate::time::TsSpan,
+    /// What was inferred about the file's integer timestamps (see [`crate::time`]).
+    pub ts_inferred: Option<crate::time::Inferred>,
 }
 
 /// What the writer of a streamed import ended with.
@@ -341,12 +345,16 @@ impl Db {
         }
         let read = crate::import::read_file(path, opts, progress)?;
         let events = read.staged.len() as u64;
+        let timestamps = read.staged.ts_span(crate::time::now());
+        let ts_inferred = read.ts_inferred();
         let first_seq = self.import(read.staged)?;
         Ok(FileImport {
             first_seq,
             events,
             skipped: read.skipped,
             streamed: false,
+            timestamps,
+            ts_inferred,
         })
     }
 
@@ -371,11 +379,15 @@ impl Db {
         let format = (inner.opts.zstd_level, w.manifest.db_id);
         // One part waits while the writer writes another, and the reader stages a third.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Option<crate::import::Staged>>(1);
+        let (now, mut timestamps) = (crate::time::now(), crate::time::TsSpan::default());
         let (read, streamed) = std::thread::scope(|s| {
             let writer = s.spawn(|| stream_parts(rx, &dicts, &stage_map, &seg_path, format));
-            let mut sink = |part| tx.send(Some(part)).is_ok();
+            let mut sink = |part: crate::import::Staged| {
+                timestamps = timestamps.merge(part.ts_span(now));
+                tx.send(Some(part)).is_ok()
+            };
             let read = crate::import::read_parts(path, opts, progress, part_rows, &mut sink);
-            if matches!(read, Ok((_, true))) {
+            if matches!(read, Ok((_, _, true))) {
                 // The end of the file; without it, the writer abandons the segment.
                 let _ = tx.send(None);
             }
@@ -383,12 +395,14 @@ impl Db {
             (read, crate::model::join(writer))
         });
         let streamed = match (read, streamed) {
-            (Ok((skipped, true)), Ok(Streamed::Written(parts))) => Ok(Some((skipped, parts))),
+            (Ok((skipped, inferred, true)), Ok(Streamed::Written(parts))) => {
+                Ok(Some((skipped, inferred, parts)))
+            }
             (Err(e), _) => Err(Error::Import(e)),
             (_, Err(e)) => Err(e),
             (Ok(_), Ok(_)) => Ok(None),
         };
-        let Some((skipped, parts)) = unpublished(streamed, &seg_path)? else {
+        let Some((skipped, ts_inferred, parts)) = unpublished(streamed, &seg_path)? else {
             let _ = file::remove_if_exists(&seg_path);
             return Ok(None);
         };
@@ -413,6 +427,8 @@ impl Db {
             events,
             skipped,
             streamed: true,
+            timestamps,
+            ts_inferred,
         }))
     }
 

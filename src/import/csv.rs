@@ -7,9 +7,7 @@ use super::values::unknown_stage;
 use std::io::BufRead;
 use std::path::Path;
 
-use super::{
-    ImportError, ImportOptions, Imported, Layout, RowValues, Staged, bad_row, infer, parse_as, parse_ts,
-};
+use super::{ImportError, ImportOptions, Imported, Layout, RowValues, Staged, bad_row, infer, parse_as};
 use crate::ingest::check_name_text;
 use crate::limits;
 use crate::model::Stage;
@@ -64,19 +62,26 @@ fn text(field: &[u8]) -> Result<&str, String> {
 fn parse_row<'r>(
     rec: &'r csv::ByteRecord,
     cols: &Columns,
-    opts: &ImportOptions,
-    staged: &mut Staged,
+    opts: &'r ImportOptions,
+    out: &mut Imported,
     line: u64,
 ) -> Result<RowValues<'r>, (usize, String)> {
+    let staged = &mut out.staged;
     let field = |i: usize| rec.get(i).ok_or((i, "missing field".to_owned()));
     let l = &cols.core;
     let customer = text(field(l.customer)?).map_err(|e| (l.customer, e))?;
     check_name_text("customer id", customer, limits::CUSTOMER_ID_BYTES_MAX).map_err(|e| (l.customer, e))?;
     let ts = text(field(l.ts)?)
-        .and_then(|t| parse_ts(t, opts.ts_unit))
+        .and_then(|t| out.ts.text(t))
         .map_err(|e| (l.ts, e))?;
-    let event = text(field(l.event)?).map_err(|e| (l.event, e))?;
-    check_name_text("event name", event, limits::NAME_BYTES_MAX).map_err(|e| (l.event, e))?;
+    let event = match l.event {
+        Some(i) => {
+            let event = text(field(i)?).map_err(|e| (i, e))?;
+            check_name_text("event name", event, limits::NAME_BYTES_MAX).map_err(|e| (i, e))?;
+            event
+        }
+        None => opts.event.as_deref().unwrap_or_default(),
+    };
     let stage = match l.stage {
         None => None,
         Some(i) => {
@@ -150,7 +155,7 @@ pub(crate) fn read(
             },
         }
     };
-    let mut out = Imported::default();
+    let mut out = Imported::new(opts);
     let header = rdr.byte_headers().map_err(csv_err)?.clone();
     if header.is_empty() {
         return Err(ImportError::File {
@@ -175,7 +180,7 @@ pub(crate) fn read(
             }
         }
         let line = rec.position().map_or(0, csv::Position::line);
-        match parse_row(&rec, &l, opts, &mut out.staged, line) {
+        match parse_row(&rec, &l, opts, &mut out, line) {
             Ok(row) => out.staged.push(&row),
             Err((i, reason)) => bad_row(
                 opts,

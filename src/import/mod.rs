@@ -9,12 +9,14 @@
 //! optional; every other column is a typed property. Exact rules (names looked for, timestamp
 //! forms, type inference, nulls) are in docs/SHELL.md ("Importing").
 //!
-//! Uses: no other module of the crate.
+//! Uses: `time`.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::time::{Inferred, TsReader};
 
 mod error;
 mod options;
@@ -25,12 +27,12 @@ pub(crate) mod values;
 pub use error::ImportError;
 use error::bad_row;
 use options::Layout;
-pub use options::{FileFormat, ImportOptions, PART_ROWS, TsUnit};
+pub use options::{FileFormat, ImportOptions, PART_ROWS};
 pub use profiles::{ProfileFile, read_profiles};
 pub use staged::Staged;
 use staged::{RowValues, Scalar, too_many_props};
+pub use values::parse_prop_type;
 use values::{infer, parse_as};
-pub use values::{parse_prop_type, parse_ts};
 pub mod csv;
 
 pub mod ndjson;
@@ -45,6 +47,25 @@ pub struct Imported {
     pub staged: Staged,
     /// The bad rows skipped (at most [`ImportOptions::skip_bad`]).
     pub skipped: Vec<ImportError>,
+    /// The file's timestamp reader (it remembers what it inferred).
+    pub(crate) ts: TsReader,
+}
+
+impl Imported {
+    /// Nothing read yet, timestamps to be read as `opts` says.
+    pub(crate) fn new(opts: &ImportOptions) -> Imported {
+        Imported {
+            staged: Staged::default(),
+            skipped: Vec::new(),
+            ts: TsReader::new(opts.ts_form()),
+        }
+    }
+
+    /// What was inferred about the file's integer timestamps (`None`: nothing, because the
+    /// options fixed the unit or a pattern, or no timestamp was an integer).
+    pub fn ts_inferred(&self) -> Option<Inferred> {
+        self.ts.inferred()
+    }
 }
 
 /// Counts bytes read from the underlying file (for progress reporting).
@@ -121,8 +142,8 @@ pub(crate) fn streams(file: &Path, opts: &ImportOptions) -> bool {
 
 /// Reads a Parquet file in parts of at least `rows` rows (cut where a decoded batch ends; the
 /// last part may be smaller), handing each part to `sink` as soon as it is staged; `sink`
-/// returns false to stop the read. Returns the bad rows skipped, and false when `sink`
-/// stopped the read. The rows of all the parts are those [`read_file`] stages, in the same
+/// returns false to stop the read. Returns the bad rows skipped, what was inferred about the
+/// timestamps, and false when `sink` stopped the read. The rows of all the parts are those [`read_file`] stages, in the same
 /// order, and the same errors stop the read.
 #[cfg(feature = "parquet")]
 pub(crate) fn read_parts(
@@ -131,7 +152,7 @@ pub(crate) fn read_parts(
     progress: Progress<'_>,
     rows: usize,
     sink: &mut dyn FnMut(Staged) -> bool,
-) -> Result<(Vec<ImportError>, bool), ImportError> {
+) -> Result<(Vec<ImportError>, Option<Inferred>, bool), ImportError> {
     let len = std::fs::metadata(file).map_or(0, |m| m.len());
     let mut rows_seen = 0;
     let parts = parquet::Parts { rows, sink };
@@ -156,7 +177,7 @@ pub(crate) fn read_parts(
     _progress: Progress<'_>,
     _rows: usize,
     _sink: &mut dyn FnMut(Staged) -> bool,
-) -> Result<(Vec<ImportError>, bool), ImportError> {
+) -> Result<(Vec<ImportError>, Option<Inferred>, bool), ImportError> {
     Err(ImportError::File {
         file: file.to_owned(),
         reason: "this journeydb was built without Parquet support (cargo feature `parquet`)".into(),

@@ -12,7 +12,7 @@ use std::path::Path;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::values::unknown_stage;
-use super::{ImportError, ImportOptions, Imported, Layout, RowValues, Scalar, Staged, bad_row, parse_ts};
+use super::{ImportError, ImportOptions, Imported, Layout, RowValues, Scalar, bad_row};
 use crate::ingest::check_name_text;
 use crate::limits;
 use crate::model::Stage;
@@ -143,10 +143,11 @@ type RowErr = (usize, String, String);
 
 fn parse_row<'a>(
     obj: &'a Obj<'a>,
-    opts: &ImportOptions,
-    staged: &mut Staged,
+    opts: &'a ImportOptions,
+    out: &mut Imported,
     line: u64,
 ) -> Result<RowValues<'a>, RowErr> {
+    let staged = &mut out.staged;
     let entries = &obj.0;
     let keys: Vec<&str> = entries.iter().map(|(k, _)| k.as_ref()).collect();
     let core = Layout::locate(&keys, opts).map_err(|e| (0, String::new(), e))?;
@@ -158,28 +159,24 @@ fn parse_row<'a>(
         _ => return Err(err(ci, "expected a string or an integer".into())),
     };
     check_name_text("customer id", &customer, limits::CUSTOMER_ID_BYTES_MAX).map_err(|e| err(ci, e))?;
-    let unit = opts.ts_unit.micros();
     let ts = match &entries[ti].1 {
-        J::Str(s) => parse_ts(s, opts.ts_unit).map_err(|e| err(ti, e))?,
-        J::I64(n) => n
-            .checked_mul(unit)
-            .ok_or_else(|| format!("timestamp {n} is out of range"))
-            .and_then(crate::model::check_ts)
-            .map_err(|e| err(ti, e))?,
-        J::F64(x) => {
-            let us = (x * unit as f64).round();
-            if !us.is_finite() || us.abs() >= 9.2e18 {
-                return Err(err(ti, format!("timestamp {x} is out of range")));
-            }
-            crate::model::check_ts(us as i64).map_err(|e| err(ti, e))?
+        J::Str(s) => out.ts.text(s),
+        J::I64(n) => out.ts.integer(*n),
+        J::F64(x) => out.ts.float(*x),
+        _ => Err("expected a timestamp string or number".into()),
+    }
+    .map_err(|e| err(ti, e))?;
+    let event = match ei {
+        Some(ei) => {
+            let event = match &entries[ei].1 {
+                J::Str(s) => s.as_ref(),
+                _ => return Err(err(ei, "expected a string".into())),
+            };
+            check_name_text("event name", event, limits::NAME_BYTES_MAX).map_err(|e| err(ei, e))?;
+            event
         }
-        _ => return Err(err(ti, "expected a timestamp string or number".into())),
+        None => opts.event.as_deref().unwrap_or_default(),
     };
-    let event = match &entries[ei].1 {
-        J::Str(s) => s.as_ref(),
-        _ => return Err(err(ei, "expected a string".into())),
-    };
-    check_name_text("event name", event, limits::NAME_BYTES_MAX).map_err(|e| err(ei, e))?;
     let stage = match si.map(|i| (i, &entries[i].1)) {
         None | Some((_, J::Null)) => None,
         Some((i, J::Str(s))) if s.trim().is_empty() => {
@@ -225,7 +222,7 @@ pub(crate) fn read(
     opts: &ImportOptions,
     tick: &mut dyn FnMut(u64),
 ) -> Result<Imported, ImportError> {
-    let mut out = Imported::default();
+    let mut out = Imported::new(opts);
     let mut buf = Vec::with_capacity(4096);
     let mut line = 0u64;
     let mut rows = 0u64;
@@ -253,7 +250,7 @@ pub(crate) fn read(
             reason,
         };
         let row = match parse_obj(text) {
-            Ok(obj) => match parse_row(&obj, opts, &mut out.staged, line) {
+            Ok(obj) => match parse_row(&obj, opts, &mut out, line) {
                 Ok(row) => {
                     out.staged.push(&row);
                     Ok(())

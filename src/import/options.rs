@@ -1,10 +1,11 @@
 //! What an import is told: the file format, the timestamp unit, the column roles (given or found
 //! by name), and the other options.
 //!
-//! Uses: `limits`, `model`.
+//! Uses: `limits`, `model`, `time`.
 
 use crate::limits;
 use crate::model::PropType;
+use crate::time::{TsForm, TsUnit};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
@@ -49,28 +50,6 @@ impl fmt::Display for FileFormat {
     }
 }
 
-/// The unit of integer timestamps.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum TsUnit {
-    /// Seconds since the Unix epoch.
-    S,
-    /// Milliseconds since the Unix epoch (the default).
-    #[default]
-    Ms,
-    /// Microseconds since the Unix epoch.
-    Us,
-}
-
-impl TsUnit {
-    pub(in crate::internals::import) fn micros(self) -> i64 {
-        match self {
-            TsUnit::S => 1_000_000,
-            TsUnit::Ms => 1_000,
-            TsUnit::Us => 1,
-        }
-    }
-}
-
 /// Rows per part when [`crate::Db::import_file`] streams a Parquet file (unless
 /// [`ImportOptions::part_rows`] says otherwise): two segment blocks.
 pub const PART_ROWS: usize = 2 * limits::BLOCK_ROWS;
@@ -80,8 +59,15 @@ pub const PART_ROWS: usize = 2 * limits::BLOCK_ROWS;
 pub struct ImportOptions {
     /// The format; `None` means from the file name.
     pub format: Option<FileFormat>,
-    /// The unit of integer timestamps.
-    pub ts_unit: TsUnit,
+    /// The unit of integer timestamps; `None` infers it from the first one's magnitude (see
+    /// [`crate::time`]; [`crate::import::Imported::ts_inferred`] says what was chosen).
+    pub ts_unit: Option<TsUnit>,
+    /// A strftime-style pattern the timestamps are written in (`%Y%m%d`, `%d/%m/%Y %H:%M`);
+    /// it takes precedence over `ts_unit`.
+    pub ts_format: Option<String>,
+    /// One event name for every row of a file without an event column (no event column is
+    /// then looked for: a column named like one is a property).
+    pub event: Option<String>,
     /// Name of the customer column (default: the first of `customer`, `customer_id`, `user_id`,
     /// `distinct_id`).
     pub customer_col: Option<String>,
@@ -121,6 +107,15 @@ pub const ALIASES: [(Role, &[&str]); 4] = [
 ];
 
 impl ImportOptions {
+    /// How the timestamps are read: the pattern, else the unit, else inferred.
+    pub fn ts_form(&self) -> TsForm {
+        match (&self.ts_format, self.ts_unit) {
+            (Some(pattern), _) => TsForm::Pattern(pattern.clone()),
+            (None, Some(unit)) => TsForm::Unit(unit),
+            (None, None) => TsForm::Infer,
+        }
+    }
+
     /// The names that may hold `role`, in order of preference.
     pub(crate) fn names(&self, role: Role) -> Vec<&str> {
         let explicit = match role {
@@ -144,7 +139,8 @@ impl ImportOptions {
 pub(crate) struct Layout {
     pub(crate) customer: usize,
     pub(crate) ts: usize,
-    pub(crate) event: usize,
+    /// `None`: the file has no event column ([`ImportOptions::event`] names every row's event).
+    pub(crate) event: Option<usize>,
     pub(crate) stage: Option<usize>,
 }
 
@@ -162,8 +158,13 @@ impl Layout {
         let required = |role: Role, what: &str, flag: &str| {
             find(role).map_err(|wanted| {
                 let list: Vec<String> = wanted.iter().map(|w| format!("`{w}`")).collect();
+                let or_event = if role == Role::Event {
+                    ", or give every row one event name with --event NAME"
+                } else {
+                    ""
+                };
                 format!(
-                    "no {what} column (looked for {}); name it with {flag}",
+                    "no {what} column (looked for {}); name it with {flag}{or_event}",
                     list.join(", ")
                 )
             })
@@ -171,7 +172,15 @@ impl Layout {
         Ok(Layout {
             customer: required(Role::Customer, "customer", "--customer-col")?,
             ts: required(Role::Ts, "timestamp", "--ts-col")?,
-            event: required(Role::Event, "event", "--event-col")?,
+            event: match (&opts.event, &opts.event_col) {
+                (None, _) => Some(required(Role::Event, "event", "--event-col")?),
+                (Some(_), None) => None,
+                (Some(_), Some(_)) => {
+                    return Err(
+                        "--event names every row's event; it cannot be given with --event-col".into(),
+                    );
+                }
+            },
             // Optional, unless named explicitly.
             stage: if opts.stage_col.is_some() {
                 Some(required(Role::Stage, "stage", "--stage-col")?)
@@ -183,6 +192,6 @@ impl Layout {
 
     /// True for the customer, timestamp, event and stage columns (the rest are properties).
     pub(crate) fn is_core(&self, i: usize) -> bool {
-        [Some(self.customer), Some(self.ts), Some(self.event), self.stage].contains(&Some(i))
+        [Some(self.customer), Some(self.ts), self.event, self.stage].contains(&Some(i))
     }
 }

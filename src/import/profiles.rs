@@ -5,7 +5,7 @@
 //! same value forms are read, and a bad row stops the read with its file, line and column
 //! (docs/SHELL.md, "Importing profiles").
 //!
-//! Uses: `ingest`, `limits`, `model`; rooms `error`, `options`, `staged`, `values`.
+//! Uses: `ingest`, `limits`, `model`, `time`; rooms `error`, `options`, `staged`, `values`.
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -14,9 +14,10 @@ use std::path::Path;
 use super::error::{ImportError, bad_row};
 use super::options::{ImportOptions, Role};
 use super::staged::{Scalar, describe};
-use super::values::{infer, parse_as, parse_ts_any};
+use super::values::{infer, parse_as};
 use super::{FileFormat, open_input};
 use crate::model::{ProfileUpdate, PropType, TimestampUs, Value};
+use crate::time::{Inferred, TsReader};
 
 /// What reading a profile file gives.
 #[derive(Debug, Default)]
@@ -29,6 +30,8 @@ pub struct ProfileFile {
     pub ts_column: Option<String>,
     /// The bad rows skipped (at most [`ImportOptions::skip_bad`]).
     pub skipped: Vec<ImportError>,
+    /// What was inferred about integer timestamps (see [`crate::time`]).
+    pub ts_inferred: Option<Inferred>,
 }
 
 /// The header's roles: the customer column, the timestamp column if any, the properties.
@@ -43,6 +46,7 @@ struct Reader<'a> {
     file: &'a Path,
     opts: &'a ImportOptions,
     now: TimestampUs,
+    ts: TsReader,
     types: HashMap<String, PropType>,
     order: Vec<String>,
 }
@@ -60,6 +64,7 @@ pub fn read_profiles(
         file,
         opts,
         now,
+        ts: TsReader::new(opts.ts_form()),
         types: opts.prop_types.clone(),
         order: Vec::new(),
     };
@@ -83,6 +88,7 @@ pub fn read_profiles(
         props,
         ts_column,
         skipped,
+        ts_inferred: reader.ts.inferred(),
     })
 }
 
@@ -152,9 +158,9 @@ impl Reader<'_> {
     }
 
     /// One write: the customer, the time and the properties of one row.
-    fn write(&self, customer: &str, ts: Option<&str>) -> Result<ProfileUpdate, (usize, String)> {
+    fn write(&mut self, customer: &str, ts: Option<&str>) -> Result<ProfileUpdate, (usize, String)> {
         let ts_us = match ts {
-            Some(text) => parse_ts_any(text.trim(), self.opts.ts_unit).map_err(|e| (1, e))?,
+            Some(text) => self.ts.text(text).map_err(|e| (1, e))?,
             None => self.now,
         };
         let customer = customer.trim();

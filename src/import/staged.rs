@@ -1,7 +1,7 @@
 //! Staged columns: a file's rows read and typed but not yet given to the database (strings
 //! interned, property types inferred), and their preparation into rows of internal ids.
 //!
-//! Uses: `dict`, `ingest`, `limits`, `model`; rooms `options`.
+//! Uses: `dict`, `ingest`, `limits`, `model`, `time`; rooms `options`.
 
 use crate::dict::{DictKind, Dicts};
 use crate::import::options::ImportOptions;
@@ -214,6 +214,26 @@ impl Staged {
     /// True when no row is staged.
     pub fn is_empty(&self) -> bool {
         self.ts.is_empty()
+    }
+
+    /// Distinct customers among the staged rows.
+    pub fn customers(&self) -> usize {
+        self.customers.names.len()
+    }
+
+    /// The distinct event names of the staged rows, in order of first appearance.
+    pub fn event_names(&self) -> impl Iterator<Item = &str> {
+        self.events.names.iter().map(|name| &**name)
+    }
+
+    /// The property columns and the type each was read as (`None`: every value null).
+    pub fn properties(&self) -> impl Iterator<Item = (&str, Option<PropType>)> {
+        self.props.iter().map(|p| (p.name.as_str(), p.ty))
+    }
+
+    /// The span of the staged timestamps, the future judged by `now`.
+    pub fn ts_span(&self, now: TimestampUs) -> crate::time::TsSpan {
+        crate::time::TsSpan::of(&self.ts, now)
     }
 
     /// The staged property index of `name`, created (all nulls so far) if new.

@@ -1,4 +1,4 @@
-//! Tests of reading files: formats, timestamp forms, inference, bad rows.
+//! Tests of reading files: formats, inference, bad rows (timestamp forms: `crate::time`).
 
 use std::collections::HashMap;
 
@@ -6,6 +6,7 @@ use super::options::*;
 use super::staged::*;
 use super::values::*;
 use super::*;
+use crate::time::TsUnit;
 use proptest::prelude::*;
 
 /// Interning 400,000 distinct names: among them, some pairs share the 32 hash bits the
@@ -43,56 +44,6 @@ proptest! {
 }
 
 #[test]
-fn fast_iso_forms() {
-    let jan5 = 1_767_571_200_000_000; // 2026-01-05T00:00:00Z
-    let h10 = 10 * 3_600_000_000;
-    for (text, want) in [
-        ("2026-01-05", jan5),
-        ("2026-01-05T10:00:00Z", jan5 + h10),
-        ("2026-01-05 10:00:00", jan5 + h10),
-        ("2026-01-05T10:00", jan5 + h10),
-        ("2026-01-05T11:00:00+01:00", jan5 + h10),
-        ("2026-01-05T11:00:00+0100", jan5 + h10),
-        ("2026-01-05T05:00:00-05", jan5 + h10),
-        ("2026-01-05T10:00:00.5Z", jan5 + h10 + 500_000),
-        ("2026-01-05T10:00:00.123456789Z", jan5 + h10 + 123_456),
-        ("1767607200000", jan5 + h10),
-    ] {
-        assert_eq!(parse_ts(text, TsUnit::Ms), Ok(want), "{text}");
-    }
-    assert_eq!(parse_ts("1767607200", TsUnit::S), Ok(jan5 + h10));
-    assert_eq!(parse_ts("-1", TsUnit::Us), Ok(-1));
-    for bad in [
-        "2026-02-30",
-        "2026-13-01T00:00:00Z",
-        "yesterday",
-        "",
-        "2026-01-05T25:00:00Z",
-    ] {
-        assert!(parse_ts(bad, TsUnit::Ms).is_err(), "{bad}");
-    }
-    assert!(parse_ts("99999999999999999", TsUnit::S).is_err());
-    // The supported range's ends (-9999-01-02T01:59:59Z, 9999-12-30T22:00:00.999999Z),
-    // and one past each.
-    assert_eq!(
-        parse_ts("253402207200999999", TsUnit::Us),
-        Ok(crate::model::TS_MAX)
-    );
-    assert_eq!(parse_ts("-377705023201", TsUnit::S), Ok(crate::model::TS_MIN));
-    for bad in [
-        "253402207201",
-        "-377705023202",
-        "253402300799",
-        "9223372036854775807",
-    ] {
-        assert!(
-            parse_ts(bad, TsUnit::S).is_err_and(|e| e.contains("range")),
-            "{bad}"
-        );
-    }
-}
-
-#[test]
 fn inference() {
     assert_eq!(infer("12"), Scalar::I64(12));
     assert_eq!(infer("-3"), Scalar::I64(-3));
@@ -103,29 +54,6 @@ fn inference() {
     assert_eq!(infer("inf"), Scalar::Str("inf"));
     assert_eq!(infer("TRUE"), Scalar::Bool(true));
     assert_eq!(infer("web"), Scalar::Str("web"));
-}
-
-proptest! {
-    /// The hand-written fast path agrees with jiff on every form it accepts.
-    #[test]
-    fn fast_path_matches_jiff(us in -2_208_988_800_000_000i64..4_102_444_800_000_000i64,
-                              offset_min in -14i32 * 60..=14 * 60,
-                              form in 0usize..4) {
-        let ts = jiff::Timestamp::from_microsecond(us).unwrap();
-        let off = jiff::tz::Offset::from_seconds(offset_min * 60).unwrap();
-        let dt = off.to_datetime(ts);
-        let (h, m) = (offset_min.abs() / 60, offset_min.abs() % 60);
-        let sign = if offset_min < 0 { '-' } else { '+' };
-        let text = match form {
-            0 => format!("{}Z", jiff::tz::Offset::UTC.to_datetime(ts).strftime("%Y-%m-%dT%H:%M:%S%.6f")),
-            1 => format!("{}{sign}{h:02}:{m:02}", dt.strftime("%Y-%m-%dT%H:%M:%S%.6f")),
-            2 => format!("{}{sign}{h:02}{m:02}", dt.strftime("%Y-%m-%d %H:%M:%S%.6f")),
-            _ => jiff::tz::Offset::UTC.to_datetime(ts).strftime("%Y-%m-%d %H:%M:%S%.6f").to_string(),
-        };
-        prop_assert!(parse_iso_fast(text.as_bytes()).is_some(), "{}", text);
-        prop_assert_eq!(parse_ts(&text, TsUnit::Ms), Ok(us), "{}", text);
-        prop_assert_eq!(text.parse::<jiff::Timestamp>().map(|t| t.as_microsecond()).unwrap_or(us), us);
-    }
 }
 
 /// A sparse file (issue 33): 300 property columns, each row setting three, imports; a row
@@ -148,7 +76,10 @@ fn sparse_files_with_many_columns_import() {
         csv.push_str(&format!("c,{row},visit,{}\n", fields.join(",")));
         ndjson.push_str(&format!("{obj}\n"));
     }
-    let opts = ImportOptions::default();
+    let opts = ImportOptions {
+        ts_unit: Some(TsUnit::Ms),
+        ..ImportOptions::default()
+    };
     for (name, text) in [("sparse.csv", &csv), ("sparse.ndjson", &ndjson)] {
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();

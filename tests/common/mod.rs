@@ -173,7 +173,7 @@ pub fn stage(events: &[Event]) -> journeydb::import::Staged {
     }
     std::fs::write(&path, text).unwrap();
     let opts = journeydb::import::ImportOptions {
-        ts_unit: journeydb::import::TsUnit::Us,
+        ts_unit: Some(journeydb::TsUnit::Us),
         ..Default::default()
     };
     let read = journeydb::import::read_file(&path, &opts, &mut |_, _| {}).unwrap();

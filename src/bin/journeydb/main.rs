@@ -2,6 +2,7 @@
 //! and export, compaction, statistics and verification. docs/SHELL.md documents every command.
 
 mod chart;
+mod importing;
 mod render;
 mod shell;
 mod transfer;
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use journeydb::export::Range;
-use journeydb::import::{FileFormat, ImportOptions, TsUnit};
+use journeydb::import::FileFormat;
 use journeydb::{Db, Event, Options, Query, Stage, Sync, demo};
 use render::Format;
 use shell::{Flow, Session};
@@ -61,13 +62,6 @@ impl From<FileFormatArg> for FileFormat {
             FileFormatArg::Parquet => FileFormat::Parquet,
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum TsUnitArg {
-    S,
-    Ms,
-    Us,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -405,76 +399,45 @@ fn shell_main(cli: Cli) -> ExitCode {
 /// The arguments of `journeydb import`.
 #[derive(clap::Args)]
 struct ImportArgs {
-    /// Database directory.
+    /// Database directory (with --check, optional: the files are checked against its
+    /// property types when given).
     db: PathBuf,
     /// Files to import, in order.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "check")]
     files: Vec<PathBuf>,
-    /// File format (default: from the file name).
-    #[arg(long, value_enum)]
-    format: Option<FileFormatArg>,
-    /// Unit of integer timestamps.
-    #[arg(long, value_enum, default_value_t = TsUnitArg::Ms)]
-    ts_unit: TsUnitArg,
-    /// Customer column (default: customer, customer_id, user_id or distinct_id).
-    #[arg(long)]
-    customer_col: Option<String>,
-    /// Timestamp column (default: ts, timestamp, time or event_time).
-    #[arg(long)]
-    ts_col: Option<String>,
-    /// Event column (default: event, event_name or name).
-    #[arg(long)]
-    event_col: Option<String>,
-    /// Stage column (default: stage; optional).
-    #[arg(long)]
-    stage_col: Option<String>,
-    /// Skip and report up to N bad rows per file instead of failing on the first.
-    #[arg(long, default_value_t = 0)]
-    skip_bad: usize,
-    /// Fix a property's type: NAME=string|int|float|bool (repeatable).
-    #[arg(long = "type", value_name = "NAME=TYPE")]
-    types: Vec<String>,
-    /// The files hold customer profiles, not events: a customer column, an optional timestamp
-    /// column, and every other column a `customer.NAME` property.
-    #[arg(long)]
-    profiles: bool,
+    #[command(flatten)]
+    flags: importing::ImportFlags,
 }
 
 /// `journeydb import`: the files into the database (created when missing; removed again when
-/// this command created it and imported nothing).
+/// this command created it and imported nothing). With `--check`, only reads and checks them.
 fn import_cmd(args: ImportArgs, stdout: &mut std::io::Stdout) -> Result<(), String> {
-    let ImportArgs {
-        db,
-        files,
-        format,
-        ts_unit,
-        customer_col,
-        ts_col,
-        event_col,
-        stage_col,
-        skip_bad,
-        types,
-        profiles,
-    } = args;
-    let overrides = types
-        .iter()
-        .map(|t| transfer::parse_type_override(t))
-        .collect::<Result<Vec<_>, _>>()?;
-    let opts = ImportOptions {
-        format: format.map(Into::into),
-        ts_unit: match ts_unit {
-            TsUnitArg::S => TsUnit::S,
-            TsUnitArg::Ms => TsUnit::Ms,
-            TsUnitArg::Us => TsUnit::Us,
-        },
-        customer_col,
-        ts_col,
-        event_col,
-        stage_col,
-        skip_bad,
-        prop_types: Default::default(),
-        part_rows: None,
-    };
+    let ImportArgs { db, mut files, flags } = args;
+    let (opts, overrides) = flags.options()?;
+    if flags.check {
+        // `journeydb import --check FILE…`: the first path is a file, not a database.
+        let db = if db.is_file() {
+            files.insert(0, db);
+            None
+        } else {
+            Some(db).filter(|d| d.join("CURRENT").exists())
+        };
+        for f in &files {
+            if !f.is_file() {
+                return Err(format!("{}: no such file", f.display()));
+            }
+        }
+        let handle = db
+            .map(|d| Db::open_read_only(&d).map_err(|e| e.to_string()))
+            .transpose()?;
+        if flags.profiles {
+            return Err(
+                "--check reads event files; check a profile file by importing it into a scratch database"
+                    .into(),
+            );
+        }
+        return importing::check(handle.as_ref(), &files, &opts, &overrides, stdout);
+    }
     for f in &files {
         if !f.is_file() {
             return Err(format!("{}: no such file", f.display()));
@@ -482,7 +445,7 @@ fn import_cmd(args: ImportArgs, stdout: &mut std::io::Stdout) -> Result<(), Stri
     }
     let created = !db.join("CURRENT").exists();
     let handle = open_or_create(&db).map_err(|e| e.to_string())?;
-    let result = if profiles {
+    let result = if flags.profiles {
         transfer::import_profiles(&handle, &files, &opts, &overrides, stdout).map(|_| ())
     } else {
         transfer::import(&handle, &files, &opts, &overrides, stdout).map(|_| ())

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use journeydb::import::ImportOptions;
+use crate::importing::ShellImport;
 use journeydb::query::parser::{CONTEXTUAL, KEYWORDS, STATEMENTS};
 use journeydb::{Db, PropType, Query, QueryError, QueryOptions, Stage};
 use rustyline::completion::{Completer, FilenameCompleter, Pair};
@@ -53,8 +53,8 @@ pub const DOT_COMMANDS: [(&str, &str); 20] = [
     ),
     (".read FILE", "run the statements and dot-commands in FILE"),
     (
-        ".import FILE",
-        "import a CSV or NDJSON file (format from the name; .gz/.zst accepted)",
+        ".import FILE… [OPTIONS]",
+        "import files with the options of `journeydb import` (--ts-unit, --ts-format, --event, --check, …)",
     ),
     (
         ".export FILE",
@@ -360,20 +360,24 @@ impl Session {
         result.map_err(|()| format!("{arg}: stopped at the first error"))
     }
 
-    /// `.import FILE`: imports a file as one sealed segment.
+    /// `.import FILE… [options]`: imports files as `journeydb import` does, with its options.
     fn import(&mut self, arg: &str) -> Result<(), String> {
-        self.writable()?;
         if arg.is_empty() {
-            return Err(".import needs a file name".into());
+            return Err(".import needs a file name (then any option of `journeydb import`)".into());
         }
+        let ShellImport { files, flags } = ShellImport::parse(arg)?;
+        let (opts, overrides) = flags.options()?;
         let mut msg = Vec::new();
-        transfer::import(
-            &self.db,
-            &[PathBuf::from(arg)],
-            &ImportOptions::default(),
-            &[],
-            &mut msg,
-        )?;
+        if flags.check {
+            crate::importing::check(Some(&self.db), &files, &opts, &overrides, &mut msg)?;
+        } else {
+            self.writable()?;
+            if flags.profiles {
+                transfer::import_profiles(&self.db, &files, &opts, &overrides, &mut msg)?;
+            } else {
+                transfer::import(&self.db, &files, &opts, &overrides, &mut msg)?;
+            }
+        }
         self.emit(&String::from_utf8_lossy(&msg));
         Ok(())
     }

@@ -21,27 +21,7 @@ pub fn import(
 ) -> Result<u64, String> {
     let mut total = 0;
     for file in files {
-        let mut opts = base.clone();
-        let snap = db.snapshot();
-        let dicts = snap.dicts();
-        for (id, name) in dicts.props.names().enumerate() {
-            if let Some(ty) = dicts.prop_types.get(id) {
-                opts.prop_types.insert(name.to_owned(), *ty);
-            }
-        }
-        for (name, ty) in overrides {
-            match opts.prop_types.get(name) {
-                Some(have) if have != ty => {
-                    return Err(format!(
-                        "--type {name}={ty}: the database already has `{name}` as {have}"
-                    ));
-                }
-                _ => {
-                    opts.prop_types.insert(name.clone(), *ty);
-                }
-            }
-        }
-        drop(snap);
+        let opts = options_for(Some(db), base, overrides, false)?;
         let t0 = Instant::now();
         let len = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
         let bar = progress_bar(len);
@@ -86,10 +66,51 @@ pub fn import(
                 format!("; skipped {} bad rows", done.skipped.len())
             }
         );
+        let name = file.display().to_string();
+        let how = crate::importing::read_as(&opts, done.ts_inferred);
+        crate::importing::ts_report(&name, &done.timestamps, &how, out);
         total += events;
     }
     db.flush().map_err(|e| e.to_string())?;
     Ok(total)
+}
+
+/// `base` with the property types fixed in advance: `db`'s (events' properties, or with
+/// `profiles` its `customer.` properties without the prefix) and the `--type` overrides, which
+/// must agree with them.
+pub fn options_for(
+    db: Option<&Db>,
+    base: &ImportOptions,
+    overrides: &[(String, PropType)],
+    profiles: bool,
+) -> Result<ImportOptions, String> {
+    let mut opts = base.clone();
+    if let Some(db) = db {
+        let dicts = db.snapshot().dicts();
+        for (id, name) in dicts.props.names().enumerate() {
+            let name = match (profiles, name.strip_prefix("customer.")) {
+                (true, Some(profile)) => profile,
+                (false, _) => name,
+                (true, None) => continue,
+            };
+            if let Some(ty) = dicts.prop_types.get(id) {
+                opts.prop_types.insert(name.to_owned(), *ty);
+            }
+        }
+    }
+    let prefix = if profiles { "customer." } else { "" };
+    for (name, ty) in overrides {
+        let name = name.strip_prefix(prefix).unwrap_or(name);
+        match opts.prop_types.insert(name.to_owned(), *ty) {
+            Some(have) if have != *ty => {
+                return Err(format!(
+                    "--type {name}={ty}: the database already has `{prefix}{name}` as {have}"
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(opts)
 }
 
 /// Profile writes committed per batch by [`import_profiles`].
@@ -108,24 +129,7 @@ pub fn import_profiles(
 ) -> Result<u64, String> {
     let mut total = 0;
     for file in files {
-        let mut opts = base.clone();
-        let dicts = db.snapshot().dicts();
-        for (id, name) in dicts.props.names().enumerate() {
-            if let (Some(name), Some(ty)) = (name.strip_prefix("customer."), dicts.prop_types.get(id)) {
-                opts.prop_types.insert(name.to_owned(), *ty);
-            }
-        }
-        for (name, ty) in overrides {
-            let name = name.strip_prefix("customer.").unwrap_or(name);
-            match opts.prop_types.insert(name.to_owned(), *ty) {
-                Some(have) if have != *ty => {
-                    return Err(format!(
-                        "--type {name}={ty}: the database already has `customer.{name}` as {have}"
-                    ));
-                }
-                _ => {}
-            }
-        }
+        let opts = options_for(Some(db), base, overrides, true)?;
         let now = jiff::Timestamp::now().as_microsecond();
         let read = import::read_profiles(file, &opts, now).map_err(|e| describe(&e))?;
         for e in &read.skipped {
@@ -150,7 +154,10 @@ pub fn import_profiles(
             .map(|(name, ty)| format!("customer.{name} ({ty})"))
             .collect();
         let time = match &read.ts_column {
-            Some(column) => format!("times from column `{column}`"),
+            Some(column) => format!(
+                "times from column `{column}` ({})",
+                crate::importing::read_as(&opts, read.ts_inferred)
+            ),
             None => format!(
                 "no timestamp column: every write at {}",
                 journeydb::internals::model::format_ts(now)
@@ -404,5 +411,5 @@ pub fn parse_type_override(text: &str) -> Result<(String, PropType), String> {
 
 /// Parses a `--from` / `--to` time (ISO 8601, or unix milliseconds).
 pub fn parse_time(text: &str) -> Result<i64, String> {
-    import::parse_ts(text, import::TsUnit::Ms)
+    journeydb::time::parse_ts(text, journeydb::TsUnit::Ms)
 }

@@ -3,7 +3,7 @@
 //! booleans); timestamps may be Parquet timestamps (any unit), dates, integers in `--ts-unit`, or
 //! strings. The "line" of an error is the 1-based row number.
 //!
-//! Uses: `ingest`, `limits`, `model`; rooms `values`.
+//! Uses: `ingest`, `limits`, `model`, `time`; rooms `values`.
 
 use std::path::Path;
 
@@ -18,12 +18,11 @@ use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::values::unknown_stage;
-use super::{
-    ImportError, ImportOptions, Imported, Layout, RowValues, Scalar, Staged, TsUnit, bad_row, parse_ts,
-};
+use super::{ImportError, ImportOptions, Imported, Layout, RowValues, Scalar, Staged, bad_row};
 use crate::ingest::check_name_text;
 use crate::limits;
 use crate::model::{DAY_US, PropType, Stage};
+use crate::time::TsReader;
 
 fn supported(t: &DataType) -> bool {
     matches!(
@@ -154,13 +153,14 @@ impl KeyMemo {
     }
 }
 
-/// The timestamp at row `i` in µs.
-fn ts_at(array: &dyn Array, i: usize, unit: TsUnit) -> Result<i64, String> {
-    ts_at_any(array, i, unit).and_then(crate::model::check_ts)
+/// The timestamp at row `i` in µs: Parquet timestamps and dates as they are, integers, floats
+/// and strings as `reader` reads them.
+fn ts_at(array: &dyn Array, i: usize, reader: &mut TsReader) -> Result<i64, String> {
+    ts_at_any(array, i, reader).and_then(crate::model::check_ts)
 }
 
 /// [`ts_at`] without the range check.
-fn ts_at_any(array: &dyn Array, i: usize, unit: TsUnit) -> Result<i64, String> {
+fn ts_at_any(array: &dyn Array, i: usize, reader: &mut TsReader) -> Result<i64, String> {
     if array.is_null(i) {
         return Err("timestamp is null".into());
     }
@@ -187,8 +187,9 @@ fn ts_at_any(array: &dyn Array, i: usize, unit: TsUnit) -> Result<i64, String> {
             .div_euclid(1_000)),
         DataType::Date32 => range(i64::from(array.as_primitive::<Date32Type>().value(i)).checked_mul(DAY_US)),
         _ => match scalar(array, i)? {
-            Some(Scalar::Str(s)) => parse_ts(s, unit),
-            Some(Scalar::I64(n)) => range(n.checked_mul(unit.micros())),
+            Some(Scalar::Str(s)) => reader.text(s),
+            Some(Scalar::I64(n)) => reader.integer(n),
+            Some(Scalar::F64(x)) => reader.float(x),
             _ => Err(format!("type {} cannot hold a timestamp", array.data_type())),
         },
     }
@@ -219,9 +220,10 @@ pub(crate) fn read_parts(
     opts: &ImportOptions,
     tick: &mut dyn FnMut(u64),
     parts: Parts<'_>,
-) -> Result<(Vec<ImportError>, bool), ImportError> {
+) -> Result<(Vec<ImportError>, Option<crate::time::Inferred>, bool), ImportError> {
     let batch_rows = BATCH_ROWS.min(parts.rows.max(1));
-    read_with(file, opts, tick, true, batch_rows, Some(parts)).map(|(out, done)| (out.skipped, done))
+    read_with(file, opts, tick, true, batch_rows, Some(parts))
+        .map(|(out, done)| (out.skipped, out.ts.inferred(), done))
 }
 
 /// The most rows per byte of file that [`read_with`] makes room for in advance.
@@ -267,7 +269,7 @@ fn read_with(
     let schema = builder.schema().clone();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     let core = Layout::locate(&names, opts).map_err(bad)?;
-    let mut out = Imported::default();
+    let mut out = Imported::new(opts);
     let props = stage_props(&schema, core, &mut out.staged, opts).map_err(bad)?;
     // Strings read as dictionaries when arrow-rs accepts the hint for this file.
     let hinted = std::fs::File::open(file).map_err(io).map(|f| {
@@ -534,7 +536,7 @@ fn check_columns(
     let col = |c: usize| batch.column(c).as_ref();
     let name_ok = |max: usize| move |s: &str| check_name_text("", s, max).is_ok();
     let cust_d = dict_strings(col(core.customer))?;
-    let event_d = dict_strings(col(core.event))?;
+    let event_d = dict_strings(col(core.event?))?;
     let cust = batch_keys(
         cust_d,
         &mut memos.customer,
@@ -632,7 +634,10 @@ fn stage_columns(
     }
     // Keys and dictionaries as checked on the decoder thread (a column that is not one would
     // not have passed).
-    let (Some(cust_d), Some(event_d)) = (dict_strings(col(core.customer)), dict_strings(col(core.event)))
+    let Some(event_col) = core.event else {
+        return false;
+    };
+    let (Some(cust_d), Some(event_d)) = (dict_strings(col(core.customer)), dict_strings(col(event_col)))
     else {
         return false;
     };
@@ -798,6 +803,23 @@ fn event_at(array: &dyn Array, i: usize) -> Result<&str, String> {
     Ok(e)
 }
 
+/// The event name of row `i`, and its dictionary key when the column is a dictionary (checked
+/// once per batch through `memo`).
+fn event_of<'b>(
+    array: &'b dyn Array,
+    i: usize,
+    dict: Option<DictStrings<'b>>,
+    memo: &mut KeyMemo,
+) -> Result<(&'b str, Option<usize>), String> {
+    let hit = memo_str(dict, memo, i, |s| {
+        check_name_text("event name", s, limits::NAME_BYTES_MAX)
+    })?;
+    match hit {
+        Some((name, key)) => Ok((name, Some(key))),
+        None => Ok((event_at(array, i)?, None)),
+    }
+}
+
 /// The stage of row `i` (`None` when null or blank); a dictionary column's values are parsed
 /// once each (`memo`, per dictionary key).
 fn stage_at(
@@ -846,7 +868,7 @@ fn stage_rows(
     let mut stage_memo: Vec<Option<Option<Stage>>> = Vec::new();
     {
         let col = |c: usize| batch.column(c).as_ref();
-        let (cust_dict, event_dict) = (dict_strings(col(ci)), dict_strings(col(ei)));
+        let (cust_dict, event_dict) = (dict_strings(col(ci)), ei.and_then(|e| dict_strings(col(e))));
         let stage_dict = si.and_then(|s| dict_strings(col(s)));
         cust_memo.reset(cust_dict);
         event_memo.reset(event_dict);
@@ -867,14 +889,10 @@ fn stage_rows(
                     Some((s, _)) => std::borrow::Cow::Borrowed(s),
                     None => customer_at(col(ci), i).map_err(|e| (ci, e))?,
                 };
-                let ts = ts_at(col(ti), i, opts.ts_unit).map_err(|e| (ti, e))?;
-                let event_hit = memo_str(event_dict, &mut event_memo, i, |s| {
-                    check_name_text("event name", s, limits::NAME_BYTES_MAX)
-                })
-                .map_err(|e| (ei, e))?;
-                let event = match event_hit {
-                    Some((s, _)) => s,
-                    None => event_at(col(ei), i).map_err(|e| (ei, e))?,
+                let ts = ts_at(col(ti), i, &mut out.ts).map_err(|e| (ti, e))?;
+                let (event, event_hit) = match ei {
+                    None => (opts.event.as_deref().unwrap_or_default(), None),
+                    Some(ei) => event_of(col(ei), i, event_dict, &mut event_memo).map_err(|e| (ei, e))?,
                 };
                 let stage = match si {
                     None => None,
@@ -898,7 +916,7 @@ fn stage_rows(
                         props: values,
                     },
                     cust_hit.map(|h| h.1),
-                    event_hit.map(|h| h.1),
+                    event_hit,
                 ))
             })();
             match parsed {

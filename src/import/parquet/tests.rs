@@ -1,6 +1,7 @@
 //! Tests of reading Parquet files.
-use crate::import::{ImportError, ImportOptions, Staged, TsUnit};
+use crate::import::{ImportError, ImportOptions, Staged};
 use crate::model::DAY_US;
+use crate::time::{TsForm, TsUnit};
 use arrow_array::RecordBatch;
 use std::path::Path;
 
@@ -56,7 +57,7 @@ fn date32_timestamps_and_their_range() {
         i32::MAX,
         i32::MIN,
     ]);
-    let at = |i| ts_at(&days, i, TsUnit::Us);
+    let at = |i| ts_at(&days, i, &mut TsReader::new(TsForm::Unit(TsUnit::Us)));
     assert_eq!(at(0), Ok(0));
     assert_eq!(at(1), Ok(-DAY_US));
     assert_eq!(at(2), Ok(20_454 * DAY_US));
