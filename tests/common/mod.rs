@@ -348,7 +348,7 @@ pub fn events_parquet(path: &std::path::Path, events: &[Event]) {
 /// Writes a Parquet file of `n` rows in row groups of `group` rows, each made by `columns`
 /// from its range of rows.
 #[cfg(feature = "parquet")]
-fn write_columns(
+pub fn write_columns(
     path: &std::path::Path,
     n: usize,
     group: usize,
