@@ -47,6 +47,9 @@ pub const QUERY_BYTES_MAX: usize = 64 * 1024;
 pub const QUERY_DEPTH_MAX: usize = 64;
 /// Most steps in a funnel.
 pub const FUNNEL_STEPS_MAX: usize = 32;
+
+/// The most events after (or before) the anchor of a `PATHS` statement (`STEPS k`).
+pub const PATH_STEPS_MAX: usize = 10;
 /// Most retention offsets.
 pub const RETENTION_PERIODS_MAX: u32 = 1000;
 /// Default memory budget of one query's working state in bytes (configurable per query).

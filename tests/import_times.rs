@@ -417,7 +417,10 @@ fn the_library_reports_span_and_unit() {
         assert_eq!(done.ts_inferred, Some(Inferred::Unit(TsUnit::S)));
         assert_eq!(done.timestamps.first, Some(1_710_000_000_000_000));
         // Every part's span merged: the first part's first row, the last part's last.
-        assert_eq!(done.timestamps.last, Some((1_710_000_000 + 4_999 * 60) * 1_000_000));
+        assert_eq!(
+            done.timestamps.last,
+            Some((1_710_000_000 + 4_999 * 60) * 1_000_000)
+        );
         assert_eq!(done.timestamps.count, n as u64);
         let events = db.snapshot().customer_events("c00001").unwrap();
         assert_eq!(events.len(), 10);

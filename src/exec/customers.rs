@@ -127,6 +127,7 @@ pub(super) fn customers(
             let members = super::rfm::segment_members(rfm, &segment.0, text, input, opts)?;
             Ok(customer_table(&members, input.dicts, c.limit, opts.rows_max))
         }
+        Drill::Paths { .. } => super::paths::path_customers(&c.drill, c.limit, text, input, opts),
         // Answered by `run_on`, which has the snapshot's cohorts.
         Drill::Cohort((name, span)) => Err(crate::query::ParseError::new(
             *span,

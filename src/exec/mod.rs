@@ -10,7 +10,7 @@
 //! - `prefilter`, `range`, `labels`, `median`: shared helpers (bitmap prefilters, the time
 //!   range, result cells, medians).
 //! - one room per statement: `funnel` (with its kernel and EXPLAIN), `retention`, `trend`,
-//!   `customers`, `timeline`, `lifecycle`, `stickiness`, `stages`, `transitions`.
+//!   `paths`, `customers`, `timeline`, `lifecycle`, `stickiness`, `stages`, `transitions`.
 //! - this file: dispatch of a parsed statement, and the [`Query`] trait.
 //!
 //! Uses: `db`, `plan`, `query`, `result`.
@@ -27,6 +27,7 @@ mod median;
 mod funnel;
 mod retention;
 mod trend;
+mod paths;
 mod customers;
 mod timeline;
 mod lifecycle;
@@ -69,6 +70,7 @@ pub fn execute(
         Statement::Transitions(tr) => transitions::transitions(tr, text, input, opts)?,
         Statement::Top(top) => top::top_customers(top, text, input, opts)?,
         Statement::Rfm(r) => rfm::rfm(r, text, input, opts)?,
+        Statement::Paths(p) => paths::paths(p, text, input, opts)?,
         Statement::Forget(f) => return Err(read_only(f.span, "FORGET CUSTOMER")),
         Statement::CreateCohort(c) => return Err(read_only(c.name.1, "CREATE COHORT")),
         Statement::DropCohort((_, span)) => return Err(read_only(*span, "DROP COHORT")),

@@ -395,6 +395,26 @@ pub struct Rfm {
     pub common: Common,
 }
 
+/// `PATHS AFTER step | BEFORE step …`: the customers' event sequences from (or up to) their
+/// first event of a step, ranked (docs/QUERY.md, PATHS).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Paths {
+    /// The anchor step.
+    pub anchor: Step,
+    /// `BEFORE` (the events leading to the anchor); else `AFTER`.
+    pub before: bool,
+    /// `STEPS k`: events besides the anchor (default 3).
+    pub steps: u32,
+    /// `TOP n`: paths listed (edges per depth with `EDGES`; default 10).
+    pub top: u32,
+    /// `COLLAPSE REPEATS`: consecutive events of one name count once.
+    pub collapse: bool,
+    /// `EDGES`: the Sankey form, one row per (depth, from, to).
+    pub edges: bool,
+    /// Common clauses.
+    pub common: Common,
+}
+
 /// `TREND ...`
 #[derive(Clone, Debug, PartialEq)]
 pub struct Trend {
@@ -503,6 +523,14 @@ pub enum Drill {
         /// The segment's name and span.
         segment: (String, Span),
     },
+    /// `CUSTOMERS <paths> PATH 'a > b'`: the customers whose path begins (AFTER) or ends
+    /// (BEFORE) with these events.
+    Paths {
+        /// The PATHS statement.
+        paths: Box<Paths>,
+        /// The event names, nearest the anchor last for BEFORE (as written), and the span.
+        path: (Vec<String>, Span),
+    },
 }
 
 /// `CUSTOMERS ... [LIMIT n]`
@@ -550,6 +578,8 @@ pub enum Statement {
     Top(TopCustomers),
     /// RFM
     Rfm(Rfm),
+    /// PATHS
+    Paths(Paths),
     /// FORGET CUSTOMER (changes the database)
     Forget(Forget),
     /// CREATE COHORT (changes the database)
@@ -674,10 +704,12 @@ impl Statement {
                 Drill::Retention { retention, .. } => vec![&retention.start, &retention.ret],
                 Drill::Stage { .. } | Drill::Cohort(_) => Vec::new(),
                 Drill::Rfm { rfm, .. } => vec![&rfm.step],
+                Drill::Paths { paths, .. } => vec![&paths.anchor],
             },
             Statement::Trend(t) => t.step.iter().collect(),
             Statement::Top(top) => top.step.iter().collect(),
             Statement::Rfm(rfm) => vec![&rfm.step],
+            Statement::Paths(paths) => vec![&paths.anchor],
             Statement::Lifecycle(l) => vec![&l.step],
             Statement::Stickiness(st) => vec![&st.step],
             Statement::CreateCohort(c) => c.set.steps(),
@@ -702,10 +734,12 @@ impl Statement {
                 Drill::Stage { common, .. } => common,
                 Drill::Cohort(_) => return None,
                 Drill::Rfm { rfm, .. } => &rfm.common,
+                Drill::Paths { paths, .. } => &paths.common,
             },
             Statement::Trend(t) => &t.common,
             Statement::Top(top) => &top.common,
             Statement::Rfm(rfm) => &rfm.common,
+            Statement::Paths(paths) => &paths.common,
             Statement::Lifecycle(l) => &l.common,
             Statement::Stickiness(st) => &st.common,
             Statement::Timeline(t) => &t.common,

@@ -5,6 +5,7 @@ pub mod reference;
 pub mod funnel_period;
 pub mod cohort;
 pub mod top;
+pub mod paths;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

@@ -122,6 +122,7 @@ pub fn chart(statement: &str, table: &Table, style: Style) -> Option<String> {
         "STAGES" => stages(table, style),
         "TRANSITIONS" => transitions(table, style),
         "TOP" => top_customers(table, style),
+        "PATHS" => per_group(table, style, paths),
         _ => None,
     }
 }
@@ -478,6 +479,63 @@ fn top_customers(table: &Table, style: Style) -> Option<String> {
             int(r.get(rank)),
             padded_bar(frac, BAR, style, "38;5;42"),
             label(r.get(value)),
+        );
+    }
+    Some(out)
+}
+
+/// PATHS: one bar per path, scaled to the most customers; with EDGES, the flows of each depth
+/// (`from ─▶ to`), a column of the Sankey chart per depth.
+fn paths(table: &Table, style: Style) -> Option<String> {
+    let customers = col(table, "customers")?;
+    let max = table.rows.iter().map(|r| int(r.get(customers))).max()?.max(1);
+    let frac = |r: &Vec<Cell>| int(r.get(customers)) as f64 / max as f64;
+    let mut out = String::new();
+    if let (Some(depth), Some(from), Some(to)) = (col(table, "depth"), col(table, "from"), col(table, "to")) {
+        let width = |c: usize| {
+            table
+                .rows
+                .iter()
+                .map(|r| label(r.get(c)).chars().count())
+                .max()
+                .unwrap_or(0)
+                .min(24)
+        };
+        let (wf, wt) = (width(from), width(to));
+        let mut shown = None;
+        for r in &table.rows {
+            let d = int(r.get(depth));
+            if shown != Some(d) {
+                let _ = writeln!(out, "depth {d}");
+                shown = Some(d);
+            }
+            let cut = |c: usize, w: usize| label(r.get(c)).chars().take(w).collect::<String>();
+            let _ = writeln!(
+                out,
+                "  {:<wf$} ─▶ {:<wt$} {} {}",
+                cut(from, wf),
+                cut(to, wt),
+                padded_bar(frac(r), BAR, style, "38;5;39"),
+                label(r.get(customers)),
+            );
+        }
+        return Some(out);
+    }
+    let (rank, path) = (col(table, "rank")?, col(table, "path")?);
+    let width = table
+        .rows
+        .iter()
+        .map(|r| label(r.get(path)).chars().count())
+        .max()?
+        .min(48);
+    for r in &table.rows {
+        let text: String = label(r.get(path)).chars().take(width).collect();
+        let _ = writeln!(
+            out,
+            "{:>3} {text:<width$} {} {}",
+            int(r.get(rank)),
+            padded_bar(frac(r), BAR, style, "38;5;42"),
+            label(r.get(customers)),
         );
     }
     Some(out)

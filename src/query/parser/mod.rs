@@ -5,6 +5,7 @@
 
 mod clauses;
 mod cohort;
+mod paths;
 mod statements;
 mod top;
 
@@ -14,7 +15,7 @@ use super::{ParseError, Span};
 use crate::limits;
 
 /// The statement keywords.
-pub const STATEMENTS: [&str; 16] = [
+pub const STATEMENTS: [&str; 17] = [
     "FORGET",
     "CREATE",
     "DROP",
@@ -31,10 +32,11 @@ pub const STATEMENTS: [&str; 16] = [
     "EXPLAIN",
     "TOP",
     "RFM",
+    "PATHS",
 ];
 
 /// Words with a meaning only in their clause (not reserved; they may also name events).
-pub const CONTEXTUAL: [&str; 31] = [
+pub const CONTEXTUAL: [&str; 38] = [
     "COHORT",
     "VALUE",
     "SEGMENT",
@@ -66,6 +68,13 @@ pub const CONTEXTUAL: [&str; 31] = [
     "DESC",
     "HOLDING",
     "PERCENTILES",
+    "AFTER",
+    "BEFORE",
+    "STEPS",
+    "COLLAPSE",
+    "REPEATS",
+    "EDGES",
+    "PATH",
 ];
 
 /// Every reserved word of the query language.
@@ -286,6 +295,9 @@ impl Parser<'_> {
         if self.eat_kw("RFM") {
             return self.rfm().map(Statement::Rfm);
         }
+        if self.eat_kw("PATHS") {
+            return self.paths().map(Statement::Paths);
+        }
         if self.eat_kw("FORGET") {
             self.expect_kw("CUSTOMER", "(FORGET CUSTOMER 'id')")?;
             let c = self.next();
@@ -342,7 +354,7 @@ impl Parser<'_> {
             e = e.with_help(format!("did you mean {best}?"));
         } else {
             e = e.with_help(
-                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, CUSTOMERS, TOP CUSTOMERS, EXPLAIN, FORGET CUSTOMER, CREATE COHORT, DROP COHORT and COHORTS",
+                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, CUSTOMERS, TOP CUSTOMERS, RFM, PATHS, EXPLAIN, FORGET CUSTOMER, CREATE COHORT, DROP COHORT and COHORTS",
             );
         }
         Err(e)

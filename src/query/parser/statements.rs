@@ -539,11 +539,13 @@ impl Parser<'_> {
                 rfm: Box::new(rfm),
                 segment,
             }
+        } else if self.eat_kw("PATHS") {
+            self.paths_drill()?
         } else {
             return Err(ParseError::new(
                 t.span,
                 format!(
-                    "expected FUNNEL, RETENTION, RFM, IN STAGE or IN COHORT after CUSTOMERS, found {}",
+                    "expected FUNNEL, RETENTION, RFM, PATHS, IN STAGE or IN COHORT after CUSTOMERS, found {}",
                     describe(&t.tok)
                 ),
             ));

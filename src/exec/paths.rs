@@ -1,0 +1,305 @@
+//! PATHS: each customer's events from (AFTER) or up to (BEFORE) its first event of the anchor
+//! step, ranked by customers; the Sankey form (EDGES); the customers of one path's beginning
+//! (`CUSTOMERS PATHS … PATH 'a > b'`). docs/QUERY.md, PATHS.
+//!
+//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `labels`, `operator`, `options`, `prefilter`, `scan`.
+
+use super::labels::customer_table;
+use super::operator::{HashMap, Operator, Prefilter};
+use super::options::{Input, QueryError, QueryOptions};
+use super::prefilter::candidates;
+use super::scan::{columns, evaluate, gather, passes};
+use crate::dict::Dicts;
+use crate::model::Columns;
+use crate::plan::{CPred, Matcher, Resolver};
+use crate::query::ast::{Drill, Paths};
+use crate::result::{Cell, Table};
+use crate::segment::ColumnSet;
+use roaring::RoaringBitmap;
+use std::cmp::Ordering;
+use std::ops::Range;
+
+pub(super) struct PathsOp<'a> {
+    anchor: Matcher,
+    filter: Option<CPred>,
+    range: Option<(i64, i64)>,
+    before: bool,
+    /// Events besides the anchor (`STEPS k`).
+    steps: usize,
+    top: usize,
+    collapse: bool,
+    edges: bool,
+    /// Per event id, the rank of its name in byte order: tied events are ordered by name.
+    name_rank: Vec<u32>,
+    /// `CUSTOMERS … PATH`: the path's event ids (`None`: a name no event has, so no customer).
+    drill: Option<Option<Vec<u32>>>,
+    dicts: &'a Dicts,
+}
+
+/// One worker's state: customers per path (or per Sankey edge), the drill-down's customers,
+/// and per-customer scratch space.
+#[derive(Default)]
+pub(super) struct PathsPartial {
+    paths: HashMap<Box<[u32]>, u64>,
+    /// (depth, from, to) → customers.
+    edges: HashMap<(u32, u32, u32), u64>,
+    members: RoaringBitmap,
+    order: Vec<(i64, u32, u32, usize)>,
+    nodes: Vec<u32>,
+}
+
+impl<'a> PathsOp<'a> {
+    /// Plans a PATHS statement (with `drill`, the customers of a path's beginning).
+    fn plan(
+        paths: &Paths,
+        drill: Option<&[String]>,
+        text: &str,
+        input: &Input<'a>,
+    ) -> Result<Self, QueryError> {
+        let res = Resolver::new(input.dicts, text, paths.common.tz.as_ref())?;
+        let events = &input.dicts.events;
+        let mut by_name: Vec<u32> = (0..events.len() as u32).collect();
+        by_name.sort_by(|&a, &b| events.name(a).cmp(&events.name(b)));
+        let mut name_rank = vec![0; by_name.len()];
+        for (rank, &id) in by_name.iter().enumerate() {
+            name_rank[id as usize] = rank as u32;
+        }
+        let drill = drill.map(|names| names.iter().map(|n| events.get(n)).collect::<Option<Vec<u32>>>());
+        Ok(PathsOp {
+            anchor: res.step(&paths.anchor)?,
+            filter: paths.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
+            range: res.range(&paths.common.range)?,
+            before: paths.before,
+            steps: paths.steps as usize,
+            top: paths.top as usize,
+            collapse: paths.collapse,
+            edges: paths.edges,
+            name_rank,
+            drill,
+            dicts: input.dicts,
+        })
+    }
+
+    fn name(&self, event: u32) -> &str {
+        self.dicts.events.name(event).unwrap_or("?")
+    }
+
+    /// Orders two paths: node by node by name (a path that is a beginning of the other first).
+    fn by_names(&self, a: &[u32], b: &[u32]) -> Ordering {
+        let rank = |e: &u32| self.name_rank.get(*e as usize).copied().unwrap_or(u32::MAX);
+        a.iter().map(rank).cmp(b.iter().map(rank))
+    }
+
+    /// The customer's path into `nodes` (empty when it has no anchor event in range).
+    fn path(&self, rows: &Columns, run: Range<usize>, partial: &mut PathsPartial) {
+        let PathsPartial { order, nodes, .. } = partial;
+        order.clear();
+        nodes.clear();
+        for i in run {
+            if !passes(&self.filter, rows, i, self.dicts) {
+                continue;
+            }
+            let event = rows.event[i];
+            let anchor = self.anchor.matches(rows, i, self.dicts);
+            // Tied events: the anchor's matches first (AFTER) or last (BEFORE), then by name.
+            let side = u32::from(anchor == self.before);
+            let rank = self.name_rank.get(event as usize).copied().unwrap_or(u32::MAX);
+            let key = (side << 31) | rank.min(u32::MAX >> 1);
+            order.push((rows.ts[i], key, event, usize::from(anchor)));
+        }
+        order.sort_unstable_by_key(|&(ts, key, ..)| (ts, key));
+        let in_range = |ts: i64| self.range.is_none_or(|(lo, hi)| lo <= ts && ts < hi);
+        let Some(at) = order
+            .iter()
+            .position(|&(ts, _, _, anchor)| anchor == 1 && in_range(ts))
+        else {
+            return;
+        };
+        let events = order.iter().map(|&(_, _, event, _)| event);
+        let take = |nodes: &mut Vec<u32>, events: &mut dyn Iterator<Item = u32>| {
+            for event in events {
+                if self.collapse && nodes.last() == Some(&event) {
+                    continue;
+                }
+                if nodes.len() > self.steps {
+                    break;
+                }
+                nodes.push(event);
+            }
+        };
+        if self.before {
+            take(nodes, &mut events.take(at + 1).rev());
+            nodes.reverse();
+        } else {
+            take(nodes, &mut events.skip(at));
+        }
+    }
+
+    /// The paths table: `rank, path, customers`, most customers first (ties by path), the
+    /// best `top` (RANK(): tied counts share the first one's rank).
+    fn path_rows(&self, paths: HashMap<Box<[u32]>, u64>) -> Table {
+        let mut ranked: Vec<(Box<[u32]>, u64)> = paths.into_iter().collect();
+        let order = |a: &(Box<[u32]>, u64), b: &(Box<[u32]>, u64)| {
+            b.1.cmp(&a.1).then_with(|| self.by_names(&a.0, &b.0))
+        };
+        if ranked.len() > self.top {
+            ranked.select_nth_unstable_by(self.top - 1, order);
+            ranked.truncate(self.top);
+        }
+        ranked.sort_unstable_by(order);
+        let mut t = Table::new(&["rank", "path", "customers"]);
+        let mut rank = 0;
+        for (position, (path, customers)) in ranked.iter().enumerate() {
+            if position == 0 || ranked[position - 1].1 != *customers {
+                rank = position + 1;
+            }
+            let text: Vec<&str> = path.iter().map(|&e| self.name(e)).collect();
+            t.rows.push(vec![
+                Cell::Int(rank as i64),
+                Cell::Str(text.join(" > ")),
+                Cell::Int(*customers as i64),
+            ]);
+        }
+        t
+    }
+
+    /// The Sankey table: `depth, from, to, customers`, by depth, then most customers first
+    /// (ties by names), the best `top` of each depth.
+    fn edge_rows(&self, edges: HashMap<(u32, u32, u32), u64>) -> Table {
+        let mut all: Vec<((u32, u32, u32), u64)> = edges.into_iter().collect();
+        let rank = |e: u32| self.name_rank.get(e as usize).copied().unwrap_or(u32::MAX);
+        all.sort_unstable_by(|((d1, f1, t1), c1), ((d2, f2, t2), c2)| {
+            d1.cmp(d2)
+                .then(c2.cmp(c1))
+                .then_with(|| (rank(*f1), rank(*t1)).cmp(&(rank(*f2), rank(*t2))))
+        });
+        let mut t = Table::new(&["depth", "from", "to", "customers"]);
+        let mut shown = (u32::MAX, 0);
+        for ((depth, from, to), customers) in all {
+            if shown.0 != depth {
+                shown = (depth, 0);
+            }
+            if shown.1 == self.top {
+                continue;
+            }
+            shown.1 += 1;
+            t.rows.push(vec![
+                Cell::Int(i64::from(depth)),
+                Cell::Str(self.name(from).to_owned()),
+                Cell::Str(self.name(to).to_owned()),
+                Cell::Int(customers as i64),
+            ]);
+        }
+        t
+    }
+}
+
+impl Operator for PathsOp<'_> {
+    type Partial = PathsPartial;
+
+    fn columns(&self) -> ColumnSet {
+        columns(self.filter.is_some() || self.anchor.uses_props())
+    }
+
+    fn prefilter(&self, input: &Input<'_>) -> Result<Prefilter<PathsPartial>, QueryError> {
+        // Only customers with an anchor event (in the range's days) have a path.
+        Ok(Prefilter::only(candidates(
+            &self.anchor,
+            input.bitmaps,
+            self.range,
+        )))
+    }
+
+    fn customer(&self, partial: &mut PathsPartial, rows: &Columns, run: Range<usize>) {
+        let Some(&cid) = rows.cid.get(run.start) else {
+            return;
+        };
+        self.path(rows, run, partial);
+        let nodes = std::mem::take(&mut partial.nodes);
+        if nodes.is_empty() {
+            partial.nodes = nodes;
+            return;
+        }
+        if let Some(drill) = &self.drill {
+            let hit = drill.as_ref().is_some_and(|want| {
+                if self.before {
+                    nodes.ends_with(want)
+                } else {
+                    nodes.starts_with(want)
+                }
+            });
+            if hit {
+                partial.members.insert(cid);
+            }
+        } else if self.edges {
+            // Depth of the edge into node j: j after the anchor (AFTER); counted so that the
+            // edge into the anchor is at depth STEPS (BEFORE), shorter paths aligned on it.
+            let shift = if self.before {
+                (self.steps + 1 - nodes.len()) as u32
+            } else {
+                0
+            };
+            for (j, pair) in nodes.windows(2).enumerate() {
+                *partial
+                    .edges
+                    .entry((shift + j as u32 + 1, pair[0], pair[1]))
+                    .or_default() += 1;
+            }
+        } else {
+            *partial.paths.entry(nodes.as_slice().into()).or_default() += 1;
+        }
+        partial.nodes = nodes;
+    }
+
+    fn footprint(&self, partial: &PathsPartial) -> usize {
+        partial.paths.capacity() * (40 + 4 * (self.steps + 1))
+            + partial.edges.capacity() * 32
+            + partial.members.serialized_size()
+            + partial.order.capacity() * 24
+    }
+
+    fn merge(&self, into: &mut PathsPartial, from: PathsPartial) {
+        for (path, customers) in from.paths {
+            *into.paths.entry(path).or_default() += customers;
+        }
+        for (edge, customers) in from.edges {
+            *into.edges.entry(edge).or_default() += customers;
+        }
+        into.members |= from.members;
+    }
+
+    fn finish(&self, partial: PathsPartial, _: &Input<'_>, _: &QueryOptions) -> Result<Table, QueryError> {
+        Ok(if self.edges {
+            self.edge_rows(partial.edges)
+        } else {
+            self.path_rows(partial.paths)
+        })
+    }
+}
+
+/// Runs a PATHS statement.
+pub(super) fn paths(
+    paths: &Paths,
+    text: &str,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+) -> Result<Table, QueryError> {
+    evaluate(&PathsOp::plan(paths, None, text, input)?, input, opts)
+}
+
+/// `CUSTOMERS PATHS … PATH 'a > b'`: the customers whose path begins (AFTER) or ends (BEFORE)
+/// with those events.
+pub(super) fn path_customers(
+    drill: &Drill,
+    limit: Option<u64>,
+    text: &str,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+) -> Result<Table, QueryError> {
+    let Drill::Paths { paths, path } = drill else {
+        return Ok(Table::new(&["customer"]));
+    };
+    let op = PathsOp::plan(paths, Some(&path.0), text, input)?;
+    let members = gather(&op, input, opts)?.members;
+    Ok(customer_table(&members, input.dicts, limit, opts.rows_max))
+}
