@@ -179,6 +179,13 @@ fn queries(c: &mut Criterion) {
             "Q1_funnel_by_3_cohorts",
             "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d TIES STRICT BY COHORT repeat_buyers, mobile_first, heavy".into(),
         ),
+        // Paths (issue 28).
+        ("paths_after_visit_3", "PATHS AFTER visit STEPS 3 TOP 10".into()),
+        (
+            "paths_before_purchase_2_collapse",
+            "PATHS BEFORE purchase STEPS 2 TOP 10 COLLAPSE REPEATS".into(),
+        ),
+        ("paths_after_visit_edges", "PATHS AFTER visit STEPS 3 EDGES".into()),
         (
             "Q2_retention_by_3_cohorts",
             "RETENTION visit RETURN visit OR purchase PERIOD week PERIODS 8 FIRST_TIME BY COHORT repeat_buyers, mobile_first, heavy".into(),

@@ -21,6 +21,8 @@ use std::ops::Range;
 
 pub(super) struct PathsOp<'a> {
     anchor: Matcher,
+    /// The anchor as a table by event id, when it tests event names only.
+    anchor_events: Option<Vec<bool>>,
     filter: Option<CPred>,
     range: Option<(i64, i64)>,
     before: bool,
@@ -44,7 +46,8 @@ pub(super) struct PathsPartial {
     /// (depth, from, to) → customers.
     edges: HashMap<(u32, u32, u32), u64>,
     members: RoaringBitmap,
-    order: Vec<(i64, u32, u32, usize)>,
+    kept: Vec<usize>,
+    group: Vec<(u64, u32, bool)>,
     nodes: Vec<u32>,
 }
 
@@ -65,8 +68,10 @@ impl<'a> PathsOp<'a> {
             name_rank[id as usize] = rank as u32;
         }
         let drill = drill.map(|names| names.iter().map(|n| events.get(n)).collect::<Option<Vec<u32>>>());
+        let anchor = res.step(&paths.anchor)?;
         Ok(PathsOp {
-            anchor: res.step(&paths.anchor)?,
+            anchor_events: anchor.name_table(events.len()),
+            anchor,
             filter: paths.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
             range: res.range(&paths.common.range)?,
             before: paths.before,
@@ -90,48 +95,87 @@ impl<'a> PathsOp<'a> {
         a.iter().map(rank).cmp(b.iter().map(rank))
     }
 
-    /// The customer's path into `nodes` (empty when it has no anchor event in range).
-    fn path(&self, rows: &Columns, run: Range<usize>, partial: &mut PathsPartial) {
-        let PathsPartial { order, nodes, .. } = partial;
-        order.clear();
-        nodes.clear();
-        for i in run {
-            if !passes(&self.filter, rows, i, self.dicts) {
-                continue;
-            }
-            let event = rows.event[i];
-            let anchor = self.anchor.matches(rows, i, self.dicts);
-            // Tied events: the anchor's matches first (AFTER) or last (BEFORE), then by name.
-            let side = u32::from(anchor == self.before);
-            let rank = self.name_rank.get(event as usize).copied().unwrap_or(u32::MAX);
-            let key = (side << 31) | rank.min(u32::MAX >> 1);
-            order.push((rows.ts[i], key, event, usize::from(anchor)));
+    /// Whether row `i` matches the anchor step.
+    fn is_anchor(&self, rows: &Columns, i: usize) -> bool {
+        match &self.anchor_events {
+            Some(table) => table.get(rows.event[i] as usize).copied().unwrap_or(false),
+            None => self.anchor.matches(rows, i, self.dicts),
         }
-        order.sort_unstable_by_key(|&(ts, key, ..)| (ts, key));
+    }
+
+    /// The events of `kept` (one instant) in event order: the anchor's matches first (AFTER)
+    /// or last (BEFORE), then by name — as (order key, event, matches the anchor) into `group`.
+    fn tied(&self, rows: &Columns, kept: &[usize], group: &mut Vec<(u64, u32, bool)>) {
+        group.clear();
+        for &i in kept {
+            let event = rows.event[i];
+            let matched = self.is_anchor(rows, i);
+            let side = u64::from(matched == self.before);
+            let rank = self.name_rank.get(event as usize).copied().unwrap_or(u32::MAX);
+            group.push(((side << 32) | u64::from(rank), event, matched));
+        }
+        group.sort_unstable();
+    }
+
+    /// The customer's path into `nodes` (empty when it has no anchor event in range). Rows
+    /// come in time order; only the instants the path reads are put in event order.
+    fn path(&self, rows: &Columns, run: Range<usize>, partial: &mut PathsPartial) {
+        let PathsPartial { kept, group, nodes, .. } = partial;
+        kept.clear();
+        nodes.clear();
+        kept.extend(run.filter(|&i| passes(&self.filter, rows, i, self.dicts)));
         let in_range = |ts: i64| self.range.is_none_or(|(lo, hi)| lo <= ts && ts < hi);
-        let Some(at) = order
-            .iter()
-            .position(|&(ts, _, _, anchor)| anchor == 1 && in_range(ts))
-        else {
+        let Some(first) = kept.iter().position(|&i| in_range(rows.ts[i]) && self.is_anchor(rows, i)) else {
             return;
         };
-        let events = order.iter().map(|&(_, _, event, _)| event);
-        let take = |nodes: &mut Vec<u32>, events: &mut dyn Iterator<Item = u32>| {
-            for event in events {
-                if self.collapse && nodes.last() == Some(&event) {
-                    continue;
-                }
-                if nodes.len() > self.steps {
-                    break;
-                }
-                nodes.push(event);
+        let ts = |p: usize| rows.ts[kept[p]];
+        let at = ts(first);
+        let (lo, hi) = (
+            kept.partition_point(|&i| rows.ts[i] < at),
+            kept.partition_point(|&i| rows.ts[i] <= at),
+        );
+        let mut push = |event: u32| {
+            if self.collapse && nodes.last() == Some(&event) {
+                return true;
             }
+            if nodes.len() > self.steps {
+                return false;
+            }
+            nodes.push(event);
+            true
         };
         if self.before {
-            take(nodes, &mut events.take(at + 1).rev());
+            // The anchor is the first match of its instant (matches last); then backwards.
+            self.tied(rows, &kept[lo..hi], group);
+            let anchor = group.iter().position(|&(_, _, matched)| matched).unwrap_or(0);
+            for &(_, event, _) in group[..=anchor].iter().rev() {
+                push(event);
+            }
+            let mut end = lo;
+            while end > 0 {
+                let start = kept[..end].partition_point(|&i| rows.ts[i] < ts(end - 1));
+                self.tied(rows, &kept[start..end], group);
+                if !group.iter().rev().all(|&(_, event, _)| push(event)) {
+                    break;
+                }
+                end = start;
+            }
             nodes.reverse();
         } else {
-            take(nodes, &mut events.skip(at));
+            // The anchor is the first of its instant (matches first); then forwards.
+            let mut start = lo;
+            let mut end = hi;
+            while start < kept.len() {
+                self.tied(rows, &kept[start..end], group);
+                if !group.iter().all(|&(_, event, _)| push(event)) {
+                    break;
+                }
+                start = end;
+                if start < kept.len() {
+                    let at = ts(start);
+                    end = start + kept[start..].partition_point(|&i| rows.ts[i] <= at);
+                }
+            }
         }
     }
 
@@ -198,7 +242,11 @@ impl Operator for PathsOp<'_> {
     type Partial = PathsPartial;
 
     fn columns(&self) -> ColumnSet {
-        columns(self.filter.is_some() || self.anchor.uses_props())
+        ColumnSet {
+            // Stages only for a STAGE anchor (predicates read properties).
+            stage: self.anchor.stage.is_some(),
+            ..columns(self.filter.is_some() || self.anchor.uses_props())
+        }
     }
 
     fn prefilter(&self, input: &Input<'_>) -> Result<Prefilter<PathsPartial>, QueryError> {
@@ -255,7 +303,8 @@ impl Operator for PathsOp<'_> {
         partial.paths.capacity() * (40 + 4 * (self.steps + 1))
             + partial.edges.capacity() * 32
             + partial.members.serialized_size()
-            + partial.order.capacity() * 24
+            + partial.kept.capacity() * 8
+            + partial.group.capacity() * 16
     }
 
     fn merge(&self, into: &mut PathsPartial, from: PathsPartial) {
