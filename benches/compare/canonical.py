@@ -1,4 +1,4 @@
-"""Issue 27's canonical statements checked against an independent evaluation in DuckDB.
+"""Issue 27's canonical statements (and issue 28's PATHS) checked against an independent evaluation in DuckDB.
 
 For each data shape (`demo`: the demo data by customer, one compacted segment; `time`: the same
 events as real logs arrive — timestamps cut to ten minutes so that many of a customer's events tie,
@@ -182,6 +182,40 @@ def rows_of(answer):
     return [dict(zip(answer["columns"], r)) for r in answer["rows"]]
 
 
+# PATHS (docs/QUERY.md): events in time order, ties with the anchor's event first (AFTER) or
+# last (BEFORE), then by name; the anchor is the first such event; all paths counted here, the
+# top 10 picked in Python (most customers, then the path node by node).
+PATHS_AFTER = """
+WITH o AS (SELECT customer, event, row_number() OVER (
+             PARTITION BY customer ORDER BY t, CASE WHEN event = 'visit' THEN 0 ELSE 1 END, event) AS n
+           FROM events),
+a AS (SELECT customer, min(n) AS n0 FROM o WHERE event = 'visit' GROUP BY customer),
+p AS (SELECT o.customer, string_agg(o.event, ' > ' ORDER BY o.n) AS path
+      FROM o JOIN a ON o.customer = a.customer AND o.n BETWEEN a.n0 AND a.n0 + 3 GROUP BY o.customer)
+SELECT path, count(*) FROM p GROUP BY path"""
+
+# BEFORE purchase STEPS 2 COLLAPSE REPEATS: the events up to the first purchase, consecutive
+# repeats dropped, the last three kept.
+PATHS_BEFORE = """
+WITH o AS (SELECT customer, event, row_number() OVER (
+             PARTITION BY customer ORDER BY t, CASE WHEN event = 'purchase' THEN 1 ELSE 0 END, event) AS n
+           FROM events),
+a AS (SELECT customer, min(n) AS n0 FROM o WHERE event = 'purchase' GROUP BY customer),
+b AS (SELECT o.customer, o.event, o.n FROM o JOIN a ON o.customer = a.customer WHERE o.n <= a.n0),
+c AS (SELECT *, lag(event) OVER (PARTITION BY customer ORDER BY n) AS prev FROM b),
+d AS (SELECT customer, event, n, row_number() OVER (PARTITION BY customer ORDER BY n DESC) AS back
+      FROM c WHERE prev IS NULL OR prev <> event),
+p AS (SELECT customer, string_agg(event, ' > ' ORDER BY n) AS path FROM d WHERE back <= 3 GROUP BY customer)
+SELECT path, count(*) FROM p GROUP BY path"""
+
+
+def top_paths(rows, n=10):
+    """(rank, path, customers) of the first n paths: most customers first, ties by path node by
+    node; SQL's RANK()."""
+    ranked = sorted(((p, int(c)) for p, c in rows), key=lambda r: (-r[1], r[0].split(" > ")))[:n]
+    return [(next(i for i, r in enumerate(ranked) if r[1] == c) + 1, p, c) for p, c in ranked]
+
+
 def checks(con, answers):
     """(name, journeydb rows, DuckDB rows), each normalised and sorted."""
     a = {x["text"]: x for x in answers}
@@ -216,6 +250,9 @@ def checks(con, answers):
                  for r in rows_of(answers[7]) if r["customers"])
     want = sorted((s, int(n), *(num(x) for x in rest)) for s, n, *rest in q(RFM))
     out.append((answers[7]["text"], got, want))
+    for k, sql in ((10, PATHS_AFTER), (11, PATHS_BEFORE)):
+        got = [(r["rank"], r["path"], r["customers"]) for r in rows_of(answers[k])]
+        out.append((answers[k]["text"], got, top_paths(q(sql))))
     return out
 
 

@@ -261,8 +261,9 @@ fn queries(db_dir: &Path, reps: usize, customer: &str) -> Result<J, String> {
     Ok(json!({ "queries": out }))
 }
 
-/// Issue 27's canonical statements, verbatim, then the members of the two cohorts they create.
-const CANONICAL: [&str; 10] = [
+/// Issue 27's canonical statements, verbatim, then the members of the two cohorts they create;
+/// then issue 28's PATHS statements.
+const CANONICAL: [&str; 12] = [
     "CREATE COHORT repeat_buyers AS DID purchase AT LEAST 2 TIMES",
     "CREATE COHORT mobile_first AS FIRST visit WHERE channel = 'mobile'",
     "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d BY COHORT mobile_first, repeat_buyers",
@@ -273,6 +274,8 @@ const CANONICAL: [&str; 10] = [
     "RFM OF purchase VALUE amount",
     "CUSTOMERS IN COHORT repeat_buyers LIMIT 100000000",
     "CUSTOMERS IN COHORT mobile_first LIMIT 100000000",
+    "PATHS AFTER visit STEPS 3 TOP 10",
+    "PATHS BEFORE purchase STEPS 2 TOP 10 COLLAPSE REPEATS",
 ];
 
 /// The demo data (with profiles) in one of two shapes — `demo`: committed by customer and
