@@ -186,6 +186,8 @@ fn queries(c: &mut Criterion) {
             "PATHS BEFORE purchase STEPS 2 TOP 10 COLLAPSE REPEATS".into(),
         ),
         ("paths_after_visit_edges", "PATHS AFTER visit STEPS 3 EDGES".into()),
+        ("heatmap_visit", "HEATMAP OF visit".into()),
+        ("heatmap_visit_new_york", "HEATMAP OF visit TZ 'America/New_York'".into()),
         (
             "Q2_retention_by_3_cohorts",
             "RETENTION visit RETURN visit OR purchase PERIOD week PERIODS 8 FIRST_TIME BY COHORT repeat_buyers, mobile_first, heavy".into(),

@@ -341,7 +341,7 @@ fn by_cohort_is_refused_where_it_has_no_meaning() {
     for (text, why) in [
         (
             "STAGES PERIOD day BY COHORT buyers",
-            "BY COHORT applies to FUNNEL, RETENTION, TREND, LIFECYCLE, STICKINESS and PATHS",
+            "BY COHORT applies to FUNNEL, RETENTION, TREND, LIFECYCLE, STICKINESS, PATHS and HEATMAP",
         ),
         (
             "FUNNEL buy -> buy WITHIN 1d BY ch BY COHORT buyers",

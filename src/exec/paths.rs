@@ -120,12 +120,17 @@ impl<'a> PathsOp<'a> {
     /// The customer's path into `nodes` (empty when it has no anchor event in range). Rows
     /// come in time order; only the instants the path reads are put in event order.
     fn path(&self, rows: &Columns, run: Range<usize>, partial: &mut PathsPartial) {
-        let PathsPartial { kept, group, nodes, .. } = partial;
+        let PathsPartial {
+            kept, group, nodes, ..
+        } = partial;
         kept.clear();
         nodes.clear();
         kept.extend(run.filter(|&i| passes(&self.filter, rows, i, self.dicts)));
         let in_range = |ts: i64| self.range.is_none_or(|(lo, hi)| lo <= ts && ts < hi);
-        let Some(first) = kept.iter().position(|&i| in_range(rows.ts[i]) && self.is_anchor(rows, i)) else {
+        let Some(first) = kept
+            .iter()
+            .position(|&i| in_range(rows.ts[i]) && self.is_anchor(rows, i))
+        else {
             return;
         };
         let ts = |p: usize| rows.ts[kept[p]];

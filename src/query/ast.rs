@@ -415,6 +415,16 @@ pub struct Paths {
     pub common: Common,
 }
 
+/// `HEATMAP [OF step] …`: events and customers per local weekday and hour (docs/QUERY.md,
+/// HEATMAP).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Heatmap {
+    /// Events counted (`OF step`; default ANY).
+    pub step: Option<Step>,
+    /// Common clauses.
+    pub common: Common,
+}
+
 /// `TREND ...`
 #[derive(Clone, Debug, PartialEq)]
 pub struct Trend {
@@ -580,6 +590,8 @@ pub enum Statement {
     Rfm(Rfm),
     /// PATHS
     Paths(Paths),
+    /// HEATMAP
+    Heatmap(Heatmap),
     /// FORGET CUSTOMER (changes the database)
     Forget(Forget),
     /// CREATE COHORT (changes the database)
@@ -710,6 +722,7 @@ impl Statement {
             Statement::Top(top) => top.step.iter().collect(),
             Statement::Rfm(rfm) => vec![&rfm.step],
             Statement::Paths(paths) => vec![&paths.anchor],
+            Statement::Heatmap(h) => h.step.iter().collect(),
             Statement::Lifecycle(l) => vec![&l.step],
             Statement::Stickiness(st) => vec![&st.step],
             Statement::CreateCohort(c) => c.set.steps(),
@@ -740,6 +753,7 @@ impl Statement {
             Statement::Top(top) => &top.common,
             Statement::Rfm(rfm) => &rfm.common,
             Statement::Paths(paths) => &paths.common,
+            Statement::Heatmap(h) => &h.common,
             Statement::Lifecycle(l) => &l.common,
             Statement::Stickiness(st) => &st.common,
             Statement::Timeline(t) => &t.common,

@@ -6,6 +6,7 @@ pub mod funnel_period;
 pub mod cohort;
 pub mod top;
 pub mod paths;
+pub mod heatmap;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

@@ -123,6 +123,7 @@ pub fn chart(statement: &str, table: &Table, style: Style) -> Option<String> {
         "TRANSITIONS" => transitions(table, style),
         "TOP" => top_customers(table, style),
         "PATHS" => per_group(table, style, paths),
+        "HEATMAP" => per_group(table, style, heatmap),
         _ => None,
     }
 }
@@ -308,6 +309,58 @@ fn retention(table: &Table, style: Style) -> Option<String> {
         out.push('\n');
     }
     out.push_str("(… = period not complete yet)\n");
+    Some(out)
+}
+
+/// HEATMAP: a 7 × 24 grid of events (weekdays down, hours across), each cell shaded between
+/// the quietest and the busiest cell: the colour ramp on a terminal, shade glyphs otherwise.
+fn heatmap(table: &Table, style: Style) -> Option<String> {
+    let (weekday, hour, events) = (col(table, "weekday")?, col(table, "hour")?, col(table, "events")?);
+    let mut grid = [[0i64; 24]; 7];
+    for r in &table.rows {
+        let (d, h) = (int(r.get(weekday)), int(r.get(hour)));
+        if let Some(cell) = grid
+            .get_mut((d - 1) as usize)
+            .and_then(|row| row.get_mut(h as usize))
+        {
+            *cell = int(r.get(events));
+        }
+    }
+    let max = grid.iter().flatten().copied().max()?;
+    let min = grid.iter().flatten().copied().min()?;
+    let span = (max - min).max(1) as f64;
+    let mut out = String::from("     ");
+    for h in 0..24 {
+        let _ = write!(
+            out,
+            "{}",
+            if h % 3 == 0 {
+                format!("{h:<3}")
+            } else {
+                String::new()
+            }
+        );
+    }
+    out.push('\n');
+    for (d, row) in grid.iter().enumerate() {
+        out.push_str(["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"][d]);
+        out.push_str("  ");
+        for &n in row {
+            let x = (n - min) as f64 / span;
+            if style.color {
+                out.push_str(&style.paint(heat(x), " "));
+            } else {
+                out.push([' ', '░', '▒', '▓', '█'][((x * 4.0).round() as usize).min(4)]);
+            }
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "(events per local hour: lightest {}, darkest {})",
+        group_thousands(min),
+        group_thousands(max)
+    );
     Some(out)
 }
 

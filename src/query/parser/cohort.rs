@@ -390,7 +390,7 @@ pub(super) fn nested_cohort_filter(pred: &Pred) -> Option<&CohortFilter> {
 }
 
 /// Refuses `BY COHORT` where it has no meaning: statements other than FUNNEL, RETENTION, TREND,
-/// LIFECYCLE, STICKINESS and PATHS; drill-downs (which list one set), and beside a property `BY`.
+/// LIFECYCLE, STICKINESS, PATHS and HEATMAP; drill-downs (which list one set), and beside a property `BY`.
 pub(super) fn check_by_cohort(stmt: &Statement) -> Result<(), ParseError> {
     let Some(common) = stmt.common() else {
         return Ok(());
@@ -411,15 +411,16 @@ pub(super) fn check_by_cohort(stmt: &Statement) -> Result<(), ParseError> {
         | Statement::Trend(_)
         | Statement::Lifecycle(_)
         | Statement::Stickiness(_)
-        | Statement::Paths(_) => Ok(()),
+        | Statement::Paths(_)
+        | Statement::Heatmap(_) => Ok(()),
         Statement::Customers(_) | Statement::Explain(_) => Err(ParseError::new(
             *span,
             "a drill-down lists one set: use WHERE CUSTOMER IN name",
         )
-        .with_help("BY COHORT is for FUNNEL, RETENTION, TREND, LIFECYCLE, STICKINESS and PATHS")),
+        .with_help("BY COHORT is for FUNNEL, RETENTION, TREND, LIFECYCLE, STICKINESS, PATHS and HEATMAP")),
         _ => Err(ParseError::new(
             *span,
-            "BY COHORT applies to FUNNEL, RETENTION, TREND, LIFECYCLE, STICKINESS and PATHS",
+            "BY COHORT applies to FUNNEL, RETENTION, TREND, LIFECYCLE, STICKINESS, PATHS and HEATMAP",
         )),
     }
 }

@@ -15,7 +15,7 @@ use super::{ParseError, Span};
 use crate::limits;
 
 /// The statement keywords.
-pub const STATEMENTS: [&str; 17] = [
+pub const STATEMENTS: [&str; 18] = [
     "FORGET",
     "CREATE",
     "DROP",
@@ -33,6 +33,7 @@ pub const STATEMENTS: [&str; 17] = [
     "TOP",
     "RFM",
     "PATHS",
+    "HEATMAP",
 ];
 
 /// Words with a meaning only in their clause (not reserved; they may also name events).
@@ -298,23 +299,11 @@ impl Parser<'_> {
         if self.eat_kw("PATHS") {
             return self.paths().map(Statement::Paths);
         }
+        if self.eat_kw("HEATMAP") {
+            return self.heatmap().map(Statement::Heatmap);
+        }
         if self.eat_kw("FORGET") {
-            self.expect_kw("CUSTOMER", "(FORGET CUSTOMER 'id')")?;
-            let c = self.next();
-            let customer = match c.tok {
-                Tok::Str(s) | Tok::Ident(s) => (s, c.span),
-                Tok::Int(n) => (n.to_string(), c.span),
-                other => {
-                    return Err(ParseError::new(
-                        c.span,
-                        format!("expected a customer id in quotes, found {}", describe(&other)),
-                    ));
-                }
-            };
-            return Ok(Statement::Forget(Forget {
-                customer,
-                span: t.span,
-            }));
+            return self.forget(t.span).map(Statement::Forget);
         }
         if self.eat_kw("CREATE") {
             return self.create_cohort().map(Statement::CreateCohort);
@@ -326,23 +315,7 @@ impl Parser<'_> {
             return Ok(Statement::Cohorts);
         }
         if self.eat_kw("EXPLAIN") {
-            self.expect_kw("FUNNEL", "(EXPLAIN FUNNEL ... FOR CUSTOMER 'id')")?;
-            let funnel = Box::new(self.funnel()?);
-            funnel.without_period("EXPLAIN")?;
-            self.expect_kw("FOR", "(EXPLAIN FUNNEL ... FOR CUSTOMER 'id')")?;
-            self.expect_kw("CUSTOMER", "(EXPLAIN FUNNEL ... FOR CUSTOMER 'id')")?;
-            let t = self.next();
-            let customer = match t.tok {
-                Tok::Str(s) | Tok::Ident(s) => (s, t.span),
-                Tok::Int(n) => (n.to_string(), t.span),
-                other => {
-                    return Err(ParseError::new(
-                        t.span,
-                        format!("expected a customer id in quotes, found {}", describe(&other)),
-                    ));
-                }
-            };
-            return Ok(Statement::Explain(Explain { funnel, customer }));
+            return self.explain().map(Statement::Explain);
         }
         let mut e = ParseError::new(
             t.span,
@@ -354,10 +327,43 @@ impl Parser<'_> {
             e = e.with_help(format!("did you mean {best}?"));
         } else {
             e = e.with_help(
-                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, CUSTOMERS, TOP CUSTOMERS, RFM, PATHS, EXPLAIN, FORGET CUSTOMER, CREATE COHORT, DROP COHORT and COHORTS",
+                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, CUSTOMERS, TOP CUSTOMERS, RFM, PATHS, HEATMAP, EXPLAIN, FORGET CUSTOMER, CREATE COHORT, DROP COHORT and COHORTS",
             );
         }
         Err(e)
+    }
+}
+
+impl Parser<'_> {
+    /// `FORGET CUSTOMER 'id'`, after `FORGET` (at `span`).
+    fn forget(&mut self, span: Span) -> Result<Forget, ParseError> {
+        self.expect_kw("CUSTOMER", "(FORGET CUSTOMER 'id')")?;
+        let customer = self.customer_id()?;
+        Ok(Forget { customer, span })
+    }
+
+    /// `EXPLAIN FUNNEL … FOR CUSTOMER 'id'`, after `EXPLAIN`.
+    fn explain(&mut self) -> Result<Explain, ParseError> {
+        self.expect_kw("FUNNEL", "(EXPLAIN FUNNEL ... FOR CUSTOMER 'id')")?;
+        let funnel = Box::new(self.funnel()?);
+        funnel.without_period("EXPLAIN")?;
+        self.expect_kw("FOR", "(EXPLAIN FUNNEL ... FOR CUSTOMER 'id')")?;
+        self.expect_kw("CUSTOMER", "(EXPLAIN FUNNEL ... FOR CUSTOMER 'id')")?;
+        let customer = self.customer_id()?;
+        Ok(Explain { funnel, customer })
+    }
+
+    /// A customer id: a string, a name or an integer.
+    fn customer_id(&mut self) -> Result<(String, Span), ParseError> {
+        let t = self.next();
+        match t.tok {
+            Tok::Str(s) | Tok::Ident(s) => Ok((s, t.span)),
+            Tok::Int(n) => Ok((n.to_string(), t.span)),
+            other => Err(ParseError::new(
+                t.span,
+                format!("expected a customer id in quotes, found {}", describe(&other)),
+            )),
+        }
     }
 }
 

@@ -386,6 +386,18 @@ impl Parser<'_> {
         Ok(l)
     }
 
+    /// `HEATMAP [OF step] common…`, after `HEATMAP`.
+    pub(super) fn heatmap(&mut self) -> Result<Heatmap, ParseError> {
+        let step = if self.eat_kw("OF") {
+            Some(self.step()?)
+        } else {
+            None
+        };
+        let mut common = Common::default();
+        while self.common(&mut common)? {}
+        Ok(Heatmap { step, common })
+    }
+
     pub(super) fn stickiness(&mut self) -> Result<Stickiness, ParseError> {
         self.expect_kw("OF", "(STICKINESS OF step PERIOD day)")?;
         let step = self.step()?;
