@@ -69,7 +69,12 @@ impl<'a> TrendOp<'a> {
             buckets.starts.pop();
         }
         let value = match &tr.agg {
-            Agg::Sum(p, s) | Agg::Avg(p, s) | Agg::Min(p, s) | Agg::Max(p, s) | Agg::Pct(_, p, s) => {
+            Agg::Sum(p, s)
+            | Agg::Avg(p, s)
+            | Agg::Min(p, s)
+            | Agg::Max(p, s)
+            | Agg::Pct(_, p, s)
+            | Agg::Nps(p, s) => {
                 let (id, ty) = res.prop(p, *s)?;
                 if !matches!(ty, PropType::I64 | PropType::F64) {
                     return Err(
@@ -149,6 +154,7 @@ impl<'a> TrendOp<'a> {
             }
             Agg::Min(..) => s.min.map_or(Cell::Null, Cell::Float),
             Agg::Max(..) => s.max.map_or(Cell::Null, Cell::Float),
+            Agg::Nps(..) => nps(s).map_or(Cell::Null, |(score, _, _)| Cell::Float(score)),
             Agg::Pct(q, ..) => {
                 let mut v = s.values.clone();
                 if v.is_empty() {
@@ -172,6 +178,31 @@ pub(super) struct AggState {
     min: Option<f64>,
     max: Option<f64>,
     values: Vec<f64>,
+    /// `nps`: responses scored 9-10, 7-8 and 0-6.
+    promoters: u64,
+    passives: u64,
+    detractors: u64,
+}
+
+/// The earlier of two bad scores (by time, then customer id): the one reported.
+fn earliest(a: (i64, u32, f64), b: (i64, u32, f64)) -> (i64, u32, f64) {
+    if (b.0, b.1) < (a.0, a.1) { b } else { a }
+}
+
+/// The net promoter score of `s`'s responses and its 95% confidence interval (`None`: no
+/// response): NPS = 100·(p − d) with p, d the promoters' and detractors' shares of the n
+/// responses — the mean of the scores +100, 0, −100 — and the interval NPS ± 1.96·σ/√n with
+/// σ² = 100²·(p + d − (p − d)²), cut to [−100, 100].
+fn nps(s: &AggState) -> Option<(f64, f64, f64)> {
+    let n = s.promoters + s.passives + s.detractors;
+    if n == 0 {
+        return None;
+    }
+    let (p, d) = (s.promoters as f64 / n as f64, s.detractors as f64 / n as f64);
+    let score = 100.0 * (p - d);
+    let sigma = 100.0 * (p + d - (p - d) * (p - d)).max(0.0).sqrt();
+    let half = 1.96 * sigma / (n as f64).sqrt();
+    Some((score, (score - half).max(-100.0), (score + half).min(100.0)))
 }
 
 thread_local! {
@@ -185,6 +216,8 @@ thread_local! {
 pub(super) struct TrendPartial {
     map: HashMap<(Option<u64>, usize), AggState>,
     values: usize,
+    /// `nps`: the earliest score that is no integer 0-10, as (time, customer id, score).
+    bad: Option<(i64, u32, f64)>,
 }
 
 impl std::ops::Deref for TrendPartial {
@@ -278,9 +311,24 @@ impl Operator for TrendOp<'_> {
                     if b < self.first {
                         continue;
                     }
+                    let value = self.value(rows, i);
+                    if let (Agg::Nps(..), Some(v)) = (&self.agg, value)
+                        && (v.fract() != 0.0 || !(0.0..=10.0).contains(&v))
+                    {
+                        let bad = (ts, rows.cid[i], v);
+                        partial.bad = Some(partial.bad.map_or(bad, |b| earliest(b, bad)));
+                        continue;
+                    }
                     let e = partial.map.entry((g, b)).or_default();
                     e.events += 1;
-                    if let Some(v) = self.value(rows, i) {
+                    if let (Agg::Nps(..), Some(v)) = (&self.agg, value) {
+                        match v as u8 {
+                            9..=10 => e.promoters += 1,
+                            7..=8 => e.passives += 1,
+                            _ => e.detractors += 1,
+                        }
+                    }
+                    if let Some(v) = value {
                         e.sum += v;
                         e.n += 1;
                         e.min = Some(e.min.map_or(v, |m| m.min(v)));
@@ -307,6 +355,10 @@ impl Operator for TrendOp<'_> {
 
     fn merge(&self, into: &mut TrendPartial, from: TrendPartial) {
         into.values += from.values;
+        into.bad = match (into.bad, from.bad) {
+            (Some(a), Some(b)) => Some(earliest(a, b)),
+            (a, b) => a.or(b),
+        };
         for (k, s) in from.map {
             let e = into.entry(k).or_default();
             e.events += s.events;
@@ -322,6 +374,9 @@ impl Operator for TrendOp<'_> {
                 (x, y) => x.or(y),
             };
             e.values.extend(s.values);
+            e.promoters += s.promoters;
+            e.passives += s.passives;
+            e.detractors += s.detractors;
         }
     }
 
@@ -331,6 +386,18 @@ impl Operator for TrendOp<'_> {
         input: &Input<'_>,
         opts: &QueryOptions,
     ) -> Result<Table, QueryError> {
+        if let (Agg::Nps(name, span), Some((ts, cid, v))) = (&self.agg, partial.bad) {
+            let customer = input.dicts.customers.name(cid).unwrap_or("?");
+            return Err(ParseError::new(
+                *span,
+                format!(
+                    "nps({name}): customer '{customer}' has {name} = {v} at {}; a score is an integer from 0 to 10",
+                    model::format_ts(ts)
+                ),
+            )
+            .with_help(format!("leave such events out, e.g. WHERE {name} >= 0 AND {name} <= 10"))
+            .into());
+        }
         let names = self.groups(&partial, input.dicts);
         // Refuse before building a table that is over the cap.
         if (self.buckets.len() - self.first).saturating_mul(names.len()) > opts.rows_max {
@@ -343,14 +410,32 @@ impl Operator for TrendOp<'_> {
             None => {}
         }
         cols.push("value");
+        let is_nps = matches!(self.agg, Agg::Nps(..));
+        if is_nps {
+            cols.extend([
+                "promoters",
+                "passives",
+                "detractors",
+                "responses",
+                "ci_low",
+                "ci_high",
+            ]);
+        }
         let mut t = Table::new(&cols);
         let empty = AggState::default();
         for b in self.first..self.buckets.len() {
             for (labels, key) in &names {
-                let v = self.aggregate(partial.get(&(*key, b)).unwrap_or(&empty));
+                let state = partial.get(&(*key, b)).unwrap_or(&empty);
                 let mut row = vec![Cell::Str(self.buckets.label(b))];
                 row.extend(labels.iter().map(|l| Cell::Str(l.clone())));
-                row.push(v);
+                row.push(self.aggregate(state));
+                if is_nps {
+                    let (p, q, d) = (state.promoters, state.passives, state.detractors);
+                    row.extend([p, q, d, p + q + d].map(|n| Cell::Int(n as i64)));
+                    let interval = nps(state).map(|(_, low, high)| (low, high));
+                    row.push(interval.map_or(Cell::Null, |(low, _)| Cell::Float(low)));
+                    row.push(interval.map_or(Cell::Null, |(_, high)| Cell::Float(high)));
+                }
                 t.rows.push(row);
             }
         }

@@ -327,6 +327,8 @@ pub enum Agg {
     Max(String, Span),
     /// Exact percentile (1..=99) of a property.
     Pct(u8, String, Span),
+    /// Net promoter score of a 0-10 score property (docs/QUERY.md, TREND).
+    Nps(String, Span),
     /// Distinct customers in the 7 days ending with the bucket's day.
     Wau,
     /// Distinct customers in the 30 days ending with the bucket's day.

@@ -7,6 +7,7 @@ pub mod cohort;
 pub mod top;
 pub mod paths;
 pub mod heatmap;
+pub mod nps;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

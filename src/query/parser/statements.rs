@@ -291,6 +291,10 @@ impl Parser<'_> {
                 let (p, s) = self.prop_arg()?;
                 Agg::Max(p, s)
             }
+            "nps" => {
+                let (p, s) = self.prop_arg()?;
+                Agg::Nps(p, s)
+            }
             w if w.len() == 3
                 && w.starts_with('p')
                 && w[1..].bytes().all(|b| b.is_ascii_digit())
@@ -305,12 +309,12 @@ impl Parser<'_> {
             _ => {
                 let mut e = ParseError::new(t.span, format!("unknown aggregate `{word}`"));
                 let all = [
-                    "count", "uniq", "sum", "avg", "min", "max", "p50", "p90", "p99", "wau", "mau",
+                    "count", "uniq", "sum", "avg", "min", "max", "p50", "p90", "p99", "wau", "mau", "nps",
                 ];
                 e = match suggest(&lower, &all) {
                     Some(s) => e.with_help(format!("did you mean {s}?")),
                     None => e.with_help(
-                        "aggregates: count, uniq, sum(p), avg(p), min(p), max(p), p50(p)..p99(p), wau, mau",
+                        "aggregates: count, uniq, sum(p), avg(p), min(p), max(p), p50(p)..p99(p), nps(p), wau, mau",
                     ),
                 };
                 return Err(e);
