@@ -10,7 +10,7 @@
 //! - `prefilter`, `range`, `labels`, `median`: shared helpers (bitmap prefilters, the time
 //!   range, result cells, medians).
 //! - one room per statement: `funnel` (with its kernel and EXPLAIN), `retention`, `trend`,
-//!   `paths`, `heatmap`, `customers`, `timeline`, `lifecycle`, `stickiness`, `stages`, `transitions`.
+//!   `paths`, `heatmap`, `attribution`, `customers`, `timeline`, `lifecycle`, `stickiness`, `stages`, `transitions`.
 //! - this file: dispatch of a parsed statement, and the [`Query`] trait.
 //!
 //! Uses: `db`, `plan`, `query`, `result`.
@@ -29,6 +29,7 @@ mod retention;
 mod trend;
 mod paths;
 mod heatmap;
+mod attribution;
 mod customers;
 mod timeline;
 mod lifecycle;
@@ -73,6 +74,7 @@ pub fn execute(
         Statement::Rfm(r) => rfm::rfm(r, text, input, opts)?,
         Statement::Paths(p) => paths::paths(p, text, input, opts)?,
         Statement::Heatmap(h) => heatmap::heatmap(h, text, input, opts)?,
+        Statement::Attribution(a) => attribution::attribution(a, text, input, opts)?,
         Statement::Forget(f) => return Err(read_only(f.span, "FORGET CUSTOMER")),
         Statement::CreateCohort(c) => return Err(read_only(c.name.1, "CREATE COHORT")),
         Statement::DropCohort((_, span)) => return Err(read_only(*span, "DROP COHORT")),

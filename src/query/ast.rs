@@ -417,6 +417,41 @@ pub struct Paths {
     pub common: Common,
 }
 
+/// How `ATTRIBUTION` shares a conversion among its touches (docs/QUERY.md, ATTRIBUTION).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttributionModel {
+    /// All credit to the earliest touch.
+    First,
+    /// All credit to the latest touch.
+    Last,
+    /// Equal credit to every touch.
+    Linear,
+    /// 40% to the first touch, 40% to the last, 20% shared by those between.
+    Position,
+    /// Weight 2^(−age / half-life) per touch.
+    TimeDecay,
+}
+
+/// `ATTRIBUTION step [VALUE p] BY p MODEL m …`: which property values get the credit for
+/// conversions (docs/QUERY.md, ATTRIBUTION).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attribution {
+    /// The conversions.
+    pub step: Step,
+    /// `VALUE p`: the conversion event's numeric property credited with it.
+    pub value: Option<(String, Span)>,
+    /// `BY p`: the touch property credited.
+    pub by: (String, Span),
+    /// `MODEL m`.
+    pub model: AttributionModel,
+    /// `HALF_LIFE d` (time decay; default 7 days).
+    pub half_life_us: i64,
+    /// `LOOKBACK d` (default 30 days).
+    pub lookback_us: i64,
+    /// Common clauses.
+    pub common: Common,
+}
+
 /// `HEATMAP [OF step] …`: events and customers per local weekday and hour (docs/QUERY.md,
 /// HEATMAP).
 #[derive(Clone, Debug, PartialEq)]
@@ -594,6 +629,8 @@ pub enum Statement {
     Paths(Paths),
     /// HEATMAP
     Heatmap(Heatmap),
+    /// ATTRIBUTION
+    Attribution(Attribution),
     /// FORGET CUSTOMER (changes the database)
     Forget(Forget),
     /// CREATE COHORT (changes the database)
@@ -725,6 +762,7 @@ impl Statement {
             Statement::Rfm(rfm) => vec![&rfm.step],
             Statement::Paths(paths) => vec![&paths.anchor],
             Statement::Heatmap(h) => h.step.iter().collect(),
+            Statement::Attribution(a) => vec![&a.step],
             Statement::Lifecycle(l) => vec![&l.step],
             Statement::Stickiness(st) => vec![&st.step],
             Statement::CreateCohort(c) => c.set.steps(),
@@ -756,6 +794,7 @@ impl Statement {
             Statement::Rfm(rfm) => &rfm.common,
             Statement::Paths(paths) => &paths.common,
             Statement::Heatmap(h) => &h.common,
+            Statement::Attribution(a) => &a.common,
             Statement::Lifecycle(l) => &l.common,
             Statement::Stickiness(st) => &st.common,
             Statement::Timeline(t) => &t.common,

@@ -8,6 +8,7 @@ pub mod top;
 pub mod paths;
 pub mod heatmap;
 pub mod nps;
+pub mod attribution;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

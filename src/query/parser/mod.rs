@@ -4,6 +4,7 @@
 //! Uses: `limits`; rooms `ast`, `lexer`, `parser`.
 
 mod clauses;
+mod attribution;
 mod cohort;
 mod paths;
 mod statements;
@@ -15,7 +16,7 @@ use super::{ParseError, Span};
 use crate::limits;
 
 /// The statement keywords.
-pub const STATEMENTS: [&str; 18] = [
+pub const STATEMENTS: [&str; 19] = [
     "FORGET",
     "CREATE",
     "DROP",
@@ -34,10 +35,11 @@ pub const STATEMENTS: [&str; 18] = [
     "RFM",
     "PATHS",
     "HEATMAP",
+    "ATTRIBUTION",
 ];
 
 /// Words with a meaning only in their clause (not reserved; they may also name events).
-pub const CONTEXTUAL: [&str; 38] = [
+pub const CONTEXTUAL: [&str; 41] = [
     "COHORT",
     "VALUE",
     "SEGMENT",
@@ -76,6 +78,9 @@ pub const CONTEXTUAL: [&str; 38] = [
     "REPEATS",
     "EDGES",
     "PATH",
+    "MODEL",
+    "HALF_LIFE",
+    "LOOKBACK",
 ];
 
 /// Every reserved word of the query language.
@@ -302,6 +307,9 @@ impl Parser<'_> {
         if self.eat_kw("HEATMAP") {
             return self.heatmap().map(Statement::Heatmap);
         }
+        if self.eat_kw("ATTRIBUTION") {
+            return self.attribution().map(Statement::Attribution);
+        }
         if self.eat_kw("FORGET") {
             return self.forget(t.span).map(Statement::Forget);
         }
@@ -327,7 +335,7 @@ impl Parser<'_> {
             e = e.with_help(format!("did you mean {best}?"));
         } else {
             e = e.with_help(
-                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, CUSTOMERS, TOP CUSTOMERS, RFM, PATHS, HEATMAP, EXPLAIN, FORGET CUSTOMER, CREATE COHORT, DROP COHORT and COHORTS",
+                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, CUSTOMERS, TOP CUSTOMERS, RFM, PATHS, HEATMAP, ATTRIBUTION, EXPLAIN, FORGET CUSTOMER, CREATE COHORT, DROP COHORT and COHORTS",
             );
         }
         Err(e)

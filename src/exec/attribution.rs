@@ -1,0 +1,291 @@
+//! ATTRIBUTION: which values of a property get the credit for conversions — first, last,
+//! linear, position-based or time-decay models over each conversion's touches — in exact
+//! integer units, so that the credits add up to the conversions and to the value to the cent
+//! (docs/QUERY.md, ATTRIBUTION).
+//!
+//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `labels`, `operator`, `options`, `prefilter`, `scan`.
+
+use super::labels::slot_label;
+use super::operator::{HashMap, Operator, Prefilter};
+use super::options::{Input, QueryError, QueryOptions};
+use super::prefilter::candidates;
+use super::scan::{columns, evaluate, passes};
+use crate::dict::Dicts;
+use crate::model::{Columns, PropType};
+use crate::plan::{CPred, Matcher, Resolver, slot};
+use crate::query::ParseError;
+use crate::query::ast::{Attribution, AttributionModel};
+use crate::result::{Cell, Table};
+use crate::segment::ColumnSet;
+use std::ops::Range;
+
+/// Credit units per conversion: credits are whole billionths of a conversion.
+const UNITS: u128 = 1_000_000_000;
+
+pub(super) struct AttributionOp<'a> {
+    step: Matcher,
+    filter: Option<CPred>,
+    range: Option<(i64, i64)>,
+    by: (u32, PropType),
+    value: Option<(u32, PropType)>,
+    model: AttributionModel,
+    half_life_us: i64,
+    lookback_us: i64,
+    dicts: &'a Dicts,
+}
+
+/// One worker's credits per group (`None`: the conversions without a touch), in units and
+/// cents, and the conversions and cents in all.
+#[derive(Default)]
+pub(super) struct AttributionPartial {
+    credits: HashMap<Option<u64>, (u128, i128)>,
+    conversions: u64,
+    cents: i128,
+    /// Per conversion: its touches as (time, group), and the weights by group.
+    touches: Vec<(i64, u64)>,
+    shares: Vec<(String, Option<u64>, u128)>,
+}
+
+impl<'a> AttributionOp<'a> {
+    fn plan(a: &Attribution, text: &str, input: &Input<'a>) -> Result<Self, QueryError> {
+        let res = Resolver::new(input.dicts, text, a.common.tz.as_ref())?;
+        let (name, span) = &a.by;
+        if name.starts_with(crate::model::PROFILE_PREFIX) {
+            return Err(ParseError::new(*span, "a touch is an event: BY takes an event property").into());
+        }
+        let value = match &a.value {
+            None => None,
+            Some((name, span)) => {
+                let (id, ty) = res.prop(name, *span)?;
+                if !matches!(ty, PropType::I64 | PropType::F64) {
+                    return Err(
+                        ParseError::new(*span, format!("`{name}` is {ty}; VALUE needs a number")).into(),
+                    );
+                }
+                Some((id, ty))
+            }
+        };
+        Ok(AttributionOp {
+            step: res.step(&a.step)?,
+            filter: a.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
+            range: res.range(&a.common.range)?,
+            by: res.prop(name, *span)?,
+            value,
+            model: a.model,
+            half_life_us: a.half_life_us,
+            lookback_us: a.lookback_us,
+            dicts: input.dicts,
+        })
+    }
+
+    fn label(&self, group: Option<u64>) -> String {
+        match group {
+            None => "(none)".into(),
+            Some(g) => slot_label(Some(g), self.by.1, self.dicts),
+        }
+    }
+
+    /// The conversion's value in cents (rounded half away from zero; 0 without a value).
+    fn cents(&self, rows: &Columns, i: usize) -> i128 {
+        let Some((id, ty)) = self.value else { return 0 };
+        let Some(raw) = slot(rows, id, i) else { return 0 };
+        match ty {
+            PropType::I64 => i128::from(raw as i64) * 100,
+            _ => (f64::from_bits(raw) * 100.0).round() as i128,
+        }
+    }
+
+    /// Each touch group's weight under the model, in `shares` as (label, group, weight), by
+    /// label. First, last, linear and position weights are exact integers (position's 40/40/20
+    /// as 2(n−2), 2(n−2) and 1 for each of the n−2 between); time decay sums 2^(−age/half-life)
+    /// per group in touch order and scales the sums to integers (the largest 2^40).
+    fn weigh(&self, at: i64, touches: &[(i64, u64)], shares: &mut Vec<(String, Option<u64>, u128)>) {
+        let n = touches.len();
+        let mut floats: Vec<(Option<u64>, f64)> = Vec::new();
+        for (k, &(ts, group)) in touches.iter().enumerate() {
+            let weight = match self.model {
+                AttributionModel::First => u128::from(k == 0),
+                AttributionModel::Last => u128::from(k + 1 == n),
+                AttributionModel::Linear => 1,
+                AttributionModel::Position if n <= 2 => 1,
+                AttributionModel::Position if k == 0 || k + 1 == n => 2 * (n as u128 - 2),
+                AttributionModel::Position => 1,
+                AttributionModel::TimeDecay => {
+                    let age = (at - ts) as f64 / self.half_life_us as f64;
+                    match floats.iter_mut().find(|f| f.0 == Some(group)) {
+                        Some(f) => f.1 += (-age).exp2(),
+                        None => floats.push((Some(group), (-age).exp2())),
+                    }
+                    0
+                }
+            };
+            match shares.iter_mut().find(|s| s.1 == Some(group)) {
+                Some(share) => share.2 += weight,
+                None => shares.push((self.label(Some(group)), Some(group), weight)),
+            }
+        }
+        if self.model == AttributionModel::TimeDecay {
+            let max = floats.iter().map(|f| f.1).fold(0.0, f64::max);
+            for share in shares.iter_mut() {
+                let sum = floats.iter().find(|f| f.0 == share.1).map_or(0.0, |f| f.1);
+                share.2 = if max > 0.0 {
+                    (sum / max * (1u64 << 40) as f64).round() as u128
+                } else {
+                    1
+                };
+            }
+        }
+        shares.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+
+    /// Credits one conversion at row `c` of `kept` (the customer's events in time order).
+    fn convert(&self, rows: &Columns, kept: &[usize], c: usize, partial: &mut AttributionPartial) {
+        let at = rows.ts[kept[c]];
+        let from = at.saturating_sub(self.lookback_us);
+        let mut touches = std::mem::take(&mut partial.touches);
+        touches.clear();
+        for (p, &i) in kept.iter().enumerate() {
+            let ts = rows.ts[i];
+            if ts > at {
+                break;
+            }
+            if p != c
+                && ts >= from
+                && let Some(group) = slot(rows, self.by.0, i)
+            {
+                touches.push((ts, group));
+            }
+        }
+        // Tied touches by their label: the first and the last never depend on row order.
+        touches.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| self.label(Some(a.1)).cmp(&self.label(Some(b.1))))
+        });
+        let cents = self.cents(rows, kept[c]);
+        partial.conversions += 1;
+        partial.cents += cents;
+        let mut shares = std::mem::take(&mut partial.shares);
+        shares.clear();
+        if touches.is_empty() {
+            shares.push(("(none)".into(), None, 1));
+        } else {
+            self.weigh(at, &touches, &mut shares);
+        }
+        let weights: Vec<u128> = shares.iter().map(|s| s.2).collect();
+        let units = allocate(&weights, UNITS);
+        let value = allocate(&weights, cents.unsigned_abs());
+        for ((share, u), v) in shares.iter().zip(units).zip(value) {
+            if u == 0 && v == 0 {
+                continue;
+            }
+            let entry = partial.credits.entry(share.1).or_default();
+            entry.0 += u;
+            entry.1 += if cents < 0 { -(v as i128) } else { v as i128 };
+        }
+        partial.touches = touches;
+        partial.shares = shares;
+    }
+}
+
+/// `total` split by `weights` (groups in label order) by the largest remainder: each group its
+/// whole share, then one more to the largest remainders (ties: the earlier label) until the
+/// parts add up to `total` exactly. All zero weights: equal weights.
+fn allocate(weights: &[u128], total: u128) -> Vec<u128> {
+    let sum: u128 = weights.iter().sum();
+    let (weights, sum): (Vec<u128>, u128) = if sum == 0 {
+        (vec![1; weights.len()], weights.len().max(1) as u128)
+    } else {
+        (weights.to_vec(), sum)
+    };
+    let mut parts: Vec<(u128, u128)> = weights
+        .iter()
+        .map(|&w| (w * total / sum, w * total % sum))
+        .collect();
+    let given: u128 = parts.iter().map(|p| p.0).sum();
+    let mut order: Vec<usize> = (0..parts.len()).collect();
+    order.sort_by(|&a, &b| parts[b].1.cmp(&parts[a].1).then(a.cmp(&b)));
+    for &k in order.iter().take(total.saturating_sub(given) as usize) {
+        parts[k].0 += 1;
+    }
+    parts.into_iter().map(|p| p.0).collect()
+}
+
+impl Operator for AttributionOp<'_> {
+    type Partial = AttributionPartial;
+
+    fn columns(&self) -> ColumnSet {
+        ColumnSet {
+            stage: self.step.stage.is_some(),
+            ..columns(true)
+        }
+    }
+
+    fn prefilter(&self, input: &Input<'_>) -> Result<Prefilter<AttributionPartial>, QueryError> {
+        Ok(Prefilter::only(candidates(&self.step, input.bitmaps, self.range)))
+    }
+
+    fn customer(&self, partial: &mut AttributionPartial, rows: &Columns, run: Range<usize>) {
+        let kept: Vec<usize> = run
+            .filter(|&i| passes(&self.filter, rows, i, self.dicts))
+            .collect();
+        for c in 0..kept.len() {
+            let i = kept[c];
+            let ts = rows.ts[i];
+            if self.range.is_none_or(|(lo, hi)| lo <= ts && ts < hi) && self.step.matches(rows, i, self.dicts)
+            {
+                self.convert(rows, &kept, c, partial);
+            }
+        }
+    }
+
+    fn footprint(&self, partial: &AttributionPartial) -> usize {
+        partial.credits.capacity() * 48 + partial.touches.capacity() * 16 + partial.shares.capacity() * 48
+    }
+
+    fn merge(&self, into: &mut AttributionPartial, from: AttributionPartial) {
+        for (group, (units, cents)) in from.credits {
+            let entry = into.credits.entry(group).or_default();
+            entry.0 += units;
+            entry.1 += cents;
+        }
+        into.conversions += from.conversions;
+        into.cents += from.cents;
+    }
+
+    fn finish(
+        &self,
+        partial: AttributionPartial,
+        _: &Input<'_>,
+        _: &QueryOptions,
+    ) -> Result<Table, QueryError> {
+        let mut rows: Vec<(String, u128, i128)> = partial
+            .credits
+            .into_iter()
+            .map(|(group, (units, cents))| (self.label(group), units, cents))
+            .collect();
+        rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let mut columns = vec!["group", "conversions"];
+        if self.value.is_some() {
+            columns.push("value");
+        }
+        let mut t = Table::new(&columns);
+        for (group, units, cents) in rows {
+            let mut row = vec![Cell::Str(group), Cell::Float(units as f64 / UNITS as f64)];
+            if self.value.is_some() {
+                row.push(Cell::Float(cents as f64 / 100.0));
+            }
+            t.rows.push(row);
+        }
+        Ok(t)
+    }
+}
+
+/// Runs an ATTRIBUTION statement.
+pub(super) fn attribution(
+    a: &Attribution,
+    text: &str,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+) -> Result<Table, QueryError> {
+    evaluate(&AttributionOp::plan(a, text, input)?, input, opts)
+}
