@@ -186,6 +186,18 @@ fn queries(c: &mut Criterion) {
             "PATHS BEFORE purchase STEPS 2 TOP 10 COLLAPSE REPEATS".into(),
         ),
         ("paths_after_visit_edges", "PATHS AFTER visit STEPS 3 EDGES".into()),
+        (
+            "attribution_last",
+            "ATTRIBUTION purchase VALUE amount BY channel MODEL last LOOKBACK 30d".into(),
+        ),
+        (
+            "attribution_linear",
+            "ATTRIBUTION purchase VALUE amount BY channel MODEL linear LOOKBACK 30d".into(),
+        ),
+        (
+            "attribution_time_decay",
+            "ATTRIBUTION purchase VALUE amount BY channel MODEL time_decay LOOKBACK 30d".into(),
+        ),
         ("heatmap_visit", "HEATMAP OF visit".into()),
         ("heatmap_visit_new_york", "HEATMAP OF visit TZ 'America/New_York'".into()),
         (

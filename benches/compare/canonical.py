@@ -1,4 +1,4 @@
-"""Issue 27's canonical statements (and issue 28's PATHS) checked against an independent evaluation in DuckDB.
+"""Issue 27's canonical statements (and issue 28's PATHS and ATTRIBUTION) checked against an independent evaluation in DuckDB.
 
 For each data shape (`demo`: the demo data by customer, one compacted segment; `time`: the same
 events as real logs arrive — timestamps cut to ten minutes so that many of a customer's events tie,
@@ -209,6 +209,39 @@ p AS (SELECT customer, string_agg(event, ' > ' ORDER BY n) AS path FROM d WHERE 
 SELECT path, count(*) FROM p GROUP BY path"""
 
 
+# ATTRIBUTION (docs/QUERY.md): touches are the customer's other events with a channel, from 30
+# days before the purchase through its instant; each purchase's billion units and its cents
+# are split by the largest remainder (ties: the channel first in text order). Rows: (channel,
+# units, cents).
+ATTRIBUTION = """
+WITH e AS (SELECT row_number() OVER () AS id, customer, t, event, channel, amount FROM events),
+c AS (SELECT id, customer, t, CAST(coalesce(round(amount * 100), 0) AS HUGEINT) AS cents
+      FROM e WHERE event = 'purchase'),
+touch AS (SELECT c.id AS cid, e.t, e.channel FROM c JOIN e ON e.customer = c.customer AND e.id <> c.id
+          AND e.t <= c.t AND e.t >= c.t - 30 * 86400000000 AND e.channel IS NOT NULL),
+w AS ({weights}),
+s AS (SELECT w.cid, w.channel, w.k, sum(w.k) OVER (PARTITION BY w.cid) AS n, abs(c.cents) AS whole,
+             sign(c.cents) AS sgn FROM w JOIN c ON c.id = w.cid),
+parts AS (SELECT cid, channel, sgn,
+            (k * 1000000000) // n AS u, (k * 1000000000) % n AS ur, (k * whole) // n AS v, (k * whole) % n AS vr,
+            whole FROM s),
+ranked AS (SELECT *,
+            1000000000 - sum(u) OVER (PARTITION BY cid) AS ushort,
+            whole - sum(v) OVER (PARTITION BY cid) AS vshort,
+            row_number() OVER (PARTITION BY cid ORDER BY ur DESC, channel) AS upos,
+            row_number() OVER (PARTITION BY cid ORDER BY vr DESC, channel) AS vpos FROM parts),
+credited AS (SELECT channel, u + CASE WHEN upos <= ushort THEN 1 ELSE 0 END AS units,
+                    sgn * (v + CASE WHEN vpos <= vshort THEN 1 ELSE 0 END) AS cents FROM ranked
+             UNION ALL
+             SELECT '(none)', 1000000000, cents FROM c WHERE id NOT IN (SELECT cid FROM touch))
+SELECT channel, sum(units), sum(cents) FROM credited GROUP BY channel
+HAVING sum(units) <> 0 OR sum(cents) <> 0"""
+# last: the latest touch (ties: the greatest channel) has weight 1; linear: touches per channel.
+LAST_WEIGHTS = """SELECT cid, channel, 1 AS k FROM (SELECT cid, channel,
+    row_number() OVER (PARTITION BY cid ORDER BY t DESC, channel DESC) AS r FROM touch) WHERE r = 1"""
+LINEAR_WEIGHTS = "SELECT cid, channel, count(*) AS k FROM touch GROUP BY cid, channel"
+
+
 def top_paths(rows, n=10):
     """(rank, path, customers) of the first n paths: most customers first, ties by path node by
     node; SQL's RANK()."""
@@ -253,6 +286,10 @@ def checks(con, answers):
     for k, sql in ((10, PATHS_AFTER), (11, PATHS_BEFORE)):
         got = [(r["rank"], r["path"], r["customers"]) for r in rows_of(answers[k])]
         out.append((answers[k]["text"], got, top_paths(q(sql))))
+    for k, weights in ((12, LAST_WEIGHTS), (13, LINEAR_WEIGHTS)):
+        got = sorted((r["group"], round(r["conversions"] * 1e9), round(r["value"] * 100)) for r in rows_of(answers[k]))
+        want = sorted((g, int(u), int(c)) for g, u, c in q(ATTRIBUTION.format(weights=weights)))
+        out.append((answers[k]["text"], got, want))
     return out
 
 

@@ -262,8 +262,8 @@ fn queries(db_dir: &Path, reps: usize, customer: &str) -> Result<J, String> {
 }
 
 /// Issue 27's canonical statements, verbatim, then the members of the two cohorts they create;
-/// then issue 28's PATHS statements.
-const CANONICAL: [&str; 12] = [
+/// then issue 28's PATHS and ATTRIBUTION statements.
+const CANONICAL: [&str; 14] = [
     "CREATE COHORT repeat_buyers AS DID purchase AT LEAST 2 TIMES",
     "CREATE COHORT mobile_first AS FIRST visit WHERE channel = 'mobile'",
     "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d BY COHORT mobile_first, repeat_buyers",
@@ -276,6 +276,8 @@ const CANONICAL: [&str; 12] = [
     "CUSTOMERS IN COHORT mobile_first LIMIT 100000000",
     "PATHS AFTER visit STEPS 3 TOP 10",
     "PATHS BEFORE purchase STEPS 2 TOP 10 COLLAPSE REPEATS",
+    "ATTRIBUTION purchase VALUE amount BY channel MODEL last LOOKBACK 30d",
+    "ATTRIBUTION purchase VALUE amount BY channel MODEL linear LOOKBACK 30d",
 ];
 
 /// The demo data (with profiles) in one of two shapes — `demo`: committed by customer and
