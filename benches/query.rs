@@ -198,6 +198,11 @@ fn queries(c: &mut Criterion) {
             "attribution_time_decay",
             "ATTRIBUTION purchase VALUE amount BY channel MODEL time_decay LOOKBACK 30d".into(),
         ),
+        ("sessions_day", "TREND sessions PERIOD day".into()),
+        (
+            "session_length_avg_week",
+            "TREND avg(session_length) PERIOD week".into(),
+        ),
         ("heatmap_visit", "HEATMAP OF visit".into()),
         ("heatmap_visit_new_york", "HEATMAP OF visit TZ 'America/New_York'".into()),
         (

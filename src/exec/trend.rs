@@ -34,8 +34,13 @@ pub(super) struct TrendOp<'a> {
     top: Option<u64>,
     /// The columns decoded.
     set: ColumnSet,
+    /// Session aggregates: the longest gap inside a session.
+    session_gap: Option<i64>,
     dicts: &'a Dicts,
 }
+
+/// The default longest gap inside a session: 30 minutes.
+const SESSION_GAP_US: i64 = 30 * 60 * 1_000_000;
 
 impl<'a> TrendOp<'a> {
     /// Plans a TREND statement on `input`: buckets (with the look-back `wau`/`mau` need), the
@@ -68,7 +73,12 @@ impl<'a> TrendOp<'a> {
         while buckets.starts.len() > first + 2 && buckets.starts[buckets.starts.len() - 2] >= hi {
             buckets.starts.pop();
         }
+        let session_gap = tr
+            .agg
+            .of_sessions()
+            .then(|| tr.session.map_or(SESSION_GAP_US, |(gap, _)| gap));
         let value = match &tr.agg {
+            _ if session_gap.is_some() => None,
             Agg::Sum(p, s)
             | Agg::Avg(p, s)
             | Agg::Min(p, s)
@@ -103,6 +113,7 @@ impl<'a> TrendOp<'a> {
             },
             top: tr.by.as_ref().and_then(|(_, _, top)| top.map(u64::from)),
             set: columns(true),
+            session_gap,
             dicts: input.dicts,
             buckets,
         };
@@ -144,6 +155,14 @@ impl<'a> TrendOp<'a> {
         match &self.agg {
             Agg::Count => Cell::Int(s.events as i64),
             Agg::Uniq | Agg::Wau | Agg::Mau => Cell::Int(s.customers as i64),
+            Agg::Sessions => Cell::Int(s.events as i64),
+            Agg::BounceRate => {
+                if s.events == 0 {
+                    Cell::Null
+                } else {
+                    Cell::Float(s.bounces as f64 / s.events as f64)
+                }
+            }
             Agg::Sum(..) => Cell::Float(s.sum),
             Agg::Avg(..) => {
                 if s.n == 0 {
@@ -182,6 +201,8 @@ pub(super) struct AggState {
     promoters: u64,
     passives: u64,
     detractors: u64,
+    /// Sessions of one event (`events` counts the sessions for session aggregates).
+    bounces: u64,
 }
 
 /// The earlier of two bad scores (by time, then customer id): the one reported.
@@ -248,6 +269,55 @@ impl TrendOp<'_> {
     }
 }
 
+impl TrendOp<'_> {
+    /// Session aggregates: the customer's counted events (in time order) cut into sessions at
+    /// gaps longer than `gap`; each session counts in the bucket (and group) of its first event,
+    /// its length the time from its first event to its last.
+    fn sessions(&self, partial: &mut TrendPartial, rows: &Columns, run: Range<usize>, gap: i64) {
+        let mut open: Option<(usize, i64, i64, u64)> = None; // (first row, first ts, last ts, events)
+        let counted = run.filter(|&i| {
+            let ts = rows.ts[i];
+            ts >= self.range.0
+                && ts < self.range.1
+                && passes(&self.filter, rows, i, self.dicts)
+                && self.step.as_ref().is_none_or(|s| s.matches(rows, i, self.dicts))
+        });
+        for i in counted.chain(std::iter::once(usize::MAX)) {
+            let ts = rows.ts.get(i).copied();
+            if let Some((first, start, last, events)) = open {
+                if ts.is_some_and(|ts| ts - last <= gap) {
+                    open = Some((first, start, ts.unwrap_or(last), events + 1));
+                    continue;
+                }
+                self.close_session(partial, rows, (first, start, last, events));
+            }
+            open = ts.map(|ts| (i, ts, ts, 1));
+        }
+    }
+
+    fn close_session(
+        &self,
+        partial: &mut TrendPartial,
+        rows: &Columns,
+        (first, start, last, events): (usize, i64, i64, u64),
+    ) {
+        let Some(b) = self.buckets.index(start).filter(|&b| b >= self.first) else {
+            return;
+        };
+        let g = self.by.as_ref().and_then(|by| by.slot(rows, first));
+        let e = partial.map.entry((g, b)).or_default();
+        let length = (last - start) as f64 / 1e6;
+        e.events += 1;
+        e.bounces += u64::from(events == 1);
+        e.sum += length;
+        e.n += 1;
+        if matches!(self.agg, Agg::Pct(..)) {
+            e.values.push(length);
+            partial.values += 1;
+        }
+    }
+}
+
 impl Operator for TrendOp<'_> {
     type Partial = TrendPartial;
 
@@ -258,6 +328,10 @@ impl Operator for TrendOp<'_> {
     /// Customer counts from the bitmaps or the value index, sums from the roll-ups (then only
     /// the rows not yet sealed are scanned), when they answer exactly.
     fn prefilter(&self, input: &Input<'_>) -> Result<Prefilter<TrendPartial>, QueryError> {
+        if self.session_gap.is_some() {
+            // Sessions are a customer's runs of events: no index holds them.
+            return Ok(Prefilter::everyone());
+        }
         if let Some(p) = uniq_from_bitmaps(self, input, self.range) {
             return Ok(Prefilter::Answered(p));
         }
@@ -275,6 +349,9 @@ impl Operator for TrendOp<'_> {
     }
 
     fn customer(&self, partial: &mut TrendPartial, rows: &Columns, run: Range<usize>) {
+        if let Some(gap) = self.session_gap {
+            return self.sessions(partial, rows, run, gap);
+        }
         let mut seen = SEEN.with(|s| std::mem::take(&mut *s.borrow_mut()));
         seen.clear();
         for i in run {
@@ -375,6 +452,7 @@ impl Operator for TrendOp<'_> {
             };
             e.values.extend(s.values);
             e.promoters += s.promoters;
+            e.bounces += s.bounces;
             e.passives += s.passives;
             e.detractors += s.detractors;
         }

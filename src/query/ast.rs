@@ -329,6 +329,10 @@ pub enum Agg {
     Pct(u8, String, Span),
     /// Net promoter score of a 0-10 score property (docs/QUERY.md, TREND).
     Nps(String, Span),
+    /// Sessions (docs/QUERY.md, "Sessions"), in the bucket of their first event.
+    Sessions,
+    /// Sessions of one event ÷ sessions.
+    BounceRate,
     /// Distinct customers in the 7 days ending with the bucket's day.
     Wau,
     /// Distinct customers in the 30 days ending with the bucket's day.
@@ -477,6 +481,23 @@ pub struct Trend {
     pub by: Option<(String, Span, Option<u32>)>,
     /// A second breakdown property (`BY p1, p2`).
     pub by2: Option<(String, Span)>,
+    /// `SESSION d`: the longest gap inside a session (session aggregates only; default 30m).
+    pub session: Option<(i64, Span)>,
+}
+
+/// The name that reads a session's length in `avg(…)` and `pNN(…)` of TREND.
+pub const SESSION_LENGTH: &str = "session_length";
+
+impl Agg {
+    /// True for the aggregates over sessions: `sessions`, `bounce_rate`,
+    /// `avg(session_length)`, `pNN(session_length)`.
+    pub fn of_sessions(&self) -> bool {
+        match self {
+            Agg::Sessions | Agg::BounceRate => true,
+            Agg::Avg(p, _) | Agg::Pct(_, p, _) => p == SESSION_LENGTH,
+            _ => false,
+        }
+    }
 }
 
 /// `TIMELINE 'customer' ...`

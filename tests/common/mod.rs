@@ -9,6 +9,7 @@ pub mod paths;
 pub mod heatmap;
 pub mod nps;
 pub mod attribution;
+pub mod sessions;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

@@ -39,7 +39,7 @@ pub const STATEMENTS: [&str; 19] = [
 ];
 
 /// Words with a meaning only in their clause (not reserved; they may also name events).
-pub const CONTEXTUAL: [&str; 41] = [
+pub const CONTEXTUAL: [&str; 42] = [
     "COHORT",
     "VALUE",
     "SEGMENT",
@@ -81,6 +81,7 @@ pub const CONTEXTUAL: [&str; 41] = [
     "MODEL",
     "HALF_LIFE",
     "LOOKBACK",
+    "SESSION",
 ];
 
 /// Every reserved word of the query language.

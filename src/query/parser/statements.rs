@@ -261,7 +261,8 @@ impl Parser<'_> {
         Ok(r)
     }
 
-    pub(super) fn trend(&mut self) -> Result<Trend, ParseError> {
+    /// A TREND aggregate: `count`, `uniq`, `sum(p)`, …
+    fn agg(&mut self) -> Result<Agg, ParseError> {
         let t = self.next();
         let Tok::Ident(word) = &t.tok else {
             return Err(ParseError::new(
@@ -270,9 +271,11 @@ impl Parser<'_> {
             ));
         };
         let lower = word.to_ascii_lowercase();
-        let agg = match lower.as_str() {
+        Ok(match lower.as_str() {
             "count" => Agg::Count,
             "uniq" => Agg::Uniq,
+            "sessions" => Agg::Sessions,
+            "bounce_rate" => Agg::BounceRate,
             "wau" => Agg::Wau,
             "mau" => Agg::Mau,
             "sum" => {
@@ -309,17 +312,34 @@ impl Parser<'_> {
             _ => {
                 let mut e = ParseError::new(t.span, format!("unknown aggregate `{word}`"));
                 let all = [
-                    "count", "uniq", "sum", "avg", "min", "max", "p50", "p90", "p99", "wau", "mau", "nps",
+                    "count",
+                    "uniq",
+                    "sum",
+                    "avg",
+                    "min",
+                    "max",
+                    "p50",
+                    "p90",
+                    "p99",
+                    "wau",
+                    "mau",
+                    "nps",
+                    "sessions",
+                    "bounce_rate",
                 ];
                 e = match suggest(&lower, &all) {
                     Some(s) => e.with_help(format!("did you mean {s}?")),
                     None => e.with_help(
-                        "aggregates: count, uniq, sum(p), avg(p), min(p), max(p), p50(p)..p99(p), nps(p), wau, mau",
+                        "aggregates: count, uniq, sum(p), avg(p), min(p), max(p), p50(p)..p99(p), nps(p), wau, mau, sessions, bounce_rate, avg(session_length), p50(session_length)",
                     ),
                 };
                 return Err(e);
             }
-        };
+        })
+    }
+
+    pub(super) fn trend(&mut self) -> Result<Trend, ParseError> {
+        let agg = self.agg()?;
         let step = if self.eat_kw("OF") {
             Some(self.step()?)
         } else {
@@ -341,6 +361,7 @@ impl Parser<'_> {
             common: Common::default(),
             by: None,
             by2: None,
+            session: None,
         };
         loop {
             let t = self.peek();
@@ -349,11 +370,32 @@ impl Parser<'_> {
                     return Err(ParseError::new(t.span, "BY given twice"));
                 }
                 self.trend_by(&mut tr)?;
+            } else if self.eat_kw("SESSION") {
+                self.trend_session(&mut tr, t.span)?;
             } else if !self.common(&mut tr.common)? {
                 break;
             }
         }
         Ok(tr)
+    }
+
+    /// TREND's `SESSION d`, after `SESSION` (at `span`).
+    fn trend_session(&mut self, tr: &mut Trend, span: Span) -> Result<(), ParseError> {
+        if tr.session.is_some() {
+            return Err(ParseError::new(span, "SESSION given twice"));
+        }
+        if !tr.agg.of_sessions() {
+            return Err(ParseError::new(
+                span,
+                "SESSION sets the gap of sessions: it goes with sessions, bounce_rate, avg(session_length) or pNN(session_length)",
+            ));
+        }
+        let d = self.next();
+        match d.tok {
+            Tok::Duration(us) if us > 0 => tr.session = Some((us, d.span)),
+            _ => return Err(ParseError::new(d.span, "expected a positive duration like 30m")),
+        }
+        Ok(())
     }
 
     /// TREND's `BY p [, p2] [TOP n]`, after `BY`.
