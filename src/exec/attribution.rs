@@ -17,7 +17,9 @@ use crate::query::ParseError;
 use crate::query::ast::{Attribution, AttributionModel};
 use crate::result::{Cell, Table};
 use crate::segment::ColumnSet;
+use std::cmp::Ordering;
 use std::ops::Range;
+use std::sync::Arc;
 
 /// Credit units per conversion: credits are whole billionths of a conversion.
 const UNITS: u128 = 1_000_000_000;
@@ -41,9 +43,16 @@ pub(super) struct AttributionPartial {
     credits: HashMap<Option<u64>, (u128, i128)>,
     conversions: u64,
     cents: i128,
-    /// Per conversion: its touches as (time, group), and the weights by group.
+    /// Per customer: its events passing `WHERE`; per conversion: its touches as (time,
+    /// group) and the weights by group (with the group's label).
+    kept: Vec<usize>,
     touches: Vec<(i64, u64)>,
-    shares: Vec<(String, Option<u64>, u128)>,
+    shares: Vec<(Arc<str>, Option<u64>, u128)>,
+    /// The label of each group seen (labels order ties and the split's remainders).
+    labels: HashMap<u64, Arc<str>>,
+    /// Per customer: each kept event's group; touches per group in the sliding lookback.
+    groups: Vec<Option<u64>>,
+    window: HashMap<u64, u64>,
 }
 
 impl<'a> AttributionOp<'a> {
@@ -99,7 +108,13 @@ impl<'a> AttributionOp<'a> {
     /// label. First, last, linear and position weights are exact integers (position's 40/40/20
     /// as 2(n−2), 2(n−2) and 1 for each of the n−2 between); time decay sums 2^(−age/half-life)
     /// per group in touch order and scales the sums to integers (the largest 2^40).
-    fn weigh(&self, at: i64, touches: &[(i64, u64)], shares: &mut Vec<(String, Option<u64>, u128)>) {
+    fn weigh(
+        &self,
+        at: i64,
+        touches: &[(i64, u64)],
+        labels: &HashMap<u64, Arc<str>>,
+        shares: &mut Vec<(Arc<str>, Option<u64>, u128)>,
+    ) {
         let n = touches.len();
         let mut floats: Vec<(Option<u64>, f64)> = Vec::new();
         for (k, &(ts, group)) in touches.iter().enumerate() {
@@ -121,7 +136,10 @@ impl<'a> AttributionOp<'a> {
             };
             match shares.iter_mut().find(|s| s.1 == Some(group)) {
                 Some(share) => share.2 += weight,
-                None => shares.push((self.label(Some(group)), Some(group), weight)),
+                None => {
+                    let label = labels.get(&group).cloned().unwrap_or_else(|| "?".into());
+                    shares.push((label, Some(group), weight));
+                }
             }
         }
         if self.model == AttributionModel::TimeDecay {
@@ -138,13 +156,20 @@ impl<'a> AttributionOp<'a> {
         shares.sort_by(|a, b| a.0.cmp(&b.0));
     }
 
-    /// Credits one conversion at row `c` of `kept` (the customer's events in time order).
-    fn convert(&self, rows: &Columns, kept: &[usize], c: usize, partial: &mut AttributionPartial) {
+    /// Credits the conversion at position `c` of the customer's events `kept` (time order);
+    /// its touches start at position `from_pos` or later (the first event inside the lookback).
+    fn convert(&self, rows: &Columns, (c, from_pos): (usize, usize), partial: &mut AttributionPartial) {
+        let AttributionPartial {
+            kept,
+            touches,
+            shares,
+            labels,
+            ..
+        } = partial;
         let at = rows.ts[kept[c]];
         let from = at.saturating_sub(self.lookback_us);
-        let mut touches = std::mem::take(&mut partial.touches);
         touches.clear();
-        for (p, &i) in kept.iter().enumerate() {
+        for (p, &i) in kept.iter().enumerate().skip(from_pos) {
             let ts = rows.ts[i];
             if ts > at {
                 break;
@@ -154,27 +179,40 @@ impl<'a> AttributionOp<'a> {
                 && let Some(group) = slot(rows, self.by.0, i)
             {
                 touches.push((ts, group));
+                if !labels.contains_key(&group) {
+                    labels.insert(group, self.label(Some(group)).into());
+                }
             }
         }
         // Tied touches by their label: the first and the last never depend on row order.
         touches.sort_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| self.label(Some(a.1)).cmp(&self.label(Some(b.1))))
+            a.0.cmp(&b.0).then_with(|| {
+                if a.1 == b.1 {
+                    Ordering::Equal
+                } else {
+                    labels.get(&a.1).cmp(&labels.get(&b.1))
+                }
+            })
         });
-        let cents = self.cents(rows, kept[c]);
-        partial.conversions += 1;
-        partial.cents += cents;
-        let mut shares = std::mem::take(&mut partial.shares);
         shares.clear();
         if touches.is_empty() {
             shares.push(("(none)".into(), None, 1));
         } else {
-            self.weigh(at, &touches, &mut shares);
+            self.weigh(at, touches, labels, shares);
         }
-        let weights: Vec<u128> = shares.iter().map(|s| s.2).collect();
+        let cents = self.cents(rows, kept[c]);
+        Self::credit(partial, cents);
+    }
+
+    /// Splits one conversion (worth `cents`) by the weights in `partial.shares` (label order)
+    /// and adds the parts to the credits.
+    fn credit(partial: &mut AttributionPartial, cents: i128) {
+        let weights: Vec<u128> = partial.shares.iter().map(|s| s.2).collect();
         let units = allocate(&weights, UNITS);
         let value = allocate(&weights, cents.unsigned_abs());
-        for ((share, u), v) in shares.iter().zip(units).zip(value) {
+        partial.conversions += 1;
+        partial.cents += cents;
+        for ((share, u), v) in partial.shares.iter().zip(units).zip(value) {
             if u == 0 && v == 0 {
                 continue;
             }
@@ -182,8 +220,73 @@ impl<'a> AttributionOp<'a> {
             entry.0 += u;
             entry.1 += if cents < 0 { -(v as i128) } else { v as i128 };
         }
-        partial.touches = touches;
-        partial.shares = shares;
+    }
+
+    /// The first, last, linear and position models from the touches counted per group in the
+    /// window `lo..hi` of the customer's kept events (the conversion at `c` left out): the
+    /// first and last touches are found by walking in from the window's ends (tied ones by
+    /// label), so a conversion costs the groups it credits, not its window.
+    fn convert_counted(
+        &self,
+        rows: &Columns,
+        (c, lo, hi): (usize, usize, usize),
+        partial: &mut AttributionPartial,
+    ) {
+        let AttributionPartial {
+            kept,
+            groups,
+            window,
+            shares,
+            labels,
+            ..
+        } = partial;
+        let own = groups[c];
+        let count = |g: u64| window.get(&g).copied().unwrap_or(0) - u64::from(own == Some(g));
+        let n: u64 = window.values().sum::<u64>() - u64::from(own.is_some());
+        shares.clear();
+        if n == 0 {
+            shares.push(("(none)".into(), None, 1));
+        } else {
+            let label = |g: u64| labels.get(&g).cloned().unwrap_or_else(|| "?".into());
+            // The touch at an end: the nearest instant holding one, then the least (first) or
+            // greatest (last) label there.
+            let end = |positions: &mut dyn Iterator<Item = usize>, last: bool| -> Option<u64> {
+                let mut found: Option<(i64, u64)> = None;
+                for p in positions {
+                    let (Some(g), true) = (groups[p], p != c) else {
+                        continue;
+                    };
+                    let ts = rows.ts[kept[p]];
+                    match found {
+                        Some((at, _)) if at != ts => break,
+                        Some((_, best)) if (label(g) < label(best)) != last && g != best => {
+                            found = Some((ts, g))
+                        }
+                        Some(_) => {}
+                        None => found = Some((ts, g)),
+                    }
+                }
+                found.map(|(_, g)| g)
+            };
+            let first = end(&mut (lo..hi), false);
+            let last = end(&mut (lo..hi).rev(), true);
+            for (&g, _) in window.iter().filter(|&(&g, _)| count(g) > 0) {
+                let touches = u128::from(count(g));
+                let weight = match self.model {
+                    AttributionModel::First => u128::from(first == Some(g)),
+                    AttributionModel::Last => u128::from(last == Some(g)),
+                    AttributionModel::Position if n >= 3 => {
+                        let end_bonus = 2 * (u128::from(n) - 2) - 1;
+                        touches + end_bonus * (u128::from(first == Some(g)) + u128::from(last == Some(g)))
+                    }
+                    _ => touches,
+                };
+                shares.push((label(g), Some(g), weight));
+            }
+            shares.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        let cents = self.cents(rows, kept[c]);
+        Self::credit(partial, cents);
     }
 }
 
@@ -225,21 +328,65 @@ impl Operator for AttributionOp<'_> {
     }
 
     fn customer(&self, partial: &mut AttributionPartial, rows: &Columns, run: Range<usize>) {
-        let kept: Vec<usize> = run
-            .filter(|&i| passes(&self.filter, rows, i, self.dicts))
-            .collect();
-        for c in 0..kept.len() {
-            let i = kept[c];
-            let ts = rows.ts[i];
-            if self.range.is_none_or(|(lo, hi)| lo <= ts && ts < hi) && self.step.matches(rows, i, self.dicts)
+        partial.kept.clear();
+        partial
+            .kept
+            .extend(run.filter(|&i| passes(&self.filter, rows, i, self.dicts)));
+        partial.groups.clear();
+        for &i in &partial.kept {
+            let group = slot(rows, self.by.0, i);
+            if let Some(g) = group
+                && !partial.labels.contains_key(&g)
             {
-                self.convert(rows, &kept, c, partial);
+                partial.labels.insert(g, self.label(Some(g)).into());
+            }
+            partial.groups.push(group);
+        }
+        partial.window.clear();
+        // The lookback window lo..hi over the kept events (conversions come in time order, so
+        // both ends only move forward), with its touches counted per group.
+        let (mut lo, mut hi) = (0, 0);
+        for c in 0..partial.kept.len() {
+            let i = partial.kept[c];
+            let ts = rows.ts[i];
+            if !(self.range.is_none_or(|(a, b)| a <= ts && ts < b) && self.step.matches(rows, i, self.dicts))
+            {
+                continue;
+            }
+            while hi < partial.kept.len() && rows.ts[partial.kept[hi]] <= ts {
+                if let Some(g) = partial.groups[hi] {
+                    *partial.window.entry(g).or_default() += 1;
+                }
+                hi += 1;
+            }
+            let from = ts.saturating_sub(self.lookback_us);
+            while rows.ts[partial.kept[lo]] < from {
+                if let Some(g) = partial.groups[lo]
+                    && let Some(n) = partial.window.get_mut(&g)
+                {
+                    *n -= 1;
+                    if *n == 0 {
+                        partial.window.remove(&g);
+                    }
+                }
+                lo += 1;
+            }
+            if self.model == AttributionModel::TimeDecay {
+                self.convert(rows, (c, lo), partial);
+            } else {
+                self.convert_counted(rows, (c, lo, hi), partial);
             }
         }
     }
 
     fn footprint(&self, partial: &AttributionPartial) -> usize {
-        partial.credits.capacity() * 48 + partial.touches.capacity() * 16 + partial.shares.capacity() * 48
+        partial.credits.capacity() * 48
+            + partial.kept.capacity() * 8
+            + partial.touches.capacity() * 16
+            + partial.shares.capacity() * 48
+            + partial.labels.capacity() * 48
+            + partial.groups.capacity() * 16
+            + partial.window.capacity() * 24
     }
 
     fn merge(&self, into: &mut AttributionPartial, from: AttributionPartial) {
