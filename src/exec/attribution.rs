@@ -179,9 +179,9 @@ impl<'a> AttributionOp<'a> {
                 && let Some(group) = slot(rows, self.by.0, i)
             {
                 touches.push((ts, group));
-                if !labels.contains_key(&group) {
-                    labels.insert(group, self.label(Some(group)).into());
-                }
+                labels
+                    .entry(group)
+                    .or_insert_with(|| self.label(Some(group)).into());
             }
         }
         // Tied touches by their label: the first and the last never depend on row order.
