@@ -240,7 +240,7 @@ impl TsReader {
     pub fn text(&mut self, text: &str) -> Result<TimestampUs, String> {
         let trimmed = text.trim();
         if let TsForm::Pattern(pattern) = &self.form {
-            return self.pattern(pattern.clone().as_str(), trimmed);
+            return by_pattern(pattern, &mut self.last, trimmed);
         }
         if let Some(value) = integer_text(trimmed) {
             return match value {
@@ -270,7 +270,7 @@ impl TsReader {
     pub fn integer(&mut self, value: i64) -> Result<TimestampUs, String> {
         match &self.form {
             TsForm::Unit(unit) => unit.to_micros(value),
-            TsForm::Pattern(pattern) => self.pattern(pattern.clone().as_str(), &value.to_string()),
+            TsForm::Pattern(pattern) => by_pattern(pattern, &mut self.last, &value.to_string()),
             TsForm::Infer => match self.decided {
                 None => {
                     let inferred = infer(value)?;
@@ -316,18 +316,30 @@ impl TsReader {
         };
         unit.float_to_micros(value)
     }
+}
 
-    /// Reads `text` with a strftime-style pattern.
-    fn pattern(&mut self, pattern: &str, text: &str) -> Result<TimestampUs, String> {
-        if let Some((last, us)) = &self.last
-            && last == text
-        {
-            return Ok(*us);
-        }
-        let us = parse_pattern(pattern, text)?;
-        self.last = Some((text.to_owned(), us));
-        Ok(us)
+/// Reads `text` with a strftime-style pattern, through a one-entry memo of the last text read
+/// (time-ordered files repeat their dates).
+fn by_pattern(
+    pattern: &str,
+    last: &mut Option<(String, TimestampUs)>,
+    text: &str,
+) -> Result<TimestampUs, String> {
+    if let Some((seen, us)) = last
+        && seen == text
+    {
+        return Ok(*us);
     }
+    let us = parse_pattern(pattern, text)?;
+    match last {
+        Some((seen, at)) => {
+            seen.clear();
+            seen.push_str(text);
+            *at = us;
+        }
+        None => *last = Some((text.to_owned(), us)),
+    }
+    Ok(us)
 }
 
 /// What the magnitude of a first integer says (see the module docs).
