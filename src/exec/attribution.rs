@@ -104,63 +104,43 @@ impl<'a> AttributionOp<'a> {
         }
     }
 
-    /// Each touch group's weight under the model, in `shares` as (label, group, weight), by
-    /// label. First, last, linear and position weights are exact integers (position's 40/40/20
-    /// as 2(n−2), 2(n−2) and 1 for each of the n−2 between); time decay sums 2^(−age/half-life)
-    /// per group in touch order and scales the sums to integers (the largest 2^40).
-    fn weigh(
+    /// Time decay: each touch group's weight, in `shares` as (label, group, weight), by label —
+    /// 2^(−age/half-life) summed per group in touch order, the sums scaled to integers (the
+    /// largest to 2^40).
+    fn weigh_decay(
         &self,
         at: i64,
         touches: &[(i64, u64)],
         labels: &HashMap<u64, Arc<str>>,
         shares: &mut Vec<(Arc<str>, Option<u64>, u128)>,
     ) {
-        let n = touches.len();
-        let mut floats: Vec<(Option<u64>, f64)> = Vec::new();
-        for (k, &(ts, group)) in touches.iter().enumerate() {
-            let weight = match self.model {
-                AttributionModel::First => u128::from(k == 0),
-                AttributionModel::Last => u128::from(k + 1 == n),
-                AttributionModel::Linear => 1,
-                AttributionModel::Position if n <= 2 => 1,
-                AttributionModel::Position if k == 0 || k + 1 == n => 2 * (n as u128 - 2),
-                AttributionModel::Position => 1,
-                AttributionModel::TimeDecay => {
-                    let age = (at - ts) as f64 / self.half_life_us as f64;
-                    match floats.iter_mut().find(|f| f.0 == Some(group)) {
-                        Some(f) => f.1 += (-age).exp2(),
-                        None => floats.push((Some(group), (-age).exp2())),
-                    }
-                    0
-                }
-            };
-            match shares.iter_mut().find(|s| s.1 == Some(group)) {
-                Some(share) => share.2 += weight,
-                None => {
-                    let label = labels.get(&group).cloned().unwrap_or_else(|| "?".into());
-                    shares.push((label, Some(group), weight));
-                }
+        let mut sums: Vec<(u64, f64)> = Vec::new();
+        for &(ts, group) in touches {
+            let weight = (-((at - ts) as f64 / self.half_life_us as f64)).exp2();
+            match sums.iter_mut().find(|f| f.0 == group) {
+                Some(f) => f.1 += weight,
+                None => sums.push((group, weight)),
             }
         }
-        if self.model == AttributionModel::TimeDecay {
-            let max = floats.iter().map(|f| f.1).fold(0.0, f64::max);
-            for share in shares.iter_mut() {
-                let sum = floats.iter().find(|f| f.0 == share.1).map_or(0.0, |f| f.1);
-                share.2 = if max > 0.0 {
-                    (sum / max * (1u64 << 40) as f64).round() as u128
-                } else {
-                    1
-                };
-            }
+        let max = sums.iter().map(|f| f.1).fold(0.0, f64::max);
+        for (group, sum) in sums {
+            let label = labels.get(&group).cloned().unwrap_or_else(|| "?".into());
+            let weight = if max > 0.0 {
+                (sum / max * (1u64 << 40) as f64).round() as u128
+            } else {
+                1
+            };
+            shares.push((label, Some(group), weight));
         }
         shares.sort_by(|a, b| a.0.cmp(&b.0));
     }
 
-    /// Credits the conversion at position `c` of the customer's events `kept` (time order);
-    /// its touches start at position `from_pos` or later (the first event inside the lookback).
+    /// Time decay: credits the conversion at position `c` of the customer's events `kept` (time
+    /// order); its touches start at position `from_pos` or later (the first event inside the lookback).
     fn convert(&self, rows: &Columns, (c, from_pos): (usize, usize), partial: &mut AttributionPartial) {
         let AttributionPartial {
             kept,
+            groups,
             touches,
             shares,
             labels,
@@ -176,12 +156,9 @@ impl<'a> AttributionOp<'a> {
             }
             if p != c
                 && ts >= from
-                && let Some(group) = slot(rows, self.by.0, i)
+                && let Some(group) = groups[p]
             {
                 touches.push((ts, group));
-                labels
-                    .entry(group)
-                    .or_insert_with(|| self.label(Some(group)).into());
             }
         }
         // Tied touches by their label: the first and the last never depend on row order.
@@ -198,7 +175,7 @@ impl<'a> AttributionOp<'a> {
         if touches.is_empty() {
             shares.push(("(none)".into(), None, 1));
         } else {
-            self.weigh(at, touches, labels, shares);
+            self.weigh_decay(at, touches, labels, shares);
         }
         let cents = self.cents(rows, kept[c]);
         Self::credit(partial, cents);
