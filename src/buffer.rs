@@ -54,7 +54,8 @@ impl Buffer {
     }
 
     /// The first `len` rows sorted by (customer, timestamp, sequence), split into events and
-    /// customer-profile writes (`model::PROFILE_ROW`).
+    /// customer-profile writes (`model::PROFILE_ROW`), as readers see them (stage codes without
+    /// `model::STAGE_MAPPED`).
     pub fn sorted_prefix(&self, len: usize) -> (Arc<Columns>, Arc<Columns>) {
         let mut cache = self.sorted.lock();
         if let Some((n, events, profiles)) = &*cache
@@ -62,6 +63,16 @@ impl Buffer {
         {
             return (events.clone(), profiles.clone());
         }
+        let (mut events, profiles) = self.sorted_stored(len);
+        events.strip_stage_flags();
+        let (events, profiles) = (Arc::new(events), Arc::new(profiles));
+        *cache = Some((len, events.clone(), profiles.clone()));
+        (events, profiles)
+    }
+
+    /// [`sorted_prefix`](Self::sorted_prefix) in the stored form (stages that came from the
+    /// stage map keep `model::STAGE_MAPPED`), for the seal that writes them to a segment.
+    pub fn sorted_stored(&self, len: usize) -> (Columns, Columns) {
         let rows = self.rows.read();
         let len = len.min(rows.len());
         let prefix = if len == rows.len() {
@@ -70,9 +81,6 @@ impl Buffer {
             let p = rows.slice(0..len);
             p.gather(&p.sort_order())
         };
-        let (events, profiles) = prefix.split_profiles();
-        let (events, profiles) = (Arc::new(events), Arc::new(profiles));
-        *cache = Some((len, events.clone(), profiles.clone()));
-        (events, profiles)
+        prefix.split_profiles()
     }
 }

@@ -15,7 +15,7 @@ pub fn merge_into(
     sources: Vec<Source>,
     strings: &mut roaring::RoaringBitmap,
 ) -> FileResult<u64> {
-    let mut merge = Merge::new(sources, ColumnSet::ALL);
+    let mut merge = Merge::new(sources, ColumnSet::ALL).stored();
     let mut block = Columns::default();
     let mut rows = 0u64;
     while merge.next_block(&mut block, limits::BLOCK_ROWS)? {

@@ -354,16 +354,19 @@ fn add_row(
     }
     let cid = p.id(DictKind::Customer, &ev.customer, None);
     let (event, stage) = if profile {
-        (PROFILE_ROW, None)
+        (PROFILE_ROW, 0)
     } else {
-        let stage = ev.stage.or_else(|| stage_map.get(&ev.name).copied());
+        let stage = match ev.stage {
+            Some(explicit) => Stage::stored(Some(explicit), false),
+            None => Stage::stored(stage_map.get(&ev.name).copied(), true),
+        };
         (p.id(DictKind::Event, &ev.name, None), stage)
     };
     add_props(p, dicts, rows, (index, ev), seen_props)?;
     rows.cid.push(cid);
     rows.ts.push(ev.ts_us);
     rows.event.push(event);
-    rows.stage.push(stage.map_or(0, Stage::code));
+    rows.stage.push(stage);
     Ok(())
 }
 

@@ -40,6 +40,8 @@ struct Cursor {
     /// The run ends of `cols`, when `ends_ok` (a whole block as decoded).
     ends: Vec<u32>,
     ends_ok: bool,
+    /// Decode segment blocks in the stored form (see [`Merge::stored`]).
+    stored: bool,
 }
 
 impl Cursor {
@@ -59,7 +61,10 @@ impl Cursor {
                     if self.next_block >= blocks.len() || blocks[self.next_block].cid_min > self.cids.1 {
                         return Ok(false);
                     }
-                    if self.cids.0 == self.cids.1 && self.set.is_all() {
+                    if self.stored {
+                        seg.read_block_stored(self.next_block, self.set, &mut self.cols)?;
+                        self.ends_ok = false;
+                    } else if self.cids.0 == self.cids.1 && self.set.is_all() {
                         // One customer: through the block cache, copying only their rows.
                         let block = seg.read_block_shared(self.next_block)?;
                         let c = self.cids.0;
@@ -179,6 +184,7 @@ impl Merge {
                 want_ends: false,
                 ends: Vec::new(),
                 ends_ok: false,
+                stored: false,
             })
             .collect();
         Merge {
@@ -226,6 +232,17 @@ impl Merge {
             }
         }
         Ok(more)
+    }
+
+    /// Reads every column of segment blocks in the stored form, in which stages that came
+    /// from the stage map keep `model::STAGE_MAPPED`: for compaction, which writes the rows
+    /// again and must not turn a mapped stage into an explicit one. Memory sources (which
+    /// readers see stripped) must not be merged this way.
+    pub fn stored(mut self) -> Merge {
+        for c in &mut self.cursors {
+            c.stored = true;
+        }
+        self
     }
 
     /// Restricts the merge to customer ids in `lo..=hi` (blocks outside are never decoded).

@@ -8,6 +8,29 @@ use std::fmt;
 /// Microseconds since the Unix epoch, UTC.
 pub type TimestampUs = i64;
 
+/// Set in a stored stage code when the stage came from the stage map rather than from the
+/// event itself (docs/FORMAT.md §5.1): a stage-map change re-stages exactly those rows (and
+/// rows stored as 0, which had no stage at all), never an event's explicit stage. Codes stay
+/// below 16, so a stage column still packs at 4 bits.
+pub const STAGE_MAPPED: u8 = 8;
+
+/// The stage code (0 = none, 1..=5) of a stored stage byte (which may carry [`STAGE_MAPPED`]).
+/// Readers see only codes: the segment reader and the buffer's sorted view strip the flag.
+pub fn stage_code(stored: u8) -> u8 {
+    stored & !STAGE_MAPPED
+}
+
+/// Whether a stored stage byte is valid: 0..=5, or 9..=13 (a mapped stage).
+pub fn stored_stage_valid(stored: u8) -> bool {
+    stored <= 5 || (STAGE_MAPPED + 1..=STAGE_MAPPED + 5).contains(&stored)
+}
+
+/// Whether a stored stage byte follows the stage map: it came from the map, or had no stage
+/// (the API has no explicit "no stage", so 0 only ever means the map had no entry).
+pub fn stage_follows_map(stored: u8) -> bool {
+    stored == 0 || stored & STAGE_MAPPED != 0
+}
+
 /// Microseconds in one UTC day.
 pub const DAY_US: i64 = 86_400_000_000;
 
@@ -42,7 +65,7 @@ pub fn check_values(rows: &Columns) -> Result<(), String> {
     if let Some(&ts) = rows.ts.iter().find(|&&ts| !(TS_MIN..=TS_MAX).contains(&ts)) {
         check_ts(ts)?;
     }
-    if let Some(&stage) = rows.stage.iter().find(|&&s| s > 5) {
+    if let Some(&stage) = rows.stage.iter().find(|&&s| !stored_stage_valid(s)) {
         return Err(format!("stage code {stage}"));
     }
     for p in &rows.props {
@@ -139,6 +162,16 @@ impl Stage {
             4 => Some(Stage::Retention),
             5 => Some(Stage::Advocacy),
             _ => None,
+        }
+    }
+
+    /// The stored form of a row's stage: an explicit `stage` as its code, or
+    /// the stage the map gave (`mapped`) with [`STAGE_MAPPED`] set; no stage from the map is 0.
+    pub fn stored(stage: Option<Stage>, mapped: bool) -> u8 {
+        match (stage, mapped) {
+            (None, _) => 0,
+            (Some(s), false) => s.code(),
+            (Some(s), true) => s.code() | STAGE_MAPPED,
         }
     }
 
@@ -403,7 +436,9 @@ pub struct Columns {
     pub ts: Vec<i64>,
     /// Event-name id per row.
     pub event: Vec<u32>,
-    /// Stage code per row (0 = none).
+    /// Stage code per row (0 = none). On the write path (a prepared batch, the log, the buffer,
+    /// a segment being written or compacted) it is the stored form, which may carry
+    /// [`STAGE_MAPPED`]; every read path (segment blocks, the buffer's sorted view) strips it.
     pub stage: Vec<u8>,
     /// Property columns, sorted by property id, each `len()` rows long.
     pub props: Vec<PropColumn>,
@@ -418,6 +453,13 @@ impl Columns {
     /// True when there are no rows.
     pub fn is_empty(&self) -> bool {
         self.cid.is_empty()
+    }
+
+    /// Strips [`STAGE_MAPPED`] from every stage: the stored form becomes what readers see.
+    pub fn strip_stage_flags(&mut self) {
+        for s in &mut self.stage {
+            *s = stage_code(*s);
+        }
     }
 
     /// The column of property `id`, creating it (null-padded) if absent.

@@ -119,7 +119,7 @@ pub fn decode(payload: &[u8]) -> Result<Record, DecodeError> {
         rows.ts.push(prev);
         rows.event.push(r.varint_u32()?);
         let stage = r.u8()?;
-        if stage > 5 {
+        if !crate::model::stored_stage_valid(stage) {
             return Err(r.err(format!("stage code {stage}")));
         }
         rows.stage.push(stage);

@@ -2,7 +2,9 @@
 //! commits batches with `Sync::EveryCommit`, printing each acknowledged batch number; the
 //! parent kills it with SIGKILL at a random moment, reopens the database, and checks that every
 //! acknowledged batch is present exactly once and whole, and that nothing else appears except
-//! possibly the single batch that was in flight. Repeated at least 50 times per run.
+//! possibly the single batch that was in flight; the child changes the stage map now and then,
+//! and every event must have the stage the reopened map gives it. Repeated at least 50 times
+//! per run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test/bench code: a failure should abort loudly
 
@@ -12,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use journeydb::{Db, Event, Options, Sync, Value};
+use journeydb::{Db, Event, Options, Stage, Sync, Value};
 
 const CHILD_ENV: &str = "JOURNEYDB_CRASH_CHILD_DIR";
 const START_ENV: &str = "JOURNEYDB_CRASH_CHILD_START";
@@ -55,6 +57,12 @@ fn crash_child() {
         println!("ack {b}");
         if b % 37 == 0 {
             db.compact().unwrap_or_else(|e| panic!("child compact: {e}"));
+        }
+        // The stage map changes now and then: history is re-staged in the same switch.
+        if b % 23 == 11 {
+            let stage = [Stage::Purchase, Stage::Retention][(b / 23 % 2) as usize];
+            db.set_stage("purchase", Some(stage))
+                .unwrap_or_else(|e| panic!("child set_stage: {e}"));
         }
     }
 }
@@ -116,6 +124,16 @@ fn sigkill_at_random_moments_loses_no_acknowledged_batch() {
         let db = Db::open(&dir, Options::default())
             .unwrap_or_else(|e| panic!("iteration {iter}: reopen failed: {e}"));
         let events = db.snapshot().events().unwrap();
+        // No event has a stage of its own: every one has the stage the live map gives it
+        // (a map change and the re-staging of history are one switch).
+        let map = db.stage_map();
+        for e in &events {
+            assert_eq!(
+                e.stage,
+                map.get(&e.name).copied(),
+                "iteration {iter}: {e:?} under the map {map:?}"
+            );
+        }
         let mut by_batch: BTreeMap<i64, Vec<(i64, String)>> = BTreeMap::new();
         for e in &events {
             let b = e.props.iter().find(|(k, _)| k == "batch").map(|(_, v)| v.clone());

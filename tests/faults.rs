@@ -70,6 +70,9 @@ enum Action {
     CreateCohort(&'static str, bool),
     /// `DROP COHORT name`.
     DropCohort(&'static str),
+    /// `Db::set_stage(event, stage)`: re-stages the stored events of that name (the workload's
+    /// `visit` and `add_to_cart` have no stage of their own).
+    SetStage(&'static str, Option<Stage>),
 }
 
 /// The definition of every cohort the workload creates.
@@ -91,6 +94,12 @@ fn workload() -> Vec<Action> {
                 out.push(Action::CreateCohort("regulars", false));
             }
             8 => out.push(Action::Forget("cust-2".into())),
+            9 => out.push(Action::SetStage("visit", Some(Stage::Awareness))),
+            15 => out.push(Action::SetStage("visit", Some(Stage::Consideration))),
+            21 => {
+                out.push(Action::SetStage("add_to_cart", Some(Stage::Consideration)));
+                out.push(Action::SetStage("visit", None));
+            }
             13 => out.push(Action::DropCohort("regulars")),
             11 => out.push(Action::Compact),
             14 => out.push(Action::Reopen),
@@ -211,6 +220,7 @@ struct State {
     cohorts: BTreeMap<String, Option<BTreeSet<String>>>,
     /// Each customer's latest profile (only customers with one).
     profiles: BTreeMap<String, Vec<(String, Value)>>,
+    stage_map: BTreeMap<String, Stage>,
 }
 
 impl State {
@@ -247,9 +257,10 @@ fn apply(state: &mut State, a: &Action) {
                     .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
                     .collect();
                 props.sort_by(|x, y| x.0.cmp(&y.0));
+                let stage = e.stage.or_else(|| state.stage_map.get(&e.name).copied());
                 state
                     .events
-                    .insert(id, (e.customer.clone(), e.ts_us, e.name.clone(), e.stage, props));
+                    .insert(id, (e.customer.clone(), e.ts_us, e.name.clone(), stage, props));
             }
             if let Action::Commit(b) = a {
                 let write = profile_write(*b);
@@ -274,6 +285,15 @@ fn apply(state: &mut State, a: &Action) {
         }
         Action::DropCohort(name) => {
             state.cohorts.remove(*name);
+        }
+        Action::SetStage(name, stage) => {
+            match stage {
+                Some(s) => state.stage_map.insert((*name).to_owned(), *s),
+                None => state.stage_map.remove(*name),
+            };
+            for row in state.events.values_mut().filter(|row| row.2 == *name) {
+                row.3 = *stage;
+            }
         }
         Action::Flush | Action::Compact | Action::Reopen => {}
     }
@@ -316,6 +336,7 @@ fn allowed_never(actions: &[Action], acked: usize) -> Vec<State> {
                     | Action::Reopen
                     | Action::CreateCohort(..)
                     | Action::DropCohort(_)
+                    | Action::SetStage(..)
             )
         })
         .map_or(0, |i| i + 1);
@@ -337,7 +358,10 @@ fn check(db: &Db, allowed: &[State], what: &str) {
     let events: Vec<StoredEvent> = snap
         .events()
         .unwrap_or_else(|e| panic!("{what}: read failed: {e}"));
-    let mut seen = State::default();
+    let mut seen = State {
+        stage_map: db.stage_map().into_iter().collect(),
+        ..State::default()
+    };
     for cohort in snap.cohorts() {
         assert_eq!(cohort.definition, COHORT_SET, "{what}: cohort {}", cohort.name);
         let members = cohort.members.as_ref().map(|ids| {
@@ -374,6 +398,16 @@ fn check(db: &Db, allowed: &[State], what: &str) {
         }
     }
     if !allowed.contains(&seen) {
+        for (k, a) in allowed.iter().enumerate() {
+            let differ: Vec<_> = (a.events.iter())
+                .filter(|(id, row)| seen.events.get(id).is_some_and(|r| r != *row))
+                .map(|(id, row)| (id, &row.2, row.3, seen.events.get(id).map(|r| r.3)))
+                .collect();
+            eprintln!(
+                "allowed {k}: map {:?} (seen {:?}); rows that differ {differ:?}",
+                a.stage_map, seen.stage_map
+            );
+        }
         let ids: BTreeSet<&i64> = seen.events.keys().collect();
         let want: Vec<BTreeSet<&i64>> = allowed.iter().map(|s| s.events.keys().collect()).collect();
         panic!(
@@ -386,18 +420,20 @@ fn check(db: &Db, allowed: &[State], what: &str) {
     }
     assert_eq!(snap.len(), seen.events.len() as u64, "{what}: snapshot length");
     // The bitmap index agrees with the rows.
-    let buyers: BTreeSet<String> = snap
-        .customers_in_stage(Stage::Purchase)
-        .iter()
-        .map(|c| snap.customer_name(c).unwrap())
-        .collect();
-    let want: BTreeSet<String> = seen
-        .events
-        .values()
-        .filter(|v| v.3 == Some(Stage::Purchase))
-        .map(|v| v.0.clone())
-        .collect();
-    assert_eq!(buyers, want, "{what}: purchase-stage bitmap");
+    for stage in Stage::ALL {
+        let got: BTreeSet<String> = snap
+            .customers_in_stage(stage)
+            .iter()
+            .map(|c| snap.customer_name(c).unwrap())
+            .collect();
+        let want: BTreeSet<String> = seen
+            .events
+            .values()
+            .filter(|v| v.3 == Some(stage))
+            .map(|v| v.0.clone())
+            .collect();
+        assert_eq!(got, want, "{what}: {stage}-stage bitmap");
+    }
 }
 
 /// Runs the workload on `dir` (created beforehand). `mark` is called after every action with
@@ -430,6 +466,7 @@ fn run(dir: &Path, mut mark: impl FnMut(usize, bool)) -> (Option<Db>, Vec<(Actio
                 .query(&format!("DROP COHORT {name}"))
                 .map(drop)
                 .map_err(journeydb::Error::from),
+            Action::SetStage(name, stage) => d.set_stage(name, *stage),
             Action::Reopen => {
                 db = None;
                 match Db::open(dir, opts()) {
@@ -450,6 +487,7 @@ fn run(dir: &Path, mut mark: impl FnMut(usize, bool)) -> (Option<Db>, Vec<(Actio
                 | Action::Forget(_)
                 | Action::CreateCohort(..)
                 | Action::DropCohort(_)
+                | Action::SetStage(..)
         );
         match r {
             Ok(()) => done.push((a, false)),

@@ -147,13 +147,8 @@ fn run(ops: Vec<Op>, buffer_max: usize) -> Result<(), TestCaseError> {
                     _ => db.set_stages(&entries.iter().map(|(e, s)| (e.as_str(), *s)).collect::<Vec<_>>()),
                 };
                 res.map_err(|e| TestCaseError::fail(e.to_string()))?;
-                // In order: a later entry for the same name wins.
-                for (e, s) in entries {
-                    match s {
-                        Some(s) => oracle.stage_map.insert(e, s),
-                        None => oracle.stage_map.remove(&e),
-                    };
-                }
+                // In order: a later entry for the same name wins; history is re-staged.
+                oracle.set_stages(&entries);
                 prop_assert_eq!(&db.stage_map(), &oracle.stage_map);
             }
         }

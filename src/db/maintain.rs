@@ -1,7 +1,7 @@
-//! Maintenance: compaction (which carries out erasures), erasure (FORGET), the stage map,
-//! statistics and verification.
+//! Maintenance: compaction (which carries out erasures), erasure (FORGET), statistics and
+//! verification.
 //!
-//! Uses: `compaction`, `dict`, `error`, `file`, `limits`, `manifest`, `merge`, `model`, `segment`; rooms `seal`, `version`.
+//! Uses: `compaction`, `dict`, `error`, `file`, `manifest`, `merge`, `model`, `segment`; rooms `seal`, `version`.
 
 use super::version::{DictsEdit, NewSegment, SegmentsEdit, VersionEdit};
 use super::{Db, Stats, Writer};
@@ -10,13 +10,11 @@ use crate::db::seal::unpublished;
 use crate::dict::{self, Dicts};
 use crate::error::{DbError, Result};
 use crate::file::{self, FileError};
-use crate::limits;
 use crate::manifest::{Erasure, SegmentEntry};
 use crate::merge::Source;
-use crate::model::{Columns, PropType, Stage};
+use crate::model::{Columns, PropType};
 use crate::segment::{self, ColumnSet, Footer, SegmentWriter};
 use roaring::RoaringBitmap;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
@@ -242,47 +240,6 @@ impl Db {
         };
         self.apply(&mut w, edit)?;
         Ok(rows)
-    }
-
-    /// Maps `event` to `stage` for events committed from now on without an explicit stage
-    /// (`None` removes the mapping). An explicit stage on an event always wins. Durable when
-    /// this returns.
-    pub fn set_stage(&self, event: &str, stage: Option<Stage>) -> Result<()> {
-        self.set_stages(&[(event, stage)])
-    }
-
-    /// [`set_stage`](Self::set_stage) for several event names at once, in order (a later entry
-    /// for the same name wins): one manifest switch for all of them, so either every mapping
-    /// applies or, on an error, none does. Durable when this returns.
-    pub fn set_stages(&self, entries: &[(&str, Option<Stage>)]) -> Result<()> {
-        let mut w = self.inner.writer.lock();
-        self.check_writable(&w)?;
-        for (event, _) in entries {
-            if event.is_empty() || event.len() > limits::NAME_BYTES_MAX {
-                return Err(DbError::InvalidArgument(format!("event name of {} bytes", event.len())).into());
-            }
-        }
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let mut map = self.inner.stage_map.read().clone();
-        for &(event, stage) in entries {
-            match stage {
-                Some(s) => map.insert(event.to_owned(), s),
-                None => map.remove(event),
-            };
-        }
-        let edit = VersionEdit {
-            stage_map: Some(map),
-            ..VersionEdit::default()
-        };
-        self.apply(&mut w, edit)?;
-        Ok(())
-    }
-
-    /// The stage map (event name → stage).
-    pub fn stage_map(&self) -> HashMap<String, Stage> {
-        self.inner.stage_map.read().clone()
     }
 
     /// Storage statistics.

@@ -9,6 +9,7 @@ mod write;
 mod seal;
 mod import;
 mod maintain;
+mod stages;
 mod snapshot;
 mod cohorts;
 pub(crate) mod profiles;

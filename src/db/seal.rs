@@ -135,7 +135,7 @@ impl Db {
         let new_number = new_wal.number;
         writer.wal = Some(new_wal);
         // 3. Write the segments (events, profile writes) and the dictionary entries they need.
-        let (events, profiles) = buffer.sorted_prefix(n);
+        let (events, profiles) = buffer.sorted_stored(n);
         let seq = (buffer.seq_base(), buffer.seq_base() + n as u64);
         let written = (|| -> Result<(Sealed, Sealed, u64, dict::DictCounts)> {
             let level = (inner.opts.zstd_level, writer.manifest.db_id);

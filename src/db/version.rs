@@ -86,6 +86,9 @@ pub(in crate::internals::db) enum SegmentsEdit {
     Append(NewSegment),
     /// The oldest `n` segments merged into one (a compaction); they become obsolete.
     ReplaceOldest(usize, NewSegment),
+    /// One entry per live segment, in order: `Some` replaces it by a rewrite of the same rows
+    /// and sequence range (a stage-map change re-staging it), which makes it obsolete.
+    Restage(Vec<Option<NewSegment>>),
 }
 
 /// How an edit changes the list of customer-profile segments.
@@ -152,6 +155,14 @@ impl VersionEdit<'_> {
             SegmentsEdit::Append(new) => m.segments.push(new.entry.clone()),
             SegmentsEdit::ReplaceOldest(n, new) => {
                 m.segments.splice(0..*n, [new.entry.clone()]);
+            }
+            SegmentsEdit::Restage(list) => {
+                for (entry, new) in m.segments.iter_mut().zip(list) {
+                    if let Some(new) = new {
+                        *entry = new.entry.clone();
+                        m.next_segment = m.next_segment.max(new.entry.id + 1);
+                    }
+                }
             }
         }
         if let SegmentsEdit::Append(new) | SegmentsEdit::ReplaceOldest(_, new) = &self.segments {
@@ -220,14 +231,19 @@ impl Db {
             return Err(self.poison(writer, e.to_string()));
         }
         let old = std::mem::replace(&mut writer.manifest, m);
-        let (merged, new) = match std::mem::take(&mut edit.segments) {
-            SegmentsEdit::Keep => (0, None),
-            SegmentsEdit::Append(new) => (0, Some(new)),
-            SegmentsEdit::ReplaceOldest(n, new) => (n, Some(new)),
+        let (merged, new, restaged) = match std::mem::take(&mut edit.segments) {
+            SegmentsEdit::Keep => (0, None, Vec::new()),
+            SegmentsEdit::Append(new) => (0, Some(new), Vec::new()),
+            SegmentsEdit::ReplaceOldest(n, new) => (n, Some(new), Vec::new()),
+            SegmentsEdit::Restage(list) => (0, None, list),
         };
-        let opened = match new.map(|new| self.open_new_segment(new)).transpose() {
-            Ok(opened) => opened,
-            Err(e) => return Err(self.poison(writer, e.to_string())),
+        let opened = new.map(|new| self.open_new_segment(new)).transpose();
+        let restaged: Result<Vec<Option<Arc<Segment>>>> = (restaged.into_iter())
+            .map(|new| new.map(|new| self.open_new_segment(new)).transpose())
+            .collect();
+        let (opened, restaged) = match (opened, restaged) {
+            (Ok(opened), Ok(restaged)) => (opened, restaged),
+            (Err(e), _) | (_, Err(e)) => return Err(self.poison(writer, e.to_string())),
         };
         let profiles = match self.open_profiles(std::mem::take(&mut edit.profiles)) {
             Ok(profiles) => profiles,
@@ -241,11 +257,16 @@ impl Db {
             let mut v = inner.version.write();
             obsolete = v.segments[..merged].to_vec();
             let segments = opened.into_iter();
-            let segments = if merged > 0 {
+            let mut segments: Vec<Arc<Segment>> = if merged > 0 {
                 segments.chain(v.segments[merged..].iter().cloned()).collect()
             } else {
                 v.segments.iter().cloned().chain(segments).collect()
             };
+            for (slot, new) in segments.iter_mut().zip(restaged) {
+                if let Some(new) = new {
+                    obsolete.push(std::mem::replace(slot, new));
+                }
+            }
             let buffer = edit.buffer.clone().unwrap_or_else(|| v.buffer.clone());
             let profiles = match profiles {
                 ProfilesEdit::Keep => v.profiles.clone(),

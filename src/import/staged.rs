@@ -442,7 +442,10 @@ impl Staged {
             .stage
             .iter()
             .zip(&self.event)
-            .map(|(s, &e)| s.or(default_stage[e as usize]).map_or(0, Stage::code))
+            .map(|(s, &e)| match s {
+                Some(explicit) => Stage::stored(Some(*explicit), false),
+                None => Stage::stored(default_stage[e as usize], true),
+            })
             .collect();
         let (mut cid, mut ev) = (self.cust, self.event);
         cid.iter_mut().for_each(|c| *c = cust[*c as usize]);

@@ -5,7 +5,7 @@
 
 use crate::codec::{self, DecodeError, Reader};
 use crate::index::gap_list::{get, put};
-use crate::model::{Columns, DAY_US, day_of};
+use crate::model::{Columns, DAY_US, day_of, stage_code};
 use roaring::RoaringBitmap;
 use std::collections::BTreeMap;
 
@@ -169,7 +169,7 @@ pub fn add_event_stage_days(sets: &mut DaySets<(u32, u8, i32)>, cols: &Columns) 
         cols,
         sets,
         events.saturating_mul(STAGE_CODES),
-        |j| cols.event[j] as usize * STAGE_CODES + usize::from(cols.stage[j].min(5)),
+        |j| cols.event[j] as usize * STAGE_CODES + usize::from(stage_code(cols.stage[j]).min(5)),
         |m, d| ((m / STAGE_CODES) as u32, (m % STAGE_CODES) as u8, d),
     );
 }

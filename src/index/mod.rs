@@ -16,7 +16,7 @@ pub use rollup::Rollups;
 pub use value_index::{ValueIndex, ValueIndexBuilder};
 
 use crate::codec::{self, DecodeError, Reader};
-use crate::model::{Columns, day_of};
+use crate::model::{Columns, day_of, stage_code};
 use roaring::RoaringBitmap;
 use std::collections::BTreeMap;
 
@@ -55,7 +55,7 @@ impl Bitmaps {
             days.clear();
             while j < n && cols.cid[j] == cid {
                 evs.push(cols.event[j]);
-                days.push((cols.stage[j].min(5), day_of(cols.ts[j])));
+                days.push((stage_code(cols.stage[j]).min(5), day_of(cols.ts[j])));
                 j += 1;
             }
             evs.sort_unstable();

@@ -4,7 +4,7 @@
 
 use crate::codec::{self, DecodeError, Reader};
 use crate::index::days::{DENSE_SLOTS_MAX, DayCursor, day_span};
-use crate::model::Columns;
+use crate::model::{Columns, stage_code};
 use std::collections::BTreeMap;
 
 /// The aggregate of one numeric property's values.
@@ -95,7 +95,12 @@ impl Rollups {
             .iter()
             .filter(|c| matches!(c.ty, crate::model::PropType::I64 | crate::model::PropType::F64))
             .collect();
-        let stages = cols.stage.iter().copied().max().map_or(0, |s| usize::from(s) + 1);
+        let stages = cols
+            .stage
+            .iter()
+            .map(|&s| stage_code(s))
+            .max()
+            .map_or(0, |s| usize::from(s) + 1);
         let dense = day_span(cols).and_then(|(d0, days)| {
             let slots = stages.checked_mul(days).filter(|&s| s <= DENSE_SLOTS_MAX)?;
             Some((d0, days, slots))
@@ -116,7 +121,7 @@ impl Rollups {
         for (i, (&stage, &ts)) in cols.stage.iter().zip(&cols.ts).enumerate() {
             // In range by construction: stage < stages, d0 ≤ day < d0 + days.
             let day = (i64::from(cursor.of(ts)) - i64::from(d0)) as usize;
-            let s = usize::from(stage) * days + day;
+            let s = usize::from(stage_code(stage)) * days + day;
             if let Some(e) = events.get_mut(s) {
                 *e += 1;
             }
@@ -162,7 +167,7 @@ impl Rollups {
         let mut cur: Option<((u8, i32), RollupCell)> = None;
         let mut days = DayCursor::new();
         for i in 0..cols.len() {
-            let key = (cols.stage[i], days.of(cols.ts[i]));
+            let key = (stage_code(cols.stage[i]), days.of(cols.ts[i]));
             if cur.as_ref().is_some_and(|(k, _)| *k != key)
                 && let Some((k, cell)) = cur.take()
             {

@@ -337,6 +337,14 @@ impl Segment {
 
     /// Decodes block `i` into `out`, reusing its allocations.
     pub fn read_block_into(&self, i: usize, set: ColumnSet, out: &mut Columns) -> FileResult<()> {
+        self.read_block_with(i, set, out, None)?;
+        out.strip_stage_flags();
+        Ok(())
+    }
+
+    /// Block `i`'s columns in `set` in the stored form: stages that came from the stage map
+    /// keep `model::STAGE_MAPPED` (for compaction and re-staging, which write them again).
+    pub fn read_block_stored(&self, i: usize, set: ColumnSet, out: &mut Columns) -> FileResult<()> {
         self.read_block_with(i, set, out, None)
     }
 
@@ -349,7 +357,9 @@ impl Segment {
         out: &mut Columns,
         ends: &mut Vec<u32>,
     ) -> FileResult<()> {
-        self.read_block_with(i, set, out, Some(ends))
+        self.read_block_with(i, set, out, Some(ends))?;
+        out.strip_stage_flags();
+        Ok(())
     }
 
     fn read_block_with(
@@ -423,7 +433,7 @@ impl Segment {
             let off = column(3, &mut |r| {
                 encoding::get_stages(r, n, Some(events), &mut out.stage)
             })?;
-            if out.stage.iter().any(|&s| s > 5) {
+            if !out.stage.iter().all(|&s| crate::model::stored_stage_valid(s)) {
                 return Err(FileError::corrupt(path, off, "stage code out of range"));
             }
         }

@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod reference;
+pub mod queries;
 pub mod funnel_period;
 pub mod cohort;
 pub mod top;
@@ -24,6 +25,9 @@ pub struct Oracle {
     pub first_seen: HashMap<String, usize>,
     pub stage_map: HashMap<String, Stage>,
     pub prop_types: HashMap<String, journeydb::PropType>,
+    /// Each event's own stage by sequence number (`None`: the stage map decides, now and after
+    /// every later change of the map).
+    pub explicit: HashMap<u64, Option<Stage>>,
 }
 
 impl Oracle {
@@ -58,10 +62,27 @@ impl Oracle {
                 stage: ev.stage.or_else(|| self.stage_map.get(&ev.name).copied()),
                 props,
             };
+            self.explicit.insert(self.next_seq, ev.stage);
             self.events.push((self.next_seq, stored));
             self.next_seq += 1;
         }
         true
+    }
+
+    /// Changes the stage map as `Db::set_stages` does: every event stored without a stage of
+    /// its own takes the new map's stage.
+    pub fn set_stages(&mut self, entries: &[(String, Option<Stage>)]) {
+        for (name, stage) in entries {
+            match stage {
+                Some(s) => self.stage_map.insert(name.clone(), *s),
+                None => self.stage_map.remove(name),
+            };
+        }
+        for (seq, e) in &mut self.events {
+            if let Some(None) = self.explicit.get(seq) {
+                e.stage = self.stage_map.get(&e.name).copied();
+            }
+        }
     }
 
     /// Every event in (customer first-seen order, timestamp, sequence) order.

@@ -492,7 +492,7 @@ impl Session {
         };
         self.db.set_stage(event, stage).map_err(|e| e.to_string())?;
         let s = format!(
-            "{event} → {} (applies to events written from now on)\n",
+            "{event} → {} (for the events stored and those to come; an event's own stage is kept)\n",
             stage.map_or("none", Stage::name)
         );
         self.emit(&s);
