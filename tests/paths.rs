@@ -47,21 +47,31 @@ fn query() -> impl Strategy<Value = PathsQ> {
             proptest::option::of(Just("x")),
             proptest::option::of(Just("y")),
         ),
+        (
+            // Quarter-hour data: 10m splits at every gap, 30m (the default) keeps gaps of
+            // exactly 30 minutes, 60m more.
+            proptest::option::of(proptest::option::of(prop_oneof![Just(10i64), Just(30), Just(60)])),
+            any::<bool>(),
+        ),
     )
         .prop_map(
-            |(anchor, before, steps, top, collapse, edges, (range, where_ch, anchor_ch))| PathsQ {
-                anchor,
-                anchor_ch,
-                before,
-                steps,
-                top,
-                collapse,
-                edges,
-                c: Common {
-                    range: range.map(|(a, len)| (T0 + a * H / 4, T0 + (a + len) * H / 4)),
-                    where_ch,
-                    tz: "UTC",
-                },
+            |(anchor, before, steps, top, collapse, edges, (range, where_ch, anchor_ch), (session, by))| {
+                PathsQ {
+                    anchor,
+                    anchor_ch,
+                    before,
+                    steps,
+                    top,
+                    collapse,
+                    edges,
+                    session,
+                    by,
+                    c: Common {
+                        range: range.map(|(a, len)| (T0 + a * H / 4, T0 + (a + len) * H / 4)),
+                        where_ch,
+                        tz: "UTC",
+                    },
+                }
             },
         )
 }
@@ -165,7 +175,7 @@ proptest! {
         cut in 1usize..4,
         odd in any::<bool>(),
     ) {
-        let q = PathsQ { edges: false, top: Some(50), ..q };
+        let q = PathsQ { edges: false, top: Some(50), by: false, ..q };
         let (_dir, db, evs) = load(&rows, flush_every);
         let listed = db.query(&q.text()).unwrap();
         let mut prefixes: Vec<Vec<String>> = listed
@@ -213,6 +223,8 @@ proptest! {
             top: Some(1000),
             collapse: false,
             edges: false,
+            session: None,
+            by: false,
             c: Common { range: None, where_ch: where_x.then_some("x"), tz: "UTC" },
         };
         let listed = db.query(&q.text()).unwrap();
@@ -301,4 +313,57 @@ fn errors_and_warnings() {
             Cell::Int(1),
         ]]
     );
+}
+
+/// `BY p` takes the anchor's value — among tied anchor events of one name, the smallest as text
+/// (`(null)` sorts before letters) — and `WITHIN SESSION` keeps a gap of exactly the session's
+/// length and stops at a longer one, on both sides of the anchor.
+#[test]
+fn by_and_within_session_edge_cases() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(dir.path().join("db"), Options::default()).unwrap();
+    let m = 60_000_000;
+    db.commit(&[
+        // u1: two tied visits, `y` written first; then b 30 minutes later (kept), c 31 later.
+        Event::new("u1", T0, "visit").with_prop("ch", "y"),
+        Event::new("u1", T0, "visit").with_prop("ch", "x"),
+        Event::new("u1", T0 + 30 * m, "b"),
+        Event::new("u1", T0 + 61 * m, "c"),
+        // u2: a visit without ch tied with one with `x`; a long gap before it.
+        Event::new("u2", T0 - 90 * m, "a"),
+        Event::new("u2", T0, "visit").with_prop("ch", "x"),
+        Event::new("u2", T0, "visit"),
+    ])
+    .unwrap();
+    let rows = |q: &str| -> Vec<String> {
+        let t = db.query(q).unwrap();
+        t.rows
+            .iter()
+            .map(|r| r.iter().map(|c| format!("{c}")).collect::<Vec<_>>().join("|"))
+            .collect()
+    };
+    assert_eq!(
+        rows("PATHS AFTER visit STEPS 3 BY ch"),
+        ["(null)|1|visit > visit|1", "x|1|visit > visit > b > c|1"]
+    );
+    assert_eq!(
+        rows("PATHS AFTER visit STEPS 3 WITHIN SESSION"),
+        ["1|visit > visit|1", "1|visit > visit > b|1"]
+    );
+    assert_eq!(
+        rows("PATHS AFTER visit STEPS 3 WITHIN SESSION 31m"),
+        ["1|visit > visit|1", "1|visit > visit > b > c|1"]
+    );
+    // BEFORE: the anchor is the first of its tied matches, so the other visit follows it.
+    assert_eq!(rows("PATHS BEFORE visit STEPS 3 WITHIN SESSION"), ["1|visit|2"]);
+    assert_eq!(
+        rows("PATHS BEFORE visit STEPS 3 WITHIN SESSION 90m"),
+        ["1|a > visit|1", "1|visit|1"]
+    );
+    // A drill-down lists one path's customers: BY is refused.
+    let err = db
+        .query("CUSTOMERS PATHS AFTER visit BY ch PATH 'visit'")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("leave out BY"), "{err}");
 }

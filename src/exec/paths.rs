@@ -4,7 +4,8 @@
 //!
 //! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `labels`, `operator`, `options`, `prefilter`, `scan`.
 
-use super::labels::customer_table;
+use super::group::GroupBy;
+use super::labels::{customer_table, slot_label};
 use super::operator::{HashMap, Operator, Prefilter};
 use super::options::{Input, QueryError, QueryOptions};
 use super::prefilter::candidates;
@@ -35,16 +36,26 @@ pub(super) struct PathsOp<'a> {
     name_rank: Vec<u32>,
     /// `CUSTOMERS … PATH`: the path's event ids (`None`: a name no event has, so no customer).
     drill: Option<Option<Vec<u32>>>,
+    /// `WITHIN SESSION`: the gap (µs) that ends the anchor's session.
+    session: Option<i64>,
+    /// `BY p`: groups by the anchor event's value.
+    by: Option<GroupBy>,
     dicts: &'a Dicts,
 }
+
+/// A path's group (`BY p`: the anchor's value, `None` for null; always `None` without BY).
+type Group = Option<u64>;
+
+/// Counts split by group: (label with `BY`, the group's (key, customers)), in label order.
+type Grouped<K> = Vec<(Option<String>, Vec<(K, u64)>)>;
 
 /// One worker's state: customers per path (or per Sankey edge), the drill-down's customers,
 /// and per-customer scratch space.
 #[derive(Default)]
 pub(super) struct PathsPartial {
-    paths: HashMap<Box<[u32]>, u64>,
-    /// (depth, from, to) → customers.
-    edges: HashMap<(u32, u32, u32), u64>,
+    paths: HashMap<(Group, Box<[u32]>), u64>,
+    /// (group, (depth, from, to)) → customers.
+    edges: HashMap<(Group, (u32, u32, u32)), u64>,
     members: RoaringBitmap,
     kept: Vec<usize>,
     group: Vec<(u64, u32, bool)>,
@@ -81,6 +92,10 @@ impl<'a> PathsOp<'a> {
             edges: paths.edges,
             name_rank,
             drill,
+            session: paths.session,
+            by: (paths.by.as_ref())
+                .map(|(name, span)| GroupBy::resolve(&res, input, (name, *span)))
+                .transpose()?,
             dicts: input.dicts,
         })
     }
@@ -117,9 +132,33 @@ impl<'a> PathsOp<'a> {
         group.sort_unstable();
     }
 
-    /// The customer's path into `nodes` (empty when it has no anchor event in range). Rows
-    /// come in time order; only the instants the path reads are put in event order.
-    fn path(&self, rows: &Columns, run: Range<usize>, partial: &mut PathsPartial) {
+    /// The group of the anchor among the events `instant` (one instant): with `BY`, the value
+    /// of the first anchor match in event order (tied matches of one name: the smallest value
+    /// as text, as FUNNEL orders ties by its BY value).
+    fn anchor_group(&self, rows: &Columns, instant: &[usize]) -> Group {
+        let by = self.by.as_ref()?;
+        let rank = |i: usize| {
+            self.name_rank
+                .get(rows.event[i] as usize)
+                .copied()
+                .unwrap_or(u32::MAX)
+        };
+        let mut matches = instant.iter().copied().filter(|&i| self.is_anchor(rows, i));
+        let first = matches.next()?;
+        let mut best = (rank(first), by.slot(rows, first));
+        for i in matches {
+            let (r, slot) = (rank(i), by.slot(rows, i));
+            let label = |slot| slot_label(slot, by.ty, self.dicts);
+            if r < best.0 || (r == best.0 && slot != best.1 && label(slot) < label(best.1)) {
+                best = (r, slot);
+            }
+        }
+        best.1
+    }
+
+    /// The customer's path into `nodes` (empty when it has no anchor event in range) and its
+    /// group. Rows come in time order; only the instants the path reads are put in event order.
+    fn path(&self, rows: &Columns, run: Range<usize>, partial: &mut PathsPartial) -> Group {
         let PathsPartial {
             kept, group, nodes, ..
         } = partial;
@@ -127,18 +166,19 @@ impl<'a> PathsOp<'a> {
         nodes.clear();
         kept.extend(run.filter(|&i| passes(&self.filter, rows, i, self.dicts)));
         let in_range = |ts: i64| self.range.is_none_or(|(lo, hi)| lo <= ts && ts < hi);
-        let Some(first) = kept
+        let mut first = kept
             .iter()
-            .position(|&i| in_range(rows.ts[i]) && self.is_anchor(rows, i))
-        else {
-            return;
-        };
+            .position(|&i| in_range(rows.ts[i]) && self.is_anchor(rows, i))?;
+        if let Some(gap) = self.session {
+            first = keep_session(rows, kept, first, gap);
+        }
         let ts = |p: usize| rows.ts[kept[p]];
         let at = ts(first);
         let (lo, hi) = (
             kept.partition_point(|&i| rows.ts[i] < at),
             kept.partition_point(|&i| rows.ts[i] <= at),
         );
+        let anchor_group = self.anchor_group(rows, &kept[lo..hi]);
         let mut push = |event: u32| {
             if self.collapse && nodes.last() == Some(&event) {
                 return true;
@@ -182,65 +222,113 @@ impl<'a> PathsOp<'a> {
                 }
             }
         }
+        anchor_group
     }
 
-    /// The paths table: `rank, path, customers`, most customers first (ties by path), the
-    /// best `top` (RANK(): tied counts share the first one's rank).
-    fn path_rows(&self, paths: HashMap<Box<[u32]>, u64>) -> Table {
-        let mut ranked: Vec<(Box<[u32]>, u64)> = paths.into_iter().collect();
-        let order = |a: &(Box<[u32]>, u64), b: &(Box<[u32]>, u64)| {
-            b.1.cmp(&a.1).then_with(|| self.by_names(&a.0, &b.0))
-        };
-        if ranked.len() > self.top {
-            ranked.select_nth_unstable_by(self.top - 1, order);
-            ranked.truncate(self.top);
+    /// Splits per-(group, key) counts by group, groups in label order (`(null)` as a label).
+    fn by_group<K>(&self, counts: HashMap<(Group, K), u64>) -> Grouped<K> {
+        let mut groups: HashMap<Group, Vec<(K, u64)>> = HashMap::default();
+        for ((group, key), n) in counts {
+            groups.entry(group).or_default().push((key, n));
         }
-        ranked.sort_unstable_by(order);
-        let mut t = Table::new(&["rank", "path", "customers"]);
-        let mut rank = 0;
-        for (position, (path, customers)) in ranked.iter().enumerate() {
-            if position == 0 || ranked[position - 1].1 != *customers {
-                rank = position + 1;
+        let mut out: Grouped<K> = (groups.into_iter())
+            .map(|(group, rows)| {
+                let label = self.by.as_ref().map(|by| slot_label(group, by.ty, self.dicts));
+                (label, rows)
+            })
+            .collect();
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// The table's columns: `group` first with `BY`.
+    fn table(&self, columns: &[&str]) -> Table {
+        let mut names: Vec<&str> = self.by.as_ref().map(|_| "group").into_iter().collect();
+        names.extend_from_slice(columns);
+        Table::new(&names)
+    }
+
+    /// The paths table: `[group,] rank, path, customers`, most customers first (ties by path),
+    /// the best `top` (of each group; RANK(): tied counts share the first one's rank).
+    fn path_rows(&self, paths: HashMap<(Group, Box<[u32]>), u64>) -> Table {
+        let mut t = self.table(&["rank", "path", "customers"]);
+        for (label, mut ranked) in self.by_group(paths) {
+            let order = |a: &(Box<[u32]>, u64), b: &(Box<[u32]>, u64)| {
+                b.1.cmp(&a.1).then_with(|| self.by_names(&a.0, &b.0))
+            };
+            if ranked.len() > self.top {
+                ranked.select_nth_unstable_by(self.top - 1, order);
+                ranked.truncate(self.top);
             }
-            let text: Vec<&str> = path.iter().map(|&e| self.name(e)).collect();
-            t.rows.push(vec![
-                Cell::Int(rank as i64),
-                Cell::Str(text.join(" > ")),
-                Cell::Int(*customers as i64),
-            ]);
+            ranked.sort_unstable_by(order);
+            let mut rank = 0;
+            for (position, (path, customers)) in ranked.iter().enumerate() {
+                if position == 0 || ranked[position - 1].1 != *customers {
+                    rank = position + 1;
+                }
+                let text: Vec<&str> = path.iter().map(|&e| self.name(e)).collect();
+                let mut row: Vec<Cell> = label.iter().map(|l| Cell::Str(l.clone())).collect();
+                row.extend([
+                    Cell::Int(rank as i64),
+                    Cell::Str(text.join(" > ")),
+                    Cell::Int(*customers as i64),
+                ]);
+                t.rows.push(row);
+            }
         }
         t
     }
 
-    /// The Sankey table: `depth, from, to, customers`, by depth, then most customers first
-    /// (ties by names), the best `top` of each depth.
-    fn edge_rows(&self, edges: HashMap<(u32, u32, u32), u64>) -> Table {
-        let mut all: Vec<((u32, u32, u32), u64)> = edges.into_iter().collect();
+    /// The Sankey table: `[group,] depth, from, to, customers`, by depth, then most customers
+    /// first (ties by names), the best `top` of each depth (of each group).
+    fn edge_rows(&self, edges: HashMap<(Group, (u32, u32, u32)), u64>) -> Table {
         let rank = |e: u32| self.name_rank.get(e as usize).copied().unwrap_or(u32::MAX);
-        all.sort_unstable_by(|((d1, f1, t1), c1), ((d2, f2, t2), c2)| {
-            d1.cmp(d2)
-                .then(c2.cmp(c1))
-                .then_with(|| (rank(*f1), rank(*t1)).cmp(&(rank(*f2), rank(*t2))))
-        });
-        let mut t = Table::new(&["depth", "from", "to", "customers"]);
-        let mut shown = (u32::MAX, 0);
-        for ((depth, from, to), customers) in all {
-            if shown.0 != depth {
-                shown = (depth, 0);
+        let mut t = self.table(&["depth", "from", "to", "customers"]);
+        for (label, mut all) in self.by_group(edges) {
+            all.sort_unstable_by(|((d1, f1, t1), c1), ((d2, f2, t2), c2)| {
+                d1.cmp(d2)
+                    .then(c2.cmp(c1))
+                    .then_with(|| (rank(*f1), rank(*t1)).cmp(&(rank(*f2), rank(*t2))))
+            });
+            let mut shown = (u32::MAX, 0);
+            for ((depth, from, to), customers) in all {
+                if shown.0 != depth {
+                    shown = (depth, 0);
+                }
+                if shown.1 == self.top {
+                    continue;
+                }
+                shown.1 += 1;
+                let mut row: Vec<Cell> = label.iter().map(|l| Cell::Str(l.clone())).collect();
+                row.extend([
+                    Cell::Int(i64::from(depth)),
+                    Cell::Str(self.name(from).to_owned()),
+                    Cell::Str(self.name(to).to_owned()),
+                    Cell::Int(customers as i64),
+                ]);
+                t.rows.push(row);
             }
-            if shown.1 == self.top {
-                continue;
-            }
-            shown.1 += 1;
-            t.rows.push(vec![
-                Cell::Int(i64::from(depth)),
-                Cell::Str(self.name(from).to_owned()),
-                Cell::Str(self.name(to).to_owned()),
-                Cell::Int(customers as i64),
-            ]);
         }
         t
     }
+}
+
+/// Cuts `kept` (row indices in time order) to the session around position `at`: the maximal
+/// run in which no two consecutive events are more than `gap` apart. Returns `at`'s position
+/// in the cut list.
+fn keep_session(rows: &Columns, kept: &mut Vec<usize>, at: usize, gap: i64) -> usize {
+    let apart = |kept: &[usize], p: usize| rows.ts[kept[p]] - rows.ts[kept[p - 1]];
+    let mut end = at + 1;
+    while end < kept.len() && apart(kept, end) <= gap {
+        end += 1;
+    }
+    let mut start = at;
+    while start > 0 && apart(kept, start) <= gap {
+        start -= 1;
+    }
+    kept.truncate(end);
+    kept.drain(..start);
+    at - start
 }
 
 impl Operator for PathsOp<'_> {
@@ -250,7 +338,11 @@ impl Operator for PathsOp<'_> {
         ColumnSet {
             // Stages only for a STAGE anchor (predicates read properties).
             stage: self.anchor.stage.is_some(),
-            ..columns(self.filter.is_some() || self.anchor.uses_props())
+            ..columns(
+                self.filter.is_some()
+                    || self.anchor.uses_props()
+                    || self.by.as_ref().is_some_and(|by| !by.event_props().is_empty()),
+            )
         }
     }
 
@@ -267,7 +359,7 @@ impl Operator for PathsOp<'_> {
         let Some(&cid) = rows.cid.get(run.start) else {
             return;
         };
-        self.path(rows, run, partial);
+        let group = self.path(rows, run, partial);
         let nodes = std::mem::take(&mut partial.nodes);
         if nodes.is_empty() {
             partial.nodes = nodes;
@@ -295,11 +387,11 @@ impl Operator for PathsOp<'_> {
             for (j, pair) in nodes.windows(2).enumerate() {
                 *partial
                     .edges
-                    .entry((shift + j as u32 + 1, pair[0], pair[1]))
+                    .entry((group, (shift + j as u32 + 1, pair[0], pair[1])))
                     .or_default() += 1;
             }
         } else {
-            *partial.paths.entry(nodes.as_slice().into()).or_default() += 1;
+            *partial.paths.entry((group, nodes.as_slice().into())).or_default() += 1;
         }
         partial.nodes = nodes;
     }

@@ -11,7 +11,7 @@ use crate::exec::scan::{columns, columns_of, evaluate, passes};
 use crate::merge::Source;
 use crate::model::{Columns, PropType};
 use crate::plan::{Buckets, CPred, Matcher, Resolver};
-use crate::query::ast::{Agg, Period};
+use crate::query::ast::{Agg, Period, SESSION_GAP_US};
 use crate::query::{ParseError, Span};
 use crate::result::{Cell, Table};
 use crate::segment::ColumnSet;
@@ -38,9 +38,6 @@ pub(super) struct TrendOp<'a> {
     session_gap: Option<i64>,
     dicts: &'a Dicts,
 }
-
-/// The default longest gap inside a session: 30 minutes.
-const SESSION_GAP_US: i64 = 30 * 60 * 1_000_000;
 
 impl<'a> TrendOp<'a> {
     /// Plans a TREND statement on `input`: buckets (with the look-back `wau`/`mau` need), the

@@ -417,9 +417,16 @@ pub struct Paths {
     pub collapse: bool,
     /// `EDGES`: the Sankey form, one row per (depth, from, to).
     pub edges: bool,
+    /// `WITHIN SESSION [d]`: the session gap (µs); the path stays in the anchor's session.
+    pub session: Option<i64>,
+    /// `BY p`: paths per value of p on the anchor event.
+    pub by: Option<(String, Span)>,
     /// Common clauses.
     pub common: Common,
 }
+
+/// The session gap when a statement names none: 30 minutes (docs/QUERY.md, TREND, Sessions).
+pub const SESSION_GAP_US: i64 = 30 * 60 * 1_000_000;
 
 /// How `ATTRIBUTION` shares a conversion among its touches (docs/QUERY.md, ATTRIBUTION).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

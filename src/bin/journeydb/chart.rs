@@ -556,7 +556,11 @@ fn paths(table: &Table, style: Style) -> Option<String> {
         };
         let (wf, wt) = (width(from), width(to));
         let mut shown = None;
+        let mut heading = GroupHeading::new(table);
         for r in &table.rows {
+            if heading.next(r, &mut out) {
+                shown = None;
+            }
             let d = int(r.get(depth));
             if shown != Some(d) {
                 let _ = writeln!(out, "depth {d}");
@@ -581,7 +585,9 @@ fn paths(table: &Table, style: Style) -> Option<String> {
         .map(|r| label(r.get(path)).chars().count())
         .max()?
         .min(48);
+    let mut heading = GroupHeading::new(table);
     for r in &table.rows {
+        heading.next(r, &mut out);
         let text: String = label(r.get(path)).chars().take(width).collect();
         let _ = writeln!(
             out,
@@ -592,6 +598,33 @@ fn paths(table: &Table, style: Style) -> Option<String> {
         );
     }
     Some(out)
+}
+
+/// A heading line before each group's rows of a table with a `group` column (PATHS … BY p).
+struct GroupHeading {
+    column: Option<usize>,
+    current: Option<String>,
+}
+
+impl GroupHeading {
+    fn new(table: &Table) -> Self {
+        GroupHeading {
+            column: col(table, "group"),
+            current: None,
+        }
+    }
+
+    /// Writes the heading when row `r` starts a new group; true when it did.
+    fn next(&mut self, r: &[Cell], out: &mut String) -> bool {
+        let Some(c) = self.column else { return false };
+        let group = label(r.get(c));
+        if self.current.as_ref() == Some(&group) {
+            return false;
+        }
+        let _ = writeln!(out, "{group}");
+        self.current = Some(group);
+        true
+    }
 }
 
 fn stages(table: &Table, style: Style) -> Option<String> {

@@ -406,6 +406,9 @@ pub(super) fn check_by_cohort(stmt: &Statement) -> Result<(), ParseError> {
         Statement::Trend(t) if t.by.is_some() => {
             refuse("BY COHORT and a property BY cannot be combined (yet)")
         }
+        Statement::Paths(p) if p.by.is_some() => {
+            refuse("BY COHORT and a property BY cannot be combined (yet)")
+        }
         Statement::Funnel(_)
         | Statement::Retention(_)
         | Statement::Trend(_)

@@ -33,6 +33,8 @@ impl Parser<'_> {
             top: 10,
             collapse: false,
             edges: false,
+            session: None,
+            by: None,
             common: Common::default(),
         };
         let (mut steps_given, mut top_given) = (false, false);
@@ -69,6 +71,16 @@ impl Parser<'_> {
                     return Err(dup("EDGES"));
                 }
                 paths.edges = true;
+            } else if self.eat_kw("WITHIN") {
+                if paths.session.is_some() {
+                    return Err(dup("WITHIN SESSION"));
+                }
+                paths.session = Some(self.within_session()?);
+            } else if !self.at_by_cohort() && self.eat_kw("BY") {
+                if paths.by.is_some() {
+                    return Err(dup("BY"));
+                }
+                paths.by = Some(self.name("a property name")?);
             } else if !self.common(&mut paths.common)? {
                 break;
             }
@@ -76,11 +88,31 @@ impl Parser<'_> {
         Ok(paths)
     }
 
+    /// `SESSION [d]` after `WITHIN`: the session gap, 30 minutes unless a duration follows.
+    pub(super) fn within_session(&mut self) -> Result<i64, ParseError> {
+        self.expect_kw("SESSION", "after WITHIN (WITHIN SESSION, or WITHIN SESSION 45m)")?;
+        let t = self.peek();
+        match t.tok {
+            Tok::Duration(us) if us > 0 => {
+                self.next();
+                Ok(us)
+            }
+            Tok::Duration(_) => Err(ParseError::new(t.span, "the session gap must be positive")),
+            _ => Ok(SESSION_GAP_US),
+        }
+    }
+
     /// `CUSTOMERS PATHS … PATH 'a > b'`, after `CUSTOMERS PATHS`.
     pub(super) fn paths_drill(&mut self) -> Result<Drill, ParseError> {
         let paths = self.paths()?;
         if paths.edges {
             return Err(self.err_here("CUSTOMERS PATHS lists a path's customers: leave out EDGES"));
+        }
+        if let Some((_, span)) = &paths.by {
+            return Err(ParseError::new(
+                *span,
+                "CUSTOMERS PATHS lists one path's customers: leave out BY (or add WHERE p = value)",
+            ));
         }
         self.expect_kw(
             "PATH",
