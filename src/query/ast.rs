@@ -250,8 +250,10 @@ pub struct Exclude {
 pub struct Funnel {
     /// The steps.
     pub steps: Vec<Step>,
-    /// Window in microseconds.
+    /// Window in microseconds (`i64::MAX` with `WITHIN SESSION`).
     pub within_us: i64,
+    /// `WITHIN SESSION [d]`: the session gap (µs); a chain's events lie in one session.
+    pub session: Option<(i64, Span)>,
     /// Mode.
     pub mode: FunnelMode,
     /// TIES STRICT (timestamps strictly increasing along a chain).

@@ -61,11 +61,13 @@ pub fn funnel_q() -> impl Strategy<Value = Q> {
             proptest::collection::vec(proptest::bool::weighted(0.2), 3),
             proptest::bool::weighted(0.25),
             proptest::bool::weighted(0.25),
+            // WITHIN SESSION: 30 minutes (the default) keeps gaps of two quarter-hours.
+            proptest::option::weighted(0.2, prop_oneof![Just(30i64), Just(60), Just(180)]),
         ),
         common(),
     )
         .prop_map(
-            |(steps, w, mode, ties, ex, exclusion_chain, (first, holding, percentiles), c)| {
+            |(steps, w, mode, ties, ex, exclusion_chain, (first, holding, percentiles, session), c)| {
                 let n = steps.len();
                 let exclude = if mode != "UNORDERED" { between(ex, n) } else { None };
                 Q::Funnel {
@@ -79,6 +81,7 @@ pub fn funnel_q() -> impl Strategy<Value = Q> {
                         first,
                         holding,
                         percentiles,
+                        session: session.map(|m| m * 60_000_000),
                     },
                     c,
                 }

@@ -53,6 +53,10 @@ pub struct Extras {
     pub first: Vec<bool>,
     pub holding: bool,
     pub percentiles: bool,
+    /// `WITHIN SESSION`: the gap (µs) instead of the window; a chain's events lie in one
+    /// session (no two consecutive events of the customer, WHERE applied, more than the gap
+    /// apart between its first and its last).
+    pub session: Option<i64>,
 }
 
 impl Extras {
@@ -68,6 +72,24 @@ impl Extras {
 
     pub fn text(&self, k: usize) -> &'static str {
         if self.first_at(k) { "FIRST " } else { "" }
+    }
+
+    /// True when `ev[j]` (j ≥ start) is within reach of a chain starting at `ev[start]`: inside
+    /// the window, or with `WITHIN SESSION` in the same session.
+    pub fn reaches(&self, ev: &[Ev], start: usize, j: usize, within: i64) -> bool {
+        match self.session {
+            None => ev[j].ts - ev[start].ts <= within,
+            Some(gap) => (start + 1..=j).all(|m| ev[m].ts - ev[m - 1].ts <= gap),
+        }
+    }
+
+    /// The funnel's window clause.
+    pub fn window_text(&self, within: i64) -> String {
+        match self.session {
+            None => format!("WITHIN {}h", within / H),
+            Some(gap) if gap == 30 * 60_000_000 => "WITHIN SESSION".into(),
+            Some(gap) => format!("WITHIN SESSION {}m", gap / 60_000_000),
+        }
     }
 }
 
@@ -217,12 +239,12 @@ impl Q {
                 c,
             } => {
                 let mut s = format!(
-                    "FUNNEL {} WITHIN {}h MODE {mode} TIES {}",
+                    "FUNNEL {} {} MODE {mode} TIES {}",
                     (steps.iter().enumerate())
                         .map(|(k, step)| format!("{}{}", extras.text(k), step.text()))
                         .collect::<Vec<_>>()
                         .join(" -> "),
-                    within / H,
+                    extras.window_text(*within),
                     if *ties_strict { "STRICT" } else { "ALLOW" }
                 );
                 if let Some((x, i, j)) = exclude {
@@ -343,7 +365,7 @@ pub fn chains(
             let e = &ev[j];
             if !steps[k].matches(e)
                 || !extras.allows(ev, steps, k, j, ch[0])
-                || e.ts - ev[ch[0]].ts > within
+                || !extras.reaches(ev, ch[0], j, within)
                 || (ties_strict && e.ts <= ev[last].ts)
             {
                 continue;
@@ -402,7 +424,7 @@ pub fn keeps_customer(q: &Q, ev: &[Ev]) -> bool {
                     && if ch.len() >= *j {
                         m < ch[j - 1]
                     } else {
-                        ev[m].ts - ev[ch[0]].ts <= *within
+                        extras.reaches(ev, ch[0], m, *within)
                     }
             })
     };
@@ -429,9 +451,9 @@ pub fn unordered_level(ev: &[Ev], steps: &[StepQ], within: i64, (c, extras): (&C
             if used.is_empty() || (extras.holding && used.iter().any(|&i| ev[i].ch != ev[used[0]].ch)) {
                 return;
             }
+            let (first, last) = (used.iter().min().unwrap(), used.iter().max().unwrap());
             let lo = used.iter().map(|&i| ev[i].ts).min().unwrap();
-            let hi = used.iter().map(|&i| ev[i].ts).max().unwrap();
-            if hi - lo <= within && c.in_range(lo) {
+            if extras.reaches(ev, *first, *last, within) && c.in_range(lo) {
                 *best = (*best).max(used.len());
             }
             return;

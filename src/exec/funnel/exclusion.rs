@@ -98,10 +98,10 @@ impl CleanRun {
     }
 
     /// Drops the chains whose window closed before `t`: they stay unhit for good.
-    fn close(&mut self, op: &FunnelOp<'_>, t: i64) {
+    fn close(&mut self, op: &FunnelOp<'_>, scope: &Scope<'_>, t: i64) {
         for (open, closed) in self.open.iter_mut().zip(self.closed_clean.iter_mut()) {
             while let Some(front) = open.front_mut() {
-                while front.0 < front.1 && !op.within(self.starts[front.0], t) {
+                while front.0 < front.1 && !op.reachable(scope, self.starts[front.0], t) {
                     front.0 += 1;
                     *closed = true;
                 }
@@ -119,7 +119,7 @@ impl CleanRun {
             self.flush();
             self.group_ts = Some(t);
         }
-        self.close(op, t);
+        self.close(op, scope, t);
         let n = op.steps.len();
         // New chains ending at this event, from the chains before it: (level, start) for any
         // chain, (level, start-index range) for unhit ones.
@@ -138,7 +138,7 @@ impl CleanRun {
                 continue;
             }
             if let Some(s) = self.any[k - 1]
-                && op.within(s, t)
+                && op.reachable(scope, s, t)
             {
                 any_new.push((k, s));
             }
@@ -244,7 +244,7 @@ pub(super) fn keeps_customer_strict(
                 if longest >= to {
                     q < start + to - 1
                 } else {
-                    op.within(s, rows.ts[idx[q]])
+                    op.reachable(scope, s, rows.ts[idx[q]])
                 }
             })
     };
@@ -263,7 +263,7 @@ fn strict_length(op: &FunnelOp<'_>, rows: &Columns, idx: &[usize], p: usize, sco
         let (previous, i) = (idx[p + length - 1], idx[p + length]);
         let t = rows.ts[i];
         let tie_ok = !op.ties_strict || rows.ts[previous] < t;
-        if !tie_ok || !op.within(start, t) || !op.step_matches(length, rows, i, scope) {
+        if !tie_ok || !op.reachable(scope, start, t) || !op.step_matches(length, rows, i, scope) {
             break;
         }
         length += 1;

@@ -64,12 +64,23 @@ pub(in crate::internals::exec) fn why_not(
         .find(|&i| (rows.ts[i], i) > (rows.ts[prev_at], prev_at));
     let unbounded = FunnelOp {
         within: i64::MAX,
+        session: None,
         ..op.clone()
     };
     if level(&unbounded, rows, idx) >= m {
         let when = next_after.map_or(String::new(), |i| {
             format!("; the next `{}` is at {}", step.label, ts_text(rows.ts[i]))
         });
+        if op.session.is_some() {
+            let sessions = op.sessions(rows, idx);
+            let at = sessions.partition_point(|span| span.0 <= start);
+            let end = sessions.get(at.wrapping_sub(1)).map_or(start, |span| span.1);
+            return format!(
+                "session ended at {} (chain started {}){when}",
+                ts_text(end),
+                ts_text(start)
+            );
+        }
         return format!(
             "window expired at {} (chain started {}){when}",
             ts_text(start.saturating_add(op.within)),
@@ -303,7 +314,8 @@ impl Operator for ExplainOp<'_> {
             t.rows.push(self.step_row(k, &rows, &idx, &outcome, input.dicts));
         }
         let firsts = self.funnel.firsts(&rows, &idx);
-        let scope = Scope::new(self.funnel.range, &firsts);
+        let sessions = self.funnel.sessions(&rows, &idx);
+        let scope = Scope::new(self.funnel.range, &firsts).with_sessions(&sessions);
         if !self.funnel.kept(&rows, &idx, &scope) {
             // Customer-level exclusion: the steps its chains reached do not count.
             let clauses: Vec<String> = self

@@ -10,7 +10,7 @@ mod scope;
 
 use crate::dict::Dicts;
 use crate::exec::funnel::kernel::{FunnelRun, KernelRows, StepMasks};
-use crate::exec::funnel::scope::{Scope, in_entry};
+use crate::exec::funnel::scope::{Scope, Sessions, in_entry};
 use crate::exec::group::GroupBy;
 use crate::exec::labels::customer_table;
 use crate::exec::median::{Samples, medians_means, quantiles_cont};
@@ -33,6 +33,9 @@ use std::ops::Range;
 pub(in crate::internals::exec) struct FunnelOp<'a> {
     steps: Vec<Matcher>,
     within: i64,
+    /// `WITHIN SESSION`: the session gap (µs); a chain's events lie in one session of the
+    /// customer's events (`within` is then unbounded).
+    session: Option<i64>,
     mode: FunnelMode,
     ties_strict: bool,
     /// (matcher, from, to) with 1-based steps.
@@ -100,6 +103,8 @@ pub(in crate::internals::exec) struct FunnelPartial {
     scratch: Scratch,
     /// Reused per-customer outcome.
     outcome: FunnelOutcome,
+    /// Reused per-customer session spans (`WITHIN SESSION`).
+    sessions: Vec<(i64, i64)>,
     /// Heap bytes of `groups` and `levels` (for the memory budget).
     bytes: usize,
 }
@@ -196,6 +201,7 @@ impl<'a> FunnelOp<'a> {
                 .map(|s| res.step(s))
                 .collect::<Result<_, _>>()?,
             within: funnel.within_us,
+            session: funnel.session.map(|(gap, _)| gap),
             mode: funnel.mode,
             ties_strict: funnel.ties_strict,
             range: res.range(&funnel.common.range)?,
@@ -400,6 +406,22 @@ impl FunnelOp<'_> {
         t.wrapping_sub(s) as u64 <= self.within as u64
     }
 
+    /// True when a chain started at `s` may take an event at `t` (`s` ≤ `t`) in `scope`: within
+    /// the window, or with `WITHIN SESSION` in the session of `s`.
+    #[inline(always)]
+    fn reachable(&self, scope: &Scope<'_>, s: i64, t: i64) -> bool {
+        self.within(s, t) && scope.in_session(s, t)
+    }
+
+    /// With `WITHIN SESSION`, the sessions of the customer's events `idx` (else none).
+    fn sessions(&self, rows: &Columns, idx: &[usize]) -> Vec<(i64, i64)> {
+        let mut out = Vec::new();
+        if let Some(gap) = self.session {
+            session_spans(idx.iter().map(|&i| rows.ts[i]), gap, &mut out);
+        }
+        out
+    }
+
     /// True when [`ordered_fast`](Self::ordered_fast) evaluates this funnel.
     fn fast(&self) -> bool {
         self.masks.is_some()
@@ -411,6 +433,7 @@ impl FunnelOp<'_> {
             && self.holding.is_none()
             && !self.first.contains(&true)
             && !self.collect
+            && self.session.is_none()
     }
 
     fn caps(steps: usize, excludes: &[(Matcher, usize, usize)]) -> Vec<usize> {
@@ -572,7 +595,7 @@ impl FunnelOp<'_> {
         partial: &mut FunnelPartial,
         rows: &Columns,
         idx: &[usize],
-        (buckets, firsts): (&Buckets, &[Option<usize>]),
+        (buckets, firsts, sessions): (&Buckets, &[Option<usize>], &Sessions),
     ) {
         let steps = self.entry_steps();
         let mut last = None;
@@ -592,7 +615,7 @@ impl FunnelOp<'_> {
             let reach = (window.1 - 1).saturating_add(self.within);
             let from = idx.partition_point(|&j| rows.ts[j] < window.0);
             let to = idx.partition_point(|&j| rows.ts[j] <= reach);
-            let scope = Scope::new(Some(window), firsts);
+            let scope = Scope::new(Some(window), firsts).with_sessions(sessions);
             self.count(partial, rows, &idx[from..to], &scope, b);
         }
     }
@@ -665,13 +688,21 @@ impl Operator for FunnelOp<'_> {
         let mut idx = std::mem::take(&mut partial.scratch.idx);
         self.events(rows, run, &mut idx);
         let firsts = self.firsts(rows, &idx);
+        let mut sessions = std::mem::take(&mut partial.sessions);
+        sessions.clear();
+        if let Some(gap) = self.session {
+            session_spans(idx.iter().map(|&i| rows.ts[i]), gap, &mut sessions);
+        }
         match &self.buckets {
             None => {
-                let scope = Scope::new(self.range, &firsts);
+                let scope = Scope::new(self.range, &firsts).with_sessions(&sessions);
                 self.count(partial, rows, &idx, &scope, 0);
             }
-            Some(buckets) => self.count_per_bucket(partial, rows, &idx, (buckets, &firsts)),
+            Some(buckets) => {
+                self.count_per_bucket(partial, rows, &idx, (buckets, &firsts, &sessions));
+            }
         }
+        partial.sessions = sessions;
         partial.scratch.idx = idx;
     }
 
@@ -765,6 +796,17 @@ impl LazyOperator for FunnelOp<'_> {
 
     fn restart(&self, state: &mut FunnelRun<8>) {
         state.restart();
+    }
+}
+
+/// The sessions of a customer's event times `ts` (ascending) as (first, last) time spans:
+/// maximal runs in which no two consecutive times are more than `gap` apart.
+fn session_spans(ts: impl Iterator<Item = i64>, gap: i64, out: &mut Vec<(i64, i64)>) {
+    for t in ts {
+        match out.last_mut() {
+            Some(span) if t.wrapping_sub(span.1) as u64 <= gap as u64 => span.1 = t,
+            _ => out.push((t, t)),
+        }
     }
 }
 

@@ -13,7 +13,8 @@ impl FunnelOp<'_> {
     /// statement's range (FIRST steps and HOLDING applied; exclusions as chains).
     pub(super) fn outcome(&self, rows: &Columns, idx: &[usize], scratch: &mut Scratch) -> FunnelOutcome {
         let firsts = self.firsts(rows, idx);
-        let scope = Scope::new(self.range, &firsts);
+        let sessions = self.sessions(rows, idx);
+        let scope = Scope::new(self.range, &firsts).with_sessions(&sessions);
         let mut out = FunnelOutcome::default();
         self.held_outcome(rows, idx, &scope, scratch, &mut out);
         out
@@ -96,7 +97,7 @@ impl FunnelOp<'_> {
                         continue;
                     }
                     if let Some((s, last)) = settled[(k - 1) * nc + c]
-                        && self.within(s, t)
+                        && self.reachable(scope, s, t)
                     {
                         cands.push((k, c, (s, last)));
                     }
@@ -162,7 +163,7 @@ impl FunnelOp<'_> {
                 if let Some((s, cap)) = cur[k - 1]
                     && k <= cap
                     && tie_ok
-                    && self.within(s, t)
+                    && self.reachable(scope, s, t)
                     && self.step_matches(k - 1, rows, i, scope)
                 {
                     let mut cap = cap;
@@ -206,7 +207,7 @@ impl FunnelOp<'_> {
         let mut seen = vec![false; n];
         for a in 0..idx.len() {
             let ta = rows.ts[idx[a]];
-            while hi < idx.len() && self.within(ta, rows.ts[idx[hi]]) {
+            while hi < idx.len() && self.reachable(scope, ta, rows.ts[idx[hi]]) {
                 if masks[hi] != 0 {
                     match counts.iter_mut().find(|(m, _)| *m == masks[hi]) {
                         Some((_, c)) => *c += 1,

@@ -12,6 +12,9 @@ use crate::query::ast::FunnelMode;
 /// `FROM … TO …`, or with `PERIOD` one bucket of it.
 pub(in crate::internals::exec) type Entry = Option<(i64, i64)>;
 
+/// A customer's sessions as (first, last) time spans, ascending (`WITHIN SESSION`).
+pub(in crate::internals::exec) type Sessions = [(i64, i64)];
+
 /// True when `ts` lies in `entry`.
 #[inline]
 pub(in crate::internals::exec) fn in_entry(entry: Entry, ts: i64) -> bool {
@@ -28,6 +31,9 @@ pub(in crate::internals::exec) struct Scope<'s> {
     firsts: &'s [Option<usize>],
     /// HOLDING: the value slot every chain event must have (`Some(None)`: the property absent).
     held: Option<Option<u64>>,
+    /// `WITHIN SESSION`: the customer's sessions as (first, last) time spans, ascending (empty
+    /// otherwise: no session bounds a chain).
+    sessions: &'s [(i64, i64)],
 }
 
 impl Scope<'_> {
@@ -38,7 +44,25 @@ impl Scope<'_> {
             entry,
             firsts,
             held: None,
+            sessions: &[],
         }
+    }
+}
+
+impl<'s> Scope<'s> {
+    /// This scope with chains bounded by `sessions` (see the field).
+    pub(in crate::internals::exec) fn with_sessions(self, sessions: &'s [(i64, i64)]) -> Scope<'s> {
+        Scope { sessions, ..self }
+    }
+
+    /// True when instant `t` (≥ `s`) lies in the session of instant `s`, or no session bounds.
+    #[inline]
+    pub(in crate::internals::exec) fn in_session(&self, s: i64, t: i64) -> bool {
+        if self.sessions.is_empty() {
+            return true;
+        }
+        let at = self.sessions.partition_point(|span| span.0 <= s);
+        at > 0 && t <= self.sessions[at - 1].1
     }
 }
 

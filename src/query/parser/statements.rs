@@ -33,19 +33,29 @@ impl Parser<'_> {
             )
             .with_help("a funnel needs a window, e.g. FUNNEL visit -> purchase WITHIN 7d"));
         }
-        let t = self.next();
-        let Tok::Duration(within_us) = t.tok else {
-            return Err(ParseError::new(
-                t.span,
-                format!("expected a duration like 7d, found {}", describe(&t.tok)),
-            ));
+        let (within_us, session) = if self.is_kw("SESSION") {
+            let at = self.peek().span;
+            (i64::MAX, Some((self.within_session()?, at)))
+        } else {
+            let t = self.next();
+            let Tok::Duration(within_us) = t.tok else {
+                return Err(ParseError::new(
+                    t.span,
+                    format!(
+                        "expected a duration like 7d, or SESSION, found {}",
+                        describe(&t.tok)
+                    ),
+                ));
+            };
+            if within_us <= 0 {
+                return Err(ParseError::new(t.span, "the window must be positive"));
+            }
+            (within_us, None)
         };
-        if within_us <= 0 {
-            return Err(ParseError::new(t.span, "the window must be positive"));
-        }
         let mut f = Funnel {
             steps,
             within_us,
+            session,
             mode: FunnelMode::Ordered,
             ties_strict: false,
             excludes: Vec::new(),
