@@ -19,8 +19,9 @@ const MS: i64 = 1_000;
 const MIN: i64 = 60 * 1_000 * MS;
 const DAY: i64 = 24 * 60 * MIN;
 
-/// Event names, and the stage the demo's stage map gives each.
-pub const EVENTS: [(&str, Stage); 9] = [
+/// Event names, and the stage the demo's stage map gives each (`survey` only from
+/// [`realistic`]).
+pub const EVENTS: [(&str, Stage); 10] = [
     ("visit", Stage::Awareness),
     ("view_product", Stage::Consideration),
     ("add_to_cart", Stage::Consideration),
@@ -30,7 +31,17 @@ pub const EVENTS: [(&str, Stage); 9] = [
     ("support_ticket", Stage::Retention),
     ("review", Stage::Advocacy),
     ("referral", Stage::Advocacy),
+    ("survey", Stage::Retention),
 ];
+
+/// Indexes into [`EVENTS`] that [`realistic`] reads or writes.
+const VISIT: u8 = 0;
+const VIEW: u8 = 1;
+const PURCHASE: u8 = 3;
+const REPEAT: u8 = 4;
+const REVIEW: u8 = 7;
+const REFERRAL: u8 = 8;
+const SURVEY: u8 = 9;
 
 /// Channels.
 pub const CHANNELS: [&str; 3] = ["web", "mobile", "store"];
@@ -48,6 +59,8 @@ pub struct Row {
     pub channel: u8,
     /// Amount in cents (purchases only; 0 otherwise).
     pub amount_cents: u32,
+    /// A survey's answer, 0–10 (`survey` rows only).
+    pub score: Option<u8>,
 }
 
 impl Row {
@@ -59,8 +72,107 @@ impl Row {
         if self.amount_cents > 0 {
             e = e.with_prop("amount", f64::from(self.amount_cents) / 100.0);
         }
+        if let Some(score) = self.score {
+            e = e.with_prop("score", i64::from(score));
+        }
         e
     }
+}
+
+/// About `events` events of the demo (the shell's `journeydb demo`, the comparison data): a
+/// [`generate`] of four fifths of them (and `customers`, 0 = `events` / 25) made
+/// [`realistic`], which adds about a quarter.
+pub fn demo_rows(events: u64, customers: u64, seed: u64) -> Vec<Row> {
+    let customers = if customers == 0 {
+        (events / 25).max(1)
+    } else {
+        customers
+    };
+    realistic(generate(events * 4 / 5, customers, seed), seed)
+}
+
+/// Makes [`generate`]'s rows read like a product's log for the demo and the comparison data
+/// (benchmarks and the storage bound keep [`generate`]'s rows as they are):
+/// - journeys are consistent: each customer's earliest buying event is a `purchase` (a
+///   `repeat_purchase` before it becomes one), and no `review` or `referral` comes before it;
+/// - browsing sessions: after half of the visits the customer views 1–3 more products, 20 s to
+///   4 min apart (before its next event), so sessions hold several events and bounces show;
+/// - feedback: 40 % of the customers who buy answer a `survey` 1–3 days after their first
+///   purchase, with an NPS `score` 0–10 (about half promoters, a quarter passives, a quarter
+///   detractors);
+/// - a daily rhythm: 70 % of the sessions that start between midnight and 7:00 UTC move ten
+///   hours later (whole, when the customer's next session starts after), so nights are quiet
+///   and the afternoons busy.
+///
+/// Rows come back in time order, timestamps unique per customer. Same rows and seed, same
+/// output.
+pub fn realistic(mut rows: Vec<Row>, seed: u64) -> Vec<Row> {
+    rows.sort_by_key(|r| (r.customer, r.ts_us));
+    for journey in rows.chunk_by_mut(|a, b| a.customer == b.customer) {
+        daytime(journey, seed);
+    }
+    let mut out = Vec::with_capacity(rows.len() + rows.len() / 3);
+    for journey in rows.chunk_by(|a, b| a.customer == b.customer) {
+        let customer = journey[0].customer;
+        let mut rng = Rng::new(seed ^ 0x5eed ^ u64::from(customer).wrapping_mul(0x9e37_79b9));
+        let first_buy = journey
+            .iter()
+            .position(|r| r.event == PURCHASE || r.event == REPEAT);
+        let buy_at = first_buy.map(|k| journey[k].ts_us);
+        let from = out.len();
+        for (k, row) in journey.iter().enumerate() {
+            let mut row = *row;
+            if Some(k) == first_buy {
+                row.event = PURCHASE;
+            }
+            let early = buy_at.is_none_or(|t| row.ts_us < t);
+            if early && (row.event == REVIEW || row.event == REFERRAL) {
+                continue;
+            }
+            out.push(row);
+            let next = journey.get(k + 1).map_or(START_US + DAYS * DAY, |r| r.ts_us);
+            if row.event == VISIT && rng.chance(0.5) {
+                let mut t = row.ts_us;
+                for _ in 0..rng.range(1, 4) {
+                    t += rng.range(20 * 1000 * MS, 4 * MIN) / MS * MS;
+                    if t >= next {
+                        break;
+                    }
+                    out.push(Row {
+                        event: VIEW,
+                        ts_us: t,
+                        amount_cents: 0,
+                        score: None,
+                        ..row
+                    });
+                }
+            }
+        }
+        if let Some(t) = buy_at
+            && rng.chance(0.4)
+        {
+            let at = (t + rng.range(DAY, 3 * DAY)) / MS * MS;
+            let score = match rng.f64() {
+                x if x < 0.5 => 9 + rng.range(0, 2),
+                x if x < 0.75 => 7 + rng.range(0, 2),
+                _ => rng.range(0, 7),
+            };
+            let taken = out[from..].iter().any(|r| r.ts_us == at);
+            if at < START_US + DAYS * DAY && !taken {
+                let channel = journey[0].channel;
+                out.push(Row {
+                    customer,
+                    ts_us: at,
+                    event: SURVEY,
+                    channel,
+                    amount_cents: 0,
+                    score: Some(score as u8),
+                });
+            }
+        }
+    }
+    out.sort_by_key(|r| (r.ts_us, r.customer));
+    out
 }
 
 /// Countries of the demo's customer profiles, with their shares.
@@ -122,6 +234,28 @@ pub fn profiles(rows: &[Row], seed: u64) -> Vec<ProfileUpdate> {
         }
     }
     out
+}
+
+/// [`realistic`]'s daily rhythm on one customer's rows (time order, kept): a session (events
+/// at most 30 minutes apart) starting before 7:00 UTC moves 10 hours later with probability
+/// 0.7 when it then still ends before the next session and the data's end.
+fn daytime(journey: &mut [Row], seed: u64) {
+    const SHIFT: i64 = 10 * 60 * MIN;
+    let Some(first) = journey.first() else { return };
+    let mut rng = Rng::new(seed ^ 0xda11 ^ u64::from(first.customer).wrapping_mul(0x2545_f491));
+    let mut start = 0;
+    while start < journey.len() {
+        let mut end = start + 1;
+        while end < journey.len() && journey[end].ts_us - journey[end - 1].ts_us <= 30 * MIN {
+            end += 1;
+        }
+        let next = journey.get(end).map_or(START_US + DAYS * DAY, |r| r.ts_us);
+        let hour = (journey[start].ts_us - START_US).rem_euclid(DAY) / (60 * MIN);
+        if hour < 7 && journey[end - 1].ts_us + SHIFT < next && rng.chance(0.7) {
+            journey[start..end].iter_mut().for_each(|r| r.ts_us += SHIFT);
+        }
+        start = end;
+    }
 }
 
 /// A small, fast, deterministic PRNG (SplitMix64).
@@ -361,6 +495,7 @@ pub fn generate_metered<M: Meter>(events: u64, customers: u64, seed: u64, meter:
                         event: ev,
                         channel: ch,
                         amount_cents: amount,
+                        score: None,
                     });
                 } else {
                     dropped = true;
@@ -467,4 +602,45 @@ fn separate_ties(mine: &mut [Row]) -> bool {
         }
     }
     collided
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `realistic`'s promises, on every customer of a small dataset: the first buying event is a
+    /// `purchase`, no review or referral comes before it, a survey follows a purchase with a
+    /// score 0–10, timestamps are unique per customer and ordered; and the output is
+    /// deterministic and about the size asked for.
+    #[test]
+    fn realistic_journeys_are_consistent() {
+        let rows = demo_rows(40_000, 0, 7);
+        assert_eq!(rows, demo_rows(40_000, 0, 7));
+        assert!((36_000..44_000).contains(&rows.len()), "{}", rows.len());
+        assert!(rows.windows(2).all(|w| w[0].ts_us <= w[1].ts_us));
+        let mut by_customer: std::collections::BTreeMap<u32, Vec<Row>> = Default::default();
+        for r in &rows {
+            by_customer.entry(r.customer).or_default().push(*r);
+        }
+        let (mut surveys, mut views) = (0, 0);
+        for journey in by_customer.values() {
+            assert!(journey.windows(2).all(|w| w[0].ts_us < w[1].ts_us), "ties in {journey:?}");
+            let first_buy = journey.iter().position(|r| r.event == PURCHASE || r.event == REPEAT);
+            if let Some(k) = first_buy {
+                assert_eq!(journey[k].event, PURCHASE);
+            }
+            let bought = |k: usize| first_buy.is_some_and(|b| b < k);
+            for (k, r) in journey.iter().enumerate() {
+                if matches!(r.event, REVIEW | REFERRAL | SURVEY) {
+                    assert!(bought(k), "{} before the first purchase", EVENTS[r.event as usize].0);
+                }
+                assert_eq!(r.score.is_some(), r.event == SURVEY);
+                assert!(r.score.is_none_or(|s| s <= 10));
+                surveys += usize::from(r.event == SURVEY);
+                views += usize::from(r.event == VIEW);
+                assert!(r.ts_us < START_US + DAYS * DAY);
+            }
+        }
+        assert!(surveys > 100 && views > 5_000, "{surveys} surveys, {views} views");
+    }
 }

@@ -153,7 +153,8 @@ fn the_fixture_keeps_its_stage_map() {
     copy_dir(&fixture(), &old);
     let db = Db::open_read_only(&old).unwrap();
     let map = db.stage_map();
-    for (name, stage) in demo::EVENTS {
+    // `survey` came after the fixture was written.
+    for (name, stage) in demo::EVENTS.into_iter().filter(|(name, _)| *name != "survey") {
         assert_eq!(map.get(name), Some(&stage), "{name}");
     }
     assert!(map.values().any(|&s| s == Stage::Purchase));

@@ -227,7 +227,7 @@ fn demo_numbers_match_the_reference_evaluator() {
     let out = run(&["demo", db_s, "--events", "20000", "--seed", "11"], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stages: BTreeMap<&str, Stage> = demo::EVENTS.into_iter().collect();
-    let evs: Vec<Ev> = demo::generate(20_000, 0, 11)
+    let evs: Vec<Ev> = demo::demo_rows(20_000, 0, 11)
         .iter()
         .enumerate()
         .map(|(seq, r)| {

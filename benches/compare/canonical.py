@@ -1,10 +1,12 @@
-"""Issue 27's canonical statements (and issue 28's PATHS and ATTRIBUTION) checked against an independent evaluation in DuckDB.
+"""Issue 27's canonical statements (and issue 28's PATHS, ATTRIBUTION, sessions, HEATMAP and NPS) checked against an independent evaluation in DuckDB.
 
-For each data shape (`demo`: the demo data by customer, one compacted segment; `time`: the same
-events as real logs arrive — timestamps cut to ten minutes so that many of a customer's events tie,
-committed in time order into several segments, the last ones unflushed), `compare_runner
-canonical` builds a journeydb database with customer profiles, runs the eight statements
-verbatim (plus the members of the two cohorts they create) and writes the events and every
+The data is the shell demo's (`demo::demo_rows`: `demo::generate`'s journeys made consistent, with
+browsing sessions, a daily rhythm and post-purchase surveys with an NPS score; the timing rounds
+keep `demo::generate`'s rows). For each data shape (`demo`: by customer, one compacted segment;
+`time`: the same events as real logs arrive — timestamps cut to ten minutes so that many of a
+customer's events tie, committed in time order into several segments, the last ones unflushed),
+`compare_runner canonical` builds a journeydb database with customer profiles, runs the fifteen
+statements verbatim (plus the members of the two cohorts they create) and writes the events and every
 profile write out; this script loads those files into DuckDB, answers each statement in SQL
 written from docs/QUERY.md, and compares. Exit status 1 when any answer differs.
 
@@ -40,7 +42,7 @@ def week_label(w):
 def load(con, work):
     con.execute(f"""
         CREATE OR REPLACE TABLE events AS
-        SELECT customer, epoch_us(ts) AS t, event, stage, channel, amount
+        SELECT customer, epoch_us(ts) AS t, event, stage, channel, amount, score
         FROM read_parquet('{work}/events.parquet')""")
     # Every profile write in commit order; a property's value is its latest write that set it
     # (greatest ts, ties by commit order), docs/QUERY.md "Customer profiles".
@@ -242,6 +244,37 @@ LAST_WEIGHTS = """SELECT cid, channel, 1 AS k FROM (SELECT cid, channel,
 LINEAR_WEIGHTS = "SELECT cid, channel, count(*) AS k FROM touch GROUP BY cid, channel"
 
 
+# TREND sessions PERIOD day (docs/QUERY.md, Sessions): a customer's events in time order, a new
+# session after a gap of more than 30 minutes, counted on the UTC day of its first event.
+SESSIONS = """
+WITH o AS (SELECT t, lag(t) OVER (PARTITION BY customer ORDER BY t) AS prev FROM events)
+SELECT t // 86400000000 AS d, count(*) FROM o WHERE prev IS NULL OR t - prev > 1800000000 GROUP BY d"""
+
+# HEATMAP OF visit: UTC weekday (1 = Monday) and hour; events and distinct customers.
+HEATMAP = """
+SELECT isodow(make_timestamp(t)) AS wd, hour(make_timestamp(t)) AS h, count(*), count(DISTINCT customer)
+FROM events WHERE event = 'visit' GROUP BY wd, h"""
+
+# TREND nps(score) OF survey PERIOD month: per UTC month, the responses' promoters (9-10),
+# passives (7-8) and detractors (0-6); value and interval computed in Python from the counts as
+# docs/QUERY.md states them.
+NPS = """
+SELECT strftime(make_timestamp(t), '%Y-%m-01') AS m, count(*) FILTER (score >= 9), count(*) FILTER (score BETWEEN 7 AND 8),
+       count(*) FILTER (score <= 6), count(*)
+FROM events WHERE event = 'survey' AND score IS NOT NULL GROUP BY m"""
+
+
+def nps_row(month, promoters, passives, detractors, n):
+    p, d = promoters / n, detractors / n
+    value = 100 * (p - d)
+    half = 1.96 * math.sqrt(100 * 100 * (p + d - (p - d) ** 2)) / math.sqrt(n)
+    return (month, value, promoters, passives, detractors, n, max(-100.0, value - half), min(100.0, value + half))
+
+
+def day_label(d):
+    return (datetime.date(1970, 1, 1) + datetime.timedelta(days=int(d))).isoformat()
+
+
 def top_paths(rows, n=10):
     """(rank, path, customers) of the first n paths: most customers first, ties by path node by
     node; SQL's RANK()."""
@@ -290,6 +323,16 @@ def checks(con, answers):
         got = sorted((r["group"], round(r["conversions"] * 1e9), round(r["value"] * 100)) for r in rows_of(answers[k]))
         want = sorted((g, int(u), int(c)) for g, u, c in q(ATTRIBUTION.format(weights=weights)))
         out.append((answers[k]["text"], got, want))
+    got = sorted((r["bucket"], r["value"]) for r in rows_of(answers[14]) if r["value"])
+    want = sorted((day_label(d), int(n)) for d, n in q(SESSIONS))
+    out.append((answers[14]["text"], got, want))
+    got = sorted((r["weekday"], r["hour"], r["events"], r["customers"]) for r in rows_of(answers[15]) if r["events"])
+    want = sorted((int(w), int(h), int(e), int(c)) for w, h, e, c in q(HEATMAP))
+    out.append((answers[15]["text"], got, want))
+    got = sorted((r["bucket"], num(r["value"]), r["promoters"], r["passives"], r["detractors"], r["responses"],
+                  num(r["ci_low"]), num(r["ci_high"])) for r in rows_of(answers[16]) if r["responses"])
+    want = sorted(nps_row(m, *(int(x) for x in rest)) for m, *rest in q(NPS))
+    out.append((answers[16]["text"], got, want))
     return out
 
 

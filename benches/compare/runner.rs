@@ -263,7 +263,7 @@ fn queries(db_dir: &Path, reps: usize, customer: &str) -> Result<J, String> {
 
 /// Issue 27's canonical statements, verbatim, then the members of the two cohorts they create;
 /// then issue 28's PATHS and ATTRIBUTION statements.
-const CANONICAL: [&str; 14] = [
+const CANONICAL: [&str; 17] = [
     "CREATE COHORT repeat_buyers AS DID purchase AT LEAST 2 TIMES",
     "CREATE COHORT mobile_first AS FIRST visit WHERE channel = 'mobile'",
     "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d BY COHORT mobile_first, repeat_buyers",
@@ -278,6 +278,9 @@ const CANONICAL: [&str; 14] = [
     "PATHS BEFORE purchase STEPS 2 TOP 10 COLLAPSE REPEATS",
     "ATTRIBUTION purchase VALUE amount BY channel MODEL last LOOKBACK 30d",
     "ATTRIBUTION purchase VALUE amount BY channel MODEL linear LOOKBACK 30d",
+    "TREND sessions PERIOD day",
+    "HEATMAP OF visit",
+    "TREND nps(score) OF survey PERIOD month",
 ];
 
 /// The demo data (with profiles) in one of two shapes — `demo`: committed by customer and
@@ -307,7 +310,7 @@ fn canonical(events: u64, shape: &str, dir: &Path) -> Result<J, String> {
     .map_err(err)?;
     db.set_stages(&demo::EVENTS.map(|(name, stage)| (name, Some(stage))))
         .map_err(err)?;
-    let mut rows = demo::generate(events, 0, 42);
+    let mut rows = demo::demo_rows(events, 0, 42);
     if time_ordered {
         // Ten-minute resolution: about a fifth of the events tie with another of their
         // customer's (whole seconds would give the demo data no ties at all).

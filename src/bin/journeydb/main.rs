@@ -217,7 +217,7 @@ fn demo_cmd(path: &Path, events: u64, customers: u64, seed: u64) -> journeydb::R
         let t0 = std::time::Instant::now();
         let db = Db::create(path, Options::default().sync(Sync::Never))?;
         db.set_stages(&demo::EVENTS.map(|(name, stage)| (name, Some(stage))))?;
-        let rows = demo::generate(events, customers, seed);
+        let rows = demo::demo_rows(events, customers, seed);
         for chunk in rows.chunks(50_000) {
             db.commit(&chunk.iter().map(demo::Row::to_event).collect::<Vec<_>>())?;
         }
@@ -235,6 +235,13 @@ fn demo_cmd(path: &Path, events: u64, customers: u64, seed: u64) -> journeydb::R
     };
     println!();
     print_stats(&db);
+    println!(
+        "\nThe data: synthetic customer journeys over {} days from 2026-01-01 (UTC) — visits,\n\
+         product views, carts, purchases, repeat purchases, newsletters, support tickets,\n\
+         reviews, referrals and surveys, each event name mapped to a lifecycle stage\n\
+         (.stagemap lists the map).",
+        demo::DAYS
+    );
     // Two personas for the tour's last stop (saved once: a reused database keeps them).
     for (name, set) in [
         ("mobile_first", "FIRST visit WHERE channel = 'mobile'"),
@@ -244,42 +251,65 @@ fn demo_cmd(path: &Path, events: u64, customers: u64, seed: u64) -> journeydb::R
             db.query(&format!("CREATE COHORT {name} AS {set}"))?;
         }
     }
-    let tour = [
-        (
-            "How many visitors add to cart and buy within a week?",
-            "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d TIES STRICT",
-            None,
-        ),
-        (
-            "Who comes back, week after week? (cohort by first visit)",
-            "RETENTION visit RETURN visit OR purchase PERIOD week PERIODS 6",
-            Some(8),
-        ),
-        (
-            "Daily active customers per channel",
-            "TREND uniq PERIOD day BY channel",
-            Some(6),
-        ),
-        (
-            "How customers move through the lifecycle stages",
-            "TRANSITIONS",
-            Some(0),
-        ),
-        (
-            "Conversion by plan (customer profiles: country and plan; TIMELINE shows them)",
-            "FUNNEL visit -> purchase WITHIN 7d BY customer.plan",
-            Some(0),
-        ),
-        (
-            "Personas side by side: first visit on mobile vs repeat buyers (saved cohorts; COHORTS lists them)",
-            "RETENTION visit RETURN visit OR purchase PERIOD week PERIODS 6 BY COHORT mobile_first, repeat_buyers",
-            Some(0),
-        ),
-    ];
+    run_tour(db, path);
+    Ok(())
+}
+
+/// The demo's tour: each stop's question, statement and table rows shown (`None`: all).
+const TOUR: [(&str, &str, Option<usize>); 9] = [
+    (
+        "How many visitors add to cart and buy within a week?",
+        "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d TIES STRICT",
+        None,
+    ),
+    (
+        "Who comes back, week after week? (cohort by first visit)",
+        "RETENTION visit RETURN visit OR purchase PERIOD week PERIODS 6",
+        Some(8),
+    ),
+    (
+        "Daily active customers per channel",
+        "TREND uniq PERIOD day BY channel",
+        Some(6),
+    ),
+    (
+        "How customers move through the lifecycle stages",
+        "TRANSITIONS",
+        Some(0),
+    ),
+    (
+        "What do visitors do next in the same session? (paths; EDGES draws the flows)",
+        "PATHS AFTER visit STEPS 3 TOP 6 WITHIN SESSION",
+        Some(0),
+    ),
+    (
+        "When are customers active? (visits per weekday and hour, UTC; TZ changes the clock)",
+        "HEATMAP OF visit",
+        Some(0),
+    ),
+    (
+        "Net promoter score of the post-purchase survey, by week",
+        "TREND nps(score) OF survey PERIOD week",
+        Some(0),
+    ),
+    (
+        "Conversion by plan (customer profiles: country and plan; TIMELINE shows them)",
+        "FUNNEL visit -> purchase WITHIN 7d BY customer.plan",
+        Some(0),
+    ),
+    (
+        "Personas side by side: first visit on mobile vs repeat buyers (saved cohorts; COHORTS lists them)",
+        "RETENTION visit RETURN visit OR purchase PERIOD week PERIODS 6 BY COHORT mobile_first, repeat_buyers",
+        Some(0),
+    ),
+];
+
+/// Runs [`TOUR`] on `db`, then says how to go on.
+fn run_tour(db: Db, path: &Path) {
     // A demo database made before profiles existed has none: its tour skips that stop.
     let profiled = db.snapshot().dicts().props.get("customer.plan").is_some();
     let mut session = Session::new(db, false, Format::Table);
-    for (title, q, rows) in tour {
+    for (title, q, rows) in TOUR {
         if !profiled && q.contains("customer.") {
             println!(
                 "\n== {title}\n(skipped: this database predates customer profiles; delete it to regenerate)"
@@ -297,7 +327,6 @@ fn demo_cmd(path: &Path, events: u64, customers: u64, seed: u64) -> journeydb::R
         "  cargo run --release -- {} -c \"EXPLAIN FUNNEL visit -> purchase WITHIN 7d FOR CUSTOMER '42'\"",
         path.display()
     );
-    Ok(())
 }
 
 fn example(path: &Path) -> journeydb::Result<()> {
