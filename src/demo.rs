@@ -624,15 +624,24 @@ mod tests {
         }
         let (mut surveys, mut views) = (0, 0);
         for journey in by_customer.values() {
-            assert!(journey.windows(2).all(|w| w[0].ts_us < w[1].ts_us), "ties in {journey:?}");
-            let first_buy = journey.iter().position(|r| r.event == PURCHASE || r.event == REPEAT);
+            assert!(
+                journey.windows(2).all(|w| w[0].ts_us < w[1].ts_us),
+                "ties in {journey:?}"
+            );
+            let first_buy = journey
+                .iter()
+                .position(|r| r.event == PURCHASE || r.event == REPEAT);
             if let Some(k) = first_buy {
                 assert_eq!(journey[k].event, PURCHASE);
             }
             let bought = |k: usize| first_buy.is_some_and(|b| b < k);
             for (k, r) in journey.iter().enumerate() {
                 if matches!(r.event, REVIEW | REFERRAL | SURVEY) {
-                    assert!(bought(k), "{} before the first purchase", EVENTS[r.event as usize].0);
+                    assert!(
+                        bought(k),
+                        "{} before the first purchase",
+                        EVENTS[r.event as usize].0
+                    );
                 }
                 assert_eq!(r.score.is_some(), r.event == SURVEY);
                 assert!(r.score.is_none_or(|s| s <= 10));

@@ -313,7 +313,7 @@ impl Merge {
                     c.ends_ok = false;
                 }
             } else {
-                out.extend_from(&c.cols.slice(start..end));
+                out.extend_from_range(&c.cols, start..end);
             }
             c.pos = end;
             if c.fill()? {

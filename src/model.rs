@@ -518,6 +518,31 @@ impl Columns {
         self.pad_props();
     }
 
+    /// Appends rows `range` of `other`: the same rows as `extend_from(&other.slice(range))`
+    /// (property columns with no value in the range are not added), without building the
+    /// slice — the merge appends one run per customer and source this way.
+    pub fn extend_from_range(&mut self, other: &Columns, range: std::ops::Range<usize>) {
+        let base = self.len();
+        self.cid.extend_from_slice(&other.cid[range.clone()]);
+        self.event
+            .extend_from_slice(other.event.get(range.clone()).unwrap_or_default());
+        self.ts
+            .extend_from_slice(other.ts.get(range.clone()).unwrap_or_default());
+        self.stage
+            .extend_from_slice(other.stage.get(range.clone()).unwrap_or_default());
+        for p in &other.props {
+            let valid = &p.valid[range.clone()];
+            if !valid.contains(&true) {
+                continue;
+            }
+            let col = self.prop_mut(p.id, p.ty);
+            col.pad_to(base);
+            col.valid.extend_from_slice(valid);
+            col.vals.extend_from_slice(&p.vals[range.clone()]);
+        }
+        self.pad_props();
+    }
+
     /// The rows split into events and profile writes ([`PROFILE_ROW`]), each in the order
     /// they have here; no copy when there is no profile write.
     pub fn split_profiles(self) -> (Columns, Columns) {
@@ -779,6 +804,36 @@ mod tests {
             let identity = order.iter().enumerate().all(|(i, &o)| o as usize == i);
             prop_assert_eq!(r.is_sorted(), identity);
             prop_assert!(r.gather(&order).is_sorted());
+        }
+
+        /// Appending a range equals appending its slice: rows, and which property columns
+        /// exist (a column with no value in the range is not added), onto rows that already
+        /// hold other columns.
+        #[test]
+        fn extend_from_range_equals_extend_from_a_slice(
+            n in 1usize..40,
+            cut in (0usize..40, 0usize..40),
+            valid in proptest::collection::vec(any::<(bool, bool)>(), 40),
+            base in 0usize..5,
+        ) {
+            let mut other = rows((0..n as u32).collect(), (0..n as i64).collect());
+            for (k, id) in [(0, 3u32), (1, 7)] {
+                let col = other.prop_mut(id, PropType::I64);
+                for (i, v) in valid.iter().take(n).enumerate() {
+                    let on = if k == 0 { v.0 } else { v.1 };
+                    col.valid[i] = on;
+                    col.vals[i] = if on { i as u64 } else { 0 };
+                }
+            }
+            let (a, b) = (cut.0.min(n), cut.1.min(n));
+            let range = a.min(b)..a.max(b);
+            let mut start = rows(vec![9; base], vec![1; base]);
+            start.prop_mut(5, PropType::Str).pad_to(base);
+            let mut want = start.clone();
+            want.extend_from(&other.slice(range.clone()));
+            let mut got = start;
+            got.extend_from_range(&other, range);
+            prop_assert_eq!(got, want);
         }
     }
 }
