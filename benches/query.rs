@@ -204,6 +204,7 @@ fn queries(c: &mut Criterion) {
             "TREND avg(session_length) PERIOD week".into(),
         ),
         ("heatmap_visit", "HEATMAP OF visit".into()),
+        ("correlate_visit_purchase", "CORRELATE FUNNEL visit -> purchase WITHIN 7d".into()),
         ("heatmap_visit_new_york", "HEATMAP OF visit TZ 'America/New_York'".into()),
         (
             "Q2_retention_by_3_cohorts",

@@ -128,6 +128,9 @@ pub(super) fn customers(
             Ok(customer_table(&members, input.dicts, c.limit, opts.rows_max))
         }
         Drill::Paths { .. } => super::paths::path_customers(&c.drill, c.limit, text, input, opts),
+        Drill::Correlate { .. } => {
+            super::correlate::correlate_customers(&c.drill, c.limit, text, input, opts)
+        }
         // Answered by `run_on`, which has the snapshot's cohorts.
         Drill::Cohort((name, span)) => Err(crate::query::ParseError::new(
             *span,

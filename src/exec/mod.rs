@@ -24,12 +24,14 @@ mod range;
 mod ties;
 mod labels;
 mod median;
+mod stats;
 mod funnel;
 mod retention;
 mod trend;
 mod paths;
 mod heatmap;
 mod attribution;
+mod correlate;
 mod customers;
 mod timeline;
 mod lifecycle;
@@ -75,6 +77,7 @@ pub fn execute(
         Statement::Paths(p) => paths::paths(p, text, input, opts)?,
         Statement::Heatmap(h) => heatmap::heatmap(h, text, input, opts)?,
         Statement::Attribution(a) => attribution::attribution(a, text, input, opts)?,
+        Statement::Correlate(c) => correlate::correlate(c, text, input, opts)?,
         Statement::Forget(f) => return Err(read_only(f.span, "FORGET CUSTOMER")),
         Statement::CreateCohort(c) => return Err(read_only(c.name.1, "CREATE COHORT")),
         Statement::DropCohort((_, span)) => return Err(read_only(*span, "DROP COHORT")),

@@ -608,6 +608,26 @@ pub enum Drill {
         /// The event names, nearest the anchor last for BEFORE (as written), and the span.
         path: (Vec<String>, Span),
     },
+    /// `CUSTOMERS CORRELATE … EVENT 'x' CONVERTED|DROPPED`: the converted (dropped) customers
+    /// who had event x in their funnel window.
+    Correlate {
+        /// The CORRELATE statement.
+        correlate: Box<Correlate>,
+        /// The event's name and span.
+        event: (String, Span),
+        /// CONVERTED (else DROPPED).
+        converted: bool,
+    },
+}
+
+/// `CORRELATE <funnel> [SIGNIFICANCE a]`: the events and event property values that the
+/// customers who converted had more (or less) often than those who dropped.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Correlate {
+    /// The funnel (no BY, PERIOD or PERCENTILES).
+    pub funnel: Funnel,
+    /// The false discovery rate of the Benjamini–Hochberg cut (`SIGNIFICANCE`, default 0.05).
+    pub significance: f64,
 }
 
 /// `CUSTOMERS ... [LIMIT n]`
@@ -661,6 +681,8 @@ pub enum Statement {
     Heatmap(Heatmap),
     /// ATTRIBUTION
     Attribution(Attribution),
+    /// CORRELATE
+    Correlate(Box<Correlate>),
     /// FORGET CUSTOMER (changes the database)
     Forget(Forget),
     /// CREATE COHORT (changes the database)
@@ -786,6 +808,7 @@ impl Statement {
                 Drill::Stage { .. } | Drill::Cohort(_) => Vec::new(),
                 Drill::Rfm { rfm, .. } => vec![&rfm.step],
                 Drill::Paths { paths, .. } => vec![&paths.anchor],
+                Drill::Correlate { correlate, .. } => correlate.funnel.all_steps().collect(),
             },
             Statement::Trend(t) => t.step.iter().collect(),
             Statement::Top(top) => top.step.iter().collect(),
@@ -793,6 +816,7 @@ impl Statement {
             Statement::Paths(paths) => vec![&paths.anchor],
             Statement::Heatmap(h) => h.step.iter().collect(),
             Statement::Attribution(a) => vec![&a.step],
+            Statement::Correlate(c) => c.funnel.all_steps().collect(),
             Statement::Lifecycle(l) => vec![&l.step],
             Statement::Stickiness(st) => vec![&st.step],
             Statement::CreateCohort(c) => c.set.steps(),
@@ -818,6 +842,7 @@ impl Statement {
                 Drill::Cohort(_) => return None,
                 Drill::Rfm { rfm, .. } => &rfm.common,
                 Drill::Paths { paths, .. } => &paths.common,
+                Drill::Correlate { correlate, .. } => &correlate.funnel.common,
             },
             Statement::Trend(t) => &t.common,
             Statement::Top(top) => &top.common,
@@ -825,6 +850,7 @@ impl Statement {
             Statement::Paths(paths) => &paths.common,
             Statement::Heatmap(h) => &h.common,
             Statement::Attribution(a) => &a.common,
+            Statement::Correlate(c) => &c.funnel.common,
             Statement::Lifecycle(l) => &l.common,
             Statement::Stickiness(st) => &st.common,
             Statement::Timeline(t) => &t.common,

@@ -3,6 +3,7 @@
 
 pub mod reference;
 pub mod queries;
+pub mod correlate;
 pub mod funnel_period;
 pub mod cohort;
 pub mod top;

@@ -358,9 +358,65 @@ impl FunnelOp<'_> {
         }
     }
 
+    /// The customers that may enter the funnel, from the bitmaps (`None`: everyone).
+    pub(in crate::internals::exec) fn entry_candidates(
+        &self,
+        input: &Input<'_>,
+    ) -> Option<roaring::RoaringBitmap> {
+        self.entry_steps()
+            .iter()
+            .try_fold(roaring::RoaringBitmap::new(), |acc, step| {
+                candidates(step, input.bitmaps, self.range).map(|set| acc | set)
+            })
+    }
+
+    /// True when event `i` is one of the funnel's steps by its name or stage (a step's own
+    /// WHERE aside): CORRELATE leaves such events out of its event features.
+    pub(in crate::internals::exec) fn is_step_event(&self, rows: &Columns, i: usize) -> bool {
+        self.steps.iter().any(|step| {
+            step.events
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&rows.event[i]))
+                && step.stage.is_none_or(|s| rows.stage.get(i) == Some(&s))
+        })
+    }
+
+    /// The customer's funnel window (docs/QUERY.md, CORRELATE) for its events `idx` (from
+    /// [`events`](Self::events)): `None` when it did not enter (or customer-level exclusions
+    /// remove it), else (converted, start, end) — converted: from the counted chain's step-1
+    /// event to its last step's; dropped: from its first step-1 event to the end of the window
+    /// (with `WITHIN SESSION`, of that event's session).
+    pub(in crate::internals::exec) fn window(
+        &self,
+        rows: &Columns,
+        idx: &[usize],
+        (scratch, outcome): (&mut Scratch, &mut FunnelOutcome),
+    ) -> Option<(bool, i64, i64)> {
+        let firsts = self.firsts(rows, idx);
+        let sessions = self.sessions(rows, idx);
+        let scope = Scope::new(self.range, &firsts).with_sessions(&sessions);
+        if !self.evaluate(rows, idx, &scope, scratch, outcome) || outcome.level == 0 {
+            return None;
+        }
+        let n = self.steps.len();
+        if outcome.level == n {
+            let end = rows.ts[(*outcome.at.get(n)?)?];
+            return Some((true, end - (*outcome.times.get(n)?)?, end));
+        }
+        let start = rows.ts[(*outcome.at.get(1)?)?];
+        let end = match self.session {
+            Some(_) => {
+                let at = sessions.partition_point(|span| span.0 <= start);
+                sessions.get(at.checked_sub(1)?)?.1
+            }
+            None => start.saturating_add(self.within),
+        };
+        Some((false, start, end))
+    }
+
     /// The customer's events of `run` that pass WHERE, into `idx`, in event order: tied events
     /// ordered by [`tie_key`](Self::tie_key).
-    fn events(&self, rows: &Columns, run: Range<usize>, idx: &mut Vec<usize>) {
+    pub(in crate::internals::exec) fn events(&self, rows: &Columns, run: Range<usize>, idx: &mut Vec<usize>) {
         idx.clear();
         idx.extend(run.filter(|&i| passes(&self.filter, rows, i, self.dicts)));
         order_ties(idx, rows, |i| self.tie_key(rows, i));

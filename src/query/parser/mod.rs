@@ -7,6 +7,7 @@ mod clauses;
 mod attribution;
 mod cohort;
 mod paths;
+mod correlate;
 mod statements;
 mod top;
 
@@ -16,7 +17,7 @@ use super::{ParseError, Span};
 use crate::limits;
 
 /// The statement keywords.
-pub const STATEMENTS: [&str; 19] = [
+pub const STATEMENTS: [&str; 20] = [
     "FORGET",
     "CREATE",
     "DROP",
@@ -36,10 +37,11 @@ pub const STATEMENTS: [&str; 19] = [
     "PATHS",
     "HEATMAP",
     "ATTRIBUTION",
+    "CORRELATE",
 ];
 
 /// Words with a meaning only in their clause (not reserved; they may also name events).
-pub const CONTEXTUAL: [&str; 42] = [
+pub const CONTEXTUAL: [&str; 45] = [
     "COHORT",
     "VALUE",
     "SEGMENT",
@@ -82,6 +84,9 @@ pub const CONTEXTUAL: [&str; 42] = [
     "HALF_LIFE",
     "LOOKBACK",
     "SESSION",
+    "SIGNIFICANCE",
+    "EVENT",
+    "CONVERTED",
 ];
 
 /// Every reserved word of the query language.
@@ -311,6 +316,9 @@ impl Parser<'_> {
         if self.eat_kw("ATTRIBUTION") {
             return self.attribution().map(Statement::Attribution);
         }
+        if self.eat_kw("CORRELATE") {
+            return self.correlate().map(|c| Statement::Correlate(Box::new(c)));
+        }
         if self.eat_kw("FORGET") {
             return self.forget(t.span).map(Statement::Forget);
         }
@@ -336,7 +344,7 @@ impl Parser<'_> {
             e = e.with_help(format!("did you mean {best}?"));
         } else {
             e = e.with_help(
-                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, CUSTOMERS, TOP CUSTOMERS, RFM, PATHS, HEATMAP, ATTRIBUTION, EXPLAIN, FORGET CUSTOMER, CREATE COHORT, DROP COHORT and COHORTS",
+                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, CUSTOMERS, TOP CUSTOMERS, RFM, PATHS, HEATMAP, ATTRIBUTION, CORRELATE, EXPLAIN, FORGET CUSTOMER, CREATE COHORT, DROP COHORT and COHORTS",
             );
         }
         Err(e)

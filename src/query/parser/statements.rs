@@ -609,11 +609,13 @@ impl Parser<'_> {
             }
         } else if self.eat_kw("PATHS") {
             self.paths_drill()?
+        } else if self.eat_kw("CORRELATE") {
+            self.correlate_drill()?
         } else {
             return Err(ParseError::new(
                 t.span,
                 format!(
-                    "expected FUNNEL, RETENTION, RFM, PATHS, IN STAGE or IN COHORT after CUSTOMERS, found {}",
+                    "expected FUNNEL, RETENTION, RFM, PATHS, CORRELATE, IN STAGE or IN COHORT after CUSTOMERS, found {}",
                     describe(&t.tok)
                 ),
             ));
