@@ -5,7 +5,7 @@ browsing sessions, a daily rhythm and post-purchase surveys with an NPS score; t
 keep `demo::generate`'s rows). For each data shape (`demo`: by customer, one compacted segment;
 `time`: the same events as real logs arrive — timestamps cut to ten minutes so that many of a
 customer's events tie, committed in time order into several segments, the last ones unflushed),
-`compare_runner canonical` builds a journeydb database with customer profiles, runs the fifteen
+`compare_runner canonical` builds a journeydb database with customer profiles, runs the sixteen
 statements verbatim (plus the members of the two cohorts they create) and writes the events and every
 profile write out; this script loads those files into DuckDB, answers each statement in SQL
 written from docs/QUERY.md, and compares. Exit status 1 when any answer differs.
@@ -264,6 +264,52 @@ SELECT strftime(make_timestamp(t), '%Y-%m-01') AS m, count(*) FILTER (score >= 9
 FROM events WHERE event = 'survey' AND score IS NOT NULL GROUP BY m"""
 
 
+# CORRELATE FUNNEL visit -> purchase WITHIN 7d (docs/QUERY.md, CORRELATE): converted customers'
+# window from the latest visit of the earliest completing purchase to that purchase; dropped ones'
+# from their first visit to 7 days after; features: non-step event names and channel values of
+# the window's events, once per customer. Rows: (kind, name, value, converted, dropped), and the
+# totals of converted and dropped customers.
+CORRELATE_WINDOWS = """
+WITH v AS (SELECT customer, t FROM events WHERE event = 'visit'),
+p AS (SELECT customer, t FROM events WHERE event = 'purchase'),
+done AS (SELECT p.customer, min(p.t) AS e FROM p JOIN v ON v.customer = p.customer AND v.t <= p.t
+         AND p.t - v.t <= 604800000000 GROUP BY p.customer),
+conv AS (SELECT d.customer, max(v.t) AS s, d.e FROM done d JOIN v ON v.customer = d.customer AND v.t <= d.e
+         AND d.e - v.t <= 604800000000 GROUP BY d.customer, d.e),
+dropped AS (SELECT customer, min(t) AS s, min(t) + 604800000000 AS e FROM v
+            WHERE customer NOT IN (SELECT customer FROM done) GROUP BY customer)
+SELECT customer, s, e, true AS converted FROM conv UNION ALL SELECT customer, s, e, false FROM dropped"""
+CORRELATE = """
+WITH w AS ({windows}),
+f AS (SELECT DISTINCT w.customer, w.converted, 'event' AS kind, x.event AS name, NULL::VARCHAR AS value
+      FROM w JOIN events x ON x.customer = w.customer AND x.t BETWEEN w.s AND w.e
+      WHERE x.event NOT IN ('visit', 'purchase')
+      UNION
+      SELECT DISTINCT w.customer, w.converted, 'property', 'channel', x.channel
+      FROM w JOIN events x ON x.customer = w.customer AND x.t BETWEEN w.s AND w.e WHERE x.channel IS NOT NULL)
+SELECT kind, name, value, count(*) FILTER (converted), count(*) FILTER (NOT converted) FROM f GROUP BY ALL"""
+
+
+def odds_and_p(a, b, c, d):
+    """The odds ratio (0.5 added when a cell is 0) and the p-value (Fisher two-sided with a cell
+    below 5, with exact integer probabilities; else the G-test's chi-square tail)."""
+    shift = 0.5 if 0 in (a, b, c, d) else 0.0
+    odds = ((a + shift) * (d + shift)) / ((b + shift) * (c + shift))
+    if min(a, b, c, d) < 5:
+        r1, c1, n = a + b, a + c, a + b + c + d
+        prob = lambda x: math.comb(r1, x) * math.comb(n - r1, c1 - x)  # noqa: E731
+        observed = prob(a)
+        lo, hi = max(0, c1 - (c + d)), min(r1, c1)
+        total = sum(prob(x) for x in range(lo, hi + 1) if prob(x) <= observed * (1 + 1e-7))
+        p = min(1.0, total / math.comb(n, c1))
+    else:
+        n = a + b + c + d
+        cells = [(a, (a + b) * (a + c) / n), (b, (a + b) * (b + d) / n), (c, (c + d) * (a + c) / n), (d, (c + d) * (b + d) / n)]
+        g = 2 * sum(o * math.log(o / e) for o, e in cells if o)
+        p = math.erfc(math.sqrt(max(g, 0.0) / 2))
+    return odds, p
+
+
 def nps_row(month, promoters, passives, detractors, n):
     p, d = promoters / n, detractors / n
     value = 100 * (p - d)
@@ -333,6 +379,14 @@ def checks(con, answers):
                   num(r["ci_low"]), num(r["ci_high"])) for r in rows_of(answers[16]) if r["responses"])
     want = sorted(nps_row(m, *(int(x) for x in rest)) for m, *rest in q(NPS))
     out.append((answers[16]["text"], got, want))
+    windows = q(CORRELATE_WINDOWS)
+    converted = sum(1 for w in windows if w[3])
+    dropped = len(windows) - converted
+    got = sorted((r["kind"], r["name"], r["value"], r["converted"], r["dropped"], num(r["odds_ratio"]),
+                  num(r["p_value"])) for r in rows_of(answers[17]))
+    want = sorted((k, n, v, int(a), int(c), *odds_and_p(int(a), converted - int(a), int(c), dropped - int(c)))
+                  for k, n, v, a, c in q(CORRELATE.format(windows=CORRELATE_WINDOWS)))
+    out.append((answers[17]["text"], got, want))
     return out
 
 

@@ -256,7 +256,7 @@ fn demo_cmd(path: &Path, events: u64, customers: u64, seed: u64) -> journeydb::R
 }
 
 /// The demo's tour: each stop's question, statement and table rows shown (`None`: all).
-const TOUR: [(&str, &str, Option<usize>); 9] = [
+const TOUR: [(&str, &str, Option<usize>); 10] = [
     (
         "How many visitors add to cart and buy within a week?",
         "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d TIES STRICT",
@@ -291,6 +291,11 @@ const TOUR: [(&str, &str, Option<usize>); 9] = [
         "Net promoter score of the post-purchase survey, by week",
         "TREND nps(score) OF survey PERIOD week",
         Some(0),
+    ),
+    (
+        "What goes with buying? (events and property values in each visitor's week, tested)",
+        "CORRELATE FUNNEL visit -> purchase WITHIN 7d",
+        Some(6),
     ),
     (
         "Conversion by plan (customer profiles: country and plan; TIMELINE shows them)",
