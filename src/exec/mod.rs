@@ -7,10 +7,11 @@
 //! - `options`: what a query is given (options, the snapshot's input) and how it fails.
 //! - `operator`: the protocol every statement runs through, and the memory budget.
 //! - `scan`: the parallel customer-range scan that drives an operator.
-//! - `prefilter`, `range`, `labels`, `median`: shared helpers (bitmap prefilters, the time
-//!   range, result cells, medians).
+//! - `prefilter`, `range`, `labels`, `median`, `stats`: shared helpers (bitmap prefilters, the
+//!   time range, result cells, medians, 2×2-table statistics).
 //! - one room per statement: `funnel` (with its kernel and EXPLAIN), `retention`, `trend`,
-//!   `paths`, `heatmap`, `attribution`, `customers`, `timeline`, `lifecycle`, `stickiness`, `stages`, `transitions`.
+//!   `paths`, `heatmap`, `attribution`, `correlate`, `customers`, `timeline`, `lifecycle`,
+//!   `stickiness`, `stages`, `transitions`.
 //! - this file: dispatch of a parsed statement, and the [`Query`] trait.
 //!
 //! Uses: `db`, `plan`, `query`, `result`.
