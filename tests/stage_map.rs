@@ -127,3 +127,20 @@ fn a_change_that_moves_nothing_rewrites_nothing() {
     db.set_stage("buy", Some(Stage::Advocacy)).unwrap();
     assert_eq!(listing(), before);
 }
+
+/// An event name of the longest allowed length maps; one byte longer, or empty, is refused
+/// and changes nothing (the whole call is refused, all or nothing).
+#[test]
+fn names_at_the_length_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(dir.path().join("db"), Options::default()).unwrap();
+    let longest = "n".repeat(journeydb::internals::limits::NAME_BYTES_MAX);
+    db.set_stage(&longest, Some(Stage::Purchase)).unwrap();
+    assert_eq!(db.stage_map().get(&longest), Some(&Stage::Purchase));
+    let too_long = format!("{longest}n");
+    for bad in [too_long.as_str(), ""] {
+        let err = db.set_stages(&[("ok", Some(Stage::Awareness)), (bad, Some(Stage::Retention))]);
+        assert!(err.is_err(), "{} bytes accepted", bad.len());
+        assert!(!db.stage_map().contains_key("ok"));
+    }
+}
