@@ -1155,3 +1155,31 @@ fn retention_and_stickiness_by_hour() {
     // a is active in two hours (01, 03), b in one (00).
     assert_eq!(by_hours, [(1, 1), (2, 1), (3, 0), (4, 0)]);
 }
+
+/// A duration written as a number and a unit word (`WITHIN 7 days`, `SESSION 45 minutes`,
+/// `LOOKBACK 30 days`, `WITHIN 2 weeks OF FIRST SEEN`) gets "write 7d"; a period written in
+/// the plural gets "did you mean week?" (issue 32).
+#[test]
+fn durations_and_periods_in_words_get_a_hint() {
+    let (_d, db) = db(&[Event::new("a", T, "visit").with_prop("channel", "web")]);
+    for (q, hint) in [
+        (
+            "FUNNEL visit -> purchase WITHIN 7 days",
+            "write a duration without a space: 7d",
+        ),
+        ("FUNNEL visit -> purchase WITHIN 36 Hours", "36h"),
+        ("TREND sessions PERIOD day SESSION 45 minutes", "45m"),
+        (
+            "ATTRIBUTION purchase BY channel MODEL last LOOKBACK 30 days",
+            "30d",
+        ),
+        ("TREND uniq PERIOD weeks", "did you mean week?"),
+        ("TREND uniq PERIOD Months", "did you mean month?"),
+    ] {
+        let text = render(&db, q);
+        assert!(text.contains(hint), "{q}:\n{text}");
+    }
+    // A number not followed by a unit word gets no such hint.
+    let text = render(&db, "FUNNEL visit -> purchase WITHIN 7");
+    assert!(!text.contains("without a space"), "{text}");
+}

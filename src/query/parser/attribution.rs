@@ -102,10 +102,13 @@ impl Parser<'_> {
         match t.tok {
             Tok::Duration(us) if us > 0 => Ok(us),
             Tok::Duration(_) => Err(ParseError::new(t.span, "the duration must be positive")),
-            other => Err(ParseError::new(
-                t.span,
-                format!("expected a duration like 30d, found {}", describe(&other)),
-            )),
+            other => {
+                let e = ParseError::new(
+                    t.span,
+                    format!("expected a duration like 30d, found {}", describe(&other)),
+                );
+                Err(self.with_duration_hint(e, &other))
+            }
         }
     }
 }

@@ -321,6 +321,23 @@ impl Parser<'_> {
         Ok(false)
     }
 
+    /// `err` with a hint when the token it is about (`found`, just read) is a number followed
+    /// by a unit word, as in `WITHIN 7 days`: "write 7d".
+    pub(super) fn with_duration_hint(&self, err: ParseError, found: &Tok) -> ParseError {
+        let (Tok::Int(n), Tok::Ident(word)) = (found, &self.peek().tok) else {
+            return err;
+        };
+        let unit = match word.to_ascii_lowercase().as_str() {
+            "s" | "sec" | "secs" | "second" | "seconds" => "s",
+            "m" | "min" | "mins" | "minute" | "minutes" => "m",
+            "h" | "hr" | "hrs" | "hour" | "hours" => "h",
+            "d" | "day" | "days" => "d",
+            "w" | "wk" | "week" | "weeks" => "w",
+            _ => return err,
+        };
+        err.with_help(format!("write a duration without a space: {n}{unit}"))
+    }
+
     pub(super) fn period(&mut self) -> Result<Period, ParseError> {
         let t = self.next();
         let p = match &t.tok {
@@ -335,13 +352,19 @@ impl Parser<'_> {
         };
         self.period = p;
         p.ok_or_else(|| {
-            ParseError::new(
+            let e = ParseError::new(
                 t.span,
                 format!(
                     "expected a period (hour, day, week, month), found {}",
                     describe(&t.tok)
                 ),
-            )
+            );
+            let Tok::Ident(word) = &t.tok else { return e };
+            let word = word.to_ascii_lowercase();
+            match super::suggest(&word, &["hour", "day", "week", "month"]) {
+                Some(best) => e.with_help(format!("did you mean {best}?")),
+                None => e,
+            }
         })
     }
 

@@ -234,10 +234,11 @@ impl Parser<'_> {
                 }
                 let d = self.next();
                 let Tok::Duration(us) = d.tok else {
-                    return Err(ParseError::new(
+                    let e = ParseError::new(
                         d.span,
                         format!("expected a duration like 7d, found {}", describe(&d.tok)),
-                    ));
+                    );
+                    return Err(self.with_duration_hint(e, &d.tok));
                 };
                 if us <= 0 {
                     return Err(ParseError::new(d.span, "the window must be positive"));

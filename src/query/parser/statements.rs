@@ -39,13 +39,14 @@ impl Parser<'_> {
         } else {
             let t = self.next();
             let Tok::Duration(within_us) = t.tok else {
-                return Err(ParseError::new(
+                let e = ParseError::new(
                     t.span,
                     format!(
                         "expected a duration like 7d, or SESSION, found {}",
                         describe(&t.tok)
                     ),
-                ));
+                );
+                return Err(self.with_duration_hint(e, &t.tok));
             };
             if within_us <= 0 {
                 return Err(ParseError::new(t.span, "the window must be positive"));
@@ -403,7 +404,10 @@ impl Parser<'_> {
         let d = self.next();
         match d.tok {
             Tok::Duration(us) if us > 0 => tr.session = Some((us, d.span)),
-            _ => return Err(ParseError::new(d.span, "expected a positive duration like 30m")),
+            _ => {
+                let e = ParseError::new(d.span, "expected a positive duration like 30m");
+                return Err(self.with_duration_hint(e, &d.tok));
+            }
         }
         Ok(())
     }
@@ -514,10 +518,11 @@ impl Parser<'_> {
                 }
                 let d = self.next();
                 let Tok::Duration(us) = d.tok else {
-                    return Err(ParseError::new(
+                    let e = ParseError::new(
                         d.span,
                         format!("expected a duration like 7d, found {}", describe(&d.tok)),
-                    ));
+                    );
+                    return Err(self.with_duration_hint(e, &d.tok));
                 };
                 tr.within_us = Some(us);
             } else if self.is_kw("TZ") {
