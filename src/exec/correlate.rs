@@ -208,14 +208,16 @@ impl Operator for CorrelateOp<'_> {
             .into_iter()
             .map(|(feature, table, odds, p)| {
                 let (kind, name, value) = self.label(feature);
-                (p, odds, kind, name, value, table)
+                // The value's tie-break text, made once (not per comparison).
+                let order = format!("{value:?}");
+                (p, odds, kind, name, value, table, order)
             })
             .collect();
         // Strongest first: smallest p-value, then the odds ratio furthest from 1, then names.
         rows.sort_by(|x, y| {
             x.0.total_cmp(&y.0)
                 .then_with(|| y.1.ln().abs().total_cmp(&x.1.ln().abs()))
-                .then_with(|| (x.2, &x.3, format!("{:?}", x.4)).cmp(&(y.2, &y.3, format!("{:?}", y.4))))
+                .then_with(|| (x.2, &x.3, &x.6).cmp(&(y.2, &y.3, &y.6)))
         });
         rows.truncate(kept);
         let mut t = Table::new(&[
@@ -228,7 +230,7 @@ impl Operator for CorrelateOp<'_> {
             "p_value",
             "direction",
         ]);
-        for (p, odds, kind, name, value, table) in rows {
+        for (p, odds, kind, name, value, table, _) in rows {
             let direction = if odds > 1.0 { "success" } else { "failure" };
             t.rows.push(vec![
                 Cell::Str(kind.to_owned()),
