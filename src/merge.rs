@@ -12,6 +12,7 @@ use crate::model::Columns;
 use crate::segment::{ColumnSet, Segment};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::ops::Range;
 use std::sync::Arc;
 
 /// A sorted input of a merge.
@@ -42,6 +43,10 @@ struct Cursor {
     ends_ok: bool,
     /// Decode segment blocks in the stored form (see [`Merge::stored`]).
     stored: bool,
+    /// A customer's rows that span blocks, copied together (see [`Runs`]).
+    spill: Columns,
+    /// The index in `ends` of the run at `pos` or before it (see [`Cursor::run_end`]).
+    run: usize,
 }
 
 impl Cursor {
@@ -54,7 +59,11 @@ impl Cursor {
                     // Zone maps: skip blocks wholly outside the customer range.
                     while self.next_block < blocks.len()
                         && (blocks[self.next_block].cid_max < self.cids.0
-                            || blocks[self.next_block].cid_min > self.cids.1)
+                            || blocks[self.next_block].cid_min > self.cids.1
+                            || self.only.as_ref().is_some_and(|only| {
+                                let meta = &blocks[self.next_block];
+                                only.range_cardinality(meta.cid_min..=meta.cid_max) == 0
+                            }))
                     {
                         self.next_block += 1;
                     }
@@ -107,8 +116,50 @@ impl Cursor {
                 self.ends_ok = false;
             }
             self.pos = 0;
+            self.run = 0;
         }
         Ok(true)
+    }
+
+    fn new(src: Source, rank: usize, set: ColumnSet) -> Cursor {
+        Cursor {
+            src,
+            cids: (0, u32::MAX),
+            only: None,
+            set,
+            next_block: 0,
+            cols: Columns::default(),
+            pos: 0,
+            rank,
+            want_ends: false,
+            ends: Vec::new(),
+            ends_ok: false,
+            stored: false,
+            spill: Columns::default(),
+            run: 0,
+        }
+    }
+
+    /// The end of the current customer's run of rows in `cols` (which starts at `pos`).
+    fn run_end(&mut self) -> usize {
+        if self.ends_ok {
+            // Runs are taken in order: the index moves forward only (reset by `fill`).
+            while self
+                .ends
+                .get(self.run)
+                .is_some_and(|&end| end as usize <= self.pos)
+            {
+                self.run += 1;
+            }
+            if let Some(&end) = self.ends.get(self.run) {
+                return end as usize;
+            }
+        }
+        let rest = self.cols.cid.get(self.pos..).unwrap_or_default();
+        let Some(&cid) = rest.first() else {
+            return self.pos;
+        };
+        self.pos + rest.iter().position(|&c| c != cid).unwrap_or(rest.len())
     }
 
     fn key(&self) -> Key {
@@ -172,20 +223,7 @@ impl Merge {
         let cursors = sources
             .into_iter()
             .enumerate()
-            .map(|(rank, src)| Cursor {
-                src,
-                cids: (0, u32::MAX),
-                only: None,
-                set,
-                next_block: 0,
-                cols: Columns::default(),
-                pos: 0,
-                rank,
-                want_ends: false,
-                ends: Vec::new(),
-                ends_ok: false,
-                stored: false,
-            })
+            .map(|(rank, src)| Cursor::new(src, rank, set))
             .collect();
         Merge {
             cursors,
@@ -324,5 +362,365 @@ impl Merge {
             }
         }
         Ok(!out.is_empty())
+    }
+}
+
+/// One source's rows of the current customer in [`Runs`].
+struct Part {
+    cursor: usize,
+    rows: Range<usize>,
+    /// The rows are the cursor's `spill` (they spanned blocks), not its `cols`.
+    spilled: bool,
+}
+
+/// Reads sorted sources a customer at a time, handing out each source's rows of the customer
+/// where they lie — in a decoded block, or copied together when they span blocks — instead of
+/// merging row by row: the scans' reader when a statement reads several sources.
+///
+/// A customer's parts in rank order are already in merge order when each part's last
+/// timestamp is at most the next part's first ([`in_order`](Self::in_order)): the usual case
+/// when events arrive in time order, since each newer source then holds later events.
+/// [`gather`](Self::gather) gives the rows in merge order in any case.
+pub struct Runs {
+    cursors: Vec<Cursor>,
+    /// The cursors' next customers, as (customer, rank).
+    heap: BinaryHeap<Reverse<(u32, usize)>>,
+    started: bool,
+    /// The current customer's parts, in rank order.
+    parts: Vec<Part>,
+    /// The columns decoded.
+    set: ColumnSet,
+}
+
+impl Runs {
+    /// A reader of `sources` (lowest sequence range first) for the customers in `lo..=hi`
+    /// (only those in `only`, when given: blocks holding none of them are never decoded; rows
+    /// of other customers in the blocks read are still returned, callers skip them), decoding
+    /// the columns in `set` and the timestamps.
+    pub fn new(
+        sources: Vec<Source>,
+        set: ColumnSet,
+        (lo, hi): (u32, u32),
+        only: Option<Arc<roaring::RoaringBitmap>>,
+    ) -> Runs {
+        let set = ColumnSet { ts: true, ..set };
+        let cursors = sources
+            .into_iter()
+            .enumerate()
+            .map(|(rank, src)| Cursor {
+                cids: (lo, hi),
+                only: only.clone(),
+                want_ends: true,
+                ..Cursor::new(src, rank, set)
+            })
+            .collect();
+        Runs {
+            cursors,
+            heap: BinaryHeap::new(),
+            started: false,
+            parts: Vec::new(),
+            set,
+        }
+    }
+
+    /// Moves to the next customer; its id, or `None` when every source is read. Its rows are
+    /// then [`parts`](Self::parts).
+    pub fn next_customer(&mut self) -> FileResult<Option<u32>> {
+        if !self.started {
+            self.started = true;
+            for (rank, cursor) in self.cursors.iter_mut().enumerate() {
+                if cursor.fill()? {
+                    self.heap.push(Reverse((cursor.cols.cid[cursor.pos], rank)));
+                }
+            }
+        }
+        // Past the previous customer's rows (a spilled part's cursor is past them already).
+        for part in self.parts.drain(..) {
+            let cursor = &mut self.cursors[part.cursor];
+            if part.spilled {
+                cursor.spill.truncate_rows();
+            } else {
+                cursor.pos = part.rows.end;
+            }
+            if cursor.fill()? {
+                self.heap
+                    .push(Reverse((cursor.cols.cid[cursor.pos], part.cursor)));
+            }
+        }
+        let Some(Reverse((cid, rank))) = self.heap.pop() else {
+            return Ok(None);
+        };
+        self.take(rank, cid)?;
+        while let Some(&Reverse((next, rank))) = self.heap.peek()
+            && next == cid
+        {
+            self.heap.pop();
+            self.take(rank, cid)?;
+        }
+        Ok(Some(cid))
+    }
+
+    /// Adds cursor `rank`'s rows of customer `cid` (which start at its `pos`) to the parts.
+    fn take(&mut self, rank: usize, cid: u32) -> FileResult<()> {
+        let cursor = &mut self.cursors[rank];
+        let end = cursor.run_end();
+        if end < cursor.cols.len() {
+            self.parts.push(Part {
+                cursor: rank,
+                rows: cursor.pos..end,
+                spilled: false,
+            });
+            return Ok(());
+        }
+        // The run reaches the block's end: the next block may go on with it.
+        cursor.spill.truncate_rows();
+        cursor.spill.extend_from_range(&cursor.cols, cursor.pos..end);
+        cursor.pos = end;
+        while cursor.fill()? && cursor.cols.cid[cursor.pos] == cid {
+            let end = cursor.run_end();
+            cursor.spill.extend_from_range(&cursor.cols, cursor.pos..end);
+            cursor.pos = end;
+        }
+        self.parts.push(Part {
+            cursor: rank,
+            rows: 0..cursor.spill.len(),
+            spilled: true,
+        });
+        Ok(())
+    }
+
+    /// The current customer's rows in each source holding any, in rank order.
+    pub fn parts(&self) -> impl Iterator<Item = (&Columns, Range<usize>)> {
+        self.parts.iter().map(|part| {
+            let cursor = &self.cursors[part.cursor];
+            let rows = if part.spilled { &cursor.spill } else { &cursor.cols };
+            (rows, part.rows.clone())
+        })
+    }
+
+    /// The current customer's only part, when one source holds all its rows.
+    pub fn single(&self) -> Option<(&Columns, Range<usize>)> {
+        match self.parts[..] {
+            [_] => self.parts().next(),
+            _ => None,
+        }
+    }
+
+    /// True when the parts, one after the other, are in merge order (each part's last
+    /// timestamp at most the next one's first; equal timestamps are in rank order).
+    pub fn in_order(&self) -> bool {
+        let mut last = i64::MIN;
+        for (rows, range) in self.parts() {
+            let ts = &rows.ts[range];
+            match (ts.first(), ts.last()) {
+                (Some(&first), Some(&end)) if first >= last => last = end,
+                (None, None) => {}
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    /// The current customer's rows in merge order into `into` (cleared first).
+    pub fn gather(&self, into: &mut Columns) {
+        into.truncate_rows();
+        for (rows, range) in self.parts() {
+            into.extend_from_range(rows, range);
+        }
+        // The buffer's rows come with every column: keep only those decoded for every part.
+        if !self.set.event {
+            into.event.clear();
+        }
+        if !self.set.stage {
+            into.stage.clear();
+        }
+        if !self.in_order() {
+            // Parts are appended in rank order, so a stable sort by timestamp is merge order.
+            let mut order: Vec<u32> = (0..into.len() as u32).collect();
+            order.sort_by_key(|&i| into.ts[i as usize]);
+            *into = into.gather(&order);
+        }
+    }
+
+    /// The current customer's rows that spanned blocks, as copied together (for a memory
+    /// budget: one customer's rows can span many blocks).
+    pub fn spills(&self) -> impl Iterator<Item = &Columns> {
+        self.cursors.iter().map(|cursor| &cursor.spill)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{PropColumn, PropType};
+    use crate::segment::{SEG_DIR, SegmentWriter, seg_path};
+
+    /// One row as a comparable value: customer, timestamp, event, stage and the properties
+    /// with a value (a column without one in this row is not there).
+    type Row = (u32, i64, Option<u32>, Option<u8>, Vec<(u32, u64)>);
+
+    fn rows_of(cols: &Columns) -> Vec<Row> {
+        // A column not decoded for every row (the merge's blocks take the buffer's rows with
+        // every column) is left out.
+        let whole = |len: usize| len == cols.len();
+        (0..cols.len())
+            .map(|i| {
+                let props = cols
+                    .props
+                    .iter()
+                    .filter(|p| p.valid[i])
+                    .map(|p| (p.id, p.vals[i]))
+                    .collect();
+                let event = whole(cols.event.len()).then(|| cols.event[i]);
+                let stage = whole(cols.stage.len()).then(|| cols.stage[i]);
+                (cols.cid[i], cols.ts[i], event, stage, props)
+            })
+            .collect()
+    }
+
+    /// Sorted rows of customers `cids`, 0–12 rows each at times `lo..hi` (a coarse grid, so
+    /// that rows tie), customer `big` with `big_rows` rows; property `prop` on every third row.
+    fn rows(
+        seed: u64,
+        cids: Range<u32>,
+        (lo, hi): (i64, i64),
+        (big, big_rows): (u32, usize),
+        prop: u32,
+    ) -> Columns {
+        let mut x = seed | 1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut cols = Columns::default();
+        let mut column = PropColumn::new(prop, PropType::I64);
+        for cid in cids {
+            let n = if cid == big {
+                big_rows
+            } else {
+                (next() % 13) as usize
+            };
+            let mut times: Vec<i64> = (0..n)
+                .map(|_| lo + (next() % (hi - lo) as u64) as i64 / 10 * 10)
+                .collect();
+            times.sort_unstable();
+            for ts in times {
+                cols.cid.push(cid);
+                cols.ts.push(ts);
+                cols.event.push((next() % 5) as u32);
+                cols.stage.push((next() % 6) as u8);
+                let valid = next().is_multiple_of(3);
+                column.valid.push(valid);
+                column.vals.push(if valid { next() % 100 } else { 0 });
+            }
+        }
+        cols.props.push(column);
+        cols
+    }
+
+    fn segment(dir: &std::path::Path, id: u64, rows: &Columns) -> Arc<Segment> {
+        let path = seg_path(dir, id);
+        let props = rows.props.iter().map(|p| (p.id, p.ty)).collect();
+        let mut writer = SegmentWriter::create(&path, props, 1, 0).unwrap();
+        writer.push_rows(rows, None).unwrap();
+        let (footer, len) = writer
+            .finish(id * 1_000_000, id * 1_000_000 + rows.len() as u64)
+            .unwrap();
+        Arc::new(Segment::open_written(dir, id, len, footer).unwrap())
+    }
+
+    /// Sources of every kind and order: a segment; one holding later events only (its parts
+    /// follow in order, some tied at the boundary); one overlapping both (its parts must be
+    /// merged in); a masked segment; the buffer's rows. A customer's rows span blocks in two
+    /// of them.
+    fn sources(dir: &std::path::Path) -> Vec<Source> {
+        std::fs::create_dir_all(dir.join(SEG_DIR)).unwrap();
+        let first = segment(dir, 1, &rows(1, 0..300, (0, 1000), (150, 70_000), 1));
+        let later = segment(dir, 2, &rows(2, 100..400, (990, 2000), (150, 66_000), 1));
+        let overlapping = segment(dir, 3, &rows(3, 0..100, (500, 1500), (0, 0), 2));
+        let masked = segment(dir, 4, &rows(4, 50..350, (2000, 3000), (0, 0), 1));
+        let hidden: roaring::RoaringBitmap = (60..340).step_by(7).collect();
+        vec![
+            Source::Segment(first),
+            Source::Segment(later),
+            Source::Segment(overlapping),
+            Source::Masked(masked, Arc::new(hidden)),
+            Source::Memory(Arc::new(rows(5, 350..420, (0, 3000), (0, 0), 3))),
+        ]
+    }
+
+    /// Each customer's rows in merge order, as the k-way merge gives them.
+    fn merged(sources: Vec<Source>, set: ColumnSet) -> std::collections::BTreeMap<u32, Vec<Row>> {
+        let mut merge = Merge::new(sources, set);
+        let mut block = Columns::default();
+        let mut by_customer = std::collections::BTreeMap::<u32, Vec<Row>>::new();
+        while merge.next_block(&mut block, 5_000).unwrap() {
+            for row in rows_of(&block) {
+                by_customer.entry(row.0).or_default().push(row);
+            }
+        }
+        by_customer
+    }
+
+    /// `Runs` gives every customer exactly the rows the merge gives, in the same order —
+    /// whether its parts are in order, tied at a boundary, overlapping, spanning blocks,
+    /// masked or in memory; for every column set, customer range and filter.
+    #[test]
+    fn runs_give_each_customer_the_merged_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let sources = sources(dir.path());
+        let keys = ColumnSet {
+            ts: true,
+            event: true,
+            stage: false,
+            props: false,
+            prop_mask: 0,
+        };
+        let only: roaring::RoaringBitmap = [0, 3, 150, 151, 299, 300, 419].into_iter().collect();
+        let (mut in_order, mut out_of_order) = (0, 0);
+        for (set, range, only) in [
+            (ColumnSet::ALL, (0, u32::MAX), None),
+            (keys, (0, u32::MAX), None),
+            (ColumnSet::ALL, (140, 305), None),
+            (keys, (0, u32::MAX), Some(Arc::new(only.clone()))),
+        ] {
+            let expected = merged(sources.clone(), set);
+            let mut runs = Runs::new(sources.clone(), set, range, only.clone());
+            let mut got = std::collections::BTreeMap::new();
+            let mut rows = Columns::default();
+            while let Some(cid) = runs.next_customer().unwrap() {
+                runs.gather(&mut rows);
+                assert!(rows.cid.iter().all(|&c| c == cid), "customer {cid}");
+                // The buffer's parts come with every column; only those in `set` count.
+                let concatenated: Vec<Row> = runs
+                    .parts()
+                    .flat_map(|(cols, part)| rows_of(&cols.slice(part)))
+                    .map(|(cid, ts, event, stage, props)| {
+                        (cid, ts, event, stage.filter(|_| set.stage), props)
+                    })
+                    .collect();
+                if runs.in_order() {
+                    assert_eq!(concatenated, rows_of(&rows), "customer {cid}: in order");
+                    in_order += 1;
+                } else {
+                    out_of_order += 1;
+                }
+                assert!(got.insert(cid, rows_of(&rows)).is_none(), "customer {cid} twice");
+            }
+            let wanted = |cid: &u32| {
+                (range.0..=range.1).contains(cid) && only.as_ref().is_none_or(|set| set.contains(*cid))
+            };
+            let expected: Vec<_> = expected.into_iter().filter(|(cid, _)| wanted(cid)).collect();
+            let got: Vec<_> = got.into_iter().filter(|(cid, _)| wanted(cid)).collect();
+            assert_eq!(got.len(), expected.len());
+            for ((cid, rows), (want_cid, want)) in got.iter().zip(&expected) {
+                assert_eq!((cid, rows.len()), (want_cid, want.len()));
+                assert!(rows == want, "customer {cid}: rows differ");
+            }
+        }
+        // Both kinds of customer were read.
+        assert!(in_order > 100 && out_of_order > 50, "{in_order} / {out_of_order}");
     }
 }

@@ -502,6 +502,19 @@ impl Columns {
         self.props.clear();
     }
 
+    /// Removes every row, keeping every column's allocation: property columns stay, empty (a
+    /// reader of one customer's rows at a time refills them without allocating).
+    pub fn truncate_rows(&mut self) {
+        self.cid.clear();
+        self.ts.clear();
+        self.event.clear();
+        self.stage.clear();
+        for column in &mut self.props {
+            column.valid.clear();
+            column.vals.clear();
+        }
+    }
+
     /// Appends the rows of `other`.
     pub fn extend_from(&mut self, other: &Columns) {
         let base = self.len();
@@ -555,13 +568,19 @@ impl Columns {
     }
 
     /// A new batch holding the rows at `order`, in that order.
+    /// A column that was not decoded (empty) stays empty.
     pub fn gather(&self, order: &[u32]) -> Columns {
-        let pick32 = |v: &[u32]| order.iter().map(|&i| v[i as usize]).collect::<Vec<_>>();
+        fn pick<T: Copy>(v: &[T], order: &[u32]) -> Vec<T> {
+            if v.is_empty() {
+                return Vec::new();
+            }
+            order.iter().map(|&i| v[i as usize]).collect()
+        }
         Columns {
-            cid: pick32(&self.cid),
-            ts: order.iter().map(|&i| self.ts[i as usize]).collect(),
-            event: pick32(&self.event),
-            stage: order.iter().map(|&i| self.stage[i as usize]).collect(),
+            cid: pick(&self.cid, order),
+            ts: pick(&self.ts, order),
+            event: pick(&self.event, order),
+            stage: pick(&self.stage, order),
             props: self
                 .props
                 .iter()

@@ -220,7 +220,14 @@ fn dense_unordered() -> impl Strategy<Value = (Data, Q)> {
                     tz: "UTC",
                 },
             };
-            (Data { events, flush_every }, q)
+            (
+                Data {
+                    events,
+                    flush_every,
+                    time_ordered: false,
+                },
+                q,
+            )
         })
 }
 
@@ -286,6 +293,7 @@ fn lazy_ordered() -> impl Strategy<Value = (Data, Q)> {
                 Data {
                     events,
                     flush_every: usize::MAX,
+                    time_ordered: false,
                 },
                 q,
             )
@@ -636,7 +644,16 @@ fn tied_funnels() -> impl Strategy<Value = FunnelCase> {
         .prop_map(|(events, flush_every, steps, ex, w)| {
             let n = steps.len();
             let exclude = between(ex, n);
-            (Data { events, flush_every }, steps, exclude, w * H)
+            (
+                Data {
+                    events,
+                    flush_every,
+                    time_ordered: false,
+                },
+                steps,
+                exclude,
+                w * H,
+            )
         })
 }
 
@@ -682,6 +699,7 @@ fn on_or_after_counts_a_return_in_the_last_bucket() {
             (2, 98, "a", None, Some("x"), None),
         ],
         flush_every: 100,
+        time_ordered: false,
     };
     let (_dir, db, evs) = load(&d);
     db.flush().unwrap();
@@ -728,6 +746,7 @@ fn time_to_convert_runs_from_the_latest_unpoisoned_start() {
             (1, 56, "c", None, None, None),
         ],
         flush_every: 1,
+        time_ordered: false,
     };
     let (_dir, db, evs) = load(&d);
     for mode in ["ORDERED", "STRICT"] {

@@ -8,7 +8,7 @@ use crate::dict::Dicts;
 use crate::exec::operator::{Budget, LazyOperator, Operator, Prefilter, rows_footprint};
 use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::limits;
-use crate::merge::{Merge, Source};
+use crate::merge::{Merge, Runs, Source};
 use crate::model::Columns;
 use crate::plan::CPred;
 use crate::result::Table;
@@ -284,6 +284,9 @@ pub(super) fn scan_customers<O: Operator>(
     cancel: &AtomicBool,
     budget: &Budget,
 ) -> Result<O::Partial, QueryError> {
+    if sources.len() > 1 {
+        return scan_runs(op, sources, set, (lo, hi), only, cancel, budget);
+    }
     let mut p = O::Partial::default();
     let mut reported = 0usize;
     let wanted = |c: u32| only.as_ref().is_none_or(|o| o.contains(c));
@@ -365,9 +368,106 @@ pub(super) fn scan_maybe_lazy<O: LazyOperator>(
             left -= &**hidden;
             scan_lazy(op, seg, range, Some(Arc::new(left)), cancel, budget)
         }
+        _ if sources.len() > 1 && op.lazy() => scan_runs_lazy(op, sources, set, range, only, cancel, budget),
         _ => scan_customers(op, sources, set, range, only, cancel, budget),
     }
 }
+
+/// [`scan_customers`] over several sources, a customer at a time ([`Runs`]): a customer whose
+/// rows lie in one source is handed to the operator where they were decoded; one whose rows
+/// lie in several is copied together (in merge order) first.
+fn scan_runs<O: Operator>(
+    op: &O,
+    sources: Vec<Source>,
+    set: ColumnSet,
+    range: (u32, u32),
+    only: Option<Arc<roaring::RoaringBitmap>>,
+    cancel: &AtomicBool,
+    budget: &Budget,
+) -> Result<O::Partial, QueryError> {
+    let mut partial = O::Partial::default();
+    let mut reported = 0usize;
+    let wanted = |c: u32| only.as_ref().is_none_or(|o| o.contains(c));
+    let mut runs = Runs::new(sources, set, range, only.clone());
+    let mut carry = Columns::default();
+    let mut customers = 0u32;
+    while let Some(cid) = runs.next_customer()? {
+        customers = customers.wrapping_add(1);
+        if customers.is_multiple_of(CANCEL_EVERY) && cancel.load(Ordering::Relaxed) {
+            return Err(QueryError::Cancelled);
+        }
+        if !wanted(cid) {
+            continue;
+        }
+        let spilled: usize = runs.spills().map(rows_footprint).sum();
+        budget.report(&mut reported, op.footprint(&partial) + spilled)?;
+        match runs.single() {
+            Some((rows, range)) => op.customer(&mut partial, rows, range),
+            None => {
+                runs.gather(&mut carry);
+                budget.report(
+                    &mut reported,
+                    op.footprint(&partial) + spilled + rows_footprint(&carry),
+                )?;
+                op.customer(&mut partial, &carry, 0..carry.len());
+            }
+        }
+    }
+    budget.report(&mut reported, op.footprint(&partial))?;
+    Ok(partial)
+}
+
+/// [`scan_runs`] for an operator that reads lazily: a customer's parts in merge order are fed
+/// one after the other where they were decoded (no copy), and no further once its answer is
+/// final; parts out of order are copied together in merge order first.
+fn scan_runs_lazy<O: LazyOperator>(
+    op: &O,
+    sources: Vec<Source>,
+    set: ColumnSet,
+    range: (u32, u32),
+    only: Option<Arc<roaring::RoaringBitmap>>,
+    cancel: &AtomicBool,
+    budget: &Budget,
+) -> Result<O::Partial, QueryError> {
+    let mut partial = O::Partial::default();
+    let mut reported = 0usize;
+    let wanted = |c: u32| only.as_ref().is_none_or(|o| o.contains(c));
+    // A lazy operator reads event ids and timestamps.
+    let set = ColumnSet { event: true, ..set };
+    let mut runs = Runs::new(sources, set, range, only.clone());
+    let mut carry = Columns::default();
+    let mut state = O::State::default();
+    let mut customers = 0u32;
+    while let Some(cid) = runs.next_customer()? {
+        customers = customers.wrapping_add(1);
+        if customers.is_multiple_of(CANCEL_EVERY) && cancel.load(Ordering::Relaxed) {
+            return Err(QueryError::Cancelled);
+        }
+        if !wanted(cid) {
+            continue;
+        }
+        let spilled: usize = runs.spills().map(rows_footprint).sum();
+        budget.report(&mut reported, op.footprint(&partial) + spilled)?;
+        op.restart(&mut state);
+        if runs.in_order() {
+            for (rows, range) in runs.parts() {
+                let events = rows.event[range.clone()].iter().copied();
+                if op.feed(&mut state, events, rows.ts[range].iter().copied()) {
+                    break;
+                }
+            }
+        } else {
+            runs.gather(&mut carry);
+            op.feed(&mut state, carry.event.iter().copied(), carry.ts.iter().copied());
+        }
+        op.end(&mut partial, &mut state);
+    }
+    budget.report(&mut reported, op.footprint(&partial))?;
+    Ok(partial)
+}
+
+/// How many customers a scan of several sources reads between looks at the cancel flag.
+const CANCEL_EVERY: u32 = 1024;
 
 /// [`scan_customers`] over one segment for an operator that reads lazily: customers come from
 /// the run-length code (ids not expanded per row), their timestamps are decoded only as far as

@@ -190,6 +190,10 @@ pub type RawEvent = (
 pub struct Data {
     pub events: Vec<RawEvent>,
     pub flush_every: usize,
+    /// Commit the events in time order (as real logs arrive: each flushed segment then holds
+    /// later events than the one before, a customer's rows lie in several of them in order,
+    /// with ties at the boundaries) instead of in the order generated.
+    pub time_ordered: bool,
 }
 
 pub fn data() -> impl Strategy<Value = Data> {
@@ -210,8 +214,13 @@ pub fn data() -> impl Strategy<Value = Data> {
             0..28,
         ),
         1usize..12,
+        proptest::bool::weighted(0.3),
     )
-        .prop_map(|(events, flush_every)| Data { events, flush_every })
+        .prop_map(|(events, flush_every, time_ordered)| Data {
+            events,
+            flush_every,
+            time_ordered,
+        })
 }
 
 pub fn load(d: &Data) -> (tempfile::TempDir, Db, Vec<Ev>) {
@@ -242,11 +251,23 @@ pub fn load_with(d: &Data, mut before: impl FnMut(usize, &Db)) -> (tempfile::Tem
             amt: Some(1.5),
         });
     }
-    for (i, &(c, q, name, stage, ch, amt)) in d.events.iter().enumerate() {
+    // Quarter-hour steps over ~4 days, with many equal timestamps; every fifth event a few
+    // milliseconds off the grid (off hour and day boundaries).
+    let stamp = |i: usize, q: i64| {
+        T0 + q * H / 4 + (q % 7) * 13 * H + if i % 5 == 4 { (q % 3 + 1) * 1000 } else { 0 }
+    };
+    let mut order: Vec<(usize, i64)> = d
+        .events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i, stamp(i, e.1)))
+        .collect();
+    if d.time_ordered {
+        order.sort_by_key(|&(_, ts)| ts);
+    }
+    for (i, &(generated, ts)) in order.iter().enumerate() {
+        let (c, _, name, stage, ch, amt) = d.events[generated];
         before(i, &db);
-        // Quarter-hour steps over ~4 days, with many equal timestamps; every fifth event a few
-        // milliseconds off the grid (off hour and day boundaries).
-        let ts = T0 + q * H / 4 + (q % 7) * 13 * H + if i % 5 == 4 { (q % 3 + 1) * 1000 } else { 0 };
         let mut e = Event::new(format!("c{c}"), ts, name);
         e.stage = stage;
         if let Some(ch) = ch {
