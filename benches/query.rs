@@ -205,6 +205,15 @@ fn queries(c: &mut Criterion) {
         ),
         ("heatmap_visit", "HEATMAP OF visit".into()),
         ("correlate_visit_purchase", "CORRELATE FUNNEL visit -> purchase WITHIN 7d".into()),
+        // Issue 29 §3: BG/NBD and Gamma-Gamma on two months, predictions for March.
+        (
+            "fit_purchase_week",
+            "FIT purchase VALUE amount UNIT week FROM '2026-01-01' TO '2026-03-01'".into(),
+        ),
+        (
+            "predict_purchase_summary",
+            "PREDICT purchase UNIT week FROM '2026-01-01' TO '2026-03-01' HORIZON 4 SUMMARY".into(),
+        ),
         ("heatmap_visit_new_york", "HEATMAP OF visit TZ 'America/New_York'".into()),
         (
             "Q2_retention_by_3_cohorts",

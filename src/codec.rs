@@ -54,13 +54,18 @@ impl<'a> Reader<'a> {
         DecodeError::new(self.pos, what)
     }
 
-    /// The next `n` bytes.
-    pub fn bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+    /// The next `count` bytes.
+    pub fn bytes(&mut self, count: usize) -> Result<&'a [u8], DecodeError> {
         let end = self
             .pos
-            .checked_add(n)
+            .checked_add(count)
             .filter(|&e| e <= self.buf.len())
-            .ok_or_else(|| self.err(format!("truncated: need {n} bytes, {} left", self.remaining())))?;
+            .ok_or_else(|| {
+                self.err(format!(
+                    "truncated: need {count} bytes, {} left",
+                    self.remaining()
+                ))
+            })?;
         let out = &self.buf[self.pos..end];
         self.pos = end;
         Ok(out)
@@ -163,47 +168,47 @@ impl<'a> Reader<'a> {
 
 /// Appends an unsigned LEB128 varint.
 #[inline]
-pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
+pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
     }
-    out.push(v as u8);
+    out.push(value as u8);
 }
 
 /// Appends a varint-length-prefixed string.
-pub fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_varint(out, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
+pub fn put_str(out: &mut Vec<u8>, text: &str) {
+    put_varint(out, text.len() as u64);
+    out.extend_from_slice(text.as_bytes());
 }
 
 /// Appends a little-endian u32.
-pub fn put_u32(out: &mut Vec<u8>, v: u32) {
-    out.put_u32_le(v);
+pub fn put_u32(out: &mut Vec<u8>, value: u32) {
+    out.put_u32_le(value);
 }
 /// Appends a little-endian u64.
-pub fn put_u64(out: &mut Vec<u8>, v: u64) {
-    out.put_u64_le(v);
+pub fn put_u64(out: &mut Vec<u8>, value: u64) {
+    out.put_u64_le(value);
 }
 /// Appends a little-endian i64.
-pub fn put_i64(out: &mut Vec<u8>, v: i64) {
-    out.put_i64_le(v);
+pub fn put_i64(out: &mut Vec<u8>, value: i64) {
+    out.put_i64_le(value);
 }
 /// Appends a little-endian i32.
-pub fn put_i32(out: &mut Vec<u8>, v: i32) {
-    out.put_i32_le(v);
+pub fn put_i32(out: &mut Vec<u8>, value: i32) {
+    out.put_i32_le(value);
 }
 
 /// Zigzag-maps a signed value so that small magnitudes give small varints.
 #[inline]
-pub fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
+pub fn zigzag(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
 }
 
 /// Inverse of [`zigzag`].
 #[inline]
-pub fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
+pub fn unzigzag(value: u64) -> i64 {
+    ((value >> 1) as i64) ^ -((value & 1) as i64)
 }
 
 /// CRC-32 (IEEE) of `bytes`.

@@ -283,9 +283,9 @@ impl Rng {
     pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
         lo + (self.next_u64() % (hi - lo).max(1) as u64) as i64
     }
-    /// True with probability `p`.
-    pub fn chance(&mut self, p: f64) -> bool {
-        self.f64() < p
+    /// True with probability `probability`.
+    pub fn chance(&mut self, probability: f64) -> bool {
+        self.f64() < probability
     }
 }
 
@@ -435,9 +435,9 @@ fn time_bits(range_us: i64) -> f64 {
     (range_us.max(1) as f64).log2() - 2000f64.log2()
 }
 
-/// Entropy (bits) of a discrete choice with probabilities `p`.
-fn choice_bits(p: &[f64]) -> f64 {
-    p.iter().filter(|&&x| x > 0.0).map(|&x| -x * x.log2()).sum()
+/// Entropy (bits) of a discrete choice with probabilities `weights`.
+fn choice_bits(weights: &[f64]) -> f64 {
+    weights.iter().filter(|&&x| x > 0.0).map(|&x| -x * x.log2()).sum()
 }
 
 /// [`generate`], telling `meter` about every random choice it makes.

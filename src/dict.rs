@@ -113,13 +113,13 @@ impl Interner {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         (0..self.ends.len() as u32).map(|id| self.name(id).unwrap_or(""))
     }
-    /// Room for `n` more names of `bytes` bytes in all.
-    fn reserve(&mut self, n: usize, bytes: usize) {
+    /// Room for `count` more names of `bytes` bytes in all.
+    fn reserve(&mut self, count: usize, bytes: usize) {
         self.text.reserve(bytes);
-        self.ends.reserve(n);
+        self.ends.reserve(count);
         let (text, ends, hasher) = (&self.text, &self.ends, &self.hasher);
         self.table
-            .reserve(n, |&id| hasher.hash_one(name_at(text, ends, id)));
+            .reserve(count, |&id| hasher.hash_one(name_at(text, ends, id)));
     }
     /// Adds `name` with the next id when it is absent (one hash look-up); `None` when present.
     fn push_new(&mut self, name: &str) -> Option<u32> {
@@ -602,9 +602,9 @@ mod tests {
 
     use super::*;
 
-    fn customers(from: u32, n: u32) -> DictDelta {
+    fn customers(from: u32, count: u32) -> DictDelta {
         DictDelta {
-            entries: (from..from + n)
+            entries: (from..from + count)
                 .map(|id| DictEntry {
                     kind: DictKind::Customer,
                     id,

@@ -50,7 +50,7 @@ impl Range {
 fn for_each_block(
     snapshot: &Snapshot,
     range: Range,
-    mut f: impl FnMut(&Columns, &[usize]) -> Result<(), ExportError>,
+    mut visit: impl FnMut(&Columns, &[usize]) -> Result<(), ExportError>,
 ) -> Result<(), ExportError> {
     let mut failed = None;
     let mut rows = Vec::new();
@@ -61,7 +61,7 @@ fn for_each_block(
         rows.clear();
         rows.extend((0..cols.len()).filter(|&i| range.contains(cols.ts[i])));
         if !rows.is_empty()
-            && let Err(e) = f(cols, &rows)
+            && let Err(e) = visit(cols, &rows)
         {
             failed = Some(e);
         }
@@ -69,16 +69,16 @@ fn for_each_block(
     failed.map_or(Ok(()), Err)
 }
 
-/// The customer and event names of row `i`.
-fn names_at<'d>(d: &'d Dicts, cols: &Columns, i: usize) -> Result<(&'d str, &'d str), ExportError> {
-    let customer = d
+/// The customer and event names of row `index`.
+fn names_at<'d>(dicts: &'d Dicts, cols: &Columns, index: usize) -> Result<(&'d str, &'d str), ExportError> {
+    let customer = dicts
         .customers
-        .name(cols.cid[i])
-        .ok_or_else(|| ExportError::Dangling(format!("customer id {}", cols.cid[i])))?;
-    let event = d
+        .name(cols.cid[index])
+        .ok_or_else(|| ExportError::Dangling(format!("customer id {}", cols.cid[index])))?;
+    let event = dicts
         .events
-        .name(cols.event[i])
-        .ok_or_else(|| ExportError::Dangling(format!("event id {}", cols.event[i])))?;
+        .name(cols.event[index])
+        .ok_or_else(|| ExportError::Dangling(format!("event id {}", cols.event[index])))?;
     Ok((customer, event))
 }
 
@@ -289,11 +289,11 @@ fn write_parquet(
     Ok(written)
 }
 
-/// Property `p` of rows `rows` of a block as an Arrow column (null where absent).
+/// Property `prop` of rows `rows` of a block as an Arrow column (null where absent).
 #[cfg(feature = "parquet")]
 fn parquet_column(
     dicts: &Dicts,
-    p: &Prop,
+    prop: &Prop,
     cols: &crate::model::Columns,
     rows: &[usize],
 ) -> Result<arrow_array::ArrayRef, ExportError> {
@@ -301,9 +301,9 @@ fn parquet_column(
 
     use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder};
 
-    let c = cols.props.iter().find(|c| c.id == p.id);
+    let c = cols.props.iter().find(|c| c.id == prop.id);
     let slot = |i: usize| c.filter(|c| c.valid[i]).map(|c| c.vals[i]);
-    Ok(match p.ty {
+    Ok(match prop.ty {
         PropType::Str => {
             let mut b = StringBuilder::new();
             for &i in rows {
@@ -353,12 +353,12 @@ fn write_parquet(
     )))
 }
 
-fn csv_io(e: csv::Error) -> ExportError {
-    ExportError::Io(std::io::Error::other(e))
+fn csv_io(error: csv::Error) -> ExportError {
+    ExportError::Io(std::io::Error::other(error))
 }
 
-fn json_io(e: serde_json::Error) -> ExportError {
-    ExportError::Io(std::io::Error::other(e))
+fn json_io(error: serde_json::Error) -> ExportError {
+    ExportError::Io(std::io::Error::other(error))
 }
 
 #[cfg(test)]

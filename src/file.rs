@@ -58,8 +58,8 @@ impl FileError {
     }
 
     /// A decode error found in bytes that start at `base` in file `path`.
-    pub fn decode(path: &Path, base: u64, e: DecodeError) -> Self {
-        FileError::corrupt(path, base + e.offset as u64, e.what)
+    pub fn decode(path: &Path, base: u64, error: DecodeError) -> Self {
+        FileError::corrupt(path, base + error.offset as u64, error.what)
     }
 
     /// True when this is the OS saying the file does not exist.
@@ -316,9 +316,9 @@ pub fn open_read(path: &Path) -> FileResult<File> {
     File::open(path).at(path)
 }
 
-/// Writes all of `data` to `f`, whose position (or, in append mode, length) is `offset`.
-pub fn write(f: &File, path: &Path, offset: u64, data: &[u8]) -> FileResult<()> {
-    let mut w = f;
+/// Writes all of `data` to `file`, whose position (or, in append mode, length) is `offset`.
+pub fn write(file: &File, path: &Path, offset: u64, data: &[u8]) -> FileResult<()> {
+    let mut w = file;
     match inject(&Op::Write { path, offset, data }) {
         Inject::Proceed => w.write_all(data).at(path),
         Inject::Fail(e) => Err(FileError::io(path, e)),
@@ -329,22 +329,22 @@ pub fn write(f: &File, path: &Path, offset: u64, data: &[u8]) -> FileResult<()> 
     }
 }
 
-/// Truncates or extends `f` to `len` bytes.
-pub fn set_len(f: &File, path: &Path, len: u64) -> FileResult<()> {
+/// Truncates or extends `file` to `len` bytes.
+pub fn set_len(file: &File, path: &Path, len: u64) -> FileResult<()> {
     gate(&Op::SetLen { path, len }).at(path)?;
-    f.set_len(len).at(path)
+    file.set_len(len).at(path)
 }
 
-/// fsyncs `f` (data and metadata when `all`, else data and the size).
-pub fn sync(f: &File, path: &Path, all: bool) -> FileResult<()> {
+/// fsyncs `file` (data and metadata when `all`, else data and the size).
+pub fn sync(file: &File, path: &Path, all: bool) -> FileResult<()> {
     gate(&Op::Sync(path)).at(path)?;
-    if all { f.sync_all() } else { f.sync_data() }.at(path)
+    if all { file.sync_all() } else { file.sync_data() }.at(path)
 }
 
-/// [`Op::SyncAhead`]: fdatasyncs `f`, a file that another thread is still appending to.
-pub fn sync_ahead(f: &File, path: &Path) -> FileResult<()> {
+/// [`Op::SyncAhead`]: fdatasyncs `file`, a file that another thread is still appending to.
+pub fn sync_ahead(file: &File, path: &Path) -> FileResult<()> {
     gate(&Op::SyncAhead(path)).at(path)?;
-    f.sync_data().at(path)
+    file.sync_data().at(path)
 }
 
 /// fsyncs a directory so that entries created, renamed or removed in it are durable.
@@ -428,8 +428,8 @@ pub fn parse_numbered(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
 }
 
 /// Formats a numbered file name (see [`parse_numbered`]).
-pub fn numbered(prefix: &str, n: u64, suffix: &str) -> String {
-    format!("{prefix}{n:016x}{suffix}")
+pub fn numbered(prefix: &str, number: u64, suffix: &str) -> String {
+    format!("{prefix}{number:016x}{suffix}")
 }
 
 /// Lists numbered files in `dir`, sorted by number.

@@ -107,10 +107,10 @@ impl<'d> Pending<'d> {
         self.delta
     }
 
-    /// Room for `n` more new entries (an import of millions of new customers otherwise grows
+    /// Room for `count` more new entries (an import of millions of new customers otherwise grows
     /// the entry list by doubling, copying it each time).
-    pub(crate) fn reserve(&mut self, n: usize) {
-        self.delta.entries.reserve(n);
+    pub(crate) fn reserve(&mut self, count: usize) {
+        self.delta.entries.reserve(count);
     }
 
     /// The id of `name` in `kind`'s dictionary, allocated (with type `ty`, for properties) if new.
@@ -303,8 +303,8 @@ pub fn prepare(
 
 /// An error of a profile write's row, said of the profile write (its property names as the user
 /// gave them, without the prefix of `prefix_len` bytes).
-fn profile_error(e: IngestError, prefix_len: usize) -> IngestError {
-    match e {
+fn profile_error(error: IngestError, prefix_len: usize) -> IngestError {
+    match error {
         IngestError::Invalid { index, reason } => IngestError::InvalidProfile { index, reason },
         IngestError::PropType {
             index,
@@ -325,7 +325,7 @@ fn profile_error(e: IngestError, prefix_len: usize) -> IngestError {
 /// Adds `ev` as the next row of `rows`: an event, or (`profile`) a profile write
 /// ([`PROFILE_ROW`], no stage; its name is not read).
 fn add_row(
-    p: &mut Pending<'_>,
+    pending: &mut Pending<'_>,
     (dicts, stage_map): (&Dicts, &StageMap),
     rows: &mut Columns,
     (index, ev, profile): (usize, &Event, bool),
@@ -335,13 +335,13 @@ fn add_row(
     crate::model::check_ts(ev.ts_us).map_err(invalid)?;
     if dicts.customers.get(&ev.customer).is_none() {
         check_name(index, "customer id", &ev.customer, limits::CUSTOMER_ID_BYTES_MAX)?;
-        if p.full(DictKind::Customer) && p.known(DictKind::Customer, &ev.customer).is_none() {
+        if pending.full(DictKind::Customer) && pending.known(DictKind::Customer, &ev.customer).is_none() {
             return Err(invalid(full_reason(DictKind::Customer)));
         }
     }
     if !profile && dicts.events.get(&ev.name).is_none() {
         check_name(index, "event name", &ev.name, limits::NAME_BYTES_MAX)?;
-        if p.full(DictKind::Event) && p.known(DictKind::Event, &ev.name).is_none() {
+        if pending.full(DictKind::Event) && pending.known(DictKind::Event, &ev.name).is_none() {
             return Err(invalid(full_reason(DictKind::Event)));
         }
     }
@@ -352,7 +352,7 @@ fn add_row(
             limits::EVENT_PROPS_MAX
         )));
     }
-    let cid = p.id(DictKind::Customer, &ev.customer, None);
+    let cid = pending.id(DictKind::Customer, &ev.customer, None);
     let (event, stage) = if profile {
         (PROFILE_ROW, 0)
     } else {
@@ -360,9 +360,9 @@ fn add_row(
             Some(explicit) => Stage::stored(Some(explicit), false),
             None => Stage::stored(stage_map.get(&ev.name).copied(), true),
         };
-        (p.id(DictKind::Event, &ev.name, None), stage)
+        (pending.id(DictKind::Event, &ev.name, None), stage)
     };
-    add_props(p, dicts, rows, (index, ev), seen_props)?;
+    add_props(pending, dicts, rows, (index, ev), seen_props)?;
     rows.cid.push(cid);
     rows.ts.push(ev.ts_us);
     rows.event.push(event);

@@ -90,9 +90,9 @@ pub struct Manifest {
     pub profiles: Vec<SegmentEntry>,
 }
 
-/// File name of manifest `n`.
-pub fn manifest_name(n: u64) -> String {
-    file::numbered("MANIFEST-", n, "")
+/// File name of manifest `number`.
+pub fn manifest_name(number: u64) -> String {
+    file::numbered("MANIFEST-", number, "")
 }
 
 impl Manifest {
@@ -221,14 +221,14 @@ impl Manifest {
     }
 
     /// Reads and validates `MANIFEST-<n>`.
-    pub fn read(dir: &Path, n: u64) -> FileResult<Manifest> {
-        let path = dir.join(manifest_name(n));
+    pub fn read(dir: &Path, number: u64) -> FileResult<Manifest> {
+        let path = dir.join(manifest_name(number));
         let bytes = file::read_all(&path)?;
         let payload = framed_payload(&path, Kind::Manifest, &bytes, limits::MANIFEST_BYTES_MAX)?;
         let m = Manifest::decode(payload)
             .map_err(|e| FileError::decode(&path, (file::HEADER_LEN + codec::FRAME_HEADER) as u64, e))?;
         file::check_db_id(&path, &bytes, m.db_id)?;
-        if m.number != n {
+        if m.number != number {
             return Err(FileError::corrupt(
                 &path,
                 file::HEADER_LEN as u64,
@@ -259,37 +259,40 @@ const COHORT_DYNAMIC: u8 = 0;
 const COHORT_STATIC: u8 = 1;
 
 /// A list of segment entries (events' or profiles').
-fn encode_segments(p: &mut Vec<u8>, segments: &[SegmentEntry]) {
-    codec::put_u32(p, segments.len() as u32);
+fn encode_segments(out: &mut Vec<u8>, segments: &[SegmentEntry]) {
+    codec::put_u32(out, segments.len() as u32);
     for s in segments {
         for v in [s.id, s.file_len, s.rows, s.seq_min, s.seq_end] {
-            codec::put_u64(p, v);
+            codec::put_u64(out, v);
         }
     }
 }
 
 /// A list of segment entries: sequence ranges disjoint and ascending, each holding at most as
 /// many rows as it spans, ids below `next_segment`.
-fn decode_segments(r: &mut Reader<'_>, next_segment: u64) -> Result<Vec<SegmentEntry>, codec::DecodeError> {
-    let n = r.u32()? as usize;
-    if n > r.remaining() / 40 {
-        return Err(r.err("segment count exceeds the manifest"));
+fn decode_segments(
+    reader: &mut Reader<'_>,
+    next_segment: u64,
+) -> Result<Vec<SegmentEntry>, codec::DecodeError> {
+    let n = reader.u32()? as usize;
+    if n > reader.remaining() / 40 {
+        return Err(reader.err("segment count exceeds the manifest"));
     }
     let mut out: Vec<SegmentEntry> = Vec::with_capacity(n);
     let mut seq = 0u64;
     for _ in 0..n {
         let s = SegmentEntry {
-            id: r.u64()?,
-            file_len: r.u64()?,
-            rows: r.u64()?,
-            seq_min: r.u64()?,
-            seq_end: r.u64()?,
+            id: reader.u64()?,
+            file_len: reader.u64()?,
+            rows: reader.u64()?,
+            seq_min: reader.u64()?,
+            seq_end: reader.u64()?,
         };
         if s.seq_min < seq
             || s.seq_end.checked_sub(s.seq_min).is_none_or(|span| s.rows > span)
             || s.id >= next_segment
         {
-            return Err(r.err(format!("segment {} has an inconsistent entry", s.id)));
+            return Err(reader.err(format!("segment {} has an inconsistent entry", s.id)));
         }
         seq = s.seq_end;
         out.push(s);
@@ -297,55 +300,57 @@ fn decode_segments(r: &mut Reader<'_>, next_segment: u64) -> Result<Vec<SegmentE
     Ok(out)
 }
 
-fn encode_cohorts(p: &mut Vec<u8>, cohorts: &[CohortEntry]) {
-    codec::put_u32(p, cohorts.len() as u32);
+fn encode_cohorts(out: &mut Vec<u8>, cohorts: &[CohortEntry]) {
+    codec::put_u32(out, cohorts.len() as u32);
     for c in cohorts {
-        codec::put_str(p, &c.name);
-        codec::put_str(p, &c.definition);
+        codec::put_str(out, &c.name);
+        codec::put_str(out, &c.definition);
         match &c.members {
-            None => p.push(COHORT_DYNAMIC),
+            None => out.push(COHORT_DYNAMIC),
             Some(members) => {
-                p.push(COHORT_STATIC);
+                out.push(COHORT_STATIC);
                 let mut bytes = Vec::with_capacity(members.serialized_size());
                 // Writing to a Vec cannot fail.
                 let _ = members.serialize_into(&mut bytes);
-                codec::put_u32(p, bytes.len() as u32);
-                p.extend_from_slice(&bytes);
+                codec::put_u32(out, bytes.len() as u32);
+                out.extend_from_slice(&bytes);
             }
         }
     }
 }
 
 /// The cohorts section; every static member must be below `customers` (the dictionary's count).
-fn decode_cohorts(r: &mut Reader<'_>, customers: u32) -> Result<Vec<CohortEntry>, codec::DecodeError> {
-    let n = r.u32()? as usize;
+fn decode_cohorts(reader: &mut Reader<'_>, customers: u32) -> Result<Vec<CohortEntry>, codec::DecodeError> {
+    let n = reader.u32()? as usize;
     // Each entry takes at least two string lengths and a kind byte.
-    if n > r.remaining() / 9 {
-        return Err(r.err("cohort count exceeds the manifest"));
+    if n > reader.remaining() / 9 {
+        return Err(reader.err("cohort count exceeds the manifest"));
     }
     let mut out: Vec<CohortEntry> = Vec::with_capacity(n);
     for _ in 0..n {
-        let name = r.str(limits::NAME_BYTES_MAX)?.to_owned();
+        let name = reader.str(limits::NAME_BYTES_MAX)?.to_owned();
         if out.last().is_some_and(|c| c.name >= name) || name.is_empty() {
-            return Err(r.err(format!("cohort `{name}` is out of order or repeated")));
+            return Err(reader.err(format!("cohort `{name}` is out of order or repeated")));
         }
-        let definition = r.str(limits::QUERY_BYTES_MAX)?.to_owned();
-        let members = match r.u8()? {
+        let definition = reader.str(limits::QUERY_BYTES_MAX)?.to_owned();
+        let members = match reader.u8()? {
             COHORT_DYNAMIC => None,
             COHORT_STATIC => {
-                let len = r.u32()? as usize;
-                let bytes = r.bytes(len)?;
+                let len = reader.u32()? as usize;
+                let bytes = reader.bytes(len)?;
                 let members = roaring::RoaringBitmap::deserialize_from(bytes)
-                    .map_err(|e| r.err(format!("cohort `{name}`: bad member bitmap ({e})")))?;
+                    .map_err(|e| reader.err(format!("cohort `{name}`: bad member bitmap ({e})")))?;
                 if members.serialized_size() != len {
-                    return Err(r.err(format!("cohort `{name}`: member bitmap of the wrong length")));
+                    return Err(reader.err(format!("cohort `{name}`: member bitmap of the wrong length")));
                 }
                 if members.max().is_some_and(|id| id >= customers) {
-                    return Err(r.err(format!("cohort `{name}` names a customer id past the dictionary")));
+                    return Err(
+                        reader.err(format!("cohort `{name}` names a customer id past the dictionary"))
+                    );
                 }
                 Some(members)
             }
-            kind => return Err(r.err(format!("cohort `{name}`: unknown kind {kind}"))),
+            kind => return Err(reader.err(format!("cohort `{name}`: unknown kind {kind}"))),
         };
         out.push(CohortEntry {
             name,

@@ -273,28 +273,28 @@ impl Value {
 }
 
 impl From<&str> for Value {
-    fn from(v: &str) -> Self {
-        Value::Str(v.to_owned())
+    fn from(text: &str) -> Self {
+        Value::Str(text.to_owned())
     }
 }
 impl From<String> for Value {
-    fn from(v: String) -> Self {
-        Value::Str(v)
+    fn from(value: String) -> Self {
+        Value::Str(value)
     }
 }
 impl From<i64> for Value {
-    fn from(v: i64) -> Self {
-        Value::I64(v)
+    fn from(value: i64) -> Self {
+        Value::I64(value)
     }
 }
 impl From<f64> for Value {
-    fn from(v: f64) -> Self {
-        Value::F64(v)
+    fn from(value: f64) -> Self {
+        Value::F64(value)
     }
 }
 impl From<bool> for Value {
-    fn from(v: bool) -> Self {
-        Value::Bool(v)
+    fn from(value: bool) -> Self {
+        Value::Bool(value)
     }
 }
 
@@ -570,11 +570,11 @@ impl Columns {
     /// A new batch holding the rows at `order`, in that order.
     /// A column that was not decoded (empty) stays empty.
     pub fn gather(&self, order: &[u32]) -> Columns {
-        fn pick<T: Copy>(v: &[T], order: &[u32]) -> Vec<T> {
-            if v.is_empty() {
+        fn pick<T: Copy>(values: &[T], order: &[u32]) -> Vec<T> {
+            if values.is_empty() {
                 return Vec::new();
             }
-            order.iter().map(|&i| v[i as usize]).collect()
+            order.iter().map(|&i| values[i as usize]).collect()
         }
         Columns {
             cid: pick(&self.cid, order),
@@ -598,8 +598,8 @@ impl Columns {
     /// The rows `range` as a new batch.
     /// A column that was not decoded (empty) stays empty.
     pub fn slice(&self, range: std::ops::Range<usize>) -> Columns {
-        fn part<T: Copy>(v: &[T], run: &std::ops::Range<usize>) -> Vec<T> {
-            v.get(run.clone()).map_or_else(Vec::new, <[T]>::to_vec)
+        fn part<T: Copy>(values: &[T], run: &std::ops::Range<usize>) -> Vec<T> {
+            values.get(run.clone()).map_or_else(Vec::new, <[T]>::to_vec)
         }
         Columns {
             cid: self.cid[range.clone()].to_vec(),
@@ -770,8 +770,8 @@ impl Columns {
 }
 
 /// The result of a scoped thread; its panic, if it panicked, continues in the caller.
-pub(crate) fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
-    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+pub(crate) fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
 #[cfg(test)]

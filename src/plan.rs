@@ -73,11 +73,11 @@ pub enum Const {
 }
 
 impl CPred {
-    /// Evaluates on row `i` of `cols`; `None` means unknown (null involved).
-    pub fn eval(&self, cols: &Columns, i: usize, dicts: &Dicts) -> Option<bool> {
+    /// Evaluates on row `index` of `cols`; `None` means unknown (null involved).
+    pub fn eval(&self, cols: &Columns, index: usize, dicts: &Dicts) -> Option<bool> {
         match self {
             CPred::Cmp { prop, ty, op, value } => {
-                let x = slot(cols, *prop, i)?;
+                let x = slot(cols, *prop, index)?;
                 Some(compare(*ty, x, *op, value, dicts))
             }
             CPred::In {
@@ -87,7 +87,7 @@ impl CPred {
                 slots,
                 negated,
             } => {
-                let x = slot(cols, *prop, i)?;
+                let x = slot(cols, *prop, index)?;
                 let hit = match slots {
                     Some(set) => set.contains(&x),
                     None => values.iter().any(|v| compare(*ty, x, CmpOp::Eq, v, dicts)),
@@ -95,29 +95,29 @@ impl CPred {
                 Some(hit != *negated)
             }
             CPred::IsNull { prop, negated } => {
-                let null = prop.is_none_or(|p| slot(cols, p, i).is_none());
+                let null = prop.is_none_or(|p| slot(cols, p, index).is_none());
                 Some(null != *negated)
             }
-            CPred::And(a, b) => match (a.eval(cols, i, dicts), b.eval(cols, i, dicts)) {
+            CPred::And(a, b) => match (a.eval(cols, index, dicts), b.eval(cols, index, dicts)) {
                 (Some(false), _) | (_, Some(false)) => Some(false),
                 (Some(true), Some(true)) => Some(true),
                 _ => None,
             },
-            CPred::Or(a, b) => match (a.eval(cols, i, dicts), b.eval(cols, i, dicts)) {
+            CPred::Or(a, b) => match (a.eval(cols, index, dicts), b.eval(cols, index, dicts)) {
                 (Some(true), _) | (_, Some(true)) => Some(true),
                 (Some(false), Some(false)) => Some(false),
                 _ => None,
             },
-            CPred::Not(a) => a.eval(cols, i, dicts).map(|v| !v),
+            CPred::Not(a) => a.eval(cols, index, dicts).map(|v| !v),
         }
     }
 }
 
-/// The value slot of property `prop` at row `i` (`None` when null or absent).
-pub fn slot(cols: &Columns, prop: u32, i: usize) -> Option<u64> {
+/// The value slot of property `prop` at row `index` (`None` when null or absent).
+pub fn slot(cols: &Columns, prop: u32, index: usize) -> Option<u64> {
     let c = cols.prop(prop)?;
-    if *c.valid.get(i)? {
-        c.vals.get(i).copied()
+    if *c.valid.get(index)? {
+        c.vals.get(index).copied()
     } else {
         None
     }
@@ -170,23 +170,23 @@ fn in_list_slots(ty: PropType, values: &[Const]) -> Option<std::collections::Has
     Some(set)
 }
 
-fn compare(ty: PropType, x: u64, op: CmpOp, constant: &Const, dicts: &Dicts) -> bool {
+fn compare(ty: PropType, value: u64, op: CmpOp, constant: &Const, dicts: &Dicts) -> bool {
     match (ty, constant) {
         (PropType::Str, Const::Str(id, text)) => match op {
-            CmpOp::Eq => *id == Some(x as u32),
-            CmpOp::Ne => *id != Some(x as u32),
+            CmpOp::Eq => *id == Some(value as u32),
+            CmpOp::Ne => *id != Some(value as u32),
             _ => dicts
                 .strings
-                .name(x as u32)
+                .name(value as u32)
                 .is_some_and(|s| op.holds(s.cmp(text.as_str()))),
         },
-        (PropType::I64, Const::Int(c)) => op.holds((x as i64).cmp(c)),
-        (PropType::I64, Const::Num(c)) => (x as i64 as f64).partial_cmp(c).is_some_and(|o| op.holds(o)),
-        (PropType::F64, Const::Num(c)) => f64::from_bits(x).partial_cmp(c).is_some_and(|o| op.holds(o)),
-        (PropType::F64, Const::Int(c)) => f64::from_bits(x)
+        (PropType::I64, Const::Int(c)) => op.holds((value as i64).cmp(c)),
+        (PropType::I64, Const::Num(c)) => (value as i64 as f64).partial_cmp(c).is_some_and(|o| op.holds(o)),
+        (PropType::F64, Const::Num(c)) => f64::from_bits(value).partial_cmp(c).is_some_and(|o| op.holds(o)),
+        (PropType::F64, Const::Int(c)) => f64::from_bits(value)
             .partial_cmp(&(*c as f64))
             .is_some_and(|o| op.holds(o)),
-        (PropType::Bool, Const::Bool(b)) => op.holds((x != 0).cmp(b)),
+        (PropType::Bool, Const::Bool(b)) => op.holds((value != 0).cmp(b)),
         _ => false,
     }
 }
@@ -226,21 +226,21 @@ impl Matcher {
         Some(table)
     }
 
-    /// Whether row `i` matches.
+    /// Whether row `index` matches.
     #[inline]
-    pub fn matches(&self, cols: &Columns, i: usize, dicts: &Dicts) -> bool {
+    pub fn matches(&self, cols: &Columns, index: usize, dicts: &Dicts) -> bool {
         if let Some(evs) = &self.events
-            && !evs.contains(&cols.event[i])
+            && !evs.contains(&cols.event[index])
         {
             return false;
         }
         if let Some(s) = self.stage
-            && cols.stage[i] != s
+            && cols.stage[index] != s
         {
             return false;
         }
         match &self.filter {
-            Some(p) => p.eval(cols, i, dicts) == Some(true),
+            Some(p) => p.eval(cols, index, dicts) == Some(true),
             None => true,
         }
     }
@@ -340,18 +340,18 @@ impl<'d> Resolver<'d> {
     }
 
     /// Compiles a predicate.
-    pub fn pred(&self, p: &Pred) -> Result<CPred, ParseError> {
-        self.pred_of(p, false)
+    pub fn pred(&self, pred: &Pred) -> Result<CPred, ParseError> {
+        self.pred_of(pred, false)
     }
 
     /// Compiles a predicate on customer-profile properties (evaluated on the rows of
     /// `db::profiles::Profiles`).
-    pub fn profile_pred(&self, p: &Pred) -> Result<CPred, ParseError> {
-        self.pred_of(p, true)
+    pub fn profile_pred(&self, pred: &Pred) -> Result<CPred, ParseError> {
+        self.pred_of(pred, true)
     }
 
-    fn pred_of(&self, p: &Pred, profile: bool) -> Result<CPred, ParseError> {
-        Ok(match p {
+    fn pred_of(&self, pred: &Pred, profile: bool) -> Result<CPred, ParseError> {
+        Ok(match pred {
             Pred::Cmp { prop, op, value } => {
                 let (id, ty) = self.prop_of(&prop.0, prop.1, profile)?;
                 if ty == PropType::Bool && !matches!(op, CmpOp::Eq | CmpOp::Ne) {
@@ -412,8 +412,8 @@ impl<'d> Resolver<'d> {
     }
 
     /// Compiles a step.
-    pub fn step(&self, s: &Step) -> Result<Matcher, ParseError> {
-        let (events, stage) = match &s.kind {
+    pub fn step(&self, step: &Step) -> Result<Matcher, ParseError> {
+        let (events, stage) = match &step.kind {
             StepKind::Any => (None, None),
             StepKind::Stage(st) => (None, Some(st.code())),
             // A name not stored yet matches nothing (see `unknown_events` for its warning).
@@ -427,10 +427,10 @@ impl<'d> Resolver<'d> {
                 None,
             ),
         };
-        let filter = s.filter.as_ref().map(|p| self.pred(p)).transpose()?;
+        let filter = step.filter.as_ref().map(|p| self.pred(p)).transpose()?;
         let label = self
             .text
-            .get(s.span.start..s.span.end)
+            .get(step.span.start..step.span.end)
             .unwrap_or("")
             .trim()
             .to_owned();
@@ -443,8 +443,8 @@ impl<'d> Resolver<'d> {
     }
 
     /// A time literal as µs since the epoch (dates are midnight in the query's zone).
-    pub fn time(&self, t: &TimeLit) -> Result<i64, ParseError> {
-        match t {
+    pub fn time(&self, time: &TimeLit) -> Result<i64, ParseError> {
+        match time {
             TimeLit::UnixMs(ms, span) => ms
                 .checked_mul(1000)
                 .ok_or_else(|| ParseError::new(*span, "time out of range")),
@@ -476,8 +476,8 @@ impl<'d> Resolver<'d> {
     }
 
     /// The half-open range of a `FROM .. TO`.
-    pub fn range(&self, r: &Option<(TimeLit, TimeLit)>) -> Result<Option<(i64, i64)>, ParseError> {
-        let Some((a, b)) = r else { return Ok(None) };
+    pub fn range(&self, range: &Option<(TimeLit, TimeLit)>) -> Result<Option<(i64, i64)>, ParseError> {
+        let Some((a, b)) = range else { return Ok(None) };
         let (lo, hi) = (self.time(a)?, self.time(b)?);
         if lo >= hi {
             let span = match b {
@@ -573,9 +573,9 @@ fn bucket_start(ts: i64, period: Period, tz: &TimeZone) -> Option<Zoned> {
     }
 }
 
-/// The first instant of local date `d` in `tz` (a day may start after midnight at a DST gap).
-fn day_start(d: Date, tz: &TimeZone) -> Option<Zoned> {
-    d.to_zoned_datetime(tz.clone()).ok()?.start_of_day().ok()
+/// The first instant of local date `date` in `tz` (a day may start after midnight at a DST gap).
+fn day_start(date: Date, tz: &TimeZone) -> Option<Zoned> {
+    date.to_zoned_datetime(tz.clone()).ok()?.start_of_day().ok()
 }
 
 fn next_start(zoned: &Zoned, period: Period, tz: &TimeZone) -> Option<Zoned> {
@@ -669,9 +669,9 @@ impl Buckets {
         }
     }
 
-    /// The label of bucket `i`: a local date (day/week/month) or local date-time (hour).
-    pub fn label(&self, i: usize) -> String {
-        let Some(&t) = self.starts.get(i) else {
+    /// The label of bucket `index`: a local date (day/week/month) or local date-time (hour).
+    pub fn label(&self, index: usize) -> String {
+        let Some(&t) = self.starts.get(index) else {
             return String::new();
         };
         let Ok(ts) = Timestamp::from_microsecond(t) else {

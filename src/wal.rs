@@ -29,9 +29,9 @@ const KIND_BATCH: u8 = 2;
 /// Sub-directory holding log files.
 pub const WAL_DIR: &str = "wal";
 
-/// Path of log file `n`.
-pub fn wal_path(dir: &Path, n: u64) -> PathBuf {
-    dir.join(WAL_DIR).join(file::numbered("", n, ".log"))
+/// Path of log file `number`.
+pub fn wal_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(WAL_DIR).join(file::numbered("", number, ".log"))
 }
 
 /// Lists the log file numbers present.
@@ -556,11 +556,11 @@ fn judge_damage(path: &Path, bytes: &[u8], at: usize, next_seq: u64) -> FileResu
     Ok(first_intact)
 }
 
-/// The record framed at `k`, if an intact one starts there, and the offset after it. Its kind
+/// The record framed at `offset`, if an intact one starts there, and the offset after it. Its kind
 /// and first sequence number are checked before the checksum, so that scanning damaged bytes
 /// does not checksum long spans at nearly every offset.
-fn intact_record_at(bytes: &[u8], k: usize, next_seq: u64) -> Option<(Record, usize)> {
-    let head = bytes.get(k + codec::FRAME_HEADER..k + codec::FRAME_HEADER + 9)?;
+fn intact_record_at(bytes: &[u8], offset: usize, next_seq: u64) -> Option<(Record, usize)> {
+    let head = bytes.get(offset + codec::FRAME_HEADER..offset + codec::FRAME_HEADER + 9)?;
     if head[0] != KIND_BATCH && head[0] != KIND_BATCH_V1 {
         return None;
     }
@@ -570,7 +570,7 @@ fn intact_record_at(bytes: &[u8], k: usize, next_seq: u64) -> Option<(Record, us
     if first_seq < next_seq || first_seq - next_seq > 1 << 40 {
         return None;
     }
-    match codec::read_frame(bytes, k, limits::WAL_RECORD_BYTES_MAX) {
+    match codec::read_frame(bytes, offset, limits::WAL_RECORD_BYTES_MAX) {
         Frame::Good { payload, next } => decode(payload).ok().map(|rec| (rec, next)),
         _ => None,
     }

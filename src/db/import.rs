@@ -362,21 +362,21 @@ impl Db {
     /// was published, the partial segment is removed).
     fn import_stream(
         &self,
-        w: &mut Writer,
+        segment_writer: &mut Writer,
         path: &Path,
         opts: &crate::import::ImportOptions,
         progress: crate::import::Progress<'_>,
         part_rows: usize,
     ) -> Result<Option<FileImport>> {
         let inner = &*self.inner;
-        self.flush_locked(w)?;
-        let dicts = self.import_dicts(w)?;
+        self.flush_locked(segment_writer)?;
+        let dicts = self.import_dicts(segment_writer)?;
         let stage_map = inner.stage_map.read().clone();
         let dir = &inner.dir;
-        let id = w.manifest.next_segment;
-        let seq_min = w.next_seq;
+        let id = segment_writer.manifest.next_segment;
+        let seq_min = segment_writer.next_seq;
         let seg_path = segment::seg_path(dir, id);
-        let format = (inner.opts.zstd_level, w.manifest.db_id);
+        let format = (inner.opts.zstd_level, segment_writer.manifest.db_id);
         // One part waits while the writer writes another, and the reader stages a third.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Option<crate::import::Staged>>(1);
         let (now, mut timestamps) = (crate::time::now(), crate::time::TsSpan::default());
@@ -411,7 +411,7 @@ impl Db {
             Some(parts) => {
                 let StreamedParts { writer, rows, delta } = *parts;
                 let seq = (seq_min, seq_min + rows);
-                let dict_file = (w.manifest.dict_gen, w.manifest.dict_len);
+                let dict_file = (segment_writer.manifest.dict_gen, segment_writer.manifest.dict_len);
                 let written = write_import(dir, &dicts, &delta, dict_file, || {
                     let written = writer.finish(seq.0, seq.1)?;
                     file::sync_dir(&dir.join(segment::SEG_DIR))?;
@@ -419,7 +419,10 @@ impl Db {
                 });
                 drop(dicts);
                 let (seg, dicts_written) = unpublished(written, &seg_path)?;
-                (rows, self.publish_import(w, id, seq, seg, dicts_written, &delta)?)
+                (
+                    rows,
+                    self.publish_import(segment_writer, id, seq, seg, dicts_written, &delta)?,
+                )
             }
         };
         Ok(Some(FileImport {

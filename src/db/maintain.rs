@@ -119,20 +119,20 @@ impl Db {
 
     /// Writes the next dictionary generation for a compaction that carries out erasures: the
     /// entries in the file now (the live manifest's counts), with every string value that no
-    /// row uses any more vacated. `merged` holds the string ids of the merged segment; the
-    /// segments sealed while it was merged (after the first `k`) and the buffer are read here,
+    /// row uses any more vacated. `used` holds the string ids of the merged segment; the
+    /// segments sealed while it was merged (after the first `merged_count`) and the buffer are read here,
     /// under the writer lock, so no commit can start using a value in between. Returns the new
     /// dictionaries, the generation and its length.
     fn scrub_dictionary(
         &self,
         writer: &Writer,
-        k: usize,
+        merged_count: usize,
         mut used: RoaringBitmap,
     ) -> Result<(Dicts, u64, u64)> {
         let inner = &*self.inner;
         let dir = &inner.dir;
         let v = inner.version.read().clone();
-        for seg in v.segments.iter().skip(k) {
+        for seg in v.segments.iter().skip(merged_count) {
             for i in 0..seg.footer.blocks.len() {
                 compaction::string_refs(&seg.read_block(i, ColumnSet::ALL)?, &mut used);
             }

@@ -89,8 +89,8 @@ impl Options {
         self
     }
     /// Sets the buffer size that triggers an automatic flush.
-    pub fn buffer_events_max(mut self, n: usize) -> Self {
-        self.buffer_events_max = n.max(1);
+    pub fn buffer_events_max(mut self, count: usize) -> Self {
+        self.buffer_events_max = count.max(1);
         self
     }
     /// Sets the zstd level.

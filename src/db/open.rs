@@ -208,7 +208,7 @@ impl Db {
 /// Removes the leftovers of operations that crashed before their manifest was published:
 /// other manifests, a half-written `CURRENT`, segments the manifest does not name, sealed logs,
 /// other dictionary generations.
-fn remove_unpublished(dir: &Path, current: u64, m: &Manifest) -> Result<()> {
+fn remove_unpublished(dir: &Path, current: u64, published: &Manifest) -> Result<()> {
     for n in manifest::list(dir)? {
         if n != current {
             file::remove_if_exists(&dir.join(manifest::manifest_name(n)))?;
@@ -216,16 +216,21 @@ fn remove_unpublished(dir: &Path, current: u64, m: &Manifest) -> Result<()> {
     }
     file::remove_if_exists(&dir.join(format!("{}.tmp", manifest::CURRENT)))?;
     for id in segment::list(dir)? {
-        if !m.segments.iter().chain(&m.profiles).any(|s| s.id == id) {
+        if !published
+            .segments
+            .iter()
+            .chain(&published.profiles)
+            .any(|s| s.id == id)
+        {
             file::remove_if_exists(&segment::seg_path(dir, id))?;
         }
     }
     for n in wal::list(dir)? {
-        if n < m.wal_start {
+        if n < published.wal_start {
             file::remove_if_exists(&wal::wal_path(dir, n))?;
         }
     }
-    dict::remove_other_generations(dir, m.dict_gen)?;
+    dict::remove_other_generations(dir, published.dict_gen)?;
     Ok(())
 }
 

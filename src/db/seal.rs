@@ -16,13 +16,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-/// `r`, removing the unpublished file `path` when it is an error (best effort: an open removes
+/// `result`, removing the unpublished file `path` when it is an error (best effort: an open removes
 /// such leftovers too).
-pub(super) fn unpublished<T>(r: Result<T>, path: &Path) -> Result<T> {
-    if r.is_err() {
+pub(super) fn unpublished<T>(result: Result<T>, path: &Path) -> Result<T> {
+    if result.is_err() {
         let _ = file::remove_if_exists(path);
     }
-    r
+    result
 }
 
 /// Writes `rows` (sorted, or in the given sorted order) as sealed segment `path` holding

@@ -88,11 +88,11 @@ impl Snapshot {
     }
 
     /// Visits every event in (customer id, timestamp, sequence) order, a block at a time.
-    pub fn scan(&self, set: ColumnSet, mut f: impl FnMut(&Columns)) -> Result<()> {
+    pub fn scan(&self, set: ColumnSet, mut visit: impl FnMut(&Columns)) -> Result<()> {
         let mut merge = Merge::new(self.sources(), set);
         let mut block = Columns::default();
         while merge.next_block(&mut block, limits::BLOCK_ROWS)? {
-            f(&block);
+            visit(&block);
         }
         Ok(())
     }

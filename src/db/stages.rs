@@ -161,7 +161,11 @@ impl Db {
 
     /// Rewrites the live segments that a change of the stage map from `old` to `new` changes;
     /// nothing is published (on an error, the files written are removed).
-    fn restage_segments(&self, w: &mut Writer, (old, new): (&StageMap, &StageMap)) -> Result<SegmentsEdit> {
+    fn restage_segments(
+        &self,
+        writer: &mut Writer,
+        (old, new): (&StageMap, &StageMap),
+    ) -> Result<SegmentsEdit> {
         let inner = &*self.inner;
         let (old_target, target) = {
             let dicts = inner.dicts.read();
@@ -169,7 +173,7 @@ impl Db {
         };
         let version = inner.version.read().clone();
         let mut rewritten: Vec<Option<NewSegment>> = Vec::with_capacity(version.segments.len());
-        let mut next_id = w.manifest.next_segment;
+        let mut next_id = writer.manifest.next_segment;
         let result = (|| -> Result<()> {
             for seg in &version.segments {
                 let new_seg = if segment_changes(seg, (&old_target, &target))? {
@@ -178,7 +182,7 @@ impl Db {
                         self,
                         seg,
                         &target,
-                        (next_id - 1, w.manifest.db_id),
+                        (next_id - 1, writer.manifest.db_id),
                     )?)
                 } else {
                     None

@@ -56,13 +56,13 @@ pub(super) struct AttributionPartial {
 }
 
 impl<'a> AttributionOp<'a> {
-    fn plan(a: &Attribution, text: &str, input: &Input<'a>) -> Result<Self, QueryError> {
-        let res = Resolver::new(input.dicts, text, a.common.tz.as_ref())?;
-        let (name, span) = &a.by;
+    fn plan(attribution: &Attribution, text: &str, input: &Input<'a>) -> Result<Self, QueryError> {
+        let res = Resolver::new(input.dicts, text, attribution.common.tz.as_ref())?;
+        let (name, span) = &attribution.by;
         if name.starts_with(crate::model::PROFILE_PREFIX) {
             return Err(ParseError::new(*span, "a touch is an event: BY takes an event property").into());
         }
-        let value = match &a.value {
+        let value = match &attribution.value {
             None => None,
             Some((name, span)) => {
                 let (id, ty) = res.prop(name, *span)?;
@@ -75,14 +75,19 @@ impl<'a> AttributionOp<'a> {
             }
         };
         Ok(AttributionOp {
-            step: res.step(&a.step)?,
-            filter: a.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
-            range: res.range(&a.common.range)?,
+            step: res.step(&attribution.step)?,
+            filter: attribution
+                .common
+                .filter
+                .as_ref()
+                .map(|p| res.pred(p))
+                .transpose()?,
+            range: res.range(&attribution.common.range)?,
             by: res.prop(name, *span)?,
             value,
-            model: a.model,
-            half_life_us: a.half_life_us,
-            lookback_us: a.lookback_us,
+            model: attribution.model,
+            half_life_us: attribution.half_life_us,
+            lookback_us: attribution.lookback_us,
             dicts: input.dicts,
         })
     }
@@ -95,9 +100,11 @@ impl<'a> AttributionOp<'a> {
     }
 
     /// The conversion's value in cents (rounded half away from zero; 0 without a value).
-    fn cents(&self, rows: &Columns, i: usize) -> i128 {
+    fn cents(&self, rows: &Columns, index: usize) -> i128 {
         let Some((id, ty)) = self.value else { return 0 };
-        let Some(raw) = slot(rows, id, i) else { return 0 };
+        let Some(raw) = slot(rows, id, index) else {
+            return 0;
+        };
         match ty {
             PropType::I64 => i128::from(raw as i64) * 100,
             _ => (f64::from_bits(raw) * 100.0).round() as i128,
@@ -406,10 +413,10 @@ impl Operator for AttributionOp<'_> {
 
 /// Runs an ATTRIBUTION statement.
 pub(super) fn attribution(
-    a: &Attribution,
+    attribution: &Attribution,
     text: &str,
     input: &Input<'_>,
     opts: &QueryOptions,
 ) -> Result<Table, QueryError> {
-    evaluate(&AttributionOp::plan(a, text, input)?, input, opts)
+    evaluate(&AttributionOp::plan(attribution, text, input)?, input, opts)
 }

@@ -646,8 +646,8 @@ fn exists(name: &str, span: Span) -> ParseError {
 }
 
 /// A database error as a query error (a query's own error as itself).
-fn query_error(e: crate::error::Error) -> QueryError {
-    match e {
+fn query_error(source: crate::error::Error) -> QueryError {
+    match source {
         crate::error::Error::Query(q) => q,
         other => other.into(),
     }

@@ -52,12 +52,12 @@ pub(super) struct CorrelatePartial {
 
 impl<'a> CorrelateOp<'a> {
     fn plan(
-        c: &Correlate,
+        correlate: &Correlate,
         drill: Option<(&str, bool)>,
         text: &str,
         input: &Input<'a>,
     ) -> Result<Self, QueryError> {
-        let res = Resolver::new(input.dicts, text, c.funnel.common.tz.as_ref())?;
+        let res = Resolver::new(input.dicts, text, correlate.funnel.common.tz.as_ref())?;
         let dicts = input.dicts;
         let props = (0..dicts.prop_types.len() as u32)
             .filter_map(|id| {
@@ -69,8 +69,8 @@ impl<'a> CorrelateOp<'a> {
             })
             .collect();
         Ok(CorrelateOp {
-            funnel: FunnelOp::resolve(&c.funnel, &res, input)?,
-            significance: c.significance,
+            funnel: FunnelOp::resolve(&correlate.funnel, &res, input)?,
+            significance: correlate.significance,
             props,
             drill: drill.map(|(name, converted)| (input.dicts.events.get(name), converted)),
             dicts: input.dicts,
@@ -249,12 +249,12 @@ impl Operator for CorrelateOp<'_> {
 
 /// Runs a CORRELATE statement.
 pub(super) fn correlate(
-    c: &Correlate,
+    correlate: &Correlate,
     text: &str,
     input: &Input<'_>,
     opts: &QueryOptions,
 ) -> Result<Table, QueryError> {
-    evaluate(&CorrelateOp::plan(c, None, text, input)?, input, opts)
+    evaluate(&CorrelateOp::plan(correlate, None, text, input)?, input, opts)
 }
 
 /// `CUSTOMERS CORRELATE … EVENT 'x' CONVERTED|DROPPED`.

@@ -101,35 +101,42 @@ impl Operator for StageCustomersOp {
 
 /// Runs a CUSTOMERS statement: a drill-down into a funnel step, a retention cell or a stage.
 pub(super) fn customers(
-    c: &crate::query::ast::Customers,
+    customers: &crate::query::ast::Customers,
     text: &str,
     input: &Input<'_>,
     opts: &QueryOptions,
 ) -> Result<Table, QueryError> {
     use crate::query::ast::Drill;
-    match &c.drill {
+    match &customers.drill {
         Drill::Funnel {
             funnel: f,
             step,
             dropped,
-        } => funnel(f, text, input, opts, Some((*step, *dropped, c.limit))),
+        } => funnel(f, text, input, opts, Some((*step, *dropped, customers.limit))),
         Drill::Retention {
             retention: r,
             cohort,
             period,
-        } => retention(r, text, input, opts, Some((cohort, *period, c.limit))),
+        } => retention(r, text, input, opts, Some((cohort, *period, customers.limit))),
         Drill::Stage { stage, common } => evaluate(
-            &StageCustomersOp::plan(*stage, common, c.limit, text, input)?,
+            &StageCustomersOp::plan(*stage, common, customers.limit, text, input)?,
             input,
             opts,
         ),
         Drill::Rfm { rfm, segment } => {
             let members = super::rfm::segment_members(rfm, &segment.0, text, input, opts)?;
-            Ok(customer_table(&members, input.dicts, c.limit, opts.rows_max))
+            Ok(customer_table(
+                &members,
+                input.dicts,
+                customers.limit,
+                opts.rows_max,
+            ))
         }
-        Drill::Paths { .. } => super::paths::path_customers(&c.drill, c.limit, text, input, opts),
+        Drill::Paths { .. } => {
+            super::paths::path_customers(&customers.drill, customers.limit, text, input, opts)
+        }
         Drill::Correlate { .. } => {
-            super::correlate::correlate_customers(&c.drill, c.limit, text, input, opts)
+            super::correlate::correlate_customers(&customers.drill, customers.limit, text, input, opts)
         }
         // Answered by `run_on`, which has the snapshot's cohorts.
         Drill::Cohort((name, span)) => Err(crate::query::ParseError::new(

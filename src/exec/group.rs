@@ -111,18 +111,18 @@ impl GroupBy {
             .collect()
     }
 
-    /// The group of row `i` of `rows` (`None`: the null group).
+    /// The group of row `index` of `rows` (`None`: the null group).
     #[inline]
-    pub(super) fn slot(&self, rows: &Columns, i: usize) -> Option<u64> {
+    pub(super) fn slot(&self, rows: &Columns, index: usize) -> Option<u64> {
         let own = match &self.customers {
-            Some(groups) => groups.values.get(rows.cid[i] as usize).copied().flatten(),
-            None => slot(rows, self.prop, i),
+            Some(groups) => groups.values.get(rows.cid[index] as usize).copied().flatten(),
+            None => slot(rows, self.prop, index),
         };
         match &self.second {
             None => own,
             Some(second) => {
                 let half = |h: Option<u64>| h.map_or(NULL_HALF, |h| h & NULL_HALF);
-                Some(half(own) << 32 | half(second.slot(rows, i)))
+                Some(half(own) << 32 | half(second.slot(rows, index)))
             }
         }
     }

@@ -16,17 +16,22 @@ pub(super) fn slot_label(slot: Option<u64>, ty: PropType, dicts: &Dicts) -> Stri
     }
 }
 
-pub(super) fn prop_label(rows: &Columns, prop: Option<(u32, PropType)>, i: usize, dicts: &Dicts) -> String {
+pub(super) fn prop_label(
+    rows: &Columns,
+    prop: Option<(u32, PropType)>,
+    index: usize,
+    dicts: &Dicts,
+) -> String {
     let Some((id, ty)) = prop else {
         return String::new();
     };
     let Some(c) = rows.prop(id) else {
         return "(null)".into();
     };
-    if !c.valid[i] {
+    if !c.valid[index] {
         return "(null)".into();
     }
-    let x = c.vals[i];
+    let x = c.vals[index];
     match ty {
         PropType::Str => dicts.strings.name(x as u32).unwrap_or("?").to_owned(),
         PropType::I64 => (x as i64).to_string(),

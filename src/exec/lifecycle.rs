@@ -162,10 +162,10 @@ fn lifecycle_from_bitmaps(op: &LifecycleOp<'_>, input: &Input<'_>) -> Option<Cou
 
 /// Runs a LIFECYCLE statement.
 pub(super) fn lifecycle(
-    l: &Lifecycle,
+    lifecycle: &Lifecycle,
     text: &str,
     input: &Input<'_>,
     opts: &QueryOptions,
 ) -> Result<Table, QueryError> {
-    evaluate(&LifecycleOp::plan(l, text, input)?, input, opts)
+    evaluate(&LifecycleOp::plan(lifecycle, text, input)?, input, opts)
 }

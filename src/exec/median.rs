@@ -16,8 +16,8 @@ pub(super) struct Samples {
 }
 
 impl Samples {
-    pub(in crate::internals::exec) fn push(&mut self, t: i64) {
-        self.head.push(t);
+    pub(in crate::internals::exec) fn push(&mut self, ts: i64) {
+        self.head.push(ts);
     }
 
     /// Adds `other`'s samples (its vectors are moved in, not copied).
@@ -107,35 +107,40 @@ pub(super) fn median_mean_bracketed(parts: &[&[i64]], sample: usize, margin: usi
     median_mean(&mut v)
 }
 
-/// [`median_mean`] of the `n` values in `parts` without gathering them: a sorted sample of
+/// [`median_mean`] of the `count` values in `parts` without gathering them: a sorted sample of
 /// about `sample` values (every k-th of each part) brackets the median ranks — the values
 /// `margin` sample positions either side of the median's estimated position are bounds `lo` ≤
 /// `hi` — and one pass over the parts counts the values below `lo`, keeps those in `[lo, hi]`
 /// and sums all (for the mean). When the median ranks fall among the kept values (a few per
 /// cent of them) they are selected there; `None` when the sample misjudged them.
-pub(super) fn bracketed(parts: &[&[i64]], n: usize, sample: usize, margin: usize) -> Option<(Cell, Cell)> {
-    if n == 0 {
+pub(super) fn bracketed(
+    parts: &[&[i64]],
+    count: usize,
+    sample: usize,
+    margin: usize,
+) -> Option<(Cell, Cell)> {
+    if count == 0 {
         return None;
     }
     // Ranks (0-based, ascending) of the median: one value, or the two middle ones.
-    let (r_lo, r_hi) = if n % 2 == 1 {
-        (n / 2, n / 2)
+    let (r_lo, r_hi) = if count % 2 == 1 {
+        (count / 2, count / 2)
     } else {
-        (n / 2 - 1, n / 2)
+        (count / 2 - 1, count / 2)
     };
-    let step = (n / sample.max(1)).max(1);
+    let step = (count / sample.max(1)).max(1);
     let mut picked: Vec<i64> = parts
         .iter()
         .flat_map(|p| p.iter().step_by(step).copied())
         .collect();
     picked.sort_unstable();
     let m = picked.len();
-    let at = r_lo * m / n;
+    let at = r_lo * m / count;
     let lo = *picked.get(at.saturating_sub(margin))?;
     let hi = *picked.get((at + margin + 1).min(m.checked_sub(1)?))?;
     // One pass without branches on the values (they fall either side of `lo` at random): each
     // value is written at the end of `kept`, which grows only when it is in range.
-    let cap = (n / m.max(1))
+    let cap = (count / m.max(1))
         .saturating_add(1)
         .saturating_mul(2 * margin + 2)
         .saturating_mul(2);
@@ -157,21 +162,33 @@ pub(super) fn bracketed(parts: &[&[i64]], n: usize, sample: usize, margin: usize
     kept.truncate(len);
     // The other middle value (rank r_lo ≥ below, when there are two) is the largest kept one
     // before rank r_hi.
-    Some(median_mean_cells(&mut kept, r_hi - below, r_lo == r_hi, sum, n))
+    Some(median_mean_cells(
+        &mut kept,
+        r_hi - below,
+        r_lo == r_hi,
+        sum,
+        count,
+    ))
 }
 
-/// The median and mean (in seconds) of `n` samples summing to `sum` (exactly), where the
-/// median's upper (or only, when `odd`) middle value has rank `k` among `v`, and the lower one,
-/// when there are two, is the largest value of `v` below rank `k`.
-pub(super) fn median_mean_cells(v: &mut [i64], k: usize, odd: bool, sum: i128, n: usize) -> (Cell, Cell) {
-    let (under, mid, _) = v.select_nth_unstable(k);
+/// The median and mean (in seconds) of `count` samples summing to `sum` (exactly), where the
+/// median's upper (or only, when `odd`) middle value has rank `column` among `values`, and the lower one,
+/// when there are two, is the largest value of `values` below rank `column`.
+pub(super) fn median_mean_cells(
+    values: &mut [i64],
+    column: usize,
+    odd: bool,
+    sum: i128,
+    count: usize,
+) -> (Cell, Cell) {
+    let (under, mid, _) = values.select_nth_unstable(column);
     let mid = *mid;
     let med = if odd {
         mid as f64
     } else {
         (under.iter().copied().max().unwrap_or(mid) as f64 + mid as f64) / 2.0
     };
-    let mean = sum as f64 / n as f64;
+    let mean = sum as f64 / count as f64;
     (Cell::Float(med / 1e6), Cell::Float(mean / 1e6))
 }
 
@@ -198,15 +215,15 @@ pub(super) fn quantiles_cont(samples: &Samples, qs: &[f64]) -> Vec<Cell> {
         .collect()
 }
 
-pub(super) fn median_mean(v: &mut [i64]) -> (Cell, Cell) {
-    if v.is_empty() {
+pub(super) fn median_mean(values: &mut [i64]) -> (Cell, Cell) {
+    if values.is_empty() {
         return (Cell::Null, Cell::Null);
     }
     // Selection, not a sort: linear in the number of converting customers. Summed exactly, so
     // the mean does not depend on the order workers delivered the times.
-    let n = v.len();
-    let sum = v.iter().map(|&x| i128::from(x)).sum::<i128>();
-    median_mean_cells(v, n / 2, n % 2 == 1, sum, n)
+    let n = values.len();
+    let sum = values.iter().map(|&x| i128::from(x)).sum::<i128>();
+    median_mean_cells(values, n / 2, n % 2 == 1, sum, n)
 }
 
 #[cfg(test)]

@@ -7,11 +7,12 @@
 //! - `options`: what a query is given (options, the snapshot's input) and how it fails.
 //! - `operator`: the protocol every statement runs through, and the memory budget.
 //! - `scan`: the parallel customer-range scan that drives an operator.
-//! - `prefilter`, `range`, `labels`, `median`, `stats`: shared helpers (bitmap prefilters, the
-//!   time range, result cells, medians, 2×2-table statistics).
+//! - `prefilter`, `range`, `labels`, `median`, `stats`, `btyd`: shared helpers (bitmap
+//!   prefilters, the time range, result cells, medians, 2×2-table statistics, the BG/NBD and
+//!   Gamma-Gamma models).
 //! - one room per statement: `funnel` (with its kernel and EXPLAIN), `retention`, `trend`,
-//!   `paths`, `heatmap`, `attribution`, `correlate`, `customers`, `timeline`, `lifecycle`,
-//!   `stickiness`, `stages`, `transitions`.
+//!   `paths`, `heatmap`, `attribution`, `correlate`, `predict` (FIT and PREDICT), `customers`,
+//!   `timeline`, `lifecycle`, `stickiness`, `stages`, `transitions`.
 //! - this file: dispatch of a parsed statement, and the [`Query`] trait.
 //!
 //! Uses: `db`, `plan`, `query`, `result`.
@@ -33,6 +34,8 @@ mod paths;
 mod heatmap;
 mod attribution;
 mod correlate;
+mod btyd;
+mod predict;
 mod customers;
 mod timeline;
 mod lifecycle;
@@ -79,6 +82,7 @@ pub fn execute(
         Statement::Heatmap(h) => heatmap::heatmap(h, text, input, opts)?,
         Statement::Attribution(a) => attribution::attribution(a, text, input, opts)?,
         Statement::Correlate(c) => correlate::correlate(c, text, input, opts)?,
+        Statement::Fit(spec) | Statement::Predict(spec) => predict::run(spec, text, input, opts)?,
         Statement::Forget(f) => return Err(read_only(f.span, "FORGET CUSTOMER")),
         Statement::CreateCohort(c) => return Err(read_only(c.name.1, "CREATE COHORT")),
         Statement::DropCohort((_, span)) => return Err(read_only(*span, "DROP COHORT")),

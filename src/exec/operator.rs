@@ -80,17 +80,22 @@ pub(super) trait Operator: Sync {
         Ok(Prefilter::everyone())
     }
 
-    /// Folds one customer's rows `rows[r]` into `p`.
-    fn customer(&self, p: &mut Self::Partial, rows: &Columns, r: Range<usize>);
+    /// Folds one customer's rows `rows[run]` into `partial`.
+    fn customer(&self, partial: &mut Self::Partial, rows: &Columns, run: Range<usize>);
 
-    /// Adds `b` to `a`.
-    fn merge(&self, a: &mut Self::Partial, b: Self::Partial);
+    /// Adds `from` to `into`.
+    fn merge(&self, into: &mut Self::Partial, from: Self::Partial);
 
-    /// Estimated heap bytes held by `p`, in O(1): what the memory budget charges.
-    fn footprint(&self, p: &Self::Partial) -> usize;
+    /// Estimated heap bytes held by `partial`, in O(1): what the memory budget charges.
+    fn footprint(&self, partial: &Self::Partial) -> usize;
 
     /// The result table of the merged state.
-    fn finish(&self, p: Self::Partial, input: &Input<'_>, opts: &QueryOptions) -> Result<Table, QueryError>;
+    fn finish(
+        &self,
+        partial: Self::Partial,
+        input: &Input<'_>,
+        opts: &QueryOptions,
+    ) -> Result<Table, QueryError>;
 }
 
 /// An operator that can also read customers lazily (see [`scan_lazy`]): event ids and
@@ -104,15 +109,15 @@ pub(super) trait LazyOperator: Operator {
     /// each is decoded only when read); true once later rows cannot change its answer.
     fn feed(
         &self,
-        s: &mut Self::State,
+        state: &mut Self::State,
         events: impl Iterator<Item = u32>,
         ts: impl Iterator<Item = i64>,
     ) -> bool;
-    /// Adds the customer fed into `s` to `p`.
-    fn end(&self, p: &mut Self::Partial, s: &mut Self::State);
-    /// Makes `s` the state of a customer not yet fed (as `Default` would, and as cheaply as the
+    /// Adds the customer fed into `state` to `partial`.
+    fn end(&self, partial: &mut Self::Partial, state: &mut Self::State);
+    /// Makes `state` the state of a customer not yet fed (as `Default` would, and as cheaply as the
     /// state allows: the scan calls it once per customer).
-    fn restart(&self, s: &mut Self::State);
+    fn restart(&self, state: &mut Self::State);
 }
 
 /// The memory budget of one query, shared by its workers. Each worker reports its state's

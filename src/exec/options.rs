@@ -38,22 +38,26 @@ pub enum QueryError {
     /// Reading data failed.
     #[error(transparent)]
     File(#[from] crate::file::FileError),
+    /// A model cannot be fitted to the data the statement selects (FIT, PREDICT): too few
+    /// customers, no repeat purchase, or an optimiser that did not converge.
+    #[error("{0}")]
+    Model(String),
     /// A statement that changes the database failed.
     #[error(transparent)]
     Storage(Box<crate::error::Error>),
 }
 
 /// `1536` → `1.5 KiB`.
-pub fn human_bytes(n: usize) -> String {
+pub fn human_bytes(count: usize) -> String {
     let units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
-    let mut x = n as f64;
+    let mut x = count as f64;
     let mut u = 0;
     while x >= 1024.0 && u + 1 < units.len() {
         x /= 1024.0;
         u += 1;
     }
     if u == 0 {
-        format!("{n} bytes")
+        format!("{count} bytes")
     } else {
         format!("{x:.1} {}", units[u])
     }
@@ -132,7 +136,7 @@ impl<'a> Input<'a> {
 }
 
 impl From<crate::error::Error> for QueryError {
-    fn from(e: crate::error::Error) -> Self {
-        QueryError::Storage(Box::new(e))
+    fn from(source: crate::error::Error) -> Self {
+        QueryError::Storage(Box::new(source))
     }
 }

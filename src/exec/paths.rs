@@ -105,16 +105,16 @@ impl<'a> PathsOp<'a> {
     }
 
     /// Orders two paths: node by node by name (a path that is a beginning of the other first).
-    fn by_names(&self, a: &[u32], b: &[u32]) -> Ordering {
+    fn by_names(&self, left: &[u32], right: &[u32]) -> Ordering {
         let rank = |e: &u32| self.name_rank.get(*e as usize).copied().unwrap_or(u32::MAX);
-        a.iter().map(rank).cmp(b.iter().map(rank))
+        left.iter().map(rank).cmp(right.iter().map(rank))
     }
 
-    /// Whether row `i` matches the anchor step.
-    fn is_anchor(&self, rows: &Columns, i: usize) -> bool {
+    /// Whether row `index` matches the anchor step.
+    fn is_anchor(&self, rows: &Columns, index: usize) -> bool {
         match &self.anchor_events {
-            Some(table) => table.get(rows.event[i] as usize).copied().unwrap_or(false),
-            None => self.anchor.matches(rows, i, self.dicts),
+            Some(table) => table.get(rows.event[index] as usize).copied().unwrap_or(false),
+            None => self.anchor.matches(rows, index, self.dicts),
         }
     }
 

@@ -13,26 +13,26 @@ use std::collections::BTreeMap;
 /// optionally on UTC days overlapping `range`. `None` means "no pruning possible".
 pub(super) fn candidates(
     matcher: &Matcher,
-    b: &crate::index::Bitmaps,
+    bitmaps: &crate::index::Bitmaps,
     range: Option<(i64, i64)>,
 ) -> Option<roaring::RoaringBitmap> {
     let mut set = match (&matcher.events, matcher.stage) {
         (Some(ids), _) => {
             let mut u = roaring::RoaringBitmap::new();
             for id in ids {
-                if let Some(x) = b.events.get(id) {
+                if let Some(x) = bitmaps.events.get(id) {
                     u |= x;
                 }
             }
             u
         }
-        (None, Some(stage)) => b.stages.get(stage as usize)?.clone(),
+        (None, Some(stage)) => bitmaps.stages.get(stage as usize)?.clone(),
         (None, None) => return None,
     };
     if let Some((lo, hi)) = range {
         let (d0, d1) = (model::day_of(lo), model::day_of(hi - 1));
         let mut days = roaring::RoaringBitmap::new();
-        for (_, x) in b.days.range(d0..=d1) {
+        for (_, x) in bitmaps.days.range(d0..=d1) {
             days |= x;
         }
         set &= days;

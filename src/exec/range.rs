@@ -21,9 +21,9 @@ pub(super) fn whole_days(input: &Input<'_>, (lo, hi): (i64, i64)) -> bool {
     (on_day_boundary(lo) || lo <= dmin) && (on_day_boundary(hi) || hi > dmax)
 }
 
-/// True when `t` starts a UTC day.
-pub(super) fn on_day_boundary(t: i64) -> bool {
-    t.rem_euclid(model::DAY_US) == 0
+/// True when `ts` starts a UTC day.
+pub(super) fn on_day_boundary(ts: i64) -> bool {
+    ts.rem_euclid(model::DAY_US) == 0
 }
 
 pub(super) fn data_range(input: &Input<'_>, range: Option<(i64, i64)>) -> (i64, i64) {

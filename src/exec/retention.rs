@@ -325,11 +325,11 @@ pub(super) type RetentionDrill<'q> = (&'q crate::query::ast::TimeLit, u32, Optio
 
 /// Runs a RETENTION statement; with `drill`, lists the customers of one (cohort, period) cell.
 pub(super) fn retention(
-    r: &crate::query::ast::Retention,
+    retention: &crate::query::ast::Retention,
     text: &str,
     input: &Input<'_>,
     opts: &QueryOptions,
     drill: Option<RetentionDrill<'_>>,
 ) -> Result<Table, QueryError> {
-    evaluate(&RetentionOp::plan(r, text, input, drill)?, input, opts)
+    evaluate(&RetentionOp::plan(retention, text, input, drill)?, input, opts)
 }

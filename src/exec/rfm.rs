@@ -58,8 +58,8 @@ pub(super) struct RfmPartial {
 
 /// The segment of an (R, F) score pair: the widely used map of ten segments (champions R 5 and
 /// F 4–5, loyal customers R 3–4 and F 4–5, …; docs/QUERY.md lists every pair).
-fn segment_of(r: u8, f: u8) -> usize {
-    let name = match (r, f) {
+fn segment_of(recency: u8, frequency: u8) -> usize {
+    let name = match (recency, frequency) {
         (5, 4..=5) => "champions",
         (3..=4, 4..=5) => "loyal_customers",
         (4..=5, 2..=3) => "potential_loyalists",

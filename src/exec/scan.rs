@@ -627,10 +627,10 @@ pub(super) fn columns_of(ids: &[u32]) -> ColumnSet {
     }
 }
 
-pub(super) fn passes(filter: &Option<CPred>, rows: &Columns, i: usize, dicts: &Dicts) -> bool {
+pub(super) fn passes(filter: &Option<CPred>, rows: &Columns, index: usize, dicts: &Dicts) -> bool {
     filter
         .as_ref()
-        .is_none_or(|f| f.eval(rows, i, dicts) == Some(true))
+        .is_none_or(|f| f.eval(rows, index, dicts) == Some(true))
 }
 
 #[cfg(test)]

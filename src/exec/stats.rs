@@ -4,9 +4,12 @@
 //!
 //! Uses: no other module of the crate.
 
-/// ln Γ(x) for x > 0: Lanczos' approximation (g = 7, 9 terms; relative error below 1e-14 on
-/// the arguments used here, x ≥ 1), with the reflection-free shift for x < 0.5 not needed.
-pub(super) fn ln_gamma(x: f64) -> f64 {
+/// ln Γ(x) for x > 0: Lanczos' approximation (g = 7, 9 terms; relative error below 1e-14 for
+/// x ≥ 1), below 1 through ln Γ(x) = ln Γ(x + 1) − ln x.
+pub(super) fn ln_gamma(value: f64) -> f64 {
+    if value < 1.0 {
+        return ln_gamma(value + 1.0) - value.ln();
+    }
     const G: f64 = 7.0;
     const C: [f64; 9] = [
         0.999_999_999_999_809_9,
@@ -19,18 +22,18 @@ pub(super) fn ln_gamma(x: f64) -> f64 {
         9.984_369_578_019_572e-6,
         1.505_632_735_149_311_6e-7,
     ];
-    let x = x - 1.0;
+    let value = value - 1.0;
     let mut sum = C[0];
     for (k, c) in C.iter().enumerate().skip(1) {
-        sum += c / (x + k as f64);
+        sum += c / (value + k as f64);
     }
-    let t = x + G + 0.5;
-    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + sum.ln()
+    let t = value + G + 0.5;
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (value + 0.5) * t.ln() - t + sum.ln()
 }
 
 /// ln of n choose k.
-fn ln_choose(n: u64, k: u64) -> f64 {
-    ln_gamma(n as f64 + 1.0) - ln_gamma(k as f64 + 1.0) - ln_gamma((n - k) as f64 + 1.0)
+fn ln_choose(count: u64, chosen: u64) -> f64 {
+    ln_gamma(count as f64 + 1.0) - ln_gamma(chosen as f64 + 1.0) - ln_gamma((count - chosen) as f64 + 1.0)
 }
 
 /// A 2×2 table of customers: converted with / without a feature, dropped with / without.
@@ -107,8 +110,8 @@ impl Table2 {
 /// P(X > x) for X chi-square with one degree of freedom: Q(1/2, x/2), the regularized upper
 /// incomplete gamma function (series below 1.5, continued fraction above; Numerical Recipes'
 /// `gammq`, to 1e-15).
-pub(super) fn chi2_1_upper(x: f64) -> f64 {
-    let (s, z) = (0.5, x / 2.0);
+pub(super) fn chi2_1_upper(value: f64) -> f64 {
+    let (s, z) = (0.5, value / 2.0);
     if z <= 0.0 {
         return 1.0;
     }
@@ -153,10 +156,10 @@ pub(super) fn chi2_1_upper(x: f64) -> f64 {
     (ln_pre.exp() * h).clamp(0.0, 1.0)
 }
 
-/// The Benjamini–Hochberg cut at false discovery rate `alpha` over p-values `p`: how many of
+/// The Benjamini–Hochberg cut at false discovery rate `alpha` over p-values `p_values`: how many of
 /// them, smallest first, are kept (the largest k with p₍k₎ ≤ α·k/m).
-pub(super) fn benjamini_hochberg(p: &[f64], alpha: f64) -> usize {
-    let mut sorted: Vec<f64> = p.to_vec();
+pub(super) fn benjamini_hochberg(p_values: &[f64], alpha: f64) -> usize {
+    let mut sorted: Vec<f64> = p_values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let m = sorted.len() as f64;
     (1..=sorted.len())
@@ -169,8 +172,8 @@ pub(super) fn benjamini_hochberg(p: &[f64], alpha: f64) -> usize {
 mod tests {
     use super::*;
 
-    fn close(a: f64, b: f64, rel: f64) -> bool {
-        (a - b).abs() <= rel * b.abs().max(1e-300)
+    fn close(left: f64, right: f64, rel: f64) -> bool {
+        (left - right).abs() <= rel * right.abs().max(1e-300)
     }
 
     #[test]

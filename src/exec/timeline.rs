@@ -50,23 +50,29 @@ impl<'a> TimelineOp<'a> {
         })
     }
 
-    /// Row `i` of `rows` as a result row: time, event, stage, properties sorted by name.
-    fn row(&self, rows: &Columns, i: usize) -> Vec<Cell> {
+    /// Row `index` of `rows` as a result row: time, event, stage, properties sorted by name.
+    fn row(&self, rows: &Columns, index: usize) -> Vec<Cell> {
         let mut props: Vec<String> = Vec::new();
         for c in &rows.props {
-            if c.valid[i] {
+            if c.valid[index] {
                 let name = self.dicts.props.name(c.id).unwrap_or("?");
                 props.push(format!(
                     "{name}={}",
-                    prop_label(rows, Some((c.id, c.ty)), i, self.dicts)
+                    prop_label(rows, Some((c.id, c.ty)), index, self.dicts)
                 ));
             }
         }
         props.sort();
         vec![
-            Cell::Time(rows.ts[i]),
-            Cell::Str(self.dicts.events.name(rows.event[i]).unwrap_or("?").to_owned()),
-            Stage::from_code(rows.stage[i]).map_or(Cell::Null, |s| Cell::Str(s.name().to_owned())),
+            Cell::Time(rows.ts[index]),
+            Cell::Str(
+                self.dicts
+                    .events
+                    .name(rows.event[index])
+                    .unwrap_or("?")
+                    .to_owned(),
+            ),
+            Stage::from_code(rows.stage[index]).map_or(Cell::Null, |s| Cell::Str(s.name().to_owned())),
             Cell::Str(props.join(", ")),
         ]
     }

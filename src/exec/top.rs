@@ -114,15 +114,15 @@ impl<'a> TopOp<'a> {
     }
 
     /// The ranking order: the better candidate first (value, then customer id ascending).
-    fn order(&self, a: &(Value, u32), b: &(Value, u32)) -> Ordering {
+    fn order(&self, left: &(Value, u32), right: &(Value, u32)) -> Ordering {
         let by_value = if self.ascending {
-            a.0.cmp(&b.0)
+            left.0.cmp(&right.0)
         } else {
-            b.0.cmp(&a.0)
+            right.0.cmp(&left.0)
         };
         by_value.then_with(|| {
             let name = |cid: u32| self.dicts.customers.name(cid).unwrap_or_default();
-            name(a.1).cmp(name(b.1))
+            name(left.1).cmp(name(right.1))
         })
     }
 
@@ -143,9 +143,9 @@ impl<'a> TopOp<'a> {
         ts.saturating_add(offset).div_euclid(model::DAY_US)
     }
 
-    /// A numeric property's value at row `i` (`None`: absent).
-    fn number(rows: &Columns, (id, ty): (u32, PropType), i: usize) -> Option<f64> {
-        let value = crate::plan::slot(rows, id, i)?;
+    /// A numeric property's value at row `index` (`None`: absent).
+    fn number(rows: &Columns, (id, ty): (u32, PropType), index: usize) -> Option<f64> {
+        let value = crate::plan::slot(rows, id, index)?;
         match ty {
             PropType::I64 => Some(value as i64 as f64),
             PropType::F64 => Some(f64::from_bits(value)),

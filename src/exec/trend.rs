@@ -127,12 +127,12 @@ impl<'a> TrendOp<'a> {
 
     /// The groups reported, in name order: every group (or the `TOP n` with the most matching
     /// events, then by name), or the one unnamed group without `BY`.
-    fn groups(&self, p: &TrendPartial, dicts: &Dicts) -> Vec<(Vec<String>, Option<u64>)> {
+    fn groups(&self, partial: &TrendPartial, dicts: &Dicts) -> Vec<(Vec<String>, Option<u64>)> {
         let Some(by) = &self.by else {
             return vec![(Vec::new(), None)];
         };
         let mut totals: HashMap<Option<u64>, u64> = HashMap::default();
-        for ((g, _), s) in &p.map {
+        for ((g, _), s) in &partial.map {
             *totals.entry(*g).or_default() += s.events + s.customers;
         }
         let mut groups: Vec<(Vec<String>, Option<u64>, u64)> = totals
@@ -148,31 +148,31 @@ impl<'a> TrendOp<'a> {
     }
 
     /// The aggregate of one (group, bucket) state.
-    fn aggregate(&self, s: &AggState) -> Cell {
+    fn aggregate(&self, state: &AggState) -> Cell {
         match &self.agg {
-            Agg::Count => Cell::Int(s.events as i64),
-            Agg::Uniq | Agg::Wau | Agg::Mau => Cell::Int(s.customers as i64),
-            Agg::Sessions => Cell::Int(s.events as i64),
+            Agg::Count => Cell::Int(state.events as i64),
+            Agg::Uniq | Agg::Wau | Agg::Mau => Cell::Int(state.customers as i64),
+            Agg::Sessions => Cell::Int(state.events as i64),
             Agg::BounceRate => {
-                if s.events == 0 {
+                if state.events == 0 {
                     Cell::Null
                 } else {
-                    Cell::Float(s.bounces as f64 / s.events as f64)
+                    Cell::Float(state.bounces as f64 / state.events as f64)
                 }
             }
-            Agg::Sum(..) => Cell::Float(s.sum),
+            Agg::Sum(..) => Cell::Float(state.sum),
             Agg::Avg(..) => {
-                if s.n == 0 {
+                if state.n == 0 {
                     Cell::Null
                 } else {
-                    Cell::Float(s.sum / s.n as f64)
+                    Cell::Float(state.sum / state.n as f64)
                 }
             }
-            Agg::Min(..) => s.min.map_or(Cell::Null, Cell::Float),
-            Agg::Max(..) => s.max.map_or(Cell::Null, Cell::Float),
-            Agg::Nps(..) => nps(s).map_or(Cell::Null, |(score, _, _)| Cell::Float(score)),
+            Agg::Min(..) => state.min.map_or(Cell::Null, Cell::Float),
+            Agg::Max(..) => state.max.map_or(Cell::Null, Cell::Float),
+            Agg::Nps(..) => nps(state).map_or(Cell::Null, |(score, _, _)| Cell::Float(score)),
             Agg::Pct(q, ..) => {
-                let mut v = s.values.clone();
+                let mut v = state.values.clone();
                 if v.is_empty() {
                     Cell::Null
                 } else {
@@ -203,20 +203,27 @@ pub(super) struct AggState {
 }
 
 /// The earlier of two bad scores (by time, then customer id): the one reported.
-fn earliest(a: (i64, u32, f64), b: (i64, u32, f64)) -> (i64, u32, f64) {
-    if (b.0, b.1) < (a.0, a.1) { b } else { a }
+fn earliest(left: (i64, u32, f64), right: (i64, u32, f64)) -> (i64, u32, f64) {
+    if (right.0, right.1) < (left.0, left.1) {
+        right
+    } else {
+        left
+    }
 }
 
-/// The net promoter score of `s`'s responses and its 95% confidence interval (`None`: no
+/// The net promoter score of `state`'s responses and its 95% confidence interval (`None`: no
 /// response): NPS = 100·(p − d) with p, d the promoters' and detractors' shares of the n
 /// responses — the mean of the scores +100, 0, −100 — and the interval NPS ± 1.96·σ/√n with
 /// σ² = 100²·(p + d − (p − d)²), cut to [−100, 100].
-fn nps(s: &AggState) -> Option<(f64, f64, f64)> {
-    let n = s.promoters + s.passives + s.detractors;
+fn nps(state: &AggState) -> Option<(f64, f64, f64)> {
+    let n = state.promoters + state.passives + state.detractors;
     if n == 0 {
         return None;
     }
-    let (p, d) = (s.promoters as f64 / n as f64, s.detractors as f64 / n as f64);
+    let (p, d) = (
+        state.promoters as f64 / n as f64,
+        state.detractors as f64 / n as f64,
+    );
     let score = 100.0 * (p - d);
     let sigma = 100.0 * (p + d - (p - d) * (p - d)).max(0.0).sqrt();
     let half = 1.96 * sigma / (n as f64).sqrt();
@@ -252,15 +259,15 @@ impl std::ops::DerefMut for TrendPartial {
 }
 
 impl TrendOp<'_> {
-    fn value(&self, rows: &Columns, i: usize) -> Option<f64> {
+    fn value(&self, rows: &Columns, index: usize) -> Option<f64> {
         let (id, ty) = self.value?;
         let c = rows.prop(id)?;
-        if !c.valid[i] {
+        if !c.valid[index] {
             return None;
         }
         Some(match ty {
-            PropType::I64 => c.vals[i] as i64 as f64,
-            PropType::F64 => f64::from_bits(c.vals[i]),
+            PropType::I64 => c.vals[index] as i64 as f64,
+            PropType::F64 => f64::from_bits(c.vals[index]),
             _ => return None,
         })
     }

@@ -61,17 +61,17 @@ pub fn column_label(column: &str) -> String {
 pub(crate) fn bad_row(
     opts: &ImportOptions,
     skipped: &mut Vec<ImportError>,
-    e: ImportError,
+    error: ImportError,
 ) -> Result<(), ImportError> {
     if skipped.len() < opts.skip_bad {
-        skipped.push(e);
+        skipped.push(error);
         Ok(())
     } else if opts.skip_bad == 0 {
-        Err(e)
+        Err(error)
     } else {
         Err(ImportError::TooManyBad {
             max: opts.skip_bad,
-            last: Box::new(e),
+            last: Box::new(error),
         })
     }
 }

@@ -36,26 +36,26 @@ impl<'de> Visitor<'de> for JVisitor {
     fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str("a JSON value")
     }
-    fn visit_bool<E>(self, v: bool) -> Result<J<'de>, E> {
-        Ok(J::Bool(v))
+    fn visit_bool<E>(self, value: bool) -> Result<J<'de>, E> {
+        Ok(J::Bool(value))
     }
-    fn visit_i64<E>(self, v: i64) -> Result<J<'de>, E> {
-        Ok(J::I64(v))
+    fn visit_i64<E>(self, value: i64) -> Result<J<'de>, E> {
+        Ok(J::I64(value))
     }
-    fn visit_u64<E>(self, v: u64) -> Result<J<'de>, E> {
-        Ok(i64::try_from(v).map_or(J::Unsupported("integer larger than 2^63-1"), J::I64))
+    fn visit_u64<E>(self, value: u64) -> Result<J<'de>, E> {
+        Ok(i64::try_from(value).map_or(J::Unsupported("integer larger than 2^63-1"), J::I64))
     }
-    fn visit_f64<E>(self, v: f64) -> Result<J<'de>, E> {
-        Ok(J::F64(v))
+    fn visit_f64<E>(self, value: f64) -> Result<J<'de>, E> {
+        Ok(J::F64(value))
     }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<J<'de>, E> {
-        Ok(J::Str(Cow::Borrowed(v)))
+    fn visit_borrowed_str<E>(self, text: &'de str) -> Result<J<'de>, E> {
+        Ok(J::Str(Cow::Borrowed(text)))
     }
-    fn visit_str<E>(self, v: &str) -> Result<J<'de>, E> {
-        Ok(J::Str(Cow::Owned(v.to_owned())))
+    fn visit_str<E>(self, text: &str) -> Result<J<'de>, E> {
+        Ok(J::Str(Cow::Owned(text.to_owned())))
     }
-    fn visit_string<E>(self, v: String) -> Result<J<'de>, E> {
-        Ok(J::Str(Cow::Owned(v)))
+    fn visit_string<E>(self, value: String) -> Result<J<'de>, E> {
+        Ok(J::Str(Cow::Owned(value)))
     }
     fn visit_unit<E>(self) -> Result<J<'de>, E> {
         Ok(J::Null)
@@ -78,8 +78,8 @@ impl<'de> Visitor<'de> for JVisitor {
 }
 
 impl<'de> Deserialize<'de> for J<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(JVisitor)
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(JVisitor)
     }
 }
 
@@ -87,21 +87,21 @@ impl<'de> Deserialize<'de> for J<'de> {
 struct Key<'a>(Cow<'a, str>);
 
 impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = Key<'de>;
             fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
                 formatter.write_str("a string key")
             }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(text)))
             }
-            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
+            fn visit_str<E>(self, text: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(text.to_owned())))
             }
         }
-        d.deserialize_str(V)
+        deserializer.deserialize_str(V)
     }
 }
 
@@ -109,7 +109,7 @@ impl<'de> Deserialize<'de> for Key<'de> {
 struct Obj<'a>(Vec<(Cow<'a, str>, J<'a>)>);
 
 impl<'de> Deserialize<'de> for Obj<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = Obj<'de>;
@@ -127,7 +127,7 @@ impl<'de> Deserialize<'de> for Obj<'de> {
                 Ok(Obj(out))
             }
         }
-        d.deserialize_map(V)
+        deserializer.deserialize_map(V)
     }
 }
 
@@ -272,8 +272,8 @@ pub(crate) fn read(
 }
 
 /// serde_json's message without its " at line L column C" suffix (we report our own line).
-fn strip_position(e: &serde_json::Error) -> String {
-    let s = e.to_string();
+fn strip_position(error: &serde_json::Error) -> String {
+    let s = error.to_string();
     match s.rfind(" at line ") {
         Some(i) => s[..i].to_owned(),
         None => s,

@@ -191,7 +191,7 @@ impl Layout {
     }
 
     /// True for the customer, timestamp, event and stage columns (the rest are properties).
-    pub(crate) fn is_core(&self, i: usize) -> bool {
-        [Some(self.customer), Some(self.ts), self.event, self.stage].contains(&Some(i))
+    pub(crate) fn is_core(&self, index: usize) -> bool {
+        [Some(self.customer), Some(self.ts), self.event, self.stage].contains(&Some(index))
     }
 }

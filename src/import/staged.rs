@@ -32,19 +32,19 @@ impl std::fmt::Debug for Strings {
 }
 
 impl Strings {
-    pub(crate) fn intern(&mut self, s: &str) -> u32 {
+    pub(crate) fn intern(&mut self, text: &str) -> u32 {
         use std::hash::BuildHasher;
         let Strings { ids, hasher, names } = self;
-        let high = (hasher.hash_one(s) >> 32) as u32;
+        let high = (hasher.hash_one(text) >> 32) as u32;
         let h = table_hash(high);
         let found = ids.find(h, |&(id, hi)| {
-            hi == high && names.get(id as usize).is_some_and(|n| **n == *s)
+            hi == high && names.get(id as usize).is_some_and(|n| **n == *text)
         });
         if let Some(&(id, _)) = found {
             return id;
         }
         let id = names.len() as u32;
-        names.push(s.into());
+        names.push(text.into());
         ids.insert_unique(h, (id, high), |&(_, hi)| table_hash(hi));
         id
     }
@@ -75,8 +75,8 @@ pub(crate) enum Scalar<'a> {
 }
 
 /// A value for an error message, typed and cut to a readable length.
-pub fn describe(v: Scalar<'_>) -> String {
-    match v {
+pub fn describe(value: Scalar<'_>) -> String {
+    match value {
         Scalar::Str(s) if s.chars().count() > 40 => {
             format!("string {:?}…", s.chars().take(40).collect::<String>())
         }
@@ -100,10 +100,10 @@ impl StagedProp {
         }
     }
 
-    /// Checks that `v` fits this column (widening integers to floats when the type was only
+    /// Checks that `value` fits this column (widening integers to floats when the type was only
     /// inferred); returns the value to store.
-    fn admit<'a>(&mut self, v: Scalar<'a>, line: u64) -> Result<Scalar<'a>, String> {
-        let given = match v {
+    fn admit<'a>(&mut self, value: Scalar<'a>, line: u64) -> Result<Scalar<'a>, String> {
+        let given = match value {
             Scalar::Str(s) => {
                 if s.len() > limits::STRING_VALUE_BYTES_MAX {
                     return Err(format!(
@@ -126,10 +126,10 @@ impl StagedProp {
         let Some(ty) = self.ty else {
             self.ty = Some(given);
             self.inferred_at = line;
-            return Ok(v);
+            return Ok(value);
         };
-        match (ty, v) {
-            (t, _) if t == given => Ok(v),
+        match (ty, value) {
+            (t, _) if t == given => Ok(value),
             (PropType::F64, Scalar::I64(i)) => Ok(Scalar::F64(i as f64)),
             (PropType::I64, Scalar::F64(_)) if !self.fixed => {
                 for (slot, ok) in self.vals.iter_mut().zip(&self.valid) {
@@ -138,32 +138,32 @@ impl StagedProp {
                     }
                 }
                 self.ty = Some(PropType::F64);
-                Ok(v)
+                Ok(value)
             }
             _ => Err(if self.fixed {
-                format!("expected {ty} (the property's type), got {}", describe(v))
+                format!("expected {ty} (the property's type), got {}", describe(value))
             } else {
                 format!(
                     "expected {ty} (inferred from line {}), got {}; give the type with --type {}=TYPE",
                     self.inferred_at,
-                    describe(v),
+                    describe(value),
                     self.name
                 )
             }),
         }
     }
 
-    fn push(&mut self, row: usize, v: Option<Scalar<'_>>) {
+    fn push(&mut self, row: usize, value: Option<Scalar<'_>>) {
         self.valid.resize(row, false);
         self.vals.resize(row, 0);
-        let slot = match v {
+        let slot = match value {
             None => 0,
             Some(Scalar::Str(s)) => u64::from(self.strings.intern(s)),
             Some(Scalar::I64(i)) => i as u64,
             Some(Scalar::F64(x)) => x.to_bits(),
             Some(Scalar::Bool(b)) => u64::from(b),
         };
-        self.valid.push(v.is_some());
+        self.valid.push(value.is_some());
         self.vals.push(slot);
     }
 }
@@ -260,9 +260,14 @@ impl Staged {
     }
 
     /// Checks a property value against its column; on success the value to store.
-    pub(crate) fn admit<'a>(&mut self, prop: usize, v: Scalar<'a>, line: u64) -> Result<Scalar<'a>, String> {
+    pub(crate) fn admit<'a>(
+        &mut self,
+        prop: usize,
+        value: Scalar<'a>,
+        line: u64,
+    ) -> Result<Scalar<'a>, String> {
         match self.props.get_mut(prop) {
-            Some(p) => p.admit(v, line),
+            Some(p) => p.admit(value, line),
             None => Err("internal: unknown staged property".into()),
         }
     }
@@ -462,9 +467,9 @@ impl Staged {
 
 impl StagedProp {
     /// The column as stored: its property id given (or checked) in `p`, string values
-    /// interned, padded to `n` rows; `None` for a column that is null on every row (it stores
+    /// interned, padded to `count` rows; `None` for a column that is null on every row (it stores
     /// nothing, as with `Db::commit`).
-    fn into_column(self, pending: &mut Pending<'_>, n: usize) -> Result<Option<PropColumn>, IngestError> {
+    fn into_column(self, pending: &mut Pending<'_>, count: usize) -> Result<Option<PropColumn>, IngestError> {
         // A column that is null on every row stores nothing (as with `Db::commit`).
         let (Some(ty), Some(first)) = (self.ty, self.valid.iter().position(|&v| v)) else {
             return Ok(None);
@@ -520,7 +525,7 @@ impl StagedProp {
                 *x = if v { u64::from(ids[*x as usize]) } else { 0 };
             }
         }
-        col.pad_to(n);
+        col.pad_to(count);
         Ok(Some(col))
     }
 }

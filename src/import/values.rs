@@ -72,9 +72,9 @@ pub fn parse_prop_type(text: &str) -> Option<PropType> {
 }
 
 /// The error for a stage name that is not one of the five.
-pub(crate) fn unknown_stage(t: &str) -> String {
+pub(crate) fn unknown_stage(text: &str) -> String {
     format!(
-        "unknown stage {t:?} (expected one of {})",
+        "unknown stage {text:?} (expected one of {})",
         Stage::ALL.map(Stage::name).join(", ")
     )
 }

@@ -8,14 +8,14 @@ use roaring::RoaringBitmap;
 /// Flag in a bitmap's length word: the bytes are a gap list, not the roaring serialization.
 pub(super) const GAP_LIST: u32 = 1 << 31;
 
-/// Appends `b` as `len u32 | bytes`: the roaring portable serialization, or — flag
+/// Appends `set` as `len u32 | bytes`: the roaring portable serialization, or — flag
 /// [`GAP_LIST`] in `len` — the varint of each member minus the previous one (the first minus
 /// zero) when that is smaller (sparse sets: a customer set of one event name on one day takes
 /// about a byte per member instead of two).
-pub(super) fn put(out: &mut Vec<u8>, b: &RoaringBitmap) -> std::io::Result<()> {
-    let roaring = b.serialized_size();
+pub(super) fn put(out: &mut Vec<u8>, set: &RoaringBitmap) -> std::io::Result<()> {
+    let roaring = set.serialized_size();
     // Sets over an eighth of their range are bitmaps (a bit per id) anyway: not tried.
-    let sparse = b.max().is_some_and(|m| b.len() < u64::from(m) / 8 + 4096);
+    let sparse = set.max().is_some_and(|m| set.len() < u64::from(m) / 8 + 4096);
     let start = out.len();
     if sparse {
         codec::put_u32(out, 0);
@@ -26,8 +26,8 @@ pub(super) fn put(out: &mut Vec<u8>, b: &RoaringBitmap) -> std::io::Result<()> {
         // 0.12's `next_many` overflows (`end - start + 1` in u16: a panic with overflow checks)
         // on a run container that spans all 65,536 values, so a bitmap with run containers
         // (made by `insert_range`, or read from a file) is walked one member at a time.
-        let runs = b.statistics().n_run_containers > 0;
-        let (mut members, mut batch, mut bytes) = (b.iter(), [0u32; 256], [0u8; 256 * 5]);
+        let runs = set.statistics().n_run_containers > 0;
+        let (mut members, mut batch, mut bytes) = (set.iter(), [0u32; 256], [0u8; 256 * 5]);
         loop {
             let got = if runs {
                 let mut k = 0;
@@ -69,7 +69,7 @@ pub(super) fn put(out: &mut Vec<u8>, b: &RoaringBitmap) -> std::io::Result<()> {
         out.truncate(start);
     }
     codec::put_u32(out, roaring as u32);
-    b.serialize_into(&mut *out)
+    set.serialize_into(&mut *out)
 }
 
 /// Reads what [`put`] wrote (either form).

@@ -20,11 +20,11 @@ use crate::model::{Columns, day_of, stage_code};
 use roaring::RoaringBitmap;
 use std::collections::BTreeMap;
 
-/// Adds `cid` to `b`: an append when it is above the maximum (rows arrive sorted by customer),
+/// Adds `cid` to `set`: an append when it is above the maximum (rows arrive sorted by customer),
 /// a search otherwise.
-fn add_cid(b: &mut RoaringBitmap, cid: u32) {
-    if b.try_push(cid).is_err() {
-        b.insert(cid);
+fn add_cid(set: &mut RoaringBitmap, cid: u32) {
+    if set.try_push(cid).is_err() {
+        set.insert(cid);
     }
 }
 

@@ -21,30 +21,30 @@ pub struct NumAgg {
 }
 
 impl NumAgg {
-    fn add(&mut self, v: f64) {
+    fn add(&mut self, value: f64) {
         if self.n == 0 {
-            self.min = v;
-            self.max = v;
+            self.min = value;
+            self.max = value;
         } else {
-            self.min = self.min.min(v);
-            self.max = self.max.max(v);
+            self.min = self.min.min(value);
+            self.max = self.max.max(value);
         }
         self.n += 1;
-        self.sum += v;
+        self.sum += value;
     }
 
-    fn merge(&mut self, o: &NumAgg) {
-        if o.n == 0 {
+    fn merge(&mut self, agg: &NumAgg) {
+        if agg.n == 0 {
             return;
         }
         if self.n == 0 {
-            *self = *o;
+            *self = *agg;
             return;
         }
-        self.n += o.n;
-        self.sum += o.sum;
-        self.min = self.min.min(o.min);
-        self.max = self.max.max(o.max);
+        self.n += agg.n;
+        self.sum += agg.sum;
+        self.min = self.min.min(agg.min);
+        self.max = self.max.max(agg.max);
     }
 }
 
@@ -58,9 +58,9 @@ pub struct RollupCell {
 }
 
 impl RollupCell {
-    fn merge(&mut self, o: &RollupCell) {
-        self.events += o.events;
-        for (id, a) in &o.props {
+    fn merge(&mut self, cell: &RollupCell) {
+        self.events += cell.events;
+        for (id, a) in &cell.props {
             self.props
                 .entry(*id)
                 .or_insert(NumAgg {

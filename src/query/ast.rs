@@ -49,17 +49,17 @@ impl CmpOp {
         }
     }
 
-    /// Whether a value ordered `o` against the constant satisfies the comparison.
+    /// Whether a value ordered `ordering` against the constant satisfies the comparison.
     #[inline]
-    pub fn holds(self, o: std::cmp::Ordering) -> bool {
+    pub fn holds(self, ordering: std::cmp::Ordering) -> bool {
         use std::cmp::Ordering::{Equal, Greater, Less};
         match self {
-            CmpOp::Eq => o == Equal,
-            CmpOp::Ne => o != Equal,
-            CmpOp::Lt => o == Less,
-            CmpOp::Le => o != Greater,
-            CmpOp::Gt => o == Greater,
-            CmpOp::Ge => o != Less,
+            CmpOp::Eq => ordering == Equal,
+            CmpOp::Ne => ordering != Equal,
+            CmpOp::Lt => ordering == Less,
+            CmpOp::Le => ordering != Greater,
+            CmpOp::Gt => ordering == Greater,
+            CmpOp::Ge => ordering != Less,
         }
     }
 }
@@ -630,6 +630,49 @@ pub struct Correlate {
     pub significance: f64,
 }
 
+/// The time unit of a FIT or PREDICT: frequencies count days, times are in days or weeks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeUnit {
+    /// `UNIT day`.
+    Day,
+    /// `UNIT week` (7 days; the default).
+    Week,
+}
+
+impl TimeUnit {
+    /// Days per unit.
+    pub fn days(self) -> f64 {
+        match self {
+            TimeUnit::Day => 1.0,
+            TimeUnit::Week => 7.0,
+        }
+    }
+}
+
+/// `FIT step [VALUE p] [UNIT u] FROM a TO b …` and `PREDICT … HORIZON n [DISCOUNT r]
+/// [SUMMARY] [LIMIT k]`: the BG/NBD (and with VALUE the Gamma-Gamma) model fitted on the
+/// customers whose first event of the step falls in the calibration period, and what it
+/// predicts (docs/QUERY.md, FIT and PREDICT).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Predict {
+    /// The purchases.
+    pub step: Step,
+    /// `VALUE p`: the numeric property summed per purchase day.
+    pub value: Option<(String, Span)>,
+    /// `UNIT day|week`.
+    pub unit: TimeUnit,
+    /// `HORIZON n`: units after the calibration period (PREDICT only).
+    pub horizon: Option<u32>,
+    /// `DISCOUNT r`: per unit, for the lifetime value (PREDICT with VALUE).
+    pub discount: f64,
+    /// `SUMMARY`: totals and the calibration/holdout table instead of customers.
+    pub summary: bool,
+    /// `LIMIT k`: customers listed.
+    pub limit: Option<u64>,
+    /// Common clauses; FROM … TO … is the calibration period.
+    pub common: Common,
+}
+
 /// `CUSTOMERS ... [LIMIT n]`
 #[derive(Clone, Debug, PartialEq)]
 pub struct Customers {
@@ -683,6 +726,10 @@ pub enum Statement {
     Attribution(Attribution),
     /// CORRELATE
     Correlate(Box<Correlate>),
+    /// FIT
+    Fit(Box<Predict>),
+    /// PREDICT
+    Predict(Box<Predict>),
     /// FORGET CUSTOMER (changes the database)
     Forget(Forget),
     /// CREATE COHORT (changes the database)
@@ -817,6 +864,7 @@ impl Statement {
             Statement::Heatmap(h) => h.step.iter().collect(),
             Statement::Attribution(a) => vec![&a.step],
             Statement::Correlate(c) => c.funnel.all_steps().collect(),
+            Statement::Fit(spec) | Statement::Predict(spec) => vec![&spec.step],
             Statement::Lifecycle(l) => vec![&l.step],
             Statement::Stickiness(st) => vec![&st.step],
             Statement::CreateCohort(c) => c.set.steps(),
@@ -851,6 +899,7 @@ impl Statement {
             Statement::Heatmap(h) => &h.common,
             Statement::Attribution(a) => &a.common,
             Statement::Correlate(c) => &c.funnel.common,
+            Statement::Fit(spec) | Statement::Predict(spec) => &spec.common,
             Statement::Lifecycle(l) => &l.common,
             Statement::Stickiness(st) => &st.common,
             Statement::Timeline(t) => &t.common,

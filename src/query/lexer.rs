@@ -128,10 +128,10 @@ pub fn lex(text: &str) -> Result<Vec<Token>, ParseError> {
     Ok(out)
 }
 
-/// The comparison operator at `i` (`=`, `!=`, `<>`, `<`, `<=`, `>`, `>=`) and where it ends.
-fn comparison(bytes: &[u8], i: usize) -> Result<(Tok, usize), ParseError> {
-    let next = bytes.get(i + 1).copied();
-    let (op, len) = match (bytes[i], next) {
+/// The comparison operator at `index` (`=`, `!=`, `<>`, `<`, `<=`, `>`, `>=`) and where it ends.
+fn comparison(bytes: &[u8], index: usize) -> Result<(Tok, usize), ParseError> {
+    let next = bytes.get(index + 1).copied();
+    let (op, len) = match (bytes[index], next) {
         (b'=', _) => (CmpOp::Eq, 1),
         (b'!', Some(b'=')) => (CmpOp::Ne, 2),
         (b'<', Some(b'=')) => (CmpOp::Le, 2),
@@ -140,11 +140,14 @@ fn comparison(bytes: &[u8], i: usize) -> Result<(Tok, usize), ParseError> {
         (b'>', Some(b'=')) => (CmpOp::Ge, 2),
         (b'>', _) => (CmpOp::Gt, 1),
         _ => {
-            let span = Span { start: i, end: i + 1 };
+            let span = Span {
+                start: index,
+                end: index + 1,
+            };
             return Err(ParseError::new(span, "unexpected `!` (did you mean `!=`?)"));
         }
     };
-    Ok((Tok::Cmp(op), i + len))
+    Ok((Tok::Cmp(op), index + len))
 }
 
 /// The quoted string starting at `i` (a doubled quote inside stands for one) and where it ends.

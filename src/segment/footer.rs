@@ -52,23 +52,23 @@ pub(super) const INDEX_SPLIT_BYTES: usize = 8 << 20;
 /// Appends the footer; with `parallel`, the index's two parts are encoded on two threads, and
 /// compressed as two frames on two threads when the first is at least `split_bytes` long.
 pub(super) fn encode_footer(
-    f: &Footer,
+    footer: &Footer,
     out: &mut Vec<u8>,
     parallel: bool,
     split_bytes: usize,
 ) -> std::io::Result<()> {
-    codec::put_u64(out, f.rows);
-    codec::put_u64(out, f.seq_min);
-    codec::put_u64(out, f.seq_end);
-    codec::put_i64(out, f.ts_min);
-    codec::put_i64(out, f.ts_max);
-    codec::put_u32(out, f.props.len() as u32);
-    for (id, ty) in &f.props {
+    codec::put_u64(out, footer.rows);
+    codec::put_u64(out, footer.seq_min);
+    codec::put_u64(out, footer.seq_end);
+    codec::put_i64(out, footer.ts_min);
+    codec::put_i64(out, footer.ts_max);
+    codec::put_u32(out, footer.props.len() as u32);
+    for (id, ty) in &footer.props {
         codec::put_u32(out, *id);
         out.push(ty.code());
     }
-    codec::put_u32(out, f.blocks.len() as u32);
-    for b in &f.blocks {
+    codec::put_u32(out, footer.blocks.len() as u32);
+    for b in &footer.blocks {
         codec::put_u32(out, b.rows);
         codec::put_u32(out, b.cid_min);
         codec::put_u32(out, b.cid_max);
@@ -85,16 +85,16 @@ pub(super) fn encode_footer(
     // the two parts' zstd frames are stored one after the other (§5.3: a standard zstd stream
     // of one or more frames, read as one).
     let head = |raw: &mut Vec<u8>| -> std::io::Result<()> {
-        f.bitmaps.encode(raw)?;
-        if let Some(r) = &f.rollups {
+        footer.bitmaps.encode(raw)?;
+        if let Some(r) = &footer.rollups {
             r.encode(raw);
-            if let Some(v) = &f.values {
+            if let Some(v) = &footer.values {
                 v.encode(raw)?;
             }
         }
         Ok(())
     };
-    let tail = match (&f.rollups, &f.values, &f.event_days) {
+    let tail = match (&footer.rollups, &footer.values, &footer.event_days) {
         (Some(_), Some(_), Some(e)) => Some(e),
         _ => None,
     };

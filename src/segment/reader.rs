@@ -247,17 +247,17 @@ impl Segment {
         self
     }
 
-    /// Block `i` with every column, through the block cache when there is one (for reads of
+    /// Block `index` with every column, through the block cache when there is one (for reads of
     /// one customer; scans use [`Segment::read_block_into`]).
-    pub fn read_block_shared(&self, i: usize) -> FileResult<Arc<Columns>> {
+    pub fn read_block_shared(&self, index: usize) -> FileResult<Arc<Columns>> {
         let Some(cache) = &self.cache else {
-            return self.read_block(i, ColumnSet::ALL).map(Arc::new);
+            return self.read_block(index, ColumnSet::ALL).map(Arc::new);
         };
-        if let Some(cols) = cache.get((self.uid, i)) {
+        if let Some(cols) = cache.get((self.uid, index)) {
             return Ok(cols);
         }
-        let cols = Arc::new(self.read_block(i, ColumnSet::ALL)?);
-        cache.insert((self.uid, i), cols.clone());
+        let cols = Arc::new(self.read_block(index, ColumnSet::ALL)?);
+        cache.insert((self.uid, index), cols.clone());
         Ok(cols)
     }
 
@@ -296,75 +296,75 @@ impl Segment {
         }
     }
 
-    /// The raw bytes of chunk `c`: the mapped bytes when stored uncompressed, else
+    /// The raw bytes of chunk `chunk`: the mapped bytes when stored uncompressed, else
     /// decompressed into `out`. The crc32 of the stored bytes is checked first.
-    fn raw_chunk<'s>(&'s self, c: &ChunkRef, out: &'s mut Vec<u8>) -> FileResult<&'s [u8]> {
+    fn raw_chunk<'s>(&'s self, chunk: &ChunkRef, out: &'s mut Vec<u8>) -> FileResult<&'s [u8]> {
         // Offsets were validated against the data region when the footer was decoded.
-        let start = c.offset as usize;
+        let start = chunk.offset as usize;
         let stored = self
             .map
-            .get(start..start + c.stored_len as usize)
-            .ok_or_else(|| FileError::corrupt(&self.path, c.offset, "chunk outside the file"))?;
-        if codec::crc32(stored) != c.crc {
+            .get(start..start + chunk.stored_len as usize)
+            .ok_or_else(|| FileError::corrupt(&self.path, chunk.offset, "chunk outside the file"))?;
+        if codec::crc32(stored) != chunk.crc {
             return Err(FileError::corrupt(
                 &self.path,
-                c.offset,
+                chunk.offset,
                 "block checksum mismatch",
             ));
         }
         if stored.first() != Some(&ZSTD_MAGIC_0) {
             // Stored uncompressed (see `SegmentWriter::chunk`).
-            if c.stored_len != c.raw_len {
+            if chunk.stored_len != chunk.raw_len {
                 return Err(FileError::corrupt(
                     &self.path,
-                    c.offset,
+                    chunk.offset,
                     "uncompressed chunk with a different raw length",
                 ));
             }
             return Ok(stored);
         }
-        codec::decompress_into(stored, c.raw_len as usize, limits::CHUNK_RAW_BYTES_MAX, out)
-            .map_err(|e| FileError::decode(&self.path, c.offset, e))?;
+        codec::decompress_into(stored, chunk.raw_len as usize, limits::CHUNK_RAW_BYTES_MAX, out)
+            .map_err(|e| FileError::decode(&self.path, chunk.offset, e))?;
         Ok(out)
     }
 
-    /// Decodes block `i` (checking every chunk's crc32 first).
-    pub fn read_block(&self, i: usize, set: ColumnSet) -> FileResult<Columns> {
+    /// Decodes block `index` (checking every chunk's crc32 first).
+    pub fn read_block(&self, index: usize, set: ColumnSet) -> FileResult<Columns> {
         let mut out = Columns::default();
-        self.read_block_into(i, set, &mut out)?;
+        self.read_block_into(index, set, &mut out)?;
         Ok(out)
     }
 
-    /// Decodes block `i` into `out`, reusing its allocations.
-    pub fn read_block_into(&self, i: usize, set: ColumnSet, out: &mut Columns) -> FileResult<()> {
-        self.read_block_with(i, set, out, None)?;
+    /// Decodes block `index` into `out`, reusing its allocations.
+    pub fn read_block_into(&self, index: usize, set: ColumnSet, out: &mut Columns) -> FileResult<()> {
+        self.read_block_with(index, set, out, None)?;
         out.strip_stage_flags();
         Ok(())
     }
 
-    /// Block `i`'s columns in `set` in the stored form: stages that came from the stage map
+    /// Block `index`'s columns in `set` in the stored form: stages that came from the stage map
     /// keep `model::STAGE_MAPPED` (for compaction and re-staging, which write them again).
-    pub fn read_block_stored(&self, i: usize, set: ColumnSet, out: &mut Columns) -> FileResult<()> {
-        self.read_block_with(i, set, out, None)
+    pub fn read_block_stored(&self, index: usize, set: ColumnSet, out: &mut Columns) -> FileResult<()> {
+        self.read_block_with(index, set, out, None)
     }
 
     /// As [`read_block_into`](Self::read_block_into), and `ends` receives the end (exclusive
     /// row index) of each customer's run of rows, from the run-length code.
     pub fn read_block_runs(
         &self,
-        i: usize,
+        index: usize,
         set: ColumnSet,
         out: &mut Columns,
         ends: &mut Vec<u32>,
     ) -> FileResult<()> {
-        self.read_block_with(i, set, out, Some(ends))?;
+        self.read_block_with(index, set, out, Some(ends))?;
         out.strip_stage_flags();
         Ok(())
     }
 
     fn read_block_with(
         &self,
-        i: usize,
+        index: usize,
         set: ColumnSet,
         out: &mut Columns,
         ends: Option<&mut Vec<u32>>,
@@ -372,8 +372,8 @@ impl Segment {
         let b = self
             .footer
             .blocks
-            .get(i)
-            .ok_or_else(|| FileError::corrupt(&self.path, 0, format!("no block {i}")))?;
+            .get(index)
+            .ok_or_else(|| FileError::corrupt(&self.path, 0, format!("no block {index}")))?;
         let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
         let result = self.decode_block(b, set, out, &mut scratch, ends);
         SCRATCH.with(|s| *s.borrow_mut() = scratch);
@@ -382,18 +382,18 @@ impl Segment {
 
     fn decode_block(
         &self,
-        b: &BlockMeta,
+        block: &BlockMeta,
         set: ColumnSet,
         out: &mut Columns,
         raw: &mut Vec<u8>,
         ends: Option<&mut Vec<u32>>,
     ) -> FileResult<()> {
-        let n = b.rows as usize;
+        let n = block.rows as usize;
         let path = &self.path;
         // Decompresses chunk `k` into `raw` (crc checked first) and runs `decode` over it,
         // requiring that the decoder consumes every byte.
         let mut column = |k: usize, decode: &mut dyn FnMut(&mut Reader<'_>) -> Result<(), DecodeError>| {
-            let c = &b.chunks[k];
+            let c = &block.chunks[k];
             let bytes = self.raw_chunk(c, raw)?;
             let mut r = Reader::new(bytes);
             decode(&mut r)
@@ -407,7 +407,7 @@ impl Segment {
         let off = column(0, &mut |r| {
             encoding::get_rle_u32_runs(r, n, &mut out.cid, Some(&mut *ends))
         })?;
-        if out.cid.first() != Some(&b.cid_min) || out.cid.last() != Some(&b.cid_max) {
+        if out.cid.first() != Some(&block.cid_min) || out.cid.last() != Some(&block.cid_max) {
             return Err(FileError::corrupt(
                 path,
                 off,
@@ -456,13 +456,17 @@ impl Segment {
         Ok(())
     }
 
-    /// Block `i` for a scan that reads only event ids and timestamps, one customer at a time:
+    /// Block `index` for a scan that reads only event ids and timestamps, one customer at a time:
     /// customer runs (not expanded per row), event ids, and timestamps decoded on demand from
     /// each customer's first row (tag 9; a block written before tag 9 has its timestamps
     /// decoded whole). Every chunk read has its crc32 checked first; `bufs` keeps the
     /// allocations across blocks.
-    pub fn read_block_runs_lazy<'s>(&'s self, i: usize, bufs: &'s mut LazyBufs) -> FileResult<LazyBlock<'s>> {
-        let b = self.block_meta(i)?;
+    pub fn read_block_runs_lazy<'s>(
+        &'s self,
+        index: usize,
+        bufs: &'s mut LazyBufs,
+    ) -> FileResult<LazyBlock<'s>> {
+        let b = self.block_meta(index)?;
         let n = b.rows as usize;
         let path = &self.path;
         let LazyBufs {
@@ -474,12 +478,12 @@ impl Segment {
             events,
             ts,
         } = bufs;
-        let (cids, ends, events): (&[u32], &[u32], BlockEvents<'_>) = match self.kept_keys(i) {
+        let (cids, ends, events): (&[u32], &[u32], BlockEvents<'_>) = match self.kept_keys(index) {
             Some(k) => (&k.cids, &k.ends, k.events()),
             None => {
-                self.read_runs(i, raw, cids, ends)?;
-                let events = self.read_events(i, raw_events, events)?;
-                self.keep_keys(i, cids, ends, &events);
+                self.read_runs(index, raw, cids, ends)?;
+                let events = self.read_events(index, raw_events, events)?;
+                self.keep_keys(index, cids, ends, &events);
                 (cids, ends, events)
             }
         };
@@ -505,22 +509,22 @@ impl Segment {
         })
     }
 
-    /// The zone map and chunk references of block `i`.
-    fn block_meta(&self, i: usize) -> FileResult<&BlockMeta> {
+    /// The zone map and chunk references of block `index`.
+    fn block_meta(&self, index: usize) -> FileResult<&BlockMeta> {
         self.footer
             .blocks
-            .get(i)
-            .ok_or_else(|| FileError::corrupt(&self.path, 0, format!("no block {i}")))
+            .get(index)
+            .ok_or_else(|| FileError::corrupt(&self.path, 0, format!("no block {index}")))
     }
 
-    /// Block `i`'s key columns, when a scan has kept them.
-    fn kept_keys(&self, i: usize) -> Option<&BlockKeys> {
-        self.keys.get(i).and_then(OnceLock::get)
+    /// Block `index`'s key columns, when a scan has kept them.
+    fn kept_keys(&self, index: usize) -> Option<&BlockKeys> {
+        self.keys.get(index).and_then(OnceLock::get)
     }
 
-    /// Keeps a copy of block `i`'s key columns, just read and checked, if the budget has room.
-    fn keep_keys(&self, i: usize, cids: &[u32], ends: &[u32], events: &BlockEvents<'_>) {
-        let (Some(budget), Some(cell)) = (&self.key_cache, self.keys.get(i)) else {
+    /// Keeps a copy of block `index`'s key columns, just read and checked, if the budget has room.
+    fn keep_keys(&self, index: usize, cids: &[u32], ends: &[u32], events: &BlockEvents<'_>) {
+        let (Some(budget), Some(cell)) = (&self.key_cache, self.keys.get(index)) else {
             return;
         };
         let bytes = key_bytes(cids, ends, events);
@@ -541,15 +545,15 @@ impl Segment {
         }
     }
 
-    /// Decodes block `i`'s customer runs into `cids` and `ends`, checked against its zone map.
+    /// Decodes block `index`'s customer runs into `cids` and `ends`, checked against its zone map.
     fn read_runs(
         &self,
-        i: usize,
+        index: usize,
         raw: &mut Vec<u8>,
         cids: &mut Vec<u32>,
         ends: &mut Vec<u32>,
     ) -> FileResult<()> {
-        let b = self.block_meta(i)?;
+        let b = self.block_meta(index)?;
         let c = &b.chunks[0];
         let bytes = self.raw_chunk(c, raw)?;
         let mut r = Reader::new(bytes);
@@ -566,14 +570,14 @@ impl Segment {
         Ok(())
     }
 
-    /// Block `i`'s event ids: the packed form as stored (in `raw`), or decoded into `ids`.
+    /// Block `index`'s event ids: the packed form as stored (in `raw`), or decoded into `ids`.
     fn read_events<'s>(
         &'s self,
-        i: usize,
+        index: usize,
         raw: &'s mut Vec<u8>,
         ids: &'s mut Vec<u32>,
     ) -> FileResult<BlockEvents<'s>> {
-        let b = self.block_meta(i)?;
+        let b = self.block_meta(index)?;
         let n = b.rows as usize;
         let c = &b.chunks[2];
         let bytes = self.raw_chunk(c, raw)?;

@@ -201,13 +201,13 @@ fn lazy_runs(seg: &Segment) -> FileResult<Vec<Run>> {
     Ok(out)
 }
 
-/// Segments of `n` rows in runs of 1–40 per customer (so runs cross blocks), with event ids
+/// Segments of `count` rows in runs of 1–40 per customer (so runs cross blocks), with event ids
 /// below `events`: 16 or fewer are stored 4 bits each (kept packed), more width-coded
 /// (kept decoded).
-fn keyed_segment(dir: &Path, id: u64, n: usize, events: u32) -> FileResult<Segment> {
+fn keyed_segment(dir: &Path, id: u64, count: usize, events: u32) -> FileResult<Segment> {
     let mut rows = Columns::default();
     let (mut cid, mut x) = (0u32, 0x9E37_79B9_7F4A_7C15u64);
-    for i in 0..n {
+    for i in 0..count {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
@@ -222,7 +222,7 @@ fn keyed_segment(dir: &Path, id: u64, n: usize, events: u32) -> FileResult<Segme
     std::fs::create_dir_all(dir.join(SEG_DIR)).map_err(|e| FileError::io(dir, e))?;
     let mut w = SegmentWriter::create(&seg_path(dir, id), Vec::new(), 3, 0)?;
     w.push_rows(&rows, None)?;
-    let (footer, len) = w.finish(0, n as u64)?;
+    let (footer, len) = w.finish(0, count as u64)?;
     Segment::open_written(dir, id, len, footer)
 }
 

@@ -83,14 +83,14 @@ fn stage_color(name: &str) -> &'static str {
     }
 }
 
-/// Rows grouped by the value of column `g` (one group when there is no such column), in order
+/// Rows grouped by the value of column `group` (one group when there is no such column), in order
 /// of first appearance.
-fn groups(table: &Table, g: Option<usize>) -> Vec<(String, Vec<&Vec<Cell>>)> {
+fn groups(table: &Table, group: Option<usize>) -> Vec<(String, Vec<&Vec<Cell>>)> {
     let mut out: Vec<(String, Vec<&Vec<Cell>>)> = Vec::new();
     // `BY p1, p2`: a group is the pair.
     let second = col(table, "group2");
     for r in &table.rows {
-        let mut key = g.map(|g| label(r.get(g))).unwrap_or_default();
+        let mut key = group.map(|group| label(r.get(group))).unwrap_or_default();
         if let Some(g2) = second {
             key = format!("{key} · {}", label(r.get(g2)));
         }
@@ -407,11 +407,11 @@ fn trend(table: &Table, style: Style) -> Option<String> {
     Some(out)
 }
 
-fn fmt_num(x: f64) -> String {
-    if x.fract() == 0.0 && x.abs() < 9e15 {
-        group_thousands(x as i64)
+fn fmt_num(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 9e15 {
+        group_thousands(value as i64)
     } else {
-        format!("{x:.2}")
+        format!("{value:.2}")
     }
 }
 
@@ -614,10 +614,10 @@ impl GroupHeading {
         }
     }
 
-    /// Writes the heading when row `r` starts a new group; true when it did.
-    fn next(&mut self, r: &[Cell], out: &mut String) -> bool {
+    /// Writes the heading when `row` starts a new group; true when it did.
+    fn next(&mut self, row: &[Cell], out: &mut String) -> bool {
         let Some(c) = self.column else { return false };
-        let group = label(r.get(c));
+        let group = label(row.get(c));
         if self.current.as_ref() == Some(&group) {
             return false;
         }

@@ -55,8 +55,8 @@ enum FileFormatArg {
 }
 
 impl From<FileFormatArg> for FileFormat {
-    fn from(f: FileFormatArg) -> FileFormat {
-        match f {
+    fn from(format: FileFormatArg) -> FileFormat {
+        match format {
             FileFormatArg::Csv => FileFormat::Csv,
             FileFormatArg::Ndjson => FileFormat::Ndjson,
             FileFormatArg::Parquet => FileFormat::Parquet,

@@ -17,10 +17,10 @@ pub enum Format {
     Markdown,
 }
 
-/// `s` with control characters written as escapes (`\n`, `\u{1b}`), so that nothing printed can
+/// `text` with control characters written as escapes (`\n`, `\u{1b}`), so that nothing printed can
 /// drive the terminal.
-pub fn escape_control(s: &str) -> String {
-    s.chars()
+pub fn escape_control(text: &str) -> String {
+    text.chars()
         .flat_map(|c| {
             if c.is_control() {
                 c.escape_default().collect::<Vec<_>>()
@@ -40,9 +40,9 @@ fn text(cell: &Cell) -> String {
     }
 }
 
-/// `n` with thousands separators: `1,234,567`.
-pub fn group_thousands(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
+/// `number` with thousands separators: `1,234,567`.
+pub fn group_thousands(number: i64) -> String {
+    let digits = number.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i).is_multiple_of(3) {
@@ -50,20 +50,20 @@ pub fn group_thousands(n: i64) -> String {
         }
         out.push(ch);
     }
-    if n < 0 { format!("-{out}") } else { out }
+    if number < 0 { format!("-{out}") } else { out }
 }
 
-fn table(t: &Table) -> String {
-    let rows: Vec<Vec<String>> = t.rows.iter().map(|r| r.iter().map(text).collect()).collect();
-    let mut width: Vec<usize> = t.columns.iter().map(|c| c.chars().count()).collect();
+fn table(table: &Table) -> String {
+    let rows: Vec<Vec<String>> = table.rows.iter().map(|r| r.iter().map(text).collect()).collect();
+    let mut width: Vec<usize> = table.columns.iter().map(|c| c.chars().count()).collect();
     for r in &rows {
         for (w, c) in width.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
         }
     }
-    let numeric: Vec<bool> = (0..t.columns.len())
+    let numeric: Vec<bool> = (0..table.columns.len())
         .map(|i| {
-            t.rows.iter().all(|r| {
+            table.rows.iter().all(|r| {
                 matches!(
                     r.get(i),
                     Some(Cell::Int(_) | Cell::Float(_) | Cell::Rate(_) | Cell::Null)
@@ -97,7 +97,7 @@ fn table(t: &Table) -> String {
         )
     };
     let mut out = rule("┌", "┬", "┐");
-    out += &line(&t.columns);
+    out += &line(&table.columns);
     out += &rule("├", "┼", "┤");
     for r in &rows {
         out += &line(r);
@@ -105,17 +105,17 @@ fn table(t: &Table) -> String {
     out += &rule("└", "┴", "┘");
     out += &format!(
         "{} row{}\n",
-        t.rows.len(),
-        if t.rows.len() == 1 { "" } else { "s" }
+        table.rows.len(),
+        if table.rows.len() == 1 { "" } else { "s" }
     );
     out
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
     } else {
-        s.to_owned()
+        text.to_owned()
     }
 }
 
@@ -140,9 +140,9 @@ fn csv(table: &Table) -> String {
     out
 }
 
-fn json_str(s: &str) -> String {
+fn json_str(text: &str) -> String {
     let mut out = String::from("\"");
-    for c in s.chars() {
+    for c in text.chars() {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
@@ -202,12 +202,12 @@ fn markdown(table: &Table) -> String {
     out
 }
 
-/// Renders `t` in `format`.
-pub fn render(t: &Table, format: Format) -> String {
+/// Renders `result` in `format`.
+pub fn render(result: &Table, format: Format) -> String {
     match format {
-        Format::Table => table(t),
-        Format::Csv => csv(t),
-        Format::Json => json(t),
-        Format::Markdown => markdown(t),
+        Format::Table => table(result),
+        Format::Csv => csv(result),
+        Format::Json => json(result),
+        Format::Markdown => markdown(result),
     }
 }

@@ -101,8 +101,8 @@ pub struct Session {
 
 /// Parses a byte size: a number with an optional K, M, G or T suffix (powers of 1024; an
 /// optional trailing `B` or `iB`).
-fn parse_size(s: &str) -> Result<usize, String> {
-    let t = s.trim().to_ascii_uppercase();
+fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim().to_ascii_uppercase();
     let t = t.strip_suffix("IB").or_else(|| t.strip_suffix('B')).unwrap_or(&t);
     let (digits, shift) = match t.chars().last() {
         Some('K') => (&t[..t.len() - 1], 10),
@@ -114,10 +114,10 @@ fn parse_size(s: &str) -> Result<usize, String> {
     let n: usize = digits
         .trim()
         .parse()
-        .map_err(|_| format!("expected a size such as 512MB or 2GB, got {s:?}"))?;
+        .map_err(|_| format!("expected a size such as 512MB or 2GB, got {text:?}"))?;
     n.checked_mul(1usize << shift)
         .filter(|&b| b > 0)
-        .ok_or_else(|| format!("size {s:?} is zero or too large"))
+        .ok_or_else(|| format!("size {text:?} is zero or too large"))
 }
 
 /// How deeply `.read` may nest.
@@ -178,7 +178,7 @@ impl Session {
     }
 
     /// Runs one statement; prints the result (and chart) or the error. False on error.
-    pub fn statement(&mut self, q: &str) -> bool {
+    pub fn statement(&mut self, input: &str) -> bool {
         let t0 = Instant::now();
         self.cancel.store(false, Ordering::SeqCst);
         RUNNING.store(true, Ordering::SeqCst);
@@ -187,7 +187,7 @@ impl Session {
             memory_max: self.memory_max,
             ..QueryOptions::default()
         };
-        let result = self.db.query_with(q, &opts);
+        let result = self.db.query_with(input, &opts);
         RUNNING.store(false, Ordering::SeqCst);
         let elapsed = t0.elapsed();
         match result {
@@ -196,7 +196,7 @@ impl Session {
                 let mut text = String::new();
                 if self.format == Format::Table && self.chart {
                     let style = Style { color: self.color() };
-                    if let Some(c) = chart::chart(q, &t, style) {
+                    if let Some(c) = chart::chart(input, &t, style) {
                         text += &c;
                         text.push('\n');
                     }
@@ -223,7 +223,7 @@ impl Session {
                 true
             }
             Err(QueryError::Parse(e)) => {
-                eprintln!("{}", e.render(q));
+                eprintln!("{}", e.render(input));
                 false
             }
             Err(QueryError::Cancelled) => {
@@ -803,8 +803,8 @@ impl Highlighter for ShellHelper {
 impl Helper for ShellHelper {}
 
 /// Prints a dot-command error.
-pub fn report(e: &str) {
-    eprintln!("error: {}", escape_control(e));
+pub fn report(text: &str) {
+    eprintln!("error: {}", escape_control(text));
 }
 
 #[cfg(test)]

@@ -187,8 +187,8 @@ pub fn import_profiles(
     Ok(total)
 }
 
-fn describe(e: &ImportError) -> String {
-    format!("{e}; nothing of this file was imported")
+fn describe(error: &ImportError) -> String {
+    format!("{error}; nothing of this file was imported")
 }
 
 fn progress_bar(len: u64) -> Option<indicatif::ProgressBar> {
@@ -394,8 +394,8 @@ fn csv_field(field: &str) -> String {
 }
 
 /// Flushes a buffered file writer and syncs the file to disk.
-fn finish(w: std::io::BufWriter<std::fs::File>) -> std::io::Result<()> {
-    let f = w.into_inner().map_err(std::io::IntoInnerError::into_error)?;
+fn finish(writer: std::io::BufWriter<std::fs::File>) -> std::io::Result<()> {
+    let f = writer.into_inner().map_err(std::io::IntoInnerError::into_error)?;
     f.sync_all()
 }
 

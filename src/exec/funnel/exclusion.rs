@@ -75,11 +75,11 @@ impl CleanRun {
         level == 0 || self.closed_clean[level] || !self.open[level].is_empty()
     }
 
-    /// Adds the start-index range `lo..hi` to level `k`'s open chains.
-    fn add(&mut self, k: usize, lo: usize, hi: usize) {
-        match self.open[k].back_mut() {
+    /// Adds the start-index range `lo..hi` to level `step`'s open chains.
+    fn add(&mut self, step: usize, lo: usize, hi: usize) {
+        match self.open[step].back_mut() {
             Some(last) if last.1 == lo => last.1 = hi,
-            _ => self.open[k].push_back((lo, hi)),
+            _ => self.open[step].push_back((lo, hi)),
         }
     }
 
@@ -97,11 +97,11 @@ impl CleanRun {
         self.pending.clear();
     }
 
-    /// Drops the chains whose window closed before `t`: they stay unhit for good.
-    fn close(&mut self, op: &FunnelOp<'_>, scope: &Scope<'_>, t: i64) {
+    /// Drops the chains whose window closed before `ts`: they stay unhit for good.
+    fn close(&mut self, op: &FunnelOp<'_>, scope: &Scope<'_>, ts: i64) {
         for (open, closed) in self.open.iter_mut().zip(self.closed_clean.iter_mut()) {
             while let Some(front) = open.front_mut() {
-                while front.0 < front.1 && !op.reachable(scope, self.starts[front.0], t) {
+                while front.0 < front.1 && !op.reachable(scope, self.starts[front.0], ts) {
                     front.0 += 1;
                     *closed = true;
                 }
@@ -113,8 +113,8 @@ impl CleanRun {
         }
     }
 
-    fn event(&mut self, op: &FunnelOp<'_>, rows: &Columns, i: usize, scope: &Scope<'_>) {
-        let t = rows.ts[i];
+    fn event(&mut self, op: &FunnelOp<'_>, rows: &Columns, index: usize, scope: &Scope<'_>) {
+        let t = rows.ts[index];
         if op.ties_strict && self.group_ts != Some(t) {
             self.flush();
             self.group_ts = Some(t);
@@ -126,7 +126,7 @@ impl CleanRun {
         let mut any_new: Vec<(usize, i64)> = Vec::new();
         let mut clean_new: Vec<(usize, usize, usize)> = Vec::new();
         for k in (1..=n).rev() {
-            if !op.step_matches(k - 1, rows, i, scope) {
+            if !op.step_matches(k - 1, rows, index, scope) {
                 continue;
             }
             if k == 1 {
@@ -149,7 +149,7 @@ impl CleanRun {
             let hits_here = op
                 .excludes
                 .iter()
-                .any(|(excluded, from, _)| *from == k && excluded.matches(rows, i, op.dicts));
+                .any(|(excluded, from, _)| *from == k && excluded.matches(rows, index, op.dicts));
             let merged = if hits_here { 0 } else { self.merged[k] };
             let above = self.open[k - 1].iter().rev().take_while(|r| r.1 > merged).count();
             let from = self.open[k - 1].len() - above;
@@ -161,7 +161,7 @@ impl CleanRun {
         // This event hits the chains before it at levels i..j of each clause it matches, and
         // the new chains it ends strictly inside them.
         for (excluded, from, to) in &op.excludes {
-            if !excluded.matches(rows, i, op.dicts) {
+            if !excluded.matches(rows, index, op.dicts) {
                 continue;
             }
             for k in *from..*to {
@@ -251,16 +251,16 @@ pub(super) fn keeps_customer_strict(
     (longest, (0..idx.len()).any(|p| lengths[p] == longest && !hit(p)))
 }
 
-/// The length of the consecutive chain starting at position `p` of `idx` (0 when its event
+/// The length of the consecutive chain starting at position `first` of `idx` (0 when its event
 /// does not start the funnel in `scope`).
-fn strict_length(op: &FunnelOp<'_>, rows: &Columns, idx: &[usize], p: usize, scope: &Scope<'_>) -> usize {
-    let start = rows.ts[idx[p]];
-    if !in_entry(scope.entry, start) || !op.step_matches(0, rows, idx[p], scope) {
+fn strict_length(op: &FunnelOp<'_>, rows: &Columns, idx: &[usize], first: usize, scope: &Scope<'_>) -> usize {
+    let start = rows.ts[idx[first]];
+    if !in_entry(scope.entry, start) || !op.step_matches(0, rows, idx[first], scope) {
         return 0;
     }
     let mut length = 1;
-    while length < op.steps.len() && p + length < idx.len() {
-        let (previous, i) = (idx[p + length - 1], idx[p + length]);
+    while length < op.steps.len() && first + length < idx.len() {
+        let (previous, i) = (idx[first + length - 1], idx[first + length]);
         let t = rows.ts[i];
         let tie_ok = !op.ties_strict || rows.ts[previous] < t;
         if !tie_ok || !op.reachable(scope, start, t) || !op.step_matches(length, rows, i, scope) {

@@ -20,23 +20,23 @@ use crate::query::ast::FunnelMode;
 use crate::result::{Cell, Table};
 use crate::segment::ColumnSet;
 
-/// Why `op` stops before step `m` (1-based) for this customer (events `idx` of `rows`).
+/// Why `op` stops before step `missed` (1-based) for this customer (events `idx` of `rows`).
 pub(in crate::internals::exec) fn why_not(
     op: &FunnelOp<'_>,
     rows: &Columns,
     idx: &[usize],
     outcome: &FunnelOutcome,
-    m: usize,
+    missed: usize,
     dicts: &Dicts,
 ) -> String {
-    let step = &op.steps[m - 1];
+    let step = &op.steps[missed - 1];
     let name = |i: usize| dicts.events.name(rows.event[i]).unwrap_or("?").to_owned();
     let matching: Vec<usize> = idx
         .iter()
         .copied()
         .filter(|&i| step.matches(rows, i, dicts))
         .collect();
-    if m == 1 {
+    if missed == 1 {
         return if matching.is_empty() {
             format!("no event matches `{}`", step.label)
         } else if op.first[0] {
@@ -56,8 +56,8 @@ pub(in crate::internals::exec) fn why_not(
     if matching.is_empty() {
         return format!("no event matches `{}`", step.label);
     }
-    let prev_at = outcome.at[m - 1].unwrap_or(0);
-    let start = rows.ts[prev_at] - outcome.times[m - 1].unwrap_or(0);
+    let prev_at = outcome.at[missed - 1].unwrap_or(0);
+    let start = rows.ts[prev_at] - outcome.times[missed - 1].unwrap_or(0);
     let next_after = matching
         .iter()
         .copied()
@@ -67,7 +67,7 @@ pub(in crate::internals::exec) fn why_not(
         session: None,
         ..op.clone()
     };
-    if level(&unbounded, rows, idx) >= m {
+    if level(&unbounded, rows, idx) >= missed {
         let when = next_after.map_or(String::new(), |i| {
             format!("; the next `{}` is at {}", step.label, ts_text(rows.ts[i]))
         });
@@ -92,7 +92,7 @@ pub(in crate::internals::exec) fn why_not(
         mode: FunnelMode::Ordered,
         ..op.clone()
     };
-    if op.mode == FunnelMode::Strict && level(&ordered(), rows, idx) >= m {
+    if op.mode == FunnelMode::Strict && level(&ordered(), rows, idx) >= missed {
         let between = idx
             .iter()
             .copied()
@@ -102,18 +102,22 @@ pub(in crate::internals::exec) fn why_not(
             None => "strict order broken".into(),
         };
     }
-    if let Some(why) = first_or_held(op, rows, idx, m) {
+    if let Some(why) = first_or_held(op, rows, idx, missed) {
         return why;
     }
-    if let Some(why) = excluded(op, rows, idx, m, start, dicts) {
+    if let Some(why) = excluded(op, rows, idx, missed, start, dicts) {
         return why;
     }
-    if let Some(why) = tied(op, rows, idx, (&matching, prev_at), m) {
+    if let Some(why) = tied(op, rows, idx, (&matching, prev_at), missed) {
         return why;
     }
     match next_after {
-        None => format!("`{}` happens only before step {} was reached", step.label, m - 1),
-        Some(_) => format!("no chain reaches step {m} under these rules"),
+        None => format!(
+            "`{}` happens only before step {} was reached",
+            step.label,
+            missed - 1
+        ),
+        Some(_) => format!("no chain reaches step {missed} under these rules"),
     }
 }
 
@@ -122,16 +126,16 @@ fn level(variant: &FunnelOp<'_>, rows: &Columns, idx: &[usize]) -> usize {
     variant.outcome(rows, idx, &mut Scratch::default()).level
 }
 
-/// When only FIRST steps or HOLDING keep step `m` from being reached: which.
-fn first_or_held(op: &FunnelOp<'_>, rows: &Columns, idx: &[usize], m: usize) -> Option<String> {
+/// When only FIRST steps or HOLDING keep step `missed` from being reached: which.
+fn first_or_held(op: &FunnelOp<'_>, rows: &Columns, idx: &[usize], missed: usize) -> Option<String> {
     // The first FIRST step whose relaxing alone lets the customer reach step m.
-    for k in (0..m).filter(|&k| op.first[k]) {
+    for k in (0..missed).filter(|&k| op.first[k]) {
         let mut any = op.clone();
         any.first[k] = false;
-        if level(&any, rows, idx) >= m {
+        if level(&any, rows, idx) >= missed {
             let label = op.steps[k].label.trim_start_matches("FIRST ");
             return Some(format!(
-                "only the customer's first `{label}` can fill step {} (FIRST), and no chain from it reaches step {m}",
+                "only the customer's first `{label}` can fill step {} (FIRST), and no chain from it reaches step {missed}",
                 k + 1
             ));
         }
@@ -141,19 +145,19 @@ fn first_or_held(op: &FunnelOp<'_>, rows: &Columns, idx: &[usize], m: usize) -> 
         holding: None,
         ..op.clone()
     };
-    (level(&free, rows, idx) >= m).then(|| {
+    (level(&free, rows, idx) >= missed).then(|| {
         let name = op.dicts.props.name(holding.prop).unwrap_or("?");
-        format!("no chain to step {m} keeps `{name}` the same on every step (HOLDING)")
+        format!("no chain to step {missed} keeps `{name}` the same on every step (HOLDING)")
     })
 }
 
-/// When only an exclusion keeps step `m` from being reached: the excluded event inside the
+/// When only an exclusion keeps step `missed` from being reached: the excluded event inside the
 /// chain that started at `start`.
 fn excluded(
     op: &FunnelOp<'_>,
     rows: &Columns,
     idx: &[usize],
-    m: usize,
+    missed: usize,
     start: i64,
     dicts: &Dicts,
 ) -> Option<String> {
@@ -165,7 +169,7 @@ fn excluded(
         caps: vec![op.steps.len()],
         ..op.clone()
     };
-    if level(&free, rows, idx) < m {
+    if level(&free, rows, idx) < missed {
         return None;
     }
     let hit = idx.iter().copied().find(|&i| {
@@ -181,14 +185,14 @@ fn excluded(
     })
 }
 
-/// When only `TIES STRICT` keeps step `m` from being reached: the step's event (of
+/// When only `TIES STRICT` keeps step `missed` from being reached: the step's event (of
 /// `matching`) tied with step `m - 1`'s (at row `prev_at`).
 fn tied(
     op: &FunnelOp<'_>,
     rows: &Columns,
     idx: &[usize],
     (matching, prev_at): (&[usize], usize),
-    m: usize,
+    missed: usize,
 ) -> Option<String> {
     if !op.ties_strict {
         return None;
@@ -197,17 +201,17 @@ fn tied(
         ties_strict: false,
         ..op.clone()
     };
-    if level(&relaxed, rows, idx) < m {
+    if level(&relaxed, rows, idx) < missed {
         return None;
     }
-    let step = &op.steps[m - 1];
+    let step = &op.steps[missed - 1];
     let tie = matching.iter().copied().find(|&i| rows.ts[i] == rows.ts[prev_at]);
     Some(match tie {
         Some(i) => format!(
             "tie policy: `{}` at {} has the same timestamp as step {} (TIES STRICT)",
             step.label,
             ts_text(rows.ts[i]),
-            m - 1
+            missed - 1
         ),
         None => "tie policy (TIES STRICT) forbids equal timestamps".into(),
     })
@@ -240,37 +244,37 @@ impl<'a> ExplainOp<'a> {
         Ok(ExplainOp { funnel, customer })
     }
 
-    /// The table row of step `k` (1-based) of the customer's `rows` (events `idx` pass WHERE).
+    /// The table row of step `step` (1-based) of the customer's `rows` (events `idx` pass WHERE).
     fn step_row(
         &self,
-        k: usize,
+        step: usize,
         rows: &Columns,
         idx: &[usize],
         outcome: &FunnelOutcome,
         dicts: &Dicts,
     ) -> Vec<Cell> {
-        let label = Cell::Str(self.funnel.steps[k - 1].label.clone());
-        if k <= outcome.level {
-            let at = outcome.at[k].unwrap_or(0);
+        let label = Cell::Str(self.funnel.steps[step - 1].label.clone());
+        if step <= outcome.level {
+            let at = outcome.at[step].unwrap_or(0);
             return vec![
-                Cell::Int(k as i64),
+                Cell::Int(step as i64),
                 label,
                 Cell::Str("reached".into()),
                 Cell::Time(rows.ts[at]),
-                outcome.times[k].map_or(Cell::Null, |x| Cell::Float(x as f64 / 1e6)),
+                outcome.times[step].map_or(Cell::Null, |x| Cell::Float(x as f64 / 1e6)),
                 Cell::Str(format!(
                     "first completed by `{}`",
                     dicts.events.name(rows.event[at]).unwrap_or("?")
                 )),
             ];
         }
-        let reason = if k == outcome.level + 1 {
-            why_not(&self.funnel, rows, idx, outcome, k, dicts)
+        let reason = if step == outcome.level + 1 {
+            why_not(&self.funnel, rows, idx, outcome, step, dicts)
         } else {
-            format!("step {} was not reached", k - 1)
+            format!("step {} was not reached", step - 1)
         };
         vec![
-            Cell::Int(k as i64),
+            Cell::Int(step as i64),
             label,
             Cell::Str("not reached".into()),
             Cell::Null,
@@ -339,10 +343,10 @@ impl Operator for ExplainOp<'_> {
 
 /// Runs an EXPLAIN statement.
 pub(in crate::internals::exec) fn explain(
-    e: &crate::query::ast::Explain,
+    explain: &crate::query::ast::Explain,
     text: &str,
     input: &Input<'_>,
     opts: &QueryOptions,
 ) -> Result<Table, QueryError> {
-    evaluate(&ExplainOp::plan(e, text, input)?, input, opts)
+    evaluate(&ExplainOp::plan(explain, text, input)?, input, opts)
 }

@@ -247,24 +247,24 @@ impl<const N: usize> FunnelRun<N> {
         self.held = 0;
     }
 
-    /// TIES ALLOW: applies the rows of one timestamp `t` — `first` and those in `tied` — in
+    /// TIES ALLOW: applies the rows of one timestamp `ts` — `first` and those in `tied` — in
     /// their canonical order (docs/QUERY.md, "Tied events": by the first step each matches,
     /// then by its steps), so that the order the rows were written in cannot change the answer.
     #[inline(never)]
-    fn apply_tied(&mut self, op: &FunnelOp<'_>, first: u32, t: i64) {
+    fn apply_tied(&mut self, op: &FunnelOp<'_>, first: u32, ts: i64) {
         let mut group = std::mem::take(&mut self.tied);
         group.push(first);
         group.sort_unstable_by_key(|&mask| (mask.trailing_zeros(), mask));
         for &mask in &group {
-            self.apply(op, mask, t);
+            self.apply(op, mask, ts);
         }
         group.clear();
         self.tied = group;
     }
 
-    /// Applies one row matching the steps of `mask` at time `t`.
+    /// Applies one row matching the steps of `mask` at time `ts`.
     #[inline(always)]
-    fn apply(&mut self, op: &FunnelOp<'_>, mask: u32, t: i64) {
+    fn apply(&mut self, op: &FunnelOp<'_>, mask: u32, ts: i64) {
         let strict = op.ties_strict;
         // Steps this event matches, highest first: level k reads level k - 1 before this
         // event writes it, so every extension starts from a chain before this event.
@@ -274,13 +274,13 @@ impl<const N: usize> FunnelRun<N> {
             bits &= !(1u32 << (k - 1));
             // The chain's start, and its previous step's event time.
             let (c, previous) = if k == 1 {
-                if !op.in_range(t) {
+                if !op.in_range(ts) {
                     continue;
                 }
-                (t, t)
+                (ts, ts)
             } else {
                 let s = self.settled[k - 1];
-                if self.chains & (1 << (k - 1)) == 0 || !op.within(s, t) {
+                if self.chains & (1 << (k - 1)) == 0 || !op.within(s, ts) {
                     continue;
                 }
                 (s, self.settled_last[k - 1])
@@ -288,20 +288,20 @@ impl<const N: usize> FunnelRun<N> {
             if strict {
                 if self.dirty & (1 << k) == 0 || c >= self.fresh[k] {
                     self.fresh[k] = c;
-                    self.fresh_last[k] = t;
+                    self.fresh_last[k] = ts;
                 }
                 self.dirty |= 1 << k;
             } else {
                 if self.chains & (1 << k) == 0 || c >= self.settled[k] {
                     self.settled[k] = c;
-                    self.settled_last[k] = t;
+                    self.settled_last[k] = ts;
                 }
                 self.chains |= 1 << k;
             }
             if self.timed & (1 << k) == 0 {
                 // c ≤ previous ≤ t, and t - c ≤ WITHIN (or 0 at step 1): no overflow.
-                self.times[k] = t - c;
-                self.from_previous[k] = t - previous;
+                self.times[k] = ts - c;
+                self.from_previous[k] = ts - previous;
                 self.timed |= 1 << k;
             }
             self.level = self.level.max(k);

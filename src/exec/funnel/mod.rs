@@ -81,13 +81,13 @@ pub(in crate::internals::exec) type GroupKey = (usize, Option<u64>);
 pub(in crate::internals::exec) type FunnelCounts = (Vec<u64>, Vec<Samples>);
 
 /// The counts of a group no customer has reached yet, for a funnel of `n` steps.
-pub(in crate::internals::exec) fn empty_counts(n: usize) -> FunnelCounts {
-    (vec![0; n + 1], vec![Samples::default(); 2 * (n + 1)])
+pub(in crate::internals::exec) fn empty_counts(count: usize) -> FunnelCounts {
+    (vec![0; count + 1], vec![Samples::default(); 2 * (count + 1)])
 }
 
 /// The index in [`FunnelCounts`]' samples of step `k`'s times from the previous step.
-pub(in crate::internals::exec) fn from_previous_slot(n: usize, k: usize) -> usize {
-    n + 1 + k
+pub(in crate::internals::exec) fn from_previous_slot(count: usize, step: usize) -> usize {
+    count + 1 + step
 }
 
 #[derive(Default)]
@@ -121,21 +121,21 @@ impl FunnelPartial {
 
 /// Adds one group's counts and time samples to `e` (moved in whole when `e` is new).
 pub(in crate::internals::exec) fn add_counts(
-    e: std::collections::hash_map::Entry<'_, GroupKey, FunnelCounts>,
+    entry: std::collections::hash_map::Entry<'_, GroupKey, FunnelCounts>,
     counts: Vec<u64>,
     times: Vec<Samples>,
 ) {
     use std::collections::hash_map::Entry;
-    match e {
+    match entry {
         Entry::Vacant(v) => {
             v.insert((counts, times));
         }
         Entry::Occupied(mut o) => {
-            let e = o.get_mut();
-            for (x, y) in e.0.iter_mut().zip(counts) {
+            let entry = o.get_mut();
+            for (x, y) in entry.0.iter_mut().zip(counts) {
                 *x += y;
             }
-            for (x, y) in e.1.iter_mut().zip(times) {
+            for (x, y) in entry.1.iter_mut().zip(times) {
                 x.append(y);
             }
         }
@@ -167,14 +167,14 @@ pub struct FunnelOutcome {
 
 impl FunnelOutcome {
     /// No step reached, for a funnel of `n` steps (allocations kept).
-    pub(in crate::internals::exec) fn reset(&mut self, n: usize) {
+    pub(in crate::internals::exec) fn reset(&mut self, count: usize) {
         self.level = 0;
         self.times.clear();
         self.from_previous.clear();
         self.at.clear();
-        self.times.resize(n + 1, None);
-        self.from_previous.resize(n + 1, None);
-        self.at.resize(n + 1, None);
+        self.times.resize(count + 1, None);
+        self.from_previous.resize(count + 1, None);
+        self.at.resize(count + 1, None);
     }
 }
 
@@ -372,12 +372,12 @@ impl FunnelOp<'_> {
 
     /// True when event `i` is one of the funnel's steps by its name or stage (a step's own
     /// WHERE aside): CORRELATE leaves such events out of its event features.
-    pub(in crate::internals::exec) fn is_step_event(&self, rows: &Columns, i: usize) -> bool {
+    pub(in crate::internals::exec) fn is_step_event(&self, rows: &Columns, index: usize) -> bool {
         self.steps.iter().any(|step| {
             step.events
                 .as_ref()
-                .is_none_or(|ids| ids.contains(&rows.event[i]))
-                && step.stage.is_none_or(|s| rows.stage.get(i) == Some(&s))
+                .is_none_or(|ids| ids.contains(&rows.event[index]))
+                && step.stage.is_none_or(|s| rows.stage.get(index) == Some(&s))
         })
     }
 
@@ -422,15 +422,15 @@ impl FunnelOp<'_> {
         order_ties(idx, rows, |i| self.tie_key(rows, i));
     }
 
-    /// Where event `i` goes among the events of its timestamp (docs/QUERY.md, "Tied events"):
+    /// Where event `index` goes among the events of its timestamp (docs/QUERY.md, "Tied events"):
     /// by the first step it matches (events matching none last), then the set of steps it
     /// matches, the exclusions it matches, its BY value and its name. Events with equal keys
     /// are interchangeable for every answer.
-    fn tie_key(&self, rows: &Columns, i: usize) -> (u32, u64, u64, String, String) {
+    fn tie_key(&self, rows: &Columns, index: usize) -> (u32, u64, u64, String, String) {
         let bits = |matchers: &mut dyn Iterator<Item = &Matcher>| {
             matchers
                 .enumerate()
-                .filter(|(_, m)| m.matches(rows, i, self.dicts))
+                .filter(|(_, m)| m.matches(rows, index, self.dicts))
                 .fold(0u64, |acc, (k, _)| acc | 1 << k)
         };
         let steps = bits(&mut self.steps.iter());
@@ -439,13 +439,13 @@ impl FunnelOp<'_> {
         let group = [&self.by, &self.holding]
             .into_iter()
             .flatten()
-            .flat_map(|g| g.labels(g.slot(rows, i), self.dicts))
+            .flat_map(|g| g.labels(g.slot(rows, index), self.dicts))
             .collect::<Vec<_>>()
             .join("\u{1f}");
         let name = self
             .dicts
             .events
-            .name(rows.event[i])
+            .name(rows.event[index])
             .unwrap_or_default()
             .to_owned();
         (steps.trailing_zeros(), steps, excluded, group, name)
@@ -455,18 +455,18 @@ impl FunnelOp<'_> {
         in_entry(self.range, ts)
     }
 
-    /// True when `t` is at most WITHIN after `s` (`s` ≤ `t`: rows come in time order), exact
+    /// True when `ts` is at most WITHIN after `start` (`start` ≤ `ts`: rows come in time order), exact
     /// for any two i64 timestamps.
     #[inline(always)]
-    fn within(&self, s: i64, t: i64) -> bool {
-        t.wrapping_sub(s) as u64 <= self.within as u64
+    fn within(&self, start: i64, ts: i64) -> bool {
+        ts.wrapping_sub(start) as u64 <= self.within as u64
     }
 
-    /// True when a chain started at `s` may take an event at `t` (`s` ≤ `t`) in `scope`: within
-    /// the window, or with `WITHIN SESSION` in the session of `s`.
+    /// True when a chain started at `start` may take an event at `ts` (`start` ≤ `ts`) in `scope`: within
+    /// the window, or with `WITHIN SESSION` in the session of `start`.
     #[inline(always)]
-    fn reachable(&self, scope: &Scope<'_>, s: i64, t: i64) -> bool {
-        self.within(s, t) && scope.in_session(s, t)
+    fn reachable(&self, scope: &Scope<'_>, start: i64, ts: i64) -> bool {
+        self.within(start, ts) && scope.in_session(start, ts)
     }
 
     /// With `WITHIN SESSION`, the sessions of the customer's events `idx` (else none).
@@ -878,22 +878,22 @@ pub(in crate::internals::exec) type FunnelDrill = (usize, bool, Option<u64>);
 /// Runs a FUNNEL statement; with `drill`, lists the customers who reached (or dropped at) a
 /// step.
 pub(in crate::internals::exec) fn funnel(
-    f: &crate::query::ast::Funnel,
+    funnel: &crate::query::ast::Funnel,
     text: &str,
     input: &Input<'_>,
     opts: &QueryOptions,
     drill: Option<FunnelDrill>,
 ) -> Result<Table, QueryError> {
-    let res = Resolver::new(input.dicts, text, f.common.tz.as_ref())?;
-    if f.mode == FunnelMode::Unordered
-        && let Some(x) = f.excludes.first()
+    let res = Resolver::new(input.dicts, text, funnel.common.tz.as_ref())?;
+    if funnel.mode == FunnelMode::Unordered
+        && let Some(x) = funnel.excludes.first()
     {
         return Err(ParseError::new(x.span, "EXCLUDE is not supported with MODE UNORDERED").into());
     }
     let op = FunnelOp {
         collect: drill.is_some(),
         drill,
-        ..FunnelOp::resolve(f, &res, input)?
+        ..FunnelOp::resolve(funnel, &res, input)?
     };
     evaluate_lazy(&op, input, opts)
 }

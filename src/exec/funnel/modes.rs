@@ -38,15 +38,21 @@ impl FunnelOp<'_> {
         }
     }
 
-    /// Records that the event at row `at`, time `t`, reaches step `k` on a chain starting at
+    /// Records that the event at row `at`, time `ts`, reaches step `step` on a chain starting at
     /// `start` whose step-(k − 1) event is at `previous` (kept for the first such event only).
-    pub(super) fn reach(out: &mut FunnelOutcome, k: usize, t: i64, (start, previous): (i64, i64), at: usize) {
-        if out.times[k].is_none() {
-            out.times[k] = Some(t - start);
-            out.from_previous[k] = Some(t - previous);
-            out.at[k] = Some(at);
+    pub(super) fn reach(
+        out: &mut FunnelOutcome,
+        step: usize,
+        ts: i64,
+        (start, previous): (i64, i64),
+        at: usize,
+    ) {
+        if out.times[step].is_none() {
+            out.times[step] = Some(ts - start);
+            out.from_previous[step] = Some(ts - previous);
+            out.at[step] = Some(at);
         }
-        out.level = out.level.max(k);
+        out.level = out.level.max(step);
     }
 
     fn ordered(
@@ -258,14 +264,14 @@ impl FunnelOp<'_> {
     }
 }
 
-/// Kuhn's augmenting path from event node `e` (its step set in `masks`): true when `e` could be
+/// Kuhn's augmenting path from event node `end` (its step set in `masks`): true when `end` could be
 /// matched to a step, re-matching others along the way.
-fn augment(e: usize, masks: &[u64], owner: &mut [Option<usize>], seen: &mut [bool]) -> bool {
+fn augment(end: usize, masks: &[u64], owner: &mut [Option<usize>], seen: &mut [bool]) -> bool {
     for k in 0..owner.len() {
-        if masks[e] >> k & 1 == 1 && !seen[k] {
+        if masks[end] >> k & 1 == 1 && !seen[k] {
             seen[k] = true;
             if owner[k].is_none_or(|o| augment(o, masks, owner, seen)) {
-                owner[k] = Some(e);
+                owner[k] = Some(end);
                 return true;
             }
         }

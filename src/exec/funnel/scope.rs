@@ -57,12 +57,12 @@ impl<'s> Scope<'s> {
 
     /// True when instant `t` (≥ `s`) lies in the session of instant `s`, or no session bounds.
     #[inline]
-    pub(in crate::internals::exec) fn in_session(&self, s: i64, t: i64) -> bool {
+    pub(in crate::internals::exec) fn in_session(&self, start: i64, ts: i64) -> bool {
         if self.sessions.is_empty() {
             return true;
         }
-        let at = self.sessions.partition_point(|span| span.0 <= s);
-        at > 0 && t <= self.sessions[at - 1].1
+        let at = self.sessions.partition_point(|span| span.0 <= start);
+        at > 0 && ts <= self.sessions[at - 1].1
     }
 }
 
@@ -93,19 +93,19 @@ impl FunnelOp<'_> {
     #[inline]
     pub(in crate::internals::exec) fn step_matches(
         &self,
-        k: usize,
+        step: usize,
         rows: &Columns,
-        i: usize,
+        index: usize,
         scope: &Scope<'_>,
     ) -> bool {
-        self.steps[k].matches(rows, i, self.dicts)
+        self.steps[step].matches(rows, index, self.dicts)
             && scope
                 .firsts
-                .get(k)
-                .is_none_or(|&f| !self.first[k] || f == Some(i))
+                .get(step)
+                .is_none_or(|&f| !self.first[step] || f == Some(index))
             && scope
                 .held
-                .is_none_or(|v| self.holding.as_ref().is_none_or(|h| h.slot(rows, i) == v))
+                .is_none_or(|v| self.holding.as_ref().is_none_or(|h| h.slot(rows, index) == v))
     }
 
     /// Per step, for a FIRST step, the customer's first event (in `idx`, all of its events in

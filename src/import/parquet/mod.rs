@@ -24,9 +24,9 @@ use crate::limits;
 use crate::model::{DAY_US, PropType, Stage};
 use crate::time::TsReader;
 
-fn supported(t: &DataType) -> bool {
+fn supported(data_type: &DataType) -> bool {
     matches!(
-        t,
+        data_type,
         DataType::Utf8
             | DataType::LargeUtf8
             | DataType::Utf8View
@@ -46,31 +46,31 @@ fn supported(t: &DataType) -> bool {
     )
 }
 
-/// The value at row `i`, or `None` for a null.
-fn scalar(array: &dyn Array, i: usize) -> Result<Option<Scalar<'_>>, String> {
-    if array.is_null(i) {
+/// The value at row `index`, or `None` for a null.
+fn scalar(array: &dyn Array, index: usize) -> Result<Option<Scalar<'_>>, String> {
+    if array.is_null(index) {
         return Ok(None);
     }
     Ok(Some(match array.data_type() {
-        DataType::Utf8 => Scalar::Str(array.as_string::<i32>().value(i)),
-        DataType::LargeUtf8 => Scalar::Str(array.as_string::<i64>().value(i)),
-        DataType::Utf8View => Scalar::Str(array.as_string_view().value(i)),
-        DataType::Boolean => Scalar::Bool(array.as_boolean().value(i)),
-        DataType::Int8 => Scalar::I64(i64::from(array.as_primitive::<Int8Type>().value(i))),
-        DataType::Int16 => Scalar::I64(i64::from(array.as_primitive::<Int16Type>().value(i))),
-        DataType::Int32 => Scalar::I64(i64::from(array.as_primitive::<Int32Type>().value(i))),
-        DataType::Int64 => Scalar::I64(array.as_primitive::<Int64Type>().value(i)),
-        DataType::UInt8 => Scalar::I64(i64::from(array.as_primitive::<UInt8Type>().value(i))),
-        DataType::UInt16 => Scalar::I64(i64::from(array.as_primitive::<UInt16Type>().value(i))),
-        DataType::UInt32 => Scalar::I64(i64::from(array.as_primitive::<UInt32Type>().value(i))),
+        DataType::Utf8 => Scalar::Str(array.as_string::<i32>().value(index)),
+        DataType::LargeUtf8 => Scalar::Str(array.as_string::<i64>().value(index)),
+        DataType::Utf8View => Scalar::Str(array.as_string_view().value(index)),
+        DataType::Boolean => Scalar::Bool(array.as_boolean().value(index)),
+        DataType::Int8 => Scalar::I64(i64::from(array.as_primitive::<Int8Type>().value(index))),
+        DataType::Int16 => Scalar::I64(i64::from(array.as_primitive::<Int16Type>().value(index))),
+        DataType::Int32 => Scalar::I64(i64::from(array.as_primitive::<Int32Type>().value(index))),
+        DataType::Int64 => Scalar::I64(array.as_primitive::<Int64Type>().value(index)),
+        DataType::UInt8 => Scalar::I64(i64::from(array.as_primitive::<UInt8Type>().value(index))),
+        DataType::UInt16 => Scalar::I64(i64::from(array.as_primitive::<UInt16Type>().value(index))),
+        DataType::UInt32 => Scalar::I64(i64::from(array.as_primitive::<UInt32Type>().value(index))),
         DataType::UInt64 => {
-            let v = array.as_primitive::<UInt64Type>().value(i);
+            let v = array.as_primitive::<UInt64Type>().value(index);
             Scalar::I64(i64::try_from(v).map_err(|_| format!("{v} is larger than 2^63-1"))?)
         }
-        DataType::Float32 => Scalar::F64(f64::from(array.as_primitive::<Float32Type>().value(i))),
-        DataType::Float64 => Scalar::F64(array.as_primitive::<Float64Type>().value(i)),
+        DataType::Float32 => Scalar::F64(f64::from(array.as_primitive::<Float32Type>().value(index))),
+        DataType::Float64 => Scalar::F64(array.as_primitive::<Float64Type>().value(index)),
         DataType::Dictionary(..) => match dict_strings(array) {
-            Some(d) => match d.value(i)? {
+            Some(d) => match d.value(index)? {
                 Some(s) => Scalar::Str(s),
                 None => return Ok(None),
             },
@@ -89,21 +89,21 @@ struct DictStrings<'a> {
 }
 
 impl<'a> DictStrings<'a> {
-    /// The key of row `i` (`None`: null); an error when it is outside the dictionary.
-    fn key(&self, i: usize) -> Result<Option<usize>, String> {
-        if self.keys.is_null(i) {
+    /// The key of row `index` (`None`: null); an error when it is outside the dictionary.
+    fn key(&self, index: usize) -> Result<Option<usize>, String> {
+        if self.keys.is_null(index) {
             return Ok(None);
         }
-        let k = self.keys.value(i);
+        let k = self.keys.value(index);
         match usize::try_from(k) {
             Ok(k) if k < self.values.len() => Ok((!self.values.is_null(k)).then_some(k)),
             _ => Err(format!("dictionary key {k} is outside the dictionary")),
         }
     }
 
-    /// The string at row `i` (`None`: null).
-    fn value(&self, i: usize) -> Result<Option<&'a str>, String> {
-        Ok(self.key(i)?.map(|k| self.values.value(k)))
+    /// The string at row `index` (`None`: null).
+    fn value(&self, index: usize) -> Result<Option<&'a str>, String> {
+        Ok(self.key(index)?.map(|k| self.values.value(k)))
     }
 }
 
@@ -144,8 +144,8 @@ struct KeyMemo {
 }
 
 impl KeyMemo {
-    fn reset(&mut self, d: Option<DictStrings<'_>>) {
-        let n = d.map_or(0, |d| d.values.len());
+    fn reset(&mut self, dicts: Option<DictStrings<'_>>) {
+        let n = dicts.map_or(0, |dicts| dicts.values.len());
         self.checked.clear();
         self.checked.resize(n, false);
         self.ids.clear();
@@ -153,15 +153,15 @@ impl KeyMemo {
     }
 }
 
-/// The timestamp at row `i` in µs: Parquet timestamps and dates as they are, integers, floats
+/// The timestamp at row `index` in µs: Parquet timestamps and dates as they are, integers, floats
 /// and strings as `reader` reads them.
-fn ts_at(array: &dyn Array, i: usize, reader: &mut TsReader) -> Result<i64, String> {
-    ts_at_any(array, i, reader).and_then(crate::model::check_ts)
+fn ts_at(array: &dyn Array, index: usize, reader: &mut TsReader) -> Result<i64, String> {
+    ts_at_any(array, index, reader).and_then(crate::model::check_ts)
 }
 
 /// [`ts_at`] without the range check.
-fn ts_at_any(array: &dyn Array, i: usize, reader: &mut TsReader) -> Result<i64, String> {
-    if array.is_null(i) {
+fn ts_at_any(array: &dyn Array, index: usize, reader: &mut TsReader) -> Result<i64, String> {
+    if array.is_null(index) {
         return Err("timestamp is null".into());
     }
     let range = |v: Option<i64>| v.ok_or_else(|| "timestamp is out of range".to_owned());
@@ -169,24 +169,26 @@ fn ts_at_any(array: &dyn Array, i: usize, reader: &mut TsReader) -> Result<i64, 
         DataType::Timestamp(TimeUnit::Second, _) => range(
             array
                 .as_primitive::<TimestampSecondType>()
-                .value(i)
+                .value(index)
                 .checked_mul(1_000_000),
         ),
         DataType::Timestamp(TimeUnit::Millisecond, _) => range(
             array
                 .as_primitive::<TimestampMillisecondType>()
-                .value(i)
+                .value(index)
                 .checked_mul(1_000),
         ),
         DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            Ok(array.as_primitive::<TimestampMicrosecondType>().value(i))
+            Ok(array.as_primitive::<TimestampMicrosecondType>().value(index))
         }
         DataType::Timestamp(TimeUnit::Nanosecond, _) => Ok(array
             .as_primitive::<TimestampNanosecondType>()
-            .value(i)
+            .value(index)
             .div_euclid(1_000)),
-        DataType::Date32 => range(i64::from(array.as_primitive::<Date32Type>().value(i)).checked_mul(DAY_US)),
-        _ => match scalar(array, i)? {
+        DataType::Date32 => {
+            range(i64::from(array.as_primitive::<Date32Type>().value(index)).checked_mul(DAY_US))
+        }
+        _ => match scalar(array, index)? {
             Some(Scalar::Str(s)) => reader.text(s),
             Some(Scalar::I64(n)) => reader.integer(n),
             Some(Scalar::F64(x)) => reader.float(x),
@@ -447,12 +449,12 @@ impl DictMemo {
         self.ids.iter_mut().for_each(|id| *id = None);
     }
 
-    /// The staged id of value `k`, interned by `intern` the first time.
-    fn id(&mut self, k: u32, intern: impl FnOnce(&str) -> u32) -> Option<u32> {
-        let (Some(v), Some(slot)) = (&self.values, self.ids.get_mut(k as usize)) else {
+    /// The staged id of value `key`, interned by `intern` the first time.
+    fn id(&mut self, key: u32, intern: impl FnOnce(&str) -> u32) -> Option<u32> {
+        let (Some(v), Some(slot)) = (&self.values, self.ids.get_mut(key as usize)) else {
             return None;
         };
-        Some(*slot.get_or_insert_with(|| intern(v.value(k as usize))))
+        Some(*slot.get_or_insert_with(|| intern(v.value(key as usize))))
     }
 }
 
@@ -461,13 +463,13 @@ impl DictMemo {
 struct Keys<'a>(&'a arrow_array::PrimitiveArray<Int32Type>);
 
 impl Keys<'_> {
-    /// Row `i`'s key (`None`: null).
+    /// Row `index`'s key (`None`: null).
     #[inline]
-    fn get(&self, i: usize) -> Option<u32> {
-        if self.0.is_null(i) {
+    fn get(&self, index: usize) -> Option<u32> {
+        if self.0.is_null(index) {
             return None;
         }
-        self.0.values().get(i).map(|&k| k as u32)
+        self.0.values().get(index).map(|&k| k as u32)
     }
 
     fn has_nulls(&self) -> bool {
@@ -477,20 +479,24 @@ impl Keys<'_> {
 
 /// The keys of a dictionary string column when every key is inside the dictionary and `memo`
 /// (loaded with this dictionary) finds every value `ok`.
-fn batch_keys<'a>(d: DictStrings<'a>, memo: &mut DictMemo, ok: impl Fn(&str) -> bool) -> Option<Keys<'a>> {
-    memo.load(d.values);
+fn batch_keys<'a>(
+    dicts: DictStrings<'a>,
+    memo: &mut DictMemo,
+    ok: impl Fn(&str) -> bool,
+) -> Option<Keys<'a>> {
+    memo.load(dicts.values);
     if !memo.all_ok(ok) {
         return None;
     }
     // A negative key converts to 2^31 or more, past any dictionary (at most i32::MAX values).
-    let n = u32::try_from(d.values.len()).unwrap_or(u32::MAX);
-    let keys = d.keys.values().iter();
-    let inside = match d.keys.nulls() {
+    let n = u32::try_from(dicts.values.len()).unwrap_or(u32::MAX);
+    let keys = dicts.keys.values().iter();
+    let inside = match dicts.keys.nulls() {
         // Without early exit, so that the test runs on vectors.
         None => keys.fold(true, |all, &k| all & ((k as u32) < n)),
         Some(valid) => keys.zip(valid.iter()).all(|(&k, v)| !v || (k as u32) < n),
     };
-    inside.then_some(Keys(d.keys))
+    inside.then_some(Keys(dicts.keys))
 }
 
 /// The [`DictMemo`]s of one file's dictionary columns: customer, event, stage and each
@@ -698,18 +704,20 @@ fn stage_columns(
 /// from dictionaries).
 type Parsed<'a> = (RowValues<'a>, Option<usize>, Option<usize>);
 
-/// Row `i` of dictionary column `d` with its key, `check`ed once per batch and key (`memo`);
+/// Row `index` of dictionary column `dicts` with its key, `check`ed once per batch and key (`memo`);
 /// `None` when the column is not a dictionary or the row is null (the caller's general path
 /// then reads and checks it).
 fn memo_str<'a>(
-    d: Option<DictStrings<'a>>,
+    dicts: Option<DictStrings<'a>>,
     memo: &mut KeyMemo,
-    i: usize,
+    index: usize,
     check: impl Fn(&str) -> Result<(), String>,
 ) -> Result<Option<(&'a str, usize)>, String> {
-    let Some(d) = d else { return Ok(None) };
-    let Some(k) = d.key(i)? else { return Ok(None) };
-    let s = d.values.value(k);
+    let Some(dicts) = dicts else { return Ok(None) };
+    let Some(k) = dicts.key(index)? else {
+        return Ok(None);
+    };
+    let s = dicts.values.value(k);
     match memo.checked.get_mut(k) {
         Some(done) if *done => {}
         Some(done) => {
@@ -781,10 +789,10 @@ fn stage_batches(
     Ok(true)
 }
 
-/// The customer id of row `i` of a column that is not a dictionary: a string, or an integer
+/// The customer id of row `index` of a column that is not a dictionary: a string, or an integer
 /// written in decimal.
-fn customer_at(array: &dyn Array, i: usize) -> Result<std::borrow::Cow<'_, str>, String> {
-    let c = match scalar(array, i)? {
+fn customer_at(array: &dyn Array, index: usize) -> Result<std::borrow::Cow<'_, str>, String> {
+    let c = match scalar(array, index)? {
         Some(Scalar::Str(s)) => std::borrow::Cow::Borrowed(s),
         Some(Scalar::I64(n)) => std::borrow::Cow::Owned(n.to_string()),
         None => return Err("customer id is null".into()),
@@ -794,48 +802,48 @@ fn customer_at(array: &dyn Array, i: usize) -> Result<std::borrow::Cow<'_, str>,
     Ok(c)
 }
 
-/// The event name of row `i` of a column that is not a dictionary.
-fn event_at(array: &dyn Array, i: usize) -> Result<&str, String> {
-    let Some(Scalar::Str(e)) = scalar(array, i)? else {
+/// The event name of row `index` of a column that is not a dictionary.
+fn event_at(array: &dyn Array, index: usize) -> Result<&str, String> {
+    let Some(Scalar::Str(e)) = scalar(array, index)? else {
         return Err("expected a non-null string".into());
     };
     check_name_text("event name", e, limits::NAME_BYTES_MAX)?;
     Ok(e)
 }
 
-/// The event name of row `i`, and its dictionary key when the column is a dictionary (checked
+/// The event name of row `index`, and its dictionary key when the column is a dictionary (checked
 /// once per batch through `memo`).
 fn event_of<'b>(
     array: &'b dyn Array,
-    i: usize,
+    index: usize,
     dict: Option<DictStrings<'b>>,
     memo: &mut KeyMemo,
 ) -> Result<(&'b str, Option<usize>), String> {
-    let hit = memo_str(dict, memo, i, |s| {
+    let hit = memo_str(dict, memo, index, |s| {
         check_name_text("event name", s, limits::NAME_BYTES_MAX)
     })?;
     match hit {
         Some((name, key)) => Ok((name, Some(key))),
-        None => Ok((event_at(array, i)?, None)),
+        None => Ok((event_at(array, index)?, None)),
     }
 }
 
-/// The stage of row `i` (`None` when null or blank); a dictionary column's values are parsed
+/// The stage of row `index` (`None` when null or blank); a dictionary column's values are parsed
 /// once each (`memo`, per dictionary key).
 fn stage_at(
     array: &dyn Array,
-    i: usize,
+    index: usize,
     dict: Option<&DictStrings<'_>>,
     memo: &mut [Option<Option<Stage>>],
 ) -> Result<Option<Stage>, String> {
     let key = match dict {
-        Some(d) => d.key(i)?,
+        Some(d) => d.key(index)?,
         None => None,
     };
     if let Some(known) = key.and_then(|k| memo.get(k).copied().flatten()) {
         return Ok(known);
     }
-    let parsed = match scalar(array, i)? {
+    let parsed = match scalar(array, index)? {
         None => None,
         Some(Scalar::Str(t)) if t.trim().is_empty() => None,
         Some(Scalar::Str(t)) => Some(Stage::parse(t.trim()).ok_or_else(|| unknown_stage(t))?),

@@ -121,8 +121,8 @@ fn write_groups(path: &Path, dictionary: bool, bad: bool, group_rows: usize) -> 
 }
 
 /// What was staged, in a form that compares (the interners' maps left out).
-fn summary(s: &Staged) -> String {
-    let props: Vec<String> = s
+fn summary(staged: &Staged) -> String {
+    let props: Vec<String> = staged
         .props
         .iter()
         .map(|p| {
@@ -134,7 +134,7 @@ fn summary(s: &Staged) -> String {
         .collect();
     format!(
         "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{props:?}",
-        s.customers.names, s.events.names, s.cust, s.ts, s.event, s.stage
+        staged.customers.names, staged.events.names, staged.cust, staged.ts, staged.event, staged.stage
     )
 }
 

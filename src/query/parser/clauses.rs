@@ -235,41 +235,42 @@ impl Parser<'_> {
     }
 
     /// Parses common clauses in any order, each at most once.
-    pub(super) fn common(&mut self, c: &mut Common) -> Result<bool, ParseError> {
+    pub(super) fn common(&mut self, common: &mut Common) -> Result<bool, ParseError> {
         let t = self.peek();
         let dup = |what: &str| ParseError::new(t.span, format!("{what} given twice"));
         if self.eat_kw("FROM") {
-            if c.range.is_some() {
+            if common.range.is_some() {
                 return Err(dup("FROM"));
             }
             let from = self.time()?;
             self.expect_kw("TO", "after FROM ...")?;
             let to = self.time()?;
-            c.range = Some((from, to));
+            common.range = Some((from, to));
             return Ok(true);
         }
         if self.eat_kw("WHERE") {
-            if c.filter.is_some() || !c.cohorts.is_empty() || c.profile.is_some() {
+            if common.filter.is_some() || !common.cohorts.is_empty() || common.profile.is_some() {
                 return Err(dup("WHERE"));
             }
             let pred = self.pred()?;
-            c.filter = super::cohort::split_cohort_filters(pred, &mut c.cohorts, &mut c.profile)?;
+            common.filter =
+                super::cohort::split_cohort_filters(pred, &mut common.cohorts, &mut common.profile)?;
             return Ok(true);
         }
         if self.at_by_cohort() {
-            if !c.by_cohorts.is_empty() {
+            if !common.by_cohorts.is_empty() {
                 return Err(dup("BY COHORT"));
             }
             self.pos += 2;
-            c.by_cohorts.push(self.name("a cohort name")?);
+            common.by_cohorts.push(self.name("a cohort name")?);
             while self.peek().tok == Tok::Comma {
                 self.pos += 1;
-                c.by_cohorts.push(self.name("a cohort name")?);
+                common.by_cohorts.push(self.name("a cohort name")?);
             }
             return Ok(true);
         }
         if self.eat_kw("TZ") {
-            if c.tz.is_some() {
+            if common.tz.is_some() {
                 return Err(dup("TZ"));
             }
             let t = self.next();
@@ -279,7 +280,7 @@ impl Parser<'_> {
                     "expected a time zone name in quotes, like 'Europe/Berlin'",
                 ));
             };
-            c.tz = Some((s, t.span));
+            common.tz = Some((s, t.span));
             return Ok(true);
         }
         if self.is_kw("WEEK")
@@ -287,7 +288,7 @@ impl Parser<'_> {
                 .peek_at(1)
                 .is_some_and(|t| matches!(&t.tok, Tok::Ident(s) if s.eq_ignore_ascii_case("START")))
         {
-            if c.week_start.is_some() {
+            if common.week_start.is_some() {
                 return Err(dup("WEEK START"));
             }
             self.pos += 2;
@@ -315,7 +316,7 @@ impl Parser<'_> {
                 start: t.span.start,
                 end: day.span.end,
             };
-            c.week_start = Some((start, span));
+            common.week_start = Some((start, span));
             return Ok(true);
         }
         Ok(false)

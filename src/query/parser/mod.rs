@@ -8,6 +8,7 @@ mod attribution;
 mod cohort;
 mod paths;
 mod correlate;
+mod predict;
 mod statements;
 mod top;
 
@@ -17,7 +18,7 @@ use super::{ParseError, Span};
 use crate::limits;
 
 /// The statement keywords.
-pub const STATEMENTS: [&str; 20] = [
+pub const STATEMENTS: [&str; 22] = [
     "FORGET",
     "CREATE",
     "DROP",
@@ -38,10 +39,12 @@ pub const STATEMENTS: [&str; 20] = [
     "HEATMAP",
     "ATTRIBUTION",
     "CORRELATE",
+    "FIT",
+    "PREDICT",
 ];
 
 /// Words with a meaning only in their clause (not reserved; they may also name events).
-pub const CONTEXTUAL: [&str; 45] = [
+pub const CONTEXTUAL: [&str; 49] = [
     "COHORT",
     "VALUE",
     "SEGMENT",
@@ -87,6 +90,10 @@ pub const CONTEXTUAL: [&str; 45] = [
     "SIGNIFICANCE",
     "EVENT",
     "CONVERTED",
+    "UNIT",
+    "HORIZON",
+    "DISCOUNT",
+    "SUMMARY",
 ];
 
 /// Every reserved word of the query language.
@@ -201,8 +208,8 @@ pub fn parse_set(text: &str) -> Result<CustomerSet, ParseError> {
     Ok(set)
 }
 
-fn describe(t: &Tok) -> String {
-    match t {
+fn describe(token: &Tok) -> String {
+    match token {
         Tok::Ident(s) => format!("`{s}`"),
         Tok::Str(s) => format!("string '{s}'"),
         Tok::Int(n) => format!("number {n}"),
@@ -319,6 +326,12 @@ impl Parser<'_> {
         if self.eat_kw("CORRELATE") {
             return self.correlate().map(|c| Statement::Correlate(Box::new(c)));
         }
+        if self.eat_kw("FIT") {
+            return self.predict(false).map(|p| Statement::Fit(Box::new(p)));
+        }
+        if self.eat_kw("PREDICT") {
+            return self.predict(true).map(|p| Statement::Predict(Box::new(p)));
+        }
         if self.eat_kw("FORGET") {
             return self.forget(t.span).map(Statement::Forget);
         }
@@ -344,7 +357,7 @@ impl Parser<'_> {
             e = e.with_help(format!("did you mean {best}?"));
         } else {
             e = e.with_help(
-                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, CUSTOMERS, TOP CUSTOMERS, RFM, PATHS, HEATMAP, ATTRIBUTION, CORRELATE, EXPLAIN, FORGET CUSTOMER, CREATE COHORT, DROP COHORT and COHORTS",
+                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, CUSTOMERS, TOP CUSTOMERS, RFM, PATHS, HEATMAP, ATTRIBUTION, CORRELATE, FIT, PREDICT, EXPLAIN, FORGET CUSTOMER, CREATE COHORT, DROP COHORT and COHORTS",
             );
         }
         Err(e)
@@ -385,19 +398,19 @@ impl Parser<'_> {
 }
 
 /// Edit distance (Levenshtein, case-insensitive).
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.to_lowercase().chars().collect();
-    let b: Vec<char> = b.to_lowercase().chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
+pub fn edit_distance(left: &str, right: &str) -> usize {
+    let left: Vec<char> = left.to_lowercase().chars().collect();
+    let right: Vec<char> = right.to_lowercase().chars().collect();
+    let mut prev: Vec<usize> = (0..=right.len()).collect();
+    for (i, ca) in left.iter().enumerate() {
         let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
+        for (j, cb) in right.iter().enumerate() {
             let sub = prev[j] + usize::from(ca != cb);
             cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
         }
         prev = cur;
     }
-    prev[b.len()]
+    prev[right.len()]
 }
 
 /// The closest candidate within a small edit distance.

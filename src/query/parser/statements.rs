@@ -103,34 +103,34 @@ impl Parser<'_> {
 
     /// A funnel's breakdown and form clauses (`BY p [, p2]`, `PERCENTILES`, `HOLDING p`,
     /// `PERIOD p`) at the parser's position: true when one was read.
-    fn funnel_form(&mut self, f: &mut Funnel) -> Result<bool, ParseError> {
+    fn funnel_form(&mut self, funnel: &mut Funnel) -> Result<bool, ParseError> {
         let t = self.peek();
         let twice = |what: &str| Err(ParseError::new(t.span, format!("{what} given twice")));
         if !self.at_by_cohort() && self.eat_kw("BY") {
-            if f.by.is_some() {
+            if funnel.by.is_some() {
                 return twice("BY");
             }
-            f.by = Some(self.name("a property name")?);
+            funnel.by = Some(self.name("a property name")?);
             if self.peek().tok == Tok::Comma {
                 self.next();
-                f.by2 = Some(self.name("a second property name")?);
+                funnel.by2 = Some(self.name("a second property name")?);
             }
         } else if self.eat_kw("PERCENTILES") {
-            if f.percentiles {
+            if funnel.percentiles {
                 return twice("PERCENTILES");
             }
-            f.percentiles = true;
+            funnel.percentiles = true;
         } else if self.eat_kw("HOLDING") {
-            if f.holding.is_some() {
+            if funnel.holding.is_some() {
                 return twice("HOLDING");
             }
-            f.holding = Some(self.name("a property name")?);
+            funnel.holding = Some(self.name("a property name")?);
         } else if self.eat_kw("PERIOD") {
-            if f.period.is_some() {
+            if funnel.period.is_some() {
                 return twice("PERIOD");
             }
             let at = self.peek().span;
-            f.period = Some((self.period()?, at));
+            funnel.period = Some((self.period()?, at));
         } else {
             return Ok(false);
         }
@@ -192,26 +192,26 @@ impl Parser<'_> {
         self.either("ALLOW", "STRICT")
     }
 
-    /// `EXCLUDE step [BETWEEN i AND j]` after its keyword (at `keyword`) in a funnel of `n`
+    /// `EXCLUDE step [BETWEEN i AND j]` after its keyword (at `keyword`) in a funnel of `count`
     /// steps.
-    fn exclude(&mut self, keyword: Span, n: usize) -> Result<Exclude, ParseError> {
+    fn exclude(&mut self, keyword: Span, count: usize) -> Result<Exclude, ParseError> {
         let step = self.step()?;
         let (from, to) = if self.eat_kw("BETWEEN") {
             let (a, sa) = self.int("a step number")?;
             self.expect_kw("AND", "in BETWEEN i AND j")?;
             let (b, sb) = self.int("a step number")?;
-            if a < 1 || b as usize > n || a >= b {
+            if a < 1 || b as usize > count || a >= b {
                 return Err(ParseError::new(
                     Span {
                         start: sa.start,
                         end: sb.end,
                     },
-                    format!("BETWEEN needs 1 <= i < j <= {n} (the funnel's steps)"),
+                    format!("BETWEEN needs 1 <= i < j <= {count} (the funnel's steps)"),
                 ));
             }
             (a as usize, b as usize)
         } else {
-            (1, n)
+            (1, count)
         };
         let span = Span {
             start: keyword.start,

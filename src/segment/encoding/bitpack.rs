@@ -49,13 +49,13 @@ impl<'a> BitSink<'a> {
         }
     }
 
-    /// Appends `v` (< 2^w, w ≤ 64) at `w` bits when `on`, else nothing — without a branch on
+    /// Appends `value` (< 2^w, w ≤ 64) at `width` bits when `on`, else nothing — without a branch on
     /// `on`, which follows the data (a delta's width) too irregularly to predict.
     #[inline(always)]
-    fn push_if(&mut self, on: bool, v: u64, w: usize) {
+    fn push_if(&mut self, on: bool, value: u64, width: usize) {
         let keep = u64::from(on).wrapping_neg();
-        self.acc |= u128::from(v & keep) << self.k;
-        self.k += w & keep as usize;
+        self.acc |= u128::from(value & keep) << self.k;
+        self.k += width & keep as usize;
         if self.k >= 64 {
             if let Some(dst) = self.buf.get_mut(self.at..self.at + 8) {
                 dst.copy_from_slice(&(self.acc as u64).to_le_bytes());
@@ -80,8 +80,8 @@ impl<'a> BitSink<'a> {
 }
 
 /// Bytes of a stream of `count` values of `w` bits.
-pub(in crate::internals::segment) fn packed_len(count: usize, w: usize) -> Option<usize> {
-    Some(count.checked_mul(w)?.div_ceil(8))
+pub(in crate::internals::segment) fn packed_len(count: usize, width: usize) -> Option<usize> {
+    Some(count.checked_mul(width)?.div_ceil(8))
 }
 
 /// The body of tags 7 and 9 after the first value: `g`, the widths, the selector, the streams
@@ -90,8 +90,8 @@ pub(in crate::internals::segment) fn packed_len(count: usize, w: usize) -> Optio
 /// One pass writes the selector and both streams into their places (their sizes follow from
 /// the widths), where four passes — the selector, then each stream through a filter whose
 /// branch mispredicted at every session start — took a fifth of the writer's time.
-pub(in crate::internals::segment) fn put_two_widths(out: &mut Vec<u8>, g: u64, deltas: &[u64]) {
-    codec::put_varint(out, g);
+pub(in crate::internals::segment) fn put_two_widths(out: &mut Vec<u8>, gap: u64, deltas: &[u64]) {
+    codec::put_varint(out, gap);
     let (ws, wl, narrow) = narrow_width(deltas);
     out.push(ws as u8);
     out.push(wl as u8);
@@ -121,11 +121,11 @@ pub(in crate::internals::segment) fn put_two_widths(out: &mut Vec<u8>, g: u64, d
 
 /// Unpacks `count` values of `w` bits (LSB first) from `buf` into `out` (cleared), then one
 /// extra 0 so that a branch-free reader may load one past the last value.
-pub(in crate::internals::segment) fn unpack(buf: &[u8], count: usize, w: usize, out: &mut Vec<u64>) {
+pub(in crate::internals::segment) fn unpack(buf: &[u8], count: usize, width: usize, out: &mut Vec<u64>) {
     out.clear();
     out.reserve(count + 1);
-    // A width known at compile time unpacks eight values per `w` bytes with constant shifts.
-    let done = match w {
+    // A width known at compile time unpacks eight values per `width` bytes with constant shifts.
+    let done = match width {
         1 => unpack_fixed::<1>(buf, count, out),
         2 => unpack_fixed::<2>(buf, count, out),
         3 => unpack_fixed::<3>(buf, count, out),
@@ -184,7 +184,7 @@ pub(in crate::internals::segment) fn unpack(buf: &[u8], count: usize, w: usize, 
         56 => unpack_fixed::<56>(buf, count, out),
         _ => 0,
     };
-    unpack_from(buf, done, count, w, out);
+    unpack_from(buf, done, count, width, out);
     out.push(0);
 }
 
@@ -223,13 +223,13 @@ pub(in crate::internals::segment) fn unpack_from(
     buf: &[u8],
     from: usize,
     count: usize,
-    w: usize,
+    width: usize,
     out: &mut Vec<u64>,
 ) {
-    if w <= 56 {
-        let mask = (1u64 << w) - 1;
+    if width <= 56 {
+        let mask = (1u64 << width) - 1;
         out.extend((from..count).map(|k| {
-            let pos = k * w;
+            let pos = k * width;
             let at = pos / 8;
             // Every value starts at least 8 bytes before the end of `buf` (see the caller).
             let word = match buf.get(at..at + 8) {
@@ -240,14 +240,14 @@ pub(in crate::internals::segment) fn unpack_from(
         }));
     } else {
         out.extend((from..count).map(|k| {
-            let pos = k * w;
+            let pos = k * width;
             let at = pos / 8;
             let mut b = [0u8; 16];
             for (i, x) in b.iter_mut().enumerate() {
                 *x = buf.get(at + i).copied().unwrap_or(0);
             }
             let word = u128::from_le_bytes(b) >> (pos % 8);
-            (word & ((1u128 << w) - 1)) as u64
+            (word & ((1u128 << width) - 1)) as u64
         }));
     }
 }
@@ -278,31 +278,35 @@ pub(in crate::internals::segment) struct TwoWidths<'a> {
 impl<'a> TwoWidths<'a> {
     /// Parses a chunk of tag `want` and `n` rows, checking every length against the data.
     pub(in crate::internals::segment) fn parse(
-        r: &mut Reader<'a>,
-        n: usize,
+        reader: &mut Reader<'a>,
+        count: usize,
         want: u8,
     ) -> Result<TwoWidths<'a>, DecodeError> {
-        let (first, g) = delta_header(r, want)?;
-        let ws = r.u8()? as usize;
-        let wl = r.u8()? as usize;
+        let (first, g) = delta_header(reader, want)?;
+        let ws = reader.u8()? as usize;
+        let wl = reader.u8()? as usize;
         if ws > wl || wl > 64 {
-            return Err(r.err(format!("delta widths {ws}/{wl}")));
+            return Err(reader.err(format!("delta widths {ws}/{wl}")));
         }
-        let m = n.saturating_sub(1);
-        let sel = if ws < wl { r.bytes(m.div_ceil(8))? } else { &[][..] };
+        let m = count.saturating_sub(1);
+        let sel = if ws < wl {
+            reader.bytes(m.div_ceil(8))?
+        } else {
+            &[][..]
+        };
         if !m.is_multiple_of(8) && sel.last().is_some_and(|&b| b >> (m % 8) != 0) {
-            return Err(r.err("selector bits past the last row"));
+            return Err(reader.err("selector bits past the last row"));
         }
         // Counted 8 bytes at a time: without a POPCNT instruction in the baseline target, each
         // count is a multiply-and-shift sequence, as long for a byte as for a word.
         let wide = le_words(sel).map(|w| w.count_ones() as usize).sum::<usize>();
-        let small_len = packed_len(m - wide, ws).ok_or_else(|| r.err("row count overflow"))?;
-        let large_len = packed_len(wide, wl).ok_or_else(|| r.err("row count overflow"))?;
+        let small_len = packed_len(m - wide, ws).ok_or_else(|| reader.err("row count overflow"))?;
+        let large_len = packed_len(wide, wl).ok_or_else(|| reader.err("row count overflow"))?;
         // The narrow stream, the wide stream and the padding, contiguous: every value starts at
         // least 8 bytes before the end, so one 8-byte load reads any value of at most 56 bits.
-        let streams = r.bytes(small_len.saturating_add(large_len).saturating_add(BITS_PAD))?;
+        let streams = reader.bytes(small_len.saturating_add(large_len).saturating_add(BITS_PAD))?;
         if streams[small_len + large_len..].iter().any(|&b| b != 0) {
-            return Err(r.err("non-zero padding"));
+            return Err(reader.err("non-zero padding"));
         }
         Ok(TwoWidths {
             first,
@@ -317,17 +321,17 @@ impl<'a> TwoWidths<'a> {
     }
 
     /// Decodes all `n` rows into `out` as plain deltas (tag 7's meaning).
-    pub(in crate::internals::segment) fn decode(&self, n: usize, out: &mut Vec<i64>) {
+    pub(in crate::internals::segment) fn decode(&self, count: usize, out: &mut Vec<i64>) {
         out.clear();
-        if n == 0 {
+        if count == 0 {
             return;
         }
-        let m = n - 1;
+        let m = count - 1;
         UNPACKED.with(|cell| {
             let (small, large) = &mut *cell.borrow_mut();
             unpack(self.streams, m - self.wide, self.ws, small);
             unpack(&self.streams[self.small_len..], self.wide, self.wl, large);
-            out.resize(n, 0);
+            out.resize(count, 0);
             out[0] = self.first;
             merge_deltas(self.sel, small, large, self.first, self.g, &mut out[1..]);
         });
@@ -395,7 +399,7 @@ pub(in crate::internals::segment) fn put_sub_byte<T: Copy + Into<u32>>(
 /// values to `out` through `from`.
 pub(in crate::internals::segment) fn get_sub_byte<T: Clone>(
     reader: &mut Reader<'_>,
-    n: usize,
+    count: usize,
     out: &mut Vec<T>,
     from: impl Fn(u8) -> T,
 ) -> Result<(), DecodeError> {
@@ -404,8 +408,8 @@ pub(in crate::internals::segment) fn get_sub_byte<T: Clone>(
         return Err(reader.err(format!("sub-byte width {w}")));
     }
     let per = 8 / w;
-    let bytes = reader.bytes(n.div_ceil(per))?;
-    if !n.is_multiple_of(per) && bytes.last().is_some_and(|&b| b >> ((n % per) * w) != 0) {
+    let bytes = reader.bytes(count.div_ceil(per))?;
+    if !count.is_multiple_of(per) && bytes.last().is_some_and(|&b| b >> ((count % per) * w) != 0) {
         return Err(reader.err("sub-byte values past the last row"));
     }
     let mask = (1u8 << w) - 1;
@@ -426,22 +430,22 @@ pub(in crate::internals::segment) fn get_sub_byte<T: Clone>(
             }
         }
     }
-    out.truncate(start + n);
+    out.truncate(start + count);
     Ok(())
 }
 
-/// The packed bytes of a tag 8 chunk of `n` 4-bit values (event ids below 16), checked as
+/// The packed bytes of a tag 8 chunk of `count` 4-bit values (event ids below 16), checked as
 /// [`get_width_u32`] checks them, for readers that take values straight from the nibbles
 /// ([`Nibbles`]); `None` for any other encoding.
-pub fn nibbles(bytes: &[u8], n: usize) -> Result<Option<&[u8]>, DecodeError> {
+pub fn nibbles(bytes: &[u8], count: usize) -> Result<Option<&[u8]>, DecodeError> {
     if bytes.first() != Some(&TAG_SUB_BYTE) || bytes.get(1) != Some(&4) {
         return Ok(None);
     }
     let mut r = Reader::new(bytes);
     r.bytes(2)?;
-    let packed = r.bytes(n.div_ceil(2))?;
+    let packed = r.bytes(count.div_ceil(2))?;
     r.finish()?;
-    if n % 2 == 1 && packed.last().is_some_and(|&b| b >> 4 != 0) {
+    if count % 2 == 1 && packed.last().is_some_and(|&b| b >> 4 != 0) {
         return Err(r.err("sub-byte values past the last row"));
     }
     Ok(Some(packed))
@@ -480,22 +484,30 @@ impl Iterator for Nibbles<'_> {
     }
 }
 
-/// Decodes [`put_width_u32`] output of exactly `n` rows.
-pub fn get_width_u32(reader: &mut Reader<'_>, n: usize, out: &mut Vec<u32>) -> Result<(), DecodeError> {
+/// Decodes [`put_width_u32`] output of exactly `count` rows.
+pub fn get_width_u32(reader: &mut Reader<'_>, count: usize, out: &mut Vec<u32>) -> Result<(), DecodeError> {
     let t = tag(reader, &[TAG_W8, TAG_W16, TAG_W32, TAG_SUB_BYTE])?;
     out.clear();
     match t {
-        TAG_SUB_BYTE => get_sub_byte(reader, n, out, u32::from)?,
-        TAG_W8 => out.extend(reader.bytes(n)?.iter().map(|&b| u32::from(b))),
+        TAG_SUB_BYTE => get_sub_byte(reader, count, out, u32::from)?,
+        TAG_W8 => out.extend(reader.bytes(count)?.iter().map(|&b| u32::from(b))),
         TAG_W16 => {
-            let b = reader.bytes(n.checked_mul(2).ok_or_else(|| reader.err("row count overflow"))?)?;
+            let b = reader.bytes(
+                count
+                    .checked_mul(2)
+                    .ok_or_else(|| reader.err("row count overflow"))?,
+            )?;
             out.extend(
                 b.chunks_exact(2)
                     .map(|c| u32::from(u16::from_le_bytes([c[0], c[1]]))),
             );
         }
         _ => {
-            let b = reader.bytes(n.checked_mul(4).ok_or_else(|| reader.err("row count overflow"))?)?;
+            let b = reader.bytes(
+                count
+                    .checked_mul(4)
+                    .ok_or_else(|| reader.err("row count overflow"))?,
+            )?;
             out.extend(
                 b.chunks_exact(4)
                     .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
@@ -505,14 +517,14 @@ pub fn get_width_u32(reader: &mut Reader<'_>, n: usize, out: &mut Vec<u32>) -> R
     Ok(())
 }
 
-/// Decodes [`put_u8s`] output of exactly `n` rows.
-pub fn get_u8s(reader: &mut Reader<'_>, n: usize, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+/// Decodes [`put_u8s`] output of exactly `count` rows.
+pub fn get_u8s(reader: &mut Reader<'_>, count: usize, out: &mut Vec<u8>) -> Result<(), DecodeError> {
     let t = tag(reader, &[TAG_W8, TAG_SUB_BYTE])?;
     out.clear();
     if t == TAG_SUB_BYTE {
-        return get_sub_byte(reader, n, out, |b| b);
+        return get_sub_byte(reader, count, out, |b| b);
     }
-    out.extend_from_slice(reader.bytes(n)?);
+    out.extend_from_slice(reader.bytes(count)?);
     Ok(())
 }
 
@@ -535,8 +547,8 @@ pub(in crate::internals::segment) fn put_bits(out: &mut Vec<u8>, bits: impl Exac
 
 pub(in crate::internals::segment) fn get_bits(
     reader: &mut Reader<'_>,
-    n: usize,
+    count: usize,
 ) -> Result<Vec<bool>, DecodeError> {
-    let b = reader.bytes(n.div_ceil(8))?;
-    Ok((0..n).map(|i| b[i / 8] >> (i % 8) & 1 == 1).collect())
+    let b = reader.bytes(count.div_ceil(8))?;
+    Ok((0..count).map(|i| b[i / 8] >> (i % 8) & 1 == 1).collect())
 }

@@ -7,11 +7,11 @@ use super::{TAG_DELTA_I64, tag};
 use crate::codec::{self, DecodeError, Reader};
 
 /// Greatest common divisor.
-pub(in crate::internals::segment) fn gcd(mut a: u64, mut b: u64) -> u64 {
-    while b != 0 {
-        (a, b) = (b, a % b);
+pub(in crate::internals::segment) fn gcd(mut left: u64, mut right: u64) -> u64 {
+    while right != 0 {
+        (left, right) = (right, left % right);
     }
-    a
+    left
 }
 
 /// Delta-encodes an i64 column: first value, the gcd of all deltas (timestamps in whole
@@ -73,10 +73,10 @@ pub(in crate::internals::segment) struct ExactDiv {
 }
 
 impl ExactDiv {
-    pub(in crate::internals::segment) fn new(g: u64) -> ExactDiv {
-        let g = g.max(1);
-        let shift = g.trailing_zeros();
-        let odd = g >> shift;
+    pub(in crate::internals::segment) fn new(gap: u64) -> ExactDiv {
+        let gap = gap.max(1);
+        let shift = gap.trailing_zeros();
+        let odd = gap >> shift;
         // Newton's iteration doubles the correct low bits: 3 (odd × odd ≡ 1 mod 8) → 6 → … → 96.
         let mut inverse = odd;
         for _ in 0..5 {
@@ -90,14 +90,15 @@ impl ExactDiv {
     }
 
     /// True when `g` divides `x`.
-    pub(in crate::internals::segment) fn divides(self, x: u64) -> bool {
-        x & ((1u64 << self.shift) - 1) == 0 && (x >> self.shift).wrapping_mul(self.inverse) <= self.limit
+    pub(in crate::internals::segment) fn divides(self, value: u64) -> bool {
+        value & ((1u64 << self.shift) - 1) == 0
+            && (value >> self.shift).wrapping_mul(self.inverse) <= self.limit
     }
 
     /// `x / g`, for `x` a multiple of `g` (wrapping like `wrapping_div` for i64::MIN / -1
     /// cannot occur: `g` is positive).
-    pub(in crate::internals::segment) fn div(self, x: i64) -> i64 {
-        (x >> self.shift).wrapping_mul(self.inverse as i64)
+    pub(in crate::internals::segment) fn div(self, value: i64) -> i64 {
+        (value >> self.shift).wrapping_mul(self.inverse as i64)
     }
 }
 
@@ -115,24 +116,24 @@ pub(in crate::internals::segment) fn delta_header(
     Ok((first, g as i64))
 }
 
-/// Decodes [`put_delta_i64`] output of exactly `n` rows.
-pub fn get_delta_i64(reader: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
+/// Decodes [`put_delta_i64`] output of exactly `count` rows.
+pub fn get_delta_i64(reader: &mut Reader<'_>, count: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
     let (first, g) = delta_header(reader, TAG_DELTA_I64)?;
     out.clear();
     let width = reader.u8()? as usize;
     if !(1..=8).contains(&width) {
         return Err(reader.err(format!("delta width {width}")));
     }
-    if n == 0 {
+    if count == 0 {
         return Ok(());
     }
-    let m = n - 1;
+    let m = count - 1;
     let planes = reader.bytes(
         m.checked_mul(width)
             .ok_or_else(|| reader.err("row count overflow"))?,
     )?;
     // Assemble the zigzagged deltas in place (rows 1..n), then prefix-sum them.
-    out.resize(n, 0);
+    out.resize(count, 0);
     let deltas = &mut out[1..];
     if let Some(plane0) = planes.get(..m) {
         for (d, &byte) in deltas.iter_mut().zip(plane0) {

@@ -58,9 +58,9 @@ const BY_EVENT_IDS: u32 = 1 << 16;
 /// every value with one 8-byte load that stays inside the chunk.
 const BITS_PAD: usize = 8;
 
-/// The bits needed for `v` (0 for 0).
-fn bit_len(v: u64) -> usize {
-    64 - v.leading_zeros() as usize
+/// The bits needed for `value` (0 for 0).
+fn bit_len(value: u64) -> usize {
+    64 - value.leading_zeros() as usize
 }
 
 /// `bytes` as little-endian 64-bit words, the last one zero-padded.

@@ -69,15 +69,20 @@ pub fn put_prop(out: &mut Vec<u8>, col: &PropColumn) {
     }
 }
 
-/// Decodes [`put_prop`] output of exactly `n` rows into a column with id `id`.
-pub fn get_prop(reader: &mut Reader<'_>, n: usize, id: u32, ty: PropType) -> Result<PropColumn, DecodeError> {
+/// Decodes [`put_prop`] output of exactly `rows` rows into a column with id `id`.
+pub fn get_prop(
+    reader: &mut Reader<'_>,
+    rows: usize,
+    id: u32,
+    ty: PropType,
+) -> Result<PropColumn, DecodeError> {
     tag(reader, &[TAG_PROP])?;
     if PropType::from_code(reader.u8()?) != Some(ty) {
         return Err(reader.err("property type disagrees with the footer"));
     }
     let valid = match reader.u8()? {
-        0 => vec![true; n],
-        1 => get_bits(reader, n)?,
+        0 => vec![true; rows],
+        1 => get_bits(reader, rows)?,
         m => return Err(reader.err(format!("validity mode {m}"))),
     };
     let count = valid.iter().filter(|&&v| v).count();
@@ -106,7 +111,7 @@ pub fn get_prop(reader: &mut Reader<'_>, n: usize, id: u32, ty: PropType) -> Res
     };
     let mut col = PropColumn::new(id, ty);
     col.valid = valid;
-    col.vals = Vec::with_capacity(n);
+    col.vals = Vec::with_capacity(rows);
     let mut it = vals.into_iter();
     for &v in &col.valid {
         col.vals.push(if v { it.next().unwrap_or(0) } else { 0 });

@@ -23,23 +23,23 @@ pub fn put_rle_u32(out: &mut Vec<u8>, vals: &[u32]) {
     }
 }
 
-/// Decodes [`put_rle_u32`] output of exactly `n` rows (tests; readers keep the runs).
+/// Decodes [`put_rle_u32`] output of exactly `count` rows (tests; readers keep the runs).
 #[cfg(test)]
-pub fn get_rle_u32(reader: &mut Reader<'_>, n: usize, out: &mut Vec<u32>) -> Result<(), DecodeError> {
-    get_rle_u32_runs(reader, n, out, None)
+pub fn get_rle_u32(reader: &mut Reader<'_>, count: usize, out: &mut Vec<u32>) -> Result<(), DecodeError> {
+    get_rle_u32_runs(reader, count, out, None)
 }
 
-/// The runs of [`put_rle_u32`] output of exactly `n` rows, not expanded: each run's value in
+/// The runs of [`put_rle_u32`] output of exactly `count` rows, not expanded: each run's value in
 /// `vals` and its end (exclusive row index) in `ends`, with the checks of [`get_rle_u32_runs`].
 pub fn get_rle_runs(
     reader: &mut Reader<'_>,
-    n: usize,
+    count: usize,
     vals: &mut Vec<u32>,
     ends: &mut Vec<u32>,
 ) -> Result<(), DecodeError> {
     vals.clear();
     ends.clear();
-    rle_runs(reader, n, |v, end| {
+    rle_runs(reader, count, |v, end| {
         vals.push(v);
         ends.push(end as u32);
     })
@@ -49,13 +49,13 @@ pub fn get_rle_runs(
 /// each (`end` exclusive); each value MUST be above the previous one.
 pub(in crate::internals::segment) fn rle_runs(
     reader: &mut Reader<'_>,
-    n: usize,
+    count: usize,
     mut run: impl FnMut(u32, usize),
 ) -> Result<(), DecodeError> {
     tag(reader, &[TAG_RLE_U32])?;
     let mut prev = 0i64;
     let mut filled = 0usize;
-    while filled < n {
+    while filled < count {
         let d = codec::unzigzag(reader.varint()?);
         let v = prev
             .checked_add(d)
@@ -67,7 +67,7 @@ pub(in crate::internals::segment) fn rle_runs(
             return Err(reader.err(format!("run value {v} not above the previous {prev}")));
         }
         let len = reader.varint()?;
-        if len == 0 || len > (n - filled) as u64 {
+        if len == 0 || len > (count - filled) as u64 {
             return Err(reader.err(format!("run of {len} rows exceeds the block")));
         }
         // n ≤ BLOCK_ROWS (the caller's limit), so a row index fits in u32.
@@ -82,16 +82,16 @@ pub(in crate::internals::segment) fn rle_runs(
 /// values. Runs are as encoded: adjacent runs of one value (never written) stay separate.
 pub fn get_rle_u32_runs(
     reader: &mut Reader<'_>,
-    n: usize,
+    count: usize,
     out: &mut Vec<u32>,
     mut ends: Option<&mut Vec<u32>>,
 ) -> Result<(), DecodeError> {
     out.clear();
-    out.reserve(n);
+    out.reserve(count);
     if let Some(e) = ends.as_deref_mut() {
         e.clear();
     }
-    rle_runs(reader, n, |v, end| {
+    rle_runs(reader, count, |v, end| {
         out.resize(end, v);
         if let Some(e) = ends.as_deref_mut() {
             e.push(end as u32);

@@ -52,20 +52,20 @@ pub(in crate::internals::segment) fn stage_map(stages: &[u8], events: &[u32]) ->
     )
 }
 
-/// Decodes [`put_stages`] output of exactly `n` rows; tag 10 needs the block's event ids
-/// (`None`, or a length other than `n`, is an error for it).
+/// Decodes [`put_stages`] output of exactly `rows` rows; tag 10 needs the block's event ids
+/// (`None`, or a length other than `rows`, is an error for it).
 pub fn get_stages(
     reader: &mut Reader<'_>,
-    n: usize,
+    rows: usize,
     events: Option<&[u32]>,
     out: &mut Vec<u8>,
 ) -> Result<(), DecodeError> {
     if reader.clone().u8()? != TAG_BY_EVENT {
-        return get_u8s(reader, n, out);
+        return get_u8s(reader, rows, out);
     }
     reader.u8()?;
     let events = events
-        .filter(|e| e.len() == n)
+        .filter(|e| e.len() == rows)
         .ok_or_else(|| reader.err("stages by event without the block's event ids"))?;
     let count = reader.varint()?;
     if count > u64::from(BY_EVENT_IDS) {
@@ -84,7 +84,7 @@ pub fn get_stages(
         prev = Some(e);
     }
     out.clear();
-    out.reserve(n);
+    out.reserve(rows);
     for &e in events {
         match table.get(e as usize) {
             Some(&s) if s != u16::MAX => out.push(s as u8),

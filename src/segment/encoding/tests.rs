@@ -91,8 +91,8 @@ fn customer_runs_must_ascend() {
 
 /// The two-width body as builds before the one-pass writer wrote it (the reference the
 /// one-pass writer must equal byte for byte).
-fn put_two_widths_reference(out: &mut Vec<u8>, g: u64, deltas: &[u64]) {
-    codec::put_varint(out, g);
+fn put_two_widths_reference(out: &mut Vec<u8>, gap: u64, deltas: &[u64]) {
+    codec::put_varint(out, gap);
     let (ws, wl, _) = narrow_width(deltas);
     out.push(ws as u8);
     out.push(wl as u8);
@@ -104,14 +104,14 @@ fn put_two_widths_reference(out: &mut Vec<u8>, g: u64, deltas: &[u64]) {
     out.resize(out.len() + BITS_PAD, 0);
 }
 
-/// Appends `vals` LSB-first, `w` bits each, to a bit stream of whole bytes.
-fn put_packed(out: &mut Vec<u8>, vals: impl Iterator<Item = u64>, w: usize) {
+/// Appends `vals` LSB-first, `width` bits each, to a bit stream of whole bytes.
+fn put_packed(out: &mut Vec<u8>, vals: impl Iterator<Item = u64>, width: usize) {
     // Eight bytes at a time: k < 64 before a value is added and w ≤ 64, so k + w ≤ 128.
     let mut acc = 0u128;
     let mut k = 0usize;
     for v in vals {
         acc |= u128::from(v) << k;
-        k += w;
+        k += width;
         if k >= 64 {
             out.extend_from_slice(&(acc as u64).to_le_bytes());
             acc >>= 64;

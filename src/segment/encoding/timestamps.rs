@@ -38,30 +38,34 @@ pub fn put_delta_bits_runs_i64(out: &mut Vec<u8>, vals: &[i64], cids: &[u32]) {
     put_two_widths(out, g, &deltas);
 }
 
-/// Decodes [`put_delta_bits_i64`] output of exactly `n` rows.
-pub fn get_delta_bits_i64(reader: &mut Reader<'_>, n: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
-    TwoWidths::parse(reader, n, TAG_DELTA_BITS)?.decode(n, out);
+/// Decodes [`put_delta_bits_i64`] output of exactly `count` rows.
+pub fn get_delta_bits_i64(
+    reader: &mut Reader<'_>,
+    count: usize,
+    out: &mut Vec<i64>,
+) -> Result<(), DecodeError> {
+    TwoWidths::parse(reader, count, TAG_DELTA_BITS)?.decode(count, out);
     Ok(())
 }
 
-/// Decodes [`put_delta_bits_runs_i64`] output of exactly `n` rows whose customer runs end at
+/// Decodes [`put_delta_bits_runs_i64`] output of exactly `count` rows whose customer runs end at
 /// `ends` (exclusive row indices, ascending, as [`get_rle_u32_runs`] gives them).
 pub fn get_delta_bits_runs_i64(
     reader: &mut Reader<'_>,
-    n: usize,
+    count: usize,
     ends: &[u32],
     out: &mut Vec<i64>,
 ) -> Result<(), DecodeError> {
-    let two = TwoWidths::parse(reader, n, TAG_DELTA_BITS_RUNS)?;
+    let two = TwoWidths::parse(reader, count, TAG_DELTA_BITS_RUNS)?;
     // Summed as plain deltas, row i of a run starting at a ≥ 1 holds
     // first + Σ_{k ≤ i} d_k instead of first + Σ_{a ≤ k ≤ i} d_k: the run is off by its
     // predecessor's plain sum minus `first`. Runs are corrected last to first, so that each
     // offset is read before its row is corrected.
-    if n > 0 && ends.last() != Some(&(n as u32)) {
+    if count > 0 && ends.last() != Some(&(count as u32)) {
         return Err(reader.err("customer runs do not cover the block"));
     }
-    two.decode(n, out);
-    let mut end = n;
+    two.decode(count, out);
+    let mut end = count;
     for &start in ends.iter().rev().skip(1) {
         let a = start as usize;
         if a == 0 || a >= end {
@@ -87,15 +91,15 @@ pub struct TsRuns<'a> {
 }
 
 impl<'a> TsRuns<'a> {
-    /// Parses a tag 9 chunk of `n` rows; `None` when it is another encoding (segments written
+    /// Parses a tag 9 chunk of `count` rows; `None` when it is another encoding (segments written
     /// before tag 9) or its wide width exceeds 56 bits (not read lazily: callers decode the
     /// column whole instead).
-    pub fn parse(bytes: &'a [u8], n: usize) -> Result<Option<TsRuns<'a>>, DecodeError> {
+    pub fn parse(bytes: &'a [u8], count: usize) -> Result<Option<TsRuns<'a>>, DecodeError> {
         if bytes.first() != Some(&TAG_DELTA_BITS_RUNS) {
             return Ok(None);
         }
         let mut r = Reader::new(bytes);
-        let two = TwoWidths::parse(&mut r, n, TAG_DELTA_BITS_RUNS)?;
+        let two = TwoWidths::parse(&mut r, count, TAG_DELTA_BITS_RUNS)?;
         r.finish()?;
         if two.wl > 56 {
             return Ok(None);
@@ -111,12 +115,12 @@ impl<'a> TsRuns<'a> {
         Ok(Some(TsRuns { two, words, before }))
     }
 
-    /// The timestamps of rows `a`, `a + 1`, … of a block whose customer runs are restarts: row
-    /// `a` MUST start a customer's run (else the values are wrong, never out of bounds). The
+    /// The timestamps of rows `start`, `start + 1`, … of a block whose customer runs are restarts: row
+    /// `start` MUST start a customer's run (else the values are wrong, never out of bounds). The
     /// iterator yields a value for every row to the end of the block; callers take the run.
-    pub fn run(&self, a: usize) -> TsRun<'_, 'a> {
+    pub fn run(&self, start: usize) -> TsRun<'_, 'a> {
         // Delta q belongs to row q + 1; `wide` and `narrow` count the deltas before it.
-        let q = a.saturating_sub(1);
+        let q = start.saturating_sub(1);
         let word = self.words.get(q / 64).copied().unwrap_or(0);
         let below = word & ((1u64 << (q % 64)) - 1);
         let wide = self.before.get(q / 64).copied().unwrap_or(0) as usize + below.count_ones() as usize;
@@ -134,7 +138,7 @@ impl<'a> TsRuns<'a> {
             small_pos: (q - wide) * two.ws,
             large_pos: wide * two.wl,
             // Row 0 has no delta: its value is `first` (start the sum one delta short).
-            pending: a == 0,
+            pending: start == 0,
             t: two.first,
         }
     }
@@ -205,7 +209,7 @@ pub(in crate::internals::segment) fn merge_deltas(
     small: &[u64],
     large: &[u64],
     first: i64,
-    g: i64,
+    gcd: i64,
     out: &mut [i64],
 ) {
     #[cfg(target_arch = "x86_64")]
@@ -214,10 +218,17 @@ pub(in crate::internals::segment) fn merge_deltas(
         && std::is_x86_feature_detected!("avx512dq")
     {
         // The vector path handles whole selector bytes and returns where it stopped.
-        let (rows, j, k, v) = simd::merge_deltas(sel, small, large, first, g, out);
-        return merge_deltas_scalar(&sel[rows / 8..], &small[k..], &large[j..], v, g, &mut out[rows..]);
+        let (rows, j, k, v) = simd::merge_deltas(sel, small, large, first, gcd, out);
+        return merge_deltas_scalar(
+            &sel[rows / 8..],
+            &small[k..],
+            &large[j..],
+            v,
+            gcd,
+            &mut out[rows..],
+        );
     }
-    merge_deltas_scalar(sel, small, large, first, g, out);
+    merge_deltas_scalar(sel, small, large, first, gcd, out);
 }
 
 /// [`merge_deltas`], one row at a time.
@@ -226,7 +237,7 @@ pub(in crate::internals::segment) fn merge_deltas_scalar(
     small: &[u64],
     large: &[u64],
     first: i64,
-    g: i64,
+    gcd: i64,
     out: &mut [i64],
 ) {
     let mut v = first;
@@ -240,7 +251,7 @@ pub(in crate::internals::segment) fn merge_deltas_scalar(
         let d = if bit == 1 { l } else { s };
         j = j.wrapping_add(bit);
         k = k.wrapping_add(1 ^ bit);
-        v = v.wrapping_add(codec::unzigzag(d).wrapping_mul(g));
+        v = v.wrapping_add(codec::unzigzag(d).wrapping_mul(gcd));
         *x = v;
     };
     if sel.is_empty() {
@@ -268,7 +279,7 @@ mod simd {
         small: &[u64],
         large: &[u64],
         first: i64,
-        g: i64,
+        gcd: i64,
         out: &mut [i64],
     ) -> (usize, usize, usize, i64) {
         let bytes = (out.len() / 8).min(sel.len());
@@ -290,7 +301,7 @@ mod simd {
         // against the slices' lengths (masked-off lanes are not read); each store writes
         // out[c * 8..c * 8 + 8] with c < bytes ≤ out.len() / 8.
         unsafe {
-            merge_avx512(&sel[..bytes], small, large, first, g, out)
+            merge_avx512(&sel[..bytes], small, large, first, gcd, out)
         }
     }
 
@@ -301,12 +312,12 @@ mod simd {
         small: &[u64],
         large: &[u64],
         first: i64,
-        g: i64,
+        gcd: i64,
         out: &mut [i64],
     ) -> (usize, usize, usize, i64) {
         let zero = _mm512_setzero_si512();
         let one = _mm512_set1_epi64(1);
-        let scale = _mm512_set1_epi64(g);
+        let scale = _mm512_set1_epi64(gcd);
         let last = _mm512_set1_epi64(7);
         let mut carry = _mm512_set1_epi64(first);
         let (mut j, mut k) = (0usize, 0usize);
@@ -344,18 +355,18 @@ mod simd {
     }
 }
 
-/// Decodes a timestamp column of exactly `n` rows whose customer runs end at `ends`:
+/// Decodes a timestamp column of exactly `count` rows whose customer runs end at `ends`:
 /// [`put_delta_bits_runs_i64`] output, or that of [`put_delta_bits_i64`] or [`put_delta_i64`]
 /// (segments written before tag 9 or before the two-width encoding; `ends` unused).
 pub fn get_timestamps(
     reader: &mut Reader<'_>,
-    n: usize,
+    count: usize,
     ends: &[u32],
     out: &mut Vec<i64>,
 ) -> Result<(), DecodeError> {
     match reader.clone().u8()? {
-        TAG_DELTA_I64 => get_delta_i64(reader, n, out),
-        TAG_DELTA_BITS_RUNS => get_delta_bits_runs_i64(reader, n, ends, out),
-        _ => get_delta_bits_i64(reader, n, out),
+        TAG_DELTA_I64 => get_delta_i64(reader, count, out),
+        TAG_DELTA_BITS_RUNS => get_delta_bits_runs_i64(reader, count, ends, out),
+        _ => get_delta_bits_i64(reader, count, out),
     }
 }
