@@ -305,6 +305,85 @@ fn rooms_and_functions_stay_small() {
     assert!(problems.is_empty(), "{problems:#?}");
 }
 
+/// The names of the simple parameters (`name: Type`, `mut name: Type`) of the function whose
+/// `fn` is on line `line` (1-based) of `lines`.
+fn parameter_names(lines: &[&str], line: usize) -> Vec<String> {
+    let text = lines[line - 1..].join("\n");
+    let Some(start) = text.find("fn ") else {
+        return Vec::new();
+    };
+    // The parameter list: the first `(` outside the generics, to its matching `)`.
+    let (mut depth, mut open, mut previous) = (0i32, None, ' ');
+    let mut params = String::new();
+    for ch in text[start..].chars() {
+        match (ch, open) {
+            ('<', None) => depth += 1,
+            ('>', None) if previous != '-' => depth -= 1,
+            ('(', None) if depth == 0 => {
+                open = Some(0);
+                previous = ch;
+                continue;
+            }
+            ('(' | '[' | '{' | '<', Some(level)) => open = Some(level + 1),
+            (')' | ']' | '}', Some(0)) => break,
+            (')' | ']' | '}', Some(level)) => open = Some(level - 1),
+            ('>', Some(level)) if previous != '-' => open = Some(level - 1),
+            (',', Some(0)) => {
+                params.push('\u{1}');
+                previous = ch;
+                continue;
+            }
+            _ => {}
+        }
+        if open.is_some() {
+            params.push(ch);
+        }
+        previous = ch;
+    }
+    params
+        .split('\u{1}')
+        .filter_map(|param| {
+            let param = param.trim();
+            let param = param.strip_prefix("mut ").unwrap_or(param);
+            let (name, _) = param.split_once(':')?;
+            let name = name.trim();
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                .then(|| name.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn parameters_have_names_that_say_what_they_hold() {
+    let mut files = Vec::new();
+    rs_files(&root().join("src"), &mut files);
+    let mut problems = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (name, line, _) in functions(&text) {
+            for param in parameter_names(&lines, line) {
+                if param.len() == 1 && param != "_" {
+                    problems.push(format!(
+                        "{}:{line}: fn {name} has a parameter named `{param}`",
+                        f.display()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn parameter_names_are_read_across_lines_and_generics() {
+    let text = "pub fn f<T: Fn(u8) -> u8, const N: usize>(\n    mut a: Vec<(u8, u8)>,\n    bb: impl Fn(u8, u8) -> T,\n    (c, d): (u8, u8),\n) -> u8 {\n}";
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(parameter_names(&lines, 1), ["a", "bb"]);
+    assert_eq!(parameter_names(&["    fn g(&self, x: u8) {"], 1), ["x"]);
+}
+
 #[test]
 fn function_lengths_count_from_fn_to_its_closing_brace() {
     let text = "fn a() {\n    1\n}\nimpl X {\n    pub(in crate::x) fn b(\n        y: u8,\n    ) {\n        2\n    }\n    fn c() {}\n}\n";

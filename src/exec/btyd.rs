@@ -136,14 +136,14 @@ impl BgNbd {
         numerator * (-denominator_ln).exp()
     }
 
-    /// E[X(t)]: the expected repeat purchases of a new customer in its first `t` units.
-    pub(super) fn expected(&self, t: f64) -> f64 {
+    /// E[X(t)]: the expected repeat purchases of a new customer in its first `time` units.
+    pub(super) fn expected(&self, time: f64) -> f64 {
         let BgNbd { r, alpha, a, b } = *self;
-        if t <= 0.0 {
+        if time <= 0.0 {
             return 0.0;
         }
-        let ln_hyp = ln_hyp2f1(r, b, a + b - 1.0, t / (alpha + t));
-        let scaled = (ln_hyp + r * (alpha.ln() - (alpha + t).ln())).exp();
+        let ln_hyp = ln_hyp2f1(r, b, a + b - 1.0, time / (alpha + time));
+        let scaled = (ln_hyp + r * (alpha.ln() - (alpha + time).ln())).exp();
         (a + b - 1.0) / (a - 1.0) * (1.0 - scaled)
     }
 }
@@ -158,14 +158,14 @@ pub(super) struct GammaGamma {
 }
 
 impl GammaGamma {
-    /// The log-likelihood of a customer's mean spend `mean` over `x` repeat purchases.
-    pub(super) fn ln_likelihood(&self, x: f64, mean: f64) -> f64 {
+    /// The log-likelihood of a customer's mean spend `mean` over `repeats` repeat purchases.
+    pub(super) fn ln_likelihood(&self, repeats: f64, mean: f64) -> f64 {
         let GammaGamma { p, q, gamma } = *self;
-        ln_gamma(p * x + q) - ln_gamma(p * x) - ln_gamma(q)
+        ln_gamma(p * repeats + q) - ln_gamma(p * repeats) - ln_gamma(q)
             + q * gamma.ln()
-            + (p * x - 1.0) * mean.ln()
-            + p * x * x.ln()
-            - (p * x + q) * (x * mean + gamma).ln()
+            + (p * repeats - 1.0) * mean.ln()
+            + p * repeats * repeats.ln()
+            - (p * repeats + q) * (repeats * mean + gamma).ln()
     }
 
     /// Fits the model to (repeat purchases, mean spend, weight) of the customers with at least
@@ -198,42 +198,43 @@ impl GammaGamma {
         Ok((model, -value))
     }
 
-    /// E[M | x, m_x]: the expected spend per purchase of a customer with `x` repeat purchases
+    /// E[M | x, m_x]: the expected spend per purchase of a customer with `repeats` repeat purchases
     /// of mean spend `mean` (the population mean when x = 0).
-    pub(super) fn conditional_mean(&self, x: f64, mean: f64) -> f64 {
+    pub(super) fn conditional_mean(&self, repeats: f64, mean: f64) -> f64 {
         let GammaGamma { p, q, gamma } = *self;
-        p * (gamma + x * mean) / (p * x + q - 1.0)
+        p * (gamma + repeats * mean) / (p * repeats + q - 1.0)
     }
 }
 
 /// ln(e^x + e^y) without overflow.
-fn log_add_exp(x: f64, y: f64) -> f64 {
-    let top = x.max(y);
+fn log_add_exp(left: f64, right: f64) -> f64 {
+    let top = left.max(right);
     if top == f64::NEG_INFINITY {
         return top;
     }
-    top + ((x - top).exp() + (y - top).exp()).ln()
+    top + ((left - top).exp() + (right - top).exp()).ln()
 }
 
-/// ln ₂F₁(a, b; c; z) for 0 ≤ z < 1 and c > 0: the power series, or for z > 1/2 Euler's
-/// transformation ₂F₁(a, b; c; z) = (1 − z)^(c − a − b) ₂F₁(c − a, c − b; c; z) when the
-/// series of the first form has terms that grow (as lifetimes does).
-pub(super) fn ln_hyp2f1(a: f64, b: f64, c: f64, z: f64) -> f64 {
-    let direct = hyp2f1_series(a, b, c, z);
+/// ln ₂F₁(a, b; c; z) (a = `upper_a`, b = `upper_b`, c = `lower`, z = `at`) for 0 ≤ z < 1 and
+/// c > 0: the power series, or Euler's transformation ₂F₁(a, b; c; z) =
+/// (1 − z)^(c − a − b) ₂F₁(c − a, c − b; c; z) when the direct series does not give a finite
+/// positive sum (as lifetimes does).
+pub(super) fn ln_hyp2f1(upper_a: f64, upper_b: f64, lower: f64, at: f64) -> f64 {
+    let direct = hyp2f1_series(upper_a, upper_b, lower, at);
     if direct.is_finite() && direct > 0.0 {
         return direct.ln();
     }
-    let euler = hyp2f1_series(c - a, c - b, c, z);
-    euler.ln() + (c - a - b) * (1.0 - z).ln()
+    let euler = hyp2f1_series(lower - upper_a, lower - upper_b, lower, at);
+    euler.ln() + (lower - upper_a - upper_b) * (1.0 - at).ln()
 }
 
 /// ₂F₁ by its power series: terms until they no longer change the sum (at most 100,000).
-fn hyp2f1_series(a: f64, b: f64, c: f64, z: f64) -> f64 {
+fn hyp2f1_series(upper_a: f64, upper_b: f64, lower: f64, at: f64) -> f64 {
     let mut term = 1.0;
     let mut sum = 1.0;
     for n in 0..100_000 {
         let n = f64::from(n);
-        term *= (a + n) * (b + n) / ((c + n) * (n + 1.0)) * z;
+        term *= (upper_a + n) * (upper_b + n) / ((lower + n) * (n + 1.0)) * at;
         sum += term;
         if term.abs() <= f64::EPSILON * sum.abs() || !sum.is_finite() {
             return sum;
@@ -242,14 +243,17 @@ fn hyp2f1_series(a: f64, b: f64, c: f64, z: f64) -> f64 {
     f64::NAN
 }
 
-/// The minimum of `f` near `start`: Nelder-Mead (reflection 1, expansion 2, contraction ½,
+/// The minimum of `objective` near `start`: Nelder-Mead (reflection 1, expansion 2, contraction ½,
 /// shrink ½), restarted from its best point until a restart no longer improves it, so that a
 /// simplex that collapsed early does not stop the search. Deterministic.
-pub(super) fn minimize(f: impl Fn(&[f64]) -> f64, start: &[f64]) -> Result<(Vec<f64>, f64), FitError> {
+pub(super) fn minimize(
+    objective: impl Fn(&[f64]) -> f64,
+    start: &[f64],
+) -> Result<(Vec<f64>, f64), FitError> {
     let mut best = start.to_vec();
-    let mut value = f(&best);
+    let mut value = objective(&best);
     for _ in 0..50 {
-        let (point, found) = nelder_mead(&f, &best)?;
+        let (point, found) = nelder_mead(&objective, &best)?;
         let improved = value - found;
         best = point;
         value = found;
@@ -261,7 +265,7 @@ pub(super) fn minimize(f: impl Fn(&[f64]) -> f64, start: &[f64]) -> Result<(Vec<
 }
 
 /// One Nelder-Mead run from a simplex of steps of 0.5 around `start`.
-fn nelder_mead(f: &impl Fn(&[f64]) -> f64, start: &[f64]) -> Result<(Vec<f64>, f64), FitError> {
+fn nelder_mead(objective: &impl Fn(&[f64]) -> f64, start: &[f64]) -> Result<(Vec<f64>, f64), FitError> {
     let dims = start.len();
     let mut simplex: Vec<(Vec<f64>, f64)> = (0..=dims)
         .map(|vertex| {
@@ -269,7 +273,7 @@ fn nelder_mead(f: &impl Fn(&[f64]) -> f64, start: &[f64]) -> Result<(Vec<f64>, f
             if vertex > 0 {
                 point[vertex - 1] += 0.5;
             }
-            let value = f(&point);
+            let value = objective(&point);
             (point, value)
         })
         .collect();
@@ -295,10 +299,10 @@ fn nelder_mead(f: &impl Fn(&[f64]) -> f64, start: &[f64]) -> Result<(Vec<f64>, f
                 .collect()
         };
         let reflected = along(1.0);
-        let reflected_value = f(&reflected);
+        let reflected_value = objective(&reflected);
         if reflected_value < low {
             let expanded = along(2.0);
-            let expanded_value = f(&expanded);
+            let expanded_value = objective(&expanded);
             simplex[dims] = if expanded_value < reflected_value {
                 (expanded, expanded_value)
             } else {
@@ -309,7 +313,7 @@ fn nelder_mead(f: &impl Fn(&[f64]) -> f64, start: &[f64]) -> Result<(Vec<f64>, f
         } else {
             let outside = reflected_value < high;
             let contracted = along(if outside { 0.5 } else { -0.5 });
-            let contracted_value = f(&contracted);
+            let contracted_value = objective(&contracted);
             if contracted_value < reflected_value.min(high) {
                 simplex[dims] = (contracted, contracted_value);
             } else {
@@ -318,7 +322,7 @@ fn nelder_mead(f: &impl Fn(&[f64]) -> f64, start: &[f64]) -> Result<(Vec<f64>, f
                     for (p, b) in point.iter_mut().zip(&best) {
                         *p = b + 0.5 * (*p - b);
                     }
-                    *value = f(point);
+                    *value = objective(point);
                 }
             }
         }

@@ -514,10 +514,10 @@ impl Expectations {
             .or_insert_with(|| model.conditional_expected(&op.summary(history), horizon))
     }
 
-    fn unconditional(&mut self, model: &BgNbd, t: f64) -> f64 {
+    fn unconditional(&mut self, model: &BgNbd, time: f64) -> f64 {
         *self
             .unconditional
-            .entry(t.to_bits())
-            .or_insert_with(|| model.expected(t))
+            .entry(time.to_bits())
+            .or_insert_with(|| model.expected(time))
     }
 }
