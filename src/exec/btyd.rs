@@ -42,8 +42,10 @@ pub(super) struct BgNbd {
 pub(super) const MIN_CUSTOMERS: f64 = 10.0;
 
 impl BgNbd {
-    /// The log-likelihood of one customer's summary (Hardie's note 027, in log-sum-exp form).
-    pub(super) fn ln_likelihood(&self, summary: &Summary) -> f64 {
+    /// The log-likelihood of one customer's summary (Hardie's note 027, in log-sum-exp form):
+    /// the plain form of what [`Prepared::ln_likelihood`] sums.
+    #[cfg(test)]
+    fn ln_likelihood(&self, summary: &Summary) -> f64 {
         let BgNbd { r, alpha, a, b } = *self;
         let Summary {
             frequency: x,
@@ -74,6 +76,7 @@ impl BgNbd {
                 "no customer made a repeat purchase".into(),
             ));
         }
+        let prepared = Prepared::new(summaries);
         let negative_ll = |point: &[f64]| {
             let model = BgNbd {
                 r: point[0].exp(),
@@ -81,10 +84,7 @@ impl BgNbd {
                 a: point[2].exp(),
                 b: point[3].exp(),
             };
-            let total: f64 = summaries
-                .iter()
-                .map(|(summary, weight)| weight * model.ln_likelihood(summary))
-                .sum();
+            let total = prepared.ln_likelihood(&model);
             if total.is_finite() { -total } else { f64::INFINITY }
         };
         let (point, value) = minimize(negative_ll, &[0.0; 4])?;
@@ -126,8 +126,8 @@ impl BgNbd {
             return 0.0;
         }
         let z = horizon / (alpha + age + horizon);
-        let ln_hyp = ln_hyp2f1(r + x, b + x, a + b + x - 1.0, z);
-        let scaled = (ln_hyp + (r + x) * ((alpha + age).ln() - (alpha + age + horizon).ln())).exp();
+        let (ln_hyp, sign) = ln_hyp2f1(r + x, b + x, a + b + x - 1.0, z);
+        let scaled = sign * (ln_hyp + (r + x) * ((alpha + age).ln() - (alpha + age + horizon).ln())).exp();
         let numerator = (a + b + x - 1.0) / (a - 1.0) * (1.0 - scaled);
         let denominator_ln = match self.ln_dropout_odds(summary) {
             Some(odds) => log_add_exp(0.0, odds),
@@ -142,9 +142,80 @@ impl BgNbd {
         if time <= 0.0 {
             return 0.0;
         }
-        let ln_hyp = ln_hyp2f1(r, b, a + b - 1.0, time / (alpha + time));
-        let scaled = (ln_hyp + r * (alpha.ln() - (alpha + time).ln())).exp();
+        let (ln_hyp, sign) = ln_hyp2f1(r, b, a + b - 1.0, time / (alpha + time));
+        let scaled = sign * (ln_hyp + r * (alpha.ln() - (alpha + time).ln())).exp();
         (a + b - 1.0) / (a - 1.0) * (1.0 - scaled)
+    }
+}
+
+/// Summaries grouped for the likelihood: the terms that depend on x alone, on T alone or on t_x
+/// alone are computed once per distinct value and evaluation, not once per summary.
+struct Prepared {
+    frequencies: Vec<f64>,
+    recencies: Vec<f64>,
+    ages: Vec<f64>,
+    /// Per summary: the indices of its x, t_x and T, and its weight.
+    summaries: Vec<(usize, usize, usize, f64)>,
+}
+
+impl Prepared {
+    fn new(summaries: &[(Summary, f64)]) -> Prepared {
+        fn distinct(values: impl Iterator<Item = f64>) -> Vec<f64> {
+            let mut values: Vec<f64> = values.collect();
+            values.sort_by(f64::total_cmp);
+            values.dedup();
+            values
+        }
+        let frequencies = distinct(summaries.iter().map(|(s, _)| s.frequency));
+        let recencies = distinct(summaries.iter().map(|(s, _)| s.recency));
+        let ages = distinct(summaries.iter().map(|(s, _)| s.age));
+        let index = |values: &[f64], value: f64| values.partition_point(|&v| v < value);
+        let summaries = summaries
+            .iter()
+            .map(|(s, weight)| {
+                (
+                    index(&frequencies, s.frequency),
+                    index(&recencies, s.recency),
+                    index(&ages, s.age),
+                    *weight,
+                )
+            })
+            .collect();
+        Prepared {
+            frequencies,
+            recencies,
+            ages,
+            summaries,
+        }
+    }
+
+    /// Σ weight · [`BgNbd::ln_likelihood`], in the summaries' order.
+    fn ln_likelihood(&self, model: &BgNbd) -> f64 {
+        let BgNbd { r, alpha, a, b } = *model;
+        let common = r * alpha.ln() + ln_gamma(a + b) - ln_gamma(r) - ln_gamma(b);
+        // Per x: the Gamma terms, and ln a − ln(b + x − 1).
+        let by_frequency: Vec<(f64, f64)> = (self.frequencies.iter())
+            .map(|&x| {
+                let gammas = ln_gamma(r + x) + ln_gamma(b + x) - ln_gamma(a + b + x) + common;
+                let dropout = if x > 0.0 { a.ln() - (b + x - 1.0).ln() } else { 0.0 };
+                (gammas, dropout)
+            })
+            .collect();
+        let ln_ages: Vec<f64> = self.ages.iter().map(|&t| (alpha + t).ln()).collect();
+        let ln_recencies: Vec<f64> = self.recencies.iter().map(|&t| (alpha + t).ln()).collect();
+        let mut total = 0.0;
+        for &(x, recency, age, weight) in &self.summaries {
+            let frequency = self.frequencies[x];
+            let (gammas, dropout) = by_frequency[x];
+            let still = -(r + frequency) * ln_ages[age];
+            let term = if frequency > 0.0 {
+                log_add_exp(still, dropout - (r + frequency) * ln_recencies[recency])
+            } else {
+                still
+            };
+            total += weight * (gammas + term);
+        }
+        total
     }
 }
 
@@ -158,8 +229,10 @@ pub(super) struct GammaGamma {
 }
 
 impl GammaGamma {
-    /// The log-likelihood of a customer's mean spend `mean` over `repeats` repeat purchases.
-    pub(super) fn ln_likelihood(&self, repeats: f64, mean: f64) -> f64 {
+    /// The log-likelihood of a customer's mean spend `mean` over `repeats` repeat purchases:
+    /// the plain form of what [`GammaGamma::fit`] sums.
+    #[cfg(test)]
+    fn ln_likelihood(&self, repeats: f64, mean: f64) -> f64 {
         let GammaGamma { p, q, gamma } = *self;
         ln_gamma(p * repeats + q) - ln_gamma(p * repeats) - ln_gamma(q)
             + q * gamma.ln()
@@ -177,16 +250,25 @@ impl GammaGamma {
                 "{customers} customers with a repeat purchase and a positive value; the spend model needs at least {MIN_CUSTOMERS}"
             )));
         }
+        // Per customer: the index of its x among the distinct ones, ln m_x, x·m_x, weight.
+        let mut repeats: Vec<f64> = spends.iter().map(|s| s.0).collect();
+        repeats.sort_by(f64::total_cmp);
+        repeats.dedup();
+        let customers: Vec<(usize, f64, f64, f64)> = spends
+            .iter()
+            .map(|&(x, mean, weight)| (repeats.partition_point(|&v| v < x), mean.ln(), x * mean, weight))
+            .collect();
         let negative_ll = |point: &[f64]| {
-            let model = GammaGamma {
-                p: point[0].exp(),
-                q: point[1].exp(),
-                gamma: point[2].exp(),
-            };
-            let total: f64 = spends
-                .iter()
-                .map(|&(x, mean, weight)| weight * model.ln_likelihood(x, mean))
-                .sum();
+            let (p, q, gamma) = (point[0].exp(), point[1].exp(), point[2].exp());
+            let ln_gamma_q = ln_gamma(q) - q * gamma.ln();
+            let by_repeats: Vec<f64> = (repeats.iter())
+                .map(|&x| ln_gamma(p * x + q) - ln_gamma(p * x) + p * x * x.ln() - ln_gamma_q)
+                .collect();
+            let mut total = 0.0;
+            for &(x, ln_mean, spent, weight) in &customers {
+                let px = p * repeats[x];
+                total += weight * (by_repeats[x] + (px - 1.0) * ln_mean - (px + q) * (spent + gamma).ln());
+            }
             if total.is_finite() { -total } else { f64::INFINITY }
         };
         let (point, value) = minimize(negative_ll, &[0.0; 3])?;
@@ -215,17 +297,19 @@ fn log_add_exp(left: f64, right: f64) -> f64 {
     top + ((left - top).exp() + (right - top).exp()).ln()
 }
 
-/// ln ₂F₁(a, b; c; z) (a = `upper_a`, b = `upper_b`, c = `lower`, z = `at`) for 0 ≤ z < 1 and
-/// c > 0: the power series, or Euler's transformation ₂F₁(a, b; c; z) =
-/// (1 − z)^(c − a − b) ₂F₁(c − a, c − b; c; z) when the direct series does not give a finite
-/// positive sum (as lifetimes does).
-pub(super) fn ln_hyp2f1(upper_a: f64, upper_b: f64, lower: f64, at: f64) -> f64 {
+/// ln |₂F₁(a, b; c; z)| and its sign (a = `upper_a`, b = `upper_b`, c = `lower`, z = `at`;
+/// 0 ≤ z < 1, c not a non-positive integer): the power series, or, when it overflows (heavy
+/// buyers), Euler's transformation ₂F₁(a, b; c; z) = (1 − z)^(c − a − b) ₂F₁(c − a, c − b; c; z)
+/// in log space (as lifetimes does). The sign matters when c is near −1 (BG/NBD's a + b − 1
+/// when a and b run to 0).
+pub(super) fn ln_hyp2f1(upper_a: f64, upper_b: f64, lower: f64, at: f64) -> (f64, f64) {
     let direct = hyp2f1_series(upper_a, upper_b, lower, at);
-    if direct.is_finite() && direct > 0.0 {
-        return direct.ln();
+    if direct.is_finite() && direct != 0.0 {
+        return (direct.abs().ln(), direct.signum());
     }
     let euler = hyp2f1_series(lower - upper_a, lower - upper_b, lower, at);
-    euler.ln() + (lower - upper_a - upper_b) * (1.0 - at).ln()
+    let ln = euler.abs().ln() + (lower - upper_a - upper_b) * (1.0 - at).ln();
+    (ln, euler.signum())
 }
 
 /// ₂F₁ by its power series: terms until they no longer change the sum (at most 100,000).
@@ -339,10 +423,10 @@ mod tests {
     fn hypergeometric_function_matches_closed_forms() {
         for z in [0.01, 0.3, 0.5, 0.7, 0.9, 0.97] {
             let exact = -(1.0f64 - z).ln() / z;
-            let got = ln_hyp2f1(1.0, 1.0, 2.0, z).exp();
+            let got = ln_hyp2f1(1.0, 1.0, 2.0, z).0.exp();
             assert!((got / exact - 1.0).abs() < 1e-12, "z {z}: {got} vs {exact}");
             let exact = (1.0f64 - z).powf(-0.7);
-            let got = ln_hyp2f1(0.7, 2.5, 2.5, z).exp();
+            let got = ln_hyp2f1(0.7, 2.5, 2.5, z).0.exp();
             assert!((got / exact - 1.0).abs() < 1e-12, "z {z}: {got} vs {exact}");
         }
     }
@@ -363,6 +447,59 @@ mod tests {
         for (got, want) in point.iter().zip([3.0, -1.0, 0.5]) {
             assert!((got - want).abs() < 1e-5, "{point:?}");
         }
+    }
+
+    /// The grouped likelihood equals the plain per-customer sum.
+    #[test]
+    fn grouped_likelihood_equals_the_plain_sum() {
+        let summaries: Vec<(Summary, f64)> = (0..200u32)
+            .map(|i| {
+                let frequency = f64::from(i % 7);
+                let age = 10.0 + f64::from(i % 13) * 1.5;
+                let recency = if frequency == 0.0 {
+                    0.0
+                } else {
+                    age * f64::from(i % 5) / 5.0
+                };
+                (
+                    Summary {
+                        frequency,
+                        recency,
+                        age,
+                    },
+                    f64::from(1 + i % 3),
+                )
+            })
+            .collect();
+        let prepared = Prepared::new(&summaries);
+        for model in [
+            BgNbd {
+                r: 0.24,
+                alpha: 4.4,
+                a: 0.79,
+                b: 2.4,
+            },
+            BgNbd {
+                r: 3.0,
+                alpha: 0.5,
+                a: 1.7,
+                b: 0.3,
+            },
+        ] {
+            let plain: f64 = summaries.iter().map(|(s, w)| w * model.ln_likelihood(s)).sum();
+            let grouped = prepared.ln_likelihood(&model);
+            assert!(
+                (plain - grouped).abs() <= 1e-9 * plain.abs(),
+                "{plain} vs {grouped}"
+            );
+        }
+        let spend = GammaGamma {
+            p: 6.25,
+            q: 3.74,
+            gamma: 15.44,
+        };
+        let plain = spend.ln_likelihood(2.0, 22.35);
+        assert!(plain.is_finite());
     }
 
     /// P(alive) and the conditional expectation stay finite for heavy buyers (where the plain
@@ -390,5 +527,17 @@ mod tests {
             age: 10.0,
         };
         assert_eq!(model.p_alive(&new), 1.0);
+        // Dropout parameters run to 0 (a + b − 1 near −1: the series' sum may be negative):
+        // finite expectations that grow with time.
+        let split = BgNbd {
+            r: 0.3688,
+            alpha: 1.5068,
+            a: 4.9e-9,
+            b: 2.0e-8,
+        };
+        let (four, eight) = (split.expected(4.0), split.expected(8.0));
+        assert!(four.is_finite() && four > 0.0 && eight > four, "{four} {eight}");
+        let expected = split.conditional_expected(&new, 8.0);
+        assert!(expected.is_finite() && expected > 0.0, "{expected}");
     }
 }

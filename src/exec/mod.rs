@@ -92,7 +92,10 @@ pub fn execute(
     if table.rows.len() > opts.rows_max {
         return Err(QueryError::TooManyRows(opts.rows_max));
     }
+    // Unknown events first, then what the statement itself warns of.
+    let statement_warnings = std::mem::take(&mut table.warnings);
     table.warnings = crate::plan::unknown_events(&stmt.steps(), input.dicts, text);
+    table.warnings.extend(statement_warnings);
     Ok(table)
 }
 

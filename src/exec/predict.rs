@@ -243,11 +243,13 @@ impl Operator for PredictOp<'_> {
         // Customer order: every sum below is the same for every run and thread count.
         customers.sort_unstable_by_key(|h| h.cid);
         let fitted = self.fit(&customers)?;
-        Ok(match self.horizon {
+        let mut table = match self.horizon {
             None => fit_table(&fitted),
             Some(horizon) if self.summary => self.summary_table(&fitted, &customers, horizon, input),
             Some(horizon) => self.customer_table(&fitted, &customers, horizon),
-        })
+        };
+        table.warnings.extend(fitted.warnings());
+        Ok(table)
     }
 }
 
@@ -257,6 +259,38 @@ struct Fitted {
     ln_likelihood: f64,
     customers: usize,
     gamma_gamma: Option<(GammaGamma, f64, usize)>,
+}
+
+impl Fitted {
+    /// What a reader of the parameters must know: a parameter that ran to a boundary of its
+    /// range (the likelihood rises along a ridge towards it).
+    fn warnings(&self) -> Vec<String> {
+        let BgNbd { r, alpha, a, b } = self.bg_nbd;
+        let mut out = Vec::new();
+        if a < 1e-6 && b < 1e-6 {
+            out.push(format!(
+                "the BG/NBD dropout parameters ran to 0 (a = {a:.3e}, b = {b:.3e}): the data fit a split into customers who drop out after their first purchase ({:.1}%) and customers who never do; the calibration period may be too short to see customers drop out",
+                100.0 * a / (a + b)
+            ));
+        } else {
+            for (name, value) in [("r", r), ("alpha", alpha), ("a", a), ("b", b)] {
+                if !(1e-6..=1e6).contains(&value) {
+                    out.push(format!("the BG/NBD parameter {name} ran to a boundary ({value:.3e}): the data barely identify it"));
+                }
+            }
+        }
+        if let Some((GammaGamma { p, q, gamma }, _, _)) = self.gamma_gamma {
+            for (name, value) in [("p", p), ("q", q), ("gamma", gamma)] {
+                if !(1e-6..=1e8).contains(&value) {
+                    out.push(format!("the Gamma-Gamma parameter {name} ran to a boundary ({value:.3e}): the data barely identify it"));
+                }
+            }
+            if q <= 1.0 {
+                out.push(format!("the Gamma-Gamma q is {q:.3} (at most 1): the expected spend per purchase has no finite mean"));
+            }
+        }
+        out
+    }
 }
 
 impl PredictOp<'_> {
