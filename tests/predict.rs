@@ -162,11 +162,152 @@ fn cdnow_predictions_reproduce_the_published_numbers() {
     close(float(&all[2]), 1_653.4, 0.05, "expected_total");
     close(float(&all[3]), 1_666.7, 0.05, "forecast_total");
     assert_eq!(all[4], Cell::Int(1_882));
-    // The groups add up to all.
+    // Calibration frequencies 0 and 7+ (1,411 customers without a repeat day; 64 with 7 or
+    // more), and the groups add up to all.
+    assert_eq!(
+        (&summary.rows[1][0], &summary.rows[1][1]),
+        (&Cell::Str("0".into()), &Cell::Int(1_411))
+    );
+    assert_eq!(
+        (&summary.rows[8][0], &summary.rows[8][1]),
+        (&Cell::Str("7+".into()), &Cell::Int(64))
+    );
     let groups: i64 = summary.rows[1..].iter().map(|row| float(&row[1]) as i64).sum();
     assert_eq!(groups, 2_357);
     let actual: i64 = summary.rows[1..].iter().map(|row| float(&row[4]) as i64).sum();
     assert_eq!(actual, 1_882);
+}
+
+/// The value columns: expected_value is the Gamma-Gamma conditional mean
+/// p(γ + x m_x) / (p x + q − 1) with FIT's parameters; without a discount the CLV is expected purchases × expected value
+/// (the per-unit increments add up), with one it is less, and more so for a higher rate.
+#[test]
+fn value_columns_follow_the_spend_model() {
+    let (_dir, db) = load(1, false);
+    let fit = db
+        .query(&format!("FIT purchase VALUE amount {CALIBRATION}"))
+        .unwrap();
+    let (p, q, gamma) = (
+        parameter(&fit, "gamma_gamma", "p"),
+        parameter(&fit, "gamma_gamma", "q"),
+        parameter(&fit, "gamma_gamma", "gamma"),
+    );
+    let predict = |discount: &str| {
+        db.query(&format!(
+            "PREDICT purchase VALUE amount {CALIBRATION} HORIZON 39 {discount} LIMIT 10000"
+        ))
+        .unwrap()
+    };
+    let (plain, low, high) = (predict(""), predict("DISCOUNT 0.01"), predict("DISCOUNT 0.05"));
+    let one = |table: &Table| {
+        table
+            .rows
+            .iter()
+            .find(|row| row[0] == Cell::Str("1".into()))
+            .unwrap()
+            .clone()
+    };
+    // Customer 1: repeat days of $29.73 and $14.96.
+    let want = p * (gamma + 2.0 * 22.345) / (p * 2.0 + q - 1.0);
+    let row = one(&plain);
+    close(float(&row[6]), want, 1e-9, "expected_value");
+    close(
+        float(&row[7]),
+        float(&row[5]) * float(&row[6]),
+        1e-9,
+        "clv without discount",
+    );
+    let (low, high) = (float(&one(&low)[7]), float(&one(&high)[7]));
+    assert!(
+        high < low && low < float(&row[7]),
+        "{high} < {low} < {}",
+        float(&row[7])
+    );
+    // One unit ahead: the value of that unit's purchases, discounted once.
+    let next = db
+        .query(&format!(
+            "PREDICT purchase VALUE amount {CALIBRATION} HORIZON 1 DISCOUNT 0.05 LIMIT 10000"
+        ))
+        .unwrap();
+    let row = one(&next);
+    close(
+        float(&row[7]),
+        float(&row[5]) * float(&row[6]) / 1.05,
+        1e-9,
+        "clv of one unit",
+    );
+    // A customer without a repeat purchase is expected to spend the population mean.
+    let new = plain.rows.iter().find(|row| row[1] == Cell::Int(0)).unwrap();
+    close(float(&new[6]), p * gamma / (q - 1.0), 1e-9, "population mean");
+}
+
+/// ln Γ (Lanczos, g = 7), for the test's own likelihood.
+fn ln_gamma(x: f64) -> f64 {
+    const C: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        return (std::f64::consts::PI / (std::f64::consts::PI * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let sum = C[0] + (1..9).map(|k| C[k] / (x + k as f64)).sum::<f64>();
+    let t = x + 7.5;
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + sum.ln()
+}
+
+/// FIT's Gamma-Gamma log-likelihood equals the sum of the published per-customer formula at
+/// FIT's parameters, over the repeat days of the calibration period computed here from the
+/// file (x' days after the first, m_x their mean day total).
+#[test]
+fn spend_log_likelihood_is_the_published_formula() {
+    let (_dir, db) = load(1, false);
+    let fit = db
+        .query(&format!("FIT purchase VALUE amount {CALIBRATION}"))
+        .unwrap();
+    let (p, q, gamma) = (
+        parameter(&fit, "gamma_gamma", "p"),
+        parameter(&fit, "gamma_gamma", "q"),
+        parameter(&fit, "gamma_gamma", "gamma"),
+    );
+    // 1997-10-01 in days since the epoch.
+    let end = 10_135;
+    let mut days: BTreeMap<u32, BTreeMap<i64, f64>> = BTreeMap::new();
+    for (customer, day, dollars) in cdnow() {
+        if day < end {
+            *days.entry(customer).or_default().entry(day).or_default() += dollars;
+        }
+    }
+    let mut total = 0.0;
+    let mut customers = 0;
+    for per_day in days.values() {
+        let repeats: Vec<f64> = per_day.values().skip(1).copied().collect();
+        if repeats.is_empty() {
+            continue;
+        }
+        let x = repeats.len() as f64;
+        let mean = repeats.iter().sum::<f64>() / x;
+        customers += 1;
+        total += ln_gamma(p * x + q) - ln_gamma(p * x) - ln_gamma(q)
+            + q * gamma.ln()
+            + (p * x - 1.0) * mean.ln()
+            + p * x * x.ln()
+            - (p * x + q) * (x * mean + gamma).ln();
+    }
+    assert_eq!(customers, 946);
+    close(
+        parameter(&fit, "gamma_gamma", "log_likelihood"),
+        total,
+        1e-6 * total.abs(),
+        "LL",
+    );
 }
 
 /// The same answers on one thread and two, one segment or ten and rows not yet flushed.
