@@ -241,6 +241,81 @@ fn value_columns_follow_the_spend_model() {
     close(float(&new[6]), p * gamma / (q - 1.0), 1e-9, "population mean");
 }
 
+/// `CUSTOMERS PREDICT … WHERE p_alive < 0.3` lists exactly the customers PREDICT shows below
+/// 0.3 (conditions on several columns combine by AND); a cohort of them has as many members;
+/// a condition under OR, a text compared with a prediction, or SUMMARY is refused.
+#[test]
+fn predicted_churners_are_a_customer_set() {
+    let (_dir, db) = load(1, false);
+    let all = db
+        .query(&format!("PREDICT purchase {CALIBRATION} HORIZON 39 LIMIT 10000"))
+        .unwrap();
+    let ids = |table: &Table, column: usize| -> std::collections::BTreeSet<String> {
+        table
+            .rows
+            .iter()
+            .map(|row| match &row[column] {
+                Cell::Str(id) => id.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    let pick = |keep: &dyn Fn(&Vec<Cell>) -> bool| -> std::collections::BTreeSet<String> {
+        all.rows
+            .iter()
+            .filter(|row| keep(row))
+            .map(|row| match &row[0] {
+                Cell::Str(id) => id.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    for (condition, keep) in [
+        (
+            "p_alive < 0.3",
+            &(|row: &Vec<Cell>| float(&row[4]) < 0.3) as &dyn Fn(&Vec<Cell>) -> bool,
+        ),
+        ("p_alive >= 0.5 AND expected_purchases > 1", &|row: &Vec<Cell>| {
+            float(&row[4]) >= 0.5 && float(&row[5]) > 1.0
+        }),
+        ("frequency = 0", &|row: &Vec<Cell>| float(&row[1]) == 0.0),
+    ] {
+        let want = pick(keep);
+        assert!(!want.is_empty(), "{condition}");
+        let statement =
+            format!("CUSTOMERS PREDICT purchase {CALIBRATION} HORIZON 39 WHERE {condition} LIMIT 100000");
+        let got = db.query(&statement).unwrap();
+        let column = got.columns.iter().position(|c| c == "customer").unwrap();
+        assert_eq!(ids(&got, column), want, "{condition}");
+    }
+    db.query(&format!(
+        "CREATE COHORT churners AS CUSTOMERS PREDICT purchase {CALIBRATION} HORIZON 39 WHERE p_alive < 0.3"
+    ))
+    .unwrap();
+    let cohorts = db.query("COHORTS").unwrap();
+    let row = cohorts
+        .rows
+        .iter()
+        .find(|row| row[0] == Cell::Str("churners".into()))
+        .unwrap();
+    assert_eq!(
+        row[2],
+        Cell::Int(pick(&|row: &Vec<Cell>| float(&row[4]) < 0.3).len() as i64)
+    );
+    for (statement, message) in [
+        ("WHERE p_alive < 0.3 OR amount > 10", "AND"),
+        ("WHERE p_alive < 'x'", "is a number"),
+        ("SUMMARY", "SUMMARY"),
+    ] {
+        let error = db
+            .query(&format!(
+                "CUSTOMERS PREDICT purchase {CALIBRATION} HORIZON 39 {statement}"
+            ))
+            .unwrap_err();
+        assert!(error.to_string().contains(message), "{statement}: {error}");
+    }
+}
+
 /// ln Γ (Lanczos, g = 7), for the test's own likelihood.
 fn ln_gamma(x: f64) -> f64 {
     const C: [f64; 9] = [

@@ -138,6 +138,11 @@ pub(super) fn customers(
         Drill::Correlate { .. } => {
             super::correlate::correlate_customers(&customers.drill, customers.limit, text, input, opts)
         }
+        Drill::Predict { predict, conditions } => {
+            let members = super::predict::predicted_members(predict, conditions, text, input, opts)?;
+            let limit = customers.limit.or(predict.limit);
+            Ok(customer_table(&members, input.dicts, limit, opts.rows_max))
+        }
         // Answered by `run_on`, which has the snapshot's cohorts.
         Drill::Cohort((name, span)) => Err(crate::query::ParseError::new(
             *span,

@@ -19,7 +19,7 @@ use crate::dict::Dicts;
 use crate::model::{self, Columns, PropType};
 use crate::plan::{CPred, Matcher, Resolver, slot};
 use crate::query::ParseError;
-use crate::query::ast::Predict;
+use crate::query::ast::{CmpOp, Predict, PredictCondition};
 use crate::result::{Cell, Table};
 use crate::segment::ColumnSet;
 
@@ -554,4 +554,47 @@ impl Expectations {
             .entry(time.to_bits())
             .or_insert_with(|| model.expected(time))
     }
+}
+
+/// The customers of a PREDICT's cohort whose predictions satisfy every condition
+/// (`CUSTOMERS PREDICT … WHERE p_alive < 0.3`): a customer set, as cohorts use.
+pub(super) fn predicted_members(
+    spec: &Predict,
+    conditions: &[PredictCondition],
+    text: &str,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+) -> Result<roaring::RoaringBitmap, QueryError> {
+    let op = PredictOp::plan(spec, text, input)?;
+    let mut customers = super::scan::gather(&op, input, opts)?.customers;
+    customers.sort_unstable_by_key(|h| h.cid);
+    let fitted = op.fit(&customers)?;
+    let horizon = op.horizon.unwrap_or(0.0);
+    let mut cache = Expectations::default();
+    let mut members = roaring::RoaringBitmap::new();
+    for history in &customers {
+        let summary = op.summary(history);
+        let mut admitted = true;
+        for condition in conditions {
+            let value = match condition.column.0.as_str() {
+                "p_alive" => fitted.bg_nbd.p_alive(&summary),
+                "expected_purchases" => cache.conditional(&fitted.bg_nbd, &op, history, horizon),
+                "frequency" => summary.frequency,
+                "recency" => summary.recency,
+                _ => summary.age,
+            };
+            admitted &= match condition.op {
+                CmpOp::Eq => value == condition.value,
+                CmpOp::Ne => value != condition.value,
+                CmpOp::Lt => value < condition.value,
+                CmpOp::Le => value <= condition.value,
+                CmpOp::Gt => value > condition.value,
+                CmpOp::Ge => value >= condition.value,
+            };
+        }
+        if admitted {
+            members.insert(history.cid);
+        }
+    }
+    Ok(members)
 }

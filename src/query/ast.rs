@@ -608,6 +608,14 @@ pub enum Drill {
         /// The event names, nearest the anchor last for BEFORE (as written), and the span.
         path: (Vec<String>, Span),
     },
+    /// `CUSTOMERS PREDICT … [WHERE p_alive < 0.3 AND …]`: the customers of a PREDICT's cohort
+    /// whose predictions satisfy the conditions.
+    Predict {
+        /// The PREDICT statement (its WHERE without the conditions).
+        predict: Box<Predict>,
+        /// The conjuncts of WHERE on a prediction column.
+        conditions: Vec<PredictCondition>,
+    },
     /// `CUSTOMERS CORRELATE … EVENT 'x' CONVERTED|DROPPED`: the converted (dropped) customers
     /// who had event x in their funnel window.
     Correlate {
@@ -671,6 +679,20 @@ pub struct Predict {
     pub limit: Option<u64>,
     /// Common clauses; FROM … TO … is the calibration period.
     pub common: Common,
+}
+
+/// The columns of PREDICT that a `CUSTOMERS PREDICT … WHERE` may test.
+pub const PREDICTION_COLUMNS: [&str; 5] = ["p_alive", "expected_purchases", "frequency", "recency", "age"];
+
+/// `column op number` on a prediction column (see [`PREDICTION_COLUMNS`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PredictCondition {
+    /// The column's name and span.
+    pub column: (String, Span),
+    /// The comparison.
+    pub op: CmpOp,
+    /// The number compared with.
+    pub value: f64,
 }
 
 /// `CUSTOMERS ... [LIMIT n]`
@@ -856,6 +878,7 @@ impl Statement {
                 Drill::Rfm { rfm, .. } => vec![&rfm.step],
                 Drill::Paths { paths, .. } => vec![&paths.anchor],
                 Drill::Correlate { correlate, .. } => correlate.funnel.all_steps().collect(),
+                Drill::Predict { predict, .. } => vec![&predict.step],
             },
             Statement::Trend(t) => t.step.iter().collect(),
             Statement::Top(top) => top.step.iter().collect(),
@@ -891,6 +914,7 @@ impl Statement {
                 Drill::Rfm { rfm, .. } => &rfm.common,
                 Drill::Paths { paths, .. } => &paths.common,
                 Drill::Correlate { correlate, .. } => &correlate.funnel.common,
+                Drill::Predict { predict, .. } => &predict.common,
             },
             Statement::Trend(t) => &t.common,
             Statement::Top(top) => &top.common,

@@ -91,6 +91,27 @@ impl Parser<'_> {
         Ok(spec)
     }
 
+    /// `CUSTOMERS PREDICT …`, after `CUSTOMERS PREDICT`: the conjuncts of its WHERE on a
+    /// prediction column become the drill's conditions; the rest stays the event predicate.
+    pub(super) fn predict_drill(&mut self) -> Result<Drill, ParseError> {
+        let start = self.peek().span;
+        let mut predict = self.predict(true)?;
+        if predict.summary {
+            return Err(ParseError::new(
+                start,
+                "CUSTOMERS PREDICT lists customers; leave out SUMMARY",
+            ));
+        }
+        let mut conditions = Vec::new();
+        if let Some(filter) = predict.common.filter.take() {
+            predict.common.filter = split_conditions(filter, &mut conditions)?;
+        }
+        Ok(Drill::Predict {
+            predict: Box::new(predict),
+            conditions,
+        })
+    }
+
     /// `day` or `week`.
     fn time_unit(&mut self) -> Result<TimeUnit, ParseError> {
         let t = self.next();
@@ -171,5 +192,50 @@ fn example(predict: bool) -> &'static str {
         "(PREDICT purchase UNIT week FROM '2024-01-01' TO '2024-10-01' HORIZON 39)"
     } else {
         "(FIT purchase UNIT week FROM '2024-01-01' TO '2024-10-01')"
+    }
+}
+
+/// Moves the conjuncts of `pred` on a prediction column (`p_alive < 0.3`) into `conditions`;
+/// what is left stays the event predicate. One under OR or NOT is refused.
+fn split_conditions(pred: Pred, conditions: &mut Vec<PredictCondition>) -> Result<Option<Pred>, ParseError> {
+    let is_prediction =
+        |prop: &(String, Span)| PREDICTION_COLUMNS.contains(&prop.0.to_ascii_lowercase().as_str());
+    match pred {
+        Pred::And(left, right) => {
+            let left = split_conditions(*left, conditions)?;
+            let right = split_conditions(*right, conditions)?;
+            Ok(match (left, right) {
+                (Some(left), Some(right)) => Some(Pred::And(Box::new(left), Box::new(right))),
+                (one, None) | (None, one) => one,
+            })
+        }
+        Pred::Cmp { prop, op, value } if is_prediction(&prop) => {
+            let number = match value.0 {
+                Literal::Int(n) => n as f64,
+                Literal::Float(x) => x,
+                _ => {
+                    return Err(ParseError::new(
+                        value.1,
+                        format!("`{}` is a number: compare it with one", prop.0),
+                    ));
+                }
+            };
+            conditions.push(PredictCondition {
+                column: (prop.0.to_ascii_lowercase(), prop.1),
+                op,
+                value: number,
+            });
+            Ok(None)
+        }
+        other => match other.props().into_iter().find(|prop| is_prediction(prop)) {
+            Some(prop) => Err(ParseError::new(
+                prop.1,
+                format!(
+                    "`{}` is tested as `{} < number` joined to the rest of WHERE by AND",
+                    prop.0, prop.0
+                ),
+            )),
+            None => Ok(Some(other)),
+        },
     }
 }

@@ -616,11 +616,13 @@ impl Parser<'_> {
             self.paths_drill()?
         } else if self.eat_kw("CORRELATE") {
             self.correlate_drill()?
+        } else if self.eat_kw("PREDICT") {
+            self.predict_drill()?
         } else {
             return Err(ParseError::new(
                 t.span,
                 format!(
-                    "expected FUNNEL, RETENTION, RFM, PATHS, CORRELATE, IN STAGE or IN COHORT after CUSTOMERS, found {}",
+                    "expected FUNNEL, RETENTION, RFM, PATHS, CORRELATE, PREDICT, IN STAGE or IN COHORT after CUSTOMERS, found {}",
                     describe(&t.tok)
                 ),
             ));
