@@ -19,6 +19,10 @@ customers per step (per cohort; per week of entry); retention's cells (cohort, p
 customers; not the `mean` rows); TOP's rank, customer, value; TREND's (week, channel, country,
 customers); RFM's customers, share, mean recency, frequency, monetary and mean scores per
 segment. Floats agree to 1e-9 relative.
+
+Then issue 29's FIT and PREDICT statements on the CDNOW sample (`compare_runner cdnow`), checked
+by `cdnow.py`: summaries in SQL, the models' formulas in plain Python, FIT's parameters shown to
+be the likelihood's maximum and the published values.
 """
 
 import argparse
@@ -30,6 +34,8 @@ import subprocess
 import sys
 
 import duckdb
+
+import cdnow
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WEEK = "(t // 86400000000 + 3) // 7"  # Monday-based weeks since 1969-12-29 (UTC)
@@ -414,6 +420,22 @@ def main():
                     extra_want = [r for r in want if r not in got][:5]
                     print(f"  journeydb only: {extra_got}\n  DuckDB only: {extra_want}", file=sys.stderr)
             con.close()
+    # Issue 29's FIT and PREDICT, on the CDNOW sample (one shape: two segments and unflushed rows).
+    work = os.path.abspath(os.path.join(args.work, "cdnow"))
+    sample = os.path.join(HERE, "..", "..", "tests", "fixtures", "cdnow", "CDNOW_sample.txt")
+    result = json.loads(subprocess.check_output([args.runner, "cdnow", sample, work]))
+    con = duckdb.connect()
+    con.execute(f"""CREATE TABLE events AS SELECT customer, epoch_us(ts) AS t, event, amount
+                    FROM read_parquet('{work}/events.parquet')""")
+    for name, got, want in cdnow.checks(con, result["answers"], rows_of, num):
+        ok = same(got, want)
+        failures += not ok
+        print(f"| {result['events']:,} | cdnow | `{name}` | {len(got)} | {'same' if ok else 'DIFFERS'} |")
+        if not ok:
+            extra_got = [r for r in got if r not in want][:5]
+            extra_want = [r for r in want if r not in got][:5]
+            print(f"  journeydb only: {extra_got}\n  independent only: {extra_want}", file=sys.stderr)
+    con.close()
     if failures:
         print(f"\nFAIL: {failures} answers differ", file=sys.stderr)
         sys.exit(1)

@@ -7,6 +7,7 @@
 //! compare_runner query DB REPS CUSTOMER        # Q1..Q8: one warm-up, REPS timed runs each
 //! compare_runner serve DB CUSTOMER              # one timed run per query id read on stdin
 //! compare_runner canonical EVENTS SHAPE DIR    # issue 27's statements on one data shape
+//! compare_runner cdnow SAMPLE DIR              # issue 29's FIT and PREDICT on the CDNOW sample
 //! ```
 //!
 //! `gen`, `load` and `query` print one JSON object on stdout; `serve` answers each line of stdin
@@ -45,8 +46,9 @@ fn main() {
         ["canonical", events, shape, dir] => {
             parse(events).and_then(|n| canonical(n, shape, Path::new(dir)))
         }
+        ["cdnow", sample, dir] => cdnow(Path::new(sample), Path::new(dir)),
         _ => Err(
-            "usage: compare_runner gen EVENTS DIR | load DB FILE | query DB REPS CUSTOMER | serve DB CUSTOMER | canonical EVENTS SHAPE DIR"
+            "usage: compare_runner gen EVENTS DIR | load DB FILE | query DB REPS CUSTOMER | serve DB CUSTOMER | canonical EVENTS SHAPE DIR | cdnow SAMPLE DIR"
                 .into(),
         ),
     };
@@ -344,6 +346,56 @@ fn canonical(events: u64, shape: &str, dir: &Path) -> Result<J, String> {
         answers.push(json!({ "text": text, "columns": table.columns, "rows": rows_json(&table) }));
     }
     Ok(json!({ "events": written, "segments": db.stats().segments, "answers": answers }))
+}
+
+/// Issue 29's canonical FIT and PREDICT statements, verbatim, and the per-customer PREDICT
+/// they summarise.
+const CDNOW: [&str; 3] = [
+    "FIT purchase VALUE amount UNIT week FROM '1997-01-01' TO '1997-10-01'",
+    "PREDICT purchase VALUE amount UNIT week FROM '1997-01-01' TO '1997-10-01' HORIZON 39 SUMMARY",
+    "PREDICT purchase VALUE amount UNIT week FROM '1997-01-01' TO '1997-10-01' HORIZON 39 LIMIT 100000",
+];
+
+/// The CDNOW sample (`CDNOW_sample.txt`: id, customer number, YYYYMMDD, CDs, dollars) as
+/// `purchase` events with an `amount`, committed in two batches (two segments) and a third left
+/// unflushed; written out for the peers (`events.parquet`) with the answers of [`CDNOW`].
+fn cdnow(sample: &Path, dir: &Path) -> Result<J, String> {
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let path = dir.join("db.journeydb");
+    let _ = std::fs::remove_dir_all(&path);
+    let db = Db::create(&path, Options::default().sync(Sync::Never)).map_err(err)?;
+    let text = std::fs::read_to_string(sample).map_err(err)?;
+    let mut events = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [_, customer, date, _, dollars] = fields[..] else {
+            return Err(format!("{}: not a CDNOW line: {line}", sample.display()));
+        };
+        let day = |range: std::ops::Range<usize>| date.get(range).and_then(|d| d.parse::<i16>().ok());
+        let (Some(year), Some(month), Some(day)) = (day(0..4), day(4..6), day(6..8)) else {
+            return Err(format!("{}: not a YYYYMMDD date: {date}", sample.display()));
+        };
+        let since = jiff::civil::date(year, month as i8, day as i8).since(jiff::civil::date(1970, 1, 1));
+        let ts = i64::from(since.map_err(err)?.get_days()) * 86_400_000_000;
+        let amount: f64 = dollars.parse().map_err(err)?;
+        events.push(journeydb::Event::new(customer, ts, "purchase").with_prop("amount", amount));
+    }
+    for (part, chunk) in events.chunks(events.len().div_ceil(3)).enumerate() {
+        db.commit(chunk).map_err(err)?;
+        if part < 2 {
+            db.flush().map_err(err)?;
+        }
+    }
+    let snap = db.snapshot();
+    let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("events.parquet")).map_err(err)?);
+    let written = export::write(&snap, FileFormat::Parquet, Range::default(), &mut f).map_err(err)?;
+    std::io::Write::flush(&mut f).map_err(err)?;
+    let mut answers = Vec::new();
+    for text in CDNOW {
+        let table = db.query(text).map_err(|e| format!("{text}: {e}"))?;
+        answers.push(json!({ "text": text, "columns": table.columns, "rows": rows_json(&table) }));
+    }
+    Ok(json!({ "events": written, "answers": answers }))
 }
 
 /// Every profile write, in commit order: `seq, customer, ts_us, country, plan` (empty: not set).
