@@ -140,45 +140,8 @@ fn csv(table: &Table) -> String {
     out
 }
 
-fn json_str(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 fn json(table: &Table) -> String {
-    let rows: Vec<String> = table
-        .rows
-        .iter()
-        .map(|r| {
-            let fields: Vec<String> = table
-                .columns
-                .iter()
-                .zip(r)
-                .map(|(k, c)| {
-                    let v = match c {
-                        Cell::Null => "null".to_owned(),
-                        Cell::Int(n) => n.to_string(),
-                        Cell::Float(x) | Cell::Rate(x) if x.is_finite() => x.to_string(),
-                        Cell::Float(_) | Cell::Rate(_) => "null".to_owned(),
-                        Cell::Bool(b) => b.to_string(),
-                        Cell::Str(_) | Cell::Time(_) => json_str(&c.to_string()),
-                    };
-                    format!("{}: {v}", json_str(k))
-                })
-                .collect();
-            format!("{{{}}}", fields.join(", "))
-        })
-        .collect();
-    format!("[{}]\n", rows.join(",\n "))
+    table.to_json()
 }
 
 fn markdown(table: &Table) -> String {
