@@ -94,10 +94,18 @@ fn demo_then_queries_in_every_format() {
             "step,event,customers,conversion_from_previous,conversion_from_first,median_time_to_convert_s,mean_time_to_convert_s,median_time_from_previous_s,mean_time_from_previous_s"
         )
     );
-    let got: Vec<i64> = lines
-        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
-        .collect();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let got: Vec<i64> = rows.iter().map(|r| r[2].parse().unwrap()).collect();
     assert_eq!(got, want);
+    // Rates and decimals keep full precision in CSV (as in JSON; the table view rounds).
+    let table = Db::open_read_only(&db).unwrap().snapshot().query(q).unwrap();
+    for (row, cells) in rows.iter().zip(&table.rows) {
+        for (field, cell) in row.iter().zip(cells) {
+            if let Cell::Float(x) | Cell::Rate(x) = cell {
+                assert_eq!(field.parse::<f64>().unwrap(), *x, "{row:?}");
+            }
+        }
+    }
 
     let json = text(&run(&[db_s, "-c", q, "--format", "json"], None).stdout);
     assert!(

@@ -132,6 +132,9 @@ fn csv(table: &Table) -> String {
             .iter()
             .map(|c| match c {
                 Cell::Null => String::new(),
+                // Numbers at full precision, as JSON has them (the table view rounds).
+                Cell::Float(x) | Cell::Rate(x) if x.is_finite() => x.to_string(),
+                Cell::Float(_) | Cell::Rate(_) => String::new(),
                 other => csv_field(&other.to_string()),
             })
             .collect();
