@@ -325,6 +325,34 @@ impl Event {
         }
     }
 
+    /// A new event at an instant given as a `jiff::Timestamp` (kept to the microsecond).
+    ///
+    /// ```
+    /// use journeydb::Event;
+    /// let at: jiff::Timestamp = "2026-03-05T10:00:00Z".parse().unwrap();
+    /// let visit = Event::at("ann", at, "visit");
+    /// assert_eq!(visit.ts_us, 1_772_704_800_000_000);
+    /// ```
+    pub fn at(customer: impl Into<String>, at: jiff::Timestamp, name: impl Into<String>) -> Self {
+        Event::new(customer, at.as_microsecond(), name)
+    }
+
+    /// A new event at a `SystemTime` (kept to the microsecond; an instant before 1970 is
+    /// negative, one too far from it for an `i64` of microseconds saturates, and `commit`
+    /// refuses it as out of range).
+    pub fn at_system_time(
+        customer: impl Into<String>,
+        at: std::time::SystemTime,
+        name: impl Into<String>,
+    ) -> Self {
+        let micros = |duration: std::time::Duration| i64::try_from(duration.as_micros()).unwrap_or(i64::MAX);
+        let ts_us = match at.duration_since(std::time::UNIX_EPOCH) {
+            Ok(after) => micros(after),
+            Err(before) => -micros(before.duration()),
+        };
+        Event::new(customer, ts_us, name)
+    }
+
     /// Sets the explicit stage.
     pub fn with_stage(mut self, stage: Stage) -> Self {
         self.stage = Some(stage);
@@ -854,5 +882,21 @@ mod tests {
             got.extend_from_range(&other, range);
             prop_assert_eq!(got, want);
         }
+    }
+
+    /// An event's instant from a `SystemTime`, after and before 1970, to the microsecond.
+    #[test]
+    fn events_take_system_times() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let after = UNIX_EPOCH + Duration::from_nanos(1_772_704_800_123_456_789);
+        assert_eq!(
+            Event::at_system_time("ann", after, "visit").ts_us,
+            1_772_704_800_123_456
+        );
+        let before = UNIX_EPOCH - Duration::from_micros(86_400_000_001);
+        assert_eq!(
+            Event::at_system_time("ann", before, "visit").ts_us,
+            -86_400_000_001
+        );
     }
 }
