@@ -1183,3 +1183,44 @@ fn durations_and_periods_in_words_get_a_hint() {
     let text = render(&db, "FUNNEL visit -> purchase WITHIN 7");
     assert!(!text.contains("without a space"), "{text}");
 }
+
+/// `TIMELINE … LIMIT n` lists the first n rows of the whole answer: events tied at the n-th
+/// row's instant are ordered by content first (so the kept row is the first by name, whatever
+/// order they were stored in), and an event after a tie group is never among them; the profile
+/// row is not counted.
+#[test]
+fn timeline_limit_takes_the_first_rows_after_ordering_ties() {
+    let (_dir, db) = db(&[
+        Event::new("ann", T, "visit"),
+        Event::new("ann", T + H, "view"),
+        Event::new("ann", T + H, "purchase"),
+        Event::new("ann", T + H, "add_to_cart"),
+        Event::new("ann", T + 2 * H, "review"),
+    ]);
+    db.flush().unwrap();
+    // The same instant again in the buffer: a second source.
+    db.commit(&[Event::new("ann", T + H, "about")]).unwrap();
+    let names = |q: &str| -> Vec<String> {
+        let t = db.query(q).unwrap();
+        t.rows
+            .iter()
+            .map(|r| match &r[1] {
+                Cell::Str(name) => name.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    let all = names("TIMELINE 'ann'");
+    assert_eq!(
+        all,
+        ["visit", "about", "add_to_cart", "purchase", "view", "review"]
+    );
+    for n in 1..=7 {
+        assert_eq!(
+            names(&format!("TIMELINE 'ann' LIMIT {n}")),
+            all[..n.min(all.len())],
+            "LIMIT {n}"
+        );
+    }
+    assert!(db.query("TIMELINE 'ann' LIMIT 0").is_err());
+}

@@ -22,6 +22,8 @@ struct TimelineOp<'a> {
     range: Option<(i64, i64)>,
     filter: Option<CPred>,
     rows_max: usize,
+    /// `LIMIT n`.
+    limit: Option<usize>,
     dicts: &'a Dicts,
 }
 
@@ -46,6 +48,7 @@ impl<'a> TimelineOp<'a> {
             range: res.range(&tl.common.range)?,
             filter: tl.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
             rows_max: opts.rows_max,
+            limit: tl.limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
             dicts: input.dicts,
         })
     }
@@ -101,6 +104,16 @@ impl Operator for TimelineOp<'_> {
             {
                 continue;
             }
+            // With LIMIT n: rows come in time order, so once n are kept, a later instant's
+            // rows cannot be among the first n (ties are ordered among themselves in `finish`).
+            if self.limit.is_some_and(|n| partial.rows.len() >= n)
+                && partial
+                    .rows
+                    .last()
+                    .is_some_and(|last| last.first() != Some(&Cell::Time(ts)))
+            {
+                return;
+            }
             if partial.rows.len() == self.rows_max {
                 partial.over = true;
                 return;
@@ -127,6 +140,9 @@ impl Operator for TimelineOp<'_> {
         // Tied events by content (docs/QUERY.md, "Tied events"): the rows are in time order,
         // and a stable sort on (time, event, stage, properties) only reorders ties.
         t.rows.sort_by(|a, b| tie_order(a).cmp(&tie_order(b)));
+        if let Some(n) = self.limit {
+            t.rows.truncate(n);
+        }
         Ok(t)
     }
 }

@@ -514,6 +514,8 @@ impl Agg {
 pub struct Timeline {
     /// External customer id.
     pub customer: (String, Span),
+    /// `LIMIT n`: the first n events (in the order the answer lists them).
+    pub limit: Option<u64>,
     /// Common clauses.
     pub common: Common,
 }

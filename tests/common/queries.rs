@@ -138,7 +138,11 @@ pub fn query() -> impl Strategy<Value = Q> {
                 by,
                 c
             }),
-        (0usize..4, common()).prop_map(|(cust, c)| Q::Timeline { cust, c }),
+        (0usize..4, proptest::option::of(1usize..6), common()).prop_map(|(cust, limit, c)| Q::Timeline {
+            cust,
+            limit,
+            c
+        }),
         (
             step_q(),
             proptest::sample::select(vec!["hour", "day", "week", "week_sunday", "month"]),

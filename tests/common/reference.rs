@@ -157,6 +157,7 @@ pub enum Q {
     },
     Timeline {
         cust: usize,
+        limit: Option<usize>,
         c: Common,
     },
     Lifecycle {
@@ -202,7 +203,11 @@ impl Q {
             Q::FunnelPeriod { funnel, period } => {
                 format!("{} PERIOD {period}", funnel.text_with_period_names())
             }
-            Q::Timeline { cust, c } => format!("TIMELINE 'c{cust}'{}", c.text()),
+            Q::Timeline { cust, limit, c } => format!(
+                "TIMELINE 'c{cust}'{}{}",
+                limit.map_or(String::new(), |n| format!(" LIMIT {n}")),
+                c.text()
+            ),
             Q::Lifecycle { step, period, c } => {
                 format!("LIFECYCLE OF {} PERIOD {period}{}", step.text(), c.text())
             }
@@ -532,7 +537,7 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
     let ts_range = evs.iter().map(|e| e.ts).min().zip(evs.iter().map(|e| e.ts).max());
     match q {
         Q::FunnelPeriod { funnel, period } => super::funnel_period::reference(funnel, period, evs),
-        Q::Timeline { cust, c } => timeline_ref(*cust, c, evs),
+        Q::Timeline { cust, limit, c } => timeline_ref(*cust, *limit, c, evs),
         Q::Lifecycle { .. } | Q::Stickiness { .. } | Q::Stages { .. } => journey_ref(q, evs),
         Q::Transitions { within_h, range } => transitions_ref(*within_h, *range, evs),
         Q::Funnel {
@@ -1093,7 +1098,7 @@ pub fn transitions_ref(within_h: Option<i64>, range: Option<(i64, i64)>, evs: &[
     t
 }
 
-pub fn timeline_ref(cust: usize, c: &Common, evs: &[Ev]) -> Table {
+pub fn timeline_ref(cust: usize, limit: Option<usize>, c: &Common, evs: &[Ev]) -> Table {
     let mut t = Table::new(&["ts", "event", "stage", "properties"]);
     let mut mine: Vec<&Ev> = evs
         .iter()
@@ -1119,6 +1124,7 @@ pub fn timeline_ref(cust: usize, c: &Common, evs: &[Ev]) -> Table {
             Cell::Str(properties(e)),
         ]);
     }
+    t.rows.truncate(limit.unwrap_or(usize::MAX));
     t
 }
 

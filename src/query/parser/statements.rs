@@ -654,9 +654,24 @@ impl Parser<'_> {
         };
         let mut tl = Timeline {
             customer,
+            limit: None,
             common: Common::default(),
         };
-        while self.common(&mut tl.common)? {}
+        loop {
+            let at = self.peek().span;
+            if self.eat_kw("LIMIT") {
+                if tl.limit.is_some() {
+                    return Err(ParseError::new(at, "LIMIT given twice"));
+                }
+                let (n, span) = self.int("a number of events")?;
+                if n < 1 {
+                    return Err(ParseError::new(span, "LIMIT must be at least 1"));
+                }
+                tl.limit = Some(n as u64);
+            } else if !self.common(&mut tl.common)? {
+                break;
+            }
+        }
         Ok(tl)
     }
 
