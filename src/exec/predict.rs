@@ -4,7 +4,7 @@
 //! (docs/QUERY.md, FIT and PREDICT).
 //!
 //! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `btyd`, `operator`,
-//! `options`, `scan`.
+//! `options`, `range`, `scan`.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -118,11 +118,7 @@ impl<'a> PredictOp<'a> {
 
     /// The local day (days since the epoch) of `ts` in the statement's calendar.
     fn day(&self, ts: i64) -> i64 {
-        let offset = match (&self.tz, jiff::Timestamp::from_microsecond(ts)) {
-            (Some(tz), Ok(at)) => i64::from(tz.to_offset(at).seconds()) * 1_000_000,
-            _ => 0,
-        };
-        ts.saturating_add(offset).div_euclid(model::DAY_US)
+        super::range::local_day(self.tz.as_ref(), ts)
     }
 
     fn is_step(&self, rows: &Columns, index: usize) -> bool {

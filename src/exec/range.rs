@@ -50,3 +50,13 @@ pub(super) fn history_buckets(
     let last = buckets.index(hi - 1).map_or(buckets.len(), |i| i + 1);
     Ok((buckets, first..last))
 }
+
+/// The local day (days since the epoch) of `ts` in a statement's calendar (`None`: UTC, days
+/// by division): the day TOP CUSTOMERS' `days_active` and FIT's purchase days count in.
+pub(super) fn local_day(tz: Option<&jiff::tz::TimeZone>, ts: i64) -> i64 {
+    let offset = match (tz, jiff::Timestamp::from_microsecond(ts)) {
+        (Some(tz), Ok(at)) => i64::from(tz.to_offset(at).seconds()) * 1_000_000,
+        _ => 0,
+    };
+    ts.saturating_add(offset).div_euclid(crate::model::DAY_US)
+}

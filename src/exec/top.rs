@@ -1,14 +1,14 @@
 //! TOP CUSTOMERS: customers ranked by a measure of their events (count, a property's sum, mean,
 //! minimum or maximum, first or last time seen, days active), as SQL's `RANK()`.
 //!
-//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `operator`, `options`, `prefilter`, `scan`.
+//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `operator`, `options`, `prefilter`, `range`, `scan`.
 
 use super::operator::{Operator, Prefilter};
 use super::options::{Input, QueryError, QueryOptions};
 use super::prefilter::candidates;
 use super::scan::{columns, columns_of, evaluate, passes};
 use crate::dict::Dicts;
-use crate::model::{self, Columns, PropType};
+use crate::model::{Columns, PropType};
 use crate::plan::{CPred, Matcher, Resolver};
 use crate::query::ParseError;
 use crate::query::ast::{Measure, TopCustomers};
@@ -136,11 +136,7 @@ impl<'a> TopOp<'a> {
 
     /// The local day (days since the epoch) of `ts` in the statement's calendar.
     fn day(&self, ts: i64) -> i64 {
-        let offset = match (&self.tz, jiff::Timestamp::from_microsecond(ts)) {
-            (Some(tz), Ok(at)) => i64::from(tz.to_offset(at).seconds()) * 1_000_000,
-            _ => 0,
-        };
-        ts.saturating_add(offset).div_euclid(model::DAY_US)
+        super::range::local_day(self.tz.as_ref(), ts)
     }
 
     /// A numeric property's value at row `index` (`None`: absent).
