@@ -11,7 +11,7 @@
 //!   prefilters, the time range, result cells, medians, 2×2-table statistics, the BG/NBD and
 //!   Gamma-Gamma models).
 //! - one room per statement: `funnel` (with its kernel and EXPLAIN), `retention`, `trend`,
-//!   `paths`, `heatmap`, `attribution`, `correlate`, `predict` (FIT and PREDICT), `customers`,
+//!   `changes`, `paths`, `heatmap`, `attribution`, `correlate`, `predict` (FIT and PREDICT), `customers`,
 //!   `timeline`, `lifecycle`, `stickiness`, `stages`, `transitions`.
 //! - this file: dispatch of a parsed statement, and the [`Query`] trait.
 //!
@@ -34,6 +34,7 @@ mod paths;
 mod heatmap;
 mod attribution;
 mod correlate;
+mod changes;
 mod btyd;
 mod predict;
 mod customers;
@@ -82,6 +83,7 @@ pub fn execute(
         Statement::Heatmap(h) => heatmap::heatmap(h, text, input, opts)?,
         Statement::Attribution(a) => attribution::attribution(a, text, input, opts)?,
         Statement::Correlate(c) => correlate::correlate(c, text, input, opts)?,
+        Statement::Changes(c) => changes::changes(c, text, input, opts)?,
         Statement::Fit(spec) | Statement::Predict(spec) => predict::run(spec, text, input, opts)?,
         Statement::Forget(f) => return Err(read_only(f.span, "FORGET CUSTOMER")),
         Statement::CreateCohort(c) => return Err(read_only(c.name.1, "CREATE COHORT")),

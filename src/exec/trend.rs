@@ -20,32 +20,48 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 pub(super) struct TrendOp<'a> {
-    agg: Agg,
+    pub(super) agg: Agg,
     step: Option<Matcher>,
     filter: Option<CPred>,
-    buckets: Buckets,
+    pub(super) buckets: Buckets,
     /// Buckets before this index only feed wau/mau look-back.
-    first: usize,
+    pub(super) first: usize,
     /// Events counted (wau/mau also look back before it).
     range: (i64, i64),
     value: Option<(u32, PropType)>,
-    by: Option<GroupBy>,
-    /// `BY p TOP n`: the n groups with the most matching events (then by name).
-    top: Option<u64>,
+    pub(super) by: Option<GroupBy>,
+    /// `BY p TOP n`: the n groups with the most matching events (then by name); for CHANGES,
+    /// the n groups with the largest |change| in each bucket.
+    pub(super) top: Option<u64>,
     /// The columns decoded.
     set: ColumnSet,
     /// Session aggregates: the longest gap inside a session.
     session_gap: Option<i64>,
+    /// CHANGES of a distinct count: also count each customer of a (group, bucket) under the
+    /// number of groups the customer is in that bucket ([`AggState::split`]).
+    shares: bool,
     dicts: &'a Dicts,
 }
 
 impl<'a> TrendOp<'a> {
     /// Plans a TREND statement on `input`: buckets (with the look-back `wau`/`mau` need), the
-    /// aggregated property, and the columns to decode.
-    fn plan(tr: &crate::query::ast::Trend, text: &str, input: &Input<'a>) -> Result<Self, QueryError> {
+    /// aggregated property, and the columns to decode. For CHANGES (`changes`), the range starts
+    /// one whole bucket before the bucket holding its start, and distinct counts keep the
+    /// customers' splits over groups.
+    pub(super) fn plan(
+        tr: &crate::query::ast::Trend,
+        text: &str,
+        input: &Input<'a>,
+        changes: bool,
+    ) -> Result<Self, QueryError> {
         let res = Resolver::new(input.dicts, text, tr.common.tz.as_ref())?;
         let range = res.range(&tr.common.range)?;
         let (lo, hi) = data_range(input, range);
+        let lo = if changes {
+            previous_bucket_start(lo, tr.period.starting(&tr.common), &res.tz)?
+        } else {
+            lo
+        };
         let lookback = match tr.agg {
             Agg::Wau => 6,
             Agg::Mau => 29,
@@ -111,6 +127,7 @@ impl<'a> TrendOp<'a> {
             top: tr.by.as_ref().and_then(|(_, _, top)| top.map(u64::from)),
             set: columns(true),
             session_gap,
+            shares: changes && matches!(tr.agg, Agg::Uniq | Agg::Wau | Agg::Mau),
             dicts: input.dicts,
             buckets,
         };
@@ -148,7 +165,7 @@ impl<'a> TrendOp<'a> {
     }
 
     /// The aggregate of one (group, bucket) state.
-    fn aggregate(&self, state: &AggState) -> Cell {
+    pub(super) fn aggregate(&self, state: &AggState) -> Cell {
         match &self.agg {
             Agg::Count => Cell::Int(state.events as i64),
             Agg::Uniq | Agg::Wau | Agg::Mau => Cell::Int(state.customers as i64),
@@ -187,19 +204,67 @@ impl<'a> TrendOp<'a> {
 
 #[derive(Default, Clone)]
 pub(super) struct AggState {
-    events: u64,
-    customers: u64,
-    sum: f64,
-    n: u64,
+    pub(super) events: u64,
+    pub(super) customers: u64,
+    pub(super) sum: f64,
+    pub(super) n: u64,
     min: Option<f64>,
     max: Option<f64>,
     values: Vec<f64>,
     /// `nps`: responses scored 9-10, 7-8 and 0-6.
-    promoters: u64,
-    passives: u64,
-    detractors: u64,
+    pub(super) promoters: u64,
+    pub(super) passives: u64,
+    pub(super) detractors: u64,
     /// Sessions of one event (`events` counts the sessions for session aggregates).
-    bounces: u64,
+    pub(super) bounces: u64,
+    /// CHANGES of a distinct count: `split[j]` of the `customers` were in j + 1 groups in the
+    /// bucket (each counts 1 / (j + 1) towards this group's share; docs/QUERY.md, CHANGES).
+    pub(super) split: Vec<u64>,
+}
+
+impl AggState {
+    /// Adds `from`'s counts to this state's.
+    pub(super) fn add(&mut self, from: AggState) {
+        self.events += from.events;
+        self.customers += from.customers;
+        self.sum += from.sum;
+        self.n += from.n;
+        self.min = match (self.min, from.min) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        };
+        self.max = match (self.max, from.max) {
+            (Some(x), Some(y)) => Some(x.max(y)),
+            (x, y) => x.or(y),
+        };
+        self.values.extend(from.values);
+        self.promoters += from.promoters;
+        self.bounces += from.bounces;
+        self.passives += from.passives;
+        self.detractors += from.detractors;
+        add_split(&mut self.split, &from.split);
+    }
+}
+
+/// Adds the counts of `from` to `into`, position by position.
+fn add_split(into: &mut Vec<u64>, from: &[u64]) {
+    if into.len() < from.len() {
+        into.resize(from.len(), 0);
+    }
+    for (total, count) in into.iter_mut().zip(from) {
+        *total += count;
+    }
+}
+
+/// The start of the bucket before the one holding `instant`.
+fn previous_bucket_start(instant: i64, period: Period, tz: &jiff::tz::TimeZone) -> Result<i64, QueryError> {
+    let start_of = |at: i64| {
+        Buckets::new(at, at + 1, 0, period, tz, 2)
+            .map(|b| b.starts[0])
+            .map_err(|m| ParseError::new(Span::default(), m))
+    };
+    let this = start_of(instant)?;
+    Ok(start_of(this.saturating_sub(1))?)
 }
 
 /// The earlier of two bad scores (by time, then customer id): the one reported.
@@ -235,6 +300,30 @@ thread_local! {
     static SEEN: std::cell::RefCell<Vec<(Option<u64>, usize)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+thread_local! {
+    /// Per-worker buffer of one customer's buckets, one entry per group (CHANGES' splits).
+    static BUCKETS: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Counts one customer in each of its (group, bucket) cells `seen` (sorted, distinct), and
+/// under the number of groups the customer is in that bucket ([`AggState::split`]).
+fn count_split(partial: &mut TrendPartial, seen: &[(Option<u64>, usize)]) {
+    let mut buckets = BUCKETS.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    buckets.clear();
+    buckets.extend(seen.iter().map(|&(_, bucket)| bucket));
+    buckets.sort_unstable();
+    for &(group, bucket) in seen {
+        let groups = buckets.partition_point(|&b| b <= bucket) - buckets.partition_point(|&b| b < bucket);
+        let state = partial.entry((group, bucket)).or_default();
+        state.customers += 1;
+        if state.split.len() < groups {
+            state.split.resize(groups, 0);
+        }
+        state.split[groups - 1] += 1;
+    }
+    BUCKETS.with(|b| *b.borrow_mut() = buckets);
+}
+
 /// Keyed by (group value slot, bucket); `None` is the null group (or no BY).
 /// (group slot, bucket) -> aggregate, and how many percentile values the aggregates hold.
 #[derive(Default)]
@@ -243,6 +332,16 @@ pub(super) struct TrendPartial {
     values: usize,
     /// `nps`: the earliest score that is no integer 0-10, as (time, customer id, score).
     bad: Option<(i64, u32, f64)>,
+}
+
+impl TrendPartial {
+    /// The groups that have a state in some bucket.
+    pub(super) fn group_slots(&self) -> Vec<Option<u64>> {
+        let mut groups: Vec<Option<u64>> = self.map.keys().map(|&(group, _)| group).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        groups
+    }
 }
 
 impl std::ops::Deref for TrendPartial {
@@ -319,6 +418,25 @@ impl TrendOp<'_> {
             e.values.push(length);
             partial.values += 1;
         }
+    }
+}
+
+impl TrendOp<'_> {
+    /// `nps`: an error naming the earliest score that is no integer 0-10.
+    pub(super) fn check_scores(&self, partial: &TrendPartial, input: &Input<'_>) -> Result<(), QueryError> {
+        if let (Agg::Nps(name, span), Some((ts, cid, v))) = (&self.agg, partial.bad) {
+            let customer = input.dicts.customers.name(cid).unwrap_or("?");
+            return Err(ParseError::new(
+                *span,
+                format!(
+                    "nps({name}): customer '{customer}' has {name} = {v} at {}; a score is an integer from 0 to 10",
+                    model::format_ts(ts)
+                ),
+            )
+            .with_help(format!("leave such events out, e.g. WHERE {name} >= 0 AND {name} <= 10"))
+            .into());
+        }
+        Ok(())
     }
 }
 
@@ -424,8 +542,12 @@ impl Operator for TrendOp<'_> {
         }
         seen.sort_unstable();
         seen.dedup();
-        for &key in &seen {
-            partial.entry(key).or_default().customers += 1;
+        if self.shares {
+            count_split(partial, &seen);
+        } else {
+            for &key in &seen {
+                partial.entry(key).or_default().customers += 1;
+            }
         }
         SEEN.with(|s| *s.borrow_mut() = seen);
     }
@@ -440,25 +562,8 @@ impl Operator for TrendOp<'_> {
             (Some(a), Some(b)) => Some(earliest(a, b)),
             (a, b) => a.or(b),
         };
-        for (k, s) in from.map {
-            let e = into.entry(k).or_default();
-            e.events += s.events;
-            e.customers += s.customers;
-            e.sum += s.sum;
-            e.n += s.n;
-            e.min = match (e.min, s.min) {
-                (Some(x), Some(y)) => Some(x.min(y)),
-                (x, y) => x.or(y),
-            };
-            e.max = match (e.max, s.max) {
-                (Some(x), Some(y)) => Some(x.max(y)),
-                (x, y) => x.or(y),
-            };
-            e.values.extend(s.values);
-            e.promoters += s.promoters;
-            e.bounces += s.bounces;
-            e.passives += s.passives;
-            e.detractors += s.detractors;
+        for (key, state) in from.map {
+            into.entry(key).or_default().add(state);
         }
     }
 
@@ -468,18 +573,7 @@ impl Operator for TrendOp<'_> {
         input: &Input<'_>,
         opts: &QueryOptions,
     ) -> Result<Table, QueryError> {
-        if let (Agg::Nps(name, span), Some((ts, cid, v))) = (&self.agg, partial.bad) {
-            let customer = input.dicts.customers.name(cid).unwrap_or("?");
-            return Err(ParseError::new(
-                *span,
-                format!(
-                    "nps({name}): customer '{customer}' has {name} = {v} at {}; a score is an integer from 0 to 10",
-                    model::format_ts(ts)
-                ),
-            )
-            .with_help(format!("leave such events out, e.g. WHERE {name} >= 0 AND {name} <= 10"))
-            .into());
-        }
+        self.check_scores(&partial, input)?;
         let names = self.groups(&partial, input.dicts);
         // Refuse before building a table that is over the cap.
         if (self.buckets.len() - self.first).saturating_mul(names.len()) > opts.rows_max {
@@ -532,7 +626,7 @@ pub(super) fn trend(
     input: &Input<'_>,
     opts: &QueryOptions,
 ) -> Result<Table, QueryError> {
-    evaluate(&TrendOp::plan(tr, text, input)?, input, opts)
+    evaluate(&TrendOp::plan(tr, text, input, false)?, input, opts)
 }
 
 /// `uniq` as bitmap union cardinalities, when that is exact: UTC calendar buckets (whole UTC
@@ -680,6 +774,11 @@ pub(super) fn uniq_by_from_value_index(
             }
         }
     }
+    let mut splits = if op.shares {
+        split_cells(&cells)
+    } else {
+        HashMap::default()
+    };
     let mut out = TrendPartial::default();
     for (key, b) in cells {
         let n = b.len();
@@ -688,12 +787,57 @@ pub(super) fn uniq_by_from_value_index(
                 key,
                 AggState {
                     customers: n,
+                    split: splits.remove(&key).unwrap_or_default(),
                     ..AggState::default()
                 },
             );
         }
     }
     Some(out)
+}
+
+/// Each (group, bucket) cell's customers split by the number of groups they are in that
+/// bucket ([`AggState::split`]), from the cells' customer sets: `at_least[j]` holds the
+/// bucket's customers in more than j groups.
+fn split_cells(
+    cells: &BTreeMap<(Option<u64>, usize), roaring::RoaringBitmap>,
+) -> HashMap<(Option<u64>, usize), Vec<u64>> {
+    let mut by_bucket: BTreeMap<usize, Vec<(Option<u64>, &roaring::RoaringBitmap)>> = BTreeMap::new();
+    for (&(group, bucket), customers) in cells {
+        by_bucket.entry(bucket).or_default().push((group, customers));
+    }
+    let mut out = HashMap::default();
+    for (bucket, groups) in by_bucket {
+        let mut at_least: Vec<roaring::RoaringBitmap> = Vec::new();
+        for (_, customers) in &groups {
+            for j in (0..at_least.len()).rev() {
+                let again = &at_least[j] & *customers;
+                if j + 1 == at_least.len() {
+                    at_least.push(again);
+                } else {
+                    at_least[j + 1] |= again;
+                }
+            }
+            match at_least.first_mut() {
+                Some(first) => *first |= *customers,
+                None => at_least.push((*customers).clone()),
+            }
+        }
+        let exactly: Vec<roaring::RoaringBitmap> = (0..at_least.len())
+            .map(|j| match at_least.get(j + 1) {
+                Some(more) => &at_least[j] - more,
+                None => at_least[j].clone(),
+            })
+            .collect();
+        for (group, customers) in groups {
+            let split = exactly
+                .iter()
+                .map(|set| set.intersection_len(customers))
+                .collect();
+            out.insert((group, bucket), split);
+        }
+    }
+    out
 }
 
 pub(super) fn uniq_from_bitmaps(
@@ -735,8 +879,10 @@ pub(super) fn uniq_from_bitmaps(
                 u |= x;
             }
         }
+        // A customer property puts each customer in one group.
         let count = |customers: u64| AggState {
             customers,
+            split: if op.shares { vec![customers] } else { Vec::new() },
             ..AggState::default()
         };
         let mut grouped = 0;

@@ -640,6 +640,16 @@ pub struct Correlate {
     pub significance: f64,
 }
 
+/// `CHANGES agg [OF step] PERIOD p BY p1[, p2] [TOP n] …`: each group's change of a TREND
+/// aggregate from one bucket to the next and its share of the total change (docs/QUERY.md,
+/// CHANGES).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Changes {
+    /// The TREND whose buckets and groups are compared (its `BY` is required; its `TOP n` is
+    /// CHANGES' own: the n groups with the largest |change| in each bucket).
+    pub trend: Trend,
+}
+
 /// The time unit of a FIT or PREDICT: frequencies count days, times are in days or weeks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimeUnit {
@@ -750,6 +760,8 @@ pub enum Statement {
     Attribution(Attribution),
     /// CORRELATE
     Correlate(Box<Correlate>),
+    /// CHANGES
+    Changes(Box<Changes>),
     /// FIT
     Fit(Box<Predict>),
     /// PREDICT
@@ -883,6 +895,7 @@ impl Statement {
                 Drill::Predict { predict, .. } => vec![&predict.step],
             },
             Statement::Trend(t) => t.step.iter().collect(),
+            Statement::Changes(c) => c.trend.step.iter().collect(),
             Statement::Top(top) => top.step.iter().collect(),
             Statement::Rfm(rfm) => vec![&rfm.step],
             Statement::Paths(paths) => vec![&paths.anchor],
@@ -919,6 +932,7 @@ impl Statement {
                 Drill::Predict { predict, .. } => &predict.common,
             },
             Statement::Trend(t) => &t.common,
+            Statement::Changes(c) => &c.trend.common,
             Statement::Top(top) => &top.common,
             Statement::Rfm(rfm) => &rfm.common,
             Statement::Paths(paths) => &paths.common,

@@ -12,6 +12,7 @@ pub mod heatmap;
 pub mod nps;
 pub mod attribution;
 pub mod sessions;
+pub mod changes;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

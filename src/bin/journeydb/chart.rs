@@ -124,6 +124,7 @@ pub fn chart(statement: &str, table: &Table, style: Style) -> Option<String> {
         "TOP" => top_customers(table, style),
         "PATHS" => per_group(table, style, paths),
         "HEATMAP" => per_group(table, style, heatmap),
+        "CHANGES" => changes(table, style),
         _ => None,
     }
 }
@@ -405,6 +406,83 @@ fn trend(table: &Table, style: Style) -> Option<String> {
         let _ = writeln!(out, " {first}{}{last}", " ".repeat(gap));
     }
     Some(out)
+}
+
+/// CHANGES: under each bucket's total change, a bar per group as long as its |change|, ▲ in
+/// green for a rise and ▼ in red for a fall, the largest of each marked `top riser` and
+/// `top faller`, with the group's share of the total change.
+fn changes(table: &Table, style: Style) -> Option<String> {
+    let (group, change) = (col(table, "group")?, col(table, "change")?);
+    let (contribution, total) = (col(table, "contribution")?, col(table, "total_change")?);
+    let second = col(table, "group2");
+    let name = |row: &[Cell]| match second {
+        Some(g2) => format!("{} · {}", label(row.get(group)), label(row.get(g2))),
+        None => label(row.get(group)),
+    };
+    let max = table
+        .rows
+        .iter()
+        .map(|r| num(r.get(change)).abs())
+        .fold(0.0, f64::max);
+    let width = table.rows.iter().map(|r| name(r).chars().count()).max()?.min(24);
+    let mut out = String::new();
+    let bucket = col(table, "bucket")?;
+    let (mut rose, mut fell) = (false, false);
+    for (index, row) in table.rows.iter().enumerate() {
+        // Rows come bucket by bucket: a heading where a bucket starts.
+        if index == 0 || table.rows[index - 1].get(bucket) != row.get(bucket) {
+            let total_change = match signed(row.get(total)) {
+                text if text.is_empty() => String::new(),
+                text => format!("  total change {text}"),
+            };
+            let _ = writeln!(out, "{}{total_change}", style.paint("1", &label(row.get(bucket))));
+            (rose, fell) = (false, false);
+        }
+        {
+            let delta = num(row.get(change));
+            let (mark, code) = match row.get(change) {
+                Some(Cell::Null) | None => (" ", "2"),
+                _ if delta > 0.0 => ("▲", "38;5;42"),
+                _ if delta < 0.0 => ("▼", "38;5;203"),
+                _ => ("=", "2"),
+            };
+            let top = if delta > 0.0 && !rose {
+                rose = true;
+                "  top riser"
+            } else if delta < 0.0 && !fell {
+                fell = true;
+                "  top faller"
+            } else {
+                ""
+            };
+            let share = match row.get(contribution) {
+                Some(Cell::Float(part)) => format!(" ({:.0}% of the change)", part * 100.0),
+                _ => String::new(),
+            };
+            let group_name: String = name(row).chars().take(width).collect();
+            let frac = if max > 0.0 { delta.abs() / max } else { 0.0 };
+            let _ = writeln!(
+                out,
+                "{} {group_name:<width$} {} {}{share}{}",
+                style.paint(code, mark),
+                padded_bar(frac, BAR / 2, style, code),
+                signed(row.get(change)),
+                style.paint("1", top),
+            );
+        }
+    }
+    Some(out)
+}
+
+/// A change with its sign (`+12`, `-3.5`), or empty for NULL.
+fn signed(cell: Option<&Cell>) -> String {
+    match cell {
+        Some(Cell::Int(n)) if *n > 0 => format!("+{}", group_thousands(*n)),
+        Some(Cell::Int(n)) => group_thousands(*n),
+        Some(Cell::Float(x)) if *x > 0.0 => format!("+{}", fmt_num(*x)),
+        Some(Cell::Float(x)) => fmt_num(*x),
+        _ => String::new(),
+    }
 }
 
 fn fmt_num(value: f64) -> String {

@@ -18,7 +18,7 @@ use super::{ParseError, Span};
 use crate::limits;
 
 /// The statement keywords.
-pub const STATEMENTS: [&str; 22] = [
+pub const STATEMENTS: [&str; 23] = [
     "FORGET",
     "CREATE",
     "DROP",
@@ -39,6 +39,7 @@ pub const STATEMENTS: [&str; 22] = [
     "HEATMAP",
     "ATTRIBUTION",
     "CORRELATE",
+    "CHANGES",
     "FIT",
     "PREDICT",
 ];
@@ -326,6 +327,9 @@ impl Parser<'_> {
         if self.eat_kw("CORRELATE") {
             return self.correlate().map(|c| Statement::Correlate(Box::new(c)));
         }
+        if self.eat_kw("CHANGES") {
+            return self.changes().map(|c| Statement::Changes(Box::new(c)));
+        }
         if self.eat_kw("FIT") {
             return self.predict(false).map(|p| Statement::Fit(Box::new(p)));
         }
@@ -357,7 +361,7 @@ impl Parser<'_> {
             e = e.with_help(format!("did you mean {best}?"));
         } else {
             e = e.with_help(
-                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, CUSTOMERS, TOP CUSTOMERS, RFM, PATHS, HEATMAP, ATTRIBUTION, CORRELATE, FIT, PREDICT, EXPLAIN, FORGET CUSTOMER, CREATE COHORT, DROP COHORT and COHORTS",
+                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, CUSTOMERS, TOP CUSTOMERS, RFM, PATHS, HEATMAP, ATTRIBUTION, CORRELATE, CHANGES, FIT, PREDICT, EXPLAIN, FORGET CUSTOMER, CREATE COHORT, DROP COHORT and COHORTS",
             );
         }
         Err(e)

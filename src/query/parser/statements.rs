@@ -390,6 +390,18 @@ impl Parser<'_> {
         Ok(tr)
     }
 
+    /// `CHANGES agg [OF step] PERIOD p BY p1[, p2] [TOP n] …`, after `CHANGES`: TREND's
+    /// grammar, with BY required.
+    pub(super) fn changes(&mut self) -> Result<Changes, ParseError> {
+        let trend = self.trend()?;
+        if trend.by.is_none() {
+            return Err(self
+                .err_here("CHANGES needs BY p: the groups whose changes make up the total's")
+                .with_help("e.g. CHANGES uniq OF purchase PERIOD month BY channel"));
+        }
+        Ok(Changes { trend })
+    }
+
     /// TREND's `SESSION d`, after `SESSION` (at `span`).
     fn trend_session(&mut self, tr: &mut Trend, span: Span) -> Result<(), ParseError> {
         if tr.session.is_some() {
