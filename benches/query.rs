@@ -205,6 +205,13 @@ fn queries(c: &mut Criterion) {
         ),
         ("heatmap_visit", "HEATMAP OF visit".into()),
         ("correlate_visit_purchase", "CORRELATE FUNNEL visit -> purchase WITHIN 7d".into()),
+        // Issue 29 §2: CHANGES beside the TREND it extends (scan; value-index shortcut; means).
+        ("trend_uniq_purchase_month_channel", "TREND uniq OF purchase PERIOD month BY channel".into()),
+        ("changes_uniq_purchase_month_channel", "CHANGES uniq OF purchase PERIOD month BY channel".into()),
+        ("trend_uniq_week_channel", "TREND uniq PERIOD week BY channel".into()),
+        ("changes_uniq_week_channel", "CHANGES uniq PERIOD week BY channel".into()),
+        ("trend_avg_amount_week_channel_plan", "TREND avg(amount) OF purchase PERIOD week BY channel, customer.plan".into()),
+        ("changes_avg_amount_week_channel_plan", "CHANGES avg(amount) OF purchase PERIOD week BY channel, customer.plan".into()),
         // Issue 29 §3: BG/NBD and Gamma-Gamma on two months, predictions for March.
         (
             "fit_purchase_week",

@@ -1,11 +1,11 @@
-"""Issue 27's canonical statements (and issue 28's PATHS, ATTRIBUTION, sessions, HEATMAP and NPS) checked against an independent evaluation in DuckDB.
+"""Issue 27's canonical statements (and issue 28's PATHS, ATTRIBUTION, sessions, HEATMAP and NPS, issue 29's CORRELATE and CHANGES) checked against an independent evaluation in DuckDB.
 
 The data is the shell demo's (`demo::demo_rows`: `demo::generate`'s journeys made consistent, with
 browsing sessions, a daily rhythm and post-purchase surveys with an NPS score; the timing rounds
 keep `demo::generate`'s rows). For each data shape (`demo`: by customer, one compacted segment;
 `time`: the same events as real logs arrive — timestamps cut to ten minutes so that many of a
 customer's events tie, committed in time order into several segments, the last ones unflushed),
-`compare_runner canonical` builds a journeydb database with customer profiles, runs the sixteen
+`compare_runner canonical` builds a journeydb database with customer profiles, runs the
 statements verbatim (plus the members of the two cohorts they create) and writes the events and every
 profile write out; this script loads those files into DuckDB, answers each statement in SQL
 written from docs/QUERY.md, and compares. Exit status 1 when any answer differs.
@@ -296,6 +296,36 @@ f AS (SELECT DISTINCT w.customer, w.converted, 'event' AS kind, x.event AS name,
 SELECT kind, name, value, count(*) FILTER (converted), count(*) FILTER (NOT converted) FROM f GROUP BY ALL"""
 
 
+# CHANGES uniq OF purchase PERIOD month BY channel (docs/QUERY.md, CHANGES): per UTC month and
+# channel, the purchasing customers and their shares (a customer who bought on j channels in a
+# month counts 1/j on each); the months' distinct purchasers. Changes, contributions and the
+# month before the data's first are computed in Python.
+CHANGES_SHARES = """
+WITH cg AS (SELECT DISTINCT customer, strftime(make_timestamp(t), '%Y-%m') AS m, coalesce(channel, '(null)') AS g
+            FROM events WHERE event = 'purchase'),
+j AS (SELECT customer, m, count(*) AS j FROM cg GROUP BY customer, m)
+SELECT cg.m, cg.g, count(*), sum(1.0 / j.j) FROM cg JOIN j USING (customer, m) GROUP BY cg.m, cg.g"""
+CHANGES_TOTALS = """
+SELECT strftime(make_timestamp(t), '%Y-%m') AS m, count(DISTINCT customer) FROM events WHERE event = 'purchase' GROUP BY m"""
+CHANGES_SPAN = "SELECT strftime(make_timestamp(min(t)), '%Y-%m'), strftime(make_timestamp(max(t)), '%Y-%m') FROM events"
+
+
+def changes_rows(shares, totals, span):
+    """(bucket, group, value, previous, change, contribution, total_change) of every reported
+    month, from the month of the first event to that of the last, each against the month before."""
+    index = lambda m: int(m[:4]) * 12 + int(m[5:7]) - 1  # noqa: E731
+    cells = {(index(m), g): (int(n), float(s)) for m, g, n, s in shares}
+    total = {index(m): int(n) for m, n in totals}
+    out = []
+    for k in range(index(span[0]), index(span[1]) + 1):
+        total_change = total.get(k, 0) - total.get(k - 1, 0)
+        for g in sorted({g for (m, g) in cells if m in (k, k - 1)}):
+            (n, s), (n0, s0) = cells.get((k, g), (0, 0.0)), cells.get((k - 1, g), (0, 0.0))
+            contribution = (s - s0) / total_change if total_change else None
+            out.append((f"{k // 12:04d}-{k % 12 + 1:02d}-01", g, n, n0, n - n0, contribution, total_change))
+    return out
+
+
 def odds_and_p(a, b, c, d):
     """The odds ratio (0.5 added when a cell is 0) and the p-value (Fisher two-sided with a cell
     below 5, with exact integer probabilities; else the G-test's chi-square tail)."""
@@ -393,6 +423,10 @@ def checks(con, answers):
     want = sorted((k, n, v, int(a), int(c), *odds_and_p(int(a), converted - int(a), int(c), dropped - int(c)))
                   for k, n, v, a, c in q(CORRELATE.format(windows=CORRELATE_WINDOWS)))
     out.append((answers[17]["text"], got, want))
+    got = sorted((r["bucket"], r["group"], r["value"], r["previous"], r["change"], num(r["contribution"]),
+                  r["total_change"]) for r in rows_of(answers[18]))
+    want = sorted(changes_rows(q(CHANGES_SHARES), q(CHANGES_TOTALS), q(CHANGES_SPAN)[0]))
+    out.append((answers[18]["text"], got, want))
     return out
 
 

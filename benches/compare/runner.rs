@@ -264,8 +264,8 @@ fn queries(db_dir: &Path, reps: usize, customer: &str) -> Result<J, String> {
 }
 
 /// Issue 27's canonical statements, verbatim, then the members of the two cohorts they create;
-/// then issue 28's PATHS and ATTRIBUTION statements.
-const CANONICAL: [&str; 18] = [
+/// then issue 28's PATHS and ATTRIBUTION statements, and issue 29's CORRELATE and CHANGES.
+const CANONICAL: [&str; 19] = [
     "CREATE COHORT repeat_buyers AS DID purchase AT LEAST 2 TIMES",
     "CREATE COHORT mobile_first AS FIRST visit WHERE channel = 'mobile'",
     "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d BY COHORT mobile_first, repeat_buyers",
@@ -284,6 +284,7 @@ const CANONICAL: [&str; 18] = [
     "HEATMAP OF visit",
     "TREND nps(score) OF survey PERIOD month",
     "CORRELATE FUNNEL visit -> purchase WITHIN 7d SIGNIFICANCE 1",
+    "CHANGES uniq OF purchase PERIOD month BY channel",
 ];
 
 /// The demo data (with profiles) in one of two shapes — `demo`: committed by customer and

@@ -7,8 +7,8 @@
 //! - `options`: what a query is given (options, the snapshot's input) and how it fails.
 //! - `operator`: the protocol every statement runs through, and the memory budget.
 //! - `scan`: the parallel customer-range scan that drives an operator.
-//! - `prefilter`, `range`, `labels`, `median`, `stats`, `btyd`: shared helpers (bitmap
-//!   prefilters, the time range, result cells, medians, 2×2-table statistics, the BG/NBD and
+//! - `prefilter`, `range`, `labels`, `median`, `overlaps`, `stats`, `btyd`: shared helpers (bitmap
+//!   prefilters, the time range, result cells, medians, customers by how many sets hold them, 2×2-table statistics, the BG/NBD and
 //!   Gamma-Gamma models).
 //! - one room per statement: `funnel` (with its kernel and EXPLAIN), `retention`, `trend`,
 //!   `changes`, `paths`, `heatmap`, `attribution`, `correlate`, `predict` (FIT and PREDICT), `customers`,
@@ -26,6 +26,7 @@ mod range;
 mod ties;
 mod labels;
 mod median;
+mod overlaps;
 mod stats;
 mod funnel;
 mod retention;

@@ -1,11 +1,12 @@
 //! TREND: an aggregate per time bucket (and breakdown), with its index and roll-up shortcuts.
 //!
-//! Uses: `dict`, `index`, `limits`, `merge`, `model`, `plan`, `query`, `result`, `segment`; rooms `group`, `labels`, `operator`, `options`, `range`, `scan`.
+//! Uses: `dict`, `index`, `limits`, `merge`, `model`, `plan`, `query`, `result`, `segment`; rooms `group`, `labels`, `operator`, `options`, `overlaps`, `range`, `scan`.
 
 use crate::dict::Dicts;
 use crate::exec::group::GroupBy;
 use crate::exec::operator::{HashMap, Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions};
+use crate::exec::overlaps;
 use crate::exec::range::{data_range, whole_days};
 use crate::exec::scan::{columns, columns_of, evaluate, passes};
 use crate::merge::Source;
@@ -797,8 +798,7 @@ pub(super) fn uniq_by_from_value_index(
 }
 
 /// Each (group, bucket) cell's customers split by the number of groups they are in that
-/// bucket ([`AggState::split`]), from the cells' customer sets: `at_least[j]` holds the
-/// bucket's customers in more than j groups.
+/// bucket ([`AggState::split`]), from the cells' customer sets.
 fn split_cells(
     cells: &BTreeMap<(Option<u64>, usize), roaring::RoaringBitmap>,
 ) -> HashMap<(Option<u64>, usize), Vec<u64>> {
@@ -808,33 +808,9 @@ fn split_cells(
     }
     let mut out = HashMap::default();
     for (bucket, groups) in by_bucket {
-        let mut at_least: Vec<roaring::RoaringBitmap> = Vec::new();
-        for (_, customers) in &groups {
-            for j in (0..at_least.len()).rev() {
-                let again = &at_least[j] & *customers;
-                if j + 1 == at_least.len() {
-                    at_least.push(again);
-                } else {
-                    at_least[j + 1] |= again;
-                }
-            }
-            match at_least.first_mut() {
-                Some(first) => *first |= *customers,
-                None => at_least.push((*customers).clone()),
-            }
-        }
-        let exactly: Vec<roaring::RoaringBitmap> = (0..at_least.len())
-            .map(|j| match at_least.get(j + 1) {
-                Some(more) => &at_least[j] - more,
-                None => at_least[j].clone(),
-            })
-            .collect();
-        for (group, customers) in groups {
-            let split = exactly
-                .iter()
-                .map(|set| set.intersection_len(customers))
-                .collect();
-            out.insert((group, bucket), split);
+        let sets: Vec<&roaring::RoaringBitmap> = groups.iter().map(|&(_, customers)| customers).collect();
+        for ((group, _), split) in groups.iter().zip(overlaps::split_by_membership(&sets)) {
+            out.insert((*group, bucket), split);
         }
     }
     out

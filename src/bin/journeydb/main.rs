@@ -256,7 +256,7 @@ fn demo_cmd(path: &Path, events: u64, customers: u64, seed: u64) -> journeydb::R
 }
 
 /// The demo's tour: each stop's question, statement and table rows shown (`None`: all).
-const TOUR: [(&str, &str, Option<usize>); 10] = [
+const TOUR: [(&str, &str, Option<usize>); 11] = [
     (
         "How many visitors add to cart and buy within a week?",
         "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d TIES STRICT",
@@ -296,6 +296,11 @@ const TOUR: [(&str, &str, Option<usize>); 10] = [
         "What goes with buying? (events and property values in each visitor's week, tested)",
         "CORRELATE FUNNEL visit -> purchase WITHIN 7d",
         Some(6),
+    ),
+    (
+        "Which channels drive the month-to-month change in buyers? (a buyer on two channels counts half on each)",
+        "CHANGES uniq OF purchase PERIOD month BY channel",
+        Some(0),
     ),
     (
         "Conversion by plan (customer profiles: country and plan; TIMELINE shows them)",

@@ -318,7 +318,7 @@ impl Session {
     /// `.help`: the statements and the dot-commands.
     fn help(&mut self) {
         let mut s = String::from(
-            "Statements end with `;` (FUNNEL, RETENTION, TREND, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, TIMELINE, CUSTOMERS, TOP CUSTOMERS, RFM, PATHS, EXPLAIN, CREATE COHORT name AS set, DROP COHORT, COHORTS, and FORGET CUSTOMER 'id' to erase a customer; see docs/QUERY.md). Customer-profile properties read as customer.NAME in WHERE, BY and cohorts (import them with `journeydb import DB FILE --profiles`).\n",
+            "Statements end with `;` (FUNNEL, RETENTION, TREND, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, TIMELINE, CUSTOMERS, TOP CUSTOMERS, RFM, PATHS, HEATMAP, ATTRIBUTION, CORRELATE, CHANGES, FIT, PREDICT, EXPLAIN, CREATE COHORT name AS set, DROP COHORT, COHORTS, and FORGET CUSTOMER 'id' to erase a customer; see docs/QUERY.md). Customer-profile properties read as customer.NAME in WHERE, BY and cohorts (import them with `journeydb import DB FILE --profiles`).\n",
         );
         for (c, h) in DOT_COMMANDS {
             s += &format!("{c:<30} {h}\n");
