@@ -39,6 +39,8 @@ pub mod ndjson;
 
 #[cfg(feature = "parquet")]
 pub mod parquet;
+#[cfg(feature = "parquet")]
+pub use parquet::read_arrow;
 
 /// The result of reading one file.
 #[derive(Debug, Default)]

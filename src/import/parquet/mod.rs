@@ -269,10 +269,6 @@ fn read_with(
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| bad(format!("not a Parquet file: {e}")))?;
     let schema = builder.schema().clone();
-    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-    let core = Layout::locate(&names, opts).map_err(bad)?;
-    let mut out = Imported::new(opts);
-    let props = stage_props(&schema, core, &mut out.staged, opts).map_err(bad)?;
     // Strings read as dictionaries when arrow-rs accepts the hint for this file.
     let hinted = std::fs::File::open(file).map_err(io).map(|f| {
         let opts = parquet::arrow::arrow_reader::ArrowReaderOptions::new()
@@ -290,52 +286,18 @@ fn read_with(
         .map(|g| g.num_rows())
         .fold(0i64, i64::saturating_add);
     let believed = believed_rows(rows, file_bytes);
-    // A part holds its rows and at most one batch more.
-    let part_room = parts.as_ref().map(|p| p.rows.saturating_add(batch_rows));
-    out.staged
-        .reserve(part_room.map_or(believed, |r| r.min(believed)));
     let reader = hinted
         .unwrap_or(builder)
         .with_batch_size(batch_rows)
         .build()
         .map_err(|e| bad(e.to_string()))?;
-    // The Parquet pages are decoded, and clean batches checked for the column path, on a
-    // second thread while this one stages rows.
-    let (tx, rx) = std::sync::mpsc::sync_channel(2);
-    let check_props = &props;
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let mut memos = DictMemos::default();
-            for batch in reader {
-                let stop = batch.is_err();
-                let batch = batch.map(|b| {
-                    let checked = by_columns
-                        .then(|| check_columns(&b, core, check_props, &mut memos))
-                        .flatten();
-                    (b, checked)
-                });
-                if tx.send(batch).is_err() || stop {
-                    break;
-                }
-            }
-        });
-        // On an early return `rx` is dropped, so the decoder stops at its next send.
-        let stage = Staging {
-            file,
-            opts,
-            names: &names,
-            core,
-            props: &props,
-        };
-        stage_batches(
-            rx,
-            &stage,
-            &mut out,
-            tick,
-            parts.map(|p| (p, part_room.unwrap_or(0))),
-        )
-    })
-    .map(|done| (out, done))
+    let source = arrow::Source {
+        file,
+        schema: &schema,
+        believed,
+        batch_rows,
+    };
+    arrow::stage_reader(source, reader, opts, tick, by_columns, parts)
 }
 
 /// The staged property of every column that is not a core column, as (column, property)
@@ -950,6 +912,9 @@ fn stage_rows(
     }
     Ok(())
 }
+
+mod arrow;
+pub use arrow::read_arrow;
 
 #[cfg(test)]
 mod tests;
