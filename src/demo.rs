@@ -6,9 +6,59 @@
 //! tickets, reviews and referrals; channels web/mobile/store; amounts on purchases; a 90-day span
 //! from 2026-01-01 UTC; millisecond timestamps, unique per customer. Same seed, same events.
 //!
-//! Uses: `model`.
+//! Uses: `db`, `error`, `exec`, `model`.
 
+use crate::db::{Db, Options, Sync};
+use crate::exec::Query;
 use crate::model::{Event, ProfileUpdate, Stage};
+
+/// The demo database at `path` (created when the directory holds none, else opened as it is):
+/// about `events` events of `customers` customers (`demo_rows`), the demo's stage map, the
+/// customers' profiles, one compacted segment; and two saved cohorts (`mobile_first`,
+/// `repeat_buyers`; made when missing, also in a database created before they were).
+/// Returns the database and whether it was created.
+pub fn open_or_create(
+    path: &std::path::Path,
+    events: u64,
+    customers: u64,
+    seed: u64,
+) -> crate::error::Result<(Db, bool)> {
+    let created = !path.join("CURRENT").exists();
+    let db = if created {
+        fill(
+            Db::create(path, Options::default().sync(Sync::Never))?,
+            events,
+            customers,
+            seed,
+        )?
+    } else {
+        Db::open(path, Options::default())?
+    };
+    for (name, set) in [
+        ("mobile_first", "FIRST visit WHERE channel = 'mobile'"),
+        ("repeat_buyers", "DID purchase AT LEAST 2 TIMES"),
+    ] {
+        if !db.cohorts().iter().any(|cohort| cohort.name == name) {
+            db.query(&format!("CREATE COHORT {name} AS {set}"))?;
+        }
+    }
+    Ok((db, created))
+}
+
+/// Writes the demo's stage map, events and profiles into `db`, as one compacted segment.
+fn fill(db: Db, events: u64, customers: u64, seed: u64) -> crate::error::Result<Db> {
+    db.set_stages(&EVENTS.map(|(name, stage)| (name, Some(stage))))?;
+    let rows = demo_rows(events, customers, seed);
+    for chunk in rows.chunks(50_000) {
+        db.commit(&chunk.iter().map(Row::to_event).collect::<Vec<_>>())?;
+    }
+    for chunk in profiles(&rows, seed).chunks(50_000) {
+        db.commit_with_profiles(&[], chunk)?;
+    }
+    db.flush()?;
+    db.compact()?;
+    Ok(db)
+}
 
 /// 2026-01-01T00:00:00Z in microseconds.
 pub const START_US: i64 = 1_767_225_600_000_000;

@@ -9,8 +9,6 @@ pub mod limits;
 pub mod model;
 #[path = "time.rs"]
 pub mod time;
-#[path = "demo.rs"]
-pub mod demo;
 #[path = "codec.rs"]
 pub mod codec;
 #[path = "file.rs"]
@@ -49,3 +47,5 @@ pub mod plan;
 pub mod result;
 #[path = "exec/mod.rs"]
 pub mod exec;
+#[path = "demo.rs"]
+pub mod demo;

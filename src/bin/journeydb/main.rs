@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use journeydb::export::Range;
 use journeydb::import::FileFormat;
-use journeydb::{Db, Event, Options, Query, Stage, Sync, demo};
+use journeydb::{Db, Event, Options, Stage, Sync, demo};
 use render::Format;
 use shell::{Flow, Session};
 
@@ -206,51 +206,29 @@ fn open_or_create(path: &Path) -> journeydb::Result<Db> {
 }
 
 fn demo_cmd(path: &Path, events: u64, customers: u64, seed: u64) -> journeydb::Result<()> {
-    let db = if path.join("CURRENT").exists() {
+    if path.join("CURRENT").exists() {
         println!("Reusing {} (delete it to regenerate).", path.display());
-        Db::open(path, Options::default())?
     } else {
         println!(
             "Creating {} with about {events} synthetic events (seed {seed})…",
             path.display()
         );
-        let t0 = std::time::Instant::now();
-        let db = Db::create(path, Options::default().sync(Sync::Never))?;
-        db.set_stages(&demo::EVENTS.map(|(name, stage)| (name, Some(stage))))?;
-        let rows = demo::demo_rows(events, customers, seed);
-        for chunk in rows.chunks(50_000) {
-            db.commit(&chunk.iter().map(demo::Row::to_event).collect::<Vec<_>>())?;
-        }
-        for chunk in demo::profiles(&rows, seed).chunks(50_000) {
-            db.commit_with_profiles(&[], chunk)?;
-        }
-        db.flush()?;
-        db.compact()?;
-        println!(
-            "Loaded {} events in {:.1} s.",
-            rows.len(),
-            t0.elapsed().as_secs_f64()
-        );
-        db
-    };
+    }
+    let t0 = std::time::Instant::now();
+    let (db, created) = demo::open_or_create(path, events, customers, seed)?;
+    if created {
+        let loaded = db.stats().events;
+        println!("Loaded {loaded} events in {:.1} s.", t0.elapsed().as_secs_f64());
+    }
     println!();
     print_stats(&db);
     println!(
         "\nThe data: synthetic customer journeys over {} days from 2026-01-01 (UTC) — visits,\n\
          product views, carts, purchases, repeat purchases, newsletters, support tickets,\n\
          reviews, referrals and surveys, each event name mapped to a lifecycle stage\n\
-         (.stagemap lists the map).",
+         (.stagemap lists the map). Two personas are saved as cohorts (COHORTS lists them).",
         demo::DAYS
     );
-    // Two personas for the tour's last stop (saved once: a reused database keeps them).
-    for (name, set) in [
-        ("mobile_first", "FIRST visit WHERE channel = 'mobile'"),
-        ("repeat_buyers", "DID purchase AT LEAST 2 TIMES"),
-    ] {
-        if !db.cohorts().iter().any(|c| c.name == name) {
-            db.query(&format!("CREATE COHORT {name} AS {set}"))?;
-        }
-    }
     run_tour(db, path);
     Ok(())
 }
