@@ -1,0 +1,98 @@
+//! A result table as one Arrow record batch: each column typed from its cells — integers
+//! `int64`, numbers (with or without integers) `float64`, text `utf8`, booleans `bool`,
+//! instants `timestamp[us, UTC]`, only NULLs `null`; a column mixing kinds is text. Values are
+//! those `--format json` writes (a NaN or infinity is NULL there, so it is NULL here).
+//!
+//! Uses: nothing of the package.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow_array::{ArrayRef, NullArray, RecordBatch, RecordBatchOptions};
+use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
+use journeydb::{Cell, Table};
+
+/// The Arrow type a column's cells take.
+fn column_type(table: &Table, column: usize) -> DataType {
+    let mut kind: Option<DataType> = None;
+    for row in &table.rows {
+        let this = match row.get(column) {
+            None | Some(Cell::Null) => continue,
+            Some(Cell::Int(_)) => DataType::Int64,
+            Some(Cell::Float(_) | Cell::Rate(_)) => DataType::Float64,
+            Some(Cell::Str(_)) => DataType::Utf8,
+            Some(Cell::Bool(_)) => DataType::Boolean,
+            Some(Cell::Time(_)) => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        };
+        kind = Some(match kind {
+            None => this,
+            Some(seen) if seen == this => seen,
+            Some(DataType::Int64) if this == DataType::Float64 => DataType::Float64,
+            Some(DataType::Float64) if this == DataType::Int64 => DataType::Float64,
+            Some(_) => DataType::Utf8,
+        });
+    }
+    kind.unwrap_or(DataType::Null)
+}
+
+/// A finite float, else NULL (as JSON).
+fn finite(value: f64) -> Option<f64> {
+    value.is_finite().then_some(value)
+}
+
+/// The column's cells as an array of `data_type`.
+fn column_array(table: &Table, column: usize, data_type: &DataType) -> ArrayRef {
+    let cells = table
+        .rows
+        .iter()
+        .map(|row| row.get(column).unwrap_or(&Cell::Null));
+    let rows = table.rows.len();
+    match data_type {
+        DataType::Int64 => {
+            let mut builder = Int64Builder::with_capacity(rows);
+            cells.for_each(|cell| builder.append_option(cell.as_i64()));
+            Arc::new(builder.finish())
+        }
+        DataType::Float64 => {
+            let mut builder = Float64Builder::with_capacity(rows);
+            cells.for_each(|cell| builder.append_option(cell.as_f64().and_then(finite)));
+            Arc::new(builder.finish())
+        }
+        DataType::Boolean => {
+            let mut builder = BooleanBuilder::with_capacity(rows);
+            cells.for_each(|cell| builder.append_option(cell.as_bool()));
+            Arc::new(builder.finish())
+        }
+        DataType::Timestamp(..) => {
+            let mut builder = TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC");
+            cells.for_each(|cell| builder.append_option(cell.as_time()));
+            Arc::new(builder.finish())
+        }
+        DataType::Null => Arc::new(NullArray::new(rows)),
+        _ => {
+            let mut builder = StringBuilder::with_capacity(rows, rows * 8);
+            cells.for_each(|cell| match cell {
+                Cell::Null => builder.append_null(),
+                other => builder.append_value(other.to_string()),
+            });
+            Arc::new(builder.finish())
+        }
+    }
+}
+
+/// The table as one record batch (its row count kept even without columns).
+pub fn record_batch(table: &Table) -> Result<RecordBatch, ArrowError> {
+    let types: Vec<DataType> = (0..table.columns.len())
+        .map(|column| column_type(table, column))
+        .collect();
+    let fields: Vec<Field> = (table.columns.iter().zip(&types))
+        .map(|(name, data_type)| Field::new(name, data_type.clone(), true))
+        .collect();
+    let arrays: Vec<ArrayRef> = (types.iter().enumerate())
+        .map(|(column, data_type)| column_array(table, column, data_type))
+        .collect();
+    let options = RecordBatchOptions::new().with_row_count(Some(table.rows.len()));
+    RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), arrays, &options)
+}
