@@ -107,8 +107,9 @@ impl Connection {
     ) -> PyResult<u64> {
         let db = self.db()?;
         let label = Path::new(label);
+        let options = with_database_types(&db, options.clone());
         let read =
-            py.detach(|| journeydb::import::read_arrow(label, schema, reader, options, &mut |_, _| {}));
+            py.detach(|| journeydb::import::read_arrow(label, schema, reader, &options, &mut |_, _| {}));
         let imported = read.map_err(|e| errors::import_error(py, e))?;
         if let Some(inferred) = imported.ts_inferred() {
             let warnings = py.import("warnings")?;
@@ -119,6 +120,22 @@ impl Connection {
             .map_err(|e| errors::storage_error(py, e, ""))?;
         Ok(events)
     }
+}
+
+/// `options` with the types of the database's event properties fixed (a column of integers
+/// for a float property is then read as floats; a column that cannot be is a row error), as
+/// the shell's `import` does.
+fn with_database_types(db: &Db, mut options: ImportOptions) -> ImportOptions {
+    let dicts = db.snapshot().dicts();
+    for (id, name) in dicts.props.names().enumerate() {
+        if name.starts_with("customer.") {
+            continue;
+        }
+        if let Some(ty) = dicts.prop_types.get(id) {
+            options.prop_types.entry(name.to_owned()).or_insert(*ty);
+        }
+    }
+    options
 }
 
 /// Import options from keyword arguments (the shell's `import` flags, with `_` for `-`).
@@ -218,7 +235,7 @@ impl Connection {
         options: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let db = self.db()?;
-        let options = import_options(options)?;
+        let options = with_database_types(&db, import_options(options)?);
         let callback = progress.map(Bound::unbind);
         let mut failure: Option<PyErr> = None;
         let mut last = std::time::Instant::now();

@@ -165,6 +165,7 @@ fn column_type(name: &str, values: &[Value]) -> PyResult<DataType> {
                 (DataType::Float64, first)
             }
             Some((seen_kind, first)) => {
+                let (kind, seen_kind) = (python_name(&kind), python_name(&seen_kind));
                 return Err(usage(format!(
                     "row {}, key `{name}`: a {kind} value in a column of {seen_kind} values (row {} is {seen_kind})",
                     index + 1,
@@ -174,6 +175,17 @@ fn column_type(name: &str, values: &[Value]) -> PyResult<DataType> {
         });
     }
     Ok(seen.map_or(DataType::Null, |(kind, _)| kind))
+}
+
+/// The Python type whose values make a column of `data_type`.
+fn python_name(data_type: &DataType) -> &'static str {
+    match data_type {
+        DataType::Int64 => "int",
+        DataType::Float64 => "float",
+        DataType::Utf8 => "str",
+        DataType::Boolean => "bool",
+        _ => "datetime",
+    }
 }
 
 fn array(values: &[Value], data_type: &DataType) -> ArrayRef {
