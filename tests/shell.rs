@@ -65,6 +65,31 @@ fn demo_then_queries_in_every_format() {
         stdout.contains("\nplus\n") || stdout.contains("│ plus"),
         "{stdout}"
     );
+    // The CHANGES stop: each month under its total change, the top riser marked.
+    assert!(
+        stdout.contains("CHANGES uniq OF purchase PERIOD month BY channel"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("total change +") && stdout.contains("top riser"),
+        "{stdout}"
+    );
+    // FIT in words, PREDICT SUMMARY as expected-beside-seen bars.
+    let fit = run(
+        &[
+            db_s,
+            "-c",
+            ".chart on\nFIT purchase VALUE amount UNIT day FROM '2026-01-01' TO '2026-03-01';\nPREDICT purchase UNIT week FROM '2026-01-01' TO '2026-03-01' HORIZON 4 SUMMARY;",
+        ],
+        None,
+    );
+    let fit_text = text(&fit.stdout);
+    assert!(fit_text.contains("purchases per day on average"), "{fit_text}");
+    assert!(fit_text.contains("mean spend per repeat purchase"), "{fit_text}");
+    assert!(
+        fit_text.contains("per calibration frequency") && fit_text.contains(" 7+ "),
+        "{fit_text}"
+    );
     // Reusing the database does not regenerate it (nor save its cohorts again).
     let again = run(&["demo", db_s], None);
     assert!(again.status.success(), "{}", text(&again.stderr));

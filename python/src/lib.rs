@@ -15,6 +15,10 @@ mod connection;
 
 use pyo3::prelude::*;
 
+/// Rust allocations of the module (not Python's objects) go through mimalloc, as in the shell.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The module: classes, functions and exceptions.
 #[pymodule]
 fn _journeydb(module: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -125,6 +125,8 @@ pub fn chart(statement: &str, table: &Table, style: Style) -> Option<String> {
         "PATHS" => per_group(table, style, paths),
         "HEATMAP" => per_group(table, style, heatmap),
         "CHANGES" => changes(table, style),
+        "FIT" => fit(table, style, time_unit(statement)),
+        "PREDICT" if col(table, "expected_mean").is_some() => calibration(table, style),
         _ => None,
     }
 }
@@ -470,6 +472,117 @@ fn changes(table: &Table, style: Style) -> Option<String> {
                 style.paint("1", top),
             );
         }
+    }
+    Some(out)
+}
+
+/// FIT: what the parameters say, in words — the mean purchase rate of the Gamma over rates,
+/// the mean dropout chance after a purchase of the Beta, and the mean spend of Gamma-Gamma.
+fn fit(table: &Table, style: Style, unit: &str) -> Option<String> {
+    let (model, parameter, value) = (
+        col(table, "model")?,
+        col(table, "parameter")?,
+        col(table, "value")?,
+    );
+    let get = |want_model: &str, want: &str| {
+        table
+            .rows
+            .iter()
+            .find(|r| label(r.get(model)) == want_model && label(r.get(parameter)) == want)
+            .map(|r| num(r.get(value)))
+    };
+    let mut out = String::new();
+    let (r, alpha, a, b) = (
+        get("bg_nbd", "r")?,
+        get("bg_nbd", "alpha")?,
+        get("bg_nbd", "a")?,
+        get("bg_nbd", "b")?,
+    );
+    let customers = get("bg_nbd", "customers").unwrap_or(0.0);
+    let _ = writeln!(
+        out,
+        "{} {} customers buy at {:.3} purchases per {unit} on average (rates vary as Gamma(r {:.3}, α {:.3}));",
+        style.paint("1", "BG/NBD:"),
+        fmt_num(customers),
+        r / alpha,
+        r,
+        alpha
+    );
+    let _ = writeln!(
+        out,
+        "        after each purchase a customer drops out with chance {:.1}% on average (Beta(a {:.3}, b {:.3})).",
+        100.0 * a / (a + b),
+        a,
+        b
+    );
+    if let (Some(p), Some(q), Some(gamma)) = (
+        get("gamma_gamma", "p"),
+        get("gamma_gamma", "q"),
+        get("gamma_gamma", "gamma"),
+    ) {
+        let mean = if q > 1.0 {
+            format!("{:.2}", p * gamma / (q - 1.0))
+        } else {
+            "unbounded (q ≤ 1)".to_owned()
+        };
+        let _ = writeln!(
+            out,
+            "{} the mean spend per repeat purchase is {mean}.",
+            style.paint("1", "Gamma-Gamma:")
+        );
+    }
+    Some(out)
+}
+
+/// The time unit of a FIT or PREDICT statement (`UNIT day`, else weeks, the default).
+fn time_unit(statement: &str) -> &'static str {
+    let words: Vec<String> = statement
+        .split_whitespace()
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let day = words.windows(2).any(|pair| pair[0] == "unit" && pair[1] == "day");
+    if day { "day" } else { "week" }
+}
+
+/// PREDICT … SUMMARY: per calibration frequency, the mean purchases the model expected in the
+/// holdout beside those seen (when the data reaches past TO), as paired bars.
+fn calibration(table: &Table, style: Style) -> Option<String> {
+    let (frequency, expected, actual) = (
+        col(table, "frequency")?,
+        col(table, "expected_mean")?,
+        col(table, "actual_mean")?,
+    );
+    let rows: Vec<&Vec<Cell>> = table
+        .rows
+        .iter()
+        .filter(|r| label(r.get(frequency)) != "all")
+        .collect();
+    let max = rows
+        .iter()
+        .flat_map(|r| [num(r.get(expected)), num(r.get(actual))])
+        .fold(0.0, f64::max);
+    let mut out = format!(
+        "mean purchases in the horizon per calibration frequency: {} expected, {} seen\n",
+        style.paint("38;5;39", "█"),
+        style.paint("38;5;42", "█")
+    );
+    for r in rows {
+        let scale = |v: f64| if max > 0.0 { v / max } else { 0.0 };
+        let seen = match r.get(actual) {
+            Some(Cell::Null) | None => String::new(),
+            cell => format!(
+                "{} {}",
+                padded_bar(scale(num(cell)), BAR / 2, style, "38;5;42"),
+                fmt_num(num(cell))
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "{:>3} {} {:<8} {seen}",
+            label(r.get(frequency)),
+            padded_bar(scale(num(r.get(expected))), BAR / 2, style, "38;5;39"),
+            fmt_num(num(r.get(expected))),
+        );
     }
     Some(out)
 }
