@@ -105,3 +105,7 @@ Connection.execute = _execute  # type: ignore[attr-defined]
 Result.to_arrow = _to_arrow  # type: ignore[attr-defined]
 Result.to_pandas = _to_pandas  # type: ignore[attr-defined]
 Result.to_polars = _to_polars  # type: ignore[attr-defined]
+# DuckDB's names for the same conversions.
+Result.arrow = _to_arrow  # type: ignore[attr-defined]
+Result.df = _to_pandas  # type: ignore[attr-defined]
+Result.pl = _to_polars  # type: ignore[attr-defined]

@@ -89,6 +89,7 @@ pub fn chart(statement: &str, table: &Table) -> Option<String> {
         "TREND" => lines(table),
         "STAGES" => stages(table),
         "HEATMAP" => heatmap(table),
+        "TRANSITIONS" => transitions(table),
         _ => first_numeric_bars(table),
     }
 }
@@ -305,6 +306,68 @@ fn lines(table: &Table) -> Option<String> {
         y = top + plot_height + 16.0,
         r = left + plot_width,
     );
+    Some(svg + "</svg>")
+}
+
+/// TRANSITIONS, the journey map: the stages in order as columns, how many customers reached
+/// each, and under each stage a bar per next stage (or `(stayed)`) as long as its customers.
+fn transitions(table: &Table) -> Option<String> {
+    let (from, to, customers) = (
+        column(table, "from_stage")?,
+        column(table, "to_stage")?,
+        column(table, "customers")?,
+    );
+    let stages = ["awareness", "consideration", "purchase", "retention", "advocacy"];
+    let reached = |stage: &str| -> f64 {
+        (table.rows.iter())
+            .filter(|row| text(row, to) == stage)
+            .filter_map(|row| number(row, customers))
+            .sum()
+    };
+    let max = stages.iter().map(|stage| reached(stage)).fold(0.0, f64::max);
+    let column_width = WIDTH / stages.len() as f64;
+    let rows_max = stages
+        .iter()
+        .map(|stage| table.rows.iter().filter(|row| text(row, from) == *stage).count())
+        .max()
+        .unwrap_or(0);
+    let height = 60.0 + rows_max as f64 * 30.0;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">"
+    );
+    for (index, stage) in stages.iter().enumerate() {
+        let x = index as f64 * column_width + 4.0;
+        let count = reached(stage);
+        let width = if max > 0.0 {
+            count / max * (column_width - 12.0)
+        } else {
+            0.0
+        };
+        let _ = write!(
+            svg,
+            "<text x=\"{x:.1}\" y=\"14\" font-weight=\"bold\">{stage}</text><rect x=\"{x:.1}\" y=\"20\" width=\"{width:.1}\" height=\"12\" fill=\"{}\"/><text x=\"{x:.1}\" y=\"46\">{} reached</text>",
+            COLOURS[index],
+            format_number(count),
+        );
+        let next = table.rows.iter().filter(|row| text(row, from) == *stage);
+        for (at, row) in next.enumerate() {
+            let y = 56.0 + at as f64 * 30.0;
+            let count = number(row, customers).unwrap_or(0.0);
+            let width = if max > 0.0 {
+                count / max * (column_width - 12.0)
+            } else {
+                0.0
+            };
+            let _ = write!(
+                svg,
+                "<text x=\"{x:.1}\" y=\"{:.1}\">→ {} {}</text><rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{width:.1}\" height=\"8\" fill=\"#999\"/>",
+                y + 10.0,
+                escape(&text(row, to)),
+                format_number(count),
+                y + 14.0,
+            );
+        }
+    }
     Some(svg + "</svg>")
 }
 

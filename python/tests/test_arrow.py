@@ -17,6 +17,7 @@ def test_every_consumer_reads_a_result(demo):
     pl = res.to_polars()
     assert isinstance(pl, polars.DataFrame) and pl["customers"].to_list() == [r[2] for r in rows]
     assert polars.DataFrame(res).shape == (3, len(res.columns))
+    assert res.df().equals(frame) and res.pl().equals(pl) and res.arrow().equals(pyarrow.table(res))
     got = duckdb.sql("SELECT step, customers FROM res ORDER BY step").fetchall()
     assert got == [(r[0], r[2]) for r in rows]
 

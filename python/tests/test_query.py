@@ -112,7 +112,7 @@ def test_snapshot_does_not_see_later_writes(empty):
 
 def test_html_shows_the_chart(demo):
     for statement in ["FUNNEL visit -> purchase WITHIN 7d", "RETENTION visit RETURN visit PERIOD week PERIODS 4",
-                      "TREND uniq PERIOD week BY channel", "STAGES PERIOD month", "HEATMAP OF visit"]:
+                      "TREND uniq PERIOD week BY channel", "STAGES PERIOD month", "HEATMAP OF visit", "TRANSITIONS"]:
         html = demo.query(statement)._repr_html_()
         assert "<svg" in html and "<table>" in html, statement
     html = demo.query("TREND uniq PERIOD week")._repr_html_()
