@@ -223,7 +223,8 @@ impl Connection {
     }
 
     /// Imports a file (CSV, NDJSON, Parquet; optionally .gz or .zst) as one unit. `progress`,
-    /// if given, is called with (bytes read, rows read) now and then. Returns a dict: events,
+    /// if given, is called with (bytes read, rows read) at once and then at most every 100 ms;
+    /// an exception it raises is raised when the import has ended (it does not stop it). Returns a dict: events,
     /// skipped (messages of the bad rows skipped), streamed, first_ts, last_ts (µs), and
     /// ts_inferred (what was decided about integer timestamps, or None).
     #[pyo3(signature = (path, progress = None, **options))]
@@ -238,14 +239,17 @@ impl Connection {
         let options = with_database_types(&db, import_options(options)?);
         let callback = progress.map(Bound::unbind);
         let mut failure: Option<PyErr> = None;
-        let mut last = std::time::Instant::now();
+        // The first report is passed on at once, then at most one per 100 ms.
+        let mut last: Option<std::time::Instant> = None;
         let done = py.detach(|| {
             let mut report = |bytes: u64, rows: u64| {
                 let Some(callback) = &callback else { return };
-                if failure.is_some() || last.elapsed() < std::time::Duration::from_millis(100) {
+                if failure.is_some()
+                    || last.is_some_and(|at| at.elapsed() < std::time::Duration::from_millis(100))
+                {
                     return;
                 }
-                last = std::time::Instant::now();
+                last = Some(std::time::Instant::now());
                 Python::attach(|py| {
                     if let Err(e) = callback.call1(py, (bytes, rows)) {
                         failure = Some(e);

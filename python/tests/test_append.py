@@ -117,6 +117,12 @@ def test_import_export_and_maintenance(empty, tmp_path):
     seen = []
     done = empty.import_file(csv, progress=lambda done_bytes, rows: seen.append(rows))
     assert done["events"] == 2 and done["skipped"] == [] and done["ts_inferred"] is None
+    assert seen and all(0 <= rows <= 2 for rows in seen)
+    def failing(done_bytes, rows):
+        raise ValueError("stop")
+    with pytest.raises(ValueError, match="stop"):
+        empty.import_file(csv, progress=failing)
+    # The exception came after the import, which was not stopped: 4 events now.
     bad = tmp_path / "bad.csv"
     bad.write_text("customer,ts,event\na,2026-01-01T00:00:00Z,visit\nb,yesterday,visit\n")
     with pytest.raises(journeydb.ImportError) as caught:
@@ -124,10 +130,12 @@ def test_import_export_and_maintenance(empty, tmp_path):
     assert (caught.value.file, caught.value.line, caught.value.column) == (str(bad), 3, 2)
     assert empty.import_file(bad, skip_bad=1)["events"] == 1
     out = tmp_path / "out.parquet"
-    assert empty.export(out) == 3
-    assert pyarrow.parquet.read_table(out).num_rows == 3 if hasattr(pyarrow, "parquet") else True
-    assert empty.stats()["events"] == 3
-    assert empty.forget("a") == 3
+    assert empty.export(out) == 5
+    import pyarrow.parquet
+
+    assert pyarrow.parquet.read_table(out).num_rows == 5
+    assert empty.stats()["events"] == 5
+    assert empty.forget("a") == 5
     assert empty.compact() >= 0
     assert empty.stats()["events"] == 0 and empty.verify() == 0
 
