@@ -96,3 +96,49 @@ pub fn record_batch(table: &Table) -> Result<RecordBatch, ArrowError> {
     let options = RecordBatchOptions::new().with_row_count(Some(table.rows.len()));
     RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), arrays, &options)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(cells: Vec<Cell>) -> Table {
+        let mut table = Table::new(&["x"]);
+        table.rows = cells.into_iter().map(|cell| vec![cell]).collect();
+        table
+    }
+
+    #[test]
+    fn column_types_follow_the_cells() {
+        let kind = |cells: Vec<Cell>| column_type(&table(cells), 0);
+        assert_eq!(kind(vec![Cell::Int(1), Cell::Null]), DataType::Int64);
+        assert_eq!(kind(vec![Cell::Int(1), Cell::Float(0.5)]), DataType::Float64);
+        assert_eq!(kind(vec![Cell::Float(0.5), Cell::Int(1)]), DataType::Float64);
+        assert_eq!(kind(vec![Cell::Rate(0.5), Cell::Int(1)]), DataType::Float64);
+        assert_eq!(kind(vec![Cell::Int(1), Cell::Str("a".into())]), DataType::Utf8);
+        assert_eq!(kind(vec![Cell::Null, Cell::Null]), DataType::Null);
+        assert_eq!(
+            kind(vec![Cell::Time(1)]),
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+        );
+    }
+
+    #[test]
+    fn values_are_those_json_writes() {
+        let batch = record_batch(&table(vec![
+            Cell::Float(f64::NAN),
+            Cell::Int(2),
+            Cell::Float(f64::INFINITY),
+        ]));
+        let Ok(batch) = batch else { panic!("no batch") };
+        let column = batch.column(0);
+        assert_eq!(column.null_count(), 2, "NaN and infinity are NULL, as in JSON");
+        let mixed = record_batch(&table(vec![Cell::Int(1), Cell::Str("a".into())]));
+        let Ok(mixed) = mixed else { panic!("no batch") };
+        let text = mixed
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .map(|a| a.value(0).to_owned());
+        assert_eq!(text.as_deref(), Some("1"));
+    }
+}
