@@ -171,18 +171,31 @@ impl Table {
         self.rows.iter().map(move |cells| Record { table: self, cells })
     }
 
-    /// The rows as a JSON array of objects, exactly as `--format json` writes them (one object
-    /// per row, keys in column order).
+    /// The rows as one JSON array of objects on one line, exactly as `--format json` writes a
+    /// result (keys in column order).
     pub fn to_json(&self) -> String {
-        let rows: Vec<String> = (self.rows.iter())
+        format!("[{}]\n", self.json_objects().join(", "))
+    }
+
+    /// The rows as JSON Lines, exactly as `--format jsonl` writes them: one object per row, one
+    /// row per line (keys in column order).
+    pub fn to_json_lines(&self) -> String {
+        self.json_objects()
+            .iter()
+            .map(|object| format!("{object}\n"))
+            .collect()
+    }
+
+    /// Each row as a JSON object.
+    fn json_objects(&self) -> Vec<String> {
+        (self.rows.iter())
             .map(|cells| {
                 let fields: Vec<String> = (self.columns.iter().zip(cells))
                     .map(|(name, cell)| format!("{}: {}", json_string(name), cell.to_json()))
                     .collect();
                 format!("{{{}}}", fields.join(", "))
             })
-            .collect();
-        format!("[{}]\n", rows.join(",\n "))
+            .collect()
     }
 
     /// Plain text: a header line, then one line per row, cells separated by " | ", then one
@@ -272,7 +285,11 @@ mod tests {
         assert_eq!(last.cells().len(), 2);
         assert_eq!(
             table.to_json(),
-            "[{\"step\": 1, \"customers\": 10},\n {\"step\": 2, \"customers\": 4}]\n"
+            "[{\"step\": 1, \"customers\": 10}, {\"step\": 2, \"customers\": 4}]\n"
+        );
+        assert_eq!(
+            table.to_json_lines(),
+            "{\"step\": 1, \"customers\": 10}\n{\"step\": 2, \"customers\": 4}\n"
         );
     }
 }

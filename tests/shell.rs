@@ -141,6 +141,19 @@ fn demo_then_queries_in_every_format() {
         "{json}"
     );
     assert!(json.trim_end().ends_with("}]"));
+    // Several statements: one array per line (JSON Lines of arrays), each valid JSON.
+    let two = format!("{q}; STAGES PERIOD month");
+    let json = text(&run(&[db_s, "-c", &two, "--format", "json"], None).stdout);
+    let arrays: Vec<serde_json::Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(arrays.len(), 2, "{json}");
+    assert_eq!(arrays[0].as_array().map(Vec::len), Some(want.len()));
+    assert_eq!(arrays[1].as_array().map(Vec::len), Some(15), "{json}");
+    // JSON Lines: one object per row of every statement.
+    let lines = text(&run(&[db_s, "-c", &two, "--format", "jsonl"], None).stdout);
+    let objects: Vec<serde_json::Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(objects.len(), want.len() + 15, "{lines}");
+    assert_eq!(objects[0]["customers"].as_i64(), Some(want[0]));
+    assert_eq!(objects[want.len()]["stage"].as_str(), Some("awareness"));
 }
 
 #[test]

@@ -11,8 +11,11 @@ pub enum Format {
     Table,
     /// RFC 4180 CSV with a header row.
     Csv,
-    /// One JSON array of row objects.
+    /// One JSON array of row objects per result, on one line (several statements: JSON Lines of
+    /// arrays).
     Json,
+    /// JSON Lines: one object per row, one row per line.
+    Jsonl,
     /// A GitHub-flavoured Markdown table.
     Markdown,
 }
@@ -174,6 +177,7 @@ pub fn render(result: &Table, format: Format) -> String {
         Format::Table => table(result),
         Format::Csv => csv(result),
         Format::Json => json(result),
+        Format::Jsonl => result.to_json_lines(),
         Format::Markdown => markdown(result),
     }
 }

@@ -36,7 +36,10 @@ pub const DOT_COMMANDS: [(&str, &str); 20] = [
         ".cohorts",
         "saved cohorts with their kind, size and definition (same as COHORTS)",
     ),
-    (".mode MODE", "output mode: table, csv, json or markdown"),
+    (
+        ".mode MODE",
+        "output mode: table, csv, json (an array per result), jsonl (a row per line) or markdown",
+    ),
     (".chart on|off", "draw charts under table results"),
     (".timer on|off", "print the run time of each statement"),
     (
@@ -326,19 +329,24 @@ impl Session {
         self.emit(&s);
     }
 
-    /// `.mode [table|csv|json|markdown]`: sets (or, without an argument, shows) the output form.
+    /// `.mode [table|csv|json|jsonl|markdown]`: sets (or, without an argument, shows) the output form.
     fn mode(&mut self, arg: &str) -> Result<Flow, String> {
         self.format = match arg {
             "table" | "box" => Format::Table,
             "csv" => Format::Csv,
             "json" => Format::Json,
+            "jsonl" | "ndjson" => Format::Jsonl,
             "markdown" | "md" => Format::Markdown,
             "" => {
                 let s = format!("mode: {:?}\n", self.format).to_lowercase();
                 self.emit(&s);
                 return Ok(Flow::Continue);
             }
-            other => return Err(format!("unknown mode {other:?} (table, csv, json, markdown)")),
+            other => {
+                return Err(format!(
+                    "unknown mode {other:?} (table, csv, json, jsonl, markdown)"
+                ));
+            }
         };
         Ok(Flow::Continue)
     }
