@@ -709,8 +709,10 @@ fn interactive_shell_through_a_pty() {
     let mut p = expectrl::Session::spawn(cmd).unwrap();
     p.set_expect_timeout(Some(std::time::Duration::from_secs(60)));
     p.expect("journeydb> ").unwrap();
-    // A statement over two lines: Enter on the first line only continues the statement.
+    // A statement over two lines: Enter on the first line only continues the statement, under
+    // the continuation prompt.
     p.send("FUNNEL visit -> add_to_cart\r").unwrap();
+    p.expect("   ...> ").unwrap();
     p.send("-> purchase WITHIN 7d;\r").unwrap();
     p.expect("│ step │").unwrap();
     p.expect("3 rows").unwrap();
@@ -732,6 +734,13 @@ fn interactive_shell_through_a_pty() {
     p.expect("journeydb> ").unwrap();
     p.send("TREND nonsense;\r").unwrap();
     p.expect("^").unwrap();
+    p.expect("journeydb> ").unwrap();
+    // Several statements pasted at once (lines arriving together): every one runs, in order.
+    p.send("TREND uniq PERIOD month;\rSTAGES PERIOD month;\rTREND count\rPERIOD week;\r")
+        .unwrap();
+    p.expect("bucket,value").unwrap();
+    p.expect("bucket,stage,active,furthest").unwrap();
+    p.expect("bucket,value").unwrap();
     p.expect("journeydb> ").unwrap();
     p.send(".quit\r").unwrap();
     p.expect(expectrl::Eof).unwrap();

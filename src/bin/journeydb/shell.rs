@@ -15,7 +15,7 @@ use journeydb::{Db, PropType, Query, QueryError, QueryOptions, Stage};
 use rustyline::completion::{Completer, FilenameCompleter, Pair};
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
-use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::validate::Validator;
 use rustyline::{Context, Helper};
 
 use crate::chart::{self, Style};
@@ -538,6 +538,42 @@ impl Session {
         Ok(Flow::Continue)
     }
 
+    /// One input of the interactive loop (a typed line, or several pasted at once): a
+    /// dot-command at the start of a statement runs at once; statement text gathers in `pending`
+    /// and each statement runs as soon as its `;` arrives (the rest waits, under the `...>`
+    /// prompt). Returns whether to quit, and the text of the statements and commands run (for
+    /// the history: a statement of several lines is one entry).
+    fn interactive_input(&mut self, pending: &mut String, input: &str) -> (Flow, Vec<String>) {
+        let mut finished = Vec::new();
+        for line in input.lines() {
+            if pending.trim().is_empty() {
+                pending.clear();
+                if line.trim().is_empty() {
+                    continue;
+                }
+                if line.trim_start().starts_with('.') {
+                    finished.push(line.trim().to_owned());
+                    match self.dot(line) {
+                        Ok(Flow::Continue) => continue,
+                        Ok(Flow::Quit) => return (Flow::Quit, finished),
+                        Err(e) => {
+                            eprintln!("error: {e}");
+                            continue;
+                        }
+                    }
+                }
+            }
+            pending.push_str(line);
+            pending.push('\n');
+            for statement in take_statements(pending) {
+                finished.push(format!("{statement};"));
+                // An error is printed by `statement`; the shell goes on.
+                let _ = self.statement(&statement);
+            }
+        }
+        (Flow::Continue, finished)
+    }
+
     /// The interactive loop.
     pub fn interactive(&mut self) -> Result<(), String> {
         if self.rows_max.is_none() {
@@ -562,24 +598,31 @@ impl Session {
             self.db.path().display(),
             if self.read_only { "read-only" } else { "read-write" }
         );
+        // The text of a statement not yet ended by `;` (its lines so far).
+        let mut pending = String::new();
         loop {
-            match rl.readline("journeydb> ") {
+            let prompt = if pending.trim().is_empty() {
+                "journeydb> "
+            } else {
+                "   ...> "
+            };
+            match rl.readline(prompt) {
                 Ok(input) => {
-                    if input.trim().is_empty() {
-                        continue;
+                    let (flow, finished) = self.interactive_input(&mut pending, &input);
+                    for statement in finished {
+                        let _ = rl.add_history_entry(statement.as_str());
+                        if let Some(h) = &history {
+                            let _ = rl.append_history(h);
+                        }
                     }
-                    let _ = rl.add_history_entry(input.as_str());
-                    if let Some(h) = &history {
-                        let _ = rl.append_history(h);
-                    }
-                    match self.script(&input) {
-                        Ok(Flow::Quit) => break,
-                        Ok(Flow::Continue) | Err(()) => {}
+                    if flow == Flow::Quit {
+                        break;
                     }
                     // New events or properties may have arrived (.import): refresh completion.
                     rl.set_helper(Some(ShellHelper::new(&self.db)));
                 }
                 Err(rustyline::error::ReadlineError::Interrupted) => {
+                    pending.clear();
                     println!("(Ctrl-C: input cleared; .quit or Ctrl-D to leave)");
                 }
                 Err(rustyline::error::ReadlineError::Eof) => break,
@@ -770,32 +813,15 @@ impl Completer for ShellHelper {
     }
 }
 
-impl Validator for ShellHelper {
-    fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
-        Ok(if is_complete(ctx.input()) {
-            ValidationResult::Valid(None)
-        } else {
-            ValidationResult::Incomplete
-        })
-    }
-}
+/// Every Enter hands the line over: the loop gathers a statement's lines itself (and shows the
+/// `...>` prompt while one is open).
+impl Validator for ShellHelper {}
 
-/// Complete input: empty, a dot-command, or statements each ended by `;`.
 /// Where the word being completed starts in `before` (a `customer.NAME` property is one word).
 fn word_start(before: &str) -> usize {
     before
         .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
         .map_or(0, |i| i + before[i..].chars().next().map_or(1, char::len_utf8))
-}
-
-pub fn is_complete(input: &str) -> bool {
-    let t = input.trim();
-    if t.is_empty() || t.starts_with('.') {
-        return true;
-    }
-    let mut buf = input.to_owned();
-    let stmts = take_statements(&mut buf);
-    !stmts.is_empty() && buf.trim().is_empty()
 }
 
 impl Hinter for ShellHelper {
@@ -831,9 +857,8 @@ mod tests {
         assert_eq!(b.trim(), "TREND");
         assert_eq!(word_start("TREND uniq WHERE customer.pl"), 17);
         assert_eq!(word_start("FUNNEL vis"), 7);
-        assert!(is_complete("TREND count\nPERIOD day;"));
-        assert!(!is_complete("TREND count\nPERIOD day"));
-        assert!(!is_complete("TREND count WHERE x = ';"));
-        assert!(is_complete(".help"));
+        // A statement open inside a quote stays open.
+        let mut open = String::from("TREND count WHERE x = ';");
+        assert!(take_statements(&mut open).is_empty());
     }
 }
