@@ -90,6 +90,13 @@ fn demo_then_queries_in_every_format() {
         fit_text.contains("per calibration frequency") && fit_text.contains(" 7+ "),
         "{fit_text}"
     );
+    // `.help NAME`: the syntax and examples of docs/QUERY.md.
+    let help = text(&run(&[db_s, "-c", ".help funnel"], None).stdout);
+    assert!(
+        help.contains("FUNNEL s1 -> … -> sk WITHIN d")
+            && help.contains("  FUNNEL visit -> add_to_cart -> purchase WITHIN 7d;"),
+        "{help}"
+    );
     // Reusing the database does not regenerate it (nor save its cohorts again).
     let again = run(&["demo", db_s], None);
     assert!(again.status.success(), "{}", text(&again.stderr));

@@ -2,6 +2,7 @@
 //! and export, compaction, statistics and verification. docs/SHELL.md documents every command.
 
 mod chart;
+mod help;
 mod importing;
 mod render;
 mod shell;

@@ -24,7 +24,10 @@ use crate::transfer;
 
 /// The dot-commands, with their one-line help.
 pub const DOT_COMMANDS: [(&str, &str); 20] = [
-    (".help", "show this help"),
+    (
+        ".help [STATEMENT]",
+        "the statements and these commands; with a name, its syntax and examples",
+    ),
     (
         ".events",
         "event names with counts, customers and stages (also .tables)",
@@ -256,6 +259,10 @@ impl Session {
             None => (line, ""),
         };
         match cmd {
+            ".help" if !arg.is_empty() => {
+                let text = crate::help::statement(arg)?;
+                self.emit(&text);
+            }
             ".help" => self.help(),
             ".events" | ".tables" => self.events()?,
             ".cohorts" => {
@@ -318,11 +325,10 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    /// `.help`: the statements and the dot-commands.
+    /// `.help`: the statements (a line each, from docs/QUERY.md) and the dot-commands.
     fn help(&mut self) {
-        let mut s = String::from(
-            "Statements end with `;` (FUNNEL, RETENTION, TREND, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, TIMELINE, CUSTOMERS, TOP CUSTOMERS, RFM, PATHS, HEATMAP, ATTRIBUTION, CORRELATE, CHANGES, FIT, PREDICT, EXPLAIN, CREATE COHORT name AS set, DROP COHORT, COHORTS, and FORGET CUSTOMER 'id' to erase a customer; see docs/QUERY.md). Customer-profile properties read as customer.NAME in WHERE, BY and cohorts (import them with `journeydb import DB FILE --profiles`).\n",
-        );
+        let mut s = crate::help::overview();
+        s += "Customer-profile properties read as customer.NAME in WHERE, BY and cohorts (import them with `journeydb import DB FILE --profiles`).\n\nCommands:\n";
         for (c, h) in DOT_COMMANDS {
             s += &format!("{c:<30} {h}\n");
         }
