@@ -734,6 +734,10 @@ fn interactive_shell_through_a_pty() {
     p.send("STICK\t OF rev\t PERIOD week;\r").unwrap();
     p.expect("│ buckets │ customers │").unwrap();
     p.expect("journeydb> ").unwrap();
+    p.send(".help FUNNEL\r").unwrap();
+    p.expect("Examples:").unwrap();
+    p.expect("docs/QUERY.md, \"FUNNEL\"").unwrap();
+    p.expect("journeydb> ").unwrap();
     p.send(".mode csv\r").unwrap();
     p.expect("journeydb> ").unwrap();
     p.send("TREND count PERIOD month;\r").unwrap();
