@@ -730,9 +730,17 @@ fn interactive_shell_through_a_pty() {
     p.expect("│ step │").unwrap();
     p.expect("3 rows").unwrap();
     p.expect("journeydb> ").unwrap();
-    // Tab completes a keyword and an event name.
-    p.send("STICK\t OF rev\t PERIOD week;\r").unwrap();
+    // Tab completes a keyword and an event name, each with its trailing space.
+    p.send("STICK\tOF rev\tPERIOD week;\r").unwrap();
     p.expect("│ buckets │ customers │").unwrap();
+    p.expect("journeydb> ").unwrap();
+    // The grammar narrows the choice: after `->` event names, after `BY` properties, after
+    // `PERIOD` the periods (`w` is only `week` there, though `WITHIN` and `WHERE` exist).
+    p.send("FUNNEL vis\t-> add\tWITHIN 1d BY chan\t;\r").unwrap();
+    p.expect("rows").unwrap();
+    p.expect("journeydb> ").unwrap();
+    p.send("TREND count PERIOD w\t;\r").unwrap();
+    p.expect("rows").unwrap();
     p.expect("journeydb> ").unwrap();
     p.send(".help FUNNEL\r").unwrap();
     p.expect("Examples:").unwrap();
@@ -761,6 +769,11 @@ fn interactive_shell_through_a_pty() {
         "{h}"
     );
     assert!(h.contains("STICKINESS OF review PERIOD week;"), "{h}");
+    assert!(
+        h.contains("FUNNEL visit -> add_to_cart WITHIN 1d BY channel;"),
+        "{h}"
+    );
+    assert!(h.contains("TREND count PERIOD week;"), "{h}");
 }
 
 /// `stats --format json`, `compact`, `verify`, and dot-commands in a script.

@@ -730,8 +730,38 @@ pub fn take_statements(buf: &mut String) -> Vec<String> {
 
 /// rustyline helper: multi-line validation and completion.
 pub struct ShellHelper {
+    /// Every word: keywords, functions, periods, stages, events, properties, cohorts.
     words: Vec<String>,
+    /// Event names (after `->`, `OF`, `RETURN`, …).
+    events: Vec<String>,
+    /// Property names, `customer.NAME` included (after `BY`, `WHERE`, `HOLDING`, …).
+    props: Vec<String>,
+    /// Saved cohorts (after `IN`, `COHORT`).
+    cohorts: Vec<String>,
     files: FilenameCompleter,
+}
+
+/// What may come after a word (by the word before the one being completed); `None`: anything.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Expect {
+    Event,
+    Property,
+    Period,
+    Stage,
+    Cohort,
+}
+
+/// What the grammar expects after `previous` (the word before the one being completed).
+fn expected_after(previous: &str) -> Option<Expect> {
+    Some(match previous.to_ascii_uppercase().as_str() {
+        "->" | "OF" | "RETURN" | "RETENTION" | "FUNNEL" | "AFTER" | "BEFORE" | "EXCLUDE" | "DID"
+        | "ATTRIBUTION" | "FIT" | "PREDICT" => Expect::Event,
+        "BY" | "WHERE" | "AND" | "HOLDING" | "VALUE" => Expect::Property,
+        "PERIOD" => Expect::Period,
+        "STAGE" => Expect::Stage,
+        "IN" | "COHORT" => Expect::Cohort,
+        _ => return None,
+    })
 }
 
 impl ShellHelper {
@@ -751,13 +781,17 @@ impl ShellHelper {
             .map(String::from),
         );
         words.extend(Stage::ALL.map(|s| s.name().to_owned()));
-        words.extend(dicts.events.names().map(str::to_owned));
-        words.extend(dicts.props.names().map(str::to_owned));
-        words.extend(snap.cohorts().iter().map(|c| c.name.clone()));
+        let events: Vec<String> = dicts.events.names().map(str::to_owned).collect();
+        let props: Vec<String> = dicts.props.names().map(str::to_owned).collect();
+        let cohorts: Vec<String> = snap.cohorts().iter().map(|c| c.name.clone()).collect();
+        words.extend(events.iter().chain(&props).chain(&cohorts).cloned());
         words.sort();
         words.dedup();
         ShellHelper {
             words,
+            events,
+            props,
+            cohorts,
             files: FilenameCompleter::new(),
         }
     }
@@ -794,9 +828,22 @@ impl Completer for ShellHelper {
             return Ok((pos, Vec::new()));
         }
         let upper = word.chars().next().is_some_and(char::is_uppercase);
-        let cands = self
-            .words
+        let previous = before[..start].split_whitespace().next_back().unwrap_or("");
+        let periods = ["hour", "day", "week", "month"].map(String::from);
+        let stages = Stage::ALL.map(|s| s.name().to_owned());
+        // The grammar's choice where it narrows one (keywords that may also come there kept).
+        let (pool, extra): (&[String], &[&str]) = match expected_after(previous) {
+            Some(Expect::Event) => (&self.events, &["STAGE", "ANY", "FIRST"]),
+            Some(Expect::Property) => (&self.props, &["COHORT", "CUSTOMER"]),
+            Some(Expect::Period) => (&periods, &[]),
+            Some(Expect::Stage) => (&stages, &[]),
+            Some(Expect::Cohort) => (&self.cohorts, &["STAGE", "COHORT"]),
+            None => (&self.words, &[]),
+        };
+        let extra: Vec<String> = extra.iter().map(|k| (*k).to_owned()).collect();
+        let cands = pool
             .iter()
+            .chain(&extra)
             .filter(|w| w.to_lowercase().starts_with(&word.to_lowercase()))
             .map(|w| {
                 // Keywords follow the case the user started typing in.
@@ -809,9 +856,10 @@ impl Completer for ShellHelper {
                     (true, false) => w.to_lowercase(),
                     _ => w.clone(),
                 };
+                // A completed word gets its trailing space.
                 Pair {
                     display: text.clone(),
-                    replacement: text,
+                    replacement: format!("{text} "),
                 }
             })
             .collect();
