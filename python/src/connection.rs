@@ -122,19 +122,9 @@ impl Connection {
     }
 }
 
-/// `options` with the types of the database's event properties fixed (a column of integers
-/// for a float property is then read as floats; a column that cannot be is a row error), as
-/// the shell's `import` does.
+/// `options` with the types of the database's properties fixed, as the shell's `import` does.
 fn with_database_types(db: &Db, mut options: ImportOptions) -> ImportOptions {
-    let dicts = db.snapshot().dicts();
-    for (id, name) in dicts.props.names().enumerate() {
-        if name.starts_with("customer.") {
-            continue;
-        }
-        if let Some(ty) = dicts.prop_types.get(id) {
-            options.prop_types.entry(name.to_owned()).or_insert(*ty);
-        }
-    }
+    options.fix_types_of(&db.snapshot().dicts(), false);
     options
 }
 

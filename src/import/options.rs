@@ -1,7 +1,7 @@
 //! What an import is told: the file format, the timestamp unit, the column roles (given or found
 //! by name), and the other options.
 //!
-//! Uses: `limits`, `model`, `time`.
+//! Uses: `dict`, `limits`, `model`, `time`.
 
 use crate::limits;
 use crate::model::PropType;
@@ -107,6 +107,23 @@ pub const ALIASES: [(Role, &[&str]); 4] = [
 ];
 
 impl ImportOptions {
+    /// Fixes the types of the properties a database already has (`dicts`: its dictionaries),
+    /// so that a column of integers for a float property is read as floats and a column that
+    /// cannot be is a row error, not a failed commit. With `profiles`, the customer-profile
+    /// properties (named in the file without `customer.`), else every property by its name.
+    pub fn fix_types_of(&mut self, dicts: &crate::dict::Dicts, profiles: bool) {
+        for (id, name) in dicts.props.names().enumerate() {
+            let name = match (profiles, name.strip_prefix("customer.")) {
+                (true, Some(profile)) => profile,
+                (true, None) => continue,
+                (false, _) => name,
+            };
+            if let Some(ty) = dicts.prop_types.get(id) {
+                self.prop_types.insert(name.to_owned(), *ty);
+            }
+        }
+    }
+
     /// How the timestamps are read: the pattern, else the unit, else inferred.
     pub fn ts_form(&self) -> TsForm {
         match (&self.ts_format, self.ts_unit) {

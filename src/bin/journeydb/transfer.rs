@@ -86,17 +86,7 @@ pub fn options_for(
 ) -> Result<ImportOptions, String> {
     let mut opts = base.clone();
     if let Some(db) = db {
-        let dicts = db.snapshot().dicts();
-        for (id, name) in dicts.props.names().enumerate() {
-            let name = match (profiles, name.strip_prefix("customer.")) {
-                (true, Some(profile)) => profile,
-                (false, _) => name,
-                (true, None) => continue,
-            };
-            if let Some(ty) = dicts.prop_types.get(id) {
-                opts.prop_types.insert(name.to_owned(), *ty);
-            }
-        }
+        opts.fix_types_of(&db.snapshot().dicts(), profiles);
     }
     let prefix = if profiles { "customer." } else { "" };
     for (name, ty) in overrides {
