@@ -47,7 +47,9 @@ pub fn nps_ref(q: &NpsQ, evs: &[Ev]) -> Result<Table, f64> {
             e.amt
                 .is_some_and(|v| v.fract() != 0.0 || !(0.0..=10.0).contains(&v))
         })
-        .min_by_key(|e| e.ts)
+        // Ties in time go to the customer the database met first (its id order), then to the
+        // first committed, as the engine reports them.
+        .min_by_key(|e| (e.ts, evs.iter().position(|first| first.cust == e.cust), e.seq))
     {
         return Err(bad.amt.unwrap());
     }
