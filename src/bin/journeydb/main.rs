@@ -4,6 +4,7 @@
 mod chart;
 mod help;
 mod importing;
+mod layout;
 mod render;
 mod shell;
 mod transfer;
@@ -46,6 +47,10 @@ struct Cli {
     /// No charts under table results.
     #[arg(long)]
     no_chart: bool,
+    /// The width tables and charts fit (default: COLUMNS, else the terminal's, else 80; 0: no
+    /// limit).
+    #[arg(long, value_name = "COLUMNS")]
+    max_width: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -223,13 +228,17 @@ fn demo_cmd(path: &Path, events: u64, customers: u64, seed: u64) -> journeydb::R
     }
     println!();
     print_stats(&db);
-    println!(
-        "\nThe data: synthetic customer journeys over {} days from 2026-01-01 (UTC) — visits,\n\
-         product views, carts, purchases, repeat purchases, newsletters, support tickets,\n\
-         reviews, referrals and surveys, each event name mapped to a lifecycle stage\n\
+    let about = format!(
+        "The data: synthetic customer journeys over {} days from 2026-01-01 (UTC) — visits, \
+         product views, carts, purchases, repeat purchases, newsletters, support tickets, \
+         reviews, referrals and surveys, each event name mapped to a lifecycle stage \
          (.stagemap lists the map). Two personas are saved as cohorts (COHORTS lists them).",
         demo::DAYS
     );
+    let prose = layout::terminal_width()
+        .unwrap_or(layout::DEFAULT_WIDTH)
+        .min(layout::DEFAULT_WIDTH);
+    println!("\n{}", layout::wrap_words(&about, prose, "", ""));
     run_tour(db, path);
     Ok(())
 }
@@ -305,17 +314,23 @@ fn run_tour(db: Db, path: &Path) {
             );
             continue;
         }
-        println!("\n== {title}\n> {q};\n");
+        let width = session.width().unwrap_or(usize::MAX);
+        println!(
+            "\n{}\n{}\n",
+            layout::wrap_words(title, width, "== ", "   "),
+            layout::wrap_words(&format!("{q};"), width, "> ", "  ")
+        );
         session.rows_max = rows;
         session.statement(q);
     }
-    println!("\nOpen the shell on it (statements end with `;`, .help lists the commands):");
-    println!("  cargo run --release -- {}", path.display());
+    let db = path.display();
+    let width = session.width().unwrap_or(usize::MAX);
+    let open = "Open the shell on it (statements end with `;`, .help lists the commands):";
+    println!("\n{}", layout::wrap_words(open, width, "", ""));
+    println!("  cargo run --release -- {db}");
     println!("or run one statement:");
-    println!(
-        "  cargo run --release -- {} -c \"EXPLAIN FUNNEL visit -> purchase WITHIN 7d FOR CUSTOMER '42'\"",
-        path.display()
-    );
+    println!("  cargo run --release -- {db} -c \\");
+    println!("    \"EXPLAIN FUNNEL visit -> purchase WITHIN 7d FOR CUSTOMER '42'\"");
 }
 
 fn example(path: &Path) -> journeydb::Result<()> {
@@ -391,6 +406,9 @@ fn shell_main(cli: Cli) -> ExitCode {
     let mut session = Session::new(db, read_only, cli.format);
     if cli.no_chart {
         session.chart = false;
+    }
+    if let Some(width) = cli.max_width {
+        session.width_setting = Some((width > 0).then_some(width.max(layout::MIN_WIDTH)));
     }
     let script = match cli.query {
         Some(q) => q,

@@ -2,7 +2,11 @@
 //! `.mode json`). Control characters in values are escaped so nothing printed can drive the
 //! terminal.
 
+use std::fmt::Write as _;
+
 use journeydb::{Cell, Table};
+
+use crate::layout;
 
 /// Output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -43,6 +47,52 @@ fn text(cell: &Cell) -> String {
     }
 }
 
+/// A column of seconds (its name ends in `_s`): the table view shows durations (`25m 10s`).
+fn is_duration(name: &str) -> bool {
+    name.ends_with("_s")
+}
+
+/// A column's name as the table view heads it: a column of seconds without its `_s`, since the
+/// view shows durations (`median_time_to_convert`).
+fn shown_header(name: &str) -> String {
+    if is_duration(name) {
+        name.trim_end_matches("_s").to_owned()
+    } else {
+        name.to_owned()
+    }
+}
+
+/// Each cell of `table` as the table view shows it: rates as percentages, integers grouped,
+/// seconds as durations, floats at one number of decimals per column.
+fn cell_texts(table: &Table) -> Vec<Vec<String>> {
+    let decimals: Vec<usize> = (0..table.columns.len())
+        .map(|column| {
+            layout::decimals_for(table.rows.iter().filter_map(|row| match row.get(column) {
+                Some(Cell::Float(x)) => Some(*x),
+                _ => None,
+            }))
+        })
+        .collect();
+    table
+        .rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .map(|(column, cell)| {
+                    let seconds = table.columns.get(column).is_some_and(|name| is_duration(name));
+                    match cell {
+                        Cell::Float(x) if seconds => layout::duration(*x),
+                        Cell::Int(n) if seconds => layout::duration(*n as f64),
+                        Cell::Float(x) if x.is_finite() => layout::float_text(*x, decimals[column]),
+                        other => text(other),
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// `number` with thousands separators: `1,234,567`.
 pub fn group_thousands(number: i64) -> String {
     let digits = number.unsigned_abs().to_string();
@@ -56,14 +106,11 @@ pub fn group_thousands(number: i64) -> String {
     if number < 0 { format!("-{out}") } else { out }
 }
 
-fn table(table: &Table) -> String {
-    let rows: Vec<Vec<String>> = table.rows.iter().map(|r| r.iter().map(text).collect()).collect();
-    let mut width: Vec<usize> = table.columns.iter().map(|c| c.chars().count()).collect();
-    for r in &rows {
-        for (w, c) in width.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
+/// The table view of `table`, fitted to `width` columns when given: headers wrap after `_`,
+/// and a table still too wide is folded into blocks of columns, each repeating the first column
+/// under a `(columns a–b of n)` marker; a cell too long for any block is cut with `…`.
+fn table(table: &Table, width: Option<usize>) -> String {
+    let rows = cell_texts(table);
     let numeric: Vec<bool> = (0..table.columns.len())
         .map(|i| {
             table.rows.iter().all(|r| {
@@ -74,43 +121,184 @@ fn table(table: &Table) -> String {
             })
         })
         .collect();
-    let line = |cells: &[String]| {
+    let cells_width: Vec<usize> = (0..table.columns.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let headers: Vec<String> = table.columns.iter().map(|name| shown_header(name)).collect();
+    let natural: Vec<usize> = headers
+        .iter()
+        .zip(&cells_width)
+        .map(|(name, &cells)| cells.max(name.chars().count()))
+        .collect();
+    let blocks = match width {
+        Some(limit) if box_width(&natural) > limit => fold(&headers, &cells_width, &natural, limit),
+        _ => vec![Block {
+            columns: (0..natural.len()).collect(),
+            widths: natural,
+        }],
+    };
+    let mut out = String::new();
+    for (index, block) in blocks.iter().enumerate() {
+        if blocks.len() > 1 {
+            let (first, last) = (block.columns.get(usize::from(index > 0)), block.columns.last());
+            let _ = writeln!(
+                out,
+                "(columns {}–{} of {})",
+                first.map_or(0, |c| c + 1),
+                last.map_or(0, |c| c + 1),
+                table.columns.len()
+            );
+        }
+        out += &draw_block(&headers, &rows, &numeric, block);
+    }
+    out += &format!(
+        "{} row{}\n",
+        table.rows.len(),
+        if table.rows.len() == 1 { "" } else { "s" }
+    );
+    out
+}
+
+/// Columns drawn together in one box, with their widths.
+struct Block {
+    columns: Vec<usize>,
+    widths: Vec<usize>,
+}
+
+/// The width of a box of columns this wide: `│ a │ b │`.
+fn box_width(widths: &[usize]) -> usize {
+    widths.iter().sum::<usize>() + 3 * widths.len() + 1
+}
+
+/// Blocks of columns that fit `limit`: each column at its narrowest (its widest cell, or its
+/// longest header word), cut to what one block can show; the first column repeats in every
+/// block; spare width goes to wrapped headers, so they take fewer lines.
+fn fold(headers: &[String], cells_width: &[usize], natural: &[usize], limit: usize) -> Vec<Block> {
+    let narrowest: Vec<usize> = headers
+        .iter()
+        .zip(cells_width)
+        .map(|(name, &cells)| cells.max(layout::header_min_width(name)))
+        .collect();
+    let key_share = if headers.len() == 1 {
+        limit.saturating_sub(4)
+    } else {
+        limit.saturating_sub(4) / 2
+    };
+    let key = narrowest.first().copied().unwrap_or(0).min(key_share).max(1);
+    // A column beside the key column can take the rest of the line.
+    let cap = limit.saturating_sub(key + 7).max(1);
+    let mut blocks: Vec<Block> = Vec::new();
+    let mut current = Block {
+        columns: vec![0],
+        widths: vec![key],
+    };
+    for (column, &narrow) in narrowest.iter().enumerate().skip(1) {
+        let column_width = narrow.min(cap);
+        if current.columns.len() > 1 && box_width(&current.widths) + column_width + 3 > limit {
+            blocks.push(std::mem::replace(
+                &mut current,
+                Block {
+                    columns: vec![0],
+                    widths: vec![key],
+                },
+            ));
+        }
+        current.columns.push(column);
+        current.widths.push(column_width);
+    }
+    blocks.push(current);
+    for block in &mut blocks {
+        give_spare_width(headers, natural, limit, block);
+    }
+    blocks
+}
+
+/// Widens the columns of `block` within `limit` where that saves a header line: first the
+/// header on the most lines, then the cheapest saving.
+fn give_spare_width(headers: &[String], natural: &[usize], limit: usize, block: &mut Block) {
+    loop {
+        let spare = limit.saturating_sub(box_width(&block.widths));
+        let mut best: Option<(usize, usize, usize)> = None; // (lines, cost, slot)
+        for (slot, (&column, &width)) in block.columns.iter().zip(&block.widths).enumerate() {
+            let lines = layout::wrap_header(&headers[column], width).len();
+            let fewer = (width + 1..=natural[column].min(width + spare))
+                .find(|&wider| layout::wrap_header(&headers[column], wider).len() < lines);
+            if let Some(wider) = fewer {
+                let candidate = (lines, wider - width, slot);
+                let better = best.is_none_or(|(best_lines, best_cost, _)| {
+                    lines > best_lines || (lines == best_lines && wider - width < best_cost)
+                });
+                if better {
+                    best = Some(candidate);
+                }
+            }
+        }
+        let Some((_, cost, slot)) = best else { return };
+        block.widths[slot] += cost;
+    }
+}
+
+/// One box: the header (wrapped to the column widths), a rule, and every row.
+fn draw_block(headers: &[String], rows: &[Vec<String>], numeric: &[bool], block: &Block) -> String {
+    let line = |cells: Vec<String>| {
         let parts: Vec<String> = cells
             .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let pad = width[i].saturating_sub(c.chars().count());
-                if numeric[i] {
-                    format!("{}{c}", " ".repeat(pad))
+            .zip(block.columns.iter().zip(&block.widths))
+            .map(|(cell, (&column, &width))| {
+                let cell = layout::truncate(cell, width);
+                let pad = width.saturating_sub(cell.chars().count());
+                if numeric[column] {
+                    format!("{}{cell}", " ".repeat(pad))
                 } else {
-                    format!("{c}{}", " ".repeat(pad))
+                    format!("{cell}{}", " ".repeat(pad))
                 }
             })
             .collect();
         format!("│ {} │\n", parts.join(" │ "))
     };
     let rule = |l: &str, m: &str, r: &str| {
-        format!(
-            "{l}{}{r}\n",
-            width
-                .iter()
-                .map(|w| "─".repeat(w + 2))
-                .collect::<Vec<_>>()
-                .join(m)
-        )
+        let parts: Vec<String> = block.widths.iter().map(|w| "─".repeat(w + 2)).collect();
+        format!("{l}{}{r}\n", parts.join(m))
     };
+    let wrapped: Vec<Vec<String>> = block
+        .columns
+        .iter()
+        .zip(&block.widths)
+        .map(|(&column, &width)| {
+            let name = &headers[column];
+            if name.chars().count() <= width {
+                vec![name.clone()]
+            } else {
+                layout::wrap_header(name, width)
+            }
+        })
+        .collect();
+    let header_lines = wrapped.iter().map(Vec::len).max().unwrap_or(1);
     let mut out = rule("┌", "┬", "┐");
-    out += &line(&table.columns);
+    for index in 0..header_lines {
+        out += &line(
+            wrapped
+                .iter()
+                .map(|h| h.get(index).cloned().unwrap_or_default())
+                .collect(),
+        );
+    }
     out += &rule("├", "┼", "┤");
-    for r in &rows {
-        out += &line(r);
+    for row in rows {
+        out += &line(
+            block
+                .columns
+                .iter()
+                .map(|&c| row.get(c).cloned().unwrap_or_default())
+                .collect(),
+        );
     }
     out += &rule("└", "┴", "┘");
-    out += &format!(
-        "{} row{}\n",
-        table.rows.len(),
-        if table.rows.len() == 1 { "" } else { "s" }
-    );
     out
 }
 
@@ -171,10 +359,10 @@ fn markdown(table: &Table) -> String {
     out
 }
 
-/// Renders `result` in `format`.
-pub fn render(result: &Table, format: Format) -> String {
+/// Renders `result` in `format`; the table view fits `width` columns when given.
+pub fn render(result: &Table, format: Format, width: Option<usize>) -> String {
     match format {
-        Format::Table => table(result),
+        Format::Table => table(result, width),
         Format::Csv => csv(result),
         Format::Json => json(result),
         Format::Jsonl => result.to_json_lines(),

@@ -23,7 +23,7 @@ use crate::render::{self, Format, escape_control, group_thousands};
 use crate::transfer;
 
 /// The dot-commands, with their one-line help.
-pub const DOT_COMMANDS: [(&str, &str); 20] = [
+pub const DOT_COMMANDS: [(&str, &str); 21] = [
     (
         ".help [STATEMENT]",
         "the statements and these commands; with a name, its syntax and examples",
@@ -45,6 +45,10 @@ pub const DOT_COMMANDS: [(&str, &str); 20] = [
     ),
     (".chart on|off", "draw charts under table results"),
     (".timer on|off", "print the run time of each statement"),
+    (
+        ".maxwidth [N|0]",
+        "the width tables and charts fit (default: COLUMNS, else the terminal's, else 80; 0: no limit)",
+    ),
     (
         ".maxrows N|all",
         "table rows shown per result (interactive default 200; the rest are counted)",
@@ -103,6 +107,9 @@ pub struct Session {
     depth: usize,
     /// Memory budget of each query (`.memory`).
     memory_max: usize,
+    /// The width tables and charts fit: `None` follows the terminal (read before each result,
+    /// so a resized window is followed); `Some(None)`: no limit; `Some(Some(n))`: `n` columns.
+    pub width_setting: Option<Option<usize>>,
 }
 
 /// Parses a byte size: a number with an optional K, M, G or T suffix (powers of 1024; an
@@ -160,6 +167,7 @@ impl Session {
             cancel: CANCEL.get_or_init(|| Arc::new(AtomicBool::new(false))).clone(),
             depth: 0,
             memory_max: QueryOptions::default().memory_max,
+            width_setting: None,
         }
     }
 
@@ -201,9 +209,17 @@ impl Session {
                 let total = t.rows.len();
                 let mut text = String::new();
                 if self.format == Format::Table && self.chart {
-                    let style = Style { color: self.color() };
+                    let style = Style {
+                        color: self.color(),
+                        width: self.width().unwrap_or(usize::MAX),
+                    };
                     if let Some(c) = chart::chart(input, &t, style) {
-                        text += &c;
+                        // Every chart adapts its bars to the width; a label longer than the
+                        // line is cut with `…`.
+                        text += &match self.width() {
+                            Some(width) => crate::layout::fit_lines(&c, width),
+                            None => c,
+                        };
                         text.push('\n');
                     }
                 }
@@ -212,7 +228,7 @@ impl Session {
                 }
                 // `rows_max == 0` under a chart: the chart alone.
                 if !(t.rows.is_empty() && total > 0 && !text.is_empty()) {
-                    text += &render::render(&t, self.format);
+                    text += &render::render(&t, self.format, self.width());
                 }
                 if t.rows.len() < total && !t.rows.is_empty() {
                     text += &format!("… {} more rows\n", group_thousands((total - t.rows.len()) as i64));
@@ -285,6 +301,7 @@ impl Session {
                 };
             }
             ".timer" => self.timer = on_off(arg)?,
+            ".maxwidth" => self.max_width(arg)?,
             ".memory" => {
                 if arg.is_empty() {
                     let s = format!("memory: {} MiB per query\n", self.memory_max >> 20);
@@ -323,6 +340,28 @@ impl Session {
             }
         }
         Ok(Flow::Continue)
+    }
+
+    /// The width output fits now (`None`: no limit).
+    pub fn width(&self) -> Option<usize> {
+        self.width_setting.unwrap_or_else(crate::layout::terminal_width)
+    }
+
+    /// `.maxwidth [N|0]`: sets (or shows) the width output fits; 0 removes the limit.
+    fn max_width(&mut self, arg: &str) -> Result<(), String> {
+        if arg.is_empty() {
+            let s = match self.width() {
+                Some(width) => format!("maxwidth: {width}\n"),
+                None => "maxwidth: 0 (no limit)\n".to_owned(),
+            };
+            self.emit(&s);
+            return Ok(());
+        }
+        let width: usize = arg
+            .parse()
+            .map_err(|_| format!("expected a number of columns (0: no limit), got {arg:?}"))?;
+        self.width_setting = Some((width > 0).then_some(width.max(crate::layout::MIN_WIDTH)));
+        Ok(())
     }
 
     /// `.help`: the statements (a line each, from docs/QUERY.md) and the dot-commands.
@@ -442,7 +481,7 @@ impl Session {
             Some(journeydb::Cell::Int(n)) => -n,
             _ => 0,
         });
-        let s = render::render(&t, self.format);
+        let s = render::render(&t, self.format, self.width());
         self.emit(&s);
         Ok(())
     }
@@ -470,7 +509,7 @@ impl Session {
                 journeydb::Cell::Str("property".into()),
             ]);
         }
-        let s = render::render(&t, self.format);
+        let s = render::render(&t, self.format, self.width());
         self.emit(&s);
     }
 
@@ -485,7 +524,7 @@ impl Session {
                     journeydb::Cell::Str(s.name().to_owned()),
                 ]);
             }
-            let s = render::render(&t, self.format);
+            let s = render::render(&t, self.format, self.width());
             self.emit(&s);
             return Ok(());
         }
