@@ -1224,3 +1224,48 @@ fn timeline_limit_takes_the_first_rows_after_ordering_ties() {
     }
     assert!(db.query("TIMELINE 'ann' LIMIT 0").is_err());
 }
+
+/// Issue 32: a statement `WHERE` that no step-1 event passes (the property is only on the last
+/// step's events) answers 0 with a hint towards the step filter; no hint when step 1 keeps
+/// customers, when the steps alone have none, or for the step filter itself.
+#[test]
+fn a_where_that_removes_step_one_hints_at_a_step_filter() {
+    let (_d, db) = db(&[
+        Event::new("a", T, "visit").with_prop("channel", "web"),
+        Event::new("a", T + 60_000_000, "purchase").with_prop("amount", 25.0),
+    ]);
+    let hinted = |statement: &str| db.snapshot().query(statement).unwrap().warnings;
+    let t = db
+        .snapshot()
+        .query("FUNNEL visit -> purchase WITHIN 7d WHERE amount > 10 FROM '2026-01-01' TO '2026-03-01'")
+        .unwrap();
+    assert_eq!(t.rows[0][2], Cell::Int(0));
+    assert_eq!(
+        t.warnings,
+        [
+            "no step-1 event passes the statement's WHERE, which applies to every step; did you mean a step filter, `purchase WHERE amount > 10`?"
+        ]
+    );
+    let grouped =
+        hinted("FUNNEL visit -> purchase WITHIN 7d WHERE NOT (amount < 10 OR amount IS NULL) BY channel");
+    assert!(
+        grouped
+            .iter()
+            .any(|w| w.ends_with("`purchase WHERE NOT (amount < 10 OR amount IS NULL)`?")),
+        "{grouped:?}"
+    );
+    let fixed = db
+        .snapshot()
+        .query("FUNNEL visit -> purchase WHERE amount > 10 WITHIN 7d FROM '2026-01-01' TO '2026-03-01'")
+        .unwrap();
+    assert_eq!(
+        (fixed.rows[1][2].clone(), fixed.warnings.len()),
+        (Cell::Int(1), 0)
+    );
+    assert!(hinted("FUNNEL visit -> purchase WITHIN 7d WHERE channel = 'web'").is_empty());
+    // The steps alone match nothing in the range: no hint to give.
+    assert!(
+        hinted("FUNNEL visit -> purchase WITHIN 7d WHERE amount > 10 FROM '2030-01-01' TO '2030-02-01'")
+            .is_empty()
+    );
+}

@@ -895,5 +895,104 @@ pub(in crate::internals::exec) fn funnel(
         drill,
         ..FunnelOp::resolve(funnel, &res, input)?
     };
-    evaluate_lazy(&op, input, opts)
+    let mut table = evaluate_lazy(&op, input, opts)?;
+    if drill.is_none() {
+        table
+            .warnings
+            .extend(where_removed_step_one(funnel, text, &table, input, opts)?);
+    }
+    Ok(table)
+}
+
+/// When the statement's `WHERE` leaves step 1 with no customer although the steps alone have
+/// some, the likely mistake: a filter meant for one step (`purchase WHERE amount > 10`) written
+/// where it applies to every step.
+fn where_removed_step_one(
+    funnel: &crate::query::ast::Funnel,
+    text: &str,
+    table: &Table,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+) -> Result<Option<String>, QueryError> {
+    let Some(filter) = &funnel.common.filter else {
+        return Ok(None);
+    };
+    if funnel.period.is_some() || step_one_customers(table) != 0 {
+        return Ok(None);
+    }
+    let mut unfiltered = funnel.clone();
+    unfiltered.common.filter = None;
+    let res = Resolver::new(input.dicts, text, funnel.common.tz.as_ref())?;
+    let op = FunnelOp::resolve(&unfiltered, &res, input)?;
+    if step_one_customers(&evaluate_lazy(&op, input, opts)?) == 0 {
+        return Ok(None);
+    }
+    let (first, mut end) = extent(filter, text);
+    // From the WHERE keyword (so a leading NOT or `(` is kept) to the end of the last operand,
+    // with the parentheses opened inside closed.
+    let start = text
+        .get(..first)
+        .unwrap_or("")
+        .to_ascii_uppercase()
+        .rfind("WHERE")
+        .map_or(first, |at| at + "WHERE".len());
+    let open = |range: &str| range.matches('(').count() > range.matches(')').count();
+    while open(text.get(start..end).unwrap_or("")) {
+        match text.get(end..).and_then(|rest| rest.find(')')) {
+            Some(at) => end += at + 1,
+            None => break,
+        }
+    }
+    let condition = text.get(start..end).unwrap_or("").trim();
+    let last = funnel.steps.last().and_then(|step| match &step.kind {
+        crate::query::ast::StepKind::Events(names) => names.first().map(|(name, _)| name.clone()),
+        _ => None,
+    });
+    let suggestion = match last {
+        Some(event) => format!("did you mean a step filter, `{event} WHERE {condition}`?"),
+        None => format!("did you mean a step filter, `step WHERE {condition}`?"),
+    };
+    Ok(Some(format!(
+        "no step-1 event passes the statement's WHERE, which applies to every step; {suggestion}"
+    )))
+}
+
+/// The byte range of `pred` in `text`, from its first property to the end of its last operand
+/// (`amount > 10`, `plan IN ('a', 'b')`, `coupon IS NOT NULL`).
+fn extent(pred: &crate::query::ast::Pred, text: &str) -> (usize, usize) {
+    use crate::query::ast::Pred;
+    let after = |from: usize, word: &str| {
+        let rest = text.get(from..).unwrap_or("").to_ascii_uppercase();
+        rest.find(word).map_or(from, |at| from + at + word.len())
+    };
+    match pred {
+        Pred::Cmp { prop, value, .. } => (prop.1.start, value.1.end),
+        Pred::In { prop, values, .. } => {
+            let last = values.last().map_or(prop.1.end, |(_, span)| span.end);
+            (prop.1.start, after(last, ")"))
+        }
+        Pred::IsNull { prop, .. } => (prop.1.start, after(prop.1.end, "NULL")),
+        Pred::And(left, right) | Pred::Or(left, right) => {
+            let ((left_start, _), (_, right_end)) = (extent(left, text), extent(right, text));
+            (left_start, right_end)
+        }
+        Pred::Not(inner) => extent(inner, text),
+        Pred::InCohort(cohort) => (cohort.name.1.start, cohort.name.1.end),
+    }
+}
+
+/// The customers at step 1 over every group of a FUNNEL table.
+fn step_one_customers(table: &Table) -> i64 {
+    let (Some(step), Some(customers)) = (table.column("step"), table.column("customers")) else {
+        return 0;
+    };
+    table
+        .rows
+        .iter()
+        .filter(|row| matches!(row.get(step), Some(Cell::Int(1))))
+        .map(|row| match row.get(customers) {
+            Some(Cell::Int(n)) => *n,
+            _ => 0,
+        })
+        .sum()
 }
