@@ -1269,3 +1269,36 @@ fn a_where_that_removes_step_one_hints_at_a_step_filter() {
             .is_empty()
     );
 }
+
+/// Issue 32: EXPLAIN's step 1 is the start of the chain counted at the deepest reached step, not
+/// the customer's earliest step-1 event (here a visit ten days earlier that led nowhere), so
+/// step 1's `at` plus the last step's time_from_start is the last step's `at`.
+#[test]
+fn explain_step_one_starts_the_counted_chain() {
+    let (_d, db) = db(&[
+        Event::new("c", T, "visit"),
+        Event::new("c", T + 10 * D, "visit"),
+        Event::new("c", T + 11 * D, "purchase"),
+    ]);
+    let t = db
+        .snapshot()
+        .query("EXPLAIN FUNNEL visit -> purchase WITHIN 7d FOR CUSTOMER 'c'")
+        .unwrap();
+    let at = |row: usize| t.get(row, "at").and_then(Cell::as_time).unwrap();
+    assert_eq!(at(0), T + 10 * D);
+    assert_eq!(at(1), T + 11 * D);
+    assert_eq!(
+        t.get(1, "time_from_start_s").and_then(Cell::as_f64),
+        Some(86_400.0)
+    );
+    assert_eq!(
+        t.get(0, "reason").and_then(Cell::as_str),
+        Some("starts the chain that first completed step 2")
+    );
+    // Nothing past step 1: step 1 is the customer's first step-1 event.
+    let alone = db
+        .snapshot()
+        .query("EXPLAIN FUNNEL visit -> review WITHIN 7d FOR CUSTOMER 'c'")
+        .unwrap();
+    assert_eq!(alone.get(0, "at").and_then(Cell::as_time), Some(T));
+}

@@ -199,6 +199,9 @@ pub fn duration(seconds: f64) -> String {
     }
     let sign = if seconds < 0.0 { "-" } else { "" };
     let magnitude = seconds.abs();
+    if magnitude == 0.0 {
+        return "0s".to_owned();
+    }
     if magnitude < 1.0 {
         return format!("{sign}{}ms", (magnitude * 1000.0).round() as u64);
     }
@@ -322,6 +325,7 @@ mod tests {
         assert_eq!(duration(3_600.0), "1h");
         assert_eq!(duration(4.25), "4.2s");
         assert_eq!(duration(0.25), "250ms");
+        assert_eq!(duration(0.0), "0s");
         assert_eq!(duration(-65.0), "-1m 5s");
         assert_eq!(decimals_for([15.76, 5.1].into_iter()), 2);
         assert_eq!(decimals_for([0.0123, 3.0].into_iter()), 4);

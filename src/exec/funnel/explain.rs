@@ -254,6 +254,23 @@ impl<'a> ExplainOp<'a> {
         dicts: &Dicts,
     ) -> Vec<Cell> {
         let label = Cell::Str(self.funnel.steps[step - 1].label.clone());
+        let deepest = outcome.level;
+        if step == 1 && deepest >= 2 {
+            // Step 1 of the chain that first completed the deepest reached step (the chain
+            // time to convert measures), so that `at` here plus that step's time_from_start is
+            // its `at`; the customer's earliest step-1 event may start an earlier chain that
+            // went nowhere.
+            let last = outcome.at[deepest].unwrap_or(0);
+            let since = outcome.times[deepest].unwrap_or(0);
+            return vec![
+                Cell::Int(1),
+                label,
+                Cell::Str("reached".into()),
+                Cell::Time(rows.ts[last].saturating_sub(since)),
+                Cell::Float(0.0),
+                Cell::Str(format!("starts the chain that first completed step {deepest}")),
+            ];
+        }
         if step <= outcome.level {
             let at = outcome.at[step].unwrap_or(0);
             return vec![

@@ -317,7 +317,7 @@ pub(super) fn transitions(table: &Table, style: Style) -> Option<String> {
             .sum();
         let _ = writeln!(
             out,
-            "{} {}  {} reached",
+            "{} {}  {} advanced to it (furthest stage so far)",
             style.paint(stage_color(name), "●"),
             style.paint(&format!("1;{}", stage_color(name)), name),
             group_thousands(reached)
