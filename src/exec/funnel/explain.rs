@@ -58,10 +58,13 @@ pub(in crate::internals::exec) fn why_not(
     }
     let prev_at = outcome.at[missed - 1].unwrap_or(0);
     let start = rows.ts[prev_at] - outcome.times[missed - 1].unwrap_or(0);
-    let next_after = matching
+    // "After" in the engine's event order: `idx` has ties ordered by their tie keys (row
+    // positions would make the answer depend on the order rows were written in).
+    let after_prev = idx
         .iter()
-        .copied()
-        .find(|&i| (rows.ts[i], i) > (rows.ts[prev_at], prev_at));
+        .position(|&i| i == prev_at)
+        .map_or(&[][..], |at| &idx[at + 1..]);
+    let next_after = after_prev.iter().copied().find(|&i| step.matches(rows, i, dicts));
     let unbounded = FunnelOp {
         within: i64::MAX,
         session: None,
@@ -93,10 +96,7 @@ pub(in crate::internals::exec) fn why_not(
         ..op.clone()
     };
     if op.mode == FunnelMode::Strict && level(&ordered(), rows, idx) >= missed {
-        let between = idx
-            .iter()
-            .copied()
-            .find(|&i| (rows.ts[i], i) > (rows.ts[prev_at], prev_at));
+        let between = after_prev.first().copied();
         return match between {
             Some(i) => format!("strict order broken by `{}` at {}", name(i), ts_text(rows.ts[i])),
             None => "strict order broken".into(),
@@ -172,9 +172,17 @@ fn excluded(
     if level(&free, rows, idx) < missed {
         return None;
     }
-    let hit = idx.iter().copied().find(|&i| {
-        (rows.ts[i], i) > (start, 0) && op.excludes.iter().any(|(x, _, _)| x.matches(rows, i, dicts))
-    });
+    // From the chain's first event on, in the engine's event order (ties by their keys).
+    let first = op.steps.first();
+    let from = idx
+        .iter()
+        .position(|&i| rows.ts[i] == start && first.is_some_and(|step| step.matches(rows, i, dicts)))
+        .or_else(|| idx.iter().position(|&i| rows.ts[i] >= start))
+        .unwrap_or(idx.len());
+    let hit = idx[from..]
+        .iter()
+        .copied()
+        .find(|&i| op.excludes.iter().any(|(x, _, _)| x.matches(rows, i, dicts)));
     Some(match hit {
         Some(i) => format!(
             "excluded event `{}` at {} lies inside the chain",
