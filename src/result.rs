@@ -186,13 +186,29 @@ impl Table {
             .collect()
     }
 
-    /// Each row as a JSON object.
+    /// Each row as a JSON object. Columns named `properties.NAME` (TIMELINE's) form one nested
+    /// object `"properties": {"NAME": …}` holding the row's non-null members, as event APIs
+    /// write an event's properties.
     fn json_objects(&self) -> Vec<String> {
+        const NESTED: &str = "properties.";
         (self.rows.iter())
             .map(|cells| {
-                let fields: Vec<String> = (self.columns.iter().zip(cells))
-                    .map(|(name, cell)| format!("{}: {}", json_string(name), cell.to_json()))
-                    .collect();
+                let mut fields: Vec<String> = Vec::new();
+                let mut nested: Option<(usize, Vec<String>)> = None;
+                for (name, cell) in self.columns.iter().zip(cells) {
+                    match name.strip_prefix(NESTED) {
+                        Some(member) => {
+                            let (_, members) = nested.get_or_insert_with(|| (fields.len(), Vec::new()));
+                            if *cell != Cell::Null {
+                                members.push(format!("{}: {}", json_string(member), cell.to_json()));
+                            }
+                        }
+                        None => fields.push(format!("{}: {}", json_string(name), cell.to_json())),
+                    }
+                }
+                if let Some((at, members)) = nested {
+                    fields.insert(at, format!("\"properties\": {{{}}}", members.join(", ")));
+                }
                 format!("{{{}}}", fields.join(", "))
             })
             .collect()

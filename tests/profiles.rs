@@ -490,12 +490,23 @@ fn timeline_shows_the_profile_above_the_events() {
     let t = db.query("TIMELINE 'ann'").unwrap();
     assert_eq!(t.rows.len(), 2);
     assert_eq!(
+        t.columns,
+        [
+            "ts",
+            "event",
+            "stage",
+            "properties.customer.plan",
+            "properties.customer.seats"
+        ]
+    );
+    assert_eq!(
         t.rows[0],
         vec![
             Cell::Time(T0 + 120_000_000),
             Cell::Null,
             Cell::Null,
-            Cell::Str("customer.plan=pro, customer.seats=2".into())
+            Cell::Str("pro".into()),
+            Cell::Int(2)
         ]
     );
     assert_eq!(t.rows[1][1], Cell::Str("visit".into()));

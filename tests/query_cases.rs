@@ -299,7 +299,7 @@ fn customer_with_a_single_event() {
     let t = db.snapshot().query("TIMELINE 'a'").unwrap();
     assert_eq!(
         t.to_text(),
-        "ts | event | stage | properties\n2026-02-02T00:00:00.000Z | visit | awareness | \n"
+        "ts | event | stage\n2026-02-02T00:00:00.000Z | visit | awareness\n"
     );
     let t = db
         .snapshot()

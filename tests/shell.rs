@@ -176,7 +176,7 @@ fn scripts_on_stdin_and_errors() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.starts_with("ts,event,stage,properties\nbucket,value\n2026-01-01,"),
+        stdout.starts_with("ts,event,stage\nbucket,value\n2026-01-01,"),
         "{stdout}"
     );
 
@@ -858,7 +858,7 @@ fn maintenance_commands() {
         format!("customer,events_erased\nalice,{alice_events}\n")
     );
     let out = run(&[db_s, "-c", "TIMELINE 'alice'", "--format", "csv"], None);
-    assert_eq!(text(&out.stdout), "ts,event,stage,properties\n");
+    assert_eq!(text(&out.stdout), "ts,event,stage\n");
     let json: serde_json::Value =
         serde_json::from_slice(&run(&["stats", db_s, "--format", "json"], None).stdout).unwrap();
     assert_eq!(json["pending_erasures"], 1);
@@ -999,7 +999,8 @@ fn profiles_import_query_and_export() {
     );
     let out = run(&[db_s, "-c", "TIMELINE 'ann'", "--format", "csv"], None);
     assert!(
-        text(&out.stdout).contains("customer.plan=pro, customer.seats=1"),
+        text(&out.stdout).starts_with("ts,event,stage,properties.customer.plan,properties.customer.seats\n")
+            && text(&out.stdout).contains(",,,pro,1\n"),
         "{}",
         text(&out.stdout)
     );
@@ -1048,7 +1049,20 @@ fn profiles_import_query_and_export() {
     let out = run(&[db_s, "--format", "csv", "-c", "TIMELINE 'dan'"], None);
     assert_eq!(
         text(&out.stdout),
-        "ts,event,stage,properties\n2026-01-02T00:00:00.000Z,,,\"customer.plan=pro, customer.score=1.5, customer.seats=2, customer.vip=true\"\n"
+        "ts,event,stage,properties.customer.plan,properties.customer.score,properties.customer.seats,properties.customer.vip\n2026-01-02T00:00:00.000Z,,,pro,1.5,2,true\n"
+    );
+    // JSON: the properties as one object, typed; the table view: one `name=value` column.
+    let out = run(&[db_s, "--format", "json", "-c", "TIMELINE 'dan'"], None);
+    assert_eq!(
+        text(&out.stdout),
+        "[{\"ts\": \"2026-01-02T00:00:00.000Z\", \"event\": null, \"stage\": null, \"properties\": {\"customer.plan\": \"pro\", \"customer.score\": 1.5, \"customer.seats\": 2, \"customer.vip\": true}}]\n"
+    );
+    let out = run(&[db_s, "-c", "TIMELINE 'dan'"], None);
+    assert!(
+        text(&out.stdout)
+            .contains("│ customer.plan=pro, customer.score=1.5, customer.seats=2, customer.vip=true │"),
+        "{}",
+        text(&out.stdout)
     );
     // Cal has a profile but no event: sets are over customers with events until it has one.
     let later = dir.path().join("later.csv");

@@ -101,9 +101,9 @@ def norm_journeydb(q, result):
         elif q == "Q4":
             out.append((row["bucket"], money(row["value"])))
         elif q == "Q5":
-            props = dict(p.split("=", 1) for p in row["properties"].split(", ") if p)
-            amount = props.get("amount")
-            out.append((iso_ms(row["ts"]), row["event"], row["stage"], props.get("channel"),
+            # One column per property the customer's rows carry (issue 32).
+            amount = row.get("properties.amount")
+            out.append((iso_ms(row["ts"]), row["event"], row["stage"], row.get("properties.channel"),
                         None if amount is None else money(amount)))
         elif q == "Q6":
             out.append((row["bucket"], row["new"], row["returning"], row["resurrecting"], row["dormant"]))

@@ -11,7 +11,7 @@ use arrow_array::ffi_stream::FFI_ArrowArrayStream;
 use arrow_array::{Array, RecordBatch, RecordBatchIterator, RecordBatchReader};
 use journeydb::{Cell, Table};
 use pyo3::prelude::*;
-use pyo3::types::{PyCapsule, PyList, PyTuple};
+use pyo3::types::{PyCapsule, PyDict, PyList, PyTuple};
 
 use crate::errors;
 
@@ -68,7 +68,8 @@ impl QueryResult {
     /// The column names, in order.
     #[getter]
     fn columns(&self) -> Vec<String> {
-        self.table.columns.clone()
+        let shown = crate::table::shown_columns(&self.table);
+        shown.into_iter().map(|(name, _)| name).collect()
     }
 
     /// The statement that was answered.
@@ -92,10 +93,31 @@ impl QueryResult {
             .call1((1970, 1, 1, 0, 0, 0, 0, utc))?;
         let timedelta = datetime.getattr("timedelta")?;
         let rows = PyList::empty(py);
+        let shown = crate::table::shown_columns(&self.table);
+        let nested = |columns: &[usize]| {
+            let first = columns.first().and_then(|&column| self.table.columns.get(column));
+            first.is_some_and(|name| name.starts_with(crate::table::NESTED))
+        };
         for row in &self.table.rows {
-            let cells = (row.iter())
-                .map(|cell| cell_object(py, cell, &epoch, &timedelta))
-                .collect::<PyResult<Vec<_>>>()?;
+            let mut cells = Vec::with_capacity(shown.len());
+            for (_, columns) in &shown {
+                if !nested(columns) {
+                    let cell = row.get(columns[0]).unwrap_or(&Cell::Null);
+                    cells.push(cell_object(py, cell, &epoch, &timedelta)?);
+                    continue;
+                }
+                // The row's non-null properties, as the JSON object holds them.
+                let members = PyDict::new(py);
+                for &column in columns {
+                    let cell = row.get(column).unwrap_or(&Cell::Null);
+                    let full = &self.table.columns[column];
+                    let name = full.strip_prefix(crate::table::NESTED).unwrap_or(full);
+                    if *cell != Cell::Null {
+                        members.set_item(name, cell_object(py, cell, &epoch, &timedelta)?)?;
+                    }
+                }
+                cells.push(members.into_any().unbind());
+            }
             rows.append(PyTuple::new(py, cells)?)?;
         }
         Ok(rows)

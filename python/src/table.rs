@@ -3,6 +3,9 @@
 //! instants `timestamp[us, UTC]`, only NULLs `null`; a column mixing kinds is text. Values are
 //! those `--format json` writes (a NaN or infinity is NULL there, so it is NULL here).
 //!
+//! TIMELINE's `properties.NAME` columns form one struct column `properties` (a field per
+//! property), as `--format json` nests them in one object.
+//!
 //! Uses: nothing of the package.
 
 use std::sync::Arc;
@@ -10,8 +13,8 @@ use std::sync::Arc;
 use arrow_array::builder::{
     BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
-use arrow_array::{ArrayRef, NullArray, RecordBatch, RecordBatchOptions};
-use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
+use arrow_array::{ArrayRef, NullArray, RecordBatch, RecordBatchOptions, StructArray};
+use arrow_schema::{ArrowError, DataType, Field, Fields, Schema, TimeUnit};
 use journeydb::{Cell, Table};
 
 /// The Arrow type a column's cells take.
@@ -82,17 +85,62 @@ fn column_array(table: &Table, column: usize, data_type: &DataType) -> ArrayRef 
     }
 }
 
+/// The prefix of the columns that nest into one `properties` column (TIMELINE's).
+pub const NESTED: &str = "properties.";
+
+/// The result's columns as JSON and Python show them: the `properties.NAME` columns as one
+/// `properties` column where the first of them stands; each entry is the column's name and the
+/// table columns it holds (one, or the nested ones).
+pub fn shown_columns(table: &Table) -> Vec<(String, Vec<usize>)> {
+    let mut shown: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut nested: Option<usize> = None;
+    for (column, name) in table.columns.iter().enumerate() {
+        if name.starts_with(NESTED) {
+            match nested {
+                Some(at) => shown[at].1.push(column),
+                None => {
+                    nested = Some(shown.len());
+                    shown.push(("properties".to_owned(), vec![column]));
+                }
+            }
+        } else {
+            shown.push((name.clone(), vec![column]));
+        }
+    }
+    shown
+}
+
 /// The table as one record batch (its row count kept even without columns).
 pub fn record_batch(table: &Table) -> Result<RecordBatch, ArrowError> {
-    let types: Vec<DataType> = (0..table.columns.len())
-        .map(|column| column_type(table, column))
-        .collect();
-    let fields: Vec<Field> = (table.columns.iter().zip(&types))
-        .map(|(name, data_type)| Field::new(name, data_type.clone(), true))
-        .collect();
-    let arrays: Vec<ArrayRef> = (types.iter().enumerate())
-        .map(|(column, data_type)| column_array(table, column, data_type))
-        .collect();
+    let mut fields: Vec<Field> = Vec::new();
+    let mut arrays: Vec<ArrayRef> = Vec::new();
+    for (name, columns) in shown_columns(table) {
+        let typed: Vec<(Field, ArrayRef)> = columns
+            .iter()
+            .map(|&column| {
+                let data_type = column_type(table, column);
+                let field_name = table.columns[column].strip_prefix(NESTED).unwrap_or(&name);
+                let array = column_array(table, column, &data_type);
+                (Field::new(field_name, data_type, true), array)
+            })
+            .collect();
+        let nested = table
+            .columns
+            .get(columns[0])
+            .is_some_and(|c| c.starts_with(NESTED));
+        if nested {
+            let (child_fields, child_arrays): (Vec<Field>, Vec<ArrayRef>) = typed.into_iter().unzip();
+            let child_fields = Fields::from(child_fields);
+            let array = StructArray::try_new(child_fields.clone(), child_arrays, None)?;
+            fields.push(Field::new(name, DataType::Struct(child_fields), true));
+            arrays.push(Arc::new(array));
+        } else {
+            for (field, array) in typed {
+                fields.push(field);
+                arrays.push(array);
+            }
+        }
+    }
     let options = RecordBatchOptions::new().with_row_count(Some(table.rows.len()));
     RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), arrays, &options)
 }

@@ -6,6 +6,21 @@ use crate::dict::Dicts;
 use crate::model::{Columns, PropType};
 use crate::result::{Cell, Table};
 
+/// Property `id` of type `ty` at row `index` of `rows` as a typed cell (NULL where the row has
+/// no value).
+pub(super) fn prop_cell(rows: &Columns, (id, ty): (u32, PropType), index: usize, dicts: &Dicts) -> Cell {
+    let Some(column) = rows.prop(id).filter(|column| column.valid[index]) else {
+        return Cell::Null;
+    };
+    let slot = column.vals[index];
+    match ty {
+        PropType::Str => Cell::Str(dicts.strings.name(slot as u32).unwrap_or("?").to_owned()),
+        PropType::I64 => Cell::Int(slot as i64),
+        PropType::F64 => Cell::Float(f64::from_bits(slot)),
+        PropType::Bool => Cell::Bool(slot != 0),
+    }
+}
+
 pub(super) fn slot_label(slot: Option<u64>, ty: PropType, dicts: &Dicts) -> String {
     let Some(x) = slot else { return "(null)".into() };
     match ty {

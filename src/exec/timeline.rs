@@ -7,7 +7,7 @@ use std::ops::Range;
 use roaring::RoaringBitmap;
 
 use crate::dict::Dicts;
-use crate::exec::labels::prop_label;
+use crate::exec::labels::{prop_cell, prop_label};
 use crate::exec::operator::{Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::exec::scan::{evaluate, passes};
@@ -27,11 +27,87 @@ struct TimelineOp<'a> {
     dicts: &'a Dicts,
 }
 
-/// The customer's rows as result rows, and whether there were more than the cap.
+/// The customer's rows as result lines, and whether there were more than the cap.
 #[derive(Default)]
 struct TimelineRows {
-    rows: Vec<Vec<Cell>>,
+    rows: Vec<Line>,
     over: bool,
+}
+
+/// One row of the answer before its property columns are laid out: time, event and stage, the
+/// row's properties (name, typed value) sorted by name, and their text (`amount=12.5, …`), which
+/// orders tied rows.
+struct Line {
+    cells: [Cell; 3],
+    props: Vec<(String, Cell)>,
+    text: String,
+}
+
+/// The column of property `name` in a TIMELINE answer.
+const PROPERTY_PREFIX: &str = "properties.";
+
+impl Line {
+    fn new(cells: [Cell; 3], mut props: Vec<(String, Cell, String)>) -> Line {
+        props.sort_by(|a, b| a.0.cmp(&b.0));
+        let text = props
+            .iter()
+            .map(|(name, _, label)| format!("{name}={label}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Line {
+            cells,
+            props: props.into_iter().map(|(name, cell, _)| (name, cell)).collect(),
+            text,
+        }
+    }
+
+    /// The sort key: time, event name, stage in lifecycle order, properties.
+    fn tie_order(&self) -> (i64, &str, Option<u8>, &str) {
+        fn text(cell: &Cell) -> &str {
+            match cell {
+                Cell::Str(s) => s.as_str(),
+                _ => "",
+            }
+        }
+        let ts = match self.cells[0] {
+            Cell::Time(ts) => ts,
+            _ => i64::MIN,
+        };
+        let stage = Stage::ALL
+            .iter()
+            .find(|s| s.name() == text(&self.cells[2]))
+            .map(|s| s.code());
+        (ts, text(&self.cells[1]), stage, &self.text)
+    }
+}
+
+/// The answer: columns `ts, event, stage`, then one column `properties.NAME` per property any
+/// line has (by name), NULL where a line has none.
+fn lay_out(lines: Vec<Line>) -> Table {
+    let mut names: Vec<&str> = lines
+        .iter()
+        .flat_map(|line| line.props.iter().map(|(name, _)| name.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut columns = vec!["ts".to_owned(), "event".to_owned(), "stage".to_owned()];
+    columns.extend(names.iter().map(|name| format!("{PROPERTY_PREFIX}{name}")));
+    let rows = lines
+        .iter()
+        .map(|line| {
+            let mut row = line.cells.to_vec();
+            row.extend(names.iter().map(|name| {
+                let found = line.props.binary_search_by(|(own, _)| own.as_str().cmp(name));
+                found.map_or(Cell::Null, |at| line.props[at].1.clone())
+            }));
+            row
+        })
+        .collect();
+    Table {
+        columns,
+        rows,
+        warnings: Vec::new(),
+    }
 }
 
 impl<'a> TimelineOp<'a> {
@@ -53,31 +129,30 @@ impl<'a> TimelineOp<'a> {
         })
     }
 
-    /// Row `index` of `rows` as a result row: time, event, stage, properties sorted by name.
-    fn row(&self, rows: &Columns, index: usize) -> Vec<Cell> {
-        let mut props: Vec<String> = Vec::new();
-        for c in &rows.props {
-            if c.valid[index] {
-                let name = self.dicts.props.name(c.id).unwrap_or("?");
-                props.push(format!(
-                    "{name}={}",
-                    prop_label(rows, Some((c.id, c.ty)), index, self.dicts)
-                ));
-            }
-        }
-        props.sort();
-        vec![
-            Cell::Time(rows.ts[index]),
-            Cell::Str(
-                self.dicts
-                    .events
-                    .name(rows.event[index])
-                    .unwrap_or("?")
-                    .to_owned(),
-            ),
-            Stage::from_code(rows.stage[index]).map_or(Cell::Null, |s| Cell::Str(s.name().to_owned())),
-            Cell::Str(props.join(", ")),
-        ]
+    /// Row `index` of `rows` as a result line: time, event, stage, properties.
+    fn row(&self, rows: &Columns, index: usize) -> Line {
+        let props = rows
+            .props
+            .iter()
+            .filter(|column| column.valid[index])
+            .map(|column| {
+                let prop = Some((column.id, column.ty));
+                (
+                    self.dicts.props.name(column.id).unwrap_or("?").to_owned(),
+                    prop_cell(rows, (column.id, column.ty), index, self.dicts),
+                    prop_label(rows, prop, index, self.dicts),
+                )
+            })
+            .collect();
+        let event = self
+            .dicts
+            .events
+            .name(rows.event[index])
+            .unwrap_or("?")
+            .to_owned();
+        let stage =
+            Stage::from_code(rows.stage[index]).map_or(Cell::Null, |s| Cell::Str(s.name().to_owned()));
+        Line::new([Cell::Time(rows.ts[index]), Cell::Str(event), stage], props)
     }
 }
 
@@ -110,7 +185,7 @@ impl Operator for TimelineOp<'_> {
                 && partial
                     .rows
                     .last()
-                    .is_some_and(|last| last.first() != Some(&Cell::Time(ts)))
+                    .is_some_and(|last| last.cells[0] != Cell::Time(ts))
             {
                 return;
             }
@@ -128,22 +203,25 @@ impl Operator for TimelineOp<'_> {
     }
 
     fn footprint(&self, partial: &TimelineRows) -> usize {
-        partial.rows.len() * 4 * 48
+        partial
+            .rows
+            .iter()
+            .map(|line| 4 * 48 + line.props.len() * 64)
+            .sum()
     }
 
     fn finish(&self, partial: TimelineRows, _: &Input<'_>, opts: &QueryOptions) -> Result<Table, QueryError> {
         if partial.over {
             return Err(QueryError::TooManyRows(opts.rows_max));
         }
-        let mut t = Table::new(&["ts", "event", "stage", "properties"]);
-        t.rows = partial.rows;
-        // Tied events by content (docs/QUERY.md, "Tied events"): the rows are in time order,
+        let mut lines = partial.rows;
+        // Tied events by content (docs/QUERY.md, "Tied events"): the lines are in time order,
         // and a stable sort on (time, event, stage, properties) only reorders ties.
-        t.rows.sort_by(|a, b| tie_order(a).cmp(&tie_order(b)));
+        lines.sort_by(|a, b| a.tie_order().cmp(&b.tie_order()));
         if let Some(n) = self.limit {
-            t.rows.truncate(n);
+            lines.truncate(n);
         }
-        Ok(t)
+        Ok(lay_out(lines))
     }
 }
 
@@ -172,41 +250,42 @@ pub(super) fn with_profile(
     };
     let dicts = snapshot.dicts();
     let rows = &profiles.rows;
-    let mut props: Vec<String> = (rows.props.iter())
+    let props = (rows.props.iter())
         .filter(|c| c.valid[row])
         .map(|c| {
-            let name = dicts.props.name(c.id).unwrap_or("?");
-            format!("{name}={}", prop_label(rows, Some((c.id, c.ty)), row, &dicts))
+            let name = dicts.props.name(c.id).unwrap_or("?").to_owned();
+            let label = prop_label(rows, Some((c.id, c.ty)), row, &dicts);
+            (name, prop_cell(rows, (c.id, c.ty), row, &dicts), label)
         })
         .collect();
-    props.sort();
-    let first = vec![
-        Cell::Time(rows.ts[row]),
-        Cell::Null,
-        Cell::Null,
-        Cell::Str(props.join(", ")),
-    ];
-    table.rows.insert(0, first);
-    Ok(table)
+    let mut lines = vec![Line::new(
+        [Cell::Time(rows.ts[row]), Cell::Null, Cell::Null],
+        props,
+    )];
+    lines.extend(lines_of(&table));
+    let mut answer = lay_out(lines);
+    answer.warnings = std::mem::take(&mut table.warnings);
+    Ok(answer)
 }
 
-/// The sort key of a TIMELINE row: time, event name, stage in lifecycle order, properties.
-fn tie_order(row: &[Cell]) -> (i64, &str, Option<u8>, &str) {
-    fn text(cell: Option<&Cell>) -> &str {
-        match cell {
-            Some(Cell::Str(s)) => s.as_str(),
-            _ => "",
-        }
-    }
-    let ts = match row.first() {
-        Some(Cell::Time(ts)) => *ts,
-        _ => i64::MIN,
-    };
-    let stage = Stage::ALL
+/// The lines of a laid-out answer (the inverse of [`lay_out`]; the text key is not needed
+/// again).
+fn lines_of(table: &Table) -> Vec<Line> {
+    table
+        .rows
         .iter()
-        .find(|s| s.name() == text(row.get(2)))
-        .map(|s| s.code());
-    (ts, text(row.get(1)), stage, text(row.get(3)))
+        .map(|row| {
+            let props = (table.columns.iter().zip(row).skip(3))
+                .filter(|(_, cell)| **cell != Cell::Null)
+                .filter_map(|(name, cell)| {
+                    let name = name.strip_prefix(PROPERTY_PREFIX)?;
+                    Some((name.to_owned(), cell.clone(), String::new()))
+                })
+                .collect();
+            let cell = |at: usize| row.get(at).cloned().unwrap_or(Cell::Null);
+            Line::new([cell(0), cell(1), cell(2)], props)
+        })
+        .collect()
 }
 
 /// Runs a TIMELINE statement.

@@ -1099,7 +1099,6 @@ pub fn transitions_ref(within_h: Option<i64>, range: Option<(i64, i64)>, evs: &[
 }
 
 pub fn timeline_ref(cust: usize, limit: Option<usize>, c: &Common, evs: &[Ev]) -> Table {
-    let mut t = Table::new(&["ts", "event", "stage", "properties"]);
     let mut mine: Vec<&Ev> = evs
         .iter()
         .filter(|e| e.cust == format!("c{cust}") && c.in_range(e.ts) && c.pass(e))
@@ -1116,15 +1115,30 @@ pub fn timeline_ref(cust: usize, limit: Option<usize>, c: &Common, evs: &[Ev]) -
     };
     // Tied events by event name, stage (lifecycle order), properties (docs/QUERY.md).
     mine.sort_by_cached_key(|e| (e.ts, e.name.clone(), e.stage.map(|s| s as u8), properties(e)));
+    mine.truncate(limit.unwrap_or(usize::MAX));
+    // One column per property any shown row has, by name (issue 32).
+    let (has_amt, has_ch) = (
+        mine.iter().any(|e| e.amt.is_some()),
+        mine.iter().any(|e| e.ch.is_some()),
+    );
+    let mut columns = vec!["ts", "event", "stage"];
+    columns.extend(has_amt.then_some("properties.amt"));
+    columns.extend(has_ch.then_some("properties.ch"));
+    let mut t = Table::new(&columns);
     for e in mine {
-        t.rows.push(vec![
+        let mut row = vec![
             Cell::Time(e.ts),
             Cell::Str(e.name.clone()),
             e.stage.map_or(Cell::Null, |s| Cell::Str(s.name().into())),
-            Cell::Str(properties(e)),
-        ]);
+        ];
+        if has_amt {
+            row.push(e.amt.map_or(Cell::Null, Cell::Float));
+        }
+        if has_ch {
+            row.push(e.ch.clone().map_or(Cell::Null, Cell::Str));
+        }
+        t.rows.push(row);
     }
-    t.rows.truncate(limit.unwrap_or(usize::MAX));
     t
 }
 

@@ -359,8 +359,51 @@ fn markdown(table: &Table) -> String {
     out
 }
 
-/// Renders `result` in `format`; the table view fits `width` columns when given.
+/// TIMELINE's `properties.NAME` columns as one `properties` column for people
+/// (`amount=191.64, channel=mobile`, the row's non-null values by name); other tables as they are.
+fn with_properties_text(result: &Table) -> std::borrow::Cow<'_, Table> {
+    const PREFIX: &str = "properties.";
+    let Some(first) = result.columns.iter().position(|name| name.starts_with(PREFIX)) else {
+        return std::borrow::Cow::Borrowed(result);
+    };
+    let keep: Vec<usize> = (0..result.columns.len())
+        .filter(|&at| !result.columns[at].starts_with(PREFIX))
+        .collect();
+    let mut compact = Table::new(&[]);
+    compact.columns = keep.iter().map(|&at| result.columns[at].clone()).collect();
+    compact.columns.insert(first, "properties".to_owned());
+    for row in &result.rows {
+        let text = (result.columns.iter().zip(row))
+            .filter_map(|(name, cell)| {
+                let name = name.strip_prefix(PREFIX)?;
+                let value = match cell {
+                    Cell::Null => return None,
+                    Cell::Float(x) => x.to_string(),
+                    other => other.to_string(),
+                };
+                Some(format!("{name}={value}"))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut cells: Vec<Cell> = keep
+            .iter()
+            .map(|&at| row.get(at).cloned().unwrap_or(Cell::Null))
+            .collect();
+        cells.insert(first, Cell::Str(text));
+        compact.rows.push(cells);
+    }
+    compact.warnings = result.warnings.clone();
+    std::borrow::Cow::Owned(compact)
+}
+
+/// Renders `result` in `format`; the table view fits `width` columns when given. The views
+/// for people (table, markdown) show TIMELINE's properties as one column of `name=value`.
 pub fn render(result: &Table, format: Format, width: Option<usize>) -> String {
+    let shown = match format {
+        Format::Table | Format::Markdown => with_properties_text(result),
+        _ => std::borrow::Cow::Borrowed(result),
+    };
+    let result = shown.as_ref();
     match format {
         Format::Table => table(result, width),
         Format::Csv => csv(result),
