@@ -1093,3 +1093,47 @@ fn profiles_import_query_and_export() {
         text(&out.stdout)
     );
 }
+
+/// Issue 32: an error in a script names the script's line (and file, for `.read`), not the
+/// line within the statement.
+#[test]
+fn script_errors_name_the_scripts_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db_s = db.to_str().unwrap();
+    assert!(run(&["demo", db_s, "--events", "2000"], None).status.success());
+    let script = "-- a script\nTREND count PERIOD month;\n\nFUNNEL visit\n  -> purchase WITHIN 7 days;\n";
+    let out = run(&[db_s], Some(script));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(" --> line 5, column 22\n"),
+        "{}",
+        text(&out.stderr)
+    );
+    let file = dir.path().join("report.sql");
+    std::fs::write(&file, script).unwrap();
+    let out = run(&[db_s, "-c", &format!(".read {}", file.display())], None);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(" --> {}:5:22\n", file.display())),
+        "{stderr}"
+    );
+    // Two statements on a line, the second over two lines.
+    let out = run(
+        &[db_s],
+        Some("TREND count PERIOD month; TREND uniq\nPERIOD wek;\n"),
+    );
+    assert!(
+        text(&out.stderr).contains(" --> line 2, column 8\n"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A failing dot-command in a file names its line too.
+    std::fs::write(&file, "TREND count PERIOD month;\n.mode nonsense\n").unwrap();
+    let out = run(&[db_s, "-c", &format!(".read {}", file.display())], None);
+    assert!(
+        text(&out.stderr).contains(&format!(" --> {}:2\n", file.display())),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -62,6 +62,13 @@ impl ParseError {
     /// Renders the error against the query text: line, column, the line, and a caret under the
     /// span (control characters in the echoed line are shown escaped).
     pub fn render(&self, text: &str) -> String {
+        self.render_at(text, None, 1)
+    }
+
+    /// As [`ParseError::render`], for a statement that starts on line `first_line` of a script:
+    /// the place reads `line L, column C` of the whole script, or `FILE:L:C` when the script is
+    /// the file `file`.
+    pub fn render_at(&self, text: &str, file: Option<&str>, first_line: usize) -> String {
         let start = self.span.start.min(text.len());
         let line_start = text[..start].rfind('\n').map_or(0, |p| p + 1);
         let line_end = text[start..].find('\n').map_or(text.len(), |p| start + p);
@@ -75,10 +82,12 @@ impl ParseError {
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
-        let mut out = format!(
-            "error: {}\n --> line {line_no}, column {col}\n  | {shown}\n  | ",
-            self.message
-        );
+        let line_no = line_no + first_line.max(1) - 1;
+        let place = match file {
+            Some(file) => format!("{file}:{line_no}:{col}"),
+            None => format!("line {line_no}, column {col}"),
+        };
+        let mut out = format!("error: {}\n --> {place}\n  | {shown}\n  | ", self.message);
         out.push_str(&" ".repeat(col - 1));
         out.push_str(&"^".repeat(width));
         if let Some(help) = &self.help {

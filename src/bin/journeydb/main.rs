@@ -7,6 +7,7 @@ mod importing;
 mod layout;
 mod render;
 mod shell;
+mod statements;
 mod transfer;
 
 use std::io::{IsTerminal, Read};
@@ -426,7 +427,7 @@ fn shell_main(cli: Cli) -> ExitCode {
     if !std::io::stdout().is_terminal() {
         session.chart = false;
     }
-    match session.script(&script) {
+    match session.script(&script, None) {
         Ok(Flow::Continue | Flow::Quit) => ExitCode::SUCCESS,
         Err(()) => ExitCode::FAILURE,
     }

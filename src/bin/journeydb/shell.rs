@@ -20,6 +20,7 @@ use rustyline::{Context, Helper};
 
 use crate::chart::{self, Style};
 use crate::render::{self, Format, escape_control, group_thousands};
+use crate::statements::{take_statements, take_statements_at};
 use crate::transfer;
 
 /// The dot-commands, with their one-line help.
@@ -107,6 +108,9 @@ pub struct Session {
     depth: usize,
     /// Memory budget of each query (`.memory`).
     memory_max: usize,
+    /// Where the statement being run starts in a script: the file (`None`: standard input or
+    /// `-c`) and its line; errors then name that place.
+    origin: Option<(Option<String>, usize)>,
     /// The width tables and charts fit: `None` follows the terminal (read before each result,
     /// so a resized window is followed); `Some(None)`: no limit; `Some(Some(n))`: `n` columns.
     pub width_setting: Option<Option<usize>>,
@@ -131,6 +135,14 @@ fn parse_size(text: &str) -> Result<usize, String> {
     n.checked_mul(1usize << shift)
         .filter(|&b| b > 0)
         .ok_or_else(|| format!("size {text:?} is zero or too large"))
+}
+
+/// A place in a script: `FILE:LINE`, or `line LINE` of standard input or `-c`.
+fn place(file: Option<&str>, line: usize) -> String {
+    match file {
+        Some(file) => format!("{file}:{line}"),
+        None => format!("line {line}"),
+    }
 }
 
 /// How deeply `.read` may nest.
@@ -168,6 +180,7 @@ impl Session {
             depth: 0,
             memory_max: QueryOptions::default().memory_max,
             width_setting: None,
+            origin: None,
         }
     }
 
@@ -245,7 +258,8 @@ impl Session {
                 true
             }
             Err(QueryError::Parse(e)) => {
-                eprintln!("{}", e.render(input));
+                let (file, line) = self.origin.clone().unwrap_or((None, 1));
+                eprintln!("{}", e.render_at(input, file.as_deref(), line));
                 false
             }
             Err(QueryError::Cancelled) => {
@@ -253,7 +267,10 @@ impl Session {
                 false
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                match &self.origin {
+                    Some((Some(file), line)) => eprintln!("error: {e}\n --> {file}:{line}"),
+                    _ => eprintln!("error: {e}"),
+                }
                 false
             }
         }
@@ -408,7 +425,7 @@ impl Session {
         }
         let text = std::fs::read_to_string(arg).map_err(|e| format!("cannot read {arg}: {e}"))?;
         self.depth += 1;
-        let result = self.script(&text);
+        let result = self.script(&text, Some(arg));
         self.depth -= 1;
         result.map_err(|()| format!("{arg}: stopped at the first error"))
     }
@@ -554,33 +571,52 @@ impl Session {
 
     /// Runs a script: statements ended by `;` and dot-commands on their own lines. Stops at the
     /// first error (`Err`), or at `.quit`.
-    pub fn script(&mut self, text: &str) -> Result<Flow, ()> {
+    pub fn script(&mut self, text: &str, file: Option<&str>) -> Result<Flow, ()> {
         let mut buf = String::new();
-        for line in text.lines() {
+        // The script's line (1-based) that `buf` starts on.
+        let mut buf_line = 1;
+        for (index, line) in text.lines().enumerate() {
             if buf.trim().is_empty() && line.trim_start().starts_with('.') {
                 buf.clear();
                 match self.dot(line) {
                     Ok(Flow::Continue) => continue,
                     Ok(Flow::Quit) => return Ok(Flow::Quit),
                     Err(e) => {
-                        eprintln!("error: {e}");
+                        eprintln!("error: {e}\n --> {}", place(file, index + 1));
                         return Err(());
                     }
                 }
             }
+            if buf.trim().is_empty() {
+                buf.clear();
+                buf_line = index + 1;
+            }
             buf.push_str(line);
             buf.push('\n');
-            for q in take_statements(&mut buf) {
-                if !self.statement(&q) {
+            let (statements, rest_line) = take_statements_at(&mut buf);
+            for (statement, offset) in statements {
+                if !self.statement_at(&statement, file, buf_line + offset) {
                     return Err(());
                 }
             }
+            buf_line += rest_line;
         }
         let rest = buf.trim();
-        if !rest.is_empty() && !self.statement(rest) {
+        let leading = buf.len() - buf.trim_start().len();
+        let rest_line = buf_line + buf[..leading].matches('\n').count();
+        if !rest.is_empty() && !self.statement_at(rest, file, rest_line) {
             return Err(());
         }
         Ok(Flow::Continue)
+    }
+
+    /// Runs statement `input`, which starts on line `line` of a script (of `file`, when it is
+    /// one): its errors say that line.
+    fn statement_at(&mut self, input: &str, file: Option<&str>, line: usize) -> bool {
+        self.origin = Some((file.map(str::to_owned), line));
+        let ok = self.statement(input);
+        self.origin = None;
+        ok
     }
 
     /// One input of the interactive loop (a typed line, or several pasted at once): a
@@ -725,45 +761,6 @@ pub fn stats_text(db: &Db) -> String {
             group_thousands(s.pending_erased_events as i64)
         ));
     }
-    out
-}
-
-/// Moves every complete statement (ended by `;` outside quotes) out of `buf`; `--` comments are
-/// dropped. What remains in `buf` is the incomplete tail.
-pub fn take_statements(buf: &mut String) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    let mut chars = buf.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => {
-                quote = None;
-                cur.push(c);
-            }
-            (Some(_), c) => cur.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                cur.push(c);
-            }
-            (None, '-') if chars.peek() == Some(&'-') => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        cur.push('\n');
-                        break;
-                    }
-                }
-            }
-            (None, ';') => {
-                let s = std::mem::take(&mut cur);
-                if !s.trim().is_empty() {
-                    out.push(s.trim().to_owned());
-                }
-            }
-            (None, c) => cur.push(c),
-        }
-    }
-    *buf = if cur.trim().is_empty() { String::new() } else { cur };
     out
 }
 
@@ -939,19 +936,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn statements_split_outside_quotes_and_comments() {
-        let mut b =
-            String::from("FUNNEL a -> b WITHIN 1d; -- c;\nTREND count WHERE x = ';' PERIOD day;\nTREND");
-        let s = take_statements(&mut b);
-        assert_eq!(
-            s,
-            vec!["FUNNEL a -> b WITHIN 1d", "TREND count WHERE x = ';' PERIOD day"]
-        );
-        assert_eq!(b.trim(), "TREND");
+    fn a_completed_word_starts_after_the_last_separator() {
         assert_eq!(word_start("TREND uniq WHERE customer.pl"), 17);
         assert_eq!(word_start("FUNNEL vis"), 7);
-        // A statement open inside a quote stays open.
-        let mut open = String::from("TREND count WHERE x = ';");
-        assert!(take_statements(&mut open).is_empty());
     }
 }
