@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::model::Columns;
+use crate::model::{Columns, PROFILE_ROW};
 
 /// A sorted prefix's length, its events and its profile writes.
 type SortedPrefix = (usize, Arc<Columns>, Arc<Columns>);
@@ -41,6 +41,17 @@ impl Buffer {
     /// Rows held.
     pub fn len(&self) -> usize {
         self.rows.read().len()
+    }
+
+    /// Event rows among the first `len` rows held (profile writes, which share the buffer and
+    /// the sequence numbers, are not events).
+    pub fn events_in(&self, len: usize) -> usize {
+        let rows = self.rows.read();
+        let len = len.min(rows.event.len());
+        rows.event[..len]
+            .iter()
+            .filter(|&&event| event != PROFILE_ROW)
+            .count()
     }
 
     /// True when no rows are held.

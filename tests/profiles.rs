@@ -593,3 +593,27 @@ proptest! {
         }
     }
 }
+
+/// Profile writes share the write buffer and the sequence numbers with events, but they are not
+/// events: `Stats::events` counts only events, buffered, replayed after a reopen, or sealed
+/// (found by examples/web_shop.rs, which compares it with the events it had acknowledged).
+#[test]
+fn statistics_count_events_not_profile_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let db = Db::create(&path, Options::default()).unwrap();
+    let mut batch = db.batch();
+    batch.set_profile(ProfileUpdate::new("ann", T0).with_prop("plan", "free"));
+    batch.append(Event::new("ann", T0, "visit"));
+    batch.set_profile(ProfileUpdate::new("bob", T0).with_prop("plan", "pro"));
+    batch.commit().unwrap();
+    db.commit(&[Event::new("bob", T0 + 1, "visit")]).unwrap();
+    let stats = db.stats();
+    assert_eq!((stats.events, stats.buffered_events), (2, 2));
+    drop(db);
+    let db = Db::open(&path, Options::default()).unwrap();
+    assert_eq!(db.stats().events, 2, "after replaying the log");
+    db.flush().unwrap();
+    let stats = db.stats();
+    assert_eq!((stats.events, stats.buffered_events), (2, 0), "after sealing");
+}

@@ -247,9 +247,11 @@ impl Db {
         // Counts only: no snapshot (which would sort the buffer).
         let version = self.inner.version.read().clone();
         let visible = self.inner.visible_seq.load(Ordering::SeqCst);
-        let buffered = visible
+        // The visible prefix of the buffer, less the profile writes it holds beside events.
+        let visible_rows = visible
             .saturating_sub(version.buffer.seq_base())
             .min(version.buffer.len() as u64);
+        let buffered = version.buffer.events_in(visible_rows as usize) as u64;
         let sealed: u64 = version.segments.iter().map(|s| s.footer.rows).sum();
         let segment_bytes: u64 = version.segments.iter().map(|s| s.file_len()).sum();
         let hidden: u64 = version.forgotten.iter().map(|e| e.rows).sum();
