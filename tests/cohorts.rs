@@ -368,7 +368,7 @@ fn by_cohort_is_refused_where_it_has_no_meaning() {
     let t = db
         .query("TREND count PERIOD day BY COHORT buyers, buyers")
         .unwrap();
-    assert_eq!(t.columns, ["bucket", "group", "value"]);
+    assert_eq!(t.columns, ["bucket", "group", "value", "complete"]);
     assert_eq!(t.rows.len(), 2);
 }
 

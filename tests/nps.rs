@@ -175,10 +175,14 @@ fn a_worked_example() {
             "detractors",
             "responses",
             "ci_low",
-            "ci_high"
+            "ci_high",
+            "complete"
         ]
     );
     let row = &t.rows[0];
+    // One day of data: it starts the earliest event's day, but its latest event (T0 + 5 s) is
+    // before the day's end, so the day is not complete.
+    assert_eq!(row[8], Cell::Bool(false));
     assert_eq!(row[1], Cell::Float(25.0));
     assert_eq!(
         &row[2..6],

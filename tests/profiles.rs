@@ -553,10 +553,10 @@ proptest! {
         // BY of two properties: the rows of (channel, plan) are BY ch's rows among the plan's
         // customers.
         let pairs = db.query("TREND count PERIOD day FROM '2026-03-05' TO '2026-03-09' BY ch, customer.plan").unwrap();
-        prop_assert_eq!(&pairs.columns, &["bucket", "group", "group2", "value"]);
+        prop_assert_eq!(&pairs.columns, &["bucket", "group", "group2", "value", "complete"]);
         for (label, test) in groups {
             let alone = db.query(&format!("TREND count PERIOD day FROM '2026-03-05' TO '2026-03-09' WHERE customer.plan {test} BY ch")).unwrap();
-            let by: Vec<Vec<Cell>> = pairs.rows.iter().filter(|r| r[2] == Cell::Str(label.into())).map(|r| vec![r[0].clone(), r[1].clone(), r[3].clone()]).collect();
+            let by: Vec<Vec<Cell>> = pairs.rows.iter().filter(|r| r[2] == Cell::Str(label.into())).map(|r| vec![r[0].clone(), r[1].clone(), r[3].clone(), r[4].clone()]).collect();
             let nonzero: Vec<Vec<Cell>> = alone.rows.iter().filter(|r| {
                 // A (channel, plan) pair with no event at all is not a group.
                 by.iter().any(|b| b[1] == r[1])

@@ -254,15 +254,19 @@ fn dst_week_boundaries() {
         .snapshot()
         .query("TREND count OF visit PERIOD week FROM '2026-03-23' TO '2026-04-06' TZ 'Europe/Berlin'")
         .unwrap();
-    assert_eq!(t.to_text(), "bucket | value\n2026-03-23 | 1\n2026-03-30 | 1\n");
+    // The week of the latest event ends after it: not complete (docs/QUERY.md, "Complete buckets").
+    assert_eq!(
+        t.to_text(),
+        "bucket | value | complete\n2026-03-23 | 1 | true\n2026-03-30 | 1 | false\n"
+    );
     let t = db
         .snapshot()
         .query("TREND count OF visit PERIOD week FROM '2026-03-23' TO '2026-04-06'")
         .unwrap();
     assert_eq!(
         t.to_text(),
-        "bucket | value\n2026-03-23 | 2\n2026-03-30 | 0\n",
-        "in UTC both are Sunday"
+        "bucket | value | complete\n2026-03-23 | 2 | false\n2026-03-30 | 0 | false\n",
+        "in UTC both are Sunday (and the data ends before either week does)"
     );
     let t = db
         .snapshot()
@@ -539,7 +543,10 @@ fn uniq_from_bitmaps_equals_the_scan() {
     let t = snap
         .query("TREND uniq PERIOD day FROM '2026-02-02' TO '2026-02-04'")
         .unwrap();
-    assert_eq!(t.to_text(), "bucket | value\n2026-02-02 | 4\n2026-02-03 | 5\n");
+    assert_eq!(
+        t.to_text(),
+        "bucket | value | complete\n2026-02-02 | 4 | true\n2026-02-03 | 5 | true\n"
+    );
 }
 
 fn explain(db: &Db, q: &str) -> Vec<(String, String)> {
@@ -855,7 +862,7 @@ fn every_period_at_the_ends_of_time() {
                         let total: i64 = t
                             .rows
                             .iter()
-                            .map(|row| match row.last() {
+                            .map(|row| match row.get(1) {
                                 Some(Cell::Int(n)) => *n,
                                 other => panic!("{trend}: {other:?}"),
                             })
@@ -950,7 +957,7 @@ fn hourly_buckets_across_daylight_saving_changes() {
         let total: i64 = t
             .rows
             .iter()
-            .map(|r| match r.last() {
+            .map(|r| match r.get(1) {
                 Some(Cell::Int(n)) => *n,
                 other => panic!("{q}: {other:?}"),
             })
@@ -1301,4 +1308,58 @@ fn explain_step_one_starts_the_counted_chain() {
         .query("EXPLAIN FUNNEL visit -> review WITHIN 7d FOR CUSTOMER 'c'")
         .unwrap();
     assert_eq!(alone.get(0, "at").and_then(Cell::as_time), Some(T));
+}
+
+/// Issue 32: a bucket is complete when the range and the data cover it whole (docs/QUERY.md,
+/// "Complete buckets"): the data begins on the day of its earliest event and ends with its
+/// latest event. Data from Thursday 2026-01-01 03:00 to Tuesday 2026-02-03 12:00.
+#[test]
+fn complete_buckets_are_those_the_range_and_the_data_cover() {
+    let thursday = 1_767_225_600_000_000 + 3 * H; // 2026-01-01T03:00Z
+    let tuesday = 1_770_076_800_000_000 + 12 * H; // 2026-02-03T12:00Z
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(dir.path().join("db"), Options::default().sync(Sync::Never)).unwrap();
+    db.commit(&[
+        Event::new("a", thursday, "visit"),
+        Event::new("b", tuesday, "visit"),
+    ])
+    .unwrap();
+    let complete = |q: &str| -> Vec<(String, bool)> {
+        let t = db.snapshot().query(q).unwrap();
+        let (bucket, done) = (t.column("bucket").unwrap(), t.column("complete").unwrap());
+        t.rows
+            .iter()
+            .map(|r| (r[bucket].as_str().unwrap().to_owned(), r[done].as_bool().unwrap()))
+            .collect()
+    };
+    let weeks = complete("TREND count PERIOD week");
+    assert_eq!(
+        weeks.first(),
+        Some(&("2025-12-29".to_owned(), false)),
+        "starts mid-week"
+    );
+    assert_eq!(
+        weeks.last(),
+        Some(&("2026-02-02".to_owned(), false)),
+        "two days of data"
+    );
+    assert!(weeks[1..weeks.len() - 1].iter().all(|(_, done)| *done));
+    // January is whole although its first event came at 03:00; February is not over.
+    assert_eq!(
+        complete("TREND count PERIOD month"),
+        [("2026-01-01".to_owned(), true), ("2026-02-01".to_owned(), false)]
+    );
+    // FROM on a Monday makes its week whole; TO before the data's end cuts the last bucket.
+    let ranged = complete("LIFECYCLE OF visit PERIOD week FROM '2026-01-05' TO '2026-01-15'");
+    assert_eq!(
+        ranged,
+        [("2026-01-05".to_owned(), true), ("2026-01-12".to_owned(), false)]
+    );
+    // RETENTION: the first weekly cohort holds only Thursday to Sunday's entrants.
+    let t = db
+        .snapshot()
+        .query("RETENTION visit RETURN visit PERIOD week PERIODS 1")
+        .unwrap();
+    let whole = t.column("cohort_complete").unwrap();
+    assert_eq!(t.rows[0][whole], Cell::Bool(false));
 }

@@ -143,8 +143,15 @@ fn the_gap_edge_and_midnight() {
     ])
     .unwrap();
     let t = db.query("TREND sessions PERIOD day").unwrap();
-    assert_eq!(t.rows[0], vec![Cell::Str("2026-03-05".into()), Cell::Int(2)]);
-    assert_eq!(t.rows[1], vec![Cell::Str("2026-03-06".into()), Cell::Int(1)]);
+    assert_eq!(
+        t.rows[0],
+        vec![Cell::Str("2026-03-05".into()), Cell::Int(2), Cell::Bool(true)]
+    );
+    // The last day ends after the latest event: not complete.
+    assert_eq!(
+        t.rows[1],
+        vec![Cell::Str("2026-03-06".into()), Cell::Int(1), Cell::Bool(false)]
+    );
     let t = db.query("TREND avg(session_length) PERIOD day").unwrap();
     // Day 1: a's 30-minute session and b's single event (0 s): 900 s on average.
     assert_eq!(t.rows[0][1], Cell::Float(900.0));

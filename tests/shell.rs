@@ -176,7 +176,7 @@ fn scripts_on_stdin_and_errors() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.starts_with("ts,event,stage\nbucket,value\n2026-01-01,"),
+        stdout.starts_with("ts,event,stage\nbucket,value,complete\n2026-01-01,"),
         "{stdout}"
     );
 
@@ -830,7 +830,10 @@ fn maintenance_commands() {
         stdout.contains("event,events,customers,stage\nvisit,4,3,\npurchase,4,3,\nreview,2,2,"),
         "{stdout}"
     );
-    assert!(stdout.contains("bucket,value\n2026-01-01,12"), "{stdout}");
+    assert!(
+        stdout.contains("bucket,value,complete\n2026-01-01,12,"),
+        "{stdout}"
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("unknown command .bogus"),

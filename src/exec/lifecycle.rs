@@ -9,7 +9,7 @@ use super::operator::{Operator, Prefilter};
 use super::options::{Input, QueryError, QueryOptions};
 use super::scan::{columns, evaluate, passes};
 use crate::dict::Dicts;
-use crate::exec::range::history_buckets;
+use crate::exec::range::{bucket_complete, history_buckets};
 use crate::model::{self, Columns};
 use crate::plan::{Buckets, CPred, Matcher, Resolver};
 use crate::query::ast::{Lifecycle, Period};
@@ -23,6 +23,8 @@ struct LifecycleOp<'a> {
     filter: Option<CPred>,
     buckets: Buckets,
     report: Range<usize>,
+    /// The statement's FROM..TO, which with the data's span decides the `complete` column.
+    explicit: Option<(i64, i64)>,
     dicts: &'a Dicts,
 }
 
@@ -45,6 +47,7 @@ impl<'a> LifecycleOp<'a> {
                 .as_ref()
                 .map(|p| res.pred(p))
                 .transpose()?,
+            explicit: range,
             buckets,
             report,
             dicts: input.dicts,
@@ -111,8 +114,15 @@ impl Operator for LifecycleOp<'_> {
         }
     }
 
-    fn finish(&self, partial: Counts4, _: &Input<'_>, _: &QueryOptions) -> Result<Table, QueryError> {
-        let mut t = Table::new(&["bucket", "new", "returning", "resurrecting", "dormant"]);
+    fn finish(&self, partial: Counts4, input: &Input<'_>, _: &QueryOptions) -> Result<Table, QueryError> {
+        let mut t = Table::new(&[
+            "bucket",
+            "new",
+            "returning",
+            "resurrecting",
+            "dormant",
+            "complete",
+        ]);
         for b in self.report.clone() {
             let c = partial.get(b).copied().unwrap_or([0; 4]);
             t.rows.push(vec![
@@ -121,6 +131,7 @@ impl Operator for LifecycleOp<'_> {
                 Cell::Int(c[1]),
                 Cell::Int(c[2]),
                 Cell::Int(c[3]),
+                Cell::Bool(bucket_complete(&self.buckets, b, self.explicit, input)),
             ]);
         }
         Ok(t)

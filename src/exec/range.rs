@@ -51,6 +51,33 @@ pub(super) fn history_buckets(
     Ok((buckets, first..last))
 }
 
+/// Whether bucket `index` of `buckets` is complete (docs/QUERY.md, "Complete buckets"): both
+/// the statement's range (`explicit`, its FROM..TO) and the data cover it whole. It starts at or
+/// after FROM and at or after the start of the earliest event's day (in the buckets' zone: the
+/// data is taken to begin on a whole day), and it ends at or before TO and at or before the
+/// latest event (the data ends with its latest event, as RETENTION's `complete` has it). An
+/// empty database has no complete bucket.
+pub(super) fn bucket_complete(
+    buckets: &Buckets,
+    index: usize,
+    explicit: Option<(i64, i64)>,
+    input: &Input<'_>,
+) -> bool {
+    let Some((earliest, latest)) = input.ts_range else {
+        return false;
+    };
+    let (Some(&start), Some(&end)) = (buckets.starts.get(index), buckets.starts.get(index + 1)) else {
+        return false;
+    };
+    let first_day = jiff::Timestamp::from_microsecond(earliest)
+        .ok()
+        .and_then(|at| at.to_zoned_datetime(buckets.tz.clone()).start_of_day().ok())
+        .map_or(earliest, |day| day.timestamp().as_microsecond());
+    let lo = explicit.map_or(first_day, |(from, _)| from.max(first_day));
+    let hi = explicit.map_or(latest, |(_, to)| to.min(latest));
+    start >= lo && end <= hi
+}
+
 /// The local day (days since the epoch) of `ts` in a statement's calendar (`None`: UTC, days
 /// by division): the day TOP CUSTOMERS' `days_active` and FIT's purchase days count in.
 pub(super) fn local_day(tz: Option<&jiff::tz::TimeZone>, ts: i64) -> i64 {

@@ -7,7 +7,7 @@ use crate::exec::labels::customer_table;
 use crate::exec::operator::{Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::exec::prefilter::{candidates, step_days};
-use crate::exec::range::on_day_boundary;
+use crate::exec::range::{bucket_complete, on_day_boundary};
 use crate::exec::scan::{columns, evaluate, passes};
 use crate::model::Columns;
 use crate::plan::{Buckets, CPred, Matcher, Resolver};
@@ -207,9 +207,20 @@ impl Operator for RetentionOp<'_> {
         let partial = partial.0;
         let latest = input.ts_range.map_or(i64::MIN, |x| x.1);
         let complete = |b: usize| self.buckets.starts.get(b + 1).is_some_and(|&end| end <= latest);
-        let mut t = Table::new(&["cohort", "period", "cohort_size", "customers", "rate", "complete"]);
+        let mut t = Table::new(&[
+            "cohort",
+            "period",
+            "cohort_size",
+            "customers",
+            "rate",
+            "complete",
+            "cohort_complete",
+        ]);
         let mut mean: Vec<(u64, u64)> = vec![(0, 0); self.periods + 1];
         for (c, (size, counts)) in &partial {
+            // A cohort whose bucket the range or the data covers only in part (the first week
+            // of data starting mid-week) holds only part of its entrants.
+            let whole = bucket_complete(&self.buckets, *c, self.range, input);
             for (k, &n) in counts.iter().enumerate() {
                 let done = complete(c + k);
                 if done {
@@ -223,6 +234,7 @@ impl Operator for RetentionOp<'_> {
                     Cell::Int(n as i64),
                     Cell::Rate(n as f64 / *size as f64),
                     Cell::Bool(done),
+                    Cell::Bool(whole),
                 ]);
             }
         }
@@ -238,6 +250,7 @@ impl Operator for RetentionOp<'_> {
                     Cell::Rate(*n as f64 / *size as f64)
                 },
                 Cell::Bool(true),
+                Cell::Null,
             ]);
         }
         Ok(t)

@@ -7,7 +7,7 @@ use crate::exec::group::GroupBy;
 use crate::exec::operator::{HashMap, Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::exec::overlaps;
-use crate::exec::range::{data_range, whole_days};
+use crate::exec::range::{bucket_complete, data_range, whole_days};
 use crate::exec::scan::{columns, columns_of, evaluate, passes};
 use crate::merge::Source;
 use crate::model::{Columns, PropType};
@@ -41,6 +41,8 @@ pub(super) struct TrendOp<'a> {
     /// CHANGES of a distinct count: also count each customer of a (group, bucket) under the
     /// number of groups the customer is in that bucket ([`AggState::split`]).
     shares: bool,
+    /// The statement's FROM..TO, which with the data's span decides the `complete` column.
+    explicit: Option<(i64, i64)>,
     dicts: &'a Dicts,
 }
 
@@ -115,6 +117,7 @@ impl<'a> TrendOp<'a> {
             filter: tr.common.filter.as_ref().map(|p| res.pred(p)).transpose()?,
             first,
             range: (lo, hi),
+            explicit: range,
             value,
             by: match (&tr.by, &tr.by2) {
                 (Some((name, span, _)), None) => Some(GroupBy::resolve(&res, input, (name, *span))?),
@@ -598,6 +601,7 @@ impl Operator for TrendOp<'_> {
                 "ci_high",
             ]);
         }
+        cols.push("complete");
         let mut t = Table::new(&cols);
         let empty = AggState::default();
         for b in self.first..self.buckets.len() {
@@ -613,6 +617,12 @@ impl Operator for TrendOp<'_> {
                     row.push(interval.map_or(Cell::Null, |(low, _)| Cell::Float(low)));
                     row.push(interval.map_or(Cell::Null, |(_, high)| Cell::Float(high)));
                 }
+                row.push(Cell::Bool(bucket_complete(
+                    &self.buckets,
+                    b,
+                    self.explicit,
+                    input,
+                )));
                 t.rows.push(row);
             }
         }

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use jiff::tz::TimeZone;
 use journeydb::{Cell, Table};
 
-use super::reference::{Common, Ev, StepQ, bucket_seq, label, local_bucket};
+use super::reference::{Common, Ev, StepQ, bucket_seq, complete_ref, label, local_bucket};
 
 #[derive(Clone, Debug)]
 pub struct NpsQ {
@@ -77,6 +77,7 @@ pub fn nps_ref(q: &NpsQ, evs: &[Ev]) -> Result<Table, f64> {
         "responses",
         "ci_low",
         "ci_high",
+        "complete",
     ]);
     let mut t = Table::new(&columns);
     for b in bucket_seq(lo, hi, q.period, &tz) {
@@ -121,6 +122,7 @@ pub fn nps_ref(q: &NpsQ, evs: &[Ev]) -> Result<Table, f64> {
                     Cell::Float((score + half).min(100.0)),
                 ]);
             }
+            row.push(Cell::Bool(complete_ref(b, q.period, &tz, q.c.range, all)));
             t.rows.push(row);
         }
     }

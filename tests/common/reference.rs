@@ -523,6 +523,33 @@ pub fn next_in(b: jiff::civil::DateTime, period: &str, tz: &TimeZone) -> jiff::c
     local_bucket(t, "hour", tz)
 }
 
+/// Whether the bucket starting at `b` is complete (docs/QUERY.md, "Complete buckets"): it starts
+/// at or after FROM and the start of the earliest event's local day, and ends at or before TO and
+/// the latest event (`data`: the earliest and latest event of the whole database).
+pub fn complete_ref(
+    b: jiff::civil::DateTime,
+    period: &str,
+    tz: &TimeZone,
+    explicit: Option<(i64, i64)>,
+    data: Option<(i64, i64)>,
+) -> bool {
+    let Some((earliest, latest)) = data else {
+        return false;
+    };
+    let at = |civil: jiff::civil::DateTime| {
+        civil
+            .to_zoned_datetime(tz.clone())
+            .unwrap()
+            .timestamp()
+            .as_microsecond()
+    };
+    let (start, end) = (at(b), at(next_in(b, period, tz)));
+    let first_day = at(local_bucket(earliest, "day", tz));
+    let lo = explicit.map_or(first_day, |(from, _)| from.max(first_day));
+    let hi = explicit.map_or(latest, |(_, to)| to.min(latest));
+    start >= lo && end <= hi
+}
+
 pub fn label(b: jiff::civil::DateTime, period: &str, tz: &TimeZone) -> String {
     if period == "hour" {
         let z = b.to_zoned_datetime(tz.clone()).unwrap();
@@ -735,9 +762,18 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
                 }
             }
             let latest = ts_range.map_or(i64::MIN, |r| r.1);
-            let mut t = Table::new(&["cohort", "period", "cohort_size", "customers", "rate", "complete"]);
+            let mut t = Table::new(&[
+                "cohort",
+                "period",
+                "cohort_size",
+                "customers",
+                "rate",
+                "complete",
+                "cohort_complete",
+            ]);
             let mut mean = vec![(0i64, 0i64); periods + 1];
             for (co, (size, counts)) in &cells {
+                let whole = complete_ref(*co, period, &tz, c.range, ts_range);
                 let mut b = *co;
                 for (k, &n) in counts.iter().enumerate() {
                     let end = next_in(b, period, &tz)
@@ -757,6 +793,7 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
                         Cell::Int(n),
                         Cell::Rate(n as f64 / *size as f64),
                         Cell::Bool(done),
+                        Cell::Bool(whole),
                     ]);
                     b = next_in(b, period, &tz);
                 }
@@ -773,6 +810,7 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
                         Cell::Rate(*n as f64 / *size as f64)
                     },
                     Cell::Bool(true),
+                    Cell::Null,
                 ]);
             }
             t
@@ -829,9 +867,9 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
                 groups = [String::new()].into();
             }
             let mut t = Table::new(if *by {
-                &["bucket", "group", "value"]
+                &["bucket", "group", "value", "complete"]
             } else {
-                &["bucket", "value"]
+                &["bucket", "value", "complete"]
             });
             for b in &buckets {
                 for g in &groups {
@@ -895,6 +933,7 @@ pub fn reference(q: &Q, evs: &[Ev]) -> Table {
                     if *by {
                         row.insert(1, Cell::Str(g.clone()));
                     }
+                    row.push(Cell::Bool(complete_ref(*b, period, &tz, c.range, ts_range)));
                     t.rows.push(row);
                 }
             }
@@ -925,7 +964,14 @@ pub fn journey_ref(q: &Q, evs: &[Ev]) -> Table {
             let all = bucket_seq(dmin.min(lo), (dmax + 1).max(hi), period, &tz);
             let pos = |b: &jiff::civil::DateTime| all.iter().position(|x| x == b).unwrap();
             let rep = pos(&local_bucket(lo, period, &tz))..=pos(&local_bucket(hi - 1, period, &tz));
-            let mut t = Table::new(&["bucket", "new", "returning", "resurrecting", "dormant"]);
+            let mut t = Table::new(&[
+                "bucket",
+                "new",
+                "returning",
+                "resurrecting",
+                "dormant",
+                "complete",
+            ]);
             let actives: Vec<BTreeSet<usize>> = custs
                 .values()
                 .map(|ev| {
@@ -958,6 +1004,7 @@ pub fn journey_ref(q: &Q, evs: &[Ev]) -> Table {
                     Cell::Int(n[1]),
                     Cell::Int(n[2]),
                     Cell::Int(n[3]),
+                    Cell::Bool(complete_ref(all[b], period, &tz, c.range, Some((dmin, dmax)))),
                 ]);
             }
             t

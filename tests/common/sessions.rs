@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::tz::TimeZone;
 use journeydb::{Cell, Table};
 
-use super::reference::{Common, Ev, StepQ, bucket_seq, by_customer, label, local_bucket};
+use super::reference::{Common, Ev, StepQ, bucket_seq, by_customer, complete_ref, label, local_bucket};
 
 #[derive(Clone, Debug)]
 pub struct SessionQ {
@@ -76,9 +76,9 @@ pub fn sessions_ref(q: &SessionQ, evs: &[Ev]) -> Table {
         [String::new()].into()
     };
     let mut t = Table::new(if q.by {
-        &["bucket", "group", "value"]
+        &["bucket", "group", "value", "complete"]
     } else {
-        &["bucket", "value"]
+        &["bucket", "value", "complete"]
     });
     for b in bucket_seq(lo, hi, q.period, &tz) {
         for g in &groups {
@@ -101,6 +101,7 @@ pub fn sessions_ref(q: &SessionQ, evs: &[Ev]) -> Table {
                 row.push(Cell::Str(g.clone()));
             }
             row.push(value);
+            row.push(Cell::Bool(complete_ref(b, q.period, &tz, q.c.range, all)));
             t.rows.push(row);
         }
     }

@@ -136,9 +136,15 @@ pub(super) fn retention(table: &Table, style: Style) -> Option<String> {
         let _ = write!(out, "{:>6}", p);
     }
     out.push('\n');
+    let whole = col(table, "cohort_complete");
+    let mut partial_cohort = false;
     for (cohort, rows) in groups(table, Some(co)) {
         let n = rows.first().map_or(0, |r| int(r.get(size)));
-        let _ = write!(out, "{:<12} {:>9} ", cohort, group_thousands(n));
+        // A cohort whose bucket the data covers only in part: `*`.
+        let partial = whole.is_some_and(|c| rows.first().and_then(|r| r.get(c)) == Some(&Cell::Bool(false)));
+        partial_cohort |= partial;
+        let name = if partial { format!("{cohort}*") } else { cohort };
+        let _ = write!(out, "{:<12} {:>9} ", name, group_thousands(n));
         for r in rows
             .into_iter()
             .filter(|r| (int(r.get(pe)).max(0) as usize) < periods)
@@ -163,6 +169,9 @@ pub(super) fn retention(table: &Table, style: Style) -> Option<String> {
         out.push('\n');
     }
     out.push_str("(… = period not complete yet)\n");
+    if partial_cohort {
+        out.push_str("(* cohort whose bucket the range or the data covers only in part)\n");
+    }
     if periods < all_periods {
         let _ = writeln!(
             out,
@@ -219,8 +228,15 @@ pub(super) fn lifecycle(table: &Table, style: Style) -> Option<String> {
         style.paint(parts[1].1, "▓ returning"),
         style.paint(parts[2].1, "▒ resurrecting"),
     );
+    let mut marked = false;
     for r in &table.rows {
         let d = cells(int(r.get(dormant)).abs(), neg_max, neg_w);
+        let mark = if super::series::is_complete(table, r) {
+            ""
+        } else {
+            marked = true;
+            "*"
+        };
         let mut right = String::new();
         for ((_, code, ch), &i) in parts.iter().zip(&idx) {
             let n = cells(int(r.get(i)).max(0), pos_max, pos_w);
@@ -229,11 +245,14 @@ pub(super) fn lifecycle(table: &Table, style: Style) -> Option<String> {
         let _ = writeln!(
             out,
             "{:<12} {}{}│{}",
-            label(r.get(bu)),
+            format!("{}{mark}", label(r.get(bu))),
             " ".repeat(neg_w - d.min(neg_w)),
             style.paint("38;5;203", &"░".repeat(d)),
             right
         );
+    }
+    if marked {
+        out.push_str("(* incomplete bucket: the range or the data covers only part of it)\n");
     }
     Some(out)
 }

@@ -131,7 +131,7 @@ pub fn chart(statement: &str, table: &Table, style: Style) -> Option<String> {
         .next()
         .unwrap_or("")
         .to_ascii_uppercase();
-    match kind.as_str() {
+    let drawn = match kind.as_str() {
         "FUNNEL" => funnel(table, style),
         "RETENTION" => per_group(table, style, retention),
         "TREND" => trend(table, style),
@@ -146,6 +146,23 @@ pub fn chart(statement: &str, table: &Table, style: Style) -> Option<String> {
         "FIT" => fit(table, style, time_unit(statement)),
         "PREDICT" if col(table, "expected_mean").is_some() => calibration(table, style),
         _ => None,
+    };
+    // Where a week appears, say where it starts.
+    let words: Vec<String> = statement
+        .split_whitespace()
+        .map(str::to_ascii_uppercase)
+        .collect();
+    let weekly = words
+        .windows(2)
+        .any(|pair| pair[0] == "PERIOD" && pair[1].trim_end_matches(';') == "WEEK");
+    let sunday = words
+        .windows(2)
+        .any(|pair| pair[0] == "WEEK" && pair[1] == "START");
+    match drawn {
+        Some(chart) if weekly && !sunday => {
+            Some(chart + "(weeks start on Monday; WEEK START sunday changes it)\n")
+        }
+        other => other,
     }
 }
 

@@ -99,10 +99,27 @@ pub(super) fn trend(table: &Table, style: Style) -> Option<String> {
         let first = label(rows.first().and_then(|r| r.get(bu)));
         let last = label(rows.last().and_then(|r| r.get(bu)));
         let gap = vals.len().saturating_sub(first.len() + last.len()).max(1);
-        let _ = writeln!(out, "└{}", "─".repeat(vals.len().max(1)));
+        // The axis is dashed under an incomplete bucket (a column holding one, when resampled).
+        let incomplete: Vec<bool> = rows.iter().map(|r| !is_complete(table, r)).collect();
+        let axis: String = incomplete
+            .chunks(per)
+            .map(|chunk| if chunk.contains(&true) { '┄' } else { '─' })
+            .collect();
+        let _ = writeln!(out, "└{axis}");
         let _ = writeln!(out, " {first}{}{last}", " ".repeat(gap));
+        if incomplete.contains(&true) {
+            let _ = writeln!(
+                out,
+                "(┄ incomplete bucket: the range or the data covers only part of it)"
+            );
+        }
     }
     Some(out)
+}
+
+/// False when the row's `complete` column says the bucket is incomplete (true without one).
+pub(super) fn is_complete(table: &Table, row: &[Cell]) -> bool {
+    col(table, "complete").is_none_or(|c| !matches!(row.get(c), Some(Cell::Bool(false))))
 }
 
 /// CHANGES: under each bucket's total change, a bar per group as long as its |change|, ▲ in
