@@ -1,7 +1,8 @@
 //! The shell fits the terminal (issue 32): `COLUMNS=80 journeydb demo` prints no line wider
 //! than 80, wide tables fold under a `(columns a–b of n)` marker with the first column repeated,
 //! durations read as durations in the table view while CSV keeps seconds, output into a pipe
-//! without `COLUMNS` is not folded, and an 80-column terminal (a PTY) gets the same fitting.
+//! without `COLUMNS` is not folded, and an 80-column terminal (a PTY) gets the same fitting —
+//! a wide statement in the interactive shell and the whole demo tour.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 use std::process::{Command, Output};
@@ -129,8 +130,28 @@ fn an_80_column_terminal_gets_fitted_output() {
     let shown = text(shown.before());
     assert!(shown.contains("(columns 1–"), "{shown}");
     // Lines as the terminal shows them: colour codes take no cells.
-    let plain = shown.replace('\r', "");
-    for line in plain.lines() {
+    assert_fits(&shown, 80);
+    session.send(".quit\r").unwrap();
+    session.expect(expectrl::Eof).unwrap();
+    // The whole demo tour in the 80-column terminal.
+    let mut command = bin();
+    command
+        .args(["demo", dir.path().join("demo").to_str().unwrap()])
+        .env("TERM", "xterm-256color");
+    let mut tour = expectrl::Session::spawn(command).unwrap();
+    tour.get_process_mut().set_window_size(80, 24).unwrap();
+    tour.set_expect_timeout(Some(std::time::Duration::from_secs(120)));
+    let shown = tour.expect(expectrl::Eof).unwrap();
+    // At the end of output the whole of it is the match.
+    let shown = text(shown.as_bytes());
+    assert!(shown.contains("Open the shell on it"), "{shown}");
+    assert_fits(&shown, 80);
+}
+
+/// Every line of `shown` (terminal output: `\r\n` ends, colour codes) takes at most `width`
+/// cells.
+fn assert_fits(shown: &str, width: usize) {
+    for line in shown.replace('\r', "").lines() {
         let mut cells = 0;
         let mut chars = line.chars();
         while let Some(ch) = chars.next() {
@@ -140,8 +161,6 @@ fn an_80_column_terminal_gets_fitted_output() {
                 cells += 1;
             }
         }
-        assert!(cells <= 80, "{cells}: {line:?}");
+        assert!(cells <= width, "{cells}: {line:?}");
     }
-    session.send(".quit\r").unwrap();
-    session.expect(expectrl::Eof).unwrap();
 }
