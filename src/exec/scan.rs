@@ -458,6 +458,11 @@ fn scan_runs_lazy<O: LazyOperator>(
             }
         } else {
             runs.gather(&mut carry);
+            // Parts out of order are copied together: the copy counts against the budget.
+            budget.report(
+                &mut reported,
+                op.footprint(&partial) + spilled + rows_footprint(&carry),
+            )?;
             op.feed(&mut state, carry.event.iter().copied(), carry.ts.iter().copied());
         }
         op.end(&mut partial, &mut state);
