@@ -52,7 +52,46 @@ pub(super) struct AttributionPartial {
     labels: HashMap<u64, Arc<str>>,
     /// Per customer: each kept event's group; touches per group in the sliding lookback.
     groups: Vec<Option<u64>>,
-    window: HashMap<u64, u64>,
+    window: Tally,
+}
+
+/// Touches per group in the sliding lookback. A customer's window holds a few groups, so a list
+/// searched linearly costs less than hashing every event in and out (issue 28's ATTRIBUTION
+/// bound); the order of its entries never shows (credits are sorted by label).
+#[derive(Default)]
+struct Tally(Vec<(u64, u64)>);
+
+impl Tally {
+    fn add(&mut self, group: u64) {
+        match self.0.iter_mut().find(|(own, _)| *own == group) {
+            Some((_, touches)) => *touches += 1,
+            None => self.0.push((group, 1)),
+        }
+    }
+
+    fn remove_one(&mut self, group: u64) {
+        if let Some(at) = self.0.iter().position(|(own, _)| *own == group) {
+            self.0[at].1 -= 1;
+            if self.0[at].1 == 0 {
+                self.0.swap_remove(at);
+            }
+        }
+    }
+
+    fn get(&self, group: u64) -> u64 {
+        self.0
+            .iter()
+            .find(|(own, _)| *own == group)
+            .map_or(0, |(_, touches)| *touches)
+    }
+
+    fn total(&self) -> u64 {
+        self.0.iter().map(|(_, touches)| touches).sum()
+    }
+
+    fn groups(&self) -> impl Iterator<Item = u64> + '_ {
+        self.0.iter().map(|(group, _)| *group)
+    }
 }
 
 impl<'a> AttributionOp<'a> {
@@ -225,8 +264,8 @@ impl<'a> AttributionOp<'a> {
             ..
         } = partial;
         let own = groups[c];
-        let count = |g: u64| window.get(&g).copied().unwrap_or(0) - u64::from(own == Some(g));
-        let n: u64 = window.values().sum::<u64>() - u64::from(own.is_some());
+        let count = |g: u64| window.get(g) - u64::from(own == Some(g));
+        let n: u64 = window.total() - u64::from(own.is_some());
         shares.clear();
         if n == 0 {
             shares.push(("(none)".into(), None, 1));
@@ -254,7 +293,7 @@ impl<'a> AttributionOp<'a> {
             };
             let first = end(&mut (lo..hi), false);
             let last = end(&mut (lo..hi).rev(), true);
-            for (&g, _) in window.iter().filter(|&(&g, _)| count(g) > 0) {
+            for g in window.groups().filter(|&g| count(g) > 0) {
                 let touches = u128::from(count(g));
                 let weight = match self.model {
                     AttributionModel::First => u128::from(first == Some(g)),
@@ -317,16 +356,20 @@ impl Operator for AttributionOp<'_> {
             .kept
             .extend(run.filter(|&i| passes(&self.filter, rows, i, self.dicts)));
         partial.groups.clear();
+        // Neighbouring events mostly share a group: look a label up only when it changes.
+        let mut previous = None;
         for &i in &partial.kept {
             let group = slot(rows, self.by.0, i);
             if let Some(g) = group
+                && previous != group
                 && !partial.labels.contains_key(&g)
             {
                 partial.labels.insert(g, self.label(Some(g)).into());
             }
+            previous = group;
             partial.groups.push(group);
         }
-        partial.window.clear();
+        partial.window.0.clear();
         // The lookback window lo..hi over the kept events (conversions come in time order, so
         // both ends only move forward), with its touches counted per group.
         let (mut lo, mut hi) = (0, 0);
@@ -339,19 +382,14 @@ impl Operator for AttributionOp<'_> {
             }
             while hi < partial.kept.len() && rows.ts[partial.kept[hi]] <= ts {
                 if let Some(g) = partial.groups[hi] {
-                    *partial.window.entry(g).or_default() += 1;
+                    partial.window.add(g);
                 }
                 hi += 1;
             }
             let from = ts.saturating_sub(self.lookback_us);
             while rows.ts[partial.kept[lo]] < from {
-                if let Some(g) = partial.groups[lo]
-                    && let Some(n) = partial.window.get_mut(&g)
-                {
-                    *n -= 1;
-                    if *n == 0 {
-                        partial.window.remove(&g);
-                    }
+                if let Some(g) = partial.groups[lo] {
+                    partial.window.remove_one(g);
                 }
                 lo += 1;
             }
@@ -370,7 +408,7 @@ impl Operator for AttributionOp<'_> {
             + partial.shares.capacity() * 48
             + partial.labels.capacity() * 48
             + partial.groups.capacity() * 16
-            + partial.window.capacity() * 24
+            + partial.window.0.capacity() * 16
     }
 
     fn merge(&self, into: &mut AttributionPartial, from: AttributionPartial) {
