@@ -510,6 +510,11 @@ fn timeline_shows_the_profile_above_the_events() {
         ]
     );
     assert_eq!(t.rows[1][1], Cell::Str("visit".into()));
+    // In JSON the property columns are one object per row holding the row's own values.
+    assert_eq!(
+        t.to_json(),
+        "[{\"ts\": \"2026-03-05T00:02:00.000Z\", \"event\": null, \"stage\": null, \"properties\": {\"customer.plan\": \"pro\", \"customer.seats\": 2}}, {\"ts\": \"2026-03-05T00:01:00.000Z\", \"event\": \"visit\", \"stage\": null, \"properties\": {}}]\n"
+    );
     // No profile, no profile row; a customer the filter does not admit shows nothing.
     assert_eq!(db.query("TIMELINE 'bob'").unwrap().rows.len(), 1);
     assert!(

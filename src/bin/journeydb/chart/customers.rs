@@ -133,18 +133,8 @@ pub(super) fn top_customers(table: &Table, style: Style) -> Option<String> {
         .iter()
         .map(|r| num(r.get(value)).abs())
         .fold(0.0, f64::max);
-    let width = table
-        .rows
-        .iter()
-        .map(|r| label(r.get(customer)).chars().count())
-        .max()?
-        .min(24);
-    let value_w = table
-        .rows
-        .iter()
-        .map(|r| label(r.get(value)).chars().count())
-        .max()
-        .unwrap_or(1);
+    let width = widest(table, customer).min(24);
+    let value_w = widest(table, value).max(1);
     let bar_w = style.bar_room(width + value_w + 6, BAR);
     let mut out = String::new();
     for r in &table.rows {
@@ -173,22 +163,9 @@ pub(super) fn paths(table: &Table, style: Style) -> Option<String> {
     let frac = |r: &Vec<Cell>| int(r.get(customers)) as f64 / max as f64;
     let mut out = String::new();
     if let (Some(depth), Some(from), Some(to)) = (col(table, "depth"), col(table, "from"), col(table, "to")) {
-        let width = |c: usize| {
-            table
-                .rows
-                .iter()
-                .map(|r| label(r.get(c)).chars().count())
-                .max()
-                .unwrap_or(0)
-                .min(24)
-        };
+        let width = |c: usize| widest(table, c).min(24);
         let (wf, wt) = (width(from), width(to));
-        let count_w = table
-            .rows
-            .iter()
-            .map(|r| label(r.get(customers)).len())
-            .max()
-            .unwrap_or(1);
+        let count_w = widest(table, customers).max(1);
         let bar_w = style.bar_room(wf + wt + count_w + 8, BAR);
         let mut shown = None;
         let mut heading = GroupHeading::new(table);
@@ -215,18 +192,8 @@ pub(super) fn paths(table: &Table, style: Style) -> Option<String> {
     }
     let (rank, path) = (col(table, "rank")?, col(table, "path")?);
     // The path whole where the width allows a bar of 12 beside it, else cut with `…`.
-    let count_w = table
-        .rows
-        .iter()
-        .map(|r| label(r.get(customers)).len())
-        .max()
-        .unwrap_or(1);
-    let width = table
-        .rows
-        .iter()
-        .map(|r| label(r.get(path)).chars().count())
-        .max()?
-        .min(style.width.saturating_sub(count_w + 18).max(12));
+    let count_w = widest(table, customers).max(1);
+    let width = widest(table, path).min(style.width.saturating_sub(count_w + 18).max(12));
     let bar_w = style.bar_room(width + count_w + 6, BAR);
     let mut heading = GroupHeading::new(table);
     for r in &table.rows {

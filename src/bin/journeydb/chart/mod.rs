@@ -86,6 +86,16 @@ pub(super) fn num(cell: Option<&Cell>) -> f64 {
     }
 }
 
+/// The widest label of a column, in characters (0 for no rows).
+pub(super) fn widest(table: &Table, column: usize) -> usize {
+    table
+        .rows
+        .iter()
+        .map(|r| label(r.get(column)).chars().count())
+        .max()
+        .unwrap_or(0)
+}
+
 pub(super) fn label(cell: Option<&Cell>) -> String {
     cell.map_or_else(String::new, |cell| escape_control(&cell.to_string()))
 }
