@@ -9,7 +9,7 @@ use super::operator::{Operator, Prefilter};
 use super::options::{Input, QueryError, QueryOptions};
 use super::scan::{columns, evaluate, passes};
 use crate::dict::Dicts;
-use crate::exec::range::{bucket_complete, history_buckets};
+use crate::exec::range::{complete_buckets, history_buckets};
 use crate::model::{self, Columns};
 use crate::plan::{Buckets, CPred, Matcher, Resolver};
 use crate::query::ast::{Lifecycle, Period};
@@ -123,6 +123,7 @@ impl Operator for LifecycleOp<'_> {
             "dormant",
             "complete",
         ]);
+        let complete = complete_buckets(&self.buckets, self.explicit, input);
         for b in self.report.clone() {
             let c = partial.get(b).copied().unwrap_or([0; 4]);
             t.rows.push(vec![
@@ -131,7 +132,7 @@ impl Operator for LifecycleOp<'_> {
                 Cell::Int(c[1]),
                 Cell::Int(c[2]),
                 Cell::Int(c[3]),
-                Cell::Bool(bucket_complete(&self.buckets, b, self.explicit, input)),
+                Cell::Bool(complete(b)),
             ]);
         }
         Ok(t)

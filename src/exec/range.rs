@@ -51,31 +51,35 @@ pub(super) fn history_buckets(
     Ok((buckets, first..last))
 }
 
-/// Whether bucket `index` of `buckets` is complete (docs/QUERY.md, "Complete buckets"): both
-/// the statement's range (`explicit`, its FROM..TO) and the data cover it whole. It starts at or
-/// after FROM and at or after the start of the earliest event's day (in the buckets' zone: the
-/// data is taken to begin on a whole day), and it ends at or before TO and at or before the
-/// latest event (the data ends with its latest event, as RETENTION's `complete` has it). An
-/// empty database has no complete bucket.
-pub(super) fn bucket_complete(
-    buckets: &Buckets,
-    index: usize,
+/// Which buckets of `buckets` are complete (docs/QUERY.md, "Complete buckets"): both the
+/// statement's range (`explicit`, its FROM..TO) and the data cover the bucket whole. A complete
+/// bucket starts at or after FROM and at or after the start of the earliest event's day (in the
+/// buckets' zone: the data is taken to begin on a whole day), and ends at or before TO and at or
+/// before the latest event (the data ends with its latest event, as RETENTION's `complete` has
+/// it). An empty database has no complete bucket. The bounds are worked out once; the test per
+/// bucket is two comparisons.
+pub(super) fn complete_buckets<'b>(
+    buckets: &'b Buckets,
     explicit: Option<(i64, i64)>,
     input: &Input<'_>,
-) -> bool {
-    let Some((earliest, latest)) = input.ts_range else {
-        return false;
-    };
-    let (Some(&start), Some(&end)) = (buckets.starts.get(index), buckets.starts.get(index + 1)) else {
-        return false;
-    };
-    let first_day = jiff::Timestamp::from_microsecond(earliest)
-        .ok()
-        .and_then(|at| at.to_zoned_datetime(buckets.tz.clone()).start_of_day().ok())
-        .map_or(earliest, |day| day.timestamp().as_microsecond());
-    let lo = explicit.map_or(first_day, |(from, _)| from.max(first_day));
-    let hi = explicit.map_or(latest, |(_, to)| to.min(latest));
-    start >= lo && end <= hi
+) -> impl Fn(usize) -> bool + 'b {
+    let bounds = input.ts_range.map(|(earliest, latest)| {
+        let first_day = jiff::Timestamp::from_microsecond(earliest)
+            .ok()
+            .and_then(|at| at.to_zoned_datetime(buckets.tz.clone()).start_of_day().ok())
+            .map_or(earliest, |day| day.timestamp().as_microsecond());
+        let lo = explicit.map_or(first_day, |(from, _)| from.max(first_day));
+        let hi = explicit.map_or(latest, |(_, to)| to.min(latest));
+        (lo, hi)
+    });
+    move |index| {
+        let (Some((lo, hi)), Some(&start), Some(&end)) =
+            (bounds, buckets.starts.get(index), buckets.starts.get(index + 1))
+        else {
+            return false;
+        };
+        start >= lo && end <= hi
+    }
 }
 
 /// The local day (days since the epoch) of `ts` in a statement's calendar (`None`: UTC, days

@@ -7,7 +7,7 @@ use crate::exec::labels::customer_table;
 use crate::exec::operator::{Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::exec::prefilter::{candidates, step_days};
-use crate::exec::range::{bucket_complete, on_day_boundary};
+use crate::exec::range::{complete_buckets, on_day_boundary};
 use crate::exec::scan::{columns, evaluate, passes};
 use crate::model::Columns;
 use crate::plan::{Buckets, CPred, Matcher, Resolver};
@@ -217,10 +217,11 @@ impl Operator for RetentionOp<'_> {
             "cohort_complete",
         ]);
         let mut mean: Vec<(u64, u64)> = vec![(0, 0); self.periods + 1];
+        let whole_cohort = complete_buckets(&self.buckets, self.range, input);
         for (c, (size, counts)) in &partial {
             // A cohort whose bucket the range or the data covers only in part (the first week
             // of data starting mid-week) holds only part of its entrants.
-            let whole = bucket_complete(&self.buckets, *c, self.range, input);
+            let whole = whole_cohort(*c);
             for (k, &n) in counts.iter().enumerate() {
                 let done = complete(c + k);
                 if done {

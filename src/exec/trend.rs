@@ -7,7 +7,7 @@ use crate::exec::group::GroupBy;
 use crate::exec::operator::{HashMap, Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::exec::overlaps;
-use crate::exec::range::{bucket_complete, data_range, whole_days};
+use crate::exec::range::{complete_buckets, data_range, whole_days};
 use crate::exec::scan::{columns, columns_of, evaluate, passes};
 use crate::merge::Source;
 use crate::model::{Columns, PropType};
@@ -604,6 +604,7 @@ impl Operator for TrendOp<'_> {
         cols.push("complete");
         let mut t = Table::new(&cols);
         let empty = AggState::default();
+        let complete = complete_buckets(&self.buckets, self.explicit, input);
         for b in self.first..self.buckets.len() {
             for (labels, key) in &names {
                 let state = partial.get(&(*key, b)).unwrap_or(&empty);
@@ -617,12 +618,7 @@ impl Operator for TrendOp<'_> {
                     row.push(interval.map_or(Cell::Null, |(low, _)| Cell::Float(low)));
                     row.push(interval.map_or(Cell::Null, |(_, high)| Cell::Float(high)));
                 }
-                row.push(Cell::Bool(bucket_complete(
-                    &self.buckets,
-                    b,
-                    self.explicit,
-                    input,
-                )));
+                row.push(Cell::Bool(complete(b)));
                 t.rows.push(row);
             }
         }
