@@ -612,13 +612,19 @@ fn statistics_count_events_not_profile_writes() {
     batch.append(Event::new("ann", T0, "visit"));
     batch.set_profile(ProfileUpdate::new("bob", T0).with_prop("plan", "pro"));
     batch.commit().unwrap();
-    db.commit(&[Event::new("bob", T0 + 1, "visit")]).unwrap();
+    db.commit(&[
+        Event::new("bob", T0 + 1, "visit"),
+        Event::new("bob", T0 + 2, "purchase"),
+    ])
+    .unwrap();
+    // Three events and two profile writes (unequal, so that counting the profile writes instead
+    // of the events shows).
     let stats = db.stats();
-    assert_eq!((stats.events, stats.buffered_events), (2, 2));
+    assert_eq!((stats.events, stats.buffered_events), (3, 3));
     drop(db);
     let db = Db::open(&path, Options::default()).unwrap();
-    assert_eq!(db.stats().events, 2, "after replaying the log");
+    assert_eq!(db.stats().events, 3, "after replaying the log");
     db.flush().unwrap();
     let stats = db.stats();
-    assert_eq!((stats.events, stats.buffered_events), (2, 0), "after sealing");
+    assert_eq!((stats.events, stats.buffered_events), (3, 0), "after sealing");
 }
