@@ -40,5 +40,5 @@ pub use exec::{Query, QueryError, QueryOptions};
 pub use import::{FileFormat, ImportError, ImportOptions};
 pub use manifest::CohortEntry;
 pub use model::{Event, ProfileUpdate, PropType, Stage, StoredEvent, Value};
-pub use result::{Cell, Record, Table};
+pub use result::{Cell, PROPERTIES_PREFIX, Record, Table};
 pub use time::TsUnit;

@@ -113,6 +113,11 @@ fn json_string(text: &str) -> String {
     out
 }
 
+/// The prefix of TIMELINE's property columns (`properties.amount`): JSON nests them into one
+/// `properties` object per row, the shell's table view shows them as one `name=value` column,
+/// and the Python package as one struct column.
+pub const PROPERTIES_PREFIX: &str = "properties.";
+
 /// A result table.
 ///
 /// ```
@@ -190,13 +195,12 @@ impl Table {
     /// object `"properties": {"NAME": …}` holding the row's non-null members, as event APIs
     /// write an event's properties.
     fn json_objects(&self) -> Vec<String> {
-        const NESTED: &str = "properties.";
         (self.rows.iter())
             .map(|cells| {
                 let mut fields: Vec<String> = Vec::new();
                 let mut nested: Option<(usize, Vec<String>)> = None;
                 for (name, cell) in self.columns.iter().zip(cells) {
-                    match name.strip_prefix(NESTED) {
+                    match name.strip_prefix(PROPERTIES_PREFIX) {
                         Some(member) => {
                             let (_, members) = nested.get_or_insert_with(|| (fields.len(), Vec::new()));
                             if *cell != Cell::Null {

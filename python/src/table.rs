@@ -86,7 +86,7 @@ fn column_array(table: &Table, column: usize, data_type: &DataType) -> ArrayRef 
 }
 
 /// The prefix of the columns that nest into one `properties` column (TIMELINE's).
-pub const NESTED: &str = "properties.";
+pub const NESTED: &str = journeydb::PROPERTIES_PREFIX;
 
 /// The result's columns as JSON and Python show them: the `properties.NAME` columns as one
 /// `properties` column where the first of them stands; each entry is the column's name and the

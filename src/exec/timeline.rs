@@ -13,7 +13,7 @@ use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::exec::scan::{evaluate, passes};
 use crate::model::{Columns, Stage};
 use crate::plan::{CPred, Resolver};
-use crate::result::{Cell, Table};
+use crate::result::{Cell, PROPERTIES_PREFIX, Table};
 use crate::segment::ColumnSet;
 
 struct TimelineOp<'a> {
@@ -42,9 +42,6 @@ struct Line {
     props: Vec<(String, Cell)>,
     text: String,
 }
-
-/// The column of property `name` in a TIMELINE answer.
-const PROPERTY_PREFIX: &str = "properties.";
 
 impl Line {
     fn new(cells: [Cell; 3], mut props: Vec<(String, Cell, String)>) -> Line {
@@ -91,7 +88,7 @@ fn lay_out(lines: Vec<Line>) -> Table {
     names.sort_unstable();
     names.dedup();
     let mut columns = vec!["ts".to_owned(), "event".to_owned(), "stage".to_owned()];
-    columns.extend(names.iter().map(|name| format!("{PROPERTY_PREFIX}{name}")));
+    columns.extend(names.iter().map(|name| format!("{PROPERTIES_PREFIX}{name}")));
     let rows = lines
         .iter()
         .map(|line| {
@@ -278,7 +275,7 @@ fn lines_of(table: &Table) -> Vec<Line> {
             let props = (table.columns.iter().zip(row).skip(3))
                 .filter(|(_, cell)| **cell != Cell::Null)
                 .filter_map(|(name, cell)| {
-                    let name = name.strip_prefix(PROPERTY_PREFIX)?;
+                    let name = name.strip_prefix(PROPERTIES_PREFIX)?;
                     Some((name.to_owned(), cell.clone(), String::new()))
                 })
                 .collect();

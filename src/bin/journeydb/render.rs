@@ -362,7 +362,7 @@ fn markdown(table: &Table) -> String {
 /// TIMELINE's `properties.NAME` columns as one `properties` column for people
 /// (`amount=191.64, channel=mobile`, the row's non-null values by name); other tables as they are.
 fn with_properties_text(result: &Table) -> std::borrow::Cow<'_, Table> {
-    const PREFIX: &str = "properties.";
+    const PREFIX: &str = journeydb::PROPERTIES_PREFIX;
     let Some(first) = result.columns.iter().position(|name| name.starts_with(PREFIX)) else {
         return std::borrow::Cow::Borrowed(result);
     };
