@@ -25,6 +25,8 @@ pub const WAL_RECORD_BYTES_MAX: usize = 1 << 30;
 pub const DICT_FRAME_BYTES_MAX: usize = 1 << 30;
 /// Largest manifest payload in bytes.
 pub const MANIFEST_BYTES_MAX: usize = 64 << 20;
+/// Most identity links a database holds (8 bytes each in every manifest: 32 MiB at the most).
+pub const LINKS_MAX: usize = 4 << 20;
 /// Rows per segment block: the unit of compression, checksumming and zone maps.
 pub const BLOCK_ROWS: usize = 64 * 1024;
 /// Largest decoded size of one column chunk of one block; bounds decompression.

@@ -88,6 +88,9 @@ pub struct Manifest {
     pub cohorts: Vec<CohortEntry>,
     /// Customer-profile segments in sequence order (absent before profiles existed).
     pub profiles: Vec<SegmentEntry>,
+    /// Identity links (`LINK 'anonymous' TO 'known'`): (anonymous id, known id) as internal
+    /// customer ids, by anonymous id ascending (absent before links existed).
+    pub links: Vec<(u32, u32)>,
 }
 
 /// File name of manifest `number`.
@@ -126,15 +129,23 @@ impl Manifest {
         codec::put_u64(&mut p, self.dict_gen);
         // The id is written when set, and always before cohorts (an explicit 0 then means a
         // database created before ids existed).
-        if self.db_id != 0 || !self.cohorts.is_empty() || !self.profiles.is_empty() {
+        let later = !self.links.is_empty();
+        if self.db_id != 0 || !self.cohorts.is_empty() || !self.profiles.is_empty() || later {
             codec::put_u32(&mut p, self.db_id);
         }
         // Each optional section is written when it or a later one is present.
-        if !self.cohorts.is_empty() || !self.profiles.is_empty() {
+        if !self.cohorts.is_empty() || !self.profiles.is_empty() || later {
             encode_cohorts(&mut p, &self.cohorts);
         }
-        if !self.profiles.is_empty() {
+        if !self.profiles.is_empty() || later {
             encode_segments(&mut p, &self.profiles);
+        }
+        if later {
+            codec::put_u32(&mut p, self.links.len() as u32);
+            for &(anonymous, known) in &self.links {
+                codec::put_u32(&mut p, anonymous);
+                codec::put_u32(&mut p, known);
+            }
         }
         let mut out = file::header(Kind::Manifest, self.db_id).to_vec();
         codec::put_frame(&mut out, &p);
@@ -215,6 +226,10 @@ impl Manifest {
             if m.profiles.iter().any(|p| m.segments.iter().any(|s| s.id == p.id)) {
                 return Err(r.err("a segment is listed both for events and for profiles"));
             }
+        }
+        // Identity links (absent before links existed).
+        if r.remaining() > 0 {
+            m.links = decode_links(&mut r, m.dict_counts.customers)?;
         }
         r.finish()?;
         Ok(m)
@@ -359,6 +374,37 @@ fn decode_cohorts(reader: &mut Reader<'_>, customers: u32) -> Result<Vec<CohortE
         });
     }
     Ok(out)
+}
+
+/// The links section: pairs by anonymous id strictly ascending, both ids below `customers`,
+/// an id never linked to itself, and no known id itself linked (links are one level deep).
+fn decode_links(reader: &mut Reader<'_>, customers: u32) -> Result<Vec<(u32, u32)>, codec::DecodeError> {
+    let count = reader.u32()? as usize;
+    if count > reader.remaining() / 8 || count > limits::LINKS_MAX {
+        return Err(reader.err("link count exceeds the manifest"));
+    }
+    let mut links: Vec<(u32, u32)> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (anonymous, known) = (reader.u32()?, reader.u32()?);
+        if links.last().is_some_and(|&(previous, _)| previous >= anonymous)
+            || anonymous >= customers
+            || known >= customers
+            || anonymous == known
+        {
+            return Err(reader.err(format!(
+                "link of customer id {anonymous} to {known} is out of order or range"
+            )));
+        }
+        links.push((anonymous, known));
+    }
+    if let Some(&(_, known)) = links.iter().find(|&&(_, known)| {
+        links
+            .binary_search_by_key(&known, |&(anonymous, _)| anonymous)
+            .is_ok()
+    }) {
+        return Err(reader.err(format!("customer id {known} is linked and has links")));
+    }
+    Ok(links)
 }
 
 fn framed_payload<'a>(path: &Path, kind: Kind, bytes: &'a [u8], max: usize) -> FileResult<&'a [u8]> {

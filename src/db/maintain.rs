@@ -175,7 +175,29 @@ impl Db {
     /// [`compact`](Db::compact) physically rewrites the segments that held them. Events
     /// committed for the same id afterwards are new data and are kept. Returns the number of
     /// events erased (0 for an unknown customer).
+    ///
+    /// A known id's linked anonymous ids (`LINK`) are the same person: they are erased too,
+    /// each first (one erasure each, so a crash in between leaves some erased and the rest
+    /// linked; repeating the call finishes it), and their links go with them.
     pub fn forget_customer(&self, customer: &str) -> Result<u64> {
+        let linked: Vec<String> = {
+            let dicts = self.inner.dicts.read().clone();
+            let links = self.links();
+            dicts.customers.get(customer).map_or_else(Vec::new, |cid| {
+                (links.anonymous_of(cid).iter())
+                    .filter_map(|&id| dicts.customers.name(id).map(str::to_owned))
+                    .collect()
+            })
+        };
+        let mut erased = 0u64;
+        for anonymous in &linked {
+            erased += self.forget_one(anonymous)?;
+        }
+        Ok(erased + self.forget_one(customer)?)
+    }
+
+    /// [`forget_customer`](Db::forget_customer) of one id.
+    fn forget_one(&self, customer: &str) -> Result<u64> {
         let inner = &*self.inner;
         let mut w = inner.writer.lock();
         self.check_writable(&w)?;
@@ -236,6 +258,7 @@ impl Db {
             dicts: DictsEdit::Apply(&unbind),
             forgotten: Some(forgotten),
             cohorts: super::cohorts::without_customer(&w.manifest.cohorts, cid),
+            links: super::links::without_customer(&w.manifest.links, cid),
             ..VersionEdit::default()
         };
         self.apply(&mut w, edit)?;

@@ -12,8 +12,10 @@ mod maintain;
 mod stages;
 mod snapshot;
 mod cohorts;
+mod links;
 pub(crate) mod profiles;
 
+pub use links::{LINKS_PER_CUSTOMER_MAX, Links, NEVER_LINK};
 pub use open::READ_ONLY_OPEN_ATTEMPTS;
 pub use snapshot::Snapshot;
 pub use write::Batch;
@@ -68,6 +70,11 @@ pub struct Options {
     /// order scans first read them, until the budget is full, and stay while their segment
     /// lives. 0 turns the cache off.
     pub key_cache_bytes: usize,
+    /// Ids that never take part in an identity link (compared without case and surrounding
+    /// spaces): what trackers send before they know the customer ([`NEVER_LINK`]).
+    pub never_link: Vec<String>,
+    /// Most anonymous ids linked to one known id ([`LINKS_PER_CUSTOMER_MAX`]).
+    pub links_per_customer_max: usize,
 }
 
 impl Default for Options {
@@ -78,6 +85,8 @@ impl Default for Options {
             zstd_level: 3,
             block_cache_bytes: 64 << 20,
             key_cache_bytes: 128 << 20,
+            never_link: NEVER_LINK.iter().map(|id| (*id).to_owned()).collect(),
+            links_per_customer_max: LINKS_PER_CUSTOMER_MAX,
         }
     }
 }
@@ -106,6 +115,16 @@ impl Options {
     /// Sets the size of the key cache for scans (0: off).
     pub fn key_cache_bytes(mut self, bytes: usize) -> Self {
         self.key_cache_bytes = bytes;
+        self
+    }
+    /// Sets the ids that never link.
+    pub fn never_link(mut self, ids: &[&str]) -> Self {
+        self.never_link = ids.iter().map(|id| (*id).to_owned()).collect();
+        self
+    }
+    /// Sets the most anonymous ids linked to one known id.
+    pub fn links_per_customer_max(mut self, count: usize) -> Self {
+        self.links_per_customer_max = count;
         self
     }
 }
@@ -156,6 +175,8 @@ struct Inner {
     cohorts: RwLock<(u64, Arc<Vec<CohortEntry>>)>,
     /// Members of dynamic cohorts evaluated on the newest snapshot (see [`CohortCache`]).
     cohort_cache: Mutex<CohortCache>,
+    /// Identity links (as in the live manifest).
+    links: RwLock<Arc<links::Links>>,
     /// The latest profile values last built, and what they were built from (`db::profiles`).
     profile_cache: Mutex<Option<(profiles::ProfilesKey, Arc<profiles::Profiles>)>>,
     sync: SyncCoordinator,

@@ -175,6 +175,7 @@ impl Db {
         let stage_map: StageMap = m.stage_map.iter().cloned().collect();
         let forgotten = Arc::new(m.forgotten.clone());
         let cohorts = Arc::new(m.cohorts.clone());
+        let links = Arc::new(super::links::Links::new(m.links.clone()));
         let inner = Inner {
             dir: dir.to_path_buf(),
             opts,
@@ -192,6 +193,7 @@ impl Db {
             stage_map: RwLock::new(stage_map),
             cohorts: RwLock::new((0, cohorts)),
             cohort_cache: Mutex::new(CohortCache::default()),
+            links: RwLock::new(links),
             profile_cache: Mutex::new(None),
             sync,
             visible_seq: AtomicU64::new(end.next_seq),

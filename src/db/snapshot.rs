@@ -27,6 +27,7 @@ impl Db {
         let n = visible.saturating_sub(buf.seq_base()).min(buf.len() as u64) as usize;
         let (rows, profile_rows) = buf.sorted_prefix(n);
         let (catalog, cohorts) = self.inner.cohorts.read().clone();
+        let links = self.inner.links.read().clone();
         Snapshot {
             db: self.clone(),
             cache_key: CacheKey {
@@ -40,6 +41,7 @@ impl Db {
             profiles: OnceLock::new(),
             bitmaps: OnceLock::new(),
             cohorts,
+            links,
         }
     }
 }
@@ -56,6 +58,8 @@ pub struct Snapshot {
     bitmaps: OnceLock<Bitmaps>,
     /// The saved cohorts as of this snapshot.
     pub(in crate::internals::db) cohorts: Arc<Vec<CohortEntry>>,
+    /// The identity links as of this snapshot.
+    pub(in crate::internals::db) links: Arc<crate::db::links::Links>,
     /// What this snapshot's cohort members depend on (see `db::cohorts`).
     pub(in crate::internals::db) cache_key: CacheKey,
 }

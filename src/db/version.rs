@@ -141,6 +141,8 @@ pub(in crate::internals::db) struct VersionEdit<'a> {
     pub(in crate::internals::db) stage_map: Option<StageMap>,
     /// The saved cohorts, whole (by name ascending).
     pub(in crate::internals::db) cohorts: Option<Vec<CohortEntry>>,
+    /// The identity links, whole (by anonymous id ascending).
+    pub(in crate::internals::db) links: Option<Vec<(u32, u32)>>,
     /// A new (empty) buffer for later commits, after a seal.
     pub(in crate::internals::db) buffer: Option<Arc<Buffer>>,
 }
@@ -199,6 +201,9 @@ impl VersionEdit<'_> {
         }
         if let Some(cohorts) = &self.cohorts {
             m.cohorts = cohorts.clone();
+        }
+        if let Some(links) = &self.links {
+            m.links = links.clone();
         }
         m
     }
@@ -291,6 +296,12 @@ impl Db {
         if let Some(cohorts) = edit.cohorts {
             let mut catalog = inner.cohorts.write();
             *catalog = (catalog.0 + 1, Arc::new(cohorts));
+        }
+        if let Some(links) = edit.links {
+            *inner.links.write() = Arc::new(super::links::Links::new(links));
+            // Cohort members depend on the links: the catalog's number keys their cache.
+            let mut catalog = inner.cohorts.write();
+            catalog.0 += 1;
         }
         for seg in &obsolete {
             seg.mark_obsolete();

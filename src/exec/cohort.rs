@@ -11,6 +11,7 @@
 
 use crate::db::{Db, Snapshot};
 use crate::dict::Dicts;
+use crate::exec::linked::rows_of;
 use crate::exec::operator::{Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions, Restriction};
 use crate::exec::scan::{columns, gather};
@@ -286,7 +287,7 @@ impl<'a> Cohorts<'a> {
             .map(|source| match source {
                 Source::Segment(seg) => Source::Masked(seg.clone(), hidden.clone()),
                 Source::Masked(seg, mask) => Source::Masked(seg.clone(), Arc::new(&**mask | &*hidden)),
-                Source::Memory(rows) => Source::Memory(Arc::new(rows_of(rows, &admitted))),
+                Source::Memory(rows) => Source::Memory(Arc::new(rows_of(rows, |cid| admitted.contains(cid)))),
             })
             .collect();
         // Restricting every bitmap of a large database takes milliseconds: kept per snapshot.
@@ -324,21 +325,6 @@ pub(super) struct Restricted {
     pub(super) sources: Vec<Source>,
     pub(super) bitmaps: Arc<crate::index::Bitmaps>,
     pub(super) scan: Restriction,
-}
-
-/// The rows of `rows` whose customer is in `admitted` (rows stay in their order).
-fn rows_of(rows: &Columns, admitted: &RoaringBitmap) -> Columns {
-    let mut out = Columns::default();
-    let mut start = 0;
-    while start < rows.len() {
-        let cid = rows.cid[start];
-        let end = start + rows.cid[start..].partition_point(|&c| c == cid);
-        if admitted.contains(cid) {
-            out.extend_from(&rows.slice(start..end));
-        }
-        start = end;
-    }
-    out
 }
 
 fn unknown_cohort(name: &str, span: Span, cohorts: &[CohortEntry]) -> ParseError {

@@ -6,6 +6,7 @@
 //! Rooms, in the order they may use each other (a room uses only rooms above it):
 //! - `options`: what a query is given (options, the snapshot's input) and how it fails.
 //! - `operator`: the protocol every statement runs through, and the memory budget.
+//! - `linked`: how a scan reads customers with identity links (their ids' journeys merged).
 //! - `scan`: the parallel customer-range scan that drives an operator.
 //! - `prefilter`, `range`, `labels`, `median`, `overlaps`, `stats`, `btyd`: shared helpers (bitmap
 //!   prefilters, the time range, result cells, medians, customers by how many sets hold them, 2×2-table statistics, the BG/NBD and
@@ -20,6 +21,7 @@
 mod options;
 mod group;
 mod operator;
+mod linked;
 mod scan;
 mod prefilter;
 mod range;
@@ -47,6 +49,7 @@ mod transitions;
 mod top;
 mod rfm;
 mod cohort;
+mod links;
 
 pub use options::{Input, QueryError, QueryOptions, Restriction};
 
@@ -91,6 +94,10 @@ pub fn execute(
         Statement::DropCohort((_, span)) => return Err(read_only(*span, "DROP COHORT")),
         // Answered by `run_on`, which has the snapshot's cohorts.
         Statement::Cohorts => Table::new(&["cohort", "kind", "customers", "definition"]),
+        Statement::Link(link) => return Err(read_only(link.span, "LINK")),
+        Statement::Unlink((_, span)) => return Err(read_only(*span, "UNLINK")),
+        // Answered by `run_on`, which has the snapshot's links.
+        Statement::Links(_) => Table::new(&["anonymous_id", "customer_id"]),
     };
     if table.rows.len() > opts.rows_max {
         return Err(QueryError::TooManyRows(opts.rows_max));
@@ -139,6 +146,8 @@ impl Query for crate::db::Db {
             }
             Statement::CreateCohort(create) => cohort::create(self, create, text, opts),
             Statement::DropCohort((name, span)) => cohort::drop(self, name, *span),
+            Statement::Link(link) => links::link(self, link),
+            Statement::Unlink((anonymous, _)) => links::unlink(self, anonymous),
             _ => run_on(&self.snapshot(), &stmt, text, opts),
         }
     }
@@ -167,6 +176,7 @@ fn run_on(
     let mut cohorts = cohort::Cohorts::new(snapshot, &input, opts);
     match stmt {
         Statement::Cohorts => return cohort::list(&mut cohorts),
+        Statement::Links(id) => return links::list(snapshot, id.as_ref().map(|(id, _)| id.as_str())),
         Statement::Customers(crate::query::ast::Customers {
             drill: crate::query::ast::Drill::Cohort((name, span)),
             limit,
@@ -208,6 +218,7 @@ fn restricted(
         bitmaps: &restricted.bitmaps,
         restriction: Some(restricted.scan),
         snapshot: input.snapshot,
+        links: input.links,
     };
     let table = execute(stmt, text, &input, opts)?;
     timeline::with_profile(stmt, table, cohorts.snapshot, Some(&admitted))

@@ -80,6 +80,12 @@ pub(super) trait Operator: Sync {
         Ok(Prefilter::everyone())
     }
 
+    /// The only customers this statement reads, when it reads a few (a timeline, an
+    /// explanation): linked customers outside them are then not read. `None`: everyone.
+    fn reads_only(&self) -> Option<RoaringBitmap> {
+        None
+    }
+
     /// Folds one customer's rows `rows[run]` into `partial`.
     fn customer(&self, partial: &mut Self::Partial, rows: &Columns, run: Range<usize>);
 

@@ -107,6 +107,8 @@ pub struct Input<'a> {
     pub restriction: Option<Restriction>,
     /// The snapshot read (its customer profiles: `BY customer.NAME`); `None` in unit tests.
     pub snapshot: Option<&'a crate::db::Snapshot>,
+    /// The identity links a scan resolves (`None` when there are none).
+    pub links: Option<&'a crate::db::Links>,
 }
 
 /// How the scan of a restricted input reads (see [`Input::restriction`]): the snapshot's own
@@ -131,6 +133,7 @@ impl<'a> Input<'a> {
             bitmaps: snapshot.bitmaps(),
             restriction: None,
             snapshot: Some(snapshot),
+            links: Some(&**snapshot.links()).filter(|links| !links.is_empty()),
         }
     }
 }

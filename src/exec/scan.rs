@@ -2,9 +2,10 @@
 //! each range on a worker (eagerly, or lazily for operators that can stop early), and merge the
 //! workers' partial states.
 //!
-//! Uses: `dict`, `limits`, `merge`, `model`, `plan`, `result`, `segment`; rooms `operator`, `options`.
+//! Uses: `dict`, `limits`, `merge`, `model`, `plan`, `result`, `segment`; rooms `linked`, `operator`, `options`.
 
 use crate::dict::Dicts;
+use crate::exec::linked;
 use crate::exec::operator::{Budget, LazyOperator, Operator, Prefilter, rows_footprint};
 use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::limits;
@@ -56,6 +57,31 @@ pub(super) fn gather<O: Operator>(
 }
 
 fn gather_with<O: Operator>(
+    op: &O,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+    scan: Scan<O>,
+) -> Result<O::Partial, QueryError> {
+    let Some(links) = input.links else {
+        return gather_plain(op, input, opts, scan);
+    };
+    // Everyone outside the links as without them, then each linked customer's merged journey
+    // (`linked`).
+    let outside = linked::outside(input, links);
+    let plain = Input {
+        sources: outside.sources,
+        bitmaps: &outside.bitmaps,
+        restriction: Some(outside.restriction),
+        links: None,
+        ..*input
+    };
+    let mut state = gather_plain(op, &plain, opts, scan)?;
+    op.merge(&mut state, linked::groups(op, input, links, opts)?);
+    Ok(state)
+}
+
+/// [`gather_with`] of an input without links.
+fn gather_plain<O: Operator>(
     op: &O,
     input: &Input<'_>,
     opts: &QueryOptions,
@@ -748,6 +774,7 @@ mod tests {
             bitmaps: &bitmaps,
             restriction: None,
             snapshot: None,
+            links: None,
         };
         // One worker runs on the calling thread, two on their own.
         for threads in [1, 2] {

@@ -168,6 +168,10 @@ impl Operator for TimelineOp<'_> {
         })
     }
 
+    fn reads_only(&self) -> Option<RoaringBitmap> {
+        Some(self.customer.into_iter().collect())
+    }
+
     fn customer(&self, partial: &mut TimelineRows, rows: &Columns, run: Range<usize>) {
         for i in run {
             let ts = rows.ts[i];
@@ -238,6 +242,14 @@ pub(super) fn with_profile(
     let Some(cid) = snapshot.customer_id(&tl.customer.0) else {
         return Ok(table);
     };
+    if let Some(known) = snapshot.links().known_of(cid) {
+        let known = snapshot.dicts().customers.name(known).unwrap_or("?").to_owned();
+        table.warnings.push(format!(
+            "'{}' is linked to '{known}': its events are in TIMELINE '{known}'",
+            tl.customer.0
+        ));
+        return Ok(table);
+    }
     if admitted.is_some_and(|a| !a.contains(cid)) {
         return Ok(table);
     }

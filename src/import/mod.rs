@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::time::{Inferred, TsReader};
 
 mod error;
+mod links;
 mod options;
 mod profiles;
 mod staged;
@@ -26,6 +27,7 @@ pub(crate) mod values;
 
 pub use error::ImportError;
 use error::bad_row;
+pub use links::{ANONYMOUS_COLUMN, KNOWN_COLUMN, LinkRow, read_links};
 use options::Layout;
 pub use options::{FileFormat, ImportOptions, PART_ROWS};
 pub use profiles::{ProfileFile, read_profiles};

@@ -774,6 +774,24 @@ pub enum Statement {
     DropCohort((String, Span)),
     /// COHORTS: the saved cohorts, their definitions and sizes.
     Cohorts,
+    /// `LINK 'anonymous' TO 'known'` (changes the database).
+    Link(Link),
+    /// `UNLINK 'anonymous'` (changes the database).
+    Unlink((String, Span)),
+    /// `LINKS ['id']`: the identity links (of one id: its known id's group).
+    Links(Option<(String, Span)>),
+}
+
+/// `LINK 'anonymous' TO 'known'`: the anonymous id's events are the known customer's from now
+/// on (docs/QUERY.md, "Identity links").
+#[derive(Clone, Debug, PartialEq)]
+pub struct Link {
+    /// The anonymous id.
+    pub anonymous: (String, Span),
+    /// The known id.
+    pub known: (String, Span),
+    /// Span of the `LINK` keyword.
+    pub span: Span,
 }
 
 /// A set of customers, as `CREATE COHORT … AS` defines it (docs/QUERY.md, "Cohorts").
@@ -911,7 +929,10 @@ impl Statement {
             | Statement::Transitions(_)
             | Statement::Forget(_)
             | Statement::DropCohort(_)
-            | Statement::Cohorts => Vec::new(),
+            | Statement::Cohorts
+            | Statement::Link(_)
+            | Statement::Unlink(_)
+            | Statement::Links(_) => Vec::new(),
         }
     }
 
@@ -948,7 +969,10 @@ impl Statement {
             Statement::Forget(_)
             | Statement::CreateCohort(_)
             | Statement::DropCohort(_)
-            | Statement::Cohorts => return None,
+            | Statement::Cohorts
+            | Statement::Link(_)
+            | Statement::Unlink(_)
+            | Statement::Links(_) => return None,
         })
     }
 }

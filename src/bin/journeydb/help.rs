@@ -8,7 +8,7 @@ use journeydb::query::parser::suggest;
 const QUERY_MD: &str = include_str!("../../../docs/QUERY.md");
 
 /// Each statement's first word, and the docs/QUERY.md section that defines it.
-pub const SECTIONS: [(&str, &str); 23] = [
+pub const SECTIONS: [(&str, &str); 26] = [
     ("FUNNEL", "FUNNEL"),
     ("RETENTION", "RETENTION"),
     ("TREND", "TREND"),
@@ -32,6 +32,9 @@ pub const SECTIONS: [(&str, &str); 23] = [
     ("COHORTS", "Cohorts"),
     ("EXPLAIN", "EXPLAIN"),
     ("FORGET", "FORGET CUSTOMER"),
+    ("LINK", "Identity links"),
+    ("UNLINK", "Identity links"),
+    ("LINKS", "Identity links"),
 ];
 
 /// One statement's help, as docs/QUERY.md has it.

@@ -49,8 +49,12 @@ pub struct ImportFlags {
     types: Vec<String>,
     /// The files hold customer profiles, not events: a customer column, an optional timestamp
     /// column, and every other column a `customer.NAME` property.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "links")]
     pub profiles: bool,
+    /// The files hold identity links: columns `anonymous_id` and `customer_id`, one link per row
+    /// (each file all or nothing).
+    #[arg(long)]
+    pub links: bool,
     /// Read and check the files, print what an import would bring (rows, customers, events,
     /// time range, types), and write nothing.
     #[arg(long)]

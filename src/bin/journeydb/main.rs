@@ -467,9 +467,9 @@ fn import_cmd(args: ImportArgs, stdout: &mut std::io::Stdout) -> Result<(), Stri
         let handle = db
             .map(|d| Db::open_read_only(&d).map_err(|e| e.to_string()))
             .transpose()?;
-        if flags.profiles {
+        if flags.profiles || flags.links {
             return Err(
-                "--check reads event files; check a profile file by importing it into a scratch database"
+                "--check reads event files; check a profile or link file by importing it into a scratch database"
                     .into(),
             );
         }
@@ -482,7 +482,9 @@ fn import_cmd(args: ImportArgs, stdout: &mut std::io::Stdout) -> Result<(), Stri
     }
     let created = !db.join("CURRENT").exists();
     let handle = open_or_create(&db).map_err(|e| e.to_string())?;
-    let result = if flags.profiles {
+    let result = if flags.links {
+        transfer::import_links(&handle, &files, stdout).map(|_| ())
+    } else if flags.profiles {
         transfer::import_profiles(&handle, &files, &opts, &overrides, stdout).map(|_| ())
     } else {
         transfer::import(&handle, &files, &opts, &overrides, stdout).map(|_| ())

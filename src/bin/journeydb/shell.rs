@@ -442,7 +442,9 @@ impl Session {
             crate::importing::check(Some(&self.db), &files, &opts, &overrides, &mut msg)?;
         } else {
             self.writable()?;
-            if flags.profiles {
+            if flags.links {
+                transfer::import_links(&self.db, &files, &mut msg)?;
+            } else if flags.profiles {
                 transfer::import_profiles(&self.db, &files, &opts, &overrides, &mut msg)?;
             } else {
                 transfer::import(&self.db, &files, &opts, &overrides, &mut msg)?;

@@ -103,6 +103,40 @@ pub fn options_for(
     Ok(opts)
 }
 
+/// Imports link files (`--links`): each read and checked whole, then linked all or nothing
+/// (`Db::link`); a refused link names its file and line. Returns the links added.
+pub fn import_links(db: &Db, files: &[PathBuf], out: &mut dyn Write) -> Result<u64, String> {
+    let mut total = 0;
+    for file in files {
+        let rows = import::read_links(file).map_err(|e| describe(&e))?;
+        let pairs: Vec<(&str, &str)> = rows
+            .iter()
+            .map(|row| (row.anonymous.as_str(), row.known.as_str()))
+            .collect();
+        let added = db.link(&pairs).map_err(|e| {
+            let message = e.to_string();
+            // The refusal names its pair: the first row with that pair is the line to show.
+            let line = rows
+                .iter()
+                .find(|row| message.contains(&format!("LINK '{}' TO '{}':", row.anonymous, row.known)))
+                .map_or(String::new(), |row| format!(":{}", row.line));
+            format!(
+                "{}{line}: {message}; nothing of this file was linked",
+                file.display()
+            )
+        })?;
+        let _ = writeln!(
+            out,
+            "{}: {} links read, {added} new, {} already in force",
+            file.display(),
+            rows.len(),
+            rows.len() - added
+        );
+        total += added as u64;
+    }
+    Ok(total)
+}
+
 /// Profile writes committed per batch by [`import_profiles`].
 const PROFILE_BATCH: usize = 200_000;
 

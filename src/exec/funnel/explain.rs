@@ -318,6 +318,10 @@ impl Operator for ExplainOp<'_> {
     }
 
     /// Only the one customer is read.
+    fn reads_only(&self) -> Option<RoaringBitmap> {
+        Some(RoaringBitmap::from_iter([self.customer]))
+    }
+
     fn prefilter(&self, _: &Input<'_>) -> Result<Prefilter<Columns>, QueryError> {
         Ok(Prefilter::only(Some(RoaringBitmap::from_iter([self.customer]))))
     }

@@ -18,8 +18,11 @@ use super::{ParseError, Span};
 use crate::limits;
 
 /// The statement keywords.
-pub const STATEMENTS: [&str; 23] = [
+pub const STATEMENTS: [&str; 26] = [
     "FORGET",
+    "LINK",
+    "UNLINK",
+    "LINKS",
     "CREATE",
     "DROP",
     "COHORTS",
@@ -348,6 +351,9 @@ impl Parser<'_> {
         if self.eat_kw("COHORTS") {
             return Ok(Statement::Cohorts);
         }
+        if let Some(statement) = self.link_statement(t.span) {
+            return statement;
+        }
         if self.eat_kw("EXPLAIN") {
             return self.explain().map(Statement::Explain);
         }
@@ -361,7 +367,7 @@ impl Parser<'_> {
             e = e.with_help(format!("did you mean {best}?"));
         } else {
             e = e.with_help(
-                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, CUSTOMERS, TOP CUSTOMERS, RFM, PATHS, HEATMAP, ATTRIBUTION, CORRELATE, CHANGES, FIT, PREDICT, EXPLAIN, FORGET CUSTOMER, CREATE COHORT, DROP COHORT and COHORTS",
+                "statements are FUNNEL, RETENTION, TREND, TIMELINE, LIFECYCLE, STICKINESS, STAGES, TRANSITIONS, CUSTOMERS, TOP CUSTOMERS, RFM, PATHS, HEATMAP, ATTRIBUTION, CORRELATE, CHANGES, FIT, PREDICT, EXPLAIN, FORGET CUSTOMER, CREATE COHORT, DROP COHORT, COHORTS, LINK, UNLINK and LINKS",
             );
         }
         Err(e)
@@ -369,6 +375,34 @@ impl Parser<'_> {
 }
 
 impl Parser<'_> {
+    /// `LINK 'anonymous' TO 'known'`, `UNLINK 'anonymous'` or `LINKS ['id']` (`span`: the
+    /// statement's first word), when the statement is one of them.
+    fn link_statement(&mut self, span: Span) -> Option<Result<Statement, ParseError>> {
+        if self.eat_kw("LINK") {
+            return Some((|| {
+                let anonymous = self.customer_id()?;
+                self.expect_kw("TO", "(LINK 'anonymous id' TO 'known id')")?;
+                let known = self.customer_id()?;
+                Ok(Statement::Link(Link {
+                    anonymous,
+                    known,
+                    span,
+                }))
+            })());
+        }
+        if self.eat_kw("UNLINK") {
+            return Some(self.customer_id().map(Statement::Unlink));
+        }
+        if self.eat_kw("LINKS") {
+            let id = match self.peek().tok {
+                Tok::Str(_) | Tok::Int(_) => self.customer_id().map(Some),
+                _ => Ok(None),
+            };
+            return Some(id.map(Statement::Links));
+        }
+        None
+    }
+
     /// `FORGET CUSTOMER 'id'`, after `FORGET` (at `span`).
     fn forget(&mut self, span: Span) -> Result<Forget, ParseError> {
         self.expect_kw("CUSTOMER", "(FORGET CUSTOMER 'id')")?;

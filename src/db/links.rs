@@ -1,0 +1,268 @@
+//! Identity links: an anonymous id (a cookie, a device) linked to the known customer it turned
+//! out to be. Links are stored in the manifest (changed only through a `VersionEdit`) and
+//! resolved when a statement runs (`exec::scan`): the statement sees one customer, the known
+//! id, whose journey is the time-ordered merge of its own events and its anonymous ids'. The
+//! stored events never change, so `UNLINK` restores every previous answer exactly.
+//!
+//! Uses: `error`, `limits`; rooms `snapshot`, `version`.
+
+use super::Db;
+use crate::db::snapshot::Snapshot;
+use crate::db::version::VersionEdit;
+use crate::error::{DbError, Result};
+use roaring::RoaringBitmap;
+use std::sync::Arc;
+
+/// The ids that never link by default: what trackers send before they know anything
+/// ([`Options::never_link`](super::Options::never_link); compared without case and surrounding
+/// spaces).
+pub const NEVER_LINK: [&str; 5] = ["", "undefined", "null", "0", "anonymous"];
+
+/// Most anonymous ids linked to one known id by default
+/// ([`Options::links_per_customer_max`](super::Options::links_per_customer_max)).
+pub const LINKS_PER_CUSTOMER_MAX: usize = 100;
+
+/// The identity links of a snapshot, as internal customer ids.
+#[derive(Debug, Default)]
+pub struct Links {
+    /// (anonymous, known), by anonymous id ascending.
+    pairs: Vec<(u32, u32)>,
+    /// (known, its anonymous ids ascending), by known id ascending.
+    groups: Vec<(u32, Vec<u32>)>,
+    /// Every id a link names: what a statement reads apart and merges.
+    members: RoaringBitmap,
+    /// The known ids that have links.
+    known: RoaringBitmap,
+}
+
+impl Links {
+    /// The links `pairs` (by anonymous id ascending, as the manifest holds them).
+    pub fn new(pairs: Vec<(u32, u32)>) -> Links {
+        let mut by_known: Vec<(u32, u32)> = pairs
+            .iter()
+            .map(|&(anonymous, known)| (known, anonymous))
+            .collect();
+        by_known.sort_unstable();
+        let mut groups: Vec<(u32, Vec<u32>)> = Vec::new();
+        for (known, anonymous) in by_known {
+            match groups.last_mut() {
+                Some((last, ids)) if *last == known => ids.push(anonymous),
+                _ => groups.push((known, vec![anonymous])),
+            }
+        }
+        let known: RoaringBitmap = groups.iter().map(|(known, _)| *known).collect();
+        let mut members: RoaringBitmap = pairs.iter().map(|&(anonymous, _)| anonymous).collect();
+        members |= &known;
+        Links {
+            pairs,
+            groups,
+            members,
+            known,
+        }
+    }
+
+    /// True when nothing is linked.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// Number of links.
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// (anonymous, known) by anonymous id ascending.
+    pub fn pairs(&self) -> &[(u32, u32)] {
+        &self.pairs
+    }
+
+    /// The known id `anonymous` is linked to.
+    pub fn known_of(&self, anonymous: u32) -> Option<u32> {
+        self.pairs
+            .binary_search_by_key(&anonymous, |&(id, _)| id)
+            .ok()
+            .map(|at| self.pairs[at].1)
+    }
+
+    /// The anonymous ids linked to `known`, ascending (empty when none).
+    pub fn anonymous_of(&self, known: u32) -> &[u32] {
+        self.groups
+            .binary_search_by_key(&known, |(id, _)| *id)
+            .map_or(&[], |at| &self.groups[at].1)
+    }
+
+    /// (known id, its anonymous ids ascending), by known id ascending.
+    pub fn groups(&self) -> &[(u32, Vec<u32>)] {
+        &self.groups
+    }
+
+    /// Every id a link names (anonymous and known).
+    pub fn members(&self) -> &RoaringBitmap {
+        &self.members
+    }
+
+    /// The known ids that have links.
+    pub fn known(&self) -> &RoaringBitmap {
+        &self.known
+    }
+
+    /// The id that stands for `customer` in every answer: its known id when linked.
+    pub fn resolve(&self, customer: u32) -> u32 {
+        self.known_of(customer).unwrap_or(customer)
+    }
+}
+
+/// Why `id` may not take part in a link, if it is one of `never` (compared without case and
+/// surrounding spaces).
+fn never_links(id: &str, never: &[String]) -> Option<String> {
+    let trimmed = id.trim();
+    never
+        .iter()
+        .any(|n| n.trim().eq_ignore_ascii_case(trimmed))
+        .then(|| {
+            format!(
+                "'{id}' never links (a placeholder trackers send before they know the customer; Options::never_link lists them)"
+            )
+        })
+}
+
+impl Db {
+    /// The identity links in force, as internal customer ids.
+    pub fn links(&self) -> Arc<Links> {
+        self.inner.links.read().clone()
+    }
+
+    /// Links each anonymous id to its known id (`LINK 'anonymous' TO 'known'`), all or nothing:
+    /// any refused pair refuses the whole call and changes nothing. A pair already in force is
+    /// kept; returns how many links are new. Every commit before the call is durable first;
+    /// the links are durable when this returns.
+    pub fn link(&self, pairs: &[(&str, &str)]) -> Result<usize> {
+        let mut writer = self.inner.writer.lock();
+        self.check_writable(&writer)?;
+        let dicts = self.inner.dicts.read().clone();
+        let opts = &self.inner.opts;
+        let mut links = writer.manifest.links.clone();
+        let mut added = 0usize;
+        for &(anonymous, known) in pairs {
+            let refuse = |why: String| -> Result<usize> {
+                Err(DbError::InvalidArgument(format!("LINK '{anonymous}' TO '{known}': {why}")).into())
+            };
+            if let Some(why) =
+                never_links(anonymous, &opts.never_link).or_else(|| never_links(known, &opts.never_link))
+            {
+                return refuse(why);
+            }
+            if anonymous == known {
+                return refuse("an id cannot be linked to itself".to_owned());
+            }
+            let (Some(anonymous_id), Some(known_id)) =
+                (dicts.customers.get(anonymous), dicts.customers.get(known))
+            else {
+                let missing = if dicts.customers.get(anonymous).is_none() {
+                    anonymous
+                } else {
+                    known
+                };
+                return refuse(format!(
+                    "no customer '{missing}' (link ids that have events or a profile)"
+                ));
+            };
+            match links.binary_search_by_key(&anonymous_id, |&(id, _)| id) {
+                Ok(at) if links[at].1 == known_id => continue,
+                Ok(at) => {
+                    let other = dicts.customers.name(links[at].1).unwrap_or("?");
+                    return refuse(format!("'{anonymous}' is linked to '{other}'; UNLINK it first"));
+                }
+                Err(at) => {
+                    if let Some(&(_, target)) = links.iter().find(|&&(id, _)| id == known_id) {
+                        let target = dicts.customers.name(target).unwrap_or("?");
+                        return refuse(format!(
+                            "'{known}' is itself linked to '{target}'; link to '{target}'"
+                        ));
+                    }
+                    if links.iter().any(|&(_, target)| target == anonymous_id) {
+                        return refuse(format!(
+                            "'{anonymous}' is a known id with ids linked to it; links are one level deep"
+                        ));
+                    }
+                    let count = links.iter().filter(|&&(_, target)| target == known_id).count();
+                    if count >= opts.links_per_customer_max {
+                        return refuse(format!(
+                            "'{known}' already has {count} linked ids, the most allowed (Options::links_per_customer_max)"
+                        ));
+                    }
+                    links.insert(at, (anonymous_id, known_id));
+                    added += 1;
+                }
+            }
+        }
+        if added == 0 {
+            return Ok(0);
+        }
+        if links.len() > crate::limits::LINKS_MAX {
+            return Err(DbError::InvalidArgument(format!(
+                "{} links: a database holds at most {}",
+                links.len(),
+                crate::limits::LINKS_MAX
+            ))
+            .into());
+        }
+        self.publish_links(&mut writer, links)?;
+        Ok(added)
+    }
+
+    /// Removes the link of `anonymous` (`UNLINK 'anonymous'`); false when it had none. Durable
+    /// when this returns.
+    pub fn unlink(&self, anonymous: &str) -> Result<bool> {
+        let mut writer = self.inner.writer.lock();
+        self.check_writable(&writer)?;
+        let Some(id) = self.inner.dicts.read().customers.get(anonymous) else {
+            return Ok(false);
+        };
+        let mut links = writer.manifest.links.clone();
+        let Ok(at) = links.binary_search_by_key(&id, |&(anonymous, _)| anonymous) else {
+            return Ok(false);
+        };
+        links.remove(at);
+        self.publish_links(&mut writer, links)?;
+        Ok(true)
+    }
+
+    /// Publishes `links` in one manifest, after making every earlier commit durable (a power
+    /// cut never keeps a link and loses the events it was made for); ids the manifest's
+    /// dictionary does not cover yet are published by a flush first.
+    fn publish_links(&self, writer: &mut super::Writer, links: Vec<(u32, u32)>) -> Result<()> {
+        let covered = writer.manifest.dict_counts.customers;
+        if links
+            .iter()
+            .any(|&(anonymous, known)| anonymous.max(known) >= covered)
+        {
+            self.flush_locked(writer)?;
+        } else {
+            self.sync_log_locked(writer)?;
+        }
+        let edit = VersionEdit {
+            links: Some(links),
+            ..VersionEdit::default()
+        };
+        self.apply(writer, edit)
+    }
+}
+
+/// `links` without any link naming customer `cid` (`FORGET CUSTOMER` publishes this with the
+/// erasure), when one did.
+pub(in crate::internals::db) fn without_customer(links: &[(u32, u32)], cid: u32) -> Option<Vec<(u32, u32)>> {
+    let kept: Vec<(u32, u32)> = links
+        .iter()
+        .copied()
+        .filter(|&(anonymous, known)| anonymous != cid && known != cid)
+        .collect();
+    (kept.len() != links.len()).then_some(kept)
+}
+
+impl Snapshot {
+    /// The identity links as of this snapshot.
+    pub fn links(&self) -> &Arc<Links> {
+        &self.links
+    }
+}

@@ -1,0 +1,206 @@
+//! Identity links in a statement's scan (docs/QUERY.md, "Identity links"). A linked customer is
+//! one customer, its known id, whose journey is the time-ordered merge of its own events and
+//! its anonymous ids'. The scan therefore reads in two parts whose states merge like any two
+//! workers' (the protocol's `merge` is exact and order-free):
+//! - everyone outside the links, exactly as without links: the input with every linked id
+//!   masked ([`outside`]), through the operator's prefilter and the parallel scan;
+//! - each known id with its anonymous ids ([`groups`]): their rows read in one pass, merged into
+//!   one journey under the known id, and folded by the operator's `customer`.
+//!
+//! Events of one journey that share a timestamp keep the order of their ids' ranks (anonymous
+//! ids by internal id, the known id last) and, within one id, their own order: an order that
+//! no flush or compaction changes.
+//!
+//! Uses: `db`, `index`, `merge`, `model`; rooms `operator`, `options`.
+
+use crate::db::Links;
+use crate::exec::operator::{Budget, Operator, rows_footprint};
+use crate::exec::options::{Input, QueryError, QueryOptions, Restriction};
+use crate::index::Bitmaps;
+use crate::merge::{Runs, Source};
+use crate::model::Columns;
+use roaring::RoaringBitmap;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// The input without the linked customers: its sources and bitmaps with every linked id
+/// masked, and the scan restricted to the others.
+pub(super) struct Outside {
+    pub(super) sources: Vec<Source>,
+    pub(super) bitmaps: Arc<Bitmaps>,
+    pub(super) restriction: Restriction,
+}
+
+/// The rows of `rows` whose customer `keep` admits (rows stay in their order).
+pub(super) fn rows_of(rows: &Columns, keep: impl Fn(u32) -> bool) -> Columns {
+    let mut out = Columns::default();
+    let mut start = 0;
+    while start < rows.len() {
+        let cid = rows.cid[start];
+        let end = start + rows.cid[start..].partition_point(|&c| c == cid);
+        if keep(cid) {
+            out.extend_from(&rows.slice(start..end));
+        }
+        start = end;
+    }
+    out
+}
+
+/// `input` with the ids `links` names masked (see [`Outside`]).
+pub(super) fn outside(input: &Input<'_>, links: &Links) -> Outside {
+    let hidden = Arc::new(links.members().clone());
+    let sources = input
+        .sources
+        .iter()
+        .map(|source| match source {
+            Source::Segment(seg) => Source::Masked(seg.clone(), hidden.clone()),
+            Source::Masked(seg, mask) => Source::Masked(seg.clone(), Arc::new(&**mask | &*hidden)),
+            Source::Memory(rows) => Source::Memory(Arc::new(rows_of(rows, |cid| !hidden.contains(cid)))),
+        })
+        .collect();
+    let mask = || {
+        let mut bitmaps = input.bitmaps.clone();
+        bitmaps.remove_customers(&hidden);
+        Arc::new(bitmaps)
+    };
+    // Masking every bitmap of a large database takes milliseconds: kept per snapshot (a
+    // restricted input's bitmaps are the restriction's own, masked each time).
+    let bitmaps = match (input.snapshot, &input.restriction) {
+        (Some(snapshot), None) => snapshot.cached_bitmaps(LINKS_KEY).unwrap_or_else(|| {
+            let bitmaps = mask();
+            snapshot.cache_bitmaps(LINKS_KEY, bitmaps.clone());
+            bitmaps
+        }),
+        _ => mask(),
+    };
+    let restriction = match &input.restriction {
+        Some(restriction) => Restriction {
+            admitted: Arc::new(&*restriction.admitted - &*hidden),
+            sources: restriction.sources.clone(),
+        },
+        None => {
+            let mut admitted = RoaringBitmap::new();
+            admitted.insert_range(0..input.customers);
+            admitted -= &*hidden;
+            Restriction {
+                admitted: Arc::new(admitted),
+                sources: input.sources.clone(),
+            }
+        }
+    };
+    Outside {
+        sources,
+        bitmaps,
+        restriction,
+    }
+}
+
+/// The key of the masked bitmaps in the snapshot's cache (cohort keys are names and cannot
+/// start with a control character).
+const LINKS_KEY: &str = "\u{1}links";
+
+/// How often the group pass checks for cancellation (in customers read).
+const CANCEL_EVERY: u32 = 4096;
+
+/// The state of `op` over the linked customers of `input` (the known ids a restriction admits,
+/// and only those the operator reads when it reads a few).
+pub(super) fn groups<O: Operator>(
+    op: &O,
+    input: &Input<'_>,
+    links: &Links,
+    opts: &QueryOptions,
+) -> Result<O::Partial, QueryError> {
+    let (sources, admitted) = match &input.restriction {
+        Some(restriction) => (restriction.sources.clone(), Some(&*restriction.admitted)),
+        None => (input.sources.clone(), None),
+    };
+    let reads = op.reads_only();
+    let selected: Vec<(u32, &[u32])> = (links.groups().iter())
+        .filter(|(known, _)| admitted.is_none_or(|set| set.contains(*known)))
+        .filter(|(known, _)| reads.as_ref().is_none_or(|set| set.contains(*known)))
+        .map(|(known, ids)| (*known, ids.as_slice()))
+        .collect();
+    let mut partial = O::Partial::default();
+    let mut read = RoaringBitmap::new();
+    for (known, ids) in &selected {
+        read.insert(*known);
+        read.extend(ids.iter().copied());
+    }
+    let (Some(first), Some(last)) = (read.min(), read.max()) else {
+        return Ok(partial);
+    };
+    // A group is complete once the scan has passed its largest id (ids come in order).
+    let mut completion: Vec<(u32, usize)> = (selected.iter().enumerate())
+        .map(|(at, (known, ids))| (ids.iter().copied().fold(*known, u32::max), at))
+        .collect();
+    completion.sort_unstable();
+    let budget = Budget::new(opts.memory_max);
+    let mut reported = 0usize;
+    let mut stash: HashMap<u32, Columns> = HashMap::new();
+    let mut held = 0usize;
+    let mut next = 0usize;
+    let read = Arc::new(read);
+    let mut runs = Runs::new(sources, op.columns(), (first, last), Some(read.clone()));
+    let mut customers = 0u32;
+    while let Some(cid) = runs.next_customer()? {
+        customers = customers.wrapping_add(1);
+        if customers.is_multiple_of(CANCEL_EVERY) && opts.cancel.load(Ordering::Relaxed) {
+            return Err(QueryError::Cancelled);
+        }
+        while let Some(&(end, at)) = completion.get(next)
+            && end < cid
+        {
+            held -= journey(op, &mut partial, selected[at], &mut stash);
+            next += 1;
+        }
+        if !read.contains(cid) {
+            continue;
+        }
+        let mut rows = Columns::default();
+        match runs.single() {
+            Some((columns, range)) => rows.extend_from_range(columns, range),
+            None => runs.gather(&mut rows),
+        }
+        held += rows_footprint(&rows);
+        stash.insert(cid, rows);
+        budget.report(&mut reported, op.footprint(&partial) + held)?;
+    }
+    for &(_, at) in &completion[next..] {
+        journey(op, &mut partial, selected[at], &mut stash);
+    }
+    budget.report(&mut reported, op.footprint(&partial))?;
+    Ok(partial)
+}
+
+/// Folds one known id's journey — its anonymous ids' rows and its own, taken from `stash`,
+/// merged by time (ties by rank: anonymous ids ascending, the known id last) under the known
+/// id — into `partial`; returns the footprint of the rows taken.
+fn journey<O: Operator>(
+    op: &O,
+    partial: &mut O::Partial,
+    (known, anonymous): (u32, &[u32]),
+    stash: &mut HashMap<u32, Columns>,
+) -> usize {
+    let parts: Vec<Columns> = (anonymous.iter().chain([&known]))
+        .filter_map(|id| stash.remove(id))
+        .collect();
+    let footprint = parts.iter().map(rows_footprint).sum();
+    let mut rows = match parts.len() {
+        0 => return footprint,
+        1 => parts.into_iter().next().unwrap_or_default(),
+        _ => {
+            let mut all = Columns::default();
+            for part in &parts {
+                all.extend_from(part);
+            }
+            let mut order: Vec<u32> = (0..all.len() as u32).collect();
+            // Stable: equal times keep the parts' rank order and each part's own order.
+            order.sort_by_key(|&row| all.ts[row as usize]);
+            all.gather(&order)
+        }
+    };
+    rows.cid.fill(known);
+    op.customer(partial, &rows, 0..rows.len());
+    footprint
+}

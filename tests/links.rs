@@ -1,0 +1,237 @@
+//! Identity links (docs/QUERY.md, "Identity links"): every statement on linked data equals the
+//! reference evaluator on the data rewritten with the mapping (the anonymous ids' events
+//! under their known ids, tied events by the documented rank), across flushes, unflushed rows,
+//! compaction and a reopen; after UNLINK, it equals the original data's answer again. Plus the
+//! guard rails, durability and FORGET.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use journeydb::{Db, Event, Options, Query, Sync};
+use proptest::prelude::*;
+
+mod common;
+use common::queries::*;
+use common::reference::*;
+
+/// The generated customers `c0`..`c3`, as a link draws them: each may be linked to another
+/// (one level deep: a known id is never itself linked).
+fn links_draw() -> impl Strategy<Value = Vec<(usize, usize)>> {
+    proptest::collection::vec((0usize..4, 0usize..4), 0..4).prop_map(|draws| {
+        let mut links: Vec<(usize, usize)> = Vec::new();
+        for (anonymous, known) in draws {
+            let taken = |id: usize| links.iter().any(|&(a, k)| a == id || k == id);
+            let is_anonymous = |id: usize| links.iter().any(|&(a, _)| a == id);
+            if anonymous != known && !taken(anonymous) && !is_anonymous(known) {
+                links.push((anonymous, known));
+            }
+        }
+        links
+    })
+}
+
+/// `evs` rewritten with `links` (customer names `c{n}`): an anonymous id's events belong to
+/// its known id, and tied events of one journey go by rank — anonymous ids in the order the
+/// database first saw them (its internal ids), the known id last — then their own order.
+fn rewritten(evs: &[Ev], links: &[(usize, usize)]) -> Vec<Ev> {
+    let mut first_seen: Vec<String> = Vec::new();
+    for e in evs {
+        if !first_seen.contains(&e.cust) {
+            first_seen.push(e.cust.clone());
+        }
+    }
+    let known_of = |cust: &str| {
+        links
+            .iter()
+            .find(|&&(a, _)| cust == format!("c{a}"))
+            .map(|&(_, k)| format!("c{k}"))
+    };
+    let is_known = |cust: &str| links.iter().any(|&(_, k)| cust == format!("c{k}"));
+    evs.iter()
+        .map(|e| {
+            let rank = match known_of(&e.cust) {
+                Some(_) => first_seen.iter().position(|c| *c == e.cust).unwrap_or(0),
+                None if is_known(&e.cust) => 1_000,
+                None => 0,
+            };
+            Ev {
+                cust: known_of(&e.cust).unwrap_or_else(|| e.cust.clone()),
+                seq: rank * 1_000_000 + e.seq,
+                ..e.clone()
+            }
+        })
+        .collect()
+}
+
+fn link_all(db: &Db, links: &[(usize, usize)], evs: &[Ev]) -> usize {
+    let present = |n: usize| evs.iter().any(|e| e.cust == format!("c{n}"));
+    let pairs: Vec<(String, String)> = links
+        .iter()
+        .filter(|&&(a, k)| present(a) && present(k))
+        .map(|&(a, k)| (format!("c{a}"), format!("c{k}")))
+        .collect();
+    let refs: Vec<(&str, &str)> = pairs.iter().map(|(a, k)| (a.as_str(), k.as_str())).collect();
+    db.link(&refs).unwrap();
+    pairs.len()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(128)))]
+
+    #[test]
+    fn linked_data_equals_rewritten_data(
+        d in data(),
+        links in links_draw(),
+        qs in proptest::collection::vec(query(), 1..5),
+    ) {
+        let (dir, db, evs) = load(&d);
+        let linked = link_all(&db, &links, &evs);
+        let in_force: Vec<(usize, usize)> = links
+            .iter()
+            .copied()
+            .filter(|&(a, k)| evs.iter().any(|e| e.cust == format!("c{a}")) && evs.iter().any(|e| e.cust == format!("c{k}")))
+            .collect();
+        prop_assert_eq!(linked, in_force.len());
+        let want_evs = rewritten(&evs, &in_force);
+        let check = |db: &Db, evs: &[Ev], when: &str| -> Result<(), TestCaseError> {
+            let snap = db.snapshot();
+            for q in &qs {
+                let text = q.text();
+                let got = snap.query(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+                same(&got, &reference(q, evs)).map_err(|e| TestCaseError::fail(format!("{when}: {text}\n{e}")))?;
+                let one = snap.query_with(&text, &journeydb::QueryOptions { threads: 1, ..Default::default() }).unwrap();
+                prop_assert_eq!(&one, &got, "{}: {} on one thread", when, text);
+            }
+            Ok(())
+        };
+        check(&db, &want_evs, "linked")?;
+        db.flush().unwrap();
+        db.compact().unwrap();
+        check(&db, &want_evs, "linked, compacted")?;
+        drop(db);
+        let db = Db::open(dir.path().join("db"), Options::default().sync(Sync::Never)).unwrap();
+        check(&db, &want_evs, "linked, reopened")?;
+        for &(a, _) in &in_force {
+            let anonymous = format!("c{a}");
+            prop_assert!(db.unlink(&anonymous).unwrap());
+        }
+        check(&db, &evs, "unlinked")?;
+    }
+}
+
+fn open(dir: &std::path::Path) -> Db {
+    let path = dir.join("db");
+    if path.exists() {
+        Db::open(path, Options::default()).unwrap()
+    } else {
+        Db::create(path, Options::default()).unwrap()
+    }
+}
+
+fn ids(db: &Db) -> Vec<(String, String)> {
+    let table = db.query("LINKS").unwrap();
+    table
+        .rows
+        .iter()
+        .map(|row| (row[0].to_string(), row[1].to_string()))
+        .collect()
+}
+
+#[test]
+fn links_are_durable_listed_and_guarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    for id in ["anon-1", "anon-2", "alice", "bob", "undefined", "Anonymous ", "0"] {
+        db.commit(&[Event::new(id, 1_000_000, "visit")]).unwrap();
+    }
+    db.query("LINK 'anon-1' TO 'alice'").unwrap();
+    db.query("LINK 'anon-2' TO 'alice'").unwrap();
+    // Again: kept, said so.
+    let again = db.query("LINK 'anon-1' TO 'alice'").unwrap();
+    assert_eq!(again.rows[0][2].to_string(), "false");
+    assert!(again.warnings[0].contains("already linked"));
+    let refused = |text: &str, why: &str| {
+        let e = db.query(text).unwrap_err().to_string();
+        assert!(e.contains(why), "{text}: {e}");
+    };
+    refused("LINK 'undefined' TO 'alice'", "never links");
+    refused("LINK 'anon-1' TO 'Anonymous '", "never links");
+    refused("LINK 'bob' TO '0'", "never links");
+    refused("LINK 'bob' TO 'bob'", "itself");
+    refused("LINK 'anon-1' TO 'bob'", "is linked to 'alice'");
+    refused("LINK 'bob' TO 'anon-1'", "itself linked to 'alice'");
+    refused("LINK 'alice' TO 'bob'", "one level deep");
+    refused("LINK 'carol' TO 'alice'", "no customer 'carol'");
+    // All or nothing: one refused pair refuses the call.
+    assert!(db.link(&[("bob", "alice"), ("bob", "bob")]).is_err());
+    let want = vec![
+        ("anon-1".to_owned(), "alice".to_owned()),
+        ("anon-2".to_owned(), "alice".to_owned()),
+    ];
+    assert_eq!(ids(&db), want);
+    assert_eq!(db.query("LINKS 'anon-2'").unwrap().rows.len(), 2);
+    assert_eq!(db.query("LINKS 'bob'").unwrap().rows.len(), 0);
+    // Durable, also across a crash without a clean close of the log (links sync it first).
+    drop(db);
+    let db = open(dir.path());
+    assert_eq!(ids(&db), want);
+    let top = db.query("TOP CUSTOMERS BY count LIMIT 10").unwrap();
+    assert_eq!(top.rows[0][1].to_string(), "alice");
+    assert_eq!(top.rows[0][2].to_string(), "3");
+    assert!(!top.rows.iter().any(|row| row[1].to_string().starts_with("anon")));
+    let timeline = db.query("TIMELINE 'anon-1'").unwrap();
+    assert!(timeline.rows.is_empty());
+    assert!(timeline.warnings[0].contains("TIMELINE 'alice'"));
+    assert_eq!(db.query("TIMELINE 'alice'").unwrap().rows.len(), 3);
+    // UNLINK: back to three customers.
+    assert_eq!(
+        db.query("UNLINK 'anon-1'").unwrap().rows[0][1].to_string(),
+        "true"
+    );
+    assert!(db.query("UNLINK 'anon-1'").unwrap().warnings[0].contains("was not linked"));
+    assert_eq!(db.query("TIMELINE 'alice'").unwrap().rows.len(), 2);
+    // The cap on anonymous ids per customer.
+    drop(db);
+    let db = Db::open(
+        dir.path().join("db"),
+        Options::default().links_per_customer_max(1),
+    )
+    .unwrap();
+    let e = db.query("LINK 'anon-1' TO 'alice'").unwrap_err().to_string();
+    assert!(e.contains("already has 1 linked ids"), "{e}");
+    // Configurable placeholders.
+    drop(db);
+    let db = Db::open(dir.path().join("db"), Options::default().never_link(&["bob"])).unwrap();
+    assert!(
+        db.query("LINK 'bob' TO 'alice'")
+            .unwrap_err()
+            .to_string()
+            .contains("never links")
+    );
+    db.query("LINK 'undefined' TO 'alice'").unwrap();
+}
+
+#[test]
+fn forgetting_a_known_id_erases_its_linked_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    for (id, ts) in [("anon-1", 1), ("alice", 2), ("anon-2", 3), ("bob", 4)] {
+        db.commit(&[Event::new(id, ts * 1_000_000, "visit")]).unwrap();
+    }
+    db.link(&[("anon-1", "alice"), ("anon-2", "alice")]).unwrap();
+    let erased = db.query("FORGET CUSTOMER 'alice'").unwrap();
+    assert_eq!(erased.rows[0][1].to_string(), "3");
+    assert!(ids(&db).is_empty());
+    let customers = db.query("TOP CUSTOMERS BY count LIMIT 10").unwrap();
+    let names: Vec<String> = customers.rows.iter().map(|row| row[1].to_string()).collect();
+    assert_eq!(names, ["bob"]);
+    // Forgetting an anonymous id removes its link only.
+    db.commit(&[Event::new("anon-3", 5_000_000, "visit")]).unwrap();
+    db.link(&[("anon-3", "bob")]).unwrap();
+    db.forget_customer("anon-3").unwrap();
+    assert!(ids(&db).is_empty());
+    drop(db);
+    let db = open(dir.path());
+    assert!(ids(&db).is_empty());
+    assert_eq!(db.query("TIMELINE 'bob'").unwrap().rows.len(), 1);
+}
