@@ -4,13 +4,15 @@
 //! id, whose journey is the time-ordered merge of its own events and its anonymous ids'. The
 //! stored events never change, so `UNLINK` restores every previous answer exactly.
 //!
-//! Uses: `error`, `limits`; rooms `snapshot`, `version`.
+//! Uses: `dict`, `error`, `limits`; rooms `snapshot`, `version`.
 
 use super::Db;
 use crate::db::snapshot::Snapshot;
 use crate::db::version::VersionEdit;
+use crate::dict::Dicts;
 use crate::error::{DbError, Result};
 use roaring::RoaringBitmap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// The ids that never link by default: what trackers send before they know anything
@@ -126,6 +128,90 @@ fn never_links(id: &str, never: &[String]) -> Option<String> {
         })
 }
 
+/// The links being changed by one `Db::link` call: every check is a map lookup, so a file of
+/// a million links is checked in about a second.
+struct LinkPlan {
+    /// anonymous → known.
+    by_anonymous: BTreeMap<u32, u32>,
+    /// How many anonymous ids each known id has.
+    per_known: HashMap<u32, usize>,
+}
+
+impl LinkPlan {
+    fn new(links: &[(u32, u32)]) -> LinkPlan {
+        let mut per_known: HashMap<u32, usize> = HashMap::new();
+        for &(_, known) in links {
+            *per_known.entry(known).or_default() += 1;
+        }
+        LinkPlan {
+            by_anonymous: links.iter().copied().collect(),
+            per_known,
+        }
+    }
+
+    /// Adds the link, or says why not; false when it was already in force.
+    fn add(
+        &mut self,
+        anonymous: &str,
+        known: &str,
+        dicts: &Dicts,
+        opts: &super::Options,
+    ) -> std::result::Result<bool, String> {
+        if let Some(why) =
+            never_links(anonymous, &opts.never_link).or_else(|| never_links(known, &opts.never_link))
+        {
+            return Err(why);
+        }
+        if anonymous == known {
+            return Err("an id cannot be linked to itself".to_owned());
+        }
+        let name = |id: u32| dicts.customers.name(id).unwrap_or("?").to_owned();
+        let (anonymous_id, known_id) = match (dicts.customers.get(anonymous), dicts.customers.get(known)) {
+            (Some(anonymous_id), Some(known_id)) => (anonymous_id, known_id),
+            (None, _) => {
+                return Err(format!(
+                    "no customer '{anonymous}' (link ids that have events or a profile)"
+                ));
+            }
+            (_, None) => {
+                return Err(format!(
+                    "no customer '{known}' (link ids that have events or a profile)"
+                ));
+            }
+        };
+        match self.by_anonymous.get(&anonymous_id) {
+            Some(&target) if target == known_id => return Ok(false),
+            Some(&target) => {
+                return Err(format!(
+                    "'{anonymous}' is linked to '{}'; UNLINK it first",
+                    name(target)
+                ));
+            }
+            None => {}
+        }
+        if let Some(&target) = self.by_anonymous.get(&known_id) {
+            let target = name(target);
+            return Err(format!(
+                "'{known}' is itself linked to '{target}'; link to '{target}'"
+            ));
+        }
+        if self.per_known.get(&anonymous_id).is_some_and(|&count| count > 0) {
+            return Err(format!(
+                "'{anonymous}' is a known id with ids linked to it; links are one level deep"
+            ));
+        }
+        let count = self.per_known.entry(known_id).or_default();
+        if *count >= opts.links_per_customer_max {
+            return Err(format!(
+                "'{known}' already has {count} linked ids, the most allowed (Options::links_per_customer_max)"
+            ));
+        }
+        *count += 1;
+        self.by_anonymous.insert(anonymous_id, known_id);
+        Ok(true)
+    }
+}
+
 impl Db {
     /// The identity links in force, as internal customer ids.
     pub fn links(&self) -> Arc<Links> {
@@ -140,65 +226,18 @@ impl Db {
         let mut writer = self.inner.writer.lock();
         self.check_writable(&writer)?;
         let dicts = self.inner.dicts.read().clone();
-        let opts = &self.inner.opts;
-        let mut links = writer.manifest.links.clone();
+        let mut plan = LinkPlan::new(&writer.manifest.links);
         let mut added = 0usize;
         for &(anonymous, known) in pairs {
-            let refuse = |why: String| -> Result<usize> {
-                Err(DbError::InvalidArgument(format!("LINK '{anonymous}' TO '{known}': {why}")).into())
-            };
-            if let Some(why) =
-                never_links(anonymous, &opts.never_link).or_else(|| never_links(known, &opts.never_link))
-            {
-                return refuse(why);
-            }
-            if anonymous == known {
-                return refuse("an id cannot be linked to itself".to_owned());
-            }
-            let (Some(anonymous_id), Some(known_id)) =
-                (dicts.customers.get(anonymous), dicts.customers.get(known))
-            else {
-                let missing = if dicts.customers.get(anonymous).is_none() {
-                    anonymous
-                } else {
-                    known
-                };
-                return refuse(format!(
-                    "no customer '{missing}' (link ids that have events or a profile)"
-                ));
-            };
-            match links.binary_search_by_key(&anonymous_id, |&(id, _)| id) {
-                Ok(at) if links[at].1 == known_id => continue,
-                Ok(at) => {
-                    let other = dicts.customers.name(links[at].1).unwrap_or("?");
-                    return refuse(format!("'{anonymous}' is linked to '{other}'; UNLINK it first"));
-                }
-                Err(at) => {
-                    if let Some(&(_, target)) = links.iter().find(|&&(id, _)| id == known_id) {
-                        let target = dicts.customers.name(target).unwrap_or("?");
-                        return refuse(format!(
-                            "'{known}' is itself linked to '{target}'; link to '{target}'"
-                        ));
-                    }
-                    if links.iter().any(|&(_, target)| target == anonymous_id) {
-                        return refuse(format!(
-                            "'{anonymous}' is a known id with ids linked to it; links are one level deep"
-                        ));
-                    }
-                    let count = links.iter().filter(|&&(_, target)| target == known_id).count();
-                    if count >= opts.links_per_customer_max {
-                        return refuse(format!(
-                            "'{known}' already has {count} linked ids, the most allowed (Options::links_per_customer_max)"
-                        ));
-                    }
-                    links.insert(at, (anonymous_id, known_id));
-                    added += 1;
-                }
-            }
+            let new = plan
+                .add(anonymous, known, &dicts, &self.inner.opts)
+                .map_err(|why| DbError::InvalidArgument(format!("LINK '{anonymous}' TO '{known}': {why}")))?;
+            added += usize::from(new);
         }
         if added == 0 {
             return Ok(0);
         }
+        let links: Vec<(u32, u32)> = plan.by_anonymous.into_iter().collect();
         if links.len() > crate::limits::LINKS_MAX {
             return Err(DbError::InvalidArgument(format!(
                 "{} links: a database holds at most {}",

@@ -20,7 +20,6 @@ use crate::index::Bitmaps;
 use crate::merge::{Runs, Source};
 use crate::model::Columns;
 use roaring::RoaringBitmap;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -137,12 +136,18 @@ pub(super) fn groups<O: Operator>(
     completion.sort_unstable();
     let budget = Budget::new(opts.memory_max);
     let mut reported = 0usize;
-    let mut stash: HashMap<u32, Columns> = HashMap::new();
-    let mut held = 0usize;
+    // Every read row goes into one arena (no allocation per customer); `spans` finds each
+    // id's rows in it until its group is folded.
+    let mut held = Held {
+        first,
+        spans: vec![NOT_HELD; (last - first) as usize + 1],
+        ..Held::default()
+    };
     let mut next = 0usize;
     let read = Arc::new(read);
     let mut runs = Runs::new(sources, op.columns(), (first, last), Some(read.clone()));
     let mut customers = 0u32;
+    let mut carry = Columns::default();
     while let Some(cid) = runs.next_customer()? {
         customers = customers.wrapping_add(1);
         if customers.is_multiple_of(CANCEL_EVERY) && opts.cancel.load(Ordering::Relaxed) {
@@ -151,56 +156,107 @@ pub(super) fn groups<O: Operator>(
         while let Some(&(end, at)) = completion.get(next)
             && end < cid
         {
-            held -= journey(op, &mut partial, selected[at], &mut stash);
+            held.journey(op, &mut partial, selected[at]);
             next += 1;
         }
         if !read.contains(cid) {
             continue;
         }
-        let mut rows = Columns::default();
+        let start = held.arena.len() as u32;
         match runs.single() {
-            Some((columns, range)) => rows.extend_from_range(columns, range),
-            None => runs.gather(&mut rows),
+            Some((columns, range)) => held.arena.extend_from_range(columns, range),
+            None => {
+                runs.gather(&mut carry);
+                held.arena.extend_from(&carry);
+            }
         }
-        held += rows_footprint(&rows);
-        stash.insert(cid, rows);
-        budget.report(&mut reported, op.footprint(&partial) + held)?;
+        let end = held.arena.len() as u32;
+        held.hold(cid, (start, end));
+        budget.report(
+            &mut reported,
+            op.footprint(&partial) + rows_footprint(&held.arena),
+        )?;
     }
     for &(_, at) in &completion[next..] {
-        journey(op, &mut partial, selected[at], &mut stash);
+        held.journey(op, &mut partial, selected[at]);
     }
     budget.report(&mut reported, op.footprint(&partial))?;
     Ok(partial)
 }
 
-/// Folds one known id's journey — its anonymous ids' rows and its own, taken from `stash`,
-/// merged by time (ties by rank: anonymous ids ascending, the known id last) under the known
-/// id — into `partial`; returns the footprint of the rows taken.
-fn journey<O: Operator>(
-    op: &O,
-    partial: &mut O::Partial,
-    (known, anonymous): (u32, &[u32]),
-    stash: &mut HashMap<u32, Columns>,
-) -> usize {
-    let parts: Vec<Columns> = (anonymous.iter().chain([&known]))
-        .filter_map(|id| stash.remove(id))
-        .collect();
-    let footprint = parts.iter().map(rows_footprint).sum();
-    let mut rows = match parts.len() {
-        0 => return footprint,
-        1 => parts.into_iter().next().unwrap_or_default(),
-        _ => {
-            let mut all = Columns::default();
-            for part in &parts {
-                all.extend_from(part);
-            }
-            let mut order: Vec<u32> = (0..all.len() as u32).collect();
-            // Stable: equal times keep the parts' rank order and each part's own order.
-            order.sort_by_key(|&row| all.ts[row as usize]);
-            all.gather(&order)
+/// A span of [`Held::spans`] for an id whose rows are not held.
+const NOT_HELD: (u32, u32) = (u32::MAX, u32::MAX);
+
+/// The rows read for groups not yet folded.
+#[derive(Default)]
+struct Held {
+    /// Every row read since the arena was last emptied, each id's rows together.
+    arena: Columns,
+    /// The smallest id read: `spans[id - first]` is id's.
+    first: u32,
+    /// Each id's rows in `arena` until its group is folded ([`NOT_HELD`] otherwise).
+    spans: Vec<(u32, u32)>,
+    /// How many ids have rows held.
+    pending: usize,
+    /// The held spans of a merged journey's ids, in rank order.
+    parts: Vec<(u32, u32)>,
+    /// A merged journey being folded.
+    journey: Columns,
+    /// Arena rows of a merged journey, in journey order.
+    order: Vec<u32>,
+}
+
+impl Held {
+    /// Keeps `span` of the arena as `cid`'s rows.
+    fn hold(&mut self, cid: u32, span: (u32, u32)) {
+        if let Some(slot) = self.spans.get_mut((cid - self.first) as usize) {
+            *slot = span;
+            self.pending += 1;
         }
-    };
-    rows.cid.fill(known);
-    op.customer(partial, &rows, 0..rows.len());
-    footprint
+    }
+
+    /// The span held for `cid`, forgotten.
+    fn take(&mut self, cid: u32) -> Option<(u32, u32)> {
+        let slot = self.spans.get_mut(cid.checked_sub(self.first)? as usize)?;
+        let span = std::mem::replace(slot, NOT_HELD);
+        (span != NOT_HELD).then(|| {
+            self.pending -= 1;
+            span
+        })
+    }
+
+    /// Folds one known id's journey — its anonymous ids' rows and its own, merged by time (ties
+    /// by rank: anonymous ids ascending, the known id last) under the known id — into
+    /// `partial`, and forgets those rows.
+    fn journey<O: Operator>(&mut self, op: &O, partial: &mut O::Partial, (known, anonymous): (u32, &[u32])) {
+        let mut parts = std::mem::take(&mut self.parts);
+        parts.clear();
+        parts.extend((anonymous.iter().chain([&known])).filter_map(|&id| self.take(id)));
+        match parts[..] {
+            [] => {}
+            [(start, end)] => {
+                // One id's rows: folded where they lie, under the known id.
+                let run = start as usize..end as usize;
+                self.arena.cid[run.clone()].fill(known);
+                op.customer(partial, &self.arena, run);
+            }
+            _ => {
+                self.order.clear();
+                for &(start, end) in &parts {
+                    self.order.extend(start..end);
+                }
+                // Stable: equal times keep the ids' rank order and each id's own order.
+                let arena = &self.arena;
+                self.order.sort_by_key(|&row| arena.ts[row as usize]);
+                self.journey = arena.gather(&self.order);
+                self.journey.cid.fill(known);
+                op.customer(partial, &self.journey, 0..self.journey.len());
+            }
+        }
+        self.parts = parts;
+        if self.pending == 0 {
+            // Nothing pending: the arena starts over (keeping its capacity).
+            self.arena.clear();
+        }
+    }
 }
