@@ -73,6 +73,10 @@ enum Action {
     /// `Db::set_stage(event, stage)`: re-stages the stored events of that name (the workload's
     /// `visit` and `add_to_cart` have no stage of their own).
     SetStage(&'static str, Option<Stage>),
+    /// `LINK 'anonymous' TO 'known'`.
+    Link(&'static str, &'static str),
+    /// `UNLINK 'anonymous'`.
+    Unlink(&'static str),
 }
 
 /// The definition of every cohort the workload creates.
@@ -101,6 +105,9 @@ fn workload() -> Vec<Action> {
                 out.push(Action::SetStage("visit", None));
             }
             13 => out.push(Action::DropCohort("regulars")),
+            4 => out.push(Action::Link("cust-1", "cust-0")),
+            10 => out.push(Action::Link("cust-5", "cust-3")),
+            17 => out.push(Action::Unlink("cust-1")),
             11 => out.push(Action::Compact),
             14 => out.push(Action::Reopen),
             16 => out.push(Action::ImportFile(40)),
@@ -221,6 +228,8 @@ struct State {
     /// Each customer's latest profile (only customers with one).
     profiles: BTreeMap<String, Vec<(String, Value)>>,
     stage_map: BTreeMap<String, Stage>,
+    /// Identity links: anonymous id → known id.
+    links: BTreeMap<String, String>,
 }
 
 impl State {
@@ -273,6 +282,10 @@ fn apply(state: &mut State, a: &Action) {
             }
         }
         Action::Forget(c) => {
+            assert!(
+                !state.links.iter().any(|(a, k)| a == c || k == c),
+                "the workload forgets unlinked ids only"
+            );
             state.events.retain(|_, v| &v.0 != c);
             state.profiles.remove(c);
             for members in state.cohorts.values_mut().flatten() {
@@ -294,6 +307,12 @@ fn apply(state: &mut State, a: &Action) {
             for row in state.events.values_mut().filter(|row| row.2 == *name) {
                 row.3 = *stage;
             }
+        }
+        Action::Link(anonymous, known) => {
+            state.links.insert((*anonymous).to_owned(), (*known).to_owned());
+        }
+        Action::Unlink(anonymous) => {
+            state.links.remove(*anonymous);
         }
         Action::Flush | Action::Compact | Action::Reopen => {}
     }
@@ -337,6 +356,8 @@ fn allowed_never(actions: &[Action], acked: usize) -> Vec<State> {
                     | Action::CreateCohort(..)
                     | Action::DropCohort(_)
                     | Action::SetStage(..)
+                    | Action::Link(..)
+                    | Action::Unlink(_)
             )
         })
         .map_or(0, |i| i + 1);
@@ -358,8 +379,14 @@ fn check(db: &Db, allowed: &[State], what: &str) {
     let events: Vec<StoredEvent> = snap
         .events()
         .unwrap_or_else(|e| panic!("{what}: read failed: {e}"));
+    let links = snap
+        .query("LINKS")
+        .unwrap_or_else(|e| panic!("{what}: LINKS failed: {e}"));
     let mut seen = State {
         stage_map: db.stage_map().into_iter().collect(),
+        links: (links.rows.iter())
+            .map(|row| (row[0].to_string(), row[1].to_string()))
+            .collect(),
         ..State::default()
     };
     for cohort in snap.cohorts() {
@@ -467,6 +494,8 @@ fn run(dir: &Path, mut mark: impl FnMut(usize, bool)) -> (Option<Db>, Vec<(Actio
                 .map(drop)
                 .map_err(journeydb::Error::from),
             Action::SetStage(name, stage) => d.set_stage(name, *stage),
+            Action::Link(anonymous, known) => d.link(&[(anonymous, known)]).map(drop),
+            Action::Unlink(anonymous) => d.unlink(anonymous).map(drop),
             Action::Reopen => {
                 db = None;
                 match Db::open(dir, opts()) {
@@ -488,6 +517,8 @@ fn run(dir: &Path, mut mark: impl FnMut(usize, bool)) -> (Option<Db>, Vec<(Actio
                 | Action::CreateCohort(..)
                 | Action::DropCohort(_)
                 | Action::SetStage(..)
+                | Action::Link(..)
+                | Action::Unlink(_)
         );
         match r {
             Ok(()) => done.push((a, false)),
