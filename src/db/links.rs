@@ -4,13 +4,15 @@
 //! id, whose journey is the time-ordered merge of its own events and its anonymous ids'. The
 //! stored events never change, so `UNLINK` restores every previous answer exactly.
 //!
-//! Uses: `dict`, `error`, `limits`; rooms `snapshot`, `version`.
+//! Uses: `dict`, `error`, `limits`, `model`, `segment`; rooms `snapshot`, `version`.
 
 use super::Db;
 use crate::db::snapshot::Snapshot;
 use crate::db::version::VersionEdit;
 use crate::dict::Dicts;
 use crate::error::{DbError, Result};
+use crate::model::Columns;
+use crate::segment::ColumnSet;
 use roaring::RoaringBitmap;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -112,6 +114,17 @@ impl Links {
     pub fn resolve(&self, customer: u32) -> u32 {
         self.known_of(customer).unwrap_or(customer)
     }
+}
+
+/// Every linked customer's merged journey (docs/QUERY.md, "Identity links"), as a statement's
+/// scan reads them: kept per snapshot for the columns read, so that later statements read no
+/// block for the linked customers.
+#[derive(Debug, Default)]
+pub struct Journeys {
+    /// The journeys, one after another, each under its known id, in time order.
+    pub rows: Columns,
+    /// (known id, end of its journey in `rows`), in the order of `rows`.
+    pub ends: Vec<(u32, u32)>,
 }
 
 /// Why `id` may not take part in a link, if it is one of `never` (compared without case and
@@ -304,4 +317,39 @@ impl Snapshot {
     pub fn links(&self) -> &Arc<Links> {
         &self.links
     }
+
+    /// The linked customers' journeys kept by [`cache_journeys`](Self::cache_journeys) on a
+    /// snapshot that sees what this one sees, read with at least the columns of `set`.
+    pub fn cached_journeys(&self, set: ColumnSet) -> Option<Arc<Journeys>> {
+        self.with_cache_ref(|cache| {
+            (cache.journeys.iter())
+                .find(|(have, _)| covers(*have, set))
+                .map(|(_, journeys)| journeys.clone())
+        })
+    }
+
+    /// Keeps the linked customers' journeys read with the columns of `set`, when they fit in
+    /// [`Options::linked_cache_bytes`](super::Options::linked_cache_bytes) (`bytes`: their size).
+    pub fn cache_journeys(&self, set: ColumnSet, journeys: Arc<Journeys>, bytes: usize) {
+        if bytes > self.db().inner.opts.linked_cache_bytes {
+            return;
+        }
+        self.with_cache_mut(|cache| {
+            if cache.journeys.len() == JOURNEYS_KEPT {
+                cache.journeys.remove(0);
+            }
+            cache.journeys.push((set, journeys));
+        });
+    }
+}
+
+/// How many column sets' journeys a snapshot keeps.
+const JOURNEYS_KEPT: usize = 2;
+
+/// True when columns read with `have` hold every column `want` reads.
+fn covers(have: ColumnSet, want: ColumnSet) -> bool {
+    (have.ts || !want.ts)
+        && (have.event || !want.event)
+        && (have.stage || !want.stage)
+        && (!want.props || (have.props && have.prop_mask & want.prop_mask == want.prop_mask))
 }

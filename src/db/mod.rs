@@ -15,7 +15,7 @@ mod cohorts;
 mod links;
 pub(crate) mod profiles;
 
-pub use links::{LINKS_PER_CUSTOMER_MAX, Links, NEVER_LINK};
+pub use links::{Journeys, LINKS_PER_CUSTOMER_MAX, Links, NEVER_LINK};
 pub use open::READ_ONLY_OPEN_ATTEMPTS;
 pub use snapshot::Snapshot;
 pub use write::Batch;
@@ -75,6 +75,10 @@ pub struct Options {
     pub never_link: Vec<String>,
     /// Most anonymous ids linked to one known id ([`LINKS_PER_CUSTOMER_MAX`]).
     pub links_per_customer_max: usize,
+    /// Bytes of linked customers' merged journeys kept for the newest snapshot (per column set
+    /// read, at most two), so that statements after the first read no block for them; a larger
+    /// set of journeys is read again by every statement. 0 turns the cache off.
+    pub linked_cache_bytes: usize,
 }
 
 impl Default for Options {
@@ -87,6 +91,7 @@ impl Default for Options {
             key_cache_bytes: 128 << 20,
             never_link: NEVER_LINK.iter().map(|id| (*id).to_owned()).collect(),
             links_per_customer_max: LINKS_PER_CUSTOMER_MAX,
+            linked_cache_bytes: 256 << 20,
         }
     }
 }
@@ -120,6 +125,11 @@ impl Options {
     /// Sets the ids that never link.
     pub fn never_link(mut self, ids: &[&str]) -> Self {
         self.never_link = ids.iter().map(|id| (*id).to_owned()).collect();
+        self
+    }
+    /// Sets the bytes of linked journeys kept (0: off).
+    pub fn linked_cache_bytes(mut self, bytes: usize) -> Self {
+        self.linked_cache_bytes = bytes;
         self
     }
     /// Sets the most anonymous ids linked to one known id.

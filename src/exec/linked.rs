@@ -11,15 +11,17 @@
 //! ids by internal id, the known id last) and, within one id, their own order: an order that
 //! no flush or compaction changes.
 //!
-//! Uses: `db`, `index`, `merge`, `model`; rooms `operator`, `options`.
+//! Uses: `db`, `index`, `merge`, `model`, `segment`; rooms `operator`, `options`.
 
-use crate::db::Links;
+use crate::db::{Journeys, Links};
 use crate::exec::operator::{Budget, Operator, rows_footprint};
 use crate::exec::options::{Input, QueryError, QueryOptions, Restriction};
 use crate::index::Bitmaps;
 use crate::merge::{Runs, Source};
 use crate::model::Columns;
+use crate::segment::ColumnSet;
 use roaring::RoaringBitmap;
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -114,28 +116,142 @@ pub(super) fn groups<O: Operator>(
         Some(restriction) => (restriction.sources.clone(), Some(&*restriction.admitted)),
         None => (input.sources.clone(), None),
     };
-    let reads = op.reads_only();
-    let selected: Vec<(u32, &[u32])> = (links.groups().iter())
-        .filter(|(known, _)| admitted.is_none_or(|set| set.contains(*known)))
-        .filter(|(known, _)| reads.as_ref().is_none_or(|set| set.contains(*known)))
+    let every: Vec<(u32, &[u32])> = (links.groups().iter())
         .map(|(known, ids)| (*known, ids.as_slice()))
         .collect();
+    let set = op.columns();
+    let Some(reads) = op.reads_only() else {
+        // Every linked customer's journey, kept per snapshot: statements after the first read
+        // no block for them.
+        let journeys = match input.snapshot.and_then(|snapshot| snapshot.cached_journeys(set)) {
+            Some(journeys) => journeys,
+            None => {
+                let mut journeys = Journeys::default();
+                let budget = Budget::new(opts.memory_max);
+                read_journeys(sources, set, &every, (opts, &budget), |rows, run| {
+                    if let Some(&known) = rows.cid.get(run.start) {
+                        journeys.rows.extend_from_range(rows, run);
+                        journeys.ends.push((known, journeys.rows.len() as u32));
+                    }
+                    rows_footprint(&journeys.rows)
+                })?;
+                let journeys = Arc::new(journeys);
+                if let Some(snapshot) = input.snapshot {
+                    snapshot.cache_journeys(set, journeys.clone(), rows_footprint(&journeys.rows));
+                }
+                journeys
+            }
+        };
+        return fold(op, &journeys, admitted, opts);
+    };
+    let selected: Vec<(u32, &[u32])> = (every.into_iter())
+        .filter(|(known, _)| admitted.is_none_or(|set| set.contains(*known)) && reads.contains(*known))
+        .collect();
     let mut partial = O::Partial::default();
+    let budget = Budget::new(opts.memory_max);
+    read_journeys(sources, set, &selected, (opts, &budget), |rows, run| {
+        op.customer(&mut partial, rows, run);
+        op.footprint(&partial)
+    })?;
+    Ok(partial)
+}
+
+/// Folds the kept journeys of the known ids `admitted` admits (all when `None`) into `op`'s
+/// state, on every worker thread.
+fn fold<O: Operator>(
+    op: &O,
+    journeys: &Journeys,
+    admitted: Option<&RoaringBitmap>,
+    opts: &QueryOptions,
+) -> Result<O::Partial, QueryError> {
+    let threads = match opts.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    .clamp(1, 64)
+    .min(journeys.ends.len().max(1));
+    // Contiguous runs of journeys with about equal rows each.
+    let rows = journeys.rows.len().max(1);
+    let mut chunks: Vec<(usize, usize)> = Vec::with_capacity(threads);
+    let mut begin = 0usize;
+    for part in 1..=threads {
+        let until = rows * part / threads;
+        let end = if part == threads {
+            journeys.ends.len()
+        } else {
+            begin + journeys.ends[begin..].partition_point(|&(_, end)| (end as usize) <= until)
+        };
+        chunks.push((begin, end));
+        begin = end;
+    }
+    let fold_chunk = |(begin, end): (usize, usize)| -> Result<O::Partial, QueryError> {
+        let mut partial = O::Partial::default();
+        let mut start = if begin == 0 {
+            0
+        } else {
+            journeys.ends[begin - 1].1 as usize
+        };
+        for (at, &(known, stop)) in journeys.ends[begin..end].iter().enumerate() {
+            if at % CANCEL_EVERY as usize == 0 && opts.cancel.load(Ordering::Relaxed) {
+                return Err(QueryError::Cancelled);
+            }
+            if admitted.is_none_or(|set| set.contains(known)) {
+                op.customer(&mut partial, &journeys.rows, start..stop as usize);
+            }
+            start = stop as usize;
+        }
+        Ok(partial)
+    };
+    let parts: Vec<Result<O::Partial, QueryError>> = if let [chunk] = chunks[..] {
+        vec![fold_chunk(chunk)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (chunks.iter())
+                .map(|&chunk| scope.spawn(move || fold_chunk(chunk)))
+                .collect();
+            (handles.into_iter())
+                .map(|handle| {
+                    handle.join().unwrap_or_else(|_| {
+                        Err(QueryError::Internal(
+                            "a worker folding linked journeys panicked".into(),
+                        ))
+                    })
+                })
+                .collect()
+        })
+    };
+    let mut total = O::Partial::default();
+    for part in parts {
+        op.merge(&mut total, part?);
+    }
+    Ok(total)
+}
+
+/// Reads the rows of `groups` (known id, its anonymous ids) from `sources` in one pass and
+/// hands each group's merged journey (under the known id) to `sink`, which returns the bytes
+/// it holds (charged to the query's budget with the rows still held here).
+fn read_journeys(
+    sources: Vec<Source>,
+    set: ColumnSet,
+    groups: &[(u32, &[u32])],
+    (opts, budget): (&QueryOptions, &Budget),
+    mut sink: impl FnMut(&Columns, Range<usize>) -> usize,
+) -> Result<(), QueryError> {
     let mut read = RoaringBitmap::new();
-    for (known, ids) in &selected {
+    for (known, ids) in groups {
         read.insert(*known);
         read.extend(ids.iter().copied());
     }
     let (Some(first), Some(last)) = (read.min(), read.max()) else {
-        return Ok(partial);
+        return Ok(());
     };
     // A group is complete once the scan has passed its largest id (ids come in order).
-    let mut completion: Vec<(u32, usize)> = (selected.iter().enumerate())
+    let mut completion: Vec<(u32, usize)> = (groups.iter().enumerate())
         .map(|(at, (known, ids))| (ids.iter().copied().fold(*known, u32::max), at))
         .collect();
     completion.sort_unstable();
-    let budget = Budget::new(opts.memory_max);
     let mut reported = 0usize;
+    let mut sunk = 0usize;
     // Every read row goes into one arena (no allocation per customer); `spans` finds each
     // id's rows in it until its group is folded.
     let mut held = Held {
@@ -145,7 +261,7 @@ pub(super) fn groups<O: Operator>(
     };
     let mut next = 0usize;
     let read = Arc::new(read);
-    let mut runs = Runs::new(sources, op.columns(), (first, last), Some(read.clone()));
+    let mut runs = Runs::new(sources, set, (first, last), Some(read.clone()));
     let mut customers = 0u32;
     let mut carry = Columns::default();
     while let Some(cid) = runs.next_customer()? {
@@ -156,7 +272,7 @@ pub(super) fn groups<O: Operator>(
         while let Some(&(end, at)) = completion.get(next)
             && end < cid
         {
-            held.journey(op, &mut partial, selected[at]);
+            sunk = held.journey(groups[at], &mut sink).unwrap_or(sunk);
             next += 1;
         }
         if !read.contains(cid) {
@@ -172,16 +288,13 @@ pub(super) fn groups<O: Operator>(
         }
         let end = held.arena.len() as u32;
         held.hold(cid, (start, end));
-        budget.report(
-            &mut reported,
-            op.footprint(&partial) + rows_footprint(&held.arena),
-        )?;
+        budget.report(&mut reported, sunk + rows_footprint(&held.arena))?;
     }
     for &(_, at) in &completion[next..] {
-        held.journey(op, &mut partial, selected[at]);
+        sunk = held.journey(groups[at], &mut sink).unwrap_or(sunk);
     }
-    budget.report(&mut reported, op.footprint(&partial))?;
-    Ok(partial)
+    budget.report(&mut reported, sunk)?;
+    Ok(())
 }
 
 /// A span of [`Held::spans`] for an id whose rows are not held.
@@ -225,20 +338,24 @@ impl Held {
         })
     }
 
-    /// Folds one known id's journey — its anonymous ids' rows and its own, merged by time (ties
-    /// by rank: anonymous ids ascending, the known id last) under the known id — into
-    /// `partial`, and forgets those rows.
-    fn journey<O: Operator>(&mut self, op: &O, partial: &mut O::Partial, (known, anonymous): (u32, &[u32])) {
+    /// Hands one known id's journey — its anonymous ids' rows and its own, merged by time (ties
+    /// by rank: anonymous ids ascending, the known id last) under the known id — to `sink`, and
+    /// forgets those rows; what `sink` returns, when it was called.
+    fn journey(
+        &mut self,
+        (known, anonymous): (u32, &[u32]),
+        sink: &mut impl FnMut(&Columns, Range<usize>) -> usize,
+    ) -> Option<usize> {
         let mut parts = std::mem::take(&mut self.parts);
         parts.clear();
         parts.extend((anonymous.iter().chain([&known])).filter_map(|&id| self.take(id)));
-        match parts[..] {
-            [] => {}
+        let sunk = match parts[..] {
+            [] => None,
             [(start, end)] => {
-                // One id's rows: folded where they lie, under the known id.
+                // One id's rows: handed over where they lie, under the known id.
                 let run = start as usize..end as usize;
                 self.arena.cid[run.clone()].fill(known);
-                op.customer(partial, &self.arena, run);
+                Some(sink(&self.arena, run))
             }
             _ => {
                 self.order.clear();
@@ -250,13 +367,14 @@ impl Held {
                 self.order.sort_by_key(|&row| arena.ts[row as usize]);
                 self.journey = arena.gather(&self.order);
                 self.journey.cid.fill(known);
-                op.customer(partial, &self.journey, 0..self.journey.len());
+                Some(sink(&self.journey, 0..self.journey.len()))
             }
-        }
+        };
         self.parts = parts;
         if self.pending == 0 {
             // Nothing pending: the arena starts over (keeping its capacity).
             self.arena.clear();
         }
+        sunk
     }
 }
