@@ -431,3 +431,62 @@ fn every_statement_family_sees_one_customer() {
         );
     }
 }
+
+/// The journeys kept for a version of the sealed segments follow every change: rows committed
+/// since (read each time and merged in), a flush, a new link, an UNLINK, an erasure.
+#[test]
+fn kept_journeys_follow_commits_links_and_erasures() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let visit = |id: &str, ts: i64| db.commit(&[Event::new(id, ts * 1_000_000, "visit")]).unwrap();
+    for (at, id) in ["anon-1", "alice", "anon-2", "bob", "anon-1"]
+        .into_iter()
+        .enumerate()
+    {
+        visit(id, at as i64);
+    }
+    db.flush().unwrap();
+    db.link(&[("anon-1", "alice")]).unwrap();
+    let counts = |db: &Db| -> Vec<(String, String)> {
+        let table = db.query("TOP CUSTOMERS BY count LIMIT 10").unwrap();
+        (table.rows.iter())
+            .map(|row| (row[1].to_string(), row[2].to_string()))
+            .collect()
+    };
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect()
+    };
+    assert_eq!(
+        counts(&db),
+        pairs(&[("alice", "3"), ("anon-2", "1"), ("bob", "1")])
+    );
+    // Unsealed rows of a kept journey, and of a linked id without sealed rows.
+    visit("anon-1", 10);
+    db.commit(&[Event::new("anon-3", 11_000_000, "visit")]).unwrap();
+    db.link(&[("anon-3", "bob")]).unwrap();
+    assert_eq!(
+        counts(&db),
+        pairs(&[("alice", "4"), ("bob", "2"), ("anon-2", "1")])
+    );
+    visit("alice", 12);
+    assert_eq!(
+        counts(&db),
+        pairs(&[("alice", "5"), ("bob", "2"), ("anon-2", "1")])
+    );
+    db.flush().unwrap();
+    assert_eq!(
+        counts(&db),
+        pairs(&[("alice", "5"), ("bob", "2"), ("anon-2", "1")])
+    );
+    db.link(&[("anon-2", "alice")]).unwrap();
+    assert_eq!(counts(&db), pairs(&[("alice", "6"), ("bob", "2")]));
+    db.unlink("anon-1").unwrap();
+    assert_eq!(
+        counts(&db),
+        pairs(&[("alice", "3"), ("anon-1", "3"), ("bob", "2")])
+    );
+    db.forget_customer("bob").unwrap();
+    assert_eq!(counts(&db), pairs(&[("alice", "3"), ("anon-1", "3")]));
+}

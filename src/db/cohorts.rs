@@ -5,7 +5,7 @@
 //! What a definition means is the query layer's business (`exec::cohort`); here a cohort is a
 //! name, a text and, when static, a bitmap of internal customer ids.
 //!
-//! Uses: `error`, `index`, `limits`, `manifest`, `segment`; rooms `snapshot`, `version`.
+//! Uses: `error`, `index`, `limits`, `manifest`; rooms `snapshot`, `version`.
 
 use super::Db;
 use crate::db::snapshot::Snapshot;
@@ -14,7 +14,6 @@ use crate::error::{DbError, Result};
 use crate::index::Bitmaps;
 use crate::limits;
 use crate::manifest::CohortEntry;
-use crate::segment::ColumnSet;
 use roaring::RoaringBitmap;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -39,8 +38,6 @@ pub(in crate::internals::db) struct CohortCache {
     /// The bitmap indices restricted to the customers of a set of cohort filters, the newest
     /// [`RESTRICTED_KEPT`] asked for (`BY COHORT a, b, c` asks for three).
     bitmaps: Vec<(String, Arc<Bitmaps>)>,
-    /// The linked customers' journeys, per column set read (`db::links`).
-    pub(in crate::internals::db) journeys: Vec<(ColumnSet, Arc<super::links::Journeys>)>,
 }
 
 /// How many restricted copies of the bitmap indices [`CohortCache`] keeps.
@@ -190,23 +187,6 @@ impl Snapshot {
             }
             cache.bitmaps.push((key.to_owned(), bitmaps));
         });
-    }
-
-    /// Reads the cache, when it holds this snapshot's entries.
-    pub(in crate::internals::db) fn with_cache_ref<T>(
-        &self,
-        read: impl FnOnce(&CohortCache) -> Option<T>,
-    ) -> Option<T> {
-        let cache = self.db().inner.cohort_cache.lock();
-        if cache.key != Some(self.cache_key) {
-            return None;
-        }
-        read(&cache)
-    }
-
-    /// [`with_cache`](Self::with_cache), for other rooms of `db`.
-    pub(in crate::internals::db) fn with_cache_mut(&self, change: impl FnOnce(&mut CohortCache)) {
-        self.with_cache(change);
     }
 
     /// Runs `change` on the cache, emptied first when it held another snapshot's entries.

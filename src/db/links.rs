@@ -29,6 +29,8 @@ pub const LINKS_PER_CUSTOMER_MAX: usize = 100;
 /// The identity links of a snapshot, as internal customer ids.
 #[derive(Debug, Default)]
 pub struct Links {
+    /// This set of links' number, unique in the process: what kept journeys were read under.
+    id: u64,
     /// (anonymous, known), by anonymous id ascending.
     pairs: Vec<(u32, u32)>,
     /// (known, its anonymous ids ascending), by known id ascending.
@@ -57,7 +59,9 @@ impl Links {
         let known: RoaringBitmap = groups.iter().map(|(known, _)| *known).collect();
         let mut members: RoaringBitmap = pairs.iter().map(|&(anonymous, _)| anonymous).collect();
         members |= &known;
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Links {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             pairs,
             groups,
             members,
@@ -116,15 +120,33 @@ impl Links {
     }
 }
 
-/// Every linked customer's merged journey (docs/QUERY.md, "Identity links"), as a statement's
-/// scan reads them: kept per snapshot for the columns read, so that later statements read no
-/// block for the linked customers.
+/// Linked customers' merged journeys (docs/QUERY.md, "Identity links"), as a statement's scan
+/// reads them; those of the sealed segments are kept per version for the columns read
+/// ([`Snapshot::cached_journeys`]).
 #[derive(Debug, Default)]
 pub struct Journeys {
     /// The journeys, one after another, each under its known id, in time order.
     pub rows: Columns,
-    /// (known id, end of its journey in `rows`), in the order of `rows`.
-    pub ends: Vec<(u32, u32)>,
+    /// (known id, start, end) of each journey in `rows`, by known id ascending.
+    pub groups: Vec<(u32, u32, u32)>,
+}
+
+impl Journeys {
+    /// The rows of `known`'s journey, when it has one.
+    pub fn find(&self, known: u32) -> Option<std::ops::Range<usize>> {
+        let at = self.groups.binary_search_by_key(&known, |group| group.0).ok()?;
+        let (_, start, end) = self.groups[at];
+        Some(start as usize..end as usize)
+    }
+}
+
+/// The kept journeys: for one version of the sealed segments and one set of links, at most
+/// [`JOURNEYS_KEPT`] column sets' (`db::links`).
+#[derive(Default)]
+pub(in crate::internals::db) struct JourneysCache {
+    /// (version generation, links id).
+    key: Option<(u64, u64)>,
+    entries: Vec<(ColumnSet, Arc<Journeys>)>,
 }
 
 /// Why `id` may not take part in a link, if it is one of `never` (compared without case and
@@ -318,28 +340,42 @@ impl Snapshot {
         &self.links
     }
 
-    /// The linked customers' journeys kept by [`cache_journeys`](Self::cache_journeys) on a
-    /// snapshot that sees what this one sees, read with at least the columns of `set`.
+    /// The linked customers' journeys in the sealed segments kept by
+    /// [`cache_journeys`](Self::cache_journeys) for the version and links this snapshot sees,
+    /// read with at least the columns of `set`.
     pub fn cached_journeys(&self, set: ColumnSet) -> Option<Arc<Journeys>> {
-        self.with_cache_ref(|cache| {
-            (cache.journeys.iter())
-                .find(|(have, _)| covers(*have, set))
-                .map(|(_, journeys)| journeys.clone())
-        })
+        let cache = self.db().inner.journeys.lock();
+        if cache.key != Some(self.journeys_key()) {
+            return None;
+        }
+        (cache.entries.iter())
+            .find(|(have, _)| covers(*have, set))
+            .map(|(_, journeys)| journeys.clone())
     }
 
-    /// Keeps the linked customers' journeys read with the columns of `set`, when they fit in
-    /// [`Options::linked_cache_bytes`](super::Options::linked_cache_bytes) (`bytes`: their size).
+    /// Keeps the linked customers' journeys in the sealed segments read with the columns of
+    /// `set`, when they fit in [`Options::linked_cache_bytes`](super::Options::linked_cache_bytes)
+    /// (`bytes`: their size).
     pub fn cache_journeys(&self, set: ColumnSet, journeys: Arc<Journeys>, bytes: usize) {
         if bytes > self.db().inner.opts.linked_cache_bytes {
             return;
         }
-        self.with_cache_mut(|cache| {
-            if cache.journeys.len() == JOURNEYS_KEPT {
-                cache.journeys.remove(0);
-            }
-            cache.journeys.push((set, journeys));
-        });
+        let mut cache = self.db().inner.journeys.lock();
+        if cache.key != Some(self.journeys_key()) {
+            *cache = JourneysCache {
+                key: Some(self.journeys_key()),
+                entries: Vec::new(),
+            };
+        }
+        if cache.entries.len() == JOURNEYS_KEPT {
+            cache.entries.remove(0);
+        }
+        cache.entries.push((set, journeys));
+    }
+
+    /// What kept journeys depend on: the sealed segments (with their erasures) and the links.
+    fn journeys_key(&self) -> (u64, u64) {
+        (self.cache_key.version, self.links.id)
     }
 }
 

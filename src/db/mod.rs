@@ -187,6 +187,8 @@ struct Inner {
     cohort_cache: Mutex<CohortCache>,
     /// Identity links (as in the live manifest).
     links: RwLock<Arc<links::Links>>,
+    /// Linked customers' journeys in the sealed segments (`db::links`).
+    journeys: Mutex<links::JourneysCache>,
     /// The latest profile values last built, and what they were built from (`db::profiles`).
     profile_cache: Mutex<Option<(profiles::ProfilesKey, Arc<profiles::Profiles>)>>,
     sync: SyncCoordinator,

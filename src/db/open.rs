@@ -194,6 +194,7 @@ impl Db {
             cohorts: RwLock::new((0, cohorts)),
             cohort_cache: Mutex::new(CohortCache::default()),
             links: RwLock::new(links),
+            journeys: Mutex::new(Default::default()),
             profile_cache: Mutex::new(None),
             sync,
             visible_seq: AtomicU64::new(end.next_seq),

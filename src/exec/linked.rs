@@ -121,28 +121,42 @@ pub(super) fn groups<O: Operator>(
         .collect();
     let set = op.columns();
     let Some(reads) = op.reads_only() else {
-        // Every linked customer's journey, kept per snapshot: statements after the first read
-        // no block for them.
-        let journeys = match input.snapshot.and_then(|snapshot| snapshot.cached_journeys(set)) {
+        // Every linked customer's journey in the sealed segments, kept per version (statements
+        // after the first read no block for them); rows not yet sealed are read each time and
+        // merged in.
+        let (fresh, sealed): (Vec<Source>, Vec<Source>) = sources
+            .into_iter()
+            .partition(|source| matches!(source, Source::Memory(_)));
+        let journeys_of = |sources: Vec<Source>| -> Result<Journeys, QueryError> {
+            let mut journeys = Journeys::default();
+            let budget = Budget::new(opts.memory_max);
+            read_journeys(sources, set, &every, (opts, &budget), |rows, run| {
+                if let Some(&known) = rows.cid.get(run.start) {
+                    let start = journeys.rows.len() as u32;
+                    journeys.rows.extend_from_range(rows, run);
+                    journeys.groups.push((known, start, journeys.rows.len() as u32));
+                }
+                rows_footprint(&journeys.rows)
+            })?;
+            journeys.groups.sort_unstable();
+            Ok(journeys)
+        };
+        let kept = match input.snapshot.and_then(|snapshot| snapshot.cached_journeys(set)) {
             Some(journeys) => journeys,
             None => {
-                let mut journeys = Journeys::default();
-                let budget = Budget::new(opts.memory_max);
-                read_journeys(sources, set, &every, (opts, &budget), |rows, run| {
-                    if let Some(&known) = rows.cid.get(run.start) {
-                        journeys.rows.extend_from_range(rows, run);
-                        journeys.ends.push((known, journeys.rows.len() as u32));
-                    }
-                    rows_footprint(&journeys.rows)
-                })?;
-                let journeys = Arc::new(journeys);
+                let journeys = Arc::new(journeys_of(sealed)?);
                 if let Some(snapshot) = input.snapshot {
                     snapshot.cache_journeys(set, journeys.clone(), rows_footprint(&journeys.rows));
                 }
                 journeys
             }
         };
-        return fold(op, &journeys, admitted, opts);
+        let fresh = if fresh.is_empty() {
+            Journeys::default()
+        } else {
+            journeys_of(fresh)?
+        };
+        return fold(op, (&kept, &fresh), admitted, opts);
     };
     let selected: Vec<(u32, &[u32])> = (every.into_iter())
         .filter(|(known, _)| admitted.is_none_or(|set| set.contains(*known)) && reads.contains(*known))
@@ -156,11 +170,13 @@ pub(super) fn groups<O: Operator>(
     Ok(partial)
 }
 
-/// Folds the kept journeys of the known ids `admitted` admits (all when `None`) into `op`'s
-/// state, on every worker thread.
+/// Folds the journeys of the known ids `admitted` admits (all when `None`) into `op`'s state,
+/// on every worker thread: the kept journeys of the sealed rows, each merged with the same
+/// customer's `fresh` journey (rows not yet sealed) when it has one, then the fresh journeys of
+/// customers without sealed rows.
 fn fold<O: Operator>(
     op: &O,
-    journeys: &Journeys,
+    (kept, fresh): (&Journeys, &Journeys),
     admitted: Option<&RoaringBitmap>,
     opts: &QueryOptions,
 ) -> Result<O::Partial, QueryError> {
@@ -169,45 +185,49 @@ fn fold<O: Operator>(
         n => n,
     }
     .clamp(1, 64)
-    .min(journeys.ends.len().max(1));
-    // Contiguous runs of journeys with about equal rows each.
-    let rows = journeys.rows.len().max(1);
-    let mut chunks: Vec<(usize, usize)> = Vec::with_capacity(threads);
-    let mut begin = 0usize;
-    for part in 1..=threads {
-        let until = rows * part / threads;
-        let end = if part == threads {
-            journeys.ends.len()
-        } else {
-            begin + journeys.ends[begin..].partition_point(|&(_, end)| (end as usize) <= until)
-        };
-        chunks.push((begin, end));
-        begin = end;
-    }
-    let fold_chunk = |(begin, end): (usize, usize)| -> Result<O::Partial, QueryError> {
+    .min(kept.groups.len().max(1));
+    let per = kept.groups.len().div_ceil(threads).max(1);
+    let fold_chunk = |chunk: &[(u32, u32, u32)]| -> Result<O::Partial, QueryError> {
         let mut partial = O::Partial::default();
-        let mut start = if begin == 0 {
-            0
-        } else {
-            journeys.ends[begin - 1].1 as usize
-        };
-        for (at, &(known, stop)) in journeys.ends[begin..end].iter().enumerate() {
+        let mut merged = Columns::default();
+        for (at, &(known, start, end)) in chunk.iter().enumerate() {
             if at % CANCEL_EVERY as usize == 0 && opts.cancel.load(Ordering::Relaxed) {
                 return Err(QueryError::Cancelled);
             }
-            if admitted.is_none_or(|set| set.contains(known)) {
-                op.customer(&mut partial, &journeys.rows, start..stop as usize);
+            if admitted.is_some_and(|set| !set.contains(known)) {
+                continue;
             }
-            start = stop as usize;
+            let run = start as usize..end as usize;
+            match fresh.find(known) {
+                None => op.customer(&mut partial, &kept.rows, run),
+                Some(later) => {
+                    merged.clear();
+                    merged.extend_from_range(&kept.rows, run);
+                    merged.extend_from_range(&fresh.rows, later);
+                    // Unsealed rows carry every column, sealed ones those read: a column only
+                    // some rows have was not asked for.
+                    let rows = merged.len();
+                    // (Timestamps are always read.)
+                    if merged.event.len() != rows {
+                        merged.event.clear();
+                    }
+                    if merged.stage.len() != rows {
+                        merged.stage.clear();
+                    }
+                    let merged = in_time_order(&merged);
+                    op.customer(&mut partial, &merged, 0..merged.len());
+                }
+            }
         }
         Ok(partial)
     };
-    let parts: Vec<Result<O::Partial, QueryError>> = if let [chunk] = chunks[..] {
-        vec![fold_chunk(chunk)]
+    let chunks: Vec<&[(u32, u32, u32)]> = kept.groups.chunks(per).collect();
+    let parts: Vec<Result<O::Partial, QueryError>> = if chunks.len() <= 1 {
+        chunks.into_iter().map(fold_chunk).collect()
     } else {
         std::thread::scope(|scope| {
-            let handles: Vec<_> = (chunks.iter())
-                .map(|&chunk| scope.spawn(move || fold_chunk(chunk)))
+            let handles: Vec<_> = (chunks.into_iter())
+                .map(|chunk| scope.spawn(move || fold_chunk(chunk)))
                 .collect();
             (handles.into_iter())
                 .map(|handle| {
@@ -224,7 +244,20 @@ fn fold<O: Operator>(
     for part in parts {
         op.merge(&mut total, part?);
     }
+    for &(known, start, end) in &fresh.groups {
+        if kept.find(known).is_none() && admitted.is_none_or(|set| set.contains(known)) {
+            op.customer(&mut total, &fresh.rows, start as usize..end as usize);
+        }
+    }
     Ok(total)
+}
+
+/// `rows` (one customer's, each part in time order) in time order; equal times keep their order
+/// in `rows`.
+fn in_time_order(rows: &Columns) -> Columns {
+    let mut order: Vec<u32> = (0..rows.len() as u32).collect();
+    order.sort_by_key(|&row| rows.ts[row as usize]);
+    rows.gather(&order)
 }
 
 /// Reads the rows of `groups` (known id, its anonymous ids) from `sources` in one pass and
