@@ -333,6 +333,24 @@ impl Connection {
             .map_err(|e| errors::storage_error(py, e, ""))
     }
 
+    /// Links anonymous ids to known ids (`LINK 'anonymous' TO 'known'` for each pair), all or
+    /// nothing; returns the links that are new.
+    fn link(&self, py: Python<'_>, pairs: Vec<(String, String)>) -> PyResult<usize> {
+        let db = self.db()?;
+        py.detach(|| {
+            let pairs: Vec<(&str, &str)> = pairs.iter().map(|(a, k)| (a.as_str(), k.as_str())).collect();
+            db.link(&pairs)
+        })
+        .map_err(|e| errors::storage_error(py, e, ""))
+    }
+
+    /// Removes an anonymous id's link (`UNLINK 'anonymous'`); False when it had none.
+    fn unlink(&self, py: Python<'_>, anonymous: &str) -> PyResult<bool> {
+        let db = self.db()?;
+        py.detach(|| db.unlink(anonymous))
+            .map_err(|e| errors::storage_error(py, e, ""))
+    }
+
     /// A consistent view for several queries: later writes do not show in it.
     fn snapshot(&self) -> PyResult<Snapshot> {
         let db = self.db()?;

@@ -174,3 +174,23 @@ def test_a_forked_child_gets_an_error(demo):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert demo.query("TREND count PERIOD month").fetchall()
+
+
+def test_identity_links(empty):
+    empty.append([
+        {"customer": "anon-1", "ts": "2026-01-01T00:00:00Z", "event": "visit"},
+        {"customer": "alice", "ts": "2026-01-01T01:00:00Z", "event": "purchase"},
+        {"customer": "bob", "ts": "2026-01-01T02:00:00Z", "event": "visit"},
+    ])
+    funnel = "FUNNEL visit -> purchase WITHIN 1d"
+    assert [row[2] for row in empty.query(funnel).fetchall()] == [2, 0]
+    assert empty.link([("anon-1", "alice")]) == 1
+    assert empty.link([("anon-1", "alice")]) == 0
+    assert [row[2] for row in empty.query(funnel).fetchall()] == [2, 1]
+    assert empty.query("LINKS").fetchall() == [("anon-1", "alice")]
+    with pytest.raises(journeydb.StorageError, match="never links"):
+        empty.link([("bob", "alice"), ("undefined", "alice")])
+    assert empty.query("LINKS 'bob'").fetchall() == []
+    assert empty.unlink("anon-1") is True
+    assert empty.unlink("anon-1") is False
+    assert [row[2] for row in empty.query(funnel).fetchall()] == [2, 0]
