@@ -116,9 +116,7 @@ pub(super) fn groups<O: Operator>(
         Some(restriction) => (restriction.sources.clone(), Some(&*restriction.admitted)),
         None => (input.sources.clone(), None),
     };
-    let every: Vec<(u32, &[u32])> = (links.groups().iter())
-        .map(|(known, ids)| (*known, ids.as_slice()))
-        .collect();
+    let every = links.groups();
     let set = op.columns();
     let Some(reads) = op.reads_only() else {
         // Every linked customer's journey in the sealed segments, kept per version (statements
@@ -130,7 +128,7 @@ pub(super) fn groups<O: Operator>(
         let journeys_of = |sources: Vec<Source>| -> Result<Journeys, QueryError> {
             let mut journeys = Journeys::default();
             let budget = Budget::new(opts.memory_max);
-            read_journeys(sources, set, &every, (opts, &budget), |rows, run| {
+            read_journeys(sources, set, every, (opts, &budget), |rows, run| {
                 if let Some(&known) = rows.cid.get(run.start) {
                     let start = journeys.rows.len() as u32;
                     journeys.rows.extend_from_range(rows, run);
@@ -158,8 +156,9 @@ pub(super) fn groups<O: Operator>(
         };
         return fold(op, (&kept, &fresh), admitted, opts);
     };
-    let selected: Vec<(u32, &[u32])> = (every.into_iter())
+    let selected: Vec<(u32, Vec<u32>)> = (every.iter())
         .filter(|(known, _)| admitted.is_none_or(|set| set.contains(*known)) && reads.contains(*known))
+        .cloned()
         .collect();
     let mut partial = O::Partial::default();
     let budget = Budget::new(opts.memory_max);
@@ -266,7 +265,7 @@ fn in_time_order(rows: &Columns) -> Columns {
 fn read_journeys(
     sources: Vec<Source>,
     set: ColumnSet,
-    groups: &[(u32, &[u32])],
+    groups: &[(u32, Vec<u32>)],
     (opts, budget): (&QueryOptions, &Budget),
     mut sink: impl FnMut(&Columns, Range<usize>) -> usize,
 ) -> Result<(), QueryError> {
@@ -305,7 +304,7 @@ fn read_journeys(
         while let Some(&(end, at)) = completion.get(next)
             && end < cid
         {
-            sunk = held.journey(groups[at], &mut sink).unwrap_or(sunk);
+            sunk = held.journey(&groups[at], &mut sink).unwrap_or(sunk);
             next += 1;
         }
         if !read.contains(cid) {
@@ -324,7 +323,7 @@ fn read_journeys(
         budget.report(&mut reported, sunk + rows_footprint(&held.arena))?;
     }
     for &(_, at) in &completion[next..] {
-        sunk = held.journey(groups[at], &mut sink).unwrap_or(sunk);
+        sunk = held.journey(&groups[at], &mut sink).unwrap_or(sunk);
     }
     budget.report(&mut reported, sunk)?;
     Ok(())
@@ -376,9 +375,10 @@ impl Held {
     /// forgets those rows; what `sink` returns, when it was called.
     fn journey(
         &mut self,
-        (known, anonymous): (u32, &[u32]),
+        (known, anonymous): &(u32, Vec<u32>),
         sink: &mut impl FnMut(&Columns, Range<usize>) -> usize,
     ) -> Option<usize> {
+        let known = *known;
         let mut parts = std::mem::take(&mut self.parts);
         parts.clear();
         parts.extend((anonymous.iter().chain([&known])).filter_map(|&id| self.take(id)));
