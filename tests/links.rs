@@ -500,3 +500,32 @@ fn kept_journeys_follow_commits_links_and_erasures() {
     db.forget_customer("bob").unwrap();
     assert_eq!(counts(&db), pairs(&[("alice", "3"), ("anon-1", "3")]));
 }
+
+/// A cancelled statement stops in the linked customers' pass too (here everyone is linked, so
+/// no other part of the scan would notice), also when there is one journey to fold.
+#[test]
+fn cancelling_stops_the_linked_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    db.commit(&[
+        Event::new("anon-1", 1_000_000, "visit"),
+        Event::new("alice", 2_000_000, "purchase"),
+    ])
+    .unwrap();
+    db.flush().unwrap();
+    db.link(&[("anon-1", "alice")]).unwrap();
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    for text in [
+        "FUNNEL visit -> purchase WITHIN 1d",
+        "TOP CUSTOMERS BY count LIMIT 5",
+    ] {
+        let opts = journeydb::QueryOptions {
+            threads: 1,
+            cancel: cancel.clone(),
+            ..Default::default()
+        };
+        let e = db.query_with(text, &opts).unwrap_err();
+        assert!(matches!(e, journeydb::QueryError::Cancelled), "{text}: {e}");
+    }
+    assert_eq!(db.query("TOP CUSTOMERS BY count LIMIT 5").unwrap().rows.len(), 1);
+}
