@@ -529,3 +529,39 @@ fn cancelling_stops_the_linked_pass() {
     }
     assert_eq!(db.query("TOP CUSTOMERS BY count LIMIT 5").unwrap().rows.len(), 1);
 }
+
+/// More linked ids than the pass's cancellation stride (4,096): none cancels uncalled, and
+/// every journey is folded.
+#[test]
+fn thousands_of_linked_customers() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let people = 2_100;
+    let mut events = Vec::new();
+    for person in 0..people {
+        events.push(Event::new(format!("anon-{person}"), 1_000_000 + person, "visit"));
+        events.push(Event::new(
+            format!("user-{person}"),
+            9_000_000 + person,
+            "purchase",
+        ));
+    }
+    db.commit(&events).unwrap();
+    db.flush().unwrap();
+    let names: Vec<(String, String)> = (0..people)
+        .map(|person| (format!("anon-{person}"), format!("user-{person}")))
+        .collect();
+    let pairs: Vec<(&str, &str)> = names.iter().map(|(a, k)| (a.as_str(), k.as_str())).collect();
+    assert_eq!(db.link(&pairs).unwrap(), people as usize);
+    for threads in [1, 2] {
+        let opts = journeydb::QueryOptions {
+            threads,
+            ..Default::default()
+        };
+        let funnel = db
+            .query_with("FUNNEL visit -> purchase WITHIN 1d", &opts)
+            .unwrap();
+        let customers: Vec<String> = funnel.rows.iter().map(|row| row[2].to_string()).collect();
+        assert_eq!(customers, ["2100", "2100"], "{threads} threads");
+    }
+}
