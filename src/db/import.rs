@@ -1,12 +1,13 @@
 //! Bulk import: a staged file becomes one sealed segment published atomically, read whole or
-//! streamed in parts.
+//! streamed in parts (sorted through spilled runs when they come out of order).
 //!
-//! Uses: `buffer`, `dict`, `error`, `file`, `import`, `ingest`, `limits`, `manifest`, `model`, `segment`, `time`; rooms `seal`, `version`.
+//! Uses: `buffer`, `dict`, `error`, `file`, `import`, `ingest`, `limits`, `manifest`, `model`, `segment`, `time`; rooms `seal`, `spill`, `version`.
 
 use super::version::{DictsEdit, NewSegment, SegmentsEdit, VersionEdit};
 use super::{Db, Writer};
 use crate::buffer::Buffer;
 use crate::db::seal::{unpublished, write_segment};
+use crate::db::spill::Runs;
 use crate::dict::{self, Dicts};
 use crate::error::{DbError, Error, Result};
 use crate::file;
@@ -100,25 +101,38 @@ pub(super) enum Streamed {
 
 /// A streamed import's segment with every row written, not yet finished.
 pub(super) struct StreamedParts {
+    /// The segment's id (the first free one, or after the run files of a sorted import).
+    id: u64,
     writer: SegmentWriter,
     rows: u64,
     /// The dictionary entries of all the parts.
     delta: crate::dict::DictDelta,
 }
 
+/// Where and how a streamed import writes: the database directory, the first free segment
+/// id, the zstd level and database id, and the rows per sorted run.
+pub(super) struct StreamTarget<'a> {
+    pub(super) dir: &'a Path,
+    pub(super) id: u64,
+    pub(super) format: (i32, u32),
+    pub(super) run_rows: usize,
+}
+
 /// The writer of a streamed import: prepares each part received against `dicts` and writes
-/// its rows into the segment at `path` (created at the first part with the first part's
+/// its rows into segment `target.id` (created at the first part with the first part's
 /// properties) in whole blocks of [`limits::BLOCK_ROWS`] rows — a part's last rows wait for
-/// the next part — so that the segment holds the blocks a whole-file import writes. Falls
-/// back when rows come out of (customer, time) order (within a part or across two), when a
-/// part brings a property the segment does not have, or when a part's preparation fails (the
-/// whole-file import then reports it, or widens a column's type as it should).
+/// the next part — so that the segment holds the blocks a whole-file import writes. When a
+/// part comes out of (customer, time) order (within itself or after the one before) or brings
+/// a property the segment does not have, the rows written so far become the first sorted run
+/// and the rest of the file is sorted through spilled runs ([`sort_parts`]). Falls back when a
+/// part's preparation fails (the whole-file import then reports it, or widens a column's type
+/// as it should). On an error, the segment file is left for the caller to remove; run files
+/// and a merged segment are removed here.
 pub(super) fn stream_parts(
     rx: std::sync::mpsc::Receiver<Option<crate::import::Staged>>,
     dicts: &Dicts,
     stage_map: &StageMap,
-    path: &Path,
-    (level, db_id): (i32, u32),
+    target: &StreamTarget<'_>,
 ) -> Result<Streamed> {
     let mut blocks = PartBlocks {
         rx,
@@ -132,38 +146,115 @@ pub(super) fn stream_parts(
         rows: 0,
         stop: None,
         done: false,
+        sorting: false,
     };
     match blocks.next_part() {
         Ok(true) => {}
         Ok(false) => return Ok(Streamed::Written(None)),
-        Err(stop) => return Ok(stop),
+        Err(Stop::Unsorted(part)) => return sort_parts(blocks, part, None, target),
+        Err(Stop::Streamed(stop)) => return Ok(stop),
     }
     let props: Vec<(u32, PropType)> = blocks.part.props.iter().map(|c| (c.id, c.ty)).collect();
     blocks.props = Some(props.clone());
-    let mut writer = SegmentWriter::create(path, props, level, db_id)?;
+    let path = segment::seg_path(target.dir, target.id);
+    let (level, db_id) = target.format;
+    let mut writer = SegmentWriter::create(&path, props, level, db_id)?;
     writer.push_blocks(&mut blocks)?;
-    let Some(stop) = blocks.stop else {
-        let mut delta = blocks.p.into_delta();
-        // The new customers first, as a whole-file import orders them (each dictionary's ids
-        // stay in order): the dictionary file is then the same, and its frame compresses as
-        // well (a part's events and properties between two runs of customer ids cost zstd a
-        // third more bytes).
-        let (mut entries, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut delta.entries)
-            .into_iter()
-            .partition(|e| e.kind == crate::dict::DictKind::Customer);
-        entries.extend(rest);
-        delta.entries = entries;
-        return Ok(Streamed::Written(Some(Box::new(StreamedParts {
-            writer,
-            rows: blocks.rows,
-            delta,
-        }))));
-    };
-    Ok(stop)
+    match blocks.stop.take() {
+        None => {
+            let rows = blocks.rows;
+            Ok(Streamed::Written(Some(streamed(
+                blocks.p, writer, rows, target.id,
+            ))))
+        }
+        Some(Stop::Unsorted(part)) => {
+            // The rows written so far are sorted: they are the first run.
+            let written = writer.finish(0, blocks.rows)?;
+            sort_parts(blocks, part, Some(written), target)
+        }
+        Some(Stop::Streamed(stop)) => Ok(stop),
+    }
+}
+
+/// The rest of a streamed import whose part `first` came out of order, sorted externally:
+/// `first` and every later part are gathered into runs, each sorted and spilled, and the runs
+/// (after `prefix`, the segment `target.id` written with the sorted rows before `first`,
+/// which becomes a run file) are merged into segment `target.id`.
+fn sort_parts(
+    mut blocks: PartBlocks<'_>,
+    first: Columns,
+    prefix: Option<(Footer, u64)>,
+    target: &StreamTarget<'_>,
+) -> Result<Streamed> {
+    let (level, db_id) = target.format;
+    let mut runs = Runs::new(target.dir, db_id, target.id + 1, target.run_rows);
+    if let Some(written) = prefix {
+        runs.add_written(&segment::seg_path(target.dir, target.id), written)?;
+    }
+    blocks.sorting = true;
+    blocks.rows += first.len() as u64;
+    runs.add(first)?;
+    loop {
+        match blocks.next_part() {
+            Ok(true) => runs.add(std::mem::take(&mut blocks.part))?,
+            Ok(false) => break,
+            Err(Stop::Streamed(stop)) => return Ok(stop),
+            Err(Stop::Unsorted(_)) => return Ok(Streamed::Fallback),
+        }
+    }
+    let props = runs.finish()?;
+    let id = target.id;
+    let path = segment::seg_path(target.dir, id);
+    let merged = SegmentWriter::create(&path, props, level, db_id)
+        .map_err(Error::from)
+        .and_then(|mut writer| Ok((runs.merge_into(&mut writer)?, writer)));
+    drop(runs);
+    let (rows, writer) = unpublished(merged, &path)?;
+    if rows != blocks.rows {
+        let _ = file::remove_if_exists(&path);
+        let why = format!("internal error: {} rows imported, {rows} merged", blocks.rows);
+        return Err(DbError::InvalidArgument(why).into());
+    }
+    Ok(Streamed::Written(Some(streamed(blocks.p, writer, rows, id))))
+}
+
+/// A streamed import's segment `id` with its `rows` written by `writer`, and the dictionary
+/// entries `pending` allocated.
+fn streamed(
+    pending: crate::ingest::Pending<'_>,
+    writer: SegmentWriter,
+    rows: u64,
+    id: u64,
+) -> Box<StreamedParts> {
+    let mut delta = pending.into_delta();
+    // The new customers first, as a whole-file import orders them (each dictionary's ids stay
+    // in order): the dictionary file is then the same, and its frame compresses as well (a
+    // part's events and properties between two runs of customer ids cost zstd a third more
+    // bytes).
+    let (mut entries, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut delta.entries)
+        .into_iter()
+        .partition(|e| e.kind == crate::dict::DictKind::Customer);
+    entries.extend(rest);
+    delta.entries = entries;
+    Box::new(StreamedParts {
+        id,
+        writer,
+        rows,
+        delta,
+    })
+}
+
+/// Why the blocks of a streamed import's parts ended early.
+enum Stop {
+    /// The import goes no further this way (fall back, or the reader stopped).
+    Streamed(Streamed),
+    /// This part (prepared, not counted) is out of order: the rest is sorted.
+    Unsorted(Columns),
 }
 
 /// The blocks of a streamed import's parts, in order (see [`stream_parts`]); ends early, with
-/// `stop` saying why, when the parts do not stream or the reader stopped.
+/// `stop` saying why, when the parts do not stream or the reader stopped. Once `sorting`, it
+/// only receives and prepares parts, in any order.
 pub(super) struct PartBlocks<'a> {
     rx: std::sync::mpsc::Receiver<Option<crate::import::Staged>>,
     /// The dictionary entries of the parts so far.
@@ -181,39 +272,42 @@ pub(super) struct PartBlocks<'a> {
     /// Rows received.
     rows: u64,
     /// Why the blocks ended early (`None`: they did not).
-    stop: Option<Streamed>,
+    stop: Option<Stop>,
     /// No more parts: the end of the file was received, or `stop` was set.
     done: bool,
+    /// Parts are sorted through runs: any order is taken.
+    sorting: bool,
 }
 
 impl PartBlocks<'_> {
     /// Receives and prepares the next part: false at the end of the file; `Err` when the parts
-    /// do not stream or the reader stopped.
-    fn next_part(&mut self) -> Result<bool, Streamed> {
+    /// do not stream or the reader stopped, or (unless `sorting`) with a part out of order.
+    fn next_part(&mut self) -> Result<bool, Stop> {
         loop {
             let part = match self.rx.recv() {
                 Ok(Some(part)) => part,
                 Ok(None) => return Ok(false),
-                Err(_) => return Err(Streamed::Abandoned),
+                Err(_) => return Err(Stop::Streamed(Streamed::Abandoned)),
             };
             let cols = part
                 .part_into_rows(&mut self.p, self.stage_map)
-                .map_err(|_| Streamed::Fallback)?;
+                .map_err(|_| Stop::Streamed(Streamed::Fallback))?;
             let (Some(&cid), Some(&ts)) = (cols.cid.first(), cols.ts.first()) else {
                 continue;
             };
-            if !cols.is_sorted() || self.last.is_some_and(|l| l > (cid, ts)) {
-                return Err(Streamed::Fallback);
+            if self.rows + cols.len() as u64 > limits::IMPORT_ROWS_MAX as u64 {
+                return Err(Stop::Streamed(Streamed::Fallback));
             }
-            if let Some(props) = &self.props
-                && cols.props.iter().any(|c| !props.contains(&(c.id, c.ty)))
-            {
-                return Err(Streamed::Fallback);
+            let in_order = cols.is_sorted()
+                && self.last.is_none_or(|l| l <= (cid, ts))
+                && self
+                    .props
+                    .as_ref()
+                    .is_none_or(|props| cols.props.iter().all(|c| props.contains(&(c.id, c.ty))));
+            if !in_order && !self.sorting {
+                return Err(Stop::Unsorted(cols));
             }
             self.rows += cols.len() as u64;
-            if self.rows > limits::IMPORT_ROWS_MAX as u64 {
-                return Err(Streamed::Fallback);
-            }
             self.last = cols.cid.last().copied().zip(cols.ts.last().copied());
             self.part = cols;
             self.at = 0;
@@ -260,9 +354,11 @@ impl Iterator for PartBlocks<'_> {
                     return (!self.tail.is_empty()).then(|| std::mem::take(&mut self.tail));
                 }
                 Err(stop) => {
+                    // The rows of a block begun are written either way: the rows so far are
+                    // a sorted run when the rest is sorted.
                     self.done = true;
                     self.stop = Some(stop);
-                    return None;
+                    return (!self.tail.is_empty()).then(|| std::mem::take(&mut self.tail));
                 }
             }
         }
@@ -319,16 +415,20 @@ impl Db {
     }
 
     /// Imports a file as [`Db::import`] does, one unit published atomically, reading it in the
-    /// same call. A Parquet file whose rows arrive in (customer, time) order — a file exported
-    /// by customer into a database that does not hold its customers yet — is streamed: read in
-    /// parts of [`ImportOptions::part_rows`](crate::import::ImportOptions::part_rows) rows, each
-    /// written into the new segment while the next is read, so that memory stays bounded by a
-    /// few parts and reading overlaps writing; commits wait while it runs (it holds the writer
-    /// from the first part on). Any other file — another format, rows out of order, a property
-    /// column whose first value comes after the first part, anything the rows' preparation
-    /// rejects — is read whole first and imported by [`Db::import`] (a Parquet file that turns
-    /// out not to stream after some parts is then read again, from the start). Either way the
-    /// database ends up with the same events, and the same errors are reported.
+    /// same call. A Parquet file is streamed: read in parts of
+    /// [`ImportOptions::part_rows`](crate::import::ImportOptions::part_rows) rows, each prepared
+    /// while the next is read. While the parts arrive in (customer, time) order — a file
+    /// exported by customer into a database that does not hold its customers yet — each is
+    /// written straight into the new segment; from the first part out of order on (a log in
+    /// time order, any other order), the rows are sorted externally: gathered into runs of
+    /// [`ImportOptions::run_rows`](crate::import::ImportOptions::run_rows) rows, each sorted
+    /// and spilled to a temporary file, and the runs merged into the segment (ties keep the
+    /// file's order). Memory stays bounded by a run and a few parts; commits wait while it runs
+    /// (it holds the writer from the first part on). Any other file — CSV or NDJSON, or a part
+    /// the rows' preparation rejects (a column whose type must widen after its first part) — is
+    /// read whole first and imported by [`Db::import`] (a Parquet file that turns out not to
+    /// stream after some parts is then read again, from the start). Either way the database
+    /// ends up with the same events, and the same errors are reported.
     pub fn import_file(
         &self,
         path: &Path,
@@ -376,12 +476,17 @@ impl Db {
         let id = segment_writer.manifest.next_segment;
         let seq_min = segment_writer.next_seq;
         let seg_path = segment::seg_path(dir, id);
-        let format = (inner.opts.zstd_level, segment_writer.manifest.db_id);
+        let target = StreamTarget {
+            dir,
+            id,
+            format: (inner.opts.zstd_level, segment_writer.manifest.db_id),
+            run_rows: opts.run_rows.unwrap_or(crate::import::RUN_ROWS),
+        };
         // One part waits while the writer writes another, and the reader stages a third.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Option<crate::import::Staged>>(1);
         let (now, mut timestamps) = (crate::time::now(), crate::time::TsSpan::default());
         let (read, streamed) = std::thread::scope(|s| {
-            let writer = s.spawn(|| stream_parts(rx, &dicts, &stage_map, &seg_path, format));
+            let writer = s.spawn(|| stream_parts(rx, &dicts, &stage_map, &target));
             let mut sink = |part: crate::import::Staged| {
                 timestamps = timestamps.merge(part.ts_span(now));
                 tx.send(Some(part)).is_ok()
@@ -409,7 +514,13 @@ impl Db {
         let (events, first_seq) = match parts {
             None => (0, seq_min),
             Some(parts) => {
-                let StreamedParts { writer, rows, delta } = *parts;
+                let StreamedParts {
+                    id,
+                    writer,
+                    rows,
+                    delta,
+                } = *parts;
+                let seg_path = segment::seg_path(dir, id);
                 let seq = (seq_min, seq_min + rows);
                 let dict_file = (segment_writer.manifest.dict_gen, segment_writer.manifest.dict_len);
                 let written = write_import(dir, &dicts, &delta, dict_file, || {

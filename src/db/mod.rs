@@ -7,6 +7,7 @@ mod open;
 mod version;
 mod write;
 mod seal;
+mod spill;
 mod import;
 mod maintain;
 mod stages;

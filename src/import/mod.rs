@@ -29,7 +29,7 @@ pub use error::ImportError;
 use error::bad_row;
 pub use links::{ANONYMOUS_COLUMN, KNOWN_COLUMN, LinkRow, read_links};
 use options::Layout;
-pub use options::{FileFormat, ImportOptions, PART_ROWS};
+pub use options::{FileFormat, ImportOptions, PART_ROWS, RUN_ROWS};
 pub use profiles::{ProfileFile, read_profiles};
 pub use staged::Staged;
 use staged::{RowValues, Scalar, too_many_props};

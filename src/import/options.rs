@@ -54,6 +54,12 @@ impl fmt::Display for FileFormat {
 /// [`ImportOptions::part_rows`] says otherwise): two segment blocks.
 pub const PART_ROWS: usize = 2 * limits::BLOCK_ROWS;
 
+/// Rows per sorted run when [`crate::Db::import_file`] sorts a file in parts (unless
+/// [`ImportOptions::run_rows`] says otherwise): about 170 MB of rows of the demo's shape, so
+/// that a file of ten million rows is two runs and one of a hundred million stays well under a
+/// gigabyte of memory.
+pub const RUN_ROWS: usize = 64 * limits::BLOCK_ROWS;
+
 /// How to read a file.
 #[derive(Clone, Debug, Default)]
 pub struct ImportOptions {
@@ -85,6 +91,11 @@ pub struct ImportOptions {
     /// Rows per part when [`crate::Db::import_file`] streams a Parquet file into its segment
     /// (`None`: [`PART_ROWS`]); `Some(0)` reads every file whole first.
     pub part_rows: Option<usize>,
+    /// Rows sorted in memory at a time when a streamed file's rows are out of (customer, time)
+    /// order (`None`: [`RUN_ROWS`]): each such run is sorted and spilled to a temporary file,
+    /// and the runs are merged into the imported segment — the import's memory is bounded by a
+    /// run, whatever the file's size.
+    pub run_rows: Option<usize>,
 }
 
 /// The role of a column.

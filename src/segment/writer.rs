@@ -54,6 +54,9 @@ pub struct SegmentWriter {
     ts_tag: u8,
     /// Makes the written blocks durable in the background while later ones are encoded.
     ahead: SyncAhead,
+    /// A temporary file (an import's sorted run, see [`SegmentWriter::temporary`]): no
+    /// indices, no syncs.
+    temporary: bool,
 }
 
 /// The timestamp tag every new segment of this process is written with, when a test asked for
@@ -188,7 +191,17 @@ impl SegmentWriter {
             zstd: None,
             ts_tag: legacy_timestamps().unwrap_or(9),
             ahead: SyncAhead::new(SYNC_AHEAD_BYTES, SYNC_AHEAD_MIN_BYTES),
+            temporary: false,
         })
+    }
+
+    /// Makes this a temporary segment, read back once by a merge and never published (an
+    /// external sort's run): its blocks are written as always, but no index is built (the
+    /// footer holds the block list and empty indices) and nothing is synced — a crash loses
+    /// the file, which no manifest names, and an open removes it.
+    pub fn temporary(mut self) -> SegmentWriter {
+        self.temporary = true;
+        self
     }
 
     fn chunk(&mut self) -> FileResult<ChunkRef> {
@@ -216,7 +229,9 @@ impl SegmentWriter {
         };
         file::write(&self.file, &self.path, self.offset, &stored)?;
         self.offset += stored.len() as u64;
-        self.ahead.request(&self.file, &self.path, self.offset, false);
+        if !self.temporary {
+            self.ahead.request(&self.file, &self.path, self.offset, false);
+        }
         self.raw.clear();
         Ok(r)
     }
@@ -231,6 +246,9 @@ impl SegmentWriter {
     /// Appends one block (at most `BLOCK_ROWS` rows, sorted, continuing the sort order).
     pub fn push_block(&mut self, cols: &Columns) -> FileResult<()> {
         self.write_block(cols)?;
+        if self.temporary {
+            return Ok(());
+        }
         let strs = self.string_props();
         self.index.add(cols, &strs);
         Ok(())
@@ -255,6 +273,9 @@ impl SegmentWriter {
     /// building the indices on two more threads while this one takes each block from the
     /// iterator, encodes, compresses and writes it.
     pub fn push_blocks(&mut self, blocks: impl Iterator<Item = Columns>) -> FileResult<()> {
+        if self.temporary {
+            return blocks.into_iter().try_for_each(|block| self.write_block(&block));
+        }
         let strs = self.string_props();
         // Two indexing threads, each with about half of the index work; the three threads
         // share the cores (the writer's compression is the smallest part).
@@ -365,7 +386,9 @@ impl SegmentWriter {
     /// The caller fsyncs the directory before publishing the segment.
     pub fn finish(mut self, seq_min: u64, seq_end: u64) -> FileResult<(Footer, u64)> {
         // The blocks become durable while the footer is encoded.
-        self.ahead.request(&self.file, &self.path, self.offset, true);
+        if !self.temporary {
+            self.ahead.request(&self.file, &self.path, self.offset, true);
+        }
         let (stage_days, days) =
             index::split_event_stage_days(std::mem::take(&mut self.index.event_stage_days));
         let event_days = EventDays { days };
@@ -402,7 +425,9 @@ impl SegmentWriter {
         // A failed sync ahead fails the segment even if the final fsync succeeds (the kernel
         // may have dropped the pages that it could not write).
         self.ahead.finish()?;
-        file::sync(&self.file, &self.path, true)?;
+        if !self.temporary {
+            file::sync(&self.file, &self.path, true)?;
+        }
         Ok((footer, footer_offset + out.len() as u64))
     }
 }

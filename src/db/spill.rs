@@ -1,0 +1,177 @@
+//! The external sort of an import whose rows are out of (customer, time) order: the prepared
+//! rows are gathered into runs of a bounded number of rows, each run is sorted and spilled to a
+//! temporary segment file, and the runs are merged into the import's one segment — memory is
+//! bounded by one run whatever the file's size.
+//!
+//! Run files are segment files the manifest does not name (ids above every published one): a
+//! crash leaves nothing an open does not remove, and they are removed when the import ends,
+//! whether it published or failed (docs/FORMAT.md §9a).
+//!
+//! Uses: `error`, `file`, `limits`, `merge`, `model`, `segment`.
+
+use crate::error::Result;
+use crate::file::{self, FileError};
+use crate::limits;
+use crate::merge::{Merge, Source};
+use crate::model::{Columns, PropType};
+use crate::segment::{self, ColumnSet, Footer, Segment, SegmentWriter};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The zstd level of run files: written once and read once, so speed matters more than size.
+const RUN_LEVEL: i32 = 1;
+
+/// The sorted runs of one import, and the run being gathered.
+pub(super) struct Runs {
+    dir: PathBuf,
+    db_id: u32,
+    /// The segment id the next run file gets.
+    next_id: u64,
+    /// Every run file written or being written (removed when the runs are dropped).
+    ids: Vec<u64>,
+    /// The runs written, in file order: equal (customer, time) keys merge in this order, which
+    /// is the order of the rows in the file.
+    written: Vec<Arc<Segment>>,
+    /// Rows in the runs written (each run is given the next range of this count as its
+    /// sequence numbers, which is how the merge ranks them).
+    rows: u64,
+    /// The run being gathered, in file order.
+    gathering: Columns,
+    run_rows: usize,
+}
+
+impl Runs {
+    /// No runs yet; run files get segment ids from `first_id` on (above the merged segment's).
+    pub(super) fn new(dir: &Path, db_id: u32, first_id: u64, run_rows: usize) -> Runs {
+        Runs {
+            dir: dir.to_path_buf(),
+            db_id,
+            next_id: first_id,
+            ids: Vec::new(),
+            written: Vec::new(),
+            rows: 0,
+            gathering: Columns::default(),
+            run_rows: run_rows.max(1),
+        }
+    }
+
+    /// Adds the segment at `path`, already written sorted and finished with `written`, as the
+    /// next run (the in-order beginning of a file that streamed until a part came out of
+    /// order): renamed to the next run file, so that the merged segment can take its place.
+    pub(super) fn add_written(&mut self, path: &Path, written: (Footer, u64)) -> Result<()> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.ids.push(id);
+        file::rename(path, &segment::seg_path(&self.dir, id))?;
+        let (footer, len) = written;
+        self.rows += footer.rows;
+        self.written
+            .push(Arc::new(Segment::open_written(&self.dir, id, len, footer)?));
+        Ok(())
+    }
+
+    /// Adds prepared rows (the next rows of the file); spills the run when it is full.
+    pub(super) fn add(&mut self, rows: Columns) -> Result<()> {
+        if self.gathering.is_empty() && rows.len() < self.run_rows {
+            self.gathering = rows;
+            return Ok(());
+        }
+        let mut at = 0;
+        while at < rows.len() {
+            let end = rows.len().min(at + (self.run_rows - self.gathering.len()));
+            self.gathering.extend_from_range(&rows, at..end);
+            at = end;
+            if self.gathering.len() >= self.run_rows {
+                self.spill()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sorts the run being gathered (ties keep file order) and writes it as the next run file.
+    fn spill(&mut self) -> Result<()> {
+        let rows = std::mem::take(&mut self.gathering);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let order = (!rows.is_sorted()).then(|| rows.sort_order());
+        let id = self.next_id;
+        self.next_id += 1;
+        self.ids.push(id);
+        let path = segment::seg_path(&self.dir, id);
+        let props = rows.props.iter().map(|p| (p.id, p.ty)).collect();
+        let mut writer = SegmentWriter::create(&path, props, RUN_LEVEL, self.db_id)?.temporary();
+        writer.push_rows(&rows, order.as_deref())?;
+        let seq_end = self.rows + rows.len() as u64;
+        let (footer, len) = writer.finish(self.rows, seq_end)?;
+        self.rows = seq_end;
+        self.written
+            .push(Arc::new(Segment::open_written(&self.dir, id, len, footer)?));
+        Ok(())
+    }
+
+    /// Spills the last run; then every property of the runs, by id (the merged segment's).
+    pub(super) fn finish(&mut self) -> Result<Vec<(u32, PropType)>> {
+        self.spill()?;
+        let mut props: Vec<(u32, PropType)> = self
+            .written
+            .iter()
+            .flat_map(|run| run.footer.props.iter().copied())
+            .collect();
+        props.sort_unstable_by_key(|p| p.0);
+        props.dedup_by_key(|p| p.0);
+        Ok(props)
+    }
+
+    /// Merges the runs (after [`finish`](Self::finish)) into `writer` in whole blocks, sorted
+    /// by (customer, time) with ties in file order; returns the rows written.
+    pub(super) fn merge_into(&self, writer: &mut SegmentWriter) -> Result<u64> {
+        let sources = self.written.iter().cloned().map(Source::Segment).collect();
+        let mut blocks = MergedBlocks {
+            merge: Merge::new(sources, ColumnSet::ALL).stored(),
+            rows: 0,
+            error: None,
+        };
+        writer.push_blocks(&mut blocks)?;
+        match blocks.error {
+            Some(e) => Err(e.into()),
+            None => Ok(blocks.rows),
+        }
+    }
+}
+
+impl Drop for Runs {
+    /// Removes every run file (best effort: an open removes what is left).
+    fn drop(&mut self) {
+        self.written.clear();
+        for &id in &self.ids {
+            let _ = file::remove_if_exists(&segment::seg_path(&self.dir, id));
+        }
+    }
+}
+
+/// The merge's blocks, for [`SegmentWriter::push_blocks`]; stops at the first error, kept.
+struct MergedBlocks {
+    merge: Merge,
+    rows: u64,
+    error: Option<FileError>,
+}
+
+impl Iterator for MergedBlocks {
+    type Item = Columns;
+
+    fn next(&mut self) -> Option<Columns> {
+        let mut block = Columns::default();
+        match self.merge.next_block(&mut block, limits::BLOCK_ROWS) {
+            Ok(true) => {
+                self.rows += block.len() as u64;
+                Some(block)
+            }
+            Ok(false) => None,
+            Err(e) => {
+                self.error = Some(e);
+                None
+            }
+        }
+    }
+}
