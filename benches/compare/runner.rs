@@ -131,6 +131,9 @@ fn load(db_dir: &Path, file: &Path) -> Result<J, String> {
                 .ok()
                 .and_then(|v| v.parse().ok())
         }),
+        run_rows: std::env::var("JOURNEYDB_RUN_ROWS")
+            .ok()
+            .and_then(|v| v.parse().ok()),
         ..ImportOptions::default()
     };
     let t0 = Instant::now();

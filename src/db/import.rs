@@ -193,21 +193,22 @@ fn sort_parts(
     }
     blocks.sorting = true;
     blocks.rows += first.len() as u64;
-    runs.add(first)?;
+    runs.add(&first)?;
+    drop(first);
     loop {
         match blocks.next_part() {
-            Ok(true) => runs.add(std::mem::take(&mut blocks.part))?,
+            Ok(true) => runs.add(&blocks.part)?,
             Ok(false) => break,
             Err(Stop::Streamed(stop)) => return Ok(stop),
             Err(Stop::Unsorted(_)) => return Ok(Streamed::Fallback),
         }
     }
-    let props = runs.finish()?;
+    let props = runs.props();
     let id = target.id;
     let path = segment::seg_path(target.dir, id);
     let merged = SegmentWriter::create(&path, props, level, db_id)
         .map_err(Error::from)
-        .and_then(|mut writer| Ok((runs.merge_into(&mut writer)?, writer)));
+        .and_then(|mut writer| Ok((runs.write_into(&mut writer)?, writer)));
     drop(runs);
     let (rows, writer) = unpublished(merged, &path)?;
     if rows != blocks.rows {

@@ -71,15 +71,20 @@ impl Runs {
     }
 
     /// Adds prepared rows (the next rows of the file); spills the run when it is full.
-    pub(super) fn add(&mut self, rows: Columns) -> Result<()> {
-        if self.gathering.is_empty() && rows.len() < self.run_rows {
-            self.gathering = rows;
-            return Ok(());
+    pub(super) fn add(&mut self, rows: &Columns) -> Result<()> {
+        if self.gathering.cid.capacity() == 0 {
+            // One allocation for every run: growing it by doubling, or a new one per run,
+            // cost more in copies and fresh pages than sorting did.
+            let room = self.run_rows.min(limits::IMPORT_ROWS_MAX);
+            let _ = self.gathering.cid.try_reserve_exact(room);
+            let _ = self.gathering.ts.try_reserve_exact(room);
+            let _ = self.gathering.event.try_reserve_exact(room);
+            let _ = self.gathering.stage.try_reserve_exact(room);
         }
         let mut at = 0;
         while at < rows.len() {
             let end = rows.len().min(at + (self.run_rows - self.gathering.len()));
-            self.gathering.extend_from_range(&rows, at..end);
+            self.gathering.extend_from_range(rows, at..end);
             at = end;
             if self.gathering.len() >= self.run_rows {
                 self.spill()?;
@@ -88,9 +93,10 @@ impl Runs {
         Ok(())
     }
 
-    /// Sorts the run being gathered (ties keep file order) and writes it as the next run file.
+    /// Sorts the run being gathered (ties keep file order) and writes it as the next run file;
+    /// the run's columns keep their allocations for the next run.
     fn spill(&mut self) -> Result<()> {
-        let rows = std::mem::take(&mut self.gathering);
+        let rows = &self.gathering;
         if rows.is_empty() {
             return Ok(());
         }
@@ -101,31 +107,40 @@ impl Runs {
         let path = segment::seg_path(&self.dir, id);
         let props = rows.props.iter().map(|p| (p.id, p.ty)).collect();
         let mut writer = SegmentWriter::create(&path, props, RUN_LEVEL, self.db_id)?.temporary();
-        writer.push_rows(&rows, order.as_deref())?;
+        writer.push_rows(rows, order.as_deref())?;
         let seq_end = self.rows + rows.len() as u64;
         let (footer, len) = writer.finish(self.rows, seq_end)?;
         self.rows = seq_end;
         self.written
             .push(Arc::new(Segment::open_written(&self.dir, id, len, footer)?));
+        self.gathering.truncate_rows();
         Ok(())
     }
 
-    /// Spills the last run; then every property of the runs, by id (the merged segment's).
-    pub(super) fn finish(&mut self) -> Result<Vec<(u32, PropType)>> {
-        self.spill()?;
+    /// Every property of the rows, by id (the merged segment's).
+    pub(super) fn props(&self) -> Vec<(u32, PropType)> {
         let mut props: Vec<(u32, PropType)> = self
             .written
             .iter()
             .flat_map(|run| run.footer.props.iter().copied())
+            .chain(self.gathering.props.iter().map(|p| (p.id, p.ty)))
             .collect();
         props.sort_unstable_by_key(|p| p.0);
         props.dedup_by_key(|p| p.0);
-        Ok(props)
+        props
     }
 
-    /// Merges the runs (after [`finish`](Self::finish)) into `writer` in whole blocks, sorted
-    /// by (customer, time) with ties in file order; returns the rows written.
-    pub(super) fn merge_into(&self, writer: &mut SegmentWriter) -> Result<u64> {
+    /// Writes every row into `writer` in whole blocks, sorted by (customer, time) with ties in
+    /// file order: straight from memory when they all fit in one run (nothing was spilled),
+    /// else the last run is spilled and the runs are merged. Returns the rows written.
+    pub(super) fn write_into(&mut self, writer: &mut SegmentWriter) -> Result<u64> {
+        if self.written.is_empty() {
+            let rows = &self.gathering;
+            let order = (!rows.is_sorted()).then(|| rows.sort_order());
+            writer.push_rows(rows, order.as_deref())?;
+            return Ok(rows.len() as u64);
+        }
+        self.spill()?;
         let sources = self.written.iter().cloned().map(Source::Segment).collect();
         let mut blocks = MergedBlocks {
             merge: Merge::new(sources, ColumnSet::ALL).stored(),

@@ -55,10 +55,11 @@ impl fmt::Display for FileFormat {
 pub const PART_ROWS: usize = 2 * limits::BLOCK_ROWS;
 
 /// Rows per sorted run when [`crate::Db::import_file`] sorts a file in parts (unless
-/// [`ImportOptions::run_rows`] says otherwise): about 170 MB of rows of the demo's shape, so
-/// that a file of ten million rows is two runs and one of a hundred million stays well under a
-/// gigabyte of memory.
-pub const RUN_ROWS: usize = 64 * limits::BLOCK_ROWS;
+/// [`ImportOptions::run_rows`] says otherwise): about 90 MB of rows of the demo's shape. A file
+/// of at most this many rows is sorted in memory and written without a run file; larger ones
+/// keep the import's memory to a few hundred megabytes whatever their size (measured in
+/// docs/BENCHMARKS.md, "Import in any order").
+pub const RUN_ROWS: usize = 32 * limits::BLOCK_ROWS;
 
 /// How to read a file.
 #[derive(Clone, Debug, Default)]

@@ -9,6 +9,6 @@ CREATE TABLE events (
   amount Nullable(Float64)
 ) ENGINE = MergeTree ORDER BY (customer_id, ts);
 INSERT INTO events
-SELECT toInt64(customer), toUnixTimestamp64Milli(ts), event, stage, channel, amount
+SELECT toInt64(customer), {ts_ms}, event, stage, channel, amount
 FROM file('{parquet}', Parquet);
 OPTIMIZE TABLE events FINAL;
