@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use journeydb::{Db, Event, Options, Stage, Sync, Value};
 
+mod common;
+
 const CHILD_ENV: &str = "JOURNEYDB_CRASH_CHILD_DIR";
 const START_ENV: &str = "JOURNEYDB_CRASH_CHILD_START";
 const EVENTS_PER_BATCH: i64 = 7;
@@ -52,8 +54,12 @@ fn crash_child() {
     }
     .unwrap_or_else(|e| panic!("child open: {e}"));
     for b in start.. {
-        db.commit(&batch(b))
-            .unwrap_or_else(|e| panic!("child commit: {e}"));
+        if b % 4 == 2 && cfg!(feature = "parquet") {
+            import_batch(&db, path, b);
+        } else {
+            db.commit(&batch(b))
+                .unwrap_or_else(|e| panic!("child commit: {e}"));
+        }
         println!("ack {b}");
         if b % 37 == 0 {
             db.compact().unwrap_or_else(|e| panic!("child compact: {e}"));
@@ -65,6 +71,27 @@ fn crash_child() {
                 .unwrap_or_else(|e| panic!("child set_stage: {e}"));
         }
     }
+}
+
+/// Imports batch `b` from a Parquet file written beside the database, its rows reversed (out
+/// of (customer, time) order), in parts of two rows: it is sorted through runs of three rows.
+fn import_batch(db: &Db, dir: &Path, b: i64) {
+    #[cfg(feature = "parquet")]
+    {
+        let file = dir.with_extension(format!("{b}.parquet"));
+        let rows: Vec<Event> = batch(b).into_iter().rev().collect();
+        common::events_parquet(&file, &rows);
+        let opts = journeydb::import::ImportOptions {
+            part_rows: Some(2),
+            run_rows: Some(3),
+            ..Default::default()
+        };
+        db.import_file(&file, &opts, &mut |_, _| {})
+            .unwrap_or_else(|e| panic!("child import: {e}"));
+        let _ = std::fs::remove_file(&file);
+    }
+    #[cfg(not(feature = "parquet"))]
+    let _ = (db, dir, b);
 }
 
 fn xorshift(state: &mut u64) -> u64 {

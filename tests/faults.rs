@@ -60,8 +60,9 @@ enum Action {
     /// Batch `b` written by `Db::import` (a bulk import: a segment, no log record).
     Import(u32),
     /// File batch `b` ([`file_batch`]) streamed from a Parquet file by `Db::import_file`, in
-    /// parts of 2 rows (a segment, no log record).
-    ImportFile(u32),
+    /// parts of 2 rows (a segment, no log record); in time order when true (then sorted
+    /// through runs of 4 rows spilled to temporary files and merged).
+    ImportFile(u32, bool),
     Flush,
     Compact,
     Forget(String),
@@ -110,7 +111,8 @@ fn workload() -> Vec<Action> {
             17 => out.push(Action::Unlink("cust-1")),
             11 => out.push(Action::Compact),
             14 => out.push(Action::Reopen),
-            16 => out.push(Action::ImportFile(40)),
+            16 => out.push(Action::ImportFile(40, false)),
+            19 => out.push(Action::ImportFile(41, true)),
             20 => out.push(Action::Import(31)),
             18 => {
                 out.push(Action::Forget("cust-4".into()));
@@ -186,12 +188,14 @@ fn staged(b: u32) -> journeydb::import::Staged {
 }
 
 /// File batch `b`: 3 new customers (in the order their ids will be given), 3 events each in
-/// time order, carrying ids, notes, stages and amounts as [`batch`]'s do.
-fn file_batch(b: u32) -> Vec<Event> {
+/// time order, carrying ids, notes, stages and amounts as [`batch`]'s do. In customer order,
+/// or (`time_order`) in time order, the customers' events interleaved.
+fn file_batch(b: u32, time_order: bool) -> Vec<Event> {
     (0..9)
         .map(|i| {
             let mut e = batch(b * 10 + i / 3).swap_remove(0);
-            e.customer = format!("file-{b}-{}", i / 3);
+            let customer = if time_order { i % 3 } else { i / 3 };
+            e.customer = format!("file-{b}-{customer}");
             e.ts_us = 1_767_225_600_000_000 + i64::from(b) * 3_600_000_000 + i64::from(i);
             // Every property on the first rows (one first seen in a later part would not stream).
             e.props.retain(|p| p.0 != "id" && p.0 != "amount");
@@ -202,13 +206,14 @@ fn file_batch(b: u32) -> Vec<Event> {
 }
 
 /// Streams file batch `b` into `d` from a Parquet file (written outside the hooked file
-/// layer) in parts of 2 rows.
-fn import_file(d: &Db, b: u32) -> journeydb::Result<()> {
+/// layer) in parts of 2 rows; in time order through sorted runs of 4 rows.
+fn import_file(d: &Db, b: u32, time_order: bool) -> journeydb::Result<()> {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("batch.parquet");
-    common::events_parquet(&path, &file_batch(b));
+    common::events_parquet(&path, &file_batch(b, time_order));
     let opts = journeydb::import::ImportOptions {
         part_rows: Some(2),
+        run_rows: Some(4),
         ..Default::default()
     };
     let done = d.import_file(&path, &opts, &mut |_, _| {})?;
@@ -249,9 +254,9 @@ impl State {
 
 fn apply(state: &mut State, a: &Action) {
     match a {
-        Action::Commit(_) | Action::Import(_) | Action::ImportFile(_) => {
+        Action::Commit(_) | Action::Import(_) | Action::ImportFile(..) => {
             let events = match a {
-                Action::ImportFile(b) => file_batch(*b),
+                Action::ImportFile(b, time_order) => file_batch(*b, *time_order),
                 Action::Commit(b) | Action::Import(b) => batch(*b),
                 _ => unreachable!(),
             };
@@ -350,7 +355,7 @@ fn allowed_never(actions: &[Action], acked: usize) -> Vec<State> {
                 a,
                 Action::Flush
                     | Action::Import(_)
-                    | Action::ImportFile(_)
+                    | Action::ImportFile(..)
                     | Action::Forget(_)
                     | Action::Reopen
                     | Action::CreateCohort(..)
@@ -479,7 +484,7 @@ fn run(dir: &Path, mut mark: impl FnMut(usize, bool)) -> (Option<Db>, Vec<(Actio
         let r = match &a {
             Action::Commit(b) => commit(d, *b),
             Action::Import(b) => d.import(staged(*b)).map(|_| ()),
-            Action::ImportFile(b) => import_file(d, *b),
+            Action::ImportFile(b, time_order) => import_file(d, *b, *time_order),
             Action::Flush => d.flush(),
             Action::Compact => d.compact().map(|_| ()),
             Action::Forget(c) => d.forget_customer(c).map(|_| ()),
@@ -512,7 +517,7 @@ fn run(dir: &Path, mut mark: impl FnMut(usize, bool)) -> (Option<Db>, Vec<(Actio
             a,
             Action::Commit(_)
                 | Action::Import(_)
-                | Action::ImportFile(_)
+                | Action::ImportFile(..)
                 | Action::Forget(_)
                 | Action::CreateCohort(..)
                 | Action::DropCohort(_)
