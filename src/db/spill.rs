@@ -18,9 +18,6 @@ use crate::segment::{self, ColumnSet, Footer, Segment, SegmentWriter};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The zstd level of run files: written once and read once, so speed matters more than size.
-const RUN_LEVEL: i32 = 1;
-
 /// The sorted runs of one import, and the run being gathered.
 pub(super) struct Runs {
     dir: PathBuf,
@@ -106,7 +103,8 @@ impl Runs {
         self.ids.push(id);
         let path = segment::seg_path(&self.dir, id);
         let props = rows.props.iter().map(|p| (p.id, p.ty)).collect();
-        let mut writer = SegmentWriter::create(&path, props, RUN_LEVEL, self.db_id)?.temporary();
+        // A temporary segment: not compressed (its level is not used), not indexed, not synced.
+        let mut writer = SegmentWriter::create(&path, props, 1, self.db_id)?.temporary();
         writer.push_rows(rows, order.as_deref())?;
         let seq_end = self.rows + rows.len() as u64;
         let (footer, len) = writer.finish(self.rows, seq_end)?;

@@ -205,6 +205,14 @@ impl SegmentWriter {
     }
 
     fn chunk(&mut self) -> FileResult<ChunkRef> {
+        if self.temporary {
+            // Read back once, from the page cache: compressing costs more than it saves.
+            let raw = std::mem::take(&mut self.raw);
+            let written = self.put_chunk(&raw, raw.len() as u32);
+            self.raw = raw;
+            self.raw.clear();
+            return written;
+        }
         let z = match &mut self.zstd {
             Some(z) => z,
             None => self
@@ -221,18 +229,25 @@ impl SegmentWriter {
         } else {
             compressed
         };
+        let written = self.put_chunk(&stored, raw_len);
+        self.raw.clear();
+        written
+    }
+
+    /// Writes chunk `stored` (compressed, or raw: the raw chunk starts with its column tag,
+    /// never with zstd's magic) of `raw_len` bytes raw.
+    fn put_chunk(&mut self, stored: &[u8], raw_len: u32) -> FileResult<ChunkRef> {
         let r = ChunkRef {
             offset: self.offset,
             stored_len: stored.len() as u32,
             raw_len,
-            crc: codec::crc32(&stored),
+            crc: codec::crc32(stored),
         };
-        file::write(&self.file, &self.path, self.offset, &stored)?;
+        file::write(&self.file, &self.path, self.offset, stored)?;
         self.offset += stored.len() as u64;
         if !self.temporary {
             self.ahead.request(&self.file, &self.path, self.offset, false);
         }
-        self.raw.clear();
         Ok(r)
     }
 

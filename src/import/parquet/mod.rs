@@ -466,6 +466,8 @@ fn batch_keys<'a>(
 #[derive(Default)]
 struct DictMemos {
     customer: DictMemo,
+    /// An integer customer column's staged id per value (this part's).
+    int_customers: std::collections::HashMap<i64, u32, foldhash::fast::RandomState>,
     event: DictMemo,
     stage: DictMemo,
     props: Vec<DictMemo>,
@@ -474,6 +476,7 @@ struct DictMemos {
 impl DictMemos {
     fn forget_ids(&mut self) {
         self.customer.forget_ids();
+        self.int_customers.clear();
         self.event.forget_ids();
         self.stage.forget_ids();
         self.props.iter_mut().for_each(DictMemo::forget_ids);
@@ -503,15 +506,19 @@ fn check_columns(
 ) -> Option<CheckedCols> {
     let col = |c: usize| batch.column(c).as_ref();
     let name_ok = |max: usize| move |s: &str| check_name_text("", s, max).is_ok();
-    let cust_d = dict_strings(col(core.customer))?;
     let event_d = dict_strings(col(core.event?))?;
-    let cust = batch_keys(
-        cust_d,
-        &mut memos.customer,
-        name_ok(limits::CUSTOMER_ID_BYTES_MAX),
-    )?;
+    // Customer ids as dictionary strings, or integers (written in decimal: always valid ids).
+    let cust_nulls = match dict_strings(col(core.customer)) {
+        Some(cust_d) => batch_keys(
+            cust_d,
+            &mut memos.customer,
+            name_ok(limits::CUSTOMER_ID_BYTES_MAX),
+        )?
+        .has_nulls(),
+        None => col(core.customer).as_primitive_opt::<Int64Type>()?.null_count() > 0,
+    };
     let event = batch_keys(event_d, &mut memos.event, name_ok(limits::NAME_BYTES_MAX))?;
-    if cust.has_nulls() || event.has_nulls() {
+    if cust_nulls || event.has_nulls() {
         return None;
     }
     let ts = batch_ts(col(core.ts))?;
@@ -605,20 +612,40 @@ fn stage_columns(
     let Some(event_col) = core.event else {
         return false;
     };
-    let (Some(cust_d), Some(event_d)) = (dict_strings(col(core.customer)), dict_strings(col(event_col)))
-    else {
+    let Some(event_d) = dict_strings(col(event_col)) else {
         return false;
     };
-    memos.customer.load(cust_d.values);
+    let cust = match dict_strings(col(core.customer)) {
+        Some(cust_d) => {
+            memos.customer.load(cust_d.values);
+            Ok(Keys(cust_d.keys))
+        }
+        None => match col(core.customer).as_primitive_opt::<Int64Type>() {
+            Some(ints) => Err(ints),
+            None => return false,
+        },
+    };
     memos.event.load(event_d.values);
-    let (cust, event) = (Keys(cust_d.keys), Keys(event_d.keys));
+    let event = Keys(event_d.keys);
     let staged = &mut out.staged;
     let base = staged.len();
     for (i, t) in checked.ts.iter().enumerate() {
-        let (Some(c), Some(e)) = (cust.get(i), event.get(i)) else {
+        let Some(e) = event.get(i) else {
             continue;
         };
-        let Some(cid) = memos.customer.id(c, |s| staged.customers.intern(s)) else {
+        let cid = match cust {
+            Ok(keys) => keys
+                .get(i)
+                .and_then(|c| memos.customer.id(c, |s| staged.customers.intern(s))),
+            // Each distinct integer written in decimal and interned once per part.
+            Err(ints) => ints.values().get(i).map(|&id| {
+                *memos
+                    .int_customers
+                    .entry(id)
+                    .or_insert_with(|| staged.customers.intern(&id.to_string()))
+            }),
+        };
+        let Some(cid) = cid else {
             continue;
         };
         let Some(eid) = memos.event.id(e, |s| staged.events.intern(s)) else {

@@ -233,3 +233,71 @@ fn column_path_stages_what_the_row_path_stages() -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Writes a file whose customer ids are integers, interleaved as a log in time order has them
+/// (a null id on row 100, in the first of two row groups: that batch takes the row path).
+fn write_int_customers(path: &Path) -> Result<(), String> {
+    let cust: Vec<Option<i64>> = (0..ROWS)
+        .map(|i| (i != 100).then_some((i as i64 * 7_919) % 500 - 3))
+        .collect();
+    let ts: Vec<i64> = (0..ROWS)
+        .map(|i| 1_767_225_600_000_000 + i as i64 * 1_000)
+        .collect();
+    let cols: Vec<(&str, ArrayRef)> = vec![
+        ("customer", Arc::new(Int64Array::from(cust))),
+        ("ts", Arc::new(TimestampMicrosecondArray::from(ts))),
+        ("event", Arc::new(StringArray::from(vec!["visit"; ROWS]))),
+    ];
+    let batch = RecordBatch::try_from_iter(cols).map_err(|e| e.to_string())?;
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(ROWS / 2))
+        .build();
+    let f = std::fs::File::create(path).map_err(|e| e.to_string())?;
+    let mut w = ArrowWriter::try_new(f, batch.schema(), Some(props)).map_err(|e| e.to_string())?;
+    w.write(&batch).map_err(|e| e.to_string())?;
+    w.close().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Integer customer ids are staged column by column too (each distinct id written in decimal
+/// once per part): the same rows as the row path, whole and in parts, whose ids name the same
+/// customers as the whole file's.
+#[test]
+fn integer_customer_ids_stage_by_columns_and_in_parts() -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = dir.path().join("ints.parquet");
+    write_int_customers(&path)?;
+    let opts = ImportOptions {
+        skip_bad: 1,
+        ..ImportOptions::default()
+    };
+    let rows = read_with(&path, &opts, &mut |_| {}, false, 5_000, None).map_err(|e| e.to_string())?;
+    let cols = read_with(&path, &opts, &mut |_| {}, true, 5_000, None).map_err(|e| e.to_string())?;
+    assert_eq!(cols.0.staged.len(), ROWS - 1);
+    assert!(
+        summary(&rows.0.staged) == summary(&cols.0.staged),
+        "the paths staged different rows"
+    );
+    assert_eq!(&*cols.0.staged.customers.names[0], "-3");
+    assert_eq!(&*cols.0.staged.customers.names[1], "416");
+    // In parts of at least 3,000 rows: each part's ids name the whole read's customers.
+    let names = |staged: &Staged| -> Vec<String> {
+        staged
+            .cust
+            .iter()
+            .map(|&c| staged.customers.names[c as usize].to_string())
+            .collect()
+    };
+    let mut parted = Vec::new();
+    let mut sink = |part: Staged| {
+        parted.extend(names(&part));
+        true
+    };
+    let parts = Parts {
+        rows: 3_000,
+        sink: &mut sink,
+    };
+    read_parts(&path, &opts, &mut |_| {}, parts).map_err(|e| e.to_string())?;
+    assert_eq!(parted, names(&cols.0.staged));
+    Ok(())
+}
