@@ -80,42 +80,6 @@ fn scalar(array: &dyn Array, index: usize) -> Result<Option<Scalar<'_>>, String>
     }))
 }
 
-/// A string column read as a dictionary (see [`dictionary_hint`]): per row a key into a small
-/// array of distinct values, so that each distinct value is checked and interned once.
-#[derive(Clone, Copy)]
-struct DictStrings<'a> {
-    keys: &'a arrow_array::PrimitiveArray<Int32Type>,
-    values: &'a arrow_array::StringArray,
-}
-
-impl<'a> DictStrings<'a> {
-    /// The key of row `index` (`None`: null); an error when it is outside the dictionary.
-    fn key(&self, index: usize) -> Result<Option<usize>, String> {
-        if self.keys.is_null(index) {
-            return Ok(None);
-        }
-        let k = self.keys.value(index);
-        match usize::try_from(k) {
-            Ok(k) if k < self.values.len() => Ok((!self.values.is_null(k)).then_some(k)),
-            _ => Err(format!("dictionary key {k} is outside the dictionary")),
-        }
-    }
-
-    /// The string at row `index` (`None`: null).
-    fn value(&self, index: usize) -> Result<Option<&'a str>, String> {
-        Ok(self.key(index)?.map(|k| self.values.value(k)))
-    }
-}
-
-/// `a` as dictionary-encoded strings, when it is one (Int32 keys, Utf8 values).
-fn dict_strings(array: &dyn Array) -> Option<DictStrings<'_>> {
-    let d = array.as_dictionary_opt::<Int32Type>()?;
-    Some(DictStrings {
-        keys: d.keys(),
-        values: d.values().as_string_opt::<i32>()?,
-    })
-}
-
 /// The file's schema with its Utf8 columns read as dictionaries (Int32 keys): arrow-rs then
 /// keeps Parquet's own dictionary pages instead of copying every row's string, and plain pages
 /// are dictionary-encoded as they are read.
@@ -341,6 +305,26 @@ fn batch_ts(array: &dyn Array) -> Option<Vec<i64>> {
         .then_some(ts)
 }
 
+/// The values of an integer column without nulls (timestamps whose unit the file's reader
+/// decides).
+fn batch_ints(array: &dyn Array) -> Option<Vec<i64>> {
+    if array.null_count() > 0 {
+        return None;
+    }
+    match array.data_type() {
+        DataType::Int64 => Some(array.as_primitive::<Int64Type>().values().to_vec()),
+        DataType::Int32 => Some(
+            array
+                .as_primitive::<Int32Type>()
+                .values()
+                .iter()
+                .map(|&v| i64::from(v))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
 /// [`batch_ts`] without the null and range checks.
 fn batch_ts_any(array: &dyn Array) -> Option<Vec<i64>> {
     let scale = |v: &[i64], f: i64| v.iter().map(|&x| x.checked_mul(f)).collect::<Option<Vec<i64>>>();
@@ -366,129 +350,14 @@ fn batch_ts_any(array: &dyn Array) -> Option<Vec<i64>> {
     }
 }
 
-/// What staging learned about one dictionary of string values: whether every value passes its
-/// check, and the staged id of each value interned so far. arrow-rs hands a Parquet column
-/// chunk's dictionary page to every batch of the row group (16 batches of 65,536 rows share
-/// one of 45,000 customer ids in the 10M comparison file), so it is checked once, not per batch.
-#[derive(Default)]
-struct DictMemo {
-    /// The dictionary, held so that its buffers stay allocated (an address compared equal is
-    /// then the same dictionary, not a new one where a freed one was).
-    values: Option<arrow_array::StringArray>,
-    /// Whether every value is non-null and passes the check (once checked).
-    ok: Option<bool>,
-    /// Per value, its staged id once interned.
-    ids: Vec<Option<u32>>,
-}
-
-impl DictMemo {
-    /// Makes this the memo of `values`: kept when it already is, else emptied.
-    fn load(&mut self, values: &arrow_array::StringArray) {
-        let same = self.values.as_ref().is_some_and(|v| {
-            v.len() == values.len()
-                && std::ptr::eq(v.offsets().as_ptr(), values.offsets().as_ptr())
-                && std::ptr::eq(v.values().as_ptr(), values.values().as_ptr())
-        });
-        if !same {
-            self.values = Some(values.clone());
-            self.ok = None;
-            self.ids.clear();
-            self.ids.resize(values.len(), None);
-        }
-    }
-
-    /// True when no value of the dictionary is null and `ok` accepts each (checked once).
-    fn all_ok(&mut self, ok: impl Fn(&str) -> bool) -> bool {
-        let Some(v) = &self.values else { return false };
-        *self
-            .ok
-            .get_or_insert_with(|| v.null_count() == 0 && v.iter().flatten().all(ok))
-    }
-
-    /// Forgets the staged ids (the rows staged so far were handed on as a part, with their
-    /// names; the next part interns its own).
-    fn forget_ids(&mut self) {
-        self.ids.iter_mut().for_each(|id| *id = None);
-    }
-
-    /// The staged id of value `key`, interned by `intern` the first time.
-    fn id(&mut self, key: u32, intern: impl FnOnce(&str) -> u32) -> Option<u32> {
-        let (Some(v), Some(slot)) = (&self.values, self.ids.get_mut(key as usize)) else {
-            return None;
-        };
-        Some(*slot.get_or_insert_with(|| intern(v.value(key as usize))))
-    }
-}
-
-/// A dictionary column's keys, every non-null one checked to be inside its dictionary.
-#[derive(Clone, Copy)]
-struct Keys<'a>(&'a arrow_array::PrimitiveArray<Int32Type>);
-
-impl Keys<'_> {
-    /// Row `index`'s key (`None`: null).
-    #[inline]
-    fn get(&self, index: usize) -> Option<u32> {
-        if self.0.is_null(index) {
-            return None;
-        }
-        self.0.values().get(index).map(|&k| k as u32)
-    }
-
-    fn has_nulls(&self) -> bool {
-        self.0.null_count() > 0
-    }
-}
-
-/// The keys of a dictionary string column when every key is inside the dictionary and `memo`
-/// (loaded with this dictionary) finds every value `ok`.
-fn batch_keys<'a>(
-    dicts: DictStrings<'a>,
-    memo: &mut DictMemo,
-    ok: impl Fn(&str) -> bool,
-) -> Option<Keys<'a>> {
-    memo.load(dicts.values);
-    if !memo.all_ok(ok) {
-        return None;
-    }
-    // A negative key converts to 2^31 or more, past any dictionary (at most i32::MAX values).
-    let n = u32::try_from(dicts.values.len()).unwrap_or(u32::MAX);
-    let keys = dicts.keys.values().iter();
-    let inside = match dicts.keys.nulls() {
-        // Without early exit, so that the test runs on vectors.
-        None => keys.fold(true, |all, &k| all & ((k as u32) < n)),
-        Some(valid) => keys.zip(valid.iter()).all(|(&k, v)| !v || (k as u32) < n),
-    };
-    inside.then_some(Keys(dicts.keys))
-}
-
-/// The [`DictMemo`]s of one file's dictionary columns: customer, event, stage and each
-/// property (in `props` order).
-#[derive(Default)]
-struct DictMemos {
-    customer: DictMemo,
-    /// An integer customer column's staged id per value (this part's).
-    int_customers: std::collections::HashMap<i64, u32, foldhash::fast::RandomState>,
-    event: DictMemo,
-    stage: DictMemo,
-    props: Vec<DictMemo>,
-}
-
-impl DictMemos {
-    fn forget_ids(&mut self) {
-        self.customer.forget_ids();
-        self.int_customers.clear();
-        self.event.forget_ids();
-        self.stage.forget_ids();
-        self.props.iter_mut().for_each(DictMemo::forget_ids);
-    }
-}
-
 /// What the column path checked of a batch (on the decoder thread, see [`check_columns`]):
 /// every dictionary key is inside its dictionary and every dictionary value passes its check;
 /// the timestamps in µs, the stage of each row, and each property column's type with its
 /// values (`None` for strings, whose keys are read from the batch).
 struct CheckedCols {
     ts: Vec<i64>,
+    /// `ts` holds the column's integers, not yet read as timestamps.
+    ts_ints: bool,
     stage: Vec<Option<Stage>>,
     props: Vec<(PropType, Option<Vec<Option<u64>>>)>,
 }
@@ -521,7 +390,11 @@ fn check_columns(
     if cust_nulls || event.has_nulls() {
         return None;
     }
-    let ts = batch_ts(col(core.ts))?;
+    // Integer timestamps are read by the file's timestamp reader when the batch is staged.
+    let (ts, ts_ints) = match batch_ts(col(core.ts)) {
+        Some(ts) => (ts, false),
+        None => (batch_ints(col(core.ts))?, true),
+    };
     // Stage per dictionary value (blank: none), per row.
     let stage: Vec<Option<Stage>> = match core.stage {
         None => vec![None; batch.num_rows()],
@@ -580,6 +453,7 @@ fn check_columns(
     }
     Some(CheckedCols {
         ts,
+        ts_ints,
         stage,
         props: checked,
     })
@@ -591,7 +465,7 @@ fn check_columns(
 /// path then stages the batch and reports the rows).
 fn stage_columns(
     batch: &RecordBatch,
-    checked: CheckedCols,
+    mut checked: CheckedCols,
     (core, props): (Layout, &[(usize, usize)]),
     out: &mut Imported,
     first_line: u64,
@@ -615,37 +489,23 @@ fn stage_columns(
     let Some(event_d) = dict_strings(col(event_col)) else {
         return false;
     };
-    let cust = match dict_strings(col(core.customer)) {
-        Some(cust_d) => {
-            memos.customer.load(cust_d.values);
-            Ok(Keys(cust_d.keys))
-        }
-        None => match col(core.customer).as_primitive_opt::<Int64Type>() {
-            Some(ints) => Err(ints),
-            None => return false,
-        },
+    let Some(cust) = CustomerCol::of(col(core.customer), memos) else {
+        return false;
     };
     memos.event.load(event_d.values);
     let event = Keys(event_d.keys);
+    // Integer timestamps read as the row path reads them, the last check before staging (a
+    // value that does not fit the file's unit sends the batch there, which reports its row).
+    if checked.ts_ints && !read_int_ts(&mut checked.ts, &mut out.ts) {
+        return false;
+    }
     let staged = &mut out.staged;
     let base = staged.len();
     for (i, t) in checked.ts.iter().enumerate() {
         let Some(e) = event.get(i) else {
             continue;
         };
-        let cid = match cust {
-            Ok(keys) => keys
-                .get(i)
-                .and_then(|c| memos.customer.id(c, |s| staged.customers.intern(s))),
-            // Each distinct integer written in decimal and interned once per part.
-            Err(ints) => ints.values().get(i).map(|&id| {
-                *memos
-                    .int_customers
-                    .entry(id)
-                    .or_insert_with(|| staged.customers.intern(&id.to_string()))
-            }),
-        };
-        let Some(cid) = cid else {
+        let Some(cid) = cust.staged_id(i, memos, &mut staged.customers) else {
             continue;
         };
         let Some(eid) = memos.event.id(e, |s| staged.events.intern(s)) else {
@@ -942,6 +802,8 @@ fn stage_rows(
 
 mod arrow;
 pub use arrow::read_arrow;
+mod keys;
+use keys::{CustomerCol, DictMemo, DictMemos, DictStrings, Keys, batch_keys, dict_strings, read_int_ts};
 
 #[cfg(test)]
 mod tests;

@@ -235,17 +235,26 @@ fn column_path_stages_what_the_row_path_stages() -> Result<(), String> {
 }
 
 /// Writes a file whose customer ids are integers, interleaved as a log in time order has them
-/// (a null id on row 100, in the first of two row groups: that batch takes the row path).
-fn write_int_customers(path: &Path) -> Result<(), String> {
+/// (a null id on row 100, in the first of two row groups: that batch takes the row path). With
+/// `epoch_seconds`, the timestamps are integers too, and row 50,000's is in milliseconds.
+fn write_int_customers(path: &Path, epoch_seconds: bool) -> Result<(), String> {
     let cust: Vec<Option<i64>> = (0..ROWS)
         .map(|i| (i != 100).then_some((i as i64 * 7_919) % 500 - 3))
         .collect();
     let ts: Vec<i64> = (0..ROWS)
-        .map(|i| 1_767_225_600_000_000 + i as i64 * 1_000)
+        .map(|i| 1_767_225_600_000_000 + i as i64 * 1_000_000)
         .collect();
+    let ts: ArrayRef = if epoch_seconds {
+        let seconds = ts.iter().enumerate();
+        Arc::new(Int64Array::from_iter_values(
+            seconds.map(|(i, us)| if i == 50_000 { us / 1_000 } else { us / 1_000_000 }),
+        ))
+    } else {
+        Arc::new(TimestampMicrosecondArray::from(ts))
+    };
     let cols: Vec<(&str, ArrayRef)> = vec![
         ("customer", Arc::new(Int64Array::from(cust))),
-        ("ts", Arc::new(TimestampMicrosecondArray::from(ts))),
+        ("ts", ts),
         ("event", Arc::new(StringArray::from(vec!["visit"; ROWS]))),
     ];
     let batch = RecordBatch::try_from_iter(cols).map_err(|e| e.to_string())?;
@@ -266,7 +275,7 @@ fn write_int_customers(path: &Path) -> Result<(), String> {
 fn integer_customer_ids_stage_by_columns_and_in_parts() -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let path = dir.path().join("ints.parquet");
-    write_int_customers(&path)?;
+    write_int_customers(&path, false)?;
     let opts = ImportOptions {
         skip_bad: 1,
         ..ImportOptions::default()
@@ -299,5 +308,33 @@ fn integer_customer_ids_stage_by_columns_and_in_parts() -> Result<(), String> {
     };
     read_parts(&path, &opts, &mut |_| {}, parts).map_err(|e| e.to_string())?;
     assert_eq!(parted, names(&cols.0.staged));
+    Ok(())
+}
+
+/// Integer timestamps (epoch seconds, the unit inferred) are staged column by column: the same
+/// rows, unit and times as the row path; a value in another unit sends its batch to the row
+/// path, which reports its line.
+#[test]
+fn integer_timestamps_stage_by_columns() -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = dir.path().join("seconds.parquet");
+    write_int_customers(&path, true)?;
+    let opts = ImportOptions {
+        skip_bad: 2,
+        ..ImportOptions::default()
+    };
+    let rows = read_with(&path, &opts, &mut |_| {}, false, 5_000, None).map_err(|e| e.to_string())?;
+    let cols = read_with(&path, &opts, &mut |_| {}, true, 5_000, None).map_err(|e| e.to_string())?;
+    let lines = |r: &Imported| -> Vec<String> { r.skipped.iter().map(ToString::to_string).collect() };
+    assert_eq!(lines(&cols.0), lines(&rows.0));
+    assert_eq!(cols.0.skipped.len(), 2);
+    assert!(lines(&cols.0)[1].contains(":50001:"), "{:?}", lines(&cols.0));
+    assert!(
+        summary(&rows.0.staged) == summary(&cols.0.staged),
+        "the paths staged different rows"
+    );
+    assert_eq!(cols.0.staged.ts.get(1), Some(&1_767_225_601_000_000));
+    assert_eq!(cols.0.ts_inferred(), rows.0.ts_inferred());
+    assert!(cols.0.ts_inferred().is_some());
     Ok(())
 }
