@@ -203,7 +203,7 @@ fn sort_parts(
             Err(Stop::Unsorted(_)) => return Ok(Streamed::Fallback),
         }
     }
-    let props = runs.props();
+    let props = runs.props()?;
     let id = target.id;
     let path = segment::seg_path(target.dir, id);
     let merged = SegmentWriter::create(&path, props, level, db_id)

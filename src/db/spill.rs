@@ -1,7 +1,8 @@
 //! The external sort of an import whose rows are out of (customer, time) order: the prepared
 //! rows are gathered into runs of a bounded number of rows, each run is sorted and spilled to a
-//! temporary segment file, and the runs are merged into the import's one segment — memory is
-//! bounded by one run whatever the file's size.
+//! temporary segment file on a thread of its own while the next run is gathered, and the runs
+//! are merged into the import's one segment — memory is bounded by two runs whatever the
+//! file's size.
 //!
 //! Run files are segment files the manifest does not name (ids above every published one): a
 //! crash leaves nothing an open does not remove, and they are removed when the import ends,
@@ -35,6 +36,26 @@ pub(super) struct Runs {
     /// The run being gathered, in file order.
     gathering: Columns,
     run_rows: usize,
+    /// The run being spilled on its own thread: its file, and its rows handed back (emptied,
+    /// for the next run to reuse their allocations).
+    spilling: Option<std::thread::JoinHandle<Result<Spilled>>>,
+    /// The allocations of the last run spilled.
+    spare: Columns,
+}
+
+/// A run written, and its rows (their allocations to reuse).
+type Spilled = (Arc<Segment>, Columns);
+
+/// Sorts `rows` (ties keep file order) and writes them as temporary segment `id` holding
+/// sequence numbers `seq`: not compressed (its level is not used), not indexed, not synced.
+fn write_run(dir: &Path, id: u64, rows: &Columns, seq: (u64, u64), db_id: u32) -> Result<Arc<Segment>> {
+    let order = (!rows.is_sorted()).then(|| rows.sort_order());
+    let path = segment::seg_path(dir, id);
+    let props = rows.props.iter().map(|p| (p.id, p.ty)).collect();
+    let mut writer = SegmentWriter::create(&path, props, 1, db_id)?.temporary();
+    writer.push_rows(rows, order.as_deref())?;
+    let (footer, len) = writer.finish(seq.0, seq.1)?;
+    Ok(Arc::new(Segment::open_written(dir, id, len, footer)?))
 }
 
 impl Runs {
@@ -49,6 +70,8 @@ impl Runs {
             rows: 0,
             gathering: Columns::default(),
             run_rows: run_rows.max(1),
+            spilling: None,
+            spare: Columns::default(),
         }
     }
 
@@ -90,33 +113,49 @@ impl Runs {
         Ok(())
     }
 
-    /// Sorts the run being gathered (ties keep file order) and writes it as the next run file;
-    /// the run's columns keep their allocations for the next run.
+    /// Hands the run being gathered to a thread that sorts it and writes it as the next run
+    /// file, after the run before it is written (one run is spilled at a time: memory holds
+    /// at most that one and the next being gathered, whose columns reuse the allocations of
+    /// the run before).
     fn spill(&mut self) -> Result<()> {
-        let rows = &self.gathering;
-        if rows.is_empty() {
+        if self.gathering.is_empty() {
             return Ok(());
         }
-        let order = (!rows.is_sorted()).then(|| rows.sort_order());
+        self.wait_spilled()?;
+        let rows = std::mem::replace(&mut self.gathering, std::mem::take(&mut self.spare));
         let id = self.next_id;
         self.next_id += 1;
+        // Listed before the file exists, so that it is removed whatever happens next.
         self.ids.push(id);
+        let seq = (self.rows, self.rows + rows.len() as u64);
+        self.rows = seq.1;
+        let (dir, db_id) = (self.dir.clone(), self.db_id);
+        let spill = move || write_run(&dir, id, &rows, seq, db_id).map(|run| (run, rows));
         let path = segment::seg_path(&self.dir, id);
-        let props = rows.props.iter().map(|p| (p.id, p.ty)).collect();
-        // A temporary segment: not compressed (its level is not used), not indexed, not synced.
-        let mut writer = SegmentWriter::create(&path, props, 1, self.db_id)?.temporary();
-        writer.push_rows(rows, order.as_deref())?;
-        let seq_end = self.rows + rows.len() as u64;
-        let (footer, len) = writer.finish(self.rows, seq_end)?;
-        self.rows = seq_end;
-        self.written
-            .push(Arc::new(Segment::open_written(&self.dir, id, len, footer)?));
-        self.gathering.truncate_rows();
+        let handle = std::thread::Builder::new()
+            .name("journeydb-run".into())
+            .spawn(spill)
+            .map_err(|e| FileError::io(&path, e))?;
+        self.spilling = Some(handle);
         Ok(())
     }
 
-    /// Every property of the rows, by id (the merged segment's).
-    pub(super) fn props(&self) -> Vec<(u32, PropType)> {
+    /// Waits for the run being spilled, if any, and adds it to the runs written.
+    fn wait_spilled(&mut self) -> Result<()> {
+        let Some(handle) = self.spilling.take() else {
+            return Ok(());
+        };
+        let (run, mut rows) = handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+        self.written.push(run);
+        rows.truncate_rows();
+        self.spare = rows;
+        Ok(())
+    }
+
+    /// Every property of the rows, by id (the merged segment's), once the run being spilled
+    /// is written.
+    pub(super) fn props(&mut self) -> Result<Vec<(u32, PropType)>> {
+        self.wait_spilled()?;
         let mut props: Vec<(u32, PropType)> = self
             .written
             .iter()
@@ -125,20 +164,21 @@ impl Runs {
             .collect();
         props.sort_unstable_by_key(|p| p.0);
         props.dedup_by_key(|p| p.0);
-        props
+        Ok(props)
     }
 
     /// Writes every row into `writer` in whole blocks, sorted by (customer, time) with ties in
     /// file order: straight from memory when they all fit in one run (nothing was spilled),
     /// else the last run is spilled and the runs are merged. Returns the rows written.
     pub(super) fn write_into(&mut self, writer: &mut SegmentWriter) -> Result<u64> {
-        if self.written.is_empty() {
+        if self.written.is_empty() && self.spilling.is_none() {
             let rows = &self.gathering;
             let order = (!rows.is_sorted()).then(|| rows.sort_order());
             writer.push_rows(rows, order.as_deref())?;
             return Ok(rows.len() as u64);
         }
         self.spill()?;
+        self.wait_spilled()?;
         let sources = self.written.iter().cloned().map(Source::Segment).collect();
         let mut blocks = MergedBlocks {
             merge: Merge::new(sources, ColumnSet::ALL).stored(),
@@ -154,8 +194,12 @@ impl Runs {
 }
 
 impl Drop for Runs {
-    /// Removes every run file (best effort: an open removes what is left).
+    /// Removes every run file, after the run being spilled is written (best effort: an open
+    /// removes what is left).
     fn drop(&mut self) {
+        if let Some(handle) = self.spilling.take() {
+            let _ = handle.join();
+        }
         self.written.clear();
         for &id in &self.ids {
             let _ = file::remove_if_exists(&segment::seg_path(&self.dir, id));

@@ -356,6 +356,11 @@ impl SegmentWriter {
             return Ok(());
         }
         assert!(n <= limits::BLOCK_ROWS, "block of {n} rows");
+        // A column the segment was not created with would be dropped: refused instead.
+        if let Some(col) = cols.props.iter().find(|c| !self.props.contains(&(c.id, c.ty))) {
+            let why = format!("internal error: property {} is not among the segment's", col.id);
+            return Err(file::FileError::corrupt(&self.path, self.offset, why));
+        }
         let mut chunks = Vec::with_capacity(FIXED_COLUMNS + self.props.len());
         encoding::put_rle_u32(&mut self.raw, &cols.cid);
         chunks.push(self.chunk()?);
