@@ -86,8 +86,10 @@ fn import_batch(db: &Db, dir: &Path, b: i64) {
             run_rows: Some(3),
             ..Default::default()
         };
-        db.import_file(&file, &opts, &mut |_, _| {})
+        let done = db
+            .import_file(&file, &opts, &mut |_, _| {})
             .unwrap_or_else(|e| panic!("child import: {e}"));
+        assert!(done.runs >= 2, "batch {b} was not sorted through runs: {done:?}");
         let _ = std::fs::remove_file(&file);
     }
     #[cfg(not(feature = "parquet"))]

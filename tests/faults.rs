@@ -218,6 +218,7 @@ fn import_file(d: &Db, b: u32, time_order: bool) -> journeydb::Result<()> {
     };
     let done = d.import_file(&path, &opts, &mut |_, _| {})?;
     assert!(done.streamed, "file batch {b} did not stream");
+    assert_eq!(done.runs > 0, time_order, "file batch {b}: {done:?}");
     Ok(())
 }
 

@@ -83,6 +83,9 @@ pub struct FileImport {
     /// True when the file was streamed into its segment part by part; false when it was read
     /// whole first.
     pub streamed: bool,
+    /// The sorted runs a streamed file's rows went through, spilled to temporary files (0: the
+    /// rows came in (customer, time) order, or were few enough to sort in memory).
+    pub runs: u64,
     /// The first and last timestamps imported, and how many look implausible.
     pub timestamps: crate::time::TsSpan,
     /// What was inferred about the file's integer timestamps (see [`crate::time`]).
@@ -101,8 +104,9 @@ pub(super) enum Streamed {
 
 /// A streamed import's segment with every row written, not yet finished.
 pub(super) struct StreamedParts {
-    /// The segment's id (the first free one, or after the run files of a sorted import).
-    id: u64,
+    /// The sorted runs spilled to temporary files (0: the rows came in order, or were sorted
+    /// in memory).
+    runs: u64,
     writer: SegmentWriter,
     rows: u64,
     /// The dictionary entries of all the parts.
@@ -163,9 +167,7 @@ pub(super) fn stream_parts(
     match blocks.stop.take() {
         None => {
             let rows = blocks.rows;
-            Ok(Streamed::Written(Some(streamed(
-                blocks.p, writer, rows, target.id,
-            ))))
+            Ok(Streamed::Written(Some(streamed(blocks.p, writer, rows, 0))))
         }
         Some(Stop::Unsorted(part)) => {
             // The rows written so far are sorted: they are the first run.
@@ -209,6 +211,7 @@ fn sort_parts(
     let merged = SegmentWriter::create(&path, props, level, db_id)
         .map_err(Error::from)
         .and_then(|mut writer| Ok((runs.write_into(&mut writer)?, writer)));
+    let spilled = runs.spilled();
     drop(runs);
     let (rows, writer) = unpublished(merged, &path)?;
     if rows != blocks.rows {
@@ -216,16 +219,16 @@ fn sort_parts(
         let why = format!("internal error: {} rows imported, {rows} merged", blocks.rows);
         return Err(DbError::InvalidArgument(why).into());
     }
-    Ok(Streamed::Written(Some(streamed(blocks.p, writer, rows, id))))
+    Ok(Streamed::Written(Some(streamed(blocks.p, writer, rows, spilled))))
 }
 
-/// A streamed import's segment `id` with its `rows` written by `writer`, and the dictionary
-/// entries `pending` allocated.
+/// A streamed import's segment with its `rows` written by `writer` (through `runs` sorted
+/// runs), and the dictionary entries `pending` allocated.
 fn streamed(
     pending: crate::ingest::Pending<'_>,
     writer: SegmentWriter,
     rows: u64,
-    id: u64,
+    runs: u64,
 ) -> Box<StreamedParts> {
     let mut delta = pending.into_delta();
     // The new customers first, as a whole-file import orders them (each dictionary's ids stay
@@ -238,7 +241,7 @@ fn streamed(
     entries.extend(rest);
     delta.entries = entries;
     Box::new(StreamedParts {
-        id,
+        runs,
         writer,
         rows,
         delta,
@@ -416,20 +419,20 @@ impl Db {
     }
 
     /// Imports a file as [`Db::import`] does, one unit published atomically, reading it in the
-    /// same call. A Parquet file is streamed: read in parts of
+    /// same call. A file is streamed: read in parts of
     /// [`ImportOptions::part_rows`](crate::import::ImportOptions::part_rows) rows, each prepared
     /// while the next is read. While the parts arrive in (customer, time) order — a file
     /// exported by customer into a database that does not hold its customers yet — each is
     /// written straight into the new segment; from the first part out of order on (a log in
     /// time order, any other order), the rows are sorted externally: gathered into runs of
     /// [`ImportOptions::run_rows`](crate::import::ImportOptions::run_rows) rows, each sorted
-    /// and spilled to a temporary file, and the runs merged into the segment (ties keep the
-    /// file's order). Memory stays bounded by a run and a few parts; commits wait while it runs
-    /// (it holds the writer from the first part on). Any other file — CSV or NDJSON, or a part
-    /// the rows' preparation rejects (a column whose type must widen after its first part) — is
-    /// read whole first and imported by [`Db::import`] (a Parquet file that turns out not to
-    /// stream after some parts is then read again, from the start). Either way the database
-    /// ends up with the same events, and the same errors are reported.
+    /// and spilled to a temporary file on a thread of its own, and the runs merged into the
+    /// segment (ties keep the file's order; [`FileImport::runs`] counts them). Memory stays
+    /// bounded by two runs and a few parts; commits wait while it runs (it holds the writer
+    /// from the first part on). A part the rows' preparation rejects — a text file's column
+    /// whose type widens from integers to floats after its first part — makes the import read
+    /// the file again, whole, and import it by [`Db::import`]. Either way the database ends up
+    /// with the same events, and the same errors are reported.
     pub fn import_file(
         &self,
         path: &Path,
@@ -454,6 +457,7 @@ impl Db {
             events,
             skipped: read.skipped,
             streamed: false,
+            runs: 0,
             timestamps,
             ts_inferred,
         })
@@ -512,16 +516,15 @@ impl Db {
             let _ = file::remove_if_exists(&seg_path);
             return Ok(None);
         };
-        let (events, first_seq) = match parts {
-            None => (0, seq_min),
+        let (events, first_seq, runs) = match parts {
+            None => (0, seq_min, 0),
             Some(parts) => {
                 let StreamedParts {
-                    id,
+                    runs,
                     writer,
                     rows,
                     delta,
                 } = *parts;
-                let seg_path = segment::seg_path(dir, id);
                 let seq = (seq_min, seq_min + rows);
                 let dict_file = (segment_writer.manifest.dict_gen, segment_writer.manifest.dict_len);
                 let written = write_import(dir, &dicts, &delta, dict_file, || {
@@ -534,6 +537,7 @@ impl Db {
                 (
                     rows,
                     self.publish_import(segment_writer, id, seq, seg, dicts_written, &delta)?,
+                    runs,
                 )
             }
         };
@@ -542,6 +546,7 @@ impl Db {
             events,
             skipped,
             streamed: true,
+            runs,
             timestamps,
             ts_inferred,
         }))

@@ -152,6 +152,11 @@ impl Runs {
         Ok(())
     }
 
+    /// The run files written or being written.
+    pub(super) fn spilled(&self) -> u64 {
+        self.ids.len() as u64
+    }
+
     /// Every property of the rows, by id (the merged segment's), once the run being spilled
     /// is written.
     pub(super) fn props(&mut self) -> Result<Vec<(u32, PropType)>> {

@@ -7,7 +7,9 @@ use super::values::unknown_stage;
 use std::io::BufRead;
 use std::path::Path;
 
-use super::{ImportError, ImportOptions, Imported, Layout, RowValues, Staged, bad_row, infer, parse_as};
+use super::{
+    ImportError, ImportOptions, Imported, Layout, Parts, RowValues, Staged, bad_row, infer, parse_as,
+};
 use crate::ingest::check_name_text;
 use crate::limits;
 use crate::model::Stage;
@@ -121,13 +123,15 @@ fn parse_row<'r>(
     })
 }
 
-/// Reads a CSV stream.
+/// Reads a CSV stream; with `parts`, the staged rows are handed on part by part (the rows
+/// returned are then none). The flag is false when a sink stopped the read.
 pub(crate) fn read(
     file: &Path,
     input: Box<dyn BufRead>,
     opts: &ImportOptions,
     tick: &mut dyn FnMut(u64),
-) -> Result<Imported, ImportError> {
+    mut parts: Option<&mut Parts<'_>>,
+) -> Result<(Imported, bool), ImportError> {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
@@ -198,7 +202,13 @@ pub(crate) fn read(
         if rows.is_multiple_of(1 << 16) {
             tick(rows);
         }
+        if let Some(p) = parts.as_deref_mut()
+            && !p.offer(&mut out.staged, p.rows)
+        {
+            return Ok((out, false));
+        }
     }
     tick(rows);
-    Ok(out)
+    let done = parts.is_none_or(|p| p.finish(&mut out.staged));
+    Ok((out, done))
 }

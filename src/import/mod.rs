@@ -89,6 +89,30 @@ impl<R: Read> Read for Counting<R> {
 /// Progress of a read: bytes of the file consumed, rows read.
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
+/// Where a read in parts hands its parts: each part once about `rows` rows are staged (a
+/// Parquet file's cut at a batch boundary), and the last; the sink returns false to stop the
+/// read.
+pub(crate) struct Parts<'s> {
+    /// Rows per part (at least).
+    pub(crate) rows: usize,
+    /// Takes each part.
+    pub(crate) sink: &'s mut dyn FnMut(Staged) -> bool,
+}
+
+impl Parts<'_> {
+    /// Hands the rows staged so far on as a part when they are at least a part's worth
+    /// (making room for `room` more); false when the sink stopped the read.
+    fn offer(&mut self, staged: &mut Staged, room: usize) -> bool {
+        staged.len() < self.rows || (self.sink)(staged.take_part(room))
+    }
+
+    /// Hands the last rows staged on as the last part, if any; false when the sink stopped
+    /// the read.
+    fn finish(&mut self, staged: &mut Staged) -> bool {
+        staged.is_empty() || (self.sink)(staged.take_part(0))
+    }
+}
+
 /// Opens `file`, undoing gzip or zstd compression (recognised by their magic bytes).
 fn open_input(file: &Path, count: Arc<AtomicU64>) -> Result<Box<dyn BufRead>, ImportError> {
     let io = |source| ImportError::Io {
@@ -113,7 +137,7 @@ fn open_input(file: &Path, count: Arc<AtomicU64>) -> Result<Box<dyn BufRead>, Im
 
 /// Reads a whole file into staged rows. Nothing is written anywhere.
 pub fn read_file(file: &Path, opts: &ImportOptions, progress: Progress<'_>) -> Result<Imported, ImportError> {
-    let format = match opts.format.or_else(|| FileFormat::from_path(file)) {
+    let format = match format_of(file, opts) {
         Some(f) => f,
         None => {
             return Err(ImportError::File {
@@ -130,26 +154,36 @@ pub fn read_file(file: &Path, opts: &ImportOptions, progress: Progress<'_>) -> R
     let count = Arc::new(AtomicU64::new(0));
     let input = open_input(file, count.clone())?;
     let mut tick = |rows: u64| progress(count.load(Ordering::Relaxed), rows);
-    if format == FileFormat::Csv {
-        csv::read(file, input, opts, &mut tick)
+    let read = if format == FileFormat::Csv {
+        csv::read(file, input, opts, &mut tick, None)
     } else {
-        ndjson::read(file, input, opts, &mut tick)
+        ndjson::read(file, input, opts, &mut tick, None)
+    };
+    read.map(|(imported, _)| imported)
+}
+
+/// The format of `file`: the options', else the file name's.
+fn format_of(file: &Path, opts: &ImportOptions) -> Option<FileFormat> {
+    opts.format.or_else(|| FileFormat::from_path(file))
+}
+
+/// True when [`crate::Db::import_file`] may stream `file` (see [`read_parts`]): a CSV or
+/// NDJSON file, or a Parquet file in a build with Parquet support.
+pub(crate) fn streams(file: &Path, opts: &ImportOptions) -> bool {
+    match format_of(file, opts) {
+        Some(FileFormat::Parquet) => cfg!(feature = "parquet"),
+        Some(_) => true,
+        None => false,
     }
 }
 
-/// True when [`crate::Db::import_file`] may stream `file` (see [`read_parts`]): a Parquet file,
-/// in a build with Parquet support.
-pub(crate) fn streams(file: &Path, opts: &ImportOptions) -> bool {
-    cfg!(feature = "parquet")
-        && opts.format.or_else(|| FileFormat::from_path(file)) == Some(FileFormat::Parquet)
-}
-
-/// Reads a Parquet file in parts of at least `rows` rows (cut where a decoded batch ends; the
-/// last part may be smaller), handing each part to `sink` as soon as it is staged; `sink`
-/// returns false to stop the read. Returns the bad rows skipped, what was inferred about the
-/// timestamps, and false when `sink` stopped the read. The rows of all the parts are those [`read_file`] stages, in the same
-/// order, and the same errors stop the read.
-#[cfg(feature = "parquet")]
+/// Reads a file in parts of at least `rows` rows (a Parquet file's cut where a decoded batch
+/// ends; the last part may be smaller), handing each part to `sink` as soon as it is staged;
+/// `sink` returns false to stop the read. Returns the bad rows skipped, what was inferred about
+/// the timestamps, and false when `sink` stopped the read. The rows of all the parts are those
+/// [`read_file`] stages, in the same order, and the same errors stop the read (a property
+/// column's type is inferred from the rows read so far: a part may widen it, which the rows of
+/// the parts before did not see).
 pub(crate) fn read_parts(
     file: &Path,
     opts: &ImportOptions,
@@ -157,9 +191,32 @@ pub(crate) fn read_parts(
     rows: usize,
     sink: &mut dyn FnMut(Staged) -> bool,
 ) -> Result<(Vec<ImportError>, Option<Inferred>, bool), ImportError> {
+    let mut parts = Parts { rows, sink };
+    let format = format_of(file, opts);
+    if format == Some(FileFormat::Parquet) {
+        return read_parquet_parts(file, opts, progress, parts);
+    }
+    let count = Arc::new(AtomicU64::new(0));
+    let input = open_input(file, count.clone())?;
+    let mut tick = |rows: u64| progress(count.load(Ordering::Relaxed), rows);
+    let read = if format == Some(FileFormat::Csv) {
+        csv::read(file, input, opts, &mut tick, Some(&mut parts))
+    } else {
+        ndjson::read(file, input, opts, &mut tick, Some(&mut parts))
+    };
+    read.map(|(out, done)| (out.skipped, out.ts.inferred(), done))
+}
+
+/// A Parquet file's [`read_parts`].
+#[cfg(feature = "parquet")]
+fn read_parquet_parts(
+    file: &Path,
+    opts: &ImportOptions,
+    progress: Progress<'_>,
+    parts: Parts<'_>,
+) -> Result<(Vec<ImportError>, Option<Inferred>, bool), ImportError> {
     let len = std::fs::metadata(file).map_or(0, |m| m.len());
     let mut rows_seen = 0;
-    let parts = parquet::Parts { rows, sink };
     let out = parquet::read_parts(
         file,
         opts,
@@ -173,14 +230,13 @@ pub(crate) fn read_parts(
     out
 }
 
-/// Without Parquet support nothing streams (see [`streams`]).
+/// Without Parquet support no Parquet file streams (see [`streams`]).
 #[cfg(not(feature = "parquet"))]
-pub(crate) fn read_parts(
+fn read_parquet_parts(
     file: &Path,
     _opts: &ImportOptions,
     _progress: Progress<'_>,
-    _rows: usize,
-    _sink: &mut dyn FnMut(Staged) -> bool,
+    _parts: Parts<'_>,
 ) -> Result<(Vec<ImportError>, Option<Inferred>, bool), ImportError> {
     Err(ImportError::File {
         file: file.to_owned(),

@@ -12,7 +12,7 @@ use std::path::Path;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::values::unknown_stage;
-use super::{ImportError, ImportOptions, Imported, Layout, RowValues, Scalar, bad_row};
+use super::{ImportError, ImportOptions, Imported, Layout, Parts, RowValues, Scalar, bad_row};
 use crate::ingest::check_name_text;
 use crate::limits;
 use crate::model::Stage;
@@ -215,13 +215,15 @@ fn parse_row<'a>(
     })
 }
 
-/// Reads an NDJSON stream.
+/// Reads an NDJSON stream; with `parts`, the staged rows are handed on part by part (the rows
+/// returned are then none). The flag is false when a sink stopped the read.
 pub(crate) fn read(
     file: &Path,
     mut input: Box<dyn BufRead>,
     opts: &ImportOptions,
     tick: &mut dyn FnMut(u64),
-) -> Result<Imported, ImportError> {
+    mut parts: Option<&mut Parts<'_>>,
+) -> Result<(Imported, bool), ImportError> {
     let mut out = Imported::new(opts);
     let mut buf = Vec::with_capacity(4096);
     let mut line = 0u64;
@@ -266,9 +268,15 @@ pub(crate) fn read(
         if rows.is_multiple_of(1 << 16) {
             tick(rows);
         }
+        if let Some(p) = parts.as_deref_mut()
+            && !p.offer(&mut out.staged, p.rows)
+        {
+            return Ok((out, false));
+        }
     }
     tick(rows);
-    Ok(out)
+    let done = parts.is_none_or(|p| p.finish(&mut out.staged));
+    Ok((out, done))
 }
 
 /// serde_json's message without its " at line L column C" suffix (we report our own line).

@@ -170,7 +170,6 @@ impl StagedProp {
 
 /// The most rows [`Staged::reserve`] makes room for (the caller bounds a file's claim by its
 /// size; room not used is address space, never touched).
-#[cfg(feature = "parquet")]
 pub const RESERVE_ROWS_MAX: usize = 1 << 30;
 
 /// The rows of one file, in file order, ready for [`crate::Db::import`] (through [`Staged::into_rows`]).
@@ -314,7 +313,6 @@ impl Staged {
     /// known in advance: the columns then grow without being copied; room not used is never
     /// touched). A hint only: at most [`RESERVE_ROWS_MAX`] rows, and failing to reserve is not
     /// an error (the columns grow as they fill).
-    #[cfg(feature = "parquet")]
     pub(crate) fn reserve(&mut self, rows: usize) {
         let rows = rows.min(RESERVE_ROWS_MAX);
         let _ = self.cust.try_reserve(rows);
@@ -331,7 +329,6 @@ impl Staged {
     /// makes room for `room` rows in the emptied columns. The properties keep their names and
     /// types (fixed or inferred so far), so that the next part stages them the same way; the
     /// next part's staged ids start again at 0.
-    #[cfg(feature = "parquet")]
     pub(crate) fn take_part(&mut self, room: usize) -> Staged {
         use std::mem::take;
         let props = self

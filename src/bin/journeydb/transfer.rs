@@ -55,10 +55,10 @@ pub fn import(
             events,
             secs,
             events as f64 / secs.max(1e-9),
-            if done.streamed {
-                "streamed in parts"
-            } else {
-                "read whole, then written"
+            match (done.streamed, done.runs) {
+                (true, 0) => "streamed in parts".to_owned(),
+                (true, runs) => format!("streamed in parts, sorted through {runs} runs on disk"),
+                (false, _) => "read whole, then written".to_owned(),
             },
             if done.skipped.is_empty() {
                 String::new()

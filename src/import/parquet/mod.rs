@@ -18,7 +18,7 @@ use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::values::unknown_stage;
-use super::{ImportError, ImportOptions, Imported, Layout, RowValues, Scalar, Staged, bad_row};
+use super::{ImportError, ImportOptions, Imported, Layout, Parts, RowValues, Scalar, Staged, bad_row};
 use crate::ingest::check_name_text;
 use crate::limits;
 use crate::model::{DAY_US, PropType, Stage};
@@ -168,15 +168,6 @@ pub(crate) fn read(
     tick: &mut dyn FnMut(u64),
 ) -> Result<Imported, ImportError> {
     read_with(file, opts, tick, true, BATCH_ROWS, None).map(|(out, _)| out)
-}
-
-/// Where a read in parts hands its parts: each part once about `rows` rows are staged (cut
-/// at a batch boundary), and the last; the sink returns false to stop the read.
-pub(crate) struct Parts<'s> {
-    /// Rows per part (at least).
-    pub(crate) rows: usize,
-    /// Takes each part.
-    pub(crate) sink: &'s mut dyn FnMut(Staged) -> bool,
 }
 
 /// Reads a Parquet file in parts (see [`Parts`]), in batches of at most `parts.rows` rows;
