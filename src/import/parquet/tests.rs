@@ -108,6 +108,16 @@ fn write_groups(path: &Path, dictionary: bool, bad: bool, group_rows: usize) -> 
         ("channel", Arc::new(StringArray::from(channel))),
         ("amount", Arc::new(Int64Array::from(amount))),
     ];
+    write_batch(path, cols, dictionary, group_rows)
+}
+
+/// Writes `cols` as a Parquet file (dictionary-encoded or plain) in row groups of `group_rows`.
+fn write_batch(
+    path: &Path,
+    cols: Vec<(&str, ArrayRef)>,
+    dictionary: bool,
+    group_rows: usize,
+) -> Result<(), String> {
     let batch = RecordBatch::try_from_iter(cols).map_err(|e| e.to_string())?;
     let props = WriterProperties::builder()
         .set_dictionary_enabled(dictionary)
@@ -257,15 +267,35 @@ fn write_int_customers(path: &Path, epoch_seconds: bool) -> Result<(), String> {
         ("ts", ts),
         ("event", Arc::new(StringArray::from(vec!["visit"; ROWS]))),
     ];
-    let batch = RecordBatch::try_from_iter(cols).map_err(|e| e.to_string())?;
-    let props = WriterProperties::builder()
-        .set_max_row_group_row_count(Some(ROWS / 2))
-        .build();
-    let f = std::fs::File::create(path).map_err(|e| e.to_string())?;
-    let mut w = ArrowWriter::try_new(f, batch.schema(), Some(props)).map_err(|e| e.to_string())?;
-    w.write(&batch).map_err(|e| e.to_string())?;
-    w.close().map_err(|e| e.to_string())?;
-    Ok(())
+    write_batch(path, cols, true, ROWS / 2)
+}
+
+/// A file of [`write_int_customers`] read with `skip_bad` by the row path and by the column
+/// path (batches of 5,000 rows), which must stage the same rows: the directory holding it, its
+/// path, the options, and the two reads.
+type BothPaths = (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    ImportOptions,
+    Imported,
+    Imported,
+);
+
+fn int_file_both_paths(epoch_seconds: bool, skip_bad: usize) -> Result<BothPaths, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = dir.path().join("ints.parquet");
+    write_int_customers(&path, epoch_seconds)?;
+    let opts = ImportOptions {
+        skip_bad,
+        ..ImportOptions::default()
+    };
+    let rows = read_with(&path, &opts, &mut |_| {}, false, 5_000, None).map_err(|e| e.to_string())?;
+    let cols = read_with(&path, &opts, &mut |_| {}, true, 5_000, None).map_err(|e| e.to_string())?;
+    assert!(
+        summary(&rows.0.staged) == summary(&cols.0.staged),
+        "the paths staged different rows"
+    );
+    Ok((dir, path, opts, rows.0, cols.0))
 }
 
 /// Integer customer ids are staged column by column too (each distinct id written in decimal
@@ -273,22 +303,10 @@ fn write_int_customers(path: &Path, epoch_seconds: bool) -> Result<(), String> {
 /// customers as the whole file's.
 #[test]
 fn integer_customer_ids_stage_by_columns_and_in_parts() -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let path = dir.path().join("ints.parquet");
-    write_int_customers(&path, false)?;
-    let opts = ImportOptions {
-        skip_bad: 1,
-        ..ImportOptions::default()
-    };
-    let rows = read_with(&path, &opts, &mut |_| {}, false, 5_000, None).map_err(|e| e.to_string())?;
-    let cols = read_with(&path, &opts, &mut |_| {}, true, 5_000, None).map_err(|e| e.to_string())?;
-    assert_eq!(cols.0.staged.len(), ROWS - 1);
-    assert!(
-        summary(&rows.0.staged) == summary(&cols.0.staged),
-        "the paths staged different rows"
-    );
-    assert_eq!(&*cols.0.staged.customers.names[0], "-3");
-    assert_eq!(&*cols.0.staged.customers.names[1], "416");
+    let (_dir, path, opts, _, cols) = int_file_both_paths(false, 1)?;
+    assert_eq!(cols.staged.len(), ROWS - 1);
+    assert_eq!(&*cols.staged.customers.names[0], "-3");
+    assert_eq!(&*cols.staged.customers.names[1], "416");
     // In parts of at least 3,000 rows: each part's ids name the whole read's customers.
     let names = |staged: &Staged| -> Vec<String> {
         staged
@@ -307,7 +325,7 @@ fn integer_customer_ids_stage_by_columns_and_in_parts() -> Result<(), String> {
         sink: &mut sink,
     };
     read_parts(&path, &opts, &mut |_| {}, parts).map_err(|e| e.to_string())?;
-    assert_eq!(parted, names(&cols.0.staged));
+    assert_eq!(parted, names(&cols.staged));
     Ok(())
 }
 
@@ -316,25 +334,13 @@ fn integer_customer_ids_stage_by_columns_and_in_parts() -> Result<(), String> {
 /// path, which reports its line.
 #[test]
 fn integer_timestamps_stage_by_columns() -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let path = dir.path().join("seconds.parquet");
-    write_int_customers(&path, true)?;
-    let opts = ImportOptions {
-        skip_bad: 2,
-        ..ImportOptions::default()
-    };
-    let rows = read_with(&path, &opts, &mut |_| {}, false, 5_000, None).map_err(|e| e.to_string())?;
-    let cols = read_with(&path, &opts, &mut |_| {}, true, 5_000, None).map_err(|e| e.to_string())?;
+    let (_dir, _, _, rows, cols) = int_file_both_paths(true, 2)?;
     let lines = |r: &Imported| -> Vec<String> { r.skipped.iter().map(ToString::to_string).collect() };
-    assert_eq!(lines(&cols.0), lines(&rows.0));
-    assert_eq!(cols.0.skipped.len(), 2);
-    assert!(lines(&cols.0)[1].contains(":50001:"), "{:?}", lines(&cols.0));
-    assert!(
-        summary(&rows.0.staged) == summary(&cols.0.staged),
-        "the paths staged different rows"
-    );
-    assert_eq!(cols.0.staged.ts.get(1), Some(&1_767_225_601_000_000));
-    assert_eq!(cols.0.ts_inferred(), rows.0.ts_inferred());
-    assert!(cols.0.ts_inferred().is_some());
+    assert_eq!(lines(&cols), lines(&rows));
+    assert_eq!(cols.skipped.len(), 2);
+    assert!(lines(&cols)[1].contains(":50001:"), "{:?}", lines(&cols));
+    assert_eq!(cols.staged.ts.get(1), Some(&1_767_225_601_000_000));
+    assert_eq!(cols.ts_inferred(), rows.ts_inferred());
+    assert!(cols.ts_inferred().is_some());
     Ok(())
 }
