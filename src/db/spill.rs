@@ -30,8 +30,8 @@ pub(super) struct Runs {
     /// The runs written, in file order: equal (customer, time) keys merge in this order, which
     /// is the order of the rows in the file.
     written: Vec<Arc<Segment>>,
-    /// Rows in the runs written (each run is given the next range of this count as its
-    /// sequence numbers, which is how the merge ranks them).
+    /// Rows in the runs written (each run's footer records the next range of this count as
+    /// its sequence numbers; the merge ranks runs by their place in `written`, not by these).
     rows: u64,
     /// The run being gathered, in file order.
     gathering: Columns,
