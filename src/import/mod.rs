@@ -151,15 +151,26 @@ pub fn read_file(file: &Path, opts: &ImportOptions, progress: Progress<'_>) -> R
     if format == FileFormat::Parquet {
         return read_parquet(file, opts, progress);
     }
+    read_text(file, format, opts, progress, None).map(|(imported, _)| imported)
+}
+
+/// Reads a CSV or NDJSON file (`format`), whole or (`parts`) in parts; false when a part's
+/// sink stopped the read.
+fn read_text(
+    file: &Path,
+    format: FileFormat,
+    opts: &ImportOptions,
+    progress: Progress<'_>,
+    parts: Option<&mut Parts<'_>>,
+) -> Result<(Imported, bool), ImportError> {
     let count = Arc::new(AtomicU64::new(0));
     let input = open_input(file, count.clone())?;
     let mut tick = |rows: u64| progress(count.load(Ordering::Relaxed), rows);
-    let read = if format == FileFormat::Csv {
-        csv::read(file, input, opts, &mut tick, None)
+    if format == FileFormat::Csv {
+        csv::read(file, input, opts, &mut tick, parts)
     } else {
-        ndjson::read(file, input, opts, &mut tick, None)
-    };
-    read.map(|(imported, _)| imported)
+        ndjson::read(file, input, opts, &mut tick, parts)
+    }
 }
 
 /// The format of `file`: the options', else the file name's.
@@ -192,19 +203,39 @@ pub(crate) fn read_parts(
     sink: &mut dyn FnMut(Staged) -> bool,
 ) -> Result<(Vec<ImportError>, Option<Inferred>, bool), ImportError> {
     let mut parts = Parts { rows, sink };
-    let format = format_of(file, opts);
-    if format == Some(FileFormat::Parquet) {
+    let format = format_of(file, opts).unwrap_or(FileFormat::Ndjson);
+    if format == FileFormat::Parquet {
         return read_parquet_parts(file, opts, progress, parts);
     }
-    let count = Arc::new(AtomicU64::new(0));
-    let input = open_input(file, count.clone())?;
-    let mut tick = |rows: u64| progress(count.load(Ordering::Relaxed), rows);
-    let read = if format == Some(FileFormat::Csv) {
-        csv::read(file, input, opts, &mut tick, Some(&mut parts))
-    } else {
-        ndjson::read(file, input, opts, &mut tick, Some(&mut parts))
-    };
-    read.map(|(out, done)| (out.skipped, out.ts.inferred(), done))
+    read_text(file, format, opts, progress, Some(&mut parts))
+        .map(|(out, done)| (out.skipped, out.ts.inferred(), done))
+}
+
+/// Runs a Parquet read with `progress` given the rows as they are read, then the file's whole
+/// length once it is done (a Parquet reader does not count bytes).
+#[cfg(feature = "parquet")]
+fn with_parquet_progress<T>(
+    file: &Path,
+    progress: Progress<'_>,
+    read: impl FnOnce(&mut dyn FnMut(u64)) -> T,
+) -> T {
+    let len = std::fs::metadata(file).map_or(0, |m| m.len());
+    let mut rows_seen = 0;
+    let out = read(&mut |rows| {
+        rows_seen = rows;
+        progress(0, rows);
+    });
+    progress(len, rows_seen);
+    out
+}
+
+/// The error of reading a Parquet file in a build without Parquet support.
+#[cfg(not(feature = "parquet"))]
+fn no_parquet(file: &Path) -> ImportError {
+    ImportError::File {
+        file: file.to_owned(),
+        reason: "this journeydb was built without Parquet support (cargo feature `parquet`)".into(),
+    }
 }
 
 /// A Parquet file's [`read_parts`].
@@ -215,19 +246,9 @@ fn read_parquet_parts(
     progress: Progress<'_>,
     parts: Parts<'_>,
 ) -> Result<(Vec<ImportError>, Option<Inferred>, bool), ImportError> {
-    let len = std::fs::metadata(file).map_or(0, |m| m.len());
-    let mut rows_seen = 0;
-    let out = parquet::read_parts(
-        file,
-        opts,
-        &mut |rows| {
-            rows_seen = rows;
-            progress(0, rows);
-        },
-        parts,
-    );
-    progress(len, rows_seen);
-    out
+    with_parquet_progress(file, progress, |tick| {
+        parquet::read_parts(file, opts, tick, parts)
+    })
 }
 
 /// Without Parquet support no Parquet file streams (see [`streams`]).
@@ -238,22 +259,12 @@ fn read_parquet_parts(
     _progress: Progress<'_>,
     _parts: Parts<'_>,
 ) -> Result<(Vec<ImportError>, Option<Inferred>, bool), ImportError> {
-    Err(ImportError::File {
-        file: file.to_owned(),
-        reason: "this journeydb was built without Parquet support (cargo feature `parquet`)".into(),
-    })
+    Err(no_parquet(file))
 }
 
 #[cfg(feature = "parquet")]
 fn read_parquet(file: &Path, opts: &ImportOptions, progress: Progress<'_>) -> Result<Imported, ImportError> {
-    let len = std::fs::metadata(file).map_or(0, |m| m.len());
-    let mut rows_seen = 0;
-    let out = parquet::read(file, opts, &mut |rows| {
-        rows_seen = rows;
-        progress(0, rows);
-    });
-    progress(len, rows_seen);
-    out
+    with_parquet_progress(file, progress, |tick| parquet::read(file, opts, tick))
 }
 
 #[cfg(not(feature = "parquet"))]
@@ -262,10 +273,7 @@ fn read_parquet(
     _opts: &ImportOptions,
     _progress: Progress<'_>,
 ) -> Result<Imported, ImportError> {
-    Err(ImportError::File {
-        file: file.to_owned(),
-        reason: "this journeydb was built without Parquet support (cargo feature `parquet`)".into(),
-    })
+    Err(no_parquet(file))
 }
 
 #[cfg(test)]
