@@ -25,8 +25,10 @@ const EVENTS_PER_BATCH: i64 = 7;
 fn batch(b: i64) -> Vec<Event> {
     (0..EVENTS_PER_BATCH)
         .map(|i| {
+            // Customers two events each, so that a batch's rows reversed are out of
+            // (customer, time) order whatever ids its customers were given.
             Event::new(
-                format!("c{}", (b * 7 + i) % 53),
+                format!("c{}", (b * 7 + i / 2) % 53),
                 b * 1_000 + i,
                 ["visit", "add_to_cart", "purchase"][(i % 3) as usize],
             )
@@ -121,7 +123,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_batch() {
             .env(CHILD_ENV, &dir)
             .env(START_ENV, next_start.to_string())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -137,6 +139,13 @@ fn sigkill_at_random_moments_loses_no_acknowledged_batch() {
             }
             acked
         });
+        // The child's panics are failures even when they come after the kill was decided.
+        let stderr = child.stderr.take().unwrap();
+        let errors = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text);
+            text
+        });
         let wait = Duration::from_millis(20 + xorshift(&mut rng) % 150);
         let t0 = Instant::now();
         while t0.elapsed() < wait {
@@ -148,6 +157,11 @@ fn sigkill_at_random_moments_loses_no_acknowledged_batch() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let acked = reader.join().unwrap();
+        let errors = errors.join().unwrap();
+        assert!(
+            !errors.contains("panicked"),
+            "iteration {iter}: the child panicked:\n{errors}"
+        );
         acked_all.extend(&acked);
 
         let db = Db::open(&dir, Options::default())
