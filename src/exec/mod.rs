@@ -25,6 +25,7 @@ mod linked;
 mod scan;
 mod prefilter;
 mod range;
+mod measures;
 mod ties;
 mod labels;
 mod median;

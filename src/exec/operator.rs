@@ -54,7 +54,8 @@ impl<P: Default> Prefilter<P> {
 /// ([`evaluate`](super::scan::evaluate)) then runs:
 ///
 /// 1. [`prefilter`](Operator::prefilter): the bitmap indices answer the whole statement, or
-///    narrow the customers to scan (and answer for the rest);
+///    narrow the customers to scan (and answer for the rest); an order-free operator may
+///    instead answer by [`by_rows`](Operator::by_rows), a pass over each source's blocks;
 /// 2. [`customer`](Operator::customer): each worker folds the rows of each customer of its
 ///    range — in (customer, time, sequence) order, every decoded column of
 ///    [`columns`](Operator::columns) — into its partial state;
@@ -78,6 +79,15 @@ pub(super) trait Operator: Sync {
     /// What the indices answer before any row is read (by default: nothing; scan everyone).
     fn prefilter(&self, _input: &Input<'_>) -> Result<Prefilter<Self::Partial>, QueryError> {
         Ok(Prefilter::everyone())
+    }
+
+    /// The order-free shortcut: an operator whose per-customer state depends on each of the
+    /// customer's rows alone, not on their order or on rows of other sources (counts, extremes,
+    /// values sorted per customer), may build its merged state from a pass that reads every
+    /// block of every source on its own (the `measures` room) instead of the customer
+    /// scan. It must give exactly the scan's state. `Ok(None)`: scan (the default).
+    fn by_rows(&self, _input: &Input<'_>, _opts: &QueryOptions) -> Result<Option<Self::Partial>, QueryError> {
+        Ok(None)
     }
 
     /// The only customers this statement reads, when it reads a few (a timeline, an

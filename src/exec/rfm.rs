@@ -1,12 +1,13 @@
 //! RFM: every customer's recency, frequency and monetary value over the events of a step,
 //! scored 1–5 against the other customers and mapped to named segments (docs/QUERY.md, RFM).
 //!
-//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `operator`, `options`, `prefilter`, `scan`.
+//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `measures`, `operator`, `options`, `prefilter`, `scan`.
 
 use std::ops::Range;
 
 use roaring::RoaringBitmap;
 
+use super::measures::{self, Counted, Wanted};
 use super::operator::{Operator, Prefilter};
 use super::options::{Input, QueryError, QueryOptions};
 use super::prefilter::candidates;
@@ -77,23 +78,56 @@ fn segment_of(recency: u8, frequency: u8) -> usize {
         .unwrap_or(RFM_SEGMENTS.len() - 1)
 }
 
-/// Every customer's score for one measure (`values[i]` is customer i's): 1 + ⌊5 × (the
-/// customers with a strictly smaller value) / N⌋ — quintiles by rank, equal values equal scores,
-/// so the answer never depends on the order customers are read in. One sort, then one walk.
-fn scores<T: Copy>(values: &[T], cmp: impl Fn(&T, &T) -> std::cmp::Ordering) -> Vec<u8> {
-    let n = values.len().max(1) as u64;
-    let mut order: Vec<u32> = (0..values.len() as u32).collect();
-    order.sort_unstable_by(|&a, &b| cmp(&values[a as usize], &values[b as usize]));
-    let mut out = vec![0u8; values.len()];
+/// Every customer's score for one measure (`keys[i]` is customer i's value as a key that
+/// orders as the value): 1 + ⌊5 × (the customers with a strictly smaller value) / N⌋ —
+/// quintiles by rank, equal values equal scores, so the answer never depends on the order
+/// customers are read in. One sort of (key, customer) pairs, then one walk.
+fn scores(keys: impl Iterator<Item = u64>) -> Vec<u8> {
+    let mut order: Vec<(u64, u32)> = keys.zip(0u32..).collect();
+    let n = order.len().max(1) as u64;
+    let largest = order.iter().map(|&(key, _)| key).max().unwrap_or(0);
+    if largest < 4 * n {
+        return scores_counted(&order, largest, n);
+    }
+    order.sort_unstable();
+    let mut out = vec![0u8; order.len()];
     let mut below = 0;
-    for (position, &i) in order.iter().enumerate() {
+    for position in 0..order.len() {
         // A new value: every customer before it is strictly below.
-        if position > 0 && cmp(&values[order[position - 1] as usize], &values[i as usize]).is_lt() {
+        if position > 0 && order[position - 1].0 < order[position].0 {
             below = position as u64;
         }
-        out[i as usize] = 1 + (5 * below / n) as u8;
+        out[order[position].1 as usize] = 1 + (5 * below / n) as u8;
     }
     out
+}
+
+/// [`scores`] of small keys (all below `largest + 1`, a few times the customers): the
+/// customers strictly below each key counted in one pass, no sort.
+fn scores_counted(keyed: &[(u64, u32)], largest: u64, customers: u64) -> Vec<u8> {
+    let mut below = vec![0u64; largest as usize + 2];
+    for &(key, _) in keyed {
+        below[key as usize + 1] += 1;
+    }
+    for k in 1..below.len() {
+        below[k] += below[k - 1];
+    }
+    keyed
+        .iter()
+        .map(|&(key, _)| 1 + (5 * below[key as usize] / customers) as u8)
+        .collect()
+}
+
+/// An `i64` as a key that orders as it does.
+fn int_key(value: i64) -> u64 {
+    (value as u64) ^ (1 << 63)
+}
+
+/// An `f64` as a key that orders as `f64::total_cmp` does.
+fn float_key(value: f64) -> u64 {
+    let bits = value.to_bits();
+    // Negative values: every bit flipped (larger magnitudes first); others: the sign set.
+    if bits >> 63 == 1 { !bits } else { bits | (1 << 63) }
 }
 
 impl<'a> RfmOp<'a> {
@@ -120,12 +154,25 @@ impl<'a> RfmOp<'a> {
     fn scored(mut customers: Vec<Measures>) -> Vec<Scored> {
         customers.sort_unstable_by_key(|m| m.cid);
         // A more recent last event is better: it has the more customers below it.
-        let lasts: Vec<i64> = customers.iter().map(|m| m.last).collect();
-        let frequencies: Vec<u64> = customers.iter().map(|m| m.frequency).collect();
-        let monetary: Vec<f64> = customers.iter().map(|m| m.monetary).collect();
-        let r = scores(&lasts, Ord::cmp);
-        let f = scores(&frequencies, Ord::cmp);
-        let m = scores(&monetary, f64::total_cmp);
+        let recency = || scores(customers.iter().map(|m| int_key(m.last)));
+        let frequency = || scores(customers.iter().map(|m| m.frequency));
+        let monetary = || scores(customers.iter().map(|m| float_key(m.monetary)));
+        // Three independent sorts: two on a thread of their own when they are large.
+        let (r, f, m) = if customers.len() < 1 << 16 {
+            (recency(), frequency(), monetary())
+        } else {
+            std::thread::scope(|scope| {
+                let r = scope.spawn(recency);
+                let m = scope.spawn(monetary);
+                let f = frequency();
+                let join = |handle: std::thread::ScopedJoinHandle<'_, Vec<u8>>| {
+                    handle
+                        .join()
+                        .unwrap_or_else(|payload| std::panic::resume_unwind(payload))
+                };
+                (join(r), f, join(m))
+            })
+        };
         (customers.into_iter().enumerate())
             .map(|(i, measures)| Scored {
                 measures,
@@ -147,6 +194,43 @@ impl Operator for RfmOp<'_> {
         } else {
             columns_of(&[self.value.0])
         }
+    }
+
+    fn by_rows(&self, input: &Input<'_>, opts: &QueryOptions) -> Result<Option<RfmPartial>, QueryError> {
+        let counted = Counted {
+            step: Some(&self.step),
+            step_events: self.step_events.as_deref(),
+            filter: self.filter.as_ref(),
+            range: self.range,
+            dicts: self.dicts,
+        };
+        let wanted = Wanted {
+            first: false,
+            last: true,
+            value: Some(self.value),
+            days: None,
+        };
+        let only = candidates(&self.step, input.bitmaps, self.range);
+        let measured = measures::measure(
+            &input.sources,
+            input.customers,
+            &counted,
+            &wanted,
+            only.as_ref(),
+            opts,
+        )?;
+        Ok(measured.map(|measured| RfmPartial {
+            customers: (measured.cids.iter().enumerate())
+                .map(|(k, &cid)| Measures {
+                    cid,
+                    last: measured.last[k],
+                    frequency: measured.counts[k],
+                    // Ascending, `+ 0.0`: as the customer step sums.
+                    monetary: measured.values_of(k).iter().sum::<f64>() + 0.0,
+                })
+                .collect(),
+            values: Vec::new(),
+        }))
     }
 
     fn prefilter(&self, input: &Input<'_>) -> Result<Prefilter<RfmPartial>, QueryError> {
@@ -223,31 +307,35 @@ impl Operator for RfmOp<'_> {
             "f",
             "m",
         ]);
-        for (k, name) in RFM_SEGMENTS.iter().enumerate() {
-            let members: Vec<&Scored> = scored.iter().filter(|s| s.segment == k).collect();
-            let n = members.len();
-            let mean = |f: &dyn Fn(&Scored) -> f64| {
-                if n == 0 {
-                    return Cell::Null;
-                }
-                // Summed in customer-id order: the same for every run.
-                Cell::Float(members.iter().map(|s| f(s)).sum::<f64>() / n as f64)
+        // Per segment: its customers, and the sums of the six measures — added in customer-id
+        // order, the same for every run.
+        let mut sums = vec![(0usize, [0f64; 6]); RFM_SEGMENTS.len()];
+        for s in &scored {
+            let (members, sum) = &mut sums[s.segment];
+            *members += 1;
+            let measures = [
+                (now - s.measures.last) as f64 / model::DAY_US as f64,
+                s.measures.frequency as f64,
+                s.measures.monetary,
+                f64::from(s.r),
+                f64::from(s.f),
+                f64::from(s.m),
+            ];
+            for (into, value) in sum.iter_mut().zip(measures) {
+                *into += value;
+            }
+        }
+        for (name, &(n, sum)) in RFM_SEGMENTS.iter().zip(&sums) {
+            let share = match total {
+                0 => Cell::Null,
+                _ => Cell::Rate(n as f64 / total as f64),
             };
-            t.rows.push(vec![
-                Cell::Str((*name).to_owned()),
-                Cell::Int(n as i64),
-                if total == 0 {
-                    Cell::Null
-                } else {
-                    Cell::Rate(n as f64 / total as f64)
-                },
-                mean(&|s| (now - s.measures.last) as f64 / model::DAY_US as f64),
-                mean(&|s| s.measures.frequency as f64),
-                mean(&|s| s.measures.monetary),
-                mean(&|s| f64::from(s.r)),
-                mean(&|s| f64::from(s.f)),
-                mean(&|s| f64::from(s.m)),
-            ]);
+            let mut row = vec![Cell::Str((*name).to_owned()), Cell::Int(n as i64), share];
+            row.extend(sum.iter().map(|&sum| match n {
+                0 => Cell::Null,
+                _ => Cell::Float(sum / n as f64),
+            }));
+            t.rows.push(row);
         }
         Ok(t)
     }
@@ -282,4 +370,122 @@ pub(super) fn segment_members(
         .filter(|s| s.segment == k)
         .map(|s| s.measures.cid)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::operator::Operator;
+    use super::super::options::{Input, QueryOptions};
+    use super::super::scan::{scan_customers, scanned};
+    use super::super::top::TopOp;
+    use super::RfmOp;
+    use crate::db::{Db, Options, Snapshot};
+    use crate::model::Event;
+    use crate::query::ast::Statement;
+    use crate::result::Table;
+    use proptest::prelude::*;
+
+    /// The statement answered by the order-free pass and by the customer scan.
+    fn both_ways<O: Operator>(op: &O, input: &Input<'_>, threads: usize) -> (Option<Table>, Table) {
+        let opts = QueryOptions {
+            threads,
+            ..QueryOptions::default()
+        };
+        let by_rows = op.by_rows(input, &opts).unwrap();
+        let by_rows = by_rows.map(|state| op.finish(state, input, &opts).unwrap());
+        let scanned = scanned(op, input, &opts, scan_customers::<O>).unwrap();
+        (by_rows, op.finish(scanned, input, &opts).unwrap())
+    }
+
+    fn check(snapshot: &Snapshot, text: &str) -> Result<(), TestCaseError> {
+        let dicts = snapshot.dicts();
+        let input = Input::of(snapshot, &dicts);
+        for threads in [1, 2] {
+            let (by_rows, scanned) = match crate::query::parse(text).unwrap() {
+                Statement::Top(top) => both_ways(&TopOp::plan(&top, text, &input).unwrap(), &input, threads),
+                Statement::Rfm(rfm) => both_ways(&RfmOp::plan(&rfm, text, &input).unwrap(), &input, threads),
+                _ => unreachable!("{text}"),
+            };
+            prop_assert_eq!(
+                by_rows.as_ref(),
+                Some(&scanned),
+                "{} on {} threads",
+                text,
+                threads
+            );
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)))]
+
+        /// The sort keys order as the values do (floats as `total_cmp`: −0.0 below 0.0).
+        #[test]
+        fn keys_order_as_their_values(a in any::<i64>(), b in any::<i64>(), x in any::<f64>(), y in any::<f64>()) {
+            prop_assert_eq!(super::int_key(a).cmp(&super::int_key(b)), a.cmp(&b));
+            prop_assert_eq!(super::float_key(x).cmp(&super::float_key(y)), x.total_cmp(&y));
+            for (x, y) in [(-0.0, 0.0), (-1.5, -0.25), (f64::NEG_INFINITY, -1e308), (1e-300, 2.0)] {
+                prop_assert_eq!(super::float_key(x).cmp(&super::float_key(y)), x.total_cmp(&y));
+            }
+        }
+
+        /// TOP CUSTOMERS and RFM read by rows, source by source, give exactly what the
+        /// customer scan gives from each customer's merged rows: several segments, rows not
+        /// yet flushed, ties, values in any order (sums added in ascending order), −0.0,
+        /// missing values, time zones.
+        #[test]
+        fn by_rows_equals_the_customer_scan(
+            rows in proptest::collection::vec((0u8..9, 0i64..40, 0u8..4, proptest::option::of(-3i8..6), any::<bool>()), 1..120),
+            flush_every in 1usize..40,
+            which in 0usize..3,
+            filtered in any::<bool>(),
+            ranged in any::<bool>(),
+        ) {
+            let mut rows = rows;
+            // `amt` exists (a statement naming an unknown property is an error).
+            rows[0].3 = rows[0].3.or(Some(1));
+            let dir = tempfile::tempdir().unwrap();
+            let db = Db::create(dir.path().join("db"), Options::default()).unwrap();
+            for (k, chunk) in rows.chunks(flush_every).enumerate() {
+                let events: Vec<Event> = chunk
+                    .iter()
+                    .map(|&(customer, hour, event, amount, x)| {
+                        let mut e = Event::new(format!("c{customer}"), hour * 3_600_000_000 + 1_000, ["a", "b", "c", "d"][event as usize])
+                            .with_prop("ch", if x { "x" } else { "y" });
+                        if let Some(amount) = amount {
+                            // Tenths (whose sums round differently in different orders), and
+                            // −0.0 (which must tie with 0).
+                            let value = if amount == 0 && x { -0.0 } else { f64::from(amount) * 0.1 + 0.7 };
+                            e = e.with_prop("amt", value);
+                        }
+                        e
+                    })
+                    .collect();
+                db.commit(&events).unwrap();
+                // The last chunk stays in the buffer.
+                if k + 1 < rows.len().div_ceil(flush_every) {
+                    db.flush().unwrap();
+                }
+            }
+            let step = ["a", "a OR b", "ANY"][which];
+            let mut common = String::new();
+            if ranged {
+                common += " FROM '1970-01-01T05:00:00Z' TO '1970-01-02T10:00:00Z'";
+            }
+            if filtered {
+                common += " WHERE ch = 'x'";
+            }
+            let snapshot = db.snapshot();
+            for measure in ["count", "sum(amt)", "avg(amt)", "min(amt)", "max(amt)", "first_seen", "last_seen", "days_active"] {
+                check(&snapshot, &format!("TOP CUSTOMERS BY {measure} OF {step} LIMIT 4{common}"))?;
+                check(&snapshot, &format!("TOP CUSTOMERS BY {measure} OF {step} ASC LIMIT 100{common}"))?;
+            }
+            check(&snapshot, &format!("TOP CUSTOMERS BY days_active LIMIT 5{common} TZ 'America/New_York'"))?;
+            if which < 2 {
+                check(&snapshot, &format!("RFM OF {step} VALUE amt{common}"))?;
+            }
+        }
+    }
 }

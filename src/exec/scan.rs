@@ -87,6 +87,19 @@ fn gather_plain<O: Operator>(
     opts: &QueryOptions,
     scan: Scan<O>,
 ) -> Result<O::Partial, QueryError> {
+    if let Some(state) = op.by_rows(input, opts)? {
+        return Ok(state);
+    }
+    scanned(op, input, opts, scan)
+}
+
+/// [`gather_plain`] without the order-free shortcut: prefilter, scan, merge.
+pub(super) fn scanned<O: Operator>(
+    op: &O,
+    input: &Input<'_>,
+    opts: &QueryOptions,
+    scan: Scan<O>,
+) -> Result<O::Partial, QueryError> {
     Ok(match op.prefilter(input)? {
         Prefilter::Answered(state) => state,
         Prefilter::Scan {
@@ -241,7 +254,7 @@ pub(super) fn run_scans<O: Operator>(
 
 /// The machine's parallelism, asked once per process: asking reads the cgroup and affinity
 /// settings (microseconds, as long as a whole one-customer query).
-fn available_threads() -> usize {
+pub(super) fn available_threads() -> usize {
     static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }

@@ -1,8 +1,9 @@
 //! TOP CUSTOMERS: customers ranked by a measure of their events (count, a property's sum, mean,
 //! minimum or maximum, first or last time seen, days active), as SQL's `RANK()`.
 //!
-//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `operator`, `options`, `prefilter`, `range`, `scan`.
+//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `measures`, `operator`, `options`, `prefilter`, `range`, `scan`.
 
+use super::measures::{self, Counted, PerCustomer, Wanted};
 use super::operator::{Operator, Prefilter};
 use super::options::{Input, QueryError, QueryOptions};
 use super::prefilter::candidates;
@@ -77,7 +78,7 @@ pub(super) struct TopPartial {
 
 impl<'a> TopOp<'a> {
     /// Plans a TOP CUSTOMERS statement on `input`.
-    fn plan(top: &TopCustomers, text: &str, input: &Input<'a>) -> Result<Self, QueryError> {
+    pub(super) fn plan(top: &TopCustomers, text: &str, input: &Input<'a>) -> Result<Self, QueryError> {
         let res = Resolver::new(input.dicts, text, top.common.tz.as_ref())?;
         let numeric = |name: &str, span| -> Result<(u32, PropType), QueryError> {
             let (id, ty) = res.prop(name, span)?;
@@ -195,8 +196,86 @@ impl<'a> TopOp<'a> {
     }
 }
 
+impl TopOp<'_> {
+    /// The rows this statement counts, and the measures its measure needs.
+    fn counted_and_wanted(&self) -> (Counted<'_>, Wanted) {
+        let counted = Counted {
+            step: self.step.as_ref(),
+            step_events: self.step_events.as_deref(),
+            filter: self.filter.as_ref(),
+            range: self.range,
+            dicts: self.dicts,
+        };
+        let wanted = Wanted {
+            first: matches!(self.measure, MeasureOp::FirstSeen),
+            last: matches!(self.measure, MeasureOp::LastSeen),
+            value: match self.measure {
+                MeasureOp::Sum(id, ty)
+                | MeasureOp::Avg(id, ty)
+                | MeasureOp::Min(id, ty)
+                | MeasureOp::Max(id, ty) => Some((id, ty)),
+                _ => None,
+            },
+            days: matches!(self.measure, MeasureOp::DaysActive).then(|| self.tz.clone()),
+        };
+        (counted, wanted)
+    }
+
+    /// The measure of the customer at `position` from the measures of every customer (as [`TopOp::measure`] from
+    /// the customer's rows; `None`: not ranked).
+    fn measure_of(&self, measures: &PerCustomer, position: usize) -> Option<Value> {
+        let int = |value: i64| Some(Value::Int(value));
+        let values = match self.measure {
+            MeasureOp::Count => return int(measures.counts[position] as i64),
+            MeasureOp::FirstSeen => return int(measures.first[position]),
+            MeasureOp::LastSeen => return int(measures.last[position]),
+            MeasureOp::DaysActive => return int(measures.days[position] as i64),
+            MeasureOp::Sum(..) | MeasureOp::Avg(..) | MeasureOp::Min(..) | MeasureOp::Max(..) => {
+                measures.values_of(position)
+            }
+        };
+        let (&min, &max) = (values.first()?, values.last()?);
+        let sum: f64 = values.iter().sum();
+        let value = match self.measure {
+            MeasureOp::Sum(..) => sum,
+            MeasureOp::Avg(..) => sum / values.len() as f64,
+            MeasureOp::Min(..) => min,
+            _ => max,
+        };
+        // `+ 0.0` makes −0.0 zero, as in `measure`.
+        Some(Value::Float(value + 0.0))
+    }
+}
+
 impl Operator for TopOp<'_> {
     type Partial = TopPartial;
+
+    fn by_rows(&self, input: &Input<'_>, opts: &QueryOptions) -> Result<Option<TopPartial>, QueryError> {
+        let (counted, wanted) = self.counted_and_wanted();
+        let only = self
+            .step
+            .as_ref()
+            .and_then(|step| candidates(step, input.bitmaps, self.range));
+        let measured = measures::measure(
+            &input.sources,
+            input.customers,
+            &counted,
+            &wanted,
+            only.as_ref(),
+            opts,
+        )?;
+        let Some(measured) = measured else {
+            return Ok(None);
+        };
+        let mut partial = TopPartial::default();
+        for (k, &cid) in measured.cids.iter().enumerate() {
+            if let Some(value) = self.measure_of(&measured, k) {
+                partial.ranked.push((value, cid));
+                self.prune(&mut partial.ranked, false);
+            }
+        }
+        Ok(Some(partial))
+    }
 
     fn columns(&self) -> ColumnSet {
         if self.filter.is_some() || self.step.as_ref().is_some_and(Matcher::uses_props) {

@@ -80,10 +80,15 @@ pub fn get_prop(
     if PropType::from_code(reader.u8()?) != Some(ty) {
         return Err(reader.err("property type disagrees with the footer"));
     }
-    let valid = match reader.u8()? {
-        0 => vec![true; rows],
-        1 => get_bits(reader, rows)?,
+    // The validity bits as stored (`None`: every row valid).
+    let bits = match reader.u8()? {
+        0 => None,
+        1 => Some(reader.bytes(rows.div_ceil(8))?),
         m => return Err(reader.err(format!("validity mode {m}"))),
+    };
+    let valid: Vec<bool> = match bits {
+        None => vec![true; rows],
+        Some(bits) => (0..rows).map(|i| bits[i / 8] >> (i % 8) & 1 == 1).collect(),
     };
     let count = valid.iter().filter(|&&v| v).count();
     let vals: Vec<u64> = match ty {
@@ -110,11 +115,33 @@ pub fn get_prop(
         PropType::Bool => get_bits(reader, count)?.into_iter().map(u64::from).collect(),
     };
     let mut col = PropColumn::new(id, ty);
+    col.vals = match bits {
+        Some(bits) => spread(&vals, bits, rows),
+        None => vals,
+    };
     col.valid = valid;
-    col.vals = Vec::with_capacity(rows);
-    let mut it = vals.into_iter();
-    for &v in &col.valid {
-        col.vals.push(if v { it.next().unwrap_or(0) } else { 0 });
-    }
     Ok(col)
+}
+
+/// The values of the valid rows (in row order) spread to one slot per row (0 where not
+/// valid): each value goes to the row of the next set bit of `bits` (a word of 64 rows at a
+/// time, so sparse columns cost by their values, not their rows).
+fn spread(vals: &[u64], bits: &[u8], rows: usize) -> Vec<u64> {
+    let mut out = vec![0u64; rows];
+    let mut values = vals.iter();
+    for (word_index, chunk) in bits.chunks(8).enumerate() {
+        let mut word_bytes = [0u8; 8];
+        word_bytes[..chunk.len()].copy_from_slice(chunk);
+        let mut word = u64::from_le_bytes(word_bytes);
+        while word != 0 {
+            let row = word_index * 64 + word.trailing_zeros() as usize;
+            word &= word - 1;
+            // Bits past the last row, or more bits than values: the checks before decoding
+            // make neither happen; a corrupt column must not panic either way.
+            if let (Some(slot), Some(&value)) = (out.get_mut(row), values.next()) {
+                *slot = value;
+            }
+        }
+    }
+    out
 }
