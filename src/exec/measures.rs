@@ -417,10 +417,9 @@ fn add_row(partial: &mut Partial, rows: &Columns, index: usize, cid: u32, wanted
 /// counting sort, then sorted within each customer).
 fn finish(partial: Partial, wanted: &Wanted) -> PerCustomer {
     let mut out = PerCustomer::default();
-    let mut slot_of = vec![u32::MAX; partial.counts.len()];
+    let customers = partial.counts.len();
     for (cid, &count) in partial.counts.iter().enumerate() {
         if count > 0 {
-            slot_of[cid] = out.cids.len() as u32;
             out.cids.push(cid as u32);
             out.counts.push(count);
             if wanted.first {
@@ -432,16 +431,21 @@ fn finish(partial: Partial, wanted: &Wanted) -> PerCustomer {
         }
     }
     if wanted.value.is_some() {
-        let (ends, mut values) = group(&partial.values, &slot_of, out.cids.len());
-        for k in 0..ends.len() {
-            let start = if k == 0 { 0 } else { ends[k - 1] };
-            values[start..ends[k]].sort_unstable_by(f64::total_cmp);
+        let (ends, mut values) = group(&partial.values, customers, &out.cids);
+        let mut start = 0;
+        for &end in &ends {
+            let mine = &mut values[start..end];
+            // Most customers have a value or two, often already in order.
+            if !mine.is_sorted_by(|a, b| a.total_cmp(b).is_le()) {
+                mine.sort_unstable_by(f64::total_cmp);
+            }
+            start = end;
         }
         out.value_ends = ends;
         out.values = values;
     }
     if wanted.days.is_some() {
-        let (ends, mut days) = group(&partial.days, &slot_of, out.cids.len());
+        let (ends, mut days) = group(&partial.days, customers, &out.cids);
         out.days = (0..ends.len())
             .map(|k| {
                 let start = if k == 0 { 0 } else { ends[k - 1] };
@@ -457,25 +461,28 @@ fn finish(partial: Partial, wanted: &Wanted) -> PerCustomer {
     out
 }
 
-/// `pairs` grouped by customer slot (`slot_of[cid]`, `slots` of them), each group in the
-/// pairs' order: the end of each slot's group, and the values.
-fn group<T: Copy + Default>(pairs: &Chunks<(u32, T)>, slot_of: &[u32], slots: usize) -> (Vec<usize>, Vec<T>) {
-    let mut next = vec![0usize; slots + 1];
+/// `pairs` grouped by customer (ids below `customers`; only those in `cids`, ascending, have
+/// pairs), each group in the pairs' order: the end of each listed customer's group, and the
+/// values.
+fn group<T: Copy + Default>(
+    pairs: &Chunks<(u32, T)>,
+    customers: usize,
+    cids: &[u32],
+) -> (Vec<usize>, Vec<T>) {
+    let mut next = vec![0usize; customers + 1];
     for &(cid, _) in pairs.iter() {
-        next[slot_of[cid as usize] as usize + 1] += 1;
+        next[cid as usize + 1] += 1;
     }
     for k in 1..next.len() {
         next[k] += next[k - 1];
     }
-    // `next[k]`: where slot k's next value goes — its start, then its end once filled.
+    // `next[cid]`: where the customer's next value goes — its start, then its end once filled.
     let mut values = vec![T::default(); pairs.len()];
     for &(cid, value) in pairs.iter() {
-        let slot = slot_of[cid as usize] as usize;
-        values[next[slot]] = value;
-        next[slot] += 1;
+        values[next[cid as usize]] = value;
+        next[cid as usize] += 1;
     }
-    next.truncate(slots);
-    (next, values)
+    (cids.iter().map(|&cid| next[cid as usize]).collect(), values)
 }
 
 #[cfg(test)]
@@ -484,15 +491,11 @@ mod tests {
 
     #[test]
     fn pairs_group_by_customer_in_their_order() {
-        // Customers 3 and 7 have slots 0 and 1.
-        let mut slot_of = vec![u32::MAX; 8];
-        slot_of[3] = 0;
-        slot_of[7] = 1;
         let mut pairs = Chunks::default();
         for pair in [(7, 1.0), (3, 2.0), (7, 3.0), (3, 4.0), (7, 5.0)] {
             pairs.push(pair);
         }
-        let (ends, values) = group(&pairs, &slot_of, 2);
+        let (ends, values) = group(&pairs, 8, &[3, 7]);
         assert_eq!(ends, vec![2, 5]);
         assert_eq!(values, vec![2.0, 4.0, 1.0, 3.0, 5.0]);
     }

@@ -81,40 +81,24 @@ fn segment_of(recency: u8, frequency: u8) -> usize {
 /// Every customer's score for one measure (`keys[i]` is customer i's value as a key that
 /// orders as the value): 1 + ⌊5 × (the customers with a strictly smaller value) / N⌋ —
 /// quintiles by rank, equal values equal scores, so the answer never depends on the order
-/// customers are read in. One sort of (key, customer) pairs, then one walk.
-fn scores(keys: impl Iterator<Item = u64>) -> Vec<u8> {
-    let mut order: Vec<(u64, u32)> = keys.zip(0u32..).collect();
-    let n = order.len().max(1) as u64;
-    let largest = order.iter().map(|&(key, _)| key).max().unwrap_or(0);
-    if largest < 4 * n {
-        return scores_counted(&order, largest, n);
-    }
-    order.sort_unstable();
-    let mut out = vec![0u8; order.len()];
-    let mut below = 0;
-    for position in 0..order.len() {
-        // A new value: every customer before it is strictly below.
-        if position > 0 && order[position - 1].0 < order[position].0 {
-            below = position as u64;
+/// customers are read in.
+///
+/// No sort: with b(x) the customers strictly below x, the score passes s + 1 exactly when
+/// 5·b(x) ≥ s·N, that is b(x) ≥ t = ⌈s·N/5⌉, that is x is above the t-th smallest key. So four
+/// selections (linear each) find the edges, and a customer's score is 1 + the edges below it.
+fn scores(keys: Vec<u64>) -> Vec<u8> {
+    let customers = keys.len();
+    let mut work = keys.clone();
+    let mut edges = Vec::with_capacity(4);
+    for step in 1..=4 {
+        let rank = (step * customers).div_ceil(5);
+        if rank > 0 {
+            let (_, &mut edge, _) = work.select_nth_unstable(rank - 1);
+            edges.push(edge);
         }
-        out[order[position].1 as usize] = 1 + (5 * below / n) as u8;
     }
-    out
-}
-
-/// [`scores`] of small keys (all below `largest + 1`, a few times the customers): the
-/// customers strictly below each key counted in one pass, no sort.
-fn scores_counted(keyed: &[(u64, u32)], largest: u64, customers: u64) -> Vec<u8> {
-    let mut below = vec![0u64; largest as usize + 2];
-    for &(key, _) in keyed {
-        below[key as usize + 1] += 1;
-    }
-    for k in 1..below.len() {
-        below[k] += below[k - 1];
-    }
-    keyed
-        .iter()
-        .map(|&(key, _)| 1 + (5 * below[key as usize] / customers) as u8)
+    keys.iter()
+        .map(|&key| 1 + edges.iter().filter(|&&edge| key > edge).count() as u8)
         .collect()
 }
 
@@ -154,25 +138,9 @@ impl<'a> RfmOp<'a> {
     fn scored(mut customers: Vec<Measures>) -> Vec<Scored> {
         customers.sort_unstable_by_key(|m| m.cid);
         // A more recent last event is better: it has the more customers below it.
-        let recency = || scores(customers.iter().map(|m| int_key(m.last)));
-        let frequency = || scores(customers.iter().map(|m| m.frequency));
-        let monetary = || scores(customers.iter().map(|m| float_key(m.monetary)));
-        // Three independent sorts: two on a thread of their own when they are large.
-        let (r, f, m) = if customers.len() < 1 << 16 {
-            (recency(), frequency(), monetary())
-        } else {
-            std::thread::scope(|scope| {
-                let r = scope.spawn(recency);
-                let m = scope.spawn(monetary);
-                let f = frequency();
-                let join = |handle: std::thread::ScopedJoinHandle<'_, Vec<u8>>| {
-                    handle
-                        .join()
-                        .unwrap_or_else(|payload| std::panic::resume_unwind(payload))
-                };
-                (join(r), f, join(m))
-            })
-        };
+        let r = scores(customers.iter().map(|m| int_key(m.last)).collect());
+        let f = scores(customers.iter().map(|m| m.frequency).collect());
+        let m = scores(customers.iter().map(|m| float_key(m.monetary)).collect());
         (customers.into_iter().enumerate())
             .map(|(i, measures)| Scored {
                 measures,
