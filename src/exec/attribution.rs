@@ -9,7 +9,7 @@ use super::labels::slot_label;
 use super::operator::{HashMap, Operator, Prefilter};
 use super::options::{Input, QueryError, QueryOptions};
 use super::prefilter::candidates;
-use super::scan::{columns, evaluate, passes};
+use super::scan::{columns, columns_of, evaluate, passes};
 use crate::dict::Dicts;
 use crate::model::{Columns, PropType};
 use crate::plan::{CPred, Matcher, Resolver, slot};
@@ -340,9 +340,20 @@ impl Operator for AttributionOp<'_> {
     type Partial = AttributionPartial;
 
     fn columns(&self) -> ColumnSet {
+        // Only the properties read: the touch property, the value, and those the predicates
+        // test (all of them then).
+        let read = if self.filter.is_some() || self.step.uses_props() {
+            columns(true)
+        } else {
+            let ids: Vec<u32> = [Some(self.by.0), self.value.map(|(id, _)| id)]
+                .into_iter()
+                .flatten()
+                .collect();
+            columns_of(&ids)
+        };
         ColumnSet {
             stage: self.step.stage.is_some(),
-            ..columns(true)
+            ..read
         }
     }
 

@@ -1,12 +1,12 @@
 //! Per-customer measures read row by row, source by source: the number of a customer's counted
-//! events, the first and last of their times, the values of a numeric property, the distinct
-//! local days. None of these depends on the order a customer's rows are read in (values and
-//! days are sorted per customer at the end), so every block of every source is read on its own
+//! events, the first and last of their times, the values of a numeric property. None of these
+//! depends on the order a customer's rows are read in (values are sorted per customer at the
+//! end), so every block of every source is read on its own
 //! — no customer's rows are merged across segments, and only the columns the measures and the
 //! tests of a row need are decoded. TOP CUSTOMERS and RFM answer from it: it gives exactly what
 //! their per-customer step computes from a customer's merged rows.
 //!
-//! Uses: `dict`, `merge`, `model`, `plan`, `segment`; rooms `operator`, `options`, `range`, `scan`.
+//! Uses: `dict`, `merge`, `model`, `plan`, `segment`; rooms `operator`, `options`, `scan`.
 
 use super::operator::Budget;
 use super::options::{QueryError, QueryOptions};
@@ -16,7 +16,6 @@ use crate::merge::Source;
 use crate::model::{Columns, PropType};
 use crate::plan::{CPred, Matcher, slot};
 use crate::segment::ColumnSet;
-use jiff::tz::TimeZone;
 use roaring::RoaringBitmap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -61,8 +60,6 @@ pub(super) struct Wanted {
     pub last: bool,
     /// The values of this numeric property (rows without it add none).
     pub value: Option<(u32, PropType)>,
-    /// The distinct local days (`Some(None)`: UTC days).
-    pub days: Option<Option<TimeZone>>,
 }
 
 /// The columns a pass decodes: times for the range and the time measures, event ids and
@@ -76,7 +73,7 @@ pub(super) fn column_set(counted: &Counted<'_>, wanted: &Wanted) -> ColumnSet {
         None => (false, 0),
     };
     ColumnSet {
-        ts: counted.range.is_some() || wanted.first || wanted.last || wanted.days.is_some(),
+        ts: counted.range.is_some() || wanted.first || wanted.last,
         event: counted.step_events.is_some() || counted.step.is_some_and(|s| s.events.is_some()),
         stage: counted.step.is_some_and(|s| s.stage.is_some()),
         props,
@@ -96,8 +93,6 @@ pub(super) struct PerCustomer {
     /// unless wanted).
     pub value_ends: Vec<usize>,
     pub values: Vec<f64>,
-    /// Distinct counted days per customer (empty unless wanted).
-    pub days: Vec<u64>,
 }
 
 impl PerCustomer {
@@ -112,14 +107,13 @@ impl PerCustomer {
     }
 }
 
-/// One worker's state: dense by customer id, plus (customer, value) and (customer, day) pairs.
+/// One worker's state: dense by customer id, plus (customer, value) pairs.
 #[derive(Default)]
 struct Partial {
     counts: Vec<u64>,
     first: Vec<i64>,
     last: Vec<i64>,
     values: Chunks<(u32, f64)>,
-    days: Chunks<(u32, i64)>,
 }
 
 /// A growing list in chunks of fixed size: no copy and no doubling as it grows (a list of
@@ -181,7 +175,7 @@ impl Partial {
     fn footprint(&self) -> usize {
         self.counts.capacity() * 8
             + (self.first.capacity() + self.last.capacity()) * 8
-            + (self.values.capacity() + self.days.capacity()) * 16
+            + self.values.capacity() * 16
     }
 
     fn merge(&mut self, from: Partial) {
@@ -195,7 +189,6 @@ impl Partial {
             *into = (*into).max(other);
         }
         self.values.extend(from.values);
-        self.days.extend(from.days);
     }
 }
 
@@ -406,15 +399,10 @@ fn add_row(partial: &mut Partial, rows: &Columns, index: usize, cid: u32, wanted
         };
         partial.values.push((cid, value));
     }
-    if let Some(tz) = &wanted.days {
-        partial
-            .days
-            .push((cid, super::range::local_day(tz.as_ref(), rows.ts[index])));
-    }
 }
 
-/// The merged state as per-customer measures (values and days grouped by customer with a
-/// counting sort, then sorted within each customer).
+/// The merged state as per-customer measures (values grouped by customer with a counting
+/// sort, then sorted within each customer).
 fn finish(partial: Partial, wanted: &Wanted) -> PerCustomer {
     let mut out = PerCustomer::default();
     let customers = partial.counts.len();
@@ -443,20 +431,6 @@ fn finish(partial: Partial, wanted: &Wanted) -> PerCustomer {
         }
         out.value_ends = ends;
         out.values = values;
-    }
-    if wanted.days.is_some() {
-        let (ends, mut days) = group(&partial.days, customers, &out.cids);
-        out.days = (0..ends.len())
-            .map(|k| {
-                let start = if k == 0 { 0 } else { ends[k - 1] };
-                let mine = &mut days[start..ends[k]];
-                mine.sort_unstable();
-                match mine.len() {
-                    0 => 0,
-                    _ => 1 + mine.windows(2).filter(|w| w[0] != w[1]).count() as u64,
-                }
-            })
-            .collect();
     }
     out
 }

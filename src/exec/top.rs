@@ -216,7 +216,6 @@ impl TopOp<'_> {
                 | MeasureOp::Max(id, ty) => Some((id, ty)),
                 _ => None,
             },
-            days: matches!(self.measure, MeasureOp::DaysActive).then(|| self.tz.clone()),
         };
         (counted, wanted)
     }
@@ -229,7 +228,8 @@ impl TopOp<'_> {
             MeasureOp::Count => return int(measures.counts[position] as i64),
             MeasureOp::FirstSeen => return int(measures.first[position]),
             MeasureOp::LastSeen => return int(measures.last[position]),
-            MeasureOp::DaysActive => return int(measures.days[position] as i64),
+            // Not measured by rows (see `by_rows`).
+            MeasureOp::DaysActive => return None,
             MeasureOp::Sum(..) | MeasureOp::Avg(..) | MeasureOp::Min(..) | MeasureOp::Max(..) => {
                 measures.values_of(position)
             }
@@ -251,6 +251,11 @@ impl Operator for TopOp<'_> {
     type Partial = TopPartial;
 
     fn by_rows(&self, input: &Input<'_>, opts: &QueryOptions) -> Result<Option<TopPartial>, QueryError> {
+        if matches!(self.measure, MeasureOp::DaysActive) {
+            // Distinct days need each customer's days together: as fast by the scan on several
+            // segments, and 1.5× faster on one (where the scan merges nothing).
+            return Ok(None);
+        }
         let (counted, wanted) = self.counted_and_wanted();
         let only = self
             .step
