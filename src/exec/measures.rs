@@ -206,12 +206,13 @@ pub(super) fn measure(
     let set = column_set(counted, wanted);
     let units = units(sources, candidates);
     let rows: u64 = units.iter().map(|unit| unit.rows).sum();
+    // Left to choose, a worker per quarter million rows at most (a thread costs more than it
+    // saves on less); asked for, as many as asked (tests merge workers' states on small data).
     let threads = match opts.threads {
-        0 => available_threads(),
+        0 => available_threads().min(usize::try_from(rows / (1 << 18)).unwrap_or(usize::MAX).max(1)),
         n => n,
     }
-    .clamp(1, 64)
-    .min(usize::try_from(rows / (1 << 18)).unwrap_or(usize::MAX).max(1));
+    .clamp(1, 64);
     let per_customer = 8 + 8 * (usize::from(wanted.first) + usize::from(wanted.last));
     if (customers as usize)
         .saturating_mul(per_customer)

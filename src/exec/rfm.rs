@@ -382,6 +382,41 @@ mod tests {
         Ok(())
     }
 
+    /// A pass whose state would outgrow the query's memory budget gives way to the customer
+    /// scan (which holds one customer's values at a time), and the answer is the same.
+    #[test]
+    fn by_rows_over_the_budget_leaves_the_statement_to_the_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::create(dir.path().join("db"), Options::default()).unwrap();
+        let events: Vec<Event> = (0..300)
+            .map(|i| Event::new(format!("c{}", i % 7), i * 1_000, "a").with_prop("amt", i as f64 * 0.1))
+            .collect();
+        db.commit(&events).unwrap();
+        db.flush().unwrap();
+        let snapshot = db.snapshot();
+        let dicts = snapshot.dicts();
+        let input = Input::of(&snapshot, &dicts);
+        let text = "TOP CUSTOMERS BY sum(amt) OF a LIMIT 3";
+        let Statement::Top(top) = crate::query::parse(text).unwrap() else {
+            unreachable!()
+        };
+        let op = TopOp::plan(&top, text, &input).unwrap();
+        // The values' first chunk alone holds 1 MiB; the dense counts of 7 customers fit.
+        let small = QueryOptions {
+            memory_max: 128 << 10,
+            threads: 1,
+            ..QueryOptions::default()
+        };
+        assert!(op.by_rows(&input, &small).unwrap().is_none());
+        assert!(op.by_rows(&input, &QueryOptions::default()).unwrap().is_some());
+        let scanned = scanned(&op, &input, &small, scan_customers::<TopOp<'_>>).unwrap();
+        let by_rows = op.by_rows(&input, &QueryOptions::default()).unwrap().unwrap();
+        assert_eq!(
+            op.finish(scanned, &input, &small).unwrap(),
+            op.finish(by_rows, &input, &small).unwrap()
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(
             std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)))]
