@@ -442,6 +442,7 @@ mod tests {
             which in 0usize..3,
             filtered in any::<bool>(),
             ranged in any::<bool>(),
+            forgotten in proptest::option::of(0u8..9),
         ) {
             let mut rows = rows;
             // `amt` exists (a statement naming an unknown property is an error).
@@ -476,6 +477,10 @@ mod tests {
             }
             if filtered {
                 common += " WHERE ch = 'x'";
+            }
+            // A customer erased and not yet compacted away: segments read with a mask.
+            if let Some(customer) = forgotten {
+                db.forget_customer(&format!("c{customer}")).unwrap();
             }
             let snapshot = db.snapshot();
             for measure in ["count", "sum(amt)", "avg(amt)", "min(amt)", "max(amt)", "first_seen", "last_seen", "days_active"] {
