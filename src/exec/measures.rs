@@ -6,11 +6,12 @@
 //! tests of a row need are decoded. TOP CUSTOMERS and RFM answer from it: it gives exactly what
 //! their per-customer step computes from a customer's merged rows.
 //!
-//! Uses: `dict`, `merge`, `model`, `plan`, `segment`; rooms `operator`, `options`, `scan`.
+//! Uses: `dict`, `merge`, `model`, `plan`, `segment`; rooms `operator`, `options`, `prefilter`, `scan`.
 
 use super::operator::Budget;
-use super::options::{QueryError, QueryOptions};
-use super::scan::{available_threads, worker_panic};
+use super::options::{Input, QueryError, QueryOptions};
+use super::prefilter::candidates;
+use super::scan::{available_threads, joined, worker_panic};
 use crate::dict::Dicts;
 use crate::merge::Source;
 use crate::model::{Columns, PropType};
@@ -192,19 +193,23 @@ impl Partial {
     }
 }
 
-/// The measures of the sources' counted rows; `Ok(None)` when the dense per-customer state
+/// The measures of the input's counted rows; `Ok(None)` when the dense per-customer state
 /// would not fit the query's memory budget (the caller then runs its customer scan, which
-/// holds less). `candidates`: the only customers that can have a counted row, when known.
+/// holds less).
 pub(super) fn measure(
-    sources: &[Source],
-    customers: u32,
+    input: &Input<'_>,
     counted: &Counted<'_>,
     wanted: &Wanted,
-    candidates: Option<&RoaringBitmap>,
     opts: &QueryOptions,
 ) -> Result<Option<PerCustomer>, QueryError> {
+    let (sources, customers) = (&input.sources[..], input.customers);
     let set = column_set(counted, wanted);
-    let units = units(sources, candidates);
+    // Only customers with an event of the step (in the range's days) can count: blocks
+    // without one are not read.
+    let only = counted
+        .step
+        .and_then(|step| candidates(step, input.bitmaps, counted.range));
+    let units = units(sources, only.as_ref());
     let rows: u64 = units.iter().map(|unit| unit.rows).sum();
     // Left to choose, a worker per quarter million rows at most (a thread costs more than it
     // saves on less); asked for, as many as asked (tests merge workers' states on small data).
@@ -242,16 +247,7 @@ pub(super) fn measure(
                 .unwrap_or_else(|payload| Err(worker_panic(payload.as_ref()))),
         ]
     } else {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|payload| Err(worker_panic(payload.as_ref())))
-                })
-                .collect()
-        })
+        std::thread::scope(|scope| joined((0..threads).map(|_| scope.spawn(work)).collect()))
     };
     let mut total: Option<Partial> = None;
     for result in results {

@@ -177,15 +177,7 @@ impl Operator for RfmOp<'_> {
             last: true,
             value: Some(self.value),
         };
-        let only = candidates(&self.step, input.bitmaps, self.range);
-        let measured = measures::measure(
-            &input.sources,
-            input.customers,
-            &counted,
-            &wanted,
-            only.as_ref(),
-            opts,
-        )?;
+        let measured = measures::measure(input, &counted, &wanted, opts)?;
         Ok(measured.map(|measured| RfmPartial {
             customers: (measured.cids.iter().enumerate())
                 .map(|(k, &cid)| Measures {

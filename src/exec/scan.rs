@@ -232,13 +232,7 @@ pub(super) fn run_scans<O: Operator>(
                     s.spawn(move || scan(op, sources, set, (lo, hi), only, &cancel, budget))
                 })
                 .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|payload| Err(worker_panic(payload.as_ref())))
-                })
-                .collect()
+            joined(handles)
         })
     };
     let mut total = O::Partial::default();
@@ -302,6 +296,20 @@ pub(super) fn split_rows(mut marks: Vec<(u32, u64)>, customers: u32, parts: usiz
     let mut out: Vec<(u32, u32)> = starts.windows(2).map(|w| (w[0], w[1] - 1)).collect();
     out.push((starts.last().copied().unwrap_or(0), u32::MAX));
     out
+}
+
+/// The workers' results, in order; a worker that panicked gives an internal error.
+pub(super) fn joined<T>(
+    handles: Vec<std::thread::ScopedJoinHandle<'_, Result<T, QueryError>>>,
+) -> Vec<Result<T, QueryError>> {
+    handles
+        .into_iter()
+        .map(|handle| {
+            handle
+                .join()
+                .unwrap_or_else(|payload| Err(worker_panic(payload.as_ref())))
+        })
+        .collect()
 }
 
 /// The error for a worker that panicked: its panic message, when it has one.

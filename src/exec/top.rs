@@ -167,16 +167,7 @@ impl<'a> TopOp<'a> {
             values.extend(counted.iter().filter_map(|&i| Self::number(rows, prop, i)));
             // Ascending order: the sum does not depend on the order rows were written in.
             values.sort_unstable_by(f64::total_cmp);
-            let (&min, &max) = (values.first()?, values.last()?);
-            let sum: f64 = values.iter().sum();
-            let value = match self.measure {
-                MeasureOp::Sum(..) => sum,
-                MeasureOp::Avg(..) => sum / values.len() as f64,
-                MeasureOp::Min(..) => min,
-                _ => max,
-            };
-            // `+ 0.0` makes −0.0 zero: the ranking (a total order) must tie it with 0.
-            return Some(Value::Float(value + 0.0));
+            return self.of_values(values);
         }
         Some(match self.measure {
             MeasureOp::FirstSeen => Value::Int(rows.ts[first]),
@@ -234,6 +225,11 @@ impl TopOp<'_> {
                 measures.values_of(position)
             }
         };
+        self.of_values(values)
+    }
+
+    /// A property measure of a customer's `values`, ascending (`None`: no values, not ranked).
+    fn of_values(&self, values: &[f64]) -> Option<Value> {
         let (&min, &max) = (values.first()?, values.last()?);
         let sum: f64 = values.iter().sum();
         let value = match self.measure {
@@ -242,7 +238,7 @@ impl TopOp<'_> {
             MeasureOp::Min(..) => min,
             _ => max,
         };
-        // `+ 0.0` makes −0.0 zero, as in `measure`.
+        // `+ 0.0` makes −0.0 zero: the ranking (a total order) must tie it with 0.
         Some(Value::Float(value + 0.0))
     }
 }
@@ -257,19 +253,7 @@ impl Operator for TopOp<'_> {
             return Ok(None);
         }
         let (counted, wanted) = self.counted_and_wanted();
-        let only = self
-            .step
-            .as_ref()
-            .and_then(|step| candidates(step, input.bitmaps, self.range));
-        let measured = measures::measure(
-            &input.sources,
-            input.customers,
-            &counted,
-            &wanted,
-            only.as_ref(),
-            opts,
-        )?;
-        let Some(measured) = measured else {
+        let Some(measured) = measures::measure(input, &counted, &wanted, opts)? else {
             return Ok(None);
         };
         let mut partial = TopPartial::default();
