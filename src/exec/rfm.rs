@@ -11,7 +11,7 @@ use super::measures::{self, Counted, Wanted};
 use super::operator::{Operator, Prefilter};
 use super::options::{Input, QueryError, QueryOptions};
 use super::prefilter::candidates;
-use super::scan::{columns, columns_of, evaluate, passes};
+use super::scan::{columns, columns_of, evaluate};
 use crate::dict::Dicts;
 use crate::model::{self, Columns, PropType};
 use crate::plan::{CPred, Matcher, Resolver, slot};
@@ -134,6 +134,17 @@ impl<'a> RfmOp<'a> {
         })
     }
 
+    /// The rows this statement counts (the step's, passing the filter, in the range).
+    fn counted(&self) -> Counted<'_> {
+        Counted {
+            step: Some(&self.step),
+            step_events: self.step_events.as_deref(),
+            filter: self.filter.as_ref(),
+            range: self.range,
+            dicts: self.dicts,
+        }
+    }
+
     /// Every customer's scores and segment (customer ids ascending).
     fn scored(mut customers: Vec<Measures>) -> Vec<Scored> {
         customers.sort_unstable_by_key(|m| m.cid);
@@ -165,13 +176,7 @@ impl Operator for RfmOp<'_> {
     }
 
     fn by_rows(&self, input: &Input<'_>, opts: &QueryOptions) -> Result<Option<RfmPartial>, QueryError> {
-        let counted = Counted {
-            step: Some(&self.step),
-            step_events: self.step_events.as_deref(),
-            filter: self.filter.as_ref(),
-            range: self.range,
-            dicts: self.dicts,
-        };
+        let counted = self.counted();
         let wanted = Wanted {
             first: false,
             last: true,
@@ -203,20 +208,13 @@ impl Operator for RfmOp<'_> {
         let mut values = std::mem::take(&mut partial.values);
         values.clear();
         let (mut last, mut frequency) = (0, 0u64);
+        let test = self.counted();
         for i in run {
-            let ts = rows.ts[i];
-            let step = match &self.step_events {
-                Some(table) => table.get(rows.event[i] as usize).copied().unwrap_or(false),
-                None => self.step.matches(rows, i, self.dicts),
-            };
-            if self.range.is_some_and(|(lo, hi)| ts < lo || ts >= hi)
-                || !step
-                || !passes(&self.filter, rows, i, self.dicts)
-            {
+            if !test.counts(rows, i) {
                 continue;
             }
             // Rows come in time order: the last counted one is the latest.
-            last = ts;
+            last = rows.ts[i];
             frequency += 1;
             if let Some(x) = slot(rows, self.value.0, i) {
                 values.push(match self.value.1 {

@@ -7,7 +7,7 @@ use super::measures::{self, Counted, PerCustomer, Wanted};
 use super::operator::{Operator, Prefilter};
 use super::options::{Input, QueryError, QueryOptions};
 use super::prefilter::candidates;
-use super::scan::{columns, columns_of, evaluate, passes};
+use super::scan::{columns, columns_of, evaluate};
 use crate::dict::Dicts;
 use crate::model::{Columns, PropType};
 use crate::plan::{CPred, Matcher, Resolver};
@@ -294,17 +294,10 @@ impl Operator for TopOp<'_> {
         let Some(&cid) = rows.cid.get(run.start) else {
             return;
         };
+        let test = self.counted_and_wanted().0;
         let mut counted = std::mem::take(&mut partial.counted);
         counted.clear();
-        counted.extend(run.filter(|&i| {
-            let ts = rows.ts[i];
-            self.range.is_none_or(|(lo, hi)| lo <= ts && ts < hi)
-                && passes(&self.filter, rows, i, self.dicts)
-                && match &self.step_events {
-                    Some(table) => table.get(rows.event[i] as usize).copied().unwrap_or(false),
-                    None => self.step.as_ref().is_none_or(|s| s.matches(rows, i, self.dicts)),
-                }
-        }));
+        counted.extend(run.filter(|&i| test.counts(rows, i)));
         if let Some(value) = self.measure(rows, &counted, partial) {
             partial.ranked.push((value, cid));
             let mut ranked = std::mem::take(&mut partial.ranked);

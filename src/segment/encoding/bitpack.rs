@@ -549,6 +549,10 @@ pub(in crate::internals::segment) fn get_bits(
     reader: &mut Reader<'_>,
     count: usize,
 ) -> Result<Vec<bool>, DecodeError> {
-    let b = reader.bytes(count.div_ceil(8))?;
-    Ok((0..count).map(|i| b[i / 8] >> (i % 8) & 1 == 1).collect())
+    Ok(bits_of(reader.bytes(count.div_ceil(8))?, count))
+}
+
+/// The first `count` bits of `bytes` (low bit first), as [`put_bits`] wrote them.
+pub(in crate::internals::segment) fn bits_of(bytes: &[u8], count: usize) -> Vec<bool> {
+    (0..count).map(|i| bytes[i / 8] >> (i % 8) & 1 == 1).collect()
 }

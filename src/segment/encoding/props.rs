@@ -6,7 +6,7 @@
 use super::{TAG_PROP, tag};
 use crate::codec::{self, DecodeError, Reader};
 use crate::model::{PropColumn, PropType};
-use crate::segment::encoding::bitpack::{get_bits, get_width_u32, put_bits, put_width_u32};
+use crate::segment::encoding::bitpack::{bits_of, get_bits, get_width_u32, put_bits, put_width_u32};
 use crate::segment::encoding::delta::{get_delta_i64, put_delta_i64};
 
 /// The smallest decimal scale k (0..=6) at which every value is an integer that round-trips.
@@ -88,7 +88,7 @@ pub fn get_prop(
     };
     let valid: Vec<bool> = match bits {
         None => vec![true; rows],
-        Some(bits) => (0..rows).map(|i| bits[i / 8] >> (i % 8) & 1 == 1).collect(),
+        Some(bits) => bits_of(bits, rows),
     };
     let count = valid.iter().filter(|&&v| v).count();
     let vals: Vec<u64> = match ty {
