@@ -59,6 +59,7 @@ fn queries(c: &mut Criterion) {
         "heavy AS DID purchase AT LEAST 5 TIMES",
         "repeat_buyers AS DID purchase AT LEAST 2 TIMES",
         "mobile_first AS FIRST visit WHERE channel = 'mobile'",
+        "light AS NOT IN heavy",
     ] {
         db.query(&format!("CREATE COHORT {definition}")).unwrap();
     }
@@ -222,6 +223,27 @@ fn queries(c: &mut Criterion) {
             "PREDICT purchase UNIT week FROM '2026-01-01' TO '2026-03-01' HORIZON 4 SUMMARY".into(),
         ),
         ("heatmap_visit_new_york", "HEATMAP OF visit TZ 'America/New_York'".into()),
+        // BY COHORT of three wide cohorts (everyone, 94%, ~35%): one pass, not three.
+        (
+            "Q1_funnel_by_3_wide_cohorts",
+            "FUNNEL visit -> add_to_cart -> purchase WITHIN 7d TIES STRICT BY COHORT everyone, light, repeat_buyers".into(),
+        ),
+        (
+            "Q4_revenue_by_3_wide_cohorts",
+            "TREND sum(amount) OF STAGE retention PERIOD day BY COHORT everyone, light, repeat_buyers".into(),
+        ),
+        (
+            "Q6_lifecycle_week_by_3_wide_cohorts",
+            "LIFECYCLE OF visit OR purchase PERIOD week BY COHORT everyone, light, repeat_buyers".into(),
+        ),
+        (
+            "Q7_stickiness_day_by_3_wide_cohorts",
+            "STICKINESS OF visit PERIOD day BY COHORT everyone, light, repeat_buyers".into(),
+        ),
+        (
+            "paths_after_visit_3_by_3_wide_cohorts",
+            "PATHS AFTER visit STEPS 3 TOP 10 BY COHORT everyone, light, repeat_buyers".into(),
+        ),
         (
             "Q2_retention_by_3_cohorts",
             "RETENTION visit RETURN visit OR purchase PERIOD week PERIODS 8 FIRST_TIME BY COHORT repeat_buyers, mobile_first, heavy".into(),

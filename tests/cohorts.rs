@@ -275,14 +275,17 @@ proptest! {
 }
 
 /// The statements `BY COHORT` applies to, `{by}` where the clause goes.
-const GROUPED: [&str; 7] = [
+const GROUPED: [&str; 10] = [
     "FUNNEL a -> b -> c WITHIN 6h {by}",
+    "FUNNEL a -> b -> c WITHIN 6h TIES STRICT {by}",
     "FUNNEL a -> b WITHIN 6h PERIOD day {by}",
     "RETENTION a RETURN b PERIOD day PERIODS 3 {by}",
     "TREND uniq PERIOD day {by}",
     "TREND count OF a PERIOD hour FROM '2026-03-05' TO '2026-03-06' {by}",
     "LIFECYCLE OF a OR b PERIOD day {by}",
     "STICKINESS OF ANY PERIOD day {by}",
+    "PATHS AFTER a STEPS 2 TOP 5 {by}",
+    "HEATMAP OF ANY TZ 'America/New_York' {by}",
 ];
 
 proptest! {
@@ -297,16 +300,30 @@ proptest! {
         flush_every in 1usize..15,
         set in set(),
         filtered in any::<bool>(),
+        compact in any::<bool>(),
+        linked in any::<bool>(),
     ) {
         let evs = events(&rows);
         let (_dir, db) = load(&evs, flush_every);
+        // One segment: the lazy funnel scan, side by side.
+        if compact {
+            db.flush().unwrap();
+            db.compact().unwrap();
+        }
+        // Identity links: a linked customer's merged journey in each cohort.
+        let customers: BTreeSet<&str> = evs.iter().map(|e| e.cust.as_str()).filter(|c| *c != "s0").collect();
+        if linked && let [anonymous, known, ..] = customers.iter().copied().collect::<Vec<_>>()[..] {
+            db.link(&[(anonymous, known)]).unwrap();
+        }
         query(&db, &format!("CREATE COHORT base AS {}", base().text()))?;
         query(&db, &format!("CREATE COHORT picked AS {}", set.text()))?;
+        // A cohort of everyone restricts nothing: it runs on the snapshot's own input.
+        query(&db, "CREATE COHORT everyone AS DID ANY")?;
         // With a statement-level filter too: each group is then the intersection.
         let own: Vec<&str> = if filtered { vec!["CUSTOMER NOT IN base"] } else { vec![] };
         let own_where = if filtered { "WHERE CUSTOMER NOT IN base " } else { "" };
         for statement in GROUPED {
-            let text = statement.replace("{by}", &format!("{own_where}BY COHORT picked, base"));
+            let text = statement.replace("{by}", &format!("{own_where}BY COHORT picked, base, everyone"));
             let grouped = query(&db, &text)?;
             let at = usize::from(statement.starts_with("TREND") || statement.starts_with("FUNNEL a -> b WITHIN 6h PERIOD"));
             prop_assert_eq!(&grouped.columns[at], "group");
@@ -314,7 +331,7 @@ proptest! {
                 // By bucket first: each bucket's rows of every cohort together.
                 prop_assert!(grouped.rows.windows(2).all(|w| w[0][0].to_string() <= w[1][0].to_string()), "{}", text);
             }
-            for name in ["picked", "base"] {
+            for name in ["picked", "base", "everyone"] {
                 let mut filters = own.clone();
                 let member = format!("CUSTOMER IN {name}");
                 filters.push(&member);

@@ -3,13 +3,14 @@
 //! integer units, so that the credits add up to the conversions and to the value to the cent
 //! (docs/QUERY.md, ATTRIBUTION).
 //!
-//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `labels`, `operator`, `options`, `prefilter`, `scan`.
+//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `drive`, `labels`, `operator`, `options`, `prefilter`, `scan`.
 
+use super::drive::evaluate;
 use super::labels::slot_label;
 use super::operator::{HashMap, Operator, Prefilter};
 use super::options::{Input, QueryError, QueryOptions};
 use super::prefilter::candidates;
-use super::scan::{columns, columns_of, evaluate, passes};
+use super::scan::{columns, columns_of, passes};
 use crate::dict::Dicts;
 use crate::model::{Columns, PropType};
 use crate::plan::{CPred, Matcher, Resolver, slot};

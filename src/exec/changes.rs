@@ -2,13 +2,13 @@
 //! of the total change (docs/QUERY.md, CHANGES). The TREND operator computes the (group,
 //! bucket) states over the range and one bucket before it; this room compares them.
 //!
-//! Uses: `model`, `query`, `result`, `segment`; rooms `operator`, `options`, `scan`, `trend`.
+//! Uses: `model`, `query`, `result`, `segment`; rooms `drive`, `operator`, `options`, `scan`, `trend`.
 
 use std::ops::Range;
 
+use crate::exec::drive::evaluate;
 use crate::exec::operator::{Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions};
-use crate::exec::scan::evaluate;
 use crate::exec::trend::{AggState, TrendOp, TrendPartial};
 use crate::model::Columns;
 use crate::query::ast::{Agg, Changes};

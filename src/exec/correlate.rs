@@ -3,13 +3,14 @@
 //! (Fisher's exact test or the G-test) and a Benjamini–Hochberg cut; the drill-down to one
 //! event's converted or dropped customers. docs/QUERY.md, CORRELATE.
 //!
-//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `funnel`, `labels`, `operator`, `options`, `scan`, `stats`.
+//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `drive`, `funnel`, `labels`, `operator`, `options`, `scan`, `stats`.
 
+use super::drive::evaluate;
 use super::funnel::{FunnelOp, FunnelOutcome, Scratch};
 use super::labels::{customer_table, slot_label};
 use super::operator::{HashMap, Operator, Prefilter};
 use super::options::{Input, QueryError, QueryOptions};
-use super::scan::{columns, evaluate, gather};
+use super::scan::{columns, gather};
 use super::stats::{Table2, benjamini_hochberg};
 use crate::dict::Dicts;
 use crate::model::{Columns, PropType};

@@ -1,14 +1,15 @@
 //! CUSTOMERS: the list of customers in a stage, a funnel step or a retention cell.
 //!
-//! Uses: `model`, `plan`, `query`, `result`, `segment`; rooms `funnel`, `labels`, `operator`, `options`, `range`, `retention`, `rfm`, `scan`.
+//! Uses: `model`, `plan`, `query`, `result`, `segment`; rooms `drive`, `funnel`, `labels`, `operator`, `options`, `range`, `retention`, `rfm`, `scan`.
 
+use crate::exec::drive::evaluate;
 use crate::exec::funnel::funnel;
 use crate::exec::labels::customer_table;
 use crate::exec::operator::{Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::exec::range::on_day_boundary;
 use crate::exec::retention::retention;
-use crate::exec::scan::{columns, evaluate};
+use crate::exec::scan::columns;
 use crate::model;
 use crate::model::Columns;
 use crate::plan::Resolver;

@@ -1,12 +1,13 @@
 //! HEATMAP: when customers are active — events and distinct customers per local weekday and
 //! hour (docs/QUERY.md, HEATMAP).
 //!
-//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `operator`, `options`, `prefilter`, `scan`.
+//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `drive`, `operator`, `options`, `prefilter`, `scan`.
 
+use super::drive::evaluate;
 use super::operator::{HashMap, Operator, Prefilter};
 use super::options::{Input, QueryError, QueryOptions};
 use super::prefilter::candidates;
-use super::scan::{columns, evaluate, passes};
+use super::scan::{columns, passes};
 use crate::dict::Dicts;
 use crate::model::{Columns, DAY_US};
 use crate::plan::{CPred, Matcher, Resolver};

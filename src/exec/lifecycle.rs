@@ -3,11 +3,12 @@
 //! Bucket-level: `FROM..TO` chooses the buckets reported, and activity in a bucket counts every
 //! event in it.
 //!
-//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `operator`, `options`, `prefilter`, `range`, `scan`.
+//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `drive`, `operator`, `options`, `prefilter`, `range`, `scan`.
 
+use super::drive::evaluate;
 use super::operator::{Operator, Prefilter};
 use super::options::{Input, QueryError, QueryOptions};
-use super::scan::{columns, evaluate, passes};
+use super::scan::{columns, passes};
 use crate::dict::Dicts;
 use crate::exec::range::{complete_buckets, history_buckets};
 use crate::model::{self, Columns};

@@ -8,6 +8,8 @@
 //! - `operator`: the protocol every statement runs through, and the memory budget.
 //! - `linked`: how a scan reads customers with identity links (their ids' journeys merged).
 //! - `scan`: the parallel customer-range scan that drives an operator.
+//! - `drive`: a planned statement through the protocol, or (`BY COHORT`) several cohorts side
+//!   by side in one pass.
 //! - `prefilter`, `range`, `labels`, `median`, `overlaps`, `stats`, `btyd`: shared helpers (bitmap
 //!   prefilters, the time range, result cells, medians, customers by how many sets hold them, 2×2-table statistics, the BG/NBD and
 //!   Gamma-Gamma models).
@@ -23,6 +25,7 @@ mod group;
 mod operator;
 mod linked;
 mod scan;
+mod drive;
 mod prefilter;
 mod range;
 mod measures;
@@ -52,7 +55,7 @@ mod rfm;
 mod cohort;
 mod links;
 
-pub use options::{Input, QueryError, QueryOptions, Restriction};
+pub use options::{Input, QueryError, QueryOptions, Restriction, SideBySide};
 
 use crate::query::ParseError;
 use crate::query::ast::Statement;
@@ -211,25 +214,25 @@ fn restricted(
         return timeline::with_profile(stmt, table, cohorts.snapshot, None);
     };
     let admitted = restricted.scan.admitted.clone();
-    let input = Input {
-        sources: restricted.sources,
-        dicts: input.dicts,
-        customers: input.customers,
-        ts_range: input.ts_range,
-        bitmaps: &restricted.bitmaps,
-        restriction: Some(restricted.scan),
-        snapshot: input.snapshot,
-        links: input.links,
-    };
-    let table = execute(stmt, text, &input, opts)?;
+    let table = execute(stmt, text, &restricted_input(input, &restricted), opts)?;
     timeline::with_profile(stmt, table, cohorts.snapshot, Some(&admitted))
 }
 
+/// `input` as `restricted` shows it: masked sources and bitmaps for the prefilters, the
+/// admitted customers for the scan.
+fn restricted_input<'a>(input: &Input<'a>, restricted: &'a cohort::Restricted) -> Input<'a> {
+    Input {
+        sources: restricted.sources.clone(),
+        bitmaps: &restricted.bitmaps,
+        restriction: Some(restricted.scan.clone()),
+        side_by_side: None,
+        ..*input
+    }
+}
+
 /// `BY COHORT a, b, …`: the statement on each cohort's members (and the statement's own
-/// `CUSTOMER IN` filters), one table per cohort joined with the cohort's name in a `group`
-/// column — first, as a funnel's `BY` puts it; second for TREND and `FUNNEL … PERIOD`, whose
-/// rows then go by bucket and, within one, in the order the cohorts are named (as a property
-/// `BY` puts them).
+/// `CUSTOMER IN` filters), side by side in one pass (the `drive` room), one table per cohort
+/// joined with the cohort's name in a `group` column.
 fn by_cohorts(
     stmt: &Statement,
     common: &crate::query::ast::Common,
@@ -238,46 +241,55 @@ fn by_cohorts(
     opts: &QueryOptions,
 ) -> Result<Table, QueryError> {
     // Where the group column goes, and the rows of one bucket (0: not by bucket).
-    let (at, block) = match stmt {
+    let (group_at, bucket_rows) = match stmt {
         Statement::Trend(_) => (1, 1),
         Statement::Funnel(f) if f.period.is_some() => (1, f.steps.len()),
         _ => (0, 0),
     };
-    let mut parts: Vec<Table> = Vec::with_capacity(common.by_cohorts.len());
+    let profile = common.profile.as_ref().map(|p| (p, text));
+    let mut restricted = Vec::with_capacity(common.by_cohorts.len());
     for (name, span) in &common.by_cohorts {
         let mut filters = common.cohorts.clone();
         filters.push(crate::query::ast::CohortFilter {
             name: (name.clone(), *span),
             negated: false,
         });
-        let mut part = restricted(stmt, text, &filters, cohorts, opts)?;
-        for row in &mut part.rows {
-            row.insert(at.min(row.len()), Cell::Str(name.clone()));
-        }
-        parts.push(part);
+        restricted.push(cohorts.restrict(&filters, profile)?);
     }
-    let Some(first) = parts.first() else {
-        return Ok(Table::new(&["group"]));
+    let input = cohorts.input;
+    let unrestricted = || Input {
+        sources: input.sources.clone(),
+        restriction: input.restriction.clone(),
+        side_by_side: None,
+        ..*input
     };
-    let mut columns: Vec<&str> = first.columns.iter().map(String::as_str).collect();
-    columns.insert(at.min(columns.len()), "group");
-    let mut table = Table::new(&columns);
-    table.warnings = first.warnings.clone();
-    let rows = parts[0].rows.len();
-    if block > 0 && parts.iter().all(|p| p.rows.len() == rows) {
-        // By bucket: every cohort has the same buckets; bucket i's rows of each, in the order
-        // named.
-        let mut iters: Vec<_> = parts.into_iter().map(|p| p.rows.into_iter()).collect();
-        for _ in 0..rows.div_ceil(block) {
-            for part in iters.iter_mut() {
-                table.rows.extend(part.by_ref().take(block));
-            }
-        }
-    } else {
-        table.rows = parts.into_iter().flat_map(|p| p.rows).collect();
-    }
-    if table.rows.len() > opts.rows_max {
-        return Err(QueryError::TooManyRows(opts.rows_max));
+    let side = SideBySide {
+        cohorts: common
+            .by_cohorts
+            .iter()
+            .zip(&restricted)
+            .map(|((name, _), restricted)| {
+                let cohort = match restricted {
+                    Some(restricted) => restricted_input(input, restricted),
+                    None => unrestricted(),
+                };
+                (name.clone(), cohort)
+            })
+            .collect(),
+        group_at,
+        bucket_rows,
+        driven: std::sync::atomic::AtomicBool::new(false),
+    };
+    let together = Input {
+        side_by_side: Some(&side),
+        ..unrestricted()
+    };
+    let table = execute(stmt, text, &together, opts)?;
+    // A statement that never reached the driver answered for everyone, not per cohort.
+    if !side.driven.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(QueryError::Internal(
+            "BY COHORT: the statement was not run per cohort".into(),
+        ));
     }
     Ok(table)
 }

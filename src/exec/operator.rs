@@ -51,7 +51,7 @@ impl<P: Default> Prefilter<P> {
 
 /// The protocol every statement runs through. A statement plans one operator from its parsed
 /// form and the snapshot (names resolved, buckets built), and the driver
-/// ([`evaluate`](super::scan::evaluate)) then runs:
+/// ([`evaluate`](super::drive::evaluate)) then runs:
 ///
 /// 1. [`prefilter`](Operator::prefilter): the bitmap indices answer the whole statement, or
 ///    narrow the customers to scan (and answer for the rest); an order-free operator may
@@ -131,9 +131,9 @@ pub(super) trait LazyOperator: Operator {
     ) -> bool;
     /// Adds the customer fed into `state` to `partial`.
     fn end(&self, partial: &mut Self::Partial, state: &mut Self::State);
-    /// Makes `state` the state of a customer not yet fed (as `Default` would, and as cheaply as the
-    /// state allows: the scan calls it once per customer).
-    fn restart(&self, state: &mut Self::State);
+    /// Makes `state` the state of `customer`, not yet fed (as `Default` would, and as cheaply
+    /// as the state allows: the scan calls it once per customer).
+    fn restart(&self, state: &mut Self::State, customer: u32);
 }
 
 /// The memory budget of one query, shared by its workers. Each worker reports its state's

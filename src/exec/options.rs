@@ -109,6 +109,26 @@ pub struct Input<'a> {
     pub snapshot: Option<&'a crate::db::Snapshot>,
     /// The identity links a scan resolves (`None` when there are none).
     pub links: Option<&'a crate::db::Links>,
+    /// Set for `BY COHORT a, b, …`: the statement runs once per cohort, side by side, in one
+    /// scan (see [`SideBySide`]).
+    pub side_by_side: Option<&'a SideBySide<'a>>,
+}
+
+/// `BY COHORT a, b, …`: each cohort's restricted input (what its prefilter and its finish
+/// read) and where the cohort's name goes in the joined table. The statement is planned once,
+/// on the snapshot's own input, and driven for all cohorts in one pass (the `drive` room).
+pub struct SideBySide<'a> {
+    /// Each cohort's name and input (restricted to its members and the statement's own
+    /// `CUSTOMER IN` filters).
+    pub cohorts: Vec<(String, Input<'a>)>,
+    /// The column the `group` column (the cohort's name) is inserted at.
+    pub group_at: usize,
+    /// The rows of one bucket in each cohort's table (0: the table is not by bucket), which
+    /// the joined table interleaves bucket by bucket.
+    pub bucket_rows: usize,
+    /// Set once the statement was driven side by side (a statement that never reaches the
+    /// driver would answer for everyone: the caller refuses that).
+    pub driven: std::sync::atomic::AtomicBool,
 }
 
 /// How the scan of a restricted input reads (see [`Input::restriction`]): the snapshot's own
@@ -134,6 +154,7 @@ impl<'a> Input<'a> {
             restriction: None,
             snapshot: Some(snapshot),
             links: Some(&**snapshot.links()).filter(|links| !links.is_empty()),
+            side_by_side: None,
         }
     }
 }

@@ -2,14 +2,15 @@
 //! step, ranked by customers; the Sankey form (EDGES); the customers of one path's beginning
 //! (`CUSTOMERS PATHS … PATH 'a > b'`). docs/QUERY.md, PATHS.
 //!
-//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `labels`, `operator`, `options`, `prefilter`, `scan`.
+//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `drive`, `labels`, `operator`, `options`, `prefilter`, `scan`.
 
+use super::drive::evaluate;
 use super::group::GroupBy;
 use super::labels::{customer_table, slot_label};
 use super::operator::{HashMap, Operator, Prefilter};
 use super::options::{Input, QueryError, QueryOptions};
 use super::prefilter::candidates;
-use super::scan::{columns, evaluate, gather, passes};
+use super::scan::{columns, gather, passes};
 use crate::dict::Dicts;
 use crate::model::Columns;
 use crate::plan::{CPred, Matcher, Resolver};

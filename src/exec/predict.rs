@@ -3,7 +3,7 @@
 //! period), the models fitted on the summaries, and what they predict per customer and in total
 //! (docs/QUERY.md, FIT and PREDICT).
 //!
-//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `btyd`, `operator`,
+//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `btyd`, `drive`, `operator`.
 //! `options`, `range`, `scan`.
 
 use std::collections::BTreeMap;
@@ -12,9 +12,10 @@ use std::ops::Range;
 use jiff::tz::TimeZone;
 
 use super::btyd::{BgNbd, FitError, GammaGamma, Summary};
+use super::drive::evaluate;
 use super::operator::Operator;
 use super::options::{Input, QueryError, QueryOptions};
-use super::scan::{columns, columns_of, evaluate, passes};
+use super::scan::{columns, columns_of, passes};
 use crate::dict::Dicts;
 use crate::model::{self, Columns, PropType};
 use crate::plan::{CPred, Matcher, Resolver, slot};

@@ -1,14 +1,15 @@
 //! RETENTION: of the customers who started in a cohort, who came back in each later period.
 //!
-//! Uses: `dict`, `limits`, `model`, `plan`, `query`, `result`, `segment`; rooms `labels`, `operator`, `options`, `prefilter`, `range`, `scan`.
+//! Uses: `dict`, `limits`, `model`, `plan`, `query`, `result`, `segment`; rooms `drive`, `labels`, `operator`, `options`, `prefilter`, `range`, `scan`.
 
 use crate::dict::Dicts;
+use crate::exec::drive::evaluate;
 use crate::exec::labels::customer_table;
 use crate::exec::operator::{Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::exec::prefilter::{candidates, step_days};
 use crate::exec::range::{complete_buckets, on_day_boundary};
-use crate::exec::scan::{columns, evaluate, passes};
+use crate::exec::scan::{columns, passes};
 use crate::model::Columns;
 use crate::plan::{Buckets, CPred, Matcher, Resolver};
 use crate::query::ast::{Cohorting, Period};

@@ -1,17 +1,18 @@
 //! RFM: every customer's recency, frequency and monetary value over the events of a step,
 //! scored 1–5 against the other customers and mapped to named segments (docs/QUERY.md, RFM).
 //!
-//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `measures`, `operator`, `options`, `prefilter`, `scan`.
+//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `drive`, `measures`, `operator`, `options`, `prefilter`, `scan`.
 
 use std::ops::Range;
 
 use roaring::RoaringBitmap;
 
+use super::drive::evaluate;
 use super::measures::{self, Counted, Wanted};
 use super::operator::{Operator, Prefilter};
 use super::options::{Input, QueryError, QueryOptions};
 use super::prefilter::candidates;
-use super::scan::{columns, columns_of, evaluate};
+use super::scan::{columns, columns_of};
 use crate::dict::Dicts;
 use crate::model::{self, Columns, PropType};
 use crate::plan::{CPred, Matcher, Resolver, slot};

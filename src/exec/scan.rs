@@ -2,7 +2,7 @@
 //! each range on a worker (eagerly, or lazily for operators that can stop early), and merge the
 //! workers' partial states.
 //!
-//! Uses: `dict`, `limits`, `merge`, `model`, `plan`, `result`, `segment`; rooms `linked`, `operator`, `options`.
+//! Uses: `dict`, `limits`, `merge`, `model`, `plan`, `segment`; rooms `linked`, `operator`, `options`.
 
 use crate::dict::Dicts;
 use crate::exec::linked;
@@ -12,39 +12,9 @@ use crate::limits;
 use crate::merge::{Merge, Runs, Source};
 use crate::model::Columns;
 use crate::plan::CPred;
-use crate::result::Table;
 use crate::segment::{ColumnSet, RowsVisitor};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Runs a planned statement through the protocol of [`Operator`]: prefilter, the parallel scan
-/// of the customers left (when any), merge, finish.
-pub(super) fn evaluate<O: Operator>(
-    op: &O,
-    input: &Input<'_>,
-    opts: &QueryOptions,
-) -> Result<Table, QueryError> {
-    evaluate_with(op, input, opts, scan_customers::<O>)
-}
-
-/// [`evaluate`] for an operator that can read lazily ([`LazyOperator`]).
-pub(super) fn evaluate_lazy<O: LazyOperator>(
-    op: &O,
-    input: &Input<'_>,
-    opts: &QueryOptions,
-) -> Result<Table, QueryError> {
-    evaluate_with(op, input, opts, scan_maybe_lazy::<O>)
-}
-
-fn evaluate_with<O: Operator>(
-    op: &O,
-    input: &Input<'_>,
-    opts: &QueryOptions,
-    scan: Scan<O>,
-) -> Result<Table, QueryError> {
-    let state = gather_with(op, input, opts, scan)?;
-    op.finish(state, input, opts)
-}
 
 /// The protocol without its last step: prefilter, scan, merge — the merged state, for a caller
 /// that wants the state itself (a customer set) rather than a table.
@@ -56,7 +26,7 @@ pub(super) fn gather<O: Operator>(
     gather_with(op, input, opts, scan_customers::<O>)
 }
 
-fn gather_with<O: Operator>(
+pub(super) fn gather_with<O: Operator>(
     op: &O,
     input: &Input<'_>,
     opts: &QueryOptions,
@@ -495,7 +465,7 @@ fn scan_runs_lazy<O: LazyOperator>(
         }
         let spilled: usize = runs.spills().map(rows_footprint).sum();
         budget.report(&mut reported, op.footprint(&partial) + spilled)?;
-        op.restart(&mut state);
+        op.restart(&mut state, cid);
         if runs.in_order() {
             for (rows, range) in runs.parts() {
                 let events = rows.event[range.clone()].iter().copied();
@@ -578,7 +548,7 @@ pub(super) fn scan_lazy<O: LazyOperator>(
             let done = match open {
                 Some((_, done)) => done,
                 None => {
-                    op.restart(&mut state);
+                    op.restart(&mut state, cid);
                     false
                 }
             };
@@ -688,6 +658,7 @@ pub(super) fn passes(filter: &Option<CPred>, rows: &Columns, index: usize, dicts
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::result::Table;
     use std::ops::Range;
 
     proptest::proptest! {
@@ -796,6 +767,7 @@ mod tests {
             restriction: None,
             snapshot: None,
             links: None,
+            side_by_side: None,
         };
         // One worker runs on the calling thread, two on their own.
         for threads in [1, 2] {
@@ -804,12 +776,12 @@ mod tests {
                 ..QueryOptions::default()
             };
             // Without the poison customer every row is counted, across the workers.
-            let fine = evaluate(&PanicsOn { bad: 99 }, &input, &opts).map(|t| t.rows);
-            assert_eq!(fine.ok(), Some(vec![vec![crate::result::Cell::Int(40)]]));
-            match evaluate(&PanicsOn { bad: 7 }, &input, &opts) {
+            let fine = gather(&PanicsOn { bad: 99 }, &input, &opts);
+            assert_eq!(fine.ok(), Some(40));
+            match gather(&PanicsOn { bad: 7 }, &input, &opts) {
                 Err(QueryError::Internal(msg)) => assert!(msg.contains("customer 7 is poison"), "{msg}"),
                 Err(e) => panic!("expected an internal error, got {e}"),
-                Ok(t) => panic!("expected an internal error, got {:?}", t.rows),
+                Ok(rows) => panic!("expected an internal error, got {rows} rows"),
             }
         }
         let e = QueryError::Internal("x".into()).to_string();

@@ -1,11 +1,12 @@
 //! STAGES: how many customers stand in each lifecycle stage at the end of each bucket, and how
 //! many entered it in the bucket. Bucket-level: `FROM..TO` chooses the buckets reported.
 //!
-//! Uses: `model`, `plan`, `query`, `result`, `segment`; rooms `operator`, `options`, `range`, `scan`.
+//! Uses: `model`, `plan`, `query`, `result`, `segment`; rooms `drive`, `operator`, `options`, `range`, `scan`.
 
+use super::drive::evaluate;
 use super::operator::{Operator, Prefilter};
 use super::options::{Input, QueryError, QueryOptions};
-use super::scan::{columns, evaluate};
+use super::scan::columns;
 use crate::exec::range::history_buckets;
 use crate::model::{self, Columns, Stage};
 use crate::plan::{Buckets, Resolver};

@@ -1,11 +1,12 @@
 //! STICKINESS: how many customers were active on exactly n days (or weeks, …) of the range.
 //! It counts events inside `FROM..TO` only.
 //!
-//! Uses: `dict`, `limits`, `model`, `plan`, `query`, `result`, `segment`; rooms `operator`, `options`, `prefilter`, `range`, `scan`.
+//! Uses: `dict`, `limits`, `model`, `plan`, `query`, `result`, `segment`; rooms `drive`, `operator`, `options`, `prefilter`, `range`, `scan`.
 
+use super::drive::evaluate;
 use super::operator::{Operator, Prefilter};
 use super::options::{Input, QueryError, QueryOptions};
-use super::scan::{columns, evaluate, passes};
+use super::scan::{columns, passes};
 use crate::dict::Dicts;
 use crate::limits;
 use crate::model::{self, Columns};

@@ -1,16 +1,17 @@
 //! TIMELINE: one customer's events in time order.
 //!
-//! Uses: `db`, `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `labels`, `operator`, `options`, `scan`.
+//! Uses: `db`, `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `drive`, `labels`, `operator`, `options`, `scan`.
 
 use std::ops::Range;
 
 use roaring::RoaringBitmap;
 
 use crate::dict::Dicts;
+use crate::exec::drive::evaluate;
 use crate::exec::labels::{prop_cell, prop_label};
 use crate::exec::operator::{Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions};
-use crate::exec::scan::{evaluate, passes};
+use crate::exec::scan::passes;
 use crate::model::{Columns, Stage};
 use crate::plan::{CPred, Resolver};
 use crate::result::{Cell, PROPERTIES_PREFIX, Table};

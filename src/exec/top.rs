@@ -1,13 +1,14 @@
 //! TOP CUSTOMERS: customers ranked by a measure of their events (count, a property's sum, mean,
 //! minimum or maximum, first or last time seen, days active), as SQL's `RANK()`.
 //!
-//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `measures`, `operator`, `options`, `prefilter`, `range`, `scan`.
+//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `drive`, `measures`, `operator`, `options`, `prefilter`, `range`, `scan`.
 
+use super::drive::evaluate;
 use super::measures::{self, Counted, PerCustomer, Wanted};
 use super::operator::{Operator, Prefilter};
 use super::options::{Input, QueryError, QueryOptions};
 use super::prefilter::candidates;
-use super::scan::{columns, columns_of, evaluate};
+use super::scan::{columns, columns_of};
 use crate::dict::Dicts;
 use crate::model::{Columns, PropType};
 use crate::plan::{CPred, Matcher, Resolver};

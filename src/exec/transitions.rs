@@ -1,10 +1,11 @@
 //! TRANSITIONS: how customers move from one lifecycle stage to another in the range.
 //!
-//! Uses: `model`, `plan`, `query`, `result`, `segment`; rooms `median`, `operator`, `options`, `scan`, `ties`.
+//! Uses: `model`, `plan`, `query`, `result`, `segment`; rooms `drive`, `median`, `operator`, `options`, `scan`, `ties`.
 
+use super::drive::evaluate;
 use super::operator::Operator;
 use super::options::{Input, QueryError, QueryOptions};
-use super::scan::{columns, evaluate};
+use super::scan::columns;
 use super::ties::tie_groups;
 use crate::model::{Columns, Stage};
 use crate::plan::Resolver;

@@ -1,14 +1,15 @@
 //! TREND: an aggregate per time bucket (and breakdown), with its index and roll-up shortcuts.
 //!
-//! Uses: `dict`, `index`, `limits`, `merge`, `model`, `plan`, `query`, `result`, `segment`; rooms `group`, `labels`, `operator`, `options`, `overlaps`, `range`, `scan`.
+//! Uses: `dict`, `index`, `limits`, `merge`, `model`, `plan`, `query`, `result`, `segment`; rooms `drive`, `group`, `labels`, `operator`, `options`, `overlaps`, `range`, `scan`.
 
 use crate::dict::Dicts;
+use crate::exec::drive::evaluate;
 use crate::exec::group::GroupBy;
 use crate::exec::operator::{HashMap, Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::exec::overlaps;
 use crate::exec::range::{complete_buckets, data_range, whole_days};
-use crate::exec::scan::{columns, columns_of, evaluate, passes};
+use crate::exec::scan::{columns, columns_of, passes};
 use crate::merge::Source;
 use crate::model::{Columns, PropType};
 use crate::plan::{Buckets, CPred, Matcher, Resolver};

@@ -1,18 +1,18 @@
 //! EXPLAIN of a funnel: why one customer did or did not convert, step by step.
 //!
-//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `funnel`, `labels`, `operator`, `options`, `scan`.
+//! Uses: `dict`, `model`, `plan`, `query`, `result`, `segment`; rooms `drive`, `funnel`, `labels`, `operator`, `options`, `scan`.
 
 use std::ops::Range;
 
 use roaring::RoaringBitmap;
 
 use crate::dict::Dicts;
+use crate::exec::drive::evaluate;
 use crate::exec::funnel::scope::Scope;
 use crate::exec::funnel::{FunnelOp, FunnelOutcome, Scratch};
 use crate::exec::labels::ts_text;
 use crate::exec::operator::{Operator, Prefilter, rows_footprint};
 use crate::exec::options::{Input, QueryError, QueryOptions};
-use crate::exec::scan::evaluate;
 use crate::model::Columns;
 use crate::plan::Resolver;
 use crate::query::ParseError;

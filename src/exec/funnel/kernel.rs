@@ -77,6 +77,7 @@ impl<E: Iterator<Item = u32>, T: Iterator<Item = i64>, S: Iterator<Item = u8>> I
 /// One customer's progress through an ordered funnel (the fast kernel): state arrays of `N` >
 /// steps levels, fed rows in (timestamp, sequence) order — in one call, or block by block for a
 /// customer whose rows span blocks — then finished into the partial.
+#[derive(Clone)]
 pub(in crate::internals::exec) struct FunnelRun<const N: usize> {
     /// settled[k] / fresh[k]: latest start of a chain at level k (i64::MIN, the identity of
     /// `max`, when there is none; whether there is one is in `chains` and `dirty`, since every

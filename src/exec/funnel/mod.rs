@@ -1,6 +1,6 @@
 //! FUNNEL: how far customers get through ordered (or unordered) steps, and how fast.
 //!
-//! Uses: `dict`, `limits`, `model`, `plan`, `query`, `result`, `segment`; rooms `funnel`, `group`, `labels`, `median`, `operator`, `options`, `prefilter`, `range`, `scan`, `ties`.
+//! Uses: `dict`, `limits`, `model`, `plan`, `query`, `result`, `segment`; rooms `drive`, `funnel`, `group`, `labels`, `median`, `operator`, `options`, `prefilter`, `range`, `scan`, `ties`.
 
 mod exclusion;
 pub(in crate::internals::exec) mod explain;
@@ -9,6 +9,7 @@ mod modes;
 mod scope;
 
 use crate::dict::Dicts;
+use crate::exec::drive::evaluate_lazy;
 use crate::exec::funnel::kernel::{FunnelRun, KernelRows, StepMasks};
 use crate::exec::funnel::scope::{Scope, Sessions, in_entry};
 use crate::exec::group::GroupBy;
@@ -18,7 +19,7 @@ use crate::exec::operator::{HashMap, LazyOperator, Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::exec::prefilter::candidates;
 use crate::exec::range::{data_range, on_day_boundary};
-use crate::exec::scan::{columns, evaluate_lazy, passes};
+use crate::exec::scan::{columns, passes};
 use crate::exec::ties::order_ties;
 use crate::limits;
 use crate::model::Columns;
@@ -850,7 +851,7 @@ impl LazyOperator for FunnelOp<'_> {
         state.finish(self, partial);
     }
 
-    fn restart(&self, state: &mut FunnelRun<8>) {
+    fn restart(&self, state: &mut FunnelRun<8>, _customer: u32) {
         state.restart();
     }
 }
