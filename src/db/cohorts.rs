@@ -38,7 +38,14 @@ pub(in crate::internals::db) struct CohortCache {
     /// The bitmap indices restricted to the customers of a set of cohort filters, the newest
     /// [`RESTRICTED_KEPT`] asked for (`BY COHORT a, b, c` asks for three).
     bitmaps: Vec<(String, Arc<Bitmaps>)>,
+    /// The customers a set of cohort filters admits and hides, the newest [`RESTRICTED_KEPT`]
+    /// asked for (computing them takes milliseconds a query on 400k customers).
+    masks: Vec<(String, CustomerMasks)>,
 }
+
+/// The customers a set of cohort filters admits and hides, `(admitted, hidden)`; `None` when
+/// it admits every customer with an event (nothing to restrict).
+pub type CustomerMasks = Option<(Arc<RoaringBitmap>, Arc<RoaringBitmap>)>;
 
 /// How many restricted copies of the bitmap indices [`CohortCache`] keeps.
 const RESTRICTED_KEPT: usize = 8;
@@ -186,6 +193,27 @@ impl Snapshot {
                 cache.bitmaps.remove(0);
             }
             cache.bitmaps.push((key.to_owned(), bitmaps));
+        });
+    }
+
+    /// The customers the cohort filters `key` admit and hide, kept by
+    /// [`cache_masks`](Self::cache_masks) on a snapshot that sees what this one sees.
+    pub fn cached_masks(&self, key: &str) -> Option<CustomerMasks> {
+        let cache = self.db().inner.cohort_cache.lock();
+        if cache.key != Some(self.cache_key) {
+            return None;
+        }
+        cache.masks.iter().find(|(k, _)| k == key).map(|(_, m)| m.clone())
+    }
+
+    /// Keeps the customers the cohort filters `key` admit and hide.
+    pub fn cache_masks(&self, key: &str, masks: CustomerMasks) {
+        self.with_cache(|cache| {
+            cache.masks.retain(|(k, _)| k != key);
+            if cache.masks.len() == RESTRICTED_KEPT {
+                cache.masks.remove(0);
+            }
+            cache.masks.push((key.to_owned(), masks));
         });
     }
 

@@ -16,6 +16,7 @@ mod cohorts;
 mod links;
 pub(crate) mod profiles;
 
+pub use cohorts::CustomerMasks;
 pub use links::{Journeys, LINKS_PER_CUSTOMER_MAX, Links, NEVER_LINK};
 pub use open::READ_ONLY_OPEN_ATTEMPTS;
 pub use snapshot::Snapshot;

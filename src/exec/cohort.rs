@@ -248,6 +248,63 @@ impl<'a> Cohorts<'a> {
         if filters.is_empty() && profile.is_none() {
             return Ok(None);
         }
+        // Computing the masks and restricting every bitmap of a large database take
+        // milliseconds: both are kept per snapshot.
+        let mut key: String = filters
+            .iter()
+            .map(|f| format!("{}{}\u{0}", if f.negated { "!" } else { "" }, f.name.0))
+            .collect();
+        if let Some((pred, _)) = profile {
+            key.push_str(&format!("{pred:?}"));
+        }
+        let masks = match self.snapshot.cached_masks(&key) {
+            Some(masks) => masks,
+            None => {
+                let masks = self.masks(filters, profile)?;
+                self.snapshot.cache_masks(&key, masks.clone());
+                masks
+            }
+        };
+        let Some((admitted, hidden)) = masks else {
+            return Ok(None);
+        };
+        let sources = self
+            .input
+            .sources
+            .iter()
+            .map(|source| match source {
+                Source::Segment(seg) => Source::Masked(seg.clone(), hidden.clone()),
+                Source::Masked(seg, mask) => Source::Masked(seg.clone(), Arc::new(&**mask | &*hidden)),
+                Source::Memory(rows) => Source::Memory(Arc::new(rows_of(rows, |cid| admitted.contains(cid)))),
+            })
+            .collect();
+        let bitmaps = match self.snapshot.cached_bitmaps(&key) {
+            Some(bitmaps) => bitmaps,
+            None => {
+                let mut bitmaps = self.input.bitmaps.clone();
+                bitmaps.remove_customers(&hidden);
+                let bitmaps = Arc::new(bitmaps);
+                self.snapshot.cache_bitmaps(&key, bitmaps.clone());
+                bitmaps
+            }
+        };
+        Ok(Some(Restricted {
+            sources,
+            bitmaps,
+            scan: Restriction {
+                admitted,
+                sources: self.input.sources.clone(),
+            },
+        }))
+    }
+
+    /// The customers `filters` and `profile` admit and hide (`None`: they admit every customer
+    /// with an event).
+    fn masks(
+        &mut self,
+        filters: &[CohortFilter],
+        profile: Option<(&Pred, &str)>,
+    ) -> Result<crate::db::CustomerMasks, QueryError> {
         let customers = self.input.customers;
         let mut admitted = RoaringBitmap::new();
         admitted.insert_range(0..customers);
@@ -279,43 +336,7 @@ impl<'a> Cohorts<'a> {
         // 14× slower than array and bitmap containers (RETENTION BY COHORT, 5M demo).
         hidden.remove_run_compression();
         admitted.remove_run_compression();
-        let hidden = Arc::new(hidden);
-        let sources = self
-            .input
-            .sources
-            .iter()
-            .map(|source| match source {
-                Source::Segment(seg) => Source::Masked(seg.clone(), hidden.clone()),
-                Source::Masked(seg, mask) => Source::Masked(seg.clone(), Arc::new(&**mask | &*hidden)),
-                Source::Memory(rows) => Source::Memory(Arc::new(rows_of(rows, |cid| admitted.contains(cid)))),
-            })
-            .collect();
-        // Restricting every bitmap of a large database takes milliseconds: kept per snapshot.
-        let mut key: String = filters
-            .iter()
-            .map(|f| format!("{}{}\u{0}", if f.negated { "!" } else { "" }, f.name.0))
-            .collect();
-        if let Some((pred, _)) = profile {
-            key.push_str(&format!("{pred:?}"));
-        }
-        let bitmaps = match self.snapshot.cached_bitmaps(&key) {
-            Some(bitmaps) => bitmaps,
-            None => {
-                let mut bitmaps = self.input.bitmaps.clone();
-                bitmaps.remove_customers(&hidden);
-                let bitmaps = Arc::new(bitmaps);
-                self.snapshot.cache_bitmaps(&key, bitmaps.clone());
-                bitmaps
-            }
-        };
-        Ok(Some(Restricted {
-            sources,
-            bitmaps,
-            scan: Restriction {
-                admitted: Arc::new(admitted),
-                sources: self.input.sources.clone(),
-            },
-        }))
+        Ok(Some((Arc::new(admitted), Arc::new(hidden))))
     }
 }
 
