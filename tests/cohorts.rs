@@ -774,3 +774,46 @@ fn listed_sets_are_the_statements_customers() {
         assert!(e.contains(message), "{text}: {e}");
     }
 }
+
+/// More cohorts than one pass folds a customer into (32) run one by one: the answer is the
+/// same, each group exactly `WHERE CUSTOMER IN` its cohort.
+#[test]
+fn by_cohort_of_more_than_32_cohorts_equals_each_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(dir.path().join("db"), Options::default().sync(Sync::Never)).unwrap();
+    // Customer uK buys K times: cohort `atK` (bought at least K times) holds uK..u40.
+    let mut events = Vec::new();
+    for customer in 1..=40i64 {
+        events.push(Event::new(format!("u{customer}"), T0, "visit"));
+        for k in 0..customer {
+            events.push(Event::new(format!("u{customer}"), T0 + (k + 1) * H, "buy"));
+        }
+    }
+    db.commit(&events).unwrap();
+    let names: Vec<String> = (1..=34).map(|k| format!("at{k}")).collect();
+    for (k, name) in names.iter().enumerate() {
+        db.query(&format!(
+            "CREATE COHORT {name} AS DID buy AT LEAST {} TIMES",
+            k + 1
+        ))
+        .unwrap();
+    }
+    let statement = "FUNNEL visit -> buy -> buy WITHIN 2d";
+    let grouped = db
+        .query(&format!("{statement} BY COHORT {}", names.join(", ")))
+        .unwrap();
+    for (k, name) in names.iter().enumerate() {
+        let alone = db
+            .query(&format!("{statement} WHERE CUSTOMER IN {name}"))
+            .unwrap();
+        let mine: Vec<Vec<Cell>> = grouped
+            .rows
+            .iter()
+            .filter(|row| row[0] == Cell::Str(name.clone()))
+            .map(|row| row[1..].to_vec())
+            .collect();
+        assert_eq!(mine, alone.rows, "{name}");
+        // Step 1 holds the cohort's 41 - (k + 1) customers.
+        assert_eq!(alone.rows[0][2], Cell::Int(40 - k as i64), "{name}");
+    }
+}

@@ -283,18 +283,14 @@ where
         self.op.feed(&mut state.state, events, ts)
     }
 
-    /// The customer's state ends into each of its cohorts: a copy for all but the last (ending
-    /// may change a state).
+    /// The customer's state ends into each of its cohorts.
     fn end(&self, partial: &mut Self::Partial, state: &mut Self::State) {
-        let states = self.states(partial);
-        let mut cohorts = self.cohorts_of(state.customer).peekable();
-        while let Some(at) = cohorts.next() {
-            if cohorts.peek().is_some() {
-                self.op.end(&mut states[at], &mut state.state.clone());
-            } else {
-                self.op.end(&mut states[at], &mut state.state);
-            }
-        }
+        let bits = self.masks.get(state.customer as usize).copied().unwrap_or(0);
+        let states = self.states(partial).iter_mut().enumerate();
+        let mine = states
+            .filter(|(at, _)| bits >> at & 1 == 1)
+            .map(|(_, cohort)| cohort);
+        self.op.end_each(mine, &mut state.state);
     }
 
     fn restart(&self, state: &mut Self::State, customer: u32) {

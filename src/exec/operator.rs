@@ -131,6 +131,23 @@ pub(super) trait LazyOperator: Operator {
     ) -> bool;
     /// Adds the customer fed into `state` to `partial`.
     fn end(&self, partial: &mut Self::Partial, state: &mut Self::State);
+    /// Adds the customer fed into `state` to each of `partials` (`BY COHORT`: every cohort the
+    /// customer is in). By default a copy of the state ends into each but the last (ending may
+    /// change a state).
+    fn end_each<'p>(&self, partials: impl Iterator<Item = &'p mut Self::Partial>, state: &mut Self::State)
+    where
+        Self::Partial: 'p,
+        Self::State: Clone,
+    {
+        let mut partials = partials.peekable();
+        while let Some(partial) = partials.next() {
+            if partials.peek().is_some() {
+                self.end(partial, &mut state.clone());
+            } else {
+                self.end(partial, state);
+            }
+        }
+    }
     /// Makes `state` the state of `customer`, not yet fed (as `Default` would, and as cheaply
     /// as the state allows: the scan calls it once per customer).
     fn restart(&self, state: &mut Self::State, customer: u32);

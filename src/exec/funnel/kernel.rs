@@ -1,8 +1,9 @@
 //! The funnel kernel: one customer's rows in, the deepest step reached (and when) out.
 //!
-//! Uses: `plan`; rooms `funnel`.
+//! Uses: `plan`; rooms `funnel`, `operator`.
 
 use crate::exec::funnel::{FunnelOp, FunnelPartial, empty_counts, from_previous_slot, funnel_group_bytes};
+use crate::exec::operator::LazyOperator;
 use crate::plan::Matcher;
 
 /// Which steps an event can match, by event id and by stage code: a row matches step k when
@@ -311,10 +312,21 @@ impl<const N: usize> FunnelRun<N> {
 
     /// Adds the customer (once it reached step 1) to `partial`.
     pub(in crate::internals::exec) fn finish(&mut self, op: &FunnelOp<'_>, partial: &mut FunnelPartial) {
-        let n = op.steps.len();
+        self.settle_pending(op);
+        self.add_to(op, partial);
+    }
+
+    /// Applies what the last rows left pending (TIES ALLOW: the held tie group): the state is
+    /// then the customer's answer.
+    pub(in crate::internals::exec) fn settle_pending(&mut self, op: &FunnelOp<'_>) {
         if !op.ties_strict {
             self.release(op);
         }
+    }
+
+    /// Adds the settled customer (once it reached step 1) to `partial`.
+    pub(in crate::internals::exec) fn add_to(&self, op: &FunnelOp<'_>, partial: &mut FunnelPartial) {
+        let n = op.steps.len();
         // Every level is reached from step 1 in range: level 0 means the customer never
         // entered the funnel.
         if self.level == 0 {
@@ -342,5 +354,46 @@ impl<const N: usize> FunnelRun<N> {
             }
             partial.bytes += 8 * (level - 1) + 8 * (level - 2);
         }
+    }
+}
+
+/// Lazily: funnels of up to 7 steps on the fast kernel that read no stage.
+impl LazyOperator for FunnelOp<'_> {
+    type State = FunnelRun<8>;
+
+    fn lazy(&self) -> bool {
+        self.fast() && self.steps.len() < 8 && self.masks.as_ref().is_some_and(|m| !m.reads_stage())
+    }
+
+    fn feed(
+        &self,
+        state: &mut FunnelRun<8>,
+        events: impl Iterator<Item = u32>,
+        ts: impl Iterator<Item = i64>,
+    ) -> bool {
+        let Some(m) = &self.masks else {
+            return true;
+        };
+        let stages = std::iter::empty();
+        state.feed(self, m, KernelRows { events, ts, stages })
+    }
+
+    fn end(&self, partial: &mut FunnelPartial, state: &mut FunnelRun<8>) {
+        state.finish(self, partial);
+    }
+
+    /// Settled once, added to each (no copy of the state).
+    fn end_each<'p>(&self, partials: impl Iterator<Item = &'p mut FunnelPartial>, state: &mut FunnelRun<8>)
+    where
+        FunnelPartial: 'p,
+    {
+        state.settle_pending(self);
+        for partial in partials {
+            state.add_to(self, partial);
+        }
+    }
+
+    fn restart(&self, state: &mut FunnelRun<8>, _customer: u32) {
+        state.restart();
     }
 }

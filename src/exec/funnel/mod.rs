@@ -15,7 +15,7 @@ use crate::exec::funnel::scope::{Scope, Sessions, in_entry};
 use crate::exec::group::GroupBy;
 use crate::exec::labels::customer_table;
 use crate::exec::median::{Samples, medians_means, quantiles_cont};
-use crate::exec::operator::{HashMap, LazyOperator, Operator, Prefilter};
+use crate::exec::operator::{HashMap, Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions};
 use crate::exec::prefilter::candidates;
 use crate::exec::range::{data_range, on_day_boundary};
@@ -823,36 +823,6 @@ impl Operator for FunnelOp<'_> {
             Vec::new()
         };
         Ok(self.table(&groups, stats, quantiles))
-    }
-}
-
-/// Lazily: funnels of up to 7 steps on the fast kernel that read no stage.
-impl LazyOperator for FunnelOp<'_> {
-    type State = FunnelRun<8>;
-
-    fn lazy(&self) -> bool {
-        self.fast() && self.steps.len() < 8 && self.masks.as_ref().is_some_and(|m| !m.reads_stage())
-    }
-
-    fn feed(
-        &self,
-        state: &mut FunnelRun<8>,
-        events: impl Iterator<Item = u32>,
-        ts: impl Iterator<Item = i64>,
-    ) -> bool {
-        let Some(m) = &self.masks else {
-            return true;
-        };
-        let stages = std::iter::empty();
-        state.feed(self, m, KernelRows { events, ts, stages })
-    }
-
-    fn end(&self, partial: &mut FunnelPartial, state: &mut FunnelRun<8>) {
-        state.finish(self, partial);
-    }
-
-    fn restart(&self, state: &mut FunnelRun<8>, _customer: u32) {
-        state.restart();
     }
 }
 
