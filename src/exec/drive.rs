@@ -24,17 +24,13 @@ pub(super) fn evaluate<O: Operator>(
     input: &Input<'_>,
     opts: &QueryOptions,
 ) -> Result<Table, QueryError> {
-    match input.side_by_side {
-        None => op.finish(gather_with(op, input, opts, scan_customers::<O>)?, input, opts),
-        Some(side) => side_by_side(
-            op,
-            side,
-            input,
-            opts,
-            scan_customers::<O>,
-            scan_customers::<Fanned<'_, O>>,
-        ),
-    }
+    evaluate_with(
+        op,
+        input,
+        opts,
+        scan_customers::<O>,
+        scan_customers::<Fanned<'_, O>>,
+    )
 }
 
 /// [`evaluate`] for an operator that can read lazily ([`LazyOperator`]).
@@ -46,16 +42,26 @@ pub(super) fn evaluate_lazy<O: LazyOperator>(
 where
     O::State: Clone,
 {
+    evaluate_with(
+        op,
+        input,
+        opts,
+        scan_maybe_lazy::<O>,
+        scan_maybe_lazy::<Fanned<'_, O>>,
+    )
+}
+
+/// [`evaluate`] with the scans of one worker's range: of `op`, and of `op` side by side.
+fn evaluate_with<'o, O: Operator>(
+    op: &'o O,
+    input: &'o Input<'o>,
+    opts: &QueryOptions,
+    scan: Scan<O>,
+    fanned_scan: Scan<Fanned<'o, O>>,
+) -> Result<Table, QueryError> {
     match input.side_by_side {
-        None => op.finish(gather_with(op, input, opts, scan_maybe_lazy::<O>)?, input, opts),
-        Some(side) => side_by_side(
-            op,
-            side,
-            input,
-            opts,
-            scan_maybe_lazy::<O>,
-            scan_maybe_lazy::<Fanned<'_, O>>,
-        ),
+        None => op.finish(gather_with(op, input, opts, scan)?, input, opts),
+        Some(side) => side_by_side(op, side, input, opts, scan, fanned_scan),
     }
 }
 
