@@ -275,7 +275,7 @@ proptest! {
 }
 
 /// The statements `BY COHORT` applies to, `{by}` where the clause goes.
-const GROUPED: [&str; 10] = [
+const GROUPED: [&str; 11] = [
     "FUNNEL a -> b -> c WITHIN 6h {by}",
     "FUNNEL a -> b -> c WITHIN 6h TIES STRICT {by}",
     "FUNNEL a -> b WITHIN 6h PERIOD day {by}",
@@ -285,6 +285,7 @@ const GROUPED: [&str; 10] = [
     "LIFECYCLE OF a OR b PERIOD day {by}",
     "STICKINESS OF ANY PERIOD day {by}",
     "PATHS AFTER a STEPS 2 TOP 5 {by}",
+    "PATHS BEFORE c STEPS 2 COLLAPSE REPEATS EDGES {by}",
     "HEATMAP OF ANY TZ 'America/New_York' {by}",
 ];
 

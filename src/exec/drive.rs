@@ -192,16 +192,17 @@ pub(super) struct Fanned<'o, O> {
 }
 
 impl<O: Operator> Fanned<'_, O> {
-    /// The cohorts `customer` is folded into, in order.
-    fn cohorts_of(&self, customer: u32) -> impl Iterator<Item = usize> {
-        let mut bits = self.masks.get(customer as usize).copied().unwrap_or(0);
-        std::iter::from_fn(move || {
-            (bits != 0).then(|| {
-                let at = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                at
-            })
-        })
+    /// The states of the cohorts `customer` is in, in order.
+    fn mine<'p>(
+        &self,
+        partial: &'p mut Vec<O::Partial>,
+        customer: u32,
+    ) -> impl Iterator<Item = &'p mut O::Partial> + use<'p, O> {
+        let bits = self.masks.get(customer as usize).copied().unwrap_or(0);
+        let states = self.states(partial).iter_mut().enumerate();
+        states
+            .filter(move |(at, _)| bits >> at & 1 == 1)
+            .map(|(_, state)| state)
     }
 
     /// The per-cohort states of `partial` (a worker's starts empty).
@@ -229,10 +230,8 @@ impl<O: Operator> Operator for Fanned<'_, O> {
         let Some(&customer) = rows.cid.get(run.start) else {
             return;
         };
-        let states = self.states(partial);
-        for at in self.cohorts_of(customer) {
-            self.op.customer(&mut states[at], rows, run.clone());
-        }
+        let mine = self.mine(partial, customer);
+        self.op.customer_each(mine, rows, run);
     }
 
     fn merge(&self, into: &mut Self::Partial, from: Self::Partial) {

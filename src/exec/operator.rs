@@ -99,6 +99,22 @@ pub(super) trait Operator: Sync {
     /// Folds one customer's rows `rows[run]` into `partial`.
     fn customer(&self, partial: &mut Self::Partial, rows: &Columns, run: Range<usize>);
 
+    /// Folds one customer's rows into each of `partials` (`BY COHORT`: every cohort the
+    /// customer is in): by default `customer` once per partial; an operator whose answer for a
+    /// customer costs more than adding it finds it once.
+    fn customer_each<'p>(
+        &self,
+        partials: impl Iterator<Item = &'p mut Self::Partial>,
+        rows: &Columns,
+        run: Range<usize>,
+    ) where
+        Self::Partial: 'p,
+    {
+        for partial in partials {
+            self.customer(partial, rows, run.clone());
+        }
+    }
+
     /// Adds `from` to `into`.
     fn merge(&self, into: &mut Self::Partial, from: Self::Partial);
 

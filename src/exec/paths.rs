@@ -157,6 +157,39 @@ impl<'a> PathsOp<'a> {
         best.1
     }
 
+    /// Counts customer `cid`'s path `nodes` (of `group`) in `partial`: its path, its edges, or
+    /// (a drill-down) the customer when the path begins (ends) as wanted.
+    fn count(&self, partial: &mut PathsPartial, cid: u32, group: Group, nodes: &[u32]) {
+        if let Some(drill) = &self.drill {
+            let hit = drill.as_ref().is_some_and(|want| {
+                if self.before {
+                    nodes.ends_with(want)
+                } else {
+                    nodes.starts_with(want)
+                }
+            });
+            if hit {
+                partial.members.insert(cid);
+            }
+        } else if self.edges {
+            // Depth of the edge into node j: j after the anchor (AFTER); counted so that the
+            // edge into the anchor is at depth STEPS (BEFORE), shorter paths aligned on it.
+            let shift = if self.before {
+                (self.steps + 1 - nodes.len()) as u32
+            } else {
+                0
+            };
+            for (j, pair) in nodes.windows(2).enumerate() {
+                *partial
+                    .edges
+                    .entry((group, (shift + j as u32 + 1, pair[0], pair[1])))
+                    .or_default() += 1;
+            }
+        } else {
+            *partial.paths.entry((group, nodes.into())).or_default() += 1;
+        }
+    }
+
     /// The customer's path into `nodes` (empty when it has no anchor event in range) and its
     /// group. Rows come in time order; only the instants the path reads are put in event order.
     fn path(&self, rows: &Columns, run: Range<usize>, partial: &mut PathsPartial) -> Group {
@@ -357,44 +390,30 @@ impl Operator for PathsOp<'_> {
     }
 
     fn customer(&self, partial: &mut PathsPartial, rows: &Columns, run: Range<usize>) {
-        let Some(&cid) = rows.cid.get(run.start) else {
+        self.customer_each(std::iter::once(partial), rows, run);
+    }
+
+    /// The path is found once and counted in each partial.
+    fn customer_each<'p>(
+        &self,
+        mut partials: impl Iterator<Item = &'p mut PathsPartial>,
+        rows: &Columns,
+        run: Range<usize>,
+    ) where
+        PathsPartial: 'p,
+    {
+        let (Some(first), Some(&cid)) = (partials.next(), rows.cid.get(run.start)) else {
             return;
         };
-        let group = self.path(rows, run, partial);
-        let nodes = std::mem::take(&mut partial.nodes);
-        if nodes.is_empty() {
-            partial.nodes = nodes;
-            return;
-        }
-        if let Some(drill) = &self.drill {
-            let hit = drill.as_ref().is_some_and(|want| {
-                if self.before {
-                    nodes.ends_with(want)
-                } else {
-                    nodes.starts_with(want)
-                }
-            });
-            if hit {
-                partial.members.insert(cid);
+        let group = self.path(rows, run, first);
+        let nodes = std::mem::take(&mut first.nodes);
+        if !nodes.is_empty() {
+            self.count(first, cid, group, &nodes);
+            for partial in partials {
+                self.count(partial, cid, group, &nodes);
             }
-        } else if self.edges {
-            // Depth of the edge into node j: j after the anchor (AFTER); counted so that the
-            // edge into the anchor is at depth STEPS (BEFORE), shorter paths aligned on it.
-            let shift = if self.before {
-                (self.steps + 1 - nodes.len()) as u32
-            } else {
-                0
-            };
-            for (j, pair) in nodes.windows(2).enumerate() {
-                *partial
-                    .edges
-                    .entry((group, (shift + j as u32 + 1, pair[0], pair[1])))
-                    .or_default() += 1;
-            }
-        } else {
-            *partial.paths.entry((group, nodes.as_slice().into())).or_default() += 1;
         }
-        partial.nodes = nodes;
+        first.nodes = nodes;
     }
 
     fn footprint(&self, partial: &PathsPartial) -> usize {
