@@ -8,6 +8,7 @@ use crate::merge::Source;
 use crate::model;
 use crate::plan::Matcher;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Customers that can have an event matching `m` (a superset: bitmaps ignore property filters),
 /// optionally on UTC days overlapping `range`. `None` means "no pruning possible".
@@ -78,16 +79,18 @@ pub(super) fn step_days(
     matcher: &Matcher,
     input: &Input<'_>,
 ) -> Option<BTreeMap<i32, roaring::RoaringBitmap>> {
+    // The sources masked by one shared set of hidden customers (a cohort restriction) are
+    // united first and the hidden customers subtracted once per day — ∪(bᵢ − h) = (∪bᵢ) − h —
+    // rather than from every source's bitmap of every event and day, which took most of a
+    // restricted RETENTION's time; sources with a mask of their own, or none, as they are.
+    let shared = shared_mask(&input.sources);
+    let mut masked: BTreeMap<i32, roaring::RoaringBitmap> = BTreeMap::new();
     let mut out: BTreeMap<i32, roaring::RoaringBitmap> = BTreeMap::new();
     for s in &input.sources {
         let owned;
         let (bitmaps, events, hidden) = match s {
             Source::Segment(seg) => (&seg.footer.bitmaps, seg.footer.event_days.as_ref()?, None),
-            Source::Masked(seg, matcher) => (
-                &seg.footer.bitmaps,
-                seg.footer.event_days.as_ref()?,
-                Some(&**matcher),
-            ),
+            Source::Masked(seg, mask) => (&seg.footer.bitmaps, seg.footer.event_days.as_ref()?, Some(mask)),
             Source::Memory(cols) => {
                 let mut b = crate::index::Bitmaps::default();
                 b.add(cols);
@@ -97,13 +100,30 @@ pub(super) fn step_days(
                 (&owned.0, &owned.1, None)
             }
         };
+        let by_shared = hidden.is_some_and(|mask| shared.is_some_and(|one| Arc::ptr_eq(mask, one)));
         for (d, b) in matcher_days(matcher, bitmaps, events)? {
-            let x = out.entry(d).or_default();
             match hidden {
-                Some(h) => *x |= b - h,
-                None => *x |= b,
+                _ if by_shared => *masked.entry(d).or_default() |= b,
+                Some(h) => *out.entry(d).or_default() |= b - &**h,
+                None => *out.entry(d).or_default() |= b,
             }
         }
     }
+    if let Some(hidden) = shared {
+        for (d, mut b) in masked {
+            b -= &**hidden;
+            *out.entry(d).or_default() |= b;
+        }
+    }
     Some(out)
+}
+
+/// The mask of the masked sources when they all share one (the same set, by pointer).
+fn shared_mask(sources: &[Source]) -> Option<&Arc<roaring::RoaringBitmap>> {
+    let mut masks = sources.iter().filter_map(|source| match source {
+        Source::Masked(_, mask) => Some(mask),
+        _ => None,
+    });
+    let first = masks.next()?;
+    masks.all(|mask| Arc::ptr_eq(mask, first)).then_some(first)
 }
