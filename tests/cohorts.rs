@@ -174,16 +174,20 @@ fn query(db: &Db, text: &str) -> Result<Table, TestCaseError> {
 
 /// Statements of every kind, `{w}` where the statement's own WHERE goes (explicit ranges where
 /// the statement's default would read the data's range, so that both databases bucket alike).
-const STATEMENTS: [&str; 14] = [
+const STATEMENTS: [&str; 18] = [
     "FUNNEL ANY -> b WITHIN 2h {w}",
     "FUNNEL a -> b -> c WITHIN 6h {w}",
     "FUNNEL a -> b WITHIN 3h MODE STRICT {w}",
     "RETENTION a RETURN b PERIOD day PERIODS 3 {w}",
+    "RETENTION ANY RETURN b PERIOD day PERIODS 2 RECURRING ON_OR_AFTER {w}",
     "TREND uniq PERIOD day {w}",
+    "TREND uniq PERIOD day BY ch {w}",
     "TREND count OF a PERIOD hour FROM '2026-03-05' TO '2026-03-06' {w}",
     "TREND sum(amt) PERIOD day BY ch {w}",
     "LIFECYCLE OF a OR b PERIOD day {w}",
     "STICKINESS OF ANY PERIOD day {w}",
+    "STICKINESS OF a OR c PERIOD day {w}",
+    "LIFECYCLE OF STAGE purchase PERIOD week {w}",
     "STAGES PERIOD day {w}",
     "TRANSITIONS {w}",
     "TOP CUSTOMERS BY count LIMIT 20 {w}",

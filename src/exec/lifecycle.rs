@@ -148,19 +148,26 @@ fn lifecycle_from_bitmaps(op: &LifecycleOp<'_>, input: &Input<'_>) -> Option<Cou
     if op.filter.is_some() || op.buckets.tz != jiff::tz::TimeZone::UTC || op.buckets.period == Period::Hour {
         return None;
     }
-    let days = super::prefilter::step_days(&op.step, input)?;
     let n = op.buckets.len();
-    let mut active = vec![RoaringBitmap::new(); n];
-    for (d, b) in days {
-        active[op.buckets.index(model::first_instant_of_day(d))?] |= b;
-    }
+    let key = format!("lifecycle {:?} {:?} {n}", op.step, op.buckets.period);
+    let unrestricted = super::prefilter::shared(input, &key, || {
+        let mut active = vec![RoaringBitmap::new(); n];
+        for (&d, b) in super::prefilter::step_days(&op.step, input)?.iter() {
+            active[op.buckets.index(model::first_instant_of_day(d))?] |= b;
+        }
+        Some(active)
+    })?;
+    // The restriction applies to each bucket's actives: every count below is set algebra on them.
+    let active: Vec<_> = (unrestricted.iter())
+        .map(|customers| super::prefilter::admitted(input, customers))
+        .collect();
     let mut out = vec![[0i64; 4]; n];
     let mut seen = RoaringBitmap::new();
     let empty = RoaringBitmap::new();
     for b in 0..n {
-        let prev = if b > 0 { &active[b - 1] } else { &empty };
+        let prev: &RoaringBitmap = if b > 0 { &active[b - 1] } else { &empty };
         if op.report.contains(&b) {
-            let cur = &active[b];
+            let cur: &RoaringBitmap = &active[b];
             out[b] = [
                 (cur - &seen).len() as i64,
                 cur.intersection_len(prev) as i64,
@@ -168,7 +175,7 @@ fn lifecycle_from_bitmaps(op: &LifecycleOp<'_>, input: &Input<'_>) -> Option<Cou
                 -((prev - cur).len() as i64),
             ];
         }
-        seen |= &active[b];
+        seen |= &*active[b];
     }
     Some(out)
 }

@@ -257,10 +257,12 @@ fn by_cohorts(
         restricted.push(cohorts.restrict(&filters, profile)?);
     }
     let input = cohorts.input;
+    let shared = options::Shared::default();
     let unrestricted = || Input {
         sources: input.sources.clone(),
         restriction: input.restriction.clone(),
         side_by_side: None,
+        shared: Some(&shared),
         ..*input
     };
     let side = SideBySide {
@@ -270,7 +272,10 @@ fn by_cohorts(
             .zip(&restricted)
             .map(|((name, _), restricted)| {
                 let cohort = match restricted {
-                    Some(restricted) => restricted_input(input, restricted),
+                    Some(restricted) => Input {
+                        shared: Some(&shared),
+                        ..restricted_input(input, restricted)
+                    },
                     None => unrestricted(),
                 };
                 (name.clone(), cohort)

@@ -112,7 +112,12 @@ pub struct Input<'a> {
     /// Set for `BY COHORT a, b, …`: the statement runs once per cohort, side by side, in one
     /// scan (see [`SideBySide`]).
     pub side_by_side: Option<&'a SideBySide<'a>>,
+    /// What the cohorts of one `BY COHORT` share (see [`Shared`]); `None` otherwise.
+    pub shared: Option<&'a Shared>,
 }
+
+/// Customers per UTC day (a step's, as the per-day indices give them).
+pub type DaySets = std::collections::BTreeMap<i32, roaring::RoaringBitmap>;
 
 /// `BY COHORT a, b, …`: each cohort's restricted input (what its prefilter and its finish
 /// read) and where the cohort's name goes in the joined table. The statement is planned once,
@@ -129,6 +134,33 @@ pub struct SideBySide<'a> {
     /// Set once the statement was driven side by side (a statement that never reaches the
     /// driver would answer for everyone: the caller refuses that).
     pub driven: std::sync::atomic::AtomicBool,
+}
+
+/// What the cohorts of one `BY COHORT` statement share. Their inputs differ only by their
+/// restrictions, which bitmap answers apply last (to their final customer sets), so the
+/// unrestricted part of such an answer — a step's customers per day, a retention's cohorts
+/// per bucket — is computed once for all cohorts and kept here for the statement's run.
+#[derive(Default)]
+pub struct Shared {
+    answers: std::sync::Mutex<std::collections::HashMap<String, Arc<dyn std::any::Any + Send + Sync>>>,
+}
+
+impl Shared {
+    /// The answer kept under `key`, or `compute`'s (kept); `None` when `compute` gives none.
+    /// The lock is not held while computing (a computation may ask for another answer).
+    pub fn get_or<T: std::any::Any + Send + Sync>(
+        &self,
+        key: &str,
+        compute: impl FnOnce() -> Option<T>,
+    ) -> Option<Arc<T>> {
+        let kept = self.answers.lock().ok()?.get(key).cloned();
+        if let Some(answer) = kept.and_then(|kept| kept.downcast::<T>().ok()) {
+            return Some(answer);
+        }
+        let answer = Arc::new(compute()?);
+        self.answers.lock().ok()?.insert(key.to_string(), answer.clone());
+        Some(answer)
+    }
 }
 
 /// How the scan of a restricted input reads (see [`Input::restriction`]): the snapshot's own
@@ -155,6 +187,7 @@ impl<'a> Input<'a> {
             snapshot: Some(snapshot),
             links: Some(&**snapshot.links()).filter(|links| !links.is_empty()),
             side_by_side: None,
+            shared: None,
         }
     }
 }

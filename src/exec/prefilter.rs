@@ -3,7 +3,7 @@
 //!
 //! Uses: `index`, `merge`, `model`, `plan`; rooms `options`.
 
-use crate::exec::options::Input;
+use crate::exec::options::{DaySets, Input};
 use crate::merge::Source;
 use crate::model;
 use crate::plan::Matcher;
@@ -73,20 +73,61 @@ pub(super) fn matcher_days(
     Some(out)
 }
 
-/// The customers matching `m` on each UTC day over every source of `input` (erased customers
-/// removed, unsealed rows indexed on the fly); `None` when an index cannot say.
-pub(super) fn step_days(
-    matcher: &Matcher,
+/// The sources a bitmap answer reads: the snapshot's own (erasures masked), whatever the
+/// restriction — the answer applies the restriction to its final sets ([`admit`]).
+pub(super) fn unrestricted_sources<'i>(input: &'i Input<'_>) -> &'i [Source] {
+    input.restriction.as_ref().map_or(&input.sources, |r| &r.sources)
+}
+
+/// Keeps in `set` only the customers the input's restriction admits (all without one).
+/// Intersection distributes over union and difference — (∪bᵢ) ∩ A = ∪(bᵢ ∩ A), (x − y) ∩ A =
+/// (x ∩ A) − y — so restricting a bitmap answer's final customer sets equals restricting every
+/// bitmap it was computed from, at a fraction of the cost (one intersection per bucket, not
+/// one subtraction per source, event and day).
+pub(super) fn admit(input: &Input<'_>, set: &mut roaring::RoaringBitmap) {
+    if let Some(restriction) = &input.restriction {
+        *set &= &*restriction.admitted;
+    }
+}
+
+/// `set` with only the customers the input's restriction admits ([`admit`]; borrowed without
+/// a restriction).
+pub(super) fn admitted<'s>(
     input: &Input<'_>,
-) -> Option<BTreeMap<i32, roaring::RoaringBitmap>> {
-    // The sources masked by one shared set of hidden customers (a cohort restriction) are
-    // united first and the hidden customers subtracted once per day — ∪(bᵢ − h) = (∪bᵢ) − h —
-    // rather than from every source's bitmap of every event and day, which took most of a
-    // restricted RETENTION's time; sources with a mask of their own, or none, as they are.
-    let shared = shared_mask(&input.sources);
-    let mut masked: BTreeMap<i32, roaring::RoaringBitmap> = BTreeMap::new();
-    let mut out: BTreeMap<i32, roaring::RoaringBitmap> = BTreeMap::new();
-    for s in &input.sources {
+    set: &'s roaring::RoaringBitmap,
+) -> std::borrow::Cow<'s, roaring::RoaringBitmap> {
+    match &input.restriction {
+        Some(restriction) => std::borrow::Cow::Owned(set & &*restriction.admitted),
+        None => std::borrow::Cow::Borrowed(set),
+    }
+}
+
+/// The customers matching `m` on each UTC day over every source of `input`, **without its
+/// restriction** (apply it to the final sets with [`admit`]); erased customers removed,
+/// unsealed rows indexed on the fly. `None` when an index cannot say. The cohorts of a `BY
+/// COHORT` statement share one answer per step (`options::Shared`).
+pub(super) fn step_days(matcher: &Matcher, input: &Input<'_>) -> Option<Arc<DaySets>> {
+    shared(input, &format!("step_days {matcher:?}"), || {
+        unrestricted_step_days(matcher, input)
+    })
+}
+
+/// `compute`'s answer, computed once for all the cohorts of a `BY COHORT` statement (kept under
+/// `key`, which must name everything the answer depends on but the restriction).
+pub(super) fn shared<T: std::any::Any + Send + Sync>(
+    input: &Input<'_>,
+    key: &str,
+    compute: impl FnOnce() -> Option<T>,
+) -> Option<Arc<T>> {
+    match input.shared {
+        Some(shared) => shared.get_or(key, compute),
+        None => compute().map(Arc::new),
+    }
+}
+
+fn unrestricted_step_days(matcher: &Matcher, input: &Input<'_>) -> Option<DaySets> {
+    let mut out = DaySets::new();
+    for s in unrestricted_sources(input) {
         let owned;
         let (bitmaps, events, hidden) = match s {
             Source::Segment(seg) => (&seg.footer.bitmaps, seg.footer.event_days.as_ref()?, None),
@@ -100,30 +141,12 @@ pub(super) fn step_days(
                 (&owned.0, &owned.1, None)
             }
         };
-        let by_shared = hidden.is_some_and(|mask| shared.is_some_and(|one| Arc::ptr_eq(mask, one)));
         for (d, b) in matcher_days(matcher, bitmaps, events)? {
             match hidden {
-                _ if by_shared => *masked.entry(d).or_default() |= b,
                 Some(h) => *out.entry(d).or_default() |= b - &**h,
                 None => *out.entry(d).or_default() |= b,
             }
         }
     }
-    if let Some(hidden) = shared {
-        for (d, mut b) in masked {
-            b -= &**hidden;
-            *out.entry(d).or_default() |= b;
-        }
-    }
     Some(out)
-}
-
-/// The mask of the masked sources when they all share one (the same set, by pointer).
-fn shared_mask(sources: &[Source]) -> Option<&Arc<roaring::RoaringBitmap>> {
-    let mut masks = sources.iter().filter_map(|source| match source {
-        Source::Masked(_, mask) => Some(mask),
-        _ => None,
-    });
-    let first = masks.next()?;
-    masks.all(|mask| Arc::ptr_eq(mask, first)).then_some(first)
 }

@@ -7,7 +7,7 @@ use crate::exec::drive::evaluate;
 use crate::exec::labels::customer_table;
 use crate::exec::operator::{Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions};
-use crate::exec::prefilter::{candidates, step_days};
+use crate::exec::prefilter::{admitted, candidates, shared, step_days};
 use crate::exec::range::{complete_buckets, on_day_boundary};
 use crate::exec::scan::{columns, passes};
 use crate::model::Columns;
@@ -264,7 +264,6 @@ impl Operator for RetentionOp<'_> {
 /// first-time cohorts are each day's starters minus everyone who started before. `None` when
 /// the query or a segment does not qualify (then it is scanned).
 pub(super) fn retention_from_bitmaps(op: &RetentionOp<'_>, input: &Input<'_>) -> Option<RetentionPartial> {
-    use roaring::RoaringBitmap;
     let utc = op.buckets.tz == jiff::tz::TimeZone::UTC;
     if op.filter.is_some() || !utc || op.buckets.period == Period::Hour {
         return None;
@@ -275,6 +274,54 @@ pub(super) fn retention_from_bitmaps(op: &RetentionOp<'_>, input: &Input<'_>) ->
     {
         return None;
     }
+    let (cohorts, per_bucket) = &*shared(
+        input,
+        &format!(
+            "retention {:?} {:?} {:?} {:?} {} {}",
+            op.start,
+            op.ret,
+            op.cohorting,
+            op.range,
+            op.on_or_after,
+            op.buckets.len()
+        ),
+        || unrestricted_cells(op, input),
+    )?;
+    let mut out: RetentionPartial = Default::default();
+    for (&c, members) in cohorts {
+        // The restriction, last: returners need none (they are only counted among members).
+        let members = admitted(input, members);
+        if members.is_empty() {
+            continue;
+        }
+        let mut counts = vec![0u64; op.periods + 1];
+        for (k, slot) in counts.iter_mut().enumerate() {
+            if k == 0 && !op.zero_returns {
+                *slot = members.len();
+                if op.collect == Some((c, 0)) {
+                    out.1 = members.clone().into_owned();
+                }
+            } else if let Some(r) = per_bucket.get(c + k) {
+                *slot = members.intersection_len(r);
+                if op.collect == Some((c, k)) {
+                    out.1 = &*members & r;
+                }
+            }
+        }
+        out.0.insert(c, (members.len(), counts));
+    }
+    Some(out)
+}
+
+/// A bitmap retention's cohorts per bucket and returners per bucket (from each bucket on, for
+/// ON_OR_AFTER), before the input's restriction.
+type Cells = (
+    BTreeMap<usize, roaring::RoaringBitmap>,
+    Vec<roaring::RoaringBitmap>,
+);
+
+fn unrestricted_cells(op: &RetentionOp<'_>, input: &Input<'_>) -> Option<Cells> {
+    use roaring::RoaringBitmap;
     // Starters and returners per day.
     let starts = step_days(&op.start, input)?;
     let rets = step_days(&op.ret, input)?;
@@ -286,7 +333,7 @@ pub(super) fn retention_from_bitmaps(op: &RetentionOp<'_>, input: &Input<'_>) ->
     // Cohorts.
     let mut cohorts: BTreeMap<usize, RoaringBitmap> = BTreeMap::new();
     let mut seen = RoaringBitmap::new();
-    for (&d, b) in &starts {
+    for (&d, b) in starts.iter() {
         let members = match op.cohorting {
             Cohorting::FirstTime => {
                 let first = b - &seen;
@@ -303,7 +350,7 @@ pub(super) fn retention_from_bitmaps(op: &RetentionOp<'_>, input: &Input<'_>) ->
     // Returners per bucket, and (for ON_OR_AFTER) from each bucket on.
     let n = op.buckets.len();
     let mut per_bucket = vec![RoaringBitmap::new(); n];
-    for (&d, b) in &rets {
+    for (&d, b) in rets.iter() {
         if let Some(k) = bucket(d) {
             per_bucket[k] |= b;
         }
@@ -314,25 +361,7 @@ pub(super) fn retention_from_bitmaps(op: &RetentionOp<'_>, input: &Input<'_>) ->
             per_bucket[k] |= later;
         }
     }
-    let mut out: RetentionPartial = Default::default();
-    for (c, members) in cohorts {
-        let mut counts = vec![0u64; op.periods + 1];
-        for (k, slot) in counts.iter_mut().enumerate() {
-            if k == 0 && !op.zero_returns {
-                *slot = members.len();
-                if op.collect == Some((c, 0)) {
-                    out.1 = members.clone();
-                }
-            } else if let Some(r) = per_bucket.get(c + k) {
-                *slot = members.intersection_len(r);
-                if op.collect == Some((c, k)) {
-                    out.1 = &members & r;
-                }
-            }
-        }
-        out.0.insert(c, (members.len(), counts));
-    }
-    Some(out)
+    Some((cohorts, per_bucket))
 }
 
 /// What a CUSTOMERS drill-down wants from a retention query: cohort time, offset, LIMIT.

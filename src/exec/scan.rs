@@ -253,12 +253,16 @@ pub(super) fn split_rows(mut marks: Vec<(u32, u64)>, customers: u32, parts: usiz
         let total: u64 = marks.iter().map(|m| m.1).sum();
         let mut before = 0u64;
         let mut t = 1u64;
+        let mut previous = None;
         for &(cid, rows) in &marks {
-            // A block starts a new range once the rows before it reach the next share.
-            while t < parts && before >= total * t / parts {
+            // The first block at a customer id starts a new range once the rows before it
+            // reach the next share (a range starts at an id: all the blocks starting there go
+            // to it, so a later block at the same id must not be the one to test).
+            while previous != Some(cid) && t < parts && before >= total * t / parts {
                 starts.push(cid);
                 t += 1;
             }
+            previous = Some(cid);
             before += rows;
         }
     }
@@ -768,6 +772,7 @@ mod tests {
             snapshot: None,
             links: None,
             side_by_side: None,
+            shared: None,
         };
         // One worker runs on the calling thread, two on their own.
         for threads in [1, 2] {

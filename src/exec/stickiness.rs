@@ -144,23 +144,42 @@ pub(super) fn stickiness_from_bitmaps(op: &StickinessOp<'_>, input: &Input<'_>) 
     }
     let (d0, d1) = (model::day_of(lo), model::day_of(hi - 1));
     let n = op.buckets.len();
-    let mut active = vec![RoaringBitmap::new(); n];
-    for (d, b) in super::prefilter::step_days(&op.step, input)? {
-        if d < d0 || d > d1 {
-            continue;
+    let key = format!("stickiness {:?} {:?} {n} {d0} {d1}", op.step, op.buckets.period);
+    // Each customer's active buckets, before the restriction (a count per customer: the
+    // restriction then picks whose counts the histogram reads).
+    let per_customer = super::prefilter::shared(input, &key, || {
+        let mut active = vec![RoaringBitmap::new(); n];
+        for (&d, b) in super::prefilter::step_days(&op.step, input)?.iter() {
+            if d < d0 || d > d1 {
+                continue;
+            }
+            active[op.buckets.index(model::first_instant_of_day(d))?] |= b;
         }
-        active[op.buckets.index(model::first_instant_of_day(d))?] |= b;
-    }
-    let mut per_customer = vec![0u32; input.customers as usize];
-    for b in &active {
-        for c in b {
-            *per_customer.get_mut(c as usize)? += 1;
+        let mut per_customer = vec![0u32; input.customers as usize];
+        for b in &active {
+            for c in b {
+                *per_customer.get_mut(c as usize)? += 1;
+            }
         }
-    }
+        Some(per_customer)
+    })?;
     let mut out = vec![0i64; n + 1];
-    for &k in &per_customer {
+    let mut count = |k: u32| {
         if k > 0 {
             *out.get_mut(k as usize)? += 1;
+        }
+        Some(())
+    };
+    match &input.restriction {
+        Some(restriction) => {
+            for c in restriction.admitted.iter() {
+                count(per_customer.get(c as usize).copied().unwrap_or(0))?;
+            }
+        }
+        None => {
+            for &k in per_customer.iter() {
+                count(k)?;
+            }
         }
     }
     Some(out)

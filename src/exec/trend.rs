@@ -745,7 +745,8 @@ pub(super) fn uniq_by_from_value_index(
                 None => *cell |= b,
             }
         };
-    for s in &input.sources {
+    // The unrestricted sources: a restriction is applied to the cells last.
+    for s in super::prefilter::unrestricted_sources(input) {
         let (seg, hidden) = match s {
             Source::Segment(seg) => (seg, None),
             Source::Masked(seg, m) => (seg, Some(&**m)),
@@ -782,6 +783,7 @@ pub(super) fn uniq_by_from_value_index(
             }
         }
     }
+    (cells.values_mut()).for_each(|customers| super::prefilter::admit(input, customers));
     let mut splits = if op.shares {
         split_cells(&cells)
     } else {
