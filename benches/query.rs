@@ -94,6 +94,7 @@ fn queries(c: &mut Criterion) {
             "RETENTION visit RETURN visit OR purchase PERIOD week PERIODS 8 FIRST_TIME".into(),
         ),
         ("Q3_uniq_by_channel", "TREND uniq PERIOD day BY channel".into()),
+        ("Q3b_uniq_day", "TREND uniq PERIOD day".into()),
         (
             "Q4_revenue",
             "TREND sum(amount) OF STAGE retention PERIOD day".into(),
@@ -243,6 +244,22 @@ fn queries(c: &mut Criterion) {
         (
             "paths_after_visit_3_by_3_wide_cohorts",
             "PATHS AFTER visit STEPS 3 TOP 10 BY COHORT everyone, light, repeat_buyers".into(),
+        ),
+        (
+            "Q2_retention_by_3_wide_cohorts",
+            "RETENTION visit RETURN visit OR purchase PERIOD week PERIODS 8 FIRST_TIME BY COHORT everyone, light, repeat_buyers".into(),
+        ),
+        (
+            "Q3b_uniq_day_by_3_wide_cohorts",
+            "TREND uniq PERIOD day BY COHORT everyone, light, repeat_buyers".into(),
+        ),
+        (
+            "Q6_lifecycle_week_not_in_heavy",
+            "LIFECYCLE OF visit OR purchase PERIOD week WHERE CUSTOMER NOT IN heavy".into(),
+        ),
+        (
+            "Q7_stickiness_day_not_in_heavy",
+            "STICKINESS OF visit PERIOD day WHERE CUSTOMER NOT IN heavy".into(),
         ),
         (
             "Q2_retention_by_3_cohorts",

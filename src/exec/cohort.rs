@@ -7,11 +7,12 @@
 //! reads the admitted customers only).
 //!
 //! Uses: `db`, `dict`, `error`, `index`, `manifest`, `merge`, `model`, `plan`, `query`, `result`, `segment`;
-//! rooms `customers`, `labels`, `operator`, `options`, `prefilter`, `scan`, `top`.
+//! rooms `customers`, `labels`, `measures`, `operator`, `options`, `prefilter`, `scan`, `top`.
 
 use crate::db::{Db, Snapshot};
 use crate::dict::Dicts;
 use crate::exec::linked::rows_of;
+use crate::exec::measures::{Counted, Wanted};
 use crate::exec::operator::{Operator, Prefilter};
 use crate::exec::options::{Input, QueryError, QueryOptions, Restriction};
 use crate::exec::scan::{columns, gather};
@@ -523,6 +524,63 @@ impl Operator for SetOp<'_> {
             return Ok(Prefilter::Answered(set));
         }
         Ok(Prefilter::only(self.tree.superset(&self.leaves, input.bitmaps)))
+    }
+
+    /// A set whose tests are all `DID` without `WITHIN … OF FIRST SEEN` — each a count of a
+    /// customer's matching rows, whatever their order — from one pass over every block per
+    /// test (the `measures` room, on all workers) instead of merging each customer's rows over
+    /// the segments; the tree then runs on each candidate's counts, as the scan runs it.
+    fn by_rows(&self, input: &Input<'_>, opts: &QueryOptions) -> Result<Option<RoaringBitmap>, QueryError> {
+        let universe = (input.bitmaps.stages.iter()).fold(RoaringBitmap::new(), |all, s| all | s);
+        if let Some(set) = self.tree.answer(&self.leaves, input.bitmaps, &universe) {
+            return Ok(Some(set));
+        }
+        let mut tests = Vec::with_capacity(self.leaves.len());
+        for leaf in &self.leaves {
+            let Leaf::Did {
+                matcher,
+                at_least,
+                within: None,
+                range,
+            } = leaf
+            else {
+                return Ok(None);
+            };
+            let step_events = matcher.name_table(input.dicts.events.len());
+            let counted = Counted {
+                step: Some(matcher),
+                step_events: step_events.as_deref(),
+                filter: None,
+                range: *range,
+                dicts: self.dicts,
+            };
+            match super::measures::measure(input, &counted, &Wanted::default(), opts)? {
+                Some(measured) => tests.push((measured, *at_least, 0usize)),
+                None => return Ok(None),
+            }
+        }
+        // The customers the scan would read: the tree's superset, else everyone with an event.
+        let candidates = self
+            .tree
+            .superset(&self.leaves, input.bitmaps)
+            .unwrap_or(universe);
+        let mut members = RoaringBitmap::new();
+        for cid in &candidates {
+            let mut bits = 0u64;
+            for (k, (measured, at_least, at)) in tests.iter_mut().enumerate() {
+                // Both ascend: each test's position only moves forward.
+                while measured.cids.get(*at).is_some_and(|&c| c < cid) {
+                    *at += 1;
+                }
+                if measured.cids.get(*at) == Some(&cid) && measured.counts[*at] >= *at_least {
+                    bits |= 1 << k;
+                }
+            }
+            if self.tree.holds(bits, cid) {
+                members.insert(cid);
+            }
+        }
+        Ok(Some(members))
     }
 
     fn customer(&self, members: &mut RoaringBitmap, rows: &Columns, range: Range<usize>) {

@@ -168,11 +168,14 @@ fn lifecycle_from_bitmaps(op: &LifecycleOp<'_>, input: &Input<'_>) -> Option<Cou
         let prev: &RoaringBitmap = if b > 0 { &active[b - 1] } else { &empty };
         if op.report.contains(&b) {
             let cur: &RoaringBitmap = &active[b];
+            // Sizes only (no set built): prev ⊆ seen, so |(cur − prev) ∩ seen| =
+            // |cur ∩ seen| − |cur ∩ prev|.
+            let (with_seen, with_prev) = (cur.intersection_len(&seen), cur.intersection_len(prev));
             out[b] = [
-                (cur - &seen).len() as i64,
-                cur.intersection_len(prev) as i64,
-                ((cur - prev) & &seen).len() as i64,
-                -((prev - cur).len() as i64),
+                (cur.len() - with_seen) as i64,
+                with_prev as i64,
+                (with_seen - with_prev) as i64,
+                -((prev.len() - with_prev) as i64),
             ];
         }
         seen |= &*active[b];

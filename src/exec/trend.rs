@@ -783,15 +783,28 @@ pub(super) fn uniq_by_from_value_index(
             }
         }
     }
-    (cells.values_mut()).for_each(|customers| super::prefilter::admit(input, customers));
-    let mut splits = if op.shares {
-        split_cells(&cells)
-    } else {
-        HashMap::default()
-    };
+    Some(cells_partial(op, input, cells))
+}
+
+/// The customer counts of unrestricted (group, bucket) cells, under the input's restriction:
+/// a count is an intersection's size (nothing built) unless the shares need the sets.
+fn cells_partial(
+    op: &TrendOp<'_>,
+    input: &Input<'_>,
+    mut cells: BTreeMap<(Option<u64>, usize), roaring::RoaringBitmap>,
+) -> TrendPartial {
+    let admitted = input.restriction.as_ref().map(|r| &*r.admitted);
+    let mut splits = HashMap::default();
+    if op.shares {
+        (cells.values_mut()).for_each(|customers| super::prefilter::admit(input, customers));
+        splits = split_cells(&cells);
+    }
     let mut out = TrendPartial::default();
     for (key, b) in cells {
-        let n = b.len();
+        let n = match admitted {
+            Some(admitted) if !op.shares => b.intersection_len(admitted),
+            _ => b.len(),
+        };
         if n > 0 {
             out.map.insert(
                 key,
@@ -803,7 +816,7 @@ pub(super) fn uniq_by_from_value_index(
             );
         }
     }
-    Some(out)
+    out
 }
 
 /// Each (group, bucket) cell's customers split by the number of groups they are in that
