@@ -860,23 +860,33 @@ pub(super) fn uniq_from_bitmaps(
     if !whole_days(input, (lo, hi)) {
         return None;
     }
-    let b = input.bitmaps;
-    let mut out = TrendPartial::default();
-    for k in op.first..op.buckets.len() {
-        let (s, e) = (op.buckets.starts[k].max(lo), op.buckets.starts[k + 1].min(hi));
-        if s >= e {
-            continue;
-        }
-        let mut u = roaring::RoaringBitmap::new();
-        for day in model::day_of(s)..=model::day_of(e - 1) {
-            let x = match stage {
-                None => b.days.get(&day),
-                Some(st) => b.stage_days.get(&(st, day)),
-            };
-            if let Some(x) = x {
-                u |= x;
+    // Each bucket's customers before the restriction, once for all the cohorts of a BY COHORT.
+    let key = format!("uniq {stage:?} {lo} {hi} {} {}", op.first, op.buckets.len());
+    let unions = super::prefilter::shared(input, &key, || {
+        let b = super::prefilter::unrestricted_bitmaps(input);
+        let mut unions = Vec::new();
+        for k in op.first..op.buckets.len() {
+            let (s, e) = (op.buckets.starts[k].max(lo), op.buckets.starts[k + 1].min(hi));
+            if s >= e {
+                continue;
             }
+            let mut u = roaring::RoaringBitmap::new();
+            for day in model::day_of(s)..=model::day_of(e - 1) {
+                let x = match stage {
+                    None => b.days.get(&day),
+                    Some(st) => b.stage_days.get(&(st, day)),
+                };
+                if let Some(x) = x {
+                    u |= x;
+                }
+            }
+            unions.push((k, u));
         }
+        Some(unions)
+    })?;
+    let mut out = TrendPartial::default();
+    for (k, u) in unions.iter() {
+        let (k, u) = (*k, super::prefilter::admitted(input, u));
         // A customer property puts each customer in one group.
         let count = |customers: u64| AggState {
             customers,
