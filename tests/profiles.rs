@@ -573,6 +573,10 @@ proptest! {
         // The bitmap shortcut (whole days, no predicate) equals the scan (every event has `ch`).
         let scanned = db.query("TREND uniq PERIOD day FROM '2026-03-05' TO '2026-03-09' WHERE ch IS NOT NULL BY customer.plan").unwrap();
         prop_assert_eq!(&trend.rows, &scanned.rows);
+        // … and under a customer restriction (the shortcut applies it to each bucket last).
+        let restricted = db.query("TREND uniq PERIOD day FROM '2026-03-05' TO '2026-03-09' WHERE customer.plan <> 'free' BY customer.plan").unwrap();
+        let scanned = db.query("TREND uniq PERIOD day FROM '2026-03-05' TO '2026-03-09' WHERE ch IS NOT NULL AND customer.plan <> 'free' BY customer.plan").unwrap();
+        prop_assert_eq!(&restricted.rows, &scanned.rows);
         // FUNNEL BY ch, customer.plan: each plan's rows are BY ch among the plan's customers.
         let funnel_pairs = db.query("FUNNEL a -> b WITHIN 6h BY ch, customer.plan").unwrap();
         prop_assert_eq!(&funnel_pairs.columns[..3], &["group", "group2", "step"]);

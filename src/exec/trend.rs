@@ -886,7 +886,14 @@ pub(super) fn uniq_from_bitmaps(
     })?;
     let mut out = TrendPartial::default();
     for (k, u) in unions.iter() {
-        let (k, u) = (*k, super::prefilter::admitted(input, u));
+        let k = *k;
+        // The restricted set is built only for the groups; its size alone is an intersection's.
+        let admitted = input.restriction.as_ref().map(|r| &*r.admitted);
+        let all = admitted.map_or_else(|| u.len(), |admitted| u.intersection_len(admitted));
+        let u = match groups {
+            Some(_) => super::prefilter::admitted(input, u),
+            None => std::borrow::Cow::Borrowed(u),
+        };
         // A customer property puts each customer in one group.
         let count = |customers: u64| AggState {
             customers,
@@ -901,8 +908,8 @@ pub(super) fn uniq_from_bitmaps(
                 grouped += n;
             }
         }
-        if u.len() > grouped {
-            out.insert((None, k), count(u.len() - grouped));
+        if all > grouped {
+            out.insert((None, k), count(all - grouped));
         }
     }
     Some(out)
