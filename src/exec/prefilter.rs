@@ -79,16 +79,6 @@ pub(super) fn unrestricted_sources<'i>(input: &'i Input<'_>) -> &'i [Source] {
     input.restriction.as_ref().map_or(&input.sources, |r| &r.sources)
 }
 
-/// The bitmap indices a bitmap answer reads: the snapshot's own (erasures masked), whatever the
-/// restriction (the restricted input's own when it has no snapshot: the same answer, as the
-/// restriction is applied again by [`admit`]).
-pub(super) fn unrestricted_bitmaps<'i>(input: &'i Input<'_>) -> &'i crate::index::Bitmaps {
-    match (&input.restriction, input.snapshot) {
-        (Some(_), Some(snapshot)) => snapshot.bitmaps(),
-        _ => input.bitmaps,
-    }
-}
-
 /// Keeps in `set` only the customers the input's restriction admits (all without one).
 /// Intersection distributes over union and difference — (∪bᵢ) ∩ A = ∪(bᵢ ∩ A), (x − y) ∩ A =
 /// (x ∩ A) − y — so restricting a bitmap answer's final customer sets equals restricting every
