@@ -174,7 +174,7 @@ fn query(db: &Db, text: &str) -> Result<Table, TestCaseError> {
 
 /// Statements of every kind, `{w}` where the statement's own WHERE goes (explicit ranges where
 /// the statement's default would read the data's range, so that both databases bucket alike).
-const STATEMENTS: [&str; 18] = [
+const STATEMENTS: [&str; 19] = [
     "FUNNEL ANY -> b WITHIN 2h {w}",
     "FUNNEL a -> b -> c WITHIN 6h {w}",
     "FUNNEL a -> b WITHIN 3h MODE STRICT {w}",
@@ -187,6 +187,7 @@ const STATEMENTS: [&str; 18] = [
     "LIFECYCLE OF a OR b PERIOD day {w}",
     "STICKINESS OF ANY PERIOD day {w}",
     "STICKINESS OF a OR c PERIOD day {w}",
+    "HEATMAP OF a OR b TZ 'America/New_York' {w}",
     "LIFECYCLE OF STAGE purchase PERIOD week {w}",
     "STAGES PERIOD day {w}",
     "TRANSITIONS {w}",

@@ -119,6 +119,9 @@ proptest! {
             same(&got, &heatmap_ref(q, &evs)).map_err(|e| TestCaseError::fail(format!("{text}\n{e}")))?;
             let one = snap.query_with(&text, &QueryOptions { threads: 1, ..Default::default() }).unwrap();
             prop_assert_eq!(&one, &got);
+            // Two workers read the blocks by rows; their customers' cells are merged.
+            let two = snap.query_with(&text, &QueryOptions { threads: 2, ..Default::default() }).unwrap();
+            prop_assert_eq!(&two, &got);
         }
     }
 }

@@ -202,22 +202,14 @@ pub(super) fn measure(
     wanted: &Wanted,
     opts: &QueryOptions,
 ) -> Result<Option<PerCustomer>, QueryError> {
-    let (sources, customers) = (&input.sources[..], input.customers);
+    let customers = input.customers;
     let set = column_set(counted, wanted);
     // Only customers with an event of the step (in the range's days) can count: blocks
     // without one are not read.
     let only = counted
         .step
         .and_then(|step| candidates(step, input.bitmaps, counted.range));
-    let units = units(sources, only.as_ref());
-    let rows: u64 = units.iter().map(|unit| unit.rows).sum();
-    // Left to choose, a worker per quarter million rows at most (a thread costs more than it
-    // saves on less); asked for, as many as asked (tests merge workers' states on small data).
-    let threads = match opts.threads {
-        0 => available_threads().min(usize::try_from(rows / (1 << 18)).unwrap_or(usize::MAX).max(1)),
-        n => n,
-    }
-    .clamp(1, 64);
+    let threads = block_threads(input, only.as_ref(), opts);
     let per_customer = 8 + 8 * (usize::from(wanted.first) + usize::from(wanted.last));
     if (customers as usize)
         .saturating_mul(per_customer)
@@ -226,29 +218,18 @@ pub(super) fn measure(
     {
         return Ok(None);
     }
-    let budget = Budget::new(opts.memory_max);
-    let next = AtomicUsize::new(0);
-    let work = || {
-        worker(
-            sources,
-            &units,
-            &next,
-            customers as usize,
-            counted,
-            wanted,
-            set,
-            opts,
-            &budget,
-        )
-    };
-    let results: Vec<Result<Partial, QueryError>> = if threads == 1 {
-        vec![
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
-                .unwrap_or_else(|payload| Err(worker_panic(payload.as_ref()))),
-        ]
-    } else {
-        std::thread::scope(|scope| joined((0..threads).map(|_| scope.spawn(work)).collect()))
-    };
+    let results = by_blocks(
+        input,
+        only.as_ref(),
+        set,
+        threads,
+        opts,
+        || Partial::new(customers as usize, wanted),
+        |partial, rows, hidden, matched: &mut Vec<u32>| {
+            add_rows(partial, rows, hidden, counted, wanted, matched)
+        },
+        Partial::footprint,
+    );
     let mut total: Option<Partial> = None;
     for result in results {
         match result {
@@ -298,43 +279,73 @@ fn units(sources: &[Source], candidates: Option<&RoaringBitmap>) -> Vec<Unit> {
     units
 }
 
-/// Reads units (taken in turn from `next`) into one partial state.
-#[allow(clippy::too_many_arguments)]
-fn worker(
-    sources: &[Source],
-    units: &[Unit],
-    next: &AtomicUsize,
-    customers: usize,
-    counted: &Counted<'_>,
-    wanted: &Wanted,
-    set: ColumnSet,
-    opts: &QueryOptions,
-    budget: &Budget,
-) -> Result<Partial, QueryError> {
-    let mut partial = Partial::new(customers, wanted);
-    let mut reported = 0;
-    let mut block = Columns::default();
-    let mut matched = Vec::new();
-    while let Some(unit) = units.get(next.fetch_add(1, Ordering::Relaxed)) {
-        if opts.cancel.load(Ordering::Relaxed) {
-            return Err(QueryError::Cancelled);
-        }
-        let (rows, hidden): (&Columns, Option<&RoaringBitmap>) = match (&sources[unit.source], unit.block) {
-            (Source::Segment(seg), Some(index)) => {
-                seg.read_block_into(index, set, &mut block)?;
-                (&block, None)
-            }
-            (Source::Masked(seg, hidden), Some(index)) => {
-                seg.read_block_into(index, set, &mut block)?;
-                (&block, Some(&**hidden))
-            }
-            (Source::Memory(rows), _) => (&**rows, None),
-            _ => continue,
-        };
-        add_rows(&mut partial, rows, hidden, counted, wanted, &mut matched);
-        budget.report(&mut reported, partial.footprint())?;
+/// The workers of a pass over the blocks holding a customer of `only` ([`by_blocks`]): left to
+/// choose, one per quarter million rows at most (a thread costs more than it saves on less);
+/// asked for, as many as asked (tests merge workers' states on small data).
+pub(super) fn block_threads(input: &Input<'_>, only: Option<&RoaringBitmap>, opts: &QueryOptions) -> usize {
+    let rows: u64 = units(&input.sources, only).iter().map(|unit| unit.rows).sum();
+    match opts.threads {
+        0 => available_threads().min(usize::try_from(rows / (1 << 18)).unwrap_or(usize::MAX).max(1)),
+        n => n,
     }
-    Ok(partial)
+    .clamp(1, 64)
+}
+
+/// Reads every block of `input`'s sources that holds a customer of `only` (all, without it) on
+/// its own, on `threads` workers — no customer's rows are merged across blocks or segments:
+/// each worker folds the blocks it takes in turn into its own state (`fold(state, rows,
+/// hidden customers, scratch)`), charging `footprint` to the query's memory budget. The
+/// workers' states, for the caller to merge (a worker that panicked gives an internal error).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn by_blocks<S: Send, Scratch: Default>(
+    input: &Input<'_>,
+    only: Option<&RoaringBitmap>,
+    set: ColumnSet,
+    threads: usize,
+    opts: &QueryOptions,
+    new: impl Fn() -> S + Sync,
+    fold: impl Fn(&mut S, &Columns, Option<&RoaringBitmap>, &mut Scratch) + Sync,
+    footprint: impl Fn(&S) -> usize + Sync,
+) -> Vec<Result<S, QueryError>> {
+    let sources = &input.sources[..];
+    let units = units(sources, only);
+    let budget = Budget::new(opts.memory_max);
+    let next = AtomicUsize::new(0);
+    let work = || -> Result<S, QueryError> {
+        let mut state = new();
+        let mut reported = 0;
+        let mut block = Columns::default();
+        let mut scratch = Scratch::default();
+        while let Some(unit) = units.get(next.fetch_add(1, Ordering::Relaxed)) {
+            if opts.cancel.load(Ordering::Relaxed) {
+                return Err(QueryError::Cancelled);
+            }
+            let (rows, hidden): (&Columns, Option<&RoaringBitmap>) = match (&sources[unit.source], unit.block)
+            {
+                (Source::Segment(seg), Some(index)) => {
+                    seg.read_block_into(index, set, &mut block)?;
+                    (&block, None)
+                }
+                (Source::Masked(seg, hidden), Some(index)) => {
+                    seg.read_block_into(index, set, &mut block)?;
+                    (&block, Some(&**hidden))
+                }
+                (Source::Memory(rows), _) => (&**rows, None),
+                _ => continue,
+            };
+            fold(&mut state, rows, hidden, &mut scratch);
+            budget.report(&mut reported, footprint(&state))?;
+        }
+        Ok(state)
+    };
+    if threads <= 1 {
+        vec![
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+                .unwrap_or_else(|payload| Err(worker_panic(payload.as_ref()))),
+        ]
+    } else {
+        std::thread::scope(|scope| joined((0..threads).map(|_| scope.spawn(work)).collect()))
+    }
 }
 
 /// Adds the counted rows of `rows` (those of customers not `hidden`) to `partial`; `matched`
