@@ -231,6 +231,15 @@ impl<'a> AttributionOp<'a> {
     /// Splits one conversion (worth `cents`) by the weights in `partial.shares` (label order)
     /// and adds the parts to the credits.
     fn credit(partial: &mut AttributionPartial, cents: i128) {
+        if let [(_, group, _)] = partial.shares[..] {
+            // One share takes the whole conversion (what `allocate` gives it), without the split.
+            partial.conversions += 1;
+            partial.cents += cents;
+            let entry = partial.credits.entry(group).or_default();
+            entry.0 += UNITS;
+            entry.1 += cents;
+            return;
+        }
         let weights: Vec<u128> = partial.shares.iter().map(|s| s.2).collect();
         let units = allocate(&weights, UNITS);
         let value = allocate(&weights, cents.unsigned_abs());
@@ -283,7 +292,7 @@ impl<'a> AttributionOp<'a> {
                     let ts = rows.ts[kept[p]];
                     match found {
                         Some((at, _)) if at != ts => break,
-                        Some((_, best)) if (label(g) < label(best)) != last && g != best => {
+                        Some((_, best)) if (labels.get(&g) < labels.get(&best)) != last && g != best => {
                             found = Some((ts, g))
                         }
                         Some(_) => {}
@@ -294,7 +303,17 @@ impl<'a> AttributionOp<'a> {
             };
             let first = end(&mut (lo..hi), false);
             let last = end(&mut (lo..hi).rev(), true);
-            for g in window.groups().filter(|&g| count(g) > 0) {
+            // The first and last models credit one group (the others' weights are zero, and a
+            // zero weight gets no part of the split).
+            let only = match self.model {
+                AttributionModel::First => first,
+                AttributionModel::Last => last,
+                _ => None,
+            };
+            if let Some(g) = only {
+                shares.push((label(g), Some(g), 1));
+            }
+            for g in window.groups().filter(|&g| only.is_none() && count(g) > 0) {
                 let touches = u128::from(count(g));
                 let weight = match self.model {
                     AttributionModel::First => u128::from(first == Some(g)),
