@@ -40,9 +40,16 @@ pub(super) struct HeatmapOp<'a> {
 pub(super) struct HeatmapPartial {
     events: Vec<u64>,
     customers: Vec<u64>,
-    /// UTC hour → the zone's offset in seconds through that whole hour (`None`: it changes
-    /// inside the hour; each event is then converted on its own).
-    offsets: HashMap<i64, Option<i32>>,
+    offsets: Offsets,
+}
+
+/// A worker's cache of the zone's offsets: UTC hour → the offset in seconds through that whole
+/// hour (`None`: it changes inside the hour; each event is then converted on its own), and the
+/// cell of the last UTC hour seen whole (a customer's next event is mostly in the same hour).
+#[derive(Default)]
+struct Offsets {
+    by_hour: HashMap<i64, Option<i32>>,
+    last: Option<(i64, usize)>,
 }
 
 impl Default for HeatmapPartial {
@@ -50,7 +57,7 @@ impl Default for HeatmapPartial {
         HeatmapPartial {
             events: vec![0; CELLS],
             customers: vec![0; CELLS],
-            offsets: HashMap::default(),
+            offsets: Offsets::default(),
         }
     }
 }
@@ -88,19 +95,35 @@ impl<'a> HeatmapOp<'a> {
     }
 
     /// The cell (weekday × 24 + hour, Monday = 0) of `ts` in the statement's calendar.
-    fn cell(&self, ts: i64, offsets: &mut HashMap<i64, Option<i32>>) -> usize {
-        let offset = match &self.tz {
-            None => 0,
+    fn cell(&self, ts: i64, offsets: &mut Offsets) -> usize {
+        let hour = ts.div_euclid(HOUR_US);
+        if let Some((last, cell)) = offsets.last
+            && last == hour
+        {
+            return cell;
+        }
+        let (offset, whole) = match &self.tz {
+            None => (0, true),
             Some(tz) => {
-                let hour = ts.div_euclid(HOUR_US);
-                let whole = *offsets.entry(hour).or_insert_with(|| {
+                let whole = *offsets.by_hour.entry(hour).or_insert_with(|| {
                     let start = hour * HOUR_US;
                     let first = Self::offset_at(tz, start);
                     (first == Self::offset_at(tz, start + HOUR_US - 1)).then_some(first)
                 });
-                whole.unwrap_or_else(|| Self::offset_at(tz, ts))
+                (whole.unwrap_or_else(|| Self::offset_at(tz, ts)), whole.is_some())
             }
         };
+        let cell = Self::local_cell(ts, offset);
+        // An offset of whole hours through the whole UTC hour puts the hour in one cell (an
+        // offset of −3:30 or +5:45 splits it between two).
+        if whole && offset % 3600 == 0 {
+            offsets.last = Some((hour, cell));
+        }
+        cell
+    }
+
+    /// The cell of `ts` at `offset` seconds from UTC.
+    fn local_cell(ts: i64, offset: i32) -> usize {
         let local = ts.saturating_add(i64::from(offset) * 1_000_000);
         // 1970-01-01 was a Thursday: day 0 is weekday 3 counted from Monday.
         let weekday = (local.div_euclid(DAY_US) + 3).rem_euclid(7) as usize;
@@ -206,7 +229,7 @@ impl Operator for HeatmapOp<'_> {
     }
 
     fn footprint(&self, partial: &HeatmapPartial) -> usize {
-        2 * CELLS * 8 + partial.offsets.capacity() * 24
+        2 * CELLS * 8 + partial.offsets.by_hour.capacity() * 24
     }
 
     fn merge(&self, into: &mut HeatmapPartial, from: HeatmapPartial) {
