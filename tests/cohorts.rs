@@ -174,7 +174,7 @@ fn query(db: &Db, text: &str) -> Result<Table, TestCaseError> {
 
 /// Statements of every kind, `{w}` where the statement's own WHERE goes (explicit ranges where
 /// the statement's default would read the data's range, so that both databases bucket alike).
-const STATEMENTS: [&str; 19] = [
+const STATEMENTS: [&str; 20] = [
     "FUNNEL ANY -> b WITHIN 2h {w}",
     "FUNNEL a -> b -> c WITHIN 6h {w}",
     "FUNNEL a -> b WITHIN 3h MODE STRICT {w}",
@@ -182,6 +182,7 @@ const STATEMENTS: [&str; 19] = [
     "RETENTION ANY RETURN b PERIOD day PERIODS 2 RECURRING ON_OR_AFTER {w}",
     "TREND uniq PERIOD day {w}",
     "TREND uniq PERIOD day BY ch {w}",
+    "CHANGES uniq PERIOD day BY ch {w}",
     "TREND count OF a PERIOD hour FROM '2026-03-05' TO '2026-03-06' {w}",
     "TREND sum(amt) PERIOD day BY ch {w}",
     "LIFECYCLE OF a OR b PERIOD day {w}",
