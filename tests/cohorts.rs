@@ -536,6 +536,42 @@ fn within_of_first_seen_is_inclusive() {
     assert_eq!(got, ["on_time"].map(String::from).into());
 }
 
+/// A set of several `DID … AT LEAST n` tests (counted by rows, one pass per test, over
+/// several segments and unflushed rows): each customer's counts meet each test's own bound.
+#[test]
+fn several_counted_tests_meet_their_own_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(dir.path().join("db"), Options::default()).unwrap();
+    // (customer, visits, buys): the set is ≥ 2 visits and ≥ 3 buys, or ≥ 4 visits.
+    let journeys = [
+        ("both", 2, 3),
+        ("few_buys", 2, 2),
+        ("many_visits", 4, 0),
+        ("buys_only", 1, 5),
+    ];
+    for (round, flush) in [(0, true), (1, false)] {
+        let mut events = Vec::new();
+        for (customer, visits, buys) in journeys {
+            // Half of each customer's events in a segment, half unflushed.
+            let half = |n: i64| if round == 0 { n / 2 } else { n - n / 2 };
+            for k in 0..half(visits) {
+                events.push(Event::new(customer, T0 + (round * 100 + k) * H, "visit"));
+            }
+            for k in 0..half(buys) {
+                events.push(Event::new(customer, T0 + (round * 100 + 50 + k) * H, "buy"));
+            }
+        }
+        db.commit(&events).unwrap();
+        if flush {
+            db.flush().unwrap();
+        }
+    }
+    db.query("CREATE COHORT picked AS DID visit AT LEAST 2 TIMES AND DID buy AT LEAST 3 TIMES OR DID visit AT LEAST 4 TIMES")
+        .unwrap();
+    let got = listed(&db.query("CUSTOMERS IN COHORT picked").unwrap());
+    assert_eq!(got, ["both", "many_visits"].map(String::from).into());
+}
+
 /// A set's `AND`/`OR` is not swallowed by a step's names or a predicate before it.
 #[test]
 fn set_terms_end_steps_and_predicates() {
