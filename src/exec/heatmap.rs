@@ -49,6 +49,7 @@ pub(super) struct HeatmapPartial {
 #[derive(Default)]
 struct Offsets {
     by_hour: HashMap<i64, Option<i32>>,
+    /// The start (µs) of that hour, and its cell.
     last: Option<(i64, usize)>,
 }
 
@@ -96,12 +97,14 @@ impl<'a> HeatmapOp<'a> {
 
     /// The cell (weekday × 24 + hour, Monday = 0) of `ts` in the statement's calendar.
     fn cell(&self, ts: i64, offsets: &mut Offsets) -> usize {
-        let hour = ts.div_euclid(HOUR_US);
-        if let Some((last, cell)) = offsets.last
-            && last == hour
+        // Two comparisons, not a division, for an event in the hour of the one before.
+        if let Some((start, cell)) = offsets.last
+            && ts >= start
+            && (ts.wrapping_sub(start) as u64) < HOUR_US as u64
         {
             return cell;
         }
+        let hour = ts.div_euclid(HOUR_US);
         let (offset, whole) = match &self.tz {
             None => (0, true),
             Some(tz) => {
@@ -117,7 +120,7 @@ impl<'a> HeatmapOp<'a> {
         // An offset of whole hours through the whole UTC hour puts the hour in one cell (an
         // offset of −3:30 or +5:45 splits it between two).
         if whole && offset % 3600 == 0 {
-            offsets.last = Some((hour, cell));
+            offsets.last = Some((hour * HOUR_US, cell));
         }
         cell
     }
