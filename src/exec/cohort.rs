@@ -321,12 +321,7 @@ impl<'a> Cohorts<'a> {
                 admitted &= &*members;
             }
         }
-        let universe = self
-            .input
-            .bitmaps
-            .stages
-            .iter()
-            .fold(RoaringBitmap::new(), |all, s| all | s);
+        let universe = customers_with_events(self.input.bitmaps);
         if universe.is_subset(&admitted) {
             return Ok(None);
         }
@@ -339,6 +334,11 @@ impl<'a> Cohorts<'a> {
         admitted.remove_run_compression();
         Ok(Some((Arc::new(admitted), Arc::new(hidden))))
     }
+}
+
+/// Every customer with an event (each is in exactly one stage bitmap).
+fn customers_with_events(bitmaps: &crate::index::Bitmaps) -> RoaringBitmap {
+    (bitmaps.stages.iter()).fold(RoaringBitmap::new(), |all, s| all | s)
 }
 
 /// What [`Cohorts::restrict`] gives: the sources and bitmaps of the restricted input, and how
@@ -515,11 +515,7 @@ impl Operator for SetOp<'_> {
 
     /// The whole set from the bitmaps when they can say; else the scan of a superset of it.
     fn prefilter(&self, input: &Input<'_>) -> Result<Prefilter<RoaringBitmap>, QueryError> {
-        let universe = input
-            .bitmaps
-            .stages
-            .iter()
-            .fold(RoaringBitmap::new(), |all, s| all | s);
+        let universe = customers_with_events(input.bitmaps);
         if let Some(set) = self.tree.answer(&self.leaves, input.bitmaps, &universe) {
             return Ok(Prefilter::Answered(set));
         }
@@ -531,7 +527,12 @@ impl Operator for SetOp<'_> {
     /// test (the `measures` room, on all workers) instead of merging each customer's rows over
     /// the segments; the tree then runs on each candidate's counts, as the scan runs it.
     fn by_rows(&self, input: &Input<'_>, opts: &QueryOptions) -> Result<Option<RoaringBitmap>, QueryError> {
-        let universe = (input.bitmaps.stages.iter()).fold(RoaringBitmap::new(), |all, s| all | s);
+        // Any other test leaves the set to the prefilter and the scan, with nothing done twice.
+        let counted = |leaf: &Leaf| matches!(leaf, Leaf::Did { within: None, .. });
+        if !self.leaves.iter().all(counted) {
+            return Ok(None);
+        }
+        let universe = customers_with_events(input.bitmaps);
         if let Some(set) = self.tree.answer(&self.leaves, input.bitmaps, &universe) {
             return Ok(Some(set));
         }
