@@ -12,7 +12,7 @@
 //!   action in flight (all or nothing), no duplicates, no panics. `JOURNEYDB_POWERLOSS_IMAGES`
 //!   sets the number of images (10,000 by default; the soak in docs/DURABILITY.md uses
 //!   1,000,000).
-//! - **I/O faults** (`io_fault_sweep`): the same workload with the n-th operation failing (EIO),
+//! - **I/O faults** (`io_fault_sweep_*`): the same workload with the n-th operation failing (EIO),
 //!   the n-th write torn (part written, then EIO), or the disk full (ENOSPC) from the n-th write
 //!   on, for every n. Each failing action returns an error; the database stays usable or refuses
 //!   writes cleanly (reads still work); after space returns and after reopening, every
@@ -1294,12 +1294,28 @@ fn count_ops(fault: Fault) -> usize {
     n
 }
 
+// One test per fault kind: a runner that gives each test its own process (cargo-nextest, as
+// `mutants/run` uses) runs them side by side; `cargo test` still runs them one at a time.
 #[test]
-fn io_fault_sweep() {
+fn io_fault_sweep_eio() {
+    io_fault_sweep(Fault::Fail);
+}
+
+#[test]
+fn io_fault_sweep_torn() {
+    io_fault_sweep(Fault::Torn);
+}
+
+#[test]
+fn io_fault_sweep_disk_full() {
+    io_fault_sweep(Fault::DiskFull);
+}
+
+fn io_fault_sweep(fault: Fault) {
     let _serial = serial();
     let mut runs = 0;
     let mut failed_actions = 0;
-    for fault in [Fault::Fail, Fault::Torn, Fault::DiskFull] {
+    {
         let total = count_ops(fault);
         assert!(total > 50, "{fault:?}: only {total} operations");
         for at in 0..total {
@@ -1350,7 +1366,7 @@ fn io_fault_sweep() {
             runs += 1;
         }
     }
-    eprintln!("I/O faults: {runs} runs, {failed_actions} failed actions; 0 lost, 0 duplicated");
+    eprintln!("I/O faults ({fault:?}): {runs} runs, {failed_actions} failed actions; 0 lost, 0 duplicated");
 }
 
 #[test]
