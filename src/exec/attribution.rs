@@ -18,7 +18,6 @@ use crate::query::ParseError;
 use crate::query::ast::{Attribution, AttributionModel};
 use crate::result::{Cell, Table};
 use crate::segment::ColumnSet;
-use std::cmp::Ordering;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -44,16 +43,16 @@ pub(super) struct AttributionPartial {
     credits: HashMap<Option<u64>, (u128, i128)>,
     conversions: u64,
     cents: i128,
-    /// Per customer: its events passing `WHERE`; per conversion: its touches as (time,
-    /// group) and the weights by group (with the group's label).
+    /// Per customer: its events passing `WHERE`; per conversion: the weights by group (with
+    /// the group's label).
     kept: Vec<usize>,
-    touches: Vec<(i64, u64)>,
     shares: Vec<(Arc<str>, Option<u64>, u128)>,
     /// The label of each group seen (labels order ties and the split's remainders).
     labels: HashMap<u64, Arc<str>>,
     /// Per customer: each kept event's group; touches per group in the sliding lookback.
     groups: Vec<Option<u64>>,
     window: Tally,
+    decay: Decay,
 }
 
 /// Touches per group in the sliding lookback. A customer's window holds a few groups, so a list
@@ -92,6 +91,77 @@ impl Tally {
 
     fn groups(&self) -> impl Iterator<Item = u64> + '_ {
         self.0.iter().map(|(group, _)| *group)
+    }
+}
+
+/// Time decay's weights over the sliding lookback. A touch's weight 2^(−age / half-life) is
+/// 2^(−(at − anchor) / half-life) · 2^((ts − anchor) / half-life), and the first factor is the
+/// same for every touch of a conversion, so a group's share needs only the sum of its touches'
+/// terms 2^((ts − anchor) / half-life): kept per group as touches enter and leave the window,
+/// each term computed once (the model was quadratic in a customer's events: 21–25 s at 10M).
+/// The anchor moves to the conversion every [`REBASE_HALF_LIVES`] half-lives, so terms stay
+/// between 2^−1000 (HALF_LIFE ≥ LOOKBACK / 1000 is required) and 2^64; the sums are recomputed
+/// from their terms whenever as many touches have left the window as it holds, so a sum's
+/// rounding error stays within a few units in the last place of its own window's terms.
+#[derive(Default)]
+struct Decay {
+    anchor: Option<i64>,
+    /// Per kept event: its term relative to the anchor (touches inside the window only).
+    terms: Vec<f64>,
+    /// Per group in the window: (group, the sum of its terms, its touches).
+    sums: Vec<(u64, f64, u64)>,
+    /// Touches that left the window since the sums were last recomputed.
+    left: usize,
+    /// The instant whose tied touches are counted in `ties` (per group), if any.
+    ties_at: Option<i64>,
+    ties: Vec<(u64, u64)>,
+}
+
+/// Half-lives between anchors (the largest term is 2^REBASE_HALF_LIVES).
+const REBASE_HALF_LIVES: i64 = 64;
+
+impl Decay {
+    fn clear(&mut self, events: usize) {
+        self.anchor = None;
+        self.terms.clear();
+        self.terms.resize(events, 0.0);
+        self.sums.clear();
+        self.left = 0;
+        self.ties_at = None;
+        self.ties.clear();
+    }
+
+    fn enter(&mut self, group: u64, term: f64) {
+        match self.sums.iter_mut().find(|(own, ..)| *own == group) {
+            Some((_, sum, touches)) => {
+                *sum += term;
+                *touches += 1;
+            }
+            None => self.sums.push((group, term, 1)),
+        }
+    }
+
+    fn leave(&mut self, group: u64, term: f64) {
+        if let Some(at) = self.sums.iter().position(|(own, ..)| *own == group) {
+            let (_, sum, touches) = &mut self.sums[at];
+            *sum -= term;
+            *touches -= 1;
+            if *touches == 0 {
+                self.sums.swap_remove(at);
+            }
+        }
+        self.left += 1;
+    }
+
+    /// The sums again from the window's terms (in time order): no drift from subtractions.
+    fn recompute(&mut self, groups: &[Option<u64>], window: Range<usize>) {
+        self.sums.clear();
+        for position in window {
+            if let Some(group) = groups[position] {
+                self.enter(group, self.terms[position]);
+            }
+        }
+        self.left = 0;
     }
 }
 
@@ -151,23 +221,117 @@ impl<'a> AttributionOp<'a> {
         }
     }
 
-    /// Time decay: each touch group's weight, in `shares` as (label, group, weight), by label —
-    /// 2^(−age/half-life) summed per group in touch order, the sums scaled to integers (the
-    /// largest to 2^40).
-    fn weigh_decay(
-        &self,
-        at: i64,
-        touches: &[(i64, u64)],
-        labels: &HashMap<u64, Arc<str>>,
-        shares: &mut Vec<(Arc<str>, Option<u64>, u128)>,
-    ) {
-        let mut sums: Vec<(u64, f64)> = Vec::new();
-        for &(ts, group) in touches {
-            let weight = (-((at - ts) as f64 / self.half_life_us as f64)).exp2();
-            match sums.iter_mut().find(|f| f.0 == group) {
-                Some(f) => f.1 += weight,
-                None => sums.push((group, weight)),
+    /// 2^((ts − anchor) / half-life).
+    fn term(&self, ts: i64, anchor: i64) -> f64 {
+        ((ts - anchor) as f64 / self.half_life_us as f64).exp2()
+    }
+
+    /// Time decay over a customer's kept events: each conversion's touches are the window
+    /// `lo..hi` (at or after the lookback's start, before the conversion's instant) plus the
+    /// other touches tied with the conversion, weighed by [`Decay`]'s sums.
+    fn customer_decay(&self, rows: &Columns, partial: &mut AttributionPartial) {
+        let events = partial.kept.len();
+        partial.decay.clear(events);
+        let at_of = |kept: &[usize], position: usize| rows.ts[kept[position]];
+        let (mut lo, mut hi) = (0, 0);
+        for c in 0..events {
+            let at = at_of(&partial.kept, c);
+            if !self.converts(rows, partial.kept[c], at) {
+                continue;
             }
+            let AttributionPartial {
+                kept, groups, decay, ..
+            } = &mut *partial;
+            let rebase = decay
+                .anchor
+                .is_none_or(|anchor| at - anchor > REBASE_HALF_LIVES * self.half_life_us);
+            if rebase {
+                decay.anchor = Some(at);
+            }
+            let anchor = decay.anchor.unwrap_or(at);
+            let from = at.saturating_sub(self.lookback_us);
+            while lo < hi && at_of(kept, lo) < from {
+                if let Some(group) = groups[lo] {
+                    decay.leave(group, decay.terms[lo]);
+                }
+                lo += 1;
+            }
+            if lo == hi {
+                // Nothing entered is left: skip what lies before the window unweighed.
+                while hi < events && at_of(kept, hi) < from {
+                    hi += 1;
+                }
+                lo = hi;
+            }
+            while hi < events && at_of(kept, hi) < at {
+                if let Some(group) = groups[hi] {
+                    decay.terms[hi] = self.term(at_of(kept, hi), anchor);
+                    decay.enter(group, decay.terms[hi]);
+                }
+                hi += 1;
+            }
+            if rebase {
+                for position in lo..hi {
+                    decay.terms[position] = self.term(at_of(kept, position), anchor);
+                }
+            }
+            if rebase || decay.left > (hi - lo).max(64) {
+                decay.recompute(groups, lo..hi);
+            }
+            if decay.ties_at != Some(at) {
+                decay.ties_at = Some(at);
+                decay.ties.clear();
+                let tied = (hi..events).take_while(|&position| at_of(kept, position) == at);
+                for group in tied.filter_map(|position| groups[position]) {
+                    match decay.ties.iter_mut().find(|(own, _)| *own == group) {
+                        Some((_, touches)) => *touches += 1,
+                        None => decay.ties.push((group, 1)),
+                    }
+                }
+            }
+            let own = groups[c];
+            self.weigh_decay(self.term(at, anchor), own, partial);
+            let cents = self.cents(rows, partial.kept[c]);
+            Self::credit(partial, cents);
+        }
+    }
+
+    /// Whether the kept event at row `index` (at `at`) is a conversion.
+    fn converts(&self, rows: &Columns, index: usize, at: i64) -> bool {
+        self.range.is_none_or(|(a, b)| a <= at && at < b) && self.step.matches(rows, index, self.dicts)
+    }
+
+    /// The conversion's shares, by label, in `partial.shares`: each group's sum of terms in
+    /// the window plus its touches tied with the conversion (the conversion itself left out)
+    /// at `tied_term` each, scaled to integers with the largest at 2^40.
+    fn weigh_decay(&self, tied_term: f64, own: Option<u64>, partial: &mut AttributionPartial) {
+        let AttributionPartial {
+            decay,
+            shares,
+            labels,
+            ..
+        } = partial;
+        let tied = |group: u64| {
+            let touches = decay
+                .ties
+                .iter()
+                .find(|(g, _)| *g == group)
+                .map_or(0, |(_, n)| *n);
+            touches - u64::from(own == Some(group))
+        };
+        shares.clear();
+        let mut sums: Vec<(u64, f64)> = Vec::with_capacity(decay.sums.len() + decay.ties.len());
+        for &(group, sum, _) in &decay.sums {
+            sums.push((group, sum + tied(group) as f64 * tied_term));
+        }
+        for &(group, _) in &decay.ties {
+            if tied(group) > 0 && !decay.sums.iter().any(|(g, ..)| *g == group) {
+                sums.push((group, tied(group) as f64 * tied_term));
+            }
+        }
+        if sums.is_empty() {
+            shares.push(("(none)".into(), None, 1));
+            return;
         }
         let max = sums.iter().map(|f| f.1).fold(0.0, f64::max);
         for (group, sum) in sums {
@@ -180,52 +344,6 @@ impl<'a> AttributionOp<'a> {
             shares.push((label, Some(group), weight));
         }
         shares.sort_by(|a, b| a.0.cmp(&b.0));
-    }
-
-    /// Time decay: credits the conversion at position `c` of the customer's events `kept` (time
-    /// order); its touches start at position `from_pos` or later (the first event inside the lookback).
-    fn convert(&self, rows: &Columns, (c, from_pos): (usize, usize), partial: &mut AttributionPartial) {
-        let AttributionPartial {
-            kept,
-            groups,
-            touches,
-            shares,
-            labels,
-            ..
-        } = partial;
-        let at = rows.ts[kept[c]];
-        let from = at.saturating_sub(self.lookback_us);
-        touches.clear();
-        for (p, &i) in kept.iter().enumerate().skip(from_pos) {
-            let ts = rows.ts[i];
-            if ts > at {
-                break;
-            }
-            if p != c
-                && ts >= from
-                && let Some(group) = groups[p]
-            {
-                touches.push((ts, group));
-            }
-        }
-        // Tied touches by their label: the first and the last never depend on row order.
-        touches.sort_by(|a, b| {
-            a.0.cmp(&b.0).then_with(|| {
-                if a.1 == b.1 {
-                    Ordering::Equal
-                } else {
-                    labels.get(&a.1).cmp(&labels.get(&b.1))
-                }
-            })
-        });
-        shares.clear();
-        if touches.is_empty() {
-            shares.push(("(none)".into(), None, 1));
-        } else {
-            self.weigh_decay(at, touches, labels, shares);
-        }
-        let cents = self.cents(rows, kept[c]);
-        Self::credit(partial, cents);
     }
 
     /// Splits one conversion (worth `cents`) by the weights in `partial.shares` (label order)
@@ -400,6 +518,10 @@ impl Operator for AttributionOp<'_> {
             previous = group;
             partial.groups.push(group);
         }
+        if self.model == AttributionModel::TimeDecay {
+            self.customer_decay(rows, partial);
+            return;
+        }
         partial.window.0.clear();
         // The lookback window lo..hi over the kept events (conversions come in time order, so
         // both ends only move forward), with its touches counted per group.
@@ -407,8 +529,7 @@ impl Operator for AttributionOp<'_> {
         for c in 0..partial.kept.len() {
             let i = partial.kept[c];
             let ts = rows.ts[i];
-            if !(self.range.is_none_or(|(a, b)| a <= ts && ts < b) && self.step.matches(rows, i, self.dicts))
-            {
+            if !self.converts(rows, i, ts) {
                 continue;
             }
             while hi < partial.kept.len() && rows.ts[partial.kept[hi]] <= ts {
@@ -424,22 +545,19 @@ impl Operator for AttributionOp<'_> {
                 }
                 lo += 1;
             }
-            if self.model == AttributionModel::TimeDecay {
-                self.convert(rows, (c, lo), partial);
-            } else {
-                self.convert_counted(rows, (c, lo, hi), partial);
-            }
+            self.convert_counted(rows, (c, lo, hi), partial);
         }
     }
 
     fn footprint(&self, partial: &AttributionPartial) -> usize {
         partial.credits.capacity() * 48
             + partial.kept.capacity() * 8
-            + partial.touches.capacity() * 16
             + partial.shares.capacity() * 48
             + partial.labels.capacity() * 48
             + partial.groups.capacity() * 16
             + partial.window.0.capacity() * 16
+            + partial.decay.terms.capacity() * 8
+            + (partial.decay.sums.capacity() + partial.decay.ties.capacity()) * 24
     }
 
     fn merge(&self, into: &mut AttributionPartial, from: AttributionPartial) {

@@ -42,7 +42,7 @@ impl Parser<'_> {
                     return Err(dup("HALF_LIFE"));
                 }
             } else if self.eat_kw("LOOKBACK") {
-                if lookback.replace(self.positive_duration()?).is_some() {
+                if lookback.replace((self.positive_duration()?, t.span)).is_some() {
                     return Err(dup("LOOKBACK"));
                 }
             } else if !self.common(&mut common)? {
@@ -61,13 +61,24 @@ impl Parser<'_> {
         {
             return Err(ParseError::new(span, "HALF_LIFE belongs to MODEL time_decay"));
         }
+        let half_life_us = half_life.map_or(7 * DAY_US, |(d, _)| d);
+        let lookback_us = lookback.map_or(30 * DAY_US, |(d, _)| d);
+        if model == AttributionModel::TimeDecay && lookback_us / 1000 > half_life_us {
+            // A touch at the lookback's edge would weigh less than 2^-1000 (the decay's sums
+            // keep their terms in f64; docs/QUERY.md).
+            let span = half_life.or(lookback).map_or(self.peek().span, |(_, span)| span);
+            return Err(ParseError::new(
+                span,
+                "HALF_LIFE must be at least LOOKBACK / 1000 (a shorter half-life leaves all the credit to the last touches)",
+            ));
+        }
         Ok(Attribution {
             step,
             value,
             by,
             model,
-            half_life_us: half_life.map_or(7 * DAY_US, |(d, _)| d),
-            lookback_us: lookback.unwrap_or(30 * DAY_US),
+            half_life_us,
+            lookback_us,
             common,
         })
     }
