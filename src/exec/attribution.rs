@@ -53,6 +53,10 @@ pub(super) struct AttributionPartial {
     groups: Vec<Option<u64>>,
     window: Tally,
     decay: Decay,
+    /// A conversion's weights, and the split of its units and of its cents.
+    weights: Vec<u128>,
+    units: Split,
+    value: Split,
 }
 
 /// Touches per group in the sliding lookback. A customer's window holds a few groups, so a list
@@ -115,6 +119,8 @@ struct Decay {
     /// The instant whose tied touches are counted in `ties` (per group), if any.
     ties_at: Option<i64>,
     ties: Vec<(u64, u64)>,
+    /// A conversion's sums per group (a buffer kept from one conversion to the next).
+    weighed: Vec<(u64, f64)>,
 }
 
 /// Half-lives between anchors (the largest term is 2^REBASE_HALF_LIVES).
@@ -320,7 +326,8 @@ impl<'a> AttributionOp<'a> {
             touches - u64::from(own == Some(group))
         };
         shares.clear();
-        let mut sums: Vec<(u64, f64)> = Vec::with_capacity(decay.sums.len() + decay.ties.len());
+        let mut sums = std::mem::take(&mut decay.weighed);
+        sums.clear();
         for &(group, sum, _) in &decay.sums {
             sums.push((group, sum + tied(group) as f64 * tied_term));
         }
@@ -331,10 +338,11 @@ impl<'a> AttributionOp<'a> {
         }
         if sums.is_empty() {
             shares.push(("(none)".into(), None, 1));
+            decay.weighed = sums;
             return;
         }
         let max = sums.iter().map(|f| f.1).fold(0.0, f64::max);
-        for (group, sum) in sums {
+        for &(group, sum) in &sums {
             let label = labels.get(&group).cloned().unwrap_or_else(|| "?".into());
             let weight = if max > 0.0 {
                 (sum / max * (1u64 << 40) as f64).round() as u128
@@ -343,6 +351,7 @@ impl<'a> AttributionOp<'a> {
             };
             shares.push((label, Some(group), weight));
         }
+        decay.weighed = sums;
         shares.sort_by(|a, b| a.0.cmp(&b.0));
     }
 
@@ -358,16 +367,25 @@ impl<'a> AttributionOp<'a> {
             entry.1 += cents;
             return;
         }
-        let weights: Vec<u128> = partial.shares.iter().map(|s| s.2).collect();
-        let units = allocate(&weights, UNITS);
-        let value = allocate(&weights, cents.unsigned_abs());
+        let AttributionPartial {
+            shares,
+            weights,
+            units,
+            value,
+            credits,
+            ..
+        } = partial;
+        weights.clear();
+        weights.extend(shares.iter().map(|share| share.2));
+        allocate(weights, UNITS, units);
+        allocate(weights, cents.unsigned_abs(), value);
         partial.conversions += 1;
         partial.cents += cents;
-        for ((share, u), v) in partial.shares.iter().zip(units).zip(value) {
+        for ((share, &(u, _)), &(v, _)) in shares.iter().zip(&units.parts).zip(&value.parts) {
             if u == 0 && v == 0 {
                 continue;
             }
-            let entry = partial.credits.entry(share.1).or_default();
+            let entry = credits.entry(share.1).or_default();
             entry.0 += u;
             entry.1 += if cents < 0 { -(v as i128) } else { v as i128 };
         }
@@ -453,25 +471,39 @@ impl<'a> AttributionOp<'a> {
 
 /// `total` split by `weights` (groups in label order) by the largest remainder: each group its
 /// whole share, then one more to the largest remainders (ties: the earlier label) until the
-/// parts add up to `total` exactly. All zero weights: equal weights.
-fn allocate(weights: &[u128], total: u128) -> Vec<u128> {
+/// parts add up to `total` exactly. All zero weights: equal weights. The parts are left in
+/// `split.parts` (`.0`), in the weights' order; the buffers are reused from one conversion to
+/// the next (no allocation per conversion).
+fn allocate(weights: &[u128], total: u128, split: &mut Split) {
     let sum: u128 = weights.iter().sum();
-    let (weights, sum): (Vec<u128>, u128) = if sum == 0 {
-        (vec![1; weights.len()], weights.len().max(1) as u128)
+    let (equal, sum) = if sum == 0 {
+        (true, weights.len().max(1) as u128)
     } else {
-        (weights.to_vec(), sum)
+        (false, sum)
     };
-    let mut parts: Vec<(u128, u128)> = weights
-        .iter()
-        .map(|&w| (w * total / sum, w * total % sum))
-        .collect();
-    let given: u128 = parts.iter().map(|p| p.0).sum();
-    let mut order: Vec<usize> = (0..parts.len()).collect();
-    order.sort_by(|&a, &b| parts[b].1.cmp(&parts[a].1).then(a.cmp(&b)));
-    for &k in order.iter().take(total.saturating_sub(given) as usize) {
-        parts[k].0 += 1;
+    split.parts.clear();
+    split.parts.extend(weights.iter().map(|&weight| {
+        let weight = if equal { 1 } else { weight };
+        (weight * total / sum, weight * total % sum)
+    }));
+    let given: u128 = split.parts.iter().map(|part| part.0).sum();
+    split.order.clear();
+    split.order.extend(0..split.parts.len());
+    let parts = &split.parts;
+    split
+        .order
+        .sort_by(|&a, &b| parts[b].1.cmp(&parts[a].1).then(a.cmp(&b)));
+    for k in 0..total.saturating_sub(given) as usize {
+        let at = split.order[k];
+        split.parts[at].0 += 1;
     }
-    parts.into_iter().map(|p| p.0).collect()
+}
+
+/// The buffers of [`allocate`]: (part, remainder) per weight, and the weights by remainder.
+#[derive(Default)]
+struct Split {
+    parts: Vec<(u128, u128)>,
+    order: Vec<usize>,
 }
 
 impl Operator for AttributionOp<'_> {
