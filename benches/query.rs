@@ -277,6 +277,19 @@ fn queries(c: &mut Criterion) {
             });
         }
     }
+    // What an application calling `Db::query` sees: every statement on a fresh snapshot (the
+    // index's union over segments is kept per version, not per snapshot).
+    for (name, q) in [
+        (
+            "Q4_revenue_fresh_snapshot",
+            "TREND sum(amount) OF STAGE retention PERIOD day",
+        ),
+        ("Q3b_uniq_day_fresh_snapshot", "TREND uniq PERIOD day"),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| db.query(q).unwrap());
+        });
+    }
     // Creating (and dropping) a cohort: one evaluation and two durable manifest switches.
     for (name, set) in [
         ("cohort_create_did_twice", "DID purchase AT LEAST 2 TIMES"),

@@ -55,7 +55,7 @@ pub struct Snapshot {
     pub(in crate::internals::db) profile_rows: Arc<Columns>,
     /// The customers' latest profile values (built on first use; `db::profiles`).
     pub(in crate::internals::db) profiles: OnceLock<Arc<crate::db::profiles::Profiles>>,
-    bitmaps: OnceLock<Bitmaps>,
+    bitmaps: OnceLock<Arc<Bitmaps>>,
     /// The saved cohorts as of this snapshot.
     pub(in crate::internals::db) cohorts: Arc<Vec<CohortEntry>>,
     /// The identity links as of this snapshot.
@@ -199,22 +199,18 @@ impl Snapshot {
         Ok(())
     }
 
-    /// The union of the bitmap indices of every segment and the buffer.
+    /// The union of the bitmap indices of every segment and the buffer: the version's union
+    /// of the segments' indices itself when no buffered row is visible, else a copy of it
+    /// with the buffered rows added.
     pub fn bitmaps(&self) -> &Bitmaps {
         self.bitmaps.get_or_init(|| {
-            let mut b = Bitmaps::default();
-            for (s, mask) in self.version.segments.iter().zip(&self.version.masks) {
-                match mask {
-                    Some(m) => {
-                        let mut own = s.footer.bitmaps.clone();
-                        own.remove_customers(m);
-                        b.union_with(&own);
-                    }
-                    None => b.union_with(&s.footer.bitmaps),
-                }
+            let segments = self.version.bitmaps();
+            if self.rows.is_empty() {
+                return segments.clone();
             }
-            b.add(&self.rows);
-            b
+            let mut union = Bitmaps::clone(segments);
+            union.add(&self.rows);
+            Arc::new(union)
         })
     }
 
