@@ -305,6 +305,27 @@ fn queries(c: &mut Criterion) {
             });
         });
     }
+    // The same with 100,000 events committed since the last flush (a database fed live): the
+    // union of the index and the buffered rows is built by the first statement after a commit
+    // and kept for the next ones.
+    let recent: Vec<_> = demo::generate(100_000, 0, 7)
+        .iter()
+        .map(demo::Row::to_event)
+        .collect();
+    for chunk in recent.chunks(50_000) {
+        db.commit(chunk).unwrap();
+    }
+    for (name, q) in [
+        (
+            "Q4_revenue_fresh_snapshot_buffered",
+            "TREND sum(amount) OF STAGE retention PERIOD day",
+        ),
+        ("Q3b_uniq_day_fresh_snapshot_buffered", "TREND uniq PERIOD day"),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| db.query(q).unwrap());
+        });
+    }
     g.finish();
 }
 

@@ -41,6 +41,10 @@ pub(in crate::internals::db) struct CohortCache {
     /// The customers a set of cohort filters admits and hides, the newest [`RESTRICTED_KEPT`]
     /// asked for (computing them takes milliseconds a query on 400k customers).
     masks: Vec<(String, CustomerMasks)>,
+    /// The union of the bitmap indices with the buffered rows a snapshot sees (when it sees
+    /// any: without, the version's own union is shared): the statements `Db::query` runs one
+    /// after the other between two commits — a dashboard's charts — build it once.
+    union: Option<Arc<Bitmaps>>,
 }
 
 /// The customers a set of cohort filters admits and hides, `(admitted, hidden)`; `None` when
@@ -194,6 +198,21 @@ impl Snapshot {
             }
             cache.bitmaps.push((key.to_owned(), bitmaps));
         });
+    }
+
+    /// The union of the bitmap indices and the buffered rows, kept by
+    /// [`cache_union`](Self::cache_union) on a snapshot that sees what this one sees.
+    pub(in crate::internals::db) fn cached_union(&self) -> Option<Arc<Bitmaps>> {
+        let cache = self.db().inner.cohort_cache.lock();
+        if cache.key != Some(self.cache_key) {
+            return None;
+        }
+        cache.union.clone()
+    }
+
+    /// Keeps the union of the bitmap indices and the buffered rows.
+    pub(in crate::internals::db) fn cache_union(&self, union: Arc<Bitmaps>) {
+        self.with_cache(|cache| cache.union = Some(union));
     }
 
     /// The customers the cohort filters `key` admit and hide, kept by

@@ -201,16 +201,21 @@ impl Snapshot {
 
     /// The union of the bitmap indices of every segment and the buffer: the version's union
     /// of the segments' indices itself when no buffered row is visible, else a copy of it
-    /// with the buffered rows added.
+    /// with the buffered rows added (kept until the next commit, for the next snapshot).
     pub fn bitmaps(&self) -> &Bitmaps {
         self.bitmaps.get_or_init(|| {
             let segments = self.version.bitmaps();
             if self.rows.is_empty() {
                 return segments.clone();
             }
+            if let Some(union) = self.cached_union() {
+                return union;
+            }
             let mut union = Bitmaps::clone(segments);
             union.add(&self.rows);
-            Arc::new(union)
+            let union = Arc::new(union);
+            self.cache_union(union.clone());
+            union
         })
     }
 
