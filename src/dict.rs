@@ -691,6 +691,7 @@ mod tests {
         fn interner_matches_a_list_of_names(ops in proptest::collection::vec(op(), 0..200), reserve in 0usize..50) {
             let mut it = Interner::default();
             it.reserve(reserve, reserve * 3);
+            prop_assert!(it.is_empty(), "a new interner holds no name, reserved or not");
             // None: vacated.
             let mut want: Vec<Option<String>> = Vec::new();
             for op in ops {
@@ -716,8 +717,10 @@ mod tests {
                     }
                 }
                 prop_assert_eq!(it.len(), want.len());
+                prop_assert_eq!(it.is_empty(), want.is_empty());
                 prop_assert_eq!(it.live(), want.iter().flatten().count());
             }
+            prop_assert_eq!(it.is_empty(), want.is_empty());
             for (id, w) in want.iter().enumerate() {
                 prop_assert_eq!(it.name(id as u32), w.as_deref());
                 prop_assert_eq!(it.is_vacant(id as u32), w.is_none());
