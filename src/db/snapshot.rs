@@ -211,8 +211,13 @@ impl Snapshot {
             if let Some(union) = self.cached_union() {
                 return union;
             }
+            // The buffered rows' own index first (their customers ascend: each id is appended),
+            // then one union: adding them to the copy directly inserted every id into the
+            // middle of the big sets.
+            let mut buffered = Bitmaps::default();
+            buffered.add(&self.rows);
             let mut union = Bitmaps::clone(segments);
-            union.add(&self.rows);
+            union.union_with(&buffered);
             let union = Arc::new(union);
             self.cache_union(union.clone());
             union
