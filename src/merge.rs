@@ -365,6 +365,9 @@ impl Merge {
     }
 }
 
+/// A cursor without rows in [`Runs::heads`] (above every customer id).
+const EXHAUSTED: u64 = u64::MAX;
+
 /// One source's rows of the current customer in [`Runs`].
 struct Part {
     cursor: usize,
@@ -383,8 +386,11 @@ struct Part {
 /// [`gather`](Self::gather) gives the rows in merge order in any case.
 pub struct Runs {
     cursors: Vec<Cursor>,
-    /// The cursors' next customers, as (customer, rank).
-    heap: BinaryHeap<Reverse<(u32, usize)>>,
+    /// Per cursor, its next customer ([`EXHAUSTED`] when it has no more rows). Scanned for the
+    /// least, not kept in a heap: a few to a few dozen sources, each customer in most of them
+    /// when events arrive in time order, cost less to compare side by side than to push and
+    /// pop one by one.
+    heads: Vec<u64>,
     started: bool,
     /// The current customer's parts, in rank order.
     parts: Vec<Part>,
@@ -404,7 +410,7 @@ impl Runs {
         only: Option<Arc<roaring::RoaringBitmap>>,
     ) -> Runs {
         let set = ColumnSet { ts: true, ..set };
-        let cursors = sources
+        let cursors: Vec<Cursor> = sources
             .into_iter()
             .enumerate()
             .map(|(rank, src)| Cursor {
@@ -415,8 +421,8 @@ impl Runs {
             })
             .collect();
         Runs {
+            heads: vec![EXHAUSTED; cursors.len()],
             cursors,
-            heap: BinaryHeap::new(),
             started: false,
             parts: Vec::new(),
             set,
@@ -428,10 +434,8 @@ impl Runs {
     pub fn next_customer(&mut self) -> FileResult<Option<u32>> {
         if !self.started {
             self.started = true;
-            for (rank, cursor) in self.cursors.iter_mut().enumerate() {
-                if cursor.fill()? {
-                    self.heap.push(Reverse((cursor.cols.cid[cursor.pos], rank)));
-                }
+            for (cursor, head) in self.cursors.iter_mut().zip(&mut self.heads) {
+                *head = Self::head(cursor)?;
             }
         }
         // Past the previous customer's rows (a spilled part's cursor is past them already).
@@ -442,22 +446,29 @@ impl Runs {
             } else {
                 cursor.pos = part.rows.end;
             }
-            if cursor.fill()? {
-                self.heap
-                    .push(Reverse((cursor.cols.cid[cursor.pos], part.cursor)));
+            self.heads[part.cursor] = Self::head(cursor)?;
+        }
+        let least = self.heads.iter().copied().min().unwrap_or(EXHAUSTED);
+        if least == EXHAUSTED {
+            return Ok(None);
+        }
+        let cid = least as u32;
+        // In rank order: the parts' order is the merge order of equal timestamps.
+        for rank in 0..self.heads.len() {
+            if self.heads[rank] == least {
+                self.take(rank, cid)?;
             }
         }
-        let Some(Reverse((cid, rank))) = self.heap.pop() else {
-            return Ok(None);
-        };
-        self.take(rank, cid)?;
-        while let Some(&Reverse((next, rank))) = self.heap.peek()
-            && next == cid
-        {
-            self.heap.pop();
-            self.take(rank, cid)?;
-        }
         Ok(Some(cid))
+    }
+
+    /// The customer of `cursor`'s next row, or [`EXHAUSTED`].
+    fn head(cursor: &mut Cursor) -> FileResult<u64> {
+        Ok(if cursor.fill()? {
+            u64::from(cursor.cols.cid[cursor.pos])
+        } else {
+            EXHAUSTED
+        })
     }
 
     /// Adds cursor `rank`'s rows of customer `cid` (which start at its `pos`) to the parts.
