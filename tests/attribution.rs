@@ -333,23 +333,10 @@ fn time_decay_over_long_journeys_equals_reference() {
             let name = if next(8) == 0 { "purchase" } else { "visit" };
             let channel = (next(5) != 0).then(|| channels[next(4) as usize]);
             let cents = (name == "purchase").then(|| 100 + next(100_000) as i64);
-            let mut event = Event::new(format!("c{customer}"), ts, name);
-            if let Some(channel) = channel {
-                event = event.with_prop("ch", channel);
-            }
-            if let Some(cents) = cents {
-                event = event.with_prop("amt", cents as f64 / 100.0);
-            }
+            let amount = cents.map(|c| c as f64 / 100.0);
+            let (event, ev) = Ev::paired(&format!("c{customer}"), ts, evs.len(), name, (channel, amount));
             events.push(event);
-            evs.push(Ev {
-                cust: format!("c{customer}"),
-                ts,
-                seq: evs.len(),
-                name: name.into(),
-                stage: None,
-                ch: channel.map(str::to_owned),
-                amt: cents.map(|c| c as f64 / 100.0),
-            });
+            evs.push(ev);
         }
     }
     let (_dir, db) = db_of(&events);

@@ -98,20 +98,9 @@ fn load(rows: &[Row], flush_every: usize) -> (tempfile::TempDir, Db, Vec<Ev>) {
         let mut events = Vec::new();
         for &(customer, quarter, name, channel) in chunk {
             let ts = T0 + quarter * H / 4;
-            let mut event = Event::new(format!("c{customer}"), ts, name);
-            if let Some(channel) = channel {
-                event = event.with_prop("ch", channel);
-            }
+            let (event, ev) = Ev::paired(&format!("c{customer}"), ts, evs.len(), name, (channel, None));
             events.push(event);
-            evs.push(Ev {
-                cust: format!("c{customer}"),
-                ts,
-                seq: evs.len(),
-                name: name.into(),
-                stage: None,
-                ch: channel.map(str::to_owned),
-                amt: None,
-            });
+            evs.push(ev);
         }
         db.commit(&events).unwrap();
         if (batch + 1) % flush_every == 0 {

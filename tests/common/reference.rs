@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::tz::TimeZone;
-use journeydb::{Cell, Stage, Table};
+use journeydb::{Cell, Event, Stage, Table};
 
 pub const H: i64 = 3_600_000_000;
 
@@ -18,6 +18,36 @@ pub struct Ev {
     pub stage: Option<Stage>,
     pub ch: Option<String>,
     pub amt: Option<f64>,
+}
+
+impl Ev {
+    /// An event without a stage as the engine takes it (`ch` and `amt` as properties) and as
+    /// the reference reads it, `seq` its commit position.
+    pub fn paired(
+        cust: &str,
+        ts: i64,
+        seq: usize,
+        name: &str,
+        (ch, amt): (Option<&str>, Option<f64>),
+    ) -> (Event, Ev) {
+        let mut event = Event::new(cust, ts, name);
+        if let Some(ch) = ch {
+            event = event.with_prop("ch", ch);
+        }
+        if let Some(amt) = amt {
+            event = event.with_prop("amt", amt);
+        }
+        let ev = Ev {
+            cust: cust.into(),
+            ts,
+            seq,
+            name: name.into(),
+            stage: None,
+            ch: ch.map(str::to_owned),
+            amt,
+        };
+        (event, ev)
+    }
 }
 
 #[derive(Clone, Debug)]
