@@ -724,6 +724,11 @@ mod tests {
             for (id, w) in want.iter().enumerate() {
                 prop_assert_eq!(it.name(id as u32), w.as_deref());
                 prop_assert_eq!(it.is_vacant(id as u32), w.is_none());
+                if w.is_none() {
+                    // Forgotten, not only unreachable (FORGET CUSTOMER): the bytes are zeros.
+                    let bytes = span(&it.ends, id as u32).map(|r| &it.text.as_bytes()[r]);
+                    prop_assert!(bytes.is_some_and(|b| b.iter().all(|&x| x == 0)), "id {}", id);
+                }
                 if let Some(name) = w {
                     prop_assert_eq!(it.get(name), Some(id as u32));
                 }
