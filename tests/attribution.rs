@@ -218,6 +218,22 @@ fn the_models_on_one_journey() {
             ("mobile".into(), 0.333333333, 33.33)
         ]
     );
+    // A half-life and a lookback of 100 million days (no overflow): every weight is within
+    // 10^-7 of 1, so the split is the linear model's to within a few billionths.
+    let mut long = rows_of(
+        &db,
+        &format!("{} HALF_LIFE 100000000d LOOKBACK 100000000d", q("time_decay")),
+    );
+    let mut linear = rows_of(&db, &format!("{} LOOKBACK 100000000d", q("linear")));
+    long.sort_by(|a, b| a.0.cmp(&b.0));
+    linear.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(long.len(), linear.len(), "{long:?}");
+    for (a, b) in long.iter().zip(&linear) {
+        assert!(
+            a.0 == b.0 && (a.1 - b.1).abs() < 1e-8 && (a.2 - b.2).abs() < 0.011,
+            "{long:?}"
+        );
+    }
     // Time decay, half-life 1 day: weights 1/8 (mail), 1/4 + 1 (web), 1/2 (mobile) of 15/8.
     let decay = rows_of(&db, &format!("{} HALF_LIFE 1d", q("time_decay")));
     assert_eq!(decay[0], none);

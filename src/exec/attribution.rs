@@ -250,7 +250,7 @@ impl<'a> AttributionOp<'a> {
             } = &mut *partial;
             let rebase = decay
                 .anchor
-                .is_none_or(|anchor| at - anchor > REBASE_HALF_LIVES * self.half_life_us);
+                .is_none_or(|anchor| at - anchor > self.half_life_us.saturating_mul(REBASE_HALF_LIVES));
             if rebase {
                 decay.anchor = Some(at);
             }
