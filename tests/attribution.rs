@@ -220,11 +220,19 @@ fn the_models_on_one_journey() {
     );
     // A half-life and a lookback of 100 million days (no overflow): every weight is within
     // 10^-7 of 1, so the split is the linear model's to within a few billionths.
+    // (A second purchase: the anchor's reach is tested from a customer's second conversion on.)
+    let (_dir2, db2) = db_of(&[
+        Event::new("a", T0, "visit").with_prop("ch", "mail"),
+        Event::new("a", T0 + day, "visit").with_prop("ch", "web"),
+        Event::new("a", T0 + 2 * day, "purchase").with_prop("amount", 10.0),
+        Event::new("a", T0 + 3 * day, "visit").with_prop("ch", "web"),
+        Event::new("a", T0 + 4 * day, "purchase").with_prop("amount", 20.0),
+    ]);
     let mut long = rows_of(
-        &db,
+        &db2,
         &format!("{} HALF_LIFE 100000000d LOOKBACK 100000000d", q("time_decay")),
     );
-    let mut linear = rows_of(&db, &format!("{} LOOKBACK 100000000d", q("linear")));
+    let mut linear = rows_of(&db2, &format!("{} LOOKBACK 100000000d", q("linear")));
     long.sort_by(|a, b| a.0.cmp(&b.0));
     linear.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(long.len(), linear.len(), "{long:?}");
