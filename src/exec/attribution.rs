@@ -118,7 +118,7 @@ struct Decay {
     left: usize,
     /// The instant whose tied touches are counted in `ties` (per group), if any.
     ties_at: Option<i64>,
-    ties: Vec<(u64, u64)>,
+    ties: Tally,
     /// A conversion's sums per group (a buffer kept from one conversion to the next).
     weighed: Vec<(u64, f64)>,
 }
@@ -134,7 +134,7 @@ impl Decay {
         self.sums.clear();
         self.left = 0;
         self.ties_at = None;
-        self.ties.clear();
+        self.ties.0.clear();
     }
 
     fn enter(&mut self, group: u64, term: f64) {
@@ -286,13 +286,10 @@ impl<'a> AttributionOp<'a> {
             }
             if decay.ties_at != Some(at) {
                 decay.ties_at = Some(at);
-                decay.ties.clear();
+                decay.ties.0.clear();
                 let tied = (hi..events).take_while(|&position| at_of(kept, position) == at);
                 for group in tied.filter_map(|position| groups[position]) {
-                    match decay.ties.iter_mut().find(|(own, _)| *own == group) {
-                        Some((_, touches)) => *touches += 1,
-                        None => decay.ties.push((group, 1)),
-                    }
+                    decay.ties.add(group);
                 }
             }
             let own = groups[c];
@@ -317,21 +314,14 @@ impl<'a> AttributionOp<'a> {
             labels,
             ..
         } = partial;
-        let tied = |group: u64| {
-            let touches = decay
-                .ties
-                .iter()
-                .find(|(g, _)| *g == group)
-                .map_or(0, |(_, n)| *n);
-            touches - u64::from(own == Some(group))
-        };
+        let tied = |group: u64| decay.ties.get(group) - u64::from(own == Some(group));
         shares.clear();
         let mut sums = std::mem::take(&mut decay.weighed);
         sums.clear();
         for &(group, sum, _) in &decay.sums {
             sums.push((group, sum + tied(group) as f64 * tied_term));
         }
-        for &(group, _) in &decay.ties {
+        for group in decay.ties.groups() {
             if tied(group) > 0 && !decay.sums.iter().any(|(g, ..)| *g == group) {
                 sums.push((group, tied(group) as f64 * tied_term));
             }
@@ -589,7 +579,7 @@ impl Operator for AttributionOp<'_> {
             + partial.groups.capacity() * 16
             + partial.window.0.capacity() * 16
             + partial.decay.terms.capacity() * 8
-            + (partial.decay.sums.capacity() + partial.decay.ties.capacity()) * 24
+            + (partial.decay.sums.capacity() + partial.decay.ties.0.capacity()) * 24
     }
 
     fn merge(&self, into: &mut AttributionPartial, from: AttributionPartial) {
