@@ -329,20 +329,36 @@ fn count_split(partial: &mut TrendPartial, seen: &[(Option<u64>, usize)]) {
     BUCKETS.with(|b| *b.borrow_mut() = buckets);
 }
 
+/// Most buckets whose session states are kept in a dense array (more: in the map).
+const DENSE_BUCKETS_MAX: usize = 1 << 16;
+
 /// Keyed by (group value slot, bucket); `None` is the null group (or no BY).
 /// (group slot, bucket) -> aggregate, and how many percentile values the aggregates hold.
 #[derive(Default)]
 pub(super) struct TrendPartial {
     map: HashMap<(Option<u64>, usize), AggState>,
+    /// Session aggregates without BY: the state of bucket `b` at `b` (a session costs no hash
+    /// look-up), moved into `map` by [`settle`](Self::settle) before the partial is read.
+    dense: Vec<AggState>,
     values: usize,
     /// `nps`: the earliest score that is no integer 0-10, as (time, customer id, score).
     bad: Option<(i64, u32, f64)>,
 }
 
 impl TrendPartial {
+    /// Moves the dense session states into the map (as the `None` group).
+    fn settle(&mut self) {
+        for (bucket, state) in std::mem::take(&mut self.dense).into_iter().enumerate() {
+            if state.events > 0 {
+                self.map.entry((None, bucket)).or_default().add(state);
+            }
+        }
+    }
+
     /// The groups that have a state in some bucket.
     pub(super) fn group_slots(&self) -> Vec<Option<u64>> {
-        let mut groups: Vec<Option<u64>> = self.map.keys().map(|&(group, _)| group).collect();
+        let dense = self.dense.iter().any(|state| state.events > 0).then_some(None);
+        let mut groups: Vec<Option<u64>> = self.map.keys().map(|&(group, _)| group).chain(dense).collect();
         groups.sort_unstable();
         groups.dedup();
         groups
@@ -412,8 +428,18 @@ impl TrendOp<'_> {
         let Some(b) = self.buckets.index(start).filter(|&b| b >= self.first) else {
             return;
         };
-        let g = self.by.as_ref().and_then(|by| by.slot(rows, first));
-        let e = partial.map.entry((g, b)).or_default();
+        let e = match &self.by {
+            None if self.buckets.len() <= DENSE_BUCKETS_MAX => {
+                if partial.dense.is_empty() {
+                    partial.dense.resize_with(self.buckets.len(), AggState::default);
+                }
+                &mut partial.dense[b]
+            }
+            by => {
+                let g = by.as_ref().and_then(|by| by.slot(rows, first));
+                partial.map.entry((g, b)).or_default()
+            }
+        };
         let length = (last - start) as f64 / 1e6;
         e.events += 1;
         e.bounces += u64::from(events == 1);
@@ -558,10 +584,21 @@ impl Operator for TrendOp<'_> {
     }
 
     fn footprint(&self, partial: &TrendPartial) -> usize {
-        partial.map.len() * (std::mem::size_of::<((Option<u64>, usize), AggState)>() + 8) + partial.values * 8
+        partial.map.len() * (std::mem::size_of::<((Option<u64>, usize), AggState)>() + 8)
+            + partial.dense.capacity() * std::mem::size_of::<AggState>()
+            + partial.values * 8
     }
 
-    fn merge(&self, into: &mut TrendPartial, from: TrendPartial) {
+    fn merge(&self, into: &mut TrendPartial, mut from: TrendPartial) {
+        if into.dense.is_empty() {
+            into.dense = std::mem::take(&mut from.dense);
+        } else if into.dense.len() == from.dense.len() {
+            for (state, other) in into.dense.iter_mut().zip(std::mem::take(&mut from.dense)) {
+                state.add(other);
+            }
+        } else {
+            from.settle();
+        }
         into.values += from.values;
         into.bad = match (into.bad, from.bad) {
             (Some(a), Some(b)) => Some(earliest(a, b)),
@@ -578,6 +615,8 @@ impl Operator for TrendOp<'_> {
         input: &Input<'_>,
         opts: &QueryOptions,
     ) -> Result<Table, QueryError> {
+        let mut partial = partial;
+        partial.settle();
         self.check_scores(&partial, input)?;
         let names = self.groups(&partial, input.dicts);
         // Refuse before building a table that is over the cap.
