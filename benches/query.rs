@@ -306,8 +306,27 @@ fn queries(c: &mut Criterion) {
         db.commit(chunk).unwrap();
     }
     fresh_snapshots(&mut g, &db, "_buffered");
+    // The first statement after each commit (a dashboard on a database fed live): one event
+    // committed, then the statement, which unions the index and the buffered rows again;
+    // `commit_one_event` is the commit alone.
+    let one = &recent[..1];
+    g.bench_function("commit_one_event", |b| b.iter(|| db.commit(one).unwrap()));
+    for (name, q) in INDEX_STATEMENTS {
+        g.bench_function(format!("{name}_after_commit"), |b| {
+            b.iter(|| {
+                db.commit(one).unwrap();
+                db.query(q).unwrap()
+            });
+        });
+    }
     g.finish();
 }
+
+/// Two statements the index answers.
+const INDEX_STATEMENTS: [(&str, &str); 2] = [
+    ("Q4_revenue", "TREND sum(amount) OF STAGE retention PERIOD day"),
+    ("Q3b_uniq_day", "TREND uniq PERIOD day"),
+];
 
 /// Two statements the index answers, each run by `Db::query` on a fresh snapshot (bench names
 /// `<statement>_fresh_snapshot<suffix>`).
@@ -316,10 +335,7 @@ fn fresh_snapshots(
     db: &Db,
     suffix: &str,
 ) {
-    for (name, q) in [
-        ("Q4_revenue", "TREND sum(amount) OF STAGE retention PERIOD day"),
-        ("Q3b_uniq_day", "TREND uniq PERIOD day"),
-    ] {
+    for (name, q) in INDEX_STATEMENTS {
         g.bench_function(format!("{name}_fresh_snapshot{suffix}"), |b| {
             b.iter(|| db.query(q).unwrap());
         });

@@ -292,19 +292,28 @@ impl Snapshot {
 
     /// Customers with at least one event of `stage`.
     pub fn customers_in_stage(&self, stage: Stage) -> RoaringBitmap {
-        self.bitmaps().stages[stage.code() as usize].clone()
+        RoaringBitmap::clone(&self.bitmaps().stages[stage.code() as usize])
     }
 
     /// Customers with at least one `event`.
     pub fn customers_with_event(&self, event: &str) -> RoaringBitmap {
         self.event_id(event)
-            .and_then(|id| self.bitmaps().events.get(&id).cloned())
+            .and_then(|id| {
+                self.bitmaps()
+                    .events
+                    .get(&id)
+                    .map(|set| RoaringBitmap::clone(set))
+            })
             .unwrap_or_default()
     }
 
     /// Customers with at least one event on UTC day `day` (days since 1970-01-01).
     pub fn customers_on_day(&self, day: i32) -> RoaringBitmap {
-        self.bitmaps().days.get(&day).cloned().unwrap_or_default()
+        self.bitmaps()
+            .days
+            .get(&day)
+            .map(|set| RoaringBitmap::clone(set))
+            .unwrap_or_default()
     }
 
     /// Customers with at least one event of `stage` on UTC day `day`.
@@ -312,7 +321,7 @@ impl Snapshot {
         self.bitmaps()
             .stage_days
             .get(&(stage.code(), day))
-            .cloned()
+            .map(|set| RoaringBitmap::clone(set))
             .unwrap_or_default()
     }
 }

@@ -338,7 +338,7 @@ impl<'a> Cohorts<'a> {
 
 /// Every customer with an event (each is in exactly one stage bitmap).
 fn customers_with_events(bitmaps: &crate::index::Bitmaps) -> RoaringBitmap {
-    (bitmaps.stages.iter()).fold(RoaringBitmap::new(), |all, s| all | s)
+    (bitmaps.stages.iter()).fold(RoaringBitmap::new(), |all, s| all | &**s)
 }
 
 /// What [`Cohorts::restrict`] gives: the sources and bitmaps of the restricted input, and how
@@ -465,7 +465,10 @@ impl Node {
                 Leaf::Did { matcher, .. } | Leaf::Edge { matcher, .. } => {
                     crate::exec::prefilter::candidates(matcher, bitmaps, None)
                 }
-                Leaf::Stage(code) => bitmaps.stages.get(usize::from(*code)).cloned(),
+                Leaf::Stage(code) => bitmaps
+                    .stages
+                    .get(usize::from(*code))
+                    .map(|set| RoaringBitmap::clone(set)),
             },
             Node::Members(members) => Some((**members).clone()),
             Node::Not(_) => None,
@@ -496,9 +499,9 @@ fn leaf_answer(
             crate::exec::prefilter::candidates(matcher, bitmaps, None).or_else(|| Some(universe.clone()))
         }
         Leaf::Stage(code) => {
-            let mut out = bitmaps.stages.get(usize::from(*code))?.clone();
+            let mut out = RoaringBitmap::clone(bitmaps.stages.get(usize::from(*code))?);
             for later in bitmaps.stages.iter().skip(usize::from(*code) + 1) {
-                out -= later;
+                out -= &**later;
             }
             Some(out)
         }

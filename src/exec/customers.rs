@@ -52,14 +52,14 @@ impl Operator for StageCustomersOp {
     /// Straight from the bitmaps: the stage bitmap, or (stage, UTC day) bitmaps when the range
     /// is whole UTC days; otherwise the stage's customers are scanned.
     fn prefilter(&self, input: &Input<'_>) -> Result<Prefilter<roaring::RoaringBitmap>, QueryError> {
-        let stage = input.bitmaps.stages[self.stage as usize].clone();
+        let stage = roaring::RoaringBitmap::clone(&input.bitmaps.stages[self.stage as usize]);
         Ok(match self.range {
             None => Prefilter::Answered(stage),
             Some((lo, hi)) if on_day_boundary(lo) && on_day_boundary(hi) => {
                 let mut u = roaring::RoaringBitmap::new();
                 for day in model::day_of(lo)..model::day_of(hi) {
                     if let Some(x) = input.bitmaps.stage_days.get(&(self.stage, day)) {
-                        u |= x;
+                        u |= &**x;
                     }
                 }
                 Prefilter::Answered(u)

@@ -22,19 +22,19 @@ pub(super) fn candidates(
             let mut u = roaring::RoaringBitmap::new();
             for id in ids {
                 if let Some(x) = bitmaps.events.get(id) {
-                    u |= x;
+                    u |= &**x;
                 }
             }
             u
         }
-        (None, Some(stage)) => bitmaps.stages.get(stage as usize)?.clone(),
+        (None, Some(stage)) => roaring::RoaringBitmap::clone(bitmaps.stages.get(stage as usize)?),
         (None, None) => return None,
     };
     if let Some((lo, hi)) = range {
         let (d0, d1) = (model::day_of(lo), model::day_of(hi - 1));
         let mut days = roaring::RoaringBitmap::new();
         for (_, x) in bitmaps.days.range(d0..=d1) {
-            days |= x;
+            days |= &**x;
         }
         set &= days;
     }
@@ -63,11 +63,17 @@ pub(super) fn matcher_days(
         (None, Some(st)) => {
             for (&(s, d), b) in &bitmaps.stage_days {
                 if s == st {
-                    *out.entry(d).or_default() |= b;
+                    *out.entry(d).or_default() |= &**b;
                 }
             }
         }
-        (None, None) => out = bitmaps.days.clone(),
+        (None, None) => {
+            out = bitmaps
+                .days
+                .iter()
+                .map(|(&day, set)| (day, roaring::RoaringBitmap::clone(set)))
+                .collect()
+        }
         (Some(_), Some(_)) => return None,
     }
     Some(out)

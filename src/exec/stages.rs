@@ -148,7 +148,7 @@ pub(super) fn stages_from_bitmaps(
     // Everything before the first bucket counts towards "furthest so far".
     for ((s, day), x) in &b.stage_days {
         if *day < first_day && *s > 0 {
-            reached[*s as usize] |= x;
+            reached[*s as usize] |= &**x;
         }
     }
     for (k, row) in p.iter_mut().enumerate().take(buckets.len()) {
@@ -160,7 +160,7 @@ pub(super) fn stages_from_bitmaps(
             let mut active = RoaringBitmap::new();
             for day in d0..=d1 {
                 if let Some(x) = b.stage_days.get(&(s, day)) {
-                    active |= x;
+                    active |= &**x;
                 }
             }
             if report.contains(&k) {

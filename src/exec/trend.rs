@@ -917,7 +917,7 @@ pub(super) fn uniq_from_bitmaps(
                 Some(st) => b.stage_days.get(&(st, day)),
             };
             if let Some(x) = x {
-                u |= x;
+                u |= &**x;
             }
         }
         // A customer property puts each customer in one group.

@@ -19,6 +19,7 @@ use crate::codec::{self, DecodeError, Reader};
 use crate::model::{Columns, day_of, stage_code};
 use roaring::RoaringBitmap;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Adds `cid` to `set`: an append when it is above the maximum (rows arrive sorted by customer),
 /// a search otherwise.
@@ -28,17 +29,36 @@ fn add_cid(set: &mut RoaringBitmap, cid: u32) {
     }
 }
 
-/// The bitmaps of one segment (or of a union of segments).
+/// The bitmaps of one segment (or of a union of segments). Each set is shared (copied on
+/// write): a union of the segments' indices takes a segment's set as it is where no other
+/// segment has one, and a snapshot's copy of that union with a few buffered rows added copies
+/// only the sets those rows touch.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Bitmaps {
     /// Customers with an event of each stage code (index 0 = events without a stage).
-    pub stages: [RoaringBitmap; 6],
+    pub stages: [Arc<RoaringBitmap>; 6],
     /// Customers with an event of each event-name id.
-    pub events: BTreeMap<u32, RoaringBitmap>,
+    pub events: BTreeMap<u32, Arc<RoaringBitmap>>,
     /// Customers with any event on each UTC day.
-    pub days: BTreeMap<i32, RoaringBitmap>,
+    pub days: BTreeMap<i32, Arc<RoaringBitmap>>,
     /// Customers with an event of each stage code on each UTC day.
-    pub stage_days: BTreeMap<(u8, i32), RoaringBitmap>,
+    pub stage_days: BTreeMap<(u8, i32), Arc<RoaringBitmap>>,
+}
+
+/// `set`, to change (copied first if it is shared).
+fn own(set: &mut Arc<RoaringBitmap>) -> &mut RoaringBitmap {
+    Arc::make_mut(set)
+}
+
+/// Unions `add` into the set at `key` of `map`: `add` itself (shared, not copied) when there is
+/// none yet.
+fn union_into<K: Ord + Copy>(map: &mut BTreeMap<K, Arc<RoaringBitmap>>, key: K, add: &Arc<RoaringBitmap>) {
+    match map.entry(key) {
+        std::collections::btree_map::Entry::Vacant(slot) => {
+            slot.insert(add.clone());
+        }
+        std::collections::btree_map::Entry::Occupied(mut slot) => *own(slot.get_mut()) |= &**add,
+    }
 }
 
 impl Bitmaps {
@@ -63,29 +83,46 @@ impl Bitmaps {
             days.sort_unstable();
             days.dedup();
             for &e in &evs {
-                add_cid(self.events.entry(e).or_default(), cid);
+                add_cid(own(self.events.entry(e).or_default()), cid);
             }
             let mut last_day = None;
             let mut stage_seen = [false; 6];
             for &(stage, day) in &days {
                 stage_seen[stage as usize] = true;
-                add_cid(self.stage_days.entry((stage, day)).or_default(), cid);
+                add_cid(own(self.stage_days.entry((stage, day)).or_default()), cid);
             }
             let mut days_only: Vec<i32> = days.iter().map(|d| d.1).collect();
             days_only.sort_unstable();
             for d in days_only {
                 if last_day != Some(d) {
-                    add_cid(self.days.entry(d).or_default(), cid);
+                    add_cid(own(self.days.entry(d).or_default()), cid);
                     last_day = Some(d);
                 }
             }
             for (code, seen) in stage_seen.iter().enumerate() {
                 if *seen {
-                    add_cid(&mut self.stages[code], cid);
+                    add_cid(own(&mut self.stages[code]), cid);
                 }
             }
             i = j;
         }
+    }
+
+    /// The bitmaps whose per-(stage, day) sets are `stage_days`, the others derived from them
+    /// and from `event_days` (see [`derive`](Self::derive)).
+    pub fn from_stage_days(
+        stage_days: BTreeMap<(u8, i32), RoaringBitmap>,
+        event_days: &EventDays,
+    ) -> Bitmaps {
+        let mut bitmaps = Bitmaps {
+            stage_days: stage_days
+                .into_iter()
+                .map(|(key, set)| (key, Arc::new(set)))
+                .collect(),
+            ..Bitmaps::default()
+        };
+        bitmaps.derive(event_days);
+        bitmaps
     }
 
     /// Sets the per-stage and per-day bitmaps from `stage_days`, and the per-event bitmaps from
@@ -94,41 +131,49 @@ impl Bitmaps {
         self.stages = Default::default();
         self.days.clear();
         for (&(stage, day), b) in &self.stage_days {
-            self.stages[usize::from(stage.min(5))] |= b;
-            *self.days.entry(day).or_default() |= b;
+            *own(&mut self.stages[usize::from(stage.min(5))]) |= &**b;
+            *own(self.days.entry(day).or_default()) |= &**b;
         }
         self.events.clear();
         for (&(event, _), b) in &event_days.days {
-            *self.events.entry(event).or_default() |= b;
+            *own(self.events.entry(event).or_default()) |= b;
         }
     }
 
     /// Removes the customers in `gone` from every bitmap (an erasure not yet compacted away).
     pub fn remove_customers(&mut self, gone: &RoaringBitmap) {
-        for a in &mut self.stages {
-            *a -= gone;
-        }
-        self.events.values_mut().for_each(|b| *b -= gone);
+        // A set is copied only when it holds an erased customer.
+        let remove = |set: &mut Arc<RoaringBitmap>| {
+            if !set.is_disjoint(gone) {
+                *own(set) -= gone;
+            }
+        };
+        self.stages.iter_mut().for_each(remove);
+        self.events.values_mut().for_each(remove);
         self.events.retain(|_, b| !b.is_empty());
-        self.days.values_mut().for_each(|b| *b -= gone);
+        self.days.values_mut().for_each(remove);
         self.days.retain(|_, b| !b.is_empty());
-        self.stage_days.values_mut().for_each(|b| *b -= gone);
+        self.stage_days.values_mut().for_each(remove);
         self.stage_days.retain(|_, b| !b.is_empty());
     }
 
     /// Unions `other` into `self`.
     pub fn union_with(&mut self, other: &Bitmaps) {
         for (a, b) in self.stages.iter_mut().zip(&other.stages) {
-            *a |= b;
+            if a.is_empty() {
+                *a = b.clone();
+            } else if !b.is_empty() {
+                *own(a) |= &**b;
+            }
         }
         for (k, b) in &other.events {
-            *self.events.entry(*k).or_default() |= b;
+            union_into(&mut self.events, *k, b);
         }
         for (k, b) in &other.days {
-            *self.days.entry(*k).or_default() |= b;
+            union_into(&mut self.days, *k, b);
         }
         for (k, b) in &other.stage_days {
-            *self.stage_days.entry(*k).or_default() |= b;
+            union_into(&mut self.stage_days, *k, b);
         }
     }
 
@@ -164,11 +209,11 @@ impl Bitmaps {
         }
         let mut out = Bitmaps::default();
         for b in &mut out.stages {
-            *b = get(reader)?;
+            *b = Arc::new(get(reader)?);
         }
         for _ in 0..count(reader, 8)? {
             let k = reader.u32()?;
-            out.events.insert(k, get(reader)?);
+            out.events.insert(k, Arc::new(get(reader)?));
         }
         for _ in 0..count(reader, 9)? {
             let s = reader.u8()?;
@@ -177,8 +222,8 @@ impl Bitmaps {
                 return Err(reader.err(format!("stage code {s}")));
             }
             let b = get(reader)?;
-            *out.days.entry(d).or_default() |= &b;
-            out.stage_days.insert((s, d), b);
+            *own(out.days.entry(d).or_default()) |= &b;
+            out.stage_days.insert((s, d), Arc::new(b));
         }
         Ok(out)
     }

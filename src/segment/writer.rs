@@ -412,11 +412,7 @@ impl SegmentWriter {
         let (stage_days, days) =
             index::split_event_stage_days(std::mem::take(&mut self.index.event_stage_days));
         let event_days = EventDays { days };
-        let mut bitmaps = Bitmaps {
-            stage_days,
-            ..Bitmaps::default()
-        };
-        bitmaps.derive(&event_days);
+        let bitmaps = Bitmaps::from_stage_days(stage_days, &event_days);
         let footer = Footer {
             rows: self.rows,
             seq_min,
