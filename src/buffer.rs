@@ -81,6 +81,18 @@ impl Buffer {
         (events, profiles)
     }
 
+    /// The events among rows `from..to` (ingestion order), sorted by customer, stages as
+    /// readers see them (what [`sorted_prefix`](Self::sorted_prefix) adds between those
+    /// lengths).
+    pub fn events_between(&self, from: usize, to: usize) -> Columns {
+        let rows = self.rows.read();
+        let to = to.min(rows.len());
+        let part = rows.slice(from.min(to)..to);
+        let (mut events, _) = part.gather(&part.sort_order()).split_profiles();
+        events.strip_stage_flags();
+        events
+    }
+
     /// [`sorted_prefix`](Self::sorted_prefix) in the stored form (stages that came from the
     /// stage map keep `model::STAGE_MAPPED`), for the seal that writes them to a segment.
     pub fn sorted_stored(&self, len: usize) -> (Columns, Columns) {

@@ -1424,3 +1424,70 @@ fn one_customers_rows_count_against_the_budget_across_segments() {
         }
     }
 }
+
+/// Statements the index answers, run through `Db::query` after each commit (each extends the
+/// union of the index and the buffered rows that the statement after the previous commit
+/// built), answer as on a database that received the same rows in one commit.
+#[test]
+fn statements_after_each_commit_equal_one_commit() {
+    let stages = [
+        ("visit", Stage::Awareness),
+        ("add_to_cart", Stage::Consideration),
+        ("purchase", Stage::Purchase),
+    ];
+    // Batches grow: the first after the flush below holds more rows than the buffer before it.
+    let batch = |k: i64| -> Vec<Event> {
+        (0..20 * k + 40)
+            .map(|i| {
+                let customer = format!("c{}", (i * 7 + k * 13) % 60);
+                let at = T + (k * 11 + i % 9) * H + i * M;
+                let name = ["visit", "add_to_cart", "purchase", "review"][((i + k) % 4) as usize];
+                let event = Event::new(customer, at, name).with_prop("amount", (i * 3 + k) as f64);
+                if name == "review" {
+                    event.with_stage(Stage::Advocacy)
+                } else {
+                    event
+                }
+            })
+            .collect()
+    };
+    let open = || {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::create(dir.path().join("db"), Options::default().sync(Sync::Never)).unwrap();
+        for (name, stage) in stages {
+            db.set_stage(name, Some(stage)).unwrap();
+        }
+        // A sealed segment under the buffer.
+        db.commit(&batch(0)).unwrap();
+        db.flush().unwrap();
+        (dir, db)
+    };
+    let statements = [
+        "TREND uniq PERIOD day",
+        "TREND uniq OF purchase PERIOD day",
+        "TREND sum(amount) OF STAGE retention PERIOD day",
+        "STAGES PERIOD day",
+        "RETENTION visit RETURN purchase PERIOD day PERIODS 3",
+        "LIFECYCLE OF visit PERIOD day",
+        "CUSTOMERS IN STAGE advocacy",
+    ];
+    let (_live_dir, live) = open();
+    for k in 1..6 {
+        live.commit(&batch(k)).unwrap();
+        let (_dir, once) = open();
+        once.commit(&(1..=k).flat_map(batch).collect::<Vec<_>>()).unwrap();
+        for statement in statements {
+            let got = live
+                .query(statement)
+                .unwrap_or_else(|e| panic!("{statement}: {e}"));
+            let want = once
+                .query(statement)
+                .unwrap_or_else(|e| panic!("{statement}: {e}"));
+            assert_eq!(got, want, "{statement} after commit {k}");
+        }
+        if k == 1 {
+            // A new version: the union kept for the old one's buffer must not be extended.
+            live.flush().unwrap();
+        }
+    }
+}

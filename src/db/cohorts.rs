@@ -210,6 +210,16 @@ impl Snapshot {
         cache.union.clone()
     }
 
+    /// The union kept for an earlier snapshot of the same version that sees fewer buffered
+    /// rows, and how many it sees: the buffer of one version only grows, so this snapshot's
+    /// union is that one with the rows after them added.
+    pub(in crate::internals::db) fn cached_union_before(&self) -> Option<(usize, Arc<Bitmaps>)> {
+        let cache = self.db().inner.cohort_cache.lock();
+        let key = cache.key?;
+        let earlier = key.version == self.cache_key.version && key.rows < self.cache_key.rows;
+        earlier.then(|| cache.union.clone().map(|union| (key.rows, union)))?
+    }
+
     /// Keeps the union of the bitmap indices and the buffered rows.
     pub(in crate::internals::db) fn cache_union(&self, union: Arc<Bitmaps>) {
         self.with_cache(|cache| cache.union = Some(union));

@@ -211,6 +211,15 @@ impl Snapshot {
             if let Some(union) = self.cached_union() {
                 return union;
             }
+            // After a commit: the union an earlier snapshot of this version kept, with the rows
+            // committed since added (only the sets they touch are copied).
+            if let Some((seen, earlier)) = self.cached_union_before() {
+                let mut union = Bitmaps::clone(&earlier);
+                union.add(&self.version.buffer.events_between(seen, self.cache_key.rows));
+                let union = Arc::new(union);
+                self.cache_union(union.clone());
+                return union;
+            }
             // The buffered rows' own index first (their customers ascend: each id is appended),
             // then one union: adding them to the copy directly inserted every id into the
             // middle of the big sets.
