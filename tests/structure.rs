@@ -149,7 +149,7 @@ fn structurally_wrong_manifests_are_refused() {
 /// The dictionary log up to the manifest's valid length must hold exactly the manifest's entry
 /// counts; each check stands alone: (a) an extra, well-formed frame inside the valid length,
 /// (b) a damaged frame that holds no entries (so the counts would still match), (c) a frame
-/// vacating an id that is already vacant.
+/// vacating an id that is already vacant, or one past the next id.
 #[test]
 fn dictionary_logs_must_match_the_manifest() {
     let frame_of = |entries: Vec<DictEntry>| {
@@ -186,6 +186,12 @@ fn dictionary_logs_must_match_the_manifest() {
         (
             "cannot be vacated",
             frame_of(vec![entry(DictKind::Customer, 2, "", true)]),
+        ),
+        // An id past the next one is no customer's: vacating it is not an entry either (a
+        // vacant slot is only ever taken at the next id).
+        (
+            "cannot be vacated",
+            frame_of(vec![entry(DictKind::Customer, customers + 1, "", true)]),
         ),
     ];
     for (why, frame) in cases {
