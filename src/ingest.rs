@@ -75,6 +75,51 @@ pub(crate) fn table_hash(high: u32) -> u64 {
     u64::from(high) << 32 | u64::from(high)
 }
 
+/// A customer id remembered by [`Pending`] under its decimal name's integer (kept as two
+/// halves: 12 bytes an entry, not 16).
+#[derive(Clone, Copy)]
+struct DecimalId {
+    low: u32,
+    high: u32,
+    id: u32,
+}
+
+fn split_u64(value: u64) -> (u32, u32) {
+    (value as u32, (value >> 32) as u32)
+}
+
+/// The table hash of a decimal name's integer (a multiplicative hash: the integers are
+/// distinct, often consecutive; the top bits feed hashbrown's tag, the low its bucket).
+fn decimal_hash(value: u64) -> u64 {
+    let mixed = (value ^ (value >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    mixed ^ (mixed >> 32)
+}
+
+/// The integer a customer name writes in canonical decimal (digits only, no leading zero, at
+/// most 19 digits): two names map to the same integer only when they are the same name.
+fn decimal_customer(kind: DictKind, name: &str) -> Option<u64> {
+    if kind != DictKind::Customer {
+        return None;
+    }
+    decimal_name(name)
+}
+
+/// The integer `name` writes in canonical decimal (see [`decimal_customer`]).
+fn decimal_name(name: &str) -> Option<u64> {
+    let bytes = name.as_bytes();
+    let canonical = match bytes {
+        [] => false,
+        [b'0'] => true,
+        [b'0', ..] => false,
+        _ => bytes.len() <= 19 && bytes.iter().all(u8::is_ascii_digit),
+    };
+    canonical.then(|| {
+        bytes
+            .iter()
+            .fold(0u64, |n, &digit| n * 10 + u64::from(digit - b'0'))
+    })
+}
+
 /// New dictionary entries being allocated for one batch (ids continue the dictionaries).
 pub(crate) struct Pending<'d> {
     dicts: &'d Dicts,
@@ -84,6 +129,12 @@ pub(crate) struct Pending<'d> {
     /// import of 4M new customers keeps one copy of each name, not two).
     new: [hashbrown::HashTable<(u32, u32)>; 4],
     hasher: foldhash::fast::RandomState,
+    /// Customers whose name is a decimal integer (see [`decimal_name`]), by that integer: the
+    /// new ones, and the known ones found so far. A log in time order meets most of its
+    /// customers again in every part of an import; found here, a name costs one probe of an
+    /// entry that holds its key, instead of a probe, an entry and the name's bytes (three
+    /// cache misses: half of a 10M time-ordered import's writer thread).
+    decimal: hashbrown::HashTable<DecimalId>,
     /// New entries per dictionary kind.
     added: [u32; 4],
     new_prop_types: Vec<PropType>,
@@ -97,6 +148,7 @@ impl<'d> Pending<'d> {
             delta: DictDelta::default(),
             new: Default::default(),
             hasher: Default::default(),
+            decimal: hashbrown::HashTable::new(),
             added: [0; 4],
             new_prop_types: Vec::new(),
         }
@@ -123,7 +175,41 @@ impl<'d> Pending<'d> {
 
     /// The id of `name` in `kind`'s dictionary or among this batch's new entries, if any.
     pub(crate) fn known(&self, kind: DictKind, name: &str) -> Option<u32> {
+        if let Some(value) = decimal_customer(kind, name) {
+            // A new decimal name is only in `decimal`; a known one is in the dictionary.
+            return self.decimal_id(value).or_else(|| self.dicts.of(kind).get(name));
+        }
         self.dicts.of(kind).get(name).or_else(|| self.new_id(kind, name))
+    }
+
+    /// As [`known`](Self::known), remembering a decimal customer name found in the dictionary
+    /// so that the next look-up of it is one probe.
+    pub(crate) fn known_remembered(&mut self, kind: DictKind, name: &str) -> Option<u32> {
+        let Some(value) = decimal_customer(kind, name) else {
+            return self.known(kind, name);
+        };
+        if let Some(id) = self.decimal_id(value) {
+            return Some(id);
+        }
+        let id = self.dicts.of(kind).get(name)?;
+        self.remember_decimal(value, id);
+        Some(id)
+    }
+
+    /// The id of the decimal customer name `value` among those remembered.
+    fn decimal_id(&self, value: u64) -> Option<u32> {
+        let (low, high) = split_u64(value);
+        self.decimal
+            .find(decimal_hash(value), |e| e.low == low && e.high == high)
+            .map(|e| e.id)
+    }
+
+    fn remember_decimal(&mut self, value: u64, id: u32) {
+        let (low, high) = split_u64(value);
+        let entry = DecimalId { low, high, id };
+        self.decimal.insert_unique(decimal_hash(value), entry, |e| {
+            decimal_hash(u64::from(e.high) << 32 | u64::from(e.low))
+        });
     }
 
     /// The id of `name` among this batch's new entries of `kind`, if any.
@@ -146,6 +232,11 @@ impl<'d> Pending<'d> {
     /// Allocates `name` (which [`known`](Self::known) does not know) in `kind`'s dictionary, with
     /// type `ty` for a property.
     pub(crate) fn add(&mut self, kind: DictKind, name: String, ty: Option<PropType>) -> u32 {
+        if let Some(value) = decimal_customer(kind, &name) {
+            let id = self.add_distinct(kind, name, ty);
+            self.remember_decimal(value, id);
+            return id;
+        }
         let high = self.hash_high(&name);
         let index = self.delta.entries.len() as u32;
         self.new[kind as usize].insert_unique(table_hash(high), (index, high), |&(_, h)| table_hash(h));
@@ -443,4 +534,92 @@ fn add_props(
         col.vals.push(slot);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Names where decimal and non-decimal forms of one integer meet.
+    const NAMES: [&str; 12] = [
+        "7",
+        "07",
+        "0",
+        "00",
+        "12",
+        "a",
+        "9999999999999999999",
+        "18446744073709551615",
+        "99999999999999999999",
+        "-3",
+        "1 ",
+        "4294967296",
+    ];
+
+    #[test]
+    fn decimal_names_are_canonical_integers() {
+        assert_eq!(decimal_name("7"), Some(7));
+        assert_eq!(decimal_name("0"), Some(0));
+        assert_eq!(
+            decimal_name("9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        for name in [
+            "",
+            "07",
+            "00",
+            "-3",
+            "+3",
+            "1 ",
+            "a",
+            "18446744073709551615",
+            "1.5",
+        ] {
+            assert_eq!(decimal_name(name), None, "{name:?}");
+        }
+    }
+
+    proptest! {
+        /// A batch's ids, found or allocated name by name (decimal names through the table of
+        /// integers, the rest by name), equal a map of names: known names keep their ids, each
+        /// new name gets the next id once, and `known` agrees after every step.
+        #[test]
+        fn pending_ids_equal_a_map_of_names(
+            existing in proptest::collection::vec(0..NAMES.len(), 0..6),
+            asked in proptest::collection::vec(0..NAMES.len(), 0..40),
+        ) {
+            let mut dicts = Dicts::default();
+            let mut reference: HashMap<&str, u32> = HashMap::new();
+            let mut delta = DictDelta::default();
+            for &k in &existing {
+                if !reference.contains_key(NAMES[k]) {
+                    let id = reference.len() as u32;
+                    reference.insert(NAMES[k], id);
+                    delta.entries.push(DictEntry {
+                        kind: DictKind::Customer,
+                        id,
+                        name: NAMES[k].to_string(),
+                        ty: None,
+                        vacant: false,
+                    });
+                }
+            }
+            prop_assert!(dicts.apply(&delta).is_ok());
+            let mut pending = Pending::new(&dicts);
+            for &k in &asked {
+                let name = NAMES[k];
+                let id = match pending.known_remembered(DictKind::Customer, name) {
+                    Some(id) => id,
+                    None => pending.add(DictKind::Customer, name.to_string(), None),
+                };
+                let next = reference.len() as u32;
+                prop_assert_eq!(id, *reference.entry(name).or_insert(next), "{:?}", name);
+                for other in NAMES {
+                    prop_assert_eq!(pending.known(DictKind::Customer, other), reference.get(other).copied());
+                }
+            }
+            prop_assert_eq!(pending.into_delta().entries.len() + delta.entries.len(), reference.len());
+        }
+    }
 }

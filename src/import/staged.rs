@@ -406,7 +406,7 @@ impl Staged {
             let known = if whole {
                 pending.dicts_get(DictKind::Customer, &name)
             } else {
-                pending.known(DictKind::Customer, &name)
+                pending.known_remembered(DictKind::Customer, &name)
             };
             if let Some(id) = known {
                 cust.push(id);
