@@ -53,10 +53,15 @@ pub(super) fn write_import(
         .iter()
         .sum::<u64>();
     let ahead = delta.entries.len() as u64 >= held;
+    // Dropped when the segment is written.
+    let (segment_written, wait_segment) = std::sync::mpsc::channel::<()>();
     std::thread::scope(|s| {
         // The flush before the import wrote every earlier entry: the file ends at `valid`.
-        let dict = s.spawn(|| -> Result<DictsWritten> {
+        let dict = s.spawn(move || -> Result<DictsWritten> {
             let len = dict::append(dir, generation, valid, delta)?;
+            // The copy is made once the segment is written: the copy and the segment's footer
+            // being encoded (hundreds of MB each at 100M events) are not held at once.
+            let _ = wait_segment.recv();
             // A failure here is left to the in-place path, which reports it.
             let applied = ahead.then(|| {
                 let mut d = Dicts::clone(dicts);
@@ -65,6 +70,7 @@ pub(super) fn write_import(
             Ok((len, applied.flatten()))
         });
         let seg = segment();
+        drop(segment_written);
         let dict_len = crate::model::join(dict);
         Ok((seg?, dict_len?))
     })
@@ -167,7 +173,12 @@ pub(super) fn stream_parts(
     match blocks.stop.take() {
         None => {
             let rows = blocks.rows;
-            Ok(Streamed::Written(Some(streamed(blocks.p, writer, rows, 0))))
+            Ok(Streamed::Written(Some(streamed(
+                new_entries(blocks.p),
+                writer,
+                rows,
+                0,
+            ))))
         }
         Some(Stop::Unsorted(part)) => {
             // The rows written so far are sorted: they are the first run.
@@ -205,6 +216,9 @@ fn sort_parts(
             Err(Stop::Unsorted(_)) => return Ok(Streamed::Fallback),
         }
     }
+    // The entries' look-up tables (tens of MB at millions of customers) are not needed while
+    // the runs merge.
+    let (delta, received) = (new_entries(blocks.p), blocks.rows);
     let props = runs.props()?;
     let id = target.id;
     let path = segment::seg_path(target.dir, id);
@@ -214,38 +228,43 @@ fn sort_parts(
     let spilled = runs.spilled();
     drop(runs);
     let (rows, writer) = unpublished(merged, &path)?;
-    if rows != blocks.rows {
+    if rows != received {
         let _ = file::remove_if_exists(&path);
-        let why = format!("internal error: {} rows imported, {rows} merged", blocks.rows);
+        let why = format!("internal error: {received} rows imported, {rows} merged");
         return Err(DbError::InvalidArgument(why).into());
     }
-    Ok(Streamed::Written(Some(streamed(blocks.p, writer, rows, spilled))))
+    Ok(Streamed::Written(Some(streamed(delta, writer, rows, spilled))))
 }
 
 /// A streamed import's segment with its `rows` written by `writer` (through `runs` sorted
-/// runs), and the dictionary entries `pending` allocated.
+/// runs), and the dictionary entries `delta` ([`new_entries`]).
 fn streamed(
-    pending: crate::ingest::Pending<'_>,
+    delta: crate::dict::DictDelta,
     writer: SegmentWriter,
     rows: u64,
     runs: u64,
 ) -> Box<StreamedParts> {
-    let mut delta = pending.into_delta();
-    // The new customers first, as a whole-file import orders them (each dictionary's ids stay
-    // in order): the dictionary file is then the same, and its frame compresses as well (a
-    // part's events and properties between two runs of customer ids cost zstd a third more
-    // bytes).
-    let (mut entries, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut delta.entries)
-        .into_iter()
-        .partition(|e| e.kind == crate::dict::DictKind::Customer);
-    entries.extend(rest);
-    delta.entries = entries;
     Box::new(StreamedParts {
         runs,
         writer,
         rows,
         delta,
     })
+}
+
+/// The dictionary entries `pending` allocated, in the order the dictionary file takes them.
+fn new_entries(pending: crate::ingest::Pending<'_>) -> crate::dict::DictDelta {
+    let mut delta = pending.into_delta();
+    // The new customers first, as a whole-file import orders them (each dictionary's ids stay
+    // in order): the dictionary file is then the same, and its frame compresses as well (a
+    // part's events and properties between two runs of customer ids cost zstd a third more
+    // bytes). In place: a second list of millions of entries cost a 100M-event import 100 MB.
+    let rest: Vec<_> = delta
+        .entries
+        .extract_if(.., |e| e.kind != crate::dict::DictKind::Customer)
+        .collect();
+    delta.entries.extend(rest);
+    delta
 }
 
 /// Why the blocks of a streamed import's parts ended early.

@@ -55,7 +55,9 @@ fn write_run(dir: &Path, id: u64, rows: &Columns, seq: (u64, u64), db_id: u32) -
     let mut writer = SegmentWriter::create(&path, props, 1, db_id)?.temporary();
     writer.push_rows(rows, order.as_deref())?;
     let (footer, len) = writer.finish(seq.0, seq.1)?;
-    Ok(Arc::new(Segment::open_written(dir, id, len, footer)?))
+    Ok(Arc::new(
+        Segment::open_written(dir, id, len, footer)?.reading_once(),
+    ))
 }
 
 impl Runs {
@@ -85,8 +87,9 @@ impl Runs {
         file::rename(path, &segment::seg_path(&self.dir, id))?;
         let (footer, len) = written;
         self.rows += footer.rows;
-        self.written
-            .push(Arc::new(Segment::open_written(&self.dir, id, len, footer)?));
+        self.written.push(Arc::new(
+            Segment::open_written(&self.dir, id, len, footer)?.reading_once(),
+        ));
         Ok(())
     }
 
@@ -184,6 +187,9 @@ impl Runs {
         }
         self.spill()?;
         self.wait_spilled()?;
+        // The runs' buffers (two runs' worth of rows) are not needed while they merge.
+        self.gathering = Columns::default();
+        self.spare = Columns::default();
         let sources = self.written.iter().cloned().map(Source::Segment).collect();
         let mut blocks = MergedBlocks {
             merge: Merge::new(sources, ColumnSet::ALL).stored(),

@@ -287,11 +287,17 @@ impl EventDays {
 
     /// Appends the encoding: `count u32 | count × (event u32 | day i32 | len u32 | roaring bytes)`.
     pub fn encode(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
+        self.encode_sealing(out, &mut |_| Ok(()))
+    }
+
+    /// [`encode`](Self::encode), calling `seal` after each bitmap (see [`super::Seal`]).
+    pub fn encode_sealing(&self, out: &mut Vec<u8>, seal: super::Seal<'_>) -> std::io::Result<()> {
         codec::put_u32(out, self.days.len() as u32);
         for ((e, d), b) in &self.days {
             codec::put_u32(out, *e);
             codec::put_i32(out, *d);
             put(out, b)?;
+            seal(out)?;
         }
         Ok(())
     }

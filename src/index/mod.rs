@@ -21,6 +21,10 @@ use roaring::RoaringBitmap;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// Called by an index encoder between its bitmaps with the bytes encoded so far, which it may
+/// take away (see [`Bitmaps::encode_sealing`]).
+pub type Seal<'a> = &'a mut dyn FnMut(&mut Vec<u8>) -> std::io::Result<()>;
+
 /// Adds `cid` to `set`: an append when it is above the maximum (rows arrive sorted by customer),
 /// a search otherwise.
 fn add_cid(set: &mut RoaringBitmap, cid: u32) {
@@ -180,6 +184,12 @@ impl Bitmaps {
     /// Appends the encoding (see docs/FORMAT.md §5.5): each bitmap in the portable roaring
     /// format, prefixed by its byte length.
     pub fn encode(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
+        self.encode_sealing(out, &mut |_| Ok(()))
+    }
+
+    /// [`encode`](Self::encode), calling `seal` with `out` after each bitmap (it may take the
+    /// bytes so far away: a large footer compresses its index as it is encoded).
+    pub fn encode_sealing(&self, out: &mut Vec<u8>, seal: Seal<'_>) -> std::io::Result<()> {
         for b in &self.stages {
             put(out, b)?;
         }
@@ -187,6 +197,7 @@ impl Bitmaps {
         for (k, b) in &self.events {
             codec::put_u32(out, *k);
             put(out, b)?;
+            seal(out)?;
         }
         // `days` is not stored: it is the union over stages of `stage_days`.
         codec::put_u32(out, self.stage_days.len() as u32);
@@ -194,6 +205,7 @@ impl Bitmaps {
             out.push(*s);
             codec::put_i32(out, *d);
             put(out, b)?;
+            seal(out)?;
         }
         Ok(())
     }

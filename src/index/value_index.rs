@@ -112,6 +112,11 @@ impl ValueIndex {
     /// Appends the encoding: `n u32 | n × prop u32` (overflowed properties), then `count u32 |
     /// count × (prop u32 | has_value u8 | [value varint] | day i32 | len u32 | roaring bytes)`.
     pub fn encode(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
+        self.encode_sealing(out, &mut |_| Ok(()))
+    }
+
+    /// [`encode`](Self::encode), calling `seal` after each bitmap (see [`super::Seal`]).
+    pub fn encode_sealing(&self, out: &mut Vec<u8>, seal: super::Seal<'_>) -> std::io::Result<()> {
         codec::put_u32(out, self.overflow.len() as u32);
         for p in &self.overflow {
             codec::put_u32(out, *p);
@@ -128,6 +133,7 @@ impl ValueIndex {
             }
             codec::put_i32(out, *d);
             put(out, b)?;
+            seal(out)?;
         }
         Ok(())
     }

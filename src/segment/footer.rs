@@ -51,12 +51,29 @@ pub(super) const INDEX_SPLIT_BYTES: usize = 8 << 20;
 
 /// Appends the footer; with `parallel`, the index's two parts are encoded on two threads, and
 /// compressed as two frames on two threads when the first is at least `split_bytes` long.
+#[cfg(test)]
 pub(super) fn encode_footer(
     footer: &Footer,
     out: &mut Vec<u8>,
     parallel: bool,
-    split_bytes: usize,
+    sizes: (usize, usize),
 ) -> std::io::Result<()> {
+    for piece in encode_footer_pieces(footer, parallel, sizes)? {
+        out.extend_from_slice(&piece);
+    }
+    Ok(())
+}
+
+/// The footer [`encode_footer`] appends, as pieces to be written one after the other: its
+/// beginning, then the index's zstd frames (each its own allocation: a 100M-event footer's
+/// ~100 MB of frames are never copied into one buffer).
+pub(super) fn encode_footer_pieces(
+    footer: &Footer,
+    parallel: bool,
+    sizes: (usize, usize),
+) -> std::io::Result<Vec<Vec<u8>>> {
+    let mut head = Vec::new();
+    let out = &mut head;
     codec::put_u64(out, footer.rows);
     codec::put_u64(out, footer.seq_min);
     codec::put_u64(out, footer.seq_end);
@@ -81,15 +98,32 @@ pub(super) fn encode_footer(
             codec::put_u32(out, c.crc);
         }
     }
-    // The index: bitmaps, then (when present) rollups, value index, event-day bitmaps; split,
-    // the two parts' zstd frames are stored one after the other (§5.3: a standard zstd stream
-    // of one or more frames, read as one).
-    let head = |raw: &mut Vec<u8>| -> std::io::Result<()> {
-        footer.bitmaps.encode(raw)?;
+    let (raw_len, frames) = encode_index(footer, parallel, sizes)?;
+    let stored_len: usize = frames.iter().map(Vec::len).sum();
+    codec::put_u32(out, raw_len as u32);
+    codec::put_u32(out, stored_len as u32);
+    Ok(std::iter::once(head).chain(frames).collect())
+}
+
+/// The index — bitmaps, then (when present) rollups, value index, event-day bitmaps — as
+/// zstd frames, and its raw length. Split (`parallel`), the two parts are encoded on two
+/// threads, their frames stored one after the other (§5.3: a standard zstd stream of one or
+/// more frames, read as one); a part is compressed apart when the first is `split_bytes` or
+/// more, else the two as one frame. Each part is compressed as it is encoded, a frame per
+/// `frame_bytes`, so that a large footer never holds its whole raw index.
+fn encode_index(
+    footer: &Footer,
+    parallel: bool,
+    (split_bytes, frame_bytes): (usize, usize),
+) -> std::io::Result<(usize, Vec<Vec<u8>>)> {
+    let head = |frames: &mut Frames| -> std::io::Result<()> {
+        let Frames { raw, sealed } = frames;
+        let mut seal = |raw: &mut Vec<u8>| sealed.seal_if_full(raw, frame_bytes);
+        footer.bitmaps.encode_sealing(raw, &mut seal)?;
         if let Some(r) = &footer.rollups {
             r.encode(raw);
             if let Some(v) = &footer.values {
-                v.encode(raw)?;
+                v.encode_sealing(raw, &mut seal)?;
             }
         }
         Ok(())
@@ -98,39 +132,91 @@ pub(super) fn encode_footer(
         (Some(_), Some(_), Some(e)) => Some(e),
         _ => None,
     };
-    let (mut raw, mut second) = (Vec::new(), Vec::new());
-    match tail {
-        Some(e) if parallel => std::thread::scope(|s| {
-            let h = s.spawn(|| e.encode(&mut second));
-            let first = head(&mut raw);
-            let second = join(h);
-            first.and(second)
-        })?,
-        _ => {
-            head(&mut raw)?;
-            if let Some(e) = tail {
-                e.encode(&mut second)?;
-            }
-        }
-    }
-    let raw_len = raw.len() + second.len();
-    let stored = if parallel && !second.is_empty() && raw.len() >= split_bytes {
-        std::thread::scope(|s| {
-            let h = s.spawn(|| codec::compress(&second, 3));
-            let first = codec::compress(&raw, 3);
-            let second = join(h);
-            let (mut stored, second) = (first?, second?);
-            stored.extend_from_slice(&second);
-            Ok::<_, std::io::Error>(stored)
-        })?
-    } else {
-        raw.extend_from_slice(&second);
-        codec::compress(&raw, 3)?
+    let tail = |frames: &mut Frames| -> std::io::Result<()> {
+        let Some(e) = tail else { return Ok(()) };
+        let Frames { raw, sealed } = frames;
+        e.encode_sealing(raw, &mut |raw| sealed.seal_if_full(raw, frame_bytes))
     };
-    codec::put_u32(out, raw_len as u32);
-    codec::put_u32(out, stored.len() as u32);
-    out.extend_from_slice(&stored);
-    Ok(())
+    let (mut first, mut second) = (Frames::default(), Frames::default());
+    if parallel {
+        std::thread::scope(|s| {
+            let h = s.spawn(|| tail(&mut second));
+            let done = head(&mut first);
+            done.and(join(h))
+        })?;
+    } else {
+        head(&mut first)?;
+        tail(&mut second)?;
+    }
+    let raw_len = first.sealed.raw_done + first.raw.len() + second.sealed.raw_done + second.raw.len();
+    let apart =
+        parallel && !second.is_empty() && (first.sealed.raw_done > 0 || first.raw.len() >= split_bytes);
+    if apart || second.sealed.raw_done > 0 {
+        // The parts' last frames on two threads.
+        std::thread::scope(|s| {
+            let h = s.spawn(|| second.seal(false));
+            let done = first.seal(false);
+            done.and(join(h))
+        })?;
+    } else {
+        // One part's bytes, or two small ones, as one last frame.
+        first.raw.extend_from_slice(&second.raw);
+        second.raw = Vec::new();
+        first.seal(true)?;
+    }
+    let mut frames = first.sealed.stored;
+    frames.extend(second.sealed.stored);
+    Ok((raw_len, frames))
+}
+
+/// Raw index bytes from which a frame is compressed while the index is encoded: far past
+/// zstd's 2 MiB window at level 3, so the frames cost a few hundred bytes each, and at most
+/// this much of the raw index is held at once (a 100M-event import's footer held all of its
+/// raw index and its compressed copy together).
+pub(super) const INDEX_FRAME_BYTES: usize = 16 << 20;
+
+/// One part of the index being compressed as it is encoded.
+#[derive(Default)]
+struct Frames {
+    /// Encoded, not yet compressed.
+    raw: Vec<u8>,
+    sealed: Sealed,
+}
+
+/// The frames of one part compressed so far.
+#[derive(Default)]
+struct Sealed {
+    stored: Vec<Vec<u8>>,
+    /// The raw bytes of those frames.
+    raw_done: usize,
+}
+
+impl Frames {
+    fn is_empty(&self) -> bool {
+        self.raw.is_empty() && self.sealed.raw_done == 0
+    }
+
+    /// Compresses what is left as a frame (none when nothing is, unless `always`).
+    fn seal(&mut self, always: bool) -> std::io::Result<()> {
+        if always || !self.raw.is_empty() {
+            self.sealed.seal_if_full(&mut self.raw, 0)?;
+            self.raw = Vec::new();
+        }
+        Ok(())
+    }
+}
+
+impl Sealed {
+    /// Compresses `raw` (the part's bytes since the last frame) as the next frame once it
+    /// holds `frame_bytes`.
+    fn seal_if_full(&mut self, raw: &mut Vec<u8>, frame_bytes: usize) -> std::io::Result<()> {
+        if raw.len() >= frame_bytes {
+            self.stored.push(codec::compress(raw, 3)?);
+            self.raw_done += raw.len();
+            raw.clear();
+        }
+        Ok(())
+    }
 }
 
 pub(super) fn decode_footer(bytes: &[u8], body_end: u64) -> Result<Footer, DecodeError> {

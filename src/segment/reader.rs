@@ -149,6 +149,9 @@ pub struct Segment {
     key_cache: Option<Arc<KeyCache>>,
     /// Each block's key columns, once a scan has read them and the budget had room.
     pub(in crate::internals::segment) keys: Vec<OnceLock<BlockKeys>>,
+    /// Each block is read once (an import's sorted run, merged): its pages leave this
+    /// process's memory once it is decoded (see [`Segment::reading_once`]).
+    read_once: bool,
 }
 
 /// Source of [`Segment::uid`].
@@ -232,7 +235,50 @@ impl Segment {
             uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
             cache: None,
             key_cache: None,
+            read_once: false,
         })
+    }
+
+    /// This segment's blocks are each read once, in order (an import's sorted run being
+    /// merged): after a block is decoded its pages are released from the map, so that
+    /// merging ~50 runs of a 100M-event import does not hold every run file's pages mapped
+    /// (500 MB resident at its end; they stay in the page cache for the kernel to manage).
+    pub fn reading_once(mut self) -> Segment {
+        self.read_once = true;
+        self
+    }
+
+    /// Releases the mapped pages of `block` (see [`reading_once`](Self::reading_once)); best
+    /// effort: the advice may fail, and nothing depends on it.
+    fn release_pages(&self, block: &BlockMeta) {
+        const PAGE: usize = 4096;
+        let offsets = block.chunks.iter().map(|c| c.offset as usize);
+        let ends = block
+            .chunks
+            .iter()
+            .map(|c| c.offset as usize + c.stored_len as usize);
+        let (Some(start), Some(end)) = (offsets.min(), ends.max()) else {
+            return;
+        };
+        let start = start / PAGE * PAGE;
+        let end = end.div_ceil(PAGE).saturating_mul(PAGE).min(self.map.len());
+        if end <= start {
+            return;
+        }
+        #[expect(
+            unsafe_code,
+            reason = "releasing the pages of a decoded run block; see docs/UNSAFE.md"
+        )]
+        // SAFETY: the map is a shared, read-only map of a file journeydb does not change
+        // (see `open_with`). MADV_DONTNEED on such a map only drops this process's page-table
+        // entries: the next access to the range faults the same bytes in again from the page
+        // cache or the file, so every slice still borrowed from the map stays valid and reads
+        // the same contents. (It is unchecked in memmap2 because on a private, written map it
+        // would discard the writes; this map is neither.) The range lies inside the map.
+        let _ = unsafe {
+            self.map
+                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+        };
     }
 
     /// Lets single-customer reads of this segment share `cache`.
@@ -377,6 +423,9 @@ impl Segment {
         let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
         let result = self.decode_block(b, set, out, &mut scratch, ends);
         SCRATCH.with(|s| *s.borrow_mut() = scratch);
+        if self.read_once {
+            self.release_pages(b);
+        }
         result
     }
 

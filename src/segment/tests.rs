@@ -138,15 +138,44 @@ fn split_index_decodes_as_one() -> Result<(), Box<dyn std::error::Error>> {
     w.push_rows(&rows, None)?;
     let (footer, len) = w.finish(0, n as u64)?;
     let (mut one, mut two) = (Vec::new(), Vec::new());
-    encode_footer(&footer, &mut one, false, 0)?;
-    encode_footer(&footer, &mut two, true, 0)?;
+    let whole = (0, INDEX_FRAME_BYTES);
+    encode_footer(&footer, &mut one, false, whole)?;
+    encode_footer(&footer, &mut two, true, whole)?;
     // Encoded on two threads but small: one frame, the same bytes.
     let mut parallel = Vec::new();
-    encode_footer(&footer, &mut parallel, true, INDEX_SPLIT_BYTES)?;
+    encode_footer(
+        &footer,
+        &mut parallel,
+        true,
+        (INDEX_SPLIT_BYTES, INDEX_FRAME_BYTES),
+    )?;
     assert_eq!(parallel, one);
     assert_ne!(one, two, "the split form is two frames");
     assert_eq!(decode_footer(&one, len)?, footer);
     assert_eq!(decode_footer(&two, len)?, footer);
+    // Compressed as it is encoded, a frame every few bitmaps, on one thread or two, split or
+    // not: the same footer.
+    let frames = |bytes: &[u8]| {
+        bytes
+            .windows(4)
+            .filter(|w| *w == crate::codec::ZSTD_MAGIC)
+            .count()
+    };
+    for (parallel, split, frame_bytes) in [
+        (false, 0, 64),
+        (true, 0, 64),
+        (true, INDEX_SPLIT_BYTES, 64),
+        (true, 0, 1),
+    ] {
+        let mut framed = Vec::new();
+        encode_footer(&footer, &mut framed, parallel, (split, frame_bytes))?;
+        assert!(frames(&framed) > 10, "{} frames", frames(&framed));
+        assert_eq!(
+            decode_footer(&framed, len)?,
+            footer,
+            "{parallel} {split} {frame_bytes}"
+        );
+    }
     Ok(())
 }
 

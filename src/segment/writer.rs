@@ -10,7 +10,9 @@ use crate::file::{self, FileResult, IoContext, Kind};
 use crate::index::{self, Bitmaps, DaySets, EventDays, Rollups, ValueIndexBuilder};
 use crate::limits;
 use crate::model::{Columns, PropType, join};
-use crate::segment::footer::{Footer, INDEX_PARALLEL_ROWS, INDEX_SPLIT_BYTES, encode_footer};
+use crate::segment::footer::{
+    Footer, INDEX_FRAME_BYTES, INDEX_PARALLEL_ROWS, INDEX_SPLIT_BYTES, encode_footer_pieces,
+};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -426,24 +428,35 @@ impl SegmentWriter {
             values: Some(std::mem::take(&mut self.index.values).finish()),
             event_days: Some(event_days),
         };
-        let mut out = Vec::new();
         let parallel = footer.rows >= INDEX_PARALLEL_ROWS;
-        encode_footer(&footer, &mut out, parallel, INDEX_SPLIT_BYTES).at(&self.path)?;
+        let sizes = (INDEX_SPLIT_BYTES, INDEX_FRAME_BYTES);
+        let mut pieces = encode_footer_pieces(&footer, parallel, sizes).at(&self.path)?;
         let footer_offset = self.offset;
-        let crc = codec::crc32(&out);
-        let len = out.len() as u64;
-        codec::put_u64(&mut out, footer_offset);
-        codec::put_u64(&mut out, len);
-        codec::put_u32(&mut out, crc);
-        codec::put_u32(&mut out, file::FORMAT_VERSION);
-        out.extend_from_slice(&file::magic(Kind::Segment));
-        file::write(&self.file, &self.path, self.offset, &out)?;
+        let mut crc = crc32fast::Hasher::new();
+        pieces.iter().for_each(|piece| crc.update(piece));
+        let len: u64 = pieces.iter().map(|piece| piece.len() as u64).sum();
+        let mut trailer = Vec::new();
+        codec::put_u64(&mut trailer, footer_offset);
+        codec::put_u64(&mut trailer, len);
+        codec::put_u32(&mut trailer, crc.finalize());
+        codec::put_u32(&mut trailer, file::FORMAT_VERSION);
+        trailer.extend_from_slice(&file::magic(Kind::Segment));
+        pieces.push(trailer);
+        if len < 8 << 20 {
+            // A small footer in one write (one file operation, as the fault sweeps count them).
+            pieces = vec![pieces.concat()];
+        }
+        let mut end = footer_offset;
+        for piece in &pieces {
+            file::write(&self.file, &self.path, end, piece)?;
+            end += piece.len() as u64;
+        }
         // A failed sync ahead fails the segment even if the final fsync succeeds (the kernel
         // may have dropped the pages that it could not write).
         self.ahead.finish()?;
         if !self.temporary {
             file::sync(&self.file, &self.path, true)?;
         }
-        Ok((footer, footer_offset + out.len() as u64))
+        Ok((footer, end))
     }
 }
