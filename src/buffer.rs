@@ -66,17 +66,28 @@ impl Buffer {
 
     /// The first `len` rows sorted by (customer, timestamp, sequence), split into events and
     /// customer-profile writes (`model::PROFILE_ROW`), as readers see them (stage codes without
-    /// `model::STAGE_MAPPED`).
+    /// `model::STAGE_MAPPED`). The last prefix sorted is kept; a longer one (the statement after
+    /// a commit) sorts only the rows added since and merges them in, instead of sorting the
+    /// whole prefix again.
     pub fn sorted_prefix(&self, len: usize) -> (Arc<Columns>, Arc<Columns>) {
         let mut cache = self.sorted.lock();
-        if let Some((n, events, profiles)) = &*cache
-            && *n == len
-        {
-            return (events.clone(), profiles.clone());
-        }
-        let (mut events, profiles) = self.sorted_stored(len);
-        events.strip_stage_flags();
-        let (events, profiles) = (Arc::new(events), Arc::new(profiles));
+        let len = len.min(self.len());
+        let (events, profiles) = match &*cache {
+            Some((n, events, profiles)) if *n == len => return (events.clone(), profiles.clone()),
+            Some((n, events, profiles)) if *n < len => {
+                let (mut new_events, new_profiles) = self.sorted_range(*n..len);
+                new_events.strip_stage_flags();
+                (
+                    merge_later(events, new_events),
+                    merge_later(profiles, new_profiles),
+                )
+            }
+            _ => {
+                let (mut events, profiles) = self.sorted_range(0..len);
+                events.strip_stage_flags();
+                (Arc::new(events), Arc::new(profiles))
+            }
+        };
         *cache = Some((len, events.clone(), profiles.clone()));
         (events, profiles)
     }
@@ -85,10 +96,7 @@ impl Buffer {
     /// readers see them (what [`sorted_prefix`](Self::sorted_prefix) adds between those
     /// lengths).
     pub fn events_between(&self, from: usize, to: usize) -> Columns {
-        let rows = self.rows.read();
-        let to = to.min(rows.len());
-        let part = rows.slice(from.min(to)..to);
-        let (mut events, _) = part.gather(&part.sort_order()).split_profiles();
+        let (mut events, _) = self.sorted_range(from..to);
         events.strip_stage_flags();
         events
     }
@@ -96,14 +104,126 @@ impl Buffer {
     /// [`sorted_prefix`](Self::sorted_prefix) in the stored form (stages that came from the
     /// stage map keep `model::STAGE_MAPPED`), for the seal that writes them to a segment.
     pub fn sorted_stored(&self, len: usize) -> (Columns, Columns) {
+        self.sorted_range(0..len)
+    }
+
+    /// Rows `range` (ingestion order, clamped to the rows held) sorted by (customer,
+    /// timestamp, sequence) and split into events and profile writes, in the stored form.
+    fn sorted_range(&self, range: std::ops::Range<usize>) -> (Columns, Columns) {
         let rows = self.rows.read();
-        let len = len.min(rows.len());
-        let prefix = if len == rows.len() {
+        let to = range.end.min(rows.len());
+        let from = range.start.min(to);
+        let sorted = if from == 0 && to == rows.len() {
             rows.gather(&rows.sort_order())
         } else {
-            let p = rows.slice(0..len);
-            p.gather(&p.sort_order())
+            let part = rows.slice(from..to);
+            part.gather(&part.sort_order())
         };
-        prefix.split_profiles()
+        sorted.split_profiles()
+    }
+}
+
+/// `older` and then `newer` (both sorted by (customer, timestamp, sequence), every row of
+/// `newer` later in sequence than every row of `older`) as one sorted set of rows: a linear
+/// merge that takes `older`'s row on equal (customer, timestamp).
+fn merge_later(older: &Arc<Columns>, newer: Columns) -> Arc<Columns> {
+    if newer.is_empty() {
+        return older.clone();
+    }
+    if older.is_empty() {
+        return Arc::new(newer);
+    }
+    let split = older.len();
+    let mut both = Columns::default();
+    both.extend_from(older);
+    both.extend_from(&newer);
+    drop(newer);
+    let key = |row: usize| (both.cid[row], both.ts[row]);
+    let mut order = Vec::with_capacity(both.len());
+    let (mut left, mut right) = (0, split);
+    while left < split && right < both.len() {
+        if key(right) < key(left) {
+            order.push(right as u32);
+            right += 1;
+        } else {
+            order.push(left as u32);
+            left += 1;
+        }
+    }
+    order.extend((left..split).map(|row| row as u32));
+    order.extend((right..both.len()).map(|row| row as u32));
+    Arc::new(both.gather(&order))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{PropColumn, PropType};
+    use proptest::prelude::*;
+
+    /// A batch from (customer, timestamp, event or profile write, property value) rows; the
+    /// property is present only in batches that have `with_prop`.
+    fn batch(rows: &[(u32, i64, bool, u64)], with_prop: bool) -> Columns {
+        let mut cols = Columns {
+            cid: rows.iter().map(|r| r.0).collect(),
+            ts: rows.iter().map(|r| r.1).collect(),
+            event: rows
+                .iter()
+                .map(|r| if r.2 { PROFILE_ROW } else { (r.3 % 3) as u32 })
+                .collect(),
+            stage: vec![0; rows.len()],
+            props: Vec::new(),
+        };
+        if with_prop {
+            let mut prop = PropColumn::new(4, PropType::I64);
+            prop.valid = rows.iter().map(|r| r.3 % 2 == 0).collect();
+            prop.vals = rows.iter().map(|r| if r.3 % 2 == 0 { r.3 } else { 0 }).collect();
+            cols.props.push(prop);
+        }
+        cols
+    }
+
+    /// Every row's content, in order, with the property looked up by id (an absent column and
+    /// a column of nulls read the same).
+    fn contents(cols: &Columns) -> Vec<(u32, i64, u32, Option<u64>)> {
+        let prop = cols.prop(4);
+        (0..cols.len())
+            .map(|i| {
+                let value = prop.filter(|p| p.valid[i]).map(|p| p.vals[i]);
+                (cols.cid[i], cols.ts[i], cols.event[i], value)
+            })
+            .collect()
+    }
+
+    proptest! {
+        /// The sorted prefix grown commit by commit (the rows since the last one sorted and
+        /// merged in) equals the same prefix sorted whole, ties (equal customer and timestamp)
+        /// in sequence order, events and profile writes apart.
+        #[test]
+        fn grown_prefix_equals_a_whole_sort(
+            batches in proptest::collection::vec(
+                (proptest::collection::vec((0u32..6, 0i64..5, proptest::bool::weighted(0.2), 0u64..9), 0..12), any::<bool>()),
+                1..8,
+            ),
+            asked in proptest::collection::vec(0usize..100, 1..10),
+        ) {
+            let grown = Buffer::new(0);
+            for (rows, with_prop) in &batches {
+                grown.push(&batch(rows, *with_prop));
+            }
+            let mut lens: Vec<usize> = asked.iter().map(|&a| a % (grown.len() + 1)).collect();
+            lens.sort_unstable();
+            for &len in &lens {
+                let (events, profiles) = grown.sorted_prefix(len);
+                // A new buffer with the same rows sorts the prefix whole.
+                let whole = Buffer::new(0);
+                for (rows, with_prop) in &batches {
+                    whole.push(&batch(rows, *with_prop));
+                }
+                let (want_events, want_profiles) = whole.sorted_prefix(len);
+                prop_assert_eq!(contents(&events), contents(&want_events), "len {}", len);
+                prop_assert_eq!(contents(&profiles), contents(&want_profiles), "len {}", len);
+            }
+        }
     }
 }
