@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::model::{Columns, PROFILE_ROW};
+use crate::model::{Columns, PROFILE_ROW, PropColumn};
 
 /// A sorted prefix's length, its events and its profile writes.
 type SortedPrefix = (usize, Arc<Columns>, Arc<Columns>);
@@ -125,7 +125,7 @@ impl Buffer {
 
 /// `older` and then `newer` (both sorted by (customer, timestamp, sequence), every row of
 /// `newer` later in sequence than every row of `older`) as one sorted set of rows: a linear
-/// merge that takes `older`'s row on equal (customer, timestamp).
+/// merge that takes `older`'s row on equal (customer, timestamp), each column copied once.
 fn merge_later(older: &Arc<Columns>, newer: Columns) -> Arc<Columns> {
     if newer.is_empty() {
         return older.clone();
@@ -133,32 +133,83 @@ fn merge_later(older: &Arc<Columns>, newer: Columns) -> Arc<Columns> {
     if older.is_empty() {
         return Arc::new(newer);
     }
-    let split = older.len();
-    let mut both = Columns::default();
-    both.extend_from(older);
-    both.extend_from(&newer);
-    drop(newer);
-    let key = |row: usize| (both.cid[row], both.ts[row]);
-    let mut order = Vec::with_capacity(both.len());
-    let (mut left, mut right) = (0, split);
-    while left < split && right < both.len() {
-        if key(right) < key(left) {
-            order.push(right as u32);
+    let order = merge_order(older, &newer);
+    let mut ids: Vec<u32> = older.props.iter().chain(&newer.props).map(|p| p.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let props = ids
+        .into_iter()
+        .filter_map(|id| {
+            let (old, new) = (older.prop(id), newer.prop(id));
+            let ty = old.or(new)?.ty;
+            Some(PropColumn {
+                id,
+                ty,
+                valid: pick_from(prop_valid(old), prop_valid(new), &order),
+                vals: pick_from(prop_vals(old), prop_vals(new), &order),
+            })
+        })
+        .collect();
+    Arc::new(Columns {
+        cid: pick_from(&older.cid, &newer.cid, &order),
+        ts: pick_from(&older.ts, &newer.ts, &order),
+        event: pick_from(&older.event, &newer.event, &order),
+        stage: pick_from(&older.stage, &newer.stage, &order),
+        props,
+    })
+}
+
+fn prop_valid(column: Option<&PropColumn>) -> &[bool] {
+    column.map_or(&[], |p| &p.valid)
+}
+
+fn prop_vals(column: Option<&PropColumn>) -> &[u64] {
+    column.map_or(&[], |p| &p.vals)
+}
+
+/// Marks an index of [`merge_order`] as `newer`'s row.
+const NEWER: u32 = 1 << 31;
+
+/// The rows of `older` and `newer` in merged order: an index into `older`, or [`NEWER`] and an
+/// index into `newer`; `older`'s row first on equal (customer, timestamp).
+fn merge_order(older: &Columns, newer: &Columns) -> Vec<u32> {
+    let key = |rows: &Columns, row: usize| (rows.cid[row], rows.ts[row]);
+    let mut order = Vec::with_capacity(older.len() + newer.len());
+    let (mut left, mut right) = (0, 0);
+    while left < older.len() && right < newer.len() {
+        if key(newer, right) < key(older, left) {
+            order.push(NEWER | right as u32);
             right += 1;
         } else {
             order.push(left as u32);
             left += 1;
         }
     }
-    order.extend((left..split).map(|row| row as u32));
-    order.extend((right..both.len()).map(|row| row as u32));
-    Arc::new(both.gather(&order))
+    order.extend((left..older.len()).map(|row| row as u32));
+    order.extend((right..newer.len()).map(|row| NEWER | row as u32));
+    order
+}
+
+/// One column of the merged rows (see [`merge_order`]); a row a side does not have (a
+/// property column absent there) reads as the type's default (null, 0).
+fn pick_from<T: Copy + Default>(older: &[T], newer: &[T], order: &[u32]) -> Vec<T> {
+    order
+        .iter()
+        .map(|&index| {
+            let row = if index & NEWER != 0 {
+                newer.get((index & !NEWER) as usize)
+            } else {
+                older.get(index as usize)
+            };
+            row.copied().unwrap_or_default()
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{PropColumn, PropType};
+    use crate::model::PropType;
     use proptest::prelude::*;
 
     /// A batch from (customer, timestamp, event or profile write, property value) rows; the
