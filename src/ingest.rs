@@ -581,42 +581,53 @@ mod tests {
     }
 
     proptest! {
-        /// A batch's ids, found or allocated name by name (decimal names through the table of
-        /// integers, the rest by name), equal a map of names: known names keep their ids, each
-        /// new name gets the next id once, and `known` agrees after every step.
+        /// A batch's ids, found or allocated name by name (decimal customer names through the
+        /// table of integers, the rest by name), equal a map of (dictionary, name): known names
+        /// keep their ids, each new name gets its dictionary's next id once, the same text in
+        /// two dictionaries is two entries, and `known` agrees after every step.
         #[test]
         fn pending_ids_equal_a_map_of_names(
             existing in proptest::collection::vec(0..NAMES.len(), 0..6),
-            asked in proptest::collection::vec(0..NAMES.len(), 0..40),
+            asked in proptest::collection::vec((0..3usize, 0..NAMES.len()), 0..40),
         ) {
+            const KINDS: [DictKind; 3] = [DictKind::Customer, DictKind::Event, DictKind::Str];
             let mut dicts = Dicts::default();
-            let mut reference: HashMap<&str, u32> = HashMap::new();
+            let mut reference: HashMap<(usize, &str), u32> = HashMap::new();
+            let mut next = [0u32; 3];
             let mut delta = DictDelta::default();
             for &k in &existing {
-                if !reference.contains_key(NAMES[k]) {
-                    let id = reference.len() as u32;
-                    reference.insert(NAMES[k], id);
+                if let std::collections::hash_map::Entry::Vacant(slot) = reference.entry((0, NAMES[k])) {
+                    slot.insert(next[0]);
                     delta.entries.push(DictEntry {
                         kind: DictKind::Customer,
-                        id,
+                        id: next[0],
                         name: NAMES[k].to_string(),
                         ty: None,
                         vacant: false,
                     });
+                    next[0] += 1;
                 }
             }
             prop_assert!(dicts.apply(&delta).is_ok());
             let mut pending = Pending::new(&dicts);
-            for &k in &asked {
+            for &(kind, k) in &asked {
                 let name = NAMES[k];
-                let id = match pending.known_remembered(DictKind::Customer, name) {
+                let id = match pending.known_remembered(KINDS[kind], name) {
                     Some(id) => id,
-                    None => pending.add(DictKind::Customer, name.to_string(), None),
+                    None => pending.add(KINDS[kind], name.to_string(), None),
                 };
-                let next = reference.len() as u32;
-                prop_assert_eq!(id, *reference.entry(name).or_insert(next), "{:?}", name);
-                for other in NAMES {
-                    prop_assert_eq!(pending.known(DictKind::Customer, other), reference.get(other).copied());
+                let want = *reference.entry((kind, name)).or_insert_with(|| {
+                    next[kind] += 1;
+                    next[kind] - 1
+                });
+                prop_assert_eq!(id, want, "{:?} {:?}", KINDS[kind], name);
+                for (other_kind, dict_kind) in KINDS.iter().enumerate() {
+                    for other in NAMES {
+                        prop_assert_eq!(
+                            pending.known(*dict_kind, other),
+                            reference.get(&(other_kind, other)).copied()
+                        );
+                    }
                 }
             }
             prop_assert_eq!(pending.into_delta().entries.len() + delta.entries.len(), reference.len());
