@@ -580,6 +580,33 @@ mod tests {
         }
     }
 
+    /// Thousands of decimal customers, many sharing one half of their integer (every integer
+    /// below 2^32 has the same high half): each is found as itself, never as another whose
+    /// table entry shares a half and a hash tag.
+    #[test]
+    fn many_decimal_customers_are_each_found() {
+        let dicts = Dicts::default();
+        let mut pending = Pending::new(&dicts);
+        let values: Vec<u64> = (0..3_000u64).chain((1..3_000).map(|v| (v << 32) | 7)).collect();
+        for (index, value) in values.iter().enumerate() {
+            let id = pending.add(DictKind::Customer, value.to_string(), None);
+            assert_eq!(id as usize, index);
+        }
+        for (index, value) in values.iter().enumerate() {
+            let name = value.to_string();
+            assert_eq!(
+                pending.known(DictKind::Customer, &name),
+                Some(index as u32),
+                "{name}"
+            );
+            assert_eq!(
+                pending.known_remembered(DictKind::Customer, &name),
+                Some(index as u32)
+            );
+        }
+        assert_eq!(pending.known(DictKind::Customer, "3000"), None);
+    }
+
     proptest! {
         /// A batch's ids, found or allocated name by name (decimal customer names through the
         /// table of integers, the rest by name), equal a map of (dictionary, name): known names
