@@ -17,52 +17,15 @@ fn queries(c: &mut Criterion) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(10_000_000);
     let time_ordered = std::env::var("JOURNEYDB_BENCH_SHAPE").is_ok_and(|s| s == "time");
+    // `JOURNEYDB_BENCH_DB=DIR` builds the dataset in DIR and stops (no benchmark runs: some
+    // of them commit events), for a profiler or `query_time` to run on the same data.
+    if let Some(path) = std::env::var_os("JOURNEYDB_BENCH_DB") {
+        build(std::path::Path::new(&path), n, time_ordered);
+        eprintln!("dataset kept in {}", path.to_string_lossy());
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let buffer = if time_ordered {
-        n.div_ceil(8).max(1) as usize
-    } else {
-        4 << 20
-    };
-    let db = Db::create(
-        dir.path().join("db"),
-        Options::default().sync(Sync::Never).buffer_events_max(buffer),
-    )
-    .unwrap();
-    for (name, stage) in demo::EVENTS {
-        db.set_stage(name, Some(stage)).unwrap();
-    }
-    let mut rows = demo::generate(n, 0, 42);
-    if time_ordered {
-        for r in &mut rows {
-            r.ts_us -= r.ts_us.rem_euclid(1_000_000);
-        }
-        rows.sort_by_key(|r| r.ts_us);
-    }
-    for chunk in rows.chunks(50_000) {
-        db.commit(&chunk.iter().map(demo::Row::to_event).collect::<Vec<_>>())
-            .unwrap();
-    }
-    // Customer profiles (country, plan; some upgrade at their first purchase).
-    for chunk in demo::profiles(&rows, 42).chunks(50_000) {
-        db.commit_with_profiles(&[], chunk).unwrap();
-    }
-    db.flush().unwrap();
-    if !time_ordered {
-        db.compact().unwrap();
-    }
-    // Cohorts (issue 27): `everyone` admits every customer (a filter that hides nobody is
-    // skipped), `heavy` is ~6% of the customers (`NOT IN heavy` measures what a restriction
-    // costs on top of the statement: 94% of the work), `repeat_buyers` and `mobile_first`
-    // are typical personas.
-    for definition in [
-        "everyone AS DID ANY",
-        "heavy AS DID purchase AT LEAST 5 TIMES",
-        "repeat_buyers AS DID purchase AT LEAST 2 TIMES",
-        "mobile_first AS FIRST visit WHERE channel = 'mobile'",
-        "light AS NOT IN heavy",
-    ] {
-        db.query(&format!("CREATE COHORT {definition}")).unwrap();
-    }
+    let (db, rows) = build(&dir.path().join("db"), n, time_ordered);
     let snap = db.snapshot();
     let customer = rows[rows.len() / 2].customer.to_string();
     let events = snap.len();
@@ -392,6 +355,62 @@ fn funnel_worst_case(c: &mut Criterion) {
         }
     }
     g.finish();
+}
+
+/// The shape's rows: the demo's, or the same events in time order, cut to whole seconds.
+fn shape_rows(n: u64, time_ordered: bool) -> Vec<demo::Row> {
+    let mut rows = demo::generate(n, 0, 42);
+    if time_ordered {
+        for r in &mut rows {
+            r.ts_us -= r.ts_us.rem_euclid(1_000_000);
+        }
+        rows.sort_by_key(|r| r.ts_us);
+    }
+    rows
+}
+
+/// Creates the benchmark's database at `path` in the shape asked for, with profiles and cohorts.
+fn build(path: &std::path::Path, n: u64, time_ordered: bool) -> (Db, Vec<demo::Row>) {
+    let buffer = if time_ordered {
+        n.div_ceil(8).max(1) as usize
+    } else {
+        4 << 20
+    };
+    let db = Db::create(
+        path,
+        Options::default().sync(Sync::Never).buffer_events_max(buffer),
+    )
+    .unwrap();
+    for (name, stage) in demo::EVENTS {
+        db.set_stage(name, Some(stage)).unwrap();
+    }
+    let rows = shape_rows(n, time_ordered);
+    for chunk in rows.chunks(50_000) {
+        db.commit(&chunk.iter().map(demo::Row::to_event).collect::<Vec<_>>())
+            .unwrap();
+    }
+    // Customer profiles (country, plan; some upgrade at their first purchase).
+    for chunk in demo::profiles(&rows, 42).chunks(50_000) {
+        db.commit_with_profiles(&[], chunk).unwrap();
+    }
+    db.flush().unwrap();
+    if !time_ordered {
+        db.compact().unwrap();
+    }
+    // Cohorts (issue 27): `everyone` admits every customer (a filter that hides nobody is
+    // skipped), `heavy` is ~6% of the customers (`NOT IN heavy` measures what a restriction
+    // costs on top of the statement: 94% of the work), `repeat_buyers` and `mobile_first`
+    // are typical personas.
+    for definition in [
+        "everyone AS DID ANY",
+        "heavy AS DID purchase AT LEAST 5 TIMES",
+        "repeat_buyers AS DID purchase AT LEAST 2 TIMES",
+        "mobile_first AS FIRST visit WHERE channel = 'mobile'",
+        "light AS NOT IN heavy",
+    ] {
+        db.query(&format!("CREATE COHORT {definition}")).unwrap();
+    }
+    (db, rows)
 }
 
 criterion_group!(benches, queries, funnel_worst_case);

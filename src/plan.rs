@@ -3,7 +3,7 @@
 //! time zone and builds calendar buckets (DST-correct, weeks start on Monday unless `WEEK START
 //! sunday`).
 //!
-//! Uses: `dict`, `model`, `query`.
+//! Uses: `dict`, `model`, `query`, `time`.
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -544,9 +544,7 @@ fn ts_of(zoned: &Zoned) -> i64 {
 
 /// The start of the bucket containing `ts` (µs).
 fn bucket_start(ts: i64, period: Period, tz: &TimeZone) -> Option<Zoned> {
-    let z = Timestamp::from_microsecond(ts)
-        .ok()?
-        .to_zoned_datetime(tz.clone());
+    let z = crate::time::instant(ts)?.to_zoned_datetime(tz.clone());
     match period {
         Period::Hour => {
             // The instant at which the local clock last read HH:00:00: the local minutes and
@@ -556,9 +554,7 @@ fn bucket_start(ts: i64, period: Period, tz: &TimeZone) -> Option<Zoned> {
             let dt = z.datetime();
             let into_hour = (i64::from(dt.minute()) * 60 + i64::from(dt.second())) * 1_000_000
                 + i64::from(dt.subsec_nanosecond()) / 1000;
-            Timestamp::from_microsecond(ts - into_hour)
-                .ok()
-                .map(|t| t.to_zoned_datetime(tz.clone()))
+            crate::time::instant(ts - into_hour).map(|t| t.to_zoned_datetime(tz.clone()))
         }
         Period::Day => z.start_of_day().ok(),
         Period::Week(start) => {
@@ -609,8 +605,8 @@ impl Buckets {
         let lo = lo.clamp(TS_MIN, TS_MAX);
         let mut z = match bucket_start(lo, period, tz) {
             Some(z) => z,
-            None => Timestamp::from_microsecond(TS_MIN)
-                .map_err(|_| "time out of range")?
+            None => crate::time::instant(TS_MIN)
+                .ok_or("time out of range")?
                 .to_zoned_datetime(tz.clone()),
         };
         let mut starts = vec![ts_of(&z).max(TS_MIN)];
@@ -674,7 +670,7 @@ impl Buckets {
         let Some(&t) = self.starts.get(index) else {
             return String::new();
         };
-        let Ok(ts) = Timestamp::from_microsecond(t) else {
+        let Some(ts) = crate::time::instant(t) else {
             return String::new();
         };
         let z = ts.to_zoned_datetime(self.tz.clone());

@@ -197,6 +197,14 @@ impl TsSpan {
     }
 }
 
+/// The instant `us` µs after the epoch, or `None` outside jiff's range. Every stored timestamp
+/// ([`crate::internals::model::TS_MIN`] to `TS_MAX`) has one. Conversions go through
+/// nanoseconds: jiff 1.0's `Timestamp::from_microsecond` refuses the last 999,999 µs of its own
+/// range (after 9999-12-30T22:00:00Z), where `TS_MAX` lies.
+pub fn instant(us: TimestampUs) -> Option<jiff::Timestamp> {
+    jiff::Timestamp::from_nanosecond(i128::from(us) * 1000).ok()
+}
+
 /// This machine's clock in µs since the epoch (0 if it is set before 1970).
 pub fn now() -> TimestampUs {
     std::time::SystemTime::now()

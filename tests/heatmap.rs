@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+use journeydb::internals::model::{TS_MAX, TS_MIN};
 use journeydb::{Cell, Db, Event, Options, Query, QueryOptions, Sync};
 use proptest::prelude::*;
 
@@ -164,4 +165,83 @@ fn a_change_inside_a_utc_hour_and_the_range_ends() {
         nonzero(&format!("HEATMAP FROM {from} TO {to}")),
         vec![vec![Cell::Int(7), Cell::Int(5), Cell::Int(1), Cell::Int(1)]]
     );
+}
+
+/// One compacted segment of several 64k-row blocks: most customers' rows lie inside one block
+/// (their cells are counted as their run is read), a few are cut by a block's edge (their cells
+/// meet in a mask), one is forgotten (its segment is masked until compacted again). Events and
+/// customers per cell equal the reference with one and two workers, in UTC and across New
+/// York's and Lord Howe's changes, with and without a step and a range.
+#[test]
+fn one_segment_of_many_blocks_equals_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::create(dir.path().join("db"), Options::default().sync(Sync::Never)).unwrap();
+    let mut evs = Vec::new();
+    let mut batch = Vec::new();
+    // 300 customers of 500 events each (150,000 rows, three block edges), spread over 45 days
+    // with a stride that visits every hour of the week.
+    for customer in 0..300 {
+        for k in 0..500i64 {
+            let minute = (customer * 7_919 + k * 131) % (DAYS * 1440);
+            let name = ["a", "b", "c"][((customer + k) % 3) as usize];
+            let ts = T0 + minute * MINUTE + k;
+            batch.push(Event::new(format!("c{customer}"), ts, name));
+            evs.push(Ev {
+                cust: format!("c{customer}"),
+                ts,
+                seq: evs.len(),
+                name: name.into(),
+                stage: None,
+                ch: None,
+                amt: None,
+            });
+        }
+    }
+    // The ends of the timestamps' range: every one has a local weekday and hour in every zone.
+    for (customer, ts) in [("first", TS_MIN), ("last", TS_MAX)] {
+        batch.push(Event::new(customer, ts, "a"));
+        evs.push(Ev {
+            cust: customer.into(),
+            ts,
+            seq: evs.len(),
+            name: "a".into(),
+            stage: None,
+            ch: None,
+            amt: None,
+        });
+    }
+    db.commit(&batch).unwrap();
+    db.flush().unwrap();
+    db.compact().unwrap();
+    db.query("FORGET CUSTOMER 'c150'").unwrap();
+    evs.retain(|e| e.cust != "c150");
+    assert_eq!(db.stats().segments, 1);
+    let snap = db.snapshot();
+    for tz in ["UTC", "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu"] {
+        for of in [None, Some(StepQ::Names(vec!["a"]))] {
+            for range in [None, Some((T0 + 3 * 1440 * MINUTE, T0 + 30 * 1440 * MINUTE))] {
+                let q = HeatmapQ {
+                    of: of.clone(),
+                    c: Common {
+                        range,
+                        where_ch: None,
+                        tz,
+                    },
+                };
+                let expected = heatmap_ref(&q, &evs);
+                for threads in [1, 2] {
+                    let got = snap
+                        .query_with(
+                            &q.text(),
+                            &QueryOptions {
+                                threads,
+                                ..Default::default()
+                            },
+                        )
+                        .unwrap();
+                    same(&got, &expected).unwrap_or_else(|e| panic!("{} ({threads} workers)\n{e}", q.text()));
+                }
+            }
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The time range a statement reads: the data's range, whole-day tests for index shortcuts,
 //! and buckets over all history.
 //!
-//! Uses: `limits`, `model`, `plan`, `query`; rooms `options`.
+//! Uses: `limits`, `model`, `plan`, `query`, `time`; rooms `options`.
 
 use super::options::QueryError;
 use crate::exec::options::Input;
@@ -64,8 +64,7 @@ pub(super) fn complete_buckets<'b>(
     input: &Input<'_>,
 ) -> impl Fn(usize) -> bool + 'b {
     let bounds = input.ts_range.map(|(earliest, latest)| {
-        let first_day = jiff::Timestamp::from_microsecond(earliest)
-            .ok()
+        let first_day = crate::time::instant(earliest)
             .and_then(|at| at.to_zoned_datetime(buckets.tz.clone()).start_of_day().ok())
             .map_or(earliest, |day| day.timestamp().as_microsecond());
         let lo = explicit.map_or(first_day, |(from, _)| from.max(first_day));
@@ -85,8 +84,8 @@ pub(super) fn complete_buckets<'b>(
 /// The local day (days since the epoch) of `ts` in a statement's calendar (`None`: UTC, days
 /// by division): the day TOP CUSTOMERS' `days_active` and FIT's purchase days count in.
 pub(super) fn local_day(tz: Option<&jiff::tz::TimeZone>, ts: i64) -> i64 {
-    let offset = match (tz, jiff::Timestamp::from_microsecond(ts)) {
-        (Some(tz), Ok(at)) => i64::from(tz.to_offset(at).seconds()) * 1_000_000,
+    let offset = match (tz, crate::time::instant(ts)) {
+        (Some(tz), Some(at)) => i64::from(tz.to_offset(at).seconds()) * 1_000_000,
         _ => 0,
     };
     ts.saturating_add(offset).div_euclid(crate::model::DAY_US)

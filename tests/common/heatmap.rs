@@ -37,7 +37,7 @@ pub fn heatmap_ref(q: &HeatmapQ, evs: &[Ev]) -> Table {
         if !q.c.pass(e) || !q.c.in_range(e.ts) || !q.of.as_ref().is_none_or(|s| s.matches(e)) {
             continue;
         }
-        let local = jiff::Timestamp::from_microsecond(e.ts)
+        let local = jiff::Timestamp::from_nanosecond(i128::from(e.ts) * 1000)
             .unwrap()
             .to_zoned_datetime(tz.clone());
         let cell = (

@@ -511,7 +511,7 @@ pub fn unordered_level(ev: &[Ev], steps: &[StepQ], within: i64, (c, extras): (&C
 }
 
 pub fn local_bucket(ts: i64, period: &str, tz: &TimeZone) -> jiff::civil::DateTime {
-    let z = jiff::Timestamp::from_microsecond(ts)
+    let z = jiff::Timestamp::from_nanosecond(i128::from(ts) * 1000)
         .unwrap()
         .to_zoned_datetime(tz.clone());
     let d = z.date();

@@ -68,7 +68,7 @@ fn measure(q: &TopQ, counted: &[&Ev], tz: &TimeZone) -> Option<Measured> {
             let days: std::collections::BTreeSet<jiff::civil::Date> = counted
                 .iter()
                 .map(|e| {
-                    jiff::Timestamp::from_microsecond(e.ts)
+                    jiff::Timestamp::from_nanosecond(i128::from(e.ts) * 1000)
                         .unwrap()
                         .to_zoned_datetime(tz.clone())
                         .date()
