@@ -86,15 +86,28 @@ pub fn get_rle_u32_runs(
     out: &mut Vec<u32>,
     mut ends: Option<&mut Vec<u32>>,
 ) -> Result<(), DecodeError> {
+    // Runs are mostly short (a customer's few rows in a time slice), so each run writes
+    // `SHORT` values at once into room past the block (no loop, no call) and only a longer run
+    // fills the rest.
+    const SHORT: usize = 4;
     out.clear();
-    out.reserve(count);
+    out.resize(count + SHORT, 0);
     if let Some(e) = ends.as_deref_mut() {
         e.clear();
     }
-    rle_runs(reader, count, |v, end| {
-        out.resize(end, v);
+    let mut start = 0;
+    let result = rle_runs(reader, count, |v, end| {
+        if let Some(short) = out.get_mut(start..start + SHORT) {
+            short.fill(v);
+        }
+        if end > start + SHORT {
+            out[start + SHORT..end].fill(v);
+        }
+        start = end;
         if let Some(e) = ends.as_deref_mut() {
             e.push(end as u32);
         }
-    })
+    });
+    out.truncate(count);
+    result
 }

@@ -295,13 +295,17 @@ proptest! {
         rows in proptest::collection::vec((0u32..4, 0u32..3, 0i64..1_000_000_000), 0..400),
         scale in prop_oneof![Just(1i64), Just(1000), 1i64..5000],
         wild in any::<bool>(),
+        long_runs in any::<bool>(),
     ) {
         // Customers ascend (a step of 0 continues the run); time sorted within a customer
         // with two kinds of gap, or arbitrary values (wide widths, wrapping differences).
+        // Runs of one or two rows on average, or of up to 16 (the decoder corrects short and
+        // long runs in two ways).
         let mut cid = 0u32;
         let mut t = 1_700_000_000_000_000i64;
         let (mut cids, mut vals) = (Vec::new(), Vec::new());
         for (i, &(step, kind, g)) in rows.iter().enumerate() {
+            let step = if long_runs && i % 16 != 0 { 0 } else { step };
             if step > 0 || i == 0 {
                 cid += step;
                 t = 1_700_000_000_000_000 + (g % 90_000) * 1_000_000 * scale / 1000;
