@@ -367,13 +367,22 @@ mod tests {
     use crate::time::{TsUnit, parse_ts};
     use proptest::prelude::*;
 
+    /// The last storable instant is written and read back (jiff 1.0's `from_microsecond`
+    /// refuses it; `time::instant` does not).
+    #[test]
+    fn the_last_storable_instant_round_trips() {
+        let us = crate::internals::model::TS_MAX;
+        assert_eq!(parse_ts(&format_ts(us), TsUnit::Ms), Ok(us));
+        assert_eq!(crate::time::instant(us).map(|at| at.as_microsecond()), Some(us));
+    }
+
     proptest! {
         /// What `format_ts` writes, `parse_ts` reads back exactly.
         #[test]
-        fn ts_round_trip(us in -62_135_596_800_000_000i64..253_402_300_799_999_999i64) {
+        fn ts_round_trip(us in -62_135_596_800_000_000i64..=crate::internals::model::TS_MAX) {
             let text = format_ts(us);
             prop_assert_eq!(parse_ts(&text, TsUnit::Ms), Ok(us), "{}", text);
-            let jiff = jiff::Timestamp::from_microsecond(us).unwrap();
+            let jiff = crate::time::instant(us).unwrap();
             prop_assert_eq!(text.parse::<jiff::Timestamp>().unwrap(), jiff);
         }
     }
