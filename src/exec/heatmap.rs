@@ -252,10 +252,12 @@ impl Operator for HeatmapOp<'_> {
         Ok(Prefilter::only(only))
     }
 
-    /// Events per cell are counted row by row, and a customer's cells are a 168-bit mask OR'd
-    /// row by row, so every block is read on its own on all workers (the `measures` room's
-    /// pass): no customer's rows are merged across segments. The masks' popcounts per cell
-    /// are then the customers column, exactly as the customer step counts them.
+    /// Events per cell are counted row by row, every block on its own on all workers (the
+    /// `measures` room's pass): no customer's rows are merged across segments. A customer's
+    /// cells are gathered over each of its runs: with several sources OR'd into its 168-bit
+    /// mask, whose popcounts per cell are then the customers column; with one source counted
+    /// as the run is read, but for runs at a block's edge (a customer cut by it), which go to a
+    /// mask — the same counts as the customer step's.
     fn by_rows(&self, input: &Input<'_>, opts: &QueryOptions) -> Result<Option<HeatmapPartial>, QueryError> {
         let only = self
             .step
