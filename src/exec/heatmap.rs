@@ -407,11 +407,7 @@ impl ByRows {
             if skip {
                 continue;
             }
-            let offset = match &op.tz {
-                None => 0,
-                Some(tz) => self.partial.offsets.at(tz, ts),
-            };
-            let cell = local_cell(ts.saturating_add(offset));
+            let cell = op.cell(ts, &mut self.partial.offsets);
             let (word, bit) = (cell / 64, 1 << (cell % 64));
             self.partial.events[cell] += 1;
             self.partial.customers[cell] += u64::from(direct & (cells[word] & bit == 0));
