@@ -12,8 +12,8 @@ use super::options::{Input, QueryError, QueryOptions};
 use super::prefilter::candidates;
 use super::scan::{columns, columns_of, passes};
 use crate::dict::Dicts;
-use crate::model::{Columns, PropType};
-use crate::plan::{CPred, Matcher, Resolver, slot};
+use crate::model::{Columns, PropColumn, PropType};
+use crate::plan::{CPred, Matcher, Resolver};
 use crate::query::ParseError;
 use crate::query::ast::{Attribution, AttributionModel};
 use crate::result::{Cell, Table};
@@ -26,6 +26,8 @@ const UNITS: u128 = 1_000_000_000;
 
 pub(super) struct AttributionOp<'a> {
     step: Matcher,
+    /// The step by event id, when it tests names only.
+    step_events: Option<Vec<bool>>,
     filter: Option<CPred>,
     range: Option<(i64, i64)>,
     by: (u32, PropType),
@@ -43,13 +45,15 @@ pub(super) struct AttributionPartial {
     credits: HashMap<Option<u64>, (u128, i128)>,
     conversions: u64,
     cents: i128,
-    /// Per customer: its events passing `WHERE`; per conversion: the weights by group (with
+    /// Per customer: the instant of each event passing `WHERE`, in order, and the position and
+    /// value (cents) of each conversion among them; per conversion: the weights by group (with
     /// the group's label).
-    kept: Vec<usize>,
+    at: Vec<i64>,
+    converting: Vec<(usize, i128)>,
     shares: Vec<(Arc<str>, Option<u64>, u128)>,
     /// The label of each group seen (labels order ties and the split's remainders).
     labels: HashMap<u64, Arc<str>>,
-    /// Per customer: each kept event's group; touches per group in the sliding lookback.
+    /// Per customer: each kept event's touch group; touches per group in the sliding lookback.
     groups: Vec<Option<u64>>,
     window: Tally,
     decay: Decay,
@@ -190,8 +194,10 @@ impl<'a> AttributionOp<'a> {
                 Some((id, ty))
             }
         };
+        let step = res.step(&attribution.step)?;
         Ok(AttributionOp {
-            step: res.step(&attribution.step)?,
+            step_events: step.name_table(input.dicts.events.len()),
+            step,
             filter: attribution
                 .common
                 .filter
@@ -215,12 +221,16 @@ impl<'a> AttributionOp<'a> {
         }
     }
 
-    /// The conversion's value in cents (rounded half away from zero; 0 without a value).
-    fn cents(&self, rows: &Columns, index: usize) -> i128 {
-        let Some((id, ty)) = self.value else { return 0 };
-        let Some(raw) = slot(rows, id, index) else {
+    /// The conversion's value in cents (rounded half away from zero; 0 without a value), from
+    /// the value column `value` of its rows.
+    fn cents(&self, value: Option<&PropColumn>, index: usize) -> i128 {
+        let Some((column, ty)) = value.zip(self.value.map(|(_, ty)| ty)) else {
             return 0;
         };
+        if !column.valid[index] {
+            return 0;
+        }
+        let raw = column.vals[index];
         match ty {
             PropType::I64 => i128::from(raw as i64) * 100,
             _ => (f64::from_bits(raw) * 100.0).round() as i128,
@@ -235,19 +245,19 @@ impl<'a> AttributionOp<'a> {
     /// Time decay over a customer's kept events: each conversion's touches are the window
     /// `lo..hi` (at or after the lookback's start, before the conversion's instant) plus the
     /// other touches tied with the conversion, weighed by [`Decay`]'s sums.
-    fn customer_decay(&self, rows: &Columns, partial: &mut AttributionPartial) {
-        let events = partial.kept.len();
+    fn customer_decay(&self, partial: &mut AttributionPartial) {
+        let events = partial.at.len();
         partial.decay.clear(events);
-        let at_of = |kept: &[usize], position: usize| rows.ts[kept[position]];
         let (mut lo, mut hi) = (0, 0);
-        for c in 0..events {
-            let at = at_of(&partial.kept, c);
-            if !self.converts(rows, partial.kept[c], at) {
-                continue;
-            }
+        for conversion in 0..partial.converting.len() {
+            let (c, cents) = partial.converting[conversion];
             let AttributionPartial {
-                kept, groups, decay, ..
+                at: instants,
+                groups,
+                decay,
+                ..
             } = &mut *partial;
+            let at = instants[c];
             let rebase = decay
                 .anchor
                 .is_none_or(|anchor| at - anchor > self.half_life_us.saturating_mul(REBASE_HALF_LIVES));
@@ -256,7 +266,7 @@ impl<'a> AttributionOp<'a> {
             }
             let anchor = decay.anchor.unwrap_or(at);
             let from = at.saturating_sub(self.lookback_us);
-            while lo < hi && at_of(kept, lo) < from {
+            while lo < hi && instants[lo] < from {
                 if let Some(group) = groups[lo] {
                     decay.leave(group, decay.terms[lo]);
                 }
@@ -264,21 +274,21 @@ impl<'a> AttributionOp<'a> {
             }
             if lo == hi {
                 // Nothing entered is left: skip what lies before the window unweighed.
-                while hi < events && at_of(kept, hi) < from {
+                while hi < events && instants[hi] < from {
                     hi += 1;
                 }
                 lo = hi;
             }
-            while hi < events && at_of(kept, hi) < at {
+            while hi < events && instants[hi] < at {
                 if let Some(group) = groups[hi] {
-                    decay.terms[hi] = self.term(at_of(kept, hi), anchor);
+                    decay.terms[hi] = self.term(instants[hi], anchor);
                     decay.enter(group, decay.terms[hi]);
                 }
                 hi += 1;
             }
             if rebase {
-                for position in lo..hi {
-                    decay.terms[position] = self.term(at_of(kept, position), anchor);
+                for (term, &instant) in decay.terms[lo..hi].iter_mut().zip(&instants[lo..hi]) {
+                    *term = self.term(instant, anchor);
                 }
             }
             if rebase || decay.left > (hi - lo).max(64) {
@@ -287,21 +297,24 @@ impl<'a> AttributionOp<'a> {
             if decay.ties_at != Some(at) {
                 decay.ties_at = Some(at);
                 decay.ties.0.clear();
-                let tied = (hi..events).take_while(|&position| at_of(kept, position) == at);
+                let tied = (hi..events).take_while(|&position| instants[position] == at);
                 for group in tied.filter_map(|position| groups[position]) {
                     decay.ties.add(group);
                 }
             }
             let own = groups[c];
             self.weigh_decay(self.term(at, anchor), own, partial);
-            let cents = self.cents(rows, partial.kept[c]);
             Self::credit(partial, cents);
         }
     }
 
     /// Whether the kept event at row `index` (at `at`) is a conversion.
     fn converts(&self, rows: &Columns, index: usize, at: i64) -> bool {
-        self.range.is_none_or(|(a, b)| a <= at && at < b) && self.step.matches(rows, index, self.dicts)
+        self.range.is_none_or(|(a, b)| a <= at && at < b)
+            && match &self.step_events {
+                Some(table) => table.get(rows.event[index] as usize).copied().unwrap_or(false),
+                None => self.step.matches(rows, index, self.dicts),
+            }
     }
 
     /// The conversion's shares, by label, in `partial.shares`: each group's sum of terms in
@@ -387,12 +400,11 @@ impl<'a> AttributionOp<'a> {
     /// label), so a conversion costs the groups it credits, not its window.
     fn convert_counted(
         &self,
-        rows: &Columns,
-        (c, lo, hi): (usize, usize, usize),
+        ((c, cents), lo, hi): ((usize, i128), usize, usize),
         partial: &mut AttributionPartial,
     ) {
         let AttributionPartial {
-            kept,
+            at,
             groups,
             window,
             shares,
@@ -415,7 +427,7 @@ impl<'a> AttributionOp<'a> {
                     let (Some(g), true) = (groups[p], p != c) else {
                         continue;
                     };
-                    let ts = rows.ts[kept[p]];
+                    let ts = at[p];
                     match found {
                         Some((at, _)) if at != ts => break,
                         Some((_, best)) if (labels.get(&g) < labels.get(&best)) != last && g != best => {
@@ -454,8 +466,49 @@ impl<'a> AttributionOp<'a> {
             }
             shares.sort_by(|a, b| a.0.cmp(&b.0));
         }
-        let cents = self.cents(rows, kept[c]);
         Self::credit(partial, cents);
+    }
+
+    /// Reads one customer's events passing `WHERE`, in order, from `parts` (one after the
+    /// other in merge order): their instants, touch groups and conversions, into `partial`.
+    fn read_journey<'r>(
+        &self,
+        partial: &mut AttributionPartial,
+        parts: impl Iterator<Item = (&'r Columns, Range<usize>)>,
+    ) {
+        let AttributionPartial {
+            at,
+            converting,
+            groups,
+            labels,
+            ..
+        } = partial;
+        at.clear();
+        converting.clear();
+        groups.clear();
+        // Neighbouring events mostly share a group: look a label up only when it changes.
+        let mut previous = None;
+        for (rows, run) in parts {
+            // The touch and value columns found once per part, not per row.
+            let by = rows.prop(self.by.0);
+            let value = self.value.and_then(|(id, _)| rows.prop(id));
+            for i in run.filter(|&i| passes(&self.filter, rows, i, self.dicts)) {
+                let group = by.and_then(|column| column.valid[i].then(|| column.vals[i]));
+                if let Some(g) = group
+                    && previous != group
+                    && !labels.contains_key(&g)
+                {
+                    labels.insert(g, self.label(Some(g)).into());
+                }
+                previous = group;
+                let ts = rows.ts[i];
+                if self.converts(rows, i, ts) {
+                    converting.push((at.len(), self.cents(value, i)));
+                }
+                at.push(ts);
+                groups.push(group);
+            }
+        }
     }
 }
 
@@ -521,59 +574,50 @@ impl Operator for AttributionOp<'_> {
         Ok(Prefilter::only(candidates(&self.step, input.bitmaps, self.range)))
     }
 
+    const READS_PARTS: bool = true;
+
     fn customer(&self, partial: &mut AttributionPartial, rows: &Columns, run: Range<usize>) {
-        partial.kept.clear();
-        partial
-            .kept
-            .extend(run.filter(|&i| passes(&self.filter, rows, i, self.dicts)));
-        partial.groups.clear();
-        // Neighbouring events mostly share a group: look a label up only when it changes.
-        let mut previous = None;
-        for &i in &partial.kept {
-            let group = slot(rows, self.by.0, i);
-            if let Some(g) = group
-                && previous != group
-                && !partial.labels.contains_key(&g)
-            {
-                partial.labels.insert(g, self.label(Some(g)).into());
-            }
-            previous = group;
-            partial.groups.push(group);
-        }
+        self.customer_in_parts(partial, std::iter::once((rows, run)));
+    }
+
+    fn customer_in_parts<'r>(
+        &self,
+        partial: &mut AttributionPartial,
+        parts: impl Iterator<Item = (&'r Columns, Range<usize>)>,
+    ) {
+        self.read_journey(partial, parts);
         if self.model == AttributionModel::TimeDecay {
-            self.customer_decay(rows, partial);
+            self.customer_decay(partial);
             return;
         }
         partial.window.0.clear();
         // The lookback window lo..hi over the kept events (conversions come in time order, so
         // both ends only move forward), with its touches counted per group.
         let (mut lo, mut hi) = (0, 0);
-        for c in 0..partial.kept.len() {
-            let i = partial.kept[c];
-            let ts = rows.ts[i];
-            if !self.converts(rows, i, ts) {
-                continue;
-            }
-            while hi < partial.kept.len() && rows.ts[partial.kept[hi]] <= ts {
+        for conversion in 0..partial.converting.len() {
+            let (c, cents) = partial.converting[conversion];
+            let ts = partial.at[c];
+            while hi < partial.at.len() && partial.at[hi] <= ts {
                 if let Some(g) = partial.groups[hi] {
                     partial.window.add(g);
                 }
                 hi += 1;
             }
             let from = ts.saturating_sub(self.lookback_us);
-            while rows.ts[partial.kept[lo]] < from {
+            while partial.at[lo] < from {
                 if let Some(g) = partial.groups[lo] {
                     partial.window.remove_one(g);
                 }
                 lo += 1;
             }
-            self.convert_counted(rows, (c, lo, hi), partial);
+            self.convert_counted(((c, cents), lo, hi), partial);
         }
     }
 
     fn footprint(&self, partial: &AttributionPartial) -> usize {
         partial.credits.capacity() * 48
-            + partial.kept.capacity() * 8
+            + partial.at.capacity() * 8
+            + partial.converting.capacity() * 32
             + partial.shares.capacity() * 48
             + partial.labels.capacity() * 48
             + partial.groups.capacity() * 16

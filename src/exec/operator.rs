@@ -99,6 +99,26 @@ pub(super) trait Operator: Sync {
     /// Folds one customer's rows `rows[run]` into `partial`.
     fn customer(&self, partial: &mut Self::Partial, rows: &Columns, run: Range<usize>);
 
+    /// True when [`customer_in_parts`](Self::customer_in_parts) reads a customer's rows where
+    /// they lie: a scan of several sources then hands it a customer whose parts are in merge
+    /// order (events arriving in time order) without copying them together first.
+    const READS_PARTS: bool = false;
+
+    /// Folds one customer whose rows are `parts`, one after the other in merge order, into
+    /// `partial`: exactly what [`customer`](Self::customer) gives for the parts copied together
+    /// (which is what this default does).
+    fn customer_in_parts<'r>(
+        &self,
+        partial: &mut Self::Partial,
+        parts: impl Iterator<Item = (&'r Columns, Range<usize>)>,
+    ) {
+        let mut rows = Columns::default();
+        for (part, range) in parts {
+            rows.extend_from_range(part, range);
+        }
+        self.customer(partial, &rows, 0..rows.len());
+    }
+
     /// Folds one customer's rows into each of `partials` (`BY COHORT`: every cohort the
     /// customer is in): by default `customer` once per partial; an operator whose answer for a
     /// customer costs more than adding it finds it once.

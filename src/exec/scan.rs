@@ -424,6 +424,7 @@ fn scan_runs<O: Operator>(
         budget.report(&mut reported, op.footprint(&partial) + spilled)?;
         match runs.single() {
             Some((rows, range)) => op.customer(&mut partial, rows, range),
+            None if O::READS_PARTS && runs.in_order() => op.customer_in_parts(&mut partial, runs.parts()),
             None => {
                 runs.gather(&mut carry);
                 budget.report(

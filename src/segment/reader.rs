@@ -9,7 +9,7 @@ use super::{BlockMeta, ChunkRef, ColumnSet, FIXED_COLUMNS, TRAILER_LEN, ZSTD_MAG
 use crate::codec::{self, DecodeError, Reader};
 use crate::file::{self, FileError, FileResult, IoContext, Kind};
 use crate::limits;
-use crate::model::Columns;
+use crate::model::{Columns, PropColumn};
 use crate::segment::cache::{BlockCache, BlockKeys, KeyCache, KeyEvents, key_bytes};
 use crate::segment::footer::{Footer, decode_footer};
 use memmap2::Mmap;
@@ -124,6 +124,9 @@ impl<T, A: Iterator<Item = T>, B: Iterator<Item = T>> Iterator for Either<A, B> 
 thread_local! {
     /// Decompression buffer reused across block reads on one thread.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Property decoding's buffers, reused the same way.
+    static PROP_SCRATCH: std::cell::RefCell<encoding::PropScratch> =
+        std::cell::RefCell::new(encoding::PropScratch::default());
 }
 
 /// An open, validated, memory-mapped segment.
@@ -486,21 +489,26 @@ impl Segment {
                 return Err(FileError::corrupt(path, off, "stage code out of range"));
             }
         }
-        out.props.clear();
+        // The previous block's columns lend their allocations to this block's.
+        let mut spare = std::mem::take(&mut out.props);
         if set.props {
+            let mut scratch = PROP_SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
             for (k, &(id, ty)) in self.footer.props.iter().enumerate() {
                 if id < 64 && set.prop_mask & (1u64 << id) == 0 {
                     continue;
                 }
-                let mut col = None;
+                let mut col = spare.pop().unwrap_or_else(|| PropColumn::new(id, ty));
+                (col.id, col.ty) = (id, ty);
                 column(FIXED_COLUMNS + k, &mut |r| {
-                    col = Some(encoding::get_prop(r, n, id, ty)?);
-                    Ok(())
+                    encoding::get_prop_into(r, n, &mut col, &mut scratch)
                 })?;
-                if let Some(col) = col.filter(|c| c.valid.iter().any(|&v| v)) {
+                if col.valid.iter().any(|&v| v) {
                     out.props.push(col);
+                } else {
+                    spare.push(col);
                 }
             }
+            PROP_SCRATCH.with(|s| *s.borrow_mut() = scratch);
         }
         Ok(())
     }

@@ -330,3 +330,66 @@ fn key_cache_keeps_no_corrupt_block() -> Result<(), Box<dyn std::error::Error>> 
     }
     Ok(())
 }
+
+/// Blocks read one after the other into one batch (whose property columns lend their
+/// allocations to the next block's) equal each block read into a fresh batch and the rows
+/// written: a property with values in some blocks only, one valid on every row, one on some
+/// rows, of four types, read whole and through a property mask.
+#[test]
+fn blocks_read_into_one_batch_equal_fresh_reads() -> Result<(), Box<dyn std::error::Error>> {
+    use crate::model::PropColumn;
+    let dir = tempfile::tempdir()?;
+    let n = limits::BLOCK_ROWS * 3 - 17;
+    let mut rows = Columns::default();
+    let types = [PropType::Str, PropType::I64, PropType::F64, PropType::Bool];
+    let mut props: Vec<PropColumn> = (0..4u32)
+        .map(|id| PropColumn::new(id, types[id as usize]))
+        .collect();
+    for row in 0..n {
+        rows.cid.push((row / 7) as u32);
+        rows.ts.push(row as i64);
+        rows.event.push((row % 5) as u32);
+        rows.stage.push(0);
+        let block = row / limits::BLOCK_ROWS;
+        // Property 0 only in the first and last blocks; 1 on every row; 2 and 3 on some.
+        let valid = [block != 1, true, row % 3 == 0, row % 5 != 2];
+        let values = [
+            (row % 11) as u64,
+            (row as i64 - 40_000) as u64,
+            (row as f64 * 0.25).to_bits(),
+            (row % 2) as u64,
+        ];
+        for ((column, valid), value) in props.iter_mut().zip(valid).zip(values) {
+            column.valid.push(valid);
+            column.vals.push(if valid { value } else { 0 });
+        }
+    }
+    rows.props = props;
+    std::fs::create_dir_all(dir.path().join(SEG_DIR))?;
+    let path = seg_path(dir.path(), 1);
+    let kinds = rows.props.iter().map(|p| (p.id, p.ty)).collect();
+    let mut writer = SegmentWriter::create(&path, kinds, 1, 0)?;
+    writer.push_rows(&rows, None)?;
+    let (footer, len) = writer.finish(0, n as u64)?;
+    let seg = Segment::open_written(dir.path(), 1, len, footer)?;
+    assert_eq!(seg.footer.blocks.len(), 3);
+    let masked = ColumnSet {
+        prop_mask: 0b1001,
+        ..ColumnSet::ALL
+    };
+    for set in [ColumnSet::ALL, masked] {
+        let mut reused = Columns::default();
+        let mut start = 0;
+        for block in 0..3 {
+            seg.read_block_into(block, set, &mut reused)?;
+            assert_eq!(reused, seg.read_block(block, set)?, "block {block}");
+            let mut want = rows.slice(start..start + reused.len());
+            want.props
+                .retain(|p| set.prop_mask & (1 << p.id) != 0 && p.valid.iter().any(|&valid| valid));
+            assert_eq!(reused, want, "block {block} against the rows written");
+            start += reused.len();
+        }
+        assert_eq!(start, n);
+    }
+    Ok(())
+}

@@ -23,7 +23,7 @@ mod timestamps;
 
 pub use bitpack::{Nibbles, get_width_u32, nibbles, put_width_u32};
 pub use delta::put_delta_i64;
-pub use props::{get_prop, put_prop};
+pub use props::{PropScratch, get_prop, get_prop_into, put_prop};
 pub use rle::{get_rle_runs, get_rle_u32_runs, put_rle_u32};
 pub use stages::{get_stages, put_stages};
 pub use timestamps::{TsRuns, get_timestamps, put_delta_bits_i64, put_delta_bits_runs_i64};
