@@ -502,23 +502,22 @@ impl ByRows {
     }
 }
 
-/// Takes back a customer counted once in each cell of `mask`.
-fn take_cells(customers: &mut [u64; CELLS], mask: &[u64; WORDS]) {
-    for (word, bits) in mask.iter().enumerate() {
-        let mut bits = *bits;
-        while bits != 0 {
-            customers[word * 64 + bits.trailing_zeros() as usize] -= 1;
-            bits &= bits - 1;
-        }
-    }
-}
-
 /// Counts a customer once in each cell of `mask`.
 fn add_cells(customers: &mut [u64; CELLS], mask: &[u64; WORDS]) {
+    for_each_cell(mask, |cell| customers[cell] += 1);
+}
+
+/// Takes back a customer counted once in each cell of `mask`.
+fn take_cells(customers: &mut [u64; CELLS], mask: &[u64; WORDS]) {
+    for_each_cell(mask, |cell| customers[cell] -= 1);
+}
+
+/// Calls `visit` with each cell set in `mask`.
+fn for_each_cell(mask: &[u64; WORDS], mut visit: impl FnMut(usize)) {
     for (word, bits) in mask.iter().enumerate() {
         let mut bits = *bits;
         while bits != 0 {
-            customers[word * 64 + bits.trailing_zeros() as usize] += 1;
+            visit(word * 64 + bits.trailing_zeros() as usize);
             bits &= bits - 1;
         }
     }
