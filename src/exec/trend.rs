@@ -391,39 +391,126 @@ impl TrendOp<'_> {
             _ => return None,
         })
     }
+
+    /// Counts row `index` of a customer's rows: its events and values in `partial`, its
+    /// (group, bucket) cells in `seen` (the customer's, counted once each at the end).
+    fn count_row(
+        &self,
+        partial: &mut TrendPartial,
+        seen: &mut Vec<(Option<u64>, usize)>,
+        rows: &Columns,
+        index: usize,
+    ) {
+        if !passes(&self.filter, rows, index, self.dicts)
+            || !self
+                .step
+                .as_ref()
+                .is_none_or(|s| s.matches(rows, index, self.dicts))
+        {
+            return;
+        }
+        let ts = rows.ts[index];
+        let Some(b) = self.buckets.index(ts) else {
+            return;
+        };
+        // wau/mau look back before FROM; nothing counts from TO on.
+        let look_back = matches!(self.agg, Agg::Wau | Agg::Mau) && ts < self.range.0;
+        if ts >= self.range.1 || (ts < self.range.0 && !look_back) {
+            return;
+        }
+        let g = self.by.as_ref().and_then(|by| by.slot(rows, index));
+        match self.agg {
+            Agg::Wau | Agg::Mau => {
+                let days = if self.agg == Agg::Wau { 7 } else { 30 };
+                for d in b..(b + days).min(self.buckets.len()) {
+                    if d >= self.first {
+                        seen.push((g, d));
+                    }
+                }
+            }
+            Agg::Uniq => {
+                if b >= self.first {
+                    seen.push((g, b));
+                }
+            }
+            _ => {
+                if b < self.first {
+                    return;
+                }
+                let value = self.value(rows, index);
+                if let (Agg::Nps(..), Some(v)) = (&self.agg, value)
+                    && (v.fract() != 0.0 || !(0.0..=10.0).contains(&v))
+                {
+                    let bad = (ts, rows.cid[index], v);
+                    partial.bad = Some(partial.bad.map_or(bad, |b| earliest(b, bad)));
+                    return;
+                }
+                let e = partial.map.entry((g, b)).or_default();
+                e.events += 1;
+                if let (Agg::Nps(..), Some(v)) = (&self.agg, value) {
+                    match v as u8 {
+                        9..=10 => e.promoters += 1,
+                        7..=8 => e.passives += 1,
+                        _ => e.detractors += 1,
+                    }
+                }
+                if let Some(v) = value {
+                    e.sum += v;
+                    e.n += 1;
+                    e.min = Some(e.min.map_or(v, |m| m.min(v)));
+                    e.max = Some(e.max.map_or(v, |m| m.max(v)));
+                    if matches!(self.agg, Agg::Pct(..)) {
+                        e.values.push(v);
+                        partial.values += 1;
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl TrendOp<'_> {
     /// Session aggregates: the customer's counted events (in time order) cut into sessions at
     /// gaps longer than `gap`; each session counts in the bucket (and group) of its first event,
     /// its length the time from its first event to its last.
-    fn sessions(&self, partial: &mut TrendPartial, rows: &Columns, run: Range<usize>, gap: i64) {
-        let mut open: Option<(usize, i64, i64, u64)> = None; // (first row, first ts, last ts, events)
-        let counted = run.filter(|&i| {
-            let ts = rows.ts[i];
-            ts >= self.range.0
-                && ts < self.range.1
-                && passes(&self.filter, rows, i, self.dicts)
-                && self.step.as_ref().is_none_or(|s| s.matches(rows, i, self.dicts))
-        });
-        for i in counted.chain(std::iter::once(usize::MAX)) {
-            let ts = rows.ts.get(i).copied();
-            if let Some((first, start, last, events)) = open {
-                if ts.is_some_and(|ts| ts - last <= gap) {
-                    open = Some((first, start, ts.unwrap_or(last), events + 1));
-                    continue;
+    fn sessions<'r>(
+        &self,
+        partial: &mut TrendPartial,
+        parts: impl Iterator<Item = (&'r Columns, Range<usize>)>,
+        gap: i64,
+    ) {
+        // The open session: its group (its first event's), first and last instants, events.
+        let mut open: Option<(Option<u64>, i64, i64, u64)> = None;
+        for (rows, run) in parts {
+            let counted = run.filter(|&i| {
+                let ts = rows.ts[i];
+                ts >= self.range.0
+                    && ts < self.range.1
+                    && passes(&self.filter, rows, i, self.dicts)
+                    && self.step.as_ref().is_none_or(|s| s.matches(rows, i, self.dicts))
+            });
+            for i in counted {
+                let ts = rows.ts[i];
+                if let Some((group, start, last, events)) = open {
+                    if ts - last <= gap {
+                        open = Some((group, start, ts, events + 1));
+                        continue;
+                    }
+                    self.close_session(partial, (group, start, last, events));
                 }
-                self.close_session(partial, rows, (first, start, last, events));
+                let group = self.by.as_ref().and_then(|by| by.slot(rows, i));
+                open = Some((group, ts, ts, 1));
             }
-            open = ts.map(|ts| (i, ts, ts, 1));
+        }
+        if let Some(session) = open {
+            self.close_session(partial, session);
         }
     }
 
     fn close_session(
         &self,
         partial: &mut TrendPartial,
-        rows: &Columns,
-        (first, start, last, events): (usize, i64, i64, u64),
+        (group, start, last, events): (Option<u64>, i64, i64, u64),
     ) {
         let Some(b) = self.buckets.index(start).filter(|&b| b >= self.first) else {
             return;
@@ -435,10 +522,7 @@ impl TrendOp<'_> {
                 }
                 &mut partial.dense[b]
             }
-            by => {
-                let g = by.as_ref().and_then(|by| by.slot(rows, first));
-                partial.map.entry((g, b)).or_default()
-            }
+            _ => partial.map.entry((group, b)).or_default(),
         };
         let length = (last - start) as f64 / 1e6;
         e.events += 1;
@@ -501,74 +585,25 @@ impl Operator for TrendOp<'_> {
         })
     }
 
+    const READS_PARTS: bool = true;
+
     fn customer(&self, partial: &mut TrendPartial, rows: &Columns, run: Range<usize>) {
+        self.customer_in_parts(partial, std::iter::once((rows, run)));
+    }
+
+    fn customer_in_parts<'r>(
+        &self,
+        partial: &mut TrendPartial,
+        parts: impl Iterator<Item = (&'r Columns, Range<usize>)>,
+    ) {
         if let Some(gap) = self.session_gap {
-            return self.sessions(partial, rows, run, gap);
+            return self.sessions(partial, parts, gap);
         }
         let mut seen = SEEN.with(|s| std::mem::take(&mut *s.borrow_mut()));
         seen.clear();
-        for i in run {
-            if !passes(&self.filter, rows, i, self.dicts)
-                || !self.step.as_ref().is_none_or(|s| s.matches(rows, i, self.dicts))
-            {
-                continue;
-            }
-            let ts = rows.ts[i];
-            let Some(b) = self.buckets.index(ts) else {
-                continue;
-            };
-            // wau/mau look back before FROM; nothing counts from TO on.
-            let look_back = matches!(self.agg, Agg::Wau | Agg::Mau) && ts < self.range.0;
-            if ts >= self.range.1 || (ts < self.range.0 && !look_back) {
-                continue;
-            }
-            let g = self.by.as_ref().and_then(|by| by.slot(rows, i));
-            match self.agg {
-                Agg::Wau | Agg::Mau => {
-                    let days = if self.agg == Agg::Wau { 7 } else { 30 };
-                    for d in b..(b + days).min(self.buckets.len()) {
-                        if d >= self.first {
-                            seen.push((g, d));
-                        }
-                    }
-                }
-                Agg::Uniq => {
-                    if b >= self.first {
-                        seen.push((g, b));
-                    }
-                }
-                _ => {
-                    if b < self.first {
-                        continue;
-                    }
-                    let value = self.value(rows, i);
-                    if let (Agg::Nps(..), Some(v)) = (&self.agg, value)
-                        && (v.fract() != 0.0 || !(0.0..=10.0).contains(&v))
-                    {
-                        let bad = (ts, rows.cid[i], v);
-                        partial.bad = Some(partial.bad.map_or(bad, |b| earliest(b, bad)));
-                        continue;
-                    }
-                    let e = partial.map.entry((g, b)).or_default();
-                    e.events += 1;
-                    if let (Agg::Nps(..), Some(v)) = (&self.agg, value) {
-                        match v as u8 {
-                            9..=10 => e.promoters += 1,
-                            7..=8 => e.passives += 1,
-                            _ => e.detractors += 1,
-                        }
-                    }
-                    if let Some(v) = value {
-                        e.sum += v;
-                        e.n += 1;
-                        e.min = Some(e.min.map_or(v, |m| m.min(v)));
-                        e.max = Some(e.max.map_or(v, |m| m.max(v)));
-                        if matches!(self.agg, Agg::Pct(..)) {
-                            e.values.push(v);
-                            partial.values += 1;
-                        }
-                    }
-                }
+        for (rows, run) in parts {
+            for i in run {
+                self.count_row(partial, &mut seen, rows, i);
             }
         }
         seen.sort_unstable();
