@@ -197,6 +197,16 @@ impl Operator for ChangesOp<'_> {
         self.trend.customer(partial, rows, run);
     }
 
+    const READS_PARTS: bool = <TrendOp<'_> as Operator>::READS_PARTS;
+
+    fn customer_in_parts<'r>(
+        &self,
+        partial: &mut TrendPartial,
+        parts: impl Iterator<Item = (&'r Columns, Range<usize>)>,
+    ) {
+        self.trend.customer_in_parts(partial, parts);
+    }
+
     fn footprint(&self, partial: &TrendPartial) -> usize {
         self.trend.footprint(partial)
     }
