@@ -466,7 +466,8 @@ fn put_frames(out: &mut Vec<u8>, entries: &[DictEntry]) {
     while start < entries.len() {
         let mut end = start;
         let mut bytes = 0;
-        while end < entries.len() && (end == start || bytes < FRAME_TARGET) {
+        // `bytes` starts at 0, so a frame holds at least one entry, however long.
+        while end < entries.len() && bytes < FRAME_TARGET {
             bytes += entries[end].name.len() + 16;
             end += 1;
         }
