@@ -3,8 +3,8 @@
 //!
 //! Uses: `codec`, `model`; rooms `gap_list`.
 
-use crate::codec::{self, DecodeError, Reader};
-use crate::index::gap_list::{get, put};
+use crate::codec::{DecodeError, Reader};
+use crate::index::gap_list::get;
 use crate::model::{Columns, DAY_US, day_of, stage_code};
 use roaring::RoaringBitmap;
 use std::collections::BTreeMap;
@@ -286,18 +286,15 @@ impl EventDays {
     }
 
     /// Appends the encoding: `count u32 | count × (event u32 | day i32 | len u32 | roaring bytes)`.
+    /// The form written before the day table (docs/FORMAT.md §5.3), which readers still take:
+    /// tests write it.
+    #[cfg(test)]
     pub fn encode(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
-        self.encode_sealing(out, &mut |_| Ok(()))
-    }
-
-    /// [`encode`](Self::encode), calling `seal` after each bitmap (see [`super::Seal`]).
-    pub fn encode_sealing(&self, out: &mut Vec<u8>, seal: super::Seal<'_>) -> std::io::Result<()> {
-        codec::put_u32(out, self.days.len() as u32);
+        crate::codec::put_u32(out, self.days.len() as u32);
         for ((e, d), b) in &self.days {
-            codec::put_u32(out, *e);
-            codec::put_i32(out, *d);
-            put(out, b)?;
-            seal(out)?;
+            crate::codec::put_u32(out, *e);
+            crate::codec::put_i32(out, *d);
+            super::gap_list::put(out, b)?;
         }
         Ok(())
     }

@@ -6,11 +6,13 @@
 
 use gap_list::{get, put};
 
+mod day_table;
 mod days;
 mod gap_list;
 mod rollup;
 mod value_index;
 
+pub use day_table::{Decoded, Table, decode as decode_day_table, encode_days};
 pub use days::{DaySets, EventDays, add_event_stage_days, split_event_stage_days};
 pub use rollup::Rollups;
 pub use value_index::{ValueIndex, ValueIndexBuilder};
@@ -22,7 +24,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Called by an index encoder between its bitmaps with the bytes encoded so far, which it may
-/// take away (see [`Bitmaps::encode_sealing`]).
+/// take away (see [`Bitmaps::encode_heads`]).
 pub type Seal<'a> = &'a mut dyn FnMut(&mut Vec<u8>) -> std::io::Result<()>;
 
 /// Adds `cid` to `set`: an append when it is above the maximum (rows arrive sorted by customer),
@@ -181,15 +183,26 @@ impl Bitmaps {
         }
     }
 
-    /// Appends the encoding (see docs/FORMAT.md §5.5): each bitmap in the portable roaring
-    /// format, prefixed by its byte length.
+    /// Appends the form written before the day table (docs/FORMAT.md §5.3: each set in the
+    /// portable roaring format or as a gap list, prefixed by its length), which readers still
+    /// take: tests write it.
+    #[cfg(test)]
     pub fn encode(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
-        self.encode_sealing(out, &mut |_| Ok(()))
+        self.encode_heads(out, &mut |_| Ok(()))?;
+        // `days` is not stored: it is the union over stages of `stage_days`.
+        codec::put_u32(out, self.stage_days.len() as u32);
+        for ((s, d), b) in &self.stage_days {
+            out.push(*s);
+            codec::put_i32(out, *d);
+            put(out, b)?;
+        }
+        Ok(())
     }
 
-    /// [`encode`](Self::encode), calling `seal` with `out` after each bitmap (it may take the
-    /// bytes so far away: a large footer compresses its index as it is encoded).
-    pub fn encode_sealing(&self, out: &mut Vec<u8>, seal: Seal<'_>) -> std::io::Result<()> {
+    /// Appends the customers per stage and per event name (docs/FORMAT.md §5.3), calling `seal`
+    /// with `out` after each set (it may take the bytes so far away: a large footer compresses
+    /// its index as it is encoded).
+    pub fn encode_heads(&self, out: &mut Vec<u8>, seal: Seal<'_>) -> std::io::Result<()> {
         for b in &self.stages {
             put(out, b)?;
         }
@@ -199,34 +212,12 @@ impl Bitmaps {
             put(out, b)?;
             seal(out)?;
         }
-        // `days` is not stored: it is the union over stages of `stage_days`.
-        codec::put_u32(out, self.stage_days.len() as u32);
-        for ((s, d), b) in &self.stage_days {
-            out.push(*s);
-            codec::put_i32(out, *d);
-            put(out, b)?;
-            seal(out)?;
-        }
         Ok(())
     }
 
     /// Decodes what [`Bitmaps::encode`] wrote.
     pub fn decode(reader: &mut Reader<'_>) -> Result<Bitmaps, DecodeError> {
-        fn count(reader: &mut Reader<'_>, min_entry: usize) -> Result<usize, DecodeError> {
-            let n = reader.u32()? as usize;
-            if n > reader.remaining() / min_entry {
-                return Err(reader.err("bitmap count exceeds the data"));
-            }
-            Ok(n)
-        }
-        let mut out = Bitmaps::default();
-        for b in &mut out.stages {
-            *b = Arc::new(get(reader)?);
-        }
-        for _ in 0..count(reader, 8)? {
-            let k = reader.u32()?;
-            out.events.insert(k, Arc::new(get(reader)?));
-        }
+        let mut out = Bitmaps::decode_heads(reader)?;
         for _ in 0..count(reader, 9)? {
             let s = reader.u8()?;
             let d = reader.i32()?;
@@ -239,6 +230,28 @@ impl Bitmaps {
         }
         Ok(out)
     }
+
+    /// Decodes what [`Bitmaps::encode_heads`] wrote (the other sets empty).
+    pub fn decode_heads(reader: &mut Reader<'_>) -> Result<Bitmaps, DecodeError> {
+        let mut out = Bitmaps::default();
+        for b in &mut out.stages {
+            *b = Arc::new(get(reader)?);
+        }
+        for _ in 0..count(reader, 8)? {
+            let k = reader.u32()?;
+            out.events.insert(k, Arc::new(get(reader)?));
+        }
+        Ok(out)
+    }
+}
+
+/// A count of entries of at least `min_entry` bytes each, checked against the data left.
+fn count(reader: &mut Reader<'_>, min_entry: usize) -> Result<usize, DecodeError> {
+    let n = reader.u32()? as usize;
+    if n > reader.remaining() / min_entry {
+        return Err(reader.err("bitmap count exceeds the data"));
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -282,3 +282,94 @@ proptest! {
         prop_assert_eq!(&days, &event_days.days);
     }
 }
+
+/// Sets keyed by (key, day), from `(key, day, members)` triples (empty sets kept: the table
+/// leaves them out).
+fn keyed<K: Ord>(entries: Vec<(K, i32, Vec<u32>)>) -> BTreeMap<(K, i32), RoaringBitmap> {
+    let mut out: BTreeMap<(K, i32), RoaringBitmap> = BTreeMap::new();
+    for (key, day, members) in entries {
+        *out.entry((key, day)).or_default() |= bitmap(members);
+    }
+    out
+}
+
+/// Encodes a day table of the given sets as a footer does (the keys, then two tables cut where
+/// half the customers are) and decodes it.
+fn day_table_round_trip(
+    stage_days: &BTreeMap<(u8, i32), Arc<RoaringBitmap>>,
+    event_days: &BTreeMap<(u32, i32), RoaringBitmap>,
+    values: &BTreeMap<(u32, Option<u64>, i32), RoaringBitmap>,
+) -> Result<(Decoded, Vec<u8>), String> {
+    let table = Table::new(stage_days, event_days, values);
+    let cuts = table.cuts(2);
+    let mut out = Vec::new();
+    table.keys.encode(&mut out);
+    codec::put_u32(&mut out, 2);
+    for part in cuts.windows(2) {
+        encode_days(&table.days[part[0]..part[1]], &mut out, &mut |_| Ok(())).map_err(|e| e.to_string())?;
+    }
+    let mut reader = Reader::new(&out);
+    let decoded = decode_day_table(&mut reader).map_err(|e| e.to_string())?;
+    reader.finish().map_err(|e| e.to_string())?;
+    Ok((decoded, out))
+}
+
+fn members() -> impl Strategy<Value = Vec<u32>> {
+    prop_oneof![
+        proptest::collection::vec(0u32..400, 0..40),
+        // Past a container, and a dense run (a bitmap container).
+        proptest::collection::vec(60_000u32..140_000, 0..20),
+        (0u32..3).prop_map(|start| (start * 70_000..start * 70_000 + 5_000).collect()),
+        Just(vec![u32::MAX, 0]),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The day table gives back every non-empty set it was given, and each day's customers as
+    /// the union of its stage sets — also for customers with an event or value and no stage,
+    /// which rows never produce.
+    #[test]
+    fn day_table_round_trip_equals_its_sets(
+        stages in proptest::collection::vec((0u8..6, -3i32..12, members()), 0..14),
+        events in proptest::collection::vec((0u32..9, -3i32..12, members()), 0..14),
+        values in proptest::collection::vec(((0u32..3, proptest::option::of(0u64..300)), -3i32..12, members()), 0..14),
+    ) {
+        let stage_days: BTreeMap<(u8, i32), Arc<RoaringBitmap>> =
+            keyed(stages).into_iter().map(|(key, set)| (key, Arc::new(set))).collect();
+        let event_days = keyed(events);
+        let values: BTreeMap<(u32, Option<u64>, i32), RoaringBitmap> =
+            keyed(values).into_iter().map(|(((prop, value), day), set)| ((prop, value, day), set)).collect();
+        let (decoded, bytes) = day_table_round_trip(&stage_days, &event_days, &values).map_err(TestCaseError::fail)?;
+        let non_empty = |set: &RoaringBitmap| !set.is_empty();
+        let expected_stages: BTreeMap<_, _> = stage_days.iter().filter(|(_, s)| non_empty(s)).map(|(k, s)| (*k, s.clone())).collect();
+        prop_assert_eq!(&decoded.stage_days, &expected_stages);
+        let expected_events: BTreeMap<_, _> = event_days.iter().filter(|(_, s)| non_empty(s)).map(|(k, s)| (*k, s.clone())).collect();
+        prop_assert_eq!(&decoded.event_days, &expected_events);
+        let expected_values: BTreeMap<_, _> = values.iter().filter(|(_, s)| non_empty(s)).map(|(k, s)| (*k, s.clone())).collect();
+        prop_assert_eq!(&decoded.values, &expected_values);
+        let mut days: BTreeMap<i32, RoaringBitmap> = BTreeMap::new();
+        for ((_, day), set) in &expected_stages {
+            *days.entry(*day).or_default() |= &**set;
+        }
+        let decoded_days: BTreeMap<i32, RoaringBitmap> =
+            decoded.days.iter().map(|(day, set)| (*day, (**set).clone())).collect();
+        prop_assert_eq!(decoded_days, days);
+        // Cut anywhere, the table is an error, never a panic or a shorter answer.
+        for cut in (0..bytes.len()).step_by(bytes.len() / 16 + 1) {
+            let mut reader = Reader::new(&bytes[..cut]);
+            prop_assert!(decode_day_table(&mut reader).and_then(|_| reader.finish()).is_err());
+        }
+    }
+
+    /// Random bytes after valid keys never panic the decoder.
+    #[test]
+    fn day_table_reader_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..96)) {
+        let keys = super::day_table::Keys { events: vec![3, 7], values: vec![(0, None), (0, Some(4))] };
+        let mut all = Vec::new();
+        keys.encode(&mut all);
+        all.extend_from_slice(&bytes);
+        let _ = decode_day_table(&mut Reader::new(&all));
+    }
+}

@@ -4,7 +4,7 @@
 
 use crate::codec::{self, DecodeError, Reader};
 use crate::index::days::{DaySets, add_major_days};
-use crate::index::gap_list::{get, put};
+use crate::index::gap_list::get;
 use crate::model::Columns;
 use roaring::RoaringBitmap;
 use std::collections::BTreeMap;
@@ -111,16 +111,11 @@ impl ValueIndex {
 
     /// Appends the encoding: `n u32 | n × prop u32` (overflowed properties), then `count u32 |
     /// count × (prop u32 | has_value u8 | [value varint] | day i32 | len u32 | roaring bytes)`.
+    /// The form written before the day table (docs/FORMAT.md §5.3), which readers still take:
+    /// tests write it.
+    #[cfg(test)]
     pub fn encode(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
-        self.encode_sealing(out, &mut |_| Ok(()))
-    }
-
-    /// [`encode`](Self::encode), calling `seal` after each bitmap (see [`super::Seal`]).
-    pub fn encode_sealing(&self, out: &mut Vec<u8>, seal: super::Seal<'_>) -> std::io::Result<()> {
-        codec::put_u32(out, self.overflow.len() as u32);
-        for p in &self.overflow {
-            codec::put_u32(out, *p);
-        }
+        self.encode_overflow(out);
         codec::put_u32(out, self.days.len() as u32);
         for ((p, v, d), b) in &self.days {
             codec::put_u32(out, *p);
@@ -132,14 +127,22 @@ impl ValueIndex {
                 None => out.push(0),
             }
             codec::put_i32(out, *d);
-            put(out, b)?;
-            seal(out)?;
+            super::gap_list::put(out, b)?;
         }
         Ok(())
     }
 
-    /// Decodes what [`ValueIndex::encode`] wrote.
-    pub fn decode(reader: &mut Reader<'_>) -> Result<ValueIndex, DecodeError> {
+    /// Appends `n u32 | n × prop u32`: the properties not indexed (a segment with a day table
+    /// stores the sets there).
+    pub fn encode_overflow(&self, out: &mut Vec<u8>) {
+        codec::put_u32(out, self.overflow.len() as u32);
+        for p in &self.overflow {
+            codec::put_u32(out, *p);
+        }
+    }
+
+    /// Decodes what [`ValueIndex::encode_overflow`] wrote (no sets).
+    pub fn decode_overflow(reader: &mut Reader<'_>) -> Result<ValueIndex, DecodeError> {
         let mut out = ValueIndex::default();
         let n = reader.u32()? as usize;
         if n > reader.remaining() / 4 {
@@ -148,6 +151,12 @@ impl ValueIndex {
         for _ in 0..n {
             out.overflow.insert(reader.u32()?);
         }
+        Ok(out)
+    }
+
+    /// Decodes what [`ValueIndex::encode`] wrote.
+    pub fn decode(reader: &mut Reader<'_>) -> Result<ValueIndex, DecodeError> {
+        let mut out = ValueIndex::decode_overflow(reader)?;
         let n = reader.u32()? as usize;
         if n > reader.remaining() / 13 {
             return Err(reader.err("value bitmap count exceeds the data"));

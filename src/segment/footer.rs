@@ -7,7 +7,7 @@
 use super::{BlockMeta, ChunkRef, FIXED_COLUMNS};
 use crate::codec::{self, DecodeError, Reader};
 use crate::file::{self};
-use crate::index::{Bitmaps, EventDays, Rollups, ValueIndex};
+use crate::index::{Bitmaps, EventDays, Rollups, Table, ValueIndex, decode_day_table, encode_days};
 use crate::limits;
 use crate::model::{PropType, join};
 
@@ -105,38 +105,58 @@ pub(super) fn encode_footer_pieces(
     Ok(std::iter::once(head).chain(frames).collect())
 }
 
-/// The index — bitmaps, then (when present) rollups, value index, event-day bitmaps — as
-/// zstd frames, and its raw length. Split (`parallel`), the two parts are encoded on two
-/// threads, their frames stored one after the other (§5.3: a standard zstd stream of one or
-/// more frames, read as one); a part is compressed apart when the first is `split_bytes` or
-/// more, else the two as one frame. Each part is compressed as it is encoded, a frame per
-/// `frame_bytes`, so that a large footer never holds its whole raw index.
+/// Marks an index whose per-day sets are a day table (§5.3). An older build reads it as the
+/// length word of a stage bitmap over a gigabyte long and refuses the segment.
+const DAY_TABLE_MARK: u32 = u32::MAX;
+
+/// The index as zstd frames, and its raw length, in the day-table form (§5.3; a footer without
+/// rollups, value index or event-day sets — none is written so — stores them empty). The two
+/// tables are encoded on two threads with `parallel` (see [`in_frames`]).
 fn encode_index(
     footer: &Footer,
     parallel: bool,
     (split_bytes, frame_bytes): (usize, usize),
 ) -> std::io::Result<(usize, Vec<Vec<u8>>)> {
+    let (no_rollups, no_values, no_event_days) =
+        (Rollups::default(), ValueIndex::default(), EventDays::default());
+    let rollups = footer.rollups.as_ref().unwrap_or(&no_rollups);
+    let values = footer.values.as_ref().unwrap_or(&no_values);
+    let event_days = footer.event_days.as_ref().unwrap_or(&no_event_days);
+    let table = Table::new(&footer.bitmaps.stage_days, &event_days.days, &values.days);
+    // Two tables (days cut where half the memberships are), whether or not on two threads:
+    // the bytes do not depend on `parallel`.
+    let cuts = table.cuts(2);
     let head = |frames: &mut Frames| -> std::io::Result<()> {
         let Frames { raw, sealed } = frames;
         let mut seal = |raw: &mut Vec<u8>| sealed.seal_if_full(raw, frame_bytes);
-        footer.bitmaps.encode_sealing(raw, &mut seal)?;
-        if let Some(r) = &footer.rollups {
-            r.encode(raw);
-            if let Some(v) = &footer.values {
-                v.encode_sealing(raw, &mut seal)?;
-            }
-        }
-        Ok(())
-    };
-    let tail = match (&footer.rollups, &footer.values, &footer.event_days) {
-        (Some(_), Some(_), Some(e)) => Some(e),
-        _ => None,
+        codec::put_u32(raw, DAY_TABLE_MARK);
+        footer.bitmaps.encode_heads(raw, &mut seal)?;
+        rollups.encode(raw);
+        values.encode_overflow(raw);
+        table.keys.encode(raw);
+        codec::put_u32(raw, 2);
+        encode_days(&table.days[cuts[0]..cuts[1]], raw, &mut seal)
     };
     let tail = |frames: &mut Frames| -> std::io::Result<()> {
-        let Some(e) = tail else { return Ok(()) };
         let Frames { raw, sealed } = frames;
-        e.encode_sealing(raw, &mut |raw| sealed.seal_if_full(raw, frame_bytes))
+        encode_days(&table.days[cuts[1]..cuts[2]], raw, &mut |raw| {
+            sealed.seal_if_full(raw, frame_bytes)
+        })
     };
+    in_frames(head, tail, parallel, split_bytes)
+}
+
+/// The index's two parts, written by `head` and `tail` (on two threads with `parallel`; their
+/// frames stored one after the other: §5.3, a standard zstd stream of one or more frames, read
+/// as one), and its raw length. A part is compressed apart when the first is `split_bytes` or
+/// more, else the two as one frame; each part is compressed as it is encoded, a frame per
+/// `frame_bytes`, so that a large footer never holds its whole raw index.
+fn in_frames(
+    head: impl FnOnce(&mut Frames) -> std::io::Result<()> + Send,
+    tail: impl FnOnce(&mut Frames) -> std::io::Result<()> + Send,
+    parallel: bool,
+    split_bytes: usize,
+) -> std::io::Result<(usize, Vec<Vec<u8>>)> {
     let (mut first, mut second) = (Frames::default(), Frames::default());
     if parallel {
         std::thread::scope(|s| {
@@ -350,6 +370,9 @@ fn decode_index(reader: &mut Reader<'_>) -> Result<Index, DecodeError> {
         .map_err(|e| DecodeError::new(at, e.what))?;
     let mut ir = Reader::new(&raw);
     let section = |what: &'static str| move |e: DecodeError| DecodeError::new(at, format!("{what}: {e}"));
+    if ir.clone().u32().ok() == Some(DAY_TABLE_MARK) {
+        return decode_day_index(&mut ir).map_err(section("index"));
+    }
     let bitmaps = Bitmaps::decode(&mut ir).map_err(section("bitmap index"))?;
     let rollups = if ir.remaining() > 0 {
         Some(Rollups::decode(&mut ir).map_err(section("rollups"))?)
@@ -368,4 +391,29 @@ fn decode_index(reader: &mut Reader<'_>) -> Result<Index, DecodeError> {
     };
     ir.finish().map_err(section("bitmap index"))?;
     Ok((bitmaps, rollups, values, event_days))
+}
+
+/// The index in its day-table form (§5.3): the mark, the per-stage and per-event sets, the
+/// rollups, the value index's unindexed properties, the day table.
+fn decode_day_index(ir: &mut Reader<'_>) -> Result<Index, DecodeError> {
+    ir.u32()?;
+    let mut bitmaps = Bitmaps::decode_heads(ir)?;
+    let rollups = Rollups::decode(ir)?;
+    let mut values = ValueIndex::decode_overflow(ir)?;
+    let table = decode_day_table(ir)?;
+    ir.finish()?;
+    if table
+        .values
+        .keys()
+        .any(|(prop, _, _)| values.overflow.contains(prop))
+    {
+        return Err(ir.err("a property both indexed and not"));
+    }
+    bitmaps.stage_days = table.stage_days;
+    bitmaps.days = table.days;
+    values.days = table.values;
+    let event_days = EventDays {
+        days: table.event_days,
+    };
+    Ok((bitmaps, Some(rollups), Some(values), Some(event_days)))
 }

@@ -114,12 +114,9 @@ fn lazy_block_reads_equal_whole_blocks() -> Result<(), Box<dyn std::error::Error
     Ok(())
 }
 
-/// The index stored as two zstd frames (a large segment's) decodes to the same footer as the
-/// one-frame form, and both to the footer written.
-#[test]
-fn split_index_decodes_as_one() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
-    let path = dir.path().join("x.seg");
+/// A segment of 5,000 rows (715 customers, 5 events, 6 stages, a string property of 11 values
+/// absent from a third of the rows) written at `path`: its footer and length.
+fn small_segment(path: &std::path::Path) -> Result<(Footer, u64), Box<dyn std::error::Error>> {
     let n = 5_000usize;
     let mut rows = Columns::default();
     for i in 0..n {
@@ -134,9 +131,17 @@ fn split_index_decodes_as_one() -> Result<(), Box<dyn std::error::Error>> {
         valid: (0..n).map(|i| i % 3 != 0).collect(),
         vals: (0..n).map(|i| (i % 11) as u64).collect(),
     });
-    let mut w = SegmentWriter::create(&path, vec![(0, PropType::Str)], 3, 0)?;
+    let mut w = SegmentWriter::create(path, vec![(0, PropType::Str)], 3, 0)?;
     w.push_rows(&rows, None)?;
-    let (footer, len) = w.finish(0, n as u64)?;
+    Ok(w.finish(0, n as u64)?)
+}
+
+/// The index stored as two zstd frames (a large segment's) decodes to the same footer as the
+/// one-frame form, and both to the footer written.
+#[test]
+fn split_index_decodes_as_one() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let (footer, len) = small_segment(&dir.path().join("x.seg"))?;
     let (mut one, mut two) = (Vec::new(), Vec::new());
     let whole = (0, INDEX_FRAME_BYTES);
     encode_footer(&footer, &mut one, false, whole)?;
@@ -169,13 +174,53 @@ fn split_index_decodes_as_one() -> Result<(), Box<dyn std::error::Error>> {
     ] {
         let mut framed = Vec::new();
         encode_footer(&footer, &mut framed, parallel, (split, frame_bytes))?;
-        assert!(frames(&framed) > 10, "{} frames", frames(&framed));
+        // A frame after each per-stage and per-event set, and after each day of the day table.
+        assert!(frames(&framed) >= 8, "{} frames", frames(&framed));
         assert_eq!(
             decode_footer(&framed, len)?,
             footer,
             "{parallel} {split} {frame_bytes}"
         );
     }
+    Ok(())
+}
+
+/// An index in the form written before the day table (per-key sets; docs/FORMAT.md §5.3) decodes
+/// to the same footer as today's form, with or without the sections that came later.
+#[test]
+fn index_before_the_day_table_decodes_as_today() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let (footer, len) = small_segment(&dir.path().join("x.seg"))?;
+    let whole = (0, INDEX_FRAME_BYTES);
+    let mut today = Vec::new();
+    encode_footer(&footer, &mut today, false, whole)?;
+    let head = encode_footer_pieces(&footer, false, whole)?.swap_remove(0);
+    let with_index = |raw: &[u8]| -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+        // The head ends with the index's raw and stored lengths.
+        let mut out = head[..head.len() - 8].to_vec();
+        let stored = crate::codec::compress(raw, 3)?;
+        crate::codec::put_u32(&mut out, raw.len() as u32);
+        crate::codec::put_u32(&mut out, stored.len() as u32);
+        out.extend_from_slice(&stored);
+        Ok(out)
+    };
+    let (Some(rollups), Some(values), Some(event_days)) =
+        (&footer.rollups, &footer.values, &footer.event_days)
+    else {
+        return Err("the writer left out an index section".into());
+    };
+    let mut raw = Vec::new();
+    footer.bitmaps.encode(&mut raw)?;
+    let bitmaps_only = raw.len();
+    rollups.encode(&mut raw);
+    values.encode(&mut raw)?;
+    event_days.encode(&mut raw)?;
+    let legacy = with_index(&raw)?;
+    assert_ne!(legacy, today);
+    assert_eq!(decode_footer(&legacy, len)?, footer);
+    let oldest = decode_footer(&with_index(&raw[..bitmaps_only])?, len)?;
+    assert_eq!(oldest.bitmaps, footer.bitmaps);
+    assert!(oldest.rollups.is_none() && oldest.values.is_none() && oldest.event_days.is_none());
     Ok(())
 }
 
