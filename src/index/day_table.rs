@@ -33,7 +33,8 @@ enum Key {
 }
 
 impl Keys {
-    fn len(&self) -> usize {
+    /// How many keys there are.
+    pub fn count(&self) -> usize {
         self.events.len() + STAGES as usize + self.values.len()
     }
 
@@ -171,76 +172,109 @@ impl<'a> Table<'a> {
     }
 }
 
-/// Tuples numbered in the order first seen within one table.
+/// Tuples numbered in the order first seen within one table, found by their keys or by their
+/// keys' bit mask (one table uses one or the other).
 #[derive(Default)]
 struct Numbers {
-    known: HashMap<Vec<u32>, u32, foldhash::fast::FixedState>,
+    by_keys: HashMap<Vec<u32>, u32, foldhash::fast::FixedState>,
+    by_mask: HashMap<u128, u32, foldhash::fast::FixedState>,
+    next: u32,
 }
 
 impl Numbers {
     /// The number of `tuple`, appending its definition to `defined` when it is new.
     fn number(&mut self, tuple: &[u32], defined: &mut Vec<u8>) -> u32 {
-        if let Some(&number) = self.known.get(tuple) {
+        if let Some(&number) = self.by_keys.get(tuple) {
             return number;
         }
-        let number = self.known.len() as u32;
-        self.known.insert(tuple.to_vec(), number);
-        codec::put_varint(defined, tuple.len() as u64);
+        self.by_keys.insert(tuple.to_vec(), self.next);
+        self.define(tuple.iter().copied(), tuple.len(), defined)
+    }
+
+    /// The number of the tuple of the keys whose bits are set in `mask`, as [`Numbers::number`].
+    fn number_of_mask(&mut self, mask: u128, defined: &mut Vec<u8>) -> u32 {
+        if let Some(&number) = self.by_mask.get(&mask) {
+            return number;
+        }
+        self.by_mask.insert(mask, self.next);
+        let bits = std::iter::successors(Some(mask), |rest| Some(rest & rest.wrapping_sub(1)))
+            .take_while(|&rest| rest != 0)
+            .map(u128::trailing_zeros);
+        self.define(bits, mask.count_ones() as usize, defined)
+    }
+
+    /// Appends the definition of the next number's tuple, `len` ascending `keys`.
+    fn define(&mut self, keys: impl Iterator<Item = u32>, len: usize, defined: &mut Vec<u8>) -> u32 {
+        codec::put_varint(defined, len as u64);
         let mut previous = 0;
-        for (i, &key) in tuple.iter().enumerate() {
+        for (i, key) in keys.enumerate() {
             codec::put_varint(defined, u64::from(if i == 0 { key } else { key - previous }));
             previous = key;
         }
-        number
+        self.next += 1;
+        self.next - 1
     }
 }
 
-/// Calls `found` with the position in `members` (ascending) of each member of `set`, which
-/// must be a subset of `members`.
-fn ranks(set: &RoaringBitmap, members: &[u32], mut found: impl FnMut(usize)) {
+/// Calls `found` with the position in `members` (ascending) of each member of `set` (ascending),
+/// which must be a subset of `members`.
+fn ranks(set: impl Iterator<Item = u32>, members: &[u32], mut found: impl FnMut(usize)) {
+    // `at`: where the next member can be, at the earliest (its rank, when sets are dense).
     let mut at = 0;
     for member in set {
-        // Gallop: sets are often much sparser than the day.
-        let mut step = 1;
-        while at + step < members.len() && members[at + step] <= member {
-            at += step;
-            step *= 2;
+        if members.get(at) != Some(&member) {
+            // Gallop: sets are often much sparser than the day.
+            let mut step = 1;
+            while at + step < members.len() && members[at + step] <= member {
+                at += step;
+                step *= 2;
+            }
+            at += members[at..(at + step).min(members.len())].partition_point(|&m| m < member);
         }
-        at += members[at..(at + step).min(members.len())].partition_point(|&m| m < member);
         found(at);
+        at += 1;
     }
 }
 
-/// Appends `days u32 | days × DAY` for `days` (one table: tuples are numbered afresh), calling
-/// `seal` after each day.
-pub fn encode_days(days: &[Day<'_>], out: &mut Vec<u8>, seal: super::Seal<'_>) -> std::io::Result<()> {
+/// Most keys for which a customer's keys are gathered as a bit mask rather than as a list.
+const MASK_KEYS: usize = 128;
+
+/// Appends `days u32 | days × DAY` for `days` (one table: tuples are numbered afresh) of a table
+/// of `key_count` keys, calling `seal` after each day.
+pub fn encode_days(
+    days: &[Day<'_>],
+    key_count: usize,
+    out: &mut Vec<u8>,
+    seal: super::Seal<'_>,
+) -> std::io::Result<()> {
+    encode_days_as(days, key_count <= MASK_KEYS, out, seal)
+}
+
+/// Each member's keys: a bit mask per member, or lists (any number of keys).
+#[derive(Default)]
+struct Scratch {
+    masks: Vec<u128>,
+    keys: Vec<u32>,
+    starts: Vec<u32>,
+    defined: Vec<u8>,
+}
+
+/// [`encode_days`], gathering each customer's keys as a bit mask (`by_masks`: every key number
+/// below 128) or as a list; the bytes are the same.
+pub(super) fn encode_days_as(
+    days: &[Day<'_>],
+    by_masks: bool,
+    out: &mut Vec<u8>,
+    seal: super::Seal<'_>,
+) -> std::io::Result<()> {
     codec::put_u32(out, days.len() as u32);
-    let mut numbers = Numbers::default();
-    let (mut defined, mut keys, mut starts) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut numbers, mut scratch) = (Numbers::default(), Scratch::default());
     for (day, sets) in days {
         let mut union = RoaringBitmap::new();
         for (_, set) in sets {
             union |= *set;
         }
         let members: Vec<u32> = union.iter().collect();
-        // Each member's keys, ascending (sets are in key order): counted, then placed.
-        starts.clear();
-        starts.resize(members.len() + 1, 0u32);
-        for (_, set) in sets {
-            ranks(set, &members, |rank| starts[rank + 1] += 1);
-        }
-        for i in 1..starts.len() {
-            starts[i] += starts[i - 1];
-        }
-        keys.clear();
-        keys.resize(starts[members.len()] as usize, 0u32);
-        let mut fill = starts.clone();
-        for &(number, set) in sets {
-            ranks(set, &members, |rank| {
-                keys[fill[rank] as usize] = number;
-                fill[rank] += 1;
-            });
-        }
         codec::put_i32(out, *day);
         codec::put_varint(out, members.len() as u64);
         let mut previous = 0;
@@ -248,16 +282,87 @@ pub fn encode_days(days: &[Day<'_>], out: &mut Vec<u8>, seal: super::Seal<'_>) -
             codec::put_varint(out, u64::from(member - previous));
             previous = member;
         }
-        defined.clear();
-        for window in starts.windows(2) {
-            let tuple = &keys[window[0] as usize..window[1] as usize];
-            let number = numbers.number(tuple, &mut defined);
-            codec::put_varint(out, u64::from(number));
+        scratch.defined.clear();
+        if by_masks {
+            number_by_masks(sets, &members, &mut numbers, &mut scratch, out);
+        } else {
+            number_by_lists(sets, &members, &mut numbers, &mut scratch, out);
         }
-        out.extend_from_slice(&defined);
+        out.extend_from_slice(&scratch.defined);
         seal(out)?;
     }
     Ok(())
+}
+
+/// Appends each member's tuple number, its keys gathered as a bit mask.
+fn number_by_masks(
+    sets: &[(u32, &RoaringBitmap)],
+    members: &[u32],
+    numbers: &mut Numbers,
+    scratch: &mut Scratch,
+    out: &mut Vec<u8>,
+) {
+    // A container's members (ids sharing their upper 16 bits) at a time: their masks stay in
+    // the cache while every set ORs its bits in (a day's masks at 100M events are megabytes).
+    let masks = &mut scratch.masks;
+    let mut from = 0;
+    while from < members.len() {
+        let high = members[from] >> 16;
+        let to = from + members[from..].partition_point(|&m| m >> 16 == high);
+        let chunk = &members[from..to];
+        masks.clear();
+        masks.resize(chunk.len(), 0);
+        let container = (high << 16)..=(high << 16 | 0xFFFF);
+        for &(number, set) in sets {
+            ranks(set.range(container.clone()), chunk, |rank| {
+                masks[rank] |= 1u128 << number
+            });
+        }
+        for &mask in masks.iter() {
+            let number = numbers.number_of_mask(mask, &mut scratch.defined);
+            codec::put_varint(out, u64::from(number));
+        }
+        from = to;
+    }
+}
+
+/// Appends each member's tuple number, its keys gathered as a list (ascending: sets are in key
+/// order): counted, then placed.
+fn number_by_lists(
+    sets: &[(u32, &RoaringBitmap)],
+    members: &[u32],
+    numbers: &mut Numbers,
+    scratch: &mut Scratch,
+    out: &mut Vec<u8>,
+) {
+    let Scratch {
+        keys,
+        starts,
+        defined,
+        ..
+    } = scratch;
+    starts.clear();
+    starts.resize(members.len() + 1, 0u32);
+    for (_, set) in sets {
+        ranks(set.iter(), members, |rank| starts[rank + 1] += 1);
+    }
+    for i in 1..starts.len() {
+        starts[i] += starts[i - 1];
+    }
+    keys.clear();
+    keys.resize(starts[members.len()] as usize, 0u32);
+    let mut fill = starts.clone();
+    for &(number, set) in sets {
+        ranks(set.iter(), members, |rank| {
+            keys[fill[rank] as usize] = number;
+            fill[rank] += 1;
+        });
+    }
+    for window in starts.windows(2) {
+        let tuple = &keys[window[0] as usize..window[1] as usize];
+        let number = numbers.number(tuple, defined);
+        codec::put_varint(out, u64::from(number));
+    }
 }
 
 /// The sets a day table holds, as the index keeps them.
@@ -289,7 +394,7 @@ impl Tuples {
     /// Reads one tuple's definition (`k varint ≥ 1 | first key | k − 1 gaps ≥ 1`).
     fn define(&mut self, reader: &mut Reader<'_>, keys: &Keys) -> Result<(), DecodeError> {
         let n = reader.varint()?;
-        if n == 0 || n > keys.len() as u64 {
+        if n == 0 || n > keys.count() as u64 {
             return Err(reader.err("day table: bad tuple length"));
         }
         let (stages_at, mut key, mut staged) = (keys.events.len() as u64, 0u64, false);
@@ -299,7 +404,7 @@ impl Tuples {
                 return Err(reader.err("day table: tuple keys out of order"));
             }
             key = key.saturating_add(step);
-            if key >= keys.len() as u64 {
+            if key >= keys.count() as u64 {
                 return Err(reader.err("day table: tuple key out of range"));
             }
             staged |= (stages_at..stages_at + u64::from(STAGES)).contains(&key);
@@ -319,7 +424,7 @@ pub fn decode(reader: &mut Reader<'_>) -> Result<Decoded, DecodeError> {
         return Err(reader.err("day table: table count exceeds the data"));
     }
     let mut out = Decoded::default();
-    let mut lists: Vec<Vec<u32>> = vec![Vec::new(); keys.len()];
+    let mut lists: Vec<Vec<u32>> = vec![Vec::new(); keys.count()];
     for _ in 0..tables {
         let days = reader.u32()?;
         if days as usize > reader.remaining() / 5 {

@@ -306,7 +306,17 @@ fn day_table_round_trip(
     table.keys.encode(&mut out);
     codec::put_u32(&mut out, 2);
     for part in cuts.windows(2) {
-        encode_days(&table.days[part[0]..part[1]], &mut out, &mut |_| Ok(())).map_err(|e| e.to_string())?;
+        let days = &table.days[part[0]..part[1]];
+        encode_days(days, table.keys.count(), &mut out, &mut |_| Ok(())).map_err(|e| e.to_string())?;
+        // Keys gathered as lists (tables of over 128 keys) give the same bytes as bit masks.
+        let (mut by_lists, mut by_masks) = (Vec::new(), Vec::new());
+        super::day_table::encode_days_as(days, false, &mut by_lists, &mut |_| Ok(()))
+            .map_err(|e| e.to_string())?;
+        super::day_table::encode_days_as(days, true, &mut by_masks, &mut |_| Ok(()))
+            .map_err(|e| e.to_string())?;
+        if by_lists != by_masks {
+            return Err("the two ways of gathering keys differ".into());
+        }
     }
     let mut reader = Reader::new(&out);
     let decoded = decode_day_table(&mut reader).map_err(|e| e.to_string())?;

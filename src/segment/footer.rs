@@ -135,13 +135,16 @@ fn encode_index(
         values.encode_overflow(raw);
         table.keys.encode(raw);
         codec::put_u32(raw, 2);
-        encode_days(&table.days[cuts[0]..cuts[1]], raw, &mut seal)
+        encode_days(&table.days[cuts[0]..cuts[1]], table.keys.count(), raw, &mut seal)
     };
     let tail = |frames: &mut Frames| -> std::io::Result<()> {
         let Frames { raw, sealed } = frames;
-        encode_days(&table.days[cuts[1]..cuts[2]], raw, &mut |raw| {
-            sealed.seal_if_full(raw, frame_bytes)
-        })
+        encode_days(
+            &table.days[cuts[1]..cuts[2]],
+            table.keys.count(),
+            raw,
+            &mut |raw| sealed.seal_if_full(raw, frame_bytes),
+        )
     };
     in_frames(head, tail, parallel, split_bytes)
 }
