@@ -6,9 +6,10 @@
 //! written once as gaps, and a customer's keys mostly as one of a few common tuples (a visit;
 //! a visit and a view in one channel; …), a byte each. The sets decoded are the ones encoded.
 //!
-//! Uses: `codec`.
+//! Uses: `codec`; rooms `value_index`.
 
 use crate::codec::{self, DecodeError, Reader};
+use crate::index::value_index::{get_value_key, put_value_key};
 use hashbrown::HashMap;
 use roaring::RoaringBitmap;
 use std::collections::BTreeMap;
@@ -58,15 +59,8 @@ impl Keys {
             codec::put_u32(out, event);
         }
         codec::put_u32(out, self.values.len() as u32);
-        for &(prop, value) in &self.values {
-            codec::put_u32(out, prop);
-            match value {
-                Some(value) => {
-                    out.push(1);
-                    codec::put_varint(out, value);
-                }
-                None => out.push(0),
-            }
+        for &key in &self.values {
+            put_value_key(out, key);
         }
     }
 
@@ -88,16 +82,11 @@ impl Keys {
             return Err(reader.err("day table: value key count exceeds the data"));
         }
         for _ in 0..n {
-            let prop = reader.u32()?;
-            let value = match reader.u8()? {
-                0 => None,
-                1 => Some(reader.varint()?),
-                _ => return Err(reader.err("day table: bad value flag")),
-            };
-            if keys.values.last().is_some_and(|&last| last >= (prop, value)) {
+            let key = get_value_key(reader)?;
+            if keys.values.last().is_some_and(|&last| last >= key) {
                 return Err(reader.err("day table: value keys out of order"));
             }
-            keys.values.push((prop, value));
+            keys.values.push(key);
         }
         Ok(keys)
     }

@@ -117,16 +117,9 @@ impl ValueIndex {
     pub fn encode(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
         self.encode_overflow(out);
         codec::put_u32(out, self.days.len() as u32);
-        for ((p, v, d), b) in &self.days {
-            codec::put_u32(out, *p);
-            match v {
-                Some(v) => {
-                    out.push(1);
-                    codec::put_varint(out, *v);
-                }
-                None => out.push(0),
-            }
-            codec::put_i32(out, *d);
+        for (&(p, v, d), b) in &self.days {
+            put_value_key(out, (p, v));
+            codec::put_i32(out, d);
             super::gap_list::put(out, b)?;
         }
         Ok(())
@@ -162,12 +155,7 @@ impl ValueIndex {
             return Err(reader.err("value bitmap count exceeds the data"));
         }
         for _ in 0..n {
-            let p = reader.u32()?;
-            let v = match reader.u8()? {
-                0 => None,
-                1 => Some(reader.varint()?),
-                _ => return Err(reader.err("bad value flag")),
-            };
+            let (p, v) = get_value_key(reader)?;
             let d = reader.i32()?;
             let b = get(reader)?;
             if out.overflow.contains(&p) || out.days.insert((p, v, d), b).is_some() {
@@ -176,4 +164,27 @@ impl ValueIndex {
         }
         Ok(out)
     }
+}
+
+/// Appends a (property, value) key: `prop u32 | has_value u8 | [value varint]`.
+pub(super) fn put_value_key(out: &mut Vec<u8>, (prop, value): (u32, Option<u64>)) {
+    codec::put_u32(out, prop);
+    match value {
+        Some(value) => {
+            out.push(1);
+            codec::put_varint(out, value);
+        }
+        None => out.push(0),
+    }
+}
+
+/// Reads what [`put_value_key`] wrote.
+pub(super) fn get_value_key(reader: &mut Reader<'_>) -> Result<(u32, Option<u64>), DecodeError> {
+    let prop = reader.u32()?;
+    let value = match reader.u8()? {
+        0 => None,
+        1 => Some(reader.varint()?),
+        _ => return Err(reader.err("bad value flag")),
+    };
+    Ok((prop, value))
 }
