@@ -38,15 +38,13 @@ pub struct Footer {
     pub event_days: Option<EventDays>,
 }
 
-/// From this many rows on, the two parts of a segment's index (the event-day bitmaps, and
-/// everything before them) are encoded on two threads.
+/// From this many rows on, the two parts of a segment's index (the per-stage and per-event
+/// sets with the day table's first days, and its other days) are encoded on two threads.
 pub(super) const INDEX_PARALLEL_ROWS: u64 = 1 << 18;
 
-/// From this many bytes of index before the event-day bitmaps on, the two parts are also
-/// compressed apart, on two threads, as two zstd frames: so far beyond zstd's window at level
-/// 3 (2 MiB) that the event-day bitmaps could hardly refer back to the per-(stage, day) bitmaps
-/// they resemble anyway (10M events: 1.5 KB larger; at 1M events, under the window, two frames
-/// were 260 KB larger than one).
+/// From this many bytes of the index's first part on, the two parts are also compressed apart,
+/// on two threads, as two zstd frames: so far beyond zstd's window at level 3 (2 MiB) that the
+/// second part could hardly refer back to the first anyway.
 pub(super) const INDEX_SPLIT_BYTES: usize = 8 << 20;
 
 /// Appends the footer; with `parallel`, the index's two parts are encoded on two threads, and
